@@ -1,0 +1,209 @@
+/*
+ * wd.c - shared helpers: error strings, logging, clocks, hashing and the
+ * careful byte handling every module needs.
+ */
+#include "common/wd.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+static const char *const wd_err_text[WD_ERR_COUNT] = {
+	[WD_OK] = "success",
+	[WD_ENOMEM] = "out of memory",
+	[WD_EINVAL] = "invalid argument",
+	[WD_EIO] = "I/O error",
+	[WD_ECONFIG] = "invalid configuration",
+	[WD_ELIMIT] = "limit exceeded",
+	[WD_EPARSE] = "malformed input",
+	[WD_ENOTFOUND] = "not found",
+	[WD_EUPSTREAM] = "upstream failed",
+	[WD_ETIMEOUT] = "timed out",
+	[WD_ETPM] = "TPM error",
+	[WD_EPERM] = "unsafe file ownership or permissions",
+	[WD_ECLOSED] = "peer closed the connection",
+	[WD_EUNSUPPORTED] = "not supported",
+};
+
+const char *
+wd_strerror(enum wd_err err)
+{
+	if ((unsigned)err >= WD_ERR_COUNT || wd_err_text[err] == NULL)
+		return "unknown error";
+	return wd_err_text[err];
+}
+
+static enum wd_log_level wd_log_min = WD_LOG_INFO;
+
+void
+wd_log_set_level(enum wd_log_level level)
+{
+	wd_log_min = level;
+}
+
+void
+wd_log(enum wd_log_level level, const char *fmt, ...)
+{
+	static const char *const names[] = { "debug", "info", "warn", "error" };
+	char line[1024];
+	struct timespec ts;
+	struct tm tm;
+	va_list ap;
+	int n;
+
+	if (level < wd_log_min)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ warden %s: ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[level]);
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < sizeof(line))
+		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	/* One fputs per line: stdio locks the stream, so lines from worker
+	 * threads never interleave. */
+	fprintf(stderr, "%s\n", line);
+}
+
+uint64_t
+wd_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t
+wd_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+bool
+wd_ct_equal(const void *a, const void *b, size_t len)
+{
+	return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+enum wd_err
+wd_random(void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return WD_EIO;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return WD_OK;
+}
+
+void
+wd_hex(const unsigned char *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+enum wd_err
+wd_unhex(const char *in, unsigned char *out, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		int hi = hexval(in[2 * i]), lo;
+
+		if (hi < 0)
+			return WD_EPARSE;
+		lo = hexval(in[2 * i + 1]);
+		if (lo < 0)
+			return WD_EPARSE;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return in[2 * len] == '\0' ? WD_OK : WD_EPARSE;
+}
+
+void
+wd_sha256(const void *data, size_t len, unsigned char out[32])
+{
+	SHA256(data, len, out);
+}
+
+void
+wd_wipe(void *p, size_t len)
+{
+	if (p != NULL)
+		OPENSSL_cleanse(p, len);
+}
+
+size_t
+wd_edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[65];
+
+	/* Hints are for short keys; long strings are simply "far". */
+	if (la > 64 || lb > 64)
+		return (size_t)-1;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best;
+
+			best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+char *
+wd_strndup(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+
+	if (p == NULL)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}

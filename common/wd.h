@@ -1,0 +1,85 @@
+/*
+ * wd.h - the few things every module of warden shares: the project's one
+ * error enum, logging, time, and small helpers that handle secrets and
+ * untrusted bytes carefully.
+ *
+ * Owned by nobody in particular; every module includes it.  Keep it small:
+ * anything that belongs to one module lives in that module.
+ */
+#ifndef WD_H
+#define WD_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WD_VERSION "0.1.0"
+
+/*
+ * The project's error codes.  Functions return one of these; results come
+ * back through out-parameters.  A policy denial is not an error (it is a
+ * verdict); an error means "we could not do what was asked".
+ * Only ever append; wd_strerror() must cover every value.
+ */
+enum wd_err {
+	WD_OK = 0,		/* success */
+	WD_ENOMEM,		/* an allocation failed */
+	WD_EINVAL,		/* a caller passed an invalid argument */
+	WD_EIO,			/* a system call failed; errno says more */
+	WD_ECONFIG,		/* the configuration is invalid (details printed) */
+	WD_ELIMIT,		/* a size, count or time limit was reached */
+	WD_EPARSE,		/* malformed input: HTTP, JSON, SSE, YAML */
+	WD_ENOTFOUND,		/* the named thing does not exist */
+	WD_EUPSTREAM,		/* an upstream transfer failed */
+	WD_ETIMEOUT,		/* a deadline passed */
+	WD_ETPM,		/* the TPM stack failed; Tss2_RC_Decode says why */
+	WD_EPERM,		/* a file's owner or mode is not safe to use */
+	WD_ECLOSED,		/* the peer went away */
+	WD_EUNSUPPORTED,	/* valid, but not something warden does */
+	WD_ERR_COUNT		/* number of codes; not an error */
+};
+
+const char *wd_strerror(enum wd_err err);
+
+/* Logging goes to stderr, one line per call, never a secret. */
+enum wd_log_level { WD_LOG_DEBUG, WD_LOG_INFO, WD_LOG_WARN, WD_LOG_ERR };
+
+void wd_log_set_level(enum wd_log_level level);
+void wd_log(enum wd_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define wd_debug(...) wd_log(WD_LOG_DEBUG, __VA_ARGS__)
+#define wd_info(...) wd_log(WD_LOG_INFO, __VA_ARGS__)
+#define wd_warn(...) wd_log(WD_LOG_WARN, __VA_ARGS__)
+#define wd_error(...) wd_log(WD_LOG_ERR, __VA_ARGS__)
+
+/* Monotonic and wall clocks in microseconds. */
+uint64_t wd_mono_us(void);
+uint64_t wd_wall_us(void);
+
+/* Constant-time comparison of two equally long byte strings. */
+bool wd_ct_equal(const void *a, const void *b, size_t len);
+
+/* Fill buf with len bytes from the kernel's CSPRNG. */
+enum wd_err wd_random(void *buf, size_t len);
+
+/* Lower-case hex of len bytes into out, which holds 2*len+1 bytes. */
+void wd_hex(const unsigned char *in, size_t len, char *out);
+
+/* Parse exactly 2*len hex digits into out.  Returns WD_EPARSE if not. */
+enum wd_err wd_unhex(const char *in, unsigned char *out, size_t len);
+
+/* SHA-256 of a buffer (OpenSSL).  out holds 32 bytes. */
+void wd_sha256(const void *data, size_t len, unsigned char out[32]);
+
+/* Wipe memory that held a secret; the compiler may not drop it. */
+void wd_wipe(void *p, size_t len);
+
+/* Levenshtein distance, capped; used for "did you mean" hints. */
+size_t wd_edit_distance(const char *a, const char *b);
+
+/* malloc/strdup that abort on failure are deliberately absent: callers
+ * handle WD_ENOMEM.  These helpers only save typing. */
+char *wd_strndup(const char *s, size_t n);
+
+#endif /* WD_H */

@@ -1,0 +1,29 @@
+/*
+ * gw.h - the gateway module's face to main(): serve, and the small CLI
+ * commands that belong to the gateway.
+ *
+ * gateway/ owns the HTTP server, the upstream client, the OpenAI wire
+ * format and the process's threads.  It borrows policy snapshots from
+ * policy/ and credentials from secrets/.
+ */
+#ifndef GW_H
+#define GW_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "common/wd.h"
+
+struct gw_serve_opts {
+	const char *config;		/* rules file */
+	const char *listen;		/* overrides server.listen */
+	int workers;			/* overrides server.workers if > 0 */
+};
+
+/* Run the gateway until SIGTERM/SIGINT.  Returns a process exit code. */
+int gw_serve(const struct gw_serve_opts *opts);
+
+/* `warden keys new`: print a fresh virtual key and its config line. */
+int gw_keys_new(void);
+
+#endif /* GW_H */

@@ -1,0 +1,195 @@
+/*
+ * gw_int.h - private to gateway/: the worker, connection, upstream and
+ * transaction types that the gateway's files share.
+ *
+ * Threads: the main thread owns struct gw_server and handles signals; each
+ * worker thread owns one event_base, its listener, its connections and its
+ * curl multi handle, and touches nothing of another worker's.  What workers
+ * share (the policy snapshot, metrics) is read-only or synchronised.
+ */
+#ifndef GW_INT_H
+#define GW_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "common/wd.h"
+#include "gateway/gw.h"
+#include "gateway/http.h"
+#include "policy/pol.h"
+
+struct gw_worker;
+struct gw_conn;
+struct gw_upstream;
+struct gw_up_xfer;
+
+struct gw_server {
+	const struct gw_serve_opts *opts;
+	pthread_mutex_t snap_lock;	/* guards snap: swap vs. ref */
+	struct pol_snapshot *snap;
+	struct gw_worker *workers;
+	int nworkers;
+	char instance[17];		/* random id of this process */
+};
+
+struct gw_worker {
+	struct gw_server *srv;
+	int idx;
+	pthread_t thread;
+	int listen_fd;
+	struct event_base *base;
+	struct evconnlistener *listener;
+	struct event *stop_ev;		/* activated by the main thread */
+	struct event *grace_ev;		/* shutdown deadline */
+	struct gw_upstream *up;
+	struct gw_conn *conns;		/* all open connections */
+	size_t nconns;
+	bool stopping;
+};
+
+/* The current snapshot, with a reference the caller must drop. */
+struct pol_snapshot *gw_server_snapshot(struct gw_server *srv);
+
+/* ---- connections (http_conn.c) ---- */
+
+/* What a handler registers while it owns a request. */
+struct gw_conn_hooks {
+	void (*gone)(void *arg);	/* client left; conn is being freed */
+	void (*drained)(void *arg);	/* output fell below the low mark */
+	void *arg;
+};
+
+struct gw_out_hdr {
+	const char *name;
+	const char *value;
+};
+
+void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd);
+void gw_conn_close_idle(struct gw_worker *w);
+void gw_conn_abort_all(struct gw_worker *w);
+
+void gw_conn_set_hooks(struct gw_conn *c, const struct gw_conn_hooks *h);
+const char *gw_conn_request_id(const struct gw_conn *c);
+struct gw_worker *gw_conn_worker(const struct gw_conn *c);
+size_t gw_conn_pending(const struct gw_conn *c);
+
+/*
+ * Answer the current request.  gw_respond sends a whole answer; the
+ * start/chunk/end trio streams one with chunked coding.  After gw_respond
+ * or gw_respond_end the handler must not touch the connection again.
+ */
+void gw_respond(struct gw_conn *c, int status, const char *ctype,
+    const struct gw_out_hdr *hdrs, size_t nhdrs, const void *body, size_t len);
+void gw_respond_start(struct gw_conn *c, int status, const char *ctype,
+    const struct gw_out_hdr *hdrs, size_t nhdrs);
+void gw_respond_chunk(struct gw_conn *c, const void *data, size_t len);
+void gw_respond_chunk_buf(struct gw_conn *c, struct evbuffer *buf);
+void gw_respond_end(struct gw_conn *c, bool close_after);
+
+/* ---- dispatch and endpoints (routes.c) ---- */
+
+/* Handle one request; body ownership moves to the callee. */
+void gw_dispatch(struct gw_conn *c, struct gw_http_req *req,
+    struct evbuffer *body);
+
+/* ---- OpenAI wire format (openai.c) ---- */
+
+void gw_send_error(struct gw_conn *c, int status, const char *type,
+    const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void gw_send_error_hdr(struct gw_conn *c, int status,
+    const struct gw_out_hdr *hdrs, size_t nhdrs, const char *type,
+    const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+/* The same error as JSON text in out (for SSE error events). */
+void gw_error_json(struct evbuffer *out, const char *type, const char *code,
+    const char *message);
+
+/* Fields of a chat request that the gateway acts on. */
+struct gw_chat {
+	json_t *root;			/* owned */
+	const char *model;		/* borrowed from root */
+	bool stream;
+};
+
+/*
+ * Parse and validate a chat completions body.  On failure *why is a
+ * message for the client and *param names the offending field.
+ */
+enum wd_err gw_chat_parse(const char *body, size_t len, struct gw_chat *out,
+    char *why, size_t whylen, const char **param);
+void gw_chat_clear(struct gw_chat *chat);
+
+/* Authenticate "Bearer <key>"; NULL when the key is unknown. */
+const struct pol_tenant *gw_auth(const struct pol_snapshot *snap,
+    const char *authorization);
+
+/* ---- SSE framing (sse.c) ---- */
+
+struct gw_sse {
+	bool at_line_start;
+	bool last_cr;
+	size_t scanned;			/* bytes of acc already scanned */
+	size_t boundary;		/* acc bytes that end on an event edge */
+};
+
+void gw_sse_init(struct gw_sse *s);
+/*
+ * Append data to acc and find how much of acc now ends on an event
+ * boundary (returned in *complete).  WD_ELIMIT when an unfinished event
+ * grows past max_event bytes.
+ */
+enum wd_err gw_sse_feed(struct gw_sse *s, struct evbuffer *acc,
+    const char *data, size_t len, size_t max_event, size_t *complete);
+/* Bytes taken from the front of acc: keep the state in step. */
+void gw_sse_consumed(struct gw_sse *s, size_t n);
+
+/* ---- upstream transfers (upstream.c) ---- */
+
+#define GW_UP_PAUSE ((size_t)-1)
+
+struct gw_up_req {
+	const char *url;
+	const char *const *headers;	/* "Name: value" strings */
+	size_t nheaders;
+	const char *body;		/* must live until on_done */
+	size_t body_len;
+	int connect_ms, first_byte_ms, idle_ms, total_ms;
+	/* Called once when the final status line and headers are in. */
+	void (*on_head)(void *arg, int status, const char *content_type);
+	/* Return len to consume, GW_UP_PAUSE to pause, 0 to abort. */
+	size_t (*on_data)(void *arg, const char *data, size_t len);
+	/* Called once, last; the transfer is gone when it returns. */
+	void (*on_done)(void *arg, enum wd_err err, const char *detail);
+	void *arg;
+};
+
+struct gw_upstream *gw_upstream_new(struct event_base *base);
+void gw_upstream_free(struct gw_upstream *up);
+enum wd_err gw_up_start(struct gw_upstream *up, const struct gw_up_req *r,
+    struct gw_up_xfer **out);
+/* Stop a transfer; on_done is not called. */
+void gw_up_abort(struct gw_up_xfer *x);
+void gw_up_resume(struct gw_up_xfer *x);
+
+/* ---- the chat completions transaction (proxy.c) ---- */
+
+void gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req,
+    struct evbuffer *body);
+
+/* ---- metrics (metrics.c) ---- */
+
+void gw_metrics_init(void);
+void gw_metrics_request(const char *route, int status);
+void gw_metrics_upstream(const char *route, uint64_t latency_us);
+void gw_metrics_conn(int delta);
+void gw_metrics_bytes(uint64_t in, uint64_t out);
+void gw_metrics_render(struct evbuffer *out);
+
+#endif /* GW_INT_H */

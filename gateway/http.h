@@ -1,0 +1,98 @@
+/*
+ * http.h - warden's HTTP/1.1 server side, on libevent bufferevents.
+ *
+ * Why not evhttp: libevent 2.1's evhttp answers its own limit and parse
+ * errors with HTML pages (we owe callers OpenAI-shaped JSON), cannot detect
+ * a client that leaves while a request is being handled, and accepts
+ * ambiguous framing (Content-Length with Transfer-Encoding, repeated
+ * Content-Length).  The parser here is strict, small and fuzzed
+ * (tests/fuzz/fuzz_http.c).
+ *
+ * Two layers: a pure parser (http_parse.c: bytes in, struct out, no I/O)
+ * and the connection state machine (http_conn.c).  A connection handles
+ * one request at a time; pipelined requests wait in the input buffer.
+ */
+#ifndef GW_HTTP_H
+#define GW_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#include "common/wd.h"
+
+struct gw_header {
+	const char *name;		/* points into the request's head copy */
+	const char *value;		/* NUL-terminated, OWS trimmed */
+};
+
+enum gw_method {
+	GW_M_OTHER = 0,
+	GW_M_GET,
+	GW_M_HEAD,
+	GW_M_POST,
+	GW_M_PUT,
+	GW_M_DELETE,
+	GW_M_OPTIONS,
+	GW_M_PATCH,
+};
+
+struct gw_http_limits {
+	size_t max_header_bytes;
+	size_t max_headers;
+	size_t max_body_bytes;
+};
+
+/* A parsed request head.  All strings point into head, which it owns. */
+struct gw_http_req {
+	char *head;			/* owned: the head bytes, split in place */
+	enum gw_method method;
+	const char *method_name;
+	const char *target;		/* origin-form: path and query */
+	const char *path;		/* target without the query; owned copy */
+	int minor;			/* HTTP/1.minor */
+	struct gw_header *hdrs;		/* owned array */
+	size_t nhdrs;
+	int64_t content_length;		/* -1: none */
+	bool chunked;
+	bool keep_alive;
+	bool expect_continue;
+};
+
+/*
+ * Parse a complete request head (ending in CRLF CRLF) of len bytes; buf is
+ * copied.  On error, *status is the HTTP status to answer (400, 431, 501,
+ * 505) and *why a static explanation.
+ */
+enum wd_err gw_http_parse_head(const char *buf, size_t len,
+    const struct gw_http_limits *lim, struct gw_http_req *out,
+    int *status, const char **why);
+
+void gw_http_req_clear(struct gw_http_req *req);
+
+/* First header with this name (case-insensitive), or NULL. */
+const char *gw_http_header(const struct gw_http_req *req, const char *name);
+
+/* Chunked transfer decoding, fed as bytes arrive. */
+struct gw_chunked {
+	int state;
+	uint64_t left;			/* bytes left in the current chunk */
+	size_t total;			/* decoded body bytes so far */
+	size_t linelen;			/* bytes of the current size/trailer line */
+	bool done;
+};
+
+/*
+ * Decode from in (len bytes) into out, stopping at the end of the body.
+ * *used says how much of in was consumed.  WD_ELIMIT when the body would
+ * pass max_body; WD_EPARSE on bad framing.
+ */
+enum wd_err gw_chunked_decode(struct gw_chunked *st, const char *in,
+    size_t len, size_t *used, struct evbuffer *out, size_t max_body,
+    size_t max_line);
+
+const char *gw_http_reason(int status);
+
+#endif /* GW_HTTP_H */

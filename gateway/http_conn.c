@@ -1,0 +1,597 @@
+/*
+ * http_conn.c - one client connection: read a request head, then its body,
+ * hand it to gw_dispatch(), write the answer, and go round again for
+ * keep-alive.
+ *
+ * States:
+ *   HEAD    waiting for a complete head (header deadline armed)
+ *   BODY    reading the body (body deadline armed)
+ *   BUSY    a handler owns the request; reading stays on only to notice
+ *           the client leaving (EOF), pipelined bytes are left unparsed
+ *   CLOSING the last answer is being flushed; then the socket closes
+ *
+ * The connection owns the request head, the per-request id and, until it
+ * hands it over, the body buffer.  A handler that owns a request can
+ * register hooks: gone() runs when the client leaves (the connection is
+ * freed right after), drained() when buffered output falls below the low
+ * watermark so a paused upstream can resume.
+ */
+#include "gateway/gw_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+
+#define OUT_LOW_MARK (64u << 10)
+#define MAX_REQUEST_ID 64
+
+enum conn_state { C_HEAD, C_BODY, C_BUSY, C_CLOSING };
+
+/* After the last answer is flushed we half-close and read what the client
+ * still sends for a moment, so that its unread bytes do not make our
+ * kernel send a RST that destroys the answer (nginx: lingering_close). */
+#define LINGER_MS 2000
+#define LINGER_MAX_BYTES (1u << 20)
+
+struct gw_conn {
+	struct gw_worker *w;
+	struct bufferevent *bev;
+	struct gw_conn *next, *prev;	/* in w->conns */
+	enum conn_state state;
+	struct event *deadline;
+	struct gw_http_req req;
+	bool have_req;
+	struct evbuffer *body;
+	struct gw_chunked chunked;
+	bool responding;		/* chunked answer under way */
+	bool head_only;			/* HEAD request: no body out */
+	bool keep_alive;
+	struct gw_conn_hooks hooks;
+	char reqid[MAX_REQUEST_ID + 1];
+	uint64_t started_us;
+	size_t lingered;		/* bytes discarded while closing */
+};
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_process(struct gw_conn *c);
+
+static const struct pol_server *
+server_cfg(struct gw_conn *c, struct pol_snapshot **snap)
+{
+	*snap = gw_server_snapshot(c->w->srv);
+	return &(*snap)->server;
+}
+
+static void
+conn_free(struct gw_conn *c)
+{
+	struct gw_worker *w = c->w;
+
+	if (c->hooks.gone != NULL) {
+		struct gw_conn_hooks h = c->hooks;
+
+		/* Tell the owner first, while the connection still exists,
+		 * and forget it: the owner must not call us back. */
+		memset(&c->hooks, 0, sizeof(c->hooks));
+		h.gone(h.arg);
+	}
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	w->nconns--;
+	gw_metrics_conn(-1);
+	if (c->have_req)
+		gw_http_req_clear(&c->req);
+	if (c->body != NULL)
+		evbuffer_free(c->body);
+	if (c->deadline != NULL)
+		event_free(c->deadline);
+	bufferevent_free(c->bev);
+	free(c);
+	if (w->stopping && w->nconns == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void
+arm_deadline(struct gw_conn *c, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	event_add(c->deadline, &tv);
+}
+
+/* Write a complete answer's status line and headers. */
+static void
+write_head(struct gw_conn *c, int status, const char *ctype,
+    const struct gw_out_hdr *hdrs, size_t nhdrs, int64_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: warden\r\n",
+	    status, gw_http_reason(status));
+	if (ctype != NULL)
+		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+	if (c->reqid[0] != '\0')
+		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->reqid);
+	for (size_t i = 0; i < nhdrs; i++)
+		evbuffer_add_printf(out, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
+	if (len >= 0)
+		evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)len);
+	else
+		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+	if (!c->keep_alive)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void
+start_linger(struct gw_conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+	if (fd < 0 || shutdown(fd, SHUT_WR) != 0) {
+		conn_free(c);
+		return;
+	}
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	    evbuffer_get_length(bufferevent_get_input(c->bev)));
+	arm_deadline(c, LINGER_MS);
+}
+
+/* The answer is complete: next request, or flush and close. */
+static void
+finish_request(struct gw_conn *c)
+{
+	memset(&c->hooks, 0, sizeof(c->hooks));
+	c->responding = false;
+	if (c->have_req) {
+		gw_http_req_clear(&c->req);
+		c->have_req = false;
+	}
+	if (c->body != NULL)
+		evbuffer_drain(c->body, evbuffer_get_length(c->body));
+	if (!c->keep_alive || c->w->stopping) {
+		c->state = C_CLOSING;
+		event_del(c->deadline);
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			start_linger(c);
+		return;
+	}
+	c->state = C_HEAD;
+	c->started_us = 0;
+	c->reqid[0] = '\0';
+	/* Pipelined bytes may already be waiting. */
+	conn_process(c);
+}
+
+void
+gw_respond(struct gw_conn *c, int status, const char *ctype,
+    const struct gw_out_hdr *hdrs, size_t nhdrs, const void *body, size_t len)
+{
+	write_head(c, status, ctype, hdrs, nhdrs, (int64_t)len);
+	if (!c->head_only && len > 0)
+		bufferevent_write(c->bev, body, len);
+	finish_request(c);
+}
+
+void
+gw_respond_start(struct gw_conn *c, int status, const char *ctype,
+    const struct gw_out_hdr *hdrs, size_t nhdrs)
+{
+	write_head(c, status, ctype, hdrs, nhdrs, -1);
+	c->responding = true;
+}
+
+void
+gw_respond_chunk(struct gw_conn *c, const void *data, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (len == 0)
+		return;
+	evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add(out, data, len);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+void
+gw_respond_chunk_buf(struct gw_conn *c, struct evbuffer *buf)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t len = evbuffer_get_length(buf);
+
+	if (len == 0)
+		return;
+	evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add_buffer(out, buf);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+void
+gw_respond_end(struct gw_conn *c, bool close_after)
+{
+	evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+	if (close_after)
+		c->keep_alive = false;
+	finish_request(c);
+}
+
+void
+gw_conn_set_hooks(struct gw_conn *c, const struct gw_conn_hooks *h)
+{
+	if (h == NULL)
+		memset(&c->hooks, 0, sizeof(c->hooks));
+	else
+		c->hooks = *h;
+}
+
+const char *
+gw_conn_request_id(const struct gw_conn *c)
+{
+	return c->reqid;
+}
+
+struct gw_worker *
+gw_conn_worker(const struct gw_conn *c)
+{
+	return c->w;
+}
+
+size_t
+gw_conn_pending(const struct gw_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+/* Answer a protocol error ourselves and close: framing is lost. */
+static void
+protocol_error(struct gw_conn *c, int status, const char *why)
+{
+	c->keep_alive = false;
+	c->state = C_BUSY;
+	if (c->reqid[0] == '\0') {
+		unsigned char r[12];
+
+		wd_random(r, sizeof(r));
+		wd_hex(r, sizeof(r), c->reqid);
+	}
+	gw_metrics_request("", status);
+	gw_send_error(c, status, "invalid_request_error", NULL, "%s", why);
+}
+
+static bool
+request_id_sane(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > MAX_REQUEST_ID)
+		return false;
+	for (; *v != '\0'; v++)
+		if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') ||
+		    (*v >= '0' && *v <= '9') || *v == '-' || *v == '_' ||
+		    *v == '.' || *v == ':'))
+			return false;
+	return true;
+}
+
+static void
+set_request_id(struct gw_conn *c)
+{
+	const char *v = gw_http_header(&c->req, "x-request-id");
+	unsigned char r[12];
+
+	if (v != NULL && request_id_sane(v)) {
+		memcpy(c->reqid, v, strlen(v) + 1);
+		return;
+	}
+	wd_random(r, sizeof(r));
+	wd_hex(r, sizeof(r), c->reqid);
+}
+
+/* Body complete: hand the request to its handler. */
+static void
+dispatch(struct gw_conn *c)
+{
+	struct evbuffer *body = c->body;
+
+	event_del(c->deadline);
+	c->state = C_BUSY;
+	c->body = NULL;
+	/* Keep reading: EOF is how we learn the client left. */
+	gw_dispatch(c, &c->req, body);
+}
+
+static void
+read_body(struct gw_conn *c, struct evbuffer *in, const struct pol_server *cfg)
+{
+	if (!c->req.chunked) {
+		size_t want = (size_t)c->req.content_length -
+		    evbuffer_get_length(c->body);
+		size_t have = evbuffer_get_length(in);
+
+		evbuffer_remove_buffer(in, c->body, have < want ? have : want);
+		if (evbuffer_get_length(c->body) == (size_t)c->req.content_length)
+			dispatch(c);
+		return;
+	}
+	while (evbuffer_get_length(in) > 0 && !c->chunked.done) {
+		struct evbuffer_iovec v;
+		size_t used = 0;
+		enum wd_err rc;
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		rc = gw_chunked_decode(&c->chunked, v.iov_base, v.iov_len,
+		    &used, c->body, cfg->max_body_bytes, 4096);
+		evbuffer_drain(in, used);
+		if (rc == WD_ELIMIT) {
+			protocol_error(c, 413, "request body too large");
+			return;
+		}
+		if (rc != WD_OK) {
+			protocol_error(c, 400, "malformed chunked request body");
+			return;
+		}
+	}
+	if (c->chunked.done)
+		dispatch(c);
+}
+
+static void
+read_head(struct gw_conn *c, struct evbuffer *in, const struct pol_server *cfg)
+{
+	struct gw_http_limits lim = {
+		.max_header_bytes = cfg->max_header_bytes,
+		.max_headers = cfg->max_headers,
+		.max_body_bytes = cfg->max_body_bytes,
+	};
+	struct evbuffer_ptr end;
+	const char *why;
+	unsigned char *p;
+	size_t len;
+	int status;
+
+	/* Tolerate the empty lines some clients send between requests. */
+	while (evbuffer_get_length(in) >= 2) {
+		char two[2];
+
+		evbuffer_copyout(in, two, 2);
+		if (two[0] != '\r' || two[1] != '\n')
+			break;
+		evbuffer_drain(in, 2);
+	}
+	if (evbuffer_get_length(in) == 0)
+		return;
+	if (c->started_us == 0) {
+		c->started_us = wd_mono_us();
+		arm_deadline(c, cfg->header_timeout_ms);
+	}
+	end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	if (end.pos < 0) {
+		if (evbuffer_get_length(in) > cfg->max_header_bytes)
+			protocol_error(c, 431, "request header fields too large");
+		return;
+	}
+	len = (size_t)end.pos + 4;
+	p = evbuffer_pullup(in, (ev_ssize_t)len);
+	if (p == NULL) {
+		protocol_error(c, 500, "out of memory");
+		return;
+	}
+	if (gw_http_parse_head((const char *)p, len, &lim, &c->req, &status,
+	    &why) != WD_OK) {
+		evbuffer_drain(in, len);
+		protocol_error(c, status, why);
+		return;
+	}
+	evbuffer_drain(in, len);
+	c->have_req = true;
+	c->keep_alive = c->req.keep_alive;
+	c->head_only = c->req.method == GW_M_HEAD;
+	set_request_id(c);
+	if (c->body == NULL && (c->body = evbuffer_new()) == NULL) {
+		protocol_error(c, 500, "out of memory");
+		return;
+	}
+	memset(&c->chunked, 0, sizeof(c->chunked));
+	if (!c->req.chunked && c->req.content_length <= 0) {
+		dispatch(c);
+		return;
+	}
+	if (c->req.expect_continue && evbuffer_get_length(in) == 0)
+		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	c->state = C_BODY;
+	arm_deadline(c, cfg->body_timeout_ms);
+	read_body(c, in, cfg);
+}
+
+static void
+conn_process(struct gw_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct pol_snapshot *snap;
+	const struct pol_server *cfg = server_cfg(c, &snap);
+
+	if (c->state == C_HEAD) {
+		if (evbuffer_get_length(in) == 0) {
+			/* Idle between requests. */
+			arm_deadline(c, cfg->idle_timeout_ms);
+			if (c->w->stopping) {
+				pol_snapshot_unref(snap);
+				conn_free(c);
+				return;
+			}
+		} else {
+			read_head(c, in, cfg);
+		}
+	} else if (c->state == C_BODY) {
+		read_body(c, in, cfg);
+	} else if (c->state == C_CLOSING) {
+		size_t n = evbuffer_get_length(in);
+
+		evbuffer_drain(in, n);
+		c->lingered += n;
+		if (c->lingered > LINGER_MAX_BYTES) {
+			pol_snapshot_unref(snap);
+			conn_free(c);
+			return;
+		}
+	} else if (c->state == C_BUSY) {
+		/* Pipelined bytes: leave them, but do not buffer without end. */
+		if (evbuffer_get_length(in) > cfg->max_header_bytes + cfg->max_body_bytes)
+			bufferevent_disable(c->bev, EV_READ);
+	}
+	pol_snapshot_unref(snap);
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	(void)bev;
+	conn_process(c);
+	/* A freed connection never returns here: conn_process frees only as
+	 * its last act. */
+}
+
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	if (c->state == C_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
+		    !evtimer_pending(c->deadline, NULL))
+			start_linger(c);
+		return;
+	}
+	if (c->hooks.drained != NULL)
+		c->hooks.drained(c->hooks.arg);
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	if (c->state == C_CLOSING && (what & BEV_EVENT_EOF) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		/* Half-closed by the client: still flush the answer. */
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		/* A client half-closing after a complete request is rare;
+		 * treat EOF as gone, as nginx does for proxied requests. */
+		conn_free(c);
+		return;
+	}
+	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		conn_free(c);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == C_CLOSING || (c->state == C_HEAD && c->started_us == 0)) {
+		conn_free(c);		/* idle keep-alive connection */
+		return;
+	}
+	if (c->state == C_HEAD || c->state == C_BODY) {
+		protocol_error(c, 408, c->state == C_HEAD ?
+		    "request head not received in time" :
+		    "request body not received in time");
+		return;
+	}
+}
+
+/* Bytes that really crossed the socket, for /metrics. */
+static void
+count_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *in)
+{
+	(void)buf;
+	if (in != NULL && info->n_added > 0)
+		gw_metrics_bytes(info->n_added, 0);
+	else if (in == NULL && info->n_deleted > 0)
+		gw_metrics_bytes(0, info->n_deleted);
+}
+
+void
+gw_conn_accept(struct gw_worker *w, evutil_socket_t fd)
+{
+	struct gw_conn *c;
+	struct pol_snapshot *snap;
+	struct timeval wt;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->w = w;
+	c->state = C_HEAD;
+	c->req.content_length = -1;
+	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->deadline = evtimer_new(w->base, deadline_cb, c);
+	if (c->bev == NULL || c->deadline == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			evutil_closesocket(fd);
+		if (c->deadline != NULL)
+			event_free(c->deadline);
+		free(c);
+		return;
+	}
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	gw_metrics_conn(1);
+	snap = gw_server_snapshot(w->srv);
+	/* A client that stops reading our answer is dropped eventually. */
+	wt.tv_sec = snap->server.idle_timeout_ms / 1000;
+	wt.tv_usec = (snap->server.idle_timeout_ms % 1000) * 1000;
+	bufferevent_set_timeouts(c->bev, NULL, &wt);
+	arm_deadline(c, snap->server.idle_timeout_ms);
+	pol_snapshot_unref(snap);
+	evbuffer_add_cb(bufferevent_get_input(c->bev), count_cb, (void *)1);
+	evbuffer_add_cb(bufferevent_get_output(c->bev), count_cb, NULL);
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW_MARK, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+void
+gw_conn_close_idle(struct gw_worker *w)
+{
+	struct gw_conn *c = w->conns, *next;
+
+	for (; c != NULL; c = next) {
+		next = c->next;
+		if (c->state == C_HEAD && c->started_us == 0)
+			conn_free(c);
+	}
+}
+
+void
+gw_conn_abort_all(struct gw_worker *w)
+{
+	while (w->conns != NULL)
+		conn_free(w->conns);
+}

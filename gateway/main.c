@@ -1,0 +1,117 @@
+/*
+ * main.c - the warden command line: one binary, one subcommand per job.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/wd.h"
+#include "gateway/gw.h"
+#include "policy/pol.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: warden serve -c FILE [--listen ADDR:PORT] [--workers N]\n"
+	    "       warden lint -c FILE\n"
+	    "       warden keys new\n"
+	    "       warden version\n");
+}
+
+static int
+cmd_serve(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct gw_serve_opts o = { 0 };
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "c:l:w:v", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o.config = optarg;
+			break;
+		case 'l':
+			o.listen = optarg;
+			break;
+		case 'w':
+			o.workers = atoi(optarg);
+			if (o.workers < 1 || o.workers > 256) {
+				fprintf(stderr, "warden: --workers takes 1 to 256\n");
+				return 2;
+			}
+			break;
+		case 'v':
+			wd_log_set_level(WD_LOG_DEBUG);
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (o.config == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	return gw_serve(&o);
+}
+
+static int
+cmd_lint(int argc, char **argv)
+{
+	struct pol_snapshot *snap;
+	const char *config = NULL;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:")) != -1) {
+		if (ch != 'c') {
+			usage(stderr);
+			return 2;
+		}
+		config = optarg;
+	}
+	if (config == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (pol_load(config, stderr, &snap) != WD_OK)
+		return 2;
+	printf("configuration OK (policy_version %s)\n", snap->version);
+	pol_snapshot_unref(snap);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "serve") == 0)
+		return cmd_serve(argc - 1, argv + 1);
+	if (strcmp(argv[1], "lint") == 0)
+		return cmd_lint(argc - 1, argv + 1);
+	if (strcmp(argv[1], "keys") == 0 && argc == 3 &&
+	    strcmp(argv[2], "new") == 0)
+		return gw_keys_new();
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("warden %s\n", WD_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "warden: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,173 @@
+/*
+ * openai.c - the OpenAI wire format as warden needs it: error bodies,
+ * validation of chat completion requests, and the caller's key.
+ *
+ * Request bodies are untrusted: jansson parses them with duplicate keys
+ * rejected (two "model" keys could smuggle a different model past the
+ * policy), invalid UTF-8 and NUL escapes refused, and nesting bounded by
+ * jansson's own depth limit.
+ */
+#include "gateway/gw_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+void
+gw_error_json(struct evbuffer *out, const char *type, const char *code,
+    const char *message)
+{
+	json_t *o;
+	char *text;
+
+	o = json_pack("{s:{s:s, s:s, s:n, s:s?}}", "error", "message", message,
+	    "type", type, "param", "code", code);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (text != NULL)
+		evbuffer_add(out, text, strlen(text));
+	else
+		evbuffer_add_printf(out, "{\"error\":{\"message\":\"internal error\","
+		    "\"type\":\"server_error\",\"param\":null,\"code\":null}}");
+	free(text);
+	json_decref(o);
+}
+
+static void
+send_error(struct gw_conn *c, int status, const struct gw_out_hdr *extra,
+    size_t nextra, const char *type, const char *code, const char *fmt,
+    va_list ap)
+{
+	struct evbuffer *buf = evbuffer_new();
+	struct gw_out_hdr hdr[4];
+	size_t nhdr = 0;
+	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (buf == NULL) {
+		gw_respond(c, 500, "application/json", NULL, 0, "{}", 2);
+		return;
+	}
+	gw_error_json(buf, type, code, msg);
+	if (status == 401)
+		hdr[nhdr++] = (struct gw_out_hdr){ "WWW-Authenticate", "Bearer" };
+	for (size_t i = 0; i < nextra && nhdr < 4; i++)
+		hdr[nhdr++] = extra[i];
+	gw_respond(c, status, "application/json", hdr, nhdr,
+	    evbuffer_pullup(buf, -1), evbuffer_get_length(buf));
+	evbuffer_free(buf);
+}
+
+void
+gw_send_error(struct gw_conn *c, int status, const char *type,
+    const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	send_error(c, status, NULL, 0, type, code, fmt, ap);
+	va_end(ap);
+}
+
+void
+gw_send_error_hdr(struct gw_conn *c, int status, const struct gw_out_hdr *hdrs,
+    size_t nhdrs, const char *type, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	send_error(c, status, hdrs, nhdrs, type, code, fmt, ap);
+	va_end(ap);
+}
+
+void
+gw_chat_clear(struct gw_chat *chat)
+{
+	json_decref(chat->root);
+	memset(chat, 0, sizeof(*chat));
+}
+
+static enum wd_err
+bad(char *why, size_t whylen, const char **param, const char *p,
+    const char *msg)
+{
+	snprintf(why, whylen, "%s", msg);
+	*param = p;
+	return WD_EPARSE;
+}
+
+enum wd_err
+gw_chat_parse(const char *body, size_t len, struct gw_chat *out, char *why,
+    size_t whylen, const char **param)
+{
+	json_error_t jerr;
+	json_t *root, *model, *msgs, *stream, *m, *tools;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	*param = NULL;
+	if (len == 0)
+		return bad(why, whylen, param, NULL, "request body is empty");
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		snprintf(why, whylen, "request body is not valid JSON: %s "
+		    "(at byte %d)", jerr.text, jerr.position);
+		return WD_EPARSE;
+	}
+	out->root = root;
+	if (!json_is_object(root))
+		return bad(why, whylen, param, NULL,
+		    "request body must be a JSON object");
+	model = json_object_get(root, "model");
+	if (!json_is_string(model) || json_string_length(model) == 0)
+		return bad(why, whylen, param, "model",
+		    "'model' is required and must be a non-empty string");
+	if (json_string_length(model) > 256 ||
+	    strlen(json_string_value(model)) != json_string_length(model))
+		return bad(why, whylen, param, "model", "'model' is not a valid name");
+	out->model = json_string_value(model);
+	msgs = json_object_get(root, "messages");
+	if (!json_is_array(msgs) || json_array_size(msgs) == 0)
+		return bad(why, whylen, param, "messages",
+		    "'messages' is required and must be a non-empty array");
+	json_array_foreach(msgs, i, m) {
+		json_t *role = json_object_get(m, "role");
+
+		if (!json_is_object(m) || !json_is_string(role)) {
+			snprintf(why, whylen, "'messages[%zu]' must be an object "
+			    "with a string 'role'", i);
+			*param = "messages";
+			return WD_EPARSE;
+		}
+	}
+	stream = json_object_get(root, "stream");
+	if (stream != NULL && !json_is_boolean(stream) && !json_is_null(stream))
+		return bad(why, whylen, param, "stream", "'stream' must be a boolean");
+	out->stream = json_is_true(stream);
+	tools = json_object_get(root, "tools");
+	if (tools != NULL && !json_is_array(tools) && !json_is_null(tools))
+		return bad(why, whylen, param, "tools", "'tools' must be an array");
+	return WD_OK;
+}
+
+const struct pol_tenant *
+gw_auth(const struct pol_snapshot *snap, const char *authorization)
+{
+	unsigned char digest[32];
+	const char *key;
+	const struct pol_tenant *t;
+
+	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+		return NULL;
+	key = authorization + 7;
+	while (*key == ' ')
+		key++;
+	if (*key == '\0' || strlen(key) > 512)
+		return NULL;
+	/* Only digests are stored; the lookup compares digests in constant
+	 * time, so timing says nothing about the key itself. */
+	wd_sha256(key, strlen(key), digest);
+	t = pol_find_key(snap, digest);
+	wd_wipe(digest, sizeof(digest));
+	return t;
+}

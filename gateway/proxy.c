@@ -1,0 +1,408 @@
+/*
+ * proxy.c - one chat completions transaction: authenticate the caller,
+ * validate the body, pick a route, forward with the route's credential,
+ * and relay the answer (whole, or streamed event by event).
+ *
+ * struct txn owns everything of the request from dispatch until the end:
+ * the snapshot reference, the body, the upstream transfer and the answer
+ * buffers.  It ends exactly once, in txn_end(), after an answer was sent
+ * or the client left.
+ *
+ * Fallback: before a single byte of an answer went to the client, a
+ * failed attempt (connect error, timeout, 5xx, 429) moves on to the next
+ * route of the tenant that serves the model, up to upstream.max_attempts.
+ */
+#include "gateway/gw_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Pause the provider when this much is waiting to go to the client. */
+#define OUT_HIGH_MARK (256u << 10)
+#define MAX_ROUTES 32
+
+struct txn {
+	struct gw_conn *conn;		/* NULL once the client left */
+	struct pol_snapshot *snap;	/* our reference */
+	const struct pol_tenant *tenant;
+	struct evbuffer *body;		/* the request body, as received */
+	struct gw_chat chat;
+	const struct pol_provider *cand[MAX_ROUTES];
+	size_t ncand;
+	size_t next;			/* index of the next route to try */
+	int attempts;
+	const struct pol_provider *route;	/* current attempt */
+	struct gw_up_xfer *xfer;
+	int up_status;
+	uint64_t attempt_us;
+	bool streaming;			/* answer headers went to the client */
+	bool too_big;			/* answer or event over a limit */
+	struct evbuffer *resp;		/* buffered answer, or SSE remainder */
+	struct gw_sse sse;
+	char up_ctype[128];
+	char auth_hdr[1024];		/* "Authorization: Bearer ..." */
+	char reqid_hdr[96];
+};
+
+static void try_next(struct txn *t, const char *why, int status, const char *type,
+    const char *code);
+
+static void
+txn_end(struct txn *t)
+{
+	if (t->xfer != NULL)
+		gw_up_abort(t->xfer);
+	if (t->conn != NULL)
+		gw_conn_set_hooks(t->conn, NULL);
+	wd_wipe(t->auth_hdr, sizeof(t->auth_hdr));
+	gw_chat_clear(&t->chat);
+	if (t->body != NULL)
+		evbuffer_free(t->body);
+	if (t->resp != NULL)
+		evbuffer_free(t->resp);
+	pol_snapshot_unref(t->snap);
+	free(t);
+}
+
+static void
+client_gone(void *arg)
+{
+	struct txn *t = arg;
+
+	t->conn = NULL;
+	gw_metrics_request(t->route ? t->route->id : "", 499);
+	txn_end(t);
+}
+
+static void
+client_drained(void *arg)
+{
+	struct txn *t = arg;
+
+	if (t->xfer != NULL)
+		gw_up_resume(t->xfer);
+}
+
+static const char *
+route_id(const struct txn *t)
+{
+	return t->route != NULL ? t->route->id : "";
+}
+
+static void
+fail(struct txn *t, int status, const char *type, const char *code,
+    const char *msg)
+{
+	struct gw_conn *c = t->conn;
+
+	gw_metrics_request(route_id(t), status);
+	t->conn = NULL;
+	gw_conn_set_hooks(c, NULL);
+	gw_send_error(c, status, type, code, "%s", msg);
+	txn_end(t);
+}
+
+static void
+on_head(void *arg, int status, const char *ctype)
+{
+	struct txn *t = arg;
+	struct gw_out_hdr h[3] = {
+		{ "Cache-Control", "no-cache" },
+		{ "X-Warden-Route", t->route->id },
+	};
+
+	t->up_status = status;
+	snprintf(t->up_ctype, sizeof(t->up_ctype), "%s",
+	    ctype ? ctype : "application/json");
+	gw_metrics_upstream(t->route->id, wd_mono_us() - t->attempt_us);
+	if (!t->chat.stream || status != 200)
+		return;
+	/* Streams go out as they come: headers now, events as they end. */
+	t->streaming = true;
+	gw_respond_start(t->conn, 200, "text/event-stream", h, 2);
+}
+
+static size_t
+on_data(void *arg, const char *data, size_t len)
+{
+	struct txn *t = arg;
+	const struct pol_upstream *u = &t->snap->upstream;
+	size_t complete;
+	enum wd_err rc;
+
+	if (!t->streaming) {
+		if (evbuffer_get_length(t->resp) + len > u->max_response_bytes) {
+			t->too_big = true;
+			return 0;
+		}
+		evbuffer_add(t->resp, data, len);
+		return len;
+	}
+	if (gw_conn_pending(t->conn) > OUT_HIGH_MARK)
+		return GW_UP_PAUSE;
+	rc = gw_sse_feed(&t->sse, t->resp, data, len, u->max_sse_event_bytes,
+	    &complete);
+	if (rc != WD_OK) {
+		t->too_big = true;
+		return 0;
+	}
+	if (complete > 0) {
+		struct evbuffer *out = evbuffer_new();
+
+		if (out == NULL)
+			return 0;
+		evbuffer_remove_buffer(t->resp, out, complete);
+		gw_sse_consumed(&t->sse, complete);
+		gw_respond_chunk_buf(t->conn, out);
+		evbuffer_free(out);
+	}
+	return len;
+}
+
+/* The stream broke after it began: close it with an error event. */
+static void
+end_stream_with_error(struct txn *t, const char *code, const char *msg)
+{
+	struct evbuffer *ev = evbuffer_new();
+	struct gw_conn *c = t->conn;
+
+	if (ev != NULL) {
+		evbuffer_add_printf(ev, "event: error\ndata: ");
+		gw_error_json(ev, "server_error", code, msg);
+		evbuffer_add(ev, "\n\n", 2);
+		gw_respond_chunk_buf(c, ev);
+		evbuffer_free(ev);
+	}
+	gw_metrics_request(route_id(t), 502);
+	t->conn = NULL;
+	gw_respond_end(c, true);
+	txn_end(t);
+}
+
+static void
+finish_stream(struct txn *t)
+{
+	struct gw_conn *c = t->conn;
+
+	/* Bytes after the last empty line: pass them on unchanged. */
+	if (evbuffer_get_length(t->resp) > 0)
+		gw_respond_chunk_buf(c, t->resp);
+	gw_metrics_request(route_id(t), 200);
+	t->conn = NULL;
+	gw_respond_end(c, false);
+	txn_end(t);
+}
+
+static void
+finish_buffered(struct txn *t)
+{
+	struct gw_out_hdr h[1] = { { "X-Warden-Route", t->route->id } };
+	struct gw_conn *c = t->conn;
+	const char *text = (const char *)evbuffer_pullup(t->resp, -1);
+	size_t len = evbuffer_get_length(t->resp);
+	json_t *j = NULL;
+	char msg[256];
+	int status = t->up_status;
+
+	if (len > 0)
+		j = json_loadb(text, len, 0, NULL);
+	if (status >= 200 && status < 300) {
+		if (!json_is_object(j)) {
+			json_decref(j);
+			snprintf(msg, sizeof(msg), "provider '%s' answered with "
+			    "something that is not a JSON object", t->route->id);
+			fail(t, 502, "server_error", "bad_upstream_response", msg);
+			return;
+		}
+	} else if (status == 401 || status == 403) {
+		/* The provider refused *our* credential: the caller's key is
+		 * fine, so this is a gateway-side failure. */
+		json_decref(j);
+		snprintf(msg, sizeof(msg), "provider '%s' refused warden's "
+		    "credential (status %d)", t->route->id, status);
+		fail(t, 502, "server_error", "upstream_auth", msg);
+		return;
+	} else if (!json_is_object(j) || !json_is_object(json_object_get(j, "error"))) {
+		json_decref(j);
+		snprintf(msg, sizeof(msg), "provider '%s' answered status %d",
+		    t->route->id, status);
+		fail(t, 502, "server_error", "upstream_error", msg);
+		return;
+	}
+	json_decref(j);
+	gw_metrics_request(route_id(t), status);
+	t->conn = NULL;
+	gw_respond(c, status, "application/json", h, 1, text, len);
+	txn_end(t);
+}
+
+static void
+on_done(void *arg, enum wd_err err, const char *detail)
+{
+	struct txn *t = arg;
+	char msg[384];
+	bool retry;
+
+	t->xfer = NULL;
+	if (t->streaming) {
+		if (err == WD_OK) {
+			finish_stream(t);
+			return;
+		}
+		snprintf(msg, sizeof(msg), "the stream from provider '%s' broke "
+		    "off: %s", t->route->id, t->too_big ?
+		    "an event exceeded upstream.max_sse_event_bytes" : detail);
+		wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
+		end_stream_with_error(t, err == WD_ETIMEOUT ? "upstream_timeout"
+		    : "upstream_error", msg);
+		return;
+	}
+	if (t->too_big) {
+		snprintf(msg, sizeof(msg), "the answer of provider '%s' exceeded "
+		    "upstream.max_response_bytes", t->route->id);
+		fail(t, 502, "server_error", "upstream_too_large", msg);
+		return;
+	}
+	if (err == WD_OK && t->up_status != 429 && t->up_status < 500) {
+		finish_buffered(t);
+		return;
+	}
+	retry = true;
+	if (err == WD_OK)
+		snprintf(msg, sizeof(msg), "provider '%s' answered status %d",
+		    t->route->id, t->up_status);
+	else
+		snprintf(msg, sizeof(msg), "provider '%s' failed: %s",
+		    t->route->id, detail);
+	wd_warn("request %s: attempt %d: %s", gw_conn_request_id(t->conn),
+	    t->attempts, msg);
+	if (!retry)
+		return;
+	if (err == WD_ETIMEOUT)
+		try_next(t, msg, 504, "server_error", "upstream_timeout");
+	else if (err == WD_OK && t->up_status == 429)
+		try_next(t, msg, 429, "rate_limit_exceeded", "upstream_rate_limited");
+	else
+		try_next(t, msg, 502, "server_error", "upstream_error");
+}
+
+/* Start an attempt on the next candidate route, or fail with status. */
+static void
+try_next(struct txn *t, const char *why, int status, const char *type,
+    const char *code)
+{
+	const struct pol_upstream *u = &t->snap->upstream;
+	const struct pol_provider *p;
+	const char *cred;
+	const char *hdrs[6];
+	char url[2048];
+	struct gw_up_req r;
+	enum wd_err rc;
+
+	if (t->next >= t->ncand || t->attempts >= u->max_attempts) {
+		fail(t, status, type, code, why);
+		return;
+	}
+	p = t->route = t->cand[t->next++];
+	t->attempts++;
+	cred = pol_devcred(t->snap, p->credential);
+	if (cred == NULL || (size_t)snprintf(t->auth_hdr, sizeof(t->auth_hdr),
+	    "Authorization: Bearer %s", cred) >= sizeof(t->auth_hdr)) {
+		fail(t, 500, "server_error", "credential_unavailable",
+		    "the credential for this route is not available");
+		return;
+	}
+	if ((size_t)snprintf(url, sizeof(url), "%s/chat/completions",
+	    p->base_url) >= sizeof(url)) {
+		fail(t, 500, "server_error", "bad_route", "route URL too long");
+		return;
+	}
+	snprintf(t->reqid_hdr, sizeof(t->reqid_hdr), "X-Request-Id: %s",
+	    gw_conn_request_id(t->conn));
+	hdrs[0] = "Content-Type: application/json";
+	hdrs[1] = t->chat.stream ? "Accept: text/event-stream"
+				 : "Accept: application/json";
+	hdrs[2] = t->auth_hdr;
+	hdrs[3] = t->reqid_hdr;
+	hdrs[4] = "User-Agent: warden/" WD_VERSION;
+	hdrs[5] = "Expect:";		/* no 100-continue round trip */
+	memset(&r, 0, sizeof(r));
+	r.url = url;
+	r.headers = hdrs;
+	r.nheaders = 6;
+	r.body = (const char *)evbuffer_pullup(t->body, -1);
+	r.body_len = evbuffer_get_length(t->body);
+	r.connect_ms = u->connect_timeout_ms;
+	r.first_byte_ms = u->first_byte_timeout_ms;
+	r.idle_ms = u->idle_timeout_ms;
+	r.total_ms = u->total_timeout_ms;
+	r.on_head = on_head;
+	r.on_data = on_data;
+	r.on_done = on_done;
+	r.arg = t;
+	t->up_status = 0;
+	t->too_big = false;
+	evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
+	gw_sse_init(&t->sse);
+	t->attempt_us = wd_mono_us();
+	rc = gw_up_start(gw_conn_worker(t->conn)->up, &r, &t->xfer);
+	/* curl copied the header strings; ours can go. */
+	wd_wipe(t->auth_hdr, sizeof(t->auth_hdr));
+	if (rc != WD_OK)
+		fail(t, 500, "server_error", NULL, "cannot start upstream request");
+}
+
+void
+gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
+{
+	struct gw_conn_hooks hooks;
+	struct txn *t;
+	const char *param;
+	char why[256];
+
+	t = calloc(1, sizeof(*t));
+	if (t == NULL || (t->resp = evbuffer_new()) == NULL) {
+		free(t);
+		evbuffer_free(body);
+		gw_send_error(c, 500, "server_error", NULL, "out of memory");
+		return;
+	}
+	t->conn = c;
+	t->body = body;
+	t->snap = gw_server_snapshot(gw_conn_worker(c)->srv);
+	hooks.gone = client_gone;
+	hooks.drained = client_drained;
+	hooks.arg = t;
+	gw_conn_set_hooks(c, &hooks);
+
+	t->tenant = gw_auth(t->snap, gw_http_header(req, "authorization"));
+	if (t->tenant == NULL) {
+		fail(t, 401, "invalid_request_error", "invalid_api_key",
+		    "missing or unknown API key: send 'Authorization: Bearer "
+		    "<virtual key>'");
+		return;
+	}
+	if (gw_chat_parse((const char *)evbuffer_pullup(body, -1),
+	    evbuffer_get_length(body), &t->chat, why, sizeof(why),
+	    &param) != WD_OK) {
+		struct gw_conn *cc = t->conn;
+
+		gw_metrics_request("", 400);
+		t->conn = NULL;
+		gw_conn_set_hooks(cc, NULL);
+		gw_send_error(cc, 400, "invalid_request_error", NULL, "%s", why);
+		txn_end(t);
+		return;
+	}
+	for (size_t i = 0; i < t->tenant->nroutes && t->ncand < MAX_ROUTES; i++)
+		if (pol_provider_serves(t->tenant->routes[i], t->chat.model))
+			t->cand[t->ncand++] = t->tenant->routes[i];
+	if (t->ncand == 0) {
+		snprintf(why, sizeof(why), "the model '%.200s' does not exist or "
+		    "this key may not use it", t->chat.model);
+		fail(t, 404, "invalid_request_error", "model_not_found", why);
+		return;
+	}
+	try_next(t, "no route", 502, "server_error", "upstream_error");
+}

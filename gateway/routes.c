@@ -1,0 +1,130 @@
+/*
+ * routes.c - which handler a request goes to, and the small endpoints:
+ * /v1/models, /healthz, /metrics.  /v1/chat/completions lives in proxy.c.
+ */
+#include "gateway/gw_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void
+models(struct gw_conn *c, struct gw_http_req *req)
+{
+	struct pol_snapshot *snap = gw_server_snapshot(gw_conn_worker(c)->srv);
+	const struct pol_tenant *t;
+	json_t *list, *data, *seen;
+	char *text;
+
+	t = gw_auth(snap, gw_http_header(req, "authorization"));
+	if (t == NULL) {
+		pol_snapshot_unref(snap);
+		gw_metrics_request("", 401);
+		gw_send_error(c, 401, "invalid_request_error", "invalid_api_key",
+		    "missing or unknown API key: send 'Authorization: Bearer "
+		    "<virtual key>'");
+		return;
+	}
+	data = json_array();
+	seen = json_object();
+	for (size_t i = 0; i < t->nroutes; i++) {
+		const struct pol_provider *p = t->routes[i];
+
+		for (size_t m = 0; m < p->nmodels; m++) {
+			if (json_object_get(seen, p->models[m]) != NULL)
+				continue;
+			json_object_set_new(seen, p->models[m], json_true());
+			json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}",
+			    "id", p->models[m], "object", "model", "created", 0,
+			    "owned_by", p->id));
+		}
+	}
+	list = json_pack("{s:s, s:o}", "object", "list", "data", data);
+	text = json_dumps(list, JSON_COMPACT);
+	gw_metrics_request("", 200);
+	gw_respond(c, 200, "application/json", NULL, 0, text, strlen(text));
+	free(text);
+	json_decref(list);
+	json_decref(seen);
+	pol_snapshot_unref(snap);
+}
+
+static void
+healthz(struct gw_conn *c)
+{
+	static const char ok[] = "{\"status\":\"ok\"}";
+
+	gw_respond(c, 200, "application/json", NULL, 0, ok, sizeof(ok) - 1);
+}
+
+static void
+metrics(struct gw_conn *c)
+{
+	struct evbuffer *out = evbuffer_new();
+
+	if (out == NULL) {
+		gw_send_error(c, 500, "server_error", NULL, "out of memory");
+		return;
+	}
+	gw_metrics_render(out);
+	gw_respond(c, 200, "text/plain; version=0.0.4", NULL, 0,
+	    evbuffer_pullup(out, -1), evbuffer_get_length(out));
+	evbuffer_free(out);
+}
+
+static const struct {
+	const char *path;
+	enum gw_method method;
+	const char *allow;
+} table[] = {
+	{ "/v1/chat/completions", GW_M_POST, "POST" },
+	{ "/v1/models", GW_M_GET, "GET, HEAD" },
+	{ "/healthz", GW_M_GET, "GET, HEAD" },
+	{ "/metrics", GW_M_GET, "GET, HEAD" },
+};
+
+void
+gw_dispatch(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
+{
+	size_t i, n = sizeof(table) / sizeof(table[0]);
+	enum gw_method m = req->method;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(req->path, table[i].path) == 0)
+			break;
+	if (i == n) {
+		evbuffer_free(body);
+		gw_metrics_request("", 404);
+		gw_send_error(c, 404, "invalid_request_error", "unknown_url",
+		    "unknown path: %.200s", req->path);
+		return;
+	}
+	if (m == GW_M_HEAD && table[i].method == GW_M_GET)
+		m = GW_M_GET;		/* answered without a body */
+	if (m != table[i].method) {
+		struct gw_out_hdr allow = { "Allow", table[i].allow };
+
+		evbuffer_free(body);
+		gw_metrics_request("", 405);
+		gw_send_error_hdr(c, 405, &allow, 1, "invalid_request_error",
+		    "method_not_allowed", "method %s is not allowed on %s",
+		    req->method_name, table[i].path);
+		return;
+	}
+	switch (i) {
+	case 0:
+		gw_proxy_chat(c, req, body);
+		return;
+	case 1:
+		evbuffer_free(body);
+		models(c, req);
+		return;
+	case 2:
+		evbuffer_free(body);
+		healthz(c);
+		return;
+	default:
+		evbuffer_free(body);
+		metrics(c);
+		return;
+	}
+}

@@ -1,0 +1,299 @@
+/*
+ * server.c - the process: load the rules, bind the port, run one event
+ * loop per worker thread, and shut down gracefully on SIGTERM/SIGINT.
+ *
+ * Every worker has its own listening socket on the same address
+ * (SO_REUSEPORT): the kernel spreads connections, and no lock is shared
+ * on accept.  The main thread only waits for signals.
+ */
+#include "gateway/gw_int.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/thread.h>
+
+struct pol_snapshot *
+gw_server_snapshot(struct gw_server *srv)
+{
+	struct pol_snapshot *s;
+
+	pthread_mutex_lock(&srv->snap_lock);
+	s = pol_snapshot_ref(srv->snap);
+	pthread_mutex_unlock(&srv->snap_lock);
+	return s;
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct gw_worker *w = arg;
+	int one = 1;
+
+	(void)l;
+	(void)sa;
+	(void)salen;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	gw_conn_accept(w, fd);
+}
+
+static void
+grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (w->nconns > 0)
+		wd_warn("worker %d: shutdown deadline passed, closing %zu "
+		    "connection%s", w->idx, w->nconns, w->nconns == 1 ? "" : "s");
+	gw_conn_abort_all(w);
+	event_base_loopexit(w->base, NULL);
+}
+
+/* Main thread asked us to stop: no new connections, let requests end. */
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct pol_snapshot *snap = gw_server_snapshot(w->srv);
+	int ms = snap->server.shutdown_grace_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	(void)fd;
+	(void)what;
+	pol_snapshot_unref(snap);
+	w->stopping = true;
+	if (w->listener != NULL) {
+		evconnlistener_free(w->listener);
+		w->listener = NULL;
+	}
+	gw_conn_close_idle(w);
+	if (w->nconns == 0) {
+		event_base_loopexit(w->base, NULL);
+		return;
+	}
+	evtimer_add(w->grace_ev, &tv);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct gw_worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+static enum wd_err
+parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+		.ai_socktype = SOCK_STREAM };
+	struct addrinfo *res = NULL;
+	const char *colon = strrchr(spec, ':');
+	char host[128];
+	size_t hl;
+
+	if (colon == NULL || colon == spec || colon[1] == '\0')
+		return WD_EINVAL;
+	hl = (size_t)(colon - spec);
+	if (spec[0] == '[' && colon[-1] == ']') {
+		spec++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host))
+		return WD_EINVAL;
+	memcpy(host, spec, hl);
+	host[hl] = '\0';
+	if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL)
+		return WD_EINVAL;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return WD_OK;
+}
+
+static int
+open_listener(const struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd, one = 1;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    bind(fd, (const struct sockaddr *)ss, len) != 0 ||
+	    listen(fd, 1024) != 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static enum wd_err
+worker_init(struct gw_server *srv, struct gw_worker *w, int idx, int fd)
+{
+	w->srv = srv;
+	w->idx = idx;
+	w->listen_fd = fd;
+	w->base = event_base_new();
+	if (w->base == NULL)
+		return WD_ENOMEM;
+	w->listener = evconnlistener_new(w->base, accept_cb, w,
+	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+	w->grace_ev = evtimer_new(w->base, grace_cb, w);
+	w->up = gw_upstream_new(w->base);
+	if (w->listener == NULL || w->stop_ev == NULL || w->grace_ev == NULL ||
+	    w->up == NULL)
+		return WD_ENOMEM;
+	w->listen_fd = -1;		/* the listener owns it now */
+	return WD_OK;
+}
+
+static void
+worker_free(struct gw_worker *w)
+{
+	if (w->listener != NULL)
+		evconnlistener_free(w->listener);
+	if (w->listen_fd >= 0)
+		close(w->listen_fd);
+	gw_conn_abort_all(w);
+	gw_upstream_free(w->up);
+	if (w->stop_ev != NULL)
+		event_free(w->stop_ev);
+	if (w->grace_ev != NULL)
+		event_free(w->grace_ev);
+	if (w->base != NULL)
+		event_base_free(w->base);
+}
+
+static int
+ncores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+int
+gw_serve(const struct gw_serve_opts *opts)
+{
+	struct gw_server srv;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	const char *listen_spec;
+	sigset_t sigs;
+	int sig, started = 0, exitcode = 1;
+	unsigned char rnd[8];
+
+	memset(&srv, 0, sizeof(srv));
+	srv.opts = opts;
+	pthread_mutex_init(&srv.snap_lock, NULL);
+	if (pol_load(opts->config, stderr, &srv.snap) != WD_OK)
+		return 2;
+	for (size_t i = 0; i < srv.snap->nproviders; i++)
+		if (pol_devcred(srv.snap, srv.snap->providers[i].credential) == NULL) {
+			wd_error("route '%s': credential '%s' is not available",
+			    srv.snap->providers[i].id,
+			    srv.snap->providers[i].credential);
+			goto out;
+		}
+	if (srv.snap->ndevcreds > 0)
+		wd_warn("%s: using plain-text dev_credentials; development only",
+		    opts->config);
+	listen_spec = opts->listen ? opts->listen : srv.snap->server.listen;
+	if (listen_spec == NULL)
+		listen_spec = "127.0.0.1:8080";
+	if (parse_listen(listen_spec, &ss, &sslen) != WD_OK) {
+		wd_error("cannot use listen address '%s' (want ADDR:PORT)",
+		    listen_spec);
+		goto out;
+	}
+	srv.nworkers = opts->workers > 0 ? opts->workers :
+	    srv.snap->server.workers > 0 ? srv.snap->server.workers : ncores();
+	srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
+	if (srv.workers == NULL)
+		goto out;
+	wd_random(rnd, sizeof(rnd));
+	wd_hex(rnd, sizeof(rnd), srv.instance);
+
+	/* Workers inherit this mask; only the main thread takes signals. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	evthread_use_pthreads();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	gw_metrics_init();
+
+	for (int i = 0; i < srv.nworkers; i++) {
+		int fd = open_listener(&ss, sslen);
+
+		srv.workers[i].listen_fd = -1;
+		if (fd < 0) {
+			wd_error("cannot listen on %s: %s", listen_spec,
+			    strerror(errno));
+			goto stop;
+		}
+		if (worker_init(&srv, &srv.workers[i], i, fd) != WD_OK) {
+			wd_error("cannot set up worker %d", i);
+			goto stop;
+		}
+	}
+	for (int i = 0; i < srv.nworkers; i++) {
+		if (pthread_create(&srv.workers[i].thread, NULL, worker_main,
+		    &srv.workers[i]) != 0) {
+			wd_error("cannot start worker thread %d", i);
+			goto stop;
+		}
+		started++;
+	}
+	wd_info("serving on %s with %d worker%s, policy %.12s", listen_spec,
+	    srv.nworkers, srv.nworkers == 1 ? "" : "s", srv.snap->version);
+	exitcode = 0;
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			wd_info("SIGHUP: reload is not implemented yet; ignored");
+			continue;
+		}
+		wd_info("%s: stopping; requests in flight may finish",
+		    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	}
+stop:
+	for (int i = 0; i < started; i++)
+		event_active(srv.workers[i].stop_ev, EV_READ, 0);
+	for (int i = 0; i < started; i++)
+		pthread_join(srv.workers[i].thread, NULL);
+	for (int i = 0; i < srv.nworkers; i++)
+		worker_free(&srv.workers[i]);
+	curl_global_cleanup();
+	libevent_global_shutdown();
+	if (exitcode == 0)
+		wd_info("stopped");
+out:
+	free(srv.workers);
+	pol_snapshot_unref(srv.snap);
+	pthread_mutex_destroy(&srv.snap_lock);
+	return exitcode;
+}

@@ -1,0 +1,95 @@
+/*
+ * snapshot.c - lifetime of a compiled snapshot and the read-only queries
+ * the gateway makes against it on every request.
+ */
+#include "policy/pol.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct pol_snapshot *
+pol_snapshot_ref(struct pol_snapshot *snap)
+{
+	atomic_fetch_add_explicit(&snap->refs, 1, memory_order_relaxed);
+	return snap;
+}
+
+static void
+free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void
+pol_snapshot_unref(struct pol_snapshot *s)
+{
+	if (s == NULL ||
+	    atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (size_t i = 0; i < s->nproviders; i++) {
+		struct pol_provider *p = &s->providers[i];
+
+		free(p->id);
+		free(p->api);
+		free(p->base_url);
+		free(p->credential);
+		free_strv(p->models, p->nmodels);
+	}
+	free(s->providers);
+	for (size_t i = 0; i < s->ntenants; i++) {
+		free(s->tenants[i].id);
+		free(s->tenants[i].keys);
+		free(s->tenants[i].routes);
+	}
+	free(s->tenants);
+	for (size_t i = 0; i < s->ndevcreds; i++) {
+		free(s->devcreds[i].name);
+		if (s->devcreds[i].value != NULL) {
+			wd_wipe(s->devcreds[i].value, strlen(s->devcreds[i].value));
+			free(s->devcreds[i].value);
+		}
+	}
+	free(s->devcreds);
+	free(s->keyidx);
+	free(s->server.listen);
+	free(s->path);
+	free(s);
+}
+
+const struct pol_tenant *
+pol_find_key(const struct pol_snapshot *s, const unsigned char digest[32])
+{
+	uint64_t h;
+	size_t slot;
+
+	if (s->keyidx_cap == 0)
+		return NULL;
+	memcpy(&h, digest, sizeof(h));
+	slot = h & (s->keyidx_cap - 1);
+	while (s->keyidx[slot].digest != NULL) {
+		if (wd_ct_equal(s->keyidx[slot].digest, digest, 32))
+			return s->keyidx[slot].tenant;
+		slot = (slot + 1) & (s->keyidx_cap - 1);
+	}
+	return NULL;
+}
+
+bool
+pol_provider_serves(const struct pol_provider *p, const char *model)
+{
+	for (size_t i = 0; i < p->nmodels; i++)
+		if (strcmp(p->models[i], model) == 0)
+			return true;
+	return false;
+}
+
+const char *
+pol_devcred(const struct pol_snapshot *s, const char *name)
+{
+	for (size_t i = 0; i < s->ndevcreds; i++)
+		if (strcmp(s->devcreds[i].name, name) == 0)
+			return s->devcreds[i].value;
+	return NULL;
+}
