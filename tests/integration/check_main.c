@@ -1,0 +1,30 @@
+/*
+ * check_main.c - runs the integration suites: real warden, real mock
+ * providers, real sockets.  Needs WARDEN_BIN and MOCK_BIN (make sets them).
+ */
+#include <check.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tests/integration/suites.h"
+
+int
+main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	if (getenv("WARDEN_BIN") == NULL || getenv("MOCK_BIN") == NULL) {
+		fprintf(stderr, "integration_tests: set WARDEN_BIN and MOCK_BIN\n");
+		return 2;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	sr = srunner_create(suite_gateway());
+	srunner_add_suite(sr, suite_lifecycle());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	curl_global_cleanup();
+	return failed == 0 ? 0 : 1;
+}

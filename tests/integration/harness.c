@@ -1,0 +1,301 @@
+/*
+ * harness.c - process, socket and HTTP helpers for the integration tests.
+ */
+#include "tests/integration/harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+extern char **environ;
+
+int
+it_free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+		perror("it_free_port");
+		abort();
+	}
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+pid_t
+it_spawn(char *const argv[], const char *log)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, log,
+	    O_WRONLY | O_CREAT | O_APPEND, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) != 0) {
+		perror(argv[0]);
+		abort();
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	return pid;
+}
+
+bool
+it_wait_port(int port, int timeout_ms)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		.sin_port = htons((uint16_t)port) };
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int waited = 0; waited < timeout_ms; waited += 20) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+
+		close(fd);
+		if (ok)
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
+int
+it_stop(pid_t pid, int sig)
+{
+	int status = -1;
+
+	kill(pid, sig);
+	for (int i = 0; i < 250; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return status;
+		usleep(20000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return status;
+}
+
+struct grow {
+	char *p;
+	size_t len;
+};
+
+static size_t
+grow_cb(char *data, size_t size, size_t n, void *arg)
+{
+	struct grow *g = arg;
+	char *np = realloc(g->p, g->len + size * n + 1);
+
+	if (np == NULL)
+		return 0;
+	memcpy(np + g->len, data, size * n);
+	g->len += size * n;
+	np[g->len] = '\0';
+	g->p = np;
+	return size * n;
+}
+
+void
+it_http(const char *method, const char *url, const char *const *hdrs,
+    const char *body, long timeout_ms, struct it_resp *out)
+{
+	struct grow h = { 0 }, b = { 0 };
+	struct curl_slist *list = NULL;
+	CURL *e = curl_easy_init();
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; hdrs != NULL && hdrs[i] != NULL; i++)
+		list = curl_slist_append(list, hdrs[i]);
+	list = curl_slist_append(list, "Expect:");
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	if (body != NULL) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, grow_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, &h);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, grow_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	out->curl_code = (int)curl_easy_perform(e);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+	out->headers = h.p ? h.p : strdup("");
+	out->body = b.p ? b.p : strdup("");
+	out->len = b.len;
+	curl_slist_free_all(list);
+	curl_easy_cleanup(e);
+}
+
+void
+it_resp_free(struct it_resp *r)
+{
+	free(r->headers);
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+const char *
+it_resp_header(const struct it_resp *r, const char *name, char *buf,
+    size_t buflen)
+{
+	size_t nl = strlen(name);
+
+	for (const char *line = r->headers; line && *line; ) {
+		const char *eol = strstr(line, "\r\n");
+		size_t ll = eol ? (size_t)(eol - line) : strlen(line);
+
+		if (ll > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+			const char *v = line + nl + 1;
+
+			while (*v == ' ')
+				v++;
+			snprintf(buf, buflen, "%.*s", (int)(ll - (size_t)(v - line)), v);
+			return buf;
+		}
+		line = eol ? eol + 2 : NULL;
+	}
+	return NULL;
+}
+
+char *
+it_raw(int port, const void *data, size_t len, int timeout_ms)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		.sin_port = htons((uint16_t)port) };
+	struct grow g = { .p = calloc(1, 1) };
+	const char *p = data;
+	struct timespec t0, now;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return g.p;
+	}
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n <= 0)
+			break;
+		p += n;
+		len -= (size_t)n;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		char buf[16384];
+		long left;
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000 +
+		    (now.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			break;
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			break;
+		grow_cb(buf, 1, (size_t)n, &g);
+	}
+	close(fd);
+	return g.p;
+}
+
+char *
+it_read_file(const char *path, size_t *len)
+{
+	struct grow g = { 0 };
+	char buf[65536];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL)
+		return NULL;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		grow_cb(buf, 1, n, &g);
+	fclose(f);
+	if (g.p == NULL)
+		g.p = calloc(1, 1);
+	if (len != NULL)
+		*len = g.len;
+	return g.p;
+}
+
+void
+it_write_file(const char *path, const char *text, int mode)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL) {
+		perror(path);
+		abort();
+	}
+	fputs(text, f);
+	fclose(f);
+	chmod(path, (mode_t)mode);
+}
+
+bool
+it_file_contains(const char *path, const char *needle)
+{
+	size_t len;
+	char *text = it_read_file(path, &len);
+	bool found;
+
+	if (text == NULL)
+		return false;
+	found = memmem(text, len, needle, strlen(needle)) != NULL;
+	free(text);
+	return found;
+}
+
+const char *
+it_tmpdir(void)
+{
+	static char dir[] = "/tmp/warden-it-XXXXXX";
+	static bool made;
+
+	if (!made) {
+		if (mkdtemp(dir) == NULL) {
+			perror("mkdtemp");
+			abort();
+		}
+		made = true;
+	}
+	return dir;
+}
+
+char *
+it_chat_body(const char *model, const char *content, bool stream)
+{
+	char *out;
+
+	if (asprintf(&out, "{\"model\":\"%s\",\"stream\":%s,\"messages\":"
+	    "[{\"role\":\"user\",\"content\":\"%s\"}]}", model,
+	    stream ? "true" : "false", content) < 0)
+		abort();
+	return out;
+}

@@ -1,0 +1,10 @@
+/* suites.h - the integration suites, one constructor per file. */
+#ifndef IT_SUITES_H
+#define IT_SUITES_H
+
+#include <check.h>
+
+Suite *suite_gateway(void);
+Suite *suite_lifecycle(void);
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * test_lifecycle.c - starting, refusing to start, and stopping gracefully;
+ * the `keys` and `lint` commands against the real binary.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/integration/env.h"
+#include "tests/integration/suites.h"
+
+static void
+setup(void)
+{
+	it_env_start(NULL);
+}
+
+static void
+teardown(void)
+{
+	it_env_stop();
+}
+
+/* Run a shell command, capture its output; returns the exit code. */
+static int
+run(const char *cmd, char **out)
+{
+	char path[256], full[1024];
+	int st;
+
+	snprintf(path, sizeof(path), "%s/cmd.out", it_tmpdir());
+	snprintf(full, sizeof(full), "%s >%s 2>&1", cmd, path);
+	st = system(full);
+	*out = it_read_file(path, NULL);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(sigterm_lets_requests_in_flight_finish)
+{
+	int port = it_free_port(), fds[2], st;
+	pid_t w = it_warden_start(port), child;
+	char url[128];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", port);
+	ck_assert(pipe(fds) == 0);
+	child = fork();
+	if (child == 0) {
+		struct it_resp r;
+		const char *h[] = { "Authorization: Bearer " IT_KEY_T2, NULL };
+		char *body = it_chat_body("gpt-4o", "[[mock delay_ms=800]]", false);
+
+		it_http("POST", url, h, body, 5000, &r);
+		if (write(fds[1], &r.status, sizeof(r.status)) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	usleep(300000);			/* the request is in flight */
+	kill(w, SIGTERM);
+	usleep(100000);
+	/* New connections are refused while the old request finishes. */
+	ck_assert(!it_wait_port(port, 100));
+	{
+		long status = 0;
+
+		ck_assert(read(fds[0], &status, sizeof(status)) == sizeof(status));
+		ck_assert_int_eq(status, 200);
+	}
+	waitpid(child, NULL, 0);
+	st = it_stop(w, SIGTERM);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+END_TEST
+
+START_TEST(keys_new_makes_a_working_key)
+{
+	char *out, key[128] = "", rule[128] = "", cmd[512], *cfg, *p;
+	int rc, port = it_free_port();
+	pid_t w;
+	struct it_resp r;
+	char auth[200];
+	const char *h[] = { auth, NULL };
+
+	snprintf(cmd, sizeof(cmd), "%s keys new", getenv("WARDEN_BIN"));
+	rc = run(cmd, &out);
+	ck_assert_int_eq(rc, 0);
+	ck_assert(sscanf(out, "key:  %127s\nrule: %127s", key, rule) == 2);
+	ck_assert(strncmp(key, "wk-", 3) == 0);
+	ck_assert(strncmp(rule, "sha256:", 7) == 0 && strlen(rule) == 71);
+	free(out);
+	/* Swap tenant t2's key for the new one and use it. */
+	cfg = it_read_file(it.config, NULL);
+	p = strstr(cfg, "{ id: t2, keys: ['");
+	ck_assert(p != NULL);
+	memcpy(p + strlen("{ id: t2, keys: ['"), rule, 71);
+	it_write_file(it.config, cfg, 0600);
+	free(cfg);
+	w = it_warden_start(port);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+	snprintf(cmd, sizeof(cmd), "http://127.0.0.1:%d/v1/models", port);
+	it_http("GET", cmd, h, NULL, 5000, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(strstr(r.body, "\"o3\"") != NULL);
+	it_resp_free(&r);
+	it_stop(w, SIGTERM);
+}
+END_TEST
+
+START_TEST(bad_rules_stop_the_start)
+{
+	char path[256], cmd[512], *out;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/bad.yaml", it_tmpdir());
+	it_write_file(path, "version: 1\nprovders: []\ntenants:\n"
+	    "  - { id: t, keys: [], routes: [nope] }\n", 0600);
+	snprintf(cmd, sizeof(cmd), "%s serve -c %s --listen 127.0.0.1:%d",
+	    getenv("WARDEN_BIN"), path, it_free_port());
+	rc = run(cmd, &out);
+	ck_assert_int_eq(rc, 2);
+	ck_assert_msg(strstr(out, "bad.yaml:2:1: unknown key 'provders' in the "
+	    "rules file (did you mean 'providers'?)") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "bad.yaml:4:33: tenant 't' names unknown "
+	    "route 'nope'") != NULL, "%s", out);
+	free(out);
+	snprintf(cmd, sizeof(cmd), "%s lint -c %s", getenv("WARDEN_BIN"), path);
+	ck_assert_int_eq(run(cmd, &out), 2);
+	free(out);
+	snprintf(cmd, sizeof(cmd), "%s lint -c %s", getenv("WARDEN_BIN"), it.config);
+	ck_assert_int_eq(run(cmd, &out), 0);
+	ck_assert(strstr(out, "configuration OK") != NULL);
+	free(out);
+	/* Rules others may write are refused. */
+	chmod(path, 0666);
+	it_write_file(path, "version: 1\n", 0666);
+	snprintf(cmd, sizeof(cmd), "%s lint -c %s", getenv("WARDEN_BIN"), path);
+	ck_assert_int_eq(run(cmd, &out), 2);
+	ck_assert(strstr(out, "writable by group or others") != NULL);
+	free(out);
+}
+END_TEST
+
+START_TEST(missing_credential_stops_the_start)
+{
+	char path[256], cmd[512], *out, *cfg, *p;
+
+	cfg = it_read_file(it.config, NULL);
+	p = strstr(cfg, "  c-us: ");
+	ck_assert(p != NULL);
+	*p = '\0';			/* drop c-us from dev_credentials */
+	snprintf(path, sizeof(path), "%s/nocred.yaml", it_tmpdir());
+	it_write_file(path, cfg, 0600);
+	free(cfg);
+	snprintf(cmd, sizeof(cmd), "%s serve -c %s --listen 127.0.0.1:%d",
+	    getenv("WARDEN_BIN"), path, it_free_port());
+	ck_assert_int_ne(run(cmd, &out), 0);
+	ck_assert_msg(strstr(out, "route 'p-us': credential 'c-us' is not "
+	    "available") != NULL, "%s", out);
+	ck_assert(strstr(out, IT_SECRET_EU) == NULL);
+	free(out);
+}
+END_TEST
+
+START_TEST(port_in_use_is_reported)
+{
+	char cmd[512], *out;
+
+	snprintf(cmd, sizeof(cmd), "%s serve -c %s --listen 127.0.0.1:%d",
+	    getenv("WARDEN_BIN"), it.config, it.mock_port[0]);
+	ck_assert_int_ne(run(cmd, &out), 0);
+	ck_assert_msg(strstr(out, "cannot listen on") != NULL, "%s", out);
+	free(out);
+}
+END_TEST
+
+Suite *
+suite_lifecycle(void)
+{
+	Suite *s = suite_create("lifecycle");
+	TCase *tc = tcase_create("lifecycle");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, sigterm_lets_requests_in_flight_finish);
+	tcase_add_test(tc, bad_rules_stop_the_start);
+	tcase_add_test(tc, missing_credential_stops_the_start);
+	tcase_add_test(tc, port_in_use_is_reported);
+	tcase_add_test(tc, keys_new_makes_a_working_key);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,1451 @@
+/*
+ * mock_provider.c - a fake OpenAI-compatible Chat Completions provider.
+ *
+ * Used by warden's integration tests, the demo and the benchmark: it must
+ * answer fast (tens of thousands of requests a second on one core) and it
+ * must let a test make one request misbehave without touching the others.
+ * Tests steer it with a "[[mock k=v ...]]" directive inside a message, with
+ * POST /_mock/config, or with command-line defaults; see README.md beside
+ * this file for the whole list.
+ *
+ * One thread, one event_base, libevent's evhttp for HTTP and jansson only to
+ * parse requests and to write the record file.  Answers are printed straight
+ * into evbuffers because they are small and fixed in shape.
+ *
+ * Build:
+ *   cc -std=c17 -O2 -Wall -Wextra -D_GNU_SOURCE -o mock_provider \
+ *      mock_provider.c $(pkg-config --cflags --libs libevent jansson)
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#define MAX_CHUNKS		100000L
+#define MAX_SSE_LINE_BYTES	(200L * 1024 * 1024)
+#define MAX_DELAY_MS		(24L * 3600 * 1000)
+#define MAX_TOOLS		64
+#define MAX_BODY_BYTES		(256L * 1024 * 1024)
+/* The long SSE line is queued in pieces of this size, never all at once. */
+#define PIECE_BYTES		(64 * 1024)
+/* Stop queueing events above this much unsent output; resume once drained. */
+#define OUTPUT_HIGH		(256 * 1024)
+/* How often a waiting request checks whether its client went away. */
+#define WATCH_MS		50
+/* Before a reset, wait (1 ms steps) at most this long for output to drain. */
+#define RESET_MAX_WAITS		200
+/* Idle keep-alive connections and stalled streams live this long. */
+#define HTTP_TIMEOUT_S		3600
+
+/* The knobs that can be set on the command line, by /_mock/config, or per
+ * request.  -1 in reset_after / stall_after means "never". */
+struct knobs {
+	long status;
+	long delay_ms;
+	long chunks;
+	long chunk_delay_ms;
+	long reset_after;
+	long stall_after;
+};
+
+struct pending;
+
+struct mock {
+	struct event_base *base;
+	struct evhttp *http;
+	const char *name;
+	char *name_esc;		/* name, JSON-escaped, without quotes */
+	size_t name_esc_len;
+	char *models_json;	/* the fixed GET /v1/models answer */
+	FILE *record;
+	struct knobs cli;	/* defaults from the command line */
+	struct knobs cur;	/* defaults now; /_mock/config changes them */
+	long fail_next;		/* chat requests still to fail */
+	long fail_status;	/* ... with this status */
+	uint64_t seq;
+	const struct timeval *watch_tv;
+	struct evbuffer *scratch;	/* reused for immediate answers */
+	struct pending *live;	/* answers still in progress */
+	bool stopping;
+	bool quiet;
+};
+
+/* Everything needed to produce one chat answer, owned by itself so that it
+ * can outlive the parsed request. */
+struct answer {
+	uint64_t seq;
+	long long created;
+	char *model_esc;	/* JSON-escaped, without quotes */
+	bool stream;
+	bool include_usage;
+	struct knobs k;
+	bool body_notjson;
+	long sse_line_bytes;	/* -1: no long line */
+	char **tools;		/* JSON-escaped tool names */
+	size_t ntools;
+	long prompt_tokens;
+};
+
+/* What the directives in one request said, before it becomes an answer.
+ * tools points into the parsed request, which outlives this. */
+struct directives {
+	struct knobs k;
+	bool status_set;
+	bool body_notjson;
+	long sse_line_bytes;
+	const char *tools;
+	size_t tools_len;
+	long words;
+};
+
+enum phase {
+	PH_DELAY,	/* waiting delay_ms before answering at all */
+	PH_STREAM,	/* sending SSE events */
+	PH_STALLED,	/* sends nothing more; waits for the client to leave */
+};
+
+/* A chat answer that is not sent at once: delayed, streamed or stalled.
+ * It lives until the answer is complete or the connection goes away,
+ * whichever comes first, and is freed in exactly one of those places. */
+struct pending {
+	struct mock *m;
+	struct evhttp_request *req;
+	struct evhttp_connection *conn;
+	struct answer a;
+	struct event *timer;	/* delay, pacing, and "go on now" */
+	struct event *watch;	/* periodic check that the client is there */
+	struct evbuffer *buf;	/* one event or piece, handed to evhttp */
+	struct pending *prev, *next;
+	enum phase phase;
+	long nbody;		/* content / tool events in the stream */
+	long total;		/* all events, [DONE] included */
+	long events_sent;
+	long big_left;		/* bytes of the long line still to send */
+	int reset_waits;
+	bool in_big;		/* between head and tail of the long line */
+	bool draining;		/* waiting for evhttp's write callback */
+	bool pacing;		/* timer pending: delay or chunk pause */
+	bool sent_since_pause;
+	bool self_reset;	/* the connection ends because we reset it */
+};
+
+static const char *const filler[] = {
+	"lorem", "ipsum", "dolor", "sit", "amet", "consectetur",
+	"adipiscing", "elit", "sed", "do", "eiusmod", "tempor",
+};
+#define NFILLER (sizeof filler / sizeof filler[0])
+
+/* The tool-call arguments, as a JSON string literal's content, and the two
+ * pieces the stream sends it in. */
+#define TOOL_ARGS_ESC	"{\\\"q\\\":\\\"x\\\"}"
+static const char *const tool_arg_pieces[2] = {
+	"{\\\"q\\\":", "\\\"x\\\"}",
+};
+
+/* Source of the long SSE line: referenced by evbuffers, never copied. */
+static char x_block[PIECE_BYTES];
+
+static void pump(struct pending *p);
+
+/* ---------------------------------------------------------------------- */
+/* Small helpers                                                          */
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL) {
+		fputs("mock_provider: out of memory\n", stderr);
+		exit(1);
+	}
+	return p;
+}
+
+/* JSON-escape s[0..n) into a new string, without the quotes.  Bytes >= 0x80
+ * pass through: the input is either jansson-validated UTF-8 or ours. */
+static char *json_escape_dup(const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *out = xmalloc(n * 6 + 1);
+	char *o = out;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		switch (c) {
+		case '"':  *o++ = '\\'; *o++ = '"'; break;
+		case '\\': *o++ = '\\'; *o++ = '\\'; break;
+		case '\n': *o++ = '\\'; *o++ = 'n'; break;
+		case '\r': *o++ = '\\'; *o++ = 'r'; break;
+		case '\t': *o++ = '\\'; *o++ = 't'; break;
+		default:
+			if (c < 0x20) {
+				memcpy(o, "\\u00", 4);
+				o[4] = hex[c >> 4];
+				o[5] = hex[c & 15];
+				o += 6;
+			} else {
+				*o++ = (char)c;
+			}
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Parse a decimal integer that is all of s[0..n). */
+static bool parse_long(const char *s, size_t n, long *out)
+{
+	char buf[32];
+	char *end;
+	long v;
+
+	if (n == 0 || n >= sizeof buf)
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	*out = v;
+	return true;
+}
+
+static long clamp(long v, long lo, long hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+static struct timeval ms_tv(long ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	return tv;
+}
+
+static bool valid_status(long v)
+{
+	return v >= 100 && v <= 599;
+}
+
+/* Knob values from directives and /_mock/config are clamped into range
+ * rather than refused, so that a test asking for "a lot" gets the most. */
+static void knob_set(struct knobs *k, const char *key, long v)
+{
+	if (strcmp(key, "delay_ms") == 0)
+		k->delay_ms = clamp(v, 0, MAX_DELAY_MS);
+	else if (strcmp(key, "chunks") == 0)
+		k->chunks = clamp(v, 1, MAX_CHUNKS);
+	else if (strcmp(key, "chunk_delay_ms") == 0)
+		k->chunk_delay_ms = clamp(v, 0, MAX_DELAY_MS);
+	else if (strcmp(key, "reset_after") == 0)
+		k->reset_after = v < 0 ? -1 : v;
+	else if (strcmp(key, "stall_after") == 0)
+		k->stall_after = v < 0 ? -1 : v;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Recording                                                              */
+
+static void record_json(struct mock *m, json_t *obj)
+{
+	char *s;
+
+	if (obj == NULL)
+		return;
+	s = json_dumps(obj, JSON_COMPACT);
+	if (s != NULL) {
+		fputs(s, m->record);
+		fputc('\n', m->record);
+		/* Tests read the file while we run; never leave a half line. */
+		fflush(m->record);
+		free(s);
+	}
+	json_decref(obj);
+}
+
+/* A JSON string of arbitrary bytes: bodies need not be UTF-8, and jansson
+ * refuses invalid UTF-8, so those bytes become '?'. */
+static json_t *json_bytes(const char *s, size_t n)
+{
+	json_t *j;
+	char *copy;
+
+	if (n == 0)
+		return json_string("");
+	j = json_stringn(s, n);
+	if (j != NULL)
+		return j;
+	copy = xmalloc(n);
+	for (size_t i = 0; i < n; i++)
+		copy[i] = (unsigned char)s[i] >= 0x80 ? '?' : s[i];
+	j = json_stringn(copy, n);
+	free(copy);
+	return j;
+}
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+	switch (t) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	}
+	return "?";
+}
+
+static void record_request(struct mock *m, struct evhttp_request *req,
+    uint64_t seq, const char *path, const char *body, size_t len)
+{
+	json_t *obj = json_object();
+	json_t *hdrs = json_object();
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+
+	for (struct evkeyval *kv = evhttp_request_get_input_headers(req)->tqh_first;
+	    kv != NULL; kv = kv->next.tqe_next) {
+		char *key = strdup(kv->key);
+		json_t *old;
+
+		if (key == NULL)
+			continue;
+		for (char *c = key; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c - 'A' + 'a');
+		/* A repeated header keeps all its values, as HTTP joins them. */
+		old = json_object_get(hdrs, key);
+		if (json_is_string(old)) {
+			size_t ol = json_string_length(old), nl = strlen(kv->value);
+			char *joined = xmalloc(ol + 2 + nl);
+
+			memcpy(joined, json_string_value(old), ol);
+			memcpy(joined + ol, ", ", 2);
+			memcpy(joined + ol + 2, kv->value, nl);
+			json_object_set_new(hdrs, key, json_bytes(joined, ol + 2 + nl));
+			free(joined);
+		} else {
+			json_object_set_new(hdrs, key,
+			    json_bytes(kv->value, strlen(kv->value)));
+		}
+		free(key);
+	}
+	json_object_set_new(obj, "seq", json_integer((json_int_t)seq));
+	json_object_set_new(obj, "provider", json_string(m->name));
+	json_object_set_new(obj, "method",
+	    json_string(method_name(evhttp_request_get_command(req))));
+	json_object_set_new(obj, "path", json_bytes(path, strlen(path)));
+	if (query != NULL)
+		json_object_set_new(obj, "query", json_bytes(query, strlen(query)));
+	json_object_set_new(obj, "headers", hdrs);
+	json_object_set_new(obj, "body", json_bytes(body, len));
+	record_json(m, obj);
+}
+
+static void record_abort(struct pending *p)
+{
+	json_t *obj;
+
+	if (p->m->record == NULL)
+		return;
+	obj = json_object();
+	json_object_set_new(obj, "seq", json_integer((json_int_t)p->a.seq));
+	json_object_set_new(obj, "provider", json_string(p->m->name));
+	json_object_set_new(obj, "event", json_string("client_aborted"));
+	json_object_set_new(obj, "events_sent", json_integer(p->events_sent));
+	record_json(p->m, obj);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Simple answers                                                         */
+
+static void set_json_type(struct evhttp_request *req, const struct mock *m)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "X-Mock-Provider", m->name);
+}
+
+/* The OpenAI error shape.  msg and code must already be JSON-safe. */
+static void send_error(struct mock *m, struct evhttp_request *req, int status,
+    const char *msg, const char *type, const char *code)
+{
+	struct evbuffer *b = m->scratch;
+
+	evbuffer_add_printf(b, "{\"error\":{\"message\":\"mock %s: %s\","
+	    "\"type\":\"%s\",\"code\":", m->name_esc, msg, type);
+	if (code != NULL)
+		evbuffer_add_printf(b, "\"%s\"}}", code);
+	else
+		evbuffer_add_printf(b, "null}}");
+	set_json_type(req, m);
+	evhttp_send_reply(req, status, NULL, b);
+}
+
+/* The error a test asked for with status=N (or fail_next). */
+static void send_status_error(struct mock *m, struct evhttp_request *req,
+    long status)
+{
+	char msg[64];
+
+	snprintf(msg, sizeof msg, "simulated error (status %ld)", status);
+	if (status == 429) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Retry-After", "1");
+		send_error(m, req, 429, msg, "requests", "rate_limit_exceeded");
+	} else if (status >= 500) {
+		send_error(m, req, (int)status, msg, "server_error", NULL);
+	} else {
+		send_error(m, req, (int)status, msg, "invalid_request_error", NULL);
+	}
+}
+
+static void send_text(struct mock *m, struct evhttp_request *req, int status,
+    const char *type, const char *text)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Content-Type", type);
+	evhttp_add_header(h, "X-Mock-Provider", m->name);
+	evbuffer_add(m->scratch, text, strlen(text));
+	evhttp_send_reply(req, status, NULL, m->scratch);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Answer content                                                         */
+
+/* Word k of the reply "hello from NAME lorem ipsum ...". */
+static void add_word(struct evbuffer *b, const struct mock *m, long k)
+{
+	const char *w;
+
+	if (k == 0) {
+		w = "hello";
+	} else if (k == 1) {
+		w = "from";
+	} else if (k == 2) {
+		evbuffer_add(b, m->name_esc, m->name_esc_len);
+		return;
+	} else {
+		w = filler[(size_t)(k - 3) % NFILLER];
+	}
+	evbuffer_add(b, w, strlen(w));
+}
+
+static long completion_tokens(const struct answer *a)
+{
+	if (a->ntools > 0)
+		return 8 * (long)a->ntools;
+	if (a->stream && a->sse_line_bytes >= 0)
+		return a->sse_line_bytes / 4 > 0 ? a->sse_line_bytes / 4 : 1;
+	return a->k.chunks;
+}
+
+static void add_usage(struct evbuffer *b, const struct answer *a)
+{
+	long c = completion_tokens(a);
+
+	evbuffer_add_printf(b, "\"usage\":{\"prompt_tokens\":%ld,"
+	    "\"completion_tokens\":%ld,\"total_tokens\":%ld}",
+	    a->prompt_tokens, c, a->prompt_tokens + c);
+}
+
+static void add_completion(struct evbuffer *b, const struct mock *m,
+    const struct answer *a)
+{
+	evbuffer_add_printf(b, "{\"id\":\"chatcmpl-mock-%" PRIu64 "\","
+	    "\"object\":\"chat.completion\",\"created\":%lld,\"model\":\"%s\","
+	    "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",",
+	    a->seq, a->created, a->model_esc);
+	if (a->ntools > 0) {
+		evbuffer_add_printf(b, "\"content\":null,\"tool_calls\":[");
+		for (size_t i = 0; i < a->ntools; i++)
+			evbuffer_add_printf(b, "%s{\"id\":\"call_%" PRIu64 "_%zu\","
+			    "\"type\":\"function\",\"function\":{\"name\":\"%s\","
+			    "\"arguments\":\"" TOOL_ARGS_ESC "\"}}",
+			    i ? "," : "", a->seq, i, a->tools[i]);
+		evbuffer_add_printf(b, "]},\"finish_reason\":\"tool_calls\"}],");
+	} else {
+		evbuffer_add_printf(b, "\"content\":\"%s: ", m->name_esc);
+		for (long k = 0; k < a->k.chunks; k++) {
+			if (k > 0)
+				evbuffer_add(b, " ", 1);
+			add_word(b, m, k);
+		}
+		evbuffer_add_printf(b, "\"},\"finish_reason\":\"stop\"}],");
+	}
+	add_usage(b, a);
+	evbuffer_add(b, "}", 1);
+}
+
+/* The beginning of every chunk object, up to and including the comma
+ * before "choices". */
+static void add_chunk_open(struct evbuffer *b, const struct answer *a)
+{
+	evbuffer_add_printf(b, "data: {\"id\":\"chatcmpl-mock-%" PRIu64 "\","
+	    "\"object\":\"chat.completion.chunk\",\"created\":%lld,"
+	    "\"model\":\"%s\",", a->seq, a->created, a->model_esc);
+}
+
+/* SSE event number idx of the stream (never the long line, see pump). */
+static void add_event(struct evbuffer *b, const struct pending *p, long idx)
+{
+	const struct answer *a = &p->a;
+	const struct mock *m = p->m;
+
+	if (idx == p->total - 1) {
+		evbuffer_add(b, "data: [DONE]\n\n", 14);
+		return;
+	}
+	add_chunk_open(b, a);
+	if (idx == 0) {
+		evbuffer_add_printf(b, "\"choices\":[{\"index\":0,\"delta\":"
+		    "{\"role\":\"assistant\",\"content\":%s},"
+		    "\"finish_reason\":null}]}\n\n", a->ntools ? "null" : "\"\"");
+	} else if (idx <= p->nbody && a->ntools > 0) {
+		long j = idx - 1;
+		size_t call = (size_t)(j / 3);
+
+		evbuffer_add_printf(b, "\"choices\":[{\"index\":0,\"delta\":"
+		    "{\"tool_calls\":[{\"index\":%zu,", call);
+		if (j % 3 == 0)
+			evbuffer_add_printf(b, "\"id\":\"call_%" PRIu64 "_%zu\","
+			    "\"type\":\"function\",\"function\":{\"name\":\"%s\","
+			    "\"arguments\":\"\"}", a->seq, call, a->tools[call]);
+		else
+			evbuffer_add_printf(b, "\"function\":{\"arguments\":\"%s\"}",
+			    tool_arg_pieces[j % 3 - 1]);
+		evbuffer_add_printf(b, "}]},\"finish_reason\":null}]}\n\n");
+	} else if (idx <= p->nbody) {
+		long k = idx - 1;
+
+		evbuffer_add_printf(b, "\"choices\":[{\"index\":0,\"delta\":"
+		    "{\"content\":\"");
+		/* The first delta carries the "NAME: " prefix so that the
+		 * stream adds up to the non-streaming content. */
+		if (k == 0)
+			evbuffer_add_printf(b, "%s: ", m->name_esc);
+		else
+			evbuffer_add(b, " ", 1);
+		add_word(b, m, k);
+		evbuffer_add_printf(b, "\"},\"finish_reason\":null}]}\n\n");
+	} else if (idx == p->nbody + 1) {
+		evbuffer_add_printf(b, "\"choices\":[{\"index\":0,\"delta\":{},"
+		    "\"finish_reason\":\"%s\"}]}\n\n",
+		    a->ntools ? "tool_calls" : "stop");
+	} else {
+		evbuffer_add_printf(b, "\"choices\":[],");
+		add_usage(b, a);
+		evbuffer_add(b, "}\n\n", 3);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Directives and answers                                                 */
+
+static bool key_is(const char *k, size_t kl, const char *want)
+{
+	return kl == strlen(want) && memcmp(k, want, kl) == 0;
+}
+
+static void apply_directive(struct directives *d, const char *k, size_t kl,
+    const char *v, size_t vl)
+{
+	static const char *const knob_keys[] = {
+		"delay_ms", "chunks", "chunk_delay_ms", "reset_after",
+		"stall_after",
+	};
+	long n;
+
+	if (key_is(k, kl, "body")) {
+		d->body_notjson = vl == 7 && memcmp(v, "notjson", 7) == 0;
+		return;
+	}
+	if (key_is(k, kl, "tool_call")) {
+		d->tools = v;
+		d->tools_len = vl;
+		return;
+	}
+	/* Everything else is numeric; a value that is not is ignored. */
+	if (!parse_long(v, vl, &n))
+		return;
+	if (key_is(k, kl, "status")) {
+		if (valid_status(n)) {
+			d->k.status = n;
+			d->status_set = true;
+		}
+		return;
+	}
+	if (key_is(k, kl, "sse_line_bytes")) {
+		d->sse_line_bytes = n < 0 ? -1 : clamp(n, 0, MAX_SSE_LINE_BYTES);
+		return;
+	}
+	for (size_t i = 0; i < sizeof knob_keys / sizeof knob_keys[0]; i++)
+		if (key_is(k, kl, knob_keys[i]))
+			knob_set(&d->k, knob_keys[i], n);
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+	    c == '\v';
+}
+
+/* Find every "[[mock k=v ...]]" in s; later ones override earlier ones. */
+static void scan_directives(const char *s, size_t n, struct directives *d)
+{
+	const char *end = s + n;
+	const char *p = s;
+
+	while (p < end && (p = memmem(p, (size_t)(end - p), "[[mock", 6)) != NULL) {
+		const char *close;
+
+		p += 6;
+		close = memmem(p, (size_t)(end - p), "]]", 2);
+		if (close == NULL)
+			return;
+		while (p < close) {
+			const char *tok, *eq;
+
+			while (p < close && is_space(*p))
+				p++;
+			tok = p;
+			while (p < close && !is_space(*p))
+				p++;
+			eq = memchr(tok, '=', (size_t)(p - tok));
+			if (eq != NULL && eq > tok)
+				apply_directive(d, tok, (size_t)(eq - tok), eq + 1,
+				    (size_t)(p - eq - 1));
+		}
+		p = close + 2;
+	}
+}
+
+static long count_words(const char *s, size_t n)
+{
+	long words = 0;
+	bool in_word = false;
+
+	for (size_t i = 0; i < n; i++) {
+		bool sp = is_space(s[i]);
+
+		if (!sp && !in_word)
+			words++;
+		in_word = !sp;
+	}
+	return words;
+}
+
+static void scan_text(json_t *str, struct directives *d)
+{
+	const char *s = json_string_value(str);
+	size_t n = json_string_length(str);
+
+	d->words += count_words(s, n);
+	scan_directives(s, n, d);
+}
+
+/* Message content is a string, or an array of parts with "text". */
+static void scan_messages(json_t *messages, struct directives *d)
+{
+	size_t i, j;
+	json_t *msg, *part;
+
+	json_array_foreach(messages, i, msg) {
+		json_t *c = json_object_get(msg, "content");
+
+		if (json_is_string(c)) {
+			scan_text(c, d);
+		} else if (json_is_array(c)) {
+			json_array_foreach(c, j, part) {
+				json_t *t = json_object_get(part, "text");
+
+				if (json_is_string(t))
+					scan_text(t, d);
+			}
+		}
+	}
+}
+
+static void split_tools(struct answer *a, const char *s, size_t n)
+{
+	const char *end = s + n;
+
+	a->tools = xmalloc(sizeof *a->tools * MAX_TOOLS);
+	while (s < end && a->ntools < MAX_TOOLS) {
+		const char *comma = memchr(s, ',', (size_t)(end - s));
+		const char *stop = comma ? comma : end;
+
+		if (stop > s)
+			a->tools[a->ntools++] = json_escape_dup(s, (size_t)(stop - s));
+		s = stop + 1;
+	}
+}
+
+static void answer_free(struct answer *a)
+{
+	free(a->model_esc);
+	for (size_t i = 0; i < a->ntools; i++)
+		free(a->tools[i]);
+	free(a->tools);
+}
+
+/* Turn a valid request into an answer: current defaults, then fail_next,
+ * then the request's own directives. */
+static void answer_build(struct mock *m, json_t *root, uint64_t seq,
+    struct answer *a)
+{
+	json_t *model = json_object_get(root, "model");
+	json_t *opts = json_object_get(root, "stream_options");
+	struct directives d = {
+		.k = m->cur,
+		.sse_line_bytes = -1,
+	};
+
+	scan_messages(json_object_get(root, "messages"), &d);
+
+	memset(a, 0, sizeof *a);
+	a->seq = seq;
+	a->created = (long long)time(NULL);
+	a->model_esc = json_escape_dup(json_string_value(model),
+	    json_string_length(model));
+	a->stream = json_is_true(json_object_get(root, "stream"));
+	a->include_usage = json_is_true(json_object_get(opts, "include_usage"));
+	if (m->fail_next > 0) {
+		m->fail_next--;
+		if (!d.status_set)
+			d.k.status = m->fail_status;
+	}
+	a->k = d.k;
+	a->body_notjson = d.body_notjson;
+	a->sse_line_bytes = d.sse_line_bytes;
+	a->prompt_tokens = d.words > 0 ? d.words : 1;
+	if (d.tools != NULL)
+		split_tools(a, d.tools, d.tools_len);
+}
+
+/* Answers that go out in one piece (once any delay has passed). */
+static bool answer_is_simple(const struct answer *a)
+{
+	if (!a->stream && a->k.reset_after == 0)
+		return false;
+	return a->k.status != 200 || a->body_notjson ||
+	    (!a->stream && a->k.stall_after != 0);
+}
+
+static void answer_send_simple(struct mock *m, struct evhttp_request *req,
+    const struct answer *a)
+{
+	if (a->k.status != 200) {
+		send_status_error(m, req, a->k.status);
+	} else if (a->body_notjson) {
+		send_text(m, req, 200, "application/json", "<html>oops</html>");
+	} else {
+		add_completion(m->scratch, m, a);
+		set_json_type(req, m);
+		evhttp_send_reply(req, 200, "OK", m->scratch);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Answers in progress                                                    */
+
+static void pending_free(struct pending *p)
+{
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		p->m->live = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+	event_free(p->timer);
+	event_free(p->watch);
+	evbuffer_free(p->buf);
+	answer_free(&p->a);
+	free(p);
+}
+
+/*
+ * The connection is going away: the client left (seen by evhttp, by our
+ * watch, or by a failed write), we reset it, or we are shutting down.
+ * evhttp calls this from evhttp_connection_free() before it frees the
+ * requests still queued on the connection.  When evhttp itself saw the
+ * EOF, it has already taken our unfinished request off the connection
+ * (evhttp_connection_incoming_fail), and then the request is ours to free.
+ */
+static void on_conn_close(struct evhttp_connection *conn, void *arg)
+{
+	struct pending *p = arg;
+
+	(void)conn;
+	if (!p->self_reset && !p->m->stopping)
+		record_abort(p);
+	if (evhttp_request_get_connection(p->req) == NULL)
+		evhttp_request_free(p->req);
+	pending_free(p);
+}
+
+/* The answer is complete: from now on the connection is evhttp's alone. */
+static void pending_detach(struct pending *p)
+{
+	evhttp_connection_set_closecb(p->conn, NULL, NULL);
+}
+
+/*
+ * Abort the TCP connection with a RST.  SO_LINGER {1,0} makes close() send
+ * a RST, but evhttp_connection_free() calls shutdown(SHUT_WR) first, and
+ * the FIN that sends would reach the client before the RST and look like a
+ * clean end of stream.  connect(AF_UNSPEC) disconnects the socket at once,
+ * and for an established TCP socket the kernel does that with a RST; the
+ * shutdown() and close() that follow then have nothing left to send.
+ */
+static void reset_connection(struct pending *p)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(p->conn);
+	evutil_socket_t fd = bufferevent_getfd(bev);
+
+	p->self_reset = true;
+	if (fd >= 0) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		struct sockaddr sa = { .sa_family = AF_UNSPEC };
+
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		connect(fd, &sa, sizeof sa);
+	}
+	evhttp_connection_free(p->conn);	/* calls on_conn_close: p is gone */
+}
+
+/*
+ * While reading is disabled (before the answer starts) evhttp does not
+ * notice that the client closed, so a delayed or stalled request checks
+ * the socket itself.  poll() with POLLRDHUP sees a FIN even when unread
+ * bytes (a pipelined request) sit in front of it, and POLLHUP/POLLERR see a
+ * reset.
+ */
+static void on_watch(evutil_socket_t unused_fd, short what, void *arg)
+{
+	struct pending *p = arg;
+	struct pollfd pfd = {
+		.fd = bufferevent_getfd(evhttp_connection_get_bufferevent(p->conn)),
+		.events = POLLRDHUP,
+	};
+
+	(void)unused_fd;
+	(void)what;
+	if (pfd.fd < 0 || (poll(&pfd, 1, 0) > 0 &&
+	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))))
+		evhttp_connection_free(p->conn);	/* calls on_conn_close */
+}
+
+/* Run the pump from our own timer callback, never from inside evhttp's. */
+static void kick(struct pending *p)
+{
+	if (!evtimer_pending(p->timer, NULL))
+		event_active(p->timer, EV_TIMEOUT, 1);
+}
+
+static void pace(struct pending *p, long ms)
+{
+	struct timeval tv = ms_tv(ms);
+
+	p->pacing = true;
+	evtimer_add(p->timer, &tv);
+}
+
+/* evhttp's write callback: everything queued so far has been written. */
+static void on_drained(struct evhttp_connection *conn, void *arg)
+{
+	struct pending *p = arg;
+
+	(void)conn;
+	if (p->phase != PH_STREAM || !p->draining)
+		return;
+	p->draining = false;
+	if (!p->pacing)
+		kick(p);
+}
+
+static void send_buf(struct pending *p)
+{
+	evhttp_send_reply_chunk_with_cb(p->req, p->buf, on_drained, p);
+}
+
+static void finish_stream(struct pending *p)
+{
+	pending_detach(p);
+	evhttp_send_reply_end(p->req);
+	pending_free(p);
+}
+
+/*
+ * Send the stream's events as far as flow control, pacing, stall_after and
+ * reset_after allow.  Each event is its own HTTP chunk; the long line of
+ * sse_line_bytes is a head, PIECE_BYTES pieces and a tail, each its own
+ * chunk, so that it never has to exist in memory at once.
+ */
+static void pump(struct pending *p)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(p->conn);
+	struct evbuffer *out = bufferevent_get_output(bev);
+	const struct knobs *k = &p->a.k;
+
+	for (;;) {
+		if (!p->in_big) {
+			if (k->reset_after == p->events_sent) {
+				/* Let what was sent reach the client before the
+				 * RST, which would discard it in our kernel. */
+				if (evbuffer_get_length(out) > 0 &&
+				    p->reset_waits++ < RESET_MAX_WAITS) {
+					pace(p, 1);
+					return;
+				}
+				reset_connection(p);
+				return;
+			}
+			if (k->stall_after == p->events_sent) {
+				p->phase = PH_STALLED;
+				return;
+			}
+			if (p->events_sent == p->total) {
+				finish_stream(p);
+				return;
+			}
+			if (p->sent_since_pause && k->chunk_delay_ms > 0) {
+				p->sent_since_pause = false;
+				pace(p, k->chunk_delay_ms);
+				return;
+			}
+		}
+		if (evbuffer_get_length(out) >= OUTPUT_HIGH) {
+			p->draining = true;	/* on_drained resumes */
+			return;
+		}
+		if (p->in_big && p->big_left > 0) {
+			long n = p->big_left < PIECE_BYTES ? p->big_left : PIECE_BYTES;
+
+			evbuffer_add_reference(p->buf, x_block, (size_t)n, NULL, NULL);
+			p->big_left -= n;
+			send_buf(p);
+			continue;
+		}
+		if (p->in_big) {
+			evbuffer_add_printf(p->buf, "\"},\"finish_reason\":null}]}\n\n");
+			p->in_big = false;
+		} else if (p->events_sent == 1 && p->a.sse_line_bytes >= 0 &&
+		    p->a.ntools == 0) {
+			add_chunk_open(p->buf, &p->a);
+			evbuffer_add_printf(p->buf, "\"choices\":[{\"index\":0,"
+			    "\"delta\":{\"content\":\"");
+			p->in_big = true;
+			p->big_left = p->a.sse_line_bytes;
+			send_buf(p);
+			continue;
+		} else {
+			add_event(p->buf, p, p->events_sent);
+		}
+		send_buf(p);
+		p->events_sent++;
+		p->sent_since_pause = true;
+	}
+}
+
+static void stream_start(struct pending *p)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(p->req);
+	const struct answer *a = &p->a;
+
+	if (a->ntools > 0)
+		p->nbody = 3 * (long)a->ntools;
+	else if (a->sse_line_bytes >= 0)
+		p->nbody = 1;
+	else
+		p->nbody = a->k.chunks;
+	p->total = 1 + p->nbody + 1 + (a->include_usage ? 1 : 0) + 1;
+
+	evhttp_add_header(h, "Content-Type", "text/event-stream");
+	evhttp_add_header(h, "Cache-Control", "no-cache");
+	evhttp_add_header(h, "X-Mock-Provider", p->m->name);
+	evhttp_send_reply_start(p->req, 200, "OK");
+	p->phase = PH_STREAM;
+	pump(p);
+}
+
+/* The delay (if any) is over: answer. */
+static void pending_start(struct pending *p)
+{
+	const struct answer *a = &p->a;
+
+	if (!a->stream && a->k.reset_after == 0) {
+		reset_connection(p);
+	} else if (answer_is_simple(a)) {
+		pending_detach(p);
+		answer_send_simple(p->m, p->req, a);
+		pending_free(p);
+	} else if (!a->stream) {
+		p->phase = PH_STALLED;	/* stall_after=0: never answer */
+	} else {
+		stream_start(p);
+	}
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct pending *p = arg;
+
+	(void)fd;
+	(void)what;
+	switch (p->phase) {
+	case PH_DELAY:
+		pending_start(p);
+		break;
+	case PH_STREAM:
+		p->pacing = false;
+		if (!p->draining)
+			pump(p);
+		break;
+	case PH_STALLED:
+		break;
+	}
+}
+
+/* Takes over the answer. */
+static void pending_new(struct mock *m, struct evhttp_request *req,
+    struct answer *a)
+{
+	struct pending *p = xmalloc(sizeof *p);
+
+	memset(p, 0, sizeof *p);
+	p->m = m;
+	p->req = req;
+	p->conn = evhttp_request_get_connection(req);
+	p->a = *a;
+	p->phase = PH_DELAY;
+	p->timer = evtimer_new(m->base, on_timer, p);
+	p->watch = event_new(m->base, -1, EV_PERSIST, on_watch, p);
+	p->buf = evbuffer_new();
+	if (p->timer == NULL || p->watch == NULL || p->buf == NULL) {
+		fputs("mock_provider: out of memory\n", stderr);
+		exit(1);
+	}
+	p->next = m->live;
+	if (m->live != NULL)
+		m->live->prev = p;
+	m->live = p;
+	evhttp_connection_set_closecb(p->conn, on_conn_close, p);
+	evtimer_add(p->watch, m->watch_tv);
+	if (a->k.delay_ms > 0)
+		pace(p, a->k.delay_ms);
+	else
+		kick(p);	/* not from inside evhttp's request callback */
+}
+
+/* ---------------------------------------------------------------------- */
+/* Endpoints                                                              */
+
+static void handle_chat(struct mock *m, struct evhttp_request *req,
+    uint64_t seq, const char *body, size_t len)
+{
+	json_error_t jerr;
+	json_t *root, *model, *messages;
+	struct answer a;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		send_error(m, req, 405, "use POST", "invalid_request_error", NULL);
+		return;
+	}
+	root = len > 0 ? json_loadb(body, len, 0, &jerr) : NULL;
+	model = json_object_get(root, "model");
+	messages = json_object_get(root, "messages");
+	if (!json_is_object(root)) {
+		send_error(m, req, 400, "the body is not a JSON object",
+		    "invalid_request_error", NULL);
+	} else if (!json_is_string(model)) {
+		send_error(m, req, 400, "'model' (a string) is required",
+		    "invalid_request_error", NULL);
+	} else if (!json_is_array(messages)) {
+		send_error(m, req, 400, "'messages' (an array) is required",
+		    "invalid_request_error", NULL);
+	} else {
+		answer_build(m, root, seq, &a);
+		if (a.k.delay_ms == 0 && answer_is_simple(&a)) {
+			answer_send_simple(m, req, &a);
+			answer_free(&a);
+		} else {
+			pending_new(m, req, &a);
+		}
+	}
+	json_decref(root);
+}
+
+static bool config_get(json_t *root, const char *key, long *out, bool *bad)
+{
+	json_t *v = json_object_get(root, key);
+
+	if (v == NULL)
+		return false;
+	if (json_is_null(v) && (strcmp(key, "reset_after") == 0 ||
+	    strcmp(key, "stall_after") == 0)) {
+		*out = -1;
+		return true;
+	}
+	if (!json_is_integer(v)) {
+		*bad = true;
+		return false;
+	}
+	*out = (long)json_integer_value(v);
+	return true;
+}
+
+static void handle_config(struct mock *m, struct evhttp_request *req,
+    const char *body, size_t len)
+{
+	static const char *const keys[] = {
+		"delay_ms", "chunks", "chunk_delay_ms", "reset_after",
+		"stall_after",
+	};
+	json_error_t jerr;
+	json_t *root = len > 0 ? json_loadb(body, len, 0, &jerr) : NULL;
+	struct knobs k = m->cur;
+	bool bad = false, has_status, has_fail;
+	long status = 500, fail = 0, v;
+
+	if (!json_is_object(root)) {
+		json_decref(root);
+		send_error(m, req, 400, "the body is not a JSON object",
+		    "invalid_request_error", NULL);
+		return;
+	}
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (config_get(root, keys[i], &v, &bad))
+			knob_set(&k, keys[i], v);
+	has_status = config_get(root, "status", &status, &bad);
+	has_fail = config_get(root, "fail_next", &fail, &bad);
+	json_decref(root);
+	if (bad || (has_status && !valid_status(status)) || fail < 0) {
+		send_error(m, req, 400, "config values must be integers in range",
+		    "invalid_request_error", NULL);
+		return;
+	}
+	/* With fail_next, status says how those requests fail; alone, it
+	 * is the new default for every request. */
+	if (has_fail) {
+		m->fail_next = fail;
+		m->fail_status = has_status ? status : 500;
+	} else if (has_status) {
+		k.status = status;
+	}
+	m->cur = k;
+	send_text(m, req, 200, "application/json", "{}");
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct mock *m = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	uint64_t seq = 0;
+
+	if (path == NULL || *path == '\0')
+		path = "/";
+	/* Record what reaches the provider API, not the tests' control
+	 * requests. */
+	if (strncmp(path, "/_mock/", 7) != 0) {
+		seq = ++m->seq;
+		if (m->record != NULL)
+			record_request(m, req, seq, path, body, len);
+	}
+
+	if (strcmp(path, "/v1/chat/completions") == 0 ||
+	    strcmp(path, "/chat/completions") == 0) {
+		handle_chat(m, req, seq, body, len);
+	} else if (strcmp(path, "/v1/models") == 0 || strcmp(path, "/models") == 0) {
+		if (cmd != EVHTTP_REQ_GET) {
+			send_error(m, req, 405, "use GET", "invalid_request_error", NULL);
+			return;
+		}
+		send_text(m, req, 200, "application/json", m->models_json);
+	} else if (strcmp(path, "/_mock/health") == 0) {
+		send_text(m, req, 200, "text/plain", "ok");
+	} else if (strcmp(path, "/_mock/config") == 0 && cmd == EVHTTP_REQ_POST) {
+		handle_config(m, req, body, len);
+	} else if (strcmp(path, "/_mock/reset") == 0 && cmd == EVHTTP_REQ_POST) {
+		m->cur = m->cli;
+		m->fail_next = 0;
+		send_text(m, req, 200, "application/json", "{}");
+	} else {
+		send_error(m, req, 404, "no such endpoint", "invalid_request_error",
+		    NULL);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Start-up                                                               */
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct mock *m = arg;
+
+	(void)sig;
+	(void)what;
+	event_base_loopexit(m->base, NULL);
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: mock_provider --listen HOST:PORT [--name NAME] "
+	    "[--record FILE]\n"
+	    "         [--latency-ms N] [--status N] [--chunks N] "
+	    "[--chunk-delay-ms N] [--quiet]\n", f);
+}
+
+static void die_usage(const char *fmt, const char *arg)
+{
+	fputs("mock_provider: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	usage(stderr);
+	exit(2);
+}
+
+/* HOST:PORT or [V6]:PORT; an empty host means 127.0.0.1. */
+static void parse_listen(const char *s, char *host, size_t hostsz, long *port)
+{
+	const char *colon;
+	size_t hl;
+	const char *h = s;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL || close[1] != ':')
+			die_usage("bad --listen address '%s'", s);
+		h = s + 1;
+		hl = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			die_usage("--listen needs HOST:PORT, got '%s'", s);
+		hl = (size_t)(colon - s);
+	}
+	if (hl >= hostsz)
+		die_usage("host too long in '%s'", s);
+	if (hl == 0) {
+		snprintf(host, hostsz, "127.0.0.1");
+	} else {
+		memcpy(host, h, hl);
+		host[hl] = '\0';
+	}
+	if (!parse_long(colon + 1, strlen(colon + 1), port) || *port < 0 ||
+	    *port > 65535)
+		die_usage("bad port in '%s'", s);
+}
+
+static long arg_number(const char *opt, const char *v, long lo, long hi)
+{
+	long n;
+
+	if (!parse_long(v, strlen(v), &n) || n < lo || n > hi) {
+		fprintf(stderr, "mock_provider: %s wants a number in %ld..%ld, "
+		    "got '%s'\n", opt, lo, hi, v);
+		exit(2);
+	}
+	return n;
+}
+
+static char *build_models(const struct mock *m)
+{
+	static const char *const ids[] = {
+		"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-3.5-turbo",
+	};
+	struct evbuffer *b = evbuffer_new();
+	size_t n;
+	char *s;
+
+	evbuffer_add_printf(b, "{\"object\":\"list\",\"data\":[");
+	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+		evbuffer_add_printf(b, "%s{\"id\":\"%s\",\"object\":\"model\","
+		    "\"created\":1700000000,\"owned_by\":\"%s\"}",
+		    i ? "," : "", ids[i], m->name_esc);
+	evbuffer_add_printf(b, "]}");
+	n = evbuffer_get_length(b);
+	s = xmalloc(n + 1);
+	evbuffer_remove(b, s, n);
+	s[n] = '\0';
+	evbuffer_free(b);
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	struct mock m = {
+		.name = "mock",
+		.cli = {
+			.status = 200, .delay_ms = 0, .chunks = 5,
+			.chunk_delay_ms = 0, .reset_after = -1, .stall_after = -1,
+		},
+		.fail_status = 500,
+	};
+	const char *listen_arg = NULL, *record_path = NULL;
+	char host[256];
+	long port;
+	struct evhttp_bound_socket *bound;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
+	struct event *sigterm, *sigint;
+	struct timeval watch = ms_tv(WATCH_MS);
+
+	for (int i = 1; i < argc; i++) {
+		const char *opt = argv[i];
+		const char *val = NULL;
+		char optbuf[64];
+		const char *eq = strchr(opt, '=');
+
+		if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(opt, "--quiet") == 0) {
+			m.quiet = true;
+			continue;
+		}
+		/* --opt=value or --opt value */
+		if (eq != NULL && strncmp(opt, "--", 2) == 0 &&
+		    (size_t)(eq - opt) < sizeof optbuf) {
+			memcpy(optbuf, opt, (size_t)(eq - opt));
+			optbuf[eq - opt] = '\0';
+			opt = optbuf;
+			val = eq + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else {
+			die_usage("missing value or unknown option '%s'", opt);
+		}
+		if (strcmp(opt, "--listen") == 0)
+			listen_arg = val;
+		else if (strcmp(opt, "--name") == 0)
+			m.name = val;
+		else if (strcmp(opt, "--record") == 0)
+			record_path = val;
+		else if (strcmp(opt, "--latency-ms") == 0)
+			m.cli.delay_ms = arg_number(opt, val, 0, MAX_DELAY_MS);
+		else if (strcmp(opt, "--status") == 0)
+			m.cli.status = arg_number(opt, val, 100, 599);
+		else if (strcmp(opt, "--chunks") == 0)
+			m.cli.chunks = arg_number(opt, val, 1, MAX_CHUNKS);
+		else if (strcmp(opt, "--chunk-delay-ms") == 0)
+			m.cli.chunk_delay_ms = arg_number(opt, val, 0, MAX_DELAY_MS);
+		else
+			die_usage("unknown option '%s'", opt);
+	}
+	if (listen_arg == NULL)
+		die_usage("%s", "--listen HOST:PORT is required");
+	parse_listen(listen_arg, host, sizeof host, &port);
+	m.cur = m.cli;
+
+	/* A client that leaves mid-write must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	memset(x_block, 'x', sizeof x_block);
+	m.name_esc = json_escape_dup(m.name, strlen(m.name));
+	m.name_esc_len = strlen(m.name_esc);
+	m.models_json = build_models(&m);
+
+	m.base = event_base_new();
+	if (m.base == NULL) {
+		fputs("mock_provider: event_base_new failed\n", stderr);
+		return 1;
+	}
+	/* All watch timers share one duration: libevent keeps them in a
+	 * queue instead of its heap. */
+	m.watch_tv = event_base_init_common_timeout(m.base, &watch);
+	m.scratch = evbuffer_new();
+	m.http = evhttp_new(m.base);
+	if (m.http == NULL || m.scratch == NULL) {
+		fputs("mock_provider: evhttp_new failed\n", stderr);
+		return 1;
+	}
+	evhttp_set_gencb(m.http, on_request, &m);
+	evhttp_set_timeout(m.http, HTTP_TIMEOUT_S);
+	evhttp_set_max_body_size(m.http, MAX_BODY_BYTES);
+	evhttp_set_allowed_methods(m.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
+
+	bound = evhttp_bind_socket_with_handle(m.http, host, (ev_uint16_t)port);
+	if (bound == NULL) {
+		fprintf(stderr, "mock_provider: cannot listen on %s: %s\n",
+		    listen_arg, strerror(errno));
+		return 2;
+	}
+	if (getsockname(evhttp_bound_socket_get_fd(bound),
+	    (struct sockaddr *)&ss, &sslen) == 0) {
+		if (ss.ss_family == AF_INET)
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	if (record_path != NULL) {
+		m.record = fopen(record_path, "a");
+		if (m.record == NULL) {
+			fprintf(stderr, "mock_provider: cannot open %s: %s\n",
+			    record_path, strerror(errno));
+			return 2;
+		}
+	}
+
+	sigterm = evsignal_new(m.base, SIGTERM, on_signal, &m);
+	sigint = evsignal_new(m.base, SIGINT, on_signal, &m);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+
+	if (!m.quiet) {
+		printf(strchr(host, ':') ? "mock_provider %s listening on [%s]:%ld\n"
+		    : "mock_provider %s listening on %s:%ld\n", m.name, host, port);
+		fflush(stdout);
+	}
+
+	event_base_dispatch(m.base);
+
+	/* evhttp_free() frees every connection; their close callbacks free
+	 * the answers still in progress, without recording them as aborts. */
+	m.stopping = true;
+	evhttp_free(m.http);
+	while (m.live != NULL)
+		pending_free(m.live);
+	event_free(sigterm);
+	event_free(sigint);
+	evbuffer_free(m.scratch);
+	event_base_free(m.base);
+	libevent_global_shutdown();
+	if (m.record != NULL)
+		fclose(m.record);
+	free(m.models_json);
+	free(m.name_esc);
+	return 0;
+}

@@ -1,0 +1,895 @@
+/*
+ * test_policy.c - policy/: pol_load on small rules files, and the queries
+ * the gateway makes against a snapshot.
+ *
+ * Error tests compare the whole error stream, "FILE:LINE:COL: message"
+ * lines and the closing count, because that text is the interface an
+ * operator sees.  In expected text '@' stands for the temp file's path.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "policy/pol_int.h"
+#include "tests/unit/suites.h"
+
+#define HEX_A "0123456789abcdef0123456789abcdef" \
+	      "0123456789abcdef0123456789abcdef"
+#define HEX_B "fedcba9876543210fedcba9876543210" \
+	      "fedcba9876543210fedcba9876543210"
+
+/* One provider, lines 2-7; files that need more append to it. */
+#define PROVIDER \
+	"version: 1\n" \
+	"providers:\n" \
+	"  - id: p1\n" \
+	"    base_url: https://a.example\n" \
+	"    country: IE\n" \
+	"    credential: c\n" \
+	"    models: [m]\n"
+
+static const char minimal[] =
+    "version: 1\n"
+    "providers:\n"
+    "  - id: p1\n"
+    "    base_url: https://api.example.com/v1//\n"
+    "    country: IE\n"
+    "    credential: cred-p1\n"
+    "    models: [gpt-4o, gpt-4o-mini]\n"
+    "tenants:\n"
+    "  - id: t1\n"
+    "    keys: [\"sha256:" HEX_A "\"]\n"
+    "    routes: [p1]\n";
+
+char *
+ut_write_rules(const char *text, unsigned mode)
+{
+	char *path = strdup("/tmp/warden-unit-XXXXXX");
+	size_t len = strlen(text), off = 0;
+	int fd;
+
+	ck_assert_ptr_nonnull(path);
+	fd = mkstemp(path);
+	ck_assert_msg(fd >= 0, "mkstemp: %s", strerror(errno));
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		ck_assert_msg(n > 0, "write %s: %s", path, strerror(errno));
+		off += (size_t)n;
+	}
+	ck_assert_int_eq(fchmod(fd, (mode_t)mode), 0);
+	close(fd);
+	return path;
+}
+
+/* The result of loading one file. */
+struct ld {
+	char *path;
+	enum wd_err rc;
+	struct pol_snapshot *snap;
+	char *errs;			/* everything written to the error stream */
+	size_t errlen;
+};
+
+static void
+load_path(struct ld *l)
+{
+	FILE *f = open_memstream(&l->errs, &l->errlen);
+
+	ck_assert_ptr_nonnull(f);
+	l->snap = (struct pol_snapshot *)(uintptr_t)1;	/* must be overwritten */
+	l->rc = pol_load(l->path, f, &l->snap);
+	fclose(f);
+	if (l->rc != WD_OK)
+		ck_assert_msg(l->snap == NULL, "snapshot set on failure");
+}
+
+static void
+load_text(struct ld *l, const char *text, unsigned mode)
+{
+	memset(l, 0, sizeof(*l));
+	l->path = ut_write_rules(text, mode);
+	load_path(l);
+}
+
+static void
+ld_done(struct ld *l)
+{
+	if (l->path != NULL)
+		unlink(l->path);
+	free(l->path);
+	free(l->errs);
+	pol_snapshot_unref(l->snap);
+	memset(l, 0, sizeof(*l));
+}
+
+/* tmpl with each '@' replaced by path; caller frees. */
+static char *
+expand(const char *tmpl, const char *path)
+{
+	size_t n = 1, plen = strlen(path);
+	char *out, *o;
+
+	for (const char *t = tmpl; *t != '\0'; t++)
+		n += *t == '@' ? plen : 1;
+	out = o = malloc(n);
+	ck_assert_ptr_nonnull(out);
+	for (const char *t = tmpl; *t != '\0'; t++) {
+		if (*t == '@') {
+			memcpy(o, path, plen);
+			o += plen;
+		} else {
+			*o++ = *t;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Load text and expect it refused with exactly these errors. */
+static void
+expect_errors(const char *text, enum wd_err rc, const char *tmpl)
+{
+	struct ld l;
+	char *want;
+
+	load_text(&l, text, 0600);
+	want = expand(tmpl, l.path);
+	ck_assert_msg(l.rc == rc, "rc %d (%s), want %d; errors:\n%s", l.rc,
+	    wd_strerror(l.rc), rc, l.errs);
+	ck_assert_ptr_null(l.snap);
+	ck_assert_str_eq(l.errs, want);
+	free(want);
+	ld_done(&l);
+}
+
+/* As expect_errors, for the first line(s) only. */
+static void
+expect_errors_start(const char *text, enum wd_err rc, const char *tmpl)
+{
+	struct ld l;
+	char *want;
+
+	load_text(&l, text, 0600);
+	want = expand(tmpl, l.path);
+	ck_assert_msg(l.rc == rc, "rc %d (%s), want %d; errors:\n%s", l.rc,
+	    wd_strerror(l.rc), rc, l.errs);
+	ck_assert_msg(strncmp(l.errs, want, strlen(want)) == 0,
+	    "errors:\n%s\nwant them to start with:\n%s", l.errs, want);
+	free(want);
+	ld_done(&l);
+}
+
+/* ---- files that load ---- */
+
+START_TEST(minimal_file_loads)
+{
+	struct ld l;
+	const struct pol_provider *p;
+	const struct pol_tenant *t;
+	unsigned char digest[32], want[32];
+	char hex[65];
+
+	load_text(&l, minimal, 0600);
+	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
+	ck_assert_str_eq(l.errs, "");
+	ck_assert_ptr_nonnull(l.snap);
+	ck_assert_int_eq(atomic_load(&l.snap->refs), 1);
+	ck_assert_str_eq(l.snap->path, l.path);
+	/* policy_version is the digest of the file. */
+	wd_sha256(minimal, strlen(minimal), digest);
+	wd_hex(digest, 32, hex);
+	ck_assert_str_eq(l.snap->version, hex);
+
+	ck_assert_uint_eq(l.snap->nproviders, 1);
+	p = &l.snap->providers[0];
+	ck_assert_str_eq(p->id, "p1");
+	ck_assert_str_eq(p->api, "openai");
+	ck_assert_str_eq(p->base_url, "https://api.example.com/v1");
+	ck_assert_str_eq(p->country, "IE");
+	ck_assert(!p->zdr);
+	ck_assert_int_eq(p->retention_days, -1);
+	ck_assert_str_eq(p->credential, "cred-p1");
+	ck_assert_uint_eq(p->nmodels, 2);
+	ck_assert_str_eq(p->models[0], "gpt-4o");
+	ck_assert_str_eq(p->models[1], "gpt-4o-mini");
+
+	ck_assert_uint_eq(l.snap->ntenants, 1);
+	t = &l.snap->tenants[0];
+	ck_assert_str_eq(t->id, "t1");
+	ck_assert_uint_eq(t->nkeys, 1);
+	ck_assert_int_eq(wd_unhex(HEX_A, want, 32), WD_OK);
+	ck_assert_mem_eq(t->keys[0], want, 32);
+	ck_assert_uint_eq(t->nroutes, 1);
+	ck_assert_ptr_eq(t->routes[0], p);
+
+	/* Defaults for everything the file leaves out. */
+	ck_assert_ptr_null(l.snap->server.listen);
+	ck_assert_int_eq(l.snap->server.workers, 0);
+	ck_assert_uint_eq(l.snap->server.max_body_bytes, 1u << 20);
+	ck_assert_uint_eq(l.snap->server.max_header_bytes, 32u << 10);
+	ck_assert_uint_eq(l.snap->server.max_headers, 100);
+	ck_assert_int_eq(l.snap->upstream.max_attempts, 3);
+	ck_assert_uint_eq(l.snap->upstream.max_sse_event_bytes, 1u << 20);
+	ck_assert_uint_eq(l.snap->ndevcreds, 0);
+	ld_done(&l);
+}
+END_TEST
+
+START_TEST(settings_are_read)
+{
+	struct ld l;
+
+	load_text(&l, PROVIDER
+	    "    retention: { zdr: true, days: 0 }\n"
+	    "server:\n"
+	    "  listen: 127.0.0.1:9999\n"
+	    "  workers: 3\n"
+	    "  max_body_bytes: 2048\n"
+	    "  max_header_bytes: 4096\n"
+	    "  max_headers: 8\n"
+	    "  header_timeout_ms: 100\n"
+	    "  shutdown_grace_ms: 0\n"
+	    "upstream:\n"
+	    "  max_attempts: 16\n"
+	    "  max_sse_event_bytes: 1024\n"
+	    "dev_credentials:\n"
+	    "  c: sk-dev\n", 0600);
+	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
+	ck_assert_str_eq(l.snap->server.listen, "127.0.0.1:9999");
+	ck_assert_int_eq(l.snap->server.workers, 3);
+	ck_assert_uint_eq(l.snap->server.max_body_bytes, 2048);
+	ck_assert_uint_eq(l.snap->server.max_header_bytes, 4096);
+	ck_assert_uint_eq(l.snap->server.max_headers, 8);
+	ck_assert_int_eq(l.snap->server.header_timeout_ms, 100);
+	ck_assert_int_eq(l.snap->server.shutdown_grace_ms, 0);
+	ck_assert_int_eq(l.snap->upstream.max_attempts, 16);
+	ck_assert_uint_eq(l.snap->upstream.max_sse_event_bytes, 1024);
+	ck_assert(l.snap->providers[0].zdr);
+	ck_assert_int_eq(l.snap->providers[0].retention_days, 0);
+	ck_assert_str_eq(pol_devcred(l.snap, "c"), "sk-dev");
+	ck_assert_ptr_null(pol_devcred(l.snap, "d"));
+	ld_done(&l);
+}
+END_TEST
+
+/* The demo rules, with the demo keys its comment documents. */
+START_TEST(example_rules_load)
+{
+	static const struct {
+		const char *key, *tenant;
+	} demo[] = {
+		{ "wk-demo-acme-health", "acme-health" },
+		{ "wk-demo-first-bank", "first-bank" },
+		{ "wk-demo-sakura-retail", "sakura-retail" },
+	};
+	char text[8192];
+	size_t n;
+	FILE *f = fopen("rules/example.yaml", "r");
+	struct ld l;
+
+	ck_assert_msg(f != NULL, "rules/example.yaml: %s (run from the "
+	    "repository root)", strerror(errno));
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	ck_assert_uint_lt(n, sizeof(text) - 1);
+	text[n] = '\0';
+	load_text(&l, text, 0600);
+	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
+	ck_assert_uint_eq(l.snap->nproviders, 3);
+	ck_assert_uint_eq(l.snap->ntenants, 3);
+	ck_assert_uint_eq(l.snap->ndevcreds, 3);
+	ck_assert_str_eq(pol_devcred(l.snap, "azure-de"), "sk-demo-de-0002");
+	ck_assert_int_eq(l.snap->providers[2].retention_days, 30);
+	ck_assert(l.snap->providers[0].zdr);
+	for (size_t i = 0; i < 3; i++) {
+		unsigned char d[32];
+		const struct pol_tenant *t;
+
+		wd_sha256(demo[i].key, strlen(demo[i].key), d);
+		t = pol_find_key(l.snap, d);
+		ck_assert_msg(t != NULL, "demo key %s not found", demo[i].key);
+		ck_assert_str_eq(t->id, demo[i].tenant);
+	}
+	ld_done(&l);
+}
+END_TEST
+
+START_TEST(readable_by_others_is_fine)
+{
+	struct ld l;
+
+	load_text(&l, minimal, 0644);
+	ck_assert_int_eq(l.rc, WD_OK);
+	ld_done(&l);
+}
+END_TEST
+
+/* ---- each error, where it is ---- */
+
+START_TEST(unknown_key_did_you_mean)
+{
+	expect_errors(
+	    "version: 1\n"
+	    "providers:\n"
+	    "  - id: p1\n"
+	    "    base_url: https://a.example\n"
+	    "    country: IE\n"
+	    "    credential: c\n"
+	    "    modles: [m]\n", WD_ECONFIG,
+	    "@:7:5: unknown key 'modles' in provider (did you mean 'models'?)\n"
+	    "@:3:5: provider 'p1' without 'models'\n"
+	    "@: 2 errors\n");
+}
+END_TEST
+
+START_TEST(unknown_key_in_server)
+{
+	expect_errors(
+	    "version: 1\n"
+	    "server:\n"
+	    "  listn: 127.0.0.1:80\n", WD_ECONFIG,
+	    "@:3:3: unknown key 'listn' in server (did you mean 'listen'?)\n"
+	    "@: 1 error\n");
+}
+END_TEST
+
+START_TEST(unknown_key_without_hint)
+{
+	expect_errors(
+	    "version: 1\n"
+	    "colour: red\n", WD_ECONFIG,
+	    "@:2:1: unknown key 'colour' in the rules file\n"
+	    "@: 1 error\n");
+}
+END_TEST
+
+START_TEST(duplicate_key)
+{
+	expect_errors(
+	    "version: 1\n"
+	    "version: 1\n", WD_ECONFIG,
+	    "@:2:1: duplicate key 'version' in the rules file\n"
+	    "@: 1 error\n");
+}
+END_TEST
+
+START_TEST(mapping_where_list_expected)
+{
+	expect_errors(
+	    "version: 1\n"
+	    "providers:\n"
+	    "  - id: p1\n"
+	    "    base_url: https://a.example\n"
+	    "    country: IE\n"
+	    "    credential: c\n"
+	    "    models: {gpt-4o: yes}\n", WD_ECONFIG,
+	    "@:7:13: models must be a list, not a mapping\n"
+	    "@: 1 error\n");
+	expect_errors(
+	    "version: 1\n"
+	    "providers:\n"
+	    "  p1: x\n", WD_ECONFIG,
+	    "@:3:3: providers must be a list, not a mapping\n"
+	    "@: 1 error\n");
+}
+END_TEST
+
+START_TEST(scalar_where_mapping_expected)
+{
+	expect_errors(
+	    "version: 1\n"
+	    "server: fast\n", WD_ECONFIG,
+	    "@:2:9: server must be a mapping, not a scalar\n"
+	    "@: 1 error\n");
+}
+END_TEST
+
+START_TEST(invalid_country)
+{
+	expect_errors(
+	    "version: 1\n"
+	    "providers:\n"
+	    "  - id: p1\n"
+	    "    base_url: https://a.example\n"
+	    "    country: XX\n"
+	    "    credential: c\n"
+	    "    models: [m]\n", WD_ECONFIG,
+	    "@:5:14: 'XX' is not an ISO 3166-1 alpha-2 country code\n"
+	    "@: 1 error\n");
+	/* Codes are upper case; "UK" and "EU" are not assigned. */
+	expect_errors(
+	    "version: 1\n"
+	    "providers:\n"
+	    "  - id: p1\n"
+	    "    base_url: https://a.example\n"
+	    "    country: ie\n"
+	    "    credential: c\n"
+	    "    models: [m]\n"
+	    "  - id: p2\n"
+	    "    base_url: https://a.example\n"
+	    "    country: UK\n"
+	    "    credential: c\n"
+	    "    models: [m]\n", WD_ECONFIG,
+	    "@:5:14: 'ie' is not an ISO 3166-1 alpha-2 country code\n"
+	    "@:10:14: 'UK' is not an ISO 3166-1 alpha-2 country code\n"
+	    "@: 2 errors\n");
+}
+END_TEST
+
+START_TEST(country_table)
+{
+	ck_assert(pol_country_valid("AD"));
+	ck_assert(pol_country_valid("DE"));
+	ck_assert(pol_country_valid("US"));
+	ck_assert(pol_country_valid("ZW"));
+	ck_assert(!pol_country_valid("ZZ"));
+	ck_assert(!pol_country_valid("EU"));
+	ck_assert(!pol_country_valid("D"));
+	ck_assert(!pol_country_valid("DEU"));
+	ck_assert(!pol_country_valid(""));
+	ck_assert(!pol_country_valid("de"));
+}
+END_TEST
+
+START_TEST(unknown_route)
+{
+	expect_errors(PROVIDER
+	    "tenants:\n"
+	    "  - id: t1\n"
+	    "    routes: [p1, p2]\n", WD_ECONFIG,
+	    "@:10:18: tenant 't1' names unknown route 'p2'\n"
+	    "@: 1 error\n");
+}
+END_TEST
+
+START_TEST(provider_without_credential)
+{
+	expect_errors(
+	    "version: 1\n"
+	    "providers:\n"
+	    "  - id: p1\n"
+	    "    base_url: https://a.example\n"
+	    "    country: IE\n"
+	    "    models: [m]\n", WD_ECONFIG,
+	    "@:3:5: provider 'p1' without 'credential'\n"
+	    "@: 1 error\n");
+}
+END_TEST
+
+START_TEST(bad_key_format)
+{
+	expect_errors(PROVIDER
+	    "tenants:\n"
+	    "  - id: t1\n"
+	    "    keys:\n"
+	    "      - sha256:abc\n"
+	    "      - md5:" HEX_A "\n"
+	    "      - sha256:" HEX_A "0\n"
+	    "      - sha256:g123456789abcdef0123456789abcdef"
+	    "0123456789abcdef0123456789abcdef\n"
+	    "      - sha256:" HEX_B "\n"
+	    "    routes: [p1]\n", WD_ECONFIG,
+	    "@:11:9: key must be 'sha256:' and 64 hex digits (make one with "
+	    "'warden keys new')\n"
+	    "@:12:9: key must be 'sha256:' and 64 hex digits (make one with "
+	    "'warden keys new')\n"
+	    "@:13:9: key must be 'sha256:' and 64 hex digits (make one with "
+	    "'warden keys new')\n"
+	    "@:14:9: key must be 'sha256:' and 64 hex digits (make one with "
+	    "'warden keys new')\n"
+	    "@: 4 errors\n");
+}
+END_TEST
+
+static const char dup_provider[] =
+    PROVIDER
+    "  - id: p1\n"
+    "    base_url: https://b.example\n"
+    "    country: DE\n"
+    "    credential: d\n"
+    "    models: [m]\n";
+
+START_TEST(duplicate_provider_id)
+{
+	struct ld l;
+
+	load_text(&l, dup_provider, 0600);
+	ck_assert_int_eq(l.rc, WD_ECONFIG);
+	ck_assert_msg(strstr(l.errs, ": provider id 'p1' is used twice\n") !=
+	    NULL, "errors:\n%s", l.errs);
+	ck_assert_msg(strstr(l.errs, ": 1 error\n") != NULL, "errors:\n%s",
+	    l.errs);
+	ld_done(&l);
+}
+END_TEST
+
+/*
+ * Say where: the second 'id: p1' (line 8), not the top of the file.
+ * Fails today: check_references() reports at the root node (1:1).
+ */
+START_TEST(duplicate_provider_id_location)
+{
+	expect_errors(dup_provider, WD_ECONFIG,
+	    "@:8:9: provider id 'p1' is used twice\n"
+	    "@: 1 error\n");
+}
+END_TEST
+
+START_TEST(duplicate_tenant_and_shared_key)
+{
+	struct ld l;
+
+	load_text(&l, PROVIDER
+	    "tenants:\n"
+	    "  - id: t1\n"
+	    "    keys: [\"sha256:" HEX_A "\"]\n"
+	    "    routes: [p1]\n"
+	    "  - id: t2\n"
+	    "    keys: [\"sha256:" HEX_A "\"]\n"
+	    "    routes: [p1]\n"
+	    "  - id: t1\n"
+	    "    routes: [p1]\n", 0600);
+	ck_assert_int_eq(l.rc, WD_ECONFIG);
+	ck_assert_msg(strstr(l.errs, "tenant id 't1' is used twice\n") != NULL,
+	    "errors:\n%s", l.errs);
+	ck_assert_msg(strstr(l.errs, "tenants 't1' and 't2' share a key\n") !=
+	    NULL, "errors:\n%s", l.errs);
+	ck_assert_msg(strstr(l.errs, ": 2 errors\n") != NULL, "errors:\n%s",
+	    l.errs);
+	ld_done(&l);
+}
+END_TEST
+
+START_TEST(integer_out_of_range)
+{
+	expect_errors(
+	    "version: 1\n"
+	    "server:\n"
+	    "  workers: 257\n"
+	    "  max_body_bytes: 10\n"
+	    "upstream:\n"
+	    "  max_attempts: 0\n", WD_ECONFIG,
+	    "@:3:12: workers must be between 0 and 256, not 257\n"
+	    "@:4:19: max_body_bytes must be between 1024 and 1073741824, not 10\n"
+	    "@:6:17: max_attempts must be between 1 and 16, not 0\n"
+	    "@: 3 errors\n");
+}
+END_TEST
+
+START_TEST(integer_malformed)
+{
+	expect_errors(
+	    "version: 2\n"
+	    "server:\n"
+	    "  workers: many\n"
+	    "  max_headers: 99999999999999999999\n"
+	    "  header_timeout_ms: 1e3\n", WD_ECONFIG,
+	    "@:1:10: version must be between 1 and 1, not 2\n"
+	    "@:3:12: workers must be an integer, not 'many'\n"
+	    "@:4:16: max_headers must be an integer, not '99999999999999999999'\n"
+	    "@:5:22: header_timeout_ms must be an integer, not '1e3'\n"
+	    "@: 4 errors\n");
+}
+END_TEST
+
+START_TEST(missing_version)
+{
+	expect_errors(
+	    "server:\n"
+	    "  workers: 1\n", WD_ECONFIG,
+	    "@:1:1: missing 'version: 1'\n"
+	    "@: 1 error\n");
+}
+END_TEST
+
+START_TEST(yaml_syntax_error)
+{
+	/* A tab may not indent. */
+	expect_errors_start(
+	    "version: 1\n"
+	    "server:\n"
+	    "\tlisten: x\n", WD_ECONFIG,
+	    "@:3:1: found character that cannot start any token\n");
+	expect_errors_start(
+	    "version: 1\n"
+	    "server: a: b\n", WD_ECONFIG,
+	    "@:2:10: mapping values are not allowed in this context\n");
+}
+END_TEST
+
+START_TEST(several_errors_all_reported)
+{
+	expect_errors(
+	    "version: 1\n"
+	    "tenant:\n"
+	    "  - id: x\n"
+	    "server:\n"
+	    "  workers: -1\n"
+	    "providers:\n"
+	    "  - id: p1\n"
+	    "    base_url: ftp://a.example\n"
+	    "    country: ie\n"
+	    "    credential: c\n"
+	    "    models: [m]\n"
+	    "tenants:\n"
+	    "  - id: t1\n"
+	    "    routes: [nope]\n", WD_ECONFIG,
+	    "@:2:1: unknown key 'tenant' in the rules file (did you mean "
+	    "'tenants'?)\n"
+	    "@:5:12: workers must be between 0 and 256, not -1\n"
+	    "@:8:15: base_url must start with http:// or https://\n"
+	    "@:9:14: 'ie' is not an ISO 3166-1 alpha-2 country code\n"
+	    "@:14:14: tenant 't1' names unknown route 'nope'\n"
+	    "@: 5 errors\n");
+}
+END_TEST
+
+START_TEST(dev_credential_not_echoed)
+{
+	struct ld l;
+
+	load_text(&l,
+	    "version: 1\n"
+	    "dev_credentials:\n"
+	    "  c1: [sk-secret-value]\n", 0600);
+	ck_assert_int_eq(l.rc, WD_ECONFIG);
+	ck_assert_ptr_null(strstr(l.errs, "sk-secret"));
+	ld_done(&l);
+	expect_errors(
+	    "version: 1\n"
+	    "dev_credentials:\n"
+	    "  c1: [sk-secret-value]\n", WD_ECONFIG,
+	    "@:3:7: dev credential 'c1' must be a non-empty string\n"
+	    "@: 1 error\n");
+}
+END_TEST
+
+/*
+ * Everything after a '---' is ignored today: a file split into two YAML
+ * documents loads "OK" without the second half.  A rules file is one
+ * document; anything more must be refused.
+ */
+START_TEST(second_document_refused)
+{
+	struct ld l;
+
+	load_text(&l, PROVIDER
+	    "---\n"
+	    "tenants:\n"
+	    "  - id: t1\n"
+	    "    routes: [nope]\n", 0600);
+	ck_assert_msg(l.rc == WD_ECONFIG, "rc %d (%s): the second document "
+	    "was silently ignored", l.rc, wd_strerror(l.rc));
+	ld_done(&l);
+}
+END_TEST
+
+START_TEST(root_not_a_mapping)
+{
+	expect_errors_start("- a\n- b\n", WD_ECONFIG,
+	    "@:1:1: the rules file must be a mapping, not a list\n");
+}
+END_TEST
+
+START_TEST(empty_file)
+{
+	expect_errors("", WD_ECONFIG, "@: empty rules file\n");
+	expect_errors("# only a comment\n", WD_ECONFIG, "@: empty rules file\n");
+}
+END_TEST
+
+/* ---- the file itself ---- */
+
+START_TEST(group_writable_refused)
+{
+	static const unsigned modes[] = { 0620, 0602, 0666 };
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct ld l;
+		char *want;
+
+		load_text(&l, minimal, modes[i]);
+		ck_assert_int_eq(l.rc, WD_EPERM);
+		ck_assert_ptr_null(l.snap);
+		want = expand("@: writable by group or others; refusing it "
+		    "(chmod go-w @)\n", l.path);
+		ck_assert_str_eq(l.errs, want);
+		free(want);
+		ld_done(&l);
+	}
+}
+END_TEST
+
+START_TEST(file_over_size_limit)
+{
+	struct ld l;
+	char *want;
+	int fd;
+
+	memset(&l, 0, sizeof(l));
+	l.path = ut_write_rules("version: 1\n", 0600);
+	fd = open(l.path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)POL_MAX_FILE_BYTES + 1), 0);
+	close(fd);
+	load_path(&l);
+	ck_assert_int_eq(l.rc, WD_ELIMIT);
+	want = expand("@: larger than 8388608 bytes\n", l.path);
+	ck_assert_str_eq(l.errs, want);
+	free(want);
+	ld_done(&l);
+}
+END_TEST
+
+START_TEST(missing_file)
+{
+	struct ld l;
+
+	memset(&l, 0, sizeof(l));
+	l.path = strdup("/nonexistent/warden-rules.yaml");
+	load_path(&l);
+	ck_assert_int_eq(l.rc, WD_EIO);
+	ck_assert_str_eq(l.errs, "/nonexistent/warden-rules.yaml: cannot open: "
+	    "No such file or directory\n");
+	free(l.path);
+	l.path = strdup("/tmp");
+	free(l.errs);
+	load_path(&l);
+	ck_assert_int_eq(l.rc, WD_EIO);
+	ck_assert_str_eq(l.errs, "/tmp: not a regular file\n");
+	free(l.path);
+	l.path = NULL;
+	ld_done(&l);
+}
+END_TEST
+
+/* ---- queries ---- */
+
+START_TEST(find_key_by_digest)
+{
+	enum { NT = 40 };
+	char text[16384], key[32], hex[65];
+	size_t n;
+	unsigned char d[32];
+	struct ld l;
+
+	n = (size_t)snprintf(text, sizeof(text), "%s", PROVIDER "tenants:\n");
+	for (int i = 0; i < NT; i++) {
+		snprintf(key, sizeof(key), "wk-unit-%d", i);
+		wd_sha256(key, strlen(key), d);
+		wd_hex(d, 32, hex);
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		    "  - id: t%d\n    keys: [\"sha256:%s\"]\n    routes: [p1]\n",
+		    i, hex);
+		ck_assert_uint_lt(n, sizeof(text));
+	}
+	load_text(&l, text, 0600);
+	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
+	ck_assert_uint_ge(l.snap->keyidx_cap, 2 * NT);
+	for (int i = 0; i < NT; i++) {
+		const struct pol_tenant *t;
+		char want[16];
+
+		snprintf(key, sizeof(key), "wk-unit-%d", i);
+		wd_sha256(key, strlen(key), d);
+		t = pol_find_key(l.snap, d);
+		ck_assert_msg(t != NULL, "key %d not found", i);
+		snprintf(want, sizeof(want), "t%d", i);
+		ck_assert_str_eq(t->id, want);
+		/* Same slot, different digest: not a match. */
+		d[31] ^= 1;
+		ck_assert_ptr_null(pol_find_key(l.snap, d));
+	}
+	wd_sha256("wk-unknown", 10, d);
+	ck_assert_ptr_null(pol_find_key(l.snap, d));
+	memset(d, 0, sizeof(d));
+	ck_assert_ptr_null(pol_find_key(l.snap, d));
+	ld_done(&l);
+}
+END_TEST
+
+START_TEST(find_key_without_tenants)
+{
+	struct ld l;
+	unsigned char d[32];
+
+	load_text(&l, PROVIDER, 0600);
+	ck_assert_int_eq(l.rc, WD_OK);
+	ck_assert_int_eq(wd_unhex(HEX_A, d, 32), WD_OK);
+	ck_assert_ptr_null(pol_find_key(l.snap, d));
+	ld_done(&l);
+}
+END_TEST
+
+START_TEST(provider_serves)
+{
+	struct ld l;
+	const struct pol_provider *p;
+
+	load_text(&l, minimal, 0600);
+	ck_assert_int_eq(l.rc, WD_OK);
+	p = &l.snap->providers[0];
+	ck_assert(pol_provider_serves(p, "gpt-4o"));
+	ck_assert(pol_provider_serves(p, "gpt-4o-mini"));
+	ck_assert(!pol_provider_serves(p, "gpt-4"));
+	ck_assert(!pol_provider_serves(p, "gpt-4o-min"));
+	ck_assert(!pol_provider_serves(p, "GPT-4O"));
+	ck_assert(!pol_provider_serves(p, "gpt-4o "));
+	ck_assert(!pol_provider_serves(p, ""));
+	ld_done(&l);
+}
+END_TEST
+
+START_TEST(snapshot_refcount)
+{
+	struct ld l;
+
+	load_text(&l, minimal, 0600);
+	ck_assert_int_eq(l.rc, WD_OK);
+	ck_assert_ptr_eq(pol_snapshot_ref(l.snap), l.snap);
+	ck_assert_int_eq(atomic_load(&l.snap->refs), 2);
+	pol_snapshot_unref(l.snap);
+	ck_assert_int_eq(atomic_load(&l.snap->refs), 1);
+	pol_snapshot_unref(NULL);
+	ld_done(&l);
+}
+END_TEST
+
+Suite *
+suite_policy(void)
+{
+	Suite *s = suite_create("policy");
+	TCase *ok = tcase_create("load");
+	TCase *err = tcase_create("errors");
+	TCase *file = tcase_create("file");
+	TCase *q = tcase_create("queries");
+
+	tcase_add_test(ok, minimal_file_loads);
+	tcase_add_test(ok, settings_are_read);
+	tcase_add_test(ok, example_rules_load);
+	tcase_add_test(ok, readable_by_others_is_fine);
+	suite_add_tcase(s, ok);
+
+	tcase_add_test(err, unknown_key_did_you_mean);
+	tcase_add_test(err, unknown_key_in_server);
+	tcase_add_test(err, unknown_key_without_hint);
+	tcase_add_test(err, duplicate_key);
+	tcase_add_test(err, mapping_where_list_expected);
+	tcase_add_test(err, scalar_where_mapping_expected);
+	tcase_add_test(err, invalid_country);
+	tcase_add_test(err, country_table);
+	tcase_add_test(err, unknown_route);
+	tcase_add_test(err, provider_without_credential);
+	tcase_add_test(err, bad_key_format);
+	tcase_add_test(err, duplicate_provider_id);
+	tcase_add_test(err, duplicate_provider_id_location);
+	tcase_add_test(err, duplicate_tenant_and_shared_key);
+	tcase_add_test(err, integer_out_of_range);
+	tcase_add_test(err, integer_malformed);
+	tcase_add_test(err, missing_version);
+	tcase_add_test(err, yaml_syntax_error);
+	tcase_add_test(err, several_errors_all_reported);
+	tcase_add_test(err, dev_credential_not_echoed);
+	tcase_add_test(err, second_document_refused);
+	tcase_add_test(err, root_not_a_mapping);
+	tcase_add_test(err, empty_file);
+	suite_add_tcase(s, err);
+
+	tcase_add_test(file, group_writable_refused);
+	tcase_add_test(file, file_over_size_limit);
+	tcase_add_test(file, missing_file);
+	suite_add_tcase(s, file);
+
+	tcase_add_test(q, find_key_by_digest);
+	tcase_add_test(q, find_key_without_tenants);
+	tcase_add_test(q, provider_serves);
+	tcase_add_test(q, snapshot_refcount);
+	suite_add_tcase(s, q);
+	return s;
+}

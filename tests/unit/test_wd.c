@@ -1,0 +1,206 @@
+/*
+ * test_wd.c - common/wd.c: error strings, hex, edit distance, constant-time
+ * comparison, hashing.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/wd.h"
+#include "tests/unit/suites.h"
+
+START_TEST(strerror_covers_every_code)
+{
+	for (int e = WD_OK; e < WD_ERR_COUNT; e++) {
+		const char *s = wd_strerror((enum wd_err)e);
+
+		ck_assert_msg(s != NULL, "wd_strerror(%d) is NULL", e);
+		ck_assert_msg(s[0] != '\0', "wd_strerror(%d) is empty", e);
+		ck_assert_msg(strcmp(s, "unknown error") != 0,
+		    "wd_strerror(%d) is not covered", e);
+		/* Each code says something different. */
+		for (int f = WD_OK; f < e; f++)
+			ck_assert_msg(strcmp(s, wd_strerror((enum wd_err)f)) != 0,
+			    "codes %d and %d share the text '%s'", f, e, s);
+	}
+	ck_assert_str_eq(wd_strerror(WD_OK), "success");
+	ck_assert_str_eq(wd_strerror(WD_ENOMEM), "out of memory");
+}
+END_TEST
+
+START_TEST(strerror_out_of_range)
+{
+	ck_assert_str_eq(wd_strerror(WD_ERR_COUNT), "unknown error");
+	ck_assert_str_eq(wd_strerror((enum wd_err)(WD_ERR_COUNT + 7)),
+	    "unknown error");
+	ck_assert_str_eq(wd_strerror((enum wd_err)-1), "unknown error");
+}
+END_TEST
+
+START_TEST(hex_known_value)
+{
+	const unsigned char in[] = { 0x00, 0x01, 0x7f, 0xab, 0xff };
+	char out[2 * sizeof(in) + 1];
+
+	memset(out, 'x', sizeof(out));
+	wd_hex(in, sizeof(in), out);
+	ck_assert_str_eq(out, "00017fabff");
+	wd_hex(in, 0, out);
+	ck_assert_str_eq(out, "");
+}
+END_TEST
+
+START_TEST(hex_round_trip)
+{
+	unsigned char in[256], back[256];
+	char text[2 * sizeof(in) + 1];
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(255 - i);
+	wd_hex(in, sizeof(in), text);
+	ck_assert_uint_eq(strlen(text), 512);
+	memset(back, 0, sizeof(back));
+	ck_assert_int_eq(wd_unhex(text, back, sizeof(back)), WD_OK);
+	ck_assert_mem_eq(in, back, sizeof(in));
+}
+END_TEST
+
+START_TEST(unhex_accepts_upper_case)
+{
+	unsigned char out[3];
+
+	ck_assert_int_eq(wd_unhex("aBcDeF", out, 3), WD_OK);
+	ck_assert_uint_eq(out[0], 0xab);
+	ck_assert_uint_eq(out[1], 0xcd);
+	ck_assert_uint_eq(out[2], 0xef);
+	ck_assert_int_eq(wd_unhex("", out, 0), WD_OK);
+}
+END_TEST
+
+START_TEST(unhex_rejects_bad_input)
+{
+	unsigned char out[4];
+
+	ck_assert_int_eq(wd_unhex("0g", out, 1), WD_EPARSE);
+	ck_assert_int_eq(wd_unhex("g0", out, 1), WD_EPARSE);
+	ck_assert_int_eq(wd_unhex("0 ", out, 1), WD_EPARSE);
+	ck_assert_int_eq(wd_unhex("-1", out, 1), WD_EPARSE);
+	ck_assert_int_eq(wd_unhex("0x12", out, 2), WD_EPARSE);
+	/* Too short: stops at the NUL instead of reading past it. */
+	ck_assert_int_eq(wd_unhex("abc", out, 2), WD_EPARSE);
+	ck_assert_int_eq(wd_unhex("", out, 1), WD_EPARSE);
+	/* Too long: exactly 2*len digits, then the end. */
+	ck_assert_int_eq(wd_unhex("abcdef", out, 2), WD_EPARSE);
+	ck_assert_int_eq(wd_unhex("ab", out, 0), WD_EPARSE);
+}
+END_TEST
+
+START_TEST(edit_distance_samples)
+{
+	char a64[65], b65[66];
+
+	ck_assert_uint_eq(wd_edit_distance("", ""), 0);
+	ck_assert_uint_eq(wd_edit_distance("abc", ""), 3);
+	ck_assert_uint_eq(wd_edit_distance("", "abcd"), 4);
+	ck_assert_uint_eq(wd_edit_distance("same", "same"), 0);
+	ck_assert_uint_eq(wd_edit_distance("kitten", "sitting"), 3);
+	ck_assert_uint_eq(wd_edit_distance("sitting", "kitten"), 3);
+	ck_assert_uint_eq(wd_edit_distance("flaw", "lawn"), 2);
+	ck_assert_uint_eq(wd_edit_distance("modles", "models"), 2);
+	ck_assert_uint_eq(wd_edit_distance("requre", "require"), 1);
+	ck_assert_uint_eq(wd_edit_distance("listen", "listens"), 1);
+	ck_assert_uint_eq(wd_edit_distance("abc", "xyz"), 3);
+	memset(a64, 'a', 64);
+	a64[64] = '\0';
+	memset(b65, 'a', 65);
+	b65[65] = '\0';
+	ck_assert_uint_eq(wd_edit_distance(a64, a64), 0);
+	ck_assert_uint_eq(wd_edit_distance(a64, "a"), 63);
+	/* Past 64 characters a string is simply "far". */
+	ck_assert_uint_eq(wd_edit_distance(b65, b65), (size_t)-1);
+	ck_assert_uint_eq(wd_edit_distance("a", b65), (size_t)-1);
+}
+END_TEST
+
+START_TEST(ct_equal)
+{
+	unsigned char a[32], b[32];
+
+	memset(a, 0x5a, sizeof(a));
+	memcpy(b, a, sizeof(b));
+	ck_assert(wd_ct_equal(a, b, sizeof(a)));
+	b[31] ^= 1;
+	ck_assert(!wd_ct_equal(a, b, sizeof(a)));
+	ck_assert(wd_ct_equal(a, b, 31));
+	b[31] ^= 1;
+	b[0] ^= 0x80;
+	ck_assert(!wd_ct_equal(a, b, sizeof(a)));
+	ck_assert(wd_ct_equal(a, b + 1, 0));
+	ck_assert(wd_ct_equal("abc", "abd", 2));
+	ck_assert(!wd_ct_equal("abc", "abd", 3));
+}
+END_TEST
+
+START_TEST(sha256_vector)
+{
+	unsigned char d[32];
+	char hex[65];
+
+	wd_sha256("abc", 3, d);
+	wd_hex(d, 32, hex);
+	ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223"
+	    "b00361a396177a9cb410ff61f20015ad");
+	wd_sha256("", 0, d);
+	wd_hex(d, 32, hex);
+	ck_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb924"
+	    "27ae41e4649b934ca495991b7852b855");
+}
+END_TEST
+
+START_TEST(strndup_stops_at_n)
+{
+	char *s = wd_strndup("abcdef", 3);
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_eq(s, "abc");
+	free(s);
+	s = wd_strndup("x", 0);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_eq(s, "");
+	free(s);
+}
+END_TEST
+
+START_TEST(random_fills)
+{
+	unsigned char a[64], b[64];
+
+	memset(a, 0, sizeof(a));
+	memset(b, 0, sizeof(b));
+	ck_assert_int_eq(wd_random(a, sizeof(a)), WD_OK);
+	ck_assert_int_eq(wd_random(b, sizeof(b)), WD_OK);
+	/* 2^-512 chance of a false failure. */
+	ck_assert(memcmp(a, b, sizeof(a)) != 0);
+}
+END_TEST
+
+Suite *
+suite_wd(void)
+{
+	Suite *s = suite_create("wd");
+	TCase *tc = tcase_create("helpers");
+
+	tcase_add_test(tc, strerror_covers_every_code);
+	tcase_add_test(tc, strerror_out_of_range);
+	tcase_add_test(tc, hex_known_value);
+	tcase_add_test(tc, hex_round_trip);
+	tcase_add_test(tc, unhex_accepts_upper_case);
+	tcase_add_test(tc, unhex_rejects_bad_input);
+	tcase_add_test(tc, edit_distance_samples);
+	tcase_add_test(tc, ct_equal);
+	tcase_add_test(tc, sha256_vector);
+	tcase_add_test(tc, strndup_stops_at_n);
+	tcase_add_test(tc, random_fills);
+	suite_add_tcase(s, tc);
+	return s;
+}
