@@ -107,6 +107,9 @@ void gw_send_error_hdr(struct gw_conn *c, int status,
     const struct gw_out_hdr *hdrs, size_t nhdrs, const char *type,
     const char *code, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
+/* A 400 invalid_request_error naming the offending field (may be NULL). */
+void gw_send_invalid(struct gw_conn *c, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* The same error as JSON text in out (for SSE error events). */
 void gw_error_json(struct evbuffer *out, const char *type, const char *code,
     const char *message);

@@ -14,15 +14,15 @@
 #include <string.h>
 #include <strings.h>
 
-void
-gw_error_json(struct evbuffer *out, const char *type, const char *code,
-    const char *message)
+static void
+error_json(struct evbuffer *out, const char *type, const char *code,
+    const char *param, const char *message)
 {
 	json_t *o;
 	char *text;
 
-	o = json_pack("{s:{s:s, s:s, s:n, s:s?}}", "error", "message", message,
-	    "type", type, "param", "code", code);
+	o = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", message,
+	    "type", type, "param", param, "code", code);
 	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	if (text != NULL)
 		evbuffer_add(out, text, strlen(text));
@@ -33,10 +33,17 @@ gw_error_json(struct evbuffer *out, const char *type, const char *code,
 	json_decref(o);
 }
 
+void
+gw_error_json(struct evbuffer *out, const char *type, const char *code,
+    const char *message)
+{
+	error_json(out, type, code, NULL, message);
+}
+
 static void
 send_error(struct gw_conn *c, int status, const struct gw_out_hdr *extra,
-    size_t nextra, const char *type, const char *code, const char *fmt,
-    va_list ap)
+    size_t nextra, const char *type, const char *code, const char *param,
+    const char *fmt, va_list ap)
 {
 	struct evbuffer *buf = evbuffer_new();
 	struct gw_out_hdr hdr[4];
@@ -48,7 +55,7 @@ send_error(struct gw_conn *c, int status, const struct gw_out_hdr *extra,
 		gw_respond(c, 500, "application/json", NULL, 0, "{}", 2);
 		return;
 	}
-	gw_error_json(buf, type, code, msg);
+	error_json(buf, type, code, param, msg);
 	if (status == 401)
 		hdr[nhdr++] = (struct gw_out_hdr){ "WWW-Authenticate", "Bearer" };
 	for (size_t i = 0; i < nextra && nhdr < 4; i++)
@@ -65,7 +72,7 @@ gw_send_error(struct gw_conn *c, int status, const char *type,
 	va_list ap;
 
 	va_start(ap, fmt);
-	send_error(c, status, NULL, 0, type, code, fmt, ap);
+	send_error(c, status, NULL, 0, type, code, NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -76,7 +83,17 @@ gw_send_error_hdr(struct gw_conn *c, int status, const struct gw_out_hdr *hdrs,
 	va_list ap;
 
 	va_start(ap, fmt);
-	send_error(c, status, hdrs, nhdrs, type, code, fmt, ap);
+	send_error(c, status, hdrs, nhdrs, type, code, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+gw_send_invalid(struct gw_conn *c, const char *param, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	send_error(c, 400, NULL, 0, "invalid_request_error", NULL, param, fmt, ap);
 	va_end(ap);
 }
 

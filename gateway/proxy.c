@@ -242,7 +242,6 @@ on_done(void *arg, enum wd_err err, const char *detail)
 {
 	struct txn *t = arg;
 	char msg[384];
-	bool retry;
 
 	t->xfer = NULL;
 	if (t->streaming) {
@@ -268,17 +267,13 @@ on_done(void *arg, enum wd_err err, const char *detail)
 		finish_buffered(t);
 		return;
 	}
-	retry = true;
 	if (err == WD_OK)
-		snprintf(msg, sizeof(msg), "provider '%s' answered status %d",
-		    t->route->id, t->up_status);
+		snprintf(msg, sizeof(msg), "attempt %d: provider '%s' answered "
+		    "status %d", t->attempts, t->route->id, t->up_status);
 	else
-		snprintf(msg, sizeof(msg), "provider '%s' failed: %s",
-		    t->route->id, detail);
-	wd_warn("request %s: attempt %d: %s", gw_conn_request_id(t->conn),
-	    t->attempts, msg);
-	if (!retry)
-		return;
+		snprintf(msg, sizeof(msg), "attempt %d: provider '%s' failed: %s",
+		    t->attempts, t->route->id, detail);
+	wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
 	if (err == WD_ETIMEOUT)
 		try_next(t, msg, 504, "server_error", "upstream_timeout");
 	else if (err == WD_OK && t->up_status == 429)
@@ -391,7 +386,7 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		gw_metrics_request("", 400);
 		t->conn = NULL;
 		gw_conn_set_hooks(cc, NULL);
-		gw_send_error(cc, 400, "invalid_request_error", NULL, "%s", why);
+		gw_send_invalid(cc, param, "%s", why);
 		txn_end(t);
 		return;
 	}

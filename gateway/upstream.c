@@ -45,6 +45,9 @@ xfer_free(struct gw_up_xfer *x)
 {
 	curl_multi_remove_handle(x->up->multi, x->easy);
 	curl_easy_cleanup(x->easy);
+	/* One of these holds the provider credential. */
+	for (struct curl_slist *l = x->headers; l != NULL; l = l->next)
+		wd_wipe(l->data, strlen(l->data));
 	curl_slist_free_all(x->headers);
 	if (x->watchdog != NULL)
 		event_free(x->watchdog);

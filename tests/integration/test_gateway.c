@@ -184,7 +184,7 @@ START_TEST(bad_input_gets_openai_errors)
 	it_resp_free(&r);
 	it_chat(IT_KEY_T1, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", &r);
 	assert_error(&r, 400, NULL);
-	ck_assert(strstr(r.body, "model") != NULL);
+	ck_assert_msg(strstr(r.body, "\"param\":\"model\"") != NULL, "%s", r.body);
 	it_resp_free(&r);
 	it_chat(IT_KEY_T1, "{\"model\":\"gpt-4o\",\"model\":\"o3\","
 	    "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", &r);
