@@ -76,6 +76,8 @@ void gw_conn_abort_all(struct gw_worker *w);
 
 void gw_conn_set_hooks(struct gw_conn *c, const struct gw_conn_hooks *h);
 const char *gw_conn_request_id(const struct gw_conn *c);
+/* Every later answer on this request carries X-Warden-Decision: id. */
+void gw_conn_set_decision(struct gw_conn *c, const char *id);
 struct gw_worker *gw_conn_worker(const struct gw_conn *c);
 size_t gw_conn_pending(const struct gw_conn *c);
 

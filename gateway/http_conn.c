@@ -19,6 +19,7 @@
 #include "gateway/gw_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -51,6 +52,7 @@ struct gw_conn {
 	bool keep_alive;
 	struct gw_conn_hooks hooks;
 	char reqid[MAX_REQUEST_ID + 1];
+	char decision[33];		/* X-Warden-Decision, if any */
 	uint64_t started_us;
 	size_t lingered;		/* bytes discarded while closing */
 };
@@ -121,6 +123,8 @@ write_head(struct gw_conn *c, int status, const char *ctype,
 		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
 	if (c->reqid[0] != '\0')
 		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->reqid);
+	if (c->decision[0] != '\0')
+		evbuffer_add_printf(out, "X-Warden-Decision: %s\r\n", c->decision);
 	for (size_t i = 0; i < nhdrs; i++)
 		evbuffer_add_printf(out, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
 	if (len >= 0)
@@ -169,6 +173,7 @@ finish_request(struct gw_conn *c)
 	c->state = C_HEAD;
 	c->started_us = 0;
 	c->reqid[0] = '\0';
+	c->decision[0] = '\0';
 	/* Pipelined bytes may already be waiting. */
 	conn_process(c);
 }
@@ -232,6 +237,12 @@ gw_conn_set_hooks(struct gw_conn *c, const struct gw_conn_hooks *h)
 		memset(&c->hooks, 0, sizeof(c->hooks));
 	else
 		c->hooks = *h;
+}
+
+void
+gw_conn_set_decision(struct gw_conn *c, const char *id)
+{
+	snprintf(c->decision, sizeof(c->decision), "%s", id);
 }
 
 const char *

@@ -20,7 +20,6 @@
 
 /* Pause the provider when this much is waiting to go to the client. */
 #define OUT_HIGH_MARK (256u << 10)
-#define MAX_ROUTES 32
 
 struct txn {
 	struct gw_conn *conn;		/* NULL once the client left */
@@ -28,7 +27,8 @@ struct txn {
 	const struct pol_tenant *tenant;
 	struct evbuffer *body;		/* the request body, as received */
 	struct gw_chat chat;
-	const struct pol_provider *cand[MAX_ROUTES];
+	struct pol_decision dec;
+	const struct pol_provider **cand;	/* dec.routes */
 	size_t ncand;
 	size_t next;			/* index of the next route to try */
 	int attempts;
@@ -348,6 +348,37 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 		fail(t, 500, "server_error", NULL, "cannot start upstream request");
 }
 
+/* The policy decision; false when it denied (and the answer is sent). */
+static bool
+decide(struct txn *t, struct gw_http_req *req)
+{
+	struct pol_facts f = {
+		.tenant = t->tenant,
+		.model = t->chat.model,
+		.stream = t->chat.stream,
+		.hdr_classes = gw_http_header(req, "x-warden-data-class"),
+		.hdr_region = gw_http_header(req, "x-warden-subject-region"),
+	};
+	char id[sizeof(t->dec.id)];
+	const char *type;
+
+	memcpy(id, t->dec.id, sizeof(id));
+	if (pol_decide(t->snap, &f, &t->dec) != WD_OK) {
+		fail(t, 500, "server_error", NULL, "policy evaluation failed");
+		return false;
+	}
+	memcpy(t->dec.id, id, sizeof(id));
+	if (t->dec.verdict == POL_DENY) {
+		type = t->dec.status == 403 ? "policy_violation" :
+		    "invalid_request_error";
+		fail(t, t->dec.status, type, t->dec.code, t->dec.message);
+		return false;
+	}
+	t->cand = t->dec.routes;
+	t->ncand = t->dec.nroutes;
+	return true;
+}
+
 void
 gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 {
@@ -371,6 +402,15 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 	hooks.arg = t;
 	gw_conn_set_hooks(c, &hooks);
 
+	{
+		unsigned char rnd[16];
+
+		/* Every answer names its decision, so a caller can find the
+		 * audit record, however the request ends. */
+		wd_random(rnd, sizeof(rnd));
+		wd_hex(rnd, sizeof(rnd), t->dec.id);
+		gw_conn_set_decision(c, t->dec.id);
+	}
 	t->tenant = gw_auth(t->snap, gw_http_header(req, "authorization"));
 	if (t->tenant == NULL) {
 		fail(t, 401, "invalid_request_error", "invalid_api_key",
@@ -390,14 +430,7 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		txn_end(t);
 		return;
 	}
-	for (size_t i = 0; i < t->tenant->nroutes && t->ncand < MAX_ROUTES; i++)
-		if (pol_provider_serves(t->tenant->routes[i], t->chat.model))
-			t->cand[t->ncand++] = t->tenant->routes[i];
-	if (t->ncand == 0) {
-		snprintf(why, sizeof(why), "the model '%.200s' does not exist or "
-		    "this key may not use it", t->chat.model);
-		fail(t, 404, "invalid_request_error", "model_not_found", why);
+	if (!decide(t, req))
 		return;
-	}
 	try_next(t, "no route", 502, "server_error", "upstream_error");
 }

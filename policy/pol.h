@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "common/wd.h"
 
 /* Gateway settings: the `server:` section. */
@@ -43,6 +45,63 @@ struct pol_upstream {
 	size_t max_sse_event_bytes;	/* one SSE event in a stream */
 };
 
+/*
+ * A set of countries: one bit per ISO 3166-1 alpha-2 code (26 * 26 bits).
+ * Jurisdictions compile to these, so "is this route's country allowed"
+ * is one bit test.
+ */
+#define POL_CSET_WORDS 11
+struct pol_cset {
+	uint64_t w[POL_CSET_WORDS];
+};
+
+int pol_country_index(const char *code);	/* -1 if not AA..ZZ */
+void pol_cset_add(struct pol_cset *s, int idx);
+bool pol_cset_has(const struct pol_cset *s, int idx);
+
+struct pol_jurisdiction {
+	char *name;
+	struct pol_cset set;		/* resolved: nested sets flattened */
+};
+
+/* What warden itself keeps of prompts and answers, least first. */
+enum pol_keep {
+	POL_KEEP_NONE = 0,
+	POL_KEEP_HASH,
+	POL_KEEP_REDACTED,
+	POL_KEEP_FULL,
+};
+const char *pol_keep_name(enum pol_keep k);
+
+#define POL_MAX_CLASSES 64	/* data classes: a uint64_t mask */
+
+enum pol_rule_kind {
+	POL_RULE_RESIDENCY = 1,		/* require.provider_country */
+	POL_RULE_RETENTION = 2,		/* require.retention.* */
+	POL_RULE_KEEP = 4,		/* keep: what warden stores */
+};
+
+struct pol_rule {
+	char *id;
+	unsigned kinds;			/* enum pol_rule_kind bits */
+	/* when: all given conditions must hold; absent ones always do. */
+	uint64_t when_classes;		/* any of these; 0: any request */
+	bool has_when_region;
+	struct pol_cset when_region;	/* subject region within this */
+	char **when_tenants;		/* NULL: any tenant */
+	size_t nwhen_tenants;
+	/* require: */
+	bool has_country;
+	struct pol_cset country;	/* route country must be in it */
+	char *country_text;		/* as written, for messages */
+	bool require_zdr;
+	int max_days;			/* -1: no cap */
+	/* keep: */
+	bool has_keep;
+	enum pol_keep keep;
+	int keep_ttl_days;		/* -1: unset */
+	size_t line;			/* where it was written, for messages */
+};
 /* A provider endpoint: a "route". */
 struct pol_provider {
 	char *id;
@@ -54,6 +113,7 @@ struct pol_provider {
 	char *credential;		/* name of a sealed secret */
 	char **models;
 	size_t nmodels;
+	int cidx;			/* pol_country_index(country) */
 };
 
 struct pol_tenant {
@@ -62,6 +122,12 @@ struct pol_tenant {
 	size_t nkeys;
 	struct pol_provider **routes;	/* borrowed, preference order */
 	size_t nroutes;
+	uint64_t classes;		/* data classes every request carries */
+	uint64_t may_omit;		/* classes a request may declare absent */
+	bool has_region;
+	struct pol_cset region;		/* where its data subjects are */
+	char *region_text;
+	int max_retention_days;		/* -1: no cap */
 };
 
 /* A name/value pair from `dev_credentials:` (development only). */
@@ -82,6 +148,20 @@ struct pol_snapshot {
 	size_t ntenants;
 	struct pol_devcred *devcreds;
 	size_t ndevcreds;
+	struct pol_jurisdiction *jurisdictions;
+	size_t njurisdictions;
+	char *classes[POL_MAX_CLASSES];	/* data class names, by bit */
+	size_t nclasses;
+	struct pol_rule *rules;
+	size_t nrules;
+	/* Rules by data class bit, plus those for every request: evaluation
+	 * visits only the rules that can apply. */
+	struct pol_rule **by_class[POL_MAX_CLASSES];
+	size_t nby_class[POL_MAX_CLASSES];
+	struct pol_rule **always;
+	size_t nalways;
+	enum pol_keep keep;		/* audit.payloads: the default */
+	int keep_ttl_days;		/* audit.payload_ttl_days */
 	/* Key index: open addressing over key digests. */
 	struct pol_keyslot {
 		const unsigned char *digest;	/* NULL: empty */
@@ -109,5 +189,67 @@ bool pol_provider_serves(const struct pol_provider *p, const char *model);
 
 /* The dev credential called name, or NULL. */
 const char *pol_devcred(const struct pol_snapshot *snap, const char *name);
+
+/* The bit of a data class name, or -1. */
+int pol_class_bit(const struct pol_snapshot *snap, const char *name);
+
+/* ---- decisions (decide.c) ---- */
+
+/* What a request is, as far as the policy is concerned. */
+struct pol_facts {
+	const struct pol_tenant *tenant;
+	const char *model;
+	bool stream;
+	const char *hdr_classes;	/* X-Warden-Data-Class, or NULL */
+	const char *hdr_region;		/* X-Warden-Subject-Region, or NULL */
+};
+
+enum pol_verdict { POL_ALLOW = 0, POL_DENY, POL_MODIFY };
+
+/* Why a route was excluded, or the request denied. */
+struct pol_reason {
+	const char *rule_id;		/* a rule's id, or a synthetic one */
+	const char *code;		/* "residency", "retention", ... */
+	char message[160];
+};
+
+#define POL_MAX_ROUTES 32
+#define POL_MAX_REASONS 32
+
+struct pol_decision {
+	enum pol_verdict verdict;
+	int status;			/* HTTP status for a deny */
+	const char *code;		/* error code for a deny */
+	char message[512];		/* for a deny */
+	char id[33];			/* decision id: X-Warden-Decision */
+	const char *policy_version;	/* borrowed from the snapshot */
+	const char *tenant;
+	const char *model;		/* borrowed from the facts */
+	bool stream;
+	uint64_t classes;		/* effective data classes */
+	char region[64];		/* effective subject region, as given */
+	/* Compliant routes serving the model, in preference order. */
+	const struct pol_provider *routes[POL_MAX_ROUTES];
+	size_t nroutes;
+	const char *matched[POL_MAX_REASONS];	/* rule ids that applied */
+	size_t nmatched;
+	struct pol_reason reasons[POL_MAX_REASONS];
+	size_t nreasons;
+	enum pol_keep keep;		/* what warden may keep of payloads */
+	int keep_ttl_days;
+};
+
+/*
+ * Decide a request.  Pure: reads only snap and facts, writes only out.
+ * A deny is a verdict (out->verdict, status, code), not an error; errors
+ * are for facts that cannot be evaluated (WD_EINVAL with out->message).
+ */
+enum wd_err pol_decide(const struct pol_snapshot *snap,
+    const struct pol_facts *facts, struct pol_decision *out);
+
+/* The decision as JSON (jansson), for the audit log and `warden check`. */
+json_t *pol_decision_json(const struct pol_snapshot *snap,
+    const struct pol_decision *d);
+const char *pol_verdict_name(enum pol_verdict v);
 
 #endif /* POL_H */

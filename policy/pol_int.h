@@ -25,6 +25,81 @@ struct pol_walk {
 	size_t visits;
 };
 
+/* A name written in a rules file, kept with its place until resolved. */
+struct pol_ref {
+	char *name;
+	const char *file;		/* borrowed from the loader */
+	size_t line, col;		/* 1-based */
+};
+
+/* Unresolved names of one tenant / rule / jurisdiction, by index. */
+struct raw_tenant {
+	struct pol_ref *routes, *classes, *omit;
+	size_t nroutes, nclasses, nomit;
+	struct pol_ref region;		/* name NULL: none */
+	struct pol_ref at;		/* the tenant itself */
+};
+
+struct raw_rule {
+	struct pol_ref *classes, *regions, *countries, *tenants;
+	size_t nclasses, nregions, ncountries, ntenants;
+	struct pol_ref at;
+};
+
+struct raw_jurisdiction {
+	struct pol_ref *members;
+	size_t nmembers;
+	struct pol_ref at;
+};
+
+#define POL_MAX_INCLUDE_DEPTH 8
+#define POL_MAX_FILES 64
+
+/* Loader state across the main file and its includes. */
+struct pol_loader {
+	struct pol_walk w;		/* the document being walked */
+	struct pol_snapshot *s;
+	char *files[POL_MAX_FILES];	/* owned: every file read */
+	size_t nfiles;
+	int depth;
+	struct raw_tenant *rt;		/* parallel to s->tenants */
+	struct raw_rule *rr;		/* parallel to s->rules */
+	struct raw_jurisdiction *rj;	/* parallel to s->jurisdictions */
+	struct pol_ref *classes;	/* data_classes as written */
+	size_t nclass_refs;
+	bool have_audit;
+	/* Canonical text of every file, in load order, for the version. */
+	unsigned char digest_chain[32];
+};
+
+/* Append one element to a growing array; false when out of memory. */
+bool pol_grow(void *arrp, size_t *count, size_t elem);
+
+void pol_err_ref(struct pol_walk *w, const struct pol_ref *r,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Read a scalar or a list of scalars as references. */
+bool pol_refs(struct pol_walk *w, yaml_node_t *n, const char *what,
+    struct pol_ref **out, size_t *count);
+bool pol_ref1(struct pol_walk *w, yaml_node_t *n, const char *what,
+    struct pol_ref *out);
+void pol_refs_free(struct pol_ref *r, size_t n);
+
+/* Sections of a rules file (load_items.c). */
+void pol_load_server(struct pol_walk *w, yaml_node_t *n, struct pol_server *s);
+void pol_load_upstream(struct pol_walk *w, yaml_node_t *n,
+    struct pol_upstream *u);
+void pol_load_audit(struct pol_loader *l, yaml_node_t *n);
+void pol_load_providers(struct pol_loader *l, yaml_node_t *n);
+void pol_load_tenants(struct pol_loader *l, yaml_node_t *n);
+void pol_load_rules(struct pol_loader *l, yaml_node_t *n);
+void pol_load_jurisdictions(struct pol_loader *l, yaml_node_t *n);
+void pol_load_classes(struct pol_loader *l, yaml_node_t *n);
+void pol_load_devcreds(struct pol_loader *l, yaml_node_t *n);
+
+/* Resolve names, build indexes and the policy version (compile.c). */
+enum wd_err pol_compile(struct pol_loader *l);
+void pol_loader_free_raw(struct pol_loader *l);
+
 void pol_err(struct pol_walk *w, const yaml_node_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -52,6 +52,24 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		}
 	}
 	free(s->devcreds);
+	for (size_t i = 0; i < s->ntenants; i++)
+		free(s->tenants[i].region_text);
+	for (size_t i = 0; i < s->njurisdictions; i++)
+		free(s->jurisdictions[i].name);
+	free(s->jurisdictions);
+	for (size_t i = 0; i < s->nclasses; i++)
+		free(s->classes[i]);
+	for (size_t i = 0; i < s->nrules; i++) {
+		struct pol_rule *r = &s->rules[i];
+
+		free(r->id);
+		free(r->country_text);
+		free_strv(r->when_tenants, r->nwhen_tenants);
+	}
+	free(s->rules);
+	for (int b = 0; b < POL_MAX_CLASSES; b++)
+		free(s->by_class[b]);
+	free(s->always);
 	free(s->keyidx);
 	free(s->server.listen);
 	free(s->path);
@@ -92,4 +110,50 @@ pol_devcred(const struct pol_snapshot *s, const char *name)
 		if (strcmp(s->devcreds[i].name, name) == 0)
 			return s->devcreds[i].value;
 	return NULL;
+}
+
+int
+pol_class_bit(const struct pol_snapshot *s, const char *name)
+{
+	for (size_t i = 0; i < s->nclasses; i++)
+		if (strcmp(s->classes[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+pol_country_index(const char *c)
+{
+	if (c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' || c[2] != '\0')
+		return -1;
+	return (c[0] - 'A') * 26 + (c[1] - 'A');
+}
+
+void
+pol_cset_add(struct pol_cset *s, int idx)
+{
+	if (idx >= 0 && idx < 26 * 26)
+		s->w[idx / 64] |= 1ull << (idx % 64);
+}
+
+bool
+pol_cset_has(const struct pol_cset *s, int idx)
+{
+	return idx >= 0 && idx < 26 * 26 && (s->w[idx / 64] >> (idx % 64) & 1);
+}
+
+const char *
+pol_keep_name(enum pol_keep k)
+{
+	switch (k) {
+	case POL_KEEP_NONE:
+		return "none";
+	case POL_KEEP_HASH:
+		return "hash";
+	case POL_KEEP_REDACTED:
+		return "redacted";
+	case POL_KEEP_FULL:
+		return "full";
+	}
+	return "none";
 }

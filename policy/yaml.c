@@ -280,3 +280,90 @@ pol_country_valid(const char *code)
 	}
 	return false;
 }
+
+void
+pol_err_ref(struct pol_walk *w, const struct pol_ref *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	w->nerrors++;
+	if (w->errs == NULL)
+		return;
+	fprintf(w->errs, "%s:%zu:%zu: ", r->file, r->line, r->col);
+	va_start(ap, fmt);
+	vfprintf(w->errs, fmt, ap);
+	va_end(ap);
+	fputc('\n', w->errs);
+}
+
+bool
+pol_grow(void *arrp, size_t *count, size_t elem)
+{
+	void **arr = arrp;
+	void *np;
+
+	/* Rules files are small: exact growth keeps this obviously right. */
+	np = realloc(*arr, (*count + 1) * elem);
+	if (np == NULL)
+		return false;
+	memset((char *)np + *count * elem, 0, elem);
+	*arr = np;
+	(*count)++;
+	return true;
+}
+
+bool
+pol_ref1(struct pol_walk *w, yaml_node_t *n, const char *what,
+    struct pol_ref *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!pol_str(w, n, what, &out->name))
+		return false;
+	out->file = w->file;
+	out->line = n->start_mark.line + 1;
+	out->col = n->start_mark.column + 1;
+	return true;
+}
+
+bool
+pol_refs(struct pol_walk *w, yaml_node_t *n, const char *what,
+    struct pol_ref **out, size_t *count)
+{
+	yaml_node_item_t *it;
+	size_t len;
+	bool ok = true;
+
+	*out = NULL;
+	*count = 0;
+	if (n->type == YAML_SCALAR_NODE) {
+		*out = calloc(1, sizeof(**out));
+		if (*out == NULL || !pol_ref1(w, n, what, *out))
+			return false;
+		*count = 1;
+		return true;
+	}
+	if (!pol_is_seq(w, n, what))
+		return false;
+	len = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	*out = calloc(len ? len : 1, sizeof(**out));
+	if (*out == NULL)
+		return false;
+	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *e = pol_node(w, *it);
+
+		if (e == NULL || !pol_ref1(w, e, what, &(*out)[*count])) {
+			ok = false;
+			continue;
+		}
+		(*count)++;
+	}
+	return ok;
+}
+
+void
+pol_refs_free(struct pol_ref *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(r[i].name);
+	free(r);
+}

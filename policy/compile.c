@@ -1,0 +1,581 @@
+/*
+ * compile.c - from what the rules files say to what evaluation needs:
+ * names resolved (routes, jurisdictions, data classes, tenants), nested
+ * jurisdictions flattened into country bit sets, rules indexed by data
+ * class, virtual keys in a hash index, and the policy_version computed
+ * from a canonical form of it all.
+ *
+ * Every unresolved name is an error at the place it was written, with a
+ * "did you mean" when a known name is close.
+ */
+#include "policy/pol_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+
+/* The closest of n names to name, or NULL if none is close. */
+static const char *
+suggest(const char *name, const char *(*get)(const void *, size_t),
+    const void *arr, size_t n)
+{
+	const char *best = NULL;
+	size_t bestd = 3;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *cand = get(arr, i);
+		size_t d;
+
+		if (cand == NULL)
+			continue;
+		d = wd_edit_distance(name, cand);
+		if (d < bestd) {
+			bestd = d;
+			best = cand;
+		}
+	}
+	return best;
+}
+
+static const char *
+get_class(const void *arr, size_t i)
+{
+	return ((char *const *)arr)[i];
+}
+
+static const char *
+get_jur(const void *arr, size_t i)
+{
+	return ((const struct pol_jurisdiction *)arr)[i].name;
+}
+
+static const char *
+get_provider(const void *arr, size_t i)
+{
+	return ((const struct pol_provider *)arr)[i].id;
+}
+
+static const char *
+get_tenant(const void *arr, size_t i)
+{
+	return ((const struct pol_tenant *)arr)[i].id;
+}
+
+static void
+unknown(struct pol_loader *l, const struct pol_ref *r, const char *what,
+    const char *hint)
+{
+	if (hint != NULL)
+		pol_err_ref(&l->w, r, "unknown %s '%s' (did you mean '%s'?)", what,
+		    r->name, hint);
+	else
+		pol_err_ref(&l->w, r, "unknown %s '%s'", what, r->name);
+}
+
+static void
+compile_classes(struct pol_loader *l)
+{
+	struct pol_snapshot *s = l->s;
+
+	for (size_t i = 0; i < l->nclass_refs; i++) {
+		const struct pol_ref *r = &l->classes[i];
+
+		if (pol_class_bit(s, r->name) >= 0) {
+			pol_err_ref(&l->w, r, "data class '%s' is declared twice",
+			    r->name);
+			continue;
+		}
+		if (s->nclasses >= POL_MAX_CLASSES) {
+			pol_err_ref(&l->w, r, "more than %d data classes",
+			    POL_MAX_CLASSES);
+			return;
+		}
+		s->classes[s->nclasses++] = strdup(r->name);
+	}
+}
+
+/* A list of class names to a bit mask; unknown names are errors. */
+static uint64_t
+class_mask(struct pol_loader *l, const struct pol_ref *refs, size_t n)
+{
+	uint64_t mask = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int bit = pol_class_bit(l->s, refs[i].name);
+
+		if (bit < 0)
+			unknown(l, &refs[i], "data class", suggest(refs[i].name,
+			    get_class, l->s->classes, l->s->nclasses));
+		else
+			mask |= 1ull << bit;
+	}
+	return mask;
+}
+
+static struct pol_jurisdiction *
+find_jur(struct pol_snapshot *s, const char *name)
+{
+	for (size_t i = 0; i < s->njurisdictions; i++)
+		if (s->jurisdictions[i].name != NULL &&
+		    strcmp(s->jurisdictions[i].name, name) == 0)
+			return &s->jurisdictions[i];
+	return NULL;
+}
+
+enum { J_NEW, J_BUSY, J_DONE };
+
+/* Flatten jurisdiction i, depth first; state[] catches cycles. */
+static void
+resolve_jur(struct pol_loader *l, size_t i, unsigned char *state)
+{
+	struct pol_snapshot *s = l->s;
+	struct raw_jurisdiction *raw = &l->rj[i];
+
+	state[i] = J_BUSY;
+	for (size_t m = 0; m < raw->nmembers; m++) {
+		const struct pol_ref *r = &raw->members[m];
+		struct pol_jurisdiction *j;
+
+		if (pol_country_valid(r->name)) {
+			pol_cset_add(&s->jurisdictions[i].set,
+			    pol_country_index(r->name));
+			continue;
+		}
+		j = find_jur(s, r->name);
+		if (j == NULL) {
+			const char *hint = suggest(r->name, get_jur,
+			    s->jurisdictions, s->njurisdictions);
+
+			if (strlen(r->name) == 2)
+				pol_err_ref(&l->w, r, "'%s' is neither an ISO 3166-1 "
+				    "alpha-2 country code nor a jurisdiction", r->name);
+			else
+				unknown(l, r, "jurisdiction", hint);
+			continue;
+		}
+		size_t ji = (size_t)(j - s->jurisdictions);
+
+		if (state[ji] == J_BUSY) {
+			pol_err_ref(&l->w, r, "jurisdiction '%s' contains itself "
+			    "(through '%s')", l->rj[i].at.name ? l->rj[i].at.name :
+			    "?", r->name);
+			continue;
+		}
+		if (state[ji] == J_NEW)
+			resolve_jur(l, ji, state);
+		for (size_t w = 0; w < POL_CSET_WORDS; w++)
+			s->jurisdictions[i].set.w[w] |= j->set.w[w];
+	}
+	state[i] = J_DONE;
+}
+
+static void
+compile_jurisdictions(struct pol_loader *l)
+{
+	struct pol_snapshot *s = l->s;
+	unsigned char *state = calloc(s->njurisdictions + 1, 1);
+
+	if (state == NULL)
+		return;
+	for (size_t i = 0; i < s->njurisdictions; i++) {
+		const struct pol_ref *at = &l->rj[i].at;
+
+		if (at->name == NULL)
+			continue;
+		if (strlen(at->name) == 2 && at->name[0] >= 'A' &&
+		    at->name[0] <= 'Z' && at->name[1] >= 'A' && at->name[1] <= 'Z')
+			pol_err_ref(&l->w, at, "jurisdiction name '%s' looks like a "
+			    "country code; use a longer name", at->name);
+		for (size_t j = 0; j < i; j++)
+			if (s->jurisdictions[j].name != NULL &&
+			    strcmp(s->jurisdictions[j].name, at->name) == 0)
+				pol_err_ref(&l->w, at, "jurisdiction '%s' is defined "
+				    "twice", at->name);
+	}
+	for (size_t i = 0; i < s->njurisdictions; i++)
+		if (state[i] == J_NEW)
+			resolve_jur(l, i, state);
+	free(state);
+}
+
+/* A place: a country code or a jurisdiction name, into set. */
+static bool
+place(struct pol_loader *l, const struct pol_ref *r, struct pol_cset *set)
+{
+	struct pol_jurisdiction *j;
+
+	if (pol_country_valid(r->name)) {
+		pol_cset_add(set, pol_country_index(r->name));
+		return true;
+	}
+	j = find_jur(l->s, r->name);
+	if (j == NULL) {
+		unknown(l, r, "jurisdiction or country", suggest(r->name, get_jur,
+		    l->s->jurisdictions, l->s->njurisdictions));
+		return false;
+	}
+	for (size_t w = 0; w < POL_CSET_WORDS; w++)
+		set->w[w] |= j->set.w[w];
+	return true;
+}
+
+static struct pol_provider *
+find_provider(struct pol_snapshot *s, const char *id)
+{
+	for (size_t i = 0; i < s->nproviders; i++)
+		if (s->providers[i].id != NULL && strcmp(s->providers[i].id, id) == 0)
+			return &s->providers[i];
+	return NULL;
+}
+
+static void
+compile_tenant(struct pol_loader *l, struct pol_tenant *t,
+    struct raw_tenant *raw)
+{
+	struct pol_snapshot *s = l->s;
+
+	t->routes = calloc(raw->nroutes ? raw->nroutes : 1, sizeof(*t->routes));
+	if (t->routes == NULL)
+		return;
+	for (size_t i = 0; i < raw->nroutes; i++) {
+		struct pol_provider *p = find_provider(s, raw->routes[i].name);
+
+		if (p == NULL) {
+			const char *hint = suggest(raw->routes[i].name, get_provider,
+			    s->providers, s->nproviders);
+
+			if (hint != NULL)
+				pol_err_ref(&l->w, &raw->routes[i], "tenant '%s' names "
+				    "unknown route '%s' (did you mean '%s'?)",
+				    t->id ? t->id : "?", raw->routes[i].name, hint);
+			else
+				pol_err_ref(&l->w, &raw->routes[i], "tenant '%s' names "
+				    "unknown route '%s'", t->id ? t->id : "?",
+				    raw->routes[i].name);
+			continue;
+		}
+		t->routes[t->nroutes++] = p;
+	}
+	t->classes = class_mask(l, raw->classes, raw->nclasses);
+	t->may_omit = class_mask(l, raw->omit, raw->nomit);
+	for (size_t i = 0; i < raw->nomit; i++) {
+		int bit = pol_class_bit(s, raw->omit[i].name);
+
+		if (bit >= 0 && !(t->classes & (1ull << bit)))
+			pol_err_ref(&l->w, &raw->omit[i], "'%s' is in may_omit but "
+			    "not in the tenant's data_classes", raw->omit[i].name);
+	}
+	if (raw->region.name != NULL) {
+		t->has_region = place(l, &raw->region, &t->region);
+		t->region_text = strdup(raw->region.name);
+	}
+}
+
+static char *
+join_refs(const struct pol_ref *r, size_t n)
+{
+	size_t len = 1;
+	char *out;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(r[i].name) + 2;
+	out = malloc(len);
+	if (out == NULL)
+		return NULL;
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			strcat(out, ", ");
+		strcat(out, r[i].name);
+	}
+	return out;
+}
+
+static void
+compile_rule(struct pol_loader *l, struct pol_rule *r, struct raw_rule *raw)
+{
+	struct pol_snapshot *s = l->s;
+
+	r->when_classes = class_mask(l, raw->classes, raw->nclasses);
+	for (size_t i = 0; i < raw->nregions; i++)
+		if (place(l, &raw->regions[i], &r->when_region))
+			r->has_when_region = true;
+	for (size_t i = 0; i < raw->ncountries; i++)
+		place(l, &raw->countries[i], &r->country);
+	if (raw->ncountries > 0)
+		r->country_text = join_refs(raw->countries, raw->ncountries);
+	if (raw->ntenants > 0) {
+		r->when_tenants = calloc(raw->ntenants, sizeof(char *));
+		for (size_t i = 0; r->when_tenants && i < raw->ntenants; i++) {
+			bool found = false;
+
+			for (size_t t = 0; t < s->ntenants; t++)
+				if (s->tenants[t].id &&
+				    strcmp(s->tenants[t].id, raw->tenants[i].name) == 0)
+					found = true;
+			if (!found)
+				unknown(l, &raw->tenants[i], "tenant",
+				    suggest(raw->tenants[i].name, get_tenant,
+				    s->tenants, s->ntenants));
+			r->when_tenants[r->nwhen_tenants++] =
+			    strdup(raw->tenants[i].name);
+		}
+	}
+}
+
+static void
+check_unique_ids(struct pol_loader *l)
+{
+	struct pol_snapshot *s = l->s;
+
+	for (size_t i = 0; i < s->nproviders; i++)
+		for (size_t j = 0; j < i; j++)
+			if (s->providers[i].id && s->providers[j].id &&
+			    strcmp(s->providers[i].id, s->providers[j].id) == 0)
+				pol_err(&l->w, NULL, "provider id '%s' is used twice",
+				    s->providers[i].id);
+	for (size_t i = 0; i < s->ntenants; i++)
+		for (size_t j = 0; j < i; j++)
+			if (s->tenants[i].id && s->tenants[j].id &&
+			    strcmp(s->tenants[i].id, s->tenants[j].id) == 0)
+				pol_err_ref(&l->w, &l->rt[i].at, "tenant id '%s' is "
+				    "used twice", s->tenants[i].id);
+	for (size_t i = 0; i < s->nrules; i++)
+		for (size_t j = 0; j < i; j++)
+			if (s->rules[i].id && s->rules[j].id &&
+			    strcmp(s->rules[i].id, s->rules[j].id) == 0)
+				pol_err_ref(&l->w, &l->rr[i].at, "rule id '%s' is used "
+				    "twice", s->rules[i].id);
+}
+
+static enum wd_err
+index_rules(struct pol_snapshot *s)
+{
+	size_t counts[POL_MAX_CLASSES] = { 0 }, nalways = 0;
+
+	for (size_t i = 0; i < s->nrules; i++) {
+		uint64_t m = s->rules[i].when_classes;
+
+		if (m == 0)
+			nalways++;
+		for (int b = 0; b < POL_MAX_CLASSES; b++)
+			if (m & (1ull << b))
+				counts[b]++;
+	}
+	s->always = calloc(nalways ? nalways : 1, sizeof(*s->always));
+	if (s->always == NULL)
+		return WD_ENOMEM;
+	for (int b = 0; b < POL_MAX_CLASSES; b++) {
+		if (counts[b] == 0)
+			continue;
+		s->by_class[b] = calloc(counts[b], sizeof(*s->by_class[b]));
+		if (s->by_class[b] == NULL)
+			return WD_ENOMEM;
+	}
+	for (size_t i = 0; i < s->nrules; i++) {
+		struct pol_rule *r = &s->rules[i];
+
+		if (r->when_classes == 0)
+			s->always[s->nalways++] = r;
+		for (int b = 0; b < POL_MAX_CLASSES; b++)
+			if (r->when_classes & (1ull << b))
+				s->by_class[b][s->nby_class[b]++] = r;
+	}
+	return WD_OK;
+}
+
+static enum wd_err
+index_keys(struct pol_loader *l)
+{
+	struct pol_snapshot *s = l->s;
+	size_t total = 0, cap = 16;
+
+	for (size_t i = 0; i < s->ntenants; i++)
+		total += s->tenants[i].nkeys;
+	while (cap < total * 2)
+		cap <<= 1;
+	s->keyidx = calloc(cap, sizeof(*s->keyidx));
+	if (s->keyidx == NULL)
+		return WD_ENOMEM;
+	s->keyidx_cap = cap;
+	for (size_t i = 0; i < s->ntenants; i++) {
+		struct pol_tenant *t = &s->tenants[i];
+
+		for (size_t k = 0; k < t->nkeys; k++) {
+			uint64_t h;
+			size_t slot;
+
+			/* The digest is already uniform: its first bytes are
+			 * the slot. */
+			memcpy(&h, t->keys[k], sizeof(h));
+			slot = h & (cap - 1);
+			while (s->keyidx[slot].digest != NULL) {
+				if (memcmp(s->keyidx[slot].digest, t->keys[k], 32) == 0) {
+					pol_err_ref(&l->w, &l->rt[i].at, "tenants '%s' "
+					    "and '%s' share a key",
+					    s->keyidx[slot].tenant->id, t->id);
+					break;
+				}
+				slot = (slot + 1) & (cap - 1);
+			}
+			if (s->keyidx[slot].digest == NULL) {
+				s->keyidx[slot].digest = t->keys[k];
+				s->keyidx[slot].tenant = t;
+			}
+		}
+	}
+	return WD_OK;
+}
+
+static json_t *
+cset_json(const struct pol_cset *set)
+{
+	json_t *a = json_array();
+	char cc[3] = { 0 };
+
+	for (int i = 0; i < 26 * 26; i++)
+		if (pol_cset_has(set, i)) {
+			cc[0] = (char)('A' + i / 26);
+			cc[1] = (char)('A' + i % 26);
+			json_array_append_new(a, json_string(cc));
+		}
+	return a;
+}
+
+static json_t *
+mask_json(const struct pol_snapshot *s, uint64_t m)
+{
+	json_t *a = json_array();
+
+	for (size_t b = 0; b < s->nclasses; b++)
+		if (m & (1ull << b))
+			json_array_append_new(a, json_string(s->classes[b]));
+	return a;
+}
+
+/*
+ * policy_version: SHA-256 of the compiled policy in canonical JSON
+ * (sorted keys, compact).  Formatting, comments, key order and includes
+ * do not change it; what the policy decides does.  Process settings
+ * (server, upstream) and credential values are not part of it.
+ */
+static enum wd_err
+policy_version(struct pol_snapshot *s)
+{
+	json_t *root = json_object(), *provs = json_array(), *tens = json_array();
+	json_t *rules = json_array(), *jurs = json_object();
+	unsigned char digest[32];
+	char *text;
+
+	for (size_t i = 0; i < s->njurisdictions; i++)
+		json_object_set_new(jurs, s->jurisdictions[i].name,
+		    cset_json(&s->jurisdictions[i].set));
+	for (size_t i = 0; i < s->nproviders; i++) {
+		const struct pol_provider *p = &s->providers[i];
+		json_t *models = json_array();
+
+		for (size_t m = 0; m < p->nmodels; m++)
+			json_array_append_new(models, json_string(p->models[m]));
+		json_array_append_new(provs, json_pack("{s:s,s:s,s:s,s:s,s:b,"
+		    "s:i,s:s,s:o}", "id", p->id, "api", p->api, "base_url",
+		    p->base_url, "country", p->country, "zdr", p->zdr,
+		    "retention_days", p->retention_days, "credential",
+		    p->credential, "models", models));
+	}
+	for (size_t i = 0; i < s->ntenants; i++) {
+		const struct pol_tenant *t = &s->tenants[i];
+		json_t *keys = json_array(), *routes = json_array();
+		char hex[65];
+
+		for (size_t k = 0; k < t->nkeys; k++) {
+			wd_hex(t->keys[k], 32, hex);
+			json_array_append_new(keys, json_string(hex));
+		}
+		for (size_t r = 0; r < t->nroutes; r++)
+			json_array_append_new(routes, json_string(t->routes[r]->id));
+		json_array_append_new(tens, json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,"
+		    "s:i}", "id", t->id, "keys", keys, "routes", routes,
+		    "data_classes", mask_json(s, t->classes), "may_omit",
+		    mask_json(s, t->may_omit), "subject_region",
+		    t->has_region ? cset_json(&t->region) : json_null(),
+		    "max_retention_days", t->max_retention_days));
+	}
+	for (size_t i = 0; i < s->nrules; i++) {
+		const struct pol_rule *r = &s->rules[i];
+		json_t *tn = json_array();
+
+		for (size_t t = 0; t < r->nwhen_tenants; t++)
+			json_array_append_new(tn, json_string(r->when_tenants[t]));
+		json_array_append_new(rules, json_pack("{s:s,s:o,s:o,s:o,s:o,s:b,"
+		    "s:i,s:s?,s:i}", "id", r->id, "when_classes",
+		    mask_json(s, r->when_classes), "when_region",
+		    r->has_when_region ? cset_json(&r->when_region) : json_null(),
+		    "when_tenants", tn, "country",
+		    r->has_country ? cset_json(&r->country) : json_null(),
+		    "zdr", r->require_zdr, "max_days", r->max_days, "keep",
+		    r->has_keep ? pol_keep_name(r->keep) : NULL, "keep_ttl_days",
+		    r->keep_ttl_days));
+	}
+	json_object_set_new(root, "version", json_integer(1));
+	json_object_set_new(root, "jurisdictions", jurs);
+	json_object_set_new(root, "data_classes", mask_json(s, ~0ull));
+	json_object_set_new(root, "providers", provs);
+	json_object_set_new(root, "tenants", tens);
+	json_object_set_new(root, "rules", rules);
+	json_object_set_new(root, "audit", json_pack("{s:s,s:i}", "payloads",
+	    pol_keep_name(s->keep), "payload_ttl_days", s->keep_ttl_days));
+	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(root);
+	if (text == NULL)
+		return WD_ENOMEM;
+	SHA256((unsigned char *)text, strlen(text), digest);
+	free(text);
+	wd_hex(digest, 32, s->version);
+	return WD_OK;
+}
+
+enum wd_err
+pol_compile(struct pol_loader *l)
+{
+	struct pol_snapshot *s = l->s;
+	enum wd_err rc;
+
+	compile_classes(l);
+	compile_jurisdictions(l);
+	check_unique_ids(l);
+	for (size_t i = 0; i < s->ntenants; i++)
+		compile_tenant(l, &s->tenants[i], &l->rt[i]);
+	for (size_t i = 0; i < s->nrules; i++)
+		compile_rule(l, &s->rules[i], &l->rr[i]);
+	if ((rc = index_rules(s)) != WD_OK || (rc = index_keys(l)) != WD_OK)
+		return rc;
+	if (l->w.nerrors > 0)
+		return WD_ECONFIG;
+	return policy_version(s);
+}
+
+void
+pol_loader_free_raw(struct pol_loader *l)
+{
+	for (size_t i = 0; l->rt != NULL && i < l->s->ntenants; i++) {
+		pol_refs_free(l->rt[i].routes, l->rt[i].nroutes);
+		pol_refs_free(l->rt[i].classes, l->rt[i].nclasses);
+		pol_refs_free(l->rt[i].omit, l->rt[i].nomit);
+		free(l->rt[i].region.name);
+	}
+	free(l->rt);
+	for (size_t i = 0; l->rr != NULL && i < l->s->nrules; i++) {
+		pol_refs_free(l->rr[i].classes, l->rr[i].nclasses);
+		pol_refs_free(l->rr[i].regions, l->rr[i].nregions);
+		pol_refs_free(l->rr[i].countries, l->rr[i].ncountries);
+		pol_refs_free(l->rr[i].tenants, l->rr[i].ntenants);
+	}
+	free(l->rr);
+	for (size_t i = 0; l->rj != NULL && i < l->s->njurisdictions; i++) {
+		pol_refs_free(l->rj[i].members, l->rj[i].nmembers);
+		free(l->rj[i].at.name);
+	}
+	free(l->rj);
+	pol_refs_free(l->classes, l->nclass_refs);
+}

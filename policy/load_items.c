@@ -1,0 +1,519 @@
+/*
+ * load_items.c - the sections of a rules file, each read into the
+ * snapshot (values) and the loader's raw tables (names still to resolve).
+ *
+ * Nothing here looks across sections: a tenant's routes, a rule's
+ * jurisdictions and classes are kept as written, with their place, and
+ * compile.c resolves them once every file is read.
+ */
+#include "policy/pol_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const server_keys[] = {
+	"listen", "workers", "max_body_bytes", "max_header_bytes",
+	"max_headers", "header_timeout_ms", "body_timeout_ms",
+	"idle_timeout_ms", "shutdown_grace_ms", NULL
+};
+static const char *const upstream_keys[] = {
+	"connect_timeout_ms", "first_byte_timeout_ms", "idle_timeout_ms",
+	"total_timeout_ms", "max_attempts", "max_response_bytes",
+	"max_sse_event_bytes", NULL
+};
+static const char *const provider_keys[] = {
+	"id", "api", "base_url", "country", "retention", "credential",
+	"models", NULL
+};
+static const char *const retention_keys[] = { "zdr", "days", NULL };
+static const char *const tenant_keys[] = {
+	"id", "keys", "routes", "data_classes", "may_omit", "subject_region",
+	"max_retention_days", NULL
+};
+static const char *const rule_keys[] = {
+	"id", "when", "require", "keep", NULL
+};
+static const char *const when_keys[] = {
+	"data_class", "subject_region", "tenant", NULL
+};
+static const char *const require_keys[] = {
+	"provider_country", "retention.zdr", "retention.max_days", NULL
+};
+static const char *const keep_keys[] = { "payloads", "ttl_days", NULL };
+static const char *const audit_keys[] = {
+	"payloads", "payload_ttl_days", NULL
+};
+
+/* Read an optional integer setting into *dst, which keeps its default. */
+static void
+opt_int(struct pol_walk *w, yaml_node_t *map, const char *key,
+    long long min, long long max, int *dst)
+{
+	yaml_node_t *n = pol_get(w, map, key);
+	long long v;
+
+	if (n != NULL && pol_int(w, n, key, min, max, &v))
+		*dst = (int)v;
+}
+
+static void
+opt_size(struct pol_walk *w, yaml_node_t *map, const char *key,
+    long long min, long long max, size_t *dst)
+{
+	yaml_node_t *n = pol_get(w, map, key);
+	long long v;
+
+	if (n != NULL && pol_int(w, n, key, min, max, &v))
+		*dst = (size_t)v;
+}
+
+void
+pol_load_server(struct pol_walk *w, yaml_node_t *n, struct pol_server *s)
+{
+	yaml_node_t *v;
+
+	if (!pol_is_map(w, n, "server"))
+		return;
+	pol_check_keys(w, n, server_keys, "server");
+	if ((v = pol_get(w, n, "listen")) != NULL) {
+		free(s->listen);
+		s->listen = NULL;
+		pol_str(w, v, "server.listen", &s->listen);
+	}
+	opt_int(w, n, "workers", 0, 256, &s->workers);
+	opt_size(w, n, "max_body_bytes", 1024, 1LL << 30, &s->max_body_bytes);
+	opt_size(w, n, "max_header_bytes", 1024, 1LL << 20, &s->max_header_bytes);
+	opt_size(w, n, "max_headers", 8, 10000, &s->max_headers);
+	opt_int(w, n, "header_timeout_ms", 100, 3600000, &s->header_timeout_ms);
+	opt_int(w, n, "body_timeout_ms", 100, 3600000, &s->body_timeout_ms);
+	opt_int(w, n, "idle_timeout_ms", 100, 3600000, &s->idle_timeout_ms);
+	opt_int(w, n, "shutdown_grace_ms", 0, 3600000, &s->shutdown_grace_ms);
+}
+
+void
+pol_load_upstream(struct pol_walk *w, yaml_node_t *n, struct pol_upstream *u)
+{
+	if (!pol_is_map(w, n, "upstream"))
+		return;
+	pol_check_keys(w, n, upstream_keys, "upstream");
+	opt_int(w, n, "connect_timeout_ms", 10, 600000, &u->connect_timeout_ms);
+	opt_int(w, n, "first_byte_timeout_ms", 10, 3600000, &u->first_byte_timeout_ms);
+	opt_int(w, n, "idle_timeout_ms", 10, 3600000, &u->idle_timeout_ms);
+	opt_int(w, n, "total_timeout_ms", 10, 86400000, &u->total_timeout_ms);
+	opt_int(w, n, "max_attempts", 1, 16, &u->max_attempts);
+	opt_size(w, n, "max_response_bytes", 1024, 1LL << 30, &u->max_response_bytes);
+	opt_size(w, n, "max_sse_event_bytes", 1024, 64LL << 20, &u->max_sse_event_bytes);
+}
+
+static bool
+keep_mode(struct pol_walk *w, yaml_node_t *n, enum pol_keep *out)
+{
+	static const enum pol_keep modes[] = { POL_KEEP_NONE, POL_KEEP_HASH,
+		POL_KEEP_REDACTED, POL_KEEP_FULL };
+
+	if (!pol_is_scalar(w, n, "payloads"))
+		return false;
+	for (size_t i = 0; i < 4; i++)
+		if (strcmp(pol_scalar(n), pol_keep_name(modes[i])) == 0) {
+			*out = modes[i];
+			return true;
+		}
+	pol_err(w, n, "payloads must be none, hash, redacted or full, not '%s'",
+	    pol_scalar(n));
+	return false;
+}
+
+void
+pol_load_audit(struct pol_loader *l, yaml_node_t *n)
+{
+	struct pol_walk *w = &l->w;
+	yaml_node_t *v;
+
+	if (!pol_is_map(w, n, "audit"))
+		return;
+	pol_check_keys(w, n, audit_keys, "audit");
+	if ((v = pol_get(w, n, "payloads")) != NULL)
+		keep_mode(w, v, &l->s->keep);
+	opt_int(w, n, "payload_ttl_days", 0, 36500, &l->s->keep_ttl_days);
+}
+
+static bool
+id_valid(const char *s)
+{
+	if (*s == '\0' || strlen(s) > 64)
+		return false;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+static void
+load_id(struct pol_walk *w, yaml_node_t *map, const char *what, char **out)
+{
+	yaml_node_t *v = pol_get(w, map, "id");
+
+	if (v == NULL) {
+		pol_err(w, map, "%s without 'id'", what);
+		return;
+	}
+	if (pol_str(w, v, "id", out) && !id_valid(*out))
+		pol_err(w, v, "id '%s' may only hold letters, digits, '-', '_', '.' "
+		    "(at most 64)", *out);
+}
+
+static void
+load_provider(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p)
+{
+	yaml_node_t *v, *r;
+	char *country = NULL;
+	const char *id;
+	size_t len;
+
+	p->retention_days = -1;
+	p->cidx = -1;
+	if (!pol_is_map(w, n, "provider"))
+		return;
+	pol_check_keys(w, n, provider_keys, "provider");
+	load_id(w, n, "provider", &p->id);
+	id = p->id ? p->id : "?";
+	if ((v = pol_get(w, n, "api")) == NULL)
+		p->api = strdup("openai");
+	else if (pol_str(w, v, "api", &p->api) && strcmp(p->api, "openai") != 0)
+		pol_err(w, v, "api '%s' is not supported (supported: openai)", p->api);
+	if ((v = pol_get(w, n, "base_url")) == NULL)
+		pol_err(w, n, "provider '%s' without 'base_url'", id);
+	else if (pol_str(w, v, "base_url", &p->base_url)) {
+		if (strncmp(p->base_url, "http://", 7) != 0 &&
+		    strncmp(p->base_url, "https://", 8) != 0)
+			pol_err(w, v, "base_url must start with http:// or https://");
+		len = strlen(p->base_url);
+		while (len > 0 && p->base_url[len - 1] == '/')
+			p->base_url[--len] = '\0';
+	}
+	if ((v = pol_get(w, n, "country")) == NULL)
+		pol_err(w, n, "provider '%s' without 'country'", id);
+	else if (pol_str(w, v, "country", &country)) {
+		if (!pol_country_valid(country))
+			pol_err(w, v, "'%s' is not an ISO 3166-1 alpha-2 country code",
+			    country);
+		else {
+			memcpy(p->country, country, 3);
+			p->cidx = pol_country_index(country);
+		}
+		free(country);
+	}
+	if ((r = pol_get(w, n, "retention")) != NULL && pol_is_map(w, r, "retention")) {
+		long long days;
+
+		pol_check_keys(w, r, retention_keys, "retention");
+		if ((v = pol_get(w, r, "zdr")) != NULL)
+			pol_bool(w, v, "retention.zdr", &p->zdr);
+		if ((v = pol_get(w, r, "days")) != NULL &&
+		    pol_int(w, v, "retention.days", 0, 36500, &days))
+			p->retention_days = (int)days;
+	}
+	if ((v = pol_get(w, n, "credential")) == NULL)
+		pol_err(w, n, "provider '%s' without 'credential'", id);
+	else
+		pol_str(w, v, "credential", &p->credential);
+	if ((v = pol_get(w, n, "models")) == NULL)
+		pol_err(w, n, "provider '%s' without 'models'", id);
+	else
+		pol_str_list(w, v, "models", &p->models, &p->nmodels);
+}
+
+void
+pol_load_providers(struct pol_loader *l, yaml_node_t *n)
+{
+	yaml_node_item_t *it;
+
+	if (!pol_is_seq(&l->w, n, "providers"))
+		return;
+	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *e = pol_node(&l->w, *it);
+
+		if (e == NULL)
+			return;
+		if (!pol_grow(&l->s->providers, &l->s->nproviders,
+		    sizeof(*l->s->providers))) {
+			pol_err(&l->w, e, "out of memory");
+			return;
+		}
+		load_provider(&l->w, e, &l->s->providers[l->s->nproviders - 1]);
+	}
+}
+
+static void
+load_keys(struct pol_walk *w, yaml_node_t *v, struct pol_tenant *t)
+{
+	yaml_node_item_t *it;
+	size_t cap;
+
+	if (!pol_is_seq(w, v, "keys"))
+		return;
+	cap = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	t->keys = calloc(cap ? cap : 1, sizeof(*t->keys));
+	for (it = v->data.sequence.items.start; t->keys != NULL &&
+	    it < v->data.sequence.items.top; it++) {
+		yaml_node_t *k = pol_node(w, *it);
+		const char *hex;
+
+		if (k == NULL || !pol_is_scalar(w, k, "key"))
+			continue;
+		hex = pol_scalar(k);
+		if (strncmp(hex, "sha256:", 7) != 0 || strlen(hex) != 71 ||
+		    wd_unhex(hex + 7, t->keys[t->nkeys], 32) != WD_OK) {
+			pol_err(w, k, "key must be 'sha256:' and 64 hex digits "
+			    "(make one with 'warden keys new')");
+			continue;
+		}
+		t->nkeys++;
+	}
+}
+
+static void
+load_tenant(struct pol_walk *w, yaml_node_t *n, struct pol_tenant *t,
+    struct raw_tenant *raw)
+{
+	yaml_node_t *v;
+	long long days;
+
+	t->max_retention_days = -1;
+	raw->at.file = w->file;
+	raw->at.line = n->start_mark.line + 1;
+	raw->at.col = n->start_mark.column + 1;
+	if (!pol_is_map(w, n, "tenant"))
+		return;
+	pol_check_keys(w, n, tenant_keys, "tenant");
+	load_id(w, n, "tenant", &t->id);
+	if ((v = pol_get(w, n, "keys")) != NULL)
+		load_keys(w, v, t);
+	if ((v = pol_get(w, n, "routes")) == NULL)
+		pol_err(w, n, "tenant '%s' without 'routes'", t->id ? t->id : "?");
+	else
+		pol_refs(w, v, "routes", &raw->routes, &raw->nroutes);
+	if ((v = pol_get(w, n, "data_classes")) != NULL)
+		pol_refs(w, v, "data_classes", &raw->classes, &raw->nclasses);
+	if ((v = pol_get(w, n, "may_omit")) != NULL)
+		pol_refs(w, v, "may_omit", &raw->omit, &raw->nomit);
+	if ((v = pol_get(w, n, "subject_region")) != NULL)
+		pol_ref1(w, v, "subject_region", &raw->region);
+	if ((v = pol_get(w, n, "max_retention_days")) != NULL &&
+	    pol_int(w, v, "max_retention_days", 0, 36500, &days))
+		t->max_retention_days = (int)days;
+}
+
+void
+pol_load_tenants(struct pol_loader *l, yaml_node_t *n)
+{
+	yaml_node_item_t *it;
+
+	if (!pol_is_seq(&l->w, n, "tenants"))
+		return;
+	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *e = pol_node(&l->w, *it);
+		size_t nraw = l->s->ntenants;
+
+		if (e == NULL)
+			return;
+		/* Raw table first: it never has fewer entries than tenants. */
+		if (!pol_grow(&l->rt, &nraw, sizeof(*l->rt)) ||
+		    !pol_grow(&l->s->tenants, &l->s->ntenants,
+		    sizeof(*l->s->tenants))) {
+			pol_err(&l->w, e, "out of memory");
+			return;
+		}
+		load_tenant(&l->w, e, &l->s->tenants[l->s->ntenants - 1],
+		    &l->rt[nraw - 1]);
+	}
+}
+
+static void
+load_when(struct pol_walk *w, yaml_node_t *n, struct raw_rule *raw)
+{
+	yaml_node_t *v;
+
+	if (!pol_is_map(w, n, "when"))
+		return;
+	pol_check_keys(w, n, when_keys, "when");
+	if ((v = pol_get(w, n, "data_class")) != NULL)
+		pol_refs(w, v, "data_class", &raw->classes, &raw->nclasses);
+	if ((v = pol_get(w, n, "subject_region")) != NULL)
+		pol_refs(w, v, "subject_region", &raw->regions, &raw->nregions);
+	if ((v = pol_get(w, n, "tenant")) != NULL)
+		pol_refs(w, v, "tenant", &raw->tenants, &raw->ntenants);
+}
+
+static void
+load_require(struct pol_walk *w, yaml_node_t *n, struct pol_rule *r,
+    struct raw_rule *raw)
+{
+	yaml_node_t *v;
+	long long days;
+
+	if (!pol_is_map(w, n, "require"))
+		return;
+	pol_check_keys(w, n, require_keys, "require");
+	if ((v = pol_get(w, n, "provider_country")) != NULL &&
+	    pol_refs(w, v, "provider_country", &raw->countries, &raw->ncountries)) {
+		r->kinds |= POL_RULE_RESIDENCY;
+		r->has_country = true;
+	}
+	if ((v = pol_get(w, n, "retention.zdr")) != NULL &&
+	    pol_bool(w, v, "retention.zdr", &r->require_zdr) && r->require_zdr)
+		r->kinds |= POL_RULE_RETENTION;
+	if ((v = pol_get(w, n, "retention.max_days")) != NULL &&
+	    pol_int(w, v, "retention.max_days", 0, 36500, &days)) {
+		r->max_days = (int)days;
+		r->kinds |= POL_RULE_RETENTION;
+	}
+}
+
+static void
+load_keep(struct pol_walk *w, yaml_node_t *n, struct pol_rule *r)
+{
+	yaml_node_t *v;
+
+	if (!pol_is_map(w, n, "keep"))
+		return;
+	pol_check_keys(w, n, keep_keys, "keep");
+	if ((v = pol_get(w, n, "payloads")) != NULL && keep_mode(w, v, &r->keep)) {
+		r->has_keep = true;
+		r->kinds |= POL_RULE_KEEP;
+	}
+	opt_int(w, n, "ttl_days", 0, 36500, &r->keep_ttl_days);
+	if (r->keep_ttl_days >= 0)
+		r->kinds |= POL_RULE_KEEP;
+}
+
+static void
+load_rule(struct pol_walk *w, yaml_node_t *n, struct pol_rule *r,
+    struct raw_rule *raw)
+{
+	yaml_node_t *v;
+
+	r->max_days = -1;
+	r->keep_ttl_days = -1;
+	r->line = n->start_mark.line + 1;
+	raw->at.file = w->file;
+	raw->at.line = n->start_mark.line + 1;
+	raw->at.col = n->start_mark.column + 1;
+	if (!pol_is_map(w, n, "rule"))
+		return;
+	pol_check_keys(w, n, rule_keys, "rule");
+	load_id(w, n, "rule", &r->id);
+	if ((v = pol_get(w, n, "when")) != NULL)
+		load_when(w, v, raw);
+	if ((v = pol_get(w, n, "require")) != NULL)
+		load_require(w, v, r, raw);
+	if ((v = pol_get(w, n, "keep")) != NULL)
+		load_keep(w, v, r);
+	if (r->kinds == 0)
+		pol_err(w, n, "rule '%s' requires nothing and keeps nothing "
+		    "(give 'require' or 'keep')", r->id ? r->id : "?");
+}
+
+void
+pol_load_rules(struct pol_loader *l, yaml_node_t *n)
+{
+	yaml_node_item_t *it;
+
+	if (!pol_is_seq(&l->w, n, "rules"))
+		return;
+	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *e = pol_node(&l->w, *it);
+		size_t nraw = l->s->nrules;
+
+		if (e == NULL)
+			return;
+		if (!pol_grow(&l->rr, &nraw, sizeof(*l->rr)) ||
+		    !pol_grow(&l->s->rules, &l->s->nrules, sizeof(*l->s->rules))) {
+			pol_err(&l->w, e, "out of memory");
+			return;
+		}
+		load_rule(&l->w, e, &l->s->rules[l->s->nrules - 1], &l->rr[nraw - 1]);
+	}
+}
+
+void
+pol_load_jurisdictions(struct pol_loader *l, yaml_node_t *n)
+{
+	struct pol_walk *w = &l->w;
+	yaml_node_pair_t *p;
+
+	if (!pol_is_map(w, n, "jurisdictions"))
+		return;
+	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = pol_node(w, p->key), *v = pol_node(w, p->value);
+		struct pol_jurisdiction *j;
+		struct raw_jurisdiction *raw;
+		size_t nraw = l->s->njurisdictions;
+
+		if (k == NULL || v == NULL)
+			return;
+		if (!pol_grow(&l->rj, &nraw, sizeof(*l->rj)) ||
+		    !pol_grow(&l->s->jurisdictions, &l->s->njurisdictions,
+		    sizeof(*l->s->jurisdictions))) {
+			pol_err(w, k, "out of memory");
+			return;
+		}
+		j = &l->s->jurisdictions[l->s->njurisdictions - 1];
+		raw = &l->rj[nraw - 1];
+		pol_ref1(w, k, "jurisdiction name", &raw->at);
+		if (raw->at.name != NULL)
+			j->name = strdup(raw->at.name);
+		pol_refs(w, v, "jurisdiction members", &raw->members,
+		    &raw->nmembers);
+	}
+}
+
+void
+pol_load_classes(struct pol_loader *l, yaml_node_t *n)
+{
+	struct pol_ref *refs;
+	size_t nrefs;
+
+	if (!pol_refs(&l->w, n, "data_classes", &refs, &nrefs)) {
+		pol_refs_free(refs, nrefs);
+		return;
+	}
+	for (size_t i = 0; i < nrefs; i++) {
+		if (!pol_grow(&l->classes, &l->nclass_refs, sizeof(*l->classes)))
+			break;
+		l->classes[l->nclass_refs - 1] = refs[i];
+		refs[i].name = NULL;
+	}
+	pol_refs_free(refs, nrefs);
+}
+
+void
+pol_load_devcreds(struct pol_loader *l, yaml_node_t *n)
+{
+	struct pol_walk *w = &l->w;
+	struct pol_snapshot *s = l->s;
+	yaml_node_pair_t *p;
+
+	if (!pol_is_map(w, n, "dev_credentials"))
+		return;
+	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = pol_node(w, p->key), *v = pol_node(w, p->value);
+		struct pol_devcred *d;
+
+		if (k == NULL || v == NULL)
+			return;
+		if (!pol_grow(&s->devcreds, &s->ndevcreds, sizeof(*s->devcreds)))
+			return;
+		d = &s->devcreds[s->ndevcreds - 1];
+		if (!pol_str(w, k, "credential name", &d->name))
+			continue;
+		/* Never echo the value in an error message. */
+		if (v->type != YAML_SCALAR_NODE || v->data.scalar.length == 0) {
+			pol_err(w, v, "dev credential '%s' must be a non-empty string",
+			    d->name);
+			continue;
+		}
+		d->value = strdup(pol_scalar(v));
+	}
+}
