@@ -23,6 +23,11 @@ struct gw_serve_opts {
 /* Run the gateway until SIGTERM/SIGINT.  Returns a process exit code. */
 int gw_serve(const struct gw_serve_opts *opts);
 
+/* `warden lint`, `check`, `test` (cli_policy.c).  Exit codes. */
+int gw_cmd_lint(int argc, char **argv);
+int gw_cmd_check(int argc, char **argv);
+int gw_cmd_test(int argc, char **argv);
+
 /* `warden keys new`: print a fresh virtual key and its config line. */
 int gw_keys_new(void);
 

@@ -8,7 +8,6 @@
 
 #include "common/wd.h"
 #include "gateway/gw.h"
-#include "policy/pol.h"
 
 static void
 usage(FILE *f)
@@ -16,6 +15,9 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: warden serve -c FILE [--listen ADDR:PORT] [--workers N]\n"
 	    "       warden lint -c FILE\n"
+	    "       warden check -c FILE (--key KEY | --tenant ID) "
+	    "[-H 'Name: value']... REQUEST.json\n"
+	    "       warden test -c FILE TESTS.yaml\n"
 	    "       warden keys new\n"
 	    "       warden version\n");
 }
@@ -63,31 +65,6 @@ cmd_serve(int argc, char **argv)
 	return gw_serve(&o);
 }
 
-static int
-cmd_lint(int argc, char **argv)
-{
-	struct pol_snapshot *snap;
-	const char *config = NULL;
-	int ch;
-
-	while ((ch = getopt(argc, argv, "c:")) != -1) {
-		if (ch != 'c') {
-			usage(stderr);
-			return 2;
-		}
-		config = optarg;
-	}
-	if (config == NULL || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (pol_load(config, stderr, &snap) != WD_OK)
-		return 2;
-	printf("configuration OK (policy_version %s)\n", snap->version);
-	pol_snapshot_unref(snap);
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -98,7 +75,11 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "serve") == 0)
 		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(argv[1], "lint") == 0)
-		return cmd_lint(argc - 1, argv + 1);
+		return gw_cmd_lint(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check") == 0)
+		return gw_cmd_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "test") == 0)
+		return gw_cmd_test(argc - 1, argv + 1);
 	if (strcmp(argv[1], "keys") == 0 && argc == 3 &&
 	    strcmp(argv[2], "new") == 0)
 		return gw_keys_new();

@@ -183,10 +183,10 @@ compile_jurisdictions(struct pol_loader *l)
 
 		if (at->name == NULL)
 			continue;
-		if (strlen(at->name) == 2 && at->name[0] >= 'A' &&
-		    at->name[0] <= 'Z' && at->name[1] >= 'A' && at->name[1] <= 'Z')
-			pol_err_ref(&l->w, at, "jurisdiction name '%s' looks like a "
-			    "country code; use a longer name", at->name);
+		/* A name that is also a country would be ambiguous. */
+		if (pol_country_valid(at->name))
+			pol_err_ref(&l->w, at, "jurisdiction name '%s' is a country "
+			    "code; choose another name", at->name);
 		for (size_t j = 0; j < i; j++)
 			if (s->jurisdictions[j].name != NULL &&
 			    strcmp(s->jurisdictions[j].name, at->name) == 0)

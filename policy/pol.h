@@ -252,4 +252,11 @@ json_t *pol_decision_json(const struct pol_snapshot *snap,
     const struct pol_decision *d);
 const char *pol_verdict_name(enum pol_verdict v);
 
+/*
+ * `warden test`: run the policy tests in path against snap, printing each
+ * failure and "N passed, N failed".  Returns 0, 1 (failures) or 2 (the
+ * tests file is invalid).
+ */
+int pol_test_run(const struct pol_snapshot *snap, const char *path, FILE *out);
+
 #endif /* POL_H */

@@ -1,0 +1,206 @@
+/*
+ * cli_policy.c - the commands that read the rules without serving:
+ * `warden lint`, `warden check` (one decision, nothing sent) and
+ * `warden test` (policy unit tests).
+ */
+#include "gateway/gw_int.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int
+usage_err(const char *msg)
+{
+	fprintf(stderr, "warden: %s\n", msg);
+	return 2;
+}
+
+int
+gw_cmd_lint(int argc, char **argv)
+{
+	struct pol_snapshot *snap;
+	const char *config = NULL;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:")) != -1) {
+		if (ch != 'c')
+			return usage_err("usage: warden lint -c FILE");
+		config = optarg;
+	}
+	if (config == NULL || optind != argc)
+		return usage_err("usage: warden lint -c FILE");
+	if (pol_load(config, stderr, &snap) != WD_OK)
+		return 2;
+	printf("configuration OK (policy_version %s)\n", snap->version);
+	pol_snapshot_unref(snap);
+	return 0;
+}
+
+int
+gw_cmd_test(int argc, char **argv)
+{
+	struct pol_snapshot *snap;
+	const char *config = NULL;
+	int ch, rc;
+
+	while ((ch = getopt(argc, argv, "c:")) != -1) {
+		if (ch != 'c')
+			return usage_err("usage: warden test -c FILE TESTS.yaml");
+		config = optarg;
+	}
+	if (config == NULL || optind != argc - 1)
+		return usage_err("usage: warden test -c FILE TESTS.yaml");
+	if (pol_load(config, stderr, &snap) != WD_OK)
+		return 2;
+	rc = pol_test_run(snap, argv[optind], stdout);
+	pol_snapshot_unref(snap);
+	return rc;
+}
+
+/* "Name: value" of a policy header into facts; false if not one. */
+static bool
+take_header(const char *h, struct pol_facts *f)
+{
+	const char *colon = strchr(h, ':'), *v;
+	size_t n;
+
+	if (colon == NULL)
+		return false;
+	n = (size_t)(colon - h);
+	v = colon + 1;
+	while (*v == ' ')
+		v++;
+	if (n == 19 && strncasecmp(h, "X-Warden-Data-Class", n) == 0)
+		f->hdr_classes = v;
+	else if (n == 23 && strncasecmp(h, "X-Warden-Subject-Region", n) == 0)
+		f->hdr_region = v;
+	else
+		return false;
+	return true;
+}
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	char *buf = NULL;
+	size_t cap = 0, n;
+
+	*len = 0;
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (*len + 4096 > cap) {
+			char *nb;
+
+			cap = cap ? cap * 2 : 65536;
+			if (cap > (64u << 20) || (nb = realloc(buf, cap)) == NULL) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+		}
+		n = fread(buf + *len, 1, cap - *len, f);
+		if (n == 0)
+			break;
+		*len += n;
+	}
+	if (f != stdin)
+		fclose(f);
+	return buf;
+}
+
+int
+gw_cmd_check(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "tenant", required_argument, NULL, 't' },
+		{ "header", required_argument, NULL, 'H' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pol_snapshot *snap = NULL;
+	struct pol_facts facts = { 0 };
+	struct pol_decision d;
+	struct gw_chat chat = { 0 };
+	const char *config = NULL, *key = NULL, *tenant = NULL, *param;
+	char why[256], *body = NULL, *text;
+	unsigned char digest[32], rnd[16];
+	size_t len;
+	json_t *j;
+	int ch, rc = 2;
+
+	while ((ch = getopt_long(argc, argv, "c:k:t:H:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 't':
+			tenant = optarg;
+			break;
+		case 'H':
+			if (!take_header(optarg, &facts))
+				return usage_err("-H takes 'X-Warden-Data-Class: ...' "
+				    "or 'X-Warden-Subject-Region: ...'");
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (config == NULL || optind != argc - 1 || (key == NULL) == (tenant == NULL))
+		goto usage;
+	if (pol_load(config, stderr, &snap) != WD_OK)
+		return 2;
+	if (key != NULL) {
+		wd_sha256(key, strlen(key), digest);
+		facts.tenant = pol_find_key(snap, digest);
+	} else {
+		for (size_t i = 0; i < snap->ntenants; i++)
+			if (strcmp(snap->tenants[i].id, tenant) == 0)
+				facts.tenant = &snap->tenants[i];
+	}
+	if (facts.tenant == NULL) {
+		fprintf(stderr, "warden: %s\n", key ? "no tenant has this key" :
+		    "unknown tenant");
+		goto out;
+	}
+	body = slurp(argv[optind], &len);
+	if (body == NULL) {
+		fprintf(stderr, "warden: cannot read %s\n", argv[optind]);
+		goto out;
+	}
+	if (gw_chat_parse(body, len, &chat, why, sizeof(why), &param) != WD_OK) {
+		fprintf(stderr, "warden: %s: %s\n", argv[optind], why);
+		goto out;
+	}
+	facts.model = chat.model;
+	facts.stream = chat.stream;
+	if (pol_decide(snap, &facts, &d) != WD_OK) {
+		fprintf(stderr, "warden: cannot evaluate this request\n");
+		goto out;
+	}
+	wd_random(rnd, sizeof(rnd));
+	wd_hex(rnd, sizeof(rnd), d.id);
+	j = pol_decision_json(snap, &d);
+	text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	printf("%s\n", text);
+	free(text);
+	json_decref(j);
+	rc = 0;
+out:
+	gw_chat_clear(&chat);
+	free(body);
+	pol_snapshot_unref(snap);
+	return rc;
+usage:
+	return usage_err("usage: warden check -c FILE (--key KEY | --tenant ID) "
+	    "[-H 'Name: value']... REQUEST.json");
+}

@@ -1,0 +1,316 @@
+/*
+ * ptest.c - `warden test`: policy unit tests written in YAML.  Each case
+ * is a request (tenant or key, headers, model) and what the decision must
+ * be; the runner decides each with pol_decide() and compares.
+ *
+ *   tests:
+ *     - name: EU health data stays on zero-retention routes in the EU
+ *       tenant: acme-health           # or  key: wk-...
+ *       headers: { X-Warden-Data-Class: "personal, health" }
+ *       request: { model: gpt-4o }    # stream: true|false
+ *       expect:
+ *         verdict: allow              # allow | deny
+ *         route: openai-eu            # first route tried
+ *         routes: [openai-eu, azure-de]
+ *         status: 403                 # deny only
+ *         code: residency             # deny only
+ *         rules: [gdpr-transfer]      # exactly these rules applied
+ *         keep: hash                  # what warden may keep
+ */
+#include "policy/pol_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const case_keys[] = {
+	"name", "tenant", "key", "headers", "request", "expect", NULL
+};
+static const char *const expect_keys[] = {
+	"verdict", "route", "routes", "status", "code", "rules", "keep", NULL
+};
+
+struct tcase {
+	char *name;
+	const struct pol_tenant *tenant;
+	char *hdr_classes, *hdr_region;
+	char *model;
+	bool stream;
+	char *verdict, *route, *code, *keep;
+	char **routes, **rules;
+	size_t nroutes, nrules;
+	bool has_routes, has_rules;
+	long long status;
+};
+
+static void
+tcase_free(struct tcase *c)
+{
+	free(c->name);
+	free(c->hdr_classes);
+	free(c->hdr_region);
+	free(c->model);
+	free(c->verdict);
+	free(c->route);
+	free(c->code);
+	free(c->keep);
+	for (size_t i = 0; i < c->nroutes; i++)
+		free(c->routes[i]);
+	free(c->routes);
+	for (size_t i = 0; i < c->nrules; i++)
+		free(c->rules[i]);
+	free(c->rules);
+	memset(c, 0, sizeof(*c));
+}
+
+static void
+read_headers(struct pol_walk *w, yaml_node_t *n, struct tcase *c)
+{
+	yaml_node_pair_t *p;
+
+	if (!pol_is_map(w, n, "headers"))
+		return;
+	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = pol_node(w, p->key), *v = pol_node(w, p->value);
+
+		if (k == NULL || v == NULL || !pol_is_scalar(w, k, "header name"))
+			continue;
+		if (strcasecmp(pol_scalar(k), "X-Warden-Data-Class") == 0)
+			pol_str(w, v, "X-Warden-Data-Class", &c->hdr_classes);
+		else if (strcasecmp(pol_scalar(k), "X-Warden-Subject-Region") == 0)
+			pol_str(w, v, "X-Warden-Subject-Region", &c->hdr_region);
+		else
+			pol_err(w, k, "header '%s' does not affect policy "
+			    "decisions", pol_scalar(k));
+	}
+}
+
+static void
+read_expect(struct pol_walk *w, yaml_node_t *n, struct tcase *c)
+{
+	yaml_node_t *v;
+
+	if (!pol_is_map(w, n, "expect"))
+		return;
+	pol_check_keys(w, n, expect_keys, "expect");
+	if ((v = pol_get(w, n, "verdict")) == NULL)
+		pol_err(w, n, "expect without 'verdict'");
+	else if (pol_str(w, v, "verdict", &c->verdict) &&
+	    strcmp(c->verdict, "allow") != 0 && strcmp(c->verdict, "deny") != 0)
+		pol_err(w, v, "verdict must be allow or deny");
+	if ((v = pol_get(w, n, "route")) != NULL)
+		pol_str(w, v, "route", &c->route);
+	if ((v = pol_get(w, n, "code")) != NULL)
+		pol_str(w, v, "code", &c->code);
+	if ((v = pol_get(w, n, "keep")) != NULL)
+		pol_str(w, v, "keep", &c->keep);
+	if ((v = pol_get(w, n, "status")) != NULL)
+		pol_int(w, v, "status", 100, 599, &c->status);
+	if ((v = pol_get(w, n, "routes")) != NULL)
+		c->has_routes = v->type == YAML_SEQUENCE_NODE &&
+		    (v->data.sequence.items.top == v->data.sequence.items.start ||
+		    pol_str_list(w, v, "routes", &c->routes, &c->nroutes));
+	if ((v = pol_get(w, n, "rules")) != NULL)
+		c->has_rules = v->type == YAML_SEQUENCE_NODE &&
+		    (v->data.sequence.items.top == v->data.sequence.items.start ||
+		    pol_str_list(w, v, "rules", &c->rules, &c->nrules));
+}
+
+static bool
+read_case(struct pol_walk *w, const struct pol_snapshot *s, yaml_node_t *n,
+    struct tcase *c)
+{
+	unsigned before = w->nerrors;
+	yaml_node_t *v, *r;
+
+	if (!pol_is_map(w, n, "test case"))
+		return false;
+	pol_check_keys(w, n, case_keys, "test case");
+	if ((v = pol_get(w, n, "name")) == NULL)
+		pol_err(w, n, "test case without 'name'");
+	else
+		pol_str(w, v, "name", &c->name);
+	if ((v = pol_get(w, n, "tenant")) != NULL && pol_is_scalar(w, v, "tenant")) {
+		for (size_t i = 0; i < s->ntenants; i++)
+			if (strcmp(s->tenants[i].id, pol_scalar(v)) == 0)
+				c->tenant = &s->tenants[i];
+		if (c->tenant == NULL)
+			pol_err(w, v, "unknown tenant '%s'", pol_scalar(v));
+	} else if ((v = pol_get(w, n, "key")) != NULL && pol_is_scalar(w, v, "key")) {
+		unsigned char d[32];
+
+		wd_sha256(pol_scalar(v), strlen(pol_scalar(v)), d);
+		c->tenant = pol_find_key(s, d);
+		if (c->tenant == NULL)
+			pol_err(w, v, "no tenant has this key");
+	} else {
+		pol_err(w, n, "test case needs 'tenant' or 'key'");
+	}
+	if ((v = pol_get(w, n, "headers")) != NULL)
+		read_headers(w, v, c);
+	if ((r = pol_get(w, n, "request")) == NULL || !pol_is_map(w, r, "request"))
+		pol_err(w, n, "test case needs 'request: { model: ... }'");
+	else {
+		if ((v = pol_get(w, r, "model")) == NULL)
+			pol_err(w, r, "request without 'model'");
+		else
+			pol_str(w, v, "model", &c->model);
+		if ((v = pol_get(w, r, "stream")) != NULL)
+			pol_bool(w, v, "stream", &c->stream);
+	}
+	if ((v = pol_get(w, n, "expect")) == NULL)
+		pol_err(w, n, "test case without 'expect'");
+	else
+		read_expect(w, v, c);
+	return w->nerrors == before;
+}
+
+/* Same set of strings, in any order? */
+static bool
+same_set(char **want, size_t nwant, const char *const *got, size_t ngot)
+{
+	if (nwant != ngot)
+		return false;
+	for (size_t i = 0; i < nwant; i++) {
+		bool hit = false;
+
+		for (size_t j = 0; j < ngot && !hit; j++)
+			hit = strcmp(want[i], got[j]) == 0;
+		if (!hit)
+			return false;
+	}
+	return true;
+}
+
+static void
+print_list(FILE *out, const char *label, char **v, size_t n)
+{
+	fprintf(out, "    %s: [", label);
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? ", " : "", v[i]);
+	fprintf(out, "]\n");
+}
+
+/* Compare; print expected and actual for every field that differs. */
+static bool
+check_case(const struct tcase *c, const struct pol_decision *d, FILE *out)
+{
+	const char *got_routes[POL_MAX_ROUTES];
+	const char *verdict = pol_verdict_name(d->verdict);
+	const char *route = d->nroutes ? d->routes[0]->id : "(none)";
+	bool ok = true;
+
+	for (size_t i = 0; i < d->nroutes; i++)
+		got_routes[i] = d->routes[i]->id;
+#define DIFF(field, want, got) do { \
+	if (ok) \
+		fprintf(out, "FAIL %s\n", c->name); \
+	ok = false; \
+	fprintf(out, "    %s: expected %s, got %s\n", field, want, got); \
+} while (0)
+	if (strcmp(c->verdict, verdict) != 0)
+		DIFF("verdict", c->verdict, verdict);
+	if (c->route != NULL && strcmp(c->route, route) != 0)
+		DIFF("route", c->route, route);
+	if (c->code != NULL && (d->code == NULL || strcmp(c->code, d->code) != 0))
+		DIFF("code", c->code, d->code ? d->code : "(none)");
+	if (c->keep != NULL && strcmp(c->keep, pol_keep_name(d->keep)) != 0)
+		DIFF("keep", c->keep, pol_keep_name(d->keep));
+	if (c->status != 0 && d->verdict == POL_DENY && c->status != d->status) {
+		char a[16], b[16];
+
+		snprintf(a, sizeof(a), "%lld", c->status);
+		snprintf(b, sizeof(b), "%d", d->status);
+		DIFF("status", a, b);
+	}
+	if (c->has_routes && !same_set(c->routes, c->nroutes, got_routes,
+	    d->nroutes)) {
+		DIFF("routes", "(below)", "(below)");
+		print_list(out, "expected", c->routes, c->nroutes);
+		print_list(out, "actual  ", (char **)got_routes, d->nroutes);
+	}
+	if (c->has_rules && !same_set(c->rules, c->nrules, d->matched,
+	    d->nmatched)) {
+		DIFF("rules", "(below)", "(below)");
+		print_list(out, "expected", c->rules, c->nrules);
+		print_list(out, "actual  ", (char **)d->matched, d->nmatched);
+	}
+#undef DIFF
+	if (!ok && d->verdict == POL_DENY)
+		fprintf(out, "    message: %s\n", d->message);
+	return ok;
+}
+
+int
+pol_test_run(const struct pol_snapshot *s, const char *path, FILE *out)
+{
+	struct pol_walk w = { .file = path, .errs = out };
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root, *list;
+	unsigned passed = 0, failed = 0;
+	FILE *f;
+	int rc = 2;
+
+	f = fopen(path, "rb");
+	if (f == NULL) {
+		fprintf(out, "%s: cannot open\n", path);
+		return 2;
+	}
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &doc)) {
+		fprintf(out, "%s:%zu:%zu: %s\n", path, parser.problem_mark.line + 1,
+		    parser.problem_mark.column + 1,
+		    parser.problem ? parser.problem : "YAML syntax error");
+		yaml_parser_delete(&parser);
+		fclose(f);
+		return 2;
+	}
+	w.doc = &doc;
+	root = yaml_document_get_root_node(&doc);
+	if (root == NULL || !pol_is_map(&w, root, "a tests file") ||
+	    (list = pol_get(&w, root, "tests")) == NULL ||
+	    !pol_is_seq(&w, list, "tests")) {
+		if (root != NULL && root->type == YAML_MAPPING_NODE &&
+		    pol_get(&w, root, "tests") == NULL)
+			pol_err(&w, root, "a tests file needs 'tests:'");
+		goto out;
+	}
+	for (yaml_node_item_t *it = list->data.sequence.items.start;
+	    it < list->data.sequence.items.top; it++) {
+		yaml_node_t *n = pol_node(&w, *it);
+		struct pol_facts facts = { 0 };
+		struct pol_decision d;
+		struct tcase c = { 0 };
+
+		if (n == NULL)
+			break;
+		if (!read_case(&w, s, n, &c)) {
+			tcase_free(&c);
+			continue;
+		}
+		facts.tenant = c.tenant;
+		facts.model = c.model;
+		facts.stream = c.stream;
+		facts.hdr_classes = c.hdr_classes;
+		facts.hdr_region = c.hdr_region;
+		if (pol_decide(s, &facts, &d) == WD_OK && check_case(&c, &d, out))
+			passed++;
+		else
+			failed++;
+		tcase_free(&c);
+	}
+	if (w.nerrors > 0) {
+		fprintf(out, "%s: %u error%s in the tests file\n", path, w.nerrors,
+		    w.nerrors == 1 ? "" : "s");
+		goto out;
+	}
+	fprintf(out, "%u passed, %u failed\n", passed, failed);
+	rc = failed > 0 ? 1 : 0;
+out:
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	fclose(f);
+	return rc;
+}
