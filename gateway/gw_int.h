@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -32,6 +34,7 @@ struct gw_up_xfer;
 struct gw_server {
 	const struct gw_serve_opts *opts;
 	pthread_mutex_t snap_lock;	/* guards snap: swap vs. ref */
+	pthread_mutex_t reload_lock;	/* one reload at a time */
 	struct pol_snapshot *snap;
 	struct gw_worker *workers;
 	int nworkers;
@@ -55,6 +58,12 @@ struct gw_worker {
 
 /* The current snapshot, with a reference the caller must drop. */
 struct pol_snapshot *gw_server_snapshot(struct gw_server *srv);
+/*
+ * Load the rules file again and swap the snapshot in; on any error the
+ * running snapshot stays and errs says why.  From SIGHUP or the admin
+ * endpoint.
+ */
+enum wd_err gw_server_reload(struct gw_server *srv, FILE *errs);
 
 /* ---- connections (http_conn.c) ---- */
 
@@ -70,14 +79,20 @@ struct gw_out_hdr {
 	const char *value;
 };
 
-void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd);
+void gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
+    const struct sockaddr *peer);
+bool gw_conn_is_loopback(const struct gw_conn *c);
 void gw_conn_close_idle(struct gw_worker *w);
 void gw_conn_abort_all(struct gw_worker *w);
 
 void gw_conn_set_hooks(struct gw_conn *c, const struct gw_conn_hooks *h);
 const char *gw_conn_request_id(const struct gw_conn *c);
-/* Every later answer on this request carries X-Warden-Decision: id. */
-void gw_conn_set_decision(struct gw_conn *c, const char *id);
+/*
+ * Every later answer on this request carries X-Warden-Decision: id and
+ * X-Warden-Policy-Version: policy (which must outlive the answer's head).
+ */
+void gw_conn_set_decision(struct gw_conn *c, const char *id,
+    const char *policy);
 struct gw_worker *gw_conn_worker(const struct gw_conn *c);
 size_t gw_conn_pending(const struct gw_conn *c);
 

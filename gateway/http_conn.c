@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <event2/bufferevent.h>
@@ -53,6 +55,9 @@ struct gw_conn {
 	struct gw_conn_hooks hooks;
 	char reqid[MAX_REQUEST_ID + 1];
 	char decision[33];		/* X-Warden-Decision, if any */
+	const char *policy;		/* X-Warden-Policy-Version: borrowed
+					 * from the handler's snapshot */
+	bool loopback;			/* peer is on this host */
 	uint64_t started_us;
 	size_t lingered;		/* bytes discarded while closing */
 };
@@ -125,6 +130,9 @@ write_head(struct gw_conn *c, int status, const char *ctype,
 		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->reqid);
 	if (c->decision[0] != '\0')
 		evbuffer_add_printf(out, "X-Warden-Decision: %s\r\n", c->decision);
+	if (c->policy != NULL)
+		evbuffer_add_printf(out, "X-Warden-Policy-Version: %s\r\n",
+		    c->policy);
 	for (size_t i = 0; i < nhdrs; i++)
 		evbuffer_add_printf(out, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
 	if (len >= 0)
@@ -174,6 +182,7 @@ finish_request(struct gw_conn *c)
 	c->started_us = 0;
 	c->reqid[0] = '\0';
 	c->decision[0] = '\0';
+	c->policy = NULL;
 	/* Pipelined bytes may already be waiting. */
 	conn_process(c);
 }
@@ -240,9 +249,10 @@ gw_conn_set_hooks(struct gw_conn *c, const struct gw_conn_hooks *h)
 }
 
 void
-gw_conn_set_decision(struct gw_conn *c, const char *id)
+gw_conn_set_decision(struct gw_conn *c, const char *id, const char *policy)
 {
 	snprintf(c->decision, sizeof(c->decision), "%s", id);
+	c->policy = policy;
 }
 
 const char *
@@ -541,8 +551,27 @@ count_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *in)
 		gw_metrics_bytes(0, info->n_deleted);
 }
 
+bool
+gw_conn_is_loopback(const struct gw_conn *c)
+{
+	return c->loopback;
+}
+
+static bool
+sa_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr)
+		    >> 24) == 127;
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return false;
+}
+
 void
-gw_conn_accept(struct gw_worker *w, evutil_socket_t fd)
+gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
+    const struct sockaddr *sa)
 {
 	struct gw_conn *c;
 	struct pol_snapshot *snap;
@@ -555,6 +584,7 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd)
 	}
 	c->w = w;
 	c->state = C_HEAD;
+	c->loopback = sa_loopback(sa);
 	c->req.content_length = -1;
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->deadline = evtimer_new(w->base, deadline_cb, c);

@@ -409,7 +409,7 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		 * audit record, however the request ends. */
 		wd_random(rnd, sizeof(rnd));
 		wd_hex(rnd, sizeof(rnd), t->dec.id);
-		gw_conn_set_decision(c, t->dec.id);
+		gw_conn_set_decision(c, t->dec.id, t->snap->version);
 	}
 	t->tenant = gw_auth(t->snap, gw_http_header(req, "authorization"));
 	if (t->tenant == NULL) {

@@ -71,6 +71,52 @@ metrics(struct gw_conn *c)
 	evbuffer_free(out);
 }
 
+/*
+ * POST /admin/reload: reload the rules now; loopback callers only.  The
+ * answer says the new policy_version, or every error in the file.
+ */
+static void
+admin_reload(struct gw_conn *c)
+{
+	struct gw_server *srv = gw_conn_worker(c)->srv;
+	struct pol_snapshot *snap;
+	char *errs = NULL, *text;
+	size_t len = 0;
+	FILE *f;
+	json_t *j;
+
+	if (!gw_conn_is_loopback(c)) {
+		gw_metrics_request("", 403);
+		gw_send_error(c, 403, "permission_error", "admin_loopback_only",
+		    "admin endpoints answer only on loopback");
+		return;
+	}
+	f = open_memstream(&errs, &len);
+	if (f == NULL) {
+		gw_send_error(c, 500, "server_error", NULL, "out of memory");
+		return;
+	}
+	if (gw_server_reload(srv, f) != WD_OK) {
+		fclose(f);
+		gw_metrics_request("", 422);
+		gw_send_error(c, 422, "invalid_request_error", "reload_failed",
+		    "%s", errs && *errs ? errs : "reload failed");
+		free(errs);
+		return;
+	}
+	fclose(f);
+	free(errs);
+	snap = gw_server_snapshot(srv);
+	j = json_pack("{s:s,s:s}", "status", "reloaded", "policy_version",
+	    snap->version);
+	text = json_dumps(j, JSON_COMPACT);
+	gw_metrics_request("", 200);
+	gw_respond(c, 200, "application/json", NULL, 0, text, strlen(text));
+	free(text);
+	json_decref(j);
+	pol_snapshot_unref(snap);
+}
+
 static const struct {
 	const char *path;
 	enum gw_method method;
@@ -80,6 +126,7 @@ static const struct {
 	{ "/v1/models", GW_M_GET, "GET, HEAD" },
 	{ "/healthz", GW_M_GET, "GET, HEAD" },
 	{ "/metrics", GW_M_GET, "GET, HEAD" },
+	{ "/admin/reload", GW_M_POST, "POST" },
 };
 
 void
@@ -122,9 +169,13 @@ gw_dispatch(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		evbuffer_free(body);
 		healthz(c);
 		return;
-	default:
+	case 3:
 		evbuffer_free(body);
 		metrics(c);
+		return;
+	default:
+		evbuffer_free(body);
+		admin_reload(c);
 		return;
 	}
 }

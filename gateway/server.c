@@ -33,6 +33,46 @@ gw_server_snapshot(struct gw_server *srv)
 	return s;
 }
 
+enum wd_err
+gw_server_reload(struct gw_server *srv, FILE *errs)
+{
+	struct pol_snapshot *next, *old;
+	enum wd_err rc;
+
+	/* One reload at a time; requests keep using whatever they hold. */
+	pthread_mutex_lock(&srv->reload_lock);
+	rc = pol_load(srv->opts->config, errs, &next);
+	if (rc == WD_OK) {
+		for (size_t i = 0; i < next->nproviders; i++)
+			if (pol_devcred(next, next->providers[i].credential) == NULL) {
+				fprintf(errs, "route '%s': credential '%s' is not "
+				    "available\n", next->providers[i].id,
+				    next->providers[i].credential);
+				rc = WD_ECONFIG;
+			}
+		if (rc != WD_OK)
+			pol_snapshot_unref(next);
+	}
+	if (rc == WD_OK) {
+		pthread_mutex_lock(&srv->snap_lock);
+		old = srv->snap;
+		srv->snap = next;
+		pthread_mutex_unlock(&srv->snap_lock);
+		if (strcmp(old->version, next->version) != 0)
+			wd_info("reloaded %s: policy %.12s (was %.12s)",
+			    srv->opts->config, next->version, old->version);
+		else
+			wd_info("reloaded %s: policy %.12s unchanged",
+			    srv->opts->config, next->version);
+		pol_snapshot_unref(old);
+	} else {
+		wd_error("reload of %s failed (%s); the running policy stays",
+		    srv->opts->config, wd_strerror(rc));
+	}
+	pthread_mutex_unlock(&srv->reload_lock);
+	return rc;
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
@@ -41,10 +81,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	int one = 1;
 
 	(void)l;
-	(void)sa;
 	(void)salen;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	gw_conn_accept(w, fd);
+	gw_conn_accept(w, fd, sa);
 }
 
 static void
@@ -205,6 +244,7 @@ gw_serve(const struct gw_serve_opts *opts)
 	memset(&srv, 0, sizeof(srv));
 	srv.opts = opts;
 	pthread_mutex_init(&srv.snap_lock, NULL);
+	pthread_mutex_init(&srv.reload_lock, NULL);
 	if (pol_load(opts->config, stderr, &srv.snap) != WD_OK)
 		return 2;
 	for (size_t i = 0; i < srv.snap->nproviders; i++)
@@ -273,7 +313,7 @@ gw_serve(const struct gw_serve_opts *opts)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			wd_info("SIGHUP: reload is not implemented yet; ignored");
+			gw_server_reload(&srv, stderr);
 			continue;
 		}
 		wd_info("%s: stopping; requests in flight may finish",
@@ -295,5 +335,6 @@ out:
 	free(srv.workers);
 	pol_snapshot_unref(srv.snap);
 	pthread_mutex_destroy(&srv.snap_lock);
+	pthread_mutex_destroy(&srv.reload_lock);
 	return exitcode;
 }

@@ -30,10 +30,11 @@ key_line(const char *key, char out[72])
 static void
 write_config(const char *extra_server)
 {
-	char k1[72], k2[72], *text;
+	char k1[72], k2[72], k3[72], *text;
 
 	key_line(IT_KEY_T1, k1);
 	key_line(IT_KEY_T2, k2);
+	key_line(IT_KEY_T3, k3);
 	if (asprintf(&text,
 	    "version: 1\n"
 	    "server:\n"
@@ -51,20 +52,34 @@ write_config(const char *extra_server)
 	    "  idle_timeout_ms: 1500\n"
 	    "  max_attempts: 3\n"
 	    "  max_sse_event_bytes: 65536\n"
+	    "data_classes: [public, personal, health]\n"
+	    "jurisdictions:\n"
+	    "  EU: [IE, DE, FR]\n"
 	    "providers:\n"
 	    "  - { id: p-eu, base_url: 'http://127.0.0.1:%d/v1', country: IE,"
+	    " retention: { zdr: true },"
 	    " credential: c-eu, models: [gpt-4o, gpt-4o-mini] }\n"
 	    "  - { id: p-de, base_url: 'http://127.0.0.1:%d/v1', country: DE,"
+	    " retention: { zdr: true },"
 	    " credential: c-de, models: [gpt-4o, gpt-4o-mini] }\n"
 	    "  - { id: p-us, base_url: 'http://127.0.0.1:%d/v1', country: US,"
+	    " retention: { days: 30 },"
 	    " credential: c-us, models: [gpt-4o, gpt-4o-mini, o3] }\n"
 	    "tenants:\n"
 	    "  - { id: t1, keys: ['%s'], routes: [p-eu, p-de] }\n"
 	    "  - { id: t2, keys: ['%s'], routes: [p-us] }\n"
+	    "  - { id: t3, keys: ['%s'], data_classes: [personal, health],"
+	    " may_omit: [health], subject_region: EU,"
+	    " routes: [p-us, p-eu, p-de] }\n"
+	    "rules:\n"
+	    "  - { id: eu-personal, when: { data_class: [personal],"
+	    " subject_region: EU }, require: { provider_country: EU } }\n"
+	    "  - { id: health-zdr, when: { data_class: [health] },"
+	    " require: { retention.zdr: true } }\n"
 	    "dev_credentials:\n"
 	    "  c-eu: %s\n  c-de: %s\n  c-us: %s\n",
 	    it.port, extra_server ? extra_server : "", it.mock_port[0],
-	    it.mock_port[1], it.mock_port[2], k1, k2, IT_SECRET_EU,
+	    it.mock_port[1], it.mock_port[2], k1, k2, k3, IT_SECRET_EU,
 	    IT_SECRET_DE, IT_SECRET_US) < 0)
 		abort();
 	it_write_file(it.config, text, 0600);

@@ -12,6 +12,9 @@
 
 #define IT_KEY_T1 "wk-it-tenant-one"	/* routes: p-eu, p-de */
 #define IT_KEY_T2 "wk-it-tenant-two"	/* routes: p-us */
+/* EU personal and health data; routes: p-us (cheap, not compliant),
+ * p-eu, p-de. */
+#define IT_KEY_T3 "wk-it-tenant-three"
 #define IT_SECRET_EU "sk-it-secret-eu-7f3a"
 #define IT_SECRET_DE "sk-it-secret-de-91bc"
 #define IT_SECRET_US "sk-it-secret-us-c0de"

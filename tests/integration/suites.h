@@ -6,5 +6,6 @@
 
 Suite *suite_gateway(void);
 Suite *suite_lifecycle(void);
+Suite *suite_policy(void);
 
 #endif
