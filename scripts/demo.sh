@@ -21,15 +21,16 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 wait_port() {
+	# wait_port PORT [PATH]
 	i=0
-	while ! curl -s -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null; do
+	while ! curl -s -o /dev/null "http://127.0.0.1:$1${2:-/_mock/health}" 2>/dev/null; do
 		i=$((i + 1))
 		[ $i -gt 100 ] && { echo "nothing answers on port $1" >&2; exit 1; }
 		sleep 0.05
 	done
 }
 
-for p in 9101 9102 9103 $PORT; do
+for p in 9101 9102 9103 9104 9105 9106 $PORT; do
 	if curl -s -o /dev/null "http://127.0.0.1:$p/" 2>/dev/null; then
 		echo "port $p is taken; stop what runs there and retry" >&2
 		exit 1
@@ -37,13 +38,15 @@ for p in 9101 9102 9103 $PORT; do
 done
 
 say "Starting mock providers (they stand in for real regional endpoints)"
-for spec in "openai-eu 9101" "azure-de 9102" "openai-us 9103"; do
+for spec in "openai-eu 9101 IE" "azure-de 9102 DE" "openai-us 9103 US" \
+    "azure-us 9104 US" "azure-jp 9105 JP" "bedrock-jp 9106 JP"; do
+	# shellcheck disable=SC2086
 	set -- $spec
 	"$B/mock_provider" --listen "127.0.0.1:$2" --name "$1" --quiet \
 	    --record "$TMP/$1.jsonl" &
 	PIDS="$PIDS $!"
 	wait_port "$2"
-	note "$1 on 127.0.0.1:$2"
+	note "$1 ($3) on 127.0.0.1:$2"
 done
 
 say "Checking the rules: warden lint -c $RULES"
@@ -53,7 +56,7 @@ say "Starting warden on 127.0.0.1:$PORT"
 "$B/warden" serve -c "$RULES" 2>"$TMP/warden.log" &
 WPID=$!
 PIDS="$PIDS $WPID"
-wait_port $PORT
+wait_port $PORT /healthz
 sed 's/^/   log: /' "$TMP/warden.log"
 
 chat() {
@@ -68,36 +71,50 @@ chat() {
 }
 
 say "1. acme-health (EU health insurer) asks gpt-4o a question"
-note "its routes, in order: openai-eu (IE), azure-de (DE)"
+note "its routes, in order: openai-eu (IE, zero retention), azure-de (DE, zero"
+note "retention), openai-us (US, keeps 30 days); its data: personal, health"
 chat wk-demo-acme-health \
-    '{"model":"gpt-4o","messages":[{"role":"user","content":"Summarise our claims policy."}]}'
+    '{"model":"gpt-4o","messages":[{"role":"user","content":"Summarise claim 4711."}]}'
 note "openai-eu received the route's own credential, never the caller's key:"
 note "$(grep -o '"authorization":"[^"]*"' "$TMP/openai-eu.jsonl" | head -1 | sed 's/sk-demo-[a-z]*-/sk-demo-…-/')"
 
 say "2. The same question, streamed (Server-Sent Events pass through as they arrive)"
 curl -s -N -H 'Authorization: Bearer wk-demo-acme-health' \
     -d '{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Stream it [[mock chunks=4 chunk_delay_ms=150]]"}]}' \
-    "http://127.0.0.1:$PORT/v1/chat/completions" | grep -v '^$' | sed 's/^/   /' | cut -c1-110
+    "http://127.0.0.1:$PORT/v1/chat/completions" |
+    grep -o '"content":"[^"]*"\|\[DONE\]' | sed 's/^/   event: /'
 
-say "3. openai-eu starts failing: warden falls back to the next route of the tenant"
+say "3. openai-eu starts failing: the fallback stays in the EU"
 curl -s -o /dev/null -d '{"fail_next":1}' http://127.0.0.1:9101/_mock/config
 chat wk-demo-acme-health \
     '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Still there?"}]}'
+note "requests openai-us ever received from acme-health: $(grep -c 'Summarise\|Still there' "$TMP/openai-us.jsonl" || true)"
 
-say "4. Every provider of the tenant fails: the caller gets an OpenAI-style 502"
+say "4. Residency denial: acme-health asks for o3, which only US and JP routes serve"
 chat wk-demo-acme-health \
-    '{"model":"gpt-4o","messages":[{"role":"user","content":"[[mock status=500]]"}]}'
+    '{"model":"o3","messages":[{"role":"user","content":"Diagnose this."}]}'
 
-say "5. An unknown virtual key is refused before anything leaves the gateway"
+say "5. The Japanese retailer's customer data: APPI and retention pick azure-jp"
+note "sakura-retail lists openai-us (not APPI-adequate) and bedrock-jp (keeps"
+note "data 90 days) before azure-jp; warden check explains without sending:"
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]}' >"$TMP/req.json"
+"$B/warden" check -c "$RULES" --tenant sakura-retail "$TMP/req.json" |
+    grep -E '"(route|rule|message|verdict)"' | sed 's/^ */   /'
+chat wk-demo-sakura-retail \
+    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Recommend a gift for customer 88."}]}'
+
+say "6. A header may narrow what a tenant allows, never widen it"
+note "acme-health claims a request holds only public data (it may only omit health):"
+curl -s -H 'Authorization: Bearer wk-demo-acme-health' -H 'X-Warden-Data-Class: public' \
+    -d '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}' \
+    "http://127.0.0.1:$PORT/v1/chat/completions" | sed 's/^/   /'
+echo
+
+say "7. An unknown virtual key is refused before anything leaves the gateway"
 chat wk-not-a-real-key \
     '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
 
-say "6. What the key may use: GET /v1/models"
-curl -s -H 'Authorization: Bearer wk-demo-first-bank' \
-    "http://127.0.0.1:$PORT/v1/models" | sed 's/^/   /'
-echo
-
-say "7. /metrics (Prometheus) after the scenario"
+say "8. /metrics (Prometheus) after the scenario"
 curl -s "http://127.0.0.1:$PORT/metrics" | grep '^warden_requests_total' | sed 's/^/   /'
 
 say "Stopping warden (SIGTERM: in-flight requests may finish)"
