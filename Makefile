@@ -65,14 +65,18 @@ $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/l
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bench_decide: $(BUILD)/tests/bench/bench_decide.o $(BUILD)/libwarden.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 tests/openai-node/node_modules: tests/openai-node/package-lock.json
 	cd tests/openai-node && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 node-deps: tests/openai-node/node_modules
 
-test-unit: $(BUILD)/unit_tests
+test-unit: $(BUILD)/unit_tests $(BUILD)/warden
 	$(BUILD)/unit_tests
+	$(BUILD)/warden test -c rules/example.yaml rules/example.tests.yaml
 
 test-fuzz: $(FUZZ_BIN)
 	@sh tests/fuzz/replay.sh $(BUILD)/fuzz
@@ -101,8 +105,9 @@ test: deps
 run: deps all node-deps
 	@sh scripts/demo.sh $(BUILD)
 
-bench: deps all
+bench: deps all $(BUILD)/bench_decide
 	@sh tests/bench/bench.sh $(BUILD)
+	@$(BUILD)/bench_decide
 
 fuzz: deps
 	@sh tests/fuzz/fuzz.sh $(FUZZ_SECONDS)

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Pause the provider when this much is waiting to go to the client. */
 #define OUT_HIGH_MARK (256u << 10)
@@ -362,6 +363,17 @@ decide(struct txn *t, struct gw_http_req *req)
 	char id[sizeof(t->dec.id)];
 	const char *type;
 
+	/* Two of one policy header would leave the choice to us. */
+	for (size_t i = 0, nc = 0, nr = 0; i < req->nhdrs; i++) {
+		nc += strcasecmp(req->hdrs[i].name, "x-warden-data-class") == 0;
+		nr += strcasecmp(req->hdrs[i].name, "x-warden-subject-region") == 0;
+		if (nc > 1 || nr > 1) {
+			fail(t, 400, "invalid_request_error", "duplicate_policy_header",
+			    nc > 1 ? "X-Warden-Data-Class given more than once" :
+			    "X-Warden-Subject-Region given more than once");
+			return false;
+		}
+	}
 	memcpy(id, t->dec.id, sizeof(id));
 	if (pol_decide(t->snap, &f, &t->dec) != WD_OK) {
 		fail(t, 500, "server_error", NULL, "policy evaluation failed");

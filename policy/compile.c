@@ -235,6 +235,11 @@ compile_tenant(struct pol_loader *l, struct pol_tenant *t,
 {
 	struct pol_snapshot *s = l->s;
 
+	if (raw->nroutes > POL_MAX_ROUTES) {
+		pol_err_ref(&l->w, &raw->at, "tenant '%s' lists more than %d routes",
+		    t->id ? t->id : "?", POL_MAX_ROUTES);
+		return;
+	}
 	t->routes = calloc(raw->nroutes ? raw->nroutes : 1, sizeof(*t->routes));
 	if (t->routes == NULL)
 		return;
@@ -306,20 +311,20 @@ compile_rule(struct pol_loader *l, struct pol_rule *r, struct raw_rule *raw)
 	if (raw->ncountries > 0)
 		r->country_text = join_refs(raw->countries, raw->ncountries);
 	if (raw->ntenants > 0) {
-		r->when_tenants = calloc(raw->ntenants, sizeof(char *));
+		r->when_tenants = calloc(raw->ntenants, sizeof(*r->when_tenants));
 		for (size_t i = 0; r->when_tenants && i < raw->ntenants; i++) {
-			bool found = false;
+			const struct pol_tenant *found = NULL;
 
 			for (size_t t = 0; t < s->ntenants; t++)
 				if (s->tenants[t].id &&
 				    strcmp(s->tenants[t].id, raw->tenants[i].name) == 0)
-					found = true;
-			if (!found)
+					found = &s->tenants[t];
+			if (found == NULL)
 				unknown(l, &raw->tenants[i], "tenant",
 				    suggest(raw->tenants[i].name, get_tenant,
 				    s->tenants, s->ntenants));
-			r->when_tenants[r->nwhen_tenants++] =
-			    strdup(raw->tenants[i].name);
+			else
+				r->when_tenants[r->nwhen_tenants++] = found;
 		}
 	}
 }
@@ -506,7 +511,7 @@ policy_version(struct pol_snapshot *s)
 		json_t *tn = json_array();
 
 		for (size_t t = 0; t < r->nwhen_tenants; t++)
-			json_array_append_new(tn, json_string(r->when_tenants[t]));
+			json_array_append_new(tn, json_string(r->when_tenants[t]->id));
 		json_array_append_new(rules, json_pack("{s:s,s:o,s:o,s:o,s:o,s:b,"
 		    "s:i,s:s?,s:i}", "id", r->id, "when_classes",
 		    mask_json(s, r->when_classes), "when_region",

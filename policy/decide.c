@@ -7,17 +7,24 @@
  *    X-Warden-Subject-Region.
  * 2. Applicable rules: those indexed under one of the request's data
  *    classes, plus those for every request, whose tenant and region
- *    conditions hold.
+ *    conditions hold.  A request whose subject region is unknown is
+ *    treated as if its subjects could be anywhere: every regional rule
+ *    applies (fail closed).
  * 3. Routes: the tenant's routes that serve the model, in preference
  *    order, minus each route an applicable rule excludes (residency:
  *    provider country; retention: zero-data-retention, maximum days).
- * 4. What warden may keep of payloads: the least that any source allows.
+ *    Every applicable rule is enforced; the decision lists the first
+ *    POL_MAX_REASONS of them and counts the rest.
+ * 4. What warden may keep of payloads: the audit default unless rules
+ *    say otherwise; when several rules do, the least of theirs.
  *
- * No I/O, no allocation, no global state: the same inputs give the same
- * decision, which is what makes a decision reproducible from the audit log.
+ * No I/O, no allocation, no string formatting on the allow path: the same
+ * inputs give the same decision, which makes a decision reproducible from
+ * the audit log.
  */
 #include "policy/pol.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -40,35 +47,25 @@ deny(struct pol_decision *d, int status, const char *code, const char *fmt, ...)
 }
 
 static void
-reason(struct pol_decision *d, const char *rule, const char *code,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void
-reason(struct pol_decision *d, const char *rule, const char *code,
-    const char *fmt, ...)
+reason(struct pol_decision *d, const struct pol_rule *rule,
+    const struct pol_provider *route, enum pol_why why)
 {
-	struct pol_reason *r;
-	va_list ap;
-
+	d->nreasons_total++;
 	if (d->nreasons >= POL_MAX_REASONS)
 		return;
-	r = &d->reasons[d->nreasons++];
-	r->rule_id = rule;
-	r->code = code;
-	va_start(ap, fmt);
-	vsnprintf(r->message, sizeof(r->message), fmt, ap);
-	va_end(ap);
+	d->reasons[d->nreasons].rule = rule;
+	d->reasons[d->nreasons].route = route;
+	d->reasons[d->nreasons].why = why;
+	d->nreasons++;
 }
 
 /* Resolve a region header: a country code or a jurisdiction name. */
 static bool
 region_set(const struct pol_snapshot *s, const char *name, struct pol_cset *out)
 {
-	int idx = pol_country_index(name);
-
 	memset(out, 0, sizeof(*out));
-	if (idx >= 0) {
-		pol_cset_add(out, idx);
+	if (pol_country_valid(name)) {
+		pol_cset_add(out, pol_country_index(name));
 		return true;
 	}
 	for (size_t i = 0; i < s->njurisdictions; i++)
@@ -97,7 +94,7 @@ cset_meets(const struct pol_cset *a, const struct pol_cset *b)
 	return false;
 }
 
-/* Parse "a, b" into a class mask; false (and a deny) on unknown names. */
+/* Parse "a, b" into a class mask; false (and a deny) on bad names. */
 static bool
 header_classes(const struct pol_snapshot *s, const char *v, uint64_t *mask,
     struct pol_decision *d)
@@ -105,18 +102,23 @@ header_classes(const struct pol_snapshot *s, const char *v, uint64_t *mask,
 	char name[65];
 
 	*mask = 0;
-	while (*v != '\0') {
+	for (;;) {
 		size_t n = 0;
 		int bit;
 
-		while (*v == ' ' || *v == '\t' || *v == ',')
+		while (*v == ' ' || *v == '\t')
 			v++;
-		if (*v == '\0')
-			break;
 		while (v[n] != '\0' && v[n] != ',')
 			n++;
 		while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
 			n--;
+		/* "" or "a,,b" is no declaration: refuse rather than read
+		 * it as "no data classes". */
+		if (n == 0) {
+			deny(d, 400, "invalid_data_class", "X-Warden-Data-Class: "
+			    "empty class name");
+			return false;
+		}
 		if (n >= sizeof(name)) {
 			deny(d, 400, "invalid_data_class", "X-Warden-Data-Class: "
 			    "class name too long");
@@ -131,11 +133,12 @@ header_classes(const struct pol_snapshot *s, const char *v, uint64_t *mask,
 			return false;
 		}
 		*mask |= 1ull << bit;
-		v += n;
 		while (*v != '\0' && *v != ',')
 			v++;
+		if (*v == '\0')
+			return true;
+		v++;
 	}
-	return true;
 }
 
 static bool
@@ -171,8 +174,8 @@ effective_facts(const struct pol_snapshot *s, const struct pol_facts *f,
 
 		if (!region_set(s, f->hdr_region, &hs)) {
 			deny(d, 400, "invalid_subject_region", "X-Warden-Subject-Region: "
-			    "'%.60s' is neither a country code nor a jurisdiction",
-			    f->hdr_region);
+			    "'%.60s' is neither an ISO 3166-1 country code nor a "
+			    "jurisdiction", f->hdr_region);
 			return false;
 		}
 		if (t->has_region && !cset_subset(&hs, &t->region)) {
@@ -196,12 +199,13 @@ rule_applies(const struct pol_rule *r, const struct pol_tenant *t,
 		bool hit = false;
 
 		for (size_t i = 0; i < r->nwhen_tenants && !hit; i++)
-			hit = strcmp(r->when_tenants[i], t->id) == 0;
+			hit = r->when_tenants[i] == t;
 		if (!hit)
 			return false;
 	}
-	/* Some of the data subjects in the rule's region: it applies. */
-	if (r->has_when_region && (!has_region || !cset_meets(region, &r->when_region)))
+	/* Some of the data subjects may be in the rule's region: it applies.
+	 * Unknown region: they may be anywhere. */
+	if (r->has_when_region && has_region && !cset_meets(region, &r->when_region))
 		return false;
 	return true;
 }
@@ -212,55 +216,135 @@ retention_ok(const struct pol_provider *p, int max_days)
 	return p->zdr || (p->retention_days >= 0 && p->retention_days <= max_days);
 }
 
-/* Check one route against the matched rules; false if excluded. */
+struct eval {
+	const struct pol_rule *rules[1024];	/* applicable, first 1024 */
+	size_t nrules;
+	bool overflow;			/* more applied: re-scan per route */
+	bool any_keep, any_ttl;
+	/* All applicable rules folded into one constraint: a route that
+	 * meets it is excluded by none of them, so only excluded routes
+	 * need the per-rule scan that finds the reasons. */
+	struct pol_cset countries;	/* intersection of provider_country */
+	bool zdr;			/* some rule requires it */
+	int max_days;			/* least retention.max_days; -1 none */
+};
+
+static void
+add_matched(struct pol_decision *d, struct eval *e, const struct pol_rule *r)
+{
+	if (e->nrules < sizeof(e->rules) / sizeof(e->rules[0]))
+		e->rules[e->nrules++] = r;
+	else
+		e->overflow = true;
+	d->nmatched_total++;
+	if (d->nmatched < POL_MAX_REASONS)
+		d->matched[d->nmatched++] = r;
+	if (r->has_country)
+		for (size_t w = 0; w < POL_CSET_WORDS; w++)
+			e->countries.w[w] &= r->country.w[w];
+	e->zdr |= r->require_zdr;
+	if (r->max_days >= 0 && (e->max_days < 0 || r->max_days < e->max_days))
+		e->max_days = r->max_days;
+	if (r->has_keep) {
+		if (!e->any_keep || r->keep < d->keep)
+			d->keep = r->keep;
+		e->any_keep = true;
+	}
+	if (r->keep_ttl_days >= 0) {
+		if (!e->any_ttl || r->keep_ttl_days < d->keep_ttl_days)
+			d->keep_ttl_days = r->keep_ttl_days;
+		e->any_ttl = true;
+	}
+}
+
+/* Does rule r exclude route p?  Records why. */
 static bool
-route_ok(const struct pol_provider *p, const struct pol_rule *const *rules,
-    size_t nrules, const struct pol_tenant *t, struct pol_decision *d,
+excludes(const struct pol_rule *r, const struct pol_provider *p,
+    struct pol_decision *d, bool *by_residency)
+{
+	bool out = false;
+
+	if (r->has_country && !pol_cset_has(&r->country, p->cidx)) {
+		reason(d, r, p, POL_WHY_COUNTRY);
+		*by_residency = true;
+		out = true;
+	}
+	if (r->require_zdr && !p->zdr) {
+		reason(d, r, p, POL_WHY_ZDR);
+		out = true;
+	}
+	if (r->max_days >= 0 && !retention_ok(p, r->max_days)) {
+		reason(d, r, p, POL_WHY_DAYS);
+		out = true;
+	}
+	return out;
+}
+
+/* Visit every applicable rule: the always-list, then by class. */
+#define FOREACH_APPLICABLE(s, d, t, hr, reg, r, body) do { \
+	for (size_t i_ = 0; i_ < (s)->nalways; i_++) { \
+		const struct pol_rule *r = (s)->always[i_]; \
+		if (rule_applies(r, (t), (hr), (reg))) body \
+	} \
+	for (uint64_t m_ = (d)->classes; m_ != 0; m_ &= m_ - 1) { \
+		int b_ = __builtin_ctzll(m_); \
+		for (size_t i_ = 0; i_ < (s)->nby_class[b_]; i_++) { \
+			const struct pol_rule *r = (s)->by_class[b_][i_]; \
+			/* once: from the list of its lowest matching class */ \
+			if (__builtin_ctzll(r->when_classes & (d)->classes) != b_) \
+				continue; \
+			if (rule_applies(r, (t), (hr), (reg))) body \
+		} \
+	} \
+} while (0)
+
+static bool
+route_ok(const struct pol_snapshot *s, const struct eval *e,
+    const struct pol_provider *p, const struct pol_tenant *t,
+    bool has_region, const struct pol_cset *region, struct pol_decision *d,
     bool *by_residency)
 {
 	bool ok = true;
 
-	for (size_t i = 0; i < nrules; i++) {
-		const struct pol_rule *r = rules[i];
-
-		if (r->has_country && !pol_cset_has(&r->country, p->cidx)) {
-			reason(d, r->id, "residency", "route '%s' processes data in "
-			    "%s, outside %s", p->id, p->country, r->country_text);
-			*by_residency = true;
-			ok = false;
-		}
-		if (r->require_zdr && !p->zdr) {
-			reason(d, r->id, "retention", "route '%s' has no "
-			    "zero-data-retention contract", p->id);
-			ok = false;
-		}
-		if (r->max_days >= 0 && !retention_ok(p, r->max_days)) {
-			reason(d, r->id, "retention", "route '%s' keeps data longer "
-			    "than %d days", p->id, r->max_days);
-			ok = false;
-		}
+	if (pol_cset_has(&e->countries, p->cidx) && (!e->zdr || p->zdr) &&
+	    (e->max_days < 0 || retention_ok(p, e->max_days)))
+		goto tenant;
+	if (!e->overflow) {
+		for (size_t i = 0; i < e->nrules; i++)
+			if (excludes(e->rules[i], p, d, by_residency))
+				ok = false;
+	} else {
+		FOREACH_APPLICABLE(s, d, t, has_region, region, r, {
+			if (excludes(r, p, d, by_residency))
+				ok = false;
+		});
 	}
+tenant:
 	if (t->max_retention_days >= 0 && !retention_ok(p, t->max_retention_days)) {
-		reason(d, "tenant.max_retention_days", "retention", "route '%s' "
-		    "keeps data longer than tenant '%s' allows (%d days)", p->id,
-		    t->id, t->max_retention_days);
+		reason(d, NULL, p, POL_WHY_TENANT_DAYS);
 		ok = false;
 	}
 	return ok;
 }
 
 static void
-add_matched(struct pol_decision *d, const struct pol_rule *r,
-    const struct pol_rule **list, size_t *n)
+deny_no_route(struct pol_decision *d, bool residency)
 {
-	if (*n < POL_MAX_REASONS)
-		list[(*n)++] = r;
-	if (d->nmatched < POL_MAX_REASONS)
-		d->matched[d->nmatched++] = r->id;
-	if (r->has_keep && r->keep < d->keep)
-		d->keep = r->keep;
-	if (r->keep_ttl_days >= 0 && r->keep_ttl_days < d->keep_ttl_days)
-		d->keep_ttl_days = r->keep_ttl_days;
+	char ids[300] = "";
+	size_t len = 0;
+
+	for (size_t i = 0; i < d->nreasons && len < sizeof(ids); i++) {
+		const char *id = pol_reason_rule(&d->reasons[i]);
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(pol_reason_rule(&d->reasons[j]), id) == 0;
+		if (!seen)
+			len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%s",
+			    len ? ", " : "", id);
+	}
+	deny(d, 403, residency ? "residency" : "retention", "no compliant route "
+	    "for model '%.100s': excluded by %s", d->model, ids);
 }
 
 enum wd_err
@@ -268,42 +352,30 @@ pol_decide(const struct pol_snapshot *s, const struct pol_facts *f,
     struct pol_decision *d)
 {
 	const struct pol_tenant *t = f->tenant;
-	const struct pol_rule *rules[POL_MAX_REASONS];
-	size_t nrules = 0, nserve = 0, nres = 0;
+	struct eval e;
+	size_t nserve = 0, nres = 0;
 	struct pol_cset region;
 	bool has_region = false;
 
 	memset(d, 0, sizeof(*d));
+	e.nrules = 0;
+	e.overflow = e.any_keep = e.any_ttl = e.zdr = false;
+	e.max_days = -1;
+	memset(&e.countries, 0xff, sizeof(e.countries));
 	d->policy_version = s->version;
 	d->keep = s->keep;
 	d->keep_ttl_days = s->keep_ttl_days;
 	d->model = f->model;
 	d->stream = f->stream;
-	if (t == NULL)
+	if (t == NULL || f->model == NULL)
 		return WD_EINVAL;
 	d->tenant = t->id;
+	d->tenant_p = t;
 	if (!effective_facts(s, f, d, &has_region, &region))
 		return WD_OK;
-
-	/* Rules that can apply: indexed by class, each seen once (from the
-	 * list of its lowest class bit that the request has). */
-	for (size_t i = 0; i < s->nalways; i++)
-		if (rule_applies(s->always[i], t, has_region, &region))
-			add_matched(d, s->always[i], rules, &nrules);
-	for (uint64_t m = d->classes; m != 0; m &= m - 1) {
-		int b = __builtin_ctzll(m);
-
-		for (size_t i = 0; i < s->nby_class[b]; i++) {
-			const struct pol_rule *r = s->by_class[b][i];
-			uint64_t both = r->when_classes & d->classes;
-
-			if (__builtin_ctzll(both) != b)
-				continue;
-			if (rule_applies(r, t, has_region, &region))
-				add_matched(d, r, rules, &nrules);
-		}
-	}
-
+	FOREACH_APPLICABLE(s, d, t, has_region, &region, r, {
+		add_matched(d, &e, r);
+	});
 	for (size_t i = 0; i < t->nroutes; i++) {
 		const struct pol_provider *p = t->routes[i];
 		bool by_res = false;
@@ -311,12 +383,11 @@ pol_decide(const struct pol_snapshot *s, const struct pol_facts *f,
 		if (!pol_provider_serves(p, f->model))
 			continue;
 		nserve++;
-		if (!route_ok(p, rules, nrules, t, d, &by_res)) {
+		if (!route_ok(s, &e, p, t, has_region, &region, d, &by_res)) {
 			nres += by_res;
 			continue;
 		}
-		if (d->nroutes < POL_MAX_ROUTES)
-			d->routes[d->nroutes++] = p;
+		d->routes[d->nroutes++] = p;
 	}
 	if (nserve == 0) {
 		deny(d, 404, "model_not_found", "the model '%.200s' does not exist "
@@ -324,27 +395,51 @@ pol_decide(const struct pol_snapshot *s, const struct pol_facts *f,
 		return WD_OK;
 	}
 	if (d->nroutes == 0) {
-		char ids[256] = "";
-		size_t len = 0;
-
-		for (size_t i = 0; i < d->nreasons; i++) {
-			bool seen = false;
-
-			for (size_t j = 0; j < i && !seen; j++)
-				seen = strcmp(d->reasons[j].rule_id,
-				    d->reasons[i].rule_id) == 0;
-			if (!seen && len < sizeof(ids))
-				len += (size_t)snprintf(ids + len, sizeof(ids) - len,
-				    "%s%s", len ? ", " : "", d->reasons[i].rule_id);
-		}
-		/* Residency when every route fell to a residency rule. */
-		deny(d, 403, nres == nserve ? "residency" : "retention",
-		    "no compliant route for model '%.100s': excluded by %s",
-		    f->model, ids);
+		/* Residency when every serving route fell to a residency rule. */
+		deny_no_route(d, nres == nserve);
 		return WD_OK;
 	}
 	d->verdict = POL_ALLOW;
 	return WD_OK;
+}
+
+const char *
+pol_reason_rule(const struct pol_reason *r)
+{
+	return r->rule != NULL ? r->rule->id : "tenant.max_retention_days";
+}
+
+const char *
+pol_reason_code(const struct pol_reason *r)
+{
+	return r->why == POL_WHY_COUNTRY ? "residency" : "retention";
+}
+
+void
+pol_reason_text(const struct pol_reason *r, const struct pol_tenant *t,
+    char *buf, size_t len)
+{
+	const struct pol_provider *p = r->route;
+
+	switch (r->why) {
+	case POL_WHY_COUNTRY:
+		snprintf(buf, len, "route '%s' processes data in %s, outside %s",
+		    p->id, p->country, r->rule->country_text);
+		break;
+	case POL_WHY_ZDR:
+		snprintf(buf, len, "route '%s' has no zero-data-retention contract",
+		    p->id);
+		break;
+	case POL_WHY_DAYS:
+		snprintf(buf, len, "route '%s' keeps data longer than %d days",
+		    p->id, r->rule->max_days);
+		break;
+	case POL_WHY_TENANT_DAYS:
+		snprintf(buf, len, "route '%s' keeps data longer than tenant '%s' "
+		    "allows (%d days)", p->id, t ? t->id : "?",
+		    t ? t->max_retention_days : 0);
+		break;
+	}
 }
 
 const char *
@@ -370,11 +465,16 @@ pol_decision_json(const struct pol_snapshot *s, const struct pol_decision *d)
 	for (size_t i = 0; i < d->nroutes; i++)
 		json_array_append_new(routes, json_string(d->routes[i]->id));
 	for (size_t i = 0; i < d->nmatched; i++)
-		json_array_append_new(matched, json_string(d->matched[i]));
-	for (size_t i = 0; i < d->nreasons; i++)
-		json_array_append_new(reasons, json_pack("{s:s,s:s,s:s}", "rule",
-		    d->reasons[i].rule_id, "code", d->reasons[i].code, "message",
-		    d->reasons[i].message));
+		json_array_append_new(matched, json_string(d->matched[i]->id));
+	for (size_t i = 0; i < d->nreasons; i++) {
+		char text[192];
+
+		pol_reason_text(&d->reasons[i], d->tenant_p, text, sizeof(text));
+		json_array_append_new(reasons, json_pack("{s:s,s:s,s:s,s:s}",
+		    "rule", pol_reason_rule(&d->reasons[i]), "code",
+		    pol_reason_code(&d->reasons[i]), "route",
+		    d->reasons[i].route->id, "message", text));
+	}
 	for (size_t b = 0; b < s->nclasses; b++)
 		if (d->classes & (1ull << b))
 			json_array_append_new(classes, json_string(s->classes[b]));
@@ -394,7 +494,13 @@ pol_decision_json(const struct pol_snapshot *s, const struct pol_decision *d)
 	    json_string(d->routes[0]->id) : json_null());
 	json_object_set_new(o, "routes", routes);
 	json_object_set_new(o, "matched_rules", matched);
+	if (d->nmatched_total > d->nmatched)
+		json_object_set_new(o, "matched_rules_total",
+		    json_integer((json_int_t)d->nmatched_total));
 	json_object_set_new(o, "reasons", reasons);
+	if (d->nreasons_total > d->nreasons)
+		json_object_set_new(o, "reasons_total",
+		    json_integer((json_int_t)d->nreasons_total));
 	json_object_set_new(o, "keep", json_pack("{s:s,s:i}", "payloads",
 	    pol_keep_name(d->keep), "ttl_days", d->keep_ttl_days));
 	return o;

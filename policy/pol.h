@@ -88,7 +88,7 @@ struct pol_rule {
 	uint64_t when_classes;		/* any of these; 0: any request */
 	bool has_when_region;
 	struct pol_cset when_region;	/* subject region within this */
-	char **when_tenants;		/* NULL: any tenant */
+	const struct pol_tenant **when_tenants;	/* NULL: any tenant */
 	size_t nwhen_tenants;
 	/* require: */
 	bool has_country;
@@ -190,6 +190,9 @@ bool pol_provider_serves(const struct pol_provider *p, const char *model);
 /* The dev credential called name, or NULL. */
 const char *pol_devcred(const struct pol_snapshot *snap, const char *name);
 
+/* Is code an officially assigned ISO 3166-1 alpha-2 code? */
+bool pol_country_valid(const char *code);
+
 /* The bit of a data class name, or -1. */
 int pol_class_bit(const struct pol_snapshot *snap, const char *name);
 
@@ -206,15 +209,28 @@ struct pol_facts {
 
 enum pol_verdict { POL_ALLOW = 0, POL_DENY, POL_MODIFY };
 
-/* Why a route was excluded, or the request denied. */
-struct pol_reason {
-	const char *rule_id;		/* a rule's id, or a synthetic one */
-	const char *code;		/* "residency", "retention", ... */
-	char message[160];
+enum pol_why {
+	POL_WHY_COUNTRY,		/* route country outside the rule's */
+	POL_WHY_ZDR,			/* route lacks zero data retention */
+	POL_WHY_DAYS,			/* route keeps data too long */
+	POL_WHY_TENANT_DAYS,		/* ... longer than the tenant allows */
 };
 
-#define POL_MAX_ROUTES 32
-#define POL_MAX_REASONS 32
+/* Why a route was excluded.  Kept as facts; pol_reason_text() words it,
+ * so deciding never formats strings. */
+struct pol_reason {
+	const struct pol_rule *rule;	/* NULL for the tenant's own cap */
+	const struct pol_provider *route;
+	enum pol_why why;
+};
+
+const char *pol_reason_rule(const struct pol_reason *r);	/* rule id */
+const char *pol_reason_code(const struct pol_reason *r);	/* residency... */
+void pol_reason_text(const struct pol_reason *r, const struct pol_tenant *t,
+    char *buf, size_t len);
+
+#define POL_MAX_ROUTES 32		/* per tenant */
+#define POL_MAX_REASONS 64		/* recorded; all are enforced */
 
 struct pol_decision {
 	enum pol_verdict verdict;
@@ -231,10 +247,13 @@ struct pol_decision {
 	/* Compliant routes serving the model, in preference order. */
 	const struct pol_provider *routes[POL_MAX_ROUTES];
 	size_t nroutes;
-	const char *matched[POL_MAX_REASONS];	/* rule ids that applied */
-	size_t nmatched;
+	/* Rules that applied: the first POL_MAX_REASONS are listed, all of
+	 * them were enforced; nmatched_total counts them all. */
+	const struct pol_rule *matched[POL_MAX_REASONS];
+	size_t nmatched, nmatched_total;
 	struct pol_reason reasons[POL_MAX_REASONS];
-	size_t nreasons;
+	size_t nreasons, nreasons_total;
+	const struct pol_tenant *tenant_p;
 	enum pol_keep keep;		/* what warden may keep of payloads */
 	int keep_ttl_days;
 };

@@ -133,6 +133,5 @@ bool pol_str_list(struct pol_walk *w, yaml_node_t *n, const char *what,
 
 const char *pol_scalar(const yaml_node_t *n);
 
-bool pol_country_valid(const char *code);
 
 #endif /* POL_INT_H */

@@ -195,13 +195,15 @@ print_list(FILE *out, const char *label, char **v, size_t n)
 static bool
 check_case(const struct tcase *c, const struct pol_decision *d, FILE *out)
 {
-	const char *got_routes[POL_MAX_ROUTES];
+	const char *got_routes[POL_MAX_ROUTES], *got_rules[POL_MAX_REASONS];
 	const char *verdict = pol_verdict_name(d->verdict);
 	const char *route = d->nroutes ? d->routes[0]->id : "(none)";
 	bool ok = true;
 
 	for (size_t i = 0; i < d->nroutes; i++)
 		got_routes[i] = d->routes[i]->id;
+	for (size_t i = 0; i < d->nmatched; i++)
+		got_rules[i] = d->matched[i]->id;
 #define DIFF(field, want, got) do { \
 	if (ok) \
 		fprintf(out, "FAIL %s\n", c->name); \
@@ -229,11 +231,11 @@ check_case(const struct tcase *c, const struct pol_decision *d, FILE *out)
 		print_list(out, "expected", c->routes, c->nroutes);
 		print_list(out, "actual  ", (char **)got_routes, d->nroutes);
 	}
-	if (c->has_rules && !same_set(c->rules, c->nrules, d->matched,
+	if (c->has_rules && !same_set(c->rules, c->nrules, got_rules,
 	    d->nmatched)) {
 		DIFF("rules", "(below)", "(below)");
 		print_list(out, "expected", c->rules, c->nrules);
-		print_list(out, "actual  ", (char **)d->matched, d->nmatched);
+		print_list(out, "actual  ", (char **)got_rules, d->nmatched);
 	}
 #undef DIFF
 	if (!ok && d->verdict == POL_DENY)

@@ -64,7 +64,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 
 		free(r->id);
 		free(r->country_text);
-		free_strv(r->when_tenants, r->nwhen_tenants);
+		free(r->when_tenants);
 	}
 	free(s->rules);
 	for (int b = 0; b < POL_MAX_CLASSES; b++)

@@ -118,6 +118,16 @@ START_TEST(headers_narrow_but_never_widen)
 	chat_h(IT_KEY_T3, "X-Warden-Subject-Region: DE", body, &r);
 	ck_assert_int_eq(r.status, 200);
 	it_resp_free(&r);
+	{
+		const char *h[] = { "Authorization: Bearer " IT_KEY_T3,
+			"X-Warden-Data-Class: personal, health",
+			"X-Warden-Data-Class: personal", NULL };
+
+		it_http("POST", it_url("/v1/chat/completions"), h, body, 5000, &r);
+		ck_assert_int_eq(r.status, 400);
+		ck_assert(strstr(r.body, "duplicate_policy_header") != NULL);
+		it_resp_free(&r);
+	}
 	/* Adding a class narrows: t1 has none, with health it needs ZDR. */
 	chat_h(IT_KEY_T2, "X-Warden-Data-Class: health", body, &r);
 	ck_assert_int_eq(r.status, 403);
