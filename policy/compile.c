@@ -125,9 +125,12 @@ find_jur(struct pol_snapshot *s, const char *name)
 
 enum { J_NEW, J_BUSY, J_DONE };
 
-/* Flatten jurisdiction i, depth first; state[] catches cycles. */
+#define MAX_JUR_DEPTH 32
+
+/* Flatten jurisdiction i, depth first; state[] catches cycles, depth
+ * keeps a long chain from exhausting the stack. */
 static void
-resolve_jur(struct pol_loader *l, size_t i, unsigned char *state)
+resolve_jur(struct pol_loader *l, size_t i, unsigned char *state, int depth)
 {
 	struct pol_snapshot *s = l->s;
 	struct raw_jurisdiction *raw = &l->rj[i];
@@ -162,8 +165,14 @@ resolve_jur(struct pol_loader *l, size_t i, unsigned char *state)
 			    "?", r->name);
 			continue;
 		}
-		if (state[ji] == J_NEW)
-			resolve_jur(l, ji, state);
+		if (state[ji] == J_NEW) {
+			if (depth >= MAX_JUR_DEPTH) {
+				pol_err_ref(&l->w, r, "jurisdictions nested deeper than "
+				    "%d", MAX_JUR_DEPTH);
+				continue;
+			}
+			resolve_jur(l, ji, state, depth + 1);
+		}
 		for (size_t w = 0; w < POL_CSET_WORDS; w++)
 			s->jurisdictions[i].set.w[w] |= j->set.w[w];
 	}
@@ -195,7 +204,7 @@ compile_jurisdictions(struct pol_loader *l)
 	}
 	for (size_t i = 0; i < s->njurisdictions; i++)
 		if (state[i] == J_NEW)
-			resolve_jur(l, i, state);
+			resolve_jur(l, i, state, 0);
 	free(state);
 }
 
@@ -334,12 +343,6 @@ check_unique_ids(struct pol_loader *l)
 {
 	struct pol_snapshot *s = l->s;
 
-	for (size_t i = 0; i < s->nproviders; i++)
-		for (size_t j = 0; j < i; j++)
-			if (s->providers[i].id && s->providers[j].id &&
-			    strcmp(s->providers[i].id, s->providers[j].id) == 0)
-				pol_err(&l->w, NULL, "provider id '%s' is used twice",
-				    s->providers[i].id);
 	for (size_t i = 0; i < s->ntenants; i++)
 		for (size_t j = 0; j < i; j++)
 			if (s->tenants[i].id && s->tenants[j].id &&

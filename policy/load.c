@@ -112,6 +112,32 @@ out:
 static enum wd_err load_file(struct pol_loader *l, const char *path,
     bool main_file);
 
+/*
+ * Print libyaml's complaint at its place.  Reader errors (bad encoding,
+ * control characters) carry a byte offset, not a mark: count lines.
+ */
+static void
+yaml_report(FILE *errs, const char *path, const yaml_parser_t *p,
+    const unsigned char *text, size_t len)
+{
+	size_t line = p->problem_mark.line + 1, col = p->problem_mark.column + 1;
+
+	if (p->error == YAML_READER_ERROR) {
+		line = 1;
+		col = 1;
+		for (size_t i = 0; i < p->problem_offset && i < len; i++) {
+			if (text[i] == '\n') {
+				line++;
+				col = 1;
+			} else if ((text[i] & 0xc0) != 0x80) {
+				col++;
+			}
+		}
+	}
+	fprintf(errs, "%s:%zu:%zu: %s\n", path, line, col,
+	    p->problem ? p->problem : "YAML syntax error");
+}
+
 /* include: a path or a list of paths, relative to the including file. */
 static void
 load_includes(struct pol_loader *l, yaml_node_t *n)
@@ -233,9 +259,7 @@ load_file(struct pol_loader *l, const char *path, bool main_file)
 	}
 	yaml_parser_set_input_string(&parser, text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		fprintf(l->w.errs, "%s:%zu:%zu: %s\n", path,
-		    parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-		    parser.problem ? parser.problem : "YAML syntax error");
+		yaml_report(l->w.errs, path, &parser, text, len);
 		rc = WD_ECONFIG;
 		goto out_parser;
 	}
@@ -249,6 +273,21 @@ load_file(struct pol_loader *l, const char *path, bool main_file)
 		load_sections(l, root, main_file);
 	}
 	yaml_document_delete(&doc);
+	/* One document per file: a second would be silently ignored. */
+	if (rc == WD_OK) {
+		if (!yaml_parser_load(&parser, &doc)) {
+			yaml_report(l->w.errs, path, &parser, text, len);
+			rc = WD_ECONFIG;
+		} else {
+			if (yaml_document_get_root_node(&doc) != NULL) {
+				fprintf(l->w.errs, "%s:%zu:%zu: a rules file holds one "
+				    "YAML document; this is a second\n", path,
+				    doc.start_mark.line + 1, doc.start_mark.column + 1);
+				rc = WD_ECONFIG;
+			}
+			yaml_document_delete(&doc);
+		}
+	}
 out_parser:
 	yaml_parser_delete(&parser);
 	/* The file may hold development credentials. */

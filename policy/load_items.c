@@ -242,6 +242,19 @@ pol_load_providers(struct pol_loader *l, yaml_node_t *n)
 			return;
 		}
 		load_provider(&l->w, e, &l->s->providers[l->s->nproviders - 1]);
+		/* Duplicates are reported here, where the place is known. */
+		for (size_t i = 0; i + 1 < l->s->nproviders; i++) {
+			const char *a = l->s->providers[i].id;
+			const char *b = l->s->providers[l->s->nproviders - 1].id;
+
+			if (a != NULL && b != NULL && strcmp(a, b) == 0) {
+				yaml_node_t *idn = pol_get(&l->w, e, "id");
+
+				pol_err(&l->w, idn ? idn : e, "provider id '%s' is used "
+				    "twice", b);
+				break;
+			}
+		}
 	}
 }
 

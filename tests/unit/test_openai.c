@@ -1,0 +1,460 @@
+/*
+ * test_openai.c - gateway/openai.c: validating chat completion bodies,
+ * OpenAI-shaped error JSON, and "Authorization: Bearer" against a loaded
+ * snapshot.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+
+#include "gateway/gw_int.h"
+#include "tests/unit/suites.h"
+
+struct parsed {
+	enum wd_err rc;
+	struct gw_chat chat;
+	char why[256];
+	const char *param;
+};
+
+/* Parse body (len 0: strlen); the caller clears p->chat. */
+static void
+chat_parse_len(struct parsed *p, const char *body, size_t len)
+{
+	memset(p, 0, sizeof(*p));
+	p->param = "unset";
+	strcpy(p->why, "unset");
+	p->rc = gw_chat_parse(body, len, &p->chat, p->why, sizeof(p->why),
+	    &p->param);
+	if (p->rc == WD_OK) {
+		ck_assert_ptr_nonnull(p->chat.root);
+		ck_assert_ptr_null(p->param);
+	} else {
+		ck_assert_msg(strcmp(p->why, "unset") != 0 && p->why[0] != '\0',
+		    "no reason given");
+	}
+}
+
+static void
+chat_parse(struct parsed *p, const char *body)
+{
+	chat_parse_len(p, body, strlen(body));
+}
+
+/* Expect a rejection naming param (NULL: none) with why containing msg. */
+static void
+expect_bad(const char *body, const char *param, const char *msg)
+{
+	struct parsed p;
+
+	chat_parse(&p, body);
+	ck_assert_msg(p.rc == WD_EPARSE, "accepted: %s", body);
+	if (param == NULL)
+		ck_assert_msg(p.param == NULL, "param '%s' for %s", p.param, body);
+	else
+		ck_assert_msg(p.param != NULL && strcmp(p.param, param) == 0,
+		    "param '%s', want '%s' for %s", p.param ? p.param : "(null)",
+		    param, body);
+	ck_assert_msg(strstr(p.why, msg) != NULL, "why '%s' lacks '%s'", p.why,
+	    msg);
+	gw_chat_clear(&p.chat);
+	ck_assert_ptr_null(p.chat.root);
+}
+
+START_TEST(chat_valid)
+{
+	struct parsed p;
+
+	chat_parse(&p, "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\","
+	    "\"content\":\"be brief\"},{\"role\":\"user\",\"content\":\"hi\"}],"
+	    "\"temperature\":0.2,\"tools\":[{\"type\":\"function\",\"function\":"
+	    "{\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}}]}");
+	ck_assert_int_eq(p.rc, WD_OK);
+	ck_assert_str_eq(p.chat.model, "gpt-4o");
+	ck_assert(!p.chat.stream);
+	ck_assert(json_is_object(p.chat.root));
+	ck_assert_ptr_eq(json_string_value(json_object_get(p.chat.root, "model")),
+	    p.chat.model);
+	gw_chat_clear(&p.chat);
+	ck_assert_ptr_null(p.chat.root);
+	ck_assert_ptr_null(p.chat.model);
+}
+END_TEST
+
+START_TEST(chat_stream_flag)
+{
+	static const struct {
+		const char *v;
+		bool stream;
+	} cases[] = {
+		{ "true", true }, { "false", false }, { "null", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char body[256];
+		struct parsed p;
+
+		snprintf(body, sizeof(body), "{\"model\":\"m\",\"stream\":%s,"
+		    "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+		    cases[i].v);
+		chat_parse(&p, body);
+		ck_assert_int_eq(p.rc, WD_OK);
+		ck_assert_msg(p.chat.stream == cases[i].stream, "stream %s",
+		    cases[i].v);
+		gw_chat_clear(&p.chat);
+	}
+	expect_bad("{\"model\":\"m\",\"stream\":\"yes\",\"messages\":"
+	    "[{\"role\":\"user\"}]}", "stream", "'stream' must be a boolean");
+	expect_bad("{\"model\":\"m\",\"stream\":1,\"messages\":"
+	    "[{\"role\":\"user\"}]}", "stream", "'stream' must be a boolean");
+}
+END_TEST
+
+START_TEST(chat_not_json)
+{
+	expect_bad("this is not json", NULL, "not valid JSON");
+	expect_bad("{\"model\":\"m\",", NULL, "not valid JSON");
+	expect_bad("{\"model\":\"m\"} trailing", NULL, "not valid JSON");
+	expect_bad("{'model':'m'}", NULL, "not valid JSON");
+	expect_bad("[1,2]", NULL, "must be a JSON object");
+	expect_bad("\"model\"", NULL, "not valid JSON");
+}
+END_TEST
+
+START_TEST(chat_empty_body)
+{
+	struct parsed p;
+
+	chat_parse_len(&p, "", 0);
+	ck_assert_int_eq(p.rc, WD_EPARSE);
+	ck_assert_str_eq(p.why, "request body is empty");
+	ck_assert_ptr_null(p.param);
+	gw_chat_clear(&p.chat);
+}
+END_TEST
+
+/* Two "model" keys could smuggle a model past the policy. */
+START_TEST(chat_duplicate_model)
+{
+	expect_bad("{\"model\":\"allowed\",\"messages\":[{\"role\":\"user\"}],"
+	    "\"model\":\"forbidden\"}", NULL, "duplicate");
+	expect_bad("{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+	    "\"role\":\"system\"}]}", NULL, "duplicate");
+}
+END_TEST
+
+START_TEST(chat_model_checks)
+{
+	static const char *const bodies[] = {
+		"{\"messages\":[{\"role\":\"user\"}]}",
+		"{\"model\":\"\",\"messages\":[{\"role\":\"user\"}]}",
+		"{\"model\":5,\"messages\":[{\"role\":\"user\"}]}",
+		"{\"model\":null,\"messages\":[{\"role\":\"user\"}]}",
+		"{\"model\":[\"m\"],\"messages\":[{\"role\":\"user\"}]}",
+		"{\"model\":{\"name\":\"m\"},\"messages\":[{\"role\":\"user\"}]}",
+	};
+	char body[512];
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		expect_bad(bodies[i], "model",
+		    "'model' is required and must be a non-empty string");
+	/* Names are at most 256 bytes. */
+	snprintf(body, sizeof(body), "{\"model\":\"%0257d\",\"messages\":"
+	    "[{\"role\":\"user\"}]}", 0);
+	expect_bad(body, "model", "'model' is not a valid name");
+}
+END_TEST
+
+START_TEST(chat_messages_checks)
+{
+	expect_bad("{\"model\":\"m\"}", "messages",
+	    "'messages' is required and must be a non-empty array");
+	expect_bad("{\"model\":\"m\",\"messages\":[]}", "messages",
+	    "'messages' is required and must be a non-empty array");
+	expect_bad("{\"model\":\"m\",\"messages\":{\"role\":\"user\"}}",
+	    "messages", "'messages' is required and must be a non-empty array");
+	expect_bad("{\"model\":\"m\",\"messages\":\"hi\"}", "messages",
+	    "'messages' is required and must be a non-empty array");
+	expect_bad("{\"model\":\"m\",\"messages\":null}", "messages",
+	    "'messages' is required and must be a non-empty array");
+	expect_bad("{\"model\":\"m\",\"messages\":[{\"role\":\"user\"},"
+	    "{\"content\":\"no role\"}]}", "messages",
+	    "'messages[1]' must be an object with a string 'role'");
+	expect_bad("{\"model\":\"m\",\"messages\":[{\"role\":7}]}", "messages",
+	    "'messages[0]' must be an object with a string 'role'");
+	expect_bad("{\"model\":\"m\",\"messages\":[\"user\"]}", "messages",
+	    "'messages[0]' must be an object with a string 'role'");
+}
+END_TEST
+
+START_TEST(chat_invalid_utf8)
+{
+	static const char *const bodies[] = {
+		"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+		    "\"bad \xff byte\"}]}",
+		"{\"model\":\"m\xc3\",\"messages\":[{\"role\":\"user\"}]}",
+		/* Overlong encoding of '/'. */
+		"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+		    "\"\xc0\xaf\"}]}",
+		/* UTF-16 surrogate encoded as UTF-8. */
+		"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+		    "\"\xed\xa0\x80\"}]}",
+		/* A lone surrogate escape. */
+		"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+		    "\"\\ud800\"}]}",
+	};
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		expect_bad(bodies[i], NULL, "not valid JSON");
+}
+END_TEST
+
+START_TEST(chat_nul_escape)
+{
+	expect_bad("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+	    "\"a\\u0000b\"}]}", NULL, "not valid JSON");
+	expect_bad("{\"model\":\"gpt-4o\\u0000evil\",\"messages\":"
+	    "[{\"role\":\"user\"}]}", NULL, "not valid JSON");
+	/* A raw NUL byte inside the body. */
+	{
+		static const char body[] = "{\"model\":\"m\0\",\"messages\":"
+		    "[{\"role\":\"user\"}]}";
+		struct parsed p;
+
+		chat_parse_len(&p, body, sizeof(body) - 1);
+		ck_assert_int_eq(p.rc, WD_EPARSE);
+		gw_chat_clear(&p.chat);
+	}
+}
+END_TEST
+
+START_TEST(chat_deep_nesting)
+{
+	const size_t depth = 100000;
+	static const char head[] = "{\"model\":\"m\",\"messages\":[{\"role\":"
+	    "\"user\",\"content\":";
+	size_t hl = sizeof(head) - 1, n = 0;
+	char *body = malloc(hl + 5 * depth + 8);
+	struct parsed p;
+
+	ck_assert_ptr_nonnull(body);
+	memcpy(body, head, hl);
+	n = hl;
+	memset(body + n, '[', depth);
+	n += depth;
+	memset(body + n, ']', depth);
+	n += depth;
+	memcpy(body + n, "}]}", 3);
+	n += 3;
+	chat_parse_len(&p, body, n);
+	ck_assert_int_eq(p.rc, WD_EPARSE);
+	ck_assert_msg(strstr(p.why, "not valid JSON") != NULL, "why: %s", p.why);
+	gw_chat_clear(&p.chat);
+	/* Objects too, and as the whole body. */
+	for (size_t i = 0; i < depth; i++)
+		memcpy(body + 5 * i, "{\"a\":", 5);
+	n = 5 * depth;
+	chat_parse_len(&p, body, n);
+	ck_assert_int_eq(p.rc, WD_EPARSE);
+	gw_chat_clear(&p.chat);
+	free(body);
+}
+END_TEST
+
+START_TEST(chat_tools_checks)
+{
+	struct parsed p;
+
+	expect_bad("{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}],"
+	    "\"tools\":{\"type\":\"function\"}}", "tools",
+	    "'tools' must be an array");
+	expect_bad("{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}],"
+	    "\"tools\":\"f\"}", "tools", "'tools' must be an array");
+	chat_parse(&p, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}],"
+	    "\"tools\":[]}");
+	ck_assert_int_eq(p.rc, WD_OK);
+	gw_chat_clear(&p.chat);
+	chat_parse(&p, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}],"
+	    "\"tools\":null}");
+	ck_assert_int_eq(p.rc, WD_OK);
+	gw_chat_clear(&p.chat);
+}
+END_TEST
+
+/* ---- error bodies ---- */
+
+static json_t *
+error_json(const char *type, const char *code, const char *message)
+{
+	struct evbuffer *buf = evbuffer_new();
+	json_error_t jerr;
+	json_t *root;
+	size_t len;
+
+	ck_assert_ptr_nonnull(buf);
+	gw_error_json(buf, type, code, message);
+	len = evbuffer_get_length(buf);
+	ck_assert_uint_gt(len, 0);
+	root = json_loadb((const char *)evbuffer_pullup(buf, -1), len,
+	    JSON_REJECT_DUPLICATES, &jerr);
+	ck_assert_msg(root != NULL, "not JSON: %s", jerr.text);
+	evbuffer_free(buf);
+	return root;
+}
+
+START_TEST(error_json_shape)
+{
+	json_t *root = error_json("invalid_request_error", "model_not_found",
+	    "the model \"x\"\nis unknown");
+	json_t *err = json_object_get(root, "error");
+
+	ck_assert(json_is_object(err));
+	ck_assert_uint_eq(json_object_size(root), 1);
+	ck_assert_uint_eq(json_object_size(err), 4);
+	ck_assert_str_eq(json_string_value(json_object_get(err, "message")),
+	    "the model \"x\"\nis unknown");
+	ck_assert_str_eq(json_string_value(json_object_get(err, "type")),
+	    "invalid_request_error");
+	ck_assert_str_eq(json_string_value(json_object_get(err, "code")),
+	    "model_not_found");
+	ck_assert(json_is_null(json_object_get(err, "param")));
+	json_decref(root);
+
+	root = error_json("server_error", NULL, "boom");
+	err = json_object_get(root, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(err, "message")),
+	    "boom");
+	ck_assert(json_is_null(json_object_get(err, "code")));
+	ck_assert(json_is_null(json_object_get(err, "param")));
+	json_decref(root);
+}
+END_TEST
+
+/* ---- gw_auth ---- */
+
+struct authfx {
+	char *path;
+	struct pol_snapshot *snap;
+};
+
+static void
+auth_setup(struct authfx *fx)
+{
+	char text[2048], hex1[65], hex2[65];
+	unsigned char d[32];
+	FILE *errs = fopen("/dev/null", "w");
+
+	wd_sha256("wk-unit-right-key", 17, d);
+	wd_hex(d, 32, hex1);
+	wd_sha256("wk-unit-other", 13, d);
+	wd_hex(d, 32, hex2);
+	snprintf(text, sizeof(text),
+	    "version: 1\n"
+	    "providers:\n"
+	    "  - id: p1\n"
+	    "    base_url: https://a.example\n"
+	    "    country: IE\n"
+	    "    credential: c\n"
+	    "    models: [m]\n"
+	    "tenants:\n"
+	    "  - id: t1\n"
+	    "    keys: [\"sha256:%s\"]\n"
+	    "    routes: [p1]\n"
+	    "  - id: t2\n"
+	    "    keys: [\"sha256:%s\"]\n"
+	    "    routes: [p1]\n", hex1, hex2);
+	fx->path = ut_write_rules(text, 0600);
+	ck_assert_ptr_nonnull(errs);
+	ck_assert_int_eq(pol_load(fx->path, errs, &fx->snap), WD_OK);
+	fclose(errs);
+}
+
+static void
+auth_teardown(struct authfx *fx)
+{
+	unlink(fx->path);
+	free(fx->path);
+	pol_snapshot_unref(fx->snap);
+}
+
+static const char *
+auth_id(const struct pol_snapshot *snap, const char *hdr)
+{
+	const struct pol_tenant *t = gw_auth(snap, hdr);
+
+	return t ? t->id : NULL;
+}
+
+START_TEST(auth_bearer)
+{
+	struct authfx fx;
+	char big[600];
+
+	auth_setup(&fx);
+	ck_assert_pstr_eq(auth_id(fx.snap, "Bearer wk-unit-right-key"), "t1");
+	ck_assert_pstr_eq(auth_id(fx.snap, "Bearer wk-unit-other"), "t2");
+	/* The scheme is case-insensitive (RFC 9110, 11.1). */
+	ck_assert_pstr_eq(auth_id(fx.snap, "bearer wk-unit-right-key"), "t1");
+	ck_assert_pstr_eq(auth_id(fx.snap, "BEARER wk-unit-right-key"), "t1");
+	ck_assert_pstr_eq(auth_id(fx.snap, "Bearer   wk-unit-right-key"), "t1");
+
+	ck_assert_pstr_eq(auth_id(fx.snap, "Bearer wk-unit-wrong-key"), NULL);
+	ck_assert_pstr_eq(auth_id(fx.snap, "Bearer wk-unit-right-ke"), NULL);
+	ck_assert_pstr_eq(auth_id(fx.snap, "Bearer wk-unit-right-key "), NULL);
+	ck_assert_pstr_eq(auth_id(fx.snap, "Bearer WK-UNIT-RIGHT-KEY"), NULL);
+	ck_assert_pstr_eq(auth_id(fx.snap, "wk-unit-right-key"), NULL);
+	ck_assert_pstr_eq(auth_id(fx.snap, "Basic wk-unit-right-key"), NULL);
+	ck_assert_pstr_eq(auth_id(fx.snap, "Bearerwk-unit-right-key"), NULL);
+	ck_assert_pstr_eq(auth_id(fx.snap, "Bearer "), NULL);
+	ck_assert_pstr_eq(auth_id(fx.snap, "Bearer    "), NULL);
+	ck_assert_pstr_eq(auth_id(fx.snap, "Bearer"), NULL);
+	ck_assert_pstr_eq(auth_id(fx.snap, ""), NULL);
+	ck_assert_pstr_eq(auth_id(fx.snap, NULL), NULL);
+	/* The raw digest hex is not a key. */
+	{
+		unsigned char d[32];
+		char hdr[7 + 65];
+
+		wd_sha256("wk-unit-right-key", 17, d);
+		memcpy(hdr, "Bearer ", 7);
+		wd_hex(d, 32, hdr + 7);
+		ck_assert_pstr_eq(auth_id(fx.snap, hdr), NULL);
+	}
+	memcpy(big, "Bearer ", 7);
+	memset(big + 7, 'k', sizeof(big) - 8);
+	big[sizeof(big) - 1] = '\0';
+	ck_assert_pstr_eq(auth_id(fx.snap, big), NULL);
+	auth_teardown(&fx);
+}
+END_TEST
+
+Suite *
+suite_openai(void)
+{
+	Suite *s = suite_create("openai");
+	TCase *chat = tcase_create("chat");
+	TCase *misc = tcase_create("errors_and_auth");
+
+	tcase_add_test(chat, chat_valid);
+	tcase_add_test(chat, chat_stream_flag);
+	tcase_add_test(chat, chat_not_json);
+	tcase_add_test(chat, chat_empty_body);
+	tcase_add_test(chat, chat_duplicate_model);
+	tcase_add_test(chat, chat_model_checks);
+	tcase_add_test(chat, chat_messages_checks);
+	tcase_add_test(chat, chat_invalid_utf8);
+	tcase_add_test(chat, chat_nul_escape);
+	tcase_add_test(chat, chat_deep_nesting);
+	tcase_add_test(chat, chat_tools_checks);
+	suite_add_tcase(s, chat);
+
+	tcase_add_test(misc, error_json_shape);
+	tcase_add_test(misc, auth_bearer);
+	suite_add_tcase(s, misc);
+	return s;
+}
