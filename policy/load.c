@@ -17,7 +17,8 @@
 #include <unistd.h>
 
 static const char *const top_keys[] = {
-	"version", "include", "server", "upstream", "audit", "jurisdictions",
+	"version", "include", "server", "upstream", "secrets", "audit",
+	"jurisdictions",
 	"data_classes", "providers", "tenants", "rules", "dev_credentials",
 	NULL
 };
@@ -45,6 +46,7 @@ defaults(struct pol_snapshot *s)
 	s->upstream.max_attempts = 3;
 	s->upstream.max_response_bytes = 16u << 20;
 	s->upstream.max_sse_event_bytes = 1u << 20;
+	s->secrets.store = strdup("/var/lib/warden/secrets");
 	s->keep = POL_KEEP_HASH;
 	s->keep_ttl_days = 30;
 }
@@ -216,6 +218,8 @@ load_sections(struct pol_loader *l, yaml_node_t *root, bool main_file)
 			pol_load_upstream(w, v, &l->s->upstream);
 		if ((v = pol_get(w, root, "audit")) != NULL)
 			pol_load_audit(l, v);
+		if ((v = pol_get(w, root, "secrets")) != NULL)
+			pol_load_secrets(w, v, &l->s->secrets);
 		if ((v = pol_get(w, root, "dev_credentials")) != NULL)
 			pol_load_devcreds(l, v);
 	}

@@ -40,6 +40,7 @@ static const char *const require_keys[] = {
 	"provider_country", "retention.zdr", "retention.max_days", NULL
 };
 static const char *const keep_keys[] = { "payloads", "ttl_days", NULL };
+static const char *const secrets_keys[] = { "store", "tcti", NULL };
 static const char *const audit_keys[] = {
 	"payloads", "payload_ttl_days", NULL
 };
@@ -121,6 +122,23 @@ keep_mode(struct pol_walk *w, yaml_node_t *n, enum pol_keep *out)
 	pol_err(w, n, "payloads must be none, hash, redacted or full, not '%s'",
 	    pol_scalar(n));
 	return false;
+}
+
+void
+pol_load_secrets(struct pol_walk *w, yaml_node_t *n, struct pol_secrets *sec)
+{
+	yaml_node_t *v;
+
+	if (!pol_is_map(w, n, "secrets"))
+		return;
+	pol_check_keys(w, n, secrets_keys, "secrets");
+	if ((v = pol_get(w, n, "store")) != NULL) {
+		free(sec->store);
+		sec->store = NULL;
+		pol_str(w, v, "secrets.store", &sec->store);
+	}
+	if ((v = pol_get(w, n, "tcti")) != NULL)
+		pol_str(w, v, "secrets.tcti", &sec->tcti);
 }
 
 void

@@ -130,6 +130,12 @@ struct pol_tenant {
 	int max_retention_days;		/* -1: no cap */
 };
 
+/* Where credentials live: the `secrets:` section. */
+struct pol_secrets {
+	char *store;			/* sealed-blob directory */
+	char *tcti;			/* tpm2-tss TCTI string; NULL: none */
+};
+
 /* A name/value pair from `dev_credentials:` (development only). */
 struct pol_devcred {
 	char *name;
@@ -142,6 +148,7 @@ struct pol_snapshot {
 	char version[65];		/* policy_version: hex SHA-256 */
 	struct pol_server server;
 	struct pol_upstream upstream;
+	struct pol_secrets secrets;
 	struct pol_provider *providers;
 	size_t nproviders;
 	struct pol_tenant *tenants;

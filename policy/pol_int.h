@@ -89,6 +89,8 @@ void pol_load_server(struct pol_walk *w, yaml_node_t *n, struct pol_server *s);
 void pol_load_upstream(struct pol_walk *w, yaml_node_t *n,
     struct pol_upstream *u);
 void pol_load_audit(struct pol_loader *l, yaml_node_t *n);
+void pol_load_secrets(struct pol_walk *w, yaml_node_t *n,
+    struct pol_secrets *sec);
 void pol_load_providers(struct pol_loader *l, yaml_node_t *n);
 void pol_load_tenants(struct pol_loader *l, yaml_node_t *n);
 void pol_load_rules(struct pol_loader *l, yaml_node_t *n);

@@ -72,6 +72,8 @@ pol_snapshot_unref(struct pol_snapshot *s)
 	free(s->always);
 	free(s->keyidx);
 	free(s->server.listen);
+	free(s->secrets.store);
+	free(s->secrets.tcti);
 	free(s->path);
 	free(s);
 }
