@@ -148,7 +148,64 @@ void gw_chat_clear(struct gw_chat *chat);
 
 /* Authenticate "Bearer <key>"; NULL when the key is unknown. */
 const struct pol_tenant *gw_auth(const struct pol_snapshot *snap,
-    const char *authorization);
+    const char *authorization, const struct pol_agent **agent);
+
+/* ---- agent tool policy on requests and answers (tools.c) ---- */
+
+#define GW_TOOLS_MAX_CHOICES 8
+#define GW_TOOLS_MAX_CALLS 64		/* per choice in one answer */
+
+struct gw_tools {
+	const struct pol_agent *agent;	/* NULL: no tool policy */
+	struct pol_tstate st;		/* after the request's history */
+	char session[129];		/* X-Warden-Session, or "" */
+	json_t *log;			/* for the decision record */
+	/* Streaming: state per choice, and which call indexes were named. */
+	struct pol_tstate sst[GW_TOOLS_MAX_CHOICES];
+	uint64_t named[GW_TOOLS_MAX_CHOICES];
+};
+
+struct gw_tools_deny {
+	int status;
+	const char *code;
+	char message[256];
+};
+
+enum gw_tools_rc { GW_TOOLS_OK, GW_TOOLS_MODIFIED, GW_TOOLS_DENY };
+
+/*
+ * Check a chat request against its agent's tool policy: who the agent is
+ * (the key's own, or X-Warden-Agent), the tool-call history in messages
+ * (and the session warden recorded), and the tools offered.  Offered tools
+ * not allowed next are removed from root (MODIFIED) or the request is
+ * denied, as the agent's on_violation says.
+ */
+enum gw_tools_rc gw_tools_request(struct gw_tools *tl,
+    const struct pol_snapshot *snap, const struct pol_tenant *tenant,
+    const struct pol_agent *key_agent, const struct gw_http_req *req,
+    json_t *root, struct gw_tools_deny *deny);
+/* Check the tool calls of a whole answer; may remove calls (strip). */
+enum gw_tools_rc gw_tools_answer(struct gw_tools *tl, json_t *answer,
+    struct gw_tools_deny *deny);
+/* Check one streamed SSE event (whole, with its terminator). */
+enum gw_tools_rc gw_tools_event(struct gw_tools *tl, const char *ev,
+    size_t len, struct gw_tools_deny *deny);
+/* The answer went out: record its allowed calls in the session. */
+void gw_tools_commit(struct gw_tools *tl, bool streamed);
+void gw_tools_clear(struct gw_tools *tl);
+
+/* ---- sessions warden records for agents (sessions.c) ---- */
+
+void gw_sessions_init(size_t max, int ttl_s);
+/*
+ * Compare the history's calls (names, in order) with what warden recorded
+ * for this agent's session: the record must be a prefix of the history.
+ * Then remember the longer of the two.  False if they contradict.
+ */
+bool gw_session_check(const char *agent, const char *session,
+    const char *const *calls, size_t ncalls, size_t *recorded);
+void gw_session_append(const char *agent, const char *session,
+    const char *const *calls, size_t ncalls);
 
 /* ---- SSE framing (sse.c) ---- */
 
@@ -169,6 +226,8 @@ enum wd_err gw_sse_feed(struct gw_sse *s, struct evbuffer *acc,
     const char *data, size_t len, size_t max_event, size_t *complete);
 /* Bytes taken from the front of acc: keep the state in step. */
 void gw_sse_consumed(struct gw_sse *s, size_t n);
+/* Length of the first whole event in buf (which holds whole events). */
+size_t gw_sse_event_len(const char *buf, size_t len);
 
 /* ---- upstream transfers (upstream.c) ---- */
 

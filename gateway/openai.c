@@ -168,12 +168,15 @@ gw_chat_parse(const char *body, size_t len, struct gw_chat *out, char *why,
 }
 
 const struct pol_tenant *
-gw_auth(const struct pol_snapshot *snap, const char *authorization)
+gw_auth(const struct pol_snapshot *snap, const char *authorization,
+    const struct pol_agent **agent)
 {
 	unsigned char digest[32];
 	const char *key;
 	const struct pol_tenant *t;
 
+	if (agent != NULL)
+		*agent = NULL;
 	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
 		return NULL;
 	key = authorization + 7;
@@ -184,7 +187,7 @@ gw_auth(const struct pol_snapshot *snap, const char *authorization)
 	/* Only digests are stored; the lookup compares digests in constant
 	 * time, so timing says nothing about the key itself. */
 	wd_sha256(key, strlen(key), digest);
-	t = pol_find_key(snap, digest);
+	t = pol_find_key_agent(snap, digest, agent);
 	wd_wipe(digest, sizeof(digest));
 	return t;
 }

@@ -26,7 +26,11 @@ struct txn {
 	struct gw_conn *conn;		/* NULL once the client left */
 	struct pol_snapshot *snap;	/* our reference */
 	const struct pol_tenant *tenant;
-	struct evbuffer *body;		/* the request body, as received */
+	const struct pol_agent *key_agent;	/* the key is this agent's */
+	struct gw_tools tools;		/* agent tool policy, if any */
+	struct gw_tools_deny tool_deny;	/* why a stream was cut */
+	bool tool_violation;
+	struct evbuffer *body;		/* the request body (maybe rewritten) */
 	struct gw_chat chat;
 	struct pol_decision dec;
 	const struct pol_provider **cand;	/* dec.routes */
@@ -57,6 +61,7 @@ txn_end(struct txn *t)
 	if (t->conn != NULL)
 		gw_conn_set_hooks(t->conn, NULL);
 	wd_wipe(t->auth_hdr, sizeof(t->auth_hdr));
+	gw_tools_clear(&t->tools);
 	gw_chat_clear(&t->chat);
 	if (t->body != NULL)
 		evbuffer_free(t->body);
@@ -104,6 +109,27 @@ fail(struct txn *t, int status, const char *type, const char *code,
 	txn_end(t);
 }
 
+/* Replace the body with root's JSON: the request was modified. */
+static bool
+rewrite_body(struct evbuffer *buf, json_t *root)
+{
+	char *text = json_dumps(root, JSON_COMPACT);
+
+	if (text == NULL)
+		return false;
+	evbuffer_drain(buf, evbuffer_get_length(buf));
+	evbuffer_add(buf, text, strlen(text));
+	free(text);
+	return true;
+}
+
+static void
+fail_tools(struct txn *t, const struct gw_tools_deny *d)
+{
+	fail(t, d->status, d->status == 403 ? "policy_violation" :
+	    "invalid_request_error", d->code, d->message);
+}
+
 static void
 on_head(void *arg, int status, const char *ctype)
 {
@@ -122,6 +148,29 @@ on_head(void *arg, int status, const char *ctype)
 	/* Streams go out as they come: headers now, events as they end. */
 	t->streaming = true;
 	gw_respond_start(t->conn, 200, "text/event-stream", h, 2);
+}
+
+/*
+ * Move the complete events at the front of t->resp to out, each checked
+ * against the agent's tool policy; false at the first violation (the
+ * offending event stays behind).
+ */
+static bool
+pass_checked_events(struct txn *t, struct evbuffer *out, size_t complete)
+{
+	while (complete > 0) {
+		const char *ev = (const char *)evbuffer_pullup(t->resp,
+		    (ev_ssize_t)complete);
+		size_t n = gw_sse_event_len(ev, complete);
+
+		if (gw_tools_event(&t->tools, ev, n, &t->tool_deny) != GW_TOOLS_OK) {
+			t->tool_violation = true;
+			return false;
+		}
+		evbuffer_remove_buffer(t->resp, out, n);
+		complete -= n;
+	}
+	return true;
 }
 
 static size_t
@@ -153,7 +202,15 @@ on_data(void *arg, const char *data, size_t len)
 
 		if (out == NULL)
 			return 0;
-		evbuffer_remove_buffer(t->resp, out, complete);
+		if (t->tools.agent == NULL) {
+			evbuffer_remove_buffer(t->resp, out, complete);
+		} else if (!pass_checked_events(t, out, complete)) {
+			/* Send what was allowed before the violation, then stop:
+			 * nothing of the forbidden call leaves. */
+			gw_respond_chunk_buf(t->conn, out);
+			evbuffer_free(out);
+			return 0;
+		}
 		gw_sse_consumed(&t->sse, complete);
 		gw_respond_chunk_buf(t->conn, out);
 		evbuffer_free(out);
@@ -163,19 +220,21 @@ on_data(void *arg, const char *data, size_t len)
 
 /* The stream broke after it began: close it with an error event. */
 static void
-end_stream_with_error(struct txn *t, const char *code, const char *msg)
+end_stream_with_error(struct txn *t, const char *type, const char *code,
+    const char *msg)
 {
 	struct evbuffer *ev = evbuffer_new();
 	struct gw_conn *c = t->conn;
 
 	if (ev != NULL) {
 		evbuffer_add_printf(ev, "event: error\ndata: ");
-		gw_error_json(ev, "server_error", code, msg);
+		gw_error_json(ev, type, code, msg);
 		evbuffer_add(ev, "\n\n", 2);
 		gw_respond_chunk_buf(c, ev);
 		evbuffer_free(ev);
 	}
-	gw_metrics_request(route_id(t), 502);
+	gw_metrics_request(route_id(t), strcmp(type, "policy_violation") == 0 ?
+	    403 : 502);
 	t->conn = NULL;
 	gw_respond_end(c, true);
 	txn_end(t);
@@ -190,6 +249,7 @@ finish_stream(struct txn *t)
 	if (evbuffer_get_length(t->resp) > 0)
 		gw_respond_chunk_buf(c, t->resp);
 	gw_metrics_request(route_id(t), 200);
+	gw_tools_commit(&t->tools, true);
 	t->conn = NULL;
 	gw_respond_end(c, false);
 	txn_end(t);
@@ -231,6 +291,28 @@ finish_buffered(struct txn *t)
 		fail(t, 502, "server_error", "upstream_error", msg);
 		return;
 	}
+	if (status >= 200 && status < 300 && t->tools.agent != NULL) {
+		struct gw_tools_deny d;
+
+		switch (gw_tools_answer(&t->tools, j, &d)) {
+		case GW_TOOLS_DENY:
+			json_decref(j);
+			fail_tools(t, &d);
+			return;
+		case GW_TOOLS_MODIFIED:
+			if (!rewrite_body(t->resp, j)) {
+				json_decref(j);
+				fail(t, 500, "server_error", NULL, "out of memory");
+				return;
+			}
+			text = (const char *)evbuffer_pullup(t->resp, -1);
+			len = evbuffer_get_length(t->resp);
+			break;
+		case GW_TOOLS_OK:
+			break;
+		}
+		gw_tools_commit(&t->tools, false);
+	}
 	json_decref(j);
 	gw_metrics_request(route_id(t), status);
 	t->conn = NULL;
@@ -245,6 +327,13 @@ on_done(void *arg, enum wd_err err, const char *detail)
 	char msg[384];
 
 	t->xfer = NULL;
+	if (t->streaming && t->tool_violation) {
+		wd_warn("request %s: %s", gw_conn_request_id(t->conn),
+		    t->tool_deny.message);
+		end_stream_with_error(t, "policy_violation", t->tool_deny.code,
+		    t->tool_deny.message);
+		return;
+	}
 	if (t->streaming) {
 		if (err == WD_OK) {
 			finish_stream(t);
@@ -254,8 +343,8 @@ on_done(void *arg, enum wd_err err, const char *detail)
 		    "off: %s", t->route->id, t->too_big ?
 		    "an event exceeded upstream.max_sse_event_bytes" : detail);
 		wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
-		end_stream_with_error(t, err == WD_ETIMEOUT ? "upstream_timeout"
-		    : "upstream_error", msg);
+		end_stream_with_error(t, "server_error", err == WD_ETIMEOUT ?
+		    "upstream_timeout" : "upstream_error", msg);
 		return;
 	}
 	if (t->too_big) {
@@ -349,6 +438,30 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 		fail(t, 500, "server_error", NULL, "cannot start upstream request");
 }
 
+/* The agent's tool policy on the request; false when it denied. */
+static bool
+check_tools(struct txn *t, struct gw_http_req *req)
+{
+	struct gw_tools_deny d;
+
+	switch (gw_tools_request(&t->tools, t->snap, t->tenant, t->key_agent,
+	    req, t->chat.root, &d)) {
+	case GW_TOOLS_DENY:
+		fail_tools(t, &d);
+		return false;
+	case GW_TOOLS_MODIFIED:
+		if (!rewrite_body(t->body, t->chat.root)) {
+			fail(t, 500, "server_error", NULL, "out of memory");
+			return false;
+		}
+		t->dec.verdict = POL_MODIFY;
+		return true;
+	case GW_TOOLS_OK:
+		break;
+	}
+	return true;
+}
+
 /* The policy decision; false when it denied (and the answer is sent). */
 static bool
 decide(struct txn *t, struct gw_http_req *req)
@@ -388,7 +501,7 @@ decide(struct txn *t, struct gw_http_req *req)
 	}
 	t->cand = t->dec.routes;
 	t->ncand = t->dec.nroutes;
-	return true;
+	return check_tools(t, req);
 }
 
 void
@@ -423,7 +536,8 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		wd_hex(rnd, sizeof(rnd), t->dec.id);
 		gw_conn_set_decision(c, t->dec.id, t->snap->version);
 	}
-	t->tenant = gw_auth(t->snap, gw_http_header(req, "authorization"));
+	t->tenant = gw_auth(t->snap, gw_http_header(req, "authorization"),
+	    &t->key_agent);
 	if (t->tenant == NULL) {
 		fail(t, 401, "invalid_request_error", "invalid_api_key",
 		    "missing or unknown API key: send 'Authorization: Bearer "

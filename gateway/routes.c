@@ -15,7 +15,7 @@ models(struct gw_conn *c, struct gw_http_req *req)
 	json_t *list, *data, *seen;
 	char *text;
 
-	t = gw_auth(snap, gw_http_header(req, "authorization"));
+	t = gw_auth(snap, gw_http_header(req, "authorization"), NULL);
 	if (t == NULL) {
 		pol_snapshot_unref(snap);
 		gw_metrics_request("", 401);

@@ -62,3 +62,26 @@ gw_sse_consumed(struct gw_sse *s, size_t n)
 	s->scanned -= n;
 	s->boundary -= n;
 }
+
+size_t
+gw_sse_event_len(const char *buf, size_t len)
+{
+	size_t i = 0;
+
+	/* Line by line: the event ends with the first empty line. */
+	while (i < len) {
+		size_t start = i;
+
+		while (i < len && buf[i] != '\r' && buf[i] != '\n')
+			i++;
+		if (i >= len)
+			return len;
+		if (buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n')
+			i += 2;
+		else
+			i++;
+		if (i - start <= 2 && (buf[start] == '\r' || buf[start] == '\n'))
+			return i;
+	}
+	return len;
+}

@@ -393,6 +393,31 @@ index_rules(struct pol_snapshot *s)
 	return WD_OK;
 }
 
+static void
+index_key(struct pol_loader *l, const unsigned char *digest,
+    struct pol_tenant *t, struct pol_agent *a, const struct pol_ref *at)
+{
+	struct pol_snapshot *s = l->s;
+	uint64_t h;
+	size_t slot;
+
+	/* The digest is already uniform: its first bytes are the slot. */
+	memcpy(&h, digest, sizeof(h));
+	slot = h & (s->keyidx_cap - 1);
+	while (s->keyidx[slot].digest != NULL) {
+		if (memcmp(s->keyidx[slot].digest, digest, 32) == 0) {
+			pol_err_ref(&l->w, at, "a key of '%s' is also a key of '%s'",
+			    a ? a->id : t->id, s->keyidx[slot].agent ?
+			    s->keyidx[slot].agent->id : s->keyidx[slot].tenant->id);
+			return;
+		}
+		slot = (slot + 1) & (s->keyidx_cap - 1);
+	}
+	s->keyidx[slot].digest = digest;
+	s->keyidx[slot].tenant = t;
+	s->keyidx[slot].agent = a;
+}
+
 static enum wd_err
 index_keys(struct pol_loader *l)
 {
@@ -401,38 +426,22 @@ index_keys(struct pol_loader *l)
 
 	for (size_t i = 0; i < s->ntenants; i++)
 		total += s->tenants[i].nkeys;
+	for (size_t i = 0; i < s->nagents; i++)
+		total += s->agents[i].nkeys;
 	while (cap < total * 2)
 		cap <<= 1;
 	s->keyidx = calloc(cap, sizeof(*s->keyidx));
 	if (s->keyidx == NULL)
 		return WD_ENOMEM;
 	s->keyidx_cap = cap;
-	for (size_t i = 0; i < s->ntenants; i++) {
-		struct pol_tenant *t = &s->tenants[i];
-
-		for (size_t k = 0; k < t->nkeys; k++) {
-			uint64_t h;
-			size_t slot;
-
-			/* The digest is already uniform: its first bytes are
-			 * the slot. */
-			memcpy(&h, t->keys[k], sizeof(h));
-			slot = h & (cap - 1);
-			while (s->keyidx[slot].digest != NULL) {
-				if (memcmp(s->keyidx[slot].digest, t->keys[k], 32) == 0) {
-					pol_err_ref(&l->w, &l->rt[i].at, "tenants '%s' "
-					    "and '%s' share a key",
-					    s->keyidx[slot].tenant->id, t->id);
-					break;
-				}
-				slot = (slot + 1) & (cap - 1);
-			}
-			if (s->keyidx[slot].digest == NULL) {
-				s->keyidx[slot].digest = t->keys[k];
-				s->keyidx[slot].tenant = t;
-			}
-		}
-	}
+	for (size_t i = 0; i < s->ntenants; i++)
+		for (size_t k = 0; k < s->tenants[i].nkeys; k++)
+			index_key(l, s->tenants[i].keys[k], &s->tenants[i], NULL,
+			    &l->rt[i].at);
+	for (size_t i = 0; i < s->nagents; i++)
+		for (size_t k = 0; s->agents[i].tenant && k < s->agents[i].nkeys; k++)
+			index_key(l, s->agents[i].keys[k], s->agents[i].tenant,
+			    &s->agents[i], &l->ra[i].at);
 	return WD_OK;
 }
 
@@ -460,6 +469,58 @@ mask_json(const struct pol_snapshot *s, uint64_t m)
 		if (m & (1ull << b))
 			json_array_append_new(a, json_string(s->classes[b]));
 	return a;
+}
+
+static json_t *
+agents_json(const struct pol_snapshot *s)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < s->nagents; i++) {
+		const struct pol_agent *a = &s->agents[i];
+		json_t *tools = json_array(), *flows = json_array(), *keys = json_array();
+		json_t *graph = json_object();
+		char hex[65];
+
+		for (size_t t = 0; t < a->ntools; t++) {
+			json_t *next = json_array();
+
+			for (size_t u = 0; u < a->ntools; u++)
+				if (a->next[t] & (1ull << u))
+					json_array_append_new(next,
+					    json_string(a->tools[u].name));
+			json_object_set_new(graph, a->tools[t].name, next);
+			json_array_append_new(tools, json_pack("{s:s,s:o,s:s,s:i}",
+			    "name", a->tools[t].name, "labels",
+			    mask_json(s, a->tools[t].labels), "sink",
+			    pol_sink_name(a->tools[t].sink), "max_calls",
+			    a->tools[t].max_calls));
+		}
+		{
+			json_t *start = json_array();
+
+			for (size_t u = 0; u < a->ntools; u++)
+				if (a->start & (1ull << u))
+					json_array_append_new(start,
+					    json_string(a->tools[u].name));
+			json_object_set_new(graph, "start", start);
+		}
+		for (size_t f = 0; f < a->nflows; f++)
+			json_array_append_new(flows, json_pack("{s:s?,s:o,s:s}", "id",
+			    a->flows[f].id, "from_labels",
+			    mask_json(s, a->flows[f].from_labels), "to_sink",
+			    pol_sink_name(a->flows[f].to_sink)));
+		for (size_t k = 0; k < a->nkeys; k++) {
+			wd_hex(a->keys[k], 32, hex);
+			json_array_append_new(keys, json_string(hex));
+		}
+		json_array_append_new(arr, json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,"
+		    "s:i,s:s}", "id", a->id, "tenant", a->tenant->id, "keys", keys,
+		    "tools", tools, "graph", graph, "flows", flows, "max_calls",
+		    a->max_calls, "on_violation",
+		    a->on_violation == POL_VIOLATION_STRIP ? "strip" : "deny"));
+	}
+	return arr;
 }
 
 /*
@@ -525,6 +586,7 @@ policy_version(struct pol_snapshot *s)
 		    r->has_keep ? pol_keep_name(r->keep) : NULL, "keep_ttl_days",
 		    r->keep_ttl_days));
 	}
+	json_object_set_new(root, "agents", agents_json(s));
 	json_object_set_new(root, "version", json_integer(1));
 	json_object_set_new(root, "jurisdictions", jurs);
 	json_object_set_new(root, "data_classes", mask_json(s, ~0ull));
@@ -556,6 +618,7 @@ pol_compile(struct pol_loader *l)
 		compile_tenant(l, &s->tenants[i], &l->rt[i]);
 	for (size_t i = 0; i < s->nrules; i++)
 		compile_rule(l, &s->rules[i], &l->rr[i]);
+	pol_compile_agents(l);
 	if ((rc = index_rules(s)) != WD_OK || (rc = index_keys(l)) != WD_OK)
 		return rc;
 	if (l->w.nerrors > 0)
@@ -586,4 +649,5 @@ pol_loader_free_raw(struct pol_loader *l)
 	}
 	free(l->rj);
 	pol_refs_free(l->classes, l->nclass_refs);
+	pol_free_raw_agents(l);
 }

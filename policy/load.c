@@ -19,13 +19,13 @@
 static const char *const top_keys[] = {
 	"version", "include", "server", "upstream", "secrets", "audit",
 	"jurisdictions",
-	"data_classes", "providers", "tenants", "rules", "dev_credentials",
-	NULL
+	"data_classes", "providers", "tenants", "rules", "agents",
+	"dev_credentials", NULL
 };
 /* Included files hold policy, not process settings. */
 static const char *const include_keys[] = {
 	"include", "jurisdictions", "data_classes", "providers", "tenants",
-	"rules", NULL
+	"rules", "agents", NULL
 };
 
 static void
@@ -233,6 +233,8 @@ load_sections(struct pol_loader *l, yaml_node_t *root, bool main_file)
 		pol_load_tenants(l, v);
 	if ((v = pol_get(w, root, "rules")) != NULL)
 		pol_load_rules(l, v);
+	if ((v = pol_get(w, root, "agents")) != NULL)
+		pol_load_agents(l, v);
 	if ((v = pol_get(w, root, "include")) != NULL)
 		load_includes(l, v);
 }

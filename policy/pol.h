@@ -136,6 +136,74 @@ struct pol_secrets {
 	char *tcti;			/* tpm2-tss TCTI string; NULL: none */
 };
 
+/* ---- agents and their tools (issue 4) ---- */
+
+struct pol_snapshot;
+
+#define POL_MAX_TOOLS 64	/* per agent: graph rows are uint64_t */
+#define POL_START (-1)		/* "before any call" in the graph */
+
+enum pol_sink { POL_SINK_NONE = 0, POL_SINK_INTERNAL, POL_SINK_EXTERNAL };
+const char *pol_sink_name(enum pol_sink s);
+
+struct pol_tool {
+	char *name;
+	uint64_t labels;		/* data classes its results carry */
+	enum pol_sink sink;		/* where its arguments go */
+	int max_calls;			/* per session; -1: no limit */
+};
+
+/* "deny: { from_label: L, to_sink: S }": once a call carrying L was made
+ * in a session, no call to a tool with sink S. */
+struct pol_flow {
+	char *id;
+	uint64_t from_labels;
+	enum pol_sink to_sink;
+};
+
+enum pol_on_violation { POL_VIOLATION_DENY = 0, POL_VIOLATION_STRIP };
+
+struct pol_agent {
+	char *id;
+	struct pol_tenant *tenant;
+	unsigned char (*keys)[32];	/* keys that act as this agent */
+	size_t nkeys;
+	struct pol_tool tools[POL_MAX_TOOLS];
+	size_t ntools;
+	uint64_t start;			/* tools allowed first */
+	uint64_t next[POL_MAX_TOOLS];	/* allowed after tool i */
+	struct pol_flow *flows;
+	size_t nflows;
+	int max_calls;			/* per session; -1: no limit */
+	enum pol_on_violation on_violation;
+};
+
+/* Where an agent's session stands: what the next call is checked against. */
+struct pol_tstate {
+	int last;			/* tool index, or POL_START */
+	uint64_t labels;		/* labels of every call so far */
+	unsigned total;
+	unsigned short counts[POL_MAX_TOOLS];
+};
+
+/* Why a tool call is not allowed. */
+struct pol_tool_why {
+	const char *rule;		/* "graph", "max_calls", a flow id, ... */
+	char message[192];
+};
+
+void pol_tstate_init(struct pol_tstate *st);
+int pol_tool_index(const struct pol_agent *a, const char *name);
+/*
+ * May the agent call tool next?  If yes and advance is set, st moves on.
+ * If not, *why says which rule stops it.  Pure.
+ */
+bool pol_tool_step(const struct pol_agent *a, struct pol_tstate *st,
+    const char *tool, bool advance, struct pol_tool_why *why);
+/* The agent an agent key or X-Warden-Agent names for this tenant. */
+const struct pol_agent *pol_find_agent(const struct pol_snapshot *snap,
+    const struct pol_tenant *t, const char *id);
+
 /* A name/value pair from `dev_credentials:` (development only). */
 struct pol_devcred {
 	char *name;
@@ -167,12 +235,15 @@ struct pol_snapshot {
 	size_t nby_class[POL_MAX_CLASSES];
 	struct pol_rule **always;
 	size_t nalways;
+	struct pol_agent *agents;
+	size_t nagents;
 	enum pol_keep keep;		/* audit.payloads: the default */
 	int keep_ttl_days;		/* audit.payload_ttl_days */
 	/* Key index: open addressing over key digests. */
 	struct pol_keyslot {
 		const unsigned char *digest;	/* NULL: empty */
 		struct pol_tenant *tenant;
+		struct pol_agent *agent;	/* an agent's own key */
 	} *keyidx;
 	size_t keyidx_cap;		/* power of two */
 };
@@ -187,9 +258,12 @@ enum wd_err pol_load(const char *path, FILE *errs, struct pol_snapshot **out);
 struct pol_snapshot *pol_snapshot_ref(struct pol_snapshot *snap);
 void pol_snapshot_unref(struct pol_snapshot *snap);
 
-/* The tenant whose virtual key hashes to digest, or NULL. */
+/* The tenant whose virtual key hashes to digest, or NULL; *agent (if
+ * not NULL) gets the agent the key belongs to, if any. */
 const struct pol_tenant *pol_find_key(const struct pol_snapshot *snap,
     const unsigned char digest[32]);
+const struct pol_tenant *pol_find_key_agent(const struct pol_snapshot *snap,
+    const unsigned char digest[32], const struct pol_agent **agent);
 
 /* Does this provider serve the model? */
 bool pol_provider_serves(const struct pol_provider *p, const char *model);

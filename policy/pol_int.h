@@ -52,6 +52,14 @@ struct raw_jurisdiction {
 	struct pol_ref at;
 };
 
+struct raw_agent {
+	struct pol_ref tenant;
+	struct pol_ref at;
+	struct pol_ref *labels[POL_MAX_TOOLS];	/* per tool */
+	size_t nlabels[POL_MAX_TOOLS];
+	struct pol_ref *flow_labels;		/* per flow */
+};
+
 #define POL_MAX_INCLUDE_DEPTH 8
 #define POL_MAX_FILES 64
 
@@ -65,6 +73,7 @@ struct pol_loader {
 	struct raw_tenant *rt;		/* parallel to s->tenants */
 	struct raw_rule *rr;		/* parallel to s->rules */
 	struct raw_jurisdiction *rj;	/* parallel to s->jurisdictions */
+	struct raw_agent *ra;		/* parallel to s->agents */
 	struct pol_ref *classes;	/* data_classes as written */
 	size_t nclass_refs;
 	bool have_audit;
@@ -97,6 +106,10 @@ void pol_load_rules(struct pol_loader *l, yaml_node_t *n);
 void pol_load_jurisdictions(struct pol_loader *l, yaml_node_t *n);
 void pol_load_classes(struct pol_loader *l, yaml_node_t *n);
 void pol_load_devcreds(struct pol_loader *l, yaml_node_t *n);
+void pol_load_agents(struct pol_loader *l, yaml_node_t *n);
+/* Resolve agents' tenants and labels (load_agents.c). */
+void pol_compile_agents(struct pol_loader *l);
+void pol_free_raw_agents(struct pol_loader *l);
 
 /* Resolve names, build indexes and the policy version (compile.c). */
 enum wd_err pol_compile(struct pol_loader *l);

@@ -67,6 +67,18 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		free(r->when_tenants);
 	}
 	free(s->rules);
+	for (size_t i = 0; i < s->nagents; i++) {
+		struct pol_agent *a = &s->agents[i];
+
+		free(a->id);
+		free(a->keys);
+		for (size_t t = 0; t < a->ntools; t++)
+			free(a->tools[t].name);
+		for (size_t f = 0; f < a->nflows; f++)
+			free(a->flows[f].id);
+		free(a->flows);
+	}
+	free(s->agents);
 	for (int b = 0; b < POL_MAX_CLASSES; b++)
 		free(s->by_class[b]);
 	free(s->always);
@@ -79,21 +91,33 @@ pol_snapshot_unref(struct pol_snapshot *s)
 }
 
 const struct pol_tenant *
-pol_find_key(const struct pol_snapshot *s, const unsigned char digest[32])
+pol_find_key_agent(const struct pol_snapshot *s, const unsigned char digest[32],
+    const struct pol_agent **agent)
 {
 	uint64_t h;
 	size_t slot;
 
+	if (agent != NULL)
+		*agent = NULL;
 	if (s->keyidx_cap == 0)
 		return NULL;
 	memcpy(&h, digest, sizeof(h));
 	slot = h & (s->keyidx_cap - 1);
 	while (s->keyidx[slot].digest != NULL) {
-		if (wd_ct_equal(s->keyidx[slot].digest, digest, 32))
+		if (wd_ct_equal(s->keyidx[slot].digest, digest, 32)) {
+			if (agent != NULL)
+				*agent = s->keyidx[slot].agent;
 			return s->keyidx[slot].tenant;
+		}
 		slot = (slot + 1) & (s->keyidx_cap - 1);
 	}
 	return NULL;
+}
+
+const struct pol_tenant *
+pol_find_key(const struct pol_snapshot *s, const unsigned char digest[32])
+{
+	return pol_find_key_agent(s, digest, NULL);
 }
 
 bool

@@ -1,0 +1,365 @@
+/*
+ * tools.c - an agent's tool policy applied to the wire: the tool-call
+ * history a request carries, the tools it offers the model, and the tool
+ * calls in the model's answer (whole, or as they stream).
+ *
+ * The rules themselves (graph, flows, limits) are policy/tools.c's pure
+ * pol_tool_step(); this file finds the calls in OpenAI's JSON and decides
+ * what to do with a violation: deny, or strip what is not allowed.  Every
+ * check lands in tl->log, which goes into the decision record.
+ */
+#include "gateway/gw_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *
+call_name(json_t *call)
+{
+	return json_string_value(json_object_get(json_object_get(call,
+	    "function"), "name"));
+}
+
+static enum gw_tools_rc
+deny(struct gw_tools_deny *d, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static enum gw_tools_rc
+deny(struct gw_tools_deny *d, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	d->status = status;
+	d->code = code;
+	va_start(ap, fmt);
+	vsnprintf(d->message, sizeof(d->message), fmt, ap);
+	va_end(ap);
+	return GW_TOOLS_DENY;
+}
+
+static bool
+token_sane(const char *v, size_t max)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > max)
+		return false;
+	for (; *v != '\0'; v++)
+		if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') ||
+		    (*v >= '0' && *v <= '9') || *v == '-' || *v == '_' ||
+		    *v == '.' || *v == ':'))
+			return false;
+	return true;
+}
+
+static enum gw_tools_rc
+which_agent(struct gw_tools *tl, const struct pol_snapshot *snap,
+    const struct pol_tenant *tenant, const struct pol_agent *key_agent,
+    const struct gw_http_req *req, struct gw_tools_deny *d)
+{
+	const char *hdr = gw_http_header(req, "x-warden-agent");
+
+	tl->agent = key_agent;
+	if (hdr == NULL)
+		return GW_TOOLS_OK;
+	if (key_agent != NULL) {
+		if (strcmp(hdr, key_agent->id) != 0)
+			return deny(d, 403, "agent_mismatch", "this key belongs to "
+			    "agent '%s'; it may not act as '%.64s'", key_agent->id,
+			    hdr);
+		return GW_TOOLS_OK;
+	}
+	tl->agent = pol_find_agent(snap, tenant, hdr);
+	if (tl->agent == NULL)
+		return deny(d, 400, "unknown_agent", "X-Warden-Agent: tenant '%s' "
+		    "has no agent '%.64s'", tenant->id, hdr);
+	return GW_TOOLS_OK;
+}
+
+/* Replay the history's tool calls through the policy. */
+static enum gw_tools_rc
+replay_history(struct gw_tools *tl, json_t *root, const char **names,
+    size_t *nnames, struct gw_tools_deny *d)
+{
+	json_t *msgs = json_object_get(root, "messages"), *m, *hist;
+	size_t i;
+
+	hist = json_array();
+	json_object_set_new(tl->log, "history", hist);
+	*nnames = 0;
+	json_array_foreach(msgs, i, m) {
+		json_t *calls = json_object_get(m, "tool_calls"), *c;
+		size_t j;
+
+		if (!json_is_array(calls))
+			continue;
+		json_array_foreach(calls, j, c) {
+			const char *name = call_name(c);
+			struct pol_tool_why why;
+
+			if (name == NULL)
+				return deny(d, 400, "invalid_tool_call", "messages[%zu]."
+				    "tool_calls[%zu] has no function name", i, j);
+			json_array_append_new(hist, json_string(name));
+			if (!pol_tool_step(tl->agent, &tl->st, name, true, &why)) {
+				json_object_set_new(tl->log, "violation", json_pack(
+				    "{s:s,s:s,s:s}", "where", "history", "rule",
+				    why.rule, "message", why.message));
+				return deny(d, 403, "tool_policy", "the conversation's "
+				    "tool calls break the policy: %s (rule '%s')",
+				    why.message, why.rule);
+			}
+			if (*nnames < 256)
+				names[(*nnames)++] = name;
+		}
+	}
+	return GW_TOOLS_OK;
+}
+
+/* Offered tools the agent may not call next: strip them, or deny. */
+static enum gw_tools_rc
+check_offered(struct gw_tools *tl, json_t *root, struct gw_tools_deny *d)
+{
+	json_t *tools = json_object_get(root, "tools"), *t, *choice, *stripped;
+	const char *forced;
+	bool modified = false;
+	size_t i;
+
+	if (!json_is_array(tools))
+		return GW_TOOLS_OK;
+	stripped = json_array();
+	json_object_set_new(tl->log, "stripped_tools", stripped);
+	for (i = 0; i < json_array_size(tools); ) {
+		const char *name;
+		struct pol_tool_why why;
+
+		t = json_array_get(tools, i);
+		name = call_name(t);
+		if (name != NULL && pol_tool_step(tl->agent, &tl->st, name, false,
+		    &why)) {
+			i++;
+			continue;
+		}
+		if (tl->agent->on_violation == POL_VIOLATION_DENY)
+			return deny(d, 403, "tool_policy", "tool '%.64s' may not be "
+			    "offered now: %s (rule '%s')", name ? name : "?",
+			    name ? why.message : "no function name",
+			    name ? why.rule : "undeclared_tool");
+		json_array_append_new(stripped, json_string(name ? name : "?"));
+		json_array_remove(tools, i);
+		modified = true;
+	}
+	/* A forced choice of a tool we removed cannot be honoured. */
+	choice = json_object_get(root, "tool_choice");
+	forced = call_name(choice);
+	if (modified && forced != NULL) {
+		for (i = 0; i < json_array_size(tools); i++)
+			if (strcmp(call_name(json_array_get(tools, i)), forced) == 0)
+				break;
+		if (i == json_array_size(tools))
+			return deny(d, 403, "tool_policy", "tool_choice names '%.64s', "
+			    "which the agent may not call now", forced);
+	}
+	if (modified && json_array_size(tools) == 0) {
+		json_object_del(root, "tools");
+		json_object_del(root, "tool_choice");
+		json_object_del(root, "parallel_tool_calls");
+	}
+	return modified ? GW_TOOLS_MODIFIED : GW_TOOLS_OK;
+}
+
+enum gw_tools_rc
+gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
+    const struct pol_tenant *tenant, const struct pol_agent *key_agent,
+    const struct gw_http_req *req, json_t *root, struct gw_tools_deny *d)
+{
+	const char *names[256], *sess;
+	size_t nnames = 0, recorded = 0;
+	enum gw_tools_rc rc;
+
+	memset(tl, 0, sizeof(*tl));
+	pol_tstate_init(&tl->st);
+	if ((rc = which_agent(tl, snap, tenant, key_agent, req, d)) != GW_TOOLS_OK)
+		return rc;
+	if (tl->agent == NULL)
+		return GW_TOOLS_OK;
+	tl->log = json_pack("{s:s}", "agent", tl->agent->id);
+	sess = gw_http_header(req, "x-warden-session");
+	if (sess != NULL) {
+		if (!token_sane(sess, 128))
+			return deny(d, 400, "invalid_session", "X-Warden-Session must "
+			    "be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+		snprintf(tl->session, sizeof(tl->session), "%s", sess);
+		json_object_set_new(tl->log, "session", json_string(sess));
+	}
+	if ((rc = replay_history(tl, root, names, &nnames, d)) != GW_TOOLS_OK)
+		return rc;
+	/* A streamed answer's choices each go on from here. */
+	for (size_t c = 0; c < GW_TOOLS_MAX_CHOICES; c++)
+		tl->sst[c] = tl->st;
+	if (tl->session[0] != '\0' && !gw_session_check(tl->agent->id,
+	    tl->session, names, nnames, &recorded))
+		return deny(d, 403, "tool_policy", "the conversation's tool calls "
+		    "contradict session '%s' as warden recorded it (%zu calls "
+		    "recorded, %zu in the request)", tl->session, recorded, nnames);
+	return check_offered(tl, root, d);
+}
+
+static void
+log_answer(struct gw_tools *tl, const char *name, bool ok,
+    const struct pol_tool_why *why)
+{
+	json_t *a = json_object_get(tl->log, "answer");
+
+	if (a == NULL) {
+		a = json_array();
+		json_object_set_new(tl->log, "answer", a);
+	}
+	json_array_append_new(a, json_pack("{s:s,s:b,s:s?}", "tool", name, "allowed",
+	    ok, "rule", ok ? NULL : why->rule));
+}
+
+enum gw_tools_rc
+gw_tools_answer(struct gw_tools *tl, json_t *answer, struct gw_tools_deny *d)
+{
+	json_t *choices = json_object_get(answer, "choices"), *ch;
+	bool modified = false;
+	size_t i;
+
+	if (tl->agent == NULL)
+		return GW_TOOLS_OK;
+	json_array_foreach(choices, i, ch) {
+		json_t *msg = json_object_get(ch, "message");
+		json_t *calls = json_object_get(msg, "tool_calls");
+		struct pol_tstate st = tl->st;
+
+		if (!json_is_array(calls))
+			continue;
+		for (size_t j = 0; j < json_array_size(calls); ) {
+			const char *name = call_name(json_array_get(calls, j));
+			struct pol_tool_why why = { "undeclared_tool", "" };
+			bool ok = name != NULL &&
+			    pol_tool_step(tl->agent, &st, name, true, &why);
+
+			log_answer(tl, name ? name : "?", ok, &why);
+			if (ok) {
+				j++;
+				continue;
+			}
+			if (tl->agent->on_violation == POL_VIOLATION_DENY)
+				return deny(d, 403, "tool_policy", "the model asked for a "
+				    "tool call the policy forbids: %s (rule '%s')",
+				    why.message, why.rule);
+			json_array_remove(calls, j);
+			modified = true;
+		}
+		if (json_array_size(calls) == 0) {
+			json_object_del(msg, "tool_calls");
+			if (json_is_null(json_object_get(msg, "content")) ||
+			    json_object_get(msg, "content") == NULL)
+				json_object_set_new(msg, "content", json_string(""));
+			json_object_set_new(ch, "finish_reason", json_string("stop"));
+		}
+	}
+	return modified ? GW_TOOLS_MODIFIED : GW_TOOLS_OK;
+}
+
+/* Check the tool calls named in one chunk's deltas. */
+static enum gw_tools_rc
+check_chunk(struct gw_tools *tl, json_t *chunk, struct gw_tools_deny *d)
+{
+	json_t *choices = json_object_get(chunk, "choices"), *ch;
+	size_t i;
+
+	json_array_foreach(choices, i, ch) {
+		json_int_t c = json_integer_value(json_object_get(ch, "index"));
+		json_t *calls = json_object_get(json_object_get(ch, "delta"),
+		    "tool_calls"), *call;
+		size_t j;
+
+		if (!json_is_array(calls))
+			continue;
+		if (c < 0 || c >= GW_TOOLS_MAX_CHOICES)
+			return deny(d, 502, "tool_policy", "the answer has more "
+			    "choices than warden checks");
+		json_array_foreach(calls, j, call) {
+			json_int_t k = json_integer_value(json_object_get(call, "index"));
+			const char *name = call_name(call);
+			struct pol_tool_why why;
+
+			if (name == NULL)
+				continue;	/* arguments of a named call */
+			if (k < 0 || k >= GW_TOOLS_MAX_CALLS)
+				return deny(d, 502, "tool_policy", "tool call index out "
+				    "of range");
+			if (tl->named[c] & (1ull << k))
+				continue;
+			tl->named[c] |= 1ull << k;
+			if (!pol_tool_step(tl->agent, &tl->sst[c], name, true, &why)) {
+				log_answer(tl, name, false, &why);
+				return deny(d, 403, "tool_policy", "the model asked for a "
+				    "tool call the policy forbids: %s (rule '%s')",
+				    why.message, why.rule);
+			}
+			log_answer(tl, name, true, NULL);
+		}
+	}
+	return GW_TOOLS_OK;
+}
+
+enum gw_tools_rc
+gw_tools_event(struct gw_tools *tl, const char *ev, size_t len,
+    struct gw_tools_deny *d)
+{
+	enum gw_tools_rc rc = GW_TOOLS_OK;
+	const char *p = ev, *end = ev + len;
+
+	if (tl->agent == NULL || memmem(ev, len, "tool_calls", 10) == NULL)
+		return GW_TOOLS_OK;
+	/* Each "data:" line of the event is one JSON chunk (OpenAI sends
+	 * one per event). */
+	while (p < end && rc == GW_TOOLS_OK) {
+		const char *eol = p;
+		json_t *j;
+
+		while (eol < end && *eol != '\n' && *eol != '\r')
+			eol++;
+		if (eol - p > 5 && strncmp(p, "data:", 5) == 0) {
+			const char *v = p + 5;
+
+			if (*v == ' ')
+				v++;
+			j = json_loadb(v, (size_t)(eol - v), 0, NULL);
+			if (j != NULL)
+				rc = check_chunk(tl, j, d);
+			json_decref(j);
+		}
+		p = eol + 1;
+	}
+	return rc;
+}
+
+void
+gw_tools_commit(struct gw_tools *tl, bool streamed)
+{
+	json_t *ans = json_object_get(tl->log, "answer"), *a;
+	const char *names[GW_TOOLS_MAX_CALLS];
+	size_t n = 0, i;
+
+	(void)streamed;
+	if (tl->agent == NULL || tl->session[0] == '\0' || !json_is_array(ans))
+		return;
+	json_array_foreach(ans, i, a)
+		if (json_is_true(json_object_get(a, "allowed")) && n < GW_TOOLS_MAX_CALLS)
+			names[n++] = json_string_value(json_object_get(a, "tool"));
+	if (n > 0)
+		gw_session_append(tl->agent->id, tl->session, names, n);
+}
+
+void
+gw_tools_clear(struct gw_tools *tl)
+{
+	json_decref(tl->log);
+	tl->log = NULL;
+}

@@ -1,0 +1,376 @@
+/*
+ * load_agents.c - the `agents:` section: each agent's tools (labels, sink,
+ * limits), its call graph, its flow rules, and the keys that act as it.
+ *
+ *   agents:
+ *     - id: support-bot
+ *       tenant: acme-health
+ *       keys: [sha256:...]            # optional: keys that are this agent
+ *       on_violation: deny            # or strip
+ *       max_calls: 20                 # per session
+ *       tools:
+ *         search_kb:     {}
+ *         read_customer: { labels: [personal], max_calls: 5 }
+ *         send_email:    { sink: external }
+ *       graph:                        # allowed transitions
+ *         start:         [search_kb, read_customer]
+ *         search_kb:     [search_kb, read_customer, send_email]
+ *       flows:
+ *         - id: no-personal-out
+ *           deny: { from_label: personal, to_sink: external }
+ *
+ * Tools and the graph are resolved here (they live in one agent); the
+ * tenant and the labels (data classes) in pol_compile_agents(), once all
+ * files are read.
+ */
+#include "policy/pol_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const agent_keys[] = {
+	"id", "tenant", "keys", "on_violation", "max_calls", "tools", "graph",
+	"flows", NULL
+};
+static const char *const tool_keys[] = { "labels", "sink", "max_calls", NULL };
+static const char *const flow_keys[] = { "id", "deny", NULL };
+static const char *const deny_keys[] = { "from_label", "to_sink", NULL };
+
+const char *
+pol_sink_name(enum pol_sink s)
+{
+	return s == POL_SINK_EXTERNAL ? "external" :
+	    s == POL_SINK_INTERNAL ? "internal" : "none";
+}
+
+static bool
+sink(struct pol_walk *w, yaml_node_t *n, enum pol_sink *out)
+{
+	if (!pol_is_scalar(w, n, "sink"))
+		return false;
+	if (strcmp(pol_scalar(n), "external") == 0)
+		*out = POL_SINK_EXTERNAL;
+	else if (strcmp(pol_scalar(n), "internal") == 0)
+		*out = POL_SINK_INTERNAL;
+	else {
+		pol_err(w, n, "sink must be external or internal, not '%s'",
+		    pol_scalar(n));
+		return false;
+	}
+	return true;
+}
+
+static void
+load_tools(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
+    struct raw_agent *raw)
+{
+	yaml_node_pair_t *p;
+
+	if (!pol_is_map(w, n, "tools"))
+		return;
+	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = pol_node(w, p->key), *v = pol_node(w, p->value), *x;
+		struct pol_tool *t;
+		long long lim;
+
+		if (k == NULL || v == NULL)
+			return;
+		if (a->ntools >= POL_MAX_TOOLS) {
+			pol_err(w, k, "agent '%s' has more than %d tools",
+			    a->id ? a->id : "?", POL_MAX_TOOLS);
+			return;
+		}
+		t = &a->tools[a->ntools];
+		t->max_calls = -1;
+		if (!pol_str(w, k, "tool name", &t->name))
+			continue;
+		if (strcmp(t->name, "start") == 0) {
+			pol_err(w, k, "'start' is reserved for the graph's entry");
+			free(t->name);
+			t->name = NULL;
+			continue;
+		}
+		for (size_t i = 0; i < a->ntools; i++)
+			if (strcmp(a->tools[i].name, t->name) == 0)
+				pol_err(w, k, "tool '%s' is declared twice", t->name);
+		a->ntools++;
+		if (v->type == YAML_SCALAR_NODE && v->data.scalar.length == 0)
+			continue;	/* "tool:" with nothing */
+		if (!pol_is_map(w, v, "a tool"))
+			continue;
+		pol_check_keys(w, v, tool_keys, "a tool");
+		if ((x = pol_get(w, v, "labels")) != NULL)
+			pol_refs(w, x, "labels", &raw->labels[a->ntools - 1],
+			    &raw->nlabels[a->ntools - 1]);
+		if ((x = pol_get(w, v, "sink")) != NULL)
+			sink(w, x, &t->sink);
+		if ((x = pol_get(w, v, "max_calls")) != NULL &&
+		    pol_int(w, x, "max_calls", 0, 65535, &lim))
+			t->max_calls = (int)lim;
+	}
+}
+
+/* A tool of a, by name, with an error at n if it is not one. */
+static int
+tool_ref(struct pol_walk *w, const struct pol_agent *a, yaml_node_t *n)
+{
+	const char *best = NULL;
+	size_t bestd = 3;
+	int idx;
+
+	if (!pol_is_scalar(w, n, "tool"))
+		return -2;
+	idx = pol_tool_index(a, pol_scalar(n));
+	if (idx >= 0)
+		return idx;
+	for (size_t i = 0; i < a->ntools; i++) {
+		size_t d = wd_edit_distance(pol_scalar(n), a->tools[i].name);
+
+		if (d < bestd) {
+			bestd = d;
+			best = a->tools[i].name;
+		}
+	}
+	if (best != NULL)
+		pol_err(w, n, "graph names undeclared tool '%s' (did you mean "
+		    "'%s'?)", pol_scalar(n), best);
+	else
+		pol_err(w, n, "graph names undeclared tool '%s'", pol_scalar(n));
+	return -2;
+}
+
+static void
+load_graph(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a)
+{
+	yaml_node_pair_t *p;
+
+	if (!pol_is_map(w, n, "graph"))
+		return;
+	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = pol_node(w, p->key), *v = pol_node(w, p->value);
+		uint64_t *row;
+		int from;
+
+		if (k == NULL || v == NULL)
+			return;
+		if (!pol_is_scalar(w, k, "graph node"))
+			continue;
+		if (strcmp(pol_scalar(k), "start") == 0)
+			from = POL_START;
+		else if ((from = tool_ref(w, a, k)) < -1)
+			continue;
+		row = from == POL_START ? &a->start : &a->next[from];
+		if (v->type == YAML_SCALAR_NODE && v->data.scalar.length == 0)
+			continue;	/* "tool:" with no way on */
+		if (!pol_is_seq(w, v, "graph edges"))
+			continue;
+		for (yaml_node_item_t *it = v->data.sequence.items.start;
+		    it < v->data.sequence.items.top; it++) {
+			yaml_node_t *e = pol_node(w, *it);
+			int to;
+
+			if (e == NULL)
+				return;
+			if ((to = tool_ref(w, a, e)) >= 0)
+				*row |= 1ull << to;
+		}
+	}
+}
+
+static void
+load_flows(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
+    struct raw_agent *raw)
+{
+	size_t len;
+
+	if (!pol_is_seq(w, n, "flows"))
+		return;
+	len = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	a->flows = calloc(len ? len : 1, sizeof(*a->flows));
+	raw->flow_labels = calloc(len ? len : 1, sizeof(*raw->flow_labels));
+	if (a->flows == NULL || raw->flow_labels == NULL)
+		return;
+	for (size_t i = 0; i < len; i++) {
+		yaml_node_t *f = pol_node(w, n->data.sequence.items.start[i]), *d, *v;
+		struct pol_flow *fl = &a->flows[a->nflows];
+
+		if (f == NULL)
+			return;
+		if (!pol_is_map(w, f, "a flow rule"))
+			continue;
+		pol_check_keys(w, f, flow_keys, "a flow rule");
+		if ((v = pol_get(w, f, "id")) != NULL)
+			pol_str(w, v, "flow id", &fl->id);
+		else if (asprintf(&fl->id, "%s.flow-%zu", a->id ? a->id : "agent",
+		    i + 1) < 0)
+			fl->id = NULL;
+		if ((d = pol_get(w, f, "deny")) == NULL) {
+			pol_err(w, f, "flow rule without 'deny'");
+			continue;
+		}
+		if (!pol_is_map(w, d, "deny"))
+			continue;
+		pol_check_keys(w, d, deny_keys, "deny");
+		if ((v = pol_get(w, d, "from_label")) == NULL)
+			pol_err(w, d, "deny without 'from_label'");
+		else
+			pol_ref1(w, v, "from_label", &raw->flow_labels[a->nflows]);
+		if ((v = pol_get(w, d, "to_sink")) == NULL)
+			pol_err(w, d, "deny without 'to_sink'");
+		else
+			sink(w, v, &fl->to_sink);
+		a->nflows++;
+	}
+}
+
+static void
+load_agent(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
+    struct raw_agent *raw)
+{
+	yaml_node_t *v;
+	long long lim;
+
+	a->max_calls = -1;
+	raw->at.file = w->file;
+	raw->at.line = n->start_mark.line + 1;
+	raw->at.col = n->start_mark.column + 1;
+	if (!pol_is_map(w, n, "agent"))
+		return;
+	pol_check_keys(w, n, agent_keys, "agent");
+	if ((v = pol_get(w, n, "id")) == NULL)
+		pol_err(w, n, "agent without 'id'");
+	else
+		pol_str(w, v, "id", &a->id);
+	if ((v = pol_get(w, n, "tenant")) == NULL)
+		pol_err(w, n, "agent '%s' without 'tenant'", a->id ? a->id : "?");
+	else
+		pol_ref1(w, v, "tenant", &raw->tenant);
+	if ((v = pol_get(w, n, "keys")) != NULL && pol_is_seq(w, v, "keys")) {
+		size_t cap = (size_t)(v->data.sequence.items.top -
+		    v->data.sequence.items.start);
+
+		a->keys = calloc(cap ? cap : 1, sizeof(*a->keys));
+		for (yaml_node_item_t *it = v->data.sequence.items.start;
+		    a->keys != NULL && it < v->data.sequence.items.top; it++) {
+			yaml_node_t *k = pol_node(w, *it);
+			const char *hex;
+
+			if (k == NULL || !pol_is_scalar(w, k, "key"))
+				continue;
+			hex = pol_scalar(k);
+			if (strncmp(hex, "sha256:", 7) != 0 || strlen(hex) != 71 ||
+			    wd_unhex(hex + 7, a->keys[a->nkeys], 32) != WD_OK) {
+				pol_err(w, k, "key must be 'sha256:' and 64 hex digits");
+				continue;
+			}
+			a->nkeys++;
+		}
+	}
+	if ((v = pol_get(w, n, "on_violation")) != NULL && pol_is_scalar(w, v,
+	    "on_violation")) {
+		if (strcmp(pol_scalar(v), "strip") == 0)
+			a->on_violation = POL_VIOLATION_STRIP;
+		else if (strcmp(pol_scalar(v), "deny") != 0)
+			pol_err(w, v, "on_violation must be strip or deny, not '%s'",
+			    pol_scalar(v));
+	}
+	if ((v = pol_get(w, n, "max_calls")) != NULL &&
+	    pol_int(w, v, "max_calls", 0, 65535, &lim))
+		a->max_calls = (int)lim;
+	if ((v = pol_get(w, n, "tools")) == NULL)
+		pol_err(w, n, "agent '%s' without 'tools'", a->id ? a->id : "?");
+	else
+		load_tools(w, v, a, raw);
+	if ((v = pol_get(w, n, "graph")) == NULL)
+		pol_err(w, n, "agent '%s' without 'graph' (give at least "
+		    "'start: [...]')", a->id ? a->id : "?");
+	else
+		load_graph(w, v, a);
+	if ((v = pol_get(w, n, "flows")) != NULL)
+		load_flows(w, v, a, raw);
+}
+
+void
+pol_load_agents(struct pol_loader *l, yaml_node_t *n)
+{
+	if (!pol_is_seq(&l->w, n, "agents"))
+		return;
+	for (yaml_node_item_t *it = n->data.sequence.items.start;
+	    it < n->data.sequence.items.top; it++) {
+		yaml_node_t *e = pol_node(&l->w, *it);
+		size_t nraw = l->s->nagents;
+
+		if (e == NULL)
+			return;
+		if (!pol_grow(&l->ra, &nraw, sizeof(*l->ra)) ||
+		    !pol_grow(&l->s->agents, &l->s->nagents, sizeof(*l->s->agents))) {
+			pol_err(&l->w, e, "out of memory");
+			return;
+		}
+		load_agent(&l->w, e, &l->s->agents[l->s->nagents - 1], &l->ra[nraw - 1]);
+	}
+}
+
+static uint64_t
+labels(struct pol_loader *l, const struct pol_ref *refs, size_t n)
+{
+	uint64_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int bit = pol_class_bit(l->s, refs[i].name);
+
+		if (bit < 0)
+			pol_err_ref(&l->w, &refs[i], "unknown label '%s' (labels "
+			    "are data classes; declare it in data_classes)",
+			    refs[i].name);
+		else
+			m |= 1ull << bit;
+	}
+	return m;
+}
+
+void
+pol_compile_agents(struct pol_loader *l)
+{
+	struct pol_snapshot *s = l->s;
+
+	for (size_t i = 0; i < s->nagents; i++) {
+		struct pol_agent *a = &s->agents[i];
+		struct raw_agent *raw = &l->ra[i];
+
+		for (size_t j = 0; j < i; j++)
+			if (a->id && s->agents[j].id && strcmp(a->id, s->agents[j].id) == 0)
+				pol_err_ref(&l->w, &raw->at, "agent id '%s' is used twice",
+				    a->id);
+		if (raw->tenant.name != NULL) {
+			for (size_t t = 0; t < s->ntenants; t++)
+				if (s->tenants[t].id &&
+				    strcmp(s->tenants[t].id, raw->tenant.name) == 0)
+					a->tenant = &s->tenants[t];
+			if (a->tenant == NULL)
+				pol_err_ref(&l->w, &raw->tenant, "agent '%s' names "
+				    "unknown tenant '%s'", a->id ? a->id : "?",
+				    raw->tenant.name);
+		}
+		for (size_t t = 0; t < a->ntools; t++)
+			a->tools[t].labels = labels(l, raw->labels[t], raw->nlabels[t]);
+		for (size_t f = 0; f < a->nflows; f++)
+			if (raw->flow_labels[f].name != NULL)
+				a->flows[f].from_labels = labels(l, &raw->flow_labels[f], 1);
+	}
+}
+
+void
+pol_free_raw_agents(struct pol_loader *l)
+{
+	for (size_t i = 0; l->ra != NULL && i < l->s->nagents; i++) {
+		free(l->ra[i].tenant.name);
+		for (size_t t = 0; t < POL_MAX_TOOLS; t++)
+			pol_refs_free(l->ra[i].labels[t], l->ra[i].nlabels[t]);
+		if (l->ra[i].flow_labels != NULL)
+			for (size_t f = 0; f < l->s->agents[i].nflows; f++)
+				free(l->ra[i].flow_labels[f].name);
+		free(l->ra[i].flow_labels);
+	}
+	free(l->ra);
+}
