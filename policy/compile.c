@@ -406,9 +406,14 @@ index_key(struct pol_loader *l, const unsigned char *digest,
 	slot = h & (s->keyidx_cap - 1);
 	while (s->keyidx[slot].digest != NULL) {
 		if (memcmp(s->keyidx[slot].digest, digest, 32) == 0) {
-			pol_err_ref(&l->w, at, "a key of '%s' is also a key of '%s'",
-			    a ? a->id : t->id, s->keyidx[slot].agent ?
-			    s->keyidx[slot].agent->id : s->keyidx[slot].tenant->id);
+			if (a == NULL && s->keyidx[slot].agent == NULL)
+				pol_err_ref(&l->w, at, "tenants '%s' and '%s' share a "
+				    "key", s->keyidx[slot].tenant->id, t->id);
+			else
+				pol_err_ref(&l->w, at, "a key of '%s' is also a key of "
+				    "'%s'", a ? a->id : t->id, s->keyidx[slot].agent ?
+				    s->keyidx[slot].agent->id :
+				    s->keyidx[slot].tenant->id);
 			return;
 		}
 		slot = (slot + 1) & (s->keyidx_cap - 1);

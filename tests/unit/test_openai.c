@@ -385,7 +385,7 @@ auth_teardown(struct authfx *fx)
 static const char *
 auth_id(const struct pol_snapshot *snap, const char *hdr)
 {
-	const struct pol_tenant *t = gw_auth(snap, hdr);
+	const struct pol_tenant *t = gw_auth(snap, hdr, NULL);
 
 	return t ? t->id : NULL;
 }
