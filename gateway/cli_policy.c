@@ -204,3 +204,85 @@ usage:
 	return usage_err("usage: warden check -c FILE (--key KEY | --tenant ID) "
 	    "[-H 'Name: value']... REQUEST.json");
 }
+
+static const struct pol_agent *
+agent_named(const struct pol_snapshot *snap, const char *id)
+{
+	for (size_t i = 0; i < snap->nagents; i++)
+		if (strcmp(snap->agents[i].id, id) == 0)
+			return &snap->agents[i];
+	fprintf(stderr, "warden: no agent '%s'\n", id);
+	return NULL;
+}
+
+/*
+ * warden policy graph  -c FILE AGENT [--format dot|mermaid|json]
+ * warden policy reach  -c FILE AGENT --from TOOL|start --to TOOL|sink:KIND
+ * warden policy review -c FILE
+ */
+int
+gw_cmd_policy(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "from", required_argument, NULL, 'F' },
+		{ "to", required_argument, NULL, 'T' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL, *format = "dot", *from = NULL, *to = NULL;
+	const char *what;
+	const struct pol_agent *a = NULL;
+	struct pol_snapshot *snap;
+	int ch, rc = 2;
+
+	if (argc < 2)
+		goto usage;
+	what = argv[1];
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "c:f:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'f':
+			format = optarg;
+			break;
+		case 'F':
+			from = optarg;
+			break;
+		case 'T':
+			to = optarg;
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (config == NULL)
+		goto usage;
+	if (strcmp(what, "review") == 0 ? optind != argc : optind != argc - 1)
+		goto usage;
+	if (strcmp(what, "reach") == 0 && (from == NULL || to == NULL))
+		goto usage;
+	if (strcmp(what, "graph") != 0 && strcmp(what, "reach") != 0 &&
+	    strcmp(what, "review") != 0)
+		goto usage;
+	if (pol_load(config, stderr, &snap) != WD_OK)
+		return 2;
+	if (strcmp(what, "review") == 0)
+		rc = pol_review(snap, stdout);
+	else if ((a = agent_named(snap, argv[optind])) == NULL)
+		rc = 2;
+	else if (strcmp(what, "graph") == 0)
+		rc = pol_graph(snap, a, format, stdout);
+	else
+		rc = pol_reach(a, from, to, stdout);
+	pol_snapshot_unref(snap);
+	return rc;
+usage:
+	return usage_err("usage: warden policy graph -c FILE AGENT "
+	    "[--format dot|mermaid|json]\n"
+	    "       warden policy reach -c FILE AGENT --from TOOL|start "
+	    "--to TOOL|sink:external|sink:internal\n"
+	    "       warden policy review -c FILE");
+}

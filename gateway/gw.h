@@ -27,6 +27,7 @@ int gw_serve(const struct gw_serve_opts *opts);
 int gw_cmd_lint(int argc, char **argv);
 int gw_cmd_check(int argc, char **argv);
 int gw_cmd_test(int argc, char **argv);
+int gw_cmd_policy(int argc, char **argv);
 
 /* `warden keys new`: print a fresh virtual key and its config line. */
 int gw_keys_new(void);

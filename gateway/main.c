@@ -18,6 +18,10 @@ usage(FILE *f)
 	    "       warden check -c FILE (--key KEY | --tenant ID) "
 	    "[-H 'Name: value']... REQUEST.json\n"
 	    "       warden test -c FILE TESTS.yaml\n"
+	    "       warden policy graph -c FILE AGENT [--format dot|mermaid|json]\n"
+	    "       warden policy reach -c FILE AGENT --from TOOL|start --to "
+	    "TOOL|sink:KIND\n"
+	    "       warden policy review -c FILE\n"
 	    "       warden keys new\n"
 	    "       warden version\n");
 }
@@ -80,6 +84,8 @@ main(int argc, char **argv)
 		return gw_cmd_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "test") == 0)
 		return gw_cmd_test(argc - 1, argv + 1);
+	if (strcmp(argv[1], "policy") == 0)
+		return gw_cmd_policy(argc - 1, argv + 1);
 	if (strcmp(argv[1], "keys") == 0 && argc == 3 &&
 	    strcmp(argv[2], "new") == 0)
 		return gw_keys_new();

@@ -204,6 +204,13 @@ bool pol_tool_step(const struct pol_agent *a, struct pol_tstate *st,
 const struct pol_agent *pol_find_agent(const struct pol_snapshot *snap,
     const struct pol_tenant *t, const char *id);
 
+/* Review tools (review.c).  Exit codes: see each command. */
+int pol_graph(const struct pol_snapshot *snap, const struct pol_agent *a,
+    const char *format, FILE *out);
+int pol_reach(const struct pol_agent *a, const char *from, const char *to,
+    FILE *out);
+int pol_review(const struct pol_snapshot *snap, FILE *out);
+
 /* A name/value pair from `dev_credentials:` (development only). */
 struct pol_devcred {
 	char *name;
