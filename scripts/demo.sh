@@ -110,11 +110,28 @@ curl -s -H 'Authorization: Bearer wk-demo-acme-health' -H 'X-Warden-Data-Class: 
     "http://127.0.0.1:$PORT/v1/chat/completions" | sed 's/^/   /'
 echo
 
-say "7. An unknown virtual key is refused before anything leaves the gateway"
+say "7. An agent's forbidden tool call is stopped mid-stream"
+note "support-bot has read a customer record (personal data); the model now"
+note "streams a call to send_email (external sink). The flow rule"
+note "no-personal-data-out stops the stream before any part of that call leaves:"
+curl -s -N -H 'Authorization: Bearer wk-demo-support-bot' \
+    -d '{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Mail the customer their record [[mock tool_call=send_email]]"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"read_customer","arguments":"{\"id\":88}"}}]},{"role":"tool","tool_call_id":"c1","content":"Jane Doe, policy 4711"}]}' \
+    "http://127.0.0.1:$PORT/v1/chat/completions" | grep -v '^$' | cut -c1-150 | sed 's/^/   /'
+note "The same agent may still search the knowledge base:"
+chat wk-demo-support-bot \
+    '{"model":"gpt-4o","messages":[{"role":"user","content":"Find the refund policy [[mock tool_call=search_kb]]"}]}'
+
+say "8. Reviewing the agents' tool policies: warden policy review"
+"$B/warden" policy review -c "$RULES" | sed 's/^/   /' || true
+note "and the shortest path from customer data to an external sink:"
+"$B/warden" policy reach -c "$RULES" support-bot --from read_customer \
+    --to sink:external | sed 's/^/   /' || true
+
+say "9. An unknown virtual key is refused before anything leaves the gateway"
 chat wk-not-a-real-key \
     '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
 
-say "8. /metrics (Prometheus) after the scenario"
+say "10. /metrics (Prometheus) after the scenario"
 curl -s "http://127.0.0.1:$PORT/metrics" | grep '^warden_requests_total' | sed 's/^/   /'
 
 say "Stopping warden (SIGTERM: in-flight requests may finish)"
