@@ -18,6 +18,7 @@ struct gw_serve_opts {
 	const char *config;		/* rules file */
 	const char *listen;		/* overrides server.listen */
 	int workers;			/* overrides server.workers if > 0 */
+	const char *audit_dir;		/* overrides audit.dir */
 };
 
 /* Run the gateway until SIGTERM/SIGINT.  Returns a process exit code. */
@@ -28,6 +29,11 @@ int gw_cmd_lint(int argc, char **argv);
 int gw_cmd_check(int argc, char **argv);
 int gw_cmd_test(int argc, char **argv);
 int gw_cmd_policy(int argc, char **argv);
+int gw_cmd_audit(int argc, char **argv);
+
+/* `warden secrets seal|rotate|rm|list|check` (cli_secrets.c).  Exit
+ * code: 0, 1 failed, 2 usage. */
+int gw_cmd_secrets(int argc, char **argv);
 
 /* `warden keys new`: print a fresh virtual key and its config line. */
 int gw_keys_new(void);

@@ -31,8 +31,11 @@ struct gw_conn;
 struct gw_upstream;
 struct gw_up_xfer;
 
+struct aud_log;
+
 struct gw_server {
 	const struct gw_serve_opts *opts;
+	struct aud_log *audit;		/* the decision log */
 	pthread_mutex_t snap_lock;	/* guards snap: swap vs. ref */
 	pthread_mutex_t reload_lock;	/* one reload at a time */
 	struct pol_snapshot *snap;
@@ -261,6 +264,31 @@ void gw_up_resume(struct gw_up_xfer *x);
 
 void gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req,
     struct evbuffer *body);
+
+/* ---- the audit record of one transaction (record.c) ---- */
+
+struct gw_outcome {
+	const char *request_id;
+	const struct pol_snapshot *snap;
+	const struct pol_decision *dec;	/* valid if decided */
+	bool decided;
+	const char *tenant;		/* NULL before authentication */
+	const char *model;
+	bool stream;
+	const struct pol_provider *route;	/* last tried, or NULL */
+	int status;			/* sent to the client; 499: it left */
+	const char *code;		/* error code, if any */
+	int upstream_status;
+	json_t *attempts;		/* borrowed: [{route, status|error}] */
+	json_t *tools;			/* borrowed: the tool policy's log */
+	json_t *usage;			/* borrowed: the answer's usage */
+	uint64_t latency_us;
+	const char *req_hmac;		/* "" when payloads are not hashed */
+	const char *resp_hmac;
+};
+
+/* The record's fields; audit/ adds seq, ts, prev and hash. */
+json_t *gw_record(const struct gw_outcome *o);
 
 /* ---- metrics (metrics.c) ---- */
 

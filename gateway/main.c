@@ -13,7 +13,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: warden serve -c FILE [--listen ADDR:PORT] [--workers N]\n"
+	    "usage: warden serve -c FILE [--listen ADDR:PORT] [--workers N] "
+	    "[--audit-dir DIR]\n"
 	    "       warden lint -c FILE\n"
 	    "       warden check -c FILE (--key KEY | --tenant ID) "
 	    "[-H 'Name: value']... REQUEST.json\n"
@@ -22,6 +23,15 @@ usage(FILE *f)
 	    "       warden policy reach -c FILE AGENT --from TOOL|start --to "
 	    "TOOL|sink:KIND\n"
 	    "       warden policy review -c FILE\n"
+	    "       warden audit verify DIR [--pubkey PEM]\n"
+	    "       warden audit export DIR --format jsonl|csv [--since T] "
+	    "[--until T] [--tenant T] [--verdict V] -o FILE\n"
+	    "       warden audit verify-export FILE\n"
+	    "       warden secrets seal|rotate NAME [--pcr sha256:7,23] "
+	    "[-c FILE | --store DIR --tcti TCTI]  (value on stdin)\n"
+	    "       warden secrets rm NAME [-c FILE | --store DIR]\n"
+	    "       warden secrets list|check [-c FILE] [--store DIR] "
+	    "[--tcti TCTI]\n"
 	    "       warden keys new\n"
 	    "       warden version\n");
 }
@@ -34,6 +44,7 @@ cmd_serve(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "audit-dir", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gw_serve_opts o = { 0 };
@@ -56,6 +67,9 @@ cmd_serve(int argc, char **argv)
 			break;
 		case 'v':
 			wd_log_set_level(WD_LOG_DEBUG);
+			break;
+		case 'a':
+			o.audit_dir = optarg;
 			break;
 		default:
 			usage(stderr);
@@ -86,6 +100,10 @@ main(int argc, char **argv)
 		return gw_cmd_test(argc - 1, argv + 1);
 	if (strcmp(argv[1], "policy") == 0)
 		return gw_cmd_policy(argc - 1, argv + 1);
+	if (strcmp(argv[1], "audit") == 0)
+		return gw_cmd_audit(argc - 1, argv + 1);
+	if (strcmp(argv[1], "secrets") == 0)
+		return gw_cmd_secrets(argc - 1, argv + 1);
 	if (strcmp(argv[1], "keys") == 0 && argc == 3 &&
 	    strcmp(argv[2], "new") == 0)
 		return gw_keys_new();

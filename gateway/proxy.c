@@ -13,6 +13,7 @@
  * route of the tenant that serves the model, up to upstream.max_attempts.
  */
 #include "gateway/gw_int.h"
+#include "audit/aud.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@
 
 struct txn {
 	struct gw_conn *conn;		/* NULL once the client left */
+	struct aud_log *audit;		/* where the record goes */
+	char reqid[65];
 	struct pol_snapshot *snap;	/* our reference */
 	const struct pol_tenant *tenant;
 	const struct pol_agent *key_agent;	/* the key is this agent's */
@@ -46,6 +49,15 @@ struct txn {
 	struct evbuffer *resp;		/* buffered answer, or SSE remainder */
 	struct gw_sse sse;
 	char up_ctype[128];
+	/* For the audit record. */
+	uint64_t started_us;
+	int final_status;
+	const char *final_code;
+	bool decided;
+	json_t *attempt_log;		/* [{route, status|error}] */
+	json_t *usage;
+	char req_hmac[AUD_HASH_HEX + 1];
+	struct aud_hmac *resp_hmac;
 	char auth_hdr[1024];		/* "Authorization: Bearer ..." */
 	char reqid_hdr[96];
 };
@@ -53,9 +65,50 @@ struct txn {
 static void try_next(struct txn *t, const char *why, int status, const char *type,
     const char *code);
 
+/* The transaction's one audit record, however it ended. */
+static void
+record(struct txn *t)
+{
+	char resp[AUD_HASH_HEX + 1] = "";
+	struct gw_outcome o = {
+		.request_id = t->reqid,
+		.snap = t->snap,
+		.dec = &t->dec,
+		.decided = t->decided,
+		.tenant = t->tenant ? t->tenant->id : NULL,
+		.model = t->chat.model,
+		.stream = t->chat.stream,
+		.route = t->route,
+		.status = t->final_status,
+		.code = t->final_code,
+		.upstream_status = t->up_status,
+		.attempts = t->attempt_log,
+		.tools = t->tools.log,
+		.usage = t->usage,
+		.latency_us = wd_mono_us() - t->started_us,
+		.req_hmac = t->req_hmac,
+		.resp_hmac = resp,
+	};
+	json_t *rec;
+
+	if (t->resp_hmac != NULL) {
+		aud_hmac_final(t->resp_hmac, resp);
+		t->resp_hmac = NULL;
+	}
+	rec = gw_record(&o);
+	/* A later check (tool policy) may refuse what the decision allowed. */
+	if (t->final_status >= 400 && t->decided)
+		json_object_set_new(rec, "verdict", json_string("deny"));
+	if (t->audit != NULL)
+		aud_submit(t->audit, rec, NULL, NULL);
+	else
+		json_decref(rec);
+}
+
 static void
 txn_end(struct txn *t)
 {
+	record(t);
 	if (t->xfer != NULL)
 		gw_up_abort(t->xfer);
 	if (t->conn != NULL)
@@ -67,6 +120,13 @@ txn_end(struct txn *t)
 		evbuffer_free(t->body);
 	if (t->resp != NULL)
 		evbuffer_free(t->resp);
+	if (t->resp_hmac != NULL) {
+		char scratch[AUD_HASH_HEX + 1];
+
+		aud_hmac_final(t->resp_hmac, scratch);
+	}
+	json_decref(t->attempt_log);
+	json_decref(t->usage);
 	pol_snapshot_unref(t->snap);
 	free(t);
 }
@@ -77,6 +137,8 @@ client_gone(void *arg)
 	struct txn *t = arg;
 
 	t->conn = NULL;
+	t->final_status = 499;
+	t->final_code = "client_gone";
 	gw_metrics_request(t->route ? t->route->id : "", 499);
 	txn_end(t);
 }
@@ -103,6 +165,8 @@ fail(struct txn *t, int status, const char *type, const char *code,
 	struct gw_conn *c = t->conn;
 
 	gw_metrics_request(route_id(t), status);
+	t->final_status = status;
+	t->final_code = code;
 	t->conn = NULL;
 	gw_conn_set_hooks(c, NULL);
 	gw_send_error(c, status, type, code, "%s", msg);
@@ -148,6 +212,38 @@ on_head(void *arg, int status, const char *ctype)
 	/* Streams go out as they come: headers now, events as they end. */
 	t->streaming = true;
 	gw_respond_start(t->conn, 200, "text/event-stream", h, 2);
+}
+
+/* What a stream sends: into the response digest, and its usage chunk. */
+static void
+note_stream_bytes(struct txn *t, struct evbuffer *out)
+{
+	size_t len = evbuffer_get_length(out);
+	const char *p = (const char *)evbuffer_pullup(out, -1), *u;
+
+	if (len == 0)
+		return;
+	if (t->resp_hmac != NULL)
+		aud_hmac_update(t->resp_hmac, p, len);
+	/* OpenAI sends usage in a chunk of its own near the end. */
+	u = memmem(p, len, "\"usage\":{", 9);
+	if (u != NULL) {
+		const char *start = u, *end;
+
+		while (start > p && start[-1] != '\n')
+			start--;
+		end = memchr(u, '\n', len - (size_t)(u - p));
+		if (end != NULL && end - start > 6 && strncmp(start, "data: ", 6) == 0) {
+			json_t *j = json_loadb(start + 6, (size_t)(end - start - 6), 0,
+			    NULL);
+
+			if (json_is_object(json_object_get(j, "usage"))) {
+				json_decref(t->usage);
+				t->usage = json_incref(json_object_get(j, "usage"));
+			}
+			json_decref(j);
+		}
+	}
 }
 
 /*
@@ -212,6 +308,7 @@ on_data(void *arg, const char *data, size_t len)
 			return 0;
 		}
 		gw_sse_consumed(&t->sse, complete);
+		note_stream_bytes(t, out);
 		gw_respond_chunk_buf(t->conn, out);
 		evbuffer_free(out);
 	}
@@ -233,8 +330,9 @@ end_stream_with_error(struct txn *t, const char *type, const char *code,
 		gw_respond_chunk_buf(c, ev);
 		evbuffer_free(ev);
 	}
-	gw_metrics_request(route_id(t), strcmp(type, "policy_violation") == 0 ?
-	    403 : 502);
+	t->final_status = strcmp(type, "policy_violation") == 0 ? 403 : 502;
+	t->final_code = code;
+	gw_metrics_request(route_id(t), t->final_status);
 	t->conn = NULL;
 	gw_respond_end(c, true);
 	txn_end(t);
@@ -246,9 +344,12 @@ finish_stream(struct txn *t)
 	struct gw_conn *c = t->conn;
 
 	/* Bytes after the last empty line: pass them on unchanged. */
-	if (evbuffer_get_length(t->resp) > 0)
+	if (evbuffer_get_length(t->resp) > 0) {
+		note_stream_bytes(t, t->resp);
 		gw_respond_chunk_buf(c, t->resp);
+	}
 	gw_metrics_request(route_id(t), 200);
+	t->final_status = 200;
 	gw_tools_commit(&t->tools, true);
 	t->conn = NULL;
 	gw_respond_end(c, false);
@@ -313,8 +414,13 @@ finish_buffered(struct txn *t)
 		}
 		gw_tools_commit(&t->tools, false);
 	}
+	if (json_is_object(json_object_get(j, "usage")))
+		t->usage = json_incref(json_object_get(j, "usage"));
 	json_decref(j);
 	gw_metrics_request(route_id(t), status);
+	t->final_status = status;
+	if (t->resp_hmac != NULL)
+		aud_hmac_update(t->resp_hmac, text, len);
 	t->conn = NULL;
 	gw_respond(c, status, "application/json", h, 1, text, len);
 	txn_end(t);
@@ -327,6 +433,9 @@ on_done(void *arg, enum wd_err err, const char *detail)
 	char msg[384];
 
 	t->xfer = NULL;
+	json_array_append_new(t->attempt_log, err == WD_OK ? json_pack("{s:s,s:i}",
+	    "route", t->route->id, "status", t->up_status) : json_pack(
+	    "{s:s,s:s}", "route", t->route->id, "error", detail));
 	if (t->streaming && t->tool_violation) {
 		wd_warn("request %s: %s", gw_conn_request_id(t->conn),
 		    t->tool_deny.message);
@@ -493,6 +602,12 @@ decide(struct txn *t, struct gw_http_req *req)
 		return false;
 	}
 	memcpy(t->dec.id, id, sizeof(id));
+	t->decided = true;
+	if (t->dec.keep >= POL_KEEP_HASH && t->audit != NULL) {
+		aud_payload_digest(t->audit, evbuffer_pullup(t->body, -1),
+		    evbuffer_get_length(t->body), t->req_hmac);
+		t->resp_hmac = aud_hmac_new(t->audit);
+	}
 	if (t->dec.verdict == POL_DENY) {
 		type = t->dec.status == 403 ? "policy_violation" :
 		    "invalid_request_error";
@@ -522,6 +637,10 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 	t->conn = c;
 	t->body = body;
 	t->snap = gw_server_snapshot(gw_conn_worker(c)->srv);
+	t->audit = gw_conn_worker(c)->srv->audit;
+	t->started_us = wd_mono_us();
+	t->attempt_log = json_array();
+	snprintf(t->reqid, sizeof(t->reqid), "%s", gw_conn_request_id(c));
 	hooks.gone = client_gone;
 	hooks.drained = client_drained;
 	hooks.arg = t;
@@ -535,6 +654,12 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		wd_random(rnd, sizeof(rnd));
 		wd_hex(rnd, sizeof(rnd), t->dec.id);
 		gw_conn_set_decision(c, t->dec.id, t->snap->version);
+	}
+	if (t->audit != NULL && !aud_healthy(t->audit)) {
+		/* Fail closed: nothing goes out that cannot be recorded. */
+		fail(t, 503, "server_error", "audit_unavailable", "the audit log "
+		    "cannot be written; warden refuses traffic until it can");
+		return;
 	}
 	t->tenant = gw_auth(t->snap, gw_http_header(req, "authorization"),
 	    &t->key_agent);
@@ -550,6 +675,8 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		struct gw_conn *cc = t->conn;
 
 		gw_metrics_request("", 400);
+		t->final_status = 400;
+		t->final_code = "invalid_request";
 		t->conn = NULL;
 		gw_conn_set_hooks(cc, NULL);
 		gw_send_invalid(cc, param, "%s", why);

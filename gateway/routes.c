@@ -3,6 +3,7 @@
  * /v1/models, /healthz, /metrics.  /v1/chat/completions lives in proxy.c.
  */
 #include "gateway/gw_int.h"
+#include "audit/aud.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +53,21 @@ static void
 healthz(struct gw_conn *c)
 {
 	static const char ok[] = "{\"status\":\"ok\"}";
+	struct aud_log *audit = gw_conn_worker(c)->srv->audit;
+	json_t *j;
+	char *text;
 
-	gw_respond(c, 200, "application/json", NULL, 0, ok, sizeof(ok) - 1);
+	if (audit == NULL || aud_healthy(audit)) {
+		gw_respond(c, 200, "application/json", NULL, 0, ok, sizeof(ok) - 1);
+		return;
+	}
+	/* Unhealthy while decisions cannot be recorded: take us out. */
+	j = json_pack("{s:s,s:s}", "status", "unhealthy", "audit",
+	    aud_last_error(audit));
+	text = json_dumps(j, JSON_COMPACT);
+	gw_respond(c, 503, "application/json", NULL, 0, text, strlen(text));
+	free(text);
+	json_decref(j);
 }
 
 static void

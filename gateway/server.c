@@ -22,6 +22,8 @@
 #include <curl/curl.h>
 #include <event2/thread.h>
 
+#include "audit/aud.h"
+
 struct pol_snapshot *
 gw_server_snapshot(struct gw_server *srv)
 {
@@ -58,6 +60,11 @@ gw_server_reload(struct gw_server *srv, FILE *errs)
 		old = srv->snap;
 		srv->snap = next;
 		pthread_mutex_unlock(&srv->snap_lock);
+		if (srv->audit != NULL)
+			aud_submit(srv->audit, json_pack("{s:s,s:s,s:s,s:s}", "kind",
+			    "reload", "config", srv->opts->config, "policy_version",
+			    next->version, "previous_policy_version", old->version),
+			    NULL, NULL);
 		if (strcmp(old->version, next->version) != 0)
 			wd_info("reloaded %s: policy %.12s (was %.12s)",
 			    srv->opts->config, next->version, old->version);
@@ -68,6 +75,10 @@ gw_server_reload(struct gw_server *srv, FILE *errs)
 	} else {
 		wd_error("reload of %s failed (%s); the running policy stays",
 		    srv->opts->config, wd_strerror(rc));
+		if (srv->audit != NULL)
+			aud_submit(srv->audit, json_pack("{s:s,s:s,s:s}", "kind",
+			    "reload_failed", "config", srv->opts->config, "error",
+			    wd_strerror(rc)), NULL, NULL);
 	}
 	pthread_mutex_unlock(&srv->reload_lock);
 	return rc;
@@ -222,6 +233,27 @@ worker_free(struct gw_worker *w)
 		event_base_free(w->base);
 }
 
+static enum wd_err
+open_audit(struct gw_server *srv)
+{
+	const struct pol_audit *a = &srv->snap->audit;
+	struct aud_opts o = {
+		.dir = srv->opts->audit_dir ? srv->opts->audit_dir : a->dir,
+		.instance = srv->instance,
+		.strict = a->strict,
+		.segment_max_bytes = a->segment_max_bytes,
+		.segment_max_age_s = a->segment_max_age_s,
+		.checkpoint_every = (unsigned)a->checkpoint_every,
+		.checkpoint_interval_s = a->checkpoint_interval_s,
+	};
+	char err[512];
+	enum wd_err rc = aud_open(&o, &srv->audit, err, sizeof(err));
+
+	if (rc != WD_OK)
+		wd_error("audit log: %s", err);
+	return rc;
+}
+
 static int
 ncores(void)
 {
@@ -272,6 +304,8 @@ gw_serve(const struct gw_serve_opts *opts)
 		goto out;
 	wd_random(rnd, sizeof(rnd));
 	wd_hex(rnd, sizeof(rnd), srv.instance);
+	if (open_audit(&srv) != WD_OK)
+		goto out;
 
 	/* Workers inherit this mask; only the main thread takes signals. */
 	signal(SIGPIPE, SIG_IGN);
@@ -308,6 +342,10 @@ gw_serve(const struct gw_serve_opts *opts)
 	}
 	wd_info("serving on %s with %d worker%s, policy %.12s", listen_spec,
 	    srv.nworkers, srv.nworkers == 1 ? "" : "s", srv.snap->version);
+	aud_submit(srv.audit, json_pack("{s:s,s:s,s:s,s:s,s:s,s:i}", "kind",
+	    "start", "version", WD_VERSION, "config", opts->config,
+	    "policy_version", srv.snap->version, "listen", listen_spec,
+	    "workers", srv.nworkers), NULL, NULL);
 	exitcode = 0;
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
@@ -328,10 +366,17 @@ stop:
 	for (int i = 0; i < srv.nworkers; i++)
 		worker_free(&srv.workers[i]);
 	curl_global_cleanup();
+	if (srv.audit != NULL) {
+		aud_submit(srv.audit, json_pack("{s:s,s:s}", "kind", "stop",
+		    "policy_version", srv.snap->version), NULL, NULL);
+		aud_close(srv.audit);
+		srv.audit = NULL;
+	}
 	libevent_global_shutdown();
 	if (exitcode == 0)
 		wd_info("stopped");
 out:
+	aud_close(srv.audit);
 	free(srv.workers);
 	pol_snapshot_unref(srv.snap);
 	pthread_mutex_destroy(&srv.snap_lock);

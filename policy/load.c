@@ -47,6 +47,11 @@ defaults(struct pol_snapshot *s)
 	s->upstream.max_response_bytes = 16u << 20;
 	s->upstream.max_sse_event_bytes = 1u << 20;
 	s->secrets.store = strdup("/var/lib/warden/secrets");
+	s->audit.dir = strdup("/var/lib/warden/audit");
+	s->audit.segment_max_bytes = 64u << 20;
+	s->audit.segment_max_age_s = 86400;
+	s->audit.checkpoint_every = 1000;
+	s->audit.checkpoint_interval_s = 60;
 	s->keep = POL_KEEP_HASH;
 	s->keep_ttl_days = 30;
 }

@@ -42,7 +42,9 @@ static const char *const require_keys[] = {
 static const char *const keep_keys[] = { "payloads", "ttl_days", NULL };
 static const char *const secrets_keys[] = { "store", "tcti", NULL };
 static const char *const audit_keys[] = {
-	"payloads", "payload_ttl_days", NULL
+	"payloads", "payload_ttl_days", "dir", "durability",
+	"segment_max_bytes", "segment_max_age_s", "checkpoint_every",
+	"checkpoint_interval_s", NULL
 };
 
 /* Read an optional integer setting into *dst, which keeps its default. */
@@ -153,6 +155,27 @@ pol_load_audit(struct pol_loader *l, yaml_node_t *n)
 	if ((v = pol_get(w, n, "payloads")) != NULL)
 		keep_mode(w, v, &l->s->keep);
 	opt_int(w, n, "payload_ttl_days", 0, 36500, &l->s->keep_ttl_days);
+	if ((v = pol_get(w, n, "dir")) != NULL) {
+		free(l->s->audit.dir);
+		l->s->audit.dir = NULL;
+		pol_str(w, v, "audit.dir", &l->s->audit.dir);
+	}
+	if ((v = pol_get(w, n, "durability")) != NULL && pol_is_scalar(w, v,
+	    "durability")) {
+		if (strcmp(pol_scalar(v), "strict") == 0)
+			l->s->audit.strict = true;
+		else if (strcmp(pol_scalar(v), "group") != 0)
+			pol_err(w, v, "durability must be group or strict, not '%s'",
+			    pol_scalar(v));
+	}
+	opt_size(w, n, "segment_max_bytes", 4096, 1LL << 40,
+	    &l->s->audit.segment_max_bytes);
+	opt_int(w, n, "segment_max_age_s", 1, 365 * 86400,
+	    &l->s->audit.segment_max_age_s);
+	opt_int(w, n, "checkpoint_every", 0, 100000000,
+	    &l->s->audit.checkpoint_every);
+	opt_int(w, n, "checkpoint_interval_s", 0, 86400,
+	    &l->s->audit.checkpoint_interval_s);
 }
 
 static bool

@@ -130,6 +130,17 @@ struct pol_tenant {
 	int max_retention_days;		/* -1: no cap */
 };
 
+/* The audit log's process settings: the `audit:` section (what is kept
+ * of payloads is policy, in the snapshot's keep fields). */
+struct pol_audit {
+	char *dir;
+	bool strict;			/* durability: strict */
+	size_t segment_max_bytes;
+	int segment_max_age_s;
+	int checkpoint_every;		/* records */
+	int checkpoint_interval_s;
+};
+
 /* Where credentials live: the `secrets:` section. */
 struct pol_secrets {
 	char *store;			/* sealed-blob directory */
@@ -224,6 +235,7 @@ struct pol_snapshot {
 	struct pol_server server;
 	struct pol_upstream upstream;
 	struct pol_secrets secrets;
+	struct pol_audit audit;
 	struct pol_provider *providers;
 	size_t nproviders;
 	struct pol_tenant *tenants;

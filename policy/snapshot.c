@@ -85,6 +85,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 	free(s->keyidx);
 	free(s->server.listen);
 	free(s->secrets.store);
+	free(s->audit.dir);
 	free(s->secrets.tcti);
 	free(s->path);
 	free(s);

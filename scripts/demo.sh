@@ -53,7 +53,7 @@ say "Checking the rules: warden lint -c $RULES"
 "$B/warden" lint -c "$RULES" | sed 's/^/   /'
 
 say "Starting warden on 127.0.0.1:$PORT"
-"$B/warden" serve -c "$RULES" 2>"$TMP/warden.log" &
+"$B/warden" serve -c "$RULES" --audit-dir "$TMP/audit" 2>"$TMP/warden.log" &
 WPID=$!
 PIDS="$PIDS $WPID"
 wait_port $PORT /healthz

@@ -46,6 +46,9 @@ write_config(const char *extra_server)
 	    "  body_timeout_ms: 1000\n"
 	    "  shutdown_grace_ms: 3000\n"
 	    "%s"
+	    "audit:\n"
+	    "  dir: %s/audit\n"
+	    "  checkpoint_every: 10\n"
 	    "upstream:\n"
 	    "  connect_timeout_ms: 1000\n"
 	    "  first_byte_timeout_ms: 1500\n"
@@ -78,7 +81,7 @@ write_config(const char *extra_server)
 	    " require: { retention.zdr: true } }\n"
 	    "dev_credentials:\n"
 	    "  c-eu: %s\n  c-de: %s\n  c-us: %s\n",
-	    it.port, extra_server ? extra_server : "", it.mock_port[0],
+	    it.port, extra_server ? extra_server : "", it_tmpdir(), it.mock_port[0],
 	    it.mock_port[1], it.mock_port[2], k1, k2, k3, IT_SECRET_EU,
 	    IT_SECRET_DE, IT_SECRET_US) < 0)
 		abort();

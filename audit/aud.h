@@ -1,0 +1,130 @@
+/*
+ * aud.h - the audit module: a hash-chained, append-only log of every
+ * decision warden makes, written by one thread per log with group commit,
+ * and the tools that verify and export it.
+ *
+ * Owns the log directory (segment files, the HMAC key for payload
+ * digests).  The gateway builds each record's fields as a JSON object and
+ * submits it; this module adds seq, prev and hash, writes, fsyncs, and
+ * tells the submitter when the record is durable.  The byte-exact format
+ * is audit/FORMAT.md.
+ */
+#ifndef AUD_H
+#define AUD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/wd.h"
+
+#define AUD_HASH_HEX 64
+#define AUD_SUFFIX_LEN 75	/* ,"hash":"<64 hex>"} */
+
+struct aud_log;
+
+/* Signs checkpoint messages; the key lives elsewhere (the TPM). */
+struct aud_signer {
+	/* DER ECDSA signature over SHA-256(msg) into sig (*siglen in/out). */
+	enum wd_err (*sign)(void *ctx, const unsigned char *msg, size_t len,
+	    unsigned char *sig, size_t *siglen);
+	void *ctx;
+	const char *pubkey_pem;		/* its public key */
+};
+
+struct aud_opts {
+	const char *dir;
+	const char *instance;		/* this process's id */
+	bool strict;			/* durability: strict */
+	int group_commit_ms;		/* batch window */
+	size_t segment_max_bytes;
+	int segment_max_age_s;
+	unsigned checkpoint_every;	/* records; 0: never by count */
+	int checkpoint_interval_s;	/* 0: never by time */
+	const struct aud_signer *signer;	/* NULL: no checkpoints */
+};
+
+/*
+ * Open (create) the log in opts->dir and start its writer thread.  A torn
+ * last line from a crash is cut and a `recovery` record says what was
+ * found.  errs gets a message on failure.
+ */
+enum wd_err aud_open(const struct aud_opts *opts, struct aud_log **out,
+    char *errs, size_t errlen);
+/* Write what is queued, a final checkpoint, and stop. */
+void aud_close(struct aud_log *log);
+
+/*
+ * Queue a record (ownership of rec moves here).  kind and ts are added if
+ * absent.  done, if not NULL, is called from the writer thread once the
+ * record is on disk (WD_OK) or could not be written (WD_EIO); the caller
+ * hops back to its own thread.
+ */
+void aud_submit(struct aud_log *log, json_t *rec,
+    void (*done)(void *arg, enum wd_err rc), void *arg);
+
+/* False while the log cannot be written: the gateway answers 503. */
+bool aud_healthy(const struct aud_log *log);
+const char *aud_last_error(const struct aud_log *log);
+bool aud_strict(const struct aud_log *log);
+
+/* HMAC-SHA256 of data with the log's payload key, as 64 hex. */
+void aud_payload_digest(const struct aud_log *log, const void *data,
+    size_t len, char out[AUD_HASH_HEX + 1]);
+/* An HMAC computed in pieces (streams). */
+struct aud_hmac;
+struct aud_hmac *aud_hmac_new(const struct aud_log *log);
+void aud_hmac_update(struct aud_hmac *h, const void *data, size_t len);
+void aud_hmac_final(struct aud_hmac *h, char out[AUD_HASH_HEX + 1]);
+
+/* ---- the chain (chain.c): shared by the writer and the verifier ---- */
+
+/*
+ * The line for rec (which holds seq and prev, not hash): canonical JSON
+ * with the hash appended as the last member, and a newline.  *hash gets
+ * the hex hash.  Caller frees the line.
+ */
+char *aud_line(json_t *rec, const char *prev, char hash[AUD_HASH_HEX + 1],
+    size_t *len);
+/*
+ * Split a line (without its newline) into the canonical text (returned,
+ * caller frees) and the hash it claims; NULL if the line is not one of
+ * ours.  aud_check_line recomputes the hash with prev.
+ */
+char *aud_split_line(const char *line, size_t len, char hash[AUD_HASH_HEX + 1],
+    size_t *clen);
+bool aud_check_line(const char *canon, size_t clen, const char *prev,
+    const char *hash);
+/* The checkpoint message that is signed: "<seq>:<hash>". */
+int aud_checkpoint_msg(char *buf, size_t len, uint64_t seq, const char *hash);
+
+/* ---- verification and export (verify.c) ---- */
+
+struct aud_verify_opts {
+	const char *pubkey_pem_path;	/* NULL: signatures not checked */
+	bool progress;			/* a progress bar on stderr */
+};
+
+/* `warden audit verify DIR`: 0 valid, 1 invalid, 2 could not read. */
+int aud_verify_dir(const char *dir, const struct aud_verify_opts *o,
+    FILE *out);
+
+struct aud_export_opts {
+	const char *format;		/* jsonl | csv */
+	int64_t since_us, until_us;	/* 0: open */
+	const char *tenant;		/* NULL: all */
+	const char *verdict;		/* NULL: all */
+	const char *pubkey_pem;		/* embedded for the auditor */
+};
+
+/* RFC 3339 UTC time to microseconds since the epoch; 0 if not one. */
+int64_t aud_parse_ts(const char *ts);
+
+int aud_export(const char *dir, const struct aud_export_opts *o,
+    const char *outpath, FILE *msgs);
+/* `warden audit verify-export FILE`: 0 valid, 1 invalid, 2 unreadable. */
+int aud_verify_export(const char *path, FILE *out);
+
+#endif /* AUD_H */

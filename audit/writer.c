@@ -1,0 +1,463 @@
+/*
+ * writer.c - the log's one writer thread: takes queued records, gives each
+ * its seq and prev, appends the lines to the current segment, fsyncs, and
+ * reports back.  Records that arrive while a batch is being written form
+ * the next batch: that is the group commit.
+ *
+ * Failure: if a write or fsync fails, the segment is cut back to the last
+ * durable byte, the log turns unhealthy (the gateway answers 503), the
+ * batch stays queued, and the writer retries every second until it works
+ * again.  A record acknowledged as durable is never lost.
+ *
+ * Start-up: the last segment's tail is checked; a torn last line (a crash
+ * mid-write) is cut and a `recovery` record says what was cut.
+ */
+#include "audit/aud_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#define MAX_QUEUED 100000
+
+static void
+set_error(struct aud_log *l, const char *fmt, const char *detail)
+{
+	snprintf(l->lasterr, sizeof(l->lasterr), fmt, detail);
+}
+
+static void
+ts_now(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, ts.tv_nsec / 1000);
+}
+
+enum wd_err
+aud_open_segment(struct aud_log *l, uint64_t segno)
+{
+	char path[512];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" AUD_SEGMENT_FMT, l->dir,
+	    (unsigned long long)segno);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		set_error(l, "cannot open segment: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return WD_EIO;
+	}
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = fd;
+	l->segno = segno;
+	l->segbytes = (size_t)st.st_size;
+	l->segstart = time(NULL);
+	/* The new file's name must survive a crash too. */
+	aud_fsync_dir(l->dir);
+	return WD_OK;
+}
+
+/* Append and sync one batch; state moves on only if all of it is durable. */
+static enum wd_err
+write_batch(struct aud_log *l, struct aud_item *batch)
+{
+	struct evbuffer_lite {
+		char *p;
+		size_t len, cap;
+	} buf = { 0 };
+	char prev[AUD_HASH_HEX + 1];
+	uint64_t seq = l->seq;
+	off_t start = (off_t)l->segbytes;
+	enum wd_err rc = WD_OK;
+
+	memcpy(prev, l->prev, sizeof(prev));
+	for (struct aud_item *it = batch; it != NULL; it = it->next) {
+		char hash[AUD_HASH_HEX + 1];
+		size_t len;
+		char *line;
+
+		json_object_set_new(it->rec, "seq", json_integer((json_int_t)++seq));
+		line = aud_line(it->rec, prev, hash, &len);
+		if (line == NULL)
+			return WD_ENOMEM;
+		if (buf.len + len > buf.cap) {
+			size_t cap = (buf.cap + len) * 2;
+			char *np = realloc(buf.p, cap);
+
+			if (np == NULL) {
+				free(line);
+				free(buf.p);
+				return WD_ENOMEM;
+			}
+			buf.p = np;
+			buf.cap = cap;
+		}
+		memcpy(buf.p + buf.len, line, len);
+		buf.len += len;
+		free(line);
+		memcpy(prev, hash, sizeof(prev));
+	}
+	for (size_t off = 0; off < buf.len; ) {
+		ssize_t n = write(l->fd, buf.p + off, buf.len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			set_error(l, "write failed: %s", n < 0 ? strerror(errno) :
+			    "no progress");
+			rc = WD_EIO;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (rc == WD_OK && fdatasync(l->fd) != 0) {
+		set_error(l, "fsync failed: %s", strerror(errno));
+		rc = WD_EIO;
+	}
+	free(buf.p);
+	if (rc != WD_OK) {
+		/* Nothing of a failed batch may stay half on disk. */
+		if (ftruncate(l->fd, start) != 0)
+			set_error(l, "write failed and cannot cut back: %s",
+			    strerror(errno));
+		return rc;
+	}
+	l->segbytes += buf.len;
+	l->seq = seq;
+	memcpy(l->prev, prev, sizeof(prev));
+	return WD_OK;
+}
+
+static struct aud_item *
+make_checkpoint(struct aud_log *l)
+{
+	unsigned char sig[160];
+	char msg[128], b64[256], keyid[AUD_HASH_HEX + 1];
+	unsigned char kd[32];
+	size_t siglen = sizeof(sig);
+	struct aud_item *it;
+
+	aud_checkpoint_msg(msg, sizeof(msg), l->seq, l->prev);
+	if (l->o.signer->sign(l->o.signer->ctx, (unsigned char *)msg, strlen(msg),
+	    sig, &siglen) != WD_OK) {
+		wd_warn("audit: cannot sign checkpoint at seq %llu",
+		    (unsigned long long)l->seq);
+		return NULL;
+	}
+	EVP_EncodeBlock((unsigned char *)b64, sig, (int)siglen);
+	wd_sha256(l->o.signer->pubkey_pem, strlen(l->o.signer->pubkey_pem), kd);
+	wd_hex(kd, sizeof(kd), keyid);
+	it = calloc(1, sizeof(*it));
+	if (it == NULL)
+		return NULL;
+	it->rec = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "kind", "checkpoint",
+	    "ts", "", "instance", l->instance, "signed_seq", (json_int_t)l->seq,
+	    "signed_hash", l->prev, "signature", b64, "key_id", keyid);
+	ts_now(msg, sizeof(msg));
+	json_object_set_new(it->rec, "ts", json_string(msg));
+	return it;
+}
+
+static void
+finish_items(struct aud_item *batch, enum wd_err rc)
+{
+	while (batch != NULL) {
+		struct aud_item *next = batch->next;
+
+		if (batch->done != NULL)
+			batch->done(batch->arg, rc);
+		json_decref(batch->rec);
+		free(batch);
+		batch = next;
+	}
+}
+
+static bool
+checkpoint_due(const struct aud_log *l)
+{
+	if (l->o.signer == NULL || l->since_cp == 0)
+		return false;
+	if (l->o.checkpoint_every > 0 && l->since_cp >= l->o.checkpoint_every)
+		return true;
+	return l->o.checkpoint_interval_s > 0 &&
+	    wd_mono_us() - l->last_cp_us >= (uint64_t)l->o.checkpoint_interval_s *
+	    1000000u;
+}
+
+static void
+maybe_rotate(struct aud_log *l)
+{
+	if ((l->o.segment_max_bytes > 0 && l->segbytes >= l->o.segment_max_bytes) ||
+	    (l->o.segment_max_age_s > 0 && l->segbytes > 0 &&
+	    time(NULL) - l->segstart >= l->o.segment_max_age_s))
+		aud_open_segment(l, l->segno + 1);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct aud_log *l = arg;
+
+	pthread_mutex_lock(&l->mu);
+	for (;;) {
+		struct aud_item *batch;
+		size_t n;
+		enum wd_err rc;
+
+		while (l->head == NULL && !l->stop && !checkpoint_due(l)) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1;
+			pthread_cond_timedwait(&l->cv, &l->mu, &until);
+		}
+		if (l->head == NULL && l->stop)
+			break;
+		batch = l->head;
+		n = l->nqueued;
+		l->head = l->tail = NULL;
+		l->nqueued = 0;
+		pthread_mutex_unlock(&l->mu);
+
+		maybe_rotate(l);
+		rc = batch != NULL ? write_batch(l, batch) : WD_OK;
+		if (rc == WD_OK) {
+			if (!atomic_load(&l->healthy))
+				wd_info("audit: writing works again (%s)", l->dir);
+			atomic_store(&l->healthy, true);
+			l->since_cp += (unsigned)n;
+			finish_items(batch, WD_OK);
+			if (checkpoint_due(l)) {
+				struct aud_item *cp = make_checkpoint(l);
+
+				if (cp != NULL && write_batch(l, cp) == WD_OK) {
+					l->since_cp = 0;
+					l->last_cp_us = wd_mono_us();
+				}
+				finish_items(cp, WD_OK);
+			}
+			pthread_mutex_lock(&l->mu);
+			continue;
+		}
+		if (atomic_load(&l->healthy))
+			wd_error("audit: %s; failing closed until it works again",
+			    l->lasterr);
+		atomic_store(&l->healthy, false);
+		/* Waiters learn now; the records stay queued for the retry. */
+		for (struct aud_item *it = batch; it != NULL; it = it->next) {
+			if (it->done != NULL)
+				it->done(it->arg, WD_EIO);
+			it->done = NULL;
+			json_object_del(it->rec, "seq");
+		}
+		pthread_mutex_lock(&l->mu);
+		{
+			struct aud_item *last = batch;
+
+			while (last->next != NULL)
+				last = last->next;
+			last->next = l->head;
+			if (l->head == NULL)
+				l->tail = last;
+			l->head = batch;
+			l->nqueued += n;
+		}
+		if (l->stop)
+			break;
+		{
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1;
+			pthread_cond_timedwait(&l->cv, &l->mu, &until);
+		}
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+void
+aud_submit(struct aud_log *l, json_t *rec, void (*done)(void *, enum wd_err),
+    void *arg)
+{
+	struct aud_item *it = calloc(1, sizeof(*it));
+	char ts[40];
+
+	if (it == NULL || rec == NULL) {
+		free(it);
+		json_decref(rec);
+		if (done != NULL)
+			done(arg, WD_ENOMEM);
+		return;
+	}
+	if (json_object_get(rec, "ts") == NULL) {
+		ts_now(ts, sizeof(ts));
+		json_object_set_new(rec, "ts", json_string(ts));
+	}
+	if (json_object_get(rec, "kind") == NULL)
+		json_object_set_new(rec, "kind", json_string("request"));
+	json_object_set_new(rec, "instance", json_string(l->instance));
+	it->rec = rec;
+	it->done = done;
+	it->arg = arg;
+	pthread_mutex_lock(&l->mu);
+	if (l->nqueued >= MAX_QUEUED) {
+		/* The log has been failing for long: refuse rather than grow. */
+		l->dropped++;
+		pthread_mutex_unlock(&l->mu);
+		json_decref(rec);
+		free(it);
+		if (done != NULL)
+			done(arg, WD_EIO);
+		return;
+	}
+	if (l->tail != NULL)
+		l->tail->next = it;
+	else
+		l->head = it;
+	l->tail = it;
+	l->nqueued++;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+bool
+aud_healthy(const struct aud_log *l)
+{
+	return atomic_load(&((struct aud_log *)l)->healthy);
+}
+
+const char *
+aud_last_error(const struct aud_log *l)
+{
+	return l->lasterr;
+}
+
+bool
+aud_strict(const struct aud_log *l)
+{
+	return l->o.strict;
+}
+
+enum wd_err
+aud_start_writer(struct aud_log *l)
+{
+	if (pthread_create(&l->th, NULL, writer_main, l) != 0)
+		return WD_EIO;
+	l->started = true;
+	return WD_OK;
+}
+
+void
+aud_close(struct aud_log *l)
+{
+	if (l == NULL)
+		return;
+	if (l->started) {
+		pthread_mutex_lock(&l->mu);
+		l->stop = true;
+		pthread_cond_signal(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+		pthread_join(l->th, NULL);
+		/* Sign what was written last, so nothing is left unsigned. */
+		if (l->o.signer != NULL && l->since_cp > 0 && atomic_load(&l->healthy)) {
+			struct aud_item *cp = make_checkpoint(l);
+
+			if (cp != NULL)
+				write_batch(l, cp);
+			finish_items(cp, WD_OK);
+		}
+	}
+	finish_items(l->head, WD_EIO);
+	if (l->fd >= 0)
+		close(l->fd);
+	wd_wipe(l->hmac_key, sizeof(l->hmac_key));
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cv);
+	free(l->dir);
+	free(l->instance);
+	free(l);
+}
+
+/* ---- payload digests ---- */
+
+void
+aud_payload_digest(const struct aud_log *l, const void *data, size_t len,
+    char out[AUD_HASH_HEX + 1])
+{
+	unsigned char d[32];
+	unsigned int dl = sizeof(d);
+
+	HMAC(EVP_sha256(), l->hmac_key, sizeof(l->hmac_key), data, len, d, &dl);
+	wd_hex(d, sizeof(d), out);
+}
+
+struct aud_hmac {
+	EVP_MAC_CTX *ctx;
+};
+
+struct aud_hmac *
+aud_hmac_new(const struct aud_log *l)
+{
+	struct aud_hmac *h = calloc(1, sizeof(*h));
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	OSSL_PARAM params[2];
+
+	if (h == NULL || mac == NULL) {
+		free(h);
+		EVP_MAC_free(mac);
+		return NULL;
+	}
+	params[0] = OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	h->ctx = EVP_MAC_CTX_new(mac);
+	EVP_MAC_free(mac);
+	if (h->ctx == NULL || !EVP_MAC_init(h->ctx, l->hmac_key,
+	    sizeof(l->hmac_key), params)) {
+		EVP_MAC_CTX_free(h->ctx);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void
+aud_hmac_update(struct aud_hmac *h, const void *data, size_t len)
+{
+	if (h != NULL)
+		EVP_MAC_update(h->ctx, data, len);
+}
+
+void
+aud_hmac_final(struct aud_hmac *h, char out[AUD_HASH_HEX + 1])
+{
+	unsigned char d[32];
+	size_t dl = 0;
+
+	if (h == NULL) {
+		out[0] = '\0';
+		return;
+	}
+	if (!EVP_MAC_final(h->ctx, d, &dl, sizeof(d)))
+		memset(d, 0, sizeof(d));
+	wd_hex(d, sizeof(d), out);
+	EVP_MAC_CTX_free(h->ctx);
+	free(h);
+}

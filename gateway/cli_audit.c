@@ -1,0 +1,122 @@
+/*
+ * cli_audit.c - `warden audit verify | export | verify-export`.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/aud.h"
+#include "gateway/gw.h"
+
+static int
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: warden audit verify DIR [--pubkey PEM]\n"
+	    "       warden audit export DIR --format jsonl|csv [--since T] "
+	    "[--until T]\n"
+	    "                 [--tenant T] [--verdict V] [--pubkey PEM] -o FILE\n"
+	    "       warden audit verify-export FILE\n");
+	return 2;
+}
+
+static char *
+slurp_text(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m;
+
+	if (f == NULL)
+		return NULL;
+	m = open_memstream(&buf, &len);
+	if (m != NULL) {
+		char chunk[4096];
+		size_t n;
+
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			fwrite(chunk, 1, n, m);
+		fclose(m);
+	}
+	fclose(f);
+	return buf;
+}
+
+int
+gw_cmd_audit(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "pubkey", required_argument, NULL, 'p' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "since", required_argument, NULL, 's' },
+		{ "until", required_argument, NULL, 'u' },
+		{ "tenant", required_argument, NULL, 't' },
+		{ "verdict", required_argument, NULL, 'v' },
+		{ "output", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct aud_export_opts eo = { .format = "jsonl" };
+	struct aud_verify_opts vo = { .progress = true };
+	const char *what, *pubkey = NULL, *output = NULL;
+	char *pem = NULL;
+	int ch, rc;
+
+	if (argc < 3)
+		return usage();
+	what = argv[1];
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			pubkey = optarg;
+			break;
+		case 'f':
+			eo.format = optarg;
+			break;
+		case 's':
+			if ((eo.since_us = aud_parse_ts(optarg)) == 0) {
+				fprintf(stderr, "warden: --since wants RFC 3339 UTC, e.g. "
+				    "2026-11-25T00:00:00Z\n");
+				return 2;
+			}
+			break;
+		case 'u':
+			if ((eo.until_us = aud_parse_ts(optarg)) == 0) {
+				fprintf(stderr, "warden: --until wants RFC 3339 UTC\n");
+				return 2;
+			}
+			break;
+		case 't':
+			eo.tenant = optarg;
+			break;
+		case 'v':
+			eo.verdict = optarg;
+			break;
+		case 'o':
+			output = optarg;
+			break;
+		default:
+			return usage();
+		}
+	}
+	if (optind != argc - 1)
+		return usage();
+	if (strcmp(what, "verify") == 0) {
+		vo.pubkey_pem_path = pubkey;
+		return aud_verify_dir(argv[optind], &vo, stdout);
+	}
+	if (strcmp(what, "verify-export") == 0)
+		return aud_verify_export(argv[optind], stdout);
+	if (strcmp(what, "export") != 0 || output == NULL)
+		return usage();
+	if (pubkey != NULL && (pem = slurp_text(pubkey)) == NULL) {
+		fprintf(stderr, "warden: cannot read %s\n", pubkey);
+		return 2;
+	}
+	eo.pubkey_pem = pem;
+	rc = aud_export(argv[optind], &eo, output, stderr);
+	free(pem);
+	return rc;
+}

@@ -1,0 +1,511 @@
+/*
+ * cli_secrets.c - `warden secrets seal|rotate|rm|list|check`: the
+ * operator's hands on the sealed credential store (secrets/).
+ *
+ * A value is read from standard input only, never from an argument or the
+ * environment, where ps, shell history and /proc/PID/environ would show
+ * it; it is read into locked memory and never printed.  Unknown options
+ * are reported without echoing them, since `--value=...` would otherwise
+ * put a secret on the terminal.  Exit codes: 0 done, 1 failed, 2 usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "common/wd.h"
+#include "gateway/gw.h"
+#include "policy/pol.h"
+#include "secrets/sec.h"
+
+#define USAGE \
+    "usage: warden secrets seal NAME [--pcr sha256:7,23] [-c FILE | --store DIR --tcti TCTI]\n" \
+    "       warden secrets rotate NAME [--pcr SPEC|none] [-c FILE | --store DIR --tcti TCTI]\n" \
+    "       warden secrets rm NAME [-c FILE | --store DIR]\n" \
+    "       warden secrets list [-c FILE] [--store DIR]\n" \
+    "       warden secrets check [-c FILE] [--store DIR] [--tcti TCTI]\n" \
+    "seal and rotate read the value from standard input (one trailing newline\n" \
+    "is dropped); store and TCTI default to the rules file's secrets: section.\n"
+
+struct sopts {
+	const char *config;		/* -c: rules file */
+	const char *store;		/* --store, else secrets.store */
+	const char *tcti;		/* --tcti, else secrets.tcti */
+	const char *pcr;		/* --pcr, or NULL */
+	const char *name;		/* the one positional argument */
+	struct pol_snapshot *snap;	/* loaded from config, or NULL */
+};
+
+static int
+usage_err(const char *msg)
+{
+	if (msg != NULL)
+		fprintf(stderr, "warden secrets: %s\n", msg);
+	fputs(USAGE, stderr);
+	return 2;
+}
+
+/*
+ * Parse options for one subcommand: argv[0] is its name.  want_name: it
+ * takes exactly one NAME.  Returns 0, or an exit code.
+ */
+static int
+parse(int argc, char **argv, bool want_name, bool pcr_ok, struct sopts *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "store", required_argument, NULL, 's' },
+		{ "tcti", required_argument, NULL, 't' },
+		{ "pcr", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	optind = 1;
+	opterr = 0;			/* our messages never echo the option */
+	while ((ch = getopt_long(argc, argv, ":c:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 's':
+			o->store = optarg;
+			break;
+		case 't':
+			o->tcti = optarg;
+			break;
+		case 'p':
+			if (!pcr_ok)
+				return usage_err("--pcr is for seal and rotate");
+			o->pcr = optarg;
+			break;
+		case ':':
+			return usage_err("an option lacks its argument");
+		default:
+			return usage_err("unknown option (the value is read from "
+			    "standard input, never from the command line)");
+		}
+	}
+	if (want_name) {
+		if (optind != argc - 1)
+			return usage_err(optind >= argc ? "NAME missing" :
+			    "one NAME only (the value is read from standard input)");
+		o->name = argv[optind];
+		if (!sec_name_valid(o->name))
+			return usage_err("NAME: 1-64 of A-Z a-z 0-9 . _ -");
+	} else if (optind != argc) {
+		return usage_err("unexpected argument");
+	}
+	return 0;
+}
+
+/* Fill store (and tcti) from the rules file where not given.  0 or an
+ * exit code. */
+static int
+resolve(struct sopts *o, bool need_tcti)
+{
+	if (o->config != NULL) {
+		if (pol_load(o->config, stderr, &o->snap) != WD_OK)
+			return 2;
+		if (o->store == NULL)
+			o->store = o->snap->secrets.store;
+		if (o->tcti == NULL)
+			o->tcti = o->snap->secrets.tcti;
+	}
+	if (o->store == NULL)
+		return usage_err("give -c FILE or --store DIR");
+	if (need_tcti && (o->tcti == NULL || *o->tcti == '\0')) {
+		fprintf(stderr, "warden secrets: no TPM named: give --tcti (e.g. "
+		    "device:/dev/tpmrm0) or set secrets.tcti in the rules file\n");
+		return 2;
+	}
+	return 0;
+}
+
+/*
+ * Read the value from standard input into locked memory: the whole input,
+ * or one line typed with echo off when it is a terminal.  One trailing
+ * newline (and a CR before it) is dropped.  *len: the value's length.
+ */
+static enum wd_err
+read_value(const char *name, struct sec_buf *b, size_t *len, char *err,
+    size_t errlen)
+{
+	struct termios saved, quiet;
+	bool tty = isatty(STDIN_FILENO) != 0, echo_off = false;
+	size_t n = 0;
+	enum wd_err e;
+
+	*len = 0;
+	/* Room for the limit, a CR LF, and one byte to notice more. */
+	if ((e = sec_buf_alloc(b, SEC_VALUE_MAX + 3, err, errlen)) != WD_OK)
+		return e;
+	if (tty) {
+		fprintf(stderr, "value of %s (not shown; end with Enter): ", name);
+		if (tcgetattr(STDIN_FILENO, &saved) == 0) {
+			quiet = saved;
+			quiet.c_lflag &= ~(tcflag_t)ECHO;
+			echo_off = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+		}
+	}
+	while (n < b->len) {
+		ssize_t r = read(STDIN_FILENO, b->p + n, tty ? 1 : b->len - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "reading standard input: %s",
+			    strerror(errno));
+			e = WD_EIO;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (tty && b->p[n - 1] == '\n')
+			break;
+	}
+	if (n > 0 && b->p[n - 1] == '\n') {
+		n--;
+		if (n > 0 && b->p[n - 1] == '\r')
+			n--;
+	}
+	if (n == 0) {
+		snprintf(err, errlen, "empty value on standard input: nothing sealed");
+		e = WD_EINVAL;
+	} else if (n > SEC_VALUE_MAX) {
+		snprintf(err, errlen, "value longer than %d bytes: nothing sealed",
+		    SEC_VALUE_MAX);
+		e = WD_ELIMIT;
+	} else {
+		*len = n;
+		e = WD_OK;
+	}
+out:
+	if (echo_off) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+		fputc('\n', stderr);
+	}
+	return e;
+}
+
+static int
+cmd_seal(int argc, char **argv, enum sec_mode mode)
+{
+	struct sec_seal_opts so = { 0 };
+	struct sec_buf value = { 0 };
+	struct sec_tpm *tpm = NULL;
+	struct sec_meta old;
+	struct sopts o;
+	char err[512];
+	size_t len;
+	int rc;
+
+	if ((rc = parse(argc, argv, true, true, &o)) != 0)
+		return rc;
+	if ((rc = resolve(&o, true)) != 0)
+		goto out;
+	rc = 1;
+	if (o.name[0] == '.') {
+		fprintf(stderr, "warden secrets: names beginning with '.' are "
+		    "reserved for warden's own keys\n");
+		goto out;
+	}
+	if (sec_harden_process(err, sizeof(err)) != WD_OK) {
+		fprintf(stderr, "warden secrets: %s\n", err);
+		goto out;
+	}
+	/* Refuse before asking for a value that could not be stored. */
+	switch (sec_stat(o.store, o.name, &old, err, sizeof(err))) {
+	case WD_OK:
+		if (mode == SEC_CREATE) {
+			fprintf(stderr, "warden secrets: '%s' exists already; "
+			    "`warden secrets rotate %s` replaces it\n", o.name, o.name);
+			goto out;
+		}
+		break;
+	case WD_ENOTFOUND:
+		if (mode == SEC_REPLACE) {
+			fprintf(stderr, "warden secrets: %s; `warden secrets seal %s` "
+			    "creates it\n", err, o.name);
+			goto out;
+		}
+		break;
+	default:
+		fprintf(stderr, "warden secrets: %s\n", err);
+		goto out;
+	}
+	/* rotate keeps the binding unless told otherwise */
+	so.pcrs = o.pcr != NULL ? o.pcr : mode == SEC_REPLACE ? old.pcrs : NULL;
+	if (sec_tpm_open(o.tcti, &tpm, err, sizeof(err)) != WD_OK ||
+	    read_value(o.name, &value, &len, err, sizeof(err)) != WD_OK ||
+	    sec_seal(tpm, o.store, o.name, value.p, len, &so, mode, err,
+	    sizeof(err)) != WD_OK) {
+		fprintf(stderr, "warden secrets: %s %s: %s\n",
+		    mode == SEC_CREATE ? "seal" : "rotate", o.name, err);
+		goto out;
+	}
+	printf("%s %s (%zu bytes)\n", mode == SEC_CREATE ? "sealed" : "rotated",
+	    o.name, len);
+	rc = 0;
+out:
+	sec_buf_free(&value);
+	sec_tpm_close(tpm);
+	pol_snapshot_unref(o.snap);
+	return rc;
+}
+
+static int
+cmd_rm(int argc, char **argv)
+{
+	struct sopts o;
+	char err[512];
+	int rc;
+
+	if ((rc = parse(argc, argv, true, false, &o)) != 0)
+		return rc;
+	if ((rc = resolve(&o, false)) != 0)
+		goto out;
+	rc = 1;
+	if (sec_remove(o.store, o.name, err, sizeof(err)) != WD_OK) {
+		fprintf(stderr, "warden secrets: rm %s: %s\n", o.name, err);
+		goto out;
+	}
+	printf("removed %s\n", o.name);
+	rc = 0;
+out:
+	pol_snapshot_unref(o.snap);
+	return rc;
+}
+
+/* "route, route" of the config's providers that use credential name. */
+static void
+routes_of(const struct pol_snapshot *snap, const char *name, char *buf,
+    size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; snap != NULL && i < snap->nproviders && n < len; i++)
+		if (strcmp(snap->providers[i].credential, name) == 0)
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "",
+			    snap->providers[i].id);
+}
+
+static void
+row(const char *name, const char *created, const char *binding,
+    const char *size, const char *routes)
+{
+	if (*routes != '\0')
+		printf("%-24s %-20s %-16s %6s  %s\n", name, created, binding, size,
+		    routes);
+	else
+		printf("%-24s %-20s %-16s %6s\n", name, created, binding, size);
+}
+
+struct list_state {
+	const struct pol_snapshot *snap;
+	char **seen;			/* names listed, for "missing" */
+	size_t nseen;
+};
+
+static void
+list_one(const struct sec_meta *m, void *arg)
+{
+	struct list_state *ls = arg;
+	char routes[512], size[24];
+	char **ns;
+
+	if (m->kind == SEC_KIND_SIGNING_KEY) {
+		snprintf(routes, sizeof(routes), "(audit signing key)");
+		snprintf(size, sizeof(size), "-");
+	} else {
+		routes_of(ls->snap, m->name, routes, sizeof(routes));
+		snprintf(size, sizeof(size), "%zu", m->size);
+	}
+	row(m->name, m->created, m->pcrs[0] ? m->pcrs : "-", size, routes);
+	if ((ns = realloc(ls->seen, (ls->nseen + 1) * sizeof(*ns))) != NULL) {
+		ls->seen = ns;
+		ls->seen[ls->nseen] = strdup(m->name);
+		if (ls->seen[ls->nseen] != NULL)
+			ls->nseen++;
+	}
+}
+
+static bool
+listed(const struct list_state *ls, const char *name)
+{
+	for (size_t i = 0; i < ls->nseen; i++)
+		if (strcmp(ls->seen[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int
+cmd_list(int argc, char **argv)
+{
+	struct list_state ls = { 0 };
+	struct sopts o;
+	char err[512], routes[512];
+	int rc;
+
+	if ((rc = parse(argc, argv, false, false, &o)) != 0)
+		return rc;
+	if ((rc = resolve(&o, false)) != 0)
+		goto out;
+	ls.snap = o.snap;
+	row("NAME", "CREATED", "BINDING", "SIZE", o.snap ? "ROUTES" : "");
+	if (sec_list(o.store, list_one, &ls, err, sizeof(err)) != WD_OK) {
+		fprintf(stderr, "warden secrets: list: %s\n", err);
+		rc = 1;
+		goto out;
+	}
+	/* What the config names but the store lacks: serve would fail. */
+	for (size_t i = 0; o.snap != NULL && i < o.snap->nproviders; i++) {
+		const char *c = o.snap->providers[i].credential;
+		bool earlier = false;
+
+		for (size_t j = 0; j < i; j++)
+			earlier |= strcmp(o.snap->providers[j].credential, c) == 0;
+		if (earlier || listed(&ls, c))
+			continue;
+		routes_of(o.snap, c, routes, sizeof(routes));
+		row(c, "(missing)", "-", "-", routes);
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; i < ls.nseen; i++)
+		free(ls.seen[i]);
+	free(ls.seen);
+	pol_snapshot_unref(o.snap);
+	return rc;
+}
+
+struct names {
+	char **v;
+	size_t n;
+};
+
+static bool
+names_add(struct names *ns, const char *name)
+{
+	char **nv;
+
+	for (size_t i = 0; i < ns->n; i++)
+		if (strcmp(ns->v[i], name) == 0)
+			return true;
+	if ((nv = realloc(ns->v, (ns->n + 1) * sizeof(*nv))) == NULL)
+		return false;
+	ns->v = nv;
+	if ((ns->v[ns->n] = strdup(name)) == NULL)
+		return false;
+	ns->n++;
+	return true;
+}
+
+static void
+add_credential(const struct sec_meta *m, void *arg)
+{
+	if (m->kind == SEC_KIND_CREDENTIAL)
+		(void)names_add(arg, m->name);
+}
+
+static int
+cmd_check(int argc, char **argv)
+{
+	struct names ns = { 0 };
+	struct sec_cache *cache = NULL;
+	struct sec_tpm *tpm = NULL;
+	char err[512], openerr[512] = "";
+	size_t capacity = 0;
+	int rc, failed = 0;
+
+	struct sopts o;
+
+	if ((rc = parse(argc, argv, false, false, &o)) != 0)
+		return rc;
+	if ((rc = resolve(&o, true)) != 0)
+		goto out;
+	rc = 1;
+	if (o.snap != NULL) {
+		for (size_t i = 0; i < o.snap->nproviders; i++)
+			if (!names_add(&ns, o.snap->providers[i].credential))
+				goto nomem;
+	} else if (sec_list(o.store, add_credential, &ns, err, sizeof(err)) !=
+	    WD_OK) {
+		fprintf(stderr, "warden secrets: check: %s\n", err);
+		goto out;
+	}
+	if (ns.n == 0) {
+		printf("no credentials to check\n");
+		rc = 0;
+		goto out;
+	}
+	/* Lock only as much memory as the values need. */
+	for (size_t i = 0; i < ns.n; i++) {
+		struct sec_meta m;
+
+		if (sec_stat(o.store, ns.v[i], &m, err, sizeof(err)) == WD_OK)
+			capacity += m.size;
+	}
+	if (sec_harden_process(err, sizeof(err)) != WD_OK ||
+	    sec_cache_new(capacity, &cache, err, sizeof(err)) != WD_OK) {
+		fprintf(stderr, "warden secrets: check: %s\n", err);
+		goto out;
+	}
+	/* If the TPM cannot be reached, every credential fails with why. */
+	if (sec_tpm_open(o.tcti, &tpm, openerr, sizeof(openerr)) != WD_OK)
+		tpm = NULL;
+	for (size_t i = 0; i < ns.n; i++) {
+		if (tpm == NULL) {
+			printf("FAIL %s: %s\n", ns.v[i], openerr);
+			failed++;
+		} else if (sec_unseal(tpm, o.store, ns.v[i], NULL, 0, cache, err,
+		    sizeof(err)) != WD_OK) {
+			printf("FAIL %s: %s\n", ns.v[i], err);
+			failed++;
+		} else {
+			printf("ok %s\n", ns.v[i]);
+		}
+	}
+	rc = failed ? 1 : 0;
+	goto out;
+nomem:
+	fprintf(stderr, "warden secrets: out of memory\n");
+out:
+	for (size_t i = 0; i < ns.n; i++)
+		free(ns.v[i]);
+	free(ns.v);
+	sec_cache_free(cache);
+	sec_tpm_close(tpm);
+	pol_snapshot_unref(o.snap);
+	return rc;
+}
+
+int
+gw_cmd_secrets(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage_err(NULL);
+	argc--;
+	argv++;
+	if (strcmp(argv[0], "seal") == 0)
+		return cmd_seal(argc, argv, SEC_CREATE);
+	if (strcmp(argv[0], "rotate") == 0)
+		return cmd_seal(argc, argv, SEC_REPLACE);
+	if (strcmp(argv[0], "rm") == 0)
+		return cmd_rm(argc, argv);
+	if (strcmp(argv[0], "list") == 0)
+		return cmd_list(argc, argv);
+	if (strcmp(argv[0], "check") == 0)
+		return cmd_check(argc, argv);
+	if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0) {
+		fputs(USAGE, stdout);
+		return 0;
+	}
+	return usage_err("unknown subcommand");
+}
