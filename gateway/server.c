@@ -309,6 +309,9 @@ gw_serve(const struct gw_serve_opts *opts)
 
 	/* Workers inherit this mask; only the main thread takes signals. */
 	signal(SIGPIPE, SIG_IGN);
+	/* A full disk or a file size limit must be a write error the audit
+	 * writer handles (fail closed), not a signal that kills us. */
+	signal(SIGXFSZ, SIG_IGN);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
