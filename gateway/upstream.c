@@ -15,10 +15,16 @@
 
 #include <curl/curl.h>
 
+#define EASY_POOL 64
+
 struct gw_upstream {
 	struct event_base *base;
 	CURLM *multi;
 	struct event *timer;
+	/* Easy handles are reused: setting one up costs more than a small
+	 * proxied request's JSON. */
+	CURL *pool[EASY_POOL];
+	int npool;
 };
 
 struct gw_up_xfer {
@@ -44,7 +50,10 @@ static void
 xfer_free(struct gw_up_xfer *x)
 {
 	curl_multi_remove_handle(x->up->multi, x->easy);
-	curl_easy_cleanup(x->easy);
+	if (x->up->npool < EASY_POOL)
+		x->up->pool[x->up->npool++] = x->easy;
+	else
+		curl_easy_cleanup(x->easy);
 	/* One of these holds the provider credential. */
 	for (struct curl_slist *l = x->headers; l != NULL; l = l->next)
 		wd_wipe(l->data, strlen(l->data));
@@ -128,12 +137,14 @@ socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 			return -1;
 		us->up = up;
 		curl_multi_assign(up->multi, s, us);
+		us->ev = event_new(up->base, s, kind, sock_cb_event, up);
+		if (us->ev == NULL)
+			return -1;
 	} else {
-		event_free(us->ev);
+		/* Same socket, new interest: reuse the event. */
+		event_del(us->ev);
+		event_assign(us->ev, up->base, s, kind, sock_cb_event, up);
 	}
-	us->ev = event_new(up->base, s, kind, sock_cb_event, up);
-	if (us->ev == NULL)
-		return -1;
 	event_add(us->ev, NULL);
 	return 0;
 }
@@ -254,6 +265,8 @@ gw_upstream_free(struct gw_upstream *up)
 {
 	if (up == NULL)
 		return;
+	for (int i = 0; i < up->npool; i++)
+		curl_easy_cleanup(up->pool[i]);
 	if (up->multi != NULL)
 		curl_multi_cleanup(up->multi);
 	if (up->timer != NULL)
@@ -274,7 +287,12 @@ gw_up_start(struct gw_upstream *up, const struct gw_up_req *r,
 		return WD_ENOMEM;
 	x->up = up;
 	x->r = *r;
-	x->easy = e = curl_easy_init();
+	if (up->npool > 0) {
+		x->easy = e = up->pool[--up->npool];
+		curl_easy_reset(e);
+	} else {
+		x->easy = e = curl_easy_init();
+	}
 	x->watchdog = evtimer_new(up->base, watchdog_cb, x);
 	if (e == NULL || x->watchdog == NULL)
 		goto nomem;
