@@ -275,6 +275,17 @@ gw_serve(const struct gw_serve_opts *opts)
 
 	memset(&srv, 0, sizeof(srv));
 	srv.opts = opts;
+	/* Every thread we start (audit writer, workers) inherits this mask:
+	 * only the main thread takes these signals, in sigwait(). */
+	signal(SIGPIPE, SIG_IGN);
+	/* A full disk or a file size limit must be a write error the audit
+	 * writer handles (fail closed), not a signal that kills us. */
+	signal(SIGXFSZ, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	pthread_mutex_init(&srv.snap_lock, NULL);
 	pthread_mutex_init(&srv.reload_lock, NULL);
 	if (pol_load(opts->config, stderr, &srv.snap) != WD_OK)
@@ -307,16 +318,6 @@ gw_serve(const struct gw_serve_opts *opts)
 	if (open_audit(&srv) != WD_OK)
 		goto out;
 
-	/* Workers inherit this mask; only the main thread takes signals. */
-	signal(SIGPIPE, SIG_IGN);
-	/* A full disk or a file size limit must be a write error the audit
-	 * writer handles (fail closed), not a signal that kills us. */
-	signal(SIGXFSZ, SIG_IGN);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	evthread_use_pthreads();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	gw_metrics_init();
