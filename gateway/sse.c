@@ -20,11 +20,15 @@ gw_sse_init(struct gw_sse *s)
 }
 
 enum wd_err
-gw_sse_feed(struct gw_sse *s, struct evbuffer *acc, const char *data,
+gw_sse_feed(struct gw_sse *orig, struct evbuffer *acc, const char *data,
     size_t len, size_t max_event, size_t *complete)
 {
+	struct gw_sse *s = orig;
 	size_t base = evbuffer_get_length(acc);
+	struct gw_sse next = *s;
 
+	/* Scan into a copy: the state moves on only once the bytes are in. */
+	s = &next;
 	for (size_t i = 0; i < len; i++) {
 		char c = data[i];
 
@@ -50,6 +54,8 @@ gw_sse_feed(struct gw_sse *s, struct evbuffer *acc, const char *data,
 	if (evbuffer_add(acc, data, len) != 0)
 		return WD_ENOMEM;
 	s->scanned = base + len;
+	*orig = next;
+	s = orig;
 	*complete = s->boundary;
 	if (s->scanned - s->boundary > max_event)
 		return WD_ELIMIT;

@@ -65,7 +65,9 @@ read_rules_file(const char *path, FILE *errs, unsigned char **out, size_t *len)
 	enum wd_err rc = WD_EIO;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named as a rules file must not hang us before
+	 * fstat() tells it is not a regular file. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		fprintf(errs, "%s: cannot open: %s\n", path, strerror(errno));
 		return WD_EIO;
@@ -315,6 +317,8 @@ pol_load(const char *path, FILE *errs, struct pol_snapshot **out)
 
 	*out = NULL;
 	memset(&l, 0, sizeof(l));
+	if (errs == NULL)
+		return WD_EINVAL;
 	l.w.errs = errs;
 	l.w.file = path;
 	l.s = calloc(1, sizeof(*l.s));

@@ -42,6 +42,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		free(s->tenants[i].id);
 		free(s->tenants[i].keys);
 		free(s->tenants[i].routes);
+		free(s->tenants[i].region_text);
 	}
 	free(s->tenants);
 	for (size_t i = 0; i < s->ndevcreds; i++) {
@@ -52,8 +53,6 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		}
 	}
 	free(s->devcreds);
-	for (size_t i = 0; i < s->ntenants; i++)
-		free(s->tenants[i].region_text);
 	for (size_t i = 0; i < s->njurisdictions; i++)
 		free(s->jurisdictions[i].name);
 	free(s->jurisdictions);
