@@ -19,7 +19,7 @@
 #define SESS_NAMES_BYTES 4096
 
 struct sess {
-	char key[200];			/* agent '\\n' session */
+	char *key;			/* agent, newline, session; owned */
 	char names[SESS_NAMES_BYTES];	/* calls, each NUL-terminated */
 	size_t nnames_bytes;
 	size_t ncalls;
@@ -87,6 +87,7 @@ drop(struct sess *e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
 	lru_unlink(e);
+	free(e->key);
 	free(e);
 	count--;
 }
@@ -113,9 +114,10 @@ lookup(const char *key, bool create)
 		while (count >= max_sessions && lru_tail != NULL)
 			drop(lru_tail);
 		e = calloc(1, sizeof(*e));
-		if (e == NULL)
+		if (e == NULL || (e->key = strdup(key)) == NULL) {
+			free(e);
 			return NULL;
-		snprintf(e->key, sizeof(e->key), "%s", key);
+		}
 		e->hnext = table[hash(key) & (table_cap - 1)];
 		table[hash(key) & (table_cap - 1)] = e;
 		count++;
@@ -143,18 +145,32 @@ append(struct sess *e, const char *const *calls, size_t n)
 	}
 }
 
+/* The table key of a session: exact, never truncated. */
+static char *
+make_key(const char *agent, const char *session)
+{
+	char *key;
+
+	if (asprintf(&key, "%s\n%s", agent, session) < 0)
+		return NULL;
+	return key;
+}
+
 bool
 gw_session_check(const char *agent, const char *session,
     const char *const *calls, size_t ncalls, size_t *recorded)
 {
-	char key[200];
+	char *key = make_key(agent, session);
 	struct sess *e;
 	const char *p;
 	bool ok = true;
 
-	snprintf(key, sizeof(key), "%s\n%s", agent, session);
+	*recorded = 0;
+	if (key == NULL)
+		return false;
 	pthread_mutex_lock(&lock);
 	e = lookup(key, true);
+	free(key);
 	if (e == NULL) {
 		pthread_mutex_unlock(&lock);
 		return false;		/* fail closed when memory is short */
@@ -178,13 +194,15 @@ void
 gw_session_append(const char *agent, const char *session,
     const char *const *calls, size_t ncalls)
 {
-	char key[200];
+	char *key = make_key(agent, session);
 	struct sess *e;
 
-	snprintf(key, sizeof(key), "%s\n%s", agent, session);
+	if (key == NULL)
+		return;
 	pthread_mutex_lock(&lock);
 	e = lookup(key, true);
 	if (e != NULL)
 		append(e, calls, ncalls);
 	pthread_mutex_unlock(&lock);
+	free(key);
 }

@@ -11,6 +11,7 @@
 #include "gateway/gw_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -207,7 +208,7 @@ gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
 }
 
 static void
-log_answer(struct gw_tools *tl, const char *name, bool ok,
+log_answer(struct gw_tools *tl, size_t choice, const char *name, bool ok,
     const struct pol_tool_why *why)
 {
 	json_t *a = json_object_get(tl->log, "answer");
@@ -216,8 +217,9 @@ log_answer(struct gw_tools *tl, const char *name, bool ok,
 		a = json_array();
 		json_object_set_new(tl->log, "answer", a);
 	}
-	json_array_append_new(a, json_pack("{s:s,s:b,s:s?}", "tool", name, "allowed",
-	    ok, "rule", ok ? NULL : why->rule));
+	json_array_append_new(a, json_pack("{s:I,s:s,s:b,s:s?}", "choice",
+	    (json_int_t)choice, "tool", name, "allowed", ok, "rule",
+	    ok ? NULL : why->rule));
 }
 
 enum gw_tools_rc
@@ -242,7 +244,7 @@ gw_tools_answer(struct gw_tools *tl, json_t *answer, struct gw_tools_deny *d)
 			bool ok = name != NULL &&
 			    pol_tool_step(tl->agent, &st, name, true, &why);
 
-			log_answer(tl, name ? name : "?", ok, &why);
+			log_answer(tl, i, name ? name : "?", ok, &why);
 			if (ok) {
 				j++;
 				continue;
@@ -297,12 +299,12 @@ check_chunk(struct gw_tools *tl, json_t *chunk, struct gw_tools_deny *d)
 				continue;
 			tl->named[c] |= 1ull << k;
 			if (!pol_tool_step(tl->agent, &tl->sst[c], name, true, &why)) {
-				log_answer(tl, name, false, &why);
+				log_answer(tl, (size_t)c, name, false, &why);
 				return deny(d, 403, "tool_policy", "the model asked for a "
 				    "tool call the policy forbids: %s (rule '%s')",
 				    why.message, why.rule);
 			}
-			log_answer(tl, name, true, NULL);
+			log_answer(tl, (size_t)c, name, true, NULL);
 		}
 	}
 	return GW_TOOLS_OK;
@@ -317,25 +319,37 @@ gw_tools_event(struct gw_tools *tl, const char *ev, size_t len,
 
 	if (tl->agent == NULL || memmem(ev, len, "tool_calls", 10) == NULL)
 		return GW_TOOLS_OK;
-	/* Each "data:" line of the event is one JSON chunk (OpenAI sends
-	 * one per event). */
-	while (p < end && rc == GW_TOOLS_OK) {
-		const char *eol = p;
+	/* An event's data is its "data:" lines joined with newlines
+	 * (WHATWG HTML 9.2.6); OpenAI sends one JSON chunk per event. */
+	{
+		char *data = malloc(len + 1);
+		size_t dl = 0;
 		json_t *j;
 
-		while (eol < end && *eol != '\n' && *eol != '\r')
-			eol++;
-		if (eol - p > 5 && strncmp(p, "data:", 5) == 0) {
-			const char *v = p + 5;
+		if (data == NULL)
+			return deny(d, 500, "tool_policy", "out of memory");
+		while (p < end) {
+			const char *eol = p;
 
-			if (*v == ' ')
-				v++;
-			j = json_loadb(v, (size_t)(eol - v), 0, NULL);
-			if (j != NULL)
-				rc = check_chunk(tl, j, d);
-			json_decref(j);
+			while (eol < end && *eol != '\n' && *eol != '\r')
+				eol++;
+			if (eol - p >= 5 && strncmp(p, "data:", 5) == 0) {
+				const char *v = p + 5;
+
+				if (v < eol && *v == ' ')
+					v++;
+				if (dl > 0)
+					data[dl++] = '\n';
+				memcpy(data + dl, v, (size_t)(eol - v));
+				dl += (size_t)(eol - v);
+			}
+			p = eol + 1;
 		}
-		p = eol + 1;
+		j = dl > 0 ? json_loadb(data, dl, 0, NULL) : NULL;
+		if (j != NULL)
+			rc = check_chunk(tl, j, d);
+		json_decref(j);
+		free(data);
 	}
 	return rc;
 }
@@ -350,8 +364,12 @@ gw_tools_commit(struct gw_tools *tl, bool streamed)
 	(void)streamed;
 	if (tl->agent == NULL || tl->session[0] == '\0' || !json_is_array(ans))
 		return;
+	/* A client goes on with the first choice; the others are not part of
+	 * its conversation. */
 	json_array_foreach(ans, i, a)
-		if (json_is_true(json_object_get(a, "allowed")) && n < GW_TOOLS_MAX_CALLS)
+		if (json_is_true(json_object_get(a, "allowed")) &&
+		    json_integer_value(json_object_get(a, "choice")) == 0 &&
+		    n < GW_TOOLS_MAX_CALLS)
 			names[n++] = json_string_value(json_object_get(a, "tool"));
 	if (n > 0)
 		gw_session_append(tl->agent->id, tl->session, names, n);

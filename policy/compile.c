@@ -479,35 +479,36 @@ mask_json(const struct pol_snapshot *s, uint64_t m)
 static json_t *
 agents_json(const struct pol_snapshot *s)
 {
-	json_t *arr = json_array();
+	json_t *arr = json_object();
 
 	for (size_t i = 0; i < s->nagents; i++) {
 		const struct pol_agent *a = &s->agents[i];
-		json_t *tools = json_array(), *flows = json_array(), *keys = json_array();
+		json_t *tools = json_object(), *flows = json_array(), *keys = json_object();
 		json_t *graph = json_object();
 		char hex[65];
 
+		/* Sets as objects: sorted keys make them order-free. */
 		for (size_t t = 0; t < a->ntools; t++) {
-			json_t *next = json_array();
+			json_t *next = json_object();
 
 			for (size_t u = 0; u < a->ntools; u++)
 				if (a->next[t] & (1ull << u))
-					json_array_append_new(next,
-					    json_string(a->tools[u].name));
+					json_object_set_new(next, a->tools[u].name,
+					    json_true());
 			json_object_set_new(graph, a->tools[t].name, next);
-			json_array_append_new(tools, json_pack("{s:s,s:o,s:s,s:i}",
-			    "name", a->tools[t].name, "labels",
+			json_object_set_new(tools, a->tools[t].name, json_pack(
+			    "{s:o,s:s,s:i}", "labels",
 			    mask_json(s, a->tools[t].labels), "sink",
 			    pol_sink_name(a->tools[t].sink), "max_calls",
 			    a->tools[t].max_calls));
 		}
 		{
-			json_t *start = json_array();
+			json_t *start = json_object();
 
 			for (size_t u = 0; u < a->ntools; u++)
 				if (a->start & (1ull << u))
-					json_array_append_new(start,
-					    json_string(a->tools[u].name));
+					json_object_set_new(start, a->tools[u].name,
+					    json_true());
 			json_object_set_new(graph, "start", start);
 		}
 		for (size_t f = 0; f < a->nflows; f++)
@@ -517,10 +518,10 @@ agents_json(const struct pol_snapshot *s)
 			    pol_sink_name(a->flows[f].to_sink)));
 		for (size_t k = 0; k < a->nkeys; k++) {
 			wd_hex(a->keys[k], 32, hex);
-			json_array_append_new(keys, json_string(hex));
+			json_object_set_new(keys, hex, json_true());
 		}
-		json_array_append_new(arr, json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,"
-		    "s:i,s:s}", "id", a->id, "tenant", a->tenant->id, "keys", keys,
+		json_object_set_new(arr, a->id, json_pack("{s:s,s:o,s:o,s:o,s:o,"
+		    "s:i,s:s}", "tenant", a->tenant->id, "keys", keys,
 		    "tools", tools, "graph", graph, "flows", flows, "max_calls",
 		    a->max_calls, "on_violation",
 		    a->on_violation == POL_VIOLATION_STRIP ? "strip" : "deny"));
@@ -537,7 +538,7 @@ agents_json(const struct pol_snapshot *s)
 static enum wd_err
 policy_version(struct pol_snapshot *s)
 {
-	json_t *root = json_object(), *provs = json_array(), *tens = json_array();
+	json_t *root = json_object(), *provs = json_object(), *tens = json_object();
 	json_t *rules = json_array(), *jurs = json_object();
 	unsigned char digest[32];
 	char *text;
@@ -551,8 +552,8 @@ policy_version(struct pol_snapshot *s)
 
 		for (size_t m = 0; m < p->nmodels; m++)
 			json_array_append_new(models, json_string(p->models[m]));
-		json_array_append_new(provs, json_pack("{s:s,s:s,s:s,s:s,s:b,"
-		    "s:i,s:s,s:o}", "id", p->id, "api", p->api, "base_url",
+		json_object_set_new(provs, p->id, json_pack("{s:s,s:s,s:s,s:b,"
+		    "s:i,s:s,s:o}", "api", p->api, "base_url",
 		    p->base_url, "country", p->country, "zdr", p->zdr,
 		    "retention_days", p->retention_days, "credential",
 		    p->credential, "models", models));
@@ -568,8 +569,8 @@ policy_version(struct pol_snapshot *s)
 		}
 		for (size_t r = 0; r < t->nroutes; r++)
 			json_array_append_new(routes, json_string(t->routes[r]->id));
-		json_array_append_new(tens, json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,"
-		    "s:i}", "id", t->id, "keys", keys, "routes", routes,
+		json_object_set_new(tens, t->id, json_pack("{s:o,s:o,s:o,s:o,s:o,"
+		    "s:i}", "keys", keys, "routes", routes,
 		    "data_classes", mask_json(s, t->classes), "may_omit",
 		    mask_json(s, t->may_omit), "subject_region",
 		    t->has_region ? cset_json(&t->region) : json_null(),

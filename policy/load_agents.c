@@ -84,6 +84,16 @@ load_tools(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
 		t->max_calls = -1;
 		if (!pol_str(w, k, "tool name", &t->name))
 			continue;
+		/* OpenAI's own rule for function names; it also keeps names
+		 * safe to print in DOT, Mermaid and messages. */
+		if (strlen(t->name) > 64 || strspn(t->name, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != strlen(t->name)) {
+			pol_err(w, k, "tool name '%.80s' must be 1 to 64 of A-Z a-z 0-9 "
+			    "_ -", t->name);
+			free(t->name);
+			t->name = NULL;
+			continue;
+		}
 		if (strcmp(t->name, "start") == 0) {
 			pol_err(w, k, "'start' is reserved for the graph's entry");
 			free(t->name);
@@ -239,8 +249,11 @@ load_agent(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
 	pol_check_keys(w, n, agent_keys, "agent");
 	if ((v = pol_get(w, n, "id")) == NULL)
 		pol_err(w, n, "agent without 'id'");
-	else
-		pol_str(w, v, "id", &a->id);
+	else if (pol_str(w, v, "id", &a->id) && (strlen(a->id) > 64 ||
+	    strspn(a->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789-_.") != strlen(a->id)))
+		pol_err(w, v, "agent id '%.80s' may only hold letters, digits, "
+		    "'-', '_', '.' (at most 64)", a->id);
 	if ((v = pol_get(w, n, "tenant")) == NULL)
 		pol_err(w, n, "agent '%s' without 'tenant'", a->id ? a->id : "?");
 	else

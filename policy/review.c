@@ -93,12 +93,14 @@ expand(const struct walk *w, unsigned m)
 }
 
 /*
- * Breadth first from (from, labels); stops at the first state whose tool
- * satisfies goal.  Returns that state or -1; prev[] holds the path.
+ * Breadth first from (from, labels); stops at the first step into a tool
+ * that satisfies goal.  Returns the state the step was taken from (the
+ * path to it is in prev[]) and the tool in *to; -1 if there is none.
  */
 static long
 bfs(struct walk *w, int from, uint64_t labels,
-    bool (*goal)(const struct pol_agent *, int, const void *), const void *arg)
+    bool (*goal)(const struct pol_agent *, int, const void *), const void *arg,
+    int *goal_tool)
 {
 	const struct pol_agent *a = w->a;
 	size_t *queue = malloc(w->nstates * sizeof(*queue)), head = 0, tail = 0;
@@ -121,15 +123,19 @@ bfs(struct walk *w, int from, uint64_t labels,
 
 			if (!(row & (1ull << to)) || flow_blocks(a, expand(w, m), to))
 				continue;
+			/* The goal counts even if its state was seen: a loop back
+			 * to where we started is a path too. */
+			if (goal(a, to, arg)) {
+				found = (long)s;
+				if (goal_tool != NULL)
+					*goal_tool = to;
+				break;
+			}
 			ns = state(w, to, m | compress(w, a->tools[to].labels));
 			if (w->seen[ns])
 				continue;
 			w->seen[ns] = 1;
 			w->prev[ns] = (int)s;
-			if (goal(a, to, arg)) {
-				found = (long)ns;
-				break;
-			}
 			queue[tail++] = ns;
 		}
 	}
@@ -150,16 +156,18 @@ is_target(const struct pol_agent *a, int tool, const void *arg)
 	return t->tool >= 0 ? tool == t->tool : a->tools[tool].sink == t->sink;
 }
 
+/* The path to state s, then the step to tool last. */
 static void
-print_path(FILE *out, const struct walk *w, long s)
+print_path(FILE *out, const struct walk *w, long s, int last)
 {
 	int path[256], n = 0;
 
 	for (long x = s; x >= 0 && n < 256; x = w->prev[x])
 		path[n++] = (int)(x >> w->nbits) - 1;
 	for (int i = n - 1; i >= 0; i--)
-		fprintf(out, "%s%s", path[i] < 0 ? "start" :
-		    w->a->tools[path[i]].name, i ? " -> " : "\n");
+		fprintf(out, "%s -> ", path[i] < 0 ? "start" :
+		    w->a->tools[path[i]].name);
+	fprintf(out, "%s\n", w->a->tools[last].name);
 }
 
 int
@@ -168,7 +176,7 @@ pol_reach(const struct pol_agent *a, const char *from, const char *to,
 {
 	struct target t = { -1, POL_SINK_NONE };
 	struct walk w;
-	int f = POL_START;
+	int f = POL_START, last = 0;
 	long s;
 	int rc;
 
@@ -194,9 +202,9 @@ pol_reach(const struct pol_agent *a, const char *from, const char *to,
 		fprintf(out, "agent '%s': too many flow labels to analyse\n", a->id);
 		return 2;
 	}
-	s = bfs(&w, f, f >= 0 ? a->tools[f].labels : 0, is_target, &t);
+	s = bfs(&w, f, f >= 0 ? a->tools[f].labels : 0, is_target, &t, &last);
 	if (s >= 0) {
-		print_path(out, &w, s);
+		print_path(out, &w, s, last);
 		rc = 0;
 	} else {
 		fprintf(out, "unreachable\n");
@@ -226,7 +234,7 @@ edge_cut(struct walk *w, int u, int v, uint64_t *why)
 
 	*why = 0;
 	/* Every state of u reachable from start. */
-	bfs(w, POL_START, 0, never, NULL);
+	bfs(w, POL_START, 0, never, NULL, NULL);
 	for (unsigned m = 0; m < (1u << w->nbits); m++) {
 		size_t s = state(w, u, m);
 
@@ -388,6 +396,7 @@ pol_review(const struct pol_snapshot *s, FILE *out)
 		struct target ext = { -1, POL_SINK_EXTERNAL };
 		struct walk w;
 		size_t findings = 0;
+		int last = 0;
 
 		fprintf(out, "agent %s (tenant %s, %zu tools, on_violation %s, "
 		    "max_calls %s)\n", a->id, a->tenant->id, a->ntools,
@@ -405,16 +414,17 @@ pol_review(const struct pol_snapshot *s, FILE *out)
 
 			if (a->tools[t].labels == 0)
 				continue;
-			st = bfs(&w, (int)t, a->tools[t].labels, is_target, &ext);
+			st = bfs(&w, (int)t, a->tools[t].labels, is_target, &ext,
+			    &last);
 			if (st >= 0) {
 				fprintf(out, "  LEAK: labelled data from '%s' can reach an "
 				    "external sink: ", a->tools[t].name);
-				print_path(out, &w, st);
+				print_path(out, &w, st, last);
 				leak = true;
 				findings++;
 			}
 		}
-		bfs(&w, POL_START, 0, never, NULL);
+		bfs(&w, POL_START, 0, never, NULL, NULL);
 		for (size_t t = 0; t < a->ntools; t++) {
 			bool reached = false;
 
