@@ -194,6 +194,23 @@ gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
 		snprintf(tl->session, sizeof(tl->session), "%s", sess);
 		json_object_set_new(tl->log, "session", json_string(sess));
 	}
+	/* The deprecated functions API would be a way around the checks:
+	 * agents must use tools. */
+	if (json_object_get(root, "functions") != NULL ||
+	    json_object_get(root, "function_call") != NULL)
+		return deny(d, 403, "tool_policy", "agent '%s': "
+		    "'functions' and 'function_call' are not accepted; use 'tools' "
+		    "and 'tool_choice'", tl->agent->id);
+	{
+		json_t *m;
+		size_t i;
+
+		json_array_foreach(json_object_get(root, "messages"), i, m)
+			if (json_object_get(m, "function_call") != NULL)
+				return deny(d, 403, "tool_policy",
+				    "messages[%zu] holds a 'function_call'; agents must "
+				    "use 'tool_calls'", i);
+	}
 	if ((rc = replay_history(tl, root, names, &nnames, d)) != GW_TOOLS_OK)
 		return rc;
 	/* A streamed answer's choices each go on from here. */
