@@ -650,8 +650,7 @@ END_TEST
 
 /*
  * Say where: the second provider (line 8), as for tenants and rules.
- * Fails today: check_unique_ids() in compile.c reports providers with
- * pol_err(w, NULL, ...), so the line has no place at all ("FILE: ...").
+ * (Once reported with no place at all, "FILE: provider id ...".)
  */
 START_TEST(duplicate_provider_id_location)
 {
@@ -747,9 +746,9 @@ END_TEST
 
 /*
  * Bytes libyaml's reader refuses (control characters, bad UTF-8) must be
- * reported where they are.  Fails today: pol_load() prints
- * parser.problem_mark, which libyaml leaves at 0:0 for reader errors (it
- * sets problem_offset instead), so these all say 1:1.
+ * reported where they are.  libyaml leaves problem_mark at 0:0 for
+ * reader errors (it sets problem_offset instead); printing the mark said
+ * 1:1 for all of them.
  */
 START_TEST(yaml_encoding_error_location)
 {
@@ -861,9 +860,9 @@ START_TEST(dev_credential_not_echoed)
 END_TEST
 
 /*
- * Everything after a '---' is ignored today: a file split into two YAML
- * documents loads "OK" without the second half.  A rules file is one
- * document; anything more must be refused.
+ * A rules file is one YAML document.  Loading only the first one would
+ * accept a file split by '---' without its second half, so anything
+ * after the first document must be refused.
  */
 START_TEST(second_document_refused)
 {
@@ -1081,10 +1080,9 @@ load_thread(void *arg)
 
 /*
  * A chain of jurisdictions (J0: [J1], J1: [J2], ...) must load or be
- * refused, not overflow the stack.  Fails today: resolve_jur() in
- * compile.c recurses once per link.  Run on a 256 KiB stack to keep the
- * test fast; with the default 8 MiB stack a 60,000-link chain (a 1.1 MB
- * file, under the 8 MiB limit) crashes `warden` the same way.
+ * refused, not overflow the stack (resolving jurisdictions once recursed
+ * per link).  Run on a 256 KiB stack to keep the test fast; on the default
+ * 8 MiB stack a 60,000-link chain, a 1.1 MB file, crashed `warden`.
  */
 START_TEST(deep_jurisdiction_chain)
 {

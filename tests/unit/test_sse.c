@@ -284,6 +284,41 @@ START_TEST(unfinished_event_over_limit)
 }
 END_TEST
 
+/* Splitting forwarded bytes into events for the tool checks (proxy.c). */
+START_TEST(event_len)
+{
+	static const struct {
+		const char *buf;
+		size_t want;
+	} cases[] = {
+		{ "data: a\n\ndata: b\n\n", 9 },
+		{ "data: a\r\n\r\ndata: b\r\n\r\n", 11 },
+		{ "id: 1\rdata: a\r\rdata: b\r\r", 15 },
+		{ "data: a\r\n\n", 10 },
+		{ "data: a\n\r\n", 10 },
+		/* CR CR followed by LF: the LF belongs to the second line end. */
+		{ "data: a\r\r\ndata: b\n\n", 10 },
+		/* Forwarded before the LF of its final CRLF arrived. */
+		{ "data: a\r\n\r", 10 },
+		/* ... and that LF, forwarded with the next event. */
+		{ "\ndata: b\n\n", 1 },
+		{ "\n", 1 },
+		{ "\r\n", 2 },
+		{ ": comment\n\n", 11 },
+		/* No empty line: all of it. */
+		{ "data: a\ndata: b", 15 },
+		{ "data: a\n", 8 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t got = gw_sse_event_len(cases[i].buf, strlen(cases[i].buf));
+
+		ck_assert_msg(got == cases[i].want, "case %zu: %zu, want %zu", i,
+		    got, cases[i].want);
+	}
+}
+END_TEST
+
 Suite *
 suite_sse(void)
 {
@@ -299,6 +334,7 @@ suite_sse(void)
 	tcase_add_loop_test(tc, split_at_every_offset, 0, 6);
 	tcase_add_loop_test(tc, one_byte_at_a_time, 0, 6);
 	tcase_add_test(tc, unfinished_event_over_limit);
+	tcase_add_test(tc, event_len);
 	suite_add_tcase(s, tc);
 	return s;
 }
