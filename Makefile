@@ -5,7 +5,8 @@ CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
-PKGS    := libevent libevent_pthreads libcurl openssl yaml-0.1 jansson
+PKGS    := libevent libevent_pthreads libcurl openssl yaml-0.1 jansson \
+           tss2-esys tss2-tctildr tss2-mu tss2-rc
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -30,7 +31,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 .PHONY: all deps run test test-unit test-integration test-fuzz asan \
-        bench fuzz clean node-deps
+        bench fuzz clean node-deps swtpm-start swtpm-stop
 
 all: $(BUILD)/warden $(BUILD)/mock_provider $(BUILD)/unit_tests \
      $(BUILD)/integration_tests $(FUZZ_BIN)
@@ -111,6 +112,15 @@ bench: deps all $(BUILD)/bench_decide
 
 fuzz: deps
 	@sh tests/fuzz/fuzz.sh $(FUZZ_SECONDS)
+
+# A software TPM for development (scripts/swtpm.sh), never a real one:
+# `make swtpm-start` prints its TCTI; the state in SWTPM_DIR survives a
+# stop and start, so what was sealed stays unsealable.
+SWTPM_DIR ?= $(BUILD)/swtpm
+swtpm-start:
+	@sh scripts/swtpm.sh start $(SWTPM_DIR)
+swtpm-stop:
+	@sh scripts/swtpm.sh stop $(SWTPM_DIR)
 
 clean:
 	rm -rf build

@@ -38,7 +38,7 @@ struct aud_opts {
 	const char *dir;
 	const char *instance;		/* this process's id */
 	bool strict;			/* durability: strict */
-	int group_commit_ms;		/* batch window */
+	int group_commit_ms;		/* at most one fsync per window */
 	size_t segment_max_bytes;
 	int segment_max_age_s;
 	unsigned checkpoint_every;	/* records; 0: never by count */

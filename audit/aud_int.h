@@ -9,6 +9,8 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "audit/aud.h"
 
 #define AUD_SEGMENT_FMT "audit-%06llu.jsonl"
@@ -26,6 +28,7 @@ struct aud_log {
 	char *dir;
 	char *instance;
 	int fd;				/* current segment, O_APPEND */
+	int lockfd;			/* flock()ed while the log is ours */
 	uint64_t segno;
 	size_t segbytes;
 	time_t segstart;
@@ -42,11 +45,14 @@ struct aud_log {
 	atomic_bool healthy;
 	char lasterr[256];
 	unsigned since_cp;		/* records since the last checkpoint */
+	uint64_t last_batch_us;		/* when the last batch was taken */
+	EVP_MAC_CTX *mac;		/* HMAC keyed with hmac_key, to dup */
 	uint64_t last_cp_us;
 	uint64_t dropped;
 };
 
 enum wd_err aud_start_writer(struct aud_log *l);
+enum wd_err aud_mac_init(struct aud_log *l);
 enum wd_err aud_open_segment(struct aud_log *l, uint64_t segno);
 void aud_fsync_dir(const char *dir);
 

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -158,7 +159,7 @@ recover_tail(struct aud_log *l, const char *name, json_t **recovery,
 		char *nl = memchr(text + off, '\n', len - off), hash[AUD_HASH_HEX + 1];
 		size_t ll = nl ? (size_t)(nl - (text + off)) : len - off, clen;
 		char *canon = aud_split_line(text + off, ll, hash, &clen);
-		json_t *j = canon ? json_loadb(canon, clen, 0, NULL) : NULL;
+		json_t *j = canon ? json_loadb(canon, clen, JSON_ALLOW_NUL, NULL) : NULL;
 		const char *p = json_string_value(json_object_get(j, "prev"));
 		bool ok = j != NULL && p != NULL && strlen(p) == AUD_HASH_HEX &&
 		    (lineno == 0 || strcmp(p, prev) == 0) &&
@@ -207,6 +208,26 @@ recover_tail(struct aud_log *l, const char *name, json_t **recovery,
 	return good > 0 ? WD_OK : WD_ENOTFOUND;
 }
 
+/* One writer per log: two would fork the chain. */
+static enum wd_err
+lock_dir(struct aud_log *l, char *errs, size_t errlen)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/lock", l->dir);
+	l->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (l->lockfd < 0) {
+		snprintf(errs, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return WD_EIO;
+	}
+	if (flock(l->lockfd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(errs, errlen, "%s is in use by another warden process",
+		    l->dir);
+		return WD_EPERM;
+	}
+	return WD_OK;
+}
+
 enum wd_err
 aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
     size_t errlen)
@@ -223,6 +244,7 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
 		return WD_ENOMEM;
 	l->o = *o;
 	l->fd = -1;
+	l->lockfd = -1;
 	l->dir = strdup(o->dir);
 	l->instance = strdup(o->instance ? o->instance : "");
 	memset(l->prev, '0', AUD_HASH_HEX);
@@ -236,8 +258,13 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
 		goto fail;
 	}
 	if ((rc = check_dir(l->dir, errs, errlen)) != WD_OK ||
+	    (rc = lock_dir(l, errs, errlen)) != WD_OK ||
 	    (rc = load_key(l, errs, errlen)) != WD_OK)
 		goto fail;
+	if ((rc = aud_mac_init(l)) != WD_OK) {
+		snprintf(errs, errlen, "cannot set up HMAC");
+		goto fail;
+	}
 	segs = aud_segments(l->dir, &nsegs);
 	/* The newest segment with a good line gives seq and prev. */
 	rc = WD_OK;

@@ -89,7 +89,7 @@ verify_line(struct vstate *v, const char *line, size_t len, json_t **recp)
 	char hash[AUD_HASH_HEX + 1];
 	size_t clen;
 	char *canon = aud_split_line(line, len, hash, &clen);
-	json_t *j = canon ? json_loadb(canon, clen, 0, NULL) : NULL;
+	json_t *j = canon ? json_loadb(canon, clen, JSON_ALLOW_NUL, NULL) : NULL;
 	const char *prev = json_string_value(json_object_get(j, "prev"));
 	const char *kind = json_string_value(json_object_get(j, "kind"));
 	uint64_t seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
@@ -100,15 +100,15 @@ verify_line(struct vstate *v, const char *line, size_t len, json_t **recp)
 		    "suffix, or not JSON)");
 		goto out;
 	}
-	if (prev == NULL || strcmp(prev, v->prev) != 0) {
-		snprintf(v->why, sizeof(v->why), "seq %llu: prev does not match "
-		    "the hash of the record before it", (unsigned long long)seq);
-		goto out;
-	}
 	if (!v->first && seq != v->seq + 1) {
 		snprintf(v->why, sizeof(v->why), "seq %llu follows seq %llu: "
 		    "records are missing or reordered", (unsigned long long)seq,
 		    (unsigned long long)v->seq);
+		goto out;
+	}
+	if (prev == NULL || strcmp(prev, v->prev) != 0) {
+		snprintf(v->why, sizeof(v->why), "seq %llu: prev does not match "
+		    "the hash of the record before it", (unsigned long long)seq);
 		goto out;
 	}
 	if (!aud_check_line(canon, clen, prev, hash)) {
@@ -357,6 +357,8 @@ aud_export(const char *dir, const struct aud_export_opts *o,
 	size_t nsegs, full = 0, stubs = 0;
 	char **segs = aud_segments(dir, &nsegs);
 	bool started = false, done = false;
+	uint64_t last_seq = 0;
+	char last_hash[AUD_HASH_HEX + 1] = "";
 	json_t *hdr;
 	char *htext;
 	FILE *f;
@@ -393,7 +395,7 @@ aud_export(const char *dir, const struct aud_export_opts *o,
 				size_t ll = nl ? (size_t)(nl - text) - off : len - off, clen;
 				char hash[AUD_HASH_HEX + 1];
 				char *canon = aud_split_line(text + off, ll, hash, &clen);
-				json_t *j = canon ? json_loadb(canon, clen, 0, NULL) : NULL;
+				json_t *j = canon ? json_loadb(canon, clen, JSON_ALLOW_NUL, NULL) : NULL;
 				int64_t t = aud_parse_ts(json_string_value(
 				    json_object_get(j, "ts")));
 				uint64_t seq = (uint64_t)json_integer_value(
@@ -414,6 +416,8 @@ aud_export(const char *dir, const struct aud_export_opts *o,
 						write_row(rf, csv, j, NULL, 0, seq, hash);
 						stubs++;
 					}
+					last_seq = seq;
+					memcpy(last_hash, hash, sizeof(last_hash));
 				}
 				if (j != NULL)
 					memcpy(prev, hash, sizeof(prev));
@@ -427,8 +431,10 @@ aud_export(const char *dir, const struct aud_export_opts *o,
 		}
 		if (rf != NULL)
 			fclose(rf);
-		hdr = json_pack("{s:s,s:i,s:s,s:s?,s:s?,s:s?,s:I,s:I,s:I,s:I}",
-		    "kind", "export", "format", 1, "anchor", anchor, "pubkey",
+		hdr = json_pack("{s:s,s:i,s:s,s:I,s:s,s:s?,s:s?,s:s?,s:I,s:I,s:I,"
+		    "s:I}", "kind", "export", "format", 1, "anchor", anchor,
+		    "last_seq", (json_int_t)last_seq, "last_hash", last_hash,
+		    "pubkey",
 		    o->pubkey_pem, "tenant", o->tenant, "verdict", o->verdict,
 		    "since_us", (json_int_t)o->since_us, "until_us",
 		    (json_int_t)o->until_us, "records", (json_int_t)full,
@@ -592,6 +598,21 @@ aud_verify_export(const char *path, FILE *out)
 		}
 		if (rc != 0)
 			fprintf(out, "INVALID: %s:%zu: %s\n", path, lineno, v.why);
+	}
+	/* The header says where the range ends: a cut-off file shows. */
+	if (rc == 0 && hdr != NULL && (v.seq != (uint64_t)json_integer_value(
+	    json_object_get(hdr, "last_seq")) || strcmp(v.prev, json_string_value(
+	    json_object_get(hdr, "last_hash")) ?: "") != 0 ||
+	    v.records != (uint64_t)json_integer_value(json_object_get(hdr,
+	    "records")) || stubs != (uint64_t)json_integer_value(json_object_get(
+	    hdr, "stubs")))) {
+		fprintf(out, "INVALID: %s: the export ends at seq %llu, but its "
+		    "header says seq %lld with %lld records and %lld stubs: records "
+		    "are missing\n", path, (unsigned long long)v.seq,
+		    (long long)json_integer_value(json_object_get(hdr, "last_seq")),
+		    (long long)json_integer_value(json_object_get(hdr, "records")),
+		    (long long)json_integer_value(json_object_get(hdr, "stubs")));
+		rc = 1;
 	}
 	if (rc == 0 && hdr != NULL)
 		fprintf(out, "OK: %llu records and %llu stubs chain from anchor "

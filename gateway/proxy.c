@@ -343,7 +343,16 @@ finish_stream(struct txn *t)
 {
 	struct gw_conn *c = t->conn;
 
-	/* Bytes after the last empty line: pass them on unchanged. */
+	/* Bytes after the last empty line: an unterminated last event.  It
+	 * is checked like any other before it goes out. */
+	if (evbuffer_get_length(t->resp) > 0 && t->tools.agent != NULL &&
+	    gw_tools_event(&t->tools, (const char *)evbuffer_pullup(t->resp, -1),
+	    evbuffer_get_length(t->resp), &t->tool_deny) != GW_TOOLS_OK) {
+		evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
+		end_stream_with_error(t, "policy_violation", t->tool_deny.code,
+		    t->tool_deny.message);
+		return;
+	}
 	if (evbuffer_get_length(t->resp) > 0) {
 		note_stream_bytes(t, t->resp);
 		gw_respond_chunk_buf(c, t->resp);
@@ -586,13 +595,20 @@ decide(struct txn *t, struct gw_http_req *req)
 	const char *type;
 
 	/* Two of one policy header would leave the choice to us. */
-	for (size_t i = 0, nc = 0, nr = 0; i < req->nhdrs; i++) {
-		nc += strcasecmp(req->hdrs[i].name, "x-warden-data-class") == 0;
-		nr += strcasecmp(req->hdrs[i].name, "x-warden-subject-region") == 0;
-		if (nc > 1 || nr > 1) {
+	static const char *const once[] = { "x-warden-data-class",
+		"x-warden-subject-region", "x-warden-agent", "x-warden-session" };
+
+	for (size_t h = 0; h < sizeof(once) / sizeof(once[0]); h++) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < req->nhdrs; i++)
+			n += strcasecmp(req->hdrs[i].name, once[h]) == 0;
+		if (n > 1) {
+			char msg[96];
+
+			snprintf(msg, sizeof(msg), "%s given more than once", once[h]);
 			fail(t, 400, "invalid_request_error", "duplicate_policy_header",
-			    nc > 1 ? "X-Warden-Data-Class given more than once" :
-			    "X-Warden-Subject-Region given more than once");
+			    msg);
 			return false;
 		}
 	}

@@ -241,6 +241,7 @@ open_audit(struct gw_server *srv)
 		.dir = srv->opts->audit_dir ? srv->opts->audit_dir : a->dir,
 		.instance = srv->instance,
 		.strict = a->strict,
+		.group_commit_ms = a->group_commit_ms,
 		.segment_max_bytes = a->segment_max_bytes,
 		.segment_max_age_s = a->segment_max_age_s,
 		.checkpoint_every = (unsigned)a->checkpoint_every,

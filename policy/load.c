@@ -48,6 +48,7 @@ defaults(struct pol_snapshot *s)
 	s->upstream.max_sse_event_bytes = 1u << 20;
 	s->secrets.store = strdup("/var/lib/warden/secrets");
 	s->audit.dir = strdup("/var/lib/warden/audit");
+	s->audit.group_commit_ms = 5;
 	s->audit.segment_max_bytes = 64u << 20;
 	s->audit.segment_max_age_s = 86400;
 	s->audit.checkpoint_every = 1000;

@@ -42,7 +42,7 @@ static const char *const require_keys[] = {
 static const char *const keep_keys[] = { "payloads", "ttl_days", NULL };
 static const char *const secrets_keys[] = { "store", "tcti", NULL };
 static const char *const audit_keys[] = {
-	"payloads", "payload_ttl_days", "dir", "durability",
+	"payloads", "payload_ttl_days", "dir", "durability", "group_commit_ms",
 	"segment_max_bytes", "segment_max_age_s", "checkpoint_every",
 	"checkpoint_interval_s", NULL
 };
@@ -169,6 +169,7 @@ pol_load_audit(struct pol_loader *l, yaml_node_t *n)
 			pol_err(w, v, "durability must be group or strict, not '%s'",
 			    pol_scalar(v));
 	}
+	opt_int(w, n, "group_commit_ms", 0, 1000, &l->s->audit.group_commit_ms);
 	opt_size(w, n, "segment_max_bytes", 4096, 1LL << 40,
 	    &l->s->audit.segment_max_bytes);
 	opt_int(w, n, "segment_max_age_s", 1, 365 * 86400,

@@ -135,6 +135,7 @@ struct pol_tenant {
 struct pol_audit {
 	char *dir;
 	bool strict;			/* durability: strict */
+	int group_commit_ms;
 	size_t segment_max_bytes;
 	int segment_max_age_s;
 	int checkpoint_every;		/* records */

@@ -22,7 +22,9 @@ main(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	sr = srunner_create(suite_gateway());
 	srunner_add_suite(sr, suite_policy());
+	srunner_add_suite(sr, suite_tools());
 	srunner_add_suite(sr, suite_lifecycle());
+	srunner_add_suite(sr, suite_secrets());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

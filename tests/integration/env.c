@@ -92,12 +92,18 @@ write_config(const char *extra_server)
 pid_t
 it_warden_start(int port)
 {
-	char portarg[32];
+	char portarg[32], auditdir[256];
 	char *argv[] = { getenv("WARDEN_BIN"), "serve", "-c", it.config,
-		"--listen", portarg, NULL };
+		"--listen", portarg, "--audit-dir", auditdir, NULL };
 	pid_t pid;
 
 	snprintf(portarg, sizeof(portarg), "127.0.0.1:%d", port);
+	/* One warden per audit log: a second one gets its own. */
+	if (port == it.port)
+		snprintf(auditdir, sizeof(auditdir), "%s/audit", it_tmpdir());
+	else
+		snprintf(auditdir, sizeof(auditdir), "%s/audit-%d", it_tmpdir(),
+		    port);
 	pid = it_spawn(argv, it.warden_log);
 	if (!it_wait_port(port, 5000)) {
 		fprintf(stderr, "warden did not come up; see %s\n", it.warden_log);
@@ -236,4 +242,13 @@ it_record_aborted(int idx, const char *token, int wait_ms)
 		usleep(50000);
 	}
 	return false;
+}
+
+bool
+it_record_has(int idx, const char *token)
+{
+	char *line = it_record_find(idx, token);
+
+	free(line);
+	return line != NULL;
 }

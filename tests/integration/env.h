@@ -47,6 +47,8 @@ void it_chat(const char *key, const char *body, struct it_resp *out);
 void it_mock_config(int idx, const char *json);
 /* The record line of the request whose body holds token, or NULL. */
 char *it_record_find(int idx, const char *token);
+/* Did mock idx receive a request holding token? */
+bool it_record_has(int idx, const char *token);
 /* Was the request with token aborted by warden (client_aborted)? */
 bool it_record_aborted(int idx, const char *token, int wait_ms);
 

@@ -7,5 +7,7 @@
 Suite *suite_gateway(void);
 Suite *suite_lifecycle(void);
 Suite *suite_policy(void);
+Suite *suite_tools(void);
+Suite *suite_secrets(void);
 
 #endif

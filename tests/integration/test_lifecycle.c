@@ -118,8 +118,9 @@ START_TEST(bad_rules_stop_the_start)
 	snprintf(path, sizeof(path), "%s/bad.yaml", it_tmpdir());
 	it_write_file(path, "version: 1\nprovders: []\ntenants:\n"
 	    "  - { id: t, keys: [], routes: [nope] }\n", 0600);
-	snprintf(cmd, sizeof(cmd), "%s serve -c %s --listen 127.0.0.1:%d",
-	    getenv("WARDEN_BIN"), path, it_free_port());
+	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
+	    "--listen 127.0.0.1:%d",
+	    getenv("WARDEN_BIN"), path, it_tmpdir(), it_free_port());
 	rc = run(cmd, &out);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_msg(strstr(out, "bad.yaml:2:1: unknown key 'provders' in the "
@@ -155,8 +156,9 @@ START_TEST(missing_credential_stops_the_start)
 	snprintf(path, sizeof(path), "%s/nocred.yaml", it_tmpdir());
 	it_write_file(path, cfg, 0600);
 	free(cfg);
-	snprintf(cmd, sizeof(cmd), "%s serve -c %s --listen 127.0.0.1:%d",
-	    getenv("WARDEN_BIN"), path, it_free_port());
+	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
+	    "--listen 127.0.0.1:%d",
+	    getenv("WARDEN_BIN"), path, it_tmpdir(), it_free_port());
 	ck_assert_int_ne(run(cmd, &out), 0);
 	ck_assert_msg(strstr(out, "route 'p-us': credential 'c-us' is not "
 	    "available") != NULL, "%s", out);
@@ -169,8 +171,9 @@ START_TEST(port_in_use_is_reported)
 {
 	char cmd[512], *out;
 
-	snprintf(cmd, sizeof(cmd), "%s serve -c %s --listen 127.0.0.1:%d",
-	    getenv("WARDEN_BIN"), it.config, it.mock_port[0]);
+	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
+	    "--listen 127.0.0.1:%d",
+	    getenv("WARDEN_BIN"), it.config, it_tmpdir(), it.mock_port[0]);
 	ck_assert_int_ne(run(cmd, &out), 0);
 	ck_assert_msg(strstr(out, "cannot listen on") != NULL, "%s", out);
 	free(out);

@@ -53,9 +53,9 @@ START_TEST(compliant_fallback_never_touches_noncompliant_route)
 	    "p-de");
 	ck_assert(it_resp_header(&r, "X-Warden-Decision", buf, sizeof(buf)));
 	ck_assert_int_eq(strlen(buf), 32);
-	ck_assert(it_record_find(0, "tok-pol-fb") != NULL);
-	ck_assert(it_record_find(1, "tok-pol-fb") != NULL);
-	ck_assert_msg(it_record_find(2, "tok-pol-fb") == NULL,
+	ck_assert(it_record_has(0, "tok-pol-fb"));
+	ck_assert(it_record_has(1, "tok-pol-fb"));
+	ck_assert_msg(!it_record_has(2, "tok-pol-fb"),
 	    "the non-compliant route was called");
 	it_resp_free(&r);
 	free(body);
@@ -84,7 +84,7 @@ START_TEST(no_compliant_route_is_a_403_naming_the_rules)
 	ck_assert(it_resp_header(&r, "X-Warden-Decision", buf, sizeof(buf)));
 	json_decref(j);
 	it_resp_free(&r);
-	ck_assert(it_record_find(2, "tok-pol-deny") == NULL);
+	ck_assert(!it_record_has(2, "tok-pol-deny"));
 
 	/* Only retention stands in the way: health data on a route that
 	 * keeps it 30 days. */

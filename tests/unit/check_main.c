@@ -19,6 +19,9 @@ main(void)
 	srunner_add_suite(sr, suite_sse());
 	srunner_add_suite(sr, suite_openai());
 	srunner_add_suite(sr, suite_policy());
+	srunner_add_suite(sr, suite_tools());
+	srunner_add_suite(sr, suite_secrets());
+	srunner_add_suite(sr, suite_audit());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

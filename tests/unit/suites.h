@@ -12,6 +12,9 @@ Suite *suite_http(void);	/* test_http.c: request heads, chunked bodies */
 Suite *suite_sse(void);		/* test_sse.c: SSE event framing */
 Suite *suite_openai(void);	/* test_openai.c: chat bodies, errors, auth */
 Suite *suite_policy(void);	/* test_policy.c: rules file loading */
+Suite *suite_tools(void);	/* test_tools.c: agents, tool graphs, review */
+Suite *suite_secrets(void);	/* test_secrets.c: sealing against swtpm */
+Suite *suite_audit(void);	/* test_audit.c: the hash-chained audit log */
 
 /* Shared by test_openai.c and test_policy.c (test_policy.c defines them). */
 

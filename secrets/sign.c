@@ -1,0 +1,221 @@
+/*
+ * sign.c - the audit log's signing key: ECDSA P-256, created inside the
+ * TPM under the storage primary and kept in the store as SEC_SIGN_KEY
+ * (its public blob and its private blob, encrypted to the TPM).  It is
+ * loaded for each signature and flushed after; its private half never
+ * exists outside the TPM in clear.  audit/ calls these for checkpoints.
+ */
+#include "secrets/sec_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+
+/* Template version 1 of the signing key; scheme fixed to ECDSA-SHA256 so
+ * the key cannot be used any other way. */
+static const TPM2B_PUBLIC sign_template = {
+	.publicArea = {
+		.type = TPM2_ALG_ECC,
+		.nameAlg = TPM2_ALG_SHA256,
+		.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+		    TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+		    TPMA_OBJECT_SIGN_ENCRYPT,
+		.parameters.eccDetail = {
+			.symmetric.algorithm = TPM2_ALG_NULL,
+			.scheme = {
+				.scheme = TPM2_ALG_ECDSA,
+				.details.ecdsa.hashAlg = TPM2_ALG_SHA256,
+			},
+			.curveID = TPM2_ECC_NIST_P256,
+			.kdf.scheme = TPM2_ALG_NULL,
+		},
+	},
+};
+
+enum wd_err
+sec_sign_key_ensure(struct sec_tpm *t, const char *store, bool *created,
+    char *err, size_t errlen)
+{
+	TPM2B_SENSITIVE_CREATE none = { 0 };
+	struct sec_obj o = { 0 };
+	struct sec_meta m;
+	enum wd_err e;
+
+	if (created != NULL)
+		*created = false;
+	e = sec_stat(store, SEC_SIGN_KEY, &m, err, errlen);
+	if (e == WD_OK && m.kind != SEC_KIND_SIGNING_KEY) {
+		sec_errf(err, errlen, "%s/%s is not a signing key", store,
+		    SEC_SIGN_KEY);
+		return WD_EINVAL;
+	}
+	if (e != WD_ENOTFOUND)
+		return e;
+	if ((e = sec_tpm_create(t, &sign_template, &none, &o.pub, &o.priv, err,
+	    errlen)) != WD_OK)
+		return e;
+	snprintf(o.meta.name, sizeof(o.meta.name), "%s", SEC_SIGN_KEY);
+	o.meta.kind = SEC_KIND_SIGNING_KEY;
+	sec_now_rfc3339(o.meta.created);
+	o.meta.template_version = SEC_TEMPLATE_VERSION;
+	e = sec_store_write(store, SEC_SIGN_KEY, &o, SEC_CREATE, err, errlen);
+	if (e == WD_OK && created != NULL)
+		*created = true;
+	return e;
+}
+
+static enum wd_err
+read_key(const char *store, struct sec_obj *o, char *err, size_t errlen)
+{
+	enum wd_err e = sec_store_read(store, SEC_SIGN_KEY, o, err, errlen);
+
+	if (e == WD_OK && (o->meta.kind != SEC_KIND_SIGNING_KEY ||
+	    o->pub.publicArea.type != TPM2_ALG_ECC ||
+	    o->pub.publicArea.parameters.eccDetail.curveID != TPM2_ECC_NIST_P256)) {
+		sec_obj_clear(o);
+		sec_errf(err, errlen, "%s/%s is not an ECDSA P-256 signing key",
+		    store, SEC_SIGN_KEY);
+		e = WD_EINVAL;
+	}
+	return e;
+}
+
+/* r and s from the TPM, as the DER SEQUENCE OpenSSL verifies. */
+static enum wd_err
+to_der(const TPMS_SIGNATURE_ECDSA *ec, unsigned char *der, size_t *len,
+    char *err, size_t errlen)
+{
+	ECDSA_SIG *sig = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(ec->signatureR.buffer, ec->signatureR.size, NULL);
+	BIGNUM *s = BN_bin2bn(ec->signatureS.buffer, ec->signatureS.size, NULL);
+	unsigned char *p = der;
+	enum wd_err e = WD_ENOMEM;
+	int n;
+
+	if (sig == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(sig, r, s) != 1)
+		goto out;
+	r = s = NULL;			/* owned by sig now */
+	n = i2d_ECDSA_SIG(sig, NULL);
+	if (n <= 0 || (size_t)n > *len) {
+		e = WD_ELIMIT;
+		goto out;
+	}
+	n = i2d_ECDSA_SIG(sig, &p);
+	*len = (size_t)n;
+	e = WD_OK;
+out:
+	if (e != WD_OK)
+		sec_errf(err, errlen, "cannot encode the signature");
+	BN_free(r);
+	BN_free(s);
+	ECDSA_SIG_free(sig);
+	return e;
+}
+
+enum wd_err
+sec_sign_digest(struct sec_tpm *t, const char *store,
+    const unsigned char digest[32], unsigned char *der_sig, size_t *len,
+    char *err, size_t errlen)
+{
+	TPMT_SIG_SCHEME scheme = {
+		.scheme = TPM2_ALG_ECDSA,
+		.details.ecdsa.hashAlg = TPM2_ALG_SHA256,
+	};
+	/* A null ticket: the key is not restricted, so the TPM does not need
+	 * proof that it computed the digest itself. */
+	TPMT_TK_HASHCHECK validation = {
+		.tag = TPM2_ST_HASHCHECK,
+		.hierarchy = TPM2_RH_NULL,
+	};
+	TPM2B_DIGEST d = { .size = 32 };
+	TPMT_SIGNATURE *sig = NULL;
+	struct sec_obj o;
+	ESYS_TR key = ESYS_TR_NONE;
+	enum wd_err e;
+	TSS2_RC rc;
+
+	memcpy(d.buffer, digest, 32);
+	if ((e = read_key(store, &o, err, errlen)) != WD_OK)
+		return e;
+	if ((e = sec_tpm_load(t, &o.pub, &o.priv, &key, err, errlen)) != WD_OK)
+		goto out;
+	rc = Esys_Sign(t->esys, key, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	    ESYS_TR_NONE, &d, &scheme, &validation, &sig);
+	if (rc != TSS2_RC_SUCCESS) {
+		e = sec_tpm_err(err, errlen, "Sign", rc);
+		goto out;
+	}
+	e = to_der(&sig->signature.ecdsa, der_sig, len, err, errlen);
+out:
+	Esys_Free(sig);
+	sec_tpm_flush(t, &key);
+	sec_obj_clear(&o);
+	return e;
+}
+
+enum wd_err
+sec_sign_pubkey_pem(const char *store, char **pem, char *err, size_t errlen)
+{
+	const TPMS_ECC_POINT *pt;
+	unsigned char point[65] = { 0x04 };	/* uncompressed: 04 || x || y */
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = NULL;
+	struct sec_obj o;
+	char *data;
+	long n;
+	enum wd_err e;
+
+	*pem = NULL;
+	if ((e = read_key(store, &o, err, errlen)) != WD_OK)
+		return e;
+	pt = &o.pub.publicArea.unique.ecc;
+	if (pt->x.size > 32 || pt->y.size > 32) {
+		sec_errf(err, errlen, "%s/%s: bad public point", store, SEC_SIGN_KEY);
+		e = WD_EPARSE;
+		goto out;
+	}
+	memcpy(point + 1 + 32 - pt->x.size, pt->x.buffer, pt->x.size);
+	memcpy(point + 33 + 32 - pt->y.size, pt->y.buffer, pt->y.size);
+	e = WD_EIO;
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+	    "prime256v1", 0) != 1 ||
+	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point,
+	    sizeof(point)) != 1 ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1 ||
+	    (bio = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio_PUBKEY(bio, pkey) != 1 ||
+	    (n = BIO_get_mem_data(bio, &data)) <= 0) {
+		sec_errf(err, errlen, "%s/%s: the public key is not a valid P-256 "
+		    "point", store, SEC_SIGN_KEY);
+		goto out;
+	}
+	if ((*pem = wd_strndup(data, (size_t)n)) == NULL) {
+		sec_errf(err, errlen, "out of memory");
+		e = WD_ENOMEM;
+		goto out;
+	}
+	e = WD_OK;
+out:
+	BIO_free(bio);
+	EVP_PKEY_free(pkey);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	sec_obj_clear(&o);
+	return e;
+}

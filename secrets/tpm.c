@@ -1,0 +1,638 @@
+/*
+ * tpm.c - everything that talks to the TPM: the TCTI and ESAPI contexts,
+ * the storage primary, sessions, sealing and unsealing a data key, PCR
+ * policies, and turning TSS2_RC codes into sentences.
+ *
+ * A TPM without a resource manager (swtpm, or /dev/tpm0) has about three
+ * object slots and keeps whatever a client loads after the client leaves,
+ * so every object and session loaded here is flushed before the function
+ * that loaded it returns; only the primary lives as long as the context.
+ */
+#include "secrets/sec_int.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+
+/*
+ * The storage primary, template version 1: exactly what
+ * `tpm2_createprimary -C o -G ecc` uses (ECC NIST P-256, AES-128-CFB,
+ * restricted decrypt, empty unique), so the same key comes out of both and
+ * tpm2-tools can load warden's blobs.  Change it only with
+ * SEC_TEMPLATE_VERSION: every sealed blob depends on it.
+ */
+static const TPM2B_PUBLIC primary_template = {
+	.publicArea = {
+		.type = TPM2_ALG_ECC,
+		.nameAlg = TPM2_ALG_SHA256,
+		.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+		    TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+		    TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT,
+		.parameters.eccDetail = {
+			.symmetric = {
+				.algorithm = TPM2_ALG_AES,
+				.keyBits.aes = 128,
+				.mode.aes = TPM2_ALG_CFB,
+			},
+			.scheme.scheme = TPM2_ALG_NULL,
+			.curveID = TPM2_ECC_NIST_P256,
+			.kdf.scheme = TPM2_ALG_NULL,
+		},
+	},
+};
+
+static const TPMT_SYM_DEF session_sym = {
+	.algorithm = TPM2_ALG_AES,
+	.keyBits.aes = 128,
+	.mode.aes = TPM2_ALG_CFB,
+};
+
+void
+sec_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* What a TPM error usually means for a sealed secret, or NULL. */
+static const char *
+rc_hint(TSS2_RC rc)
+{
+	TSS2_RC layer = rc & TSS2_RC_LAYER_MASK, base = rc & 0xffff;
+
+	if (layer == TSS2_TCTI_RC_LAYER || layer == TSS2_RESMGR_TPM_RC_LAYER) {
+		if (base == TSS2_BASE_RC_IO_ERROR ||
+		    base == TSS2_BASE_RC_NO_CONNECTION)
+			return "the TPM is not reachable: is it running, is the TCTI right?";
+		if (base == TSS2_BASE_RC_NOT_IMPLEMENTED ||
+		    base == TSS2_BASE_RC_NOT_SUPPORTED)
+			return "this TCTI is not installed (tpm2-tss TCTI libraries)";
+		return NULL;
+	}
+	if (layer != TSS2_TPM_RC_LAYER)
+		return NULL;
+	if (rc == TPM2_RC_OBJECT_MEMORY || rc == TPM2_RC_SESSION_MEMORY)
+		return "the TPM's slots are full: another process shares this TPM "
+		    "without a resource manager or left objects loaded; use "
+		    "device:/dev/tpmrm0, or restart swtpm";
+	if (rc == TPM2_RC_LOCKOUT)
+		return "the TPM is in dictionary-attack lockout after wrong auth "
+		    "values; wait or reset it with the lockout authorization";
+	if (rc == TPM2_RC_INITIALIZE)
+		return "the TPM was not started up (TPM2_Startup)";
+	if (rc & TPM2_RC_FMT1) {
+		switch (rc & (TPM2_RC_FMT1 | 0x3f)) {
+		case TPM2_RC_POLICY_FAIL:
+			return "the PCR values or the auth value differ from those "
+			    "it was sealed with";
+		case TPM2_RC_AUTH_FAIL:
+		case TPM2_RC_BAD_AUTH:
+			return "wrong auth value";
+		case TPM2_RC_INTEGRITY:
+			return "sealed by another TPM, or the TPM was cleared, or "
+			    "the blob was modified";
+		case TPM2_RC_SIZE:
+			return "a blob has the wrong size";
+		}
+	}
+	return NULL;
+}
+
+enum wd_err
+sec_tpm_err(char *err, size_t errlen, const char *what, TSS2_RC rc)
+{
+	const char *hint = rc_hint(rc);
+
+	sec_errf(err, errlen, "TPM: %s (0x%x) in %s%s%s", Tss2_RC_Decode(rc),
+	    (unsigned)rc, what, hint ? "; " : "", hint ? hint : "");
+	return WD_ETPM;
+}
+
+/*
+ * tpm2-tss reads TSS2_LOG on its first log call, and at trace level it
+ * prints command and response buffers: unsealed secrets included, even
+ * with parameter encryption.  So logging is forced off before the first
+ * TSS call, whatever the environment says.
+ */
+static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
+
+static void
+quiet_tss(void)
+{
+	setenv("TSS2_LOG", "all+none", 1);
+}
+
+enum wd_err
+sec_tpm_open(const char *tcti, struct sec_tpm **out, char *err, size_t errlen)
+{
+	struct sec_tpm *t = NULL;
+	char what[300];
+	enum wd_err e;
+	TSS2_RC rc;
+
+	*out = NULL;
+	if (tcti == NULL || *tcti == '\0') {
+		sec_errf(err, errlen, "no TPM named: give a TCTI (secrets.tcti or "
+		    "--tcti, e.g. device:/dev/tpmrm0); an empty one would use "
+		    "whatever listens on 127.0.0.1:2321");
+		return WD_EINVAL;
+	}
+	pthread_once(&quiet_once, quiet_tss);
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		sec_errf(err, errlen, "out of memory");
+		return WD_ENOMEM;
+	}
+	t->primary = t->hmac = ESYS_TR_NONE;
+	if ((e = sec_buf_alloc(&t->scratch, sizeof(struct sec_scratch), err,
+	    errlen)) != WD_OK)
+		goto out;
+	snprintf(what, sizeof(what), "connecting to '%s'", tcti);
+	rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
+	if (rc != TSS2_RC_SUCCESS) {
+		t->tcti = NULL;
+		e = sec_tpm_err(err, errlen, what, rc);
+		goto out;
+	}
+	rc = Esys_Initialize(&t->esys, t->tcti, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		t->esys = NULL;
+		e = sec_tpm_err(err, errlen, what, rc);
+		goto out;
+	}
+	*out = t;
+	t = NULL;
+	e = WD_OK;
+out:
+	sec_tpm_close(t);
+	return e;
+}
+
+void
+sec_tpm_close(struct sec_tpm *t)
+{
+	if (t == NULL)
+		return;
+	if (t->esys != NULL) {
+		sec_tpm_flush(t, &t->hmac);
+		sec_tpm_flush(t, &t->primary);
+		Esys_Finalize(&t->esys);
+	}
+	if (t->tcti != NULL)
+		Tss2_TctiLdr_Finalize(&t->tcti);
+	sec_buf_free(&t->scratch);
+	free(t);
+}
+
+void
+sec_tpm_flush(struct sec_tpm *t, ESYS_TR *obj)
+{
+	if (*obj != ESYS_TR_NONE)
+		(void)Esys_FlushContext(t->esys, *obj);
+	*obj = ESYS_TR_NONE;
+}
+
+enum wd_err
+sec_tpm_primary(struct sec_tpm *t, char *err, size_t errlen)
+{
+	TPM2B_SENSITIVE_CREATE none = { 0 };
+	TPM2B_DATA outside = { 0 };
+	TPML_PCR_SELECTION creation = { 0 };
+	TSS2_RC rc;
+
+	if (t->primary != ESYS_TR_NONE)
+		return WD_OK;
+	rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD,
+	    ESYS_TR_NONE, ESYS_TR_NONE, &none, &primary_template, &outside,
+	    &creation, &t->primary, NULL, NULL, NULL, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		t->primary = ESYS_TR_NONE;
+		return sec_tpm_err(err, errlen, "CreatePrimary (owner hierarchy)", rc);
+	}
+	return WD_OK;
+}
+
+/*
+ * Salted with the primary: the session key comes from a secret only the
+ * TPM can decrypt, so AES-128-CFB parameter encryption keeps sealed data
+ * off the bus in clear even against someone who watches it.
+ */
+enum wd_err
+sec_tpm_session(struct sec_tpm *t, TPM2_SE type, TPMA_SESSION attrs,
+    ESYS_TR *out, char *err, size_t errlen)
+{
+	enum wd_err e;
+	TSS2_RC rc;
+
+	*out = ESYS_TR_NONE;
+	if ((e = sec_tpm_primary(t, err, errlen)) != WD_OK)
+		return e;
+	rc = Esys_StartAuthSession(t->esys, t->primary, ESYS_TR_NONE,
+	    ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, type, &session_sym,
+	    TPM2_ALG_SHA256, out);
+	if (rc != TSS2_RC_SUCCESS) {
+		*out = ESYS_TR_NONE;
+		return sec_tpm_err(err, errlen, "StartAuthSession", rc);
+	}
+	rc = Esys_TRSess_SetAttributes(t->esys, *out,
+	    attrs | TPMA_SESSION_CONTINUESESSION, 0xff);
+	if (rc != TSS2_RC_SUCCESS) {
+		sec_tpm_flush(t, out);
+		return sec_tpm_err(err, errlen, "TRSess_SetAttributes", rc);
+	}
+	return WD_OK;
+}
+
+/*
+ * The context's shared HMAC session, set to encrypt as attrs says.  A
+ * command that fails through it drops it (hmac_drop): after an error its
+ * nonces may be out of step, and a fresh one is cheap next to a mystery.
+ */
+static enum wd_err
+hmac_session(struct sec_tpm *t, TPMA_SESSION attrs, ESYS_TR *out, char *err,
+    size_t errlen)
+{
+	enum wd_err e;
+	TSS2_RC rc;
+
+	if (t->hmac == ESYS_TR_NONE &&
+	    (e = sec_tpm_session(t, TPM2_SE_HMAC, attrs, &t->hmac, err,
+	    errlen)) != WD_OK)
+		return e;
+	rc = Esys_TRSess_SetAttributes(t->esys, t->hmac,
+	    attrs | TPMA_SESSION_CONTINUESESSION, 0xff);
+	if (rc != TSS2_RC_SUCCESS) {
+		sec_tpm_flush(t, &t->hmac);
+		return sec_tpm_err(err, errlen, "TRSess_SetAttributes", rc);
+	}
+	*out = t->hmac;
+	return WD_OK;
+}
+
+static void
+hmac_drop(struct sec_tpm *t)
+{
+	sec_tpm_flush(t, &t->hmac);
+}
+
+enum wd_err
+sec_pcrs_parse(const char *spec, struct sec_pcrs *out, char *err,
+    size_t errlen)
+{
+	static const struct { const char *name; TPMI_ALG_HASH alg; } banks[] = {
+		{ "sha1", TPM2_ALG_SHA1 }, { "sha256", TPM2_ALG_SHA256 },
+		{ "sha384", TPM2_ALG_SHA384 }, { "sha512", TPM2_ALG_SHA512 },
+	};
+	const char *p = spec;
+	size_t tl = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (spec == NULL || *spec == '\0' || strcmp(spec, "none") == 0)
+		return WD_OK;
+	while (*p != '\0') {
+		TPMS_PCR_SELECTION *s;
+		size_t i, n = strcspn(p, ":");
+
+		for (i = 0; i < sizeof(banks) / sizeof(banks[0]); i++)
+			if (strlen(banks[i].name) == n &&
+			    strncmp(p, banks[i].name, n) == 0)
+				break;
+		if (i == sizeof(banks) / sizeof(banks[0]) || p[n] != ':')
+			goto bad;
+		for (uint32_t j = 0; j < out->sel.count; j++)
+			if (out->sel.pcrSelections[j].hash == banks[i].alg)
+				goto bad;	/* a bank twice */
+		if (out->sel.count == TPM2_NUM_PCR_BANKS)
+			goto bad;
+		s = &out->sel.pcrSelections[out->sel.count++];
+		s->hash = banks[i].alg;
+		s->sizeofSelect = 3;
+		p += n + 1;
+		for (;;) {
+			char *end;
+			long idx = strtol(p, &end, 10);
+
+			if (end == p || *p < '0' || *p > '9' || idx < 0 || idx > 23)
+				goto bad;
+			s->pcrSelect[idx / 8] |= (uint8_t)(1u << (idx % 8));
+			p = end;
+			if (*p != ',')
+				break;
+			p++;
+		}
+		if (*p == '+')
+			p++;
+		else if (*p != '\0')
+			goto bad;
+	}
+	/* Canonical text: banks as given, indices sorted and unique. */
+	for (uint32_t j = 0; j < out->sel.count; j++) {
+		const TPMS_PCR_SELECTION *s = &out->sel.pcrSelections[j];
+		const char *bn = "?";
+		const char *sep = ":";
+
+		for (size_t i = 0; i < sizeof(banks) / sizeof(banks[0]); i++)
+			if (banks[i].alg == s->hash)
+				bn = banks[i].name;
+		tl += (size_t)snprintf(out->text + tl, sizeof(out->text) - tl,
+		    "%s%s", j ? "+" : "", bn);
+		for (int idx = 0; idx < 24 && tl < sizeof(out->text); idx++)
+			if (s->pcrSelect[idx / 8] & (1u << (idx % 8))) {
+				tl += (size_t)snprintf(out->text + tl,
+				    sizeof(out->text) - tl, "%s%d", sep, idx);
+				sep = ",";
+			}
+		if (tl >= sizeof(out->text))
+			goto bad;
+	}
+	return WD_OK;
+bad:
+	memset(out, 0, sizeof(*out));
+	sec_errf(err, errlen, "bad PCR selection '%.64s': expected like "
+	    "sha256:7,23 (banks sha1, sha256, sha384, sha512 joined by '+'; "
+	    "PCRs 0-23)", spec);
+	return WD_EINVAL;
+}
+
+/* PolicyPCR (current values), then PolicyAuthValue if there is an auth
+ * value: the same sequence for the trial digest and for unsealing. */
+static enum wd_err
+run_policy(struct sec_tpm *t, ESYS_TR s, const struct sec_pcrs *pcrs,
+    bool auth, char *err, size_t errlen)
+{
+	TPM2B_DIGEST current = { 0 };	/* empty: the TPM reads the PCRs */
+	TSS2_RC rc;
+
+	rc = Esys_PolicyPCR(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE,
+	    ESYS_TR_NONE, &current, &pcrs->sel);
+	if (rc != TSS2_RC_SUCCESS)
+		return sec_tpm_err(err, errlen, "PolicyPCR", rc);
+	if (auth) {
+		rc = Esys_PolicyAuthValue(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE,
+		    ESYS_TR_NONE);
+		if (rc != TSS2_RC_SUCCESS)
+			return sec_tpm_err(err, errlen, "PolicyAuthValue", rc);
+	}
+	return WD_OK;
+}
+
+static enum wd_err
+policy_digest(struct sec_tpm *t, const struct sec_pcrs *pcrs, bool auth,
+    TPM2B_DIGEST *out, char *err, size_t errlen)
+{
+	static const TPMT_SYM_DEF none = { .algorithm = TPM2_ALG_NULL };
+	TPM2B_DIGEST *d = NULL;
+	ESYS_TR s = ESYS_TR_NONE;
+	enum wd_err e;
+	TSS2_RC rc;
+
+	rc = Esys_StartAuthSession(t->esys, ESYS_TR_NONE, ESYS_TR_NONE,
+	    ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_TRIAL, &none,
+	    TPM2_ALG_SHA256, &s);
+	if (rc != TSS2_RC_SUCCESS) {
+		s = ESYS_TR_NONE;
+		e = sec_tpm_err(err, errlen, "StartAuthSession (trial)", rc);
+		goto out;
+	}
+	if ((e = run_policy(t, s, pcrs, auth, err, errlen)) != WD_OK)
+		goto out;
+	rc = Esys_PolicyGetDigest(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE,
+	    ESYS_TR_NONE, &d);
+	if (rc != TSS2_RC_SUCCESS) {
+		e = sec_tpm_err(err, errlen, "PolicyGetDigest", rc);
+		goto out;
+	}
+	*out = *d;
+	e = WD_OK;
+out:
+	Esys_Free(d);
+	sec_tpm_flush(t, &s);
+	return e;
+}
+
+/*
+ * Esys_Create keeps a copy of its inSensitive argument (a data key) in
+ * the ESYS_CONTEXT, and frees it unwiped at Esys_Finalize.  A second
+ * Create with an empty sensitive part and a handle ESAPI does not know
+ * overwrites that copy, then fails inside ESAPI (bad ESYS_TR) before
+ * anything reaches the TPM.  test_secrets.c checks that no copy of a data
+ * key survives in process memory, so a tpm2-tss that orders this
+ * differently shows up there.
+ */
+static void
+scrub_create_input(struct sec_tpm *t)
+{
+	static const TPM2B_SENSITIVE_CREATE none = { 0 };
+	static const TPM2B_PUBLIC tmpl = { 0 };
+	static const TPM2B_DATA outside = { 0 };
+	static const TPML_PCR_SELECTION creation = { 0 };
+
+	(void)Esys_Create(t->esys, (ESYS_TR)0xfffffff0u, ESYS_TR_PASSWORD,
+	    ESYS_TR_NONE, ESYS_TR_NONE, &none, &tmpl, &outside, &creation, NULL,
+	    NULL, NULL, NULL, NULL);
+}
+
+enum wd_err
+sec_tpm_create(struct sec_tpm *t, const TPM2B_PUBLIC *tmpl,
+    const TPM2B_SENSITIVE_CREATE *sens, TPM2B_PUBLIC *pub,
+    TPM2B_PRIVATE *priv, char *err, size_t errlen)
+{
+	TPM2B_DATA outside = { 0 };
+	TPML_PCR_SELECTION creation = { 0 };
+	TPM2B_PUBLIC *opub = NULL;
+	TPM2B_PRIVATE *opriv = NULL;
+	ESYS_TR s = ESYS_TR_NONE;
+	enum wd_err e;
+	TSS2_RC rc;
+
+	/* DECRYPT: inSensitive, the first parameter, crosses encrypted. */
+	if ((e = hmac_session(t, TPMA_SESSION_DECRYPT, &s, err, errlen)) !=
+	    WD_OK)
+		return e;
+	rc = Esys_Create(t->esys, t->primary, s, ESYS_TR_NONE, ESYS_TR_NONE,
+	    sens, tmpl, &outside, &creation, &opriv, &opub, NULL, NULL, NULL);
+	scrub_create_input(t);
+	if (rc != TSS2_RC_SUCCESS) {
+		hmac_drop(t);
+		return sec_tpm_err(err, errlen, "Create", rc);
+	}
+	*pub = *opub;
+	*priv = *opriv;
+	Esys_Free(opub);
+	Esys_Free(opriv);
+	return WD_OK;
+}
+
+enum wd_err
+sec_tpm_load(struct sec_tpm *t, const TPM2B_PUBLIC *pub,
+    const TPM2B_PRIVATE *priv, ESYS_TR *obj, char *err, size_t errlen)
+{
+	enum wd_err e;
+	TSS2_RC rc;
+
+	*obj = ESYS_TR_NONE;
+	if ((e = sec_tpm_primary(t, err, errlen)) != WD_OK)
+		return e;
+	/* The primary's auth is empty and the private blob is already
+	 * encrypted to it: a password session reveals nothing. */
+	rc = Esys_Load(t->esys, t->primary, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	    ESYS_TR_NONE, priv, pub, obj);
+	if (rc != TSS2_RC_SUCCESS) {
+		*obj = ESYS_TR_NONE;
+		return sec_tpm_err(err, errlen, "Load", rc);
+	}
+	return WD_OK;
+}
+
+enum wd_err
+sec_tpm_seal(struct sec_tpm *t, const unsigned char *key, size_t keylen,
+    const struct sec_pcrs *pcrs, const unsigned char *auth, size_t authlen,
+    bool noda, TPM2B_PUBLIC *pub, TPM2B_PRIVATE *priv, char *err,
+    size_t errlen)
+{
+	struct sec_scratch *sc = sec_scratch(t);
+	TPM2B_PUBLIC tmpl = {
+		.publicArea = {
+			.type = TPM2_ALG_KEYEDHASH,
+			.nameAlg = TPM2_ALG_SHA256,
+			.objectAttributes = TPMA_OBJECT_FIXEDTPM |
+			    TPMA_OBJECT_FIXEDPARENT,
+			.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
+		},
+	};
+	enum wd_err e;
+
+	if (keylen > sizeof(sc->sens.sensitive.data.buffer) ||
+	    authlen > SEC_AUTH_MAX) {
+		sec_errf(err, errlen, "sealed data or auth value too long");
+		return WD_EINVAL;
+	}
+	if ((e = sec_tpm_primary(t, err, errlen)) != WD_OK)
+		return e;
+	if (pcrs != NULL && pcrs->sel.count > 0) {
+		/* Only the policy opens it: no USERWITHAUTH, so an auth value
+		 * alone is not enough once PCRs are bound. */
+		e = policy_digest(t, pcrs, authlen > 0,
+		    &tmpl.publicArea.authPolicy, err, errlen);
+		if (e != WD_OK)
+			return e;
+	} else {
+		tmpl.publicArea.objectAttributes |= TPMA_OBJECT_USERWITHAUTH;
+	}
+	if (noda)
+		tmpl.publicArea.objectAttributes |= TPMA_OBJECT_NODA;
+	memset(&sc->sens, 0, sizeof(sc->sens));
+	sc->sens.sensitive.data.size = (UINT16)keylen;
+	memcpy(sc->sens.sensitive.data.buffer, key, keylen);
+	sc->sens.sensitive.userAuth.size = (UINT16)authlen;
+	if (authlen > 0)
+		memcpy(sc->sens.sensitive.userAuth.buffer, auth, authlen);
+	e = sec_tpm_create(t, &tmpl, &sc->sens, pub, priv, err, errlen);
+	wd_wipe(&sc->sens, sizeof(sc->sens));
+	return e;
+}
+
+/*
+ * tpm2-tss decrypts a response in place in its command buffer and keeps it
+ * there until the next command, and frees that buffer unwiped; a
+ * GetRandom answer overwrites the bytes where Unseal's outData sat
+ * (header, parameter size, 2-byte length, then up to 64 bytes: offsets
+ * 16..48 for a 32-byte key).  test_secrets.c finds the key in memory
+ * without this.
+ */
+static void
+scrub_esys(struct sec_tpm *t)
+{
+	TPM2B_DIGEST *r = NULL;
+
+	if (Esys_GetRandom(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+	    sizeof(r->buffer), &r) == TSS2_RC_SUCCESS)
+		Esys_Free(r);
+}
+
+enum wd_err
+sec_tpm_unseal(struct sec_tpm *t, const TPM2B_PUBLIC *pub,
+    const TPM2B_PRIVATE *priv, const struct sec_pcrs *pcrs,
+    const unsigned char *auth, size_t authlen, unsigned char *key,
+    size_t *keylen, char *err, size_t errlen)
+{
+	struct sec_scratch *sc = sec_scratch(t);
+	TPM2B_SENSITIVE_DATA *data = NULL;
+	ESYS_TR obj = ESYS_TR_NONE, s = ESYS_TR_NONE, policy_s = ESYS_TR_NONE;
+	bool policy = pcrs != NULL && pcrs->sel.count > 0;
+	size_t cap = *keylen;
+	enum wd_err e;
+	TSS2_RC rc;
+
+	*keylen = 0;
+	if (authlen > SEC_AUTH_MAX) {
+		sec_errf(err, errlen, "auth value too long");
+		return WD_EINVAL;
+	}
+	if ((e = sec_tpm_load(t, pub, priv, &obj, err, errlen)) != WD_OK)
+		return e;
+	memset(&sc->auth, 0, sizeof(sc->auth));
+	sc->auth.size = (UINT16)authlen;
+	if (authlen > 0)
+		memcpy(sc->auth.buffer, auth, authlen);
+	rc = Esys_TR_SetAuth(t->esys, obj, &sc->auth);
+	wd_wipe(&sc->auth, sizeof(sc->auth));
+	if (rc != TSS2_RC_SUCCESS) {
+		e = sec_tpm_err(err, errlen, "TR_SetAuth", rc);
+		goto out;
+	}
+	/* ENCRYPT: outData, the first response parameter, comes back
+	 * encrypted under the salted session key.  A policy session serves
+	 * one object once; the HMAC session is the context's. */
+	if (policy)
+		e = sec_tpm_session(t, TPM2_SE_POLICY, TPMA_SESSION_ENCRYPT,
+		    &policy_s, err, errlen);
+	else
+		e = hmac_session(t, TPMA_SESSION_ENCRYPT, &s, err, errlen);
+	if (e != WD_OK)
+		goto out;
+	if (policy) {
+		s = policy_s;
+		if ((e = run_policy(t, s, pcrs, authlen > 0, err, errlen)) != WD_OK)
+			goto out;
+	}
+	rc = Esys_Unseal(t->esys, obj, s, ESYS_TR_NONE, ESYS_TR_NONE, &data);
+	if (rc != TSS2_RC_SUCCESS) {
+		if (!policy)
+			hmac_drop(t);
+		e = sec_tpm_err(err, errlen, "Unseal", rc);
+		goto out;
+	}
+	if (data->size > cap) {
+		sec_errf(err, errlen, "sealed data is %u bytes, expected at most %zu",
+		    (unsigned)data->size, cap);
+		e = WD_EPARSE;
+		goto out;
+	}
+	memcpy(key, data->buffer, data->size);
+	*keylen = data->size;
+	e = WD_OK;
+out:
+	if (data != NULL) {
+		wd_wipe(data, sizeof(*data));
+		Esys_Free(data);
+		scrub_esys(t);
+	}
+	sec_tpm_flush(t, &policy_s);
+	/* Esys_TR_SetAuth copied the auth value into the handle's metadata,
+	 * which the flush frees unwiped: overwrite it first. */
+	if (obj != ESYS_TR_NONE && authlen > 0) {
+		memset(&sc->auth, 0, sizeof(sc->auth));
+		(void)Esys_TR_SetAuth(t->esys, obj, &sc->auth);
+	}
+	sec_tpm_flush(t, &obj);
+	return e;
+}

@@ -1,0 +1,1166 @@
+/*
+ * test_tools.c - agent tool policies as callers and providers see them:
+ * histories that break the graph, offered tools stripped or refused,
+ * tool calls in answers (whole and streamed) removed or stopped, sessions
+ * warden records, agent identity, and the `warden policy` review commands.
+ *
+ * The fixture starts the usual environment, then restarts warden on a
+ * copy of its rules with an `agents:` section appended.  Tenant t1's
+ * routes are p-eu (mock 0) and p-de (mock 1).
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/wd.h"
+#include "tests/integration/env.h"
+#include "tests/integration/suites.h"
+
+#define KEY_DENY "wk-it-agent-deny"	/* agent deny-bot of t1 */
+#define KEY_STRIP "wk-it-agent-strip"	/* agent strip-bot of t1 */
+
+extern char **environ;
+
+static void
+digest_line(const char *key, char out[72])
+{
+	unsigned char d[32];
+	char hex[65];
+
+	wd_sha256(key, strlen(key), d);
+	wd_hex(d, 32, hex);
+	snprintf(out, 72, "sha256:%s", hex);
+}
+
+/*
+ * Both t1 agents have the same tools: search (neutral), read (personal
+ * data), ticket (internal sink), email (external sink).  After read no
+ * email (flow no-pii-out).  other-bot belongs to t2.
+ */
+static const char agents_fmt[] =
+    "agents:\n"
+    "  - id: deny-bot\n"
+    "    tenant: t1\n"
+    "    keys: ['%s']\n"
+    "    on_violation: deny\n"
+    "%s"
+    "  - id: strip-bot\n"
+    "    tenant: t1\n"
+    "    keys: ['%s']\n"
+    "    on_violation: strip\n"
+    "%s"
+    "  - id: other-bot\n"
+    "    tenant: t2\n"
+    "%s";
+
+static const char agent_body[] =
+    "    tools:\n"
+    "      search: {}\n"
+    "      read: { labels: [personal] }\n"
+    "      ticket: { sink: internal }\n"
+    "      email: { sink: external }\n"
+    "    graph:\n"
+    "      start: [search, read]\n"
+    "      search: [search, read, ticket, email]\n"
+    "      read: [search, ticket, email]\n"
+    "      ticket: [email]\n"
+    "    flows:\n"
+    "      - id: no-pii-out\n"
+    "        deny: { from_label: personal, to_sink: external }\n";
+
+static void
+setup(void)
+{
+	char kd[72], ks[72], *base, *agents, *text;
+
+	it_env_start(NULL);
+	/* Restart warden on the same rules plus agents, on a fresh port. */
+	it_stop(it.warden, SIGTERM);
+	digest_line(KEY_DENY, kd);
+	digest_line(KEY_STRIP, ks);
+	base = it_read_file(it.config, NULL);
+	if (base == NULL || asprintf(&agents, agents_fmt, kd, agent_body, ks,
+	    agent_body, agent_body) < 0 || asprintf(&text, "%s%s", base,
+	    agents) < 0)
+		abort();
+	it_write_file(it.config, text, 0600);
+	free(base);
+	free(agents);
+	free(text);
+	it.port = it_free_port();
+	snprintf(it.base, sizeof(it.base), "http://127.0.0.1:%d", it.port);
+	it.warden = it_warden_start(it.port);
+}
+
+static void
+teardown(void)
+{
+	it_env_stop();
+}
+
+/* ---- requests ---- */
+
+/* A string list, NULL-terminated; L() makes one inline. */
+#define L(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+struct req {
+	const char *token;		/* unique text in the user message */
+	bool stream;
+	const char *const *history;	/* earlier tool calls, in order */
+	const char *const *tools;	/* offered tools */
+	const char *tool_choice;	/* forced tool, or NULL */
+	const char *answer;		/* tool calls the mock answers with */
+};
+
+static char *
+body_of(const struct req *q)
+{
+	json_t *root = json_object(), *msgs = json_array();
+	char *content, *text;
+
+	for (size_t i = 0; q->history != NULL && q->history[i] != NULL; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "hist_%zu", i);
+		json_array_append_new(msgs, json_pack("{s:s,s:n,s:[{s:s,s:s,"
+		    "s:{s:s,s:s}}]}", "role", "assistant", "content", "tool_calls",
+		    "id", id, "type", "function", "function", "name",
+		    q->history[i], "arguments", "{}"));
+		json_array_append_new(msgs, json_pack("{s:s,s:s,s:s}", "role",
+		    "tool", "tool_call_id", id, "content", "result"));
+	}
+	if (asprintf(&content, "%s%s%s%s", q->token, q->answer ?
+	    " [[mock tool_call=" : "", q->answer ? q->answer : "",
+	    q->answer ? "]]" : "") < 0)
+		abort();
+	json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user",
+	    "content", content));
+	free(content);
+	json_object_set_new(root, "model", json_string("gpt-4o"));
+	json_object_set_new(root, "stream", json_boolean(q->stream));
+	json_object_set_new(root, "messages", msgs);
+	if (q->tools != NULL) {
+		json_t *tools = json_array();
+
+		for (size_t i = 0; q->tools[i] != NULL; i++)
+			json_array_append_new(tools, json_pack("{s:s,s:{s:s,s:{s:s}}}",
+			    "type", "function", "function", "name", q->tools[i],
+			    "parameters", "type", "object"));
+		json_object_set_new(root, "tools", tools);
+	}
+	if (q->tool_choice != NULL)
+		json_object_set_new(root, "tool_choice", json_pack("{s:s,s:{s:s}}",
+		    "type", "function", "function", "name", q->tool_choice));
+	text = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	return text;
+}
+
+/* POST q to warden as key, with up to two extra header lines. */
+static void
+send_req(const char *key, const char *h1, const char *h2, const struct req *q,
+    struct it_resp *r)
+{
+	char auth[128], *body = body_of(q);
+	const char *hdrs[5];
+	size_t n = 0;
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+	hdrs[n++] = auth;
+	hdrs[n++] = "Content-Type: application/json";
+	if (h1 != NULL)
+		hdrs[n++] = h1;
+	if (h2 != NULL)
+		hdrs[n++] = h2;
+	hdrs[n] = NULL;
+	it_http("POST", it_url("/v1/chat/completions"), hdrs, body, 10000, r);
+	free(body);
+}
+
+/* The same request straight to mock 0, as warden would forward it. */
+static void
+send_direct(const struct req *q, struct it_resp *r)
+{
+	char url[128], *body = body_of(q);
+	const char *hdrs[] = { "Content-Type: application/json", NULL };
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
+	    it.mock_port[0]);
+	it_http("POST", url, hdrs, body, 10000, r);
+	free(body);
+}
+
+/* An OpenAI error with exactly this status, type and code, whose message
+ * contains each of the given fragments. */
+static void
+assert_error(const struct it_resp *r, long status, const char *type,
+    const char *code, const char *const *fragments)
+{
+	json_t *j = json_loads(r->body, 0, NULL), *e = json_object_get(j, "error");
+	const char *msg;
+
+	ck_assert_msg(r->status == status, "status %ld, want %ld: %s", r->status,
+	    status, r->body);
+	ck_assert_msg(json_is_object(e), "no error object: %s", r->body);
+	ck_assert_str_eq(json_string_value(json_object_get(e, "type")), type);
+	ck_assert_str_eq(json_string_value(json_object_get(e, "code")), code);
+	msg = json_string_value(json_object_get(e, "message"));
+	ck_assert_ptr_nonnull(msg);
+	for (size_t i = 0; fragments != NULL && fragments[i] != NULL; i++)
+		ck_assert_msg(strstr(msg, fragments[i]) != NULL,
+		    "message '%s' lacks '%s'", msg, fragments[i]);
+	json_decref(j);
+}
+
+/* Neither route of t1 received a request with token. */
+static void
+assert_not_forwarded(const char *token)
+{
+	for (int i = 0; i < 3; i++) {
+		char *line = it_record_find(i, token);
+
+		ck_assert_msg(line == NULL, "mock %d received it: %s", i, line);
+	}
+}
+
+/* The body mock 0 received for the request with token, as JSON. */
+static json_t *
+received_body(const char *token)
+{
+	char *line = it_record_find(0, token);
+	json_t *rec, *body;
+
+	ck_assert_msg(line != NULL, "mock 0 did not receive '%s'", token);
+	rec = json_loads(line, 0, NULL);
+	free(line);
+	ck_assert_ptr_nonnull(rec);
+	body = json_loads(json_string_value(json_object_get(rec, "body")), 0, NULL);
+	json_decref(rec);
+	ck_assert_ptr_nonnull(body);
+	return body;
+}
+
+/* The names of the tools in a request body, comma-separated ("" if none;
+ * "<absent>" when the body has no tools at all). */
+static void
+tool_names(json_t *body, char *out, size_t len)
+{
+	json_t *tools = json_object_get(body, "tools"), *t;
+	size_t i, n = 0;
+
+	out[0] = '\0';
+	if (tools == NULL) {
+		snprintf(out, len, "<absent>");
+		return;
+	}
+	json_array_foreach(tools, i, t)
+		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? "," : "",
+		    json_string_value(json_object_get(json_object_get(t,
+		    "function"), "name")));
+}
+
+/* The tool calls of a non-streamed answer, comma-separated, and its
+ * finish_reason. */
+static void
+answer_calls(const struct it_resp *r, char *out, size_t len, char *finish,
+    size_t flen)
+{
+	json_t *j = json_loads(r->body, 0, NULL), *ch, *calls, *c;
+	size_t i, n = 0;
+
+	ck_assert_msg(j != NULL, "answer not JSON: %s", r->body);
+	ch = json_array_get(json_object_get(j, "choices"), 0);
+	calls = json_object_get(json_object_get(ch, "message"), "tool_calls");
+	out[0] = '\0';
+	if (calls == NULL)
+		snprintf(out, len, "<absent>");
+	json_array_foreach(calls, i, c)
+		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? "," : "",
+		    json_string_value(json_object_get(json_object_get(c,
+		    "function"), "name")));
+	snprintf(finish, flen, "%s",
+	    json_string_value(json_object_get(ch, "finish_reason")));
+	json_decref(j);
+}
+
+/* Replace the digits after each prefix with 'N'. */
+static void
+normalize(char *s, const char *prefix)
+{
+	size_t pl = strlen(prefix);
+
+	for (char *p = strstr(s, prefix); p != NULL; p = strstr(p, prefix)) {
+		p += pl;
+		while (*p >= '0' && *p <= '9')
+			*p++ = 'N';
+	}
+}
+
+static void
+normalize_all(char *s)
+{
+	normalize(s, "chatcmpl-mock-");
+	normalize(s, "\"created\":");
+	normalize(s, "\"created\": ");
+	normalize(s, "\"id\":\"call_");
+}
+
+static size_t
+count(const char *hay, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = strstr(hay, needle); p != NULL;
+	    p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* ---- the request ---- */
+
+START_TEST(history_breaking_the_graph_is_refused)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-hist-1", .history = L("ticket") };
+
+	/* ticket may not come first. */
+	send_req(KEY_DENY, NULL, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("rule 'graph'", "may not call 'ticket' after 'start'"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+
+	/* A flow broken in the history: read, then email. */
+	q.token = "tok-tools-hist-2";
+	q.history = L("read", "email");
+	send_req(KEY_DENY, NULL, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("rule 'no-pii-out'", "'email'"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+
+	/* strip is about offered tools: a broken history is refused the same,
+	 * streamed or not. */
+	q.token = "tok-tools-hist-3";
+	q.stream = true;
+	send_req(KEY_STRIP, NULL, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("rule 'no-pii-out'"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+
+	/* An undeclared tool in the history. */
+	q.token = "tok-tools-hist-4";
+	q.stream = false;
+	q.history = L("search", "rm_rf");
+	send_req(KEY_DENY, NULL, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("rule 'undeclared_tool'", "'rm_rf'"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+
+	/* The same history without the offence goes through untouched. */
+	q.token = "tok-tools-hist-5";
+	q.history = L("search", "read", "ticket");
+	send_req(KEY_DENY, NULL, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	json_decref(received_body(q.token));
+}
+END_TEST
+
+START_TEST(deny_agent_offered_tool_not_allowed_next)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-offer-1",
+		.tools = L("search", "email") };
+	json_t *b;
+	char names[256];
+
+	send_req(KEY_DENY, NULL, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("'email'", "rule 'graph'"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+
+	/* After search, both may come next: offered as they are. */
+	q.token = "tok-tools-offer-2";
+	q.history = L("search");
+	send_req(KEY_DENY, NULL, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	b = received_body(q.token);
+	tool_names(b, names, sizeof(names));
+	ck_assert_str_eq(names, "search,email");
+	json_decref(b);
+
+	/* After read, email is cut by the flow rule. */
+	q.token = "tok-tools-offer-3";
+	q.history = L("read");
+	send_req(KEY_DENY, NULL, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("'email'", "rule 'no-pii-out'"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+}
+END_TEST
+
+START_TEST(strip_agent_offered_tools_are_removed)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-strip-1", .history = L("read"),
+		.tools = L("search", "email", "ticket") };
+	json_t *b;
+	char names[256];
+
+	send_req(KEY_STRIP, NULL, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	b = received_body(q.token);
+	tool_names(b, names, sizeof(names));
+	ck_assert_str_eq(names, "search,ticket");
+	/* The rest of the request is as it was sent. */
+	ck_assert_uint_eq(json_array_size(json_object_get(b, "messages")), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(b, "model")), "gpt-4o");
+	json_decref(b);
+
+	/* Forcing a tool that was stripped cannot be honoured. */
+	q.token = "tok-tools-strip-2";
+	q.tool_choice = "email";
+	send_req(KEY_STRIP, NULL, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("tool_choice names 'email'"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+
+	/* Forcing one that stays is fine. */
+	q.token = "tok-tools-strip-3";
+	q.tool_choice = "ticket";
+	send_req(KEY_STRIP, NULL, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	b = received_body(q.token);
+	tool_names(b, names, sizeof(names));
+	ck_assert_str_eq(names, "search,ticket");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    json_object_get(b, "tool_choice"), "function"), "name")), "ticket");
+	json_decref(b);
+
+	/* Nothing left to offer: no tools, no tool_choice go upstream. */
+	q.token = "tok-tools-strip-4";
+	q.history = NULL;
+	q.tools = L("ticket", "email");
+	q.tool_choice = NULL;
+	send_req(KEY_STRIP, NULL, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	b = received_body(q.token);
+	tool_names(b, names, sizeof(names));
+	ck_assert_str_eq(names, "<absent>");
+	ck_assert_ptr_null(json_object_get(b, "tool_choice"));
+	json_decref(b);
+}
+END_TEST
+
+/* ---- the answer, whole ---- */
+
+START_TEST(answer_with_forbidden_call_deny)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-ans-1", .answer = "ticket" };
+
+	/* The mock answers with ticket, which may not come first. */
+	send_req(KEY_DENY, NULL, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("rule 'graph'", "'ticket'"));
+	ck_assert(strstr(r.body, "call_") == NULL);
+	it_resp_free(&r);
+	json_decref(received_body(q.token));
+
+	/* read then email: the second call breaks the flow rule. */
+	q.token = "tok-tools-ans-2";
+	q.answer = "read,email";
+	send_req(KEY_DENY, NULL, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("rule 'no-pii-out'"));
+	it_resp_free(&r);
+}
+END_TEST
+
+START_TEST(answer_with_forbidden_call_strip)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-ans-3", .answer = "read,email" };
+	char calls[256], finish[64];
+
+	send_req(KEY_STRIP, NULL, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	answer_calls(&r, calls, sizeof(calls), finish, sizeof(finish));
+	ck_assert_str_eq(calls, "read");
+	ck_assert_str_eq(finish, "tool_calls");
+	ck_assert(strstr(r.body, "email") == NULL);
+	it_resp_free(&r);
+
+	/* Nothing allowed is left: a plain answer that stopped. */
+	q.token = "tok-tools-ans-4";
+	q.answer = "email";
+	send_req(KEY_STRIP, NULL, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	answer_calls(&r, calls, sizeof(calls), finish, sizeof(finish));
+	ck_assert_str_eq(calls, "<absent>");
+	ck_assert_str_eq(finish, "stop");
+	ck_assert(strstr(r.body, "email") == NULL);
+	{
+		json_t *j = json_loads(r.body, 0, NULL);
+		json_t *m = json_object_get(json_array_get(json_object_get(j,
+		    "choices"), 0), "message");
+
+		ck_assert(json_is_string(json_object_get(m, "content")));
+		json_decref(j);
+	}
+	it_resp_free(&r);
+}
+END_TEST
+
+START_TEST(answer_with_allowed_calls_is_unchanged)
+{
+	struct it_resp via, direct;
+	struct req q = { .token = "tok-tools-ans-5", .answer = "search,read" };
+
+	for (int i = 0; i < 2; i++) {
+		const char *key = i ? KEY_STRIP : KEY_DENY;
+
+		send_req(key, NULL, NULL, &q, &via);
+		send_direct(&q, &direct);
+		ck_assert_msg(via.status == 200, "%ld %s", via.status, via.body);
+		ck_assert_int_eq(direct.status, 200);
+		ck_assert(strstr(via.body, "\"name\":\"read\"") != NULL);
+		normalize_all(via.body);
+		normalize_all(direct.body);
+		ck_assert_str_eq(via.body, direct.body);
+		it_resp_free(&via);
+		it_resp_free(&direct);
+	}
+}
+END_TEST
+
+/* ---- the answer, streamed ---- */
+
+/* The events of an SSE body, split at blank lines (LF only). */
+static size_t
+split_events(char *body, char **ev, size_t max)
+{
+	size_t n = 0;
+	char *p = body;
+
+	while (*p != '\0' && n < max) {
+		char *end = strstr(p, "\n\n");
+
+		ev[n++] = p;
+		if (end == NULL)
+			break;
+		end[1] = '\0';
+		p = end + 2;
+	}
+	return n;
+}
+
+static void
+stream_stops_before_forbidden_call(const char *key, const char *token)
+{
+	struct it_resp via, direct;
+	struct req q = { .token = token, .stream = true, .answer = "read,email" };
+	char *ev[64], *dev[64], *data;
+	size_t n, dn;
+	json_t *j, *e;
+
+	send_req(key, NULL, NULL, &q, &via);
+	send_direct(&q, &direct);
+	ck_assert_int_eq(via.status, 200);
+	ck_assert_int_eq(direct.status, 200);
+	/* Nothing of the forbidden call: neither its name nor its id. */
+	ck_assert_msg(strstr(via.body, "\"name\":\"email\"") == NULL, "%s",
+	    via.body);
+	ck_assert_msg(strstr(via.body, "\"index\":1") == NULL, "%s", via.body);
+	ck_assert_uint_eq(count(via.body, "\"id\":\"call_"), 1);
+	ck_assert(strstr(via.body, "data: [DONE]") == NULL);
+	ck_assert(strstr(direct.body, "\"name\":\"email\"") != NULL);
+	normalize_all(via.body);
+	normalize_all(direct.body);
+	n = split_events(via.body, ev, 64);
+	dn = split_events(direct.body, dev, 64);
+	/* role, read's header and two argument deltas, then the error. */
+	ck_assert_msg(n == 5, "%zu events", n);
+	ck_assert_uint_ge(dn, 9);
+	for (size_t i = 0; i < 4; i++)
+		ck_assert_str_eq(ev[i], dev[i]);
+	ck_assert(strstr(ev[1], "\"name\":\"read\"") != NULL);
+	ck_assert_msg(strncmp(ev[4], "event: error\ndata: ", 19) == 0, "%s", ev[4]);
+	data = ev[4] + 19;
+	j = json_loads(data, JSON_DISABLE_EOF_CHECK, NULL);
+	ck_assert_msg(j != NULL, "error data not JSON: %s", data);
+	e = json_object_get(j, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(e, "type")),
+	    "policy_violation");
+	ck_assert_str_eq(json_string_value(json_object_get(e, "code")),
+	    "tool_policy");
+	ck_assert(strstr(json_string_value(json_object_get(e, "message")),
+	    "no-pii-out") != NULL);
+	json_decref(j);
+	it_resp_free(&via);
+	it_resp_free(&direct);
+}
+
+START_TEST(stream_with_forbidden_call_deny)
+{
+	stream_stops_before_forbidden_call(KEY_DENY, "tok-tools-sse-1");
+}
+END_TEST
+
+START_TEST(stream_with_forbidden_call_strip)
+{
+	stream_stops_before_forbidden_call(KEY_STRIP, "tok-tools-sse-2");
+}
+END_TEST
+
+START_TEST(stream_with_forbidden_first_call)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-sse-3", .stream = true,
+		.answer = "ticket" };
+
+	send_req(KEY_DENY, NULL, NULL, &q, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(strstr(r.body, "ticket\"") == NULL);
+	ck_assert(strstr(r.body, "call_") == NULL);
+	ck_assert_msg(count(r.body, "data: ") == 2, "%s", r.body);
+	ck_assert(strstr(r.body, "event: error\ndata: ") != NULL);
+	ck_assert(strstr(r.body, "\"code\":\"tool_policy\"") != NULL);
+	it_resp_free(&r);
+}
+END_TEST
+
+START_TEST(stream_with_allowed_calls_is_byte_identical)
+{
+	struct it_resp via, direct;
+	struct req q = { .token = "tok-tools-sse-4", .stream = true,
+		.answer = "search,read,ticket" };
+	char buf[64];
+
+	send_req(KEY_DENY, NULL, NULL, &q, &via);
+	send_direct(&q, &direct);
+	ck_assert_int_eq(via.status, 200);
+	ck_assert_int_eq(direct.status, 200);
+	ck_assert_str_eq(it_resp_header(&via, "Content-Type", buf, sizeof(buf)),
+	    "text/event-stream");
+	ck_assert(strstr(via.body, "data: [DONE]") != NULL);
+	ck_assert(strstr(via.body, "\"name\":\"ticket\"") != NULL);
+	normalize_all(via.body);
+	normalize_all(direct.body);
+	ck_assert_msg(strcmp(via.body, direct.body) == 0,
+	    "stream differs:\nvia warden:\n%s\ndirect:\n%s", via.body,
+	    direct.body);
+	it_resp_free(&via);
+	it_resp_free(&direct);
+}
+END_TEST
+
+/* ---- sessions ---- */
+
+START_TEST(session_remembers_allowed_calls)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-sess-1", .answer = "search" };
+	const char *s1 = "X-Warden-Session: it-sess-one";
+
+	/* The answer's allowed call is what warden records. */
+	send_req(KEY_DENY, s1, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert(strstr(r.body, "\"name\":\"search\"") != NULL);
+	it_resp_free(&r);
+
+	/* Hiding it: the history contradicts the session. */
+	q.token = "tok-tools-sess-2";
+	q.answer = NULL;
+	send_req(KEY_DENY, s1, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("contradict session 'it-sess-one'"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+
+	/* Another call in its place is no better. */
+	q.token = "tok-tools-sess-3";
+	q.history = L("read");
+	send_req(KEY_DENY, s1, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("contradict session 'it-sess-one'"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+
+	/* With it, the request goes on, and may add to it. */
+	q.token = "tok-tools-sess-4";
+	q.history = L("search");
+	send_req(KEY_DENY, s1, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	q.token = "tok-tools-sess-5";
+	q.history = L("search", "read");
+	send_req(KEY_DENY, s1, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	q.token = "tok-tools-sess-6";
+	q.history = L("search");
+	send_req(KEY_DENY, s1, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("contradict session 'it-sess-one'"));
+	it_resp_free(&r);
+
+	/* Another session, another agent: independent of it-sess-one. */
+	q.token = "tok-tools-sess-7";
+	q.history = NULL;
+	send_req(KEY_DENY, "X-Warden-Session: it-sess-two", NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	q.token = "tok-tools-sess-8";
+	send_req(KEY_STRIP, s1, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	/* Without the header nothing is compared. */
+	q.token = "tok-tools-sess-9";
+	send_req(KEY_DENY, NULL, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+}
+END_TEST
+
+START_TEST(session_records_streamed_calls)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-sess-10", .stream = true,
+		.answer = "read" };
+	const char *s = "X-Warden-Session: it-sess-stream";
+
+	send_req(KEY_DENY, s, NULL, &q, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(strstr(r.body, "data: [DONE]") != NULL);
+	it_resp_free(&r);
+	q.token = "tok-tools-sess-11";
+	q.stream = false;
+	q.answer = NULL;
+	send_req(KEY_DENY, s, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("contradict session 'it-sess-stream'"));
+	it_resp_free(&r);
+	q.token = "tok-tools-sess-12";
+	q.history = L("read");
+	send_req(KEY_DENY, s, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+}
+END_TEST
+
+START_TEST(session_from_history_alone)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-sess-13", .history = L("search") };
+	const char *s = "X-Warden-Session: it-sess-hist";
+
+	/* What the first request's history showed is recorded too. */
+	send_req(KEY_DENY, s, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	q.token = "tok-tools-sess-14";
+	q.history = NULL;
+	send_req(KEY_DENY, s, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("contradict session 'it-sess-hist'"));
+	it_resp_free(&r);
+}
+END_TEST
+
+START_TEST(invalid_session_token)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-sess-15" };
+	char big[200];
+
+	send_req(KEY_DENY, "X-Warden-Session: no spaces/allowed", NULL, &q, &r);
+	assert_error(&r, 400, "invalid_request_error", "invalid_session", NULL);
+	it_resp_free(&r);
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "X-Warden-Session: ", 18);
+	big[18 + 129] = '\0';		/* 129 characters: one too many */
+	send_req(KEY_DENY, big, NULL, &q, &r);
+	assert_error(&r, 400, "invalid_request_error", "invalid_session", NULL);
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+	big[18 + 128] = '\0';		/* 128: fine */
+	send_req(KEY_DENY, big, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+}
+END_TEST
+
+/* ---- who the agent is ---- */
+
+START_TEST(agent_identity)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-id-1" };
+	json_t *b;
+	char names[256];
+
+	/* An agent's key may not act as another agent ... */
+	send_req(KEY_DENY, "X-Warden-Agent: strip-bot", NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "agent_mismatch",
+	    L("deny-bot", "strip-bot"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+	/* ... but may name itself. */
+	q.token = "tok-tools-id-2";
+	send_req(KEY_DENY, "X-Warden-Agent: deny-bot", NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+
+	/* A tenant key names agents of its own tenant only. */
+	q.token = "tok-tools-id-3";
+	send_req(IT_KEY_T1, "X-Warden-Agent: no-such-bot", NULL, &q, &r);
+	assert_error(&r, 400, "invalid_request_error", "unknown_agent",
+	    L("no-such-bot"));
+	it_resp_free(&r);
+	send_req(IT_KEY_T1, "X-Warden-Agent: other-bot", NULL, &q, &r);
+	assert_error(&r, 400, "invalid_request_error", "unknown_agent",
+	    L("other-bot"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+
+	/* A tenant key acting as strip-bot gets strip-bot's policy. */
+	q.token = "tok-tools-id-4";
+	q.tools = L("search", "email");
+	send_req(IT_KEY_T1, "X-Warden-Agent: strip-bot", NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	b = received_body(q.token);
+	tool_names(b, names, sizeof(names));
+	ck_assert_str_eq(names, "search");
+	json_decref(b);
+	/* ... or deny-bot's. */
+	q.token = "tok-tools-id-5";
+	send_req(IT_KEY_T1, "X-Warden-Agent: deny-bot", NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy", L("'email'"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+	q.token = "tok-tools-id-6";
+	q.tools = NULL;
+	q.answer = "ticket";
+	send_req(IT_KEY_T1, "X-Warden-Agent: deny-bot", NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy", L("'ticket'"));
+	it_resp_free(&r);
+}
+END_TEST
+
+START_TEST(no_agent_no_tool_checks)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-none-1",
+		.history = L("ticket", "email", "rm_rf"), .tools = L("rm_rf"),
+		.answer = "rm_rf" };
+	char calls[256], finish[64], names[256];
+	json_t *b;
+
+	/* A tenant key without X-Warden-Agent is no agent: nothing is
+	 * checked, stripped or recorded. */
+	send_req(IT_KEY_T1, "X-Warden-Session: it-sess-none", NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	answer_calls(&r, calls, sizeof(calls), finish, sizeof(finish));
+	ck_assert_str_eq(calls, "rm_rf");
+	ck_assert_str_eq(finish, "tool_calls");
+	it_resp_free(&r);
+	b = received_body(q.token);
+	tool_names(b, names, sizeof(names));
+	ck_assert_str_eq(names, "rm_rf");
+	json_decref(b);
+	q.token = "tok-tools-none-2";
+	q.stream = true;
+	send_req(IT_KEY_T1, NULL, NULL, &q, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(strstr(r.body, "\"name\":\"rm_rf\"") != NULL);
+	ck_assert(strstr(r.body, "data: [DONE]") != NULL);
+	it_resp_free(&r);
+}
+END_TEST
+
+/*
+ * The legacy function-calling API (request `functions`, assistant
+ * `function_call`) is the same thing under older names; OpenAI still
+ * accepts it.  An agent must not get around its policy by using it
+ * (once it could: only `tools` and `tool_calls` were looked at, and both
+ * requests below reached the provider unchecked).
+ */
+START_TEST(legacy_functions_offered_are_checked)
+{
+	struct it_resp r;
+	const char *body =
+	    "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":"
+	    "\"tok-tools-legacy-1\"}],\"functions\":[{\"name\":\"email\","
+	    "\"parameters\":{\"type\":\"object\"}}],\"function_call\":"
+	    "{\"name\":\"email\"}}";
+	const char *h[] = { "Authorization: Bearer " KEY_DENY,
+		"Content-Type: application/json", NULL };
+
+	/* email may not come first; whether warden checks the legacy fields
+	 * or refuses them, nothing goes upstream. */
+	it_http("POST", it_url("/v1/chat/completions"), h, body, 10000, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy", L("function"));
+	it_resp_free(&r);
+	assert_not_forwarded("tok-tools-legacy-1");
+}
+END_TEST
+
+START_TEST(legacy_function_call_history_is_checked)
+{
+	struct it_resp r;
+	const char *body =
+	    "{\"model\":\"gpt-4o\",\"messages\":["
+	    "{\"role\":\"assistant\",\"content\":null,\"function_call\":"
+	    "{\"name\":\"read\",\"arguments\":\"{}\"}},"
+	    "{\"role\":\"function\",\"name\":\"read\",\"content\":\"r\"},"
+	    "{\"role\":\"assistant\",\"content\":null,\"function_call\":"
+	    "{\"name\":\"email\",\"arguments\":\"{}\"}},"
+	    "{\"role\":\"function\",\"name\":\"email\",\"content\":\"sent\"},"
+	    "{\"role\":\"user\",\"content\":\"tok-tools-legacy-2\"}]}";
+	const char *h[] = { "Authorization: Bearer " KEY_DENY,
+		"Content-Type: application/json", NULL };
+
+	/* read, then email: the flow rule is broken, whatever the API. */
+	it_http("POST", it_url("/v1/chat/completions"), h, body, 10000, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("function"));
+	it_resp_free(&r);
+	assert_not_forwarded("tok-tools-legacy-2");
+}
+END_TEST
+
+/* ---- warden policy ---- */
+
+/* Run warden with args; stdout into *out (malloc'd); the exit status. */
+static int
+run_warden(char **out, const char *const *args)
+{
+	static int seq;
+	char *argv[16], path[256], errpath[256];
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int status, i = 0;
+
+	snprintf(path, sizeof(path), "%s/policy-out-%d.txt", it_tmpdir(), seq);
+	snprintf(errpath, sizeof(errpath), "%s/policy-err-%d.txt", it_tmpdir(),
+	    seq++);
+	argv[i++] = getenv("WARDEN_BIN");
+	for (size_t k = 0; args[k] != NULL && i < 15; k++)
+		argv[i++] = (char *)args[k];
+	argv[i] = NULL;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, path,
+	    O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_addopen(&fa, 2, errpath,
+	    O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_eq(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	*out = it_read_file(path, NULL);
+	ck_assert_ptr_nonnull(*out);
+	return WEXITSTATUS(status);
+}
+
+START_TEST(policy_review_command)
+{
+	char *out, path[256];
+	int rc;
+
+	rc = run_warden(&out, L("policy", "review", "-c", "rules/example.yaml"));
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	ck_assert_msg(strstr(out, "LEAK") == NULL, "%s", out);
+	ck_assert(strstr(out, "agent support-bot (tenant acme-health, ") != NULL);
+	free(out);
+
+	snprintf(path, sizeof(path), "%s/leaky.yaml", it_tmpdir());
+	it_write_file(path,
+	    "version: 1\n"
+	    "data_classes: [personal]\n"
+	    "providers:\n"
+	    "  - { id: p1, base_url: 'https://a.example', country: IE,"
+	    " credential: c, models: [m] }\n"
+	    "tenants:\n"
+	    "  - { id: t1, routes: [p1] }\n"
+	    "agents:\n"
+	    "  - id: leaky\n"
+	    "    tenant: t1\n"
+	    "    tools:\n"
+	    "      crm: { labels: [personal] }\n"
+	    "      summarise: {}\n"
+	    "      post: { sink: external }\n"
+	    "    graph:\n"
+	    "      start: [crm]\n"
+	    "      crm: [summarise]\n"
+	    "      summarise: [post]\n", 0600);
+	rc = run_warden(&out, L("policy", "review", "-c", path));
+	ck_assert_msg(rc == 1, "exit %d: %s", rc, out);
+	ck_assert_msg(strstr(out, "  LEAK: labelled data from 'crm' can reach an "
+	    "external sink: crm -> summarise -> post\n") != NULL, "%s", out);
+	free(out);
+	/* An invalid rules file is exit 2. */
+	rc = run_warden(&out, L("policy", "review", "-c", "/nonexistent.yaml"));
+	ck_assert_int_eq(rc, 2);
+	free(out);
+}
+END_TEST
+
+START_TEST(policy_reach_command)
+{
+	char *out;
+	int rc;
+
+	rc = run_warden(&out, L("policy", "reach", "-c", "rules/example.yaml",
+	    "support-bot", "--from", "start", "--to", "send_email"));
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	ck_assert_str_eq(out, "start -> search_kb -> send_email\n");
+	free(out);
+	rc = run_warden(&out, L("policy", "reach", "-c", "rules/example.yaml",
+	    "support-bot", "--from", "read_customer", "--to", "sink:external"));
+	ck_assert_msg(rc == 1, "exit %d: %s", rc, out);
+	ck_assert_str_eq(out, "unreachable\n");
+	free(out);
+	rc = run_warden(&out, L("policy", "reach", "-c", "rules/example.yaml",
+	    "support-bot", "--from", "read_customer", "--to", "create_ticket"));
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	ck_assert_str_eq(out, "read_customer -> create_ticket\n");
+	free(out);
+	rc = run_warden(&out, L("policy", "reach", "-c", "rules/example.yaml",
+	    "support-bot", "--from", "nope", "--to", "send_email"));
+	ck_assert_int_eq(rc, 2);
+	free(out);
+	rc = run_warden(&out, L("policy", "reach", "-c", "rules/example.yaml",
+	    "no-such-agent", "--from", "start", "--to", "send_email"));
+	ck_assert_int_eq(rc, 2);
+	free(out);
+	rc = run_warden(&out, L("policy", "reach", "-c", "rules/example.yaml",
+	    "support-bot", "--from", "start"));
+	ck_assert_int_eq(rc, 2);
+	free(out);
+}
+END_TEST
+
+START_TEST(policy_graph_command)
+{
+	char *out, *line, *save;
+	json_t *j, *e;
+	json_error_t jerr;
+	size_t i, nlines = 0;
+	int rc, always = 0, sometimes = 0;
+
+	rc = run_warden(&out, L("policy", "graph", "-c", "rules/example.yaml",
+	    "support-bot", "--format", "dot"));
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	ck_assert_msg(strncmp(out, "digraph \"support-bot\" {\n", 24) == 0, "%s",
+	    out);
+	ck_assert(strlen(out) > 2 && strcmp(out + strlen(out) - 2, "}\n") == 0);
+	/* Every statement inside ends with ';'. */
+	for (line = strtok_r(out + 24, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save), nlines++)
+		if (strcmp(line, "}") != 0)
+			ck_assert_msg(line[strlen(line) - 1] == ';', "line '%s'", line);
+	/* rankdir, start, 4 tools, 2 + 4 + 3 + 1 edges, and the '}' */
+	ck_assert_uint_eq(nlines, 17);
+	free(out);
+
+	rc = run_warden(&out, L("policy", "graph", "-c", "rules/example.yaml",
+	    "support-bot", "--format", "mermaid"));
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	ck_assert_msg(strncmp(out, "flowchart LR\n", 13) == 0, "%s", out);
+	ck_assert(strstr(out, "  start --> search_kb\n") != NULL);
+	ck_assert(strstr(out, "  read_customer -. \"cut: "
+	    "no-personal-data-out\" .-> send_email\n") != NULL);
+	free(out);
+
+	rc = run_warden(&out, L("policy", "graph", "-c", "rules/example.yaml",
+	    "support-bot", "--format", "json"));
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	j = json_loads(out, 0, &jerr);
+	ck_assert_msg(j != NULL, "not JSON (%s): %s", jerr.text, out);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "agent")),
+	    "support-bot");
+	ck_assert_uint_eq(json_array_size(json_object_get(j, "nodes")), 4);
+	ck_assert_uint_eq(json_array_size(json_object_get(j, "edges")), 10);
+	json_array_foreach(json_object_get(j, "edges"), i, e) {
+		const char *cut = json_string_value(json_object_get(e, "cut"));
+		const char *to = json_string_value(json_object_get(e, "to"));
+
+		if (cut == NULL)
+			continue;
+		ck_assert_str_eq(to, "send_email");
+		if (strcmp(cut, "always") == 0) {
+			ck_assert_str_eq(json_string_value(json_object_get(e,
+			    "from")), "read_customer");
+			always++;
+		} else {
+			ck_assert_str_eq(cut, "after_labelled_data");
+			sometimes++;
+		}
+	}
+	ck_assert_int_eq(always, 1);
+	ck_assert_int_eq(sometimes, 2);
+	json_decref(j);
+	free(out);
+
+	rc = run_warden(&out, L("policy", "graph", "-c", "rules/example.yaml",
+	    "support-bot", "--format", "svg"));
+	ck_assert_int_eq(rc, 2);
+	free(out);
+}
+END_TEST
+
+Suite *
+suite_tools(void)
+{
+	Suite *s = suite_create("tools");
+	TCase *tc = tcase_create("tools");
+	TCase *cli = tcase_create("cli");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, history_breaking_the_graph_is_refused);
+	tcase_add_test(tc, deny_agent_offered_tool_not_allowed_next);
+	tcase_add_test(tc, strip_agent_offered_tools_are_removed);
+	tcase_add_test(tc, answer_with_forbidden_call_deny);
+	tcase_add_test(tc, answer_with_forbidden_call_strip);
+	tcase_add_test(tc, answer_with_allowed_calls_is_unchanged);
+	tcase_add_test(tc, stream_with_forbidden_call_deny);
+	tcase_add_test(tc, stream_with_forbidden_call_strip);
+	tcase_add_test(tc, stream_with_forbidden_first_call);
+	tcase_add_test(tc, stream_with_allowed_calls_is_byte_identical);
+	tcase_add_test(tc, session_remembers_allowed_calls);
+	tcase_add_test(tc, session_records_streamed_calls);
+	tcase_add_test(tc, session_from_history_alone);
+	tcase_add_test(tc, invalid_session_token);
+	tcase_add_test(tc, agent_identity);
+	tcase_add_test(tc, no_agent_no_tool_checks);
+	tcase_add_test(tc, legacy_functions_offered_are_checked);
+	tcase_add_test(tc, legacy_function_call_history_is_checked);
+	suite_add_tcase(s, tc);
+
+	tcase_set_timeout(cli, 30);
+	tcase_add_test(cli, policy_review_command);
+	tcase_add_test(cli, policy_reach_command);
+	tcase_add_test(cli, policy_graph_command);
+	suite_add_tcase(s, cli);
+	return s;
+}

@@ -1,0 +1,1964 @@
+/*
+ * test_audit.c - audit/: one record to one line and back, opening a log
+ * (its directory, its key, a torn tail), the writer (group commit,
+ * rotation, the done callback, a write failure and recovery from it),
+ * checkpoints signed by a software ECDSA P-256 key, verification naming
+ * each kind of tampering, and exports an auditor checks alone.
+ *
+ * Every test works in its own directory under /tmp, removed at the end.
+ * Expected formats are audit/FORMAT.md's.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+
+#include "audit/aud_int.h"
+#include "tests/unit/suites.h"
+
+#define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* ---- small helpers ---- */
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+rm_rf(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A fresh 0700 directory; caller rm_rf()s and frees. */
+static char *
+tmpdir(void)
+{
+	char *d = strdup("/tmp/warden-ut-audit-XXXXXX");
+
+	ck_assert_ptr_nonnull(d);
+	ck_assert_msg(mkdtemp(d) != NULL, "mkdtemp: %s", strerror(errno));
+	return d;
+}
+
+static char *
+path2(const char *dir, const char *name)
+{
+	char *p;
+
+	ck_assert(asprintf(&p, "%s/%s", dir, name) >= 0);
+	return p;
+}
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *m;
+
+	if (f == NULL)
+		return NULL;
+	m = open_memstream(&buf, &n);
+	ck_assert_ptr_nonnull(m);
+	for (int ch; (ch = fgetc(f)) != EOF; )
+		fputc(ch, m);
+	fclose(m);
+	fclose(f);
+	if (len != NULL)
+		*len = n;
+	return buf;
+}
+
+static void
+spit(const char *path, const char *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static void
+append(const char *path, const char *data)
+{
+	FILE *f = fopen(path, "ab");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(data, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static off_t
+fsize(const char *path)
+{
+	struct stat st;
+
+	ck_assert_msg(stat(path, &st) == 0, "%s: %s", path, strerror(errno));
+	return st.st_size;
+}
+
+/* Lines of a file, without their newlines (a last line without one is
+ * kept as is). */
+struct lines {
+	char **v;
+	size_t n;
+};
+
+static struct lines
+file_lines(const char *path)
+{
+	struct lines l = { 0 };
+	size_t len;
+	char *text = slurp(path, &len);
+
+	ck_assert_msg(text != NULL, "%s: cannot read", path);
+	for (size_t off = 0; off < len; ) {
+		char *nl = memchr(text + off, '\n', len - off);
+		size_t ll = nl ? (size_t)(nl - text) - off : len - off;
+
+		l.v = realloc(l.v, (l.n + 1) * sizeof(*l.v));
+		l.v[l.n++] = strndup(text + off, ll);
+		off += ll + 1;
+	}
+	free(text);
+	return l;
+}
+
+/* Every line of every segment of dir, in order. */
+static struct lines
+log_lines(const char *dir)
+{
+	struct lines all = { 0 };
+	size_t nsegs;
+	char **segs = aud_segments(dir, &nsegs);
+
+	for (size_t s = 0; s < nsegs; s++) {
+		char *p = path2(dir, segs[s]);
+		struct lines l = file_lines(p);
+
+		all.v = realloc(all.v, (all.n + l.n + 1) * sizeof(*all.v));
+		memcpy(all.v + all.n, l.v, l.n * sizeof(*l.v));
+		all.n += l.n;
+		free(l.v);
+		free(p);
+		free(segs[s]);
+	}
+	free(segs);
+	return all;
+}
+
+static void
+lines_write(const char *path, const struct lines *l)
+{
+	FILE *f = fopen(path, "wb");
+
+	ck_assert_ptr_nonnull(f);
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i] != NULL)
+			fprintf(f, "%s\n", l->v[i]);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static void
+lines_free(struct lines *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* The canonical record of a line, parsed (the line must be one of ours). */
+static json_t *
+line_json(const char *line)
+{
+	char hash[AUD_HASH_HEX + 1];
+	size_t clen;
+	char *c = aud_split_line(line, strlen(line), hash, &clen);
+	json_t *j;
+
+	ck_assert_msg(c != NULL, "not an audit line: %s", line);
+	j = json_loadb(c, clen, 0, NULL);
+	ck_assert_msg(j != NULL, "not JSON: %s", c);
+	free(c);
+	return j;
+}
+
+static const char *
+line_hash(const char *line, char out[AUD_HASH_HEX + 1])
+{
+	size_t len = strlen(line);
+
+	ck_assert_uint_gt(len, AUD_SUFFIX_LEN);
+	memcpy(out, line + len - AUD_SUFFIX_LEN + 9, AUD_HASH_HEX);
+	out[AUD_HASH_HEX] = '\0';
+	return out;
+}
+
+static const char *
+jstr(json_t *j, const char *key)
+{
+	return json_string_value(json_object_get(j, key));
+}
+
+static long long
+jint(json_t *j, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(j, key));
+}
+
+/* aud_verify_dir's exit code; *out gets what it printed. */
+static int
+verify(const char *dir, const char *pubkey_path, char **out)
+{
+	struct aud_verify_opts o = { .pubkey_pem_path = pubkey_path };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	int rc;
+
+	ck_assert_ptr_nonnull(m);
+	rc = aud_verify_dir(dir, &o, m);
+	fclose(m);
+	if (out != NULL)
+		*out = buf;
+	else
+		free(buf);
+	return rc;
+}
+
+static int
+verify_export(const char *path, char **out)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	int rc;
+
+	ck_assert_ptr_nonnull(m);
+	rc = aud_verify_export(path, m);
+	fclose(m);
+	if (out != NULL)
+		*out = buf;
+	else
+		free(buf);
+	return rc;
+}
+
+/* aud_line as a C string: its buffer is *len bytes, not NUL-terminated. */
+static char *
+line_of(json_t *rec, const char *prev, char hash[AUD_HASH_HEX + 1], size_t *len)
+{
+	char *l = aud_line(rec, prev, hash, len), *s;
+
+	ck_assert_ptr_nonnull(l);
+	s = strndup(l, *len);
+	ck_assert_ptr_nonnull(s);
+	free(l);
+	return s;
+}
+
+/* ---- the log ---- */
+
+static struct aud_opts
+opts(const char *dir)
+{
+	struct aud_opts o = {
+		.dir = dir,
+		.instance = "ut-instance",
+		.group_commit_ms = 2,
+		.segment_max_bytes = 64u << 20,
+		.segment_max_age_s = 0,
+	};
+
+	return o;
+}
+
+static struct aud_log *
+open_ok(const struct aud_opts *o)
+{
+	struct aud_log *log = NULL;
+	char err[512] = "";
+	enum wd_err rc = aud_open(o, &log, err, sizeof(err));
+
+	ck_assert_msg(rc == WD_OK, "aud_open(%s): %s: %s", o->dir,
+	    wd_strerror(rc), err);
+	ck_assert_ptr_nonnull(log);
+	return log;
+}
+
+/* A done callback the test can wait for. */
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool fired;
+	int calls;
+	enum wd_err rc;
+	/* What the file held when done fired. */
+	const char *path;
+	const char *token;
+	bool on_disk;
+};
+
+static void
+waiter_init(struct waiter *w)
+{
+	memset(w, 0, sizeof(*w));
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+}
+
+static void
+waiter_done(void *arg, enum wd_err rc)
+{
+	struct waiter *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	if (w->path != NULL && w->token != NULL) {
+		size_t len;
+		char *text = slurp(w->path, &len);
+
+		w->on_disk = text != NULL && memmem(text, len, w->token,
+		    strlen(w->token)) != NULL;
+		free(text);
+	}
+	w->rc = rc;
+	w->fired = true;
+	w->calls++;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Wait up to ms for the callback; false if it did not come. */
+static bool
+waiter_wait(struct waiter *w, int ms)
+{
+	struct timespec until;
+	bool fired;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&w->mu);
+	while (!w->fired)
+		if (pthread_cond_timedwait(&w->cv, &w->mu, &until) != 0)
+			break;
+	fired = w->fired;
+	pthread_mutex_unlock(&w->mu);
+	return fired;
+}
+
+static json_t *
+req_rec(const char *tenant, const char *token)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:i}", "kind", "request", "tenant",
+	    tenant, "decision_id", token, "verdict", "allow", "status", 200);
+}
+
+/* Submit and wait until the record is durable; its done code. */
+static enum wd_err
+submit_sync(struct aud_log *log, json_t *rec)
+{
+	struct waiter w;
+
+	waiter_init(&w);
+	aud_submit(log, rec, waiter_done, &w);
+	ck_assert_msg(waiter_wait(&w, 5000), "done never came");
+	return w.rc;
+}
+
+/* A log of n request records (tokens tok-1..tok-n), closed. */
+static void
+make_log(const char *dir, int n, size_t segmax)
+{
+	struct aud_opts o = opts(dir);
+	struct aud_log *log;
+
+	if (segmax > 0)
+		o.segment_max_bytes = segmax;
+	log = open_ok(&o);
+	for (int i = 1; i <= n; i++) {
+		char tok[32];
+
+		snprintf(tok, sizeof(tok), "tok-%d", i);
+		ck_assert_int_eq(submit_sync(log, req_rec(i % 2 ? "a" : "b", tok)),
+		    WD_OK);
+	}
+	aud_close(log);
+}
+
+/* ---- a software signer: an EC P-256 key in memory ---- */
+
+struct soft_key {
+	EVP_PKEY *key;
+	char *pem;			/* its public key */
+	struct aud_signer signer;
+};
+
+static enum wd_err
+soft_sign(void *ctx, const unsigned char *msg, size_t len, unsigned char *sig,
+    size_t *siglen)
+{
+	EVP_PKEY *k = ctx;
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	bool ok = m != NULL &&
+	    EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, k) == 1 &&
+	    EVP_DigestSign(m, sig, siglen, msg, len) == 1;
+
+	EVP_MD_CTX_free(m);
+	return ok ? WD_OK : WD_EIO;
+}
+
+static void
+soft_key_init(struct soft_key *k)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+
+	memset(k, 0, sizeof(*k));
+	k->key = EVP_EC_gen("P-256");
+	ck_assert_ptr_nonnull(k->key);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(PEM_write_bio_PUBKEY(b, k->key), 1);
+	n = BIO_get_mem_data(b, &p);
+	k->pem = strndup(p, (size_t)n);
+	BIO_free(b);
+	k->signer.sign = soft_sign;
+	k->signer.ctx = k->key;
+	k->signer.pubkey_pem = k->pem;
+}
+
+static void
+soft_key_free(struct soft_key *k)
+{
+	EVP_PKEY_free(k->key);
+	free(k->pem);
+}
+
+/* A signed log: 7 records submitted one by one, checkpoint_every 3. */
+static void
+make_signed_log(const char *dir, struct soft_key *k, const char *tenants)
+{
+	struct aud_opts o = opts(dir);
+	struct aud_log *log;
+
+	o.signer = &k->signer;
+	o.checkpoint_every = 3;
+	o.checkpoint_interval_s = 0;
+	log = open_ok(&o);
+	for (int i = 1; tenants[i - 1] != '\0'; i++) {
+		char tok[32], t[2] = { tenants[i - 1], '\0' };
+
+		snprintf(tok, sizeof(tok), "tok-%d", i);
+		ck_assert_int_eq(submit_sync(log, req_rec(t, tok)), WD_OK);
+	}
+	aud_close(log);
+}
+
+/*
+ * Rewrite a log as a forger with write access would: every line
+ * re-serialised and re-chained (edit may change a record first), so the
+ * chain holds again and only signatures can tell.
+ */
+static void
+rechain(const char *dir, void (*edit)(json_t *rec, size_t idx, const char *prev))
+{
+	struct lines l = log_lines(dir);
+	char prev[AUD_HASH_HEX + 1] = ZEROS, *seg = path2(dir,
+	    "audit-000001.jsonl");
+	FILE *f;
+	size_t nsegs;
+	char **segs = aud_segments(dir, &nsegs);
+
+	for (size_t s = 0; s < nsegs; s++) {
+		char *p = path2(dir, segs[s]);
+
+		unlink(p);
+		free(p);
+		free(segs[s]);
+	}
+	free(segs);
+	f = fopen(seg, "wb");
+	ck_assert_ptr_nonnull(f);
+	for (size_t i = 0; i < l.n; i++) {
+		json_t *j = line_json(l.v[i]);
+		char hash[AUD_HASH_HEX + 1];
+		size_t len;
+		char *line;
+
+		if (edit != NULL)
+			edit(j, i, prev);
+		line = line_of(j, prev, hash, &len);
+		ck_assert_ptr_nonnull(line);
+		fwrite(line, 1, len, f);
+		memcpy(prev, hash, sizeof(prev));
+		free(line);
+		json_decref(j);
+	}
+	ck_assert_int_eq(fclose(f), 0);
+	free(seg);
+	lines_free(&l);
+}
+
+/* ======================================================================
+ * chain.c: a record to a line and back
+ * ====================================================================== */
+
+START_TEST(line_round_trip_and_exact_suffix)
+{
+	json_t *r = json_pack("{s:I,s:s,s:s,s:s,s:[i,i],s:n}", "seq",
+	    (json_int_t)7, "kind", "request", "tenant", "t1", "zz", "last",
+	    "list", 1, 2, "none");
+	char prev[AUD_HASH_HEX + 1], hash[AUD_HASH_HEX + 1], h2[AUD_HASH_HEX + 1];
+	char *line, *c, *canon, *expect;
+	unsigned char d[32];
+	char manual[AUD_HASH_HEX + 1];
+	size_t len, clen;
+	EVP_MD_CTX *ctx;
+	unsigned int dl;
+
+	ck_assert_int_eq(AUD_SUFFIX_LEN, 75);
+	memset(prev, 'a', AUD_HASH_HEX);
+	prev[AUD_HASH_HEX] = '\0';
+	/* A stale hash in the input is not part of the record. */
+	json_object_set_new(r, "hash", json_string("bogus"));
+	line = line_of(r, prev, hash, &len);
+	ck_assert_ptr_nonnull(line);
+	ck_assert_uint_eq(strlen(hash), AUD_HASH_HEX);
+	ck_assert_uint_eq(strlen(line), len);
+	ck_assert_int_eq(line[len - 1], '\n');
+	ck_assert(memchr(line, '\n', len - 1) == NULL);
+
+	/* C: sorted keys, compact, with prev, without hash. */
+	ck_assert_ptr_null(json_object_get(r, "hash"));
+	ck_assert_str_eq(jstr(r, "prev"), prev);
+	c = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS);
+	ck_assert_str_eq(c, "{\"kind\":\"request\",\"list\":[1,2],\"none\":null,"
+	    "\"prev\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaa\",\"seq\":7,\"tenant\":\"t1\",\"zz\":\"last\"}");
+
+	/* The line is C without '}', then ,"hash":"<64 hex>"} and \n. */
+	ck_assert(asprintf(&expect, "%.*s,\"hash\":\"%s\"}\n",
+	    (int)strlen(c) - 1, c, hash) >= 0);
+	ck_assert_str_eq(line, expect);
+	ck_assert_uint_eq(len, strlen(c) - 1 + AUD_SUFFIX_LEN + 1);
+	ck_assert(memcmp(line + len - 1 - AUD_SUFFIX_LEN, ",\"hash\":\"", 9) == 0);
+	ck_assert(memcmp(line + len - 3, "\"}", 2) == 0);
+
+	/* hash = hex SHA-256(ASCII prev || C), computed independently. */
+	ctx = EVP_MD_CTX_new();
+	ck_assert(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL));
+	ck_assert(EVP_DigestUpdate(ctx, prev, AUD_HASH_HEX));
+	ck_assert(EVP_DigestUpdate(ctx, c, strlen(c)));
+	ck_assert(EVP_DigestFinal_ex(ctx, d, &dl));
+	EVP_MD_CTX_free(ctx);
+	wd_hex(d, 32, manual);
+	ck_assert_str_eq(hash, manual);
+
+	/* And back: C exactly, and the claimed hash. */
+	canon = aud_split_line(line, len - 1, h2, &clen);
+	ck_assert_ptr_nonnull(canon);
+	ck_assert_str_eq(canon, c);
+	ck_assert_uint_eq(clen, strlen(c));
+	ck_assert_str_eq(h2, hash);
+	ck_assert(aud_check_line(canon, clen, prev, hash));
+	ck_assert(!aud_check_line(canon, clen, ZEROS, hash));
+	canon[5] ^= 1;
+	ck_assert(!aud_check_line(canon, clen, prev, hash));
+
+	free(canon);
+	free(expect);
+	free(c);
+	free(line);
+	json_decref(r);
+}
+END_TEST
+
+START_TEST(split_refuses_what_is_not_a_line)
+{
+	json_t *r = json_pack("{s:s}", "kind", "start");
+	char hash[AUD_HASH_HEX + 1], h2[AUD_HASH_HEX + 1];
+	size_t len, clen;
+	char *line = line_of(r, ZEROS, hash, &len), *copy, *p;
+
+	len--;				/* without the newline */
+	ck_assert_ptr_null(aud_split_line("{}", 2, h2, &clen));
+	ck_assert_ptr_null(aud_split_line(line, AUD_SUFFIX_LEN, h2, &clen));
+	ck_assert_ptr_null(aud_split_line(line + 1, len - 1, h2, &clen));
+	ck_assert_ptr_null(aud_split_line(line, len - 1, h2, &clen));
+	copy = strndup(line, len);
+	/* Upper-case hex is not ours. */
+	p = copy + len - 2 - 10;
+	*p = 'A';
+	ck_assert_ptr_null(aud_split_line(copy, len, h2, &clen));
+	*p = 'g';
+	ck_assert_ptr_null(aud_split_line(copy, len, h2, &clen));
+	free(copy);
+	copy = strndup(line, len);
+	copy[len - AUD_SUFFIX_LEN + 2] = 'H';	/* "Hash" */
+	ck_assert_ptr_null(aud_split_line(copy, len, h2, &clen));
+	free(copy);
+	{
+		char cp[32];
+
+		ck_assert_int_eq(aud_checkpoint_msg(cp, sizeof(cp), 42, "ab"), 5);
+		ck_assert_str_eq(cp, "42:ab");
+	}
+	free(line);
+	json_decref(r);
+}
+END_TEST
+
+START_TEST(control_chars_and_non_ascii_round_trip)
+{
+	static const char s[] = "ctl:\x01\x1f nl:\n cr:\r tab:\t q:\" bs:\\ "
+	    "sl:/ del:\x7f e:\xc3\xa9 han:\xe6\xbc\xa2 emoji:\xf0\x9f\x98\x80";
+	json_t *r = json_pack("{s:s,s:s}", "kind", "request", "model", s), *back;
+	char hash[AUD_HASH_HEX + 1], h2[AUD_HASH_HEX + 1];
+	size_t len, clen;
+	char *line = line_of(r, ZEROS, hash, &len), *canon;
+
+	ck_assert_ptr_nonnull(line);
+	/* One line: no raw control character but the final newline. */
+	for (size_t i = 0; i + 1 < len; i++)
+		ck_assert_msg((unsigned char)line[i] >= 0x20,
+		    "raw control byte 0x%02x at %zu", (unsigned char)line[i], i);
+	ck_assert_ptr_nonnull(strstr(line, "ctl:\\u0001\\u001F nl:\\n cr:\\r "
+	    "tab:\\t q:\\\" bs:\\\\ sl:/ "));
+	/* Non-ASCII stays UTF-8, unescaped. */
+	ck_assert_ptr_nonnull(strstr(line, "e:\xc3\xa9 han:\xe6\xbc\xa2 "
+	    "emoji:\xf0\x9f\x98\x80"));
+	ck_assert_ptr_null(strstr(line, "\\u00e9"));
+	canon = aud_split_line(line, len - 1, h2, &clen);
+	ck_assert_ptr_nonnull(canon);
+	ck_assert(aud_check_line(canon, clen, ZEROS, h2));
+	back = json_loadb(canon, clen, 0, NULL);
+	ck_assert_ptr_nonnull(back);
+	ck_assert_str_eq(jstr(back, "model"), s);
+	json_decref(back);
+	free(canon);
+	free(line);
+	json_decref(r);
+}
+END_TEST
+
+/* A string with U+0000 is valid JSON (\\u0000); what is written must
+ * verify and must survive a restart. */
+START_TEST(nul_in_a_string_still_verifies)
+{
+	char *dir = tmpdir(), *out;
+	struct aud_opts o = opts(dir);
+	struct aud_log *log = open_ok(&o);
+	struct lines l;
+
+	ck_assert_int_eq(submit_sync(log, req_rec("a", "tok-1")), WD_OK);
+	ck_assert_int_eq(submit_sync(log, json_pack("{s:s%}", "model", "a\0b",
+	    (size_t)3)), WD_OK);
+	aud_close(log);
+	/* A restart keeps the durable record: it is not a torn line. */
+	log = open_ok(&o);
+	aud_close(log);
+	l = log_lines(dir);
+	ck_assert_uint_ge(l.n, 2);
+	ck_assert_msg(strstr(l.v[1], "\"model\":\"a\\u0000b\"") != NULL &&
+	    l.n == 2, "the record was cut at restart; line 2 is now %s", l.v[1]);
+	lines_free(&l);
+	ck_assert_msg(verify(dir, NULL, &out) == 0, "%s", out);
+	free(out);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* ======================================================================
+ * open.c: the directory, the key, the tail
+ * ====================================================================== */
+
+START_TEST(open_creates_a_private_dir_and_key)
+{
+	char *base = tmpdir(), *dir = path2(base, "log"), *key;
+	struct aud_opts o = opts(dir);
+	struct aud_log *log;
+	struct stat st;
+
+	log = open_ok(&o);
+	ck_assert_int_eq(stat(dir, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_msg((st.st_mode & 07777) == 0700, "dir mode %o",
+	    st.st_mode & 07777);
+	key = path2(dir, "payload.key");
+	ck_assert_int_eq(stat(key, &st), 0);
+	ck_assert_msg((st.st_mode & 07777) == 0600, "key mode %o",
+	    st.st_mode & 07777);
+	ck_assert_int_eq(st.st_size, 32);
+	ck_assert(aud_healthy(log));
+	ck_assert(!aud_strict(log));
+	aud_close(log);
+	/* The first segment is there, private and empty. */
+	{
+		char *seg = path2(dir, "audit-000001.jsonl"), *out;
+
+		ck_assert_int_eq(stat(seg, &st), 0);
+		ck_assert_msg((st.st_mode & 07777) == 0600, "segment mode %o",
+		    st.st_mode & 07777);
+		ck_assert_int_eq(st.st_size, 0);
+		ck_assert_int_eq(verify(dir, NULL, &out), 0);
+		ck_assert_msg(strncmp(out, "OK: 0 records", 13) == 0, "%s", out);
+		free(out);
+		free(seg);
+	}
+	free(key);
+	free(dir);
+	rm_rf(base);
+	free(base);
+}
+END_TEST
+
+START_TEST(open_refuses_a_dir_others_can_read)
+{
+	char *base = tmpdir(), *dir = path2(base, "open");
+	struct aud_opts o = opts(dir);
+	struct aud_log *log = (struct aud_log *)1;
+	char err[512] = "";
+	enum wd_err rc;
+
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	rc = aud_open(&o, &log, err, sizeof(err));
+	ck_assert_msg(rc != WD_OK, "opened a 0755 directory");
+	ck_assert_int_eq(rc, WD_EPERM);
+	ck_assert_ptr_null(log);
+	ck_assert_msg(strstr(err, "0700") != NULL, "%s", err);
+	/* Nothing was created in it. */
+	{
+		char *key = path2(dir, "payload.key");
+
+		ck_assert_int_ne(access(key, F_OK), 0);
+		free(key);
+	}
+	free(dir);
+	rm_rf(base);
+	free(base);
+}
+END_TEST
+
+START_TEST(payload_digest_is_hmac_with_the_key_file)
+{
+	char *dir = tmpdir(), *keyp = path2(dir, "payload.key");
+	struct aud_opts o = opts(dir);
+	struct aud_log *log = open_ok(&o);
+	static const char body[] = "{\"model\":\"gpt-4o\",\"messages\":[]}";
+	char got[AUD_HASH_HEX + 1], pieces[AUD_HASH_HEX + 1], want[AUD_HASH_HEX + 1];
+	unsigned char d[32];
+	unsigned int dl = 32;
+	size_t klen;
+	char *key = slurp(keyp, &klen);
+	struct aud_hmac *h;
+
+	ck_assert_uint_eq(klen, 32);
+	HMAC(EVP_sha256(), key, 32, (const unsigned char *)body, strlen(body), d,
+	    &dl);
+	wd_hex(d, 32, want);
+	aud_payload_digest(log, body, strlen(body), got);
+	ck_assert_str_eq(got, want);
+	h = aud_hmac_new(log);
+	ck_assert_ptr_nonnull(h);
+	aud_hmac_update(h, body, 5);
+	aud_hmac_update(h, body + 5, strlen(body) - 5);
+	aud_hmac_final(h, pieces);
+	ck_assert_str_eq(pieces, want);
+	aud_close(log);
+	/* The key survives a reopen. */
+	log = open_ok(&o);
+	aud_payload_digest(log, body, strlen(body), got);
+	ck_assert_str_eq(got, want);
+	aud_close(log);
+	free(key);
+	free(keyp);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* ======================================================================
+ * writer.c and verify.c: what is written verifies
+ * ====================================================================== */
+
+START_TEST(n_records_verify_in_order)
+{
+	char *dir = tmpdir(), *out;
+	struct aud_opts o = opts(dir);
+	struct aud_log *log = open_ok(&o);
+	struct lines l;
+	char prev[AUD_HASH_HEX + 1] = ZEROS, h[AUD_HASH_HEX + 1];
+	int64_t now = (int64_t)wd_wall_us();
+	enum { N = 25 };
+
+	/* Submitted together: they go out in a few group commits. */
+	for (int i = 1; i <= N; i++) {
+		char tok[32];
+
+		snprintf(tok, sizeof(tok), "tok-%d", i);
+		aud_submit(log, req_rec("a", tok), NULL, NULL);
+	}
+	/* Defaults: kind request, ts now; a given ts is kept. */
+	aud_submit(log, json_pack("{s:s,s:s}", "ts", "2026-01-02T03:04:05.000006Z",
+	    "decision_id", "tok-last"), NULL, NULL);
+	aud_close(log);
+	ck_assert_int_eq(verify(dir, NULL, &out), 0);
+	ck_assert_msg(strstr(out, "OK: 26 records in 1 segment, last seq 26, "
+	    "0 checkpoints") == out, "%s", out);
+	free(out);
+	l = log_lines(dir);
+	ck_assert_uint_eq(l.n, N + 1);
+	for (size_t i = 0; i < l.n; i++) {
+		json_t *j = line_json(l.v[i]);
+		char tok[32];
+		const char *ts = jstr(j, "ts");
+
+		if (i < N)
+			snprintf(tok, sizeof(tok), "tok-%zu", i + 1);
+		else
+			snprintf(tok, sizeof(tok), "tok-last");
+		ck_assert_int_eq(jint(j, "seq"), (long long)i + 1);
+		ck_assert_str_eq(jstr(j, "prev"), prev);
+		ck_assert_str_eq(jstr(j, "decision_id"), tok);
+		ck_assert_str_eq(jstr(j, "kind"), "request");
+		ck_assert_str_eq(jstr(j, "instance"), "ut-instance");
+		ck_assert_ptr_null(json_object_get(j, "hash"));
+		/* 2026-11-25T13:12:10.660582Z */
+		ck_assert_msg(ts != NULL && strlen(ts) == 27 && ts[10] == 'T' &&
+		    ts[19] == '.' && ts[26] == 'Z', "ts %s", ts);
+		if (i < N)
+			ck_assert_msg(llabs((long long)(aud_parse_ts(ts) - now)) <
+			    60000000LL, "ts %s is not now", ts);
+		else
+			ck_assert_str_eq(ts, "2026-01-02T03:04:05.000006Z");
+		memcpy(prev, line_hash(l.v[i], h), sizeof(prev));
+		json_decref(j);
+	}
+	lines_free(&l);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(chain_runs_across_rotated_segments)
+{
+	char *dir = tmpdir(), *out;
+	size_t nsegs;
+	char **segs;
+	struct lines l;
+
+	make_log(dir, 30, 1024);
+	segs = aud_segments(dir, &nsegs);
+	ck_assert_msg(nsegs >= 3, "%zu segments", nsegs);
+	ck_assert_str_eq(segs[0], "audit-000001.jsonl");
+	ck_assert_str_eq(segs[1], "audit-000002.jsonl");
+	/* The first line of segment 2 links to the last of segment 1. */
+	{
+		char *p1 = path2(dir, segs[0]), *p2 = path2(dir, segs[1]);
+		struct lines a = file_lines(p1), b = file_lines(p2);
+		char h[AUD_HASH_HEX + 1];
+		json_t *j = line_json(b.v[0]);
+
+		ck_assert_str_eq(jstr(j, "prev"), line_hash(a.v[a.n - 1], h));
+		ck_assert_int_eq(jint(j, "seq"), (long long)a.n + 1);
+		/* A segment is closed once it passes the size. */
+		ck_assert_int_ge(fsize(p1), 1024);
+		json_decref(j);
+		lines_free(&a);
+		lines_free(&b);
+		free(p1);
+		free(p2);
+	}
+	ck_assert_int_eq(verify(dir, NULL, &out), 0);
+	ck_assert_msg(strstr(out, "OK: 30 records in ") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "last seq 30") != NULL, "%s", out);
+	free(out);
+	/* A reopen goes on where it stopped. */
+	{
+		struct aud_opts o = opts(dir);
+		struct aud_log *log;
+
+		o.segment_max_bytes = 1024;
+		log = open_ok(&o);
+		ck_assert_int_eq(submit_sync(log, req_rec("a", "tok-31")), WD_OK);
+		aud_close(log);
+	}
+	ck_assert_int_eq(verify(dir, NULL, &out), 0);
+	ck_assert_msg(strstr(out, "last seq 31") != NULL, "%s", out);
+	free(out);
+	l = log_lines(dir);
+	ck_assert_uint_eq(l.n, 31);
+	lines_free(&l);
+	/* A segment removed breaks the chain at the next one. */
+	{
+		char *p = path2(dir, segs[1]);
+
+		ck_assert_int_eq(unlink(p), 0);
+		free(p);
+	}
+	ck_assert_int_eq(verify(dir, NULL, &out), 1);
+	ck_assert_msg(strstr(out, "INVALID") != NULL && strstr(out, segs[2]) !=
+	    NULL && strstr(out, ":1: ") != NULL, "%s", out);
+	free(out);
+	for (size_t i = 0; i < nsegs; i++)
+		free(segs[i]);
+	free(segs);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(torn_last_line_is_cut_and_recorded)
+{
+	char *dir = tmpdir(), *seg = path2(dir, "audit-000001.jsonl"), *out;
+	static const char torn[] = "{\"decision_id\":\"tok-6\",\"kind\":\"req";
+	struct aud_opts o = opts(dir);
+	struct aud_log *log;
+	struct lines l;
+	off_t kept;
+	char h[AUD_HASH_HEX + 1];
+
+	make_log(dir, 5, 0);
+	kept = fsize(seg);
+	append(seg, torn);
+	/* Before the restart, the verifier sees the torn line. */
+	ck_assert_int_eq(verify(dir, NULL, &out), 1);
+	ck_assert_msg(strstr(out, "audit-000001.jsonl:6: torn last line") != NULL,
+	    "%s", out);
+	free(out);
+
+	log = open_ok(&o);
+	ck_assert_int_eq(submit_sync(log, req_rec("a", "tok-after")), WD_OK);
+	aud_close(log);
+
+	l = log_lines(dir);
+	ck_assert_uint_eq(l.n, 7);
+	{
+		json_t *rec = line_json(l.v[5]), *next = line_json(l.v[6]);
+
+		ck_assert_str_eq(jstr(rec, "kind"), "recovery");
+		ck_assert_int_eq(jint(rec, "seq"), 6);
+		ck_assert_int_eq(jint(rec, "cut_bytes"), (long long)strlen(torn));
+		ck_assert_int_eq(jint(rec, "kept_bytes"), (long long)kept);
+		ck_assert_str_eq(jstr(rec, "segment"), "audit-000001.jsonl");
+		ck_assert_ptr_nonnull(jstr(rec, "reason"));
+		ck_assert_str_eq(jstr(rec, "prev"), line_hash(l.v[4], h));
+		ck_assert_str_eq(jstr(next, "decision_id"), "tok-after");
+		ck_assert_int_eq(jint(next, "seq"), 7);
+		json_decref(rec);
+		json_decref(next);
+	}
+	/* Nothing of the torn bytes is left. */
+	for (size_t i = 0; i < l.n; i++)
+		ck_assert_ptr_null(strstr(l.v[i], "\"tok-6\""));
+	ck_assert_int_eq(verify(dir, NULL, &out), 0);
+	ck_assert_msg(strncmp(out, "OK: 7 records", 13) == 0, "%s", out);
+	free(out);
+	/* A clean reopen writes no recovery record. */
+	log = open_ok(&o);
+	aud_close(log);
+	lines_free(&l);
+	l = log_lines(dir);
+	ck_assert_uint_eq(l.n, 7);
+	lines_free(&l);
+	free(seg);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(torn_line_alone_in_the_newest_segment)
+{
+	char *dir = tmpdir(), *out, *last, name[32];
+	struct aud_opts o = opts(dir);
+	struct aud_log *log;
+	size_t nsegs;
+	char **segs;
+	struct lines l;
+
+	make_log(dir, 12, 1024);
+	segs = aud_segments(dir, &nsegs);
+	/* A crash right after rotation: the new segment holds half a line. */
+	snprintf(name, sizeof(name), "audit-%06zu.jsonl", nsegs + 1);
+	last = path2(dir, name);
+	spit(last, "{\"kind\":\"requ", 14);
+	o.segment_max_bytes = 1024;
+	log = open_ok(&o);
+	ck_assert_int_eq(submit_sync(log, req_rec("a", "tok-after")), WD_OK);
+	aud_close(log);
+	ck_assert_int_eq(verify(dir, NULL, &out), 0);
+	ck_assert_msg(strstr(out, "last seq 14") != NULL, "%s", out);
+	free(out);
+	l = log_lines(dir);
+	{
+		json_t *rec = line_json(l.v[12]);
+
+		ck_assert_str_eq(jstr(rec, "kind"), "recovery");
+		ck_assert_int_eq(jint(rec, "cut_bytes"), 14);
+		ck_assert_int_eq(jint(rec, "kept_bytes"), 0);
+		ck_assert_str_eq(jstr(rec, "segment"), name);
+		json_decref(rec);
+	}
+	lines_free(&l);
+	for (size_t i = 0; i < nsegs; i++)
+		free(segs[i]);
+	free(segs);
+	free(last);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(damaged_middle_line_refuses_to_open)
+{
+	char *dir = tmpdir(), *seg = path2(dir, "audit-000001.jsonl"), *out, *p;
+	struct aud_opts o = opts(dir);
+	struct aud_log *log = (struct aud_log *)1;
+	char err[512] = "";
+	struct lines l;
+
+	make_log(dir, 5, 0);
+	l = file_lines(seg);
+	p = strstr(l.v[1], "tok-2");
+	ck_assert_ptr_nonnull(p);
+	p[4] = '9';			/* tok-9 */
+	lines_write(seg, &l);
+	ck_assert_int_eq(aud_open(&o, &log, err, sizeof(err)), WD_ECONFIG);
+	ck_assert_ptr_null(log);
+	ck_assert_msg(strstr(err, "line 2") != NULL, "%s", err);
+	/* Refusing changed nothing. */
+	{
+		struct lines again = file_lines(seg);
+
+		ck_assert_uint_eq(again.n, 5);
+		ck_assert_str_eq(again.v[1], l.v[1]);
+		lines_free(&again);
+	}
+	ck_assert_int_eq(verify(dir, NULL, &out), 1);
+	ck_assert_msg(strstr(out, "INVALID: ") == out, "%s", out);
+	ck_assert_msg(strstr(out, "audit-000001.jsonl:2: seq 2: ") != NULL &&
+	    strstr(out, "altered") != NULL, "%s", out);
+	free(out);
+	lines_free(&l);
+	free(seg);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* ======================================================================
+ * tampering: each kind is detected and named
+ * ====================================================================== */
+
+START_TEST(tamper_changed_byte_is_altered)
+{
+	char *dir = tmpdir(), *seg = path2(dir, "audit-000001.jsonl"), *out, *p;
+	struct lines l;
+
+	make_log(dir, 6, 0);
+	l = file_lines(seg);
+	p = strstr(l.v[2], "\"tenant\":\"a\"");
+	ck_assert_ptr_nonnull(p);
+	p[10] = 'b';
+	lines_write(seg, &l);
+	ck_assert_int_eq(verify(dir, NULL, &out), 1);
+	ck_assert_msg(strstr(out, "audit-000001.jsonl:3: seq 3: ") != NULL &&
+	    strstr(out, "altered") != NULL, "%s", out);
+	free(out);
+	/* One changed digit of the hash itself is caught as well. */
+	p[10] = 'a';
+	p = l.v[3] + strlen(l.v[3]) - 3;
+	*p = *p == '0' ? '1' : '0';
+	lines_write(seg, &l);
+	ck_assert_int_eq(verify(dir, NULL, &out), 1);
+	ck_assert_msg(strstr(out, "audit-000001.jsonl:4: seq 4: ") != NULL,
+	    "%s", out);
+	free(out);
+	lines_free(&l);
+	free(seg);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(tamper_deleted_line_is_missing)
+{
+	char *dir = tmpdir(), *seg = path2(dir, "audit-000001.jsonl"), *out;
+	struct lines l;
+
+	make_log(dir, 6, 0);
+	l = file_lines(seg);
+	free(l.v[2]);
+	l.v[2] = NULL;			/* seq 3 gone */
+	lines_write(seg, &l);
+	ck_assert_int_eq(verify(dir, NULL, &out), 1);
+	ck_assert_msg(strstr(out, "audit-000001.jsonl:3: ") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "seq 4") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "missing or reordered") != NULL,
+	    "a deleted line is not named as missing: %s", out);
+	free(out);
+	lines_free(&l);
+	free(seg);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(tamper_swapped_lines_are_reordered)
+{
+	char *dir = tmpdir(), *seg = path2(dir, "audit-000001.jsonl"), *out, *t;
+	struct lines l;
+
+	make_log(dir, 6, 0);
+	l = file_lines(seg);
+	t = l.v[2];
+	l.v[2] = l.v[3];
+	l.v[3] = t;
+	lines_write(seg, &l);
+	ck_assert_int_eq(verify(dir, NULL, &out), 1);
+	ck_assert_msg(strstr(out, "audit-000001.jsonl:3: ") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "missing or reordered") != NULL,
+	    "swapped lines are not named as reordered: %s", out);
+	free(out);
+	lines_free(&l);
+	free(seg);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(tamper_appended_and_truncated)
+{
+	char *dir = tmpdir(), *seg = path2(dir, "audit-000001.jsonl"), *out;
+	char hash[AUD_HASH_HEX + 1], fake[AUD_HASH_HEX + 1];
+	json_t *r = json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)7, "kind",
+	    "request", "tenant", "a");
+	size_t len;
+	char *line;
+	off_t size;
+
+	make_log(dir, 6, 0);
+	size = fsize(seg);
+	/* Appended after the fact, well formed but chained to nothing. */
+	memset(fake, 'f', AUD_HASH_HEX);
+	fake[AUD_HASH_HEX] = '\0';
+	line = line_of(r, fake, hash, &len);
+	append(seg, line);
+	ck_assert_int_eq(verify(dir, NULL, &out), 1);
+	ck_assert_msg(strstr(out, "audit-000001.jsonl:7: seq 7: prev") != NULL,
+	    "%s", out);
+	free(out);
+	/* Cut in the middle of a line. */
+	ck_assert_int_eq(truncate(seg, size - 30), 0);
+	ck_assert_int_eq(verify(dir, NULL, &out), 1);
+	ck_assert_msg(strstr(out, "audit-000001.jsonl:6: torn last line") != NULL,
+	    "%s", out);
+	free(out);
+	/* Not ours at all. */
+	ck_assert_int_eq(truncate(seg, 0), 0);
+	append(seg, "hello\n");
+	ck_assert_int_eq(verify(dir, NULL, &out), 1);
+	ck_assert_msg(strstr(out, ":1: not an audit record") != NULL, "%s", out);
+	free(out);
+	free(line);
+	json_decref(r);
+	free(seg);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* ======================================================================
+ * checkpoints: a software ECDSA P-256 signer
+ * ====================================================================== */
+
+static char *
+write_pem(const char *dir, const char *name, const char *pem)
+{
+	char *p = path2(dir, name);
+
+	spit(p, pem, strlen(pem));
+	return p;
+}
+
+START_TEST(checkpoints_every_n_and_at_close)
+{
+	char *dir = tmpdir(), *pub, *other, *out;
+	struct soft_key k, k2;
+	struct lines l;
+	char keyid[AUD_HASH_HEX + 1];
+	unsigned char kd[32];
+	/* r r r C r r r C r C */
+	static const int cp_at[] = { 4, 8, 10 };
+
+	soft_key_init(&k);
+	soft_key_init(&k2);
+	make_signed_log(dir, &k, "aaaaaaa");
+	pub = write_pem(dir, "pub.pem", k.pem);
+	other = write_pem(dir, "other.pem", k2.pem);
+	wd_sha256(k.pem, strlen(k.pem), kd);
+	wd_hex(kd, 32, keyid);
+
+	l = log_lines(dir);
+	ck_assert_uint_eq(l.n, 10);
+	for (size_t i = 0, c = 0; i < l.n; i++) {
+		json_t *j = line_json(l.v[i]);
+		bool is_cp = c < 3 && (size_t)cp_at[c] == i + 1;
+
+		ck_assert_msg(strcmp(jstr(j, "kind"), is_cp ? "checkpoint" :
+		    "request") == 0, "line %zu is %s", i + 1, jstr(j, "kind"));
+		if (is_cp) {
+			char h[AUD_HASH_HEX + 1];
+
+			ck_assert_int_eq(jint(j, "signed_seq"), (long long)i);
+			ck_assert_str_eq(jstr(j, "signed_hash"),
+			    line_hash(l.v[i - 1], h));
+			ck_assert_str_eq(jstr(j, "key_id"), keyid);
+			ck_assert_ptr_nonnull(jstr(j, "signature"));
+			c++;
+		}
+		json_decref(j);
+	}
+	ck_assert_int_eq(verify(dir, pub, &out), 0);
+	ck_assert_msg(strstr(out, "OK: 10 records") == out &&
+	    strstr(out, "3 checkpoints with valid signatures") != NULL &&
+	    strstr(out, "; 0 records after the last checkpoint") != NULL,
+	    "%s", out);
+	free(out);
+	ck_assert_int_eq(verify(dir, NULL, &out), 0);
+	ck_assert_msg(strstr(out, "signatures not checked") != NULL, "%s", out);
+	free(out);
+	ck_assert_int_eq(verify(dir, other, &out), 1);
+	ck_assert_msg(strstr(out, "INVALID") == out && strstr(out, ":4: seq 4: "
+	    "checkpoint signature does not verify") != NULL, "%s", out);
+	free(out);
+	ck_assert_int_eq(verify(dir, "/nonexistent/pub.pem", &out), 2);
+	free(out);
+	lines_free(&l);
+	free(pub);
+	free(other);
+	soft_key_free(&k);
+	soft_key_free(&k2);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* Run a shell command; its exit code. */
+static int
+sh(const char *cmd)
+{
+	int st = system(cmd);
+
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(checkpoint_verifies_with_openssl_cli)
+{
+	char *dir = tmpdir(), *pub, *msgp, *sigp, *b64p, *cmd;
+	struct soft_key k;
+	struct lines l;
+	json_t *cp;
+	char msg[128];
+
+	soft_key_init(&k);
+	make_signed_log(dir, &k, "aaaa");
+	pub = write_pem(dir, "pub.pem", k.pem);
+	l = log_lines(dir);
+	cp = line_json(l.v[3]);
+	ck_assert_str_eq(jstr(cp, "kind"), "checkpoint");
+	/* Exactly FORMAT.md's recipe. */
+	aud_checkpoint_msg(msg, sizeof(msg), (uint64_t)jint(cp, "signed_seq"),
+	    jstr(cp, "signed_hash"));
+	msgp = write_pem(dir, "msg", msg);
+	b64p = path2(dir, "sig.b64");
+	sigp = path2(dir, "sig.der");
+	spit(b64p, jstr(cp, "signature"), strlen(jstr(cp, "signature")));
+	append(b64p, "\n");
+	ck_assert(asprintf(&cmd, "base64 -d %s > %s", b64p, sigp) >= 0);
+	ck_assert_int_eq(sh(cmd), 0);
+	free(cmd);
+	ck_assert(asprintf(&cmd, "openssl dgst -sha256 -verify %s -signature %s "
+	    "%s >/dev/null 2>&1", pub, sigp, msgp) >= 0);
+	ck_assert_int_eq(sh(cmd), 0);
+	/* Another message does not verify. */
+	msg[0] = msg[0] == '9' ? '8' : (char)(msg[0] + 1);
+	spit(msgp, msg, strlen(msg));
+	ck_assert_int_ne(sh(cmd), 0);
+	free(cmd);
+	json_decref(cp);
+	lines_free(&l);
+	free(pub);
+	free(msgp);
+	free(sigp);
+	free(b64p);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+static void
+edit_forge(json_t *rec, size_t idx, const char *prev)
+{
+	/* Record 2 changes its tenant; checkpoints are made to sign the
+	 * rewritten chain (their signatures cannot follow). */
+	if (idx == 1)
+		json_object_set_new(rec, "tenant", json_string("forged"));
+	if (strcmp(jstr(rec, "kind"), "checkpoint") == 0)
+		json_object_set_new(rec, "signed_hash", json_string(prev));
+}
+
+START_TEST(rechained_forgery_is_caught_by_signatures)
+{
+	char *dir = tmpdir(), *pub, *out;
+	struct soft_key k;
+
+	soft_key_init(&k);
+	make_signed_log(dir, &k, "aaaaaaa");
+	pub = write_pem(dir, "pub.pem", k.pem);
+	rechain(dir, edit_forge);
+	/* The chain alone holds: whoever can write can re-chain. */
+	ck_assert_int_eq(verify(dir, NULL, &out), 0);
+	free(out);
+	ck_assert_int_eq(verify(dir, pub, &out), 1);
+	ck_assert_msg(strstr(out, ":4: seq 4: checkpoint signature does not "
+	    "verify") != NULL, "%s", out);
+	free(out);
+	free(pub);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+static const char *replay_sig;
+
+static void
+edit_replay(json_t *rec, size_t idx, const char *prev)
+{
+	/* The second checkpoint carries the first one's signature; later
+	 * checkpoints sign the rewritten chain. */
+	if (idx == 7)
+		json_object_set_new(rec, "signature", json_string(replay_sig));
+	if (strcmp(jstr(rec, "kind"), "checkpoint") == 0)
+		json_object_set_new(rec, "signed_hash", json_string(prev));
+}
+
+START_TEST(replayed_checkpoint_is_caught)
+{
+	char *dir = tmpdir(), *pub, *out, *seg;
+	struct soft_key k;
+	struct lines l;
+	json_t *cp;
+	char *line, hash[AUD_HASH_HEX + 1], prev[AUD_HASH_HEX + 1];
+	size_t len;
+
+	soft_key_init(&k);
+	make_signed_log(dir, &k, "aaaaaaa");
+	pub = write_pem(dir, "pub.pem", k.pem);
+	seg = path2(dir, "audit-000001.jsonl");
+	l = log_lines(dir);
+	/* The first checkpoint again at the end, chained properly. */
+	cp = line_json(l.v[3]);
+	json_object_set_new(cp, "seq", json_integer(11));
+	line = line_of(cp, line_hash(l.v[9], prev), hash, &len);
+	append(seg, line);
+	ck_assert_int_eq(verify(dir, NULL, &out), 1);
+	ck_assert_msg(strstr(out, ":11: seq 11: checkpoint does not sign the "
+	    "record before it") != NULL, "%s", out);
+	free(out);
+	free(line);
+	json_decref(cp);
+	/* Its signature on another checkpoint, the chain rewritten. */
+	ck_assert_int_eq(truncate(seg, fsize(seg) - (off_t)len), 0);
+	cp = line_json(l.v[3]);
+	replay_sig = jstr(cp, "signature");
+	rechain(dir, edit_replay);
+	ck_assert_msg(verify(dir, NULL, &out) == 0, "%s", out);
+	free(out);
+	ck_assert_int_eq(verify(dir, pub, &out), 1);
+	ck_assert_msg(strstr(out, ":8: seq 8: checkpoint signature does not "
+	    "verify") != NULL, "%s", out);
+	free(out);
+	json_decref(cp);
+	lines_free(&l);
+	free(seg);
+	free(pub);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+static const char *odd_sig;
+
+static void
+edit_odd_sig(json_t *rec, size_t idx, const char *prev)
+{
+	(void)prev;
+	if (idx == 3)
+		json_object_set_new(rec, "signature", json_string(odd_sig));
+}
+
+START_TEST(malformed_signatures_are_invalid_not_a_crash)
+{
+	char all[341];
+	const char *sigs[] = { "", "=", "====", "Q===", "!!!!", "AAAA",
+		"MEUCIQ", all };
+	char *dir = tmpdir(), *pub, *out;
+	struct soft_key k;
+
+	memset(all, '=', 340);
+	all[340] = '\0';
+	soft_key_init(&k);
+	pub = write_pem(dir, "pub.pem", k.pem);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		char *logdir = path2(dir, "log");
+
+		odd_sig = sigs[i];
+		make_signed_log(logdir, &k, "aaa");
+		rechain(logdir, edit_odd_sig);
+		ck_assert_int_eq(verify(logdir, pub, &out), 1);
+		ck_assert_msg(strstr(out, ":4: seq 4: checkpoint signature does "
+		    "not verify") != NULL, "sig '%s': %s", odd_sig, out);
+		free(out);
+		rm_rf(logdir);
+		free(logdir);
+	}
+	free(pub);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* ======================================================================
+ * exports
+ * ====================================================================== */
+
+static char *
+export(const char *dir, const char *fmt, const char *tenant, int64_t since,
+    const char *pem)
+{
+	struct aud_export_opts o = { .format = fmt, .tenant = tenant,
+		.since_us = since, .pubkey_pem = pem };
+	char *path = path2(dir, strcmp(fmt, "csv") == 0 ? "export.csv" :
+	    "export.jsonl");
+	FILE *devnull = fopen("/dev/null", "w");
+
+	ck_assert_int_eq(aud_export(dir, &o, path, devnull), 0);
+	fclose(devnull);
+	return path;
+}
+
+START_TEST(export_one_tenant_verifies_alone)
+{
+	char *dir = tmpdir(), *path, *out;
+	struct soft_key k;
+	struct lines log, ex;
+	json_t *hdr;
+	size_t full = 0, stubs = 0;
+
+	soft_key_init(&k);
+	/* seq: a b a C b a b C a C */
+	make_signed_log(dir, &k, "abababa");
+	log = log_lines(dir);
+	path = export(dir, "jsonl", "a", 0, k.pem);
+	ck_assert_int_eq(verify_export(path, &out), 0);
+	ck_assert_msg(strstr(out, "OK: ") == out &&
+	    strstr(out, "with valid signatures") != NULL, "%s", out);
+	free(out);
+
+	ex = file_lines(path);
+	ck_assert_uint_eq(ex.n, log.n + 1);
+	hdr = json_loads(ex.v[0], 0, NULL);
+	ck_assert_str_eq(jstr(hdr, "kind"), "export");
+	ck_assert_int_eq(jint(hdr, "format"), 1);
+	ck_assert_str_eq(jstr(hdr, "anchor"), ZEROS);
+	ck_assert_str_eq(jstr(hdr, "tenant"), "a");
+	ck_assert_str_eq(jstr(hdr, "pubkey"), k.pem);
+	for (size_t i = 1; i < ex.n; i++) {
+		char h[AUD_HASH_HEX + 1];
+
+		if (strstr(log.v[i - 1], "\"tenant\":\"b\"") != NULL) {
+			/* Another tenant's record: its place in the chain only. */
+			char want[128];
+
+			snprintf(want, sizeof(want), "{\"seq\":%zu,\"stub\":true,"
+			    "\"hash\":\"%s\"}", i, line_hash(log.v[i - 1], h));
+			ck_assert_str_eq(ex.v[i], want);
+			stubs++;
+		} else {
+			ck_assert_str_eq(ex.v[i], log.v[i - 1]);
+			full++;
+		}
+	}
+	ck_assert_uint_eq(stubs, 3);
+	ck_assert_uint_eq(full, 7);
+	ck_assert_int_eq(jint(hdr, "records"), (long long)full);
+	ck_assert_int_eq(jint(hdr, "stubs"), (long long)stubs);
+	{
+		char *text = slurp(path, NULL);
+
+		ck_assert_ptr_null(strstr(text, "\"tenant\":\"b\""));
+		ck_assert_ptr_null(strstr(text, "tok-2\""));
+		ck_assert_ptr_null(strstr(text, "tok-4\""));
+		ck_assert_ptr_nonnull(strstr(text, "tok-3\""));
+		free(text);
+	}
+	json_decref(hdr);
+	lines_free(&ex);
+	lines_free(&log);
+	free(path);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(export_tampering_is_detected)
+{
+	char *dir = tmpdir(), *path, *out, *p;
+	struct soft_key k;
+	struct lines ex, orig;
+
+	soft_key_init(&k);
+	make_signed_log(dir, &k, "abababa");
+	path = export(dir, "jsonl", "a", 0, k.pem);
+	orig = file_lines(path);
+
+	/* One byte of a full record. */
+	ex = file_lines(path);
+	p = strstr(ex.v[3], "tok-3");
+	ck_assert_ptr_nonnull(p);
+	p[4] = '5';
+	lines_write(path, &ex);
+	ck_assert_int_eq(verify_export(path, &out), 1);
+	ck_assert_msg(strstr(out, ":4: seq 3: ") != NULL &&
+	    strstr(out, "altered") != NULL, "%s", out);
+	free(out);
+	lines_free(&ex);
+
+	/* A stub's hash (seq 2, followed by a full record). */
+	ex = file_lines(path);
+	lines_free(&ex);
+	ex = file_lines(path);
+	free(ex.v[3]);
+	ex.v[3] = strdup(orig.v[3]);
+	ck_assert_ptr_nonnull(strstr(ex.v[2], "\"stub\":true"));
+	p = ex.v[2] + strlen(ex.v[2]) - 4;
+	*p = *p == '0' ? '1' : '0';
+	lines_write(path, &ex);
+	ck_assert_int_eq(verify_export(path, &out), 1);
+	ck_assert_msg(strstr(out, ":4: seq 3: prev") != NULL, "%s", out);
+	free(out);
+	lines_free(&ex);
+
+	/* The original again verifies. */
+	lines_write(path, &orig);
+	ck_assert_int_eq(verify_export(path, NULL), 0);
+
+	/* Another public key in the header: the checkpoints do not hold. */
+	{
+		struct soft_key k2;
+		char *p2;
+
+		soft_key_init(&k2);
+		p2 = export(dir, "jsonl", "a", 0, k2.pem);
+		ck_assert_int_eq(verify_export(p2, &out), 1);
+		ck_assert_msg(strstr(out, "checkpoint signature does not verify") !=
+		    NULL, "%s", out);
+		free(out);
+		free(p2);
+		soft_key_free(&k2);
+	}
+	lines_free(&orig);
+	free(path);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(export_truncated_is_detected)
+{
+	char *dir = tmpdir(), *path, *out;
+	struct soft_key k;
+	struct lines ex;
+
+	soft_key_init(&k);
+	make_signed_log(dir, &k, "abababa");
+	path = export(dir, "jsonl", "a", 0, k.pem);
+	ex = file_lines(path);
+	/* The header promises N records and M stubs; the last ones go. */
+	free(ex.v[ex.n - 1]);
+	ex.v[ex.n - 1] = NULL;
+	free(ex.v[ex.n - 2]);
+	ex.v[ex.n - 2] = NULL;
+	lines_write(path, &ex);
+	ck_assert_msg(verify_export(path, &out) == 1,
+	    "an export missing its last records verifies: %s", out);
+	free(out);
+	lines_free(&ex);
+	free(path);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(export_since_starts_at_an_anchor)
+{
+	char *dir = tmpdir(), *path, *out;
+	struct lines log, ex;
+	json_t *hdr, *r4;
+	char h[AUD_HASH_HEX + 1];
+
+	make_log(dir, 8, 0);
+	log = log_lines(dir);
+	r4 = line_json(log.v[3]);
+	path = export(dir, "jsonl", NULL, aud_parse_ts(jstr(r4, "ts")), NULL);
+	ck_assert_int_eq(verify_export(path, &out), 0);
+	ck_assert_msg(strstr(out, "OK: 5 records and 0 stubs") == out, "%s", out);
+	free(out);
+	ex = file_lines(path);
+	hdr = json_loads(ex.v[0], 0, NULL);
+	ck_assert_str_eq(jstr(hdr, "anchor"), line_hash(log.v[2], h));
+	ck_assert_ptr_null(jstr(hdr, "pubkey"));
+	ck_assert_str_eq(ex.v[1], log.v[3]);
+	json_decref(hdr);
+	json_decref(r4);
+	lines_free(&ex);
+	lines_free(&log);
+	free(path);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(csv_export_verifies_and_detects_tampering)
+{
+	char *dir = tmpdir(), *path, *out, *p;
+	struct soft_key k;
+	struct lines ex, orig;
+
+	soft_key_init(&k);
+	make_signed_log(dir, &k, "abababa");
+	path = export(dir, "csv", "a", 0, k.pem);
+	ck_assert_int_eq(verify_export(path, &out), 0);
+	ck_assert_msg(strstr(out, "OK: 7 records and 3 stubs") == out &&
+	    strstr(out, "with valid signatures") != NULL, "%s", out);
+	free(out);
+	orig = file_lines(path);
+	ck_assert_msg(strncmp(orig.v[0], "# {", 3) == 0, "%s", orig.v[0]);
+	ck_assert_str_eq(orig.v[1], "seq,ts,kind,tenant,verdict,route,hash,record");
+	ck_assert_uint_eq(orig.n, 12);
+	{
+		char *text = slurp(path, NULL);
+
+		ck_assert_ptr_null(strstr(text, "\"\"tenant\"\":\"\"b\"\""));
+		ck_assert_ptr_nonnull(strstr(text, "\"\"tenant\"\":\"\"a\"\""));
+		free(text);
+	}
+	ck_assert_msg(strncmp(orig.v[3], "\"2\",\"\",\"stub\"", 13) == 0, "%s",
+	    orig.v[3]);
+
+	/* A byte of a record. */
+	ex = file_lines(path);
+	p = strstr(ex.v[4], "tok-3");
+	ck_assert_ptr_nonnull(p);
+	p[4] = '5';
+	lines_write(path, &ex);
+	ck_assert_int_eq(verify_export(path, &out), 1);
+	ck_assert_msg(strstr(out, "INVALID") == out, "%s", out);
+	free(out);
+	lines_free(&ex);
+
+	/* A stub's hash. */
+	ex = file_lines(path);
+	free(ex.v[4]);
+	ex.v[4] = strdup(orig.v[4]);
+	/* The row ends <hash>","": its last hex digit. */
+	p = ex.v[3] + strlen(ex.v[3]) - 5;
+	ck_assert_msg(strcmp(p + 1, "\",\"\"") == 0, "%s", ex.v[3]);
+	*p = *p == '0' ? '1' : '0';
+	lines_write(path, &ex);
+	ck_assert_int_eq(verify_export(path, &out), 1);
+	ck_assert_msg(strstr(out, "INVALID") == out, "%s", out);
+	free(out);
+	lines_free(&ex);
+
+	lines_free(&orig);
+	free(path);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* ======================================================================
+ * the writer: done, failure, recovery
+ * ====================================================================== */
+
+START_TEST(done_fires_after_the_record_is_on_disk)
+{
+	char *dir = tmpdir(), *seg = path2(dir, "audit-000001.jsonl");
+	struct aud_opts o = opts(dir);
+	struct aud_log *log = open_ok(&o);
+
+	for (int i = 0; i < 20; i++) {
+		struct waiter w;
+		char tok[48], needle[80];
+
+		snprintf(tok, sizeof(tok), "tok-done-%d", i);
+		snprintf(needle, sizeof(needle), "\"decision_id\":\"%s\"", tok);
+		waiter_init(&w);
+		w.path = seg;
+		w.token = needle;
+		aud_submit(log, json_pack("{s:s}", "decision_id", tok),
+		    waiter_done, &w);
+		ck_assert(waiter_wait(&w, 5000));
+		ck_assert_int_eq(w.rc, WD_OK);
+		ck_assert_int_eq(w.calls, 1);
+		ck_assert_msg(w.on_disk, "done(%d) came before the record was "
+		    "in the file", i);
+	}
+	aud_close(log);
+	free(seg);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * The child: a log whose segment cannot grow (RLIMIT_FSIZE, SIGXFSZ
+ * ignored as warden does), then can again.  Exit codes name the step
+ * that failed.
+ */
+static int
+fsize_child(const char *dir)
+{
+	struct aud_opts o = opts(dir);
+	struct aud_log *log = NULL;
+	struct rlimit rl;
+	struct waiter w, q[3];
+	char err[256], *seg = path2(dir, "audit-000001.jsonl");
+	struct stat st;
+	int i;
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (aud_open(&o, &log, err, sizeof(err)) != WD_OK)
+		return 10;
+	if (stat(seg, &st) != 0)
+		return 11;
+	rl.rlim_cur = (rlim_t)st.st_size + 40;	/* not a whole record */
+	rl.rlim_max = RLIM_INFINITY;
+	if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+		return 12;
+	waiter_init(&w);
+	aud_submit(log, req_rec("a", "tok-fail-1"), waiter_done, &w);
+	if (!waiter_wait(&w, 5000))
+		return 13;
+	if (w.rc != WD_EIO)
+		return 14;
+	if (aud_healthy(log))
+		return 15;
+	if (aud_last_error(log)[0] == '\0')
+		return 16;
+	/* Nothing half written stays behind. */
+	if (stat(seg, &st) != 0 || st.st_size + 40 != (off_t)rl.rlim_cur)
+		return 17;
+	for (i = 0; i < 3; i++) {
+		char tok[32];
+
+		snprintf(tok, sizeof(tok), "tok-queued-%d", i);
+		waiter_init(&q[i]);
+		aud_submit(log, req_rec("a", tok), waiter_done, &q[i]);
+	}
+	usleep(300000);
+	if (aud_healthy(log))
+		return 18;
+	rl.rlim_cur = RLIM_INFINITY;
+	if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+		return 19;
+	/* The writer retries by itself (every second). */
+	for (i = 0; i < 50 && !aud_healthy(log); i++)
+		usleep(100000);
+	if (!aud_healthy(log))
+		return 20;
+	waiter_init(&w);
+	aud_submit(log, req_rec("a", "tok-after"), waiter_done, &w);
+	if (!waiter_wait(&w, 5000) || w.rc != WD_OK)
+		return 21;
+	aud_close(log);
+	free(seg);
+	return 0;
+}
+
+START_TEST(write_failure_fails_closed_and_loses_nothing)
+{
+	char *dir = tmpdir(), *out;
+	struct lines l;
+	pid_t pid;
+	int st;
+	static const char *const why[] = {
+		[10] = "aud_open failed", [11] = "no segment",
+		[12] = "setrlimit", [13] = "done never came after the failed write",
+		[14] = "done did not get WD_EIO", [15] = "still healthy",
+		[16] = "no last error", [17] = "a partial line stayed in the file",
+		[18] = "healthy while the limit holds", [19] = "setrlimit (raise)",
+		[20] = "did not turn healthy again",
+		[21] = "a record after recovery was not written",
+	};
+
+	make_log(dir, 4, 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(fsize_child(dir));
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st), "child died of signal %d",
+	    WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	ck_assert_msg(WEXITSTATUS(st) == 0, "child: %s (%d)",
+	    WEXITSTATUS(st) < 22 && why[WEXITSTATUS(st)] ? why[WEXITSTATUS(st)] :
+	    "?", WEXITSTATUS(st));
+	ck_assert_int_eq(verify(dir, NULL, &out), 0);
+	ck_assert_msg(strncmp(out, "OK: 9 records", 13) == 0, "%s", out);
+	free(out);
+	/* Each record exactly once, in the order submitted. */
+	l = log_lines(dir);
+	{
+		static const char *const order[] = { "tok-1", "tok-2", "tok-3",
+			"tok-4", "tok-fail-1", "tok-queued-0", "tok-queued-1",
+			"tok-queued-2", "tok-after" };
+
+		ck_assert_uint_eq(l.n, 9);
+		for (size_t i = 0; i < l.n; i++) {
+			json_t *j = line_json(l.v[i]);
+
+			ck_assert_str_eq(jstr(j, "decision_id"), order[i]);
+			json_decref(j);
+		}
+	}
+	lines_free(&l);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* One writer per log: a second open of a live log must not fork the
+ * chain. */
+START_TEST(second_writer_cannot_break_the_chain)
+{
+	char *dir = tmpdir(), *out;
+	struct aud_opts o = opts(dir);
+	struct aud_log *a = open_ok(&o), *b = NULL;
+	char err[512] = "";
+	enum wd_err rc;
+
+	ck_assert_int_eq(submit_sync(a, req_rec("a", "tok-a1")), WD_OK);
+	rc = aud_open(&o, &b, err, sizeof(err));
+	if (rc == WD_OK) {
+		ck_assert_int_eq(submit_sync(b, req_rec("a", "tok-b1")), WD_OK);
+		ck_assert_int_eq(submit_sync(a, req_rec("a", "tok-a2")), WD_OK);
+		aud_close(b);
+	}
+	aud_close(a);
+	ck_assert_msg(verify(dir, NULL, &out) == 0, "a second aud_open on a live "
+	    "log was allowed (%s) and the log no longer verifies: %s",
+	    wd_strerror(rc), out);
+	free(out);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+Suite *
+suite_audit(void)
+{
+	Suite *s = suite_create("audit");
+	TCase *chain = tcase_create("chain");
+	TCase *open = tcase_create("open");
+	TCase *write = tcase_create("write_and_verify");
+	TCase *tamper = tcase_create("tamper");
+	TCase *sign = tcase_create("checkpoints");
+	TCase *exp = tcase_create("export");
+	TCase *fail = tcase_create("failure");
+
+	tcase_add_test(chain, line_round_trip_and_exact_suffix);
+	tcase_add_test(chain, split_refuses_what_is_not_a_line);
+	tcase_add_test(chain, control_chars_and_non_ascii_round_trip);
+	tcase_add_test(chain, nul_in_a_string_still_verifies);
+	suite_add_tcase(s, chain);
+
+	tcase_add_test(open, open_creates_a_private_dir_and_key);
+	tcase_add_test(open, open_refuses_a_dir_others_can_read);
+	tcase_add_test(open, payload_digest_is_hmac_with_the_key_file);
+	tcase_add_test(open, torn_last_line_is_cut_and_recorded);
+	tcase_add_test(open, torn_line_alone_in_the_newest_segment);
+	tcase_add_test(open, damaged_middle_line_refuses_to_open);
+	suite_add_tcase(s, open);
+
+	tcase_add_test(write, n_records_verify_in_order);
+	tcase_add_test(write, chain_runs_across_rotated_segments);
+	tcase_add_test(write, done_fires_after_the_record_is_on_disk);
+	suite_add_tcase(s, write);
+
+	tcase_add_test(tamper, tamper_changed_byte_is_altered);
+	tcase_add_test(tamper, tamper_deleted_line_is_missing);
+	tcase_add_test(tamper, tamper_swapped_lines_are_reordered);
+	tcase_add_test(tamper, tamper_appended_and_truncated);
+	suite_add_tcase(s, tamper);
+
+	tcase_add_test(sign, checkpoints_every_n_and_at_close);
+	tcase_add_test(sign, checkpoint_verifies_with_openssl_cli);
+	tcase_add_test(sign, rechained_forgery_is_caught_by_signatures);
+	tcase_add_test(sign, replayed_checkpoint_is_caught);
+	tcase_add_test(sign, malformed_signatures_are_invalid_not_a_crash);
+	suite_add_tcase(s, sign);
+
+	tcase_add_test(exp, export_one_tenant_verifies_alone);
+	tcase_add_test(exp, export_tampering_is_detected);
+	tcase_add_test(exp, export_truncated_is_detected);
+	tcase_add_test(exp, export_since_starts_at_an_anchor);
+	tcase_add_test(exp, csv_export_verifies_and_detects_tampering);
+	suite_add_tcase(s, exp);
+
+	tcase_set_timeout(fail, 30);
+	tcase_add_test(fail, write_failure_fails_closed_and_loses_nothing);
+	tcase_add_test(fail, second_writer_cannot_break_the_chain);
+	suite_add_tcase(s, fail);
+	return s;
+}

@@ -1,0 +1,944 @@
+/*
+ * test_secrets.c - secrets/: sealing against a real swtpm (never a fake).
+ *
+ * swtpm has no resource manager, so no two tests share one: each test
+ * starts its own in a fresh directory (checked fixture, in the test's
+ * process) through scripts/swtpm.sh.  A test that fails exits without its
+ * teardown, so the suite's unchecked teardown (in Check's parent) stops
+ * whatever swtpm is still running under the suite's directory.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "common/wd.h"
+#include "secrets/sec.h"
+#include "secrets/sec_int.h"
+#include "tests/unit/suites.h"
+
+static char base[256];			/* the suite's directory (parent) */
+static char dir[300];			/* this test's directory */
+static char tpmdir[320], store[320], tcti[128];
+
+static const char *
+script(void)
+{
+	const char *s = getenv("WARDEN_SWTPM_SH");
+
+	return s ? s : "scripts/swtpm.sh";
+}
+
+/* Run a shell command; its exit status. */
+static int
+sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Run a shell command; its first output line into out. */
+static int
+sh_line(char *out, size_t len, const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	FILE *p;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	out[0] = '\0';
+	if ((p = popen(cmd, "r")) == NULL)
+		return -1;
+	if (fgets(out, (int)len, p) != NULL)
+		out[strcspn(out, "\n")] = '\0';
+	while (fgetc(p) != EOF)
+		;
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void
+swtpm_start(const char *d, char out[128])
+{
+	int rc = sh_line(out, 128, "sh %s start '%s'", script(), d);
+
+	ck_assert_msg(rc == 0 && strncmp(out, "swtpm:", 6) == 0,
+	    "swtpm did not start in %s", d);
+}
+
+static void
+swtpm_stop(const char *d)
+{
+	sh("sh %s stop '%s'", script(), d);
+}
+
+static void
+suite_setup(void)
+{
+	snprintf(base, sizeof(base), "/tmp/warden-ut-secrets.XXXXXX");
+	if (mkdtemp(base) == NULL)
+		abort();
+}
+
+static void
+suite_teardown(void)
+{
+	sh("for d in '%s'/*/tpm*; do [ -d \"$d\" ] && sh %s stop \"$d\"; done; "
+	    "rm -rf '%s'", base, script(), base);
+}
+
+static void
+tpm_setup(void)
+{
+	snprintf(dir, sizeof(dir), "%s/t.XXXXXX", base);
+	ck_assert(mkdtemp(dir) != NULL);
+	snprintf(tpmdir, sizeof(tpmdir), "%s/tpm", dir);
+	snprintf(store, sizeof(store), "%s/store", dir);
+	swtpm_start(tpmdir, tcti);
+}
+
+static void
+tpm_teardown(void)
+{
+	swtpm_stop(tpmdir);
+}
+
+static struct sec_tpm *
+open_tpm(void)
+{
+	struct sec_tpm *t = NULL;
+	char err[512];
+	enum wd_err e = sec_tpm_open(tcti, &t, err, sizeof(err));
+
+	ck_assert_msg(e == WD_OK, "open: %s", err);
+	return t;
+}
+
+static struct sec_cache *
+new_cache(size_t cap)
+{
+	struct sec_cache *c = NULL;
+	char err[512];
+
+	ck_assert_msg(sec_cache_new(cap, &c, err, sizeof(err)) == WD_OK, "%s",
+	    err);
+	return c;
+}
+
+static void
+seal(struct sec_tpm *t, const char *name, const void *v, size_t len,
+    const struct sec_seal_opts *o, enum sec_mode mode)
+{
+	char err[512];
+	enum wd_err e = sec_seal(t, store, name, v, len, o, mode, err,
+	    sizeof(err));
+
+	ck_assert_msg(e == WD_OK, "seal %s: %s", name, err);
+}
+
+static void
+unseal_eq(struct sec_tpm *t, const char *name, const void *v, size_t len)
+{
+	struct sec_cache *c = new_cache(SEC_VALUE_MAX);
+	const unsigned char *got;
+	char err[512];
+	size_t glen;
+	enum wd_err e = sec_unseal(t, store, name, NULL, 0, c, err, sizeof(err));
+
+	ck_assert_msg(e == WD_OK, "unseal %s: %s", name, err);
+	got = sec_cache_get(c, name, &glen);
+	ck_assert(got != NULL);
+	ck_assert_uint_eq(glen, len);
+	ck_assert(memcmp(got, v, len) == 0);
+	sec_cache_free(c);
+}
+
+/* Unseal that must fail: returns the error text (static). */
+static const char *
+unseal_fails(struct sec_tpm *t, const char *name, const char *auth,
+    enum wd_err want)
+{
+	static char err[512];
+	struct sec_cache *c = new_cache(SEC_VALUE_MAX);
+	enum wd_err e = sec_unseal(t, store, name, (const unsigned char *)auth,
+	    auth ? strlen(auth) : 0, c, err, sizeof(err));
+
+	ck_assert_msg(e == want, "unseal %s: got %s (%s), want %s", name,
+	    wd_strerror(e), err, wd_strerror(want));
+	ck_assert_uint_eq(sec_cache_count(c), 0);
+	sec_cache_free(c);
+	return err;
+}
+
+#define VALUE "sk-test-1f0c2b7e9d44a3c1"
+
+START_TEST(round_trip_short)
+{
+	struct sec_tpm *t = open_tpm();
+	struct sec_meta m;
+	char err[512];
+
+	seal(t, "openai-eu", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	unseal_eq(t, "openai-eu", VALUE, strlen(VALUE));
+	ck_assert_int_eq(sec_stat(store, "openai-eu", &m, err, sizeof(err)),
+	    WD_OK);
+	ck_assert_str_eq(m.name, "openai-eu");
+	ck_assert_uint_eq(m.size, strlen(VALUE));
+	ck_assert_str_eq(m.pcrs, "");
+	ck_assert_int_eq(m.template_version, SEC_TEMPLATE_VERSION);
+	ck_assert_uint_eq(strlen(m.created), 20);	/* 2026-01-02T03:04:05Z */
+	/* Sealing the same name again is refused, not a silent replace. */
+	ck_assert_int_eq(sec_seal(t, store, "openai-eu", (const unsigned char *)"x",
+	    1, NULL, SEC_CREATE, err, sizeof(err)), WD_EINVAL);
+	ck_assert(strstr(err, "exists") != NULL);
+	unseal_eq(t, "openai-eu", VALUE, strlen(VALUE));
+	sec_tpm_close(t);
+}
+END_TEST
+
+START_TEST(round_trip_16k)
+{
+	struct sec_tpm *t = open_tpm();
+	unsigned char *v = malloc(SEC_VALUE_MAX + 1);
+	char err[512];
+
+	ck_assert_int_eq(wd_random(v, SEC_VALUE_MAX + 1), WD_OK);
+	v[100] = '\0';			/* binary values are fine */
+	seal(t, "service-account", v, SEC_VALUE_MAX, NULL, SEC_CREATE);
+	unseal_eq(t, "service-account", v, SEC_VALUE_MAX);
+	ck_assert_int_eq(sec_seal(t, store, "too-long", v, SEC_VALUE_MAX + 1,
+	    NULL, SEC_CREATE, err, sizeof(err)), WD_EINVAL);
+	ck_assert_int_eq(sec_seal(t, store, "empty", v, 0, NULL, SEC_CREATE,
+	    err, sizeof(err)), WD_EINVAL);
+	free(v);
+	sec_tpm_close(t);
+}
+END_TEST
+
+START_TEST(unseal_after_swtpm_restart)
+{
+	struct sec_tpm *t = open_tpm();
+
+	seal(t, "persist", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	sec_tpm_close(t);
+	swtpm_stop(tpmdir);
+	swtpm_start(tpmdir, tcti);	/* same state, new port */
+	t = open_tpm();
+	unseal_eq(t, "persist", VALUE, strlen(VALUE));
+	sec_tpm_close(t);
+}
+END_TEST
+
+START_TEST(blob_from_another_tpm_fails_integrity)
+{
+	struct sec_tpm *t = open_tpm();
+	char other[400], otcti[128];
+	const char *err;
+
+	seal(t, "moved", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	sec_tpm_close(t);
+	snprintf(other, sizeof(other), "%s/tpm-other", dir);
+	swtpm_start(other, otcti);
+	snprintf(tcti, sizeof(tcti), "%s", otcti);
+	t = open_tpm();
+	err = unseal_fails(t, "moved", NULL, WD_ETPM);
+	ck_assert_msg(strstr(err, "integrity check failed") != NULL &&
+	    strstr(err, "(0x1df)") != NULL && strstr(err, "Load") != NULL,
+	    "%s", err);
+	sec_tpm_close(t);
+	swtpm_stop(other);
+}
+END_TEST
+
+/* Flip one byte of a file in a secret's directory. */
+static void
+flip(const char *name, const char *file, long off)
+{
+	char path[512];
+	unsigned char b;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", store, name, file);
+	fd = open(path, O_RDWR);
+	ck_assert(fd >= 0);
+	if (off < 0)
+		off += lseek(fd, 0, SEEK_END);
+	ck_assert(pread(fd, &b, 1, off) == 1);
+	b ^= 0x01;
+	ck_assert(pwrite(fd, &b, 1, off) == 1);
+	close(fd);
+}
+
+START_TEST(modified_or_swapped_blobs_fail)
+{
+	struct sec_tpm *t = open_tpm();
+	const char *err;
+
+	seal(t, "a", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	seal(t, "b", VALUE "-b", strlen(VALUE) + 2, NULL, SEC_CREATE);
+	seal(t, "c", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	/* The ciphertext: GCM refuses it. */
+	flip("a", "envelope.bin", -1);
+	err = unseal_fails(t, "a", NULL, WD_EPARSE);
+	ck_assert_msg(strstr(err, "fails authentication") != NULL, "%s", err);
+	/* The sealed private blob: the TPM refuses it. */
+	flip("b", "tpm.priv", -1);
+	err = unseal_fails(t, "b", NULL, WD_ETPM);
+	ck_assert_msg(strstr(err, "TPM: ") != NULL && strstr(err, "(0x") != NULL,
+	    "%s", err);
+	/* c's blobs put under another name: the name is authenticated. */
+	ck_assert_int_eq(sh("mv '%s/c' '%s/d' && sed -i 's/\"c\"/\"d\"/' "
+	    "'%s/d/meta.json'", store, store, store), 0);
+	err = unseal_fails(t, "d", NULL, WD_EPARSE);
+	ck_assert_msg(strstr(err, "belongs to another name") != NULL, "%s", err);
+	sec_tpm_close(t);
+}
+END_TEST
+
+START_TEST(pcr_binding_breaks_when_pcr_changes)
+{
+	struct sec_seal_opts o = { .pcrs = "sha256:23" };
+	struct sec_tpm *t = open_tpm();
+	struct sec_meta m;
+	char err[512];
+	const char *e;
+
+	seal(t, "bound", VALUE, strlen(VALUE), &o, SEC_CREATE);
+	ck_assert_int_eq(sec_stat(store, "bound", &m, err, sizeof(err)), WD_OK);
+	ck_assert_str_eq(m.pcrs, "sha256:23");
+	unseal_eq(t, "bound", VALUE, strlen(VALUE));
+	ck_assert_int_eq(sh("TPM2TOOLS_TCTI='%s' tpm2_pcrextend 23:sha256="
+	    "00000000000000000000000000000000000000000000000000000000000000ff",
+	    tcti), 0);
+	e = unseal_fails(t, "bound", NULL, WD_ETPM);
+	ck_assert_msg(strstr(e, "policy check failed") != NULL &&
+	    strstr(e, "(0x99d)") != NULL && strstr(e, "PCR") != NULL, "%s", e);
+	sec_tpm_close(t);
+}
+END_TEST
+
+START_TEST(pcr_spec_parsing)
+{
+	struct sec_pcrs p;
+	char err[256];
+
+	ck_assert_int_eq(sec_pcrs_parse("sha256:23,7,7", &p, err, sizeof(err)),
+	    WD_OK);
+	ck_assert_str_eq(p.text, "sha256:7,23");
+	ck_assert_int_eq(sec_pcrs_parse("sha1:0+sha256:16,23", &p, err,
+	    sizeof(err)), WD_OK);
+	ck_assert_str_eq(p.text, "sha1:0+sha256:16,23");
+	ck_assert_uint_eq(p.sel.count, 2);
+	ck_assert_int_eq(sec_pcrs_parse(NULL, &p, err, sizeof(err)), WD_OK);
+	ck_assert_uint_eq(p.sel.count, 0);
+	static const char *const bad[] = { "sha256", "sha256:", "sha256:24",
+		"md5:1", "sha256:1,", "sha256:-1", "sha256:1+sha256:2", "7,23",
+		"sha256:1x" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(sec_pcrs_parse(bad[i], &p, err, sizeof(err)) ==
+		    WD_EINVAL, "%s accepted", bad[i]);
+}
+END_TEST
+
+START_TEST(wrong_auth_fails)
+{
+	/* NODA: three wrong auths would otherwise lock the TPM out (0x921). */
+	struct sec_seal_opts o = { .auth = (const unsigned char *)"right",
+		.authlen = 5, .noda = true };
+	struct sec_seal_opts op = o;
+	struct sec_cache *c = new_cache(64);
+	struct sec_tpm *t = open_tpm();
+	char err[512];
+	const char *e;
+
+	seal(t, "authed", VALUE, strlen(VALUE), &o, SEC_CREATE);
+	e = unseal_fails(t, "authed", "wrong", WD_ETPM);
+	ck_assert_msg(strstr(e, "(0x9a2)") != NULL || strstr(e, "(0x98e)") !=
+	    NULL, "%s", e);
+	ck_assert_msg(strstr(e, "wrong auth value") != NULL, "%s", e);
+	e = unseal_fails(t, "authed", NULL, WD_EINVAL);
+	ck_assert(strstr(e, "auth value") != NULL);
+	ck_assert_int_eq(sec_unseal(t, store, "authed",
+	    (const unsigned char *)"right", 5, c, err, sizeof(err)), WD_OK);
+	/* With a PCR policy the auth value goes through PolicyAuthValue. */
+	op.pcrs = "sha256:16";
+	seal(t, "authed-pcr", VALUE, strlen(VALUE), &op, SEC_CREATE);
+	unseal_fails(t, "authed-pcr", "wrong", WD_ETPM);
+	ck_assert_int_eq(sec_unseal(t, store, "authed-pcr",
+	    (const unsigned char *)"right", 5, c, err, sizeof(err)), WD_OK);
+	ck_assert_uint_eq(sec_cache_count(c), 2);
+	sec_cache_free(c);
+	sec_tpm_close(t);
+}
+END_TEST
+
+START_TEST(tpm_gone_is_a_clean_error)
+{
+	struct sec_tpm *t = open_tpm();
+	struct sec_tpm *t2 = NULL;
+	char err[512];
+	const char *e;
+
+	seal(t, "x", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	swtpm_stop(tpmdir);
+	/* Mid-session: the context is open, the TPM went away. */
+	e = unseal_fails(t, "x", NULL, WD_ETPM);
+	ck_assert_msg(strstr(e, "(0xa000a)") != NULL &&
+	    strstr(e, "not reachable") != NULL, "%s", e);
+	ck_assert_int_eq(sec_seal(t, store, "y", (const unsigned char *)"v", 1,
+	    NULL, SEC_CREATE, err, sizeof(err)), WD_ETPM);
+	sec_tpm_close(t);
+	/* At open. */
+	ck_assert_int_eq(sec_tpm_open(tcti, &t2, err, sizeof(err)), WD_ETPM);
+	ck_assert(t2 == NULL);
+	ck_assert_msg(strstr(err, "(0xa000a)") != NULL && strstr(err, tcti) !=
+	    NULL, "%s", err);
+	/* Nothing was written for the failed seal. */
+	ck_assert_int_eq(access(store, F_OK), 0);
+	ck_assert_int_ne(sh("ls -A '%s' | grep -v '^x$' | grep -q .", store), 0);
+}
+END_TEST
+
+START_TEST(tcti_is_required)
+{
+	struct sec_tpm *t = NULL;
+	char err[512];
+
+	ck_assert_int_eq(sec_tpm_open(NULL, &t, err, sizeof(err)), WD_EINVAL);
+	ck_assert_int_eq(sec_tpm_open("", &t, err, sizeof(err)), WD_EINVAL);
+	ck_assert(strstr(err, "2321") != NULL);
+	ck_assert(t == NULL);
+	ck_assert_int_eq(sec_tpm_open("nosuchtcti:x", &t, err, sizeof(err)),
+	    WD_ETPM);
+	ck_assert(t == NULL);
+}
+END_TEST
+
+START_TEST(unsafe_store_permissions_refused)
+{
+	struct sec_tpm *t = open_tpm();
+	struct sec_cache *c = new_cache(64);
+	struct sec_meta m;
+	char err[512], path[512];
+
+	seal(t, "perm", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	ck_assert_int_eq(chmod(store, 0755), 0);
+	ck_assert_int_eq(sec_unseal(t, store, "perm", NULL, 0, c, err,
+	    sizeof(err)), WD_EPERM);
+	ck_assert_msg(strstr(err, "chmod 700") != NULL && strstr(err, store) !=
+	    NULL, "%s", err);
+	ck_assert_int_eq(sec_seal(t, store, "perm2", (const unsigned char *)"v", 1,
+	    NULL, SEC_CREATE, err, sizeof(err)), WD_EPERM);
+	ck_assert_int_eq(sec_stat(store, "perm", &m, err, sizeof(err)), WD_EPERM);
+	ck_assert_int_eq(chmod(store, 0700), 0);
+
+	snprintf(path, sizeof(path), "%s/perm/envelope.bin", store);
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_int_eq(sec_unseal(t, store, "perm", NULL, 0, c, err,
+	    sizeof(err)), WD_EPERM);
+	ck_assert_msg(strstr(err, "chmod 600") != NULL && strstr(err, path) !=
+	    NULL, "%s", err);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+
+	snprintf(path, sizeof(path), "%s/perm", store);
+	ck_assert_int_eq(chmod(path, 0750), 0);
+	ck_assert_int_eq(sec_unseal(t, store, "perm", NULL, 0, c, err,
+	    sizeof(err)), WD_EPERM);
+	ck_assert_int_eq(chmod(path, 0700), 0);
+
+	/* A symlink in place of a blob is not followed. */
+	ck_assert_int_eq(sh("cd '%s/perm' && mv tpm.pub real.pub && "
+	    "ln -s real.pub tpm.pub", store), 0);
+	ck_assert_int_ne(sec_unseal(t, store, "perm", NULL, 0, c, err,
+	    sizeof(err)), WD_OK);
+	ck_assert_int_eq(sh("cd '%s/perm' && rm tpm.pub && mv real.pub tpm.pub",
+	    store), 0);
+	ck_assert_int_eq(sec_unseal(t, store, "perm", NULL, 0, c, err,
+	    sizeof(err)), WD_OK);
+	/* Owner: another uid's store is refused (root can make one). */
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(store, 65534, 65534), 0);
+		ck_assert_int_eq(sec_unseal(t, store, "perm", NULL, 0, c, err,
+		    sizeof(err)), WD_EPERM);
+		ck_assert_msg(strstr(err, "chown 0") != NULL, "%s", err);
+		ck_assert_int_eq(chown(store, 0, 0), 0);
+	}
+	sec_cache_free(c);
+	sec_tpm_close(t);
+}
+END_TEST
+
+START_TEST(names_are_validated)
+{
+	static const char *const bad[] = { "", ".", "..", "../x", "a/b", "x~y",
+		"a b", "ü", "-\n", "a\\b" };
+	char long_ok[SEC_NAME_MAX + 2], err[256];
+	struct sec_meta m;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!sec_name_valid(bad[i]), "'%s' accepted", bad[i]);
+	memset(long_ok, 'a', SEC_NAME_MAX);
+	long_ok[SEC_NAME_MAX] = '\0';
+	ck_assert(sec_name_valid(long_ok));
+	ck_assert(sec_name_valid("openai-eu_1.v2"));
+	ck_assert(sec_name_valid(SEC_SIGN_KEY));
+	long_ok[SEC_NAME_MAX] = 'a';
+	long_ok[SEC_NAME_MAX + 1] = '\0';
+	ck_assert(!sec_name_valid(long_ok));
+	/* Refused before any file or TPM is touched. */
+	ck_assert_int_eq(sec_seal(NULL, "/nonexistent", "../x",
+	    (const unsigned char *)"v", 1, NULL, SEC_CREATE, err, sizeof(err)),
+	    WD_EINVAL);
+	ck_assert_int_eq(sec_seal(NULL, "/nonexistent", ".hidden",
+	    (const unsigned char *)"v", 1, NULL, SEC_CREATE, err, sizeof(err)),
+	    WD_EINVAL);
+	ck_assert_int_eq(sec_remove("/tmp", "../etc", err, sizeof(err)),
+	    WD_EINVAL);
+	ck_assert_int_eq(sec_stat("/tmp", "../x", &m, err, sizeof(err)),
+	    WD_EINVAL);
+}
+END_TEST
+
+START_TEST(rotate_is_atomic)
+{
+	struct sec_tpm *t = open_tpm();
+	char err[512];
+
+	seal(t, "rot", "old-value", 9, NULL, SEC_CREATE);
+	seal(t, "rot", "new-value-2", 11, NULL, SEC_REPLACE);
+	unseal_eq(t, "rot", "new-value-2", 11);
+	/* No staging directory is left behind. */
+	ck_assert_int_ne(sh("ls -A '%s' | grep -q '~'", store), 0);
+	/* Replacing what does not exist creates nothing. */
+	ck_assert_int_eq(sec_seal(t, store, "nope", (const unsigned char *)"v", 1,
+	    NULL, SEC_REPLACE, err, sizeof(err)), WD_ENOTFOUND);
+	ck_assert_int_ne(sh("test -e '%s/nope'", store), 0);
+	/* The TPM fails in the middle of a rotation: the old value stays. */
+	sec_tpm_close(t);
+	t = open_tpm();
+	swtpm_stop(tpmdir);
+	ck_assert_int_eq(sec_seal(t, store, "rot", (const unsigned char *)"lost",
+	    4, NULL, SEC_REPLACE, err, sizeof(err)), WD_ETPM);
+	sec_tpm_close(t);
+	swtpm_start(tpmdir, tcti);
+	t = open_tpm();
+	unseal_eq(t, "rot", "new-value-2", 11);
+	ck_assert_int_ne(sh("ls -A '%s' | grep -q '~'", store), 0);
+	/* rm: gone, and a second rm says so. */
+	ck_assert_int_eq(sec_remove(store, "rot", err, sizeof(err)), WD_OK);
+	ck_assert_int_eq(sec_remove(store, "rot", err, sizeof(err)),
+	    WD_ENOTFOUND);
+	unseal_fails(t, "rot", NULL, WD_ENOTFOUND);
+	sec_tpm_close(t);
+}
+END_TEST
+
+/* The smaps block of the mapping holding p: Locked: kB and VmFlags. */
+static void
+mapping_info(const void *p, long *locked_kb, char *flags, size_t flen)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	uintptr_t a = (uintptr_t)p;
+	bool in = false;
+	char line[512];
+
+	*locked_kb = -1;
+	flags[0] = '\0';
+	ck_assert(f != NULL);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+
+		/* "lo-hi perms ..." opens a mapping's block; "Key: value"
+		 * lines never parse as two hex numbers around a '-'. */
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+			in = a >= lo && a < hi;
+		} else if (in && strncmp(line, "Locked:", 7) == 0) {
+			*locked_kb = atol(line + 7);
+		} else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			snprintf(flags, flen, "%s", line + 8);
+		}
+	}
+	fclose(f);
+}
+
+START_TEST(cache_locks_and_wipes)
+{
+	static const char a[] = "AAAAAAAAAAAAAAAA-first-value";
+	struct sec_cache *c = new_cache(256);
+	const unsigned char *region, *v;
+	char flags[512];
+	size_t rlen, len;
+	long locked;
+
+	ck_assert_int_eq(sec_cache_put(c, "one", (const unsigned char *)a,
+	    sizeof(a) - 1), WD_OK);
+	ck_assert_int_eq(sec_cache_put(c, "two", (const unsigned char *)"22222",
+	    5), WD_OK);
+	v = sec_cache_get(c, "one", &len);
+	ck_assert(v != NULL && len == sizeof(a) - 1 && memcmp(v, a, len) == 0);
+	ck_assert(sec_cache_get(c, "three", &len) == NULL && len == 0);
+	mapping_info(v, &locked, flags, sizeof(flags));
+#ifndef __SANITIZE_ADDRESS__
+	/* ASan turns mlock into a no-op (it would lock shadow memory). */
+	ck_assert_msg(locked >= 4, "Locked: %ld kB", locked);
+	ck_assert_msg(strstr(flags, " lo") != NULL, "VmFlags:%s", flags);
+#endif
+	ck_assert_msg(strstr(flags, " dd") != NULL, "VmFlags:%s", flags);
+	/* Replacement wipes the old value: no trace of it in the region. */
+	ck_assert_int_eq(sec_cache_put(c, "one", (const unsigned char *)"B", 1),
+	    WD_OK);
+	sec_cache_region(c, &region, &rlen);
+	ck_assert(memmem(region, rlen, "AAAA", 4) == NULL);
+	ck_assert(memmem(region, rlen, "first", 5) == NULL);
+	v = sec_cache_get(c, "two", &len);
+	ck_assert(len == 5 && memcmp(v, "22222", 5) == 0);
+	/* Full: refused, nothing half-written. */
+	ck_assert_int_eq(sec_cache_put(c, "big", (const unsigned char *)region,
+	    255), WD_ELIMIT);
+	ck_assert_uint_eq(sec_cache_count(c), 2);
+	/* Removing everything leaves the region all zero. */
+	ck_assert(sec_cache_remove(c, "two"));
+	ck_assert(sec_cache_remove(c, "one"));
+	ck_assert(!sec_cache_remove(c, "one"));
+	for (size_t i = 0; i < rlen; i++)
+		ck_assert_msg(region[i] == 0, "byte %zu not wiped", i);
+	sec_cache_free(c);
+}
+END_TEST
+
+START_TEST(harden_process)
+{
+	struct rlimit rl;
+	char err[256];
+
+	ck_assert_int_eq(sec_harden_process(err, sizeof(err)), WD_OK);
+	ck_assert_int_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+	ck_assert_int_eq(getrlimit(RLIMIT_CORE, &rl), 0);
+	ck_assert(rl.rlim_cur == 0);
+}
+END_TEST
+
+#ifndef __SANITIZE_ADDRESS__
+/* ASan's allocator maps terabytes and keeps freed chunks in quarantine:
+ * scanning memory this way means nothing there, so these two are left
+ * out of sanitizer builds. */
+
+/*
+ * Is needle (given as two halves kept apart, so this test's own copy is
+ * never contiguous) anywhere in writable memory outside [skip, +skiplen)?
+ */
+static bool
+memory_holds(const unsigned char *h1, const unsigned char *h2, size_t half,
+    const void *skip, size_t skiplen)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	bool found = false;
+
+	ck_assert(f != NULL);
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+		char perms[5];
+
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) != 3 ||
+		    perms[0] != 'r' || perms[1] != 'w' || hi - lo > (64ul << 20) ||
+		    strstr(line, "[v") != NULL)
+			continue;
+		for (const unsigned char *p = (const unsigned char *)lo;
+		    p + 2 * half <= (const unsigned char *)hi; p++) {
+			if ((uintptr_t)p >= (uintptr_t)skip &&
+			    (uintptr_t)p < (uintptr_t)skip + skiplen)
+				continue;
+			if (*p == h1[0] && memcmp(p, h1, half) == 0 &&
+			    memcmp(p + half, h2, half) == 0) {
+				found = true;
+				break;
+			}
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+START_TEST(no_plaintext_left_outside_the_cache)
+{
+	/* The needle halves: their concatenation exists only where the
+	 * value was really copied. */
+	static const char value[] = "sk-needle-5a0d9b13e7c2f468-sk-needle-end!";
+	struct { unsigned char h2[16], gap[16], h1[16]; } key;
+	char hex[128], err[512];
+	const unsigned char *region;
+	struct sec_cache *c;
+	struct sec_tpm *t;
+	size_t rlen, half = (sizeof(value) - 1) / 2;
+
+	/* Seal here: neither sealing nor unsealing may leave copies. */
+	t = open_tpm();
+	seal(t, "needle", value, sizeof(value) - 1, NULL, SEC_CREATE);
+	sec_tpm_close(t);
+	/* The data key, as tpm2-tools unseals it (hex, so stdio never holds
+	 * the raw bytes). */
+	ck_assert_int_eq(sh_line(hex, sizeof(hex),
+	    "cd '%s' && export TPM2TOOLS_TCTI='%s' && "
+	    "tpm2_createprimary -Q -C o -G ecc -c p.ctx && tpm2_flushcontext -t && "
+	    "tpm2_load -Q -C p.ctx -u '%s/needle/tpm.pub' -r '%s/needle/tpm.priv' "
+	    "-c o.ctx && tpm2_flushcontext -t && tpm2_unseal -c o.ctx | "
+	    "od -An -v -tx1 | tr -d ' \\n'; tpm2_flushcontext -t",
+	    dir, tcti, store, store), 0);
+	ck_assert_uint_eq(strlen(hex), 64);
+	ck_assert_int_eq(wd_unhex(hex + 32, key.h2, 16), WD_OK);
+	hex[32] = '\0';
+	ck_assert_int_eq(wd_unhex(hex, key.h1, 16), WD_OK);
+	memset(hex, 0, sizeof(hex));
+
+	t = open_tpm();
+	c = new_cache(256);
+	ck_assert_int_eq(sec_unseal(t, store, "needle", NULL, 0, c, err,
+	    sizeof(err)), WD_OK);
+	sec_cache_region(c, &region, &rlen);
+	ck_assert(memmem(region, rlen, value, sizeof(value) - 1) != NULL);
+	ck_assert_msg(!memory_holds(key.h1, key.h2, 16, NULL, 0),
+	    "a copy of the data key survives the unseal");
+	ck_assert_msg(!memory_holds((const unsigned char *)value,
+	    (const unsigned char *)value + half, half, region, rlen),
+	    "a copy of the value survives outside the cache");
+	sec_tpm_close(t);
+	ck_assert(!memory_holds(key.h1, key.h2, 16, NULL, 0));
+	sec_cache_free(c);
+	ck_assert(!memory_holds((const unsigned char *)value,
+	    (const unsigned char *)value + half, half, NULL, 0));
+}
+END_TEST
+
+#endif /* __SANITIZE_ADDRESS__ */
+
+START_TEST(objects_are_flushed)
+{
+	struct sec_tpm *t = open_tpm();
+	struct sec_cache *c = new_cache(50 * 32);
+	char name[32], val[32], err[512], out[256];
+	uint64_t t0, t1, t2;
+
+	t0 = wd_mono_us();
+	for (int i = 0; i < 50; i++) {
+		snprintf(name, sizeof(name), "cred-%02d", i);
+		snprintf(val, sizeof(val), "sk-value-%02d", i);
+		seal(t, name, val, strlen(val), NULL, SEC_CREATE);
+	}
+	sec_tpm_close(t);
+	t1 = wd_mono_us();
+	t = open_tpm();
+	for (int i = 0; i < 50; i++) {
+		snprintf(name, sizeof(name), "cred-%02d", i);
+		ck_assert_msg(sec_unseal(t, store, name, NULL, 0, c, err,
+		    sizeof(err)) == WD_OK, "%s: %s", name, err);
+	}
+	sec_tpm_close(t);
+	t2 = wd_mono_us();
+	ck_assert_uint_eq(sec_cache_count(c), 50);
+	fprintf(stderr, "secrets: 50 seals %.1f ms (%.2f ms each), "
+	    "open + 50 unseals %.1f ms (%.2f ms each) on swtpm\n",
+	    (double)(t1 - t0) / 1e3, (double)(t1 - t0) / 50e3,
+	    (double)(t2 - t1) / 1e3, (double)(t2 - t1) / 50e3);
+	/* Nothing stays loaded in the TPM once the context is closed. */
+	ck_assert_int_eq(sh_line(out, sizeof(out), "TPM2TOOLS_TCTI='%s' "
+	    "tpm2_getcap handles-transient; TPM2TOOLS_TCTI='%s' "
+	    "tpm2_getcap handles-loaded-session", tcti, tcti), 0);
+	ck_assert_msg(out[0] == '\0', "left in the TPM: %s", out);
+	sec_cache_free(c);
+}
+END_TEST
+
+START_TEST(tpm2_tools_unseal_the_data_key)
+{
+	struct { unsigned char key[32]; } k;
+	EVP_CIPHER_CTX *ctx;
+	unsigned char env[256], plain[256];
+	char hex[128], path[512], aad[128];
+	struct sec_tpm *t = open_tpm();
+	size_t n;
+	int len, fin;
+	FILE *f;
+
+	seal(t, "interop", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	sec_tpm_close(t);
+	/* Exactly the recovery commands the README gives an operator. */
+	ck_assert_int_eq(sh_line(hex, sizeof(hex),
+	    "cd '%s' && export TPM2TOOLS_TCTI='%s' && "
+	    "tpm2_createprimary -Q -C o -G ecc -c p.ctx && tpm2_flushcontext -t && "
+	    "tpm2_load -Q -C p.ctx -u '%s/interop/tpm.pub' -r '%s/interop/tpm.priv' "
+	    "-c o.ctx && tpm2_flushcontext -t && tpm2_unseal -c o.ctx | "
+	    "od -An -v -tx1 | tr -d ' \\n'; tpm2_flushcontext -t",
+	    dir, tcti, store, store), 0);
+	ck_assert_int_eq(wd_unhex(hex, k.key, 32), WD_OK);
+	/* The envelope: "WSE1", nonce, tag, ciphertext; AAD names it. */
+	snprintf(path, sizeof(path), "%s/interop/envelope.bin", store);
+	f = fopen(path, "rb");
+	ck_assert(f != NULL);
+	n = fread(env, 1, sizeof(env), f);
+	fclose(f);
+	ck_assert_uint_eq(n, 32 + strlen(VALUE));
+	ck_assert(memcmp(env, "WSE1", 4) == 0);
+	snprintf(aad, sizeof(aad), "warden/secrets/v1:interop");
+	ctx = EVP_CIPHER_CTX_new();
+	ck_assert(EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k.key,
+	    env + 4) == 1);
+	ck_assert(EVP_DecryptUpdate(ctx, NULL, &len, (unsigned char *)aad,
+	    (int)strlen(aad)) == 1);
+	ck_assert(EVP_DecryptUpdate(ctx, plain, &len, env + 32,
+	    (int)(n - 32)) == 1);
+	ck_assert(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16,
+	    env + 16) == 1);
+	ck_assert(EVP_DecryptFinal_ex(ctx, plain + len, &fin) == 1);
+	EVP_CIPHER_CTX_free(ctx);
+	ck_assert_uint_eq((size_t)len, strlen(VALUE));
+	ck_assert(memcmp(plain, VALUE, strlen(VALUE)) == 0);
+}
+END_TEST
+
+START_TEST(audit_signing_key)
+{
+	static const char data[] = "checkpoint 42: 9f86d081884c7d65";
+	unsigned char digest[32], sig[SEC_SIG_MAX];
+	struct sec_tpm *t = open_tpm();
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *md;
+	EVP_PKEY *pub;
+	char err[512], *pem = NULL;
+	struct sec_meta m;
+	bool created;
+	BIO *bio;
+
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, &created, err,
+	    sizeof(err)), WD_OK);
+	ck_assert(created);
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, &created, err,
+	    sizeof(err)), WD_OK);
+	ck_assert(!created);
+	ck_assert_int_eq(sec_stat(store, SEC_SIGN_KEY, &m, err, sizeof(err)),
+	    WD_OK);
+	ck_assert_int_eq(m.kind, SEC_KIND_SIGNING_KEY);
+	wd_sha256(data, sizeof(data) - 1, digest);
+	ck_assert_msg(sec_sign_digest(t, store, digest, sig, &siglen, err,
+	    sizeof(err)) == WD_OK, "%s", err);
+	ck_assert(siglen > 8 && siglen <= SEC_SIG_MAX && sig[0] == 0x30);
+	ck_assert_int_eq(sec_sign_pubkey_pem(store, &pem, err, sizeof(err)),
+	    WD_OK);
+	ck_assert(strstr(pem, "-----BEGIN PUBLIC KEY-----") == pem);
+	bio = BIO_new_mem_buf(pem, -1);
+	pub = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	ck_assert(pub != NULL);
+	md = EVP_MD_CTX_new();
+	ck_assert(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1);
+	ck_assert_int_eq(EVP_DigestVerify(md, sig, siglen,
+	    (const unsigned char *)data, sizeof(data) - 1), 1);
+	/* And not over other data. */
+	ck_assert(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1);
+	ck_assert_int_ne(EVP_DigestVerify(md, sig, siglen,
+	    (const unsigned char *)data, sizeof(data) - 2), 1);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(pub);
+	BIO_free(bio);
+	free(pem);
+	/* A credential is not a signing key, and vice versa. */
+	unseal_fails(t, SEC_SIGN_KEY, NULL, WD_EINVAL);
+	sec_tpm_close(t);
+}
+END_TEST
+
+struct ev_log {
+	int n;
+	char text[8][128];
+};
+
+static void
+record_event(const struct sec_event *ev, void *arg)
+{
+	struct ev_log *l = arg;
+
+	if (l->n < 8)
+		snprintf(l->text[l->n++], sizeof(l->text[0]), "%s %s %d",
+		    sec_event_name(ev->kind), ev->name, (int)ev->result);
+}
+
+START_TEST(events_reach_the_hook)
+{
+	struct ev_log l = { 0 };
+	struct sec_tpm *t = open_tpm();
+	struct sec_cache *c = new_cache(64);
+	char err[512];
+
+	sec_set_event_hook(record_event, &l);
+	seal(t, "ev", "v1", 2, NULL, SEC_CREATE);
+	seal(t, "ev", "v2", 2, NULL, SEC_REPLACE);
+	ck_assert_int_eq(sec_unseal(t, store, "ev", NULL, 0, c, err,
+	    sizeof(err)), WD_OK);
+	ck_assert_int_eq(sec_remove(store, "ev", err, sizeof(err)), WD_OK);
+	sec_set_event_hook(NULL, NULL);
+	ck_assert_int_eq(l.n, 4);
+	ck_assert_str_eq(l.text[0], "secret_seal ev 0");
+	ck_assert_str_eq(l.text[1], "secret_rotate ev 0");
+	ck_assert_str_eq(l.text[2], "secret_unseal ev 0");
+	ck_assert_str_eq(l.text[3], "secret_remove ev 0");
+	sec_cache_free(c);
+	sec_tpm_close(t);
+}
+END_TEST
+
+Suite *
+suite_secrets(void)
+{
+	Suite *s = suite_create("secrets");
+	TCase *tpm = tcase_create("tpm");
+	TCase *plain = tcase_create("no tpm");
+
+	tcase_add_unchecked_fixture(tpm, suite_setup, suite_teardown);
+	tcase_add_checked_fixture(tpm, tpm_setup, tpm_teardown);
+	tcase_set_timeout(tpm, 60);
+	tcase_add_test(tpm, round_trip_short);
+	tcase_add_test(tpm, round_trip_16k);
+	tcase_add_test(tpm, unseal_after_swtpm_restart);
+	tcase_add_test(tpm, blob_from_another_tpm_fails_integrity);
+	tcase_add_test(tpm, modified_or_swapped_blobs_fail);
+	tcase_add_test(tpm, pcr_binding_breaks_when_pcr_changes);
+	tcase_add_test(tpm, wrong_auth_fails);
+	tcase_add_test(tpm, tpm_gone_is_a_clean_error);
+	tcase_add_test(tpm, unsafe_store_permissions_refused);
+	tcase_add_test(tpm, rotate_is_atomic);
+#ifndef __SANITIZE_ADDRESS__
+	tcase_add_test(tpm, no_plaintext_left_outside_the_cache);
+#endif
+	tcase_add_test(tpm, objects_are_flushed);
+	tcase_add_test(tpm, tpm2_tools_unseal_the_data_key);
+	tcase_add_test(tpm, audit_signing_key);
+	tcase_add_test(tpm, events_reach_the_hook);
+	suite_add_tcase(s, tpm);
+
+	tcase_add_test(plain, pcr_spec_parsing);
+	tcase_add_test(plain, tcti_is_required);
+	tcase_add_test(plain, names_are_validated);
+	tcase_add_test(plain, cache_locks_and_wipes);
+	tcase_add_test(plain, harden_process);
+	suite_add_tcase(s, plain);
+	return s;
+}
