@@ -160,8 +160,12 @@ gw_cmd_check(int argc, char **argv)
 	if (pol_load(config, stderr, &snap) != WD_OK)
 		return 2;
 	if (key != NULL) {
+		struct pol_caller who;
+
 		wd_sha256(key, strlen(key), digest);
-		facts.tenant = pol_find_key(snap, digest);
+		pol_find_caller(snap, digest, &who);
+		facts.tenant = who.tenant;
+		facts.app = who.app ? who.app->id : NULL;
 	} else {
 		for (size_t i = 0; i < snap->ntenants; i++)
 			if (strcmp(snap->tenants[i].id, tenant) == 0)

@@ -151,7 +151,7 @@ void gw_chat_clear(struct gw_chat *chat);
 
 /* Authenticate "Bearer <key>"; NULL when the key is unknown. */
 const struct pol_tenant *gw_auth(const struct pol_snapshot *snap,
-    const char *authorization, const struct pol_agent **agent);
+    const char *authorization, struct pol_caller *caller);
 
 /* ---- agent tool policy on requests and answers (tools.c) ---- */
 

@@ -169,14 +169,16 @@ gw_chat_parse(const char *body, size_t len, struct gw_chat *out, char *why,
 
 const struct pol_tenant *
 gw_auth(const struct pol_snapshot *snap, const char *authorization,
-    const struct pol_agent **agent)
+    struct pol_caller *caller)
 {
+	struct pol_caller scratch;
 	unsigned char digest[32];
 	const char *key;
 	const struct pol_tenant *t;
 
-	if (agent != NULL)
-		*agent = NULL;
+	if (caller == NULL)
+		caller = &scratch;
+	memset(caller, 0, sizeof(*caller));
 	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
 		return NULL;
 	key = authorization + 7;
@@ -187,7 +189,8 @@ gw_auth(const struct pol_snapshot *snap, const char *authorization,
 	/* Only digests are stored; the lookup compares digests in constant
 	 * time, so timing says nothing about the key itself. */
 	wd_sha256(key, strlen(key), digest);
-	t = pol_find_key_agent(snap, digest, agent);
+	pol_find_caller(snap, digest, caller);
+	t = caller->tenant;
 	wd_wipe(digest, sizeof(digest));
 	return t;
 }

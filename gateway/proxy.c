@@ -29,7 +29,7 @@ struct txn {
 	char reqid[65];
 	struct pol_snapshot *snap;	/* our reference */
 	const struct pol_tenant *tenant;
-	const struct pol_agent *key_agent;	/* the key is this agent's */
+	struct pol_caller caller;	/* who the key is */
 	struct gw_tools tools;		/* agent tool policy, if any */
 	struct gw_tools_deny tool_deny;	/* why a stream was cut */
 	bool tool_violation;
@@ -562,7 +562,7 @@ check_tools(struct txn *t, struct gw_http_req *req)
 {
 	struct gw_tools_deny d;
 
-	switch (gw_tools_request(&t->tools, t->snap, t->tenant, t->key_agent,
+	switch (gw_tools_request(&t->tools, t->snap, t->tenant, t->caller.agent,
 	    req, t->chat.root, &d)) {
 	case GW_TOOLS_DENY:
 		fail_tools(t, &d);
@@ -586,6 +586,7 @@ decide(struct txn *t, struct gw_http_req *req)
 {
 	struct pol_facts f = {
 		.tenant = t->tenant,
+		.app = t->caller.app ? t->caller.app->id : NULL,
 		.model = t->chat.model,
 		.stream = t->chat.stream,
 		.hdr_classes = gw_http_header(req, "x-warden-data-class"),
@@ -678,7 +679,7 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		return;
 	}
 	t->tenant = gw_auth(t->snap, gw_http_header(req, "authorization"),
-	    &t->key_agent);
+	    &t->caller);
 	if (t->tenant == NULL) {
 		fail(t, 401, "invalid_request_error", "invalid_api_key",
 		    "missing or unknown API key: send 'Authorization: Bearer "

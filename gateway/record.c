@@ -50,6 +50,8 @@ gw_record(const struct gw_outcome *o)
 		    "facts"), "data_classes"));
 		json_object_set(r, "subject_region", json_object_get(json_object_get(
 		    dj, "facts"), "subject_region"));
+		json_object_set(r, "app", json_object_get(json_object_get(dj,
+		    "facts"), "app"));
 		json_object_set(r, "rules", json_object_get(dj, "matched_rules"));
 		json_object_set(r, "reasons", json_object_get(dj, "reasons"));
 		json_object_set(r, "routes", json_object_get(dj, "routes"));

@@ -395,7 +395,8 @@ index_rules(struct pol_snapshot *s)
 
 static void
 index_key(struct pol_loader *l, const unsigned char *digest,
-    struct pol_tenant *t, struct pol_agent *a, const struct pol_ref *at)
+    struct pol_tenant *t, struct pol_agent *a, struct pol_app *app,
+    const struct pol_ref *at)
 {
 	struct pol_snapshot *s = l->s;
 	uint64_t h;
@@ -421,6 +422,7 @@ index_key(struct pol_loader *l, const unsigned char *digest,
 	s->keyidx[slot].digest = digest;
 	s->keyidx[slot].tenant = t;
 	s->keyidx[slot].agent = a;
+	s->keyidx[slot].app = app;
 }
 
 static enum wd_err
@@ -429,8 +431,11 @@ index_keys(struct pol_loader *l)
 	struct pol_snapshot *s = l->s;
 	size_t total = 0, cap = 16;
 
-	for (size_t i = 0; i < s->ntenants; i++)
+	for (size_t i = 0; i < s->ntenants; i++) {
 		total += s->tenants[i].nkeys;
+		for (size_t a = 0; a < s->tenants[i].napps; a++)
+			total += s->tenants[i].apps[a].nkeys;
+	}
 	for (size_t i = 0; i < s->nagents; i++)
 		total += s->agents[i].nkeys;
 	while (cap < total * 2)
@@ -439,14 +444,20 @@ index_keys(struct pol_loader *l)
 	if (s->keyidx == NULL)
 		return WD_ENOMEM;
 	s->keyidx_cap = cap;
-	for (size_t i = 0; i < s->ntenants; i++)
-		for (size_t k = 0; k < s->tenants[i].nkeys; k++)
-			index_key(l, s->tenants[i].keys[k], &s->tenants[i], NULL,
-			    &l->rt[i].at);
+	for (size_t i = 0; i < s->ntenants; i++) {
+		struct pol_tenant *t = &s->tenants[i];
+
+		for (size_t k = 0; k < t->nkeys; k++)
+			index_key(l, t->keys[k], t, NULL, NULL, &l->rt[i].at);
+		for (size_t a = 0; a < t->napps; a++)
+			for (size_t k = 0; k < t->apps[a].nkeys; k++)
+				index_key(l, t->apps[a].keys[k], t, NULL, &t->apps[a],
+				    &l->rt[i].at);
+	}
 	for (size_t i = 0; i < s->nagents; i++)
 		for (size_t k = 0; s->agents[i].tenant && k < s->agents[i].nkeys; k++)
 			index_key(l, s->agents[i].keys[k], s->agents[i].tenant,
-			    &s->agents[i], &l->ra[i].at);
+			    &s->agents[i], NULL, &l->ra[i].at);
 	return WD_OK;
 }
 
@@ -569,8 +580,20 @@ policy_version(struct pol_snapshot *s)
 		}
 		for (size_t r = 0; r < t->nroutes; r++)
 			json_array_append_new(routes, json_string(t->routes[r]->id));
+		json_t *apps = json_object();
+
+		for (size_t a = 0; a < t->napps; a++) {
+			json_t *ak = json_object();
+
+			for (size_t k = 0; k < t->apps[a].nkeys; k++) {
+				wd_hex(t->apps[a].keys[k], 32, hex);
+				json_object_set_new(ak, hex, json_true());
+			}
+			json_object_set_new(apps, t->apps[a].id ? t->apps[a].id : "?",
+			    ak);
+		}
 		json_object_set_new(tens, t->id, json_pack("{s:o,s:o,s:o,s:o,s:o,"
-		    "s:i}", "keys", keys, "routes", routes,
+		    "s:o,s:i}", "apps", apps, "keys", keys, "routes", routes,
 		    "data_classes", mask_json(s, t->classes), "may_omit",
 		    mask_json(s, t->may_omit), "subject_region",
 		    t->has_region ? cset_json(&t->region) : json_null(),

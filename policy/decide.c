@@ -371,6 +371,7 @@ pol_decide(const struct pol_snapshot *s, const struct pol_facts *f,
 		return WD_EINVAL;
 	d->tenant = t->id;
 	d->tenant_p = t;
+	d->app = f->app;
 	if (!effective_facts(s, f, d, &has_region, &region))
 		return WD_OK;
 	FOREACH_APPLICABLE(s, d, t, has_region, &region, r, {
@@ -486,8 +487,9 @@ pol_decision_json(const struct pol_snapshot *s, const struct pol_decision *d)
 		json_object_set_new(o, "message", json_string(d->message));
 	}
 	json_object_set_new(o, "policy_version", json_string(d->policy_version));
-	json_object_set_new(o, "facts", json_pack("{s:s?,s:s?,s:b,s:o,s:s?}",
-	    "tenant", d->tenant, "model", d->model, "stream", d->stream,
+	json_object_set_new(o, "facts", json_pack("{s:s?,s:s?,s:s?,s:b,s:o,s:s?}",
+	    "tenant", d->tenant, "app", d->app, "model", d->model, "stream",
+	    d->stream,
 	    "data_classes", classes, "subject_region",
 	    d->region[0] ? d->region : NULL));
 	json_object_set_new(o, "route", d->nroutes > 0 ?

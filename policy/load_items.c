@@ -27,7 +27,7 @@ static const char *const provider_keys[] = {
 };
 static const char *const retention_keys[] = { "zdr", "days", NULL };
 static const char *const tenant_keys[] = {
-	"id", "keys", "routes", "data_classes", "may_omit", "subject_region",
+	"id", "keys", "apps", "routes", "data_classes", "may_omit", "subject_region",
 	"max_retention_days", NULL
 };
 static const char *const rule_keys[] = {
@@ -302,7 +302,8 @@ pol_load_providers(struct pol_loader *l, yaml_node_t *n)
 }
 
 static void
-load_keys(struct pol_walk *w, yaml_node_t *v, struct pol_tenant *t)
+load_keys(struct pol_walk *w, yaml_node_t *v, unsigned char (**keys)[32],
+    size_t *nkeys)
 {
 	yaml_node_item_t *it;
 	size_t cap;
@@ -310,8 +311,8 @@ load_keys(struct pol_walk *w, yaml_node_t *v, struct pol_tenant *t)
 	if (!pol_is_seq(w, v, "keys"))
 		return;
 	cap = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-	t->keys = calloc(cap ? cap : 1, sizeof(*t->keys));
-	for (it = v->data.sequence.items.start; t->keys != NULL &&
+	*keys = calloc(cap ? cap : 1, sizeof(**keys));
+	for (it = v->data.sequence.items.start; *keys != NULL &&
 	    it < v->data.sequence.items.top; it++) {
 		yaml_node_t *k = pol_node(w, *it);
 		const char *hex;
@@ -320,12 +321,40 @@ load_keys(struct pol_walk *w, yaml_node_t *v, struct pol_tenant *t)
 			continue;
 		hex = pol_scalar(k);
 		if (strncmp(hex, "sha256:", 7) != 0 || strlen(hex) != 71 ||
-		    wd_unhex(hex + 7, t->keys[t->nkeys], 32) != WD_OK) {
+		    wd_unhex(hex + 7, (*keys)[*nkeys], 32) != WD_OK) {
 			pol_err(w, k, "key must be 'sha256:' and 64 hex digits "
 			    "(make one with 'warden keys new')");
 			continue;
 		}
-		t->nkeys++;
+		(*nkeys)++;
+	}
+}
+
+static const char *const app_keys[] = { "id", "keys", NULL };
+
+static void
+load_apps(struct pol_walk *w, yaml_node_t *v, struct pol_tenant *t)
+{
+	size_t cap;
+
+	if (!pol_is_seq(w, v, "apps"))
+		return;
+	cap = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	t->apps = calloc(cap ? cap : 1, sizeof(*t->apps));
+	for (size_t i = 0; t->apps != NULL && i < cap; i++) {
+		yaml_node_t *a = pol_node(w, v->data.sequence.items.start[i]), *x;
+		struct pol_app *app = &t->apps[t->napps];
+
+		if (a == NULL || !pol_is_map(w, a, "an app"))
+			continue;
+		pol_check_keys(w, a, app_keys, "an app");
+		load_id(w, a, "app", &app->id);
+		for (size_t j = 0; app->id != NULL && j < t->napps; j++)
+			if (strcmp(t->apps[j].id, app->id) == 0)
+				pol_err(w, a, "app '%s' is declared twice", app->id);
+		if ((x = pol_get(w, a, "keys")) != NULL)
+			load_keys(w, x, &app->keys, &app->nkeys);
+		t->napps++;
 	}
 }
 
@@ -345,7 +374,9 @@ load_tenant(struct pol_walk *w, yaml_node_t *n, struct pol_tenant *t,
 	pol_check_keys(w, n, tenant_keys, "tenant");
 	load_id(w, n, "tenant", &t->id);
 	if ((v = pol_get(w, n, "keys")) != NULL)
-		load_keys(w, v, t);
+		load_keys(w, v, &t->keys, &t->nkeys);
+	if ((v = pol_get(w, n, "apps")) != NULL)
+		load_apps(w, v, t);
 	if ((v = pol_get(w, n, "routes")) == NULL)
 		pol_err(w, n, "tenant '%s' without 'routes'", t->id ? t->id : "?");
 	else

@@ -116,6 +116,13 @@ struct pol_provider {
 	int cidx;			/* pol_country_index(country) */
 };
 
+/* An application of a tenant: its own keys, named in decisions. */
+struct pol_app {
+	char *id;
+	unsigned char (*keys)[32];
+	size_t nkeys;
+};
+
 struct pol_tenant {
 	char *id;
 	unsigned char (*keys)[32];	/* SHA-256 of each virtual key */
@@ -128,6 +135,8 @@ struct pol_tenant {
 	struct pol_cset region;		/* where its data subjects are */
 	char *region_text;
 	int max_retention_days;		/* -1: no cap */
+	struct pol_app *apps;
+	size_t napps;
 };
 
 /* The audit log's process settings: the `audit:` section (what is kept
@@ -264,6 +273,7 @@ struct pol_snapshot {
 		const unsigned char *digest;	/* NULL: empty */
 		struct pol_tenant *tenant;
 		struct pol_agent *agent;	/* an agent's own key */
+		struct pol_app *app;		/* an app's key */
 	} *keyidx;
 	size_t keyidx_cap;		/* power of two */
 };
@@ -285,6 +295,15 @@ const struct pol_tenant *pol_find_key(const struct pol_snapshot *snap,
 const struct pol_tenant *pol_find_key_agent(const struct pol_snapshot *snap,
     const unsigned char digest[32], const struct pol_agent **agent);
 
+/* Who a key is: tenant, and the app or agent it belongs to, if any. */
+struct pol_caller {
+	const struct pol_tenant *tenant;
+	const struct pol_agent *agent;
+	const struct pol_app *app;
+};
+bool pol_find_caller(const struct pol_snapshot *snap,
+    const unsigned char digest[32], struct pol_caller *out);
+
 /* Does this provider serve the model? */
 bool pol_provider_serves(const struct pol_provider *p, const char *model);
 
@@ -302,6 +321,7 @@ int pol_class_bit(const struct pol_snapshot *snap, const char *name);
 /* What a request is, as far as the policy is concerned. */
 struct pol_facts {
 	const struct pol_tenant *tenant;
+	const char *app;		/* the key's app, or NULL */
 	const char *model;
 	bool stream;
 	const char *hdr_classes;	/* X-Warden-Data-Class, or NULL */
@@ -341,6 +361,7 @@ struct pol_decision {
 	char id[33];			/* decision id: X-Warden-Decision */
 	const char *policy_version;	/* borrowed from the snapshot */
 	const char *tenant;
+	const char *app;		/* borrowed from the facts */
 	const char *model;		/* borrowed from the facts */
 	bool stream;
 	uint64_t classes;		/* effective data classes */

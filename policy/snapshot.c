@@ -43,6 +43,11 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		free(s->tenants[i].keys);
 		free(s->tenants[i].routes);
 		free(s->tenants[i].region_text);
+		for (size_t a = 0; a < s->tenants[i].napps; a++) {
+			free(s->tenants[i].apps[a].id);
+			free(s->tenants[i].apps[a].keys);
+		}
+		free(s->tenants[i].apps);
 	}
 	free(s->tenants);
 	for (size_t i = 0; i < s->ndevcreds; i++) {
@@ -90,28 +95,40 @@ pol_snapshot_unref(struct pol_snapshot *s)
 	free(s);
 }
 
-const struct pol_tenant *
-pol_find_key_agent(const struct pol_snapshot *s, const unsigned char digest[32],
-    const struct pol_agent **agent)
+bool
+pol_find_caller(const struct pol_snapshot *s, const unsigned char digest[32],
+    struct pol_caller *out)
 {
 	uint64_t h;
 	size_t slot;
 
-	if (agent != NULL)
-		*agent = NULL;
+	memset(out, 0, sizeof(*out));
 	if (s->keyidx_cap == 0)
-		return NULL;
+		return false;
 	memcpy(&h, digest, sizeof(h));
 	slot = h & (s->keyidx_cap - 1);
 	while (s->keyidx[slot].digest != NULL) {
 		if (wd_ct_equal(s->keyidx[slot].digest, digest, 32)) {
-			if (agent != NULL)
-				*agent = s->keyidx[slot].agent;
-			return s->keyidx[slot].tenant;
+			out->tenant = s->keyidx[slot].tenant;
+			out->agent = s->keyidx[slot].agent;
+			out->app = s->keyidx[slot].app;
+			return true;
 		}
 		slot = (slot + 1) & (s->keyidx_cap - 1);
 	}
-	return NULL;
+	return false;
+}
+
+const struct pol_tenant *
+pol_find_key_agent(const struct pol_snapshot *s, const unsigned char digest[32],
+    const struct pol_agent **agent)
+{
+	struct pol_caller c;
+
+	pol_find_caller(s, digest, &c);
+	if (agent != NULL)
+		*agent = c.agent;
+	return c.tenant;
 }
 
 const struct pol_tenant *
