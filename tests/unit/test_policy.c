@@ -404,7 +404,7 @@ START_TEST(example_rules_load)
 		{ "wk-demo-sakura-retail", "sakura-retail" },
 		{ "wk-demo-globex-travel", "globex-travel" },
 	};
-	char text[8192];
+	static char text[65536];
 	size_t n;
 	FILE *f = fopen("rules/example.yaml", "r");
 	struct ld l;
