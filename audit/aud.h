@@ -57,7 +57,19 @@ enum wd_err aud_open(const struct aud_opts *opts, struct aud_log **out,
 void aud_close(struct aud_log *log);
 
 /*
- * Queue a record (ownership of rec moves here).  kind and ts are added if
+ * Append a record now (ownership of rec moves here): on WD_OK its line is
+ * in the file (durable within the group-commit window); WD_EIO means the
+ * log is failing and the record waits in memory for the retry, so the
+ * caller must not acknowledge what it describes.  Thread-safe.
+ */
+enum wd_err aud_append(struct aud_log *log, json_t *rec);
+/* The same, but on failure the record is handed back in *rec_back (the
+ * caller may amend it, then aud_append it to wait for the retry). */
+enum wd_err aud_try_append(struct aud_log *log, json_t *rec,
+    json_t **rec_back);
+
+/*
+ * aud_append, reporting to done (old interface).  kind and ts are added if
  * absent.  done, if not NULL, is called from the writer thread once the
  * record is on disk (WD_OK) or could not be written (WD_EIO); the caller
  * hops back to its own thread.

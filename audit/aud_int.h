@@ -37,12 +37,14 @@ struct aud_log {
 	unsigned char hmac_key[32];	/* payload digests */
 	pthread_t th;
 	bool started;
+	pthread_mutex_t wlock;		/* the file, seq, prev: one writer */
 	pthread_mutex_t mu;		/* guards the queue and stop */
 	pthread_cond_t cv;
 	struct aud_item *head, *tail;
 	size_t nqueued;
 	bool stop;
 	atomic_bool healthy;
+	atomic_bool dirty;		/* appended, not yet fsynced */
 	char lasterr[256];
 	unsigned since_cp;		/* records since the last checkpoint */
 	uint64_t last_batch_us;		/* when the last batch was taken */

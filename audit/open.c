@@ -250,7 +250,9 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
 	memset(l->prev, '0', AUD_HASH_HEX);
 	l->prev[AUD_HASH_HEX] = '\0';
 	atomic_init(&l->healthy, true);
+	atomic_init(&l->dirty, false);
 	pthread_mutex_init(&l->mu, NULL);
+	pthread_mutex_init(&l->wlock, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	l->last_cp_us = wd_mono_us();
 	if (l->dir == NULL || l->instance == NULL) {

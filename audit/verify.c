@@ -431,6 +431,8 @@ aud_export(const char *dir, const struct aud_export_opts *o,
 		}
 		if (rf != NULL)
 			fclose(rf);
+		if (full + stubs == 0)
+			memcpy(last_hash, anchor, sizeof(last_hash));
 		hdr = json_pack("{s:s,s:i,s:s,s:I,s:s,s:s?,s:s?,s:s?,s:I,s:I,s:I,"
 		    "s:I}", "kind", "export", "format", 1, "anchor", anchor,
 		    "last_seq", (json_int_t)last_seq, "last_hash", last_hash,

@@ -1,13 +1,15 @@
 /*
- * writer.c - the log's one writer thread: takes queued records, gives each
- * its seq and prev, appends the lines to the current segment, fsyncs, and
- * reports back.  Records that arrive while a batch is being written form
- * the next batch: that is the group commit.
+ * writer.c - appending records.  aud_append() gives a record its seq and
+ * prev and write()s its line at once, under the log's write lock, so a
+ * record is in the file (the page cache) before the gateway answers the
+ * request it describes: a kill -9 loses nothing that was acknowledged.
+ * The writer thread makes it durable: one fdatasync per group-commit
+ * window for whatever was appended meanwhile, checkpoints, rotation.
  *
- * Failure: if a write or fsync fails, the segment is cut back to the last
- * durable byte, the log turns unhealthy (the gateway answers 503), the
- * batch stays queued, and the writer retries every second until it works
- * again.  A record acknowledged as durable is never lost.
+ * Failure: if a write fails, the segment is cut back to its last good
+ * byte, the log turns unhealthy (the gateway answers 503), the record
+ * stays queued, and the writer thread retries every second; appends queue
+ * behind it, in order, until writing works again.
  *
  * Start-up: the last segment's tail is checked; a torn last line (a crash
  * mid-write) is cut and a `recovery` record says what was cut.
@@ -73,9 +75,12 @@ aud_open_segment(struct aud_log *l, uint64_t segno)
 	return WD_OK;
 }
 
-/* Append and sync one batch; state moves on only if all of it is durable. */
+/*
+ * Append one batch (and, if sync, fdatasync it); state moves on only if
+ * all of it was written.  wlock held.
+ */
 static enum wd_err
-write_batch(struct aud_log *l, struct aud_item *batch)
+write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 {
 	struct evbuffer_lite {
 		char *p;
@@ -126,7 +131,7 @@ write_batch(struct aud_log *l, struct aud_item *batch)
 		}
 		off += (size_t)n;
 	}
-	if (rc == WD_OK && fdatasync(l->fd) != 0) {
+	if (rc == WD_OK && sync && fdatasync(l->fd) != 0) {
 		set_error(l, "fsync failed: %s", strerror(errno));
 		rc = WD_EIO;
 	}
@@ -142,6 +147,16 @@ write_batch(struct aud_log *l, struct aud_item *batch)
 	l->seq = seq;
 	memcpy(l->prev, prev, sizeof(prev));
 	return WD_OK;
+}
+
+static enum wd_err
+write_batch(struct aud_log *l, struct aud_item *batch)
+{
+	enum wd_err rc = write_lines(l, batch, true);
+
+	if (rc == WD_OK)
+		atomic_store(&l->dirty, false);
+	return rc;
 }
 
 static struct aud_item *
@@ -209,6 +224,23 @@ maybe_rotate(struct aud_log *l)
 		aud_open_segment(l, l->segno + 1);
 }
 
+/* Make what was appended durable; wlock held. */
+static void
+sync_now(struct aud_log *l)
+{
+	if (!atomic_load(&l->dirty) || l->fd < 0)
+		return;
+	if (fdatasync(l->fd) != 0) {
+		set_error(l, "fsync failed: %s", strerror(errno));
+		if (atomic_load(&l->healthy))
+			wd_error("audit: %s; failing closed until it works again",
+			    l->lasterr);
+		atomic_store(&l->healthy, false);
+		return;
+	}
+	atomic_store(&l->dirty, false);
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -220,7 +252,8 @@ writer_main(void *arg)
 		size_t n;
 		enum wd_err rc;
 
-		while (l->head == NULL && !l->stop && !checkpoint_due(l)) {
+		while (l->head == NULL && !l->stop && !checkpoint_due(l) &&
+		    !atomic_load(&l->dirty)) {
 			struct timespec until;
 
 			clock_gettime(CLOCK_REALTIME, &until);
@@ -232,7 +265,8 @@ writer_main(void *arg)
 		/* Group commit: at most one write+fsync per window; what comes
 		 * in meanwhile joins the batch.  Nobody waits on it: answers
 		 * go out without waiting for their record. */
-		while (l->head != NULL && !l->stop && l->o.group_commit_ms > 0 &&
+		while ((l->head != NULL || atomic_load(&l->dirty)) && !l->stop &&
+		    l->o.group_commit_ms > 0 &&
 		    wd_mono_us() - l->last_batch_us <
 		    (uint64_t)l->o.group_commit_ms * 1000u) {
 			uint64_t wait_us = (uint64_t)l->o.group_commit_ms * 1000u -
@@ -253,15 +287,20 @@ writer_main(void *arg)
 		l->nqueued = 0;
 		pthread_mutex_unlock(&l->mu);
 
+		pthread_mutex_lock(&l->wlock);
 		maybe_rotate(l);
 		rc = batch != NULL ? write_batch(l, batch) : WD_OK;
+		if (rc == WD_OK)
+			sync_now(l);
+		pthread_mutex_unlock(&l->wlock);
 		if (rc == WD_OK) {
 			if (!atomic_load(&l->healthy))
 				wd_info("audit: writing works again (%s)", l->dir);
 			atomic_store(&l->healthy, true);
 			l->since_cp += (unsigned)n;
 			finish_items(batch, WD_OK);
-			if (checkpoint_due(l)) {
+			pthread_mutex_lock(&l->wlock);
+			if (checkpoint_due(l) && atomic_load(&l->healthy)) {
 				struct aud_item *cp = make_checkpoint(l);
 
 				if (cp != NULL && write_batch(l, cp) == WD_OK) {
@@ -270,6 +309,7 @@ writer_main(void *arg)
 				}
 				finish_items(cp, WD_OK);
 			}
+			pthread_mutex_unlock(&l->wlock);
 			pthread_mutex_lock(&l->mu);
 			continue;
 		}
@@ -310,20 +350,11 @@ writer_main(void *arg)
 	return NULL;
 }
 
-void
-aud_submit(struct aud_log *l, json_t *rec, void (*done)(void *, enum wd_err),
-    void *arg)
+static void
+stamp(struct aud_log *l, json_t *rec)
 {
-	struct aud_item *it = calloc(1, sizeof(*it));
 	char ts[40];
 
-	if (it == NULL || rec == NULL) {
-		free(it);
-		json_decref(rec);
-		if (done != NULL)
-			done(arg, WD_ENOMEM);
-		return;
-	}
 	if (json_object_get(rec, "ts") == NULL) {
 		ts_now(ts, sizeof(ts));
 		json_object_set_new(rec, "ts", json_string(ts));
@@ -331,19 +362,16 @@ aud_submit(struct aud_log *l, json_t *rec, void (*done)(void *, enum wd_err),
 	if (json_object_get(rec, "kind") == NULL)
 		json_object_set_new(rec, "kind", json_string("request"));
 	json_object_set_new(rec, "instance", json_string(l->instance));
-	it->rec = rec;
-	it->done = done;
-	it->arg = arg;
-	pthread_mutex_lock(&l->mu);
+}
+
+/* Queue an item for the writer thread's retry; mu held. */
+static bool
+enqueue(struct aud_log *l, struct aud_item *it)
+{
 	if (l->nqueued >= MAX_QUEUED) {
 		/* The log has been failing for long: refuse rather than grow. */
 		l->dropped++;
-		pthread_mutex_unlock(&l->mu);
-		json_decref(rec);
-		free(it);
-		if (done != NULL)
-			done(arg, WD_EIO);
-		return;
+		return false;
 	}
 	if (l->tail != NULL)
 		l->tail->next = it;
@@ -352,7 +380,106 @@ aud_submit(struct aud_log *l, json_t *rec, void (*done)(void *, enum wd_err),
 	l->tail = it;
 	l->nqueued++;
 	pthread_cond_signal(&l->cv);
+	return true;
+}
+
+/* Sign the chain so far if a checkpoint is due by count; wlock held.
+ * Inline, so checkpoints stand exactly every checkpoint_every records. */
+static void
+checkpoint_inline(struct aud_log *l)
+{
+	struct aud_item *cp;
+
+	if (l->o.signer == NULL || l->o.checkpoint_every == 0 ||
+	    l->since_cp < l->o.checkpoint_every)
+		return;
+	cp = make_checkpoint(l);
+	if (cp != NULL && write_lines(l, cp, false) == WD_OK) {
+		l->since_cp = 0;
+		l->last_cp_us = wd_mono_us();
+	}
+	finish_items(cp, WD_OK);
+}
+
+/*
+ * Write rec now.  On WD_OK the log took rec.  On failure (the log is
+ * failing, or records wait for a retry before it) *rec_back is rec again,
+ * still the caller's: it may say so in rec and aud_append() it to wait in
+ * the queue.
+ */
+enum wd_err
+aud_try_append(struct aud_log *l, json_t *rec, json_t **rec_back)
+{
+	struct aud_item it = { .rec = rec };
+	enum wd_err rc;
+
+	*rec_back = NULL;
+	if (rec == NULL)
+		return WD_ENOMEM;
+	stamp(l, rec);
+	pthread_mutex_lock(&l->wlock);
+	pthread_mutex_lock(&l->mu);
+	if (l->head != NULL || !atomic_load(&l->healthy)) {
+		pthread_mutex_unlock(&l->mu);
+		pthread_mutex_unlock(&l->wlock);
+		*rec_back = rec;
+		return WD_EIO;
+	}
 	pthread_mutex_unlock(&l->mu);
+	maybe_rotate(l);
+	rc = write_lines(l, &it, false);
+	if (rc == WD_OK) {
+		l->since_cp++;
+		atomic_store(&l->dirty, true);
+		checkpoint_inline(l);
+		pthread_mutex_unlock(&l->wlock);
+		pthread_mutex_lock(&l->mu);
+		pthread_cond_signal(&l->cv);	/* fsync soon */
+		pthread_mutex_unlock(&l->mu);
+		json_decref(rec);
+		return WD_OK;
+	}
+	if (atomic_load(&l->healthy))
+		wd_error("audit: %s; failing closed until it works again",
+		    l->lasterr);
+	atomic_store(&l->healthy, false);
+	pthread_mutex_unlock(&l->wlock);
+	json_object_del(rec, "seq");
+	*rec_back = rec;
+	return rc;
+}
+
+enum wd_err
+aud_append(struct aud_log *l, json_t *rec)
+{
+	struct aud_item *it;
+	json_t *back;
+	enum wd_err rc = aud_try_append(l, rec, &back);
+
+	if (rc == WD_OK || back == NULL)
+		return rc;
+	/* Not written: it waits for the writer thread's retry. */
+	it = calloc(1, sizeof(*it));
+	pthread_mutex_lock(&l->mu);
+	if (it == NULL || !enqueue(l, it)) {
+		pthread_mutex_unlock(&l->mu);
+		free(it);
+		json_decref(back);
+		return WD_EIO;
+	}
+	it->rec = back;
+	pthread_mutex_unlock(&l->mu);
+	return rc;
+}
+
+void
+aud_submit(struct aud_log *l, json_t *rec, void (*done)(void *, enum wd_err),
+    void *arg)
+{
+	enum wd_err rc = aud_append(l, rec);
+
+	if (done != NULL)
+		done(arg, rc);
 }
 
 bool
@@ -394,6 +521,7 @@ aud_close(struct aud_log *l)
 		pthread_mutex_unlock(&l->mu);
 		pthread_join(l->th, NULL);
 		/* Sign what was written last, so nothing is left unsigned. */
+		pthread_mutex_lock(&l->wlock);
 		if (l->o.signer != NULL && l->since_cp > 0 && atomic_load(&l->healthy)) {
 			struct aud_item *cp = make_checkpoint(l);
 
@@ -401,6 +529,8 @@ aud_close(struct aud_log *l)
 				write_batch(l, cp);
 			finish_items(cp, WD_OK);
 		}
+		sync_now(l);
+		pthread_mutex_unlock(&l->wlock);
 	}
 	finish_items(l->head, WD_EIO);
 	if (l->fd >= 0)
@@ -410,6 +540,7 @@ aud_close(struct aud_log *l)
 	wd_wipe(l->hmac_key, sizeof(l->hmac_key));
 	EVP_MAC_CTX_free(l->mac);
 	pthread_mutex_destroy(&l->mu);
+	pthread_mutex_destroy(&l->wlock);
 	pthread_cond_destroy(&l->cv);
 	free(l->dir);
 	free(l->instance);

@@ -19,6 +19,9 @@ struct gw_serve_opts {
 	const char *listen;		/* overrides server.listen */
 	int workers;			/* overrides server.workers if > 0 */
 	const char *audit_dir;		/* overrides audit.dir */
+	const char *tcti;		/* overrides secrets.tcti */
+	const char *secrets_store;	/* overrides secrets.store */
+	bool dev_credentials;		/* allow plain-text dev_credentials */
 };
 
 /* Run the gateway until SIGTERM/SIGINT.  Returns a process exit code. */

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "audit/aud.h"
 #include "common/wd.h"
 #include "gateway/gw.h"
 #include "gateway/http.h"
@@ -31,11 +32,16 @@ struct gw_conn;
 struct gw_upstream;
 struct gw_up_xfer;
 
-struct aud_log;
+struct sec_tpm;
+struct gw_creds;
 
 struct gw_server {
 	const struct gw_serve_opts *opts;
 	struct aud_log *audit;		/* the decision log */
+	struct sec_tpm *tpm;		/* NULL until first needed */
+	pthread_mutex_t tpm_lock;	/* one TPM user at a time */
+	struct gw_creds *creds;		/* goes with snap; under snap_lock */
+	struct aud_signer signer;	/* checkpoint signatures */
 	pthread_mutex_t snap_lock;	/* guards snap: swap vs. ref */
 	pthread_mutex_t reload_lock;	/* one reload at a time */
 	struct pol_snapshot *snap;
@@ -61,6 +67,27 @@ struct gw_worker {
 
 /* The current snapshot, with a reference the caller must drop. */
 struct pol_snapshot *gw_server_snapshot(struct gw_server *srv);
+/* The snapshot and its credentials, together, each with a reference. */
+void gw_server_acquire(struct gw_server *srv, struct pol_snapshot **snap,
+    struct gw_creds **creds);
+
+/* ---- credentials (creds.c) ---- */
+
+/* Unseal every credential snap's routes name (or take a dev credential
+ * where allowed).  errs says which one failed and the TPM's reason. */
+enum wd_err gw_creds_load(struct gw_server *srv,
+    const struct pol_snapshot *snap, struct gw_creds **out, FILE *errs);
+struct gw_creds *gw_creds_ref(struct gw_creds *c);
+void gw_creds_unref(struct gw_creds *c);
+const unsigned char *gw_creds_get(const struct gw_creds *c,
+    const struct pol_snapshot *snap, const char *name, size_t *len);
+const char *gw_tcti(const struct gw_server *srv,
+    const struct pol_snapshot *snap);
+const char *gw_secrets_store(const struct gw_server *srv,
+    const struct pol_snapshot *snap);
+/* The TPM-backed signer for audit checkpoints (none without a TPM). */
+enum wd_err gw_signer_init(struct gw_server *srv,
+    const struct pol_snapshot *snap, struct aud_signer *out);
 /*
  * Load the rules file again and swap the snapshot in; on any error the
  * running snapshot stays and errs says why.  From SIGHUP or the admin

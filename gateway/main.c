@@ -15,6 +15,8 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: warden serve -c FILE [--listen ADDR:PORT] [--workers N] "
 	    "[--audit-dir DIR]\n"
+	    "                    [--tcti TCTI] [--secrets-store DIR] "
+	    "[--dev-credentials]\n"
 	    "       warden lint -c FILE\n"
 	    "       warden check -c FILE (--key KEY | --tenant ID) "
 	    "[-H 'Name: value']... REQUEST.json\n"
@@ -45,6 +47,9 @@ cmd_serve(int argc, char **argv)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "audit-dir", required_argument, NULL, 'a' },
+		{ "tcti", required_argument, NULL, 'T' },
+		{ "secrets-store", required_argument, NULL, 'S' },
+		{ "dev-credentials", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gw_serve_opts o = { 0 };
@@ -70,6 +75,15 @@ cmd_serve(int argc, char **argv)
 			break;
 		case 'a':
 			o.audit_dir = optarg;
+			break;
+		case 'T':
+			o.tcti = optarg;
+			break;
+		case 'S':
+			o.secrets_store = optarg;
+			break;
+		case 'D':
+			o.dev_credentials = true;
 			break;
 		default:
 			usage(stderr);

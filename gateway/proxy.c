@@ -28,6 +28,7 @@ struct txn {
 	struct aud_log *audit;		/* where the record goes */
 	char reqid[65];
 	struct pol_snapshot *snap;	/* our reference */
+	struct gw_creds *creds;		/* ours too: the snapshot's credentials */
 	const struct pol_tenant *tenant;
 	struct pol_caller caller;	/* who the key is */
 	struct gw_tools tools;		/* agent tool policy, if any */
@@ -57,6 +58,8 @@ struct txn {
 	json_t *attempt_log;		/* [{route, status|error}] */
 	json_t *usage;
 	char req_hmac[AUD_HASH_HEX + 1];
+	bool recorded;			/* record() ran */
+	bool refused_late;		/* tool policy refused after allow */
 	struct aud_hmac *resp_hmac;
 	char auth_hdr[1024];		/* "Authorization: Bearer ..." */
 	char reqid_hdr[96];
@@ -66,7 +69,12 @@ static void try_next(struct txn *t, const char *why, int status, const char *typ
     const char *code);
 
 /* The transaction's one audit record, however it ended. */
-static void
+/*
+ * The transaction's one audit record, written before the caller gets the
+ * answer it describes (so a crash cannot lose an acknowledged record).
+ * WD_EIO: the log is failing; the record waits in memory for the retry.
+ */
+static enum wd_err
 record(struct txn *t)
 {
 	char resp[AUD_HASH_HEX + 1] = "";
@@ -95,20 +103,40 @@ record(struct txn *t)
 		aud_hmac_final(t->resp_hmac, resp);
 		t->resp_hmac = NULL;
 	}
+	if (t->recorded)
+		return WD_OK;
+	t->recorded = true;
 	rec = gw_record(&o);
 	/* A later check (tool policy) may refuse what the decision allowed. */
-	if (t->final_status >= 400 && t->decided)
+	if (t->refused_late)
 		json_object_set_new(rec, "verdict", json_string("deny"));
-	if (t->audit != NULL)
-		aud_submit(t->audit, rec, NULL, NULL);
-	else
+	if (t->audit == NULL) {
 		json_decref(rec);
+		return WD_OK;
+	}
+	{
+		json_t *back;
+		enum wd_err rc = aud_try_append(t->audit, rec, &back);
+
+		if (rc == WD_OK || back == NULL)
+			return rc;
+		/* Not written.  Unless the answer is an error already, the
+		 * caller withholds it and answers 503: say so in the record,
+		 * which waits for the writer's retry. */
+		if (t->final_status < 400) {
+			json_object_set_new(back, "status", json_integer(503));
+			json_object_set_new(back, "code",
+			    json_string("audit_unavailable"));
+		}
+		aud_append(t->audit, back);
+		return rc;
+	}
 }
 
 static void
 txn_end(struct txn *t)
 {
-	record(t);
+	record(t);		/* if no answer path did (client gone) */
 	if (t->xfer != NULL)
 		gw_up_abort(t->xfer);
 	if (t->conn != NULL)
@@ -127,6 +155,7 @@ txn_end(struct txn *t)
 	}
 	json_decref(t->attempt_log);
 	json_decref(t->usage);
+	gw_creds_unref(t->creds);
 	pol_snapshot_unref(t->snap);
 	free(t);
 }
@@ -167,6 +196,7 @@ fail(struct txn *t, int status, const char *type, const char *code,
 	gw_metrics_request(route_id(t), status);
 	t->final_status = status;
 	t->final_code = code;
+	record(t);		/* an error goes out either way */
 	t->conn = NULL;
 	gw_conn_set_hooks(c, NULL);
 	gw_send_error(c, status, type, code, "%s", msg);
@@ -190,6 +220,7 @@ rewrite_body(struct evbuffer *buf, json_t *root)
 static void
 fail_tools(struct txn *t, const struct gw_tools_deny *d)
 {
+	t->refused_late = t->decided;
 	fail(t, d->status, d->status == 403 ? "policy_violation" :
 	    "invalid_request_error", d->code, d->message);
 }
@@ -333,6 +364,7 @@ end_stream_with_error(struct txn *t, const char *type, const char *code,
 	t->final_status = strcmp(type, "policy_violation") == 0 ? 403 : 502;
 	t->final_code = code;
 	gw_metrics_request(route_id(t), t->final_status);
+	record(t);
 	t->conn = NULL;
 	gw_respond_end(c, true);
 	txn_end(t);
@@ -357,8 +389,15 @@ finish_stream(struct txn *t)
 		note_stream_bytes(t, t->resp);
 		gw_respond_chunk_buf(c, t->resp);
 	}
-	gw_metrics_request(route_id(t), 200);
 	t->final_status = 200;
+	if (record(t) != WD_OK) {
+		/* Not recorded: the stream must not end as if it had. */
+		end_stream_with_error(t, "server_error", "audit_unavailable",
+		    "the audit log cannot be written; this answer is not "
+		    "acknowledged");
+		return;
+	}
+	gw_metrics_request(route_id(t), 200);
 	gw_tools_commit(&t->tools, true);
 	t->conn = NULL;
 	gw_respond_end(c, false);
@@ -426,10 +465,26 @@ finish_buffered(struct txn *t)
 	if (json_is_object(json_object_get(j, "usage")))
 		t->usage = json_incref(json_object_get(j, "usage"));
 	json_decref(j);
-	gw_metrics_request(route_id(t), status);
 	t->final_status = status;
 	if (t->resp_hmac != NULL)
 		aud_hmac_update(t->resp_hmac, text, len);
+	if (t->audit != NULL && !aud_healthy(t->audit)) {
+		fail(t, 503, "server_error", "audit_unavailable", "the audit log "
+		    "cannot be written; warden refuses traffic until it can");
+		return;
+	}
+	if (record(t) != WD_OK) {
+		/* Fail closed: no answer goes out unrecorded.  (The record,
+		 * queued, still says what the provider answered.) */
+		t->conn = NULL;
+		gw_conn_set_hooks(c, NULL);
+		gw_metrics_request(route_id(t), 503);
+		gw_send_error(c, 503, "server_error", "audit_unavailable", "the "
+		    "audit log cannot be written; this answer was withheld");
+		txn_end(t);
+		return;
+	}
+	gw_metrics_request(route_id(t), status);
 	t->conn = NULL;
 	gw_respond(c, status, "application/json", h, 1, text, len);
 	txn_end(t);
@@ -446,6 +501,7 @@ on_done(void *arg, enum wd_err err, const char *detail)
 	    "route", t->route->id, "status", t->up_status) : json_pack(
 	    "{s:s,s:s}", "route", t->route->id, "error", detail));
 	if (t->streaming && t->tool_violation) {
+		t->refused_late = true;
 		wd_warn("request %s: %s", gw_conn_request_id(t->conn),
 		    t->tool_deny.message);
 		end_stream_with_error(t, "policy_violation", t->tool_deny.code,
@@ -497,7 +553,8 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 {
 	const struct pol_upstream *u = &t->snap->upstream;
 	const struct pol_provider *p;
-	const char *cred;
+	const unsigned char *cred;
+	size_t credlen = 0;
 	const char *hdrs[6];
 	char url[2048];
 	struct gw_up_req r;
@@ -509,9 +566,11 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	}
 	p = t->route = t->cand[t->next++];
 	t->attempts++;
-	cred = pol_devcred(t->snap, p->credential);
-	if (cred == NULL || (size_t)snprintf(t->auth_hdr, sizeof(t->auth_hdr),
-	    "Authorization: Bearer %s", cred) >= sizeof(t->auth_hdr)) {
+	cred = gw_creds_get(t->creds, t->snap, p->credential, &credlen);
+	if (cred == NULL || credlen > 900 || memchr(cred, '\n', credlen) ||
+	    memchr(cred, '\r', credlen) || (size_t)snprintf(t->auth_hdr,
+	    sizeof(t->auth_hdr), "Authorization: Bearer %.*s", (int)credlen,
+	    (const char *)cred) >= sizeof(t->auth_hdr)) {
 		fail(t, 500, "server_error", "credential_unavailable",
 		    "the credential for this route is not available");
 		return;
@@ -653,7 +712,7 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 	}
 	t->conn = c;
 	t->body = body;
-	t->snap = gw_server_snapshot(gw_conn_worker(c)->srv);
+	gw_server_acquire(gw_conn_worker(c)->srv, &t->snap, &t->creds);
 	t->audit = gw_conn_worker(c)->srv->audit;
 	t->started_us = wd_mono_us();
 	t->attempt_log = json_array();
@@ -694,6 +753,7 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		gw_metrics_request("", 400);
 		t->final_status = 400;
 		t->final_code = "invalid_request";
+		record(t);
 		t->conn = NULL;
 		gw_conn_set_hooks(cc, NULL);
 		gw_send_invalid(cc, param, "%s", why);

@@ -23,6 +23,7 @@
 #include <event2/thread.h>
 
 #include "audit/aud.h"
+#include "secrets/sec.h"
 
 struct pol_snapshot *
 gw_server_snapshot(struct gw_server *srv)
@@ -35,31 +36,37 @@ gw_server_snapshot(struct gw_server *srv)
 	return s;
 }
 
+void
+gw_server_acquire(struct gw_server *srv, struct pol_snapshot **snap,
+    struct gw_creds **creds)
+{
+	pthread_mutex_lock(&srv->snap_lock);
+	*snap = pol_snapshot_ref(srv->snap);
+	*creds = gw_creds_ref(srv->creds);
+	pthread_mutex_unlock(&srv->snap_lock);
+}
+
 enum wd_err
 gw_server_reload(struct gw_server *srv, FILE *errs)
 {
 	struct pol_snapshot *next, *old;
+	struct gw_creds *ncreds = NULL, *ocreds;
 	enum wd_err rc;
 
-	/* One reload at a time; requests keep using whatever they hold. */
+	/* One reload at a time; requests keep using whatever they hold.
+	 * Credentials are unsealed again, so a rotated one takes effect. */
 	pthread_mutex_lock(&srv->reload_lock);
 	rc = pol_load(srv->opts->config, errs, &next);
-	if (rc == WD_OK) {
-		for (size_t i = 0; i < next->nproviders; i++)
-			if (pol_devcred(next, next->providers[i].credential) == NULL) {
-				fprintf(errs, "route '%s': credential '%s' is not "
-				    "available\n", next->providers[i].id,
-				    next->providers[i].credential);
-				rc = WD_ECONFIG;
-			}
-		if (rc != WD_OK)
-			pol_snapshot_unref(next);
-	}
+	if (rc == WD_OK && (rc = gw_creds_load(srv, next, &ncreds, errs)) != WD_OK)
+		pol_snapshot_unref(next);
 	if (rc == WD_OK) {
 		pthread_mutex_lock(&srv->snap_lock);
 		old = srv->snap;
+		ocreds = srv->creds;
 		srv->snap = next;
+		srv->creds = ncreds;
 		pthread_mutex_unlock(&srv->snap_lock);
+		gw_creds_unref(ocreds);
 		if (srv->audit != NULL)
 			aud_submit(srv->audit, json_pack("{s:s,s:s,s:s,s:s}", "kind",
 			    "reload", "config", srv->opts->config, "policy_version",
@@ -237,6 +244,10 @@ static enum wd_err
 open_audit(struct gw_server *srv)
 {
 	const struct pol_audit *a = &srv->snap->audit;
+	enum wd_err rc;
+
+	if ((rc = gw_signer_init(srv, srv->snap, &srv->signer)) != WD_OK)
+		return rc;
 	struct aud_opts o = {
 		.dir = srv->opts->audit_dir ? srv->opts->audit_dir : a->dir,
 		.instance = srv->instance,
@@ -246,9 +257,11 @@ open_audit(struct gw_server *srv)
 		.segment_max_age_s = a->segment_max_age_s,
 		.checkpoint_every = (unsigned)a->checkpoint_every,
 		.checkpoint_interval_s = a->checkpoint_interval_s,
+		.signer = srv->signer.sign != NULL ? &srv->signer : NULL,
 	};
 	char err[512];
-	enum wd_err rc = aud_open(&o, &srv->audit, err, sizeof(err));
+
+	rc = aud_open(&o, &srv->audit, err, sizeof(err));
 
 	if (rc != WD_OK)
 		wd_error("audit log: %s", err);
@@ -289,18 +302,18 @@ gw_serve(const struct gw_serve_opts *opts)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	pthread_mutex_init(&srv.snap_lock, NULL);
 	pthread_mutex_init(&srv.reload_lock, NULL);
+	pthread_mutex_init(&srv.tpm_lock, NULL);
 	if (pol_load(opts->config, stderr, &srv.snap) != WD_OK)
 		return 2;
-	for (size_t i = 0; i < srv.snap->nproviders; i++)
-		if (pol_devcred(srv.snap, srv.snap->providers[i].credential) == NULL) {
-			wd_error("route '%s': credential '%s' is not available",
-			    srv.snap->providers[i].id,
-			    srv.snap->providers[i].credential);
-			goto out;
-		}
-	if (srv.snap->ndevcreds > 0)
-		wd_warn("%s: using plain-text dev_credentials; development only",
-		    opts->config);
+	{
+		char err[256];
+
+		/* Before the first unseal: no core dumps, no ptrace. */
+		if (sec_harden_process(err, sizeof(err)) != WD_OK)
+			wd_warn("cannot harden the process: %s", err);
+	}
+	if (gw_creds_load(&srv, srv.snap, &srv.creds, stderr) != WD_OK)
+		goto out;
 	listen_spec = opts->listen ? opts->listen : srv.snap->server.listen;
 	if (listen_spec == NULL)
 		listen_spec = "127.0.0.1:8080";
@@ -384,7 +397,12 @@ out:
 	aud_close(srv.audit);
 	free(srv.workers);
 	pol_snapshot_unref(srv.snap);
+	gw_creds_unref(srv.creds);
+	if (srv.tpm != NULL)
+		sec_tpm_close(srv.tpm);
+	free((char *)srv.signer.pubkey_pem);
 	pthread_mutex_destroy(&srv.snap_lock);
 	pthread_mutex_destroy(&srv.reload_lock);
+	pthread_mutex_destroy(&srv.tpm_lock);
 	return exitcode;
 }

@@ -157,7 +157,8 @@ sed -e "s|@PW@|$PW|g" -e "s|@PM@|$PM|g" -e "s|@KEYHASH@|$KEYHASH|g" \
     -e "s|@SECRET@|$SECRET|g" "$HERE/rules.yaml.in" >"$TMP/rules.yaml"
 chmod 0600 "$TMP/rules.yaml"
 "$B/warden" serve -c "$TMP/rules.yaml" --listen "127.0.0.1:$PW" \
-    --workers $WORKERS --audit-dir "$TMP/audit" >"$TMP/warden.log" 2>&1 &
+    --workers $WORKERS --audit-dir "$TMP/audit" --dev-credentials \
+    >"$TMP/warden.log" 2>&1 &
 WPID=$!
 PIDS="$PIDS $WPID"
 wait_up warden "$WPID" "http://127.0.0.1:$PW/healthz" "$TMP/warden.log" -f

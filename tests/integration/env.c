@@ -94,7 +94,8 @@ it_warden_start(int port)
 {
 	char portarg[32], auditdir[256];
 	char *argv[] = { getenv("WARDEN_BIN"), "serve", "-c", it.config,
-		"--listen", portarg, "--audit-dir", auditdir, NULL };
+		"--listen", portarg, "--audit-dir", auditdir, "--dev-credentials",
+		NULL };
 	pid_t pid;
 
 	snprintf(portarg, sizeof(portarg), "127.0.0.1:%d", port);

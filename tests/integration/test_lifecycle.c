@@ -119,7 +119,7 @@ START_TEST(bad_rules_stop_the_start)
 	it_write_file(path, "version: 1\nprovders: []\ntenants:\n"
 	    "  - { id: t, keys: [], routes: [nope] }\n", 0600);
 	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
-	    "--listen 127.0.0.1:%d",
+	    "--dev-credentials --listen 127.0.0.1:%d",
 	    getenv("WARDEN_BIN"), path, it_tmpdir(), it_free_port());
 	rc = run(cmd, &out);
 	ck_assert_int_eq(rc, 2);
@@ -157,11 +157,26 @@ START_TEST(missing_credential_stops_the_start)
 	it_write_file(path, cfg, 0600);
 	free(cfg);
 	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
-	    "--listen 127.0.0.1:%d",
+	    "--dev-credentials --listen 127.0.0.1:%d",
 	    getenv("WARDEN_BIN"), path, it_tmpdir(), it_free_port());
 	ck_assert_int_ne(run(cmd, &out), 0);
 	ck_assert_msg(strstr(out, "route 'p-us': credential 'c-us' is not "
 	    "available") != NULL, "%s", out);
+	ck_assert(strstr(out, IT_SECRET_EU) == NULL);
+	free(out);
+}
+END_TEST
+
+START_TEST(dev_credentials_need_the_flag)
+{
+	char cmd[512], *out;
+
+	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
+	    "--listen 127.0.0.1:%d", getenv("WARDEN_BIN"), it.config,
+	    it_tmpdir(), it_free_port());
+	ck_assert_int_eq(run(cmd, &out), 1);
+	ck_assert_msg(strstr(out, "dev_credentials holds plain-text credentials")
+	    != NULL, "%s", out);
 	ck_assert(strstr(out, IT_SECRET_EU) == NULL);
 	free(out);
 }
@@ -172,7 +187,7 @@ START_TEST(port_in_use_is_reported)
 	char cmd[512], *out;
 
 	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
-	    "--listen 127.0.0.1:%d",
+	    "--dev-credentials --listen 127.0.0.1:%d",
 	    getenv("WARDEN_BIN"), it.config, it_tmpdir(), it.mock_port[0]);
 	ck_assert_int_ne(run(cmd, &out), 0);
 	ck_assert_msg(strstr(out, "cannot listen on") != NULL, "%s", out);
@@ -192,6 +207,7 @@ suite_lifecycle(void)
 	tcase_add_test(tc, bad_rules_stop_the_start);
 	tcase_add_test(tc, missing_credential_stops_the_start);
 	tcase_add_test(tc, port_in_use_is_reported);
+	tcase_add_test(tc, dev_credentials_need_the_flag);
 	tcase_add_test(tc, keys_new_makes_a_working_key);
 	suite_add_tcase(s, tc);
 	return s;

@@ -223,18 +223,14 @@ START_TEST(value_never_taken_from_arguments)
 
 	/* A second positional argument, or any option that could carry a
 	 * value: usage error, nothing sealed, nothing echoed. */
-	ck_assert_int_eq(warden(NULL, &out, "seal argv-x " VALUE_ARG
-	    " --store %s --tcti '%s'", store, tcti), 2);
-	free(out);
-	ck_assert_int_eq(warden(NULL, &out, "seal argv-x --value=" VALUE_ARG
-	    " --store %s --tcti '%s'", store, tcti), 2);
-	free(out);
-	ck_assert_int_eq(warden(NULL, &out, "seal argv-x --value " VALUE_ARG
-	    " --store %s --tcti '%s'", store, tcti), 2);
-	free(out);
-	ck_assert_int_eq(warden(NULL, &out, "seal argv-x -v" VALUE_ARG
-	    " --store %s --tcti '%s'", store, tcti), 2);
-	free(out);
+	static const char *const tries[] = { "seal argv-x " VALUE_ARG,
+		"seal argv-x --value=" VALUE_ARG, "seal argv-x --value " VALUE_ARG,
+		"seal argv-x -v" VALUE_ARG, "seal argv-x -- " VALUE_ARG };
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		ck_assert_int_eq(warden(NULL, &out, "%s --store %s --tcti '%s'",
+		    tries[i], store, tcti), 2);
+		free(out);
+	}
 	/* Nor from the environment: with empty input nothing is sealed. */
 	ck_assert_int_eq(warden(NULL, &out, "seal argv-x --store %s --tcti '%s' "
 	    "WARDEN_SECRET=" VALUE_ARG, store, tcti), 2);

@@ -1668,6 +1668,32 @@ START_TEST(export_since_starts_at_an_anchor)
 }
 END_TEST
 
+/* A range with nothing in it is an empty export, and a valid one. */
+START_TEST(empty_export_verifies)
+{
+	char *dir = tmpdir(), *path, *out;
+	struct lines ex;
+	json_t *hdr;
+
+	make_log(dir, 3, 0);
+	/* 2100-01-01T00:00:00Z: after everything. */
+	path = export(dir, "jsonl", NULL, 4102444800LL * 1000000, NULL);
+	ex = file_lines(path);
+	ck_assert_uint_eq(ex.n, 1);
+	hdr = json_loads(ex.v[0], 0, NULL);
+	ck_assert_int_eq(jint(hdr, "records"), 0);
+	ck_assert_int_eq(jint(hdr, "stubs"), 0);
+	ck_assert_msg(verify_export(path, &out) == 0, "an empty export does not "
+	    "verify: %s", out);
+	free(out);
+	json_decref(hdr);
+	lines_free(&ex);
+	free(path);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(csv_export_verifies_and_detects_tampering)
 {
 	char *dir = tmpdir(), *path, *out, *p;
@@ -1953,6 +1979,7 @@ suite_audit(void)
 	tcase_add_test(exp, export_tampering_is_detected);
 	tcase_add_test(exp, export_truncated_is_detected);
 	tcase_add_test(exp, export_since_starts_at_an_anchor);
+	tcase_add_test(exp, empty_export_verifies);
 	tcase_add_test(exp, csv_export_verifies_and_detects_tampering);
 	suite_add_tcase(s, exp);
 

@@ -1,0 +1,209 @@
+/*
+ * creds.c - the provider credentials a running gateway attaches: unsealed
+ * from the TPM store into a locked cache at start and on every reload,
+ * and shared read-only by the workers.  A struct gw_creds belongs to one
+ * snapshot generation; requests hold a reference to both.
+ *
+ * Plain-text `dev_credentials` are refused unless warden runs with
+ * --dev-credentials, and then it warns on every start and reload.
+ */
+#include "gateway/gw_int.h"
+#include "secrets/sec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_BYTES (256u << 10)
+
+struct gw_creds {
+	atomic_int refs;
+	struct sec_cache *cache;	/* NULL when nothing came from the TPM */
+	bool dev;			/* dev_credentials may be used */
+};
+
+struct gw_creds *
+gw_creds_ref(struct gw_creds *c)
+{
+	if (c != NULL)
+		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+void
+gw_creds_unref(struct gw_creds *c)
+{
+	if (c == NULL ||
+	    atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	sec_cache_free(c->cache);	/* wipes */
+	free(c);
+}
+
+const unsigned char *
+gw_creds_get(const struct gw_creds *c, const struct pol_snapshot *snap,
+    const char *name, size_t *len)
+{
+	const unsigned char *v = NULL;
+	const char *dev;
+
+	if (c->cache != NULL && (v = sec_cache_get(c->cache, name, len)) != NULL)
+		return v;
+	if (c->dev && (dev = pol_devcred(snap, name)) != NULL) {
+		*len = strlen(dev);
+		return (const unsigned char *)dev;
+	}
+	return NULL;
+}
+
+const char *
+gw_tcti(const struct gw_server *srv, const struct pol_snapshot *snap)
+{
+	return srv->opts->tcti ? srv->opts->tcti : snap->secrets.tcti;
+}
+
+const char *
+gw_secrets_store(const struct gw_server *srv, const struct pol_snapshot *snap)
+{
+	return srv->opts->secrets_store ? srv->opts->secrets_store :
+	    snap->secrets.store;
+}
+
+/* The TPM connection, opened on first need; srv->tpm_lock held. */
+static enum wd_err
+tpm(struct gw_server *srv, const struct pol_snapshot *snap, FILE *errs)
+{
+	char err[512];
+	const char *tcti = gw_tcti(srv, snap);
+
+	if (srv->tpm != NULL)
+		return WD_OK;
+	if (tcti == NULL) {
+		fprintf(errs, "no TPM configured: set secrets.tcti in the rules "
+		    "(device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=N) or give "
+		    "--tcti\n");
+		return WD_ETPM;
+	}
+	if (sec_tpm_open(tcti, &srv->tpm, err, sizeof(err)) != WD_OK) {
+		fprintf(errs, "cannot open the TPM (%s): %s\n", tcti, err);
+		return WD_ETPM;
+	}
+	return WD_OK;
+}
+
+enum wd_err
+gw_creds_load(struct gw_server *srv, const struct pol_snapshot *snap,
+    struct gw_creds **out, FILE *errs)
+{
+	struct gw_creds *c;
+	enum wd_err rc = WD_OK;
+	char err[512];
+
+	*out = NULL;
+	if (snap->ndevcreds > 0 && !srv->opts->dev_credentials) {
+		fprintf(errs, "%s: dev_credentials holds plain-text credentials; "
+		    "seal them with 'warden secrets seal NAME' and remove them, or "
+		    "start with --dev-credentials (development only)\n", snap->path);
+		return WD_ECONFIG;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return WD_ENOMEM;
+	atomic_init(&c->refs, 1);
+	c->dev = srv->opts->dev_credentials;
+	pthread_mutex_lock(&srv->tpm_lock);
+	for (size_t i = 0; i < snap->nproviders; i++) {
+		const struct pol_provider *p = &snap->providers[i];
+		size_t len;
+
+		if (gw_creds_get(c, snap, p->credential, &len) != NULL)
+			continue;	/* a dev credential, or unsealed already */
+		if (c->cache == NULL && (rc = sec_cache_new(CACHE_BYTES, &c->cache,
+		    err, sizeof(err))) != WD_OK) {
+			fprintf(errs, "cannot set up locked memory for credentials: "
+			    "%s\n", err);
+			break;
+		}
+		if ((rc = tpm(srv, snap, errs)) != WD_OK) {
+			fprintf(errs, "route '%s': credential '%s' is not available\n",
+			    p->id, p->credential);
+			break;
+		}
+		rc = sec_unseal(srv->tpm, gw_secrets_store(srv, snap),
+		    p->credential, NULL, 0, c->cache, err, sizeof(err));
+		if (rc != WD_OK) {
+			fprintf(errs, "route '%s': credential '%s' is not available: "
+			    "%s\n", p->id, p->credential, err);
+			/* A broken connection is reopened on the next try. */
+			if (rc == WD_ETPM) {
+				sec_tpm_close(srv->tpm);
+				srv->tpm = NULL;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&srv->tpm_lock);
+	if (rc != WD_OK) {
+		gw_creds_unref(c);
+		return rc;
+	}
+	if (snap->ndevcreds > 0)
+		wd_warn("%s: using plain-text dev_credentials (--dev-credentials); "
+		    "development only", snap->path);
+	*out = c;
+	return WD_OK;
+}
+
+/* Checkpoint signatures: the TPM signs, serialised with other TPM use. */
+static enum wd_err
+sign(void *ctx, const unsigned char *msg, size_t len, unsigned char *sig,
+    size_t *siglen)
+{
+	struct gw_server *srv = ctx;
+	struct pol_snapshot *snap = gw_server_snapshot(srv);
+	unsigned char digest[32];
+	char err[512];
+	enum wd_err rc;
+
+	wd_sha256(msg, len, digest);
+	pthread_mutex_lock(&srv->tpm_lock);
+	rc = srv->tpm == NULL ? WD_ETPM : sec_sign_digest(srv->tpm,
+	    gw_secrets_store(srv, snap), digest, sig, siglen, err, sizeof(err));
+	pthread_mutex_unlock(&srv->tpm_lock);
+	if (rc != WD_OK)
+		wd_error("audit checkpoint: %s", srv->tpm ? err : "no TPM");
+	pol_snapshot_unref(snap);
+	return rc;
+}
+
+enum wd_err
+gw_signer_init(struct gw_server *srv, const struct pol_snapshot *snap,
+    struct aud_signer *out)
+{
+	const char *store = gw_secrets_store(srv, snap);
+	char err[512], *pem = NULL;
+	bool created = false;
+	enum wd_err rc;
+
+	memset(out, 0, sizeof(*out));
+	if (gw_tcti(srv, snap) == NULL) {
+		wd_warn("no TPM configured: audit checkpoints are not signed");
+		return WD_OK;
+	}
+	pthread_mutex_lock(&srv->tpm_lock);
+	rc = tpm(srv, snap, stderr);
+	if (rc == WD_OK)
+		rc = sec_sign_key_ensure(srv->tpm, store, &created, err, sizeof(err));
+	pthread_mutex_unlock(&srv->tpm_lock);
+	if (rc == WD_OK)
+		rc = sec_sign_pubkey_pem(store, &pem, err, sizeof(err));
+	if (rc != WD_OK) {
+		wd_error("audit signing key: %s", err);
+		return rc;
+	}
+	if (created)
+		wd_info("created the audit signing key in the TPM (%s)", store);
+	out->sign = sign;
+	out->ctx = srv;
+	out->pubkey_pem = pem;
+	return WD_OK;
+}

@@ -1,0 +1,118 @@
+/*
+ * fuzz_audit.c - the audit log's readers (audit/) on arbitrary files: the
+ * line splitter on every line, the input as a segment (`warden audit
+ * verify DIR`), and the input as an export (`warden audit verify-export
+ * FILE`).  A log on disk or an export handed to an auditor is untrusted:
+ * the verifiers must never crash or hang, answer 0 (valid) or 1 (invalid)
+ * for a file they could read, and a log that verifies must export to a
+ * file that verifies.
+ *
+ * The input goes to DIR/audit-000001.jsonl in one temp directory per
+ * process (mode 0700, in /tmp), rewritten for every input and removed at
+ * exit with the export written next to it.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit/aud.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char dir[] = "/tmp/warden-fuzz-audit-XXXXXX";
+static char seg[64], exported[64];
+static FILE *devnull;
+
+static void
+cleanup(void)
+{
+	unlink(seg);
+	unlink(exported);
+	rmdir(dir);
+}
+
+static void
+put(const char *path, const uint8_t *data, size_t size)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (f == NULL || (size > 0 && fwrite(data, 1, size, f) != size) ||
+	    fclose(f) != 0)
+		abort();
+}
+
+/* A split line gives back C exactly: the line minus its 75-byte suffix,
+ * plus '}', and a 64-digit lower-case hex hash. */
+static void
+check_split(const char *line, size_t len)
+{
+	char hash[AUD_HASH_HEX + 1];
+	size_t clen = 0;
+	char *c = aud_split_line(line, len, hash, &clen);
+
+	if (c == NULL)
+		return;
+	if (clen + AUD_SUFFIX_LEN - 1 != len || c[clen] != '\0' ||
+	    c[clen - 1] != '}' || memcmp(c, line, clen - 1) != 0 ||
+	    strlen(hash) != AUD_HASH_HEX ||
+	    memcmp(hash, line + len - AUD_SUFFIX_LEN + 9, AUD_HASH_HEX) != 0)
+		abort();
+	for (size_t i = 0; i < AUD_HASH_HEX; i++)
+		if (!((hash[i] >= '0' && hash[i] <= '9') ||
+		    (hash[i] >= 'a' && hash[i] <= 'f')))
+			abort();
+	free(c);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct aud_verify_opts vo = { .pubkey_pem_path = NULL };
+	struct aud_export_opts eo = { .format = "jsonl" };
+	int rc;
+
+	if (devnull == NULL) {
+		if (mkdtemp(dir) == NULL)
+			abort();
+		snprintf(seg, sizeof(seg), "%s/audit-000001.jsonl", dir);
+		snprintf(exported, sizeof(exported), "%s/export.jsonl", dir);
+		devnull = fopen("/dev/null", "w");
+		if (devnull == NULL)
+			abort();
+		atexit(cleanup);
+	}
+	/* The record parser, line by line (exact-size copies, as a reader
+	 * holding one line would have). */
+	for (size_t off = 0; off < size; ) {
+		const uint8_t *nl = memchr(data + off, '\n', size - off);
+		size_t ll = nl ? (size_t)(nl - (data + off)) : size - off;
+		char *line = malloc(ll > 0 ? ll : 1);
+
+		if (line == NULL)
+			abort();
+		memcpy(line, data + off, ll);
+		check_split(line, ll);
+		free(line);
+		off += ll + 1;
+	}
+
+	/* As a segment. */
+	put(seg, data, size);
+	rc = aud_verify_dir(dir, &vo, devnull);
+	if (rc != 0 && rc != 1)
+		abort();
+	if (rc == 0) {
+		/* What verifies exports, whole, to what verifies. */
+		if (aud_export(dir, &eo, exported, devnull) != 0 ||
+		    aud_verify_export(exported, devnull) != 0)
+			abort();
+	}
+
+	/* As an export. */
+	rc = aud_verify_export(seg, devnull);
+	if (rc != 0 && rc != 1)
+		abort();
+	return 0;
+}
