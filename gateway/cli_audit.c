@@ -8,6 +8,8 @@
 
 #include "audit/aud.h"
 #include "gateway/gw.h"
+#include "policy/pol.h"
+#include "secrets/sec.h"
 
 static int
 usage(void)
@@ -17,8 +19,50 @@ usage(void)
 	    "       warden audit export DIR --format jsonl|csv [--since T] "
 	    "[--until T]\n"
 	    "                 [--tenant T] [--verdict V] [--pubkey PEM] -o FILE\n"
-	    "       warden audit verify-export FILE\n");
+	    "       warden audit verify-export FILE\n"
+	    "       warden audit pubkey (-c FILE | --secrets-store DIR)\n");
 	return 2;
+}
+
+/* `warden audit pubkey`: the checkpoint key's public half, as PEM. */
+static int
+cmd_pubkey(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "secrets-store", required_argument, NULL, 'S' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL, *store = NULL;
+	struct pol_snapshot *snap = NULL;
+	char err[512], *pem = NULL;
+	int ch, rc = 1;
+
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+		if (ch == 'c')
+			config = optarg;
+		else if (ch == 'S')
+			store = optarg;
+		else
+			return usage();
+	}
+	if (optind != argc || (config == NULL && store == NULL))
+		return usage();
+	if (store == NULL) {
+		if (pol_load(config, stderr, &snap) != WD_OK)
+			return 2;
+		store = snap->secrets.store;
+	}
+	if (sec_sign_pubkey_pem(store, &pem, err, sizeof(err)) != WD_OK)
+		fprintf(stderr, "warden: %s\n", err);
+	else {
+		fputs(pem, stdout);
+		rc = 0;
+	}
+	free(pem);
+	pol_snapshot_unref(snap);
+	return rc;
 }
 
 static char *
@@ -63,6 +107,8 @@ gw_cmd_audit(int argc, char **argv)
 	char *pem = NULL;
 	int ch, rc;
 
+	if (argc >= 2 && strcmp(argv[1], "pubkey") == 0)
+		return cmd_pubkey(argc, argv);
 	if (argc < 3)
 		return usage();
 	what = argv[1];

@@ -68,6 +68,21 @@ gw_secrets_store(const struct gw_server *srv, const struct pol_snapshot *snap)
 	    snap->secrets.store;
 }
 
+/*
+ * The TPM connection is opened for each use and closed after it: a TPM
+ * without a resource manager (swtpm, some embedded ones) serves one
+ * client at a time, and `warden secrets rotate` must get its turn while
+ * the gateway runs.  srv->tpm_lock held.
+ */
+static void
+tpm_release(struct gw_server *srv)
+{
+	if (srv->tpm != NULL) {
+		sec_tpm_close(srv->tpm);
+		srv->tpm = NULL;
+	}
+}
+
 /* The TPM connection, opened on first need; srv->tpm_lock held. */
 static enum wd_err
 tpm(struct gw_server *srv, const struct pol_snapshot *snap, FILE *errs)
@@ -133,14 +148,10 @@ gw_creds_load(struct gw_server *srv, const struct pol_snapshot *snap,
 		if (rc != WD_OK) {
 			fprintf(errs, "route '%s': credential '%s' is not available: "
 			    "%s\n", p->id, p->credential, err);
-			/* A broken connection is reopened on the next try. */
-			if (rc == WD_ETPM) {
-				sec_tpm_close(srv->tpm);
-				srv->tpm = NULL;
-			}
 			break;
 		}
 	}
+	tpm_release(srv);
 	pthread_mutex_unlock(&srv->tpm_lock);
 	if (rc != WD_OK) {
 		gw_creds_unref(c);
@@ -165,12 +176,17 @@ sign(void *ctx, const unsigned char *msg, size_t len, unsigned char *sig,
 	enum wd_err rc;
 
 	wd_sha256(msg, len, digest);
+	err[0] = '\0';
 	pthread_mutex_lock(&srv->tpm_lock);
-	rc = srv->tpm == NULL ? WD_ETPM : sec_sign_digest(srv->tpm,
-	    gw_secrets_store(srv, snap), digest, sig, siglen, err, sizeof(err));
+	rc = tpm(srv, snap, stderr);
+	if (rc == WD_OK)
+		rc = sec_sign_digest(srv->tpm, gw_secrets_store(srv, snap), digest,
+		    sig, siglen, err, sizeof(err));
+	tpm_release(srv);
 	pthread_mutex_unlock(&srv->tpm_lock);
 	if (rc != WD_OK)
-		wd_error("audit checkpoint: %s", srv->tpm ? err : "no TPM");
+		wd_error("audit checkpoint not signed: %s", err[0] ? err :
+		    "the TPM cannot be reached");
 	pol_snapshot_unref(snap);
 	return rc;
 }
@@ -193,6 +209,9 @@ gw_signer_init(struct gw_server *srv, const struct pol_snapshot *snap,
 	rc = tpm(srv, snap, stderr);
 	if (rc == WD_OK)
 		rc = sec_sign_key_ensure(srv->tpm, store, &created, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "the TPM cannot be reached");
+	tpm_release(srv);
 	pthread_mutex_unlock(&srv->tpm_lock);
 	if (rc == WD_OK)
 		rc = sec_sign_pubkey_pem(store, &pem, err, sizeof(err));

@@ -1,7 +1,9 @@
 #!/bin/sh
-# demo.sh BUILD_DIR - what `make run` shows: mock providers in three
-# countries, warden in front of them with rules/example.yaml, and a few
-# requests with curl, explained as they go.  Everything it starts, it stops.
+# demo.sh BUILD_DIR - what `make run` shows: a software TPM with the
+# providers' credentials sealed in it, mock providers in four countries,
+# warden in front of them with rules/example.yaml, and a scenario driven
+# with curl, explained as it goes; then the audit log verified and one
+# tenant's records exported.  Everything it starts, it stops.
 set -eu
 
 B=${1:-build}
@@ -16,6 +18,7 @@ note() { printf '   %s\n' "$*"; }
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
 	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+	sh scripts/swtpm.sh stop "$TMP/tpm" >/dev/null 2>&1 || true
 	rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
@@ -37,6 +40,23 @@ for p in 9101 9102 9103 9104 9105 9106 $PORT; do
 	fi
 done
 
+say "Starting a software TPM (swtpm) on loopback; nothing touches a real TPM"
+mkdir -p "$TMP/tpm"
+TCTI=$(sh scripts/swtpm.sh start "$TMP/tpm")
+note "TCTI: $TCTI"
+
+say "Sealing the six providers' credentials in the TPM (values from stdin)"
+STORE="$TMP/secrets"
+for spec in "openai-eu sk-demo-eu-0001" "azure-de sk-demo-de-0002" \
+    "openai-us sk-demo-us-0003" "azure-us sk-demo-us-0004" \
+    "azure-jp sk-demo-jp-0005" "bedrock-jp sk-demo-jp-0006"; do
+	# shellcheck disable=SC2086
+	set -- $spec
+	printf '%s' "$2" | "$B/warden" secrets seal "$1" --store "$STORE" \
+	    --tcti "$TCTI" | sed 's/^/   /'
+done
+"$B/warden" secrets list -c "$RULES" --store "$STORE" | sed 's/^/   /'
+
 say "Starting mock providers (they stand in for real regional endpoints)"
 for spec in "openai-eu 9101 IE" "azure-de 9102 DE" "openai-us 9103 US" \
     "azure-us 9104 US" "azure-jp 9105 JP" "bedrock-jp 9106 JP"; do
@@ -53,7 +73,8 @@ say "Checking the rules: warden lint -c $RULES"
 "$B/warden" lint -c "$RULES" | sed 's/^/   /'
 
 say "Starting warden on 127.0.0.1:$PORT"
-"$B/warden" serve -c "$RULES" --audit-dir "$TMP/audit" 2>"$TMP/warden.log" &
+"$B/warden" serve -c "$RULES" --audit-dir "$TMP/audit" --tcti "$TCTI" \
+    --secrets-store "$STORE" 2>"$TMP/warden.log" &
 WPID=$!
 PIDS="$PIDS $WPID"
 wait_port $PORT /healthz
@@ -127,15 +148,45 @@ note "and the shortest path from customer data to an external sink:"
 "$B/warden" policy reach -c "$RULES" support-bot --from read_customer \
     --to sink:external | sed 's/^/   /' || true
 
-say "9. An unknown virtual key is refused before anything leaves the gateway"
+say "9. A credential is rotated without a restart"
+printf '%s' sk-demo-eu-ROTATED | "$B/warden" secrets rotate openai-eu \
+    --store "$STORE" --tcti "$TCTI" | sed 's/^/   /'
+kill -HUP $WPID
+sleep 0.5
+chat wk-demo-acme-health \
+    '{"model":"gpt-4o","messages":[{"role":"user","content":"after rotation"}]}'
+note "openai-eu now receives: $(grep -o '"authorization":"Bearer sk-demo-eu-[A-Z0-9]*' "$TMP/openai-eu.jsonl" | tail -1 | sed 's/.*Bearer //; s/sk-demo-eu-\(...\).*/sk-demo-eu-\1…/')"
+
+say "10. An unknown virtual key is refused before anything leaves the gateway"
 chat wk-not-a-real-key \
     '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
 
-say "10. /metrics (Prometheus) after the scenario"
+say "11. /metrics (Prometheus) after the scenario"
 curl -s "http://127.0.0.1:$PORT/metrics" | grep '^warden_requests_total' | sed 's/^/   /'
 
 say "Stopping warden (SIGTERM: in-flight requests may finish)"
 kill -TERM $WPID
 wait $WPID 2>/dev/null || true
 tail -2 "$TMP/warden.log" | sed 's/^/   log: /'
+
+say "12. The audit log: every decision, hash-chained, checkpoints signed in the TPM"
+"$B/warden" audit pubkey --secrets-store "$STORE" >"$TMP/audit.pem"
+note "$(grep -c . "$TMP"/audit/audit-*.jsonl | sed 's/.*://') records; the last one:"
+tail -1 "$TMP"/audit/audit-*.jsonl | cut -c1-160 | sed 's/^/   /'
+"$B/warden" audit verify "$TMP/audit" --pubkey "$TMP/audit.pem" | sed 's/^/   /'
+note "a checkpoint checked with openssl alone:"
+CP=$(grep '"kind":"checkpoint"' "$TMP"/audit/audit-*.jsonl | tail -1)
+SEQ=$(printf '%s' "$CP" | sed 's/.*"signed_seq":\([0-9]*\).*/\1/')
+HASH=$(printf '%s' "$CP" | sed 's/.*"signed_hash":"\([0-9a-f]*\)".*/\1/')
+printf '%s:%s' "$SEQ" "$HASH" >"$TMP/msg"
+printf '%s' "$CP" | sed 's/.*"signature":"\([^"]*\)".*/\1/' | base64 -d >"$TMP/sig.der"
+openssl dgst -sha256 -verify "$TMP/audit.pem" -signature "$TMP/sig.der" \
+    "$TMP/msg" | sed 's/^/   /'
+note "export of acme-health's records (others appear as stubs), verified alone:"
+"$B/warden" audit export "$TMP/audit" --format jsonl --tenant acme-health \
+    --pubkey "$TMP/audit.pem" -o "$TMP/export.jsonl" 2>&1 | sed 's/^/   /'
+"$B/warden" audit verify-export "$TMP/export.jsonl" | sed 's/^/   /'
+note "and a record someone edits afterwards is caught:"
+sed -i 's/"status":403/"status":200/' "$TMP"/audit/audit-000001.jsonl
+"$B/warden" audit verify "$TMP/audit" --pubkey "$TMP/audit.pem" | sed 's/^/   /' || true
 say "Done. Next: make test runs every test; README.md explains the rest."

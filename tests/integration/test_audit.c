@@ -701,11 +701,23 @@ START_TEST(disk_full_fails_closed_and_recovers)
 	snprintf(lim, sizeof(lim), "%lld:unlimited", (long long)st.st_size + 64);
 	ck_assert_int_eq(prlimit_fsize(w.pid, lim), 0);
 
-	/* The next answer may still go out; its record cannot be written. */
-	chat(&w, IT_KEY_T1, NULL, body, &r);
+	/* The next record cannot be written: a stream that began may not end
+	 * as if it was acknowledged. */
+	{
+		char *sbody = it_chat_body("gpt-4o", "tok-full-stream", true);
+
+		chat(&w, IT_KEY_T1, NULL, sbody, &r);
+		free(sbody);
+	}
 	ck_assert_msg(r.status == 200 || r.status == 503, "%ld", r.status);
+	if (r.status == 200) {
+		ck_assert_msg(strstr(r.body, "[DONE]") == NULL, "an unrecorded "
+		    "stream ended normally: %s", r.body);
+		ck_assert_msg(strstr(r.body, "audit_unavailable") != NULL, "%s",
+		    r.body);
+	}
 	ids[nids] = header(&r, "X-Warden-Decision");
-	want[nids++] = r.status;
+	want[nids++] = 503;
 	it_resp_free(&r);
 	for (int i = 0; i < 40 && get_status(health, NULL) != 503; i++)
 		usleep(50000);
