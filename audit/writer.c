@@ -429,13 +429,18 @@ aud_try_append(struct aud_log *l, json_t *rec, json_t **rec_back)
 	maybe_rotate(l);
 	rc = write_lines(l, &it, false);
 	if (rc == WD_OK) {
+		bool was_dirty = atomic_exchange(&l->dirty, true);
+
 		l->since_cp++;
-		atomic_store(&l->dirty, true);
 		checkpoint_inline(l);
 		pthread_mutex_unlock(&l->wlock);
-		pthread_mutex_lock(&l->mu);
-		pthread_cond_signal(&l->cv);	/* fsync soon */
-		pthread_mutex_unlock(&l->mu);
+		/* Wake the writer only for the first record of a window: it
+		 * syncs everything appended by then (no wake-up per request). */
+		if (!was_dirty) {
+			pthread_mutex_lock(&l->mu);
+			pthread_cond_signal(&l->cv);
+			pthread_mutex_unlock(&l->mu);
+		}
 		json_decref(rec);
 		return WD_OK;
 	}
