@@ -300,6 +300,31 @@ pass_checked_events(struct txn *t, struct evbuffer *out, size_t complete)
 	return true;
 }
 
+/* How much of the first complete bytes of acc comes before a
+ * "data: [DONE]" line. */
+static size_t
+before_done(struct evbuffer *acc, size_t complete)
+{
+	static const char done[] = "data: [DONE]";
+	const char *p;
+	size_t off = 0;
+
+	if (complete < sizeof(done) - 1)
+		return complete;
+	p = (const char *)evbuffer_pullup(acc, (ev_ssize_t)complete);
+	while (off + sizeof(done) - 1 <= complete) {
+		const char *hit = memmem(p + off, complete - off, done,
+		    sizeof(done) - 1);
+
+		if (hit == NULL)
+			break;
+		if (hit == p || hit[-1] == '\n' || hit[-1] == '\r')
+			return (size_t)(hit - p);
+		off = (size_t)(hit - p) + 1;
+	}
+	return complete;
+}
+
 static size_t
 on_data(void *arg, const char *data, size_t len)
 {
@@ -329,6 +354,9 @@ on_data(void *arg, const char *data, size_t len)
 
 		if (out == NULL)
 			return 0;
+		/* The stream's own end marker waits until the record is
+		 * written: a client that saw [DONE] was answered in full. */
+		complete = before_done(t->resp, complete);
 		if (t->tools.agent == NULL) {
 			evbuffer_remove_buffer(t->resp, out, complete);
 		} else if (!pass_checked_events(t, out, complete)) {
@@ -385,18 +413,20 @@ finish_stream(struct txn *t)
 		    t->tool_deny.message);
 		return;
 	}
-	if (evbuffer_get_length(t->resp) > 0) {
-		note_stream_bytes(t, t->resp);
-		gw_respond_chunk_buf(c, t->resp);
-	}
+	/* What is left (the held [DONE], an unterminated last event) goes
+	 * out only once the record is written. */
+	note_stream_bytes(t, t->resp);
 	t->final_status = 200;
 	if (record(t) != WD_OK) {
 		/* Not recorded: the stream must not end as if it had. */
+		evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
 		end_stream_with_error(t, "server_error", "audit_unavailable",
 		    "the audit log cannot be written; this answer is not "
 		    "acknowledged");
 		return;
 	}
+	if (evbuffer_get_length(t->resp) > 0)
+		gw_respond_chunk_buf(c, t->resp);
 	gw_metrics_request(route_id(t), 200);
 	gw_tools_commit(&t->tools, true);
 	t->conn = NULL;
