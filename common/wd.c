@@ -167,6 +167,21 @@ wd_wipe(void *p, size_t len)
 		OPENSSL_cleanse(p, len);
 }
 
+bool
+wd_token_sane(const char *v, size_t max)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > max)
+		return false;
+	for (; *v != '\0'; v++)
+		if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') ||
+		    (*v >= '0' && *v <= '9') || *v == '-' || *v == '_' ||
+		    *v == '.' || *v == ':'))
+			return false;
+	return true;
+}
+
 size_t
 wd_edit_distance(const char *a, const char *b)
 {

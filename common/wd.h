@@ -75,6 +75,10 @@ void wd_sha256(const void *data, size_t len, unsigned char out[32]);
 /* Wipe memory that held a secret; the compiler may not drop it. */
 void wd_wipe(void *p, size_t len);
 
+/* Is s 1..max characters of A-Z a-z 0-9 - _ . : (a token safe to echo
+ * in headers, logs and records)? */
+bool wd_token_sane(const char *s, size_t max);
+
 /* Levenshtein distance, capped; used for "did you mean" hints. */
 size_t wd_edit_distance(const char *a, const char *b);
 

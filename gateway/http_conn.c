@@ -289,28 +289,13 @@ protocol_error(struct gw_conn *c, int status, const char *why)
 	gw_send_error(c, status, "invalid_request_error", NULL, "%s", why);
 }
 
-static bool
-request_id_sane(const char *v)
-{
-	size_t n = strlen(v);
-
-	if (n == 0 || n > MAX_REQUEST_ID)
-		return false;
-	for (; *v != '\0'; v++)
-		if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') ||
-		    (*v >= '0' && *v <= '9') || *v == '-' || *v == '_' ||
-		    *v == '.' || *v == ':'))
-			return false;
-	return true;
-}
-
 static void
 set_request_id(struct gw_conn *c)
 {
 	const char *v = gw_http_header(&c->req, "x-request-id");
 	unsigned char r[12];
 
-	if (v != NULL && request_id_sane(v)) {
+	if (v != NULL && wd_token_sane(v, MAX_REQUEST_ID)) {
 		memcpy(c->reqid, v, strlen(v) + 1);
 		return;
 	}

@@ -39,21 +39,6 @@ deny(struct gw_tools_deny *d, int status, const char *code, const char *fmt, ...
 	return GW_TOOLS_DENY;
 }
 
-static bool
-token_sane(const char *v, size_t max)
-{
-	size_t n = strlen(v);
-
-	if (n == 0 || n > max)
-		return false;
-	for (; *v != '\0'; v++)
-		if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') ||
-		    (*v >= '0' && *v <= '9') || *v == '-' || *v == '_' ||
-		    *v == '.' || *v == ':'))
-			return false;
-	return true;
-}
-
 static enum gw_tools_rc
 which_agent(struct gw_tools *tl, const struct pol_snapshot *snap,
     const struct pol_tenant *tenant, const struct pol_agent *key_agent,
@@ -188,7 +173,7 @@ gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
 	tl->log = json_pack("{s:s}", "agent", tl->agent->id);
 	sess = gw_http_header(req, "x-warden-session");
 	if (sess != NULL) {
-		if (!token_sane(sess, 128))
+		if (!wd_token_sane(sess, 128))
 			return deny(d, 400, "invalid_session", "X-Warden-Session must "
 			    "be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
 		snprintf(tl->session, sizeof(tl->session), "%s", sess);

@@ -95,17 +95,20 @@ compile_classes(struct pol_loader *l)
 	}
 }
 
-/* A list of class names to a bit mask; unknown names are errors. */
-static uint64_t
-class_mask(struct pol_loader *l, const struct pol_ref *refs, size_t n)
+uint64_t
+pol_class_mask(struct pol_loader *l, const struct pol_ref *refs, size_t n,
+    const char *what)
 {
 	uint64_t mask = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		int bit = pol_class_bit(l->s, refs[i].name);
 
-		if (bit < 0)
-			unknown(l, &refs[i], "data class", suggest(refs[i].name,
+		if (bit < 0 && strcmp(what, "label") == 0)
+			pol_err_ref(&l->w, &refs[i], "unknown label '%s' (labels are "
+			    "data classes; declare it in data_classes)", refs[i].name);
+		else if (bit < 0)
+			unknown(l, &refs[i], what, suggest(refs[i].name,
 			    get_class, l->s->classes, l->s->nclasses));
 		else
 			mask |= 1ull << bit;
@@ -271,8 +274,8 @@ compile_tenant(struct pol_loader *l, struct pol_tenant *t,
 		}
 		t->routes[t->nroutes++] = p;
 	}
-	t->classes = class_mask(l, raw->classes, raw->nclasses);
-	t->may_omit = class_mask(l, raw->omit, raw->nomit);
+	t->classes = pol_class_mask(l, raw->classes, raw->nclasses, "data class");
+	t->may_omit = pol_class_mask(l, raw->omit, raw->nomit, "data class");
 	for (size_t i = 0; i < raw->nomit; i++) {
 		int bit = pol_class_bit(s, raw->omit[i].name);
 
@@ -311,7 +314,8 @@ compile_rule(struct pol_loader *l, struct pol_rule *r, struct raw_rule *raw)
 {
 	struct pol_snapshot *s = l->s;
 
-	r->when_classes = class_mask(l, raw->classes, raw->nclasses);
+	r->when_classes = pol_class_mask(l, raw->classes, raw->nclasses,
+	    "data class");
 	for (size_t i = 0; i < raw->nregions; i++)
 		if (place(l, &raw->regions[i], &r->when_region))
 			r->has_when_region = true;

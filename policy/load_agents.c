@@ -258,27 +258,8 @@ load_agent(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
 		pol_err(w, n, "agent '%s' without 'tenant'", a->id ? a->id : "?");
 	else
 		pol_ref1(w, v, "tenant", &raw->tenant);
-	if ((v = pol_get(w, n, "keys")) != NULL && pol_is_seq(w, v, "keys")) {
-		size_t cap = (size_t)(v->data.sequence.items.top -
-		    v->data.sequence.items.start);
-
-		a->keys = calloc(cap ? cap : 1, sizeof(*a->keys));
-		for (yaml_node_item_t *it = v->data.sequence.items.start;
-		    a->keys != NULL && it < v->data.sequence.items.top; it++) {
-			yaml_node_t *k = pol_node(w, *it);
-			const char *hex;
-
-			if (k == NULL || !pol_is_scalar(w, k, "key"))
-				continue;
-			hex = pol_scalar(k);
-			if (strncmp(hex, "sha256:", 7) != 0 || strlen(hex) != 71 ||
-			    wd_unhex(hex + 7, a->keys[a->nkeys], 32) != WD_OK) {
-				pol_err(w, k, "key must be 'sha256:' and 64 hex digits");
-				continue;
-			}
-			a->nkeys++;
-		}
-	}
+	if ((v = pol_get(w, n, "keys")) != NULL)
+		pol_load_keys(w, v, &a->keys, &a->nkeys);
 	if ((v = pol_get(w, n, "on_violation")) != NULL && pol_is_scalar(w, v,
 	    "on_violation")) {
 		if (strcmp(pol_scalar(v), "strip") == 0)
@@ -324,24 +305,6 @@ pol_load_agents(struct pol_loader *l, yaml_node_t *n)
 	}
 }
 
-static uint64_t
-labels(struct pol_loader *l, const struct pol_ref *refs, size_t n)
-{
-	uint64_t m = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int bit = pol_class_bit(l->s, refs[i].name);
-
-		if (bit < 0)
-			pol_err_ref(&l->w, &refs[i], "unknown label '%s' (labels "
-			    "are data classes; declare it in data_classes)",
-			    refs[i].name);
-		else
-			m |= 1ull << bit;
-	}
-	return m;
-}
-
 void
 pol_compile_agents(struct pol_loader *l)
 {
@@ -366,10 +329,12 @@ pol_compile_agents(struct pol_loader *l)
 				    raw->tenant.name);
 		}
 		for (size_t t = 0; t < a->ntools; t++)
-			a->tools[t].labels = labels(l, raw->labels[t], raw->nlabels[t]);
+			a->tools[t].labels = pol_class_mask(l, raw->labels[t],
+			    raw->nlabels[t], "label");
 		for (size_t f = 0; f < a->nflows; f++)
 			if (raw->flow_labels[f].name != NULL)
-				a->flows[f].from_labels = labels(l, &raw->flow_labels[f], 1);
+				a->flows[f].from_labels = pol_class_mask(l,
+				    &raw->flow_labels[f], 1, "label");
 	}
 }
 

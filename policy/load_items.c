@@ -301,8 +301,8 @@ pol_load_providers(struct pol_loader *l, yaml_node_t *n)
 	}
 }
 
-static void
-load_keys(struct pol_walk *w, yaml_node_t *v, unsigned char (**keys)[32],
+void
+pol_load_keys(struct pol_walk *w, yaml_node_t *v, unsigned char (**keys)[32],
     size_t *nkeys)
 {
 	yaml_node_item_t *it;
@@ -353,7 +353,7 @@ load_apps(struct pol_walk *w, yaml_node_t *v, struct pol_tenant *t)
 			if (strcmp(t->apps[j].id, app->id) == 0)
 				pol_err(w, a, "app '%s' is declared twice", app->id);
 		if ((x = pol_get(w, a, "keys")) != NULL)
-			load_keys(w, x, &app->keys, &app->nkeys);
+			pol_load_keys(w, x, &app->keys, &app->nkeys);
 		t->napps++;
 	}
 }
@@ -374,7 +374,7 @@ load_tenant(struct pol_walk *w, yaml_node_t *n, struct pol_tenant *t,
 	pol_check_keys(w, n, tenant_keys, "tenant");
 	load_id(w, n, "tenant", &t->id);
 	if ((v = pol_get(w, n, "keys")) != NULL)
-		load_keys(w, v, &t->keys, &t->nkeys);
+		pol_load_keys(w, v, &t->keys, &t->nkeys);
 	if ((v = pol_get(w, n, "apps")) != NULL)
 		load_apps(w, v, t);
 	if ((v = pol_get(w, n, "routes")) == NULL)

@@ -93,6 +93,13 @@ bool pol_ref1(struct pol_walk *w, yaml_node_t *n, const char *what,
     struct pol_ref *out);
 void pol_refs_free(struct pol_ref *r, size_t n);
 
+/* A list of "sha256:<hex>" key digests into a new array. */
+void pol_load_keys(struct pol_walk *w, yaml_node_t *v,
+    unsigned char (**keys)[32], size_t *nkeys);
+/* Class names to a bit mask; unknown names are errors (compile.c). */
+uint64_t pol_class_mask(struct pol_loader *l, const struct pol_ref *refs,
+    size_t n, const char *what);
+
 /* Sections of a rules file (load_items.c). */
 void pol_load_server(struct pol_walk *w, yaml_node_t *n, struct pol_server *s);
 void pol_load_upstream(struct pol_walk *w, yaml_node_t *n,

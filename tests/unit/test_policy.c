@@ -418,11 +418,13 @@ START_TEST(example_rules_load)
 	load_text(&l, text, 0600);
 	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
 	ck_assert_uint_ge(l.snap->nproviders, 1);
-	/* The demo runs on dev credentials: every route has one. */
+	/* Credentials live in the TPM store: every route names one, and the
+	 * example holds no plain-text credential. */
 	for (size_t i = 0; i < l.snap->nproviders; i++)
-		ck_assert_msg(pol_devcred(l.snap, l.snap->providers[i].credential) !=
-		    NULL, "no dev credential for %s", l.snap->providers[i].id);
-	ck_assert_ptr_null(pol_devcred(l.snap, "no-such-credential"));
+		ck_assert_msg(l.snap->providers[i].credential != NULL,
+		    "no credential for %s", l.snap->providers[i].id);
+	ck_assert_uint_eq(l.snap->ndevcreds, 0);
+	ck_assert_ptr_nonnull(l.snap->secrets.tcti);
 	for (size_t i = 0; i < sizeof(demo) / sizeof(demo[0]); i++) {
 		unsigned char d[32];
 		const struct pol_tenant *t;
