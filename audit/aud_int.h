@@ -46,10 +46,11 @@ struct aud_log {
 	atomic_bool healthy;
 	atomic_bool dirty;		/* appended, not yet fsynced */
 	char lasterr[256];
-	unsigned since_cp;		/* records since the last checkpoint */
+	/* Written under wlock, read by the writer thread's wait too. */
+	atomic_uint since_cp;		/* records since the last checkpoint */
+	atomic_ullong last_cp_us;
 	uint64_t last_batch_us;		/* when the last batch was taken */
 	EVP_MAC_CTX *mac;		/* HMAC keyed with hmac_key, to dup */
-	uint64_t last_cp_us;
 	uint64_t dropped;
 };
 

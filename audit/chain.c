@@ -46,13 +46,13 @@ aud_line(json_t *rec, const char *prev, char hash[AUD_HASH_HEX + 1],
 		return NULL;
 	clen = strlen(c);
 	chain_hash(prev, c, clen, hash);
-	line = malloc(clen + AUD_SUFFIX_LEN + 1);
+	line = malloc(clen + AUD_SUFFIX_LEN + 2);
 	if (line != NULL) {
 		memcpy(line, c, clen - 1);
 		memcpy(line + clen - 1, ",\"hash\":\"", 9);
 		memcpy(line + clen - 1 + 9, hash, AUD_HASH_HEX);
-		memcpy(line + clen - 1 + 9 + AUD_HASH_HEX, "\"}\n", 3);
-		*len = clen - 1 + AUD_SUFFIX_LEN + 1;
+		memcpy(line + clen - 1 + 9 + AUD_HASH_HEX, "\"}\n", 4);
+		*len = clen - 1 + AUD_SUFFIX_LEN + 1;	/* without the NUL */
 	}
 	free(c);
 	return line;

@@ -466,6 +466,25 @@ aud_export(const char *dir, const struct aud_export_opts *o,
 	return rc;
 }
 
+/* A stub is exactly {"seq":N,"stub":true,"hash":H}: a record that merely
+ * holds a "stub" member is not one. */
+static bool
+is_stub(const char *line, size_t len)
+{
+	json_t *j;
+	bool stub;
+
+	if (len > 200 || memmem(line, len, "\"stub\":true", 11) == NULL ||
+	    memmem(line, len, "\"prev\"", 6) != NULL)
+		return false;
+	j = json_loadb(line, len, 0, NULL);
+	stub = json_object_size(j) == 3 && json_is_true(json_object_get(j, "stub"))
+	    && json_is_integer(json_object_get(j, "seq")) &&
+	    json_is_string(json_object_get(j, "hash"));
+	json_decref(j);
+	return stub;
+}
+
 /* The record column of a CSV row (the last quoted field), unquoted. */
 static char *
 csv_record(const char *row, size_t len, size_t *outlen)
@@ -575,8 +594,7 @@ aud_verify_export(const char *path, FILE *out)
 				v.since_cp++;
 			}
 			free(rec);
-		} else if (memmem(line, ll, "\"stub\":true", 11) != NULL &&
-		    ll < 200) {
+		} else if (is_stub(line, ll)) {
 			json_t *s = json_loadb(line, ll, 0, NULL);
 			uint64_t seq = (uint64_t)json_integer_value(json_object_get(s,
 			    "seq"));

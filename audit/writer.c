@@ -224,21 +224,23 @@ maybe_rotate(struct aud_log *l)
 		aud_open_segment(l, l->segno + 1);
 }
 
-/* Make what was appended durable; wlock held. */
-static void
+/* Make what was appended durable; wlock held.  False if fsync failed:
+ * the log is then unhealthy until a later fsync succeeds. */
+static bool
 sync_now(struct aud_log *l)
 {
 	if (!atomic_load(&l->dirty) || l->fd < 0)
-		return;
+		return true;
 	if (fdatasync(l->fd) != 0) {
 		set_error(l, "fsync failed: %s", strerror(errno));
 		if (atomic_load(&l->healthy))
 			wd_error("audit: %s; failing closed until it works again",
 			    l->lasterr);
 		atomic_store(&l->healthy, false);
-		return;
+		return false;
 	}
 	atomic_store(&l->dirty, false);
+	return true;
 }
 
 static void *
@@ -251,6 +253,7 @@ writer_main(void *arg)
 		struct aud_item *batch;
 		size_t n;
 		enum wd_err rc;
+		bool synced;
 
 		while (l->head == NULL && !l->stop && !checkpoint_due(l) &&
 		    !atomic_load(&l->dirty)) {
@@ -290,13 +293,14 @@ writer_main(void *arg)
 		pthread_mutex_lock(&l->wlock);
 		maybe_rotate(l);
 		rc = batch != NULL ? write_batch(l, batch) : WD_OK;
-		if (rc == WD_OK)
-			sync_now(l);
+		synced = rc == WD_OK && sync_now(l);
 		pthread_mutex_unlock(&l->wlock);
 		if (rc == WD_OK) {
-			if (!atomic_load(&l->healthy))
+			/* Healthy again only once what was written is durable. */
+			if (synced && !atomic_load(&l->healthy)) {
 				wd_info("audit: writing works again (%s)", l->dir);
-			atomic_store(&l->healthy, true);
+				atomic_store(&l->healthy, true);
+			}
 			l->since_cp += (unsigned)n;
 			finish_items(batch, WD_OK);
 			pthread_mutex_lock(&l->wlock);
