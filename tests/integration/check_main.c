@@ -22,6 +22,7 @@ main(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	sr = srunner_create(suite_gateway());
 	srunner_add_suite(sr, suite_policy());
+	srunner_add_suite(sr, suite_sealed());
 	srunner_add_suite(sr, suite_tools());
 	srunner_add_suite(sr, suite_lifecycle());
 	srunner_add_suite(sr, suite_audit());

@@ -7,6 +7,7 @@
 Suite *suite_gateway(void);
 Suite *suite_lifecycle(void);
 Suite *suite_policy(void);
+Suite *suite_sealed(void);
 Suite *suite_tools(void);
 Suite *suite_audit(void);
 Suite *suite_secrets(void);

@@ -1,0 +1,228 @@
+/*
+ * test_sealed.c - the gateway on credentials sealed in a real swtpm: the
+ * provider gets the sealed value, a rotation takes effect on reload
+ * without a restart, audit checkpoints are signed by the TPM key and
+ * verify with its public key, and without the TPM warden refuses to start
+ * and says why.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/integration/env.h"
+#include "tests/integration/suites.h"
+
+#define SEALED_US "sk-it-tpm-us-5b7c1e9a0d"
+#define ROTATED_US "sk-it-tpm-us-rotated-e2f4"
+
+static char tpmdir[256], store[256], sealed_cfg[256], tcti[128], wlog[256];
+
+static int
+sh(const char *cmd)
+{
+	int st = system(cmd);
+
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void
+seal(const char *name, const char *value, const char *verb)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "printf '%%s' '%s' | %s secrets %s %s "
+	    "--store %s --tcti '%s' >>%s 2>&1", value, getenv("WARDEN_BIN"),
+	    verb, name, store, tcti, wlog);
+	if (sh(cmd) != 0) {
+		fprintf(stderr, "test_sealed: %s %s failed\n", verb, name);
+		abort();
+	}
+}
+
+static void
+setup(void)
+{
+	char cmd[512], *text, *dc, *cfg;
+	FILE *p;
+
+	it_env_start(NULL);
+	snprintf(tpmdir, sizeof(tpmdir), "%s/sealed-tpm", it_tmpdir());
+	snprintf(store, sizeof(store), "%s/sealed-store", it_tmpdir());
+	snprintf(sealed_cfg, sizeof(sealed_cfg), "%s/sealed.yaml", it_tmpdir());
+	snprintf(wlog, sizeof(wlog), "%s/warden-sealed.log", it_tmpdir());
+	snprintf(cmd, sizeof(cmd), "sh scripts/swtpm.sh start %s", tpmdir);
+	if ((p = popen(cmd, "r")) == NULL || fgets(tcti, sizeof(tcti), p) == NULL
+	    || pclose(p) != 0)
+		abort();
+	tcti[strcspn(tcti, "\n")] = '\0';
+	seal("c-eu", "sk-it-tpm-eu-0a1b2c", "seal");
+	seal("c-de", "sk-it-tpm-de-3d4e5f", "seal");
+	seal("c-us", SEALED_US, "seal");
+	/* The suite's rules without plain-text credentials, on the TPM. */
+	text = it_read_file(it.config, NULL);
+	dc = strstr(text, "dev_credentials:");
+	if (dc == NULL)
+		abort();
+	*dc = '\0';
+	if (asprintf(&cfg, "%ssecrets:\n  store: %s\n  tcti: '%s'\n", text,
+	    store, tcti) < 0)
+		abort();
+	it_write_file(sealed_cfg, cfg, 0600);
+	free(cfg);
+	free(text);
+}
+
+static void
+teardown(void)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "sh scripts/swtpm.sh stop %s >/dev/null 2>&1",
+	    tpmdir);
+	sh(cmd);
+	it_env_stop();
+}
+
+static pid_t
+start_sealed(int port, const char *auditdir)
+{
+	char listen[32];
+	char *argv[] = { getenv("WARDEN_BIN"), "serve", "-c", sealed_cfg,
+		"--listen", listen, "--audit-dir", (char *)auditdir, NULL };
+	pid_t pid;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	pid = it_spawn(argv, wlog);
+	ck_assert_msg(it_wait_port(port, 5000), "warden on sealed credentials "
+	    "did not come up; see %s", wlog);
+	return pid;
+}
+
+static void
+chat_on(int port, const char *token, struct it_resp *r)
+{
+	char url[128], *body = it_chat_body("gpt-4o", token, false);
+	const char *h[] = { "Authorization: Bearer " IT_KEY_T2, NULL };
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", port);
+	it_http("POST", url, h, body, 5000, r);
+	free(body);
+}
+
+/* The Authorization the US mock recorded for the request with token. */
+static bool
+us_got(const char *token, const char *value)
+{
+	char *line = it_record_find(2, token);
+	bool hit = line != NULL && strstr(line, value) != NULL;
+
+	free(line);
+	return hit;
+}
+
+START_TEST(sealed_credentials_reach_the_provider_and_rotate_on_reload)
+{
+	int port = it_free_port();
+	char adir[256], cmd[1024], *out;
+	struct it_resp r;
+	pid_t w;
+
+	snprintf(adir, sizeof(adir), "%s/audit-sealed", it_tmpdir());
+	w = start_sealed(port, adir);
+	chat_on(port, "tok-sealed-1", &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	ck_assert(us_got("tok-sealed-1", "Bearer " SEALED_US));
+
+	/* Rotate while warden runs: the TPM is free between its uses. */
+	seal("c-us", ROTATED_US, "rotate");
+	kill(w, SIGHUP);
+	usleep(500000);
+	chat_on(port, "tok-sealed-2", &r);
+	ck_assert_int_eq(r.status, 200);
+	it_resp_free(&r);
+	ck_assert_msg(us_got("tok-sealed-2", "Bearer " ROTATED_US),
+	    "the rotated credential was not used after reload");
+
+	/* A credential gone from the store: the reload fails, the running
+	 * credentials stay. */
+	snprintf(cmd, sizeof(cmd), "%s secrets rm c-us --store %s >>%s 2>&1",
+	    getenv("WARDEN_BIN"), store, wlog);
+	ck_assert_int_eq(sh(cmd), 0);
+	kill(w, SIGHUP);
+	usleep(500000);
+	chat_on(port, "tok-sealed-3", &r);
+	ck_assert_int_eq(r.status, 200);
+	it_resp_free(&r);
+	ck_assert(us_got("tok-sealed-3", "Bearer " ROTATED_US));
+	ck_assert(it_file_contains(wlog, "credential 'c-us' is not available"));
+	seal("c-us", ROTATED_US, "seal");
+
+	/* Enough records for a checkpoint (checkpoint_every: 10), signed
+	 * in the TPM and verified with the exported public key. */
+	for (int i = 0; i < 12; i++) {
+		chat_on(port, "tok-sealed-more", &r);
+		it_resp_free(&r);
+	}
+	{
+		int st = it_stop(w, SIGTERM);
+
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	snprintf(cmd, sizeof(cmd), "%s audit pubkey --secrets-store %s "
+	    ">%s/audit.pem && %s audit verify %s --pubkey %s/audit.pem "
+	    ">%s/verify.out 2>&1", getenv("WARDEN_BIN"), store, it_tmpdir(),
+	    getenv("WARDEN_BIN"), adir, it_tmpdir(), it_tmpdir());
+	ck_assert_int_eq(sh(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s/verify.out", it_tmpdir());
+	out = it_read_file(cmd, NULL);
+	ck_assert_msg(strstr(out, "with valid signatures") != NULL &&
+	    strstr(out, " 0 checkpoints") == NULL, "%s", out);
+	free(out);
+
+	/* Nothing sealed ever came out in a log. */
+	ck_assert(!it_file_contains(wlog, SEALED_US));
+	ck_assert(!it_file_contains(wlog, ROTATED_US));
+	ck_assert(!it_file_contains(it.warden_log, SEALED_US));
+}
+END_TEST
+
+START_TEST(without_the_tpm_warden_refuses_to_start)
+{
+	char cmd[1024], path[256], *out;
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "sh scripts/swtpm.sh stop %s >/dev/null 2>&1",
+	    tpmdir);
+	ck_assert_int_eq(sh(cmd), 0);
+	snprintf(path, sizeof(path), "%s/notpm.out", it_tmpdir());
+	snprintf(cmd, sizeof(cmd), "%s serve -c %s --listen 127.0.0.1:%d "
+	    "--audit-dir %s/audit-notpm >%s 2>&1", getenv("WARDEN_BIN"),
+	    sealed_cfg, it_free_port(), it_tmpdir(), path);
+	rc = sh(cmd);
+	out = it_read_file(path, NULL);
+	ck_assert_msg(rc != 0, "warden started without its TPM: %s", out);
+	ck_assert_msg(strstr(out, "cannot open the TPM") != NULL ||
+	    strstr(out, "TPM:") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "credential 'c-") != NULL, "%s", out);
+	free(out);
+}
+END_TEST
+
+Suite *
+suite_sealed(void)
+{
+	Suite *s = suite_create("sealed");
+	TCase *tc = tcase_create("sealed");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, sealed_credentials_reach_the_provider_and_rotate_on_reload);
+	tcase_add_test(tc, without_the_tpm_warden_refuses_to_start);
+	suite_add_tcase(s, tc);
+	return s;
+}
