@@ -431,9 +431,12 @@ aud_try_append(struct aud_log *l, json_t *rec, json_t **rec_back)
 	}
 	pthread_mutex_unlock(&l->mu);
 	maybe_rotate(l);
-	rc = write_lines(l, &it, false);
+	/* strict: durable before the caller answers (one fdatasync per
+	 * record, in the caller's thread); group: the writer syncs soon. */
+	rc = write_lines(l, &it, l->o.strict);
 	if (rc == WD_OK) {
-		bool was_dirty = atomic_exchange(&l->dirty, true);
+		bool was_dirty = l->o.strict ? true :
+		    atomic_exchange(&l->dirty, true);
 
 		l->since_cp++;
 		checkpoint_inline(l);

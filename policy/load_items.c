@@ -163,8 +163,7 @@ pol_load_audit(struct pol_loader *l, yaml_node_t *n)
 	if ((v = pol_get(w, n, "durability")) != NULL && pol_is_scalar(w, v,
 	    "durability")) {
 		if (strcmp(pol_scalar(v), "strict") == 0)
-			pol_err(w, v, "durability: strict is not available yet; "
-			    "use group (records are fsynced in batches as they come)");
+			l->s->audit.strict = true;
 		else if (strcmp(pol_scalar(v), "group") != 0)
 			pol_err(w, v, "durability must be group or strict, not '%s'",
 			    pol_scalar(v));

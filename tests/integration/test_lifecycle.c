@@ -182,6 +182,52 @@ START_TEST(dev_credentials_need_the_flag)
 }
 END_TEST
 
+START_TEST(strict_durability_serves_and_records)
+{
+	char path[256], cmd[1024], listen[32], adir[256], *cfg, *strict, *out;
+	int port = it_free_port();
+	struct it_resp r;
+	pid_t w;
+
+	/* The suite's rules with durability: strict. */
+	cfg = it_read_file(it.config, NULL);
+	ck_assert_ptr_nonnull(strstr(cfg, "audit:\n"));
+	if (asprintf(&strict, "%.*saudit:\n  durability: strict\n%s",
+	    (int)(strstr(cfg, "audit:\n") - cfg), cfg,
+	    strstr(cfg, "audit:\n") + 7) < 0)
+		abort();
+	snprintf(path, sizeof(path), "%s/strict.yaml", it_tmpdir());
+	it_write_file(path, strict, 0600);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(adir, sizeof(adir), "%s/audit-strict", it_tmpdir());
+	{
+		char *argv[] = { getenv("WARDEN_BIN"), "serve", "-c", path,
+			"--listen", listen, "--audit-dir", adir,
+			"--dev-credentials", NULL };
+
+		w = it_spawn(argv, it.warden_log);
+	}
+	ck_assert(it_wait_port(port, 5000));
+	snprintf(cmd, sizeof(cmd), "http://127.0.0.1:%d/v1/chat/completions", port);
+	{
+		const char *h[] = { "Authorization: Bearer " IT_KEY_T2, NULL };
+		char *body = it_chat_body("gpt-4o", "tok-strict", false);
+
+		it_http("POST", cmd, h, body, 5000, &r);
+		free(body);
+	}
+	ck_assert_int_eq(r.status, 200);
+	it_resp_free(&r);
+	it_stop(w, SIGTERM);
+	snprintf(cmd, sizeof(cmd), "%s audit verify %s", getenv("WARDEN_BIN"), adir);
+	ck_assert_int_eq(run(cmd, &out), 0);
+	ck_assert_msg(strstr(out, "OK: 3 records") != NULL, "%s", out);
+	free(out);
+	free(strict);
+	free(cfg);
+}
+END_TEST
+
 START_TEST(port_in_use_is_reported)
 {
 	char cmd[512], *out;
@@ -208,6 +254,7 @@ suite_lifecycle(void)
 	tcase_add_test(tc, missing_credential_stops_the_start);
 	tcase_add_test(tc, port_in_use_is_reported);
 	tcase_add_test(tc, dev_credentials_need_the_flag);
+	tcase_add_test(tc, strict_durability_serves_and_records);
 	tcase_add_test(tc, keys_new_makes_a_working_key);
 	suite_add_tcase(s, tc);
 	return s;
