@@ -91,6 +91,20 @@ struct aud_hmac *aud_hmac_new(const struct aud_log *log);
 void aud_hmac_update(struct aud_hmac *h, const void *data, size_t len);
 void aud_hmac_final(struct aud_hmac *h, char out[AUD_HASH_HEX + 1]);
 
+/* ---- kept payloads (payload.c): outside the chain ---- */
+
+/* A request or answer body with every message text replaced by its size
+ * (the `redacted` mode).  Caller owns the result. */
+json_t *aud_redact(const char *body, size_t len, bool is_request);
+/* Keep payload (ownership stays with the caller) for ttl_days under
+ * DIR/payloads/TENANT/. */
+enum wd_err aud_payload_store(const struct aud_log *log, const char *tenant,
+    const char *decision_id, int ttl_days, json_t *payload);
+/* Delete expired payloads; returns how many. */
+size_t aud_payload_sweep(const char *dir);
+/* Delete every payload of tenant; returns how many. */
+size_t aud_payload_purge(const char *dir, const char *tenant);
+
 /* ---- the chain (chain.c): shared by the writer and the verifier ---- */
 
 /*

@@ -50,6 +50,7 @@ struct aud_log {
 	atomic_uint since_cp;		/* records since the last checkpoint */
 	atomic_ullong last_cp_us;
 	uint64_t last_batch_us;		/* when the last batch was taken */
+	uint64_t last_sweep_us;		/* payload TTL sweep */
 	EVP_MAC_CTX *mac;		/* HMAC keyed with hmac_key, to dup */
 	uint64_t dropped;
 };

@@ -290,6 +290,12 @@ writer_main(void *arg)
 		l->nqueued = 0;
 		pthread_mutex_unlock(&l->mu);
 
+		/* Kept payloads past their time go, hourly. */
+		if (wd_mono_us() - l->last_sweep_us > 3600ull * 1000000u ||
+		    l->last_sweep_us == 0) {
+			aud_payload_sweep(l->dir);
+			l->last_sweep_us = wd_mono_us();
+		}
 		pthread_mutex_lock(&l->wlock);
 		maybe_rotate(l);
 		rc = batch != NULL ? write_batch(l, batch) : WD_OK;

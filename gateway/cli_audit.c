@@ -20,7 +20,8 @@ usage(void)
 	    "[--until T]\n"
 	    "                 [--tenant T] [--verdict V] [--pubkey PEM] -o FILE\n"
 	    "       warden audit verify-export FILE\n"
-	    "       warden audit pubkey (-c FILE | --secrets-store DIR)\n");
+	    "       warden audit pubkey (-c FILE | --secrets-store DIR)\n"
+	    "       warden audit purge DIR (--tenant T | --expired)\n");
 	return 2;
 }
 
@@ -99,12 +100,14 @@ gw_cmd_audit(int argc, char **argv)
 		{ "tenant", required_argument, NULL, 't' },
 		{ "verdict", required_argument, NULL, 'v' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "expired", no_argument, NULL, 'E' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct aud_export_opts eo = { .format = "jsonl" };
 	struct aud_verify_opts vo = { .progress = true };
 	const char *what, *pubkey = NULL, *output = NULL;
 	char *pem = NULL;
+	bool purge_expired = false;
 	int ch, rc;
 
 	if (argc >= 2 && strcmp(argv[1], "pubkey") == 0)
@@ -143,6 +146,9 @@ gw_cmd_audit(int argc, char **argv)
 		case 'o':
 			output = optarg;
 			break;
+		case 'E':
+			purge_expired = true;
+			break;
 		default:
 			return usage();
 		}
@@ -155,6 +161,18 @@ gw_cmd_audit(int argc, char **argv)
 	}
 	if (strcmp(what, "verify-export") == 0)
 		return aud_verify_export(argv[optind], stdout);
+	if (strcmp(what, "purge") == 0) {
+		size_t n;
+
+		if ((eo.tenant == NULL) == !purge_expired)
+			return usage();
+		n = eo.tenant ? aud_payload_purge(argv[optind], eo.tenant) :
+		    aud_payload_sweep(argv[optind]);
+		printf("purged %zu payload%s%s%s; the hash chain is untouched\n", n,
+		    n == 1 ? "" : "s", eo.tenant ? " of tenant " : " past their TTL",
+		    eo.tenant ? eo.tenant : "");
+		return 0;
+	}
 	if (strcmp(what, "export") != 0 || output == NULL)
 		return usage();
 	if (pubkey != NULL && (pem = slurp_text(pubkey)) == NULL) {

@@ -59,6 +59,7 @@ struct txn {
 	json_t *usage;
 	char req_hmac[AUD_HASH_HEX + 1];
 	bool recorded;			/* record() ran */
+	struct evbuffer *stream_copy;	/* what a stream sent, for keep: full */
 	bool refused_late;		/* tool policy refused after allow */
 	struct aud_hmac *resp_hmac;
 	char auth_hdr[1024];		/* "Authorization: Bearer ..." */
@@ -69,6 +70,61 @@ static void try_next(struct txn *t, const char *why, int status, const char *typ
     const char *code);
 
 /* The transaction's one audit record, however it ended. */
+/*
+ * keep: redacted or full: the request and the answer go to the payload
+ * store (outside the chain; the record holds their digests).  The answer
+ * is t->resp for a whole answer, the stream's copy for a stream.
+ */
+static bool
+keep_payload(struct txn *t)
+{
+	const char *req, *resp = NULL;
+	size_t reqlen, resplen = 0;
+	bool full = t->dec.keep == POL_KEEP_FULL, ok;
+	json_t *p;
+
+	if (!t->decided || t->dec.keep < POL_KEEP_REDACTED || t->audit == NULL ||
+	    t->tenant == NULL)
+		return false;
+	req = (const char *)evbuffer_pullup(t->body, -1);
+	reqlen = evbuffer_get_length(t->body);
+	if (t->streaming && t->stream_copy != NULL) {
+		resp = (const char *)evbuffer_pullup(t->stream_copy, -1);
+		resplen = evbuffer_get_length(t->stream_copy);
+	} else if (!t->streaming && t->resp != NULL) {
+		resp = (const char *)evbuffer_pullup(t->resp, -1);
+		resplen = evbuffer_get_length(t->resp);
+	}
+	p = json_pack("{s:s,s:s,s:s,s:i}", "decision_id", t->dec.id, "tenant",
+	    t->tenant->id, "mode", pol_keep_name(t->dec.keep), "status",
+	    t->final_status);
+	if (full) {
+		json_t *rj = json_loadb(req, reqlen, JSON_ALLOW_NUL, NULL);
+
+		json_t *sj = resp == NULL ? json_null() : t->streaming ?
+		    json_stringn(resp, resplen) :
+		    json_loadb(resp, resplen, JSON_ALLOW_NUL, NULL);
+
+		json_object_set_new(p, "request", rj ? rj :
+		    json_string("[request body is not JSON]"));
+		json_object_set_new(p, "response", sj ? sj :
+		    json_string("[answer is not valid UTF-8 JSON]"));
+	} else {
+		char note[64];
+
+		json_object_set_new(p, "request", aud_redact(req, reqlen, true));
+		snprintf(note, sizeof(note), "[stream: %zu bytes redacted]",
+		    resplen);
+		json_object_set_new(p, "response", resp == NULL ? json_null() :
+		    t->streaming ? json_string(note) :
+		    aud_redact(resp, resplen, false));
+	}
+	ok = aud_payload_store(t->audit, t->tenant->id, t->dec.id,
+	    t->dec.keep_ttl_days, p) == WD_OK;
+	json_decref(p);
+	return ok;
+}
+
 /*
  * The transaction's one audit record, written before the caller gets the
  * answer it describes (so a crash cannot lose an acknowledged record).
@@ -98,6 +154,7 @@ record(struct txn *t)
 		.resp_hmac = resp,
 	};
 	json_t *rec;
+	bool stored;
 
 	if (t->resp_hmac != NULL) {
 		aud_hmac_final(t->resp_hmac, resp);
@@ -106,7 +163,11 @@ record(struct txn *t)
 	if (t->recorded)
 		return WD_OK;
 	t->recorded = true;
+	stored = keep_payload(t);
 	rec = gw_record(&o);
+	if (stored)
+		json_object_set_new(json_object_get(rec, "payload"), "stored",
+		    json_true());
 	/* A later check (tool policy) may refuse what the decision allowed. */
 	if (t->refused_late)
 		json_object_set_new(rec, "verdict", json_string("deny"));
@@ -155,6 +216,8 @@ txn_end(struct txn *t)
 	}
 	json_decref(t->attempt_log);
 	json_decref(t->usage);
+	if (t->stream_copy != NULL)
+		evbuffer_free(t->stream_copy);
 	gw_creds_unref(t->creds);
 	pol_snapshot_unref(t->snap);
 	free(t);
@@ -256,6 +319,11 @@ note_stream_bytes(struct txn *t, struct evbuffer *out)
 		return;
 	if (t->resp_hmac != NULL)
 		aud_hmac_update(t->resp_hmac, p, len);
+	/* keep: full stores the stream too, up to 1 MiB. */
+	if (t->decided && t->dec.keep == POL_KEEP_FULL &&
+	    (t->stream_copy != NULL || (t->stream_copy = evbuffer_new()) != NULL) &&
+	    evbuffer_get_length(t->stream_copy) + len <= (1u << 20))
+		evbuffer_add(t->stream_copy, p, len);
 	/* OpenAI sends usage in a chunk of its own near the end. */
 	u = memmem(p, len, "\"usage\":{", 9);
 	if (u != NULL) {
