@@ -164,6 +164,31 @@ gw_creds_load(struct gw_server *srv, const struct pol_snapshot *snap,
 	return WD_OK;
 }
 
+json_t *
+gw_creds_changed(const struct gw_creds *old, const struct pol_snapshot *os,
+    const struct gw_creds *new, const struct pol_snapshot *ns)
+{
+	json_t *names = json_array();
+
+	/* Compared in memory, never printed: only names leave. */
+	for (size_t i = 0; i < ns->nproviders; i++) {
+		const char *name = ns->providers[i].credential;
+		const unsigned char *a, *b;
+		size_t al = 0, bl = 0;
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(ns->providers[j].credential, name) == 0;
+		if (seen)
+			continue;
+		a = old ? gw_creds_get(old, os, name, &al) : NULL;
+		b = gw_creds_get(new, ns, name, &bl);
+		if (a == NULL || b == NULL || al != bl || !wd_ct_equal(a, b, al))
+			json_array_append_new(names, json_string(name));
+	}
+	return names;
+}
+
 /* Checkpoint signatures: the TPM signs, serialised with other TPM use. */
 static enum wd_err
 sign(void *ctx, const unsigned char *msg, size_t len, unsigned char *sig,

@@ -81,6 +81,10 @@ struct gw_creds *gw_creds_ref(struct gw_creds *c);
 void gw_creds_unref(struct gw_creds *c);
 const unsigned char *gw_creds_get(const struct gw_creds *c,
     const struct pol_snapshot *snap, const char *name, size_t *len);
+/* Names of credentials new or changed between two generations. */
+json_t *gw_creds_changed(const struct gw_creds *old,
+    const struct pol_snapshot *os, const struct gw_creds *new,
+    const struct pol_snapshot *ns);
 const char *gw_tcti(const struct gw_server *srv,
     const struct pol_snapshot *snap);
 const char *gw_secrets_store(const struct gw_server *srv,

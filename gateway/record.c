@@ -65,7 +65,15 @@ gw_record(const struct gw_outcome *o)
 		/* Refused before a decision: unauthenticated, malformed. */
 		json_object_set_new(r, "verdict", json_string("deny"));
 	}
-	if (o->tools != NULL)
+	json_object_set_new(r, "agent", json_null());
+	json_object_set_new(r, "session", json_null());
+	if (o->tools != NULL) {
 		json_object_set(r, "tools", o->tools);
+		if (json_object_get(o->tools, "agent") != NULL)
+			json_object_set(r, "agent", json_object_get(o->tools, "agent"));
+		if (json_object_get(o->tools, "session") != NULL)
+			json_object_set(r, "session",
+			    json_object_get(o->tools, "session"));
+	}
 	return r;
 }

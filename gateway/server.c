@@ -60,18 +60,28 @@ gw_server_reload(struct gw_server *srv, FILE *errs)
 	if (rc == WD_OK && (rc = gw_creds_load(srv, next, &ncreds, errs)) != WD_OK)
 		pol_snapshot_unref(next);
 	if (rc == WD_OK) {
+		json_t *rotated;
+
 		pthread_mutex_lock(&srv->snap_lock);
 		old = srv->snap;
 		ocreds = srv->creds;
 		srv->snap = next;
 		srv->creds = ncreds;
 		pthread_mutex_unlock(&srv->snap_lock);
+		/* Which credentials were sealed or rotated since: by name. */
+		rotated = gw_creds_changed(ocreds, old, ncreds, next);
 		gw_creds_unref(ocreds);
 		if (srv->audit != NULL)
-			aud_submit(srv->audit, json_pack("{s:s,s:s,s:s,s:s}", "kind",
-			    "reload", "config", srv->opts->config, "policy_version",
-			    next->version, "previous_policy_version", old->version),
-			    NULL, NULL);
+			aud_submit(srv->audit, json_pack("{s:s,s:s,s:s,s:s,s:O}",
+			    "kind", "reload", "config", srv->opts->config,
+			    "policy_version", next->version,
+			    "previous_policy_version", old->version,
+			    "credentials_changed", rotated), NULL, NULL);
+		if (json_array_size(rotated) > 0)
+			wd_info("reload: %zu credential%s changed",
+			    json_array_size(rotated),
+			    json_array_size(rotated) == 1 ? "" : "s");
+		json_decref(rotated);
 		if (strcmp(old->version, next->version) != 0)
 			wd_info("reloaded %s: policy %.12s (was %.12s)",
 			    srv->opts->config, next->version, old->version);

@@ -147,6 +147,15 @@ START_TEST(sealed_credentials_reach_the_provider_and_rotate_on_reload)
 	it_resp_free(&r);
 	ck_assert_msg(us_got("tok-sealed-2", "Bearer " ROTATED_US),
 	    "the rotated credential was not used after reload");
+	/* The reload record names the rotated credential, never its value. */
+	{
+		char seg[300];
+
+		snprintf(seg, sizeof(seg), "%s/audit-000001.jsonl", adir);
+		ck_assert(it_file_contains(seg, "\"credentials_changed\":"
+		    "[\"c-us\"]"));
+		ck_assert(!it_file_contains(seg, ROTATED_US));
+	}
 
 	/* A credential gone from the store: the reload fails, the running
 	 * credentials stay. */
