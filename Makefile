@@ -30,6 +30,10 @@ INTEG_SRC := $(wildcard tests/integration/*.c)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
+# Sub-makes print no "Entering/Leaving directory": a test run ends with
+# the test runners' own summary lines.
+MAKEFLAGS += --no-print-directory
+
 .PHONY: all deps run test test-unit test-integration test-fuzz asan \
         bench fuzz clean node-deps swtpm-start swtpm-stop
 
