@@ -12,8 +12,7 @@
  * failed attempt (connect error, timeout, 5xx, 429) moves on to the next
  * route of the tenant that serves the model, up to upstream.max_attempts.
  */
-#include "gateway/gw_int.h"
-#include "audit/aud.h"
+#include "gateway/txn.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,181 +22,13 @@
 /* Pause the provider when this much is waiting to go to the client. */
 #define OUT_HIGH_MARK (256u << 10)
 
-struct txn {
-	struct gw_conn *conn;		/* NULL once the client left */
-	struct aud_log *audit;		/* where the record goes */
-	char reqid[65];
-	struct pol_snapshot *snap;	/* our reference */
-	struct gw_creds *creds;		/* ours too: the snapshot's credentials */
-	const struct pol_tenant *tenant;
-	struct pol_caller caller;	/* who the key is */
-	struct gw_tools tools;		/* agent tool policy, if any */
-	struct gw_tools_deny tool_deny;	/* why a stream was cut */
-	bool tool_violation;
-	struct evbuffer *body;		/* the request body (maybe rewritten) */
-	struct gw_chat chat;
-	struct pol_decision dec;
-	const struct pol_provider **cand;	/* dec.routes */
-	size_t ncand;
-	size_t next;			/* index of the next route to try */
-	int attempts;
-	const struct pol_provider *route;	/* current attempt */
-	struct gw_up_xfer *xfer;
-	int up_status;
-	uint64_t attempt_us;
-	bool streaming;			/* answer headers went to the client */
-	bool too_big;			/* answer or event over a limit */
-	struct evbuffer *resp;		/* buffered answer, or SSE remainder */
-	struct gw_sse sse;
-	char up_ctype[128];
-	/* For the audit record. */
-	uint64_t started_us;
-	int final_status;
-	const char *final_code;
-	bool decided;
-	json_t *attempt_log;		/* [{route, status|error}] */
-	json_t *usage;
-	char req_hmac[AUD_HASH_HEX + 1];
-	bool recorded;			/* record() ran */
-	struct evbuffer *stream_copy;	/* what a stream sent, for keep: full */
-	bool refused_late;		/* tool policy refused after allow */
-	struct aud_hmac *resp_hmac;
-	char auth_hdr[1024];		/* "Authorization: Bearer ..." */
-	char reqid_hdr[96];
-};
-
 static void try_next(struct txn *t, const char *why, int status, const char *type,
     const char *code);
-
-/* The transaction's one audit record, however it ended. */
-/*
- * keep: redacted or full: the request and the answer go to the payload
- * store (outside the chain; the record holds their digests).  The answer
- * is t->resp for a whole answer, the stream's copy for a stream.
- */
-static bool
-keep_payload(struct txn *t)
-{
-	const char *req, *resp = NULL;
-	size_t reqlen, resplen = 0;
-	bool full = t->dec.keep == POL_KEEP_FULL, ok;
-	json_t *p;
-
-	if (!t->decided || t->dec.keep < POL_KEEP_REDACTED || t->audit == NULL ||
-	    t->tenant == NULL)
-		return false;
-	req = (const char *)evbuffer_pullup(t->body, -1);
-	reqlen = evbuffer_get_length(t->body);
-	if (t->streaming && t->stream_copy != NULL) {
-		resp = (const char *)evbuffer_pullup(t->stream_copy, -1);
-		resplen = evbuffer_get_length(t->stream_copy);
-	} else if (!t->streaming && t->resp != NULL) {
-		resp = (const char *)evbuffer_pullup(t->resp, -1);
-		resplen = evbuffer_get_length(t->resp);
-	}
-	p = json_pack("{s:s,s:s,s:s,s:i}", "decision_id", t->dec.id, "tenant",
-	    t->tenant->id, "mode", pol_keep_name(t->dec.keep), "status",
-	    t->final_status);
-	if (full) {
-		json_t *rj = json_loadb(req, reqlen, JSON_ALLOW_NUL, NULL);
-
-		json_t *sj = resp == NULL ? json_null() : t->streaming ?
-		    json_stringn(resp, resplen) :
-		    json_loadb(resp, resplen, JSON_ALLOW_NUL, NULL);
-
-		json_object_set_new(p, "request", rj ? rj :
-		    json_string("[request body is not JSON]"));
-		json_object_set_new(p, "response", sj ? sj :
-		    json_string("[answer is not valid UTF-8 JSON]"));
-	} else {
-		char note[64];
-
-		json_object_set_new(p, "request", aud_redact(req, reqlen, true));
-		snprintf(note, sizeof(note), "[stream: %zu bytes redacted]",
-		    resplen);
-		json_object_set_new(p, "response", resp == NULL ? json_null() :
-		    t->streaming ? json_string(note) :
-		    aud_redact(resp, resplen, false));
-	}
-	ok = aud_payload_store(t->audit, t->tenant->id, t->dec.id,
-	    t->dec.keep_ttl_days, p) == WD_OK;
-	json_decref(p);
-	return ok;
-}
-
-/*
- * The transaction's one audit record, written before the caller gets the
- * answer it describes (so a crash cannot lose an acknowledged record).
- * WD_EIO: the log is failing; the record waits in memory for the retry.
- */
-static enum wd_err
-record(struct txn *t)
-{
-	char resp[AUD_HASH_HEX + 1] = "";
-	struct gw_outcome o = {
-		.request_id = t->reqid,
-		.snap = t->snap,
-		.dec = &t->dec,
-		.decided = t->decided,
-		.tenant = t->tenant ? t->tenant->id : NULL,
-		.model = t->chat.model,
-		.stream = t->chat.stream,
-		.route = t->route,
-		.status = t->final_status,
-		.code = t->final_code,
-		.upstream_status = t->up_status,
-		.attempts = t->attempt_log,
-		.tools = t->tools.log,
-		.usage = t->usage,
-		.latency_us = wd_mono_us() - t->started_us,
-		.req_hmac = t->req_hmac,
-		.resp_hmac = resp,
-	};
-	json_t *rec;
-	bool stored;
-
-	if (t->resp_hmac != NULL) {
-		aud_hmac_final(t->resp_hmac, resp);
-		t->resp_hmac = NULL;
-	}
-	if (t->recorded)
-		return WD_OK;
-	t->recorded = true;
-	stored = keep_payload(t);
-	rec = gw_record(&o);
-	if (stored)
-		json_object_set_new(json_object_get(rec, "payload"), "stored",
-		    json_true());
-	/* A later check (tool policy) may refuse what the decision allowed. */
-	if (t->refused_late)
-		json_object_set_new(rec, "verdict", json_string("deny"));
-	if (t->audit == NULL) {
-		json_decref(rec);
-		return WD_OK;
-	}
-	{
-		json_t *back;
-		enum wd_err rc = aud_try_append(t->audit, rec, &back);
-
-		if (rc == WD_OK || back == NULL)
-			return rc;
-		/* Not written.  Unless the answer is an error already, the
-		 * caller withholds it and answers 503: say so in the record,
-		 * which waits for the writer's retry. */
-		if (t->final_status < 400) {
-			json_object_set_new(back, "status", json_integer(503));
-			json_object_set_new(back, "code",
-			    json_string("audit_unavailable"));
-		}
-		aud_append(t->audit, back);
-		return rc;
-	}
-}
 
 static void
 txn_end(struct txn *t)
 {
-	record(t);		/* if no answer path did (client gone) */
+	gw_txn_record(t);		/* if no answer path did (client gone) */
 	if (t->xfer != NULL)
 		gw_up_abort(t->xfer);
 	if (t->conn != NULL)
@@ -259,7 +90,7 @@ fail(struct txn *t, int status, const char *type, const char *code,
 	gw_metrics_request(route_id(t), status);
 	t->final_status = status;
 	t->final_code = code;
-	record(t);		/* an error goes out either way */
+	gw_txn_record(t);		/* an error goes out either way */
 	t->conn = NULL;
 	gw_conn_set_hooks(c, NULL);
 	gw_send_error(c, status, type, code, "%s", msg);
@@ -460,7 +291,7 @@ end_stream_with_error(struct txn *t, const char *type, const char *code,
 	t->final_status = strcmp(type, "policy_violation") == 0 ? 403 : 502;
 	t->final_code = code;
 	gw_metrics_request(route_id(t), t->final_status);
-	record(t);
+	gw_txn_record(t);
 	t->conn = NULL;
 	gw_respond_end(c, true);
 	txn_end(t);
@@ -485,7 +316,7 @@ finish_stream(struct txn *t)
 	 * out only once the record is written. */
 	note_stream_bytes(t, t->resp);
 	t->final_status = 200;
-	if (record(t) != WD_OK) {
+	if (gw_txn_record(t) != WD_OK) {
 		/* Not recorded: the stream must not end as if it had. */
 		evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
 		end_stream_with_error(t, "server_error", "audit_unavailable",
@@ -571,7 +402,7 @@ finish_buffered(struct txn *t)
 		    "cannot be written; warden refuses traffic until it can");
 		return;
 	}
-	if (record(t) != WD_OK) {
+	if (gw_txn_record(t) != WD_OK) {
 		/* Fail closed: no answer goes out unrecorded.  (The record,
 		 * queued, still says what the provider answered.) */
 		t->conn = NULL;
@@ -851,7 +682,7 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		gw_metrics_request("", 400);
 		t->final_status = 400;
 		t->final_code = "invalid_request";
-		record(t);
+		gw_txn_record(t);
 		t->conn = NULL;
 		gw_conn_set_hooks(cc, NULL);
 		gw_send_invalid(cc, param, "%s", why);

@@ -1,0 +1,65 @@
+/*
+ * txn.h - private to the chat transaction (proxy.c, txn_record.c): the
+ * state of one request from dispatch to its one end.
+ *
+ * struct txn owns everything of the request: the snapshot and credential
+ * references, the body, the upstream transfer, the answer buffers, the
+ * tool-policy state and what its audit record needs.
+ */
+#ifndef GW_TXN_H
+#define GW_TXN_H
+
+#include "audit/aud.h"
+#include "gateway/gw_int.h"
+
+struct txn {
+	struct gw_conn *conn;		/* NULL once the client left */
+	struct aud_log *audit;		/* where the record goes */
+	char reqid[65];
+	struct pol_snapshot *snap;	/* our reference */
+	struct gw_creds *creds;		/* ours too: the snapshot's credentials */
+	const struct pol_tenant *tenant;
+	struct pol_caller caller;	/* who the key is */
+	struct gw_tools tools;		/* agent tool policy, if any */
+	struct gw_tools_deny tool_deny;	/* why a stream was cut */
+	bool tool_violation;
+	struct evbuffer *body;		/* the request body (maybe rewritten) */
+	struct gw_chat chat;
+	struct pol_decision dec;
+	const struct pol_provider **cand;	/* dec.routes */
+	size_t ncand;
+	size_t next;			/* index of the next route to try */
+	int attempts;
+	const struct pol_provider *route;	/* current attempt */
+	struct gw_up_xfer *xfer;
+	int up_status;
+	uint64_t attempt_us;
+	bool streaming;			/* answer headers went to the client */
+	bool too_big;			/* answer or event over a limit */
+	struct evbuffer *resp;		/* buffered answer, or SSE remainder */
+	struct gw_sse sse;
+	char up_ctype[128];
+	/* For the audit record. */
+	uint64_t started_us;
+	int final_status;
+	const char *final_code;
+	bool decided;
+	json_t *attempt_log;		/* [{route, status|error}] */
+	json_t *usage;
+	char req_hmac[AUD_HASH_HEX + 1];
+	bool recorded;			/* record() ran */
+	struct evbuffer *stream_copy;	/* what a stream sent, for keep: full */
+	bool refused_late;		/* tool policy refused after allow */
+	struct aud_hmac *resp_hmac;
+	char auth_hdr[1024];		/* "Authorization: Bearer ..." */
+	char reqid_hdr[96];
+};
+
+/*
+ * The transaction's one audit record (at most once; later calls do
+ * nothing).  WD_EIO: the log is failing; the record, amended to say the
+ * answer was withheld, waits for the writer's retry.
+ */
+enum wd_err gw_txn_record(struct txn *t);
+
+#endif /* GW_TXN_H */

@@ -1,0 +1,137 @@
+/*
+ * txn_record.c - the end of a chat transaction as the audit log sees it:
+ * its one record (gw_record() in record.c says what it holds), written
+ * before the caller gets the answer it describes, and what the payload
+ * store keeps of the conversation when the decision says `redacted` or
+ * `full`.
+ */
+#include "gateway/txn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * keep: redacted or full: the request and the answer go to the payload
+ * store (outside the chain; the record holds their digests).  The answer
+ * is t->resp for a whole answer, the stream's copy for a stream.
+ */
+static bool
+keep_payload(struct txn *t)
+{
+	const char *req, *resp = NULL;
+	size_t reqlen, resplen = 0;
+	bool full = t->dec.keep == POL_KEEP_FULL, ok;
+	json_t *p;
+
+	if (!t->decided || t->dec.keep < POL_KEEP_REDACTED || t->audit == NULL ||
+	    t->tenant == NULL)
+		return false;
+	req = (const char *)evbuffer_pullup(t->body, -1);
+	reqlen = evbuffer_get_length(t->body);
+	if (t->streaming && t->stream_copy != NULL) {
+		resp = (const char *)evbuffer_pullup(t->stream_copy, -1);
+		resplen = evbuffer_get_length(t->stream_copy);
+	} else if (!t->streaming && t->resp != NULL) {
+		resp = (const char *)evbuffer_pullup(t->resp, -1);
+		resplen = evbuffer_get_length(t->resp);
+	}
+	p = json_pack("{s:s,s:s,s:s,s:i}", "decision_id", t->dec.id, "tenant",
+	    t->tenant->id, "mode", pol_keep_name(t->dec.keep), "status",
+	    t->final_status);
+	if (full) {
+		json_t *rj = json_loadb(req, reqlen, JSON_ALLOW_NUL, NULL);
+
+		json_t *sj = resp == NULL ? json_null() : t->streaming ?
+		    json_stringn(resp, resplen) :
+		    json_loadb(resp, resplen, JSON_ALLOW_NUL, NULL);
+
+		json_object_set_new(p, "request", rj ? rj :
+		    json_string("[request body is not JSON]"));
+		json_object_set_new(p, "response", sj ? sj :
+		    json_string("[answer is not valid UTF-8 JSON]"));
+	} else {
+		char note[64];
+
+		json_object_set_new(p, "request", aud_redact(req, reqlen, true));
+		snprintf(note, sizeof(note), "[stream: %zu bytes redacted]",
+		    resplen);
+		json_object_set_new(p, "response", resp == NULL ? json_null() :
+		    t->streaming ? json_string(note) :
+		    aud_redact(resp, resplen, false));
+	}
+	ok = aud_payload_store(t->audit, t->tenant->id, t->dec.id,
+	    t->dec.keep_ttl_days, p) == WD_OK;
+	json_decref(p);
+	return ok;
+}
+
+/*
+ * The transaction's one audit record, written before the caller gets the
+ * answer it describes (so a crash cannot lose an acknowledged record).
+ * WD_EIO: the log is failing; the record waits in memory for the retry.
+ */
+enum wd_err
+gw_txn_record(struct txn *t)
+{
+	char resp[AUD_HASH_HEX + 1] = "";
+	struct gw_outcome o = {
+		.request_id = t->reqid,
+		.snap = t->snap,
+		.dec = &t->dec,
+		.decided = t->decided,
+		.tenant = t->tenant ? t->tenant->id : NULL,
+		.model = t->chat.model,
+		.stream = t->chat.stream,
+		.route = t->route,
+		.status = t->final_status,
+		.code = t->final_code,
+		.upstream_status = t->up_status,
+		.attempts = t->attempt_log,
+		.tools = t->tools.log,
+		.usage = t->usage,
+		.latency_us = wd_mono_us() - t->started_us,
+		.req_hmac = t->req_hmac,
+		.resp_hmac = resp,
+	};
+	json_t *rec;
+	bool stored;
+
+	if (t->resp_hmac != NULL) {
+		aud_hmac_final(t->resp_hmac, resp);
+		t->resp_hmac = NULL;
+	}
+	if (t->recorded)
+		return WD_OK;
+	t->recorded = true;
+	stored = keep_payload(t);
+	rec = gw_record(&o);
+	if (stored)
+		json_object_set_new(json_object_get(rec, "payload"), "stored",
+		    json_true());
+	/* A later check (tool policy) may refuse what the decision allowed. */
+	if (t->refused_late)
+		json_object_set_new(rec, "verdict", json_string("deny"));
+	if (t->audit == NULL) {
+		json_decref(rec);
+		return WD_OK;
+	}
+	{
+		json_t *back;
+		enum wd_err rc = aud_try_append(t->audit, rec, &back);
+
+		if (rc == WD_OK || back == NULL)
+			return rc;
+		/* Not written.  Unless the answer is an error already, the
+		 * caller withholds it and answers 503: say so in the record,
+		 * which waits for the writer's retry. */
+		if (t->final_status < 400) {
+			json_object_set_new(back, "status", json_integer(503));
+			json_object_set_new(back, "code",
+			    json_string("audit_unavailable"));
+		}
+		aud_append(t->audit, back);
+		return rc;
+	}
+}
+
