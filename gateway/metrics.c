@@ -1,8 +1,9 @@
 /*
  * metrics.c - counters for /metrics, in the Prometheus text format.
  *
- * Workers update, /metrics reads; one mutex guards the labelled series
- * (a handful of routes times a handful of statuses), atomics the gauges.
+ * Each thread counts into a shard of its own (its mutex is contended only
+ * while /metrics reads it); /metrics adds the shards up.  Atomics hold
+ * the gauges.
  * Labelled series are keyed by route id string and never removed, so a
  * reload that renames routes keeps the old series until restart.
  */
@@ -32,11 +33,18 @@ struct lat_series {
 	uint64_t sum_us;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct req_series reqs[MAX_SERIES];
-static size_t nreqs;
-static struct lat_series lats[MAX_SERIES / 8];
-static size_t nlats;
+struct shard {
+	pthread_mutex_t lock;
+	struct req_series reqs[MAX_SERIES];
+	size_t nreqs;
+	struct lat_series lats[MAX_SERIES / 8];
+	size_t nlats;
+	struct shard *next;
+};
+
+static pthread_mutex_t shards_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shard *shards;		/* every thread's, never freed */
+static __thread struct shard *mine;
 static atomic_llong open_conns;
 static atomic_ullong bytes_in, bytes_out;
 
@@ -45,46 +53,82 @@ gw_metrics_init(void)
 {
 }
 
-void
-gw_metrics_request(const char *route, int status)
+/* This thread's shard, made on first use (NULL if out of memory). */
+static struct shard *
+shard(void)
+{
+	if (mine == NULL && (mine = calloc(1, sizeof(*mine))) != NULL) {
+		pthread_mutex_init(&mine->lock, NULL);
+		pthread_mutex_lock(&shards_lock);
+		mine->next = shards;
+		shards = mine;
+		pthread_mutex_unlock(&shards_lock);
+	}
+	return mine;
+}
+
+static void
+add_request(struct shard *sh, const char *route, int status, uint64_t n)
 {
 	size_t i;
 
-	pthread_mutex_lock(&lock);
-	for (i = 0; i < nreqs; i++)
-		if (reqs[i].status == status && strcmp(reqs[i].route, route) == 0)
+	for (i = 0; i < sh->nreqs; i++)
+		if (sh->reqs[i].status == status &&
+		    strcmp(sh->reqs[i].route, route) == 0)
 			break;
-	if (i == nreqs && nreqs < MAX_SERIES) {
-		snprintf(reqs[i].route, sizeof(reqs[i].route), "%s", route);
-		reqs[i].status = status;
-		nreqs++;
+	if (i == sh->nreqs && sh->nreqs < MAX_SERIES) {
+		snprintf(sh->reqs[i].route, sizeof(sh->reqs[i].route), "%s", route);
+		sh->reqs[i].status = status;
+		sh->nreqs++;
 	}
-	if (i < nreqs)
-		reqs[i].count++;
-	pthread_mutex_unlock(&lock);
+	if (i < sh->nreqs)
+		sh->reqs[i].count += n;
+}
+
+static struct lat_series *
+lat_of(struct shard *sh, const char *route)
+{
+	size_t i;
+
+	for (i = 0; i < sh->nlats; i++)
+		if (strcmp(sh->lats[i].route, route) == 0)
+			return &sh->lats[i];
+	if (sh->nlats >= sizeof(sh->lats) / sizeof(sh->lats[0]))
+		return NULL;
+	snprintf(sh->lats[i].route, sizeof(sh->lats[i].route), "%s", route);
+	sh->nlats++;
+	return &sh->lats[i];
+}
+
+void
+gw_metrics_request(const char *route, int status)
+{
+	struct shard *sh = shard();
+
+	if (sh == NULL)
+		return;
+	pthread_mutex_lock(&sh->lock);
+	add_request(sh, route, status, 1);
+	pthread_mutex_unlock(&sh->lock);
 }
 
 void
 gw_metrics_upstream(const char *route, uint64_t us)
 {
-	size_t i;
+	struct shard *sh = shard();
+	struct lat_series *l;
 
-	pthread_mutex_lock(&lock);
-	for (i = 0; i < nlats; i++)
-		if (strcmp(lats[i].route, route) == 0)
-			break;
-	if (i == nlats && nlats < sizeof(lats) / sizeof(lats[0])) {
-		snprintf(lats[i].route, sizeof(lats[i].route), "%s", route);
-		nlats++;
-	}
-	if (i < nlats) {
+	if (sh == NULL)
+		return;
+	pthread_mutex_lock(&sh->lock);
+	if ((l = lat_of(sh, route)) != NULL) {
 		for (size_t b = 0; b < NBUCKETS; b++)
 			if ((double)us / 1e6 <= bucket_le[b])
-				lats[i].buckets[b]++;
-		lats[i].count++;
-		lats[i].sum_us += us;
+				l->buckets[b]++;
+		l->count++;
+		l->sum_us += us;
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&sh->lock);
 }
 
 void
@@ -105,7 +149,36 @@ gw_metrics_bytes(uint64_t in, uint64_t out)
 void
 gw_metrics_render(struct evbuffer *o)
 {
-	pthread_mutex_lock(&lock);
+	struct shard *sum = calloc(1, sizeof(*sum)), *sh;
+	struct req_series *reqs;
+	struct lat_series *lats;
+	size_t nreqs, nlats;
+
+	if (sum == NULL)
+		return;
+	pthread_mutex_lock(&shards_lock);
+	for (sh = shards; sh != NULL; sh = sh->next) {
+		pthread_mutex_lock(&sh->lock);
+		for (size_t i = 0; i < sh->nreqs; i++)
+			add_request(sum, sh->reqs[i].route, sh->reqs[i].status,
+			    sh->reqs[i].count);
+		for (size_t i = 0; i < sh->nlats; i++) {
+			struct lat_series *l = lat_of(sum, sh->lats[i].route);
+
+			for (size_t b = 0; l != NULL && b < NBUCKETS; b++)
+				l->buckets[b] += sh->lats[i].buckets[b];
+			if (l != NULL) {
+				l->count += sh->lats[i].count;
+				l->sum_us += sh->lats[i].sum_us;
+			}
+		}
+		pthread_mutex_unlock(&sh->lock);
+	}
+	pthread_mutex_unlock(&shards_lock);
+	reqs = sum->reqs;
+	nreqs = sum->nreqs;
+	lats = sum->lats;
+	nlats = sum->nlats;
 	evbuffer_add_printf(o, "# HELP warden_requests_total Requests answered, "
 	    "by HTTP status and route (499: client left).\n"
 	    "# TYPE warden_requests_total counter\n");
@@ -131,7 +204,6 @@ gw_metrics_render(struct evbuffer *o)
 		    "{route=\"%s\"} %llu\n", lats[i].route,
 		    (unsigned long long)lats[i].count);
 	}
-	pthread_mutex_unlock(&lock);
 	evbuffer_add_printf(o, "# HELP warden_open_connections Client "
 	    "connections open now.\n# TYPE warden_open_connections gauge\n"
 	    "warden_open_connections %lld\n",
@@ -144,4 +216,5 @@ gw_metrics_render(struct evbuffer *o)
 	    "to clients.\n# TYPE warden_bytes_sent_total counter\n"
 	    "warden_bytes_sent_total %llu\n",
 	    (unsigned long long)atomic_load(&bytes_out));
+	free(sum);
 }
