@@ -107,7 +107,7 @@ test: deps
 	    $(MAKE) BUILD=build/asan OPT=-O1 SAN="$(ASAN_FLAGS)" \
 	    test-fuzz test-unit test-integration
 
-run: deps all node-deps
+run: deps all
 	@sh scripts/demo.sh $(BUILD)
 
 bench: deps all $(BUILD)/bench_decide
