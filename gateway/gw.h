@@ -22,6 +22,8 @@ struct gw_serve_opts {
 	const char *tcti;		/* overrides secrets.tcti */
 	const char *secrets_store;	/* overrides secrets.store */
 	bool dev_credentials;		/* allow plain-text dev_credentials */
+	const char *user;		/* become this user after binding */
+	bool allow_root;		/* run as root anyway */
 };
 
 /* Run the gateway until SIGTERM/SIGINT.  Returns a process exit code. */

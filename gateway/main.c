@@ -17,6 +17,7 @@ usage(FILE *f)
 	    "[--audit-dir DIR]\n"
 	    "                    [--tcti TCTI] [--secrets-store DIR] "
 	    "[--dev-credentials]\n"
+	    "                    [--user NAME | --allow-root]\n"
 	    "       warden lint -c FILE\n"
 	    "       warden check -c FILE (--key KEY | --tenant ID) "
 	    "[-H 'Name: value']... REQUEST.json\n"
@@ -51,6 +52,8 @@ cmd_serve(int argc, char **argv)
 		{ "tcti", required_argument, NULL, 'T' },
 		{ "secrets-store", required_argument, NULL, 'S' },
 		{ "dev-credentials", no_argument, NULL, 'D' },
+		{ "user", required_argument, NULL, 'U' },
+		{ "allow-root", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gw_serve_opts o = { 0 };
@@ -85,6 +88,12 @@ cmd_serve(int argc, char **argv)
 			break;
 		case 'D':
 			o.dev_credentials = true;
+			break;
+		case 'U':
+			o.user = optarg;
+			break;
+		case 'R':
+			o.allow_root = true;
 			break;
 		default:
 			usage(stderr);

@@ -9,7 +9,9 @@
 #include "gateway/gw_int.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -278,6 +280,45 @@ open_audit(struct gw_server *srv)
 	return rc;
 }
 
+/*
+ * Least privilege: with --user, become that user (and its groups: the
+ * TPM device is usually group tss) once the ports are bound; without it,
+ * refuse to run as root unless told to (--allow-root, or
+ * WARDEN_ALLOW_ROOT=1 for development and tests).
+ */
+static enum wd_err
+drop_privileges(const struct gw_serve_opts *o)
+{
+	const char *env = getenv("WARDEN_ALLOW_ROOT");
+
+	if (o->user != NULL) {
+		struct passwd *pw = getpwnam(o->user);
+
+		if (pw == NULL) {
+			wd_error("--user %s: no such user", o->user);
+			return WD_EINVAL;
+		}
+		if (initgroups(pw->pw_name, pw->pw_gid) != 0 ||
+		    setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+			wd_error("cannot become user %s: %s", o->user,
+			    strerror(errno));
+			return WD_EPERM;
+		}
+		if (pw->pw_uid != 0 && setuid(0) == 0) {
+			wd_error("could regain root after dropping it; stopping");
+			return WD_EPERM;
+		}
+		wd_info("running as %s (uid %u)", o->user, (unsigned)pw->pw_uid);
+	}
+	if (geteuid() == 0 && !o->allow_root &&
+	    (env == NULL || strcmp(env, "1") != 0)) {
+		wd_error("refusing to run as root: give --user NAME to drop to "
+		    "after binding, or --allow-root");
+		return WD_EPERM;
+	}
+	return WD_OK;
+}
+
 static int
 ncores(void)
 {
@@ -315,15 +356,6 @@ gw_serve(const struct gw_serve_opts *opts)
 	pthread_mutex_init(&srv.tpm_lock, NULL);
 	if (pol_load(opts->config, stderr, &srv.snap) != WD_OK)
 		return 2;
-	{
-		char err[256];
-
-		/* Before the first unseal: no core dumps, no ptrace. */
-		if (sec_harden_process(err, sizeof(err)) != WD_OK)
-			wd_warn("cannot harden the process: %s", err);
-	}
-	if (gw_creds_load(&srv, srv.snap, &srv.creds, stderr) != WD_OK)
-		goto out;
 	listen_spec = opts->listen ? opts->listen : srv.snap->server.listen;
 	if (listen_spec == NULL)
 		listen_spec = "127.0.0.1:8080";
@@ -337,6 +369,30 @@ gw_serve(const struct gw_serve_opts *opts)
 	srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
 	if (srv.workers == NULL)
 		goto out;
+	/* Bind first (a port under 1024 may need root), then give root up
+	 * before touching credentials, the TPM or the audit log. */
+	for (int i = 0; i < srv.nworkers; i++)
+		srv.workers[i].listen_fd = -1;
+	for (int i = 0; i < srv.nworkers; i++) {
+		srv.workers[i].listen_fd = open_listener(&ss, sslen);
+		if (srv.workers[i].listen_fd < 0) {
+			wd_error("cannot listen on %s: %s", listen_spec,
+			    strerror(errno));
+			goto out;
+		}
+	}
+	if (drop_privileges(opts) != WD_OK)
+		goto out;
+	{
+		char err[256];
+
+		/* Before the first unseal: no core dumps, no ptrace.  (After
+		 * the uid change, which would reset it.) */
+		if (sec_harden_process(err, sizeof(err)) != WD_OK)
+			wd_warn("cannot harden the process: %s", err);
+	}
+	if (gw_creds_load(&srv, srv.snap, &srv.creds, stderr) != WD_OK)
+		goto out;
 	wd_random(rnd, sizeof(rnd));
 	wd_hex(rnd, sizeof(rnd), srv.instance);
 	if (open_audit(&srv) != WD_OK)
@@ -347,15 +403,8 @@ gw_serve(const struct gw_serve_opts *opts)
 	gw_metrics_init();
 
 	for (int i = 0; i < srv.nworkers; i++) {
-		int fd = open_listener(&ss, sslen);
-
-		srv.workers[i].listen_fd = -1;
-		if (fd < 0) {
-			wd_error("cannot listen on %s: %s", listen_spec,
-			    strerror(errno));
-			goto stop;
-		}
-		if (worker_init(&srv, &srv.workers[i], i, fd) != WD_OK) {
+		if (worker_init(&srv, &srv.workers[i], i,
+		    srv.workers[i].listen_fd) != WD_OK) {
 			wd_error("cannot set up worker %d", i);
 			goto stop;
 		}
@@ -405,6 +454,11 @@ stop:
 		wd_info("stopped");
 out:
 	aud_close(srv.audit);
+	if (srv.workers != NULL && started == 0)
+		for (int i = 0; i < srv.nworkers; i++)
+			if (srv.workers[i].listen_fd >= 0 &&
+			    srv.workers[i].listener == NULL)
+				close(srv.workers[i].listen_fd);
 	free(srv.workers);
 	pol_snapshot_unref(srv.snap);
 	gw_creds_unref(srv.creds);

@@ -11,5 +11,6 @@ Suite *suite_sealed(void);
 Suite *suite_tools(void);
 Suite *suite_audit(void);
 Suite *suite_secrets(void);
+Suite *suite_hostile(void);
 
 #endif

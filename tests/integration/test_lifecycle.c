@@ -335,6 +335,66 @@ START_TEST(redacted_payloads_keep_no_text)
 }
 END_TEST
 
+START_TEST(root_is_refused_unless_allowed)
+{
+	char cmd[1024], *out;
+
+	snprintf(cmd, sizeof(cmd), "env -u WARDEN_ALLOW_ROOT %s serve -c %s "
+	    "--audit-dir %s/audit-cmd --dev-credentials --listen 127.0.0.1:%d",
+	    getenv("WARDEN_BIN"), it.config, it_tmpdir(), it_free_port());
+	if (geteuid() != 0)
+		return;		/* nothing to refuse */
+	ck_assert_int_eq(run(cmd, &out), 1);
+	ck_assert_msg(strstr(out, "refusing to run as root") != NULL, "%s", out);
+	free(out);
+}
+END_TEST
+
+START_TEST(drops_to_an_unprivileged_user_after_binding)
+{
+	char adir[] = "/tmp/warden-nobody-XXXXXX", listen[32], path[64], url[96];
+	char *status, *uid;
+	const char *h[] = { "Authorization: Bearer " IT_KEY_T2, NULL };
+	char *body = it_chat_body("gpt-4o", "tok-nobody", false);
+	int port = it_free_port();
+	struct it_resp r;
+	pid_t w;
+
+	if (geteuid() != 0)
+		return;		/* dropping needs root to begin with */
+	ck_assert_ptr_nonnull(mkdtemp(adir));
+	ck_assert_int_eq(chown(adir, 65534, 65534), 0);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	{
+		char *argv[] = { getenv("WARDEN_BIN"), "serve", "-c", it.config,
+			"--listen", listen, "--audit-dir", adir, "--dev-credentials",
+			"--user", "nobody", NULL };
+
+		w = it_spawn(argv, it.warden_log);
+	}
+	ck_assert(it_wait_port(port, 5000));
+	/* Bound before the drop; serving only after it. */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+	it_http("GET", url, NULL, NULL, 5000, &r);
+	ck_assert_int_eq(r.status, 200);
+	it_resp_free(&r);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)w);
+	status = it_read_file(path, NULL);
+	uid = strstr(status, "\nUid:");
+	ck_assert_msg(uid != NULL && strncmp(uid, "\nUid:\t65534\t65534\t65534",
+	    23) == 0, "%s", status);
+	free(status);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", port);
+	it_http("POST", url, h, body, 5000, &r);
+	ck_assert_int_eq(r.status, 200);
+	it_resp_free(&r);
+	it_stop(w, SIGTERM);
+	snprintf(path, sizeof(path), "%s/audit-000001.jsonl", adir);
+	ck_assert(it_file_contains(path, "\"status\":200"));
+	free(body);
+}
+END_TEST
+
 START_TEST(port_in_use_is_reported)
 {
 	char cmd[512], *out;
@@ -362,6 +422,8 @@ suite_lifecycle(void)
 	tcase_add_test(tc, port_in_use_is_reported);
 	tcase_add_test(tc, dev_credentials_need_the_flag);
 	tcase_add_test(tc, strict_durability_serves_and_records);
+	tcase_add_test(tc, root_is_refused_unless_allowed);
+	tcase_add_test(tc, drops_to_an_unprivileged_user_after_binding);
 	tcase_add_test(tc, kept_payloads_live_outside_the_chain);
 	tcase_add_test(tc, redacted_payloads_keep_no_text);
 	tcase_add_test(tc, keys_new_makes_a_working_key);

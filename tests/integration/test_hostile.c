@@ -1,0 +1,729 @@
+/*
+ * test_hostile.c - hostile clients and a hostile provider: slowloris,
+ * bodies that never end or are far too large, floods of headers, broken
+ * JSON strings, deep nesting, duplicate keys, a 100 MB SSE line, and
+ * malformed request heads.  Each case expects a clean 4xx (or, for the
+ * provider, a clean error event) and a live server afterwards.
+ *
+ * Cases already covered by test_gateway.c (Content-Length with chunked,
+ * two Content-Lengths, a header name with a space, a slow head, a single
+ * oversized header, a body over the limit sent by curl, a provider answer
+ * that is not JSON) are not repeated here.
+ */
+#include <check.h>
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <curl/curl.h>
+
+#include "tests/integration/env.h"
+#include "tests/integration/suites.h"
+
+static void
+setup(void)
+{
+	it_env_start(NULL);
+}
+
+static void
+teardown(void)
+{
+	it_env_stop();
+}
+
+static double
+now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* IT_VERBOSE=1 prints what the timing and memory checks measured. */
+static void
+note(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (getenv("IT_VERBOSE") == NULL)
+		return;
+	va_start(ap, fmt);
+	fprintf(stderr, "hostile: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static void
+assert_alive(void)
+{
+	struct it_resp r;
+
+	it_http("GET", it_url("/healthz"), NULL, NULL, 5000, &r);
+	ck_assert_msg(r.status == 200, "warden is not alive: status %ld, curl %d",
+	    r.status, r.curl_code);
+	it_resp_free(&r);
+}
+
+/* An OpenAI-shaped error object in a JSON text of len bytes. */
+static void
+assert_error_json(const char *text, size_t len)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb(text, len, 0, &jerr), *e;
+
+	ck_assert_msg(j != NULL, "error body is not JSON: %.*s", (int)len, text);
+	e = json_object_get(j, "error");
+	ck_assert_msg(json_is_object(e), "no error object: %.*s", (int)len, text);
+	ck_assert(json_is_string(json_object_get(e, "message")));
+	ck_assert(json_is_string(json_object_get(e, "type")));
+	ck_assert(json_object_get(e, "param") != NULL);
+	ck_assert(json_object_get(e, "code") != NULL);
+	json_decref(j);
+}
+
+/* A raw answer: exact status line, OpenAI error body, Connection: close. */
+static void
+assert_raw_error(const char *out, int status, const char *what)
+{
+	char want[32];
+	const char *body, *cl;
+	size_t blen;
+
+	snprintf(want, sizeof(want), "HTTP/1.1 %d ", status);
+	ck_assert_msg(strncmp(out, want, strlen(want)) == 0,
+	    "%s: want %d, got: %.300s", what, status, out);
+	ck_assert_msg(strstr(out, "Connection: close\r\n") != NULL,
+	    "%s: no Connection: close: %.300s", what, out);
+	body = strstr(out, "\r\n\r\n");
+	ck_assert_msg(body != NULL, "%s: incomplete head: %.300s", what, out);
+	body += 4;
+	blen = strlen(body);
+	cl = strstr(out, "Content-Length: ");
+	ck_assert_msg(cl != NULL && cl < body, "%s: no Content-Length", what);
+	ck_assert_msg((size_t)atol(cl + 16) == blen,
+	    "%s: body is %zu bytes, Content-Length says %ld", what, blen,
+	    atol(cl + 16));
+	assert_error_json(body, blen);
+}
+
+static void
+assert_resp_error(const struct it_resp *r, long status, const char *what)
+{
+	ck_assert_msg(r->status == status, "%s: status %ld, want %ld: %s", what,
+	    r->status, status, r->body);
+	assert_error_json(r->body, r->len);
+}
+
+static int
+raw_connect(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		.sin_port = htons((uint16_t)it.port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert(fd >= 0);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+	    "connect: %s", strerror(errno));
+	return fd;
+}
+
+/* Read until EOF, an error, or timeout_ms; appends to *out. */
+static void
+read_some(int fd, char **out, size_t *len, int timeout_ms)
+{
+	double end = now_s() + timeout_ms / 1000.0;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int left = (int)((end - now_s()) * 1000);
+		char buf[16384];
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			return;
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			return;
+		*out = realloc(*out, *len + (size_t)n + 1);
+		memcpy(*out + *len, buf, (size_t)n);
+		*len += (size_t)n;
+		(*out)[*len] = '\0';
+	}
+}
+
+/*
+ * Send data (as much as warden takes) while reading its answer, until
+ * warden closes or timeout_ms pass.  Reports how much went out and when
+ * the first byte of the answer came.
+ */
+struct xchg {
+	char *out;
+	size_t outlen;
+	size_t sent;
+	double first;			/* seconds from start to first answer byte */
+};
+
+static void
+xchg(const char *data, size_t len, int timeout_ms, struct xchg *x)
+{
+	int fd = raw_connect();
+	double t0 = now_s(), end = t0 + timeout_ms / 1000.0;
+	bool can_send = true;
+
+	memset(x, 0, sizeof(*x));
+	x->out = calloc(1, 1);
+	x->first = -1;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int left = (int)((end - now_s()) * 1000);
+
+		if (can_send && x->sent < len)
+			p.events |= POLLOUT;
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			break;
+		if (p.revents & POLLIN) {
+			char buf[16384];
+			ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+			if (n <= 0)
+				break;
+			if (x->first < 0)
+				x->first = now_s() - t0;
+			x->out = realloc(x->out, x->outlen + (size_t)n + 1);
+			memcpy(x->out + x->outlen, buf, (size_t)n);
+			x->outlen += (size_t)n;
+			x->out[x->outlen] = '\0';
+		} else if (p.revents & POLLOUT) {
+			size_t chunk = len - x->sent > 65536 ? 65536 : len - x->sent;
+			ssize_t n = send(fd, data + x->sent, chunk,
+			    MSG_NOSIGNAL | MSG_DONTWAIT);
+
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				can_send = false;
+			else if (n > 0)
+				x->sent += (size_t)n;
+		} else if (p.revents & (POLLERR | POLLHUP)) {
+			break;
+		}
+	}
+	close(fd);
+}
+
+/* 1. Slowloris: a head trickled in one byte every 200 ms gets a 408
+ * after about header_timeout_ms, and other clients are served meanwhile. */
+START_TEST(slowloris_gets_408_and_others_are_served)
+{
+	static const char head[] =
+	    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+	    "Authorization: Bearer " IT_KEY_T2 "\r\n"
+	    "Content-Type: application/json\r\n\r\n";
+	char *out = calloc(1, 1), *body = it_chat_body("gpt-4o", "tok-busy",
+	    false);
+	size_t outlen = 0, i = 0;
+	int fd = raw_connect();
+	double t0 = now_s(), took;
+	bool served = false;
+
+	for (; i < sizeof(head) - 1; i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (send(fd, head + i, 1, MSG_NOSIGNAL) != 1)
+			break;
+		if (i == 1 && !served) {
+			struct it_resp r;
+			double s0 = now_s();
+
+			/* Another client, while the slow one is under way. */
+			it_chat(IT_KEY_T2, body, &r);
+			ck_assert_msg(r.status == 200, "status %ld: %s", r.status,
+			    r.body);
+			ck_assert_msg(now_s() - s0 < 0.5, "served in %.3f s",
+			    now_s() - s0);
+			it_resp_free(&r);
+			served = true;
+		}
+		if (poll(&p, 1, 200) > 0)
+			break;
+		ck_assert_msg(now_s() - t0 < 5, "no answer to the slow head");
+	}
+	read_some(fd, &out, &outlen, 3000);
+	took = now_s() - t0;
+	close(fd);
+	note("slowloris: 408 after %.3f s, %zu bytes trickled", took, i);
+	ck_assert(served);
+	ck_assert_msg(i < 20, "warden read %zu trickled bytes", i);
+	assert_raw_error(out, 408, "slowloris");
+	ck_assert_msg(took > 0.8 && took < 2.0, "408 after %.3f s", took);
+	free(out);
+	free(body);
+	assert_alive();
+}
+END_TEST
+
+/* 2. A body that never ends gets a 408 after body_timeout_ms. */
+START_TEST(body_that_never_ends_gets_408)
+{
+	char req[512], *out = calloc(1, 1);
+	size_t outlen = 0;
+	int fd = raw_connect(), n;
+	double t0, took;
+
+	n = snprintf(req, sizeof(req), "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: x\r\nAuthorization: Bearer " IT_KEY_T2 "\r\n"
+	    "Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n"
+	    "%s", "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
+	    "\"content\":\"and then it goes on and on and on and on and on ");
+	ck_assert(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n);
+	t0 = now_s();
+	read_some(fd, &out, &outlen, 4000);
+	took = now_s() - t0;
+	close(fd);
+	note("endless body: 408 after %.3f s", took);
+	assert_raw_error(out, 408, "endless body");
+	ck_assert_msg(strstr(out, "body") != NULL, "%s", out);
+	ck_assert_msg(took > 0.8 && took < 2.0, "408 after %.3f s", took);
+	free(out);
+	assert_alive();
+}
+END_TEST
+
+#define TEN_MB (10u << 20)
+
+/* 3a. 10 MB announced by Content-Length: 413 at once, unread. */
+START_TEST(ten_mb_body_with_length_gets_413_fast)
+{
+	char head[256];
+	int hl = snprintf(head, sizeof(head), "POST /v1/chat/completions "
+	    "HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " IT_KEY_T2 "\r\n"
+	    "Content-Length: %u\r\n\r\n", TEN_MB);
+	char *req = malloc((size_t)hl + TEN_MB);
+	struct xchg x;
+
+	memcpy(req, head, (size_t)hl);
+	memset(req + hl, 'a', TEN_MB);
+	xchg(req, (size_t)hl + TEN_MB, 5000, &x);
+	note("10 MB CL: answer after %.3f s, %zu of %zu bytes sent", x.first,
+	    x.sent, (size_t)hl + TEN_MB);
+	assert_raw_error(x.out, 413, "10 MB with Content-Length");
+	ck_assert_msg(x.first >= 0 && x.first < 0.5, "413 after %.3f s", x.first);
+	/* warden did not swallow the whole body before giving up. */
+	ck_assert_msg(x.sent < (size_t)hl + TEN_MB, "all %zu bytes were taken",
+	    x.sent);
+	free(x.out);
+	free(req);
+	assert_alive();
+}
+END_TEST
+
+/* 3b. 10 MB in chunks: 413 once the limit is passed. */
+START_TEST(ten_mb_chunked_body_gets_413)
+{
+	static const char head[] = "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: x\r\nAuthorization: Bearer " IT_KEY_T2 "\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n";
+	size_t nchunks = TEN_MB / 65536, per = 7 + 65536 + 2;
+	size_t len = sizeof(head) - 1 + nchunks * per + 5;
+	char *req = malloc(len), *p = req;
+	struct xchg x;
+
+	memcpy(p, head, sizeof(head) - 1);
+	p += sizeof(head) - 1;
+	for (size_t i = 0; i < nchunks; i++) {
+		memcpy(p, "10000\r\n", 7);
+		memset(p + 7, 'b', 65536);
+		memcpy(p + 7 + 65536, "\r\n", 2);
+		p += per;
+	}
+	memcpy(p, "0\r\n\r\n", 5);
+	xchg(req, len, 5000, &x);
+	note("10 MB chunked: answer after %.3f s, %zu of %zu bytes sent",
+	    x.first, x.sent, len);
+	assert_raw_error(x.out, 413, "10 MB chunked");
+	ck_assert_msg(x.first >= 0 && x.first < 0.5, "413 after %.3f s", x.first);
+	ck_assert_msg(x.sent < len, "all %zu bytes were taken", x.sent);
+	free(x.out);
+	free(req);
+	assert_alive();
+}
+END_TEST
+
+/* 4. 100,000 header fields: 431, long before they are all in. */
+START_TEST(hundred_thousand_headers_get_431)
+{
+	static const char first[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+	size_t n = 100000, len = sizeof(first) - 1 + n * 8 + 2;
+	char *req = malloc(len), *p = req;
+	struct xchg x;
+
+	memcpy(p, first, sizeof(first) - 1);
+	p += sizeof(first) - 1;
+	for (size_t i = 0; i < n; i++, p += 8)
+		memcpy(p, "X-H: v\r\n", 8);
+	memcpy(p, "\r\n", 2);
+	xchg(req, len, 5000, &x);
+	note("100k headers: answer after %.3f s, %zu of %zu bytes sent",
+	    x.first, x.sent, len);
+	assert_raw_error(x.out, 431, "100k headers");
+	ck_assert_msg(x.first >= 0 && x.first < 0.5, "431 after %.3f s", x.first);
+	free(x.out);
+	free(req);
+	assert_alive();
+}
+END_TEST
+
+/* 4b. Many small headers inside max_header_bytes, over max_headers. */
+START_TEST(too_many_small_headers_get_431)
+{
+	static const char first[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+	size_t n = 1000, len = sizeof(first) - 1 + n * 6 + 2;
+	char *req = malloc(len + 1), *p = req, *out;
+
+	memcpy(p, first, sizeof(first) - 1);
+	p += sizeof(first) - 1;
+	for (size_t i = 0; i < n; i++, p += 6)
+		memcpy(p, "H: v\r\n", 6);
+	memcpy(p, "\r\n", 2);
+	req[len] = '\0';
+	ck_assert(len < 8192);
+	out = it_raw(it.port, req, len, 3000);
+	assert_raw_error(out, 431, "1000 headers");
+	free(out);
+	free(req);
+	assert_alive();
+}
+END_TEST
+
+/* 5. Invalid UTF-8 and a \u0000 escape inside JSON strings: 400, and the
+ * provider never hears of it. */
+START_TEST(bad_json_strings_get_400)
+{
+	static const char *const bodies[] = {
+		"{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
+		"\"content\":\"tok-utf8 \xff\xfe bad\"}]}",
+		"{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
+		"\"content\":\"tok-overlong \xc0\xaf\"}]}",
+		"{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
+		"\"content\":\"tok-surrogate \xed\xa0\x80\"}]}",
+		"{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
+		"\"content\":\"tok-nul \\u0000 here\"}]}",
+		"{\"model\":\"gpt-4o\\u0000o3\",\"messages\":[{\"role\":\"user\","
+		"\"content\":\"tok-nulmodel\"}]}",
+	};
+	static const char *const toks[] = { "tok-utf8", "tok-overlong",
+		"tok-surrogate", "tok-nul", "tok-nulmodel" };
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		struct it_resp r;
+
+		it_chat(IT_KEY_T2, bodies[i], &r);
+		assert_resp_error(&r, 400, toks[i]);
+		it_resp_free(&r);
+		ck_assert_msg(!it_record_has(2, toks[i]), "%s reached the provider",
+		    toks[i]);
+	}
+	assert_alive();
+}
+END_TEST
+
+/* A raw NUL byte inside a JSON string (not an escape). */
+START_TEST(raw_nul_in_json_string_gets_400)
+{
+	static const char body[] = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":"
+	    "\"user\",\"content\":\"tok-rawnul \0 x\"}]}";
+	char req[512];
+	int hl = snprintf(req, sizeof(req), "POST /v1/chat/completions HTTP/1.1"
+	    "\r\nHost: x\r\nAuthorization: Bearer " IT_KEY_T2 "\r\n"
+	    "Connection: close\r\nContent-Length: %zu\r\n\r\n", sizeof(body) - 1);
+	char *out;
+
+	memcpy(req + hl, body, sizeof(body) - 1);
+	out = it_raw(it.port, req, (size_t)hl + sizeof(body) - 1, 3000);
+	ck_assert_msg(strncmp(out, "HTTP/1.1 400 ", 13) == 0, "%.300s", out);
+	free(out);
+	ck_assert(!it_record_has(2, "tok-rawnul"));
+	assert_alive();
+}
+END_TEST
+
+/* 6. Deep nesting.  100,000 levels do not fit in max_body_bytes (413);
+ * 32,000 levels do, and the parser refuses them (400). */
+START_TEST(deeply_nested_json_is_refused)
+{
+	size_t depths[] = { 100000, 32000 };
+	long want[] = { 413, 400 };
+
+	for (size_t k = 0; k < 2; k++) {
+		size_t d = depths[k];
+		char *body = malloc(2 * d + 1);
+		struct it_resp r;
+		char what[32];
+
+		memset(body, '[', d);
+		memset(body + d, ']', d);
+		body[2 * d] = '\0';
+		snprintf(what, sizeof(what), "%zu levels", d);
+		it_chat(IT_KEY_T2, body, &r);
+		assert_resp_error(&r, want[k], what);
+		it_resp_free(&r);
+		free(body);
+		assert_alive();
+	}
+	/* Nesting inside an otherwise valid request. */
+	{
+		size_t d = 30000;
+		const char *pre = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":"
+		    "\"user\",\"content\":\"tok-deep\"}],\"metadata\":";
+		size_t pl = strlen(pre);
+		char *body = malloc(pl + 2 * d + 2);
+		struct it_resp r;
+
+		memcpy(body, pre, pl);
+		memset(body + pl, '[', d);
+		memset(body + pl + d, ']', d);
+		memcpy(body + pl + 2 * d, "}", 2);
+		it_chat(IT_KEY_T2, body, &r);
+		assert_resp_error(&r, 400, "nested metadata");
+		it_resp_free(&r);
+		free(body);
+		ck_assert(!it_record_has(2, "tok-deep"));
+	}
+	assert_alive();
+}
+END_TEST
+
+/* 7. Duplicate keys smuggling a different model: 400, nothing sent. */
+START_TEST(duplicate_model_key_is_refused)
+{
+	static const char *const bodies[] = {
+		"{\"model\":\"gpt-4o\",\"model\":\"o3\",\"messages\":[{\"role\":"
+		"\"user\",\"content\":\"tok-dup-a\"}]}",
+		"{\"model\":\"o3\",\"messages\":[{\"role\":\"user\","
+		"\"content\":\"tok-dup-b\"}],\"model\":\"gpt-4o\"}",
+		/* The same key spelled with an escape. */
+		"{\"model\":\"gpt-4o\",\"mod\\u0065l\":\"o3\",\"messages\":"
+		"[{\"role\":\"user\",\"content\":\"tok-dup-c\"}]}",
+		/* Duplicates deeper down are refused too. */
+		"{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
+		"\"role\":\"system\",\"content\":\"tok-dup-d\"}]}",
+	};
+	static const char *const toks[] = { "tok-dup-a", "tok-dup-b",
+		"tok-dup-c", "tok-dup-d" };
+
+	for (size_t i = 0; i < 4; i++) {
+		struct it_resp r;
+
+		it_chat(IT_KEY_T2, bodies[i], &r);
+		assert_resp_error(&r, 400, toks[i]);
+		it_resp_free(&r);
+	}
+	/* Checked after all four: a late write would show up too. */
+	for (size_t i = 0; i < 4; i++)
+		for (int m = 0; m < 3; m++)
+			ck_assert_msg(!it_record_has(m, toks[i]),
+			    "%s reached mock %d", toks[i], m);
+	assert_alive();
+}
+END_TEST
+
+static long
+vmrss_kb(pid_t pid)
+{
+	char path[64], *text, *p;
+	long kb = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	text = it_read_file(path, NULL);
+	ck_assert(text != NULL);
+	p = strstr(text, "VmRSS:");
+	if (p != NULL)
+		kb = atol(p + 6);
+	free(text);
+	return kb;
+}
+
+/* 8. A provider streaming a 100 MB line: 200, then an error event naming
+ * max_sse_event_bytes, a cleanly ended answer, and no memory growth. */
+START_TEST(sse_line_of_100mb_ends_with_error_event)
+{
+	char *body = it_chat_body("gpt-4o",
+	    "tok-bigline [[mock sse_line_bytes=104857600]]", true);
+	struct it_resp r;
+	long before, after;
+	char *ev;
+	double t0;
+
+	before = vmrss_kb(it.warden);
+	ck_assert(before > 0);
+	t0 = now_s();
+	it_chat(IT_KEY_T2, body, &r);
+	ck_assert_msg(r.status == 200, "status %ld: %.300s", r.status, r.body);
+	ck_assert_msg(r.curl_code == CURLE_OK, "curl %d: the answer did not end "
+	    "cleanly", r.curl_code);
+	ck_assert_msg(now_s() - t0 < 5, "took %.3f s", now_s() - t0);
+	ev = strstr(r.body, "event: error\ndata: ");
+	ck_assert_msg(ev != NULL, "no error event: %.500s", r.body);
+	ck_assert(strstr(ev, "\"upstream_error\"") != NULL);
+	ck_assert_msg(strstr(ev, "max_sse_event_bytes") != NULL, "%s", ev);
+	{
+		const char *data = ev + strlen("event: error\ndata: ");
+		const char *nl = strchr(data, '\n');
+
+		ck_assert(nl != NULL && nl[1] == '\n');
+		assert_error_json(data, (size_t)(nl - data));
+	}
+	/* None of the giant line reached the client. */
+	ck_assert_msg(r.len < 65536 + 4096, "client got %zu bytes", r.len);
+	ck_assert(strstr(r.body, "[DONE]") == NULL);
+	it_resp_free(&r);
+	free(body);
+	/* The provider's transfer was cut off, not read to the end. */
+	ck_assert_msg(it_record_aborted(2, "tok-bigline", 2000),
+	    "the provider's transfer was not aborted");
+	after = vmrss_kb(it.warden);
+	note("100 MB SSE line: RSS %ld kB -> %ld kB", before, after);
+	ck_assert_msg(after - before < 16 * 1024, "RSS grew from %ld kB to %ld kB",
+	    before, after);
+	assert_alive();
+}
+END_TEST
+
+struct raw_case {
+	const char *what;
+	const char *req;
+	size_t len;			/* 0: strlen */
+	int status;
+};
+
+#define NUL_METHOD "G\0T /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+#define NUL_VALUE "GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n"
+
+/* 9. Malformed request heads. */
+START_TEST(malformed_heads_are_refused)
+{
+	static char longline[10100];
+	static const char sfx[] = " HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct raw_case cases[] = {
+		{ "request line over the head limit", longline, 0, 431 },
+		{ "bare CR in a header value", "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+		    "X-A: a\rb\r\n\r\n", 0, 400 },
+		{ "bare LF in a header value", "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+		    "X-A: a\nb\r\n\r\n", 0, 400 },
+		{ "bare LF line end", "GET /healthz HTTP/1.1\nHost: x\r\n\r\n", 0,
+		    400 },
+		{ "obs-fold", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n"
+		    " b\r\n\r\n", 0, 400 },
+		{ "obs-fold with tab", "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+		    "X-A: a\r\n\tb\r\n\r\n", 0, 400 },
+		{ "HTTP/2.0", "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 0, 505 },
+		{ "HTTP/9.9", "GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 0, 505 },
+		{ "HTTP/1.10", "GET /healthz HTTP/1.10\r\nHost: x\r\n\r\n", 0, 400 },
+		{ "control byte in method", "G\x01T /healthz HTTP/1.1\r\nHost: x"
+		    "\r\n\r\n", 0, 400 },
+		{ "high byte in method", "G\xc3\xa9T /healthz HTTP/1.1\r\nHost: x"
+		    "\r\n\r\n", 0, 400 },
+		{ "separator in method", "GE(T /healthz HTTP/1.1\r\nHost: x"
+		    "\r\n\r\n", 0, 400 },
+		{ "NUL in method", NUL_METHOD, sizeof(NUL_METHOD) - 1, 400 },
+		{ "overlong method", "GETGETGETGETGETGETGET /healthz HTTP/1.1\r\n"
+		    "Host: x\r\n\r\n", 0, 400 },
+		{ "NUL in header value", NUL_VALUE, sizeof(NUL_VALUE) - 1, 400 },
+		{ "DEL in header value", "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+		    "X-A: a\x7f" "b\r\n\r\n", 0, 400 },
+		{ "space before colon", "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+		    "X-A : a\r\n\r\n", 0, 400 },
+		{ "absolute-form target", "GET http://evil/healthz HTTP/1.1\r\n"
+		    "Host: x\r\n\r\n", 0, 400 },
+		{ "no Host in HTTP/1.1", "GET /healthz HTTP/1.1\r\n\r\n", 0, 400 },
+		{ "two Host headers", "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+		    "Host: y\r\n\r\n", 0, 400 },
+		{ "negative Content-Length", "POST /v1/chat/completions HTTP/1.1"
+		    "\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 0, 400 },
+		{ "huge Content-Length", "POST /v1/chat/completions HTTP/1.1"
+		    "\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+		    0, 400 },
+		{ "Transfer-Encoding gzip", "POST /v1/chat/completions HTTP/1.1"
+		    "\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 0,
+		    501 },
+		{ "Expect other than 100-continue", "POST /v1/chat/completions "
+		    "HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n"
+		    "Content-Length: 2\r\n\r\n{}", 0, 417 },
+		{ "bad chunk size", "POST /v1/chat/completions HTTP/1.1\r\nHost: x"
+		    "\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 0, 400 },
+		{ "chunk size overflow", "POST /v1/chat/completions HTTP/1.1\r\n"
+		    "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "fffffffffffffffff\r\n", 0, 400 },
+		{ "chunk without CRLF after data", "POST /v1/chat/completions "
+		    "HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "2\r\n{}XX", 0, 400 },
+	};
+	size_t n = sizeof(cases) / sizeof(cases[0]);
+
+	memcpy(longline, "GET /", 5);
+	memset(longline + 5, 'a', sizeof(longline) - 5 - sizeof(sfx));
+	memcpy(longline + sizeof(longline) - sizeof(sfx), sfx, sizeof(sfx));
+	for (size_t i = 0; i < n; i++) {
+		size_t len = cases[i].len ? cases[i].len : strlen(cases[i].req);
+		char *out = it_raw(it.port, cases[i].req, len, 3000);
+
+		assert_raw_error(out, cases[i].status, cases[i].what);
+		free(out);
+	}
+	assert_alive();
+}
+END_TEST
+
+/* A request line that never ends (no CRLF at all) past the head limit. */
+START_TEST(endless_request_line_gets_431)
+{
+	size_t len = 200000;
+	char *req = malloc(len);
+	struct xchg x;
+
+	memcpy(req, "GET /", 5);
+	memset(req + 5, 'a', len - 5);
+	xchg(req, len, 5000, &x);
+	assert_raw_error(x.out, 431, "endless request line");
+	ck_assert_msg(x.first >= 0 && x.first < 0.5, "431 after %.3f s", x.first);
+	free(x.out);
+	free(req);
+	assert_alive();
+}
+END_TEST
+
+Suite *
+suite_hostile(void)
+{
+	Suite *s = suite_create("hostile");
+	TCase *tc = tcase_create("hostile");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, slowloris_gets_408_and_others_are_served);
+	tcase_add_test(tc, body_that_never_ends_gets_408);
+	tcase_add_test(tc, ten_mb_body_with_length_gets_413_fast);
+	tcase_add_test(tc, ten_mb_chunked_body_gets_413);
+	tcase_add_test(tc, hundred_thousand_headers_get_431);
+	tcase_add_test(tc, too_many_small_headers_get_431);
+	tcase_add_test(tc, bad_json_strings_get_400);
+	tcase_add_test(tc, raw_nul_in_json_string_gets_400);
+	tcase_add_test(tc, deeply_nested_json_is_refused);
+	tcase_add_test(tc, duplicate_model_key_is_refused);
+	tcase_add_test(tc, sse_line_of_100mb_ends_with_error_event);
+	tcase_add_test(tc, malformed_heads_are_refused);
+	tcase_add_test(tc, endless_request_line_gets_431);
+	suite_add_tcase(s, tc);
+	return s;
+}
