@@ -110,6 +110,8 @@ test: deps
 	$(MAKE) test-unit
 	$(MAKE) test-integration
 	$(MAKE) asan
+	$(MAKE) $(BUILD)/soak
+	SOAK_BIN=$(BUILD)/soak sh tests/soak/soak.sh build/asan 3000 64
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(MAKE) BUILD=build/asan OPT=-O1 SAN="$(ASAN_FLAGS)" \
@@ -121,6 +123,12 @@ run: deps all
 bench: deps all $(BUILD)/bench_decide
 	@sh tests/bench/bench.sh $(BUILD)
 	@$(BUILD)/bench_decide
+
+# Soak with faults (tests/soak/soak.sh): 50,000 requests at 256
+# connections on the ASan build (sanitizers), then on this build (RSS).
+soak: deps all asan $(BUILD)/soak
+	SOAK_BIN=$(BUILD)/soak sh tests/soak/soak.sh build/asan 50000 256
+	SOAK_BIN=$(BUILD)/soak sh tests/soak/soak.sh $(BUILD) 50000 256
 
 fuzz: deps
 	@sh tests/fuzz/fuzz.sh $(FUZZ_SECONDS)

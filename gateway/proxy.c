@@ -62,6 +62,12 @@ client_gone(void *arg)
 	t->conn = NULL;
 	t->final_status = 499;
 	t->final_code = "client_gone";
+	/* The attempt in flight ends here: it belongs in the record. */
+	if (t->xfer != NULL && t->route != NULL)
+		json_array_append_new(t->attempt_log, t->up_status ? json_pack(
+		    "{s:s,s:i,s:s}", "route", t->route->id, "status", t->up_status,
+		    "error", "client_gone") : json_pack("{s:s,s:s}", "route",
+		    t->route->id, "error", "client_gone"));
 	gw_metrics_request(t->route ? t->route->id : "", 499);
 	txn_end(t);
 }
@@ -288,9 +294,13 @@ end_stream_with_error(struct txn *t, const char *type, const char *code,
 		gw_respond_chunk_buf(c, ev);
 		evbuffer_free(ev);
 	}
-	t->final_status = strcmp(type, "policy_violation") == 0 ? 403 : 502;
+	/* The caller got status 200 and then this error event: the record
+	 * says so (status as sent, the error in code); metrics count it as
+	 * the failure it is. */
+	t->final_status = 200;
 	t->final_code = code;
-	gw_metrics_request(route_id(t), t->final_status);
+	gw_metrics_request(route_id(t), strcmp(type, "policy_violation") == 0 ?
+	    403 : 502);
 	gw_txn_record(t);
 	t->conn = NULL;
 	gw_respond_end(c, true);
