@@ -36,7 +36,7 @@ wait_port() {
 	done
 }
 
-for p in 9101 9102 9103 9104 9105 9106 $PORT; do
+for p in 9101 9102 9103 9104 9105 9106 9107 $PORT; do
 	if curl -s -o /dev/null "http://127.0.0.1:$p/" 2>/dev/null; then
 		echo "port $p is taken; stop what runs there and retry" >&2
 		exit 1
@@ -48,11 +48,12 @@ mkdir -p "$TMP/tpm"
 TCTI=$(sh scripts/swtpm.sh start "$TMP/tpm")
 note "TCTI: $TCTI"
 
-say "Sealing the six providers' credentials in the TPM (values from stdin)"
+say "Sealing the seven providers' credentials in the TPM (values from stdin)"
 STORE="$TMP/secrets"
 for spec in "openai-eu sk-demo-eu-0001" "azure-de sk-demo-de-0002" \
     "openai-us sk-demo-us-0003" "azure-us sk-demo-us-0004" \
-    "azure-jp sk-demo-jp-0005" "bedrock-jp sk-demo-jp-0006"; do
+    "azure-jp sk-demo-jp-0005" "bedrock-jp sk-demo-jp-0006" \
+    "mistral-fr sk-demo-fr-0007"; do
 	# shellcheck disable=SC2086
 	set -- $spec
 	printf '%s' "$2" | "$B/warden" secrets seal "$1" --store "$STORE" \
@@ -62,7 +63,8 @@ done
 
 say "Starting mock providers (they stand in for real regional endpoints)"
 for spec in "openai-eu 9101 IE" "azure-de 9102 DE" "openai-us 9103 US" \
-    "azure-us 9104 US" "azure-jp 9105 JP" "bedrock-jp 9106 JP"; do
+    "azure-us 9104 US" "azure-jp 9105 JP" "bedrock-jp 9106 JP" \
+    "mistral-fr 9107 FR"; do
 	# shellcheck disable=SC2086
 	set -- $spec
 	"$B/mock_provider" --listen "127.0.0.1:$2" --name "$1" --quiet \
@@ -117,6 +119,12 @@ note "requests openai-us ever received from acme-health: $(grep -c 'Summarise\|S
 say "4. Residency denial: acme-health asks for o3, which only US and JP routes serve"
 chat wk-demo-acme-health \
     '{"model":"o3","messages":[{"role":"user","content":"Diagnose this."}]}'
+
+say "4b. Retention denial: health data for mistral-large, whose only route keeps data"
+note "mistral-fr is in France (inside the EEA) but keeps prompts 30 days;"
+note "health data needs a zero-data-retention route (rule health-zdr):"
+chat wk-demo-acme-health \
+    '{"model":"mistral-large","messages":[{"role":"user","content":"Code this diagnosis."}]}'
 
 say "5. The Japanese retailer's customer data: APPI and retention pick azure-jp"
 note "sakura-retail lists openai-us (not APPI-adequate) and bedrock-jp (keeps"
