@@ -8,13 +8,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Answer with j (a reference we own) as compact JSON, and count it. */
+static void
+respond_json(struct gw_conn *c, int status, json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	if (text == NULL) {
+		gw_send_error(c, 500, "server_error", NULL, "out of memory");
+		return;
+	}
+	gw_metrics_request("", status);
+	gw_respond(c, status, "application/json", NULL, 0, text, strlen(text));
+	free(text);
+}
+
 static void
 models(struct gw_conn *c, struct gw_http_req *req)
 {
 	struct pol_snapshot *snap = gw_server_snapshot(gw_conn_worker(c)->srv);
 	const struct pol_tenant *t;
 	json_t *list, *data, *seen;
-	char *text;
 
 	t = gw_auth(snap, gw_http_header(req, "authorization"), NULL);
 	if (t == NULL) {
@@ -40,11 +55,7 @@ models(struct gw_conn *c, struct gw_http_req *req)
 		}
 	}
 	list = json_pack("{s:s, s:o}", "object", "list", "data", data);
-	text = json_dumps(list, JSON_COMPACT);
-	gw_metrics_request("", 200);
-	gw_respond(c, 200, "application/json", NULL, 0, text, strlen(text));
-	free(text);
-	json_decref(list);
+	respond_json(c, 200, list);
 	json_decref(seen);
 	pol_snapshot_unref(snap);
 }
@@ -94,10 +105,9 @@ admin_reload(struct gw_conn *c)
 {
 	struct gw_server *srv = gw_conn_worker(c)->srv;
 	struct pol_snapshot *snap;
-	char *errs = NULL, *text;
+	char *errs = NULL;
 	size_t len = 0;
 	FILE *f;
-	json_t *j;
 
 	if (!gw_conn_is_loopback(c)) {
 		gw_metrics_request("", 403);
@@ -121,13 +131,8 @@ admin_reload(struct gw_conn *c)
 	fclose(f);
 	free(errs);
 	snap = gw_server_snapshot(srv);
-	j = json_pack("{s:s,s:s}", "status", "reloaded", "policy_version",
-	    snap->version);
-	text = json_dumps(j, JSON_COMPACT);
-	gw_metrics_request("", 200);
-	gw_respond(c, 200, "application/json", NULL, 0, text, strlen(text));
-	free(text);
-	json_decref(j);
+	respond_json(c, 200, json_pack("{s:s,s:s}", "status", "reloaded",
+	    "policy_version", snap->version));
 	pol_snapshot_unref(snap);
 }
 
