@@ -155,6 +155,7 @@ start_linger(struct gw_conn *c)
 	}
 	evbuffer_drain(bufferevent_get_input(c->bev),
 	    evbuffer_get_length(bufferevent_get_input(c->bev)));
+	bufferevent_enable(c->bev, EV_READ);
 	arm_deadline(c, LINGER_MS);
 }
 
@@ -183,6 +184,8 @@ finish_request(struct gw_conn *c)
 	c->reqid[0] = '\0';
 	c->decision[0] = '\0';
 	c->policy = NULL;
+	/* Reading may have been paused while too much was pipelined. */
+	bufferevent_enable(c->bev, EV_READ);
 	/* Pipelined bytes may already be waiting. */
 	conn_process(c);
 }

@@ -888,6 +888,39 @@ START_TEST(hostile_request_after_a_good_one)
 }
 END_TEST
 
+/* Three requests pipelined on one connection, more than the limits let
+ * warden buffer while the first is in flight: reading pauses, and must
+ * resume, so all three are answered. */
+START_TEST(pipelined_requests_past_the_buffer_limit_are_all_answered)
+{
+	static char content[59001];
+	char *reqs = NULL, *out, *p;
+	size_t len = 0;
+	int n200 = 0;
+	FILE *f = open_memstream(&reqs, &len);
+
+	memset(content, 'x', sizeof(content) - 1);
+	for (int i = 0; i < 3; i++) {
+		char *body = it_chat_body("gpt-4o", i == 0 ?
+		    "[[mock delay_ms=500]]" : content, false);
+
+		fprintf(f, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+		    "Authorization: Bearer %s\r\nContent-Length: %zu\r\n%s\r\n%s",
+		    IT_KEY_T2, strlen(body), i == 2 ? "Connection: close\r\n" : "",
+		    body);
+		free(body);
+	}
+	fclose(f);
+	out = it_raw(it.port, reqs, len, 8000);
+	for (p = out; (p = strstr(p, "HTTP/1.1 200 OK")) != NULL; p++)
+		n200++;
+	ck_assert_msg(n200 == 3, "%d answers of 200; the answer ends: %.300s",
+	    n200, strlen(out) > 300 ? out + strlen(out) - 300 : out);
+	free(out);
+	free(reqs);
+}
+END_TEST
+
 Suite *
 suite_hostile(void)
 {
@@ -914,6 +947,7 @@ suite_hostile(void)
 	tcase_add_test(tc, expect_continue_with_huge_length_gets_413);
 	tcase_add_test(tc, chunk_extension_and_trailer_floods_are_refused);
 	tcase_add_test(tc, hostile_request_after_a_good_one);
+	tcase_add_test(tc, pipelined_requests_past_the_buffer_limit_are_all_answered);
 	suite_add_tcase(s, tc);
 	return s;
 }
