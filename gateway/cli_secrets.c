@@ -22,11 +22,11 @@
 #include "secrets/sec.h"
 
 #define USAGE \
-    "usage: warden secrets seal NAME [--pcr sha256:7,23] [-c FILE | --store DIR --tcti TCTI]\n" \
-    "       warden secrets rotate NAME [--pcr SPEC|none] [-c FILE | --store DIR --tcti TCTI]\n" \
+    "usage: warden secrets seal NAME [--pcr sha256:7,23] [--auth-file F] [-c FILE | --store DIR --tcti TCTI]\n" \
+    "       warden secrets rotate NAME [--pcr SPEC|none] [--auth-file F] [-c FILE | --store DIR --tcti TCTI]\n" \
     "       warden secrets rm NAME [-c FILE | --store DIR]\n" \
     "       warden secrets list [-c FILE] [--store DIR]\n" \
-    "       warden secrets check [-c FILE] [--store DIR] [--tcti TCTI]\n" \
+    "       warden secrets check [-c FILE] [--store DIR] [--tcti TCTI] [--auth-file F]\n" \
     "seal and rotate read the value from standard input (one trailing newline\n" \
     "is dropped); store and TCTI default to the rules file's secrets: section.\n"
 
@@ -35,6 +35,7 @@ struct sopts {
 	const char *store;		/* --store, else secrets.store */
 	const char *tcti;		/* --tcti, else secrets.tcti */
 	const char *pcr;		/* --pcr, or NULL */
+	const char *auth_file;		/* --auth-file, else secrets.auth_file */
 	const char *name;		/* the one positional argument */
 	struct pol_snapshot *snap;	/* loaded from config, or NULL */
 };
@@ -60,6 +61,7 @@ parse(int argc, char **argv, bool want_name, bool pcr_ok, struct sopts *o)
 		{ "store", required_argument, NULL, 's' },
 		{ "tcti", required_argument, NULL, 't' },
 		{ "pcr", required_argument, NULL, 'p' },
+		{ "auth-file", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -82,6 +84,9 @@ parse(int argc, char **argv, bool want_name, bool pcr_ok, struct sopts *o)
 			if (!pcr_ok)
 				return usage_err("--pcr is for seal and rotate");
 			o->pcr = optarg;
+			break;
+		case 'a':
+			o->auth_file = optarg;
 			break;
 		case ':':
 			return usage_err("an option lacks its argument");
@@ -193,11 +198,39 @@ out:
 	return e;
 }
 
+/* Unseal name, with the auth value if it was sealed with one. */
+static enum wd_err
+unseal_one(struct sec_tpm *tpm, struct sopts *o, const char *name,
+    struct sec_cache *cache, char *err, size_t errlen)
+{
+	struct sec_buf auth = { 0 };
+	struct sec_meta m;
+	size_t authlen = 0;
+	const char *file = o->auth_file ? o->auth_file :
+	    o->snap ? o->snap->secrets.auth_file : NULL;
+	enum wd_err e;
+
+	if (sec_stat(o->store, name, &m, err, errlen) == WD_OK && m.auth) {
+		if (file == NULL) {
+			snprintf(err, errlen, "sealed with an auth value: give "
+			    "--auth-file or secrets.auth_file");
+			return WD_EINVAL;
+		}
+		if ((e = sec_read_auth_file(file, &auth, &authlen, err, errlen)) !=
+		    WD_OK)
+			return e;
+	}
+	e = sec_unseal(tpm, o->store, name, auth.p, authlen, cache, err, errlen);
+	sec_buf_free(&auth);
+	return e;
+}
+
 static int
 cmd_seal(int argc, char **argv, enum sec_mode mode)
 {
 	struct sec_seal_opts so = { 0 };
-	struct sec_buf value = { 0 };
+	struct sec_buf value = { 0 }, auth = { 0 };
+	size_t authlen = 0;
 	struct sec_tpm *tpm = NULL;
 	struct sec_meta old;
 	struct sopts o;
@@ -241,6 +274,22 @@ cmd_seal(int argc, char **argv, enum sec_mode mode)
 	}
 	/* rotate keeps the binding unless told otherwise */
 	so.pcrs = o.pcr != NULL ? o.pcr : mode == SEC_REPLACE ? old.pcrs : NULL;
+	if (o.auth_file == NULL && o.snap != NULL)
+		o.auth_file = o.snap->secrets.auth_file;
+	if (mode == SEC_REPLACE && old.auth && o.auth_file == NULL) {
+		fprintf(stderr, "warden secrets: '%s' was sealed with an auth "
+		    "value: give --auth-file\n", o.name);
+		goto out;
+	}
+	if (o.auth_file != NULL) {
+		if (sec_read_auth_file(o.auth_file, &auth, &authlen, err,
+		    sizeof(err)) != WD_OK) {
+			fprintf(stderr, "warden secrets: %s\n", err);
+			goto out;
+		}
+		so.auth = auth.p;
+		so.authlen = authlen;
+	}
 	if (sec_tpm_open(o.tcti, &tpm, err, sizeof(err)) != WD_OK ||
 	    read_value(o.name, &value, &len, err, sizeof(err)) != WD_OK ||
 	    sec_seal(tpm, o.store, o.name, value.p, len, &so, mode, err,
@@ -254,6 +303,7 @@ cmd_seal(int argc, char **argv, enum sec_mode mode)
 	rc = 0;
 out:
 	sec_buf_free(&value);
+	sec_buf_free(&auth);
 	sec_tpm_close(tpm);
 	pol_snapshot_unref(o.snap);
 	return rc;
@@ -464,7 +514,7 @@ cmd_check(int argc, char **argv)
 		if (tpm == NULL) {
 			printf("FAIL %s: %s\n", ns.v[i], openerr);
 			failed++;
-		} else if (sec_unseal(tpm, o.store, ns.v[i], NULL, 0, cache, err,
+		} else if (unseal_one(tpm, &o, ns.v[i], cache, err,
 		    sizeof(err)) != WD_OK) {
 			printf("FAIL %s: %s\n", ns.v[i], err);
 			failed++;

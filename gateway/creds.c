@@ -105,6 +105,35 @@ tpm(struct gw_server *srv, const struct pol_snapshot *snap, FILE *errs)
 	return WD_OK;
 }
 
+/* Unseal name into cache, with secrets.auth_file if it needs an auth
+ * value.  tpm_lock held. */
+static enum wd_err
+unseal(struct gw_server *srv, const struct pol_snapshot *snap,
+    const char *name, struct sec_cache *cache, char *err, size_t errlen)
+{
+	const char *store = gw_secrets_store(srv, snap);
+	struct sec_buf auth = { 0 };
+	struct sec_meta m;
+	size_t authlen = 0;
+	enum wd_err rc;
+
+	if (sec_stat(store, name, &m, err, errlen) == WD_OK && m.auth) {
+		if (snap->secrets.auth_file == NULL) {
+			snprintf(err, errlen, "sealed with an auth value, and "
+			    "secrets.auth_file is not set");
+			return WD_ECONFIG;
+		}
+		rc = sec_read_auth_file(snap->secrets.auth_file, &auth, &authlen,
+		    err, errlen);
+		if (rc != WD_OK)
+			return rc;
+	}
+	rc = sec_unseal(srv->tpm, store, name, auth.p, authlen, cache, err,
+	    errlen);
+	sec_buf_free(&auth);
+	return rc;
+}
+
 enum wd_err
 gw_creds_load(struct gw_server *srv, const struct pol_snapshot *snap,
     struct gw_creds **out, FILE *errs)
@@ -143,8 +172,7 @@ gw_creds_load(struct gw_server *srv, const struct pol_snapshot *snap,
 			    p->id, p->credential);
 			break;
 		}
-		rc = sec_unseal(srv->tpm, gw_secrets_store(srv, snap),
-		    p->credential, NULL, 0, c->cache, err, sizeof(err));
+		rc = unseal(srv, snap, p->credential, c->cache, err, sizeof(err));
 		if (rc != WD_OK) {
 			fprintf(errs, "route '%s': credential '%s' is not available: "
 			    "%s\n", p->id, p->credential, err);

@@ -40,7 +40,8 @@ static const char *const require_keys[] = {
 	"provider_country", "retention.zdr", "retention.max_days", NULL
 };
 static const char *const keep_keys[] = { "payloads", "ttl_days", NULL };
-static const char *const secrets_keys[] = { "store", "tcti", NULL };
+static const char *const secrets_keys[] = { "store", "tcti", "auth_file",
+	NULL };
 static const char *const audit_keys[] = {
 	"payloads", "payload_ttl_days", "dir", "durability", "group_commit_ms",
 	"segment_max_bytes", "segment_max_age_s", "checkpoint_every",
@@ -141,6 +142,8 @@ pol_load_secrets(struct pol_walk *w, yaml_node_t *n, struct pol_secrets *sec)
 	}
 	if ((v = pol_get(w, n, "tcti")) != NULL)
 		pol_str(w, v, "secrets.tcti", &sec->tcti);
+	if ((v = pol_get(w, n, "auth_file")) != NULL)
+		pol_str(w, v, "secrets.auth_file", &sec->auth_file);
 }
 
 void

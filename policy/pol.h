@@ -155,6 +155,7 @@ struct pol_audit {
 struct pol_secrets {
 	char *store;			/* sealed-blob directory */
 	char *tcti;			/* tpm2-tss TCTI string; NULL: none */
+	char *auth_file;		/* auth value for objects sealed with one */
 };
 
 /* ---- agents and their tools (issue 4) ---- */

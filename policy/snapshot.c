@@ -91,6 +91,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 	free(s->secrets.store);
 	free(s->audit.dir);
 	free(s->secrets.tcti);
+	free(s->secrets.auth_file);
 	free(s->path);
 	free(s);
 }

@@ -155,6 +155,15 @@ struct sec_buf {
 	size_t maplen;			/* whole pages mapped */
 };
 
+#define SEC_AUTH_MAX 32		/* longest auth value */
+
+/*
+ * Read an auth value from a file (regular, ours, mode 0600 or tighter)
+ * into locked memory *out (*len bytes; sec_buf_free it).
+ */
+enum wd_err sec_read_auth_file(const char *path, struct sec_buf *out,
+    size_t *len, char *err, size_t errlen);
+
 /* WD_ELIMIT when the pages cannot be locked (RLIMIT_MEMLOCK). */
 enum wd_err sec_buf_alloc(struct sec_buf *b, size_t len,
     char *err, size_t errlen);

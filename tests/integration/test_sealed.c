@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #define ROTATED_US "sk-it-tpm-us-rotated-e2f4"
 
 static char tpmdir[256], store[256], sealed_cfg[256], tcti[128], wlog[256];
+static char authfile[256];
 
 static int
 sh(const char *cmd)
@@ -30,17 +32,24 @@ sh(const char *cmd)
 }
 
 static void
-seal(const char *name, const char *value, const char *verb)
+seal_opt(const char *name, const char *value, const char *verb,
+    const char *extra)
 {
 	char cmd[1024];
 
 	snprintf(cmd, sizeof(cmd), "printf '%%s' '%s' | %s secrets %s %s "
-	    "--store %s --tcti '%s' >>%s 2>&1", value, getenv("WARDEN_BIN"),
-	    verb, name, store, tcti, wlog);
+	    "--store %s --tcti '%s' %s >>%s 2>&1", value, getenv("WARDEN_BIN"),
+	    verb, name, store, tcti, extra, wlog);
 	if (sh(cmd) != 0) {
 		fprintf(stderr, "test_sealed: %s %s failed\n", verb, name);
 		abort();
 	}
+}
+
+static void
+seal(const char *name, const char *value, const char *verb)
+{
+	seal_opt(name, value, verb, "");
 }
 
 static void
@@ -60,7 +69,15 @@ setup(void)
 		abort();
 	tcti[strcspn(tcti, "\n")] = '\0';
 	seal("c-eu", "sk-it-tpm-eu-0a1b2c", "seal");
-	seal("c-de", "sk-it-tpm-de-3d4e5f", "seal");
+	/* c-de also needs an auth value, from a file only warden can read. */
+	snprintf(authfile, sizeof(authfile), "%s/tpm-auth", it_tmpdir());
+	it_write_file(authfile, "it-auth-value-9\n", 0600);
+	{
+		char extra[300];
+
+		snprintf(extra, sizeof(extra), "--auth-file %s", authfile);
+		seal_opt("c-de", "sk-it-tpm-de-3d4e5f", "seal", extra);
+	}
 	seal("c-us", SEALED_US, "seal");
 	/* The suite's rules without plain-text credentials, on the TPM. */
 	text = it_read_file(it.config, NULL);
@@ -68,8 +85,8 @@ setup(void)
 	if (dc == NULL)
 		abort();
 	*dc = '\0';
-	if (asprintf(&cfg, "%ssecrets:\n  store: %s\n  tcti: '%s'\n", text,
-	    store, tcti) < 0)
+	if (asprintf(&cfg, "%ssecrets:\n  store: %s\n  tcti: '%s'\n"
+	    "  auth_file: %s\n", text, store, tcti, authfile) < 0)
 		abort();
 	it_write_file(sealed_cfg, cfg, 0600);
 	free(cfg);
@@ -138,6 +155,25 @@ START_TEST(sealed_credentials_reach_the_provider_and_rotate_on_reload)
 	it_resp_free(&r);
 	ck_assert(us_got("tok-sealed-1", "Bearer " SEALED_US));
 
+	/* A credential sealed with an auth value unseals with
+	 * secrets.auth_file: make p-eu fail so that p-de answers. */
+	{
+		char url[128], *b = it_chat_body("gpt-4o", "tok-sealed-auth", false);
+		const char *h[] = { "Authorization: Bearer " IT_KEY_T1, NULL };
+		char *line;
+
+		it_mock_config(0, "{\"fail_next\":1}");
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
+		    port);
+		it_http("POST", url, h, b, 5000, &r);
+		ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+		it_resp_free(&r);
+		free(b);
+		line = it_record_find(1, "tok-sealed-auth");
+		ck_assert(line != NULL && strstr(line, "Bearer sk-it-tpm-de-3d4e5f"));
+		free(line);
+	}
+
 	/* Rotate while warden runs: the TPM is free between its uses. */
 	seal("c-us", ROTATED_US, "rotate");
 	kill(w, SIGHUP);
@@ -200,6 +236,36 @@ START_TEST(sealed_credentials_reach_the_provider_and_rotate_on_reload)
 }
 END_TEST
 
+START_TEST(auth_values_come_from_a_private_file_only)
+{
+	char cmd[1024], path[256], *out;
+
+	snprintf(path, sizeof(path), "%s/auth-check.out", it_tmpdir());
+	/* Without the auth file: refused, saying why. */
+	snprintf(cmd, sizeof(cmd), "%s secrets check --store %s --tcti '%s' "
+	    ">%s 2>&1", getenv("WARDEN_BIN"), store, tcti, path);
+	ck_assert_int_eq(sh(cmd), 1);
+	out = it_read_file(path, NULL);
+	ck_assert_msg(strstr(out, "FAIL c-de: sealed with an auth value") != NULL,
+	    "%s", out);
+	ck_assert(strstr(out, "ok c-eu") != NULL);
+	free(out);
+	/* With it: all ok. */
+	snprintf(cmd, sizeof(cmd), "%s secrets check --store %s --tcti '%s' "
+	    "--auth-file %s >%s 2>&1", getenv("WARDEN_BIN"), store, tcti,
+	    authfile, path);
+	ck_assert_int_eq(sh(cmd), 0);
+	/* An auth file others can read is refused before the TPM sees it. */
+	chmod(authfile, 0644);
+	ck_assert_int_eq(sh(cmd), 1);
+	out = it_read_file(path, NULL);
+	ck_assert_msg(strstr(out, "no one else can read") != NULL, "%s", out);
+	ck_assert(strstr(out, "it-auth-value-9") == NULL);
+	free(out);
+	chmod(authfile, 0600);
+}
+END_TEST
+
 START_TEST(without_the_tpm_warden_refuses_to_start)
 {
 	char cmd[1024], path[256], *out;
@@ -231,6 +297,7 @@ suite_sealed(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, sealed_credentials_reach_the_provider_and_rotate_on_reload);
+	tcase_add_test(tc, auth_values_come_from_a_private_file_only);
 	tcase_add_test(tc, without_the_tpm_warden_refuses_to_start);
 	suite_add_tcase(s, tc);
 	return s;
