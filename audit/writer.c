@@ -64,8 +64,12 @@ aud_open_segment(struct aud_log *l, uint64_t segno)
 			close(fd);
 		return WD_EIO;
 	}
-	if (l->fd >= 0)
+	/* The old segment is done: make it durable before letting go. */
+	if (l->fd >= 0) {
+		if (atomic_load(&l->dirty))
+			fdatasync(l->fd);
 		close(l->fd);
+	}
 	l->fd = fd;
 	l->segno = segno;
 	l->segbytes = (size_t)st.st_size;
@@ -224,23 +228,38 @@ maybe_rotate(struct aud_log *l)
 		aud_open_segment(l, l->segno + 1);
 }
 
-/* Make what was appended durable; wlock held.  False if fsync failed:
- * the log is then unhealthy until a later fsync succeeds. */
+/*
+ * Make what was appended durable.  Called without wlock: the fsync runs
+ * on a duplicate of the descriptor while appends go on (they mark the log
+ * dirty again and the next window covers them).  False if fsync failed:
+ * the log is then unhealthy until a later fsync succeeds.
+ */
 static bool
 sync_now(struct aud_log *l)
 {
-	if (!atomic_load(&l->dirty) || l->fd < 0)
+	int fd;
+	bool ok;
+
+	pthread_mutex_lock(&l->wlock);
+	if (!atomic_load(&l->dirty) || l->fd < 0) {
+		pthread_mutex_unlock(&l->wlock);
 		return true;
-	if (fdatasync(l->fd) != 0) {
+	}
+	fd = dup(l->fd);
+	atomic_store(&l->dirty, false);
+	pthread_mutex_unlock(&l->wlock);
+	ok = fd >= 0 && fdatasync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok) {
+		atomic_store(&l->dirty, true);
 		set_error(l, "fsync failed: %s", strerror(errno));
 		if (atomic_load(&l->healthy))
 			wd_error("audit: %s; failing closed until it works again",
 			    l->lasterr);
 		atomic_store(&l->healthy, false);
-		return false;
 	}
-	atomic_store(&l->dirty, false);
-	return true;
+	return ok;
 }
 
 static void *
@@ -299,8 +318,8 @@ writer_main(void *arg)
 		pthread_mutex_lock(&l->wlock);
 		maybe_rotate(l);
 		rc = batch != NULL ? write_batch(l, batch) : WD_OK;
-		synced = rc == WD_OK && sync_now(l);
 		pthread_mutex_unlock(&l->wlock);
+		synced = rc == WD_OK && sync_now(l);
 		if (rc == WD_OK) {
 			/* Healthy again only once what was written is durable. */
 			if (synced && !atomic_load(&l->healthy)) {
@@ -547,8 +566,8 @@ aud_close(struct aud_log *l)
 				write_batch(l, cp);
 			finish_items(cp, WD_OK);
 		}
-		sync_now(l);
 		pthread_mutex_unlock(&l->wlock);
+		sync_now(l);
 	}
 	finish_items(l->head, WD_EIO);
 	if (l->fd >= 0)
