@@ -5,6 +5,7 @@
  */
 #include "gateway/gw_int.h"
 
+#include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,4 +290,69 @@ usage:
 	    "       warden policy reach -c FILE AGENT --from TOOL|start "
 	    "--to TOOL|sink:external|sink:internal\n"
 	    "       warden policy review -c FILE");
+}
+
+static size_t
+print_cb(char *data, size_t size, size_t n, void *arg)
+{
+	(void)arg;
+	fwrite(data, size, n, stdout);
+	return size * n;
+}
+
+/*
+ * `warden reload -c FILE [--url URL]`: ask the running gateway (on the
+ * rules file's listen address, or URL) to reload, and print its answer:
+ * the new policy_version, or every error in the file.  Exit 0 or 1.
+ */
+int
+gw_cmd_reload(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "url", required_argument, NULL, 'u' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL, *url = NULL;
+	struct pol_snapshot *snap = NULL;
+	char buf[512];
+	long status = 0;
+	CURL *e;
+	int ch, rc = 1;
+
+	while ((ch = getopt_long(argc, argv, "c:u:", longopts, NULL)) != -1) {
+		if (ch == 'c')
+			config = optarg;
+		else if (ch == 'u')
+			url = optarg;
+		else
+			return usage_err("usage: warden reload -c FILE [--url URL]");
+	}
+	if (optind != argc || (config == NULL && url == NULL))
+		return usage_err("usage: warden reload -c FILE [--url URL]");
+	if (url == NULL) {
+		if (pol_load(config, stderr, &snap) != WD_OK)
+			return 2;
+		snprintf(buf, sizeof(buf), "http://%s/admin/reload",
+		    snap->server.listen ? snap->server.listen : "127.0.0.1:8080");
+		url = buf;
+	}
+	e = curl_easy_init();
+	if (e == NULL)
+		goto out;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, print_cb);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+	if (curl_easy_perform(e) != CURLE_OK) {
+		fprintf(stderr, "warden: no gateway answers at %s\n", url);
+	} else {
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+		printf("\n");
+		rc = status == 200 ? 0 : 1;
+	}
+	curl_easy_cleanup(e);
+out:
+	pol_snapshot_unref(snap);
+	return rc;
 }

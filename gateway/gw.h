@@ -34,6 +34,7 @@ int gw_cmd_lint(int argc, char **argv);
 int gw_cmd_check(int argc, char **argv);
 int gw_cmd_test(int argc, char **argv);
 int gw_cmd_policy(int argc, char **argv);
+int gw_cmd_reload(int argc, char **argv);
 int gw_cmd_audit(int argc, char **argv);
 
 /* `warden secrets seal|rotate|rm|list|check` (cli_secrets.c).  Exit

@@ -22,6 +22,7 @@ usage(FILE *f)
 	    "       warden check -c FILE (--key KEY | --tenant ID) "
 	    "[-H 'Name: value']... REQUEST.json\n"
 	    "       warden test -c FILE TESTS.yaml\n"
+	    "       warden reload -c FILE [--url URL]\n"
 	    "       warden policy graph -c FILE AGENT [--format dot|mermaid|json]\n"
 	    "       warden policy reach -c FILE AGENT --from TOOL|start --to "
 	    "TOOL|sink:KIND\n"
@@ -124,6 +125,8 @@ main(int argc, char **argv)
 		return gw_cmd_test(argc - 1, argv + 1);
 	if (strcmp(argv[1], "policy") == 0)
 		return gw_cmd_policy(argc - 1, argv + 1);
+	if (strcmp(argv[1], "reload") == 0)
+		return gw_cmd_reload(argc - 1, argv + 1);
 	if (strcmp(argv[1], "audit") == 0)
 		return gw_cmd_audit(argc - 1, argv + 1);
 	if (strcmp(argv[1], "secrets") == 0)

@@ -261,6 +261,37 @@ START_TEST(bad_reload_keeps_the_running_policy)
 }
 END_TEST
 
+/* `warden reload` asks the running gateway, and says what happened. */
+START_TEST(reload_command_reports_the_outcome)
+{
+	char cmd[1024], path[256], *out, *text, *broken;
+	int st;
+
+	snprintf(path, sizeof(path), "%s/reload.out", it_tmpdir());
+	snprintf(cmd, sizeof(cmd), "%s reload -c %s >%s 2>&1",
+	    getenv("WARDEN_BIN"), it.config, path);
+	st = system(cmd);
+	out = it_read_file(path, NULL);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+	ck_assert(strstr(out, "\"status\":\"reloaded\"") != NULL);
+	free(out);
+	text = it_read_file(it.config, NULL);
+	if (asprintf(&broken, "%s\nbogus_key: 1\n", text) < 0)
+		abort();
+	it_write_file(it.config, broken, 0600);
+	snprintf(cmd, sizeof(cmd), "%s reload --url %s >%s 2>&1",
+	    getenv("WARDEN_BIN"), it_url("/admin/reload"), path);
+	st = system(cmd);
+	out = it_read_file(path, NULL);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s", out);
+	ck_assert(strstr(out, "unknown key 'bogus_key'") != NULL);
+	free(out);
+	it_write_file(it.config, text, 0600);
+	free(text);
+	free(broken);
+}
+END_TEST
+
 Suite *
 suite_policy(void)
 {
@@ -274,6 +305,7 @@ suite_policy(void)
 	tcase_add_test(tc, headers_narrow_but_never_widen);
 	tcase_add_test(tc, reload_under_load_keeps_serving);
 	tcase_add_test(tc, bad_reload_keeps_the_running_policy);
+	tcase_add_test(tc, reload_command_reports_the_outcome);
 	suite_add_tcase(s, tc);
 	return s;
 }
