@@ -154,24 +154,6 @@ out:
 	return ok;
 }
 
-static char *
-read_all(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
-		*len = fread(buf, 1, (size_t)n, f);
-		buf[*len] = '\0';
-	}
-	fclose(f);
-	return buf;
-}
-
 int
 aud_verify_dir(const char *dir, const struct aud_verify_opts *o, FILE *out)
 {
@@ -184,7 +166,7 @@ aud_verify_dir(const char *dir, const struct aud_verify_opts *o, FILE *out)
 	vstate_init(&v, NULL);
 	if (o->pubkey_pem_path != NULL) {
 		size_t len;
-		char *pem = read_all(o->pubkey_pem_path, &len);
+		char *pem = wd_slurp(o->pubkey_pem_path, SIZE_MAX, &len);
 
 		v.key = pem ? load_pubkey(pem, len) : NULL;
 		free(pem);
@@ -205,7 +187,7 @@ aud_verify_dir(const char *dir, const struct aud_verify_opts *o, FILE *out)
 		char *text;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, segs[s]);
-		text = read_all(path, &len);
+		text = wd_slurp(path, SIZE_MAX, &len);
 		if (text == NULL) {
 			fprintf(out, "%s: cannot read\n", path);
 			rc = 2;
@@ -388,7 +370,7 @@ aud_export(const char *dir, const struct aud_export_opts *o,
 			char *text;
 
 			snprintf(path, sizeof(path), "%s/%s", dir, segs[s]);
-			if ((text = read_all(path, &len)) == NULL)
+			if ((text = wd_slurp(path, SIZE_MAX, &len)) == NULL)
 				continue;
 			for (size_t off = 0; off < len; ) {
 				char *nl = memchr(text + off, '\n', len - off);
@@ -521,7 +503,7 @@ int
 aud_verify_export(const char *path, FILE *out)
 {
 	size_t len = 0, lineno = 0;
-	char *text = read_all(path, &len);
+	char *text = wd_slurp(path, SIZE_MAX, &len);
 	struct vstate v;
 	json_t *hdr = NULL;
 	bool csv = false;

@@ -222,3 +222,43 @@ wd_strndup(const char *s, size_t n)
 	p[n] = '\0';
 	return p;
 }
+
+char *
+wd_slurp(const char *path, size_t max, size_t *len)
+{
+	FILE *f = path == NULL ? stdin : fopen(path, "rb");
+	char *buf = NULL, *nb;
+	size_t cap = 0, n = 0, got;
+
+	*len = 0;
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (cap - n < 4096) {
+			size_t want = cap ? cap * 2 : 65536;
+
+			if (want <= cap || (nb = realloc(buf, want)) == NULL)
+				goto fail;
+			buf = nb;
+			cap = want;
+		}
+		got = fread(buf + n, 1, cap - n - 1, f);
+		if (got == 0)
+			break;
+		n += got;
+		if (n > max)
+			goto fail;
+	}
+	if (ferror(f))
+		goto fail;
+	buf[n] = '\0';
+	*len = n;
+	goto out;
+fail:
+	free(buf);
+	buf = NULL;
+out:
+	if (f != stdin)
+		fclose(f);
+	return buf;
+}

@@ -86,4 +86,9 @@ size_t wd_edit_distance(const char *a, const char *b);
  * handle WD_ENOMEM.  These helpers only save typing. */
 char *wd_strndup(const char *s, size_t n);
 
+/* Reads all of path (NULL: stdin) into a NUL-terminated buffer and sets
+ * *len.  NULL if it cannot be opened or read, or holds more than max bytes.
+ * For the command-line tools; the gateway reads nothing this way. */
+char *wd_slurp(const char *path, size_t max, size_t *len);
+
 #endif /* WD_H */

@@ -66,29 +66,6 @@ cmd_pubkey(int argc, char **argv)
 	return rc;
 }
 
-static char *
-slurp_text(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m;
-
-	if (f == NULL)
-		return NULL;
-	m = open_memstream(&buf, &len);
-	if (m != NULL) {
-		char chunk[4096];
-		size_t n;
-
-		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-			fwrite(chunk, 1, n, m);
-		fclose(m);
-	}
-	fclose(f);
-	return buf;
-}
-
 int
 gw_cmd_audit(int argc, char **argv)
 {
@@ -107,6 +84,7 @@ gw_cmd_audit(int argc, char **argv)
 	struct aud_verify_opts vo = { .progress = true };
 	const char *what, *pubkey = NULL, *output = NULL;
 	char *pem = NULL;
+	size_t pemlen;
 	bool purge_expired = false;
 	int ch, rc;
 
@@ -175,7 +153,8 @@ gw_cmd_audit(int argc, char **argv)
 	}
 	if (strcmp(what, "export") != 0 || output == NULL)
 		return usage();
-	if (pubkey != NULL && (pem = slurp_text(pubkey)) == NULL) {
+	if (pubkey != NULL &&
+	    (pem = wd_slurp(pubkey, SIZE_MAX, &pemlen)) == NULL) {
 		fprintf(stderr, "warden: cannot read %s\n", pubkey);
 		return 2;
 	}

@@ -83,38 +83,6 @@ take_header(const char *h, struct pol_facts *f)
 	return true;
 }
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	char *buf = NULL;
-	size_t cap = 0, n;
-
-	*len = 0;
-	if (f == NULL)
-		return NULL;
-	for (;;) {
-		if (*len + 4096 > cap) {
-			char *nb;
-
-			cap = cap ? cap * 2 : 65536;
-			if (cap > (64u << 20) || (nb = realloc(buf, cap)) == NULL) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-		}
-		n = fread(buf + *len, 1, cap - *len, f);
-		if (n == 0)
-			break;
-		*len += n;
-	}
-	if (f != stdin)
-		fclose(f);
-	return buf;
-}
-
 int
 gw_cmd_check(int argc, char **argv)
 {
@@ -177,7 +145,8 @@ gw_cmd_check(int argc, char **argv)
 		    "unknown tenant");
 		goto out;
 	}
-	body = slurp(argv[optind], &len);
+	body = wd_slurp(strcmp(argv[optind], "-") == 0 ? NULL : argv[optind],
+	    64u << 20, &len);
 	if (body == NULL) {
 		fprintf(stderr, "warden: cannot read %s\n", argv[optind]);
 		goto out;

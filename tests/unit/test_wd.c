@@ -1,10 +1,12 @@
 /*
  * test_wd.c - common/wd.c: error strings, hex, edit distance, constant-time
- * comparison, hashing.
+ * comparison, hashing, whole-file reads.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/wd.h"
 #include "tests/unit/suites.h"
@@ -171,6 +173,38 @@ START_TEST(strndup_stops_at_n)
 }
 END_TEST
 
+START_TEST(slurp_reads_whole_file_within_cap)
+{
+	char path[] = "/tmp/warden-slurp-XXXXXX";
+	size_t big = 200000, len = 1;
+	char *data = malloc(big), *got;
+	FILE *f;
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_ptr_nonnull(data);
+	for (size_t i = 0; i < big; i++)
+		data[i] = (char)('a' + i % 26);
+	f = fdopen(fd, "wb");
+	ck_assert_uint_eq(fwrite(data, 1, big, f), big);
+	fclose(f);
+
+	/* Larger than the first buffer: grown, whole, NUL-terminated. */
+	got = wd_slurp(path, big, &len);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_uint_eq(len, big);
+	ck_assert(memcmp(got, data, big) == 0);
+	ck_assert_int_eq(got[big], '\0');
+	free(got);
+	/* One byte over the cap is refused. */
+	ck_assert_ptr_null(wd_slurp(path, big - 1, &len));
+	ck_assert_uint_eq(len, 0);
+	unlink(path);
+	ck_assert_ptr_null(wd_slurp(path, big, &len));
+	free(data);
+}
+END_TEST
+
 START_TEST(random_fills)
 {
 	unsigned char a[64], b[64];
@@ -198,6 +232,7 @@ suite_wd(void)
 	tcase_add_test(tc, unhex_rejects_bad_input);
 	tcase_add_test(tc, edit_distance_samples);
 	tcase_add_test(tc, ct_equal);
+	tcase_add_test(tc, slurp_reads_whole_file_within_cap);
 	tcase_add_test(tc, sha256_vector);
 	tcase_add_test(tc, strndup_stops_at_n);
 	tcase_add_test(tc, random_fills);
