@@ -413,14 +413,11 @@ finish_buffered(struct txn *t)
 		return;
 	}
 	if (gw_txn_record(t) != WD_OK) {
-		/* Fail closed: no answer goes out unrecorded.  (The record,
-		 * queued, still says what the provider answered.) */
-		t->conn = NULL;
-		gw_conn_set_hooks(c, NULL);
-		gw_metrics_request(route_id(t), 503);
-		gw_send_error(c, 503, "server_error", "audit_unavailable", "the "
-		    "audit log cannot be written; this answer was withheld");
-		txn_end(t);
+		/* Fail closed: no answer goes out unrecorded.  The record is
+		 * queued for the writer's retry; fail() does not record it
+		 * again. */
+		fail(t, 503, "server_error", "audit_unavailable", "the audit "
+		    "log cannot be written; this answer was withheld");
 		return;
 	}
 	gw_metrics_request(route_id(t), status);
