@@ -247,13 +247,7 @@ load_agent(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
 	if (!pol_is_map(w, n, "agent"))
 		return;
 	pol_check_keys(w, n, agent_keys, "agent");
-	if ((v = pol_get(w, n, "id")) == NULL)
-		pol_err(w, n, "agent without 'id'");
-	else if (pol_str(w, v, "id", &a->id) && (strlen(a->id) > 64 ||
-	    strspn(a->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789-_.") != strlen(a->id)))
-		pol_err(w, v, "agent id '%.80s' may only hold letters, digits, "
-		    "'-', '_', '.' (at most 64)", a->id);
+	pol_load_id(w, n, "agent", &a->id);
 	if ((v = pol_get(w, n, "tenant")) == NULL)
 		pol_err(w, n, "agent '%s' without 'tenant'", a->id ? a->id : "?");
 	else

@@ -194,8 +194,8 @@ id_valid(const char *s)
 	return true;
 }
 
-static void
-load_id(struct pol_walk *w, yaml_node_t *map, const char *what, char **out)
+void
+pol_load_id(struct pol_walk *w, yaml_node_t *map, const char *what, char **out)
 {
 	yaml_node_t *v = pol_get(w, map, "id");
 
@@ -204,8 +204,8 @@ load_id(struct pol_walk *w, yaml_node_t *map, const char *what, char **out)
 		return;
 	}
 	if (pol_str(w, v, "id", out) && !id_valid(*out))
-		pol_err(w, v, "id '%s' may only hold letters, digits, '-', '_', '.' "
-		    "(at most 64)", *out);
+		pol_err(w, v, "%s id '%.80s' may only hold letters, digits, '-', "
+		    "'_', '.' (at most 64)", what, *out);
 }
 
 static void
@@ -221,7 +221,7 @@ load_provider(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p)
 	if (!pol_is_map(w, n, "provider"))
 		return;
 	pol_check_keys(w, n, provider_keys, "provider");
-	load_id(w, n, "provider", &p->id);
+	pol_load_id(w, n, "provider", &p->id);
 	id = p->id ? p->id : "?";
 	if ((v = pol_get(w, n, "api")) == NULL)
 		p->api = strdup("openai");
@@ -350,7 +350,7 @@ load_apps(struct pol_walk *w, yaml_node_t *v, struct pol_tenant *t)
 		if (a == NULL || !pol_is_map(w, a, "an app"))
 			continue;
 		pol_check_keys(w, a, app_keys, "an app");
-		load_id(w, a, "app", &app->id);
+		pol_load_id(w, a, "app", &app->id);
 		for (size_t j = 0; app->id != NULL && j < t->napps; j++)
 			if (strcmp(t->apps[j].id, app->id) == 0)
 				pol_err(w, a, "app '%s' is declared twice", app->id);
@@ -374,7 +374,7 @@ load_tenant(struct pol_walk *w, yaml_node_t *n, struct pol_tenant *t,
 	if (!pol_is_map(w, n, "tenant"))
 		return;
 	pol_check_keys(w, n, tenant_keys, "tenant");
-	load_id(w, n, "tenant", &t->id);
+	pol_load_id(w, n, "tenant", &t->id);
 	if ((v = pol_get(w, n, "keys")) != NULL)
 		pol_load_keys(w, v, &t->keys, &t->nkeys);
 	if ((v = pol_get(w, n, "apps")) != NULL)
@@ -492,7 +492,7 @@ load_rule(struct pol_walk *w, yaml_node_t *n, struct pol_rule *r,
 	if (!pol_is_map(w, n, "rule"))
 		return;
 	pol_check_keys(w, n, rule_keys, "rule");
-	load_id(w, n, "rule", &r->id);
+	pol_load_id(w, n, "rule", &r->id);
 	if ((v = pol_get(w, n, "when")) != NULL)
 		load_when(w, v, raw);
 	if ((v = pol_get(w, n, "require")) != NULL)

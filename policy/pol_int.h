@@ -93,6 +93,10 @@ bool pol_ref1(struct pol_walk *w, yaml_node_t *n, const char *what,
     struct pol_ref *out);
 void pol_refs_free(struct pol_ref *r, size_t n);
 
+/* map's required 'id': 1 to 64 of letters, digits, '-', '_', '.'.  what
+ * names the item in messages ("tenant", "agent"). */
+void pol_load_id(struct pol_walk *w, yaml_node_t *map, const char *what,
+    char **out);
 /* A list of "sha256:<hex>" key digests into a new array. */
 void pol_load_keys(struct pol_walk *w, yaml_node_t *v,
     unsigned char (**keys)[32], size_t *nkeys);

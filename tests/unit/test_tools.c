@@ -524,6 +524,23 @@ START_TEST(error_unknown_label)
 }
 END_TEST
 
+START_TEST(error_bad_agent_id)
+{
+	expect_agent_errors(
+	    "  - id: \"a 1\"\n"
+	    "    tenant: t1\n"
+	    "    tools: { search: {} }\n"
+	    "    graph: { start: [search] }\n"
+	    "  - tenant: t1\n"
+	    "    tools: { search: {} }\n"
+	    "    graph: { start: [search] }\n",
+	    "@:14:9: agent id 'a 1' may only hold letters, digits, '-', '_', "
+	    "'.' (at most 64)\n"
+	    "@:18:5: agent without 'id'\n"
+	    "@: 2 errors\n");
+}
+END_TEST
+
 START_TEST(error_unknown_tenant)
 {
 	expect_agent_errors(
@@ -1490,6 +1507,7 @@ suite_tools(void)
 	tcase_add_test(load, agents_load);
 	tcase_add_test(load, error_graph_names_undeclared_tool);
 	tcase_add_test(load, error_unknown_label);
+	tcase_add_test(load, error_bad_agent_id);
 	tcase_add_test(load, error_unknown_tenant);
 	tcase_add_test(load, error_bad_sink);
 	tcase_add_test(load, error_bad_on_violation);
