@@ -6,6 +6,11 @@
 #define UT_SUITES_H
 
 #include <check.h>
+#include <stddef.h>
+
+#include "common/wd.h"
+
+struct pol_snapshot;
 
 Suite *suite_wd(void);		/* test_wd.c: common/ helpers */
 Suite *suite_http(void);	/* test_http.c: request heads, chunked bodies */
@@ -16,12 +21,30 @@ Suite *suite_tools(void);	/* test_tools.c: agents, tool graphs, review */
 Suite *suite_secrets(void);	/* test_secrets.c: sealing against swtpm */
 Suite *suite_audit(void);	/* test_audit.c: the hash-chained audit log */
 
-/* Shared by test_openai.c and test_policy.c (test_policy.c defines them). */
+/* Rules-file helpers shared by the suites (ut_rules.c). */
 
 /*
  * Write text to a fresh file in /tmp with the given mode; returns its path
  * (malloc'd, caller unlinks and frees).  Aborts the test on failure.
  */
 char *ut_write_rules(const char *text, unsigned mode);
+
+/* The result of loading one file. */
+struct ut_ld {
+	char *path;
+	enum wd_err rc;
+	struct pol_snapshot *snap;
+	char *errs;			/* everything written to the error stream */
+	size_t errlen;
+};
+
+/* pol_load(l->path) into l; a failed load must leave no snapshot. */
+void ut_load_path(struct ut_ld *l);
+/* Write text (with mode) to a fresh file and load it. */
+void ut_load_text(struct ut_ld *l, const char *text, unsigned mode);
+/* Unlink the file and free everything in l. */
+void ut_ld_done(struct ut_ld *l);
+/* tmpl with each '@' replaced by path; caller frees. */
+char *ut_expand(const char *tmpl, const char *path);
 
 #endif /* UT_SUITES_H */

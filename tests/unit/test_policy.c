@@ -47,135 +47,50 @@ static const char minimal[] =
     "    keys: [\"sha256:" HEX_A "\"]\n"
     "    routes: [p1]\n";
 
-char *
-ut_write_rules(const char *text, unsigned mode)
-{
-	char *path = strdup("/tmp/warden-unit-XXXXXX");
-	size_t len = strlen(text), off = 0;
-	int fd;
-
-	ck_assert_ptr_nonnull(path);
-	fd = mkstemp(path);
-	ck_assert_msg(fd >= 0, "mkstemp: %s", strerror(errno));
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		ck_assert_msg(n > 0, "write %s: %s", path, strerror(errno));
-		off += (size_t)n;
-	}
-	ck_assert_int_eq(fchmod(fd, (mode_t)mode), 0);
-	close(fd);
-	return path;
-}
-
-/* The result of loading one file. */
-struct ld {
-	char *path;
-	enum wd_err rc;
-	struct pol_snapshot *snap;
-	char *errs;			/* everything written to the error stream */
-	size_t errlen;
-};
-
-static void
-load_path(struct ld *l)
-{
-	FILE *f = open_memstream(&l->errs, &l->errlen);
-
-	ck_assert_ptr_nonnull(f);
-	l->snap = (struct pol_snapshot *)(uintptr_t)1;	/* must be overwritten */
-	l->rc = pol_load(l->path, f, &l->snap);
-	fclose(f);
-	if (l->rc != WD_OK)
-		ck_assert_msg(l->snap == NULL, "snapshot set on failure");
-}
-
-static void
-load_text(struct ld *l, const char *text, unsigned mode)
-{
-	memset(l, 0, sizeof(*l));
-	l->path = ut_write_rules(text, mode);
-	load_path(l);
-}
-
-static void
-ld_done(struct ld *l)
-{
-	if (l->path != NULL)
-		unlink(l->path);
-	free(l->path);
-	free(l->errs);
-	pol_snapshot_unref(l->snap);
-	memset(l, 0, sizeof(*l));
-}
-
-/* tmpl with each '@' replaced by path; caller frees. */
-static char *
-expand(const char *tmpl, const char *path)
-{
-	size_t n = 1, plen = strlen(path);
-	char *out, *o;
-
-	for (const char *t = tmpl; *t != '\0'; t++)
-		n += *t == '@' ? plen : 1;
-	out = o = malloc(n);
-	ck_assert_ptr_nonnull(out);
-	for (const char *t = tmpl; *t != '\0'; t++) {
-		if (*t == '@') {
-			memcpy(o, path, plen);
-			o += plen;
-		} else {
-			*o++ = *t;
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
 /* Load text and expect it refused with exactly these errors. */
 static void
 expect_errors(const char *text, enum wd_err rc, const char *tmpl)
 {
-	struct ld l;
+	struct ut_ld l;
 	char *want;
 
-	load_text(&l, text, 0600);
-	want = expand(tmpl, l.path);
+	ut_load_text(&l, text, 0600);
+	want = ut_expand(tmpl, l.path);
 	ck_assert_msg(l.rc == rc, "rc %d (%s), want %d; errors:\n%s", l.rc,
 	    wd_strerror(l.rc), rc, l.errs);
 	ck_assert_ptr_null(l.snap);
 	ck_assert_str_eq(l.errs, want);
 	free(want);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 
 /* As expect_errors, for the first line(s) only. */
 static void
 expect_errors_start(const char *text, enum wd_err rc, const char *tmpl)
 {
-	struct ld l;
+	struct ut_ld l;
 	char *want;
 
-	load_text(&l, text, 0600);
-	want = expand(tmpl, l.path);
+	ut_load_text(&l, text, 0600);
+	want = ut_expand(tmpl, l.path);
 	ck_assert_msg(l.rc == rc, "rc %d (%s), want %d; errors:\n%s", l.rc,
 	    wd_strerror(l.rc), rc, l.errs);
 	ck_assert_msg(strncmp(l.errs, want, strlen(want)) == 0,
 	    "errors:\n%s\nwant them to start with:\n%s", l.errs, want);
 	free(want);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 
 /* ---- files that load ---- */
 
 START_TEST(minimal_file_loads)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_provider *p;
 	const struct pol_tenant *t;
 	unsigned char want[32];
 
-	load_text(&l, minimal, 0600);
+	ut_load_text(&l, minimal, 0600);
 	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
 	ck_assert_str_eq(l.errs, "");
 	ck_assert_ptr_nonnull(l.snap);
@@ -215,7 +130,7 @@ START_TEST(minimal_file_loads)
 	ck_assert_int_eq(l.snap->upstream.max_attempts, 3);
 	ck_assert_uint_eq(l.snap->upstream.max_sse_event_bytes, 1u << 20);
 	ck_assert_uint_eq(l.snap->ndevcreds, 0);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -236,11 +151,11 @@ write_at(const char *dir, const char *name, const char *text)
 
 /* Load dir/main.yaml; errors come back with the directory as '@'. */
 static void
-load_main(const char *dir, struct ld *l)
+load_main(const char *dir, struct ut_ld *l)
 {
 	memset(l, 0, sizeof(*l));
 	ck_assert_int_ge(asprintf(&l->path, "%s/main.yaml", dir), 0);
-	load_path(l);
+	ut_load_path(l);
 }
 
 static void
@@ -260,12 +175,12 @@ rm_dir(const char *dir)
 static void
 version_of(const char *text, char out[65])
 {
-	struct ld l;
+	struct ut_ld l;
 
-	load_text(&l, text, 0600);
+	ut_load_text(&l, text, 0600);
 	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
 	memcpy(out, l.snap->version, 65);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 
 /*
@@ -329,7 +244,7 @@ START_TEST(policy_version_is_canonical)
 	/* Nor does splitting the policy into files. */
 	{
 		char dir[] = "/tmp/warden-unit-inc-XXXXXX";
-		struct ld l;
+		struct ut_ld l;
 
 		ck_assert_ptr_nonnull(mkdtemp(dir));
 		write_at(dir, "main.yaml",
@@ -349,7 +264,7 @@ START_TEST(policy_version_is_canonical)
 		load_main(dir, &l);
 		ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
 		ck_assert_str_eq(l.snap->version, base);
-		ld_done(&l);
+		ut_ld_done(&l);
 		rm_dir(dir);
 	}
 }
@@ -357,9 +272,9 @@ END_TEST
 
 START_TEST(settings_are_read)
 {
-	struct ld l;
+	struct ut_ld l;
 
-	load_text(&l, PROVIDER
+	ut_load_text(&l, PROVIDER
 	    "    retention: { zdr: true, days: 0 }\n"
 	    "server:\n"
 	    "  listen: 127.0.0.1:9999\n"
@@ -388,7 +303,7 @@ START_TEST(settings_are_read)
 	ck_assert_int_eq(l.snap->providers[0].retention_days, 0);
 	ck_assert_str_eq(pol_devcred(l.snap, "c"), "sk-dev");
 	ck_assert_ptr_null(pol_devcred(l.snap, "d"));
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -407,7 +322,7 @@ START_TEST(example_rules_load)
 	static char text[65536];
 	size_t n;
 	FILE *f = fopen("rules/example.yaml", "r");
-	struct ld l;
+	struct ut_ld l;
 
 	ck_assert_msg(f != NULL, "rules/example.yaml: %s (run from the "
 	    "repository root)", strerror(errno));
@@ -415,7 +330,7 @@ START_TEST(example_rules_load)
 	fclose(f);
 	ck_assert_uint_lt(n, sizeof(text) - 1);
 	text[n] = '\0';
-	load_text(&l, text, 0600);
+	ut_load_text(&l, text, 0600);
 	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
 	ck_assert_uint_ge(l.snap->nproviders, 1);
 	/* Credentials live in the TPM store: every route names one, and the
@@ -435,17 +350,17 @@ START_TEST(example_rules_load)
 		ck_assert_str_eq(t->id, demo[i].tenant);
 		ck_assert_uint_ge(t->nroutes, 1);
 	}
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(readable_by_others_is_fine)
 {
-	struct ld l;
+	struct ut_ld l;
 
-	load_text(&l, minimal, 0644);
+	ut_load_text(&l, minimal, 0644);
 	ck_assert_int_eq(l.rc, WD_OK);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -638,15 +553,15 @@ static const char dup_provider[] =
 
 START_TEST(duplicate_provider_id)
 {
-	struct ld l;
+	struct ut_ld l;
 
-	load_text(&l, dup_provider, 0600);
+	ut_load_text(&l, dup_provider, 0600);
 	ck_assert_int_eq(l.rc, WD_ECONFIG);
 	ck_assert_msg(strstr(l.errs, ": provider id 'p1' is used twice\n") !=
 	    NULL, "errors:\n%s", l.errs);
 	ck_assert_msg(strstr(l.errs, ": 1 error\n") != NULL, "errors:\n%s",
 	    l.errs);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -663,9 +578,9 @@ END_TEST
 
 START_TEST(duplicate_tenant_and_shared_key)
 {
-	struct ld l;
+	struct ut_ld l;
 
-	load_text(&l, PROVIDER
+	ut_load_text(&l, PROVIDER
 	    "tenants:\n"
 	    "  - id: t1\n"
 	    "    keys: [\"sha256:" HEX_A "\"]\n"
@@ -677,7 +592,7 @@ START_TEST(duplicate_tenant_and_shared_key)
 	    "    routes: [p1]\n", 0600);
 	ck_assert_int_eq(l.rc, WD_ECONFIG);
 	{
-		char *want = expand(
+		char *want = ut_expand(
 		    "@:15:5: tenant id 't1' is used twice\n"
 		    "@:12:5: tenants 't1' and 't2' share a key\n"
 		    "@: 2 errors\n", l.path);
@@ -685,7 +600,7 @@ START_TEST(duplicate_tenant_and_shared_key)
 		ck_assert_str_eq(l.errs, want);
 		free(want);
 	}
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -843,15 +758,15 @@ END_TEST
 
 START_TEST(dev_credential_not_echoed)
 {
-	struct ld l;
+	struct ut_ld l;
 
-	load_text(&l,
+	ut_load_text(&l,
 	    "version: 1\n"
 	    "dev_credentials:\n"
 	    "  c1: [sk-secret-value]\n", 0600);
 	ck_assert_int_eq(l.rc, WD_ECONFIG);
 	ck_assert_ptr_null(strstr(l.errs, "sk-secret"));
-	ld_done(&l);
+	ut_ld_done(&l);
 	expect_errors(
 	    "version: 1\n"
 	    "dev_credentials:\n"
@@ -868,16 +783,16 @@ END_TEST
  */
 START_TEST(second_document_refused)
 {
-	struct ld l;
+	struct ut_ld l;
 
-	load_text(&l, PROVIDER
+	ut_load_text(&l, PROVIDER
 	    "---\n"
 	    "tenants:\n"
 	    "  - id: t1\n"
 	    "    routes: [nope]\n", 0600);
 	ck_assert_msg(l.rc == WD_ECONFIG, "rc %d (%s): the second document "
 	    "was silently ignored", l.rc, wd_strerror(l.rc));
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -902,24 +817,24 @@ START_TEST(group_writable_refused)
 	static const unsigned modes[] = { 0620, 0602, 0666 };
 
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-		struct ld l;
+		struct ut_ld l;
 		char *want;
 
-		load_text(&l, minimal, modes[i]);
+		ut_load_text(&l, minimal, modes[i]);
 		ck_assert_int_eq(l.rc, WD_EPERM);
 		ck_assert_ptr_null(l.snap);
-		want = expand("@: writable by group or others; refusing it "
+		want = ut_expand("@: writable by group or others; refusing it "
 		    "(chmod go-w @)\n", l.path);
 		ck_assert_str_eq(l.errs, want);
 		free(want);
-		ld_done(&l);
+		ut_ld_done(&l);
 	}
 }
 END_TEST
 
 START_TEST(file_over_size_limit)
 {
-	struct ld l;
+	struct ut_ld l;
 	char *want;
 	int fd;
 
@@ -929,34 +844,34 @@ START_TEST(file_over_size_limit)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(ftruncate(fd, (off_t)POL_MAX_FILE_BYTES + 1), 0);
 	close(fd);
-	load_path(&l);
+	ut_load_path(&l);
 	ck_assert_int_eq(l.rc, WD_ELIMIT);
-	want = expand("@: larger than 8388608 bytes\n", l.path);
+	want = ut_expand("@: larger than 8388608 bytes\n", l.path);
 	ck_assert_str_eq(l.errs, want);
 	free(want);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(missing_file)
 {
-	struct ld l;
+	struct ut_ld l;
 
 	memset(&l, 0, sizeof(l));
 	l.path = strdup("/nonexistent/warden-rules.yaml");
-	load_path(&l);
+	ut_load_path(&l);
 	ck_assert_int_eq(l.rc, WD_EIO);
 	ck_assert_str_eq(l.errs, "/nonexistent/warden-rules.yaml: cannot open: "
 	    "No such file or directory\n");
 	free(l.path);
 	l.path = strdup("/tmp");
 	free(l.errs);
-	load_path(&l);
+	ut_load_path(&l);
 	ck_assert_int_eq(l.rc, WD_EIO);
 	ck_assert_str_eq(l.errs, "/tmp: not a regular file\n");
 	free(l.path);
 	l.path = NULL;
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -965,7 +880,7 @@ END_TEST
 START_TEST(include_loads_and_resolves)
 {
 	char dir[] = "/tmp/warden-unit-inc-XXXXXX";
-	struct ld l;
+	struct ut_ld l;
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	write_at(dir, "main.yaml",
@@ -985,7 +900,7 @@ START_TEST(include_loads_and_resolves)
 	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
 	ck_assert_uint_eq(l.snap->nproviders, 1);
 	ck_assert_ptr_eq(l.snap->tenants[0].routes[0], &l.snap->providers[0]);
-	ld_done(&l);
+	ut_ld_done(&l);
 	rm_dir(dir);
 }
 END_TEST
@@ -993,7 +908,7 @@ END_TEST
 START_TEST(include_errors_name_the_included_file)
 {
 	char dir[] = "/tmp/warden-unit-inc-XXXXXX";
-	struct ld l;
+	struct ut_ld l;
 	char *want;
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -1014,13 +929,13 @@ START_TEST(include_errors_name_the_included_file)
 	    "  workers: 1\n");
 	load_main(dir, &l);
 	ck_assert_int_eq(l.rc, WD_ECONFIG);
-	want = expand(
+	want = ut_expand(
 	    "@/inc.yaml:7:1: unknown key 'server' in an included rules file\n"
 	    "@/inc.yaml:4:14: 'XX' is not an ISO 3166-1 alpha-2 country code\n"
 	    "@/main.yaml: 2 errors\n", dir);
 	ck_assert_str_eq(l.errs, want);
 	free(want);
-	ld_done(&l);
+	ut_ld_done(&l);
 	rm_dir(dir);
 }
 END_TEST
@@ -1028,7 +943,7 @@ END_TEST
 START_TEST(include_self_and_missing)
 {
 	char dir[] = "/tmp/warden-unit-inc-XXXXXX";
-	struct ld l;
+	struct ut_ld l;
 	char *want;
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -1037,25 +952,25 @@ START_TEST(include_self_and_missing)
 	    "include: main.yaml\n");
 	load_main(dir, &l);
 	ck_assert_int_eq(l.rc, WD_ECONFIG);
-	want = expand(
+	want = ut_expand(
 	    "@/main.yaml:2:10: 'main.yaml' is included twice (or includes "
 	    "itself)\n"
 	    "@/main.yaml: 1 error\n", dir);
 	ck_assert_str_eq(l.errs, want);
 	free(want);
-	ld_done(&l);
+	ut_ld_done(&l);
 
 	write_at(dir, "main.yaml",
 	    "version: 1\n"
 	    "include: nope.yaml\n");
 	load_main(dir, &l);
 	ck_assert_int_eq(l.rc, WD_ECONFIG);
-	want = expand(
+	want = ut_expand(
 	    "@/nope.yaml: cannot open: No such file or directory\n"
 	    "@/main.yaml: 1 error\n", dir);
 	ck_assert_str_eq(l.errs, want);
 	free(want);
-	ld_done(&l);
+	ut_ld_done(&l);
 	rm_dir(dir);
 }
 END_TEST
@@ -1123,7 +1038,7 @@ START_TEST(find_key_by_digest)
 	char text[16384], key[32], hex[65];
 	size_t n;
 	unsigned char d[32];
-	struct ld l;
+	struct ut_ld l;
 
 	n = (size_t)snprintf(text, sizeof(text), "%s", PROVIDER "tenants:\n");
 	for (int i = 0; i < NT; i++) {
@@ -1135,7 +1050,7 @@ START_TEST(find_key_by_digest)
 		    i, hex);
 		ck_assert_uint_lt(n, sizeof(text));
 	}
-	load_text(&l, text, 0600);
+	ut_load_text(&l, text, 0600);
 	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
 	ck_assert_uint_ge(l.snap->keyidx_cap, 2 * NT);
 	for (int i = 0; i < NT; i++) {
@@ -1156,29 +1071,29 @@ START_TEST(find_key_by_digest)
 	ck_assert_ptr_null(pol_find_key(l.snap, d));
 	memset(d, 0, sizeof(d));
 	ck_assert_ptr_null(pol_find_key(l.snap, d));
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(find_key_without_tenants)
 {
-	struct ld l;
+	struct ut_ld l;
 	unsigned char d[32];
 
-	load_text(&l, PROVIDER, 0600);
+	ut_load_text(&l, PROVIDER, 0600);
 	ck_assert_int_eq(l.rc, WD_OK);
 	ck_assert_int_eq(wd_unhex(HEX_A, d, 32), WD_OK);
 	ck_assert_ptr_null(pol_find_key(l.snap, d));
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(provider_serves)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_provider *p;
 
-	load_text(&l, minimal, 0600);
+	ut_load_text(&l, minimal, 0600);
 	ck_assert_int_eq(l.rc, WD_OK);
 	p = &l.snap->providers[0];
 	ck_assert(pol_provider_serves(p, "gpt-4o"));
@@ -1188,22 +1103,22 @@ START_TEST(provider_serves)
 	ck_assert(!pol_provider_serves(p, "GPT-4O"));
 	ck_assert(!pol_provider_serves(p, "gpt-4o "));
 	ck_assert(!pol_provider_serves(p, ""));
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(snapshot_refcount)
 {
-	struct ld l;
+	struct ut_ld l;
 
-	load_text(&l, minimal, 0600);
+	ut_load_text(&l, minimal, 0600);
 	ck_assert_int_eq(l.rc, WD_OK);
 	ck_assert_ptr_eq(pol_snapshot_ref(l.snap), l.snap);
 	ck_assert_int_eq(atomic_load(&l.snap->refs), 2);
 	pol_snapshot_unref(l.snap);
 	ck_assert_int_eq(atomic_load(&l.snap->refs), 1);
 	pol_snapshot_unref(NULL);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 

@@ -71,41 +71,6 @@
 	"      - id: no-money-inside\n" \
 	"        deny: { from_label: financial, to_sink: internal }\n"
 
-/* The result of loading one file. */
-struct ld {
-	char *path;
-	enum wd_err rc;
-	struct pol_snapshot *snap;
-	char *errs;
-	size_t errlen;
-};
-
-static void
-load_text(struct ld *l, const char *text)
-{
-	FILE *f;
-
-	memset(l, 0, sizeof(*l));
-	l->path = ut_write_rules(text, 0600);
-	f = open_memstream(&l->errs, &l->errlen);
-	ck_assert_ptr_nonnull(f);
-	l->rc = pol_load(l->path, f, &l->snap);
-	fclose(f);
-	if (l->rc != WD_OK)
-		ck_assert_msg(l->snap == NULL, "snapshot set on failure");
-}
-
-static void
-ld_done(struct ld *l)
-{
-	if (l->path != NULL)
-		unlink(l->path);
-	free(l->path);
-	free(l->errs);
-	pol_snapshot_unref(l->snap);
-	memset(l, 0, sizeof(*l));
-}
-
 /* HEAD followed by agents; caller frees. */
 static char *
 agents_file(const char *agents)
@@ -118,55 +83,32 @@ agents_file(const char *agents)
 
 /* Load HEAD + agents and expect success. */
 static void
-load_agents_ok(struct ld *l, const char *agents)
+load_agents_ok(struct ut_ld *l, const char *agents)
 {
 	char *text = agents_file(agents);
 
-	load_text(l, text);
+	ut_load_text(l, text, 0600);
 	free(text);
 	ck_assert_msg(l->rc == WD_OK, "rc %d; errors:\n%s", l->rc, l->errs);
 	ck_assert_str_eq(l->errs, "");
-}
-
-/* tmpl with each '@' replaced by path; caller frees. */
-static char *
-expand(const char *tmpl, const char *path)
-{
-	size_t n = 1, plen = strlen(path);
-	char *out, *o;
-
-	for (const char *t = tmpl; *t != '\0'; t++)
-		n += *t == '@' ? plen : 1;
-	out = o = malloc(n);
-	ck_assert_ptr_nonnull(out);
-	for (const char *t = tmpl; *t != '\0'; t++) {
-		if (*t == '@') {
-			memcpy(o, path, plen);
-			o += plen;
-		} else {
-			*o++ = *t;
-		}
-	}
-	*o = '\0';
-	return out;
 }
 
 /* Load HEAD + agents and expect it refused with exactly these errors. */
 static void
 expect_agent_errors(const char *agents, const char *tmpl)
 {
-	struct ld l;
+	struct ut_ld l;
 	char *text = agents_file(agents), *want;
 
-	load_text(&l, text);
+	ut_load_text(&l, text, 0600);
 	free(text);
-	want = expand(tmpl, l.path);
+	want = ut_expand(tmpl, l.path);
 	ck_assert_msg(l.rc == WD_ECONFIG, "rc %d (%s); errors:\n%s", l.rc,
 	    wd_strerror(l.rc), l.errs);
 	ck_assert_ptr_null(l.snap);
 	ck_assert_str_eq(l.errs, want);
 	free(want);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 
 static const struct pol_agent *
@@ -226,7 +168,7 @@ step_refused(const struct pol_agent *a, struct pol_tstate *st,
 
 START_TEST(first_call_from_start)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 	struct pol_tstate st;
 	struct pol_tool_why why;
@@ -246,13 +188,13 @@ START_TEST(first_call_from_start)
 	pol_tstate_init(&st);
 	ck_assert(pol_tool_step(a, &st, "search", true, &why));
 	ck_assert(st.labels == 0);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(call_not_allowed_from_start_is_graph)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 	struct pol_tstate st;
 
@@ -267,13 +209,13 @@ START_TEST(call_not_allowed_from_start_is_graph)
 	steps_ok(a, &st, (const char *[]){ "search", "ticket", NULL });
 	step_refused(a, &st, "search", "graph",
 	    "agent 'a1' may not call 'search' after 'ticket'");
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(flow_rule_after_labelled_tool)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 	struct pol_tstate st;
 	struct pol_tool_why why;
@@ -296,13 +238,13 @@ START_TEST(flow_rule_after_labelled_tool)
 	    "(external sink) after labelled data was read in this session");
 	/* An internal sink is not what that flow forbids. */
 	ck_assert(pol_tool_step(a, &st, "ticket", false, &why));
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(flow_only_for_its_sink_kind)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 	struct pol_tstate st;
 
@@ -318,13 +260,13 @@ START_TEST(flow_only_for_its_sink_kind)
 	    "flow rule 'no-money-inside': agent 'a1' may not call 'ticket' "
 	    "(internal sink) after labelled data was read in this session");
 	steps_ok(a, &st, (const char *[]){ "email", NULL });
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(tool_max_calls)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 	struct pol_tstate st;
 
@@ -339,13 +281,13 @@ START_TEST(tool_max_calls)
 	steps_ok(a, &st, (const char *[]){ "search", NULL });
 	step_refused(a, &st, "read", "tool.max_calls",
 	    "agent 'a1' may call 'read' at most 2 times per session");
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(agent_max_calls)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 	struct pol_tstate st;
 
@@ -360,13 +302,13 @@ START_TEST(agent_max_calls)
 	    "agent 'a1' may make at most 4 tool calls per session");
 	step_refused(a, &st, "email", "max_calls",
 	    "agent 'a1' may make at most 4 tool calls per session");
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(max_calls_zero_and_unlimited)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 	struct pol_tstate st;
 
@@ -388,13 +330,13 @@ START_TEST(max_calls_zero_and_unlimited)
 	for (int i = 0; i < 300; i++)
 		steps_ok(a, &st, (const char *[]){ "loop", NULL });
 	ck_assert_uint_eq(st.total, 300);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(undeclared_tool)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 	struct pol_tstate st;
 
@@ -406,13 +348,13 @@ START_TEST(undeclared_tool)
 	step_refused(a, &st, "start", "undeclared_tool",
 	    "agent 'a1' has no tool 'start'");
 	step_refused(a, &st, "", "undeclared_tool", "agent 'a1' has no tool ''");
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(advance_false_keeps_state)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 	struct pol_tstate st, before;
 	struct pol_tool_why why;
@@ -431,7 +373,7 @@ START_TEST(advance_false_keeps_state)
 	ck_assert(pol_tool_step(a, &st, "email", false, &why));
 	ck_assert(!pol_tool_step(a, &st, "nope", false, &why));
 	assert_same_state(&before, &st);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -439,7 +381,7 @@ END_TEST
 
 START_TEST(agents_load)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 	int search, read, ticket, email, pay;
 
@@ -483,7 +425,7 @@ START_TEST(agents_load)
 	ck_assert_uint_eq(a->ntools, 1);
 	ck_assert(a->start == 1);
 	ck_assert(a->next[0] == 0);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -633,14 +575,14 @@ many_tools(int n, int last)
 
 START_TEST(error_more_than_64_tools)
 {
-	struct ld l;
+	struct ut_ld l;
 	char *text = many_tools(64, 63);
 
 	/* 64 is the limit and loads; the 65th tool (line 17 + 64) does not. */
 	load_agents_ok(&l, text);
 	ck_assert_uint_eq(agent(l.snap, "a1")->ntools, 64);
 	ck_assert(agent(l.snap, "a1")->next[63] == 1);
-	ld_done(&l);
+	ut_ld_done(&l);
 	free(text);
 	text = many_tools(65, 63);
 	expect_agent_errors(text,
@@ -678,7 +620,7 @@ END_TEST
 
 START_TEST(find_key_agent)
 {
-	struct ld l;
+	struct ut_ld l;
 	unsigned char d[32];
 	const struct pol_agent *ag = (const struct pol_agent *)(uintptr_t)1;
 	const struct pol_tenant *t;
@@ -702,7 +644,7 @@ START_TEST(find_key_agent)
 	ck_assert_ptr_eq(pol_find_agent(l.snap, &l.snap->tenants[0], "a1"),
 	    agent(l.snap, "a1"));
 	ck_assert_ptr_null(pol_find_agent(l.snap, &l.snap->tenants[0], "a2"));
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -711,11 +653,11 @@ END_TEST
 static void
 version_of(const char *agents, char out[65])
 {
-	struct ld l;
+	struct ut_ld l;
 
 	load_agents_ok(&l, agents);
 	memcpy(out, l.snap->version, 65);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 
 #define SMALL(start_row, extra) \
@@ -872,7 +814,7 @@ reach(const struct pol_agent *a, const char *from, const char *to,
 
 START_TEST(reach_shortest_path)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 
 	load_agents_ok(&l, AGENT_PATHS);
@@ -889,13 +831,13 @@ START_TEST(reach_shortest_path)
 	    "agent 'paths' has no tool 'nope'\n"), 2);
 	ck_assert_int_eq(reach(a, "start", "sink:outside",
 	    "sink must be sink:external or sink:internal\n"), 2);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(reach_honours_flows)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 
 	load_agents_ok(&l, AGENT_PATHS);
@@ -910,13 +852,13 @@ START_TEST(reach_honours_flows)
 	    "start -> s -> m -> x\n"), 0);
 	ck_assert_int_eq(reach(a, "m", "x", "m -> x\n"), 0);
 	ck_assert_int_eq(reach(a, "start", "sink:internal", "unreachable\n"), 1);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(reach_unreachable_when_flow_cuts_every_path)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 
 	load_agents_ok(&l,
@@ -937,7 +879,7 @@ START_TEST(reach_unreachable_when_flow_cuts_every_path)
 	ck_assert_int_eq(reach(a, "start", "x", "unreachable\n"), 1);
 	ck_assert_int_eq(reach(a, "start", "sink:external", "unreachable\n"), 1);
 	ck_assert_int_eq(reach(a, "start", "m", "start -> r -> m\n"), 0);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -950,7 +892,7 @@ END_TEST
  */
 START_TEST(reach_back_to_the_same_tool)
 {
-	struct ld l;
+	struct ut_ld l;
 	const struct pol_agent *a;
 
 	load_agents_ok(&l,
@@ -969,7 +911,7 @@ START_TEST(reach_back_to_the_same_tool)
 	ck_assert_int_eq(reach(a, "m", "u", "m -> u\n"), 0);
 	ck_assert_int_eq(reach(a, "s", "s", "s -> s\n"), 0);
 	ck_assert_int_eq(reach(a, "u", "u", "u -> m -> u\n"), 0);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -988,7 +930,7 @@ review(const struct pol_snapshot *s, char **text)
 
 START_TEST(review_finds_leak_through_intermediate_tool)
 {
-	struct ld l;
+	struct ut_ld l;
 	char *text;
 
 	/* No flow rule: personal data from r reaches x through m. */
@@ -1010,7 +952,7 @@ START_TEST(review_finds_leak_through_intermediate_tool)
 	ck_assert_msg(strstr(text, "agent leaky (tenant t1, 3 tools, "
 	    "on_violation deny, max_calls set)\n") == text, "%s", text);
 	free(text);
-	ld_done(&l);
+	ut_ld_done(&l);
 
 	/* A flow for another label does not stop personal data. */
 	load_agents_ok(&l,
@@ -1030,7 +972,7 @@ START_TEST(review_finds_leak_through_intermediate_tool)
 	ck_assert_msg(strstr(text, "  LEAK: labelled data from 'r' can reach "
 	    "an external sink: r -> m -> x\n") != NULL, "%s", text);
 	free(text);
-	ld_done(&l);
+	ut_ld_done(&l);
 
 	/* The same with the right flow: no leak; m is unlimited. */
 	load_agents_ok(&l,
@@ -1054,13 +996,13 @@ START_TEST(review_finds_leak_through_intermediate_tool)
 	ck_assert_msg(strstr(text, "  no call limit: 'm' (and no max_calls for "
 	    "the agent)\n") != NULL, "%s", text);
 	free(text);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(review_of_the_example_is_clean)
 {
-	struct ld l;
+	struct ut_ld l;
 	struct cap c;
 	FILE *errs;
 	int rc;
@@ -1091,7 +1033,7 @@ START_TEST(review_of_the_example_is_clean)
 	ck_assert_int_eq(rc, 1);
 	ck_assert_str_eq(c.text, "unreachable\n");
 	cap_free(&c);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -1119,7 +1061,7 @@ no_value(json_t *o, const char *key)
 
 START_TEST(graph_json_marks_cut_edges)
 {
-	struct ld l;
+	struct ut_ld l;
 	struct cap c;
 	json_t *g, *e, *n;
 	json_error_t jerr;
@@ -1170,13 +1112,13 @@ START_TEST(graph_json_marks_cut_edges)
 	ck_assert_ptr_null(edge(g, "x", "m"));
 	json_decref(g);
 	cap_free(&c);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 START_TEST(graph_dot_and_mermaid)
 {
-	struct ld l;
+	struct ut_ld l;
 	struct cap c;
 
 	load_agents_ok(&l, AGENT_PATHS);
@@ -1219,7 +1161,7 @@ START_TEST(graph_dot_and_mermaid)
 	cap_close(&c);
 	ck_assert_str_eq(c.text, "");
 	cap_free(&c);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -1232,7 +1174,7 @@ END_TEST
  */
 START_TEST(graph_dot_quotes_names)
 {
-	struct ld l;
+	struct ut_ld l;
 	struct cap c;
 	char *text = agents_file(
 	    "  - id: names\n"
@@ -1244,7 +1186,7 @@ START_TEST(graph_dot_quotes_names)
 	    "      start: [lookup]\n"
 	    "      lookup: ['send \"mail\"']\n");
 
-	load_text(&l, text);
+	ut_load_text(&l, text, 0600);
 	free(text);
 	if (l.rc == WD_OK) {
 		cap_open(&c);
@@ -1258,7 +1200,7 @@ START_TEST(graph_dot_quotes_names)
 	} else {
 		ck_assert_int_eq(l.rc, WD_ECONFIG);
 	}
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -1351,7 +1293,7 @@ END_TEST
 
 /* gw_tools_request for agent a1 (by its key) with these headers. */
 static enum gw_tools_rc
-wire_request(struct ld *l, struct gw_tools *tl, const char *session,
+wire_request(struct ut_ld *l, struct gw_tools *tl, const char *session,
     const char *body, struct gw_tools_deny *d)
 {
 	struct gw_header h[1] = { { "X-Warden-Session", session } };
@@ -1379,7 +1321,7 @@ wire_request(struct ld *l, struct gw_tools *tl, const char *session,
  */
 START_TEST(session_commit_with_several_choices)
 {
-	struct ld l;
+	struct ut_ld l;
 	struct gw_tools tl;
 	struct gw_tools_deny d;
 	json_t *ans;
@@ -1412,13 +1354,13 @@ START_TEST(session_commit_with_several_choices)
 	ck_assert_msg(wire_request(&l, &tl, "n2", hist_search, &d) == GW_TOOLS_OK,
 	    "%d %s", d.status, d.message);
 	gw_tools_clear(&tl);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
 /* One streamed event through gw_tools_event, after an empty history. */
 static enum gw_tools_rc
-wire_event(struct ld *l, const char *ev, struct gw_tools_deny *d)
+wire_event(struct ut_ld *l, const char *ev, struct gw_tools_deny *d)
 {
 	struct gw_tools tl;
 	enum gw_tools_rc rc;
@@ -1433,7 +1375,7 @@ wire_event(struct ld *l, const char *ev, struct gw_tools_deny *d)
 
 START_TEST(stream_event_checks)
 {
-	struct ld l;
+	struct ut_ld l;
 	struct gw_tools_deny d;
 
 	load_agents_ok(&l, AGENT_A1);
@@ -1459,7 +1401,7 @@ START_TEST(stream_event_checks)
 	    "\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n", &d),
 	    GW_TOOLS_OK);
 	ck_assert_int_eq(wire_event(&l, "data: [DONE]\n\n", &d), GW_TOOLS_OK);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
@@ -1471,7 +1413,7 @@ END_TEST
  */
 START_TEST(stream_event_multiline_data_is_checked)
 {
-	struct ld l;
+	struct ut_ld l;
 	struct gw_tools_deny d;
 
 	load_agents_ok(&l, AGENT_A1);
@@ -1479,7 +1421,7 @@ START_TEST(stream_event_multiline_data_is_checked)
 	    "\"delta\":{\"tool_calls\":\n"
 	    "data: [{\"index\":0,\"function\":{\"name\":\"email\"}}]}}]}\n\n", &d),
 	    GW_TOOLS_DENY);
-	ld_done(&l);
+	ut_ld_done(&l);
 }
 END_TEST
 
