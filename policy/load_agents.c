@@ -241,9 +241,7 @@ load_agent(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
 	long long lim;
 
 	a->max_calls = -1;
-	raw->at.file = w->file;
-	raw->at.line = n->start_mark.line + 1;
-	raw->at.col = n->start_mark.column + 1;
+	pol_at(w, n, &raw->at);
 	if (!pol_is_map(w, n, "agent"))
 		return;
 	pol_check_keys(w, n, agent_keys, "agent");

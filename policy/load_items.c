@@ -368,9 +368,7 @@ load_tenant(struct pol_walk *w, yaml_node_t *n, struct pol_tenant *t,
 	long long days;
 
 	t->max_retention_days = -1;
-	raw->at.file = w->file;
-	raw->at.line = n->start_mark.line + 1;
-	raw->at.col = n->start_mark.column + 1;
+	pol_at(w, n, &raw->at);
 	if (!pol_is_map(w, n, "tenant"))
 		return;
 	pol_check_keys(w, n, tenant_keys, "tenant");
@@ -486,9 +484,7 @@ load_rule(struct pol_walk *w, yaml_node_t *n, struct pol_rule *r,
 	r->max_days = -1;
 	r->keep_ttl_days = -1;
 	r->line = n->start_mark.line + 1;
-	raw->at.file = w->file;
-	raw->at.line = n->start_mark.line + 1;
-	raw->at.col = n->start_mark.column + 1;
+	pol_at(w, n, &raw->at);
 	if (!pol_is_map(w, n, "rule"))
 		return;
 	pol_check_keys(w, n, rule_keys, "rule");

@@ -89,6 +89,9 @@ void pol_err_ref(struct pol_walk *w, const struct pol_ref *r,
 /* Read a scalar or a list of scalars as references. */
 bool pol_refs(struct pol_walk *w, yaml_node_t *n, const char *what,
     struct pol_ref **out, size_t *count);
+/* Where n stands (file, line, column), for messages after the walk. */
+void pol_at(const struct pol_walk *w, const yaml_node_t *n,
+    struct pol_ref *at);
 bool pol_ref1(struct pol_walk *w, yaml_node_t *n, const char *what,
     struct pol_ref *out);
 void pol_refs_free(struct pol_ref *r, size_t n);

@@ -312,6 +312,14 @@ pol_grow(void *arrp, size_t *count, size_t elem)
 	return true;
 }
 
+void
+pol_at(const struct pol_walk *w, const yaml_node_t *n, struct pol_ref *at)
+{
+	at->file = w->file;
+	at->line = n->start_mark.line + 1;
+	at->col = n->start_mark.column + 1;
+}
+
 bool
 pol_ref1(struct pol_walk *w, yaml_node_t *n, const char *what,
     struct pol_ref *out)
@@ -319,9 +327,7 @@ pol_ref1(struct pol_walk *w, yaml_node_t *n, const char *what,
 	memset(out, 0, sizeof(*out));
 	if (!pol_str(w, n, what, &out->name))
 		return false;
-	out->file = w->file;
-	out->line = n->start_mark.line + 1;
-	out->col = n->start_mark.column + 1;
+	pol_at(w, n, out);
 	return true;
 }
 
