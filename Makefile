@@ -8,16 +8,30 @@ SAN     ?=
 PKGS    := libevent libevent_pthreads libcurl openssl yaml-0.1 jansson \
            tss2-esys tss2-tctildr tss2-mu tss2-rc
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+# pkg-config is asked when a recipe first needs its answer, never while
+# the Makefile is read: on a fresh machine the packages it describes are
+# installed by `deps`, which the top-level targets (run, test, bench, soak,
+# fuzz) run before a sub-make builds anything.  pkg_once NAME,ARGS asks
+# once and keeps the answer in NAME; a package still missing then stops
+# the build with one line instead of hundreds of undefined references.
+pkg_ask  = $(shell pkg-config $(1) 2>/dev/null || echo PKG-CONFIG-FAILED)
+pkg_ok   = $(if $(filter PKG-CONFIG-FAILED,$(1)),$(error pkg-config $(2) \
+           failed: a build dependency is missing; run `make deps` \
+           (scripts/deps.sh)),$(1))
+pkg_once = $(eval $(1) := $(call pkg_ok,$(call pkg_ask,$(2)),$(2)))$($(1))
+
+PKG_CFLAGS = $(call pkg_once,PKG_CFLAGS,--cflags $(PKGS))
+PKG_LIBS   = $(call pkg_once,PKG_LIBS,--libs $(PKGS))
+CHECK_LIBS = $(call pkg_once,CHECK_LIBS,--libs check)
+MOCK_LIBS  = $(call pkg_once,MOCK_LIBS,--libs libevent jansson)
+SOAK_LIBS  = $(call pkg_once,SOAK_LIBS,--libs libcurl)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wvla -Wno-format-nonliteral
-CFLAGS  := -std=c17 -g $(OPT) $(WARN) -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
+CFLAGS   = -std=c17 -g $(OPT) $(WARN) -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
            -fstack-protector-strong $(SAN) $(EXTRA_CFLAGS)
-LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
-LDLIBS  := $(PKG_LIBS) -lpthread
+LDFLAGS  = $(SAN) $(EXTRA_LDFLAGS)
+LDLIBS   = $(PKG_LIBS) -lpthread
 
 # Everything but main() goes into one archive that tests link too.
 LIB_SRC := $(wildcard common/*.c policy/*.c secrets/*.c audit/*.c) \
@@ -60,7 +74,7 @@ $(BUILD)/warden: $(BUILD)/gateway/main.o $(BUILD)/libwarden.a
 
 $(BUILD)/mock_provider: tests/mock/mock_provider.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libevent jansson)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(MOCK_LIBS)
 
 $(BUILD)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libwarden.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
@@ -79,7 +93,7 @@ $(BUILD)/bench_decide: $(BUILD)/tests/bench/bench_decide.o $(BUILD)/libwarden.a
 
 $(BUILD)/soak: tests/soak/soak.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libcurl)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SOAK_LIBS)
 
 tests/openai-node/node_modules: tests/openai-node/package-lock.json
 	cd tests/openai-node && npm ci --no-audit --no-fund --loglevel=error
@@ -117,16 +131,22 @@ test: deps
 	    $(MAKE) BUILD=build/asan OPT=-O1 SAN="$(ASAN_FLAGS)" \
 	    test-fuzz test-unit test-integration
 
-run: deps all
+# run, bench and soak build in a sub-make that starts after deps ended,
+# so that pkg-config is asked only once the packages are there (and -j
+# cannot build while deps still installs).
+run: deps
+	@$(MAKE) all
 	@sh scripts/demo.sh $(BUILD)
 
-bench: deps all $(BUILD)/bench_decide
+bench: deps
+	@$(MAKE) all $(BUILD)/bench_decide
 	@sh tests/bench/bench.sh $(BUILD)
 	@$(BUILD)/bench_decide
 
 # Soak with faults (tests/soak/soak.sh): 50,000 requests at 256
 # connections on the ASan build (sanitizers), then on this build (RSS).
-soak: deps all asan $(BUILD)/soak
+soak: deps
+	$(MAKE) all asan $(BUILD)/soak
 	SOAK_BIN=$(BUILD)/soak sh tests/soak/soak.sh build/asan 50000 256
 	SOAK_BIN=$(BUILD)/soak sh tests/soak/soak.sh $(BUILD) 50000 256
 

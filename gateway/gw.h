@@ -44,4 +44,12 @@ int gw_cmd_secrets(int argc, char **argv);
 /* `warden keys new`: print a fresh virtual key and its config line. */
 int gw_keys_new(void);
 
+/*
+ * Every command's usage, from one table (cli_help.c): of all commands
+ * (cmd NULL), of one, or of one subcommand.  gw_cli_help() answers -h,
+ * --help and `help`: the exit code, or -1 when argv does not ask for help.
+ */
+void gw_cli_usage(FILE *f, const char *cmd, const char *sub);
+int gw_cli_help(int argc, char **argv);
+
 #endif /* GW_H */

@@ -12,33 +12,7 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	    "usage: warden serve -c FILE [--listen ADDR:PORT] [--workers N] "
-	    "[--audit-dir DIR]\n"
-	    "                    [--tcti TCTI] [--secrets-store DIR] "
-	    "[--dev-credentials]\n"
-	    "                    [--user NAME | --allow-root]\n"
-	    "       warden lint -c FILE\n"
-	    "       warden check -c FILE (--key KEY | --tenant ID) "
-	    "[-H 'Name: value']... REQUEST.json\n"
-	    "       warden test -c FILE TESTS.yaml\n"
-	    "       warden reload -c FILE [--url URL]\n"
-	    "       warden policy graph -c FILE AGENT [--format dot|mermaid|json]\n"
-	    "       warden policy reach -c FILE AGENT --from TOOL|start --to "
-	    "TOOL|sink:KIND\n"
-	    "       warden policy review -c FILE\n"
-	    "       warden audit verify DIR [--pubkey PEM]\n"
-	    "       warden audit export DIR --format jsonl|csv [--since T] "
-	    "[--until T] [--tenant T] [--verdict V] -o FILE\n"
-	    "       warden audit verify-export FILE\n"
-	    "       warden audit pubkey (-c FILE | --secrets-store DIR)\n"
-	    "       warden secrets seal|rotate NAME [--pcr sha256:7,23] "
-	    "[-c FILE | --store DIR --tcti TCTI]  (value on stdin)\n"
-	    "       warden secrets rm NAME [-c FILE | --store DIR]\n"
-	    "       warden secrets list|check [-c FILE] [--store DIR] "
-	    "[--tcti TCTI]\n"
-	    "       warden keys new\n"
-	    "       warden version\n");
+	gw_cli_usage(f, NULL, NULL);
 }
 
 static int
@@ -111,10 +85,15 @@ cmd_serve(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+	int rc;
+
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
 	}
+	/* -h, --help, help: usage on stdout before any option parser runs. */
+	if ((rc = gw_cli_help(argc, argv)) >= 0)
+		return rc;
 	if (strcmp(argv[1], "serve") == 0)
 		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(argv[1], "lint") == 0)
@@ -131,16 +110,18 @@ main(int argc, char **argv)
 		return gw_cmd_audit(argc - 1, argv + 1);
 	if (strcmp(argv[1], "secrets") == 0)
 		return gw_cmd_secrets(argc - 1, argv + 1);
-	if (strcmp(argv[1], "keys") == 0 && argc == 3 &&
-	    strcmp(argv[2], "new") == 0)
-		return gw_keys_new();
-	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-		printf("warden %s\n", WD_VERSION);
-		return 0;
+	if (strcmp(argv[1], "keys") == 0) {
+		if (argc == 3 && strcmp(argv[2], "new") == 0)
+			return gw_keys_new();
+		gw_cli_usage(stderr, "keys", NULL);
+		return 2;
 	}
-	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "-h") == 0) {
-		usage(stdout);
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		if (argc != 2) {
+			gw_cli_usage(stderr, "version", NULL);
+			return 2;
+		}
+		printf("warden %s\n", WD_VERSION);
 		return 0;
 	}
 	fprintf(stderr, "warden: unknown command '%s'\n", argv[1]);
