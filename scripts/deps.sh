@@ -4,9 +4,13 @@
 # Works as root, uses sudo otherwise.
 set -eu
 
+# openssl: the command line tool (the demo and tests verify signatures
+# and decrypt a recovered envelope with it); man-db and groff-base: the
+# install test renders the man pages.
 PKGS="build-essential pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
 libtss2-dev libyaml-dev libjansson-dev check swtpm swtpm-tools tpm2-tools
-curl wrk nginx-light clang libclang-rt-14-dev valgrind nodejs npm"
+curl wrk nginx-light clang libclang-rt-14-dev valgrind nodejs npm openssl
+man-db groff-base"
 
 missing=""
 for p in $PKGS; do
