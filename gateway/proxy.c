@@ -13,11 +13,14 @@
  * route of the tenant that serves the model, up to upstream.max_attempts.
  */
 #include "gateway/txn.h"
+#include "secrets/sec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#define AUTH_PREFIX "Authorization: Bearer "
 
 /* Pause the provider when this much is waiting to go to the client. */
 #define OUT_HIGH_MARK (256u << 10)
@@ -33,7 +36,6 @@ txn_end(struct txn *t)
 		gw_up_abort(t->xfer);
 	if (t->conn != NULL)
 		gw_conn_set_hooks(t->conn, NULL);
-	wd_wipe(t->auth_hdr, sizeof(t->auth_hdr));
 	gw_tools_clear(&t->tools);
 	gw_chat_clear(&t->chat);
 	if (t->body != NULL)
@@ -492,6 +494,10 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	const unsigned char *cred;
 	size_t credlen = 0;
 	const char *hdrs[6];
+	/* The header holds a credential as long as the store allows; on the
+	 * stack, wiped once curl has its copy. */
+	char auth[sizeof(AUTH_PREFIX) + SEC_VALUE_MAX];
+	int authlen = 0;
 	char url[2048];
 	struct gw_up_req r;
 	enum wd_err rc;
@@ -503,16 +509,20 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	p = t->route = t->cand[t->next++];
 	t->attempts++;
 	cred = gw_creds_get(t->creds, t->snap, p->credential, &credlen);
-	if (cred == NULL || credlen > 900 || memchr(cred, '\n', credlen) ||
-	    memchr(cred, '\r', credlen) || (size_t)snprintf(t->auth_hdr,
-	    sizeof(t->auth_hdr), "Authorization: Bearer %.*s", (int)credlen,
-	    (const char *)cred) >= sizeof(t->auth_hdr)) {
+	if (cred == NULL || credlen > SEC_VALUE_MAX || memchr(cred, '\n',
+	    credlen) || memchr(cred, '\r', credlen) || (authlen = snprintf(auth,
+	    sizeof(auth), AUTH_PREFIX "%.*s", (int)credlen,
+	    (const char *)cred)) < 0 ||
+	    (size_t)authlen != sizeof(AUTH_PREFIX) - 1 + credlen) {
+		/* A NUL would have cut the value short: refused, not sent. */
+		wd_wipe(auth, sizeof(auth));
 		fail(t, 500, "server_error", "credential_unavailable",
 		    "the credential for this route is not available");
 		return;
 	}
 	if ((size_t)snprintf(url, sizeof(url), "%s/chat/completions",
 	    p->base_url) >= sizeof(url)) {
+		wd_wipe(auth, (size_t)authlen);
 		fail(t, 500, "server_error", "bad_route", "route URL too long");
 		return;
 	}
@@ -521,7 +531,7 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	hdrs[0] = "Content-Type: application/json";
 	hdrs[1] = t->chat.stream ? "Accept: text/event-stream"
 				 : "Accept: application/json";
-	hdrs[2] = t->auth_hdr;
+	hdrs[2] = auth;
 	hdrs[3] = t->reqid_hdr;
 	hdrs[4] = "User-Agent: warden/" WD_VERSION;
 	hdrs[5] = "Expect:";		/* no 100-continue round trip */
@@ -546,7 +556,7 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	t->attempt_us = wd_mono_us();
 	rc = gw_up_start(gw_conn_worker(t->conn)->up, &r, &t->xfer);
 	/* curl copied the header strings; ours can go. */
-	wd_wipe(t->auth_hdr, sizeof(t->auth_hdr));
+	wd_wipe(auth, (size_t)authlen);
 	if (rc != WD_OK)
 		fail(t, 500, "server_error", NULL, "cannot start upstream request");
 }

@@ -51,7 +51,6 @@ struct txn {
 	struct evbuffer *stream_copy;	/* what a stream sent, for keep: full */
 	bool refused_late;		/* tool policy refused after allow */
 	struct aud_hmac *resp_hmac;
-	char auth_hdr[1024];		/* "Authorization: Bearer ..." */
 	char reqid_hdr[96];
 };
 

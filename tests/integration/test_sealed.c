@@ -266,6 +266,59 @@ START_TEST(auth_values_come_from_a_private_file_only)
 }
 END_TEST
 
+/*
+ * Credentials up to the store's limit (16 KiB: service-account tokens,
+ * long JWTs) reach the provider whole.  warden used to build the header
+ * in 1024 bytes and refused anything over 900 at use, after sealing it.
+ */
+START_TEST(long_credentials_reach_the_provider_intact)
+{
+	static const size_t sizes[] = { 4096, 16384 };
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
+	char path[256], adir[256], cmd[1024], token[32];
+	unsigned seed = 12;
+
+	snprintf(path, sizeof(path), "%s/long-cred", it_tmpdir());
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char *value = malloc(sizes[i] + 1), *needle;
+		int port = it_free_port();
+		struct it_resp r;
+		pid_t w;
+
+		ck_assert(value != NULL);
+		for (size_t k = 0; k < sizes[i]; k++) {
+			seed = seed * 1103515245u + 12345u;
+			value[k] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+		}
+		value[sizes[i]] = '\0';
+		it_write_file(path, value, 0600);
+		snprintf(cmd, sizeof(cmd), "%s secrets rotate c-us --store %s "
+		    "--tcti '%s' <%s >>%s 2>&1", getenv("WARDEN_BIN"), store, tcti,
+		    path, wlog);
+		ck_assert_int_eq(sh(cmd), 0);
+		snprintf(adir, sizeof(adir), "%s/audit-long-%zu", it_tmpdir(),
+		    sizes[i]);
+		w = start_sealed(port, adir);
+		snprintf(token, sizeof(token), "tok-long-%zu", sizes[i]);
+		chat_on(port, token, &r);
+		ck_assert_msg(r.status == 200, "%zu bytes: %ld %s", sizes[i],
+		    r.status, r.body);
+		it_resp_free(&r);
+		/* The whole value, between the quotes of its JSON string. */
+		ck_assert(asprintf(&needle, "\"Bearer %s\"", value) > 0);
+		ck_assert_msg(us_got(token, needle), "the provider did not get "
+		    "the %zu-byte credential intact", sizes[i]);
+		free(needle);
+		it_stop(w, SIGTERM);
+		ck_assert(!it_file_contains(wlog, value));
+		free(value);
+	}
+	unlink(path);
+	seal("c-us", SEALED_US, "rotate");
+}
+END_TEST
+
 START_TEST(without_the_tpm_warden_refuses_to_start)
 {
 	char cmd[1024], path[256], *out;
@@ -298,6 +351,7 @@ suite_sealed(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, sealed_credentials_reach_the_provider_and_rotate_on_reload);
 	tcase_add_test(tc, auth_values_come_from_a_private_file_only);
+	tcase_add_test(tc, long_credentials_reach_the_provider_intact);
 	tcase_add_test(tc, without_the_tpm_warden_refuses_to_start);
 	suite_add_tcase(s, tc);
 	return s;
