@@ -53,7 +53,8 @@ export WARDEN_ALLOW_ROOT = 1
 MAKEFLAGS += --no-print-directory
 
 .PHONY: all deps run test test-unit test-integration test-fuzz asan \
-        bench fuzz clean node-deps swtpm-start swtpm-stop soak
+        bench fuzz clean node-deps swtpm-start swtpm-stop soak \
+        install uninstall test-dist
 
 all: $(BUILD)/warden $(BUILD)/mock_provider $(BUILD)/unit_tests \
      $(BUILD)/integration_tests $(FUZZ_BIN)
@@ -123,6 +124,7 @@ test: deps
 	$(MAKE) test-fuzz
 	$(MAKE) test-unit
 	$(MAKE) test-integration
+	$(MAKE) test-dist
 	$(MAKE) asan
 	$(MAKE) $(BUILD)/soak
 	SOAK_BIN=$(BUILD)/soak sh tests/soak/soak.sh build/asan 3000 64
@@ -161,6 +163,45 @@ swtpm-start:
 	@sh scripts/swtpm.sh start $(SWTPM_DIR)
 swtpm-stop:
 	@sh scripts/swtpm.sh stop $(SWTPM_DIR)
+
+# make install [PREFIX=/usr/local] [DESTDIR=staging]: the binary, the man
+# pages, the example rules and the systemd unit (dist/); README.md,
+# "Running it under systemd", says what to do next.
+PREFIX      ?= /usr/local
+SYSCONFDIR  ?= /etc
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+DATADIR     ?= $(PREFIX)/share/warden
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+INSTALLED   := $(BINDIR)/warden $(MANDIR)/man1/warden.1 \
+               $(MANDIR)/man5/warden-rules.5 $(DATADIR)/example.yaml \
+               $(DATADIR)/example.tests.yaml $(UNITDIR)/warden.service \
+               $(SYSUSERSDIR)/warden.conf
+
+install: $(BUILD)/warden
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DATADIR) \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 0755 $(BUILD)/warden $(DESTDIR)$(BINDIR)/warden
+	install -m 0644 dist/warden.1 $(DESTDIR)$(MANDIR)/man1/warden.1
+	install -m 0644 dist/warden-rules.5 $(DESTDIR)$(MANDIR)/man5/warden-rules.5
+	install -m 0644 rules/example.yaml rules/example.tests.yaml \
+	    $(DESTDIR)$(DATADIR)/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    dist/warden.service.in >$(DESTDIR)$(UNITDIR)/warden.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/warden.service
+	install -m 0644 dist/warden.sysusers $(DESTDIR)$(SYSUSERSDIR)/warden.conf
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
+
+# make install into a staging directory, then check what it put there:
+# the man pages render without warnings, systemd-analyze accepts the unit
+# (where it exists), uninstall removes it all.
+test-dist: $(BUILD)/warden
+	@sh tests/dist/install.sh $(BUILD)
 
 clean:
 	rm -rf build
