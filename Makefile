@@ -166,7 +166,7 @@ swtpm-stop:
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging]: the binary, the man
 # pages, the example rules and the systemd unit (dist/); README.md,
-# "Running it under systemd", says what to do next.
+# "Installing and running it as a service", says what to do next.
 PREFIX      ?= /usr/local
 SYSCONFDIR  ?= /etc
 BINDIR      ?= $(PREFIX)/bin
@@ -199,9 +199,11 @@ uninstall:
 
 # make install into a staging directory, then check what it put there:
 # the man pages render without warnings, systemd-analyze accepts the unit
-# (where it exists), uninstall removes it all.
+# (where it exists), uninstall removes it all; and the README's tpm2-tools
+# recovery recipe, run against swtpm.
 test-dist: $(BUILD)/warden
 	@sh tests/dist/install.sh $(BUILD)
+	@sh tests/dist/recover.sh $(BUILD)
 
 clean:
 	rm -rf build

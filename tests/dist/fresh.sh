@@ -16,7 +16,7 @@
 # afterwards: the target succeeded, apt-get ran, and no pkg-config call
 # answered empty for a build step.  The real test (needs a disposable
 # machine): apt-get purge the -dev packages, then `make run` and
-# `make test` from a clean clone (README, "Installing").
+# `make test` from a clean clone (README.md, "Tests").
 set -eu
 
 target=${1:-run}
