@@ -36,7 +36,7 @@ static const struct cli_usage usages[] = {
 	  "`configuration OK` and the policy_version (exit 0) or every error\n"
 	  "as FILE:LINE:COL (exit 2)." },
 	{ "check", NULL,
-	  "-c FILE (--key KEY | --tenant ID) [-H 'Name: value']... "
+	  "-c FILE (--key KEY | --tenant ID) [-H 'Name: value']...\n"
 	  "REQUEST.json|-",
 	  "Decide one chat request without sending it and print the decision\n"
 	  "as JSON.  Exit 0 when it evaluated (whatever the verdict), 2 on bad\n"
@@ -52,7 +52,8 @@ static const struct cli_usage usages[] = {
 	  "Print an agent's effective tool graph; edges a flow rule cuts are\n"
 	  "marked." },
 	{ "policy", "reach",
-	  "-c FILE AGENT --from TOOL|start --to TOOL|sink:external|sink:internal",
+	  "-c FILE AGENT --from TOOL|start\n"
+	  "--to TOOL|sink:external|sink:internal",
 	  "Print the shortest allowed path (exit 0) or `unreachable` (exit 1)." },
 	{ "policy", "review", "-c FILE",
 	  "List, per agent, leaks (labelled data reaching an external sink),\n"
@@ -61,8 +62,8 @@ static const struct cli_usage usages[] = {
 	  "Verify the audit log in DIR: hashes, chain, sequence, checkpoint\n"
 	  "signatures.  Exit 0 if intact, 1 naming the first bad record." },
 	{ "audit", "export",
-	  "DIR --format jsonl|csv [--since T] [--until T] [--tenant T]\n"
-	  "[--verdict V] [--pubkey PEM] -o FILE",
+	  "DIR --format jsonl|csv [--since T] [--until T]\n"
+	  "[--tenant T] [--verdict V] [--pubkey PEM] -o FILE",
 	  "Export the records of a time range (T in RFC 3339 UTC): matching\n"
 	  "records in full, the others as stubs, so the chain still verifies." },
 	{ "audit", "verify-export", "FILE",
@@ -73,20 +74,21 @@ static const struct cli_usage usages[] = {
 	{ "audit", "pubkey", "(-c FILE | --secrets-store DIR)",
 	  "Print the public half of the TPM-held checkpoint signing key (PEM)." },
 	{ "secrets", "seal",
-	  "NAME [--pcr sha256:7,23] [--auth-file F] [-c FILE | --store DIR "
-	  "--tcti TCTI]",
+	  "NAME [--pcr sha256:7,23] [--auth-file F]\n"
+	  "[-c FILE | --store DIR --tcti TCTI]",
 	  "Seal the credential read from standard input (one trailing newline\n"
 	  "is dropped) as NAME.  Exit 0, 1 failed, 2 usage." },
 	{ "secrets", "rotate",
-	  "NAME [--pcr SPEC|none] [--auth-file F] [-c FILE | --store DIR "
-	  "--tcti TCTI]",
+	  "NAME [--pcr SPEC|none] [--auth-file F]\n"
+	  "[-c FILE | --store DIR --tcti TCTI]",
 	  "Replace NAME's credential with the one read from standard input." },
 	{ "secrets", "rm", "NAME [-c FILE | --store DIR]",
 	  "Remove NAME from the store." },
 	{ "secrets", "list", "[-c FILE] [--store DIR]",
 	  "List the sealed credentials: name, created, binding, size, routes." },
 	{ "secrets", "check",
-	  "[-c FILE] [--store DIR] [--tcti TCTI] [--auth-file F]",
+	  "[-c FILE] [--store DIR] [--tcti TCTI]\n"
+	  "[--auth-file F]",
 	  "Unseal every credential the rules need: ok, or FAIL and the TPM's\n"
 	  "reason.  Exit 0 if all unseal, 1 otherwise." },
 	{ "keys", "new", "",

@@ -57,6 +57,9 @@ for page in man1/warden.1 man5/warden-rules.5; do
 	[ -s "$D/warn" ] && fail "groff -ww $page: $(head -3 "$D/warn")"
 	[ "$(wc -l <"$D/page.txt")" -gt 50 ] || fail "$page renders nearly empty"
 	cp "$D/page.txt" "$D/$(basename "$page").txt"
+	# The page's version is the binary's.
+	grep -q "^\.TH .*\"$("$R/usr/bin/warden" version)\"" "$f" ||
+	    fail "$page: .TH does not say $("$R/usr/bin/warden" version)"
 done
 "$R/usr/bin/warden" --help | sed -n 's/^\(usage:\)\{0,1\} *warden \([a-z-]*\)\( [a-z][a-z-]*\)\{0,1\}.*/\2\3/p' |
     while read -r cmd sub; do
