@@ -22,7 +22,9 @@ set -eu
 target=${1:-run}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 sim=$(mktemp -d /tmp/warden-fresh.XXXXXX)
-trap 'rm -rf "$sim"' EXIT INT TERM
+# FRESH_LOG=FILE keeps make's output.
+trap '[ -n "${FRESH_LOG:-}" ] && cp "$sim/make.log" "$FRESH_LOG"; rm -rf "$sim"' \
+    EXIT INT TERM
 mkdir "$sim/bin"
 real_pc=$(command -v pkg-config)
 real_dq=$(command -v dpkg-query)
