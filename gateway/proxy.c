@@ -14,6 +14,7 @@
  */
 #include "gateway/txn.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,21 @@ fail_tools(struct txn *t, const struct gw_tools_deny *d)
 	    "invalid_request_error", d->code, d->message);
 }
 
+/* Content-Type text/event-stream, parameters allowed. */
+static bool
+is_event_stream(const char *ctype)
+{
+	static const char want[] = "text/event-stream";
+	size_t n = sizeof(want) - 1;
+
+	if (ctype == NULL || strncasecmp(ctype, want, n) != 0)
+		return false;
+	ctype += n;
+	while (*ctype == ' ' || *ctype == '\t')
+		ctype++;
+	return *ctype == '\0' || *ctype == ';';
+}
+
 static void
 on_head(void *arg, int status, const char *ctype)
 {
@@ -140,6 +156,12 @@ on_head(void *arg, int status, const char *ctype)
 	gw_metrics_upstream(t->route->id, wd_mono_us() - t->attempt_us);
 	if (!t->chat.stream || status != 200)
 		return;
+	/* An agent's stream is read as SSE: an answer that says it is
+	 * something else is not read at all (on_done refuses it). */
+	if (t->tools.agent != NULL && !is_event_stream(ctype)) {
+		t->bad_ctype = true;
+		return;
+	}
 	/* Streams go out as they come: headers now, events as they end. */
 	t->streaming = true;
 	gw_respond_start(t->conn, 200, "text/event-stream", h, 2);
@@ -182,27 +204,94 @@ note_stream_bytes(struct txn *t, struct evbuffer *out)
 	}
 }
 
-/*
- * Move the complete events at the front of t->resp to out, each checked
- * against the agent's tool policy; false at the first violation (the
- * offending event stays behind).
- */
-static bool
-pass_checked_events(struct txn *t, struct evbuffer *out, size_t complete)
+/* Why an agent's stream stops: t->tool_deny says so for on_done. */
+static void
+stream_refused(struct txn *t, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+stream_refused(struct txn *t, int status, const char *code, const char *fmt, ...)
 {
+	va_list ap;
+
+	t->tool_violation = true;
+	t->tool_deny.status = status;
+	t->tool_deny.code = code;
+	va_start(ap, fmt);
+	vsnprintf(t->tool_deny.message, sizeof(t->tool_deny.message), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * An agent's stream: read each complete event at the front of t->resp
+ * strictly, check its calls, and put warden's own serialization of it
+ * into out (never the provider's bytes).  Comments and id/retry-only
+ * events go nowhere; data: [DONE] ends the reading.  Returns the bytes
+ * of t->resp consumed; false in *go_on at a violation (t->tool_deny says
+ * why) or at anything after [DONE].
+ */
+static size_t
+pass_agent_events(struct txn *t, struct evbuffer *out, size_t complete,
+    bool *go_on)
+{
+	size_t used = 0;
+
+	*go_on = true;
 	while (complete > 0) {
 		const char *ev = (const char *)evbuffer_pullup(t->resp,
 		    (ev_ssize_t)complete);
-		size_t n = gw_sse_event_len(ev, complete);
+		size_t n = gw_sse_event_len(ev, complete), dlen;
+		struct gw_answer ans;
+		char *data, why[160];
+		enum wd_err rc;
 
-		if (gw_tools_event(&t->tools, ev, n, &t->tool_deny) != GW_TOOLS_OK) {
-			t->tool_violation = true;
-			return false;
+		if (t->stream_done) {
+			/* The clients read nothing after [DONE]; neither do we. */
+			*go_on = false;
+			break;
 		}
-		evbuffer_remove_buffer(t->resp, out, n);
+		rc = gw_sse_event_read(ev, n, !t->sse_seen, &data, &dlen, why,
+		    sizeof(why));
+		t->sse_seen = true;
+		if (rc != WD_OK) {
+			stream_refused(t, 502, "bad_upstream_response", "provider "
+			    "'%s' sent a malformed stream: %s", t->route->id,
+			    rc == WD_ENOMEM ? "out of memory" : why);
+			*go_on = false;
+			break;
+		}
+		if (data != NULL && strncmp(data, "[DONE]", 6) == 0) {
+			t->stream_done = true;
+		} else if (data != NULL) {
+			rc = gw_format_chat.read_chunk(data, dlen, &ans, why,
+			    sizeof(why));
+			if (rc != WD_OK) {
+				stream_refused(t, 502, "bad_upstream_response",
+				    "provider '%s' sent a malformed chunk: %s",
+				    t->route->id, rc == WD_ENOMEM ? "out of memory" :
+				    why);
+			} else if (ans.nev > 0 && ans.ev[0].kind == GW_ANS_ERROR) {
+				stream_refused(t, 502, "upstream_error", "provider "
+				    "'%s' reported an error in the stream: %.120s",
+				    t->route->id, ans.ev[0].text ? ans.ev[0].text : "");
+			} else if (gw_tools_answer(&t->tools, &ans,
+			    &t->tool_deny) != GW_TOOLS_OK) {
+				t->tool_violation = true;
+			} else if (gw_format_chat.write(&ans, out) != WD_OK) {
+				stream_refused(t, 500, "out_of_memory", "out of memory");
+			}
+			gw_answer_clear(&ans);
+		}
+		free(data);
+		if (t->tool_violation) {
+			*go_on = false;
+			break;
+		}
+		evbuffer_drain(t->resp, n);
+		used += n;
 		complete -= n;
 	}
-	return true;
+	return used;
 }
 
 /* How much of the first complete bytes of acc comes before a
@@ -246,6 +335,8 @@ on_data(void *arg, const char *data, size_t len)
 		evbuffer_add(t->resp, data, len);
 		return len;
 	}
+	if (t->stream_done)
+		return 0;		/* bytes after [DONE]: the end, now */
 	if (gw_conn_pending(t->conn) > OUT_HIGH_MARK)
 		return GW_UP_PAUSE;
 	rc = gw_sse_feed(&t->sse, t->resp, data, len, u->max_sse_event_bytes,
@@ -256,25 +347,27 @@ on_data(void *arg, const char *data, size_t len)
 	}
 	if (complete > 0) {
 		struct evbuffer *out = evbuffer_new();
+		bool go_on = true;
 
 		if (out == NULL)
 			return 0;
-		/* The stream's own end marker waits until the record is
-		 * written: a client that saw [DONE] was answered in full. */
-		complete = before_done(t->resp, complete);
 		if (t->tools.agent == NULL) {
+			/* The stream's own end marker waits until the record is
+			 * written: a client that saw [DONE] was answered in full. */
+			complete = before_done(t->resp, complete);
 			evbuffer_remove_buffer(t->resp, out, complete);
-		} else if (!pass_checked_events(t, out, complete)) {
-			/* Send what was allowed before the violation, then stop:
-			 * nothing of the forbidden call leaves. */
-			gw_respond_chunk_buf(t->conn, out);
-			evbuffer_free(out);
-			return 0;
+		} else {
+			/* [DONE] is held the same way: finish_stream sends it. */
+			complete = pass_agent_events(t, out, complete, &go_on);
 		}
 		gw_sse_consumed(&t->sse, complete);
+		/* What passed goes out; after a violation nothing more of the
+		 * stream does (on_done ends it with an error event). */
 		note_stream_bytes(t, out);
 		gw_respond_chunk_buf(t->conn, out);
 		evbuffer_free(out);
+		if (!go_on)
+			return 0;
 	}
 	return len;
 }
@@ -307,21 +400,43 @@ end_stream_with_error(struct txn *t, const char *type, const char *code,
 	txn_end(t);
 }
 
+/*
+ * An agent's stream ended: clients drop an unterminated last event (WHATWG,
+ * and openai-node's decoder), so only a last "data: [DONE]" counts of it;
+ * a stream without [DONE] did not end as it should.  What goes out last is
+ * warden's own [DONE].  False when the stream was ended with an error.
+ */
+static bool
+agent_stream_end(struct txn *t)
+{
+	size_t len = evbuffer_get_length(t->resp), dlen;
+	char *data = NULL, why[160], msg[256];
+
+	if (!t->stream_done && len > 0 && gw_sse_event_read(
+	    (const char *)evbuffer_pullup(t->resp, -1), len, !t->sse_seen, &data,
+	    &dlen, why, sizeof(why)) == WD_OK && data != NULL &&
+	    strncmp(data, "[DONE]", 6) == 0)
+		t->stream_done = true;
+	free(data);
+	evbuffer_drain(t->resp, len);
+	if (!t->stream_done) {
+		snprintf(msg, sizeof(msg), "the stream from provider '%s' ended "
+		    "without data: [DONE]", t->route->id);
+		wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
+		end_stream_with_error(t, "server_error", "upstream_error", msg);
+		return false;
+	}
+	evbuffer_add(t->resp, gw_format_chat.done, strlen(gw_format_chat.done));
+	return true;
+}
+
 static void
 finish_stream(struct txn *t)
 {
 	struct gw_conn *c = t->conn;
 
-	/* Bytes after the last empty line: an unterminated last event.  It
-	 * is checked like any other before it goes out. */
-	if (evbuffer_get_length(t->resp) > 0 && t->tools.agent != NULL &&
-	    gw_tools_event(&t->tools, (const char *)evbuffer_pullup(t->resp, -1),
-	    evbuffer_get_length(t->resp), &t->tool_deny) != GW_TOOLS_OK) {
-		evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
-		end_stream_with_error(t, "policy_violation", t->tool_deny.code,
-		    t->tool_deny.message);
+	if (t->tools.agent != NULL && !agent_stream_end(t))
 		return;
-	}
 	/* What is left (the held [DONE], an unterminated last event) goes
 	 * out only once the record is written. */
 	note_stream_bytes(t, t->resp);
@@ -343,17 +458,22 @@ finish_stream(struct txn *t)
 	txn_end(t);
 }
 
+static void finish_agent_answer(struct txn *t);
+static void send_buffered(struct txn *t, int status);
+
 static void
 finish_buffered(struct txn *t)
 {
-	struct gw_out_hdr h[1] = { { "X-Warden-Route", t->route->id } };
-	struct gw_conn *c = t->conn;
 	const char *text = (const char *)evbuffer_pullup(t->resp, -1);
 	size_t len = evbuffer_get_length(t->resp);
 	json_t *j = NULL;
 	char msg[256];
 	int status = t->up_status;
 
+	if (t->tools.agent != NULL) {
+		finish_agent_answer(t);
+		return;
+	}
 	if (len > 0)
 		j = json_loadb(text, len, 0, NULL);
 	if (status >= 200 && status < 300) {
@@ -379,31 +499,85 @@ finish_buffered(struct txn *t)
 		fail(t, 502, "server_error", "upstream_error", msg);
 		return;
 	}
-	if (status >= 200 && status < 300 && t->tools.agent != NULL) {
-		struct gw_tools_deny d;
-
-		switch (gw_tools_answer(&t->tools, j, &d)) {
-		case GW_TOOLS_DENY:
-			json_decref(j);
-			fail_tools(t, &d);
-			return;
-		case GW_TOOLS_MODIFIED:
-			if (!rewrite_body(t->resp, j)) {
-				json_decref(j);
-				fail(t, 500, "server_error", NULL, "out of memory");
-				return;
-			}
-			text = (const char *)evbuffer_pullup(t->resp, -1);
-			len = evbuffer_get_length(t->resp);
-			break;
-		case GW_TOOLS_OK:
-			break;
-		}
-		gw_tools_commit(&t->tools, false);
-	}
 	if (json_is_object(json_object_get(j, "usage")))
 		t->usage = json_incref(json_object_get(j, "usage"));
 	json_decref(j);
+	send_buffered(t, status);
+}
+
+/*
+ * An agent's whole answer: read strictly, its calls checked, and what goes
+ * out is warden's serialization of what was checked; an error answer
+ * carries its error object only.  Anything unreadable is a 502.
+ */
+static void
+finish_agent_answer(struct txn *t)
+{
+	const char *text = (const char *)evbuffer_pullup(t->resp, -1);
+	size_t len = evbuffer_get_length(t->resp);
+	int status = t->up_status;
+	struct gw_answer ans;
+	struct gw_tools_deny d;
+	char msg[256], why[160];
+	json_t *err;
+	enum wd_err rc;
+
+	if (status == 401 || status == 403) {
+		snprintf(msg, sizeof(msg), "provider '%s' refused warden's "
+		    "credential (status %d)", t->route->id, status);
+		fail(t, 502, "server_error", "upstream_auth", msg);
+		return;
+	}
+	if (status < 200 || status >= 300) {
+		err = gw_format_chat.read_error(text, len);
+		if (err == NULL || !rewrite_body(t->resp, err)) {
+			json_decref(err);
+			snprintf(msg, sizeof(msg), "provider '%s' answered status %d",
+			    t->route->id, status);
+			fail(t, 502, "server_error", "upstream_error", msg);
+			return;
+		}
+		json_decref(err);
+		send_buffered(t, status);
+		return;
+	}
+	rc = gw_format_chat.read_answer(text, len, &ans, why, sizeof(why));
+	if (rc != WD_OK) {
+		gw_answer_clear(&ans);
+		snprintf(msg, sizeof(msg), "provider '%s' sent a malformed answer: "
+		    "%s", t->route->id, rc == WD_ENOMEM ? "out of memory" : why);
+		wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
+		fail(t, 502, "server_error", "bad_upstream_response", msg);
+		return;
+	}
+	if (gw_tools_answer(&t->tools, &ans, &d) == GW_TOOLS_DENY) {
+		gw_answer_clear(&ans);
+		fail_tools(t, &d);
+		return;
+	}
+	evbuffer_drain(t->resp, len);
+	if (gw_format_chat.write(&ans, t->resp) != WD_OK) {
+		gw_answer_clear(&ans);
+		fail(t, 500, "server_error", NULL, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < ans.nev; i++)
+		if (ans.ev[i].kind == GW_ANS_USAGE)
+			t->usage = json_incref(ans.ev[i].node);
+	gw_answer_clear(&ans);
+	gw_tools_commit(&t->tools, false);
+	send_buffered(t, status);
+}
+
+/* Send t->resp as the answer, once the record is written. */
+static void
+send_buffered(struct txn *t, int status)
+{
+	struct gw_out_hdr h[1] = { { "X-Warden-Route", t->route->id } };
+	struct gw_conn *c = t->conn;
+	const char *text = (const char *)evbuffer_pullup(t->resp, -1);
+	size_t len = evbuffer_get_length(t->resp);
+
 	t->final_status = status;
 	if (t->resp_hmac != NULL)
 		aud_hmac_update(t->resp_hmac, text, len);
@@ -440,8 +614,22 @@ on_done(void *arg, enum wd_err err, const char *detail)
 		t->refused_late = true;
 		wd_warn("request %s: %s", gw_conn_request_id(t->conn),
 		    t->tool_deny.message);
-		end_stream_with_error(t, "policy_violation", t->tool_deny.code,
+		end_stream_with_error(t, t->tool_deny.status == 403 ?
+		    "policy_violation" : "server_error", t->tool_deny.code,
 		    t->tool_deny.message);
+		return;
+	}
+	/* An agent's stream is complete at [DONE], whatever came after. */
+	if (t->streaming && t->stream_done) {
+		finish_stream(t);
+		return;
+	}
+	if (t->bad_ctype && !t->too_big && err == WD_OK) {
+		snprintf(msg, sizeof(msg), "provider '%s' answered a stream request "
+		    "with Content-Type '%.60s', not text/event-stream",
+		    t->route->id, t->up_ctype);
+		wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
+		fail(t, 502, "server_error", "bad_upstream_response", msg);
 		return;
 	}
 	if (t->streaming) {

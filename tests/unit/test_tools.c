@@ -1346,7 +1346,16 @@ START_TEST(session_commit_with_several_choices)
 	    "{\"name\":\"read\",\"arguments\":\"{}\"}}]},"
 	    "\"finish_reason\":\"tool_calls\"}]}", 0, NULL);
 	ck_assert_ptr_nonnull(ans);
-	ck_assert_int_eq(gw_tools_answer(&tl, ans, &d), GW_TOOLS_OK);
+	{
+		struct gw_answer a;
+		char why[160], *text = json_dumps(ans, JSON_COMPACT);
+
+		ck_assert_int_eq(gw_format_chat.read_answer(text, strlen(text), &a,
+		    why, sizeof(why)), WD_OK);
+		ck_assert_int_eq(gw_tools_answer(&tl, &a, &d), GW_TOOLS_OK);
+		gw_answer_clear(&a);
+		free(text);
+	}
 	gw_tools_commit(&tl, false);
 	gw_tools_clear(&tl);
 	json_decref(ans);
@@ -1358,17 +1367,64 @@ START_TEST(session_commit_with_several_choices)
 }
 END_TEST
 
-/* One streamed event through gw_tools_event, after an empty history. */
+/*
+ * One streamed event as proxy.c reads it (SSE fields, the chat reader,
+ * the tool check), on tl.  An event the readers refuse is a DENY with
+ * status 502, as the proxy makes it.
+ */
+static enum gw_tools_rc
+chunk_on(struct gw_tools *tl, const char *ev, size_t len, bool first,
+    struct gw_tools_deny *d)
+{
+	struct gw_answer a;
+	char *data, why[160];
+	size_t dlen;
+	enum gw_tools_rc rc = GW_TOOLS_OK;
+
+	d->status = 0;
+	if (gw_sse_event_read(ev, len, first, &data, &dlen, why,
+	    sizeof(why)) != WD_OK) {
+		d->status = 502;
+		snprintf(d->message, sizeof(d->message), "%s", why);
+		return GW_TOOLS_DENY;
+	}
+	if (data == NULL || strncmp(data, "[DONE]", 6) == 0) {
+		free(data);
+		return GW_TOOLS_OK;
+	}
+	if (gw_format_chat.read_chunk(data, dlen, &a, why, sizeof(why)) !=
+	    WD_OK) {
+		d->status = 502;
+		snprintf(d->message, sizeof(d->message), "%s", why);
+		rc = GW_TOOLS_DENY;
+	} else {
+		rc = gw_tools_answer(tl, &a, d);
+	}
+	gw_answer_clear(&a);
+	free(data);
+	return rc;
+}
+
+/* Fresh agent state after an empty history. */
+static void
+wire_fresh(struct ut_ld *l, struct gw_tools *tl)
+{
+	struct gw_tools_deny d;
+
+	ck_assert_int_eq(wire_request(l, tl, NULL,
+	    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+	    &d), GW_TOOLS_OK);
+}
+
+/* One streamed event, after an empty history. */
 static enum gw_tools_rc
 wire_event(struct ut_ld *l, const char *ev, struct gw_tools_deny *d)
 {
 	struct gw_tools tl;
 	enum gw_tools_rc rc;
 
-	ck_assert_int_eq(wire_request(l, &tl, NULL,
-	    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
-	    d), GW_TOOLS_OK);
-	rc = gw_tools_event(&tl, ev, strlen(ev), d);
+	wire_fresh(l, &tl);
+	rc = chunk_on(&tl, ev, strlen(ev), true, d);
 	gw_tools_clear(&tl);
 	return rc;
 }
