@@ -412,4 +412,37 @@ extern const struct gw_format gw_format_chat;
 
 void gw_answer_clear(struct gw_answer *a);
 
+/* ---- an agent's answer, provider bytes to client bytes (agent_answer.c) ---- */
+
+struct gw_agent_stream {
+	const struct gw_format *fmt;
+	bool seen;			/* the first event was read (BOM rule) */
+	bool done;			/* data: [DONE] was read */
+};
+
+void gw_agent_stream_init(struct gw_agent_stream *as,
+    const struct gw_format *fmt);
+/*
+ * Read the complete events at the front of acc (complete bytes, from
+ * gw_sse_feed), check each, and append what the client gets to out.
+ * Returns the bytes of acc consumed (and drained).  *go_on is false at a
+ * refusal (*d says why: 403 policy, 502 provider) or at bytes after
+ * [DONE]; the caller then ends the stream.
+ */
+size_t gw_agent_stream_feed(struct gw_agent_stream *as, struct gw_tools *tl,
+    struct evbuffer *acc, size_t complete, struct evbuffer *out, bool *go_on,
+    struct gw_tools_deny *d);
+/* The provider's stream ended: true (and the format's [DONE] in out) if it
+ * ended as it should; acc is emptied. */
+bool gw_agent_stream_end(struct gw_agent_stream *as, struct evbuffer *acc,
+    struct evbuffer *out, struct gw_tools_deny *d);
+/*
+ * A whole answer of status: what the client gets into out (a checked and
+ * re-serialized answer, or an error body's error object), and its usage
+ * (a new reference, or NULL).  False with *d when it is refused.
+ */
+bool gw_agent_answer(const struct gw_format *fmt, struct gw_tools *tl,
+    int status, const char *text, size_t len, struct evbuffer *out,
+    json_t **usage, struct gw_tools_deny *d);
+
 #endif /* GW_INT_H */

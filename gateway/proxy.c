@@ -14,7 +14,6 @@
  */
 #include "gateway/txn.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,96 +203,6 @@ note_stream_bytes(struct txn *t, struct evbuffer *out)
 	}
 }
 
-/* Why an agent's stream stops: t->tool_deny says so for on_done. */
-static void
-stream_refused(struct txn *t, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
-stream_refused(struct txn *t, int status, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-
-	t->tool_violation = true;
-	t->tool_deny.status = status;
-	t->tool_deny.code = code;
-	va_start(ap, fmt);
-	vsnprintf(t->tool_deny.message, sizeof(t->tool_deny.message), fmt, ap);
-	va_end(ap);
-}
-
-/*
- * An agent's stream: read each complete event at the front of t->resp
- * strictly, check its calls, and put warden's own serialization of it
- * into out (never the provider's bytes).  Comments and id/retry-only
- * events go nowhere; data: [DONE] ends the reading.  Returns the bytes
- * of t->resp consumed; false in *go_on at a violation (t->tool_deny says
- * why) or at anything after [DONE].
- */
-static size_t
-pass_agent_events(struct txn *t, struct evbuffer *out, size_t complete,
-    bool *go_on)
-{
-	size_t used = 0;
-
-	*go_on = true;
-	while (complete > 0) {
-		const char *ev = (const char *)evbuffer_pullup(t->resp,
-		    (ev_ssize_t)complete);
-		size_t n = gw_sse_event_len(ev, complete), dlen;
-		struct gw_answer ans;
-		char *data, why[160];
-		enum wd_err rc;
-
-		if (t->stream_done) {
-			/* The clients read nothing after [DONE]; neither do we. */
-			*go_on = false;
-			break;
-		}
-		rc = gw_sse_event_read(ev, n, !t->sse_seen, &data, &dlen, why,
-		    sizeof(why));
-		t->sse_seen = true;
-		if (rc != WD_OK) {
-			stream_refused(t, 502, "bad_upstream_response", "provider "
-			    "'%s' sent a malformed stream: %s", t->route->id,
-			    rc == WD_ENOMEM ? "out of memory" : why);
-			*go_on = false;
-			break;
-		}
-		if (data != NULL && strncmp(data, "[DONE]", 6) == 0) {
-			t->stream_done = true;
-		} else if (data != NULL) {
-			rc = gw_format_chat.read_chunk(data, dlen, &ans, why,
-			    sizeof(why));
-			if (rc != WD_OK) {
-				stream_refused(t, 502, "bad_upstream_response",
-				    "provider '%s' sent a malformed chunk: %s",
-				    t->route->id, rc == WD_ENOMEM ? "out of memory" :
-				    why);
-			} else if (ans.nev > 0 && ans.ev[0].kind == GW_ANS_ERROR) {
-				stream_refused(t, 502, "upstream_error", "provider "
-				    "'%s' reported an error in the stream: %.120s",
-				    t->route->id, ans.ev[0].text ? ans.ev[0].text : "");
-			} else if (gw_tools_answer(&t->tools, &ans,
-			    &t->tool_deny) != GW_TOOLS_OK) {
-				t->tool_violation = true;
-			} else if (gw_format_chat.write(&ans, out) != WD_OK) {
-				stream_refused(t, 500, "out_of_memory", "out of memory");
-			}
-			gw_answer_clear(&ans);
-		}
-		free(data);
-		if (t->tool_violation) {
-			*go_on = false;
-			break;
-		}
-		evbuffer_drain(t->resp, n);
-		used += n;
-		complete -= n;
-	}
-	return used;
-}
-
 /* How much of the first complete bytes of acc comes before a
  * "data: [DONE]" line. */
 static size_t
@@ -335,7 +244,7 @@ on_data(void *arg, const char *data, size_t len)
 		evbuffer_add(t->resp, data, len);
 		return len;
 	}
-	if (t->stream_done)
+	if (t->astream.done)
 		return 0;		/* bytes after [DONE]: the end, now */
 	if (gw_conn_pending(t->conn) > OUT_HIGH_MARK)
 		return GW_UP_PAUSE;
@@ -358,7 +267,9 @@ on_data(void *arg, const char *data, size_t len)
 			evbuffer_remove_buffer(t->resp, out, complete);
 		} else {
 			/* [DONE] is held the same way: finish_stream sends it. */
-			complete = pass_agent_events(t, out, complete, &go_on);
+			complete = gw_agent_stream_feed(&t->astream, &t->tools,
+			    t->resp, complete, out, &go_on, &t->tool_deny);
+			t->tool_violation = !go_on && !t->astream.done;
 		}
 		gw_sse_consumed(&t->sse, complete);
 		/* What passed goes out; after a violation nothing more of the
@@ -400,34 +311,25 @@ end_stream_with_error(struct txn *t, const char *type, const char *code,
 	txn_end(t);
 }
 
-/*
- * An agent's stream ended: clients drop an unterminated last event (WHATWG,
- * and openai-node's decoder), so only a last "data: [DONE]" counts of it;
- * a stream without [DONE] did not end as it should.  What goes out last is
- * warden's own [DONE].  False when the stream was ended with an error.
- */
+/* An agent's stream ended: false when it did not end as it should (and
+ * the client got the error event). */
 static bool
 agent_stream_end(struct txn *t)
 {
-	size_t len = evbuffer_get_length(t->resp), dlen;
-	char *data = NULL, why[160], msg[256];
+	struct evbuffer *out = evbuffer_new();
+	bool ok = out != NULL && gw_agent_stream_end(&t->astream, t->resp, out,
+	    &t->tool_deny);
 
-	if (!t->stream_done && len > 0 && gw_sse_event_read(
-	    (const char *)evbuffer_pullup(t->resp, -1), len, !t->sse_seen, &data,
-	    &dlen, why, sizeof(why)) == WD_OK && data != NULL &&
-	    strncmp(data, "[DONE]", 6) == 0)
-		t->stream_done = true;
-	free(data);
-	evbuffer_drain(t->resp, len);
-	if (!t->stream_done) {
-		snprintf(msg, sizeof(msg), "the stream from provider '%s' ended "
-		    "without data: [DONE]", t->route->id);
-		wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
-		end_stream_with_error(t, "server_error", "upstream_error", msg);
-		return false;
+	if (out != NULL)
+		evbuffer_add_buffer(t->resp, out);
+	evbuffer_free(out);
+	if (!ok) {
+		wd_warn("request %s: provider '%s': %s", gw_conn_request_id(t->conn),
+		    t->route->id, t->tool_deny.message);
+		end_stream_with_error(t, "server_error", "upstream_error",
+		    t->tool_deny.message);
 	}
-	evbuffer_add(t->resp, gw_format_chat.done, strlen(gw_format_chat.done));
-	return true;
+	return ok;
 }
 
 static void
@@ -515,58 +417,39 @@ finish_agent_answer(struct txn *t)
 {
 	const char *text = (const char *)evbuffer_pullup(t->resp, -1);
 	size_t len = evbuffer_get_length(t->resp);
-	int status = t->up_status;
-	struct gw_answer ans;
+	struct evbuffer *out;
 	struct gw_tools_deny d;
-	char msg[256], why[160];
-	json_t *err;
-	enum wd_err rc;
+	char msg[384];
 
-	if (status == 401 || status == 403) {
+	if (t->up_status == 401 || t->up_status == 403) {
 		snprintf(msg, sizeof(msg), "provider '%s' refused warden's "
-		    "credential (status %d)", t->route->id, status);
+		    "credential (status %d)", t->route->id, t->up_status);
 		fail(t, 502, "server_error", "upstream_auth", msg);
 		return;
 	}
-	if (status < 200 || status >= 300) {
-		err = gw_format_chat.read_error(text, len);
-		if (err == NULL || !rewrite_body(t->resp, err)) {
-			json_decref(err);
-			snprintf(msg, sizeof(msg), "provider '%s' answered status %d",
-			    t->route->id, status);
-			fail(t, 502, "server_error", "upstream_error", msg);
-			return;
-		}
-		json_decref(err);
-		send_buffered(t, status);
-		return;
-	}
-	rc = gw_format_chat.read_answer(text, len, &ans, why, sizeof(why));
-	if (rc != WD_OK) {
-		gw_answer_clear(&ans);
-		snprintf(msg, sizeof(msg), "provider '%s' sent a malformed answer: "
-		    "%s", t->route->id, rc == WD_ENOMEM ? "out of memory" : why);
-		wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
-		fail(t, 502, "server_error", "bad_upstream_response", msg);
-		return;
-	}
-	if (gw_tools_answer(&t->tools, &ans, &d) == GW_TOOLS_DENY) {
-		gw_answer_clear(&ans);
-		fail_tools(t, &d);
-		return;
-	}
-	evbuffer_drain(t->resp, len);
-	if (gw_format_chat.write(&ans, t->resp) != WD_OK) {
-		gw_answer_clear(&ans);
+	if ((out = evbuffer_new()) == NULL) {
 		fail(t, 500, "server_error", NULL, "out of memory");
 		return;
 	}
-	for (size_t i = 0; i < ans.nev; i++)
-		if (ans.ev[i].kind == GW_ANS_USAGE)
-			t->usage = json_incref(ans.ev[i].node);
-	gw_answer_clear(&ans);
-	gw_tools_commit(&t->tools, false);
-	send_buffered(t, status);
+	if (!gw_agent_answer(&gw_format_chat, &t->tools, t->up_status, text, len,
+	    out, &t->usage, &d)) {
+		evbuffer_free(out);
+		if (d.status == 403) {
+			fail_tools(t, &d);
+			return;
+		}
+		snprintf(msg, sizeof(msg), "provider '%s': %s", t->route->id,
+		    d.message);
+		wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
+		fail(t, d.status, "server_error", d.code, msg);
+		return;
+	}
+	evbuffer_drain(t->resp, len);
+	evbuffer_add_buffer(t->resp, out);
+	evbuffer_free(out);
+	if (t->up_status >= 200 && t->up_status < 300)
+		gw_tools_commit(&t->tools, false);
+	send_buffered(t, t->up_status);
 }
 
 /* Send t->resp as the answer, once the record is written. */
@@ -620,7 +503,7 @@ on_done(void *arg, enum wd_err err, const char *detail)
 		return;
 	}
 	/* An agent's stream is complete at [DONE], whatever came after. */
-	if (t->streaming && t->stream_done) {
+	if (t->streaming && t->astream.done) {
 		finish_stream(t);
 		return;
 	}
@@ -731,6 +614,7 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	t->too_big = false;
 	evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
 	gw_sse_init(&t->sse);
+	gw_agent_stream_init(&t->astream, &gw_format_chat);
 	t->attempt_us = wd_mono_us();
 	rc = gw_up_start(gw_conn_worker(t->conn)->up, &r, &t->xfer);
 	/* curl copied the header strings; ours can go. */

@@ -39,9 +39,7 @@ struct txn {
 	struct evbuffer *resp;		/* buffered answer, or SSE remainder */
 	struct gw_sse sse;
 	char up_ctype[128];
-	/* Agents' streams, read event by event (see pass_agent_events). */
-	bool sse_seen;			/* the first event was read */
-	bool stream_done;		/* data: [DONE] was read */
+	struct gw_agent_stream astream;	/* an agent's stream, as read */
 	bool bad_ctype;			/* a stream answered as not SSE */
 	/* For the audit record. */
 	uint64_t started_us;
