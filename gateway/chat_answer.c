@@ -312,6 +312,9 @@ read_message_calls(struct gw_answer *a, json_t *msg, size_t c, json_t *ch,
 		if ((rc = add_event(a, &e)) != WD_OK)
 			return rc;
 	}
+	if (!absent(fc) && json_array_size(calls) > 0)
+		return bad(why, whylen, "choices[%zu] has both function_call and "
+		    "tool_calls", c);
 	if (!absent(fc)) {
 		struct gw_ans_event e = { .kind = GW_ANS_CALL, .choice = c,
 			.call = GW_ANS_FN_CALL, .node = fc, .parent = msg,

@@ -324,6 +324,11 @@ check_chunk(struct gw_tools *tl, struct gw_answer *ans, struct gw_tools_deny *d)
 		if (had)
 			return deny(d, 502, "bad_upstream_response", "choice %zu: a "
 			    "second name for one tool call", c);
+		/* Both kinds in one choice: which one a client runs is its own
+		 * choice (openai-node's final message keeps function_call). */
+		if (k == GW_ANS_FN_CALL ? ncalls[c] > 0 : fn_named[c])
+			return deny(d, 502, "bad_upstream_response", "choice %zu: "
+			    "both function_call and tool_calls", c);
 		if (k == GW_ANS_FN_CALL) {
 			fn_named[c] = true;
 		} else {
