@@ -671,13 +671,17 @@ ref_event(struct ref *r, bool has_event, const char *event, const char *data,
 static void
 ref_stream(struct ref *r, const char *s, size_t len)
 {
-	char *data = malloc(len + 1), event[64] = "";
+	char *data, event[64] = "";
 	size_t dl = 0;
 	bool has_data = false, has_event = false;
-	const char *p = s, *end = s + len;
+	const char *p, *end;
 
-	if (data == NULL)
+	if (len == 0)
+		return;
+	if ((data = malloc(len + 1)) == NULL)
 		abort();
+	p = s;
+	end = s + len;
 	while (p < end && !r->stopped) {
 		const char *eol = p, *colon, *v;
 		size_t fl;
