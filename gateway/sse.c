@@ -123,9 +123,8 @@ gw_sse_event_read(const char *ev, size_t len, bool first, char **data,
 		/* The openai-node client drops a BOM at the start of any line;
 		 * a WHATWG client does not.  Neither reading is safe. */
 		if (eol - p >= 3 && memcmp(p, bom, 3) == 0) {
-			free(out);
 			snprintf(why, whylen, "a byte-order mark inside the stream");
-			return WD_EPARSE;
+			goto bad;
 		}
 		colon = memchr(p, ':', (size_t)(eol - p));
 		fl = colon != NULL ? (size_t)(colon - p) : (size_t)(eol - p);
@@ -135,8 +134,10 @@ gw_sse_event_read(const char *ev, size_t len, bool first, char **data,
 		if (fl == 0) {
 			;			/* a comment */
 		} else if (fl == 4 && memcmp(p, "data", 4) == 0) {
-			if (out == NULL && (out = malloc(len + 1)) == NULL)
+			if (out == NULL && (out = malloc(len + 1)) == NULL) {
+				snprintf(why, whylen, "out of memory");
 				return WD_ENOMEM;
+			}
 			if (n > 0 || *data != NULL)
 				out[n++] = '\n';
 			memcpy(out + n, v, (size_t)(eol - v));
@@ -145,10 +146,8 @@ gw_sse_event_read(const char *ev, size_t len, bool first, char **data,
 		} else if (fl == 5 && memcmp(p, "event", 5) == 0) {
 			/* Chat streams name no events; the clients treat some
 			 * names (error, thread.*) in ways of their own. */
-			free(out);
-			*data = NULL;
 			snprintf(why, whylen, "an 'event' field in the stream");
-			return WD_EPARSE;
+			goto bad;
 		}
 		/* id, retry and unknown fields change nothing a client reads. */
 		if (eol < end && *eol == '\r' && eol + 1 < end && eol[1] == '\n')
@@ -159,4 +158,8 @@ gw_sse_event_read(const char *ev, size_t len, bool first, char **data,
 		out[n] = '\0';
 	*dlen = n;
 	return WD_OK;
+bad:
+	free(out);
+	*data = NULL;
+	return WD_EPARSE;
 }
