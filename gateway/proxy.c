@@ -427,6 +427,16 @@ finish_agent_answer(struct txn *t)
 		fail(t, 502, "server_error", "upstream_auth", msg);
 		return;
 	}
+	/* A stream request answered with a whole answer (a 2xx other than
+	 * 200, or not SSE): not what the client reads, so not relayed. */
+	if (t->chat.stream && t->up_status >= 200 && t->up_status < 300) {
+		snprintf(msg, sizeof(msg), "provider '%s' answered a stream request "
+		    "with status %d and Content-Type '%.60s'", t->route->id,
+		    t->up_status, t->up_ctype);
+		wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
+		fail(t, 502, "server_error", "bad_upstream_response", msg);
+		return;
+	}
 	if ((out = evbuffer_new()) == NULL) {
 		fail(t, 500, "server_error", NULL, "out of memory");
 		return;
