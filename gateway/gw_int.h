@@ -189,14 +189,20 @@ const struct pol_tenant *gw_auth(const struct pol_snapshot *snap,
 #define GW_TOOLS_MAX_CHOICES 8
 #define GW_TOOLS_MAX_CALLS 64		/* per choice in one answer */
 
+struct gw_answer;
+
 struct gw_tools {
 	const struct pol_agent *agent;	/* NULL: no tool policy */
 	struct pol_tstate st;		/* after the request's history */
 	char session[129];		/* X-Warden-Session, or "" */
 	json_t *log;			/* for the decision record */
-	/* Streaming: state per choice, and which call indexes were named. */
+	/* Streaming, per choice: the policy state, which call indexes
+	 * have their name (each exactly once), how many calls were named
+	 * (the next new index must be this), and the legacy function_call. */
 	struct pol_tstate sst[GW_TOOLS_MAX_CHOICES];
 	uint64_t named[GW_TOOLS_MAX_CHOICES];
+	unsigned ncalls[GW_TOOLS_MAX_CHOICES];
+	bool fn_named[GW_TOOLS_MAX_CHOICES];
 };
 
 struct gw_tools_deny {
@@ -218,12 +224,15 @@ enum gw_tools_rc gw_tools_request(struct gw_tools *tl,
     const struct pol_snapshot *snap, const struct pol_tenant *tenant,
     const struct pol_agent *key_agent, const struct gw_http_req *req,
     json_t *root, struct gw_tools_deny *deny);
-/* Check the tool calls of a whole answer; may remove calls (strip). */
-enum gw_tools_rc gw_tools_answer(struct gw_tools *tl, json_t *answer,
+/*
+ * Check the calls of a provider answer, read strictly by a format's
+ * reader (normalized events only): a whole answer (may strip calls:
+ * MODIFIED) or one chunk of a stream (the whole chunk goes or nothing
+ * of it).  A chunk's calls must name each index once, in order, before
+ * its arguments; breaking that is a DENY with status 502.
+ */
+enum gw_tools_rc gw_tools_answer(struct gw_tools *tl, struct gw_answer *ans,
     struct gw_tools_deny *deny);
-/* Check one streamed SSE event (whole, with its terminator). */
-enum gw_tools_rc gw_tools_event(struct gw_tools *tl, const char *ev,
-    size_t len, struct gw_tools_deny *deny);
 /* The answer went out: record its allowed calls in the session. */
 void gw_tools_commit(struct gw_tools *tl, bool streamed);
 void gw_tools_clear(struct gw_tools *tl);
@@ -262,6 +271,17 @@ enum wd_err gw_sse_feed(struct gw_sse *s, struct evbuffer *acc,
 void gw_sse_consumed(struct gw_sse *s, size_t n);
 /* Length of the first whole event in buf (which holds whole events). */
 size_t gw_sse_event_len(const char *buf, size_t len);
+/*
+ * Read the fields of one whole event as the WHATWG decoder (and the
+ * openai clients) do: lines end in CRLF, LF or CR; "data" lines are
+ * joined with LF, one space after the colon is dropped; comments, "id"
+ * and "retry" are ignored.  Stricter than they are: an "event" field, or
+ * a byte-order mark other than one at the very start of the stream
+ * (first set; it is dropped as clients drop it), is WD_EPARSE.  *data is
+ * a new NUL-terminated string (NULL when the event has no data line).
+ */
+enum wd_err gw_sse_event_read(const char *ev, size_t len, bool first,
+    char **data, size_t *dlen, char *why, size_t whylen);
 
 /* ---- upstream transfers (upstream.c) ---- */
 
@@ -329,5 +349,100 @@ void gw_metrics_upstream(const char *route, uint64_t latency_us);
 void gw_metrics_conn(int delta);
 void gw_metrics_bytes(uint64_t in, uint64_t out);
 void gw_metrics_render(struct evbuffer *out);
+
+/* ---- provider answers, read strictly (chat_answer.c) ---- */
+
+/*
+ * A format's reader turns a provider's answer (whole, or one chunk of a
+ * stream) into normalized events, and refuses whatever is not a
+ * well-formed answer of its shape; the tool policy acts on the events
+ * only, and what the client gets is the format's own serialization of
+ * the parsed answer, never the provider's bytes.
+ */
+#define GW_ANS_MAX_CHOICES 8
+#define GW_ANS_MAX_CALLS 64		/* call indexes 0..63 per choice */
+#define GW_ANS_FN_CALL ((size_t)-1)	/* the legacy function_call slot */
+
+enum gw_ans_kind {
+	GW_ANS_TEXT,			/* content or refusal */
+	GW_ANS_CALL,			/* a tool call, or a piece of one */
+	GW_ANS_FINISH,			/* a choice's finish_reason */
+	GW_ANS_USAGE,			/* token counts */
+	GW_ANS_ERROR,			/* the provider reports an error */
+};
+
+struct gw_ans_event {
+	enum gw_ans_kind kind;
+	size_t choice;			/* the choice's index */
+	size_t call;			/* call index, or GW_ANS_FN_CALL */
+	const char *name;		/* CALL: tool name; NULL: arguments only */
+	const char *text;		/* TEXT, FINISH, ERROR: the string */
+	/* Borrowed from root: the call (or usage, or error) object, what
+	 * holds it, and its choice; for drop_call. */
+	json_t *node, *parent, *choice_obj;
+};
+
+struct gw_answer {
+	const struct gw_format *fmt;	/* whose reader read it */
+	json_t *root;			/* owned: what was checked, what is sent */
+	struct gw_ans_event *ev;	/* owned */
+	size_t nev, cap;
+	bool chunk;			/* one event of a stream */
+};
+
+struct gw_format {
+	const char *name;
+	/* Read a whole answer, or one stream event's data.  WD_EPARSE
+	 * (why says what) when it is not a well-formed answer. */
+	enum wd_err (*read_answer)(const char *buf, size_t len,
+	    struct gw_answer *out, char *why, size_t whylen);
+	enum wd_err (*read_chunk)(const char *buf, size_t len,
+	    struct gw_answer *out, char *why, size_t whylen);
+	/* Take one call out of a whole answer (strip). */
+	void (*drop_call)(struct gw_answer *a, const struct gw_ans_event *ev);
+	/* The bytes the client gets for a parsed answer or chunk. */
+	enum wd_err (*write)(const struct gw_answer *a, struct evbuffer *out);
+	/* An error body reduced to its error object; NULL if there is none. */
+	json_t *(*read_error)(const char *buf, size_t len);
+	/* The end of a stream as the client gets it. */
+	const char *done;
+};
+
+extern const struct gw_format gw_format_chat;
+
+void gw_answer_clear(struct gw_answer *a);
+
+/* ---- an agent's answer, provider bytes to client bytes (agent_answer.c) ---- */
+
+struct gw_agent_stream {
+	const struct gw_format *fmt;
+	bool seen;			/* the first event was read (BOM rule) */
+	bool done;			/* data: [DONE] was read */
+};
+
+void gw_agent_stream_init(struct gw_agent_stream *as,
+    const struct gw_format *fmt);
+/*
+ * Read the complete events at the front of acc (complete bytes, from
+ * gw_sse_feed), check each, and append what the client gets to out.
+ * Returns the bytes of acc consumed (and drained).  *go_on is false at a
+ * refusal (*d says why: 403 policy, 502 provider) or at bytes after
+ * [DONE]; the caller then ends the stream.
+ */
+size_t gw_agent_stream_feed(struct gw_agent_stream *as, struct gw_tools *tl,
+    struct evbuffer *acc, size_t complete, struct evbuffer *out, bool *go_on,
+    struct gw_tools_deny *d);
+/* The provider's stream ended: true (and the format's [DONE] in out) if it
+ * ended as it should; acc is emptied. */
+bool gw_agent_stream_end(struct gw_agent_stream *as, struct evbuffer *acc,
+    struct evbuffer *out, struct gw_tools_deny *d);
+/*
+ * A whole answer of status: what the client gets into out (a checked and
+ * re-serialized answer, or an error body's error object), and its usage
+ * (a new reference, or NULL).  False with *d when it is refused.
+ */
+bool gw_agent_answer(const struct gw_format *fmt, struct gw_tools *tl,
+    int status, const char *text, size_t len, struct evbuffer *out,
+    json_t **usage, struct gw_tools_deny *d);
 
 #endif /* GW_INT_H */

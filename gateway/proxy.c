@@ -127,6 +127,21 @@ fail_tools(struct txn *t, const struct gw_tools_deny *d)
 	    "invalid_request_error", d->code, d->message);
 }
 
+/* Content-Type text/event-stream, parameters allowed. */
+static bool
+is_event_stream(const char *ctype)
+{
+	static const char want[] = "text/event-stream";
+	size_t n = sizeof(want) - 1;
+
+	if (ctype == NULL || strncasecmp(ctype, want, n) != 0)
+		return false;
+	ctype += n;
+	while (*ctype == ' ' || *ctype == '\t')
+		ctype++;
+	return *ctype == '\0' || *ctype == ';';
+}
+
 static void
 on_head(void *arg, int status, const char *ctype)
 {
@@ -142,6 +157,12 @@ on_head(void *arg, int status, const char *ctype)
 	gw_metrics_upstream(t->route->id, wd_mono_us() - t->attempt_us);
 	if (!t->chat.stream || status != 200)
 		return;
+	/* An agent's stream is read as SSE: an answer that says it is
+	 * something else is not read at all (on_done refuses it). */
+	if (t->tools.agent != NULL && !is_event_stream(ctype)) {
+		t->bad_ctype = true;
+		return;
+	}
 	/* Streams go out as they come: headers now, events as they end. */
 	t->streaming = true;
 	gw_respond_start(t->conn, 200, "text/event-stream", h, 2);
@@ -182,29 +203,6 @@ note_stream_bytes(struct txn *t, struct evbuffer *out)
 			json_decref(j);
 		}
 	}
-}
-
-/*
- * Move the complete events at the front of t->resp to out, each checked
- * against the agent's tool policy; false at the first violation (the
- * offending event stays behind).
- */
-static bool
-pass_checked_events(struct txn *t, struct evbuffer *out, size_t complete)
-{
-	while (complete > 0) {
-		const char *ev = (const char *)evbuffer_pullup(t->resp,
-		    (ev_ssize_t)complete);
-		size_t n = gw_sse_event_len(ev, complete);
-
-		if (gw_tools_event(&t->tools, ev, n, &t->tool_deny) != GW_TOOLS_OK) {
-			t->tool_violation = true;
-			return false;
-		}
-		evbuffer_remove_buffer(t->resp, out, n);
-		complete -= n;
-	}
-	return true;
 }
 
 /* How much of the first complete bytes of acc comes before a
@@ -248,6 +246,8 @@ on_data(void *arg, const char *data, size_t len)
 		evbuffer_add(t->resp, data, len);
 		return len;
 	}
+	if (t->astream.done)
+		return 0;		/* bytes after [DONE]: the end, now */
 	if (gw_conn_pending(t->conn) > OUT_HIGH_MARK)
 		return GW_UP_PAUSE;
 	rc = gw_sse_feed(&t->sse, t->resp, data, len, u->max_sse_event_bytes,
@@ -258,25 +258,29 @@ on_data(void *arg, const char *data, size_t len)
 	}
 	if (complete > 0) {
 		struct evbuffer *out = evbuffer_new();
+		bool go_on = true;
 
 		if (out == NULL)
 			return 0;
-		/* The stream's own end marker waits until the record is
-		 * written: a client that saw [DONE] was answered in full. */
-		complete = before_done(t->resp, complete);
 		if (t->tools.agent == NULL) {
+			/* The stream's own end marker waits until the record is
+			 * written: a client that saw [DONE] was answered in full. */
+			complete = before_done(t->resp, complete);
 			evbuffer_remove_buffer(t->resp, out, complete);
-		} else if (!pass_checked_events(t, out, complete)) {
-			/* Send what was allowed before the violation, then stop:
-			 * nothing of the forbidden call leaves. */
-			gw_respond_chunk_buf(t->conn, out);
-			evbuffer_free(out);
-			return 0;
+		} else {
+			/* [DONE] is held the same way: finish_stream sends it. */
+			complete = gw_agent_stream_feed(&t->astream, &t->tools,
+			    t->resp, complete, out, &go_on, &t->tool_deny);
+			t->tool_violation = !go_on && !t->astream.done;
 		}
 		gw_sse_consumed(&t->sse, complete);
+		/* What passed goes out; after a violation nothing more of the
+		 * stream does (on_done ends it with an error event). */
 		note_stream_bytes(t, out);
 		gw_respond_chunk_buf(t->conn, out);
 		evbuffer_free(out);
+		if (!go_on)
+			return 0;
 	}
 	return len;
 }
@@ -309,21 +313,34 @@ end_stream_with_error(struct txn *t, const char *type, const char *code,
 	txn_end(t);
 }
 
+/* An agent's stream ended: false when it did not end as it should (and
+ * the client got the error event). */
+static bool
+agent_stream_end(struct txn *t)
+{
+	struct evbuffer *out = evbuffer_new();
+	bool ok = out != NULL && gw_agent_stream_end(&t->astream, t->resp, out,
+	    &t->tool_deny);
+
+	if (out != NULL)
+		evbuffer_add_buffer(t->resp, out);
+	evbuffer_free(out);
+	if (!ok) {
+		wd_warn("request %s: provider '%s': %s", gw_conn_request_id(t->conn),
+		    t->route->id, t->tool_deny.message);
+		end_stream_with_error(t, "server_error", "upstream_error",
+		    t->tool_deny.message);
+	}
+	return ok;
+}
+
 static void
 finish_stream(struct txn *t)
 {
 	struct gw_conn *c = t->conn;
 
-	/* Bytes after the last empty line: an unterminated last event.  It
-	 * is checked like any other before it goes out. */
-	if (evbuffer_get_length(t->resp) > 0 && t->tools.agent != NULL &&
-	    gw_tools_event(&t->tools, (const char *)evbuffer_pullup(t->resp, -1),
-	    evbuffer_get_length(t->resp), &t->tool_deny) != GW_TOOLS_OK) {
-		evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
-		end_stream_with_error(t, "policy_violation", t->tool_deny.code,
-		    t->tool_deny.message);
+	if (t->tools.agent != NULL && !agent_stream_end(t))
 		return;
-	}
 	/* What is left (the held [DONE], an unterminated last event) goes
 	 * out only once the record is written. */
 	note_stream_bytes(t, t->resp);
@@ -345,17 +362,22 @@ finish_stream(struct txn *t)
 	txn_end(t);
 }
 
+static void finish_agent_answer(struct txn *t);
+static void send_buffered(struct txn *t, int status);
+
 static void
 finish_buffered(struct txn *t)
 {
-	struct gw_out_hdr h[1] = { { "X-Warden-Route", t->route->id } };
-	struct gw_conn *c = t->conn;
 	const char *text = (const char *)evbuffer_pullup(t->resp, -1);
 	size_t len = evbuffer_get_length(t->resp);
 	json_t *j = NULL;
 	char msg[256];
 	int status = t->up_status;
 
+	if (t->tools.agent != NULL) {
+		finish_agent_answer(t);
+		return;
+	}
 	if (len > 0)
 		j = json_loadb(text, len, 0, NULL);
 	if (status >= 200 && status < 300) {
@@ -381,31 +403,76 @@ finish_buffered(struct txn *t)
 		fail(t, 502, "server_error", "upstream_error", msg);
 		return;
 	}
-	if (status >= 200 && status < 300 && t->tools.agent != NULL) {
-		struct gw_tools_deny d;
-
-		switch (gw_tools_answer(&t->tools, j, &d)) {
-		case GW_TOOLS_DENY:
-			json_decref(j);
-			fail_tools(t, &d);
-			return;
-		case GW_TOOLS_MODIFIED:
-			if (!rewrite_body(t->resp, j)) {
-				json_decref(j);
-				fail(t, 500, "server_error", NULL, "out of memory");
-				return;
-			}
-			text = (const char *)evbuffer_pullup(t->resp, -1);
-			len = evbuffer_get_length(t->resp);
-			break;
-		case GW_TOOLS_OK:
-			break;
-		}
-		gw_tools_commit(&t->tools, false);
-	}
 	if (json_is_object(json_object_get(j, "usage")))
 		t->usage = json_incref(json_object_get(j, "usage"));
 	json_decref(j);
+	send_buffered(t, status);
+}
+
+/*
+ * An agent's whole answer: read strictly, its calls checked, and what goes
+ * out is warden's serialization of what was checked; an error answer
+ * carries its error object only.  Anything unreadable is a 502.
+ */
+static void
+finish_agent_answer(struct txn *t)
+{
+	const char *text = (const char *)evbuffer_pullup(t->resp, -1);
+	size_t len = evbuffer_get_length(t->resp);
+	struct evbuffer *out;
+	struct gw_tools_deny d;
+	char msg[384];
+
+	if (t->up_status == 401 || t->up_status == 403) {
+		snprintf(msg, sizeof(msg), "provider '%s' refused warden's "
+		    "credential (status %d)", t->route->id, t->up_status);
+		fail(t, 502, "server_error", "upstream_auth", msg);
+		return;
+	}
+	/* A stream request answered with a whole answer (a 2xx other than
+	 * 200, or not SSE): not what the client reads, so not relayed. */
+	if (t->chat.stream && t->up_status >= 200 && t->up_status < 300) {
+		snprintf(msg, sizeof(msg), "provider '%s' answered a stream request "
+		    "with status %d and Content-Type '%.60s'", t->route->id,
+		    t->up_status, t->up_ctype);
+		wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
+		fail(t, 502, "server_error", "bad_upstream_response", msg);
+		return;
+	}
+	if ((out = evbuffer_new()) == NULL) {
+		fail(t, 500, "server_error", NULL, "out of memory");
+		return;
+	}
+	if (!gw_agent_answer(&gw_format_chat, &t->tools, t->up_status, text, len,
+	    out, &t->usage, &d)) {
+		evbuffer_free(out);
+		if (d.status == 403) {
+			fail_tools(t, &d);
+			return;
+		}
+		snprintf(msg, sizeof(msg), "provider '%s': %s", t->route->id,
+		    d.message);
+		wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
+		fail(t, d.status, "server_error", d.code, msg);
+		return;
+	}
+	evbuffer_drain(t->resp, len);
+	evbuffer_add_buffer(t->resp, out);
+	evbuffer_free(out);
+	if (t->up_status >= 200 && t->up_status < 300)
+		gw_tools_commit(&t->tools, false);
+	send_buffered(t, t->up_status);
+}
+
+/* Send t->resp as the answer, once the record is written. */
+static void
+send_buffered(struct txn *t, int status)
+{
+	struct gw_out_hdr h[1] = { { "X-Warden-Route", t->route->id } };
+	struct gw_conn *c = t->conn;
+	const char *text = (const char *)evbuffer_pullup(t->resp, -1);
+	size_t len = evbuffer_get_length(t->resp);
+
 	t->final_status = status;
 	if (t->resp_hmac != NULL)
 		aud_hmac_update(t->resp_hmac, text, len);
@@ -442,8 +509,22 @@ on_done(void *arg, enum wd_err err, const char *detail)
 		t->refused_late = true;
 		wd_warn("request %s: %s", gw_conn_request_id(t->conn),
 		    t->tool_deny.message);
-		end_stream_with_error(t, "policy_violation", t->tool_deny.code,
+		end_stream_with_error(t, t->tool_deny.status == 403 ?
+		    "policy_violation" : "server_error", t->tool_deny.code,
 		    t->tool_deny.message);
+		return;
+	}
+	/* An agent's stream is complete at [DONE], whatever came after. */
+	if (t->streaming && t->astream.done) {
+		finish_stream(t);
+		return;
+	}
+	if (t->bad_ctype && !t->too_big && err == WD_OK) {
+		snprintf(msg, sizeof(msg), "provider '%s' answered a stream request "
+		    "with Content-Type '%.60s', not text/event-stream",
+		    t->route->id, t->up_ctype);
+		wd_warn("request %s: %s", gw_conn_request_id(t->conn), msg);
+		fail(t, 502, "server_error", "bad_upstream_response", msg);
 		return;
 	}
 	if (t->streaming) {
@@ -553,6 +634,7 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	t->too_big = false;
 	evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
 	gw_sse_init(&t->sse);
+	gw_agent_stream_init(&t->astream, &gw_format_chat);
 	t->attempt_us = wd_mono_us();
 	rc = gw_up_start(gw_conn_worker(t->conn)->up, &r, &t->xfer);
 	/* curl copied the header strings; ours can go. */

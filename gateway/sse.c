@@ -3,12 +3,18 @@
  *
  * warden forwards a stream event by event, never a partial event: if the
  * provider breaks off mid-event, the client still sees well-formed events
- * followed by warden's own error event.  (Later the tool-call checks read
- * each event before it is forwarded.)  An event ends at an empty line; lines
- * end in CRLF, LF or CR (WHATWG HTML, 9.2.6).  An unfinished event may not
- * grow past a limit, so a provider cannot make us buffer without end.
+ * followed by warden's own error event.  For agents each event's fields
+ * are read (gw_sse_event_read) and its data goes to the format's strict
+ * reader before anything of it is forwarded.  An event ends at an empty
+ * line; lines end in CRLF, LF or CR (WHATWG HTML, 9.2.6).  An unfinished
+ * event may not grow past a limit, so a provider cannot make us buffer
+ * without end.
  */
 #include "gateway/gw_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 void
 gw_sse_init(struct gw_sse *s)
@@ -90,4 +96,70 @@ gw_sse_event_len(const char *buf, size_t len)
 			return i;
 	}
 	return len;
+}
+
+enum wd_err
+gw_sse_event_read(const char *ev, size_t len, bool first, char **data,
+    size_t *dlen, char *why, size_t whylen)
+{
+	static const char bom[] = "\xEF\xBB\xBF";
+	const char *p = ev, *end = ev + len;
+	char *out = NULL;
+	size_t n = 0;
+
+	*data = NULL;
+	*dlen = 0;
+	/* WHATWG: one BOM at the start of the stream is dropped. */
+	if (first && len >= 3 && memcmp(ev, bom, 3) == 0)
+		p += 3;
+	while (p < end) {
+		const char *eol = p, *colon, *v;
+		size_t fl;
+
+		while (eol < end && *eol != '\n' && *eol != '\r')
+			eol++;
+		if (eol == p)
+			break;			/* the empty line: the event ends */
+		/* The openai-node client drops a BOM at the start of any line;
+		 * a WHATWG client does not.  Neither reading is safe. */
+		if (eol - p >= 3 && memcmp(p, bom, 3) == 0) {
+			snprintf(why, whylen, "a byte-order mark inside the stream");
+			goto bad;
+		}
+		colon = memchr(p, ':', (size_t)(eol - p));
+		fl = colon != NULL ? (size_t)(colon - p) : (size_t)(eol - p);
+		v = colon != NULL ? colon + 1 : eol;
+		if (v < eol && *v == ' ')
+			v++;
+		if (fl == 0) {
+			;			/* a comment */
+		} else if (fl == 4 && memcmp(p, "data", 4) == 0) {
+			if (out == NULL && (out = malloc(len + 1)) == NULL) {
+				snprintf(why, whylen, "out of memory");
+				return WD_ENOMEM;
+			}
+			if (n > 0 || *data != NULL)
+				out[n++] = '\n';
+			memcpy(out + n, v, (size_t)(eol - v));
+			n += (size_t)(eol - v);
+			*data = out;
+		} else if (fl == 5 && memcmp(p, "event", 5) == 0) {
+			/* Chat streams name no events; the clients treat some
+			 * names (error, thread.*) in ways of their own. */
+			snprintf(why, whylen, "an 'event' field in the stream");
+			goto bad;
+		}
+		/* id, retry and unknown fields change nothing a client reads. */
+		if (eol < end && *eol == '\r' && eol + 1 < end && eol[1] == '\n')
+			eol++;
+		p = eol + 1;
+	}
+	if (out != NULL)
+		out[n] = '\0';
+	*dlen = n;
+	return WD_OK;
+bad:
+	free(out);
+	*data = NULL;
+	return WD_EPARSE;
 }

@@ -224,136 +224,140 @@ log_answer(struct gw_tools *tl, size_t choice, const char *name, bool ok,
 	    ok ? NULL : why->rule));
 }
 
-enum gw_tools_rc
-gw_tools_answer(struct gw_tools *tl, json_t *answer, struct gw_tools_deny *d)
+/*
+ * THE place a call of a provider's answer is allowed: once per call, when
+ * the answer or chunk that names it is certain to go to the client (every
+ * other call in it passed too).  Whole answers and streams both end here.
+ */
+static void
+call_allowed(struct gw_tools *tl, size_t choice, const char *name)
 {
-	json_t *choices = json_object_get(answer, "choices"), *ch;
-	bool modified = false;
-	size_t i;
+	log_answer(tl, choice, name, true, NULL);
+}
 
-	if (tl->agent == NULL)
-		return GW_TOOLS_OK;
-	json_array_foreach(choices, i, ch) {
-		json_t *msg = json_object_get(ch, "message");
-		json_t *calls = json_object_get(msg, "tool_calls");
-		struct pol_tstate st = tl->st;
+static enum gw_tools_rc
+forbidden(struct gw_tools *tl, size_t choice, const char *name,
+    const struct pol_tool_why *why, struct gw_tools_deny *d)
+{
+	log_answer(tl, choice, name, false, why);
+	return deny(d, 403, "tool_policy", "the model asked for a tool call "
+	    "the policy forbids: %s (rule '%s')", why->message, why->rule);
+}
 
-		if (!json_is_array(calls))
+_Static_assert(GW_ANS_MAX_CHOICES == GW_TOOLS_MAX_CHOICES &&
+    GW_ANS_MAX_CALLS == GW_TOOLS_MAX_CALLS, "the reader's bounds are ours");
+
+/* A whole answer: each choice goes on from the history on its own. */
+static enum gw_tools_rc
+check_whole(struct gw_tools *tl, struct gw_answer *ans, struct gw_tools_deny *d)
+{
+	struct pol_tstate st[GW_TOOLS_MAX_CHOICES];
+	bool modified = false, *drop = calloc(ans->nev + 1, sizeof(*drop));
+
+	if (drop == NULL)
+		return deny(d, 500, "out_of_memory", "out of memory");
+	for (size_t c = 0; c < GW_TOOLS_MAX_CHOICES; c++)
+		st[c] = tl->st;
+	for (size_t i = 0; i < ans->nev; i++) {
+		const struct gw_ans_event *e = &ans->ev[i];
+		struct pol_tool_why why = { "undeclared_tool", "" };
+
+		drop[i] = false;
+		if (e->kind != GW_ANS_CALL)
 			continue;
-		for (size_t j = 0; j < json_array_size(calls); ) {
-			const char *name = call_name(json_array_get(calls, j));
-			struct pol_tool_why why = { "undeclared_tool", "" };
-			bool ok = name != NULL &&
-			    pol_tool_step(tl->agent, &st, name, true, &why);
-
-			log_answer(tl, i, name ? name : "?", ok, &why);
-			if (ok) {
-				j++;
-				continue;
-			}
-			if (tl->agent->on_violation == POL_VIOLATION_DENY)
-				return deny(d, 403, "tool_policy", "the model asked for a "
-				    "tool call the policy forbids: %s (rule '%s')",
-				    why.message, why.rule);
-			json_array_remove(calls, j);
+		if (pol_tool_step(tl->agent, &st[e->choice], e->name, true, &why))
+			continue;
+		if (tl->agent->on_violation == POL_VIOLATION_DENY) {
+			free(drop);
+			return forbidden(tl, e->choice, e->name, &why, d);
+		}
+		log_answer(tl, e->choice, e->name, false, &why);
+		drop[i] = true;
+	}
+	for (size_t i = 0; i < ans->nev; i++)
+		if (ans->ev[i].kind == GW_ANS_CALL && !drop[i])
+			call_allowed(tl, ans->ev[i].choice, ans->ev[i].name);
+	/* Backwards: a dropped call's name lives in the node it drops. */
+	for (size_t i = ans->nev; i-- > 0; )
+		if (ans->ev[i].kind == GW_ANS_CALL && drop[i]) {
+			ans->fmt->drop_call(ans, &ans->ev[i]);
 			modified = true;
 		}
-		if (json_array_size(calls) == 0) {
-			json_object_del(msg, "tool_calls");
-			if (json_is_null(json_object_get(msg, "content")) ||
-			    json_object_get(msg, "content") == NULL)
-				json_object_set_new(msg, "content", json_string(""));
-			json_object_set_new(ch, "finish_reason", json_string("stop"));
-		}
-	}
+	free(drop);
 	return modified ? GW_TOOLS_MODIFIED : GW_TOOLS_OK;
 }
 
-/* Check the tool calls named in one chunk's deltas. */
+/*
+ * One chunk of a stream.  The openai-node accumulator keys a call by its
+ * index and *replaces* the name when a later delta brings another, so a
+ * name is checked once per index and a second one is refused; a new index
+ * must be the next one (the client orders calls by index, the policy by
+ * time: they must agree); arguments must follow their call's name.
+ * Nothing of the chunk counts unless all of it passes.
+ */
 static enum gw_tools_rc
-check_chunk(struct gw_tools *tl, json_t *chunk, struct gw_tools_deny *d)
+check_chunk(struct gw_tools *tl, struct gw_answer *ans, struct gw_tools_deny *d)
 {
-	json_t *choices = json_object_get(chunk, "choices"), *ch;
-	size_t i;
+	struct pol_tstate sst[GW_TOOLS_MAX_CHOICES];
+	uint64_t named[GW_TOOLS_MAX_CHOICES];
+	unsigned ncalls[GW_TOOLS_MAX_CHOICES];
+	bool fn_named[GW_TOOLS_MAX_CHOICES];
 
-	json_array_foreach(choices, i, ch) {
-		json_int_t c = json_integer_value(json_object_get(ch, "index"));
-		json_t *calls = json_object_get(json_object_get(ch, "delta"),
-		    "tool_calls"), *call;
-		size_t j;
+	memcpy(sst, tl->sst, sizeof(sst));
+	memcpy(named, tl->named, sizeof(named));
+	memcpy(ncalls, tl->ncalls, sizeof(ncalls));
+	memcpy(fn_named, tl->fn_named, sizeof(fn_named));
+	for (size_t i = 0; i < ans->nev; i++) {
+		const struct gw_ans_event *e = &ans->ev[i];
+		size_t c = e->choice, k = e->call;
+		struct pol_tool_why why = { "undeclared_tool", "" };
+		bool had;
 
-		if (!json_is_array(calls))
+		if (e->kind != GW_ANS_CALL)
 			continue;
-		if (c < 0 || c >= GW_TOOLS_MAX_CHOICES)
-			return deny(d, 502, "tool_policy", "the answer has more "
-			    "choices than warden checks");
-		json_array_foreach(calls, j, call) {
-			json_int_t k = json_integer_value(json_object_get(call, "index"));
-			const char *name = call_name(call);
-			struct pol_tool_why why;
-
-			if (name == NULL)
-				continue;	/* arguments of a named call */
-			if (k < 0 || k >= GW_TOOLS_MAX_CALLS)
-				return deny(d, 502, "tool_policy", "tool call index out "
-				    "of range");
-			if (tl->named[c] & (1ull << k))
-				continue;
-			tl->named[c] |= 1ull << k;
-			if (!pol_tool_step(tl->agent, &tl->sst[c], name, true, &why)) {
-				log_answer(tl, (size_t)c, name, false, &why);
-				return deny(d, 403, "tool_policy", "the model asked for a "
-				    "tool call the policy forbids: %s (rule '%s')",
-				    why.message, why.rule);
-			}
-			log_answer(tl, (size_t)c, name, true, NULL);
+		had = k == GW_ANS_FN_CALL ? fn_named[c] : (named[c] >> k) & 1;
+		if (e->name == NULL && !had)
+			return deny(d, 502, "bad_upstream_response", "choice %zu: "
+			    "arguments of a tool call that has no name yet", c);
+		if (e->name == NULL)
+			continue;
+		if (had)
+			return deny(d, 502, "bad_upstream_response", "choice %zu: a "
+			    "second name for one tool call", c);
+		/* Both kinds in one choice: which one a client runs is its own
+		 * choice (openai-node's final message keeps function_call). */
+		if (k == GW_ANS_FN_CALL ? ncalls[c] > 0 : fn_named[c])
+			return deny(d, 502, "bad_upstream_response", "choice %zu: "
+			    "both function_call and tool_calls", c);
+		if (k == GW_ANS_FN_CALL) {
+			fn_named[c] = true;
+		} else {
+			if (k != ncalls[c])
+				return deny(d, 502, "bad_upstream_response", "choice "
+				    "%zu: tool call index %zu out of order", c, k);
+			named[c] |= 1ull << k;
+			ncalls[c]++;
 		}
+		if (!pol_tool_step(tl->agent, &sst[c], e->name, true, &why))
+			return forbidden(tl, c, e->name, &why, d);
 	}
+	memcpy(tl->sst, sst, sizeof(sst));
+	memcpy(tl->named, named, sizeof(named));
+	memcpy(tl->ncalls, ncalls, sizeof(ncalls));
+	memcpy(tl->fn_named, fn_named, sizeof(fn_named));
+	for (size_t i = 0; i < ans->nev; i++)
+		if (ans->ev[i].kind == GW_ANS_CALL && ans->ev[i].name != NULL)
+			call_allowed(tl, ans->ev[i].choice, ans->ev[i].name);
 	return GW_TOOLS_OK;
 }
 
 enum gw_tools_rc
-gw_tools_event(struct gw_tools *tl, const char *ev, size_t len,
+gw_tools_answer(struct gw_tools *tl, struct gw_answer *ans,
     struct gw_tools_deny *d)
 {
-	enum gw_tools_rc rc = GW_TOOLS_OK;
-	const char *p = ev, *end = ev + len;
-
-	if (tl->agent == NULL || memmem(ev, len, "tool_calls", 10) == NULL)
+	if (tl->agent == NULL)
 		return GW_TOOLS_OK;
-	/* An event's data is its "data:" lines joined with newlines
-	 * (WHATWG HTML 9.2.6); OpenAI sends one JSON chunk per event. */
-	{
-		char *data = malloc(len + 1);
-		size_t dl = 0;
-		json_t *j;
-
-		if (data == NULL)
-			return deny(d, 500, "tool_policy", "out of memory");
-		while (p < end) {
-			const char *eol = p;
-
-			while (eol < end && *eol != '\n' && *eol != '\r')
-				eol++;
-			if (eol - p >= 5 && strncmp(p, "data:", 5) == 0) {
-				const char *v = p + 5;
-
-				if (v < eol && *v == ' ')
-					v++;
-				if (dl > 0)
-					data[dl++] = '\n';
-				memcpy(data + dl, v, (size_t)(eol - v));
-				dl += (size_t)(eol - v);
-			}
-			p = eol + 1;
-		}
-		j = dl > 0 ? json_loadb(data, dl, 0, NULL) : NULL;
-		if (j != NULL)
-			rc = check_chunk(tl, j, d);
-		json_decref(j);
-		free(data);
-	}
-	return rc;
+	return ans->chunk ? check_chunk(tl, ans, d) : check_whole(tl, ans, d);
 }
 
 void

@@ -39,6 +39,8 @@ struct txn {
 	struct evbuffer *resp;		/* buffered answer, or SSE remainder */
 	struct gw_sse sse;
 	char up_ctype[128];
+	struct gw_agent_stream astream;	/* an agent's stream, as read */
+	bool bad_ctype;			/* a stream answered as not SSE */
 	/* For the audit record. */
 	uint64_t started_us;
 	int final_status;

@@ -101,6 +101,10 @@ struct answer {
 	char **tools;		/* JSON-escaped tool names */
 	size_t ntools;
 	long prompt_tokens;
+	char *raw;		/* raw=: the exact body to send, or NULL */
+	size_t raw_len;
+	long raw_status;
+	char *raw_type;		/* its Content-Type; NULL: none at all */
 };
 
 /* What the directives in one request said, before it becomes an answer.
@@ -113,6 +117,11 @@ struct directives {
 	const char *tools;
 	size_t tools_len;
 	long words;
+	const char *raw;	/* base64, as in the message */
+	size_t raw_len;
+	long raw_status;
+	const char *raw_type;
+	size_t raw_type_len;
 };
 
 enum phase {
@@ -589,6 +598,16 @@ static void apply_directive(struct directives *d, const char *k, size_t kl,
 		d->tools_len = vl;
 		return;
 	}
+	if (key_is(k, kl, "raw")) {
+		d->raw = v;
+		d->raw_len = vl;
+		return;
+	}
+	if (key_is(k, kl, "raw_type")) {
+		d->raw_type = v;
+		d->raw_type_len = vl;
+		return;
+	}
 	/* Everything else is numeric; a value that is not is ignored. */
 	if (!parse_long(v, vl, &n))
 		return;
@@ -597,6 +616,11 @@ static void apply_directive(struct directives *d, const char *k, size_t kl,
 			d->k.status = n;
 			d->status_set = true;
 		}
+		return;
+	}
+	if (key_is(k, kl, "raw_status")) {
+		if (valid_status(n))
+			d->raw_status = n;
 		return;
 	}
 	if (key_is(k, kl, "sse_line_bytes")) {
@@ -690,6 +714,46 @@ static void scan_messages(json_t *messages, struct directives *d)
 	}
 }
 
+/* Decode base64 (standard or URL alphabet, '=' padding optional) into a
+ * new buffer; NULL if s is not base64. */
+static char *base64_dup(const char *s, size_t n, size_t *outlen)
+{
+	char *out = xmalloc(n / 4 * 3 + 3);
+	unsigned acc = 0;
+	int bits = 0;
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		int v;
+
+		if (c >= 'A' && c <= 'Z')
+			v = c - 'A';
+		else if (c >= 'a' && c <= 'z')
+			v = c - 'a' + 26;
+		else if (c >= '0' && c <= '9')
+			v = c - '0' + 52;
+		else if (c == '+' || c == '-')
+			v = 62;
+		else if (c == '/' || c == '_')
+			v = 63;
+		else if (c == '=')
+			break;
+		else {
+			free(out);
+			return NULL;
+		}
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	*outlen = o;
+	return out;
+}
+
 static void split_tools(struct answer *a, const char *s, size_t n)
 {
 	const char *end = s + n;
@@ -711,6 +775,8 @@ static void answer_free(struct answer *a)
 	for (size_t i = 0; i < a->ntools; i++)
 		free(a->tools[i]);
 	free(a->tools);
+	free(a->raw);
+	free(a->raw_type);
 }
 
 /* Turn a valid request into an answer: current defaults, then fail_next,
@@ -745,6 +811,17 @@ static void answer_build(struct mock *m, json_t *root, uint64_t seq,
 	a->prompt_tokens = d.words > 0 ? d.words : 1;
 	if (d.tools != NULL)
 		split_tools(a, d.tools, d.tools_len);
+	if (d.raw != NULL)
+		a->raw = base64_dup(d.raw, d.raw_len, &a->raw_len);
+	a->raw_status = d.raw_status ? d.raw_status : 200;
+	if (d.raw_type == NULL) {
+		a->raw_type = strdup(a->stream ? "text/event-stream" :
+		    "application/json");
+	} else if (!key_is(d.raw_type, d.raw_type_len, "none")) {
+		a->raw_type = xmalloc(d.raw_type_len + 1);
+		memcpy(a->raw_type, d.raw_type, d.raw_type_len);
+		a->raw_type[d.raw_type_len] = '\0';
+	}
 }
 
 /* Answers that go out in one piece (once any delay has passed). */
@@ -752,14 +829,24 @@ static bool answer_is_simple(const struct answer *a)
 {
 	if (!a->stream && a->k.reset_after == 0)
 		return false;
-	return a->k.status != 200 || a->body_notjson ||
+	return a->raw != NULL || a->k.status != 200 || a->body_notjson ||
 	    (!a->stream && a->k.stall_after != 0);
 }
 
 static void answer_send_simple(struct mock *m, struct evhttp_request *req,
     const struct answer *a)
 {
-	if (a->k.status != 200) {
+	if (a->raw != NULL) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+		/* Exactly these bytes, whatever they are: the hostile
+		 * provider of the tests. */
+		if (a->raw_type != NULL)
+			evhttp_add_header(h, "Content-Type", a->raw_type);
+		evhttp_add_header(h, "X-Mock-Provider", m->name);
+		evbuffer_add(m->scratch, a->raw, a->raw_len);
+		evhttp_send_reply(req, (int)a->raw_status, NULL, m->scratch);
+	} else if (a->k.status != 200) {
 		send_status_error(m, req, a->k.status);
 	} else if (a->body_notjson) {
 		send_text(m, req, 200, "application/json", "<html>oops</html>");

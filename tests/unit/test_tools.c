@@ -1346,7 +1346,16 @@ START_TEST(session_commit_with_several_choices)
 	    "{\"name\":\"read\",\"arguments\":\"{}\"}}]},"
 	    "\"finish_reason\":\"tool_calls\"}]}", 0, NULL);
 	ck_assert_ptr_nonnull(ans);
-	ck_assert_int_eq(gw_tools_answer(&tl, ans, &d), GW_TOOLS_OK);
+	{
+		struct gw_answer a;
+		char why[160], *text = json_dumps(ans, JSON_COMPACT);
+
+		ck_assert_int_eq(gw_format_chat.read_answer(text, strlen(text), &a,
+		    why, sizeof(why)), WD_OK);
+		ck_assert_int_eq(gw_tools_answer(&tl, &a, &d), GW_TOOLS_OK);
+		gw_answer_clear(&a);
+		free(text);
+	}
 	gw_tools_commit(&tl, false);
 	gw_tools_clear(&tl);
 	json_decref(ans);
@@ -1358,17 +1367,64 @@ START_TEST(session_commit_with_several_choices)
 }
 END_TEST
 
-/* One streamed event through gw_tools_event, after an empty history. */
+/*
+ * One streamed event as proxy.c reads it (SSE fields, the chat reader,
+ * the tool check), on tl.  An event the readers refuse is a DENY with
+ * status 502, as the proxy makes it.
+ */
+static enum gw_tools_rc
+chunk_on(struct gw_tools *tl, const char *ev, size_t len, bool first,
+    struct gw_tools_deny *d)
+{
+	struct gw_answer a;
+	char *data, why[160];
+	size_t dlen;
+	enum gw_tools_rc rc = GW_TOOLS_OK;
+
+	d->status = 0;
+	if (gw_sse_event_read(ev, len, first, &data, &dlen, why,
+	    sizeof(why)) != WD_OK) {
+		d->status = 502;
+		snprintf(d->message, sizeof(d->message), "%s", why);
+		return GW_TOOLS_DENY;
+	}
+	if (data == NULL || strncmp(data, "[DONE]", 6) == 0) {
+		free(data);
+		return GW_TOOLS_OK;
+	}
+	if (gw_format_chat.read_chunk(data, dlen, &a, why, sizeof(why)) !=
+	    WD_OK) {
+		d->status = 502;
+		snprintf(d->message, sizeof(d->message), "%s", why);
+		rc = GW_TOOLS_DENY;
+	} else {
+		rc = gw_tools_answer(tl, &a, d);
+	}
+	gw_answer_clear(&a);
+	free(data);
+	return rc;
+}
+
+/* Fresh agent state after an empty history. */
+static void
+wire_fresh(struct ut_ld *l, struct gw_tools *tl)
+{
+	struct gw_tools_deny d;
+
+	ck_assert_int_eq(wire_request(l, tl, NULL,
+	    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+	    &d), GW_TOOLS_OK);
+}
+
+/* One streamed event, after an empty history. */
 static enum gw_tools_rc
 wire_event(struct ut_ld *l, const char *ev, struct gw_tools_deny *d)
 {
 	struct gw_tools tl;
 	enum gw_tools_rc rc;
 
-	ck_assert_int_eq(wire_request(l, &tl, NULL,
-	    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
-	    d), GW_TOOLS_OK);
-	rc = gw_tools_event(&tl, ev, strlen(ev), d);
+	wire_fresh(l, &tl);
+	rc = chunk_on(&tl, ev, strlen(ev), true, d);
 	gw_tools_clear(&tl);
 	return rc;
 }
@@ -1422,6 +1478,242 @@ START_TEST(stream_event_multiline_data_is_checked)
 	    "data: [{\"index\":0,\"function\":{\"name\":\"email\"}}]}}]}\n\n", &d),
 	    GW_TOOLS_DENY);
 	ut_ld_done(&l);
+}
+END_TEST
+
+
+/* ---- the strict reader (chat_answer.c, sse.c) ---- */
+
+#define CH(calls) "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[" \
+	calls "]},\"finish_reason\":null}]}"
+#define CALL(idx, name) "{\"index\":" idx ",\"id\":\"c\",\"type\":" \
+	"\"function\",\"function\":{\"name\":\"" name "\",\"arguments\":\"\"}}"
+
+static enum wd_err
+read_chunk_s(const char *text, char *why, size_t whylen)
+{
+	struct gw_answer a;
+	enum wd_err rc = gw_format_chat.read_chunk(text, strlen(text), &a, why,
+	    whylen);
+
+	gw_answer_clear(&a);
+	return rc;
+}
+
+/* What jansson refuses and JavaScript reads is refused, never passed. */
+START_TEST(reader_refuses_what_clients_read_otherwise)
+{
+	static const char *const bad[] = {
+		CH(CALL("\"1\"", "read")),
+		CH(CALL("1.0", "read")),
+		CH(CALL("-1", "read")),
+		CH(CALL("64", "read")),
+		CH("{\"index\":0,\"function\":{\"name\":\"read\"},\"name\":\"x\"}"),
+		CH("{\"index\":0,\"type\":\"custom\",\"function\":{\"name\":\"r\"}}"),
+		CH("{\"index\":0,\"function\":{\"name\":\"\"}}"),
+		CH("{\"index\":0,\"function\":{\"name\":\"read\",\"x\":1}}"),
+		"{\"n\":18446744073709551616,\"choices\":[]}",
+		"{\"s\":\"a\\u0000b\",\"choices\":[]}",
+		"{\"s\":\"a\\ud800b\",\"choices\":[]}",
+		"{\"s\":\"\xff\",\"choices\":[]}",
+		"{\"choices\":[],\"choices\":[]}",
+		"{\"choices\":[{\"index\":0,\"delta\":{},\"message\":{}}]}",
+		"{\"choices\":[{\"index\":\"0\",\"delta\":{}}]}",
+		"{\"choices\":[{\"index\":8,\"delta\":{}}]}",
+		"{\"choices\":[{\"index\":0}]}",
+		"{\"choices\":{}}",
+		"{\"tool_calls\":[],\"choices\":[]}",
+		"[]",
+		"{\"choices\":[]} x",
+	};
+	char why[160];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(read_chunk_s(bad[i], why, sizeof(why)) == WD_EPARSE,
+		    "read: %s", bad[i]);
+	ck_assert_int_eq(read_chunk_s(CH(CALL("63", "read")), why,
+	    sizeof(why)), WD_OK);
+	ck_assert_int_eq(read_chunk_s("{\"choices\":[],\"usage\":{\"a\":1}}", why,
+	    sizeof(why)), WD_OK);
+}
+END_TEST
+
+/* The key is what jansson decoded: the escape hides nothing, and what
+ * goes out is warden's own compact JSON of it. */
+START_TEST(reader_writes_what_it_checked)
+{
+	const char *in = "{\"choices\":[{\"index\":0,\"delta\":{\"tool\\u005f"
+	    "calls\":[{\"index\":0,\"function\":{\"name\":\"read\"}}]}}]}";
+	struct gw_answer a;
+	struct evbuffer *out = evbuffer_new();
+	char why[160];
+
+	ck_assert_int_eq(gw_format_chat.read_chunk(in, strlen(in), &a, why,
+	    sizeof(why)), WD_OK);
+	ck_assert_uint_eq(a.nev, 1);
+	ck_assert_int_eq(a.ev[0].kind, GW_ANS_CALL);
+	ck_assert_str_eq(a.ev[0].name, "read");
+	ck_assert_int_eq(gw_format_chat.write(&a, out), WD_OK);
+	evbuffer_add(out, "", 1);
+	ck_assert_str_eq((char *)evbuffer_pullup(out, -1),
+	    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\""
+	    ":0,\"function\":{\"name\":\"read\"}}]}}]}\n\n");
+	gw_answer_clear(&a);
+	evbuffer_free(out);
+}
+END_TEST
+
+START_TEST(sse_event_fields)
+{
+	char *data, why[160];
+	size_t dl;
+
+	/* A BOM at the start of the stream is dropped; elsewhere refused. */
+	ck_assert_int_eq(gw_sse_event_read("\xEF\xBB\xBF" "data: x\n\n", 12, true,
+	    &data, &dl, why, sizeof(why)), WD_OK);
+	ck_assert_str_eq(data, "x");
+	free(data);
+	ck_assert_int_eq(gw_sse_event_read("\xEF\xBB\xBF" "data: x\n\n", 12, false,
+	    &data, &dl, why, sizeof(why)), WD_EPARSE);
+	ck_assert_int_eq(gw_sse_event_read(": c\n\xEF\xBB\xBF" "data: x\n\n", 16,
+	    true, &data, &dl, why, sizeof(why)), WD_EPARSE);
+	/* After a data line: nothing is left for the caller to free (once
+	 * it was, twice; fuzz_answer found it). */
+	ck_assert_int_eq(gw_sse_event_read("data: x\n\xEF\xBB\xBF" "data: y\n\n",
+	    19, false, &data, &dl, why, sizeof(why)), WD_EPARSE);
+	ck_assert_ptr_null(data);
+	/* Lines joined with LF, one space dropped, CR and CRLF ends,
+	 * comments and ids ignored, "data" alone is an empty line. */
+	ck_assert_int_eq(gw_sse_event_read(": hi\rid: 7\r\ndata:a\rdata:  b\n"
+	    "data\n\n", 34, false, &data, &dl, why, sizeof(why)), WD_OK);
+	ck_assert_str_eq(data, "a\n b\n");
+	ck_assert_uint_eq(dl, 5);
+	free(data);
+	/* No data line: no data. */
+	ck_assert_int_eq(gw_sse_event_read(": only a comment\n\n", 18, false, &data,
+	    &dl, why, sizeof(why)), WD_OK);
+	ck_assert_ptr_null(data);
+	/* Named events are not the chat format's. */
+	ck_assert_int_eq(gw_sse_event_read("event: error\ndata: {}\n\n", 23, false,
+	    &data, &dl, why, sizeof(why)), WD_EPARSE);
+}
+END_TEST
+
+/* A call index is named once, in order, before its arguments. */
+START_TEST(stream_call_index_rules)
+{
+	struct ut_ld l;
+	struct gw_tools tl;
+	struct gw_tools_deny d;
+	const char *ev;
+
+	load_agents_ok(&l, AGENT_A1);
+	/* A second name for index 0 (the Node SDK would replace it). */
+	wire_fresh(&l, &tl);
+	ev = "data: " CH(CALL("0", "search")) "\n\n";
+	ck_assert_int_eq(chunk_on(&tl, ev, strlen(ev), true, &d), GW_TOOLS_OK);
+	ev = "data: " CH("{\"index\":0,\"function\":{\"name\":\"search\"}}")
+	    "\n\n";
+	ck_assert_int_eq(chunk_on(&tl, ev, strlen(ev), false, &d), GW_TOOLS_DENY);
+	ck_assert_int_eq(d.status, 502);
+	ck_assert_str_eq(d.code, "bad_upstream_response");
+	gw_tools_clear(&tl);
+	/* Index 1 before index 0. */
+	wire_fresh(&l, &tl);
+	ev = "data: " CH(CALL("1", "search")) "\n\n";
+	ck_assert_int_eq(chunk_on(&tl, ev, strlen(ev), true, &d), GW_TOOLS_DENY);
+	ck_assert_int_eq(d.status, 502);
+	gw_tools_clear(&tl);
+	/* Arguments of a call never named. */
+	wire_fresh(&l, &tl);
+	ev = "data: " CH("{\"index\":0,\"function\":{\"arguments\":\"{}\"}}")
+	    "\n\n";
+	ck_assert_int_eq(chunk_on(&tl, ev, strlen(ev), true, &d), GW_TOOLS_DENY);
+	gw_tools_clear(&tl);
+	/* A legacy function_call is a call, checked like any other; mixed
+	 * with tool_calls it is refused. */
+	wire_fresh(&l, &tl);
+	ev = "data: {\"choices\":[{\"index\":0,\"delta\":{\"function_call\":"
+	    "{\"name\":\"email\"}}}]}\n\n";
+	ck_assert_int_eq(chunk_on(&tl, ev, strlen(ev), true, &d), GW_TOOLS_DENY);
+	ck_assert_int_eq(d.status, 403);
+	gw_tools_clear(&tl);
+	wire_fresh(&l, &tl);
+	ev = "data: {\"choices\":[{\"index\":0,\"delta\":{\"function_call\":"
+	    "{\"name\":\"search\"}}}]}\n\n";
+	ck_assert_int_eq(chunk_on(&tl, ev, strlen(ev), true, &d), GW_TOOLS_OK);
+	ev = "data: " CH(CALL("0", "search")) "\n\n";
+	ck_assert_int_eq(chunk_on(&tl, ev, strlen(ev), false, &d), GW_TOOLS_DENY);
+	ck_assert_int_eq(d.status, 502);
+	gw_tools_clear(&tl);
+	/* Choices are checked each on its own. */
+	wire_fresh(&l, &tl);
+	ev = "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":["
+	    CALL("0", "read") "]}},{\"index\":1,\"delta\":{\"tool_calls\":["
+	    CALL("0", "email") "]}}]}\n\n";
+	ck_assert_int_eq(chunk_on(&tl, ev, strlen(ev), true, &d), GW_TOOLS_DENY);
+	ck_assert_int_eq(d.status, 403);
+	gw_tools_clear(&tl);
+	ut_ld_done(&l);
+}
+END_TEST
+
+/* Whole answers: strict, every call shape checked, errors reduced. */
+START_TEST(whole_answer_shapes)
+{
+	static const char *const bad[] = {
+		"{\"choices\":[{\"index\":0,\"message\":{\"tool_calls\":[{\"id\":"
+		    "\"a\",\"type\":\"function\",\"function\":{\"name\":\"email\","
+		    "\"name\":\"search\"}}]}}]}",
+		"{\"choices\":[{\"index\":1,\"message\":{}}]}",
+		"{\"choices\":[{\"index\":0,\"message\":{},\"delta\":{}}]}",
+		"{\"choices\":[{\"index\":0,\"message\":{\"function_call\":{\"name\":"
+		    "\"search\"},\"tool_calls\":[{\"type\":\"function\",\"function\":"
+		    "{\"name\":\"search\"}}]}}]}",
+		"{\"error\":{\"message\":\"x\"},\"choices\":[]}",
+		"{\"choices\":[{\"index\":0,\"message\":{\"tool_calls\":{}}}]}",
+	};
+	struct ut_ld l;
+	struct gw_tools tl;
+	struct gw_tools_deny d;
+	struct gw_answer a;
+	char why[160], *text;
+	json_t *e;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(gw_format_chat.read_answer(bad[i], strlen(bad[i]), &a,
+		    why, sizeof(why)) == WD_EPARSE, "read: %s", bad[i]);
+		gw_answer_clear(&a);
+	}
+	load_agents_ok(&l, AGENT_A1);
+	text = "{\"choices\":[{\"index\":0,\"message\":{\"function_call\":{\"name\":"
+	    "\"email\",\"arguments\":\"{}\"}}}]}";
+	wire_fresh(&l, &tl);
+	ck_assert_int_eq(gw_format_chat.read_answer(text, strlen(text), &a, why,
+	    sizeof(why)), WD_OK);
+	ck_assert_int_eq(gw_tools_answer(&tl, &a, &d), GW_TOOLS_DENY);
+	gw_answer_clear(&a);
+	gw_tools_clear(&tl);
+	text = "{\"choices\":[{\"index\":0,\"message\":{\"tool_calls\":[{\"id\":\"a\","
+	    "\"type\":\"custom\",\"custom\":{\"name\":\"email\",\"input\":\"x\"}}]}}]}";
+	wire_fresh(&l, &tl);
+	ck_assert_int_eq(gw_format_chat.read_answer(text, strlen(text), &a, why,
+	    sizeof(why)), WD_OK);
+	ck_assert_int_eq(gw_tools_answer(&tl, &a, &d), GW_TOOLS_DENY);
+	gw_answer_clear(&a);
+	gw_tools_clear(&tl);
+	ut_ld_done(&l);
+	/* An error body keeps its error object only. */
+	text = "{\"error\":{\"message\":\"m\",\"type\":\"t\",\"code\":4,\"x\":[1]},"
+	    "\"choices\":[{}]}";
+	e = gw_format_chat.read_error(text, strlen(text));
+	ck_assert_ptr_nonnull(e);
+	text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
+	ck_assert_str_eq(text, "{\"error\":{\"code\":4,\"message\":\"m\","
+	    "\"type\":\"t\"}}");
+	free(text);
+	json_decref(e);
+	ck_assert_ptr_null(gw_format_chat.read_error("{\"choices\":[]}", 14));
 }
 END_TEST
 
@@ -1482,6 +1774,11 @@ suite_tools(void)
 	tcase_add_test(wire, session_commit_with_several_choices);
 	tcase_add_test(wire, stream_event_checks);
 	tcase_add_test(wire, stream_event_multiline_data_is_checked);
+	tcase_add_test(wire, reader_refuses_what_clients_read_otherwise);
+	tcase_add_test(wire, reader_writes_what_it_checked);
+	tcase_add_test(wire, sse_event_fields);
+	tcase_add_test(wire, stream_call_index_rules);
+	tcase_add_test(wire, whole_answer_shapes);
 	suite_add_tcase(s, wire);
 	return s;
 }
