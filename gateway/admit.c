@@ -182,7 +182,7 @@ gw_json_count_values(struct gw_json_count *st, const char *p, size_t n)
 }
 
 bool
-gw_admit_body(const struct gw_admit *a, struct evbuffer *body,
+gw_admit_body(struct gw_admit *a, struct evbuffer *body,
     struct gw_admit_deny *deny)
 {
 	struct gw_json_count st = { 0 };
@@ -206,5 +206,6 @@ gw_admit_body(const struct gw_admit *a, struct evbuffer *body,
 		if (evbuffer_ptr_set(body, &pos, v.iov_len, EVBUFFER_PTR_ADD) != 0)
 			break;
 	}
+	a->values = st.count;
 	return true;
 }

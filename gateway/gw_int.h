@@ -163,6 +163,7 @@ struct gw_admit {
 	bool counted;			/* holds a place: give it back */
 	unsigned char digest[32];	/* the key's */
 	size_t max_values;		/* server.max_json_values */
+	size_t values;			/* counted in the body */
 };
 
 struct gw_admit_deny {
@@ -182,7 +183,7 @@ enum gw_admit_rc gw_admit_head(struct gw_worker *w,
     const struct pol_snapshot *snap, const struct gw_http_req *req,
     struct gw_admit *a, struct gw_admit_deny *deny);
 /* False (and deny filled) when the body has too many JSON values. */
-bool gw_admit_body(const struct gw_admit *a, struct evbuffer *body,
+bool gw_admit_body(struct gw_admit *a, struct evbuffer *body,
     struct gw_admit_deny *deny);
 /* The request ended: give its places back (idempotent). */
 void gw_admit_done(struct gw_admit *a);

@@ -40,9 +40,11 @@
 
 #define OUT_LOW_MARK (64u << 10)
 #define PIPE_OUT_HIGH (256u << 10)
-/* A request whose body was this large makes the worker trim the heap
- * once it is over. */
+/* A request whose body was this large, or had this many JSON values (a
+ * tree of small blocks), makes the worker trim the heap once it is over:
+ * glibc keeps freed small blocks otherwise. */
 #define BIG_BODY (128u << 10)
+#define BIG_VALUES 4096
 #define MAX_REQUEST_ID 64
 
 enum conn_state { C_HEAD, C_BODY, C_BUSY, C_CLOSING };
@@ -368,6 +370,7 @@ dispatch(struct gw_conn *c)
 			gw_send_error(c, d.status, d.type, d.code, "%s", d.message);
 			return;
 		}
+		c->big |= c->admit.values >= BIG_VALUES;
 	}
 	c->body = NULL;
 	/* Keep reading: EOF is how we learn the client left. */

@@ -1028,6 +1028,7 @@ START_TEST(thirty_thousand_pipelined_requests_answered_in_order)
 		    "p%d\r\n%s\r\n", i, i == N - 1 ? "Connection: close\r\n" : "");
 	fclose(f);
 	free(body);
+	it_mock_config(2, "{\"stall_after\":null}");
 	xchg(reqs, len, 25000, &x);
 	ck_assert_msg(x.sent == len, "warden took %zu of %zu bytes", x.sent, len);
 	p = x.out;
@@ -1213,6 +1214,31 @@ START_TEST(burst_of_large_bodies_keeps_memory_bounded)
 	    "%ld kB while bodies were held", base, peak);
 	ck_assert_msg(after - base < after_kb, "RSS %ld kB after the held "
 	    "burst, %ld kB before", after, base);
+	/* Just under the value cap (the default, 50,000): each is parsed
+	 * into a tree, and held. */
+	off = (size_t)sprintf(body, "{\"model\":\"gpt-4o\",\"messages\":"
+	    "[{\"role\":\"user\",\"content\":\"x\"}],\"pad\":[0");
+	for (int i = 0; i < 49900; i++)
+		off += (size_t)sprintf(body + off, ",0");
+	off += (size_t)sprintf(body + off, "]}");
+	free(req);
+	ck_assert(asprintf(&req, "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: x\r\nAuthorization: Bearer %s\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n%s", IT_KEY_T2, off, body) > 0);
+	len = strlen(req);
+	base = vmrss_kb(it.warden);
+	peak = burst(req, len, N, st, 20000);
+	n504 = 0;
+	for (int i = 0; i < N; i++)
+		n504 += st[i] == 504;
+	after = settled_rss_kb(base + after_kb / 2);
+	note("burst of values under the cap: RSS %ld kB, peak %ld kB, after "
+	    "%ld kB", base, peak, after);
+	ck_assert_msg(n504 == N, "%d of %d got 504; one got %d", n504, N, st[0]);
+	ck_assert_msg(peak - base < 2 * during_kb, "RSS went from %ld kB to "
+	    "%ld kB while parsed bodies were held", base, peak);
+	ck_assert_msg(after - base < after_kb, "RSS %ld kB after, %ld kB "
+	    "before", after, base);
 	it_mock_config(2, "{\"stall_after\":null}");
 	free(req);
 	free(body);
