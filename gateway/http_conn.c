@@ -663,6 +663,15 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 	size_t max_conns;
 	unsigned char r[12];
 
+	snap = gw_server_snapshot(w->srv);
+	max_conns = snap->server.max_connections;
+	pol_snapshot_unref(snap);
+	/* Far over the cap (the refused ones linger a moment each): close
+	 * at once, without an answer or any memory spent on it. */
+	if (w->nconns >= max_conns + max_conns / 4 + 16) {
+		evutil_closesocket(fd);
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		evutil_closesocket(fd);
@@ -699,7 +708,6 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 	wt.tv_usec = (snap->server.idle_timeout_ms % 1000) * 1000;
 	bufferevent_set_timeouts(c->bev, NULL, &wt);
 	arm_deadline(c, snap->server.idle_timeout_ms);
-	max_conns = snap->server.max_connections;
 	pol_snapshot_unref(snap);
 	evbuffer_add_cb(bufferevent_get_input(c->bev), count_cb, (void *)1);
 	evbuffer_add_cb(bufferevent_get_output(c->bev), count_cb, NULL);
