@@ -6,7 +6,8 @@
  * the request goes to its handler with an empty body, which answers 401
  * and records it, and the connection closes), room under the worker's
  * in-flight cap (503 server_busy) and under the key's, counted across
- * workers (429 too_many_requests_in_flight).  A request is in flight from
+ * workers (429 too_many_requests_in_flight).  Other endpoints take at
+ * most GW_SMALL_BODY of body (413 body_not_expected).  A request is in flight from
  * its head to the end of its answer, body reading included: that is what
  * holds memory.  From the body: one cheap pass counts its JSON values
  * before jansson builds a tree of them (413 too_many_json_values).
@@ -115,8 +116,20 @@ gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
 	unsigned char digest[32];
 
 	memset(a, 0, sizeof(*a));
-	if (!is_chat(req))
+	a->max_body = cfg->max_body_bytes;
+	if (!is_chat(req)) {
+		/* No other endpoint reads a body: do not hold one (they are
+		 * not counted in flight, so a large body would be memory no
+		 * cap bounds). */
+		a->max_body = GW_SMALL_BODY;
+		if (req->content_length > (int64_t)GW_SMALL_BODY) {
+			*deny = (struct gw_admit_deny){ 413,
+				"invalid_request_error", "body_not_expected",
+				"this endpoint takes no request body" };
+			return GW_ADMIT_REFUSED;
+		}
 		return GW_ADMIT_OK;
+	}
 	if (!key_digest(req, digest) || gw_auth(snap,
 	    gw_http_header(req, "authorization"), NULL) == NULL) {
 		wd_wipe(digest, sizeof(digest));

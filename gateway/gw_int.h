@@ -158,11 +158,15 @@ enum gw_admit_rc {
 	GW_ADMIT_REFUSED,	/* answer deny, close */
 };
 
+/* Body limit of the endpoints other than chat completions. */
+#define GW_SMALL_BODY (16u << 10)
+
 struct gw_admit {
 	struct gw_worker *w;
 	bool counted;			/* holds a place: give it back */
 	unsigned char digest[32];	/* the key's */
 	size_t max_values;		/* server.max_json_values */
+	size_t max_body;		/* this request's body limit */
 	size_t values;			/* counted in the body */
 };
 

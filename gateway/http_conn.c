@@ -378,7 +378,7 @@ dispatch(struct gw_conn *c)
 }
 
 static void
-read_body(struct gw_conn *c, struct evbuffer *in, const struct pol_server *cfg)
+read_body(struct gw_conn *c, struct evbuffer *in)
 {
 	if (!c->req.chunked) {
 		size_t want = (size_t)c->req.content_length -
@@ -398,7 +398,7 @@ read_body(struct gw_conn *c, struct evbuffer *in, const struct pol_server *cfg)
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
 		rc = gw_chunked_decode(&c->chunked, v.iov_base, v.iov_len,
-		    &used, c->body, cfg->max_body_bytes, 4096);
+		    &used, c->body, c->admit.max_body, 4096);
 		evbuffer_drain(in, used);
 		if (rc == WD_ELIMIT) {
 			protocol_error(c, 413, "request body too large");
@@ -493,7 +493,7 @@ read_head(struct gw_conn *c, struct evbuffer *in, struct pol_snapshot *snap)
 		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	c->state = C_BODY;
 	arm_deadline(c, cfg->body_timeout_ms);
-	read_body(c, in, cfg);
+	read_body(c, in);
 }
 
 static void
@@ -525,7 +525,7 @@ conn_process(struct gw_conn *c)
 			read_head(c, in, snap);
 		}
 	} else if (c->state == C_BODY) {
-		read_body(c, in, cfg);
+		read_body(c, in);
 	} else if (c->state == C_CLOSING) {
 		size_t n = evbuffer_get_length(in);
 

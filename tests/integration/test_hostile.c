@@ -1444,6 +1444,36 @@ START_TEST(unknown_key_refused_before_the_body)
 }
 END_TEST
 
+/* Endpoints other than chat completions read no body: a large one is
+ * refused (these requests are not counted in flight, so bodies held
+ * for them would be memory no cap bounds). */
+START_TEST(small_endpoints_refuse_large_bodies)
+{
+	static const char head[] = "POST /healthz HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 30000\r\n\r\n";
+	static char chunked[40000];
+	char *out;
+	int n;
+
+	out = it_raw(it.port, head, sizeof(head) - 1, 2000);
+	assert_raw_error(out, 413, "30 kB body to /healthz");
+	ck_assert(strstr(out, "body_not_expected") != NULL);
+	free(out);
+	n = snprintf(chunked, sizeof(chunked), "GET /v1/models HTTP/1.1\r\n"
+	    "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+	for (int i = 0; i < 5; i++) {
+		n += snprintf(chunked + n, sizeof(chunked) - (size_t)n, "1000\r\n");
+		memset(chunked + n, 'x', 4096);
+		n += 4096;
+		n += snprintf(chunked + n, sizeof(chunked) - (size_t)n, "\r\n");
+	}
+	out = it_raw(it.port, chunked, (size_t)n, 2000);
+	assert_raw_error(out, 413, "20 kB chunked body to /v1/models");
+	free(out);
+	assert_alive();
+}
+END_TEST
+
 /* A loopback listener that counts the connections it accepts. */
 struct trap {
 	int fd, port;
@@ -1743,6 +1773,7 @@ suite_hostile(void)
 	tcase_add_test(tc, connection_cap_gives_503);
 	tcase_add_test(tc, json_value_cap_gives_413);
 	tcase_add_test(tc, unknown_key_refused_before_the_body);
+	tcase_add_test(tc, small_endpoints_refuse_large_bodies);
 	suite_add_tcase(s, tc);
 
 	/* Outbound: proxies; /metrics access. Each rewrites the rules. */
