@@ -310,6 +310,9 @@ gw_cmd_reload(int argc, char **argv)
 	if (e == NULL)
 		goto out;
 	curl_easy_setopt(e, CURLOPT_URL, url);
+	/* Straight to warden: an http_proxy from the environment would be
+	 * the admin endpoint's loopback caller instead of us. */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, print_cb);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);

@@ -62,8 +62,15 @@ struct gw_worker {
 	struct gw_upstream *up;
 	struct gw_conn *conns;		/* all open connections */
 	size_t nconns;
+	size_t inflight;		/* admitted chat requests (admit.c) */
+	struct event *trim_ev;		/* malloc_trim after large requests */
 	bool stopping;
 };
+
+/* Allocator settings for bursts of large bodies; before threads start. */
+void gw_memory_tune(int nworkers);
+/* Schedule a malloc_trim on this worker's loop (large request ended). */
+void gw_worker_trim_soon(struct gw_worker *w);
 
 /* The current snapshot, with a reference the caller must drop. */
 struct pol_snapshot *gw_server_snapshot(struct gw_server *srv);
@@ -142,6 +149,50 @@ void gw_respond_start(struct gw_conn *c, int status, const char *ctype,
 void gw_respond_chunk(struct gw_conn *c, const void *data, size_t len);
 void gw_respond_chunk_buf(struct gw_conn *c, struct evbuffer *buf);
 void gw_respond_end(struct gw_conn *c, bool close_after);
+
+/* ---- admission: key and caps before the body, values after (admit.c) ---- */
+
+enum gw_admit_rc {
+	GW_ADMIT_OK,		/* read the body, then dispatch */
+	GW_ADMIT_NO_BODY,	/* unknown key: dispatch with no body, close */
+	GW_ADMIT_REFUSED,	/* answer deny, close */
+};
+
+/* Body limit of the endpoints other than chat completions. */
+#define GW_SMALL_BODY (16u << 10)
+
+struct gw_admit {
+	struct gw_worker *w;
+	bool counted;			/* holds a place: give it back */
+	unsigned char digest[32];	/* the key's */
+	size_t max_values;		/* server.max_json_values */
+	size_t max_body;		/* this request's body limit */
+	size_t values;			/* counted in the body */
+};
+
+struct gw_admit_deny {
+	int status;
+	const char *type;
+	const char *code;
+	const char *message;
+};
+
+struct gw_json_count {
+	size_t count;
+	bool in_string, escape;
+};
+
+/* Check a chat request's head: key, worker and key in-flight caps. */
+enum gw_admit_rc gw_admit_head(struct gw_worker *w,
+    const struct pol_snapshot *snap, const struct gw_http_req *req,
+    struct gw_admit *a, struct gw_admit_deny *deny);
+/* False (and deny filled) when the body has too many JSON values. */
+bool gw_admit_body(struct gw_admit *a, struct evbuffer *body,
+    struct gw_admit_deny *deny);
+/* The request ended: give its places back (idempotent). */
+void gw_admit_done(struct gw_admit *a);
+/* Feed JSON text; returns an upper bound of the values seen so far. */
+size_t gw_json_count_values(struct gw_json_count *st, const char *p, size_t n);
 
 /* ---- dispatch and endpoints (routes.c) ---- */
 
@@ -291,6 +342,7 @@ struct gw_up_req {
 	const char *url;
 	const char *const *headers;	/* "Name: value" strings */
 	size_t nheaders;
+	const char *proxy;		/* upstream.proxy, or NULL: none */
 	const char *body;		/* must live until on_done */
 	size_t body_len;
 	int connect_ms, first_byte_ms, idle_ms, total_ms;
@@ -303,6 +355,12 @@ struct gw_up_req {
 	void *arg;
 };
 
+/*
+ * libcurl's global init, with allocators that wipe every block before it
+ * is freed: curl builds whole request heads, Authorization included, in
+ * its heap buffers (curl_mem.c).  Before any other curl call.
+ */
+enum wd_err gw_curl_global_init(void);
 struct gw_upstream *gw_upstream_new(struct event_base *base);
 void gw_upstream_free(struct gw_upstream *up);
 enum wd_err gw_up_start(struct gw_upstream *up, const struct gw_up_req *r,

@@ -10,6 +10,16 @@
  *           the client leaving (EOF), pipelined bytes are left unparsed
  *   CLOSING the last answer is being flushed; then the socket closes
  *
+ * The next pipelined request is never handled from inside the end of the
+ * last one (that recursion grew the stack with every request waiting in
+ * the buffer): finish_request() posts an event and the loop comes back
+ * to it (nginx: ngx_post_event).  While more than PIPE_OUT_HIGH of
+ * answers wait to go out, no further pipelined request is parsed until
+ * the client has read them.
+ *
+ * Chat requests pass admit.c before their body is read (key, in-flight
+ * caps) and after (JSON value count).
+ *
  * The connection owns the request head, the per-request id and, until it
  * hands it over, the body buffer.  A handler that owns a request can
  * register hooks: gone() runs when the client leaves (the connection is
@@ -29,6 +39,12 @@
 #include <event2/bufferevent.h>
 
 #define OUT_LOW_MARK (64u << 10)
+#define PIPE_OUT_HIGH (256u << 10)
+/* A request whose body was this large, or had this many JSON values (a
+ * tree of small blocks), makes the worker trim the heap once it is over:
+ * glibc keeps freed small blocks otherwise. */
+#define BIG_BODY (128u << 10)
+#define BIG_VALUES 4096
 #define MAX_REQUEST_ID 64
 
 enum conn_state { C_HEAD, C_BODY, C_BUSY, C_CLOSING };
@@ -60,6 +76,10 @@ struct gw_conn {
 	bool loopback;			/* peer is on this host */
 	uint64_t started_us;
 	size_t lingered;		/* bytes discarded while closing */
+	struct event *next_ev;		/* posted: look at the next request */
+	bool wait_drain;		/* answers pile up: parse no more */
+	bool big;			/* this request's body was large */
+	struct gw_admit admit;		/* places this request holds */
 };
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -95,6 +115,12 @@ conn_free(struct gw_conn *c)
 		c->next->prev = c->prev;
 	w->nconns--;
 	gw_metrics_conn(-1);
+	gw_admit_done(&c->admit);
+	if (c->big || (c->body != NULL &&
+	    evbuffer_get_length(c->body) >= BIG_BODY))
+		gw_worker_trim_soon(w);
+	if (c->next_ev != NULL)
+		event_free(c->next_ev);
 	if (c->have_req)
 		gw_http_req_clear(&c->req);
 	if (c->body != NULL)
@@ -165,6 +191,11 @@ finish_request(struct gw_conn *c)
 {
 	memset(&c->hooks, 0, sizeof(c->hooks));
 	c->responding = false;
+	gw_admit_done(&c->admit);
+	if (c->big) {
+		c->big = false;
+		gw_worker_trim_soon(c->w);
+	}
 	if (c->have_req) {
 		gw_http_req_clear(&c->req);
 		c->have_req = false;
@@ -186,8 +217,9 @@ finish_request(struct gw_conn *c)
 	c->policy = NULL;
 	/* Reading may have been paused while too much was pipelined. */
 	bufferevent_enable(c->bev, EV_READ);
-	/* Pipelined bytes may already be waiting. */
-	conn_process(c);
+	/* Pipelined bytes may already be waiting: look from the loop, not
+	 * from here, deep inside the handler that just answered. */
+	event_active(c->next_ev, EV_TIMEOUT, 0);
 }
 
 void
@@ -292,6 +324,20 @@ protocol_error(struct gw_conn *c, int status, const char *why)
 	gw_send_error(c, status, "invalid_request_error", NULL, "%s", why);
 }
 
+/* Refuse a request before its body is read: answer and close. */
+static void
+refuse(struct gw_conn *c, const struct gw_admit_deny *d)
+{
+	struct gw_out_hdr retry = { "Retry-After", "1" };
+
+	c->keep_alive = false;
+	c->state = C_BUSY;
+	event_del(c->deadline);
+	gw_metrics_request("", d->status);
+	gw_send_error_hdr(c, d->status, &retry, d->status == 413 ? 0 : 1,
+	    d->type, d->code, "%s", d->message);
+}
+
 static void
 set_request_id(struct gw_conn *c)
 {
@@ -314,13 +360,25 @@ dispatch(struct gw_conn *c)
 
 	event_del(c->deadline);
 	c->state = C_BUSY;
+	c->big = evbuffer_get_length(body) >= BIG_BODY;
+	if (evbuffer_get_length(body) > 0) {
+		struct gw_admit_deny d;
+
+		if (!gw_admit_body(&c->admit, body, &d)) {
+			/* The body was read whole: framing holds. */
+			gw_metrics_request("", d.status);
+			gw_send_error(c, d.status, d.type, d.code, "%s", d.message);
+			return;
+		}
+		c->big |= c->admit.values >= BIG_VALUES;
+	}
 	c->body = NULL;
 	/* Keep reading: EOF is how we learn the client left. */
 	gw_dispatch(c, &c->req, body);
 }
 
 static void
-read_body(struct gw_conn *c, struct evbuffer *in, const struct pol_server *cfg)
+read_body(struct gw_conn *c, struct evbuffer *in)
 {
 	if (!c->req.chunked) {
 		size_t want = (size_t)c->req.content_length -
@@ -340,7 +398,7 @@ read_body(struct gw_conn *c, struct evbuffer *in, const struct pol_server *cfg)
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
 		rc = gw_chunked_decode(&c->chunked, v.iov_base, v.iov_len,
-		    &used, c->body, cfg->max_body_bytes, 4096);
+		    &used, c->body, c->admit.max_body, 4096);
 		evbuffer_drain(in, used);
 		if (rc == WD_ELIMIT) {
 			protocol_error(c, 413, "request body too large");
@@ -356,8 +414,10 @@ read_body(struct gw_conn *c, struct evbuffer *in, const struct pol_server *cfg)
 }
 
 static void
-read_head(struct gw_conn *c, struct evbuffer *in, const struct pol_server *cfg)
+read_head(struct gw_conn *c, struct evbuffer *in, struct pol_snapshot *snap)
 {
+	const struct pol_server *cfg = &snap->server;
+	struct gw_admit_deny deny;
 	struct gw_http_limits lim = {
 		.max_header_bytes = cfg->max_header_bytes,
 		.max_headers = cfg->max_headers,
@@ -412,6 +472,19 @@ read_head(struct gw_conn *c, struct evbuffer *in, const struct pol_server *cfg)
 		return;
 	}
 	memset(&c->chunked, 0, sizeof(c->chunked));
+	switch (gw_admit_head(c->w, snap, &c->req, &c->admit, &deny)) {
+	case GW_ADMIT_OK:
+		break;
+	case GW_ADMIT_NO_BODY:
+		/* Unknown key: its handler answers 401 and records it, and
+		 * the body is never read. */
+		c->keep_alive = false;
+		dispatch(c);
+		return;
+	case GW_ADMIT_REFUSED:
+		refuse(c, &deny);
+		return;
+	}
 	if (!c->req.chunked && c->req.content_length <= 0) {
 		dispatch(c);
 		return;
@@ -420,7 +493,7 @@ read_head(struct gw_conn *c, struct evbuffer *in, const struct pol_server *cfg)
 		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	c->state = C_BODY;
 	arm_deadline(c, cfg->body_timeout_ms);
-	read_body(c, in, cfg);
+	read_body(c, in);
 }
 
 static void
@@ -439,11 +512,20 @@ conn_process(struct gw_conn *c)
 				conn_free(c);
 				return;
 			}
+		} else if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
+		    PIPE_OUT_HIGH) {
+			/* The client is not reading its answers: parse no
+			 * more until it does (conn_write_cb resumes), and
+			 * buffer no more than one request's worth. */
+			c->wait_drain = true;
+			if (evbuffer_get_length(in) > cfg->max_header_bytes +
+			    cfg->max_body_bytes)
+				bufferevent_disable(c->bev, EV_READ);
 		} else {
-			read_head(c, in, cfg);
+			read_head(c, in, snap);
 		}
 	} else if (c->state == C_BODY) {
-		read_body(c, in, cfg);
+		read_body(c, in);
 	} else if (c->state == C_CLOSING) {
 		size_t n = evbuffer_get_length(in);
 
@@ -484,8 +566,22 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 			start_linger(c);
 		return;
 	}
+	if (c->state == C_HEAD && c->wait_drain) {
+		c->wait_drain = false;
+		bufferevent_enable(bev, EV_READ);
+		conn_process(c);	/* may free c: nothing after it */
+		return;
+	}
 	if (c->hooks.drained != NULL)
 		c->hooks.drained(c->hooks.arg);
+}
+
+static void
+next_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_process(arg);
 }
 
 static void
@@ -564,7 +660,18 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 	struct gw_conn *c;
 	struct pol_snapshot *snap;
 	struct timeval wt;
+	size_t max_conns;
+	unsigned char r[12];
 
+	snap = gw_server_snapshot(w->srv);
+	max_conns = snap->server.max_connections;
+	pol_snapshot_unref(snap);
+	/* Far over the cap (the refused ones linger a moment each): close
+	 * at once, without an answer or any memory spent on it. */
+	if (w->nconns >= max_conns + max_conns / 4 + 16) {
+		evutil_closesocket(fd);
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		evutil_closesocket(fd);
@@ -576,13 +683,16 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 	c->req.content_length = -1;
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->deadline = evtimer_new(w->base, deadline_cb, c);
-	if (c->bev == NULL || c->deadline == NULL) {
+	c->next_ev = event_new(w->base, -1, 0, next_cb, c);
+	if (c->bev == NULL || c->deadline == NULL || c->next_ev == NULL) {
 		if (c->bev != NULL)
 			bufferevent_free(c->bev);
 		else
 			evutil_closesocket(fd);
 		if (c->deadline != NULL)
 			event_free(c->deadline);
+		if (c->next_ev != NULL)
+			event_free(c->next_ev);
 		free(c);
 		return;
 	}
@@ -604,6 +714,16 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW_MARK, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (w->nconns > max_conns) {
+		/* Over server.max_connections: say so and close. */
+		struct gw_admit_deny d = { 503, "server_error", "server_busy",
+			"too many connections to this server "
+			"(server.max_connections); retry later" };
+
+		wd_random(r, sizeof(r));
+		wd_hex(r, sizeof(r), c->reqid);
+		refuse(c, &d);
+	}
 }
 
 void

@@ -618,6 +618,7 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	hdrs[5] = "Expect:";		/* no 100-continue round trip */
 	memset(&r, 0, sizeof(r));
 	r.url = url;
+	r.proxy = u->proxy;
 	r.headers = hdrs;
 	r.nheaders = 6;
 	r.body = (const char *)evbuffer_pullup(t->body, -1);

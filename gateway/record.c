@@ -33,6 +33,10 @@ gw_record(const struct gw_outcome *o)
 	json_object_set_new(r, "route", str_or_null(o->route ? o->route->id : NULL));
 	json_object_set_new(r, "route_country", str_or_null(o->route ?
 	    o->route->country : NULL));
+	/* A request that went out through an explicit proxy says which. */
+	if (o->route != NULL && o->snap->upstream.proxy != NULL)
+		json_object_set_new(r, "upstream_proxy",
+		    json_string(o->snap->upstream.proxy));
 	json_object_set_new(r, "upstream_status", o->upstream_status ?
 	    json_integer(o->upstream_status) : json_null());
 	json_object_set_new(r, "latency_ms", json_integer((json_int_t)

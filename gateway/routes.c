@@ -7,6 +7,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
 
 /* Answer with j (a reference we own) as compact JSON, and count it. */
 static void
@@ -81,11 +84,56 @@ healthz(struct gw_conn *c)
 	json_decref(j);
 }
 
-static void
-metrics(struct gw_conn *c)
+/*
+ * /metrics names every route and its traffic: loopback callers, or a
+ * bearer key whose digest is in server.metrics_keys.  Digests compare in
+ * constant time, as tenant keys do.
+ */
+static bool
+metrics_allowed(struct gw_conn *c, struct gw_http_req *req, int *status)
 {
-	struct evbuffer *out = evbuffer_new();
+	struct pol_snapshot *snap;
+	const char *a = gw_http_header(req, "authorization");
+	unsigned char d[32];
+	bool ok = false;
 
+	if (gw_conn_is_loopback(c))
+		return true;
+	*status = 401;
+	if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
+		return false;
+	for (a += 7; *a == ' '; a++)
+		;
+	if (*a == '\0' || strlen(a) > 512)
+		return false;
+	*status = 403;
+	wd_sha256(a, strlen(a), d);
+	snap = gw_server_snapshot(gw_conn_worker(c)->srv);
+	for (size_t i = 0; i < snap->server.nmetrics_keys; i++)
+		ok |= CRYPTO_memcmp(d, snap->server.metrics_keys[i], 32) == 0;
+	pol_snapshot_unref(snap);
+	wd_wipe(d, sizeof(d));
+	return ok;
+}
+
+static void
+metrics(struct gw_conn *c, struct gw_http_req *req)
+{
+	struct evbuffer *out;
+	int status;
+
+	if (!metrics_allowed(c, req, &status)) {
+		gw_metrics_request("", status);
+		if (status == 401)
+			gw_send_error(c, 401, "invalid_request_error",
+			    "metrics_key_required", "/metrics answers loopback "
+			    "callers, or 'Authorization: Bearer <metrics key>'");
+		else
+			gw_send_error(c, 403, "permission_error",
+			    "metrics_forbidden", "this key may not read /metrics");
+		return;
+	}
+	out = evbuffer_new();
 	if (out == NULL) {
 		gw_send_error(c, 500, "server_error", NULL, "out of memory");
 		return;
@@ -190,7 +238,7 @@ gw_dispatch(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		return;
 	case 3:
 		evbuffer_free(body);
-		metrics(c);
+		metrics(c, req);
 		return;
 	default:
 		evbuffer_free(body);

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <pwd.h>
 #include <netinet/in.h>
@@ -101,6 +102,42 @@ gw_server_reload(struct gw_server *srv, FILE *errs)
 	}
 	pthread_mutex_unlock(&srv->reload_lock);
 	return rc;
+}
+
+/*
+ * glibc's allocator, set for bursts of large bodies: blocks of 128 KiB
+ * and more are mapped on their own and unmapped on free (the default
+ * threshold creeps up to 32 MB after large frees, and then such bodies
+ * stay in the heap), the heap top is trimmed past 1 MiB, and there are
+ * few arenas: one per worker, the audit writer and the main thread.
+ */
+void
+gw_memory_tune(int nworkers)
+{
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
+	mallopt(M_ARENA_MAX, nworkers + 2);
+}
+
+/* Give freed memory back to the system after large requests. */
+static void
+trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	malloc_trim(0);
+}
+
+void
+gw_worker_trim_soon(struct gw_worker *w)
+{
+	struct timeval tv = { 0, 200 * 1000 };
+
+	/* At most five trims a second per worker: malloc_trim walks the
+	 * heap. */
+	if (w->trim_ev != NULL && !evtimer_pending(w->trim_ev, NULL))
+		evtimer_add(w->trim_ev, &tv);
 }
 
 static void
@@ -227,9 +264,10 @@ worker_init(struct gw_server *srv, struct gw_worker *w, int idx, int fd)
 	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
 	w->grace_ev = evtimer_new(w->base, grace_cb, w);
+	w->trim_ev = evtimer_new(w->base, trim_cb, w);
 	w->up = gw_upstream_new(w->base);
 	if (w->listener == NULL || w->stop_ev == NULL || w->grace_ev == NULL ||
-	    w->up == NULL)
+	    w->trim_ev == NULL || w->up == NULL)
 		return WD_ENOMEM;
 	w->listen_fd = -1;		/* the listener owns it now */
 	return WD_OK;
@@ -248,6 +286,8 @@ worker_free(struct gw_worker *w)
 		event_free(w->stop_ev);
 	if (w->grace_ev != NULL)
 		event_free(w->grace_ev);
+	if (w->trim_ev != NULL)
+		event_free(w->trim_ev);
 	if (w->base != NULL)
 		event_base_free(w->base);
 }
@@ -366,6 +406,7 @@ gw_serve(const struct gw_serve_opts *opts)
 	}
 	srv.nworkers = opts->workers > 0 ? opts->workers :
 	    srv.snap->server.workers > 0 ? srv.snap->server.workers : ncores();
+	gw_memory_tune(srv.nworkers);
 	srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
 	if (srv.workers == NULL)
 		goto out;
@@ -399,7 +440,10 @@ gw_serve(const struct gw_serve_opts *opts)
 		goto out;
 
 	evthread_use_pthreads();
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (gw_curl_global_init() != WD_OK) {
+		wd_error("cannot initialise libcurl");
+		goto out;
+	}
 	gw_metrics_init();
 
 	for (int i = 0; i < srv.nworkers; i++) {

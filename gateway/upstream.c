@@ -321,6 +321,11 @@ gw_up_start(struct gw_upstream *up, const struct gw_up_req *r,
 	 * somewhere else, and speak only HTTP(S). */
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* The proxy is the rules' (upstream.proxy) or none: never one from
+	 * the environment (http_proxy, HTTPS_PROXY, ALL_PROXY, NO_PROXY),
+	 * which no rule, policy version or record would show. */
+	curl_easy_setopt(e, CURLOPT_PROXY, r->proxy != NULL ? r->proxy : "");
+	curl_easy_setopt(e, CURLOPT_NOPROXY, "");
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 16384L);
 	if (curl_multi_add_handle(up->multi, e) != CURLM_OK)

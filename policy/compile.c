@@ -548,7 +548,9 @@ agents_json(const struct pol_snapshot *s)
  * policy_version: SHA-256 of the compiled policy in canonical JSON
  * (sorted keys, compact).  Formatting, comments, key order and includes
  * do not change it; what the policy decides does.  Process settings
- * (server, upstream) and credential values are not part of it.
+ * (server, upstream) and credential values are not part of it, except
+ * upstream.proxy: where prompts and credentials travel through is
+ * policy.  (Without a proxy the JSON is as before, so versions stay.)
  */
 static enum wd_err
 policy_version(struct pol_snapshot *s)
@@ -628,6 +630,9 @@ policy_version(struct pol_snapshot *s)
 	json_object_set_new(root, "rules", rules);
 	json_object_set_new(root, "audit", json_pack("{s:s,s:i}", "payloads",
 	    pol_keep_name(s->keep), "payload_ttl_days", s->keep_ttl_days));
+	if (s->upstream.proxy != NULL)
+		json_object_set_new(root, "upstream_proxy",
+		    json_string(s->upstream.proxy));
 	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(root);
 	if (text == NULL)

@@ -39,6 +39,10 @@ defaults(struct pol_snapshot *s)
 	s->server.body_timeout_ms = 30000;
 	s->server.idle_timeout_ms = 60000;
 	s->server.shutdown_grace_ms = 10000;
+	s->server.max_connections = 512;
+	s->server.max_inflight = 128;
+	s->server.max_inflight_per_key = 64;
+	s->server.max_json_values = 50000;
 	s->upstream.connect_timeout_ms = 5000;
 	s->upstream.first_byte_timeout_ms = 60000;
 	s->upstream.idle_timeout_ms = 60000;

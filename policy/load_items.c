@@ -14,12 +14,14 @@
 static const char *const server_keys[] = {
 	"listen", "workers", "max_body_bytes", "max_header_bytes",
 	"max_headers", "header_timeout_ms", "body_timeout_ms",
-	"idle_timeout_ms", "shutdown_grace_ms", NULL
+	"idle_timeout_ms", "shutdown_grace_ms", "max_connections",
+	"max_inflight", "max_inflight_per_key", "max_json_values",
+	"metrics_keys", NULL
 };
 static const char *const upstream_keys[] = {
 	"connect_timeout_ms", "first_byte_timeout_ms", "idle_timeout_ms",
 	"total_timeout_ms", "max_attempts", "max_response_bytes",
-	"max_sse_event_bytes", NULL
+	"max_sse_event_bytes", "proxy", NULL
 };
 static const char *const provider_keys[] = {
 	"id", "api", "base_url", "country", "retention", "credential",
@@ -92,11 +94,49 @@ pol_load_server(struct pol_walk *w, yaml_node_t *n, struct pol_server *s)
 	opt_int(w, n, "body_timeout_ms", 100, 3600000, &s->body_timeout_ms);
 	opt_int(w, n, "idle_timeout_ms", 100, 3600000, &s->idle_timeout_ms);
 	opt_int(w, n, "shutdown_grace_ms", 0, 3600000, &s->shutdown_grace_ms);
+	opt_size(w, n, "max_connections", 1, 1000000, &s->max_connections);
+	opt_size(w, n, "max_inflight", 1, 1000000, &s->max_inflight);
+	opt_size(w, n, "max_inflight_per_key", 1, 1000000,
+	    &s->max_inflight_per_key);
+	opt_size(w, n, "max_json_values", 16, 100000000, &s->max_json_values);
+	if ((v = pol_get(w, n, "metrics_keys")) != NULL)
+		pol_load_keys(w, v, &s->metrics_keys, &s->nmetrics_keys);
+}
+
+/*
+ * upstream.proxy: "http://HOST:PORT" (or https://).  No user:password in
+ * it: a secret does not belong in a rules file, and the URL is named in
+ * every audit record it affects.
+ */
+static void
+load_proxy(struct pol_walk *w, yaml_node_t *v, char **out)
+{
+	const char *s, *auth;
+	size_t alen;
+
+	if (!pol_str(w, v, "upstream.proxy", out))
+		return;
+	s = *out;
+	if (strncmp(s, "http://", 7) == 0)
+		auth = s + 7;
+	else if (strncmp(s, "https://", 8) == 0)
+		auth = s + 8;
+	else {
+		pol_err(w, v, "upstream.proxy must be an http:// or https:// URL");
+		return;
+	}
+	alen = strcspn(auth, "/?#");
+	if (alen == 0 || memchr(auth, '@', alen) != NULL ||
+	    strlen(s) > 512 || strpbrk(s, " \t\r\n") != NULL)
+		pol_err(w, v, "upstream.proxy must be http(s)://HOST:PORT, "
+		    "without user or password");
 }
 
 void
 pol_load_upstream(struct pol_walk *w, yaml_node_t *n, struct pol_upstream *u)
 {
+	yaml_node_t *v;
+
 	if (!pol_is_map(w, n, "upstream"))
 		return;
 	pol_check_keys(w, n, upstream_keys, "upstream");
@@ -107,6 +147,11 @@ pol_load_upstream(struct pol_walk *w, yaml_node_t *n, struct pol_upstream *u)
 	opt_int(w, n, "max_attempts", 1, 16, &u->max_attempts);
 	opt_size(w, n, "max_response_bytes", 1024, 1LL << 30, &u->max_response_bytes);
 	opt_size(w, n, "max_sse_event_bytes", 1024, 64LL << 20, &u->max_sse_event_bytes);
+	if ((v = pol_get(w, n, "proxy")) != NULL) {
+		free(u->proxy);
+		u->proxy = NULL;
+		load_proxy(w, v, &u->proxy);
+	}
 }
 
 static bool

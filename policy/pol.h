@@ -32,6 +32,14 @@ struct pol_server {
 	int body_timeout_ms;		/* whole body must arrive by then (408) */
 	int idle_timeout_ms;		/* keep-alive idle, and stalled writes */
 	int shutdown_grace_ms;		/* in-flight requests may finish */
+	size_t max_connections;		/* open client connections per worker */
+	size_t max_inflight;		/* chat requests per worker, from head
+					 * to answer's end (503 server_busy) */
+	size_t max_inflight_per_key;	/* the same per virtual key, across
+					 * workers (429) */
+	size_t max_json_values;		/* values in one request body (413) */
+	unsigned char (*metrics_keys)[32];	/* digests: may read /metrics */
+	size_t nmetrics_keys;
 };
 
 /* Upstream settings: the `upstream:` section. */
@@ -43,6 +51,9 @@ struct pol_upstream {
 	int max_attempts;		/* routes tried per request */
 	size_t max_response_bytes;	/* non-streaming answer limit */
 	size_t max_sse_event_bytes;	/* one SSE event in a stream */
+	char *proxy;			/* explicit HTTP proxy URL, or NULL:
+					 * none (the environment's is never
+					 * used) */
 };
 
 /*

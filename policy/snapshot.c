@@ -88,6 +88,8 @@ pol_snapshot_unref(struct pol_snapshot *s)
 	free(s->always);
 	free(s->keyidx);
 	free(s->server.listen);
+	free(s->server.metrics_keys);
+	free(s->upstream.proxy);
 	free(s->secrets.store);
 	free(s->audit.dir);
 	free(s->secrets.tcti);

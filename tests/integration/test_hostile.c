@@ -22,10 +22,13 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <ifaddrs.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <curl/curl.h>
 
+#include "common/wd.h"
 #include "tests/integration/env.h"
 #include "tests/integration/suites.h"
 
@@ -704,14 +707,16 @@ START_TEST(malformed_heads_are_refused)
 		{ "Expect other than 100-continue", "POST /v1/chat/completions "
 		    "HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n"
 		    "Content-Length: 2\r\n\r\n{}", 0, 417 },
+		/* (With a key: an unknown one is refused before the body.) */
 		{ "bad chunk size", "POST /v1/chat/completions HTTP/1.1\r\nHost: x"
-		    "\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 0, 400 },
+		    "\r\n" "Authorization: Bearer " IT_KEY_T1 "\r\n" "Transfer-Encoding: chunked\r\n\r\nzz\r\n", 0,
+		    400 },
 		{ "chunk size overflow", "POST /v1/chat/completions HTTP/1.1\r\n"
-		    "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "Host: x\r\n" "Authorization: Bearer " IT_KEY_T1 "\r\n" "Transfer-Encoding: chunked\r\n\r\n"
 		    "fffffffffffffffff\r\n", 0, 400 },
 		{ "chunk without CRLF after data", "POST /v1/chat/completions "
-		    "HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-		    "2\r\n{}XX", 0, 400 },
+		    "HTTP/1.1\r\nHost: x\r\n" "Authorization: Bearer " IT_KEY_T1 "\r\n" "Transfer-Encoding: chunked"
+		    "\r\n\r\n2\r\n{}XX", 0, 400 },
 	};
 	size_t n = sizeof(cases) / sizeof(cases[0]);
 
@@ -921,6 +926,820 @@ START_TEST(pipelined_requests_past_the_buffer_limit_are_all_answered)
 }
 END_TEST
 
+/* ---- issue 10: pipelining, caps, memory, outbound, /metrics ---- */
+
+/* text with the first from replaced by to (malloc'd); from must occur. */
+static char *
+subst(const char *text, const char *from, const char *to)
+{
+	const char *at = strstr(text, from);
+	char *out;
+
+	ck_assert_msg(at != NULL, "config has no '%s'", from);
+	ck_assert(asprintf(&out, "%.*s%s%s", (int)(at - text), text, to,
+	    at + strlen(from)) > 0);
+	return out;
+}
+
+/* Rewrite the rules file (pairs of from, to; NULL ends) and restart. */
+static void
+restart_with(const char *from, ...)
+{
+	char *text = it_read_file(it.config, NULL), *next;
+	const char *f, *t;
+	va_list ap;
+
+	ck_assert(text != NULL);
+	va_start(ap, from);
+	for (f = from; f != NULL; f = va_arg(ap, const char *)) {
+		t = va_arg(ap, const char *);
+		next = subst(text, f, t);
+		free(text);
+		text = next;
+	}
+	va_end(ap);
+	it_write_file(it.config, text, 0600);
+	free(text);
+	it_stop(it.warden, SIGTERM);
+	it.warden = it_warden_start(it.port);
+}
+
+/* Bodies up to 2 MiB, as a deployment would have (the default is 1),
+ * and time to send 40 of them at once on a sanitizer build. */
+static void
+big_setup(void)
+{
+	it_env_start(NULL);
+	restart_with("max_body_bytes: 65536\n", "max_body_bytes: 2097152\n",
+	    "body_timeout_ms: 1000\n", "body_timeout_ms: 10000\n", NULL);
+}
+
+/* One answer from the front of *p: status, X-Request-Id, body.  False
+ * when what is left is not a whole answer with Content-Length. */
+static bool
+next_answer(const char **p, const char *end, int *status, char *rid,
+    size_t ridlen, const char **body, size_t *blen)
+{
+	const char *h = *p, *eoh, *v, *cl;
+	size_t hl;
+
+	eoh = memmem(h, (size_t)(end - h), "\r\n\r\n", 4);
+	if (eoh == NULL || end - h < 12 || strncmp(h, "HTTP/1.1 ", 9) != 0)
+		return false;
+	hl = (size_t)(eoh - h);
+	*status = atoi(h + 9);
+	rid[0] = '\0';
+	v = memmem(h, hl, "\r\nX-Request-Id: ", 16);
+	if (v != NULL)
+		snprintf(rid, ridlen, "%.*s", (int)strcspn(v + 16, "\r"), v + 16);
+	cl = memmem(h, hl, "\r\nContent-Length: ", 18);
+	if (cl == NULL)
+		return false;
+	*blen = (size_t)atol(cl + 18);
+	*body = eoh + 4;
+	if ((size_t)(end - *body) < *blen)
+		return false;
+	*p = *body + *blen;
+	return true;
+}
+
+/*
+ * A chat request, then 30,000 GET /healthz pipelined behind it in one
+ * go.  warden used to handle each next request from inside the end of
+ * the last (finish_request -> conn_process -> ... -> gw_respond ->
+ * finish_request), one stack frame chain per waiting request, until the
+ * worker died of SIGSEGV.  Now every answer comes back, whole, in order.
+ */
+START_TEST(thirty_thousand_pipelined_requests_answered_in_order)
+{
+	enum { N = 30000 };
+	char *body = it_chat_body("gpt-4o", "tok-pipe [[mock delay_ms=300]]",
+	    false), *reqs = NULL, rid[80], want[32];
+	const char *p, *end, *ab;
+	size_t len = 0, blen;
+	struct xchg x;
+	int status, n = 0;
+	FILE *f = open_memstream(&reqs, &len);
+
+	fprintf(f, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+	    "Authorization: Bearer %s\r\nX-Request-Id: pipe-chat\r\n"
+	    "Content-Length: %zu\r\n\r\n%s", IT_KEY_T2, strlen(body), body);
+	for (int i = 0; i < N; i++)
+		fprintf(f, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: "
+		    "p%d\r\n%s\r\n", i, i == N - 1 ? "Connection: close\r\n" : "");
+	fclose(f);
+	free(body);
+	it_mock_config(2, "{\"stall_after\":null}");
+	xchg(reqs, len, 25000, &x);
+	ck_assert_msg(x.sent == len, "warden took %zu of %zu bytes", x.sent, len);
+	p = x.out;
+	end = x.out + x.outlen;
+	ck_assert_msg(next_answer(&p, end, &status, rid, sizeof(rid), &ab, &blen),
+	    "no whole first answer: %.300s", x.out);
+	ck_assert_msg(status == 200 && strcmp(rid, "pipe-chat") == 0,
+	    "first answer: %d %s", status, rid);
+	ck_assert(memmem(ab, blen, "chat.completion", 15) != NULL);
+	while (next_answer(&p, end, &status, rid, sizeof(rid), &ab, &blen)) {
+		snprintf(want, sizeof(want), "p%d", n);
+		ck_assert_msg(status == 200 && strcmp(rid, want) == 0,
+		    "answer %d: status %d, request id %s", n, status, rid);
+		ck_assert(blen > 0 && memmem(ab, blen, "\"ok\"", 4) != NULL);
+		n++;
+	}
+	ck_assert_msg(n == N && p == end, "%d of %d pipelined answers; %zu "
+	    "bytes left over", n, N, (size_t)(end - p));
+	free(x.out);
+	free(reqs);
+	assert_alive();
+}
+END_TEST
+
+/* Peak RSS of warden while n clients each send req (len bytes) at once
+ * and read their answers; statuses[i] gets each one's status (0: none). */
+static long
+burst(const char *req, size_t len, int n, int *statuses, int timeout_ms)
+{
+	struct pollfd *pf = calloc((size_t)n, sizeof(*pf));
+	size_t *sent = calloc((size_t)n, sizeof(*sent));
+	char **out = calloc((size_t)n, sizeof(*out));
+	size_t *olen = calloc((size_t)n, sizeof(*olen));
+	double end = now_s() + timeout_ms / 1000.0, next_sample = 0;
+	long peak = 0;
+	int open = n;
+
+	for (int i = 0; i < n; i++) {
+		pf[i].fd = raw_connect();
+		out[i] = calloc(1, 1);
+	}
+	while (open > 0 && now_s() < end) {
+		if (now_s() >= next_sample) {
+			long kb = vmrss_kb(it.warden);
+
+			peak = kb > peak ? kb : peak;
+			next_sample = now_s() + 0.01;
+		}
+		for (int i = 0; i < n; i++)
+			pf[i].events = pf[i].fd < 0 ? 0 : POLLIN |
+			    (sent[i] < len ? POLLOUT : 0);
+		if (poll(pf, (nfds_t)n, 10) < 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			if (pf[i].fd < 0)
+				continue;
+			if (pf[i].revents & POLLIN) {
+				char buf[16384];
+				ssize_t r = recv(pf[i].fd, buf, sizeof(buf), 0);
+
+				if (r <= 0) {
+					close(pf[i].fd);
+					pf[i].fd = -1;
+					open--;
+					continue;
+				}
+				out[i] = realloc(out[i], olen[i] + (size_t)r + 1);
+				memcpy(out[i] + olen[i], buf, (size_t)r);
+				olen[i] += (size_t)r;
+				out[i][olen[i]] = '\0';
+			} else if (pf[i].revents & POLLOUT) {
+				size_t c = len - sent[i] > 65536 ? 65536 :
+				    len - sent[i];
+				ssize_t r = send(pf[i].fd, req + sent[i], c,
+				    MSG_NOSIGNAL | MSG_DONTWAIT);
+
+				if (r > 0)
+					sent[i] += (size_t)r;
+			} else if (pf[i].revents & (POLLERR | POLLHUP)) {
+				close(pf[i].fd);
+				pf[i].fd = -1;
+				open--;
+			}
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		statuses[i] = strncmp(out[i], "HTTP/1.1 ", 9) == 0 ?
+		    atoi(out[i] + 9) : 0;
+		if (pf[i].fd >= 0)
+			close(pf[i].fd);
+		free(out[i]);
+	}
+	free(pf);
+	free(sent);
+	free(out);
+	free(olen);
+	return peak;
+}
+
+/* A status in st other than want, or want. */
+static int
+other(const int *st, int n, int want)
+{
+	for (int i = 0; i < n; i++)
+		if (st[i] != want)
+			return st[i];
+	return want;
+}
+
+/* warden's RSS once it has settled (falls for up to 3 s). */
+static long
+settled_rss_kb(long target)
+{
+	long kb = vmrss_kb(it.warden);
+
+	for (int i = 0; i < 60 && kb > target; i++) {
+		usleep(50000);
+		kb = vmrss_kb(it.warden);
+	}
+	return kb;
+}
+
+/*
+ * 40 clients at once, each with 1 MB of tiny JSON values, to a provider
+ * that never answers.  jansson used to build a tree of 500,000 values for
+ * each (RSS from 65 MB to 855 MB, 741 MB after); now a cheap count
+ * refuses each body (413 too_many_json_values) before anything parses
+ * it.  Then 40 bodies of 1 MB that pass (one long string each) are held
+ * by the stalled provider until its deadline: memory comes back after.
+ */
+START_TEST(burst_of_large_bodies_keeps_memory_bounded)
+{
+	enum { N = 40, BODY = 1000000 };
+	const char *asan = strstr(getenv("WARDEN_BIN"), "asan");
+	long during_kb = asan ? 1024 * 1024 : 160 * 1024;
+	long after_kb = asan ? 512 * 1024 : 24 * 1024;
+	char *body = malloc(BODY + 1), *req;
+	int st[N], n413 = 0, n504 = 0;
+	long base, peak, after;
+	size_t len, off;
+	struct it_resp r;
+
+	/* Warm up: one request of each kind the burst will make. */
+	it_chat(IT_KEY_T2, "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":"
+	    "\"user\",\"content\":\"warm\"}]}", &r);
+	ck_assert_int_eq(r.status, 200);
+	it_resp_free(&r);
+	it_mock_config(2, "{\"stall_after\":0}");
+	base = vmrss_kb(it.warden);
+
+	off = (size_t)sprintf(body, "{\"model\":\"gpt-4o\",\"messages\":"
+	    "[{\"role\":\"user\",\"content\":\"x\"}],\"pad\":[0");
+	while (off < BODY - 4)
+		off += (size_t)sprintf(body + off, ",0");
+	off += (size_t)sprintf(body + off, "]}");
+	ck_assert(asprintf(&req, "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: x\r\nAuthorization: Bearer %s\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n%s", IT_KEY_T2, off, body) > 0);
+	len = strlen(req);
+	peak = burst(req, len, N, st, 20000);
+	for (int i = 0; i < N; i++)
+		n413 += st[i] == 413;
+	after = settled_rss_kb(base + after_kb / 2);
+	note("burst of tiny values: RSS %ld kB, peak %ld kB, after %ld kB",
+	    base, peak, after);
+	ck_assert_msg(n413 == N, "%d of %d got 413; one got %d", n413, N,
+	    other(st, N, 413));
+	ck_assert_msg(peak - base < during_kb, "RSS went from %ld kB to %ld kB "
+	    "during the burst", base, peak);
+	ck_assert_msg(after - base < after_kb, "RSS %ld kB after the burst, "
+	    "%ld kB before", after, base);
+	free(req);
+
+	/* Bodies that pass, held by the provider until its deadline. */
+	off = (size_t)sprintf(body, "{\"model\":\"gpt-4o\",\"messages\":"
+	    "[{\"role\":\"user\",\"content\":\"");
+	memset(body + off, 'y', BODY - off - 10);
+	off = BODY - 10;
+	off += (size_t)sprintf(body + off, "\"}]}");
+	ck_assert(asprintf(&req, "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: x\r\nAuthorization: Bearer %s\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n%s", IT_KEY_T2, off, body) > 0);
+	len = strlen(req);
+	base = vmrss_kb(it.warden);
+	peak = burst(req, len, N, st, 20000);
+	for (int i = 0; i < N; i++)
+		n504 += st[i] == 504;
+	after = settled_rss_kb(base + after_kb / 2);
+	note("burst of held bodies: RSS %ld kB, peak %ld kB, after %ld kB",
+	    base, peak, after);
+	ck_assert_msg(n504 == N, "%d of %d got 504 (provider timeout); one "
+	    "got %d", n504, N, other(st, N, 504));
+	ck_assert_msg(peak - base < 2 * during_kb, "RSS went from %ld kB to "
+	    "%ld kB while bodies were held", base, peak);
+	ck_assert_msg(after - base < after_kb, "RSS %ld kB after the held "
+	    "burst, %ld kB before", after, base);
+	/* Just under the value cap (the default, 50,000): each is parsed
+	 * into a tree, and held. */
+	off = (size_t)sprintf(body, "{\"model\":\"gpt-4o\",\"messages\":"
+	    "[{\"role\":\"user\",\"content\":\"x\"}],\"pad\":[0");
+	for (int i = 0; i < 49900; i++)
+		off += (size_t)sprintf(body + off, ",0");
+	off += (size_t)sprintf(body + off, "]}");
+	free(req);
+	ck_assert(asprintf(&req, "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: x\r\nAuthorization: Bearer %s\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n%s", IT_KEY_T2, off, body) > 0);
+	len = strlen(req);
+	base = vmrss_kb(it.warden);
+	peak = burst(req, len, N, st, 20000);
+	n504 = 0;
+	for (int i = 0; i < N; i++)
+		n504 += st[i] == 504;
+	after = settled_rss_kb(base + after_kb / 2);
+	note("burst of values under the cap: RSS %ld kB, peak %ld kB, after "
+	    "%ld kB", base, peak, after);
+	ck_assert_msg(n504 == N, "%d of %d got 504; one got %d", n504, N,
+	    other(st, N, 504));
+	ck_assert_msg(peak - base < 2 * during_kb, "RSS went from %ld kB to "
+	    "%ld kB while parsed bodies were held", base, peak);
+	ck_assert_msg(after - base < after_kb, "RSS %ld kB after, %ld kB "
+	    "before", after, base);
+	it_mock_config(2, "{\"stall_after\":null}");
+	free(req);
+	free(body);
+	assert_alive();
+}
+END_TEST
+
+/* Small caps, one worker, to see each of them bite. */
+static void
+caps_setup(void)
+{
+	it_env_start("  max_connections: 8\n  max_inflight: 3\n"
+	    "  max_inflight_per_key: 2\n  max_json_values: 1000\n");
+	restart_with("workers: 2\n", "workers: 1\n", NULL);
+}
+
+/* Send a whole chat request on a new connection; its answer is read
+ * later (read_some). */
+static int
+start_chat(const char *key, const char *content)
+{
+	char *body = it_chat_body("gpt-4o", content, false), *req;
+	int fd = raw_connect();
+	size_t len;
+
+	ck_assert(asprintf(&req, "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: x\r\nAuthorization: Bearer %s\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n%s", key, strlen(body), body) > 0);
+	len = strlen(req);
+	ck_assert(send(fd, req, len, MSG_NOSIGNAL) == (ssize_t)len);
+	free(req);
+	free(body);
+	return fd;
+}
+
+static void
+assert_error_code(const struct it_resp *r, long status, const char *code)
+{
+	char want[96];
+
+	assert_resp_error(r, status, code);
+	snprintf(want, sizeof(want), "\"code\":\"%s\"", code);
+	ck_assert_msg(strstr(r->body, want) != NULL, "want %s: %s", code, r->body);
+}
+
+/* max_inflight_per_key: the third request of a key that has two in
+ * flight gets 429; another key is served meanwhile. */
+START_TEST(inflight_per_key_cap_gives_429)
+{
+	int a = start_chat(IT_KEY_T2, "tok-cap-a [[mock delay_ms=1200]]");
+	int b = start_chat(IT_KEY_T2, "tok-cap-b [[mock delay_ms=1200]]");
+	char *out = NULL, *body;
+	size_t len = 0;
+	struct it_resp r;
+
+	usleep(300000);
+	body = it_chat_body("gpt-4o", "tok-cap-c", false);
+	it_chat(IT_KEY_T2, body, &r);
+	assert_error_code(&r, 429, "too_many_requests_in_flight");
+	ck_assert(!it_record_has(2, "tok-cap-c"));
+	it_resp_free(&r);
+	free(body);
+	body = it_chat_body("gpt-4o", "tok-cap-other", false);
+	it_chat(IT_KEY_T1, body, &r);
+	ck_assert_msg(r.status == 200, "other key: %ld %s", r.status, r.body);
+	it_resp_free(&r);
+	free(body);
+	read_some(a, &out, &len, 5000);
+	ck_assert_msg(out != NULL && strncmp(out, "HTTP/1.1 200", 12) == 0,
+	    "%s", out);
+	free(out);
+	out = NULL;
+	len = 0;
+	read_some(b, &out, &len, 5000);
+	ck_assert_msg(out != NULL && strncmp(out, "HTTP/1.1 200", 12) == 0,
+	    "%s", out);
+	free(out);
+	close(a);
+	close(b);
+	/* The places were given back. */
+	body = it_chat_body("gpt-4o", "tok-cap-d", false);
+	it_chat(IT_KEY_T2, body, &r);
+	ck_assert_msg(r.status == 200, "after: %ld %s", r.status, r.body);
+	it_resp_free(&r);
+	free(body);
+}
+END_TEST
+
+/* max_inflight (per worker): the fourth request in flight gets 503. */
+START_TEST(inflight_per_worker_cap_gives_503)
+{
+	int fds[3] = {
+		start_chat(IT_KEY_T1, "tok-w-1 [[mock delay_ms=1200]]"),
+		start_chat(IT_KEY_T2, "tok-w-2 [[mock delay_ms=1200]]"),
+		start_chat(IT_KEY_T3, "tok-w-3 [[mock delay_ms=1200]]"),
+	};
+	char *body, hv[32];
+	struct it_resp r;
+
+	usleep(300000);
+	body = it_chat_body("gpt-4o", "tok-w-4", false);
+	it_chat(IT_KEY_T1, body, &r);
+	assert_error_code(&r, 503, "server_busy");
+	ck_assert(it_resp_header(&r, "Retry-After", hv, sizeof(hv)) != NULL);
+	it_resp_free(&r);
+	/* Small endpoints are not capped: health checks still answer. */
+	assert_alive();
+	for (int i = 0; i < 3; i++) {
+		char *out = NULL;
+		size_t len = 0;
+
+		read_some(fds[i], &out, &len, 5000);
+		ck_assert_msg(out != NULL && strncmp(out, "HTTP/1.1 200", 12) == 0,
+		    "%d: %s", i, out);
+		free(out);
+		close(fds[i]);
+	}
+	it_chat(IT_KEY_T1, body, &r);
+	ck_assert_msg(r.status == 200, "after: %ld %s", r.status, r.body);
+	it_resp_free(&r);
+	free(body);
+}
+END_TEST
+
+/* max_connections (per worker): the ninth open connection gets a 503 in
+ * the OpenAI error shape, and is closed. */
+START_TEST(connection_cap_gives_503)
+{
+	int fds[8];
+	char *out = NULL;
+	size_t len = 0;
+	int extra;
+
+	for (int i = 0; i < 8; i++)
+		fds[i] = raw_connect();
+	usleep(100000);
+	extra = raw_connect();
+	read_some(extra, &out, &len, 3000);
+	ck_assert_msg(out != NULL, "no answer on the connection over the cap");
+	assert_raw_error(out, 503, "connection over the cap");
+	ck_assert(strstr(out, "server_busy") != NULL);
+	free(out);
+	close(extra);
+	for (int i = 0; i < 8; i++)
+		close(fds[i]);
+	usleep(200000);
+	assert_alive();
+}
+END_TEST
+
+/* max_json_values: counted before parsing; 413 with its code. */
+START_TEST(json_value_cap_gives_413)
+{
+	char *body = malloc(8192);
+	size_t off;
+	struct it_resp r;
+
+	off = (size_t)sprintf(body, "{\"model\":\"gpt-4o\",\"messages\":"
+	    "[{\"role\":\"user\",\"content\":\"tok-values\"}],\"pad\":[1");
+	for (int i = 0; i < 1200; i++)
+		off += (size_t)sprintf(body + off, ",1");
+	sprintf(body + off, "]}");
+	it_chat(IT_KEY_T2, body, &r);
+	assert_error_code(&r, 413, "too_many_json_values");
+	ck_assert(!it_record_has(2, "tok-values"));
+	it_resp_free(&r);
+	/* Commas and brackets inside strings are not values. */
+	off = (size_t)sprintf(body, "{\"model\":\"gpt-4o\",\"messages\":"
+	    "[{\"role\":\"user\",\"content\":\"tok-values-ok ");
+	for (int i = 0; i < 1200; i++)
+		off += (size_t)sprintf(body + off, ",[{\\\"");
+	sprintf(body + off, "\"}]}");
+	it_chat(IT_KEY_T2, body, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	free(body);
+}
+END_TEST
+
+/* An unknown key is refused from the head: 401 before any of a large
+ * body is sent, and the connection closes. */
+START_TEST(unknown_key_refused_before_the_body)
+{
+	static const char head[] = "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: x\r\nAuthorization: Bearer wk-not-a-key\r\n"
+	    "Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n";
+	int fd = raw_connect();
+	char *out = NULL;
+	size_t len = 0;
+	double t0 = now_s();
+
+	ck_assert(send(fd, head, sizeof(head) - 1, MSG_NOSIGNAL) ==
+	    (ssize_t)sizeof(head) - 1);
+	read_some(fd, &out, &len, 3000);
+	ck_assert_msg(out != NULL, "no answer without the body");
+	/* Before body_timeout_ms (1 s) could have given a 408. */
+	ck_assert_msg(now_s() - t0 < 0.8, "took %.3f s", now_s() - t0);
+	assert_raw_error(out, 401, "unknown key, body not sent");
+	ck_assert(strstr(out, "invalid_api_key") != NULL);
+	free(out);
+	close(fd);
+	assert_alive();
+}
+END_TEST
+
+/* Endpoints other than chat completions read no body: a large one is
+ * refused (these requests are not counted in flight, so bodies held
+ * for them would be memory no cap bounds). */
+START_TEST(small_endpoints_refuse_large_bodies)
+{
+	static const char head[] = "POST /healthz HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 30000\r\n\r\n";
+	static char chunked[40000];
+	char *out;
+	int n;
+
+	out = it_raw(it.port, head, sizeof(head) - 1, 2000);
+	assert_raw_error(out, 413, "30 kB body to /healthz");
+	ck_assert(strstr(out, "body_not_expected") != NULL);
+	free(out);
+	n = snprintf(chunked, sizeof(chunked), "GET /v1/models HTTP/1.1\r\n"
+	    "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+	for (int i = 0; i < 5; i++) {
+		n += snprintf(chunked + n, sizeof(chunked) - (size_t)n, "1000\r\n");
+		memset(chunked + n, 'x', 4096);
+		n += 4096;
+		n += snprintf(chunked + n, sizeof(chunked) - (size_t)n, "\r\n");
+	}
+	out = it_raw(it.port, chunked, (size_t)n, 2000);
+	assert_raw_error(out, 413, "20 kB chunked body to /v1/models");
+	free(out);
+	assert_alive();
+}
+END_TEST
+
+/* A loopback listener that counts the connections it accepts. */
+struct trap {
+	int fd, port;
+};
+
+static void
+trap_open(struct trap *t)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	t->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	ck_assert(t->fd >= 0);
+	ck_assert(bind(t->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	ck_assert(listen(t->fd, 64) == 0);
+	ck_assert(getsockname(t->fd, (struct sockaddr *)&sa, &sl) == 0);
+	t->port = ntohs(sa.sin_port);
+}
+
+/* How many connections came, and what the first one said. */
+static int
+trap_count(struct trap *t, char *first, size_t flen)
+{
+	int n = 0, c;
+
+	first[0] = '\0';
+	while ((c = accept(t->fd, NULL, NULL)) >= 0) {
+		if (n++ == 0) {
+			struct pollfd p = { .fd = c, .events = POLLIN };
+			ssize_t r;
+
+			if (poll(&p, 1, 500) > 0 &&
+			    (r = recv(c, first, flen - 1, 0)) > 0)
+				first[r] = '\0';
+		}
+		close(c);
+	}
+	return n;
+}
+
+/* A chat through a warden on port; status and body to out. */
+static void
+chat_on(int port, const char *key, const char *content, struct it_resp *out)
+{
+	char url[128], auth[128], *body = it_chat_body("gpt-4o", content, false);
+	const char *hdrs[] = { auth, "Content-Type: application/json", NULL };
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
+	    port);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+	it_http("POST", url, hdrs, body, 10000, out);
+	free(body);
+}
+
+/*
+ * Proxy variables in warden's environment are not used: prompts and the
+ * provider credential went to whatever http_proxy said, shown by no rule,
+ * policy version or record.
+ */
+START_TEST(proxy_variables_in_the_environment_are_ignored)
+{
+	struct trap t;
+	char proxy[64], first[512];
+	struct it_resp r;
+	pid_t w2;
+	int port = it_free_port(), n;
+
+	trap_open(&t);
+	snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", t.port);
+	/* Every name curl reads (it takes HTTP_PROXY only in lower case). */
+	setenv("http_proxy", proxy, 1);
+	setenv("HTTPS_PROXY", proxy, 1);
+	setenv("https_proxy", proxy, 1);
+	setenv("ALL_PROXY", proxy, 1);
+	setenv("all_proxy", proxy, 1);
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
+	w2 = it_warden_start(port);
+	/* Only warden has them: this test's own curl goes direct. */
+	unsetenv("http_proxy");
+	unsetenv("HTTPS_PROXY");
+	unsetenv("https_proxy");
+	unsetenv("ALL_PROXY");
+	unsetenv("all_proxy");
+	chat_on(port, IT_KEY_T2, "tok-envproxy", &r);
+	n = trap_count(&t, first, sizeof(first));
+	it_stop(w2, SIGTERM);
+	ck_assert_msg(n == 0, "the proxy from the environment got %d "
+	    "connection(s): %.200s", n, first);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert(it_record_has(2, "tok-envproxy"));
+	it_resp_free(&r);
+	close(t.fd);
+}
+END_TEST
+
+/* All audit records under dir that hold token, as one JSON text. */
+static char *
+audit_lines(const char *dir, const char *token)
+{
+	char cmd[600], *out = NULL, line[65536];
+	size_t len = 0;
+	FILE *p, *o = open_memstream(&out, &len);
+
+	snprintf(cmd, sizeof(cmd), "cat '%s'/audit-*.jsonl 2>/dev/null", dir);
+	p = popen(cmd, "r");
+	ck_assert(p != NULL);
+	while (fgets(line, sizeof(line), p) != NULL)
+		if (strstr(line, token) != NULL ||
+		    strstr(line, "\"kind\":\"request\"") != NULL)
+			fputs(line, o);
+	pclose(p);
+	fclose(o);
+	return out;
+}
+
+/*
+ * An explicit upstream.proxy is used (the mock provider takes proxy-form
+ * requests: the answer comes through it for a host that does not exist),
+ * is part of the policy version, and is named in the audit record.
+ */
+START_TEST(explicit_upstream_proxy_is_used_and_recorded)
+{
+	char proxy_line[96], us_url[96], auditdir[300], *rec, hv[80], v1[80];
+	char *line;
+	struct it_resp r;
+	pid_t w2;
+	int port = it_free_port();
+
+	chat_on(it.port, IT_KEY_T2, "tok-before-proxy", &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(it_resp_header(&r, "X-Warden-Policy-Version", v1,
+	    sizeof(v1)) != NULL);
+	it_resp_free(&r);
+	snprintf(proxy_line, sizeof(proxy_line),
+	    "upstream:\n  proxy: 'http://127.0.0.1:%d'\n", it.mock_port[0]);
+	snprintf(us_url, sizeof(us_url), "'http://127.0.0.1:%d/v1'",
+	    it.mock_port[2]);
+	{
+		char *text = it_read_file(it.config, NULL), *a, *b;
+
+		a = subst(text, "upstream:\n", proxy_line);
+		b = subst(a, us_url, "'http://p-us.invalid:8443/v1'");
+		it_write_file(it.config, b, 0600);
+		free(text);
+		free(a);
+		free(b);
+	}
+	w2 = it_warden_start(port);
+	chat_on(port, IT_KEY_T2, "tok-via-proxy", &r);
+	it_stop(w2, SIGTERM);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	/* The answer came from the mock acting as the proxy ... */
+	ck_assert_msg(strstr(r.body, "eu:") != NULL, "%s", r.body);
+	line = it_record_find(0, "tok-via-proxy");
+	ck_assert(line != NULL);
+	/* ... for the host that only the proxy could reach. */
+	ck_assert_msg(strstr(line, "\"host\":\"p-us.invalid:8443\"") != NULL,
+	    "%s", line);
+	free(line);
+	ck_assert(it_resp_header(&r, "X-Warden-Policy-Version", hv,
+	    sizeof(hv)) != NULL);
+	ck_assert_msg(strcmp(hv, v1) != 0, "the proxy did not change the "
+	    "policy version");
+	it_resp_free(&r);
+	snprintf(auditdir, sizeof(auditdir), "%s/audit-%d", it_tmpdir(), port);
+	rec = audit_lines(auditdir, "tok-via-proxy");
+	snprintf(proxy_line, sizeof(proxy_line),
+	    "\"upstream_proxy\":\"http://127.0.0.1:%d\"", it.mock_port[0]);
+	ck_assert_msg(rec != NULL && strstr(rec, proxy_line) != NULL,
+	    "no record names the proxy: %.500s", rec ? rec : "");
+	free(rec);
+}
+END_TEST
+
+/* A non-loopback address of this host, or "" */
+static void
+other_address(char *out, size_t len)
+{
+	struct ifaddrs *ifs, *i;
+
+	out[0] = '\0';
+	ck_assert(getifaddrs(&ifs) == 0);
+	for (i = ifs; i != NULL; i = i->ifa_next) {
+		struct sockaddr_in *sa = (struct sockaddr_in *)i->ifa_addr;
+
+		if (sa == NULL || sa->sin_family != AF_INET ||
+		    (ntohl(sa->sin_addr.s_addr) >> 24) == 127)
+			continue;
+		inet_ntop(AF_INET, &sa->sin_addr, out, (socklen_t)len);
+		break;
+	}
+	freeifaddrs(ifs);
+}
+
+/*
+ * /metrics: loopback callers, or a metrics key; others get 401 (no key)
+ * or 403 (another key) in the OpenAI error shape.
+ */
+START_TEST(metrics_need_loopback_or_a_metrics_key)
+{
+	char addr[64], url[128], mline[200], hex[65], argl[64], auditdir[300];
+	unsigned char d[32];
+	const char *mk[] = { "Authorization: Bearer wk-metrics-reader", NULL };
+	const char *tk[] = { "Authorization: Bearer " IT_KEY_T1, NULL };
+	char *argv[] = { getenv("WARDEN_BIN"), "serve", "-c", it.config,
+		"--listen", argl, "--audit-dir", auditdir, "--dev-credentials",
+		NULL };
+	struct it_resp r;
+	int port = it_free_port();
+	pid_t w2;
+
+	other_address(addr, sizeof(addr));
+	ck_assert_msg(addr[0] != '\0', "this host has no non-loopback IPv4 "
+	    "address to test from");
+	wd_sha256("wk-metrics-reader", 17, d);
+	wd_hex(d, 32, hex);
+	snprintf(mline, sizeof(mline), "  metrics_keys: ['sha256:%s']\n", hex);
+	{
+		char *text = it_read_file(it.config, NULL), *a, with[256];
+
+		snprintf(with, sizeof(with), "  workers: 2\n%s", mline);
+		a = subst(text, "  workers: 2\n", with);
+		it_write_file(it.config, a, 0600);
+		free(a);
+		free(text);
+	}
+	snprintf(argl, sizeof(argl), "0.0.0.0:%d", port);
+	snprintf(auditdir, sizeof(auditdir), "%s/audit-m%d", it_tmpdir(), port);
+	w2 = it_spawn(argv, it.warden_log);
+	ck_assert(it_wait_port(port, 5000));
+	/* Loopback: served. */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+	it_http("GET", url, NULL, NULL, 5000, &r);
+	ck_assert_msg(r.status == 200, "loopback: %ld", r.status);
+	it_resp_free(&r);
+	/* From another address: no key, a tenant's key, the metrics key. */
+	snprintf(url, sizeof(url), "http://%s:%d/metrics", addr, port);
+	it_http("GET", url, NULL, NULL, 5000, &r);
+	assert_error_code(&r, 401, "metrics_key_required");
+	ck_assert(strstr(r.body, "warden_") == NULL);
+	it_resp_free(&r);
+	it_http("GET", url, tk, NULL, 5000, &r);
+	assert_error_code(&r, 403, "metrics_forbidden");
+	it_resp_free(&r);
+	it_http("GET", url, mk, NULL, 5000, &r);
+	ck_assert_msg(r.status == 200, "metrics key: %ld %s", r.status, r.body);
+	it_resp_free(&r);
+	it_stop(w2, SIGTERM);
+}
+END_TEST
+
 Suite *
 suite_hostile(void)
 {
@@ -948,6 +1767,35 @@ suite_hostile(void)
 	tcase_add_test(tc, chunk_extension_and_trailer_floods_are_refused);
 	tcase_add_test(tc, hostile_request_after_a_good_one);
 	tcase_add_test(tc, pipelined_requests_past_the_buffer_limit_are_all_answered);
+	suite_add_tcase(s, tc);
+
+	/* Deployment-sized bodies (2 MiB). */
+	tc = tcase_create("hostile-big");
+	tcase_add_unchecked_fixture(tc, big_setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, burst_of_large_bodies_keeps_memory_bounded);
+	tcase_add_test(tc, thirty_thousand_pipelined_requests_answered_in_order);
+	suite_add_tcase(s, tc);
+
+	/* Small caps on one worker. */
+	tc = tcase_create("hostile-caps");
+	tcase_add_unchecked_fixture(tc, caps_setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, inflight_per_key_cap_gives_429);
+	tcase_add_test(tc, inflight_per_worker_cap_gives_503);
+	tcase_add_test(tc, connection_cap_gives_503);
+	tcase_add_test(tc, json_value_cap_gives_413);
+	tcase_add_test(tc, unknown_key_refused_before_the_body);
+	tcase_add_test(tc, small_endpoints_refuse_large_bodies);
+	suite_add_tcase(s, tc);
+
+	/* Outbound: proxies; /metrics access. Each rewrites the rules. */
+	tc = tcase_create("hostile-outbound");
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, proxy_variables_in_the_environment_are_ignored);
+	tcase_add_test(tc, explicit_upstream_proxy_is_used_and_recorded);
+	tcase_add_test(tc, metrics_need_loopback_or_a_metrics_key);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -152,6 +152,10 @@ server:
   listen: 127.0.0.1:$PW
   workers: 2
   shutdown_grace_ms: 2000
+  # One key at up to 256 connections: the soak checks records, and a
+  # request refused by the in-flight caps has none.
+  max_inflight: 1024
+  max_inflight_per_key: 1024
 audit:
   dir: $TMP/audit
 upstream:

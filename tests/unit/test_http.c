@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 
+#include "gateway/gw_int.h"
 #include "gateway/http.h"
 #include "tests/unit/suites.h"
 
@@ -717,6 +718,33 @@ START_TEST(reason_phrases)
 }
 END_TEST
 
+/* The value count admit.c runs before parsing: commas and brackets
+ * outside strings, escapes followed, any cut of the input the same. */
+START_TEST(json_values_are_counted_outside_strings)
+{
+	static const char *const texts[] = {
+		"{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}]}",
+		"\"a,b,[c]{d}\"",
+		"[\"q\\\",\\\\\",1,2]",
+		"[0,0,0,0,0]",
+	};
+	static const size_t want[] = { 5, 1, 4, 6 };
+
+	for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+		size_t len = strlen(texts[t]);
+
+		for (size_t cut = 0; cut <= len; cut++) {
+			struct gw_json_count st = { 0 };
+
+			gw_json_count_values(&st, texts[t], cut);
+			ck_assert_msg(gw_json_count_values(&st, texts[t] + cut,
+			    len - cut) == want[t], "%s cut at %zu: %zu",
+			    texts[t], cut, st.count);
+		}
+	}
+}
+END_TEST
+
 Suite *
 suite_http(void)
 {
@@ -754,6 +782,7 @@ suite_http(void)
 	tcase_add_test(chunked, chunked_body_over_max);
 	tcase_add_test(chunked, chunked_stops_at_end_of_body);
 	tcase_add_test(chunked, chunked_stops_after_trailers_when_pipelined);
+	tcase_add_test(chunked, json_values_are_counted_outside_strings);
 	suite_add_tcase(s, chunked);
 	return s;
 }

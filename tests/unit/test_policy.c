@@ -364,6 +364,56 @@ START_TEST(readable_by_others_is_fine)
 }
 END_TEST
 
+/* The caps, metrics keys and upstream.proxy: defaults, values, the
+ * proxy in the policy version, and a proxy with a password refused. */
+START_TEST(caps_and_proxy_are_read)
+{
+	struct ut_ld l;
+	char v0[65];
+
+	ut_load_text(&l, PROVIDER, 0600);
+	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
+	ck_assert_uint_eq(l.snap->server.max_connections, 512);
+	ck_assert_uint_eq(l.snap->server.max_inflight, 128);
+	ck_assert_uint_eq(l.snap->server.max_inflight_per_key, 64);
+	ck_assert_uint_eq(l.snap->server.max_json_values, 50000);
+	ck_assert_uint_eq(l.snap->server.nmetrics_keys, 0);
+	ck_assert_ptr_null(l.snap->upstream.proxy);
+	memcpy(v0, l.snap->version, sizeof(v0));
+	ut_ld_done(&l);
+	ut_load_text(&l, PROVIDER
+	    "server:\n"
+	    "  max_connections: 10\n"
+	    "  max_inflight: 5\n"
+	    "  max_inflight_per_key: 2\n"
+	    "  max_json_values: 100\n"
+	    "  metrics_keys: [\"sha256:" HEX_A "\"]\n"
+	    "upstream:\n"
+	    "  proxy: http://127.0.0.1:3128\n", 0600);
+	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
+	ck_assert_uint_eq(l.snap->server.max_connections, 10);
+	ck_assert_uint_eq(l.snap->server.max_inflight, 5);
+	ck_assert_uint_eq(l.snap->server.max_inflight_per_key, 2);
+	ck_assert_uint_eq(l.snap->server.max_json_values, 100);
+	ck_assert_uint_eq(l.snap->server.nmetrics_keys, 1);
+	ck_assert_str_eq(l.snap->upstream.proxy, "http://127.0.0.1:3128");
+	/* Where requests travel through is policy. */
+	ck_assert_str_ne(l.snap->version, v0);
+	ut_ld_done(&l);
+	expect_errors(PROVIDER
+	    "upstream:\n"
+	    "  proxy: http://user:pw@proxy.example:3128\n", WD_ECONFIG,
+	    "@:9:10: upstream.proxy must be http(s)://HOST:PORT, without user "
+	    "or password\n"
+	    "@: 1 error\n");
+	expect_errors(PROVIDER
+	    "upstream:\n"
+	    "  proxy: socks5://proxy.example:1080\n", WD_ECONFIG,
+	    "@:9:10: upstream.proxy must be an http:// or https:// URL\n"
+	    "@: 1 error\n");
+}
+END_TEST
+
 /* ---- each error, where it is ---- */
 
 START_TEST(unknown_key_did_you_mean)
@@ -1136,6 +1186,7 @@ suite_policy(void)
 	tcase_add_test(ok, minimal_file_loads);
 	tcase_add_test(ok, policy_version_is_canonical);
 	tcase_add_test(ok, settings_are_read);
+	tcase_add_test(ok, caps_and_proxy_are_read);
 	tcase_add_test(ok, example_rules_load);
 	tcase_add_test(ok, readable_by_others_is_fine);
 	suite_add_tcase(s, ok);

@@ -18,11 +18,15 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
 #include "common/wd.h"
+#include "gateway/gw_int.h"
 #include "secrets/sec.h"
 #include "secrets/sec_int.h"
 #include "tests/unit/suites.h"
@@ -730,6 +734,208 @@ START_TEST(no_plaintext_left_outside_the_cache)
 }
 END_TEST
 
+/* ---- a provider transfer, for the credential scan ---- */
+
+/* A one-shot HTTP server on the test's own event loop: it reads a
+ * request into a buffer it wipes, and says whether the credential was in
+ * it (so the scan below is known to look for something that travelled). */
+struct tiny_srv {
+	int lfd, port;
+	struct event *ev;
+	struct event_base *evb;
+	const unsigned char *h1, *h2;	/* the credential, in two halves */
+	size_t half;
+	int seen;			/* requests that carried it */
+};
+
+static void
+tiny_conn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static const char ans[] = "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "application/json\r\nContent-Length: 2\r\n\r\n{}";
+	static unsigned char buf[8192];
+	struct tiny_srv *s = arg;
+	size_t got = 0;
+
+	(void)what;
+	/* The whole head and the small body arrive in one go on loopback;
+	 * read until the blank line and the 2-byte body. */
+	while (got < sizeof(buf)) {
+		ssize_t n = recv(fd, buf + got, sizeof(buf) - got, 0);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (memmem(buf, got, "\r\n\r\n{}", 6) != NULL)
+			break;
+	}
+	for (size_t i = 0; i + 2 * s->half <= got; i++)
+		if (memcmp(buf + i, s->h1, s->half) == 0 &&
+		    memcmp(buf + i + s->half, s->h2, s->half) == 0) {
+			s->seen++;
+			break;
+		}
+	wd_wipe(buf, sizeof(buf));
+	ck_assert(send(fd, ans, sizeof(ans) - 1, MSG_NOSIGNAL) ==
+	    (ssize_t)sizeof(ans) - 1);
+	/* Left open: curl keeps the connection for the next transfer, as
+	 * with a real provider; a second request on it is read by this
+	 * callback again. */
+}
+
+static void
+tiny_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tiny_srv *s = arg;
+	int c = accept(fd, NULL, NULL);
+
+	(void)what;
+	if (c < 0)
+		return;
+	event_add(event_new(s->evb, c, EV_READ | EV_PERSIST, tiny_conn_cb, s),
+	    NULL);
+}
+
+static void
+tiny_start(struct tiny_srv *s, struct event_base *evb)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+
+	s->evb = evb;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	ck_assert(s->lfd >= 0);
+	ck_assert(bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	ck_assert(listen(s->lfd, 8) == 0);
+	ck_assert(getsockname(s->lfd, (struct sockaddr *)&sa, &sl) == 0);
+	s->port = ntohs(sa.sin_port);
+	s->ev = event_new(evb, s->lfd, EV_READ | EV_PERSIST, tiny_accept_cb, s);
+	event_add(s->ev, NULL);
+}
+
+struct xfer_state {
+	struct event_base *evb;
+	int status;
+	enum wd_err err;
+	bool done;
+};
+
+static void
+xs_head(void *arg, int status, const char *ctype)
+{
+	(void)ctype;
+	((struct xfer_state *)arg)->status = status;
+}
+
+static size_t
+xs_data(void *arg, const char *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	return len;
+}
+
+static void
+xs_done(void *arg, enum wd_err err, const char *detail)
+{
+	struct xfer_state *x = arg;
+
+	(void)detail;
+	x->err = err;
+	x->done = true;
+	event_base_loopbreak(x->evb);
+}
+
+/*
+ * One provider request as proxy.c makes it: the Authorization header
+ * built in a buffer of ours from the cache's value, handed to curl, and
+ * wiped at once (curl copied it).
+ */
+static void
+transfer_with(struct gw_upstream *up, struct event_base *evb, int port,
+    const unsigned char *cred, size_t credlen)
+{
+	static const char pre[] = "Authorization: Bearer ";
+	char url[64], *auth = calloc(1, sizeof(pre) + credlen);
+	const char *hdrs[3] = { "Content-Type: application/json", auth,
+		"Expect:" };
+	struct xfer_state xs = { .evb = evb };
+	struct gw_up_req r = { 0 };
+	struct gw_up_xfer *x;
+
+	ck_assert(auth != NULL);
+	memcpy(auth, pre, sizeof(pre) - 1);
+	memcpy(auth + sizeof(pre) - 1, cred, credlen);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
+	    port);
+	r.url = url;
+	r.headers = hdrs;
+	r.nheaders = 3;
+	r.body = "{}";
+	r.body_len = 2;
+	r.connect_ms = r.first_byte_ms = r.idle_ms = r.total_ms = 5000;
+	r.on_head = xs_head;
+	r.on_data = xs_data;
+	r.on_done = xs_done;
+	r.arg = &xs;
+	ck_assert_int_eq(gw_up_start(up, &r, &x), WD_OK);
+	wd_wipe(auth, sizeof(pre) + credlen);
+	free(auth);
+	while (!xs.done)
+		event_base_dispatch(evb);
+	ck_assert_int_eq(xs.err, WD_OK);
+	ck_assert_int_eq(xs.status, 200);
+}
+
+/*
+ * After provider transfers, the credential is nowhere in the process's
+ * memory but the locked cache.  libcurl builds each request head, with
+ * "Authorization: Bearer <credential>", in heap buffers it frees without
+ * clearing; gw_curl_global_init() gives it allocators that wipe.
+ */
+START_TEST(no_credential_left_after_transfers)
+{
+	static const char value[] = "sk-needle-c0ffee77d1e5a4b3-sk-needle-end!";
+	size_t rlen, len, half = (sizeof(value) - 1) / 2;
+	const unsigned char *region, *cred;
+	struct tiny_srv srv = { 0 };
+	struct event_base *evb;
+	struct gw_upstream *up;
+	struct sec_cache *c;
+	struct sec_tpm *t;
+	char err[512];
+
+	ck_assert_int_eq(gw_curl_global_init(), WD_OK);
+	t = open_tpm();
+	seal(t, "cred", value, sizeof(value) - 1, NULL, SEC_CREATE);
+	c = new_cache(256);
+	ck_assert_int_eq(sec_unseal(t, store, "cred", NULL, 0, c, err,
+	    sizeof(err)), WD_OK);
+	sec_tpm_close(t);
+	sec_cache_region(c, &region, &rlen);
+	cred = sec_cache_get(c, "cred", &len);
+	ck_assert(cred != NULL && len == sizeof(value) - 1);
+	evb = event_base_new();
+	up = gw_upstream_new(evb);
+	ck_assert(evb != NULL && up != NULL);
+	srv.h1 = cred;
+	srv.h2 = cred + half;
+	srv.half = half;
+	tiny_start(&srv, evb);
+	for (int i = 0; i < 3; i++)
+		transfer_with(up, evb, srv.port, cred, len);
+	ck_assert_int_eq(srv.seen, 3);
+	/* The upstream stays up, its connection and easy handle pooled, as
+	 * in a running warden. */
+	ck_assert_msg(!memory_holds(cred, cred + half, half, region, rlen),
+	    "a copy of the credential is left outside the locked cache "
+	    "after the transfers");
+	gw_upstream_free(up);
+	sec_cache_free(c);
+}
+END_TEST
+
 #endif /* __SANITIZE_ADDRESS__ */
 
 START_TEST(objects_are_flushed)
@@ -927,6 +1133,7 @@ suite_secrets(void)
 	tcase_add_test(tpm, rotate_is_atomic);
 #ifndef __SANITIZE_ADDRESS__
 	tcase_add_test(tpm, no_plaintext_left_outside_the_cache);
+	tcase_add_test(tpm, no_credential_left_after_transfers);
 #endif
 	tcase_add_test(tpm, objects_are_flushed);
 	tcase_add_test(tpm, tpm2_tools_unseal_the_data_key);

@@ -1,0 +1,224 @@
+/*
+ * admit.c - what a chat request must pass before warden reads its body,
+ * and what its body must pass before anything parses it.
+ *
+ * From the head alone: a known virtual key (else the body is never read:
+ * the request goes to its handler with an empty body, which answers 401
+ * and records it, and the connection closes), room under the worker's
+ * in-flight cap (503 server_busy) and under the key's, counted across
+ * workers (429 too_many_requests_in_flight).  Other endpoints take at
+ * most GW_SMALL_BODY of body (413 body_not_expected).  A request is in flight from
+ * its head to the end of its answer, body reading included: that is what
+ * holds memory.  From the body: one cheap pass counts its JSON values
+ * before jansson builds a tree of them (413 too_many_json_values).
+ *
+ * http_conn.c calls these; the caps come from the rules (server.*).
+ */
+#include "gateway/gw_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Requests in flight per virtual key digest, for every worker.  Entries
+ * exist only while a count is above zero, so the table holds at most as
+ * many as there are requests in flight. */
+struct key_count {
+	unsigned char digest[32];
+	size_t n;
+};
+
+static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct key_count *keys;
+static size_t nkeys, keys_cap;
+
+static bool
+is_chat(const struct gw_http_req *req)
+{
+	return req->method == GW_M_POST &&
+	    strcmp(req->path, "/v1/chat/completions") == 0;
+}
+
+/* The digest of the bearer token, as gw_auth() reads it. */
+static bool
+key_digest(const struct gw_http_req *req, unsigned char digest[32])
+{
+	const char *a = gw_http_header(req, "authorization");
+
+	if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
+		return false;
+	a += 7;
+	while (*a == ' ')
+		a++;
+	if (*a == '\0' || strlen(a) > 512)
+		return false;
+	wd_sha256(a, strlen(a), digest);
+	return true;
+}
+
+/* Take one of the key's places; false when it has none left. */
+static bool
+key_take(const unsigned char digest[32], size_t max)
+{
+	bool ok = true;
+	size_t i;
+
+	pthread_mutex_lock(&keys_lock);
+	for (i = 0; i < nkeys; i++)
+		if (memcmp(keys[i].digest, digest, 32) == 0)
+			break;
+	if (i < nkeys) {
+		if (keys[i].n >= max)
+			ok = false;
+		else
+			keys[i].n++;
+	} else {
+		if (nkeys == keys_cap) {
+			size_t cap = keys_cap ? keys_cap * 2 : 64;
+			struct key_count *k = realloc(keys, cap * sizeof(*k));
+
+			if (k == NULL) {
+				ok = false;
+				goto out;
+			}
+			keys = k;
+			keys_cap = cap;
+		}
+		memcpy(keys[nkeys].digest, digest, 32);
+		keys[nkeys].n = 1;
+		nkeys++;
+	}
+out:
+	pthread_mutex_unlock(&keys_lock);
+	return ok;
+}
+
+static void
+key_give(const unsigned char digest[32])
+{
+	pthread_mutex_lock(&keys_lock);
+	for (size_t i = 0; i < nkeys; i++) {
+		if (memcmp(keys[i].digest, digest, 32) != 0)
+			continue;
+		if (--keys[i].n == 0)
+			keys[i] = keys[--nkeys];
+		break;
+	}
+	pthread_mutex_unlock(&keys_lock);
+}
+
+enum gw_admit_rc
+gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
+    const struct gw_http_req *req, struct gw_admit *a,
+    struct gw_admit_deny *deny)
+{
+	const struct pol_server *cfg = &snap->server;
+	unsigned char digest[32];
+
+	memset(a, 0, sizeof(*a));
+	a->max_body = cfg->max_body_bytes;
+	if (!is_chat(req)) {
+		/* No other endpoint reads a body: do not hold one (they are
+		 * not counted in flight, so a large body would be memory no
+		 * cap bounds). */
+		a->max_body = GW_SMALL_BODY;
+		if (req->content_length > (int64_t)GW_SMALL_BODY) {
+			*deny = (struct gw_admit_deny){ 413,
+				"invalid_request_error", "body_not_expected",
+				"this endpoint takes no request body" };
+			return GW_ADMIT_REFUSED;
+		}
+		return GW_ADMIT_OK;
+	}
+	if (!key_digest(req, digest) || gw_auth(snap,
+	    gw_http_header(req, "authorization"), NULL) == NULL) {
+		wd_wipe(digest, sizeof(digest));
+		return GW_ADMIT_NO_BODY;
+	}
+	if (w->inflight >= cfg->max_inflight) {
+		*deny = (struct gw_admit_deny){ 503, "server_error",
+			"server_busy", "too many requests in flight on this "
+			"server (server.max_inflight); retry later" };
+		return GW_ADMIT_REFUSED;
+	}
+	if (!key_take(digest, cfg->max_inflight_per_key)) {
+		*deny = (struct gw_admit_deny){ 429, "rate_limit_exceeded",
+			"too_many_requests_in_flight", "too many requests in "
+			"flight for this key (server.max_inflight_per_key); "
+			"retry when one has ended" };
+		return GW_ADMIT_REFUSED;
+	}
+	w->inflight++;
+	a->w = w;
+	a->counted = true;
+	memcpy(a->digest, digest, sizeof(a->digest));
+	a->max_values = cfg->max_json_values;
+	return GW_ADMIT_OK;
+}
+
+void
+gw_admit_done(struct gw_admit *a)
+{
+	if (!a->counted)
+		return;
+	a->counted = false;
+	a->w->inflight--;
+	key_give(a->digest);
+}
+
+size_t
+gw_json_count_values(struct gw_json_count *st, const char *p, size_t n)
+{
+	/* Outside strings, every value but a container's first follows a
+	 * comma, and every container opens with a bracket: 1 + commas +
+	 * brackets is at least the number of values (object members count
+	 * once, with their key). */
+	if (st->count == 0)
+		st->count = 1;
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+
+		if (st->in_string) {
+			if (st->escape)
+				st->escape = false;
+			else if (ch == '\\')
+				st->escape = true;
+			else if (ch == '"')
+				st->in_string = false;
+		} else if (ch == '"') {
+			st->in_string = true;
+		} else if (ch == ',' || ch == '[' || ch == '{') {
+			st->count++;
+		}
+	}
+	return st->count;
+}
+
+bool
+gw_admit_body(struct gw_admit *a, struct evbuffer *body,
+    struct gw_admit_deny *deny)
+{
+	struct gw_json_count st = { 0 };
+	struct evbuffer_ptr pos;
+	struct evbuffer_iovec v;
+
+	if (!a->counted)
+		return true;
+	if (evbuffer_ptr_set(body, &pos, 0, EVBUFFER_PTR_SET) != 0)
+		return true;
+	/* Chain by chain, without making the body contiguous. */
+	while (evbuffer_peek(body, -1, &pos, &v, 1) == 1 && v.iov_len > 0) {
+		if (gw_json_count_values(&st, v.iov_base, v.iov_len) >
+		    a->max_values) {
+			*deny = (struct gw_admit_deny){ 413,
+				"invalid_request_error", "too_many_json_values",
+				"request body has too many JSON values "
+				"(server.max_json_values)" };
+			return false;
+		}
+		if (evbuffer_ptr_set(body, &pos, v.iov_len, EVBUFFER_PTR_ADD) != 0)
+			break;
+	}
+	a->values = st.count;
+	return true;
+}
