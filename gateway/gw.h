@@ -24,6 +24,10 @@ struct gw_serve_opts {
 	bool dev_credentials;		/* allow plain-text dev_credentials */
 	const char *user;		/* become this user after binding */
 	bool allow_root;		/* run as root anyway */
+	const char *auth_file;		/* overrides secrets.auth_file */
+	/* Make or use an audit signing key without an auth value when no
+	 * auth file is set (development only; issue 11). */
+	bool dev_unauth_key;
 };
 
 /* Run the gateway until SIGTERM/SIGINT.  Returns a process exit code. */

@@ -17,7 +17,8 @@ usage(FILE *f)
 	    "[--audit-dir DIR]\n"
 	    "                    [--tcti TCTI] [--secrets-store DIR] "
 	    "[--dev-credentials]\n"
-	    "                    [--user NAME | --allow-root]\n"
+	    "                    [--user NAME | --allow-root] [--auth-file FILE]\n"
+	    "                    [--dev-unauthenticated-audit-key]\n"
 	    "       warden lint -c FILE\n"
 	    "       warden check -c FILE (--key KEY | --tenant ID) "
 	    "[-H 'Name: value']... REQUEST.json\n"
@@ -55,6 +56,8 @@ cmd_serve(int argc, char **argv)
 		{ "dev-credentials", no_argument, NULL, 'D' },
 		{ "user", required_argument, NULL, 'U' },
 		{ "allow-root", no_argument, NULL, 'R' },
+		{ "auth-file", required_argument, NULL, 'A' },
+		{ "dev-unauthenticated-audit-key", no_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gw_serve_opts o = { 0 };
@@ -95,6 +98,12 @@ cmd_serve(int argc, char **argv)
 			break;
 		case 'R':
 			o.allow_root = true;
+			break;
+		case 'A':
+			o.auth_file = optarg;
+			break;
+		case 'K':
+			o.dev_unauth_key = true;
 			break;
 		default:
 			usage(stderr);

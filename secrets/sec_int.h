@@ -96,6 +96,12 @@ void sec_tpm_flush(struct sec_tpm *tpm, ESYS_TR *obj);
 enum wd_err sec_tpm_session(struct sec_tpm *tpm, TPM2_SE type,
     TPMA_SESSION attrs, ESYS_TR *out, char *err, size_t errlen);
 
+/* The context's shared salted HMAC session (attrs: DECRYPT/ENCRYPT or
+ * 0); after a command on it fails, sec_tpm_hmac_drop it. */
+enum wd_err sec_tpm_hmac(struct sec_tpm *tpm, TPMA_SESSION attrs,
+    ESYS_TR *out, char *err, size_t errlen);
+void sec_tpm_hmac_drop(struct sec_tpm *tpm);
+
 /* ---- the store (store.c) ---- */
 
 /* Read NAME; WD_ENOTFOUND if absent, WD_EPERM if unsafe. */

@@ -284,6 +284,19 @@ hmac_drop(struct sec_tpm *t)
 }
 
 enum wd_err
+sec_tpm_hmac(struct sec_tpm *t, TPMA_SESSION attrs, ESYS_TR *out, char *err,
+    size_t errlen)
+{
+	return hmac_session(t, attrs, out, err, errlen);
+}
+
+void
+sec_tpm_hmac_drop(struct sec_tpm *t)
+{
+	hmac_drop(t);
+}
+
+enum wd_err
 sec_pcrs_parse(const char *spec, struct sec_pcrs *out, char *err,
     size_t errlen)
 {
