@@ -41,6 +41,15 @@ int gw_cmd_policy(int argc, char **argv);
 int gw_cmd_reload(int argc, char **argv);
 int gw_cmd_audit(int argc, char **argv);
 
+/* `warden audit counter` (cli_counter.c): the TPM rollback counter.
+ * Exit code: 0, 1 failed, 2 usage. */
+int gw_cmd_audit_counter(int argc, char **argv);
+struct sec_counter;
+/* The counter's state now: index and TCTI from config (either may be
+ * NULL; tcti and index, if given, win).  For `audit verify` too. */
+enum wd_err gw_tpm_counter_read(const char *config, const char *tcti,
+    const char *index, struct sec_counter *out, char *err, size_t errlen);
+
 /* `warden secrets seal|rotate|rm|list|check` (cli_secrets.c).  Exit
  * code: 0, 1 failed, 2 usage. */
 int gw_cmd_secrets(int argc, char **argv);

@@ -117,6 +117,10 @@ enum wd_err gw_witness_new(const struct pol_witness *cfg,
     struct gw_witness **out, char *err, size_t errlen);
 /* The aud_witness that queues each checkpoint line for the senders. */
 void gw_witness_hook(struct gw_witness *w, struct aud_witness *out);
+/* Deliveries so far (per destination), failures after all tries, and
+ * lines dropped (queue full, too long). */
+void gw_witness_stats(struct gw_witness *w, uint64_t *sent,
+    uint64_t *failed, uint64_t *dropped);
 /* Deliver what is queued (up to a few seconds), stop, free.  NULL ok. */
 void gw_witness_free(struct gw_witness *w);
 

@@ -33,6 +33,8 @@ usage(FILE *f)
 	    "[--until T] [--tenant T] [--verdict V] -o FILE\n"
 	    "       warden audit verify-export FILE\n"
 	    "       warden audit pubkey (-c FILE | --secrets-store DIR)\n"
+	    "       warden audit counter (-c FILE | --tcti TCTI) [--index N] "
+	    "[--value]\n"
 	    "       warden secrets seal|rotate NAME [--pcr sha256:7,23] "
 	    "[-c FILE | --store DIR --tcti TCTI]  (value on stdin)\n"
 	    "       warden secrets rm NAME [-c FILE | --store DIR]\n"

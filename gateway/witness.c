@@ -68,7 +68,7 @@ struct gw_witness {
 	char *url, *ca_file;
 
 	uint64_t sent, failed, dropped;	/* deliveries, by destination */
-	bool failing;			/* the last delivery failed */
+	bool failing[2];		/* the last delivery failed: syslog, URL */
 };
 
 /* "udp://HOST:PORT" etc. into w (the loader checked the syntax). */
@@ -309,22 +309,22 @@ giving_up(struct gw_witness *w)
 }
 
 static void
-note(struct gw_witness *w, bool ok, const char *dest, const char *why)
+note(struct gw_witness *w, int d, bool ok, const char *dest, const char *why)
 {
 	pthread_mutex_lock(&w->mu);
 	if (ok) {
 		w->sent++;
-		if (w->failing)
+		if (w->failing[d])
 			wd_info("audit witness: %s reachable again", dest);
-		w->failing = false;
+		w->failing[d] = false;
 	} else {
 		w->failed++;
 		/* Logged when it starts failing, then every 100th. */
-		if (!w->failing || w->failed % 100 == 0)
+		if (!w->failing[d] || w->failed % 100 == 0)
 			wd_warn("audit witness: a checkpoint did not reach %s after "
 			    "%d tries: %s (%llu failed so far)", dest, WIT_TRIES, why,
 			    (unsigned long long)w->failed);
-		w->failing = true;
+		w->failing[d] = true;
 	}
 	pthread_mutex_unlock(&w->mu);
 }
@@ -347,7 +347,7 @@ deliver(struct gw_witness *w, const struct wit_item *it)
 			if (!ok)
 				snprintf(why, sizeof(why), "%s", strerror(errno));
 		}
-		note(w, ok, "the syslog collector", why);
+		note(w, 0, ok, "the syslog collector", why);
 	}
 	if (w->curl != NULL) {
 		ok = false;
@@ -359,7 +359,7 @@ deliver(struct gw_witness *w, const struct wit_item *it)
 			}
 			ok = http_send(w, it->line, it->len, why, sizeof(why));
 		}
-		note(w, ok, w->url, why);
+		note(w, 1, ok, w->url, why);
 	}
 }
 
@@ -507,6 +507,17 @@ gw_witness_hook(struct gw_witness *w, struct aud_witness *out)
 {
 	out->send = witness_send;
 	out->ctx = w;
+}
+
+void
+gw_witness_stats(struct gw_witness *w, uint64_t *sent, uint64_t *failed,
+    uint64_t *dropped)
+{
+	pthread_mutex_lock(&w->mu);
+	*sent = w->sent;
+	*failed = w->failed;
+	*dropped = w->dropped;
+	pthread_mutex_unlock(&w->mu);
 }
 
 void
