@@ -368,10 +368,18 @@ counter_next(void *ctx, bool bump, uint64_t *value)
 
 	pthread_mutex_lock(&srv->tpm_lock);
 	rc = tpm(srv, snap, stderr);
-	if (rc == WD_OK)
-		rc = bump ? sec_counter_increment(srv->tpm, srv->counter_index, &c,
-		    err, sizeof(err)) : sec_counter_read(srv->tpm,
-		    srv->counter_index, &c, err, sizeof(err));
+	if (rc == WD_OK && bump &&
+	    sec_counter_increment(srv->tpm, srv->counter_index, &c, err,
+	    sizeof(err)) != WD_OK) {
+		/* A TPM that rate-limits NV writes right now: the checkpoint
+		 * still gets the current value; the next bump comes later. */
+		wd_warn("audit TPM counter 0x%08x not bumped: %s",
+		    (unsigned)srv->counter_index, err);
+		bump = false;
+	}
+	if (rc == WD_OK && !bump)
+		rc = sec_counter_read(srv->tpm, srv->counter_index, &c, err,
+		    sizeof(err));
 	tpm_release(srv);
 	pthread_mutex_unlock(&srv->tpm_lock);
 	pol_snapshot_unref(snap);
