@@ -388,6 +388,15 @@ counter_next(void *ctx, bool bump, uint64_t *value)
 		    err[0] ? err : "the TPM cannot be reached");
 		return rc;
 	}
+	/* Another index under the same handle (deleted and defined again
+	 * while warden ran) is not the counter this log started with. */
+	if (strcmp(c.name, srv->counter_name) != 0) {
+		wd_error("audit TPM counter 0x%08x: its TPM name changed since "
+		    "start (%.16s... now %.16s...): the index was deleted and "
+		    "defined again", (unsigned)srv->counter_index, srv->counter_name,
+		    c.name);
+		return WD_ETPM;
+	}
 	*value = c.value;
 	return WD_OK;
 }
@@ -425,6 +434,7 @@ gw_counter_init(struct gw_server *srv, const struct pol_snapshot *snap,
 		wd_info("defined the audit counter at NV index 0x%08x",
 		    (unsigned)c.index);
 	srv->counter_index = c.index;
+	snprintf(srv->counter_name, sizeof(srv->counter_name), "%s", c.name);
 	out->next = counter_next;
 	out->ctx = srv;
 	{

@@ -47,6 +47,7 @@ struct gw_server {
 	struct aud_witness witness;	/* checkpoints off the host */
 	struct gw_witness *wit;		/* witness.c; NULL: none */
 	uint32_t counter_index;		/* 0: no counter */
+	char counter_name[72];		/* its TPM name at start, hex */
 	pthread_mutex_t snap_lock;	/* guards snap: swap vs. ref */
 	pthread_mutex_t reload_lock;	/* one reload at a time */
 	struct pol_snapshot *snap;

@@ -47,8 +47,13 @@ setup(void)
 	FILE *p;
 
 	it_env_start(NULL);
-	snprintf(tpmdir, sizeof(tpmdir), "%s/wit-tpm", it_tmpdir());
-	snprintf(store, sizeof(store), "%s/wit-store", it_tmpdir());
+	/* A fresh TPM per test: swtpm counts each restart without
+	 * TPM2_Shutdown as a failed authorization (dictionary-attack
+	 * protection), and the signing key is DA-protected. */
+	snprintf(tpmdir, sizeof(tpmdir), "%s/wit-tpm-%d", it_tmpdir(),
+	    (int)getpid());
+	snprintf(store, sizeof(store), "%s/wit-store-%d", it_tmpdir(),
+	    (int)getpid());
 	snprintf(authfile, sizeof(authfile), "%s/wit-auth", it_tmpdir());
 	it_write_file(authfile, AUTH, 0600);
 	snprintf(cmd, sizeof(cmd), "sh scripts/swtpm.sh start %s", tpmdir);
@@ -344,10 +349,19 @@ START_TEST(signing_key_needs_the_auth_value)
 	sh("TPM2TOOLS_TCTI='%s' tpm2_flushcontext -t >/dev/null 2>&1", tcti);
 	ck_assert_int_eq(sh("%s audit pubkey --secrets-store %s > %s/wk.pem",
 	    getenv("WARDEN_BIN"), store, it_tmpdir()), 0);
-	ck_assert_int_eq(sh("cd %s && TPM2TOOLS_TCTI='%s' tpm2_sign -c wk.ctx "
-	    "-p file:%s -g sha256 -f plain -o wsig wmsg >/dev/null 2>&1 && "
-	    "openssl dgst -sha256 -verify wk.pem -signature wsig wmsg "
-	    ">/dev/null 2>&1", it_tmpdir(), tcti, authfile), 0);
+	{
+		char path[300], *out;
+		int rc = sh("cd %s && TPM2TOOLS_TCTI='%s' tpm2_sign -c wk.ctx "
+		    "-p file:%s -g sha256 -f plain -o wsig wmsg >wsign.out 2>&1 && "
+		    "openssl dgst -sha256 -verify wk.pem -signature wsig wmsg "
+		    ">>wsign.out 2>&1", it_tmpdir(), tcti, authfile);
+
+		snprintf(path, sizeof(path), "%s/wsign.out", it_tmpdir());
+		out = it_read_file(path, NULL);
+		ck_assert_msg(rc == 0, "tpm2_sign with the auth value: %s",
+		    out ? out : "");
+		free(out);
+	}
 	sh("TPM2TOOLS_TCTI='%s' tpm2_flushcontext -t >/dev/null 2>&1", tcti);
 	/* Development: a key without auth value, only when told so. */
 	snprintf(dev_store, sizeof(dev_store), "%s/wit-dev-store", it_tmpdir());
