@@ -320,8 +320,8 @@ gw_signer_init(struct gw_server *srv, const struct pol_snapshot *snap,
 	pthread_mutex_lock(&srv->tpm_lock);
 	rc = tpm(srv, snap, stderr);
 	if (rc == WD_OK)
-		rc = sec_sign_key_ensure(srv->tpm, store, auth.p, authlen, &created,
-		    err, sizeof(err));
+		rc = sec_sign_key_ensure(srv->tpm, store, auth.p, authlen,
+		    snap->secrets.sign_pcrs, &created, err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "the TPM cannot be reached");
 	tpm_release(srv);

@@ -41,7 +41,7 @@ static const char *const require_keys[] = {
 };
 static const char *const keep_keys[] = { "payloads", "ttl_days", NULL };
 static const char *const secrets_keys[] = { "store", "tcti", "auth_file",
-	NULL };
+	"sign_pcrs", NULL };
 static const char *const audit_keys[] = {
 	"payloads", "payload_ttl_days", "dir", "durability", "group_commit_ms",
 	"segment_max_bytes", "segment_max_age_s", "checkpoint_every",
@@ -146,6 +146,16 @@ pol_load_secrets(struct pol_walk *w, yaml_node_t *n, struct pol_secrets *sec)
 		pol_str(w, v, "secrets.tcti", &sec->tcti);
 	if ((v = pol_get(w, n, "auth_file")) != NULL)
 		pol_str(w, v, "secrets.auth_file", &sec->auth_file);
+	/* Checked in full (banks, indices) when the key is made; here only
+	 * what the TPM code would never accept. */
+	if ((v = pol_get(w, n, "sign_pcrs")) != NULL &&
+	    pol_str(w, v, "secrets.sign_pcrs", &sec->sign_pcrs) &&
+	    (strlen(sec->sign_pcrs) > 80 || strspn(sec->sign_pcrs,
+	    "sha1256384512:,+0123456789") != strlen(sec->sign_pcrs) ||
+	    strchr(sec->sign_pcrs, ':') == NULL))
+		pol_err(w, v, "secrets.sign_pcrs '%.80s' must be like sha256:7,23 "
+		    "(banks sha1, sha256, sha384, sha512 joined by '+')",
+		    sec->sign_pcrs);
 }
 
 /* HOST:PORT with HOST a name, an IPv4 address or [IPv6]. */

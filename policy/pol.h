@@ -168,6 +168,7 @@ struct pol_secrets {
 	char *store;			/* sealed-blob directory */
 	char *tcti;			/* tpm2-tss TCTI string; NULL: none */
 	char *auth_file;		/* auth value for objects sealed with one */
+	char *sign_pcrs;		/* PCRs the audit signing key is bound to */
 };
 
 /* ---- agents and their tools (issue 4) ---- */

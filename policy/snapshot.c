@@ -95,6 +95,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 	free(s->audit.witness.ca_file);
 	free(s->secrets.tcti);
 	free(s->secrets.auth_file);
+	free(s->secrets.sign_pcrs);
 	free(s->path);
 	free(s);
 }

@@ -209,16 +209,22 @@ enum wd_err sec_harden_process(char *err, size_t errlen);
  * (the gateway allows it with --dev-unauthenticated-audit-key).  An
  * existing key without an auth value while auth is given is refused
  * (WD_EPERM), with how to replace it; the log's key_id changes with it.
- * *created: whether it was made now (may be NULL).
+ * pcrs ("sha256:7", NULL or "" for none): bind the key to those PCRs as
+ * well, so it signs only while they hold the values they had when it was
+ * made (a policy: PolicyPCR, then PolicyAuthValue; no USERWITHAUTH, so
+ * the auth value alone is not enough).  An existing key bound otherwise
+ * than pcrs says is refused (WD_EPERM).  *created: whether it was made
+ * now (may be NULL).
  */
 enum wd_err sec_sign_key_ensure(struct sec_tpm *tpm, const char *store,
-    const unsigned char *auth, size_t authlen, bool *created,
-    char *err, size_t errlen);
+    const unsigned char *auth, size_t authlen, const char *pcrs,
+    bool *created, char *err, size_t errlen);
 
 /*
  * Sign a SHA-256 digest with the signing key, proving auth (its auth
  * value; NULL/0 for a key made without one) through a salted HMAC
- * session, so the value never crosses to the TPM in clear.  der_sig holds
+ * session, so the value never crosses to the TPM in clear; a key bound
+ * to PCRs (meta.pcrs) is used through its policy instead.  der_sig holds
  * *len bytes (SEC_SIG_MAX is enough); on return *len is the DER
  * signature's length.  `openssl dgst -sha256 -verify pub.pem -signature
  * sig DATA` accepts it.

@@ -49,11 +49,13 @@ static const TPM2B_PUBLIC sign_template = {
  */
 enum wd_err
 sec_sign_key_ensure(struct sec_tpm *t, const char *store,
-    const unsigned char *auth, size_t authlen, bool *created,
-    char *err, size_t errlen)
+    const unsigned char *auth, size_t authlen, const char *pcrspec,
+    bool *created, char *err, size_t errlen)
 {
+	TPM2B_PUBLIC tmpl = sign_template;
 	struct sec_scratch *sc;
 	struct sec_obj o = { 0 };
+	struct sec_pcrs pcrs;
 	struct sec_meta m;
 	enum wd_err e;
 
@@ -64,6 +66,8 @@ sec_sign_key_ensure(struct sec_tpm *t, const char *store,
 		    SEC_AUTH_MAX);
 		return WD_EINVAL;
 	}
+	if ((e = sec_pcrs_parse(pcrspec, &pcrs, err, errlen)) != WD_OK)
+		return e;
 	e = sec_stat(store, SEC_SIGN_KEY, &m, err, errlen);
 	if (e == WD_OK && m.kind != SEC_KIND_SIGNING_KEY) {
 		sec_errf(err, errlen, "%s/%s is not a signing key", store,
@@ -85,21 +89,36 @@ sec_sign_key_ensure(struct sec_tpm *t, const char *store,
 		    "secrets.auth_file (or --auth-file)", store, SEC_SIGN_KEY);
 		return WD_ECONFIG;
 	}
+	if (e == WD_OK && strcmp(m.pcrs, pcrs.text) != 0) {
+		sec_errf(err, errlen, "%s/%s is bound to PCRs '%s', the settings "
+		    "say '%s': a key's binding cannot change; move it out of the "
+		    "store (keeping its public key for the old logs) to make a new "
+		    "one", store, SEC_SIGN_KEY, m.pcrs[0] ? m.pcrs : "none",
+		    pcrs.text[0] ? pcrs.text : "none");
+		return WD_EPERM;
+	}
 	if (e != WD_ENOTFOUND)
 		return e;
+	if (pcrs.sel.count > 0) {
+		/* Only the policy opens it: PCRs, then the auth value. */
+		if ((e = sec_tpm_policy_digest(t, &pcrs, authlen > 0,
+		    &tmpl.publicArea.authPolicy, err, errlen)) != WD_OK)
+			return e;
+		tmpl.publicArea.objectAttributes &= ~TPMA_OBJECT_USERWITHAUTH;
+	}
 	sc = sec_scratch(t);
 	memset(&sc->sens, 0, sizeof(sc->sens));
 	sc->sens.sensitive.userAuth.size = (UINT16)authlen;
 	if (authlen > 0)
 		memcpy(sc->sens.sensitive.userAuth.buffer, auth, authlen);
-	e = sec_tpm_create(t, &sign_template, &sc->sens, &o.pub, &o.priv, err,
-	    errlen);
+	e = sec_tpm_create(t, &tmpl, &sc->sens, &o.pub, &o.priv, err, errlen);
 	wd_wipe(&sc->sens, sizeof(sc->sens));
 	if (e != WD_OK)
 		return e;
 	snprintf(o.meta.name, sizeof(o.meta.name), "%s", SEC_SIGN_KEY);
 	o.meta.kind = SEC_KIND_SIGNING_KEY;
 	o.meta.auth = authlen > 0;
+	snprintf(o.meta.pcrs, sizeof(o.meta.pcrs), "%s", pcrs.text);
 	sec_now_rfc3339(o.meta.created);
 	o.meta.template_version = SEC_TEMPLATE_VERSION;
 	e = sec_store_write(store, SEC_SIGN_KEY, &o, SEC_CREATE, err, errlen);
@@ -176,7 +195,8 @@ sec_sign_digest(struct sec_tpm *t, const char *store,
 	TPM2B_DIGEST d = { .size = 32 };
 	TPMT_SIGNATURE *sig = NULL;
 	struct sec_obj o;
-	ESYS_TR key = ESYS_TR_NONE, s = ESYS_TR_NONE;
+	ESYS_TR key = ESYS_TR_NONE, s = ESYS_TR_NONE, policy_s = ESYS_TR_NONE;
+	struct sec_pcrs pcrs;
 	enum wd_err e;
 	TSS2_RC rc;
 
@@ -200,18 +220,32 @@ sec_sign_digest(struct sec_tpm *t, const char *store,
 		e = sec_tpm_err(err, errlen, "TR_SetAuth", rc);
 		goto out;
 	}
-	if ((e = sec_tpm_hmac(t, 0, &s, err, errlen)) != WD_OK)
+	if ((e = sec_pcrs_parse(o.meta.pcrs, &pcrs, err, errlen)) != WD_OK)
 		goto out;
+	if (pcrs.sel.count > 0) {
+		/* Bound to PCRs: a policy session (salted; one use) proves the
+		 * PCR values and, with PolicyAuthValue, the auth value. */
+		if ((e = sec_tpm_session(t, TPM2_SE_POLICY, 0, &policy_s, err,
+		    errlen)) != WD_OK ||
+		    (e = sec_tpm_run_policy(t, policy_s, &pcrs, o.meta.auth, err,
+		    errlen)) != WD_OK)
+			goto out;
+		s = policy_s;
+	} else if ((e = sec_tpm_hmac(t, 0, &s, err, errlen)) != WD_OK) {
+		goto out;
+	}
 	rc = Esys_Sign(t->esys, key, s, ESYS_TR_NONE, ESYS_TR_NONE, &d,
 	    &scheme, &validation, &sig);
 	if (rc != TSS2_RC_SUCCESS) {
-		sec_tpm_hmac_drop(t);
+		if (policy_s == ESYS_TR_NONE)
+			sec_tpm_hmac_drop(t);
 		e = sec_tpm_err(err, errlen, "Sign", rc);
 		goto out;
 	}
 	e = to_der(&sig->signature.ecdsa, der_sig, len, err, errlen);
 out:
 	Esys_Free(sig);
+	sec_tpm_flush(t, &policy_s);
 	/* SetAuth copied the value into the handle, which the flush frees
 	 * unwiped: overwrite it first. */
 	if (key != ESYS_TR_NONE && authlen > 0) {

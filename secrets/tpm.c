@@ -431,6 +431,20 @@ out:
 	return e;
 }
 
+enum wd_err
+sec_tpm_policy_digest(struct sec_tpm *t, const struct sec_pcrs *pcrs,
+    bool auth, TPM2B_DIGEST *out, char *err, size_t errlen)
+{
+	return policy_digest(t, pcrs, auth, out, err, errlen);
+}
+
+enum wd_err
+sec_tpm_run_policy(struct sec_tpm *t, ESYS_TR s, const struct sec_pcrs *pcrs,
+    bool auth, char *err, size_t errlen)
+{
+	return run_policy(t, s, pcrs, auth, err, errlen);
+}
+
 /*
  * Esys_Create keeps a copy of its inSensitive argument (a data key) in
  * the ESYS_CONTEXT, and frees it unwiped at Esys_Finalize.  A second

@@ -331,8 +331,11 @@ START_TEST(witness_and_counter_are_read)
 	ck_assert_uint_eq(l.snap->audit.counter_nv_index, 0x01800a0du);
 	ck_assert_ptr_null(l.snap->audit.witness.syslog);
 	ut_ld_done(&l);
-	ut_load_text(&l, PROVIDER "audit:\n  counter_nv_index: none\n", 0600);
+	ut_load_text(&l, PROVIDER "audit:\n  counter_nv_index: none\n"
+	    "secrets:\n  sign_pcrs: sha256:7,23\n", 0600);
+	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
 	ck_assert_uint_eq(l.snap->audit.counter_nv_index, 0);
+	ck_assert_str_eq(l.snap->secrets.sign_pcrs, "sha256:7,23");
 	ut_ld_done(&l);
 }
 END_TEST
@@ -367,6 +370,13 @@ START_TEST(witness_errors_say_where)
 	    "tcp://HOST:PORT or unix:/PATH (under 108 bytes)\n"
 	    "@:4:5: audit.witness.ca_file is set but url is not\n"
 	    "@: 2 errors\n");
+	expect_errors(
+	    "version: 1\n"
+	    "secrets:\n"
+	    "  sign_pcrs: sha256:x\n", WD_ECONFIG,
+	    "@:3:14: secrets.sign_pcrs 'sha256:x' must be like sha256:7,23 "
+	    "(banks sha1, sha256, sha384, sha512 joined by '+')\n"
+	    "@: 1 error\n");
 }
 END_TEST
 

@@ -833,14 +833,14 @@ START_TEST(audit_signing_key)
 	bool created;
 	BIO *bio;
 
-	ck_assert_int_eq(sec_sign_key_ensure(t, store, auth, authlen, &created,
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, auth, authlen, NULL, &created,
 	    err, sizeof(err)), WD_OK);
 	ck_assert(created);
-	ck_assert_int_eq(sec_sign_key_ensure(t, store, auth, authlen, &created,
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, auth, authlen, NULL, &created,
 	    err, sizeof(err)), WD_OK);
 	ck_assert(!created);
 	/* A key with an auth value is not used without one. */
-	ck_assert_int_eq(sec_sign_key_ensure(t, store, NULL, 0, &created, err,
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, NULL, 0, NULL, &created, err,
 	    sizeof(err)), WD_ECONFIG);
 	ck_assert_int_eq(sec_stat(store, SEC_SIGN_KEY, &m, err, sizeof(err)),
 	    WD_OK);
@@ -894,7 +894,7 @@ START_TEST(tpm2_sign_needs_the_auth_value)
 	FILE *f;
 
 	ck_assert_int_eq(sec_sign_key_ensure(t, store, auth, strlen(SIGN_AUTH),
-	    &created, err, sizeof(err)), WD_OK);
+	    NULL, &created, err, sizeof(err)), WD_OK);
 	sec_tpm_close(t);
 	ck_assert_int_eq(sec_sign_pubkey_pem(store, &pem, err, sizeof(err)),
 	    WD_OK);
@@ -931,14 +931,64 @@ START_TEST(signing_key_without_auth_is_refused)
 	char err[512];
 	bool created;
 
-	ck_assert_int_eq(sec_sign_key_ensure(t, store, NULL, 0, &created, err,
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, NULL, 0, NULL, &created, err,
 	    sizeof(err)), WD_OK);
 	ck_assert(created);
 	ck_assert_int_eq(sec_sign_key_ensure(t, store,
-	    (const unsigned char *)SIGN_AUTH, strlen(SIGN_AUTH), &created, err,
-	    sizeof(err)), WD_EPERM);
+	    (const unsigned char *)SIGN_AUTH, strlen(SIGN_AUTH), NULL, &created,
+	    err, sizeof(err)), WD_EPERM);
 	ck_assert_msg(strstr(err, "without an auth value") != NULL &&
 	    strstr(err, "audit pubkey") != NULL, "%s", err);
+	sec_tpm_close(t);
+}
+END_TEST
+
+/* Bound to PCR 23 as well: signs while the PCR holds its value, with the
+ * auth value only (tpm2_sign -p alone is refused: no USERWITHAUTH), and
+ * not after the PCR changed. */
+START_TEST(signing_key_bound_to_pcrs)
+{
+	const unsigned char *auth = (const unsigned char *)SIGN_AUTH;
+	size_t authlen = strlen(SIGN_AUTH);
+	unsigned char digest[32] = { 7 }, sig[SEC_SIG_MAX];
+	struct sec_tpm *t = open_tpm();
+	size_t siglen = sizeof(sig);
+	char err[512];
+	struct sec_meta m;
+	bool created;
+
+	ck_assert_msg(sec_sign_key_ensure(t, store, auth, authlen, "sha256:23",
+	    &created, err, sizeof(err)) == WD_OK, "%s", err);
+	ck_assert(created);
+	ck_assert_int_eq(sec_stat(store, SEC_SIGN_KEY, &m, err, sizeof(err)),
+	    WD_OK);
+	ck_assert_str_eq(m.pcrs, "sha256:23");
+	/* The binding cannot change under a key. */
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, auth, authlen, NULL,
+	    &created, err, sizeof(err)), WD_EPERM);
+	ck_assert_msg(sec_sign_digest(t, store, auth, authlen, digest, sig,
+	    &siglen, err, sizeof(err)) == WD_OK, "%s", err);
+	sec_tpm_close(t);
+	/* The auth value alone (a password session) does not open it. */
+	ck_assert_int_eq(sh("cd '%s' && printf '%%s' '%s' > auth && printf x > "
+	    "msg && TPM2TOOLS_TCTI='%s' sh -c 'tpm2_createprimary -Q -C o -G ecc "
+	    "-c p.ctx && tpm2_flushcontext -t && tpm2_load -Q -C p.ctx -u "
+	    "%s/%s/tpm.pub -r %s/%s/tpm.priv -c k.ctx && tpm2_flushcontext -t' "
+	    ">/dev/null 2>&1", dir, SIGN_AUTH, tcti, store, SEC_SIGN_KEY, store,
+	    SEC_SIGN_KEY), 0);
+	ck_assert_int_ne(sh("cd '%s' && TPM2TOOLS_TCTI='%s' tpm2_sign -c k.ctx "
+	    "-p file:auth -g sha256 -f plain -o sig msg >/dev/null 2>&1", dir,
+	    tcti), 0);
+	sh("TPM2TOOLS_TCTI='%s' tpm2_flushcontext -t >/dev/null 2>&1", tcti);
+	/* The PCR moves: no more signatures. */
+	ck_assert_int_eq(sh("TPM2TOOLS_TCTI='%s' tpm2_pcrextend 23:sha256="
+	    "0000000000000000000000000000000000000000000000000000000000000001 "
+	    ">/dev/null 2>&1", tcti), 0);
+	t = open_tpm();
+	siglen = sizeof(sig);
+	ck_assert_int_eq(sec_sign_digest(t, store, auth, authlen, digest, sig,
+	    &siglen, err, sizeof(err)), WD_ETPM);
+	ck_assert_msg(strstr(err, "PCR values") != NULL, "%s", err);
 	sec_tpm_close(t);
 }
 END_TEST
@@ -1098,6 +1148,7 @@ suite_secrets(void)
 	tcase_add_test(tpm, audit_signing_key);
 	tcase_add_test(tpm, tpm2_sign_needs_the_auth_value);
 	tcase_add_test(tpm, signing_key_without_auth_is_refused);
+	tcase_add_test(tpm, signing_key_bound_to_pcrs);
 	tcase_add_test(tpm, counter_counts_up_only);
 	tcase_add_test(tpm, counter_refuses_an_ordinary_index);
 	tcase_add_test(tpm, events_reach_the_hook);
