@@ -362,5 +362,8 @@ void gw_metrics_upstream(const char *route, uint64_t latency_us);
 void gw_metrics_conn(int delta);
 void gw_metrics_bytes(uint64_t in, uint64_t out);
 void gw_metrics_render(struct evbuffer *out);
+enum gw_witness_result { GW_WITNESS_SENT, GW_WITNESS_FAILED,
+	GW_WITNESS_DROPPED };
+void gw_metrics_witness(enum gw_witness_result r);
 
 #endif /* GW_INT_H */

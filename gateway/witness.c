@@ -312,6 +312,7 @@ static void
 note(struct gw_witness *w, int d, bool ok, const char *dest, const char *why)
 {
 	pthread_mutex_lock(&w->mu);
+	gw_metrics_witness(ok ? GW_WITNESS_SENT : GW_WITNESS_FAILED);
 	if (ok) {
 		w->sent++;
 		if (w->failing[d])
@@ -401,6 +402,7 @@ witness_send(void *ctx, const char *line, size_t len)
 		pthread_mutex_lock(&w->mu);
 		w->dropped++;
 		pthread_mutex_unlock(&w->mu);
+		gw_metrics_witness(GW_WITNESS_DROPPED);
 		wd_warn("audit witness: a checkpoint line of %zu bytes was not "
 		    "sent", len);
 		return;
@@ -412,6 +414,7 @@ witness_send(void *ctx, const char *line, size_t len)
 	if (w->nqueued >= WIT_QUEUE_MAX || w->stop) {
 		/* The witnesses have been unreachable for long: the log
 		 * still has every checkpoint; the witness misses this one. */
+		gw_metrics_witness(GW_WITNESS_DROPPED);
 		if (w->dropped++ % 100 == 0)
 			wd_warn("audit witness: queue full (%d lines); checkpoints "
 			    "are dropped for the witnesses (%llu so far)",

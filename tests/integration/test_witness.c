@@ -230,6 +230,25 @@ START_TEST(checkpoints_reach_udp_and_http_witnesses_as_made)
 	    "syslog collector while warden ran");
 	ck_assert_msg(wl_count(&h, 1, 5000) >= 1, "no checkpoint reached the "
 	    "HTTP witness while warden ran");
+	{
+		char url[96];
+		struct it_resp r;
+
+		/* Counted for operators. */
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", w.port);
+		for (int i = 0; ; i++) {
+			bool seen;
+
+			it_http("GET", url, NULL, NULL, 5000, &r);
+			seen = strstr(r.body, "warden_audit_witness_total{result="
+			    "\"sent\"} 2\n") != NULL;
+			ck_assert_msg(seen || i < 40, "%s", r.body);
+			it_resp_free(&r);
+			if (seen)
+				break;
+			usleep(50000);
+		}
+	}
 	chats(&w, 13);
 	ck_assert_int_eq(WEXITSTATUS(it_stop(w.pid, SIGTERM)), 0);
 	ncp = log_checkpoints(w.dir, cps, 32);
