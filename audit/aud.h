@@ -34,6 +34,22 @@ struct aud_signer {
 	const char *pubkey_pem;		/* its public key */
 };
 
+/* The TPM monotonic counter (rollback detection).  next() is called on
+ * the writer thread for each checkpoint: bump is true at open, at close
+ * and when at least 60 s passed since the last bump (the writer
+ * decides); *value gets the counter's value after any bump. */
+struct aud_counter {
+	enum wd_err (*next)(void *ctx, bool bump, uint64_t *value);
+	void *ctx;
+};
+/* Sends each checkpoint off the host as it is made (witnesses).
+ * Called on the writer thread after the checkpoint line is durable;
+ * must not block for long. */
+struct aud_witness {
+	void (*send)(void *ctx, const char *line, size_t len);
+	void *ctx;
+};
+
 struct aud_opts {
 	const char *dir;
 	const char *instance;		/* this process's id */
@@ -44,6 +60,8 @@ struct aud_opts {
 	unsigned checkpoint_every;	/* records; 0: never by count */
 	int checkpoint_interval_s;	/* 0: never by time */
 	const struct aud_signer *signer;	/* NULL: no checkpoints */
+	const struct aud_counter *counter;	/* NULL: none */
+	const struct aud_witness *witness;	/* NULL: none */
 };
 
 /*

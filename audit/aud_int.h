@@ -53,6 +53,10 @@ struct aud_log {
 	uint64_t last_sweep_us;		/* payload TTL sweep */
 	EVP_MAC_CTX *mac;		/* HMAC keyed with hmac_key, to dup */
 	uint64_t dropped;
+	/* The TPM counter (issue 11): when it was last bumped; closing: the
+	 * last checkpoint is being made. */
+	uint64_t counter_bump_us;
+	bool closing;
 };
 
 enum wd_err aud_start_writer(struct aud_log *l);

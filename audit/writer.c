@@ -163,6 +163,54 @@ write_batch(struct aud_log *l, struct aud_item *batch)
 	return rc;
 }
 
+/*
+ * The TPM counter's value into a checkpoint (issue 11): bumped at the
+ * first checkpoint, at close and at most once a minute (hardware TPMs
+ * limit NV writes), read otherwise.  Interim: h11-merkle's format v2 signs
+ * the value with the tree head; this writes it next to the signature.
+ */
+static void
+counter_value(struct aud_log *l, json_t *rec)
+{
+	uint64_t v = 0;
+	bool bump;
+
+	if (l->o.counter == NULL)
+		return;
+	bump = l->counter_bump_us == 0 || l->closing ||
+	    wd_mono_us() - l->counter_bump_us >= 60u * 1000000u;
+	if (l->o.counter->next(l->o.counter->ctx, bump, &v) != WD_OK) {
+		wd_warn("audit: the TPM counter cannot be read for the checkpoint "
+		    "at seq %llu", (unsigned long long)l->seq);
+		json_object_set_new(rec, "counter", json_null());
+		return;
+	}
+	if (bump)
+		l->counter_bump_us = wd_mono_us();
+	json_object_set_new(rec, "counter", json_integer((json_int_t)v));
+}
+
+/* A checkpoint line that was written goes to the witnesses (issue 11);
+ * the rec holds its seq and prev, so its line comes out the same. */
+static void
+witness_send(struct aud_log *l, struct aud_item *cp)
+{
+	char hash[AUD_HASH_HEX + 1], prev[AUD_HASH_HEX + 1];
+	const char *p;
+	size_t len;
+	char *line;
+
+	if (l->o.witness == NULL || cp == NULL ||
+	    (p = json_string_value(json_object_get(cp->rec, "prev"))) == NULL ||
+	    strlen(p) != AUD_HASH_HEX)
+		return;
+	memcpy(prev, p, sizeof(prev));
+	if ((line = aud_line(cp->rec, prev, hash, &len)) == NULL)
+		return;
+	l->o.witness->send(l->o.witness->ctx, line, len - 1);
+	free(line);
+}
+
 static struct aud_item *
 make_checkpoint(struct aud_log *l)
 {
@@ -188,6 +236,7 @@ make_checkpoint(struct aud_log *l)
 	it->rec = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "kind", "checkpoint",
 	    "ts", "", "instance", l->instance, "signed_seq", (json_int_t)l->seq,
 	    "signed_hash", l->prev, "signature", b64, "key_id", keyid);
+	counter_value(l, it->rec);
 	ts_now(msg, sizeof(msg));
 	json_object_set_new(it->rec, "ts", json_string(msg));
 	return it;
@@ -335,6 +384,7 @@ writer_main(void *arg)
 				if (cp != NULL && write_batch(l, cp) == WD_OK) {
 					l->since_cp = 0;
 					l->last_cp_us = wd_mono_us();
+					witness_send(l, cp);
 				}
 				finish_items(cp, WD_OK);
 			}
@@ -426,6 +476,7 @@ checkpoint_inline(struct aud_log *l)
 	if (cp != NULL && write_lines(l, cp, false) == WD_OK) {
 		l->since_cp = 0;
 		l->last_cp_us = wd_mono_us();
+		witness_send(l, cp);
 	}
 	finish_items(cp, WD_OK);
 }
@@ -560,10 +611,12 @@ aud_close(struct aud_log *l)
 		/* Sign what was written last, so nothing is left unsigned. */
 		pthread_mutex_lock(&l->wlock);
 		if (l->o.signer != NULL && l->since_cp > 0 && atomic_load(&l->healthy)) {
-			struct aud_item *cp = make_checkpoint(l);
+			struct aud_item *cp;
 
-			if (cp != NULL)
-				write_batch(l, cp);
+			l->closing = true;
+			cp = make_checkpoint(l);
+			if (cp != NULL && write_batch(l, cp) == WD_OK)
+				witness_send(l, cp);
 			finish_items(cp, WD_OK);
 		}
 		pthread_mutex_unlock(&l->wlock);

@@ -21,6 +21,8 @@ usage(void)
 	    "                 [--tenant T] [--verdict V] [--pubkey PEM] -o FILE\n"
 	    "       warden audit verify-export FILE\n"
 	    "       warden audit pubkey (-c FILE | --secrets-store DIR)\n"
+	    "       warden audit counter (-c FILE | --tcti TCTI) [--index N] "
+	    "[--value]\n"
 	    "       warden audit purge DIR (--tenant T | --expired)\n");
 	return 2;
 }
@@ -90,6 +92,8 @@ gw_cmd_audit(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "pubkey") == 0)
 		return cmd_pubkey(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "counter") == 0)
+		return gw_cmd_audit_counter(argc, argv);
 	if (argc < 3)
 		return usage();
 	what = argv[1];

@@ -26,7 +26,8 @@ static const struct cli_usage usages[] = {
 	{ "serve", NULL,
 	  "-c FILE [--listen ADDR:PORT] [--workers N] [--audit-dir DIR]\n"
 	  "[--tcti TCTI] [--secrets-store DIR] [--dev-credentials]\n"
-	  "[--user NAME | --allow-root] [-v]",
+	  "[--user NAME | --allow-root] [--auth-file FILE]\n"
+	  "[--dev-unauthenticated-audit-key] [-v]",
 	  "Run the gateway with the rules in FILE until SIGTERM or SIGINT;\n"
 	  "SIGHUP reloads the rules.  --user NAME: bind as root, then become\n"
 	  "NAME before reading a credential.  Exit 0 after a graceful stop, 1 on\n"
@@ -73,6 +74,9 @@ static const struct cli_usage usages[] = {
 	  "chain is untouched." },
 	{ "audit", "pubkey", "(-c FILE | --secrets-store DIR)",
 	  "Print the public half of the TPM-held checkpoint signing key (PEM)." },
+	{ "audit", "counter", "(-c FILE | --tcti TCTI) [--index N] [--value]",
+	  "Print the TPM's audit rollback counter (NV index and value), to\n"
+	  "compare with the log's last checkpoint.  --value: the number only." },
 	{ "secrets", "seal",
 	  "NAME [--pcr sha256:7,23] [--auth-file F]\n"
 	  "[-c FILE | --store DIR --tcti TCTI]",

@@ -118,12 +118,12 @@ unseal(struct gw_server *srv, const struct pol_snapshot *snap,
 	enum wd_err rc;
 
 	if (sec_stat(store, name, &m, err, errlen) == WD_OK && m.auth) {
-		if (snap->secrets.auth_file == NULL) {
+		if (gw_auth_file(srv, snap) == NULL) {
 			snprintf(err, errlen, "sealed with an auth value, and "
 			    "secrets.auth_file is not set");
 			return WD_ECONFIG;
 		}
-		rc = sec_read_auth_file(snap->secrets.auth_file, &auth, &authlen,
+		rc = sec_read_auth_file(gw_auth_file(srv, snap), &auth, &authlen,
 		    err, errlen);
 		if (rc != WD_OK)
 			return rc;
@@ -217,6 +217,55 @@ gw_creds_changed(const struct gw_creds *old, const struct pol_snapshot *os,
 	return names;
 }
 
+const char *
+gw_auth_file(const struct gw_server *srv, const struct pol_snapshot *snap)
+{
+	return srv->opts->auth_file ? srv->opts->auth_file :
+	    snap->secrets.auth_file;
+}
+
+/*
+ * The signing key's auth value, read from the auth file for each use
+ * into locked memory (the caller sec_buf_frees it); none without a file
+ * (then only --dev-unauthenticated-audit-key got this far).
+ */
+static enum wd_err
+sign_auth(struct gw_server *srv, const struct pol_snapshot *snap,
+    struct sec_buf *auth, size_t *len, char *err, size_t errlen)
+{
+	const char *path = gw_auth_file(srv, snap);
+
+	memset(auth, 0, sizeof(*auth));
+	*len = 0;
+	if (path == NULL)
+		return WD_OK;
+	return sec_read_auth_file(path, auth, len, err, errlen);
+}
+
+/* Sign digest with the TPM key; tpm_lock is taken here. */
+static enum wd_err
+sign_digest(struct gw_server *srv, const struct pol_snapshot *snap,
+    const unsigned char digest[32], unsigned char *sig, size_t *siglen,
+    char *err, size_t errlen)
+{
+	struct sec_buf auth;
+	size_t authlen;
+	enum wd_err rc;
+
+	err[0] = '\0';
+	if ((rc = sign_auth(srv, snap, &auth, &authlen, err, errlen)) != WD_OK)
+		return rc;
+	pthread_mutex_lock(&srv->tpm_lock);
+	rc = tpm(srv, snap, stderr);
+	if (rc == WD_OK)
+		rc = sec_sign_digest(srv->tpm, gw_secrets_store(srv, snap), auth.p,
+		    authlen, digest, sig, siglen, err, errlen);
+	tpm_release(srv);
+	pthread_mutex_unlock(&srv->tpm_lock);
+	sec_buf_free(&auth);
+	return rc;
+}
+
 /* Checkpoint signatures: the TPM signs, serialised with other TPM use. */
 static enum wd_err
 sign(void *ctx, const unsigned char *msg, size_t len, unsigned char *sig,
@@ -229,14 +278,7 @@ sign(void *ctx, const unsigned char *msg, size_t len, unsigned char *sig,
 	enum wd_err rc;
 
 	wd_sha256(msg, len, digest);
-	err[0] = '\0';
-	pthread_mutex_lock(&srv->tpm_lock);
-	rc = tpm(srv, snap, stderr);
-	if (rc == WD_OK)
-		rc = sec_sign_digest(srv->tpm, gw_secrets_store(srv, snap), digest,
-		    sig, siglen, err, sizeof(err));
-	tpm_release(srv);
-	pthread_mutex_unlock(&srv->tpm_lock);
+	rc = sign_digest(srv, snap, digest, sig, siglen, err, sizeof(err));
 	if (rc != WD_OK)
 		wd_error("audit checkpoint not signed: %s", err[0] ? err :
 		    "the TPM cannot be reached");
@@ -249,6 +291,9 @@ gw_signer_init(struct gw_server *srv, const struct pol_snapshot *snap,
     struct aud_signer *out)
 {
 	const char *store = gw_secrets_store(srv, snap);
+	unsigned char digest[32] = { 0 }, sig[SEC_SIG_MAX];
+	size_t siglen = sizeof(sig), authlen = 0;
+	struct sec_buf auth = { 0 };
 	char err[512], *pem = NULL;
 	bool created = false;
 	enum wd_err rc;
@@ -258,14 +303,34 @@ gw_signer_init(struct gw_server *srv, const struct pol_snapshot *snap,
 		wd_warn("no TPM configured: audit checkpoints are not signed");
 		return WD_OK;
 	}
+	/* The key serves only warden: without its auth value, whoever can
+	 * reach the TPM and read the store could sign any checkpoint. */
+	if (gw_auth_file(srv, snap) == NULL && !srv->opts->dev_unauth_key) {
+		wd_error("audit signing key: no auth value: set secrets.auth_file "
+		    "(or --auth-file) to a file of 1 to %d bytes, mode 0600, so "
+		    "that only warden can sign checkpoints; for development only, "
+		    "--dev-unauthenticated-audit-key", SEC_AUTH_MAX);
+		return WD_ECONFIG;
+	}
+	if ((rc = sign_auth(srv, snap, &auth, &authlen, err, sizeof(err))) !=
+	    WD_OK) {
+		wd_error("audit signing key: %s", err);
+		return rc;
+	}
 	pthread_mutex_lock(&srv->tpm_lock);
 	rc = tpm(srv, snap, stderr);
 	if (rc == WD_OK)
-		rc = sec_sign_key_ensure(srv->tpm, store, &created, err, sizeof(err));
+		rc = sec_sign_key_ensure(srv->tpm, store, auth.p, authlen,
+		    snap->secrets.sign_pcrs, &created, err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "the TPM cannot be reached");
 	tpm_release(srv);
 	pthread_mutex_unlock(&srv->tpm_lock);
+	sec_buf_free(&auth);
+	/* One signature now: a wrong auth value stops the start, not the
+	 * first checkpoint an hour later. */
+	if (rc == WD_OK)
+		rc = sign_digest(srv, snap, digest, sig, &siglen, err, sizeof(err));
 	if (rc == WD_OK)
 		rc = sec_sign_pubkey_pem(store, &pem, err, sizeof(err));
 	if (rc != WD_OK) {
@@ -273,9 +338,111 @@ gw_signer_init(struct gw_server *srv, const struct pol_snapshot *snap,
 		return rc;
 	}
 	if (created)
-		wd_info("created the audit signing key in the TPM (%s)", store);
+		wd_info("created the audit signing key in the TPM (%s)%s", store,
+		    authlen > 0 ? ", usable only with the auth value" :
+		    " WITHOUT an auth value (--dev-unauthenticated-audit-key)");
+	else if (authlen == 0)
+		wd_warn("the audit signing key has no auth value: anyone who can "
+		    "reach the TPM and read %s can sign checkpoints "
+		    "(development only)", store);
 	out->sign = sign;
 	out->ctx = srv;
 	out->pubkey_pem = pem;
+	return WD_OK;
+}
+
+/* ---- the TPM counter (issue 11) ---- */
+
+_Static_assert(POL_COUNTER_NV_INDEX == SEC_COUNTER_NV_INDEX,
+    "one default NV index");
+
+/* aud_counter.next: opened per use like every TPM use here. */
+static enum wd_err
+counter_next(void *ctx, bool bump, uint64_t *value)
+{
+	struct gw_server *srv = ctx;
+	struct pol_snapshot *snap = gw_server_snapshot(srv);
+	struct sec_counter c;
+	char err[512] = "";
+	enum wd_err rc;
+
+	pthread_mutex_lock(&srv->tpm_lock);
+	rc = tpm(srv, snap, stderr);
+	if (rc == WD_OK && bump &&
+	    sec_counter_increment(srv->tpm, srv->counter_index, &c, err,
+	    sizeof(err)) != WD_OK) {
+		/* A TPM that rate-limits NV writes right now: the checkpoint
+		 * still gets the current value; the next bump comes later. */
+		wd_warn("audit TPM counter 0x%08x not bumped: %s",
+		    (unsigned)srv->counter_index, err);
+		bump = false;
+	}
+	if (rc == WD_OK && !bump)
+		rc = sec_counter_read(srv->tpm, srv->counter_index, &c, err,
+		    sizeof(err));
+	tpm_release(srv);
+	pthread_mutex_unlock(&srv->tpm_lock);
+	pol_snapshot_unref(snap);
+	if (rc != WD_OK) {
+		wd_error("audit TPM counter 0x%08x: %s", (unsigned)srv->counter_index,
+		    err[0] ? err : "the TPM cannot be reached");
+		return rc;
+	}
+	/* Another index under the same handle (deleted and defined again
+	 * while warden ran) is not the counter this log started with. */
+	if (strcmp(c.name, srv->counter_name) != 0) {
+		wd_error("audit TPM counter 0x%08x: its TPM name changed since "
+		    "start (%.16s... now %.16s...): the index was deleted and "
+		    "defined again", (unsigned)srv->counter_index, srv->counter_name,
+		    c.name);
+		return WD_ETPM;
+	}
+	*value = c.value;
+	return WD_OK;
+}
+
+enum wd_err
+gw_counter_init(struct gw_server *srv, const struct pol_snapshot *snap,
+    struct aud_counter *out, json_t **start)
+{
+	struct sec_counter c;
+	char err[512] = "";
+	bool created = false;
+	enum wd_err rc;
+
+	memset(out, 0, sizeof(*out));
+	*start = NULL;
+	srv->counter_index = 0;
+	if (gw_tcti(srv, snap) == NULL || snap->audit.counter_nv_index == 0)
+		return WD_OK;
+	pthread_mutex_lock(&srv->tpm_lock);
+	rc = tpm(srv, snap, stderr);
+	if (rc == WD_OK)
+		rc = sec_counter_define(srv->tpm, snap->audit.counter_nv_index,
+		    &created, &c, err, sizeof(err));
+	/* Not bumped here: the audit writer bumps it at open (and close,
+	 * and once a minute at most), through counter_next. */
+	tpm_release(srv);
+	pthread_mutex_unlock(&srv->tpm_lock);
+	if (rc != WD_OK) {
+		wd_error("audit TPM counter 0x%08x (audit.counter_nv_index): %s",
+		    (unsigned)snap->audit.counter_nv_index, err[0] ? err :
+		    "the TPM cannot be reached");
+		return rc;
+	}
+	if (created)
+		wd_info("defined the audit counter at NV index 0x%08x",
+		    (unsigned)c.index);
+	srv->counter_index = c.index;
+	snprintf(srv->counter_name, sizeof(srv->counter_name), "%s", c.name);
+	out->next = counter_next;
+	out->ctx = srv;
+	{
+		char idx[16];
+
+		snprintf(idx, sizeof(idx), "0x%08x", (unsigned)c.index);
+		*start = json_pack("{s:s,s:s,s:I}", "index", idx, "name", c.name,
+		    "value", (json_int_t)c.value);
+	}
 	return WD_OK;
 }

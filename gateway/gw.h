@@ -25,6 +25,10 @@ struct gw_serve_opts {
 	bool dev_credentials;		/* allow plain-text dev_credentials */
 	const char *user;		/* become this user after binding */
 	bool allow_root;		/* run as root anyway */
+	const char *auth_file;		/* overrides secrets.auth_file */
+	/* Make or use an audit signing key without an auth value when no
+	 * auth file is set (development only; issue 11). */
+	bool dev_unauth_key;
 };
 
 /* Run the gateway until SIGTERM/SIGINT.  Returns a process exit code. */
@@ -37,6 +41,15 @@ int gw_cmd_test(int argc, char **argv);
 int gw_cmd_policy(int argc, char **argv);
 int gw_cmd_reload(int argc, char **argv);
 int gw_cmd_audit(int argc, char **argv);
+
+/* `warden audit counter` (cli_counter.c): the TPM rollback counter.
+ * Exit code: 0, 1 failed, 2 usage. */
+int gw_cmd_audit_counter(int argc, char **argv);
+struct sec_counter;
+/* The counter's state now: index and TCTI from config (either may be
+ * NULL; tcti and index, if given, win).  For `audit verify` too. */
+enum wd_err gw_tpm_counter_read(const char *config, const char *tcti,
+    const char *index, struct sec_counter *out, char *err, size_t errlen);
 
 /* `warden secrets seal|rotate|rm|list|check` (cli_secrets.c).  Exit
  * code: 0, 1 failed, 2 usage. */

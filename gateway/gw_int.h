@@ -34,6 +34,7 @@ struct gw_up_xfer;
 
 struct sec_tpm;
 struct gw_creds;
+struct gw_witness;
 
 struct gw_server {
 	const struct gw_serve_opts *opts;
@@ -42,6 +43,11 @@ struct gw_server {
 	pthread_mutex_t tpm_lock;	/* one TPM user at a time */
 	struct gw_creds *creds;		/* goes with snap; under snap_lock */
 	struct aud_signer signer;	/* checkpoint signatures */
+	struct aud_counter counter;	/* the TPM counter in checkpoints */
+	struct aud_witness witness;	/* checkpoints off the host */
+	struct gw_witness *wit;		/* witness.c; NULL: none */
+	uint32_t counter_index;		/* 0: no counter */
+	char counter_name[72];		/* its TPM name at start, hex */
 	pthread_mutex_t snap_lock;	/* guards snap: swap vs. ref */
 	pthread_mutex_t reload_lock;	/* one reload at a time */
 	struct pol_snapshot *snap;
@@ -99,6 +105,33 @@ const char *gw_secrets_store(const struct gw_server *srv,
 /* The TPM-backed signer for audit checkpoints (none without a TPM). */
 enum wd_err gw_signer_init(struct gw_server *srv,
     const struct pol_snapshot *snap, struct aud_signer *out);
+/* secrets.auth_file, or --auth-file; NULL when neither. */
+const char *gw_auth_file(const struct gw_server *srv,
+    const struct pol_snapshot *snap);
+/*
+ * The TPM monotonic counter for audit checkpoints (issue 11): defined at
+ * audit.counter_nv_index if missing, checked and read (the writer bumps
+ * it at open, close, and at most once a minute).  No TPM or
+ * counter_nv_index none: out->next stays NULL.  *start gets
+ * {index, name, value} for the start record (NULL without a counter).
+ */
+enum wd_err gw_counter_init(struct gw_server *srv,
+    const struct pol_snapshot *snap, struct aud_counter *out, json_t **start);
+
+/* ---- witnesses (witness.c) ---- */
+
+/* Start the senders audit.witness names (*out NULL when none). */
+enum wd_err gw_witness_new(const struct pol_witness *cfg,
+    struct gw_witness **out, char *err, size_t errlen);
+/* The aud_witness that queues each checkpoint line for the senders. */
+void gw_witness_hook(struct gw_witness *w, struct aud_witness *out);
+/* Deliveries so far (per destination), failures after all tries, and
+ * lines dropped (queue full, too long). */
+void gw_witness_stats(struct gw_witness *w, uint64_t *sent,
+    uint64_t *failed, uint64_t *dropped);
+/* Deliver what is queued (up to a few seconds), stop, free.  NULL ok. */
+void gw_witness_free(struct gw_witness *w);
+
 /*
  * Load the rules file again and swap the snapshot in; on any error the
  * running snapshot stays and errs says why.  From SIGHUP or the admin
@@ -407,6 +440,9 @@ void gw_metrics_upstream(const char *route, uint64_t latency_us);
 void gw_metrics_conn(int delta);
 void gw_metrics_bytes(uint64_t in, uint64_t out);
 void gw_metrics_render(struct evbuffer *out);
+enum gw_witness_result { GW_WITNESS_SENT, GW_WITNESS_FAILED,
+	GW_WITNESS_DROPPED };
+void gw_metrics_witness(enum gw_witness_result r);
 
 /* ---- provider answers, read strictly (chat_answer.c) ---- */
 

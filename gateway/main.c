@@ -29,6 +29,8 @@ cmd_serve(int argc, char **argv)
 		{ "dev-credentials", no_argument, NULL, 'D' },
 		{ "user", required_argument, NULL, 'U' },
 		{ "allow-root", no_argument, NULL, 'R' },
+		{ "auth-file", required_argument, NULL, 'A' },
+		{ "dev-unauthenticated-audit-key", no_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gw_serve_opts o = { 0 };
@@ -69,6 +71,12 @@ cmd_serve(int argc, char **argv)
 			break;
 		case 'R':
 			o.allow_root = true;
+			break;
+		case 'A':
+			o.auth_file = optarg;
+			break;
+		case 'K':
+			o.dev_unauth_key = true;
 			break;
 		default:
 			usage(stderr);

@@ -47,10 +47,18 @@ static struct shard *shards;		/* every thread's, never freed */
 static __thread struct shard *mine;
 static atomic_llong open_conns;
 static atomic_ullong bytes_in, bytes_out;
+static atomic_ullong witness[3];	/* enum gw_witness_result */
 
 void
 gw_metrics_init(void)
 {
+}
+
+void
+gw_metrics_witness(enum gw_witness_result r)
+{
+	if ((unsigned)r < 3)
+		atomic_fetch_add_explicit(&witness[r], 1, memory_order_relaxed);
 }
 
 /* This thread's shard, made on first use (NULL if out of memory). */
@@ -216,5 +224,14 @@ gw_metrics_render(struct evbuffer *o)
 	    "to clients.\n# TYPE warden_bytes_sent_total counter\n"
 	    "warden_bytes_sent_total %llu\n",
 	    (unsigned long long)atomic_load(&bytes_out));
+	evbuffer_add_printf(o, "# HELP warden_audit_witness_total Checkpoint "
+	    "deliveries to witnesses: sent, failed after all tries, dropped.\n"
+	    "# TYPE warden_audit_witness_total counter\n"
+	    "warden_audit_witness_total{result=\"sent\"} %llu\n"
+	    "warden_audit_witness_total{result=\"failed\"} %llu\n"
+	    "warden_audit_witness_total{result=\"dropped\"} %llu\n",
+	    (unsigned long long)atomic_load(&witness[GW_WITNESS_SENT]),
+	    (unsigned long long)atomic_load(&witness[GW_WITNESS_FAILED]),
+	    (unsigned long long)atomic_load(&witness[GW_WITNESS_DROPPED]));
 	free(sum);
 }

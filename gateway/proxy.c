@@ -163,6 +163,16 @@ on_head(void *arg, int status, const char *ctype)
 		t->bad_ctype = true;
 		return;
 	}
+	/* Records before answers: the decision's record is written (durable
+	 * as the log's durability says) before the first byte of the stream.
+	 * If it cannot be, nothing goes out: on_data stops the transfer and
+	 * on_done answers 503.  (A callback of curl's cannot end the
+	 * transfer itself.) */
+	t->final_status = 200;
+	if (gw_txn_record_stream(t) != WD_OK) {
+		t->open_failed = true;
+		return;
+	}
 	/* Streams go out as they come: headers now, events as they end. */
 	t->streaming = true;
 	gw_respond_start(t->conn, 200, "text/event-stream", h, 2);
@@ -238,6 +248,8 @@ on_data(void *arg, const char *data, size_t len)
 	size_t complete;
 	enum wd_err rc;
 
+	if (t->open_failed)
+		return 0;		/* no record, no answer */
 	if (!t->streaming) {
 		if (evbuffer_get_length(t->resp) + len > u->max_response_bytes) {
 			t->too_big = true;
@@ -250,6 +262,13 @@ on_data(void *arg, const char *data, size_t len)
 		return 0;		/* bytes after [DONE]: the end, now */
 	if (gw_conn_pending(t->conn) > OUT_HIGH_MARK)
 		return GW_UP_PAUSE;
+	/* The log failed since the stream began: what follows could not be
+	 * recorded as sent, so it is not sent (on_done ends the stream with
+	 * the error event). */
+	if (t->audit != NULL && !aud_healthy(t->audit)) {
+		t->audit_failed = true;
+		return 0;
+	}
 	rc = gw_sse_feed(&t->sse, t->resp, data, len, u->max_sse_event_bytes,
 	    &complete);
 	if (rc != WD_OK) {
@@ -505,6 +524,19 @@ on_done(void *arg, enum wd_err err, const char *detail)
 	json_array_append_new(t->attempt_log, err == WD_OK ? json_pack("{s:s,s:i}",
 	    "route", t->route->id, "status", t->up_status) : json_pack(
 	    "{s:s,s:s}", "route", t->route->id, "error", detail));
+	if (t->open_failed) {
+		fail(t, 503, "server_error", "audit_unavailable", "the audit log "
+		    "cannot be written; this answer was withheld");
+		return;
+	}
+	if (t->streaming && t->audit_failed) {
+		wd_warn("request %s: the audit log failed mid-stream; the stream "
+		    "stops", gw_conn_request_id(t->conn));
+		end_stream_with_error(t, "server_error", "audit_unavailable",
+		    "the audit log cannot be written; the rest of this answer is "
+		    "withheld");
+		return;
+	}
 	if (t->streaming && t->tool_violation) {
 		t->refused_late = true;
 		wd_warn("request %s: %s", gw_conn_request_id(t->conn),

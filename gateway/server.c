@@ -293,13 +293,28 @@ worker_free(struct gw_worker *w)
 }
 
 static enum wd_err
-open_audit(struct gw_server *srv)
+open_audit(struct gw_server *srv, json_t **counter_start)
 {
 	const struct pol_audit *a = &srv->snap->audit;
 	enum wd_err rc;
 
 	if ((rc = gw_signer_init(srv, srv->snap, &srv->signer)) != WD_OK)
 		return rc;
+	if (srv->signer.sign != NULL &&
+	    (rc = gw_counter_init(srv, srv->snap, &srv->counter,
+	    counter_start)) != WD_OK)
+		return rc;
+	{
+		char werr[512];
+
+		if ((rc = gw_witness_new(&a->witness, &srv->wit, werr,
+		    sizeof(werr))) != WD_OK) {
+			wd_error("audit.witness: %s", werr);
+			return rc;
+		}
+		if (srv->wit != NULL)
+			gw_witness_hook(srv->wit, &srv->witness);
+	}
 	struct aud_opts o = {
 		.dir = srv->opts->audit_dir ? srv->opts->audit_dir : a->dir,
 		.instance = srv->instance,
@@ -310,6 +325,8 @@ open_audit(struct gw_server *srv)
 		.checkpoint_every = (unsigned)a->checkpoint_every,
 		.checkpoint_interval_s = a->checkpoint_interval_s,
 		.signer = srv->signer.sign != NULL ? &srv->signer : NULL,
+		.counter = srv->counter.next != NULL ? &srv->counter : NULL,
+		.witness = srv->witness.send != NULL ? &srv->witness : NULL,
 	};
 	char err[512];
 
@@ -377,6 +394,7 @@ gw_serve(const struct gw_serve_opts *opts)
 	sigset_t sigs;
 	int sig, started = 0, exitcode = 1;
 	unsigned char rnd[8];
+	json_t *counter_start = NULL;	/* the TPM counter, for `start` */
 
 	memset(&srv, 0, sizeof(srv));
 	srv.opts = opts;
@@ -436,7 +454,7 @@ gw_serve(const struct gw_serve_opts *opts)
 		goto out;
 	wd_random(rnd, sizeof(rnd));
 	wd_hex(rnd, sizeof(rnd), srv.instance);
-	if (open_audit(&srv) != WD_OK)
+	if (open_audit(&srv, &counter_start) != WD_OK)
 		goto out;
 
 	evthread_use_pthreads();
@@ -463,10 +481,17 @@ gw_serve(const struct gw_serve_opts *opts)
 	}
 	wd_info("serving on %s with %d worker%s, policy %.12s", listen_spec,
 	    srv.nworkers, srv.nworkers == 1 ? "" : "s", srv.snap->version);
-	aud_submit(srv.audit, json_pack("{s:s,s:s,s:s,s:s,s:s,s:i}", "kind",
-	    "start", "version", WD_VERSION, "config", opts->config,
-	    "policy_version", srv.snap->version, "listen", listen_spec,
-	    "workers", srv.nworkers), NULL, NULL);
+	{
+		json_t *st = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i}", "kind",
+		    "start", "version", WD_VERSION, "config", opts->config,
+		    "policy_version", srv.snap->version, "listen", listen_spec,
+		    "workers", srv.nworkers);
+
+		/* Which NV index (by name) dates this log's checkpoints. */
+		if (st != NULL && counter_start != NULL)
+			json_object_set(st, "tpm_counter", counter_start);
+		aud_submit(srv.audit, st, NULL, NULL);
+	}
 	exitcode = 0;
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
@@ -493,11 +518,16 @@ stop:
 		aud_close(srv.audit);
 		srv.audit = NULL;
 	}
+	/* After the log's last checkpoint was handed over. */
+	gw_witness_free(srv.wit);
+	srv.wit = NULL;
 	libevent_global_shutdown();
 	if (exitcode == 0)
 		wd_info("stopped");
 out:
 	aud_close(srv.audit);
+	gw_witness_free(srv.wit);
+	json_decref(counter_start);
 	if (srv.workers != NULL && started == 0)
 		for (int i = 0; i < srv.nworkers; i++)
 			if (srv.workers[i].listen_fd >= 0 &&

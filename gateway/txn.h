@@ -50,6 +50,12 @@ struct txn {
 	json_t *usage;
 	char req_hmac[AUD_HASH_HEX + 1];
 	bool recorded;			/* record() ran */
+	/* A stream's record was written before its first byte (issue 11);
+	 * its end is a `stream_end` record that names the decision. */
+	bool stream_opened;
+	bool stream_closed;		/* stream_end written (or queued) */
+	bool open_failed;		/* the record could not be written */
+	bool audit_failed;		/* the log failed mid-stream */
 	struct evbuffer *stream_copy;	/* what a stream sent, for keep: full */
 	bool refused_late;		/* tool policy refused after allow */
 	struct aud_hmac *resp_hmac;
@@ -60,7 +66,17 @@ struct txn {
  * The transaction's one audit record (at most once; later calls do
  * nothing).  WD_EIO: the log is failing; the record, amended to say the
  * answer was withheld, waits for the writer's retry.
+ *
+ * A stream is recorded twice, never with two decisions: its `request`
+ * record (decision, route, status 200) by gw_txn_record_stream() before
+ * the first byte goes out, and, from the next gw_txn_record() call on,
+ * one `stream_end` record that names the same decision_id with how the
+ * stream ended (status, code, usage, the answer's digest, tool log).
  */
 enum wd_err gw_txn_record(struct txn *t);
+/* The `request` record of a stream about to begin; on WD_OK the stream
+ * may go out.  Otherwise the record (amended: 503, audit_unavailable)
+ * waits for the writer's retry and the client gets a 503. */
+enum wd_err gw_txn_record_stream(struct txn *t);
 
 #endif /* GW_TXN_H */

@@ -66,15 +66,28 @@ keep_payload(struct txn *t)
 	return ok;
 }
 
-/*
- * The transaction's one audit record, written before the caller gets the
- * answer it describes (so a crash cannot lose an acknowledged record).
- * WD_EIO: the log is failing; the record waits in memory for the retry.
- */
-enum wd_err
-gw_txn_record(struct txn *t)
+/* Append rec now; on failure amend it (unless the answer is an error
+ * already, the caller withholds it and answers 503) and queue it for the
+ * writer's retry. */
+static enum wd_err
+append(struct txn *t, json_t *rec)
 {
-	char resp[AUD_HASH_HEX + 1] = "";
+	json_t *back;
+	enum wd_err rc = aud_try_append(t->audit, rec, &back);
+
+	if (rc == WD_OK || back == NULL)
+		return rc;
+	if (t->final_status < 400) {
+		json_object_set_new(back, "status", json_integer(503));
+		json_object_set_new(back, "code", json_string("audit_unavailable"));
+	}
+	aud_append(t->audit, back);
+	return rc;
+}
+
+static json_t *
+build_record(struct txn *t, const char *resp)
+{
 	struct gw_outcome o = {
 		.request_id = t->reqid,
 		.snap = t->snap,
@@ -94,9 +107,93 @@ gw_txn_record(struct txn *t)
 		.req_hmac = t->req_hmac,
 		.resp_hmac = resp,
 	};
+
+	return gw_record(&o);
+}
+
+/*
+ * The end of a stream whose record went out before its first byte: how
+ * it ended, under the same decision_id.  The verdict is the final one (a
+ * tool call refused mid-stream turns allow into deny).
+ */
+static enum wd_err
+record_stream_end(struct txn *t)
+{
+	char resp[AUD_HASH_HEX + 1] = "";
+	json_t *rec, *payload;
+	bool stored;
+
+	if (t->stream_closed)
+		return WD_OK;
+	t->stream_closed = true;
+	if (t->resp_hmac != NULL) {
+		aud_hmac_final(t->resp_hmac, resp);
+		t->resp_hmac = NULL;
+	}
+	stored = keep_payload(t);
+	rec = json_pack("{s:s,s:s,s:s,s:o,s:i,s:o,s:I,s:O,s:O,s:s}",
+	    "kind", "stream_end", "request_id", t->reqid,
+	    "decision_id", t->dec.id,
+	    "tenant", t->tenant ? json_string(t->tenant->id) : json_null(),
+	    "status", t->final_status,
+	    "code", t->final_code ? json_string(t->final_code) : json_null(),
+	    "latency_ms", (json_int_t)((wd_mono_us() - t->started_us) / 1000),
+	    "attempts", t->attempt_log,
+	    "usage", t->usage ? t->usage : json_null(),
+	    "verdict", t->refused_late ? "deny" : pol_verdict_name(t->dec.verdict));
+	if (rec == NULL)
+		return WD_ENOMEM;
+	payload = json_pack("{s:s,s:o}", "mode", pol_keep_name(t->dec.keep),
+	    "response_hmac", resp[0] ? json_string(resp) : json_null());
+	if (payload != NULL && stored)
+		json_object_set_new(payload, "stored", json_true());
+	json_object_set_new(rec, "payload", payload ? payload : json_null());
+	if (t->tools.log != NULL)
+		json_object_set(rec, "tools", t->tools.log);
+	if (t->audit == NULL) {
+		json_decref(rec);
+		return WD_OK;
+	}
+	return append(t, rec);
+}
+
+enum wd_err
+gw_txn_record_stream(struct txn *t)
+{
+	json_t *rec;
+	enum wd_err rc;
+
+	if (t->recorded)
+		return WD_OK;
+	t->recorded = true;
+	/* What is known before the first byte: decision, route, status.
+	 * The answer's digest, usage and end come in stream_end. */
+	rec = build_record(t, "");
+	if (t->audit == NULL) {
+		json_decref(rec);
+		t->stream_opened = true;
+		return WD_OK;
+	}
+	rc = append(t, rec);
+	if (rc == WD_OK)
+		t->stream_opened = true;
+	return rc;
+}
+
+/*
+ * The transaction's one audit record, written before the caller gets the
+ * answer it describes (so a crash cannot lose an acknowledged record).
+ * WD_EIO: the log is failing; the record waits in memory for the retry.
+ */
+enum wd_err
+gw_txn_record(struct txn *t)
+{
+	char resp[AUD_HASH_HEX + 1] = "";
 	json_t *rec;
 	bool stored;
 
+	if (t->stream_opened)
+		return record_stream_end(t);
 	if (t->resp_hmac != NULL) {
 		aud_hmac_final(t->resp_hmac, resp);
 		t->resp_hmac = NULL;
@@ -105,7 +202,7 @@ gw_txn_record(struct txn *t)
 		return WD_OK;
 	t->recorded = true;
 	stored = keep_payload(t);
-	rec = gw_record(&o);
+	rec = build_record(t, resp);
 	if (stored)
 		json_object_set_new(json_object_get(rec, "payload"), "stored",
 		    json_true());
@@ -116,22 +213,5 @@ gw_txn_record(struct txn *t)
 		json_decref(rec);
 		return WD_OK;
 	}
-	{
-		json_t *back;
-		enum wd_err rc = aud_try_append(t->audit, rec, &back);
-
-		if (rc == WD_OK || back == NULL)
-			return rc;
-		/* Not written.  Unless the answer is an error already, the
-		 * caller withholds it and answers 503: say so in the record,
-		 * which waits for the writer's retry. */
-		if (t->final_status < 400) {
-			json_object_set_new(back, "status", json_integer(503));
-			json_object_set_new(back, "code",
-			    json_string("audit_unavailable"));
-		}
-		aud_append(t->audit, back);
-		return rc;
-	}
+	return append(t, rec);
 }
-

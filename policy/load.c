@@ -57,6 +57,7 @@ defaults(struct pol_snapshot *s)
 	s->audit.segment_max_age_s = 86400;
 	s->audit.checkpoint_every = 1000;
 	s->audit.checkpoint_interval_s = 60;
+	s->audit.counter_nv_index = POL_COUNTER_NV_INDEX;
 	s->keep = POL_KEEP_HASH;
 	s->keep_ttl_days = 30;
 }

@@ -43,12 +43,14 @@ static const char *const require_keys[] = {
 };
 static const char *const keep_keys[] = { "payloads", "ttl_days", NULL };
 static const char *const secrets_keys[] = { "store", "tcti", "auth_file",
-	NULL };
+	"sign_pcrs", NULL };
 static const char *const audit_keys[] = {
 	"payloads", "payload_ttl_days", "dir", "durability", "group_commit_ms",
 	"segment_max_bytes", "segment_max_age_s", "checkpoint_every",
-	"checkpoint_interval_s", NULL
+	"checkpoint_interval_s", "counter_nv_index", "witness", NULL
 };
+static const char *const witness_keys[] = { "syslog", "url", "ca_file",
+	NULL };
 
 /* Read an optional integer setting into *dst, which keeps its default. */
 static void
@@ -189,6 +191,109 @@ pol_load_secrets(struct pol_walk *w, yaml_node_t *n, struct pol_secrets *sec)
 		pol_str(w, v, "secrets.tcti", &sec->tcti);
 	if ((v = pol_get(w, n, "auth_file")) != NULL)
 		pol_str(w, v, "secrets.auth_file", &sec->auth_file);
+	/* Checked in full (banks, indices) when the key is made; here only
+	 * what the TPM code would never accept. */
+	if ((v = pol_get(w, n, "sign_pcrs")) != NULL &&
+	    pol_str(w, v, "secrets.sign_pcrs", &sec->sign_pcrs) &&
+	    (strlen(sec->sign_pcrs) > 80 || strspn(sec->sign_pcrs,
+	    "sha1256384512:,+0123456789") != strlen(sec->sign_pcrs) ||
+	    strchr(sec->sign_pcrs, ':') == NULL))
+		pol_err(w, v, "secrets.sign_pcrs '%.80s' must be like sha256:7,23 "
+		    "(banks sha1, sha256, sha384, sha512 joined by '+')",
+		    sec->sign_pcrs);
+}
+
+/* HOST:PORT with HOST a name, an IPv4 address or [IPv6]. */
+static bool
+host_port_valid(const char *s)
+{
+	const char *colon = s[0] == '[' ? strstr(s, "]:") : strrchr(s, ':');
+	char *end;
+	long port;
+
+	if (colon == NULL || colon == s || (s[0] == '[' && colon == s + 1))
+		return false;
+	if (s[0] == '[')
+		colon++;
+	for (const char *p = s; p < colon; p++)
+		if (*p <= ' ' || *p == '/' || *p == '@' || *p == 0x7f)
+			return false;
+	port = strtol(colon + 1, &end, 10);
+	return colon[1] >= '1' && colon[1] <= '9' && *end == '\0' && port >= 1 &&
+	    port <= 65535;
+}
+
+/* audit.witness: where each checkpoint goes as it is made. */
+static void
+load_witness(struct pol_walk *w, yaml_node_t *n, struct pol_witness *wit)
+{
+	yaml_node_t *v;
+
+	if (!pol_is_map(w, n, "audit.witness"))
+		return;
+	pol_check_keys(w, n, witness_keys, "audit.witness");
+	if ((v = pol_get(w, n, "syslog")) != NULL &&
+	    pol_str(w, v, "audit.witness.syslog", &wit->syslog)) {
+		const char *t = wit->syslog;
+		bool ok;
+
+		if (strncmp(t, "udp://", 6) == 0 || strncmp(t, "tcp://", 6) == 0)
+			ok = strlen(t) <= 6 + 255 + 8 && host_port_valid(t + 6);
+		else if (strncmp(t, "unix:", 5) == 0)
+			ok = t[5] == '/' && strlen(t + 5) < 108;
+		else
+			ok = false;
+		if (!ok)
+			pol_err(w, v, "audit.witness.syslog '%.80s' must be "
+			    "udp://HOST:PORT, tcp://HOST:PORT or unix:/PATH (under "
+			    "108 bytes)", t);
+	}
+	if ((v = pol_get(w, n, "url")) != NULL &&
+	    pol_str(w, v, "audit.witness.url", &wit->url)) {
+		const char *u = wit->url;
+		bool ok = (strncmp(u, "https://", 8) == 0 ||
+		    strncmp(u, "http://", 7) == 0) && strlen(u) <= 2048;
+
+		for (const char *p = u; ok && *p != '\0'; p++)
+			ok = *p > ' ' && *p != 0x7f;
+		if (!ok)
+			pol_err(w, v, "audit.witness.url '%.80s' must be an http:// "
+			    "or https:// URL without spaces (at most 2048 bytes)", u);
+	}
+	if ((v = pol_get(w, n, "ca_file")) != NULL)
+		pol_str(w, v, "audit.witness.ca_file", &wit->ca_file);
+	if (wit->ca_file != NULL && wit->url == NULL)
+		pol_err(w, n, "audit.witness.ca_file is set but url is not");
+}
+
+/* "0x" and up to 8 hex digits, an NV index below the TCG range. */
+static bool
+parse_nv_index(const char *s, uint32_t *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (strncmp(s, "0x", 2) != 0 || strlen(s) > 10 || s[2] == '\0' ||
+	    strspn(s + 2, "0123456789abcdefABCDEF") != strlen(s + 2))
+		return false;
+	v = strtoul(s + 2, &end, 16);
+	if (*end != '\0' || v < 0x01000000ul || v > 0x01bffffful)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+static void
+load_counter_index(struct pol_walk *w, yaml_node_t *v, uint32_t *out)
+{
+	if (!pol_is_scalar(w, v, "audit.counter_nv_index"))
+		return;
+	if (strcmp(pol_scalar(v), "none") == 0)
+		*out = 0;
+	else if (!parse_nv_index(pol_scalar(v), out))
+		pol_err(w, v, "audit.counter_nv_index '%.40s' must be none or an NV "
+		    "index in hex, 0x01000000 to 0x01bfffff (the owner range is "
+		    "0x01800000 to 0x01bfffff)", pol_scalar(v));
 }
 
 void
@@ -225,6 +330,10 @@ pol_load_audit(struct pol_loader *l, yaml_node_t *n)
 	    &l->s->audit.checkpoint_every);
 	opt_int(w, n, "checkpoint_interval_s", 0, 86400,
 	    &l->s->audit.checkpoint_interval_s);
+	if ((v = pol_get(w, n, "counter_nv_index")) != NULL)
+		load_counter_index(w, v, &l->s->audit.counter_nv_index);
+	if ((v = pol_get(w, n, "witness")) != NULL)
+		load_witness(w, v, &l->s->audit.witness);
 }
 
 static bool

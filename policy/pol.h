@@ -150,6 +150,16 @@ struct pol_tenant {
 	size_t napps;
 };
 
+/* audit.counter_nv_index by default (secrets/ SEC_COUNTER_NV_INDEX). */
+#define POL_COUNTER_NV_INDEX 0x01800a0du
+
+/* Where each audit checkpoint goes off the host (`audit.witness`). */
+struct pol_witness {
+	char *syslog;			/* udp://H:P | tcp://H:P | unix:PATH; NULL: none */
+	char *url;			/* http(s) URL checkpoints are POSTed to */
+	char *ca_file;			/* CA bundle for url; NULL: the system's */
+};
+
 /* The audit log's process settings: the `audit:` section (what is kept
  * of payloads is policy, in the snapshot's keep fields). */
 struct pol_audit {
@@ -160,6 +170,8 @@ struct pol_audit {
 	int segment_max_age_s;
 	int checkpoint_every;		/* records */
 	int checkpoint_interval_s;
+	uint32_t counter_nv_index;	/* TPM NV counter; 0: none */
+	struct pol_witness witness;
 };
 
 /* Where credentials live: the `secrets:` section. */
@@ -167,6 +179,7 @@ struct pol_secrets {
 	char *store;			/* sealed-blob directory */
 	char *tcti;			/* tpm2-tss TCTI string; NULL: none */
 	char *auth_file;		/* auth value for objects sealed with one */
+	char *sign_pcrs;		/* PCRs the audit signing key is bound to */
 };
 
 /* ---- agents and their tools (issue 4) ---- */

@@ -92,8 +92,12 @@ pol_snapshot_unref(struct pol_snapshot *s)
 	free(s->upstream.proxy);
 	free(s->secrets.store);
 	free(s->audit.dir);
+	free(s->audit.witness.syslog);
+	free(s->audit.witness.url);
+	free(s->audit.witness.ca_file);
 	free(s->secrets.tcti);
 	free(s->secrets.auth_file);
+	free(s->secrets.sign_pcrs);
 	free(s->path);
 	free(s);
 }

@@ -78,8 +78,13 @@ say "Checking the rules: warden lint -c $RULES"
 "$B/warden" lint -c "$RULES" | sed 's/^/   /'
 
 say "Starting warden on 127.0.0.1:$PORT"
+# The audit signing key is made with an auth value only warden reads, so
+# the TPM and the key's blobs are not enough to sign a checkpoint.
+head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/audit-key-auth"
+chmod 600 "$TMP/audit-key-auth"
 "$B/warden" serve -c "$RULES" --audit-dir "$TMP/audit" --tcti "$TCTI" \
-    --secrets-store "$STORE" 2>"$TMP/warden.log" &
+    --secrets-store "$STORE" --auth-file "$TMP/audit-key-auth" \
+    2>"$TMP/warden.log" &
 WPID=$!
 PIDS="$PIDS $WPID"
 wait_port $PORT /healthz
@@ -193,6 +198,8 @@ printf '%s:%s' "$SEQ" "$HASH" >"$TMP/msg"
 printf '%s' "$CP" | sed 's/.*"signature":"\([^"]*\)".*/\1/' | base64 -d >"$TMP/sig.der"
 openssl dgst -sha256 -verify "$TMP/audit.pem" -signature "$TMP/sig.der" \
     "$TMP/msg" | sed 's/^/   /'
+note "the TPM counter each checkpoint carries (a log put back from before is behind it):"
+"$B/warden" audit counter --tcti "$TCTI" | sed 's/^/   /'
 note "export of acme-health's records (others appear as stubs), verified alone:"
 "$B/warden" audit export "$TMP/audit" --format jsonl --tenant acme-health \
     --pubkey "$TMP/audit.pem" -o "$TMP/export.jsonl" 2>&1 | sed 's/^/   /'

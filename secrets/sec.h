@@ -46,6 +46,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/wd.h"
 
@@ -196,23 +197,40 @@ void sec_cache_free(struct sec_cache *c);	/* wipes; NULL ok */
  */
 enum wd_err sec_harden_process(char *err, size_t errlen);
 
-/* ---- the audit signing key (issue 6) ---- */
+/* ---- the audit signing key (issue 6; an auth value since issue 11) ---- */
 
 /*
  * Make sure store holds SEC_SIGN_KEY, an ECDSA P-256 key created in the
  * TPM under the primary (FIXEDTPM|FIXEDPARENT: its private part never
- * leaves the TPM in clear).  *created: whether it was made now (may be
- * NULL).
+ * leaves the TPM in clear) whose use needs auth (authlen 1..SEC_AUTH_MAX
+ * bytes, normally secrets.auth_file): USERWITHAUTH, subject to the TPM's
+ * dictionary-attack lockout.  authlen 0 makes or accepts a key anyone who
+ * reaches the TPM and reads its blobs can sign with: only for development
+ * (the gateway allows it with --dev-unauthenticated-audit-key).  An
+ * existing key without an auth value while auth is given is refused
+ * (WD_EPERM), with how to replace it; the log's key_id changes with it.
+ * pcrs ("sha256:7", NULL or "" for none): bind the key to those PCRs as
+ * well, so it signs only while they hold the values they had when it was
+ * made (a policy: PolicyPCR, then PolicyAuthValue; no USERWITHAUTH, so
+ * the auth value alone is not enough).  An existing key bound otherwise
+ * than pcrs says is refused (WD_EPERM).  *created: whether it was made
+ * now (may be NULL).
  */
 enum wd_err sec_sign_key_ensure(struct sec_tpm *tpm, const char *store,
+    const unsigned char *auth, size_t authlen, const char *pcrs,
     bool *created, char *err, size_t errlen);
 
 /*
- * Sign a SHA-256 digest with the signing key.  der_sig holds *len bytes
- * (SEC_SIG_MAX is enough); on return *len is the DER signature's length.
- * `openssl dgst -sha256 -verify pub.pem -signature sig DATA` accepts it.
+ * Sign a SHA-256 digest with the signing key, proving auth (its auth
+ * value; NULL/0 for a key made without one) through a salted HMAC
+ * session, so the value never crosses to the TPM in clear; a key bound
+ * to PCRs (meta.pcrs) is used through its policy instead.  der_sig holds
+ * *len bytes (SEC_SIG_MAX is enough); on return *len is the DER
+ * signature's length.  `openssl dgst -sha256 -verify pub.pem -signature
+ * sig DATA` accepts it.
  */
 enum wd_err sec_sign_digest(struct sec_tpm *tpm, const char *store,
+    const unsigned char *auth, size_t authlen,
     const unsigned char digest[32], unsigned char *der_sig, size_t *len,
     char *err, size_t errlen);
 
@@ -220,6 +238,42 @@ enum wd_err sec_sign_digest(struct sec_tpm *tpm, const char *store,
  * malloc'd, the caller frees it.  Needs no TPM. */
 enum wd_err sec_sign_pubkey_pem(const char *store, char **pem,
     char *err, size_t errlen);
+
+/* ---- the rollback counter (issue 11; counter.c) ---- */
+
+/* Default NV index of the audit counter, in the owner range. */
+#define SEC_COUNTER_NV_INDEX 0x01800a0du
+#define SEC_COUNTER_NAME_HEX 68		/* nameAlg (2) + SHA-256 (32), hex */
+
+/* A counter's state as read: the index, its TPM name (changes if the
+ * index is deleted and defined again) and its value. */
+struct sec_counter {
+	uint32_t index;
+	char name[SEC_COUNTER_NAME_HEX + 1];
+	uint64_t value;
+};
+
+/* Is index an NV index warden may define a counter at? */
+bool sec_counter_index_valid(uint32_t index);
+/* "0x01800a0d" -> index; WD_EPARSE if not hex or not valid. */
+enum wd_err sec_counter_parse_index(const char *s, uint32_t *out);
+
+/*
+ * Define the monotonic counter at index (owner hierarchy, NT_COUNTER,
+ * owner read/write, NO_DA) unless it exists; an existing index must be
+ * such a counter (WD_EINVAL otherwise: an ordinary index can be written
+ * to any value).  A new counter is incremented once so it can be read.
+ * *created may be NULL; *out: its state now.
+ */
+enum wd_err sec_counter_define(struct sec_tpm *tpm, uint32_t index,
+    bool *created, struct sec_counter *out, char *err, size_t errlen);
+/* Increment by one, then read.  Hardware TPMs rate-limit NV writes
+ * (WD_ETPM, "rate limited"): call on a bounded schedule. */
+enum wd_err sec_counter_increment(struct sec_tpm *tpm, uint32_t index,
+    struct sec_counter *out, char *err, size_t errlen);
+/* Read without changing (WD_ENOTFOUND when the index is not defined). */
+enum wd_err sec_counter_read(struct sec_tpm *tpm, uint32_t index,
+    struct sec_counter *out, char *err, size_t errlen);
 
 /* ---- events for the audit log ---- */
 

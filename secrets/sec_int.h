@@ -96,6 +96,20 @@ void sec_tpm_flush(struct sec_tpm *tpm, ESYS_TR *obj);
 enum wd_err sec_tpm_session(struct sec_tpm *tpm, TPM2_SE type,
     TPMA_SESSION attrs, ESYS_TR *out, char *err, size_t errlen);
 
+/* The context's shared salted HMAC session (attrs: DECRYPT/ENCRYPT or
+ * 0); after a command on it fails, sec_tpm_hmac_drop it. */
+enum wd_err sec_tpm_hmac(struct sec_tpm *tpm, TPMA_SESSION attrs,
+    ESYS_TR *out, char *err, size_t errlen);
+void sec_tpm_hmac_drop(struct sec_tpm *tpm);
+
+/* The policy digest of PolicyPCR(pcrs) [+ PolicyAuthValue if auth], and
+ * the same sequence run in policy session s. */
+enum wd_err sec_tpm_policy_digest(struct sec_tpm *tpm,
+    const struct sec_pcrs *pcrs, bool auth, TPM2B_DIGEST *out, char *err,
+    size_t errlen);
+enum wd_err sec_tpm_run_policy(struct sec_tpm *tpm, ESYS_TR s,
+    const struct sec_pcrs *pcrs, bool auth, char *err, size_t errlen);
+
 /* ---- the store (store.c) ---- */
 
 /* Read NAME; WD_ENOTFOUND if absent, WD_EPERM if unsafe. */

@@ -3,7 +3,9 @@
  * TPM under the storage primary and kept in the store as SEC_SIGN_KEY
  * (its public blob and its private blob, encrypted to the TPM).  It is
  * loaded for each signature and flushed after; its private half never
- * exists outside the TPM in clear.  audit/ calls these for checkpoints.
+ * exists outside the TPM in clear.  Since issue 11 it is made with an
+ * auth value (secrets.auth_file): the blobs and access to the TPM are not
+ * enough to sign.  audit/ calls these for checkpoints.
  */
 #include "secrets/sec_int.h"
 
@@ -40,30 +42,83 @@ static const TPM2B_PUBLIC sign_template = {
 	},
 };
 
+/*
+ * Template version 1 with an auth value (meta.auth): the key signs only
+ * for whoever proves the value, and wrong values count towards the TPM's
+ * dictionary-attack lockout (no NODA), so guessing is slow.
+ */
 enum wd_err
-sec_sign_key_ensure(struct sec_tpm *t, const char *store, bool *created,
-    char *err, size_t errlen)
+sec_sign_key_ensure(struct sec_tpm *t, const char *store,
+    const unsigned char *auth, size_t authlen, const char *pcrspec,
+    bool *created, char *err, size_t errlen)
 {
-	TPM2B_SENSITIVE_CREATE none = { 0 };
+	TPM2B_PUBLIC tmpl = sign_template;
+	struct sec_scratch *sc;
 	struct sec_obj o = { 0 };
+	struct sec_pcrs pcrs;
 	struct sec_meta m;
 	enum wd_err e;
 
 	if (created != NULL)
 		*created = false;
+	if (authlen > SEC_AUTH_MAX) {
+		sec_errf(err, errlen, "the auth value is longer than %d bytes",
+		    SEC_AUTH_MAX);
+		return WD_EINVAL;
+	}
+	if ((e = sec_pcrs_parse(pcrspec, &pcrs, err, errlen)) != WD_OK)
+		return e;
 	e = sec_stat(store, SEC_SIGN_KEY, &m, err, errlen);
 	if (e == WD_OK && m.kind != SEC_KIND_SIGNING_KEY) {
 		sec_errf(err, errlen, "%s/%s is not a signing key", store,
 		    SEC_SIGN_KEY);
 		return WD_EINVAL;
 	}
+	if (e == WD_OK && !m.auth && authlen > 0) {
+		sec_errf(err, errlen, "%s/%s was made without an auth value: "
+		    "anyone who can reach the TPM and read it can sign with it.  "
+		    "Keep its public key for the old logs (warden audit pubkey "
+		    "--secrets-store %s > old-audit-key.pem), move the directory "
+		    "out of the store (mv %s/%s OLD-PLACE), and start warden again: "
+		    "it makes a new key with the auth value (a new key_id)",
+		    store, SEC_SIGN_KEY, store, store, SEC_SIGN_KEY);
+		return WD_EPERM;
+	}
+	if (e == WD_OK && m.auth && authlen == 0) {
+		sec_errf(err, errlen, "%s/%s needs its auth value: set "
+		    "secrets.auth_file (or --auth-file)", store, SEC_SIGN_KEY);
+		return WD_ECONFIG;
+	}
+	if (e == WD_OK && strcmp(m.pcrs, pcrs.text) != 0) {
+		sec_errf(err, errlen, "%s/%s is bound to PCRs '%s', the settings "
+		    "say '%s': a key's binding cannot change; move it out of the "
+		    "store (keeping its public key for the old logs) to make a new "
+		    "one", store, SEC_SIGN_KEY, m.pcrs[0] ? m.pcrs : "none",
+		    pcrs.text[0] ? pcrs.text : "none");
+		return WD_EPERM;
+	}
 	if (e != WD_ENOTFOUND)
 		return e;
-	if ((e = sec_tpm_create(t, &sign_template, &none, &o.pub, &o.priv, err,
-	    errlen)) != WD_OK)
+	if (pcrs.sel.count > 0) {
+		/* Only the policy opens it: PCRs, then the auth value. */
+		if ((e = sec_tpm_policy_digest(t, &pcrs, authlen > 0,
+		    &tmpl.publicArea.authPolicy, err, errlen)) != WD_OK)
+			return e;
+		tmpl.publicArea.objectAttributes &= ~TPMA_OBJECT_USERWITHAUTH;
+	}
+	sc = sec_scratch(t);
+	memset(&sc->sens, 0, sizeof(sc->sens));
+	sc->sens.sensitive.userAuth.size = (UINT16)authlen;
+	if (authlen > 0)
+		memcpy(sc->sens.sensitive.userAuth.buffer, auth, authlen);
+	e = sec_tpm_create(t, &tmpl, &sc->sens, &o.pub, &o.priv, err, errlen);
+	wd_wipe(&sc->sens, sizeof(sc->sens));
+	if (e != WD_OK)
 		return e;
 	snprintf(o.meta.name, sizeof(o.meta.name), "%s", SEC_SIGN_KEY);
 	o.meta.kind = SEC_KIND_SIGNING_KEY;
+	o.meta.auth = authlen > 0;
+	snprintf(o.meta.pcrs, sizeof(o.meta.pcrs), "%s", pcrs.text);
 	sec_now_rfc3339(o.meta.created);
 	o.meta.template_version = SEC_TEMPLATE_VERSION;
 	e = sec_store_write(store, SEC_SIGN_KEY, &o, SEC_CREATE, err, errlen);
@@ -122,9 +177,11 @@ out:
 
 enum wd_err
 sec_sign_digest(struct sec_tpm *t, const char *store,
+    const unsigned char *auth, size_t authlen,
     const unsigned char digest[32], unsigned char *der_sig, size_t *len,
     char *err, size_t errlen)
 {
+	struct sec_scratch *sc = sec_scratch(t);
 	TPMT_SIG_SCHEME scheme = {
 		.scheme = TPM2_ALG_ECDSA,
 		.details.ecdsa.hashAlg = TPM2_ALG_SHA256,
@@ -138,24 +195,63 @@ sec_sign_digest(struct sec_tpm *t, const char *store,
 	TPM2B_DIGEST d = { .size = 32 };
 	TPMT_SIGNATURE *sig = NULL;
 	struct sec_obj o;
-	ESYS_TR key = ESYS_TR_NONE;
+	ESYS_TR key = ESYS_TR_NONE, s = ESYS_TR_NONE, policy_s = ESYS_TR_NONE;
+	struct sec_pcrs pcrs;
 	enum wd_err e;
 	TSS2_RC rc;
 
 	memcpy(d.buffer, digest, 32);
+	if (authlen > SEC_AUTH_MAX) {
+		sec_errf(err, errlen, "auth value too long");
+		return WD_EINVAL;
+	}
 	if ((e = read_key(store, &o, err, errlen)) != WD_OK)
 		return e;
 	if ((e = sec_tpm_load(t, &o.pub, &o.priv, &key, err, errlen)) != WD_OK)
 		goto out;
-	rc = Esys_Sign(t->esys, key, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	    ESYS_TR_NONE, &d, &scheme, &validation, &sig);
+	/* The auth value goes into the session's HMAC, never on the bus. */
+	memset(&sc->auth, 0, sizeof(sc->auth));
+	sc->auth.size = (UINT16)authlen;
+	if (authlen > 0)
+		memcpy(sc->auth.buffer, auth, authlen);
+	rc = Esys_TR_SetAuth(t->esys, key, &sc->auth);
+	wd_wipe(&sc->auth, sizeof(sc->auth));
 	if (rc != TSS2_RC_SUCCESS) {
+		e = sec_tpm_err(err, errlen, "TR_SetAuth", rc);
+		goto out;
+	}
+	if ((e = sec_pcrs_parse(o.meta.pcrs, &pcrs, err, errlen)) != WD_OK)
+		goto out;
+	if (pcrs.sel.count > 0) {
+		/* Bound to PCRs: a policy session (salted; one use) proves the
+		 * PCR values and, with PolicyAuthValue, the auth value. */
+		if ((e = sec_tpm_session(t, TPM2_SE_POLICY, 0, &policy_s, err,
+		    errlen)) != WD_OK ||
+		    (e = sec_tpm_run_policy(t, policy_s, &pcrs, o.meta.auth, err,
+		    errlen)) != WD_OK)
+			goto out;
+		s = policy_s;
+	} else if ((e = sec_tpm_hmac(t, 0, &s, err, errlen)) != WD_OK) {
+		goto out;
+	}
+	rc = Esys_Sign(t->esys, key, s, ESYS_TR_NONE, ESYS_TR_NONE, &d,
+	    &scheme, &validation, &sig);
+	if (rc != TSS2_RC_SUCCESS) {
+		if (policy_s == ESYS_TR_NONE)
+			sec_tpm_hmac_drop(t);
 		e = sec_tpm_err(err, errlen, "Sign", rc);
 		goto out;
 	}
 	e = to_der(&sig->signature.ecdsa, der_sig, len, err, errlen);
 out:
 	Esys_Free(sig);
+	sec_tpm_flush(t, &policy_s);
+	/* SetAuth copied the value into the handle, which the flush frees
+	 * unwiped: overwrite it first. */
+	if (key != ESYS_TR_NONE && authlen > 0) {
+		memset(&sc->auth, 0, sizeof(sc->auth));
+		(void)Esys_TR_SetAuth(t->esys, key, &sc->auth);
+	}
 	sec_tpm_flush(t, &key);
 	sec_obj_clear(&o);
 	return e;

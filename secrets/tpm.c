@@ -284,6 +284,19 @@ hmac_drop(struct sec_tpm *t)
 }
 
 enum wd_err
+sec_tpm_hmac(struct sec_tpm *t, TPMA_SESSION attrs, ESYS_TR *out, char *err,
+    size_t errlen)
+{
+	return hmac_session(t, attrs, out, err, errlen);
+}
+
+void
+sec_tpm_hmac_drop(struct sec_tpm *t)
+{
+	hmac_drop(t);
+}
+
+enum wd_err
 sec_pcrs_parse(const char *spec, struct sec_pcrs *out, char *err,
     size_t errlen)
 {
@@ -416,6 +429,20 @@ out:
 	Esys_Free(d);
 	sec_tpm_flush(t, &s);
 	return e;
+}
+
+enum wd_err
+sec_tpm_policy_digest(struct sec_tpm *t, const struct sec_pcrs *pcrs,
+    bool auth, TPM2B_DIGEST *out, char *err, size_t errlen)
+{
+	return policy_digest(t, pcrs, auth, out, err, errlen);
+}
+
+enum wd_err
+sec_tpm_run_policy(struct sec_tpm *t, ESYS_TR s, const struct sec_pcrs *pcrs,
+    bool auth, char *err, size_t errlen)
+{
+	return run_policy(t, s, pcrs, auth, err, errlen);
 }
 
 /*

@@ -14,5 +14,6 @@ Suite *suite_secrets(void);
 Suite *suite_hostile(void);
 Suite *suite_cli(void);
 Suite *suite_answers(void);
+Suite *suite_witness(void);
 
 #endif

@@ -19,6 +19,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,14 +133,60 @@ count_decision(json_t *all, const char *id, json_t **rec)
 
 	json_array_foreach(all, i, j) {
 		const char *d = json_string_value(json_object_get(j, "decision_id"));
+		const char *k = json_string_value(json_object_get(j, "kind"));
 
-		if (d != NULL && strcmp(d, id) == 0) {
+		/* The decision's record; a stream's stream_end names it too. */
+		if (d != NULL && strcmp(d, id) == 0 && k != NULL &&
+		    strcmp(k, "request") == 0) {
 			n++;
 			if (rec != NULL)
 				*rec = j;
 		}
 	}
 	return n;
+}
+
+/* The records of kind that name decision id: how many; the last in
+ * *rec (borrowed). */
+static int
+count_kind(json_t *all, const char *id, const char *kind, json_t **rec)
+{
+	size_t i;
+	json_t *j;
+	int n = 0;
+
+	json_array_foreach(all, i, j) {
+		const char *d = json_string_value(json_object_get(j, "decision_id"));
+		const char *k = json_string_value(json_object_get(j, "kind"));
+
+		if (d != NULL && strcmp(d, id) == 0 && k != NULL &&
+		    strcmp(k, kind) == 0) {
+			n++;
+			if (rec != NULL)
+				*rec = j;
+		}
+	}
+	return n;
+}
+
+/* Wait for the stream_end record of decision id; a new reference. */
+static json_t *
+wait_stream_end(const char *dir, const char *id, int wait_ms)
+{
+	for (int waited = 0; ; waited += 50) {
+		json_t *all = records(dir), *rec = NULL;
+		int n = count_kind(all, id, "stream_end", &rec);
+
+		if (n > 0 || waited >= wait_ms) {
+			ck_assert_msg(n == 1, "decision %s has %d stream_end records "
+			    "in %s", id, n, dir);
+			json_incref(rec);
+			json_decref(all);
+			return rec;
+		}
+		json_decref(all);
+		usleep(50000);
+	}
 }
 
 /* Wait until the record of decision id is on disk; a new reference. */
@@ -441,12 +491,23 @@ START_TEST(client_gone_mid_stream_has_its_record)
 	d = strstr(ans, "X-Warden-Decision: ");
 	ck_assert_ptr_nonnull(d);
 	snprintf(id, sizeof(id), "%.32s", d + 19);
+	/* The decision's record, written before the first byte, and how the
+	 * stream ended, under the same decision id. */
 	rec = wait_record(w.dir, id, 4000);
-	ck_assert_int_eq(jint(rec, "status"), 499);
-	ck_assert_str_eq(jstr(rec, "code"), "client_gone");
+	ck_assert_int_eq(jint(rec, "status"), 200);
 	ck_assert(json_is_true(json_object_get(rec, "stream")));
 	ck_assert_str_eq(jstr(rec, "tenant"), "t1");
 	ck_assert_str_eq(jstr(rec, "route"), "p-eu");
+	{
+		json_t *end = wait_stream_end(w.dir, id, 4000);
+
+		ck_assert_int_eq(jint(end, "status"), 499);
+		ck_assert_str_eq(jstr(end, "code"), "client_gone");
+		ck_assert_str_eq(jstr(end, "tenant"), "t1");
+		ck_assert_str_eq(jstr(end, "verdict"), "allow");
+		ck_assert_int_gt(jint(end, "seq"), jint(rec, "seq"));
+		json_decref(end);
+	}
 	assert_verifies(w.dir);
 	it_stop(w.pid, SIGTERM);
 	ck_assert_msg(strcmp(jstr(rec, "verdict"), "allow") == 0, "a client that "
@@ -681,6 +742,7 @@ START_TEST(disk_full_fails_closed_and_recovers)
 	struct it_resp r;
 	bool ok = false;
 	char stream_end[320] = "";
+	long stream_status;
 
 	aw_start(&w, "full", 0);
 	snprintf(health, sizeof(health), "http://127.0.0.1:%d/healthz", w.port);
@@ -710,7 +772,7 @@ START_TEST(disk_full_fails_closed_and_recovers)
 		chat(&w, IT_KEY_T1, NULL, sbody, &r);
 		free(sbody);
 	}
-	ck_assert_msg(r.status == 200 || r.status == 503, "%ld", r.status);
+	stream_status = r.status;
 	if (r.status == 200) {
 		ck_assert_msg(strstr(r.body, "audit_unavailable") != NULL, "%s",
 		    r.body);
@@ -788,9 +850,190 @@ START_TEST(disk_full_fails_closed_and_recovers)
 	}
 	json_decref(all);
 	free(body);
+	/* Issue 11: the stream's record comes before its first byte, so a
+	 * stream whose record cannot be written never begins. */
+	ck_assert_msg(stream_status == 503, "a stream whose record could not be "
+	    "written began anyway (status %ld)", stream_status);
 	ck_assert_msg(stream_end[0] == '\0', "a stream whose record could not be "
 	    "written still sent [DONE], before its error event (it ends: %s)",
 	    stream_end);
+}
+END_TEST
+
+/* ---- records before answers, streams included (issue 11) ---- */
+
+/* A chat request on a raw connection, left open; the descriptor. */
+static int
+raw_stream(int port, const char *token)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		.sin_port = htons((uint16_t)port) };
+	char *body = it_chat_body("gpt-4o", token, true), *req;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t len, off = 0;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	ck_assert(asprintf(&req, "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: x\r\nAuthorization: Bearer " IT_KEY_T1 "\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	    strlen(body), body) >= 0);
+	len = strlen(req);
+	while (off < len) {
+		ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
+
+		ck_assert(n > 0);
+		off += (size_t)n;
+	}
+	free(req);
+	free(body);
+	return fd;
+}
+
+/*
+ * Read from fd into *buf (grown, NUL-terminated) until needle shows up
+ * (NULL: until the peer closes or the HTTP chunked body ends) or
+ * timeout_ms pass.  True if it ended as asked.
+ */
+static bool
+raw_read_until(int fd, char **buf, size_t *len, const char *needle,
+    int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms; ) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		char chunk[8192];
+		ssize_t n;
+
+		if (*buf != NULL && needle != NULL && strstr(*buf, needle) != NULL)
+			return true;
+		if (*buf != NULL && needle == NULL &&
+		    strstr(*buf, "\r\n0\r\n\r\n") != NULL)
+			return true;
+		if (poll(&pfd, 1, 100) <= 0) {
+			waited += 100;
+			continue;
+		}
+		n = recv(fd, chunk, sizeof(chunk), 0);
+		if (n <= 0)
+			return needle == NULL;
+		*buf = realloc(*buf, *len + (size_t)n + 1);
+		ck_assert_ptr_nonnull(*buf);
+		memcpy(*buf + *len, chunk, (size_t)n);
+		*len += (size_t)n;
+		(*buf)[*len] = '\0';
+	}
+	return false;
+}
+
+static void
+decision_of(const char *ans, char id[33])
+{
+	const char *d = strstr(ans, "X-Warden-Decision: ");
+
+	ck_assert_msg(d != NULL, "no decision id in %s", ans);
+	snprintf(id, 33, "%.32s", d + 19);
+}
+
+static int
+count_str(const char *s, const char *needle)
+{
+	int n = 0;
+
+	for (; (s = strstr(s, needle)) != NULL; s += strlen(needle))
+		n++;
+	return n;
+}
+
+/*
+ * kill -9 right after the first streamed byte: the decision's record is
+ * in the log (it was written before that byte).  Before issue 11 a
+ * stream's record was written only at its end: none here.
+ */
+START_TEST(stream_record_survives_kill_9_after_first_byte)
+{
+	struct aw w;
+	char *ans = NULL, id[33];
+	size_t len = 0;
+	json_t *all, *rec = NULL;
+	int fd, st;
+
+	aw_start(&w, "kill9stream", 0);
+	fd = raw_stream(w.port, "tok-aud-k9 [[mock chunks=50 "
+	    "chunk_delay_ms=200]]");
+	ck_assert_msg(raw_read_until(fd, &ans, &len, "data: ", 5000),
+	    "no first event: %s", ans ? ans : "");
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 200", 12) == 0, "%s", ans);
+	decision_of(ans, id);
+	kill(w.pid, SIGKILL);
+	waitpid(w.pid, &st, 0);
+	close(fd);
+	all = records(w.dir);
+	ck_assert_msg(count_decision(all, id, &rec) == 1, "decision %s of a "
+	    "stream that had begun has %d records after kill -9", id,
+	    count_decision(all, id, NULL));
+	ck_assert_str_eq(jstr(rec, "kind"), "request");
+	ck_assert_int_eq(jint(rec, "status"), 200);
+	ck_assert(json_is_true(json_object_get(rec, "stream")));
+	ck_assert_str_eq(jstr(rec, "route"), "p-eu");
+	ck_assert_str_eq(jstr(rec, "verdict"), "allow");
+	ck_assert_int_eq(count_kind(all, id, "stream_end", NULL), 0);
+	json_decref(all);
+	free(ans);
+}
+END_TEST
+
+/*
+ * The log fails while a stream runs: forwarding stops at once with the
+ * error event, not after the provider has said everything.  Before issue
+ * 11 every event still went out and only the end was refused.
+ */
+START_TEST(log_failing_mid_stream_stops_the_stream)
+{
+	struct aw w;
+	char *ans = NULL, id[33], seg[512], lim[64], *body;
+	size_t len = 0;
+	struct it_resp r;
+	struct stat st;
+	json_t *all, *rec = NULL;
+	int fd, deltas;
+
+	aw_start(&w, "midstream", 0);
+	fd = raw_stream(w.port, "tok-aud-mid [[mock chunks=40 "
+	    "chunk_delay_ms=150]]");
+	ck_assert_msg(raw_read_until(fd, &ans, &len, "data: ", 5000),
+	    "no first event: %s", ans ? ans : "");
+	decision_of(ans, id);
+	/* The segment may not grow by a whole record from now on. */
+	snprintf(seg, sizeof(seg), "%s/audit-000001.jsonl", w.dir);
+	ck_assert_int_eq(stat(seg, &st), 0);
+	snprintf(lim, sizeof(lim), "%lld:unlimited", (long long)st.st_size + 64);
+	ck_assert_int_eq(prlimit_fsize(w.pid, lim), 0);
+	/* Another request's record fails: the log is failing now. */
+	body = it_chat_body("gpt-4o", "tok-aud-mid-other", false);
+	chat(&w, IT_KEY_T1, NULL, body, &r);
+	ck_assert_msg(r.status == 503, "%ld: %s", r.status, r.body);
+	it_resp_free(&r);
+	free(body);
+	/* The stream ends with the error event, long before its 40 words. */
+	ck_assert_msg(raw_read_until(fd, &ans, &len, NULL, 15000),
+	    "the stream did not end: %s", ans);
+	close(fd);
+	deltas = count_str(ans, "\"content\":\"");
+	ck_assert_msg(strstr(ans, "event: error") != NULL &&
+	    strstr(ans, "audit_unavailable") != NULL, "no error event: %s",
+	    ans + (len > 600 ? len - 600 : 0));
+	ck_assert_msg(strstr(ans, "[DONE]") == NULL, "the stream ended as "
+	    "if it had been recorded");
+	ck_assert_int_eq(prlimit_fsize(w.pid, "unlimited:unlimited"), 0);
+	it_stop(w.pid, SIGTERM);
+	all = records(w.dir);
+	ck_assert_int_eq(count_decision(all, id, &rec), 1);
+	ck_assert_int_eq(jint(rec, "status"), 200);
+	json_decref(all);
+	free(ans);
+	/* Last, so that the rest runs whatever it says. */
+	ck_assert_msg(deltas < 30, "%d of 40 words went out after the log "
+	    "failed", deltas);
 }
 END_TEST
 
@@ -895,6 +1138,8 @@ suite_audit(void)
 	tcase_add_test(tc, start_and_stop_are_recorded);
 	tcase_add_test(tc, kill_9_under_load_loses_no_acknowledged_record);
 	tcase_add_test(tc, disk_full_fails_closed_and_recovers);
+	tcase_add_test(tc, stream_record_survives_kill_9_after_first_byte);
+	tcase_add_test(tc, log_failing_mid_stream_stops_the_stream);
 	tcase_add_test(tc, export_of_one_tenant_verifies_and_holds_nothing_else);
 	suite_add_tcase(s, tc);
 	return s;

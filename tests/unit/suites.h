@@ -18,6 +18,7 @@ Suite *suite_sse(void);		/* test_sse.c: SSE event framing */
 Suite *suite_openai(void);	/* test_openai.c: chat bodies, errors, auth */
 Suite *suite_policy(void);	/* test_policy.c: rules file loading */
 Suite *suite_tools(void);	/* test_tools.c: agents, tool graphs, review */
+Suite *suite_witness(void);	/* test_witness.c: checkpoints off the host */
 Suite *suite_secrets(void);	/* test_secrets.c: sealing against swtpm */
 Suite *suite_audit(void);	/* test_audit.c: the hash-chained audit log */
 

@@ -307,6 +307,79 @@ START_TEST(settings_are_read)
 }
 END_TEST
 
+/* audit.witness and audit.counter_nv_index (issue 11). */
+START_TEST(witness_and_counter_are_read)
+{
+	struct ut_ld l;
+
+	ut_load_text(&l, PROVIDER
+	    "audit:\n"
+	    "  counter_nv_index: 0x01800b00\n"
+	    "  witness:\n"
+	    "    syslog: tcp://[::1]:6514\n"
+	    "    url: https://witness.example/checkpoints\n"
+	    "    ca_file: /etc/warden/witness-ca.pem\n", 0600);
+	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
+	ck_assert_uint_eq(l.snap->audit.counter_nv_index, 0x01800b00u);
+	ck_assert_str_eq(l.snap->audit.witness.syslog, "tcp://[::1]:6514");
+	ck_assert_str_eq(l.snap->audit.witness.url,
+	    "https://witness.example/checkpoints");
+	ck_assert_str_eq(l.snap->audit.witness.ca_file,
+	    "/etc/warden/witness-ca.pem");
+	ut_ld_done(&l);
+	ut_load_text(&l, PROVIDER, 0600);
+	ck_assert_uint_eq(l.snap->audit.counter_nv_index, 0x01800a0du);
+	ck_assert_ptr_null(l.snap->audit.witness.syslog);
+	ut_ld_done(&l);
+	ut_load_text(&l, PROVIDER "audit:\n  counter_nv_index: none\n"
+	    "secrets:\n  sign_pcrs: sha256:7,23\n", 0600);
+	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
+	ck_assert_uint_eq(l.snap->audit.counter_nv_index, 0);
+	ck_assert_str_eq(l.snap->secrets.sign_pcrs, "sha256:7,23");
+	ut_ld_done(&l);
+}
+END_TEST
+
+START_TEST(witness_errors_say_where)
+{
+	expect_errors(
+	    "version: 1\n"
+	    "audit:\n"
+	    "  counter_nv_index: 0x81000001\n"
+	    "  witness:\n"
+	    "    syslog: udp://127.0.0.1\n"
+	    "    url: ftp://x\n"
+	    "    sislog: x\n", WD_ECONFIG,
+	    "@:3:21: audit.counter_nv_index '0x81000001' must be none or an NV "
+	    "index in hex, 0x01000000 to 0x01bfffff (the owner range is "
+	    "0x01800000 to 0x01bfffff)\n"
+	    "@:7:5: unknown key 'sislog' in audit.witness (did you mean "
+	    "'syslog'?)\n"
+	    "@:5:13: audit.witness.syslog 'udp://127.0.0.1' must be "
+	    "udp://HOST:PORT, tcp://HOST:PORT or unix:/PATH (under 108 bytes)\n"
+	    "@:6:10: audit.witness.url 'ftp://x' must be an http:// or https:// "
+	    "URL without spaces (at most 2048 bytes)\n"
+	    "@: 4 errors\n");
+	expect_errors(
+	    "version: 1\n"
+	    "audit:\n"
+	    "  witness:\n"
+	    "    syslog: tcp://h:0\n"
+	    "    ca_file: /x\n", WD_ECONFIG,
+	    "@:4:13: audit.witness.syslog 'tcp://h:0' must be udp://HOST:PORT, "
+	    "tcp://HOST:PORT or unix:/PATH (under 108 bytes)\n"
+	    "@:4:5: audit.witness.ca_file is set but url is not\n"
+	    "@: 2 errors\n");
+	expect_errors(
+	    "version: 1\n"
+	    "secrets:\n"
+	    "  sign_pcrs: sha256:x\n", WD_ECONFIG,
+	    "@:3:14: secrets.sign_pcrs 'sha256:x' must be like sha256:7,23 "
+	    "(banks sha1, sha256, sha384, sha512 joined by '+')\n"
+	    "@: 1 error\n");
+}
+END_TEST
+
 /* The demo rules, with the demo keys its comment documents. */
 START_TEST(example_rules_load)
 {
@@ -1193,6 +1266,8 @@ suite_policy(void)
 
 	tcase_add_test(err, unknown_key_did_you_mean);
 	tcase_add_test(err, unknown_key_in_server);
+	tcase_add_test(err, witness_errors_say_where);
+	tcase_add_test(err, witness_and_counter_are_read);
 	tcase_add_test(err, unknown_key_without_hint);
 	tcase_add_test(err, duplicate_key);
 	tcase_add_test(err, mapping_where_list_expected);

@@ -1022,9 +1022,13 @@ START_TEST(tpm2_tools_unseal_the_data_key)
 }
 END_TEST
 
+#define SIGN_AUTH "warden-ut-audit-key-auth"
+
 START_TEST(audit_signing_key)
 {
 	static const char data[] = "checkpoint 42: 9f86d081884c7d65";
+	const unsigned char *auth = (const unsigned char *)SIGN_AUTH;
+	size_t authlen = strlen(SIGN_AUTH);
 	unsigned char digest[32], sig[SEC_SIG_MAX];
 	struct sec_tpm *t = open_tpm();
 	size_t siglen = sizeof(sig);
@@ -1035,18 +1039,22 @@ START_TEST(audit_signing_key)
 	bool created;
 	BIO *bio;
 
-	ck_assert_int_eq(sec_sign_key_ensure(t, store, &created, err,
-	    sizeof(err)), WD_OK);
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, auth, authlen, NULL, &created,
+	    err, sizeof(err)), WD_OK);
 	ck_assert(created);
-	ck_assert_int_eq(sec_sign_key_ensure(t, store, &created, err,
-	    sizeof(err)), WD_OK);
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, auth, authlen, NULL, &created,
+	    err, sizeof(err)), WD_OK);
 	ck_assert(!created);
+	/* A key with an auth value is not used without one. */
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, NULL, 0, NULL, &created, err,
+	    sizeof(err)), WD_ECONFIG);
 	ck_assert_int_eq(sec_stat(store, SEC_SIGN_KEY, &m, err, sizeof(err)),
 	    WD_OK);
 	ck_assert_int_eq(m.kind, SEC_KIND_SIGNING_KEY);
+	ck_assert(m.auth);
 	wd_sha256(data, sizeof(data) - 1, digest);
-	ck_assert_msg(sec_sign_digest(t, store, digest, sig, &siglen, err,
-	    sizeof(err)) == WD_OK, "%s", err);
+	ck_assert_msg(sec_sign_digest(t, store, auth, authlen, digest, sig,
+	    &siglen, err, sizeof(err)) == WD_OK, "%s", err);
 	ck_assert(siglen > 8 && siglen <= SEC_SIG_MAX && sig[0] == 0x30);
 	ck_assert_int_eq(sec_sign_pubkey_pem(store, &pem, err, sizeof(err)),
 	    WD_OK);
@@ -1066,9 +1074,216 @@ START_TEST(audit_signing_key)
 	EVP_PKEY_free(pub);
 	BIO_free(bio);
 	free(pem);
+	/* A wrong auth value signs nothing (one try: the key is subject to
+	 * dictionary-attack lockout). */
+	siglen = sizeof(sig);
+	ck_assert_int_eq(sec_sign_digest(t, store, (const unsigned char *)"nope",
+	    4, digest, sig, &siglen, err, sizeof(err)), WD_ETPM);
+	ck_assert_msg(strstr(err, "Sign") != NULL, "%s", err);
 	/* A credential is not a signing key, and vice versa. */
 	unseal_fails(t, SEC_SIGN_KEY, NULL, WD_EINVAL);
 	sec_tpm_close(t);
+}
+END_TEST
+
+/*
+ * Issue 11: the blobs of warden's key and access to the TPM are not
+ * enough to sign.  tpm2-tools loads them like anyone could; tpm2_sign
+ * fails without the auth value and works with it.
+ */
+START_TEST(tpm2_sign_needs_the_auth_value)
+{
+	const unsigned char *auth = (const unsigned char *)SIGN_AUTH;
+	struct sec_tpm *t = open_tpm();
+	char err[512], path[512], *pem = NULL;
+	bool created;
+	FILE *f;
+
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, auth, strlen(SIGN_AUTH),
+	    NULL, &created, err, sizeof(err)), WD_OK);
+	sec_tpm_close(t);
+	ck_assert_int_eq(sec_sign_pubkey_pem(store, &pem, err, sizeof(err)),
+	    WD_OK);
+	snprintf(path, sizeof(path), "%s/pub.pem", dir);
+	f = fopen(path, "w");
+	ck_assert(f != NULL && fputs(pem, f) >= 0 && fclose(f) == 0);
+	free(pem);
+	ck_assert_int_eq(sh("cd '%s' && printf 'seq 7: forged' > msg && "
+	    "printf '%%s' '%s' > auth && TPM2TOOLS_TCTI='%s' sh -c '"
+	    "tpm2_createprimary -Q -C o -G ecc -c p.ctx && "
+	    "tpm2_flushcontext -t && tpm2_load -Q -C p.ctx -u %s/%s/tpm.pub "
+	    "-r %s/%s/tpm.priv -c k.ctx && tpm2_flushcontext -t' >/dev/null 2>&1",
+	    dir, SIGN_AUTH, tcti, store, SEC_SIGN_KEY, store, SEC_SIGN_KEY), 0);
+	/* Without the auth value: refused by the TPM. */
+	ck_assert_int_ne(sh("cd '%s' && TPM2TOOLS_TCTI='%s' tpm2_sign -c k.ctx "
+	    "-g sha256 -f plain -o nosig msg >/dev/null 2>&1", dir, tcti), 0);
+	sh("cd '%s' && TPM2TOOLS_TCTI='%s' tpm2_flushcontext -t >/dev/null 2>&1",
+	    dir, tcti);
+	/* With it: a signature openssl accepts under warden's public key. */
+	ck_assert_int_eq(sh("cd '%s' && TPM2TOOLS_TCTI='%s' tpm2_sign -c k.ctx "
+	    "-p file:auth -g sha256 -f plain -o sig msg >/dev/null 2>&1 && "
+	    "openssl dgst -sha256 -verify pub.pem -signature sig msg "
+	    ">/dev/null 2>&1", dir, tcti), 0);
+	sh("cd '%s' && TPM2TOOLS_TCTI='%s' tpm2_flushcontext -t >/dev/null 2>&1",
+	    dir, tcti);
+}
+END_TEST
+
+/* A key from before issue 11 (no auth value) is refused once warden has
+ * an auth value, with how to move on. */
+START_TEST(signing_key_without_auth_is_refused)
+{
+	struct sec_tpm *t = open_tpm();
+	char err[512];
+	bool created;
+
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, NULL, 0, NULL, &created, err,
+	    sizeof(err)), WD_OK);
+	ck_assert(created);
+	ck_assert_int_eq(sec_sign_key_ensure(t, store,
+	    (const unsigned char *)SIGN_AUTH, strlen(SIGN_AUTH), NULL, &created,
+	    err, sizeof(err)), WD_EPERM);
+	ck_assert_msg(strstr(err, "without an auth value") != NULL &&
+	    strstr(err, "audit pubkey") != NULL, "%s", err);
+	sec_tpm_close(t);
+}
+END_TEST
+
+/* Bound to PCR 23 as well: signs while the PCR holds its value, with the
+ * auth value only (tpm2_sign -p alone is refused: no USERWITHAUTH), and
+ * not after the PCR changed. */
+START_TEST(signing_key_bound_to_pcrs)
+{
+	const unsigned char *auth = (const unsigned char *)SIGN_AUTH;
+	size_t authlen = strlen(SIGN_AUTH);
+	unsigned char digest[32] = { 7 }, sig[SEC_SIG_MAX];
+	struct sec_tpm *t = open_tpm();
+	size_t siglen = sizeof(sig);
+	char err[512];
+	struct sec_meta m;
+	bool created;
+
+	ck_assert_msg(sec_sign_key_ensure(t, store, auth, authlen, "sha256:23",
+	    &created, err, sizeof(err)) == WD_OK, "%s", err);
+	ck_assert(created);
+	ck_assert_int_eq(sec_stat(store, SEC_SIGN_KEY, &m, err, sizeof(err)),
+	    WD_OK);
+	ck_assert_str_eq(m.pcrs, "sha256:23");
+	/* The binding cannot change under a key. */
+	ck_assert_int_eq(sec_sign_key_ensure(t, store, auth, authlen, NULL,
+	    &created, err, sizeof(err)), WD_EPERM);
+	ck_assert_msg(sec_sign_digest(t, store, auth, authlen, digest, sig,
+	    &siglen, err, sizeof(err)) == WD_OK, "%s", err);
+	sec_tpm_close(t);
+	/* The auth value alone (a password session) does not open it. */
+	ck_assert_int_eq(sh("cd '%s' && printf '%%s' '%s' > auth && printf x > "
+	    "msg && TPM2TOOLS_TCTI='%s' sh -c 'tpm2_createprimary -Q -C o -G ecc "
+	    "-c p.ctx && tpm2_flushcontext -t && tpm2_load -Q -C p.ctx -u "
+	    "%s/%s/tpm.pub -r %s/%s/tpm.priv -c k.ctx && tpm2_flushcontext -t' "
+	    ">/dev/null 2>&1", dir, SIGN_AUTH, tcti, store, SEC_SIGN_KEY, store,
+	    SEC_SIGN_KEY), 0);
+	ck_assert_int_ne(sh("cd '%s' && TPM2TOOLS_TCTI='%s' tpm2_sign -c k.ctx "
+	    "-p file:auth -g sha256 -f plain -o sig msg >/dev/null 2>&1", dir,
+	    tcti), 0);
+	sh("TPM2TOOLS_TCTI='%s' tpm2_flushcontext -t >/dev/null 2>&1", tcti);
+	/* The PCR moves: no more signatures. */
+	ck_assert_int_eq(sh("TPM2TOOLS_TCTI='%s' tpm2_pcrextend 23:sha256="
+	    "0000000000000000000000000000000000000000000000000000000000000001 "
+	    ">/dev/null 2>&1", tcti), 0);
+	t = open_tpm();
+	siglen = sizeof(sig);
+	ck_assert_int_eq(sec_sign_digest(t, store, auth, authlen, digest, sig,
+	    &siglen, err, sizeof(err)), WD_ETPM);
+	ck_assert_msg(strstr(err, "PCR values") != NULL, "%s", err);
+	sec_tpm_close(t);
+}
+END_TEST
+
+#define UT_NV 0x01800a0du
+
+START_TEST(counter_counts_up_only)
+{
+	struct sec_tpm *t = open_tpm();
+	struct sec_counter a, b, c;
+	char err[512];
+	bool created = false;
+
+	ck_assert_int_eq(sec_counter_read(t, UT_NV, &a, err, sizeof(err)),
+	    WD_ENOTFOUND);
+	ck_assert_msg(sec_counter_define(t, UT_NV, &created, &a, err,
+	    sizeof(err)) == WD_OK, "%s", err);
+	ck_assert(created);
+	ck_assert_uint_eq(strlen(a.name), SEC_COUNTER_NAME_HEX);
+	ck_assert(strncmp(a.name, "000b", 4) == 0);	/* SHA-256 name */
+	ck_assert_int_eq(sec_counter_increment(t, UT_NV, &b, err, sizeof(err)),
+	    WD_OK);
+	ck_assert_uint_eq(b.value, a.value + 1);
+	ck_assert_int_eq(sec_counter_read(t, UT_NV, &c, err, sizeof(err)),
+	    WD_OK);
+	ck_assert_uint_eq(c.value, b.value);
+	ck_assert_str_eq(c.name, b.name);
+	/* Defined already: taken as it is, not reset. */
+	ck_assert_int_eq(sec_counter_define(t, UT_NV, &created, &c, err,
+	    sizeof(err)), WD_OK);
+	ck_assert(!created);
+	ck_assert_uint_eq(c.value, b.value);
+	sec_tpm_close(t);
+
+	/* The value survives a TPM restart. */
+	swtpm_stop(tpmdir);
+	swtpm_start(tpmdir, tcti);
+	t = open_tpm();
+	ck_assert_int_eq(sec_counter_read(t, UT_NV, &c, err, sizeof(err)),
+	    WD_OK);
+	ck_assert_uint_eq(c.value, b.value);
+	sec_tpm_close(t);
+
+	/* Deleting the index and defining it again does not go back. */
+	ck_assert_int_eq(sh("TPM2TOOLS_TCTI='%s' tpm2_nvundefine -C o 0x%x "
+	    ">/dev/null 2>&1", tcti, UT_NV), 0);
+	t = open_tpm();
+	ck_assert_int_eq(sec_counter_define(t, UT_NV, &created, &c, err,
+	    sizeof(err)), WD_OK);
+	ck_assert(created);
+	ck_assert_msg(c.value >= b.value, "a new counter started at %llu, "
+	    "below %llu", (unsigned long long)c.value,
+	    (unsigned long long)b.value);
+	sec_tpm_close(t);
+}
+END_TEST
+
+/* An ordinary NV index can be written to any value: not a counter. */
+START_TEST(counter_refuses_an_ordinary_index)
+{
+	struct sec_tpm *t;
+	struct sec_counter c;
+	char err[512];
+
+	ck_assert_int_eq(sh("TPM2TOOLS_TCTI='%s' tpm2_nvdefine -C o -s 8 -a "
+	    "'ownerread|ownerwrite|no_da' 0x%x >/dev/null 2>&1", tcti, UT_NV), 0);
+	t = open_tpm();
+	ck_assert_int_eq(sec_counter_define(t, UT_NV, NULL, &c, err,
+	    sizeof(err)), WD_EINVAL);
+	ck_assert_msg(strstr(err, "not a monotonic counter") != NULL, "%s", err);
+	ck_assert_int_eq(sec_counter_read(t, UT_NV, &c, err, sizeof(err)),
+	    WD_EINVAL);
+	sec_tpm_close(t);
+}
+END_TEST
+
+START_TEST(counter_index_parsing)
+{
+	uint32_t v = 0;
+
+	ck_assert_int_eq(sec_counter_parse_index("0x01800a0d", &v), WD_OK);
+	ck_assert_uint_eq(v, 0x01800a0du);
+	ck_assert_int_eq(sec_counter_parse_index("0x1800a0d", &v), WD_OK);
+	ck_assert_int_ne(sec_counter_parse_index("0x01c00002", &v), WD_OK);
+	ck_assert_int_ne(sec_counter_parse_index("0x81000001", &v), WD_OK);
+	ck_assert_int_ne(sec_counter_parse_index("01800a0d", &v), WD_OK);
+	ck_assert_int_ne(sec_counter_parse_index("0x", &v), WD_OK);
+	ck_assert_int_ne(sec_counter_parse_index("0x018000000", &v), WD_OK);
+	ck_assert_int_ne(sec_counter_parse_index("0x0180zz0d", &v), WD_OK);
 }
 END_TEST
 
@@ -1138,10 +1353,16 @@ suite_secrets(void)
 	tcase_add_test(tpm, objects_are_flushed);
 	tcase_add_test(tpm, tpm2_tools_unseal_the_data_key);
 	tcase_add_test(tpm, audit_signing_key);
+	tcase_add_test(tpm, tpm2_sign_needs_the_auth_value);
+	tcase_add_test(tpm, signing_key_without_auth_is_refused);
+	tcase_add_test(tpm, signing_key_bound_to_pcrs);
+	tcase_add_test(tpm, counter_counts_up_only);
+	tcase_add_test(tpm, counter_refuses_an_ordinary_index);
 	tcase_add_test(tpm, events_reach_the_hook);
 	suite_add_tcase(s, tpm);
 
 	tcase_add_test(plain, pcr_spec_parsing);
+	tcase_add_test(plain, counter_index_parsing);
 	tcase_add_test(plain, tcti_is_required);
 	tcase_add_test(plain, names_are_validated);
 	tcase_add_test(plain, cache_locks_and_wipes);
