@@ -1120,6 +1120,13 @@ START_TEST(other_tenant_cannot_evict_sessions)
 	/* t2's agent opens 10,050 sessions (each request is refused for the
 	 * tool it offers, after its session was made). */
 	flood(IT_KEY_T2, "other-bot", 10050, &f);
+	/* deny-bot's session still knows its call. */
+	q = (struct req){ .token = "tok-tools-evict-3" };
+	send_req(KEY_DENY, s, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("contradict session 'it-sess-live'"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
 	ck_assert_uint_eq(f.n403, 10000);
 	ck_assert_uint_eq(f.n429, 50);
 	ck_assert_uint_eq(f.other, 0);
@@ -1131,13 +1138,6 @@ START_TEST(other_tenant_cannot_evict_sessions)
 	    "X-Warden-Session: flood-new", &q, &r);
 	assert_error(&r, 429, "rate_limit_exceeded", "session_limit",
 	    L("agent 'other-bot'", "sessions.max"));
-	it_resp_free(&r);
-	assert_not_forwarded(q.token);
-	/* deny-bot's session still knows its call. */
-	q = (struct req){ .token = "tok-tools-evict-3" };
-	send_req(KEY_DENY, s, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
-	    L("contradict session 'it-sess-live'"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
 }
