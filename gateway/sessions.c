@@ -34,6 +34,10 @@ struct sess {
 	char *names;			/* calls, each NUL-terminated; owned */
 	size_t nbytes, cap;
 	size_t ncalls;
+	/* Calls went out that the record could not take (too many, or no
+	 * memory): the record is no longer the whole truth, so the session
+	 * is refused from now on rather than compared. */
+	enum gw_store_rc lost;
 	uint64_t used_us;
 	struct sess *older, *newer;	/* the agent's list, by last use */
 	struct sess *hnext;
@@ -262,6 +266,8 @@ mem_session_check(const struct gw_sess_ref *r, const char *const *calls,
 	if ((e = sess_find(a, r, true, wd_mono_us(), &rc, retry_s)) == NULL)
 		goto out;
 	*recorded = e->ncalls;
+	if ((rc = e->lost) != GW_STORE_OK)
+		goto out;
 	p = e->names;
 	for (size_t i = 0; i < e->ncalls; i++) {
 		if (i >= n || strcmp(p, calls[i]) != 0) {
@@ -292,8 +298,9 @@ mem_session_append(const struct gw_sess_ref *r, const char *const *calls,
 	/* Not capped: the calls went out; forgetting them would let the
 	 * client hide them.  At most one session per request in flight. */
 	if ((a = agent_find(r)) != NULL &&
-	    (e = sess_find(a, r, false, wd_mono_us(), &rc, &retry_s)) != NULL)
-		rc = sess_add(e, calls, n);
+	    (e = sess_find(a, r, false, wd_mono_us(), &rc, &retry_s)) != NULL &&
+	    (rc = sess_add(e, calls, n)) != GW_STORE_OK)
+		e->lost = rc;
 	pthread_mutex_unlock(&lock);
 	return rc;
 }

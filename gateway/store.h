@@ -57,7 +57,9 @@ struct gw_store_ops {
 	enum gw_store_rc (*session_check)(const struct gw_sess_ref *r,
 	    const char *const *calls, size_t n, size_t *recorded, int *retry_s);
 	/* Add calls that went to the client to the session's record (made
-	 * afresh, over the cap, if it expired in the meantime). */
+	 * afresh, over the cap, if it expired in the meantime).  A record
+	 * that cannot take them all (TOO_LONG, NOMEM) keeps that answer for
+	 * every later session_check: it no longer holds every call. */
 	enum gw_store_rc (*session_append)(const struct gw_sess_ref *r,
 	    const char *const *calls, size_t n);
 	/* The key's calls in the window: in all (*total) and of each tool

@@ -502,7 +502,7 @@ gw_tools_commit_call(struct gw_tools *tl, size_t choice, const char *name,
 		case GW_STORE_OK:
 			break;
 		case GW_STORE_LIMIT:
-			why->rule = "limits.max_calls";
+			why->rule = "limits";
 			snprintf(why->message, sizeof(why->message), "agent '%s': "
 			    "the key's calls in the last %d s reached the limit "
 			    "(limits)", a->id, a->limits.window_s);
@@ -543,9 +543,9 @@ gw_tools_flush(struct gw_tools *tl)
 		.session = tl->session, .max = tl->agent->max_sessions,
 		.ttl_s = tl->agent->session_ttl_s,
 	};
-	/* A record that cannot take them is refused at the next request
-	 * (TOO_LONG) or was lost with memory: nothing else can be done
-	 * for calls already on their way. */
+	/* A record that cannot take them refuses the session's next
+	 * requests (the store marks it); nothing else can be done for calls
+	 * already on their way. */
 	(void)gw_store()->session_append(&r, names, tl->npending);
 	tl->npending = 0;
 }

@@ -276,6 +276,33 @@ START_TEST(window_take_and_read)
 }
 END_TEST
 
+/*
+ * Calls that went out but did not fit the record make the session refused
+ * from then on: otherwise a history that leaves them out would match the
+ * record.
+ */
+START_TEST(session_overflow_is_sticky)
+{
+	struct gw_sess_ref r = { "t1", "a1", "full", 10, 3600 };
+	const char *calls[GW_SESSION_MAX_CALLS + 1];
+	size_t recorded;
+	int retry;
+
+	gw_store_memory_reset();
+	for (size_t i = 0; i <= GW_SESSION_MAX_CALLS; i++)
+		calls[i] = "search";
+	ck_assert_int_eq(gw_store()->session_check(&r, calls,
+	    GW_SESSION_MAX_CALLS + 1, &recorded, &retry), GW_STORE_TOO_LONG);
+	ck_assert_int_eq(gw_store()->session_check(&r, calls,
+	    GW_SESSION_MAX_CALLS, &recorded, &retry), GW_STORE_OK);
+	ck_assert_int_eq(gw_store()->session_append(&r, calls, 1),
+	    GW_STORE_TOO_LONG);
+	/* The history without the lost call matches the record; refused. */
+	ck_assert_int_eq(gw_store()->session_check(&r, calls,
+	    GW_SESSION_MAX_CALLS, &recorded, &retry), GW_STORE_TOO_LONG);
+}
+END_TEST
+
 /* The window slides: calls older than window_s stop counting. */
 START_TEST(window_slides)
 {
@@ -529,6 +556,13 @@ START_TEST(window_limit_survives_fresh_sessions)
 		gw_tools_clear(&tl);
 		free(ev);
 	}
+	/* Tools offered while the key has no calls left: refused (deny). */
+	ck_assert_int_eq(request(&l, &tl, "fresh-10", "{\"model\":\"m\","
+	    "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":"
+	    "[{\"type\":\"function\",\"function\":{\"name\":\"search\"}}]}",
+	    &d), GW_TOOLS_DENY);
+	ck_assert(strstr(d.message, "rule 'limits.max_calls'") != NULL);
+	gw_tools_clear(&tl);
 	/* The agent's other key has its own window. */
 	ck_assert_int_eq(request_as(&l, &tl, 1, NULL, plain, &d), GW_TOOLS_OK);
 	ans = answer_with((const char *[]){ "search", NULL });
@@ -681,6 +715,7 @@ suite_sessions(void)
 	suite_add_tcase(s, load);
 	tcase_add_test(store, window_take_and_read);
 	tcase_add_test(store, window_slides);
+	tcase_add_test(store, session_overflow_is_sticky);
 	suite_add_tcase(s, store);
 	tcase_add_test(wire, streamed_call_committed_when_forwarded);
 	tcase_add_test(wire, withheld_event_commits_nothing);
