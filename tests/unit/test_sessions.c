@@ -695,6 +695,12 @@ START_TEST(function_messages_and_bad_tool_calls_refused)
 	expect_refused(&l, "{\"role\":\"assistant\",\"content\":\"x\","
 	    "\"tool_calls\":\"read\"}", NULL, 400, "invalid_tool_call",
 	    "messages[1].tool_calls must be an array");
+	/* An assistant function_call is a call without an id: refused, not
+	 * counted (decided so: a tool result could not name it). */
+	expect_refused(&l, "{\"role\":\"assistant\",\"content\":null,"
+	    "\"function_call\":{\"name\":\"search\",\"arguments\":\"{}\"}}",
+	    NULL, 403, "tool_policy", "messages[1] holds a 'function_call'; "
+	    "agents must use 'tool_calls'");
 	ut_ld_done(&l);
 }
 END_TEST
