@@ -287,12 +287,18 @@ struct gw_tools {
 	uint64_t named[GW_TOOLS_MAX_CHOICES];
 	unsigned ncalls[GW_TOOLS_MAX_CHOICES];
 	bool fn_named[GW_TOOLS_MAX_CHOICES];
+	const unsigned char *key;	/* the caller's key digest (limits) */
+	/* Allowed calls of choice 0 (tool indexes) of the event or answer
+	 * being checked: into the session once it goes to the client. */
+	unsigned char pending[256];
+	size_t npending;
 };
 
 struct gw_tools_deny {
 	int status;
 	const char *code;
 	char message[256];
+	int retry_after_s;		/* > 0: send Retry-After */
 };
 
 enum gw_tools_rc { GW_TOOLS_OK, GW_TOOLS_MODIFIED, GW_TOOLS_DENY };
@@ -306,7 +312,7 @@ enum gw_tools_rc { GW_TOOLS_OK, GW_TOOLS_MODIFIED, GW_TOOLS_DENY };
  */
 enum gw_tools_rc gw_tools_request(struct gw_tools *tl,
     const struct pol_snapshot *snap, const struct pol_tenant *tenant,
-    const struct pol_agent *key_agent, const struct gw_http_req *req,
+    const struct pol_caller *caller, const struct gw_http_req *req,
     json_t *root, struct gw_tools_deny *deny);
 /*
  * Check the calls of a provider answer, read strictly by a format's
@@ -317,22 +323,23 @@ enum gw_tools_rc gw_tools_request(struct gw_tools *tl,
  */
 enum gw_tools_rc gw_tools_answer(struct gw_tools *tl, struct gw_answer *ans,
     struct gw_tools_deny *deny);
+/*
+ * A call the policy allowed, in choice `choice` of an answer: counted in
+ * the key's limits window now (false, and *why, when the window is
+ * full), and queued for the session; gw_tools_answer puts the queue into
+ * the session as soon as what names it may go out (a chunk that passed,
+ * a whole answer that was not refused), so a client that leaves after
+ * receiving a call cannot hide it.
+ */
+bool gw_tools_commit_call(struct gw_tools *tl, size_t choice,
+    const char *name, struct pol_tool_why *why);
+/* Put the queued calls into the session (what gw_tools_commit does). */
+void gw_tools_flush(struct gw_tools *tl);
 /* The answer went out: record its allowed calls in the session. */
 void gw_tools_commit(struct gw_tools *tl, bool streamed);
 void gw_tools_clear(struct gw_tools *tl);
 
-/* ---- sessions warden records for agents (sessions.c) ---- */
-
-void gw_sessions_init(size_t max, int ttl_s);
-/*
- * Compare the history's calls (names, in order) with what warden recorded
- * for this agent's session: the record must be a prefix of the history.
- * Then remember the longer of the two.  False if they contradict.
- */
-bool gw_session_check(const char *agent, const char *session,
-    const char *const *calls, size_t ncalls, size_t *recorded);
-void gw_session_append(const char *agent, const char *session,
-    const char *const *calls, size_t ncalls);
+/* Sessions and limits windows live in the state store: gateway/store.h. */
 
 /* ---- SSE framing (sse.c) ---- */
 

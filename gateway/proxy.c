@@ -89,11 +89,14 @@ route_id(const struct txn *t)
 	return t->route != NULL ? t->route->id : "";
 }
 
+/* End with an error answer; retry_after_s > 0 adds Retry-After. */
 static void
-fail(struct txn *t, int status, const char *type, const char *code,
-    const char *msg)
+fail_retry(struct txn *t, int status, const char *type, const char *code,
+    const char *msg, int retry_after_s)
 {
 	struct gw_conn *c = t->conn;
+	char ra[16];
+	struct gw_out_hdr h[1] = { { "Retry-After", ra } };
 
 	gw_metrics_request(route_id(t), status);
 	t->final_status = status;
@@ -101,8 +104,17 @@ fail(struct txn *t, int status, const char *type, const char *code,
 	gw_txn_record(t);		/* an error goes out either way */
 	t->conn = NULL;
 	gw_conn_set_hooks(c, NULL);
-	gw_send_error(c, status, type, code, "%s", msg);
+	snprintf(ra, sizeof(ra), "%d", retry_after_s);
+	gw_send_error_hdr(c, status, h, retry_after_s > 0 ? 1 : 0, type, code,
+	    "%s", msg);
 	txn_end(t);
+}
+
+static void
+fail(struct txn *t, int status, const char *type, const char *code,
+    const char *msg)
+{
+	fail_retry(t, status, type, code, msg, 0);
 }
 
 /* Replace the body with root's JSON: the request was modified. */
@@ -123,8 +135,10 @@ static void
 fail_tools(struct txn *t, const struct gw_tools_deny *d)
 {
 	t->refused_late = t->decided;
-	fail(t, d->status, d->status == 403 ? "policy_violation" :
-	    "invalid_request_error", d->code, d->message);
+	fail_retry(t, d->status, d->status == 403 ? "policy_violation" :
+	    d->status == 429 ? "rate_limit_exceeded" : d->status >= 500 ?
+	    "server_error" : "invalid_request_error", d->code, d->message,
+	    d->retry_after_s);
 }
 
 /* Content-Type text/event-stream, parameters allowed. */
@@ -682,7 +696,7 @@ check_tools(struct txn *t, struct gw_http_req *req)
 {
 	struct gw_tools_deny d;
 
-	switch (gw_tools_request(&t->tools, t->snap, t->tenant, t->caller.agent,
+	switch (gw_tools_request(&t->tools, t->snap, t->tenant, &t->caller,
 	    req, t->chat.root, &d)) {
 	case GW_TOOLS_DENY:
 		fail_tools(t, &d);

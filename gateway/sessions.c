@@ -1,47 +1,77 @@
 /*
- * sessions.c - what warden itself remembers of agent sessions
- * (X-Warden-Session): the tool calls made so far, so that a client cannot
- * hide earlier calls by trimming its message history.
+ * sessions.c - the agent state store in this process (gw_store_memory,
+ * see store.h): sessions per agent, and call counts per key over a
+ * window.
  *
- * One table for the process, behind one mutex (a lookup is a hash and a
- * short compare; workers hold the lock for microseconds).  Bounded: at
- * most `max` sessions, each forgotten `ttl_s` after its last use, the
- * least recently used evicted first; a session remembers at most
- * SESS_MAX_CALLS calls, as names, so that a reload that reorders tools
- * cannot confuse it.
+ * Sessions: each agent has its own table, bounded by its own
+ * sessions.max, so that no tenant (no agent) can push out another's
+ * sessions; a full table refuses new sessions (429) and never evicts a
+ * live one.  A session is forgotten ttl_s after its last use.  A record
+ * holds at most GW_SESSION_MAX_CALLS calls, as names, so that a reload
+ * that reorders tools cannot confuse it.
+ *
+ * Windows: each (agent, key) counts its calls in WIN_BUCKETS buckets of
+ * window_s / WIN_BUCKETS, plus the current one.  A count adds every bucket
+ * that overlaps the last window_s, so it is never below the true number:
+ * no window_s span ever holds more calls than the limit.
+ *
+ * Everything is behind one mutex (a lookup is a hash and a short compare;
+ * workers hold the lock for microseconds).
  */
 #include "gateway/gw_int.h"
+#include "gateway/store.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define SESS_MAX_CALLS 256
-#define SESS_NAMES_BYTES 4096
+#define WIN_BUCKETS 60
+#define WIN_SLOTS (WIN_BUCKETS + 1)
+#define MAX_WINDOWS 65536
+#define WIN_TABLE 1024
 
 struct sess {
-	char *key;			/* agent, newline, session; owned */
-	char names[SESS_NAMES_BYTES];	/* calls, each NUL-terminated */
-	size_t nnames_bytes;
+	char *token;			/* X-Warden-Session; owned */
+	char *names;			/* calls, each NUL-terminated; owned */
+	size_t nbytes, cap;
 	size_t ncalls;
+	/* Calls went out that the record could not take (too many, or no
+	 * memory): the record is no longer the whole truth, so the session
+	 * is refused from now on rather than compared. */
+	enum gw_store_rc lost;
 	uint64_t used_us;
-	struct sess *lru_prev, *lru_next;	/* most recent first */
+	struct sess *older, *newer;	/* the agent's list, by last use */
 	struct sess *hnext;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct sess **table;
-static size_t table_cap, count, max_sessions = 10000;
-static uint64_t ttl_us = 3600ull * 1000000;
-static struct sess *lru_head, *lru_tail;
+/* One agent's sessions. */
+struct agent_sess {
+	char *key;			/* tenant, newline, agent; owned */
+	struct sess **table;		/* by token; power-of-two size */
+	size_t table_cap, count;
+	struct sess *newest, *oldest;
+	struct agent_sess *next;
+};
 
-void
-gw_sessions_init(size_t max, int ttl_s)
-{
-	pthread_mutex_lock(&lock);
-	max_sessions = max > 0 ? max : 1;
-	ttl_us = (uint64_t)(ttl_s > 0 ? ttl_s : 1) * 1000000;
-	pthread_mutex_unlock(&lock);
-}
+struct win_tool {
+	char *name;			/* owned */
+	uint32_t n[WIN_SLOTS];
+};
+
+/* One key's calls as one agent. */
+struct win {
+	char *key;			/* agent, newline, key digest hex; owned */
+	uint64_t width_us;		/* bucket width; 0: never used */
+	uint64_t stamp[WIN_SLOTS];	/* bucket number a slot holds; 0: none */
+	uint32_t total[WIN_SLOTS];
+	struct win_tool *tools;
+	size_t ntools;
+	struct win *hnext;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct agent_sess *agents;
+static struct win *windows[WIN_TABLE];
+static size_t nwindows;
 
 static uint64_t
 hash(const char *s)
@@ -53,156 +83,407 @@ hash(const char *s)
 	return h;
 }
 
+/* ---- sessions ---- */
+
 static void
-lru_unlink(struct sess *e)
+list_unlink(struct agent_sess *a, struct sess *e)
 {
-	if (e->lru_prev)
-		e->lru_prev->lru_next = e->lru_next;
+	if (e->newer)
+		e->newer->older = e->older;
 	else
-		lru_head = e->lru_next;
-	if (e->lru_next)
-		e->lru_next->lru_prev = e->lru_prev;
+		a->newest = e->older;
+	if (e->older)
+		e->older->newer = e->newer;
 	else
-		lru_tail = e->lru_prev;
-	e->lru_prev = e->lru_next = NULL;
+		a->oldest = e->newer;
+	e->older = e->newer = NULL;
 }
 
 static void
-lru_front(struct sess *e)
+list_front(struct agent_sess *a, struct sess *e)
 {
-	e->lru_next = lru_head;
-	if (lru_head)
-		lru_head->lru_prev = e;
-	lru_head = e;
-	if (lru_tail == NULL)
-		lru_tail = e;
+	e->older = a->newest;
+	e->newer = NULL;
+	if (a->newest)
+		a->newest->newer = e;
+	a->newest = e;
+	if (a->oldest == NULL)
+		a->oldest = e;
 }
 
 static void
-drop(struct sess *e)
+sess_drop(struct agent_sess *a, struct sess *e)
 {
-	struct sess **pp = &table[hash(e->key) & (table_cap - 1)];
+	struct sess **pp = &a->table[hash(e->token) & (a->table_cap - 1)];
 
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
-	lru_unlink(e);
-	free(e->key);
+	list_unlink(a, e);
+	free(e->token);
+	free(e->names);
 	free(e);
-	count--;
+	a->count--;
 }
 
-/* Find (or make) the entry; expired and surplus entries go first. */
-static struct sess *
-lookup(const char *key, bool create)
+static struct agent_sess *
+agent_find(const struct gw_sess_ref *r)
 {
-	uint64_t now = wd_mono_us();
-	struct sess *e;
+	struct agent_sess *a;
+	char *key;
 
-	if (table == NULL) {
-		table_cap = 1024;
-		table = calloc(table_cap, sizeof(*table));
-		if (table == NULL)
-			return NULL;
-	}
-	while (lru_tail != NULL && now - lru_tail->used_us > ttl_us)
-		drop(lru_tail);
-	for (e = table[hash(key) & (table_cap - 1)]; e != NULL; e = e->hnext)
-		if (strcmp(e->key, key) == 0)
-			break;
-	if (e == NULL && create) {
-		while (count >= max_sessions && lru_tail != NULL)
-			drop(lru_tail);
-		e = calloc(1, sizeof(*e));
-		if (e == NULL || (e->key = strdup(key)) == NULL) {
-			free(e);
-			return NULL;
+	if (asprintf(&key, "%s\n%s", r->tenant, r->agent) < 0)
+		return NULL;
+	for (a = agents; a != NULL; a = a->next)
+		if (strcmp(a->key, key) == 0) {
+			free(key);
+			return a;
 		}
-		e->hnext = table[hash(key) & (table_cap - 1)];
-		table[hash(key) & (table_cap - 1)] = e;
-		count++;
-	} else if (e != NULL) {
-		lru_unlink(e);
+	a = calloc(1, sizeof(*a));
+	if (a == NULL || (a->table = calloc(64, sizeof(*a->table))) == NULL) {
+		free(a);
+		free(key);
+		return NULL;
 	}
-	if (e != NULL) {
-		e->used_us = now;
-		lru_front(e);
-	}
-	return e;
+	a->table_cap = 64;
+	a->key = key;
+	a->next = agents;
+	agents = a;
+	return a;
+}
+
+/* Double the table once it holds as many sessions as slots. */
+static void
+agent_grow(struct agent_sess *a)
+{
+	size_t cap = a->table_cap * 2;
+	struct sess **t;
+
+	if (a->count < a->table_cap || (t = calloc(cap, sizeof(*t))) == NULL)
+		return;			/* longer chains; still correct */
+	for (size_t i = 0; i < a->table_cap; i++)
+		for (struct sess *e = a->table[i], *n; e != NULL; e = n) {
+			size_t h = hash(e->token) & (cap - 1);
+
+			n = e->hnext;
+			e->hnext = t[h];
+			t[h] = e;
+		}
+	free(a->table);
+	a->table = t;
+	a->table_cap = cap;
 }
 
 static void
-append(struct sess *e, const char *const *calls, size_t n)
+agent_expire(struct agent_sess *a, uint64_t now, uint64_t ttl_us)
 {
-	for (size_t i = 0; i < n && e->ncalls < SESS_MAX_CALLS; i++) {
+	while (a->oldest != NULL && now - a->oldest->used_us > ttl_us)
+		sess_drop(a, a->oldest);
+}
+
+/* The session, made if missing and capped is false or there is room. */
+static struct sess *
+sess_find(struct agent_sess *a, const struct gw_sess_ref *r, bool capped,
+    uint64_t now, enum gw_store_rc *rc, int *retry_s)
+{
+	uint64_t ttl_us = (uint64_t)(r->ttl_s > 0 ? r->ttl_s : 1) * 1000000;
+	struct sess *e;
+
+	agent_expire(a, now, ttl_us);
+	for (e = a->table[hash(r->session) & (a->table_cap - 1)]; e != NULL;
+	    e = e->hnext)
+		if (strcmp(e->token, r->session) == 0)
+			break;
+	if (e == NULL) {
+		if (capped && a->count >= r->max) {
+			/* The oldest goes first; it is live until then. */
+			uint64_t left = a->oldest != NULL ?
+			    a->oldest->used_us + ttl_us - now : 1000000;
+
+			*retry_s = (int)((left + 999999) / 1000000);
+			*rc = GW_STORE_FULL;
+			return NULL;
+		}
+		e = calloc(1, sizeof(*e));
+		if (e == NULL || (e->token = strdup(r->session)) == NULL) {
+			free(e);
+			*rc = GW_STORE_NOMEM;
+			return NULL;
+		}
+		agent_grow(a);
+		e->hnext = a->table[hash(r->session) & (a->table_cap - 1)];
+		a->table[hash(r->session) & (a->table_cap - 1)] = e;
+		a->count++;
+	} else {
+		list_unlink(a, e);
+	}
+	e->used_us = now;
+	list_front(a, e);
+	*rc = GW_STORE_OK;
+	return e;
+}
+
+static enum gw_store_rc
+sess_add(struct sess *e, const char *const *calls, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
 		size_t l = strlen(calls[i]) + 1;
 
-		if (e->nnames_bytes + l > sizeof(e->names))
-			return;
-		memcpy(e->names + e->nnames_bytes, calls[i], l);
-		e->nnames_bytes += l;
+		if (e->ncalls >= GW_SESSION_MAX_CALLS)
+			return GW_STORE_TOO_LONG;
+		if (e->nbytes + l > e->cap) {
+			size_t cap = (e->cap ? e->cap * 2 : 256) + l;
+			char *p = realloc(e->names, cap);
+
+			if (p == NULL)
+				return GW_STORE_NOMEM;
+			e->names = p;
+			e->cap = cap;
+		}
+		memcpy(e->names + e->nbytes, calls[i], l);
+		e->nbytes += l;
 		e->ncalls++;
 	}
+	return GW_STORE_OK;
 }
 
-/* The table key of a session: exact, never truncated. */
-static char *
-make_key(const char *agent, const char *session)
+static enum gw_store_rc
+mem_session_check(const struct gw_sess_ref *r, const char *const *calls,
+    size_t n, size_t *recorded, int *retry_s)
 {
-	char *key;
-
-	if (asprintf(&key, "%s\n%s", agent, session) < 0)
-		return NULL;
-	return key;
-}
-
-bool
-gw_session_check(const char *agent, const char *session,
-    const char *const *calls, size_t ncalls, size_t *recorded)
-{
-	char *key = make_key(agent, session);
+	struct agent_sess *a;
 	struct sess *e;
+	enum gw_store_rc rc;
 	const char *p;
-	bool ok = true;
 
 	*recorded = 0;
-	if (key == NULL)
-		return false;
+	*retry_s = 0;
 	pthread_mutex_lock(&lock);
-	e = lookup(key, true);
-	free(key);
-	if (e == NULL) {
-		pthread_mutex_unlock(&lock);
-		return false;		/* fail closed when memory is short */
+	if ((a = agent_find(r)) == NULL) {
+		rc = GW_STORE_NOMEM;
+		goto out;
 	}
+	if ((e = sess_find(a, r, true, wd_mono_us(), &rc, retry_s)) == NULL)
+		goto out;
 	*recorded = e->ncalls;
+	if ((rc = e->lost) != GW_STORE_OK)
+		goto out;
 	p = e->names;
 	for (size_t i = 0; i < e->ncalls; i++) {
-		if (i >= ncalls || strcmp(p, calls[i]) != 0) {
-			ok = false;
-			break;
+		if (i >= n || strcmp(p, calls[i]) != 0) {
+			rc = GW_STORE_CONTRADICTS;
+			goto out;
 		}
 		p += strlen(p) + 1;
 	}
-	if (ok && ncalls > e->ncalls)
-		append(e, calls + e->ncalls, ncalls - e->ncalls);
+	if (n > GW_SESSION_MAX_CALLS)
+		rc = GW_STORE_TOO_LONG;
+	else if (n > e->ncalls)
+		rc = sess_add(e, calls + e->ncalls, n - e->ncalls);
+out:
 	pthread_mutex_unlock(&lock);
-	return ok;
+	return rc;
+}
+
+static enum gw_store_rc
+mem_session_append(const struct gw_sess_ref *r, const char *const *calls,
+    size_t n)
+{
+	struct agent_sess *a;
+	struct sess *e;
+	enum gw_store_rc rc = GW_STORE_NOMEM;
+	int retry_s;
+
+	pthread_mutex_lock(&lock);
+	/* Not capped: the calls went out; forgetting them would let the
+	 * client hide them.  At most one session per request in flight. */
+	if ((a = agent_find(r)) != NULL &&
+	    (e = sess_find(a, r, false, wd_mono_us(), &rc, &retry_s)) != NULL &&
+	    (rc = sess_add(e, calls, n)) != GW_STORE_OK)
+		e->lost = rc;
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+/* ---- windows ---- */
+
+static struct win *
+win_find(const struct gw_win_ref *r, bool create)
+{
+	char hex[65], *key;
+	struct win *w;
+	size_t h;
+
+	wd_hex(r->key, 32, hex);
+	if (asprintf(&key, "%s\n%s", r->agent, hex) < 0)
+		return NULL;
+	h = hash(key) & (WIN_TABLE - 1);
+	for (w = windows[h]; w != NULL; w = w->hnext)
+		if (strcmp(w->key, key) == 0)
+			break;
+	if (w == NULL && create && nwindows < MAX_WINDOWS &&
+	    (w = calloc(1, sizeof(*w))) != NULL) {
+		w->key = key;
+		key = NULL;
+		w->hnext = windows[h];
+		windows[h] = w;
+		nwindows++;
+	}
+	free(key);
+	return w;
+}
+
+/* The bucket number of now; a changed window starts afresh. */
+static uint64_t
+win_now(struct win *w, const struct gw_win_ref *r)
+{
+	uint64_t width = ((uint64_t)r->window_s * 1000000 + WIN_BUCKETS - 1) /
+	    WIN_BUCKETS;
+
+	if (w->width_us != width) {
+		memset(w->stamp, 0, sizeof(w->stamp));
+		w->width_us = width;
+	}
+	return wd_mono_us() / width + 1;
+}
+
+static bool
+slot_live(const struct win *w, size_t s, uint64_t b)
+{
+	return w->stamp[s] != 0 && w->stamp[s] + WIN_BUCKETS >= b;
+}
+
+static struct win_tool *
+win_tool(struct win *w, const char *name, bool create)
+{
+	struct win_tool *t;
+
+	for (size_t i = 0; i < w->ntools; i++)
+		if (strcmp(w->tools[i].name, name) == 0)
+			return &w->tools[i];
+	if (!create || w->ntools >= POL_MAX_TOOLS * 4)
+		return NULL;
+	t = realloc(w->tools, (w->ntools + 1) * sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	w->tools = t;
+	t = &w->tools[w->ntools];
+	memset(t, 0, sizeof(*t));
+	if ((t->name = strdup(name)) == NULL)
+		return NULL;
+	w->ntools++;
+	return t;
+}
+
+static unsigned
+win_sum(const struct win *w, const uint32_t *n, uint64_t b)
+{
+	unsigned sum = 0;
+
+	for (size_t s = 0; s < WIN_SLOTS; s++)
+		if (slot_live(w, s, b))
+			sum += n[s];
+	return sum;
+}
+
+static enum gw_store_rc
+mem_window_read(const struct gw_win_ref *r, const char *const *names,
+    size_t n, unsigned *total, unsigned *counts)
+{
+	struct win *w;
+	uint64_t b;
+
+	*total = 0;
+	memset(counts, 0, n * sizeof(*counts));
+	pthread_mutex_lock(&lock);
+	if ((w = win_find(r, false)) != NULL) {
+		b = win_now(w, r);
+		*total = win_sum(w, w->total, b);
+		for (size_t i = 0; i < n; i++) {
+			struct win_tool *t = win_tool(w, names[i], false);
+
+			if (t != NULL)
+				counts[i] = win_sum(w, t->n, b);
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return GW_STORE_OK;
+}
+
+static enum gw_store_rc
+mem_window_take(const struct gw_win_ref *r, const char *tool, int max_total,
+    int max_tool)
+{
+	struct win *w;
+	struct win_tool *t;
+	enum gw_store_rc rc = GW_STORE_NOMEM;
+	uint64_t b;
+	size_t s;
+
+	pthread_mutex_lock(&lock);
+	if ((w = win_find(r, true)) == NULL ||
+	    (t = win_tool(w, tool, true)) == NULL)
+		goto out;
+	b = win_now(w, r);
+	s = b % WIN_SLOTS;
+	if (w->stamp[s] != b) {
+		w->stamp[s] = b;
+		w->total[s] = 0;
+		for (size_t i = 0; i < w->ntools; i++)
+			w->tools[i].n[s] = 0;
+	}
+	if ((max_total >= 0 && win_sum(w, w->total, b) >= (unsigned)max_total) ||
+	    (max_tool >= 0 && win_sum(w, t->n, b) >= (unsigned)max_tool)) {
+		rc = GW_STORE_LIMIT;
+		goto out;
+	}
+	w->total[s]++;
+	t->n[s]++;
+	rc = GW_STORE_OK;
+out:
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+const struct gw_store_ops gw_store_memory = {
+	.name = "memory",
+	.session_check = mem_session_check,
+	.session_append = mem_session_append,
+	.window_read = mem_window_read,
+	.window_take = mem_window_take,
+};
+
+const struct gw_store_ops *
+gw_store(void)
+{
+	return &gw_store_memory;
 }
 
 void
-gw_session_append(const char *agent, const char *session,
-    const char *const *calls, size_t ncalls)
+gw_store_memory_reset(void)
 {
-	char *key = make_key(agent, session);
-	struct sess *e;
-
-	if (key == NULL)
-		return;
 	pthread_mutex_lock(&lock);
-	e = lookup(key, true);
-	if (e != NULL)
-		append(e, calls, ncalls);
+	while (agents != NULL) {
+		struct agent_sess *a = agents;
+
+		agents = a->next;
+		while (a->oldest != NULL)
+			sess_drop(a, a->oldest);
+		free(a->table);
+		free(a->key);
+		free(a);
+	}
+	for (size_t h = 0; h < WIN_TABLE; h++)
+		while (windows[h] != NULL) {
+			struct win *w = windows[h];
+
+			windows[h] = w->hnext;
+			for (size_t i = 0; i < w->ntools; i++)
+				free(w->tools[i].name);
+			free(w->tools);
+			free(w->key);
+			free(w);
+		}
+	nwindows = 0;
 	pthread_mutex_unlock(&lock);
-	free(key);
 }

@@ -9,6 +9,7 @@
  * check lands in tl->log, which goes into the decision record.
  */
 #include "gateway/gw_int.h"
+#include "gateway/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ deny(struct gw_tools_deny *d, int status, const char *code, const char *fmt, ...
 
 	d->status = status;
 	d->code = code;
+	d->retry_after_s = 0;
 	va_start(ap, fmt);
 	vsnprintf(d->message, sizeof(d->message), fmt, ap);
 	va_end(ap);
@@ -63,12 +65,63 @@ which_agent(struct gw_tools *tl, const struct pol_snapshot *snap,
 	return GW_TOOLS_OK;
 }
 
-/* Replay the history's tool calls through the policy. */
+/* Does a call before message `before` carry this id? */
+static bool
+call_id_seen(json_t *msgs, size_t before, const char *id)
+{
+	for (size_t i = 0; i < before; i++) {
+		json_t *calls = json_object_get(json_array_get(msgs, i),
+		    "tool_calls"), *c;
+		size_t j;
+
+		json_array_foreach(calls, j, c) {
+			const char *cid = json_string_value(json_object_get(c, "id"));
+
+			if (cid != NULL && strcmp(cid, id) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Messages that carry a tool's result must come from a call the history
+ * shows (and the policy replays): a result without its call is labelled
+ * data whose label no call set.  Legacy `function` messages have no call
+ * id at all; agents must use tool messages.
+ */
+static enum gw_tools_rc
+check_message(json_t *msgs, size_t i, json_t *m, struct gw_tools_deny *d)
+{
+	const char *role = json_string_value(json_object_get(m, "role"));
+	json_t *calls = json_object_get(m, "tool_calls");
+	const char *id;
+
+	if (calls != NULL && !json_is_array(calls))
+		return deny(d, 400, "invalid_tool_call", "messages[%zu].tool_calls "
+		    "must be an array", i);
+	if (role != NULL && strcmp(role, "function") == 0)
+		return deny(d, 403, "tool_policy", "messages[%zu] has role "
+		    "'function'; agents must use 'tool' messages that answer a "
+		    "call in 'tool_calls'", i);
+	if (role == NULL || strcmp(role, "tool") != 0)
+		return GW_TOOLS_OK;
+	id = json_string_value(json_object_get(m, "tool_call_id"));
+	if (id == NULL || !call_id_seen(msgs, i, id))
+		return deny(d, 403, "tool_policy", "messages[%zu].tool_call_id "
+		    "'%.64s' answers no call in an earlier message's 'tool_calls'",
+		    i, id ? id : "");
+	return GW_TOOLS_OK;
+}
+
+/* Replay the history's tool calls through the policy; *nnames may end
+ * above GW_SESSION_MAX_CALLS (names holds the first of them). */
 static enum gw_tools_rc
 replay_history(struct gw_tools *tl, json_t *root, const char **names,
     size_t *nnames, struct gw_tools_deny *d)
 {
 	json_t *msgs = json_object_get(root, "messages"), *m, *hist;
+	enum gw_tools_rc rc;
 	size_t i;
 
 	hist = json_array();
@@ -78,8 +131,8 @@ replay_history(struct gw_tools *tl, json_t *root, const char **names,
 		json_t *calls = json_object_get(m, "tool_calls"), *c;
 		size_t j;
 
-		if (!json_is_array(calls))
-			continue;
+		if ((rc = check_message(msgs, i, m, d)) != GW_TOOLS_OK)
+			return rc;
 		json_array_foreach(calls, j, c) {
 			const char *name = call_name(c);
 			struct pol_tool_why why;
@@ -96,8 +149,9 @@ replay_history(struct gw_tools *tl, json_t *root, const char **names,
 				    "tool calls break the policy: %s (rule '%s')",
 				    why.message, why.rule);
 			}
-			if (*nnames < 256)
-				names[(*nnames)++] = name;
+			if (*nnames < GW_SESSION_MAX_CALLS)
+				names[*nnames] = name;
+			(*nnames)++;
 		}
 	}
 	return GW_TOOLS_OK;
@@ -155,23 +209,89 @@ check_offered(struct gw_tools *tl, json_t *root, struct gw_tools_deny *d)
 	return modified ? GW_TOOLS_MODIFIED : GW_TOOLS_OK;
 }
 
+/* The history against the session warden recorded. */
+static enum gw_tools_rc
+check_session(struct gw_tools *tl, const char *const *names, size_t nnames,
+    struct gw_tools_deny *d)
+{
+	struct gw_sess_ref r = {
+		.tenant = tl->agent->tenant->id, .agent = tl->agent->id,
+		.session = tl->session, .max = tl->agent->max_sessions,
+		.ttl_s = tl->agent->session_ttl_s,
+	};
+	size_t recorded = 0;
+	int retry_s = 0;
+
+	switch (gw_store()->session_check(&r, names, nnames, &recorded,
+	    &retry_s)) {
+	case GW_STORE_OK:
+		return GW_TOOLS_OK;
+	case GW_STORE_CONTRADICTS:
+		return deny(d, 403, "tool_policy", "the conversation's tool calls "
+		    "contradict session '%s' as warden recorded it (%zu calls "
+		    "recorded, %zu in the request)", tl->session, recorded, nnames);
+	case GW_STORE_TOO_LONG:
+		return deny(d, 403, "tool_policy", "session '%s' holds at most %d "
+		    "tool calls; start a new session", tl->session,
+		    GW_SESSION_MAX_CALLS);
+	case GW_STORE_FULL:
+		deny(d, 429, "session_limit", "agent '%s' has %zu live "
+		    "sessions, its limit (sessions.max); a new one can begin "
+		    "when the oldest expires", tl->agent->id,
+		    tl->agent->max_sessions);
+		d->retry_after_s = retry_s > 0 ? retry_s : 1;
+		return GW_TOOLS_DENY;
+	default:
+		return deny(d, 503, "session_store", "the session store cannot "
+		    "answer; the request is refused");
+	}
+}
+
+/* The caller's key's calls in the agent's limits window, into st. */
+static enum gw_tools_rc
+load_window(struct gw_tools *tl, struct gw_tools_deny *d)
+{
+	const struct pol_agent *a = tl->agent;
+	struct gw_win_ref r = { a->id, tl->key, a->limits.window_s };
+	const char *names[POL_MAX_TOOLS];
+
+	if (a->limits.window_s == 0)
+		return GW_TOOLS_OK;
+	if (tl->key == NULL)
+		return deny(d, 503, "session_store", "no key to count calls by");
+	for (size_t i = 0; i < a->ntools; i++)
+		names[i] = a->tools[i].name;
+	if (gw_store()->window_read(&r, names, a->ntools, &tl->st.wtotal,
+	    tl->st.wcounts) != GW_STORE_OK)
+		return deny(d, 503, "session_store", "the session store cannot "
+		    "answer; the request is refused");
+	tl->st.window = true;
+	return GW_TOOLS_OK;
+}
+
 enum gw_tools_rc
 gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
-    const struct pol_tenant *tenant, const struct pol_agent *key_agent,
+    const struct pol_tenant *tenant, const struct pol_caller *caller,
     const struct gw_http_req *req, json_t *root, struct gw_tools_deny *d)
 {
-	const char *names[256], *sess;
-	size_t nnames = 0, recorded = 0;
+	const char *names[GW_SESSION_MAX_CALLS], *sess;
+	size_t nnames = 0;
 	enum gw_tools_rc rc;
 
 	memset(tl, 0, sizeof(*tl));
+	d->retry_after_s = 0;
 	pol_tstate_init(&tl->st);
-	if ((rc = which_agent(tl, snap, tenant, key_agent, req, d)) != GW_TOOLS_OK)
+	tl->key = caller->key;
+	if ((rc = which_agent(tl, snap, tenant, caller->agent, req, d)) !=
+	    GW_TOOLS_OK)
 		return rc;
 	if (tl->agent == NULL)
 		return GW_TOOLS_OK;
 	tl->log = json_pack("{s:s}", "agent", tl->agent->id);
 	sess = gw_http_header(req, "x-warden-session");
+	if (sess == NULL && tl->agent->session_required)
+		return deny(d, 400, "session_required", "agent '%s' requires "
+		    "sessions: send X-Warden-Session", tl->agent->id);
 	if (sess != NULL) {
 		if (!wd_token_sane(sess, 128))
 			return deny(d, 400, "invalid_session", "X-Warden-Session must "
@@ -198,14 +318,14 @@ gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
 	}
 	if ((rc = replay_history(tl, root, names, &nnames, d)) != GW_TOOLS_OK)
 		return rc;
+	if (tl->session[0] != '\0' &&
+	    (rc = check_session(tl, names, nnames, d)) != GW_TOOLS_OK)
+		return rc;
+	if ((rc = load_window(tl, d)) != GW_TOOLS_OK)
+		return rc;
 	/* A streamed answer's choices each go on from here. */
 	for (size_t c = 0; c < GW_TOOLS_MAX_CHOICES; c++)
 		tl->sst[c] = tl->st;
-	if (tl->session[0] != '\0' && !gw_session_check(tl->agent->id,
-	    tl->session, names, nnames, &recorded))
-		return deny(d, 403, "tool_policy", "the conversation's tool calls "
-		    "contradict session '%s' as warden recorded it (%zu calls "
-		    "recorded, %zu in the request)", tl->session, recorded, nnames);
 	return check_offered(tl, root, d);
 }
 
@@ -265,7 +385,8 @@ check_whole(struct gw_tools *tl, struct gw_answer *ans, struct gw_tools_deny *d)
 		drop[i] = false;
 		if (e->kind != GW_ANS_CALL)
 			continue;
-		if (pol_tool_step(tl->agent, &st[e->choice], e->name, true, &why))
+		if (pol_tool_step(tl->agent, &st[e->choice], e->name, true, &why) &&
+		    gw_tools_commit_call(tl, e->choice, e->name, &why))
 			continue;
 		if (tl->agent->on_violation == POL_VIOLATION_DENY) {
 			free(drop);
@@ -338,7 +459,10 @@ check_chunk(struct gw_tools *tl, struct gw_answer *ans, struct gw_tools_deny *d)
 			named[c] |= 1ull << k;
 			ncalls[c]++;
 		}
-		if (!pol_tool_step(tl->agent, &sst[c], e->name, true, &why))
+		/* Allowed: counted in the key's window now, queued for the
+		 * session; gw_tools_answer flushes it once the chunk passed. */
+		if (!pol_tool_step(tl->agent, &sst[c], e->name, true, &why) ||
+		    !gw_tools_commit_call(tl, c, e->name, &why))
 			return forbidden(tl, c, e->name, &why, d);
 	}
 	memcpy(tl->sst, sst, sizeof(sst));
@@ -355,30 +479,90 @@ enum gw_tools_rc
 gw_tools_answer(struct gw_tools *tl, struct gw_answer *ans,
     struct gw_tools_deny *d)
 {
+	enum gw_tools_rc rc;
+
 	if (tl->agent == NULL)
 		return GW_TOOLS_OK;
-	return ans->chunk ? check_chunk(tl, ans, d) : check_whole(tl, ans, d);
+	rc = ans->chunk ? check_chunk(tl, ans, d) : check_whole(tl, ans, d);
+	if (rc != GW_TOOLS_DENY)
+		gw_tools_flush(tl);	/* what names the calls goes out next */
+	tl->npending = 0;
+	return rc;
+}
+
+bool
+gw_tools_commit_call(struct gw_tools *tl, size_t choice, const char *name,
+    struct pol_tool_why *why)
+{
+	const struct pol_agent *a = tl->agent;
+	int idx = pol_tool_index(a, name);
+
+	if (idx < 0)
+		return false;		/* the policy allowed it: cannot be */
+	/* Every choice reaches the client; each call counts.  Taken now,
+	 * under the store's lock, so that concurrent requests of one key
+	 * cannot together pass the limit. */
+	if (a->limits.window_s > 0) {
+		struct gw_win_ref r = { a->id, tl->key, a->limits.window_s };
+
+		switch (gw_store()->window_take(&r, name, a->limits.max_calls,
+		    a->limits.per_tool[idx])) {
+		case GW_STORE_OK:
+			break;
+		case GW_STORE_LIMIT:
+			why->rule = "limits";
+			snprintf(why->message, sizeof(why->message), "agent '%s': "
+			    "the key's calls in the last %d s reached the limit "
+			    "(limits)", a->id, a->limits.window_s);
+			return false;
+		default:
+			why->rule = "session_store";
+			snprintf(why->message, sizeof(why->message), "the call "
+			    "cannot be counted against agent '%s''s limits", a->id);
+			return false;
+		}
+	}
+	/* A client goes on with the first choice; the others are not part
+	 * of its conversation. */
+	if (choice != 0 || tl->session[0] == '\0')
+		return true;
+	if (tl->npending >= sizeof(tl->pending)) {
+		why->rule = "session";
+		snprintf(why->message, sizeof(why->message), "more tool calls in "
+		    "one answer than a session records");
+		return false;
+	}
+	tl->pending[tl->npending++] = (unsigned char)idx;
+	return true;
+}
+
+void
+gw_tools_flush(struct gw_tools *tl)
+{
+	const char *names[sizeof(tl->pending)];
+	struct gw_sess_ref r;
+
+	if (tl->agent == NULL || tl->npending == 0)
+		return;
+	for (size_t i = 0; i < tl->npending; i++)
+		names[i] = tl->agent->tools[tl->pending[i]].name;
+	r = (struct gw_sess_ref){
+		.tenant = tl->agent->tenant->id, .agent = tl->agent->id,
+		.session = tl->session, .max = tl->agent->max_sessions,
+		.ttl_s = tl->agent->session_ttl_s,
+	};
+	/* A record that cannot take them refuses the session's next
+	 * requests (the store marks it); nothing else can be done for calls
+	 * already on their way. */
+	(void)gw_store()->session_append(&r, names, tl->npending);
+	tl->npending = 0;
 }
 
 void
 gw_tools_commit(struct gw_tools *tl, bool streamed)
 {
-	json_t *ans = json_object_get(tl->log, "answer"), *a;
-	const char *names[GW_TOOLS_MAX_CALLS];
-	size_t n = 0, i;
-
 	(void)streamed;
-	if (tl->agent == NULL || tl->session[0] == '\0' || !json_is_array(ans))
-		return;
-	/* A client goes on with the first choice; the others are not part of
-	 * its conversation. */
-	json_array_foreach(ans, i, a)
-		if (json_is_true(json_object_get(a, "allowed")) &&
-		    json_integer_value(json_object_get(a, "choice")) == 0 &&
-		    n < GW_TOOLS_MAX_CALLS)
-			names[n++] = json_string_value(json_object_get(a, "tool"));
-	if (n > 0)
-		gw_session_append(tl->agent->id, tl->session, names, n);
+	gw_tools_flush(tl);
 }
 
 void

@@ -491,6 +491,24 @@ mask_json(const struct pol_snapshot *s, uint64_t m)
 	return a;
 }
 
+/* An agent's limits per key; null when it has none. */
+static json_t *
+limits_json(const struct pol_agent *a)
+{
+	json_t *per = json_object();
+
+	if (a->limits.window_s == 0) {
+		json_decref(per);
+		return json_null();
+	}
+	for (size_t t = 0; t < a->ntools; t++)
+		if (a->limits.per_tool[t] >= 0)
+			json_object_set_new(per, a->tools[t].name,
+			    json_integer(a->limits.per_tool[t]));
+	return json_pack("{s:i,s:i,s:o}", "window_s", a->limits.window_s,
+	    "max_calls", a->limits.max_calls, "per_tool", per);
+}
+
 static json_t *
 agents_json(const struct pol_snapshot *s)
 {
@@ -536,10 +554,13 @@ agents_json(const struct pol_snapshot *s)
 			json_object_set_new(keys, hex, json_true());
 		}
 		json_object_set_new(arr, a->id, json_pack("{s:s,s:o,s:o,s:o,s:o,"
-		    "s:i,s:s}", "tenant", a->tenant->id, "keys", keys,
-		    "tools", tools, "graph", graph, "flows", flows, "max_calls",
-		    a->max_calls, "on_violation",
-		    a->on_violation == POL_VIOLATION_STRIP ? "strip" : "deny"));
+		    "s:i,s:s,s:s,s:{s:I,s:i},s:o}", "tenant", a->tenant->id,
+		    "keys", keys, "tools", tools, "graph", graph, "flows", flows,
+		    "max_calls", a->max_calls, "on_violation",
+		    a->on_violation == POL_VIOLATION_STRIP ? "strip" : "deny",
+		    "session", a->session_required ? "required" : "optional",
+		    "sessions", "max", (json_int_t)a->max_sessions, "ttl_s",
+		    a->session_ttl_s, "limits", limits_json(a)));
 	}
 	return arr;
 }

@@ -8,6 +8,12 @@
  *       keys: [sha256:...]            # optional: keys that are this agent
  *       on_violation: deny            # or strip
  *       max_calls: 20                 # per session
+ *       session: required             # or optional (the default)
+ *       sessions: { max: 10000, ttl_s: 3600 }   # live at once; idle expiry
+ *       limits:                       # per key, whatever the session
+ *         window_s: 3600
+ *         max_calls: 100
+ *         per_tool: { send_email: 5 }
  *       tools:
  *         search_kb:     {}
  *         read_customer: { labels: [personal], max_calls: 5 }
@@ -30,7 +36,11 @@
 
 static const char *const agent_keys[] = {
 	"id", "tenant", "keys", "on_violation", "max_calls", "tools", "graph",
-	"flows", NULL
+	"flows", "session", "sessions", "limits", NULL
+};
+static const char *const sessions_keys[] = { "max", "ttl_s", NULL };
+static const char *const limits_keys[] = {
+	"window_s", "max_calls", "per_tool", NULL
 };
 static const char *const tool_keys[] = { "labels", "sink", "max_calls", NULL };
 static const char *const flow_keys[] = { "id", "deny", NULL };
@@ -233,6 +243,69 @@ load_flows(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
 	}
 }
 
+/* sessions: { max, ttl_s } */
+static void
+load_sessions(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a)
+{
+	yaml_node_t *v;
+	long long x;
+
+	if (!pol_is_map(w, n, "sessions"))
+		return;
+	pol_check_keys(w, n, sessions_keys, "sessions");
+	if ((v = pol_get(w, n, "max")) != NULL &&
+	    pol_int(w, v, "sessions.max", 1, 1000000, &x))
+		a->max_sessions = (size_t)x;
+	if ((v = pol_get(w, n, "ttl_s")) != NULL &&
+	    pol_int(w, v, "sessions.ttl_s", 1, 30 * 86400, &x))
+		a->session_ttl_s = (int)x;
+}
+
+/* limits: { window_s, max_calls, per_tool: { tool: n } }, after tools. */
+static void
+load_limits(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a)
+{
+	yaml_node_t *v;
+	long long x;
+	bool any = false;
+
+	if (!pol_is_map(w, n, "limits"))
+		return;
+	pol_check_keys(w, n, limits_keys, "limits");
+	if ((v = pol_get(w, n, "window_s")) == NULL)
+		pol_err(w, n, "limits without 'window_s'");
+	else if (pol_int(w, v, "limits.window_s", 1, 30 * 86400, &x))
+		a->limits.window_s = (int)x;
+	if ((v = pol_get(w, n, "max_calls")) != NULL) {
+		any = true;
+		if (pol_int(w, v, "limits.max_calls", 0, 1000000, &x))
+			a->limits.max_calls = (int)x;
+	}
+	if ((v = pol_get(w, n, "per_tool")) != NULL && pol_is_map(w, v,
+	    "limits.per_tool")) {
+		for (yaml_node_pair_t *p = v->data.mapping.pairs.start;
+		    p < v->data.mapping.pairs.top; p++) {
+			yaml_node_t *k = pol_node(w, p->key), *c = pol_node(w, p->value);
+			int idx;
+
+			if (k == NULL || c == NULL)
+				return;
+			any = true;
+			if (!pol_is_scalar(w, k, "tool"))
+				continue;
+			if ((idx = pol_tool_index(a, pol_scalar(k))) < 0) {
+				pol_err(w, k, "limits.per_tool names undeclared tool "
+				    "'%s'", pol_scalar(k));
+				continue;
+			}
+			if (pol_int(w, c, "limits.per_tool", 0, 1000000, &x))
+				a->limits.per_tool[idx] = (int)x;
+		}
+	}
+	if (!any)
+		pol_err(w, n, "limits without 'max_calls' or 'per_tool'");
+}
+
 static void
 load_agent(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
     struct raw_agent *raw)
@@ -241,6 +314,11 @@ load_agent(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
 	long long lim;
 
 	a->max_calls = -1;
+	a->max_sessions = POL_DEFAULT_MAX_SESSIONS;
+	a->session_ttl_s = POL_DEFAULT_SESSION_TTL_S;
+	a->limits.max_calls = -1;
+	for (size_t t = 0; t < POL_MAX_TOOLS; t++)
+		a->limits.per_tool[t] = -1;
 	pol_at(w, n, &raw->at);
 	if (!pol_is_map(w, n, "agent"))
 		return;
@@ -274,6 +352,18 @@ load_agent(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
 		load_graph(w, v, a);
 	if ((v = pol_get(w, n, "flows")) != NULL)
 		load_flows(w, v, a, raw);
+	if ((v = pol_get(w, n, "session")) != NULL && pol_is_scalar(w, v,
+	    "session")) {
+		if (strcmp(pol_scalar(v), "required") == 0)
+			a->session_required = true;
+		else if (strcmp(pol_scalar(v), "optional") != 0)
+			pol_err(w, v, "session must be required or optional, not "
+			    "'%s'", pol_scalar(v));
+	}
+	if ((v = pol_get(w, n, "sessions")) != NULL)
+		load_sessions(w, v, a);
+	if ((v = pol_get(w, n, "limits")) != NULL)
+		load_limits(w, v, a);
 }
 
 void

@@ -222,7 +222,21 @@ struct pol_agent {
 	size_t nflows;
 	int max_calls;			/* per session; -1: no limit */
 	enum pol_on_violation on_violation;
+	/* Sessions (X-Warden-Session) warden keeps for this agent. */
+	bool session_required;		/* session: required */
+	size_t max_sessions;		/* sessions.max: live at once */
+	int session_ttl_s;		/* sessions.ttl_s: idle expiry */
+	/* limits: calls per key over a sliding window, whatever the
+	 * session; window_s 0: none. */
+	struct pol_limits {
+		int window_s;
+		int max_calls;			/* -1: no limit */
+		int per_tool[POL_MAX_TOOLS];	/* by tool index; -1: none */
+	} limits;
 };
+
+#define POL_DEFAULT_MAX_SESSIONS 10000
+#define POL_DEFAULT_SESSION_TTL_S 3600
 
 /* Where an agent's session stands: what the next call is checked against. */
 struct pol_tstate {
@@ -230,6 +244,12 @@ struct pol_tstate {
 	uint64_t labels;		/* labels of every call so far */
 	unsigned total;
 	unsigned short counts[POL_MAX_TOOLS];
+	/* The caller's key's calls in the agent's limits window (before
+	 * this answer); checked only when window is set, so replaying a
+	 * history does not count its calls again. */
+	bool window;
+	unsigned wtotal;
+	unsigned wcounts[POL_MAX_TOOLS];
 };
 
 /* Why a tool call is not allowed. */
@@ -325,6 +345,7 @@ struct pol_caller {
 	const struct pol_tenant *tenant;
 	const struct pol_agent *agent;
 	const struct pol_app *app;
+	const unsigned char *key;	/* the key's digest (the snapshot's) */
 };
 bool pol_find_caller(const struct pol_snapshot *snap,
     const unsigned char digest[32], struct pol_caller *out);

@@ -119,6 +119,7 @@ pol_find_caller(const struct pol_snapshot *s, const unsigned char digest[32],
 			out->tenant = s->keyidx[slot].tenant;
 			out->agent = s->keyidx[slot].agent;
 			out->app = s->keyidx[slot].app;
+			out->key = s->keyidx[slot].digest;
 			return true;
 		}
 		slot = (slot + 1) & (s->keyidx_cap - 1);

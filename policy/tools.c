@@ -31,6 +31,31 @@ last_name(const struct pol_agent *a, const struct pol_tstate *st)
 	return st->last == POL_START ? "start" : a->tools[st->last].name;
 }
 
+/* The agent's limits per key over its window (limits:): st holds the
+ * key's calls in the window so far. */
+static bool
+window_ok(const struct pol_agent *a, const struct pol_tstate *st, int idx,
+    struct pol_tool_why *why)
+{
+	const struct pol_limits *l = &a->limits;
+
+	if (l->per_tool[idx] >= 0 && st->wcounts[idx] >= (unsigned)l->per_tool[idx]) {
+		why->rule = "limits.per_tool";
+		snprintf(why->message, sizeof(why->message), "agent '%s' may call "
+		    "'%s' at most %d times in %d s per key", a->id,
+		    a->tools[idx].name, l->per_tool[idx], l->window_s);
+		return false;
+	}
+	if (l->max_calls >= 0 && st->wtotal >= (unsigned)l->max_calls) {
+		why->rule = "limits.max_calls";
+		snprintf(why->message, sizeof(why->message), "agent '%s' may make "
+		    "at most %d tool calls in %d s per key", a->id, l->max_calls,
+		    l->window_s);
+		return false;
+	}
+	return true;
+}
+
 bool
 pol_tool_step(const struct pol_agent *a, struct pol_tstate *st,
     const char *tool, bool advance, struct pol_tool_why *why)
@@ -78,7 +103,13 @@ pol_tool_step(const struct pol_agent *a, struct pol_tstate *st,
 		    "at most %d tool calls per session", a->id, a->max_calls);
 		return false;
 	}
+	if (st->window && a->limits.window_s > 0 && !window_ok(a, st, idx, why))
+		return false;
 	if (advance) {
+		if (st->window) {
+			st->wtotal++;
+			st->wcounts[idx]++;
+		}
 		st->last = idx;
 		st->labels |= t->labels;
 		if (st->counts[idx] < 65535)

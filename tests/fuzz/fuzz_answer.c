@@ -772,6 +772,8 @@ check(struct ref *r, const struct pol_tstate *hist)
 static void
 setup_tools(struct gw_tools *tl, bool read_first)
 {
+	static const unsigned char fuzz_key[32] = { 1 };
+	struct pol_caller caller;
 	struct gw_http_req req;
 	struct gw_tools_deny d;
 	json_t *root;
@@ -786,8 +788,12 @@ setup_tools(struct gw_tools *tl, bool read_first)
 		root = json_pack("{s:s,s:[{s:s,s:s}]}", "model", "m", "messages",
 		    "role", "user", "content", "x");
 	memset(&req, 0, sizeof(req));
-	if (root == NULL || gw_tools_request(tl, snap, &snap->tenants[0], agent,
-	    &req, root, &d) != GW_TOOLS_OK)
+	caller.tenant = &snap->tenants[0];
+	caller.agent = agent;
+	caller.app = NULL;
+	caller.key = fuzz_key;
+	if (root == NULL || gw_tools_request(tl, snap, &snap->tenants[0],
+	    &caller, &req, root, &d) != GW_TOOLS_OK)
 		abort();
 	json_decref(root);
 }

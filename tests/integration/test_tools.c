@@ -9,6 +9,7 @@
  * routes are p-eu (mock 0) and p-de (mock 1).
  */
 #include <check.h>
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +27,9 @@
 
 #define KEY_DENY "wk-it-agent-deny"	/* agent deny-bot of t1 */
 #define KEY_STRIP "wk-it-agent-strip"	/* agent strip-bot of t1 */
+#define KEY_LIM "wk-it-agent-lim"	/* agent lim-bot of t1 */
+#define KEY_LIM2 "wk-it-agent-lim-2"	/* lim-bot too */
+#define KEY_REQ "wk-it-agent-req"	/* agent req-bot of t1 */
 
 extern char **environ;
 
@@ -58,6 +63,16 @@ static const char agents_fmt[] =
     "%s"
     "  - id: other-bot\n"
     "    tenant: t2\n"
+    "%s"
+    "  - id: lim-bot\n"
+    "    tenant: t1\n"
+    "    keys: ['%s', '%s']\n"
+    "    limits: { window_s: 3600, max_calls: 2 }\n"
+    "%s"
+    "  - id: req-bot\n"
+    "    tenant: t1\n"
+    "    keys: ['%s']\n"
+    "    session: required\n"
     "%s";
 
 static const char agent_body[] =
@@ -78,25 +93,33 @@ static const char agent_body[] =
 static void
 setup(void)
 {
-	char kd[72], ks[72], *base, *agents, *text;
+	char kd[72], ks[72], kl[72], kl2[72], kr[72], *base, *agents, *text;
+	int port;
 
 	it_env_start(NULL);
 	/* Restart warden on the same rules plus agents, on a fresh port. */
 	it_stop(it.warden, SIGTERM);
 	digest_line(KEY_DENY, kd);
 	digest_line(KEY_STRIP, ks);
+	digest_line(KEY_LIM, kl);
+	digest_line(KEY_LIM2, kl2);
+	digest_line(KEY_REQ, kr);
 	base = it_read_file(it.config, NULL);
 	if (base == NULL || asprintf(&agents, agents_fmt, kd, agent_body, ks,
-	    agent_body, agent_body) < 0 || asprintf(&text, "%s%s", base,
-	    agents) < 0)
+	    agent_body, agent_body, kl, kl2, agent_body, kr, agent_body) < 0 ||
+	    asprintf(&text, "%s%s", base, agents) < 0)
 		abort();
 	it_write_file(it.config, text, 0600);
 	free(base);
 	free(agents);
 	free(text);
-	it.port = it_free_port();
+	/* On a port that is not yet it.port: an audit log of its own, so
+	 * that the session flood's 10,051 records do not become the next
+	 * suites' log. */
+	port = it_free_port();
+	it.warden = it_warden_start(port);
+	it.port = port;
 	snprintf(it.base, sizeof(it.base), "http://127.0.0.1:%d", it.port);
-	it.warden = it_warden_start(it.port);
 }
 
 static void
@@ -117,6 +140,7 @@ struct req {
 	const char *const *tools;	/* offered tools */
 	const char *tool_choice;	/* forced tool, or NULL */
 	const char *answer;		/* tool calls the mock answers with */
+	const char *mock;		/* more mock directives ("k=v ...") */
 };
 
 static char *
@@ -136,9 +160,10 @@ body_of(const struct req *q)
 		json_array_append_new(msgs, json_pack("{s:s,s:s,s:s}", "role",
 		    "tool", "tool_call_id", id, "content", "result"));
 	}
-	if (asprintf(&content, "%s%s%s%s", q->token, q->answer ?
+	if (asprintf(&content, "%s%s%s%s%s%s%s", q->token, q->answer ?
 	    " [[mock tool_call=" : "", q->answer ? q->answer : "",
-	    q->answer ? "]]" : "") < 0)
+	    q->answer ? "]]" : "", q->mock ? " [[mock " : "",
+	    q->mock ? q->mock : "", q->mock ? "]]" : "") < 0)
 		abort();
 	json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user",
 	    "content", content));
@@ -181,6 +206,28 @@ send_req(const char *key, const char *h1, const char *h2, const struct req *q,
 		hdrs[n++] = h2;
 	hdrs[n] = NULL;
 	it_http("POST", it_url("/v1/chat/completions"), hdrs, body, 10000, r);
+	free(body);
+}
+
+/* send_req with a timeout of its own (a client that gives up). */
+static void
+send_req_timeout(const char *key, const char *h1, const char *h2,
+    const struct req *q, long timeout_ms, struct it_resp *r)
+{
+	char auth[128], *body = body_of(q);
+	const char *hdrs[5];
+	size_t n = 0;
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+	hdrs[n++] = auth;
+	hdrs[n++] = "Content-Type: application/json";
+	if (h1 != NULL)
+		hdrs[n++] = h1;
+	if (h2 != NULL)
+		hdrs[n++] = h2;
+	hdrs[n] = NULL;
+	it_http("POST", it_url("/v1/chat/completions"), hdrs, body, timeout_ms,
+	    r);
 	free(body);
 }
 
@@ -948,6 +995,269 @@ START_TEST(legacy_function_call_history_is_checked)
 }
 END_TEST
 
+/* ---- sessions that cannot be shaken off ---- */
+
+/*
+ * A client that leaves a stream after it received an allowed call has
+ * that call in its session: it cannot come back with a history that
+ * hides it.  (Calls were once recorded only at a stream's clean end: the
+ * second request below was forwarded.)
+ */
+START_TEST(dropped_stream_call_is_committed)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-drop-1", .stream = true,
+		.answer = "read", .mock = "stall_after=2" };
+	const char *s = "X-Warden-Session: it-sess-drop";
+
+	/* role, then read's header; then the provider stalls and the client
+	 * gives up. */
+	send_req_timeout(KEY_DENY, s, NULL, &q, 1500, &r);
+	ck_assert_msg(strstr(r.body, "\"name\":\"read\"") != NULL, "%s", r.body);
+	ck_assert(strstr(r.body, "data: [DONE]") == NULL);
+	it_resp_free(&r);
+	ck_assert(it_record_aborted(0, q.token, 3000));
+	q = (struct req){ .token = "tok-tools-drop-2" };
+	send_req(KEY_DENY, s, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("contradict session 'it-sess-drop'", "1 calls recorded"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+	/* With the call in its history, the conversation goes on. */
+	q.token = "tok-tools-drop-3";
+	q.history = L("read");
+	send_req(KEY_DENY, s, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+}
+END_TEST
+
+/* POST body n times over one keep-alive connection; counts answers by
+ * status (403, 429, other) and keeps the last 429's Retry-After. */
+struct flood {
+	size_t n403, n429, other;
+	long retry_after;
+};
+
+static size_t
+flood_hdr(char *p, size_t size, size_t n, void *arg)
+{
+	struct flood *f = arg;
+
+	if (size * n > 12 && strncasecmp(p, "Retry-After:", 12) == 0)
+		f->retry_after = strtol(p + 12, NULL, 10);
+	return size * n;
+}
+
+static size_t
+flood_body(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}
+
+static void
+flood(const char *key, const char *agent, size_t n, struct flood *f)
+{
+	CURL *e = curl_easy_init();
+	struct curl_slist *base = NULL;
+	char auth[128], ag[128];
+	struct req q = { .token = "tok-tools-flood", .tools = L("email") };
+	char *body = body_of(&q);
+
+	memset(f, 0, sizeof(*f));
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+	snprintf(ag, sizeof(ag), "X-Warden-Agent: %s", agent);
+	base = curl_slist_append(base, auth);
+	base = curl_slist_append(base, ag);
+	base = curl_slist_append(base, "Content-Type: application/json");
+	base = curl_slist_append(base, "Expect:");
+	curl_easy_setopt(e, CURLOPT_URL, it_url("/v1/chat/completions"));
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, flood_hdr);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, flood_body);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	for (size_t i = 0; i < n; i++) {
+		struct curl_slist *h = NULL;
+		char sess[64];
+		long status = 0;
+
+		snprintf(sess, sizeof(sess), "X-Warden-Session: flood-%zu", i);
+		for (struct curl_slist *b = base; b != NULL; b = b->next)
+			h = curl_slist_append(h, b->data);
+		h = curl_slist_append(h, sess);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+		ck_assert_int_eq(curl_easy_perform(e), CURLE_OK);
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 403)
+			f->n403++;
+		else if (status == 429)
+			f->n429++;
+		else
+			f->other++;
+		curl_slist_free_all(h);
+	}
+	curl_slist_free_all(base);
+	curl_easy_cleanup(e);
+	free(body);
+}
+
+/*
+ * Another tenant's 10,050 sessions do not push out an agent's live
+ * session: each agent has its own room (sessions.max, 10,000 by default);
+ * the tenant that runs out gets 429 session_limit.  (Sessions were once
+ * one LRU of 10,000 for the process: after the flood, deny-bot's record
+ * was gone and its trimmed history was accepted again.)
+ */
+START_TEST(other_tenant_cannot_evict_sessions)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-evict-1", .answer = "search" };
+	const char *s = "X-Warden-Session: it-sess-live";
+	struct flood f;
+
+	send_req(KEY_DENY, s, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	/* t2's agent opens 10,050 sessions (each request is refused for the
+	 * tool it offers, after its session was made). */
+	flood(IT_KEY_T2, "other-bot", 10050, &f);
+	/* deny-bot's session still knows its call. */
+	q = (struct req){ .token = "tok-tools-evict-3" };
+	send_req(KEY_DENY, s, NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("contradict session 'it-sess-live'"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+	ck_assert_uint_eq(f.n403, 10000);
+	ck_assert_uint_eq(f.n429, 50);
+	ck_assert_uint_eq(f.other, 0);
+	ck_assert_int_ge(f.retry_after, 3500);
+	ck_assert_int_le(f.retry_after, 3600);
+	/* The 429 in full. */
+	q = (struct req){ .token = "tok-tools-evict-2" };
+	send_req(IT_KEY_T2, "X-Warden-Agent: other-bot",
+	    "X-Warden-Session: flood-new", &q, &r);
+	assert_error(&r, 429, "rate_limit_exceeded", "session_limit",
+	    L("agent 'other-bot'", "sessions.max"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+}
+END_TEST
+
+/*
+ * lim-bot may make 2 calls per key per hour, whatever the session: a
+ * fresh X-Warden-Session per request (or none) resets nothing.  (Call
+ * limits were once per session only.)
+ */
+START_TEST(fresh_session_does_not_reset_key_limit)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-lim-1", .answer = "search" };
+	char calls[256], finish[64];
+
+	send_req(KEY_LIM, "X-Warden-Session: lim-a", NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	q.token = "tok-tools-lim-2";
+	send_req(KEY_LIM, NULL, NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	answer_calls(&r, calls, sizeof(calls), finish, sizeof(finish));
+	ck_assert_str_eq(calls, "search");
+	it_resp_free(&r);
+	q.token = "tok-tools-lim-3";
+	send_req(KEY_LIM, "X-Warden-Session: lim-b", NULL, &q, &r);
+	assert_error(&r, 403, "policy_violation", "tool_policy",
+	    L("at most 2 tool calls in 3600 s per key", "limits.max_calls"));
+	it_resp_free(&r);
+	/* Streamed: the call never reaches the client. */
+	q.token = "tok-tools-lim-4";
+	q.stream = true;
+	send_req(KEY_LIM, "X-Warden-Session: lim-c", NULL, &q, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(strstr(r.body, "\"name\":\"search\"") == NULL);
+	ck_assert(strstr(r.body, "\"code\":\"tool_policy\"") != NULL);
+	it_resp_free(&r);
+	/* The agent's other key counts on its own. */
+	q.token = "tok-tools-lim-5";
+	q.stream = false;
+	send_req(KEY_LIM2, "X-Warden-Session: lim-d", NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+}
+END_TEST
+
+START_TEST(session_required_agent)
+{
+	struct it_resp r;
+	struct req q = { .token = "tok-tools-req-1" };
+
+	send_req(KEY_REQ, NULL, NULL, &q, &r);
+	assert_error(&r, 400, "invalid_request_error", "session_required",
+	    L("agent 'req-bot' requires sessions", "X-Warden-Session"));
+	it_resp_free(&r);
+	assert_not_forwarded(q.token);
+	q.token = "tok-tools-req-2";
+	send_req(KEY_REQ, "X-Warden-Session: it-req", NULL, &q, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+}
+END_TEST
+
+/* POST a raw body as deny-bot; expect an error and nothing forwarded. */
+static void
+raw_refused(const char *msgs, const char *token, long status,
+    const char *type, const char *code, const char *fragment)
+{
+	struct it_resp r;
+	const char *h[] = { "Authorization: Bearer " KEY_DENY,
+		"Content-Type: application/json", NULL };
+	char *body;
+
+	if (asprintf(&body, "{\"model\":\"gpt-4o\",\"messages\":[%s,"
+	    "{\"role\":\"user\",\"content\":\"%s\"}]}", msgs, token) < 0)
+		abort();
+	it_http("POST", it_url("/v1/chat/completions"), h, body, 10000, &r);
+	assert_error(&r, status, type, code, L(fragment));
+	it_resp_free(&r);
+	free(body);
+	assert_not_forwarded(token);
+}
+
+/*
+ * Messages that carry a tool's result without the call that would have
+ * set its label are refused: a tool message whose tool_call_id answers
+ * no earlier call, a legacy function message, tool_calls that are not an
+ * array.  (All three were once forwarded: only assistant tool_calls
+ * arrays were looked at.)
+ */
+START_TEST(tool_results_without_calls_refused)
+{
+	raw_refused("{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"tool\","
+	    "\"tool_call_id\":\"call_x\",\"content\":\"personal data\"}",
+	    "tok-tools-orphan-1", 403, "policy_violation", "tool_policy",
+	    "messages[1].tool_call_id 'call_x' answers no call");
+	raw_refused("{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{"
+	    "\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":"
+	    "\"search\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\","
+	    "\"tool_call_id\":\"call_b\",\"content\":\"personal data\"}",
+	    "tok-tools-orphan-2", 403, "policy_violation", "tool_policy",
+	    "messages[1].tool_call_id 'call_b' answers no call");
+	raw_refused("{\"role\":\"function\",\"name\":\"read\",\"content\":"
+	    "\"personal data\"}", "tok-tools-orphan-3", 403, "policy_violation",
+	    "tool_policy", "messages[0] has role 'function'");
+	raw_refused("{\"role\":\"assistant\",\"content\":null,\"tool_calls\":{"
+	    "\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":"
+	    "\"read\",\"arguments\":\"{}\"}}},{\"role\":\"tool\",\"tool_call_id\":"
+	    "\"call_a\",\"content\":\"personal data\"}", "tok-tools-orphan-4",
+	    400, "invalid_request_error", "invalid_tool_call",
+	    "messages[0].tool_calls must be an array");
+}
+END_TEST
+
 /* ---- warden policy ---- */
 
 /* Run warden with args; stdout into *out (malloc'd); the exit status. */
@@ -1136,7 +1446,8 @@ suite_tools(void)
 	TCase *cli = tcase_create("cli");
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 30);
+	/* 60: other_tenant_cannot_evict_sessions sends 10,051 requests. */
+	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, history_breaking_the_graph_is_refused);
 	tcase_add_test(tc, deny_agent_offered_tool_not_allowed_next);
 	tcase_add_test(tc, strip_agent_offered_tools_are_removed);
@@ -1155,6 +1466,11 @@ suite_tools(void)
 	tcase_add_test(tc, no_agent_no_tool_checks);
 	tcase_add_test(tc, legacy_functions_offered_are_checked);
 	tcase_add_test(tc, legacy_function_call_history_is_checked);
+	tcase_add_test(tc, dropped_stream_call_is_committed);
+	tcase_add_test(tc, other_tenant_cannot_evict_sessions);
+	tcase_add_test(tc, fresh_session_does_not_reset_key_limit);
+	tcase_add_test(tc, session_required_agent);
+	tcase_add_test(tc, tool_results_without_calls_refused);
 	suite_add_tcase(s, tc);
 
 	tcase_set_timeout(cli, 30);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "gateway/gw_int.h"
+#include "gateway/store.h"
 #include "policy/pol_int.h"
 #include "tests/unit/suites.h"
 
@@ -1206,24 +1207,45 @@ END_TEST
 
 /* ---- the session store (gateway/sessions.c) ---- */
 
-static bool
-sess_check(const char *agent_id, const char *session, const char *const *calls)
+/* Agent agent_id of tenant t1 with room for max sessions. */
+static struct gw_sess_ref
+sref(const char *agent_id, const char *session, size_t max, int ttl_s)
 {
+	return (struct gw_sess_ref){ .tenant = "t1", .agent = agent_id,
+	    .session = session, .max = max, .ttl_s = ttl_s };
+}
+
+static enum gw_store_rc
+sess_check_rc(const char *agent_id, const char *session, size_t max,
+    int ttl_s, const char *const *calls)
+{
+	struct gw_sess_ref r = sref(agent_id, session, max, ttl_s);
 	size_t n = 0, recorded;
+	int retry;
 
 	while (calls[n] != NULL)
 		n++;
-	return gw_session_check(agent_id, session, calls, n, &recorded);
+	return gw_store()->session_check(&r, calls, n, &recorded, &retry);
+}
+
+static bool
+sess_check(const char *agent_id, const char *session, const char *const *calls)
+{
+	return sess_check_rc(agent_id, session, 100, 3600, calls) == GW_STORE_OK;
 }
 
 START_TEST(session_record_is_a_prefix)
 {
+	struct gw_sess_ref r = sref("a1", "s1", 100, 3600);
 	size_t recorded = 99;
+	int retry;
 
-	gw_sessions_init(100, 3600);
+	gw_store_memory_reset();
 	ck_assert(sess_check("a1", "s1", (const char *[]){ "x", NULL }));
-	gw_session_append("a1", "s1", (const char *[]){ "y" }, 1);
-	ck_assert(gw_session_check("a1", "s1", NULL, 0, &recorded) == false);
+	ck_assert_int_eq(gw_store()->session_append(&r, (const char *[]){ "y" },
+	    1), GW_STORE_OK);
+	ck_assert_int_eq(gw_store()->session_check(&r, NULL, 0, &recorded,
+	    &retry), GW_STORE_CONTRADICTS);
 	ck_assert_uint_eq(recorded, 2);
 	ck_assert(!sess_check("a1", "s1", (const char *[]){ "x", NULL }));
 	ck_assert(!sess_check("a1", "s1", (const char *[]){ "y", "x", NULL }));
@@ -1237,31 +1259,49 @@ START_TEST(session_record_is_a_prefix)
 }
 END_TEST
 
-START_TEST(session_lru_eviction)
+/*
+ * A full agent refuses new sessions; it never evicts a live one (the
+ * store was once one LRU for the process: a new session pushed out the
+ * least recently used, whoever's it was, and its record with it).
+ */
+START_TEST(session_cap_refuses_never_evicts)
 {
-	gw_sessions_init(2, 3600);
-	ck_assert(sess_check("a1", "s1", (const char *[]){ "x", NULL }));
-	ck_assert(sess_check("a1", "s2", (const char *[]){ "x", NULL }));
-	/* s1 used again: s2 is now the least recently used. */
-	ck_assert(!sess_check("a1", "s1", (const char *[]){ "y", NULL }));
-	ck_assert(sess_check("a1", "s3", (const char *[]){ "x", NULL }));
-	/* s3 took s2's place; s1 is still there (and used again). */
-	ck_assert(!sess_check("a1", "s1", (const char *[]){ "y", NULL }));
-	/* s2 starts afresh, in the place of s3, now the oldest. */
-	ck_assert(sess_check("a1", "s2", (const char *[]){ "other", NULL }));
-	ck_assert(!sess_check("a1", "s2", (const char *[]){ "x", NULL }));
-	ck_assert(!sess_check("a1", "s1", (const char *[]){ "y", NULL }));
-	ck_assert(sess_check("a1", "s3", (const char *[]){ "other", NULL }));
+	gw_store_memory_reset();
+	ck_assert(sess_check_rc("a1", "s1", 2, 3600, (const char *[]){ "x",
+	    NULL }) == GW_STORE_OK);
+	ck_assert(sess_check_rc("a1", "s2", 2, 3600, (const char *[]){ "x",
+	    NULL }) == GW_STORE_OK);
+	ck_assert(sess_check_rc("a1", "s3", 2, 3600, (const char *[]){ "x",
+	    NULL }) == GW_STORE_FULL);
+	/* s1 and s2 keep their records. */
+	ck_assert(sess_check_rc("a1", "s1", 2, 3600, (const char *[]){ "y",
+	    NULL }) == GW_STORE_CONTRADICTS);
+	ck_assert(sess_check_rc("a1", "s2", 2, 3600, (const char *[]){ "y",
+	    NULL }) == GW_STORE_CONTRADICTS);
+	/* Another agent has its own room. */
+	ck_assert(sess_check_rc("a2", "s3", 2, 3600, (const char *[]){ "x",
+	    NULL }) == GW_STORE_OK);
 }
 END_TEST
 
 START_TEST(session_ttl)
 {
-	gw_sessions_init(100, 1);
-	ck_assert(sess_check("a1", "s1", (const char *[]){ "x", NULL }));
-	ck_assert(!sess_check("a1", "s1", (const char *[]){ "y", NULL }));
+	struct gw_sess_ref r = sref("a1", "s9", 1, 1);
+	size_t recorded;
+	int retry = 0;
+
+	gw_store_memory_reset();
+	ck_assert(sess_check_rc("a1", "s1", 1, 1, (const char *[]){ "x",
+	    NULL }) == GW_STORE_OK);
+	ck_assert(sess_check_rc("a1", "s1", 1, 1, (const char *[]){ "y",
+	    NULL }) == GW_STORE_CONTRADICTS);
+	/* Full until s1 expires; Retry-After says when. */
+	ck_assert_int_eq(gw_store()->session_check(&r, NULL, 0, &recorded,
+	    &retry), GW_STORE_FULL);
+	ck_assert_int_eq(retry, 1);
 	usleep(1200 * 1000);
-	ck_assert(sess_check("a1", "s1", (const char *[]){ "y", NULL }));
+	ck_assert(sess_check_rc("a1", "s1", 1, 1, (const char *[]){ "y",
+	    NULL }) == GW_STORE_OK);
 }
 END_TEST
 
@@ -1282,7 +1322,7 @@ START_TEST(session_key_not_truncated)
 	s1[128] = '\0';
 	memcpy(s2, s1, sizeof(s2));
 	s2[127] = 't';
-	gw_sessions_init(100, 3600);
+	gw_store_memory_reset();
 	ck_assert(sess_check(agent_id, s1, (const char *[]){ "x", NULL }));
 	ck_assert_msg(sess_check(agent_id, s2, (const char *[]){ "y", NULL }),
 	    "session s2 was taken for s1");
@@ -1302,11 +1342,14 @@ wire_request(struct ut_ld *l, struct gw_tools *tl, const char *session,
 	enum gw_tools_rc rc;
 
 	ck_assert_ptr_nonnull(root);
+	struct pol_caller caller = { .tenant = &l->snap->tenants[0],
+		.agent = agent(l->snap, "a1"), .key = l->snap->agents[0].keys[0] };
+
 	memset(&req, 0, sizeof(req));
 	req.hdrs = h;
 	req.nhdrs = session != NULL ? 1 : 0;
-	rc = gw_tools_request(tl, l->snap, &l->snap->tenants[0],
-	    agent(l->snap, "a1"), &req, root, d);
+	rc = gw_tools_request(tl, l->snap, &l->snap->tenants[0], &caller, &req,
+	    root, d);
 	json_decref(root);
 	return rc;
 }
@@ -1331,7 +1374,7 @@ START_TEST(session_commit_with_several_choices)
 	    "\"search\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\","
 	    "\"tool_call_id\":\"c1\",\"content\":\"r\"}]}";
 
-	gw_sessions_init(100, 3600);
+	gw_store_memory_reset();
 	load_agents_ok(&l, AGENT_A1);
 	ck_assert_int_eq(wire_request(&l, &tl, "n2",
 	    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
@@ -1766,7 +1809,7 @@ suite_tools(void)
 	suite_add_tcase(s, rev);
 
 	tcase_add_test(sess, session_record_is_a_prefix);
-	tcase_add_test(sess, session_lru_eviction);
+	tcase_add_test(sess, session_cap_refuses_never_evicts);
 	tcase_add_test(sess, session_ttl);
 	tcase_add_test(sess, session_key_not_truncated);
 	suite_add_tcase(s, sess);
