@@ -49,6 +49,40 @@ gw_server_acquire(struct gw_server *srv, struct pol_snapshot **snap,
 	pthread_mutex_unlock(&srv->snap_lock);
 }
 
+/* The HTTP layer's limits out of the rules' server section. */
+static void
+http_limits(const struct pol_snapshot *snap, struct gw_http_limits *out)
+{
+	const struct pol_server *cfg = &snap->server;
+
+	*out = (struct gw_http_limits){
+		.max_header_bytes = cfg->max_header_bytes,
+		.max_headers = cfg->max_headers,
+		.max_body_bytes = cfg->max_body_bytes,
+		.header_timeout_ms = cfg->header_timeout_ms,
+		.body_timeout_ms = cfg->body_timeout_ms,
+		.idle_timeout_ms = cfg->idle_timeout_ms,
+		.max_connections = cfg->max_connections,
+	};
+}
+
+const struct gw_http_limits *
+gw_worker_limits(struct gw_worker *w)
+{
+	struct gw_server *srv = w->srv;
+	unsigned gen = atomic_load_explicit(&srv->http_gen,
+	    memory_order_acquire);
+
+	if (gen != w->lim_gen) {
+		pthread_mutex_lock(&srv->snap_lock);
+		w->lim = srv->http_lim;
+		w->lim_gen = atomic_load_explicit(&srv->http_gen,
+		    memory_order_relaxed);
+		pthread_mutex_unlock(&srv->snap_lock);
+	}
+	return &w->lim;
+}
+
 enum wd_err
 gw_server_reload(struct gw_server *srv, FILE *errs)
 {
@@ -70,6 +104,9 @@ gw_server_reload(struct gw_server *srv, FILE *errs)
 		ocreds = srv->creds;
 		srv->snap = next;
 		srv->creds = ncreds;
+		http_limits(next, &srv->http_lim);
+		atomic_fetch_add_explicit(&srv->http_gen, 1,
+		    memory_order_release);
 		pthread_mutex_unlock(&srv->snap_lock);
 		/* Which credentials were sealed or rotated since: by name. */
 		rotated = gw_creds_changed(ocreds, old, ncreds, next);
@@ -256,6 +293,9 @@ worker_init(struct gw_server *srv, struct gw_worker *w, int idx, int fd)
 {
 	w->srv = srv;
 	w->idx = idx;
+	w->handler = &gw_warden_handler;
+	w->lim = srv->http_lim;		/* before the thread starts */
+	w->lim_gen = atomic_load(&srv->http_gen);
 	w->listen_fd = fd;
 	w->base = event_base_new();
 	if (w->base == NULL)
@@ -414,6 +454,7 @@ gw_serve(const struct gw_serve_opts *opts)
 	pthread_mutex_init(&srv.tpm_lock, NULL);
 	if (pol_load(opts->config, stderr, &srv.snap) != WD_OK)
 		return 2;
+	http_limits(srv.snap, &srv.http_lim);
 	listen_spec = opts->listen ? opts->listen : srv.snap->server.listen;
 	if (listen_spec == NULL)
 		listen_spec = "127.0.0.1:8080";

@@ -1,0 +1,284 @@
+/*
+ * txn_upstream.c - a transaction's attempts at its routes: ATTEMPT signs
+ * and starts the transfer to the next route (or ends with the last
+ * attempt's error), and curl's callbacks carry the transfer through
+ * UPSTREAM (nothing sent yet) or STREAMING (a stream is going out) to
+ * ANSWER, where txn_answer.c reads how it ended.
+ *
+ * Fallback: before a single byte of an answer went to the client, a
+ * failed attempt (connect error, timeout, 5xx, 429) moves on to the next
+ * route of the tenant that serves the model, up to upstream.max_attempts
+ * (txn_answer.c decides; this file starts the next attempt).
+ */
+#include "gateway/txn.h"
+#include "secrets/sec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define AUTH_PREFIX "Authorization: Bearer "
+
+/* Pause the provider when this much is waiting to go to the client. */
+#define OUT_HIGH_MARK (256u << 10)
+
+/* Content-Type text/event-stream, parameters allowed. */
+static bool
+is_event_stream(const char *ctype)
+{
+	static const char want[] = "text/event-stream";
+	size_t n = sizeof(want) - 1;
+
+	if (ctype == NULL || strncasecmp(ctype, want, n) != 0)
+		return false;
+	ctype += n;
+	while (*ctype == ' ' || *ctype == '\t')
+		ctype++;
+	return *ctype == '\0' || *ctype == ';';
+}
+
+static void
+on_head(void *arg, int status, const char *ctype)
+{
+	struct txn *t = arg;
+	struct gw_out_hdr h[2] = {
+		{ "Cache-Control", "no-cache" },
+		{ "X-Warden-Route", t->up.route->id },
+	};
+
+	t->up.status = status;
+	snprintf(t->up.ctype, sizeof(t->up.ctype), "%s",
+	    ctype ? ctype : "application/json");
+	gw_metrics_upstream(t->up.route->id, wd_mono_us() - t->up.started_us);
+	if (!t->req.chat.stream || status != 200)
+		return;
+	/* An agent's stream is read as SSE: an answer that says it is
+	 * something else is not read at all (txn_answer.c refuses it). */
+	if (t->pol.tools.agent != NULL && !is_event_stream(ctype)) {
+		t->up.cut = TXN_CUT_NOT_SSE;
+		return;
+	}
+	/* Records before answers: the decision's record is written (durable
+	 * as the log's durability says) before the first byte of the stream.
+	 * If it cannot be, nothing goes out: on_data stops the transfer and
+	 * the answer is a 503.  (A callback of curl's cannot end the
+	 * transfer itself.) */
+	t->end.status = 200;
+	if (gw_txn_record_stream(t) != WD_OK) {
+		t->up.cut = TXN_CUT_NO_RECORD;
+		return;
+	}
+	/* Streams go out as they come: headers now, events as they end. */
+	t->state = TXN_STREAMING;
+	t->ans.streamed = true;
+	gw_respond_start(t->conn, 200, "text/event-stream", h, 2);
+}
+
+/* How much of the first complete bytes of acc comes before a
+ * "data: [DONE]" line. */
+static size_t
+before_done(struct evbuffer *acc, size_t complete)
+{
+	static const char done[] = "data: [DONE]";
+	const char *p;
+	size_t off = 0;
+
+	if (complete < sizeof(done) - 1)
+		return complete;
+	p = (const char *)evbuffer_pullup(acc, (ev_ssize_t)complete);
+	while (off + sizeof(done) - 1 <= complete) {
+		const char *hit = memmem(p + off, complete - off, done,
+		    sizeof(done) - 1);
+
+		if (hit == NULL)
+			break;
+		if (hit == p || hit[-1] == '\n' || hit[-1] == '\r')
+			return (size_t)(hit - p);
+		off = (size_t)(hit - p) + 1;
+	}
+	return complete;
+}
+
+/* STREAMING: pass on the events that are complete (and, for an agent,
+ * checked).  0 stops the transfer. */
+static size_t
+relay(struct txn *t, const char *data, size_t len)
+{
+	const struct pol_upstream *u = &t->pol.snap->upstream;
+	struct evbuffer *out;
+	size_t complete;
+	bool go_on = true;
+
+	if (t->ans.astream.done)
+		return 0;		/* bytes after [DONE]: the end, now */
+	if (gw_conn_pending(t->conn) > OUT_HIGH_MARK)
+		return GW_UP_PAUSE;
+	/* The log failed since the stream began: what follows could not be
+	 * recorded as sent, so it is not sent (the answer ends the stream
+	 * with the error event). */
+	if (t->audit.log != NULL && !aud_healthy(t->audit.log)) {
+		t->up.cut = TXN_CUT_AUDIT;
+		return 0;
+	}
+	if (gw_sse_feed(&t->ans.sse, t->ans.buf, data, len,
+	    u->max_sse_event_bytes, &complete) != WD_OK) {
+		t->up.cut = TXN_CUT_TOO_BIG;
+		return 0;
+	}
+	if (complete == 0)
+		return len;
+	if ((out = evbuffer_new()) == NULL)
+		return 0;
+	if (t->pol.tools.agent == NULL) {
+		/* The stream's own end marker waits until the record is
+		 * written: a client that saw [DONE] was answered in full. */
+		complete = before_done(t->ans.buf, complete);
+		evbuffer_remove_buffer(t->ans.buf, out, complete);
+	} else {
+		/* [DONE] is held the same way: the end sends it. */
+		complete = gw_agent_stream_feed(&t->ans.astream, &t->pol.tools,
+		    t->ans.buf, complete, out, &go_on, &t->pol.deny);
+		if (!go_on && !t->ans.astream.done)
+			t->up.cut = TXN_CUT_TOOLS;
+	}
+	gw_sse_consumed(&t->ans.sse, complete);
+	/* What passed goes out; after a violation nothing more of the
+	 * stream does (the answer ends it with an error event). */
+	gw_txn_note_stream(t, out);
+	gw_respond_chunk_buf(t->conn, out);
+	evbuffer_free(out);
+	return go_on ? len : 0;
+}
+
+static size_t
+on_data(void *arg, const char *data, size_t len)
+{
+	struct txn *t = arg;
+
+	if (t->up.cut == TXN_CUT_NO_RECORD)
+		return 0;		/* no record, no answer */
+	if (t->state == TXN_STREAMING)
+		return relay(t, data, len);
+	if (evbuffer_get_length(t->ans.buf) + len >
+	    t->pol.snap->upstream.max_response_bytes) {
+		t->up.cut = TXN_CUT_TOO_BIG;
+		return 0;
+	}
+	evbuffer_add(t->ans.buf, data, len);
+	return len;
+}
+
+static void
+on_done(void *arg, enum wd_err err, const char *detail)
+{
+	struct txn *t = arg;
+
+	t->up.xfer = NULL;
+	t->up.err = err;
+	snprintf(t->up.detail, sizeof(t->up.detail), "%s", detail ? detail : "");
+	json_array_append_new(t->audit.attempts, err == WD_OK ?
+	    json_pack("{s:s,s:i}", "route", t->up.route->id, "status",
+	    t->up.status) : json_pack("{s:s,s:s}", "route", t->up.route->id,
+	    "error", t->up.detail));
+	t->state = TXN_ANSWER;
+	gw_txn_run(t);
+}
+
+void
+gw_txn_drained(struct txn *t)
+{
+	if (t->up.xfer != NULL)
+		gw_up_resume(t->up.xfer);
+}
+
+/*
+ * provider.sign: the Authorization header for route p's credential, in
+ * auth (on the stack; the caller wipes it once curl has its copy).
+ * False when the credential cannot go into a header as it is.
+ */
+static bool
+sign(struct txn *t, const struct pol_provider *p, char *auth, size_t len,
+    int *authlen)
+{
+	const unsigned char *cred;
+	size_t credlen = 0;
+
+	cred = gw_creds_get(t->pol.creds, t->pol.snap, p->credential, &credlen);
+	if (cred == NULL || credlen > SEC_VALUE_MAX || memchr(cred, '\n',
+	    credlen) || memchr(cred, '\r', credlen))
+		return false;
+	*authlen = snprintf(auth, len, AUTH_PREFIX "%.*s", (int)credlen,
+	    (const char *)cred);
+	/* A NUL would have cut the value short: refused, not sent. */
+	return *authlen >= 0 &&
+	    (size_t)*authlen == sizeof(AUTH_PREFIX) - 1 + credlen;
+}
+
+enum txn_state
+gw_txn_attempt(struct txn *t)
+{
+	const struct pol_upstream *u = &t->pol.snap->upstream;
+	struct txn_attempt *a = &t->up;
+	const struct pol_provider *p;
+	const char *hdrs[6];
+	/* The header holds a credential as long as the store allows; on the
+	 * stack, wiped once curl has its copy. */
+	char auth[sizeof(AUTH_PREFIX) + SEC_VALUE_MAX];
+	int authlen = 0;
+	char url[2048];
+	struct gw_up_req r;
+	enum wd_err rc;
+
+	/* No route left: end with the last attempt's error (t->end). */
+	if (a->next >= a->ncand || a->count >= u->max_attempts)
+		return TXN_END;
+	p = a->route = a->cand[a->next++];
+	a->count++;
+	if (!sign(t, p, auth, sizeof(auth), &authlen)) {
+		wd_wipe(auth, sizeof(auth));
+		return gw_txn_error(t, WD_CODE_CREDENTIAL_UNAVAILABLE, NULL);
+	}
+	if ((size_t)snprintf(url, sizeof(url), "%s%s", p->base_url,
+	    t->req.fmt->path) >= sizeof(url)) {
+		wd_wipe(auth, (size_t)authlen);
+		return gw_txn_error(t, WD_CODE_BAD_ROUTE, NULL);
+	}
+	snprintf(a->reqid_hdr, sizeof(a->reqid_hdr), "X-Request-Id: %s",
+	    gw_conn_request_id(t->conn));
+	hdrs[0] = "Content-Type: application/json";
+	hdrs[1] = t->req.chat.stream ? "Accept: text/event-stream"
+				     : "Accept: application/json";
+	hdrs[2] = auth;
+	hdrs[3] = a->reqid_hdr;
+	hdrs[4] = "User-Agent: warden/" WD_VERSION;
+	hdrs[5] = "Expect:";		/* no 100-continue round trip */
+	memset(&r, 0, sizeof(r));
+	r.url = url;
+	r.proxy = u->proxy;
+	r.headers = hdrs;
+	r.nheaders = 6;
+	r.body = (const char *)evbuffer_pullup(t->req.body, -1);
+	r.body_len = evbuffer_get_length(t->req.body);
+	r.connect_ms = u->connect_timeout_ms;
+	r.first_byte_ms = u->first_byte_timeout_ms;
+	r.idle_ms = u->idle_timeout_ms;
+	r.total_ms = u->total_timeout_ms;
+	r.on_head = on_head;
+	r.on_data = on_data;
+	r.on_done = on_done;
+	r.arg = t;
+	a->status = 0;
+	a->cut = TXN_CUT_NONE;
+	evbuffer_drain(t->ans.buf, evbuffer_get_length(t->ans.buf));
+	gw_sse_init(&t->ans.sse);
+	gw_agent_stream_init(&t->ans.astream, t->req.fmt);
+	a->started_us = wd_mono_us();
+	rc = gw_up_start(gw_conn_worker(t->conn)->up, &r, &a->xfer);
+	/* curl copied the header strings; ours can go. */
+	wd_wipe(auth, (size_t)authlen);
+	if (rc != WD_OK)
+		return gw_txn_error(t, WD_CODE_INTERNAL,
+		    "cannot start upstream request");
+	return TXN_UPSTREAM;
+}
