@@ -26,19 +26,6 @@ teardown(void)
 	it_env_stop();
 }
 
-/* Run a shell command, capture its output; returns the exit code. */
-static int
-run(const char *cmd, char **out)
-{
-	char path[256], full[1024];
-	int st;
-
-	snprintf(path, sizeof(path), "%s/cmd.out", it_tmpdir());
-	snprintf(full, sizeof(full), "%s >%s 2>&1", cmd, path);
-	st = system(full);
-	*out = it_read_file(path, NULL);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 START_TEST(sigterm_lets_requests_in_flight_finish)
 {
@@ -86,7 +73,7 @@ START_TEST(keys_new_makes_a_working_key)
 	const char *h[] = { auth, NULL };
 
 	snprintf(cmd, sizeof(cmd), "%s keys new", getenv("WARDEN_BIN"));
-	rc = run(cmd, &out);
+	rc = it_run(cmd, &out, NULL);
 	ck_assert_int_eq(rc, 0);
 	ck_assert(sscanf(out, "key:  %127s\nrule: %127s", key, rule) == 2);
 	ck_assert(strncmp(key, "wk-", 3) == 0);
@@ -121,7 +108,7 @@ START_TEST(bad_rules_stop_the_start)
 	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
 	    "--dev-credentials --listen 127.0.0.1:%d",
 	    getenv("WARDEN_BIN"), path, it_tmpdir(), it_free_port());
-	rc = run(cmd, &out);
+	rc = it_run(cmd, &out, NULL);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_msg(strstr(out, "bad.yaml:2:1: unknown key 'provders' in the "
 	    "rules file (did you mean 'providers'?)") != NULL, "%s", out);
@@ -129,17 +116,17 @@ START_TEST(bad_rules_stop_the_start)
 	    "route 'nope'") != NULL, "%s", out);
 	free(out);
 	snprintf(cmd, sizeof(cmd), "%s lint -c %s", getenv("WARDEN_BIN"), path);
-	ck_assert_int_eq(run(cmd, &out), 2);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 2);
 	free(out);
 	snprintf(cmd, sizeof(cmd), "%s lint -c %s", getenv("WARDEN_BIN"), it.config);
-	ck_assert_int_eq(run(cmd, &out), 0);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 0);
 	ck_assert(strstr(out, "configuration OK") != NULL);
 	free(out);
 	/* Rules others may write are refused. */
 	chmod(path, 0666);
 	it_write_file(path, "version: 1\n", 0666);
 	snprintf(cmd, sizeof(cmd), "%s lint -c %s", getenv("WARDEN_BIN"), path);
-	ck_assert_int_eq(run(cmd, &out), 2);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 2);
 	ck_assert(strstr(out, "writable by group or others") != NULL);
 	free(out);
 }
@@ -159,7 +146,7 @@ START_TEST(missing_credential_stops_the_start)
 	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
 	    "--dev-credentials --listen 127.0.0.1:%d",
 	    getenv("WARDEN_BIN"), path, it_tmpdir(), it_free_port());
-	ck_assert_int_ne(run(cmd, &out), 0);
+	ck_assert_int_ne(it_run(cmd, &out, NULL), 0);
 	ck_assert_msg(strstr(out, "route 'p-us': credential 'c-us' is not "
 	    "available") != NULL, "%s", out);
 	ck_assert(strstr(out, IT_SECRET_EU) == NULL);
@@ -174,7 +161,7 @@ START_TEST(dev_credentials_need_the_flag)
 	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
 	    "--listen 127.0.0.1:%d", getenv("WARDEN_BIN"), it.config,
 	    it_tmpdir(), it_free_port());
-	ck_assert_int_eq(run(cmd, &out), 1);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 1);
 	ck_assert_msg(strstr(out, "dev_credentials holds plain-text credentials")
 	    != NULL, "%s", out);
 	ck_assert(strstr(out, IT_SECRET_EU) == NULL);
@@ -220,7 +207,7 @@ START_TEST(strict_durability_serves_and_records)
 	it_resp_free(&r);
 	it_stop(w, SIGTERM);
 	snprintf(cmd, sizeof(cmd), "%s audit verify %s", getenv("WARDEN_BIN"), adir);
-	ck_assert_int_eq(run(cmd, &out), 0);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 0);
 	ck_assert_msg(strstr(out, "OK: 3 records") != NULL, "%s", out);
 	free(out);
 	free(strict);
@@ -290,16 +277,16 @@ START_TEST(kept_payloads_live_outside_the_chain)
 	/* Purging a tenant's payloads leaves the chain valid. */
 	snprintf(cmd, sizeof(cmd), "%s audit purge %s --tenant t1",
 	    getenv("WARDEN_BIN"), adir);
-	ck_assert_int_eq(run(cmd, &out), 0);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 0);
 	ck_assert_msg(strstr(out, "purged 1 payload of tenant t1") != NULL, "%s",
 	    out);
 	free(out);
 	snprintf(cmd, sizeof(cmd), "ls %s/payloads/t2 | wc -l", adir);
-	ck_assert_int_eq(run(cmd, &out), 0);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 0);
 	ck_assert_int_eq(atoi(out), 1);
 	free(out);
 	snprintf(cmd, sizeof(cmd), "%s audit verify %s", getenv("WARDEN_BIN"), adir);
-	ck_assert_int_eq(run(cmd, &out), 0);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 0);
 	free(out);
 	snprintf(cmd, sizeof(cmd), "%s/grep.out", it_tmpdir());
 	file = it_read_file(cmd, NULL);
@@ -326,7 +313,7 @@ START_TEST(redacted_payloads_keep_no_text)
 	it_resp_free(&r);
 	it_stop(w, SIGTERM);
 	snprintf(cmd, sizeof(cmd), "cat %s/payloads/t2/*.json", adir);
-	ck_assert_int_eq(run(cmd, &out), 0);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 0);
 	ck_assert_msg(strstr(out, "[redacted: ") != NULL, "%s", out);
 	ck_assert(strstr(out, "tok-redact-me-please") == NULL);
 	ck_assert(strstr(out, "\"role\":\"user\"") != NULL);
@@ -344,7 +331,7 @@ START_TEST(root_is_refused_unless_allowed)
 	    getenv("WARDEN_BIN"), it.config, it_tmpdir(), it_free_port());
 	if (geteuid() != 0)
 		return;		/* nothing to refuse */
-	ck_assert_int_eq(run(cmd, &out), 1);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 1);
 	ck_assert_msg(strstr(out, "refusing to run as root") != NULL, "%s", out);
 	free(out);
 }
@@ -402,7 +389,7 @@ START_TEST(port_in_use_is_reported)
 	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
 	    "--dev-credentials --listen 127.0.0.1:%d",
 	    getenv("WARDEN_BIN"), it.config, it_tmpdir(), it.mock_port[0]);
-	ck_assert_int_ne(run(cmd, &out), 0);
+	ck_assert_int_ne(it_run(cmd, &out, NULL), 0);
 	ck_assert_msg(strstr(out, "cannot listen on") != NULL, "%s", out);
 	free(out);
 }

@@ -31,11 +31,9 @@ static void
 chat_h(const char *key, const char *extra, const char *body,
     struct it_resp *r)
 {
-	char auth[128];
-	const char *h[] = { auth, extra, NULL };
+	const char *h[] = { extra, NULL };
 
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-	it_http("POST", it_url("/v1/chat/completions"), h, body, 10000, r);
+	it_chat_at(it_url("/v1/chat/completions"), key, h, body, 10000, r);
 }
 
 START_TEST(compliant_fallback_never_touches_noncompliant_route)
