@@ -53,12 +53,19 @@ struct aud_log {
 	uint64_t last_sweep_us;		/* payload TTL sweep */
 	EVP_MAC_CTX *mac;		/* HMAC keyed with hmac_key, to dup */
 	uint64_t dropped;
+	uint64_t last_inbox_us;		/* inbox.c: events of other processes */
 };
 
 enum wd_err aud_start_writer(struct aud_log *l);
 enum wd_err aud_mac_init(struct aud_log *l);
 enum wd_err aud_open_segment(struct aud_log *l, uint64_t segno);
 void aud_fsync_dir(const char *dir);
+
+/* Take DIR/inbox/ into the chain (writer thread, or aud_close after it
+ * stopped: never two at once); the hourly payload sweep. */
+void aud_inbox_ingest(struct aud_log *l);
+void aud_payload_housekeeping(struct aud_log *l);
+bool aud_inbox_due(const struct aud_log *l);
 
 /* Segment files of dir in order; *n of them.  Caller frees each and v. */
 char **aud_segments(const char *dir, size_t *n);

@@ -275,7 +275,7 @@ writer_main(void *arg)
 		bool synced;
 
 		while (l->head == NULL && !l->stop && !checkpoint_due(l) &&
-		    !atomic_load(&l->dirty)) {
+		    !atomic_load(&l->dirty) && !aud_inbox_due(l)) {
 			struct timespec until;
 
 			clock_gettime(CLOCK_REALTIME, &until);
@@ -309,12 +309,6 @@ writer_main(void *arg)
 		l->nqueued = 0;
 		pthread_mutex_unlock(&l->mu);
 
-		/* Kept payloads past their time go, hourly. */
-		if (wd_mono_us() - l->last_sweep_us > 3600ull * 1000000u ||
-		    l->last_sweep_us == 0) {
-			aud_payload_sweep(l->dir);
-			l->last_sweep_us = wd_mono_us();
-		}
 		pthread_mutex_lock(&l->wlock);
 		maybe_rotate(l);
 		rc = batch != NULL ? write_batch(l, batch) : WD_OK;
@@ -339,6 +333,11 @@ writer_main(void *arg)
 				finish_items(cp, WD_OK);
 			}
 			pthread_mutex_unlock(&l->wlock);
+			/* Kept payloads past their time go, hourly (and their
+			 * keys once their month is over); events of other
+			 * processes come in. */
+			aud_payload_housekeeping(l);
+			aud_inbox_ingest(l);
 			pthread_mutex_lock(&l->mu);
 			continue;
 		}
@@ -557,6 +556,8 @@ aud_close(struct aud_log *l)
 		pthread_cond_signal(&l->cv);
 		pthread_mutex_unlock(&l->mu);
 		pthread_join(l->th, NULL);
+		/* What other processes left since the writer's last look. */
+		aud_inbox_ingest(l);
 		/* Sign what was written last, so nothing is left unsigned. */
 		pthread_mutex_lock(&l->wlock);
 		if (l->o.signer != NULL && l->since_cp > 0 && atomic_load(&l->healthy)) {

@@ -34,6 +34,7 @@ struct gw_up_xfer;
 
 struct sec_tpm;
 struct gw_creds;
+struct gw_paykeys;
 
 struct gw_server {
 	const struct gw_serve_opts *opts;
@@ -48,6 +49,7 @@ struct gw_server {
 	struct gw_worker *workers;
 	int nworkers;
 	char instance[17];		/* random id of this process */
+	struct gw_paykeys *paykeys;	/* kept payloads' keys; NULL: no TPM */
 };
 
 struct gw_worker {
@@ -92,6 +94,19 @@ const char *gw_secrets_store(const struct gw_server *srv,
 /* The TPM-backed signer for audit checkpoints (none without a TPM). */
 enum wd_err gw_signer_init(struct gw_server *srv,
     const struct pol_snapshot *snap, struct aud_signer *out);
+/* ---- the keys of kept payloads (paykeys.c) ---- */
+
+/*
+ * The TPM-backed keys audit/ keeps payloads and their digests under, for
+ * the log in dir.  tpm_lock: the lock other TPM users of this process
+ * take (NULL: its own).  err says why on failure.
+ */
+enum wd_err gw_paykeys_new(const char *dir, const char *tcti,
+    pthread_mutex_t *tpm_lock, struct gw_paykeys **out, char *err,
+    size_t errlen);
+const struct aud_keys *gw_paykeys_keys(struct gw_paykeys *pk);
+void gw_paykeys_free(struct gw_paykeys *pk);	/* wipes; NULL ok */
+
 /*
  * Load the rules file again and swap the snapshot in; on any error the
  * running snapshot stays and errs says why.  From SIGHUP or the admin
