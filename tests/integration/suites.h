@@ -12,5 +12,6 @@ Suite *suite_tools(void);
 Suite *suite_audit(void);
 Suite *suite_secrets(void);
 Suite *suite_hostile(void);
+Suite *suite_payloads(void);
 
 #endif
