@@ -51,13 +51,14 @@ struct aud_log {
 	atomic_ullong last_cp_us;
 	uint64_t last_batch_us;		/* when the last batch was taken */
 	uint64_t last_sweep_us;		/* payload TTL sweep */
-	EVP_MAC_CTX *mac;		/* HMAC keyed with hmac_key, to dup */
+	struct aud_mac *mac;		/* digest.c: HMAC midstates, locked */
 	uint64_t dropped;
 	uint64_t last_inbox_us;		/* inbox.c: events of other processes */
 };
 
 enum wd_err aud_start_writer(struct aud_log *l);
 enum wd_err aud_mac_init(struct aud_log *l);
+void aud_mac_free(struct aud_log *l);
 enum wd_err aud_open_segment(struct aud_log *l, uint64_t segno);
 void aud_fsync_dir(const char *dir);
 

@@ -576,84 +576,11 @@ aud_close(struct aud_log *l)
 	if (l->lockfd >= 0)
 		close(l->lockfd);	/* releases the flock */
 	wd_wipe(l->hmac_key, sizeof(l->hmac_key));
-	EVP_MAC_CTX_free(l->mac);
+	aud_mac_free(l);
 	pthread_mutex_destroy(&l->mu);
 	pthread_mutex_destroy(&l->wlock);
 	pthread_cond_destroy(&l->cv);
 	free(l->dir);
 	free(l->instance);
 	free(l);
-}
-
-/* ---- payload digests ---- */
-
-/* The keyed HMAC context every digest starts from (a dup is cheap; a
- * fetch and init per request is not). */
-enum wd_err
-aud_mac_init(struct aud_log *l)
-{
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	OSSL_PARAM params[2];
-
-	if (mac == NULL)
-		return WD_ENOMEM;
-	params[0] = OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	l->mac = EVP_MAC_CTX_new(mac);
-	EVP_MAC_free(mac);
-	if (l->mac == NULL || !EVP_MAC_init(l->mac, l->hmac_key,
-	    sizeof(l->hmac_key), params))
-		return WD_ENOMEM;
-	return WD_OK;
-}
-
-struct aud_hmac {
-	EVP_MAC_CTX *ctx;
-};
-
-struct aud_hmac *
-aud_hmac_new(const struct aud_log *l)
-{
-	struct aud_hmac *h = calloc(1, sizeof(*h));
-
-	if (h == NULL || l->mac == NULL ||
-	    (h->ctx = EVP_MAC_CTX_dup(l->mac)) == NULL) {
-		free(h);
-		return NULL;
-	}
-	return h;
-}
-
-void
-aud_hmac_update(struct aud_hmac *h, const void *data, size_t len)
-{
-	if (h != NULL)
-		EVP_MAC_update(h->ctx, data, len);
-}
-
-void
-aud_hmac_final(struct aud_hmac *h, char out[AUD_HASH_HEX + 1])
-{
-	unsigned char d[32];
-	size_t dl = 0;
-
-	if (h == NULL) {
-		out[0] = '\0';
-		return;
-	}
-	if (!EVP_MAC_final(h->ctx, d, &dl, sizeof(d)))
-		memset(d, 0, sizeof(d));
-	wd_hex(d, sizeof(d), out);
-	EVP_MAC_CTX_free(h->ctx);
-	free(h);
-}
-
-void
-aud_payload_digest(const struct aud_log *l, const void *data, size_t len,
-    char out[AUD_HASH_HEX + 1])
-{
-	struct aud_hmac *h = aud_hmac_new(l);
-
-	aud_hmac_update(h, data, len);
-	aud_hmac_final(h, out);
 }
