@@ -3,11 +3,13 @@
  * decision warden makes, written by one thread per log with group commit,
  * and the tools that verify and export it.
  *
- * Owns the log directory (segment files, the HMAC key for payload
- * digests).  The gateway builds each record's fields as a JSON object and
- * submits it; this module adds seq, prev and hash, writes, fsyncs, and
- * tells the submitter when the record is durable.  The byte-exact format
- * is audit/FORMAT.md.
+ * Owns the log directory (segment files, kept payloads, the inbox through
+ * which other processes' events reach the chain).  The keys of what it
+ * keeps (the payload HMAC key, per-tenant data keys) are not its own: the
+ * TPM holds them, reached through struct aud_keys.  The gateway builds
+ * each record's fields as a JSON object and submits it; this module adds
+ * seq, prev and hash, writes, fsyncs, and tells the submitter when the
+ * record is durable.  The byte-exact format is audit/FORMAT.md.
  */
 #ifndef AUD_H
 #define AUD_H

@@ -226,6 +226,22 @@ add_month(const struct sec_meta *m, void *arg)
 		snprintf(ms->v[ms->n++], sizeof(ms->v[0]), "%s", m->name);
 }
 
+/* Is there a key of tenant before `before` (all if NULL) to destroy? */
+static bool
+has_keys(const struct gw_paykeys *pk, const char *tenant, const char *before)
+{
+	struct months ms = { .n = 0 };
+	char store[1200], err[256];
+
+	tenant_store(pk, tenant, store, sizeof(store));
+	if (sec_list(store, add_month, &ms, err, sizeof(err)) != WD_OK)
+		return true;		/* let the real attempt say why */
+	for (size_t i = 0; i < ms.n; i++)
+		if (before == NULL || strcmp(ms.v[i], before) < 0)
+			return true;
+	return false;
+}
+
 /* Destroy tenant's keys of months before `before` (all if NULL); mu and
  * the TPM lock held. */
 static enum wd_err
@@ -264,48 +280,67 @@ destroy_tenant(struct gw_paykeys *pk, struct sec_tpm *tpm, const char *tenant,
 	return WD_OK;
 }
 
+/* The tenants with key stores, into names (at most max). */
+static size_t
+key_tenants(const struct gw_paykeys *pk, char (*names)[65], size_t max)
+{
+	char top[1100];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(top, sizeof(top), "%s/" KEYS_DIR, pk->dir);
+	if ((d = opendir(top)) == NULL)
+		return 0;
+	while (n < max && (de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && wd_token_sane(de->d_name, 64))
+			snprintf(names[n++], 65, "%.64s", de->d_name);
+	closedir(d);
+	return n;
+}
+
+#define MAX_TENANTS 4096
+
 static enum wd_err
 destroy(void *ctx, const char *tenant, const char *before, json_t *ids,
     char *err, size_t errlen)
 {
 	struct gw_paykeys *pk = ctx;
 	struct sec_tpm *tpm = NULL;
-	char top[1100];
-	enum wd_err e;
+	char (*names)[65] = NULL;
+	size_t n = 0, due = 0;
+	enum wd_err e = WD_OK;
 
-	snprintf(top, sizeof(top), "%s/" KEYS_DIR, pk->dir);
+	if (tenant != NULL && (!wd_token_sane(tenant, 64) || tenant[0] == '.')) {
+		snprintf(err, errlen, "not a tenant id");
+		return WD_EINVAL;
+	}
+	if (tenant == NULL) {
+		if ((names = calloc(MAX_TENANTS, sizeof(*names))) == NULL)
+			return WD_ENOMEM;
+		n = key_tenants(pk, names, MAX_TENANTS);
+	}
 	pthread_mutex_lock(&pk->mu);
 	pthread_mutex_lock(pk->tpm_lock);
-	if (tenant != NULL) {
-		struct stat st;
-		char store[1200];
-
-		/* Nothing kept for tenant: nothing to destroy, no TPM needed. */
-		tenant_store(pk, tenant, store, sizeof(store));
-		if (stat(store, &st) != 0 && errno == ENOENT) {
-			e = WD_OK;
-			goto out;
-		}
-	}
+	/* Nothing to destroy: no TPM needed (the hourly sweep, mostly). */
+	due = tenant != NULL ? has_keys(pk, tenant, before) : 0;
+	for (size_t i = 0; i < n && due == 0; i++)
+		due = has_keys(pk, names[i], before);
+	if (due == 0)
+		goto out;
 	if ((e = open_tpm(pk, &tpm, err, errlen)) != WD_OK)
 		goto out;
-	if (tenant != NULL) {
+	if (tenant != NULL)
 		e = destroy_tenant(pk, tpm, tenant, before, ids, err, errlen);
-	} else {
-		DIR *d = opendir(top);
-		struct dirent *de;
-
-		while (d != NULL && e == WD_OK && (de = readdir(d)) != NULL)
-			if (de->d_name[0] != '.' && wd_token_sane(de->d_name, 64))
-				e = destroy_tenant(pk, tpm, de->d_name, before, ids,
-				    err, errlen);
-		if (d != NULL)
-			closedir(d);
-	}
+	for (size_t i = 0; i < n && e == WD_OK; i++)
+		if (has_keys(pk, names[i], before))
+			e = destroy_tenant(pk, tpm, names[i], before, ids, err,
+			    errlen);
 out:
 	sec_tpm_close(tpm);
 	pthread_mutex_unlock(pk->tpm_lock);
 	pthread_mutex_unlock(&pk->mu);
+	free(names);
 	if (tenant != NULL)
 		forget(pk, tenant);
 	return e;

@@ -296,8 +296,11 @@ struct sec_event {
 };
 
 /*
- * Hand every seal, rotate, rm and unseal to fn (audit/ records them as
- * admin events).  Set once, before use; fn runs on the calling thread.
+ * Hand every seal, rotate, rm and unseal to fn.  `warden secrets`
+ * (gateway/cli_secrets.c) installs it and records seal, rotate and rm in
+ * the audit log (through its inbox); the gateway does not, as its own
+ * unseals are not changes.  Set once, before use; fn runs on the calling
+ * thread.
  */
 void sec_set_event_hook(void (*fn)(const struct sec_event *ev, void *arg),
     void *arg);

@@ -1083,6 +1083,63 @@ START_TEST(data_key_destroyed_for_every_copy)
 }
 END_TEST
 
+/*
+ * Expiry is key deletion: the log's writer destroys the data keys of
+ * months that are over (for every tenant) when it starts and hourly after,
+ * and says so in a `purge` record; this month's keys and later stay.
+ */
+START_TEST(expired_months_keys_are_destroyed_and_recorded)
+{
+	struct gw_paykeys *pk = NULL;
+	struct aud_log *log = NULL;
+	struct sec_tpm *t = open_tpm();
+	char err[512], adir[400], s1[500], s2[500], now[8], seg[500], *text;
+	struct sec_meta m;
+	size_t len = 0;
+
+	snprintf(adir, sizeof(adir), "%s/audit", dir);
+	snprintf(s1, sizeof(s1), "%s/payload-keys", adir);
+	ck_assert_int_eq(sh("mkdir -p -m 700 '%s' && chmod 700 '%s'", s1, adir),
+	    0);
+	snprintf(s1, sizeof(s1), "%s/payload-keys/t1", adir);
+	snprintf(s2, sizeof(s2), "%s/payload-keys/t2", adir);
+	aud_key_month(time(NULL), now);
+	ck_assert_int_eq(sec_dkey_create(t, s1, "2020-01", err, sizeof(err)),
+	    WD_OK);
+	ck_assert_int_eq(sec_dkey_create(t, s2, "2021-07", err, sizeof(err)),
+	    WD_OK);
+	ck_assert_int_eq(sec_dkey_create(t, s1, now, err, sizeof(err)), WD_OK);
+	sec_tpm_close(t);
+	ck_assert_msg(gw_paykeys_new(adir, tcti, NULL, &pk, err, sizeof(err)) ==
+	    WD_OK, "%s", err);
+	{
+		struct aud_opts o = { .dir = adir, .instance = "ut",
+			.group_commit_ms = 1, .keys = gw_paykeys_keys(pk) };
+
+		ck_assert_msg(aud_open(&o, &log, err, sizeof(err)) == WD_OK, "%s",
+		    err);
+	}
+	usleep(300 * 1000);		/* the writer's first round */
+	aud_close(log);
+	gw_paykeys_free(pk);
+	ck_assert_int_eq(sec_stat(s1, "2020-01", &m, err, sizeof(err)),
+	    WD_ENOTFOUND);
+	ck_assert_int_eq(sec_stat(s2, "2021-07", &m, err, sizeof(err)),
+	    WD_ENOTFOUND);
+	ck_assert_int_eq(sec_stat(s1, now, &m, err, sizeof(err)), WD_OK);
+	snprintf(seg, sizeof(seg), "%s/audit-000001.jsonl", adir);
+	text = (char *)wd_slurp(seg, 1 << 20, &len);
+	ck_assert(text != NULL);
+	ck_assert_msg(strstr(text, "\"kind\":\"purge\"") != NULL &&
+	    strstr(text, "\"reason\":\"expired\"") != NULL &&
+	    strstr(text, "\"month\":\"2020-01\"") != NULL &&
+	    strstr(text, "\"month\":\"2021-07\"") != NULL, "%s", text);
+	snprintf(s2, sizeof(s2), "\"month\":\"%s\"", now);
+	ck_assert_msg(strstr(text, s2) == NULL, "%s", text);
+	free(text);
+}
+END_TEST
+
 struct ev_log {
 	int n;
 	char text[8][128];
@@ -1151,6 +1208,7 @@ suite_secrets(void)
 	tcase_add_test(tpm, audit_signing_key);
 	tcase_add_test(tpm, events_reach_the_hook);
 	tcase_add_test(tpm, data_key_destroyed_for_every_copy);
+	tcase_add_test(tpm, expired_months_keys_are_destroyed_and_recorded);
 	suite_add_tcase(s, tpm);
 
 	tcase_add_test(plain, pcr_spec_parsing);
