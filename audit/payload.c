@@ -288,7 +288,8 @@ aud_payload_read(const char *dir, const struct aud_keys *keys,
 	*len = 0;
 	tenant[0] = '\0';
 	if (!safe_name(id)) {
-		snprintf(err, errlen, "'%s' is not a decision id", "?");
+		snprintf(err, errlen, "not a decision id (1-64 of A-Z a-z 0-9 "
+		    "- _ . :)");
 		return WD_EINVAL;
 	}
 	if (find_payload(dir, id, tenant, file, sizeof(file)) != WD_OK) {

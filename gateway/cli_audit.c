@@ -94,12 +94,18 @@ parse_kopts(int argc, char **argv, int first, struct kopts *k)
 		if (k->dir == NULL)
 			k->dir = k->snap->audit.dir;
 	}
-	if (k->tcti == NULL) {
-		fprintf(stderr, "warden audit: payload keys live in the TPM: give "
-		    "-c FILE (secrets.tcti) or --tcti TCTI\n");
-		return 2;
-	}
 	return 0;
+}
+
+/* Both commands need the TPM: 0, or the usage exit code. */
+static int
+need_tcti(const struct kopts *k)
+{
+	if (k->tcti != NULL)
+		return 0;
+	fprintf(stderr, "warden audit: payload keys live in the TPM: give "
+	    "-c FILE (secrets.tcti) or --tcti TCTI\n");
+	return 2;
 }
 
 static int
@@ -115,14 +121,16 @@ cmd_purge(int argc, char **argv)
 	enum wd_err e;
 	int rc;
 
-	if ((rc = parse_kopts(argc, argv, 3, &k)) != 0)
+	if ((rc = parse_kopts(argc, argv, 2, &k)) != 0)
 		goto out;
 	rc = 2;
-	if (optind != argc || argc < 3 || (k.tenant == NULL) == !k.expired) {
+	if (optind != argc - 1 || (k.tenant == NULL) == !k.expired) {
 		rc = usage();
 		goto out;
 	}
-	dir = argv[2];
+	if ((rc = need_tcti(&k)) != 0)
+		goto out;
+	dir = argv[optind];
 	rc = 1;
 	if ((ids = json_array()) == NULL ||
 	    gw_paykeys_new(dir, k.tcti, NULL, &pk, err, sizeof(err)) != WD_OK) {
@@ -135,9 +143,11 @@ cmd_purge(int argc, char **argv)
 	    aud_payload_expire(dir, gw_paykeys_keys(pk), ids, &files, err,
 	    sizeof(err));
 	if (e != WD_OK)
-		fprintf(stderr, "warden audit purge: %s%s\n", err,
+		fprintf(stderr, "warden audit purge: %s%s%s\n", err,
 		    json_array_size(ids) > 0 ? " (the keys listed below were "
-		    "destroyed before it failed)" : "; nothing was destroyed");
+		    "destroyed before it failed)" : "; no key was destroyed",
+		    json_array_size(ids) == 0 && k.tenant != NULL ?
+		    " and no payload deleted" : "");
 	/* What was destroyed is recorded, even when something failed after. */
 	if (json_array_size(ids) > 0 || (e == WD_OK && files > 0) ||
 	    (e == WD_OK && k.tenant != NULL)) {
@@ -217,6 +227,8 @@ cmd_payload(int argc, char **argv)
 			usage();
 		goto out;
 	}
+	if ((rc = need_tcti(&k)) != 0)
+		goto out;
 	rc = 1;
 	err[0] = '\0';
 	if (sec_harden_process(err, sizeof(err)) != WD_OK ||
