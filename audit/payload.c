@@ -260,7 +260,7 @@ find_payload(const char *dir, const char *id, char tenant[65], char *file,
 			if (n > sl && strcmp(f->d_name + n - sl, suffix) == 0 &&
 			    sscanf(f->d_name, "%lld-", &exp) == 1 &&
 			    strlen(t->d_name) <= 64) {
-				snprintf(tenant, 65, "%s", t->d_name);
+				snprintf(tenant, 65, "%.64s", t->d_name);
 				snprintf(file, flen, "%s", f->d_name);
 				rc = WD_OK;
 				break;
