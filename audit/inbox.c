@@ -46,7 +46,7 @@ aud_event_parse(const char *buf, size_t len, json_t **out, char *why,
     size_t whylen)
 {
 	json_error_t jerr;
-	const char *kind;
+	const char *kind, *id, *ts;
 	json_t *j;
 	bool known = false;
 
@@ -78,9 +78,10 @@ aud_event_parse(const char *buf, size_t len, json_t **out, char *why,
 			json_decref(j);
 			return WD_EPARSE;
 		}
-	if (!wd_token_sane(json_string_value(json_object_get(j, "event_id")),
-	    64) || aud_parse_ts(json_string_value(json_object_get(j, "ts"))) ==
-	    0) {
+	id = json_string_value(json_object_get(j, "event_id"));
+	ts = json_string_value(json_object_get(j, "ts"));
+	if (id == NULL || ts == NULL || !wd_token_sane(id, 64) ||
+	    aud_parse_ts(ts) == 0) {
 		snprintf(why, whylen, "no event_id or no RFC 3339 ts");
 		json_decref(j);
 		return WD_EPARSE;
@@ -347,6 +348,12 @@ aud_post_event(const char *dir, json_t *rec, int wait_ms, bool *in_chain,
 		lfd = -1;
 		if (aud_open(&o, &log, oerr, sizeof(oerr)) == WD_OK)
 			aud_close(log);		/* takes the inbox in */
+		else
+			wd_warn("audit: %s: the event waits in the inbox", oerr);
+		/* Appended: nothing to wait for.  (If the open failed, a warden
+		 * that took the lock meanwhile may take it in.) */
+		if (log != NULL)
+			wait_ms = 0;
 	}
 	if (lfd >= 0)
 		close(lfd);
