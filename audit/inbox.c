@@ -192,7 +192,7 @@ aud_inbox_ingest(struct aud_log *l)
 	for (size_t i = 0; i < n; i++) {
 		char *buf = NULL;
 		size_t len = 0;
-		json_t *rec = NULL;
+		json_t *rec = NULL, *back = NULL;
 		const char *kind;
 		enum wd_err rc;
 
@@ -213,8 +213,12 @@ aud_inbox_ingest(struct aud_log *l)
 		    json_is_string(json_object_get(rec, "tenant")))
 			l->o.keys->forget(l->o.keys->ctx,
 			    json_string_value(json_object_get(rec, "tenant")));
-		if (aud_append(l, rec) != WD_OK)
-			break;			/* queued; the file stays too */
+		/* Only what is in the file goes: a log that cannot take it now
+		 * keeps the file for the next round, not a second copy. */
+		if (aud_try_append(l, rec, &back) != WD_OK) {
+			json_decref(back);
+			break;
+		}
 		(void)unlinkat(dfd, names[i], 0);
 	}
 	for (size_t i = 0; i < n; i++)

@@ -272,8 +272,8 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
 		snprintf(errs, errlen, "cannot set up HMAC");
 		goto fail;
 	}
-	/* The HMAC context keeps its own copy (OpenSSL's secure heap, locked
-	 * when the gateway set it up); this one, in ordinary memory, goes. */
+	/* Digests start from midstates derived from it (digest.c, locked
+	 * memory when the gateway set it up); the key itself goes. */
 	wd_wipe(l->hmac_key, sizeof(l->hmac_key));
 	segs = aud_segments(l->dir, &nsegs);
 	/* The newest segment with a good line gives seq and prev. */
