@@ -641,8 +641,12 @@ out:
 
 /* Ordinary index, read and written with its own (empty) auth through a
  * salted, encrypting session; NO_DA since a wrong value is no guess at a
- * password.  Undefining it takes the owner hierarchy. */
-#define NV_ATTRS (TPMA_NV_AUTHREAD | TPMA_NV_AUTHWRITE | TPMA_NV_NO_DA)
+ * password; WRITEDEFINE: once written it is write-locked until it is
+ * undefined, so its value can be ended only with the owner hierarchy, and
+ * never replaced.  (WRITTEN and WRITELOCKED are the TPM's own bits.) */
+#define NV_ATTRS (TPMA_NV_AUTHREAD | TPMA_NV_AUTHWRITE | TPMA_NV_NO_DA | \
+    TPMA_NV_WRITEDEFINE)
+#define NV_STATE_BITS (TPMA_NV_WRITTEN | TPMA_NV_WRITELOCKED)
 
 static bool
 rc_is(TSS2_RC rc, TSS2_RC what)
@@ -753,6 +757,12 @@ sec_tpm_nv_write(struct sec_tpm *t, uint32_t h, const unsigned char *data,
 		goto out;
 	}
 	scrub_esys(t);
+	rc = Esys_NV_WriteLock(t->esys, tr, tr, s, ESYS_TR_NONE, ESYS_TR_NONE);
+	if (rc != TSS2_RC_SUCCESS) {
+		hmac_drop(t);
+		e = sec_tpm_err(err, errlen, "NV_WriteLock", rc);
+		goto out;
+	}
 	e = WD_OK;
 out:
 	nv_close(t, &tr);
@@ -818,7 +828,7 @@ sec_tpm_nv_undefine(struct sec_tpm *t, uint32_t h, uint16_t size, char *err,
 		goto out;
 	}
 	if (pub->nvPublic.dataSize != size ||
-	    (pub->nvPublic.attributes & ~(TPMA_NV)TPMA_NV_WRITTEN) != NV_ATTRS) {
+	    (pub->nvPublic.attributes & ~(TPMA_NV)NV_STATE_BITS) != NV_ATTRS) {
 		sec_errf(err, errlen, "NV index 0x%08x is not one warden defined; "
 		    "left alone", h);
 		e = WD_EPERM;

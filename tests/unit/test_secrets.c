@@ -1048,6 +1048,12 @@ START_TEST(data_key_destroyed_for_every_copy)
 	/* Without its NV secret the blobs open nothing (not even with the
 	 * empty auth a credential has). */
 	unseal_fails(t, "2026-12", NULL, WD_EINVAL);
+	/* Its NV secret is write-locked: it can be ended, not replaced. */
+	ck_assert_int_ne(sh("head -c 32 /dev/zero >'%s/zero' && "
+	    "TPM2TOOLS_TCTI='%s' tpm2_nvwrite 0x%08x -i '%s/zero' "
+	    ">/dev/null 2>&1", dir, tcti, m.nv, dir), 0);
+	ck_assert_int_eq(sh("TPM2TOOLS_TCTI='%s' tpm2_nvreadpublic 0x%08x | "
+	    "grep -q writelocked", tcti, m.nv), 0);
 	snprintf(backup, sizeof(backup), "%s-backup", store);
 	ck_assert_int_eq(sh("cp -a '%s' '%s'", store, backup), 0);
 	ck_assert_int_eq(sec_dkey_destroy(t, store, "2026-12", &nv, err,
