@@ -17,11 +17,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "audit/aud.h"
+#include "gateway/gw_int.h"
+#include "secrets/sec.h"
 #include "tests/integration/env.h"
 #include "tests/integration/suites.h"
 
@@ -359,6 +364,114 @@ START_TEST(a_clear_payload_key_is_sealed_and_removed)
 }
 END_TEST
 
+
+#ifndef __SANITIZE_ADDRESS__
+/* (ASan makes mlock a no-op: locked and unlocked look alike there.) */
+
+/*
+ * Does process pid hold needle (two halves kept apart) in writable memory
+ * that is not locked?  Read through /proc/PID/mem (root may, although
+ * warden is not dumpable).
+ */
+static bool
+pid_unlocked_holds(pid_t pid, const unsigned char *h1,
+    const unsigned char *h2, size_t half)
+{
+	static struct { unsigned long lo, hi; bool use; } maps[8192];
+	char path[64], line[512];
+	size_t n = 0;
+	bool found = false;
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	ck_assert((f = fopen(path, "r")) != NULL);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+		char perms[5];
+
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 &&
+		    strchr(line, ' ') != NULL && n < sizeof(maps) / sizeof(maps[0]) &&
+		    line[strcspn(line, "-")] == '-' && strchr(line, ':') != NULL &&
+		    perms[0] != '\0' && (perms[0] == 'r' || perms[0] == '-')) {
+			maps[n].lo = lo;
+			maps[n].hi = hi;
+			maps[n].use = perms[0] == 'r' && perms[1] == 'w' &&
+			    hi - lo <= (256ul << 20) && strstr(line, "[v") == NULL;
+			n++;
+		} else if (strncmp(line, "VmFlags:", 8) == 0 && n > 0 &&
+		    strstr(line, " lo") != NULL) {
+			maps[n - 1].use = false;
+		}
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	ck_assert_msg((fd = open(path, O_RDONLY)) >= 0, "cannot read %s", path);
+	for (size_t i = 0; i < n && !found; i++) {
+		size_t len = maps[i].hi - maps[i].lo;
+		unsigned char *buf;
+
+		if (!maps[i].use || (buf = malloc(len)) == NULL)
+			continue;
+		if (pread(fd, buf, len, (off_t)maps[i].lo) == (ssize_t)len)
+			for (size_t off = 0; off + 2 * half <= len && !found; off++)
+				found = buf[off] == h1[0] &&
+				    memcmp(buf + off, h1, half) == 0 &&
+				    memcmp(buf + off + half, h2, half) == 0;
+		memset(buf, 0, len);
+		free(buf);
+	}
+	close(fd);
+	return found;
+}
+
+/*
+ * The running gateway, after keeping payloads: its copies of the tenant's
+ * data key and of the payload HMAC key are in locked memory only.
+ */
+START_TEST(the_gateway_keeps_its_keys_in_locked_memory_only)
+{
+	struct { unsigned char a[16], gap[16], b[16]; } dk, hk;
+	struct gw_paykeys *pk = NULL;
+	struct sec_buf key = { 0 };
+	struct sec_tpm *t = NULL;
+	char adir[256], kstore[400], month[8], err[512], d[65];
+	int port = it_free_port();
+	pid_t w;
+
+	snprintf(adir, sizeof(adir), "%s/audit-pay5", it_tmpdir());
+	w = start(port, adir);
+	for (int i = 0; i < 5; i++)
+		chat(port, IT_KEY_T1, "tok-pay-scan", i % 2 == 1, d);
+	/* The keys, fetched here into locked memory, split for the scan. */
+	ck_assert_int_eq(sec_buf_alloc(&key, 32, err, sizeof(err)), WD_OK);
+	ck_assert_msg(sec_tpm_open(tcti, &t, err, sizeof(err)) == WD_OK, "%s",
+	    err);
+	aud_key_month(time(NULL) + 2 * 86400, month);
+	snprintf(kstore, sizeof(kstore), "%s/payload-keys/t1", adir);
+	ck_assert_msg(sec_dkey_unseal(t, kstore, month, key.p, err,
+	    sizeof(err)) == WD_OK, "%s", err);
+	sec_tpm_close(t);
+	memcpy(dk.a, key.p, 16);
+	memcpy(dk.b, key.p + 16, 16);
+	ck_assert_int_eq(gw_paykeys_new(adir, tcti, NULL, &pk, err,
+	    sizeof(err)), WD_OK);
+	ck_assert_msg(gw_paykeys_keys(pk)->hmac_key(pk, adir, key.p, err,
+	    sizeof(err)) == WD_OK, "%s", err);
+	gw_paykeys_free(pk);
+	memcpy(hk.a, key.p, 16);
+	memcpy(hk.b, key.p + 16, 16);
+	sec_buf_free(&key);
+	ck_assert_msg(!pid_unlocked_holds(w, dk.a, dk.b, 16),
+	    "the gateway holds the data key in unlocked memory");
+	ck_assert_msg(!pid_unlocked_holds(w, hk.a, hk.b, 16),
+	    "the gateway holds the payload HMAC key in unlocked memory");
+	stop(w);
+}
+END_TEST
+
+#endif /* __SANITIZE_ADDRESS__ */
+
 /* Last: it stops the suite's swtpm. */
 START_TEST(without_the_tpm_payload_show_says_why)
 {
@@ -404,6 +517,9 @@ suite_payloads(void)
 	tcase_add_test(tc,
 	    secrets_changes_and_purges_are_recorded_with_or_without_a_gateway);
 	tcase_add_test(tc, a_clear_payload_key_is_sealed_and_removed);
+#ifndef __SANITIZE_ADDRESS__
+	tcase_add_test(tc, the_gateway_keeps_its_keys_in_locked_memory_only);
+#endif
 	tcase_add_test(tc, without_the_tpm_payload_show_says_why);
 	suite_add_tcase(s, tc);
 	return s;
