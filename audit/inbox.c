@@ -158,6 +158,25 @@ reject(struct aud_log *l, int dfd, const char *name, const char *why)
 	    "file", name, "reason", why));
 }
 
+/* The tenants a purge record names (its own, and each key's). */
+static void
+forget_purged(struct aud_log *l, json_t *rec)
+{
+	const char *t = json_string_value(json_object_get(rec, "tenant"));
+	json_t *k;
+	size_t i;
+
+	if (l->o.keys == NULL || l->o.keys->forget == NULL)
+		return;
+	if (t != NULL && wd_token_sane(t, 64))
+		l->o.keys->forget(l->o.keys->ctx, t);
+	json_array_foreach(json_object_get(rec, "keys"), i, k) {
+		t = json_string_value(json_object_get(k, "tenant"));
+		if (t != NULL && wd_token_sane(t, 64))
+			l->o.keys->forget(l->o.keys->ctx, t);
+	}
+}
+
 void
 aud_inbox_ingest(struct aud_log *l)
 {
@@ -207,12 +226,9 @@ aud_inbox_ingest(struct aud_log *l)
 			continue;
 		}
 		kind = json_string_value(json_object_get(rec, "kind"));
-		/* Keys purged elsewhere: the copies cached here go now. */
-		if (strcmp(kind, "purge") == 0 && l->o.keys != NULL &&
-		    l->o.keys->forget != NULL &&
-		    json_is_string(json_object_get(rec, "tenant")))
-			l->o.keys->forget(l->o.keys->ctx,
-			    json_string_value(json_object_get(rec, "tenant")));
+		/* Keys destroyed elsewhere: the copies cached here go now. */
+		if (strcmp(kind, "purge") == 0)
+			forget_purged(l, rec);
 		/* Only what is in the file goes: a log that cannot take it now
 		 * keeps the file for the next round, not a second copy. */
 		if (aud_try_append(l, rec, &back) != WD_OK) {
