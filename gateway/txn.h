@@ -1,6 +1,7 @@
 /*
  * txn.h - private to the transaction (txn.c, txn_upstream.c,
- * txn_answer.c, txn_record.c): one request from dispatch to its one end.
+ * txn_answer.c, txn_end.c, txn_record.c): one request from dispatch to
+ * its one end.
  *
  * A transaction is one struct with one state, moved by one function,
  * gw_txn_run() (curl: multi_runsingle), through the request path:
@@ -12,12 +13,14 @@
  *   UPSTREAM  the transfer runs; nothing went out yet         txn_upstream.c
  *   STREAMING the transfer runs; a stream is going out        txn_upstream.c
  *   ANSWER    the transfer ended: the answer, or fall back    txn_answer.c
- *   END       txn_finish(): record, metrics, settle, detach,
- *             answer, free -- exactly once                    txn.c
+ *   END       gw_txn_finish(): record, metrics, settle, detach,
+ *             answer, free -- exactly once                    txn_end.c
  *
  * A step returns the next state.  Whatever ends a transaction (an error,
  * an answer, a stream's end, the client leaving) fills t->end and moves
  * to END; nothing else answers, records or frees (relayd: relay_close).
+ * Steps do not call the machine: what happens later (a transfer's end,
+ * the client leaving) comes back to txn.c, which moves it on.
  *
  * struct txn owns everything of the request: the snapshot and credential
  * references, the body, the upstream transfer, the answer buffers, the
@@ -41,7 +44,7 @@ enum txn_state {
 	TXN_END,
 };
 
-/* How the transaction ends: what txn_finish() sends. */
+/* How the transaction ends: what gw_txn_finish() sends. */
 enum txn_reason {
 	TXN_END_ERROR,		/* an error answer: end.code, end.msg */
 	TXN_END_WHOLE,		/* a whole answer: ans.buf, end.status */
@@ -125,7 +128,7 @@ struct txn_audit {
 	bool refused_late;		/* tool policy refused after allow */
 };
 
-/* The end: filled by whoever ends the transaction, read by txn_finish. */
+/* The end: filled by whoever ends the transaction, read by gw_txn_finish. */
 struct txn_end {
 	enum txn_reason reason;
 	int status;			/* sent (a stream's: 200; gone: 499) */
@@ -149,6 +152,11 @@ struct txn {
 /* Move t on until it waits for the provider or has ended (then t is
  * gone). */
 void gw_txn_run(struct txn *t);
+
+/* ---- the end (txn_end.c) ---- */
+
+/* END: record, metrics, settle, detach, answer, free; t is gone. */
+void gw_txn_finish(struct txn *t);
 /* End with the catalogue's error code (fmt NULL: its message); returns
  * TXN_END for a step to return. */
 enum txn_state gw_txn_error(struct txn *t, enum wd_code code,
@@ -159,8 +167,15 @@ enum txn_state gw_txn_refuse(struct txn *t, const struct gw_tools_deny *d);
 enum txn_state gw_txn_stream_error(struct txn *t, enum wd_code code,
     const char *msg);
 
-/* ATTEMPT: start the next route, or end with end's error (txn_upstream.c). */
-enum txn_state gw_txn_attempt(struct txn *t);
+/* ---- the steps after the decision (txn_upstream.c, txn_answer.c) ---- */
+
+/* ATTEMPT: start the next route (on_done is called when its transfer
+ * ends), or end with end's error. */
+enum txn_state gw_txn_attempt(struct txn *t, void (*on_done)(void *arg,
+    enum wd_err err, const char *detail));
+/* The transfer ended: note how, for ANSWER and the record. */
+void gw_txn_transfer_ended(struct txn *t, enum wd_err err,
+    const char *detail);
 /* The client's output drained: a paused transfer goes on. */
 void gw_txn_drained(struct txn *t);
 /* ANSWER: the transfer ended; read and send, or fall back (txn_answer.c). */

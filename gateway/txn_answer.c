@@ -15,43 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void
-gw_txn_note_stream(struct txn *t, struct evbuffer *out)
-{
-	size_t len = evbuffer_get_length(out);
-	const char *p = (const char *)evbuffer_pullup(out, -1), *u;
-	struct txn_answer *a = &t->ans;
-
-	if (len == 0)
-		return;
-	if (a->hmac != NULL)
-		aud_hmac_update(a->hmac, p, len);
-	/* keep: full stores the stream too, up to 1 MiB. */
-	if (t->pol.decided && t->pol.dec.keep == POL_KEEP_FULL &&
-	    (a->copy != NULL || (a->copy = evbuffer_new()) != NULL) &&
-	    evbuffer_get_length(a->copy) + len <= (1u << 20))
-		evbuffer_add(a->copy, p, len);
-	/* OpenAI sends usage in a chunk of its own near the end. */
-	u = memmem(p, len, "\"usage\":{", 9);
-	if (u != NULL) {
-		const char *start = u, *end;
-
-		while (start > p && start[-1] != '\n')
-			start--;
-		end = memchr(u, '\n', len - (size_t)(u - p));
-		if (end != NULL && end - start > 6 && strncmp(start, "data: ", 6) == 0) {
-			json_t *j = json_loadb(start + 6, (size_t)(end - start - 6), 0,
-			    NULL);
-
-			if (json_is_object(json_object_get(j, "usage"))) {
-				json_decref(a->usage);
-				a->usage = json_incref(json_object_get(j, "usage"));
-			}
-			json_decref(j);
-		}
-	}
-}
-
 /* A whole answer of status goes out (once it is recorded). */
 static enum txn_state
 whole(struct txn *t, int status)

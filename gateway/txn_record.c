@@ -86,7 +86,8 @@ append(struct txn *t, json_t *rec)
 		return rc;
 	if (t->end.status < 400) {
 		json_object_set_new(back, "status", json_integer(503));
-		json_object_set_new(back, "code", json_string("audit_unavailable"));
+		json_object_set_new(back, "code", json_string(
+		    wd_errdef(WD_CODE_AUDIT_UNAVAILABLE)->code));
 	}
 	aud_append(t->audit.log, back);
 	return rc;

@@ -3,7 +3,8 @@
  * and starts the transfer to the next route (or ends with the last
  * attempt's error), and curl's callbacks carry the transfer through
  * UPSTREAM (nothing sent yet) or STREAMING (a stream is going out) to
- * ANSWER, where txn_answer.c reads how it ended.
+ * ANSWER: the machine (txn.c) is told by the on_done it passes in, and
+ * txn_answer.c reads how it ended.
  *
  * Fallback: before a single byte of an answer went to the client, a
  * failed attempt (connect error, timeout, 5xx, 429) moves on to the next
@@ -100,6 +101,43 @@ before_done(struct evbuffer *acc, size_t complete)
 	return complete;
 }
 
+void
+gw_txn_note_stream(struct txn *t, struct evbuffer *out)
+{
+	size_t len = evbuffer_get_length(out);
+	const char *p = (const char *)evbuffer_pullup(out, -1), *u;
+	struct txn_answer *a = &t->ans;
+
+	if (len == 0)
+		return;
+	if (a->hmac != NULL)
+		aud_hmac_update(a->hmac, p, len);
+	/* keep: full stores the stream too, up to 1 MiB. */
+	if (t->pol.decided && t->pol.dec.keep == POL_KEEP_FULL &&
+	    (a->copy != NULL || (a->copy = evbuffer_new()) != NULL) &&
+	    evbuffer_get_length(a->copy) + len <= (1u << 20))
+		evbuffer_add(a->copy, p, len);
+	/* OpenAI sends usage in a chunk of its own near the end. */
+	u = memmem(p, len, "\"usage\":{", 9);
+	if (u != NULL) {
+		const char *start = u, *end;
+
+		while (start > p && start[-1] != '\n')
+			start--;
+		end = memchr(u, '\n', len - (size_t)(u - p));
+		if (end != NULL && end - start > 6 && strncmp(start, "data: ", 6) == 0) {
+			json_t *j = json_loadb(start + 6, (size_t)(end - start - 6), 0,
+			    NULL);
+
+			if (json_is_object(json_object_get(j, "usage"))) {
+				json_decref(a->usage);
+				a->usage = json_incref(json_object_get(j, "usage"));
+			}
+			json_decref(j);
+		}
+	}
+}
+
 /* STREAMING: pass on the events that are complete (and, for an agent,
  * checked).  0 stops the transfer. */
 static size_t
@@ -169,11 +207,9 @@ on_data(void *arg, const char *data, size_t len)
 	return len;
 }
 
-static void
-on_done(void *arg, enum wd_err err, const char *detail)
+void
+gw_txn_transfer_ended(struct txn *t, enum wd_err err, const char *detail)
 {
-	struct txn *t = arg;
-
 	t->up.xfer = NULL;
 	t->up.err = err;
 	snprintf(t->up.detail, sizeof(t->up.detail), "%s", detail ? detail : "");
@@ -181,8 +217,6 @@ on_done(void *arg, enum wd_err err, const char *detail)
 	    json_pack("{s:s,s:i}", "route", t->up.route->id, "status",
 	    t->up.status) : json_pack("{s:s,s:s}", "route", t->up.route->id,
 	    "error", t->up.detail));
-	t->state = TXN_ANSWER;
-	gw_txn_run(t);
 }
 
 void
@@ -216,7 +250,8 @@ sign(struct txn *t, const struct pol_provider *p, char *auth, size_t len,
 }
 
 enum txn_state
-gw_txn_attempt(struct txn *t)
+gw_txn_attempt(struct txn *t, void (*on_done)(void *, enum wd_err,
+    const char *))
 {
 	const struct pol_upstream *u = &t->pol.snap->upstream;
 	struct txn_attempt *a = &t->up;
