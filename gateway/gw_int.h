@@ -39,6 +39,19 @@ struct gw_creds;
 struct gw_witness;
 struct gw_paykeys;
 
+/*
+ * The HTTP layer's limits as the server publishes them (at start and on
+ * each reload): gen counts the changes, so a worker copies them once per
+ * change and reads its copy with one atomic load per read event, never a
+ * lock (http_conn.c).
+ */
+struct gw_http_pub {
+	pthread_mutex_t lock;
+	struct gw_http_limits lim;
+	_Atomic unsigned gen;
+};
+void gw_http_publish(struct gw_http_pub *p, const struct gw_http_limits *lim);
+
 struct gw_server {
 	const struct gw_serve_opts *opts;
 	struct aud_log *audit;		/* the decision log */
@@ -52,11 +65,7 @@ struct gw_server {
 	uint32_t counter_index;		/* 0: no counter */
 	char counter_name[72];		/* its TPM name at start, hex */
 	pthread_mutex_t snap_lock;	/* guards snap: swap vs. ref */
-	/* The HTTP layer's limits (from snap->server), under snap_lock;
-	 * http_gen counts their changes, so a worker copies them once per
-	 * reload and reads its copy without a lock. */
-	struct gw_http_limits http_lim;
-	_Atomic unsigned http_gen;
+	struct gw_http_pub http;	/* the HTTP layer's limits */
 	pthread_mutex_t reload_lock;	/* one reload at a time */
 	struct pol_snapshot *snap;
 	struct gw_worker *workers;
@@ -78,22 +87,19 @@ struct gw_worker {
 	struct gw_conn *conns;		/* all open connections */
 	size_t nconns;
 	size_t inflight;		/* admitted chat requests (admit.c) */
-	struct event *trim_ev;		/* malloc_trim after large requests */
+	struct event *trim_ev;		/* malloc_trim after large requests
+					 * (http_conn.c makes it) */
 	bool stopping;
 	const struct gw_http_handler *handler;	/* what requests go to */
-	struct gw_http_limits lim;	/* this worker's copy; see http_gen */
-	unsigned lim_gen;
+	struct gw_http_pub *http;	/* the server's limits, published */
+	struct gw_http_limits lim;	/* this worker's copy of them */
+	unsigned lim_gen;		/* the copy's generation */
 };
 
 
-/* The worker's HTTP limits, brought up to date after a reload (one
- * atomic load per call; the lock only when they changed). */
-const struct gw_http_limits *gw_worker_limits(struct gw_worker *w);
 
 /* Allocator settings for bursts of large bodies; before threads start. */
 void gw_memory_tune(int nworkers);
-/* Schedule a malloc_trim on this worker's loop (large request ended). */
-void gw_worker_trim_soon(struct gw_worker *w);
 
 /* The current snapshot, with a reference the caller must drop. */
 struct pol_snapshot *gw_server_snapshot(struct gw_server *srv);

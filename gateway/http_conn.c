@@ -33,6 +33,7 @@
 #include "gateway/gw_int.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,53 @@ struct gw_conn {
 	struct gw_admit admit;		/* places this request holds */
 };
 
+void
+gw_http_publish(struct gw_http_pub *p, const struct gw_http_limits *lim)
+{
+	pthread_mutex_lock(&p->lock);
+	p->lim = *lim;
+	atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* The worker's limits, brought up to date after a reload (one atomic
+ * load; the lock only when they changed). */
+static const struct gw_http_limits *
+limits(struct gw_worker *w)
+{
+	struct gw_http_pub *p = w->http;
+
+	if (atomic_load_explicit(&p->gen, memory_order_acquire) != w->lim_gen) {
+		pthread_mutex_lock(&p->lock);
+		w->lim = p->lim;
+		w->lim_gen = atomic_load_explicit(&p->gen, memory_order_relaxed);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return &w->lim;
+}
+
+static void
+trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	malloc_trim(0);
+}
+
+/* Give freed memory back to the system after a large request, at most
+ * five times a second per worker: malloc_trim walks the heap. */
+static void
+trim_soon(struct gw_worker *w)
+{
+	struct timeval tv = { 0, 200 * 1000 };
+
+	if (w->trim_ev == NULL)
+		w->trim_ev = evtimer_new(w->base, trim_cb, w);
+	if (w->trim_ev != NULL && !evtimer_pending(w->trim_ev, NULL))
+		evtimer_add(w->trim_ev, &tv);
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -116,7 +164,7 @@ conn_free(struct gw_conn *c)
 	c->w->handler->done(&c->admit);
 	if (c->big || (c->body != NULL &&
 	    evbuffer_get_length(c->body) >= BIG_BODY))
-		gw_worker_trim_soon(w);
+		trim_soon(w);
 	if (c->next_ev != NULL)
 		event_free(c->next_ev);
 	if (c->have_req)
@@ -190,7 +238,7 @@ finish_request(struct gw_conn *c)
 	c->w->handler->done(&c->admit);
 	if (c->big) {
 		c->big = false;
-		gw_worker_trim_soon(c->w);
+		trim_soon(c->w);
 	}
 	if (c->have_req) {
 		gw_http_req_clear(&c->req);
@@ -485,7 +533,7 @@ static void
 conn_process(struct gw_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	const struct gw_http_limits *cfg = gw_worker_limits(c->w);
+	const struct gw_http_limits *cfg = limits(c->w);
 
 	if (c->state == C_HEAD) {
 		if (evbuffer_get_length(in) == 0) {
@@ -638,7 +686,7 @@ void
 gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
     const struct sockaddr *sa)
 {
-	const struct gw_http_limits *lim = gw_worker_limits(w);
+	const struct gw_http_limits *lim = limits(w);
 	struct gw_conn *c;
 	struct timeval wt;
 	size_t max_conns = lim->max_connections;

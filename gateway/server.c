@@ -70,28 +70,12 @@ http_limits(const struct pol_snapshot *snap, struct gw_http_limits *out)
 	};
 }
 
-const struct gw_http_limits *
-gw_worker_limits(struct gw_worker *w)
-{
-	struct gw_server *srv = w->srv;
-	unsigned gen = atomic_load_explicit(&srv->http_gen,
-	    memory_order_acquire);
-
-	if (gen != w->lim_gen) {
-		pthread_mutex_lock(&srv->snap_lock);
-		w->lim = srv->http_lim;
-		w->lim_gen = atomic_load_explicit(&srv->http_gen,
-		    memory_order_relaxed);
-		pthread_mutex_unlock(&srv->snap_lock);
-	}
-	return &w->lim;
-}
-
 enum wd_err
 gw_server_reload(struct gw_server *srv, FILE *errs)
 {
 	struct pol_snapshot *next, *old;
 	struct gw_creds *ncreds = NULL, *ocreds;
+	struct gw_http_limits lim;
 	enum wd_err rc;
 
 	/* One reload at a time; requests keep using whatever they hold.
@@ -108,10 +92,9 @@ gw_server_reload(struct gw_server *srv, FILE *errs)
 		ocreds = srv->creds;
 		srv->snap = next;
 		srv->creds = ncreds;
-		http_limits(next, &srv->http_lim);
-		atomic_fetch_add_explicit(&srv->http_gen, 1,
-		    memory_order_release);
 		pthread_mutex_unlock(&srv->snap_lock);
+		http_limits(next, &lim);
+		gw_http_publish(&srv->http, &lim);
 		/* Which credentials were sealed or rotated since: by name. */
 		rotated = gw_creds_changed(ocreds, old, ncreds, next);
 		gw_creds_unref(ocreds);
@@ -158,27 +141,6 @@ gw_memory_tune(int nworkers)
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 	mallopt(M_ARENA_MAX, nworkers + 2);
-}
-
-/* Give freed memory back to the system after large requests. */
-static void
-trim_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	malloc_trim(0);
-}
-
-void
-gw_worker_trim_soon(struct gw_worker *w)
-{
-	struct timeval tv = { 0, 200 * 1000 };
-
-	/* At most five trims a second per worker: malloc_trim walks the
-	 * heap. */
-	if (w->trim_ev != NULL && !evtimer_pending(w->trim_ev, NULL))
-		evtimer_add(w->trim_ev, &tv);
 }
 
 static void
@@ -298,8 +260,7 @@ worker_init(struct gw_server *srv, struct gw_worker *w, int idx, int fd)
 	w->srv = srv;
 	w->idx = idx;
 	w->handler = &gw_warden_handler;
-	w->lim = srv->http_lim;		/* before the thread starts */
-	w->lim_gen = atomic_load(&srv->http_gen);
+	w->http = &srv->http;
 	w->listen_fd = fd;
 	w->base = event_base_new();
 	if (w->base == NULL)
@@ -308,10 +269,9 @@ worker_init(struct gw_server *srv, struct gw_worker *w, int idx, int fd)
 	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
 	w->grace_ev = evtimer_new(w->base, grace_cb, w);
-	w->trim_ev = evtimer_new(w->base, trim_cb, w);
 	w->up = gw_upstream_new(w->base);
 	if (w->listener == NULL || w->stop_ev == NULL || w->grace_ev == NULL ||
-	    w->trim_ev == NULL || w->up == NULL)
+	    w->up == NULL)
 		return WD_ENOMEM;
 	w->listen_fd = -1;		/* the listener owns it now */
 	return WD_OK;
@@ -446,6 +406,7 @@ int
 gw_serve(const struct gw_serve_opts *opts)
 {
 	struct gw_server srv;
+	struct gw_http_limits lim;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	const char *listen_spec;
@@ -472,7 +433,9 @@ gw_serve(const struct gw_serve_opts *opts)
 	pthread_mutex_init(&srv.tpm_lock, NULL);
 	if (pol_load(opts->config, stderr, &srv.snap) != WD_OK)
 		return 2;
-	http_limits(srv.snap, &srv.http_lim);
+	pthread_mutex_init(&srv.http.lock, NULL);
+	http_limits(srv.snap, &lim);
+	gw_http_publish(&srv.http, &lim);
 	listen_spec = opts->listen ? opts->listen : srv.snap->server.listen;
 	if (listen_spec == NULL)
 		listen_spec = "127.0.0.1:8080";
@@ -606,6 +569,7 @@ out:
 	free((char *)srv.signer.pubkey_pem);
 	gw_paykeys_free(srv.paykeys);
 	pthread_mutex_destroy(&srv.snap_lock);
+	pthread_mutex_destroy(&srv.http.lock);
 	pthread_mutex_destroy(&srv.reload_lock);
 	pthread_mutex_destroy(&srv.tpm_lock);
 	return exitcode;
