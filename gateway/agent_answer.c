@@ -4,7 +4,7 @@
  * tool policy, and written out as warden's own serialization of what was
  * checked.  Nothing of the provider's bytes reaches the client unparsed.
  *
- * proxy.c calls it for requests of agents (other requests keep their byte
+ * The transaction (txn_upstream.c, txn_answer.c) calls it for requests of agents (other requests keep their byte
  * pass-through); tests/fuzz/fuzz_answer.c calls the same functions and
  * holds what comes out against a reference client's reading.
  */

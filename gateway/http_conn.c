@@ -1,7 +1,7 @@
 /*
  * http_conn.c - one client connection: read a request head, then its body,
- * hand it to gw_dispatch(), write the answer, and go round again for
- * keep-alive.
+ * hand it to the handler's dispatch, write the answer, and go round again
+ * for keep-alive.
  *
  * States:
  *   HEAD    waiting for a complete head (header deadline armed)

@@ -1,6 +1,7 @@
 /*
  * routes.c - which handler a request goes to, and the small endpoints:
- * /v1/models, /healthz, /metrics.  /v1/chat/completions lives in proxy.c.
+ * /v1/models, /healthz, /metrics.  /v1/chat/completions is a transaction
+ * (txn.c).  gw_warden_handler is what the HTTP layer is given.
  */
 #include "gateway/gw_int.h"
 #include "audit/aud.h"
