@@ -6,7 +6,7 @@ BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
 PKGS    := libevent libevent_pthreads libcurl openssl yaml-0.1 jansson \
-           tss2-esys tss2-tctildr tss2-mu tss2-rc
+           tss2-esys tss2-tctildr tss2-mu tss2-rc libhs
 
 # pkg-config is asked when a recipe first needs its answer, never while
 # the Makefile is read: on a fresh machine the packages it describes are
@@ -34,7 +34,7 @@ LDFLAGS  = $(SAN) $(EXTRA_LDFLAGS)
 LDLIBS   = $(PKG_LIBS) -lpthread
 
 # Everything but main() goes into one archive that tests link too.
-LIB_SRC := $(wildcard common/*.c policy/*.c secrets/*.c audit/*.c) \
+LIB_SRC := $(wildcard common/*.c policy/*.c secrets/*.c audit/*.c detect/*.c) \
            $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 HDRS    := $(wildcard */*.h tests/*/*.h)

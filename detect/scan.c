@@ -1,0 +1,343 @@
+/*
+ * scan.c - one scanner: a Hyperscan stream over a sequence of texts, each
+ * fed in pieces, with the last DET_WINDOW bytes kept so that a match
+ * whose start lies in an earlier piece can still be read and validated.
+ *
+ * Scratch space is per thread (thread-local, grown with hs_alloc_scratch
+ * for whichever database the thread scans next, freed when the thread
+ * ends): no lock on the scan path.  Stream states are reserved from a
+ * process-wide byte budget with one atomic add.
+ */
+#include "detect/det_int.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct det_pending {
+	bool on;
+	uint64_t from, to;
+};
+
+struct det_scan {
+	const struct det_db *db;
+	hs_stream_t *hs;
+	hs_scratch_t *scratch;		/* the thread's, while feeding */
+	size_t reserved;		/* from the budget */
+	uint32_t text;			/* current text */
+	uint64_t base;			/* offset of the piece being scanned */
+	const char *piece;
+	size_t piece_len;
+	unsigned char win[DET_WINDOW];	/* bytes [base - wlen, base) */
+	size_t wlen;
+	struct det_pending pending[DET_MAX];
+	uint32_t counts[DET_MAX];
+	uint64_t fired;
+	struct det_span *spans;
+	size_t nspans;
+	bool lost;
+	enum wd_err failed;		/* a scan call failed: sticky */
+};
+
+static atomic_size_t budget_max;
+static atomic_size_t budget_used;
+
+void
+det_set_budget(size_t bytes)
+{
+	atomic_store(&budget_max, bytes);
+}
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static __thread hs_scratch_t *tls_scratch;
+
+static void
+scratch_free(void *p)
+{
+	hs_free_scratch(p);
+}
+
+static void
+scratch_key_init(void)
+{
+	(void)pthread_key_create(&scratch_key, scratch_free);
+}
+
+/* The calling thread's scratch, big enough for db. */
+static hs_scratch_t *
+thread_scratch(const struct det_db *db)
+{
+	hs_scratch_t *s = tls_scratch;
+
+	pthread_once(&scratch_once, scratch_key_init);
+	if (hs_alloc_scratch(db->hs, &s) != HS_SUCCESS)
+		return NULL;
+	if (s != tls_scratch) {
+		tls_scratch = s;
+		/* The thread's end frees it. */
+		(void)pthread_setspecific(scratch_key, s);
+	}
+	return s;
+}
+
+enum wd_err
+det_scan_open(const struct det_db *db, struct det_scan **out)
+{
+	struct det_scan *s;
+	size_t need = db->stream_bytes + sizeof(*s), max = atomic_load(&budget_max);
+
+	*out = NULL;
+	if (max > 0 && atomic_fetch_add(&budget_used, need) + need > max) {
+		atomic_fetch_sub(&budget_used, need);
+		return WD_ENOMEM;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		goto fail;
+	s->db = db;
+	s->reserved = max > 0 ? need : 0;
+	if (thread_scratch(db) == NULL ||
+	    hs_open_stream(db->hs, 0, &s->hs) != HS_SUCCESS)
+		goto fail;
+	*out = s;
+	return WD_OK;
+fail:
+	if (max > 0)
+		atomic_fetch_sub(&budget_used, need);
+	free(s);
+	return WD_ENOMEM;
+}
+
+/* Bytes [from, to) of the current text into buf, if still known. */
+static bool
+text_at(const struct det_scan *s, uint64_t from, uint64_t to, char *buf)
+{
+	if (to < from || to - from > DET_WINDOW || from + s->wlen < s->base ||
+	    to > s->base + s->piece_len)
+		return false;
+	for (uint64_t x = from; x < to; x++)
+		buf[x - from] = (char)(x >= s->base ? (unsigned char)
+		    s->piece[x - s->base] : s->win[s->wlen - (s->base - x)]);
+	return true;
+}
+
+/* Count or extend: overlapping detections of one detector are one. */
+static void
+confirm(struct det_scan *s, uint32_t det, uint64_t from, uint64_t to)
+{
+	for (size_t i = s->nspans, k = 0; i > 0 && k < 16; i--, k++) {
+		struct det_span *sp = &s->spans[i - 1];
+
+		if (sp->text != s->text)
+			break;
+		if (sp->det == det && from <= sp->to && to >= sp->from) {
+			if (from < sp->from)
+				sp->from = from;
+			if (to > sp->to)
+				sp->to = to;
+			return;
+		}
+	}
+	s->counts[det]++;
+	s->fired |= 1ull << det;
+	if (s->nspans >= DET_MAX_SPANS) {
+		s->lost = true;
+		return;
+	}
+	if (s->spans == NULL &&
+	    (s->spans = calloc(DET_MAX_SPANS, sizeof(*s->spans))) == NULL) {
+		s->lost = true;
+		return;
+	}
+	s->spans[s->nspans++] = (struct det_span){ s->text, det, from, to };
+}
+
+static int
+on_match(unsigned int id, unsigned long long from, unsigned long long to,
+    unsigned int flags, void *arg)
+{
+	struct det_scan *s = arg;
+	const struct det_expr *e = &s->db->expr[id];
+	char buf[DET_WINDOW];
+	uint64_t end;
+
+	(void)flags;
+	if (e->builtin < 0) {
+		confirm(s, e->det, from, to);
+		return 0;
+	}
+	/* The boundary byte before the match is not part of it.  Past the
+	 * text's first byte the group always took one; at 0, ask the byte. */
+	if (e->lead && from < to) {
+		if (from > 0)
+			from++;
+		else if (text_at(s, 0, 1, buf) &&
+		    !det_body_byte(e->builtin, (unsigned char)buf[0]))
+			from++;
+	}
+	if (from >= to)
+		return 0;
+	/* Longer than the window: unreadable, so found (fail closed). */
+	if (text_at(s, from, to, buf) &&
+	    !det_validate(e->builtin, buf, (size_t)(to - from)))
+		return 0;
+	end = s->base + s->piece_len;
+	if (to < end) {
+		/* The next byte is here: a longer token is no detection. */
+		if (!det_cont_byte(e->builtin, (unsigned char)s->piece[to - s->base]))
+			confirm(s, e->det, from, to);
+		return 0;
+	}
+	/* Ends where the data ends: wait for the next byte. */
+	{
+		struct det_pending *p = &s->pending[e->det];
+
+		if (p->on && from <= p->to && to >= p->from) {
+			if (from < p->from)
+				p->from = from;
+		} else {
+			if (p->on)
+				confirm(s, e->det, p->from, p->to);
+			p->from = from;
+		}
+		p->to = to;
+		p->on = true;
+	}
+	return 0;
+}
+
+/* Pending matches meet the byte after them (or the end: c < 0). */
+static void
+settle(struct det_scan *s, int c)
+{
+	for (size_t d = 0; d < s->db->n; d++) {
+		struct det_pending *p = &s->pending[d];
+
+		if (!p->on)
+			continue;
+		p->on = false;
+		if (c < 0 || s->db->builtin[d] < 0 ||
+		    !det_cont_byte(s->db->builtin[d], (unsigned char)c))
+			confirm(s, (uint32_t)d, p->from, p->to);
+	}
+}
+
+static void
+keep_window(struct det_scan *s, const char *p, size_t len)
+{
+	if (len >= DET_WINDOW) {
+		memcpy(s->win, p + len - DET_WINDOW, DET_WINDOW);
+		s->wlen = DET_WINDOW;
+	} else {
+		size_t keep = s->wlen + len > DET_WINDOW ? DET_WINDOW - len : s->wlen;
+
+		memmove(s->win, s->win + s->wlen - keep, keep);
+		memcpy(s->win + keep, p, len);
+		s->wlen = keep + len;
+	}
+}
+
+enum wd_err
+det_scan_feed(struct det_scan *s, const char *p, size_t len)
+{
+	hs_scratch_t *scratch;
+
+	if (s->failed != WD_OK)
+		return s->failed;
+	if (len == 0)
+		return WD_OK;
+	settle(s, (unsigned char)p[0]);
+	if ((scratch = thread_scratch(s->db)) == NULL)
+		return s->failed = WD_ENOMEM;
+	/* Hyperscan takes an unsigned int length. */
+	while (len > 0) {
+		size_t n = len > (1u << 30) ? 1u << 30 : len;
+
+		s->piece = p;
+		s->piece_len = n;
+		if (hs_scan_stream(s->hs, p, (unsigned)n, 0, scratch, on_match,
+		    s) != HS_SUCCESS) {
+			s->piece = NULL;
+			return s->failed = WD_EIO;
+		}
+		keep_window(s, p, n);
+		s->base += n;
+		s->piece = NULL;
+		s->piece_len = 0;
+		p += n;
+		len -= n;
+	}
+	return WD_OK;
+}
+
+enum wd_err
+det_scan_next_text(struct det_scan *s)
+{
+	hs_scratch_t *scratch;
+
+	if (s->failed != WD_OK)
+		return s->failed;
+	settle(s, -1);
+	if ((scratch = thread_scratch(s->db)) == NULL)
+		return s->failed = WD_ENOMEM;
+	/* No end anchors in any expression: a reset reports nothing. */
+	if (hs_reset_stream(s->hs, 0, scratch, on_match, s) != HS_SUCCESS)
+		return s->failed = WD_EIO;
+	s->text++;
+	s->base = 0;
+	s->wlen = 0;
+	return WD_OK;
+}
+
+void
+det_scan_close(struct det_scan *s)
+{
+	if (s == NULL)
+		return;
+	if (s->hs != NULL)
+		hs_close_stream(s->hs, NULL, NULL, NULL);
+	if (s->reserved > 0)
+		atomic_fetch_sub(&budget_used, s->reserved);
+	free(s->spans);
+	/* What was seen of the texts stays in no freed memory. */
+	wd_wipe(s->win, sizeof(s->win));
+	free(s);
+}
+
+const uint32_t *
+det_scan_counts(const struct det_scan *s)
+{
+	return s->counts;
+}
+
+uint64_t
+det_scan_fired(const struct det_scan *s)
+{
+	return s->fired;
+}
+
+const struct det_span *
+det_scan_spans(const struct det_scan *s, size_t *n)
+{
+	*n = s->nspans;
+	return s->spans;
+}
+
+bool
+det_scan_spans_lost(const struct det_scan *s)
+{
+	return s->lost;
+}
+
+uint64_t
+det_scan_pending(const struct det_scan *s)
+{
+	uint64_t m = 0;
+
+	for (size_t d = 0; d < s->db->n; d++)
+		if (s->pending[d].on)
+			m |= 1ull << d;
+	return m;
+}
