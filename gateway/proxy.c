@@ -37,6 +37,8 @@ txn_end(struct txn *t)
 	if (t->conn != NULL)
 		gw_conn_set_hooks(t->conn, NULL);
 	gw_tools_clear(&t->tools);
+	gw_detect_clear(&t->det);
+	gw_detect_answer_clear(&t->det_ans);
 	gw_chat_clear(&t->chat);
 	if (t->body != NULL)
 		evbuffer_free(t->body);
@@ -185,9 +187,39 @@ note_stream_bytes(struct txn *t, struct evbuffer *out)
 }
 
 /*
+ * The content detectors that watch answers, on one event (or the whole
+ * answer); false when one fired (or cannot run): t->tool_deny says why,
+ * never what was found.
+ */
+static bool
+answer_clean(struct txn *t, const char *ev, size_t n, bool whole)
+{
+	int fired;
+
+	if (t->det_ans.scan == NULL)
+		return true;
+	if (gw_detect_answer_piece(&t->det_ans, ev, n, whole, &fired) != WD_OK) {
+		t->tool_deny.status = 503;
+		t->tool_deny.code = "detector_unavailable";
+		snprintf(t->tool_deny.message, sizeof(t->tool_deny.message),
+		    "content detection cannot run on this answer; it was ended");
+		return false;
+	}
+	if (fired < 0)
+		return true;
+	gw_metrics_detect(t->snap->detect.d[fired].id, "answer", 1);
+	t->tool_deny.status = 403;
+	t->tool_deny.code = t->snap->detect.d[fired].code;
+	snprintf(t->tool_deny.message, sizeof(t->tool_deny.message), "the answer "
+	    "contains what detector '%s' looks for; it was not passed on",
+	    t->snap->detect.d[fired].id);
+	return false;
+}
+
+/*
  * Move the complete events at the front of t->resp to out, each checked
- * against the agent's tool policy; false at the first violation (the
- * offending event stays behind).
+ * against the agent's tool policy and the answer detectors; false at the
+ * first violation (the offending event stays behind).
  */
 static bool
 pass_checked_events(struct txn *t, struct evbuffer *out, size_t complete)
@@ -197,7 +229,8 @@ pass_checked_events(struct txn *t, struct evbuffer *out, size_t complete)
 		    (ev_ssize_t)complete);
 		size_t n = gw_sse_event_len(ev, complete);
 
-		if (gw_tools_event(&t->tools, ev, n, &t->tool_deny) != GW_TOOLS_OK) {
+		if ((t->tools.agent != NULL && gw_tools_event(&t->tools, ev, n,
+		    &t->tool_deny) != GW_TOOLS_OK) || !answer_clean(t, ev, n, false)) {
 			t->tool_violation = true;
 			return false;
 		}
@@ -264,7 +297,7 @@ on_data(void *arg, const char *data, size_t len)
 		/* The stream's own end marker waits until the record is
 		 * written: a client that saw [DONE] was answered in full. */
 		complete = before_done(t->resp, complete);
-		if (t->tools.agent == NULL) {
+		if (t->tools.agent == NULL && t->det_ans.scan == NULL) {
 			evbuffer_remove_buffer(t->resp, out, complete);
 		} else if (!pass_checked_events(t, out, complete)) {
 			/* Send what was allowed before the violation, then stop:
@@ -316,11 +349,15 @@ finish_stream(struct txn *t)
 
 	/* Bytes after the last empty line: an unterminated last event.  It
 	 * is checked like any other before it goes out. */
-	if (evbuffer_get_length(t->resp) > 0 && t->tools.agent != NULL &&
+	if (evbuffer_get_length(t->resp) > 0 && ((t->tools.agent != NULL &&
 	    gw_tools_event(&t->tools, (const char *)evbuffer_pullup(t->resp, -1),
-	    evbuffer_get_length(t->resp), &t->tool_deny) != GW_TOOLS_OK) {
+	    evbuffer_get_length(t->resp), &t->tool_deny) != GW_TOOLS_OK) ||
+	    !answer_clean(t, (const char *)evbuffer_pullup(t->resp, -1),
+	    evbuffer_get_length(t->resp), false))) {
 		evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
-		end_stream_with_error(t, "policy_violation", t->tool_deny.code,
+		t->refused_late = true;
+		end_stream_with_error(t, t->tool_deny.status == 403 ?
+		    "policy_violation" : "server_error", t->tool_deny.code,
 		    t->tool_deny.message);
 		return;
 	}
@@ -403,6 +440,14 @@ finish_buffered(struct txn *t)
 		}
 		gw_tools_commit(&t->tools, false);
 	}
+	if (status >= 200 && status < 300 && !answer_clean(t, text, len, true)) {
+		json_decref(j);
+		t->refused_late = true;
+		fail(t, t->tool_deny.status, t->tool_deny.status == 403 ?
+		    "policy_violation" : "server_error", t->tool_deny.code,
+		    t->tool_deny.message);
+		return;
+	}
 	if (json_is_object(json_object_get(j, "usage")))
 		t->usage = json_incref(json_object_get(j, "usage"));
 	json_decref(j);
@@ -442,7 +487,8 @@ on_done(void *arg, enum wd_err err, const char *detail)
 		t->refused_late = true;
 		wd_warn("request %s: %s", gw_conn_request_id(t->conn),
 		    t->tool_deny.message);
-		end_stream_with_error(t, "policy_violation", t->tool_deny.code,
+		end_stream_with_error(t, t->tool_deny.status == 503 ?
+		    "server_error" : "policy_violation", t->tool_deny.code,
 		    t->tool_deny.message);
 		return;
 	}
@@ -599,6 +645,7 @@ decide(struct txn *t, struct gw_http_req *req)
 	};
 	char id[sizeof(t->dec.id)];
 	const char *type;
+	enum wd_err rc;
 
 	/* Two of one policy header would leave the choice to us. */
 	static const char *const once[] = { "x-warden-data-class",
@@ -618,6 +665,20 @@ decide(struct txn *t, struct gw_http_req *req)
 			return false;
 		}
 	}
+	/* The content detectors, before the policy decides: what they find
+	 * joins the facts.  A detector that cannot run refuses the request
+	 * (fail closed): nothing leaves unscanned. */
+	rc = gw_detect_request(&t->det, t->snap, t->chat.root, &f.det_counts);
+	if (rc == WD_ELIMIT) {
+		fail(t, 413, "invalid_request_error", "too_many_texts", "the "
+		    "request holds more text values than content detection scans");
+		return false;
+	}
+	if (rc != WD_OK) {
+		fail(t, 503, "server_error", "detector_unavailable", "content "
+		    "detection cannot run; the request was not sent");
+		return false;
+	}
 	memcpy(id, t->dec.id, sizeof(id));
 	if (pol_decide(t->snap, &f, &t->dec) != WD_OK) {
 		fail(t, 500, "server_error", NULL, "policy evaluation failed");
@@ -625,6 +686,26 @@ decide(struct txn *t, struct gw_http_req *req)
 	}
 	memcpy(t->dec.id, id, sizeof(id));
 	t->decided = true;
+	if (t->dec.verdict == POL_DENY && t->dec.det_fired != 0) {
+		/* Blocked for what it holds: no copy of it is kept. */
+		evbuffer_drain(t->body, evbuffer_get_length(t->body));
+	} else if (t->dec.verdict != POL_DENY && t->dec.redact) {
+		/* What goes upstream (and what the audit digests) is the
+		 * redacted body. */
+		if (gw_detect_redact(&t->det, t->snap) != WD_OK ||
+		    !rewrite_body(t->body, t->chat.root)) {
+			fail(t, 500, "server_error", "redaction_failed", "the "
+			    "request could not be redacted; it was not sent");
+			return false;
+		}
+		t->dec.verdict = POL_MODIFY;
+	}
+	if (t->dec.verdict != POL_DENY &&
+	    gw_detect_answer_open(&t->det_ans, t->snap) != WD_OK) {
+		fail(t, 503, "server_error", "detector_unavailable", "content "
+		    "detection cannot run; the request was not sent");
+		return false;
+	}
 	if (t->dec.keep >= POL_KEEP_HASH && t->audit != NULL) {
 		aud_payload_digest(t->audit, evbuffer_pullup(t->body, -1),
 		    evbuffer_get_length(t->body), t->req_hmac);
