@@ -16,6 +16,7 @@ det_db_free(struct det_db *db)
 	if (db == NULL)
 		return;
 	hs_free_database(db->hs);
+	free((void *)db->used);
 	for (size_t i = 0; i < db->n; i++)
 		free(db->names[i]);
 	free(db->expr);
@@ -32,6 +33,12 @@ const char *
 det_db_name(const struct det_db *db, size_t i)
 {
 	return i < db->n ? db->names[i] : NULL;
+}
+
+void
+det_db_set_budget(struct det_db *db, size_t bytes)
+{
+	db->budget = bytes;
 }
 
 size_t
@@ -65,6 +72,7 @@ det_db_compile(const struct det_spec *specs, size_t n, struct det_db **out,
 	flags = calloc(cap, sizeof(*flags));
 	ids = calloc(cap, sizeof(*ids));
 	if (db == NULL || re == NULL || flags == NULL || ids == NULL ||
+	    (db->used = calloc(1, sizeof(*db->used))) == NULL ||
 	    (db->expr = calloc(cap, sizeof(*db->expr))) == NULL)
 		goto out;
 	for (size_t i = 0; i < n; i++) {

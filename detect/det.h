@@ -83,11 +83,12 @@ const char *det_db_name(const struct det_db *db, size_t i);
 size_t det_db_stream_bytes(const struct det_db *db);
 
 /*
- * Memory budget for scanners in flight, across threads: stream states
- * are reserved from it (an atomic counter, no lock).  A scanner that does
- * not fit is refused with WD_ENOMEM, like a failed allocation.  0: none.
+ * Memory budget for this database's scanners in flight, across threads
+ * (the rules' detect.max_memory): each scanner reserves its stream state
+ * and itself with one atomic add.  A scanner that does not fit is refused
+ * with WD_ENOMEM, like a failed allocation.  0: no budget.
  */
-void det_set_budget(size_t bytes);
+void det_db_set_budget(struct det_db *db, size_t bytes);
 
 /* One detection: where (offsets in its text) and which detector. */
 struct det_span {

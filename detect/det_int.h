@@ -6,6 +6,7 @@
 #define DET_INT_H
 
 #include <hs/hs.h>
+#include <stdatomic.h>
 
 #include "detect/det.h"
 
@@ -24,6 +25,8 @@ struct det_db {
 	struct det_expr *expr;		/* by Hyperscan expression id */
 	size_t nexpr;
 	size_t stream_bytes;		/* hs_stream_size() */
+	size_t budget;			/* bytes; 0: none */
+	_Atomic size_t *used;		/* owned: scanners' reservations */
 };
 
 /* Built-in expressions (patterns.c). */

@@ -40,15 +40,6 @@ struct det_scan {
 	enum wd_err failed;		/* a scan call failed: sticky */
 };
 
-static atomic_size_t budget_max;
-static atomic_size_t budget_used;
-
-void
-det_set_budget(size_t bytes)
-{
-	atomic_store(&budget_max, bytes);
-}
-
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static __thread hs_scratch_t *tls_scratch;
@@ -86,11 +77,11 @@ enum wd_err
 det_scan_open(const struct det_db *db, struct det_scan **out)
 {
 	struct det_scan *s;
-	size_t need = db->stream_bytes + sizeof(*s), max = atomic_load(&budget_max);
+	size_t need = db->stream_bytes + sizeof(*s), max = db->budget;
 
 	*out = NULL;
-	if (max > 0 && atomic_fetch_add(&budget_used, need) + need > max) {
-		atomic_fetch_sub(&budget_used, need);
+	if (max > 0 && atomic_fetch_add(db->used, need) + need > max) {
+		atomic_fetch_sub(db->used, need);
 		return WD_ENOMEM;
 	}
 	s = calloc(1, sizeof(*s));
@@ -105,7 +96,7 @@ det_scan_open(const struct det_db *db, struct det_scan **out)
 	return WD_OK;
 fail:
 	if (max > 0)
-		atomic_fetch_sub(&budget_used, need);
+		atomic_fetch_sub(db->used, need);
 	free(s);
 	return WD_ENOMEM;
 }
@@ -299,7 +290,7 @@ det_scan_close(struct det_scan *s)
 	if (s->hs != NULL)
 		hs_close_stream(s->hs, NULL, NULL, NULL);
 	if (s->reserved > 0)
-		atomic_fetch_sub(&budget_used, s->reserved);
+		atomic_fetch_sub(s->db->used, s->reserved);
 	free(s->spans);
 	/* What was seen of the texts stays in no freed memory. */
 	wd_wipe(s->win, sizeof(s->win));

@@ -55,6 +55,7 @@ defaults(struct pol_snapshot *s)
 	s->audit.checkpoint_interval_s = 60;
 	s->keep = POL_KEEP_HASH;
 	s->keep_ttl_days = 30;
+	s->detect.max_memory = 64u << 20;
 }
 
 static enum wd_err

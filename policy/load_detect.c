@@ -150,7 +150,6 @@ pol_load_detect(struct pol_loader *l, yaml_node_t *n)
 	const char *known[DET_NBUILTIN + 3];
 	long long mem;
 
-	l->s->detect.max_memory = 64u << 20;
 	if (!pol_is_map(w, n, "detect"))
 		return;
 	for (int i = 0; i < DET_NBUILTIN; i++)
@@ -218,6 +217,8 @@ pol_compile_detect(struct pol_loader *l)
 			return;		/* reported */
 	}
 	rc = det_db_compile(specs, d->n, &d->db, err, sizeof(err), &bad);
+	if (rc == WD_OK)
+		det_db_set_budget(d->db, d->max_memory);
 	if (rc == WD_ECONFIG)
 		pol_err_ref(&l->w, &l->rdet[bad].at, "detector '%s': Hyperscan "
 		    "cannot compile it: %s", d->d[bad].id, err);

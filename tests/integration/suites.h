@@ -13,5 +13,6 @@ Suite *suite_audit(void);
 Suite *suite_secrets(void);
 Suite *suite_hostile(void);
 Suite *suite_cli(void);
+Suite *suite_detect(void);
 
 #endif

@@ -272,13 +272,13 @@ START_TEST(budget_refuses)
 	struct det_scan *a, *b;
 	struct det_db *db = all_builtins();
 
-	det_set_budget(det_db_stream_bytes(db) + 4096);
+	det_db_set_budget(db, det_db_stream_bytes(db) + 4096);
 	ck_assert_int_eq(det_scan_open(db, &a), WD_OK);
 	ck_assert_int_eq(det_scan_open(db, &b), WD_ENOMEM);
 	det_scan_close(a);
 	ck_assert_int_eq(det_scan_open(db, &b), WD_OK);
 	det_scan_close(b);
-	det_set_budget(0);
+	det_db_set_budget(db, 0);
 }
 END_TEST
 
