@@ -92,6 +92,9 @@ $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/l
 $(BUILD)/bench_decide: $(BUILD)/tests/bench/bench_decide.o $(BUILD)/libwarden.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bench_detect: $(BUILD)/tests/bench/bench_detect.o $(BUILD)/libwarden.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/soak: tests/soak/soak.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SOAK_LIBS)
@@ -141,9 +144,10 @@ run: deps
 	@sh scripts/demo.sh $(BUILD)
 
 bench: deps
-	@$(MAKE) all $(BUILD)/bench_decide
+	@$(MAKE) all $(BUILD)/bench_decide $(BUILD)/bench_detect
 	@sh tests/bench/bench.sh $(BUILD)
 	@$(BUILD)/bench_decide
+	@$(BUILD)/bench_detect
 
 # Soak with faults (tests/soak/soak.sh): 50,000 requests at 256
 # connections on the ASan build (sanitizers), then on this build (RSS).

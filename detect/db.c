@@ -6,6 +6,7 @@
  */
 #include "detect/det_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,7 @@ det_db_compile(const struct det_spec *specs, size_t n, struct det_db **out,
 		}
 	}
 	for (size_t e = 0; e < nexpr; e++) {
-		flags[e] = HS_FLAG_SOM_LEFTMOST;
+		flags[e] = db->expr[e].builtin < 0 ? HS_FLAG_SOM_LEFTMOST : 0;
 		ids[e] = (unsigned)e;
 	}
 	db->nexpr = nexpr;
@@ -116,6 +117,11 @@ det_db_compile(const struct det_spec *specs, size_t n, struct det_db **out,
 		snprintf(err, errlen, "cannot size the stream state");
 		rc = WD_ECONFIG;
 		goto out;
+	}
+	{
+		static atomic_uint_fast64_t serials;
+
+		db->serial = atomic_fetch_add(&serials, 1) + 1;
 	}
 	*out = db;
 	db = NULL;

@@ -26,6 +26,7 @@ struct det_db {
 	size_t nexpr;
 	size_t stream_bytes;		/* hs_stream_size() */
 	size_t budget;			/* bytes; 0: none */
+	uint64_t serial;		/* unique per database, never reused */
 	_Atomic size_t *used;		/* owned: scanners' reservations */
 };
 
@@ -42,6 +43,9 @@ extern const size_t det_nbuiltin_exprs;
  * is would continue the match)? */
 bool det_body_byte(int b, unsigned char c);
 bool det_cont_byte(int b, unsigned char c);
+/* The longest match of built-in b that is validated (at most
+ * DET_WINDOW). */
+size_t det_max_len(int b);
 /* The checksum or format rule of built-in b over its candidate text. */
 bool det_validate(int b, const char *p, size_t n);
 

@@ -2,11 +2,13 @@
  * patterns.c - the built-in detectors: their names, their Hyperscan
  * expressions, and which bytes belong to a match.
  *
- * An expression finds candidates; det_validate() decides.  Expressions
- * start with a boundary group (?:^|[^...]) so that a match cannot begin
- * inside a longer token, and end without one: the scanner checks the
- * byte after the match itself (det_cont_byte), which lets a stream hold
- * a match that ends exactly at the end of what it has seen so far.
+ * An expression finds where a candidate ends; the scanner reads the text
+ * back to find where it starts (det_body_byte: a token starts after a
+ * byte that cannot be part of it) and det_validate() decides.
+ * Expressions start with a boundary group (?:^|[^...]) so that a match
+ * cannot begin inside a longer token, and end without one: the scanner
+ * checks the byte after the match itself (det_cont_byte), which lets a
+ * stream hold a match that ends exactly at the end of what it has seen.
  * A match longer than DET_WINDOW cannot be read back: it counts as found
  * (fail closed); the bounded ones never are.
  */
@@ -104,7 +106,7 @@ det_body_byte(int b, unsigned char c)
 	case DET_US_SSN:
 		return alnum(c) || c == '-';
 	case DET_SECRET:
-		return alnum(c) || c == '_' || c == '-';
+		return alnum(c) || c == '_' || c == '-' || c == '.';
 	default:
 		return alnum(c);
 	}
@@ -132,6 +134,42 @@ det_cont_byte(int b, unsigned char c)
 	}
 }
 
+size_t
+det_max_len(int b)
+{
+	static const size_t len[DET_NBUILTIN] = {
+		[DET_EMAIL] = 254, [DET_PHONE] = 32, [DET_IBAN] = 42,
+		[DET_CARD] = 24, [DET_IPV4] = 15, [DET_IPV6] = 45,
+		[DET_US_SSN] = 11, [DET_UK_NINO] = 13, [DET_FR_NIR] = 21,
+		[DET_DE_TAXID] = 14, [DET_SECRET] = DET_WINDOW,
+	};
+
+	return b >= 0 && b < DET_NBUILTIN ? len[b] : DET_WINDOW;
+}
+
+/* A provider key, access key id, private key header or token: what the
+ * expressions found, as one token (or the PEM header line). */
+static bool
+secret_ok(const char *p, size_t n)
+{
+	static const char pem[] = "-----BEGIN ", tail[] = "PRIVATE KEY-----";
+
+	if (n >= sizeof(pem) - 1 && memcmp(p, pem, sizeof(pem) - 1) == 0)
+		return n <= 64 && n >= sizeof(tail) - 1 &&
+		    memcmp(p + n - (sizeof(tail) - 1), tail, sizeof(tail) - 1) == 0;
+	for (size_t i = 0; i < n; i++)
+		if (!alnum((unsigned char)p[i]) && p[i] != '_' && p[i] != '-' &&
+		    p[i] != '.')
+			return false;
+	if (n >= 23 && memcmp(p, "sk-", 3) == 0)
+		return true;
+	if (n == 20 && (memcmp(p, "AKIA", 4) == 0 || memcmp(p, "ASIA", 4) == 0))
+		return true;
+	if (n >= 40 && p[3] == '_' && memcmp(p, "gh", 2) == 0)
+		return true;
+	return n >= 30 && memcmp(p, "eyJ", 3) == 0 && memchr(p, '.', n) != NULL;
+}
+
 bool
 det_validate(int b, const char *p, size_t n)
 {
@@ -156,7 +194,9 @@ det_validate(int b, const char *p, size_t n)
 		return det_fr_nir_ok(p, n);
 	case DET_DE_TAXID:
 		return det_de_taxid_ok(p, n);
+	case DET_SECRET:
+		return secret_ok(p, n);
 	default:
-		return true;		/* the pattern is the check */
+		return true;
 	}
 }

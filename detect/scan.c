@@ -43,6 +43,11 @@ struct det_scan {
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static __thread hs_scratch_t *tls_scratch;
+/* Databases the thread's scratch is known to fit (hs_alloc_scratch costs
+ * a reallocation each time: call it only for a database not seen yet). */
+#define FITS 4
+static __thread uint64_t tls_fits[FITS];
+static __thread unsigned tls_next;
 
 static void
 scratch_free(void *p)
@@ -62,9 +67,16 @@ thread_scratch(const struct det_db *db)
 {
 	hs_scratch_t *s = tls_scratch;
 
+	for (unsigned i = 0; s != NULL && i < FITS; i++)
+		if (tls_fits[i] == db->serial)
+			return s;
 	pthread_once(&scratch_once, scratch_key_init);
+	/* Grows the scratch to fit db as well as those it fitted before. */
 	if (hs_alloc_scratch(db->hs, &s) != HS_SUCCESS)
 		return NULL;
+	if (s != tls_scratch)
+		memset(tls_fits, 0, sizeof(tls_fits));
+	tls_fits[tls_next++ % FITS] = db->serial;
 	if (s != tls_scratch) {
 		tls_scratch = s;
 		/* The thread's end frees it. */
@@ -101,17 +113,24 @@ fail:
 	return WD_ENOMEM;
 }
 
-/* Bytes [from, to) of the current text into buf, if still known. */
-static bool
-text_at(const struct det_scan *s, uint64_t from, uint64_t to, char *buf)
+/*
+ * The last bytes of the current text before offset to, at most want of
+ * them, into buf; returns how many.  *at_start: they begin the text.
+ */
+static size_t
+copy_back(const struct det_scan *s, uint64_t to, size_t want, char *buf,
+    bool *at_start)
 {
-	if (to < from || to - from > DET_WINDOW || from + s->wlen < s->base ||
-	    to > s->base + s->piece_len)
-		return false;
+	uint64_t oldest = s->base - s->wlen, from;
+
+	from = to > want ? to - want : 0;
+	if (from < oldest)
+		from = oldest;
+	*at_start = from == 0;
 	for (uint64_t x = from; x < to; x++)
 		buf[x - from] = (char)(x >= s->base ? (unsigned char)
 		    s->piece[x - s->base] : s->win[s->wlen - (s->base - x)]);
-	return true;
+	return (size_t)(to - from);
 }
 
 /* Count or extend: overlapping detections of one detector are one. */
@@ -145,40 +164,59 @@ confirm(struct det_scan *s, uint32_t det, uint64_t from, uint64_t to)
 	s->spans[s->nspans++] = (struct det_span){ s->text, det, from, to };
 }
 
+/* Where a valid match of built-in b ends at offset to starts, or -1. */
+static int64_t
+find_start(const struct det_scan *s, int b, uint64_t to)
+{
+	char buf[DET_WINDOW + 1];
+	size_t max = det_max_len(b), n;
+	bool at_start;
+
+	n = copy_back(s, to, max + 1, buf, &at_start);
+	/* Leftmost first: a token starts after a byte that is no part of
+	 * it (or at the text's start), and its checksum must hold. */
+	for (size_t i = 0; i < n; i++) {
+		bool bound = i > 0 ? !det_body_byte(b, (unsigned char)buf[i - 1]) :
+		    at_start;
+
+		if (!bound || !det_body_byte(b, (unsigned char)buf[i]) ||
+		    n - i > max)
+			continue;
+		if (det_validate(b, buf + i, n - i))
+			return (int64_t)(to - (n - i));
+	}
+	/* A token longer than the window cannot be read back: a secret is
+	 * taken as found (fail closed), anything else as not. */
+	if (b == DET_SECRET && n > max && !at_start)
+		return (int64_t)(to - n);
+	return -1;
+}
+
 static int
 on_match(unsigned int id, unsigned long long from, unsigned long long to,
     unsigned int flags, void *arg)
 {
 	struct det_scan *s = arg;
 	const struct det_expr *e = &s->db->expr[id];
-	char buf[DET_WINDOW];
-	uint64_t end;
+	uint64_t end = s->base + s->piece_len;
+	int64_t start;
 
 	(void)flags;
 	if (e->builtin < 0) {
 		confirm(s, e->det, from, to);
 		return 0;
 	}
-	/* The boundary byte before the match is not part of it.  Past the
-	 * text's first byte the group always took one; at 0, ask the byte. */
-	if (e->lead && from < to) {
-		if (from > 0)
-			from++;
-		else if (text_at(s, 0, 1, buf) &&
-		    !det_body_byte(e->builtin, (unsigned char)buf[0]))
-			from++;
-	}
-	if (from >= to)
+	/* Most ends are inside a longer token: the byte after says so, and
+	 * costs nothing to ask (no start of match is tracked for built-ins:
+	 * Hyperscan is several times faster without). */
+	if (to < end && det_cont_byte(e->builtin, (unsigned char)
+	    s->piece[to - s->base]))
 		return 0;
-	/* Longer than the window: unreadable, so found (fail closed). */
-	if (text_at(s, from, to, buf) &&
-	    !det_validate(e->builtin, buf, (size_t)(to - from)))
+	if ((start = find_start(s, e->builtin, to)) < 0)
 		return 0;
-	end = s->base + s->piece_len;
+	from = (uint64_t)start;
 	if (to < end) {
-		/* The next byte is here: a longer token is no detection. */
-		if (!det_cont_byte(e->builtin, (unsigned char)s->piece[to - s->base]))
-			confirm(s, e->det, from, to);
+		confirm(s, e->det, from, to);
 		return 0;
 	}
 	/* Ends where the data ends: wait for the next byte. */

@@ -299,6 +299,10 @@ label_ok(const char *p, size_t n)
 {
 	if (n == 0 || n > 63 || p[0] == '-' || p[n - 1] == '-')
 		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_digit(p[i]) && !is_upper(p[i]) && !(p[i] >= 'a' &&
+		    p[i] <= 'z') && p[i] != '-')
+			return false;
 	return true;
 }
 
@@ -314,6 +318,10 @@ det_email_ok(const char *p, size_t n)
 	if (local == 0 || local > 64 || p[0] == '.' || at[-1] == '.' ||
 	    memmem(p, local, "..", 2) != NULL)
 		return false;
+	for (size_t i = 0; i < local; i++)
+		if (!is_digit(p[i]) && !is_upper(p[i]) && !(p[i] >= 'a' &&
+		    p[i] <= 'z') && strchr("._%+-", p[i]) == NULL)
+			return false;
 	dom = at + 1;
 	dlen = n - local - 1;
 	while (dlen > 0) {
