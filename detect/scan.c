@@ -164,6 +164,56 @@ confirm(struct det_scan *s, uint32_t det, uint64_t from, uint64_t to)
 	s->spans[s->nspans++] = (struct det_span){ s->text, det, from, to };
 }
 
+/*
+ * Is position i of buf the middle of a run of spaced digit groups ("FR40
+ * 2364 2905 ...")?  Then what starts there is a piece of something
+ * longer (an IBAN's groups are no card, a card's no phone number).
+ */
+/* Does the token that ends just before buf[i] (after one separator)
+ * hold a digit?  *start gets where it starts, *len its length. */
+static bool
+group_before(const char *buf, size_t i, size_t *start, size_t *len)
+{
+	size_t k;
+	bool digit = false;
+
+	*start = i;
+	*len = 0;
+	if (i < 2 || (buf[i - 1] != ' ' && buf[i - 1] != '-' && buf[i - 1] != '.'))
+		return false;
+	for (k = i - 1; k > 0 && det_body_byte(DET_IBAN, (unsigned char)buf[k - 1]);
+	    k--)
+		digit |= buf[k - 1] >= '0' && buf[k - 1] <= '9';
+	*start = k;
+	*len = i - 1 - k;
+	return digit;
+}
+
+/*
+ * Is position i of buf the middle of a run of spaced groups ("FR40 2364
+ * 2905 ...", "GB79 ADUO 0373 ...")?  Then what starts there is a piece
+ * of something longer (an IBAN's groups are no card, a card's no phone
+ * number).
+ */
+static bool
+inside_groups(int b, const char *buf, size_t i)
+{
+	size_t start, len, s2, l2;
+
+	if (b != DET_CARD && b != DET_PHONE && b != DET_DE_TAXID &&
+	    b != DET_FR_NIR && b != DET_UK_NINO)
+		return false;
+	if (group_before(buf, i, &start, &len))
+		return true;
+	/* An all-capitals group of four after one with digits. */
+	if (len != 4)
+		return false;
+	for (size_t k = start; k < start + 4; k++)
+		if (buf[k] < 'A' || buf[k] > 'Z')
+			return false;
+	return group_before(buf, start, &s2, &l2);
+}
+
 /* Where a valid match of built-in b ends at offset to starts, or -1. */
 static int64_t
 find_start(const struct det_scan *s, int b, uint64_t to)
@@ -180,7 +230,7 @@ find_start(const struct det_scan *s, int b, uint64_t to)
 		    at_start;
 
 		if (!bound || !det_body_byte(b, (unsigned char)buf[i]) ||
-		    n - i > max)
+		    n - i > max || inside_groups(b, buf, i))
 			continue;
 		if (det_validate(b, buf + i, n - i))
 			return (int64_t)(to - (n - i));

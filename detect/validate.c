@@ -357,8 +357,9 @@ det_phone_ok(const char *p, size_t n)
 	for (size_t i = 1; i < n; i++)
 		if (strchr(" -.", p[i]) && strchr(" -.", p[i - 1]))
 			return false;
-	/* North American numbers: area and exchange start with 2-9. */
-	if (d[0] != '+' && d[0] != '0' && len == 10)
-		return d[0] >= '2' && d[3] >= '2';
-	return true;
+	/* Without a country code: a national number (trunk prefix 0), or
+	 * a North American one (area and exchange start with 2-9). */
+	if (d[0] == '+' || d[0] == '0')
+		return true;
+	return len == 10 && d[0] >= '2' && d[3] >= '2';
 }
