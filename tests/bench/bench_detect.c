@@ -200,13 +200,19 @@ precision_recall(struct det_db *db)
 		    tp[d] + fn[d] ? (double)tp[d] / (tp[d] + fn[d]) : 1.0);
 }
 
-/* Every "content":"..." string of scripts/demo.sh: none may fire. */
+/*
+ * Every "content":"..." string of scripts/demo.sh: none may fire, but for
+ * the chapter that shows detection, whose prompts hold one of these.
+ */
+static const char *const demo_meant[] = { "DE89 3704", "4111 1111",
+	"sk-proj-" };
+
 static int
 demo_traffic(struct det_db *db)
 {
 	FILE *f = fopen("scripts/demo.sh", "r");
 	char line[4096];
-	int n = 0, bad = 0;
+	int n = 0, bad = 0, meant = 0, found = 0;
 
 	if (f == NULL) {
 		printf("detect: scripts/demo.sh not found (run from the source "
@@ -221,6 +227,20 @@ demo_traffic(struct det_db *db)
 			if (q == NULL)
 				break;
 			m = fired(db, p, (size_t)(q - p));
+			{
+				bool want = false;
+
+				for (size_t i = 0; i < 3; i++)
+					want |= memmem(p, (size_t)(q - p), demo_meant[i],
+					    strlen(demo_meant[i])) != NULL;
+				if (want) {
+					meant++;
+					found += m != 0;
+					bad += m == 0;
+					p = q;
+					continue;
+				}
+			}
 			n++;
 			if (m != 0) {
 				bad++;
@@ -232,7 +252,8 @@ demo_traffic(struct det_db *db)
 	}
 	fclose(f);
 	printf("detect: demo traffic (scripts/demo.sh): %d prompts, %d false "
-	    "positives\n", n, bad);
+	    "positives; %d prompts meant to hold an identifier, %d found\n", n,
+	    bad - (meant - found), meant, found);
 	return bad;
 }
 
