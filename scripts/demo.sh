@@ -153,13 +153,13 @@ chat wk-demo-acme-research \
 printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Is DE89 3704 0044 0532 0130 00 a valid account?"}]}' >"$TMP/iban.json"
 note "warden check names the detector and how often it fired, never the value:"
 "$B/warden" check -c "$RULES" --tenant acme-research "$TMP/iban.json" |
-    tr -d '\n' | grep -o '"detections": {[^}]*}\|"data_classes": \[[^]]*\]\|"route": "[^"]*"' |
+    tr -d '\n' | grep -o '"detections": {[^}]*}\|"data_classes": \[[^]]*\]\|"routes": \[[^]]*\]' |
     tr -s ' ' | sed 's/^/   /'
 note "a card number is replaced before the request leaves (action: redact);"
 note "what openai-eu received:"
 chat wk-demo-acme-research \
     '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Refund card 4111 1111 1111 1111 please."}]}'
-note "$(grep -o 'Refund card [^"]*' "$TMP/openai-eu.jsonl" | tail -1)"
+note "$(grep -o 'Refund card [^"\\]*' "$TMP/openai-eu.jsonl" | tail -1)"
 note "a provider key in a prompt is refused (action: block), never echoed:"
 chat wk-demo-acme-research \
     '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Why does sk-proj-Zq8vT3kLm2Xw9Rb7Yc4Nd6Pf1Hs5Jg0a fail?"}]}'
@@ -195,7 +195,8 @@ chat wk-not-a-real-key \
     '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
 
 say "11. /metrics (Prometheus) after the scenario"
-curl -s "http://127.0.0.1:$PORT/metrics" | grep '^warden_requests_total' | sed 's/^/   /'
+curl -s "http://127.0.0.1:$PORT/metrics" |
+    grep '^warden_requests_total\|^warden_detections_total' | sed 's/^/   /'
 
 say "Stopping warden (SIGTERM: in-flight requests may finish)"
 kill -TERM $WPID
