@@ -232,9 +232,11 @@ START_TEST(texts_and_pending)
 }
 END_TEST
 
+#ifndef __SANITIZE_ADDRESS__
 /* Out of memory: a scanner that cannot get its scratch or stream says
  * so (the gateway then refuses), and works again once memory is back.
- * Check runs each test in a child: the limit ends with it. */
+ * Check runs each test in a child: the limit ends with it.  ASan's
+ * allocator aborts instead of failing, so this is left out there. */
 START_TEST(no_memory_no_scan)
 {
 	struct det_db *db = all_builtins();
@@ -266,6 +268,7 @@ START_TEST(no_memory_no_scan)
 	det_scan_close(s);
 }
 END_TEST
+#endif
 
 START_TEST(budget_refuses)
 {
@@ -363,7 +366,9 @@ suite_detect(void)
 	tcase_add_test(sc, every_builtin_found);
 	tcase_add_test(sc, split_anywhere);
 	tcase_add_test(sc, texts_and_pending);
+#ifndef __SANITIZE_ADDRESS__
 	tcase_add_test(sc, no_memory_no_scan);
+#endif
 	tcase_add_test(sc, budget_refuses);
 	tcase_set_timeout(sc, 30);
 	tcase_add_test(ld, loader_errors);
