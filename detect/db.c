@@ -1,8 +1,9 @@
 /*
  * db.c - the detectors of one rules snapshot compiled into one Hyperscan
  * streaming database: built-ins by their expressions (patterns.c), the
- * rules' own patterns as written.  Start of match is tracked (leftmost),
- * so the scanner knows where each match begins.
+ * rules' own patterns as written.  Start of match is tracked (leftmost)
+ * only for the rules' patterns: the scanner reads a built-in's start back
+ * from its window, and Hyperscan is several times faster without it.
  */
 #include "detect/det_int.h"
 
@@ -83,7 +84,7 @@ det_db_compile(const struct det_spec *specs, size_t n, struct det_db **out,
 		db->builtin[i] = specs[i].builtin;
 		if (specs[i].builtin < 0) {
 			re[nexpr] = specs[i].regex;
-			db->expr[nexpr] = (struct det_expr){ (uint32_t)i, -1, false };
+			db->expr[nexpr] = (struct det_expr){ (uint32_t)i, -1 };
 			nexpr++;
 			continue;
 		}
@@ -92,7 +93,7 @@ det_db_compile(const struct det_spec *specs, size_t n, struct det_db **out,
 				continue;
 			re[nexpr] = det_builtin_exprs[e].re;
 			db->expr[nexpr] = (struct det_expr){ (uint32_t)i,
-			    specs[i].builtin, det_builtin_exprs[e].lead };
+			    specs[i].builtin };
 			nexpr++;
 		}
 	}

@@ -14,7 +14,6 @@
 struct det_expr {
 	uint32_t det;			/* detector index in the database */
 	int builtin;			/* enum det_builtin, or -1 */
-	bool lead;			/* starts with (?:^|[^...]) */
 };
 
 struct det_db {
@@ -34,7 +33,6 @@ struct det_db {
 struct det_builtin_expr {
 	int det;			/* enum det_builtin */
 	const char *re;
-	bool lead;
 };
 extern const struct det_builtin_expr det_builtin_exprs[];
 extern const size_t det_nbuiltin_exprs;

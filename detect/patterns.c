@@ -52,34 +52,33 @@ const struct det_builtin_expr det_builtin_exprs[] = {
 	 * match ("Pattern is too large"); longer than the window is taken
 	 * as found (the scanner cannot read it back to check). */
 	{ DET_EMAIL, "(?:^|[^A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@"
-	    "[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}", true },
+	    "[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}" },
 	/* International, North American, French and other national forms. */
-	{ DET_PHONE, "(?:^|[^0-9A-Za-z+])\\+[1-9][0-9 ().-]{6,20}[0-9]", true },
+	{ DET_PHONE, "(?:^|[^0-9A-Za-z+])\\+[1-9][0-9 ().-]{6,20}[0-9]" },
 	{ DET_PHONE, B_ALNUM "(?:\\([2-9][0-9]{2}\\) ?|[2-9][0-9]{2}[.-])"
-	    "[2-9][0-9]{2}[.-][0-9]{4}", true },
-	{ DET_PHONE, B_ALNUM "0[1-9](?:[ .][0-9]{2}){4}", true },
-	{ DET_PHONE, B_ALNUM "0[1-9][0-9]{1,3} [0-9]{3,4} ?[0-9]{3,4}", true },
-	{ DET_IBAN, B_ALNUM "[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}", true },
-	{ DET_CARD, B_ALNUM "[2-6][0-9]{3}(?:[ -]?[0-9]){9,15}", true },
+	    "[2-9][0-9]{2}[.-][0-9]{4}" },
+	{ DET_PHONE, B_ALNUM "0[1-9](?:[ .][0-9]{2}){4}" },
+	{ DET_PHONE, B_ALNUM "0[1-9][0-9]{1,3} [0-9]{3,4} ?[0-9]{3,4}" },
+	{ DET_IBAN, B_ALNUM "[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}" },
+	{ DET_CARD, B_ALNUM "[2-6][0-9]{3}(?:[ -]?[0-9]){9,15}" },
 	{ DET_IPV4, "(?:^|[^0-9A-Za-z.])[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}"
-	    "\\.[0-9]{1,3}", true },
+	    "\\.[0-9]{1,3}" },
 	{ DET_IPV6, "(?:^|[^0-9A-Za-z:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4})"
-	    "{2,7}", true },
-	{ DET_US_SSN, "(?:^|[^0-9A-Za-z-])[0-9]{3}-[0-9]{2}-[0-9]{4}", true },
-	{ DET_UK_NINO, B_ALNUM "[A-Z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]",
-	    true },
+	    "{2,7}" },
+	{ DET_US_SSN, "(?:^|[^0-9A-Za-z-])[0-9]{3}-[0-9]{2}-[0-9]{4}" },
+	{ DET_UK_NINO, B_ALNUM "[A-Z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]" },
 	{ DET_FR_NIR, B_ALNUM "[12] ?[0-9]{2} ?[0-9]{2} ?(?:[0-9]{2}|2[AB]) ?"
-	    "[0-9]{3} ?[0-9]{3} ?[0-9]{2}", true },
-	{ DET_DE_TAXID, B_ALNUM "[1-9][0-9](?: ?[0-9]{3}){3}", true },
+	    "[0-9]{3} ?[0-9]{3} ?[0-9]{2}" },
+	{ DET_DE_TAXID, B_ALNUM "[1-9][0-9](?: ?[0-9]{3}){3}" },
 	/* Provider keys (OpenAI sk-, sk-proj-; Anthropic sk-ant-), AWS
 	 * access key ids, PEM private keys, JWTs, GitHub tokens. */
-	{ DET_SECRET, "(?:^|[^A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}", true },
-	{ DET_SECRET, "(?:^|[^A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}", true },
+	{ DET_SECRET, "(?:^|[^A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}" },
+	{ DET_SECRET, "(?:^|[^A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}" },
 	{ DET_SECRET, "-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?"
-	    "PRIVATE KEY-----", false },
+	    "PRIVATE KEY-----" },
 	{ DET_SECRET, "(?:^|[^A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\\.eyJ"
-	    "[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{8,}", true },
-	{ DET_SECRET, "(?:^|[^A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36}", true },
+	    "[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{8,}" },
+	{ DET_SECRET, "(?:^|[^A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36}" },
 };
 const size_t det_nbuiltin_exprs = sizeof(det_builtin_exprs) /
     sizeof(det_builtin_exprs[0]);

@@ -98,15 +98,15 @@ det_scan_open(const struct det_db *db, struct det_scan **out)
 	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
-		goto fail;
+		goto out;
 	s->db = db;
 	s->reserved = max > 0 ? need : 0;
 	if (thread_scratch(db) == NULL ||
 	    hs_open_stream(db->hs, 0, &s->hs) != HS_SUCCESS)
-		goto fail;
+		goto out;
 	*out = s;
 	return WD_OK;
-fail:
+out:
 	if (max > 0)
 		atomic_fetch_sub(db->used, need);
 	free(s);
