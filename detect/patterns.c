@@ -48,9 +48,9 @@ det_builtin_index(const char *name)
 #define B_ALNUM "(?:^|[^0-9A-Za-z])"
 
 const struct det_builtin_expr det_builtin_exprs[] = {
-	/* Unbounded: Hyperscan refuses the bounded form with start of
-	 * match ("Pattern is too large"); longer than the window is taken
-	 * as found (the scanner cannot read it back to check). */
+	/* Unbounded (Hyperscan found the bounded form too large); the
+	 * scanner reads at most det_max_len() bytes back, so an "address"
+	 * longer than 254 bytes is none. */
 	{ DET_EMAIL, "(?:^|[^A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@"
 	    "[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}" },
 	/* International, North American, French and other national forms. */
