@@ -235,6 +235,26 @@ START_TEST(streamed_card_split_in_two_is_caught)
 }
 END_TEST
 
+/* A whole answer holding a card number is withheld: 403 naming card. */
+START_TEST(whole_answer_with_card_withheld)
+{
+	struct it_resp r;
+	char dec[64], want[128];
+
+	chat("det-whole-4f1 [[mock words=Card_4111_1111,1111_1111,thanks]]",
+	    false, &r);
+	ck_assert_int_eq(r.status, 403);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"code\":\"detected_card\""));
+	ck_assert_ptr_null(strstr(r.body, "4111"));
+	decision_of(&r, dec, sizeof(dec));
+	it_resp_free(&r);
+	/* The record says the answer was refused after the decision. */
+	snprintf(want, sizeof(want), "\"decision_id\":\"%s\"", dec);
+	ck_assert(audit_has(want, "\"verdict\":\"deny\""));
+	ck_assert(audit_has(want, "\"code\":\"detected_card\""));
+}
+END_TEST
+
 /* A detector that cannot run (here: its memory budget is smaller than
  * one scanner) refuses the request; nothing goes upstream unscanned. */
 START_TEST(detector_that_cannot_run_refuses)
@@ -276,6 +296,7 @@ suite_detect(void)
 	tcase_add_test(tc, card_redacted_before_it_leaves);
 	tcase_add_test(tc, secret_blocked_and_never_repeated);
 	tcase_add_test(tc, streamed_card_split_in_two_is_caught);
+	tcase_add_test(tc, whole_answer_with_card_withheld);
 	tcase_add_test(tc, detector_that_cannot_run_refuses);
 	suite_add_tcase(s, tc);
 	return s;

@@ -7,6 +7,7 @@
 #include "tests/unit/suites.h"
 #include "tests/bench/det_gen.h"
 #include "detect/det.h"
+#include "gateway/gw_detect.h"
 #include "policy/pol.h"
 
 #include <stdlib.h>
@@ -353,6 +354,53 @@ START_TEST(version_covers_detect)
 }
 END_TEST
 
+/* The chat body's text: content strings and parts, tool call arguments,
+ * tool results; redaction in the string values keeps the body JSON. */
+START_TEST(chat_text_and_redaction)
+{
+	struct ut_ld l;
+	struct gw_detect d = { 0 };
+	const uint32_t *c;
+	json_t *root;
+	char *out;
+	int iban, card, email;
+
+	ut_load_text(&l, DET_BASE "detect:\n  iban: { class: financial, "
+	    "action: redact }\n  card: { class: financial, action: redact }\n"
+	    "  email: personal\n", 0600);
+	ck_assert_int_eq(l.rc, WD_OK);
+	iban = 0;
+	card = 1;
+	email = 2;
+	root = json_loads("{\"model\":\"m\",\"messages\":["
+	    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
+	    "\"pay DE89 3704 0044 0532 0130 00 or 4111 1111 1111 1111 now\"},"
+	    "{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}}]},"
+	    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{"
+	    "\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":"
+	    "\"f\",\"arguments\":\"{\\\"card\\\":\\\"5555555555554444\\\"}\"}}]},"
+	    "{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":"
+	    "\"écrire à anna@example.org — ok\"}]}", 0, NULL);
+	ck_assert_ptr_nonnull(root);
+	ck_assert_int_eq(gw_detect_request(&d, l.snap, root, &c), WD_OK);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c[iban], 1);
+	ck_assert_uint_eq(c[card], 2);
+	ck_assert_uint_eq(c[email], 1);
+	ck_assert_int_eq(gw_detect_redact(&d, l.snap), WD_OK);
+	out = json_dumps(root, JSON_COMPACT);
+	ck_assert_ptr_nonnull(strstr(out, "pay [REDACTED:iban] or "
+	    "[REDACTED:card] now"));
+	ck_assert_ptr_nonnull(strstr(out, "{\\\"card\\\":\\\"[REDACTED:card]\\\"}"));
+	/* classify only: the address stays, the text around it intact. */
+	ck_assert_ptr_nonnull(strstr(out, "écrire à anna@example.org — ok"));
+	free(out);
+	gw_detect_clear(&d);
+	json_decref(root);
+	ut_ld_done(&l);
+}
+END_TEST
+
 Suite *
 suite_detect(void)
 {
@@ -373,6 +421,7 @@ suite_detect(void)
 	tcase_set_timeout(sc, 30);
 	tcase_add_test(ld, loader_errors);
 	tcase_add_test(ld, version_covers_detect);
+	tcase_add_test(ld, chat_text_and_redaction);
 	tcase_set_timeout(ld, 30);
 	suite_add_tcase(s, v);
 	suite_add_tcase(s, sc);
