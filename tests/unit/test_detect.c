@@ -401,6 +401,32 @@ START_TEST(chat_text_and_redaction)
 }
 END_TEST
 
+/* A rules pattern is found across pieces and redacted where it stands. */
+START_TEST(rules_pattern)
+{
+	struct ut_ld l;
+	struct det_scan *s;
+	const struct det_span *sp;
+	size_t n;
+
+	ut_load_text(&l, DET_BASE "detect:\n  patterns:\n    - { id: emp, "
+	    "regex: 'EMP-[0-9]{6}', class: personal, action: redact }\n", 0600);
+	ck_assert_int_eq(l.rc, WD_OK);
+	ck_assert_int_eq(det_scan_open(l.snap->detect.db, &s), WD_OK);
+	ck_assert_int_eq(det_scan_feed(s, "badge EM", 8), WD_OK);
+	ck_assert_int_eq(det_scan_feed(s, "P-1234", 6), WD_OK);
+	ck_assert_int_eq(det_scan_feed(s, "56 ok", 5), WD_OK);
+	ck_assert_int_eq(det_scan_next_text(s), WD_OK);
+	sp = det_scan_spans(s, &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(sp[0].from, 6);
+	ck_assert_uint_eq(sp[0].to, 16);
+	ck_assert_uint_eq(det_scan_counts(s)[0], 1);
+	det_scan_close(s);
+	ut_ld_done(&l);
+}
+END_TEST
+
 Suite *
 suite_detect(void)
 {
@@ -422,6 +448,7 @@ suite_detect(void)
 	tcase_add_test(ld, loader_errors);
 	tcase_add_test(ld, version_covers_detect);
 	tcase_add_test(ld, chat_text_and_redaction);
+	tcase_add_test(ld, rules_pattern);
 	tcase_set_timeout(ld, 30);
 	suite_add_tcase(s, v);
 	suite_add_tcase(s, sc);
