@@ -99,6 +99,15 @@ static const struct wd_errdef table[WD_CODE_COUNT] = {
 		false },
 	[WD_CODE_CLIENT_GONE] = { "client_gone", 499, NULL, "the client left",
 		true },
+	[WD_CODE_TOO_MANY_TEXTS] = { "too_many_texts", 413, IRE,
+		"the request holds more text values than content detection "
+		"scans", false },
+	[WD_CODE_DETECTOR_UNAVAILABLE] = { "detector_unavailable", 503, SE,
+		"content detection cannot run; the request was not sent", false },
+	[WD_CODE_REDACTION_FAILED] = { "redaction_failed", 500, SE,
+		"the request could not be redacted; it was not sent", false },
+	[WD_CODE_DETECTED] = { "detected_<detector>", 403, PV,
+		"a content detector found what it looks for", false, true },
 };
 
 const struct wd_errdef *
@@ -120,8 +129,14 @@ wd_code_wire(enum wd_code code)
 enum wd_code
 wd_code_find(const char *name)
 {
-	for (int i = 1; i < WD_CODE_COUNT; i++)
-		if (table[i].code != NULL && strcmp(table[i].code, name) == 0)
+	for (int i = 1; i < WD_CODE_COUNT; i++) {
+		const char *c = table[i].code;
+
+		if (c == NULL)
+			continue;
+		if (table[i].family ? strncmp(name, c, strcspn(c, "<")) == 0 &&
+		    name[strcspn(c, "<")] != '\0' : strcmp(c, name) == 0)
 			return (enum wd_code)i;
+	}
 	return WD_CODE_NONE;
 }

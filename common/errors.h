@@ -63,6 +63,11 @@ enum wd_code {
 	WD_CODE_BAD_ROUTE,
 	/* Records only: never sent. */
 	WD_CODE_CLIENT_GONE,
+	/* Content detection (issue 20). */
+	WD_CODE_TOO_MANY_TEXTS,
+	WD_CODE_DETECTOR_UNAVAILABLE,
+	WD_CODE_REDACTION_FAILED,
+	WD_CODE_DETECTED,		/* a family: detected_<detector> */
 	WD_CODE_COUNT			/* not a code: the table's length */
 };
 
@@ -73,13 +78,17 @@ struct wd_errdef {
 	const char *type;		/* OpenAI error type; NULL: never sent */
 	const char *message;		/* default message */
 	bool wire_null;			/* the wire's "code" is null */
+	/* A family of codes: code is "prefix<member>" and the wire names
+	 * a member (the caller gives its name). */
+	bool family;
 };
 
 /* The row of code (WD_CODE_INTERNAL's for a value out of range). */
 const struct wd_errdef *wd_errdef(enum wd_code code);
 /* The code as the wire says it: NULL for the generic ones. */
 const char *wd_code_wire(enum wd_code code);
-/* The code whose name is name, or WD_CODE_NONE. */
+/* The code whose name is name (or, for a family, starts with its
+ * prefix), or WD_CODE_NONE. */
 enum wd_code wd_code_find(const char *name);
 
 #endif /* WD_ERRORS_H */

@@ -299,6 +299,11 @@ extern const struct gw_http_handler gw_warden_handler;	/* routes.c */
 void gw_reply_error(struct gw_conn *c, enum wd_code code,
     const struct gw_out_hdr *hdrs, size_t nhdrs, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* The same for a code of a family (WD_CODE_DETECTED): the wire names
+ * the member name (NULL, or a code of no family: the catalogue's). */
+void gw_reply_error_named(struct gw_conn *c, enum wd_code code,
+    const char *name, const struct gw_out_hdr *hdrs, size_t nhdrs,
+    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* A malformed request (WD_CODE_HTTP) with the parser's status. */
 void gw_reply_http_error(struct gw_conn *c, int status, const char *why);
 /* A 400 invalid_request_error naming the offending field (may be NULL). */
@@ -308,6 +313,8 @@ void gw_send_invalid(struct gw_conn *c, const char *param, const char *fmt, ...)
  * NULL: the catalogue's. */
 void gw_error_json(struct evbuffer *out, enum wd_code code,
     const char *message);
+void gw_error_json_named(struct evbuffer *out, enum wd_code code,
+    const char *name, const char *message);
 
 /* Fields of a chat request that the gateway acts on. */
 struct gw_chat {

@@ -33,20 +33,35 @@ error_json(struct evbuffer *out, const char *type, const char *code,
 	json_decref(o);
 }
 
+/* The wire's code: a family's member by name, else the catalogue's. */
+static const char *
+wire_code(enum wd_code code, const char *name)
+{
+	return name != NULL && wd_errdef(code)->family ? name :
+	    wd_code_wire(code);
+}
+
 void
-gw_error_json(struct evbuffer *out, enum wd_code code, const char *message)
+gw_error_json_named(struct evbuffer *out, enum wd_code code,
+    const char *name, const char *message)
 {
 	const struct wd_errdef *e = wd_errdef(code);
 
-	error_json(out, e->type, wd_code_wire(code), NULL,
+	error_json(out, e->type, wire_code(code, name), NULL,
 	    message != NULL ? message : e->message);
+}
+
+void
+gw_error_json(struct evbuffer *out, enum wd_code code, const char *message)
+{
+	gw_error_json_named(out, code, NULL, message);
 }
 
 /* status 0: the catalogue's. */
 static void
 send_error(struct gw_conn *c, int status, const struct gw_out_hdr *extra,
-    size_t nextra, enum wd_code code, const char *param, const char *fmt,
-    va_list ap)
+    size_t nextra, enum wd_code code, const char *name, const char *param,
+    const char *fmt, va_list ap)
 {
 	const struct wd_errdef *e = wd_errdef(code);
 	struct evbuffer *buf = evbuffer_new();
@@ -64,7 +79,7 @@ send_error(struct gw_conn *c, int status, const struct gw_out_hdr *extra,
 		gw_respond(c, 500, "application/json", NULL, 0, "{}", 2);
 		return;
 	}
-	error_json(buf, e->type, wd_code_wire(code), param, msg);
+	error_json(buf, e->type, wire_code(code, name), param, msg);
 	if (status == 401)
 		hdr[nhdr++] = (struct gw_out_hdr){ "WWW-Authenticate", "Bearer" };
 	for (size_t i = 0; i < nextra && nhdr < 4; i++)
@@ -81,7 +96,18 @@ gw_reply_error(struct gw_conn *c, enum wd_code code,
 	va_list ap;
 
 	va_start(ap, fmt);
-	send_error(c, 0, hdrs, nhdrs, code, NULL, fmt, ap);
+	send_error(c, 0, hdrs, nhdrs, code, NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+gw_reply_error_named(struct gw_conn *c, enum wd_code code, const char *name,
+    const struct gw_out_hdr *hdrs, size_t nhdrs, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	send_error(c, 0, hdrs, nhdrs, code, name, NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -92,7 +118,7 @@ send_status(struct gw_conn *c, int status, enum wd_code code,
 	va_list ap;
 
 	va_start(ap, fmt);
-	send_error(c, status, NULL, 0, code, NULL, fmt, ap);
+	send_error(c, status, NULL, 0, code, NULL, NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -108,7 +134,7 @@ gw_send_invalid(struct gw_conn *c, const char *param, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	send_error(c, 0, NULL, 0, WD_CODE_INVALID_REQUEST, param, fmt, ap);
+	send_error(c, 0, NULL, 0, WD_CODE_INVALID_REQUEST, NULL, param, fmt, ap);
 	va_end(ap);
 }
 

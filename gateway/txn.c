@@ -96,23 +96,50 @@ step_decide(struct txn *t)
 	};
 	char id[sizeof(p->dec.id)], msg[96];
 	struct gw_tools_deny d;
+	enum wd_err rc;
 
 	if (!policy_headers_once(req, msg, sizeof(msg)))
 		return gw_txn_error(t, WD_CODE_DUPLICATE_POLICY_HEADER, "%s",
 		    msg);
+	/* The content detectors, before the policy decides: what they find
+	 * joins the facts.  A detector that cannot run refuses the request
+	 * (fail closed): nothing leaves unscanned. */
+	rc = gw_detect_request(&t->req.det, p->snap, t->req.chat.root,
+	    &f.det_counts);
+	if (rc == WD_ELIMIT)
+		return gw_txn_error(t, WD_CODE_TOO_MANY_TEXTS, NULL);
+	if (rc != WD_OK)
+		return gw_txn_error(t, WD_CODE_DETECTOR_UNAVAILABLE, NULL);
 	memcpy(id, p->dec.id, sizeof(id));
 	if (pol_decide(p->snap, &f, &p->dec) != WD_OK)
 		return gw_txn_error(t, WD_CODE_INTERNAL,
 		    "policy evaluation failed");
 	memcpy(p->dec.id, id, sizeof(id));
 	p->decided = true;
+	if (p->dec.verdict == POL_DENY && p->dec.det_fired != 0) {
+		/* Blocked for what it holds: no copy of it is kept. */
+		evbuffer_drain(t->req.body, evbuffer_get_length(t->req.body));
+	} else if (p->dec.verdict != POL_DENY && p->dec.redact) {
+		/* What goes upstream (and what the audit digests) is the
+		 * redacted body. */
+		if (gw_detect_redact(&t->req.det, p->snap) != WD_OK ||
+		    !rewrite_body(t->req.body, t->req.chat.root))
+			return gw_txn_error(t, WD_CODE_REDACTION_FAILED, NULL);
+		p->dec.verdict = POL_MODIFY;
+	}
+	if (p->dec.verdict != POL_DENY &&
+	    gw_detect_answer_open(&t->ans.det, p->snap) != WD_OK)
+		return gw_txn_error(t, WD_CODE_DETECTOR_UNAVAILABLE, NULL);
 	if (p->dec.keep >= POL_KEEP_HASH && t->audit.log != NULL) {
 		aud_payload_digest(t->audit.log, evbuffer_pullup(t->req.body, -1),
 		    evbuffer_get_length(t->req.body), t->audit.req_hmac);
 		t->ans.hmac = aud_hmac_new(t->audit.log);
 	}
-	if (p->dec.verdict == POL_DENY)
-		return gw_txn_error(t, p->dec.ecode, "%s", p->dec.message);
+	if (p->dec.verdict == POL_DENY) {
+		gw_txn_error(t, p->dec.ecode, "%s", p->dec.message);
+		t->end.name = p->dec.code;	/* a family's member, maybe */
+		return TXN_END;
+	}
 	t->up.cand = p->dec.routes;
 	t->up.ncand = p->dec.nroutes;
 	switch (gw_tools_request(&p->tools, p->snap, t->req.tenant,

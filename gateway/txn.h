@@ -32,6 +32,7 @@
 #include "audit/aud.h"
 #include "common/errors.h"
 #include "gateway/gw_int.h"
+#include "gateway/gw_detect.h"
 
 enum txn_state {
 	TXN_ADMIT,
@@ -72,6 +73,7 @@ struct txn_req {
 	struct gw_chat chat;
 	const struct pol_tenant *tenant;
 	struct pol_caller caller;	/* who the key is */
+	struct gw_detect det;		/* what the request's text held */
 };
 
 /* What policy said, and what it was said with. */
@@ -111,6 +113,7 @@ struct txn_answer {
 	struct evbuffer *copy;		/* what a stream sent, for keep: full */
 	json_t *usage;
 	struct aud_hmac *hmac;		/* its digest */
+	struct gw_detect_answer det;	/* detectors watching answers */
 };
 
 /* What the audit record needs, and how far it got. */
@@ -133,6 +136,9 @@ struct txn_end {
 	enum txn_reason reason;
 	int status;			/* sent (a stream's: 200; gone: 499) */
 	enum wd_code code;		/* WD_CODE_NONE for an answer */
+	const char *name;		/* the code's wire name when it is one of a
+					 * family's (a detector's detected_<id>);
+					 * NULL: the catalogue's */
 	const char *param;		/* WD_CODE_INVALID_REQUEST: the field */
 	int retry_after_s;		/* > 0: Retry-After */
 	char msg[512];
@@ -180,6 +186,11 @@ void gw_txn_transfer_ended(struct txn *t, enum wd_err err,
 void gw_txn_drained(struct txn *t);
 /* ANSWER: the transfer ended; read and send, or fall back (txn_answer.c). */
 enum txn_state gw_txn_answer(struct txn *t);
+/* The content detectors that watch answers, on one event (or the whole
+ * answer): false when one fired (or cannot run); t->pol.deny says why,
+ * never what was found. */
+bool gw_txn_answer_clean(struct txn *t, const char *ev, size_t n,
+    bool whole);
 /* What a stream sends: into the answer's digest, copy and usage. */
 void gw_txn_note_stream(struct txn *t, struct evbuffer *out);
 

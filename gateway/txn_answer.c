@@ -19,6 +19,15 @@
 static enum txn_state
 whole(struct txn *t, int status)
 {
+	/* The answer detectors read exactly what would go out. */
+	if (status >= 200 && status < 300 && !gw_txn_answer_clean(t,
+	    (const char *)evbuffer_pullup(t->ans.buf, -1),
+	    evbuffer_get_length(t->ans.buf), true)) {
+		t->audit.refused_late = true;
+		gw_txn_error(t, t->pol.deny.id, "%s", t->pol.deny.message);
+		t->end.name = t->pol.deny.code;
+		return TXN_END;
+	}
 	if (t->ans.hmac != NULL)
 		aud_hmac_update(t->ans.hmac, evbuffer_pullup(t->ans.buf, -1),
 		    evbuffer_get_length(t->ans.buf));
@@ -49,6 +58,17 @@ stream_done(struct txn *t)
 			    t->pol.deny.message);
 		}
 	}
+	/* The rest (an unterminated last event) passes the answer detectors
+	 * like every event before it. */
+	if (evbuffer_get_length(t->ans.buf) > 0 && !gw_txn_answer_clean(t,
+	    (const char *)evbuffer_pullup(t->ans.buf, -1),
+	    evbuffer_get_length(t->ans.buf), false)) {
+		evbuffer_drain(t->ans.buf, evbuffer_get_length(t->ans.buf));
+		t->audit.refused_late = true;
+		gw_txn_stream_error(t, t->pol.deny.id, t->pol.deny.message);
+		t->end.name = t->pol.deny.code;
+		return TXN_END;
+	}
 	gw_txn_note_stream(t, t->ans.buf);
 	t->end.reason = TXN_END_STREAM;
 	t->end.status = 200;
@@ -73,8 +93,9 @@ stream_broke(struct txn *t)
 	if (a->cut == TXN_CUT_TOOLS) {
 		t->audit.refused_late = true;
 		wd_warn("request %s: %s", t->audit.reqid, t->pol.deny.message);
-		return gw_txn_stream_error(t, t->pol.deny.id,
-		    t->pol.deny.message);
+		gw_txn_stream_error(t, t->pol.deny.id, t->pol.deny.message);
+		t->end.name = t->pol.deny.code;
+		return TXN_END;
 	}
 	/* An agent's stream is complete at [DONE], whatever came after. */
 	if (t->ans.astream.done || a->err == WD_OK)

@@ -22,6 +22,7 @@ gw_txn_error(struct txn *t, enum wd_code code, const char *fmt, ...)
 	e->reason = TXN_END_ERROR;
 	e->status = wd_errdef(code)->status;
 	e->code = code;
+	e->name = NULL;
 	e->param = NULL;
 	e->retry_after_s = 0;
 	if (fmt == NULL) {
@@ -39,6 +40,7 @@ gw_txn_refuse(struct txn *t, const struct gw_tools_deny *d)
 {
 	t->audit.refused_late = t->pol.decided;
 	gw_txn_error(t, d->id, "%s", d->message);
+	t->end.name = d->code;
 	t->end.retry_after_s = d->retry_after_s;
 	return TXN_END;
 }
@@ -107,8 +109,8 @@ send_end(struct txn *t, struct gw_conn *c)
 		}
 		snprintf(ra, sizeof(ra), "%d", e->retry_after_s);
 		h[0] = (struct gw_out_hdr){ "Retry-After", ra };
-		gw_reply_error(c, e->code, h, e->retry_after_s > 0 ? 1 : 0,
-		    "%s", e->msg);
+		gw_reply_error_named(c, e->code, e->name, h,
+		    e->retry_after_s > 0 ? 1 : 0, "%s", e->msg);
 		return;
 	case TXN_END_WHOLE:
 		h[0] = (struct gw_out_hdr){ "X-Warden-Route", route_id(t) };
@@ -126,7 +128,7 @@ send_end(struct txn *t, struct gw_conn *c)
 	case TXN_END_STREAM_ERROR:
 		if ((ev = evbuffer_new()) != NULL) {
 			evbuffer_add_printf(ev, "event: error\ndata: ");
-			gw_error_json(ev, e->code, e->msg);
+			gw_error_json_named(ev, e->code, e->name, e->msg);
 			evbuffer_add(ev, "\n\n", 2);
 			gw_respond_chunk_buf(c, ev);
 			evbuffer_free(ev);
@@ -162,6 +164,8 @@ gw_txn_finish(struct txn *t)
 		send_end(t, c);
 	}
 	gw_tools_clear(&t->pol.tools);
+	gw_detect_clear(&t->req.det);
+	gw_detect_answer_clear(&t->ans.det);
 	gw_chat_clear(&t->req.chat);
 	if (t->req.body != NULL)
 		evbuffer_free(t->req.body);

@@ -20,7 +20,11 @@
 static const char *
 record_code(const struct txn *t)
 {
-	return t->end.code == WD_CODE_NONE ? NULL : wd_errdef(t->end.code)->code;
+	if (t->end.code == WD_CODE_NONE)
+		return NULL;
+	if (t->end.name != NULL && wd_errdef(t->end.code)->family)
+		return t->end.name;	/* detected_<id> */
+	return wd_errdef(t->end.code)->code;
 }
 
 static bool

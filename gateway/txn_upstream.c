@@ -138,6 +138,35 @@ gw_txn_note_stream(struct txn *t, struct evbuffer *out)
 	}
 }
 
+bool
+gw_txn_answer_clean(struct txn *t, const char *ev, size_t n, bool whole)
+{
+	struct gw_tools_deny *d = &t->pol.deny;
+	const struct pol_detector *det;
+	int fired;
+
+	if (t->ans.det.scan == NULL)
+		return true;
+	if (gw_detect_answer_piece(&t->ans.det, ev, n, whole, &fired) != WD_OK) {
+		d->id = WD_CODE_DETECTOR_UNAVAILABLE;
+		d->status = wd_errdef(d->id)->status;
+		d->code = wd_errdef(d->id)->code;
+		snprintf(d->message, sizeof(d->message), "content detection "
+		    "cannot run on this answer; it was ended");
+		return false;
+	}
+	if (fired < 0)
+		return true;
+	det = &t->pol.snap->detect.d[fired];
+	gw_metrics_detect(det->id, "answer", 1);
+	d->id = WD_CODE_DETECTED;
+	d->status = wd_errdef(d->id)->status;
+	d->code = det->code;		/* detected_<id> */
+	snprintf(d->message, sizeof(d->message), "the answer contains what "
+	    "detector '%s' looks for; it was not passed on", det->id);
+	return false;
+}
+
 /* STREAMING: pass on the events that are complete (and, for an agent,
  * checked).  0 stops the transfer. */
 static size_t
@@ -181,6 +210,15 @@ relay(struct txn *t, const char *data, size_t len)
 			t->up.cut = TXN_CUT_TOOLS;
 	}
 	gw_sse_consumed(&t->ans.sse, complete);
+	/* The answer detectors read exactly what is about to go out; a hit
+	 * withholds all of it (the answer ends the stream). */
+	if (go_on && evbuffer_get_length(out) > 0 && !gw_txn_answer_clean(t,
+	    (const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out),
+	    false)) {
+		evbuffer_free(out);
+		t->up.cut = TXN_CUT_TOOLS;
+		return 0;
+	}
 	/* What passed goes out; after a violation nothing more of the
 	 * stream does (the answer ends it with an error event). */
 	gw_txn_note_stream(t, out);

@@ -23,6 +23,7 @@ Suite *suite_secrets(void);	/* test_secrets.c: sealing against swtpm */
 Suite *suite_audit(void);	/* test_audit.c: the hash-chained audit log */
 Suite *suite_sessions(void);	/* test_sessions.c: sessions, limits per key */
 Suite *suite_errors(void);	/* test_errors.c: the error catalogue, README */
+Suite *suite_detect(void);	/* test_detect.c: content detectors */
 
 /* Rules-file helpers shared by the suites (ut_rules.c). */
 
