@@ -20,6 +20,7 @@ Suite *suite_policy(void);	/* test_policy.c: rules file loading */
 Suite *suite_tools(void);	/* test_tools.c: agents, tool graphs, review */
 Suite *suite_secrets(void);	/* test_secrets.c: sealing against swtpm */
 Suite *suite_audit(void);	/* test_audit.c: the hash-chained audit log */
+Suite *suite_residency(void);	/* test_residency.c: route residency records */
 
 /* Rules-file helpers shared by the suites (ut_rules.c). */
 
