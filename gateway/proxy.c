@@ -13,14 +13,14 @@
  * route of the tenant that serves the model, up to upstream.max_attempts.
  */
 #include "gateway/txn.h"
+#include "gateway/provider.h"
 #include "secrets/sec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#define AUTH_PREFIX "Authorization: Bearer "
+#include <time.h>
 
 /* Pause the provider when this much is waiting to go to the client. */
 #define OUT_HIGH_MARK (256u << 10)
@@ -493,12 +493,12 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	const struct pol_provider *p;
 	const unsigned char *cred;
 	size_t credlen = 0;
-	const char *hdrs[6];
-	/* The header holds a credential as long as the store allows; on the
-	 * stack, wiped once curl has its copy. */
-	char auth[sizeof(AUTH_PREFIX) + SEC_VALUE_MAX];
-	int authlen = 0;
-	char url[2048];
+	const char *hdrs[5 + GW_PROV_MAX_HDRS];
+	/* URL and the kind's auth headers (gateway/provider.c); they hold
+	 * the credential until curl has its copy, then are wiped. */
+	static _Thread_local struct gw_prov_req pr;
+	struct gw_prov_in in;
+	const char *why_not;
 	struct gw_up_req r;
 	enum wd_err rc;
 
@@ -509,21 +509,21 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	p = t->route = t->cand[t->next++];
 	t->attempts++;
 	cred = gw_creds_get(t->creds, t->snap, p->credential, &credlen);
-	if (cred == NULL || credlen > SEC_VALUE_MAX || memchr(cred, '\n',
-	    credlen) || memchr(cred, '\r', credlen) || (authlen = snprintf(auth,
-	    sizeof(auth), AUTH_PREFIX "%.*s", (int)credlen,
-	    (const char *)cred)) < 0 ||
-	    (size_t)authlen != sizeof(AUTH_PREFIX) - 1 + credlen) {
-		/* A NUL would have cut the value short: refused, not sent. */
-		wd_wipe(auth, sizeof(auth));
-		fail(t, 500, "server_error", "credential_unavailable",
-		    "the credential for this route is not available");
-		return;
-	}
-	if ((size_t)snprintf(url, sizeof(url), "%s/chat/completions",
-	    p->base_url) >= sizeof(url)) {
-		wd_wipe(auth, (size_t)authlen);
-		fail(t, 500, "server_error", "bad_route", "route URL too long");
+	memset(&in, 0, sizeof(in));
+	in.route = p;
+	in.cred = cred;
+	in.credlen = credlen;
+	in.model = t->chat.model;
+	in.stream = t->chat.stream;
+	in.body = (const char *)evbuffer_pullup(t->body, -1);
+	in.body_len = evbuffer_get_length(t->body);
+	in.now = time(NULL);
+	if ((rc = gw_provider_prepare(&in, &pr, &why_not)) != WD_OK) {
+		/* A NUL or newline would have cut or split the header:
+		 * refused, not sent. */
+		gw_prov_req_wipe(&pr);
+		fail(t, 500, "server_error", rc == WD_ELIMIT ? "bad_route" :
+		    "credential_unavailable", why_not);
 		return;
 	}
 	snprintf(t->reqid_hdr, sizeof(t->reqid_hdr), "X-Request-Id: %s",
@@ -531,14 +531,16 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	hdrs[0] = "Content-Type: application/json";
 	hdrs[1] = t->chat.stream ? "Accept: text/event-stream"
 				 : "Accept: application/json";
-	hdrs[2] = auth;
-	hdrs[3] = t->reqid_hdr;
-	hdrs[4] = "User-Agent: warden/" WD_VERSION;
-	hdrs[5] = "Expect:";		/* no 100-continue round trip */
+	hdrs[2] = t->reqid_hdr;
+	hdrs[3] = "User-Agent: warden/" WD_VERSION;
+	hdrs[4] = "Expect:";		/* no 100-continue round trip */
+	for (size_t i = 0; i < pr.nhdrs; i++)
+		hdrs[5 + i] = pr.hdrs[i];
 	memset(&r, 0, sizeof(r));
-	r.url = url;
+	r.url = pr.url;
+	r.ca_file = p->ca_file;
 	r.headers = hdrs;
-	r.nheaders = 6;
+	r.nheaders = 5 + pr.nhdrs;
 	r.body = (const char *)evbuffer_pullup(t->body, -1);
 	r.body_len = evbuffer_get_length(t->body);
 	r.connect_ms = u->connect_timeout_ms;
@@ -556,7 +558,7 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	t->attempt_us = wd_mono_us();
 	rc = gw_up_start(gw_conn_worker(t->conn)->up, &r, &t->xfer);
 	/* curl copied the header strings; ours can go. */
-	wd_wipe(auth, (size_t)authlen);
+	gw_prov_req_wipe(&pr);
 	if (rc != WD_OK)
 		fail(t, 500, "server_error", NULL, "cannot start upstream request");
 }

@@ -1,0 +1,140 @@
+/*
+ * provider.h - provider kinds: for a route and its unsealed credential,
+ * the upstream URL and the authentication headers of one request.
+ *
+ * A kind is a row of a small table (provider.c): its name (the route's
+ * `kind:`), and one function that fills a struct gw_prov_req.  Adding a
+ * kind adds one file and one row; the request path (proxy.c try_next)
+ * calls gw_provider_prepare() and does not know which kind it used.
+ *
+ * Credentials pass through here for the length of one call: header
+ * text that holds one lives in gw_prov_req.buf, which the caller wipes
+ * with gw_prov_req_wipe() as soon as curl has its copy.  Nothing here
+ * logs; error texts name the route, never a value.
+ *
+ * Also here: the pure pieces the kinds are built from and tests use on
+ * their own: AWS SigV4 (sigv4.c) and AWS event-stream framing
+ * (eventstream.c).
+ */
+#ifndef GW_PROVIDER_H
+#define GW_PROVIDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common/wd.h"
+#include "policy/pol.h"
+#include "secrets/sec.h"
+
+#define GW_PROV_MAX_HDRS 6
+
+/* What one attempt sends: URL and the kind's own headers. */
+struct gw_prov_req {
+	char url[2048];
+	const char *hdrs[GW_PROV_MAX_HDRS];	/* "Name: value", into buf */
+	size_t nhdrs;
+	char buf[2048 + SEC_VALUE_MAX];	/* may hold the credential: wipe */
+	size_t used;
+};
+
+/* The request an attempt is for. */
+struct gw_prov_in {
+	const struct pol_provider *route;
+	const unsigned char *cred;	/* unsealed, borrowed */
+	size_t credlen;
+	const char *model;
+	bool stream;
+	const char *body;		/* exactly the bytes that will be sent */
+	size_t body_len;
+	time_t now;			/* request time, for signatures */
+};
+
+/*
+ * Fill *out for in.  WD_EINVAL: the credential cannot be used (wrong
+ * shape, a newline or NUL in it); WD_ELIMIT: URL or headers too long;
+ * WD_EUNSUPPORTED: the route's kind or auth is not built.  *why (static
+ * text, no secret) says which.
+ */
+enum wd_err gw_provider_prepare(const struct gw_prov_in *in,
+    struct gw_prov_req *out, const char **why);
+void gw_prov_req_wipe(struct gw_prov_req *r);
+
+/* ---- building blocks for the kinds (provider.c) ---- */
+
+/* Append "Name: value" (value given as bytes) to r; false when it does
+ * not fit or value holds CR, LF or NUL. */
+bool gw_prov_header(struct gw_prov_req *r, const char *name,
+    const void *value, size_t len);
+/* base_url + suffix into r->url; false when too long. */
+bool gw_prov_url(struct gw_prov_req *r, const char *base, const char *suffix);
+
+/* ---- AWS Signature Version 4 (sigv4.c), pure ---- */
+
+struct gw_sigv4 {
+	const char *access_key;
+	const unsigned char *secret;
+	size_t secret_len;
+	const char *region, *service;
+	const char *method;		/* "POST" */
+	const char *host;		/* as sent in Host: */
+	const char *canonical_uri;	/* already encoded per SigV4 */
+	const char *canonical_query;	/* sorted, encoded; "" if none */
+	const char *amz_date;		/* YYYYMMDDTHHMMSSZ */
+	const char *payload_sha256;	/* 64 lowercase hex digits */
+	bool sign_content_sha256;	/* sign x-amz-content-sha256 too */
+};
+
+/* Authorization header value ("AWS4-HMAC-SHA256 Credential=...") into
+ * out; WD_ELIMIT when outlen is short. */
+enum wd_err gw_sigv4_authorization(const struct gw_sigv4 *s, char *out,
+    size_t outlen);
+/* SigV4's URI encoding of in (RFC 3986 unreserved kept, and '/' when
+ * keep_slash) into out; false when it does not fit. */
+bool gw_sigv4_encode(const char *in, size_t len, bool keep_slash, char *out,
+    size_t outlen);
+/* "YYYYMMDDTHHMMSSZ" for t, UTC. */
+void gw_sigv4_date(time_t t, char out[17]);
+
+/* ---- AWS event-stream framing (eventstream.c), pure ---- */
+
+#define GW_ES_MAX_HEADERS 16
+#define GW_ES_MAX_MESSAGE (1u << 20)	/* a frame larger is refused */
+
+struct gw_es_header {
+	const char *name;		/* into the frame, not NUL-terminated */
+	size_t name_len;
+	uint8_t type;			/* 7: string (the only one Bedrock uses
+					 * for :event-type etc.) */
+	const char *value;		/* strings/bytes: into the frame */
+	size_t value_len;
+};
+
+struct gw_es_message {
+	struct gw_es_header headers[GW_ES_MAX_HEADERS];
+	size_t nheaders;
+	const char *payload;		/* into the frame */
+	size_t payload_len;
+	size_t frame_len;		/* bytes of input this message used */
+};
+
+/*
+ * Decode one message from the front of buf.  WD_OK with *complete set:
+ * *m filled, pointing into buf; WD_OK with *complete false: not all of
+ * it is in yet; WD_EPARSE: a CRC, length or header is wrong (the stream
+ * is unusable from here on); WD_ELIMIT: the frame declares more than
+ * GW_ES_MAX_MESSAGE or more than GW_ES_MAX_HEADERS headers.
+ */
+enum wd_err gw_es_decode(const char *buf, size_t len, struct gw_es_message *m,
+    bool *complete);
+/* The string value of header name, or NULL (and *len 0). */
+const char *gw_es_header_str(const struct gw_es_message *m, const char *name,
+    size_t *len);
+/* Encode one message (string headers only) into out; its length, or 0
+ * when outlen is too small.  For tests and the mock. */
+size_t gw_es_encode(const char *const *names, const char *const *values,
+    size_t nheaders, const char *payload, size_t payload_len, char *out,
+    size_t outlen);
+
+#endif /* GW_PROVIDER_H */

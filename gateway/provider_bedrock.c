@@ -1,0 +1,121 @@
+/*
+ * provider_bedrock.c - AWS Bedrock through its OpenAI-compatible path
+ * (base_url https://bedrock-runtime.REGION.amazonaws.com/openai/v1 +
+ * /chat/completions), authenticated one of two ways:
+ *   auth: sigv4   the sealed credential is "ACCESS_KEY_ID:SECRET"; each
+ *                 request is signed (SigV4, service and region from the
+ *                 route) over host, x-amz-date and the SHA-256 of the
+ *                 exact body sent;
+ *   auth: bearer  a Bedrock API key, as Bearer.
+ * The Host header is sent explicitly, so what is signed is what curl
+ * sends.
+ */
+#include "gateway/provider_int.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Split "scheme://authority/path" into host (authority) and path. */
+static bool
+split_url(const char *url, char *host, size_t hostlen, const char **path)
+{
+	const char *a = strstr(url, "://"), *slash;
+	size_t n;
+
+	if (a == NULL)
+		return false;
+	a += 3;
+	slash = strchr(a, '/');
+	n = slash ? (size_t)(slash - a) : strlen(a);
+	if (n == 0 || n >= hostlen || memchr(a, '?', n) || memchr(a, '@', n))
+		return false;
+	memcpy(host, a, n);
+	host[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (host[i] >= 'A' && host[i] <= 'Z')
+			host[i] = (char)(host[i] - 'A' + 'a');
+	*path = slash ? slash : "/";
+	return strchr(*path, '?') == NULL && strchr(*path, '#') == NULL;
+}
+
+static enum wd_err
+sign(const struct gw_prov_in *in, struct gw_prov_req *out, const char **why)
+{
+	const struct pol_provider *p = in->route;
+	const char *colon = memchr(in->cred, ':', in->credlen), *path;
+	char host[256], curi[2048], akid[129], date[17], hex[65], auth[512];
+	unsigned char digest[32];
+	struct gw_sigv4 s;
+	size_t akid_len;
+	enum wd_err rc;
+
+	akid_len = colon ? (size_t)(colon - (const char *)in->cred) : 0;
+	if (colon == NULL || akid_len == 0 || akid_len >= sizeof(akid) ||
+	    akid_len + 1 == in->credlen) {
+		*why = "the credential for this route is not ACCESS_KEY_ID:SECRET";
+		return WD_EINVAL;
+	}
+	memcpy(akid, in->cred, akid_len);
+	akid[akid_len] = '\0';
+	if (!wd_token_sane(akid, sizeof(akid) - 1)) {
+		*why = "the credential for this route is not ACCESS_KEY_ID:SECRET";
+		return WD_EINVAL;
+	}
+	if (!split_url(out->url, host, sizeof(host), &path) ||
+	    !gw_sigv4_encode(path, strlen(path), true, curi, sizeof(curi))) {
+		*why = GW_PROV_WHY_URL;
+		return WD_ELIMIT;
+	}
+	SHA256((const unsigned char *)in->body, in->body_len, digest);
+	wd_hex(digest, 32, hex);
+	gw_sigv4_date(in->now, date);
+	memset(&s, 0, sizeof(s));
+	s.access_key = akid;
+	s.secret = in->cred + akid_len + 1;
+	s.secret_len = in->credlen - akid_len - 1;
+	s.region = p->region;
+	s.service = p->service ? p->service : "bedrock";
+	s.method = "POST";
+	s.host = host;
+	s.canonical_uri = curi;
+	s.canonical_query = "";
+	s.amz_date = date;
+	s.payload_sha256 = hex;
+	s.sign_content_sha256 = true;
+	if ((rc = gw_sigv4_authorization(&s, auth, sizeof(auth))) != WD_OK) {
+		*why = "the request cannot be signed";
+		return rc;
+	}
+	if (!gw_prov_header(out, "Host", host, strlen(host)) ||
+	    !gw_prov_header(out, "X-Amz-Date", date, 16) ||
+	    !gw_prov_header(out, "X-Amz-Content-Sha256", hex, 64) ||
+	    !gw_prov_header(out, "Authorization", auth, strlen(auth))) {
+		*why = GW_PROV_WHY_CRED;
+		return WD_EINVAL;
+	}
+	return WD_OK;
+}
+
+enum wd_err
+gw_kind_bedrock(const struct gw_prov_in *in, struct gw_prov_req *out,
+    const char **why)
+{
+	const struct pol_provider *p = in->route;
+
+	if (p->bedrock_api != NULL && strcmp(p->bedrock_api, "openai") != 0) {
+		*why = "Bedrock's Converse API is not supported";
+		return WD_EUNSUPPORTED;
+	}
+	if (!gw_prov_url(out, p->base_url, "/chat/completions")) {
+		*why = GW_PROV_WHY_URL;
+		return WD_ELIMIT;
+	}
+	if (p->auth != NULL && strcmp(p->auth, "bearer") == 0)
+		return gw_prov_bearer(in, out, why);
+	if (p->region == NULL) {
+		*why = "SigV4 needs the route's region";
+		return WD_EINVAL;
+	}
+	return sign(in, out, why);
+}
