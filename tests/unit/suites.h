@@ -21,6 +21,7 @@ Suite *suite_tools(void);	/* test_tools.c: agents, tool graphs, review */
 Suite *suite_secrets(void);	/* test_secrets.c: sealing against swtpm */
 Suite *suite_audit(void);	/* test_audit.c: the hash-chained audit log */
 Suite *suite_residency(void);	/* test_residency.c: route residency records */
+Suite *suite_provider(void);	/* test_provider.c: provider kinds, SigV4, event-stream */
 
 /* Rules-file helpers shared by the suites (ut_rules.c). */
 

@@ -1,0 +1,263 @@
+/*
+ * test_provider.c - gateway/provider*.c, sigv4.c, eventstream.c: what
+ * each provider kind sends (URL, auth headers), SigV4 against AWS's
+ * published get-vanilla vectors, and event-stream frames (CRCs,
+ * truncation, limits).
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/provider.h"
+#include "tests/unit/suites.h"
+
+/* AWS Signature Version 4 test suite: get-vanilla and
+ * get-vanilla-query-order-key-case (docs.aws.amazon.com, "Signature
+ * Version 4 test suite"). */
+START_TEST(sigv4_aws_vectors)
+{
+	static const char secret[] = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+	struct gw_sigv4 s = {
+		.access_key = "AKIDEXAMPLE",
+		.secret = (const unsigned char *)secret,
+		.secret_len = sizeof(secret) - 1,
+		.region = "us-east-1",
+		.service = "service",
+		.method = "GET",
+		.host = "example.amazonaws.com",
+		.canonical_uri = "/",
+		.canonical_query = "",
+		.amz_date = "20150830T123600Z",
+		.payload_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b9"
+		    "34ca495991b7852b855",
+	};
+	char out[512];
+
+	ck_assert_int_eq(gw_sigv4_authorization(&s, out, sizeof(out)), WD_OK);
+	ck_assert_str_eq(out, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/"
+	    "us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, "
+	    "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d"
+	    "763fbf31");
+	s.canonical_query = "Param1=value1&Param2=value2";
+	ck_assert_int_eq(gw_sigv4_authorization(&s, out, sizeof(out)), WD_OK);
+	ck_assert_ptr_nonnull(strstr(out, "Signature=b97d918cfa904a5beff61c98"
+	    "2a1b6f458b799221646efd99d3219ec94cdf2500"));
+	/* Too small an output: an error, not a cut header. */
+	ck_assert_int_eq(gw_sigv4_authorization(&s, out, 40), WD_ELIMIT);
+}
+END_TEST
+
+START_TEST(sigv4_encoding)
+{
+	char out[64];
+
+	ck_assert(gw_sigv4_encode("/model/a.b-v1:0/converse", 24, true, out,
+	    sizeof(out)));
+	ck_assert_str_eq(out, "/model/a.b-v1%3A0/converse");
+	/* Non-S3 services encode the path twice: the '%' itself. */
+	ck_assert(gw_sigv4_encode(out, strlen(out), true, out + 32, 32));
+	ck_assert_str_eq(out + 32, "/model/a.b-v1%253A0/converse");
+	ck_assert(!gw_sigv4_encode("a b c d", 7, false, out, 8));
+	gw_sigv4_date(1440938160, out);
+	ck_assert_str_eq(out, "20150830T123600Z");
+}
+END_TEST
+
+static struct pol_provider
+route(const char *kind, const char *url)
+{
+	struct pol_provider p;
+
+	memset(&p, 0, sizeof(p));
+	p.id = (char *)"r";
+	p.kind = (char *)kind;
+	p.base_url = (char *)url;
+	return p;
+}
+
+static enum wd_err
+prepare(const struct pol_provider *p, const char *cred,
+    struct gw_prov_req *out, const char **why)
+{
+	struct gw_prov_in in = {
+		.route = p, .cred = (const unsigned char *)cred,
+		.credlen = strlen(cred), .model = "m", .body = "{}",
+		.body_len = 2, .now = 1440938160,
+	};
+
+	return gw_provider_prepare(&in, out, why);
+}
+
+static struct gw_prov_req req;
+
+START_TEST(kind_openai_azure_anthropic)
+{
+	struct pol_provider p = route("openai", "https://eu.api.openai.com/v1");
+	const char *why;
+
+	ck_assert_int_eq(prepare(&p, "sk-1", &req, &why), WD_OK);
+	ck_assert_str_eq(req.url, "https://eu.api.openai.com/v1/chat/completions");
+	ck_assert_uint_eq(req.nhdrs, 1);
+	ck_assert_str_eq(req.hdrs[0], "Authorization: Bearer sk-1");
+	gw_prov_req_wipe(&req);
+	ck_assert_uint_eq(req.nhdrs, 0);
+	ck_assert_ptr_null(memmem(req.buf, sizeof(req.buf), "sk-1", 4));
+
+	p = route("azure", "https://x.openai.azure.com/openai/v1");
+	ck_assert_int_eq(prepare(&p, "az-key", &req, &why), WD_OK);
+	ck_assert_str_eq(req.url, "https://x.openai.azure.com/openai/v1/chat/"
+	    "completions");
+	ck_assert_str_eq(req.hdrs[0], "api-key: az-key");
+	p = route("azure", "https://x.openai.azure.com");
+	p.azure_deployment = (char *)"gpt-4o eu";
+	p.api_version = (char *)"2024-10-21";
+	ck_assert_int_eq(prepare(&p, "az-key", &req, &why), WD_OK);
+	ck_assert_str_eq(req.url, "https://x.openai.azure.com/openai/deployments/"
+	    "gpt-4o%20eu/chat/completions?api-version=2024-10-21");
+
+	p = route("anthropic", "https://api.anthropic.com/v1");
+	ck_assert_int_eq(prepare(&p, "ak", &req, &why), WD_OK);
+	ck_assert_str_eq(req.hdrs[0], "x-api-key: ak");
+	ck_assert_str_eq(req.hdrs[1], "anthropic-version: 2023-06-01");
+	/* A credential that would split the header is refused. */
+	ck_assert_int_eq(prepare(&p, "a\r\nX-Evil: 1", &req, &why), WD_EINVAL);
+	ck_assert_ptr_null(strstr(why, "Evil"));
+	p = route("vertex", "https://x");
+	ck_assert_int_eq(prepare(&p, "k", &req, &why), WD_EUNSUPPORTED);
+}
+END_TEST
+
+START_TEST(kind_bedrock_sigv4)
+{
+	struct pol_provider p = route("bedrock",
+	    "https://bedrock-runtime.eu-central-1.amazonaws.com/openai/v1");
+	static const char secret[] = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+	struct gw_sigv4 s = {
+		.access_key = "AKIDEXAMPLE", .secret = (const unsigned char *)
+		secret, .secret_len = sizeof(secret) - 1, .region =
+		"eu-central-1", .service = "bedrock", .method = "POST", .host =
+		"bedrock-runtime.eu-central-1.amazonaws.com", .canonical_uri =
+		"/openai/v1/chat/completions", .canonical_query = "", .amz_date =
+		"20150830T123600Z", .payload_sha256 = "44136fa355b3678a1146ad16f7e"
+		"8649e94fb4fc21fe77e8310c060f61caaff8a", .sign_content_sha256 =
+		true,
+	};
+	char want[512], hdr[600];
+	const char *why;
+
+	p.region = (char *)"eu-central-1";
+	p.service = (char *)"bedrock";
+	p.auth = (char *)"sigv4";
+	ck_assert_int_eq(prepare(&p, "AKIDEXAMPLE:" "wJalrXUtnFEMI/K7MDENG+"
+	    "bPxRfiCYEXAMPLEKEY", &req, &why), WD_OK);
+	ck_assert_str_eq(req.url, "https://bedrock-runtime.eu-central-1."
+	    "amazonaws.com/openai/v1/chat/completions");
+	ck_assert_uint_eq(req.nhdrs, 4);
+	ck_assert_str_eq(req.hdrs[0], "Host: bedrock-runtime.eu-central-1."
+	    "amazonaws.com");
+	ck_assert_str_eq(req.hdrs[1], "X-Amz-Date: 20150830T123600Z");
+	/* SHA-256 of "{}" */
+	ck_assert_str_eq(req.hdrs[2], "X-Amz-Content-Sha256: 44136fa355b3678a11"
+	    "46ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+	ck_assert_int_eq(gw_sigv4_authorization(&s, want, sizeof(want)), WD_OK);
+	snprintf(hdr, sizeof(hdr), "Authorization: %s", want);
+	ck_assert_str_eq(req.hdrs[3], hdr);
+	/* The secret is in no header. */
+	for (size_t i = 0; i < req.nhdrs; i++)
+		ck_assert_ptr_null(strstr(req.hdrs[i], "EXAMPLEKEY"));
+	ck_assert_int_eq(prepare(&p, "no-colon", &req, &why), WD_EINVAL);
+	ck_assert_int_eq(prepare(&p, "AKID:", &req, &why), WD_EINVAL);
+	p.auth = (char *)"bearer";
+	ck_assert_int_eq(prepare(&p, "br-key", &req, &why), WD_OK);
+	ck_assert_str_eq(req.hdrs[0], "Authorization: Bearer br-key");
+}
+END_TEST
+
+START_TEST(eventstream_roundtrip)
+{
+	const char *names[] = { ":event-type", ":message-type" };
+	const char *values[] = { "contentBlockDelta", "event" };
+	char frame[256];
+	struct gw_es_message m;
+	bool complete;
+	size_t n, vlen;
+	const char *v;
+
+	n = gw_es_encode(names, values, 2, "{\"x\":1}", 7, frame, sizeof(frame));
+	ck_assert_uint_gt(n, 16);
+	/* Every prefix is incomplete, never an error. */
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_int_eq(gw_es_decode(frame, i, &m, &complete), WD_OK);
+		ck_assert(!complete);
+	}
+	ck_assert_int_eq(gw_es_decode(frame, n, &m, &complete), WD_OK);
+	ck_assert(complete);
+	ck_assert_uint_eq(m.frame_len, n);
+	ck_assert_uint_eq(m.nheaders, 2);
+	v = gw_es_header_str(&m, ":event-type", &vlen);
+	ck_assert_uint_eq(vlen, 17);
+	ck_assert_int_eq(memcmp(v, "contentBlockDelta", 17), 0);
+	ck_assert_uint_eq(m.payload_len, 7);
+	ck_assert_int_eq(memcmp(m.payload, "{\"x\":1}", 7), 0);
+	/* One flipped payload bit: message CRC fails. */
+	frame[n - 6] ^= 1;
+	ck_assert_int_eq(gw_es_decode(frame, n, &m, &complete), WD_EPARSE);
+	frame[n - 6] ^= 1;
+	/* A flipped length: prelude CRC fails before the length is used. */
+	frame[3] ^= 0x40;
+	ck_assert_int_eq(gw_es_decode(frame, n, &m, &complete), WD_EPARSE);
+	frame[3] ^= 0x40;
+}
+END_TEST
+
+START_TEST(eventstream_limits)
+{
+	char frame[64];
+	struct gw_es_message m;
+	bool complete;
+	size_t n;
+
+	/* A prelude announcing 2 MiB, with a correct prelude CRC. */
+	n = gw_es_encode(NULL, NULL, 0, "", 0, frame, sizeof(frame));
+	ck_assert_uint_eq(n, 16);
+	frame[0] = 0;
+	frame[1] = 0x20;
+	frame[2] = 0;
+	frame[3] = 0;
+	{
+		/* recompute the prelude CRC with the encoder's help: encode a
+		 * frame whose first 8 bytes match, by hand */
+		const unsigned char *p = (const unsigned char *)frame;
+		uint32_t crc = ~0u;
+
+		for (int i = 0; i < 8; i++) {
+			crc ^= p[i];
+			for (int k = 0; k < 8; k++)
+				crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
+		}
+		crc = ~crc;
+		frame[8] = (char)(crc >> 24);
+		frame[9] = (char)(crc >> 16);
+		frame[10] = (char)(crc >> 8);
+		frame[11] = (char)crc;
+	}
+	ck_assert_int_eq(gw_es_decode(frame, 16, &m, &complete), WD_ELIMIT);
+}
+END_TEST
+
+Suite *
+suite_provider(void)
+{
+	Suite *s = suite_create("provider");
+	TCase *tc = tcase_create("provider");
+
+	tcase_add_test(tc, sigv4_aws_vectors);
+	tcase_add_test(tc, sigv4_encoding);
+	tcase_add_test(tc, kind_openai_azure_anthropic);
+	tcase_add_test(tc, kind_bedrock_sigv4);
+	tcase_add_test(tc, eventstream_roundtrip);
+	tcase_add_test(tc, eventstream_limits);
+	suite_add_tcase(s, tc);
+	return s;
+}
