@@ -114,8 +114,9 @@ test-unit: $(BUILD)/unit_tests $(BUILD)/warden
 test-fuzz: $(FUZZ_BIN)
 	@sh tests/fuzz/replay.sh $(BUILD)/fuzz
 
-test-integration: $(BUILD)/warden $(BUILD)/mock_provider $(BUILD)/integration_tests node-deps
+test-integration: $(BUILD)/warden $(BUILD)/mock_provider $(BUILD)/integration_tests node-deps $(BUILD)/mock_cloud
 	WARDEN_BIN=$(BUILD)/warden MOCK_BIN=$(BUILD)/mock_provider \
+	    MOCK_CLOUD_BIN=$(BUILD)/mock_cloud \
 	    $(BUILD)/integration_tests
 
 # ASan+UBSan build of everything, in its own tree.

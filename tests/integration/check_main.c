@@ -29,6 +29,7 @@ main(void)
 	srunner_add_suite(sr, suite_secrets());
 	srunner_add_suite(sr, suite_hostile());
 	srunner_add_suite(sr, suite_cli());
+	srunner_add_suite(sr, suite_upstreams());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -13,5 +13,6 @@ Suite *suite_audit(void);
 Suite *suite_secrets(void);
 Suite *suite_hostile(void);
 Suite *suite_cli(void);
+Suite *suite_upstreams(void);	/* test_upstreams.c: provider kinds over TLS */
 
 #endif

@@ -1,0 +1,391 @@
+/*
+ * test_upstreams.c - warden against mock_cloud over TLS with a test CA
+ * made here with openssl: each provider kind (OpenAI Bearer, Azure
+ * api-key on both paths, Anthropic x-api-key, Bedrock SigV4 and Bedrock
+ * API key) reaches the mock with credentials sealed in a real swtpm, and
+ * the mock verifies them (SigV4 recomputed with the secret).  Wrong
+ * credentials are refused by the mock, a route without the private CA
+ * is refused by TLS, and no credential appears in any output.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/wd.h"
+#include "tests/integration/harness.h"
+#include "tests/integration/suites.h"
+
+#define KEY_T "wk-it-upstreams"
+#define S_OPENAI "sk-up-openai-51d2e0"
+#define S_AZURE "az-up-key-77c4b1f0"
+#define S_ANTHROPIC "sk-ant-up-3a9e02"
+#define S_AWS_ID "AKIAUPTEST0001"
+#define S_AWS_SECRET "upSecretKey/9f3+ExampleOnly0042"
+#define S_BEDROCK_KEY "bedrock-api-key-up-c81d"
+#define S_WRONG "az-up-wrong-0000"
+#define S_AWS_WRONG_SECRET "upWrongSecret/0000"
+
+static const char *const secrets[] = { S_OPENAI, S_AZURE, S_ANTHROPIC,
+	S_AWS_SECRET, S_BEDROCK_KEY, S_WRONG, S_AWS_WRONG_SECRET, NULL };
+
+static char dir[200], tpmdir[256], store[256], cfg[300], wlog[300];
+static char mlog[300], mrec[300], ca[300], tcti[128];
+static int wport, mport;
+static pid_t warden, mock;
+
+static int
+sh(const char *cmd)
+{
+	int st = system(cmd);
+
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void
+shf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+shf(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (sh(cmd) != 0) {
+		fprintf(stderr, "test_upstreams: failed: %s\n", cmd);
+		abort();
+	}
+}
+
+static void
+seal(const char *name, const char *value)
+{
+	shf("printf '%%s' '%s' | %s secrets seal %s --store %s --tcti '%s' "
+	    ">>%s 2>&1", value, getenv("WARDEN_BIN"), name, store, tcti, wlog);
+}
+
+/* A test CA and a server certificate for 127.0.0.1 signed by it. */
+static void
+make_ca(void)
+{
+	shf("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key "
+	    "-out ca.pem -days 2 -subj '/CN=warden test CA' >/dev/null 2>&1 && "
+	    "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr "
+	    "-subj '/CN=127.0.0.1' >/dev/null 2>&1 && "
+	    "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > srv.ext && "
+	    "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
+	    "-CAcreateserial -out srv.pem -days 2 -extfile srv.ext "
+	    ">/dev/null 2>&1", dir);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+}
+
+static void
+write_rules(void)
+{
+	unsigned char d[32];
+	char hex[65], *text;
+	const char *m = "https://127.0.0.1";
+
+	wd_sha256(KEY_T, strlen(KEY_T), d);
+	wd_hex(d, 32, hex);
+	if (asprintf(&text,
+	    "version: 1\n"
+	    "server: { listen: '127.0.0.1:%d', workers: 1 }\n"
+	    "audit: { dir: %s/audit }\n"
+	    "upstream: { connect_timeout_ms: 2000, first_byte_timeout_ms: 3000,"
+	    " max_attempts: 1 }\n"
+	    "secrets: { store: %s, tcti: '%s' }\n"
+	    "jurisdictions: { EU: [DE, FR, IE, SE] }\n"
+	    "providers:\n"
+	    "  - { id: openai-eu, kind: openai, base_url: '%s:%d/v1',"
+	    " country: IE, ca_file: %s, credential: c-openai, models: [m-openai] }\n"
+	    "  - { id: azure-v1, kind: azure, base_url: '%s:%d/openai/v1',"
+	    " residency: { processing: EU, storage: SE, deployment: datazone },"
+	    " ca_file: %s, credential: c-azure, models: [m-azure] }\n"
+	    "  - { id: azure-dep, kind: azure, base_url: '%s:%d',"
+	    " azure_deployment: gpt-4o-eu, api_version: 2024-10-21,"
+	    " residency: { processing: SE, storage: SE, deployment: regional },"
+	    " ca_file: %s, credential: c-azure, models: [m-azure-dep] }\n"
+	    "  - { id: anthropic, kind: anthropic, base_url: '%s:%d/v1',"
+	    " country: US, ca_file: %s, credential: c-anthropic,"
+	    " models: [m-anthropic] }\n"
+	    "  - { id: bedrock-eu, kind: bedrock, base_url: '%s:%d/openai/v1',"
+	    " region: eu-central-1, residency: { processing: EU, storage: DE,"
+	    " deployment: datazone }, ca_file: %s, credential: c-aws,"
+	    " models: [eu.m-bedrock] }\n"
+	    "  - { id: bedrock-key, kind: bedrock, auth: bearer,"
+	    " base_url: '%s:%d/openai/v1', region: eu-central-1, country: DE,"
+	    " ca_file: %s, credential: c-bedrock-key, models: [m-bedrock-key] }\n"
+	    "  - { id: azure-wrong, kind: azure, base_url: '%s:%d/openai/v1',"
+	    " country: SE, ca_file: %s, credential: c-wrong, models: [m-wrong] }\n"
+	    "  - { id: bedrock-wrong, kind: bedrock, base_url: '%s:%d/openai/v1',"
+	    " region: eu-central-1, country: DE, ca_file: %s,"
+	    " credential: c-aws-wrong, models: [m-aws-wrong] }\n"
+	    "  - { id: no-ca, kind: azure, base_url: '%s:%d/openai/v1',"
+	    " country: SE, credential: c-azure, models: [m-no-ca] }\n"
+	    "tenants:\n"
+	    "  - { id: t, keys: ['sha256:%s'], routes: [openai-eu, azure-v1,"
+	    " azure-dep, anthropic, bedrock-eu, bedrock-key, azure-wrong,"
+	    " bedrock-wrong, no-ca] }\n",
+	    wport, dir, store, tcti,
+	    m, mport, ca, m, mport, ca, m, mport, ca, m, mport, ca, m, mport, ca,
+	    m, mport, ca, m, mport, ca, m, mport, ca, m, mport, hex) < 0)
+		abort();
+	it_write_file(cfg, text, 0600);
+	free(text);
+}
+
+static void
+setup(void)
+{
+	char keys[300], *kt, portarg[32], auditdir[300];
+	FILE *p;
+
+	snprintf(dir, sizeof(dir), "%s/upstreams", it_tmpdir());
+	shf("rm -rf %s && mkdir -p %s", dir, dir);
+	snprintf(tpmdir, sizeof(tpmdir), "%s/tpm", dir);
+	snprintf(store, sizeof(store), "%s/store", dir);
+	snprintf(cfg, sizeof(cfg), "%s/rules.yaml", dir);
+	snprintf(wlog, sizeof(wlog), "%s/warden.log", dir);
+	snprintf(mlog, sizeof(mlog), "%s/mock.log", dir);
+	snprintf(mrec, sizeof(mrec), "%s/mock-record.jsonl", dir);
+	snprintf(auditdir, sizeof(auditdir), "%s/audit", dir);
+	make_ca();
+	/* The mock knows the right credentials only. */
+	snprintf(keys, sizeof(keys), "%s/mock-keys", dir);
+	if (asprintf(&kt, "openai=%s\nazure=%s\nanthropic=%s\naws=%s:%s\n"
+	    "aws_region=eu-central-1\nbedrock_key=%s\n", S_OPENAI, S_AZURE,
+	    S_ANTHROPIC, S_AWS_ID, S_AWS_SECRET, S_BEDROCK_KEY) < 0)
+		abort();
+	it_write_file(keys, kt, 0600);
+	free(kt);
+	mport = it_free_port();
+	{
+		char port[16], cert[300], key[300];
+		char *argv[] = { getenv("MOCK_CLOUD_BIN"), "--port", port, "--cert",
+			cert, "--key", key, "--keys", keys, "--record", mrec, NULL };
+
+		snprintf(port, sizeof(port), "%d", mport);
+		snprintf(cert, sizeof(cert), "%s/srv.pem", dir);
+		snprintf(key, sizeof(key), "%s/srv.key", dir);
+		mock = it_spawn(argv, mlog);
+		if (!it_wait_port(mport, 5000))
+			abort();
+	}
+	/* Every credential sealed in a real swtpm. */
+	{
+		char cmd[512];
+
+		snprintf(cmd, sizeof(cmd), "sh scripts/swtpm.sh start %s", tpmdir);
+		if ((p = popen(cmd, "r")) == NULL ||
+		    fgets(tcti, sizeof(tcti), p) == NULL || pclose(p) != 0)
+			abort();
+		tcti[strcspn(tcti, "\n")] = '\0';
+	}
+	seal("c-openai", S_OPENAI);
+	seal("c-azure", S_AZURE);
+	seal("c-anthropic", S_ANTHROPIC);
+	seal("c-aws", S_AWS_ID ":" S_AWS_SECRET);
+	seal("c-bedrock-key", S_BEDROCK_KEY);
+	seal("c-wrong", S_WRONG);
+	seal("c-aws-wrong", S_AWS_ID ":" S_AWS_WRONG_SECRET);
+	wport = it_free_port();
+	write_rules();
+	{
+		char *argv[] = { getenv("WARDEN_BIN"), "serve", "-c", cfg,
+			"--listen", portarg, "--audit-dir", auditdir, NULL };
+
+		snprintf(portarg, sizeof(portarg), "127.0.0.1:%d", wport);
+		warden = it_spawn(argv, wlog);
+		if (!it_wait_port(wport, 8000)) {
+			fprintf(stderr, "warden did not come up; see %s\n", wlog);
+			abort();
+		}
+	}
+}
+
+static void
+teardown(void)
+{
+	if (warden > 0)
+		it_stop(warden, SIGTERM);
+	if (mock > 0)
+		it_stop(mock, SIGTERM);
+	shf("sh scripts/swtpm.sh stop %s >/dev/null 2>&1 || true", tpmdir);
+}
+
+static void
+chat(const char *model, bool stream, struct it_resp *r)
+{
+	char url[128], *body = it_chat_body(model, "hello upstream", stream);
+	const char *h[] = { "Authorization: Bearer " KEY_T,
+		"Content-Type: application/json", NULL };
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
+	    wport);
+	it_http("POST", url, h, body, 10000, r);
+	free(body);
+}
+
+static void
+expect_verified(const char *model, const char *kind)
+{
+	struct it_resp r;
+	char want[64];
+
+	chat(model, false, &r);
+	snprintf(want, sizeof(want), "\"verified %s\"", kind);
+	ck_assert_msg(r.status == 200 && strstr(r.body, want) != NULL,
+	    "%s: status %ld body %s", model, r.status, r.body);
+	it_resp_free(&r);
+}
+
+START_TEST(each_kind_authenticates_over_tls)
+{
+	expect_verified("m-openai", "openai");
+	expect_verified("m-azure", "azure");
+	expect_verified("m-azure-dep", "azure-deployment");
+	expect_verified("m-anthropic", "anthropic");
+	expect_verified("eu.m-bedrock", "bedrock-sigv4");
+	expect_verified("m-bedrock-key", "bedrock-key");
+}
+END_TEST
+
+START_TEST(signed_stream_is_relayed)
+{
+	struct it_resp r;
+
+	chat("eu.m-bedrock", true, &r);
+	ck_assert_msg(r.status == 200 && strstr(r.body, "verified bedrock-sigv4")
+	    && strstr(r.body, "data: [DONE]"), "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+}
+END_TEST
+
+/* The mocks check what they get: a wrong key or a signature made with a
+ * wrong secret is refused, and warden reports it as its own failure. */
+START_TEST(wrong_credentials_are_refused_by_the_mock)
+{
+	struct it_resp r;
+	char *rec;
+
+	chat("m-wrong", false, &r);
+	ck_assert_msg(r.status == 502 && strstr(r.body, "upstream_auth"),
+	    "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	chat("m-aws-wrong", false, &r);
+	ck_assert_msg(r.status == 502 && strstr(r.body, "upstream_auth"),
+	    "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	rec = it_read_file(mrec, NULL);
+	ck_assert_ptr_nonnull(strstr(rec, "azure: api-key wrong"));
+	ck_assert_ptr_nonnull(strstr(rec, "SigV4: signature does not match"));
+	free(rec);
+}
+END_TEST
+
+/* Directly at the mock: a forged SigV4 (right key id and scope, made-up
+ * signature) and a missing anthropic-version are refused. */
+START_TEST(mock_refuses_forged_signatures)
+{
+	char cmd[2048], out[300], date[17];
+	FILE *p;
+
+	{
+		time_t t = time(NULL);
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+	}
+	snprintf(out, sizeof(out), "%s/forged.out", dir);
+	snprintf(cmd, sizeof(cmd), "curl -s -o %s -w '%%{http_code}' --cacert %s "
+	    "-H 'X-Amz-Date: %s' -H 'X-Amz-Content-Sha256: "
+	    "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a' "
+	    "-H 'Authorization: AWS4-HMAC-SHA256 Credential=" S_AWS_ID "/%.8s/"
+	    "eu-central-1/bedrock/aws4_request, SignedHeaders=host;"
+	    "x-amz-content-sha256;x-amz-date, Signature=%064d' --data '{}' "
+	    "https://127.0.0.1:%d/openai/v1/chat/completions", out, ca, date,
+	    date, 0, mport);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(fgets(cmd, sizeof(cmd), p));
+	pclose(p);
+	ck_assert_str_eq(cmd, "401");
+	ck_assert(it_file_contains(out, "signature does not match"));
+	snprintf(cmd, sizeof(cmd), "curl -s -o /dev/null -w '%%{http_code}' "
+	    "--cacert %s -H 'x-api-key: " S_ANTHROPIC "' --data '{}' "
+	    "https://127.0.0.1:%d/v1/chat/completions", ca, mport);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(fgets(cmd, sizeof(cmd), p));
+	pclose(p);
+	ck_assert_str_eq(cmd, "401");
+}
+END_TEST
+
+/* Without its ca_file the route uses the system store, which does not
+ * know the test CA: the TLS handshake fails, nothing is sent. */
+START_TEST(route_without_private_ca_fails_tls)
+{
+	struct it_resp r;
+	char *rec;
+	size_t before;
+
+	rec = it_read_file(mrec, &before);
+	free(rec);
+	chat("m-no-ca", false, &r);
+	ck_assert_msg(r.status == 502 && strstr(r.body, "upstream_error"),
+	    "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	rec = it_read_file(mrec, NULL);
+	ck_assert_uint_eq(strlen(rec), before);	/* the mock saw nothing */
+	free(rec);
+}
+END_TEST
+
+/* Every output warden made: its log, the audit log, and the answers. */
+START_TEST(no_credential_in_any_output)
+{
+	char cmd[1024];
+
+	expect_verified("eu.m-bedrock", "bedrock-sigv4");
+	expect_verified("m-anthropic", "anthropic");
+	for (size_t i = 0; secrets[i] != NULL; i++) {
+		snprintf(cmd, sizeof(cmd), "grep -rqF -- '%s' %s/audit %s",
+		    secrets[i], dir, wlog);
+		ck_assert_msg(sh(cmd) == 1, "secret %zu found in warden's output",
+		    i);
+	}
+	/* The AWS secret is not in the mock's record either (it only
+	 * ever saw the signature). */
+	snprintf(cmd, sizeof(cmd), "grep -qF -- '%s' %s", S_AWS_SECRET, mrec);
+	ck_assert_int_eq(sh(cmd), 1);
+}
+END_TEST
+
+Suite *
+suite_upstreams(void)
+{
+	Suite *s = suite_create("upstreams");
+	TCase *tc = tcase_create("upstreams");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, each_kind_authenticates_over_tls);
+	tcase_add_test(tc, signed_stream_is_relayed);
+	tcase_add_test(tc, wrong_credentials_are_refused_by_the_mock);
+	tcase_add_test(tc, mock_refuses_forged_signatures);
+	tcase_add_test(tc, route_without_private_ca_fails_tls);
+	tcase_add_test(tc, no_credential_in_any_output);
+	suite_add_tcase(s, tc);
+	return s;
+}
