@@ -13,6 +13,7 @@ static const struct gw_provider_kind kinds[] = {
 	{ "azure", gw_kind_azure },
 	{ "bedrock", gw_kind_bedrock },
 	{ "anthropic", gw_kind_anthropic },
+	{ "vertex", gw_kind_vertex },
 };
 
 bool

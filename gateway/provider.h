@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "common/wd.h"
 #include "policy/pol.h"
 #include "secrets/sec.h"
@@ -136,5 +138,31 @@ const char *gw_es_header_str(const struct gw_es_message *m, const char *name,
 size_t gw_es_encode(const char *const *names, const char *const *values,
     size_t nheaders, const char *payload, size_t payload_len, char *out,
     size_t outlen);
+
+/* ---- Vertex AI service-account tokens ---- */
+
+/*
+ * An RS256-signed jwt-bearer assertion (jwt.c) for service account iss,
+ * audience aud (the token endpoint), valid lifetime_s from now, with
+ * the private key given as PEM bytes.  WD_EINVAL: not an RSA private
+ * key; WD_ELIMIT: out too small.
+ */
+enum wd_err gw_jwt_rs256(const unsigned char *pem, size_t pemlen,
+    const char *iss, const char *aud, const char *scope, time_t now,
+    int lifetime_s, char *out, size_t outlen);
+
+struct gw_server;
+/*
+ * The token keeper (vertex_token.c): one thread that holds an access
+ * token for each Vertex route of the current policy, fetched from the
+ * route's token_url with a fresh signed assertion, and refreshed before
+ * it expires.  Workers never wait on it: gw_tokens_get copies what is
+ * there.  gw_tokens_start waits (a few seconds at most) for the first
+ * round, so a gateway that just started has its tokens.
+ */
+enum wd_err gw_tokens_start(struct gw_server *srv);
+void gw_tokens_stop(void);
+/* The current, unexpired token of route into out; false if none. */
+bool gw_tokens_get(const char *route_id, char *out, size_t outlen);
 
 #endif /* GW_PROVIDER_H */

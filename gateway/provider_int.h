@@ -27,6 +27,10 @@ enum wd_err gw_kind_bedrock(const struct gw_prov_in *in,
 enum wd_err gw_kind_anthropic(const struct gw_prov_in *in,
     struct gw_prov_req *out, const char **why);
 
+/* provider_vertex.c: Vertex AI, a service account's access token */
+enum wd_err gw_kind_vertex(const struct gw_prov_in *in,
+    struct gw_prov_req *out, const char **why);
+
 /* "Authorization: Bearer <credential>" into out (provider_openai.c). */
 enum wd_err gw_prov_bearer(const struct gw_prov_in *in,
     struct gw_prov_req *out, const char **why);

@@ -646,12 +646,13 @@ policy_version(struct pol_snapshot *s)
 		    pol_deployment_name(p->deployment), "dpf", p->dpf < 0 ?
 		    json_null() : json_boolean(p->dpf)));
 		json_object_set_new(pj, "upstream", json_pack("{s:s?,s:s?,s:s?,"
-		    "s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:b}", "kind", p->kind,
+		    "s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:b}", "kind", p->kind,
 		    "auth", p->auth, "region", p->region, "service", p->service,
 		    "bedrock_api", p->bedrock_api, "azure_deployment",
 		    p->azure_deployment, "api_version", p->api_version,
 		    "anthropic_version", p->anthropic_version, "token_url",
-		    p->token_url, "ca_file", p->ca_file, "insecure_http",
+		    p->token_url, "service_account", p->service_account,
+		    "ca_file", p->ca_file, "insecure_http",
 		    p->insecure_http));
 		json_object_set_new(provs, p->id, pj);
 	}

@@ -26,7 +26,7 @@ static const char *const provider_keys[] = {
 	"id", "api", "base_url", "country", "retention", "credential",
 	"models", "residency", "kind", "auth", "region", "service",
 	"bedrock_api", "azure_deployment", "api_version", "anthropic_version",
-	"token_url", "ca_file", "insecure_http", NULL
+	"token_url", "service_account", "ca_file", "insecure_http", NULL
 };
 static const char *const residency_keys[] = {
 	"processing", "storage", "abuse_monitoring_storage", "deployment",
@@ -322,9 +322,16 @@ load_kind(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p,
 		    "'azure_deployment' and 'api_version'", id);
 	if (strcmp(p->kind, "anthropic") == 0 && p->anthropic_version == NULL)
 		p->anthropic_version = strdup("2023-06-01");
-	if (strcmp(p->kind, "vertex") == 0)
-		pol_err(w, n, "provider '%s': kind 'vertex' is not supported yet",
-		    id);
+	opt_str(w, n, "service_account", &p->service_account);
+	if (strcmp(p->kind, "vertex") == 0 && (p->token_url == NULL ||
+	    p->service_account == NULL))
+		pol_err(w, n, "provider '%s': kind vertex needs 'token_url' (the "
+		    "OAuth token endpoint) and 'service_account' (its email)", id);
+	else if (p->token_url != NULL && strncmp(p->token_url, "https://", 8)
+	    != 0 && !(strncmp(p->token_url, "http://", 7) == 0 &&
+	    http_loopback(p->token_url)))
+		pol_err(w, n, "provider '%s': token_url must be https:// (or "
+		    "http:// to loopback)", id);
 }
 
 /* The residency record: `residency:` or the older `country:`. */

@@ -149,6 +149,7 @@ struct pol_provider {
 	char *api_version;
 	char *anthropic_version;
 	char *token_url;		/* Vertex: OAuth token endpoint */
+	char *service_account;		/* Vertex: the account's email (iss) */
 	char *ca_file;			/* private CA for this route; NULL: system */
 	bool insecure_http;		/* plain http:// off loopback, accepted */
 };

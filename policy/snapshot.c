@@ -48,6 +48,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		free(p->api_version);
 		free(p->anthropic_version);
 		free(p->token_url);
+		free(p->service_account);
 		free(p->ca_file);
 	}
 	free(s->providers);

@@ -2,8 +2,10 @@
  * test_upstreams.c - warden against mock_cloud over TLS with a test CA
  * made here with openssl: each provider kind (OpenAI Bearer, Azure
  * api-key on both paths, Anthropic x-api-key, Bedrock SigV4 and Bedrock
- * API key) reaches the mock with credentials sealed in a real swtpm, and
- * the mock verifies them (SigV4 recomputed with the secret).  Wrong
+ * API key, Vertex AI with a service account's RS256 jwt-bearer grant and
+ * a token refreshed before it expires) reaches the mock with credentials
+ * sealed in a real swtpm, and the mock verifies them (SigV4 recomputed
+ * with the secret, the JWT with the account's public key).  Wrong
  * credentials are refused by the mock, a route without the private CA
  * is refused by TLS, and no credential appears in any output.
  */
@@ -30,6 +32,8 @@
 #define S_BEDROCK_KEY "bedrock-api-key-up-c81d"
 #define S_WRONG "az-up-wrong-0000"
 #define S_AWS_WRONG_SECRET "upWrongSecret/0000"
+#define SA_EMAIL "warden-it@proj.iam.gserviceaccount.com"
+#define TOKEN_TTL 6		/* seconds: a refresh happens during the run */
 
 static const char *const secrets[] = { S_OPENAI, S_AZURE, S_ANTHROPIC,
 	S_AWS_SECRET, S_BEDROCK_KEY, S_WRONG, S_AWS_WRONG_SECRET, NULL };
@@ -37,6 +41,7 @@ static const char *const secrets[] = { S_OPENAI, S_AZURE, S_ANTHROPIC,
 static char dir[200], tpmdir[256], store[256], cfg[300], wlog[300];
 static char mlog[300], mrec[300], ca[300], tcti[128];
 static int wport, mport;
+static char sa_line[80];		/* a line of the SA key's PEM, to search */
 static pid_t warden, mock;
 
 static int
@@ -85,6 +90,22 @@ make_ca(void)
 	    "-CAcreateserial -out srv.pem -days 2 -extfile srv.ext "
 	    ">/dev/null 2>&1", dir);
 	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	/* A service account key (and a stranger's), PKCS#8 PEM as Google
+	 * issues them. */
+	shf("cd %s && openssl genpkey -algorithm RSA -pkeyopt "
+	    "rsa_keygen_bits:2048 -out sa.pem >/dev/null 2>&1 && openssl pkey "
+	    "-in sa.pem -pubout -out sa.pub >/dev/null 2>&1 && openssl genpkey "
+	    "-algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa-wrong.pem "
+	    ">/dev/null 2>&1", dir);
+	{
+		char path[300], *pem, *nl;
+
+		snprintf(path, sizeof(path), "%s/sa.pem", dir);
+		pem = it_read_file(path, NULL);
+		nl = strchr(pem, '\n');
+		snprintf(sa_line, sizeof(sa_line), "%.60s", nl + 1);
+		free(pem);
+	}
 }
 
 static void
@@ -131,13 +152,24 @@ write_rules(void)
 	    " credential: c-aws-wrong, models: [m-aws-wrong] }\n"
 	    "  - { id: no-ca, kind: azure, base_url: '%s:%d/openai/v1',"
 	    " country: SE, credential: c-azure, models: [m-no-ca] }\n"
+	    "  - { id: vertex-eu, kind: vertex, base_url: '%s:%d/v1/projects/"
+	    "proj/locations/europe-west4/endpoints/openapi',"
+	    " token_url: '%s:%d/token', service_account: " SA_EMAIL ","
+	    " residency: { processing: NL, storage: NL, deployment: regional },"
+	    " ca_file: %s, credential: c-vertex, models: [m-vertex] }\n"
+	    "  - { id: vertex-wrong, kind: vertex, base_url: '%s:%d/v1/projects/"
+	    "proj/locations/europe-west4/endpoints/openapi',"
+	    " token_url: '%s:%d/token', service_account: " SA_EMAIL ","
+	    " country: NL, ca_file: %s, credential: c-vertex-wrong,"
+	    " models: [m-vertex-wrong] }\n"
 	    "tenants:\n"
 	    "  - { id: t, keys: ['sha256:%s'], routes: [openai-eu, azure-v1,"
 	    " azure-dep, anthropic, bedrock-eu, bedrock-key, azure-wrong,"
-	    " bedrock-wrong, no-ca] }\n",
+	    " bedrock-wrong, no-ca, vertex-eu, vertex-wrong] }\n",
 	    wport, dir, store, tcti,
 	    m, mport, ca, m, mport, ca, m, mport, ca, m, mport, ca, m, mport, ca,
-	    m, mport, ca, m, mport, ca, m, mport, ca, m, mport, hex) < 0)
+	    m, mport, ca, m, mport, ca, m, mport, ca, m, mport,
+	    m, mport, m, mport, ca, m, mport, m, mport, ca, hex) < 0)
 		abort();
 	it_write_file(cfg, text, 0600);
 	free(text);
@@ -161,17 +193,22 @@ setup(void)
 	make_ca();
 	/* The mock knows the right credentials only. */
 	snprintf(keys, sizeof(keys), "%s/mock-keys", dir);
+	mport = it_free_port();
 	if (asprintf(&kt, "openai=%s\nazure=%s\nanthropic=%s\naws=%s:%s\n"
-	    "aws_region=eu-central-1\nbedrock_key=%s\n", S_OPENAI, S_AZURE,
-	    S_ANTHROPIC, S_AWS_ID, S_AWS_SECRET, S_BEDROCK_KEY) < 0)
+	    "aws_region=eu-central-1\nbedrock_key=%s\nsa_email=" SA_EMAIL "\n"
+	    "sa_pubkey=%s/sa.pub\ntoken_url=https://127.0.0.1:%d/token\n",
+	    S_OPENAI, S_AZURE, S_ANTHROPIC, S_AWS_ID, S_AWS_SECRET,
+	    S_BEDROCK_KEY, dir, mport) < 0)
 		abort();
 	it_write_file(keys, kt, 0600);
 	free(kt);
-	mport = it_free_port();
 	{
-		char port[16], cert[300], key[300];
+		char port[16], cert[300], key[300], ttl[16];
 		char *argv[] = { getenv("MOCK_CLOUD_BIN"), "--port", port, "--cert",
-			cert, "--key", key, "--keys", keys, "--record", mrec, NULL };
+			cert, "--key", key, "--keys", keys, "--record", mrec,
+			"--token-ttl", ttl, NULL };
+
+		snprintf(ttl, sizeof(ttl), "%d", TOKEN_TTL);
 
 		snprintf(port, sizeof(port), "%d", mport);
 		snprintf(cert, sizeof(cert), "%s/srv.pem", dir);
@@ -197,6 +234,12 @@ setup(void)
 	seal("c-bedrock-key", S_BEDROCK_KEY);
 	seal("c-wrong", S_WRONG);
 	seal("c-aws-wrong", S_AWS_ID ":" S_AWS_WRONG_SECRET);
+	/* The service account's private key, sealed as it came. */
+	shf("%s secrets seal c-vertex --store %s --tcti '%s' < %s/sa.pem "
+	    ">>%s 2>&1", getenv("WARDEN_BIN"), store, tcti, dir, wlog);
+	shf("%s secrets seal c-vertex-wrong --store %s --tcti '%s' < "
+	    "%s/sa-wrong.pem >>%s 2>&1", getenv("WARDEN_BIN"), store, tcti, dir,
+	    wlog);
 	wport = it_free_port();
 	write_rules();
 	{
@@ -256,6 +299,56 @@ START_TEST(each_kind_authenticates_over_tls)
 	expect_verified("m-anthropic", "anthropic");
 	expect_verified("eu.m-bedrock", "bedrock-sigv4");
 	expect_verified("m-bedrock-key", "bedrock-key");
+	expect_verified("m-vertex", "vertex");
+}
+END_TEST
+
+static int
+count(const char *file, const char *needle)
+{
+	char *text = it_read_file(file, NULL), *at = text;
+	int n = 0;
+
+	while ((at = strstr(at, needle)) != NULL) {
+		n++;
+		at += strlen(needle);
+	}
+	free(text);
+	return n;
+}
+
+/* The mock's tokens live TOKEN_TTL seconds and it refuses expired ones.
+ * Requests across more than one lifetime all succeed: the keeper fetched
+ * a new token before the old one expired, with a newly signed JWT. */
+START_TEST(vertex_token_refreshed_before_expiry)
+{
+	static const char ok[] = "\"path\":\"/token\",\"kind\":\"google-oauth\","
+	    "\"verdict\":\"ok\"";
+	int before = count(mrec, ok);
+
+	ck_assert_int_ge(before, 1);
+	for (int i = 0; i < TOKEN_TTL + 2; i++) {
+		expect_verified("m-vertex", "vertex");
+		sleep(1);
+	}
+	expect_verified("m-vertex", "vertex");
+	ck_assert_int_ge(count(mrec, ok), before + 1);
+	ck_assert_int_eq(count(mrec, "access token missing, unknown or "
+	    "expired"), 0);
+}
+END_TEST
+
+/* A JWT signed with a key that is not the service account's: the token
+ * endpoint refuses it, the route has no token, warden refuses to send. */
+START_TEST(vertex_wrong_key_gets_no_token)
+{
+	struct it_resp r;
+
+	chat("m-vertex-wrong", false, &r);
+	ck_assert_msg(r.status == 500 && strstr(r.body, "credential_unavailable")
+	    && strstr(r.body, "access token"), "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	ck_assert_int_ge(count(mrec, "token: JWT signature does not verify"), 1);
 }
 END_TEST
 
@@ -365,6 +458,14 @@ START_TEST(no_credential_in_any_output)
 		ck_assert_msg(sh(cmd) == 1, "secret %zu found in warden's output",
 		    i);
 	}
+	expect_verified("m-vertex", "vertex");
+	/* No access token, no piece of the service account's key. */
+	snprintf(cmd, sizeof(cmd), "grep -rqF -- 'ya29.mock-' %s/audit %s", dir,
+	    wlog);
+	ck_assert_msg(sh(cmd) == 1, "an access token in warden's output");
+	snprintf(cmd, sizeof(cmd), "grep -rqF -- '%s' %s/audit %s", sa_line, dir,
+	    wlog);
+	ck_assert_msg(sh(cmd) == 1, "the service account key in warden's output");
 	/* The AWS secret is not in the mock's record either (it only
 	 * ever saw the signature). */
 	snprintf(cmd, sizeof(cmd), "grep -qF -- '%s' %s", S_AWS_SECRET, mrec);
@@ -385,6 +486,8 @@ suite_upstreams(void)
 	tcase_add_test(tc, wrong_credentials_are_refused_by_the_mock);
 	tcase_add_test(tc, mock_refuses_forged_signatures);
 	tcase_add_test(tc, route_without_private_ca_fails_tls);
+	tcase_add_test(tc, vertex_token_refreshed_before_expiry);
+	tcase_add_test(tc, vertex_wrong_key_gets_no_token);
 	tcase_add_test(tc, no_credential_in_any_output);
 	suite_add_tcase(s, tc);
 	return s;

@@ -5,6 +5,10 @@
  * truncation, limits).
  */
 #include <check.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +127,11 @@ START_TEST(kind_openai_azure_anthropic)
 	/* A credential that would split the header is refused. */
 	ck_assert_int_eq(prepare(&p, "a\r\nX-Evil: 1", &req, &why), WD_EINVAL);
 	ck_assert_ptr_null(strstr(why, "Evil"));
+	/* Vertex without a token from the keeper: refused, not waited for. */
 	p = route("vertex", "https://x");
+	ck_assert_int_eq(prepare(&p, "k", &req, &why), WD_EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "access token"));
+	p = route("nope", "https://x");
 	ck_assert_int_eq(prepare(&p, "k", &req, &why), WD_EUNSUPPORTED);
 }
 END_TEST
@@ -246,6 +254,75 @@ START_TEST(eventstream_limits)
 }
 END_TEST
 
+static size_t
+unb64url(const char *in, size_t len, unsigned char *out)
+{
+	char buf[2048] = "";
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < len; i++)
+		buf[n++] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
+	while (n % 4)
+		buf[n++] = '=';
+	r = EVP_DecodeBlock(out, (unsigned char *)buf, (int)n);
+	ck_assert_int_ge(r, 0);
+	while (n > 0 && buf[n - 1] == '=') {
+		n--;
+		r--;
+	}
+	return (size_t)r;
+}
+
+/* The assertion verifies with the key's public half and says what Google
+ * checks: alg, iss, aud, scope, iat/exp. */
+START_TEST(jwt_rs256_verifies)
+{
+	EVP_PKEY *key = EVP_RSA_gen(2048);
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *pem, jwt[4096];
+	long pemlen;
+	unsigned char part[2048];
+	const char *d1, *d2;
+	size_t n;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	ck_assert_ptr_nonnull(key);
+	ck_assert_int_eq(PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL,
+	    NULL), 1);
+	pemlen = BIO_get_mem_data(bio, &pem);
+	ck_assert_int_eq(gw_jwt_rs256((unsigned char *)pem, (size_t)pemlen,
+	    "sa@p.iam.gserviceaccount.com", "https://oauth2.example/token",
+	    "https://www.googleapis.com/auth/cloud-platform", 1700000000, 3600,
+	    jwt, sizeof(jwt)), WD_OK);
+	d1 = strchr(jwt, '.');
+	d2 = strchr(d1 + 1, '.');
+	ck_assert_ptr_nonnull(d2);
+	n = unb64url(jwt, (size_t)(d1 - jwt), part);
+	ck_assert_int_eq(memcmp(part, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}", n), 0);
+	n = unb64url(d1 + 1, (size_t)(d2 - d1 - 1), part);
+	part[n] = 0;
+	ck_assert_str_eq((char *)part, "{\"aud\":\"https://oauth2.example/token\","
+	    "\"exp\":1700003600,\"iat\":1700000000,\"iss\":\"sa@p.iam."
+	    "gserviceaccount.com\",\"scope\":\"https://www.googleapis.com/auth/"
+	    "cloud-platform\"}");
+	n = unb64url(d2 + 1, strlen(d2 + 1), part);
+	ck_assert_uint_eq(n, 256);
+	ck_assert_int_eq(EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL,
+	    key), 1);
+	ck_assert_int_eq(EVP_DigestVerify(ctx, part, n, (unsigned char *)jwt,
+	    (size_t)(d2 - jwt)), 1);
+	/* Not a key: refused; too small a buffer: refused. */
+	ck_assert_int_eq(gw_jwt_rs256((const unsigned char *)"nope", 4, "a", "b",
+	    "c", 1, 1, jwt, sizeof(jwt)), WD_EINVAL);
+	ck_assert_int_eq(gw_jwt_rs256((unsigned char *)pem, (size_t)pemlen, "a",
+	    "b", "c", 1, 1, jwt, 100), WD_ELIMIT);
+	EVP_MD_CTX_free(ctx);
+	BIO_free(bio);
+	EVP_PKEY_free(key);
+}
+END_TEST
+
 Suite *
 suite_provider(void)
 {
@@ -258,6 +335,7 @@ suite_provider(void)
 	tcase_add_test(tc, kind_bedrock_sigv4);
 	tcase_add_test(tc, eventstream_roundtrip);
 	tcase_add_test(tc, eventstream_limits);
+	tcase_add_test(tc, jwt_rs256_verifies);
 	suite_add_tcase(s, tc);
 	return s;
 }
