@@ -110,6 +110,7 @@ node-deps: tests/openai-node/node_modules
 test-unit: $(BUILD)/unit_tests $(BUILD)/warden
 	$(BUILD)/unit_tests
 	$(BUILD)/warden test -c rules/example.yaml rules/example.tests.yaml
+	$(BUILD)/warden test -c rules/cloud.yaml rules/cloud.tests.yaml
 
 test-fuzz: $(FUZZ_BIN)
 	@sh tests/fuzz/replay.sh $(BUILD)/fuzz
