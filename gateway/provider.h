@@ -62,6 +62,9 @@ struct gw_prov_in {
 enum wd_err gw_provider_prepare(const struct gw_prov_in *in,
     struct gw_prov_req *out, const char **why);
 void gw_prov_req_wipe(struct gw_prov_req *r);
+/* Does the route speak Bedrock Converse (the body and answer are
+ * translated, converse.c) rather than OpenAI chat? */
+bool gw_provider_converse(const struct pol_provider *p);
 
 /* ---- building blocks for the kinds (provider.c) ---- */
 
@@ -138,6 +141,38 @@ const char *gw_es_header_str(const struct gw_es_message *m, const char *name,
 size_t gw_es_encode(const char *const *names, const char *const *values,
     size_t nheaders, const char *payload, size_t payload_len, char *out,
     size_t outlen);
+
+/* ---- Bedrock Converse <-> OpenAI chat (converse.c) ---- */
+
+/* chat completions request body -> Converse request body (malloc'd).
+ * WD_EINVAL with *why: something Converse cannot be told faithfully. */
+enum wd_err gw_converse_request(const char *chat, size_t len, char **out,
+    size_t *outlen, const char **why);
+/* Converse answer -> chat completion (malloc'd); WD_EPARSE: not one. */
+enum wd_err gw_converse_answer(const char *body, size_t len,
+    const char *model, const char *id, char **out, size_t *outlen);
+
+#define GW_CONVERSE_MAX_BLOCKS 64
+struct gw_converse_stream {
+	char *pending;			/* bytes of an incomplete frame */
+	size_t npending;
+	int tool_of_block[GW_CONVERSE_MAX_BLOCKS];	/* -1: not a tool */
+	int ntools;
+	bool done;			/* metadata seen: [DONE] was written */
+	char model[128], id[72];
+};
+void gw_converse_stream_init(struct gw_converse_stream *s, const char *model,
+    const char *id);
+void gw_converse_stream_clear(struct gw_converse_stream *s);
+/*
+ * converse-stream bytes in, SSE text of chat.completion.chunk events out
+ * (*out malloc'd, *outlen; possibly 0 bytes while a frame is partial).
+ * WD_EPARSE: a bad frame, an unknown event, bytes after the end;
+ * WD_EUPSTREAM: the service sent an exception; WD_ELIMIT: a frame over
+ * GW_ES_MAX_MESSAGE.
+ */
+enum wd_err gw_converse_feed(struct gw_converse_stream *s, const char *data,
+    size_t len, char **out, size_t *outlen);
 
 /* ---- Vertex AI service-account tokens ---- */
 

@@ -1,7 +1,13 @@
 /*
- * provider_bedrock.c - AWS Bedrock through its OpenAI-compatible path
- * (base_url https://bedrock-runtime.REGION.amazonaws.com/openai/v1 +
- * /chat/completions), authenticated one of two ways:
+ * provider_bedrock.c - AWS Bedrock, on one of two APIs:
+ *   bedrock_api: openai    its OpenAI-compatible path (base_url
+ *                 https://bedrock-runtime.REGION.amazonaws.com/openai/v1
+ *                 + /chat/completions), the chat body as it is;
+ *   bedrock_api: converse  the Converse API (base_url https://bedrock-
+ *                 runtime.REGION.amazonaws.com + /model/{id}/converse or
+ *                 /converse-stream), the body translated by converse.c
+ *                 before it gets here (what is signed is what is sent);
+ * authenticated one of two ways:
  *   auth: sigv4   the sealed credential is "ACCESS_KEY_ID:SECRET"; each
  *                 request is signed (SigV4, service and region from the
  *                 route) over host, x-amz-date and the SHA-256 of the
@@ -97,17 +103,32 @@ sign(const struct gw_prov_in *in, struct gw_prov_req *out, const char **why)
 	return WD_OK;
 }
 
+bool
+gw_provider_converse(const struct pol_provider *p)
+{
+	return p->kind != NULL && strcmp(p->kind, "bedrock") == 0 &&
+	    p->bedrock_api != NULL && strcmp(p->bedrock_api, "converse") == 0;
+}
+
 enum wd_err
 gw_kind_bedrock(const struct gw_prov_in *in, struct gw_prov_req *out,
     const char **why)
 {
 	const struct pol_provider *p = in->route;
 
-	if (p->bedrock_api != NULL && strcmp(p->bedrock_api, "openai") != 0) {
-		*why = "Bedrock's Converse API is not supported";
-		return WD_EUNSUPPORTED;
-	}
-	if (!gw_prov_url(out, p->base_url, "/chat/completions")) {
+	if (gw_provider_converse(p)) {
+		char model[512], suffix[600];
+
+		/* The model id (with its ':') is one path segment. */
+		if (!gw_sigv4_encode(in->model, strlen(in->model), false, model,
+		    sizeof(model)) || (size_t)snprintf(suffix, sizeof(suffix),
+		    "/model/%s/%s", model, in->stream ? "converse-stream" :
+		    "converse") >= sizeof(suffix) ||
+		    !gw_prov_url(out, p->base_url, suffix)) {
+			*why = GW_PROV_WHY_URL;
+			return WD_ELIMIT;
+		}
+	} else if (!gw_prov_url(out, p->base_url, "/chat/completions")) {
 		*why = GW_PROV_WHY_URL;
 		return WD_ELIMIT;
 	}

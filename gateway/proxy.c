@@ -49,6 +49,11 @@ txn_end(struct txn *t)
 	}
 	json_decref(t->attempt_log);
 	json_decref(t->usage);
+	free(t->up_body);
+	if (t->conv != NULL) {
+		gw_converse_stream_clear(t->conv);
+		free(t->conv);
+	}
 	if (t->stream_copy != NULL)
 		evbuffer_free(t->stream_copy);
 	gw_creds_unref(t->creds);
@@ -281,6 +286,32 @@ on_data(void *arg, const char *data, size_t len)
 	return len;
 }
 
+/*
+ * A Bedrock converse-stream: its event-stream frames become chat chunks
+ * (converse.c), which then take the same path as any OpenAI stream:
+ * on_data's SSE reader and tool check.  Before the answer streams (an
+ * error status) the bytes are buffered as they are.
+ */
+static size_t
+on_data_converse(void *arg, const char *data, size_t len)
+{
+	struct txn *t = arg;
+	char *sse;
+	size_t n, rc;
+
+	if (!t->streaming)
+		return on_data(arg, data, len);
+	if (gw_conn_pending(t->conn) > OUT_HIGH_MARK)
+		return GW_UP_PAUSE;
+	if (gw_converse_feed(t->conv, data, len, &sse, &n) != WD_OK) {
+		t->too_big = true;
+		return 0;
+	}
+	rc = n > 0 ? on_data(arg, sse, n) : n;
+	free(sse);
+	return rc == n ? len : 0;
+}
+
 /* The stream broke after it began: close it with an error event. */
 static void
 end_stream_with_error(struct txn *t, const char *type, const char *code,
@@ -465,6 +496,22 @@ on_done(void *arg, enum wd_err err, const char *detail)
 		fail(t, 502, "server_error", "upstream_too_large", msg);
 		return;
 	}
+	if (err == WD_OK && t->up_status >= 200 && t->up_status < 300 &&
+	    gw_provider_converse(t->route)) {
+		char *chat;
+		size_t n;
+
+		/* A Converse answer, as the chat completion the client asked
+		 * for; what cannot be read that way is refused. */
+		if (gw_converse_answer((const char *)evbuffer_pullup(t->resp, -1),
+		    evbuffer_get_length(t->resp), t->chat.model, t->dec.id, &chat,
+		    &n) == WD_OK) {
+			evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
+			evbuffer_add(t->resp, chat, n);
+			free(chat);
+		} else
+			evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
+	}
 	if (err == WD_OK && t->up_status != 429 && t->up_status < 500) {
 		finish_buffered(t);
 		return;
@@ -509,14 +556,33 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	p = t->route = t->cand[t->next++];
 	t->attempts++;
 	cred = gw_creds_get(t->creds, t->snap, p->credential, &credlen);
+	free(t->up_body);
+	t->up_body = NULL;
+	if (gw_provider_converse(p)) {
+		if (gw_converse_request((const char *)evbuffer_pullup(t->body, -1),
+		    evbuffer_get_length(t->body), &t->up_body, &t->up_body_len,
+		    &why_not) != WD_OK) {
+			fail(t, 400, "invalid_request_error", "unsupported_for_route",
+			    why_not);
+			return;
+		}
+		if (t->conv == NULL && (t->conv = calloc(1, sizeof(*t->conv))) ==
+		    NULL) {
+			fail(t, 500, "server_error", NULL, "out of memory");
+			return;
+		}
+		gw_converse_stream_clear(t->conv);	/* a previous attempt's */
+		gw_converse_stream_init(t->conv, t->chat.model, t->dec.id);
+	}
 	memset(&in, 0, sizeof(in));
 	in.route = p;
 	in.cred = cred;
 	in.credlen = credlen;
 	in.model = t->chat.model;
 	in.stream = t->chat.stream;
-	in.body = (const char *)evbuffer_pullup(t->body, -1);
-	in.body_len = evbuffer_get_length(t->body);
+	in.body = t->up_body ? t->up_body : (const char *)evbuffer_pullup(
+	    t->body, -1);
+	in.body_len = t->up_body ? t->up_body_len : evbuffer_get_length(t->body);
 	in.now = time(NULL);
 	if ((rc = gw_provider_prepare(&in, &pr, &why_not)) != WD_OK) {
 		/* A NUL or newline would have cut or split the header:
@@ -541,14 +607,14 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	r.ca_file = p->ca_file;
 	r.headers = hdrs;
 	r.nheaders = 5 + pr.nhdrs;
-	r.body = (const char *)evbuffer_pullup(t->body, -1);
-	r.body_len = evbuffer_get_length(t->body);
+	r.body = in.body;
+	r.body_len = in.body_len;
 	r.connect_ms = u->connect_timeout_ms;
 	r.first_byte_ms = u->first_byte_timeout_ms;
 	r.idle_ms = u->idle_timeout_ms;
 	r.total_ms = u->total_timeout_ms;
 	r.on_head = on_head;
-	r.on_data = on_data;
+	r.on_data = t->up_body != NULL ? on_data_converse : on_data;
 	r.on_done = on_done;
 	r.arg = t;
 	t->up_status = 0;

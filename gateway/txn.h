@@ -11,6 +11,7 @@
 
 #include "audit/aud.h"
 #include "gateway/gw_int.h"
+#include "gateway/provider.h"
 
 struct txn {
 	struct gw_conn *conn;		/* NULL once the client left */
@@ -52,6 +53,11 @@ struct txn {
 	bool refused_late;		/* tool policy refused after allow */
 	struct aud_hmac *resp_hmac;
 	char reqid_hdr[96];
+	/* Bedrock Converse routes (converse.c): the translated request body
+	 * of the current attempt, and the stream translator. */
+	char *up_body;
+	size_t up_body_len;
+	struct gw_converse_stream *conv;
 };
 
 /*

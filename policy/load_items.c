@@ -308,13 +308,6 @@ load_kind(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p,
 		    strcmp(p->bedrock_api, "converse") != 0)
 			pol_err(w, pol_get(w, n, "bedrock_api"), "bedrock_api must be "
 			    "'openai' or 'converse'");
-		else if (strcmp(p->bedrock_api, "converse") == 0)
-			/* Translating chat requests into Converse is not built:
-			 * refused here rather than sent in a shape Bedrock
-			 * would reject. */
-			pol_err(w, pol_get(w, n, "bedrock_api"), "provider '%s': "
-			    "bedrock_api 'converse' is not supported yet (use "
-			    "'openai', Bedrock's OpenAI-compatible path)", id);
 	}
 	if (strcmp(p->kind, "azure") == 0 && (p->azure_deployment != NULL) !=
 	    (p->api_version != NULL))

@@ -10,6 +10,7 @@
  * is refused by TLS, and no credential appears in any output.
  */
 #include <check.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,8 @@
 #include "tests/integration/suites.h"
 
 #define KEY_T "wk-it-upstreams"
+#define KEY_AGENT "wk-it-upstreams-agent"	/* agent conv-bot of t */
+#define CONVERSE_MODEL "eu.anthropic.claude-3-haiku-20240307-v1:0"
 #define S_OPENAI "sk-up-openai-51d2e0"
 #define S_AZURE "az-up-key-77c4b1f0"
 #define S_ANTHROPIC "sk-ant-up-3a9e02"
@@ -112,11 +115,13 @@ static void
 write_rules(void)
 {
 	unsigned char d[32];
-	char hex[65], *text;
+	char hex[65], ahex[65], *text;
 	const char *m = "https://127.0.0.1";
 
 	wd_sha256(KEY_T, strlen(KEY_T), d);
 	wd_hex(d, 32, hex);
+	wd_sha256(KEY_AGENT, strlen(KEY_AGENT), d);
+	wd_hex(d, 32, ahex);
 	if (asprintf(&text,
 	    "version: 1\n"
 	    "server: { listen: '127.0.0.1:%d', workers: 1 }\n"
@@ -162,14 +167,25 @@ write_rules(void)
 	    " token_url: '%s:%d/token', service_account: " SA_EMAIL ","
 	    " country: NL, ca_file: %s, credential: c-vertex-wrong,"
 	    " models: [m-vertex-wrong] }\n"
+	    "  - { id: bedrock-converse, kind: bedrock, bedrock_api: converse,"
+	    " base_url: '%s:%d', region: eu-central-1, residency: { processing:"
+	    " EU, storage: DE, deployment: datazone }, ca_file: %s,"
+	    " credential: c-aws, models: ['" CONVERSE_MODEL "'] }\n"
 	    "tenants:\n"
 	    "  - { id: t, keys: ['sha256:%s'], routes: [openai-eu, azure-v1,"
 	    " azure-dep, anthropic, bedrock-eu, bedrock-key, azure-wrong,"
-	    " bedrock-wrong, no-ca, vertex-eu, vertex-wrong] }\n",
+	    " bedrock-wrong, no-ca, vertex-eu, vertex-wrong, bedrock-converse] }\n"
+	    "agents:\n"
+	    "  - id: conv-bot\n"
+	    "    tenant: t\n"
+	    "    keys: ['sha256:%s']\n"
+	    "    tools: { search: {}, email: { sink: external } }\n"
+	    "    graph: { start: [search], search: [search, email] }\n",
 	    wport, dir, store, tcti,
 	    m, mport, ca, m, mport, ca, m, mport, ca, m, mport, ca, m, mport, ca,
 	    m, mport, ca, m, mport, ca, m, mport, ca, m, mport,
-	    m, mport, m, mport, ca, m, mport, m, mport, ca, hex) < 0)
+	    m, mport, m, mport, ca, m, mport, m, mport, ca, m, mport, ca, hex,
+	    ahex) < 0)
 		abort();
 	it_write_file(cfg, text, 0600);
 	free(text);
@@ -473,6 +489,97 @@ START_TEST(no_credential_in_any_output)
 }
 END_TEST
 
+static void
+post(const char *key, const char *body, struct it_resp *r)
+{
+	char url[128], auth[128];
+	const char *h[] = { auth, "Content-Type: application/json", NULL };
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
+	    wport);
+	it_http("POST", url, h, body, 10000, r);
+}
+
+/* Converse, answered whole: SigV4 over the translated body, the answer
+ * back as a chat completion. */
+START_TEST(converse_answer_as_chat_completion)
+{
+	struct it_resp r;
+	json_t *j;
+
+	post(KEY_T, "{\"model\":\"" CONVERSE_MODEL "\",\"max_tokens\":50,"
+	    "\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+	    "{\"role\":\"user\",\"content\":\"hello\"}]}", &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	j = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "object")),
+	    "chat.completion");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    json_array_get(json_object_get(j, "choices"), 0), "message"),
+	    "content")), "verified bedrock-converse");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j,
+	    "usage"), "total_tokens")), 5);
+	json_decref(j);
+	it_resp_free(&r);
+	ck_assert_int_ge(count(mrec, "\"path\":\"/model/" "eu.anthropic."
+	    "claude-3-haiku-20240307-v1%3A0/converse\",\"kind\":"
+	    "\"bedrock-converse\",\"verdict\":\"ok\""), 1);
+}
+END_TEST
+
+/* converse-stream: event-stream frames relayed to the client as chat
+ * chunks over SSE, ending in [DONE]. */
+START_TEST(converse_stream_relayed_as_sse)
+{
+	struct it_resp r;
+
+	post(KEY_T, "{\"model\":\"" CONVERSE_MODEL "\",\"stream\":true,"
+	    "\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}", &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert_msg(strstr(r.body, "\"delta\":{"
+	    "\"content\":\"bedrock-converse-stream\"}") != NULL, "%s", r.body);
+	ck_assert(strstr(r.body, "\"object\":\"chat.completion.chunk\"") != NULL);
+	ck_assert(strstr(r.body, "\"finish_reason\":\"stop\"") != NULL);
+	ck_assert_msg(strstr(r.body, "data: [DONE]\n\n") != NULL, "%s", r.body);
+	ck_assert(strstr(r.body, ":event-type") == NULL);	/* no raw frames */
+	it_resp_free(&r);
+}
+END_TEST
+
+/* The agent's tool policy applies to a Converse stream as to any: an
+ * allowed call passes, a call the graph forbids stops the stream before
+ * any of it leaves. */
+START_TEST(converse_stream_tool_policy)
+{
+	struct it_resp r;
+	static const char fmt[] = "{\"model\":\"" CONVERSE_MODEL "\","
+	    "\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+	    "\"please [[tool %s]]\"}],\"tools\":[{\"type\":\"function\","
+	    "\"function\":{\"name\":\"search\",\"parameters\":{\"type\":"
+	    "\"object\"}}}]}";
+	char body[512];
+
+	snprintf(body, sizeof(body), fmt, "search");
+	post(KEY_AGENT, body, &r);
+	ck_assert_msg(r.status == 200 && strstr(r.body, "\"name\":\"search\"")
+	    && strstr(r.body, "data: [DONE]") && !strstr(r.body, "event: error"),
+	    "%ld %s", r.status, r.body);
+	ck_assert(strstr(r.body, "\"finish_reason\":\"tool_calls\"") != NULL);
+	it_resp_free(&r);
+	snprintf(body, sizeof(body), fmt, "email");
+	post(KEY_AGENT, body, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert_msg(strstr(r.body, "\"name\":\"email\"") == NULL, "%s",
+	    r.body);
+	ck_assert(strstr(r.body, "tu-1") == NULL);
+	ck_assert(strstr(r.body, "data: [DONE]") == NULL);
+	ck_assert(strstr(r.body, "event: error\ndata: ") != NULL);
+	ck_assert(strstr(r.body, "\"code\":\"tool_policy\"") != NULL);
+	it_resp_free(&r);
+}
+END_TEST
+
 Suite *
 suite_upstreams(void)
 {
@@ -488,6 +595,9 @@ suite_upstreams(void)
 	tcase_add_test(tc, route_without_private_ca_fails_tls);
 	tcase_add_test(tc, vertex_token_refreshed_before_expiry);
 	tcase_add_test(tc, vertex_wrong_key_gets_no_token);
+	tcase_add_test(tc, converse_answer_as_chat_completion);
+	tcase_add_test(tc, converse_stream_relayed_as_sse);
+	tcase_add_test(tc, converse_stream_tool_policy);
 	tcase_add_test(tc, no_credential_in_any_output);
 	suite_add_tcase(s, tc);
 	return s;

@@ -14,6 +14,9 @@
  *   Google OAuth   POST /token: a jwt-bearer grant whose RS256 signature
  *                  is checked with the service account's public key;
  *                  issues short-lived access tokens
+ *   Bedrock        /model/{id}/converse and /converse-stream: SigV4 as
+ *   Converse       above; answers Converse JSON, or event-stream frames
+ *                  ("[[tool NAME]]" in the prompt: a toolUse of NAME)
  *   Vertex AI      Bearer access token issued by /token and not expired;
  *                  /v1/projects/{p}/locations/{l}/endpoints/openapi/
  *                  chat/completions
@@ -407,6 +410,119 @@ token_valid(struct mock *m, const char *tok)
 	return false;
 }
 
+/* ---- Bedrock Converse ---- */
+
+/* "[[tool NAME]]" in the request's text: answer with a call of NAME. */
+static bool
+wanted_tool(json_t *req, char *name, size_t len)
+{
+	json_t *m, *c;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(req, "messages"), i, m)
+		json_array_foreach(json_object_get(m, "content"), j, c) {
+			const char *t = json_string_value(json_object_get(c, "text"));
+			const char *at = t ? strstr(t, "[[tool ") : NULL;
+
+			if (at != NULL) {
+				size_t n = strcspn(at + 7, "]");
+
+				snprintf(name, len, "%.*s", (int)n, at + 7);
+				return true;
+			}
+		}
+	return false;
+}
+
+static void
+frame(struct evbuffer *b, const char *mtype, const char *etype,
+    const char *payload)
+{
+	const char *names[] = { ":event-type", ":content-type", ":message-type" };
+	const char *values[] = { etype, "application/json", mtype };
+	char buf[4096];
+	size_t n;
+
+	if (strcmp(mtype, "exception") == 0)
+		names[0] = ":exception-type";
+	n = gw_es_encode(names, values, 3, payload, strlen(payload), buf,
+	    sizeof(buf));
+	evbuffer_add(b, buf, n);
+}
+
+static void
+converse(struct mock *m, struct evhttp_request *req, const char *path,
+    const char *body, size_t len)
+{
+	json_t *j = json_loadb(body, len, 0, NULL), *msg;
+	bool stream = strstr(path, "/converse-stream") != NULL;
+	struct evbuffer *b = evbuffer_new();
+	char tool[64], p[512];
+	size_t i;
+	bool ok = json_is_array(json_object_get(j, "messages")) &&
+	    json_array_size(json_object_get(j, "messages")) > 0 &&
+	    json_object_get(j, "model") == NULL;
+
+	/* Converse's own shape: every message a role and content blocks. */
+	json_array_foreach(json_object_get(j, "messages"), i, msg)
+		ok &= json_is_string(json_object_get(msg, "role")) &&
+		    json_is_array(json_object_get(msg, "content"));
+	if (!ok) {
+		record(m, path, "bedrock-converse", "not a Converse request");
+		evbuffer_add_printf(b, "{\"message\":\"malformed input\"}");
+		evhttp_send_reply(req, 400, "Bad Request", b);
+		evbuffer_free(b);
+		json_decref(j);
+		return;
+	}
+	record(m, path, "bedrock-converse", "ok");
+	if (!stream) {
+		if (wanted_tool(j, tool, sizeof(tool)))
+			evbuffer_add_printf(b, "{\"output\":{\"message\":{\"role\":"
+			    "\"assistant\",\"content\":[{\"toolUse\":{\"toolUseId\":"
+			    "\"tu-1\",\"name\":\"%s\",\"input\":{\"q\":\"x\"}}}]}},"
+			    "\"stopReason\":\"tool_use\",\"usage\":{\"inputTokens\":3,"
+			    "\"outputTokens\":4,\"totalTokens\":7}}", tool);
+		else
+			evbuffer_add_printf(b, "{\"output\":{\"message\":{\"role\":"
+			    "\"assistant\",\"content\":[{\"text\":\"verified "
+			    "bedrock-converse\"}]}},\"stopReason\":\"end_turn\","
+			    "\"usage\":{\"inputTokens\":3,\"outputTokens\":2,"
+			    "\"totalTokens\":5}}");
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Content-Type", "application/json");
+	} else {
+		frame(b, "event", "messageStart", "{\"role\":\"assistant\"}");
+		frame(b, "event", "contentBlockDelta", "{\"contentBlockIndex\":0,"
+		    "\"delta\":{\"text\":\"verified \"}}");
+		frame(b, "event", "contentBlockDelta", "{\"contentBlockIndex\":0,"
+		    "\"delta\":{\"text\":\"bedrock-converse-stream\"}}");
+		frame(b, "event", "contentBlockStop", "{\"contentBlockIndex\":0}");
+		if (wanted_tool(j, tool, sizeof(tool))) {
+			snprintf(p, sizeof(p), "{\"contentBlockIndex\":1,\"start\":"
+			    "{\"toolUse\":{\"toolUseId\":\"tu-1\",\"name\":\"%s\"}}}",
+			    tool);
+			frame(b, "event", "contentBlockStart", p);
+			frame(b, "event", "contentBlockDelta", "{\"contentBlockIndex\":"
+			    "1,\"delta\":{\"toolUse\":{\"input\":\"{\\\"q\\\":\"}}}");
+			frame(b, "event", "contentBlockDelta", "{\"contentBlockIndex\":"
+			    "1,\"delta\":{\"toolUse\":{\"input\":\"\\\"x\\\"}\"}}}");
+			frame(b, "event", "contentBlockStop",
+			    "{\"contentBlockIndex\":1}");
+			frame(b, "event", "messageStop", "{\"stopReason\":\"tool_use\"}");
+		} else
+			frame(b, "event", "messageStop", "{\"stopReason\":\"end_turn\"}");
+		frame(b, "event", "metadata", "{\"usage\":{\"inputTokens\":3,"
+		    "\"outputTokens\":2,\"totalTokens\":5},\"metrics\":"
+		    "{\"latencyMs\":1}}");
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Content-Type", "application/vnd.amazon.eventstream");
+	}
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+	json_decref(j);
+}
+
 /* ---- dispatch ---- */
 
 static void
@@ -480,6 +596,16 @@ on_request(struct evhttp_request *req, void *arg)
 			answer(m, req, path, "openai", body, len);
 		else
 			refuse(m, req, path, "openai", "openai: bearer wrong");
+		return;
+	}
+	if (strncmp(path, "/model/", 7) == 0 && (strstr(path, "/converse") !=
+	    NULL)) {
+		if (auth == NULL || strncmp(auth, "AWS4-HMAC-SHA256 ", 17) != 0)
+			refuse(m, req, path, "bedrock", "converse: SigV4 required");
+		else if ((why = verify_sigv4(m, req, auth, body, len)) != NULL)
+			refuse(m, req, path, "bedrock", why);
+		else
+			converse(m, req, path, body, len);
 		return;
 	}
 	if (strncmp(path, "/v1/projects/", 13) == 0 && strstr(path,
