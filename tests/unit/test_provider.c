@@ -323,6 +323,129 @@ START_TEST(jwt_rs256_verifies)
 }
 END_TEST
 
+START_TEST(converse_request_translated)
+{
+	static const char chat[] = "{\"model\":\"m\",\"max_tokens\":9,"
+	    "\"temperature\":0.5,\"stop\":\"END\",\"messages\":["
+	    "{\"role\":\"system\",\"content\":\"be brief\"},"
+	    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
+	    "\"hi\"}]},{\"role\":\"assistant\",\"content\":null,"
+	    "\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+	    "\"function\":{\"name\":\"search\",\"arguments\":\"{\\\"q\\\":1}\"}}]},"
+	    "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"found\"}],"
+	    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+	    "\"search\",\"parameters\":{\"type\":\"object\"}}}]}";
+	char *out;
+	size_t n;
+	const char *why;
+	json_t *j, *want;
+
+	ck_assert_int_eq(gw_converse_request(chat, strlen(chat), &out, &n, &why),
+	    WD_OK);
+	j = json_loadb(out, n, 0, NULL);
+	want = json_loads("{\"messages\":[{\"role\":\"user\",\"content\":"
+	    "[{\"text\":\"hi\"}]},{\"role\":\"assistant\",\"content\":"
+	    "[{\"toolUse\":{\"toolUseId\":\"c1\",\"name\":\"search\","
+	    "\"input\":{\"q\":1}}}]},{\"role\":\"user\",\"content\":"
+	    "[{\"toolResult\":{\"toolUseId\":\"c1\",\"content\":[{\"text\":"
+	    "\"found\"}]}}]}],\"system\":[{\"text\":\"be brief\"}],"
+	    "\"inferenceConfig\":{\"maxTokens\":9,\"temperature\":0.5,"
+	    "\"stopSequences\":[\"END\"]},\"toolConfig\":{\"tools\":"
+	    "[{\"toolSpec\":{\"name\":\"search\",\"description\":\"\","
+	    "\"inputSchema\":{\"json\":{\"type\":\"object\"}}}}]}}", 0, NULL);
+	ck_assert_ptr_nonnull(want);
+	ck_assert_msg(json_equal(j, want), "%s", out);
+	json_decref(j);
+	json_decref(want);
+	free(out);
+	/* An image part has no faithful translation here: refused. */
+	{
+		static const char img[] = "{\"messages\":[{\"role\":\"user\","
+		    "\"content\":[{\"type\":\"image_url\",\"image_url\":{}}]}]}";
+
+		ck_assert_int_eq(gw_converse_request(img, sizeof(img) - 1, &out,
+		    &n, &why), WD_EINVAL);
+	}
+	ck_assert_ptr_nonnull(strstr(why, "only text"));
+}
+END_TEST
+
+START_TEST(converse_stream_to_chunks)
+{
+	const char *nm[] = { ":event-type", ":content-type", ":message-type" };
+	const char *ev[][2] = {
+		{ "messageStart", "{\"role\":\"assistant\"}" },
+		{ "contentBlockStart", "{\"contentBlockIndex\":1,\"start\":"
+		    "{\"toolUse\":{\"toolUseId\":\"t1\",\"name\":\"search\"}}}" },
+		{ "contentBlockDelta", "{\"contentBlockIndex\":1,\"delta\":"
+		    "{\"toolUse\":{\"input\":\"{}\"}}}" },
+		{ "messageStop", "{\"stopReason\":\"tool_use\"}" },
+		{ "metadata", "{\"usage\":{\"inputTokens\":1,\"outputTokens\":2,"
+		    "\"totalTokens\":3}}" },
+	};
+	char buf[4096], *out;
+	size_t n = 0, outlen;
+	struct gw_converse_stream st;
+	static const char want[] =
+	    "data: {\"id\":\"d1\",\"object\":\"chat.completion.chunk\","
+	    "\"created\":0,\"model\":\"m\",\"choices\":[{\"index\":0,"
+	    "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+	    "\"finish_reason\":null}]}\n\n"
+	    "data: {\"id\":\"d1\",\"object\":\"chat.completion.chunk\","
+	    "\"created\":0,\"model\":\"m\",\"choices\":[{\"index\":0,"
+	    "\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"t1\",\"type\":"
+	    "\"function\",\"function\":{\"name\":\"search\",\"arguments\":"
+	    "\"\"}}]},\"finish_reason\":null}]}\n\n"
+	    "data: {\"id\":\"d1\",\"object\":\"chat.completion.chunk\","
+	    "\"created\":0,\"model\":\"m\",\"choices\":[{\"index\":0,"
+	    "\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
+	    "{\"arguments\":\"{}\"}}]},\"finish_reason\":null}]}\n\n"
+	    "data: {\"id\":\"d1\",\"object\":\"chat.completion.chunk\","
+	    "\"created\":0,\"model\":\"m\",\"choices\":[{\"index\":0,"
+	    "\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n"
+	    "data: {\"id\":\"d1\",\"object\":\"chat.completion.chunk\","
+	    "\"created\":0,\"model\":\"m\",\"choices\":[],\"usage\":"
+	    "{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}"
+	    "\n\ndata: [DONE]\n\n";
+	char got[4096];
+	size_t glen = 0;
+
+	for (size_t i = 0; i < 5; i++) {
+		const char *v[] = { ev[i][0], "application/json", "event" };
+
+		n += gw_es_encode(nm, v, 3, ev[i][1], strlen(ev[i][1]), buf + n,
+		    sizeof(buf) - n);
+	}
+	gw_converse_stream_init(&st, "m", "d1");
+	/* Fed three bytes at a time: frames cut anywhere. */
+	for (size_t off = 0; off < n; off += 3) {
+		ck_assert_int_eq(gw_converse_feed(&st, buf + off, n - off < 3 ?
+		    n - off : 3, &out, &outlen), WD_OK);
+		memcpy(got + glen, out, outlen);
+		glen += outlen;
+		free(out);
+	}
+	got[glen] = '\0';
+	ck_assert_str_eq(got, want);
+	/* Nothing may follow the end. */
+	ck_assert_int_eq(gw_converse_feed(&st, buf, 16, &out, &outlen),
+	    WD_EPARSE);
+	gw_converse_stream_clear(&st);
+	/* An exception frame ends the stream as an upstream error. */
+	{
+		const char *v[] = { "throttlingException", "application/json",
+			"exception" };
+
+		n = gw_es_encode(nm, v, 3, "{}", 2, buf, sizeof(buf));
+		gw_converse_stream_init(&st, "m", "d1");
+		ck_assert_int_eq(gw_converse_feed(&st, buf, n, &out, &outlen),
+		    WD_EUPSTREAM);
+		ck_assert_ptr_null(out);
+		gw_converse_stream_clear(&st);
+	}
+}
+END_TEST
+
 Suite *
 suite_provider(void)
 {
@@ -336,6 +459,8 @@ suite_provider(void)
 	tcase_add_test(tc, eventstream_roundtrip);
 	tcase_add_test(tc, eventstream_limits);
 	tcase_add_test(tc, jwt_rs256_verifies);
+	tcase_add_test(tc, converse_request_translated);
+	tcase_add_test(tc, converse_stream_to_chunks);
 	suite_add_tcase(s, tc);
 	return s;
 }
