@@ -9,11 +9,12 @@
 #include <string.h>
 
 static const struct gw_provider_kind kinds[] = {
-	{ "openai", gw_kind_openai },
-	{ "azure", gw_kind_azure },
-	{ "bedrock", gw_kind_bedrock },
-	{ "anthropic", gw_kind_anthropic },
-	{ "vertex", gw_kind_vertex },
+	{ "openai", true, gw_kind_openai },
+	{ "azure", true, gw_kind_azure },
+	{ "bedrock", true, gw_kind_bedrock },
+	{ "anthropic", true, gw_kind_anthropic },
+	/* the token keeper uses the key; requests carry its token */
+	{ "vertex", false, gw_kind_vertex },
 };
 
 bool
@@ -53,14 +54,16 @@ gw_provider_prepare(const struct gw_prov_in *in, struct gw_prov_req *out,
 
 	memset(out, 0, sizeof(*out));
 	*why = NULL;
-	if (in->cred == NULL || in->credlen == 0 ||
-	    in->credlen > SEC_VALUE_MAX) {
-		*why = "the credential for this route is not available";
-		return WD_EINVAL;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (strcmp(kinds[i].name, kind) != 0)
+			continue;
+		if (kinds[i].uses_cred && (in->cred == NULL || in->credlen == 0 ||
+		    in->credlen > SEC_VALUE_MAX)) {
+			*why = "the credential for this route is not available";
+			return WD_EINVAL;
+		}
+		return kinds[i].prepare(in, out, why);
 	}
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (strcmp(kinds[i].name, kind) == 0)
-			return kinds[i].prepare(in, out, why);
 	*why = "this route's provider kind is not supported";
 	return WD_EUNSUPPORTED;
 }

@@ -176,6 +176,8 @@ enum wd_err gw_converse_feed(struct gw_converse_stream *s, const char *data,
 
 /* ---- Vertex AI service-account tokens ---- */
 
+struct gw_server;
+
 /*
  * An RS256-signed jwt-bearer assertion (jwt.c) for service account iss,
  * audience aud (the token endpoint), valid lifetime_s from now, with
@@ -185,8 +187,19 @@ enum wd_err gw_converse_feed(struct gw_converse_stream *s, const char *data,
 enum wd_err gw_jwt_rs256(const unsigned char *pem, size_t pemlen,
     const char *iss, const char *aud, const char *scope, time_t now,
     int lifetime_s, char *out, size_t outlen);
+/* The same, signed by sign(arg, digest, sig, *siglen): the SHA-256 of the
+ * signing input in, an RS256 signature out (a key inside the TPM). */
+enum wd_err gw_jwt_rs256_with(enum wd_err (*sign)(void *arg,
+    const unsigned char digest[32], unsigned char *sig, size_t *siglen),
+    void *arg,
+    const char *iss, const char *aud, const char *scope, time_t now,
+    int lifetime_s, char *out, size_t outlen);
+/* RS256 with an imported key NAME in the server's TPM (creds.c). */
+enum wd_err gw_tpm_sign_rs256(struct gw_server *srv,
+    const struct pol_snapshot *snap, const char *name,
+    const unsigned char digest[32], unsigned char *sig, size_t *siglen,
+    char *err, size_t errlen);
 
-struct gw_server;
 /*
  * The token keeper (vertex_token.c): one thread that holds an access
  * token for each Vertex route of the current policy, fetched from the

@@ -10,6 +10,7 @@
 
 struct gw_provider_kind {
 	const char *name;		/* the route's `kind:` */
+	bool uses_cred;			/* in->cred goes into the request */
 	enum wd_err (*prepare)(const struct gw_prov_in *in,
 	    struct gw_prov_req *out, const char **why);
 };

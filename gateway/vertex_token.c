@@ -67,11 +67,36 @@ write_cb(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
-/* Fetch a token for p; on success token/expires_in set. */
-static bool
-fetch(const struct pol_provider *p, const unsigned char *pem, size_t pemlen,
-    char *token, size_t toklen, long *expires_in)
+/* A key imported into the TPM signs there. */
+struct tpm_key {
+	struct gw_server *srv;
+	const struct pol_snapshot *snap;
+	const char *name;
+};
+
+static enum wd_err
+tpm_sign(void *arg, const unsigned char digest[32], unsigned char *sig,
+    size_t *siglen)
 {
+	const struct tpm_key *tk = arg;
+	char err[512];
+	enum wd_err rc = gw_tpm_sign_rs256(tk->srv, tk->snap, tk->name, digest,
+	    sig, siglen, err, sizeof(err));
+
+	if (rc != WD_OK)
+		wd_warn("signing with '%s' in the TPM failed: %s", tk->name, err);
+	return rc;
+}
+
+/* Fetch a token for p, the assertion signed with the PEM from the
+ * credential cache (pem != NULL) or the imported key in the TPM; on
+ * success token/expires_in set. */
+static bool
+fetch(const struct pol_provider *p, const struct pol_snapshot *snap,
+    const unsigned char *pem, size_t pemlen, char *token, size_t toklen,
+    long *expires_in)
+{
+	struct tpm_key tk = { k.srv, snap, p->credential };
 	static _Thread_local struct answer a;
 	char jwt[4096], *form = NULL;
 	CURL *e = NULL;
@@ -81,8 +106,10 @@ fetch(const struct pol_provider *p, const unsigned char *pem, size_t pemlen,
 	const char *t;
 	enum wd_err rc;
 
-	rc = gw_jwt_rs256(pem, pemlen, p->service_account, p->token_url, SCOPE,
-	    time(NULL), 3600, jwt, sizeof(jwt));
+	rc = pem != NULL ? gw_jwt_rs256(pem, pemlen, p->service_account,
+	    p->token_url, SCOPE, time(NULL), 3600, jwt, sizeof(jwt)) :
+	    gw_jwt_rs256_with(tpm_sign, &tk, p->service_account, p->token_url,
+	    SCOPE, time(NULL), 3600, jwt, sizeof(jwt));
 	if (rc != WD_OK) {
 		wd_warn("vertex route '%s': cannot sign the token request (%s)",
 		    p->id, wd_strerror(rc));
@@ -193,8 +220,10 @@ round_once(void)
 		pthread_mutex_unlock(&k.lock);
 		if (!due)
 			continue;
+		/* Not in the cache: a key imported into the TPM, or nothing
+		 * (then signing says so). */
 		pem = gw_creds_get(creds, snap, p->credential, &pemlen);
-		ok = pem != NULL && fetch(p, pem, pemlen, token, sizeof(token),
+		ok = fetch(p, snap, pem, pemlen, token, sizeof(token),
 		    &expires_in);
 		pthread_mutex_lock(&k.lock);
 		if (ok) {
@@ -207,9 +236,6 @@ round_once(void)
 			s->backoff_s = 0;
 			s->retry_at = 0;
 		} else {
-			if (pem == NULL)
-				wd_warn("vertex route '%s': its credential is not "
-				    "available", p->id);
 			s->backoff_s = s->backoff_s == 0 ? 1 : s->backoff_s * 2 > 30 ?
 			    30 : s->backoff_s * 2;
 			s->retry_at = now + s->backoff_s;

@@ -239,9 +239,10 @@ for spec in "azure-global az-demo-global-0011" "azure-eu-dz az-demo-eu-dz-0008" 
 	printf '%s' "$2" | "$B/warden" secrets seal "$1" --store "$STORE" \
 	    --tcti "$TCTI" | sed 's/^/   /'
 done
-"$B/warden" secrets seal vertex-eu --store "$STORE" --tcti "$TCTI" \
+"$B/warden" secrets import-key vertex-eu --store "$STORE" --tcti "$TCTI" \
     <"$CD/sa.pem" | sed 's/^/   /'
-note "(the service account's private key is sealed; its PEM is removed)"
+note "(the service account's private key now signs inside the TPM only;"
+note " its PEM file is removed)"
 rm -f "$CD/sa.pem"
 "$B/warden" lint -c rules/cloud.yaml 2>&1 | sed 's/^/   /'
 "$B/warden" serve -c rules/cloud.yaml --listen 127.0.0.1:8081 \

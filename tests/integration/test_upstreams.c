@@ -250,9 +250,12 @@ setup(void)
 	seal("c-bedrock-key", S_BEDROCK_KEY);
 	seal("c-wrong", S_WRONG);
 	seal("c-aws-wrong", S_AWS_ID ":" S_AWS_WRONG_SECRET);
-	/* The service account's private key, sealed as it came. */
-	shf("%s secrets seal c-vertex --store %s --tcti '%s' < %s/sa.pem "
-	    ">>%s 2>&1", getenv("WARDEN_BIN"), store, tcti, dir, wlog);
+	/* The service account's private key imported into the TPM, where
+	 * it signs; its PEM file is removed.  The wrong key goes the other
+	 * way warden accepts, sealed as PEM. */
+	shf("%s secrets import-key c-vertex --store %s --tcti '%s' < %s/sa.pem "
+	    ">>%s 2>&1 && rm %s/sa.pem", getenv("WARDEN_BIN"), store, tcti, dir,
+	    wlog, dir);
 	shf("%s secrets seal c-vertex-wrong --store %s --tcti '%s' < "
 	    "%s/sa-wrong.pem >>%s 2>&1", getenv("WARDEN_BIN"), store, tcti, dir,
 	    wlog);
@@ -482,6 +485,12 @@ START_TEST(no_credential_in_any_output)
 	snprintf(cmd, sizeof(cmd), "grep -rqF -- '%s' %s/audit %s", sa_line, dir,
 	    wlog);
 	ck_assert_msg(sh(cmd) == 1, "the service account key in warden's output");
+	/* The store holds TPM blobs only: no piece of the imported PEM. */
+	snprintf(cmd, sizeof(cmd), "grep -rqF -- '%s' %s", sa_line, store);
+	ck_assert_msg(sh(cmd) == 1, "the service account key in the store");
+	snprintf(cmd, sizeof(cmd), "grep -q imported-key %s/c-vertex/meta.json",
+	    store);
+	ck_assert_int_eq(sh(cmd), 0);
 	/* The AWS secret is not in the mock's record either (it only
 	 * ever saw the signature). */
 	snprintf(cmd, sizeof(cmd), "grep -qF -- '%s' %s", S_AWS_SECRET, mrec);
