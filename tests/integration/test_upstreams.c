@@ -171,10 +171,12 @@ write_rules(void)
 	    " base_url: '%s:%d', region: eu-central-1, residency: { processing:"
 	    " EU, storage: DE, deployment: datazone }, ca_file: %s,"
 	    " credential: c-aws, models: ['" CONVERSE_MODEL "'] }\n"
+	    "  - { id: plain, base_url: 'http://127.0.0.1:9/v1', country: DE,"
+	    " insecure_http: true, credential: c-openai, models: [m-plain] }\n"
 	    "tenants:\n"
 	    "  - { id: t, keys: ['sha256:%s'], routes: [openai-eu, azure-v1,"
 	    " azure-dep, anthropic, bedrock-eu, bedrock-key, azure-wrong,"
-	    " bedrock-wrong, no-ca, vertex-eu, vertex-wrong, bedrock-converse] }\n"
+	    " bedrock-wrong, no-ca, vertex-eu, vertex-wrong, bedrock-converse, plain] }\n"
 	    "agents:\n"
 	    "  - id: conv-bot\n"
 	    "    tenant: t\n"
@@ -589,6 +591,29 @@ START_TEST(converse_stream_tool_policy)
 }
 END_TEST
 
+/* A route accepted over plain http says so in every record, and lint
+ * warns about it. */
+START_TEST(insecure_http_shows_in_records_and_lint)
+{
+	struct it_resp r;
+	char cmd[1024];
+
+	chat("m-plain", false, &r);
+	ck_assert_msg(r.status == 502, "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	snprintf(cmd, sizeof(cmd), "sleep 0.3; grep -h '\"route\":\"plain\"' "
+	    "%s/audit/*.jsonl | grep -q '\"route_insecure_http\":true'", dir);
+	ck_assert_int_eq(sh(cmd), 0);
+	/* Only that route's records. */
+	snprintf(cmd, sizeof(cmd), "grep -h '\"route_insecure_http\"' "
+	    "%s/audit/*.jsonl | grep -vq '\"route\":\"plain\"'", dir);
+	ck_assert_int_eq(sh(cmd), 1);
+	snprintf(cmd, sizeof(cmd), "%s lint -c %s 2>&1 | grep -q \"warning: "
+	    "route 'plain': insecure_http\"", getenv("WARDEN_BIN"), cfg);
+	ck_assert_int_eq(sh(cmd), 0);
+}
+END_TEST
+
 Suite *
 suite_upstreams(void)
 {
@@ -607,6 +632,7 @@ suite_upstreams(void)
 	tcase_add_test(tc, converse_answer_as_chat_completion);
 	tcase_add_test(tc, converse_stream_relayed_as_sse);
 	tcase_add_test(tc, converse_stream_tool_policy);
+	tcase_add_test(tc, insecure_http_shows_in_records_and_lint);
 	tcase_add_test(tc, no_credential_in_any_output);
 	suite_add_tcase(s, tc);
 	return s;
