@@ -477,6 +477,13 @@ on_done(void *arg, enum wd_err err, const char *detail)
 		    t->tool_deny.message);
 		return;
 	}
+	if (t->streaming && err == WD_OK && t->up_body != NULL &&
+	    t->conv != NULL && (t->conv->npending > 0 || !t->conv->done)) {
+		/* A Converse stream that ended inside a frame or before its
+		 * last event was cut short: not a complete answer. */
+		err = WD_EUPSTREAM;
+		detail = "the event stream ended before its last event";
+	}
 	if (t->streaming) {
 		if (err == WD_OK) {
 			finish_stream(t);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* ISO codes of the EU member states, for "is an eu. profile declared
  * outside the EU"; a rules file's own EU jurisdiction may differ. */
@@ -74,6 +75,9 @@ pol_lint_routes(const struct pol_snapshot *s, FILE *out)
 		const struct pol_provider *p = &s->providers[i];
 		const char *kind = p->kind ? p->kind : "openai";
 
+		if (p->ca_file != NULL && access(p->ca_file, R_OK) != 0)
+			n += warn(out, p, "its ca_file cannot be read (from here): "
+			    "TLS to it will fail");
 		if (p->insecure_http)
 			n += warn(out, p, "insecure_http: the credential and every "
 			    "prompt go over plain http");

@@ -421,7 +421,8 @@ START_TEST(converse_stream_to_chunks)
 	for (size_t off = 0; off < n; off += 3) {
 		ck_assert_int_eq(gw_converse_feed(&st, buf + off, n - off < 3 ?
 		    n - off : 3, &out, &outlen), WD_OK);
-		memcpy(got + glen, out, outlen);
+		if (outlen > 0)
+			memcpy(got + glen, out, outlen);
 		glen += outlen;
 		free(out);
 	}
