@@ -591,6 +591,52 @@ START_TEST(converse_stream_tool_policy)
 }
 END_TEST
 
+/* The official openai client reads a Converse stream through warden:
+ * text, a tool call with its arguments, the finish reason, usage; and a
+ * forbidden call surfaces as the SDK's error, with none of it read. */
+static char *
+sdk(const char *key, const char *prompt, const char *tool)
+{
+	char cmd[1024], *out = malloc(8192);
+	size_t n;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "WARDEN_BASE_URL=http://127.0.0.1:%d/v1 "
+	    "WARDEN_KEY=%s MODEL='" CONVERSE_MODEL "' PROMPT='%s' %s%s "
+	    "node tests/openai-node/converse_client.mjs 2>&1", wport, key,
+	    prompt, tool ? "TOOL=" : "", tool ? tool : "");
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	n = fread(out, 1, 8191, p);
+	out[n] = '\0';
+	pclose(p);
+	return out;
+}
+
+START_TEST(converse_stream_through_the_openai_sdk)
+{
+	char *out;
+
+	out = sdk(KEY_T, "hello", NULL);
+	ck_assert_msg(strstr(out, "\"content\":\"verified bedrock-converse-"
+	    "stream\"") && strstr(out, "\"finish\":\"stop\"") &&
+	    strstr(out, "\"total_tokens\":5"), "%s", out);
+	free(out);
+	out = sdk(KEY_AGENT, "please [[tool search]]", "search");
+	ck_assert_msg(strstr(out, "\"tool_calls\":[{\"name\":\"search\","
+	    "\"arguments\":\"{\\\"q\\\":\\\"x\\\"}\"}]") &&
+	    strstr(out, "\"finish\":\"tool_calls\""), "%s", out);
+	free(out);
+	out = sdk(KEY_AGENT, "please [[tool email]]", "search");
+	/* The SDK raises the stream's error event: the policy's code, and
+	 * not one chunk of the call was handed to the caller. */
+	ck_assert_msg(strncmp(out, "{\"error\":", 9) == 0 &&
+	    strstr(out, "\"code\":\"tool_policy\""), "%s", out);
+	ck_assert_msg(strstr(out, "tool_calls") == NULL, "%s", out);
+	free(out);
+}
+END_TEST
+
 /* A route accepted over plain http says so in every record, and lint
  * warns about it. */
 START_TEST(insecure_http_shows_in_records_and_lint)
@@ -632,6 +678,7 @@ suite_upstreams(void)
 	tcase_add_test(tc, converse_answer_as_chat_completion);
 	tcase_add_test(tc, converse_stream_relayed_as_sse);
 	tcase_add_test(tc, converse_stream_tool_policy);
+	tcase_add_test(tc, converse_stream_through_the_openai_sdk);
 	tcase_add_test(tc, insecure_http_shows_in_records_and_lint);
 	tcase_add_test(tc, no_credential_in_any_output);
 	suite_add_tcase(s, tc);
