@@ -193,6 +193,8 @@ write_rules(void)
 	free(text);
 }
 
+static void teardown(void);
+
 static void
 setup(void)
 {
@@ -271,6 +273,8 @@ setup(void)
 		warden = it_spawn(argv, wlog);
 		if (!it_wait_port(wport, 8000)) {
 			fprintf(stderr, "warden did not come up; see %s\n", wlog);
+			warden = 0;
+			teardown();	/* leave no mock or swtpm behind */
 			abort();
 		}
 	}
