@@ -47,6 +47,8 @@ static int wport, mport;
 static char sa_line[80];		/* a line of the SA key's PEM, to search */
 static pid_t warden, mock;
 
+static void teardown(void);
+
 static int
 sh(const char *cmd)
 {
@@ -69,6 +71,7 @@ shf(const char *fmt, ...)
 	va_end(ap);
 	if (sh(cmd) != 0) {
 		fprintf(stderr, "test_upstreams: failed: %s\n", cmd);
+		teardown();	/* leave no mock or swtpm behind */
 		abort();
 	}
 }
@@ -192,8 +195,6 @@ write_rules(void)
 	it_write_file(cfg, text, 0600);
 	free(text);
 }
-
-static void teardown(void);
 
 static void
 setup(void)

@@ -338,6 +338,20 @@ START_TEST(lint_contradictions)
 	    "[m]"));
 	ck_assert_str_eq(out, "");	/* not a vertex route: no claim */
 	free(out);
+	out = lint_text(RES_ROUTE("vertex",
+	    "https://aiplatform.googleapis.com/v1/projects/p/locations/global/"
+	    "endpoints/openapi", "{ processing: EU, deployment: regional }",
+	    "    token_url: https://oauth2.googleapis.com/token\n"
+	    "    service_account: a@p.iam.gserviceaccount.com\n", "[m]"));
+	ck_assert_msg(strstr(out, "Vertex AI's global location") != NULL, "%s",
+	    out);
+	free(out);
+	out = lint_text(RES_ROUTE("azure", "https://x.openai.azure.com",
+	    "{ processing: SE, deployment: regional }",
+	    "    azure_deployment: gpt4o-GlobalStandard\n"
+	    "    api_version: 2024-10-21\n", "[m]"));
+	ck_assert_msg(strstr(out, "name says global") != NULL, "%s", out);
+	free(out);
 	out = lint_text(RES_ROUTE("openai", "http://api.example",
 	    "{ processing: DE, deployment: regional }",
 	    "    insecure_http: true\n", "[m]"));
