@@ -37,7 +37,8 @@ wait_port() {
 }
 
 for p in 9101 9102 9103 9104 9105 9106 9107 9443 8081 $PORT; do
-	if curl -s -o /dev/null "http://127.0.0.1:$p/" 2>/dev/null; then
+	if curl -s -o /dev/null "http://127.0.0.1:$p/" 2>/dev/null ||
+	    curl -sk -o /dev/null "https://127.0.0.1:$p/" 2>/dev/null; then
 		echo "port $p is taken; stop what runs there and retry" >&2
 		exit 1
 	fi
