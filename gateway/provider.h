@@ -89,6 +89,8 @@ struct gw_sigv4 {
 	const char *amz_date;		/* YYYYMMDDTHHMMSSZ */
 	const char *payload_sha256;	/* 64 lowercase hex digits */
 	bool sign_content_sha256;	/* sign x-amz-content-sha256 too */
+	const char *security_token;	/* temporary credentials: signed as
+					 * x-amz-security-token; NULL if none */
 };
 
 /* Authorization header value ("AWS4-HMAC-SHA256 Credential=...") into

@@ -8,7 +8,9 @@
  *                 /converse-stream), the body translated by converse.c
  *                 before it gets here (what is signed is what is sent);
  * authenticated one of two ways:
- *   auth: sigv4   the sealed credential is "ACCESS_KEY_ID:SECRET"; each
+ *   auth: sigv4   the sealed credential is "ACCESS_KEY_ID:SECRET", or
+ *                 "ACCESS_KEY_ID:SECRET:SESSION_TOKEN" for temporary
+ *                 credentials (sent and signed as x-amz-security-token); each
  *                 request is signed (SigV4, service and region from the
  *                 route) over host, x-amz-date and the SHA-256 of the
  *                 exact body sent;
@@ -49,7 +51,11 @@ static enum wd_err
 sign(const struct gw_prov_in *in, struct gw_prov_req *out, const char **why)
 {
 	const struct pol_provider *p = in->route;
-	const char *colon = memchr(in->cred, ':', in->credlen), *path;
+	const char *colon = memchr(in->cred, ':', in->credlen), *path, *colon2;
+	/* The session token, if any, goes into a header: on the stack,
+	 * wiped before return. */
+	char token[2048];
+	size_t secret_len, token_len = 0;
 	char host[256], curi[2048], akid[129], date[17], hex[65], auth[512];
 	unsigned char digest[32];
 	struct gw_sigv4 s;
@@ -64,6 +70,26 @@ sign(const struct gw_prov_in *in, struct gw_prov_req *out, const char **why)
 	}
 	memcpy(akid, in->cred, akid_len);
 	akid[akid_len] = '\0';
+	colon2 = memchr(colon + 1, ':', in->credlen - akid_len - 1);
+	secret_len = colon2 ? (size_t)(colon2 - colon - 1) :
+	    in->credlen - akid_len - 1;
+	if (colon2 != NULL) {
+		token_len = in->credlen - (size_t)(colon2 + 1 -
+		    (const char *)in->cred);
+		if (token_len == 0 || token_len >= sizeof(token) ||
+		    secret_len == 0) {
+			*why = "the credential for this route is not "
+			    "ACCESS_KEY_ID:SECRET[:SESSION_TOKEN]";
+			return WD_EINVAL;
+		}
+		memcpy(token, colon2 + 1, token_len);
+		token[token_len] = '\0';
+		if (strlen(token) != token_len) {
+			wd_wipe(token, token_len);
+			*why = GW_PROV_WHY_CRED;
+			return WD_EINVAL;
+		}
+	}
 	if (!wd_token_sane(akid, sizeof(akid) - 1)) {
 		*why = "the credential for this route is not ACCESS_KEY_ID:SECRET";
 		return WD_EINVAL;
@@ -79,7 +105,8 @@ sign(const struct gw_prov_in *in, struct gw_prov_req *out, const char **why)
 	memset(&s, 0, sizeof(s));
 	s.access_key = akid;
 	s.secret = in->cred + akid_len + 1;
-	s.secret_len = in->credlen - akid_len - 1;
+	s.secret_len = secret_len;
+	s.security_token = token_len > 0 ? token : NULL;
 	s.region = p->region;
 	s.service = p->service ? p->service : "bedrock";
 	s.method = "POST";
@@ -89,18 +116,20 @@ sign(const struct gw_prov_in *in, struct gw_prov_req *out, const char **why)
 	s.amz_date = date;
 	s.payload_sha256 = hex;
 	s.sign_content_sha256 = true;
-	if ((rc = gw_sigv4_authorization(&s, auth, sizeof(auth))) != WD_OK) {
+	rc = gw_sigv4_authorization(&s, auth, sizeof(auth));
+	if (rc != WD_OK)
 		*why = "the request cannot be signed";
-		return rc;
-	}
-	if (!gw_prov_header(out, "Host", host, strlen(host)) ||
+	else if (!gw_prov_header(out, "Host", host, strlen(host)) ||
 	    !gw_prov_header(out, "X-Amz-Date", date, 16) ||
 	    !gw_prov_header(out, "X-Amz-Content-Sha256", hex, 64) ||
+	    (token_len > 0 && !gw_prov_header(out, "X-Amz-Security-Token",
+	    token, token_len)) ||
 	    !gw_prov_header(out, "Authorization", auth, strlen(auth))) {
 		*why = GW_PROV_WHY_CRED;
-		return WD_EINVAL;
+		rc = WD_EINVAL;
 	}
-	return WD_OK;
+	wd_wipe(token, token_len);
+	return rc;
 }
 
 bool

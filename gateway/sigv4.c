@@ -68,10 +68,9 @@ gw_sigv4_encode(const char *in, size_t len, bool keep_slash, char *out,
 enum wd_err
 gw_sigv4_authorization(const struct gw_sigv4 *s, char *out, size_t outlen)
 {
-	char creq[4096], sts[512], date[9], hex[65], sig[65];
+	char creq[8192], sts[512], date[9], hex[65], sig[65];
 	unsigned char k[32], digest[32], kdate[4 + 256];
-	const char *signed_hdrs = s->sign_content_sha256 ?
-	    "host;x-amz-content-sha256;x-amz-date" : "host;x-amz-date";
+	char signed_hdrs[96], chdrs[3072];
 	enum wd_err rc = WD_ELIMIT;
 	int n;
 
@@ -79,17 +78,23 @@ gw_sigv4_authorization(const struct gw_sigv4 *s, char *out, size_t outlen)
 		return WD_EINVAL;
 	memcpy(date, s->amz_date, 8);
 	date[8] = '\0';
-	if (s->sign_content_sha256)
-		n = snprintf(creq, sizeof(creq), "%s\n%s\n%s\nhost:%s\n"
-		    "x-amz-content-sha256:%s\nx-amz-date:%s\n\n%s\n%s", s->method,
-		    s->canonical_uri, s->canonical_query, s->host,
-		    s->payload_sha256, s->amz_date, signed_hdrs,
-		    s->payload_sha256);
-	else
-		n = snprintf(creq, sizeof(creq), "%s\n%s\n%s\nhost:%s\n"
-		    "x-amz-date:%s\n\n%s\n%s", s->method, s->canonical_uri,
-		    s->canonical_query, s->host, s->amz_date, signed_hdrs,
-		    s->payload_sha256);
+	/* Canonical headers, sorted by name: host, [x-amz-content-sha256],
+	 * x-amz-date, [x-amz-security-token]. */
+	snprintf(signed_hdrs, sizeof(signed_hdrs), "host;%sx-amz-date%s",
+	    s->sign_content_sha256 ? "x-amz-content-sha256;" : "",
+	    s->security_token ? ";x-amz-security-token" : "");
+	n = snprintf(chdrs, sizeof(chdrs), "host:%s\n%s%s%sx-amz-date:%s\n%s%s%s",
+	    s->host, s->sign_content_sha256 ? "x-amz-content-sha256:" : "",
+	    s->sign_content_sha256 ? s->payload_sha256 : "",
+	    s->sign_content_sha256 ? "\n" : "", s->amz_date,
+	    s->security_token ? "x-amz-security-token:" : "",
+	    s->security_token ? s->security_token : "",
+	    s->security_token ? "\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(chdrs))
+		goto out;
+	n = snprintf(creq, sizeof(creq), "%s\n%s\n%s\n%s\n%s\n%s", s->method,
+	    s->canonical_uri, s->canonical_query, chdrs, signed_hdrs,
+	    s->payload_sha256);
 	if (n < 0 || (size_t)n >= sizeof(creq))
 		goto out;
 	SHA256((const unsigned char *)creq, (size_t)n, digest);

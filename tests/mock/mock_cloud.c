@@ -31,7 +31,8 @@
  *              [--token-ttl S]
  *
  * FILE holds "name=value" lines: azure, anthropic, openai, bedrock_key,
- * aws (ACCESS_KEY_ID:SECRET), aws_region, sa_email, sa_pubkey (a PEM
+ * aws (ACCESS_KEY_ID:SECRET), aws_token (then required and signed),
+ * aws_region, sa_email, sa_pubkey (a PEM
  * file path), token_url (the aud a JWT must name).
  */
 #include <signal.h>
@@ -70,6 +71,7 @@ struct mock {
 	FILE *record;
 	char azure[256], anthropic[256], openai[256], bedrock_key[256];
 	char aws[512], aws_region[64], sa_email[256], token_url[512];
+	char aws_token[1024];		/* temporary credentials' session token */
 	EVP_PKEY *sa_pub;
 	int token_ttl;
 	struct token tokens[MAX_TOKENS];
@@ -213,7 +215,15 @@ verify_sigv4(struct mock *m, struct evhttp_request *req, const char *auth,
 	if (strcmp(cred, want_cred) != 0)
 		return "SigV4: credential scope (key id, date, region, service) "
 		    "does not match";
-	if (strcmp(signed_h, "host;x-amz-content-sha256;x-amz-date") != 0)
+	if (m->aws_token[0] != '\0') {
+		const char *tok = evhttp_find_header(h, "X-Amz-Security-Token");
+
+		if (tok == NULL || !ct_eq(tok, m->aws_token))
+			return "SigV4: session token missing or wrong";
+		if (strcmp(signed_h, "host;x-amz-content-sha256;x-amz-date;"
+		    "x-amz-security-token") != 0)
+			return "SigV4: the session token is not signed";
+	} else if (strcmp(signed_h, "host;x-amz-content-sha256;x-amz-date") != 0)
 		return "SigV4: unexpected SignedHeaders";
 	memset(&tm, 0, sizeof(tm));
 	if (strptime(date, "%Y%m%dT%H%M%SZ", &tm) == NULL)
@@ -244,6 +254,7 @@ verify_sigv4(struct mock *m, struct evhttp_request *req, const char *auth,
 	s.amz_date = date;
 	s.payload_sha256 = sha;
 	s.sign_content_sha256 = true;
+	s.security_token = m->aws_token[0] ? m->aws_token : NULL;
 	if (gw_sigv4_authorization(&s, mine, sizeof(mine)) != WD_OK)
 		return "SigV4: cannot compute";
 	if (!ct_eq(strstr(mine, "Signature=") + 10, sig))
@@ -655,6 +666,7 @@ load_keys(struct mock *m, const char *file)
 		KEY(bedrock_key);
 		KEY(aws);
 		KEY(aws_region);
+		KEY(aws_token);
 		KEY(sa_email);
 		KEY(token_url);
 #undef KEY

@@ -174,6 +174,19 @@ START_TEST(kind_bedrock_sigv4)
 	/* The secret is in no header. */
 	for (size_t i = 0; i < req.nhdrs; i++)
 		ck_assert_ptr_null(strstr(req.hdrs[i], "EXAMPLEKEY"));
+	/* Temporary credentials: the session token is sent and signed. */
+	ck_assert_int_eq(prepare(&p, "AKIDEXAMPLE:" "wJalrXUtnFEMI/K7MDENG+"
+	    "bPxRfiCYEXAMPLEKEY:FwoGZXIvYXdzEXAMPLEtoken==", &req, &why), WD_OK);
+	ck_assert_uint_eq(req.nhdrs, 5);
+	ck_assert_str_eq(req.hdrs[3], "X-Amz-Security-Token: FwoGZXIvYXdzEXAMPLE"
+	    "token==");
+	s.security_token = "FwoGZXIvYXdzEXAMPLEtoken==";
+	ck_assert_int_eq(gw_sigv4_authorization(&s, want, sizeof(want)), WD_OK);
+	ck_assert_ptr_nonnull(strstr(want, "SignedHeaders=host;x-amz-content-"
+	    "sha256;x-amz-date;x-amz-security-token, "));
+	snprintf(hdr, sizeof(hdr), "Authorization: %s", want);
+	ck_assert_str_eq(req.hdrs[4], hdr);
+	ck_assert_int_eq(prepare(&p, "AKID:secret:", &req, &why), WD_EINVAL);
 	ck_assert_int_eq(prepare(&p, "no-colon", &req, &why), WD_EINVAL);
 	ck_assert_int_eq(prepare(&p, "AKID:", &req, &why), WD_EINVAL);
 	p.auth = (char *)"bearer";
