@@ -108,6 +108,8 @@ static const struct wd_errdef table[WD_CODE_COUNT] = {
 		"the request could not be redacted; it was not sent", false },
 	[WD_CODE_DETECTED] = { "detected_<detector>", 403, PV,
 		"a content detector found what it looks for", false, true },
+	[WD_CODE_UNSUPPORTED_FOR_ROUTE] = { "unsupported_for_route", 400, IRE,
+		"the route cannot express this request faithfully", false },
 };
 
 const struct wd_errdef *

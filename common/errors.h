@@ -68,6 +68,8 @@ enum wd_code {
 	WD_CODE_DETECTOR_UNAVAILABLE,
 	WD_CODE_REDACTION_FAILED,
 	WD_CODE_DETECTED,		/* a family: detected_<detector> */
+	/* Provider kinds (issue 14). */
+	WD_CODE_UNSUPPORTED_FOR_ROUTE,
 	WD_CODE_COUNT			/* not a code: the table's length */
 };
 

@@ -583,7 +583,6 @@ out:
 
 const struct gw_format gw_format_chat = {
 	.name = "chat",
-	.path = "/chat/completions",
 	.read_request = gw_chat_parse,
 	.read_answer = chat_read_answer,
 	.read_chunk = chat_read_chunk,

@@ -461,6 +461,7 @@ struct gw_up_req {
 	/* Called once, last; the transfer is gone when it returns. */
 	void (*on_done)(void *arg, enum wd_err err, const char *detail);
 	void *arg;
+	const char *ca_file;		/* CA bundle for TLS; NULL: the system's */
 };
 
 /*
@@ -566,8 +567,6 @@ struct gw_answer {
 
 struct gw_format {
 	const char *name;
-	/* The provider's path for it, after the route's base_url. */
-	const char *path;
 	/* Read and validate a request body; on failure *why is a message
 	 * for the client and *param names the offending field. */
 	enum wd_err (*read_request)(const char *body, size_t len,

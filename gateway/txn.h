@@ -33,6 +33,8 @@
 #include "common/errors.h"
 #include "gateway/gw_int.h"
 #include "gateway/gw_detect.h"
+#include "gateway/provider.h"
+#include "gateway/provider.h"
 
 enum txn_state {
 	TXN_ADMIT,
@@ -99,6 +101,10 @@ struct txn_attempt {
 	char ctype[128];
 	uint64_t started_us;
 	enum txn_cut cut;
+	/* A Bedrock Converse route (converse.c): this attempt's request
+	 * body, translated; NULL: the client's body goes as it is. */
+	char *body;
+	size_t body_len;
 	enum wd_err err;		/* how the transfer ended */
 	char detail[256];
 	char reqid_hdr[96];
@@ -114,6 +120,7 @@ struct txn_answer {
 	json_t *usage;
 	struct aud_hmac *hmac;		/* its digest */
 	struct gw_detect_answer det;	/* detectors watching answers */
+	struct gw_converse_stream *conv;	/* a Converse stream, translated */
 };
 
 /* What the audit record needs, and how far it got. */

@@ -80,7 +80,7 @@ stream_done(struct txn *t)
 static enum txn_state
 stream_broke(struct txn *t)
 {
-	const struct txn_attempt *a = &t->up;
+	struct txn_attempt *a = &t->up;
 	char msg[384];
 
 	if (a->cut == TXN_CUT_AUDIT) {
@@ -96,6 +96,14 @@ stream_broke(struct txn *t)
 		gw_txn_stream_error(t, t->pol.deny.id, t->pol.deny.message);
 		t->end.name = t->pol.deny.code;
 		return TXN_END;
+	}
+	if (a->err == WD_OK && a->body != NULL && t->ans.conv != NULL &&
+	    (t->ans.conv->npending > 0 || !t->ans.conv->done)) {
+		/* A Converse stream that ended inside a frame or before its
+		 * last event was cut short: not a complete answer. */
+		a->err = WD_EUPSTREAM;
+		snprintf(a->detail, sizeof(a->detail), "the event stream ended "
+		    "before its last event");
 	}
 	/* An agent's stream is complete at [DONE], whatever came after. */
 	if (t->ans.astream.done || a->err == WD_OK)
@@ -189,6 +197,25 @@ plain_whole(struct txn *t)
 	return whole(t, a->status);
 }
 
+/* A Converse answer, as the chat completion the client asked for; what
+ * cannot be read that way is refused (an empty answer is not JSON). */
+static void
+converse_whole(struct txn *t)
+{
+	char *chat;
+	size_t n;
+
+	if (gw_converse_answer((const char *)evbuffer_pullup(t->ans.buf, -1),
+	    evbuffer_get_length(t->ans.buf), t->req.chat.model, t->pol.dec.id,
+	    &chat, &n) == WD_OK) {
+		evbuffer_drain(t->ans.buf, evbuffer_get_length(t->ans.buf));
+		evbuffer_add(t->ans.buf, chat, n);
+		free(chat);
+	} else {
+		evbuffer_drain(t->ans.buf, evbuffer_get_length(t->ans.buf));
+	}
+}
+
 enum txn_state
 gw_txn_answer(struct txn *t)
 {
@@ -211,6 +238,9 @@ gw_txn_answer(struct txn *t)
 		return gw_txn_error(t, WD_CODE_UPSTREAM_TOO_LARGE, "the answer of "
 		    "provider '%s' exceeded upstream.max_response_bytes",
 		    a->route->id);
+	if (a->err == WD_OK && a->status >= 200 && a->status < 300 &&
+	    gw_provider_converse(a->route))
+		converse_whole(t);
 	if (a->err == WD_OK && a->status != 429 && a->status < 500)
 		return t->pol.tools.agent != NULL ? agent_whole(t) :
 		    plain_whole(t);

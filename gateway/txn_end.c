@@ -175,6 +175,11 @@ gw_txn_finish(struct txn *t)
 		evbuffer_free(t->ans.copy);
 	if (t->ans.hmac != NULL)
 		aud_hmac_final(t->ans.hmac, scratch);
+	free(t->up.body);
+	if (t->ans.conv != NULL) {
+		gw_converse_stream_clear(t->ans.conv);
+		free(t->ans.conv);
+	}
 	json_decref(t->audit.attempts);
 	json_decref(t->ans.usage);
 	gw_creds_unref(t->pol.creds);

@@ -18,18 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#define AUTH_PREFIX "Authorization: Bearer "
+#include <time.h>
 
 /* Pause the provider when this much is waiting to go to the client. */
 #define OUT_HIGH_MARK (256u << 10)
 
-/* Content-Type text/event-stream, parameters allowed. */
+/* Is the Content-Type want, parameters allowed? */
 static bool
-is_event_stream(const char *ctype)
+ctype_is(const char *ctype, const char *want)
 {
-	static const char want[] = "text/event-stream";
-	size_t n = sizeof(want) - 1;
+	size_t n = strlen(want);
 
 	if (ctype == NULL || strncasecmp(ctype, want, n) != 0)
 		return false;
@@ -54,9 +52,11 @@ on_head(void *arg, int status, const char *ctype)
 	gw_metrics_upstream(t->up.route->id, wd_mono_us() - t->up.started_us);
 	if (!t->req.chat.stream || status != 200)
 		return;
-	/* An agent's stream is read as SSE: an answer that says it is
+	/* An agent's stream is read as SSE (a Converse route's as AWS
+	 * event-stream frames, translated to SSE): an answer that says it is
 	 * something else is not read at all (txn_answer.c refuses it). */
-	if (t->pol.tools.agent != NULL && !is_event_stream(ctype)) {
+	if (t->pol.tools.agent != NULL && !ctype_is(ctype, t->ans.conv != NULL ?
+	    "application/vnd.amazon.eventstream" : "text/event-stream")) {
 		t->up.cut = TXN_CUT_NOT_SSE;
 		return;
 	}
@@ -257,6 +257,32 @@ gw_txn_transfer_ended(struct txn *t, enum wd_err err, const char *detail)
 	    "error", t->up.detail));
 }
 
+/*
+ * A Bedrock converse-stream: its event-stream frames become chat chunks
+ * (converse.c), which then take the same path as any OpenAI stream:
+ * on_data's SSE reader and tool check.  Before the answer streams (an
+ * error status) the bytes are buffered as they are.
+ */
+static size_t
+on_data_converse(void *arg, const char *data, size_t len)
+{
+	struct txn *t = arg;
+	char *sse;
+	size_t n, rc;
+
+	if (t->state != TXN_STREAMING)
+		return on_data(arg, data, len);
+	if (gw_conn_pending(t->conn) > OUT_HIGH_MARK)
+		return GW_UP_PAUSE;
+	if (gw_converse_feed(t->ans.conv, data, len, &sse, &n) != WD_OK) {
+		t->up.cut = TXN_CUT_TOO_BIG;
+		return 0;
+	}
+	rc = n > 0 ? on_data(arg, sse, n) : n;
+	free(sse);
+	return rc == n ? len : 0;
+}
+
 void
 gw_txn_drained(struct txn *t)
 {
@@ -264,27 +290,27 @@ gw_txn_drained(struct txn *t)
 		gw_up_resume(t->up.xfer);
 }
 
-/*
- * provider.sign: the Authorization header for route p's credential, in
- * auth (on the stack; the caller wipes it once curl has its copy).
- * False when the credential cannot go into a header as it is.
- */
-static bool
-sign(struct txn *t, const struct pol_provider *p, char *auth, size_t len,
-    int *authlen)
+/* A Converse route: the request body translated for this attempt, and
+ * the stream translator ready.  Not WD_OK: t->end says why. */
+static enum wd_err
+converse_prepare(struct txn *t)
 {
-	const unsigned char *cred;
-	size_t credlen = 0;
+	const char *why_not;
 
-	cred = gw_creds_get(t->pol.creds, t->pol.snap, p->credential, &credlen);
-	if (cred == NULL || credlen > SEC_VALUE_MAX || memchr(cred, '\n',
-	    credlen) || memchr(cred, '\r', credlen))
-		return false;
-	*authlen = snprintf(auth, len, AUTH_PREFIX "%.*s", (int)credlen,
-	    (const char *)cred);
-	/* A NUL would have cut the value short: refused, not sent. */
-	return *authlen >= 0 &&
-	    (size_t)*authlen == sizeof(AUTH_PREFIX) - 1 + credlen;
+	if (gw_converse_request((const char *)evbuffer_pullup(t->req.body, -1),
+	    evbuffer_get_length(t->req.body), &t->up.body, &t->up.body_len,
+	    &why_not) != WD_OK) {
+		gw_txn_error(t, WD_CODE_UNSUPPORTED_FOR_ROUTE, "%s", why_not);
+		return WD_EINVAL;
+	}
+	if (t->ans.conv == NULL &&
+	    (t->ans.conv = calloc(1, sizeof(*t->ans.conv))) == NULL) {
+		gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
+		return WD_ENOMEM;
+	}
+	gw_converse_stream_clear(t->ans.conv);	/* a previous attempt's */
+	gw_converse_stream_init(t->ans.conv, t->req.chat.model, t->pol.dec.id);
+	return WD_OK;
 }
 
 enum txn_state
@@ -294,12 +320,11 @@ gw_txn_attempt(struct txn *t, void (*on_done)(void *, enum wd_err,
 	const struct pol_upstream *u = &t->pol.snap->upstream;
 	struct txn_attempt *a = &t->up;
 	const struct pol_provider *p;
-	const char *hdrs[6];
-	/* The header holds a credential as long as the store allows; on the
-	 * stack, wiped once curl has its copy. */
-	char auth[sizeof(AUTH_PREFIX) + SEC_VALUE_MAX];
-	int authlen = 0;
-	char url[2048];
+	const char *hdrs[5 + GW_PROV_MAX_HDRS], *why_not;
+	/* URL and the kind's auth headers (gateway/provider.c): they hold
+	 * the credential until curl has its copy, then are wiped. */
+	static _Thread_local struct gw_prov_req pr;
+	struct gw_prov_in in;
 	struct gw_up_req r;
 	enum wd_err rc;
 
@@ -308,37 +333,52 @@ gw_txn_attempt(struct txn *t, void (*on_done)(void *, enum wd_err,
 		return TXN_END;
 	p = a->route = a->cand[a->next++];
 	a->count++;
-	if (!sign(t, p, auth, sizeof(auth), &authlen)) {
-		wd_wipe(auth, sizeof(auth));
-		return gw_txn_error(t, WD_CODE_CREDENTIAL_UNAVAILABLE, NULL);
-	}
-	if ((size_t)snprintf(url, sizeof(url), "%s%s", p->base_url,
-	    t->req.fmt->path) >= sizeof(url)) {
-		wd_wipe(auth, (size_t)authlen);
-		return gw_txn_error(t, WD_CODE_BAD_ROUTE, NULL);
+	free(a->body);
+	a->body = NULL;
+	if (gw_provider_converse(p) && converse_prepare(t) != WD_OK)
+		return TXN_END;
+	/* provider.sign: URL and auth headers for the route's kind. */
+	memset(&in, 0, sizeof(in));
+	in.route = p;
+	in.cred = gw_creds_get(t->pol.creds, t->pol.snap, p->credential,
+	    &in.credlen);
+	in.model = t->req.chat.model;
+	in.stream = t->req.chat.stream;
+	in.body = a->body ? a->body : (const char *)evbuffer_pullup(t->req.body,
+	    -1);
+	in.body_len = a->body ? a->body_len : evbuffer_get_length(t->req.body);
+	in.now = time(NULL);
+	if ((rc = gw_provider_prepare(&in, &pr, &why_not)) != WD_OK) {
+		/* A NUL or newline would have cut or split the header:
+		 * refused, not sent. */
+		gw_prov_req_wipe(&pr);
+		return gw_txn_error(t, rc == WD_ELIMIT ? WD_CODE_BAD_ROUTE :
+		    WD_CODE_CREDENTIAL_UNAVAILABLE, "%s", why_not);
 	}
 	snprintf(a->reqid_hdr, sizeof(a->reqid_hdr), "X-Request-Id: %s",
 	    gw_conn_request_id(t->conn));
 	hdrs[0] = "Content-Type: application/json";
 	hdrs[1] = t->req.chat.stream ? "Accept: text/event-stream"
 				     : "Accept: application/json";
-	hdrs[2] = auth;
-	hdrs[3] = a->reqid_hdr;
-	hdrs[4] = "User-Agent: warden/" WD_VERSION;
-	hdrs[5] = "Expect:";		/* no 100-continue round trip */
+	hdrs[2] = a->reqid_hdr;
+	hdrs[3] = "User-Agent: warden/" WD_VERSION;
+	hdrs[4] = "Expect:";		/* no 100-continue round trip */
+	for (size_t i = 0; i < pr.nhdrs; i++)
+		hdrs[5 + i] = pr.hdrs[i];
 	memset(&r, 0, sizeof(r));
-	r.url = url;
+	r.url = pr.url;
 	r.proxy = u->proxy;
+	r.ca_file = p->ca_file;
 	r.headers = hdrs;
-	r.nheaders = 6;
-	r.body = (const char *)evbuffer_pullup(t->req.body, -1);
-	r.body_len = evbuffer_get_length(t->req.body);
+	r.nheaders = 5 + pr.nhdrs;
+	r.body = in.body;
+	r.body_len = in.body_len;
 	r.connect_ms = u->connect_timeout_ms;
 	r.first_byte_ms = u->first_byte_timeout_ms;
 	r.idle_ms = u->idle_timeout_ms;
 	r.total_ms = u->total_timeout_ms;
 	r.on_head = on_head;
-	r.on_data = on_data;
+	r.on_data = a->body != NULL ? on_data_converse : on_data;
 	r.on_done = on_done;
 	r.arg = t;
 	a->status = 0;
@@ -349,7 +389,7 @@ gw_txn_attempt(struct txn *t, void (*on_done)(void *, enum wd_err,
 	a->started_us = wd_mono_us();
 	rc = gw_up_start(gw_conn_worker(t->conn)->up, &r, &a->xfer);
 	/* curl copied the header strings; ours can go. */
-	wd_wipe(auth, (size_t)authlen);
+	gw_prov_req_wipe(&pr);
 	if (rc != WD_OK)
 		return gw_txn_error(t, WD_CODE_INTERNAL,
 		    "cannot start upstream request");
