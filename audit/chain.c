@@ -7,7 +7,8 @@
  *   line = C without its closing '}' + ,"hash":"<hash>"} + '\n'
  *
  * A verifier cuts the fixed-length suffix off the line to get C back
- * byte for byte, so it never has to re-serialise JSON.
+ * byte for byte, so it never has to re-serialise JSON.  C is also the
+ * record's Merkle leaf: SHA-256(0x00 || C) (merkle.c).
  */
 #include "audit/aud.h"
 
@@ -36,6 +37,13 @@ char *
 aud_line(json_t *rec, const char *prev, char hash[AUD_HASH_HEX + 1],
     size_t *len)
 {
+	return aud_line_leaf(rec, prev, hash, NULL, len);
+}
+
+char *
+aud_line_leaf(json_t *rec, const char *prev, char hash[AUD_HASH_HEX + 1],
+    unsigned char leaf[32], size_t *len)
+{
 	char *c, *line;
 	size_t clen;
 
@@ -46,6 +54,8 @@ aud_line(json_t *rec, const char *prev, char hash[AUD_HASH_HEX + 1],
 		return NULL;
 	clen = strlen(c);
 	chain_hash(prev, c, clen, hash);
+	if (leaf != NULL)
+		aud_leaf_hash(c, clen, leaf);
 	line = malloc(clen + AUD_SUFFIX_LEN + 2);
 	if (line != NULL) {
 		memcpy(line, c, clen - 1);

@@ -252,21 +252,28 @@ verify(const char *dir, const char *pubkey_path, char **out)
 }
 
 static int
-verify_export(const char *path, char **out)
+verify_export_key(const char *path, const char *pubkey_path, char **out)
 {
+	struct aud_verify_opts o = { .pubkey_pem_path = pubkey_path };
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);
 	int rc;
 
 	ck_assert_ptr_nonnull(m);
-	rc = aud_verify_export(path, m);
+	rc = aud_verify_export(path, &o, m);
 	fclose(m);
 	if (out != NULL)
 		*out = buf;
 	else
 		free(buf);
 	return rc;
+}
+
+static int
+verify_export(const char *path, char **out)
+{
+	return verify_export_key(path, NULL, out);
 }
 
 /* aud_line as a C string: its buffer is *len bytes, not NUL-terminated. */
