@@ -103,6 +103,10 @@ enum wd_err aud_try_append(struct aud_log *log, json_t *rec,
 void aud_submit(struct aud_log *log, json_t *rec,
     void (*done)(void *arg, enum wd_err rc), void *arg);
 
+/* Ask the writer thread for a checkpoint of everything appended so far
+ * and wait up to timeout_ms for it (reloads, tests). */
+enum wd_err aud_checkpoint_sync(struct aud_log *log, int timeout_ms);
+
 /* False while the log cannot be written: the gateway answers 503. */
 bool aud_healthy(const struct aud_log *log);
 const char *aud_last_error(const struct aud_log *log);

@@ -89,8 +89,9 @@ struct aud_log {
 	unsigned char last_leaf[32];	/* recovery: the last record's leaf */
 	struct aud_cp_entry *tailcps;	/* recovery: checkpoints in the */
 	size_t ntailcps;		/* last segment */
-	uint64_t cp_size;		/* tree size the last checkpoint signed */
-	bool cp_force;			/* checkpoint at once (after open) */
+	atomic_ullong cp_size;		/* tree size the last checkpoint signed */
+	atomic_bool cp_force;		/* checkpoint at once (open, asked) */
+	pthread_cond_t cpcv;		/* with mu: a checkpoint was written */
 	bool no_final_cp;		/* refused at open: nothing to sign */
 	char *cpline;			/* the last checkpoint line written */
 	size_t cplen;

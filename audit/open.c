@@ -327,6 +327,7 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_mutex_init(&l->wlock, NULL);
 	pthread_cond_init(&l->cv, NULL);
+	pthread_cond_init(&l->cpcv, NULL);
 	l->last_cp_us = wd_mono_us();
 	if (l->dir == NULL || l->instance == NULL) {
 		rc = WD_ENOMEM;

@@ -280,6 +280,14 @@ check_cp2(struct aud_walk *w, json_t *j, uint64_t seq)
 		    "added or removed", (unsigned long long)seq);
 		return false;
 	}
+	if (th.size < w->last_cp_size) {
+		snprintf(w->why, sizeof(w->why), "seq %llu: checkpoint signs a tree "
+		    "of %llu records after one of %llu: replayed or out of order",
+		    (unsigned long long)seq, (unsigned long long)th.size,
+		    (unsigned long long)w->last_cp_size);
+		return false;
+	}
+	w->last_cp_size = th.size;
 	if (w->has_counter && th.has_counter && th.counter < w->counter) {
 		snprintf(w->why, sizeof(w->why), "seq %llu: checkpoint counter %llu "
 		    "goes back from %llu: checkpoints of another history were "

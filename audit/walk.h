@@ -25,6 +25,7 @@ struct aud_walk {
 	struct aud_frontier fr, base;
 	struct aud_walk_leaf *ring;
 	struct aud_frontier *snaps;
+	uint64_t last_cp_size;		/* of the last version 2 checkpoint */
 	uint64_t covered;		/* trees up to here are authenticated */
 	uint64_t nc, cov_nc;		/* non-checkpoint records, all / covered */
 	char uncov_ts[40];		/* ts of the oldest record not covered */

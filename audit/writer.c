@@ -282,6 +282,9 @@ checkpoint(struct aud_log *l, bool closing)
 	}
 	pthread_mutex_unlock(&l->wlock);
 	finish_items(it, WD_OK);
+	pthread_mutex_lock(&l->mu);
+	pthread_cond_broadcast(&l->cpcv);
+	pthread_mutex_unlock(&l->mu);
 	/* Off the host only once it is durable here. */
 	if (rc == WD_OK && sync_now(l) && l->o.witness != NULL) {
 		pthread_mutex_lock(&l->wlock);
@@ -618,6 +621,38 @@ aud_strict(const struct aud_log *l)
 }
 
 enum wd_err
+aud_checkpoint_sync(struct aud_log *l, int timeout_ms)
+{
+	struct timespec until;
+	uint64_t want;
+	bool ok;
+
+	if (l->o.signer == NULL)
+		return WD_EUNSUPPORTED;
+	pthread_mutex_lock(&l->wlock);
+	want = l->seq;
+	pthread_mutex_unlock(&l->wlock);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&l->mu);
+	if (atomic_load(&l->cp_size) < want) {
+		atomic_store(&l->cp_force, true);
+		pthread_cond_signal(&l->cv);
+	}
+	while (atomic_load(&l->cp_size) < want &&
+	    pthread_cond_timedwait(&l->cpcv, &l->mu, &until) == 0)
+		;
+	ok = atomic_load(&l->cp_size) >= want;
+	pthread_mutex_unlock(&l->mu);
+	return ok ? WD_OK : WD_ETIMEOUT;
+}
+
+enum wd_err
 aud_start_writer(struct aud_log *l)
 {
 	if (pthread_create(&l->th, NULL, writer_main, l) != 0)
@@ -657,6 +692,7 @@ aud_close(struct aud_log *l)
 	pthread_mutex_destroy(&l->mu);
 	pthread_mutex_destroy(&l->wlock);
 	pthread_cond_destroy(&l->cv);
+	pthread_cond_destroy(&l->cpcv);
 	free(l->dir);
 	free(l->instance);
 	free(l);
