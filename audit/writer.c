@@ -673,7 +673,11 @@ aud_close(struct aud_log *l)
 		pthread_mutex_unlock(&l->mu);
 		pthread_join(l->th, NULL);
 		/* Sign what was written last, so nothing is left unsigned. */
-		if (l->o.signer != NULL && l->since_cp > 0 &&
+		/* With a counter, always: the closing checkpoint carries the
+		 * value bumped at stop, so a log cut behind it shows at the
+		 * next start. */
+		if (l->o.signer != NULL && (l->since_cp > 0 ||
+		    atomic_load(&l->cp_force) || l->o.counter != NULL) &&
 		    atomic_load(&l->healthy) && !l->no_final_cp)
 			checkpoint(l, true);
 		sync_now(l);

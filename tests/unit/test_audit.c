@@ -2382,6 +2382,767 @@ START_TEST(second_writer_cannot_break_the_chain)
 }
 END_TEST
 
+/* ======================================================================
+ * format 2: the Merkle tree, proofs, trust, rollback, witnesses
+ * ====================================================================== */
+
+/* RFC 9162 2.1.1 MTH by its definition, for the tests to compare with. */
+static void
+ref_mth(unsigned char (*leaves)[32], size_t n, unsigned char out[32])
+{
+	size_t k = 1;
+	unsigned char l[32], r[32];
+
+	if (n == 0) {
+		wd_sha256("", 0, out);
+		return;
+	}
+	if (n == 1) {
+		memcpy(out, leaves[0], 32);
+		return;
+	}
+	while (k * 2 < n)
+		k *= 2;
+	ref_mth(leaves, k, l);
+	ref_mth(leaves + k, n - k, r);
+	aud_node_hash(l, r, out);
+}
+
+/* Perfect subtrees straight from the leaves (a store for the proofs). */
+struct mem_nodes {
+	unsigned char (*leaves)[32];
+	size_t n;
+};
+
+static enum wd_err
+mem_get(void *ctx, unsigned level, uint64_t index, unsigned char out[32])
+{
+	struct mem_nodes *m = ctx;
+	uint64_t a = index << level, w = (uint64_t)1 << level;
+
+	if (a + w > m->n)
+		return WD_ENOTFOUND;
+	ref_mth(m->leaves + a, (size_t)w, out);
+	return WD_OK;
+}
+
+START_TEST(merkle_proofs_hold_for_every_size)
+{
+	enum { N = 70 };
+	unsigned char leaves[N][32], root[N + 1][32];
+	struct aud_frontier f = { 0 };
+	struct mem_nodes mn = { leaves, N };
+	struct aud_nodes nodes = { mem_get, &mn };
+	struct aud_proof_path *p = calloc(1, sizeof(*p));
+
+	for (size_t i = 0; i < N; i++) {
+		unsigned char c[8] = { 'l', 'e', 'a', 'f', (unsigned char)i };
+
+		aud_leaf_hash(c, sizeof(c), leaves[i]);
+	}
+	for (size_t n = 0; n <= N; n++) {
+		unsigned char have[32];
+
+		aud_frontier_root(&f, have);
+		ref_mth(leaves, n, root[n]);
+		ck_assert_msg(memcmp(have, root[n], 32) == 0, "root of %zu", n);
+		if (n < N)
+			aud_frontier_push(&f, leaves[n], NULL, NULL);
+	}
+	for (size_t n = 1; n <= N; n++) {
+		for (size_t m = 0; m < n; m++) {
+			ck_assert_int_eq(aud_inclusion_path(&nodes, m, n, p), WD_OK);
+			ck_assert_msg(aud_verify_inclusion(m, n, leaves[m], p, root[n]),
+			    "inclusion %zu in %zu", m, n);
+			ck_assert(!aud_verify_inclusion(m, n, leaves[(m + 1) % N], p,
+			    root[n]) || leaves[(m + 1) % N][0] == leaves[m][0]);
+			if (p->n > 0) {
+				p->h[p->n - 1][0] ^= 1;
+				ck_assert(!aud_verify_inclusion(m, n, leaves[m], p,
+				    root[n]));
+			}
+			ck_assert(!aud_verify_inclusion(m, n + 1, leaves[m], p,
+			    root[n]) || n + 1 > N);
+		}
+		for (size_t m = 0; m <= n; m++) {
+			ck_assert_int_eq(aud_consistency_path(&nodes, m, n, p), WD_OK);
+			ck_assert_msg(aud_verify_consistency(m, n, root[m], root[n], p),
+			    "consistency %zu %zu", m, n);
+			if (m > 0 && m < n) {
+				unsigned char bad[32];
+
+				memcpy(bad, root[m], 32);
+				bad[5] ^= 1;
+				ck_assert(!aud_verify_consistency(m, n, bad, root[n], p));
+				ck_assert(!aud_verify_consistency(m, n, root[m], bad, p));
+			}
+		}
+	}
+	free(p);
+}
+END_TEST
+
+/* What a command printed and its status, through a memstream. */
+static int
+capture(int (*fn)(FILE *, void *), void *arg, char **out)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	int rc = fn(m, arg);
+
+	fclose(m);
+	if (out != NULL)
+		*out = buf;
+	else
+		free(buf);
+	return rc;
+}
+
+struct prove_args {
+	const char *dir, *pub;
+	uint64_t seq, cp, a, b;
+	const char *path;
+};
+
+static int
+do_prove(FILE *m, void *arg)
+{
+	struct prove_args *a = arg;
+	FILE *f = fopen(a->path, "w");
+	int rc = a->a != 0 ? aud_prove_consistency(a->dir, a->a, a->b, f, m) :
+	    aud_prove_inclusion(a->dir, a->seq, a->cp, f, m);
+
+	fclose(f);
+	return rc;
+}
+
+static int
+do_verify_proof(FILE *m, void *arg)
+{
+	struct prove_args *a = arg;
+	struct aud_verify_opts o = { .pubkey_pem_path = a->pub };
+
+	return aud_verify_proof(a->path, &o, m);
+}
+
+/* Checkpoint seqs of a log, in order; *n of them. */
+static size_t
+checkpoint_seqs(const char *dir, uint64_t *v, size_t max)
+{
+	struct lines l = log_lines(dir);
+	size_t n = 0;
+
+	for (size_t i = 0; i < l.n && n < max; i++)
+		if (strstr(l.v[i], "\"kind\":\"checkpoint\"") != NULL)
+			v[n++] = i + 1;
+	lines_free(&l);
+	return n;
+}
+
+static int
+py(const char *what, const char *file, const char *pub)
+{
+	char *cmd;
+	int rc;
+
+	ck_assert(asprintf(&cmd, "python3 audit/verify.py %s %s%s%s >/dev/null "
+	    "2>&1", what, file, pub ? " --pubkey " : "", pub ? pub : "") >= 0);
+	rc = sh(cmd);
+	free(cmd);
+	return rc;
+}
+
+START_TEST(proofs_of_a_log_verify_alone)
+{
+	char *dir = tmpdir(), *pub, *other, *out, *pp;
+	struct soft_key k, k2;
+	struct prove_args a = { 0 };
+	uint64_t cps[16];
+	size_t ncp;
+	struct lines pl;
+
+	soft_key_init(&k);
+	soft_key_init(&k2);
+	make_signed_log(dir, &k, "abababababababababababab");
+	pub = write_pem(dir, "pub.pem", k.pem);
+	other = write_pem(dir, "other.pem", k2.pem);
+	pp = path2(dir, "proof.json");
+	ncp = checkpoint_seqs(dir, cps, 16);
+	ck_assert_uint_ge(ncp, 3);
+	a.dir = dir;
+	a.path = pp;
+	a.pub = pub;
+	for (uint64_t seq = 1; seq < cps[ncp - 1]; seq++) {
+		a.seq = seq;
+		ck_assert_msg(capture(do_prove, &a, &out) == 0, "prove %llu: %s",
+		    (unsigned long long)seq, out);
+		free(out);
+		ck_assert_msg(capture(do_verify_proof, &a, &out) == AUD_VERIFIED,
+		    "%s", out);
+		free(out);
+	}
+	ck_assert_int_eq(py("proof", pp, pub), 0);
+	/* Against an older checkpoint, and beyond what it covers. */
+	a.seq = 2;
+	a.cp = cps[0];
+	ck_assert_int_eq(capture(do_prove, &a, NULL), 0);
+	ck_assert_int_eq(capture(do_verify_proof, &a, NULL), AUD_VERIFIED);
+	a.seq = cps[0] + 1;
+	ck_assert_int_eq(capture(do_prove, &a, NULL), AUD_INVALID);
+	/* Another key; no key; a changed record. */
+	a.seq = 5;
+	a.cp = 0;
+	ck_assert_int_eq(capture(do_prove, &a, NULL), 0);
+	a.pub = other;
+	ck_assert_int_eq(capture(do_verify_proof, &a, NULL), AUD_INVALID);
+	ck_assert_int_eq(py("proof", pp, other), 1);
+	a.pub = NULL;
+	ck_assert_int_eq(capture(do_verify_proof, &a, NULL), AUD_UNAUTHENTICATED);
+	a.pub = pub;
+	pl = file_lines(pp);
+	{
+		char *q = strstr(pl.v[0], "tok-4");
+
+		ck_assert_ptr_nonnull(q);
+		q[4] = '6';
+		lines_write(pp, &pl);
+	}
+	ck_assert_int_eq(capture(do_verify_proof, &a, &out), AUD_INVALID);
+	free(out);
+	ck_assert_int_eq(py("proof", pp, pub), 1);
+	lines_free(&pl);
+	/* Consistency: every pair of checkpoints. */
+	for (size_t i = 0; i < ncp; i++)
+		for (size_t j = i; j < ncp; j++) {
+			a.a = cps[i];
+			a.b = cps[j];
+			ck_assert_int_eq(capture(do_prove, &a, NULL), 0);
+			ck_assert_int_eq(capture(do_verify_proof, &a, &out),
+			    AUD_VERIFIED);
+			free(out);
+		}
+	ck_assert_int_eq(py("proof", pp, pub), 0);
+	/* Out of order: refused. */
+	a.a = cps[ncp - 1];
+	a.b = cps[0];
+	ck_assert_int_eq(capture(do_prove, &a, NULL), AUD_INVALID);
+	free(pp);
+	free(pub);
+	free(other);
+	soft_key_free(&k);
+	soft_key_free(&k2);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* The tree files are derived: damaged or gone, they are rebuilt at open;
+ * stale ones never give a proof that holds. */
+START_TEST(tree_files_are_checked_and_rebuilt)
+{
+	char *dir = tmpdir(), *pub, *pp, *l0, *tdir, *out;
+	struct soft_key k;
+	struct prove_args a = { 0 };
+	struct aud_opts o;
+	struct aud_log *log;
+	size_t len;
+	char *text;
+
+	soft_key_init(&k);
+	make_signed_log(dir, &k, "aaaaaaaaaaaa");
+	pub = write_pem(dir, "pub.pem", k.pem);
+	pp = path2(dir, "proof.json");
+	l0 = path2(dir, "tree/level-00");
+	tdir = path2(dir, "tree");
+	ck_assert_int_eq(fsize(l0), 16 * 32);	/* 12 records, 4 checkpoints */
+	a.dir = dir;
+	a.path = pp;
+	a.pub = pub;
+	a.seq = 7;
+	/* A leaf flipped: prove refuses rather than print a bad proof. */
+	text = slurp(l0, &len);
+	text[7 * 32] ^= 1;
+	spit(l0, text, len);
+	ck_assert_int_eq(capture(do_prove, &a, &out), AUD_INVALID);
+	ck_assert_msg(strstr(out, "stale or damaged") != NULL, "%s", out);
+	free(out);
+	/* Reopened: the last leaf is checked, the rest rebuilt if needed. */
+	text[7 * 32] ^= 1;
+	text[len - 1] ^= 1;
+	spit(l0, text, len);
+	free(text);
+	o = opts(dir);
+	o.signer = &k.signer;
+	log = open_ok(&o);
+	aud_close(log);
+	ck_assert_int_eq(capture(do_prove, &a, NULL), 0);
+	ck_assert_int_eq(capture(do_verify_proof, &a, NULL), AUD_VERIFIED);
+	/* All gone (a format 1 log has none): rebuilt. */
+	rm_rf(tdir);
+	log = open_ok(&o);
+	aud_close(log);
+	ck_assert_int_eq(capture(do_prove, &a, NULL), 0);
+	ck_assert_int_eq(capture(do_verify_proof, &a, NULL), AUD_VERIFIED);
+	ck_assert_int_eq(verify(dir, pub, NULL), AUD_VERIFIED);
+	free(pp);
+	free(l0);
+	free(tdir);
+	free(pub);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+static void
+drop_checkpoints(json_t *rec, size_t idx, const char *prev)
+{
+	(void)idx;
+	(void)prev;
+	/* Turned into harmless records: the chain is recomputed anyway. */
+	if (strcmp(jstr(rec, "kind"), "checkpoint") == 0) {
+		json_t *seq = json_incref(json_object_get(rec, "seq"));
+		json_t *ts = json_incref(json_object_get(rec, "ts"));
+
+		json_object_clear(rec);
+		json_object_set_new(rec, "kind", json_string("reload"));
+		json_object_set_new(rec, "seq", seq);
+		json_object_set_new(rec, "ts", ts);
+	}
+}
+
+static int
+verify_at(const char *dir, const char *pub, int64_t now_us, char **out)
+{
+	struct aud_verify_opts o = { .pubkey_pem_path = pub, .now_us = now_us };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	int rc = aud_verify_dir(dir, &o, m);
+
+	fclose(m);
+	if (out != NULL)
+		*out = buf;
+	else
+		free(buf);
+	return rc;
+}
+
+/* Issue 11: every checkpoint dropped and the chain recomputed: never
+ * "verified" with a key (format 1 said OK with "0 checkpoints"), and
+ * invalid once the records are older than the interval promised. */
+START_TEST(dropped_checkpoints_and_a_recomputed_chain_fail)
+{
+	char *dir = tmpdir(), *pub, *out;
+	struct soft_key k;
+	int64_t now = (int64_t)wd_wall_us();
+
+	soft_key_init(&k);
+	make_signed_log(dir, &k, "aaaaaaa");
+	pub = write_pem(dir, "pub.pem", k.pem);
+	ck_assert_int_eq(verify(dir, pub, NULL), AUD_VERIFIED);
+	rechain(dir, drop_checkpoints);
+	ck_assert_msg(verify_at(dir, pub, now, &out) == AUD_UNAUTHENTICATED, "%s",
+	    out);
+	ck_assert_msg(strstr(out, "NOT AUTHENTICATED") != NULL, "%s", out);
+	free(out);
+	ck_assert_int_eq(verify_at(dir, pub, now + 3600LL * 1000000, &out),
+	    AUD_INVALID);
+	ck_assert_msg(strstr(out, "checkpoints were removed") != NULL, "%s", out);
+	free(out);
+	ck_assert_int_eq(py("log", dir, pub), 3);
+	free(pub);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+static void
+drop_last_checkpoint(json_t *rec, size_t idx, const char *prev)
+{
+	(void)prev;
+	if (idx == 9)
+		drop_checkpoints(rec, idx, prev);
+	else if (strcmp(jstr(rec, "kind"), "checkpoint") == 0)
+		json_object_set_new(rec, "root", json_string(forge_root));
+}
+
+/* Issue 11: records no checkpoint covers, older than the checkpoint
+ * interval plus slack, fail with a key; young ones are only "not yet
+ * authenticated". */
+START_TEST(uncovered_old_records_fail_with_a_key)
+{
+	char *dir = tmpdir(), *pub, *out;
+	struct soft_key k;
+	int64_t now = (int64_t)wd_wall_us();
+
+	soft_key_init(&k);
+	/* a a a C a a a C a C: the last checkpoint dropped (the earlier ones
+	 * keep their signatures: their trees are unchanged). */
+	make_signed_log(dir, &k, "aaaaaaa");
+	pub = write_pem(dir, "pub.pem", k.pem);
+	rechain(dir, drop_last_checkpoint);
+	ck_assert_msg(verify_at(dir, pub, now, &out) == AUD_UNAUTHENTICATED, "%s",
+	    out);
+	ck_assert_msg(strstr(out, "2 records after the tree of 7 no checkpoint "
+	    "covers yet") != NULL, "%s", out);
+	free(out);
+	/* interval_s 60 + 60 s slack. */
+	ck_assert_int_eq(verify_at(dir, pub, now + 100LL * 1000000, NULL),
+	    AUD_UNAUTHENTICATED);
+	ck_assert_int_eq(verify_at(dir, pub, now + 200LL * 1000000, &out),
+	    AUD_INVALID);
+	ck_assert_msg(strstr(out, "2 records after seq 7 no checkpoint covers")
+	    != NULL, "%s", out);
+	free(out);
+	free(pub);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* A counter kept in a file: the audit module's input (the gateway's is
+ * the TPM's NV counter). */
+struct file_counter {
+	char *path;
+	int bumps, reads;
+};
+
+static enum wd_err
+file_counter_next(void *ctx, bool bump, uint64_t *value)
+{
+	struct file_counter *c = ctx;
+	char *text = slurp(c->path, NULL);
+	unsigned long long v = text ? strtoull(text, NULL, 10) : 0;
+	char buf[32];
+
+	free(text);
+	if (bump) {
+		v++;
+		snprintf(buf, sizeof(buf), "%llu", v);
+		spit(c->path, buf, strlen(buf));
+		c->bumps++;
+	}
+	c->reads++;
+	*value = v;
+	return WD_OK;
+}
+
+static enum wd_err
+open_with(struct aud_opts *o, struct aud_log **log, char *err, size_t len)
+{
+	*log = NULL;
+	return aud_open(o, log, err, len);
+}
+
+/* Issue 11: the log cut right after a checkpoint, and its newest segment
+ * deleted: the next start does not go on silently. */
+START_TEST(rollback_is_detected_with_the_counter)
+{
+	char *dir = tmpdir(), *pub, *seg, *out, err[512];
+	char *cdir = tmpdir();
+	struct soft_key k;
+	struct file_counter fc = { 0 };
+	struct aud_counter counter = { file_counter_next, &fc };
+	struct aud_opts o = opts(dir);
+	struct aud_log *log;
+	struct lines l;
+	size_t cut = 0;
+	uint64_t cps[16];
+	size_t ncp;
+	char ctr[32];
+
+	soft_key_init(&k);
+	fc.path = path2(cdir, "counter");
+	o.signer = &k.signer;
+	o.counter = &counter;
+	o.checkpoint_interval_s = 60;
+	log = open_ok(&o);
+	for (int i = 0; i < 6; i++) {
+		ck_assert_int_eq(submit_sync(log, req_rec("a", "tok-r")), WD_OK);
+		if (i == 2)
+			ck_assert_int_eq(aud_checkpoint_sync(log, 5000), WD_OK);
+	}
+	aud_close(log);
+	/* Bumped for the first checkpoint and at close; each carries it. */
+	ck_assert_int_eq(fc.bumps, 2);
+	l = log_lines(dir);
+	{
+		json_t *last = line_json(l.v[l.n - 1]);
+
+		ck_assert_str_eq(jstr(last, "kind"), "checkpoint");
+		ck_assert_int_eq(jint(last, "counter"), 2);
+		json_decref(last);
+	}
+	pub = write_pem(cdir, "pub.pem", k.pem);
+	ck_assert_int_eq(verify(dir, pub, NULL), AUD_VERIFIED);
+	/* verify --tpm-counter: the TPM's value matches. */
+	{
+		struct aud_verify_opts vo = { .pubkey_pem_path = pub,
+			.has_tpm_counter = true, .tpm_counter = 2 };
+		FILE *dn = fopen("/dev/null", "w");
+
+		ck_assert_int_eq(aud_verify_dir(dir, &vo, dn), AUD_VERIFIED);
+		fclose(dn);
+	}
+	/* Reopened as is: no alarm (and new checkpoints, bumped). */
+	log = open_ok(&o);
+	aud_close(log);
+	ck_assert_int_ge(fc.bumps, 3);
+	lines_free(&l);
+	l = log_lines(dir);
+	/* Cut right after the first checkpoint (line 4). */
+	seg = path2(dir, "audit-000001.jsonl");
+	for (size_t i = 0; i < 4; i++)
+		cut += strlen(l.v[i]) + 1;
+	ck_assert_int_eq(truncate(seg, (off_t)cut), 0);
+	/* The log alone still verifies: only the counter can tell. */
+	ck_assert_int_eq(verify(dir, pub, NULL), AUD_VERIFIED);
+	{
+		struct aud_verify_opts vo = { .pubkey_pem_path = pub,
+			.has_tpm_counter = true, .tpm_counter = (uint64_t)fc.bumps };
+
+		char *buf = NULL;
+		size_t blen = 0;
+		FILE *m = open_memstream(&buf, &blen);
+
+		ck_assert_int_eq(aud_verify_dir(dir, &vo, m), AUD_INVALID);
+		fclose(m);
+		ck_assert_msg(strstr(buf, "rolled back") != NULL, "%s", buf);
+		free(buf);
+	}
+	ck_assert_int_eq(open_with(&o, &log, err, sizeof(err)), WD_EROLLBACK);
+	snprintf(ctr, sizeof(ctr), "has 1, the TPM %d)", fc.bumps);
+	ck_assert_msg(strstr(err, ctr) != NULL, "%s", err);
+	lines_free(&l);
+	l = log_lines(dir);
+	ck_assert_uint_eq(l.n, 5);
+	{
+		json_t *rb = line_json(l.v[4]);
+
+		ck_assert_str_eq(jstr(rb, "kind"), "rollback_detected");
+		ck_assert_int_eq(jint(rb, "log_counter"), 1);
+		ck_assert_int_eq(jint(rb, "tpm_counter"), fc.bumps);
+		json_decref(rb);
+	}
+	/* Refused again (the record is not signed over); then accepted by
+	 * the operator: the record is signed into the log. */
+	ck_assert_int_eq(open_with(&o, &log, err, sizeof(err)), WD_EROLLBACK);
+	o.accept_rollback = true;
+	log = open_ok(&o);
+	aud_close(log);
+	o.accept_rollback = false;
+	ck_assert_int_eq(verify(dir, pub, &out), AUD_VERIFIED);
+	free(out);
+	log = open_ok(&o);	/* in step again */
+	aud_close(log);
+	lines_free(&l);
+	free(seg);
+
+	/* A whole log deleted is behind the counter too. */
+	rm_rf(dir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	ck_assert_int_eq(open_with(&o, &log, err, sizeof(err)), WD_EROLLBACK);
+	/* Trailing segments deleted (a new log, a new counter). */
+	rm_rf(dir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	unlink(fc.path);
+	o.segment_max_bytes = 600;
+	log = open_ok(&o);
+	for (int i = 0; i < 12; i++) {
+		ck_assert_int_eq(submit_sync(log, req_rec("a", "tok-seg")), WD_OK);
+		if (i % 4 == 3)
+			ck_assert_int_eq(aud_checkpoint_sync(log, 5000), WD_OK);
+	}
+	aud_close(log);
+	ncp = checkpoint_seqs(dir, cps, 16);
+	ck_assert_uint_ge(ncp, 3);
+	{
+		size_t nsegs;
+		char **segs = aud_segments(dir, &nsegs);
+		char *last;
+
+		ck_assert_uint_ge(nsegs, 3);
+		last = path2(dir, segs[nsegs - 1]);
+
+		ck_assert_int_eq(unlink(last), 0);
+		free(last);
+		for (size_t i = 0; i < nsegs; i++)
+			free(segs[i]);
+		free(segs);
+	}
+	ck_assert_int_eq(open_with(&o, &log, err, sizeof(err)), WD_EROLLBACK);
+	free(fc.path);
+	free(pub);
+	soft_key_free(&k);
+	rm_rf(dir);
+	rm_rf(cdir);
+	free(dir);
+	free(cdir);
+}
+END_TEST
+
+/* A witness: what it got, and whether it was on disk by then. */
+struct witness_seen {
+	const char *dir;
+	int lines;
+	bool durable;
+	char last[4096];
+};
+
+static void
+witness_send(void *ctx, const char *line, size_t len)
+{
+	struct witness_seen *w = ctx;
+	struct lines l = log_lines(w->dir);
+	bool found = false;
+
+	for (size_t i = 0; i < l.n; i++)
+		found = found || (strlen(l.v[i]) == len &&
+		    memcmp(l.v[i], line, len) == 0);
+	lines_free(&l);
+	w->durable = (w->lines == 0 || w->durable) && found;
+	w->lines++;
+	snprintf(w->last, sizeof(w->last), "%.*s", (int)len, line);
+}
+
+START_TEST(witnesses_get_each_checkpoint_once_it_is_written)
+{
+	char *dir = tmpdir();
+	struct soft_key k;
+	struct witness_seen seen = { .dir = dir };
+	struct aud_witness wit = { witness_send, &seen };
+	struct aud_opts o = opts(dir);
+	struct aud_log *log;
+	uint64_t cps[16];
+
+	soft_key_init(&k);
+	o.signer = &k.signer;
+	o.witness = &wit;
+	log = open_ok(&o);
+	for (int i = 0; i < 6; i++) {
+		ck_assert_int_eq(submit_sync(log, req_rec("a", "tok-w")), WD_OK);
+		if (i % 3 == 2)
+			ck_assert_int_eq(aud_checkpoint_sync(log, 5000), WD_OK);
+	}
+	aud_close(log);
+	ck_assert_uint_eq(checkpoint_seqs(dir, cps, 16), 2);
+	ck_assert_int_eq(seen.lines, 2);
+	ck_assert(seen.durable);
+	ck_assert_ptr_nonnull(strstr(seen.last, "\"kind\":\"checkpoint\""));
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* A signer as slow as a hardware TPM. */
+static enum wd_err
+slow_sign(void *ctx, const unsigned char *msg, size_t len, unsigned char *sig,
+    size_t *siglen)
+{
+	usleep(400000);
+	return soft_sign(ctx, msg, len, sig, siglen);
+}
+
+/* Issue 11: signing happens on the writer thread; no append waits for the
+ * TPM (format 1 signed inline, in the appending thread, under the lock
+ * every appender waits on). */
+START_TEST(appends_never_wait_for_the_signer)
+{
+	char *dir = tmpdir(), *pub;
+	struct soft_key k;
+	struct aud_opts o = opts(dir);
+	struct aud_log *log;
+	uint64_t worst = 0;
+
+	soft_key_init(&k);
+	k.signer.sign = slow_sign;
+	o.signer = &k.signer;
+	o.checkpoint_every = 10;
+	log = open_ok(&o);
+	for (int i = 0; i < 400; i++) {
+		uint64_t t0 = wd_mono_us(), dt;
+
+		ck_assert_int_eq(aud_append(log, req_rec("a", "tok-slow")), WD_OK);
+		dt = wd_mono_us() - t0;
+		if (dt > worst)
+			worst = dt;
+		usleep(2000);
+	}
+	aud_close(log);
+	ck_assert_msg(worst < 150000, "an append waited %llu us",
+	    (unsigned long long)worst);
+	pub = write_pem(dir, "pub.pem", k.pem);
+	ck_assert_int_eq(verify(dir, pub, NULL), AUD_VERIFIED);
+	free(pub);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* The independent verifier (audit/verify.py, FORMAT.md) agrees with
+ * warden on a log and its exports, tampered or not. */
+START_TEST(python_verifier_agrees)
+{
+	char *dir = tmpdir(), *pub, *other, *path;
+	struct soft_key k, k2;
+	struct lines ex;
+
+	soft_key_init(&k);
+	soft_key_init(&k2);
+	make_signed_log(dir, &k, "abababa");
+	pub = write_pem(dir, "pub.pem", k.pem);
+	other = write_pem(dir, "other.pem", k2.pem);
+	ck_assert_int_eq(py("log", dir, pub), 0);
+	ck_assert_int_eq(py("log", dir, NULL), 3);
+	ck_assert_int_eq(py("log", dir, other), 1);
+	path = export(dir, "jsonl", "a", 0, &k);
+	ck_assert_int_eq(py("export", path, pub), 0);
+	ck_assert_int_eq(py("export", path, other), 1);
+	/* Hidden own record, re-signed by an insider. */
+	ex = file_lines(path);
+	free(ex.v[4]);
+	{
+		struct lines log = log_lines(dir);
+
+		ex.v[4] = stub_of(log.v[2]);
+		lines_free(&log);
+	}
+	lines_write(path, &ex);
+	lines_free(&ex);
+	resign(path, &k, fewer_records);
+	ck_assert_int_eq(py("export", path, pub), 1);
+	free(path);
+	path = export(dir, "csv", "a", 0, &k);
+	ck_assert_int_eq(py("export", path, pub), 0);
+	ex = file_lines(path);
+	{
+		char *p = strstr(ex.v[5], ",\"a\",\"allow\"");
+
+		ck_assert_ptr_nonnull(p);
+		p[2] = 'b';
+	}
+	lines_write(path, &ex);
+	lines_free(&ex);
+	resign(path, &k, NULL);
+	ck_assert_int_eq(py("export", path, pub), 1);
+	rechain(dir, edit_forge);
+	ck_assert_int_eq(py("log", dir, pub), 1);
+	free(path);
+	free(pub);
+	free(other);
+	soft_key_free(&k);
+	soft_key_free(&k2);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
 Suite *
 suite_audit(void)
 {
@@ -2442,5 +3203,18 @@ suite_audit(void)
 	tcase_add_test(fail, write_failure_fails_closed_and_loses_nothing);
 	tcase_add_test(fail, second_writer_cannot_break_the_chain);
 	suite_add_tcase(s, fail);
+
+	TCase *v2 = tcase_create("format2");
+	tcase_set_timeout(v2, 60);
+	tcase_add_test(v2, merkle_proofs_hold_for_every_size);
+	tcase_add_test(v2, proofs_of_a_log_verify_alone);
+	tcase_add_test(v2, tree_files_are_checked_and_rebuilt);
+	tcase_add_test(v2, dropped_checkpoints_and_a_recomputed_chain_fail);
+	tcase_add_test(v2, uncovered_old_records_fail_with_a_key);
+	tcase_add_test(v2, rollback_is_detected_with_the_counter);
+	tcase_add_test(v2, witnesses_get_each_checkpoint_once_it_is_written);
+	tcase_add_test(v2, appends_never_wait_for_the_signer);
+	tcase_add_test(v2, python_verifier_agrees);
+	suite_add_tcase(s, v2);
 	return s;
 }
