@@ -108,6 +108,16 @@ void aud_fsync_dir(const char *dir);
 /* Segment files of dir in order; *n of them.  Caller frees each and v. */
 char **aud_segments(const char *dir, size_t *n);
 
+/* aud_split_line into buf (buflen bytes, at least the line's length + 2):
+ * no allocation. */
+char *aud_split_line_into(const char *line, size_t len,
+    char hash[AUD_HASH_HEX + 1], size_t *clen, char *buf, size_t buflen);
+/* aud_check_line that also gives the leaf. */
+bool aud_check_line_leaf(const char *canon, size_t clen, const char *prev,
+    const char *hash, unsigned char leaf[32]);
+/* SHA-256, fetched once (chain.c). */
+const EVP_MD *aud_sha256(void);
+
 /* ---- the tree on disk (tiles.c) ---- */
 void aud_tree_init(struct aud_tree *t);
 /* Check the files against a log of size records whose last leaf is

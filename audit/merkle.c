@@ -11,7 +11,7 @@
  * root of the perfect subtree of 2^k leaves that bit stands for; the
  * tree's root is those roots folded from the smallest up.
  */
-#include "audit/aud.h"
+#include "audit/aud_int.h"
 
 #include <string.h>
 
@@ -24,7 +24,7 @@ aud_leaf_hash(const void *c, size_t len, unsigned char out[32])
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned int dl = 0;
 
-	if (ctx == NULL || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+	if (ctx == NULL || !EVP_DigestInit_ex(ctx, aud_sha256(), NULL) ||
 	    !EVP_DigestUpdate(ctx, &zero, 1) || !EVP_DigestUpdate(ctx, c, len) ||
 	    !EVP_DigestFinal_ex(ctx, out, &dl))
 		memset(out, 0, 32);	/* never a real digest */
@@ -37,10 +37,13 @@ aud_node_hash(const unsigned char l[32], const unsigned char r[32],
 {
 	unsigned char buf[65];
 
+	unsigned int dl = 0;
+
 	buf[0] = 0x01;
 	memcpy(buf + 1, l, 32);
 	memcpy(buf + 33, r, 32);
-	wd_sha256(buf, sizeof(buf), out);
+	if (!EVP_Digest(buf, sizeof(buf), out, &dl, aud_sha256(), NULL))
+		memset(out, 0, 32);
 }
 
 void

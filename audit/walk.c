@@ -103,6 +103,7 @@ aud_walk_free(struct aud_walk *w)
 	free(w->keypem);
 	free(w->ring);
 	free(w->snaps);
+	free(w->buf);
 }
 
 /* Start at a base: the chain's anchor and the frontier of the tree of
@@ -220,7 +221,12 @@ push_leaf(struct aud_walk *w, const unsigned char leaf[32], bool cp,
 	if (!cp)
 		w->nc++;
 	r->nc = w->nc;
-	snprintf(r->ts, sizeof(r->ts), "%s", ts ? ts : "");
+	{
+		size_t tl = ts ? strnlen(ts, sizeof(r->ts) - 1) : 0;
+
+		memcpy(r->ts, ts ? ts : "", tl);
+		r->ts[tl] = '\0';
+	}
 	if (!cp && w->uncov_ts[0] == '\0' && w->fr.size >= w->covered)
 		snprintf(w->uncov_ts, sizeof(w->uncov_ts), "%s", ts ? ts : "");
 	aud_frontier_push(&w->fr, leaf, NULL, NULL);
@@ -360,8 +366,339 @@ check_cp1(struct aud_walk *w, json_t *j, uint64_t seq, const char *prev)
 	return true;
 }
 
-bool
-aud_walk_line(struct aud_walk *w, const char *line, size_t len, json_t **recp)
+/*
+ * The fast path: a strict reader of one JSON object (RFC 8259: strings
+ * with valid escapes and no raw control characters, numbers, literals,
+ * nesting at most 32 deep) that keeps the top-level seq, prev, kind and
+ * ts.  Records are read this way without building a tree of them;
+ * checkpoints and anything unusual go to jansson.
+ */
+struct scan {
+	const char *p, *end;
+	int depth;
+};
+
+struct top {
+	bool has_seq;
+	uint64_t seq;
+	const char *prev, *kind, *ts;	/* inside the text, not terminated */
+	size_t prevlen, kindlen, tslen;
+};
+
+static void
+ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' ||
+	    *s->p == '\r' || *s->p == '\t'))
+		s->p++;
+}
+
+/* A string; start and len: its raw contents (escapes left in). */
+static bool
+scan_string(struct scan *s, const char **start, size_t *len, bool *escaped)
+{
+	const char *q;
+
+	if (s->p >= s->end || *s->p != '"')
+		return false;
+	q = ++s->p;
+	*escaped = false;
+	while (s->p < s->end && *s->p != '"') {
+		unsigned char ch = (unsigned char)*s->p;
+
+		if (ch < 0x20)
+			return false;
+		if (ch == '\\') {
+			*escaped = true;
+			if (++s->p >= s->end)
+				return false;
+			if (*s->p == 'u') {
+				for (int i = 1; i <= 4; i++)
+					if (s->p + i >= s->end || !((s->p[i] >= '0' &&
+					    s->p[i] <= '9') || ((s->p[i] | 0x20) >= 'a' &&
+					    (s->p[i] | 0x20) <= 'f')))
+						return false;
+				s->p += 4;
+			} else if (strchr("\"\\/bfnrt", *s->p) == NULL || *s->p == 0) {
+				return false;
+			}
+		}
+		s->p++;
+	}
+	if (s->p >= s->end)
+		return false;
+	*start = q;
+	*len = (size_t)(s->p - q);
+	s->p++;
+	return true;
+}
+
+static bool scan_value(struct scan *s);
+
+static bool
+scan_number(struct scan *s)
+{
+	const char *q = s->p;
+
+	if (s->p < s->end && *s->p == '-')
+		s->p++;
+	if (s->p >= s->end || *s->p < '0' || *s->p > '9')
+		return false;
+	if (*s->p == '0')
+		s->p++;
+	else
+		while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+			s->p++;
+	if (s->p < s->end && *s->p == '.') {
+		s->p++;
+		if (s->p >= s->end || *s->p < '0' || *s->p > '9')
+			return false;
+		while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+			s->p++;
+	}
+	if (s->p < s->end && (*s->p | 0x20) == 'e') {
+		s->p++;
+		if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+			s->p++;
+		if (s->p >= s->end || *s->p < '0' || *s->p > '9')
+			return false;
+		while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+			s->p++;
+	}
+	return s->p > q;
+}
+
+static bool
+scan_container(struct scan *s, char close)
+{
+	bool first = true;
+
+	if (++s->depth > 32)
+		return false;
+	s->p++;
+	ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		s->depth--;
+		return true;
+	}
+	for (;;) {
+		if (!first) {
+			ws(s);
+			if (s->p >= s->end)
+				return false;
+			if (*s->p == close) {
+				s->p++;
+				s->depth--;
+				return true;
+			}
+			if (*s->p != ',')
+				return false;
+			s->p++;
+		}
+		first = false;
+		ws(s);
+		if (close == '}') {
+			const char *k;
+			size_t kl;
+			bool esc;
+
+			if (!scan_string(s, &k, &kl, &esc))
+				return false;
+			ws(s);
+			if (s->p >= s->end || *s->p != ':')
+				return false;
+			s->p++;
+			ws(s);
+		}
+		if (!scan_value(s))
+			return false;
+	}
+}
+
+static bool
+scan_value(struct scan *s)
+{
+	const char *v;
+	size_t vl;
+	bool esc;
+
+	if (s->p >= s->end)
+		return false;
+	switch (*s->p) {
+	case '"':
+		return scan_string(s, &v, &vl, &esc);
+	case '{':
+		return scan_container(s, '}');
+	case '[':
+		return scan_container(s, ']');
+	case 't':
+		if (s->end - s->p < 4 || memcmp(s->p, "true", 4) != 0)
+			return false;
+		s->p += 4;
+		return true;
+	case 'f':
+		if (s->end - s->p < 5 || memcmp(s->p, "false", 5) != 0)
+			return false;
+		s->p += 5;
+		return true;
+	case 'n':
+		if (s->end - s->p < 4 || memcmp(s->p, "null", 4) != 0)
+			return false;
+		s->p += 4;
+		return true;
+	default:
+		return scan_number(s);
+	}
+}
+
+/* The whole text one object; its top-level members of interest in t.
+ * False (use jansson) on anything else, duplicates included. */
+static bool
+scan_top(const char *c, size_t len, struct top *t)
+{
+	struct scan s = { c, c + len, 1 };
+	bool first = true;
+
+	memset(t, 0, sizeof(*t));
+	if (len < 2 || c[0] != '{')
+		return false;
+	s.p++;
+	for (;;) {
+		const char *k, *v;
+		size_t kl, vl;
+		bool esc;
+
+		ws(&s);
+		if (s.p < s.end && *s.p == '}' && first) {
+			s.p++;
+			break;
+		}
+		if (!first) {
+			if (s.p >= s.end)
+				return false;
+			if (*s.p == '}') {
+				s.p++;
+				break;
+			}
+			if (*s.p != ',')
+				return false;
+			s.p++;
+			ws(&s);
+		}
+		first = false;
+		if (!scan_string(&s, &k, &kl, &esc) || esc)
+			return false;
+		ws(&s);
+		if (s.p >= s.end || *s.p != ':')
+			return false;
+		s.p++;
+		ws(&s);
+#define KEY(name) (kl == sizeof(name) - 1 && memcmp(k, name, kl) == 0)
+		if (KEY("seq")) {
+			const char *q = s.p;
+			uint64_t n = 0;
+
+			if (t->has_seq || !scan_number(&s))
+				return false;
+			for (; q < s.p; q++) {
+				if (*q < '0' || *q > '9' || n > (UINT64_MAX - 9) / 10)
+					return false;	/* jansson's, then */
+				n = n * 10 + (uint64_t)(*q - '0');
+			}
+			t->has_seq = true;
+			t->seq = n;
+		} else if (KEY("prev") || KEY("kind") || KEY("ts")) {
+			if (s.p >= s.end || *s.p != '"' ||
+			    !scan_string(&s, &v, &vl, &esc) || esc)
+				return false;
+			if (KEY("prev")) {
+				if (t->prev != NULL)
+					return false;
+				t->prev = v;
+				t->prevlen = vl;
+			} else if (KEY("kind")) {
+				if (t->kind != NULL)
+					return false;
+				t->kind = v;
+				t->kindlen = vl;
+			} else {
+				if (t->ts != NULL)
+					return false;
+				t->ts = v;
+				t->tslen = vl;
+			}
+		} else if (!scan_value(&s)) {
+			return false;
+		}
+#undef KEY
+	}
+	ws(&s);
+	return s.p == s.end;
+}
+
+/* A record that is not a checkpoint, without jansson; false: take the
+ * slow path (which decides). */
+static bool
+walk_fast(struct aud_walk *w, const char *line, size_t len)
+{
+	char hash[AUD_HASH_HEX + 1], prev[AUD_HASH_HEX + 1], ts[40];
+	size_t clen;
+	char *canon;
+	struct top t;
+	unsigned char leaf[32];
+	bool ok;
+
+	if (len < AUD_SUFFIX_LEN + 2 || len - AUD_SUFFIX_LEN + 2 > w->buflen) {
+		size_t want = len + 64;
+		char *nb = realloc(w->buf, want);
+
+		if (nb == NULL)
+			return false;
+		w->buf = nb;
+		w->buflen = want;
+	}
+	canon = aud_split_line_into(line, len, hash, &clen, w->buf, w->buflen);
+	if (canon == NULL || !scan_top(canon, clen, &t) || !t.has_seq ||
+	    t.prev == NULL || t.prevlen != AUD_HASH_HEX ||
+	    (t.kind != NULL && t.kindlen == 10 &&
+	    memcmp(t.kind, "checkpoint", 10) == 0) || t.tslen >= sizeof(ts))
+		return false;
+	memcpy(prev, t.prev, AUD_HASH_HEX);
+	prev[AUD_HASH_HEX] = '\0';
+	if (t.ts != NULL)
+		memcpy(ts, t.ts, t.tslen);
+	ts[t.ts != NULL ? t.tslen : 0] = '\0';
+	if (t.seq != w->seq + 1) {
+		snprintf(w->why, sizeof(w->why), "seq %llu follows seq %llu: "
+		    "records are missing or reordered", (unsigned long long)t.seq,
+		    (unsigned long long)w->seq);
+		w->fast_failed = true;
+		return true;
+	}
+	ok = strcmp(prev, w->prev) == 0;
+	if (!ok) {
+		snprintf(w->why, sizeof(w->why), "seq %llu: prev does not match "
+		    "the hash of the record before it", (unsigned long long)t.seq);
+		w->fast_failed = true;
+		return true;
+	}
+	if (!aud_check_line_leaf(canon, clen, prev, hash, leaf)) {
+		snprintf(w->why, sizeof(w->why), "seq %llu: hash does not match "
+		    "the record: it was altered", (unsigned long long)t.seq);
+		w->fast_failed = true;
+		return true;
+	}
+	push_leaf(w, leaf, false, ts);
+	memcpy(w->prev, hash, sizeof(w->prev));
+	w->seq = t.seq;
+	w->first = false;
+	w->records++;
+	return true;
+}
+
+static bool
+walk_slow(struct aud_walk *w, const char *line, size_t len, json_t **recp)
 {
 	char hash[AUD_HASH_HEX + 1];
 	size_t clen;
@@ -414,6 +751,17 @@ out:
 	json_decref(j);
 	free(canon);
 	return ok;
+}
+
+bool
+aud_walk_line(struct aud_walk *w, const char *line, size_t len, json_t **recp)
+{
+	if (recp == NULL) {
+		w->fast_failed = false;
+		if (walk_fast(w, line, len))
+			return !w->fast_failed;
+	}
+	return walk_slow(w, line, len, recp);
 }
 
 bool

@@ -39,6 +39,9 @@ struct aud_walk {
 	uint64_t counter;		/* the newest counter authenticated */
 	bool last_cp_counter_set;
 	char why[300];
+	char *buf;			/* the fast path's canonical text */
+	size_t buflen;
+	bool fast_failed;
 };
 
 enum wd_err aud_walk_init(struct aud_walk *w, const struct aud_verify_opts *o,

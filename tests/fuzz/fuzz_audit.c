@@ -1,8 +1,9 @@
 /*
  * fuzz_audit.c - the audit log's readers (audit/) on arbitrary files: the
  * line splitter on every line, the input as a segment (`warden audit
- * verify DIR`), and the input as an export (`warden audit verify-export
- * FILE`).  A log on disk or an export handed to an auditor is untrusted:
+ * verify DIR`), as an export (`warden audit verify-export FILE`) and as a
+ * proof (`warden audit verify-proof`).  A log on disk or an export handed
+ * to an auditor is untrusted:
  * the verifiers must never crash or hang, never answer 0 (verified)
  * without a key, and a log that is consistent must export to a file that
  * is consistent.
@@ -113,6 +114,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* As an export. */
 	rc = aud_verify_export(seg, &vo, devnull);
+	if (rc == AUD_VERIFIED)
+		abort();
+	/* As a proof. */
+	rc = aud_verify_proof(seg, &vo, devnull);
 	if (rc == AUD_VERIFIED)
 		abort();
 	return 0;
