@@ -47,8 +47,14 @@ struct aud_tree_reader {
 	int fd[AUD_MAX_LEVELS];
 };
 
+struct aud_pre {
+	char *text;
+	size_t len, at_prev, at_seq;
+};
+
 struct aud_item {
 	json_t *rec;
+	struct aud_pre pre;		/* rec serialised already, or text NULL */
 	bool cp;			/* a checkpoint: indexed, witnessed */
 	void (*done)(void *arg, enum wd_err rc);
 	void *arg;
@@ -112,6 +118,15 @@ char **aud_segments(const char *dir, size_t *n);
  * no allocation. */
 char *aud_split_line_into(const char *line, size_t len,
     char hash[AUD_HASH_HEX + 1], size_t *clen, char *buf, size_t buflen);
+/* A record serialised before its seq and prev are known (outside the
+ * log's lock): its canonical text and where "prev" and "seq" go.  False
+ * (use aud_line) if rec cannot be prepared. */
+bool aud_line_prepare(json_t *rec, struct aud_pre *pre);
+/* The line aud_line would give for the record with seq and prev. */
+char *aud_line_splice(const struct aud_pre *pre, uint64_t seq,
+    const char *prev, char hash[AUD_HASH_HEX + 1], unsigned char leaf[32],
+    size_t *len);
+
 /* aud_check_line that also gives the leaf. */
 bool aud_check_line_leaf(const char *canon, size_t clen, const char *prev,
     const char *hash, unsigned char leaf[32]);

@@ -191,3 +191,140 @@ aud_checkpoint_msg(char *buf, size_t len, uint64_t seq, const char *hash)
 {
 	return snprintf(buf, len, "%llu:%s", (unsigned long long)seq, hash);
 }
+
+/* ---- the append path: serialise outside the lock, splice inside ---- */
+
+/* Past the JSON string at p (opening quote) in trusted jansson output. */
+static const char *
+skip_string(const char *p, bool *escaped)
+{
+	for (p++; *p != '"'; p++)
+		if (*p == '\\') {
+			*escaped = true;
+			p++;
+		}
+	return p + 1;
+}
+
+/* Past one value at p (at the comma or brace after it). */
+static const char *
+skip_value(const char *p)
+{
+	int depth = 0;
+	bool esc;
+
+	for (;;) {
+		if (*p == '"') {
+			p = skip_string(p, &esc);
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+			p++;
+		} else if (*p == '}' || *p == ']') {
+			if (depth == 0)
+				return p;
+			depth--;
+			p++;
+		} else if (*p == ',' && depth == 0) {
+			return p;
+		} else {
+			p++;
+		}
+		if (depth == 0 && (*p == ',' || *p == '}'))
+			return p;
+	}
+}
+
+/* strcmp of key (kl bytes, no NUL) with lit, bytewise as jansson sorts. */
+static int
+strcmp_n(const char *key, size_t kl, const char *lit)
+{
+	size_t ll = strlen(lit);
+	int c = memcmp(key, lit, kl < ll ? kl : ll);
+
+	if (c != 0)
+		return c;
+	return kl < ll ? -1 : kl > ll ? 1 : 0;
+}
+
+bool
+aud_line_prepare(json_t *rec, struct aud_pre *pre)
+{
+	const char *p, *key;
+	bool esc = false;
+
+	memset(pre, 0, sizeof(*pre));
+	json_object_del(rec, "hash");
+	json_object_del(rec, "prev");
+	json_object_del(rec, "seq");
+	if ((pre->text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+		return false;
+	pre->len = strlen(pre->text);
+	pre->at_prev = pre->at_seq = SIZE_MAX;
+	/* Where "prev" and "seq" go among the sorted top-level keys. */
+	for (p = pre->text + 1; *p == '"'; ) {
+		size_t kl;
+
+		key = p + 1;
+		p = skip_string(p, &esc);
+		kl = (size_t)(p - 1 - key);
+		if (esc)
+			break;
+		if (pre->at_prev == SIZE_MAX && strcmp_n(key, kl, "prev") > 0)
+			pre->at_prev = (size_t)(key - 1 - pre->text);
+		if (pre->at_seq == SIZE_MAX && strcmp_n(key, kl, "seq") > 0)
+			pre->at_seq = (size_t)(key - 1 - pre->text);
+		p = skip_value(p + 1);	/* past the ':' */
+		if (*p == ',')
+			p++;
+	}
+	if (esc) {
+		free(pre->text);
+		pre->text = NULL;
+		return false;
+	}
+	if (pre->at_prev == SIZE_MAX)
+		pre->at_prev = pre->len - 1;
+	if (pre->at_seq == SIZE_MAX)
+		pre->at_seq = pre->len - 1;
+	return true;
+}
+
+char *
+aud_line_splice(const struct aud_pre *pre, uint64_t seq, const char *prev,
+    char hash[AUD_HASH_HEX + 1], unsigned char leaf[32], size_t *len)
+{
+	char pv[AUD_HASH_HEX + 16], sq[32];
+	size_t pl, sl, clen, o = 0;
+	bool empty = pre->len == 2;
+	char *line;
+
+	/* A member goes before the key at its place, or last (after a comma
+	 * unless the object was empty or the other member went first). */
+	pl = pre->at_prev < pre->len - 1 ?
+	    (size_t)snprintf(pv, sizeof(pv), "\"prev\":\"%s\",", prev) :
+	    (size_t)snprintf(pv, sizeof(pv), "%s\"prev\":\"%s\"",
+	    empty ? "" : ",", prev);
+	sl = pre->at_seq < pre->len - 1 ?
+	    (size_t)snprintf(sq, sizeof(sq), "\"seq\":%llu,",
+	    (unsigned long long)seq) :
+	    (size_t)snprintf(sq, sizeof(sq), ",\"seq\":%llu",
+	    (unsigned long long)seq);
+	clen = pre->len + pl + sl;
+	if ((line = malloc(clen + AUD_SUFFIX_LEN + 2)) == NULL)
+		return NULL;
+	memcpy(line, pre->text, pre->at_prev);
+	o = pre->at_prev;
+	memcpy(line + o, pv, pl);
+	o += pl;
+	memcpy(line + o, pre->text + pre->at_prev, pre->at_seq - pre->at_prev);
+	o += pre->at_seq - pre->at_prev;
+	memcpy(line + o, sq, sl);
+	o += sl;
+	memcpy(line + o, pre->text + pre->at_seq, pre->len - pre->at_seq);
+	hash_pair(prev, line, clen, hash, leaf);
+	memcpy(line + clen - 1, ",\"hash\":\"", 9);
+	memcpy(line + clen - 1 + 9, hash, AUD_HASH_HEX);
+	memcpy(line + clen - 1 + 9 + AUD_HASH_HEX, "\"}\n", 4);
+	*len = clen - 1 + AUD_SUFFIX_LEN + 1;
+	return line;
+}

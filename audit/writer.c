@@ -112,8 +112,14 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 		size_t len;
 		char *line;
 
-		json_object_set_new(it->rec, "seq", json_integer((json_int_t)++seq));
-		line = aud_line_leaf(it->rec, prev, hash, leaves[n++], &len);
+		++seq;
+		if (it->pre.text != NULL) {
+			line = aud_line_splice(&it->pre, seq, prev, hash, leaves[n++],
+			    &len);
+		} else {
+			json_object_set_new(it->rec, "seq", json_integer((json_int_t)seq));
+			line = aud_line_leaf(it->rec, prev, hash, leaves[n++], &len);
+		}
 		if (line == NULL) {
 			free(leaves);
 			free(buf.p);
@@ -528,11 +534,15 @@ aud_try_append(struct aud_log *l, json_t *rec, json_t **rec_back)
 	if (rec == NULL)
 		return WD_ENOMEM;
 	stamp(l, rec);
+	/* Serialised here, in the caller's thread: only the splice of seq and
+	 * prev, the hashes and the write() run under the lock. */
+	aud_line_prepare(rec, &it.pre);
 	pthread_mutex_lock(&l->wlock);
 	pthread_mutex_lock(&l->mu);
 	if (l->head != NULL || !atomic_load(&l->healthy)) {
 		pthread_mutex_unlock(&l->mu);
 		pthread_mutex_unlock(&l->wlock);
+		free(it.pre.text);
 		*rec_back = rec;
 		return WD_EIO;
 	}
@@ -557,8 +567,10 @@ aud_try_append(struct aud_log *l, json_t *rec, json_t **rec_back)
 			pthread_mutex_unlock(&l->mu);
 		}
 		json_decref(rec);
+		free(it.pre.text);
 		return WD_OK;
 	}
+	free(it.pre.text);
 	if (atomic_load(&l->healthy))
 		wd_error("audit: %s; failing closed until it works again",
 		    l->lasterr);

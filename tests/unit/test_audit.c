@@ -2426,6 +2426,46 @@ mem_get(void *ctx, unsigned level, uint64_t index, unsigned char out[32])
 	return WD_OK;
 }
 
+/* The append path serialises a record before it has seq and prev and
+ * splices them in under the lock: byte for byte aud_line's canonical
+ * line, wherever the two keys fall among the others. */
+START_TEST(spliced_lines_are_canonical)
+{
+	const char *recs[] = {
+		"{}", "{\"a\":1}", "{\"z\":1}", "{\"q\":1}", "{\"prex\":1}",
+		"{\"pre\":1,\"sea\":2}", "{\"ts\":\"x\",\"a\":{\"prev\":1,\"seq\":[1,{\"z\":\"}\"}]},\"r\":\"a,b\\\"}\"}",
+		"{\"kind\":\"request\",\"tenant\":\"t\",\"usage\":{\"p\":1},\"zz\":[],\"se\":null,\"seqq\":true}",
+		"{\"hash\":\"h\",\"prev\":\"p\",\"seq\":9,\"x\":\"\\u001f\"}",
+	};
+	char prev[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+	for (size_t i = 0; i < sizeof(recs) / sizeof(*recs); i++) {
+		json_t *a = json_loads(recs[i], 0, NULL), *b;
+		struct aud_pre pre;
+		char h1[AUD_HASH_HEX + 1], h2[AUD_HASH_HEX + 1];
+		unsigned char leaf[32], leaf2[32];
+		size_t l1, l2;
+		char *x, *y;
+
+		ck_assert_msg(a != NULL, "%s", recs[i]);
+		b = json_deep_copy(a);
+		ck_assert(aud_line_prepare(b, &pre));
+		y = aud_line_splice(&pre, 12345, prev, h2, leaf2, &l2);
+		json_object_set_new(a, "seq", json_integer(12345));
+		x = aud_line_leaf(a, prev, h1, leaf, &l1);
+		ck_assert_msg(l1 == l2 && memcmp(x, y, l1) == 0, "%.*s\nvs\n%.*s",
+		    (int)l1, x, (int)l2, y);
+		ck_assert_str_eq(h1, h2);
+		ck_assert(memcmp(leaf, leaf2, 32) == 0);
+		free(x);
+		free(y);
+		free(pre.text);
+		json_decref(a);
+		json_decref(b);
+	}
+}
+END_TEST
+
 START_TEST(merkle_proofs_hold_for_every_size)
 {
 	enum { N = 70 };
@@ -3206,6 +3246,7 @@ suite_audit(void)
 
 	TCase *v2 = tcase_create("format2");
 	tcase_set_timeout(v2, 60);
+	tcase_add_test(v2, spliced_lines_are_canonical);
 	tcase_add_test(v2, merkle_proofs_hold_for_every_size);
 	tcase_add_test(v2, proofs_of_a_log_verify_alone);
 	tcase_add_test(v2, tree_files_are_checked_and_rebuilt);
