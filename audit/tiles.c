@@ -446,6 +446,107 @@ check_index(struct aud_tree *t, uint64_t size, const struct aud_cp_entry *tail,
 	return ok && !t->broken;
 }
 
+/* The seq of a segment's first record; 0 if none. */
+static uint64_t
+first_seq(const char *dir, uint64_t segno)
+{
+	size_t len;
+	char *line = aud_read_line_at(dir, segno, 0, &len);
+	char hash[AUD_HASH_HEX + 1], *canon;
+	size_t clen;
+	json_t *j;
+	uint64_t seq = 0;
+
+	if (line == NULL)
+		return 0;
+	canon = aud_split_line(line, len, hash, &clen);
+	j = canon ? json_loadb(canon, clen, JSON_ALLOW_NUL, NULL) : NULL;
+	seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
+	json_decref(j);
+	free(canon);
+	free(line);
+	return seq;
+}
+
+/*
+ * After a crash the files usually hold all but the last few leaves (they
+ * are written after their records): add the missing ones from the
+ * segments' tail instead of reading the whole log again.
+ */
+static bool
+catch_up(struct aud_tree *t, uint64_t size, const unsigned char last[32])
+{
+	char path[600];
+	struct stat st;
+	unsigned char h[32];
+	uint64_t have, segno = 0;
+	size_t nsegs;
+	char **segs;
+	bool ok = false;
+
+	level_path(path, sizeof(path), t->logdir, 0);
+	if (stat(path, &st) != 0 || st.st_size % 32 != 0)
+		return false;
+	have = (uint64_t)st.st_size / 32;
+	if (have == 0 || have >= size || level_fd(t, 0) < 0 ||
+	    read_node(t->fd[0], have - 1, h) != WD_OK || !check(t, have, h))
+		return false;
+	segs = aud_segments(t->logdir, &nsegs);
+	for (size_t i = nsegs; i > 0 && segno == 0; i--) {
+		unsigned long long no = 0;
+		uint64_t fs;
+
+		sscanf(segs[i - 1], "audit-%06llu", &no);
+		fs = first_seq(t->logdir, no);
+		if (fs != 0 && fs <= have + 1)
+			segno = no;
+	}
+	for (size_t i = 0; i < nsegs; i++)
+		free(segs[i]);
+	free(segs);
+	for (; segno != 0 && t->fr.size < size; segno++) {
+		size_t len = 0;
+		char *text;
+
+		snprintf(path, sizeof(path), "%s/" AUD_SEGMENT_FMT, t->logdir,
+		    (unsigned long long)segno);
+		if ((text = wd_slurp(path, SIZE_MAX, &len)) == NULL)
+			break;
+		for (size_t off = 0; off < len && t->fr.size < size; ) {
+			char *nl = memchr(text + off, '\n', len - off), hash[65];
+			size_t ll = nl ? (size_t)(nl - text) - off : len - off, clen;
+			char *canon;
+			json_t *j;
+			uint64_t seq;
+			unsigned char leaf[32];
+
+			if (nl == NULL)
+				break;
+			canon = aud_split_line(text + off, ll, hash, &clen);
+			j = canon ? json_loadb(canon, clen, JSON_ALLOW_NUL, NULL) : NULL;
+			seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
+			if (j != NULL && seq == t->fr.size + 1) {
+				aud_leaf_hash(canon, clen, leaf);
+				if (strcmp(json_string_value(json_object_get(j, "kind")) ?:
+				    "", "checkpoint") == 0)
+					aud_tree_note_checkpoint(t, seq, segno, off);
+				aud_tree_add(t, leaf);
+			}
+			json_decref(j);
+			free(canon);
+			off += ll + 1;
+		}
+		free(text);
+	}
+	aud_tree_flush(t);
+	if (t->fr.size == size && !t->broken) {
+		level_fd(t, 0);
+		ok = read_node(t->fd[0], size - 1, h) == WD_OK &&
+		    memcmp(h, last, 32) == 0;
+	}
+	return ok;
+}
+
 enum wd_err
 aud_tree_open(struct aud_tree *t, const char *dir, uint64_t size,
     const unsigned char last[32], const struct aud_cp_entry *tail,
@@ -462,6 +563,9 @@ aud_tree_open(struct aud_tree *t, const char *dir, uint64_t size,
 	if (mkdir(tdir, 0700) != 0 && errno != EEXIST)
 		return WD_EIO;
 	if (check(t, size, last) && check_index(t, size, tail, ntail))
+		return WD_OK;
+	if (catch_up(t, size, last) && check(t, size, last) &&
+	    check_index(t, size, tail, ntail))
 		return WD_OK;
 	*rebuilt = true;
 	if ((rc = rebuild(t, &leaves)) != WD_OK)
