@@ -367,11 +367,13 @@ check_cp1(struct aud_walk *w, json_t *j, uint64_t seq, const char *prev)
 }
 
 /*
- * The fast path: a strict reader of one JSON object (RFC 8259: strings
- * with valid escapes and no raw control characters, numbers, literals,
- * nesting at most 32 deep) that keeps the top-level seq, prev, kind and
- * ts.  Records are read this way without building a tree of them;
- * checkpoints and anything unusual go to jansson.
+ * The fast path: a strict reader of one JSON object that keeps the
+ * top-level seq, prev, kind and ts.  Records are read this way without
+ * building a tree of them.  It accepts a strict subset of what jansson
+ * does (ASCII strings with the short escapes and no raw control
+ * characters, integers of at most 18 digits, literals, nesting at most 32
+ * deep); anything else (non-ASCII text, \u escapes, fractions, exponents)
+ * and every checkpoint goes to jansson, which decides.
  */
 struct scan {
 	const char *p, *end;
@@ -406,22 +408,14 @@ scan_string(struct scan *s, const char **start, size_t *len, bool *escaped)
 	while (s->p < s->end && *s->p != '"') {
 		unsigned char ch = (unsigned char)*s->p;
 
-		if (ch < 0x20)
+		if (ch < 0x20 || ch >= 0x80)
 			return false;
 		if (ch == '\\') {
 			*escaped = true;
 			if (++s->p >= s->end)
 				return false;
-			if (*s->p == 'u') {
-				for (int i = 1; i <= 4; i++)
-					if (s->p + i >= s->end || !((s->p[i] >= '0' &&
-					    s->p[i] <= '9') || ((s->p[i] | 0x20) >= 'a' &&
-					    (s->p[i] | 0x20) <= 'f')))
-						return false;
-				s->p += 4;
-			} else if (strchr("\"\\/bfnrt", *s->p) == NULL || *s->p == 0) {
+			if (*s->p == 0 || strchr("\"\\/bfnrt", *s->p) == NULL)
 				return false;
-			}
 		}
 		s->p++;
 	}
@@ -438,10 +432,11 @@ static bool scan_value(struct scan *s);
 static bool
 scan_number(struct scan *s)
 {
-	const char *q = s->p;
+	const char *q;
 
 	if (s->p < s->end && *s->p == '-')
 		s->p++;
+	q = s->p;
 	if (s->p >= s->end || *s->p < '0' || *s->p > '9')
 		return false;
 	if (*s->p == '0')
@@ -449,23 +444,9 @@ scan_number(struct scan *s)
 	else
 		while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
 			s->p++;
-	if (s->p < s->end && *s->p == '.') {
-		s->p++;
-		if (s->p >= s->end || *s->p < '0' || *s->p > '9')
-			return false;
-		while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
-			s->p++;
-	}
-	if (s->p < s->end && (*s->p | 0x20) == 'e') {
-		s->p++;
-		if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
-			s->p++;
-		if (s->p >= s->end || *s->p < '0' || *s->p > '9')
-			return false;
-		while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
-			s->p++;
-	}
-	return s->p > q;
+	/* Fractions, exponents and long integers: jansson's to judge. */
+	return s->p - q <= 18 && (s->p >= s->end || (*s->p != '.' &&
+	    (*s->p | 0x20) != 'e'));
 }
 
 static bool
