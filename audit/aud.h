@@ -243,6 +243,12 @@ struct aud_verify_opts {
 #define AUD_SLACK_S 60
 int aud_verify_dir(const char *dir, const struct aud_verify_opts *o,
     FILE *out);
+/* `warden audit verify DIR --witness FILE`: every checkpoint line in
+ * FILE (one per line, as struct aud_witness's send() gave them) signed by
+ * the trusted key, standing in the log at its seq, and the log's tree of
+ * its size having its root.  AUD_* statuses. */
+int aud_verify_witness(const char *dir, const char *path,
+    const struct aud_verify_opts *o, FILE *out);
 /* SHA-256 of the DER SubjectPublicKeyInfo of a PEM key, as 64 hex (the
  * fingerprint --pin takes: `openssl pkey -pubin -outform DER | sha256sum`). */
 enum wd_err aud_key_fingerprint(const char *pem, size_t len,

@@ -133,6 +133,11 @@ bool aud_check_line_leaf(const char *canon, size_t clen, const char *prev,
 /* SHA-256, fetched once (chain.c). */
 const EVP_MD *aud_sha256(void);
 
+/* The tree head a version 2 checkpoint line signs (proof.c); *j, if not
+ * NULL, gets the record. */
+bool aud_cp_head(const char *line, size_t len, struct aud_tree_head *th,
+    json_t **j);
+
 /* ---- the tree on disk (tiles.c) ---- */
 void aud_tree_init(struct aud_tree *t);
 /* Check the files against a log of size records whose last leaf is

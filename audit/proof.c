@@ -21,8 +21,8 @@
 
 /* The tree head a checkpoint line signs; false if it is not a version 2
  * checkpoint.  *j: the record. */
-static bool
-cp_head(const char *line, size_t len, struct aud_tree_head *th, json_t **j)
+bool
+aud_cp_head(const char *line, size_t len, struct aud_tree_head *th, json_t **j)
 {
 	char hash[AUD_HASH_HEX + 1];
 	size_t clen;
@@ -211,7 +211,7 @@ aud_prove_inclusion(const char *dir, uint64_t seq, uint64_t cp_seq,
 	}
 	if ((cp = find_checkpoint(dir, cp_seq, &cplen, msgs)) == NULL)
 		goto out;
-	if (!cp_head(cp, cplen, &th, NULL)) {
+	if (!aud_cp_head(cp, cplen, &th, NULL)) {
 		fprintf(msgs, "checkpoint at seq %llu is not a version 2 checkpoint "
 		    "(no tree head to prove against)\n", (unsigned long long)cp_seq);
 		goto out;
@@ -279,7 +279,7 @@ aud_prove_consistency(const char *dir, uint64_t a, uint64_t b, FILE *out,
 	if (a == 0 || b == 0 || (ca = find_checkpoint(dir, a, &la, msgs)) == NULL ||
 	    (cb = find_checkpoint(dir, b, &lb, msgs)) == NULL)
 		goto out;
-	if (!cp_head(ca, la, &ha, NULL) || !cp_head(cb, lb, &hb, NULL) ||
+	if (!aud_cp_head(ca, la, &ha, NULL) || !aud_cp_head(cb, lb, &hb, NULL) ||
 	    ha.size > hb.size) {
 		fprintf(msgs, "checkpoints %llu and %llu are not version 2 "
 		    "checkpoints in order\n", (unsigned long long)a,
@@ -316,7 +316,7 @@ check_head(struct aud_walk *w, const char *line, struct aud_tree_head *th,
 	char msg[256];
 	bool ok;
 
-	if (line == NULL || !cp_head(line, strlen(line), th, &j)) {
+	if (line == NULL || !aud_cp_head(line, strlen(line), th, &j)) {
 		fprintf(out, "INVALID: the proof's checkpoint is not a version 2 "
 		    "checkpoint record\n");
 		return AUD_INVALID;

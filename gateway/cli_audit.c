@@ -21,7 +21,7 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: warden audit verify DIR [--pubkey PEM | --pin SHA256] "
-	    "[--tpm-counter N]\n"
+	    "[--tpm-counter N] [--witness FILE]\n"
 	    "       warden audit export DIR --format jsonl|csv [--since T] "
 	    "[--until T]\n"
 	    "                 [--tenant T] [--verdict V] -o FILE\n"
@@ -174,12 +174,13 @@ gw_cmd_audit(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "secrets-store", required_argument, NULL, 'S' },
 		{ "tcti", required_argument, NULL, 'X' },
+		{ "witness", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct aud_export_opts eo = { .format = "jsonl" };
 	struct aud_verify_opts vo = { .progress = true };
 	const char *what, *output = NULL, *config = NULL, *store = NULL;
-	const char *tcti = NULL;
+	const char *tcti = NULL, *witness = NULL;
 	uint64_t cpseq = 0;
 	bool purge_expired = false, consistency = false;
 	int ch, nargs;
@@ -247,6 +248,9 @@ gw_cmd_audit(int argc, char **argv)
 		case 'X':
 			tcti = optarg;
 			break;
+		case 'W':
+			witness = optarg;
+			break;
 		default:
 			return usage();
 		}
@@ -271,8 +275,18 @@ gw_cmd_audit(int argc, char **argv)
 	}
 	if (nargs != 1)
 		return usage();
-	if (strcmp(what, "verify") == 0)
-		return aud_verify_dir(argv[optind], &vo, stdout);
+	if (strcmp(what, "verify") == 0) {
+		int a = aud_verify_dir(argv[optind], &vo, stdout), b;
+
+		if (witness == NULL)
+			return a;
+		b = aud_verify_witness(argv[optind], witness, &vo, stdout);
+		/* The worse of the two: invalid, unreadable, unauthenticated. */
+		return a == AUD_INVALID || b == AUD_INVALID ? AUD_INVALID :
+		    a == AUD_UNREADABLE || b == AUD_UNREADABLE ? AUD_UNREADABLE :
+		    a == AUD_UNAUTHENTICATED || b == AUD_UNAUTHENTICATED ?
+		    AUD_UNAUTHENTICATED : AUD_VERIFIED;
+	}
 	if (strcmp(what, "verify-export") == 0)
 		return aud_verify_export(argv[optind], &vo, stdout);
 	if (strcmp(what, "verify-proof") == 0)

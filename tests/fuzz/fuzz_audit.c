@@ -1,8 +1,9 @@
 /*
  * fuzz_audit.c - the audit log's readers (audit/) on arbitrary files: the
  * line splitter on every line, the input as a segment (`warden audit
- * verify DIR`), as an export (`warden audit verify-export FILE`) and as a
- * proof (`warden audit verify-proof`).  A log on disk or an export handed
+ * verify DIR`), as an export (`warden audit verify-export FILE`), as a
+ * proof (`warden audit verify-proof`) and as a witness's file (`verify
+ * --witness`).  A log on disk or an export handed
  * to an auditor is untrusted:
  * the verifiers must never crash or hang, never answer 0 (verified)
  * without a key, and a log that is consistent must export to a file that
@@ -116,8 +117,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = aud_verify_export(seg, &vo, devnull);
 	if (rc == AUD_VERIFIED)
 		abort();
-	/* As a proof. */
+	/* As a proof, and as what a witness kept (against the log it is). */
 	rc = aud_verify_proof(seg, &vo, devnull);
+	if (rc == AUD_VERIFIED)
+		abort();
+	rc = aud_verify_witness(dir, seg, &vo, devnull);
 	if (rc == AUD_VERIFIED)
 		abort();
 	return 0;

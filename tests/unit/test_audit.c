@@ -3055,9 +3055,11 @@ START_TEST(rollback_is_detected_with_the_counter)
 }
 END_TEST
 
-/* A witness: what it got, and whether it was on disk by then. */
+/* A witness: what it got, and whether it was on disk by then; it keeps
+ * the lines in a file, as a collector would. */
 struct witness_seen {
 	const char *dir;
+	char *file;
 	int lines;
 	bool durable;
 	char last[4096];
@@ -3069,6 +3071,7 @@ witness_send(void *ctx, const char *line, size_t len)
 	struct witness_seen *w = ctx;
 	struct lines l = log_lines(w->dir);
 	bool found = false;
+	FILE *f;
 
 	for (size_t i = 0; i < l.n; i++)
 		found = found || (strlen(l.v[i]) == len &&
@@ -3077,19 +3080,46 @@ witness_send(void *ctx, const char *line, size_t len)
 	w->durable = (w->lines == 0 || w->durable) && found;
 	w->lines++;
 	snprintf(w->last, sizeof(w->last), "%.*s", (int)len, line);
+	f = fopen(w->file, "a");
+	fprintf(f, "%.*s\n", (int)len, line);
+	fclose(f);
 }
 
+static int
+verify_witness(const char *dir, const char *file, const char *pub, char **out)
+{
+	struct aud_verify_opts o = { .pubkey_pem_path = pub };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	int rc = aud_verify_witness(dir, file, &o, m);
+
+	fclose(m);
+	if (out != NULL)
+		*out = buf;
+	else
+		free(buf);
+	return rc;
+}
+
+/* Issue 11: each checkpoint leaves the host as it is made; a log cut or
+ * rewritten behind it afterwards contradicts what the witness holds, with
+ * no counter at all. */
 START_TEST(witnesses_get_each_checkpoint_once_it_is_written)
 {
-	char *dir = tmpdir();
+	char *dir = tmpdir(), *wdir = tmpdir(), *pub, *out, *seg;
 	struct soft_key k;
 	struct witness_seen seen = { .dir = dir };
 	struct aud_witness wit = { witness_send, &seen };
 	struct aud_opts o = opts(dir);
 	struct aud_log *log;
 	uint64_t cps[16];
+	struct lines l;
+	size_t cut = 0;
 
 	soft_key_init(&k);
+	seen.file = path2(wdir, "witness.jsonl");
+	pub = write_pem(wdir, "pub.pem", k.pem);
 	o.signer = &k.signer;
 	o.witness = &wit;
 	log = open_ok(&o);
@@ -3103,9 +3133,40 @@ START_TEST(witnesses_get_each_checkpoint_once_it_is_written)
 	ck_assert_int_eq(seen.lines, 2);
 	ck_assert(seen.durable);
 	ck_assert_ptr_nonnull(strstr(seen.last, "\"kind\":\"checkpoint\""));
+	ck_assert_int_eq(verify_witness(dir, seen.file, pub, &out), AUD_VERIFIED);
+	free(out);
+	ck_assert_int_eq(verify_witness(dir, seen.file, NULL, NULL),
+	    AUD_UNAUTHENTICATED);
+	/* Cut after the first checkpoint: the log alone still verifies, the
+	 * witness says otherwise. */
+	l = log_lines(dir);
+	seg = path2(dir, "audit-000001.jsonl");
+	for (size_t i = 0; i < 4; i++)
+		cut += strlen(l.v[i]) + 1;
+	ck_assert_int_eq(truncate(seg, (off_t)cut), 0);
+	ck_assert_int_eq(verify(dir, pub, NULL), AUD_VERIFIED);
+	ck_assert_int_eq(verify_witness(dir, seen.file, pub, &out), AUD_INVALID);
+	ck_assert_msg(strstr(out, "the log was cut or rolled back") != NULL, "%s",
+	    out);
+	free(out);
+	/* Put back, then rewritten from record 2 on and re-signed with
+	 * another key (a forger's own history). */
+	lines_write(seg, &l);
+	ck_assert_int_eq(verify_witness(dir, seen.file, pub, NULL), AUD_VERIFIED);
+	rechain(dir, edit_forge);
+	ck_assert_int_eq(verify_witness(dir, seen.file, pub, &out), AUD_INVALID);
+	ck_assert_msg(strstr(out, "not the one the witness saw signed") != NULL,
+	    "%s", out);
+	free(out);
+	lines_free(&l);
+	free(seg);
+	free(seen.file);
+	free(pub);
 	soft_key_free(&k);
 	rm_rf(dir);
+	rm_rf(wdir);
 	free(dir);
+	free(wdir);
 }
 END_TEST
 
