@@ -259,7 +259,6 @@ struct aud_export_opts {
 	int64_t since_us, until_us;	/* 0: open */
 	const char *tenant;		/* NULL: all */
 	const char *verdict;		/* NULL: all */
-	const char *pubkey_pem;		/* unused (kept for callers) */
 	const struct aud_signer *signer;	/* signs the manifest; NULL: unsigned */
 };
 

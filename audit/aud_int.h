@@ -92,6 +92,7 @@ struct aud_log {
 	EVP_MAC_CTX *mac;		/* HMAC keyed with hmac_key, to dup */
 	uint64_t dropped;
 	struct aud_tree tree;		/* under wlock */
+	EVP_MD_CTX *mdctx;		/* under wlock: the lines' digests */
 	unsigned char last_leaf[32];	/* recovery: the last record's leaf */
 	struct aud_cp_entry *tailcps;	/* recovery: checkpoints in the */
 	size_t ntailcps;		/* last segment */
@@ -122,10 +123,11 @@ char *aud_split_line_into(const char *line, size_t len,
  * log's lock): its canonical text and where "prev" and "seq" go.  False
  * (use aud_line) if rec cannot be prepared. */
 bool aud_line_prepare(json_t *rec, struct aud_pre *pre);
-/* The line aud_line would give for the record with seq and prev. */
+/* The line aud_line would give for the record with seq and prev; ctx, if
+ * not NULL, is a digest context to use (the writer keeps one). */
 char *aud_line_splice(const struct aud_pre *pre, uint64_t seq,
     const char *prev, char hash[AUD_HASH_HEX + 1], unsigned char leaf[32],
-    size_t *len);
+    size_t *len, EVP_MD_CTX *ctx);
 
 /* aud_check_line that also gives the leaf. */
 bool aud_check_line_leaf(const char *canon, size_t clen, const char *prev,

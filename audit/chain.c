@@ -54,11 +54,11 @@ chain_hash(const char *prev, const char *c, size_t clen,
 
 /* The chain hash and the leaf of C, one digest context for both. */
 static void
-hash_pair(const char *prev, const char *c, size_t clen,
+hash_pair_ctx(EVP_MD_CTX *given, const char *prev, const char *c, size_t clen,
     char out[AUD_HASH_HEX + 1], unsigned char leaf[32])
 {
 	static const unsigned char zero = 0x00;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_MD_CTX *ctx = given != NULL ? given : EVP_MD_CTX_new();
 	const EVP_MD *md = aud_sha256();
 	unsigned char d[32];
 	unsigned int dl = 0;
@@ -72,7 +72,15 @@ hash_pair(const char *prev, const char *c, size_t clen,
 	    !EVP_DigestUpdate(ctx, &zero, 1) || !EVP_DigestUpdate(ctx, c, clen) ||
 	    !EVP_DigestFinal_ex(ctx, leaf, &dl))
 		memset(leaf, 0, 32);
-	EVP_MD_CTX_free(ctx);
+	if (given == NULL)
+		EVP_MD_CTX_free(ctx);
+}
+
+static void
+hash_pair(const char *prev, const char *c, size_t clen,
+    char out[AUD_HASH_HEX + 1], unsigned char leaf[32])
+{
+	hash_pair_ctx(NULL, prev, c, clen, out, leaf);
 }
 
 bool
@@ -291,7 +299,8 @@ aud_line_prepare(json_t *rec, struct aud_pre *pre)
 
 char *
 aud_line_splice(const struct aud_pre *pre, uint64_t seq, const char *prev,
-    char hash[AUD_HASH_HEX + 1], unsigned char leaf[32], size_t *len)
+    char hash[AUD_HASH_HEX + 1], unsigned char leaf[32], size_t *len,
+    EVP_MD_CTX *ctx)
 {
 	char pv[AUD_HASH_HEX + 16], sq[32];
 	size_t pl, sl, clen, o = 0;
@@ -321,7 +330,7 @@ aud_line_splice(const struct aud_pre *pre, uint64_t seq, const char *prev,
 	memcpy(line + o, sq, sl);
 	o += sl;
 	memcpy(line + o, pre->text + pre->at_seq, pre->len - pre->at_seq);
-	hash_pair(prev, line, clen, hash, leaf);
+	hash_pair_ctx(ctx, prev, line, clen, hash, leaf);
 	memcpy(line + clen - 1, ",\"hash\":\"", 9);
 	memcpy(line + clen - 1 + 9, hash, AUD_HASH_HEX);
 	memcpy(line + clen - 1 + 9 + AUD_HASH_HEX, "\"}\n", 4);

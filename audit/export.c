@@ -563,7 +563,6 @@ aud_verify_export(const char *path, const struct aud_verify_opts *o,
 	struct aud_walk w;
 	struct aud_frontier base;
 	bool csv = false, authentic = false;
-	int64_t now = o->now_us ? o->now_us : (int64_t)wd_wall_us();
 	unsigned char d[32], root[32];
 	char dhex[AUD_HASH_HEX + 1], rhex[AUD_HASH_HEX + 1];
 	uint64_t first, lastseq;
@@ -718,7 +717,6 @@ aud_verify_export(const char *path, const struct aud_verify_opts *o,
 		rc = bad(out, path, 0, err);
 		goto done;
 	}
-	(void)now;
 	fprintf(out, "%s: %llu records and %llu stubs from seq %llu to %llu, "
 	    "%llu checkpoint%s%s\n", authentic ? "OK" : "CONSISTENT",
 	    (unsigned long long)w.records, (unsigned long long)w.stubs,

@@ -98,13 +98,17 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 	uint64_t seq = l->seq, cpseq = 0;
 	off_t start = (off_t)l->segbytes;
 	size_t n = 0, cpoff = 0, cplen = 0;
-	unsigned char (*leaves)[32];
+	unsigned char (*leaves)[32], one[1][32];
 	enum wd_err rc = WD_OK;
 
 	for (struct aud_item *it = batch; it != NULL; it = it->next)
 		n++;
-	if ((leaves = malloc(n * sizeof(*leaves))) == NULL)
+	/* One record (the append path): no allocation but its line. */
+	leaves = n == 1 ? one : malloc(n * sizeof(*leaves));
+	if (leaves == NULL)
 		return WD_ENOMEM;
+	if (l->mdctx == NULL)
+		l->mdctx = EVP_MD_CTX_new();
 	n = 0;
 	memcpy(prev, l->prev, sizeof(prev));
 	for (struct aud_item *it = batch; it != NULL; it = it->next) {
@@ -115,15 +119,23 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 		++seq;
 		if (it->pre.text != NULL) {
 			line = aud_line_splice(&it->pre, seq, prev, hash, leaves[n++],
-			    &len);
+			    &len, l->mdctx);
 		} else {
 			json_object_set_new(it->rec, "seq", json_integer((json_int_t)seq));
 			line = aud_line_leaf(it->rec, prev, hash, leaves[n++], &len);
 		}
 		if (line == NULL) {
-			free(leaves);
+			if (leaves != one)
+				free(leaves);
 			free(buf.p);
 			return WD_ENOMEM;
+		}
+		if (batch->next == NULL && !it->cp) {
+			/* Alone: written as it is, not copied. */
+			buf.p = line;
+			buf.len = buf.cap = len;
+			memcpy(prev, hash, sizeof(prev));
+			break;
 		}
 		if (buf.len + len > buf.cap) {
 			size_t cap = (buf.cap + len) * 2;
@@ -132,7 +144,8 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 			if (np == NULL) {
 				free(line);
 				free(buf.p);
-				free(leaves);
+				if (leaves != one)
+					free(leaves);
 				return WD_ENOMEM;
 			}
 			buf.p = np;
@@ -167,7 +180,8 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 	}
 	if (rc != WD_OK) {
 		free(buf.p);
-		free(leaves);
+		if (leaves != one)
+			free(leaves);
 		/* Nothing of a failed batch may stay half on disk. */
 		if (ftruncate(l->fd, start) != 0)
 			set_error(l, "write failed and cannot cut back: %s",
@@ -176,7 +190,8 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 	}
 	for (size_t i = 0; i < n; i++)
 		aud_tree_add(&l->tree, leaves[i]);
-	free(leaves);
+	if (leaves != one)
+		free(leaves);
 	if (cpseq != 0) {
 		char *keep = malloc(cplen);
 
@@ -696,6 +711,7 @@ aud_close(struct aud_log *l)
 	}
 	aud_tree_flush(&l->tree);
 	aud_tree_free(&l->tree);
+	EVP_MD_CTX_free(l->mdctx);
 	free(l->cpline);
 	free(l->tailcps);
 	finish_items(l->head, WD_EIO);

@@ -2450,7 +2450,7 @@ START_TEST(spliced_lines_are_canonical)
 		ck_assert_msg(a != NULL, "%s", recs[i]);
 		b = json_deep_copy(a);
 		ck_assert(aud_line_prepare(b, &pre));
-		y = aud_line_splice(&pre, 12345, prev, h2, leaf2, &l2);
+		y = aud_line_splice(&pre, 12345, prev, h2, leaf2, &l2, NULL);
 		json_object_set_new(a, "seq", json_integer(12345));
 		x = aud_line_leaf(a, prev, h1, leaf, &l1);
 		ck_assert_msg(l1 == l2 && memcmp(x, y, l1) == 0, "%.*s\nvs\n%.*s",
