@@ -11,7 +11,8 @@ Exit status: 0 verified with the given key, 1 invalid, 2 unreadable,
 3 consistent but not authenticated (no key, or records no signed tree
 head covers).
 """
-import base64, csv, glob, hashlib, io, json, os, subprocess, sys, tempfile
+import base64, csv, glob, hashlib, io, json, os, subprocess, sys, tempfile, time
+from datetime import datetime, timezone
 
 ZEROS = "0" * 64
 
@@ -112,6 +113,8 @@ class Walk:
         self.tree = tree or Tree()
         self.covered = self.tree.size
         self.kinds = {}  # leaf index -> is checkpoint
+        self.ts = {}  # leaf index -> the record's ts
+        self.interval = None  # of the last checkpoint verified
         self.last_cp_size = 0
         self.records = self.checkpoints = 0
 
@@ -140,6 +143,7 @@ class Walk:
                 raise Invalid("seq %d: checkpoint signature" % rec["seq"])
             if ok:
                 self.covered = max(self.covered, n)
+                self.interval = rec["interval_s"]
         elif cp:  # format 1: "<seq>:<hash>" of the record before
             if rec.get("signed_seq") != rec["seq"] - 1 or \
                     rec.get("signed_hash") != self.prev:
@@ -152,6 +156,7 @@ class Walk:
             if ok:
                 self.covered = max(self.covered, self.tree.size)
         self.kinds[self.tree.size] = cp
+        self.ts[self.tree.size] = rec.get("ts")
         self.tree.push(leaf_hash(c))
         self.prev, self.seq = claimed, rec["seq"]
         self.records += 1
@@ -169,6 +174,20 @@ class Walk:
     def uncovered(self):
         return [i for i in range(self.covered, self.tree.size)
                 if not self.kinds.get(i)]
+
+    def stale(self, now):
+        """Records no checkpoint covers, older than the interval the last
+        verified checkpoint promised plus 60 s: a checkpoint was removed."""
+        if self.interval == 0:
+            return False
+        limit = (60 if self.interval is None else self.interval) + 60
+        for i in self.uncovered():
+            ts = self.ts.get(i)
+            if ts:
+                t = datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(
+                    tzinfo=timezone.utc).timestamp()
+                return now - t > limit
+        return False
 
 
 def read_pem(path):
@@ -192,6 +211,9 @@ def verify_log(d, pem):
             w.full(line)
     if pem is None:
         return 3, "CONSISTENT: %d records, not authenticated" % w.records
+    if w.stale(time.time()):
+        raise Invalid("records no checkpoint covers are older than the "
+                      "checkpoint interval: checkpoints were removed")
     if w.uncovered():
         return 3, "CONSISTENT: %d records no checkpoint covers" % len(w.uncovered())
     return 0, "OK: %d records, %d checkpoints" % (w.records, w.checkpoints)

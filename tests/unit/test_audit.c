@@ -2782,6 +2782,14 @@ drop_checkpoints(json_t *rec, size_t idx, const char *prev)
 	}
 }
 
+static void
+backdate(json_t *rec, size_t idx, const char *prev)
+{
+	(void)idx;
+	(void)prev;
+	json_object_set_new(rec, "ts", json_string("2026-01-02T03:04:05.000006Z"));
+}
+
 static int
 verify_at(const char *dir, const char *pub, int64_t now_us, char **out)
 {
@@ -2822,6 +2830,11 @@ START_TEST(dropped_checkpoints_and_a_recomputed_chain_fail)
 	ck_assert_msg(strstr(out, "checkpoints were removed") != NULL, "%s", out);
 	free(out);
 	ck_assert_int_eq(py("log", dir, pub), 3);
+	/* Dated a day back, as a forger rewriting old history would leave
+	 * them: invalid at once, for warden and for verify.py. */
+	rechain(dir, backdate);
+	ck_assert_int_eq(verify(dir, pub, NULL), AUD_INVALID);
+	ck_assert_int_eq(py("log", dir, pub), 1);
 	free(pub);
 	soft_key_free(&k);
 	rm_rf(dir);
