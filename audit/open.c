@@ -258,22 +258,23 @@ check_counter(struct aud_log *l, json_t **rec, char *errs, size_t errlen)
 		json_decref(cp);
 		return WD_OK;
 	}
-	if (!json_is_integer(c) && tpm == 0) {
-		/* A log never counted and a fresh counter: nothing to compare. */
+	if (!json_is_integer(c)) {
+		/* A new log, or one that never carried the counter (made before
+		 * the counter was configured): nothing to compare yet; its next
+		 * checkpoint carries the counter. */
 		json_decref(cp);
 		return WD_OK;
 	}
 	*rec = json_pack("{s:s,s:O,s:I,s:I,s:s}", "kind", "rollback_detected",
-	    "log_counter", json_is_integer(c) ? c : json_null(),
+	    "log_counter", c,
 	    "tpm_counter", (json_int_t)tpm, "last_seq", (json_int_t)l->seq,
 	    "reason", "the log's last checkpoint does not carry the TPM "
 	    "counter's value: the log was cut, its newest segments deleted or "
 	    "an older copy restored");
 	snprintf(errs, errlen, "%s: the log is behind the TPM counter (its "
-	    "last checkpoint has %s%lld, the TPM %llu): records after seq %llu "
+	    "last checkpoint has %lld, the TPM %llu): records after seq %llu "
 	    "were removed or an older copy restored", l->dir,
-	    json_is_integer(c) ? "" : "none/", json_is_integer(c) ?
-	    (long long)json_integer_value(c) : 0LL, (unsigned long long)tpm,
+	    (long long)json_integer_value(c), (unsigned long long)tpm,
 	    (unsigned long long)l->seq);
 	json_decref(cp);
 	return WD_EROLLBACK;
