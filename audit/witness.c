@@ -103,7 +103,8 @@ aud_verify_witness(const char *dir, const char *path,
 	}
 	if (rc != AUD_VERIFIED)
 		goto done;
-	qsort(v, n, sizeof(*v), by_size);
+	if (n > 0)
+		qsort(v, n, sizeof(*v), by_size);
 	/* 2. The log: each witnessed root at its size, each line at its seq. */
 	segs = aud_segments(dir, &nsegs);
 	for (size_t s = 0; s < nsegs && rc == AUD_VERIFIED; s++) {
