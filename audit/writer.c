@@ -308,10 +308,19 @@ checkpoint(struct aud_log *l, bool closing)
 	pthread_mutex_unlock(&l->mu);
 	/* Off the host only once it is durable here. */
 	if (rc == WD_OK && sync_now(l) && l->o.witness != NULL) {
+		char *line = NULL;
+		size_t len = 0;
+
+		/* A copy, sent without the lock appenders wait on. */
 		pthread_mutex_lock(&l->wlock);
-		if (l->cpline != NULL)
-			l->o.witness->send(l->o.witness->ctx, l->cpline, l->cplen - 1);
+		if (l->cpline != NULL && (line = malloc(l->cplen)) != NULL) {
+			memcpy(line, l->cpline, l->cplen);
+			len = l->cplen - 1;
+		}
 		pthread_mutex_unlock(&l->wlock);
+		if (line != NULL)
+			l->o.witness->send(l->o.witness->ctx, line, len);
+		free(line);
 	}
 }
 
