@@ -237,7 +237,7 @@ START_TEST(sealed_credentials_reach_the_provider_and_rotate_on_reload)
 	 * key by warden and by the independent verifier (audit/verify.py);
 	 * an inclusion proof of a record and a consistency proof. */
 	snprintf(cmd, sizeof(cmd), "%s audit export %s --format csv -o %s/e.csv "
-	    "--secrets-store %s --tcti '%s' >>%s 2>&1 && "
+	    "--secrets-store %s --tcti '%s' --auth-file %s >>%s 2>&1 && "
 	    "%s audit verify-export %s/e.csv --pubkey %s/audit.pem >>%s 2>&1 && "
 	    "python3 audit/verify.py export %s/e.csv --pubkey %s/audit.pem "
 	    ">>%s 2>&1 && python3 audit/verify.py log %s --pubkey %s/audit.pem "
@@ -245,7 +245,7 @@ START_TEST(sealed_credentials_reach_the_provider_and_rotate_on_reload)
 	    "%s audit verify-proof %s/p.json --pubkey %s/audit.pem >>%s 2>&1 && "
 	    "python3 audit/verify.py proof %s/p.json --pubkey %s/audit.pem "
 	    ">>%s 2>&1", getenv("WARDEN_BIN"), adir, it_tmpdir(), store, tcti,
-	    wlog, getenv("WARDEN_BIN"), it_tmpdir(), it_tmpdir(), wlog,
+	    authfile, wlog, getenv("WARDEN_BIN"), it_tmpdir(), it_tmpdir(), wlog,
 	    it_tmpdir(), it_tmpdir(), wlog, adir, it_tmpdir(), wlog,
 	    getenv("WARDEN_BIN"), adir, it_tmpdir(), wlog, getenv("WARDEN_BIN"),
 	    it_tmpdir(), it_tmpdir(), wlog, it_tmpdir(), it_tmpdir(), wlog);
