@@ -206,6 +206,8 @@ say "12. The audit log: every decision, hash-chained, checkpoints signed in the 
 note "$(grep -c . "$TMP"/audit/audit-*.jsonl | sed 's/.*://') records; the last one:"
 tail -1 "$TMP"/audit/audit-*.jsonl | cut -c1-160 | sed 's/^/   /'
 "$B/warden" audit verify "$TMP/audit" --pubkey "$TMP/audit.pem" | sed 's/^/   /'
+note "the same log (its kinds: $(sed 's/.*"kind":"\([a-z_]*\)".*/\1/' "$TMP"/audit/audit-*.jsonl | sort -u | tr '\n' ' ')) checked by the independent verifier:"
+python3 audit/verify.py log "$TMP/audit" --pubkey "$TMP/audit.pem" | sed 's/^/   audit\/verify.py: /'
 note "a checkpoint's signed tree head checked with openssl alone (audit/FORMAT.md):"
 CP=$(grep '"kind":"checkpoint"' "$TMP"/audit/audit-*.jsonl | tail -1)
 field() { printf '%s' "$CP" | sed "s/.*\"$1\":\"\{0,1\}\([^\",]*\).*/\1/"; }
@@ -222,7 +224,8 @@ note "record 3 is in the tree that checkpoint signs (an RFC 9162 inclusion proof
 "$B/warden" audit verify-proof "$TMP/proof.json" --pubkey "$TMP/audit.pem" | sed 's/^/   /'
 note "export of acme-health's records (others appear as stubs), its manifest signed in the TPM, verified alone:"
 "$B/warden" audit export "$TMP/audit" --format jsonl --tenant acme-health \
-    --secrets-store "$STORE" --tcti "$TCTI" -o "$TMP/export.jsonl" 2>&1 | sed 's/^/   /'
+    --secrets-store "$STORE" --tcti "$TCTI" --auth-file "$TMP/audit-key-auth" \
+    -o "$TMP/export.jsonl" 2>&1 | sed 's/^/   /'
 "$B/warden" audit verify-export "$TMP/export.jsonl" --pubkey "$TMP/audit.pem" | sed 's/^/   /'
 python3 audit/verify.py export "$TMP/export.jsonl" --pubkey "$TMP/audit.pem" | sed 's/^/   independent verifier (audit\/verify.py): /'
 note "and a record someone edits afterwards is caught:"

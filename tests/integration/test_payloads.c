@@ -163,14 +163,17 @@ stop(pid_t w)
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-/* The chain verifies with the TPM's key. */
+/* The chain verifies with the TPM's key, in warden and in the
+ * independent verifier (purge, secret_* and inbox_rejected records). */
 static void
 verify(const char *adir)
 {
 	char *out;
 	int rc = run(&out, "%s audit pubkey --secrets-store %s >%s/pay.pem && "
-	    "%s audit verify %s --pubkey %s/pay.pem", getenv("WARDEN_BIN"), store,
-	    it_tmpdir(), getenv("WARDEN_BIN"), adir, it_tmpdir());
+	    "%s audit verify %s --pubkey %s/pay.pem && python3 audit/verify.py "
+	    "log %s --pubkey %s/pay.pem", getenv("WARDEN_BIN"), store,
+	    it_tmpdir(), getenv("WARDEN_BIN"), adir, it_tmpdir(), adir,
+	    it_tmpdir());
 
 	ck_assert_msg(rc == 0, "verify %s: %s", adir, out);
 	free(out);
