@@ -6,7 +6,7 @@ BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
 PKGS    := libevent libevent_pthreads libcurl openssl yaml-0.1 jansson \
-           tss2-esys tss2-tctildr tss2-mu tss2-rc
+           tss2-esys tss2-tctildr tss2-mu tss2-rc libhs
 
 # pkg-config is asked when a recipe first needs its answer, never while
 # the Makefile is read: on a fresh machine the packages it describes are
@@ -34,7 +34,7 @@ LDFLAGS  = $(SAN) $(EXTRA_LDFLAGS)
 LDLIBS   = $(PKG_LIBS) -lpthread
 
 # Everything but main() goes into one archive that tests link too.
-LIB_SRC := $(wildcard common/*.c policy/*.c secrets/*.c audit/*.c) \
+LIB_SRC := $(wildcard common/*.c policy/*.c secrets/*.c audit/*.c detect/*.c) \
            $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 HDRS    := $(wildcard */*.h tests/*/*.h)
@@ -95,6 +95,9 @@ $(BUILD)/bench_audit: $(BUILD)/tests/bench/bench_audit.o $(BUILD)/libwarden.a
 $(BUILD)/bench_decide: $(BUILD)/tests/bench/bench_decide.o $(BUILD)/libwarden.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bench_detect: $(BUILD)/tests/bench/bench_detect.o $(BUILD)/libwarden.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/soak: tests/soak/soak.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SOAK_LIBS)
@@ -144,10 +147,11 @@ run: deps
 	@sh scripts/demo.sh $(BUILD)
 
 bench: deps
-	@$(MAKE) all $(BUILD)/bench_decide $(BUILD)/bench_audit
+	@$(MAKE) all $(BUILD)/bench_decide $(BUILD)/bench_audit $(BUILD)/bench_detect
 	@sh tests/bench/bench.sh $(BUILD)
 	@$(BUILD)/bench_decide
 	@$(BUILD)/bench_audit
+	@$(BUILD)/bench_detect
 
 # Soak with faults (tests/soak/soak.sh): 50,000 requests at 256
 # connections on the ASan build (sanitizers), then on this build (RSS).

@@ -37,6 +37,8 @@ txn_end(struct txn *t)
 	if (t->conn != NULL)
 		gw_conn_set_hooks(t->conn, NULL);
 	gw_tools_clear(&t->tools);
+	gw_detect_clear(&t->det);
+	gw_detect_answer_clear(&t->det_ans);
 	gw_chat_clear(&t->chat);
 	if (t->body != NULL)
 		evbuffer_free(t->body);
@@ -229,6 +231,36 @@ note_stream_bytes(struct txn *t, struct evbuffer *out)
 	}
 }
 
+/*
+ * The content detectors that watch answers, on one event (or the whole
+ * answer); false when one fired (or cannot run): t->tool_deny says why,
+ * never what was found.
+ */
+static bool
+answer_clean(struct txn *t, const char *ev, size_t n, bool whole)
+{
+	int fired;
+
+	if (t->det_ans.scan == NULL)
+		return true;
+	if (gw_detect_answer_piece(&t->det_ans, ev, n, whole, &fired) != WD_OK) {
+		t->tool_deny.status = 503;
+		t->tool_deny.code = "detector_unavailable";
+		snprintf(t->tool_deny.message, sizeof(t->tool_deny.message),
+		    "content detection cannot run on this answer; it was ended");
+		return false;
+	}
+	if (fired < 0)
+		return true;
+	gw_metrics_detect(t->snap->detect.d[fired].id, "answer", 1);
+	t->tool_deny.status = 403;
+	t->tool_deny.code = t->snap->detect.d[fired].code;
+	snprintf(t->tool_deny.message, sizeof(t->tool_deny.message), "the answer "
+	    "contains what detector '%s' looks for; it was not passed on",
+	    t->snap->detect.d[fired].id);
+	return false;
+}
+
 /* How much of the first complete bytes of acc comes before a
  * "data: [DONE]" line. */
 static size_t
@@ -307,6 +339,15 @@ on_data(void *arg, const char *data, size_t len)
 			t->tool_violation = !go_on && !t->astream.done;
 		}
 		gw_sse_consumed(&t->sse, complete);
+		/* The answer detectors read exactly what is about to go out;
+		 * a hit withholds all of it (on_done ends the stream). */
+		if (go_on && evbuffer_get_length(out) > 0 && !answer_clean(t,
+		    (const char *)evbuffer_pullup(out, -1),
+		    evbuffer_get_length(out), false)) {
+			evbuffer_free(out);
+			t->tool_violation = true;
+			return 0;
+		}
 		/* What passed goes out; after a violation nothing more of the
 		 * stream does (on_done ends it with an error event). */
 		note_stream_bytes(t, out);
@@ -374,6 +415,18 @@ finish_stream(struct txn *t)
 
 	if (t->tools.agent != NULL && !agent_stream_end(t))
 		return;
+	/* The rest (an unterminated last event) passes the answer
+	 * detectors like every event before it. */
+	if (evbuffer_get_length(t->resp) > 0 && !answer_clean(t,
+	    (const char *)evbuffer_pullup(t->resp, -1),
+	    evbuffer_get_length(t->resp), false)) {
+		evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
+		t->refused_late = true;
+		end_stream_with_error(t, t->tool_deny.status == 403 ?
+		    "policy_violation" : "server_error", t->tool_deny.code,
+		    t->tool_deny.message);
+		return;
+	}
 	/* What is left (the held [DONE], an unterminated last event) goes
 	 * out only once the record is written. */
 	note_stream_bytes(t, t->resp);
@@ -506,6 +559,14 @@ send_buffered(struct txn *t, int status)
 	const char *text = (const char *)evbuffer_pullup(t->resp, -1);
 	size_t len = evbuffer_get_length(t->resp);
 
+	/* The answer detectors read exactly what would go out. */
+	if (status >= 200 && status < 300 && !answer_clean(t, text, len, true)) {
+		t->refused_late = true;
+		fail(t, t->tool_deny.status, t->tool_deny.status == 403 ?
+		    "policy_violation" : "server_error", t->tool_deny.code,
+		    t->tool_deny.message);
+		return;
+	}
 	t->final_status = status;
 	if (t->resp_hmac != NULL)
 		aud_hmac_update(t->resp_hmac, text, len);
@@ -728,6 +789,7 @@ decide(struct txn *t, struct gw_http_req *req)
 	};
 	char id[sizeof(t->dec.id)];
 	const char *type;
+	enum wd_err rc;
 
 	/* Two of one policy header would leave the choice to us. */
 	static const char *const once[] = { "x-warden-data-class",
@@ -747,6 +809,20 @@ decide(struct txn *t, struct gw_http_req *req)
 			return false;
 		}
 	}
+	/* The content detectors, before the policy decides: what they find
+	 * joins the facts.  A detector that cannot run refuses the request
+	 * (fail closed): nothing leaves unscanned. */
+	rc = gw_detect_request(&t->det, t->snap, t->chat.root, &f.det_counts);
+	if (rc == WD_ELIMIT) {
+		fail(t, 413, "invalid_request_error", "too_many_texts", "the "
+		    "request holds more text values than content detection scans");
+		return false;
+	}
+	if (rc != WD_OK) {
+		fail(t, 503, "server_error", "detector_unavailable", "content "
+		    "detection cannot run; the request was not sent");
+		return false;
+	}
 	memcpy(id, t->dec.id, sizeof(id));
 	if (pol_decide(t->snap, &f, &t->dec) != WD_OK) {
 		fail(t, 500, "server_error", NULL, "policy evaluation failed");
@@ -754,6 +830,26 @@ decide(struct txn *t, struct gw_http_req *req)
 	}
 	memcpy(t->dec.id, id, sizeof(id));
 	t->decided = true;
+	if (t->dec.verdict == POL_DENY && t->dec.det_fired != 0) {
+		/* Blocked for what it holds: no copy of it is kept. */
+		evbuffer_drain(t->body, evbuffer_get_length(t->body));
+	} else if (t->dec.verdict != POL_DENY && t->dec.redact) {
+		/* What goes upstream (and what the audit digests) is the
+		 * redacted body. */
+		if (gw_detect_redact(&t->det, t->snap) != WD_OK ||
+		    !rewrite_body(t->body, t->chat.root)) {
+			fail(t, 500, "server_error", "redaction_failed", "the "
+			    "request could not be redacted; it was not sent");
+			return false;
+		}
+		t->dec.verdict = POL_MODIFY;
+	}
+	if (t->dec.verdict != POL_DENY &&
+	    gw_detect_answer_open(&t->det_ans, t->snap) != WD_OK) {
+		fail(t, 503, "server_error", "detector_unavailable", "content "
+		    "detection cannot run; the request was not sent");
+		return false;
+	}
 	if (t->dec.keep >= POL_KEEP_HASH && t->audit != NULL) {
 		aud_payload_digest(t->audit, evbuffer_pullup(t->body, -1),
 		    evbuffer_get_length(t->body), t->req_hmac);

@@ -60,6 +60,10 @@ gw_record(const struct gw_outcome *o)
 		json_object_set(r, "reasons", json_object_get(dj, "reasons"));
 		json_object_set(r, "routes", json_object_get(dj, "routes"));
 		json_object_set(r, "keep", json_object_get(dj, "keep"));
+		/* Content detections: detector and count, never the value. */
+		if (json_object_get(dj, "detections") != NULL)
+			json_object_set(r, "detections", json_object_get(dj,
+			    "detections"));
 		json_decref(dj);
 		json_object_set_new(r, "payload", json_pack("{s:s,s:o,s:o}", "mode",
 		    pol_keep_name(d->keep), "request_hmac",

@@ -643,6 +643,8 @@ policy_version(struct pol_snapshot *s)
 		    r->keep_ttl_days));
 	}
 	json_object_set_new(root, "agents", agents_json(s));
+	if (s->detect.n > 0)
+		json_object_set_new(root, "detect", pol_detect_json(s));
 	json_object_set_new(root, "version", json_integer(1));
 	json_object_set_new(root, "jurisdictions", jurs);
 	json_object_set_new(root, "data_classes", mask_json(s, ~0ull));
@@ -678,6 +680,7 @@ pol_compile(struct pol_loader *l)
 	for (size_t i = 0; i < s->nrules; i++)
 		compile_rule(l, &s->rules[i], &l->rr[i]);
 	pol_compile_agents(l);
+	pol_compile_detect(l);
 	if ((rc = index_rules(s)) != WD_OK || (rc = index_keys(l)) != WD_OK)
 		return rc;
 	if (l->w.nerrors > 0)
@@ -709,4 +712,5 @@ pol_loader_free_raw(struct pol_loader *l)
 	free(l->rj);
 	pol_refs_free(l->classes, l->nclass_refs);
 	pol_free_raw_agents(l);
+	pol_free_raw_detect(l);
 }

@@ -5,6 +5,8 @@
  * 1. Effective facts: the tenant's data classes and subject region,
  *    narrowed (never widened) by X-Warden-Data-Class and
  *    X-Warden-Subject-Region.
+ *    Content detections (gateway/detect.c) add their data classes,
+ *    never remove any; a detector whose action is block denies.
  * 2. Applicable rules: those indexed under one of the request's data
  *    classes, plus those for every request, whose tenant and region
  *    conditions hold.  A request whose subject region is unknown is
@@ -191,6 +193,40 @@ effective_facts(const struct pol_snapshot *s, const struct pol_facts *f,
 	return true;
 }
 
+/*
+ * What the content detectors found: their classes join the request's
+ * (more rules apply, never fewer); a blocking detector denies.  The
+ * message names the detector, never what it matched.
+ */
+static bool
+detections(const struct pol_snapshot *s, const struct pol_facts *f,
+    struct pol_decision *d)
+{
+	const struct pol_detector *block = NULL;
+
+	if (f->det_counts == NULL)
+		return true;
+	for (size_t i = 0; i < s->detect.n && i < POL_MAX_DETECTORS; i++) {
+		const struct pol_detector *det = &s->detect.d[i];
+
+		if (f->det_counts[i] == 0)
+			continue;
+		d->det_counts[i] = f->det_counts[i];
+		d->det_fired |= 1ull << i;
+		d->classes |= det->classes;
+		if (det->action == POL_DET_REDACT)
+			d->redact = true;
+		else if (det->action == POL_DET_BLOCK && block == NULL)
+			block = det;
+	}
+	if (block != NULL) {
+		deny(d, 403, block->code, "the request contains what detector '%s' "
+		    "looks for; it was not sent", block->id);
+		return false;
+	}
+	return true;
+}
+
 static bool
 rule_applies(const struct pol_rule *r, const struct pol_tenant *t,
     bool has_region, const struct pol_cset *region)
@@ -372,7 +408,8 @@ pol_decide(const struct pol_snapshot *s, const struct pol_facts *f,
 	d->tenant = t->id;
 	d->tenant_p = t;
 	d->app = f->app;
-	if (!effective_facts(s, f, d, &has_region, &region))
+	if (!effective_facts(s, f, d, &has_region, &region) ||
+	    !detections(s, f, d))
 		return WD_OK;
 	FOREACH_APPLICABLE(s, d, t, has_region, &region, r, {
 		add_matched(d, &e, r);
@@ -495,6 +532,16 @@ pol_decision_json(const struct pol_snapshot *s, const struct pol_decision *d)
 	json_object_set_new(o, "route", d->nroutes > 0 ?
 	    json_string(d->routes[0]->id) : json_null());
 	json_object_set_new(o, "routes", routes);
+	if (s->detect.n > 0) {
+		json_t *det = json_object();
+
+		/* Which detectors fired and how often; never what they saw. */
+		for (size_t i = 0; i < s->detect.n && i < POL_MAX_DETECTORS; i++)
+			if (d->det_fired & (1ull << i))
+				json_object_set_new(det, s->detect.d[i].id,
+				    json_integer(d->det_counts[i]));
+		json_object_set_new(o, "detections", det);
+	}
 	json_object_set_new(o, "matched_rules", matched);
 	if (d->nmatched_total > d->nmatched)
 		json_object_set_new(o, "matched_rules_total",

@@ -277,6 +277,35 @@ int pol_reach(const struct pol_agent *a, const char *from, const char *to,
     FILE *out);
 int pol_review(const struct pol_snapshot *snap, FILE *out);
 
+/* ---- content detection (issue 20): the `detect:` section ---- */
+
+struct det_db;
+
+#define POL_MAX_DETECTORS 64		/* = DET_MAX: a uint64_t mask */
+
+/* What a detection does beyond adding its classes. */
+enum pol_det_action { POL_DET_CLASSIFY = 0, POL_DET_REDACT, POL_DET_BLOCK };
+const char *pol_det_action_name(enum pol_det_action a);
+
+struct pol_detector {
+	char *id;			/* built-in name, or the pattern's id */
+	int builtin;			/* enum det_builtin, or -1: a pattern */
+	char *regex;			/* a pattern's expression */
+	uint64_t classes;		/* added to a request it fires on */
+	enum pol_det_action action;
+	bool answers;			/* scan answers too (a hit ends them) */
+	char *code;			/* "detected_<id>": the error code */
+	char *placeholder;		/* "[REDACTED:<id>]" */
+};
+
+struct pol_detect {
+	struct det_db *db;		/* NULL: no detect section */
+	struct pol_detector *d;		/* detector i of db is d[i] */
+	size_t n;
+	uint64_t answers;		/* detectors that scan answers */
+	size_t max_memory;		/* scanner memory in flight, bytes */
+};
+
 /* A name/value pair from `dev_credentials:` (development only). */
 struct pol_devcred {
 	char *name;
@@ -313,6 +342,7 @@ struct pol_snapshot {
 	size_t nagents;
 	enum pol_keep keep;		/* audit.payloads: the default */
 	int keep_ttl_days;		/* audit.payload_ttl_days */
+	struct pol_detect detect;	/* content detectors, compiled */
 	/* Key index: open addressing over key digests. */
 	struct pol_keyslot {
 		const unsigned char *digest;	/* NULL: empty */
@@ -372,6 +402,10 @@ struct pol_facts {
 	bool stream;
 	const char *hdr_classes;	/* X-Warden-Data-Class, or NULL */
 	const char *hdr_region;		/* X-Warden-Subject-Region, or NULL */
+	/* What the content detectors found (gateway/detect.c): counts by
+	 * detector of snap->detect, NULL when nothing was scanned.  Their
+	 * classes are added, never taken away. */
+	const uint32_t *det_counts;
 };
 
 enum pol_verdict { POL_ALLOW = 0, POL_DENY, POL_MODIFY };
@@ -424,6 +458,11 @@ struct pol_decision {
 	const struct pol_tenant *tenant_p;
 	enum pol_keep keep;		/* what warden may keep of payloads */
 	int keep_ttl_days;
+	/* Content detections: how often each detector fired (never what it
+	 * found); redact: the request must be redacted before it leaves. */
+	uint64_t det_fired;
+	uint32_t det_counts[POL_MAX_DETECTORS];
+	bool redact;
 };
 
 /*

@@ -2,7 +2,7 @@
  * snapshot.c - lifetime of a compiled snapshot and the read-only queries
  * the gateway makes against it on every request.
  */
-#include "policy/pol.h"
+#include "policy/pol_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +87,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		free(s->by_class[b]);
 	free(s->always);
 	free(s->keyidx);
+	pol_detect_free(&s->detect);
 	free(s->server.listen);
 	free(s->server.metrics_keys);
 	free(s->upstream.proxy);

@@ -147,6 +147,28 @@ curl -s -H 'Authorization: Bearer wk-demo-acme-health' -H 'X-Warden-Data-Class: 
     "http://127.0.0.1:$PORT/v1/chat/completions" | sed 's/^/   /'
 echo
 
+say "6b. What a prompt holds reclassifies it: content detection (detect:)"
+note "acme-research declares only public data; its first route is openai-us:"
+chat wk-demo-acme-research \
+    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Explain compound interest."}]}'
+note "the same tenant pastes a customer's IBAN: the iban detector adds the class"
+note "financial, and rule research-financial-eea keeps it in the EEA:"
+chat wk-demo-acme-research \
+    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Is DE89 3704 0044 0532 0130 00 a valid account?"}]}'
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Is DE89 3704 0044 0532 0130 00 a valid account?"}]}' >"$TMP/iban.json"
+note "warden check names the detector and how often it fired, never the value:"
+"$B/warden" check -c "$RULES" --tenant acme-research "$TMP/iban.json" |
+    tr -d '\n' | grep -o '"detections": {[^}]*}\|"data_classes": \[[^]]*\]\|"routes": \[[^]]*\]' |
+    tr -s ' ' | sed 's/^/   /'
+note "a card number is replaced before the request leaves (action: redact);"
+note "what openai-eu received:"
+chat wk-demo-acme-research \
+    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Refund card 4111 1111 1111 1111 please."}]}'
+note "$(grep -o 'Refund card [^"\\]*' "$TMP/openai-eu.jsonl" | tail -1)"
+note "a provider key in a prompt is refused (action: block), never echoed:"
+chat wk-demo-acme-research \
+    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Why does sk-proj-Zq8vT3kLm2Xw9Rb7Yc4Nd6Pf1Hs5Jg0a fail?"}]}'
+
 say "7. An agent's forbidden tool call is stopped mid-stream"
 note "support-bot has read a customer record (personal data); the model now"
 note "streams a call to send_email (external sink). The flow rule"
@@ -194,7 +216,8 @@ note "a backup of the audit dir taken before the purge, key blobs and all:"
     --tcti "$TCTI" 2>&1 | sed 's/^/   /' || true
 
 say "11. /metrics (Prometheus) after the scenario"
-curl -s "http://127.0.0.1:$PORT/metrics" | grep '^warden_requests_total' | sed 's/^/   /'
+curl -s "http://127.0.0.1:$PORT/metrics" |
+    grep '^warden_requests_total\|^warden_detections_total' | sed 's/^/   /'
 
 say "Stopping warden (SIGTERM: in-flight requests may finish)"
 kill -TERM $WPID
