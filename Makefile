@@ -57,7 +57,7 @@ MAKEFLAGS += --no-print-directory
         install uninstall test-dist
 
 all: $(BUILD)/warden $(BUILD)/mock_provider $(BUILD)/unit_tests \
-     $(BUILD)/integration_tests $(FUZZ_BIN)
+     $(BUILD)/integration_tests $(FUZZ_BIN) $(BUILD)/mock_cloud
 
 deps:
 	@sh scripts/deps.sh
@@ -76,6 +76,11 @@ $(BUILD)/warden: $(BUILD)/gateway/main.o $(BUILD)/libwarden.a
 $(BUILD)/mock_provider: tests/mock/mock_provider.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(MOCK_LIBS)
+
+# The TLS cloud mock verifies SigV4 with warden's own signer (held to
+# AWS's published vectors by the unit tests) over the request it received.
+$(BUILD)/mock_cloud: $(BUILD)/tests/mock/mock_cloud.o $(BUILD)/libwarden.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -levent_openssl
 
 $(BUILD)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libwarden.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
@@ -111,12 +116,14 @@ node-deps: tests/openai-node/node_modules
 test-unit: $(BUILD)/unit_tests $(BUILD)/warden
 	$(BUILD)/unit_tests
 	$(BUILD)/warden test -c rules/example.yaml rules/example.tests.yaml
+	$(BUILD)/warden test -c rules/cloud.yaml rules/cloud.tests.yaml
 
 test-fuzz: $(FUZZ_BIN)
 	@sh tests/fuzz/replay.sh $(BUILD)/fuzz
 
-test-integration: $(BUILD)/warden $(BUILD)/mock_provider $(BUILD)/integration_tests node-deps
+test-integration: $(BUILD)/warden $(BUILD)/mock_provider $(BUILD)/integration_tests node-deps $(BUILD)/mock_cloud
 	WARDEN_BIN=$(BUILD)/warden MOCK_BIN=$(BUILD)/mock_provider \
+	    MOCK_CLOUD_BIN=$(BUILD)/mock_cloud \
 	    $(BUILD)/integration_tests
 
 # ASan+UBSan build of everything, in its own tree.

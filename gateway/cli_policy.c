@@ -36,6 +36,7 @@ gw_cmd_lint(int argc, char **argv)
 		return usage_err("usage: warden lint -c FILE");
 	if (pol_load(config, stderr, &snap) != WD_OK)
 		return 2;
+	pol_lint_routes(snap, stderr);
 	printf("configuration OK (policy_version %s)\n", snap->version);
 	pol_snapshot_unref(snap);
 	return 0;

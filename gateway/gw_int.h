@@ -407,6 +407,7 @@ struct gw_up_req {
 	/* Called once, last; the transfer is gone when it returns. */
 	void (*on_done)(void *arg, enum wd_err err, const char *detail);
 	void *arg;
+	const char *ca_file;		/* CA bundle for TLS; NULL: the system's */
 };
 
 /*

@@ -12,6 +12,7 @@
 #include "audit/aud.h"
 #include "gateway/gw_int.h"
 #include "gateway/gw_detect.h"
+#include "gateway/provider.h"
 
 struct txn {
 	struct gw_conn *conn;		/* NULL once the client left */
@@ -63,6 +64,11 @@ struct txn {
 	char reqid_hdr[96];
 	struct gw_detect det;		/* what the request's text held */
 	struct gw_detect_answer det_ans;	/* detectors watching answers */
+	/* Bedrock Converse routes (converse.c): the translated request body
+	 * of the current attempt, and the stream translator. */
+	char *up_body;
+	size_t up_body_len;
+	struct gw_converse_stream *conv;
 };
 
 /*

@@ -261,6 +261,9 @@ struct eval {
 	 * meets it is excluded by none of them, so only excluded routes
 	 * need the per-rule scan that finds the reasons. */
 	struct pol_cset countries;	/* intersection of provider_country */
+	struct pol_cset processing, storage, abuse;	/* same, per place */
+	bool residency;			/* any residency rule: no global route */
+	bool dpf;
 	bool zdr;			/* some rule requires it */
 	int max_days;			/* least retention.max_days; -1 none */
 };
@@ -278,6 +281,17 @@ add_matched(struct pol_decision *d, struct eval *e, const struct pol_rule *r)
 	if (r->has_country)
 		for (size_t w = 0; w < POL_CSET_WORDS; w++)
 			e->countries.w[w] &= r->country.w[w];
+	for (size_t w = 0; w < POL_CSET_WORDS; w++) {
+		if (r->has_processing)
+			e->processing.w[w] &= r->processing.w[w];
+		if (r->has_storage)
+			e->storage.w[w] &= r->storage.w[w];
+		if (r->has_abuse)
+			e->abuse.w[w] &= r->abuse_storage.w[w];
+	}
+	e->residency |= r->has_country || r->has_processing || r->has_storage ||
+	    r->has_abuse;
+	e->dpf |= r->require_dpf;
 	e->zdr |= r->require_zdr;
 	if (r->max_days >= 0 && (e->max_days < 0 || r->max_days < e->max_days))
 		e->max_days = r->max_days;
@@ -293,6 +307,17 @@ add_matched(struct pol_decision *d, struct eval *e, const struct pol_rule *r)
 	}
 }
 
+/* Does the route's place lie wholly within the rule's?  A place that was
+ * not declared is everywhere, and lies within no rule's. */
+static bool
+within(const struct pol_cset *place, const struct pol_cset *allowed)
+{
+	for (size_t w = 0; w < POL_CSET_WORDS; w++)
+		if (place->w[w] & ~allowed->w[w])
+			return false;
+	return true;
+}
+
 /* Does rule r exclude route p?  Records why. */
 static bool
 excludes(const struct pol_rule *r, const struct pol_provider *p,
@@ -300,8 +325,37 @@ excludes(const struct pol_rule *r, const struct pol_provider *p,
 {
 	bool out = false;
 
-	if (r->has_country && !pol_cset_has(&r->country, p->cidx)) {
-		reason(d, r, p, POL_WHY_COUNTRY);
+	if ((r->has_country || r->has_processing || r->has_storage ||
+	    r->has_abuse) && p->deployment == POL_DEPLOY_GLOBAL) {
+		/* A global deployment may process anywhere: it meets no
+		 * residency requirement, whatever else it declares. */
+		reason(d, r, p, POL_WHY_GLOBAL);
+		*by_residency = true;
+		out = true;
+	} else {
+		if (r->has_country && !within(&p->processing, &r->country)) {
+			reason(d, r, p, POL_WHY_COUNTRY);
+			*by_residency = true;
+			out = true;
+		}
+		if (r->has_processing && !within(&p->processing, &r->processing)) {
+			reason(d, r, p, POL_WHY_PROCESSING);
+			*by_residency = true;
+			out = true;
+		}
+		if (r->has_storage && !within(&p->storage, &r->storage)) {
+			reason(d, r, p, POL_WHY_STORAGE);
+			*by_residency = true;
+			out = true;
+		}
+		if (r->has_abuse && !within(&p->abuse_storage, &r->abuse_storage)) {
+			reason(d, r, p, POL_WHY_ABUSE);
+			*by_residency = true;
+			out = true;
+		}
+	}
+	if (r->require_dpf && p->dpf != 1) {
+		reason(d, r, p, POL_WHY_DPF);
 		*by_residency = true;
 		out = true;
 	}
@@ -342,7 +396,12 @@ route_ok(const struct pol_snapshot *s, const struct eval *e,
 {
 	bool ok = true;
 
-	if (pol_cset_has(&e->countries, p->cidx) && (!e->zdr || p->zdr) &&
+	if (within(&p->processing, &e->countries) &&
+	    within(&p->processing, &e->processing) &&
+	    within(&p->storage, &e->storage) &&
+	    within(&p->abuse_storage, &e->abuse) &&
+	    (!e->residency || p->deployment != POL_DEPLOY_GLOBAL) &&
+	    (!e->dpf || p->dpf == 1) && (!e->zdr || p->zdr) &&
 	    (e->max_days < 0 || retention_ok(p, e->max_days)))
 		goto tenant;
 	if (!e->overflow) {
@@ -396,8 +455,12 @@ pol_decide(const struct pol_snapshot *s, const struct pol_facts *f,
 	memset(d, 0, sizeof(*d));
 	e.nrules = 0;
 	e.overflow = e.any_keep = e.any_ttl = e.zdr = false;
+	e.residency = e.dpf = false;
 	e.max_days = -1;
 	memset(&e.countries, 0xff, sizeof(e.countries));
+	memset(&e.processing, 0xff, sizeof(e.processing));
+	memset(&e.storage, 0xff, sizeof(e.storage));
+	memset(&e.abuse, 0xff, sizeof(e.abuse));
 	d->policy_version = s->version;
 	d->keep = s->keep;
 	d->keep_ttl_days = s->keep_ttl_days;
@@ -450,7 +513,14 @@ pol_reason_rule(const struct pol_reason *r)
 const char *
 pol_reason_code(const struct pol_reason *r)
 {
-	return r->why == POL_WHY_COUNTRY ? "residency" : "retention";
+	switch (r->why) {
+	case POL_WHY_ZDR:
+	case POL_WHY_DAYS:
+	case POL_WHY_TENANT_DAYS:
+		return "retention";
+	default:
+		return "residency";
+	}
 }
 
 void
@@ -462,7 +532,31 @@ pol_reason_text(const struct pol_reason *r, const struct pol_tenant *t,
 	switch (r->why) {
 	case POL_WHY_COUNTRY:
 		snprintf(buf, len, "route '%s' processes data in %s, outside %s",
-		    p->id, p->country, r->rule->country_text);
+		    p->id, p->processing_text ? p->processing_text : "?",
+		    r->rule->country_text);
+		break;
+	case POL_WHY_PROCESSING:
+		snprintf(buf, len, "route '%s' processes data in %s, outside %s",
+		    p->id, p->processing_text ? p->processing_text :
+		    "undeclared places", r->rule->processing_text);
+		break;
+	case POL_WHY_STORAGE:
+		snprintf(buf, len, "route '%s' stores data in %s, outside %s",
+		    p->id, p->storage_text ? p->storage_text : "undeclared places",
+		    r->rule->storage_text);
+		break;
+	case POL_WHY_ABUSE:
+		snprintf(buf, len, "route '%s' keeps abuse-monitoring data in %s, "
+		    "outside %s", p->id, p->abuse_text ? p->abuse_text :
+		    "undeclared places", r->rule->abuse_text);
+		break;
+	case POL_WHY_GLOBAL:
+		snprintf(buf, len, "route '%s' is a global deployment: it may "
+		    "process anywhere", p->id);
+		break;
+	case POL_WHY_DPF:
+		snprintf(buf, len, "route '%s' is not certified under the EU-US "
+		    "Data Privacy Framework", p->id);
 		break;
 	case POL_WHY_ZDR:
 		snprintf(buf, len, "route '%s' has no zero-data-retention contract",
@@ -478,6 +572,22 @@ pol_reason_text(const struct pol_reason *r, const struct pol_tenant *t,
 		    t ? t->max_retention_days : 0);
 		break;
 	}
+}
+
+const char *
+pol_deployment_name(enum pol_deployment d)
+{
+	switch (d) {
+	case POL_DEPLOY_REGIONAL:
+		return "regional";
+	case POL_DEPLOY_DATAZONE:
+		return "datazone";
+	case POL_DEPLOY_GLOBAL:
+		return "global";
+	case POL_DEPLOY_UNSET:
+		break;
+	}
+	return "unset";
 }
 
 const char *

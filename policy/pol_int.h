@@ -44,6 +44,17 @@ struct raw_rule {
 	struct pol_ref *classes, *regions, *countries, *tenants;
 	size_t nclasses, nregions, ncountries, ntenants;
 	struct pol_ref at;
+	/* require.processing / storage / abuse_monitoring_storage */
+	struct pol_ref *processing, *storage, *abuse;
+	size_t nprocessing, nstorage, nabuse;
+};
+
+/* A route's residency places as written (issue 14). */
+struct raw_provider {
+	struct pol_ref *processing, *storage, *abuse;
+	size_t nprocessing, nstorage, nabuse;
+	bool from_country;		/* `country:` set processing and storage */
+	struct pol_ref at;
 };
 
 struct raw_jurisdiction {
@@ -87,6 +98,7 @@ struct pol_loader {
 	bool have_audit;
 	/* Canonical text of every file, in load order, for the version. */
 	unsigned char digest_chain[32];
+	struct raw_provider *rp;	/* parallel to s->providers */
 };
 
 /* Append one element to a growing array; false when out of memory. */
@@ -137,6 +149,8 @@ void pol_free_raw_detect(struct pol_loader *l);
 void pol_detect_free(struct pol_detect *d);
 /* Resolve agents' tenants and labels (load_agents.c). */
 void pol_compile_agents(struct pol_loader *l);
+/* Resolve routes' residency places (compile.c). */
+void pol_compile_providers(struct pol_loader *l);
 void pol_free_raw_agents(struct pol_loader *l);
 
 /* Resolve names, build indexes and the policy version (compile.c). */

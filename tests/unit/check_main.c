@@ -25,6 +25,8 @@ main(void)
 	srunner_add_suite(sr, suite_witness());
 	srunner_add_suite(sr, suite_sessions());
 	srunner_add_suite(sr, suite_detect());
+	srunner_add_suite(sr, suite_residency());
+	srunner_add_suite(sr, suite_provider());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
