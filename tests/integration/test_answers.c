@@ -229,8 +229,8 @@ START_TEST(openai_node_client_never_gets_the_forbidden_call)
 	snprintf(cmd, sizeof(cmd), "WARDEN_BASE_URL=%s/v1 WARDEN_AGENT_KEY=%s "
 	    "node --test tests/openai-node/hostile_provider.mjs "
 	    ">%s/openai-hostile.log 2>&1", it.base, KEY_AGENT, it_tmpdir());
-	st = system(cmd);
-	if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+	st = it_run(cmd, NULL, NULL);
+	if (st != 0) {
 		char path[256], fails[3000] = "", *log, *line, *save = NULL;
 		size_t n = 0;
 

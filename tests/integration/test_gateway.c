@@ -451,8 +451,8 @@ START_TEST(openai_node_client_works)
 	snprintf(cmd, sizeof(cmd), "WARDEN_BASE_URL=%s/v1 WARDEN_KEY=%s "
 	    "node --test tests/openai-node/ >%s/openai-node.log 2>&1",
 	    it.base, IT_KEY_T1, it_tmpdir());
-	st = system(cmd);
-	if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+	st = it_run(cmd, NULL, NULL);
+	if (st != 0) {
 		char path[256], *log;
 
 		snprintf(path, sizeof(path), "%s/openai-node.log", it_tmpdir());
