@@ -171,4 +171,60 @@ int aud_export(const char *dir, const struct aud_export_opts *o,
 /* `warden audit verify-export FILE`: 0 valid, 1 invalid, 2 unreadable. */
 int aud_verify_export(const char *path, FILE *out);
 
+/* ---- for auditors: stats, register, tail, report (issue 18) ---- */
+
+/*
+ * Read DIR's records in order, checking each line's hash and its link to
+ * the one before (not signatures: aud_verify_dir does that), and call fn
+ * with each (borrowed) up to max_seq (0: all); fn returning non-zero
+ * stops.  A line still being written is left for later.  Returns 0, 1
+ * (the chain is broken: why says where) or 2 (cannot read).
+ */
+int aud_read_records(const char *dir, uint64_t max_seq,
+    int (*fn)(void *arg, json_t *rec), void *arg, char *why, size_t whylen);
+
+struct aud_stats_opts {
+	int64_t since_us, until_us;	/* 0: open */
+	const char *tenant;		/* NULL: all */
+	uint64_t max_seq;		/* 0: all */
+};
+/* Count the request records of DIR (stats.c); *out gets a JSON object:
+ * requests, first, last, counts by verdict, rule, route, country, tenant,
+ * app, agent, data_class, code, denied_by_rule, tool_violations (agent ->
+ * rule), keep, by_hour, by_day (bucket -> verdict) and the register
+ * (array of {data_class, country, requests, routes, rules,
+ * legal_basis}).  Returns as aud_read_records. */
+int aud_stats(const char *dir, const struct aud_stats_opts *o, json_t **out,
+    char *why, size_t whylen);
+void aud_stats_print(json_t *st, FILE *out);
+void aud_register_print(json_t *st, const char *tenant, bool csv, FILE *out);
+
+struct aud_tail_opts {
+	bool follow;			/* -f: wait for more, across segments */
+	const char *tenant, *verdict;	/* NULL: all */
+	int poll_ms;			/* how often to look when following */
+	volatile int *stop;		/* set by a signal handler: return 0 */
+};
+/* `warden audit tail` (tail.c): one line per record; 0 at the end (or
+ * stop), 1 when the chain breaks (said loudly), 2 unreadable. */
+int aud_tail(const char *dir, const struct aud_tail_opts *o, FILE *out);
+
+/* HTML helpers shared by the report pages (html.c). */
+void aud_html_esc(FILE *f, const char *s);
+/* A bar chart as inline SVG: n bars of labels[i] with values[i]. */
+void aud_html_bars(FILE *f, const char *title, const char *const *labels,
+    const long long *values, size_t n);
+
+struct aud_report_opts {
+	const char *tenant;		/* NULL: all */
+	int64_t since_us, until_us;
+	const char *pubkey_pem_path;	/* the auditor's trusted key */
+	json_t *art30;			/* the rules' extract for tenant, or NULL */
+};
+/* `warden audit report` (report_html.c): verify DIR with the trusted
+ * key, then write one self-contained HTML page to out.  Returns the
+ * verification's exit status (0 verified; the page says so on top). */
+int aud_report_html(const char *dir, const struct aud_report_opts *o,
+    FILE *out, FILE *msgs);
+
 #endif /* AUD_H */

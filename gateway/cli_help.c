@@ -59,6 +59,10 @@ static const struct cli_usage usages[] = {
 	{ "policy", "review", "-c FILE",
 	  "List, per agent, leaks (labelled data reaching an external sink),\n"
 	  "unreachable tools and tools without a call limit.  Exit 1 on a leak." },
+	{ "policy", "report", "-c FILE -o FILE.html",
+	  "Write one self-contained HTML page: every agent's tool graph (drawn\n"
+	  "by Graphviz's dot) with cut edges and leak paths marked, and each\n"
+	  "tenant's compliant routes per data class.  Exit 0, 2 on a failure." },
 	{ "audit", "verify", "DIR [--pubkey PEM]",
 	  "Verify the audit log in DIR: hashes, chain, sequence, checkpoint\n"
 	  "signatures.  Exit 0 if intact, 1 naming the first bad record." },
@@ -72,6 +76,31 @@ static const struct cli_usage usages[] = {
 	{ "audit", "purge", "DIR (--tenant T | --expired)",
 	  "Delete kept payloads of a tenant, or those past their TTL; the hash\n"
 	  "chain is untouched." },
+	{ "audit", "stats",
+	  "DIR [--since T] [--until T] [--tenant T]\n[--format text|json]",
+	  "Count the request records: by verdict, rule, route, destination\n"
+	  "country, tenant, app, agent, data class and error code; denials by\n"
+	  "rule; tool-policy violations by agent and rule.  Each line's hash\n"
+	  "and link are checked.  Exit 0, 1 if the chain is broken, 2 unreadable."
+	},
+	{ "audit", "tail", "DIR [-f] [--tenant T] [--verdict V]",
+	  "Print one line per record, checking each line's hash and link;\n"
+	  "-f follows the live log across segments until SIGINT.  A broken\n"
+	  "chain is printed loudly and exits 1." },
+	{ "audit", "register",
+	  "DIR --tenant T [--since T] [--until T] [--format csv|json]\n"
+	  "[--art30 -c RULES]",
+	  "The transfer register of a tenant: per data class and destination\n"
+	  "country, the requests sent, routes, rules and legal basis.  --art30\n"
+	  "adds the record of processing the rules declare (JSON)." },
+	{ "audit", "report",
+	  "DIR --pubkey PEM -o FILE.html [--tenant T] [--since T]\n"
+	  "[--until T] [-c RULES]",
+	  "Verify DIR with the trusted key, then write one self-contained HTML\n"
+	  "page: the result and the key's fingerprint, the register, verdicts\n"
+	  "and denials over time, retention, tool-policy violations.  A log\n"
+	  "that does not verify gets a page saying so and no figures (exit 1,\n"
+	  "2 or 3 as verify, 3: nothing signed it)." },
 	{ "audit", "pubkey", "(-c FILE | --secrets-store DIR)",
 	  "Print the public half of the TPM-held checkpoint signing key (PEM)." },
 	{ "audit", "counter", "(-c FILE | --tcti TCTI) [--index N] [--value]",

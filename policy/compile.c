@@ -569,11 +569,17 @@ policy_version(struct pol_snapshot *s)
 
 		for (size_t m = 0; m < p->nmodels; m++)
 			json_array_append_new(models, json_string(p->models[m]));
-		json_object_set_new(provs, p->id, json_pack("{s:s,s:s,s:s,s:b,"
+		json_t *pj = json_pack("{s:s,s:s,s:s,s:b,"
 		    "s:i,s:s,s:o}", "api", p->api, "base_url",
 		    p->base_url, "country", p->country, "zdr", p->zdr,
 		    "retention_days", p->retention_days, "credential",
-		    p->credential, "models", models));
+		    p->credential, "models", models);
+
+		/* Added only when named, so older rules keep their version. */
+		if (p->legal_basis != NULL)
+			json_object_set_new(pj, "legal_basis",
+			    json_string(p->legal_basis));
+		json_object_set_new(provs, p->id, pj);
 	}
 	for (size_t i = 0; i < s->ntenants; i++) {
 		const struct pol_tenant *t = &s->tenants[i];
@@ -604,6 +610,20 @@ policy_version(struct pol_snapshot *s)
 		    mask_json(s, t->may_omit), "subject_region",
 		    t->has_region ? cset_json(&t->region) : json_null(),
 		    "max_retention_days", t->max_retention_days));
+		/* The art. 30 declarations, only when given (versions stay). */
+		if (t->npurposes > 0 || t->ncategories > 0 || t->controller) {
+			json_t *tj = json_object_get(tens, t->id), *pa = json_array();
+			json_t *ca = json_array();
+
+			for (size_t k = 0; k < t->npurposes; k++)
+				json_array_append_new(pa, json_string(t->purposes[k]));
+			for (size_t k = 0; k < t->ncategories; k++)
+				json_array_append_new(ca, json_string(t->categories[k]));
+			json_object_set_new(tj, "purposes", pa);
+			json_object_set_new(tj, "categories", ca);
+			json_object_set_new(tj, "controller", t->controller ?
+			    json_string(t->controller) : json_null());
+		}
 	}
 	for (size_t i = 0; i < s->nrules; i++) {
 		const struct pol_rule *r = &s->rules[i];

@@ -121,6 +121,7 @@ struct pol_provider {
 	char country[3];		/* ISO 3166-1 alpha-2 */
 	bool zdr;			/* zero data retention contract */
 	int retention_days;		/* -1: unknown */
+	char *legal_basis;		/* of a transfer there; NULL: not named */
 	char *credential;		/* name of a sealed secret */
 	char **models;
 	size_t nmodels;
@@ -148,6 +149,12 @@ struct pol_tenant {
 	int max_retention_days;		/* -1: no cap */
 	struct pol_app *apps;
 	size_t napps;
+	/* Art. 30 record of processing, as declared (NULL/0: not given). */
+	char **purposes;
+	size_t npurposes;
+	char **categories;		/* of data subjects */
+	size_t ncategories;
+	char *controller;
 };
 
 /* audit.counter_nv_index by default (secrets/ SEC_COUNTER_NV_INDEX). */

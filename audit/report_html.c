@@ -1,0 +1,379 @@
+/*
+ * report_html.c - `warden audit report`: one self-contained HTML page for
+ * an auditor (inline CSS, inline SVG, no script, nothing fetched).
+ *
+ * It shows only figures from a log that verifies with the key the auditor
+ * gives: it runs aud_verify_dir with that key first and, unless the log
+ * verifies and at least one checkpoint signed it, the page says so on top
+ * and shows no figures.  It counts only records up to the last signed
+ * checkpoint (later ones are not yet authenticated), through
+ * aud_read_records, which checks the chain again as it reads.
+ * (With the v2 format, aud_verify_dir's own exit status 3 means
+ * "consistent but not authenticated"; that is refused the same way.)
+ */
+#include "audit/aud.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+
+#define REPORT_MAX_PEM 16384
+
+/* SHA-256 of the public key (DER SubjectPublicKeyInfo), colon hex. */
+static bool
+fingerprint(const char *path, char out[96 + 1])
+{
+	size_t len;
+	char *pem = wd_slurp(path, REPORT_MAX_PEM, &len);
+	BIO *b = pem ? BIO_new_mem_buf(pem, (int)len) : NULL;
+	EVP_PKEY *k = b ? PEM_read_bio_PUBKEY(b, NULL, NULL, NULL) : NULL;
+	unsigned char *der = NULL, d[32];
+	int dl = k ? i2d_PUBKEY(k, &der) : -1;
+
+	if (dl > 0) {
+		SHA256(der, (size_t)dl, d);
+		for (int i = 0; i < 32; i++)
+			snprintf(out + 3 * i, 4, "%02X%s", d[i], i < 31 ? ":" : "");
+	}
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+	BIO_free(b);
+	free(pem);
+	return dl > 0;
+}
+
+static const char css[] =
+    "body{font:14px/1.4 sans-serif;margin:24px 40px;color:#222}"
+    "h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;"
+    "border-bottom:1px solid #ccc}"
+    ".ok{background:#e5f5e5;border:2px solid #2a8a2a;padding:10px}"
+    ".bad{background:#fde8e8;border:3px solid #b00;padding:12px;"
+    "font-size:16px;font-weight:bold}"
+    "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #bbb;"
+    "padding:3px 8px;text-align:left}th{background:#eee}td.n{text-align:right}"
+    ".fig{display:inline-block;margin-right:30px;font-size:15px}"
+    ".fig b{font-size:26px;display:block}"
+    "figure{margin:10px 0}figcaption{font-weight:bold;margin-bottom:4px}"
+    ".bar{fill:#4a78b5}.deny{fill:#c0392b}.allow{fill:#3f9a4a}"
+    ".modify{fill:#d9a021}.lbl,.val{font-size:12px}code{font-size:12px}";
+
+static long long
+ival(json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+/* A count table and its bars. */
+static void
+counts(FILE *f, const char *title, json_t *obj)
+{
+	size_t n = json_object_size(obj), i = 0;
+	const char **labels = calloc(n + 1, sizeof(*labels));
+	long long *vals = calloc(n + 1, sizeof(*vals));
+	const char *k;
+	json_t *v;
+
+	if (labels == NULL || vals == NULL)
+		goto out;
+	json_object_foreach(obj, k, v) {
+		labels[i] = k;
+		vals[i++] = (long long)json_integer_value(v);
+	}
+	if (n == 0) {
+		fprintf(f, "<p><b>");
+		aud_html_esc(f, title);
+		fprintf(f, "</b>: none</p>\n");
+	} else {
+		aud_html_bars(f, title, labels, vals, n);
+	}
+out:
+	free(labels);
+	free(vals);
+}
+
+/* Verdicts per time bucket as stacked bars. */
+static void
+over_time(FILE *f, json_t *buckets, const char *unit)
+{
+	static const char *const kinds[] = { "allow", "modify", "deny" };
+	size_t n = json_object_size(buckets), i = 0;
+	long long max = 1;
+	const int h = 160, bw = 28, gap = 10;
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(buckets, k, v) {
+		long long sum = ival(v, "allow") + ival(v, "deny") +
+		    ival(v, "modify");
+
+		if (sum > max)
+			max = sum;
+	}
+	fprintf(f, "<figure><figcaption>Verdicts per %s (green allow, amber "
+	    "modify, red deny)</figcaption>\n<svg xmlns=\"http://www.w3.org/2000/"
+	    "svg\" width=\"%zu\" height=\"%d\" role=\"img\">\n",
+	    unit, 60 + n * (bw + gap), h + 60);
+	fprintf(f, "<line x1=\"40\" y1=\"%d\" x2=\"%zu\" y2=\"%d\" "
+	    "stroke=\"#888\"/><text x=\"36\" y=\"18\" text-anchor=\"end\" "
+	    "class=\"lbl\">%lld</text>\n", h + 10, 50 + n * (bw + gap), h + 10,
+	    max);
+	json_object_foreach(buckets, k, v) {
+		int y = h + 10;
+		size_t x = 50 + i * (bw + gap);
+
+		for (size_t c = 0; c < 3; c++) {
+			long long cnt = ival(v, kinds[c]);
+			int bh = (int)(cnt * h / max);
+
+			if (cnt == 0)
+				continue;
+			y -= bh;
+			fprintf(f, "<rect x=\"%zu\" y=\"%d\" width=\"%d\" height=\"%d\" "
+			    "class=\"%s\"><title>%s %lld</title></rect>\n", x, y, bw,
+			    bh, kinds[c], kinds[c], cnt);
+		}
+		fprintf(f, "<text x=\"%zu\" y=\"%d\" class=\"lbl\" transform=\""
+		    "rotate(30 %zu %d)\">", x, h + 24, x, h + 24);
+		aud_html_esc(f, k);
+		fprintf(f, "</text>\n");
+		i++;
+	}
+	fprintf(f, "</svg></figure>\n");
+}
+
+static void
+joined(FILE *f, json_t *obj)
+{
+	const char *k;
+	json_t *v;
+	bool first = true;
+
+	json_object_foreach(obj, k, v) {
+		fputs(first ? "" : "<br>", f);
+		aud_html_esc(f, k);
+		fprintf(f, " (%lld)", (long long)json_integer_value(v));
+		first = false;
+	}
+}
+
+static void
+strlist(FILE *f, json_t *arr)
+{
+	size_t i;
+	json_t *v;
+
+	if (json_array_size(arr) == 0)
+		fputs("(not declared)", f);
+	json_array_foreach(arr, i, v) {
+		fputs(i ? ", " : "", f);
+		aud_html_esc(f, json_string_value(v));
+	}
+}
+
+static void
+art30(FILE *f, json_t *a)
+{
+	size_t i;
+	json_t *r;
+
+	fprintf(f, "<h2>Record of processing (GDPR art. 30), as the rules "
+	    "declare it</h2>\n<table>\n<tr><th>controller</th><td>");
+	aud_html_esc(f, json_string_value(json_object_get(a, "controller")) ?:
+	    "(not declared)");
+	fprintf(f, "</td></tr>\n<tr><th>purposes</th><td>");
+	strlist(f, json_object_get(a, "purposes"));
+	fprintf(f, "</td></tr>\n<tr><th>categories of data subjects</th><td>");
+	strlist(f, json_object_get(a, "categories"));
+	fprintf(f, "</td></tr>\n<tr><th>categories of data</th><td>");
+	strlist(f, json_object_get(a, "data_classes"));
+	fprintf(f, "</td></tr>\n<tr><th>countries</th><td>");
+	strlist(f, json_object_get(a, "countries"));
+	fprintf(f, "</td></tr>\n</table>\n<table><tr><th>recipient (route)</th>"
+	    "<th>country</th><th>legal basis</th><th>provider retention</th>"
+	    "</tr>\n");
+	json_array_foreach(json_object_get(a, "recipients"), i, r) {
+		fprintf(f, "<tr><td>");
+		aud_html_esc(f, json_string_value(json_object_get(r, "route")));
+		fprintf(f, "</td><td>");
+		aud_html_esc(f, json_string_value(json_object_get(r, "country")));
+		fprintf(f, "</td><td>");
+		aud_html_esc(f, json_string_value(json_object_get(r,
+		    "legal_basis")) ?: "(not named)");
+		fprintf(f, "</td><td>");
+		aud_html_esc(f, json_string_value(json_object_get(r, "retention")));
+		fprintf(f, "</td></tr>\n");
+	}
+	fprintf(f, "</table>\n<p>Payloads kept by warden: ");
+	aud_html_esc(f, json_string_value(json_object_get(a, "warden_keeps")));
+	fprintf(f, "</p>\n");
+}
+
+static void
+body(FILE *f, json_t *st, const struct aud_report_opts *o)
+{
+	json_t *verdicts = json_object_get(st, "verdict"), *row, *tv;
+	json_t *hours = json_object_get(st, "by_hour");
+	const char *k;
+	size_t i;
+
+	fprintf(f, "<h2>Summary</h2>\n<div class=\"fig\">requests<b id=\""
+	    "n-requests\">%lld</b></div><div class=\"fig\">allowed<b id=\""
+	    "n-allow\">%lld</b></div><div class=\"fig\">modified<b>%lld</b>"
+	    "</div><div class=\"fig\">denied<b id=\"n-deny\">%lld</b></div>\n",
+	    ival(st, "requests"), ival(verdicts, "allow"), ival(verdicts,
+	    "modify"), ival(verdicts, "deny"));
+	fprintf(f, "<p>First record ");
+	aud_html_esc(f, json_string_value(json_object_get(st, "first")) ?: "-");
+	fprintf(f, ", last ");
+	aud_html_esc(f, json_string_value(json_object_get(st, "last")) ?: "-");
+	fprintf(f, ".</p>\n<h2>Verdicts and denials over time</h2>\n");
+	if (json_object_size(hours) <= 48)
+		over_time(f, hours, "hour (UTC)");
+	else
+		over_time(f, json_object_get(st, "by_day"), "day (UTC)");
+	counts(f, "Denials by rule", json_object_get(st, "denied_by_rule"));
+	counts(f, "Requests by destination country", json_object_get(st,
+	    "country"));
+	counts(f, "Requests by route", json_object_get(st, "route"));
+
+	fprintf(f, "<h2>Transfer register</h2>\n<table id=\"register\"><tr>"
+	    "<th>data class</th><th>destination country</th><th>requests sent"
+	    "</th><th>routes</th><th>rules that applied</th><th>legal basis</th>"
+	    "</tr>\n");
+	json_array_foreach(json_object_get(st, "register"), i, row) {
+		fprintf(f, "<tr><td>");
+		aud_html_esc(f, json_string_value(json_object_get(row, "data_class")));
+		fprintf(f, "</td><td>");
+		aud_html_esc(f, json_string_value(json_object_get(row, "country")));
+		fprintf(f, "</td><td class=\"n\">%lld</td><td>", ival(row,
+		    "requests"));
+		joined(f, json_object_get(row, "routes"));
+		fprintf(f, "</td><td>");
+		joined(f, json_object_get(row, "rules"));
+		fprintf(f, "</td><td>");
+		joined(f, json_object_get(row, "legal_basis"));
+		fprintf(f, "</td></tr>\n");
+	}
+	fprintf(f, "</table>\n");
+	if (o->art30 != NULL)
+		art30(f, o->art30);
+
+	fprintf(f, "<h2>Retention</h2>\n");
+	counts(f, "Payload mode kept per request (none: nothing; hash: HMAC "
+	    "only; redacted / full: kept for the TTL)", json_object_get(st,
+	    "keep"));
+
+	fprintf(f, "<h2>Tool-policy violations</h2>\n<table id=\"tools\"><tr>"
+	    "<th>agent</th><th>rule</th><th>violations</th></tr>\n");
+	json_object_foreach(json_object_get(st, "tool_violations"), k, tv) {
+		const char *r;
+		json_t *n;
+
+		json_object_foreach(tv, r, n) {
+			fprintf(f, "<tr><td>");
+			aud_html_esc(f, k);
+			fprintf(f, "</td><td>");
+			aud_html_esc(f, r);
+			fprintf(f, "</td><td class=\"n\">%lld</td></tr>\n",
+			    (long long)json_integer_value(n));
+		}
+	}
+	if (json_object_size(json_object_get(st, "tool_violations")) == 0)
+		fprintf(f, "<tr><td colspan=\"3\">none</td></tr>\n");
+	fprintf(f, "</table>\n");
+	counts(f, "Requests by error code", json_object_get(st, "code"));
+}
+
+int
+aud_report_html(const char *dir, const struct aud_report_opts *o, FILE *f,
+    FILE *msgs)
+{
+	struct aud_verify_opts vo = { .pubkey_pem_path = o->pubkey_pem_path };
+	char *vout = NULL, fp[97] = "", why[512], when[32];
+	size_t vlen = 0;
+	FILE *vf = open_memstream(&vout, &vlen);
+	unsigned long long nrec = 0, last = 0, ncp = 0, unsigned_after = 0;
+	json_t *st = NULL;
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc;
+
+	if (vf == NULL)
+		return 2;
+	rc = aud_verify_dir(dir, &vo, vf);
+	fclose(vf);
+	if (!fingerprint(o->pubkey_pem_path, fp))
+		rc = 2;
+	/* "OK: N records in S segments, last seq L, C checkpoints ...; U
+	 * records after the last checkpoint not yet signed" */
+	if (rc == 0 && (vout == NULL || sscanf(vout, "OK: %llu records in %*u "
+	    "segment%*[s], last seq %llu, %llu checkpoint", &nrec, &last,
+	    &ncp) != 3)) {
+		if (vout == NULL || sscanf(vout, "OK: %llu records in %*u segment, "
+		    "last seq %llu, %llu checkpoint", &nrec, &last, &ncp) != 3)
+			rc = 2;
+	}
+	if (rc == 0 && vout != NULL) {
+		const char *semi = strrchr(vout, ';');
+
+		if (semi == NULL || sscanf(semi, "; %llu record", &unsigned_after)
+		    != 1)
+			rc = 2;
+	}
+	if (rc == 0 && ncp == 0)
+		rc = 3;			/* consistent, but nothing signed it */
+	if (rc == 0) {
+		struct aud_stats_opts so = { o->since_us, o->until_us, o->tenant,
+			last - unsigned_after };
+
+		rc = aud_stats(dir, &so, &st, why, sizeof(why));
+		if (rc != 0 && msgs)
+			fprintf(msgs, "warden: %s\n", why);
+	}
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+	fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\""
+	    "utf-8\">\n<meta http-equiv=\"Content-Security-Policy\" content=\""
+	    "default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n"
+	    "<title>warden audit report</title>\n<style>%s</style></head><body>"
+	    "\n<h1>warden audit report</h1>\n<p>Log <code>", css);
+	aud_html_esc(f, dir);
+	fprintf(f, "</code>, tenant <b id=\"tenant\">");
+	aud_html_esc(f, o->tenant ? o->tenant : "(all tenants)");
+	fprintf(f, "</b>, written %s.</p>\n", when);
+	if (rc == 0) {
+		fprintf(f, "<div class=\"ok\" id=\"verification\">VERIFIED: every "
+		    "hash and link holds, and %llu checkpoint signature%s verif%s "
+		    "with the trusted key, SHA-256 fingerprint <code>%s</code>.  "
+		    "This page counts records 1 to %llu (signed); %llu later "
+		    "record%s not yet signed %s not counted.<br><code>", ncp,
+		    ncp == 1 ? "" : "s", ncp == 1 ? "ies" : "y", fp,
+		    last - unsigned_after, unsigned_after, unsigned_after == 1 ?
+		    "" : "s", unsigned_after == 1 ? "is" : "are");
+		aud_html_esc(f, vout);
+		fprintf(f, "</code></div>\n");
+		body(f, st, o);
+	} else {
+		fprintf(f, "<div class=\"bad\" id=\"verification\">NOT VERIFIED: "
+		    "this log does not verify with the trusted key (fingerprint "
+		    "<code>%s</code>)%s.  No figures are shown: none could be "
+		    "trusted.<br><code>", fp[0] ? fp : "(not a public key)",
+		    rc == 3 ? ": no checkpoint signed by it" : "");
+		aud_html_esc(f, vout ? vout : "");
+		fprintf(f, "</code></div>\n");
+	}
+	fprintf(f, "<p style=\"color:#777\">Produced by <code>warden audit "
+	    "report</code>; self-contained, nothing fetched.</p>\n</body></html>"
+	    "\n");
+	if (msgs != NULL && vout != NULL)
+		fputs(vout, msgs);
+	json_decref(st);
+	free(vout);
+	return rc;
+}
