@@ -448,7 +448,8 @@ policy_report(const struct pol_snapshot *s, FILE *f)
 	    "td,th{border:1px solid #bbb;padding:3px 8px;text-align:left;"
 	    "vertical-align:top}th{background:#eee}.okc{background:#eaf6ea}"
 	    ".noc{background:#fbe9e9;color:#900}.leak{color:#b00;font-weight:"
-	    "bold}pre{background:#f6f6f6;padding:8px}</style></head><body>\n"
+	    "bold}pre{background:#f6f6f6;padding:8px}svg{max-width:100%%;height:auto}"
+	    "</style></head><body>\n"
 	    "<h1>warden policy report</h1>\n<p>Rules <code>");
 	aud_html_esc(f, s->path);
 	fprintf(f, "</code>, policy_version <code>%s</code>.</p>\n", s->version);

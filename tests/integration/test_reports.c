@@ -389,6 +389,46 @@ START_TEST(tail_follows_the_live_log_across_segments)
 }
 END_TEST
 
+START_TEST(policy_report_draws_graphs_and_the_route_matrix)
+{
+	char html[512], png[512], *out, *dom;
+
+	snprintf(html, sizeof(html), "%s/rep-policy.html", it_tmpdir());
+	snprintf(png, sizeof(png), "%s/rep-policy.png", it_tmpdir());
+	ck_assert_int_eq(warden(&out, "policy report -c rules/example.yaml -o %s",
+	    html), 0);
+	free(out);
+	dom = render(html, png);
+	/* Both example agents drawn by dot, a cut edge marked. */
+	assert_in(dom, "agent support-bot (tenant acme-health)");
+	assert_in(dom, "agent shop-assistant (tenant sakura-retail)");
+	assert_in(dom, "class=\"graph\"");
+	assert_in(dom, "cut after labelled data: no-personal-data-out");
+	/* globex-travel's health data: only azure-de is compliant (EEA,
+	 * zero retention); acme-health's: openai-eu and azure-de. */
+	assert_in(dom, "<th>globex-travel</th><td class=\"okc\">openai-us (US)"
+	    "<br>azure-de (DE)<br>azure-jp (JP)<br></td><td class=\"okc\">"
+	    "openai-us (US)<br>azure-de (DE)<br>azure-jp (JP)<br></td><td "
+	    "class=\"okc\">azure-de (DE)<br></td>");
+	assert_in(dom, "<th>acme-health</th>");
+	assert_in(dom, "<td class=\"okc\">openai-eu (IE)<br>azure-de (DE)<br>"
+	    "</td>");
+	free(dom);
+	/* Without Graphviz: a clean failure, no page. */
+	unlink(html);
+	ck_assert_int_eq(sh("PATH=/nonexistent %s policy report -c "
+	    "rules/example.yaml -o %s >%s/rep-nodot.out 2>&1",
+	    getenv("WARDEN_BIN"), html, it_tmpdir()), 2);
+	ck_assert(access(html, F_OK) != 0);
+	{
+		char p[512];
+
+		snprintf(p, sizeof(p), "%s/rep-nodot.out", it_tmpdir());
+		ck_assert(it_file_contains(p, "`dot` is not installed"));
+	}
+}
+END_TEST
+
 Suite *
 suite_reports(void)
 {
@@ -399,6 +439,7 @@ suite_reports(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, stats_register_report_count_known_traffic);
 	tcase_add_test(tc, tail_follows_the_live_log_across_segments);
+	tcase_add_test(tc, policy_report_draws_graphs_and_the_route_matrix);
 	suite_add_tcase(s, tc);
 	return s;
 }

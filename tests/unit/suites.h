@@ -21,6 +21,7 @@ Suite *suite_tools(void);	/* test_tools.c: agents, tool graphs, review */
 Suite *suite_witness(void);	/* test_witness.c: checkpoints off the host */
 Suite *suite_secrets(void);	/* test_secrets.c: sealing against swtpm */
 Suite *suite_audit(void);	/* test_audit.c: the hash-chained audit log */
+Suite *suite_reports(void);	/* test_reports.c: stats and the auditor's page */
 
 /* Rules-file helpers shared by the suites (ut_rules.c). */
 
