@@ -117,7 +117,7 @@ over_time(FILE *f, json_t *buckets, const char *unit)
 	fprintf(f, "<figure><figcaption>Verdicts per %s (green allow, amber "
 	    "modify, red deny)</figcaption>\n<svg xmlns=\"http://www.w3.org/2000/"
 	    "svg\" width=\"%zu\" height=\"%d\" role=\"img\">\n",
-	    unit, 60 + n * (bw + gap), h + 60);
+	    unit, 120 + n * (bw + gap), h + 70);
 	fprintf(f, "<line x1=\"40\" y1=\"%d\" x2=\"%zu\" y2=\"%d\" "
 	    "stroke=\"#888\"/><text x=\"36\" y=\"18\" text-anchor=\"end\" "
 	    "class=\"lbl\">%lld</text>\n", h + 10, 50 + n * (bw + gap), h + 10,
@@ -139,7 +139,8 @@ over_time(FILE *f, json_t *buckets, const char *unit)
 		}
 		fprintf(f, "<text x=\"%zu\" y=\"%d\" class=\"lbl\" transform=\""
 		    "rotate(30 %zu %d)\">", x, h + 24, x, h + 24);
-		aud_html_esc(f, k);
+		/* The year is in the page's header: "11-29T23". */
+		aud_html_esc(f, strlen(k) > 5 ? k + 5 : k);
 		fprintf(f, "</text>\n");
 		i++;
 	}
