@@ -5,7 +5,9 @@
  * FILE`).  A log on disk or an export handed to an auditor is untrusted:
  * the verifiers must never crash or hang, answer 0 (valid) or 1 (invalid)
  * for a file they could read, and a log that verifies must export to a
- * file that verifies.
+ * file that verifies.  The auditor's readers (issue 18: `audit stats`,
+ * `register`, `tail`) read the same segment: a log that verifies must
+ * read to the end with them, and nothing may crash them.
  *
  * The input goes to DIR/audit-000001.jsonl in one temp directory per
  * process (mode 0700, in /tmp), rewritten for every input and removed at
@@ -107,6 +109,31 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* What verifies exports, whole, to what verifies. */
 		if (aud_export(dir, &eo, exported, devnull) != 0 ||
 		    aud_verify_export(exported, devnull) != 0)
+			abort();
+	}
+
+	/* As the auditor's commands read it. */
+	{
+		struct aud_stats_opts so = { 0 };
+		struct aud_tail_opts to = { .poll_ms = 1 };
+		json_t *st = NULL;
+		char why[256];
+		int src = aud_stats(dir, &so, &st, why, sizeof(why));
+
+		if (src != 0 && src != 1)
+			abort();
+		if (rc == 0 && src != 0)
+			abort();
+		if (st != NULL) {
+			aud_stats_print(st, devnull);
+			aud_register_print(st, "t", true, devnull);
+			aud_register_print(st, "t", false, devnull);
+			json_decref(st);
+		}
+		src = aud_tail(dir, &to, devnull);
+		if (src != 0 && src != 1)
+			abort();
+		if (rc == 0 && src != 0)
 			abort();
 	}
 
