@@ -153,7 +153,7 @@ count_transfer(json_t *st, json_t *rec)
 {
 	const char *route = str(rec, "route"), *country = str(rec,
 	    "route_country"), *lb = str(rec, "legal_basis");
-	json_t *classes = json_object_get(rec, "data_classes"), *c, *r;
+	json_t *classes = json_object_get(rec, "data_classes"), *r;
 	json_t *reg = sub(st, "register");
 	size_t i, n = json_array_size(classes);
 
@@ -185,7 +185,6 @@ count_transfer(json_t *st, json_t *rec)
 		json_array_foreach(json_object_get(rec, "rules"), k, r)
 			bump(json_object_get(row, "rules"), json_string_value(r), 1);
 	}
-	(void)c;
 }
 
 static int
