@@ -274,6 +274,7 @@ gw_cmd_audit_report(int argc, char **argv)
 	}
 	rc = usage(NULL);
 out:
+	json_decref(st);
 	pol_snapshot_unref(snap);
 	return rc;
 }
