@@ -429,6 +429,49 @@ matrix_cell(FILE *f, const struct pol_snapshot *s, const struct pol_tenant *t,
 	fprintf(f, "</td>");
 }
 
+/*
+ * The leak paths `policy review` found for agent a (its "LEAK: ... sink:
+ * t1 -> t2 -> ..." lines in review) as extra red edges of its dot graph,
+ * so the drawing shows them; returns how many paths.
+ */
+static int
+leak_edges(const char *review, const struct pol_agent *a, FILE *df)
+{
+	const char *p = review;
+	bool mine = false;
+	size_t idlen = strlen(a->id);
+	int n = 0;
+
+	while (p != NULL && *p != '\0') {
+		const char *eol = strchr(p, '\n'), *path;
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+
+		if (strncmp(p, "agent ", 6) == 0)
+			mine = len > 6 + idlen && strncmp(p + 6, a->id, idlen) == 0 &&
+			    p[6 + idlen] == ' ';
+		else if (mine && (path = memmem(p, len, "sink: ", 6)) != NULL &&
+		    memmem(p, len, "LEAK:", 5) != NULL) {
+			char *copy = strndup(path + 6, len - (size_t)(path + 6 - p));
+			char *save = NULL, *prev = NULL;
+
+			for (char *t = copy ? strtok_r(copy, " ", &save) : NULL;
+			    t != NULL; t = strtok_r(NULL, " ", &save)) {
+				if (strcmp(t, "->") == 0)
+					continue;
+				if (prev != NULL)
+					fprintf(df, "  \"%s\" -> \"%s\" [color=\"#d00000\", "
+					    "penwidth=3, fontcolor=\"#d00000\", label=\"LEAK\"]"
+					    ";\n", prev, t);
+				prev = t;
+			}
+			free(copy);
+			n++;
+		}
+		p = eol ? eol + 1 : NULL;
+	}
+	return n;
+}
+
 static int
 policy_report(const struct pol_snapshot *s, FILE *f)
 {
@@ -477,7 +520,8 @@ policy_report(const struct pol_snapshot *s, FILE *f)
 	fprintf(f, "</table>\n<h2>Agents' tool graphs</h2>\n<p>Red boxes: "
 	    "external sinks; orange: tools whose results carry labelled data; "
 	    "red dashed edges: cut by a flow rule.  Leak paths (labelled data "
-	    "reaching an external sink) are listed in red.</p>\n");
+	    "reaching an external sink) are thick red edges labelled LEAK, and "
+	    "listed in red below.</p>\n");
 	if (s->nagents == 0)
 		fprintf(f, "<p>No agents.</p>\n");
 	for (size_t i = 0; i < s->nagents; i++) {
@@ -494,6 +538,20 @@ policy_report(const struct pol_snapshot *s, FILE *f)
 		if (df == NULL)
 			continue;
 		pol_graph(s, a, "dot", df);
+		fflush(df);
+		/* Before the closing brace: the leak paths, drawn in red. */
+		{
+			char *brace = dot ? strrchr(dot, '}') : NULL;
+			int leaks;
+
+			if (brace != NULL)
+				fseeko(df, (off_t)(brace - dot), SEEK_SET);
+			leaks = review ? leak_edges(review, a, df) : 0;
+			fprintf(df, "}\n");
+			if (leaks > 0)
+				fprintf(f, "<p class=\"leak\">%d leak path%s, drawn in "
+				    "red (LEAK).</p>\n", leaks, leaks == 1 ? "" : "s");
+		}
 		fclose(df);
 		if (!run_dot(dot, &svg, why, sizeof(why))) {
 			fprintf(stderr, "warden: agent '%s': %s\n", a->id, why);

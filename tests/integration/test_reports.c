@@ -414,6 +414,26 @@ START_TEST(policy_report_draws_graphs_and_the_route_matrix)
 	assert_in(dom, "<td class=\"okc\">openai-eu (IE)<br>azure-de (DE)<br>"
 	    "</td>");
 	free(dom);
+	/* Without support-bot's flow rule, its leak is drawn and listed. */
+	{
+		char rules[512], *text = it_read_file("rules/example.yaml", NULL);
+
+		ck_assert_ptr_nonnull(text);
+		subst(&text, "    flows:\n      - id: no-personal-data-out\n"
+		    "        deny: { from_label: personal, to_sink: external }\n", "");
+		snprintf(rules, sizeof(rules), "%s/rep-leak.yaml", it_tmpdir());
+		it_write_file(rules, text, 0600);
+		free(text);
+		ck_assert_int_eq(warden(&out, "policy report -c %s -o %s", rules,
+		    html), 0);
+		free(out);
+		dom = render(html, png);
+		assert_in(dom, "1 leak path, drawn in red (LEAK).");
+		assert_in(dom, ">LEAK</text>");
+		assert_in(dom, "LEAK: labelled data from 'read_customer' can reach "
+		    "an external sink: read_customer -&gt; send_email");
+		free(dom);
+	}
 	/* Without Graphviz: a clean failure, no page. */
 	unlink(html);
 	ck_assert_int_eq(sh("PATH=/nonexistent %s policy report -c "

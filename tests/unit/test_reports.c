@@ -206,9 +206,18 @@ START_TEST(stats_count_what_was_written)
 }
 END_TEST
 
+static char *version_of_p(const char *req, const char *prov);
+
 /* The rules of ut with the health rule's require written as req. */
 static char *
 version_of(const char *req)
+{
+	return version_of_p(req, "");
+}
+
+/* ... and prov added to the provider's keys. */
+static char *
+version_of_p(const char *req, const char *prov)
 {
 	char path[] = "/tmp/warden-ut-rules-XXXXXX";
 	int fd = mkstemp(path);
@@ -218,10 +227,10 @@ version_of(const char *req)
 
 	fprintf(f, "version: 1\ndata_classes: [health]\nproviders:\n"
 	    "  - { id: p, base_url: 'http://127.0.0.1:1/v1', country: IE,"
-	    " retention: { zdr: true }, credential: c, models: [m] }\n"
+	    " retention: { zdr: true }, %s credential: c, models: [m] }\n"
 	    "tenants:\n  - { id: t, keys: ['sha256:%064d'], routes: [p] }\n"
 	    "rules:\n  - { id: h, when: { data_class: [health] }, require: %s }\n",
-	    0, req);
+	    prov, 0, req);
 	fclose(f);
 	if (pol_load(path, stderr, &s) != WD_OK) {
 		unlink(path);
@@ -252,6 +261,25 @@ START_TEST(nested_retention_is_the_dotted_one)
 }
 END_TEST
 
+START_TEST(legal_basis_is_checked_and_part_of_the_version)
+{
+	char *none = version_of_p("{ retention.zdr: true }", "");
+	char *scc = version_of_p("{ retention.zdr: true }", "legal_basis: scc,");
+	char *dpf = version_of_p("{ retention.zdr: true }", "legal_basis: dpf,");
+
+	ck_assert_ptr_nonnull(none);
+	ck_assert_ptr_nonnull(scc);
+	ck_assert_ptr_nonnull(dpf);
+	ck_assert_str_ne(none, scc);
+	ck_assert_str_ne(scc, dpf);
+	ck_assert_ptr_null(version_of_p("{ retention.zdr: true }",
+	    "legal_basis: trust_me,"));
+	free(none);
+	free(scc);
+	free(dpf);
+}
+END_TEST
+
 Suite *
 suite_reports(void)
 {
@@ -263,6 +291,7 @@ suite_reports(void)
 	tcase_add_test(tc, report_refuses_an_altered_log_or_another_key);
 	tcase_add_test(tc, stats_count_what_was_written);
 	tcase_add_test(tc, nested_retention_is_the_dotted_one);
+	tcase_add_test(tc, legal_basis_is_checked_and_part_of_the_version);
 	suite_add_tcase(s, tc);
 	return s;
 }
