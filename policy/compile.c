@@ -631,7 +631,7 @@ policy_version(struct pol_snapshot *s)
 
 		for (size_t t = 0; t < r->nwhen_tenants; t++)
 			json_array_append_new(tn, json_string(r->when_tenants[t]->id));
-		json_array_append_new(rules, json_pack("{s:s,s:o,s:o,s:o,s:o,s:b,"
+		json_t *rj = json_pack("{s:s,s:o,s:o,s:o,s:o,s:b,"
 		    "s:i,s:s?,s:i}", "id", r->id, "when_classes",
 		    mask_json(s, r->when_classes), "when_region",
 		    r->has_when_region ? cset_json(&r->when_region) : json_null(),
@@ -639,7 +639,13 @@ policy_version(struct pol_snapshot *s)
 		    r->has_country ? cset_json(&r->country) : json_null(),
 		    "zdr", r->require_zdr, "max_days", r->max_days, "keep",
 		    r->has_keep ? pol_keep_name(r->keep) : NULL, "keep_ttl_days",
-		    r->keep_ttl_days));
+		    r->keep_ttl_days);
+
+		/* Only when named, so older rules keep their version. */
+		if (r->legal_basis != NULL)
+			json_object_set_new(rj, "legal_basis",
+			    json_string(r->legal_basis));
+		json_array_append_new(rules, rj);
 	}
 	json_object_set_new(root, "agents", agents_json(s));
 	json_object_set_new(root, "version", json_integer(1));

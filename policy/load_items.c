@@ -39,7 +39,7 @@ static const char *const tenant_keys[] = {
 	"max_retention_days", "purposes", "categories", "controller", NULL
 };
 static const char *const rule_keys[] = {
-	"id", "when", "require", "keep", NULL
+	"id", "when", "require", "keep", "legal_basis", NULL
 };
 static const char *const when_keys[] = {
 	"data_class", "subject_region", "tenant", NULL
@@ -373,6 +373,21 @@ pol_load_id(struct pol_walk *w, yaml_node_t *map, const char *what, char **out)
 }
 
 static void
+load_legal_basis(struct pol_walk *w, yaml_node_t *v, char **out)
+{
+	size_t i;
+
+	if (!pol_str(w, v, "legal_basis", out))
+		return;
+	for (i = 0; legal_bases[i] != NULL && strcmp(legal_bases[i], *out) != 0;
+	    i++)
+		;
+	if (legal_bases[i] == NULL)
+		pol_err(w, v, "legal_basis '%.40s' is not one of adequacy, dpf, "
+		    "scc, bcr, derogation, not_required", *out);
+}
+
+static void
 load_provider(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p)
 {
 	yaml_node_t *v, *r;
@@ -423,17 +438,8 @@ load_provider(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p)
 		    pol_int(w, v, "retention.days", 0, 36500, &days))
 			p->retention_days = (int)days;
 	}
-	if ((v = pol_get(w, n, "legal_basis")) != NULL &&
-	    pol_str(w, v, "legal_basis", &p->legal_basis)) {
-		size_t i;
-
-		for (i = 0; legal_bases[i] != NULL &&
-		    strcmp(legal_bases[i], p->legal_basis) != 0; i++)
-			;
-		if (legal_bases[i] == NULL)
-			pol_err(w, v, "legal_basis '%.40s' is not one of adequacy, dpf, "
-			    "scc, bcr, derogation, not_required", p->legal_basis);
-	}
+	if ((v = pol_get(w, n, "legal_basis")) != NULL)
+		load_legal_basis(w, v, &p->legal_basis);
 	if ((v = pol_get(w, n, "credential")) == NULL)
 		pol_err(w, n, "provider '%s' without 'credential'", id);
 	else
@@ -697,6 +703,9 @@ load_rule(struct pol_walk *w, yaml_node_t *n, struct pol_rule *r,
 		load_require(w, v, r, raw);
 	if ((v = pol_get(w, n, "keep")) != NULL)
 		load_keep(w, v, r);
+	/* The basis of the transfers it allows; names no requirement. */
+	if ((v = pol_get(w, n, "legal_basis")) != NULL)
+		load_legal_basis(w, v, &r->legal_basis);
 	if (r->kinds == 0)
 		pol_err(w, n, "rule '%s' requires nothing and keeps nothing "
 		    "(give 'require' or 'keep')", r->id ? r->id : "?");

@@ -111,6 +111,7 @@ struct pol_rule {
 	bool has_keep;
 	enum pol_keep keep;
 	int keep_ttl_days;		/* -1: unset */
+	char *legal_basis;		/* of the transfers it allows; NULL: none */
 	size_t line;			/* where it was written, for messages */
 };
 /* A provider endpoint: a "route". */
@@ -424,6 +425,11 @@ enum wd_err pol_decide(const struct pol_snapshot *snap,
 json_t *pol_decision_json(const struct pol_snapshot *snap,
     const struct pol_decision *d);
 const char *pol_verdict_name(enum pol_verdict v);
+/* The legal basis of a transfer to route under decision d: the first
+ * applied rule that names one and whose countries (if any) hold the
+ * route's, else the route's own; NULL if none is named. */
+const char *pol_legal_basis(const struct pol_decision *d,
+    const struct pol_provider *route);
 
 /*
  * `warden test`: run the policy tests in path against snap, printing each

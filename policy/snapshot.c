@@ -73,6 +73,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		free(r->id);
 		free(r->country_text);
 		free(r->when_tenants);
+		free(r->legal_basis);
 	}
 	free(s->rules);
 	for (size_t i = 0; i < s->nagents; i++) {

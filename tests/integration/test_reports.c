@@ -105,6 +105,10 @@ rw_start(struct rw *w, const char *name)
 	    "Acme Health,");
 	subst(&text, "require: { retention.zdr: true }",
 	    "require: { retention: { zdr: true } }");
+	/* A rule's legal basis wins over its route's for what it allows. */
+	subst(&text, "  - { id: health-zdr,", "  - { id: t1-scc, when: { tenant: "
+	    "[t1] }, require: { retention.zdr: true }, legal_basis: scc }\n"
+	    "  - { id: health-zdr,");
 	subst(&text, "  checkpoint_every: 10\n", "  checkpoint_every: 4\n"
 	    "  segment_max_bytes: 4096\n");
 	w->port = it_free_port();
@@ -281,6 +285,10 @@ START_TEST(stats_register_report_count_known_traffic)
 	    "eu-personal")), 5);
 	ck_assert_ptr_nonnull(reg_row(reg, "health", "IE"));
 	json_decref(st);
+	free(out);
+	ck_assert_int_eq(warden(&out, "audit register %s --tenant t1", w.dir), 0);
+	assert_in(out, "\"(none declared)\",\"IE\",2,\"p-eu=2\",\"t1-scc=2\","
+	    "\"scc=2\"");
 	free(out);
 	ck_assert_int_eq(warden(&out, "audit register %s --tenant t3", w.dir), 0);
 	assert_in(out, "\"health\",\"IE\",5,\"p-eu=5\"");

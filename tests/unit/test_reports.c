@@ -274,6 +274,17 @@ START_TEST(legal_basis_is_checked_and_part_of_the_version)
 	ck_assert_str_ne(scc, dpf);
 	ck_assert_ptr_null(version_of_p("{ retention.zdr: true }",
 	    "legal_basis: trust_me,"));
+	/* On a rule as well. */
+	{
+		char *rule = version_of_p("{ retention.zdr: true }, legal_basis: bcr",
+		    "");
+
+		ck_assert_ptr_nonnull(rule);
+		ck_assert_str_ne(rule, none);
+		free(rule);
+		ck_assert_ptr_null(version_of_p("{ retention.zdr: true }, "
+		    "legal_basis: maybe", ""));
+	}
 	free(none);
 	free(scc);
 	free(dpf);
