@@ -263,6 +263,14 @@ START_TEST(stats_register_report_count_known_traffic)
 	ck_assert_int_eq(json_integer_value(jpath(st, "tenant", "t3")), 8);
 	json_decref(st);
 	free(out);
+	ck_assert_int_eq(warden(&out, "audit stats %s --since 2000-01-01T00:00:00Z "
+	    "--until 2099-01-01T00:00:00Z", w.dir), 0);
+	assert_in(out, "requests: 10");
+	free(out);
+	ck_assert_int_eq(warden(&out, "audit stats %s --since 2099-01-01T00:00:00Z",
+	    w.dir), 0);
+	assert_in(out, "requests: 0");
+	free(out);
 	ck_assert_int_eq(warden(&out, "audit stats %s", w.dir), 0);
 	assert_in(out, "requests: 10");
 	assert_in(out, "denials by rule:");

@@ -140,6 +140,12 @@ START_TEST(report_escapes_every_name_from_the_log)
 	ck_assert_ptr_nonnull(strstr(html, "&lt;script&gt;alert(1)&lt;/script&gt;"));
 	ck_assert_ptr_nonnull(strstr(html, "&lt;img src=x onerror=alert(2)&gt;"));
 	ck_assert_ptr_nonnull(strstr(html, "&quot;&gt;&lt;svg onload=alert(3)"));
+	/* Self-contained: nothing to fetch, and a CSP that forbids it. */
+	ck_assert_ptr_null(strstr(html, "href="));
+	ck_assert_ptr_null(strstr(html, "<link"));
+	ck_assert_ptr_null(strstr(html, "url("));
+	ck_assert_ptr_null(strstr(html, "@import"));
+	ck_assert_ptr_nonnull(strstr(html, "content=\"default-src 'none';"));
 	free(html);
 	free(pub);
 	EVP_PKEY_free(key);
