@@ -581,6 +581,25 @@ out:
 	return out;
 }
 
+json_t *
+gw_openai_error_body(int status, const char *type, const char *code,
+    const char *message)
+{
+	(void)status;
+	return json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message",
+	    message ? message : "", "type", type ? type : "server_error",
+	    "param", "code", code ? code : "error");
+}
+
+static void
+chat_error_event(struct evbuffer *out, const char *type, const char *code,
+    const char *message)
+{
+	evbuffer_add_printf(out, "event: error\ndata: ");
+	gw_error_json(out, type, code, message);
+	evbuffer_add(out, "\n\n", 2);
+}
+
 const struct gw_format gw_format_chat = {
 	.name = "chat",
 	.read_answer = chat_read_answer,
@@ -589,4 +608,38 @@ const struct gw_format gw_format_chat = {
 	.write = chat_write,
 	.read_error = chat_read_error,
 	.done = "data: [DONE]\n\n",
+	.error_body = gw_openai_error_body,
+	.error_event = chat_error_event,
 };
+
+/* ---- shared with the other formats' readers (fmt_*.c) ---- */
+
+enum wd_err
+gw_ans_add(struct gw_answer *a, const struct gw_ans_event *e)
+{
+	return add_event(a, e);
+}
+
+json_t *
+gw_ans_load(const char *buf, size_t len, char *why, size_t whylen)
+{
+	return load(buf, len, why, whylen);
+}
+
+bool
+gw_ans_index_ok(json_t *v, size_t max, size_t *out)
+{
+	return index_ok(v, max, out);
+}
+
+const char *
+gw_ans_stray_key(json_t *obj, const char *const *keys)
+{
+	return stray_key(obj, keys);
+}
+
+bool
+gw_ans_opt_string(json_t *obj, const char *key, const char **out)
+{
+	return opt_string(obj, key, out);
+}

@@ -373,6 +373,13 @@ size_t gw_sse_event_len(const char *buf, size_t len);
  */
 enum wd_err gw_sse_event_read(const char *ev, size_t len, bool first,
     char **data, size_t *dlen, char *why, size_t whylen);
+/*
+ * The same for streams whose events are named (Anthropic Messages, OpenAI
+ * Responses): one "event" line at most, its value (up to 63 bytes) in
+ * name ("" when there is none).
+ */
+enum wd_err gw_sse_event_read_named(const char *ev, size_t len, bool first,
+    char name[64], char **data, size_t *dlen, char *why, size_t whylen);
 
 /* ---- upstream transfers (upstream.c) ---- */
 
@@ -470,6 +477,8 @@ enum gw_ans_kind {
 	GW_ANS_FINISH,			/* a choice's finish_reason */
 	GW_ANS_USAGE,			/* token counts */
 	GW_ANS_ERROR,			/* the provider reports an error */
+	GW_ANS_SEEN,			/* a call the stream named before,
+					 * repeated (checked: same name) */
 };
 
 struct gw_ans_event {
@@ -489,6 +498,30 @@ struct gw_answer {
 	struct gw_ans_event *ev;	/* owned */
 	size_t nev, cap;
 	bool chunk;			/* one event of a stream */
+	const char *type;		/* named-event formats: the data's
+					 * "type", which must be the event's
+					 * name (borrowed from root) */
+};
+
+/*
+ * What a stream of named events (Messages, Responses) has shown so far:
+ * the client's accumulator puts blocks (output items) by position, so
+ * each must start at the next position, deltas go to a started block of
+ * their kind, and calls are numbered in the order they start.
+ */
+#define GW_FMT_MAX_BLOCKS 64
+
+struct gw_fmt_stream {
+	unsigned nblocks;
+	unsigned char kind[GW_FMT_MAX_BLOCKS];	/* the format's block kinds */
+	unsigned char open[GW_FMT_MAX_BLOCKS];
+	unsigned char callno[GW_FMT_MAX_BLOCKS];	/* call blocks: ordinal */
+	char name[GW_FMT_MAX_BLOCKS][72];	/* call blocks: the tool */
+	unsigned ncalls;
+	bool started;			/* the first event came */
+	bool ended;			/* the last event came */
+	bool finished;			/* a message_delta came (Messages) */
+	int64_t seq;			/* Responses: last sequence_number */
 };
 
 struct gw_format {
@@ -507,9 +540,40 @@ struct gw_format {
 	json_t *(*read_error)(const char *buf, size_t len);
 	/* The end of a stream as the client gets it. */
 	const char *done;
+	/* Formats whose stream events are named (NULL for chat): check one
+	 * read chunk's place in the stream, number its calls (ev.call
+	 * becomes the call's ordinal) and set st->ended at the last event.
+	 * The event's name must equal a->type. */
+	enum wd_err (*step)(struct gw_fmt_stream *st, struct gw_answer *a,
+	    char *why, size_t whylen);
+	/* This format's error body, and its error event in a stream. */
+	json_t *(*error_body)(int status, const char *type, const char *code,
+	    const char *message);
+	void (*error_event)(struct evbuffer *out, const char *type,
+	    const char *code, const char *message);
 };
 
 extern const struct gw_format gw_format_chat;
+extern const struct gw_format gw_format_messages;	/* fmt_messages.c */
+extern const struct gw_format gw_format_responses;	/* fmt_responses.c */
+extern const struct gw_format gw_format_embeddings;	/* fmt_embeddings.c */
+
+/* Helpers the readers share (chat_answer.c). */
+enum wd_err gw_ans_add(struct gw_answer *a, const struct gw_ans_event *e);
+/* Strict JSON object: duplicates refused; NULL and *why on failure. */
+json_t *gw_ans_load(const char *buf, size_t len, char *why, size_t whylen);
+bool gw_ans_index_ok(json_t *v, size_t max, size_t *out);
+const char *gw_ans_stray_key(json_t *obj, const char *const *keys);
+bool gw_ans_opt_string(json_t *obj, const char *key, const char **out);
+/* write() of named-event formats: "event: type" + data, or the body. */
+enum wd_err gw_ans_write_named(const struct gw_answer *a,
+    struct evbuffer *out);
+/* Anthropic's {"type":"error","error":{type,message}} (fmt_messages.c). */
+json_t *gw_messages_error_body(int status, const char *type,
+    const char *code, const char *message);
+/* OpenAI's {"error":{message,type,param,code}} (chat_answer.c). */
+json_t *gw_openai_error_body(int status, const char *type,
+    const char *code, const char *message);
 
 void gw_answer_clear(struct gw_answer *a);
 
@@ -517,6 +581,7 @@ void gw_answer_clear(struct gw_answer *a);
 
 struct gw_agent_stream {
 	const struct gw_format *fmt;
+	struct gw_fmt_stream fs;	/* named-event formats */
 	bool seen;			/* the first event was read (BOM rule) */
 	bool done;			/* data: [DONE] was read */
 };
