@@ -611,4 +611,34 @@ bool gw_agent_answer(const struct gw_format *fmt, struct gw_tools *tl,
     int status, const char *text, size_t len, struct evbuffer *out,
     json_t **usage, struct gw_tools_deny *d);
 
+/* ---- requests in the other formats (fmt_requests.c) ---- */
+
+struct gw_req {
+	unsigned api;			/* POL_API_* */
+	json_t *root;			/* owned */
+	const char *model;		/* borrowed from root */
+	bool stream;
+	const char *previous_response_id;	/* Responses; NULL: none */
+};
+
+/*
+ * Parse and validate a Messages (count_tokens: its count_tokens body),
+ * Responses or Embeddings request, strictly (duplicate keys refused).
+ * On failure *why says what and *param names the field.
+ */
+enum wd_err gw_req_parse(unsigned api, bool count_tokens, const char *body,
+    size_t len, struct gw_req *out, char *why, size_t whylen,
+    const char **param);
+void gw_req_clear(struct gw_req *r);
+/*
+ * The request's tool history and offered tools as a chat request, for
+ * gw_tools_request.  refused gets the first provider-side tool offered
+ * that agent does not list ("" when none): such a request is refused.
+ */
+json_t *gw_req_tools_view(const struct gw_req *r,
+    const struct pol_agent *agent, char *refused, size_t rlen);
+/* Take out of the request the offered tools the policy took out of the
+ * view (on_violation: strip). */
+void gw_req_tools_apply(struct gw_req *r, json_t *view);
+
 #endif /* GW_INT_H */

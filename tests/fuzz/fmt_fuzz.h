@@ -121,8 +121,11 @@ ff_check_json(const char *s, size_t len, const char *event)
 static void
 ff_check_stream(const char *s, size_t len)
 {
-	const char *p = s, *end = s + len;
+	const char *p = s, *end;
 
+	if (len == 0)
+		return;			/* nothing went out */
+	end = s + len;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		char event[80] = "";

@@ -517,6 +517,264 @@ START_TEST(sse_named_events)
 }
 END_TEST
 
+
+/* ---- routes speak formats (policy `api:`) ---- */
+
+#define API_RULES(api2) \
+	"version: 1\n" \
+	"data_classes: [personal]\n" \
+	"providers:\n" \
+	"  - id: us\n" \
+	"    api: [openai-chat, anthropic-messages]\n" \
+	"    base_url: https://us.example\n" \
+	"    country: US\n" \
+	"    credential: c\n" \
+	"    models: [m]\n" \
+	"  - id: chat-eu\n" \
+	"    base_url: https://eu.example\n" \
+	"    country: IE\n" \
+	"    credential: c\n" \
+	"    models: [m]\n" \
+	"  - id: msg-de\n" \
+	"    api: " api2 "\n" \
+	"    base_url: https://de.example\n" \
+	"    country: DE\n" \
+	"    credential: c\n" \
+	"    models: [m]\n" \
+	"tenants:\n" \
+	"  - id: t1\n" \
+	"    keys: [\"sha256:" HEX_A "\"]\n" \
+	"    data_classes: [personal]\n" \
+	"    routes: [us, chat-eu, msg-de]\n" \
+	"rules:\n" \
+	"  - id: eu-only\n" \
+	"    when: { data_class: [personal] }\n" \
+	"    require: { provider_country: [IE, DE, FR] }\n"
+
+static void
+decide_api(struct ut_ld *l, const char *api, struct pol_decision *d)
+{
+	struct pol_facts f = { .tenant = &l->snap->tenants[0], .model = "m",
+		.api = api };
+
+	ck_assert_int_eq(pol_decide(l->snap, &f, d), WD_OK);
+}
+
+/* A request goes only to compliant routes that speak its format: the
+ * US route speaks Messages but residency excludes it; the fallback is the
+ * German Messages route, never the Irish chat-only one. */
+START_TEST(routes_speak_formats)
+{
+	struct ut_ld l;
+	struct pol_decision d;
+	json_t *j;
+
+	ut_load_text(&l, API_RULES("[anthropic-messages, openai-responses]"),
+	    0600);
+	ck_assert_msg(l.rc == WD_OK, "%s", l.errs);
+	decide_api(&l, NULL, &d);
+	ck_assert_int_eq(d.verdict, POL_ALLOW);
+	ck_assert_uint_eq(d.nroutes, 1);
+	ck_assert_str_eq(d.routes[0]->id, "chat-eu");
+	decide_api(&l, "anthropic-messages", &d);
+	ck_assert_int_eq(d.verdict, POL_ALLOW);
+	ck_assert_uint_eq(d.nroutes, 1);
+	ck_assert_str_eq(d.routes[0]->id, "msg-de");
+	j = pol_decision_json(l.snap, &d);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j,
+	    "facts"), "api")), "anthropic-messages");
+	json_decref(j);
+	/* Embeddings: no route speaks them. */
+	decide_api(&l, "openai-embeddings", &d);
+	ck_assert_int_eq(d.verdict, POL_DENY);
+	ck_assert_str_eq(d.code, "api_not_served");
+	ut_ld_done(&l);
+	/* Without the German route, Messages has only the US one: residency. */
+	ut_load_text(&l, API_RULES("openai-chat"), 0600);
+	ck_assert_msg(l.rc == WD_OK, "%s", l.errs);
+	decide_api(&l, "anthropic-messages", &d);
+	ck_assert_int_eq(d.verdict, POL_DENY);
+	ck_assert_str_eq(d.code, "residency");
+	ut_ld_done(&l);
+}
+END_TEST
+
+START_TEST(api_list_errors)
+{
+	struct ut_ld l;
+
+	ut_load_text(&l, API_RULES("[anthropic-messages, anthropic]"), 0600);
+	ck_assert_int_eq(l.rc, WD_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(l.errs, "api 'anthropic' is not supported"));
+	ut_ld_done(&l);
+	ut_load_text(&l, API_RULES("[openai-chat, openai-chat]"), 0600);
+	ck_assert_int_eq(l.rc, WD_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(l.errs, "listed twice"));
+	ut_ld_done(&l);
+	ut_load_text(&l, API_RULES("[]"), 0600);
+	ck_assert_int_eq(l.rc, WD_ECONFIG);
+	ut_ld_done(&l);
+}
+END_TEST
+
+/* The formats a route speaks are part of the policy version. */
+START_TEST(api_in_policy_version)
+{
+	struct ut_ld a, b;
+
+	ut_load_text(&a, API_RULES("[anthropic-messages, openai-responses]"),
+	    0600);
+	ut_load_text(&b, API_RULES("[openai-responses, anthropic-messages]"),
+	    0600);
+	ck_assert_str_eq(a.snap->version, b.snap->version);
+	ut_ld_done(&b);
+	ut_load_text(&b, API_RULES("[anthropic-messages]"), 0600);
+	ck_assert_str_ne(a.snap->version, b.snap->version);
+	ut_ld_done(&b);
+	ut_ld_done(&a);
+}
+END_TEST
+
+/* ---- requests: strict reading and the tool view ---- */
+
+START_TEST(requests_read_strictly)
+{
+	struct gw_req r;
+	char why[160];
+	const char *param;
+	static const struct {
+		unsigned api;
+		const char *body;
+		bool ok;
+	} cases[] = {
+		{ POL_API_MESSAGES, "{\"model\":\"m\",\"max_tokens\":5,\"messages\":"
+		    "[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}", true },
+		{ POL_API_MESSAGES, "{\"model\":\"m\",\"messages\":[{\"role\":"
+		    "\"user\",\"content\":\"hi\"}]}", false },	/* max_tokens */
+		{ POL_API_MESSAGES, "{\"model\":\"m\",\"model\":\"n\",\"max_tokens\":"
+		    "5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", false },
+		{ POL_API_MESSAGES, "{\"model\":\"m\",\"max_tokens\":5,\"messages\":"
+		    "[{\"role\":\"system\",\"content\":\"x\"}]}", false },
+		{ POL_API_RESPONSES, "{\"model\":\"m\",\"input\":\"hi\","
+		    "\"previous_response_id\":\"resp_1\"}", true },
+		{ POL_API_RESPONSES, "{\"model\":\"m\",\"input\":7}", false },
+		{ POL_API_RESPONSES, "{\"model\":\"m\",\"input\":\"x\",\"tools\":"
+		    "[{\"type\":\"teleport\"}]}", false },
+		{ POL_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":[\"a\",\"b\"]}",
+		    true },
+		{ POL_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":\"a\",\"stream\":"
+		    "true}", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum wd_err rc = gw_req_parse(cases[i].api, false, cases[i].body,
+		    strlen(cases[i].body), &r, why, sizeof(why), &param);
+
+		ck_assert_msg((rc == WD_OK) == cases[i].ok, "case %zu: %s", i,
+		    why);
+		gw_req_clear(&r);
+	}
+	ck_assert_int_eq(gw_req_parse(POL_API_RESPONSES, false, cases[4].body,
+	    strlen(cases[4].body), &r, why, sizeof(why), &param), WD_OK);
+	ck_assert_str_eq(r.previous_response_id, "resp_1");
+	gw_req_clear(&r);
+}
+END_TEST
+
+static enum gw_tools_rc
+view_check(struct gw_tools *tl, const char *viol, unsigned api,
+    const char *body, char *refused, struct gw_tools_deny *d, char **sent)
+{
+	struct gw_req r;
+	char why[160];
+	const char *param;
+	json_t *view;
+	enum gw_tools_rc rc;
+	struct gw_http_req req;
+
+	setup_tools(tl, viol);
+	ck_assert_int_eq(gw_req_parse(api, false, body, strlen(body), &r, why,
+	    sizeof(why), &param), WD_OK);
+	view = gw_req_tools_view(&r, tl->agent, refused, 64);
+	memset(&req, 0, sizeof(req));
+	struct pol_caller caller = { .tenant = &ld.snap->tenants[0],
+		.agent = &ld.snap->agents[0], .key = ld.snap->agents[0].keys[0] };
+
+	gw_tools_clear(tl);
+	rc = gw_tools_request(tl, ld.snap, &ld.snap->tenants[0], &caller, &req,
+	    view, d);
+	if (rc == GW_TOOLS_MODIFIED)
+		gw_req_tools_apply(&r, view);
+	*sent = json_dumps(r.root, JSON_COMPACT);
+	json_decref(view);
+	gw_req_clear(&r);
+	return rc;
+}
+
+/* History in each format's shape is judged like chat history; offered
+ * tools are stripped from the request itself; an unlisted provider-side
+ * tool is found. */
+START_TEST(request_tools_view)
+{
+	struct gw_tools tl;
+	struct gw_tools_deny d;
+	char refused[64], *sent;
+
+	/* Messages: read_customer was called and answered; send_email may
+	 * not be offered now (strip), read_customer may. */
+	ck_assert_int_eq(view_check(&tl, "strip", POL_API_MESSAGES,
+	    "{\"model\":\"m\",\"max_tokens\":9,\"messages\":["
+	    "{\"role\":\"user\",\"content\":\"hi\"},"
+	    "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":"
+	    "\"t1\",\"name\":\"read_customer\",\"input\":{}}]},"
+	    "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+	    "\"tool_use_id\":\"t1\",\"content\":\"Ann\"}]}],"
+	    "\"tools\":[{\"name\":\"send_email\",\"input_schema\":{}},"
+	    "{\"name\":\"read_customer\",\"input_schema\":{}}]}", refused, &d,
+	    &sent), GW_TOOLS_MODIFIED);
+	ck_assert_str_eq(refused, "");
+	ck_assert_ptr_null(strstr(sent, "send_email"));
+	ck_assert_ptr_nonnull(strstr(sent, "\"name\":\"read_customer\","
+	    "\"input_schema\""));
+	free(sent);
+	teardown_tools(&tl);
+	/* A tool_result that answers no call is refused. */
+	ck_assert_int_eq(view_check(&tl, "deny", POL_API_MESSAGES,
+	    "{\"model\":\"m\",\"max_tokens\":9,\"messages\":["
+	    "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+	    "\"tool_use_id\":\"t9\",\"content\":\"Ann\"}]}]}", refused, &d,
+	    &sent), GW_TOOLS_DENY);
+	free(sent);
+	teardown_tools(&tl);
+	/* Responses: a function_call history, then web_search offered after
+	 * read_customer: the flow rule (deny). */
+	ck_assert_int_eq(view_check(&tl, "deny", POL_API_RESPONSES,
+	    "{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":\"x\"},"
+	    "{\"type\":\"function_call\",\"call_id\":\"c1\",\"name\":"
+	    "\"read_customer\",\"arguments\":\"{}\"},{\"type\":"
+	    "\"function_call_output\",\"call_id\":\"c1\",\"output\":\"Ann\"}],"
+	    "\"tools\":[{\"type\":\"web_search\"}]}", refused, &d, &sent),
+	    GW_TOOLS_DENY);
+	ck_assert_str_eq(d.code, "tool_policy");
+	free(sent);
+	teardown_tools(&tl);
+	/* A provider-side tool the agent does not list. */
+	view_check(&tl, "deny", POL_API_RESPONSES, "{\"model\":\"m\",\"input\":"
+	    "\"x\",\"tools\":[{\"type\":\"code_interpreter\",\"container\":"
+	    "{\"type\":\"auto\"}}]}", refused, &d, &sent);
+	ck_assert_str_eq(refused, "code_interpreter");
+	free(sent);
+	teardown_tools(&tl);
+	view_check(&tl, "deny", POL_API_MESSAGES, "{\"model\":\"m\","
+	    "\"max_tokens\":9,\"messages\":[{\"role\":\"user\",\"content\":"
+	    "\"x\"}],\"tools\":[{\"type\":\"code_execution_20250522\",\"name\":"
+	    "\"code_execution\"}]}", refused, &d, &sent);
+	ck_assert_str_eq(refused, "code_execution");
+	free(sent);
+	teardown_tools(&tl);
+}
+END_TEST
+
 Suite *
 suite_formats(void)
 {
@@ -532,6 +790,11 @@ suite_formats(void)
 	tcase_add_test(tc, embeddings_answer);
 	tcase_add_test(tc, error_shapes);
 	tcase_add_test(tc, sse_named_events);
+	tcase_add_test(tc, routes_speak_formats);
+	tcase_add_test(tc, api_list_errors);
+	tcase_add_test(tc, api_in_policy_version);
+	tcase_add_test(tc, requests_read_strictly);
+	tcase_add_test(tc, request_tools_view);
 	suite_add_tcase(s, tc);
 	return s;
 }
