@@ -1253,7 +1253,7 @@ static void handle_config(struct mock *m, struct evhttp_request *req,
 /* ---------------------------------------------------------------------- */
 /* The other formats: Anthropic Messages, OpenAI Responses, Embeddings     */
 /*
- * The same directives as chat (status=, tools=, raw=, words, chunks= as
+ * The same directives as chat (status=, tool_call=, raw=, words, chunks= as
  * the number of text pieces), each answer in its provider's shape, and
  * streams with the event types and order those providers send.  Streams
  * go out in one reply (no pacing knobs here).  The id of a Responses
