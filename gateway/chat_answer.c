@@ -610,6 +610,8 @@ const struct gw_format gw_format_chat = {
 	.done = "data: [DONE]\n\n",
 	.error_body = gw_openai_error_body,
 	.error_event = chat_error_event,
+	.auth_prefix = "Authorization: Bearer ",
+	.api = POL_API_CHAT,
 };
 
 /* ---- shared with the other formats' readers (fmt_*.c) ---- */

@@ -146,4 +146,6 @@ const struct gw_format gw_format_embeddings = {
 	.done = "",
 	.error_body = gw_openai_error_body,
 	.error_event = emb_error_event,
+	.auth_prefix = "Authorization: Bearer ",
+	.api = POL_API_EMBEDDINGS,
 };

@@ -541,6 +541,10 @@ msg_error_event(struct evbuffer *out, const char *type, const char *code,
 	json_decref(e);
 }
 
+/* Claude Code's gateway contract: these reach the provider unchanged. */
+static const char *const msg_forward[] = { "anthropic-version",
+	"anthropic-beta", NULL };
+
 const struct gw_format gw_format_messages = {
 	.name = "anthropic-messages",
 	.read_answer = msg_read_answer,
@@ -552,4 +556,7 @@ const struct gw_format gw_format_messages = {
 	.step = msg_step,
 	.error_body = msg_error_body,
 	.error_event = msg_error_event,
+	.auth_prefix = "x-api-key: ",
+	.forward = msg_forward,
+	.api = POL_API_MESSAGES,
 };

@@ -616,4 +616,6 @@ const struct gw_format gw_format_responses = {
 	.step = rsp_step,
 	.error_body = gw_openai_error_body,
 	.error_event = rsp_error_event,
+	.auth_prefix = "Authorization: Bearer ",
+	.api = POL_API_RESPONSES,
 };

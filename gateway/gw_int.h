@@ -551,6 +551,13 @@ struct gw_format {
 	    const char *message);
 	void (*error_event)(struct evbuffer *out, const char *type,
 	    const char *code, const char *message);
+	/* How the route's credential goes to the provider ("Authorization:
+	 * Bearer " or "x-api-key: "), and the client's headers that go to
+	 * it unchanged (NULL-terminated; NULL: none). */
+	const char *auth_prefix;
+	const char *const *forward;
+	/* The POL_API_* bit: routes must speak it. */
+	unsigned api;
 };
 
 extern const struct gw_format gw_format_chat;
@@ -610,6 +617,16 @@ bool gw_agent_stream_end(struct gw_agent_stream *as, struct evbuffer *acc,
 bool gw_agent_answer(const struct gw_format *fmt, struct gw_tools *tl,
     int status, const char *text, size_t len, struct evbuffer *out,
     json_t **usage, struct gw_tools_deny *d);
+
+/* ---- keys and lists for every client (auth_any.c) ---- */
+
+/* The virtual key from Authorization: Bearer or x-api-key (both must
+ * then agree; each at most once); NULL when there is none or it is
+ * unknown. */
+const struct pol_tenant *gw_auth_request(const struct pol_snapshot *snap,
+    const struct gw_http_req *req, struct pol_caller *caller);
+/* GET /v1/models for Anthropic callers (x-api-key, anthropic-version). */
+json_t *gw_models_anthropic(const char *const *ids, size_t n);
 
 /* ---- requests in the other formats (fmt_requests.c) ---- */
 

@@ -803,6 +803,49 @@ START_TEST(response_routes)
 }
 END_TEST
 
+/* Keys where each client sends them; one request, one key. */
+START_TEST(keys_from_either_header)
+{
+	struct ut_ld l;
+	struct pol_caller who;
+	struct gw_http_req req;
+	struct gw_header h[3];
+	const char *text = "version: 1\n"
+	    "providers:\n"
+	    "  - id: p\n"
+	    "    base_url: https://a.example\n"
+	    "    country: IE\n"
+	    "    credential: c\n"
+	    "    models: [m]\n"
+	    "tenants:\n"
+	    "  - id: t1\n"
+	    "    keys: [\"sha256:0cc8ed90becd495001cf9b69685f6b7102df4f75c58b7d66"
+	    "0a4e24dad5d32e40\"]\n"
+	    "    routes: [p]\n";
+
+	ut_load_text(&l, text, 0600);
+	ck_assert_msg(l.rc == WD_OK, "%s", l.errs);
+	memset(&req, 0, sizeof(req));
+	req.hdrs = h;
+	h[0] = (struct gw_header){ "x-api-key", "wk-formats-test" };
+	req.nhdrs = 1;
+	ck_assert_ptr_nonnull(gw_auth_request(l.snap, &req, &who));
+	h[1] = (struct gw_header){ "Authorization", "Bearer wk-formats-test" };
+	req.nhdrs = 2;
+	ck_assert_ptr_nonnull(gw_auth_request(l.snap, &req, &who));
+	h[1] = (struct gw_header){ "Authorization", "Bearer wk-other" };
+	ck_assert_ptr_null(gw_auth_request(l.snap, &req, &who));
+	h[1] = (struct gw_header){ "X-Api-Key", "wk-formats-test" };
+	ck_assert_ptr_null(gw_auth_request(l.snap, &req, &who));
+	h[0] = (struct gw_header){ "Authorization", "Bearer wk-formats-test" };
+	req.nhdrs = 1;
+	ck_assert_ptr_nonnull(gw_auth_request(l.snap, &req, &who));
+	h[0] = (struct gw_header){ "x-api-key", "wk-nobody" };
+	ck_assert_ptr_null(gw_auth_request(l.snap, &req, &who));
+	ut_ld_done(&l);
+}
+END_TEST
+
 Suite *
 suite_formats(void)
 {
@@ -824,6 +867,7 @@ suite_formats(void)
 	tcase_add_test(tc, requests_read_strictly);
 	tcase_add_test(tc, request_tools_view);
 	tcase_add_test(tc, response_routes);
+	tcase_add_test(tc, keys_from_either_header);
 	suite_add_tcase(s, tc);
 	return s;
 }
