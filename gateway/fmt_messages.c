@@ -560,3 +560,57 @@ const struct gw_format gw_format_messages = {
 	.forward = msg_forward,
 	.api = POL_API_MESSAGES,
 };
+
+/* ---- count_tokens: {"input_tokens": N}, never streamed ---- */
+
+static enum wd_err
+count_read_answer(const char *buf, size_t len, struct gw_answer *a,
+    char *why, size_t whylen)
+{
+	static const char *const keys[] = { "input_tokens",
+		"context_management", NULL };
+	json_t *n;
+
+	memset(a, 0, sizeof(*a));
+	a->fmt = &gw_format_count_tokens;
+	if ((a->root = gw_ans_load(buf, len, why, whylen)) == NULL)
+		return WD_EPARSE;
+	n = json_object_get(a->root, "input_tokens");
+	if (gw_ans_stray_key(a->root, keys) != NULL || !json_is_integer(n) ||
+	    json_integer_value(n) < 0)
+		return bad(why, whylen, "not a token count");
+	return WD_OK;
+}
+
+static enum wd_err
+count_read_chunk(const char *buf, size_t len, struct gw_answer *a,
+    char *why, size_t whylen)
+{
+	(void)buf;
+	(void)len;
+	memset(a, 0, sizeof(*a));
+	a->fmt = &gw_format_count_tokens;
+	return bad(why, whylen, "count_tokens does not stream");
+}
+
+static void
+count_drop_call(struct gw_answer *a, const struct gw_ans_event *ev)
+{
+	(void)a;
+	(void)ev;			/* no calls in a count */
+}
+
+const struct gw_format gw_format_count_tokens = {
+	.name = "anthropic-count-tokens",
+	.read_answer = count_read_answer,
+	.read_chunk = count_read_chunk,
+	.drop_call = count_drop_call,
+	.write = gw_ans_write_named,
+	.read_error = msg_read_error,
+	.done = "",
+	.error_body = msg_error_body,
+	.error_event = msg_error_event,
+	.auth_prefix = "x-api-key: ",
+	.forward = msg_forward,
+	.api = POL_API_MESSAGES,
+};

@@ -476,3 +476,66 @@ gw_req_tools_apply(struct gw_req *r, json_t *view)
 			json_array_remove(tools, i);
 	}
 }
+
+/* ---- format.read_request ---- */
+
+static enum wd_err
+read_as(unsigned api, bool count, const char *body, size_t len,
+    struct gw_chat *out, char *why, size_t whylen, const char **param)
+{
+	struct gw_req r;
+	enum wd_err rc = gw_req_parse(api, count, body, len, &r, why, whylen,
+	    param);
+
+	memset(out, 0, sizeof(*out));
+	/* root moves to out either way: gw_chat_clear frees it. */
+	out->root = r.root;
+	out->model = r.model;
+	out->stream = r.stream;
+	out->api = api;
+	out->previous_response_id = r.previous_response_id;
+	return rc;
+}
+
+enum wd_err
+gw_messages_read_request(const char *body, size_t len, struct gw_chat *out,
+    char *why, size_t whylen, const char **param)
+{
+	return read_as(POL_API_MESSAGES, false, body, len, out, why, whylen,
+	    param);
+}
+
+enum wd_err
+gw_count_tokens_read_request(const char *body, size_t len,
+    struct gw_chat *out, char *why, size_t whylen, const char **param)
+{
+	return read_as(POL_API_MESSAGES, true, body, len, out, why, whylen,
+	    param);
+}
+
+enum wd_err
+gw_responses_read_request(const char *body, size_t len, struct gw_chat *out,
+    char *why, size_t whylen, const char **param)
+{
+	return read_as(POL_API_RESPONSES, false, body, len, out, why, whylen,
+	    param);
+}
+
+enum wd_err
+gw_embeddings_read_request(const char *body, size_t len, struct gw_chat *out,
+    char *why, size_t whylen, const char **param)
+{
+	return read_as(POL_API_EMBEDDINGS, false, body, len, out, why, whylen,
+	    param);
+}
+
+void
+gw_req_of_chat(const struct gw_chat *c, struct gw_req *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->api = c->api;
+	out->root = c->root;
+	out->model = c->model;
+	out->stream = c->stream;
+	out->previous_response_id = c->previous_response_id;
+}

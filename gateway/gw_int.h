@@ -254,6 +254,9 @@ struct gw_chat {
 	json_t *root;			/* owned */
 	const char *model;		/* borrowed from root */
 	bool stream;
+	/* The other formats' readers (fmt_requests.c) fill these too. */
+	unsigned api;			/* POL_API_*; 0: chat */
+	const char *previous_response_id;	/* Responses; borrowed */
 };
 
 /*
@@ -564,6 +567,7 @@ extern const struct gw_format gw_format_chat;
 extern const struct gw_format gw_format_messages;	/* fmt_messages.c */
 extern const struct gw_format gw_format_responses;	/* fmt_responses.c */
 extern const struct gw_format gw_format_embeddings;	/* fmt_embeddings.c */
+extern const struct gw_format gw_format_count_tokens;	/* fmt_messages.c */
 
 /* Helpers the readers share (chat_answer.c). */
 enum wd_err gw_ans_add(struct gw_answer *a, const struct gw_ans_event *e);
@@ -657,5 +661,17 @@ json_t *gw_req_tools_view(const struct gw_req *r,
 /* Take out of the request the offered tools the policy took out of the
  * view (on_violation: strip). */
 void gw_req_tools_apply(struct gw_req *r, json_t *view);
+/* format.read_request of the other formats: gw_req_parse into a
+ * gw_chat (which then owns root). */
+enum wd_err gw_messages_read_request(const char *body, size_t len,
+    struct gw_chat *out, char *why, size_t whylen, const char **param);
+enum wd_err gw_count_tokens_read_request(const char *body, size_t len,
+    struct gw_chat *out, char *why, size_t whylen, const char **param);
+enum wd_err gw_responses_read_request(const char *body, size_t len,
+    struct gw_chat *out, char *why, size_t whylen, const char **param);
+enum wd_err gw_embeddings_read_request(const char *body, size_t len,
+    struct gw_chat *out, char *why, size_t whylen, const char **param);
+/* A gw_req over a chat-shaped request of another format (borrowed). */
+void gw_req_of_chat(const struct gw_chat *c, struct gw_req *out);
 
 #endif /* GW_INT_H */

@@ -70,7 +70,7 @@ test('messages: a whole answer from the compliant route', async () => {
   assert.equal(response.status, 200);
   assert.equal(data.type, 'message');
   assert.equal(data.content[0].type, 'text');
-  assert.match(data.content[0].text, /^m-eu: hello from m-eu/);
+  assert.match(data.content[0].text, /^eu: hello from eu/);
   assert.ok(response.headers.get('x-warden-decision'));
 });
 
@@ -78,7 +78,7 @@ test('messages: streamed, the accumulator ends with the text', async () => {
   const stream = anth().messages.stream({ ...MSG, messages: [{ role: 'user', content: 'hi [[mock chunks=5]]' }] });
   const m = await stream.finalMessage();
   assert.equal(m.stop_reason, 'end_turn');
-  assert.match(m.content[0].text, /^m-eu: hello from m-eu/);
+  assert.match(m.content[0].text, /^eu: hello from eu/);
 });
 
 test('messages: tool use, whole and streamed', async () => {
@@ -131,19 +131,19 @@ test('messages: errors surface as the SDK\'s error classes', async () => {
 test('messages: fallback stays compliant', async () => {
   await failNext(1, 500);
   const m = await anth().messages.create({ ...MSG, messages: [{ role: 'user', content: 'x' }] });
-  assert.match(m.content[0].text, /^m-de: /, 'fell back to the German route, never the US one');
+  assert.match(m.content[0].text, /^de: /, 'fell back to the German route, never the US one');
 });
 
 // ---- OpenAI Responses ----
 
 test('responses: whole and streamed', async () => {
   const r = await oai().responses.create({ model: 'gpt-x', input: 'hello' });
-  assert.match(r.output_text, /^m-eu: hello from m-eu/);
-  assert.match(r.id, /^resp_m-eu_/);
+  assert.match(r.output_text, /^eu: hello from eu/);
+  assert.match(r.id, /^resp_eu_/);
   const s = oai().responses.stream({ model: 'gpt-x', input: 'hello [[mock chunks=4]]' });
   const f = await s.finalResponse();
   assert.equal(f.status, 'completed');
-  assert.match(f.output[0].content[0].text, /^m-eu: /);
+  assert.match(f.output[0].content[0].text, /^eu: /);
 });
 
 test('responses: previous_response_id goes to the route that made it', async () => {
@@ -155,7 +155,7 @@ test('responses: previous_response_id goes to the route that made it', async () 
   assert.ok(err instanceof OpenAI.APIError);
   const ok = await oai().responses.create({ model: 'gpt-x', input: 'more',
     previous_response_id: first.id });
-  assert.match(ok.id, /^resp_m-eu_/);
+  assert.match(ok.id, /^resp_eu_/);
   const unknown = await rejection(() => oai().responses.create({ model: 'gpt-x',
     input: 'more', previous_response_id: 'resp_forged' }));
   assert.ok(unknown instanceof OpenAI.APIError);
@@ -180,7 +180,7 @@ test('responses: residency denial and fallback', async () => {
   assert.equal(err.code, 'residency');
   await failNext(1, 500);
   const r = await oai().responses.create({ model: 'gpt-x', input: 'x' });
-  assert.match(r.output_text, /^m-de: /);
+  assert.match(r.output_text, /^de: /);
 });
 
 // ---- Embeddings ----
