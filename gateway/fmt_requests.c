@@ -281,7 +281,7 @@ static json_t *
 view_call(const char *id, const char *name, json_t *args)
 {
 	char *a = json_is_string(args) ? strdup(json_string_value(args)) :
-	    json_dumps(args != NULL ? args : json_object(), JSON_COMPACT);
+	    args != NULL ? json_dumps(args, JSON_COMPACT) : strdup("{}");
 	json_t *c = json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", id ? id : "",
 	    "type", "function", "function", "name", name, "arguments",
 	    a ? a : "{}");
