@@ -505,6 +505,9 @@ anthropic_type(int status, const char *type)
 		return type;
 	if (type != NULL && strcmp(type, "permission_error") == 0)
 		return type;
+	/* A refusal by policy (mid-stream: no status) is a permission one. */
+	if (type != NULL && strcmp(type, "policy_violation") == 0)
+		return "permission_error";
 	return "api_error";
 }
 

@@ -484,7 +484,8 @@ START_TEST(error_shapes)
 	    "no");
 	s = text_of(out);
 	ck_assert_str_eq(s, "event: error\ndata: {\"type\":\"error\",\"error\":"
-	    "{\"type\":\"api_error\",\"message\":\"no (warden: tool_policy)\"}}"
+	    "{\"type\":\"permission_error\",\"message\":\"no (warden: "
+	    "tool_policy)\"}}"
 	    "\n\n");
 	free(s);
 	evbuffer_drain(out, evbuffer_get_length(out));
