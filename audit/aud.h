@@ -3,11 +3,13 @@
  * decision warden makes, written by one thread per log with group commit,
  * and the tools that verify and export it.
  *
- * Owns the log directory (segment files, the HMAC key for payload
- * digests).  The gateway builds each record's fields as a JSON object and
- * submits it; this module adds seq, prev and hash, writes, fsyncs, and
- * tells the submitter when the record is durable.  The byte-exact format
- * is audit/FORMAT.md.
+ * Owns the log directory (segment files, kept payloads, the inbox through
+ * which other processes' events reach the chain).  The keys of what it
+ * keeps (the payload HMAC key, per-tenant data keys) are not its own: the
+ * TPM holds them, reached through struct aud_keys.  The gateway builds
+ * each record's fields as a JSON object and submits it; this module adds
+ * seq, prev and hash, writes, fsyncs, and tells the submitter when the
+ * record is durable.  The byte-exact format is audit/FORMAT.md.
  */
 #ifndef AUD_H
 #define AUD_H
@@ -17,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "common/wd.h"
 
@@ -49,6 +52,34 @@ struct aud_witness {
 	void (*send)(void *ctx, const char *line, size_t len);
 	void *ctx;
 };
+/*
+ * The keys of what the log keeps outside the chain, held elsewhere (in the
+ * TPM, through gateway/paykeys.c).  audit/ never sees a data key: it hands
+ * plaintext and gets ciphertext back, and the other way round.
+ */
+struct aud_keys {
+	/* The HMAC key for payload digests into key (32 bytes), made on
+	 * first use; dir is the log's directory. */
+	enum wd_err (*hmac_key)(void *ctx, const char *dir, unsigned char *key,
+	    char *err, size_t errlen);
+	/* AES-256-GCM under the data key of tenant and month ("YYYY-MM"):
+	 * encrypt creates the key if missing and fills nonce and tag;
+	 * decrypt checks tag into out (len bytes).  WD_EDESTROYED: the key
+	 * was destroyed; WD_ENOTFOUND: there never was one. */
+	enum wd_err (*crypt)(void *ctx, bool encrypt, const char *tenant,
+	    const char *month, const void *aad, size_t aadlen,
+	    const unsigned char *in, size_t len, unsigned char *out,
+	    unsigned char nonce[12], unsigned char tag[16], char *err,
+	    size_t errlen);
+	/* Destroy the data keys of tenant (NULL: every tenant) of months
+	 * before `before` (NULL: every month), appending {"tenant","month",
+	 * "nv"} per key destroyed to ids. */
+	enum wd_err (*destroy)(void *ctx, const char *tenant,
+	    const char *before, json_t *ids, char *err, size_t errlen);
+	/* Another process destroyed tenant's keys: wipe cached copies. */
+	void (*forget)(void *ctx, const char *tenant);
+	void *ctx;
+};
 
 struct aud_opts {
 	const char *dir;
@@ -62,12 +93,26 @@ struct aud_opts {
 	const struct aud_signer *signer;	/* NULL: no checkpoints */
 	const struct aud_counter *counter;	/* NULL: none */
 	const struct aud_witness *witness;	/* NULL: none */
+	/* NULL: no TPM; digests use DIR/payload.key in clear (development
+	 * only) and no payload is kept. */
+	const struct aud_keys *keys;
+	/* Only to append events (the CLI, when no gateway holds the log):
+	 * no payload key, no sweep. */
+	bool events_only;
+	/* A log behind the TPM counter (rolled back) is refused with
+	 * WD_EROLLBACK unless this is set; the rollback_detected record is
+	 * written either way. */
+	bool accept_rollback;
 };
 
 /*
  * Open (create) the log in opts->dir and start its writer thread.  A torn
  * last line from a crash is cut and a `recovery` record says what was
- * found.  errs gets a message on failure.
+ * found.  The tree files (DIR/tree/) are checked and rebuilt from the
+ * segments if they do not match.  With a counter, a log whose last
+ * checkpoint is behind the counter gets a `rollback_detected` record and
+ * WD_EROLLBACK (the log is closed) unless opts->accept_rollback.  errs
+ * gets a message on failure.
  */
 enum wd_err aud_open(const struct aud_opts *opts, struct aud_log **out,
     char *errs, size_t errlen);
@@ -95,6 +140,10 @@ enum wd_err aud_try_append(struct aud_log *log, json_t *rec,
 void aud_submit(struct aud_log *log, json_t *rec,
     void (*done)(void *arg, enum wd_err rc), void *arg);
 
+/* Ask the writer thread for a checkpoint of everything appended so far
+ * and wait up to timeout_ms for it (reloads, tests). */
+enum wd_err aud_checkpoint_sync(struct aud_log *log, int timeout_ms);
+
 /* False while the log cannot be written: the gateway answers 503. */
 bool aud_healthy(const struct aud_log *log);
 const char *aud_last_error(const struct aud_log *log);
@@ -115,13 +164,49 @@ void aud_hmac_final(struct aud_hmac *h, char out[AUD_HASH_HEX + 1]);
  * (the `redacted` mode).  Caller owns the result. */
 json_t *aud_redact(const char *body, size_t len, bool is_request);
 /* Keep payload (ownership stays with the caller) for ttl_days under
- * DIR/payloads/TENANT/. */
+ * DIR/payloads/TENANT/, encrypted under the tenant's key for the month it
+ * expires in.  WD_EUNSUPPORTED when the log has no keys (no TPM). */
 enum wd_err aud_payload_store(const struct aud_log *log, const char *tenant,
     const char *decision_id, int ttl_days, json_t *payload);
-/* Delete expired payloads; returns how many. */
+/*
+ * Decrypt decision_id's payload into memory from alloc(arg, len) (the
+ * caller's locked memory); *len, *tenant (64+1) say what was found.
+ * WD_ENOTFOUND: no such payload (never kept, expired or purged);
+ * WD_EDESTROYED: its key was destroyed; err says which and why.
+ */
+enum wd_err aud_payload_read(const char *dir, const struct aud_keys *keys,
+    const char *decision_id, unsigned char *(*alloc)(void *arg, size_t len),
+    void *arg, size_t *len, char tenant[65], char *err, size_t errlen);
+/* Delete expired payloads; returns how many.  With keys, also destroy
+ * the data keys of months that are over, listed in ids (may be NULL). */
 size_t aud_payload_sweep(const char *dir);
-/* Delete every payload of tenant; returns how many. */
-size_t aud_payload_purge(const char *dir, const char *tenant);
+enum wd_err aud_payload_expire(const char *dir, const struct aud_keys *keys,
+    json_t *ids, size_t *files, char *err, size_t errlen);
+/* Destroy every data key of tenant (ids lists them), then delete its
+ * payload files (*files of them).  If the keys cannot be destroyed
+ * nothing is deleted. */
+enum wd_err aud_payload_purge(const char *dir, const struct aud_keys *keys,
+    const char *tenant, json_t *ids, size_t *files, char *err, size_t errlen);
+/* The month ("YYYY-MM", UTC) a payload expiring at t is keyed under. */
+void aud_key_month(time_t t, char out[8]);
+
+/* ---- events from other processes (inbox.c) ---- */
+
+/*
+ * Put an event (kind and its fields; never a secret value) into the log
+ * of dir from a process that is not its writer (`warden secrets`, `warden
+ * audit purge`).  It is written atomically into DIR/inbox/ with who asked
+ * (uid, user, sudo user, host, pid) and when; if no warden holds the log
+ * it is appended at once, otherwise the running writer takes it into the
+ * chain within a second (this waits up to wait_ms for that).
+ * *in_chain: whether it is in the chain on return.  Takes ownership of rec.
+ */
+enum wd_err aud_post_event(const char *dir, json_t *rec, int wait_ms,
+    bool *in_chain, char *err, size_t errlen);
+/* Check an inbox file's bytes: a JSON object of a known kind, none of
+ * the fields the writer sets.  *out: the record (caller owns). */
+enum wd_err aud_event_parse(const char *buf, size_t len, json_t **out,
+    char *why, size_t whylen);
 
 /* ---- the chain (chain.c): shared by the writer and the verifier ---- */
 
@@ -143,24 +228,111 @@ bool aud_check_line(const char *canon, size_t clen, const char *prev,
     const char *hash);
 /* The checkpoint message that is signed: "<seq>:<hash>". */
 int aud_checkpoint_msg(char *buf, size_t len, uint64_t seq, const char *hash);
+/* aud_line that also gives the record's Merkle leaf hash (leaf, raw). */
+char *aud_line_leaf(json_t *rec, const char *prev, char hash[AUD_HASH_HEX + 1],
+    unsigned char leaf[32], size_t *len);
+
+/* ---- the Merkle tree (merkle.c), RFC 9162 section 2.1 ---- */
+
+#define AUD_MAX_LEVELS 64
+#define AUD_MAX_PATH 128		/* hashes in any proof of a 2^64 tree */
+
+/* SHA-256(0x00 || c) and SHA-256(0x01 || l || r). */
+void aud_leaf_hash(const void *c, size_t len, unsigned char out[32]);
+void aud_node_hash(const unsigned char l[32], const unsigned char r[32],
+    unsigned char out[32]);
+
+/* The compact range of a tree: node[k] is the root of the perfect
+ * subtree bit k of size stands for. */
+struct aud_frontier {
+	uint64_t size;
+	unsigned char node[AUD_MAX_LEVELS][32];
+};
+/* Append a leaf; node(), if given, sees every node completed by it
+ * (level 0: the leaf itself), in level order. */
+void aud_frontier_push(struct aud_frontier *f, const unsigned char leaf[32],
+    void (*node)(void *ctx, unsigned level, const unsigned char h[32]),
+    void *ctx);
+void aud_frontier_root(const struct aud_frontier *f, unsigned char out[32]);
+
+/* Where proofs find the perfect subtrees: node index at level (covering
+ * leaves [index << level, (index + 1) << level)). */
+struct aud_nodes {
+	enum wd_err (*get)(void *ctx, unsigned level, uint64_t index,
+	    unsigned char out[32]);
+	void *ctx;
+};
+struct aud_proof_path {
+	size_t n;
+	unsigned char h[AUD_MAX_PATH][32];
+};
+enum wd_err aud_inclusion_path(const struct aud_nodes *s, uint64_t index,
+    uint64_t size, struct aud_proof_path *out);
+enum wd_err aud_consistency_path(const struct aud_nodes *s, uint64_t first,
+    uint64_t second, struct aud_proof_path *out);
+bool aud_verify_inclusion(uint64_t index, uint64_t size,
+    const unsigned char leaf[32], const struct aud_proof_path *p,
+    const unsigned char root[32]);
+bool aud_verify_consistency(uint64_t first, uint64_t second,
+    const unsigned char first_root[32], const unsigned char second_root[32],
+    const struct aud_proof_path *p);
+
+/* What a version 2 checkpoint signs (audit/FORMAT.md). */
+struct aud_tree_head {
+	uint64_t size;
+	unsigned char root[32];
+	int64_t time_us;
+	bool has_counter;
+	uint64_t counter;
+	int interval_s;			/* the writer's checkpoint_interval_s */
+};
+int aud_tree_head_msg(char *buf, size_t len, const struct aud_tree_head *th);
 
 /* ---- verification and export (verify.c) ---- */
 
+/* Exit statuses of the verifiers. */
+#define AUD_VERIFIED 0			/* valid, authenticated by the key */
+#define AUD_INVALID 1
+#define AUD_UNREADABLE 2
+#define AUD_UNAUTHENTICATED 3		/* consistent, not authenticated */
+
 struct aud_verify_opts {
-	const char *pubkey_pem_path;	/* NULL: signatures not checked */
+	const char *pubkey_pem_path;	/* the auditor's key, or NULL */
+	const char *pin;		/* or: hex SHA-256 of the key's DER */
 	bool progress;			/* a progress bar on stderr */
+	bool has_tpm_counter;		/* compare the last checkpoint with: */
+	uint64_t tpm_counter;
+	int64_t now_us;			/* 0: the clock (tests set it) */
 };
 
-/* `warden audit verify DIR`: 0 valid, 1 invalid, 2 could not read. */
+/*
+ * `warden audit verify DIR`: AUD_VERIFIED only if a trusted key was given
+ * (o->pubkey_pem_path, or the key pinned by o->pin that the log's
+ * checkpoints name) and every record is covered by a checkpoint it
+ * verifies; records that no checkpoint covers older than the checkpoint
+ * interval plus AUD_SLACK_S are AUD_INVALID, younger ones give
+ * AUD_UNAUTHENTICATED.
+ */
+#define AUD_SLACK_S 60
 int aud_verify_dir(const char *dir, const struct aud_verify_opts *o,
     FILE *out);
+/* `warden audit verify DIR --witness FILE`: every checkpoint line in
+ * FILE (one per line, as struct aud_witness's send() gave them) signed by
+ * the trusted key, standing in the log at its seq, and the log's tree of
+ * its size having its root.  AUD_* statuses. */
+int aud_verify_witness(const char *dir, const char *path,
+    const struct aud_verify_opts *o, FILE *out);
+/* SHA-256 of the DER SubjectPublicKeyInfo of a PEM key, as 64 hex (the
+ * fingerprint --pin takes: `openssl pkey -pubin -outform DER | sha256sum`). */
+enum wd_err aud_key_fingerprint(const char *pem, size_t len,
+    char out[AUD_HASH_HEX + 1]);
 
 struct aud_export_opts {
 	const char *format;		/* jsonl | csv */
 	int64_t since_us, until_us;	/* 0: open */
 	const char *tenant;		/* NULL: all */
 	const char *verdict;		/* NULL: all */
-	const char *pubkey_pem;		/* embedded for the auditor */
+	const struct aud_signer *signer;	/* signs the manifest; NULL: unsigned */
 };
 
 /* RFC 3339 UTC time to microseconds since the epoch; 0 if not one. */
@@ -168,7 +340,25 @@ int64_t aud_parse_ts(const char *ts);
 
 int aud_export(const char *dir, const struct aud_export_opts *o,
     const char *outpath, FILE *msgs);
-/* `warden audit verify-export FILE`: 0 valid, 1 invalid, 2 unreadable. */
-int aud_verify_export(const char *path, FILE *out);
+/* `warden audit verify-export FILE`: the AUD_* statuses above, against
+ * the trusted key in o (the file's own claims are never trusted). */
+int aud_verify_export(const char *path, const struct aud_verify_opts *o,
+    FILE *out);
+
+/* ---- proofs (proof.c) ---- */
+
+/* `warden audit prove DIR SEQ [--checkpoint N]`: the inclusion proof of
+ * record seq against checkpoint cp_seq (0: the newest covering it), as
+ * JSON on out.  AUD_VERIFIED, or AUD_INVALID/AUD_UNREADABLE with why. */
+int aud_prove_inclusion(const char *dir, uint64_t seq, uint64_t cp_seq,
+    FILE *out, FILE *msgs);
+/* `warden audit prove DIR --consistency A B`: between checkpoints whose
+ * records are seq a and b. */
+int aud_prove_consistency(const char *dir, uint64_t a, uint64_t b,
+    FILE *out, FILE *msgs);
+/* `warden audit verify-proof FILE`: a proof checked alone against the
+ * trusted key (AUD_* statuses). */
+int aud_verify_proof(const char *path, const struct aud_verify_opts *o,
+    FILE *out);
 
 #endif /* AUD_H */

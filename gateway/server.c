@@ -23,10 +23,15 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <event2/thread.h>
 
 #include "audit/aud.h"
+#include "gateway/provider.h"
 #include "secrets/sec.h"
+
+/* OpenSSL's secure heap (locked): keys in OpenSSL's own contexts. */
+#define GW_SECURE_HEAP (1u << 20)
 
 struct pol_snapshot *
 gw_server_snapshot(struct gw_server *srv)
@@ -327,12 +332,34 @@ open_audit(struct gw_server *srv, json_t **counter_start)
 		.signer = srv->signer.sign != NULL ? &srv->signer : NULL,
 		.counter = srv->counter.next != NULL ? &srv->counter : NULL,
 		.witness = srv->witness.send != NULL ? &srv->witness : NULL,
+		/* The operator's word only (serve --accept-rollback): a log
+		 * behind the counter is otherwise refused. */
+		.accept_rollback = srv->opts->accept_rollback,
 	};
 	char err[512];
 
+	/* With a TPM, payloads and their HMAC key are sealed there; without
+	 * one nothing is kept but digests (development). */
+	if (gw_tcti(srv, srv->snap) != NULL) {
+		if ((rc = gw_paykeys_new(o.dir, gw_tcti(srv, srv->snap),
+		    &srv->tpm_lock, &srv->paykeys, err, sizeof(err))) != WD_OK) {
+			wd_error("audit payload keys: %s", err);
+			return rc;
+		}
+		o.keys = gw_paykeys_keys(srv->paykeys);
+	} else {
+		wd_warn("no TPM configured: the payload digest key is kept in "
+		    "clear and no payload is kept (keep: redacted/full keep only "
+		    "digests)");
+	}
 	rc = aud_open(&o, &srv->audit, err, sizeof(err));
 
-	if (rc != WD_OK)
+	if (rc == WD_EROLLBACK)
+		wd_error("audit log: %s; a rollback_detected record was written. "
+		    "Find out what happened to the log before accepting it: "
+		    "restart with --accept-rollback to continue it (the record "
+		    "is then signed in)", err);
+	else if (rc != WD_OK)
 		wd_error("audit log: %s", err);
 	return rc;
 }
@@ -449,6 +476,12 @@ gw_serve(const struct gw_serve_opts *opts)
 		 * the uid change, which would reset it.) */
 		if (sec_harden_process(err, sizeof(err)) != WD_OK)
 			wd_warn("cannot harden the process: %s", err);
+		/* OpenSSL's copies of keys (the payload HMAC key in every
+		 * digest's context) go to its secure heap: locked, not dumped. */
+		if (CRYPTO_secure_malloc_initialized() == 0 &&
+		    CRYPTO_secure_malloc_init(GW_SECURE_HEAP, 16) != 1)
+			wd_warn("OpenSSL's secure heap could not be locked; the "
+			    "payload HMAC key may be swapped out");
 	}
 	if (gw_creds_load(&srv, srv.snap, &srv.creds, stderr) != WD_OK)
 		goto out;
@@ -470,6 +503,11 @@ gw_serve(const struct gw_serve_opts *opts)
 			wd_error("cannot set up worker %d", i);
 			goto stop;
 		}
+	}
+	/* Vertex routes' access tokens, before the first request. */
+	if (gw_tokens_start(&srv) != WD_OK) {
+		wd_error("cannot start the token keeper");
+		goto stop;
 	}
 	for (int i = 0; i < srv.nworkers; i++) {
 		if (pthread_create(&srv.workers[i].thread, NULL, worker_main,
@@ -511,6 +549,7 @@ stop:
 		pthread_join(srv.workers[i].thread, NULL);
 	for (int i = 0; i < srv.nworkers; i++)
 		worker_free(&srv.workers[i]);
+	gw_tokens_stop();
 	curl_global_cleanup();
 	if (srv.audit != NULL) {
 		aud_submit(srv.audit, json_pack("{s:s,s:s}", "kind", "stop",
@@ -539,6 +578,7 @@ out:
 	if (srv.tpm != NULL)
 		sec_tpm_close(srv.tpm);
 	free((char *)srv.signer.pubkey_pem);
+	gw_paykeys_free(srv.paykeys);
 	pthread_mutex_destroy(&srv.snap_lock);
 	pthread_mutex_destroy(&srv.reload_lock);
 	pthread_mutex_destroy(&srv.tpm_lock);
