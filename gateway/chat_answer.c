@@ -602,6 +602,7 @@ chat_error_event(struct evbuffer *out, const char *type, const char *code,
 
 const struct gw_format gw_format_chat = {
 	.name = "chat",
+	.path = "/chat/completions",
 	.read_answer = chat_read_answer,
 	.read_chunk = chat_read_chunk,
 	.drop_call = chat_drop_call,

@@ -138,6 +138,7 @@ emb_error_event(struct evbuffer *out, const char *type, const char *code,
 
 const struct gw_format gw_format_embeddings = {
 	.name = "openai-embeddings",
+	.path = "/embeddings",
 	.read_answer = emb_read_answer,
 	.read_chunk = emb_read_chunk,
 	.drop_call = emb_drop_call,

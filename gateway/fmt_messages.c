@@ -550,6 +550,7 @@ static const char *const msg_forward[] = { "anthropic-version",
 
 const struct gw_format gw_format_messages = {
 	.name = "anthropic-messages",
+	.path = "/messages",
 	.read_answer = msg_read_answer,
 	.read_chunk = msg_read_chunk,
 	.drop_call = msg_drop_call,
@@ -605,6 +606,7 @@ count_drop_call(struct gw_answer *a, const struct gw_ans_event *ev)
 
 const struct gw_format gw_format_count_tokens = {
 	.name = "anthropic-count-tokens",
+	.path = "/messages/count_tokens",
 	.read_answer = count_read_answer,
 	.read_chunk = count_read_chunk,
 	.drop_call = count_drop_call,

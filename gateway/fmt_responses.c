@@ -496,10 +496,16 @@ rsp_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		return bad(why, whylen, "sequence_number does not increase");
 	st->seq = json_integer_value(seqv);
 	if (!st->started) {
+		const char *id;
+
 		if (strcmp(t, "response.created") != 0)
 			return bad(why, whylen, "the stream does not begin with "
 			    "response.created");
 		st->started = true;
+		/* The id a follow-up's previous_response_id will name. */
+		id = json_string_value(json_object_get(json_object_get(a->root,
+		    "response"), "id"));
+		snprintf(st->resp_id, sizeof(st->resp_id), "%s", id ? id : "");
 		return WD_OK;
 	}
 	if (is_response_event(t, &start)) {
@@ -607,6 +613,7 @@ rsp_error_event(struct evbuffer *out, const char *type, const char *code,
 
 const struct gw_format gw_format_responses = {
 	.name = "openai-responses",
+	.path = "/responses",
 	.read_answer = rsp_read_answer,
 	.read_chunk = rsp_read_chunk,
 	.drop_call = rsp_drop_call,

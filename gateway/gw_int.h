@@ -438,6 +438,11 @@ void gw_up_resume(struct gw_up_xfer *x);
 
 void gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req,
     struct evbuffer *body);
+struct gw_format;
+/* The same transaction for a request of format fmt (Messages, its
+ * count_tokens, Responses, Embeddings; chat). */
+void gw_proxy(struct gw_conn *c, struct gw_http_req *req,
+    struct evbuffer *body, const struct gw_format *fmt);
 
 /* ---- the audit record of one transaction (record.c) ---- */
 
@@ -447,6 +452,7 @@ struct gw_outcome {
 	const struct pol_decision *dec;	/* valid if decided */
 	bool decided;
 	const char *tenant;		/* NULL before authentication */
+	const char *api;		/* the request's format (pol_api_name) */
 	const char *model;
 	bool stream;
 	const struct pol_provider *route;	/* last tried, or NULL */
@@ -528,6 +534,7 @@ struct gw_answer {
  * their kind, and calls are numbered in the order they start.
  */
 #define GW_FMT_MAX_BLOCKS 64
+#define GW_FMT_RESP_ID 129
 
 struct gw_fmt_stream {
 	unsigned nblocks;
@@ -539,11 +546,14 @@ struct gw_fmt_stream {
 	bool started;			/* the first event came */
 	bool ended;			/* the last event came */
 	bool finished;			/* a message_delta came (Messages) */
+	char resp_id[GW_FMT_RESP_ID];	/* Responses: response.created's id */
 	int64_t seq;			/* Responses: last sequence_number */
 };
 
 struct gw_format {
 	const char *name;
+	/* The provider's path for it, after the route's base_url. */
+	const char *path;
 	/* Read a whole answer, or one stream event's data.  WD_EPARSE
 	 * (why says what) when it is not a well-formed answer. */
 	enum wd_err (*read_answer)(const char *buf, size_t len,

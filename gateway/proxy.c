@@ -13,6 +13,7 @@
  * route of the tenant that serves the model, up to upstream.max_attempts.
  */
 #include "gateway/txn.h"
+#include "gateway/store.h"
 #include "gateway/provider.h"
 #include "secrets/sec.h"
 
@@ -90,6 +91,31 @@ client_drained(void *arg)
 		gw_up_resume(t->xfer);
 }
 
+/* Is the answer read strictly and re-serialized?  An agent's always;
+ * every request of the formats other than chat too (their answers carry
+ * the ids and calls warden must see). */
+#define CHECKED(t) ((t)->tools.agent != NULL || (t)->fmt != &gw_format_chat)
+
+/* A Responses answer that went out: which route holds it, for a later
+ * previous_response_id (id NULL: read it from the whole answer). */
+static void
+remember_response(struct txn *t, const char *id)
+{
+	json_t *j = NULL;
+
+	if (t->fmt != &gw_format_responses || t->route == NULL ||
+	    t->tenant == NULL)
+		return;
+	if (id == NULL) {
+		j = json_loadb((const char *)evbuffer_pullup(t->resp, -1),
+		    evbuffer_get_length(t->resp), 0, NULL);
+		id = json_string_value(json_object_get(j, "id"));
+	}
+	if (id != NULL && *id != '\0')
+		(void)gw_store()->response_put(t->tenant->id, id, t->route->id);
+	json_decref(j);
+}
+
 static const char *
 route_id(const struct txn *t)
 {
@@ -112,8 +138,19 @@ fail_retry(struct txn *t, int status, const char *type, const char *code,
 	t->conn = NULL;
 	gw_conn_set_hooks(c, NULL);
 	snprintf(ra, sizeof(ra), "%d", retry_after_s);
-	gw_send_error_hdr(c, status, h, retry_after_s > 0 ? 1 : 0, type, code,
-	    "%s", msg);
+	if (t->fmt->api == POL_API_MESSAGES) {
+		/* Anthropic callers get Anthropic's error shape. */
+		json_t *j = gw_messages_error_body(status, type, code, msg);
+		char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+
+		gw_respond(c, status, "application/json", h, retry_after_s > 0 ?
+		    1 : 0, text ? text : "{}", text ? strlen(text) : 2);
+		free(text);
+		json_decref(j);
+	} else {
+		gw_send_error_hdr(c, status, h, retry_after_s > 0 ? 1 : 0, type,
+		    code, "%s", msg);
+	}
 	txn_end(t);
 }
 
@@ -180,7 +217,7 @@ on_head(void *arg, int status, const char *ctype)
 	/* An agent's stream is read as SSE (a Converse route's as AWS
 	 * event-stream frames, translated to SSE): an answer that says it is
 	 * something else is not read at all (on_done refuses it). */
-	if (t->tools.agent != NULL && !ctype_is(ctype, t->conv != NULL ?
+	if (CHECKED(t) && !ctype_is(ctype, t->conv != NULL ?
 	    "application/vnd.amazon.eventstream" : "text/event-stream")) {
 		t->bad_ctype = true;
 		return;
@@ -333,7 +370,7 @@ on_data(void *arg, const char *data, size_t len)
 
 		if (out == NULL)
 			return 0;
-		if (t->tools.agent == NULL) {
+		if (!CHECKED(t)) {
 			/* The stream's own end marker waits until the record is
 			 * written: a client that saw [DONE] was answered in full. */
 			complete = before_done(t->resp, complete);
@@ -400,9 +437,8 @@ end_stream_with_error(struct txn *t, const char *type, const char *code,
 	struct gw_conn *c = t->conn;
 
 	if (ev != NULL) {
-		evbuffer_add_printf(ev, "event: error\ndata: ");
-		gw_error_json(ev, type, code, msg);
-		evbuffer_add(ev, "\n\n", 2);
+		/* Each format's own error event. */
+		t->fmt->error_event(ev, type, code, msg);
 		gw_respond_chunk_buf(c, ev);
 		evbuffer_free(ev);
 	}
@@ -445,7 +481,7 @@ finish_stream(struct txn *t)
 {
 	struct gw_conn *c = t->conn;
 
-	if (t->tools.agent != NULL && !agent_stream_end(t))
+	if (CHECKED(t) && !agent_stream_end(t))
 		return;
 	/* The rest (an unterminated last event) passes the answer
 	 * detectors like every event before it. */
@@ -475,6 +511,7 @@ finish_stream(struct txn *t)
 		gw_respond_chunk_buf(c, t->resp);
 	gw_metrics_request(route_id(t), 200);
 	gw_tools_commit(&t->tools, true);
+	remember_response(t, t->astream.fs.resp_id);
 	t->conn = NULL;
 	gw_respond_end(c, false);
 	txn_end(t);
@@ -492,7 +529,7 @@ finish_buffered(struct txn *t)
 	char msg[256];
 	int status = t->up_status;
 
-	if (t->tools.agent != NULL) {
+	if (CHECKED(t)) {
 		finish_agent_answer(t);
 		return;
 	}
@@ -561,7 +598,7 @@ finish_agent_answer(struct txn *t)
 		fail(t, 500, "server_error", NULL, "out of memory");
 		return;
 	}
-	if (!gw_agent_answer(&gw_format_chat, &t->tools, t->up_status, text, len,
+	if (!gw_agent_answer(t->fmt, &t->tools, t->up_status, text, len,
 	    out, &t->usage, &d)) {
 		evbuffer_free(out);
 		if (d.status == 403) {
@@ -577,8 +614,10 @@ finish_agent_answer(struct txn *t)
 	evbuffer_drain(t->resp, len);
 	evbuffer_add_buffer(t->resp, out);
 	evbuffer_free(out);
-	if (t->up_status >= 200 && t->up_status < 300)
+	if (t->up_status >= 200 && t->up_status < 300) {
 		gw_tools_commit(&t->tools, false);
+		remember_response(t, NULL);
+	}
 	send_buffered(t, t->up_status);
 }
 
@@ -736,7 +775,7 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	const struct pol_provider *p;
 	const unsigned char *cred;
 	size_t credlen = 0;
-	const char *hdrs[5 + GW_PROV_MAX_HDRS];
+	const char *hdrs[5 + GW_PROV_MAX_HDRS + 2];
 	/* URL and the kind's auth headers (gateway/provider.c); they hold
 	 * the credential until curl has its copy, then are wiped. */
 	static _Thread_local struct gw_prov_req pr;
@@ -744,6 +783,7 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	const char *why_not;
 	struct gw_up_req r;
 	enum wd_err rc;
+	size_t extra = 0;
 
 	if (t->next >= t->ncand || t->attempts >= u->max_attempts) {
 		fail(t, status, type, code, why);
@@ -780,6 +820,20 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	    t->body, -1);
 	in.body_len = t->up_body ? t->up_body_len : evbuffer_get_length(t->body);
 	in.now = time(NULL);
+	/* The format's path, and the client headers it passes on. */
+	if (t->fmt != &gw_format_chat) {
+		if (p->kind != NULL && strcmp(p->kind, "openai") != 0 &&
+		    strcmp(p->kind, "anthropic") != 0) {
+			fail(t, 500, "server_error", "bad_route", "this route's "
+			    "kind speaks chat only");
+			return;
+		}
+		in.path = t->fmt->path;
+		for (size_t i = 0; i < t->nfwd; i++)
+			t->fwdp[i] = t->fwd[i];
+		in.fwd = t->fwdp;
+		in.nfwd = t->nfwd;
+	}
 	if ((rc = gw_provider_prepare(&in, &pr, &why_not)) != WD_OK) {
 		/* A NUL or newline would have cut or split the header:
 		 * refused, not sent. */
@@ -798,12 +852,23 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	hdrs[4] = "Expect:";		/* no 100-continue round trip */
 	for (size_t i = 0; i < pr.nhdrs; i++)
 		hdrs[5 + i] = pr.hdrs[i];
+	/* anthropic-beta (and -version, unless the kind sent it) go to the
+	 * provider as the client sent them (Claude Code's contract). */
+	for (size_t i = 0; t->fmt != &gw_format_chat && i < t->nfwd; i++) {
+		bool dup = false;
+
+		for (size_t k = 0; k < pr.nhdrs; k++)
+			dup |= strncasecmp(pr.hdrs[k], t->fwd[i],
+			    strcspn(t->fwd[i], ":") + 1) == 0;
+		if (!dup)
+			hdrs[5 + pr.nhdrs + extra++] = t->fwd[i];
+	}
 	memset(&r, 0, sizeof(r));
 	r.url = pr.url;
 	r.proxy = u->proxy;
 	r.ca_file = p->ca_file;
 	r.headers = hdrs;
-	r.nheaders = 5 + pr.nhdrs;
+	r.nheaders = 5 + pr.nhdrs + extra;
 	r.body = in.body;
 	r.body_len = in.body_len;
 	r.connect_ms = u->connect_timeout_ms;
@@ -818,7 +883,7 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	t->too_big = false;
 	evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
 	gw_sse_init(&t->sse);
-	gw_agent_stream_init(&t->astream, &gw_format_chat);
+	gw_agent_stream_init(&t->astream, t->fmt);
 	t->attempt_us = wd_mono_us();
 	rc = gw_up_start(gw_conn_worker(t->conn)->up, &r, &t->xfer);
 	/* curl copied the header strings; ours can go. */
@@ -851,6 +916,115 @@ check_tools(struct txn *t, struct gw_http_req *req)
 	return true;
 }
 
+/* The client headers the format forwards unchanged (anthropic-version,
+ * anthropic-beta), copied: the head is not kept past the decision. */
+static void
+forward_headers(struct txn *t, const struct gw_http_req *req)
+{
+	const char *const *f = t->fmt->forward;
+
+	t->nfwd = 0;
+	for (size_t i = 0; f != NULL && f[i] != NULL && t->nfwd < 2; i++) {
+		const char *v = gw_http_header(req, f[i]);
+		int n;
+
+		if (v == NULL)
+			continue;
+		n = snprintf(t->fwd[t->nfwd], sizeof(t->fwd[0]), "%s: %s", f[i],
+		    v);
+		if (n > 0 && (size_t)n < sizeof(t->fwd[0]))
+			t->nfwd++;
+	}
+}
+
+/*
+ * previous_response_id is state kept at the provider that made it: the
+ * follow-up goes only to that route, and only if the policy allows that
+ * route for this request.  An id warden does not know is refused, never
+ * sent to some route to try.
+ */
+static bool
+previous_route(struct txn *t)
+{
+	char route[GW_RESP_ROUTE_MAX + 1], msg[200];
+
+	if (gw_store()->response_route(t->tenant->id,
+	    t->chat.previous_response_id, route, sizeof(route)) !=
+	    GW_STORE_OK) {
+		fail(t, 404, "invalid_request_error", "unknown_response",
+		    "previous_response_id names no response warden knows");
+		return false;
+	}
+	for (size_t i = 0; i < t->dec.nroutes; i++)
+		if (strcmp(t->dec.routes[i]->id, route) == 0) {
+			t->cand = &t->dec.routes[i];
+			t->ncand = 1;
+			return true;
+		}
+	snprintf(msg, sizeof(msg), "previous_response_id is held by route "
+	    "'%s', which is not a compliant route for this request", route);
+	fail(t, 403, "policy_violation", "response_route", msg);
+	return false;
+}
+
+/*
+ * The tool policy for the other formats: the request's history and tools
+ * as the chat view tools.c judges; a provider-side tool the agent does not
+ * list is refused; what the policy strips from the view goes from the
+ * request.
+ */
+static bool
+decide_tools(struct txn *t, struct gw_http_req *req)
+{
+	struct gw_tools_deny d;
+	struct gw_req r;
+	char refused[64], msg[256];
+	json_t *view;
+	enum gw_tools_rc rc;
+
+	if (t->fmt == &gw_format_embeddings || t->fmt == &gw_format_count_tokens)
+		return true;		/* no tools run from these */
+	gw_req_of_chat(&t->chat, &r);
+	view = gw_req_tools_view(&r, NULL, refused, sizeof(refused));
+	if (view == NULL) {
+		fail(t, 500, "server_error", NULL, "out of memory");
+		return false;
+	}
+	rc = gw_tools_request(&t->tools, t->snap, t->tenant, &t->caller, req,
+	    view, &d);
+	if (rc != GW_TOOLS_DENY && t->tools.agent != NULL) {
+		json_t *check = gw_req_tools_view(&r, t->tools.agent, refused,
+		    sizeof(refused));
+
+		json_decref(check);
+		if (refused[0] != '\0') {
+			json_decref(view);
+			snprintf(msg, sizeof(msg), "agent '%s' does not list the "
+			    "provider-side tool '%s'; a request that offers it is "
+			    "refused", t->tools.agent->id, refused);
+			t->refused_late = t->decided;
+			fail(t, 403, "policy_violation", "tool_policy", msg);
+			return false;
+		}
+	}
+	if (rc == GW_TOOLS_DENY) {
+		json_decref(view);
+		fail_tools(t, &d);
+		return false;
+	}
+	if (rc == GW_TOOLS_MODIFIED) {
+		gw_req_tools_apply(&r, view);
+		if (!rewrite_body(t->body, t->chat.root)) {
+			json_decref(view);
+			fail(t, 500, "server_error", NULL, "out of memory");
+			return false;
+		}
+		t->dec.verdict = POL_MODIFY;
+	}
+	json_decref(view);
+	return true;
+}
+
 /* The policy decision; false when it denied (and the answer is sent). */
 static bool
 decide(struct txn *t, struct gw_http_req *req)
@@ -862,6 +1036,8 @@ decide(struct txn *t, struct gw_http_req *req)
 		.stream = t->chat.stream,
 		.hdr_classes = gw_http_header(req, "x-warden-data-class"),
 		.hdr_region = gw_http_header(req, "x-warden-subject-region"),
+		.api = t->fmt != &gw_format_chat ? pol_api_name(t->fmt->api) :
+		    NULL,
 	};
 	char id[sizeof(t->dec.id)];
 	const char *type;
@@ -939,11 +1115,42 @@ decide(struct txn *t, struct gw_http_req *req)
 	}
 	t->cand = t->dec.routes;
 	t->ncand = t->dec.nroutes;
+	forward_headers(t, req);
+	if (t->chat.previous_response_id != NULL && !previous_route(t))
+		return false;
+	if (t->fmt != &gw_format_chat)
+		return decide_tools(t, req);
 	return check_tools(t, req);
 }
 
 void
 gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
+{
+	gw_proxy(c, req, body, &gw_format_chat);
+}
+
+/* The format's strict request reader. */
+static enum wd_err
+read_request(const struct gw_format *fmt, const char *body, size_t len,
+    struct gw_chat *out, char *why, size_t whylen, const char **param)
+{
+	if (fmt == &gw_format_messages)
+		return gw_messages_read_request(body, len, out, why, whylen, param);
+	if (fmt == &gw_format_count_tokens)
+		return gw_count_tokens_read_request(body, len, out, why, whylen,
+		    param);
+	if (fmt == &gw_format_responses)
+		return gw_responses_read_request(body, len, out, why, whylen,
+		    param);
+	if (fmt == &gw_format_embeddings)
+		return gw_embeddings_read_request(body, len, out, why, whylen,
+		    param);
+	return gw_chat_parse(body, len, out, why, whylen, param);
+}
+
+void
+gw_proxy(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body,
+    const struct gw_format *fmt)
 {
 	struct gw_conn_hooks hooks;
 	struct txn *t;
@@ -958,6 +1165,7 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		return;
 	}
 	t->conn = c;
+	t->fmt = fmt;
 	t->body = body;
 	gw_server_acquire(gw_conn_worker(c)->srv, &t->snap, &t->creds);
 	t->audit = gw_conn_worker(c)->srv->audit;
@@ -984,15 +1192,15 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		    "cannot be written; warden refuses traffic until it can");
 		return;
 	}
-	t->tenant = gw_auth(t->snap, gw_http_header(req, "authorization"),
-	    &t->caller);
+	/* Authorization: Bearer, or x-api-key (Anthropic clients). */
+	t->tenant = gw_auth_request(t->snap, req, &t->caller);
 	if (t->tenant == NULL) {
 		fail(t, 401, "invalid_request_error", "invalid_api_key",
 		    "missing or unknown API key: send 'Authorization: Bearer "
 		    "<virtual key>'");
 		return;
 	}
-	if (gw_chat_parse((const char *)evbuffer_pullup(body, -1),
+	if (read_request(fmt, (const char *)evbuffer_pullup(body, -1),
 	    evbuffer_get_length(body), &t->chat, why, sizeof(why),
 	    &param) != WD_OK) {
 		struct gw_conn *cc = t->conn;
@@ -1003,7 +1211,18 @@ gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		gw_txn_record(t);
 		t->conn = NULL;
 		gw_conn_set_hooks(cc, NULL);
-		gw_send_invalid(cc, param, "%s", why);
+		if (fmt->api == POL_API_MESSAGES) {
+			json_t *j = gw_messages_error_body(400,
+			    "invalid_request_error", "invalid_request", why);
+			char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+			gw_respond(cc, 400, "application/json", NULL, 0, text ? text :
+			    "{}", text ? strlen(text) : 2);
+			free(text);
+			json_decref(j);
+		} else {
+			gw_send_invalid(cc, param, "%s", why);
+		}
 		txn_end(t);
 		return;
 	}

@@ -15,6 +15,12 @@
 #include "gateway/provider.h"
 
 struct txn {
+	const struct gw_format *fmt;	/* the request's format */
+	/* The client headers the format forwards (anthropic-version,
+	 * -beta), "Name: value", copied before the head goes. */
+	char fwd[2][320];
+	const char *fwdp[2];
+	size_t nfwd;
 	struct gw_conn *conn;		/* NULL once the client left */
 	struct aud_log *audit;		/* where the record goes */
 	char reqid[65];

@@ -94,6 +94,7 @@ build_record(struct txn *t, const char *resp)
 		.dec = &t->dec,
 		.decided = t->decided,
 		.tenant = t->tenant ? t->tenant->id : NULL,
+		.api = pol_api_name(t->fmt->api),
 		.model = t->chat.model,
 		.stream = t->chat.stream,
 		.route = t->route,

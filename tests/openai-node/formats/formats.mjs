@@ -35,14 +35,9 @@ const oai = (apiKey = KEY) =>
   new OpenAI({ apiKey, baseURL: `${URL}/v1`, maxRetries: 0, timeout: 10000 });
 
 const MSG = { model: 'claude-x', max_tokens: 64 };
-const TOOLS_A = [
-  { name: 'read_customer', input_schema: { type: 'object' } },
-  { name: 'send_email', input_schema: { type: 'object' } },
-];
-const TOOLS_R = [
-  { type: 'function', name: 'read_customer', parameters: { type: 'object' } },
-  { type: 'function', name: 'send_email', parameters: { type: 'object' } },
-];
+// Only what the agent may call first may be offered (send_email is not).
+const TOOLS_A = [{ name: 'read_customer', input_schema: { type: 'object' } }];
+const TOOLS_R = [{ type: 'function', name: 'read_customer', parameters: { type: 'object' } }];
 
 async function rejection(fn) {
   try {
@@ -168,8 +163,11 @@ test('responses: a forbidden call never reaches the stream accumulator', async (
   s.on('event', (e) => {
     if (e.type === 'response.output_item.added' && e.item.type === 'function_call') seen.push(e.item.name);
   });
+  // ResponseStream throws the Responses error event itself (the API's
+  // own shape: {type: 'error', code, message}).
   const err = await rejection(() => s.finalResponse());
-  assert.ok(err instanceof Error);
+  assert.equal(err?.type, 'error', `${JSON.stringify(err)}`);
+  assert.equal(err.code, 'tool_policy');
   assert.ok(!seen.includes('send_email'), `the client saw ${seen}`);
   assert.deepEqual(seen, ['read_customer']);
 });
