@@ -110,6 +110,13 @@ static const struct wd_errdef table[WD_CODE_COUNT] = {
 		"a content detector found what it looks for", false, true },
 	[WD_CODE_UNSUPPORTED_FOR_ROUTE] = { "unsupported_for_route", 400, IRE,
 		"the route cannot express this request faithfully", false },
+	[WD_CODE_API_NOT_SERVED] = { "api_not_served", 400, IRE,
+		"no route of this key serves the model in this format", false },
+	[WD_CODE_UNKNOWN_RESPONSE] = { "unknown_response", 404, IRE,
+		"previous_response_id names no response warden knows", false },
+	[WD_CODE_RESPONSE_ROUTE] = { "response_route", 403, PV,
+		"the route that holds previous_response_id is not compliant "
+		"for this request", false },
 };
 
 const struct wd_errdef *

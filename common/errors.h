@@ -70,6 +70,10 @@ enum wd_code {
 	WD_CODE_DETECTED,		/* a family: detected_<detector> */
 	/* Provider kinds (issue 14). */
 	WD_CODE_UNSUPPORTED_FOR_ROUTE,
+	/* Formats (issue 13). */
+	WD_CODE_API_NOT_SERVED,		/* no route speaks the format */
+	WD_CODE_UNKNOWN_RESPONSE,	/* previous_response_id not known */
+	WD_CODE_RESPONSE_ROUTE,		/* its route is not compliant now */
 	WD_CODE_COUNT			/* not a code: the table's length */
 };
 

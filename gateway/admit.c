@@ -32,11 +32,20 @@ static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct key_count *keys;
 static size_t nkeys, keys_cap;
 
+/* The endpoints of transactions: chat and the other formats. */
 static bool
 is_chat(const struct gw_http_req *req)
 {
-	return req->method == GW_M_POST &&
-	    strcmp(req->path, "/v1/chat/completions") == 0;
+	static const char *const paths[] = { "/v1/chat/completions",
+		"/v1/messages", "/v1/messages/count_tokens", "/v1/responses",
+		"/v1/embeddings", NULL };
+
+	if (req->method != GW_M_POST)
+		return false;
+	for (size_t i = 0; paths[i] != NULL; i++)
+		if (strcmp(req->path, paths[i]) == 0)
+			return true;
+	return false;
 }
 
 /* The digest of the bearer token, as gw_auth() reads it. */
@@ -44,7 +53,16 @@ static bool
 key_digest(const struct gw_http_req *req, unsigned char digest[32])
 {
 	const char *a = gw_http_header(req, "authorization");
+	const char *x = gw_http_header(req, "x-api-key");
 
+	/* Anthropic clients send the key in x-api-key (gw_auth_request
+	 * holds both to one key). */
+	if (x != NULL) {
+		if (*x == '\0' || strlen(x) > 512)
+			return false;
+		wd_sha256(x, strlen(x), digest);
+		return true;
+	}
 	if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
 		return false;
 	a += 7;
@@ -129,8 +147,8 @@ gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
 		}
 		return GW_ADMIT_OK;
 	}
-	if (!key_digest(req, digest) || gw_auth(snap,
-	    gw_http_header(req, "authorization"), NULL) == NULL) {
+	if (!key_digest(req, digest) || gw_auth_request(snap, req,
+	    NULL) == NULL) {
 		wd_wipe(digest, sizeof(digest));
 		return GW_ADMIT_NO_BODY;
 	}

@@ -61,16 +61,18 @@ gw_agent_stream_feed(struct gw_agent_stream *as, struct gw_tools *tl,
 		    (ev_ssize_t)complete);
 		size_t n = gw_sse_event_len(ev, complete), dlen;
 		struct gw_answer ans;
-		char *data, why[160];
+		char *data, why[160], name[64] = "";
+		bool named = as->fmt->step != NULL;
 		enum wd_err rc;
 		bool ok = true;
 
 		if (as->done) {
-			*go_on = false;		/* anything after [DONE] */
+			*go_on = false;		/* anything after the end */
 			break;
 		}
-		rc = gw_sse_event_read(ev, n, !as->seen, &data, &dlen, why,
-		    sizeof(why));
+		rc = named ? gw_sse_event_read_named(ev, n, !as->seen, name, &data,
+		    &dlen, why, sizeof(why)) : gw_sse_event_read(ev, n, !as->seen,
+		    &data, &dlen, why, sizeof(why));
 		as->seen = true;
 		if (rc != WD_OK) {
 			refuse(d, WD_CODE_BAD_UPSTREAM_RESPONSE, "the provider sent a "
@@ -79,7 +81,7 @@ gw_agent_stream_feed(struct gw_agent_stream *as, struct gw_tools *tl,
 			*go_on = false;
 			break;
 		}
-		if (is_done(data)) {
+		if (!named && is_done(data)) {
 			as->done = true;
 		} else if (data != NULL) {
 			rc = as->fmt->read_chunk(data, dlen, &ans, why, sizeof(why));
@@ -88,10 +90,22 @@ gw_agent_stream_feed(struct gw_agent_stream *as, struct gw_tools *tl,
 				    "sent a malformed chunk: %s", rc == WD_ENOMEM ?
 				    "out of memory" : why);
 				ok = false;
+			} else if (named && strcmp(name, ans.type) != 0) {
+				/* The SDKs dispatch on the name, accumulate by the
+				 * type: two readings of one event. */
+				refuse(d, WD_CODE_BAD_UPSTREAM_RESPONSE, "the provider "
+				    "sent event '%.40s' with data of type '%.40s'",
+				    name, ans.type);
+				ok = false;
 			} else if (ans.nev > 0 && ans.ev[0].kind == GW_ANS_ERROR) {
 				refuse(d, WD_CODE_UPSTREAM_ERROR, "the provider reported "
 				    "an error in the stream: %.120s", ans.ev[0].text ?
 				    ans.ev[0].text : "");
+				ok = false;
+			} else if (named && (rc = as->fmt->step(&as->fs, &ans, why,
+			    sizeof(why))) != WD_OK) {
+				refuse(d, WD_CODE_BAD_UPSTREAM_RESPONSE, "the provider's "
+				    "stream is out of order: %s", why);
 				ok = false;
 			} else if (gw_tools_answer(tl, &ans, d) != GW_TOOLS_OK) {
 				ok = false;
@@ -99,7 +113,15 @@ gw_agent_stream_feed(struct gw_agent_stream *as, struct gw_tools *tl,
 				refuse(d, WD_CODE_OUT_OF_MEMORY, "out of memory");
 				ok = false;
 			}
+			if (ok && named && as->fs.ended)
+				as->done = true;	/* its last event */
 			gw_answer_clear(&ans);
+		} else if (named && name[0] != '\0') {
+			/* A named event without data: the Anthropic SDK skips
+			 * it, openai-node would fail on it; neither is needed. */
+			refuse(d, WD_CODE_BAD_UPSTREAM_RESPONSE, "the provider sent "
+			    "event '%.40s' without data", name);
+			ok = false;
 		}
 		free(data);
 		if (!ok) {
@@ -122,7 +144,8 @@ gw_agent_stream_end(struct gw_agent_stream *as, struct evbuffer *acc,
 
 	/* Clients drop an unterminated last event (WHATWG; openai-node's
 	 * decoder too): only a last [DONE] counts of it. */
-	if (!as->done && len > 0 && gw_sse_event_read((const char *)
+	if (!as->done && as->fmt->step == NULL && len > 0 &&
+	    gw_sse_event_read((const char *)
 	    evbuffer_pullup(acc, -1), len, !as->seen, &data, &dlen, why,
 	    sizeof(why)) == WD_OK && is_done(data))
 		as->done = true;
@@ -130,7 +153,8 @@ gw_agent_stream_end(struct gw_agent_stream *as, struct evbuffer *acc,
 	evbuffer_drain(acc, len);
 	if (!as->done) {
 		refuse(d, WD_CODE_UPSTREAM_ERROR, "the provider's stream ended "
-		    "without data: [DONE]");
+		    "without %s", as->fmt->step != NULL ? "its last event" :
+		    "data: [DONE]");
 		return false;
 	}
 	evbuffer_add(out, as->fmt->done, strlen(as->fmt->done));

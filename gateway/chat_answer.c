@@ -581,13 +581,75 @@ out:
 	return out;
 }
 
+json_t *
+gw_openai_error_body(int status, const char *type, const char *code,
+    const char *message)
+{
+	(void)status;
+	return json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message",
+	    message ? message : "", "type", type ? type : "server_error",
+	    "param", "code", code ? code : "error");
+}
+
+static void
+chat_error_event(struct evbuffer *out, const char *type, const char *code,
+    const char *message)
+{
+	json_t *e = gw_openai_error_body(0, type, code, message);
+	char *s = e != NULL ? json_dumps(e, JSON_COMPACT) : NULL;
+
+	/* The transaction writes chat's own (txn_end.c); this is the
+	 * table's, for callers holding only a format. */
+	if (s != NULL)
+		evbuffer_add_printf(out, "event: error\ndata: %s\n\n", s);
+	free(s);
+	json_decref(e);
+}
+
 const struct gw_format gw_format_chat = {
 	.name = "chat",
 	.read_request = gw_chat_parse,
+	.path = "/chat/completions",
 	.read_answer = chat_read_answer,
 	.read_chunk = chat_read_chunk,
 	.drop_call = chat_drop_call,
 	.write = chat_write,
 	.read_error = chat_read_error,
 	.done = "data: [DONE]\n\n",
+	.error_body = gw_openai_error_body,
+	.error_event = chat_error_event,
+	.auth_prefix = "Authorization: Bearer ",
+	.api = POL_API_CHAT,
 };
+
+/* ---- shared with the other formats' readers (fmt_*.c) ---- */
+
+enum wd_err
+gw_ans_add(struct gw_answer *a, const struct gw_ans_event *e)
+{
+	return add_event(a, e);
+}
+
+json_t *
+gw_ans_load(const char *buf, size_t len, char *why, size_t whylen)
+{
+	return load(buf, len, why, whylen);
+}
+
+bool
+gw_ans_index_ok(json_t *v, size_t max, size_t *out)
+{
+	return index_ok(v, max, out);
+}
+
+const char *
+gw_ans_stray_key(json_t *obj, const char *const *keys)
+{
+	return stray_key(obj, keys);
+}
+
+bool
+gw_ans_opt_string(json_t *obj, const char *key, const char **out)
+{
+	return opt_string(obj, key, out);
+}

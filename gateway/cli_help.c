@@ -40,10 +40,11 @@ static const struct cli_usage usages[] = {
 	  "as FILE:LINE:COL (exit 2)." },
 	{ "check", NULL,
 	  "-c FILE (--key KEY | --tenant ID) [-H 'Name: value']...\n"
-	  "REQUEST.json|-",
-	  "Decide one chat request without sending it and print the decision\n"
-	  "as JSON.  Exit 0 when it evaluated (whatever the verdict), 2 on bad\n"
-	  "input." },
+	  "[--api FORMAT] REQUEST.json|-",
+	  "Decide one request without sending it and print the decision\n"
+	  "as JSON.  FORMAT: openai-chat (default), openai-responses,\n"
+	  "openai-embeddings, anthropic-messages.  Exit 0 when it evaluated\n"
+	  "(whatever the verdict), 2 on bad input." },
 	{ "test", NULL, "-c FILE TESTS.yaml",
 	  "Run the policy unit tests in TESTS.yaml against the rules.  Exit 0\n"
 	  "when all pass, 1 on any failure, 2 on bad input." },

@@ -93,8 +93,11 @@ gw_cmd_check(int argc, char **argv)
 		{ "key", required_argument, NULL, 'k' },
 		{ "tenant", required_argument, NULL, 't' },
 		{ "header", required_argument, NULL, 'H' },
+		{ "api", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct gw_req other = { 0 };
+	unsigned api = POL_API_CHAT;
 	struct pol_snapshot *snap = NULL;
 	struct pol_facts facts = { 0 };
 	struct pol_decision d;
@@ -107,8 +110,16 @@ gw_cmd_check(int argc, char **argv)
 	json_t *j;
 	int ch, rc = 2;
 
-	while ((ch = getopt_long(argc, argv, "c:k:t:H:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:k:t:H:a:", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
+		case 'a':
+			/* The body's format; routes must speak it. */
+			if ((api = pol_api_bit(optarg)) == 0)
+				return usage_err("--api takes openai-chat, "
+				    "openai-responses, openai-embeddings or "
+				    "anthropic-messages");
+			break;
 		case 'c':
 			config = optarg;
 			break;
@@ -154,14 +165,27 @@ gw_cmd_check(int argc, char **argv)
 		fprintf(stderr, "warden: cannot read %s\n", argv[optind]);
 		goto out;
 	}
-	if (gw_chat_parse(body, len, &chat, why, sizeof(why), &param) != WD_OK) {
+	if (api != POL_API_CHAT) {
+		if (gw_req_parse(api, false, body, len, &other, why, sizeof(why),
+		    &param) != WD_OK) {
+			fprintf(stderr, "warden: %s: %s\n", argv[optind], why);
+			goto out;
+		}
+		facts.model = other.model;
+		facts.stream = other.stream;
+		facts.api = pol_api_name(api);
+	} else if (gw_chat_parse(body, len, &chat, why, sizeof(why), &param) !=
+	    WD_OK) {
 		fprintf(stderr, "warden: %s: %s\n", argv[optind], why);
 		goto out;
+	} else {
+		facts.model = chat.model;
+		facts.stream = chat.stream;
 	}
-	facts.model = chat.model;
-	facts.stream = chat.stream;
-	/* The content detectors, as the gateway runs them. */
-	if (gw_detect_request(&det, snap, chat.root, &facts.det_counts) != WD_OK) {
+	/* The content detectors, as the gateway runs them (on the request
+	 * of whichever format). */
+	if (gw_detect_request(&det, snap, api != POL_API_CHAT ? other.root :
+	    chat.root, &facts.det_counts) != WD_OK) {
 		fprintf(stderr, "warden: content detection cannot run on %s\n",
 		    argv[optind]);
 		goto out;
@@ -181,12 +205,13 @@ gw_cmd_check(int argc, char **argv)
 out:
 	gw_detect_clear(&det);
 	gw_chat_clear(&chat);
+	gw_req_clear(&other);
 	free(body);
 	pol_snapshot_unref(snap);
 	return rc;
 usage:
 	return usage_err("usage: warden check -c FILE (--key KEY | --tenant ID) "
-	    "[-H 'Name: value']... REQUEST.json");
+	    "[-H 'Name: value']... [--api FORMAT] REQUEST.json");
 }
 
 static const struct pol_agent *

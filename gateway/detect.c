@@ -54,12 +54,49 @@ add_content(struct gw_detect *d, json_t *c)
 	return WD_OK;
 }
 
+/*
+ * The other formats' text (issue 13): Messages' system and tool_result
+ * blocks, Responses' instructions and input (a string, or items with
+ * content, arguments and outputs), Embeddings' input strings.  One
+ * policy for all: what chat's messages would be scanned for is scanned
+ * wherever the format puts it.
+ */
+static enum wd_err
+collect_formats(struct gw_detect *d, json_t *root)
+{
+	json_t *in = json_object_get(root, "input"), *it, *m, *b;
+	size_t i, j;
+	enum wd_err rc;
+
+	if ((rc = add_content(d, json_object_get(root, "system"))) != WD_OK ||
+	    (rc = add_text(d, json_object_get(root, "instructions"))) != WD_OK)
+		return rc;
+	json_array_foreach(json_object_get(root, "messages"), i, m)
+		json_array_foreach(json_object_get(m, "content"), j, b)
+			if ((rc = add_content(d, json_object_get(b, "content"))) !=
+			    WD_OK)
+				return rc;
+	if (json_is_string(in))
+		return add_text(d, in);
+	json_array_foreach(in, i, it) {
+		if ((rc = add_text(d, it)) != WD_OK ||
+		    (rc = add_content(d, json_object_get(it, "content"))) != WD_OK ||
+		    (rc = add_text(d, json_object_get(it, "arguments"))) != WD_OK ||
+		    (rc = add_text(d, json_object_get(it, "output"))) != WD_OK)
+			return rc;
+	}
+	return WD_OK;
+}
+
 static enum wd_err
 collect(struct gw_detect *d, json_t *root)
 {
 	json_t *m, *tc;
 	size_t i, j;
 	enum wd_err rc;
+
+	if ((rc = collect_formats(d, root)) != WD_OK)
+		return rc;
 
 	json_array_foreach(json_object_get(root, "messages"), i, m) {
 		if ((rc = add_content(d, json_object_get(m, "content"))) != WD_OK)

@@ -321,6 +321,9 @@ struct gw_chat {
 	json_t *root;			/* owned */
 	const char *model;		/* borrowed from root */
 	bool stream;
+	/* The other formats' readers (fmt_requests.c) fill these too. */
+	unsigned api;			/* POL_API_*; 0: chat */
+	const char *previous_response_id;	/* Responses; borrowed */
 };
 
 /*
@@ -441,6 +444,13 @@ size_t gw_sse_event_len(const char *buf, size_t len);
  */
 enum wd_err gw_sse_event_read(const char *ev, size_t len, bool first,
     char **data, size_t *dlen, char *why, size_t whylen);
+/*
+ * The same for streams whose events are named (Anthropic Messages, OpenAI
+ * Responses): one "event" line at most, its value (up to 63 bytes) in
+ * name ("" when there is none).
+ */
+enum wd_err gw_sse_event_read_named(const char *ev, size_t len, bool first,
+    char name[64], char **data, size_t *dlen, char *why, size_t whylen);
 
 /* ---- upstream transfers (upstream.c) ---- */
 
@@ -496,6 +506,7 @@ struct gw_outcome {
 	const struct pol_decision *dec;	/* valid if decided */
 	bool decided;
 	const char *tenant;		/* NULL before authentication */
+	const char *api;		/* the request's format (pol_api_name) */
 	const char *model;
 	bool stream;
 	const struct pol_provider *route;	/* last tried, or NULL */
@@ -544,6 +555,8 @@ enum gw_ans_kind {
 	GW_ANS_FINISH,			/* a choice's finish_reason */
 	GW_ANS_USAGE,			/* token counts */
 	GW_ANS_ERROR,			/* the provider reports an error */
+	GW_ANS_SEEN,			/* a call the stream named before,
+					 * repeated (checked: same name) */
 };
 
 struct gw_ans_event {
@@ -563,6 +576,32 @@ struct gw_answer {
 	struct gw_ans_event *ev;	/* owned */
 	size_t nev, cap;
 	bool chunk;			/* one event of a stream */
+	const char *type;		/* named-event formats: the data's
+					 * "type", which must be the event's
+					 * name (borrowed from root) */
+};
+
+/*
+ * What a stream of named events (Messages, Responses) has shown so far:
+ * the client's accumulator puts blocks (output items) by position, so
+ * each must start at the next position, deltas go to a started block of
+ * their kind, and calls are numbered in the order they start.
+ */
+#define GW_FMT_MAX_BLOCKS 64
+#define GW_FMT_RESP_ID 129
+
+struct gw_fmt_stream {
+	unsigned nblocks;
+	unsigned char kind[GW_FMT_MAX_BLOCKS];	/* the format's block kinds */
+	unsigned char open[GW_FMT_MAX_BLOCKS];
+	unsigned char callno[GW_FMT_MAX_BLOCKS];	/* call blocks: ordinal */
+	char name[GW_FMT_MAX_BLOCKS][72];	/* call blocks: the tool */
+	unsigned ncalls;
+	bool started;			/* the first event came */
+	bool ended;			/* the last event came */
+	bool finished;			/* a message_delta came (Messages) */
+	char resp_id[GW_FMT_RESP_ID];	/* Responses: response.created's id */
+	int64_t seq;			/* Responses: last sequence_number */
 };
 
 struct gw_format {
@@ -571,6 +610,8 @@ struct gw_format {
 	 * for the client and *param names the offending field. */
 	enum wd_err (*read_request)(const char *body, size_t len,
 	    struct gw_chat *out, char *why, size_t whylen, const char **param);
+	/* The provider's path for it, after the route's base_url. */
+	const char *path;
 	/* Read a whole answer, or one stream event's data.  WD_EPARSE
 	 * (why says what) when it is not a well-formed answer. */
 	enum wd_err (*read_answer)(const char *buf, size_t len,
@@ -585,9 +626,48 @@ struct gw_format {
 	json_t *(*read_error)(const char *buf, size_t len);
 	/* The end of a stream as the client gets it. */
 	const char *done;
+	/* Formats whose stream events are named (NULL for chat): check one
+	 * read chunk's place in the stream, number its calls (ev.call
+	 * becomes the call's ordinal) and set st->ended at the last event.
+	 * The event's name must equal a->type. */
+	enum wd_err (*step)(struct gw_fmt_stream *st, struct gw_answer *a,
+	    char *why, size_t whylen);
+	/* This format's error body, and its error event in a stream. */
+	json_t *(*error_body)(int status, const char *type, const char *code,
+	    const char *message);
+	void (*error_event)(struct evbuffer *out, const char *type,
+	    const char *code, const char *message);
+	/* How the route's credential goes to the provider ("Authorization:
+	 * Bearer " or "x-api-key: "), and the client's headers that go to
+	 * it unchanged (NULL-terminated; NULL: none). */
+	const char *auth_prefix;
+	const char *const *forward;
+	/* The POL_API_* bit: routes must speak it. */
+	unsigned api;
 };
 
 extern const struct gw_format gw_format_chat;
+extern const struct gw_format gw_format_messages;	/* fmt_messages.c */
+extern const struct gw_format gw_format_responses;	/* fmt_responses.c */
+extern const struct gw_format gw_format_embeddings;	/* fmt_embeddings.c */
+extern const struct gw_format gw_format_count_tokens;	/* fmt_messages.c */
+
+/* Helpers the readers share (chat_answer.c). */
+enum wd_err gw_ans_add(struct gw_answer *a, const struct gw_ans_event *e);
+/* Strict JSON object: duplicates refused; NULL and *why on failure. */
+json_t *gw_ans_load(const char *buf, size_t len, char *why, size_t whylen);
+bool gw_ans_index_ok(json_t *v, size_t max, size_t *out);
+const char *gw_ans_stray_key(json_t *obj, const char *const *keys);
+bool gw_ans_opt_string(json_t *obj, const char *key, const char **out);
+/* write() of named-event formats: "event: type" + data, or the body. */
+enum wd_err gw_ans_write_named(const struct gw_answer *a,
+    struct evbuffer *out);
+/* Anthropic's {"type":"error","error":{type,message}} (fmt_messages.c). */
+json_t *gw_messages_error_body(int status, const char *type,
+    const char *code, const char *message);
+/* OpenAI's {"error":{message,type,param,code}} (chat_answer.c). */
+json_t *gw_openai_error_body(int status, const char *type,
+    const char *code, const char *message);
 
 void gw_answer_clear(struct gw_answer *a);
 
@@ -595,6 +675,7 @@ void gw_answer_clear(struct gw_answer *a);
 
 struct gw_agent_stream {
 	const struct gw_format *fmt;
+	struct gw_fmt_stream fs;	/* named-event formats */
 	bool seen;			/* the first event was read (BOM rule) */
 	bool done;			/* data: [DONE] was read */
 };
@@ -623,5 +704,57 @@ bool gw_agent_stream_end(struct gw_agent_stream *as, struct evbuffer *acc,
 bool gw_agent_answer(const struct gw_format *fmt, struct gw_tools *tl,
     int status, const char *text, size_t len, struct evbuffer *out,
     json_t **usage, struct gw_tools_deny *d);
+
+/* ---- keys and lists for every client (auth_any.c) ---- */
+
+/* The virtual key from Authorization: Bearer or x-api-key (both must
+ * then agree; each at most once); NULL when there is none or it is
+ * unknown. */
+const struct pol_tenant *gw_auth_request(const struct pol_snapshot *snap,
+    const struct gw_http_req *req, struct pol_caller *caller);
+/* GET /v1/models for Anthropic callers (x-api-key, anthropic-version). */
+json_t *gw_models_anthropic(const char *const *ids, size_t n);
+
+/* ---- requests in the other formats (fmt_requests.c) ---- */
+
+struct gw_req {
+	unsigned api;			/* POL_API_* */
+	json_t *root;			/* owned */
+	const char *model;		/* borrowed from root */
+	bool stream;
+	const char *previous_response_id;	/* Responses; NULL: none */
+};
+
+/*
+ * Parse and validate a Messages (count_tokens: its count_tokens body),
+ * Responses or Embeddings request, strictly (duplicate keys refused).
+ * On failure *why says what and *param names the field.
+ */
+enum wd_err gw_req_parse(unsigned api, bool count_tokens, const char *body,
+    size_t len, struct gw_req *out, char *why, size_t whylen,
+    const char **param);
+void gw_req_clear(struct gw_req *r);
+/*
+ * The request's tool history and offered tools as a chat request, for
+ * gw_tools_request.  refused gets the first provider-side tool offered
+ * that agent does not list ("" when none): such a request is refused.
+ */
+json_t *gw_req_tools_view(const struct gw_req *r,
+    const struct pol_agent *agent, char *refused, size_t rlen);
+/* Take out of the request the offered tools the policy took out of the
+ * view (on_violation: strip). */
+void gw_req_tools_apply(struct gw_req *r, json_t *view);
+/* format.read_request of the other formats: gw_req_parse into a
+ * gw_chat (which then owns root). */
+enum wd_err gw_messages_read_request(const char *body, size_t len,
+    struct gw_chat *out, char *why, size_t whylen, const char **param);
+enum wd_err gw_count_tokens_read_request(const char *body, size_t len,
+    struct gw_chat *out, char *why, size_t whylen, const char **param);
+enum wd_err gw_responses_read_request(const char *body, size_t len,
+    struct gw_chat *out, char *why, size_t whylen, const char **param);
+enum wd_err gw_embeddings_read_request(const char *body, size_t len,
+    struct gw_chat *out, char *why, size_t whylen, const char **param);
+/* A gw_req over a chat-shaped request of another format (borrowed). */
+void gw_req_of_chat(const struct gw_chat *c, struct gw_req *out);
 
 #endif /* GW_INT_H */

@@ -51,6 +51,12 @@ struct gw_prov_in {
 	const char *body;		/* exactly the bytes that will be sent */
 	size_t body_len;
 	time_t now;			/* request time, for signatures */
+	/* The request's format (issue 13): its path after base_url (NULL:
+	 * the kind's chat path) and client headers to pass on unchanged
+	 * ("Name: value"; anthropic-version replaces the route's). */
+	const char *path;
+	const char *const *fwd;
+	size_t nfwd;
 };
 
 /*

@@ -8,6 +8,7 @@
 #include "gateway/provider_int.h"
 
 #include <string.h>
+#include <strings.h>
 
 enum wd_err
 gw_kind_anthropic(const struct gw_prov_in *in, struct gw_prov_req *out,
@@ -16,7 +17,12 @@ gw_kind_anthropic(const struct gw_prov_in *in, struct gw_prov_req *out,
 	const char *ver = in->route->anthropic_version ?
 	    in->route->anthropic_version : "2023-06-01";
 
-	if (!gw_prov_url(out, in->route->base_url, "/chat/completions")) {
+	/* A Messages client's own anthropic-version goes as it is. */
+	for (size_t i = 0; i < in->nfwd; i++)
+		if (strncasecmp(in->fwd[i], "anthropic-version: ", 19) == 0)
+			ver = in->fwd[i] + 19;
+	if (!gw_prov_url(out, in->route->base_url, in->path ? in->path :
+	    "/chat/completions")) {
 		*why = GW_PROV_WHY_URL;
 		return WD_ELIMIT;
 	}

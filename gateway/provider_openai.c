@@ -29,7 +29,8 @@ enum wd_err
 gw_kind_openai(const struct gw_prov_in *in, struct gw_prov_req *out,
     const char **why)
 {
-	if (!gw_prov_url(out, in->route->base_url, "/chat/completions")) {
+	if (!gw_prov_url(out, in->route->base_url, in->path ? in->path :
+	    "/chat/completions")) {
 		*why = GW_PROV_WHY_URL;
 		return WD_ELIMIT;
 	}

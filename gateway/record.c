@@ -25,6 +25,7 @@ gw_record(const struct gw_outcome *o)
 	json_object_set_new(r, "decision_id", str_or_null(o->dec ? o->dec->id :
 	    NULL));
 	json_object_set_new(r, "tenant", str_or_null(o->tenant));
+	json_object_set_new(r, "api", str_or_null(o->api));
 	json_object_set_new(r, "model", str_or_null(o->model));
 	json_object_set_new(r, "stream", json_boolean(o->stream));
 	json_object_set_new(r, "policy_version", json_string(o->snap->version));

@@ -35,7 +35,7 @@ models(struct gw_conn *c, struct gw_http_req *req)
 	const struct pol_tenant *t;
 	json_t *list, *data, *seen;
 
-	t = gw_auth(snap, gw_http_header(req, "authorization"), NULL);
+	t = gw_auth_request(snap, req, NULL);
 	if (t == NULL) {
 		pol_snapshot_unref(snap);
 		gw_metrics_request("", 401);
@@ -56,7 +56,21 @@ models(struct gw_conn *c, struct gw_http_req *req)
 			    "owned_by", p->id));
 		}
 	}
-	list = json_pack("{s:s, s:o}", "object", "list", "data", data);
+	/* Anthropic callers (x-api-key, anthropic-version) get their list. */
+	if (gw_http_header(req, "x-api-key") != NULL ||
+	    gw_http_header(req, "anthropic-version") != NULL) {
+		const char *ids[256];
+		size_t n = 0, k;
+		json_t *m;
+
+		json_array_foreach(data, k, m)
+			if (n < 256)
+				ids[n++] = json_string_value(json_object_get(m, "id"));
+		list = gw_models_anthropic(ids, n);
+		json_decref(data);
+	} else {
+		list = json_pack("{s:s, s:o}", "object", "list", "data", data);
+	}
 	respond_json(c, 200, list);
 	json_decref(seen);
 	pol_snapshot_unref(snap);
@@ -186,7 +200,15 @@ static const struct {
 	{ "/healthz", GW_M_GET, "GET, HEAD" },
 	{ "/metrics", GW_M_GET, "GET, HEAD" },
 	{ "/admin/reload", GW_M_POST, "POST" },
+	{ "/v1/messages", GW_M_POST, "POST" },
+	{ "/v1/messages/count_tokens", GW_M_POST, "POST" },
+	{ "/v1/responses", GW_M_POST, "POST" },
+	{ "/v1/embeddings", GW_M_POST, "POST" },
 };
+
+/* The formats of table[5...], in its order. */
+static const struct gw_format *const formats[] = { &gw_format_messages,
+	&gw_format_count_tokens, &gw_format_responses, &gw_format_embeddings };
 
 static void
 dispatch(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
@@ -231,9 +253,12 @@ dispatch(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		evbuffer_free(body);
 		metrics(c, req);
 		return;
-	default:
+	case 4:
 		evbuffer_free(body);
 		admin_reload(c);
+		return;
+	default:
+		gw_txn_start(c, req, body, formats[i - 5]);
 		return;
 	}
 }

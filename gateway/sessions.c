@@ -451,6 +451,8 @@ const struct gw_store_ops gw_store_memory = {
 	.session_append = mem_session_append,
 	.window_read = mem_window_read,
 	.window_take = mem_window_take,
+	.response_put = gw_resp_route_put,
+	.response_route = gw_resp_route_get,
 };
 
 const struct gw_store_ops *
@@ -486,4 +488,5 @@ gw_store_memory_reset(void)
 		}
 	nwindows = 0;
 	pthread_mutex_unlock(&lock);
+	gw_resp_routes_reset();
 }

@@ -98,8 +98,8 @@ gw_sse_event_len(const char *buf, size_t len)
 	return len;
 }
 
-enum wd_err
-gw_sse_event_read(const char *ev, size_t len, bool first, char **data,
+static enum wd_err
+event_read(const char *ev, size_t len, bool first, char *name, char **data,
     size_t *dlen, char *why, size_t whylen)
 {
 	static const char bom[] = "\xEF\xBB\xBF";
@@ -145,9 +145,22 @@ gw_sse_event_read(const char *ev, size_t len, bool first, char **data,
 			*data = out;
 		} else if (fl == 5 && memcmp(p, "event", 5) == 0) {
 			/* Chat streams name no events; the clients treat some
-			 * names (error, thread.*) in ways of their own. */
-			snprintf(why, whylen, "an 'event' field in the stream");
-			goto bad;
+			 * names (error, thread.*) in ways of their own.  Named
+			 * streams take one name: WHATWG keeps the last, and two
+			 * are one reading too many. */
+			if (name == NULL) {
+				snprintf(why, whylen, "an 'event' field in the "
+				    "stream");
+				goto bad;
+			}
+			if (name[0] != '\0' || (size_t)(eol - v) >= 64 ||
+			    eol == v || memchr(v, '\0', (size_t)(eol - v))) {
+				snprintf(why, whylen, "a second, empty or long "
+				    "'event' field");
+				goto bad;
+			}
+			memcpy(name, v, (size_t)(eol - v));
+			name[eol - v] = '\0';
 		}
 		/* id, retry and unknown fields change nothing a client reads. */
 		if (eol < end && *eol == '\r' && eol + 1 < end && eol[1] == '\n')
@@ -162,4 +175,19 @@ bad:
 	free(out);
 	*data = NULL;
 	return WD_EPARSE;
+}
+
+enum wd_err
+gw_sse_event_read(const char *ev, size_t len, bool first, char **data,
+    size_t *dlen, char *why, size_t whylen)
+{
+	return event_read(ev, len, first, NULL, data, dlen, why, whylen);
+}
+
+enum wd_err
+gw_sse_event_read_named(const char *ev, size_t len, bool first,
+    char name[64], char **data, size_t *dlen, char *why, size_t whylen)
+{
+	name[0] = '\0';
+	return event_read(ev, len, first, name, data, dlen, why, whylen);
 }

@@ -43,7 +43,13 @@ enum gw_store_rc {
 	GW_STORE_FULL,			/* all the agent's sessions are live */
 	GW_STORE_LIMIT,			/* the window's limit is reached */
 	GW_STORE_NOMEM,			/* cannot tell: fail closed */
+	GW_STORE_UNKNOWN,		/* no such response id (resp_routes.c) */
 };
+
+/* previous_response_id: the route that made a Responses answer. */
+#define GW_RESP_ID_MAX 128
+#define GW_RESP_ROUTE_MAX 64
+#define GW_RESP_PER_TENANT 4096
 
 struct gw_store_ops {
 	const char *name;
@@ -71,7 +77,20 @@ struct gw_store_ops {
 	 * calls or max_tool calls of tool (-1: no such limit): LIMIT. */
 	enum gw_store_rc (*window_take)(const struct gw_win_ref *r,
 	    const char *tool, int max_total, int max_tool);
+	/* Remember that route made the tenant's response id (each tenant
+	 * keeps its last GW_RESP_PER_TENANT), and find it again (UNKNOWN:
+	 * never seen, or fell out). */
+	enum gw_store_rc (*response_put)(const char *tenant, const char *id,
+	    const char *route);
+	enum gw_store_rc (*response_route)(const char *tenant, const char *id,
+	    char *route, size_t len);
 };
+
+enum gw_store_rc gw_resp_route_put(const char *tenant, const char *id,
+    const char *route);
+enum gw_store_rc gw_resp_route_get(const char *tenant, const char *id,
+    char *route, size_t len);
+void gw_resp_routes_reset(void);
 
 /* The store in use. */
 const struct gw_store_ops *gw_store(void);

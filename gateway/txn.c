@@ -10,6 +10,7 @@
  * (transfer_done), and so does a client that leaves (client_gone).
  */
 #include "gateway/txn.h"
+#include "gateway/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +23,9 @@ step_admit(struct txn *t)
 {
 	if (t->audit.log != NULL && !aud_healthy(t->audit.log))
 		return gw_txn_error(t, WD_CODE_AUDIT_UNAVAILABLE, NULL);
-	t->req.tenant = gw_auth(t->pol.snap, gw_http_header(t->req.http,
-	    "authorization"), &t->req.caller);
+	/* Authorization: Bearer, or x-api-key (Anthropic clients). */
+	t->req.tenant = gw_auth_request(t->pol.snap, t->req.http,
+	    &t->req.caller);
 	if (t->req.tenant == NULL)
 		return gw_txn_error(t, WD_CODE_INVALID_API_KEY, NULL);
 	return TXN_READ;
@@ -80,6 +82,108 @@ policy_headers_once(const struct gw_http_req *req, char *msg, size_t len)
 	return true;
 }
 
+/* The client headers the format forwards unchanged (anthropic-version,
+ * anthropic-beta), copied: the head is not kept past DECIDE. */
+static void
+forward_headers(struct txn *t, const struct gw_http_req *req)
+{
+	const char *const *f = t->req.fmt->forward;
+
+	t->req.nfwd = 0;
+	for (size_t i = 0; f != NULL && f[i] != NULL && t->req.nfwd < 2; i++) {
+		const char *v = gw_http_header(req, f[i]);
+		int n;
+
+		if (v == NULL)
+			continue;
+		n = snprintf(t->req.fwd[t->req.nfwd], sizeof(t->req.fwd[0]),
+		    "%s: %s", f[i], v);
+		if (n > 0 && (size_t)n < sizeof(t->req.fwd[0]))
+			t->req.nfwd++;
+	}
+}
+
+/*
+ * previous_response_id is state kept at the provider that made it: the
+ * follow-up goes only to that route, and only if the policy allows that
+ * route for this request.  An id warden does not know is refused, never
+ * sent to some route to try.  TXN_DECIDE: go on.
+ */
+static enum txn_state
+previous_route(struct txn *t)
+{
+	char route[GW_RESP_ROUTE_MAX + 1];
+	struct txn_policy *p = &t->pol;
+
+	if (gw_store()->response_route(t->req.tenant->id,
+	    t->req.chat.previous_response_id, route, sizeof(route)) !=
+	    GW_STORE_OK)
+		return gw_txn_error(t, WD_CODE_UNKNOWN_RESPONSE, NULL);
+	for (size_t i = 0; i < p->dec.nroutes; i++)
+		if (strcmp(p->dec.routes[i]->id, route) == 0) {
+			t->up.cand = &p->dec.routes[i];
+			t->up.ncand = 1;
+			return TXN_DECIDE;
+		}
+	return gw_txn_error(t, WD_CODE_RESPONSE_ROUTE, "previous_response_id "
+	    "is held by route '%s', which is not a compliant route for this "
+	    "request", route);
+}
+
+/*
+ * The tool policy for the other formats: the request's history and tools
+ * as the chat view tools.c judges; a provider-side tool the agent does not
+ * list is refused; what the policy strips from the view goes from the
+ * request.
+ */
+static enum txn_state
+decide_tools(struct txn *t, struct gw_http_req *req)
+{
+	struct txn_policy *p = &t->pol;
+	struct gw_tools_deny d;
+	struct gw_req r;
+	char refused[64];
+	json_t *view;
+	enum gw_tools_rc rc;
+
+	if (t->req.fmt == &gw_format_embeddings ||
+	    t->req.fmt == &gw_format_count_tokens)
+		return TXN_ATTEMPT;	/* no tools run from these */
+	gw_req_of_chat(&t->req.chat, &r);
+	view = gw_req_tools_view(&r, NULL, refused, sizeof(refused));
+	if (view == NULL)
+		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
+	rc = gw_tools_request(&p->tools, p->snap, t->req.tenant,
+	    &t->req.caller, req, view, &d);
+	if (rc != GW_TOOLS_DENY && p->tools.agent != NULL) {
+		json_t *check = gw_req_tools_view(&r, p->tools.agent, refused,
+		    sizeof(refused));
+
+		json_decref(check);
+		if (refused[0] != '\0') {
+			json_decref(view);
+			return gw_txn_error(t, WD_CODE_TOOL_POLICY, "agent '%s' "
+			    "does not list the provider-side tool '%s'; a request "
+			    "that offers it is refused", p->tools.agent->id,
+			    refused);
+		}
+	}
+	if (rc == GW_TOOLS_DENY) {
+		json_decref(view);
+		return gw_txn_refuse(t, &d);
+	}
+	if (rc == GW_TOOLS_MODIFIED) {
+		gw_req_tools_apply(&r, view);
+		if (!rewrite_body(t->req.body, t->req.chat.root)) {
+			json_decref(view);
+			return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
+		}
+		p->dec.verdict = POL_MODIFY;
+	}
+	json_decref(view);
+	return TXN_ATTEMPT;
+}
+
 /* DECIDE: the policy's decision, then the agent's tool policy. */
 static enum txn_state
 step_decide(struct txn *t)
@@ -93,9 +197,12 @@ step_decide(struct txn *t)
 		.stream = t->req.chat.stream,
 		.hdr_classes = gw_http_header(req, "x-warden-data-class"),
 		.hdr_region = gw_http_header(req, "x-warden-subject-region"),
+		.api = t->req.fmt != &gw_format_chat ?
+		    pol_api_name(t->req.fmt->api) : NULL,
 	};
 	char id[sizeof(p->dec.id)], msg[96];
 	struct gw_tools_deny d;
+	enum txn_state s;
 	enum wd_err rc;
 
 	if (!policy_headers_once(req, msg, sizeof(msg)))
@@ -142,6 +249,17 @@ step_decide(struct txn *t)
 	}
 	t->up.cand = p->dec.routes;
 	t->up.ncand = p->dec.nroutes;
+	forward_headers(t, req);
+	if (t->req.chat.previous_response_id != NULL &&
+	    (s = previous_route(t)) != TXN_DECIDE)
+		return s;
+	if (t->req.fmt != &gw_format_chat) {
+		if ((s = decide_tools(t, req)) != TXN_ATTEMPT)
+			return s;
+		/* What ends the transaction if no route is left to try. */
+		gw_txn_error(t, WD_CODE_UPSTREAM_ERROR, "no route");
+		return TXN_ATTEMPT;
+	}
 	switch (gw_tools_request(&p->tools, p->snap, t->req.tenant,
 	    &t->req.caller, req, t->req.chat.root, &d)) {
 	case GW_TOOLS_DENY:

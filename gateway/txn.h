@@ -34,7 +34,6 @@
 #include "gateway/gw_int.h"
 #include "gateway/gw_detect.h"
 #include "gateway/provider.h"
-#include "gateway/provider.h"
 
 enum txn_state {
 	TXN_ADMIT,
@@ -73,6 +72,10 @@ struct txn_req {
 	struct gw_http_req *http;	/* the conn's; valid until the first wait */
 	struct evbuffer *body;		/* the body (maybe rewritten) */
 	struct gw_chat chat;
+	/* The client's headers the format forwards (anthropic-version,
+	 * -beta), as "Name: value", copied before the head goes. */
+	char fwd[2][320];
+	size_t nfwd;
 	const struct pol_tenant *tenant;
 	struct pol_caller caller;	/* who the key is */
 	struct gw_detect det;		/* what the request's text held */
@@ -217,5 +220,14 @@ enum wd_err gw_txn_record(struct txn *t);
  * may go out.  Otherwise the record (amended: 503, audit_unavailable)
  * waits for the writer's retry and the client gets a 503. */
 enum wd_err gw_txn_record_stream(struct txn *t);
+
+/* Is the answer read strictly and re-serialized?  An agent's always;
+ * every request of the formats other than chat too (their answers carry
+ * the ids and calls warden must see). */
+static inline bool
+txn_checked(const struct txn *t)
+{
+	return t->pol.tools.agent != NULL || t->req.fmt != &gw_format_chat;
+}
 
 #endif /* GW_TXN_H */

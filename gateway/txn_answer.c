@@ -44,7 +44,7 @@ stream_done(struct txn *t)
 	struct evbuffer *out;
 	bool ok = true;
 
-	if (t->pol.tools.agent != NULL) {
+	if (txn_checked(t)) {
 		out = evbuffer_new();
 		ok = out != NULL && gw_agent_stream_end(&t->ans.astream,
 		    t->ans.buf, out, &t->pol.deny);
@@ -242,7 +242,7 @@ gw_txn_answer(struct txn *t)
 	    gw_provider_converse(a->route))
 		converse_whole(t);
 	if (a->err == WD_OK && a->status != 429 && a->status < 500)
-		return t->pol.tools.agent != NULL ? agent_whole(t) :
+		return txn_checked(t) ? agent_whole(t) :
 		    plain_whole(t);
 	/* This attempt failed before anything went out: the next route, and
 	 * this error if there is none. */

@@ -7,6 +7,7 @@
  * memory (relayd: relay_close).
  */
 #include "gateway/txn.h"
+#include "gateway/store.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -93,6 +94,54 @@ withhold(struct txn *t)
 	}
 }
 
+/* A Responses answer: which route holds it, for previous_response_id. */
+static void
+remember_response(struct txn *t)
+{
+	json_t *j = NULL;
+	const char *id;
+
+	if (t->req.fmt != &gw_format_responses || t->up.route == NULL ||
+	    t->req.tenant == NULL)
+		return;
+	if (t->end.reason == TXN_END_STREAM) {
+		id = t->ans.astream.fs.resp_id;
+	} else {
+		j = json_loadb((const char *)evbuffer_pullup(t->ans.buf, -1),
+		    evbuffer_get_length(t->ans.buf), 0, NULL);
+		id = json_string_value(json_object_get(j, "id"));
+	}
+	if (id != NULL && *id != '\0')
+		(void)gw_store()->response_put(t->req.tenant->id, id,
+		    t->up.route->id);
+	json_decref(j);
+}
+
+/* The code on the wire: a family's member by name, else the catalogue's. */
+static const char *
+end_wire_code(const struct txn_end *e)
+{
+	return e->name != NULL && wd_errdef(e->code)->family ? e->name :
+	    wd_code_wire(e->code);
+}
+
+/* Anthropic callers get Anthropic's error shape (fmt_messages.c). */
+static void
+send_format_error(struct txn *t, struct gw_conn *c, struct gw_out_hdr *h,
+    size_t nh)
+{
+	const struct txn_end *e = &t->end;
+	const struct wd_errdef *d = wd_errdef(e->code);
+	json_t *j = t->req.fmt->error_body(d->status, d->type, end_wire_code(e),
+	    e->msg);
+	char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	gw_respond(c, d->status, "application/json", h, nh, text ? text : "{}",
+	    text ? strlen(text) : 2);
+	free(text);
+	json_decref(j);
+}
+
 static void
 send_end(struct txn *t, struct gw_conn *c)
 {
@@ -103,6 +152,12 @@ send_end(struct txn *t, struct gw_conn *c)
 
 	switch (e->reason) {
 	case TXN_END_ERROR:
+		if (t->req.fmt->api == POL_API_MESSAGES) {
+			snprintf(ra, sizeof(ra), "%d", e->retry_after_s);
+			h[0] = (struct gw_out_hdr){ "Retry-After", ra };
+			send_format_error(t, c, h, e->retry_after_s > 0 ? 1 : 0);
+			return;
+		}
 		if (e->code == WD_CODE_INVALID_REQUEST) {
 			gw_send_invalid(c, e->param, "%s", e->msg);
 			return;
@@ -127,9 +182,15 @@ send_end(struct txn *t, struct gw_conn *c)
 		return;
 	case TXN_END_STREAM_ERROR:
 		if ((ev = evbuffer_new()) != NULL) {
-			evbuffer_add_printf(ev, "event: error\ndata: ");
-			gw_error_json_named(ev, e->code, e->name, e->msg);
-			evbuffer_add(ev, "\n\n", 2);
+			if (t->req.fmt == &gw_format_chat) {
+				evbuffer_add_printf(ev, "event: error\ndata: ");
+				gw_error_json_named(ev, e->code, e->name, e->msg);
+				evbuffer_add(ev, "\n\n", 2);
+			} else {
+				/* Each format's own error event. */
+				t->req.fmt->error_event(ev, wd_errdef(e->code)->type,
+				    end_wire_code(e), e->msg);
+			}
 			gw_respond_chunk_buf(c, ev);
 			evbuffer_free(ev);
 		}
@@ -154,8 +215,10 @@ gw_txn_finish(struct txn *t)
 		withhold(t);
 	gw_metrics_request(route_id(t), metric_status(t));
 	if ((t->end.reason == TXN_END_WHOLE && t->end.status >= 200 &&
-	    t->end.status < 300) || t->end.reason == TXN_END_STREAM)
+	    t->end.status < 300) || t->end.reason == TXN_END_STREAM) {
 		gw_tools_commit(&t->pol.tools, t->end.reason == TXN_END_STREAM);
+		remember_response(t);
+	}
 	if (t->up.xfer != NULL)
 		gw_up_abort(t->up.xfer);
 	t->conn = NULL;

@@ -106,6 +106,7 @@ build_record(struct txn *t, const char *resp)
 		.dec = &t->pol.dec,
 		.decided = t->pol.decided,
 		.tenant = t->req.tenant ? t->req.tenant->id : NULL,
+		.api = pol_api_name(t->req.fmt->api),
 		.model = t->req.chat.model,
 		.stream = t->req.chat.stream,
 		.route = t->up.route,

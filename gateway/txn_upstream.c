@@ -55,7 +55,7 @@ on_head(void *arg, int status, const char *ctype)
 	/* An agent's stream is read as SSE (a Converse route's as AWS
 	 * event-stream frames, translated to SSE): an answer that says it is
 	 * something else is not read at all (txn_answer.c refuses it). */
-	if (t->pol.tools.agent != NULL && !ctype_is(ctype, t->ans.conv != NULL ?
+	if (txn_checked(t) && !ctype_is(ctype, t->ans.conv != NULL ?
 	    "application/vnd.amazon.eventstream" : "text/event-stream")) {
 		t->up.cut = TXN_CUT_NOT_SSE;
 		return;
@@ -197,7 +197,7 @@ relay(struct txn *t, const char *data, size_t len)
 		return len;
 	if ((out = evbuffer_new()) == NULL)
 		return 0;
-	if (t->pol.tools.agent == NULL) {
+	if (!txn_checked(t)) {
 		/* The stream's own end marker waits until the record is
 		 * written: a client that saw [DONE] was answered in full. */
 		complete = before_done(t->ans.buf, complete);
@@ -320,13 +320,15 @@ gw_txn_attempt(struct txn *t, void (*on_done)(void *, enum wd_err,
 	const struct pol_upstream *u = &t->pol.snap->upstream;
 	struct txn_attempt *a = &t->up;
 	const struct pol_provider *p;
-	const char *hdrs[5 + GW_PROV_MAX_HDRS], *why_not;
+	const char *hdrs[5 + GW_PROV_MAX_HDRS + 2], *why_not;
+	const char *fwd[2];
 	/* URL and the kind's auth headers (gateway/provider.c): they hold
 	 * the credential until curl has its copy, then are wiped. */
 	static _Thread_local struct gw_prov_req pr;
 	struct gw_prov_in in;
 	struct gw_up_req r;
 	enum wd_err rc;
+	size_t extra = 0;
 
 	/* No route left: end with the last attempt's error (t->end). */
 	if (a->next >= a->ncand || a->count >= u->max_attempts)
@@ -348,6 +350,19 @@ gw_txn_attempt(struct txn *t, void (*on_done)(void *, enum wd_err,
 	    -1);
 	in.body_len = a->body ? a->body_len : evbuffer_get_length(t->req.body);
 	in.now = time(NULL);
+	/* The format's path, and the client headers it passes on. */
+	if (t->req.fmt != &gw_format_chat) {
+		if (p->kind != NULL && strcmp(p->kind, "openai") != 0 &&
+		    strcmp(p->kind, "anthropic") != 0)
+			return gw_txn_error(t, WD_CODE_BAD_ROUTE, "route '%s' is "
+			    "of kind '%s', which speaks chat only", p->id,
+			    p->kind);
+		in.path = t->req.fmt->path;
+		for (size_t i = 0; i < t->req.nfwd; i++)
+			fwd[i] = t->req.fwd[i];
+		in.fwd = fwd;
+		in.nfwd = t->req.nfwd;
+	}
 	if ((rc = gw_provider_prepare(&in, &pr, &why_not)) != WD_OK) {
 		/* A NUL or newline would have cut or split the header:
 		 * refused, not sent. */
@@ -365,12 +380,24 @@ gw_txn_attempt(struct txn *t, void (*on_done)(void *, enum wd_err,
 	hdrs[4] = "Expect:";		/* no 100-continue round trip */
 	for (size_t i = 0; i < pr.nhdrs; i++)
 		hdrs[5 + i] = pr.hdrs[i];
+	/* anthropic-beta (and -version, unless the kind sent it) go to the
+	 * provider as the client sent them (Claude Code's contract). */
+	for (size_t i = 0; t->req.fmt != &gw_format_chat && i < t->req.nfwd;
+	    i++) {
+		bool dup = false;
+
+		for (size_t k = 0; k < pr.nhdrs; k++)
+			dup |= strncasecmp(pr.hdrs[k], t->req.fwd[i],
+			    strcspn(t->req.fwd[i], ":") + 1) == 0;
+		if (!dup)
+			hdrs[5 + pr.nhdrs + extra++] = t->req.fwd[i];
+	}
 	memset(&r, 0, sizeof(r));
 	r.url = pr.url;
 	r.proxy = u->proxy;
 	r.ca_file = p->ca_file;
 	r.headers = hdrs;
-	r.nheaders = 5 + pr.nhdrs;
+	r.nheaders = 5 + pr.nhdrs + extra;
 	r.body = in.body;
 	r.body_len = in.body_len;
 	r.connect_ms = u->connect_timeout_ms;

@@ -450,9 +450,10 @@ pol_decide(const struct pol_snapshot *s, const struct pol_facts *f,
 {
 	const struct pol_tenant *t = f->tenant;
 	struct eval e;
-	size_t nserve = 0, nres = 0;
+	size_t nserve = 0, nres = 0, nother = 0;
 	struct pol_cset region;
 	bool has_region = false;
+	unsigned want;
 
 	memset(d, 0, sizeof(*d));
 	e.nrules = 0;
@@ -467,6 +468,7 @@ pol_decide(const struct pol_snapshot *s, const struct pol_facts *f,
 	d->keep = s->keep;
 	d->keep_ttl_days = s->keep_ttl_days;
 	d->model = f->model;
+	d->api = f->api;
 	d->stream = f->stream;
 	if (t == NULL || f->model == NULL)
 		return WD_EINVAL;
@@ -479,18 +481,32 @@ pol_decide(const struct pol_snapshot *s, const struct pol_facts *f,
 	FOREACH_APPLICABLE(s, d, t, has_region, &region, r, {
 		add_matched(d, &e, r);
 	});
+	want = f->api != NULL ? pol_api_bit(f->api) : POL_API_CHAT;
+	if (want == 0)
+		return WD_EINVAL;
 	for (size_t i = 0; i < t->nroutes; i++) {
 		const struct pol_provider *p = t->routes[i];
 		bool by_res = false;
 
 		if (!pol_provider_serves(p, f->model))
 			continue;
+		/* A route gets only formats it speaks (no translation). */
+		if (!(p->apis & want)) {
+			nother++;
+			continue;
+		}
 		nserve++;
 		if (!route_ok(s, &e, p, t, has_region, &region, d, &by_res)) {
 			nres += by_res;
 			continue;
 		}
 		d->routes[d->nroutes++] = p;
+	}
+	if (nserve == 0 && nother > 0) {
+		deny(d, WD_CODE_API_NOT_SERVED, "no route of this key serves the "
+		    "model '%.200s' in the %s format", f->model, f->api ? f->api :
+		    "openai-chat");
+		return WD_OK;
 	}
 	if (nserve == 0) {
 		deny(d, WD_CODE_MODEL_NOT_FOUND, "the model '%.200s' does not exist "
@@ -641,6 +657,10 @@ pol_decision_json(const struct pol_snapshot *s, const struct pol_decision *d)
 	    d->stream,
 	    "data_classes", classes, "subject_region",
 	    d->region[0] ? d->region : NULL));
+	/* The format, when not chat (chat decisions read as they did). */
+	if (d->api != NULL)
+		json_object_set_new(json_object_get(o, "facts"), "api",
+		    json_string(d->api));
 	json_object_set_new(o, "route", d->nroutes > 0 ?
 	    json_string(d->routes[0]->id) : json_null());
 	json_object_set_new(o, "routes", routes);

@@ -415,6 +415,83 @@ http_loopback(const char *url)
 	return true;
 }
 
+unsigned
+pol_api_bit(const char *name)
+{
+	static const char *const names[] = { "openai-chat",
+		"openai-responses", "openai-embeddings", "anthropic-messages" };
+
+	for (unsigned i = 0; i < 4; i++)
+		if (strcmp(name, names[i]) == 0)
+			return 1u << i;
+	return 0;
+}
+
+const char *
+pol_api_name(unsigned bit)
+{
+	switch (bit) {
+	case POL_API_CHAT: return "openai-chat";
+	case POL_API_RESPONSES: return "openai-responses";
+	case POL_API_EMBEDDINGS: return "openai-embeddings";
+	case POL_API_MESSAGES: return "anthropic-messages";
+	default: return "?";
+	}
+}
+
+/*
+ * `api:` - one format or a list of them.  p->api keeps a canonical text
+ * (it is in the policy version): "openai" as before for the default, else
+ * the names in a fixed order, comma-separated.
+ */
+static void
+load_api(struct pol_walk *w, yaml_node_t *v, struct pol_provider *p)
+{
+	const char *supported = "openai, openai-chat, openai-responses, "
+	    "openai-embeddings, anthropic-messages";
+	char buf[128] = "";
+
+	p->apis = 0;
+	if (v == NULL || (v->type == YAML_SCALAR_NODE && strcmp((const char *)
+	    v->data.scalar.value, "openai") == 0)) {
+		p->apis = POL_API_CHAT;
+		p->api = strdup("openai");
+		return;
+	}
+	if (v->type == YAML_SCALAR_NODE) {
+		const char *name = (const char *)v->data.scalar.value;
+
+		if ((p->apis = pol_api_bit(name)) == 0)
+			pol_err(w, v, "api '%.64s' is not supported (supported: %s)",
+			    name, supported);
+	} else if (pol_is_seq(w, v, "api")) {
+		for (yaml_node_item_t *it = v->data.sequence.items.start;
+		    it < v->data.sequence.items.top; it++) {
+			yaml_node_t *e = yaml_document_get_node(w->doc, *it);
+			unsigned bit;
+
+			if (e == NULL || !pol_is_scalar(w, e, "an api"))
+				continue;
+			bit = pol_api_bit((const char *)e->data.scalar.value);
+			if (bit == 0)
+				pol_err(w, e, "api '%.64s' is not supported "
+				    "(supported: %s)", (const char *)
+				    e->data.scalar.value, supported);
+			else if (p->apis & bit)
+				pol_err(w, e, "api '%.64s' is listed twice",
+				    (const char *)e->data.scalar.value);
+			p->apis |= bit;
+		}
+		if (v->data.sequence.items.top == v->data.sequence.items.start)
+			pol_err(w, v, "api must name at least one format");
+	}
+	for (unsigned b = 1; b <= POL_API_MESSAGES; b <<= 1)
+		if (p->apis & b)
+			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s",
+			    buf[0] ? "," : "", pol_api_name(b));
+	p->api = strdup(buf);
+}
+
 static void
 opt_str(struct pol_walk *w, yaml_node_t *map, const char *key, char **dst)
 {
@@ -583,13 +660,10 @@ load_provider(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p,
 	pol_check_keys(w, n, provider_keys, "provider");
 	pol_load_id(w, n, "provider", &p->id);
 	id = p->id ? p->id : "?";
-	if ((v = pol_get(w, n, "api")) == NULL)
-		p->api = strdup("openai");
-	else if (pol_str(w, v, "api", &p->api) && strcmp(p->api, "openai") != 0)
-		pol_err(w, v, "api '%s' is not supported (supported: openai)", p->api);
 	if ((v = pol_get(w, n, "insecure_http")) != NULL)
 		pol_bool(w, v, "insecure_http", &p->insecure_http);
 	opt_str(w, n, "ca_file", &p->ca_file);
+	load_api(w, pol_get(w, n, "api"), p);
 	if ((v = pol_get(w, n, "base_url")) == NULL)
 		pol_err(w, n, "provider '%s' without 'base_url'", id);
 	else if (pol_str(w, v, "base_url", &p->base_url)) {

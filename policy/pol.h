@@ -130,9 +130,26 @@ enum pol_deployment {
 const char *pol_deployment_name(enum pol_deployment d);
 
 /* A provider endpoint: a "route". */
+/*
+ * The API formats a route speaks (`api:`, one or a list).  "openai", the
+ * default, is openai-chat alone: a route gets no format it does not name.
+ */
+enum {
+	POL_API_CHAT = 1u << 0,		/* openai-chat: /v1/chat/completions */
+	POL_API_RESPONSES = 1u << 1,	/* openai-responses: /v1/responses */
+	POL_API_EMBEDDINGS = 1u << 2,	/* openai-embeddings: /v1/embeddings */
+	POL_API_MESSAGES = 1u << 3,	/* anthropic-messages: /v1/messages */
+};
+
+/* The bit of a format name (0: none), and the name of a single bit. */
+unsigned pol_api_bit(const char *name);
+const char *pol_api_name(unsigned bit);
+
 struct pol_provider {
 	char *id;
-	char *api;			/* "openai" */
+	char *api;			/* as written, canonical: "openai" or
+					 * "openai-chat,anthropic-messages" */
+	unsigned apis;			/* POL_API_* */
 	char *base_url;			/* ends without '/' */
 	char country[3];		/* ISO 3166-1 alpha-2 */
 	bool zdr;			/* zero data retention contract */
@@ -456,6 +473,8 @@ struct pol_facts {
 	 * detector of snap->detect, NULL when nothing was scanned.  Their
 	 * classes are added, never taken away. */
 	const uint32_t *det_counts;
+	const char *api;		/* the request's format (pol_api_name);
+					 * NULL: openai-chat */
 };
 
 enum pol_verdict { POL_ALLOW = 0, POL_DENY, POL_MODIFY };
@@ -499,6 +518,7 @@ struct pol_decision {
 	const char *tenant;
 	const char *app;		/* borrowed from the facts */
 	const char *model;		/* borrowed from the facts */
+	const char *api;		/* borrowed from the facts; NULL: chat */
 	bool stream;
 	uint64_t classes;		/* effective data classes */
 	char region[64];		/* effective subject region, as given */

@@ -7,7 +7,7 @@
  *     - name: EU health data stays on zero-retention routes in the EU
  *       tenant: acme-health           # or  key: wk-...
  *       headers: { X-Warden-Data-Class: "personal, health" }
- *       request: { model: gpt-4o }    # stream: true|false
+ *       request: { model: gpt-4o }    # stream: true|false, api: FORMAT
  *       expect:
  *         verdict: allow              # allow | deny
  *         route: openai-eu            # first route tried
@@ -69,6 +69,7 @@ struct tcase {
 	const struct pol_tenant *tenant;
 	char *hdr_classes, *hdr_region;
 	char *model;
+	char *api;			/* NULL: openai-chat */
 	bool stream;
 	char *verdict, *route, *code, *keep;
 	char **routes, **rules;
@@ -89,6 +90,7 @@ tcase_free(struct tcase *c)
 	free(c->hdr_classes);
 	free(c->hdr_region);
 	free(c->model);
+	free(c->api);
 	free(c->verdict);
 	free(c->route);
 	free(c->code);
@@ -285,6 +287,12 @@ read_case(struct pol_walk *w, const struct pol_snapshot *s, yaml_node_t *n,
 			pol_str(w, v, "model", &c->model);
 		if ((v = pol_get(w, r, "stream")) != NULL)
 			pol_bool(w, v, "stream", &c->stream);
+		/* The request's format: routes must speak it. */
+		if ((v = pol_get(w, r, "api")) != NULL &&
+		    pol_str(w, v, "api", &c->api) && pol_api_bit(c->api) == 0)
+			pol_err(w, v, "api '%.64s' is not a format (openai-chat, "
+			    "openai-responses, openai-embeddings, "
+			    "anthropic-messages)", c->api);
 	}
 	if ((v = pol_get(w, n, "expect")) == NULL) {
 		if (c->has_request)
@@ -461,6 +469,7 @@ pol_test_run(const struct pol_snapshot *s, const char *path, FILE *out)
 		facts.app = c.app;
 		facts.model = c.model;
 		facts.stream = c.stream;
+		facts.api = c.api;
 		facts.hdr_classes = c.hdr_classes;
 		facts.hdr_region = c.hdr_region;
 		ok = c.verdict == NULL || (pol_decide(s, &facts, &d) == WD_OK &&

@@ -181,6 +181,30 @@ note "The same agent may still search the knowledge base:"
 chat wk-demo-support-bot \
     '{"model":"gpt-4o","messages":[{"role":"user","content":"Find the refund policy [[mock tool_call=search_kb]]"}]}'
 
+say "7b. The same agent as Claude Code would run it: Anthropic Messages"
+note "POST /v1/messages with x-api-key and anthropic-version; the history holds"
+note "the read_customer call as a tool_use block. The model's send_email call is"
+note "stopped at its content_block_start, before any input_json_delta of it:"
+curl -s -N -H 'x-api-key: wk-demo-support-bot' -H 'anthropic-version: 2023-06-01' \
+    -d '{"model":"gpt-4o","max_tokens":256,"stream":true,"tools":[{"name":"search_kb","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"Mail the customer their record [[mock tool_call=send_email]]"},{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"read_customer","input":{"id":88}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"Jane Doe, policy 4711"}]}]}' \
+    "http://127.0.0.1:$PORT/v1/messages" | grep '^event:' | uniq -c | sed 's/^ */   /'
+note "the last event in full (Anthropic's error shape):"
+curl -s -N -H 'x-api-key: wk-demo-support-bot' -H 'anthropic-version: 2023-06-01' \
+    -d '{"model":"gpt-4o","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"again [[mock tool_call=send_email]]"},{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"read_customer","input":{"id":88}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"Jane Doe"}]}]}' \
+    "http://127.0.0.1:$PORT/v1/messages" | grep '^data: {"type":"error"' | cut -c1-170 | sed 's/^/   /'
+
+say "7c. And as a Responses agent (Codex, the Agents SDK): POST /v1/responses"
+note "function_call and function_call_output items in the input; the call is"
+note "judged at response.output_item.added, before its arguments stream:"
+curl -s -N -H 'Authorization: Bearer wk-demo-support-bot' \
+    -d '{"model":"gpt-4o","stream":true,"input":[{"role":"user","content":"Mail the customer [[mock tool_call=send_email]]"},{"type":"function_call","call_id":"c1","name":"read_customer","arguments":"{\"id\":88}"},{"type":"function_call_output","call_id":"c1","output":"Jane Doe, policy 4711"}]}' \
+    "http://127.0.0.1:$PORT/v1/responses" | grep '^data: {"type":"error"' | cut -c1-170 | sed 's/^/   /'
+note "Embeddings of acme-health's customer data stay on the EU routes too:"
+curl -s -o /dev/null -D "$TMP/head" -H 'Authorization: Bearer wk-demo-acme-health' \
+    -d '{"model":"gpt-4o","input":["claim 4711: knee surgery"]}' \
+    "http://127.0.0.1:$PORT/v1/embeddings"
+note "HTTP $(head -1 "$TMP/head" | cut -d' ' -f2), answered by route $(grep -i '^x-warden-route:' "$TMP/head" | cut -d' ' -f2 | tr -d '\r')"
+
 say "8. Reviewing the agents' tool policies: warden policy review"
 "$B/warden" policy review -c "$RULES" | sed 's/^/   /' || true
 note "and the shortest path from customer data to an external sink:"

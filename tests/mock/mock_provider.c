@@ -1,5 +1,7 @@
 /*
- * mock_provider.c - a fake OpenAI-compatible Chat Completions provider.
+ * mock_provider.c - a fake OpenAI-compatible Chat Completions provider,
+ * which also speaks Anthropic Messages, OpenAI Responses and Embeddings
+ * (handle_format).
  *
  * Used by warden's integration tests, the demo and the benchmark: it must
  * answer fast (tens of thousands of requests a second on one core) and it
@@ -1299,6 +1301,418 @@ static void handle_config(struct mock *m, struct evhttp_request *req,
 	send_text(m, req, 200, "application/json", "{}");
 }
 
+/* ---------------------------------------------------------------------- */
+/* The other formats: Anthropic Messages, OpenAI Responses, Embeddings     */
+/*
+ * The same directives as chat (status=, tool_call=, raw=, words, chunks= as
+ * the number of text pieces), each answer in its provider's shape, and
+ * streams with the event types and order those providers send.  Streams
+ * go out in one reply (no pacing knobs here).  The id of a Responses
+ * answer names the mock ("resp_NAME_SEQ"), so a test can see which route
+ * a previous_response_id went to.
+ */
+
+enum fmt_kind { FK_MESSAGES, FK_COUNT, FK_RESPONSES, FK_EMBEDDINGS };
+
+/* The answer's text: "NAME: hello from NAME lorem ..." */
+static char *fmt_text(const struct mock *m, const struct answer *a, long from,
+    long to)
+{
+	struct evbuffer *b = evbuffer_new();
+	size_t n;
+	char *s;
+
+	if (from == 0)
+		evbuffer_add_printf(b, "%s: ", m->name);
+	for (long k = from; k < to; k++) {
+		if (k > 0)
+			evbuffer_add(b, " ", 1);
+		if (k == 2)
+			evbuffer_add(b, m->name, strlen(m->name));
+		else
+			add_word(b, m, a, k);
+	}
+	(void)a;
+	n = evbuffer_get_length(b);
+	s = xmalloc(n + 1);
+	evbuffer_remove(b, s, n);
+	s[n] = '\0';
+	evbuffer_free(b);
+	return s;
+}
+
+static void fmt_send_json(struct mock *m, struct evhttp_request *req,
+    int status, json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+
+	set_json_type(req, m);
+	evbuffer_add(m->scratch, s, strlen(s));
+	evhttp_send_reply(req, status, NULL, m->scratch);
+	free(s);
+	json_decref(o);
+}
+
+static void fmt_event(struct evbuffer *b, json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+
+	evbuffer_add_printf(b, "event: %s\ndata: %s\n\n",
+	    json_string_value(json_object_get(o, "type")), s);
+	free(s);
+	json_decref(o);
+}
+
+static void fmt_send_stream(struct mock *m, struct evhttp_request *req,
+    struct evbuffer *b)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Content-Type", "text/event-stream");
+	evhttp_add_header(h, "X-Mock-Provider", m->name);
+	evhttp_send_reply(req, 200, NULL, b);
+}
+
+static const char *anthropic_type(long status)
+{
+	switch (status) {
+	case 400: return "invalid_request_error";
+	case 401: return "authentication_error";
+	case 403: return "permission_error";
+	case 404: return "not_found_error";
+	case 429: return "rate_limit_error";
+	case 529: return "overloaded_error";
+	default: return "api_error";
+	}
+}
+
+static json_t *msg_tool_block(const struct answer *a, size_t i, bool start)
+{
+	char id[64];
+
+	snprintf(id, sizeof id, "toolu_%" PRIu64 "_%zu", a->seq, i);
+	return json_pack("{s:s,s:s,s:s,s:o}", "type", "tool_use", "id", id,
+	    "name", a->tools[i], "input", start ? json_object() :
+	    json_pack("{s:s}", "q", "x"));
+}
+
+static void fmt_messages(struct mock *m, struct evhttp_request *req,
+    const struct answer *a)
+{
+	long out_tokens = a->ntools > 0 ? 8 * (long)a->ntools : a->k.chunks;
+	json_t *usage = json_pack("{s:i,s:i}", "input_tokens",
+	    (json_int_t)a->prompt_tokens, "output_tokens", (json_int_t)out_tokens);
+	char id[64];
+
+	snprintf(id, sizeof id, "msg_%s_%" PRIu64, m->name, a->seq);
+	if (!a->stream) {
+		json_t *content = json_array();
+		char *t = fmt_text(m, a, 0, a->k.chunks);
+
+		json_array_append_new(content, json_pack("{s:s,s:s}", "type",
+		    "text", "text", t));
+		free(t);
+		for (size_t i = 0; i < a->ntools; i++)
+			json_array_append_new(content, msg_tool_block(a, i, false));
+		fmt_send_json(m, req, 200, json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,"
+		    "s:n,s:o}", "id", id, "type", "message", "role", "assistant",
+		    "model", a->model_esc, "content", content, "stop_reason",
+		    a->ntools ? "tool_use" : "end_turn", "stop_sequence", "usage",
+		    usage));
+		return;
+	}
+	struct evbuffer *b = evbuffer_new();
+
+	fmt_event(b, json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:[],s:n,s:n,s:{s:i,"
+	    "s:i}}}", "type", "message_start", "message", "id", id, "type",
+	    "message", "role", "assistant", "model", a->model_esc, "content",
+	    "stop_reason", "stop_sequence", "usage", "input_tokens",
+	    (json_int_t)a->prompt_tokens, "output_tokens", (json_int_t)1));
+	fmt_event(b, json_pack("{s:s,s:i,s:{s:s,s:s}}", "type",
+	    "content_block_start", "index", 0, "content_block", "type", "text",
+	    "text", ""));
+	fmt_event(b, json_pack("{s:s}", "type", "ping"));
+	for (long k = 0; k < a->k.chunks; k++) {
+		char *t = fmt_text(m, a, k, k + 1);
+
+		fmt_event(b, json_pack("{s:s,s:i,s:{s:s,s:s}}", "type",
+		    "content_block_delta", "index", 0, "delta", "type",
+		    "text_delta", "text", t));
+		free(t);
+	}
+	fmt_event(b, json_pack("{s:s,s:i}", "type", "content_block_stop",
+	    "index", 0));
+	for (size_t i = 0; i < a->ntools; i++) {
+		json_int_t idx = (json_int_t)i + 1;
+
+		fmt_event(b, json_pack("{s:s,s:I,s:o}", "type",
+		    "content_block_start", "index", idx, "content_block",
+		    msg_tool_block(a, i, true)));
+		fmt_event(b, json_pack("{s:s,s:I,s:{s:s,s:s}}", "type",
+		    "content_block_delta", "index", idx, "delta", "type",
+		    "input_json_delta", "partial_json", "{\"q\":"));
+		fmt_event(b, json_pack("{s:s,s:I,s:{s:s,s:s}}", "type",
+		    "content_block_delta", "index", idx, "delta", "type",
+		    "input_json_delta", "partial_json", "\"x\"}"));
+		fmt_event(b, json_pack("{s:s,s:I}", "type", "content_block_stop",
+		    "index", idx));
+	}
+	fmt_event(b, json_pack("{s:s,s:{s:s,s:n},s:{s:i}}", "type",
+	    "message_delta", "delta", "stop_reason", a->ntools ? "tool_use" :
+	    "end_turn", "stop_sequence", "usage", "output_tokens",
+	    (json_int_t)out_tokens));
+	fmt_event(b, json_pack("{s:s}", "type", "message_stop"));
+	json_decref(usage);
+	fmt_send_stream(m, req, b);
+	evbuffer_free(b);
+}
+
+static json_t *rsp_fn_item(const struct answer *a, size_t i, bool done)
+{
+	char id[64], cid[64];
+
+	snprintf(id, sizeof id, "fc_%" PRIu64 "_%zu", a->seq, i);
+	snprintf(cid, sizeof cid, "call_%" PRIu64 "_%zu", a->seq, i);
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "type", "function_call",
+	    "id", id, "call_id", cid, "name", a->tools[i], "arguments",
+	    done ? "{\"q\":\"x\"}" : "", "status", done ? "completed" :
+	    "in_progress");
+}
+
+static json_t *rsp_message_item(const struct mock *m, const struct answer *a,
+    bool done)
+{
+	char *t = done ? fmt_text(m, a, 0, a->k.chunks) : NULL;
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o}", "type", "message", "id",
+	    "msg_0", "status", done ? "completed" : "in_progress", "role",
+	    "assistant", "content", done ? json_pack("[{s:s,s:s,s:[]}]", "type",
+	    "output_text", "text", t, "annotations") : json_array());
+
+	free(t);
+	return o;
+}
+
+static json_t *rsp_response(const struct mock *m, const struct answer *a,
+    const char *status, bool full)
+{
+	char id[64];
+	json_t *out = json_array();
+	long out_tokens = a->ntools > 0 ? 8 * (long)a->ntools : a->k.chunks;
+
+	snprintf(id, sizeof id, "resp_%s_%" PRIu64, m->name, a->seq);
+	if (full) {
+		json_array_append_new(out, rsp_message_item(m, a, true));
+		for (size_t i = 0; i < a->ntools; i++)
+			json_array_append_new(out, rsp_fn_item(a, i, true));
+	}
+	return json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", id, "object",
+	    "response", "created_at", (json_int_t)a->created, "status", status,
+	    "model", a->model_esc, "output", out, "usage", full ?
+	    json_pack("{s:i,s:i,s:i}", "input_tokens", (json_int_t)a->prompt_tokens,
+	    "output_tokens", (json_int_t)out_tokens, "total_tokens",
+	    (json_int_t)(a->prompt_tokens + out_tokens)) : json_null());
+}
+
+static void rsp_ev(struct evbuffer *b, long *seq, json_t *o)
+{
+	json_object_set_new(o, "sequence_number", json_integer(*seq));
+	(*seq)++;
+	fmt_event(b, o);
+}
+
+static void fmt_responses(struct mock *m, struct evhttp_request *req,
+    const struct answer *a)
+{
+	struct evbuffer *b;
+	long seq = 0;
+
+	if (!a->stream) {
+		fmt_send_json(m, req, 200, rsp_response(m, a, "completed", true));
+		return;
+	}
+	b = evbuffer_new();
+	rsp_ev(b, &seq, json_pack("{s:s,s:o}", "type", "response.created",
+	    "response", rsp_response(m, a, "in_progress", false)));
+	rsp_ev(b, &seq, json_pack("{s:s,s:o}", "type", "response.in_progress",
+	    "response", rsp_response(m, a, "in_progress", false)));
+	rsp_ev(b, &seq, json_pack("{s:s,s:i,s:o}", "type",
+	    "response.output_item.added", "output_index", 0, "item",
+	    rsp_message_item(m, a, false)));
+	rsp_ev(b, &seq, json_pack("{s:s,s:s,s:i,s:i,s:{s:s,s:s,s:[]}}", "type",
+	    "response.content_part.added", "item_id", "msg_0", "output_index", 0,
+	    "content_index", 0, "part", "type", "output_text", "text", "",
+	    "annotations"));
+	for (long k = 0; k < a->k.chunks; k++) {
+		char *t = fmt_text(m, a, k, k + 1);
+
+		rsp_ev(b, &seq, json_pack("{s:s,s:s,s:i,s:i,s:s}", "type",
+		    "response.output_text.delta", "item_id", "msg_0",
+		    "output_index", 0, "content_index", 0, "delta", t));
+		free(t);
+	}
+	{
+		char *t = fmt_text(m, a, 0, a->k.chunks);
+
+		rsp_ev(b, &seq, json_pack("{s:s,s:s,s:i,s:i,s:s}", "type",
+		    "response.output_text.done", "item_id", "msg_0",
+		    "output_index", 0, "content_index", 0, "text", t));
+		rsp_ev(b, &seq, json_pack("{s:s,s:s,s:i,s:i,s:{s:s,s:s,s:[]}}",
+		    "type", "response.content_part.done", "item_id", "msg_0",
+		    "output_index", 0, "content_index", 0, "part", "type",
+		    "output_text", "text", t, "annotations"));
+		free(t);
+	}
+	rsp_ev(b, &seq, json_pack("{s:s,s:i,s:o}", "type",
+	    "response.output_item.done", "output_index", 0, "item",
+	    rsp_message_item(m, a, true)));
+	for (size_t i = 0; i < a->ntools; i++) {
+		json_int_t idx = (json_int_t)i + 1;
+		json_t *it = rsp_fn_item(a, i, false);
+		const char *iid = json_string_value(json_object_get(it, "id"));
+		char *iid_copy = strdup(iid);
+
+		rsp_ev(b, &seq, json_pack("{s:s,s:I,s:o}", "type",
+		    "response.output_item.added", "output_index", idx, "item", it));
+		rsp_ev(b, &seq, json_pack("{s:s,s:s,s:I,s:s}", "type",
+		    "response.function_call_arguments.delta", "item_id", iid_copy,
+		    "output_index", idx, "delta", "{\"q\":"));
+		rsp_ev(b, &seq, json_pack("{s:s,s:s,s:I,s:s}", "type",
+		    "response.function_call_arguments.delta", "item_id", iid_copy,
+		    "output_index", idx, "delta", "\"x\"}"));
+		rsp_ev(b, &seq, json_pack("{s:s,s:s,s:I,s:s}", "type",
+		    "response.function_call_arguments.done", "item_id", iid_copy,
+		    "output_index", idx, "arguments", "{\"q\":\"x\"}"));
+		rsp_ev(b, &seq, json_pack("{s:s,s:I,s:o}", "type",
+		    "response.output_item.done", "output_index", idx, "item",
+		    rsp_fn_item(a, i, true)));
+		free(iid_copy);
+	}
+	rsp_ev(b, &seq, json_pack("{s:s,s:o}", "type", "response.completed",
+	    "response", rsp_response(m, a, "completed", true)));
+	fmt_send_stream(m, req, b);
+	evbuffer_free(b);
+}
+
+static void fmt_embeddings(struct mock *m, struct evhttp_request *req,
+    const struct answer *a, json_t *root)
+{
+	json_t *in = json_object_get(root, "input"), *data = json_array();
+	size_t n = json_is_array(in) ? json_array_size(in) : 1;
+	const char *enc = json_string_value(json_object_get(root,
+	    "encoding_format"));
+	bool b64 = enc != NULL && strcmp(enc, "base64") == 0;
+
+	for (size_t i = 0; i < n && i < 2048; i++) {
+		json_t *v = json_array();
+		float f[8];
+
+		for (int d = 0; d < 8; d++) {
+			f[d] = (float)((a->seq + i * 8 + (size_t)d) % 17) / 17.0f -
+			    0.5f;
+			json_array_append_new(v, json_real((double)f[d]));
+		}
+		/* encoding_format base64: little-endian float32s (what the
+		 * openai SDKs ask for by default). */
+		if (b64) {
+			static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+			const unsigned char *p = (const unsigned char *)f;
+			char out[48];
+			size_t o = 0;
+
+			for (size_t k = 0; k < sizeof f; k += 3) {
+				unsigned w = (unsigned)p[k] << 16 | (k + 1 < sizeof f ?
+				    (unsigned)p[k + 1] << 8 : 0) | (k + 2 < sizeof f ?
+				    p[k + 2] : 0);
+
+				out[o++] = al[w >> 18 & 63];
+				out[o++] = al[w >> 12 & 63];
+				out[o++] = k + 1 < sizeof f ? al[w >> 6 & 63] : '=';
+				out[o++] = k + 2 < sizeof f ? al[w & 63] : '=';
+			}
+			out[o] = '\0';
+			json_decref(v);
+			v = json_string(out);
+		}
+		json_array_append_new(data, json_pack("{s:s,s:I,s:o}", "object",
+		    "embedding", "index", (json_int_t)i, "embedding", v));
+	}
+	fmt_send_json(m, req, 200, json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}",
+	    "object", "list", "data", data, "model", a->model_esc, "usage",
+	    "prompt_tokens", (json_int_t)a->prompt_tokens, "total_tokens",
+	    (json_int_t)a->prompt_tokens));
+}
+
+static void handle_format(struct mock *m, struct evhttp_request *req,
+    uint64_t seq, const char *body, size_t len, enum fmt_kind fk)
+{
+	json_t *root, *in, *view;
+	struct answer a;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		send_error(m, req, 405, "use POST", "invalid_request_error", NULL);
+		return;
+	}
+	root = len > 0 ? json_loadb(body, len, 0, NULL) : NULL;
+	if (!json_is_object(root) || !json_is_string(json_object_get(root,
+	    "model"))) {
+		if (fk == FK_MESSAGES || fk == FK_COUNT)
+			fmt_send_json(m, req, 400, json_pack("{s:s,s:{s:s,s:s}}",
+			    "type", "error", "error", "type", "invalid_request_error",
+			    "message", "model: Field required"));
+		else
+			send_error(m, req, 400, "'model' (a string) is required",
+			    "invalid_request_error", NULL);
+		json_decref(root);
+		return;
+	}
+	/* The directives live in the text: messages (Messages), input and
+	 * instructions (Responses, Embeddings). */
+	view = json_deep_copy(root);
+	in = json_object_get(root, "input");
+	if (fk == FK_RESPONSES || fk == FK_EMBEDDINGS) {
+		json_t *msgs = json_array();
+
+		if (json_is_string(in))
+			json_array_append_new(msgs, json_pack("{s:O}", "content", in));
+		else if (json_is_array(in) && fk == FK_RESPONSES)
+			json_array_extend(msgs, in);
+		else if (json_is_array(in))
+			for (size_t i = 0; i < json_array_size(in); i++)
+				if (json_is_string(json_array_get(in, i)))
+					json_array_append_new(msgs, json_pack("{s:O}",
+					    "content", json_array_get(in, i)));
+		json_object_set_new(view, "messages", msgs);
+	}
+	answer_build(m, view, seq, &a);
+	json_decref(view);
+	if (a.raw != NULL) {
+		answer_send_simple(m, req, &a);
+	} else if (a.k.status != 200) {
+		char msg[64];
+
+		snprintf(msg, sizeof msg, "mock %s: simulated error (status %ld)",
+		    m->name, a.k.status);
+		if (fk == FK_MESSAGES || fk == FK_COUNT)
+			fmt_send_json(m, req, (int)a.k.status, json_pack(
+			    "{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
+			    anthropic_type(a.k.status), "message", msg));
+		else
+			send_status_error(m, req, a.k.status);
+	} else if (fk == FK_COUNT) {
+		fmt_send_json(m, req, 200, json_pack("{s:I}", "input_tokens",
+		    (json_int_t)a.prompt_tokens));
+	} else if (fk == FK_MESSAGES) {
+		fmt_messages(m, req, &a);
+	} else if (fk == FK_RESPONSES) {
+		fmt_responses(m, req, &a);
+	} else {
+		fmt_embeddings(m, req, &a, root);
+	}
+	answer_free(&a);
+	json_decref(root);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct mock *m = arg;
@@ -1323,6 +1737,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (strcmp(path, "/v1/chat/completions") == 0 ||
 	    strcmp(path, "/chat/completions") == 0) {
 		handle_chat(m, req, seq, body, len);
+	} else if (strcmp(path, "/v1/messages") == 0) {
+		handle_format(m, req, seq, body, len, FK_MESSAGES);
+	} else if (strcmp(path, "/v1/messages/count_tokens") == 0) {
+		handle_format(m, req, seq, body, len, FK_COUNT);
+	} else if (strcmp(path, "/v1/responses") == 0 ||
+	    strcmp(path, "/responses") == 0) {
+		handle_format(m, req, seq, body, len, FK_RESPONSES);
+	} else if (strcmp(path, "/v1/embeddings") == 0 ||
+	    strcmp(path, "/embeddings") == 0) {
+		handle_format(m, req, seq, body, len, FK_EMBEDDINGS);
 	} else if (strcmp(path, "/v1/models") == 0 || strcmp(path, "/models") == 0) {
 		if (cmd != EVHTTP_REQ_GET) {
 			send_error(m, req, 405, "use GET", "invalid_request_error", NULL);

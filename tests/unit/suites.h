@@ -26,6 +26,7 @@ Suite *suite_errors(void);	/* test_errors.c: the error catalogue, README */
 Suite *suite_detect(void);	/* test_detect.c: content detectors */
 Suite *suite_residency(void);	/* test_residency.c: route residency records */
 Suite *suite_provider(void);	/* test_provider.c: provider kinds, SigV4, event-stream */
+Suite *suite_formats(void);	/* test_formats.c: Messages, Responses, Embeddings */
 Suite *suite_reports(void);	/* test_reports.c: stats and the auditor's page */
 
 /* Rules-file helpers shared by the suites (ut_rules.c). */

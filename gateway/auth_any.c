@@ -1,0 +1,58 @@
+/*
+ * auth_any.c - the caller's virtual key wherever its client sends it:
+ * OpenAI clients in `Authorization: Bearer KEY`, Anthropic clients (Claude
+ * Code, @anthropic-ai/sdk) in `x-api-key: KEY`.  One request names one
+ * key: both headers with different keys, or either header twice, is no
+ * key at all (401), never a choice warden makes for the caller.
+ */
+#include "gateway/gw_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static size_t
+count_header(const struct gw_http_req *req, const char *name)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < req->nhdrs; i++)
+		n += strcasecmp(req->hdrs[i].name, name) == 0;
+	return n;
+}
+
+const struct pol_tenant *
+gw_auth_request(const struct pol_snapshot *snap, const struct gw_http_req *req,
+    struct pol_caller *caller)
+{
+	const char *bearer = gw_http_header(req, "authorization");
+	const char *xkey = gw_http_header(req, "x-api-key");
+	char buf[512];
+
+	if (count_header(req, "authorization") > 1 ||
+	    count_header(req, "x-api-key") > 1)
+		return NULL;
+	if (xkey == NULL)
+		return gw_auth(snap, bearer, caller);
+	if ((size_t)snprintf(buf, sizeof(buf), "Bearer %s", xkey) >= sizeof(buf))
+		return NULL;
+	if (bearer != NULL && strcmp(bearer, buf) != 0)
+		return NULL;
+	return gw_auth(snap, buf, caller);
+}
+
+/* Anthropic's model list: {data:[{type,id,display_name,created_at}],
+ * has_more, first_id, last_id}. */
+json_t *
+gw_models_anthropic(const char *const *ids, size_t n)
+{
+	json_t *data = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(data, json_pack("{s:s,s:s,s:s,s:s}", "type",
+		    "model", "id", ids[i], "display_name", ids[i], "created_at",
+		    "1970-01-01T00:00:00Z"));
+	return json_pack("{s:o,s:b,s:s?,s:s?}", "data", data, "has_more", 0,
+	    "first_id", n > 0 ? ids[0] : NULL, "last_id", n > 0 ? ids[n - 1] :
+	    NULL);
+}
