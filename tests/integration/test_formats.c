@@ -23,88 +23,7 @@
 #include "common/wd.h"
 #include "tests/integration/env.h"
 #include "tests/integration/harness.h"
-#include <sys/wait.h>
 #include "tests/integration/suites.h"
-
-
-/* ---- small helpers of this suite ---- */
-
-/* tests/fixtures/NAME with each ${VAR} replaced (vars: NAME, value, ...,
- * NULL); a placeholder without a value aborts. */
-static char *
-fx_fixture(const char *name, const char *const *vars)
-{
-	char path[256], *text, *out;
-	size_t len, n = 0, cap;
-
-	snprintf(path, sizeof(path), "tests/fixtures/%s", name);
-	text = it_read_file(path, &len);
-	ck_assert_ptr_nonnull(text);
-	cap = len * 2 + 4096;
-	out = malloc(cap);
-	for (size_t i = 0; i < len; ) {
-		if (text[i] == '$' && text[i + 1] == '{') {
-			const char *end = strchr(text + i, '}');
-			size_t k;
-
-			ck_assert_ptr_nonnull(end);
-			for (k = 0; vars[k] != NULL; k += 2)
-				if (strlen(vars[k]) == (size_t)(end - text - i - 2) &&
-				    strncmp(vars[k], text + i + 2, strlen(vars[k])) == 0)
-					break;
-			ck_assert_msg(vars[k] != NULL, "no value for a placeholder");
-			ck_assert(n + strlen(vars[k + 1]) < cap);
-			memcpy(out + n, vars[k + 1], strlen(vars[k + 1]));
-			n += strlen(vars[k + 1]);
-			i = (size_t)(end - text) + 1;
-		} else {
-			ck_assert(n + 1 < cap);
-			out[n++] = text[i++];
-		}
-	}
-	out[n] = '\0';
-	free(text);
-	return out;
-}
-
-/* Run a shell command; *out gets its output (stdout and stderr). */
-static int
-fx_run(const char *cmd, char **out)
-{
-	char *full;
-	FILE *p;
-	size_t n = 0, cap = 65536;
-	int st;
-
-	ck_assert_int_ge(asprintf(&full, "(%s) 2>&1 </dev/null", cmd), 0);
-	p = popen(full, "r");
-	free(full);
-	ck_assert_ptr_nonnull(p);
-	*out = malloc(cap);
-	for (size_t r; (r = fread(*out + n, 1, cap - n - 1, p)) > 0; ) {
-		n += r;
-		if (n + 1 >= cap)
-			*out = realloc(*out, cap *= 2);
-	}
-	(*out)[n] = '\0';
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* An OpenAI error answer of this status and code. */
-static void
-fx_assert_openai_error(const struct it_resp *r, long status, const char *code)
-{
-	json_t *j = json_loadb(r->body, r->len, 0, NULL);
-	json_t *e = json_object_get(j, "error");
-
-	ck_assert_msg(r->status == status, "status %ld: %s", r->status, r->body);
-	ck_assert_msg(json_is_object(e) && json_is_string(json_object_get(e,
-	    "message")) && json_is_string(json_object_get(e, "type")), "%s",
-	    r->body);
-	ck_assert_str_eq(json_string_value(json_object_get(e, "code")), code);
-	json_decref(j);
-}
 
 #define KEY_EU "wk-it-formats-eu"
 #define KEY_US "wk-it-formats-us"
@@ -134,7 +53,7 @@ setup(void)
 	digest(KEY_EU, keu);
 	digest(KEY_US, kus);
 	digest(KEY_AGENT, kag);
-	text = fx_fixture("formats.yaml", (const char *const[]){
+	text = it_fixture("formats.yaml", (const char *const[]){
 		"PORT", port, "TMPDIR", it_tmpdir(), "MOCK_EU", mock[0],
 		"MOCK_DE", mock[1], "MOCK_US", mock[2], "KEY_EU", keu,
 		"KEY_US", kus, "KEY_AGENT", kag, "SECRET_EU", IT_SECRET_EU,
@@ -193,11 +112,11 @@ START_TEST(residency_denial_in_each_format)
 	it_resp_free(&r);
 	post("/v1/responses", BEARER(KEY_US), "{\"model\":\"gpt-x\",\"input\":"
 	    "\"x res-r\"}", &r);
-	fx_assert_openai_error(&r, 403, "residency");
+	it_assert_error(&r, 403, NULL, "residency", NULL);
 	it_resp_free(&r);
 	post("/v1/embeddings", BEARER(KEY_US), "{\"model\":\"emb-x\",\"input\":"
 	    "\"x res-e\"}", &r);
-	fx_assert_openai_error(&r, 403, "residency");
+	it_assert_error(&r, 403, NULL, "residency", NULL);
 	it_resp_free(&r);
 	/* Nothing of them reached any provider. */
 	for (int i = 0; i < 3; i++)
@@ -280,7 +199,7 @@ START_TEST(provider_side_tool_not_listed_is_refused)
 	post("/v1/responses", BEARER(KEY_AGENT), "{\"model\":\"gpt-x\","
 	    "\"tools\":[{\"type\":\"code_interpreter\",\"container\":{\"type\":"
 	    "\"auto\"}}],\"input\":\"pst-r\"}", &r);
-	fx_assert_openai_error(&r, 403, "tool_policy");
+	it_assert_error(&r, 403, NULL, "tool_policy", NULL);
 	it_resp_free(&r);
 	post("/v1/messages", ANTH(KEY_AGENT), "{\"model\":\"claude-x\","
 	    "\"max_tokens\":9,\"tools\":[{\"type\":\"code_execution_20250522\","
@@ -325,6 +244,32 @@ START_TEST(format_a_route_does_not_speak)
 	    "\"x\"}]}", &r);
 	assert_anthropic_error(&r, 400, "invalid_request_error",
 	    "anthropic-messages");
+	it_resp_free(&r);
+}
+END_TEST
+
+/* The formats' codes are the catalogue's: on the Anthropic path in the
+ * message, on the OpenAI paths in code. */
+START_TEST(format_codes_from_the_catalogue)
+{
+	struct it_resp r;
+
+	post("/v1/messages", ANTH(KEY_EU), "{\"model\":\"chat-only-x\","
+	    "\"max_tokens\":9,\"messages\":[{\"role\":\"user\",\"content\":"
+	    "\"x\"}]}", &r);
+	assert_anthropic_error(&r, 400, "invalid_request_error",
+	    "(warden: api_not_served)");
+	it_resp_free(&r);
+	post("/v1/responses", BEARER(KEY_EU), "{\"model\":\"chat-only-x\","
+	    "\"input\":\"x\"}", &r);
+	it_assert_error(&r, 400, "invalid_request_error", "api_not_served",
+	    NULL);
+	it_resp_free(&r);
+	/* An id warden never saw goes nowhere: 404, not a route's guess. */
+	post("/v1/responses", BEARER(KEY_EU), "{\"model\":\"gpt-x\","
+	    "\"input\":\"x\",\"previous_response_id\":\"resp_never\"}", &r);
+	it_assert_error(&r, 404, "invalid_request_error", "unknown_response",
+	    NULL);
 	it_resp_free(&r);
 }
 END_TEST
@@ -375,7 +320,7 @@ START_TEST(one_record_per_transaction)
 	for (int w = 0; w < 50; w++) {
 		snprintf(cmd, sizeof(cmd), "cat %s/audit/*.jsonl | grep -c '%s'",
 		    it_tmpdir(), ids[2]);
-		fx_run(cmd, &out);
+		it_run(cmd, &out, NULL);
 		w = atoi(out) > 0 ? 50 : w;
 		free(out);
 		usleep(100 * 1000);
@@ -386,20 +331,20 @@ START_TEST(one_record_per_transaction)
 		snprintf(cmd, sizeof(cmd), "cat %s/audit/*.jsonl | grep "
 		    "'\"kind\":\"request\"' | grep -c '\"request_id\":\"%s\"'",
 		    it_tmpdir(), ids[i]);
-		fx_run(cmd, &out);
+		it_run(cmd, &out, NULL);
 		if (atoi(out) != 1) {
 			char dbg[1200], *o2;
 
 			snprintf(dbg, sizeof(dbg), "grep -h '%s' %s/audit/*.jsonl | "
 			    "cut -c1-200", ids[i], it_tmpdir());
-			fx_run(dbg, &o2);
+			it_run(dbg, &o2, NULL);
 			ck_abort_msg("%s: %s records: %s", ids[i], out, o2);
 		}
 		free(out);
 		snprintf(cmd, sizeof(cmd), "cat %s/audit/*.jsonl | grep "
 		    "'\"request_id\":\"%s\"' | grep -c '\"api\":\"%s\"'",
 		    it_tmpdir(), ids[i], apis[i]);
-		fx_run(cmd, &out);
+		it_run(cmd, &out, NULL);
 		ck_assert_msg(atoi(out) == 1, "%s names no format", ids[i]);
 		free(out);
 	}
@@ -415,7 +360,7 @@ START_TEST(official_clients)
 	    "WARDEN_AGENT_KEY=%s MOCK_EU_URL=http://127.0.0.1:%d node --test "
 	    "tests/openai-node/formats/formats.mjs", it.base, KEY_EU, KEY_US,
 	    KEY_AGENT, it.mock_port[0]);
-	rc = fx_run(cmd, &out);
+	rc = it_run(cmd, &out, NULL);
 	if (rc != 0) {
 		char fails[3000] = "", *save = NULL, *line;
 		size_t n = 0;
@@ -447,6 +392,7 @@ suite_formats(void)
 	tcase_add_test(tc, provider_side_tool_not_listed_is_refused);
 	tcase_add_test(tc, anthropic_headers_forwarded);
 	tcase_add_test(tc, format_a_route_does_not_speak);
+	tcase_add_test(tc, format_codes_from_the_catalogue);
 	tcase_add_test(tc, models_in_the_callers_format);
 	tcase_add_test(tc, one_record_per_transaction);
 	tcase_add_test(tc, official_clients);
