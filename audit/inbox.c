@@ -405,7 +405,17 @@ aud_post_event_direct(const char *dir, json_t *rec, int wait_ms,
 			o.checkpoint_interval_s = d->checkpoint_interval_s > 0 ?
 			    d->checkpoint_interval_s : last_interval(dir);
 		}
-		if (aud_open(&o, &log, oerr, sizeof(oerr)) == WD_OK) {
+		rc = aud_open(&o, &log, oerr, sizeof(oerr));
+		if (rc != WD_OK && rc != WD_EROLLBACK && o.signer != NULL) {
+			/* The TPM could not be used (its counter unreadable): the
+			 * event still goes in, unsigned; the caller says so.  A log
+			 * behind the counter is refused, never appended to. */
+			wd_warn("audit: %s: appending without a checkpoint", oerr);
+			o.signer = NULL;
+			o.counter = NULL;
+			rc = aud_open(&o, &log, oerr, sizeof(oerr));
+		}
+		if (rc == WD_OK) {
 			aud_close(log);		/* takes the inbox in, signs */
 			*appended = true;
 		} else

@@ -497,7 +497,7 @@ struct gw_cli_signer {
 	struct aud_signer signer;
 	struct aud_counter counter;
 	struct aud_direct direct;
-	bool signed_one;		/* a checkpoint was signed */
+	bool signed_ok;			/* the last checkpoint was signed */
 	char err[512];			/* the last failure, for the operator */
 };
 
@@ -522,8 +522,8 @@ cli_sign(void *ctx, const unsigned char *msg, size_t len, unsigned char *sig,
 		    siglen, s->err, sizeof(s->err));
 	sec_tpm_close(tpm);
 	sec_buf_free(&auth);
-	if (rc == WD_OK)
-		s->signed_one = true;
+	/* The last checkpoint (the closing one) is what covers the record. */
+	s->signed_ok = rc == WD_OK;
 	return rc;
 }
 
@@ -546,18 +546,23 @@ cli_counter_next(void *ctx, bool bump, uint64_t *value)
 			snprintf(s->counter_name, sizeof(s->counter_name), "%s",
 			    c.name);
 	}
-	if (rc == WD_OK && bump)
-		rc = sec_counter_increment(tpm, s->counter_index, &c, s->err,
-		    sizeof(s->err));
-	else if (rc == WD_OK)
+	/* As counter_next: a TPM that rate-limits NV writes right now still
+	 * gives the current value, which the checkpoint carries. */
+	if (rc == WD_OK && bump && sec_counter_increment(tpm, s->counter_index,
+	    &c, s->err, sizeof(s->err)) != WD_OK)
+		bump = false;
+	if (rc == WD_OK && !bump)
 		rc = sec_counter_read(tpm, s->counter_index, &c, s->err,
 		    sizeof(s->err));
 	sec_tpm_close(tpm);
-	if (rc != WD_OK)
+	if (rc != WD_OK) {
+		s->signed_ok = false;	/* this checkpoint is not made */
 		return rc;
+	}
 	if (strcmp(c.name, s->counter_name) != 0) {
 		snprintf(s->err, sizeof(s->err), "the TPM counter 0x%08x changed "
 		    "its TPM name meanwhile", (unsigned)s->counter_index);
+		s->signed_ok = false;
 		return WD_ETPM;
 	}
 	*value = c.value;
@@ -627,7 +632,7 @@ bool
 gw_cli_signer_signed(const struct gw_cli_signer *s, const char **why)
 {
 	*why = s != NULL && s->err[0] != '\0' ? s->err : "not signed";
-	return s != NULL && s->signed_one;
+	return s != NULL && s->signed_ok;
 }
 
 void

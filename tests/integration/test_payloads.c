@@ -348,6 +348,16 @@ START_TEST(secrets_changes_and_purges_are_recorded_with_or_without_a_gateway)
 	 * record is left that a checkpoint does not cover. */
 	sleep(3);
 	verify(adir);
+	/* With the TPM out of reach (a port nothing listens on) likewise:
+	 * appended, unsigned, and said so. */
+	rc = run(&out, "printf '%%s' sk-rec-value-5a6b | %s secrets seal c-rec3 "
+	    "-c %s --audit-dir %s && %s secrets rm c-rec3 -c %s --tcti "
+	    "'swtpm:host=127.0.0.1,port=1' --audit-dir %s", getenv("WARDEN_BIN"),
+	    cfg, adir, getenv("WARDEN_BIN"), cfg, adir);
+	ck_assert_msg(rc == 0 && strstr(out, "no checkpoint signs it") != NULL &&
+	    strstr(out, "queued") == NULL, "%s", out);
+	free(out);
+	ck_assert(it_file_contains(seg, "\"name\":\"c-rec3\",\"prev\""));
 	/* Without the signing key's auth value the CLI still records, says
 	 * plainly that no checkpoint signs it, and the log is consistent but
 	 * not authenticated (exit 3) until the gateway signs it in. */
