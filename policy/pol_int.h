@@ -121,6 +121,8 @@ void pol_load_jurisdictions(struct pol_loader *l, yaml_node_t *n);
 void pol_load_classes(struct pol_loader *l, yaml_node_t *n);
 void pol_load_devcreds(struct pol_loader *l, yaml_node_t *n);
 void pol_load_agents(struct pol_loader *l, yaml_node_t *n);
+/* mcp_servers: (load_mcp.c). */
+void pol_load_mcp_servers(struct pol_loader *l, yaml_node_t *n);
 /* Resolve agents' tenants and labels (load_agents.c). */
 void pol_compile_agents(struct pol_loader *l);
 void pol_free_raw_agents(struct pol_loader *l);
