@@ -95,6 +95,12 @@ static const struct cli_usage usages[] = {
 	  "[--auth-file F]",
 	  "Unseal every credential the rules need: ok, or FAIL and the TPM's\n"
 	  "reason.  Exit 0 if all unseal, 1 otherwise." },
+	{ "mcp", "list", "-c FILE",
+	  "List the pinned MCP tool definitions (mcp-pins.json in mcp_pins_dir\n"
+	  "or audit.dir): server, tool, pinned or pending, fingerprints." },
+	{ "mcp", "approve", "-c FILE SERVER TOOL",
+	  "Pin a tool's changed definition, which the gateway refuses until\n"
+	  "then.  Exit 0, 1 when nothing is pending, 2 usage." },
 	{ "keys", "new", "",
 	  "Print a fresh virtual key and the rules line with its digest." },
 	{ "version", NULL, "", "Print warden's version." },

@@ -41,6 +41,8 @@ int gw_cmd_test(int argc, char **argv);
 int gw_cmd_policy(int argc, char **argv);
 int gw_cmd_reload(int argc, char **argv);
 int gw_cmd_audit(int argc, char **argv);
+/* warden mcp list|approve (cli_mcp.c). */
+int gw_cmd_mcp(int argc, char **argv);
 
 /* `warden audit counter` (cli_counter.c): the TPM rollback counter.
  * Exit code: 0, 1 failed, 2 usage. */

@@ -58,6 +58,7 @@ enum gw_pin_state {
 	GW_PIN_OK,			/* as pinned (or first seen: pinned now) */
 	GW_PIN_CHANGED,			/* differs: pending until approved */
 	GW_PIN_ERROR,			/* the pin file cannot be read or written */
+	GW_PIN_UNSEEN,			/* never listed: nothing pinned */
 };
 
 /* SHA-256 hex of the canonical JSON of a tool definition's name,
@@ -68,12 +69,23 @@ void gw_pin_path(const struct pol_snapshot *snap, char *out, size_t len);
 /* Check (and on first sight pin) a definition; records a pending one. */
 enum gw_pin_state gw_pin_check(const char *path, const char *server,
     const char *tool, const char *fp);
-/* Is this fingerprint the approved one?  (tools/call: no pinning.) */
-enum gw_pin_state gw_pin_known(const char *path, const char *server,
-    const char *tool, const char *fp);
+/* tools/call carries no definition: OK when the tool is pinned and no
+ * changed definition waits for approval. */
+enum gw_pin_state gw_pin_status(const char *path, const char *server,
+    const char *tool);
 /* `warden mcp list` / `warden mcp approve SERVER TOOL`. */
 int gw_pin_list(const char *path, FILE *out);
 int gw_pin_approve(const char *path, const char *server, const char *tool,
     FILE *out);
+
+/* ---- the endpoint (mcp.c) ---- */
+
+struct gw_conn;
+struct gw_http_req;
+struct evbuffer;
+
+/* /mcp/SERVER: any method; body ownership moves here. */
+void gw_mcp(struct gw_conn *c, struct gw_http_req *req,
+    struct evbuffer *body);
 
 #endif /* GW_MCP_H */
