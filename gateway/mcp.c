@@ -343,6 +343,8 @@ struct mcp_reply {
 	char *body;
 	char *hdrs[6];
 	size_t nhdrs;
+	struct gw_upstream *up;
+	struct gw_up_req req;
 };
 
 static void
@@ -366,11 +368,23 @@ reply_done_free(void *arg, enum wd_err err, const char *detail)
 }
 
 static void
+reply_start(evutil_socket_t fd, short what, void *arg)
+{
+	struct mcp_reply *r = arg;
+	struct gw_up_xfer *x;
+
+	(void)fd;
+	(void)what;
+	if (gw_up_start(r->up, &r->req, &x) != WD_OK)
+		reply_free(r);
+}
+
+static void
 refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
 {
 	struct mcp_reply *r = calloc(1, sizeof(*r));
-	struct gw_up_xfer *x;
-	struct gw_up_req up;
+	static const struct timeval now = { 0, 0 };
+	struct gw_up_req *up;
 	json_t *j;
 
 	if (r == NULL)
@@ -388,22 +402,26 @@ refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
 		reply_free(r);
 		return;
 	}
-	memset(&up, 0, sizeof(up));
-	up.url = t->m->url;
-	up.headers = (const char *const *)r->hdrs;
-	up.nheaders = r->nhdrs;
-	up.proxy = t->snap->upstream.proxy;
-	up.body = r->body;
-	up.body_len = strlen(r->body);
-	up.connect_ms = t->snap->upstream.connect_timeout_ms;
-	up.first_byte_ms = t->snap->upstream.first_byte_timeout_ms;
-	up.idle_ms = t->snap->upstream.idle_timeout_ms;
-	up.total_ms = t->snap->upstream.total_timeout_ms;
-	up.on_head = reply_head;
-	up.on_data = reply_data;
-	up.on_done = reply_done_free;
-	up.arg = r;
-	if (gw_up_start(gw_conn_worker(t->conn)->up, &up, &x) != WD_OK)
+	memset(&r->req, 0, sizeof(r->req));
+	up = &r->req;
+	up->url = t->m->url;
+	up->headers = (const char *const *)r->hdrs;
+	up->nheaders = r->nhdrs;
+	up->proxy = t->snap->upstream.proxy;
+	up->body = r->body;
+	up->body_len = strlen(r->body);
+	up->connect_ms = t->snap->upstream.connect_timeout_ms;
+	up->first_byte_ms = t->snap->upstream.first_byte_timeout_ms;
+	up->idle_ms = t->snap->upstream.idle_timeout_ms;
+	up->total_ms = t->snap->upstream.total_timeout_ms;
+	up->on_head = reply_head;
+	up->on_data = reply_data;
+	up->on_done = reply_done_free;
+	up->arg = r;
+	r->up = gw_conn_worker(t->conn)->up;
+	/* We are inside curl's write callback: start it from the loop. */
+	if (event_base_once(gw_conn_worker(t->conn)->base, -1, EV_TIMEOUT,
+	    reply_start, r, &now) != 0)
 		reply_free(r);
 	if (t->log == NULL)
 		t->log = json_object();

@@ -117,9 +117,8 @@ audit_has(const char *a, const char *b, const char *c)
 {
 	char cmd[1024];
 
-	snprintf(cmd, sizeof(cmd), "cat %s/audit-%d/*.jsonl 2>/dev/null | "
-	    "grep -F '%s' | grep -F '%s' | grep -qF '%s'", it_tmpdir(), it.port,
-	    a, b, c);
+	snprintf(cmd, sizeof(cmd), "grep -rhF '%s' %s/audit | grep -F '%s' | "
+	    "grep -qF '%s'", a, it_tmpdir(), b, c);
 	return system(cmd) == 0;
 }
 
