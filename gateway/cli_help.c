@@ -95,10 +95,10 @@ static const struct cli_usage usages[] = {
 	  "[--auth-file F]",
 	  "Unseal every credential the rules need: ok, or FAIL and the TPM's\n"
 	  "reason.  Exit 0 if all unseal, 1 otherwise." },
-	{ "mcp", "list", "-c FILE",
+	{ "mcp", "list", "-c FILE [--audit-dir DIR]",
 	  "List the pinned MCP tool definitions (mcp-pins.json in mcp_pins_dir\n"
 	  "or audit.dir): server, tool, pinned or pending, fingerprints." },
-	{ "mcp", "approve", "-c FILE SERVER TOOL",
+	{ "mcp", "approve", "-c FILE [--audit-dir DIR] SERVER TOOL",
 	  "Pin a tool's changed definition, which the gateway refuses until\n"
 	  "then.  Exit 0, 1 when nothing is pending, 2 usage." },
 	{ "keys", "new", "",

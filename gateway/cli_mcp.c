@@ -1,7 +1,8 @@
 /*
  * cli_mcp.c - `warden mcp list` and `warden mcp approve SERVER TOOL`: the
  * operator's side of MCP tool definition pinning (mcp_pins.c).  Both read
- * the rules only to find the pin file (mcp_pins_dir, else audit.dir).
+ * the rules only to find the pin file (mcp_pins_dir, else the audit
+ * directory: --audit-dir as serve was given it, else audit.dir).
  */
 #include "gateway/gw_int.h"
 #include "gateway/mcp.h"
@@ -15,9 +16,10 @@ gw_cmd_mcp(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
+		{ "audit-dir", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config = NULL, *what;
+	const char *config = NULL, *audit_dir = NULL, *what;
 	struct pol_snapshot *snap;
 	char path[4200];
 	int ch, rc;
@@ -27,9 +29,12 @@ gw_cmd_mcp(int argc, char **argv)
 	what = argv[1];
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
-		if (ch != 'c')
+		if (ch == 'c')
+			config = optarg;
+		else if (ch == 'a')
+			audit_dir = optarg;
+		else
 			goto usage;
-		config = optarg;
 	}
 	if (config == NULL)
 		goto usage;
@@ -38,7 +43,7 @@ gw_cmd_mcp(int argc, char **argv)
 		goto usage;
 	if (pol_load(config, stderr, &snap) != WD_OK)
 		return 2;
-	gw_pin_path(snap, path, sizeof(path));
+	gw_pin_path(snap, audit_dir, path, sizeof(path));
 	if (strcmp(what, "list") == 0)
 		rc = gw_pin_list(path, stdout);
 	else if (pol_mcp_find(snap, argv[optind]) == NULL) {

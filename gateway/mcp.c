@@ -968,7 +968,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		    "no MCP server '%.64s' in the rules", id);
 		goto drop;
 	}
-	gw_pin_path(t->snap, t->pins, sizeof(t->pins));
+	gw_pin_path(t->snap, srv->opts->audit_dir, t->pins, sizeof(t->pins));
 	/* DNS rebinding: a browser page may not reach the server through us. */
 	if (!origin_allowed(t->m, gw_http_header(req, "origin"))) {
 		evbuffer_free(body);

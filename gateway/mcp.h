@@ -64,8 +64,10 @@ enum gw_pin_state {
 /* SHA-256 hex of the canonical JSON of a tool definition's name,
  * description, inputSchema, outputSchema and annotations. */
 void gw_pin_fingerprint(json_t *tool, char out[65]);
-/* The pin file: DIR/mcp-pins.json, DIR = mcp_pins_dir or audit.dir. */
-void gw_pin_path(const struct pol_snapshot *snap, char *out, size_t len);
+/* The pin file: DIR/mcp-pins.json, DIR = mcp_pins_dir, else the audit
+ * directory (audit_dir, serve's --audit-dir, if not NULL; else audit.dir). */
+void gw_pin_path(const struct pol_snapshot *snap, const char *audit_dir,
+    char *out, size_t len);
 /* Check (and on first sight pin) a definition; records a pending one. */
 enum gw_pin_state gw_pin_check(const char *path, const char *server,
     const char *tool, const char *fp);

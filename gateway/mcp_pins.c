@@ -57,10 +57,11 @@ gw_pin_fingerprint(json_t *tool, char out[65])
 }
 
 void
-gw_pin_path(const struct pol_snapshot *snap, char *out, size_t len)
+gw_pin_path(const struct pol_snapshot *snap, const char *audit_dir,
+    char *out, size_t len)
 {
 	snprintf(out, len, "%s/mcp-pins.json", snap->mcp_pins_dir ?
-	    snap->mcp_pins_dir : snap->audit.dir);
+	    snap->mcp_pins_dir : audit_dir ? audit_dir : snap->audit.dir);
 }
 
 /* The file's pins, or a new empty object when it does not exist yet. */
