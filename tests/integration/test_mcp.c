@@ -195,6 +195,55 @@ START_TEST(mcp_refuses_what_it_cannot_read)
 }
 END_TEST
 
+/* The loader says where each mistake in mcp_servers: is. */
+START_TEST(mcp_rules_errors_say_where)
+{
+	char path[256], out[256], cmd[1024];
+	static const char *const want[] = {
+		"bad.yaml:10:5: unknown key 'colour' in mcp server",
+		"bad.yaml:8:10: url must start with http:// or https://",
+		"bad.yaml:9:14: 'XX' is not an ISO 3166-1 alpha-2 country code",
+		"bad.yaml:12:5: mcp server id 'crm' is used twice",
+		"bad.yaml:15:52: mcp server tools must be a mapping, not a list",
+		"bad.yaml:19:22: mcp.sampling must be allow or deny, not 'maybe'",
+	};
+	int st;
+
+	snprintf(path, sizeof(path), "%s/bad.yaml", it_tmpdir());
+	snprintf(out, sizeof(out), "%s/bad.out", it_tmpdir());
+	it_write_file(path,
+	    "version: 1\n"
+	    "providers:\n"
+	    "  - { id: p1, base_url: 'https://a.example', country: IE,"
+	    " credential: c, models: [m] }\n"
+	    "tenants:\n"
+	    "  - { id: t1, routes: [p1] }\n"
+	    "mcp_servers:\n"
+	    "  - id: crm\n"
+	    "    url: ftp://x.example\n"
+	    "    country: XX\n"
+	    "    colour: red\n"
+	    "    tools: { a: b }\n"
+	    "  - id: crm\n"
+	    "    url: http://x.example\n"
+	    "    country: DE\n"
+	    "  - { id: ok, url: 'http://y', country: DE, tools: [a] }\n"
+	    "agents:\n"
+	    "  - id: a1\n"
+	    "    tenant: t1\n"
+	    "    mcp: { sampling: maybe }\n"
+	    "    tools: { b: {} }\n"
+	    "    graph: { start: [b] }\n", 0600);
+	snprintf(cmd, sizeof(cmd), "%s lint -c %s >%s 2>&1",
+	    getenv("WARDEN_BIN"), path, out);
+	st = system(cmd);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		ck_assert_msg(it_file_contains(out, want[i]), "missing: %s\n%s",
+		    want[i], it_read_file(out, NULL));
+}
+END_TEST
+
 Suite *
 suite_mcp(void)
 {
@@ -203,6 +252,7 @@ suite_mcp(void)
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, mcp_rules_errors_say_where);
 	tcase_add_test(tc, mcp_refuses_what_it_cannot_read);
 	tcase_add_test(tc, mcp_sdk_client_through_warden);
 	suite_add_tcase(s, tc);
