@@ -28,7 +28,7 @@ static char mcp_log[256];
 
 static const char tools_map[] =
     "    tools: { read_customer: read_customer, send_email: send_email,"
-    " search_docs: search_docs, summarize: summarize }\n";
+    " search_docs: search_docs, summarize: summarize, confirm: confirm }\n";
 
 static const char agent_fmt[] =
     "  mcp-crm: " MCP_TOKEN "\n"
@@ -49,18 +49,21 @@ static const char agent_fmt[] =
     "  - id: crm-bot\n"
     "    tenant: t1\n"
     "    keys: ['%s']\n"
-    "    mcp: { sampling: deny, elicitation: deny }\n"
+    "    mcp: { sampling: deny, elicitation: allow }\n"
     "    tools:\n"
     "      search_docs: {}\n"
     "      read_customer: { labels: [personal] }\n"
     "      send_email: { sink: external }\n"
     "      summarize: {}\n"
+    "      confirm: {}\n"
     "    graph:\n"
-    "      start: [search_docs, read_customer, send_email, summarize]\n"
-    "      search_docs: [search_docs, read_customer, send_email, summarize]\n"
-    "      read_customer: [search_docs, read_customer, send_email, summarize]\n"
-    "      send_email: [search_docs, read_customer, send_email, summarize]\n"
-    "      summarize: [search_docs, read_customer, send_email, summarize]\n"
+    "      start: &all [search_docs, read_customer, send_email, summarize,"
+    " confirm]\n"
+    "      search_docs: *all\n"
+    "      read_customer: *all\n"
+    "      send_email: *all\n"
+    "      summarize: *all\n"
+    "      confirm: *all\n"
     "    flows:\n"
     "      - id: no-pii-out\n"
     "        deny: { from_label: personal, to_sink: external }\n";

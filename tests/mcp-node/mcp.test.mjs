@@ -10,15 +10,20 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const base = process.env.WARDEN_URL;
 const key = process.env.MCP_KEY;
 let sampled = false;
+let elicited = false;
 
 async function connect(session, server = 'crm') {
   const client = new Client({ name: 'warden-test', version: '1.0.0' },
-    { capabilities: { sampling: {} } });
+    { capabilities: { sampling: {}, elicitation: { form: {} } } });
+  client.setRequestHandler(ElicitRequestSchema, async () => {
+    elicited = true;
+    return { action: 'accept', content: { ok: true } };
+  });
   client.setRequestHandler(CreateMessageRequestSchema, async () => {
     sampled = true;
     return { role: 'assistant', model: 'x',
@@ -71,7 +76,7 @@ async function stateless(message, hdrs = {}, session) {
 test('tools/list shows only the tools the agent may call', async () => {
   const c = await connect('list-1');
   assert.deepEqual(names(await c.listTools()),
-    ['read_customer', 'search_docs', 'send_email', 'summarize']);
+    ['confirm', 'read_customer', 'search_docs', 'send_email', 'summarize']);
   await c.close();
 });
 
@@ -131,6 +136,16 @@ test('sampling requests of the server are refused by the agent\'s rules',
     await c.close();
   });
 
+test('elicitation requests pass where the agent\'s rules allow them',
+  async () => {
+    const c = await connect('elicit-1');
+    const r = await c.callTool({ name: 'confirm', arguments: { what: 'x' } },
+      undefined, { timeout: 15000 });
+    assert.match(textOf(r), /user said: accept/);
+    assert.equal(elicited, true);
+    await c.close();
+  });
+
 test('stateless 2026-07-28: calls pass, headers must match the body',
   async () => {
     let r = await stateless({ id: 1, method: 'tools/list' });
@@ -186,7 +201,7 @@ test('a changed tool definition is refused until approved', async () => {
     { method: 'POST' });
   let c = await connect('pin-1');
   assert.deepEqual(names(await c.listTools()),
-    ['read_customer', 'search_docs', 'summarize']);
+    ['confirm', 'read_customer', 'search_docs', 'summarize']);
   await assert.rejects(c.callTool({ name: 'send_email',
     arguments: { to: 'bob@example.com', body: 'hi' } }),
   /warden mcp approve crm send_email/);

@@ -18,7 +18,7 @@ import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { CreateMessageResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CreateMessageResultSchema, ElicitResultSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const port = Number(process.argv[2]);
 const token = process.env.MCP_SERVER_TOKEN;
@@ -74,6 +74,22 @@ function build() {
     } catch (e) {
       seen.sampling.push('refused');
       return text(`sampling refused: ${e.message}`);
+    }
+  });
+  s.registerTool('confirm', {
+    description: 'Ask the user to confirm (elicitation)',
+    inputSchema: { what: z.string() },
+  }, async ({ what }, extra) => {
+    seen.calls.push('confirm');
+    try {
+      const r = await extra.sendRequest({ method: 'elicitation/create',
+        params: { mode: 'form', message: `Confirm ${what}?`,
+          requestedSchema: { type: 'object',
+            properties: { ok: { type: 'boolean' } } } } },
+      ElicitResultSchema, { timeout: 10000 });
+      return text(`user said: ${r.action}`);
+    } catch (e) {
+      return text(`elicitation refused: ${e.message}`);
     }
   });
   return s;
