@@ -86,6 +86,10 @@ test('allowed calls pass (2025-11-25, sessions, SSE answers)', async () => {
     arguments: { q: 'refunds' } })), /3 results for refunds/);
   assert.match(textOf(await c.callTool({ name: 'send_email',
     arguments: { to: 'bob@example.com', body: 'hi' } })), /sent to bob/);
+  // DELETE ends the server's session (Mcp-Session-Id passed through).
+  assert.ok(c.transport.sessionId);
+  await c.transport.terminateSession();
+  assert.equal(c.transport.sessionId, undefined);
   await c.close();
 });
 
