@@ -22,6 +22,7 @@ Suite *suite_witness(void);	/* test_witness.c: checkpoints off the host */
 Suite *suite_secrets(void);	/* test_secrets.c: sealing against swtpm */
 Suite *suite_audit(void);	/* test_audit.c: the hash-chained audit log */
 Suite *suite_sessions(void);	/* test_sessions.c: sessions, limits per key */
+Suite *suite_mcp(void);		/* test_mcp.c: JSON-RPC, MCP in sessions, pins */
 
 /* Rules-file helpers shared by the suites (ut_rules.c). */
 
