@@ -3,11 +3,13 @@
  * decision warden makes, written by one thread per log with group commit,
  * and the tools that verify and export it.
  *
- * Owns the log directory (segment files, the HMAC key for payload
- * digests).  The gateway builds each record's fields as a JSON object and
- * submits it; this module adds seq, prev and hash, writes, fsyncs, and
- * tells the submitter when the record is durable.  The byte-exact format
- * is audit/FORMAT.md.
+ * Owns the log directory (segment files, kept payloads, the inbox through
+ * which other processes' events reach the chain).  The keys of what it
+ * keeps (the payload HMAC key, per-tenant data keys) are not its own: the
+ * TPM holds them, reached through struct aud_keys.  The gateway builds
+ * each record's fields as a JSON object and submits it; this module adds
+ * seq, prev and hash, writes, fsyncs, and tells the submitter when the
+ * record is durable.  The byte-exact format is audit/FORMAT.md.
  */
 #ifndef AUD_H
 #define AUD_H
@@ -17,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "common/wd.h"
 
@@ -49,6 +52,34 @@ struct aud_witness {
 	void (*send)(void *ctx, const char *line, size_t len);
 	void *ctx;
 };
+/*
+ * The keys of what the log keeps outside the chain, held elsewhere (in the
+ * TPM, through gateway/paykeys.c).  audit/ never sees a data key: it hands
+ * plaintext and gets ciphertext back, and the other way round.
+ */
+struct aud_keys {
+	/* The HMAC key for payload digests into key (32 bytes), made on
+	 * first use; dir is the log's directory. */
+	enum wd_err (*hmac_key)(void *ctx, const char *dir, unsigned char *key,
+	    char *err, size_t errlen);
+	/* AES-256-GCM under the data key of tenant and month ("YYYY-MM"):
+	 * encrypt creates the key if missing and fills nonce and tag;
+	 * decrypt checks tag into out (len bytes).  WD_EDESTROYED: the key
+	 * was destroyed; WD_ENOTFOUND: there never was one. */
+	enum wd_err (*crypt)(void *ctx, bool encrypt, const char *tenant,
+	    const char *month, const void *aad, size_t aadlen,
+	    const unsigned char *in, size_t len, unsigned char *out,
+	    unsigned char nonce[12], unsigned char tag[16], char *err,
+	    size_t errlen);
+	/* Destroy the data keys of tenant (NULL: every tenant) of months
+	 * before `before` (NULL: every month), appending {"tenant","month",
+	 * "nv"} per key destroyed to ids. */
+	enum wd_err (*destroy)(void *ctx, const char *tenant,
+	    const char *before, json_t *ids, char *err, size_t errlen);
+	/* Another process destroyed tenant's keys: wipe cached copies. */
+	void (*forget)(void *ctx, const char *tenant);
+	void *ctx;
+};
 
 struct aud_opts {
 	const char *dir;
@@ -62,6 +93,12 @@ struct aud_opts {
 	const struct aud_signer *signer;	/* NULL: no checkpoints */
 	const struct aud_counter *counter;	/* NULL: none */
 	const struct aud_witness *witness;	/* NULL: none */
+	/* NULL: no TPM; digests use DIR/payload.key in clear (development
+	 * only) and no payload is kept. */
+	const struct aud_keys *keys;
+	/* Only to append events (the CLI, when no gateway holds the log):
+	 * no payload key, no sweep. */
+	bool events_only;
 };
 
 /*
@@ -115,13 +152,49 @@ void aud_hmac_final(struct aud_hmac *h, char out[AUD_HASH_HEX + 1]);
  * (the `redacted` mode).  Caller owns the result. */
 json_t *aud_redact(const char *body, size_t len, bool is_request);
 /* Keep payload (ownership stays with the caller) for ttl_days under
- * DIR/payloads/TENANT/. */
+ * DIR/payloads/TENANT/, encrypted under the tenant's key for the month it
+ * expires in.  WD_EUNSUPPORTED when the log has no keys (no TPM). */
 enum wd_err aud_payload_store(const struct aud_log *log, const char *tenant,
     const char *decision_id, int ttl_days, json_t *payload);
-/* Delete expired payloads; returns how many. */
+/*
+ * Decrypt decision_id's payload into memory from alloc(arg, len) (the
+ * caller's locked memory); *len, *tenant (64+1) say what was found.
+ * WD_ENOTFOUND: no such payload (never kept, expired or purged);
+ * WD_EDESTROYED: its key was destroyed; err says which and why.
+ */
+enum wd_err aud_payload_read(const char *dir, const struct aud_keys *keys,
+    const char *decision_id, unsigned char *(*alloc)(void *arg, size_t len),
+    void *arg, size_t *len, char tenant[65], char *err, size_t errlen);
+/* Delete expired payloads; returns how many.  With keys, also destroy
+ * the data keys of months that are over, listed in ids (may be NULL). */
 size_t aud_payload_sweep(const char *dir);
-/* Delete every payload of tenant; returns how many. */
-size_t aud_payload_purge(const char *dir, const char *tenant);
+enum wd_err aud_payload_expire(const char *dir, const struct aud_keys *keys,
+    json_t *ids, size_t *files, char *err, size_t errlen);
+/* Destroy every data key of tenant (ids lists them), then delete its
+ * payload files (*files of them).  If the keys cannot be destroyed
+ * nothing is deleted. */
+enum wd_err aud_payload_purge(const char *dir, const struct aud_keys *keys,
+    const char *tenant, json_t *ids, size_t *files, char *err, size_t errlen);
+/* The month ("YYYY-MM", UTC) a payload expiring at t is keyed under. */
+void aud_key_month(time_t t, char out[8]);
+
+/* ---- events from other processes (inbox.c) ---- */
+
+/*
+ * Put an event (kind and its fields; never a secret value) into the log
+ * of dir from a process that is not its writer (`warden secrets`, `warden
+ * audit purge`).  It is written atomically into DIR/inbox/ with who asked
+ * (uid, user, sudo user, host, pid) and when; if no warden holds the log
+ * it is appended at once, otherwise the running writer takes it into the
+ * chain within a second (this waits up to wait_ms for that).
+ * *in_chain: whether it is in the chain on return.  Takes ownership of rec.
+ */
+enum wd_err aud_post_event(const char *dir, json_t *rec, int wait_ms,
+    bool *in_chain, char *err, size_t errlen);
+/* Check an inbox file's bytes: a JSON object of a known kind, none of
+ * the fields the writer sets.  *out: the record (caller owns). */
+enum wd_err aud_event_parse(const char *buf, size_t len, json_t **out,
+    char *why, size_t whylen);
 
 /* ---- the chain (chain.c): shared by the writer and the verifier ---- */
 

@@ -51,18 +51,26 @@ struct aud_log {
 	atomic_ullong last_cp_us;
 	uint64_t last_batch_us;		/* when the last batch was taken */
 	uint64_t last_sweep_us;		/* payload TTL sweep */
-	EVP_MAC_CTX *mac;		/* HMAC keyed with hmac_key, to dup */
+	struct aud_mac *mac;		/* digest.c: HMAC midstates, locked */
 	uint64_t dropped;
 	/* The TPM counter (issue 11): when it was last bumped; closing: the
 	 * last checkpoint is being made. */
 	uint64_t counter_bump_us;
 	bool closing;
+	uint64_t last_inbox_us;		/* inbox.c: events of other processes */
 };
 
 enum wd_err aud_start_writer(struct aud_log *l);
 enum wd_err aud_mac_init(struct aud_log *l);
+void aud_mac_free(struct aud_log *l);
 enum wd_err aud_open_segment(struct aud_log *l, uint64_t segno);
 void aud_fsync_dir(const char *dir);
+
+/* Take DIR/inbox/ into the chain (writer thread, or aud_close after it
+ * stopped: never two at once); the hourly payload sweep. */
+void aud_inbox_ingest(struct aud_log *l);
+void aud_payload_housekeeping(struct aud_log *l);
+bool aud_inbox_due(const struct aud_log *l);
 
 /* Segment files of dir in order; *n of them.  Caller frees each and v. */
 char **aud_segments(const char *dir, size_t *n);

@@ -92,6 +92,11 @@ load_key(struct aud_log *l, char *errs, size_t errlen)
 	ssize_t n;
 	int fd;
 
+	/* With a TPM the key is sealed there (and a clear payload.key from
+	 * before is sealed, then removed): the keys' owner does it. */
+	if (l->o.keys != NULL && l->o.keys->hmac_key != NULL)
+		return l->o.keys->hmac_key(l->o.keys->ctx, l->dir, l->hmac_key,
+		    errs, errlen);
 	snprintf(path, sizeof(path), "%s/" AUD_KEY_FILE, l->dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
@@ -261,12 +266,15 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
 	}
 	if ((rc = check_dir(l->dir, errs, errlen)) != WD_OK ||
 	    (rc = lock_dir(l, errs, errlen)) != WD_OK ||
-	    (rc = load_key(l, errs, errlen)) != WD_OK)
+	    (!o->events_only && (rc = load_key(l, errs, errlen)) != WD_OK))
 		goto fail;
-	if ((rc = aud_mac_init(l)) != WD_OK) {
+	if (!o->events_only && (rc = aud_mac_init(l)) != WD_OK) {
 		snprintf(errs, errlen, "cannot set up HMAC");
 		goto fail;
 	}
+	/* Digests start from midstates derived from it (digest.c, locked
+	 * memory when the gateway set it up); the key itself goes. */
+	wd_wipe(l->hmac_key, sizeof(l->hmac_key));
 	segs = aud_segments(l->dir, &nsegs);
 	/* The newest segment with a good line gives seq and prev. */
 	rc = WD_OK;

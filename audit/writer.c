@@ -324,7 +324,7 @@ writer_main(void *arg)
 		bool synced;
 
 		while (l->head == NULL && !l->stop && !checkpoint_due(l) &&
-		    !atomic_load(&l->dirty)) {
+		    !atomic_load(&l->dirty) && !aud_inbox_due(l)) {
 			struct timespec until;
 
 			clock_gettime(CLOCK_REALTIME, &until);
@@ -358,12 +358,6 @@ writer_main(void *arg)
 		l->nqueued = 0;
 		pthread_mutex_unlock(&l->mu);
 
-		/* Kept payloads past their time go, hourly. */
-		if (wd_mono_us() - l->last_sweep_us > 3600ull * 1000000u ||
-		    l->last_sweep_us == 0) {
-			aud_payload_sweep(l->dir);
-			l->last_sweep_us = wd_mono_us();
-		}
 		pthread_mutex_lock(&l->wlock);
 		maybe_rotate(l);
 		rc = batch != NULL ? write_batch(l, batch) : WD_OK;
@@ -389,6 +383,11 @@ writer_main(void *arg)
 				finish_items(cp, WD_OK);
 			}
 			pthread_mutex_unlock(&l->wlock);
+			/* Kept payloads past their time go, hourly (and their
+			 * keys once their month is over); events of other
+			 * processes come in. */
+			aud_payload_housekeeping(l);
+			aud_inbox_ingest(l);
 			pthread_mutex_lock(&l->mu);
 			continue;
 		}
@@ -608,6 +607,8 @@ aud_close(struct aud_log *l)
 		pthread_cond_signal(&l->cv);
 		pthread_mutex_unlock(&l->mu);
 		pthread_join(l->th, NULL);
+		/* What other processes left since the writer's last look. */
+		aud_inbox_ingest(l);
 		/* Sign what was written last, so nothing is left unsigned. */
 		pthread_mutex_lock(&l->wlock);
 		if (l->o.signer != NULL && l->since_cp > 0 && atomic_load(&l->healthy)) {
@@ -628,84 +629,11 @@ aud_close(struct aud_log *l)
 	if (l->lockfd >= 0)
 		close(l->lockfd);	/* releases the flock */
 	wd_wipe(l->hmac_key, sizeof(l->hmac_key));
-	EVP_MAC_CTX_free(l->mac);
+	aud_mac_free(l);
 	pthread_mutex_destroy(&l->mu);
 	pthread_mutex_destroy(&l->wlock);
 	pthread_cond_destroy(&l->cv);
 	free(l->dir);
 	free(l->instance);
 	free(l);
-}
-
-/* ---- payload digests ---- */
-
-/* The keyed HMAC context every digest starts from (a dup is cheap; a
- * fetch and init per request is not). */
-enum wd_err
-aud_mac_init(struct aud_log *l)
-{
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	OSSL_PARAM params[2];
-
-	if (mac == NULL)
-		return WD_ENOMEM;
-	params[0] = OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	l->mac = EVP_MAC_CTX_new(mac);
-	EVP_MAC_free(mac);
-	if (l->mac == NULL || !EVP_MAC_init(l->mac, l->hmac_key,
-	    sizeof(l->hmac_key), params))
-		return WD_ENOMEM;
-	return WD_OK;
-}
-
-struct aud_hmac {
-	EVP_MAC_CTX *ctx;
-};
-
-struct aud_hmac *
-aud_hmac_new(const struct aud_log *l)
-{
-	struct aud_hmac *h = calloc(1, sizeof(*h));
-
-	if (h == NULL || l->mac == NULL ||
-	    (h->ctx = EVP_MAC_CTX_dup(l->mac)) == NULL) {
-		free(h);
-		return NULL;
-	}
-	return h;
-}
-
-void
-aud_hmac_update(struct aud_hmac *h, const void *data, size_t len)
-{
-	if (h != NULL)
-		EVP_MAC_update(h->ctx, data, len);
-}
-
-void
-aud_hmac_final(struct aud_hmac *h, char out[AUD_HASH_HEX + 1])
-{
-	unsigned char d[32];
-	size_t dl = 0;
-
-	if (h == NULL) {
-		out[0] = '\0';
-		return;
-	}
-	if (!EVP_MAC_final(h->ctx, d, &dl, sizeof(d)))
-		memset(d, 0, sizeof(d));
-	wd_hex(d, sizeof(d), out);
-	EVP_MAC_CTX_free(h->ctx);
-	free(h);
-}
-
-void
-aud_payload_digest(const struct aud_log *l, const void *data, size_t len,
-    char out[AUD_HASH_HEX + 1])
-{
-	struct aud_hmac *h = aud_hmac_new(l);
-
-	aud_hmac_update(h, data, len);
-	aud_hmac_final(h, out);
 }

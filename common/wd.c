@@ -28,6 +28,7 @@ static const char *const wd_err_text[WD_ERR_COUNT] = {
 	[WD_EPERM] = "unsafe file ownership or permissions",
 	[WD_ECLOSED] = "peer closed the connection",
 	[WD_EUNSUPPORTED] = "not supported",
+	[WD_EDESTROYED] = "its key was destroyed",
 };
 
 const char *

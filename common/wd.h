@@ -37,6 +37,7 @@ enum wd_err {
 	WD_EPERM,		/* a file's owner or mode is not safe to use */
 	WD_ECLOSED,		/* the peer went away */
 	WD_EUNSUPPORTED,	/* valid, but not something warden does */
+	WD_EDESTROYED,		/* its key was destroyed (crypto-shredded) */
 	WD_ERR_COUNT		/* number of codes; not an error */
 };
 

@@ -69,9 +69,13 @@ static const struct cli_usage usages[] = {
 	  "records in full, the others as stubs, so the chain still verifies." },
 	{ "audit", "verify-export", "FILE",
 	  "Verify an export on its own.  Exit 0 or 1." },
-	{ "audit", "purge", "DIR (--tenant T | --expired)",
-	  "Delete kept payloads of a tenant, or those past their TTL; the hash\n"
-	  "chain is untouched." },
+	{ "audit", "purge", "DIR (--tenant T | --expired) (-c FILE | --tcti TCTI)",
+	  "Destroy the TPM-held keys of a tenant's kept payloads (or of months\n"
+	  "that are over), then delete the files; every copy, backups included,\n"
+	  "becomes unreadable.  A `purge` record goes into the chain." },
+	{ "audit", "payload", "show DECISION_ID [--dir DIR] (-c FILE | --tcti TCTI)",
+	  "Decrypt one kept payload (needs the TPM).  Exit 0 printed, 1 TPM\n"
+	  "failure, 2 usage, 3 its key was destroyed, 4 no such payload." },
 	{ "audit", "pubkey", "(-c FILE | --secrets-store DIR)",
 	  "Print the public half of the TPM-held checkpoint signing key (PEM)." },
 	{ "audit", "counter", "(-c FILE | --tcti TCTI) [--index N] [--value]",

@@ -7,6 +7,12 @@
  * it; it is read into locked memory and never printed.  Unknown options
  * are reported without echoing them, since `--value=...` would otherwise
  * put a secret on the terminal.  Exit codes: 0 done, 1 failed, 2 usage.
+ *
+ * seal, rotate and rm leave a record in the audit log (audit.dir of the
+ * rules, or --audit-dir): secrets/ reports each through its event hook,
+ * installed here, and aud_post_event() brings it into the chain whether
+ * or not a gateway holds the log.  A record names the secret, what was
+ * done and how it ended; never a value.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +22,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "audit/aud.h"
 #include "common/wd.h"
 #include "gateway/gw.h"
 #include "policy/pol.h"
@@ -37,6 +44,7 @@ struct sopts {
 	const char *pcr;		/* --pcr, or NULL */
 	const char *auth_file;		/* --auth-file, else secrets.auth_file */
 	const char *name;		/* the one positional argument */
+	const char *audit_dir;		/* --audit-dir, else audit.dir */
 	struct pol_snapshot *snap;	/* loaded from config, or NULL */
 };
 
@@ -62,6 +70,7 @@ parse(int argc, char **argv, bool want_name, bool pcr_ok, struct sopts *o)
 		{ "tcti", required_argument, NULL, 't' },
 		{ "pcr", required_argument, NULL, 'p' },
 		{ "auth-file", required_argument, NULL, 'a' },
+		{ "audit-dir", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -87,6 +96,9 @@ parse(int argc, char **argv, bool want_name, bool pcr_ok, struct sopts *o)
 			break;
 		case 'a':
 			o->auth_file = optarg;
+			break;
+		case 'D':
+			o->audit_dir = optarg;
 			break;
 		case ':':
 			return usage_err("an option lacks its argument");
@@ -120,6 +132,8 @@ resolve(struct sopts *o, bool need_tcti)
 			o->store = o->snap->secrets.store;
 		if (o->tcti == NULL)
 			o->tcti = o->snap->secrets.tcti;
+		if (o->audit_dir == NULL)
+			o->audit_dir = o->snap->audit.dir;
 	}
 	if (o->store == NULL)
 		return usage_err("give -c FILE or --store DIR");
@@ -198,6 +212,75 @@ out:
 	return e;
 }
 
+/* What secrets/ reported of the one change this command made. */
+struct change {
+	bool seen;
+	enum sec_event_kind kind;
+	char name[SEC_NAME_MAX + 1];
+	enum wd_err result;
+	char error[512];
+};
+
+static void
+on_event(const struct sec_event *ev, void *arg)
+{
+	struct change *c = arg;
+
+	if (ev->kind == SEC_EV_UNSEAL)
+		return;			/* reading changes nothing */
+	c->seen = true;
+	c->kind = ev->kind;
+	snprintf(c->name, sizeof(c->name), "%s", ev->name ? ev->name : "");
+	c->result = ev->result;
+	snprintf(c->error, sizeof(c->error), "%s", ev->error ? ev->error : "");
+}
+
+/*
+ * Record the change in the audit log, if there is one to record it in.
+ * extra: more fields (ownership moves here).  False if it could not be.
+ */
+static bool
+record_change(const struct sopts *o, const struct change *c, json_t *extra)
+{
+	char err[512];
+	bool in_chain = false;
+	json_t *rec;
+
+	if (!c->seen) {
+		json_decref(extra);
+		return true;
+	}
+	if (o->audit_dir == NULL) {
+		json_decref(extra);
+		fprintf(stderr, "warden secrets: not recorded in an audit log (give "
+		    "-c FILE or --audit-dir DIR)\n");
+		return true;
+	}
+	rec = json_pack("{s:s,s:s,s:s,s:s}", "kind", sec_event_name(c->kind),
+	    "name", c->name, "store", o->store, "result",
+	    c->result == WD_OK ? "ok" : "failed");
+	if (rec == NULL) {
+		json_decref(extra);
+		return false;
+	}
+	if (c->result != WD_OK)
+		json_object_set_new(rec, "error", json_string(c->error));
+	if (extra != NULL)
+		json_object_update(rec, extra);
+	json_decref(extra);
+	if (aud_post_event(o->audit_dir, rec, 5000, &in_chain, err,
+	    sizeof(err)) != WD_OK) {
+		fprintf(stderr, "warden secrets: NOT recorded in the audit log: "
+		    "%s\n", err);
+		return false;
+	}
+	if (!in_chain)
+		fprintf(stderr, "warden secrets: record queued in %s/inbox (taken "
+		    "into the chain when warden next opens the log)\n",
+		    o->audit_dir);
+	return true;
+}
+
 /* Unseal name, with the auth value if it was sealed with one. */
 static enum wd_err
 unseal_one(struct sec_tpm *tpm, struct sopts *o, const char *name,
@@ -229,6 +312,7 @@ static int
 cmd_seal(int argc, char **argv, enum sec_mode mode)
 {
 	struct sec_seal_opts so = { 0 };
+	struct change change = { 0 };
 	struct sec_buf value = { 0 }, auth = { 0 };
 	size_t authlen = 0;
 	struct sec_tpm *tpm = NULL;
@@ -290,14 +374,20 @@ cmd_seal(int argc, char **argv, enum sec_mode mode)
 		so.auth = auth.p;
 		so.authlen = authlen;
 	}
+	sec_set_event_hook(on_event, &change);
 	if (sec_tpm_open(o.tcti, &tpm, err, sizeof(err)) != WD_OK ||
 	    read_value(o.name, &value, &len, err, sizeof(err)) != WD_OK ||
 	    sec_seal(tpm, o.store, o.name, value.p, len, &so, mode, err,
 	    sizeof(err)) != WD_OK) {
 		fprintf(stderr, "warden secrets: %s %s: %s\n",
 		    mode == SEC_CREATE ? "seal" : "rotate", o.name, err);
+		(void)record_change(&o, &change, NULL);
 		goto out;
 	}
+	if (!record_change(&o, &change, json_pack("{s:s,s:b}", "pcrs",
+	    so.pcrs != NULL && *so.pcrs != '\0' ? so.pcrs : "none", "auth",
+	    authlen > 0)))
+		goto out;
 	printf("%s %s (%zu bytes)\n", mode == SEC_CREATE ? "sealed" : "rotated",
 	    o.name, len);
 	rc = 0;
@@ -312,6 +402,7 @@ out:
 static int
 cmd_rm(int argc, char **argv)
 {
+	struct change change = { 0 };
 	struct sopts o;
 	char err[512];
 	int rc;
@@ -321,10 +412,14 @@ cmd_rm(int argc, char **argv)
 	if ((rc = resolve(&o, false)) != 0)
 		goto out;
 	rc = 1;
+	sec_set_event_hook(on_event, &change);
 	if (sec_remove(o.store, o.name, err, sizeof(err)) != WD_OK) {
 		fprintf(stderr, "warden secrets: rm %s: %s\n", o.name, err);
+		(void)record_change(&o, &change, NULL);
 		goto out;
 	}
+	if (!record_change(&o, &change, NULL))
+		goto out;
 	printf("removed %s\n", o.name);
 	rc = 0;
 out:

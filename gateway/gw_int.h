@@ -35,6 +35,7 @@ struct gw_up_xfer;
 struct sec_tpm;
 struct gw_creds;
 struct gw_witness;
+struct gw_paykeys;
 
 struct gw_server {
 	const struct gw_serve_opts *opts;
@@ -54,6 +55,7 @@ struct gw_server {
 	struct gw_worker *workers;
 	int nworkers;
 	char instance[17];		/* random id of this process */
+	struct gw_paykeys *paykeys;	/* kept payloads' keys; NULL: no TPM */
 };
 
 struct gw_worker {
@@ -131,6 +133,18 @@ void gw_witness_stats(struct gw_witness *w, uint64_t *sent,
     uint64_t *failed, uint64_t *dropped);
 /* Deliver what is queued (up to a few seconds), stop, free.  NULL ok. */
 void gw_witness_free(struct gw_witness *w);
+/* ---- the keys of kept payloads (paykeys.c) ---- */
+
+/*
+ * The TPM-backed keys audit/ keeps payloads and their digests under, for
+ * the log in dir.  tpm_lock: the lock other TPM users of this process
+ * take (NULL: its own).  err says why on failure.
+ */
+enum wd_err gw_paykeys_new(const char *dir, const char *tcti,
+    pthread_mutex_t *tpm_lock, struct gw_paykeys **out, char *err,
+    size_t errlen);
+const struct aud_keys *gw_paykeys_keys(struct gw_paykeys *pk);
+void gw_paykeys_free(struct gw_paykeys *pk);	/* wipes; NULL ok */
 
 /*
  * Load the rules file again and swap the snapshot in; on any error the

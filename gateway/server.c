@@ -23,10 +23,14 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <event2/thread.h>
 
 #include "audit/aud.h"
 #include "secrets/sec.h"
+
+/* OpenSSL's secure heap (locked): keys in OpenSSL's own contexts. */
+#define GW_SECURE_HEAP (1u << 20)
 
 struct pol_snapshot *
 gw_server_snapshot(struct gw_server *srv)
@@ -330,6 +334,20 @@ open_audit(struct gw_server *srv, json_t **counter_start)
 	};
 	char err[512];
 
+	/* With a TPM, payloads and their HMAC key are sealed there; without
+	 * one nothing is kept but digests (development). */
+	if (gw_tcti(srv, srv->snap) != NULL) {
+		if ((rc = gw_paykeys_new(o.dir, gw_tcti(srv, srv->snap),
+		    &srv->tpm_lock, &srv->paykeys, err, sizeof(err))) != WD_OK) {
+			wd_error("audit payload keys: %s", err);
+			return rc;
+		}
+		o.keys = gw_paykeys_keys(srv->paykeys);
+	} else {
+		wd_warn("no TPM configured: the payload digest key is kept in "
+		    "clear and no payload is kept (keep: redacted/full keep only "
+		    "digests)");
+	}
 	rc = aud_open(&o, &srv->audit, err, sizeof(err));
 
 	if (rc != WD_OK)
@@ -449,6 +467,12 @@ gw_serve(const struct gw_serve_opts *opts)
 		 * the uid change, which would reset it.) */
 		if (sec_harden_process(err, sizeof(err)) != WD_OK)
 			wd_warn("cannot harden the process: %s", err);
+		/* OpenSSL's copies of keys (the payload HMAC key in every
+		 * digest's context) go to its secure heap: locked, not dumped. */
+		if (CRYPTO_secure_malloc_initialized() == 0 &&
+		    CRYPTO_secure_malloc_init(GW_SECURE_HEAP, 16) != 1)
+			wd_warn("OpenSSL's secure heap could not be locked; the "
+			    "payload HMAC key may be swapped out");
 	}
 	if (gw_creds_load(&srv, srv.snap, &srv.creds, stderr) != WD_OK)
 		goto out;
@@ -539,6 +563,7 @@ out:
 	if (srv.tpm != NULL)
 		sec_tpm_close(srv.tpm);
 	free((char *)srv.signer.pubkey_pem);
+	gw_paykeys_free(srv.paykeys);
 	pthread_mutex_destroy(&srv.snap_lock);
 	pthread_mutex_destroy(&srv.reload_lock);
 	pthread_mutex_destroy(&srv.tpm_lock);

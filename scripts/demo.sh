@@ -211,6 +211,22 @@ say "10. An unknown virtual key is refused before anything leaves the gateway"
 chat wk-not-a-real-key \
     '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
 
+say "10b. What warden keeps, it keeps sealed (first-bank: keep redacted, 7 days)"
+chat wk-demo-first-bank \
+    '{"model":"gpt-4o","messages":[{"role":"user","content":"Account 12-3456-78: why was my card declined?"}]}'
+DEC=$(grep -i '^x-warden-decision:' "$TMP/head" | cut -d' ' -f2 | tr -d '\r')
+note "files under the audit dir that hold the account number: $(grep -rl '12-3456-78' "$TMP/audit" | wc -l)"
+note "its kept payload, decrypted with the TPM (warden audit payload show $DEC):"
+"$B/warden" audit payload show "$DEC" --dir "$TMP/audit" --tcti "$TCTI" |
+    cut -c1-150 | sed 's/^/   /'
+cp -a "$TMP/audit" "$TMP/audit-backup"
+note "warden audit purge --tenant first-bank destroys its keys in the TPM:"
+"$B/warden" audit purge "$TMP/audit" --tenant first-bank --tcti "$TCTI" |
+    sed 's/^/   /'
+note "a backup of the audit dir taken before the purge, key blobs and all:"
+"$B/warden" audit payload show "$DEC" --dir "$TMP/audit-backup" \
+    --tcti "$TCTI" 2>&1 | sed 's/^/   /' || true
+
 say "11. /metrics (Prometheus) after the scenario"
 curl -s "http://127.0.0.1:$PORT/metrics" | grep '^warden_requests_total' | sed 's/^/   /'
 

@@ -14,10 +14,12 @@
  */
 #include "secrets/sec_int.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #define ENV_MAGIC "WSE1"		/* warden sealed envelope, format 1 */
@@ -63,42 +65,57 @@ sec_event_emit(enum sec_event_kind kind, const char *name, enum wd_err result,
 		event_fn(&ev, event_arg);
 }
 
-/*
- * AES-256-GCM over in[len] into out[len]; encrypt writes tag, decrypt
- * checks it.  Returns false on any failure, a wrong tag included.
- */
+bool
+sec_gcm(bool encrypt, const unsigned char key[32],
+    const unsigned char nonce[SEC_GCM_NONCE], const void *aad, size_t aadlen,
+    const unsigned char *in, size_t len, unsigned char *out,
+    unsigned char tag[SEC_GCM_TAG])
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int n = 0, fin = 0, ok = 0;
+
+	if (ctx == NULL || len > INT_MAX || aadlen > INT_MAX)
+		goto out;
+	if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL,
+	    encrypt) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEC_GCM_NONCE,
+	    NULL) != 1 ||
+	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, encrypt) != 1 ||
+	    (aadlen > 0 && EVP_CipherUpdate(ctx, NULL, &n, aad,
+	    (int)aadlen) != 1) ||
+	    EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1)
+		goto out;
+	if (!encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG,
+	    SEC_GCM_TAG, tag) != 1)
+		goto out;
+	if (EVP_CipherFinal_ex(ctx, out + n, &fin) != 1)
+		goto out;
+	if (encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG,
+	    SEC_GCM_TAG, tag) != 1)
+		goto out;
+	ok = 1;
+out:
+	EVP_CIPHER_CTX_free(ctx);	/* cleanses the key schedule */
+	/* A plaintext that failed authentication is not to be used. */
+	if (!ok && !encrypt && len > 0)
+		OPENSSL_cleanse(out, len);
+	return ok;
+}
+
+/* The credential envelope: the secret's name is the authenticated data. */
 static bool
 gcm(bool encrypt, const unsigned char key[32], const unsigned char *nonce,
     const char *name, const unsigned char *in, size_t len, unsigned char *out,
     unsigned char *tag)
 {
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	char aad[sizeof(AAD_PREFIX) + SEC_NAME_MAX];
-	int n, aadlen, ok = 0;
+	int aadlen;
 
 	aadlen = snprintf(aad, sizeof(aad), "%s%s", AAD_PREFIX, name);
-	if (ctx == NULL || len > SEC_VALUE_MAX)
-		goto out;
-	if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL,
-	    encrypt) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, ENV_NONCE, NULL) != 1 ||
-	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, encrypt) != 1 ||
-	    EVP_CipherUpdate(ctx, NULL, &n, (const unsigned char *)aad,
-	    aadlen) != 1 ||
-	    EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1)
-		goto out;
-	if (!encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, ENV_TAG,
-	    tag) != 1)
-		goto out;
-	if (EVP_CipherFinal_ex(ctx, out + n, &n) != 1)
-		goto out;
-	if (encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, ENV_TAG,
-	    tag) != 1)
-		goto out;
-	ok = 1;
-out:
-	EVP_CIPHER_CTX_free(ctx);	/* cleanses the key schedule */
-	return ok;
+	if (len > SEC_VALUE_MAX || aadlen < 0)
+		return false;
+	return sec_gcm(encrypt, key, nonce, aad, (size_t)aadlen, in, len, out,
+	    tag);
 }
 
 enum wd_err
@@ -187,6 +204,7 @@ sec_seal(struct sec_tpm *t, const char *store, const char *name,
 	o.meta.auth = opts->authlen > 0;
 	o.meta.template_version = SEC_TEMPLATE_VERSION;
 	o.meta.size = len;
+	o.meta.nv = opts->nv;
 	e = sec_store_write(store, name, &o, mode, etext, sizeof(etext));
 out:
 	if (key != NULL)

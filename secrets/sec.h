@@ -82,6 +82,7 @@ struct sec_seal_opts {
 	const unsigned char *auth;	/* auth value, or NULL */
 	size_t authlen;			/* at most 32 */
 	bool noda;			/* exempt from dictionary-attack lockout */
+	uint32_t nv;			/* NV index its auth lives in (dkey.c); 0: none */
 };
 
 enum sec_mode {
@@ -125,6 +126,7 @@ struct sec_meta {
 	bool auth;			/* sealed with an auth value */
 	int template_version;
 	size_t size;			/* credential length in bytes */
+	uint32_t nv;			/* NV index holding its auth value; 0: none */
 };
 
 /* Metadata of NAME (WD_ENOTFOUND if absent).  *out: filled in. */
@@ -274,6 +276,60 @@ enum wd_err sec_counter_increment(struct sec_tpm *tpm, uint32_t index,
 /* Read without changing (WD_ENOTFOUND when the index is not defined). */
 enum wd_err sec_counter_read(struct sec_tpm *tpm, uint32_t index,
     struct sec_counter *out, char *err, size_t errlen);
+/* ---- AES-256-GCM (envelope.c): one implementation for every envelope ---- */
+
+#define SEC_GCM_NONCE 12
+#define SEC_GCM_TAG 16
+
+/*
+ * AES-256-GCM of in[len] into out[len] (out may not overlap in), with aad
+ * authenticated; encrypt writes tag, decrypt checks it.  False on any
+ * failure, a wrong tag included (out is then wiped).  The key schedule is
+ * cleansed before return.
+ */
+bool sec_gcm(bool encrypt, const unsigned char key[32],
+    const unsigned char nonce[SEC_GCM_NONCE], const void *aad, size_t aadlen,
+    const unsigned char *in, size_t len, unsigned char *out,
+    unsigned char tag[SEC_GCM_TAG]);
+
+/* ---- destroyable data keys (dkey.c): the keys of kept payloads ---- */
+
+/*
+ * A data key that can be destroyed for good, backups included (audit/
+ * encrypts each tenant's kept payloads under one per month).  It is a
+ * 32-byte credential of a store (one store per tenant, the month as its
+ * name), sealed like any other, but with an auth value that exists only
+ * inside the TPM, in an NV index of its own (meta.json "nv"; owner range
+ * SEC_DKEY_NV_FIRST..+SEC_DKEY_NV_COUNT).  Unsealing reads that index over
+ * an encrypted session; destroying undefines it, so neither the blobs in
+ * the store nor any copy of them can ever be unsealed again: a new index
+ * at the same handle holds a new random value, which fails the sealed
+ * object's auth check.  The blobs are then overwritten and removed too.
+ */
+#define SEC_DKEY_LEN 32
+#define SEC_DKEY_NV_FIRST 0x01a50000u
+#define SEC_DKEY_NV_COUNT 0x10000u
+
+/* Create key name (e.g. "2026-12") in store: a fresh NV index and value,
+ * a fresh random data key sealed with it.  WD_EINVAL if it exists. */
+enum wd_err sec_dkey_create(struct sec_tpm *tpm, const char *store,
+    const char *name, char *err, size_t errlen);
+/*
+ * Unseal key name into out (SEC_DKEY_LEN bytes of the caller's locked
+ * memory).  WD_ENOTFOUND: no such key in store; WD_EDESTROYED: the store
+ * has its blobs but the TPM no longer has its NV index (destroyed, or a
+ * restored copy); WD_ETPM: the TPM's reason.
+ */
+enum wd_err sec_dkey_unseal(struct sec_tpm *tpm, const char *store,
+    const char *name, unsigned char *out, char *err, size_t errlen);
+/*
+ * Destroy key name: undefine its NV index (the part no copy can undo),
+ * then overwrite and remove its blobs.  *nv: the index it had (may be
+ * NULL).  If the TPM step fails nothing is removed: the key is not
+ * destroyed and the error says why.
+ */
+enum wd_err sec_dkey_destroy(struct sec_tpm *tpm, const char *store,
+    const char *name, uint32_t *nv, char *err, size_t errlen);
 
 /* ---- events for the audit log ---- */
 
@@ -292,8 +348,11 @@ struct sec_event {
 };
 
 /*
- * Hand every seal, rotate, rm and unseal to fn (audit/ records them as
- * admin events).  Set once, before use; fn runs on the calling thread.
+ * Hand every seal, rotate, rm and unseal to fn.  `warden secrets`
+ * (gateway/cli_secrets.c) installs it and records seal, rotate and rm in
+ * the audit log (through its inbox); the gateway does not, as its own
+ * unseals are not changes.  Set once, before use; fn runs on the calling
+ * thread.
  */
 void sec_set_event_hook(void (*fn)(const struct sec_event *ev, void *arg),
     void *arg);

@@ -35,6 +35,8 @@ struct sec_scratch {
 	unsigned char key[SEC_DATA_KEY_LEN];	/* data key, sealed or unsealed */
 	TPM2B_SENSITIVE_CREATE sens;	/* what Create seals */
 	TPM2B_AUTH auth;		/* the object's auth value */
+	TPM2B_MAX_NV_BUFFER nv;		/* an NV index's secret on its way */
+	unsigned char nvauth[SEC_DKEY_LEN];	/* the same, as an auth value */
 };
 _Static_assert(sizeof(struct sec_scratch) <= 4096, "scratch is one page");
 
@@ -109,6 +111,23 @@ enum wd_err sec_tpm_policy_digest(struct sec_tpm *tpm,
     size_t errlen);
 enum wd_err sec_tpm_run_policy(struct sec_tpm *tpm, ESYS_TR s,
     const struct sec_pcrs *pcrs, bool auth, char *err, size_t errlen);
+/* ---- NV indices (tpm.c): the destroyable part of a data key ---- */
+
+/* Define an ordinary NV index of size bytes at the first free handle of
+ * [first, first+count), probing from first+start.  *out: its handle. */
+enum wd_err sec_tpm_nv_define(struct sec_tpm *tpm, uint32_t first,
+    uint32_t count, uint32_t start, uint16_t size, uint32_t *out,
+    char *err, size_t errlen);
+/* Write or read len bytes at offset 0 (parameter-encrypted both ways).
+ * Read: WD_ENOTFOUND if the index does not exist. */
+enum wd_err sec_tpm_nv_write(struct sec_tpm *tpm, uint32_t handle,
+    const unsigned char *data, uint16_t len, char *err, size_t errlen);
+enum wd_err sec_tpm_nv_read(struct sec_tpm *tpm, uint32_t handle,
+    unsigned char *out, uint16_t len, char *err, size_t errlen);
+/* Undefine an index warden defined (size and attributes are checked
+ * first); WD_ENOTFOUND if it does not exist. */
+enum wd_err sec_tpm_nv_undefine(struct sec_tpm *tpm, uint32_t handle,
+    uint16_t size, char *err, size_t errlen);
 
 /* ---- the store (store.c) ---- */
 
@@ -120,6 +139,11 @@ enum wd_err sec_store_read(const char *store, const char *name,
 enum wd_err sec_store_write(const char *store, const char *name,
     const struct sec_obj *obj, enum sec_mode mode, char *err, size_t errlen);
 void sec_obj_clear(struct sec_obj *obj);
+/* Overwrite every file of NAME with random bytes (fsynced), then remove
+ * it.  Belt and braces: on journaling or copy-on-write filesystems old
+ * blocks may survive, which is why dkey.c destroys in the TPM first. */
+enum wd_err sec_store_shred(const char *store, const char *name,
+    char *err, size_t errlen);
 void sec_now_rfc3339(char out[32]);
 
 /* ---- the cache (cache.c) ---- */

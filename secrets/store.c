@@ -258,6 +258,15 @@ meta_parse(const unsigned char *buf, size_t len, const char *name,
 		goto out;
 	}
 	m->size = (size_t)json_integer_value(v);
+	/* Absent in credentials; a data key's NV index (dkey.c). */
+	v = json_object_get(j, "nv");
+	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) <
+	    (json_int_t)SEC_DKEY_NV_FIRST || json_integer_value(v) >=
+	    (json_int_t)(SEC_DKEY_NV_FIRST + SEC_DKEY_NV_COUNT))) {
+		sec_errf(err, errlen, "%s: bad nv index", path);
+		goto out;
+	}
+	m->nv = v != NULL ? (uint32_t)json_integer_value(v) : 0;
 	e = WD_OK;
 out:
 	json_decref(j);
@@ -277,6 +286,8 @@ meta_dump(const struct sec_meta *m)
 
 	if (j == NULL)
 		return NULL;
+	if (m->nv != 0)
+		json_object_set_new(j, "nv", json_integer((json_int_t)m->nv));
 	s = json_dumps(j, JSON_SORT_KEYS | JSON_INDENT(2));
 	json_decref(j);
 	if (s != NULL) {
@@ -685,5 +696,59 @@ out:
 		close(sfd);
 	sec_event_emit(SEC_EV_REMOVE, name, e, etext);
 	sec_errf(err, errlen, "%s", etext);
+	return e;
+}
+
+/* Overwrite one file of an entry with random bytes and make it durable. */
+static void
+shred_at(int dfd, const char *file)
+{
+	unsigned char junk[4096];
+	struct stat st;
+	int fd = openat(dfd, file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		for (off_t off = 0; off < st.st_size; ) {
+			size_t n = (size_t)(st.st_size - off) < sizeof(junk) ?
+			    (size_t)(st.st_size - off) : sizeof(junk);
+
+			wd_random(junk, n);
+			if (pwrite(fd, junk, n, off) != (ssize_t)n)
+				break;
+			off += (off_t)n;
+		}
+		(void)fsync(fd);
+	}
+	close(fd);
+}
+
+enum wd_err
+sec_store_shred(const char *store, const char *name, char *err,
+    size_t errlen)
+{
+	static const char *const files[] = { "meta.json", "tpm.pub", "tpm.priv",
+		"envelope.bin" };
+	enum wd_err e;
+	int sfd = -1, dfd = -1;
+
+	if (!sec_name_valid(name)) {
+		sec_errf(err, errlen, "invalid secret name");
+		return WD_EINVAL;
+	}
+	if ((e = open_store(store, false, &sfd, err, errlen)) != WD_OK)
+		return e;
+	if ((e = open_entry(sfd, store, name, &dfd, err, errlen)) != WD_OK)
+		goto out;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		shred_at(dfd, files[i]);
+	close(dfd);
+	dfd = -1;
+	e = sec_remove(store, name, err, errlen);
+out:
+	if (dfd >= 0)
+		close(dfd);
+	close(sfd);
 	return e;
 }

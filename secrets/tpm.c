@@ -663,3 +663,214 @@ out:
 	sec_tpm_flush(t, &obj);
 	return e;
 }
+
+/* ---- NV indices: where a data key's auth value lives (dkey.c) ---- */
+
+/* Ordinary index, read and written with its own (empty) auth through a
+ * salted, encrypting session; NO_DA since a wrong value is no guess at a
+ * password; WRITEDEFINE: once written it is write-locked until it is
+ * undefined, so its value can be ended only with the owner hierarchy, and
+ * never replaced.  (WRITTEN and WRITELOCKED are the TPM's own bits.) */
+#define NV_ATTRS (TPMA_NV_AUTHREAD | TPMA_NV_AUTHWRITE | TPMA_NV_NO_DA | \
+    TPMA_NV_WRITEDEFINE)
+#define NV_STATE_BITS (TPMA_NV_WRITTEN | TPMA_NV_WRITELOCKED)
+
+static bool
+rc_is(TSS2_RC rc, TSS2_RC what)
+{
+	if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER)
+		return false;
+	if (rc & TPM2_RC_FMT1)
+		return (rc & (TPM2_RC_FMT1 | 0x3f)) == what;
+	return rc == what;
+}
+
+/* The ESAPI handle of NV index h; WD_ENOTFOUND if the TPM has none. */
+static enum wd_err
+nv_handle(struct sec_tpm *t, uint32_t h, ESYS_TR *out, char *err,
+    size_t errlen)
+{
+	char what[64];
+	TSS2_RC rc;
+
+	*out = ESYS_TR_NONE;
+	rc = Esys_TR_FromTPMPublic(t->esys, h, ESYS_TR_NONE, ESYS_TR_NONE,
+	    ESYS_TR_NONE, out);
+	if (rc == TSS2_RC_SUCCESS)
+		return WD_OK;
+	*out = ESYS_TR_NONE;
+	snprintf(what, sizeof(what), "reading NV index 0x%08x", h);
+	if (rc_is(rc, TPM2_RC_HANDLE)) {
+		sec_errf(err, errlen, "the TPM has no NV index 0x%08x", h);
+		return WD_ENOTFOUND;
+	}
+	return sec_tpm_err(err, errlen, what, rc);
+}
+
+static void
+nv_close(struct sec_tpm *t, ESYS_TR *tr)
+{
+	if (*tr != ESYS_TR_NONE)
+		(void)Esys_TR_Close(t->esys, tr);
+	*tr = ESYS_TR_NONE;
+}
+
+enum wd_err
+sec_tpm_nv_define(struct sec_tpm *t, uint32_t first, uint32_t count,
+    uint32_t start, uint16_t size, uint32_t *out, char *err, size_t errlen)
+{
+	TPM2B_AUTH none = { 0 };
+	ESYS_TR tr = ESYS_TR_NONE;
+	TSS2_RC rc = TSS2_RC_SUCCESS;
+
+	*out = 0;
+	for (uint32_t i = 0; i < count && i < 64; i++) {
+		uint32_t h = first + (start + i) % count;
+		TPM2B_NV_PUBLIC pub = {
+			.nvPublic = {
+				.nvIndex = h,
+				.nameAlg = TPM2_ALG_SHA256,
+				.attributes = NV_ATTRS,
+				.dataSize = size,
+			},
+		};
+
+		rc = Esys_NV_DefineSpace(t->esys, ESYS_TR_RH_OWNER,
+		    ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &none, &pub, &tr);
+		if (rc == TSS2_RC_SUCCESS) {
+			nv_close(t, &tr);
+			*out = h;
+			return WD_OK;
+		}
+		if (!rc_is(rc, TPM2_RC_NV_DEFINED))
+			break;
+	}
+	if (rc_is(rc, TPM2_RC_NV_SPACE))
+		return sec_tpm_err(err, errlen, "NV_DefineSpace (the TPM's NV "
+		    "memory is full: destroy old payload keys with `warden audit "
+		    "purge`, or shorten payload_ttl_days)", rc);
+	if (rc == TSS2_RC_SUCCESS || rc_is(rc, TPM2_RC_NV_DEFINED)) {
+		sec_errf(err, errlen, "no free NV index near 0x%08x", first + start);
+		return WD_ELIMIT;
+	}
+	return sec_tpm_err(err, errlen, "NV_DefineSpace", rc);
+}
+
+enum wd_err
+sec_tpm_nv_write(struct sec_tpm *t, uint32_t h, const unsigned char *data,
+    uint16_t len, char *err, size_t errlen)
+{
+	struct sec_scratch *sc = sec_scratch(t);
+	ESYS_TR tr = ESYS_TR_NONE, s;
+	enum wd_err e;
+	TSS2_RC rc;
+
+	if (len > sizeof(sc->nv.buffer))
+		return WD_EINVAL;
+	if ((e = nv_handle(t, h, &tr, err, errlen)) != WD_OK)
+		return e;
+	/* DECRYPT: data, the first parameter, crosses encrypted. */
+	if ((e = hmac_session(t, TPMA_SESSION_DECRYPT, &s, err, errlen)) !=
+	    WD_OK)
+		goto out;
+	sc->nv.size = len;
+	memcpy(sc->nv.buffer, data, len);
+	rc = Esys_NV_Write(t->esys, tr, tr, s, ESYS_TR_NONE, ESYS_TR_NONE,
+	    &sc->nv, 0);
+	wd_wipe(&sc->nv, sizeof(sc->nv));
+	if (rc != TSS2_RC_SUCCESS) {
+		hmac_drop(t);
+		e = sec_tpm_err(err, errlen, "NV_Write", rc);
+		goto out;
+	}
+	scrub_esys(t);
+	rc = Esys_NV_WriteLock(t->esys, tr, tr, s, ESYS_TR_NONE, ESYS_TR_NONE);
+	if (rc != TSS2_RC_SUCCESS) {
+		hmac_drop(t);
+		e = sec_tpm_err(err, errlen, "NV_WriteLock", rc);
+		goto out;
+	}
+	e = WD_OK;
+out:
+	nv_close(t, &tr);
+	return e;
+}
+
+enum wd_err
+sec_tpm_nv_read(struct sec_tpm *t, uint32_t h, unsigned char *out,
+    uint16_t len, char *err, size_t errlen)
+{
+	TPM2B_MAX_NV_BUFFER *data = NULL;
+	ESYS_TR tr = ESYS_TR_NONE, s;
+	enum wd_err e;
+	TSS2_RC rc;
+
+	if ((e = nv_handle(t, h, &tr, err, errlen)) != WD_OK)
+		return e;
+	/* ENCRYPT: the value comes back encrypted under the session key. */
+	if ((e = hmac_session(t, TPMA_SESSION_ENCRYPT, &s, err, errlen)) !=
+	    WD_OK)
+		goto out;
+	rc = Esys_NV_Read(t->esys, tr, tr, s, ESYS_TR_NONE, ESYS_TR_NONE, len, 0,
+	    &data);
+	if (rc != TSS2_RC_SUCCESS) {
+		hmac_drop(t);
+		e = sec_tpm_err(err, errlen, "NV_Read", rc);
+		goto out;
+	}
+	if (data->size != len) {
+		sec_errf(err, errlen, "NV index 0x%08x holds %u bytes, not %u", h,
+		    (unsigned)data->size, (unsigned)len);
+		e = WD_EPARSE;
+		goto out;
+	}
+	memcpy(out, data->buffer, len);
+	e = WD_OK;
+out:
+	if (data != NULL) {
+		wd_wipe(data, sizeof(*data));
+		Esys_Free(data);
+		scrub_esys(t);
+	}
+	nv_close(t, &tr);
+	return e;
+}
+
+enum wd_err
+sec_tpm_nv_undefine(struct sec_tpm *t, uint32_t h, uint16_t size, char *err,
+    size_t errlen)
+{
+	TPM2B_NV_PUBLIC *pub = NULL;
+	ESYS_TR tr = ESYS_TR_NONE;
+	enum wd_err e;
+	TSS2_RC rc;
+
+	if ((e = nv_handle(t, h, &tr, err, errlen)) != WD_OK)
+		return e;
+	/* Never undefine an index that is not one of ours. */
+	rc = Esys_NV_ReadPublic(t->esys, tr, ESYS_TR_NONE, ESYS_TR_NONE,
+	    ESYS_TR_NONE, &pub, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		e = sec_tpm_err(err, errlen, "NV_ReadPublic", rc);
+		goto out;
+	}
+	if (pub->nvPublic.dataSize != size ||
+	    (pub->nvPublic.attributes & ~(TPMA_NV)NV_STATE_BITS) != NV_ATTRS) {
+		sec_errf(err, errlen, "NV index 0x%08x is not one warden defined; "
+		    "left alone", h);
+		e = WD_EPERM;
+		goto out;
+	}
+	rc = Esys_NV_UndefineSpace(t->esys, ESYS_TR_RH_OWNER, tr,
+	    ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
+	if (rc != TSS2_RC_SUCCESS) {
+		e = sec_tpm_err(err, errlen, "NV_UndefineSpace", rc);
+		goto out;
+	}
+	tr = ESYS_TR_NONE;	/* ESAPI forgot it with the index */
+	e = WD_OK;
+out:
+	Esys_Free(pub);
+	nv_close(t, &tr);
+	return e;
+}

@@ -15,6 +15,7 @@ Suite *suite_hostile(void);
 Suite *suite_cli(void);
 Suite *suite_answers(void);
 Suite *suite_witness(void);
+Suite *suite_payloads(void);
 Suite *suite_mcp(void);
 
 #endif

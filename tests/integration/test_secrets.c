@@ -60,6 +60,8 @@ suite_setup(void)
 	tcti[strcspn(tcti, "\n")] = '\0';
 	snprintf(text, sizeof(text),
 	    "version: 1\n"
+	    "audit:\n"
+	    "  dir: %s/audit\n"
 	    "secrets:\n"
 	    "  store: %s\n"
 	    "  tcti: '%s'\n"
@@ -72,7 +74,7 @@ suite_setup(void)
 	    " credential: it-cred-b, models: [gpt-4o] }\n"
 	    "tenants:\n"
 	    "  - { id: t1, routes: [p-a, p-a-backup, p-b] }\n",
-	    store, tcti);
+	    dir, store, tcti);
 	it_write_file(config, text, 0600);
 }
 
@@ -148,13 +150,21 @@ START_TEST(lifecycle_never_shows_a_value)
 	rc = warden(input("a", VALUE_A "\n"), &out,
 	    "seal it-cred-a --store %s --tcti '%s'", store, tcti);
 	ck_assert_msg(rc == 0, "%s", out);
-	ck_assert_str_eq(out, "sealed it-cred-a (" "25" " bytes)\n");
+	/* No audit log named: done, and it says it is not recorded. */
+	ck_assert_str_eq(out, "warden secrets: not recorded in an audit log "
+	    "(give -c FILE or --audit-dir DIR)\n"
+	    "sealed it-cred-a (" "25" " bytes)\n");
 	free(out);
 	/* Store and tcti from the rules file. */
 	rc = warden(input("b", VALUE_B), &out, "seal it-cred-b -c %s", config);
 	ck_assert_msg(rc == 0 && strstr(out, "sealed it-cred-b (25 bytes)"),
 	    "%s", out);
 	free(out);
+	/* With the rules' audit.dir it is recorded there, by name only. */
+	snprintf(path, sizeof(path), "%s/audit/audit-000001.jsonl", dir);
+	ck_assert(it_file_contains(path, "\"kind\":\"secret_seal\",\"name\":"
+	    "\"it-cred-b\""));
+	ck_assert(!it_file_contains(path, VALUE_B));
 
 	assert_mode(store, 0700);
 	snprintf(path, sizeof(path), "%s/it-cred-a", store);

@@ -129,13 +129,38 @@ wait_up() {
 	done
 }
 
-"$B/mock_provider" --listen "127.0.0.1:$PA" --name mock-a --quiet >"$TMP/mock-a.log" 2>&1 &
-MA=$!
-"$B/mock_provider" --listen "127.0.0.1:$PB" --name mock-b --quiet >"$TMP/mock-b.log" 2>&1 &
-MB=$!
-PIDS="$MA $MB"
-wait_up mock-a "$MA" "http://127.0.0.1:$PA/_mock/health" "$TMP/mock-a.log"
-wait_up mock-b "$MB" "http://127.0.0.1:$PB/_mock/health" "$TMP/mock-b.log"
+# start_mock NAME PORT: a mock provider; its pid in MPID and its port in
+# MPORT.  A port found free can be taken by another process before the
+# mock binds it: then the next free port is tried (at most 20).
+start_mock() {
+	MPORT=$2
+	t=0
+	while :; do
+		"$B/mock_provider" --listen "127.0.0.1:$MPORT" --name "$1" --quiet \
+		    >"$TMP/$1.log" 2>&1 &
+		MPID=$!
+		PIDS="$PIDS $MPID"
+		i=0
+		while ! curl -sf -o /dev/null --max-time 1 \
+		    "http://127.0.0.1:$MPORT/_mock/health" 2>/dev/null; do
+			alive "$MPID" || break
+			i=$((i + 1))
+			[ $i -le 200 ] || break
+			sleep 0.05
+		done
+		alive "$MPID" && return 0
+		t=$((t + 1))
+		if [ $t -ge 20 ] || ! grep -q "Address already in use" "$TMP/$1.log"; then
+			echo "soak: $1 did not come up; its log:" >&2
+			sed 's/^/  /' "$TMP/$1.log" >&2 || true
+			exit 2
+		fi
+		MPORT=$((MPORT + 7))
+		while ! port_free "$MPORT" || [ "$MPORT" = "$PW" ]; do MPORT=$((MPORT + 1)); done
+	done
+}
+start_mock mock-a "$PA"; PA=$MPORT
+start_mock mock-b "$PB"; PB=$MPORT
 
 hash() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
 KH=$(hash "$KEY")

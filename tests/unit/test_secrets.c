@@ -22,9 +22,11 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "audit/aud.h"
 #include "common/wd.h"
 #include "gateway/gw_int.h"
 #include "secrets/sec.h"
@@ -651,6 +653,15 @@ END_TEST
  * Is needle (given as two halves kept apart, so this test's own copy is
  * never contiguous) anywhere in writable memory outside [skip, +skiplen)?
  */
+static unsigned char *
+locked_alloc(void *arg, size_t len)
+{
+	struct sec_buf *b = arg;
+	char err[256];
+
+	return sec_buf_alloc(b, len, err, sizeof(err)) == WD_OK ? b->p : NULL;
+}
+
 static bool
 memory_holds(const unsigned char *h1, const unsigned char *h2, size_t half,
     const void *skip, size_t skiplen)
@@ -933,6 +944,148 @@ START_TEST(no_credential_left_after_transfers)
 	    "after the transfers");
 	gw_upstream_free(up);
 	sec_cache_free(c);
+}
+END_TEST
+
+/*
+ * Is needle (two halves kept apart) anywhere in writable memory that is
+ * not locked (smaps VmFlags "lo": the sec_buf regions, OpenSSL's secure
+ * heap), outside [skip, +skiplen)?
+ */
+static bool
+unlocked_holds(const unsigned char *h1, const unsigned char *h2, size_t half,
+    const void *skip, size_t skiplen)
+{
+	static struct { unsigned long lo, hi; bool use; char name[128]; }
+	    maps[8192];
+	FILE *f = fopen("/proc/self/smaps", "r");
+	size_t n = 0;
+	char line[512];
+	bool found = false;
+
+	ck_assert(f != NULL);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+		char perms[5];
+		int used = 0;
+
+		if (sscanf(line, "%lx-%lx %4s %n", &lo, &hi, perms, &used) == 3 &&
+		    used > 0 && n < sizeof(maps) / sizeof(maps[0])) {
+			maps[n].lo = lo;
+			maps[n].hi = hi;
+			maps[n].use = perms[0] == 'r' && perms[1] == 'w' &&
+			    hi - lo <= (64ul << 20) && strstr(line, "[v") == NULL;
+			snprintf(maps[n].name, sizeof(maps[n].name), "%.100s", line);
+			n++;
+		} else if (strncmp(line, "VmFlags:", 8) == 0 && n > 0 &&
+		    strstr(line, " lo") != NULL) {
+			maps[n - 1].use = false;	/* locked */
+		}
+	}
+	fclose(f);
+	for (size_t i = 0; i < n && !found; i++) {
+		if (!maps[i].use)
+			continue;
+		for (const unsigned char *p = (const unsigned char *)maps[i].lo;
+		    p + 2 * half <= (const unsigned char *)maps[i].hi; p++) {
+			if ((uintptr_t)p >= (uintptr_t)skip &&
+			    (uintptr_t)p < (uintptr_t)skip + skiplen)
+				continue;
+			if (*p == h1[0] && memcmp(p, h1, half) == 0 &&
+			    memcmp(p + half, h2, half) == 0) {
+				fprintf(stderr, "found at %p in %s", (const void *)p,
+				    maps[i].name);
+				found = true;
+				break;
+			}
+		}
+	}
+	return found;
+}
+
+/*
+ * Kept payloads (issue 19): the data key, the payload HMAC key and the
+ * payload's text leave no copy in unlocked memory when a payload is
+ * sealed and read back (the gateway's path: gw_paykeys, aud_payload_*).
+ */
+START_TEST(payload_keys_and_text_stay_in_locked_memory)
+{
+	/* Needle halves apart; the text exists whole only in the payload's
+	 * JSON string (the caller's, skipped) and where it was copied. */
+	static const char t1[] = "pay-needle-7d1c0e93a5b2f4", t2[] =
+	    "-health-record-2f6a8e01c!";
+	struct { unsigned char a[16], gap[16], b[16]; } dk, hk;
+	struct sec_buf key = { 0 }, plain = { 0 };
+	struct gw_paykeys *pk = NULL;
+	struct aud_log *log = NULL;
+	struct sec_tpm *t;
+	char err[512], adir[400], kstore[500], tenant[65], whole[64];
+	char digest[AUD_HASH_HEX + 1];
+	const char *text;
+	size_t len = 0, half = sizeof(t1) - 1;
+	json_t *payload;
+
+	ck_assert_uint_eq(sizeof(t1), sizeof(t2));
+	/* As the gateway does before it opens anything. */
+	ck_assert(CRYPTO_secure_malloc_init(1 << 16, 16) != 0);
+	snprintf(adir, sizeof(adir), "%s/audit", dir);
+	ck_assert_msg(gw_paykeys_new(adir, tcti, NULL, &pk, err, sizeof(err)) ==
+	    WD_OK, "%s", err);
+	{
+		struct aud_opts o = { .dir = adir, .instance = "ut",
+			.group_commit_ms = 1, .keys = gw_paykeys_keys(pk) };
+
+		ck_assert_msg(aud_open(&o, &log, err, sizeof(err)) == WD_OK, "%s",
+		    err);
+	}
+	snprintf(whole, sizeof(whole), "%s%s", t1, t2);
+	payload = json_pack("{s:s,s:{s:[{s:s,s:s}]}}", "tenant", "t1",
+	    "request", "messages", "role", "user", "content", whole);
+	wd_wipe(whole, sizeof(whole));
+	text = json_string_value(json_object_get(json_array_get(json_object_get(
+	    json_object_get(payload, "request"), "messages"), 0), "content"));
+	ck_assert_int_eq(aud_payload_store(log, "t1", "dec-scan-1", 1, payload),
+	    WD_OK);
+	aud_payload_digest(log, text, strlen(text), digest);
+	ck_assert_int_eq(aud_payload_read(adir, gw_paykeys_keys(pk),
+	    "dec-scan-1", locked_alloc, &plain, &len, tenant, err, sizeof(err)),
+	    WD_OK);
+	ck_assert_str_eq(tenant, "t1");
+	ck_assert(memmem(plain.p, len, t1, half) != NULL);
+	sec_buf_free(&plain);
+
+	/* The keys, fetched into locked memory and split for the scan. */
+	ck_assert_int_eq(sec_buf_alloc(&key, 32, err, sizeof(err)), WD_OK);
+	t = open_tpm();
+	{
+		char month[8];
+
+		aud_key_month(time(NULL) + 86400, month);
+		snprintf(kstore, sizeof(kstore), "%s/payload-keys/t1", adir);
+		ck_assert_msg(sec_dkey_unseal(t, kstore, month, key.p, err,
+		    sizeof(err)) == WD_OK, "%s", err);
+	}
+	sec_tpm_close(t);
+	memcpy(dk.a, key.p, 16);
+	memcpy(dk.b, key.p + 16, 16);
+	ck_assert_int_eq(gw_paykeys_keys(pk)->hmac_key(pk, adir, key.p, err,
+	    sizeof(err)), WD_OK);
+	memcpy(hk.a, key.p, 16);
+	memcpy(hk.b, key.p + 16, 16);
+	sec_buf_free(&key);
+
+	ck_assert_msg(!unlocked_holds(dk.a, dk.b, 16, NULL, 0),
+	    "a copy of the data key in unlocked memory");
+	ck_assert_msg(!unlocked_holds(hk.a, hk.b, 16, NULL, 0),
+	    "a copy of the payload HMAC key in unlocked memory");
+	ck_assert_msg(!unlocked_holds((const unsigned char *)t1,
+	    (const unsigned char *)t2, half, text, strlen(text)),
+	    "a copy of the payload text in unlocked memory");
+	aud_close(log);
+	gw_paykeys_free(pk);
+	ck_assert(!unlocked_holds(dk.a, dk.b, 16, NULL, 0));
+	ck_assert(!unlocked_holds(hk.a, hk.b, 16, NULL, 0));
+	json_decref(payload);
 }
 END_TEST
 
@@ -1271,6 +1424,73 @@ START_TEST(counter_refuses_an_ordinary_index)
 }
 END_TEST
 
+/*
+ * A destroyable data key: destroying it ends its NV index, so a copy of
+ * the store taken before (a backup) cannot be unsealed any more, not even
+ * after a new key takes the same name and, likely, the same NV index.
+ */
+START_TEST(data_key_destroyed_for_every_copy)
+{
+	struct sec_tpm *t = open_tpm();
+	struct sec_buf k1 = { 0 }, k2 = { 0 };
+	char err[512], backup[400];
+	uint32_t nv = 0, nv2 = 0;
+	struct sec_meta m;
+
+	ck_assert_int_eq(sec_buf_alloc(&k1, SEC_DKEY_LEN, err, sizeof(err)), WD_OK);
+	ck_assert_int_eq(sec_buf_alloc(&k2, SEC_DKEY_LEN, err, sizeof(err)), WD_OK);
+	ck_assert_msg(sec_dkey_create(t, store, "2026-12", err, sizeof(err)) ==
+	    WD_OK, "%s", err);
+	ck_assert_int_eq(sec_dkey_create(t, store, "2026-12", err, sizeof(err)),
+	    WD_EINVAL);
+	ck_assert_msg(sec_dkey_unseal(t, store, "2026-12", k1.p, err,
+	    sizeof(err)) == WD_OK, "%s", err);
+	ck_assert_int_eq(sec_stat(store, "2026-12", &m, err, sizeof(err)), WD_OK);
+	ck_assert(m.auth && m.nv >= SEC_DKEY_NV_FIRST);
+	/* Without its NV secret the blobs open nothing (not even with the
+	 * empty auth a credential has). */
+	unseal_fails(t, "2026-12", NULL, WD_EINVAL);
+	/* Its NV secret is write-locked: it can be ended, not replaced. */
+	ck_assert_int_ne(sh("head -c 32 /dev/zero >'%s/zero' && "
+	    "TPM2TOOLS_TCTI='%s' tpm2_nvwrite 0x%08x -i '%s/zero' "
+	    ">/dev/null 2>&1", dir, tcti, m.nv, dir), 0);
+	ck_assert_int_eq(sh("TPM2TOOLS_TCTI='%s' tpm2_nvreadpublic 0x%08x | "
+	    "grep -q writelocked", tcti, m.nv), 0);
+	snprintf(backup, sizeof(backup), "%s-backup", store);
+	ck_assert_int_eq(sh("cp -a '%s' '%s'", store, backup), 0);
+	ck_assert_int_eq(sec_dkey_destroy(t, store, "2026-12", &nv, err,
+	    sizeof(err)), WD_OK);
+	ck_assert_uint_eq(nv, m.nv);
+	ck_assert_int_ne(sh("ls '%s/2026-12' >/dev/null 2>&1", store), 0);
+	ck_assert_int_eq(sec_dkey_unseal(t, store, "2026-12", k2.p, err,
+	    sizeof(err)), WD_ENOTFOUND);
+	/* The backup holds the very blobs and the NV handle: not enough. */
+	ck_assert_int_eq(sec_dkey_unseal(t, backup, "2026-12", k2.p, err,
+	    sizeof(err)), WD_EDESTROYED);
+	ck_assert_msg(strstr(err, "destroyed") != NULL, "%s", err);
+	/* tpm2-tools see no such index either. */
+	ck_assert_int_ne(sh("TPM2TOOLS_TCTI='%s' tpm2_nvread 0x%08x -s 32 "
+	    ">/dev/null 2>&1", tcti, nv), 0);
+	/* A new key of the same name: new secret, the old copy stays shut. */
+	ck_assert_msg(sec_dkey_create(t, store, "2026-12", err, sizeof(err)) ==
+	    WD_OK, "%s", err);
+	ck_assert_int_eq(sec_stat(store, "2026-12", &m, err, sizeof(err)), WD_OK);
+	nv2 = m.nv;
+	ck_assert_int_eq(sec_dkey_unseal(t, store, "2026-12", k2.p, err,
+	    sizeof(err)), WD_OK);
+	ck_assert(memcmp(k1.p, k2.p, SEC_DKEY_LEN) != 0);
+	ck_assert_int_eq(sec_dkey_unseal(t, backup, "2026-12", k2.p, err,
+	    sizeof(err)), WD_EDESTROYED);
+	fprintf(stderr, "secrets: data key NV index 0x%08x, after destroy and "
+	    "re-create 0x%08x\n", nv, nv2);
+	ck_assert_int_eq(sec_dkey_destroy(t, store, "2026-12", NULL, err,
+	    sizeof(err)), WD_OK);
+	sec_buf_free(&k1);
+	sec_buf_free(&k2);
+	sec_tpm_close(t);
+}
+END_TEST
+
 START_TEST(counter_index_parsing)
 {
 	uint32_t v = 0;
@@ -1284,6 +1504,63 @@ START_TEST(counter_index_parsing)
 	ck_assert_int_ne(sec_counter_parse_index("0x", &v), WD_OK);
 	ck_assert_int_ne(sec_counter_parse_index("0x018000000", &v), WD_OK);
 	ck_assert_int_ne(sec_counter_parse_index("0x0180zz0d", &v), WD_OK);
+}
+END_TEST
+
+/*
+ * Expiry is key deletion: the log's writer destroys the data keys of
+ * months that are over (for every tenant) when it starts and hourly after,
+ * and says so in a `purge` record; this month's keys and later stay.
+ */
+START_TEST(expired_months_keys_are_destroyed_and_recorded)
+{
+	struct gw_paykeys *pk = NULL;
+	struct aud_log *log = NULL;
+	struct sec_tpm *t = open_tpm();
+	char err[512], adir[400], s1[500], s2[500], now[8], seg[500], *text;
+	struct sec_meta m;
+	size_t len = 0;
+
+	snprintf(adir, sizeof(adir), "%s/audit", dir);
+	snprintf(s1, sizeof(s1), "%s/payload-keys", adir);
+	ck_assert_int_eq(sh("mkdir -p -m 700 '%s' && chmod 700 '%s'", s1, adir),
+	    0);
+	snprintf(s1, sizeof(s1), "%s/payload-keys/t1", adir);
+	snprintf(s2, sizeof(s2), "%s/payload-keys/t2", adir);
+	aud_key_month(time(NULL), now);
+	ck_assert_int_eq(sec_dkey_create(t, s1, "2020-01", err, sizeof(err)),
+	    WD_OK);
+	ck_assert_int_eq(sec_dkey_create(t, s2, "2021-07", err, sizeof(err)),
+	    WD_OK);
+	ck_assert_int_eq(sec_dkey_create(t, s1, now, err, sizeof(err)), WD_OK);
+	sec_tpm_close(t);
+	ck_assert_msg(gw_paykeys_new(adir, tcti, NULL, &pk, err, sizeof(err)) ==
+	    WD_OK, "%s", err);
+	{
+		struct aud_opts o = { .dir = adir, .instance = "ut",
+			.group_commit_ms = 1, .keys = gw_paykeys_keys(pk) };
+
+		ck_assert_msg(aud_open(&o, &log, err, sizeof(err)) == WD_OK, "%s",
+		    err);
+	}
+	usleep(300 * 1000);		/* the writer's first round */
+	aud_close(log);
+	gw_paykeys_free(pk);
+	ck_assert_int_eq(sec_stat(s1, "2020-01", &m, err, sizeof(err)),
+	    WD_ENOTFOUND);
+	ck_assert_int_eq(sec_stat(s2, "2021-07", &m, err, sizeof(err)),
+	    WD_ENOTFOUND);
+	ck_assert_int_eq(sec_stat(s1, now, &m, err, sizeof(err)), WD_OK);
+	snprintf(seg, sizeof(seg), "%s/audit-000001.jsonl", adir);
+	text = (char *)wd_slurp(seg, 1 << 20, &len);
+	ck_assert(text != NULL);
+	ck_assert_msg(strstr(text, "\"kind\":\"purge\"") != NULL &&
+	    strstr(text, "\"reason\":\"expired\"") != NULL &&
+	    strstr(text, "\"month\":\"2020-01\"") != NULL &&
+	    strstr(text, "\"month\":\"2021-07\"") != NULL, "%s", text);
+	snprintf(s2, sizeof(s2), "\"month\":\"%s\"", now);
+	ck_assert_msg(strstr(text, s2) == NULL, "%s", text);
+	free(text);
 }
 END_TEST
 
@@ -1349,6 +1626,7 @@ suite_secrets(void)
 #ifndef __SANITIZE_ADDRESS__
 	tcase_add_test(tpm, no_plaintext_left_outside_the_cache);
 	tcase_add_test(tpm, no_credential_left_after_transfers);
+	tcase_add_test(tpm, payload_keys_and_text_stay_in_locked_memory);
 #endif
 	tcase_add_test(tpm, objects_are_flushed);
 	tcase_add_test(tpm, tpm2_tools_unseal_the_data_key);
@@ -1359,6 +1637,8 @@ suite_secrets(void)
 	tcase_add_test(tpm, counter_counts_up_only);
 	tcase_add_test(tpm, counter_refuses_an_ordinary_index);
 	tcase_add_test(tpm, events_reach_the_hook);
+	tcase_add_test(tpm, data_key_destroyed_for_every_copy);
+	tcase_add_test(tpm, expired_months_keys_are_destroyed_and_recorded);
 	suite_add_tcase(s, tpm);
 
 	tcase_add_test(plain, pcr_spec_parsing);

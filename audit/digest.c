@@ -1,0 +1,136 @@
+/*
+ * digest.c - HMAC-SHA256 digests of payloads, keyed with the log's
+ * payload key (sealed in the TPM when there is one: gateway/paykeys.c).
+ *
+ * Why not EVP_MAC: OpenSSL 3.0's HMAC keeps a copy of the raw key in
+ * ordinary heap memory for as long as a context lives, and one lives per
+ * request.  Here the key is used once, at open, to compute the two
+ * SHA-256 midstates (key ^ ipad, key ^ opad) and is then wiped; each
+ * digest starts from a copy of those states.  Both the states and every
+ * digest in progress live in OpenSSL's secure heap, which the gateway
+ * sets up locked and out of core dumps (ordinary heap, always wiped on
+ * free, when it is not set up or full).
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED	/* SHA256_CTX: a plain, copyable state */
+
+#include "audit/aud_int.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+struct aud_mac {
+	SHA256_CTX inner, outer;	/* after the padded key */
+};
+
+struct aud_hmac {
+	struct aud_mac m;		/* inner absorbs the data */
+	bool secure;
+};
+
+static void *
+mac_alloc(size_t len, bool *secure)
+{
+	void *p = CRYPTO_secure_malloc_initialized() ?
+	    OPENSSL_secure_zalloc(len) : NULL;
+
+	*secure = p != NULL;
+	return p != NULL ? p : OPENSSL_zalloc(len);
+}
+
+static void
+mac_free(void *p, size_t len, bool secure)
+{
+	if (p == NULL)
+		return;
+	if (secure)
+		OPENSSL_secure_clear_free(p, len);
+	else
+		OPENSSL_clear_free(p, len);
+}
+
+enum wd_err
+aud_mac_init(struct aud_log *l)
+{
+	unsigned char pad[SHA256_CBLOCK];
+	bool secure;
+	struct aud_mac *m = mac_alloc(sizeof(*m), &secure);
+
+	if (m == NULL)
+		return WD_ENOMEM;
+	/* A 32-byte key is shorter than the block: it is padded as is. */
+	memset(pad, 0x36, sizeof(pad));
+	for (size_t i = 0; i < sizeof(l->hmac_key); i++)
+		pad[i] ^= l->hmac_key[i];
+	SHA256_Init(&m->inner);
+	SHA256_Update(&m->inner, pad, sizeof(pad));
+	memset(pad, 0x5c, sizeof(pad));
+	for (size_t i = 0; i < sizeof(l->hmac_key); i++)
+		pad[i] ^= l->hmac_key[i];
+	SHA256_Init(&m->outer);
+	SHA256_Update(&m->outer, pad, sizeof(pad));
+	OPENSSL_cleanse(pad, sizeof(pad));
+	if (!secure && l->o.keys != NULL)
+		wd_warn("audit: OpenSSL's secure heap is not set up: the payload "
+		    "digest state is in ordinary memory");
+	l->mac = m;
+	return WD_OK;
+}
+
+void
+aud_mac_free(struct aud_log *l)
+{
+	/* Where it came from does not matter to the secure heap's free. */
+	if (l->mac != NULL && CRYPTO_secure_allocated(l->mac))
+		mac_free(l->mac, sizeof(*l->mac), true);
+	else
+		mac_free(l->mac, sizeof(*l->mac), false);
+	l->mac = NULL;
+}
+
+struct aud_hmac *
+aud_hmac_new(const struct aud_log *l)
+{
+	struct aud_hmac *h;
+	bool secure;
+
+	if (l->mac == NULL || (h = mac_alloc(sizeof(*h), &secure)) == NULL)
+		return NULL;
+	h->m = *l->mac;
+	h->secure = secure;
+	return h;
+}
+
+void
+aud_hmac_update(struct aud_hmac *h, const void *data, size_t len)
+{
+	if (h != NULL)
+		SHA256_Update(&h->m.inner, data, len);
+}
+
+void
+aud_hmac_final(struct aud_hmac *h, char out[AUD_HASH_HEX + 1])
+{
+	unsigned char d[SHA256_DIGEST_LENGTH];
+
+	if (h == NULL) {
+		out[0] = '\0';
+		return;
+	}
+	SHA256_Final(d, &h->m.inner);
+	SHA256_Update(&h->m.outer, d, sizeof(d));
+	SHA256_Final(d, &h->m.outer);
+	wd_hex(d, sizeof(d), out);
+	mac_free(h, sizeof(*h), h->secure);
+}
+
+void
+aud_payload_digest(const struct aud_log *l, const void *data, size_t len,
+    char out[AUD_HASH_HEX + 1])
+{
+	struct aud_hmac *h = aud_hmac_new(l);
+
+	aud_hmac_update(h, data, len);
+	aud_hmac_final(h, out);
+}
