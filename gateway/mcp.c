@@ -183,8 +183,14 @@ decide_call(struct mcp_txn *t, const char **rule, char *msg, size_t msglen)
 	struct pol_tool_why why = { "undeclared_tool", "" };
 	struct pol_tstate st;
 	char **names = NULL, entry[80];
+	const char *e = entry;
 	size_t n = 0, asked = 0, ran = 0;
-	bool run;
+	bool run, counted = false;
+	struct gw_sess_ref r = {
+		.tenant = t->agent->tenant->id, .agent = t->agent->id,
+		.session = t->session, .max = t->agent->max_sessions,
+		.ttl_s = t->agent->session_ttl_s,
+	};
 
 	t->agent_tool = pol_mcp_agent_tool(t->m, t->tool);
 	if (t->agent_tool == NULL || pol_tool_index(t->agent,
@@ -216,57 +222,63 @@ decide_call(struct mcp_txn *t, const char **rule, char *msg, size_t msglen)
 		snprintf(msg, msglen, "the tool pin file cannot be read");
 		return false;
 	}
-	pol_tstate_init(&st);
-	if (t->session[0] != '\0') {
-		if (gw_tools_session_state(t->agent, t->session, &st, &names, &n,
-		    &d) != GW_TOOLS_OK) {
-			*rule = d.code;
-			snprintf(msg, msglen, "%s", d.message);
-			return false;
-		}
-		/* A call the model asked for in chat and the agent now runs
-		 * here is that call, not another. */
-		for (size_t i = 0; i < n; i++) {
-			if (strcmp(names[i], t->agent_tool) == 0)
-				asked++;
-			else if (strncmp(names[i], GW_SESSION_RUN, 4) == 0 &&
-			    strcmp(names[i] + 4, t->agent_tool) == 0)
-				ran++;
-		}
-		free(names);
-	}
-	run = asked > ran;
-	if (!run && !pol_tool_step(t->agent, &st, t->agent_tool, true, &why)) {
-		*rule = why.rule;
-		snprintf(msg, msglen, "%s", why.message);
-		return false;
-	}
 	memset(&tl, 0, sizeof(tl));
 	tl.agent = t->agent;
 	tl.key = t->key;
-	if (!run && !gw_tools_commit_call(&tl, 0, t->agent_tool, &why)) {
-		*rule = why.rule;
-		snprintf(msg, msglen, "%s", why.message);
-		return false;
-	}
-	if (t->session[0] != '\0') {
-		struct gw_sess_ref r = {
-			.tenant = t->agent->tenant->id, .agent = t->agent->id,
-			.session = t->session, .max = t->agent->max_sessions,
-			.ttl_s = t->agent->session_ttl_s,
-		};
-		const char *e = entry;
+	/* Read the record, decide, append where it was read; if another
+	 * request of the session got in between, decide again on the new
+	 * record (the call is counted in the key's window once). */
+	for (int tries = 0; tries < 8; tries++) {
+		enum gw_store_rc src;
 
-		snprintf(entry, sizeof(entry), "%s%s", run ? GW_SESSION_RUN :
-		    GW_SESSION_MCP, t->agent_tool);
-		if (gw_store()->session_append(&r, &e, 1) != GW_STORE_OK) {
-			*rule = "session";
-			snprintf(msg, msglen, "session '%s' cannot record the call",
-			    t->session);
+		pol_tstate_init(&st);
+		n = asked = ran = 0;
+		if (t->session[0] != '\0') {
+			if (gw_tools_session_state(t->agent, t->session, &st, &names,
+			    &n, &d) != GW_TOOLS_OK) {
+				*rule = d.code;
+				snprintf(msg, msglen, "%s", d.message);
+				return false;
+			}
+			/* A call the model asked for in chat and the agent now
+			 * runs here is that call, not another. */
+			for (size_t i = 0; i < n; i++) {
+				if (strcmp(names[i], t->agent_tool) == 0)
+					asked++;
+				else if (strncmp(names[i], GW_SESSION_RUN, 4) == 0 &&
+				    strcmp(names[i] + 4, t->agent_tool) == 0)
+					ran++;
+			}
+			free(names);
+		}
+		run = asked > ran;
+		if (!run && !pol_tool_step(t->agent, &st, t->agent_tool, true,
+		    &why)) {
+			*rule = why.rule;
+			snprintf(msg, msglen, "%s", why.message);
 			return false;
 		}
+		if (!run && !counted) {
+			if (!gw_tools_commit_call(&tl, 0, t->agent_tool, &why)) {
+				*rule = why.rule;
+				snprintf(msg, msglen, "%s", why.message);
+				return false;
+			}
+			counted = true;
+		}
+		if (t->session[0] == '\0')
+			return true;
+		snprintf(entry, sizeof(entry), "%s%s", run ? GW_SESSION_RUN :
+		    GW_SESSION_MCP, t->agent_tool);
+		src = gw_store()->session_append_at(&r, n, &e, 1);
+		if (src == GW_STORE_OK)
+			return true;
+		if (src != GW_STORE_CONTRADICTS)
+			break;
 	}
-	return true;
+	*rule = "session";
+	snprintf(msg, msglen, "session '%s' cannot record the call", t->session);
+	return false;
 }
 
 /* tools/list result: keep the tools the agent may call, as pinned. */

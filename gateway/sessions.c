@@ -357,6 +357,29 @@ out:
 	return rc;
 }
 
+static enum gw_store_rc
+mem_session_append_at(const struct gw_sess_ref *r, size_t at,
+    const char *const *calls, size_t n)
+{
+	struct agent_sess *a;
+	struct sess *e;
+	enum gw_store_rc rc = GW_STORE_NOMEM;
+	int retry_s;
+
+	pthread_mutex_lock(&lock);
+	if ((a = agent_find(r)) != NULL &&
+	    (e = sess_find(a, r, false, wd_mono_us(), &rc, &retry_s)) != NULL) {
+		if ((rc = e->lost) == GW_STORE_OK) {
+			if (e->ncalls != at)
+				rc = GW_STORE_CONTRADICTS;
+			else if ((rc = sess_add(e, calls, n)) != GW_STORE_OK)
+				e->lost = rc;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
 /* ---- windows ---- */
 
 static struct win *
@@ -502,6 +525,7 @@ const struct gw_store_ops gw_store_memory = {
 	.session_check = mem_session_check,
 	.session_append = mem_session_append,
 	.session_read = mem_session_read,
+	.session_append_at = mem_session_append_at,
 	.window_read = mem_window_read,
 	.window_take = mem_window_take,
 };

@@ -79,6 +79,11 @@ struct gw_store_ops {
 	 * session_check would. */
 	enum gw_store_rc (*session_read)(const struct gw_sess_ref *r,
 	    char ***names, size_t *n, int *retry_s);
+	/* Append calls only if the record still holds exactly `at` calls
+	 * (else CONTRADICTS: another request got in between; read again):
+	 * a decision on a record read earlier lands on that same record. */
+	enum gw_store_rc (*session_append_at)(const struct gw_sess_ref *r,
+	    size_t at, const char *const *calls, size_t n);
 	/* The key's calls in the window: in all (*total) and of each tool
 	 * (counts[i] for names[i]). */
 	enum gw_store_rc (*window_read)(const struct gw_win_ref *r,

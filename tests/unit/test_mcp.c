@@ -185,6 +185,13 @@ START_TEST(mcp_calls_share_the_session_with_chat)
 	free(names);
 	ck_assert_uint_eq(n, 4);
 	ck_assert_uint_eq(st.total, 3);
+	/* A decision made on 4 calls lands only on a record of 4 calls. */
+	ck_assert_int_eq(gw_store()->session_append_at(&r, 3, &mcp_read, 1),
+	    GW_STORE_CONTRADICTS);
+	ck_assert_int_eq(gw_store()->session_append_at(&r, 4, &mcp_read, 1),
+	    GW_STORE_OK);
+	ck_assert_int_eq(gw_store()->session_append_at(&r, 4, &mcp_read, 1),
+	    GW_STORE_CONTRADICTS);
 	gw_store_memory_reset();
 }
 END_TEST
