@@ -180,7 +180,7 @@ note "on first sight:"
 mcp demo-mcp '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' |
     grep -o '"name":"[a-z_]*"' | tr '\n' ' ' | sed 's/^/   /'
 echo
-note "(server tools admin_shell and summarize: hidden, as is any tool whose"
+note "(server tools admin_shell, summarize, confirm: hidden, as is any tool whose"
 note "definition changes until 'warden mcp approve crm TOOL')"
 note "It reads a customer record through MCP (personal data enters the session):"
 mcp demo-mcp '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_customer","arguments":{"id":"88"}}}' read_customer | cut -c1-220 | sed 's/^/   /'
@@ -189,6 +189,11 @@ note "it, by the flow rule chapter 7 showed in chat (one session, both paths):"
 mcp demo-mcp '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"send_email","arguments":{"to":"x@elsewhere.example","body":"Jane Doe"}}}' send_email | cut -c1-220 | sed 's/^/   /'
 note "A stateless request whose Mcp-Name says one tool and whose body another:"
 mcp demo-mcp '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"send_email","arguments":{}}}' search_docs | cut -c1-220 | sed 's/^/   /'
+note "The refusal's audit record (kind mcp_call; arguments as an HMAC):"
+grep -h '"kind":"mcp_call"' "$TMP"/audit/audit-*.jsonl | grep '"verdict":"deny"' |
+    tail -1 | tr ',' '\n' | grep -E '"(agent|session|server|tool|verdict|rule|arguments_hmac)"' |
+    tr '\n' ' ' | cut -c1-300 | sed 's/^/   /'
+echo
 note "The pinned definitions (warden mcp list):"
 "$B/warden" mcp list -c "$RULES" --audit-dir "$TMP/audit" | sed 's/^/   /'
 
