@@ -1045,6 +1045,19 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		goto drop;
 	}
 	if (!headers_match(req, &t->msg, stateless, why, sizeof(why))) {
+		const char *name = json_string_value(json_object_get(t->msg.params,
+		    "name"));
+
+		/* Every tools/call leaves a record, the unreadable ones too. */
+		if (t->msg.method != NULL && strcmp(t->msg.method,
+		    "tools/call") == 0) {
+			snprintf(t->tool, sizeof(t->tool), "%s", name ? name : "");
+			t->agent_tool = name ? pol_mcp_agent_tool(t->m, name) : NULL;
+			t->status = 400;
+			digest_of(t, json_object_get(t->msg.params, "arguments"),
+			    t->args_hmac);
+			record_call(t, "deny", "header_mismatch", why);
+		}
 		rpc_error(c, 400, t->msg.id, GW_RPC_HEADER_MISMATCH,
 		    "header_mismatch", "%s", why);
 		goto drop;

@@ -153,6 +153,8 @@ START_TEST(mcp_sdk_client_through_warden)
 	    "\"server\":\"crm\""));
 	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"arguments_hmac\":\"",
 	    "\"tool\":\"read_customer\""));
+	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"rule\":\"header_mismatch\"",
+	    "\"server\":\"crm-stateless\""));
 	/* Neither the server's credential nor the client's key in logs. */
 	ck_assert(!it_file_contains(it.warden_log, MCP_TOKEN));
 	ck_assert(!it_file_contains(path, "wk-it-tenant"));
