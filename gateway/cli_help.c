@@ -99,6 +99,10 @@ static const struct cli_usage usages[] = {
 	  "[--auth-file F]",
 	  "Unseal every credential the rules need: ok, or FAIL and the TPM's\n"
 	  "reason.  Exit 0 if all unseal, 1 otherwise." },
+	{ "secrets", "import-key", "NAME [-c FILE | --store DIR --tcti TCTI]",
+	  "Import the RSA-2048 private key (PEM) read from standard input into\n"
+	  "the TPM as NAME: it then signs RS256 there only (a Vertex AI service\n"
+	  "account).  Wipe the PEM file afterwards.  Exit 0, 1 failed, 2 usage." },
 	{ "mcp", "list", "-c FILE [--audit-dir DIR]",
 	  "List the pinned MCP tool definitions (mcp-pins.json in mcp_pins_dir\n"
 	  "or audit.dir): server, tool, pinned or pending, fingerprints." },

@@ -414,6 +414,7 @@ struct gw_up_req {
 	/* Called once, last; the transfer is gone when it returns. */
 	void (*on_done)(void *arg, enum wd_err err, const char *detail);
 	void *arg;
+	const char *ca_file;		/* CA bundle for TLS; NULL: the system's */
 	/* Optional: each header line of the final answer ("Name: value"
 	 * with its CRLF), before on_head; and a method other than POST. */
 	void (*on_header)(void *arg, const char *line, size_t len);

@@ -27,6 +27,7 @@
 #include <event2/thread.h>
 
 #include "audit/aud.h"
+#include "gateway/provider.h"
 #include "secrets/sec.h"
 
 /* OpenSSL's secure heap (locked): keys in OpenSSL's own contexts. */
@@ -495,6 +496,11 @@ gw_serve(const struct gw_serve_opts *opts)
 			goto stop;
 		}
 	}
+	/* Vertex routes' access tokens, before the first request. */
+	if (gw_tokens_start(&srv) != WD_OK) {
+		wd_error("cannot start the token keeper");
+		goto stop;
+	}
 	for (int i = 0; i < srv.nworkers; i++) {
 		if (pthread_create(&srv.workers[i].thread, NULL, worker_main,
 		    &srv.workers[i]) != 0) {
@@ -535,6 +541,7 @@ stop:
 		pthread_join(srv.workers[i].thread, NULL);
 	for (int i = 0; i < srv.nworkers; i++)
 		worker_free(&srv.workers[i]);
+	gw_tokens_stop();
 	curl_global_cleanup();
 	if (srv.audit != NULL) {
 		aud_submit(srv.audit, json_pack("{s:s,s:s}", "kind", "stop",

@@ -74,10 +74,17 @@ load_server(struct pol_walk *w, yaml_node_t *n, struct pol_mcp_server *m)
 	id = m->id ? m->id : "?";
 	if ((v = pol_get(w, n, "url")) == NULL)
 		pol_err(w, n, "mcp server '%s' without 'url'", id);
-	else if (pol_str(w, v, "url", &m->url) &&
-	    strncmp(m->url, "http://", 7) != 0 &&
-	    strncmp(m->url, "https://", 8) != 0)
-		pol_err(w, v, "url must start with http:// or https://");
+	else if (pol_str(w, v, "url", &m->url)) {
+		if (strncmp(m->url, "http://", 7) != 0 &&
+		    strncmp(m->url, "https://", 8) != 0)
+			pol_err(w, v, "url must start with http:// or https://");
+		else if (strncmp(m->url, "http://", 7) == 0 &&
+		    !pol_http_loopback(m->url))
+			/* The server's credential and every call would cross
+			 * the network in clear. */
+			pol_err(w, v, "mcp server '%s': plain http:// to a host that "
+			    "is not loopback; use https://", id);
+	}
 	if ((v = pol_get(w, n, "country")) == NULL)
 		pol_err(w, n, "mcp server '%s' without 'country'", id);
 	else if (pol_str(w, v, "country", &country)) {

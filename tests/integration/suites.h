@@ -16,6 +16,8 @@ Suite *suite_cli(void);
 Suite *suite_answers(void);
 Suite *suite_witness(void);
 Suite *suite_payloads(void);
+Suite *suite_detect(void);
+Suite *suite_upstreams(void);	/* test_upstreams.c: provider kinds over TLS */
 Suite *suite_mcp(void);
 
 #endif

@@ -210,6 +210,8 @@ START_TEST(mcp_rules_errors_say_where)
 		"bad.yaml:9:14: 'XX' is not an ISO 3166-1 alpha-2 country code",
 		"bad.yaml:12:5: mcp server id 'crm' is used twice",
 		"bad.yaml:15:52: mcp server tools must be a mapping, not a list",
+		"bad.yaml:15:20: mcp server 'ok': plain http:// to a host that is "
+		    "not loopback; use https://",
 		"bad.yaml:19:22: mcp.sampling must be allow or deny, not 'maybe'",
 	};
 	int st;

@@ -24,6 +24,9 @@ main(void)
 	srunner_add_suite(sr, suite_audit());
 	srunner_add_suite(sr, suite_witness());
 	srunner_add_suite(sr, suite_sessions());
+	srunner_add_suite(sr, suite_detect());
+	srunner_add_suite(sr, suite_residency());
+	srunner_add_suite(sr, suite_provider());
 	srunner_add_suite(sr, suite_mcp());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
