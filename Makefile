@@ -94,6 +94,9 @@ $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/l
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bench_audit: $(BUILD)/tests/bench/bench_audit.o $(BUILD)/libwarden.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/bench_decide: $(BUILD)/tests/bench/bench_decide.o $(BUILD)/libwarden.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -157,9 +160,10 @@ run: deps
 	@sh scripts/demo.sh $(BUILD)
 
 bench: deps
-	@$(MAKE) all $(BUILD)/bench_decide $(BUILD)/bench_detect
+	@$(MAKE) all $(BUILD)/bench_decide $(BUILD)/bench_audit $(BUILD)/bench_detect
 	@sh tests/bench/bench.sh $(BUILD)
 	@$(BUILD)/bench_decide
+	@$(BUILD)/bench_audit
 	@$(BUILD)/bench_detect
 
 # Soak with faults (tests/soak/soak.sh): 50,000 requests at 256

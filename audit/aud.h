@@ -99,12 +99,20 @@ struct aud_opts {
 	/* Only to append events (the CLI, when no gateway holds the log):
 	 * no payload key, no sweep. */
 	bool events_only;
+	/* A log behind the TPM counter (rolled back) is refused with
+	 * WD_EROLLBACK unless this is set; the rollback_detected record is
+	 * written either way. */
+	bool accept_rollback;
 };
 
 /*
  * Open (create) the log in opts->dir and start its writer thread.  A torn
  * last line from a crash is cut and a `recovery` record says what was
- * found.  errs gets a message on failure.
+ * found.  The tree files (DIR/tree/) are checked and rebuilt from the
+ * segments if they do not match.  With a counter, a log whose last
+ * checkpoint is behind the counter gets a `rollback_detected` record and
+ * WD_EROLLBACK (the log is closed) unless opts->accept_rollback.  errs
+ * gets a message on failure.
  */
 enum wd_err aud_open(const struct aud_opts *opts, struct aud_log **out,
     char *errs, size_t errlen);
@@ -131,6 +139,10 @@ enum wd_err aud_try_append(struct aud_log *log, json_t *rec,
  */
 void aud_submit(struct aud_log *log, json_t *rec,
     void (*done)(void *arg, enum wd_err rc), void *arg);
+
+/* Ask the writer thread for a checkpoint of everything appended so far
+ * and wait up to timeout_ms for it (reloads, tests). */
+enum wd_err aud_checkpoint_sync(struct aud_log *log, int timeout_ms);
 
 /* False while the log cannot be written: the gateway answers 503. */
 bool aud_healthy(const struct aud_log *log);
@@ -216,24 +228,135 @@ bool aud_check_line(const char *canon, size_t clen, const char *prev,
     const char *hash);
 /* The checkpoint message that is signed: "<seq>:<hash>". */
 int aud_checkpoint_msg(char *buf, size_t len, uint64_t seq, const char *hash);
+/* aud_line that also gives the record's Merkle leaf hash (leaf, raw). */
+char *aud_line_leaf(json_t *rec, const char *prev, char hash[AUD_HASH_HEX + 1],
+    unsigned char leaf[32], size_t *len);
+
+/* ---- the Merkle tree (merkle.c), RFC 9162 section 2.1 ---- */
+
+#define AUD_MAX_LEVELS 64
+#define AUD_MAX_PATH 128		/* hashes in any proof of a 2^64 tree */
+
+/* SHA-256(0x00 || c) and SHA-256(0x01 || l || r). */
+void aud_leaf_hash(const void *c, size_t len, unsigned char out[32]);
+void aud_node_hash(const unsigned char l[32], const unsigned char r[32],
+    unsigned char out[32]);
+
+/* The compact range of a tree: node[k] is the root of the perfect
+ * subtree bit k of size stands for. */
+struct aud_frontier {
+	uint64_t size;
+	unsigned char node[AUD_MAX_LEVELS][32];
+};
+/* Append a leaf; node(), if given, sees every node completed by it
+ * (level 0: the leaf itself), in level order. */
+void aud_frontier_push(struct aud_frontier *f, const unsigned char leaf[32],
+    void (*node)(void *ctx, unsigned level, const unsigned char h[32]),
+    void *ctx);
+void aud_frontier_root(const struct aud_frontier *f, unsigned char out[32]);
+
+/* Where proofs find the perfect subtrees: node index at level (covering
+ * leaves [index << level, (index + 1) << level)). */
+struct aud_nodes {
+	enum wd_err (*get)(void *ctx, unsigned level, uint64_t index,
+	    unsigned char out[32]);
+	void *ctx;
+};
+struct aud_proof_path {
+	size_t n;
+	unsigned char h[AUD_MAX_PATH][32];
+};
+enum wd_err aud_inclusion_path(const struct aud_nodes *s, uint64_t index,
+    uint64_t size, struct aud_proof_path *out);
+enum wd_err aud_consistency_path(const struct aud_nodes *s, uint64_t first,
+    uint64_t second, struct aud_proof_path *out);
+bool aud_verify_inclusion(uint64_t index, uint64_t size,
+    const unsigned char leaf[32], const struct aud_proof_path *p,
+    const unsigned char root[32]);
+bool aud_verify_consistency(uint64_t first, uint64_t second,
+    const unsigned char first_root[32], const unsigned char second_root[32],
+    const struct aud_proof_path *p);
+
+/* What a version 2 checkpoint signs (audit/FORMAT.md). */
+struct aud_tree_head {
+	uint64_t size;
+	unsigned char root[32];
+	int64_t time_us;
+	bool has_counter;
+	uint64_t counter;
+	int interval_s;			/* the writer's checkpoint_interval_s */
+};
+int aud_tree_head_msg(char *buf, size_t len, const struct aud_tree_head *th);
 
 /* ---- verification and export (verify.c) ---- */
 
+/* Exit statuses of the verifiers. */
+#define AUD_VERIFIED 0			/* valid, authenticated by the key */
+#define AUD_INVALID 1
+#define AUD_UNREADABLE 2
+#define AUD_UNAUTHENTICATED 3		/* consistent, not authenticated */
+
 struct aud_verify_opts {
-	const char *pubkey_pem_path;	/* NULL: signatures not checked */
+	const char *pubkey_pem_path;	/* the auditor's key, or NULL */
+	const char *pin;		/* or: hex SHA-256 of the key's DER */
 	bool progress;			/* a progress bar on stderr */
+	bool has_tpm_counter;		/* compare the last checkpoint with: */
+	uint64_t tpm_counter;
+	int64_t now_us;			/* 0: the clock (tests set it) */
 };
 
-/* `warden audit verify DIR`: 0 valid, 1 invalid, 2 could not read. */
+/*
+ * `warden audit verify DIR`: AUD_VERIFIED only if a trusted key was given
+ * (o->pubkey_pem_path, or the key pinned by o->pin that the log's
+ * checkpoints name) and every record is covered by a checkpoint it
+ * verifies; records that no checkpoint covers older than the checkpoint
+ * interval plus AUD_SLACK_S are AUD_INVALID, younger ones give
+ * AUD_UNAUTHENTICATED.
+ */
+#define AUD_SLACK_S 60
 int aud_verify_dir(const char *dir, const struct aud_verify_opts *o,
     FILE *out);
+/*
+ * What aud_verify_dir found, as data for callers that act on it (the
+ * auditor's report): status is the AUD_* exit status; the records seq 1
+ * to covered are under the newest tree head the trusted key signed (the
+ * checkpoint record at signed_seq); why is the line verify prints.
+ */
+struct aud_verify_result {
+	int status;			/* AUD_VERIFIED ... AUD_UNAUTHENTICATED */
+	uint64_t records;		/* lines read (checkpoints included) */
+	uint64_t segments;
+	uint64_t last_seq;
+	uint64_t checkpoints;		/* consistent checkpoint records */
+	uint64_t signed_checkpoints;	/* of those, verified with the key */
+	uint64_t covered;		/* tree size of the newest signed head */
+	uint64_t signed_seq;		/* seq of that checkpoint record; 0 none */
+	uint64_t uncovered;		/* non-checkpoint records after it */
+	bool has_counter;
+	uint64_t counter;		/* the TPM counter it carries */
+	char fingerprint[AUD_HASH_HEX + 1];	/* the trusted key's; "" none */
+	char why[512];
+};
+/* aud_verify_dir, also filling *res (out may be NULL: nothing printed). */
+int aud_verify_dir_result(const char *dir, const struct aud_verify_opts *o,
+    FILE *out, struct aud_verify_result *res);
+/* `warden audit verify DIR --witness FILE`: every checkpoint line in
+ * FILE (one per line, as struct aud_witness's send() gave them) signed by
+ * the trusted key, standing in the log at its seq, and the log's tree of
+ * its size having its root.  AUD_* statuses. */
+int aud_verify_witness(const char *dir, const char *path,
+    const struct aud_verify_opts *o, FILE *out);
+/* SHA-256 of the DER SubjectPublicKeyInfo of a PEM key, as 64 hex (the
+ * fingerprint --pin takes: `openssl pkey -pubin -outform DER | sha256sum`). */
+enum wd_err aud_key_fingerprint(const char *pem, size_t len,
+    char out[AUD_HASH_HEX + 1]);
 
 struct aud_export_opts {
 	const char *format;		/* jsonl | csv */
 	int64_t since_us, until_us;	/* 0: open */
 	const char *tenant;		/* NULL: all */
 	const char *verdict;		/* NULL: all */
-	const char *pubkey_pem;		/* embedded for the auditor */
+	const struct aud_signer *signer;	/* signs the manifest; NULL: unsigned */
 };
 
 /* RFC 3339 UTC time to microseconds since the epoch; 0 if not one. */
@@ -241,7 +364,84 @@ int64_t aud_parse_ts(const char *ts);
 
 int aud_export(const char *dir, const struct aud_export_opts *o,
     const char *outpath, FILE *msgs);
-/* `warden audit verify-export FILE`: 0 valid, 1 invalid, 2 unreadable. */
-int aud_verify_export(const char *path, FILE *out);
+/* `warden audit verify-export FILE`: the AUD_* statuses above, against
+ * the trusted key in o (the file's own claims are never trusted). */
+int aud_verify_export(const char *path, const struct aud_verify_opts *o,
+    FILE *out);
+
+/* ---- proofs (proof.c) ---- */
+
+/* `warden audit prove DIR SEQ [--checkpoint N]`: the inclusion proof of
+ * record seq against checkpoint cp_seq (0: the newest covering it), as
+ * JSON on out.  AUD_VERIFIED, or AUD_INVALID/AUD_UNREADABLE with why. */
+int aud_prove_inclusion(const char *dir, uint64_t seq, uint64_t cp_seq,
+    FILE *out, FILE *msgs);
+/* `warden audit prove DIR --consistency A B`: between checkpoints whose
+ * records are seq a and b. */
+int aud_prove_consistency(const char *dir, uint64_t a, uint64_t b,
+    FILE *out, FILE *msgs);
+/* `warden audit verify-proof FILE`: a proof checked alone against the
+ * trusted key (AUD_* statuses). */
+int aud_verify_proof(const char *path, const struct aud_verify_opts *o,
+    FILE *out);
+
+/* ---- for auditors: stats, register, tail, report (issue 18) ---- */
+
+/*
+ * Read DIR's records in order, checking each line's hash and its link to
+ * the one before (not signatures: aud_verify_dir does that), and call fn
+ * with each (borrowed) up to max_seq (0: all); fn returning non-zero
+ * stops.  A line still being written is left for later.  Returns 0, 1
+ * (the chain is broken: why says where) or 2 (cannot read).
+ */
+int aud_read_records(const char *dir, uint64_t max_seq,
+    int (*fn)(void *arg, json_t *rec), void *arg, char *why, size_t whylen);
+
+struct aud_stats_opts {
+	int64_t since_us, until_us;	/* 0: open */
+	const char *tenant;		/* NULL: all */
+	uint64_t max_seq;		/* 0: all */
+};
+/* Count the request records of DIR (stats.c); *out gets a JSON object:
+ * requests, first, last, counts by verdict, rule, route, country, tenant,
+ * app, agent, data_class, code, denied_by_rule, tool_violations (agent ->
+ * rule), keep, by_hour, by_day (bucket -> verdict) and the register
+ * (array of {data_class, country, requests, routes, rules,
+ * legal_basis}).  Returns as aud_read_records. */
+int aud_stats(const char *dir, const struct aud_stats_opts *o, json_t **out,
+    char *why, size_t whylen);
+void aud_stats_print(json_t *st, FILE *out);
+void aud_register_print(json_t *st, const char *tenant, bool csv, FILE *out);
+
+struct aud_tail_opts {
+	bool follow;			/* -f: wait for more, across segments */
+	const char *tenant, *verdict;	/* NULL: all */
+	int poll_ms;			/* how often to look when following */
+	volatile int *stop;		/* set by a signal handler: return 0 */
+};
+/* `warden audit tail` (tail.c): one line per record; 0 at the end (or
+ * stop), 1 when the chain breaks (said loudly), 2 unreadable. */
+int aud_tail(const char *dir, const struct aud_tail_opts *o, FILE *out);
+
+/* HTML helpers shared by the report pages (html.c). */
+void aud_html_esc(FILE *f, const char *s);
+/* A bar chart as inline SVG: n bars of labels[i] with values[i]. */
+void aud_html_bars(FILE *f, const char *title, const char *const *labels,
+    const long long *values, size_t n);
+
+struct aud_report_opts {
+	const char *tenant;		/* NULL: all */
+	int64_t since_us, until_us;
+	const char *pubkey_pem_path;	/* the auditor's trusted key */
+	json_t *art30;			/* the rules' extract for tenant, or NULL */
+	const char *pin;		/* or: the key's SHA-256, as verify --pin */
+};
+/* `warden audit report` (report_html.c): verify DIR with the trusted
+ * key (aud_verify_dir_result), then write one self-contained HTML page to
+ * out counting only the records under the newest signed tree head.
+ * Returns the verification's exit status; for 1, 2 and 3 the page says
+ * NOT VERIFIED on top and shows no figures. */
+int aud_report_html(const char *dir, const struct aud_report_opts *o,
+    FILE *out, FILE *msgs);
 
 #endif /* AUD_H */

@@ -27,11 +27,13 @@ static const struct cli_usage usages[] = {
 	  "-c FILE [--listen ADDR:PORT] [--workers N] [--audit-dir DIR]\n"
 	  "[--tcti TCTI] [--secrets-store DIR] [--dev-credentials]\n"
 	  "[--user NAME | --allow-root] [--auth-file FILE]\n"
-	  "[--dev-unauthenticated-audit-key] [-v]",
+	  "[--dev-unauthenticated-audit-key] [--accept-rollback] [-v]",
 	  "Run the gateway with the rules in FILE until SIGTERM or SIGINT;\n"
 	  "SIGHUP reloads the rules.  --user NAME: bind as root, then become\n"
-	  "NAME before reading a credential.  Exit 0 after a graceful stop, 1 on\n"
-	  "a failure to start, 2 on bad usage or rules." },
+	  "NAME before reading a credential.  --accept-rollback: continue an\n"
+	  "audit log that is behind the TPM counter (otherwise refused, with a\n"
+	  "rollback_detected record).  Exit 0 after a graceful stop, 1 on a\n"
+	  "failure to start, 2 on bad usage or rules." },
 	{ "lint", NULL, "-c FILE",
 	  "Load and check the rules file and its includes; print\n"
 	  "`configuration OK` and the policy_version (exit 0) or every error\n"
@@ -59,16 +61,36 @@ static const struct cli_usage usages[] = {
 	{ "policy", "review", "-c FILE",
 	  "List, per agent, leaks (labelled data reaching an external sink),\n"
 	  "unreachable tools and tools without a call limit.  Exit 1 on a leak." },
-	{ "audit", "verify", "DIR [--pubkey PEM]",
-	  "Verify the audit log in DIR: hashes, chain, sequence, checkpoint\n"
-	  "signatures.  Exit 0 if intact, 1 naming the first bad record." },
+	{ "policy", "report", "-c FILE -o FILE.html",
+	  "Write one self-contained HTML page: every agent's tool graph (drawn\n"
+	  "by Graphviz's dot) with cut edges and leak paths marked, and each\n"
+	  "tenant's compliant routes per data class.  Exit 0, 2 on a failure." },
+	{ "audit", "verify",
+	  "DIR [--pubkey PEM | --pin SHA256] [--tpm-counter N]\n"
+	  "[--witness FILE]",
+	  "Verify the audit log in DIR: hashes, chain, sequence, the Merkle\n"
+	  "roots and signatures of checkpoints against the auditor's key only;\n"
+	  "--tpm-counter: the last checkpoint carries the TPM's value N;\n"
+	  "--witness: the checkpoints a witness kept stand in the log.  Exit 0\n"
+	  "verified with the key, 1 invalid (naming the first bad record), 2\n"
+	  "unreadable, 3 consistent but not authenticated." },
 	{ "audit", "export",
 	  "DIR --format jsonl|csv [--since T] [--until T]\n"
-	  "[--tenant T] [--verdict V] [--pubkey PEM] -o FILE",
+	  "[--tenant T] [--verdict V] -o FILE\n"
+	  "[-c FILE | --secrets-store DIR --tcti TCTI [--auth-file F]]",
 	  "Export the records of a time range (T in RFC 3339 UTC): matching\n"
-	  "records in full, the others as stubs, so the chain still verifies." },
-	{ "audit", "verify-export", "FILE",
-	  "Verify an export on its own.  Exit 0 or 1." },
+	  "records in full, the others as stubs, under a manifest the TPM key\n"
+	  "signs (with -c or --secrets-store and --tcti)." },
+	{ "audit", "verify-export", "FILE [--pubkey PEM | --pin SHA256]",
+	  "Verify an export on its own against the auditor's key: manifest,\n"
+	  "rows, CSV columns, chain, roots.  Exit statuses as for verify." },
+	{ "audit", "prove", "DIR SEQ [--checkpoint N] | DIR --consistency A B",
+	  "Print an RFC 9162 inclusion proof of record SEQ against a signed\n"
+	  "checkpoint (the newest, or the one at seq N), or a consistency proof\n"
+	  "between the checkpoints at seqs A and B, as JSON." },
+	{ "audit", "verify-proof", "PROOF [--pubkey PEM | --pin SHA256]",
+	  "Check a proof alone against the auditor's key.  Exit statuses as\n"
+	  "for verify." },
 	{ "audit", "purge", "DIR (--tenant T | --expired) (-c FILE | --tcti TCTI)",
 	  "Destroy the TPM-held keys of a tenant's kept payloads (or of months\n"
 	  "that are over), then delete the files; every copy, backups included,\n"
@@ -76,6 +98,32 @@ static const struct cli_usage usages[] = {
 	{ "audit", "payload", "show DECISION_ID [--dir DIR] (-c FILE | --tcti TCTI)",
 	  "Decrypt one kept payload (needs the TPM).  Exit 0 printed, 1 TPM\n"
 	  "failure, 2 usage, 3 its key was destroyed, 4 no such payload." },
+	{ "audit", "stats",
+	  "DIR [--since T] [--until T] [--tenant T]\n[--format text|json]",
+	  "Count the request records: by verdict, rule, route, destination\n"
+	  "country, tenant, app, agent, data class and error code; denials by\n"
+	  "rule; tool-policy violations by agent and rule.  Each line's hash\n"
+	  "and link are checked.  Exit 0, 1 if the chain is broken, 2 unreadable."
+	},
+	{ "audit", "tail", "DIR [-f] [--tenant T] [--verdict V]",
+	  "Print one line per record, checking each line's hash and link;\n"
+	  "-f follows the live log across segments until SIGINT.  A broken\n"
+	  "chain is printed loudly and exits 1." },
+	{ "audit", "register",
+	  "DIR --tenant T [--since T] [--until T] [--format csv|json]\n"
+	  "[--art30 -c RULES]",
+	  "The transfer register of a tenant: per data class and destination\n"
+	  "country, the requests sent, routes, rules and legal basis.  --art30\n"
+	  "adds the record of processing the rules declare (JSON)." },
+	{ "audit", "report",
+	  "DIR (--pubkey PEM | --pin SHA256) -o FILE.html [--tenant T]\n"
+	  "[--since T] [--until T] [-c RULES]",
+	  "Verify DIR with the trusted key, then write one self-contained HTML\n"
+	  "page: the result and the key's fingerprint, the register, verdicts\n"
+	  "and denials over time, retention, tool-policy violations, counting\n"
+	  "only records under the newest signed tree head.  A log that does\n"
+	  "not verify gets NOT VERIFIED on top and no figures (exit 1, 2 or 3\n"
+	  "as verify)." },
 	{ "audit", "pubkey", "(-c FILE | --secrets-store DIR)",
 	  "Print the public half of the TPM-held checkpoint signing key (PEM)." },
 	{ "audit", "counter", "(-c FILE | --tcti TCTI) [--index N] [--value]",

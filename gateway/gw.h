@@ -29,6 +29,10 @@ struct gw_serve_opts {
 	/* Make or use an audit signing key without an auth value when no
 	 * auth file is set (development only; issue 11). */
 	bool dev_unauth_key;
+	/* Open an audit log that is behind the TPM counter (rolled back)
+	 * anyway: its rollback_detected record is then signed in (issue 11).
+	 * Without it warden refuses to start on such a log. */
+	bool accept_rollback;
 };
 
 /* Run the gateway until SIGTERM/SIGINT.  Returns a process exit code. */
@@ -41,6 +45,9 @@ int gw_cmd_test(int argc, char **argv);
 int gw_cmd_policy(int argc, char **argv);
 int gw_cmd_reload(int argc, char **argv);
 int gw_cmd_audit(int argc, char **argv);
+/* audit stats | tail | register | report, policy report (cli_report.c) */
+int gw_cmd_audit_report(int argc, char **argv);
+int gw_cmd_policy_report(int argc, char **argv);
 /* warden mcp list|approve (cli_mcp.c). */
 int gw_cmd_mcp(int argc, char **argv);
 

@@ -332,6 +332,9 @@ open_audit(struct gw_server *srv, json_t **counter_start)
 		.signer = srv->signer.sign != NULL ? &srv->signer : NULL,
 		.counter = srv->counter.next != NULL ? &srv->counter : NULL,
 		.witness = srv->witness.send != NULL ? &srv->witness : NULL,
+		/* The operator's word only (serve --accept-rollback): a log
+		 * behind the counter is otherwise refused. */
+		.accept_rollback = srv->opts->accept_rollback,
 	};
 	char err[512];
 
@@ -351,7 +354,12 @@ open_audit(struct gw_server *srv, json_t **counter_start)
 	}
 	rc = aud_open(&o, &srv->audit, err, sizeof(err));
 
-	if (rc != WD_OK)
+	if (rc == WD_EROLLBACK)
+		wd_error("audit log: %s; a rollback_detected record was written. "
+		    "Find out what happened to the log before accepting it: "
+		    "restart with --accept-rollback to continue it (the record "
+		    "is then signed in)", err);
+	else if (rc != WD_OK)
 		wd_error("audit log: %s", err);
 	return rc;
 }

@@ -269,21 +269,30 @@ say "12. The audit log: every decision, hash-chained, checkpoints signed in the 
 note "$(grep -c . "$TMP"/audit/audit-*.jsonl | sed 's/.*://') records; the last one:"
 tail -1 "$TMP"/audit/audit-*.jsonl | cut -c1-160 | sed 's/^/   /'
 "$B/warden" audit verify "$TMP/audit" --pubkey "$TMP/audit.pem" | sed 's/^/   /'
-note "a checkpoint checked with openssl alone:"
+note "the same log (its kinds: $(sed 's/.*"kind":"\([a-z_]*\)".*/\1/' "$TMP"/audit/audit-*.jsonl | sort -u | tr '\n' ' ')) checked by the independent verifier:"
+python3 audit/verify.py log "$TMP/audit" --pubkey "$TMP/audit.pem" | sed 's/^/   audit\/verify.py: /'
+note "a checkpoint's signed tree head checked with openssl alone (audit/FORMAT.md):"
 CP=$(grep '"kind":"checkpoint"' "$TMP"/audit/audit-*.jsonl | tail -1)
-SEQ=$(printf '%s' "$CP" | sed 's/.*"signed_seq":\([0-9]*\).*/\1/')
-HASH=$(printf '%s' "$CP" | sed 's/.*"signed_hash":"\([0-9a-f]*\)".*/\1/')
-printf '%s:%s' "$SEQ" "$HASH" >"$TMP/msg"
-printf '%s' "$CP" | sed 's/.*"signature":"\([^"]*\)".*/\1/' | base64 -d >"$TMP/sig.der"
+field() { printf '%s' "$CP" | sed "s/.*\"$1\":\"\{0,1\}\([^\",]*\).*/\1/"; }
+CTR=$(field counter); [ "$CTR" = null ] && CTR=none
+printf 'warden-audit-tree-head/2\n%s\n%s\n%s\n%s\n%s\n' "$(field tree_size)" \
+    "$(field root)" "$(field time_us)" "$CTR" "$(field interval_s)" >"$TMP/msg"
+field signature | base64 -d >"$TMP/sig.der"
 openssl dgst -sha256 -verify "$TMP/audit.pem" -signature "$TMP/sig.der" \
     "$TMP/msg" | sed 's/^/   /'
 note "the TPM counter each checkpoint carries (a log put back from before is behind it):"
 "$B/warden" audit counter --tcti "$TCTI" | sed 's/^/   /'
-note "export of acme-health's records (others appear as stubs), verified alone:"
+note "record 3 is in the tree that checkpoint signs (an RFC 9162 inclusion proof):"
+"$B/warden" audit prove "$TMP/audit" 3 >"$TMP/proof.json"
+"$B/warden" audit verify-proof "$TMP/proof.json" --pubkey "$TMP/audit.pem" | sed 's/^/   /'
+note "export of acme-health's records (others appear as stubs), its manifest signed in the TPM, verified alone:"
 "$B/warden" audit export "$TMP/audit" --format jsonl --tenant acme-health \
-    --pubkey "$TMP/audit.pem" -o "$TMP/export.jsonl" 2>&1 | sed 's/^/   /'
-"$B/warden" audit verify-export "$TMP/export.jsonl" | sed 's/^/   /'
+    --secrets-store "$STORE" --tcti "$TCTI" --auth-file "$TMP/audit-key-auth" \
+    -o "$TMP/export.jsonl" 2>&1 | sed 's/^/   /'
+"$B/warden" audit verify-export "$TMP/export.jsonl" --pubkey "$TMP/audit.pem" | sed 's/^/   /'
+python3 audit/verify.py export "$TMP/export.jsonl" --pubkey "$TMP/audit.pem" | sed 's/^/   independent verifier (audit\/verify.py): /'
 note "and a record someone edits afterwards is caught:"
+cp "$TMP"/audit/audit-000001.jsonl "$TMP/segment.orig"
 sed -i 's/"status":403/"status":200/' "$TMP"/audit/audit-000001.jsonl
 "$B/warden" audit verify "$TMP/audit" --pubkey "$TMP/audit.pem" | sed 's/^/   /' || true
 say "13. Provider kinds over TLS: rules/cloud.yaml (Azure, Bedrock, Vertex, OpenAI, Anthropic)"
@@ -359,4 +368,24 @@ sed 's/^/   /' "$TMP/cloud.jsonl"
 kill -TERM $CPID
 wait $CPID 2>/dev/null || true
 PORT=8080
+
+note "(the auditor's copy is put back for what follows)"
+cp "$TMP/segment.orig" "$TMP"/audit/audit-000001.jsonl
+
+say "14. For the auditor and the policy reviewer: stats, register, report pages"
+note "warden audit stats, for acme-health:"
+"$B/warden" audit stats "$TMP/audit" --tenant acme-health | sed -n '1,12p' |
+    sed 's/^/   /'
+note "its transfer register (per data class and destination country):"
+"$B/warden" audit register "$TMP/audit" --tenant acme-health | sed 's/^/   /'
+note "the last records, as warden audit tail shows them (hashes checked):"
+"$B/warden" audit tail "$TMP/audit" | tail -3 | cut -c1-150 | sed 's/^/   /'
+"$B/warden" audit report "$TMP/audit" --tenant acme-health \
+    --pubkey "$TMP/audit.pem" -c "$RULES" -o "$B/report.html" 2>&1 |
+    tail -1 | sed 's/^/   /'
+"$B/warden" policy report -c "$RULES" -o "$B/policy-report.html" 2>&1 |
+    sed 's/^/   /'
+note "Open them in a browser (self-contained, nothing is fetched):"
+note "  the auditor's report: $(cd "$B" && pwd)/report.html"
+note "  the policy report:    $(cd "$B" && pwd)/policy-report.html"
 say "Done. Next: make test runs every test; README.md explains the rest."

@@ -18,6 +18,7 @@ Suite *suite_witness(void);
 Suite *suite_payloads(void);
 Suite *suite_detect(void);
 Suite *suite_upstreams(void);	/* test_upstreams.c: provider kinds over TLS */
+Suite *suite_reports(void);
 Suite *suite_mcp(void);
 
 #endif

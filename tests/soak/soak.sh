@@ -17,7 +17,8 @@
 #      gets SIGHUP every RELOAD_EVERY seconds (default 0.5);
 #   then warden's VmRSS again, and warden is stopped with SIGTERM.
 # Checks: (a) warden alive and /healthz 200 after the run, and its SIGTERM
-# exit status 0; (b) `warden audit verify` exits 0; (c) every transfer
+# exit status 0; (b) `warden audit verify` finds the log consistent (exit 3:
+# the soak runs without a TPM, so nothing is signed); (c) every transfer
 # with COMPLETE 1 and a decision id has exactly one `request` record with
 # that decision_id; (d) final RSS <= warm-up RSS * 1.1 + 2 MB; (e) no
 # sanitizer report in warden's logs; (f) one `reload` record per SIGHUP.
@@ -313,8 +314,10 @@ wait "$WPID" || rc=$?
 WPID=""
 if [ "$rc" -eq 0 ]; then ok "(a) warden exited 0 on SIGTERM"; else bad "(a) warden exited $rc on SIGTERM"; fi
 
-# (b) the audit log verifies
-if "$B/warden" audit verify "$TMP/audit" >"$TMP/verify.out" 2>&1; then
+# (b) the audit log is consistent (no key: 3 is its best status)
+vrc=0
+"$B/warden" audit verify "$TMP/audit" >"$TMP/verify.out" 2>&1 || vrc=$?
+if [ "$vrc" -eq 3 ]; then
 	ok "(b) audit verify: $(tail -n 1 "$TMP/verify.out")"
 else
 	bad "(b) audit verify failed:"
