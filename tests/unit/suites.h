@@ -22,6 +22,7 @@ Suite *suite_witness(void);	/* test_witness.c: checkpoints off the host */
 Suite *suite_secrets(void);	/* test_secrets.c: sealing against swtpm */
 Suite *suite_audit(void);	/* test_audit.c: the hash-chained audit log */
 Suite *suite_sessions(void);	/* test_sessions.c: sessions, limits per key */
+Suite *suite_errors(void);	/* test_errors.c: the error catalogue, README */
 Suite *suite_detect(void);	/* test_detect.c: content detectors */
 Suite *suite_residency(void);	/* test_residency.c: route residency records */
 Suite *suite_provider(void);	/* test_provider.c: provider kinds, SigV4, event-stream */
