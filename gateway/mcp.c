@@ -97,7 +97,7 @@ rpc_error(struct gw_conn *c, int status, json_t *id, int code,
 	json_decref(j);
 	gw_metrics_request("mcp", status);
 	if (text == NULL) {
-		gw_send_error(c, 500, "server_error", NULL, "out of memory");
+		gw_reply_error(c, WD_CODE_OUT_OF_MEMORY, NULL, 0, NULL);
 		return;
 	}
 	gw_respond(c, status, "application/json", NULL, 0, text, strlen(text));
@@ -670,7 +670,7 @@ finish_json(struct mcp_txn *t)
 	text = json_dumps(sm.root, JSON_COMPACT);
 	gw_rpc_clear(&sm);
 	if (text == NULL) {
-		gw_send_error(t->conn, 500, "server_error", NULL, "out of memory");
+		gw_reply_error(t->conn, WD_CODE_OUT_OF_MEMORY, NULL, 0, NULL);
 		return;
 	}
 	gw_metrics_request("mcp", t->status);
@@ -900,7 +900,7 @@ forward(struct mcp_txn *t, struct gw_conn *c, const struct gw_http_req *req,
 	}
 	return;
 nomem:
-	gw_send_error(c, 500, "server_error", NULL, "out of memory");
+	gw_reply_error(c, WD_CODE_OUT_OF_MEMORY, NULL, 0, NULL);
 	txn_free(t);
 }
 
@@ -917,8 +917,7 @@ identify(struct mcp_txn *t, struct gw_conn *c, const struct gw_http_req *req)
 		struct gw_out_hdr h = { "WWW-Authenticate", "Bearer" };
 
 		gw_metrics_request("mcp", 401);
-		gw_send_error_hdr(c, 401, &h, 1, "invalid_request_error",
-		    "invalid_api_key", "missing or unknown API key: send "
+		gw_reply_error(c, WD_CODE_INVALID_API_KEY, &h, 1, "missing or unknown API key: send "
 		    "'Authorization: Bearer <virtual key>'");
 		return false;
 	}
@@ -967,7 +966,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 
 	if (t == NULL) {
 		evbuffer_free(body);
-		gw_send_error(c, 500, "server_error", NULL, "out of memory");
+		gw_reply_error(c, WD_CODE_OUT_OF_MEMORY, NULL, 0, NULL);
 		return;
 	}
 	t->srv = srv;
@@ -976,8 +975,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 	if ((t->m = pol_mcp_find(t->snap, id)) == NULL) {
 		evbuffer_free(body);
 		gw_metrics_request("mcp", 404);
-		gw_send_error(c, 404, "invalid_request_error", "unknown_mcp_server",
-		    "no MCP server '%.64s' in the rules", id);
+		gw_reply_error(c, WD_CODE_UNKNOWN_URL, NULL, 0, "no MCP server '%.64s' in the rules", id);
 		goto drop;
 	}
 	gw_pin_path(t->snap, srv->opts->audit_dir, t->pins, sizeof(t->pins));
@@ -1009,8 +1007,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 			struct gw_out_hdr allow = { "Allow", "POST" };
 
 			gw_metrics_request("mcp", 405);
-			gw_send_error_hdr(c, 405, &allow, 1, "invalid_request_error",
-			    "method_not_allowed", "MCP 2026-07-28 has no sessions "
+			gw_reply_error(c, WD_CODE_METHOD_NOT_ALLOWED, &allow, 1, "MCP 2026-07-28 has no sessions "
 			    "to end");
 			goto drop;
 		}
@@ -1023,8 +1020,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 
 		evbuffer_free(body);
 		gw_metrics_request("mcp", 405);
-		gw_send_error_hdr(c, 405, &allow, 1, "invalid_request_error",
-		    "method_not_allowed", "method %s is not allowed on %s (POST "
+		gw_reply_error(c, WD_CODE_METHOD_NOT_ALLOWED, &allow, 1, "method %s is not allowed on %s (POST "
 		    "messages; DELETE ends a session)", req->method_name,
 		    req->path);
 		goto drop;
@@ -1033,7 +1029,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 	t->out_body = malloc(t->out_len + 1);
 	if (t->out_body == NULL) {
 		evbuffer_free(body);
-		gw_send_error(c, 500, "server_error", NULL, "out of memory");
+		gw_reply_error(c, WD_CODE_OUT_OF_MEMORY, NULL, 0, NULL);
 		goto drop;
 	}
 	evbuffer_remove(body, t->out_body, t->out_len);

@@ -286,16 +286,16 @@ gw_tools_session_state(const struct pol_agent *a, const char *session,
 	case GW_STORE_OK:
 		break;
 	case GW_STORE_FULL:
-		deny(d, 429, "session_limit", "agent '%s' has %zu live sessions, "
+		deny(d, WD_CODE_SESSION_LIMIT, "agent '%s' has %zu live sessions, "
 		    "its limit (sessions.max)", a->id, a->max_sessions);
 		d->retry_after_s = retry_s > 0 ? retry_s : 1;
 		return GW_TOOLS_DENY;
 	case GW_STORE_TOO_LONG:
-		return deny(d, 403, "tool_policy", "session '%s' holds at most %d "
+		return deny(d, WD_CODE_TOOL_POLICY, "session '%s' holds at most %d "
 		    "tool calls; start a new session", session,
 		    GW_SESSION_MAX_CALLS);
 	default:
-		return deny(d, 503, "session_store", "the session store cannot "
+		return deny(d, WD_CODE_SESSION_STORE, "the session store cannot "
 		    "answer; the request is refused");
 	}
 	/* The record in order: chat calls and MCP calls are steps; a "run:"
@@ -312,7 +312,7 @@ gw_tools_session_state(const struct pol_agent *a, const char *session,
 		if (!pol_tool_step(a, st, name, true, &why)) {
 			free(*names);
 			*names = NULL;
-			return deny(d, 403, "tool_policy", "session '%s' as recorded "
+			return deny(d, WD_CODE_TOOL_POLICY, "session '%s' as recorded "
 			    "breaks the current policy: %s (rule '%s')", session,
 			    why.message, why.rule);
 		}
