@@ -135,13 +135,48 @@ unseal(struct gw_server *srv, const struct pol_snapshot *snap,
 	return rc;
 }
 
+/* Make one named credential available in c (under tpm_lock). */
+static enum wd_err
+load_one(struct gw_server *srv, const struct pol_snapshot *snap,
+    struct gw_creds *c, const char *what, const char *id, const char *name,
+    FILE *errs)
+{
+	char err[256];
+	size_t len;
+	enum wd_err rc;
+	struct sec_meta km;
+
+	if (gw_creds_get(c, snap, name, &len) != NULL)
+		return WD_OK;	/* a dev credential, or unsealed already */
+	/* A key imported into the TPM is not unsealed: it signs there
+	 * (gw_tpm_sign_rs256). */
+	if (sec_stat(gw_secrets_store(srv, snap), name, &km, err,
+	    sizeof(err)) == WD_OK && km.kind == SEC_KIND_IMPORTED_KEY)
+		return WD_OK;
+	if (c->cache == NULL && (rc = sec_cache_new(CACHE_BYTES, &c->cache,
+	    err, sizeof(err))) != WD_OK) {
+		fprintf(errs, "cannot set up locked memory for credentials: "
+		    "%s\n", err);
+		return rc;
+	}
+	if ((rc = tpm(srv, snap, errs)) != WD_OK) {
+		fprintf(errs, "%s '%s': credential '%s' is not available\n",
+		    what, id, name);
+		return rc;
+	}
+	rc = unseal(srv, snap, name, c->cache, err, sizeof(err));
+	if (rc != WD_OK)
+		fprintf(errs, "%s '%s': credential '%s' is not available: "
+		    "%s\n", what, id, name, err);
+	return rc;
+}
+
 enum wd_err
 gw_creds_load(struct gw_server *srv, const struct pol_snapshot *snap,
     struct gw_creds **out, FILE *errs)
 {
 	struct gw_creds *c;
 	enum wd_err rc = WD_OK;
-	char err[512];
 
 	*out = NULL;
 	if (snap->ndevcreds > 0 && !srv->opts->dev_credentials) {
@@ -156,37 +191,15 @@ gw_creds_load(struct gw_server *srv, const struct pol_snapshot *snap,
 	atomic_init(&c->refs, 1);
 	c->dev = srv->opts->dev_credentials;
 	pthread_mutex_lock(&srv->tpm_lock);
-	for (size_t i = 0; i < snap->nproviders; i++) {
-		const struct pol_provider *p = &snap->providers[i];
-		size_t len;
-
-		struct sec_meta km;
-
-		if (gw_creds_get(c, snap, p->credential, &len) != NULL)
-			continue;	/* a dev credential, or unsealed already */
-		/* A key imported into the TPM is not unsealed: it signs there
-		 * (gw_tpm_sign_rs256). */
-		if (sec_stat(gw_secrets_store(srv, snap), p->credential, &km, err,
-		    sizeof(err)) == WD_OK && km.kind == SEC_KIND_IMPORTED_KEY)
-			continue;
-		if (c->cache == NULL && (rc = sec_cache_new(CACHE_BYTES, &c->cache,
-		    err, sizeof(err))) != WD_OK) {
-			fprintf(errs, "cannot set up locked memory for credentials: "
-			    "%s\n", err);
-			break;
-		}
-		if ((rc = tpm(srv, snap, errs)) != WD_OK) {
-			fprintf(errs, "route '%s': credential '%s' is not available\n",
-			    p->id, p->credential);
-			break;
-		}
-		rc = unseal(srv, snap, p->credential, c->cache, err, sizeof(err));
-		if (rc != WD_OK) {
-			fprintf(errs, "route '%s': credential '%s' is not available: "
-			    "%s\n", p->id, p->credential, err);
-			break;
-		}
-	}
+	for (size_t i = 0; i < snap->nproviders && rc == WD_OK; i++)
+		rc = load_one(srv, snap, c, "route", snap->providers[i].id,
+		    snap->providers[i].credential, errs);
+	/* MCP servers' credentials: sealed the same way (issue 15). */
+	for (size_t i = 0; i < snap->nmcp_servers && rc == WD_OK; i++)
+		if (snap->mcp_servers[i].credential != NULL)
+			rc = load_one(srv, snap, c, "mcp server",
+			    snap->mcp_servers[i].id, snap->mcp_servers[i].credential,
+			    errs);
 	tpm_release(srv);
 	pthread_mutex_unlock(&srv->tpm_lock);
 	if (rc != WD_OK) {

@@ -420,6 +420,13 @@ enum gw_tools_rc gw_tools_answer(struct gw_tools *tl, struct gw_answer *ans,
  */
 bool gw_tools_commit_call(struct gw_tools *tl, size_t choice,
     const char *name, struct pol_tool_why *why);
+/*
+ * The policy state of an agent's session as warden recorded it, chat and
+ * MCP calls in order (issue 15), and the record itself (*names: free()).
+ */
+enum gw_tools_rc gw_tools_session_state(const struct pol_agent *a,
+    const char *session, struct pol_tstate *st, char ***names, size_t *n,
+    struct gw_tools_deny *d);
 /* Put the queued calls into the session (what gw_tools_commit does). */
 void gw_tools_flush(struct gw_tools *tl);
 /* The answer went out: record its allowed calls in the session. */
@@ -481,6 +488,10 @@ struct gw_up_req {
 	void (*on_done)(void *arg, enum wd_err err, const char *detail);
 	void *arg;
 	const char *ca_file;		/* CA bundle for TLS; NULL: the system's */
+	/* Optional: each header line of the final answer ("Name: value"
+	 * with its CRLF), before on_head; and a method other than POST. */
+	void (*on_header)(void *arg, const char *line, size_t len);
+	const char *method;
 };
 
 /*
