@@ -111,7 +111,13 @@ tests/openai-node/node_modules: tests/openai-node/package-lock.json
 	cd tests/openai-node && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-node-deps: tests/openai-node/node_modules
+# The official MCP SDK (client and server) for the MCP gateway's tests
+# and the demo; pinned in its own lock file.
+tests/mcp-node/node_modules: tests/mcp-node/package-lock.json
+	cd tests/mcp-node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+node-deps: tests/openai-node/node_modules tests/mcp-node/node_modules
 
 test-unit: $(BUILD)/unit_tests $(BUILD)/warden
 	$(BUILD)/unit_tests
@@ -150,7 +156,7 @@ test: deps
 # so that pkg-config is asked only once the packages are there (and -j
 # cannot build while deps still installs).
 run: deps
-	@$(MAKE) all
+	@$(MAKE) all node-deps
 	@sh scripts/demo.sh $(BUILD)
 
 bench: deps

@@ -203,6 +203,21 @@ void aud_key_month(time_t t, char out[8]);
  */
 enum wd_err aud_post_event(const char *dir, json_t *rec, int wait_ms,
     bool *in_chain, char *err, size_t errlen);
+/*
+ * How a process that appends directly (no writer holds the log) signs
+ * what it appended: a checkpoint at close with signer, carrying counter
+ * (bumped; the log's rollback check applies at open as for the gateway).
+ * checkpoint_interval_s 0: the interval the log's last checkpoint
+ * carried.  aud_post_event is this with d NULL (appended unsigned).
+ */
+struct aud_direct {
+	const struct aud_signer *signer;
+	const struct aud_counter *counter;
+	int checkpoint_interval_s;
+};
+enum wd_err aud_post_event_direct(const char *dir, json_t *rec, int wait_ms,
+    const struct aud_direct *d, bool *in_chain, bool *appended, char *err,
+    size_t errlen);
 /* Check an inbox file's bytes: a JSON object of a known kind, none of
  * the fields the writer sets.  *out: the record (caller owns). */
 enum wd_err aud_event_parse(const char *buf, size_t len, json_t **out,

@@ -142,6 +142,9 @@ bool aud_check_line_leaf(const char *canon, size_t clen, const char *prev,
     const char *hash, unsigned char leaf[32]);
 /* SHA-256, fetched once (chain.c). */
 const EVP_MD *aud_sha256(void);
+/* This thread's digest context, reused for every hash (merkle.c);
+ * NULL when out of memory. */
+EVP_MD_CTX *aud_md_ctx(void);
 
 /* The tree head a version 2 checkpoint line signs (proof.c); *j, if not
  * NULL, gets the record. */

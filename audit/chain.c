@@ -40,7 +40,7 @@ static void
 chain_hash(const char *prev, const char *c, size_t clen,
     char out[AUD_HASH_HEX + 1])
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_MD_CTX *ctx = aud_md_ctx();
 	unsigned char d[32];
 	unsigned int dl = 0;
 
@@ -48,7 +48,6 @@ chain_hash(const char *prev, const char *c, size_t clen,
 	    !EVP_DigestUpdate(ctx, prev, AUD_HASH_HEX) ||
 	    !EVP_DigestUpdate(ctx, c, clen) || !EVP_DigestFinal_ex(ctx, d, &dl))
 		memset(d, 0, sizeof(d));	/* never matches a real hash */
-	EVP_MD_CTX_free(ctx);
 	wd_hex(d, sizeof(d), out);
 }
 
@@ -58,7 +57,7 @@ hash_pair_ctx(EVP_MD_CTX *given, const char *prev, const char *c, size_t clen,
     char out[AUD_HASH_HEX + 1], unsigned char leaf[32])
 {
 	static const unsigned char zero = 0x00;
-	EVP_MD_CTX *ctx = given != NULL ? given : EVP_MD_CTX_new();
+	EVP_MD_CTX *ctx = given != NULL ? given : aud_md_ctx();
 	const EVP_MD *md = aud_sha256();
 	unsigned char d[32];
 	unsigned int dl = 0;
@@ -72,8 +71,6 @@ hash_pair_ctx(EVP_MD_CTX *given, const char *prev, const char *c, size_t clen,
 	    !EVP_DigestUpdate(ctx, &zero, 1) || !EVP_DigestUpdate(ctx, c, clen) ||
 	    !EVP_DigestFinal_ex(ctx, leaf, &dl))
 		memset(leaf, 0, 32);
-	if (given == NULL)
-		EVP_MD_CTX_free(ctx);
 }
 
 static void

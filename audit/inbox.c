@@ -317,9 +317,39 @@ drop_file(const char *dir, json_t *rec, const char *id, char *name,
 	return WD_OK;
 }
 
+/* The interval the log's last checkpoint promised (0: none found). */
+static int
+last_interval(const char *dir)
+{
+	struct aud_cp_entry *v = NULL;
+	size_t n = 0;
+	json_t *cp = NULL;
+	int s = 0;
+
+	aud_tree_checkpoints(dir, &v, &n);
+	if (n > 0)
+		cp = aud_checkpoint_at(dir, &v[n - 1]);
+	free(v);
+	if (json_is_integer(json_object_get(cp, "interval_s")))
+		s = (int)json_integer_value(json_object_get(cp, "interval_s"));
+	json_decref(cp);
+	return s;
+}
+
 enum wd_err
 aud_post_event(const char *dir, json_t *rec, int wait_ms, bool *in_chain,
     char *err, size_t errlen)
+{
+	bool appended;
+
+	return aud_post_event_direct(dir, rec, wait_ms, NULL, in_chain,
+	    &appended, err, errlen);
+}
+
+enum wd_err
+aud_post_event_direct(const char *dir, json_t *rec, int wait_ms,
+    const struct aud_direct *d, bool *in_chain, bool *appended, char *err,
+    size_t errlen)
 {
 	char ts[64], id[33], name[300], path[1000], oerr[512];
 	unsigned char rnd[16];
@@ -330,6 +360,7 @@ aud_post_event(const char *dir, json_t *rec, int wait_ms, bool *in_chain,
 	int lfd;
 
 	*in_chain = false;
+	*appended = false;
 	if (rec == NULL || !json_is_string(json_object_get(rec, "kind"))) {
 		json_decref(rec);
 		snprintf(err, errlen, "an event needs a kind");
@@ -366,9 +397,28 @@ aud_post_event(const char *dir, json_t *rec, int wait_ms, bool *in_chain,
 	if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0) {
 		close(lfd);
 		lfd = -1;
-		if (aud_open(&o, &log, oerr, sizeof(oerr)) == WD_OK)
-			aud_close(log);		/* takes the inbox in */
-		else
+		/* Signed as the gateway signs: its closing checkpoint covers
+		 * what was appended, with the TPM counter bumped and carried. */
+		if (d != NULL && d->signer != NULL) {
+			o.signer = d->signer;
+			o.counter = d->counter;
+			o.checkpoint_interval_s = d->checkpoint_interval_s > 0 ?
+			    d->checkpoint_interval_s : last_interval(dir);
+		}
+		rc = aud_open(&o, &log, oerr, sizeof(oerr));
+		if (rc != WD_OK && rc != WD_EROLLBACK && o.signer != NULL) {
+			/* The TPM could not be used (its counter unreadable): the
+			 * event still goes in, unsigned; the caller says so.  A log
+			 * behind the counter is refused, never appended to. */
+			wd_warn("audit: %s: appending without a checkpoint", oerr);
+			o.signer = NULL;
+			o.counter = NULL;
+			rc = aud_open(&o, &log, oerr, sizeof(oerr));
+		}
+		if (rc == WD_OK) {
+			aud_close(log);		/* takes the inbox in, signs */
+			*appended = true;
+		} else
 			wd_warn("audit: %s: the event waits in the inbox", oerr);
 		/* Appended: nothing to wait for.  (If the open failed, a warden
 		 * that took the lock meanwhile may take it in.) */

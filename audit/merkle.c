@@ -13,36 +13,71 @@
  */
 #include "audit/aud_int.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/evp.h>
+
+/*
+ * One digest context per thread, made once and reused for every hash:
+ * a context per hash (EVP_Digest makes one too) costs two allocations
+ * and a provider lookup, as much as hashing a record.  Freed when the
+ * thread ends.
+ */
+static pthread_key_t md_key;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static _Thread_local EVP_MD_CTX *md_ctx;
+
+static void
+md_ctx_free(void *p)
+{
+	EVP_MD_CTX_free(p);
+}
+
+static void
+md_key_init(void)
+{
+	(void)pthread_key_create(&md_key, md_ctx_free);
+}
+
+EVP_MD_CTX *
+aud_md_ctx(void)
+{
+	if (md_ctx == NULL) {
+		pthread_once(&md_once, md_key_init);
+		if ((md_ctx = EVP_MD_CTX_new()) != NULL)
+			(void)pthread_setspecific(md_key, md_ctx);
+	}
+	return md_ctx;
+}
 
 void
 aud_leaf_hash(const void *c, size_t len, unsigned char out[32])
 {
 	static const unsigned char zero = 0x00;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_MD_CTX *ctx = aud_md_ctx();
 	unsigned int dl = 0;
 
 	if (ctx == NULL || !EVP_DigestInit_ex(ctx, aud_sha256(), NULL) ||
 	    !EVP_DigestUpdate(ctx, &zero, 1) || !EVP_DigestUpdate(ctx, c, len) ||
 	    !EVP_DigestFinal_ex(ctx, out, &dl))
 		memset(out, 0, 32);	/* never a real digest */
-	EVP_MD_CTX_free(ctx);
 }
 
 void
 aud_node_hash(const unsigned char l[32], const unsigned char r[32],
     unsigned char out[32])
 {
+	EVP_MD_CTX *ctx = aud_md_ctx();
 	unsigned char buf[65];
-
 	unsigned int dl = 0;
 
 	buf[0] = 0x01;
 	memcpy(buf + 1, l, 32);
 	memcpy(buf + 33, r, 32);
-	if (!EVP_Digest(buf, sizeof(buf), out, &dl, aud_sha256(), NULL))
+	if (ctx == NULL || !EVP_DigestInit_ex(ctx, aud_sha256(), NULL) ||
+	    !EVP_DigestUpdate(ctx, buf, sizeof(buf)) ||
+	    !EVP_DigestFinal_ex(ctx, out, &dl))
 		memset(out, 0, 32);
 }
 

@@ -14,8 +14,11 @@
 #include "audit/walk.h"
 
 #include <stdarg.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +63,35 @@ trusted_fingerprint(const struct aud_verify_opts *o,
 	}
 }
 
+/* A segment, mapped read-only (an empty one: ""); NULL if unreadable. */
+static char *
+map_segment(const char *path, size_t *len)
+{
+	static char empty[1];
+	struct stat st;
+	void *p;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*len = 0;
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return NULL;
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		return empty;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
+	*len = (size_t)st.st_size;
+	return p;
+}
+
 int
 aud_verify_dir(const char *dir, const struct aud_verify_opts *o, FILE *out)
 {
@@ -78,6 +110,9 @@ aud_verify_dir_result(const char *dir, const struct aud_verify_opts *o,
 	bool tty = o->progress && isatty(2);
 	int64_t now = o->now_us ? o->now_us : (int64_t)wd_wall_us();
 	uint64_t unc, signed_before;
+
+	/* Segments are mapped, not read: no copy of tens of megabytes per
+	 * segment, and the kernel reads ahead (MADV_SEQUENTIAL). */
 	int rc = AUD_VERIFIED;
 
 	memset(res, 0, sizeof(*res));
@@ -100,8 +135,7 @@ aud_verify_dir_result(const char *dir, const struct aud_verify_opts *o,
 		char *text;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, segs[s]);
-		text = wd_slurp(path, SIZE_MAX, &len);
-		if (text == NULL) {
+		if ((text = map_segment(path, &len)) == NULL) {
 			say(out, res, "%s: cannot read\n", path);
 			rc = AUD_UNREADABLE;
 			break;
@@ -132,7 +166,8 @@ aud_verify_dir_result(const char *dir, const struct aud_verify_opts *o,
 				    (unsigned long long)w.records);
 			off += ll + 1;
 		}
-		free(text);
+		if (len > 0)
+			munmap(text, len);
 	}
 	if (tty)
 		fprintf(stderr, "\r\033[K");

@@ -3,9 +3,15 @@
 (format 2, audit/FORMAT.md), in the Python standard library plus the
 `openssl` command for ECDSA signatures.  It shares no code with warden.
 
-    verify.py log DIR [--pubkey PEM]
-    verify.py export FILE [--pubkey PEM]
-    verify.py proof FILE [--pubkey PEM]
+    verify.py log DIR [--pubkey PEM | --pin SHA256] [--witness FILE]
+    verify.py export FILE [--pubkey PEM | --pin SHA256]
+    verify.py proof FILE [--pubkey PEM | --pin SHA256]
+
+--pin: the SHA-256 (hex) of the trusted key's DER SubjectPublicKeyInfo
+(`openssl pkey -pubin -outform DER | sha256sum`); a key the file names is
+used only if it has that fingerprint.  --witness: the checkpoint lines a
+witness kept; each must be signed by the trusted key, stand in the log at
+its seq byte for byte, and have the root of the log's tree of its size.
 
 Exit status: 0 verified with the given key, 1 invalid, 2 unreadable,
 3 consistent but not authenticated (no key, or records no signed tree
@@ -100,6 +106,35 @@ def verify_sig(pem, msg, b64):
         return r.returncode == 0
 
 
+class Pin:
+    """--pin: the key a record names, used only if it is the pinned one."""
+
+    def __init__(self, fp):
+        if len(fp) != 64 or any(ch not in "0123456789abcdefABCDEF"
+                                for ch in fp):
+            raise ValueError("--pin wants 64 hex digits")
+        self.fp, self.seen = fp.lower(), {}
+
+    def key(self, pem):
+        if not isinstance(pem, str):
+            raise Invalid("it names no key: give --pubkey, not --pin")
+        b = pem.encode()
+        if b not in self.seen:
+            r = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"],
+                               input=b, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+            self.seen[b] = r.returncode == 0 and \
+                hashlib.sha256(r.stdout).hexdigest() == self.fp
+        if not self.seen[b]:
+            raise Invalid("signed by a key that is not the pinned one")
+        return b
+
+
+def trusted(pem, obj):
+    """The key to check obj's signature with (None: not authenticated)."""
+    return pem.key(obj.get("pubkey")) if isinstance(pem, Pin) else pem
+
+
 def tree_head_msg(cp):
     ctr = "none" if cp["counter"] is None else str(cp["counter"])
     return ("warden-audit-tree-head/2\n%d\n%s\n%d\n%s\n%d\n" % (
@@ -138,7 +173,8 @@ class Walk:
                 raise Invalid("seq %d: checkpoint goes back" % rec["seq"])
             self.last_cp_size = n
             self.checkpoints += 1
-            ok = verify_sig(self.pem, tree_head_msg(rec), rec.get("signature"))
+            ok = verify_sig(trusted(self.pem, rec), tree_head_msg(rec),
+                            rec.get("signature"))
             if ok is False:
                 raise Invalid("seq %d: checkpoint signature" % rec["seq"])
             if ok:
@@ -150,7 +186,7 @@ class Walk:
                 raise Invalid("seq %d: checkpoint (v1)" % rec["seq"])
             self.checkpoints += 1
             msg = ("%d:%s" % (rec["signed_seq"], rec["signed_hash"])).encode()
-            ok = verify_sig(self.pem, msg, rec.get("signature"))
+            ok = verify_sig(trusted(self.pem, rec), msg, rec.get("signature"))
             if ok is False:
                 raise Invalid("seq %d: checkpoint signature" % rec["seq"])
             if ok:
@@ -197,8 +233,36 @@ def read_pem(path):
         return f.read()
 
 
-def verify_log(d, pem):
+def check_witness(path, w, cps, pem):
+    """The log extends what the witness saw: each witnessed checkpoint
+    (signed by the trusted key) stands at its seq, and the log's tree of
+    its size has its root."""
+    n = 0
+    with open(path, "rb") as f:
+        lines = [x for x in f.read().split(b"\n") if x]
+    for line in lines:
+        _, _, cp = split_line(line)
+        if cp.get("kind") != "checkpoint" or "tree_size" not in cp:
+            raise Invalid("%s: a line is not a format 2 checkpoint" % path)
+        if verify_sig(trusted(pem, cp), tree_head_msg(cp),
+                      cp.get("signature")) is False:
+            raise Invalid("%s: the checkpoint of seq %s is not signed by the "
+                          "trusted key" % (path, cp.get("seq")))
+        if cps.get(cp.get("seq")) != line:
+            raise Invalid("seq %s is not the checkpoint the witness holds"
+                          % cp.get("seq"))
+        root = w.tree.roots.get(cp["tree_size"])
+        if root is None or root.hex() != cp["root"]:
+            raise Invalid("the log's tree of %d records is not the one the "
+                          "witness saw signed: history was rewritten"
+                          % cp["tree_size"])
+        n += 1
+    return n
+
+
+def verify_log(d, pem, witness=None):
     w = Walk(pem)
+    cps = {}  # seq -> checkpoint line, for --witness
     segs = sorted(glob.glob(os.path.join(d, "audit-[0-9]*.jsonl")))
     if not segs:
         return 2, "no segments"
@@ -209,6 +273,10 @@ def verify_log(d, pem):
             raise Invalid("%s: torn last line" % path)
         for line in data.split(b"\n")[:-1]:
             w.full(line)
+            if witness is not None and b'"kind":"checkpoint"' in line:
+                cps[w.seq] = line
+    if witness is not None:
+        check_witness(witness, w, cps, pem)
     if pem is None:
         return 3, "CONSISTENT: %d records, not authenticated" % w.records
     if w.stale(time.time()):
@@ -235,7 +303,7 @@ def verify_export(path, pem):
         return 2, "not a format 2 export"
     authentic = False
     if pem is not None:
-        if not verify_sig(pem, b"warden-audit-export/2\n" + l1,
+        if not verify_sig(trusted(pem, man), b"warden-audit-export/2\n" + l1,
                           sig.get("signature")):
             raise Invalid("manifest signature")
         authentic = True
@@ -353,7 +421,7 @@ def head(line, pem):
     c, claimed, cp = split_line(line.encode())
     if cp.get("kind") != "checkpoint" or "tree_size" not in cp:
         raise Invalid("not a format 2 checkpoint")
-    ok = verify_sig(pem, tree_head_msg(cp), cp.get("signature"))
+    ok = verify_sig(trusted(pem, cp), tree_head_msg(cp), cp.get("signature"))
     if ok is False:
         raise Invalid("checkpoint signature")
     return cp["tree_size"], bytes.fromhex(cp["root"]), ok
@@ -382,14 +450,29 @@ def verify_proof(path, pem):
 
 
 def main(argv):
-    if len(argv) not in (3, 5) or argv[1] not in ("log", "export", "proof") \
-            or (len(argv) == 5 and argv[3] != "--pubkey"):
+    fn = {"log": verify_log, "export": verify_export, "proof": verify_proof}
+    opts = {}
+    rest = argv[3:]
+    while len(rest) >= 2 and rest[0] in ("--pubkey", "--pin", "--witness") \
+            and rest[0] not in opts:
+        opts[rest[0]] = rest[1]
+        rest = rest[2:]
+    if len(argv) < 3 or argv[1] not in fn or rest or \
+            ("--pubkey" in opts and "--pin" in opts) or \
+            ("--witness" in opts and argv[1] != "log"):
         print(__doc__, file=sys.stderr)
         return 2
-    pem = read_pem(argv[4]) if len(argv) == 5 else None
-    fn = {"log": verify_log, "export": verify_export, "proof": verify_proof}
     try:
-        rc, msg = fn[argv[1]](argv[2], pem)
+        pem = Pin(opts["--pin"]) if "--pin" in opts else \
+            read_pem(opts.get("--pubkey"))
+    except (OSError, ValueError) as e:
+        print("%s" % e, file=sys.stderr)
+        return 2
+    try:
+        if "--witness" in opts:
+            rc, msg = verify_log(argv[2], pem, opts["--witness"])
+        else:
+            rc, msg = fn[argv[1]](argv[2], pem)
     except Invalid as e:
         rc, msg = 1, "INVALID: %s" % e
     except (OSError, ValueError, KeyError, TypeError, IndexError,

@@ -45,7 +45,8 @@ usage(void)
 	    "       warden audit counter (-c FILE | --tcti TCTI) [--index N] "
 	    "[--value]\n"
 	    "       warden audit purge DIR (--tenant T | --expired) "
-	    "(-c FILE | --tcti TCTI)\n"
+	    "(-c FILE | --tcti TCTI\n"
+	    "                 [--secrets-store DIR --auth-file F])\n"
 	    "       warden audit payload show DECISION_ID [--dir DIR] "
 	    "(-c FILE | --tcti TCTI)\n");
 	return 2;
@@ -58,6 +59,7 @@ usage(void)
 /* Options of purge and payload show: where the log and the TPM are. */
 struct kopts {
 	const char *config, *tcti, *dir, *tenant;
+	const char *store, *auth_file;	/* purge signs its record (no gateway) */
 	bool expired;
 	struct pol_snapshot *snap;
 };
@@ -71,6 +73,8 @@ parse_kopts(int argc, char **argv, int first, struct kopts *k)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "tenant", required_argument, NULL, 't' },
 		{ "expired", no_argument, NULL, 'E' },
+		{ "secrets-store", required_argument, NULL, 'S' },
+		{ "auth-file", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -94,6 +98,12 @@ parse_kopts(int argc, char **argv, int first, struct kopts *k)
 		case 'E':
 			k->expired = true;
 			break;
+		case 'S':
+			k->store = optarg;
+			break;
+		case 'A':
+			k->auth_file = optarg;
+			break;
 		default:
 			return usage();
 		}
@@ -105,6 +115,10 @@ parse_kopts(int argc, char **argv, int first, struct kopts *k)
 			k->tcti = k->snap->secrets.tcti;
 		if (k->dir == NULL)
 			k->dir = k->snap->audit.dir;
+		if (k->store == NULL)
+			k->store = k->snap->secrets.store;
+		if (k->auth_file == NULL)
+			k->auth_file = k->snap->secrets.auth_file;
 	}
 	return 0;
 }
@@ -168,12 +182,23 @@ cmd_purge(int argc, char **argv)
 		    "payloads", (json_int_t)files);
 		if (k.tenant != NULL)
 			json_object_set_new(rec, "tenant", json_string(k.tenant));
-		if (aud_post_event(dir, rec, 5000, &in_chain, err, sizeof(err)) !=
-		    WD_OK) {
+		struct gw_cli_signer *cs = NULL;
+		char serr[512] = "";
+		bool appended = false;
+
+		/* No gateway holding the log: appended and signed here, as the
+		 * gateway would (the payload keys closed their TPM use). */
+		if (gw_cli_signer_new(k.tcti, k.store, k.auth_file, k.snap, &cs,
+		    serr, sizeof(serr)) != WD_OK)
+			cs = NULL;
+		if (aud_post_event_direct(dir, rec, 5000, gw_cli_signer_direct(cs),
+		    &in_chain, &appended, err, sizeof(err)) != WD_OK) {
 			fprintf(stderr, "warden audit purge: done, but not recorded: "
 			    "%s\n", err);
 			e = e == WD_OK ? WD_EIO : e;
-		}
+		} else if (appended)
+			gw_cli_signer_report(cs, serr, "warden audit purge");
+		gw_cli_signer_free(cs);
 	}
 	for (size_t i = 0; i < json_array_size(ids); i++) {
 		json_t *id = json_array_get(ids, i);

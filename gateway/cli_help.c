@@ -152,6 +152,12 @@ static const struct cli_usage usages[] = {
 	  "Import the RSA-2048 private key (PEM) read from standard input into\n"
 	  "the TPM as NAME: it then signs RS256 there only (a Vertex AI service\n"
 	  "account).  Wipe the PEM file afterwards.  Exit 0, 1 failed, 2 usage." },
+	{ "mcp", "list", "-c FILE [--audit-dir DIR]",
+	  "List the pinned MCP tool definitions (mcp-pins.json in mcp_pins_dir\n"
+	  "or audit.dir): server, tool, pinned or pending, fingerprints." },
+	{ "mcp", "approve", "-c FILE [--audit-dir DIR] SERVER TOOL",
+	  "Pin a tool's changed definition, which the gateway refuses until\n"
+	  "then.  Exit 0, 1 when nothing is pending, 2 usage." },
 	{ "keys", "new", "",
 	  "Print a fresh virtual key and the rules line with its digest." },
 	{ "version", NULL, "", "Print warden's version." },

@@ -25,6 +25,7 @@
 #include "audit/aud.h"
 #include "common/wd.h"
 #include "gateway/gw.h"
+#include "gateway/gw_int.h"
 #include "policy/pol.h"
 #include "secrets/sec.h"
 
@@ -271,11 +272,30 @@ record_change(const struct sopts *o, const struct change *c, json_t *extra)
 	if (extra != NULL)
 		json_object_update(rec, extra);
 	json_decref(extra);
-	if (aud_post_event(o->audit_dir, rec, 5000, &in_chain, err,
-	    sizeof(err)) != WD_OK) {
-		fprintf(stderr, "warden secrets: NOT recorded in the audit log: "
-		    "%s\n", err);
-		return false;
+	/* With no gateway holding the log, this command appends and signs
+	 * the record itself (the TPM is closed by now). */
+	{
+		struct gw_cli_signer *cs = NULL;
+		const char *af = o->auth_file ? o->auth_file :
+		    o->snap ? o->snap->secrets.auth_file : NULL;
+		char serr[512] = "";
+		bool appended = false;
+		enum wd_err e;
+
+		if (gw_cli_signer_new(o->tcti, o->store, af, o->snap, &cs, serr,
+		    sizeof(serr)) != WD_OK)
+			cs = NULL;
+		e = aud_post_event_direct(o->audit_dir, rec, 5000,
+		    gw_cli_signer_direct(cs), &in_chain, &appended, err,
+		    sizeof(err));
+		if (e == WD_OK && appended)
+			gw_cli_signer_report(cs, serr, "warden secrets");
+		gw_cli_signer_free(cs);
+		if (e != WD_OK) {
+			fprintf(stderr, "warden secrets: NOT recorded in the audit "
+			    "log: %s\n", err);
+			return false;
+		}
 	}
 	if (!in_chain)
 		fprintf(stderr, "warden secrets: record queued in %s/inbox (taken "
@@ -384,9 +404,13 @@ cmd_seal(int argc, char **argv, enum sec_mode mode)
 	    sizeof(err)) != WD_OK) {
 		fprintf(stderr, "warden secrets: %s %s: %s\n",
 		    mode == SEC_CREATE ? "seal" : "rotate", o.name, err);
+		sec_tpm_close(tpm);	/* the record's checkpoint opens it */
+		tpm = NULL;
 		(void)record_change(&o, &change, NULL);
 		goto out;
 	}
+	sec_tpm_close(tpm);
+	tpm = NULL;
 	if (!record_change(&o, &change, json_pack("{s:s,s:b}", "pcrs",
 	    so.pcrs != NULL && *so.pcrs != '\0' ? so.pcrs : "none", "auth",
 	    authlen > 0)))

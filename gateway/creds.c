@@ -135,13 +135,48 @@ unseal(struct gw_server *srv, const struct pol_snapshot *snap,
 	return rc;
 }
 
+/* Make one named credential available in c (under tpm_lock). */
+static enum wd_err
+load_one(struct gw_server *srv, const struct pol_snapshot *snap,
+    struct gw_creds *c, const char *what, const char *id, const char *name,
+    FILE *errs)
+{
+	char err[256];
+	size_t len;
+	enum wd_err rc;
+	struct sec_meta km;
+
+	if (gw_creds_get(c, snap, name, &len) != NULL)
+		return WD_OK;	/* a dev credential, or unsealed already */
+	/* A key imported into the TPM is not unsealed: it signs there
+	 * (gw_tpm_sign_rs256). */
+	if (sec_stat(gw_secrets_store(srv, snap), name, &km, err,
+	    sizeof(err)) == WD_OK && km.kind == SEC_KIND_IMPORTED_KEY)
+		return WD_OK;
+	if (c->cache == NULL && (rc = sec_cache_new(CACHE_BYTES, &c->cache,
+	    err, sizeof(err))) != WD_OK) {
+		fprintf(errs, "cannot set up locked memory for credentials: "
+		    "%s\n", err);
+		return rc;
+	}
+	if ((rc = tpm(srv, snap, errs)) != WD_OK) {
+		fprintf(errs, "%s '%s': credential '%s' is not available\n",
+		    what, id, name);
+		return rc;
+	}
+	rc = unseal(srv, snap, name, c->cache, err, sizeof(err));
+	if (rc != WD_OK)
+		fprintf(errs, "%s '%s': credential '%s' is not available: "
+		    "%s\n", what, id, name, err);
+	return rc;
+}
+
 enum wd_err
 gw_creds_load(struct gw_server *srv, const struct pol_snapshot *snap,
     struct gw_creds **out, FILE *errs)
 {
 	struct gw_creds *c;
 	enum wd_err rc = WD_OK;
-	char err[512];
 
 	*out = NULL;
 	if (snap->ndevcreds > 0 && !srv->opts->dev_credentials) {
@@ -156,37 +191,15 @@ gw_creds_load(struct gw_server *srv, const struct pol_snapshot *snap,
 	atomic_init(&c->refs, 1);
 	c->dev = srv->opts->dev_credentials;
 	pthread_mutex_lock(&srv->tpm_lock);
-	for (size_t i = 0; i < snap->nproviders; i++) {
-		const struct pol_provider *p = &snap->providers[i];
-		size_t len;
-
-		struct sec_meta km;
-
-		if (gw_creds_get(c, snap, p->credential, &len) != NULL)
-			continue;	/* a dev credential, or unsealed already */
-		/* A key imported into the TPM is not unsealed: it signs there
-		 * (gw_tpm_sign_rs256). */
-		if (sec_stat(gw_secrets_store(srv, snap), p->credential, &km, err,
-		    sizeof(err)) == WD_OK && km.kind == SEC_KIND_IMPORTED_KEY)
-			continue;
-		if (c->cache == NULL && (rc = sec_cache_new(CACHE_BYTES, &c->cache,
-		    err, sizeof(err))) != WD_OK) {
-			fprintf(errs, "cannot set up locked memory for credentials: "
-			    "%s\n", err);
-			break;
-		}
-		if ((rc = tpm(srv, snap, errs)) != WD_OK) {
-			fprintf(errs, "route '%s': credential '%s' is not available\n",
-			    p->id, p->credential);
-			break;
-		}
-		rc = unseal(srv, snap, p->credential, c->cache, err, sizeof(err));
-		if (rc != WD_OK) {
-			fprintf(errs, "route '%s': credential '%s' is not available: "
-			    "%s\n", p->id, p->credential, err);
-			break;
-		}
-	}
+	for (size_t i = 0; i < snap->nproviders && rc == WD_OK; i++)
+		rc = load_one(srv, snap, c, "route", snap->providers[i].id,
+		    snap->providers[i].credential, errs);
+	/* MCP servers' credentials: sealed the same way (issue 15). */
+	for (size_t i = 0; i < snap->nmcp_servers && rc == WD_OK; i++)
+		if (snap->mcp_servers[i].credential != NULL)
+			rc = load_one(srv, snap, c, "mcp server",
+			    snap->mcp_servers[i].id, snap->mcp_servers[i].credential,
+			    errs);
 	tpm_release(srv);
 	pthread_mutex_unlock(&srv->tpm_lock);
 	if (rc != WD_OK) {
@@ -478,4 +491,192 @@ gw_counter_init(struct gw_server *srv, const struct pol_snapshot *snap,
 		    "value", (json_int_t)c.value);
 	}
 	return WD_OK;
+}
+
+/* ---- the CLI as the log's writer for a moment (issue 11) ---- */
+
+/*
+ * `warden secrets seal|rotate|rm` and `warden audit purge` append their
+ * record themselves when no gateway holds the log (audit/inbox.c).  They
+ * then sign the closing checkpoint as the gateway would: the same TPM
+ * key, its auth value, and the TPM counter bumped and carried, so the
+ * next start of the gateway finds the log level with the counter.  The
+ * TPM is opened for each use, after the command closed its own.
+ */
+struct gw_cli_signer {
+	char *tcti, *store, *auth_file;
+	uint32_t counter_index;
+	char counter_name[SEC_COUNTER_NAME_HEX + 1];
+	struct aud_signer signer;
+	struct aud_counter counter;
+	struct aud_direct direct;
+	bool signed_ok;			/* the last checkpoint was signed */
+	char err[512];			/* the last failure, for the operator */
+};
+
+static enum wd_err
+cli_sign(void *ctx, const unsigned char *msg, size_t len, unsigned char *sig,
+    size_t *siglen)
+{
+	struct gw_cli_signer *s = ctx;
+	struct sec_buf auth = { 0 };
+	struct sec_tpm *tpm = NULL;
+	unsigned char digest[32];
+	size_t authlen = 0;
+	enum wd_err rc;
+
+	wd_sha256(msg, len, digest);
+	rc = sec_read_auth_file(s->auth_file, &auth, &authlen, s->err,
+	    sizeof(s->err));
+	if (rc == WD_OK)
+		rc = sec_tpm_open(s->tcti, &tpm, s->err, sizeof(s->err));
+	if (rc == WD_OK)
+		rc = sec_sign_digest(tpm, s->store, auth.p, authlen, digest, sig,
+		    siglen, s->err, sizeof(s->err));
+	sec_tpm_close(tpm);
+	sec_buf_free(&auth);
+	/* The last checkpoint (the closing one) is what covers the record. */
+	s->signed_ok = rc == WD_OK;
+	return rc;
+}
+
+static enum wd_err
+cli_counter_next(void *ctx, bool bump, uint64_t *value)
+{
+	struct gw_cli_signer *s = ctx;
+	struct sec_tpm *tpm = NULL;
+	struct sec_counter c;
+	bool created = false;
+	enum wd_err rc;
+
+	rc = sec_tpm_open(s->tcti, &tpm, s->err, sizeof(s->err));
+	/* Defined as the gateway defines it (gw_counter_init): the first
+	 * use reads it, and fixes its TPM name for the rest. */
+	if (rc == WD_OK && s->counter_name[0] == '\0') {
+		rc = sec_counter_define(tpm, s->counter_index, &created, &c,
+		    s->err, sizeof(s->err));
+		if (rc == WD_OK)
+			snprintf(s->counter_name, sizeof(s->counter_name), "%s",
+			    c.name);
+	}
+	/* As counter_next: a TPM that rate-limits NV writes right now still
+	 * gives the current value, which the checkpoint carries. */
+	if (rc == WD_OK && bump && sec_counter_increment(tpm, s->counter_index,
+	    &c, s->err, sizeof(s->err)) != WD_OK)
+		bump = false;
+	if (rc == WD_OK && !bump)
+		rc = sec_counter_read(tpm, s->counter_index, &c, s->err,
+		    sizeof(s->err));
+	sec_tpm_close(tpm);
+	if (rc != WD_OK) {
+		s->signed_ok = false;	/* this checkpoint is not made */
+		return rc;
+	}
+	if (strcmp(c.name, s->counter_name) != 0) {
+		snprintf(s->err, sizeof(s->err), "the TPM counter 0x%08x changed "
+		    "its TPM name meanwhile", (unsigned)s->counter_index);
+		s->signed_ok = false;
+		return WD_ETPM;
+	}
+	*value = c.value;
+	return WD_OK;
+}
+
+enum wd_err
+gw_cli_signer_new(const char *tcti, const char *store, const char *auth_file,
+    const struct pol_snapshot *snap, struct gw_cli_signer **out, char *err,
+    size_t errlen)
+{
+	struct gw_cli_signer *s;
+	char *pem = NULL;
+	enum wd_err rc;
+
+	*out = NULL;
+	if (tcti == NULL || *tcti == '\0') {
+		snprintf(err, errlen, "no TPM named (secrets.tcti, -c FILE or "
+		    "--tcti)");
+		return WD_ECONFIG;
+	}
+	if (store == NULL) {
+		snprintf(err, errlen, "no secrets store named (secrets.store, -c "
+		    "FILE or --secrets-store/--store)");
+		return WD_ECONFIG;
+	}
+	/* The gateway's key only, used only with its auth value: the CLI
+	 * never creates it, nor signs without the auth value. */
+	if (auth_file == NULL) {
+		snprintf(err, errlen, "the audit signing key's auth value is not "
+		    "given (secrets.auth_file, -c FILE or --auth-file)");
+		return WD_ECONFIG;
+	}
+	if ((rc = sec_sign_pubkey_pem(store, &pem, err, errlen)) != WD_OK)
+		return rc;
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->tcti = strdup(tcti)) == NULL ||
+	    (s->store = strdup(store)) == NULL ||
+	    (s->auth_file = strdup(auth_file)) == NULL) {
+		free(pem);
+		gw_cli_signer_free(s);
+		return WD_ENOMEM;
+	}
+	s->signer = (struct aud_signer){ .sign = cli_sign, .ctx = s,
+		.pubkey_pem = pem };
+	s->direct.signer = &s->signer;
+	s->counter_index = snap != NULL ? snap->audit.counter_nv_index :
+	    SEC_COUNTER_NV_INDEX;
+	if (s->counter_index != 0) {
+		s->counter = (struct aud_counter){ .next = cli_counter_next,
+			.ctx = s };
+		s->direct.counter = &s->counter;
+	}
+	if (snap != NULL)
+		s->direct.checkpoint_interval_s = snap->audit.checkpoint_interval_s;
+	*out = s;
+	return WD_OK;
+}
+
+const struct aud_direct *
+gw_cli_signer_direct(const struct gw_cli_signer *s)
+{
+	return s != NULL ? &s->direct : NULL;
+}
+
+bool
+gw_cli_signer_signed(const struct gw_cli_signer *s, const char **why)
+{
+	*why = s != NULL && s->err[0] != '\0' ? s->err : "not signed";
+	return s != NULL && s->signed_ok;
+}
+
+void
+gw_cli_signer_free(struct gw_cli_signer *s)
+{
+	if (s == NULL)
+		return;
+	free((char *)s->signer.pubkey_pem);
+	free(s->tcti);
+	free(s->store);
+	free(s->auth_file);
+	free(s);
+}
+
+void
+gw_cli_signer_report(const struct gw_cli_signer *s, const char *setup_err,
+    const char *prog)
+{
+	const char *why;
+
+	if (gw_cli_signer_signed(s, &why))
+		return;
+	/* Appended, yet unsigned: the log is legitimate but cannot prove it
+	 * until a gateway signs it in; the operator must know. */
+	fprintf(stderr, "%s: WARNING: the record is in the audit chain but no "
+	    "checkpoint signs it (%s); until a gateway opens this log and signs "
+	    "it in, `warden audit verify --pubkey` reports the log consistent "
+	    "but not authenticated (exit 3), and invalid (exit 1) once the "
+	    "record is older than audit.checkpoint_interval_s + 60 s: start the "
+	    "gateway, or run this with the TPM, the secrets store and the "
+	    "signing key's auth value (-c FILE, or --tcti, --store and "
+	    "--auth-file)\n", prog, s == NULL && setup_err != NULL ? setup_err :
+	    why);
 }

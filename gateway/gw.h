@@ -48,6 +48,8 @@ int gw_cmd_audit(int argc, char **argv);
 /* audit stats | tail | register | report, policy report (cli_report.c) */
 int gw_cmd_audit_report(int argc, char **argv);
 int gw_cmd_policy_report(int argc, char **argv);
+/* warden mcp list|approve (cli_mcp.c). */
+int gw_cmd_mcp(int argc, char **argv);
 
 /* `warden audit counter` (cli_counter.c): the TPM rollback counter.
  * Exit code: 0, 1 failed, 2 usage. */

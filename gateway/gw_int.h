@@ -140,6 +140,25 @@ const char *gw_auth_file(const struct gw_server *srv,
  */
 enum wd_err gw_counter_init(struct gw_server *srv,
     const struct pol_snapshot *snap, struct aud_counter *out, json_t **start);
+/*
+ * The CLI's signer when it appends to a log no gateway holds (creds.c):
+ * the gateway's TPM key with its auth value, and the TPM counter.  Fails
+ * (err says why) without a TPM, a store with the key, or the auth value.
+ * snap may be NULL (then the default counter index, and the interval of
+ * the log's last checkpoint).
+ */
+struct gw_cli_signer;
+enum wd_err gw_cli_signer_new(const char *tcti, const char *store,
+    const char *auth_file, const struct pol_snapshot *snap,
+    struct gw_cli_signer **out, char *err, size_t errlen);
+const struct aud_direct *gw_cli_signer_direct(const struct gw_cli_signer *s);
+/* Whether a checkpoint was signed; *why: the last failure otherwise. */
+bool gw_cli_signer_signed(const struct gw_cli_signer *s, const char **why);
+void gw_cli_signer_free(struct gw_cli_signer *s);
+/* After a direct append: say on stderr when no checkpoint signs it, why
+ * (setup_err when s is NULL), and what follows for verification. */
+void gw_cli_signer_report(const struct gw_cli_signer *s,
+    const char *setup_err, const char *prog);
 
 /* ---- witnesses (witness.c) ---- */
 
@@ -404,6 +423,13 @@ enum gw_tools_rc gw_tools_answer(struct gw_tools *tl, struct gw_answer *ans,
  */
 bool gw_tools_commit_call(struct gw_tools *tl, size_t choice,
     const char *name, struct pol_tool_why *why);
+/*
+ * The policy state of an agent's session as warden recorded it, chat and
+ * MCP calls in order (issue 15), and the record itself (*names: free()).
+ */
+enum gw_tools_rc gw_tools_session_state(const struct pol_agent *a,
+    const char *session, struct pol_tstate *st, char ***names, size_t *n,
+    struct gw_tools_deny *d);
 /* Put the queued calls into the session (what gw_tools_commit does). */
 void gw_tools_flush(struct gw_tools *tl);
 /* The answer went out: record its allowed calls in the session. */
@@ -472,6 +498,10 @@ struct gw_up_req {
 	void (*on_done)(void *arg, enum wd_err err, const char *detail);
 	void *arg;
 	const char *ca_file;		/* CA bundle for TLS; NULL: the system's */
+	/* Optional: each header line of the final answer ("Name: value"
+	 * with its CRLF), before on_head; and a method other than POST. */
+	void (*on_header)(void *arg, const char *line, size_t len);
+	const char *method;
 };
 
 /*

@@ -122,6 +122,8 @@ main(int argc, char **argv)
 		return gw_cmd_audit(argc - 1, argv + 1);
 	if (strcmp(argv[1], "secrets") == 0)
 		return gw_cmd_secrets(argc - 1, argv + 1);
+	if (strcmp(argv[1], "mcp") == 0)
+		return gw_cmd_mcp(argc - 1, argv + 1);
 	if (strcmp(argv[1], "keys") == 0) {
 		if (argc == 3 && strcmp(argv[2], "new") == 0)
 			return gw_keys_new();

@@ -5,6 +5,7 @@
  */
 #include "gateway/gw_int.h"
 #include "audit/aud.h"
+#include "gateway/mcp.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,11 @@ dispatch(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 	size_t i, n = sizeof(table) / sizeof(table[0]);
 	enum gw_method m = req->method;
 
+	/* MCP servers (issue 15): one path per server, its own methods. */
+	if (strncmp(req->path, "/mcp/", 5) == 0) {
+		gw_mcp(c, req, body);
+		return;
+	}
 	for (i = 0; i < n; i++)
 		if (strcmp(req->path, table[i].path) == 0)
 			break;

@@ -247,6 +247,13 @@ sess_add(struct sess *e, const char *const *calls, size_t n)
 	return GW_STORE_OK;
 }
 
+static bool
+mcp_entry(const char *p)
+{
+	return strncmp(p, GW_SESSION_MCP, 4) == 0 ||
+	    strncmp(p, GW_SESSION_RUN, 4) == 0;
+}
+
 static enum gw_store_rc
 mem_session_check(const struct gw_sess_ref *r, const char *const *calls,
     size_t n, size_t *recorded, int *retry_s)
@@ -255,6 +262,7 @@ mem_session_check(const struct gw_sess_ref *r, const char *const *calls,
 	struct sess *e;
 	enum gw_store_rc rc;
 	const char *p;
+	size_t nchat = 0;
 
 	*recorded = 0;
 	*retry_s = 0;
@@ -269,17 +277,19 @@ mem_session_check(const struct gw_sess_ref *r, const char *const *calls,
 	if ((rc = e->lost) != GW_STORE_OK)
 		goto out;
 	p = e->names;
-	for (size_t i = 0; i < e->ncalls; i++) {
-		if (i >= n || strcmp(p, calls[i]) != 0) {
+	for (size_t i = 0; i < e->ncalls; i++, p += strlen(p) + 1) {
+		if (mcp_entry(p))
+			continue;	/* not in a chat history */
+		if (nchat >= n || strcmp(p, calls[nchat]) != 0) {
 			rc = GW_STORE_CONTRADICTS;
 			goto out;
 		}
-		p += strlen(p) + 1;
+		nchat++;
 	}
 	if (n > GW_SESSION_MAX_CALLS)
 		rc = GW_STORE_TOO_LONG;
-	else if (n > e->ncalls)
-		rc = sess_add(e, calls + e->ncalls, n - e->ncalls);
+	else if (n > nchat)
+		rc = sess_add(e, calls + nchat, n - nchat);
 out:
 	pthread_mutex_unlock(&lock);
 	return rc;
@@ -301,6 +311,71 @@ mem_session_append(const struct gw_sess_ref *r, const char *const *calls,
 	    (e = sess_find(a, r, false, wd_mono_us(), &rc, &retry_s)) != NULL &&
 	    (rc = sess_add(e, calls, n)) != GW_STORE_OK)
 		e->lost = rc;
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+static enum gw_store_rc
+mem_session_read(const struct gw_sess_ref *r, char ***names, size_t *n,
+    int *retry_s)
+{
+	struct agent_sess *a;
+	struct sess *e;
+	enum gw_store_rc rc;
+	char **v, *p;
+
+	*names = NULL;
+	*n = 0;
+	*retry_s = 0;
+	pthread_mutex_lock(&lock);
+	if ((a = agent_find(r)) == NULL) {
+		rc = GW_STORE_NOMEM;
+		goto out;
+	}
+	if ((e = sess_find(a, r, true, wd_mono_us(), &rc, retry_s)) == NULL)
+		goto out;
+	if ((rc = e->lost) != GW_STORE_OK)
+		goto out;
+	/* Pointers, then the names, in one block. */
+	v = malloc((e->ncalls + 1) * sizeof(*v) + e->nbytes + 1);
+	if (v == NULL) {
+		rc = GW_STORE_NOMEM;
+		goto out;
+	}
+	p = (char *)(v + e->ncalls + 1);
+	if (e->nbytes > 0)
+		memcpy(p, e->names, e->nbytes);
+	for (size_t i = 0; i < e->ncalls; i++) {
+		v[i] = p;
+		p += strlen(p) + 1;
+	}
+	v[e->ncalls] = NULL;
+	*names = v;
+	*n = e->ncalls;
+out:
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+static enum gw_store_rc
+mem_session_append_at(const struct gw_sess_ref *r, size_t at,
+    const char *const *calls, size_t n)
+{
+	struct agent_sess *a;
+	struct sess *e;
+	enum gw_store_rc rc = GW_STORE_NOMEM;
+	int retry_s;
+
+	pthread_mutex_lock(&lock);
+	if ((a = agent_find(r)) != NULL &&
+	    (e = sess_find(a, r, false, wd_mono_us(), &rc, &retry_s)) != NULL) {
+		if ((rc = e->lost) == GW_STORE_OK) {
+			if (e->ncalls != at)
+				rc = GW_STORE_CONTRADICTS;
+			else if ((rc = sess_add(e, calls, n)) != GW_STORE_OK)
+				e->lost = rc;
+		}
+	}
 	pthread_mutex_unlock(&lock);
 	return rc;
 }
@@ -449,6 +524,8 @@ const struct gw_store_ops gw_store_memory = {
 	.name = "memory",
 	.session_check = mem_session_check,
 	.session_append = mem_session_append,
+	.session_read = mem_session_read,
+	.session_append_at = mem_session_append_at,
 	.window_read = mem_window_read,
 	.window_take = mem_window_take,
 	.response_put = gw_resp_route_put,

@@ -20,6 +20,17 @@
 /* Calls one session's record holds; a longer history is refused. */
 #define GW_SESSION_MAX_CALLS 256
 
+/*
+ * MCP calls (issue 15) share the session with chat.  Their record entries
+ * carry a prefix that no chat tool name can hold (OpenAI tool names are
+ * [A-Za-z0-9_-]): "mcp:T" is a call made through /mcp that the model did
+ * not ask for (a policy step of its own), "run:T" is an MCP call that ran
+ * a call the model asked for earlier (already a step).  session_check
+ * compares a chat history with the unprefixed entries only.
+ */
+#define GW_SESSION_MCP "mcp:"
+#define GW_SESSION_RUN "run:"
+
 /* One agent's session, with the agent's session limits. */
 struct gw_sess_ref {
 	const char *tenant;
@@ -68,6 +79,17 @@ struct gw_store_ops {
 	 * every later session_check: it no longer holds every call. */
 	enum gw_store_rc (*session_append)(const struct gw_sess_ref *r,
 	    const char *const *calls, size_t n);
+	/* The session's whole record (made if missing, capped as
+	 * session_check): *names is a new array of n strings in one block
+	 * (free(*names) frees all).  A record that lost calls answers as
+	 * session_check would. */
+	enum gw_store_rc (*session_read)(const struct gw_sess_ref *r,
+	    char ***names, size_t *n, int *retry_s);
+	/* Append calls only if the record still holds exactly `at` calls
+	 * (else CONTRADICTS: another request got in between; read again):
+	 * a decision on a record read earlier lands on that same record. */
+	enum gw_store_rc (*session_append_at)(const struct gw_sess_ref *r,
+	    size_t at, const char *const *calls, size_t n);
 	/* The key's calls in the window: in all (*total) and of each tool
 	 * (counts[i] for names[i]). */
 	enum gw_store_rc (*window_read)(const struct gw_win_ref *r,

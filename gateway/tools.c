@@ -271,6 +271,78 @@ load_window(struct gw_tools *tl, struct gw_tools_deny *d)
 }
 
 enum gw_tools_rc
+gw_tools_session_state(const struct pol_agent *a, const char *session,
+    struct pol_tstate *st, char ***names, size_t *n, struct gw_tools_deny *d)
+{
+	struct gw_sess_ref r = {
+		.tenant = a->tenant->id, .agent = a->id, .session = session,
+		.max = a->max_sessions, .ttl_s = a->session_ttl_s,
+	};
+	int retry_s = 0;
+
+	*names = NULL;
+	*n = 0;
+	switch (gw_store()->session_read(&r, names, n, &retry_s)) {
+	case GW_STORE_OK:
+		break;
+	case GW_STORE_FULL:
+		deny(d, WD_CODE_SESSION_LIMIT, "agent '%s' has %zu live sessions, "
+		    "its limit (sessions.max)", a->id, a->max_sessions);
+		d->retry_after_s = retry_s > 0 ? retry_s : 1;
+		return GW_TOOLS_DENY;
+	case GW_STORE_TOO_LONG:
+		return deny(d, WD_CODE_TOOL_POLICY, "session '%s' holds at most %d "
+		    "tool calls; start a new session", session,
+		    GW_SESSION_MAX_CALLS);
+	default:
+		return deny(d, WD_CODE_SESSION_STORE, "the session store cannot "
+		    "answer; the request is refused");
+	}
+	/* The record in order: chat calls and MCP calls are steps; a "run:"
+	 * entry ran a chat call that already was one. */
+	pol_tstate_init(st);
+	for (size_t i = 0; i < *n; i++) {
+		const char *name = (*names)[i];
+		struct pol_tool_why why;
+
+		if (strncmp(name, GW_SESSION_RUN, 4) == 0)
+			continue;
+		if (strncmp(name, GW_SESSION_MCP, 4) == 0)
+			name += 4;
+		if (!pol_tool_step(a, st, name, true, &why)) {
+			free(*names);
+			*names = NULL;
+			return deny(d, WD_CODE_TOOL_POLICY, "session '%s' as recorded "
+			    "breaks the current policy: %s (rule '%s')", session,
+			    why.message, why.rule);
+		}
+	}
+	return GW_TOOLS_OK;
+}
+
+/* The session holds MCP calls: the state is the whole record's. */
+static enum gw_tools_rc
+merge_mcp(struct gw_tools *tl, struct gw_tools_deny *d)
+{
+	struct pol_tstate st;
+	char **names;
+	size_t n;
+	bool any = false;
+	enum gw_tools_rc rc;
+
+	rc = gw_tools_session_state(tl->agent, tl->session, &st, &names, &n, d);
+	if (rc != GW_TOOLS_OK)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		any |= strncmp(names[i], GW_SESSION_MCP, 4) == 0 ||
+		    strncmp(names[i], GW_SESSION_RUN, 4) == 0;
+	free(names);
+	if (any)
+		tl->st = st;
+	return GW_TOOLS_OK;
+}
+
+enum gw_tools_rc
 gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
     const struct pol_tenant *tenant, const struct pol_caller *caller,
     const struct gw_http_req *req, json_t *root, struct gw_tools_deny *d)
@@ -320,7 +392,8 @@ gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
 	if ((rc = replay_history(tl, root, names, &nnames, d)) != GW_TOOLS_OK)
 		return rc;
 	if (tl->session[0] != '\0' &&
-	    (rc = check_session(tl, names, nnames, d)) != GW_TOOLS_OK)
+	    ((rc = check_session(tl, names, nnames, d)) != GW_TOOLS_OK ||
+	    (rc = merge_mcp(tl, d)) != GW_TOOLS_OK))
 		return rc;
 	if ((rc = load_window(tl, d)) != GW_TOOLS_OK)
 		return rc;

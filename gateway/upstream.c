@@ -218,6 +218,8 @@ header_cb(char *data, size_t size, size_t n, void *arg)
 		x->got_head = true;
 		arm_watchdog(x, x->r.idle_ms);
 		x->r.on_head(x->r.arg, (int)status, ctype);
+	} else if (x->r.on_header != NULL && len > 2) {
+		x->r.on_header(x->r.arg, data, len);
 	}
 	return len;
 }
@@ -309,6 +311,8 @@ gw_up_start(struct gw_upstream *up, const struct gw_up_req *r,
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+	if (r->method != NULL)
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);

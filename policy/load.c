@@ -20,7 +20,7 @@ static const char *const top_keys[] = {
 	"version", "include", "server", "upstream", "secrets", "audit",
 	"jurisdictions",
 	"data_classes", "providers", "tenants", "rules", "agents",
-	"dev_credentials", "detect", NULL
+	"dev_credentials", "detect", "mcp_servers", "mcp_pins_dir", NULL
 };
 /* Included files hold policy, not process settings. */
 static const char *const include_keys[] = {
@@ -238,6 +238,10 @@ load_sections(struct pol_loader *l, yaml_node_t *root, bool main_file)
 			pol_load_devcreds(l, v);
 		if ((v = pol_get(w, root, "detect")) != NULL)
 			pol_load_detect(l, v);
+		if ((v = pol_get(w, root, "mcp_servers")) != NULL)
+			pol_load_mcp_servers(l, v);
+		if ((v = pol_get(w, root, "mcp_pins_dir")) != NULL)
+			pol_str(w, v, "mcp_pins_dir", &l->s->mcp_pins_dir);
 	}
 	if ((v = pol_get(w, root, "data_classes")) != NULL)
 		pol_load_classes(l, v);

@@ -36,8 +36,9 @@
 
 static const char *const agent_keys[] = {
 	"id", "tenant", "keys", "on_violation", "max_calls", "tools", "graph",
-	"flows", "session", "sessions", "limits", NULL
+	"flows", "session", "sessions", "limits", "mcp", NULL
 };
+static const char *const mcp_keys[] = { "sampling", "elicitation", NULL };
 static const char *const sessions_keys[] = { "max", "ttl_s", NULL };
 static const char *const limits_keys[] = {
 	"window_s", "max_calls", "per_tool", NULL
@@ -306,6 +307,32 @@ load_limits(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a)
 		pol_err(w, n, "limits without 'max_calls' or 'per_tool'");
 }
 
+/* allow | deny, as a bool (false when absent or wrong). */
+static void
+allow_deny(struct pol_walk *w, yaml_node_t *map, const char *key, bool *out)
+{
+	yaml_node_t *v = pol_get(w, map, key);
+
+	if (v == NULL || !pol_is_scalar(w, v, key))
+		return;
+	if (strcmp(pol_scalar(v), "allow") == 0)
+		*out = true;
+	else if (strcmp(pol_scalar(v), "deny") != 0)
+		pol_err(w, v, "mcp.%s must be allow or deny, not '%.64s'", key,
+		    pol_scalar(v));
+}
+
+/* What an MCP server may ask of the agent's client; deny by default. */
+static void
+load_mcp(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a)
+{
+	if (!pol_is_map(w, n, "mcp"))
+		return;
+	pol_check_keys(w, n, mcp_keys, "mcp");
+	allow_deny(w, n, "sampling", &a->mcp_sampling);
+	allow_deny(w, n, "elicitation", &a->mcp_elicitation);
+}
+
 static void
 load_agent(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
     struct raw_agent *raw)
@@ -364,6 +391,8 @@ load_agent(struct pol_walk *w, yaml_node_t *n, struct pol_agent *a,
 		load_sessions(w, v, a);
 	if ((v = pol_get(w, n, "limits")) != NULL)
 		load_limits(w, v, a);
+	if ((v = pol_get(w, n, "mcp")) != NULL)
+		load_mcp(w, v, a);
 }
 
 void

@@ -393,8 +393,8 @@ pol_load_id(struct pol_walk *w, yaml_node_t *map, const char *what, char **out)
 
 /* Is the host of an http:// URL a loopback address?  Only there may
  * credentials and prompts go in clear without the route saying so. */
-static bool
-http_loopback(const char *url)
+bool
+pol_http_loopback(const char *url)
 {
 	const char *h = url + 7, *end;
 	size_t n;
@@ -562,7 +562,7 @@ load_kind(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p,
 		    "OAuth token endpoint) and 'service_account' (its email)", id);
 	else if (p->token_url != NULL && strncmp(p->token_url, "https://", 8)
 	    != 0 && !(strncmp(p->token_url, "http://", 7) == 0 &&
-	    http_loopback(p->token_url)))
+	    pol_http_loopback(p->token_url)))
 		pol_err(w, n, "provider '%s': token_url must be https:// (or "
 		    "http:// to loopback)", id);
 }
@@ -671,7 +671,7 @@ load_provider(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p,
 		    strncmp(p->base_url, "https://", 8) != 0)
 			pol_err(w, v, "base_url must start with http:// or https://");
 		else if (strncmp(p->base_url, "http://", 7) == 0 &&
-		    !http_loopback(p->base_url) && !p->insecure_http)
+		    !pol_http_loopback(p->base_url) && !p->insecure_http)
 			/* The credential and every prompt would cross the
 			 * network in clear. */
 			pol_err(w, v, "provider '%s': plain http:// to a host that "

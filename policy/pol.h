@@ -297,6 +297,9 @@ struct pol_agent {
 		int max_calls;			/* -1: no limit */
 		int per_tool[POL_MAX_TOOLS];	/* by tool index; -1: none */
 	} limits;
+	/* mcp: what an MCP server may ask of this agent's client. */
+	bool mcp_sampling;		/* sampling/createMessage; default deny */
+	bool mcp_elicitation;		/* elicitation/create; default deny */
 };
 
 #define POL_DEFAULT_MAX_SESSIONS 10000
@@ -373,6 +376,35 @@ struct pol_detect {
 	size_t max_memory;		/* scanner memory in flight, bytes */
 };
 
+/* ---- MCP servers (issue 15) ---- */
+
+#define POL_MCP_MAX_TOOLS 256	/* per server */
+
+/* One server tool, as the agent tool whose rules it runs under. */
+struct pol_mcp_tool {
+	char *server_name;		/* the server's tool name */
+	char *agent_name;		/* the agents' tool name */
+};
+
+/* An upstream MCP server (`mcp_servers:`), reached at /mcp/ID. */
+struct pol_mcp_server {
+	char *id;
+	char *url;			/* its Streamable HTTP endpoint */
+	char country[3];		/* ISO 3166-1 alpha-2 */
+	char *credential;		/* sealed secret name; NULL: none */
+	char **origins;			/* Origin values browsers may send */
+	size_t norigins;
+	struct pol_mcp_tool *tools;
+	size_t ntools;
+};
+
+/* The server called id, or NULL. */
+const struct pol_mcp_server *pol_mcp_find(const struct pol_snapshot *snap,
+    const char *id);
+/* The agent tool name a server tool runs as, or NULL: not exposed. */
+const char *pol_mcp_agent_tool(const struct pol_mcp_server *m,
+    const char *server_tool);
+
 /* A name/value pair from `dev_credentials:` (development only). */
 struct pol_devcred {
 	char *name;
@@ -407,6 +439,9 @@ struct pol_snapshot {
 	size_t nalways;
 	struct pol_agent *agents;
 	size_t nagents;
+	struct pol_mcp_server *mcp_servers;
+	size_t nmcp_servers;
+	char *mcp_pins_dir;		/* mcp_pins_dir:, else audit.dir */
 	enum pol_keep keep;		/* audit.payloads: the default */
 	int keep_ttl_days;		/* audit.payload_ttl_days */
 	struct pol_detect detect;	/* content detectors, compiled */

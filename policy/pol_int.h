@@ -147,6 +147,10 @@ void pol_compile_detect(struct pol_loader *l);
 json_t *pol_detect_json(const struct pol_snapshot *s);
 void pol_free_raw_detect(struct pol_loader *l);
 void pol_detect_free(struct pol_detect *d);
+/* Is the host of an http:// URL a loopback address (load_items.c)? */
+bool pol_http_loopback(const char *url);
+/* mcp_servers: (load_mcp.c). */
+void pol_load_mcp_servers(struct pol_loader *l, yaml_node_t *n);
 /* Resolve agents' tenants and labels (load_agents.c). */
 void pol_compile_agents(struct pol_loader *l);
 /* Resolve routes' residency places (compile.c). */

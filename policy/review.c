@@ -285,6 +285,27 @@ node_label(const struct pol_snapshot *s, const struct pol_tool *t,
 		snprintf(buf + n, len - n, "%smax %d calls", nl, t->max_calls);
 }
 
+/* "crm/read_customer, ..." : where the tool runs through /mcp. */
+static void
+mcp_where(const struct pol_snapshot *s, const char *tool, char *buf,
+    size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < s->nmcp_servers; i++) {
+		const struct pol_mcp_server *m = &s->mcp_servers[i];
+
+		for (size_t t = 0; t < m->ntools && used < len; t++)
+			if (strcmp(m->tools[t].agent_name, tool) == 0) {
+				int n = snprintf(buf + used, len - used, "%s%s/%s",
+				    used ? ", " : "", m->id, m->tools[t].server_name);
+
+				used += n > 0 ? (size_t)n : 0;
+			}
+	}
+}
+
 int
 pol_graph(const struct pol_snapshot *s, const struct pol_agent *a,
     const char *format, FILE *out)
@@ -292,7 +313,7 @@ pol_graph(const struct pol_snapshot *s, const struct pol_agent *a,
 	struct walk w;
 	json_t *j = NULL, *nodes = NULL, *edges = NULL;
 	bool dot = strcmp(format, "dot") == 0, mer = strcmp(format, "mermaid") == 0;
-	char label[512], flows[256];
+	char label[512], flows[256], where[256];
 
 	if (!dot && !mer && strcmp(format, "json") != 0) {
 		fprintf(stderr, "warden: --format is dot, mermaid or json\n");
@@ -319,13 +340,20 @@ pol_graph(const struct pol_snapshot *s, const struct pol_agent *a,
 	for (size_t t = 0; t < a->ntools; t++) {
 		const struct pol_tool *tl = &a->tools[t];
 
+		mcp_where(s, tl->name, where, sizeof(where));
 		if (dot) {
 			node_label(s, tl, "\\n", label, sizeof(label));
+			if (where[0] != '\0')
+				snprintf(label + strlen(label), sizeof(label) -
+				    strlen(label), "\\nmcp: %s", where);
 			fprintf(out, "  \"%s\" [label=\"%s\"%s];\n", tl->name, label,
 			    tl->sink == POL_SINK_EXTERNAL ? ", shape=box, color=red" :
 			    tl->labels ? ", color=orange" : "");
 		} else if (mer) {
 			node_label(s, tl, "<br/>", label, sizeof(label));
+			if (where[0] != '\0')
+				snprintf(label + strlen(label), sizeof(label) -
+				    strlen(label), "<br/>mcp: %s", where);
 			fprintf(out, "  %s[\"%s\"]\n", tl->name, label);
 		} else {
 			json_t *lb = json_array();
@@ -333,9 +361,10 @@ pol_graph(const struct pol_snapshot *s, const struct pol_agent *a,
 			for (size_t b = 0; b < s->nclasses; b++)
 				if (tl->labels & (1ull << b))
 					json_array_append_new(lb, json_string(s->classes[b]));
-			json_array_append_new(nodes, json_pack("{s:s,s:o,s:s,s:i}",
+			json_array_append_new(nodes, json_pack("{s:s,s:o,s:s,s:i,s:s?}",
 			    "name", tl->name, "labels", lb, "sink",
-			    pol_sink_name(tl->sink), "max_calls", tl->max_calls));
+			    pol_sink_name(tl->sink), "max_calls", tl->max_calls,
+			    "mcp", where[0] ? where : NULL));
 		}
 	}
 	for (int u = POL_START; u < (int)a->ntools; u++) {
@@ -402,6 +431,18 @@ pol_review(const struct pol_snapshot *s, FILE *out)
 		    "max_calls %s)\n", a->id, a->tenant->id, a->ntools,
 		    a->on_violation == POL_VIOLATION_STRIP ? "strip" : "deny",
 		    a->max_calls < 0 ? "none" : "set");
+		if (s->nmcp_servers > 0)
+			fprintf(out, "  mcp: sampling %s, elicitation %s\n",
+			    a->mcp_sampling ? "allow" : "deny",
+			    a->mcp_elicitation ? "allow" : "deny");
+		for (size_t t = 0; t < a->ntools; t++) {
+			char where[256];
+
+			mcp_where(s, a->tools[t].name, where, sizeof(where));
+			if (where[0] != '\0')
+				fprintf(out, "  mcp tool '%s' runs at %s\n",
+				    a->tools[t].name, where);
+		}
 		if (!walk_init(&w, a)) {
 			walk_free(&w);
 			fprintf(out, "  cannot analyse: more than %d flow labels\n",
@@ -447,6 +488,23 @@ pol_review(const struct pol_snapshot *s, FILE *out)
 			fprintf(out, "  ok: no labelled data reaches an external sink; "
 			    "every tool reachable and limited\n");
 		walk_free(&w);
+	}
+	/* Server tools that no agent can call are never shown: say so. */
+	for (size_t i = 0; i < s->nmcp_servers; i++) {
+		const struct pol_mcp_server *m = &s->mcp_servers[i];
+
+		fprintf(out, "mcp server %s (%s, %s, credential %s)\n", m->id,
+		    m->country, m->url, m->credential ? m->credential : "none");
+		for (size_t t = 0; t < m->ntools; t++) {
+			bool any = false;
+
+			for (size_t g = 0; g < s->nagents && !any; g++)
+				any = pol_tool_index(&s->agents[g],
+				    m->tools[t].agent_name) >= 0;
+			fprintf(out, "  tool '%s' as '%s'%s\n", m->tools[t].server_name,
+			    m->tools[t].agent_name, any ? "" : ": no agent has this "
+			    "tool; never shown");
+		}
 	}
 	return leak ? 1 : 0;
 }

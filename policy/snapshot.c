@@ -53,6 +53,21 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		free(p->ca_file);
 	}
 	free(s->providers);
+	for (size_t i = 0; i < s->nmcp_servers; i++) {
+		struct pol_mcp_server *m = &s->mcp_servers[i];
+
+		free(m->id);
+		free(m->url);
+		free(m->credential);
+		free_strv(m->origins, m->norigins);
+		for (size_t t = 0; t < m->ntools; t++) {
+			free(m->tools[t].server_name);
+			free(m->tools[t].agent_name);
+		}
+		free(m->tools);
+	}
+	free(s->mcp_servers);
+	free(s->mcp_pins_dir);
 	for (size_t i = 0; i < s->ntenants; i++) {
 		free(s->tenants[i].id);
 		free(s->tenants[i].keys);

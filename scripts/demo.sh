@@ -36,7 +36,7 @@ wait_port() {
 	done
 }
 
-for p in 9101 9102 9103 9104 9105 9106 9107 9443 8081 $PORT; do
+for p in 9101 9102 9103 9104 9105 9106 9107 9108 9443 8081 $PORT; do
 	if curl -s -o /dev/null "http://127.0.0.1:$p/" 2>/dev/null ||
 	    curl -sk -o /dev/null "https://127.0.0.1:$p/" 2>/dev/null; then
 		echo "port $p is taken; stop what runs there and retry" >&2
@@ -54,7 +54,7 @@ STORE="$TMP/secrets"
 for spec in "openai-eu sk-demo-eu-0001" "azure-de sk-demo-de-0002" \
     "openai-us sk-demo-us-0003" "azure-us sk-demo-us-0004" \
     "azure-jp sk-demo-jp-0005" "bedrock-jp sk-demo-jp-0006" \
-    "mistral-fr sk-demo-fr-0007"; do
+    "mistral-fr sk-demo-fr-0007" "mcp-crm tok-demo-mcp-0008"; do
 	# shellcheck disable=SC2086
 	set -- $spec
 	printf '%s' "$2" | "$B/warden" secrets seal "$1" --store "$STORE" \
@@ -74,6 +74,12 @@ for spec in "openai-eu 9101 IE" "azure-de 9102 DE" "openai-us 9103 US" \
 	wait_port "$2"
 	note "$1 ($3) on 127.0.0.1:$2"
 done
+
+note "an MCP server (the official @modelcontextprotocol/sdk) on 127.0.0.1:9108"
+MCP_SERVER_TOKEN=tok-demo-mcp-0008 node tests/mcp-node/server.mjs 9108 \
+    >"$TMP/mcp-server.log" 2>&1 &
+PIDS="$PIDS $!"
+wait_port 9108 /_control/seen
 
 say "Checking the rules: warden lint -c $RULES"
 "$B/warden" lint -c "$RULES" | sed 's/^/   /'
@@ -204,6 +210,39 @@ curl -s -o /dev/null -D "$TMP/head" -H 'Authorization: Bearer wk-demo-acme-healt
     -d '{"model":"gpt-4o","input":["claim 4711: knee surgery"]}' \
     "http://127.0.0.1:$PORT/v1/embeddings"
 note "HTTP $(head -1 "$TMP/head" | cut -d' ' -f2), answered by route $(grep -i '^x-warden-route:' "$TMP/head" | cut -d' ' -f2 | tr -d '\r')"
+
+say "7d. The same agent's tools, where they run: MCP through /mcp/crm"
+mcp() {
+	# mcp SESSION JSON: one JSON-RPC message to /mcp/crm as support-bot.
+	curl -s -H 'Authorization: Bearer wk-demo-support-bot' \
+	    -H "X-Warden-Session: $1" -H 'Content-Type: application/json' \
+	    -H 'Accept: application/json, text/event-stream' \
+	    -H 'MCP-Protocol-Version: 2026-07-28' \
+	    -H "Mcp-Method: $(printf '%s' "$2" | sed 's/.*"method":"\([^"]*\)".*/\1/')" \
+	    ${3:+-H "Mcp-Name: $3"} -d "$2" "http://127.0.0.1:$PORT/mcp/crm" |
+	    sed 's/^data: //' | grep -v '^event:\|^$'
+}
+note "tools/list: only the tools support-bot may call, each definition pinned"
+note "on first sight:"
+mcp demo-mcp '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' |
+    grep -o '"name":"[a-z_]*"' | tr '\n' ' ' | sed 's/^/   /'
+echo
+note "(server tools admin_shell, summarize, confirm: hidden, as is any tool whose"
+note "definition changes until 'warden mcp approve crm TOOL')"
+note "It reads a customer record through MCP (personal data enters the session):"
+mcp demo-mcp '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_customer","arguments":{"id":"88"}}}' read_customer | cut -c1-220 | sed 's/^/   /'
+note "then tries the external sink through MCP: refused before the server sees"
+note "it, by the flow rule chapter 7 showed in chat (one session, both paths):"
+mcp demo-mcp '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"send_email","arguments":{"to":"x@elsewhere.example","body":"Jane Doe"}}}' send_email | cut -c1-220 | sed 's/^/   /'
+note "A stateless request whose Mcp-Name says one tool and whose body another:"
+mcp demo-mcp '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"send_email","arguments":{}}}' search_docs | cut -c1-220 | sed 's/^/   /'
+note "The refusal's audit record (kind mcp_call; arguments as an HMAC):"
+grep -h '"kind":"mcp_call"' "$TMP"/audit/audit-*.jsonl | grep '"verdict":"deny"' |
+    tail -1 | tr ',' '\n' | grep -E '"(agent|session|server|tool|verdict|rule|arguments_hmac)"' |
+    tr '\n' ' ' | cut -c1-300 | sed 's/^/   /'
+echo
+note "The pinned definitions (warden mcp list):"
+"$B/warden" mcp list -c "$RULES" --audit-dir "$TMP/audit" | sed 's/^/   /'
 
 say "8. Reviewing the agents' tool policies: warden policy review"
 "$B/warden" policy review -c "$RULES" | sed 's/^/   /' || true

@@ -20,5 +20,6 @@ Suite *suite_formats(void);
 Suite *suite_detect(void);
 Suite *suite_upstreams(void);	/* test_upstreams.c: provider kinds over TLS */
 Suite *suite_reports(void);
+Suite *suite_mcp(void);
 
 #endif

@@ -80,6 +80,7 @@ setup(void)
 
 		r = strstr(text, "rules:\n") + 7;
 		if (asprintf(&o, "%.*s  payloads: full\n  payload_ttl_days: 2\n"
+		    "  checkpoint_interval_s: 2\n"
 		    "%.*s  - { id: t2-redacted, when: { tenant: [t2] }, keep: "
 		    "{ payloads: redacted } }\n%ssecrets:\n  store: %s\n  tcti: "
 		    "'%s'\n  auth_file: %s\ndev_credentials:%s", (int)(a - text),
@@ -308,11 +309,14 @@ START_TEST(secrets_changes_and_purges_are_recorded_with_or_without_a_gateway)
 		ck_assert(!it_file_contains(seg, "\"kind\":\"request\",\"prev"));
 	}
 	stop(w);
-	/* A purge with no gateway running: appended directly. */
-	rc = run(&out, "%s audit purge --tenant t2 --tcti '%s' %s",
-	    getenv("WARDEN_BIN"), tcti, adir);
+	/* A purge with no gateway running: appended directly, and signed
+	 * by the CLI with the TPM key and its auth value (-c: the rules'
+	 * secrets.auth_file), the TPM counter bumped and carried. */
+	rc = run(&out, "%s audit purge --tenant t2 -c %s %s",
+	    getenv("WARDEN_BIN"), cfg, adir);
 	ck_assert_msg(rc == 0 && strstr(out, "recorded in the audit chain") !=
-	    NULL && strstr(out, "destroyed key t2/") != NULL, "%s", out);
+	    NULL && strstr(out, "destroyed key t2/") != NULL &&
+	    strstr(out, "no checkpoint signs it") == NULL, "%s", out);
 	free(out);
 	ck_assert_int_eq(show(&out, adir, d2), 4);
 	free(out);
@@ -323,18 +327,51 @@ START_TEST(secrets_changes_and_purges_are_recorded_with_or_without_a_gateway)
 	rc = run(&out, "ls -A %s/inbox | grep -v '^.rejected-' | wc -l", adir);
 	ck_assert_msg(rc == 0 && atoi(out) == 0, "inbox left: %s", out);
 	free(out);
-	/* The CLI cannot sign: the purge record is in the chain, not yet
-	 * covered by a checkpoint (format 2: exit 3), until the next start
-	 * of the gateway signs it in. */
+	/* Authenticated at once, in warden and in the independent verifier:
+	 * the CLI's checkpoint covers the purge record. */
+	verify(adir);
+	/* So too a secret sealed while no gateway runs. */
+	rc = run(&out, "printf '%%s' sk-rec-value-3e4f | %s secrets seal c-rec2 "
+	    "-c %s --audit-dir %s", getenv("WARDEN_BIN"), cfg, adir);
+	ck_assert_msg(rc == 0 && strstr(out, "queued") == NULL &&
+	    strstr(out, "no checkpoint signs it") == NULL, "%s", out);
+	free(out);
+	verify(adir);
+	/* And still once the checkpoint interval (2 s here) has passed: no
+	 * record is left that a checkpoint does not cover. */
+	sleep(3);
+	verify(adir);
+	/* With the TPM out of reach (a port nothing listens on) likewise:
+	 * appended, unsigned, and said so. */
+	rc = run(&out, "printf '%%s' sk-rec-value-5a6b | %s secrets seal c-rec3 "
+	    "-c %s --audit-dir %s && %s secrets rm c-rec3 -c %s --tcti "
+	    "'swtpm:host=127.0.0.1,port=1' --audit-dir %s", getenv("WARDEN_BIN"),
+	    cfg, adir, getenv("WARDEN_BIN"), cfg, adir);
+	ck_assert_msg(rc == 0 && strstr(out, "no checkpoint signs it") != NULL &&
+	    strstr(out, "queued") == NULL, "%s", out);
+	free(out);
+	ck_assert(it_file_contains(seg, "\"name\":\"c-rec3\",\"prev\""));
+	/* Without the signing key's auth value the CLI still records, says
+	 * plainly that no checkpoint signs it, and the log is consistent but
+	 * not authenticated (exit 3) until the gateway signs it in. */
+	rc = run(&out, "%s secrets rm c-rec2 --store %s --tcti '%s' "
+	    "--audit-dir %s", getenv("WARDEN_BIN"), store, tcti, adir);
+	ck_assert_msg(rc == 0 && strstr(out, "no checkpoint signs it") != NULL &&
+	    strstr(out, "auth value") != NULL, "%s", out);
+	free(out);
 	rc = run(&out, "%s audit pubkey --secrets-store %s >%s/pay.pem && "
 	    "%s audit verify %s --pubkey %s/pay.pem", getenv("WARDEN_BIN"), store,
 	    it_tmpdir(), getenv("WARDEN_BIN"), adir, it_tmpdir());
 	ck_assert_msg(rc == 3 && strstr(out, "NOT AUTHENTICATED") != NULL,
 	    "%d %s", rc, out);
 	free(out);
+	/* The next start is not taken for a rollback: the CLI's checkpoints
+	 * carried the counter it bumped. */
 	port = it_free_port();
 	w = start(port, adir);
 	stop(w);
+	ck_assert(!it_file_contains(seg, "rollback_detected"));
+	ck_assert(!it_file_contains(wlog, "behind the TPM counter"));
 	verify(adir);
 }
 END_TEST

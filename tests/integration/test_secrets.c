@@ -210,8 +210,19 @@ START_TEST(lifecycle_never_shows_a_value)
 	free(out);
 
 	rc = warden(NULL, &out, "rm it-cred-b -c %s", config);
-	ck_assert_msg(rc == 0 && strcmp(out, "removed it-cred-b\n") == 0, "%s",
-	    out);
+	{
+		/* Nothing but what was done, after the one warning that no
+		 * checkpoint signs the record (these rules give the signing
+		 * key no auth value, and no gateway runs). */
+		const char *rest = out, *nl;
+
+		if (strncmp(out, "warden secrets: WARNING: the record is in the "
+		    "audit chain but no checkpoint signs it", 84) == 0 &&
+		    (nl = strchr(out, '\n')) != NULL)
+			rest = nl + 1;
+		ck_assert_msg(rc == 0 && strcmp(rest, "removed it-cred-b\n") == 0,
+		    "%s", out);
+	}
 	free(out);
 	rc = warden(NULL, &out, "check -c %s", config);
 	ck_assert_int_eq(rc, 1);

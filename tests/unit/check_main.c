@@ -30,6 +30,7 @@ main(void)
 	srunner_add_suite(sr, suite_provider());
 	srunner_add_suite(sr, suite_formats());
 	srunner_add_suite(sr, suite_reports());
+	srunner_add_suite(sr, suite_mcp());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

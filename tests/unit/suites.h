@@ -28,6 +28,7 @@ Suite *suite_residency(void);	/* test_residency.c: route residency records */
 Suite *suite_provider(void);	/* test_provider.c: provider kinds, SigV4, event-stream */
 Suite *suite_formats(void);	/* test_formats.c: Messages, Responses, Embeddings */
 Suite *suite_reports(void);	/* test_reports.c: stats and the auditor's page */
+Suite *suite_mcp(void);		/* test_mcp.c: JSON-RPC, MCP in sessions, pins */
 
 /* Rules-file helpers shared by the suites (ut_rules.c). */
 

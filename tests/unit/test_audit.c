@@ -14,6 +14,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1775,6 +1776,25 @@ END_TEST
 
 /* Issue 11: an export signed with the forger's own key, its public key in
  * the header: only the auditor's key (or pin) counts. */
+/* audit/verify.py with any arguments: its exit status. */
+static int
+pyv(const char *fmt, ...)
+{
+	char *args, *cmd;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	ck_assert(vasprintf(&args, fmt, ap) >= 0);
+	va_end(ap);
+	ck_assert(asprintf(&cmd, "python3 audit/verify.py %s >/dev/null 2>&1",
+	    args) >= 0);
+	rc = sh(cmd);
+	free(cmd);
+	free(args);
+	return rc;
+}
+
 START_TEST(export_with_its_own_key_in_the_header_is_detected)
 {
 	char *dir = tmpdir(), *path, *out, *pub, pin[AUD_HASH_HEX + 1];
@@ -1807,6 +1827,8 @@ START_TEST(export_with_its_own_key_in_the_header_is_detected)
 	fclose(m);
 	ck_assert_msg(strstr(buf, "not the pinned one") != NULL, "%s", buf);
 	free(buf);
+	/* The independent verifier: the same pin refuses the forger's key. */
+	ck_assert_int_eq(pyv("export %s --pin %s", path, pin), 1);
 	/* The right pin on the right export verifies. */
 	free(path);
 	path = export(dir, "jsonl", "a", 0, &k);
@@ -1815,6 +1837,8 @@ START_TEST(export_with_its_own_key_in_the_header_is_detected)
 	ck_assert_int_eq(aud_verify_export(path, &o, m), AUD_VERIFIED);
 	fclose(m);
 	free(buf);
+	ck_assert_int_eq(pyv("export %s --pin %s", path, pin), 0);
+	ck_assert_int_eq(pyv("log %s --pin %s", dir, pin), 0);
 	free(path);
 	free(pub);
 	soft_key_free(&k);
@@ -3145,6 +3169,9 @@ START_TEST(witnesses_get_each_checkpoint_once_it_is_written)
 	ck_assert_ptr_nonnull(strstr(seen.last, "\"kind\":\"checkpoint\""));
 	ck_assert_int_eq(verify_witness(dir, seen.file, pub, &out), AUD_VERIFIED);
 	free(out);
+	/* The independent verifier agrees, at each step below. */
+	ck_assert_int_eq(pyv("log %s --pubkey %s --witness %s", dir, pub,
+	    seen.file), 0);
 	ck_assert_int_eq(verify_witness(dir, seen.file, NULL, NULL),
 	    AUD_UNAUTHENTICATED);
 	/* Cut after the first checkpoint: the log alone still verifies, the
@@ -3159,15 +3186,22 @@ START_TEST(witnesses_get_each_checkpoint_once_it_is_written)
 	ck_assert_msg(strstr(out, "the log was cut or rolled back") != NULL, "%s",
 	    out);
 	free(out);
+	ck_assert_int_eq(pyv("log %s --pubkey %s", dir, pub), 0);
+	ck_assert_int_eq(pyv("log %s --pubkey %s --witness %s", dir, pub,
+	    seen.file), 1);
 	/* Put back, then rewritten from record 2 on and re-signed with
 	 * another key (a forger's own history). */
 	lines_write(seg, &l);
 	ck_assert_int_eq(verify_witness(dir, seen.file, pub, NULL), AUD_VERIFIED);
+	ck_assert_int_eq(pyv("log %s --pubkey %s --witness %s", dir, pub,
+	    seen.file), 0);
 	rechain(dir, edit_forge);
 	ck_assert_int_eq(verify_witness(dir, seen.file, pub, &out), AUD_INVALID);
 	ck_assert_msg(strstr(out, "not the one the witness saw signed") != NULL,
 	    "%s", out);
 	free(out);
+	ck_assert_int_eq(pyv("log %s --pubkey %s --witness %s", dir, pub,
+	    seen.file), 1);
 	lines_free(&l);
 	free(seg);
 	free(seen.file);

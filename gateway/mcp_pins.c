@@ -1,0 +1,232 @@
+/*
+ * mcp_pins.c - what each MCP server's tools said they were when warden
+ * first saw them.  A tool's fingerprint is the SHA-256 of the canonical
+ * JSON (sorted keys, compact) of {name, description, inputSchema,
+ * outputSchema, annotations}.  The first definition seen is pinned; a
+ * different one is recorded as pending and refused (hidden from
+ * tools/list, tools/call refused) until `warden mcp approve SERVER TOOL`.
+ *
+ * The pins live in one small JSON file, DIR/mcp-pins.json (DIR: the
+ * rules' mcp_pins_dir, else audit.dir), mode 0600, replaced by rename so
+ * that a reader never sees half of it.  Every process reads it afresh
+ * for each check, under a lock (one gateway's workers; the CLI writes
+ * with rename), so an approval counts on the next tools/list or call.
+ * A file that cannot be read or written refuses the tools: fail closed.
+ */
+#include "gateway/gw_int.h"
+#include "gateway/mcp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PIN_FILE_MAX (4u << 20)
+
+static pthread_mutex_t pin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+gw_pin_fingerprint(json_t *tool, char out[65])
+{
+	static const char *const keys[] = { "name", "description",
+		"inputSchema", "outputSchema", "annotations" };
+	json_t *c = json_object();
+	unsigned char d[32];
+	char *text;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(tool, keys[i]);
+
+		if (v != NULL)
+			json_object_set(c, keys[i], v);
+	}
+	text = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+	json_decref(c);
+	if (text == NULL) {
+		memset(out, '0', 64);	/* matches no real pin: refused */
+		out[64] = '\0';
+		return;
+	}
+	wd_sha256(text, strlen(text), d);
+	wd_hex(d, 32, out);
+	free(text);
+}
+
+void
+gw_pin_path(const struct pol_snapshot *snap, const char *audit_dir,
+    char *out, size_t len)
+{
+	snprintf(out, len, "%s/mcp-pins.json", snap->mcp_pins_dir ?
+	    snap->mcp_pins_dir : audit_dir ? audit_dir : snap->audit.dir);
+}
+
+/* The file's pins, or a new empty object when it does not exist yet. */
+static json_t *
+pins_load(const char *path)
+{
+	json_error_t je;
+	struct stat st;
+	json_t *j;
+
+	if (stat(path, &st) != 0)
+		return errno == ENOENT ? json_object() : NULL;
+	/* Refuse a pin file others may write: they could approve tools. */
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 022) != 0 ||
+	    st.st_size > PIN_FILE_MAX)
+		return NULL;
+	j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (j != NULL && !json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static bool
+pins_save(const char *path, json_t *j)
+{
+	char tmp[4200];
+	int fd;
+	bool ok;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return false;
+	ok = json_dumpfd(j, fd, JSON_INDENT(1) | JSON_SORT_KEYS) == 0 &&
+	    fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return false;
+	}
+	return true;
+}
+
+enum gw_pin_state
+gw_pin_check(const char *path, const char *server, const char *tool,
+    const char *fp)
+{
+	enum gw_pin_state rc = GW_PIN_ERROR;
+	json_t *all, *srv, *t;
+	const char *pinned, *pending;
+
+	pthread_mutex_lock(&pin_lock);
+	if ((all = pins_load(path)) == NULL)
+		goto out;
+	if ((srv = json_object_get(all, server)) == NULL) {
+		srv = json_object();
+		json_object_set_new(all, server, srv);
+	}
+	t = json_object_get(srv, tool);
+	pinned = json_string_value(json_object_get(t, "pinned"));
+	if (pinned != NULL && strcmp(pinned, fp) == 0) {
+		rc = GW_PIN_OK;
+		goto out;
+	}
+	if (pinned == NULL) {
+		json_object_set_new(srv, tool, json_pack("{s:s}", "pinned", fp));
+		rc = pins_save(path, all) ? GW_PIN_OK : GW_PIN_ERROR;
+		goto out;
+	}
+	pending = json_string_value(json_object_get(t, "pending"));
+	rc = GW_PIN_CHANGED;
+	if (pending == NULL || strcmp(pending, fp) != 0) {
+		json_object_set_new(t, "pending", json_string(fp));
+		if (!pins_save(path, all))
+			rc = GW_PIN_ERROR;
+	}
+out:
+	json_decref(all);
+	pthread_mutex_unlock(&pin_lock);
+	return rc;
+}
+
+enum gw_pin_state
+gw_pin_status(const char *path, const char *server, const char *tool)
+{
+	enum gw_pin_state rc = GW_PIN_ERROR;
+	json_t *all, *t;
+
+	pthread_mutex_lock(&pin_lock);
+	if ((all = pins_load(path)) != NULL) {
+		t = json_object_get(json_object_get(all, server), tool);
+		if (json_object_get(t, "pending") != NULL)
+			rc = GW_PIN_CHANGED;
+		else if (json_is_string(json_object_get(t, "pinned")))
+			rc = GW_PIN_OK;
+		else
+			rc = GW_PIN_UNSEEN;
+	}
+	json_decref(all);
+	pthread_mutex_unlock(&pin_lock);
+	return rc;
+}
+
+int
+gw_pin_list(const char *path, FILE *out)
+{
+	json_t *all = pins_load(path), *srv, *t;
+	const char *s, *name;
+
+	if (all == NULL) {
+		fprintf(stderr, "warden mcp: cannot read %s (missing, not a file, "
+		    "or writable by others)\n", path);
+		return 1;
+	}
+	fprintf(out, "%-20s %-28s %-10s %s\n", "SERVER", "TOOL", "STATE",
+	    "FINGERPRINT (pinned / pending)");
+	json_object_foreach(all, s, srv)
+		json_object_foreach(srv, name, t) {
+			const char *pin = json_string_value(json_object_get(t,
+			    "pinned"));
+			const char *pend = json_string_value(json_object_get(t,
+			    "pending"));
+
+			fprintf(out, "%-20s %-28s %-10s %.16s%s%.16s\n", s, name,
+			    pend ? "pending" : "pinned", pin ? pin : "-",
+			    pend ? " / " : "", pend ? pend : "");
+		}
+	json_decref(all);
+	return 0;
+}
+
+int
+gw_pin_approve(const char *path, const char *server, const char *tool,
+    FILE *out)
+{
+	json_t *all, *t;
+	const char *pend;
+	int rc = 1;
+
+	pthread_mutex_lock(&pin_lock);
+	if ((all = pins_load(path)) == NULL) {
+		fprintf(stderr, "warden mcp: cannot read %s\n", path);
+		goto out;
+	}
+	t = json_object_get(json_object_get(all, server), tool);
+	pend = json_string_value(json_object_get(t, "pending"));
+	if (pend == NULL) {
+		fprintf(stderr, "warden mcp: server '%s' tool '%s' has no pending "
+		    "definition\n", server, tool);
+		goto out;
+	}
+	json_object_set_new(t, "pinned", json_string(pend));
+	json_object_del(t, "pending");
+	if (!pins_save(path, all)) {
+		fprintf(stderr, "warden mcp: cannot write %s: %s\n", path,
+		    strerror(errno));
+		goto out;
+	}
+	fprintf(out, "approved: server '%s' tool '%s' is pinned to its new "
+	    "definition\n", server, tool);
+	rc = 0;
+out:
+	json_decref(all);
+	pthread_mutex_unlock(&pin_lock);
+	return rc;
+}

@@ -1,0 +1,267 @@
+/*
+ * test_mcp.c - the MCP gateway (issue 15) with real MCP software on both
+ * sides: the official @modelcontextprotocol/sdk as the server
+ * (tests/mcp-node/server.mjs) and as the client (mcp.test.mjs), warden
+ * between them with the agent crm-bot's tool rules.  The node tests say
+ * what the client sees; this file starts everything and then checks the
+ * audit records the calls left.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/wd.h"
+#include "tests/integration/env.h"
+#include "tests/integration/suites.h"
+
+#define KEY_CRM "wk-it-agent-crm"
+#define MCP_TOKEN "tok-it-mcp-server-5e1f"
+
+static pid_t mcp_server;
+static int mcp_port;
+static char mcp_log[256];
+
+static const char tools_map[] =
+    "    tools: { read_customer: read_customer, send_email: send_email,"
+    " search_docs: search_docs, summarize: summarize, confirm: confirm }\n";
+
+static const char agent_fmt[] =
+    "  mcp-crm: " MCP_TOKEN "\n"
+    "mcp_pins_dir: %s/pins\n"
+    "mcp_servers:\n"
+    "  - id: crm\n"
+    "    url: http://127.0.0.1:%d/mcp\n"
+    "    country: DE\n"
+    "    credential: mcp-crm\n"
+    "    origins: ['http://localhost:3000']\n"
+    "%s"
+    "  - id: crm-stateless\n"
+    "    url: http://127.0.0.1:%d/stateless\n"
+    "    country: DE\n"
+    "    credential: mcp-crm\n"
+    "%s"
+    "agents:\n"
+    "  - id: crm-bot\n"
+    "    tenant: t1\n"
+    "    keys: ['%s']\n"
+    "    mcp: { sampling: deny, elicitation: allow }\n"
+    "    tools:\n"
+    "      search_docs: {}\n"
+    "      read_customer: { labels: [personal] }\n"
+    "      send_email: { sink: external }\n"
+    "      summarize: {}\n"
+    "      confirm: {}\n"
+    "    graph:\n"
+    "      start: &all [search_docs, read_customer, send_email, summarize,"
+    " confirm]\n"
+    "      search_docs: *all\n"
+    "      read_customer: *all\n"
+    "      send_email: *all\n"
+    "      summarize: *all\n"
+    "      confirm: *all\n"
+    "    flows:\n"
+    "      - id: no-pii-out\n"
+    "        deny: { from_label: personal, to_sink: external }\n";
+
+static void
+setup(void)
+{
+	char kd[72], dir[256], *base, *extra, *text, portarg[16];
+	unsigned char d[32];
+	char hex[65];
+	char *argv[] = { "/usr/bin/env", "node", "tests/mcp-node/server.mjs",
+		portarg, NULL };
+
+	it_env_start(NULL);
+	it_stop(it.warden, SIGTERM);
+	mcp_port = it_free_port();
+	snprintf(portarg, sizeof(portarg), "%d", mcp_port);
+	snprintf(mcp_log, sizeof(mcp_log), "%s/mcp-server.log", it_tmpdir());
+	setenv("MCP_SERVER_TOKEN", MCP_TOKEN, 1);
+	mcp_server = it_spawn(argv, mcp_log);
+	if (!it_wait_port(mcp_port, 10000)) {
+		fprintf(stderr, "the MCP server did not come up; see %s\n", mcp_log);
+		abort();
+	}
+	wd_sha256(KEY_CRM, strlen(KEY_CRM), d);
+	wd_hex(d, 32, hex);
+	snprintf(kd, sizeof(kd), "sha256:%s", hex);
+	snprintf(dir, sizeof(dir), "%s/pins", it_tmpdir());
+	mkdir(dir, 0700);
+	base = it_read_file(it.config, NULL);
+	if (base == NULL || asprintf(&extra, agent_fmt, it_tmpdir(), mcp_port,
+	    tools_map, mcp_port, tools_map, kd) < 0 ||
+	    asprintf(&text, "%s%s", base, extra) < 0)
+		abort();
+	it_write_file(it.config, text, 0600);
+	free(base);
+	free(extra);
+	free(text);
+	it.port = it_free_port();
+	snprintf(it.base, sizeof(it.base), "http://127.0.0.1:%d", it.port);
+	it.warden = it_warden_start(it.port);
+}
+
+static void
+teardown(void)
+{
+	it_stop(mcp_server, SIGTERM);
+	it_env_stop();
+}
+
+/* grep -r the warden's audit log for every needle on one line. */
+static bool
+audit_has(const char *a, const char *b, const char *c)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "grep -rhF '%s' %s/audit | grep -F '%s' | "
+	    "grep -qF '%s'", a, it_tmpdir(), b, c);
+	return system(cmd) == 0;
+}
+
+START_TEST(mcp_sdk_client_through_warden)
+{
+	char cmd[1024], path[256];
+	int st;
+
+	snprintf(path, sizeof(path), "%s/mcp-node.log", it_tmpdir());
+	snprintf(cmd, sizeof(cmd), "WARDEN_URL=%s MCP_KEY=%s "
+	    "MCP_SERVER_URL=http://127.0.0.1:%d MCP_SERVER_TOKEN=%s "
+	    "WARDEN_BIN=%s WARDEN_CONFIG=%s "
+	    "node --test --test-concurrency=1 tests/mcp-node/ >%s 2>&1",
+	    it.base, KEY_CRM, mcp_port, MCP_TOKEN, getenv("WARDEN_BIN"),
+	    it.config, path);
+	st = system(cmd);
+	if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+		ck_abort_msg("MCP SDK tests failed:\n%s", it_read_file(path, NULL));
+	/* Every tools/call left a record: allowed ones and the refusals,
+	 * with the rule that refused them. */
+	sleep(1);
+	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"tool\":\"search_docs\"",
+	    "\"verdict\":\"allow\""));
+	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"tool\":\"send_email\"",
+	    "\"rule\":\"no-pii-out\""));
+	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"session\":\"flow-chat\"",
+	    "\"verdict\":\"deny\""));
+	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"rule\":\"mcp_pin\"",
+	    "\"server\":\"crm\""));
+	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"arguments_hmac\":\"",
+	    "\"tool\":\"read_customer\""));
+	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"rule\":\"header_mismatch\"",
+	    "\"server\":\"crm-stateless\""));
+	/* Neither the server's credential nor the client's key in logs. */
+	ck_assert(!it_file_contains(it.warden_log, MCP_TOKEN));
+	ck_assert(!it_file_contains(path, "wk-it-tenant"));
+}
+END_TEST
+
+START_TEST(mcp_refuses_what_it_cannot_read)
+{
+	char auth[128];
+	const char *h[] = { auth, "Content-Type: application/json", NULL };
+	struct it_resp r;
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", KEY_CRM);
+	/* Duplicate keys: one reader could take the first, another the last. */
+	it_http("POST", it_url("/mcp/crm"), h, "{\"jsonrpc\":\"2.0\",\"id\":1,"
+	    "\"method\":\"tools/call\",\"params\":{\"name\":\"search_docs\","
+	    "\"name\":\"send_email\"}}", 5000, &r);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert(strstr(r.body, "-32700") != NULL);
+	it_resp_free(&r);
+	it_http("POST", it_url("/mcp/crm"), h, "[{\"jsonrpc\":\"2.0\",\"id\":1,"
+	    "\"method\":\"ping\"}]", 5000, &r);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert(strstr(r.body, "batches") != NULL);
+	it_resp_free(&r);
+	it_http("POST", it_url("/mcp/nope"), h, "{}", 5000, &r);
+	ck_assert_int_eq(r.status, 404);
+	it_resp_free(&r);
+	it_http("GET", it_url("/mcp/crm"), h, NULL, 5000, &r);
+	ck_assert_int_eq(r.status, 405);
+	it_resp_free(&r);
+	/* No key: 401; a tenant key without an agent: 403. */
+	it_http("POST", it_url("/mcp/crm"), h + 1, "{\"jsonrpc\":\"2.0\","
+	    "\"id\":1,\"method\":\"ping\"}", 5000, &r);
+	ck_assert_int_eq(r.status, 401);
+	it_resp_free(&r);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", IT_KEY_T1);
+	it_http("POST", it_url("/mcp/crm"), h, "{\"jsonrpc\":\"2.0\",\"id\":1,"
+	    "\"method\":\"ping\"}", 5000, &r);
+	ck_assert_int_eq(r.status, 403);
+	ck_assert(strstr(r.body, "agent_required") != NULL);
+	it_resp_free(&r);
+}
+END_TEST
+
+/* The loader says where each mistake in mcp_servers: is. */
+START_TEST(mcp_rules_errors_say_where)
+{
+	char path[256], out[256], cmd[1024];
+	static const char *const want[] = {
+		"bad.yaml:10:5: unknown key 'colour' in mcp server",
+		"bad.yaml:8:10: url must start with http:// or https://",
+		"bad.yaml:9:14: 'XX' is not an ISO 3166-1 alpha-2 country code",
+		"bad.yaml:12:5: mcp server id 'crm' is used twice",
+		"bad.yaml:15:52: mcp server tools must be a mapping, not a list",
+		"bad.yaml:15:20: mcp server 'ok': plain http:// to a host that is "
+		    "not loopback; use https://",
+		"bad.yaml:19:22: mcp.sampling must be allow or deny, not 'maybe'",
+	};
+	int st;
+
+	snprintf(path, sizeof(path), "%s/bad.yaml", it_tmpdir());
+	snprintf(out, sizeof(out), "%s/bad.out", it_tmpdir());
+	it_write_file(path,
+	    "version: 1\n"
+	    "providers:\n"
+	    "  - { id: p1, base_url: 'https://a.example', country: IE,"
+	    " credential: c, models: [m] }\n"
+	    "tenants:\n"
+	    "  - { id: t1, routes: [p1] }\n"
+	    "mcp_servers:\n"
+	    "  - id: crm\n"
+	    "    url: ftp://x.example\n"
+	    "    country: XX\n"
+	    "    colour: red\n"
+	    "    tools: { a: b }\n"
+	    "  - id: crm\n"
+	    "    url: http://x.example\n"
+	    "    country: DE\n"
+	    "  - { id: ok, url: 'http://y', country: DE, tools: [a] }\n"
+	    "agents:\n"
+	    "  - id: a1\n"
+	    "    tenant: t1\n"
+	    "    mcp: { sampling: maybe }\n"
+	    "    tools: { b: {} }\n"
+	    "    graph: { start: [b] }\n", 0600);
+	snprintf(cmd, sizeof(cmd), "%s lint -c %s >%s 2>&1",
+	    getenv("WARDEN_BIN"), path, out);
+	st = system(cmd);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		ck_assert_msg(it_file_contains(out, want[i]), "missing: %s\n%s",
+		    want[i], it_read_file(out, NULL));
+}
+END_TEST
+
+Suite *
+suite_mcp(void)
+{
+	Suite *s = suite_create("mcp");
+	TCase *tc = tcase_create("gateway");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, mcp_rules_errors_say_where);
+	tcase_add_test(tc, mcp_refuses_what_it_cannot_read);
+	tcase_add_test(tc, mcp_sdk_client_through_warden);
+	suite_add_tcase(s, tc);
+	return s;
+}
