@@ -6,7 +6,7 @@ BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
 PKGS    := libevent libevent_pthreads libcurl openssl yaml-0.1 jansson \
-           tss2-esys tss2-tctildr tss2-mu tss2-rc
+           tss2-esys tss2-tctildr tss2-mu tss2-rc hiredis
 
 # pkg-config is asked when a recipe first needs its answer, never while
 # the Makefile is read: on a fresh machine the packages it describes are

@@ -2,7 +2,7 @@
  * snapshot.c - lifetime of a compiled snapshot and the read-only queries
  * the gateway makes against it on every request.
  */
-#include "policy/pol.h"
+#include "policy/pol_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +38,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		free_strv(p->models, p->nmodels);
 	}
 	free(s->providers);
+	pol_limits_free(s);
 	for (size_t i = 0; i < s->ntenants; i++) {
 		free(s->tenants[i].id);
 		free(s->tenants[i].keys);

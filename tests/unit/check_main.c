@@ -24,6 +24,8 @@ main(void)
 	srunner_add_suite(sr, suite_audit());
 	srunner_add_suite(sr, suite_witness());
 	srunner_add_suite(sr, suite_sessions());
+	srunner_add_suite(sr, suite_limits());
+	srunner_add_suite(sr, suite_store());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
