@@ -32,6 +32,7 @@ main(void)
 	srunner_add_suite(sr, suite_answers());
 	srunner_add_suite(sr, suite_witness());
 	srunner_add_suite(sr, suite_payloads());
+	srunner_add_suite(sr, suite_replicas());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -16,5 +16,6 @@ Suite *suite_cli(void);
 Suite *suite_answers(void);
 Suite *suite_witness(void);
 Suite *suite_payloads(void);
+Suite *suite_replicas(void);	/* test_replicas.c: limits, budgets, sessions over Redis */
 
 #endif
