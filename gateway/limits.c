@@ -469,3 +469,95 @@ gw_limits_json(const struct gw_limits *L)
 		json_object_set_new(o, "released", json_true());
 	return o;
 }
+
+/* ---- usage of streams ---- */
+
+long long
+gw_limits_max_tokens(const json_t *root)
+{
+	static const char *const keys[] = { "max_completion_tokens",
+		"max_tokens" };
+
+	for (size_t i = 0; i < 2; i++) {
+		json_t *v = json_object_get(root, keys[i]);
+
+		if (json_is_integer(v) && json_integer_value(v) >= 0)
+			return json_integer_value(v) < (1LL << 40) ?
+			    json_integer_value(v) : 1LL << 40;
+	}
+	return -1;
+}
+
+bool
+gw_limits_need_usage(const struct gw_limits *L)
+{
+	for (size_t i = 0; i < L->n; i++)
+		if (L->kind[i] != POL_LIM_RPM && L->kind[i] != POL_LIM_CONCURRENT)
+			return true;
+	return false;
+}
+
+bool
+gw_limits_ask_usage(json_t *root, bool *client_asked)
+{
+	json_t *opts = json_object_get(root, "stream_options");
+
+	*client_asked = json_is_true(json_object_get(opts, "include_usage"));
+	if (*client_asked || !json_is_true(json_object_get(root, "stream")))
+		return false;
+	if (!json_is_object(opts)) {
+		opts = json_object();
+		if (opts == NULL || json_object_set_new(root, "stream_options",
+		    opts) != 0)
+			return false;
+	}
+	return json_object_set_new(opts, "include_usage", json_true()) == 0;
+}
+
+void
+gw_limits_stream_usage(struct evbuffer *out, bool strip, json_t **usage)
+{
+	size_t len = evbuffer_get_length(out), off = 0;
+	const char *p;
+	struct evbuffer *keep = NULL;
+
+	if (len == 0)
+		return;
+	p = (const char *)evbuffer_pullup(out, -1);
+	if (memmem(p, len, "\"usage\"", 7) == NULL)
+		return;			/* the common case: nothing to look at */
+	if (strip && (keep = evbuffer_new()) == NULL)
+		strip = false;
+	while (off < len) {
+		size_t n = gw_sse_event_len(p + off, len - off), dlen;
+		char *data = NULL, why[64];
+		bool drop = false;
+
+		if (n == 0)
+			n = len - off;
+		if (memmem(p + off, n, "\"usage\"", 7) != NULL &&
+		    gw_sse_event_read(p + off, n, false, &data, &dlen, why,
+		    sizeof(why)) == WD_OK && data != NULL) {
+			json_t *j = json_loadb(data, dlen, 0, NULL);
+			json_t *u = json_object_get(j, "usage");
+			json_t *ch = json_object_get(j, "choices");
+
+			if (json_is_object(u)) {
+				json_decref(*usage);
+				*usage = json_incref(u);
+				drop = strip && (ch == NULL || (json_is_array(ch) &&
+				    json_array_size(ch) == 0));
+			}
+			json_decref(j);
+		}
+		free(data);
+		if (keep != NULL && !drop)
+			evbuffer_add(keep, p + off, n);
+		off += n;
+	}
+	if (keep != NULL) {
+		evbuffer_drain(out, len);
+		evbuffer_add_buffer(out, keep);
+		evbuffer_free(keep);
+	}
+}

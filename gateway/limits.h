@@ -97,6 +97,25 @@ size_t gw_limits_headers(const struct gw_limits *L, const char **names,
 /* What the audit record says of limits, or NULL when none applied. */
 json_t *gw_limits_json(const struct gw_limits *L);
 
+/* The request's max_completion_tokens (or max_tokens), or -1. */
+long long gw_limits_max_tokens(const json_t *root);
+/* Do the limits count tokens or cost (so the answer's usage matters)? */
+bool gw_limits_need_usage(const struct gw_limits *L);
+/*
+ * A stream request under such limits asks the provider for its usage
+ * (stream_options.include_usage); *client_asked says whether the client
+ * did itself.  true when root was changed (the body must be rewritten).
+ */
+bool gw_limits_ask_usage(json_t *root, bool *client_asked);
+/*
+ * Whole SSE events about to go to the client, in out: the usage of a
+ * chunk that carries one goes to *usage (replacing it); with strip, a
+ * chunk that carries nothing but usage (no choices) is taken out, since
+ * the client did not ask for it.
+ */
+void gw_limits_stream_usage(struct evbuffer *out, bool strip,
+    json_t **usage);
+
 /* /metrics lines. */
 void gw_limits_metrics(struct evbuffer *out);
 

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "gateway/gw_int.h"
 #include "gateway/limits.h"
 #include "policy/pol_int.h"
@@ -295,6 +297,45 @@ START_TEST(reserve_refuse_settle)
 }
 END_TEST
 
+/* Streams: usage asked for; the usage-only chunk the client did not ask
+ * for is taken out (its usage kept); one it asked for stays. */
+START_TEST(stream_usage)
+{
+	json_t *root = json_loads("{\"stream\":true,\"max_tokens\":7}", 0,
+	    NULL), *usage = NULL;
+	struct evbuffer *out = evbuffer_new();
+	bool asked;
+	const char ev[] =
+	    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n"
+	    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
+	    "\"completion_tokens\":4}}\n\n";
+	size_t first = strstr(ev, "\n\n") - ev + 2;
+
+	ck_assert_int_eq(gw_limits_max_tokens(root), 7);
+	ck_assert(gw_limits_ask_usage(root, &asked));
+	ck_assert(!asked);
+	ck_assert(json_is_true(json_object_get(json_object_get(root,
+	    "stream_options"), "include_usage")));
+	ck_assert(!gw_limits_ask_usage(root, &asked));
+	ck_assert(asked);
+	evbuffer_add(out, ev, strlen(ev));
+	gw_limits_stream_usage(out, true, &usage);
+	ck_assert_uint_eq(evbuffer_get_length(out), first);
+	ck_assert_int_eq(json_integer_value(json_object_get(usage,
+	    "completion_tokens")), 4);
+	json_decref(usage);
+	usage = NULL;
+	evbuffer_drain(out, evbuffer_get_length(out));
+	evbuffer_add(out, ev, strlen(ev));
+	gw_limits_stream_usage(out, false, &usage);
+	ck_assert_uint_eq(evbuffer_get_length(out), strlen(ev));
+	ck_assert_ptr_nonnull(usage);
+	json_decref(usage);
+	json_decref(root);
+	evbuffer_free(out);
+}
+END_TEST
+
 Suite *
 suite_limits(void)
 {
@@ -306,6 +347,7 @@ suite_limits(void)
 	tcase_add_test(tc, limits_in_policy_version);
 	tcase_add_test(tc, plan_counters);
 	tcase_add_test(tc, reserve_refuse_settle);
+	tcase_add_test(tc, stream_usage);
 	suite_add_tcase(s, tc);
 	return s;
 }
