@@ -143,6 +143,7 @@ run: deps
 bench: deps
 	@$(MAKE) all $(BUILD)/bench_decide
 	@sh tests/bench/bench.sh $(BUILD)
+	@sh tests/bench/limits.sh $(BUILD)
 	@$(BUILD)/bench_decide
 
 # Soak with faults (tests/soak/soak.sh): 50,000 requests at 256
