@@ -27,7 +27,7 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: warden audit verify DIR [--pubkey PEM]\n"
-	    "       warden audit export DIR --format jsonl|csv [--since T] "
+	    "       warden audit export DIR [DIR...] --format jsonl|csv [--since T] "
 	    "[--until T]\n"
 	    "                 [--tenant T] [--verdict V] [--pubkey PEM] -o FILE\n"
 	    "       warden audit verify-export FILE\n"
@@ -374,8 +374,24 @@ gw_cmd_audit(int argc, char **argv)
 			return usage();
 		}
 	}
+	/* Several replicas' logs: one export ordered by time. */
+	if (strcmp(what, "export") == 0 && argc - optind > 1 && output != NULL) {
+		if (pubkey != NULL &&
+		    (pem = wd_slurp(pubkey, SIZE_MAX, &pemlen)) == NULL) {
+			fprintf(stderr, "warden: cannot read %s\n", pubkey);
+			return 2;
+		}
+		eo.pubkey_pem = pem;
+		rc = gw_audit_export_replicas(argv + optind,
+		    (size_t)(argc - optind), &eo, output, stderr);
+		free(pem);
+		return rc;
+	}
 	if (optind != argc - 1)
 		return usage();
+	if (strcmp(what, "verify-export") == 0 &&
+	    gw_export_is_replicas(argv[optind]))
+		return gw_verify_export_replicas(argv[optind], stdout);
 	if (strcmp(what, "verify") == 0) {
 		vo.pubkey_pem_path = pubkey;
 		return aud_verify_dir(argv[optind], &vo, stdout);

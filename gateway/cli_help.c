@@ -63,10 +63,12 @@ static const struct cli_usage usages[] = {
 	  "Verify the audit log in DIR: hashes, chain, sequence, checkpoint\n"
 	  "signatures.  Exit 0 if intact, 1 naming the first bad record." },
 	{ "audit", "export",
-	  "DIR --format jsonl|csv [--since T] [--until T]\n"
+	  "DIR [DIR...] --format jsonl|csv [--since T] [--until T]\n"
 	  "[--tenant T] [--verdict V] [--pubkey PEM] -o FILE",
 	  "Export the records of a time range (T in RFC 3339 UTC): matching\n"
-	  "records in full, the others as stubs, so the chain still verifies." },
+	  "records in full, the others as stubs, so the chain still verifies.\n"
+	  "Several DIRs (one per replica): each log verified, one export\n"
+	  "ordered by time (jsonl), each chain verifiable in it." },
 	{ "audit", "verify-export", "FILE",
 	  "Verify an export on its own.  Exit 0 or 1." },
 	{ "audit", "purge", "DIR (--tenant T | --expired) (-c FILE | --tcti TCTI)",

@@ -560,4 +560,14 @@ bool gw_agent_answer(const struct gw_format *fmt, struct gw_tools *tl,
     int status, const char *text, size_t len, struct evbuffer *out,
     json_t **usage, struct gw_tools_deny *d);
 
+/* ---- audit logs of several replicas (cli_export_replicas.c) ---- */
+
+/* `warden audit export DIR DIR... -o FILE`: each log verified, one
+ * export ordered by time.  0, 1 (a log invalid), 2 (cannot). */
+int gw_audit_export_replicas(char **dirs, size_t n,
+    const struct aud_export_opts *o, const char *outpath, FILE *msgs);
+bool gw_export_is_replicas(const char *path);
+/* verify-export of such a file: each replica's rows as its own export. */
+int gw_verify_export_replicas(const char *path, FILE *out);
+
 #endif /* GW_INT_H */

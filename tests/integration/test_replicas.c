@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/wd.h"
@@ -496,6 +497,55 @@ START_TEST(redis_gone_and_back)
 }
 END_TEST
 
+/*
+ * Each replica keeps its own chain; `warden audit export` of the three
+ * logs writes one export ordered by time in which each chain verifies,
+ * and a row altered in it makes verify-export fail.
+ */
+START_TEST(audit_export_of_replicas)
+{
+	char cmd[2048], out[320], bad[320], *text, *p;
+	int n = 0, rc;
+	FILE *f;
+
+	snprintf(out, sizeof(out), "%s/merged.jsonl", rep.dir);
+	snprintf(bad, sizeof(bad), "%s/merged-bad.jsonl", rep.dir);
+	snprintf(cmd, sizeof(cmd), "%s audit export %s/audit-%d %s/audit-%d "
+	    "%s/audit-%d --format jsonl -o %s 2>/dev/null", getenv("WARDEN_BIN"),
+	    rep.dir, rep.port[0], rep.dir, rep.port[1], rep.dir, rep.port[2],
+	    out);
+	ck_assert_int_eq(system(cmd), 0);
+	text = it_read_file(out, NULL);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(strstr(text, "\"kind\":\"export-replicas\""));
+	for (int i = 0; i < NREPLICAS; i++) {
+		char tag[32];
+
+		snprintf(tag, sizeof(tag), "{\"replica\":%d,", i);
+		ck_assert_msg(strstr(text, tag) != NULL, "no row of replica %d", i);
+	}
+	for (p = text; (p = strchr(p, '\n')) != NULL; p++)
+		n++;
+	ck_assert_int_gt(n, 20);
+	snprintf(cmd, sizeof(cmd), "%s audit verify-export %s >/dev/null",
+	    getenv("WARDEN_BIN"), out);
+	ck_assert_int_eq(system(cmd), 0);
+	/* One record of one replica altered: that chain no longer holds. */
+	p = strstr(text, "gpt-4o");
+	ck_assert_ptr_nonnull(p);
+	memcpy(p, "gpt-4x", 6);
+	f = fopen(bad, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	free(text);
+	snprintf(cmd, sizeof(cmd), "%s audit verify-export %s >/dev/null",
+	    getenv("WARDEN_BIN"), bad);
+	rc = system(cmd);
+	ck_assert_int_eq(WEXITSTATUS(rc), 1);
+}
+END_TEST
+
 Suite *
 suite_replicas(void)
 {
@@ -515,6 +565,7 @@ suite_replicas(void)
 	tcase_add_test(shared, budget_under_64_clients);
 	tcase_add_test(shared, session_across_replicas);
 	tcase_add_test(shared, redis_gone_and_back);
+	tcase_add_test(shared, audit_export_of_replicas);
 	suite_add_tcase(s, shared);
 	return s;
 }
