@@ -33,6 +33,7 @@
 #include "gateway/gw_int.h"
 #include "gateway/store.h"
 
+#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
@@ -307,11 +308,24 @@ run(enum script s, const char **keys, size_t nkeys, const char **args,
 		argv[argc] = args[i];
 		lens[argc++] = arglens ? arglens[i] : strlen(args[i]);
 	}
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0, fresh = 0; attempt < 2; attempt++) {
 		rep = redisCommandArgv(c, (int)argc, argv, lens);
 		if (rep == NULL) {
+			/* A connection Redis closed while it sat idle (a restart):
+			 * nothing of this command ran; one fresh connection may
+			 * try it again.  Never after a timeout: it may have run. */
+			bool closed = c->err == REDIS_ERR_EOF ||
+			    (c->err == REDIS_ERR_IO && (errno == EPIPE ||
+			    errno == ECONNRESET));
+
 			conn_drop(&conn, c->errstr[0] ? c->errstr : "no answer");
-			return NULL;
+			if (!closed || fresh++ > 0)
+				return NULL;
+			conn.down_until_us = 0;
+			if ((c = conn_get()) == NULL)
+				return NULL;
+			attempt--;
+			continue;
 		}
 		if (rep->type == REDIS_REPLY_ERROR && attempt == 0 &&
 		    strncmp(rep->str, "NOSCRIPT", 8) == 0) {

@@ -33,6 +33,7 @@
 #define KEY_BUDGET "wk-rep-budget"
 #define KEY_AGENT "wk-rep-agent"
 #define KEY_FREE "wk-rep-free"
+#define KEY_TPM "wk-rep-tpm"
 #define BUDGET 3000
 #define NREPLICAS 3
 
@@ -74,12 +75,13 @@ redis_start(void)
 static void
 write_rules(void)
 {
-	char kr[72], kb[72], ka[72], kf[72], state[160] = "", *text;
+	char kr[72], kb[72], ka[72], kf[72], kt[72], state[160] = "", *text;
 
 	digest_line(KEY_RPM, kr);
 	digest_line(KEY_BUDGET, kb);
 	digest_line(KEY_AGENT, ka);
 	digest_line(KEY_FREE, kf);
+	digest_line(KEY_TPM, kt);
 	if (rep.shared)
 		snprintf(state, sizeof(state), "state:\n  redis:\n    url: "
 		    "redis://127.0.0.1:%d\n    command_timeout_ms: 300\n",
@@ -99,7 +101,12 @@ write_rules(void)
 	    "  - { id: p1, base_url: 'http://127.0.0.1:%d/v1', country: IE,"
 	    " retention: { zdr: true }, credential: c1, models: [gpt-4o] }\n"
 	    "tenants:\n"
-	    "  - { id: t1, keys: ['%s', '%s', '%s'], routes: [p1] }\n"
+	    "  - id: t1\n"
+	    "    routes: [p1]\n"
+	    "    apps:\n"
+	    "      - { id: rpm-app, keys: ['%s', '%s'] }\n"
+	    "      - { id: budget-app, keys: ['%s'] }\n"
+	    "      - { id: tpm-app, keys: ['%s'] }\n"
 	    "agents:\n"
 	    "  - id: bot\n"
 	    "    tenant: t1\n"
@@ -113,11 +120,15 @@ write_rules(void)
 	    "      search: [search, read]\n"
 	    "      read: [search, read]\n"
 	    "limits:\n"
-	    "  - { id: rpm10, per: key, tenant: t1, requests_per_minute: 10 }\n"
-	    "  - { id: budget, per: key, tenant: t1, tokens_per_day: %d }\n"
+	    "  - { id: rpm10, per: key, tenant: t1, app: rpm-app,"
+	    " requests_per_minute: 10 }\n"
+	    "  - { id: budget, per: key, tenant: t1, app: budget-app,"
+	    " tokens_per_day: %d }\n"
+	    "  - { id: tpm, per: app, tenant: t1, app: tpm-app,"
+	    " tokens_per_minute: 1000000 }\n"
 	    "dev_credentials:\n"
 	    "  c1: sk-rep-secret\n",
-	    state, rep.mock_port, kr, kb, kf, ka, BUDGET) < 0)
+	    state, rep.mock_port, kr, kf, kb, kt, ka, BUDGET) < 0)
 		abort();
 	it_write_file(rep.rules, text, 0600);
 	free(text);
@@ -458,6 +469,48 @@ START_TEST(session_across_replicas)
 END_TEST
 
 /*
+ * A stream under a token limit: warden asks the provider for usage; the
+ * client that did not ask gets no usage chunk, the one that did gets it;
+ * either way the record holds what was spent.
+ */
+START_TEST(stream_usage)
+{
+	static const char plain[] =
+	    "{\"model\":\"gpt-4o\",\"stream\":true,\"max_tokens\":20,"
+	    "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+	static const char asked[] =
+	    "{\"model\":\"gpt-4o\",\"stream\":true,\"max_tokens\":20,"
+	    "\"stream_options\":{\"include_usage\":true},"
+	    "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+	struct it_resp r;
+
+	post(0, KEY_TPM, NULL, plain, &r);
+	ck_assert_msg(r.status == 200, "status %ld: %s", r.status, r.body);
+	ck_assert_ptr_nonnull(strstr(r.body, "data: [DONE]"));
+	ck_assert_msg(strstr(r.body, "\"usage\"") == NULL, "usage leaked: %s",
+	    r.body);
+	it_resp_free(&r);
+	post(0, KEY_TPM, NULL, asked, &r);
+	ck_assert_msg(r.status == 200, "status %ld: %s", r.status, r.body);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"usage\""));
+	it_resp_free(&r);
+	/* The provider was asked for usage both times. */
+	{
+		char path[320], *rec;
+		size_t n = 0;
+
+		snprintf(path, sizeof(path), "%s/record.jsonl", rep.dir);
+		rec = it_read_file(path, NULL);
+		ck_assert_ptr_nonnull(rec);
+		for (char *p = rec; (p = strstr(p, "include_usage")) != NULL; p++)
+			n++;
+		ck_assert_uint_ge(n, 2);
+		free(rec);
+	}
+}
+END_TEST
+
+/*
  * Redis killed: a budget and a session fail closed with an error that
  * names the store; Redis back on its port: service resumes by itself.
  */
@@ -470,7 +523,7 @@ START_TEST(redis_gone_and_back)
 
 	it_stop(rep.redis, SIGKILL);
 	rep.redis = 0;
-	post(0, KEY_FREE, NULL, small_body, &r);
+	post(0, KEY_BUDGET, NULL, small_body, &r);
 	ck_assert_msg(r.status == 503, "status %ld: %s", r.status, r.body);
 	j = json_loads(r.body, 0, NULL);
 	code = json_string_value(json_object_get(json_object_get(j, "error"),
@@ -485,8 +538,8 @@ START_TEST(redis_gone_and_back)
 	it_resp_free(&r);
 	redis_start();
 	usleep(800 * 1000);		/* the workers' back-off */
-	for (int i = 0; i < NREPLICAS; i++) {
-		post(0, KEY_FREE, NULL, small_body, &r);
+	for (int i = 0; i < 2 * NREPLICAS; i++) {
+		post(0, i % 2 ? KEY_FREE : KEY_BUDGET, NULL, small_body, &r);
 		ck_assert_msg(r.status == 200, "status %ld: %s", r.status, r.body);
 		it_resp_free(&r);
 	}
@@ -558,12 +611,14 @@ suite_replicas(void)
 	tcase_add_test(single, ten_per_minute);
 	tcase_add_test(single, budget_under_64_clients);
 	tcase_add_test(single, session_across_replicas);
+	tcase_add_test(single, stream_usage);
 	suite_add_tcase(s, single);
 	tcase_add_unchecked_fixture(shared, start_shared, stop_all);
 	tcase_set_timeout(shared, 120);
 	tcase_add_test(shared, ten_per_minute);
 	tcase_add_test(shared, budget_under_64_clients);
 	tcase_add_test(shared, session_across_replicas);
+	tcase_add_test(shared, stream_usage);
 	tcase_add_test(shared, redis_gone_and_back);
 	tcase_add_test(shared, audit_export_of_replicas);
 	suite_add_tcase(s, shared);
