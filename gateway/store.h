@@ -77,7 +77,7 @@ struct gw_ctr {
 };
 
 /* Most counters one request touches. */
-#define GW_MAX_CTRS 64
+#define GW_MAX_CTRS 32
 
 struct gw_store_ops {
 	const char *name;
