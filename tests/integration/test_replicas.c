@@ -312,6 +312,29 @@ assert_limit_error(const struct it_resp *r, const char *limit)
 	json_decref(j);
 }
 
+/* A /metrics line's value, summed over the wardens. */
+static long
+metric_sum(const char *series)
+{
+	long sum = 0;
+
+	for (int i = 0; i < NREPLICAS && rep.port[i] > 0; i++) {
+		char url[96];
+		struct it_resp r;
+		const char *p;
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics",
+		    rep.port[i]);
+		it_http("GET", url, NULL, NULL, 5000, &r);
+		ck_assert_int_eq(r.status, 200);
+		p = strstr(r.body, series);
+		ck_assert_msg(p != NULL, "no %s in /metrics", series);
+		sum += atol(p + strlen(series));
+		it_resp_free(&r);
+	}
+	return sum;
+}
+
 /* A 10-per-minute key: exactly 10 of 15 through (across the replicas). */
 START_TEST(ten_per_minute)
 {
@@ -337,6 +360,10 @@ START_TEST(ten_per_minute)
 	}
 	ck_assert_int_eq(ok, 10);
 	ck_assert_int_eq(refused, 5);
+	ck_assert_int_eq(metric_sum("warden_limit_rejections_total{kind="
+	    "\"requests_per_minute\"} "), 5);
+	ck_assert_int_ge(metric_sum("warden_limit_reservations_total{result="
+	    "\"reserved\"} "), 10);
 	/* Another key of the tenant has its own 10. */
 	post(0, KEY_FREE, NULL, small_body, &r);
 	ck_assert_int_eq(r.status, 200);
