@@ -6,7 +6,7 @@ BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
 PKGS    := libevent libevent_pthreads libcurl openssl yaml-0.1 jansson \
-           tss2-esys tss2-tctildr tss2-mu tss2-rc hiredis
+           tss2-esys tss2-tctildr tss2-mu tss2-rc hiredis libhs
 
 # pkg-config is asked when a recipe first needs its answer, never while
 # the Makefile is read: on a fresh machine the packages it describes are
@@ -34,7 +34,7 @@ LDFLAGS  = $(SAN) $(EXTRA_LDFLAGS)
 LDLIBS   = $(PKG_LIBS) -lpthread
 
 # Everything but main() goes into one archive that tests link too.
-LIB_SRC := $(wildcard common/*.c policy/*.c secrets/*.c audit/*.c) \
+LIB_SRC := $(wildcard common/*.c policy/*.c secrets/*.c audit/*.c detect/*.c) \
            $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 HDRS    := $(wildcard */*.h tests/*/*.h)
@@ -57,7 +57,7 @@ MAKEFLAGS += --no-print-directory
         install uninstall test-dist
 
 all: $(BUILD)/warden $(BUILD)/mock_provider $(BUILD)/unit_tests \
-     $(BUILD)/integration_tests $(FUZZ_BIN)
+     $(BUILD)/integration_tests $(FUZZ_BIN) $(BUILD)/mock_cloud
 
 deps:
 	@sh scripts/deps.sh
@@ -77,6 +77,11 @@ $(BUILD)/mock_provider: tests/mock/mock_provider.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(MOCK_LIBS)
 
+# The TLS cloud mock verifies SigV4 with warden's own signer (held to
+# AWS's published vectors by the unit tests) over the request it received.
+$(BUILD)/mock_cloud: $(BUILD)/tests/mock/mock_cloud.o $(BUILD)/libwarden.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -levent_openssl
+
 $(BUILD)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libwarden.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
@@ -89,7 +94,13 @@ $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/l
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bench_audit: $(BUILD)/tests/bench/bench_audit.o $(BUILD)/libwarden.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/bench_decide: $(BUILD)/tests/bench/bench_decide.o $(BUILD)/libwarden.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench_detect: $(BUILD)/tests/bench/bench_detect.o $(BUILD)/libwarden.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/soak: tests/soak/soak.c
@@ -105,12 +116,14 @@ node-deps: tests/openai-node/node_modules
 test-unit: $(BUILD)/unit_tests $(BUILD)/warden
 	$(BUILD)/unit_tests
 	$(BUILD)/warden test -c rules/example.yaml rules/example.tests.yaml
+	$(BUILD)/warden test -c rules/cloud.yaml rules/cloud.tests.yaml
 
 test-fuzz: $(FUZZ_BIN)
 	@sh tests/fuzz/replay.sh $(BUILD)/fuzz
 
-test-integration: $(BUILD)/warden $(BUILD)/mock_provider $(BUILD)/integration_tests node-deps
+test-integration: $(BUILD)/warden $(BUILD)/mock_provider $(BUILD)/integration_tests node-deps $(BUILD)/mock_cloud
 	WARDEN_BIN=$(BUILD)/warden MOCK_BIN=$(BUILD)/mock_provider \
+	    MOCK_CLOUD_BIN=$(BUILD)/mock_cloud \
 	    $(BUILD)/integration_tests
 
 # ASan+UBSan build of everything, in its own tree.
@@ -141,10 +154,12 @@ run: deps
 	@sh scripts/demo.sh $(BUILD)
 
 bench: deps
-	@$(MAKE) all $(BUILD)/bench_decide
+	@$(MAKE) all $(BUILD)/bench_decide $(BUILD)/bench_audit $(BUILD)/bench_detect
 	@sh tests/bench/bench.sh $(BUILD)
 	@sh tests/bench/limits.sh $(BUILD)
 	@$(BUILD)/bench_decide
+	@$(BUILD)/bench_audit
+	@$(BUILD)/bench_detect
 
 # Soak with faults (tests/soak/soak.sh): 50,000 requests at 256
 # connections on the ASan build (sanitizers), then on this build (RSS).

@@ -99,12 +99,20 @@ struct aud_opts {
 	/* Only to append events (the CLI, when no gateway holds the log):
 	 * no payload key, no sweep. */
 	bool events_only;
+	/* A log behind the TPM counter (rolled back) is refused with
+	 * WD_EROLLBACK unless this is set; the rollback_detected record is
+	 * written either way. */
+	bool accept_rollback;
 };
 
 /*
  * Open (create) the log in opts->dir and start its writer thread.  A torn
  * last line from a crash is cut and a `recovery` record says what was
- * found.  errs gets a message on failure.
+ * found.  The tree files (DIR/tree/) are checked and rebuilt from the
+ * segments if they do not match.  With a counter, a log whose last
+ * checkpoint is behind the counter gets a `rollback_detected` record and
+ * WD_EROLLBACK (the log is closed) unless opts->accept_rollback.  errs
+ * gets a message on failure.
  */
 enum wd_err aud_open(const struct aud_opts *opts, struct aud_log **out,
     char *errs, size_t errlen);
@@ -131,6 +139,10 @@ enum wd_err aud_try_append(struct aud_log *log, json_t *rec,
  */
 void aud_submit(struct aud_log *log, json_t *rec,
     void (*done)(void *arg, enum wd_err rc), void *arg);
+
+/* Ask the writer thread for a checkpoint of everything appended so far
+ * and wait up to timeout_ms for it (reloads, tests). */
+enum wd_err aud_checkpoint_sync(struct aud_log *log, int timeout_ms);
 
 /* False while the log cannot be written: the gateway answers 503. */
 bool aud_healthy(const struct aud_log *log);
@@ -216,24 +228,111 @@ bool aud_check_line(const char *canon, size_t clen, const char *prev,
     const char *hash);
 /* The checkpoint message that is signed: "<seq>:<hash>". */
 int aud_checkpoint_msg(char *buf, size_t len, uint64_t seq, const char *hash);
+/* aud_line that also gives the record's Merkle leaf hash (leaf, raw). */
+char *aud_line_leaf(json_t *rec, const char *prev, char hash[AUD_HASH_HEX + 1],
+    unsigned char leaf[32], size_t *len);
+
+/* ---- the Merkle tree (merkle.c), RFC 9162 section 2.1 ---- */
+
+#define AUD_MAX_LEVELS 64
+#define AUD_MAX_PATH 128		/* hashes in any proof of a 2^64 tree */
+
+/* SHA-256(0x00 || c) and SHA-256(0x01 || l || r). */
+void aud_leaf_hash(const void *c, size_t len, unsigned char out[32]);
+void aud_node_hash(const unsigned char l[32], const unsigned char r[32],
+    unsigned char out[32]);
+
+/* The compact range of a tree: node[k] is the root of the perfect
+ * subtree bit k of size stands for. */
+struct aud_frontier {
+	uint64_t size;
+	unsigned char node[AUD_MAX_LEVELS][32];
+};
+/* Append a leaf; node(), if given, sees every node completed by it
+ * (level 0: the leaf itself), in level order. */
+void aud_frontier_push(struct aud_frontier *f, const unsigned char leaf[32],
+    void (*node)(void *ctx, unsigned level, const unsigned char h[32]),
+    void *ctx);
+void aud_frontier_root(const struct aud_frontier *f, unsigned char out[32]);
+
+/* Where proofs find the perfect subtrees: node index at level (covering
+ * leaves [index << level, (index + 1) << level)). */
+struct aud_nodes {
+	enum wd_err (*get)(void *ctx, unsigned level, uint64_t index,
+	    unsigned char out[32]);
+	void *ctx;
+};
+struct aud_proof_path {
+	size_t n;
+	unsigned char h[AUD_MAX_PATH][32];
+};
+enum wd_err aud_inclusion_path(const struct aud_nodes *s, uint64_t index,
+    uint64_t size, struct aud_proof_path *out);
+enum wd_err aud_consistency_path(const struct aud_nodes *s, uint64_t first,
+    uint64_t second, struct aud_proof_path *out);
+bool aud_verify_inclusion(uint64_t index, uint64_t size,
+    const unsigned char leaf[32], const struct aud_proof_path *p,
+    const unsigned char root[32]);
+bool aud_verify_consistency(uint64_t first, uint64_t second,
+    const unsigned char first_root[32], const unsigned char second_root[32],
+    const struct aud_proof_path *p);
+
+/* What a version 2 checkpoint signs (audit/FORMAT.md). */
+struct aud_tree_head {
+	uint64_t size;
+	unsigned char root[32];
+	int64_t time_us;
+	bool has_counter;
+	uint64_t counter;
+	int interval_s;			/* the writer's checkpoint_interval_s */
+};
+int aud_tree_head_msg(char *buf, size_t len, const struct aud_tree_head *th);
 
 /* ---- verification and export (verify.c) ---- */
 
+/* Exit statuses of the verifiers. */
+#define AUD_VERIFIED 0			/* valid, authenticated by the key */
+#define AUD_INVALID 1
+#define AUD_UNREADABLE 2
+#define AUD_UNAUTHENTICATED 3		/* consistent, not authenticated */
+
 struct aud_verify_opts {
-	const char *pubkey_pem_path;	/* NULL: signatures not checked */
+	const char *pubkey_pem_path;	/* the auditor's key, or NULL */
+	const char *pin;		/* or: hex SHA-256 of the key's DER */
 	bool progress;			/* a progress bar on stderr */
+	bool has_tpm_counter;		/* compare the last checkpoint with: */
+	uint64_t tpm_counter;
+	int64_t now_us;			/* 0: the clock (tests set it) */
 };
 
-/* `warden audit verify DIR`: 0 valid, 1 invalid, 2 could not read. */
+/*
+ * `warden audit verify DIR`: AUD_VERIFIED only if a trusted key was given
+ * (o->pubkey_pem_path, or the key pinned by o->pin that the log's
+ * checkpoints name) and every record is covered by a checkpoint it
+ * verifies; records that no checkpoint covers older than the checkpoint
+ * interval plus AUD_SLACK_S are AUD_INVALID, younger ones give
+ * AUD_UNAUTHENTICATED.
+ */
+#define AUD_SLACK_S 60
 int aud_verify_dir(const char *dir, const struct aud_verify_opts *o,
     FILE *out);
+/* `warden audit verify DIR --witness FILE`: every checkpoint line in
+ * FILE (one per line, as struct aud_witness's send() gave them) signed by
+ * the trusted key, standing in the log at its seq, and the log's tree of
+ * its size having its root.  AUD_* statuses. */
+int aud_verify_witness(const char *dir, const char *path,
+    const struct aud_verify_opts *o, FILE *out);
+/* SHA-256 of the DER SubjectPublicKeyInfo of a PEM key, as 64 hex (the
+ * fingerprint --pin takes: `openssl pkey -pubin -outform DER | sha256sum`). */
+enum wd_err aud_key_fingerprint(const char *pem, size_t len,
+    char out[AUD_HASH_HEX + 1]);
 
 struct aud_export_opts {
 	const char *format;		/* jsonl | csv */
 	int64_t since_us, until_us;	/* 0: open */
 	const char *tenant;		/* NULL: all */
 	const char *verdict;		/* NULL: all */
-	const char *pubkey_pem;		/* embedded for the auditor */
+	const struct aud_signer *signer;	/* signs the manifest; NULL: unsigned */
 };
 
 /* RFC 3339 UTC time to microseconds since the epoch; 0 if not one. */
@@ -241,7 +340,25 @@ int64_t aud_parse_ts(const char *ts);
 
 int aud_export(const char *dir, const struct aud_export_opts *o,
     const char *outpath, FILE *msgs);
-/* `warden audit verify-export FILE`: 0 valid, 1 invalid, 2 unreadable. */
-int aud_verify_export(const char *path, FILE *out);
+/* `warden audit verify-export FILE`: the AUD_* statuses above, against
+ * the trusted key in o (the file's own claims are never trusted). */
+int aud_verify_export(const char *path, const struct aud_verify_opts *o,
+    FILE *out);
+
+/* ---- proofs (proof.c) ---- */
+
+/* `warden audit prove DIR SEQ [--checkpoint N]`: the inclusion proof of
+ * record seq against checkpoint cp_seq (0: the newest covering it), as
+ * JSON on out.  AUD_VERIFIED, or AUD_INVALID/AUD_UNREADABLE with why. */
+int aud_prove_inclusion(const char *dir, uint64_t seq, uint64_t cp_seq,
+    FILE *out, FILE *msgs);
+/* `warden audit prove DIR --consistency A B`: between checkpoints whose
+ * records are seq a and b. */
+int aud_prove_consistency(const char *dir, uint64_t a, uint64_t b,
+    FILE *out, FILE *msgs);
+/* `warden audit verify-proof FILE`: a proof checked alone against the
+ * trusted key (AUD_* statuses). */
+int aud_verify_proof(const char *path, const struct aud_verify_opts *o,
+    FILE *out);
 
 #endif /* AUD_H */

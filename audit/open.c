@@ -128,6 +128,21 @@ load_key(struct aud_log *l, char *errs, size_t errlen)
 	return WD_OK;
 }
 
+/* A checkpoint recovery saw in the last segment (for the tree's index). */
+static void
+note_tail_cp(struct aud_log *l, uint64_t seq, const char *name, size_t off)
+{
+	unsigned long long segno = 0;
+	struct aud_cp_entry *nv;
+
+	sscanf(name, "audit-%06llu", &segno);
+	nv = realloc(l->tailcps, (l->ntailcps + 1) * sizeof(*nv));
+	if (nv == NULL)
+		return;
+	l->tailcps = nv;
+	l->tailcps[l->ntailcps++] = (struct aud_cp_entry){ seq, segno, off };
+}
+
 /*
  * Walk the last segment: every whole line must chain from its first one;
  * what follows the last good line (a torn write) is cut.  A bad line
@@ -174,6 +189,10 @@ recover_tail(struct aud_log *l, const char *name, json_t **recovery,
 		if (ok) {
 			seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
 			memcpy(prev, hash, sizeof(prev));
+			aud_leaf_hash(canon, clen, l->last_leaf);
+			if (strcmp(json_string_value(json_object_get(j, "kind")) ?: "",
+			    "checkpoint") == 0)
+				note_tail_cp(l, seq, name, off);
 			good = off + ll + 1;
 		}
 		json_decref(j);
@@ -213,6 +232,59 @@ recover_tail(struct aud_log *l, const char *name, json_t **recovery,
 	return good > 0 ? WD_OK : WD_ENOTFOUND;
 }
 
+/*
+ * No silent rollback: the log's last checkpoint must carry the counter's
+ * value (it is bumped only for a checkpoint that carries it).  A log
+ * behind it lost its tail (cut after a checkpoint, segments deleted, an
+ * old copy put back).  *rec gets the rollback_detected record.
+ */
+static enum wd_err
+check_counter(struct aud_log *l, json_t **rec, char *errs, size_t errlen)
+{
+	struct aud_cp_entry *v = NULL;
+	size_t n = 0;
+	uint64_t tpm = 0;
+	json_t *cp = NULL, *c;
+	enum wd_err rc;
+
+	if (l->o.counter == NULL)
+		return WD_OK;
+	if ((rc = l->o.counter->next(l->o.counter->ctx, false, &tpm)) != WD_OK) {
+		snprintf(errs, errlen, "cannot read the TPM counter: %s",
+		    wd_strerror(rc));
+		return rc;
+	}
+	aud_tree_checkpoints(l->dir, &v, &n);
+	if (n > 0)
+		cp = aud_checkpoint_at(l->dir, &v[n - 1]);
+	free(v);
+	c = json_object_get(cp, "counter");
+	if (json_is_integer(c) && (uint64_t)json_integer_value(c) == tpm) {
+		json_decref(cp);
+		return WD_OK;
+	}
+	if (!json_is_integer(c)) {
+		/* A new log, or one that never carried the counter (made before
+		 * the counter was configured): nothing to compare yet; its next
+		 * checkpoint carries the counter. */
+		json_decref(cp);
+		return WD_OK;
+	}
+	*rec = json_pack("{s:s,s:O,s:I,s:I,s:s}", "kind", "rollback_detected",
+	    "log_counter", c,
+	    "tpm_counter", (json_int_t)tpm, "last_seq", (json_int_t)l->seq,
+	    "reason", "the log's last checkpoint does not carry the TPM "
+	    "counter's value: the log was cut, its newest segments deleted or "
+	    "an older copy restored");
+	snprintf(errs, errlen, "%s: the log is behind the TPM counter (its "
+	    "last checkpoint has %lld, the TPM %llu): records after seq %llu "
+	    "were removed or an older copy restored", l->dir,
+	    (long long)json_integer_value(c), (unsigned long long)tpm,
+	    (unsigned long long)l->seq);
+	json_decref(cp);
+	return WD_EROLLBACK;
+}
+
 /* One writer per log: two would fork the chain. */
 static enum wd_err
 lock_dir(struct aud_log *l, char *errs, size_t errlen)
@@ -238,7 +310,8 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
     size_t errlen)
 {
 	struct aud_log *l;
-	json_t *recovery = NULL;
+	json_t *recovery = NULL, *rbrec = NULL;
+	enum wd_err rollback = WD_OK;
 	char **segs = NULL;
 	size_t nsegs = 0;
 	enum wd_err rc;
@@ -250,6 +323,7 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
 	l->o = *o;
 	l->fd = -1;
 	l->lockfd = -1;
+	aud_tree_init(&l->tree);
 	l->dir = strdup(o->dir);
 	l->instance = strdup(o->instance ? o->instance : "");
 	memset(l->prev, '0', AUD_HASH_HEX);
@@ -259,6 +333,7 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_mutex_init(&l->wlock, NULL);
 	pthread_cond_init(&l->cv, NULL);
+	pthread_cond_init(&l->cpcv, NULL);
 	l->last_cp_us = wd_mono_us();
 	if (l->dir == NULL || l->instance == NULL) {
 		rc = WD_ENOMEM;
@@ -287,6 +362,25 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
 	if (rc != WD_OK && rc != WD_ENOTFOUND)
 		goto fail;
 	{
+		bool rebuilt;
+
+		if (aud_tree_open(&l->tree, l->dir, l->seq, l->last_leaf,
+		    l->tailcps, l->ntailcps, &rebuilt) != WD_OK) {
+			snprintf(errs, errlen, "%s: cannot rebuild the tree files "
+			    "(" AUD_TREE_DIR "/)", l->dir);
+			rc = WD_EIO;
+			goto fail;
+		}
+		if (rebuilt && l->seq > 0)
+			wd_warn("audit: rebuilt %s/" AUD_TREE_DIR " from the segments "
+			    "(%llu records)", l->dir, (unsigned long long)l->seq);
+	}
+	rollback = check_counter(l, &rbrec, errs, errlen);
+	if (rollback != WD_OK && rollback != WD_EROLLBACK) {
+		rc = rollback;
+		goto fail;
+	}
+	{
 		unsigned long long last = 1;
 
 		if (nsegs > 0)
@@ -297,6 +391,11 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
 		snprintf(errs, errlen, "%s", l->lasterr);
 		goto fail;
 	}
+	/* The first checkpoint covers what an earlier run left unsigned. */
+	l->cp_force = l->o.signer != NULL && l->seq > 0 && rollback == WD_OK;
+	/* A log about to be refused: its writer thread neither sweeps nor
+	 * takes the inbox in (set before the thread starts, read by it). */
+	l->no_final_cp = rbrec != NULL && !l->o.accept_rollback;
 	if ((rc = aud_start_writer(l)) != WD_OK) {
 		snprintf(errs, errlen, "cannot start the audit writer");
 		goto fail;
@@ -306,14 +405,32 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
 		    (long long)json_integer_value(json_object_get(recovery,
 		    "cut_bytes")));
 		aud_submit(l, recovery, NULL, NULL);
+		recovery = NULL;
 	}
 	for (size_t i = 0; i < nsegs; i++)
 		free(segs[i]);
 	free(segs);
+	segs = NULL;
+	nsegs = 0;
+	if (rbrec != NULL) {
+		wd_error("audit: %s", errs);
+		aud_append(l, rbrec);
+		rbrec = NULL;
+		if (!l->o.accept_rollback) {
+			/* Refused: the record stays unsigned, so the next start
+			 * finds the log behind again. */
+			l->no_final_cp = true;
+			rc = WD_EROLLBACK;
+			goto fail;
+		}
+		/* Accepted: the next checkpoint signs the record. */
+		l->cp_force = l->o.signer != NULL;
+	}
 	*out = l;
 	return WD_OK;
 fail:
 	json_decref(recovery);
+	json_decref(rbrec);
 	for (size_t i = 0; i < nsegs; i++)
 		free(segs[i]);
 	free(segs);

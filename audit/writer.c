@@ -29,6 +29,9 @@
 
 #define MAX_QUEUED 100000
 
+static void finish_items(struct aud_item *batch, enum wd_err rc);
+static bool sync_now(struct aud_log *l);
+
 static void
 set_error(struct aud_log *l, const char *fmt, const char *detail)
 {
@@ -81,7 +84,8 @@ aud_open_segment(struct aud_log *l, uint64_t segno)
 
 /*
  * Append one batch (and, if sync, fdatasync it); state moves on only if
- * all of it was written.  wlock held.
+ * all of it was written: seq, prev, the tree (each record's leaf) and the
+ * checkpoint index.  wlock held.
  */
 static enum wd_err
 write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
@@ -91,20 +95,48 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 		size_t len, cap;
 	} buf = { 0 };
 	char prev[AUD_HASH_HEX + 1];
-	uint64_t seq = l->seq;
+	uint64_t seq = l->seq, cpseq = 0;
 	off_t start = (off_t)l->segbytes;
+	size_t n = 0, cpoff = 0, cplen = 0;
+	unsigned char (*leaves)[32], one[1][32];
 	enum wd_err rc = WD_OK;
 
+	for (struct aud_item *it = batch; it != NULL; it = it->next)
+		n++;
+	/* One record (the append path): no allocation but its line. */
+	leaves = n == 1 ? one : malloc(n * sizeof(*leaves));
+	if (leaves == NULL)
+		return WD_ENOMEM;
+	if (l->mdctx == NULL)
+		l->mdctx = EVP_MD_CTX_new();
+	n = 0;
 	memcpy(prev, l->prev, sizeof(prev));
 	for (struct aud_item *it = batch; it != NULL; it = it->next) {
 		char hash[AUD_HASH_HEX + 1];
 		size_t len;
 		char *line;
 
-		json_object_set_new(it->rec, "seq", json_integer((json_int_t)++seq));
-		line = aud_line(it->rec, prev, hash, &len);
-		if (line == NULL)
+		++seq;
+		if (it->pre.text != NULL) {
+			line = aud_line_splice(&it->pre, seq, prev, hash, leaves[n++],
+			    &len, l->mdctx);
+		} else {
+			json_object_set_new(it->rec, "seq", json_integer((json_int_t)seq));
+			line = aud_line_leaf(it->rec, prev, hash, leaves[n++], &len);
+		}
+		if (line == NULL) {
+			if (leaves != one)
+				free(leaves);
+			free(buf.p);
 			return WD_ENOMEM;
+		}
+		if (batch->next == NULL && !it->cp) {
+			/* Alone: written as it is, not copied. */
+			buf.p = line;
+			buf.len = buf.cap = len;
+			memcpy(prev, hash, sizeof(prev));
+			break;
+		}
 		if (buf.len + len > buf.cap) {
 			size_t cap = (buf.cap + len) * 2;
 			char *np = realloc(buf.p, cap);
@@ -112,10 +144,17 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 			if (np == NULL) {
 				free(line);
 				free(buf.p);
+				if (leaves != one)
+					free(leaves);
 				return WD_ENOMEM;
 			}
 			buf.p = np;
 			buf.cap = cap;
+		}
+		if (it->cp) {
+			cpseq = seq;
+			cpoff = buf.len;
+			cplen = len;
 		}
 		memcpy(buf.p + buf.len, line, len);
 		buf.len += len;
@@ -123,30 +162,48 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 		memcpy(prev, hash, sizeof(prev));
 	}
 	for (size_t off = 0; off < buf.len; ) {
-		ssize_t n = write(l->fd, buf.p + off, buf.len - off);
+		ssize_t w = write(l->fd, buf.p + off, buf.len - off);
 
-		if (n < 0 && errno == EINTR)
+		if (w < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			set_error(l, "write failed: %s", n < 0 ? strerror(errno) :
+		if (w <= 0) {
+			set_error(l, "write failed: %s", w < 0 ? strerror(errno) :
 			    "no progress");
 			rc = WD_EIO;
 			break;
 		}
-		off += (size_t)n;
+		off += (size_t)w;
 	}
 	if (rc == WD_OK && sync && fdatasync(l->fd) != 0) {
 		set_error(l, "fsync failed: %s", strerror(errno));
 		rc = WD_EIO;
 	}
-	free(buf.p);
 	if (rc != WD_OK) {
+		free(buf.p);
+		if (leaves != one)
+			free(leaves);
 		/* Nothing of a failed batch may stay half on disk. */
 		if (ftruncate(l->fd, start) != 0)
 			set_error(l, "write failed and cannot cut back: %s",
 			    strerror(errno));
 		return rc;
 	}
+	for (size_t i = 0; i < n; i++)
+		aud_tree_add(&l->tree, leaves[i]);
+	if (leaves != one)
+		free(leaves);
+	if (cpseq != 0) {
+		char *keep = malloc(cplen);
+
+		aud_tree_note_checkpoint(&l->tree, cpseq, l->segno,
+		    (uint64_t)start + cpoff);
+		if (keep != NULL)
+			memcpy(keep, buf.p + cpoff, cplen);
+		free(l->cpline);
+		l->cpline = keep;
+		l->cplen = keep != NULL ? cplen : 0;
+	}
+	free(buf.p);
 	l->segbytes += buf.len;
 	l->seq = seq;
 	memcpy(l->prev, prev, sizeof(prev));
@@ -164,82 +221,107 @@ write_batch(struct aud_log *l, struct aud_item *batch)
 }
 
 /*
- * The TPM counter's value into a checkpoint (issue 11): bumped at the
- * first checkpoint, at close and at most once a minute (hardware TPMs
- * limit NV writes), read otherwise.  Interim: h11-merkle's format v2 signs
- * the value with the tree head; this writes it next to the signature.
+ * A version 2 checkpoint: the counter (bumped at open, at close, at most
+ * once a minute otherwise), the tree head taken under wlock, the
+ * signature made without it (a TPM takes ~100 ms; appends go on), then
+ * the record, durable, then the witnesses.  Writer thread (or aud_close).
  */
 static void
-counter_value(struct aud_log *l, json_t *rec)
+checkpoint(struct aud_log *l, bool closing)
 {
-	uint64_t v = 0;
-	bool bump;
-
-	if (l->o.counter == NULL)
-		return;
-	bump = l->counter_bump_us == 0 || l->closing ||
-	    wd_mono_us() - l->counter_bump_us >= 60u * 1000000u;
-	if (l->o.counter->next(l->o.counter->ctx, bump, &v) != WD_OK) {
-		wd_warn("audit: the TPM counter cannot be read for the checkpoint "
-		    "at seq %llu", (unsigned long long)l->seq);
-		json_object_set_new(rec, "counter", json_null());
-		return;
-	}
-	if (bump)
-		l->counter_bump_us = wd_mono_us();
-	json_object_set_new(rec, "counter", json_integer((json_int_t)v));
-}
-
-/* A checkpoint line that was written goes to the witnesses (issue 11);
- * the rec holds its seq and prev, so its line comes out the same. */
-static void
-witness_send(struct aud_log *l, struct aud_item *cp)
-{
-	char hash[AUD_HASH_HEX + 1], prev[AUD_HASH_HEX + 1];
-	const char *p;
-	size_t len;
-	char *line;
-
-	if (l->o.witness == NULL || cp == NULL ||
-	    (p = json_string_value(json_object_get(cp->rec, "prev"))) == NULL ||
-	    strlen(p) != AUD_HASH_HEX)
-		return;
-	memcpy(prev, p, sizeof(prev));
-	if ((line = aud_line(cp->rec, prev, hash, &len)) == NULL)
-		return;
-	l->o.witness->send(l->o.witness->ctx, line, len - 1);
-	free(line);
-}
-
-static struct aud_item *
-make_checkpoint(struct aud_log *l)
-{
-	unsigned char sig[160];
-	char msg[128], b64[256], keyid[AUD_HASH_HEX + 1];
-	unsigned char kd[32];
+	struct aud_tree_head th = { .interval_s = l->o.checkpoint_interval_s };
+	unsigned char sig[160], kd[32];
+	char msg[256], b64[256], keyid[AUD_HASH_HEX + 1], root[AUD_HASH_HEX + 1];
 	size_t siglen = sizeof(sig);
+	uint64_t seq_at;
 	struct aud_item *it;
+	enum wd_err rc;
 
-	aud_checkpoint_msg(msg, sizeof(msg), l->seq, l->prev);
+	if (l->o.counter != NULL) {
+		bool bump = closing || !l->bumped_once ||
+		    wd_mono_us() - l->last_bump_us >=
+		    (uint64_t)AUD_BUMP_EVERY_S * 1000000u;
+
+		if (l->o.counter->next(l->o.counter->ctx, bump, &th.counter) !=
+		    WD_OK) {
+			wd_warn("audit: cannot read the TPM counter; checkpoint "
+			    "postponed");
+			l->cp_retry_us = wd_mono_us() + 1000000u;
+			return;
+		}
+		th.has_counter = true;
+		if (bump) {
+			l->bumped_once = true;
+			l->last_bump_us = wd_mono_us();
+		}
+	}
+	pthread_mutex_lock(&l->wlock);
+	th.size = l->tree.fr.size;
+	aud_frontier_root(&l->tree.fr, th.root);
+	pthread_mutex_unlock(&l->wlock);
+	th.time_us = (int64_t)wd_wall_us();
+	aud_tree_head_msg(msg, sizeof(msg), &th);
 	if (l->o.signer->sign(l->o.signer->ctx, (unsigned char *)msg, strlen(msg),
 	    sig, &siglen) != WD_OK) {
-		wd_warn("audit: cannot sign checkpoint at seq %llu",
-		    (unsigned long long)l->seq);
-		return NULL;
+		wd_warn("audit: cannot sign checkpoint at tree size %llu",
+		    (unsigned long long)th.size);
+		l->cp_retry_us = wd_mono_us() + 1000000u;
+		return;
 	}
 	EVP_EncodeBlock((unsigned char *)b64, sig, (int)siglen);
 	wd_sha256(l->o.signer->pubkey_pem, strlen(l->o.signer->pubkey_pem), kd);
 	wd_hex(kd, sizeof(kd), keyid);
-	it = calloc(1, sizeof(*it));
-	if (it == NULL)
-		return NULL;
-	it->rec = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "kind", "checkpoint",
-	    "ts", "", "instance", l->instance, "signed_seq", (json_int_t)l->seq,
-	    "signed_hash", l->prev, "signature", b64, "key_id", keyid);
-	counter_value(l, it->rec);
+	wd_hex(th.root, 32, root);
+	if ((it = calloc(1, sizeof(*it))) == NULL)
+		return;
+	it->cp = true;
+	it->rec = json_pack("{s:s,s:s,s:i,s:I,s:s,s:I,s:o,s:i,s:s,s:s}", "kind",
+	    "checkpoint", "instance", l->instance, "v", 2, "tree_size",
+	    (json_int_t)th.size, "root", root, "time_us", (json_int_t)th.time_us,
+	    "counter", th.has_counter ? json_integer((json_int_t)th.counter) :
+	    json_null(), "interval_s", th.interval_s, "signature", b64, "key_id",
+	    keyid);
+	json_object_set_new(it->rec, "pubkey",
+	    json_string(l->o.signer->pubkey_pem));
 	ts_now(msg, sizeof(msg));
 	json_object_set_new(it->rec, "ts", json_string(msg));
-	return it;
+	pthread_mutex_lock(&l->wlock);
+	seq_at = l->seq;
+	if (seq_at - th.size > AUD_CP_MAX_LAG) {
+		/* Too far behind to be checked by a verifier's window. */
+		pthread_mutex_unlock(&l->wlock);
+		finish_items(it, WD_OK);
+		return;
+	}
+	rc = write_lines(l, it, false);
+	if (rc == WD_OK) {
+		l->since_cp = (unsigned)(seq_at - th.size);
+		l->last_cp_us = wd_mono_us();
+		l->cp_size = th.size;
+		l->cp_force = false;
+		atomic_store(&l->dirty, true);
+	}
+	pthread_mutex_unlock(&l->wlock);
+	finish_items(it, WD_OK);
+	pthread_mutex_lock(&l->mu);
+	pthread_cond_broadcast(&l->cpcv);
+	pthread_mutex_unlock(&l->mu);
+	/* Off the host only once it is durable here. */
+	if (rc == WD_OK && sync_now(l) && l->o.witness != NULL) {
+		char *line = NULL;
+		size_t len = 0;
+
+		/* A copy, sent without the lock appenders wait on. */
+		pthread_mutex_lock(&l->wlock);
+		if (l->cpline != NULL && (line = malloc(l->cplen)) != NULL) {
+			memcpy(line, l->cpline, l->cplen);
+			len = l->cplen - 1;
+		}
+		pthread_mutex_unlock(&l->wlock);
+		if (line != NULL)
+			l->o.witness->send(l->o.witness->ctx, line, len);
+		free(line);
+	}
 }
 
 static void
@@ -259,7 +341,11 @@ finish_items(struct aud_item *batch, enum wd_err rc)
 static bool
 checkpoint_due(const struct aud_log *l)
 {
-	if (l->o.signer == NULL || l->since_cp == 0)
+	if (l->o.signer == NULL || wd_mono_us() < l->cp_retry_us)
+		return false;
+	if (l->cp_force)
+		return true;
+	if (l->since_cp == 0)
 		return false;
 	if (l->o.checkpoint_every > 0 && l->since_cp >= l->o.checkpoint_every)
 		return true;
@@ -296,6 +382,8 @@ sync_now(struct aud_log *l)
 	}
 	fd = dup(l->fd);
 	atomic_store(&l->dirty, false);
+	/* The tree's nodes follow their records (derived, not synced). */
+	aud_tree_flush(&l->tree);
 	pthread_mutex_unlock(&l->wlock);
 	ok = fd >= 0 && fdatasync(fd) == 0;
 	if (fd >= 0)
@@ -371,23 +459,18 @@ writer_main(void *arg)
 			}
 			l->since_cp += (unsigned)n;
 			finish_items(batch, WD_OK);
-			pthread_mutex_lock(&l->wlock);
-			if (checkpoint_due(l) && atomic_load(&l->healthy)) {
-				struct aud_item *cp = make_checkpoint(l);
-
-				if (cp != NULL && write_batch(l, cp) == WD_OK) {
-					l->since_cp = 0;
-					l->last_cp_us = wd_mono_us();
-					witness_send(l, cp);
-				}
-				finish_items(cp, WD_OK);
-			}
-			pthread_mutex_unlock(&l->wlock);
+			/* Signing happens here, on the writer thread: no request
+			 * waits for the TPM. */
+			if (checkpoint_due(l) && atomic_load(&l->healthy))
+				checkpoint(l, false);
 			/* Kept payloads past their time go, hourly (and their
 			 * keys once their month is over); events of other
-			 * processes come in. */
-			aud_payload_housekeeping(l);
-			aud_inbox_ingest(l);
+			 * processes come in.  Both append like any caller, so
+			 * neither lock is held here. */
+			if (!l->no_final_cp) {
+				aud_payload_housekeeping(l);
+				aud_inbox_ingest(l);
+			}
 			pthread_mutex_lock(&l->mu);
 			continue;
 		}
@@ -461,25 +544,6 @@ enqueue(struct aud_log *l, struct aud_item *it)
 	return true;
 }
 
-/* Sign the chain so far if a checkpoint is due by count; wlock held.
- * Inline, so checkpoints stand exactly every checkpoint_every records. */
-static void
-checkpoint_inline(struct aud_log *l)
-{
-	struct aud_item *cp;
-
-	if (l->o.signer == NULL || l->o.checkpoint_every == 0 ||
-	    l->since_cp < l->o.checkpoint_every)
-		return;
-	cp = make_checkpoint(l);
-	if (cp != NULL && write_lines(l, cp, false) == WD_OK) {
-		l->since_cp = 0;
-		l->last_cp_us = wd_mono_us();
-		witness_send(l, cp);
-	}
-	finish_items(cp, WD_OK);
-}
-
 /*
  * Write rec now.  On WD_OK the log took rec.  On failure (the log is
  * failing, or records wait for a retry before it) *rec_back is rec again,
@@ -496,11 +560,15 @@ aud_try_append(struct aud_log *l, json_t *rec, json_t **rec_back)
 	if (rec == NULL)
 		return WD_ENOMEM;
 	stamp(l, rec);
+	/* Serialised here, in the caller's thread: only the splice of seq and
+	 * prev, the hashes and the write() run under the lock. */
+	aud_line_prepare(rec, &it.pre);
 	pthread_mutex_lock(&l->wlock);
 	pthread_mutex_lock(&l->mu);
 	if (l->head != NULL || !atomic_load(&l->healthy)) {
 		pthread_mutex_unlock(&l->mu);
 		pthread_mutex_unlock(&l->wlock);
+		free(it.pre.text);
 		*rec_back = rec;
 		return WD_EIO;
 	}
@@ -514,18 +582,21 @@ aud_try_append(struct aud_log *l, json_t *rec, json_t **rec_back)
 		    atomic_exchange(&l->dirty, true);
 
 		l->since_cp++;
-		checkpoint_inline(l);
 		pthread_mutex_unlock(&l->wlock);
 		/* Wake the writer only for the first record of a window: it
-		 * syncs everything appended by then (no wake-up per request). */
-		if (!was_dirty) {
+		 * syncs everything appended by then (no wake-up per request),
+		 * and when a checkpoint is due by count. */
+		if (!was_dirty || (l->o.checkpoint_every > 0 &&
+		    l->since_cp == l->o.checkpoint_every)) {
 			pthread_mutex_lock(&l->mu);
 			pthread_cond_signal(&l->cv);
 			pthread_mutex_unlock(&l->mu);
 		}
 		json_decref(rec);
+		free(it.pre.text);
 		return WD_OK;
 	}
+	free(it.pre.text);
 	if (atomic_load(&l->healthy))
 		wd_error("audit: %s; failing closed until it works again",
 		    l->lasterr);
@@ -588,6 +659,38 @@ aud_strict(const struct aud_log *l)
 }
 
 enum wd_err
+aud_checkpoint_sync(struct aud_log *l, int timeout_ms)
+{
+	struct timespec until;
+	uint64_t want;
+	bool ok;
+
+	if (l->o.signer == NULL)
+		return WD_EUNSUPPORTED;
+	pthread_mutex_lock(&l->wlock);
+	want = l->seq;
+	pthread_mutex_unlock(&l->wlock);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&l->mu);
+	if (atomic_load(&l->cp_size) < want) {
+		atomic_store(&l->cp_force, true);
+		pthread_cond_signal(&l->cv);
+	}
+	while (atomic_load(&l->cp_size) < want &&
+	    pthread_cond_timedwait(&l->cpcv, &l->mu, &until) == 0)
+		;
+	ok = atomic_load(&l->cp_size) >= want;
+	pthread_mutex_unlock(&l->mu);
+	return ok ? WD_OK : WD_ETIMEOUT;
+}
+
+enum wd_err
 aud_start_writer(struct aud_log *l)
 {
 	if (pthread_create(&l->th, NULL, writer_main, l) != 0)
@@ -607,22 +710,25 @@ aud_close(struct aud_log *l)
 		pthread_cond_signal(&l->cv);
 		pthread_mutex_unlock(&l->mu);
 		pthread_join(l->th, NULL);
-		/* What other processes left since the writer's last look. */
-		aud_inbox_ingest(l);
+		/* What other processes left since the writer's last look (not
+		 * into a log refused at open). */
+		if (!l->no_final_cp)
+			aud_inbox_ingest(l);
 		/* Sign what was written last, so nothing is left unsigned. */
-		pthread_mutex_lock(&l->wlock);
-		if (l->o.signer != NULL && l->since_cp > 0 && atomic_load(&l->healthy)) {
-			struct aud_item *cp;
-
-			l->closing = true;
-			cp = make_checkpoint(l);
-			if (cp != NULL && write_batch(l, cp) == WD_OK)
-				witness_send(l, cp);
-			finish_items(cp, WD_OK);
-		}
-		pthread_mutex_unlock(&l->wlock);
+		/* With a counter, always: the closing checkpoint carries the
+		 * value bumped at stop, so a log cut behind it shows at the
+		 * next start. */
+		if (l->o.signer != NULL && (l->since_cp > 0 ||
+		    atomic_load(&l->cp_force) || l->o.counter != NULL) &&
+		    atomic_load(&l->healthy) && !l->no_final_cp)
+			checkpoint(l, true);
 		sync_now(l);
 	}
+	aud_tree_flush(&l->tree);
+	aud_tree_free(&l->tree);
+	EVP_MD_CTX_free(l->mdctx);
+	free(l->cpline);
+	free(l->tailcps);
 	finish_items(l->head, WD_EIO);
 	if (l->fd >= 0)
 		close(l->fd);
@@ -633,6 +739,7 @@ aud_close(struct aud_log *l)
 	pthread_mutex_destroy(&l->mu);
 	pthread_mutex_destroy(&l->wlock);
 	pthread_cond_destroy(&l->cv);
+	pthread_cond_destroy(&l->cpcv);
 	free(l->dir);
 	free(l->instance);
 	free(l);

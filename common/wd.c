@@ -29,6 +29,7 @@ static const char *const wd_err_text[WD_ERR_COUNT] = {
 	[WD_ECLOSED] = "peer closed the connection",
 	[WD_EUNSUPPORTED] = "not supported",
 	[WD_EDESTROYED] = "its key was destroyed",
+	[WD_EROLLBACK] = "the audit log is behind the TPM counter (rolled back)",
 };
 
 const char *

@@ -38,6 +38,7 @@ enum wd_err {
 	WD_ECLOSED,		/* the peer went away */
 	WD_EUNSUPPORTED,	/* valid, but not something warden does */
 	WD_EDESTROYED,		/* its key was destroyed (crypto-shredded) */
+	WD_EROLLBACK,		/* the audit log is behind the TPM counter */
 	WD_ERR_COUNT		/* number of codes; not an error */
 };
 

@@ -1,6 +1,10 @@
 /*
- * cli_audit.c - `warden audit verify | export | verify-export | pubkey |
- * purge | payload show`.
+ * cli_audit.c - `warden audit verify | export | verify-export | prove |
+ * verify-proof | pubkey | counter | purge | payload show`.
+ *
+ * Exit statuses of the verifying commands (audit/aud.h AUD_*): 0 verified
+ * with the key the auditor gave, 1 invalid, 2 unreadable, 3 consistent
+ * but not authenticated.
  *
  * purge and payload show need the TPM, where kept payloads' keys live:
  * purge destroys them there (so every copy of those payloads, backups
@@ -26,11 +30,17 @@ static int
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: warden audit verify DIR [--pubkey PEM]\n"
+	    "usage: warden audit verify DIR [--pubkey PEM | --pin SHA256] "
+	    "[--tpm-counter N] [--witness FILE]\n"
 	    "       warden audit export DIR [DIR...] --format jsonl|csv [--since T] "
 	    "[--until T]\n"
-	    "                 [--tenant T] [--verdict V] [--pubkey PEM] -o FILE\n"
-	    "       warden audit verify-export FILE\n"
+	    "                 [--tenant T] [--verdict V] -o FILE\n"
+	    "                 [-c FILE | --secrets-store DIR --tcti TCTI "
+	    "[--auth-file F]]\n"
+	    "       warden audit verify-export FILE [--pubkey PEM | --pin SHA256]\n"
+	    "       warden audit prove DIR SEQ [--checkpoint N]\n"
+	    "       warden audit prove DIR --consistency A B\n"
+	    "       warden audit verify-proof PROOF [--pubkey PEM | --pin SHA256]\n"
 	    "       warden audit pubkey (-c FILE | --secrets-store DIR)\n"
 	    "       warden audit counter (-c FILE | --tcti TCTI) [--index N] "
 	    "[--value]\n"
@@ -308,25 +318,127 @@ cmd_pubkey(int argc, char **argv)
 	return rc;
 }
 
+/* The audit key in the TPM signs an export's manifest (the CLI's own
+ * connection; the gateway's is not shared). */
+struct cli_signer {
+	struct sec_tpm *tpm;
+	const char *store;
+	struct sec_buf auth;		/* the key's auth value, locked */
+	size_t authlen;
+};
+
+static enum wd_err
+cli_sign(void *ctx, const unsigned char *msg, size_t len, unsigned char *sig,
+    size_t *siglen)
+{
+	struct cli_signer *c = ctx;
+	unsigned char digest[32];
+	char err[512] = "";
+	enum wd_err rc;
+
+	wd_sha256(msg, len, digest);
+	rc = sec_sign_digest(c->tpm, c->store, c->auth.p, c->authlen, digest,
+	    sig, siglen, err, sizeof(err));
+	if (rc != WD_OK)
+		fprintf(stderr, "warden: signing the manifest: %s\n", err);
+	return rc;
+}
+
+static int
+cmd_export(char **dirs, size_t ndirs, struct aud_export_opts *eo,
+    const struct aud_verify_opts *vo, const char *output,
+    const char *config, const char *store, const char *tcti,
+    const char *auth_file)
+{
+	struct pol_snapshot *snap = NULL;
+	struct cli_signer cs = { 0 };
+	struct aud_signer signer = { 0 };
+	char err[512], *pem = NULL;
+	int rc = 2;
+
+	if (config != NULL) {
+		if (pol_load(config, stderr, &snap) != WD_OK)
+			return 2;
+		if (store == NULL)
+			store = snap->secrets.store;
+		if (tcti == NULL)
+			tcti = snap->secrets.tcti;
+		if (auth_file == NULL)
+			auth_file = snap->secrets.auth_file;
+	}
+	if (store != NULL && tcti != NULL && *tcti != '\0') {
+		/* The key signs only with its auth value (secrets.auth_file). */
+		if ((auth_file != NULL && sec_read_auth_file(auth_file, &cs.auth,
+		    &cs.authlen, err, sizeof(err)) != WD_OK) ||
+		    sec_sign_pubkey_pem(store, &pem, err, sizeof(err)) != WD_OK ||
+		    sec_tpm_open(tcti, &cs.tpm, err, sizeof(err)) != WD_OK) {
+			fprintf(stderr, "warden: the audit key: %s\n", err);
+			goto out;
+		}
+		cs.store = store;
+		signer.sign = cli_sign;
+		signer.ctx = &cs;
+		signer.pubkey_pem = pem;
+		eo->signer = &signer;
+	} else {
+		fprintf(stderr, "warden: no TPM named (-c FILE, or --secrets-store "
+		    "and --tcti): the export's manifest is not signed and an "
+		    "auditor cannot authenticate it\n");
+	}
+	/* Several replicas' logs: each verified, one export by time. */
+	if (ndirs > 1)
+		rc = gw_audit_export_replicas(dirs, ndirs, eo, vo, output, stderr);
+	else
+		rc = aud_export(dirs[0], eo, output, stderr);
+out:
+	if (cs.tpm != NULL)
+		sec_tpm_close(cs.tpm);
+	sec_buf_free(&cs.auth);
+	free(pem);
+	pol_snapshot_unref(snap);
+	return rc;
+}
+
+static bool
+parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	*v = strtoull(s, &end, 10);
+	return *end == '\0';
+}
+
 int
 gw_cmd_audit(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "pubkey", required_argument, NULL, 'p' },
+		{ "pin", required_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "since", required_argument, NULL, 's' },
 		{ "until", required_argument, NULL, 'u' },
 		{ "tenant", required_argument, NULL, 't' },
 		{ "verdict", required_argument, NULL, 'v' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "checkpoint", required_argument, NULL, 'k' },
+		{ "consistency", no_argument, NULL, 'C' },
+		{ "tpm-counter", required_argument, NULL, 'T' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "secrets-store", required_argument, NULL, 'S' },
+		{ "tcti", required_argument, NULL, 'X' },
+		{ "witness", required_argument, NULL, 'W' },
+		{ "auth-file", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct aud_export_opts eo = { .format = "jsonl" };
 	struct aud_verify_opts vo = { .progress = true };
-	const char *what, *pubkey = NULL, *output = NULL;
-	char *pem = NULL;
-	size_t pemlen;
-	int ch, rc;
+	const char *what, *output = NULL, *config = NULL, *store = NULL;
+	const char *tcti = NULL, *witness = NULL, *auth_file = NULL;
+	uint64_t cpseq = 0;
+	bool consistency = false;
+	int ch, nargs;
 
 	if (argc >= 2 && strcmp(argv[1], "pubkey") == 0)
 		return cmd_pubkey(argc, argv);
@@ -340,10 +452,13 @@ gw_cmd_audit(int argc, char **argv)
 		return usage();
 	what = argv[1];
 	optind = 2;
-	while ((ch = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "o:c:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
-			pubkey = optarg;
+			vo.pubkey_pem_path = optarg;
+			break;
+		case 'P':
+			vo.pin = optarg;
 			break;
 		case 'f':
 			eo.format = optarg;
@@ -370,43 +485,81 @@ gw_cmd_audit(int argc, char **argv)
 		case 'o':
 			output = optarg;
 			break;
+		case 'k':
+			if (!parse_u64(optarg, &cpseq))
+				return usage();
+			break;
+		case 'C':
+			consistency = true;
+			break;
+		case 'T':
+			if (!parse_u64(optarg, &vo.tpm_counter))
+				return usage();
+			vo.has_tpm_counter = true;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'S':
+			store = optarg;
+			break;
+		case 'X':
+			tcti = optarg;
+			break;
+		case 'W':
+			witness = optarg;
+			break;
+		case 'A':
+			auth_file = optarg;
+			break;
 		default:
 			return usage();
 		}
 	}
-	/* Several replicas' logs: one export ordered by time. */
-	if (strcmp(what, "export") == 0 && argc - optind > 1 && output != NULL) {
-		if (pubkey != NULL &&
-		    (pem = wd_slurp(pubkey, SIZE_MAX, &pemlen)) == NULL) {
-			fprintf(stderr, "warden: cannot read %s\n", pubkey);
-			return 2;
-		}
-		eo.pubkey_pem = pem;
-		rc = gw_audit_export_replicas(argv + optind,
-		    (size_t)(argc - optind), &eo, output, stderr);
-		free(pem);
-		return rc;
+	nargs = argc - optind;
+	if (vo.pubkey_pem_path != NULL && vo.pin != NULL) {
+		fprintf(stderr, "warden: --pubkey or --pin, not both\n");
+		return 2;
 	}
-	if (optind != argc - 1)
+	if (strcmp(what, "prove") == 0) {
+		uint64_t a, b;
+
+		if (consistency) {
+			if (nargs != 3 || !parse_u64(argv[optind + 1], &a) ||
+			    !parse_u64(argv[optind + 2], &b))
+				return usage();
+			return aud_prove_consistency(argv[optind], a, b, stdout, stderr);
+		}
+		if (nargs != 2 || !parse_u64(argv[optind + 1], &a))
+			return usage();
+		return aud_prove_inclusion(argv[optind], a, cpseq, stdout, stderr);
+	}
+	if (strcmp(what, "export") == 0 && nargs > 1 && output != NULL)
+		return cmd_export(argv + optind, (size_t)nargs, &eo, &vo, output,
+		    config, store, tcti, auth_file);
+	if (nargs != 1)
 		return usage();
 	if (strcmp(what, "verify-export") == 0 &&
 	    gw_export_is_replicas(argv[optind]))
-		return gw_verify_export_replicas(argv[optind], stdout);
+		return gw_verify_export_replicas(argv[optind], &vo, stdout);
 	if (strcmp(what, "verify") == 0) {
-		vo.pubkey_pem_path = pubkey;
-		return aud_verify_dir(argv[optind], &vo, stdout);
+		int a = aud_verify_dir(argv[optind], &vo, stdout), b;
+
+		if (witness == NULL)
+			return a;
+		b = aud_verify_witness(argv[optind], witness, &vo, stdout);
+		/* The worse of the two: invalid, unreadable, unauthenticated. */
+		return a == AUD_INVALID || b == AUD_INVALID ? AUD_INVALID :
+		    a == AUD_UNREADABLE || b == AUD_UNREADABLE ? AUD_UNREADABLE :
+		    a == AUD_UNAUTHENTICATED || b == AUD_UNAUTHENTICATED ?
+		    AUD_UNAUTHENTICATED : AUD_VERIFIED;
 	}
 	if (strcmp(what, "verify-export") == 0)
-		return aud_verify_export(argv[optind], stdout);
+		return aud_verify_export(argv[optind], &vo, stdout);
+	if (strcmp(what, "verify-proof") == 0)
+		return aud_verify_proof(argv[optind], &vo, stdout);
 	if (strcmp(what, "export") != 0 || output == NULL)
 		return usage();
-	if (pubkey != NULL &&
-	    (pem = wd_slurp(pubkey, SIZE_MAX, &pemlen)) == NULL) {
-		fprintf(stderr, "warden: cannot read %s\n", pubkey);
-		return 2;
-	}
-	eo.pubkey_pem = pem;
-	rc = aud_export(argv[optind], &eo, output, stderr);
-	free(pem);
-	return rc;
+	return cmd_export(argv + optind, 1, &eo, &vo, output, config, store,
+	    tcti, auth_file);
 }

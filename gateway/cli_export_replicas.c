@@ -9,10 +9,12 @@
  * and the rows are merged by their "ts" (a stub row, which has none,
  * stays right after the row before it in its own chain), each wrapped as
  * {"replica":I,"ts":T,"row":"<the row as exported>"}.  The first line is
- * {"kind":"export-replicas","format":1,"replicas":[{"dir":D,"header":H}]}
- * with each replica's own export header.  Because every replica's rows
- * keep their chain order, verify-export takes the file apart again and
- * verifies each replica's export as it would a single one.
+ * {"kind":"export-replicas","format":2,"replicas":[{"dir":D,
+ * "manifest":"<line 1>","signature":"<line 2>"}]}: each replica's own
+ * signed manifest and signature lines, byte for byte.  Because every
+ * replica's rows keep their chain order, verify-export takes the file
+ * apart again and verifies each replica's export (manifest, signature,
+ * body digest, chain, roots) as it would a single one.
  *
  * JSON Lines only (a CSV row has no room for the replica).
  */
@@ -28,7 +30,7 @@
 struct rows {
 	char *text;			/* the replica's export; owned */
 	size_t len, off;		/* next row at off */
-	json_t *hdr;
+	char *manifest, *signature;	/* lines 1 and 2; owned */
 	char cur_ts[40];		/* ts of the row at off (or the last) */
 };
 
@@ -62,12 +64,41 @@ row_ts(struct rows *r, const char *line, size_t ll)
 	json_decref(j);
 }
 
+/* The worse of two verification statuses. */
+static int
+worse(int a, int b)
+{
+	static const int rank[] = { [AUD_VERIFIED] = 0, [AUD_INVALID] = 3,
+		[AUD_UNREADABLE] = 2, [AUD_UNAUTHENTICATED] = 1 };
+
+	if (a < 0 || a > 3)
+		return b;
+	if (b < 0 || b > 3)
+		return a;
+	return rank[a] >= rank[b] ? a : b;
+}
+
+static char *
+take_line(struct rows *r)
+{
+	const char *line;
+	size_t ll;
+	char *copy;
+
+	if (!peek(r, &line, &ll))
+		return NULL;
+	copy = strndup(line, ll);
+	r->off += ll + 1;
+	return copy;
+}
+
 int
 gw_audit_export_replicas(char **dirs, size_t n,
-    const struct aud_export_opts *o, const char *outpath, FILE *msgs)
+    const struct aud_export_opts *o, const struct aud_verify_opts *vin,
+    const char *outpath, FILE *msgs)
 {
 	struct rows r[MAX_REPLICAS];
-	struct aud_verify_opts vo = { .progress = false };
+	struct aud_verify_opts vo = *vin;
 	json_t *hdr = NULL, *reps;
 	char *tmp = NULL, *htext = NULL;
 	FILE *f = NULL, *devnull = NULL;
@@ -87,6 +118,7 @@ gw_audit_export_replicas(char **dirs, size_t n,
 	}
 	if (asprintf(&tmp, "%s.replica.tmp", outpath) < 0)
 		return 2;
+	vo.progress = false;
 	devnull = fopen("/dev/null", "w");
 	reps = json_array();
 	for (size_t i = 0; i < n; i++) {
@@ -94,28 +126,32 @@ gw_audit_export_replicas(char **dirs, size_t n,
 		const char *line;
 		size_t ll;
 
-		if (v != 0) {
+		/* Invalid or unreadable stops it; a log no key was given for
+		 * (consistent, not authenticated) is exported, and said so. */
+		if (v == AUD_INVALID || v == AUD_UNREADABLE) {
 			fprintf(msgs, "replica %zu (%s): its log is %s; nothing "
 			    "exported (warden audit verify %s says why)\n", i, dirs[i],
-			    v == 1 ? "INVALID" : "unreadable", dirs[i]);
-			rc = v == 1 ? 1 : 2;
+			    v == AUD_INVALID ? "INVALID" : "unreadable", dirs[i]);
+			rc = v;
 			goto out;
 		}
 		if (aud_export(dirs[i], o, tmp, devnull ? devnull : msgs) != 0 ||
 		    (r[i].text = wd_slurp(tmp, SIZE_MAX, &r[i].len)) == NULL ||
-		    !peek(&r[i], &line, &ll) ||
-		    (r[i].hdr = json_loadb(line, ll, 0, NULL)) == NULL) {
+		    (r[i].manifest = take_line(&r[i])) == NULL ||
+		    (r[i].signature = take_line(&r[i])) == NULL) {
 			fprintf(msgs, "replica %zu (%s): cannot export\n", i, dirs[i]);
 			goto out;
 		}
-		r[i].off += ll + 1;
 		if (peek(&r[i], &line, &ll))
 			row_ts(&r[i], line, ll);
-		json_array_append_new(reps, json_pack("{s:s,s:O}", "dir", dirs[i],
-		    "header", r[i].hdr));
-		fprintf(msgs, "replica %zu (%s): chain valid\n", i, dirs[i]);
+		json_array_append_new(reps, json_pack("{s:s,s:s,s:s}", "dir",
+		    dirs[i], "manifest", r[i].manifest, "signature",
+		    r[i].signature));
+		fprintf(msgs, "replica %zu (%s): chain %s\n", i, dirs[i],
+		    v == AUD_VERIFIED ? "verified with the key" :
+		    "consistent (no key given: not authenticated)");
 	}
-	hdr = json_pack("{s:s,s:i,s:o}", "kind", "export-replicas", "format", 1,
+	hdr = json_pack("{s:s,s:i,s:o}", "kind", "export-replicas", "format", 2,
 	    "replicas", reps);
 	reps = NULL;
 	if (hdr == NULL || (htext = json_dumps(hdr, JSON_COMPACT |
@@ -174,7 +210,8 @@ out:
 	}
 	for (size_t i = 0; i < n; i++) {
 		free(r[i].text);
-		json_decref(r[i].hdr);
+		free(r[i].manifest);
+		free(r[i].signature);
 	}
 	json_decref(reps);
 	json_decref(hdr);
@@ -203,7 +240,8 @@ gw_export_is_replicas(const char *path)
  * (aud_verify_export), as a single one.  0 valid, 1 invalid, 2 unreadable.
  */
 int
-gw_verify_export_replicas(const char *path, FILE *out)
+gw_verify_export_replicas(const char *path, const struct aud_verify_opts *vo,
+    FILE *out)
 {
 	size_t len = 0, nrep;
 	char *text = wd_slurp(path, SIZE_MAX, &len), *tmp = NULL;
@@ -217,26 +255,31 @@ gw_verify_export_replicas(const char *path, FILE *out)
 	    !json_is_array(reps = json_object_get(hdr, "replicas")) ||
 	    (nrep = json_array_size(reps)) == 0 || nrep > MAX_REPLICAS) {
 		fprintf(out, "INVALID: %s:1: not an export of replicas\n", path);
-		rc = text == NULL ? 2 : 1;
+		rc = text == NULL ? AUD_UNREADABLE : AUD_INVALID;
 		goto out;
 	}
 	parts = calloc(nrep, sizeof(*parts));
 	if (parts == NULL)
 		goto out;
 	for (size_t i = 0; i < nrep; i++) {
-		char *h = json_dumps(json_object_get(json_array_get(reps, i),
-		    "header"), JSON_COMPACT | JSON_SORT_KEYS);
+		json_t *ri = json_array_get(reps, i);
+		const char *m = json_string_value(json_object_get(ri, "manifest"));
+		const char *sg = json_string_value(json_object_get(ri,
+		    "signature"));
 
-		if (h == NULL || asprintf(&tmp, "%s.part%zu.tmp", path, i) < 0 ||
-		    (parts[i] = fopen(tmp, "w+")) == NULL) {
-			free(h);
+		if (m == NULL || sg == NULL) {
+			fprintf(out, "INVALID: %s:1: replica %zu has no manifest\n",
+			    path, i);
+			rc = AUD_INVALID;
 			goto out;
 		}
+		if (asprintf(&tmp, "%s.part%zu.tmp", path, i) < 0 ||
+		    (parts[i] = fopen(tmp, "w+")) == NULL)
+			goto out;
 		unlink(tmp);		/* open, nameless: gone when closed */
 		free(tmp);
 		tmp = NULL;
-		fprintf(parts[i], "%s\n", h);
-		free(h);
+		fprintf(parts[i], "%s\n%s\n", m, sg);
 	}
 	rc = 0;
 	for (size_t off = (size_t)(nl - text) + 1, lineno = 2; off < len;
@@ -257,7 +300,7 @@ gw_verify_export_replicas(const char *path, FILE *out)
 			fprintf(out, "INVALID: %s:%zu: not a replica's row\n", path,
 			    lineno);
 			json_decref(w);
-			rc = 1;
+			rc = AUD_INVALID;
 			goto out;
 		}
 		fwrite(row, 1, json_string_length(json_object_get(w, "row")),
@@ -274,12 +317,12 @@ gw_verify_export_replicas(const char *path, FILE *out)
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fileno(parts[i]));
 		fprintf(out, "replica %zu (%s): ", i, json_string_value(
 		    json_object_get(json_array_get(reps, i), "dir")) ?: "?");
-		v = aud_verify_export(proc, out);
-		if (v > rc)
-			rc = v;
+		v = aud_verify_export(proc, vo, out);
+		rc = worse(rc, v);
 	}
-	fprintf(out, "%s: %s\n", path, rc == 0 ? "VALID (every replica)" :
-	    "INVALID");
+	fprintf(out, "%s: %s\n", path, rc == AUD_VERIFIED ? "VERIFIED (every "
+	    "replica)" : rc == AUD_UNAUTHENTICATED ? "consistent, not "
+	    "authenticated (no key given)" : "INVALID");
 out:
 	for (size_t i = 0; parts != NULL && i < nrep; i++)
 		if (parts[i] != NULL)

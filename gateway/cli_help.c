@@ -27,11 +27,13 @@ static const struct cli_usage usages[] = {
 	  "-c FILE [--listen ADDR:PORT] [--workers N] [--audit-dir DIR]\n"
 	  "[--tcti TCTI] [--secrets-store DIR] [--dev-credentials]\n"
 	  "[--user NAME | --allow-root] [--auth-file FILE]\n"
-	  "[--dev-unauthenticated-audit-key] [-v]",
+	  "[--dev-unauthenticated-audit-key] [--accept-rollback] [-v]",
 	  "Run the gateway with the rules in FILE until SIGTERM or SIGINT;\n"
 	  "SIGHUP reloads the rules.  --user NAME: bind as root, then become\n"
-	  "NAME before reading a credential.  Exit 0 after a graceful stop, 1 on\n"
-	  "a failure to start, 2 on bad usage or rules." },
+	  "NAME before reading a credential.  --accept-rollback: continue an\n"
+	  "audit log that is behind the TPM counter (otherwise refused, with a\n"
+	  "rollback_detected record).  Exit 0 after a graceful stop, 1 on a\n"
+	  "failure to start, 2 on bad usage or rules." },
 	{ "lint", NULL, "-c FILE",
 	  "Load and check the rules file and its includes; print\n"
 	  "`configuration OK` and the policy_version (exit 0) or every error\n"
@@ -59,18 +61,34 @@ static const struct cli_usage usages[] = {
 	{ "policy", "review", "-c FILE",
 	  "List, per agent, leaks (labelled data reaching an external sink),\n"
 	  "unreachable tools and tools without a call limit.  Exit 1 on a leak." },
-	{ "audit", "verify", "DIR [--pubkey PEM]",
-	  "Verify the audit log in DIR: hashes, chain, sequence, checkpoint\n"
-	  "signatures.  Exit 0 if intact, 1 naming the first bad record." },
+	{ "audit", "verify",
+	  "DIR [--pubkey PEM | --pin SHA256] [--tpm-counter N]\n"
+	  "[--witness FILE]",
+	  "Verify the audit log in DIR: hashes, chain, sequence, the Merkle\n"
+	  "roots and signatures of checkpoints against the auditor's key only;\n"
+	  "--tpm-counter: the last checkpoint carries the TPM's value N;\n"
+	  "--witness: the checkpoints a witness kept stand in the log.  Exit 0\n"
+	  "verified with the key, 1 invalid (naming the first bad record), 2\n"
+	  "unreadable, 3 consistent but not authenticated." },
 	{ "audit", "export",
 	  "DIR [DIR...] --format jsonl|csv [--since T] [--until T]\n"
-	  "[--tenant T] [--verdict V] [--pubkey PEM] -o FILE",
+	  "[--tenant T] [--verdict V] -o FILE\n"
+	  "[-c FILE | --secrets-store DIR --tcti TCTI [--auth-file F]]",
 	  "Export the records of a time range (T in RFC 3339 UTC): matching\n"
-	  "records in full, the others as stubs, so the chain still verifies.\n"
-	  "Several DIRs (one per replica): each log verified, one export\n"
-	  "ordered by time (jsonl), each chain verifiable in it." },
-	{ "audit", "verify-export", "FILE",
-	  "Verify an export on its own.  Exit 0 or 1." },
+	  "records in full, the others as stubs, under a manifest the TPM key\n"
+	  "signs (with -c or --secrets-store and --tcti).  Several DIRs (one\n"
+	  "per replica): each log verified, one export ordered by time\n"
+	  "(jsonl) in which each replica's export verifies." },
+	{ "audit", "verify-export", "FILE [--pubkey PEM | --pin SHA256]",
+	  "Verify an export on its own against the auditor's key: manifest,\n"
+	  "rows, CSV columns, chain, roots.  Exit statuses as for verify." },
+	{ "audit", "prove", "DIR SEQ [--checkpoint N] | DIR --consistency A B",
+	  "Print an RFC 9162 inclusion proof of record SEQ against a signed\n"
+	  "checkpoint (the newest, or the one at seq N), or a consistency proof\n"
+	  "between the checkpoints at seqs A and B, as JSON." },
+	{ "audit", "verify-proof", "PROOF [--pubkey PEM | --pin SHA256]",
+	  "Check a proof alone against the auditor's key.  Exit statuses as\n"
+	  "for verify." },
 	{ "audit", "purge", "DIR (--tenant T | --expired) (-c FILE | --tcti TCTI)",
 	  "Destroy the TPM-held keys of a tenant's kept payloads (or of months\n"
 	  "that are over), then delete the files; every copy, backups included,\n"
@@ -101,6 +119,10 @@ static const struct cli_usage usages[] = {
 	  "[--auth-file F]",
 	  "Unseal every credential the rules need: ok, or FAIL and the TPM's\n"
 	  "reason.  Exit 0 if all unseal, 1 otherwise." },
+	{ "secrets", "import-key", "NAME [-c FILE | --store DIR --tcti TCTI]",
+	  "Import the RSA-2048 private key (PEM) read from standard input into\n"
+	  "the TPM as NAME: it then signs RS256 there only (a Vertex AI service\n"
+	  "account).  Wipe the PEM file afterwards.  Exit 0, 1 failed, 2 usage." },
 	{ "keys", "new", "",
 	  "Print a fresh virtual key and the rules line with its digest." },
 	{ "version", NULL, "", "Print warden's version." },

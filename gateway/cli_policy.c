@@ -4,6 +4,7 @@
  * `warden test` (policy unit tests).
  */
 #include "gateway/gw_int.h"
+#include "gateway/gw_detect.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -35,6 +36,7 @@ gw_cmd_lint(int argc, char **argv)
 		return usage_err("usage: warden lint -c FILE");
 	if (pol_load(config, stderr, &snap) != WD_OK)
 		return 2;
+	pol_lint_routes(snap, stderr);
 	printf("configuration OK (policy_version %s)\n", snap->version);
 	pol_snapshot_unref(snap);
 	return 0;
@@ -97,6 +99,7 @@ gw_cmd_check(int argc, char **argv)
 	struct pol_facts facts = { 0 };
 	struct pol_decision d;
 	struct gw_chat chat = { 0 };
+	struct gw_detect det = { 0 };
 	const char *config = NULL, *key = NULL, *tenant = NULL, *param;
 	char why[256], *body = NULL, *text;
 	unsigned char digest[32], rnd[16];
@@ -157,6 +160,12 @@ gw_cmd_check(int argc, char **argv)
 	}
 	facts.model = chat.model;
 	facts.stream = chat.stream;
+	/* The content detectors, as the gateway runs them. */
+	if (gw_detect_request(&det, snap, chat.root, &facts.det_counts) != WD_OK) {
+		fprintf(stderr, "warden: content detection cannot run on %s\n",
+		    argv[optind]);
+		goto out;
+	}
 	if (pol_decide(snap, &facts, &d) != WD_OK) {
 		fprintf(stderr, "warden: cannot evaluate this request\n");
 		goto out;
@@ -170,6 +179,7 @@ gw_cmd_check(int argc, char **argv)
 	json_decref(j);
 	rc = 0;
 out:
+	gw_detect_clear(&det);
 	gw_chat_clear(&chat);
 	free(body);
 	pol_snapshot_unref(snap);

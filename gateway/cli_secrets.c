@@ -34,8 +34,11 @@
     "       warden secrets rm NAME [-c FILE | --store DIR]\n" \
     "       warden secrets list [-c FILE] [--store DIR]\n" \
     "       warden secrets check [-c FILE] [--store DIR] [--tcti TCTI] [--auth-file F]\n" \
+    "       warden secrets import-key NAME [-c FILE | --store DIR --tcti TCTI]\n" \
     "seal and rotate read the value from standard input (one trailing newline\n" \
-    "is dropped); store and TCTI default to the rules file's secrets: section.\n"
+    "is dropped); store and TCTI default to the rules file's secrets: section.\n" \
+    "import-key reads an RSA-2048 private key (PEM) from standard input and\n" \
+    "imports it into the TPM: it signs only there (a Vertex AI service account).\n"
 
 struct sopts {
 	const char *config;		/* -c: rules file */
@@ -399,6 +402,48 @@ out:
 	return rc;
 }
 
+/* An external RSA key into the TPM (secrets/import.c). */
+static int
+cmd_import_key(int argc, char **argv)
+{
+	struct sec_buf value = { 0 };
+	struct sec_tpm *tpm = NULL;
+	struct sopts o;
+	char err[512];
+	size_t len;
+	int rc;
+
+	if ((rc = parse(argc, argv, true, false, &o)) != 0)
+		return rc;
+	if ((rc = resolve(&o, true)) != 0)
+		goto out;
+	rc = 1;
+	if (o.name[0] == '.') {
+		fprintf(stderr, "warden secrets: names beginning with '.' are "
+		    "reserved for warden's own keys\n");
+		goto out;
+	}
+	if (sec_harden_process(err, sizeof(err)) != WD_OK) {
+		fprintf(stderr, "warden secrets: %s\n", err);
+		goto out;
+	}
+	if (sec_tpm_open(o.tcti, &tpm, err, sizeof(err)) != WD_OK ||
+	    read_value(o.name, &value, &len, err, sizeof(err)) != WD_OK ||
+	    sec_key_import(tpm, o.store, o.name, value.p, len, err,
+	    sizeof(err)) != WD_OK) {
+		fprintf(stderr, "warden secrets: import-key %s: %s\n", o.name, err);
+		goto out;
+	}
+	printf("imported %s (RSA-2048, signs RS256 inside the TPM only; wipe "
+	    "the PEM file)\n", o.name);
+	rc = 0;
+out:
+	sec_buf_free(&value);		/* wipes the PEM */
+	sec_tpm_close(tpm);
+	pol_snapshot_unref(o.snap);
+	return rc;
+}
+
 static int
 cmd_rm(int argc, char **argv)
 {
@@ -468,6 +513,9 @@ list_one(const struct sec_meta *m, void *arg)
 	if (m->kind == SEC_KIND_SIGNING_KEY) {
 		snprintf(routes, sizeof(routes), "(audit signing key)");
 		snprintf(size, sizeof(size), "-");
+	} else if (m->kind == SEC_KIND_IMPORTED_KEY) {
+		routes_of(ls->snap, m->name, routes, sizeof(routes));
+		snprintf(size, sizeof(size), "(key)");
 	} else {
 		routes_of(ls->snap, m->name, routes, sizeof(routes));
 		snprintf(size, sizeof(size), "%zu", m->size);
@@ -648,6 +696,8 @@ gw_cmd_secrets(int argc, char **argv)
 		return cmd_list(argc, argv);
 	if (strcmp(argv[0], "check") == 0)
 		return cmd_check(argc, argv);
+	if (strcmp(argv[0], "import-key") == 0)
+		return cmd_import_key(argc, argv);
 	if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0) {
 		fputs(USAGE, stdout);
 		return 0;

@@ -8,6 +8,7 @@
  * --dev-credentials, and then it warns on every start and reload.
  */
 #include "gateway/gw_int.h"
+#include "gateway/provider.h"
 #include "secrets/sec.h"
 
 #include <stdlib.h>
@@ -159,8 +160,15 @@ gw_creds_load(struct gw_server *srv, const struct pol_snapshot *snap,
 		const struct pol_provider *p = &snap->providers[i];
 		size_t len;
 
+		struct sec_meta km;
+
 		if (gw_creds_get(c, snap, p->credential, &len) != NULL)
 			continue;	/* a dev credential, or unsealed already */
+		/* A key imported into the TPM is not unsealed: it signs there
+		 * (gw_tpm_sign_rs256). */
+		if (sec_stat(gw_secrets_store(srv, snap), p->credential, &km, err,
+		    sizeof(err)) == WD_OK && km.kind == SEC_KIND_IMPORTED_KEY)
+			continue;
 		if (c->cache == NULL && (rc = sec_cache_new(CACHE_BYTES, &c->cache,
 		    err, sizeof(err))) != WD_OK) {
 			fprintf(errs, "cannot set up locked memory for credentials: "
@@ -190,6 +198,31 @@ gw_creds_load(struct gw_server *srv, const struct pol_snapshot *snap,
 		    "development only", snap->path);
 	*out = c;
 	return WD_OK;
+}
+
+enum wd_err
+gw_tpm_sign_rs256(struct gw_server *srv, const struct pol_snapshot *snap,
+    const char *name, const unsigned char digest[32], unsigned char *sig,
+    size_t *siglen, char *err, size_t errlen)
+{
+	struct sec_meta m;
+	enum wd_err rc;
+
+	if (sec_stat(gw_secrets_store(srv, snap), name, &m, err, errlen) !=
+	    WD_OK || m.kind != SEC_KIND_IMPORTED_KEY) {
+		snprintf(err, errlen, "'%s' is not a key imported into the TPM",
+		    name);
+		return WD_ENOTFOUND;
+	}
+	pthread_mutex_lock(&srv->tpm_lock);
+	if ((rc = tpm(srv, snap, stderr)) == WD_OK)
+		rc = sec_key_sign_rs256(srv->tpm, gw_secrets_store(srv, snap), name,
+		    digest, sig, siglen, err, errlen);
+	else
+		snprintf(err, errlen, "the TPM is not available");
+	tpm_release(srv);
+	pthread_mutex_unlock(&srv->tpm_lock);
+	return rc;
 }
 
 json_t *

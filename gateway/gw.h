@@ -29,6 +29,10 @@ struct gw_serve_opts {
 	/* Make or use an audit signing key without an auth value when no
 	 * auth file is set (development only; issue 11). */
 	bool dev_unauth_key;
+	/* Open an audit log that is behind the TPM counter (rolled back)
+	 * anyway: its rollback_detected record is then signed in (issue 11).
+	 * Without it warden refuses to start on such a log. */
+	bool accept_rollback;
 };
 
 /* Run the gateway until SIGTERM/SIGINT.  Returns a process exit code. */

@@ -407,6 +407,7 @@ struct gw_up_req {
 	/* Called once, last; the transfer is gone when it returns. */
 	void (*on_done)(void *arg, enum wd_err err, const char *detail);
 	void *arg;
+	const char *ca_file;		/* CA bundle for TLS; NULL: the system's */
 };
 
 /*
@@ -445,6 +446,7 @@ struct gw_outcome {
 	json_t *attempts;		/* borrowed: [{route, status|error}] */
 	json_t *tools;			/* borrowed: the tool policy's log */
 	json_t *usage;			/* borrowed: the answer's usage */
+	json_t *limits;			/* borrowed: gw_limits_json, or NULL */
 	uint64_t latency_us;
 	const char *req_hmac;		/* "" when payloads are not hashed */
 	const char *resp_hmac;
@@ -565,9 +567,11 @@ bool gw_agent_answer(const struct gw_format *fmt, struct gw_tools *tl,
 /* `warden audit export DIR DIR... -o FILE`: each log verified, one
  * export ordered by time.  0, 1 (a log invalid), 2 (cannot). */
 int gw_audit_export_replicas(char **dirs, size_t n,
-    const struct aud_export_opts *o, const char *outpath, FILE *msgs);
+    const struct aud_export_opts *o, const struct aud_verify_opts *vo,
+    const char *outpath, FILE *msgs);
 bool gw_export_is_replicas(const char *path);
 /* verify-export of such a file: each replica's rows as its own export. */
-int gw_verify_export_replicas(const char *path, FILE *out);
+int gw_verify_export_replicas(const char *path,
+    const struct aud_verify_opts *vo, FILE *out);
 
 #endif /* GW_INT_H */

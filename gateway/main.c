@@ -31,6 +31,7 @@ cmd_serve(int argc, char **argv)
 		{ "allow-root", no_argument, NULL, 'R' },
 		{ "auth-file", required_argument, NULL, 'A' },
 		{ "dev-unauthenticated-audit-key", no_argument, NULL, 'K' },
+		{ "accept-rollback", no_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gw_serve_opts o = { 0 };
@@ -77,6 +78,9 @@ cmd_serve(int argc, char **argv)
 			break;
 		case 'K':
 			o.dev_unauth_key = true;
+			break;
+		case 'B':
+			o.accept_rollback = true;
 			break;
 		default:
 			usage(stderr);

@@ -9,6 +9,7 @@
  */
 #include "gateway/gw_int.h"
 #include "gateway/limits.h"
+#include "gateway/gw_detect.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -34,8 +35,17 @@ struct lat_series {
 	uint64_t sum_us;
 };
 
+/* Content detections by detector and where (request, answer). */
+struct det_series {
+	char detector[65];
+	char where[8];
+	uint64_t count;
+};
+
 struct shard {
 	pthread_mutex_t lock;
+	struct det_series dets[MAX_SERIES / 4];
+	size_t ndets;
 	struct req_series reqs[MAX_SERIES];
 	size_t nreqs;
 	struct lat_series lats[MAX_SERIES / 8];
@@ -121,6 +131,38 @@ gw_metrics_request(const char *route, int status)
 	pthread_mutex_unlock(&sh->lock);
 }
 
+static void
+add_detect(struct shard *sh, const char *det, const char *where, uint64_t n)
+{
+	size_t i;
+
+	for (i = 0; i < sh->ndets; i++)
+		if (strcmp(sh->dets[i].detector, det) == 0 &&
+		    strcmp(sh->dets[i].where, where) == 0)
+			break;
+	if (i == sh->ndets) {
+		if (sh->ndets >= sizeof(sh->dets) / sizeof(sh->dets[0]))
+			return;
+		snprintf(sh->dets[i].detector, sizeof(sh->dets[i].detector), "%s",
+		    det);
+		snprintf(sh->dets[i].where, sizeof(sh->dets[i].where), "%s", where);
+		sh->ndets++;
+	}
+	sh->dets[i].count += n;
+}
+
+void
+gw_metrics_detect(const char *detector, const char *where, uint32_t n)
+{
+	struct shard *sh = shard();
+
+	if (sh == NULL)
+		return;
+	pthread_mutex_lock(&sh->lock);
+	add_detect(sh, detector, where, n);
+	pthread_mutex_unlock(&sh->lock);
+}
+
 void
 gw_metrics_upstream(const char *route, uint64_t us)
 {
@@ -171,6 +213,9 @@ gw_metrics_render(struct evbuffer *o)
 		for (size_t i = 0; i < sh->nreqs; i++)
 			add_request(sum, sh->reqs[i].route, sh->reqs[i].status,
 			    sh->reqs[i].count);
+		for (size_t i = 0; i < sh->ndets; i++)
+			add_detect(sum, sh->dets[i].detector, sh->dets[i].where,
+			    sh->dets[i].count);
 		for (size_t i = 0; i < sh->nlats; i++) {
 			struct lat_series *l = lat_of(sum, sh->lats[i].route);
 
@@ -213,6 +258,13 @@ gw_metrics_render(struct evbuffer *o)
 		    "{route=\"%s\"} %llu\n", lats[i].route,
 		    (unsigned long long)lats[i].count);
 	}
+	evbuffer_add_printf(o, "# HELP warden_detections_total Content "
+	    "detections, by detector and where (request, answer); never what "
+	    "was found.\n# TYPE warden_detections_total counter\n");
+	for (size_t i = 0; i < sum->ndets; i++)
+		evbuffer_add_printf(o, "warden_detections_total{detector=\"%s\","
+		    "where=\"%s\"} %llu\n", sum->dets[i].detector,
+		    sum->dets[i].where, (unsigned long long)sum->dets[i].count);
 	evbuffer_add_printf(o, "# HELP warden_open_connections Client "
 	    "connections open now.\n# TYPE warden_open_connections gauge\n"
 	    "warden_open_connections %lld\n",

@@ -13,14 +13,14 @@
  * route of the tenant that serves the model, up to upstream.max_attempts.
  */
 #include "gateway/txn.h"
+#include "gateway/provider.h"
 #include "secrets/sec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#define AUTH_PREFIX "Authorization: Bearer "
+#include <time.h>
 
 /* Pause the provider when this much is waiting to go to the client. */
 #define OUT_HIGH_MARK (256u << 10)
@@ -37,6 +37,8 @@ txn_end(struct txn *t)
 	if (t->conn != NULL)
 		gw_conn_set_hooks(t->conn, NULL);
 	gw_tools_clear(&t->tools);
+	gw_detect_clear(&t->det);
+	gw_detect_answer_clear(&t->det_ans);
 	gw_chat_clear(&t->chat);
 	if (t->body != NULL)
 		evbuffer_free(t->body);
@@ -49,6 +51,11 @@ txn_end(struct txn *t)
 	}
 	json_decref(t->attempt_log);
 	json_decref(t->usage);
+	free(t->up_body);
+	if (t->conv != NULL) {
+		gw_converse_stream_clear(t->conv);
+		free(t->conv);
+	}
 	if (t->stream_copy != NULL)
 		evbuffer_free(t->stream_copy);
 	gw_creds_unref(t->creds);
@@ -141,12 +148,11 @@ fail_tools(struct txn *t, const struct gw_tools_deny *d)
 	    d->retry_after_s);
 }
 
-/* Content-Type text/event-stream, parameters allowed. */
+/* Is the Content-Type want, parameters allowed? */
 static bool
-is_event_stream(const char *ctype)
+ctype_is(const char *ctype, const char *want)
 {
-	static const char want[] = "text/event-stream";
-	size_t n = sizeof(want) - 1;
+	size_t n = strlen(want);
 
 	if (ctype == NULL || strncasecmp(ctype, want, n) != 0)
 		return false;
@@ -160,7 +166,7 @@ static void
 on_head(void *arg, int status, const char *ctype)
 {
 	struct txn *t = arg;
-	struct gw_out_hdr h[3] = {
+	struct gw_out_hdr h[2 + 7] = {
 		{ "Cache-Control", "no-cache" },
 		{ "X-Warden-Route", t->route->id },
 	};
@@ -171,9 +177,11 @@ on_head(void *arg, int status, const char *ctype)
 	gw_metrics_upstream(t->route->id, wd_mono_us() - t->attempt_us);
 	if (!t->chat.stream || status != 200)
 		return;
-	/* An agent's stream is read as SSE: an answer that says it is
+	/* An agent's stream is read as SSE (a Converse route's as AWS
+	 * event-stream frames, translated to SSE): an answer that says it is
 	 * something else is not read at all (on_done refuses it). */
-	if (t->tools.agent != NULL && !is_event_stream(ctype)) {
+	if (t->tools.agent != NULL && !ctype_is(ctype, t->conv != NULL ?
+	    "application/vnd.amazon.eventstream" : "text/event-stream")) {
 		t->bad_ctype = true;
 		return;
 	}
@@ -189,16 +197,23 @@ on_head(void *arg, int status, const char *ctype)
 	}
 	/* Streams go out as they come: headers now, events as they end. */
 	t->streaming = true;
-	gw_respond_start(t->conn, 200, "text/event-stream", h, 2);
+	memcpy(h + 2, t->lim_hdrs, t->nlim_hdrs * sizeof(*h));
+	gw_respond_start(t->conn, 200, "text/event-stream", h, 2 + t->nlim_hdrs);
 }
 
 /* What a stream sends: into the response digest, and its usage chunk. */
 static void
 note_stream_bytes(struct txn *t, struct evbuffer *out)
 {
-	size_t len = evbuffer_get_length(out);
-	const char *p = (const char *)evbuffer_pullup(out, -1), *u;
+	size_t len;
+	const char *p, *u;
 
+	/* The usage chunk the client did not ask for (limits asked for it)
+	 * is taken out before anything counts what goes out. */
+	if (t->strip_usage)
+		gw_limits_stream_usage(out, true, &t->usage);
+	len = evbuffer_get_length(out);
+	p = (const char *)evbuffer_pullup(out, -1);
 	if (len == 0)
 		return;
 	if (t->resp_hmac != NULL)
@@ -227,6 +242,36 @@ note_stream_bytes(struct txn *t, struct evbuffer *out)
 			json_decref(j);
 		}
 	}
+}
+
+/*
+ * The content detectors that watch answers, on one event (or the whole
+ * answer); false when one fired (or cannot run): t->tool_deny says why,
+ * never what was found.
+ */
+static bool
+answer_clean(struct txn *t, const char *ev, size_t n, bool whole)
+{
+	int fired;
+
+	if (t->det_ans.scan == NULL)
+		return true;
+	if (gw_detect_answer_piece(&t->det_ans, ev, n, whole, &fired) != WD_OK) {
+		t->tool_deny.status = 503;
+		t->tool_deny.code = "detector_unavailable";
+		snprintf(t->tool_deny.message, sizeof(t->tool_deny.message),
+		    "content detection cannot run on this answer; it was ended");
+		return false;
+	}
+	if (fired < 0)
+		return true;
+	gw_metrics_detect(t->snap->detect.d[fired].id, "answer", 1);
+	t->tool_deny.status = 403;
+	t->tool_deny.code = t->snap->detect.d[fired].code;
+	snprintf(t->tool_deny.message, sizeof(t->tool_deny.message), "the answer "
+	    "contains what detector '%s' looks for; it was not passed on",
+	    t->snap->detect.d[fired].id);
+	return false;
 }
 
 /* How much of the first complete bytes of acc comes before a
@@ -307,6 +352,15 @@ on_data(void *arg, const char *data, size_t len)
 			t->tool_violation = !go_on && !t->astream.done;
 		}
 		gw_sse_consumed(&t->sse, complete);
+		/* The answer detectors read exactly what is about to go out;
+		 * a hit withholds all of it (on_done ends the stream). */
+		if (go_on && evbuffer_get_length(out) > 0 && !answer_clean(t,
+		    (const char *)evbuffer_pullup(out, -1),
+		    evbuffer_get_length(out), false)) {
+			evbuffer_free(out);
+			t->tool_violation = true;
+			return 0;
+		}
 		/* What passed goes out; after a violation nothing more of the
 		 * stream does (on_done ends it with an error event). */
 		note_stream_bytes(t, out);
@@ -316,6 +370,32 @@ on_data(void *arg, const char *data, size_t len)
 			return 0;
 	}
 	return len;
+}
+
+/*
+ * A Bedrock converse-stream: its event-stream frames become chat chunks
+ * (converse.c), which then take the same path as any OpenAI stream:
+ * on_data's SSE reader and tool check.  Before the answer streams (an
+ * error status) the bytes are buffered as they are.
+ */
+static size_t
+on_data_converse(void *arg, const char *data, size_t len)
+{
+	struct txn *t = arg;
+	char *sse;
+	size_t n, rc;
+
+	if (!t->streaming)
+		return on_data(arg, data, len);
+	if (gw_conn_pending(t->conn) > OUT_HIGH_MARK)
+		return GW_UP_PAUSE;
+	if (gw_converse_feed(t->conv, data, len, &sse, &n) != WD_OK) {
+		t->too_big = true;
+		return 0;
+	}
+	rc = n > 0 ? on_data(arg, sse, n) : n;
+	free(sse);
+	return rc == n ? len : 0;
 }
 
 /* The stream broke after it began: close it with an error event. */
@@ -374,6 +454,18 @@ finish_stream(struct txn *t)
 
 	if (t->tools.agent != NULL && !agent_stream_end(t))
 		return;
+	/* The rest (an unterminated last event) passes the answer
+	 * detectors like every event before it. */
+	if (evbuffer_get_length(t->resp) > 0 && !answer_clean(t,
+	    (const char *)evbuffer_pullup(t->resp, -1),
+	    evbuffer_get_length(t->resp), false)) {
+		evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
+		t->refused_late = true;
+		end_stream_with_error(t, t->tool_deny.status == 403 ?
+		    "policy_violation" : "server_error", t->tool_deny.code,
+		    t->tool_deny.message);
+		return;
+	}
 	/* What is left (the held [DONE], an unterminated last event) goes
 	 * out only once the record is written. */
 	note_stream_bytes(t, t->resp);
@@ -501,11 +593,19 @@ finish_agent_answer(struct txn *t)
 static void
 send_buffered(struct txn *t, int status)
 {
-	struct gw_out_hdr h[1] = { { "X-Warden-Route", t->route->id } };
+	struct gw_out_hdr h[1 + 7] = { { "X-Warden-Route", t->route->id } };
 	struct gw_conn *c = t->conn;
 	const char *text = (const char *)evbuffer_pullup(t->resp, -1);
 	size_t len = evbuffer_get_length(t->resp);
 
+	/* The answer detectors read exactly what would go out. */
+	if (status >= 200 && status < 300 && !answer_clean(t, text, len, true)) {
+		t->refused_late = true;
+		fail(t, t->tool_deny.status, t->tool_deny.status == 403 ?
+		    "policy_violation" : "server_error", t->tool_deny.code,
+		    t->tool_deny.message);
+		return;
+	}
 	t->final_status = status;
 	if (t->resp_hmac != NULL)
 		aud_hmac_update(t->resp_hmac, text, len);
@@ -524,7 +624,9 @@ send_buffered(struct txn *t, int status)
 	}
 	gw_metrics_request(route_id(t), status);
 	t->conn = NULL;
-	gw_respond(c, status, "application/json", h, 1, text, len);
+	memcpy(h + 1, t->lim_hdrs, t->nlim_hdrs * sizeof(*h));
+	gw_respond(c, status, "application/json", h, 1 + t->nlim_hdrs, text,
+	    len);
 	txn_end(t);
 }
 
@@ -560,6 +662,13 @@ on_done(void *arg, enum wd_err err, const char *detail)
 		    t->tool_deny.message);
 		return;
 	}
+	if (t->streaming && err == WD_OK && t->up_body != NULL &&
+	    t->conv != NULL && (t->conv->npending > 0 || !t->conv->done)) {
+		/* A Converse stream that ended inside a frame or before its
+		 * last event was cut short: not a complete answer. */
+		err = WD_EUPSTREAM;
+		detail = "the event stream ended before its last event";
+	}
 	/* An agent's stream is complete at [DONE], whatever came after. */
 	if (t->streaming && t->astream.done) {
 		finish_stream(t);
@@ -592,6 +701,22 @@ on_done(void *arg, enum wd_err err, const char *detail)
 		fail(t, 502, "server_error", "upstream_too_large", msg);
 		return;
 	}
+	if (err == WD_OK && t->up_status >= 200 && t->up_status < 300 &&
+	    gw_provider_converse(t->route)) {
+		char *chat;
+		size_t n;
+
+		/* A Converse answer, as the chat completion the client asked
+		 * for; what cannot be read that way is refused. */
+		if (gw_converse_answer((const char *)evbuffer_pullup(t->resp, -1),
+		    evbuffer_get_length(t->resp), t->chat.model, t->dec.id, &chat,
+		    &n) == WD_OK) {
+			evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
+			evbuffer_add(t->resp, chat, n);
+			free(chat);
+		} else
+			evbuffer_drain(t->resp, evbuffer_get_length(t->resp));
+	}
 	if (err == WD_OK && t->up_status != 429 && t->up_status < 500) {
 		finish_buffered(t);
 		return;
@@ -620,12 +745,12 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	const struct pol_provider *p;
 	const unsigned char *cred;
 	size_t credlen = 0;
-	const char *hdrs[6];
-	/* The header holds a credential as long as the store allows; on the
-	 * stack, wiped once curl has its copy. */
-	char auth[sizeof(AUTH_PREFIX) + SEC_VALUE_MAX];
-	int authlen = 0;
-	char url[2048];
+	const char *hdrs[5 + GW_PROV_MAX_HDRS];
+	/* URL and the kind's auth headers (gateway/provider.c); they hold
+	 * the credential until curl has its copy, then are wiped. */
+	static _Thread_local struct gw_prov_req pr;
+	struct gw_prov_in in;
+	const char *why_not;
 	struct gw_up_req r;
 	enum wd_err rc;
 
@@ -636,21 +761,40 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	p = t->route = t->cand[t->next++];
 	t->attempts++;
 	cred = gw_creds_get(t->creds, t->snap, p->credential, &credlen);
-	if (cred == NULL || credlen > SEC_VALUE_MAX || memchr(cred, '\n',
-	    credlen) || memchr(cred, '\r', credlen) || (authlen = snprintf(auth,
-	    sizeof(auth), AUTH_PREFIX "%.*s", (int)credlen,
-	    (const char *)cred)) < 0 ||
-	    (size_t)authlen != sizeof(AUTH_PREFIX) - 1 + credlen) {
-		/* A NUL would have cut the value short: refused, not sent. */
-		wd_wipe(auth, sizeof(auth));
-		fail(t, 500, "server_error", "credential_unavailable",
-		    "the credential for this route is not available");
-		return;
+	free(t->up_body);
+	t->up_body = NULL;
+	if (gw_provider_converse(p)) {
+		if (gw_converse_request((const char *)evbuffer_pullup(t->body, -1),
+		    evbuffer_get_length(t->body), &t->up_body, &t->up_body_len,
+		    &why_not) != WD_OK) {
+			fail(t, 400, "invalid_request_error", "unsupported_for_route",
+			    why_not);
+			return;
+		}
+		if (t->conv == NULL && (t->conv = calloc(1, sizeof(*t->conv))) ==
+		    NULL) {
+			fail(t, 500, "server_error", NULL, "out of memory");
+			return;
+		}
+		gw_converse_stream_clear(t->conv);	/* a previous attempt's */
+		gw_converse_stream_init(t->conv, t->chat.model, t->dec.id);
 	}
-	if ((size_t)snprintf(url, sizeof(url), "%s/chat/completions",
-	    p->base_url) >= sizeof(url)) {
-		wd_wipe(auth, (size_t)authlen);
-		fail(t, 500, "server_error", "bad_route", "route URL too long");
+	memset(&in, 0, sizeof(in));
+	in.route = p;
+	in.cred = cred;
+	in.credlen = credlen;
+	in.model = t->chat.model;
+	in.stream = t->chat.stream;
+	in.body = t->up_body ? t->up_body : (const char *)evbuffer_pullup(
+	    t->body, -1);
+	in.body_len = t->up_body ? t->up_body_len : evbuffer_get_length(t->body);
+	in.now = time(NULL);
+	if ((rc = gw_provider_prepare(&in, &pr, &why_not)) != WD_OK) {
+		/* A NUL or newline would have cut or split the header:
+		 * refused, not sent. */
+		gw_prov_req_wipe(&pr);
+		fail(t, 500, "server_error", rc == WD_ELIMIT ? "bad_route" :
+		    "credential_unavailable", why_not);
 		return;
 	}
 	snprintf(t->reqid_hdr, sizeof(t->reqid_hdr), "X-Request-Id: %s",
@@ -658,23 +802,25 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	hdrs[0] = "Content-Type: application/json";
 	hdrs[1] = t->chat.stream ? "Accept: text/event-stream"
 				 : "Accept: application/json";
-	hdrs[2] = auth;
-	hdrs[3] = t->reqid_hdr;
-	hdrs[4] = "User-Agent: warden/" WD_VERSION;
-	hdrs[5] = "Expect:";		/* no 100-continue round trip */
+	hdrs[2] = t->reqid_hdr;
+	hdrs[3] = "User-Agent: warden/" WD_VERSION;
+	hdrs[4] = "Expect:";		/* no 100-continue round trip */
+	for (size_t i = 0; i < pr.nhdrs; i++)
+		hdrs[5 + i] = pr.hdrs[i];
 	memset(&r, 0, sizeof(r));
-	r.url = url;
+	r.url = pr.url;
 	r.proxy = u->proxy;
+	r.ca_file = p->ca_file;
 	r.headers = hdrs;
-	r.nheaders = 6;
-	r.body = (const char *)evbuffer_pullup(t->body, -1);
-	r.body_len = evbuffer_get_length(t->body);
+	r.nheaders = 5 + pr.nhdrs;
+	r.body = in.body;
+	r.body_len = in.body_len;
 	r.connect_ms = u->connect_timeout_ms;
 	r.first_byte_ms = u->first_byte_timeout_ms;
 	r.idle_ms = u->idle_timeout_ms;
 	r.total_ms = u->total_timeout_ms;
 	r.on_head = on_head;
-	r.on_data = on_data;
+	r.on_data = t->up_body != NULL ? on_data_converse : on_data;
 	r.on_done = on_done;
 	r.arg = t;
 	t->up_status = 0;
@@ -685,7 +831,7 @@ try_next(struct txn *t, const char *why, int status, const char *type,
 	t->attempt_us = wd_mono_us();
 	rc = gw_up_start(gw_conn_worker(t->conn)->up, &r, &t->xfer);
 	/* curl copied the header strings; ours can go. */
-	wd_wipe(auth, (size_t)authlen);
+	gw_prov_req_wipe(&pr);
 	if (rc != WD_OK)
 		fail(t, 500, "server_error", NULL, "cannot start upstream request");
 }
@@ -714,6 +860,75 @@ check_tools(struct txn *t, struct gw_http_req *req)
 	return true;
 }
 
+/*
+ * Limits, the end of the decision: reserve what the request may cost on
+ * every limit that applies, or refuse it (429 naming the limit, with
+ * Retry-After and the x-ratelimit-* headers; 503 when the store cannot
+ * answer and a limit does not say fail_open).  A stream under a token or
+ * cost limit asks the provider for its usage.  false: answered.
+ */
+static bool
+reserve_limits(struct txn *t)
+{
+	struct pol_caller who = t->caller;
+	const char *names[7], *values[7];
+	struct gw_out_hdr h[7];
+	char msg[400];
+	size_t n;
+	bool asked;
+
+	/* An agent named by X-Warden-Agent counts as that agent.  The
+	 * in-flight lease is named by the decision id: random, where a
+	 * request id may be the client's. */
+	if (who.agent == NULL && t->tools.agent != NULL)
+		who.agent = t->tools.agent;
+	gw_limits_plan(&t->lim, t->snap, &who, t->chat.model,
+	    evbuffer_get_length(t->body), gw_limits_max_tokens(t->chat.root),
+	    t->dec.id, time(NULL));
+	if (t->lim.n == 0)
+		return true;
+	if (t->chat.stream && gw_limits_need_usage(&t->lim) &&
+	    gw_limits_ask_usage(t->chat.root, &asked)) {
+		if (!rewrite_body(t->body, t->chat.root)) {
+			fail(t, 500, "server_error", NULL, "out of memory");
+			return false;
+		}
+		t->strip_usage = true;
+	}
+	switch (gw_limits_reserve(&t->lim, msg, sizeof(msg))) {
+	case GW_LIM_OK:
+		break;
+	case GW_LIM_NO_PRICE:
+		fail(t, 403, "policy_violation", "no_price_for_model", msg);
+		return false;
+	case GW_LIM_UNAVAILABLE:
+		fail(t, 503, "server_error", "state_store_unavailable", msg);
+		return false;
+	case GW_LIM_OVER: {
+		struct gw_conn *c = t->conn;
+
+		n = gw_limits_headers(&t->lim, names, values, t->lim_buf);
+		for (size_t i = 0; i < n; i++)
+			h[i] = (struct gw_out_hdr){ names[i], values[i] };
+		gw_metrics_request("", 429);
+		t->final_status = 429;
+		t->final_code = "limit_exceeded";
+		gw_txn_record(t);
+		t->conn = NULL;
+		gw_conn_set_hooks(c, NULL);
+		gw_send_error_hdr(c, 429, h, n, "rate_limit_exceeded",
+		    "limit_exceeded", "%s", msg);
+		txn_end(t);
+		return false;
+	}
+	}
+	n = gw_limits_headers(&t->lim, names, values, t->lim_buf);
+	for (size_t i = 0; i < n; i++)
+		t->lim_hdrs[i] = (struct gw_out_hdr){ names[i], values[i] };
+	t->nlim_hdrs = n;
+	return true;
+}
+
 /* The policy decision; false when it denied (and the answer is sent). */
 static bool
 decide(struct txn *t, struct gw_http_req *req)
@@ -728,6 +943,7 @@ decide(struct txn *t, struct gw_http_req *req)
 	};
 	char id[sizeof(t->dec.id)];
 	const char *type;
+	enum wd_err rc;
 
 	/* Two of one policy header would leave the choice to us. */
 	static const char *const once[] = { "x-warden-data-class",
@@ -747,6 +963,20 @@ decide(struct txn *t, struct gw_http_req *req)
 			return false;
 		}
 	}
+	/* The content detectors, before the policy decides: what they find
+	 * joins the facts.  A detector that cannot run refuses the request
+	 * (fail closed): nothing leaves unscanned. */
+	rc = gw_detect_request(&t->det, t->snap, t->chat.root, &f.det_counts);
+	if (rc == WD_ELIMIT) {
+		fail(t, 413, "invalid_request_error", "too_many_texts", "the "
+		    "request holds more text values than content detection scans");
+		return false;
+	}
+	if (rc != WD_OK) {
+		fail(t, 503, "server_error", "detector_unavailable", "content "
+		    "detection cannot run; the request was not sent");
+		return false;
+	}
 	memcpy(id, t->dec.id, sizeof(id));
 	if (pol_decide(t->snap, &f, &t->dec) != WD_OK) {
 		fail(t, 500, "server_error", NULL, "policy evaluation failed");
@@ -754,6 +984,26 @@ decide(struct txn *t, struct gw_http_req *req)
 	}
 	memcpy(t->dec.id, id, sizeof(id));
 	t->decided = true;
+	if (t->dec.verdict == POL_DENY && t->dec.det_fired != 0) {
+		/* Blocked for what it holds: no copy of it is kept. */
+		evbuffer_drain(t->body, evbuffer_get_length(t->body));
+	} else if (t->dec.verdict != POL_DENY && t->dec.redact) {
+		/* What goes upstream (and what the audit digests) is the
+		 * redacted body. */
+		if (gw_detect_redact(&t->det, t->snap) != WD_OK ||
+		    !rewrite_body(t->body, t->chat.root)) {
+			fail(t, 500, "server_error", "redaction_failed", "the "
+			    "request could not be redacted; it was not sent");
+			return false;
+		}
+		t->dec.verdict = POL_MODIFY;
+	}
+	if (t->dec.verdict != POL_DENY &&
+	    gw_detect_answer_open(&t->det_ans, t->snap) != WD_OK) {
+		fail(t, 503, "server_error", "detector_unavailable", "content "
+		    "detection cannot run; the request was not sent");
+		return false;
+	}
 	if (t->dec.keep >= POL_KEEP_HASH && t->audit != NULL) {
 		aud_payload_digest(t->audit, evbuffer_pullup(t->body, -1),
 		    evbuffer_get_length(t->body), t->req_hmac);
@@ -767,7 +1017,9 @@ decide(struct txn *t, struct gw_http_req *req)
 	}
 	t->cand = t->dec.routes;
 	t->ncand = t->dec.nroutes;
-	return check_tools(t, req);
+	if (!check_tools(t, req))
+		return false;
+	return reserve_limits(t);
 }
 
 void

@@ -37,12 +37,26 @@ gw_record(const struct gw_outcome *o)
 	if (o->route != NULL && o->snap->upstream.proxy != NULL)
 		json_object_set_new(r, "upstream_proxy",
 		    json_string(o->snap->upstream.proxy));
+	/* Where the route declared it processes, as written (a zone such
+	 * as EU for routes with a residency record), and its deployment. */
+	if (o->route != NULL && o->route->processing_text != NULL)
+		json_object_set_new(r, "route_processing",
+		    json_string(o->route->processing_text));
+	if (o->route != NULL && o->route->deployment != POL_DEPLOY_UNSET)
+		json_object_set_new(r, "route_deployment",
+		    json_string(pol_deployment_name(o->route->deployment)));
+	/* A route over plain http off loopback was accepted by the rules
+	 * (insecure_http): every record of it says so. */
+	if (o->route != NULL && o->route->insecure_http)
+		json_object_set_new(r, "route_insecure_http", json_true());
 	json_object_set_new(r, "upstream_status", o->upstream_status ?
 	    json_integer(o->upstream_status) : json_null());
 	json_object_set_new(r, "latency_ms", json_integer((json_int_t)
 	    (o->latency_us / 1000)));
 	json_object_set_new(r, "attempts", o->attempts ? json_incref(o->attempts)
 	    : json_array());
+	if (o->limits != NULL)
+		json_object_set(r, "limits", o->limits);
 	json_object_set_new(r, "usage", o->usage ? json_incref(o->usage) :
 	    json_null());
 	if (d != NULL) {
@@ -60,6 +74,10 @@ gw_record(const struct gw_outcome *o)
 		json_object_set(r, "reasons", json_object_get(dj, "reasons"));
 		json_object_set(r, "routes", json_object_get(dj, "routes"));
 		json_object_set(r, "keep", json_object_get(dj, "keep"));
+		/* Content detections: detector and count, never the value. */
+		if (json_object_get(dj, "detections") != NULL)
+			json_object_set(r, "detections", json_object_get(dj,
+			    "detections"));
 		json_decref(dj);
 		json_object_set_new(r, "payload", json_pack("{s:s,s:o,s:o}", "mode",
 		    pol_keep_name(d->keep), "request_hmac",

@@ -28,6 +28,7 @@
 #include <event2/thread.h>
 
 #include "audit/aud.h"
+#include "gateway/provider.h"
 #include "secrets/sec.h"
 
 /* OpenSSL's secure heap (locked): keys in OpenSSL's own contexts. */
@@ -332,6 +333,9 @@ open_audit(struct gw_server *srv, json_t **counter_start)
 		.signer = srv->signer.sign != NULL ? &srv->signer : NULL,
 		.counter = srv->counter.next != NULL ? &srv->counter : NULL,
 		.witness = srv->witness.send != NULL ? &srv->witness : NULL,
+		/* The operator's word only (serve --accept-rollback): a log
+		 * behind the counter is otherwise refused. */
+		.accept_rollback = srv->opts->accept_rollback,
 	};
 	char err[512];
 
@@ -351,7 +355,12 @@ open_audit(struct gw_server *srv, json_t **counter_start)
 	}
 	rc = aud_open(&o, &srv->audit, err, sizeof(err));
 
-	if (rc != WD_OK)
+	if (rc == WD_EROLLBACK)
+		wd_error("audit log: %s; a rollback_detected record was written. "
+		    "Find out what happened to the log before accepting it: "
+		    "restart with --accept-rollback to continue it (the record "
+		    "is then signed in)", err);
+	else if (rc != WD_OK)
 		wd_error("audit log: %s", err);
 	return rc;
 }
@@ -509,6 +518,11 @@ gw_serve(const struct gw_serve_opts *opts)
 			goto stop;
 		}
 	}
+	/* Vertex routes' access tokens, before the first request. */
+	if (gw_tokens_start(&srv) != WD_OK) {
+		wd_error("cannot start the token keeper");
+		goto stop;
+	}
 	for (int i = 0; i < srv.nworkers; i++) {
 		if (pthread_create(&srv.workers[i].thread, NULL, worker_main,
 		    &srv.workers[i]) != 0) {
@@ -549,6 +563,7 @@ stop:
 		pthread_join(srv.workers[i].thread, NULL);
 	for (int i = 0; i < srv.nworkers; i++)
 		worker_free(&srv.workers[i]);
+	gw_tokens_stop();
 	curl_global_cleanup();
 	if (srv.audit != NULL) {
 		aud_submit(srv.audit, json_pack("{s:s,s:s}", "kind", "stop",

@@ -11,6 +11,9 @@
 
 #include "audit/aud.h"
 #include "gateway/gw_int.h"
+#include "gateway/limits.h"
+#include "gateway/gw_detect.h"
+#include "gateway/provider.h"
 
 struct txn {
 	struct gw_conn *conn;		/* NULL once the client left */
@@ -60,6 +63,20 @@ struct txn {
 	bool refused_late;		/* tool policy refused after allow */
 	struct aud_hmac *resp_hmac;
 	char reqid_hdr[96];
+	struct gw_detect det;		/* what the request's text held */
+	struct gw_detect_answer det_ans;	/* detectors watching answers */
+	/* Bedrock Converse routes (converse.c): the translated request body
+	 * of the current attempt, and the stream translator. */
+	char *up_body;
+	size_t up_body_len;
+	struct gw_converse_stream *conv;
+	/* Limits and budgets (issue 16): what the request reserved, and the
+	 * x-ratelimit-* headers its answers carry. */
+	struct gw_limits lim;
+	bool strip_usage;		/* usage asked for; the client did not */
+	struct gw_out_hdr lim_hdrs[7];
+	char lim_buf[7][32];
+	size_t nlim_hdrs;
 };
 
 /*

@@ -103,12 +103,30 @@ build_record(struct txn *t, const char *resp)
 		.attempts = t->attempt_log,
 		.tools = t->tools.log,
 		.usage = t->usage,
+		.limits = gw_limits_json(&t->lim),
 		.latency_us = wd_mono_us() - t->started_us,
 		.req_hmac = t->req_hmac,
 		.resp_hmac = resp,
 	};
+	json_t *rec = gw_record(&o);
 
-	return gw_record(&o);
+	json_decref(o.limits);
+	return rec;
+}
+
+/*
+ * Limits: a request that was answered (a 2xx, or a stream that began)
+ * settles its reservation with the provider's usage; one that failed
+ * gives it back.  Once, before the record that says which.
+ */
+static void
+settle_limits(struct txn *t)
+{
+	if ((t->final_status >= 200 && t->final_status < 300 &&
+	    t->up_status >= 200 && t->up_status < 300) || t->streaming)
+		gw_limits_settle(&t->lim, t->usage);
+	else
+		gw_limits_release(&t->lim);
 }
 
 /*
@@ -150,6 +168,13 @@ record_stream_end(struct txn *t)
 	json_object_set_new(rec, "payload", payload ? payload : json_null());
 	if (t->tools.log != NULL)
 		json_object_set(rec, "tools", t->tools.log);
+	/* What the stream spent against its limits (settled by now). */
+	{
+		json_t *lj = gw_limits_json(&t->lim);
+
+		if (lj != NULL)
+			json_object_set_new(rec, "limits", lj);
+	}
 	if (t->audit == NULL) {
 		json_decref(rec);
 		return WD_OK;
@@ -192,8 +217,10 @@ gw_txn_record(struct txn *t)
 	json_t *rec;
 	bool stored;
 
-	if (t->stream_opened)
+	if (t->stream_opened) {
+		settle_limits(t);
 		return record_stream_end(t);
+	}
 	if (t->resp_hmac != NULL) {
 		aud_hmac_final(t->resp_hmac, resp);
 		t->resp_hmac = NULL;
@@ -201,6 +228,7 @@ gw_txn_record(struct txn *t)
 	if (t->recorded)
 		return WD_OK;
 	t->recorded = true;
+	settle_limits(t);
 	stored = keep_payload(t);
 	rec = build_record(t, resp);
 	if (stored)

@@ -304,6 +304,8 @@ gw_up_start(struct gw_upstream *up, const struct gw_up_req *r,
 		x->headers = l;
 	}
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
+	if (r->ca_file != NULL)		/* a route's private CA */
+		curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);

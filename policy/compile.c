@@ -232,6 +232,48 @@ place(struct pol_loader *l, const struct pol_ref *r, struct pol_cset *set)
 	return true;
 }
 
+static char *join_refs(const struct pol_ref *r, size_t n);
+
+/* One residency place list into set and its text; none: anywhere. */
+static void
+residency_place(struct pol_loader *l, const struct pol_ref *refs, size_t n,
+    struct pol_cset *set, char **text)
+{
+	if (n == 0) {
+		memset(set, 0xff, sizeof(*set));
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		place(l, &refs[i], set);
+	*text = join_refs(refs, n);
+}
+
+void
+pol_compile_providers(struct pol_loader *l)
+{
+	for (size_t i = 0; i < l->s->nproviders; i++) {
+		struct pol_provider *p = &l->s->providers[i];
+		struct raw_provider *raw = &l->rp[i];
+
+		if (raw->from_country) {
+			pol_cset_add(&p->processing, p->cidx);
+			pol_cset_add(&p->storage, p->cidx);
+			memset(&p->abuse_storage, 0xff, sizeof(p->abuse_storage));
+			p->processing_text = strdup(p->country);
+			p->storage_text = strdup(p->country);
+			continue;
+		}
+		residency_place(l, raw->processing, raw->nprocessing,
+		    &p->processing, &p->processing_text);
+		residency_place(l, raw->storage, raw->nstorage, &p->storage,
+		    &p->storage_text);
+		residency_place(l, raw->abuse, raw->nabuse, &p->abuse_storage,
+		    &p->abuse_text);
+		if (p->deployment == POL_DEPLOY_GLOBAL)
+			memset(&p->processing, 0xff, sizeof(p->processing));
+	}
+}
+
 static struct pol_provider *
 find_provider(struct pol_snapshot *s, const char *id)
 {
@@ -323,6 +365,18 @@ compile_rule(struct pol_loader *l, struct pol_rule *r, struct raw_rule *raw)
 		place(l, &raw->countries[i], &r->country);
 	if (raw->ncountries > 0)
 		r->country_text = join_refs(raw->countries, raw->ncountries);
+	for (size_t i = 0; i < raw->nprocessing; i++)
+		place(l, &raw->processing[i], &r->processing);
+	if (raw->nprocessing > 0)
+		r->processing_text = join_refs(raw->processing, raw->nprocessing);
+	for (size_t i = 0; i < raw->nstorage; i++)
+		place(l, &raw->storage[i], &r->storage);
+	if (raw->nstorage > 0)
+		r->storage_text = join_refs(raw->storage, raw->nstorage);
+	for (size_t i = 0; i < raw->nabuse; i++)
+		place(l, &raw->abuse[i], &r->abuse_storage);
+	if (raw->nabuse > 0)
+		r->abuse_text = join_refs(raw->abuse, raw->nabuse);
 	if (raw->ntenants > 0) {
 		r->when_tenants = calloc(raw->ntenants, sizeof(*r->when_tenants));
 		for (size_t i = 0; r->when_tenants && i < raw->ntenants; i++) {
@@ -480,6 +534,16 @@ cset_json(const struct pol_cset *set)
 	return a;
 }
 
+/* A residency set: "anywhere" when not declared. */
+static json_t *
+place_json(const struct pol_cset *set)
+{
+	for (size_t w = 0; w < POL_CSET_WORDS; w++)
+		if (set->w[w] != ~0ull)
+			return cset_json(set);
+	return json_string("anywhere");
+}
+
 static json_t *
 mask_json(const struct pol_snapshot *s, uint64_t m)
 {
@@ -590,11 +654,30 @@ policy_version(struct pol_snapshot *s)
 
 		for (size_t m = 0; m < p->nmodels; m++)
 			json_array_append_new(models, json_string(p->models[m]));
-		json_object_set_new(provs, p->id, json_pack("{s:s,s:s,s:s,s:b,"
+		json_t *pj = json_pack("{s:s,s:s,s:s,s:b,"
 		    "s:i,s:s,s:o}", "api", p->api, "base_url",
 		    p->base_url, "country", p->country, "zdr", p->zdr,
 		    "retention_days", p->retention_days, "credential",
-		    p->credential, "models", models));
+		    p->credential, "models", models);
+
+		/* The residency record and how the route is reached decide
+		 * where data goes: part of the version. */
+		json_object_set_new(pj, "residency", json_pack("{s:o,s:o,s:o,s:s,"
+		    "s:o}", "processing", place_json(&p->processing), "storage",
+		    place_json(&p->storage), "abuse_monitoring_storage",
+		    place_json(&p->abuse_storage), "deployment",
+		    pol_deployment_name(p->deployment), "dpf", p->dpf < 0 ?
+		    json_null() : json_boolean(p->dpf)));
+		json_object_set_new(pj, "upstream", json_pack("{s:s?,s:s?,s:s?,"
+		    "s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:b}", "kind", p->kind,
+		    "auth", p->auth, "region", p->region, "service", p->service,
+		    "bedrock_api", p->bedrock_api, "azure_deployment",
+		    p->azure_deployment, "api_version", p->api_version,
+		    "anthropic_version", p->anthropic_version, "token_url",
+		    p->token_url, "service_account", p->service_account,
+		    "ca_file", p->ca_file, "insecure_http",
+		    p->insecure_http));
+		json_object_set_new(provs, p->id, pj);
 	}
 	for (size_t i = 0; i < s->ntenants; i++) {
 		const struct pol_tenant *t = &s->tenants[i];
@@ -641,8 +724,20 @@ policy_version(struct pol_snapshot *s)
 		    "zdr", r->require_zdr, "max_days", r->max_days, "keep",
 		    r->has_keep ? pol_keep_name(r->keep) : NULL, "keep_ttl_days",
 		    r->keep_ttl_days));
+		if (r->has_processing || r->has_storage || r->has_abuse ||
+		    r->require_dpf)
+			json_object_set_new(json_array_get(rules,
+			    json_array_size(rules) - 1), "residency", json_pack(
+			    "{s:o,s:o,s:o,s:b}", "processing", r->has_processing ?
+			    cset_json(&r->processing) : json_null(), "storage",
+			    r->has_storage ? cset_json(&r->storage) : json_null(),
+			    "abuse_monitoring_storage", r->has_abuse ?
+			    cset_json(&r->abuse_storage) : json_null(), "dpf",
+			    r->require_dpf));
 	}
 	json_object_set_new(root, "agents", agents_json(s));
+	if (s->detect.n > 0)
+		json_object_set_new(root, "detect", pol_detect_json(s));
 	json_object_set_new(root, "version", json_integer(1));
 	json_object_set_new(root, "jurisdictions", jurs);
 	json_object_set_new(root, "data_classes", mask_json(s, ~0ull));
@@ -676,11 +771,13 @@ pol_compile(struct pol_loader *l)
 	compile_classes(l);
 	compile_jurisdictions(l);
 	check_unique_ids(l);
+	pol_compile_providers(l);
 	for (size_t i = 0; i < s->ntenants; i++)
 		compile_tenant(l, &s->tenants[i], &l->rt[i]);
 	for (size_t i = 0; i < s->nrules; i++)
 		compile_rule(l, &s->rules[i], &l->rr[i]);
 	pol_compile_agents(l);
+	pol_compile_detect(l);
 	if ((rc = index_rules(s)) != WD_OK || (rc = index_keys(l)) != WD_OK)
 		return rc;
 	if (l->w.nerrors > 0)
@@ -703,7 +800,16 @@ pol_loader_free_raw(struct pol_loader *l)
 		pol_refs_free(l->rr[i].regions, l->rr[i].nregions);
 		pol_refs_free(l->rr[i].countries, l->rr[i].ncountries);
 		pol_refs_free(l->rr[i].tenants, l->rr[i].ntenants);
+		pol_refs_free(l->rr[i].processing, l->rr[i].nprocessing);
+		pol_refs_free(l->rr[i].storage, l->rr[i].nstorage);
+		pol_refs_free(l->rr[i].abuse, l->rr[i].nabuse);
 	}
+	for (size_t i = 0; l->rp != NULL && i < l->s->nproviders; i++) {
+		pol_refs_free(l->rp[i].processing, l->rp[i].nprocessing);
+		pol_refs_free(l->rp[i].storage, l->rp[i].nstorage);
+		pol_refs_free(l->rp[i].abuse, l->rp[i].nabuse);
+	}
+	free(l->rp);
 	free(l->rr);
 	for (size_t i = 0; l->rj != NULL && i < l->s->njurisdictions; i++) {
 		pol_refs_free(l->rj[i].members, l->rj[i].nmembers);
@@ -712,4 +818,5 @@ pol_loader_free_raw(struct pol_loader *l)
 	free(l->rj);
 	pol_refs_free(l->classes, l->nclass_refs);
 	pol_free_raw_agents(l);
+	pol_free_raw_detect(l);
 }

@@ -5,6 +5,8 @@
  * 1. Effective facts: the tenant's data classes and subject region,
  *    narrowed (never widened) by X-Warden-Data-Class and
  *    X-Warden-Subject-Region.
+ *    Content detections (gateway/detect.c) add their data classes,
+ *    never remove any; a detector whose action is block denies.
  * 2. Applicable rules: those indexed under one of the request's data
  *    classes, plus those for every request, whose tenant and region
  *    conditions hold.  A request whose subject region is unknown is
@@ -191,6 +193,40 @@ effective_facts(const struct pol_snapshot *s, const struct pol_facts *f,
 	return true;
 }
 
+/*
+ * What the content detectors found: their classes join the request's
+ * (more rules apply, never fewer); a blocking detector denies.  The
+ * message names the detector, never what it matched.
+ */
+static bool
+detections(const struct pol_snapshot *s, const struct pol_facts *f,
+    struct pol_decision *d)
+{
+	const struct pol_detector *block = NULL;
+
+	if (f->det_counts == NULL)
+		return true;
+	for (size_t i = 0; i < s->detect.n && i < POL_MAX_DETECTORS; i++) {
+		const struct pol_detector *det = &s->detect.d[i];
+
+		if (f->det_counts[i] == 0)
+			continue;
+		d->det_counts[i] = f->det_counts[i];
+		d->det_fired |= 1ull << i;
+		d->classes |= det->classes;
+		if (det->action == POL_DET_REDACT)
+			d->redact = true;
+		else if (det->action == POL_DET_BLOCK && block == NULL)
+			block = det;
+	}
+	if (block != NULL) {
+		deny(d, 403, block->code, "the request contains what detector '%s' "
+		    "looks for; it was not sent", block->id);
+		return false;
+	}
+	return true;
+}
+
 static bool
 rule_applies(const struct pol_rule *r, const struct pol_tenant *t,
     bool has_region, const struct pol_cset *region)
@@ -225,6 +261,9 @@ struct eval {
 	 * meets it is excluded by none of them, so only excluded routes
 	 * need the per-rule scan that finds the reasons. */
 	struct pol_cset countries;	/* intersection of provider_country */
+	struct pol_cset processing, storage, abuse;	/* same, per place */
+	bool residency;			/* any residency rule: no global route */
+	bool dpf;
 	bool zdr;			/* some rule requires it */
 	int max_days;			/* least retention.max_days; -1 none */
 };
@@ -242,6 +281,17 @@ add_matched(struct pol_decision *d, struct eval *e, const struct pol_rule *r)
 	if (r->has_country)
 		for (size_t w = 0; w < POL_CSET_WORDS; w++)
 			e->countries.w[w] &= r->country.w[w];
+	for (size_t w = 0; w < POL_CSET_WORDS; w++) {
+		if (r->has_processing)
+			e->processing.w[w] &= r->processing.w[w];
+		if (r->has_storage)
+			e->storage.w[w] &= r->storage.w[w];
+		if (r->has_abuse)
+			e->abuse.w[w] &= r->abuse_storage.w[w];
+	}
+	e->residency |= r->has_country || r->has_processing || r->has_storage ||
+	    r->has_abuse;
+	e->dpf |= r->require_dpf;
 	e->zdr |= r->require_zdr;
 	if (r->max_days >= 0 && (e->max_days < 0 || r->max_days < e->max_days))
 		e->max_days = r->max_days;
@@ -257,6 +307,17 @@ add_matched(struct pol_decision *d, struct eval *e, const struct pol_rule *r)
 	}
 }
 
+/* Does the route's place lie wholly within the rule's?  A place that was
+ * not declared is everywhere, and lies within no rule's. */
+static bool
+within(const struct pol_cset *place, const struct pol_cset *allowed)
+{
+	for (size_t w = 0; w < POL_CSET_WORDS; w++)
+		if (place->w[w] & ~allowed->w[w])
+			return false;
+	return true;
+}
+
 /* Does rule r exclude route p?  Records why. */
 static bool
 excludes(const struct pol_rule *r, const struct pol_provider *p,
@@ -264,8 +325,37 @@ excludes(const struct pol_rule *r, const struct pol_provider *p,
 {
 	bool out = false;
 
-	if (r->has_country && !pol_cset_has(&r->country, p->cidx)) {
-		reason(d, r, p, POL_WHY_COUNTRY);
+	if ((r->has_country || r->has_processing || r->has_storage ||
+	    r->has_abuse) && p->deployment == POL_DEPLOY_GLOBAL) {
+		/* A global deployment may process anywhere: it meets no
+		 * residency requirement, whatever else it declares. */
+		reason(d, r, p, POL_WHY_GLOBAL);
+		*by_residency = true;
+		out = true;
+	} else {
+		if (r->has_country && !within(&p->processing, &r->country)) {
+			reason(d, r, p, POL_WHY_COUNTRY);
+			*by_residency = true;
+			out = true;
+		}
+		if (r->has_processing && !within(&p->processing, &r->processing)) {
+			reason(d, r, p, POL_WHY_PROCESSING);
+			*by_residency = true;
+			out = true;
+		}
+		if (r->has_storage && !within(&p->storage, &r->storage)) {
+			reason(d, r, p, POL_WHY_STORAGE);
+			*by_residency = true;
+			out = true;
+		}
+		if (r->has_abuse && !within(&p->abuse_storage, &r->abuse_storage)) {
+			reason(d, r, p, POL_WHY_ABUSE);
+			*by_residency = true;
+			out = true;
+		}
+	}
+	if (r->require_dpf && p->dpf != 1) {
+		reason(d, r, p, POL_WHY_DPF);
 		*by_residency = true;
 		out = true;
 	}
@@ -306,7 +396,12 @@ route_ok(const struct pol_snapshot *s, const struct eval *e,
 {
 	bool ok = true;
 
-	if (pol_cset_has(&e->countries, p->cidx) && (!e->zdr || p->zdr) &&
+	if (within(&p->processing, &e->countries) &&
+	    within(&p->processing, &e->processing) &&
+	    within(&p->storage, &e->storage) &&
+	    within(&p->abuse_storage, &e->abuse) &&
+	    (!e->residency || p->deployment != POL_DEPLOY_GLOBAL) &&
+	    (!e->dpf || p->dpf == 1) && (!e->zdr || p->zdr) &&
 	    (e->max_days < 0 || retention_ok(p, e->max_days)))
 		goto tenant;
 	if (!e->overflow) {
@@ -360,8 +455,12 @@ pol_decide(const struct pol_snapshot *s, const struct pol_facts *f,
 	memset(d, 0, sizeof(*d));
 	e.nrules = 0;
 	e.overflow = e.any_keep = e.any_ttl = e.zdr = false;
+	e.residency = e.dpf = false;
 	e.max_days = -1;
 	memset(&e.countries, 0xff, sizeof(e.countries));
+	memset(&e.processing, 0xff, sizeof(e.processing));
+	memset(&e.storage, 0xff, sizeof(e.storage));
+	memset(&e.abuse, 0xff, sizeof(e.abuse));
 	d->policy_version = s->version;
 	d->keep = s->keep;
 	d->keep_ttl_days = s->keep_ttl_days;
@@ -372,7 +471,8 @@ pol_decide(const struct pol_snapshot *s, const struct pol_facts *f,
 	d->tenant = t->id;
 	d->tenant_p = t;
 	d->app = f->app;
-	if (!effective_facts(s, f, d, &has_region, &region))
+	if (!effective_facts(s, f, d, &has_region, &region) ||
+	    !detections(s, f, d))
 		return WD_OK;
 	FOREACH_APPLICABLE(s, d, t, has_region, &region, r, {
 		add_matched(d, &e, r);
@@ -413,7 +513,14 @@ pol_reason_rule(const struct pol_reason *r)
 const char *
 pol_reason_code(const struct pol_reason *r)
 {
-	return r->why == POL_WHY_COUNTRY ? "residency" : "retention";
+	switch (r->why) {
+	case POL_WHY_ZDR:
+	case POL_WHY_DAYS:
+	case POL_WHY_TENANT_DAYS:
+		return "retention";
+	default:
+		return "residency";
+	}
 }
 
 void
@@ -425,7 +532,31 @@ pol_reason_text(const struct pol_reason *r, const struct pol_tenant *t,
 	switch (r->why) {
 	case POL_WHY_COUNTRY:
 		snprintf(buf, len, "route '%s' processes data in %s, outside %s",
-		    p->id, p->country, r->rule->country_text);
+		    p->id, p->processing_text ? p->processing_text : "?",
+		    r->rule->country_text);
+		break;
+	case POL_WHY_PROCESSING:
+		snprintf(buf, len, "route '%s' processes data in %s, outside %s",
+		    p->id, p->processing_text ? p->processing_text :
+		    "undeclared places", r->rule->processing_text);
+		break;
+	case POL_WHY_STORAGE:
+		snprintf(buf, len, "route '%s' stores data in %s, outside %s",
+		    p->id, p->storage_text ? p->storage_text : "undeclared places",
+		    r->rule->storage_text);
+		break;
+	case POL_WHY_ABUSE:
+		snprintf(buf, len, "route '%s' keeps abuse-monitoring data in %s, "
+		    "outside %s", p->id, p->abuse_text ? p->abuse_text :
+		    "undeclared places", r->rule->abuse_text);
+		break;
+	case POL_WHY_GLOBAL:
+		snprintf(buf, len, "route '%s' is a global deployment: it may "
+		    "process anywhere", p->id);
+		break;
+	case POL_WHY_DPF:
+		snprintf(buf, len, "route '%s' is not certified under the EU-US "
+		    "Data Privacy Framework", p->id);
 		break;
 	case POL_WHY_ZDR:
 		snprintf(buf, len, "route '%s' has no zero-data-retention contract",
@@ -441,6 +572,22 @@ pol_reason_text(const struct pol_reason *r, const struct pol_tenant *t,
 		    t ? t->max_retention_days : 0);
 		break;
 	}
+}
+
+const char *
+pol_deployment_name(enum pol_deployment d)
+{
+	switch (d) {
+	case POL_DEPLOY_REGIONAL:
+		return "regional";
+	case POL_DEPLOY_DATAZONE:
+		return "datazone";
+	case POL_DEPLOY_GLOBAL:
+		return "global";
+	case POL_DEPLOY_UNSET:
+		break;
+	}
+	return "unset";
 }
 
 const char *
@@ -495,6 +642,16 @@ pol_decision_json(const struct pol_snapshot *s, const struct pol_decision *d)
 	json_object_set_new(o, "route", d->nroutes > 0 ?
 	    json_string(d->routes[0]->id) : json_null());
 	json_object_set_new(o, "routes", routes);
+	if (s->detect.n > 0) {
+		json_t *det = json_object();
+
+		/* Which detectors fired and how often; never what they saw. */
+		for (size_t i = 0; i < s->detect.n && i < POL_MAX_DETECTORS; i++)
+			if (d->det_fired & (1ull << i))
+				json_object_set_new(det, s->detect.d[i].id,
+				    json_integer(d->det_counts[i]));
+		json_object_set_new(o, "detections", det);
+	}
 	json_object_set_new(o, "matched_rules", matched);
 	if (d->nmatched_total > d->nmatched)
 		json_object_set_new(o, "matched_rules_total",

@@ -20,7 +20,7 @@ static const char *const top_keys[] = {
 	"version", "include", "server", "upstream", "secrets", "audit",
 	"jurisdictions",
 	"data_classes", "providers", "tenants", "rules", "agents",
-	"dev_credentials", "limits", "prices", "state", NULL
+	"dev_credentials", "limits", "prices", "state", "detect", NULL
 };
 /* Included files hold policy, not process settings. */
 static const char *const include_keys[] = {
@@ -60,6 +60,7 @@ defaults(struct pol_snapshot *s)
 	s->audit.counter_nv_index = POL_COUNTER_NV_INDEX;
 	s->keep = POL_KEEP_HASH;
 	s->keep_ttl_days = 30;
+	s->detect.max_memory = 64u << 20;
 }
 
 static enum wd_err
@@ -237,6 +238,8 @@ load_sections(struct pol_loader *l, yaml_node_t *root, bool main_file)
 			pol_load_devcreds(l, v);
 		if ((v = pol_get(w, root, "state")) != NULL)
 			pol_load_state(w, v, &l->s->state);
+		if ((v = pol_get(w, root, "detect")) != NULL)
+			pol_load_detect(l, v);
 	}
 	if ((v = pol_get(w, root, "data_classes")) != NULL)
 		pol_load_classes(l, v);

@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const server_keys[] = {
 	"listen", "workers", "max_body_bytes", "max_header_bytes",
@@ -25,7 +26,25 @@ static const char *const upstream_keys[] = {
 };
 static const char *const provider_keys[] = {
 	"id", "api", "base_url", "country", "retention", "credential",
-	"models", NULL
+	"models", "residency", "kind", "auth", "region", "service",
+	"bedrock_api", "azure_deployment", "api_version", "anthropic_version",
+	"token_url", "service_account", "ca_file", "insecure_http", NULL
+};
+static const char *const residency_keys[] = {
+	"processing", "storage", "abuse_monitoring_storage", "deployment",
+	"dpf", NULL
+};
+/* Provider kinds (gateway/provider.c) and the credential uses each
+ * allows; the first is the default. */
+static const struct {
+	const char *kind;
+	const char *auths[3];
+} kinds[] = {
+	{ "openai", { "bearer" } },
+	{ "azure", { "api_key" } },
+	{ "bedrock", { "sigv4", "bearer" } },
+	{ "vertex", { "service_account" } },
+	{ "anthropic", { "x_api_key" } },
 };
 static const char *const retention_keys[] = { "zdr", "days", NULL };
 static const char *const tenant_keys[] = {
@@ -39,7 +58,8 @@ static const char *const when_keys[] = {
 	"data_class", "subject_region", "tenant", NULL
 };
 static const char *const require_keys[] = {
-	"provider_country", "retention.zdr", "retention.max_days", NULL
+	"provider_country", "retention.zdr", "retention.max_days",
+	"processing", "storage", "abuse_monitoring_storage", "dpf", NULL
 };
 static const char *const keep_keys[] = { "payloads", "ttl_days", NULL };
 static const char *const secrets_keys[] = { "store", "tcti", "auth_file",
@@ -362,16 +382,178 @@ pol_load_id(struct pol_walk *w, yaml_node_t *map, const char *what, char **out)
 		    "'_', '.' (at most 64)", what, *out);
 }
 
+/* Is the host of an http:// URL a loopback address?  Only there may
+ * credentials and prompts go in clear without the route saying so. */
+static bool
+http_loopback(const char *url)
+{
+	const char *h = url + 7, *end;
+	size_t n;
+
+	if (*h == '[')
+		return strncmp(h, "[::1]", 5) == 0 && (h[5] == '\0' || h[5] == ':' ||
+		    h[5] == '/');
+	end = h + strcspn(h, ":/?#");
+	n = (size_t)(end - h);
+	if (n == 9 && strncasecmp(h, "localhost", 9) == 0)
+		return true;
+	/* 127.0.0.0/8 as a dotted quad, nothing else */
+	if (n < 9 || strncmp(h, "127.", 4) != 0)
+		return false;
+	for (const char *c = h + 4; c < end; c++)
+		if (!((*c >= '0' && *c <= '9') || *c == '.'))
+			return false;
+	return true;
+}
+
 static void
-load_provider(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p)
+opt_str(struct pol_walk *w, yaml_node_t *map, const char *key, char **dst)
+{
+	yaml_node_t *v = pol_get(w, map, key);
+
+	if (v != NULL)
+		pol_str(w, v, key, dst);
+}
+
+/* kind, auth and the settings each kind needs. */
+static void
+load_kind(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p,
+    const char *id)
+{
+	size_t k, a;
+	yaml_node_t *v;
+
+	opt_str(w, n, "kind", &p->kind);
+	if (p->kind == NULL)
+		p->kind = strdup("openai");
+	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+		if (p->kind != NULL && strcmp(kinds[k].kind, p->kind) == 0)
+			break;
+	if (k == sizeof(kinds) / sizeof(kinds[0])) {
+		pol_err(w, (v = pol_get(w, n, "kind")) ? v : n, "kind '%s' is not supported "
+		    "(supported: openai, azure, bedrock, vertex, anthropic)",
+		    p->kind ? p->kind : "?");
+		return;
+	}
+	opt_str(w, n, "auth", &p->auth);
+	if (p->auth == NULL)
+		p->auth = strdup(kinds[k].auths[0]);
+	for (a = 0; a < 3 && kinds[k].auths[a] != NULL; a++)
+		if (p->auth != NULL && strcmp(kinds[k].auths[a], p->auth) == 0)
+			break;
+	if (a == 3 || kinds[k].auths[a] == NULL)
+		pol_err(w, (v = pol_get(w, n, "auth")) ? v : n, "provider '%s': auth '%s' is not "
+		    "one kind '%s' uses", id, p->auth ? p->auth : "?", p->kind);
+	opt_str(w, n, "region", &p->region);
+	opt_str(w, n, "service", &p->service);
+	opt_str(w, n, "bedrock_api", &p->bedrock_api);
+	opt_str(w, n, "azure_deployment", &p->azure_deployment);
+	opt_str(w, n, "api_version", &p->api_version);
+	opt_str(w, n, "anthropic_version", &p->anthropic_version);
+	opt_str(w, n, "token_url", &p->token_url);
+	if (strcmp(p->kind, "bedrock") == 0) {
+		if (p->region == NULL && strcmp(p->auth ? p->auth : "", "sigv4") == 0)
+			pol_err(w, n, "provider '%s': SigV4 needs 'region'", id);
+		if (p->service == NULL)
+			p->service = strdup("bedrock");
+		if (p->bedrock_api == NULL)
+			p->bedrock_api = strdup("openai");
+		else if (strcmp(p->bedrock_api, "openai") != 0 &&
+		    strcmp(p->bedrock_api, "converse") != 0)
+			pol_err(w, pol_get(w, n, "bedrock_api"), "bedrock_api must be "
+			    "'openai' or 'converse'");
+	}
+	if (strcmp(p->kind, "azure") == 0 && (p->azure_deployment != NULL) !=
+	    (p->api_version != NULL))
+		pol_err(w, n, "provider '%s': the classic Azure path needs both "
+		    "'azure_deployment' and 'api_version'", id);
+	if (strcmp(p->kind, "anthropic") == 0 && p->anthropic_version == NULL)
+		p->anthropic_version = strdup("2023-06-01");
+	opt_str(w, n, "service_account", &p->service_account);
+	if (strcmp(p->kind, "vertex") == 0 && (p->token_url == NULL ||
+	    p->service_account == NULL))
+		pol_err(w, n, "provider '%s': kind vertex needs 'token_url' (the "
+		    "OAuth token endpoint) and 'service_account' (its email)", id);
+	else if (p->token_url != NULL && strncmp(p->token_url, "https://", 8)
+	    != 0 && !(strncmp(p->token_url, "http://", 7) == 0 &&
+	    http_loopback(p->token_url)))
+		pol_err(w, n, "provider '%s': token_url must be https:// (or "
+		    "http:// to loopback)", id);
+}
+
+/* The residency record: `residency:` or the older `country:`. */
+static void
+load_residency(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p,
+    struct raw_provider *raw, const char *id)
+{
+	yaml_node_t *v, *r = pol_get(w, n, "residency");
+	char *country = NULL, *dep = NULL;
+
+	p->dpf = -1;
+	pol_at(w, n, &raw->at);
+	if ((v = pol_get(w, n, "country")) != NULL && r != NULL)
+		pol_err(w, v, "provider '%s': give 'country' or 'residency', not "
+		    "both ('country: X' means processing and storage X)", id);
+	else if (v == NULL && r == NULL)
+		pol_err(w, n, "provider '%s' without 'country' or 'residency'", id);
+	if (v != NULL && pol_str(w, v, "country", &country)) {
+		if (!pol_country_valid(country))
+			pol_err(w, v, "'%s' is not an ISO 3166-1 alpha-2 country code",
+			    country);
+		else {
+			memcpy(p->country, country, 3);
+			p->cidx = pol_country_index(country);
+			raw->from_country = true;
+		}
+		free(country);
+	}
+	if (r == NULL || !pol_is_map(w, r, "residency"))
+		return;
+	pol_check_keys(w, r, residency_keys, "residency");
+	if ((v = pol_get(w, r, "processing")) != NULL)
+		pol_refs(w, v, "processing", &raw->processing, &raw->nprocessing);
+	if ((v = pol_get(w, r, "storage")) != NULL)
+		pol_refs(w, v, "storage", &raw->storage, &raw->nstorage);
+	if ((v = pol_get(w, r, "abuse_monitoring_storage")) != NULL)
+		pol_refs(w, v, "abuse_monitoring_storage", &raw->abuse,
+		    &raw->nabuse);
+	if ((v = pol_get(w, r, "dpf")) != NULL) {
+		bool b;
+
+		if (pol_bool(w, v, "dpf", &b))
+			p->dpf = b;
+	}
+	if ((v = pol_get(w, r, "deployment")) == NULL)
+		pol_err(w, r, "provider '%s': residency without 'deployment' "
+		    "(regional, datazone or global)", id);
+	else if (pol_str(w, v, "deployment", &dep)) {
+		if (strcmp(dep, "regional") == 0)
+			p->deployment = POL_DEPLOY_REGIONAL;
+		else if (strcmp(dep, "datazone") == 0)
+			p->deployment = POL_DEPLOY_DATAZONE;
+		else if (strcmp(dep, "global") == 0)
+			p->deployment = POL_DEPLOY_GLOBAL;
+		else
+			pol_err(w, v, "deployment must be regional, datazone or "
+			    "global, not '%s'", dep);
+		free(dep);
+	}
+	if (raw->nprocessing == 0 && p->deployment != POL_DEPLOY_GLOBAL)
+		pol_err(w, r, "provider '%s': residency without 'processing' (only "
+		    "a global deployment may omit it)", id);
+}
+
+static void
+load_provider(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p,
+    struct raw_provider *raw)
 {
 	yaml_node_t *v, *r;
-	char *country = NULL;
 	const char *id;
 	size_t len;
 
 	p->retention_days = -1;
 	p->cidx = -1;
+	p->dpf = -1;
 	if (!pol_is_map(w, n, "provider"))
 		return;
 	pol_check_keys(w, n, provider_keys, "provider");
@@ -381,28 +563,28 @@ load_provider(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p)
 		p->api = strdup("openai");
 	else if (pol_str(w, v, "api", &p->api) && strcmp(p->api, "openai") != 0)
 		pol_err(w, v, "api '%s' is not supported (supported: openai)", p->api);
+	if ((v = pol_get(w, n, "insecure_http")) != NULL)
+		pol_bool(w, v, "insecure_http", &p->insecure_http);
+	opt_str(w, n, "ca_file", &p->ca_file);
 	if ((v = pol_get(w, n, "base_url")) == NULL)
 		pol_err(w, n, "provider '%s' without 'base_url'", id);
 	else if (pol_str(w, v, "base_url", &p->base_url)) {
 		if (strncmp(p->base_url, "http://", 7) != 0 &&
 		    strncmp(p->base_url, "https://", 8) != 0)
 			pol_err(w, v, "base_url must start with http:// or https://");
+		else if (strncmp(p->base_url, "http://", 7) == 0 &&
+		    !http_loopback(p->base_url) && !p->insecure_http)
+			/* The credential and every prompt would cross the
+			 * network in clear. */
+			pol_err(w, v, "provider '%s': plain http:// to a host that "
+			    "is not loopback; use https:// (or say "
+			    "'insecure_http: true' to accept it)", id);
 		len = strlen(p->base_url);
 		while (len > 0 && p->base_url[len - 1] == '/')
 			p->base_url[--len] = '\0';
 	}
-	if ((v = pol_get(w, n, "country")) == NULL)
-		pol_err(w, n, "provider '%s' without 'country'", id);
-	else if (pol_str(w, v, "country", &country)) {
-		if (!pol_country_valid(country))
-			pol_err(w, v, "'%s' is not an ISO 3166-1 alpha-2 country code",
-			    country);
-		else {
-			memcpy(p->country, country, 3);
-			p->cidx = pol_country_index(country);
-		}
-		free(country);
-	}
+	load_residency(w, n, p, raw, id);
+	load_kind(w, n, p, id);
 	if ((r = pol_get(w, n, "retention")) != NULL && pol_is_map(w, r, "retention")) {
 		long long days;
 
@@ -435,12 +617,16 @@ pol_load_providers(struct pol_loader *l, yaml_node_t *n)
 
 		if (e == NULL)
 			return;
-		if (!pol_grow(&l->s->providers, &l->s->nproviders,
+		size_t nraw = l->s->nproviders;
+
+		if (!pol_grow(&l->rp, &nraw, sizeof(*l->rp)) ||
+		    !pol_grow(&l->s->providers, &l->s->nproviders,
 		    sizeof(*l->s->providers))) {
 			pol_err(&l->w, e, "out of memory");
 			return;
 		}
-		load_provider(&l->w, e, &l->s->providers[l->s->nproviders - 1]);
+		load_provider(&l->w, e, &l->s->providers[l->s->nproviders - 1],
+		    &l->rp[nraw - 1]);
 		/* Duplicates are reported here, where the place is known. */
 		for (size_t i = 0; i + 1 < l->s->nproviders; i++) {
 			const char *a = l->s->providers[i].id;
@@ -602,6 +788,25 @@ load_require(struct pol_walk *w, yaml_node_t *n, struct pol_rule *r,
 		r->kinds |= POL_RULE_RESIDENCY;
 		r->has_country = true;
 	}
+	if ((v = pol_get(w, n, "processing")) != NULL &&
+	    pol_refs(w, v, "processing", &raw->processing, &raw->nprocessing)) {
+		r->kinds |= POL_RULE_RESIDENCY;
+		r->has_processing = true;
+	}
+	if ((v = pol_get(w, n, "storage")) != NULL &&
+	    pol_refs(w, v, "storage", &raw->storage, &raw->nstorage)) {
+		r->kinds |= POL_RULE_RESIDENCY;
+		r->has_storage = true;
+	}
+	if ((v = pol_get(w, n, "abuse_monitoring_storage")) != NULL &&
+	    pol_refs(w, v, "abuse_monitoring_storage", &raw->abuse,
+	    &raw->nabuse)) {
+		r->kinds |= POL_RULE_RESIDENCY;
+		r->has_abuse = true;
+	}
+	if ((v = pol_get(w, n, "dpf")) != NULL &&
+	    pol_bool(w, v, "dpf", &r->require_dpf) && r->require_dpf)
+		r->kinds |= POL_RULE_RESIDENCY;
 	if ((v = pol_get(w, n, "retention.zdr")) != NULL &&
 	    pol_bool(w, v, "retention.zdr", &r->require_zdr) && r->require_zdr)
 		r->kinds |= POL_RULE_RETENTION;

@@ -105,6 +105,11 @@ struct pol_rule {
 	bool has_country;
 	struct pol_cset country;	/* route country must be in it */
 	char *country_text;		/* as written, for messages */
+	/* Residency record requirements (issue 14); each on its own. */
+	bool has_processing, has_storage, has_abuse;
+	struct pol_cset processing, storage, abuse_storage;
+	char *processing_text, *storage_text, *abuse_text;
+	bool require_dpf;
 	bool require_zdr;
 	int max_days;			/* -1: no cap */
 	/* keep: */
@@ -113,6 +118,15 @@ struct pol_rule {
 	int keep_ttl_days;		/* -1: unset */
 	size_t line;			/* where it was written, for messages */
 };
+/* What a route's deployment promises about where it processes. */
+enum pol_deployment {
+	POL_DEPLOY_UNSET = 0,		/* not declared: as regional */
+	POL_DEPLOY_REGIONAL,
+	POL_DEPLOY_DATAZONE,		/* a zone such as EU, declared in processing */
+	POL_DEPLOY_GLOBAL,		/* may process anywhere: meets no residency */
+};
+const char *pol_deployment_name(enum pol_deployment d);
+
 /* A provider endpoint: a "route". */
 struct pol_provider {
 	char *id;
@@ -125,6 +139,30 @@ struct pol_provider {
 	char **models;
 	size_t nmodels;
 	int cidx;			/* pol_country_index(country) */
+	/*
+	 * Residency record (issue 14): where the route processes, stores,
+	 * and keeps abuse-monitoring data.  A set holds every country the
+	 * place may mean (a zone like EU is all of its members); one that
+	 * was not declared is "anywhere" (every bit set), so no rule that
+	 * asks about it is met.  `country: X` is processing and storage X.
+	 */
+	struct pol_cset processing, storage, abuse_storage;
+	char *processing_text, *storage_text, *abuse_text;	/* as written */
+	enum pol_deployment deployment;
+	int dpf;			/* EU-US DPF certified: 1, 0, -1 unknown */
+	/* How warden reaches it (gateway/provider.c reads these). */
+	char *kind;			/* openai azure bedrock vertex anthropic */
+	char *auth;			/* how the credential is used; per kind */
+	char *region;			/* AWS region, Vertex location */
+	char *service;			/* SigV4 service name ("bedrock") */
+	char *bedrock_api;		/* "openai" or "converse" */
+	char *azure_deployment;		/* classic Azure path, with api_version */
+	char *api_version;
+	char *anthropic_version;
+	char *token_url;		/* Vertex: OAuth token endpoint */
+	char *service_account;		/* Vertex: the account's email (iss) */
+	char *ca_file;			/* private CA for this route; NULL: system */
+	bool insecure_http;		/* plain http:// off loopback, accepted */
 };
 
 /* An application of a tenant: its own keys, named in decisions. */
@@ -336,6 +374,38 @@ int pol_graph(const struct pol_snapshot *snap, const struct pol_agent *a,
 int pol_reach(const struct pol_agent *a, const char *from, const char *to,
     FILE *out);
 int pol_review(const struct pol_snapshot *snap, FILE *out);
+/* Routes whose residency record their URL or model ids contradict, and
+ * routes over plain http (lint_routes.c); the number of warnings. */
+int pol_lint_routes(const struct pol_snapshot *snap, FILE *out);
+
+/* ---- content detection (issue 20): the `detect:` section ---- */
+
+struct det_db;
+
+#define POL_MAX_DETECTORS 64		/* = DET_MAX: a uint64_t mask */
+
+/* What a detection does beyond adding its classes. */
+enum pol_det_action { POL_DET_CLASSIFY = 0, POL_DET_REDACT, POL_DET_BLOCK };
+const char *pol_det_action_name(enum pol_det_action a);
+
+struct pol_detector {
+	char *id;			/* built-in name, or the pattern's id */
+	int builtin;			/* enum det_builtin, or -1: a pattern */
+	char *regex;			/* a pattern's expression */
+	uint64_t classes;		/* added to a request it fires on */
+	enum pol_det_action action;
+	bool answers;			/* scan answers too (a hit ends them) */
+	char *code;			/* "detected_<id>": the error code */
+	char *placeholder;		/* "[REDACTED:<id>]" */
+};
+
+struct pol_detect {
+	struct det_db *db;		/* NULL: no detect section */
+	struct pol_detector *d;		/* detector i of db is d[i] */
+	size_t n;
+	uint64_t answers;		/* detectors that scan answers */
+	size_t max_memory;		/* scanner memory in flight, bytes */
+};
 
 /* A name/value pair from `dev_credentials:` (development only). */
 struct pol_devcred {
@@ -373,6 +443,7 @@ struct pol_snapshot {
 	size_t nagents;
 	enum pol_keep keep;		/* audit.payloads: the default */
 	int keep_ttl_days;		/* audit.payload_ttl_days */
+	struct pol_detect detect;	/* content detectors, compiled */
 	/* Key index: open addressing over key digests. */
 	struct pol_keyslot {
 		const unsigned char *digest;	/* NULL: empty */
@@ -438,6 +509,10 @@ struct pol_facts {
 	bool stream;
 	const char *hdr_classes;	/* X-Warden-Data-Class, or NULL */
 	const char *hdr_region;		/* X-Warden-Subject-Region, or NULL */
+	/* What the content detectors found (gateway/detect.c): counts by
+	 * detector of snap->detect, NULL when nothing was scanned.  Their
+	 * classes are added, never taken away. */
+	const uint32_t *det_counts;
 };
 
 enum pol_verdict { POL_ALLOW = 0, POL_DENY, POL_MODIFY };
@@ -447,6 +522,11 @@ enum pol_why {
 	POL_WHY_ZDR,			/* route lacks zero data retention */
 	POL_WHY_DAYS,			/* route keeps data too long */
 	POL_WHY_TENANT_DAYS,		/* ... longer than the tenant allows */
+	POL_WHY_PROCESSING,		/* route processes outside require.processing */
+	POL_WHY_STORAGE,		/* route stores outside require.storage */
+	POL_WHY_ABUSE,			/* abuse monitoring stores outside */
+	POL_WHY_GLOBAL,			/* global deployment: no residency at all */
+	POL_WHY_DPF,			/* route not DPF certified */
 };
 
 /* Why a route was excluded.  Kept as facts; pol_reason_text() words it,
@@ -490,6 +570,11 @@ struct pol_decision {
 	const struct pol_tenant *tenant_p;
 	enum pol_keep keep;		/* what warden may keep of payloads */
 	int keep_ttl_days;
+	/* Content detections: how often each detector fired (never what it
+	 * found); redact: the request must be redacted before it leaves. */
+	uint64_t det_fired;
+	uint32_t det_counts[POL_MAX_DETECTORS];
+	bool redact;
 };
 
 /*

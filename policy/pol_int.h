@@ -44,6 +44,17 @@ struct raw_rule {
 	struct pol_ref *classes, *regions, *countries, *tenants;
 	size_t nclasses, nregions, ncountries, ntenants;
 	struct pol_ref at;
+	/* require.processing / storage / abuse_monitoring_storage */
+	struct pol_ref *processing, *storage, *abuse;
+	size_t nprocessing, nstorage, nabuse;
+};
+
+/* A route's residency places as written (issue 14). */
+struct raw_provider {
+	struct pol_ref *processing, *storage, *abuse;
+	size_t nprocessing, nstorage, nabuse;
+	bool from_country;		/* `country:` set processing and storage */
+	struct pol_ref at;
 };
 
 struct raw_jurisdiction {
@@ -60,6 +71,13 @@ struct raw_agent {
 	struct pol_ref *flow_labels;		/* per flow */
 };
 
+/* A detector's class names and where it was written (detect:). */
+struct raw_detector {
+	struct pol_ref *classes;
+	size_t nclasses;
+	struct pol_ref at;
+};
+
 #define POL_MAX_INCLUDE_DEPTH 8
 #define POL_MAX_FILES 64
 
@@ -74,6 +92,7 @@ struct pol_loader {
 	struct raw_rule *rr;		/* parallel to s->rules */
 	struct raw_jurisdiction *rj;	/* parallel to s->jurisdictions */
 	struct raw_agent *ra;		/* parallel to s->agents */
+	struct raw_detector *rdet;	/* parallel to s->detect.d */
 	struct pol_ref *classes;	/* data_classes as written */
 	size_t nclass_refs;
 	bool have_audit;
@@ -81,6 +100,7 @@ struct pol_loader {
 	unsigned char digest_chain[32];
 	/* Each limit's tenant, app and agent as written (issue 16). */
 	struct pol_ref (*rlimits)[3];
+	struct raw_provider *rp;	/* parallel to s->providers */
 };
 
 /* Append one element to a growing array; false when out of memory. */
@@ -132,8 +152,16 @@ void pol_check_limits(struct pol_loader *l);
 void pol_limits_free(struct pol_snapshot *s);
 /* Limits and prices in canonical form, for the policy version. */
 json_t *pol_limits_json(const struct pol_snapshot *s);
+/* detect: read, then resolve classes and compile (load_detect.c). */
+void pol_load_detect(struct pol_loader *l, yaml_node_t *n);
+void pol_compile_detect(struct pol_loader *l);
+json_t *pol_detect_json(const struct pol_snapshot *s);
+void pol_free_raw_detect(struct pol_loader *l);
+void pol_detect_free(struct pol_detect *d);
 /* Resolve agents' tenants and labels (load_agents.c). */
 void pol_compile_agents(struct pol_loader *l);
+/* Resolve routes' residency places (compile.c). */
+void pol_compile_providers(struct pol_loader *l);
 void pol_free_raw_agents(struct pol_loader *l);
 
 /* Resolve names, build indexes and the policy version (compile.c). */

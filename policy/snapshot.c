@@ -36,6 +36,20 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		free(p->base_url);
 		free(p->credential);
 		free_strv(p->models, p->nmodels);
+		free(p->processing_text);
+		free(p->storage_text);
+		free(p->abuse_text);
+		free(p->kind);
+		free(p->auth);
+		free(p->region);
+		free(p->service);
+		free(p->bedrock_api);
+		free(p->azure_deployment);
+		free(p->api_version);
+		free(p->anthropic_version);
+		free(p->token_url);
+		free(p->service_account);
+		free(p->ca_file);
 	}
 	free(s->providers);
 	pol_limits_free(s);
@@ -69,6 +83,9 @@ pol_snapshot_unref(struct pol_snapshot *s)
 
 		free(r->id);
 		free(r->country_text);
+		free(r->processing_text);
+		free(r->storage_text);
+		free(r->abuse_text);
 		free(r->when_tenants);
 	}
 	free(s->rules);
@@ -88,6 +105,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		free(s->by_class[b]);
 	free(s->always);
 	free(s->keyidx);
+	pol_detect_free(&s->detect);
 	free(s->server.listen);
 	free(s->server.metrics_keys);
 	free(s->upstream.proxy);

@@ -36,8 +36,9 @@ wait_port() {
 	done
 }
 
-for p in 9101 9102 9103 9104 9105 9106 9107 $PORT; do
-	if curl -s -o /dev/null "http://127.0.0.1:$p/" 2>/dev/null; then
+for p in 9101 9102 9103 9104 9105 9106 9107 9443 8081 $PORT; do
+	if curl -s -o /dev/null "http://127.0.0.1:$p/" 2>/dev/null ||
+	    curl -sk -o /dev/null "https://127.0.0.1:$p/" 2>/dev/null; then
 		echo "port $p is taken; stop what runs there and retry" >&2
 		exit 1
 	fi
@@ -147,6 +148,28 @@ curl -s -H 'Authorization: Bearer wk-demo-acme-health' -H 'X-Warden-Data-Class: 
     "http://127.0.0.1:$PORT/v1/chat/completions" | sed 's/^/   /'
 echo
 
+say "6b. What a prompt holds reclassifies it: content detection (detect:)"
+note "acme-research declares only public data; its first route is openai-us:"
+chat wk-demo-acme-research \
+    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Explain compound interest."}]}'
+note "the same tenant pastes a customer's IBAN: the iban detector adds the class"
+note "financial, and rule research-financial-eea keeps it in the EEA:"
+chat wk-demo-acme-research \
+    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Is DE89 3704 0044 0532 0130 00 a valid account?"}]}'
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Is DE89 3704 0044 0532 0130 00 a valid account?"}]}' >"$TMP/iban.json"
+note "warden check names the detector and how often it fired, never the value:"
+"$B/warden" check -c "$RULES" --tenant acme-research "$TMP/iban.json" |
+    tr -d '\n' | grep -o '"detections": {[^}]*}\|"data_classes": \[[^]]*\]\|"routes": \[[^]]*\]' |
+    tr -s ' ' | sed 's/^/   /'
+note "a card number is replaced before the request leaves (action: redact);"
+note "what openai-eu received:"
+chat wk-demo-acme-research \
+    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Refund card 4111 1111 1111 1111 please."}]}'
+note "$(grep -o 'Refund card [^"\\]*' "$TMP/openai-eu.jsonl" | tail -1)"
+note "a provider key in a prompt is refused (action: block), never echoed:"
+chat wk-demo-acme-research \
+    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Why does sk-proj-Zq8vT3kLm2Xw9Rb7Yc4Nd6Pf1Hs5Jg0a fail?"}]}'
+
 say "7. An agent's forbidden tool call is stopped mid-stream"
 note "support-bot has read a customer record (personal data); the model now"
 note "streams a call to send_email (external sink). The flow rule"
@@ -194,7 +217,8 @@ note "a backup of the audit dir taken before the purge, key blobs and all:"
     --tcti "$TCTI" 2>&1 | sed 's/^/   /' || true
 
 say "11. /metrics (Prometheus) after the scenario"
-curl -s "http://127.0.0.1:$PORT/metrics" | grep '^warden_requests_total' | sed 's/^/   /'
+curl -s "http://127.0.0.1:$PORT/metrics" |
+    grep '^warden_requests_total\|^warden_detections_total' | sed 's/^/   /'
 
 say "Stopping warden (SIGTERM: in-flight requests may finish)"
 kill -TERM $WPID
@@ -206,21 +230,102 @@ say "12. The audit log: every decision, hash-chained, checkpoints signed in the 
 note "$(grep -c . "$TMP"/audit/audit-*.jsonl | sed 's/.*://') records; the last one:"
 tail -1 "$TMP"/audit/audit-*.jsonl | cut -c1-160 | sed 's/^/   /'
 "$B/warden" audit verify "$TMP/audit" --pubkey "$TMP/audit.pem" | sed 's/^/   /'
-note "a checkpoint checked with openssl alone:"
+note "the same log (its kinds: $(sed 's/.*"kind":"\([a-z_]*\)".*/\1/' "$TMP"/audit/audit-*.jsonl | sort -u | tr '\n' ' ')) checked by the independent verifier:"
+python3 audit/verify.py log "$TMP/audit" --pubkey "$TMP/audit.pem" | sed 's/^/   audit\/verify.py: /'
+note "a checkpoint's signed tree head checked with openssl alone (audit/FORMAT.md):"
 CP=$(grep '"kind":"checkpoint"' "$TMP"/audit/audit-*.jsonl | tail -1)
-SEQ=$(printf '%s' "$CP" | sed 's/.*"signed_seq":\([0-9]*\).*/\1/')
-HASH=$(printf '%s' "$CP" | sed 's/.*"signed_hash":"\([0-9a-f]*\)".*/\1/')
-printf '%s:%s' "$SEQ" "$HASH" >"$TMP/msg"
-printf '%s' "$CP" | sed 's/.*"signature":"\([^"]*\)".*/\1/' | base64 -d >"$TMP/sig.der"
+field() { printf '%s' "$CP" | sed "s/.*\"$1\":\"\{0,1\}\([^\",]*\).*/\1/"; }
+CTR=$(field counter); [ "$CTR" = null ] && CTR=none
+printf 'warden-audit-tree-head/2\n%s\n%s\n%s\n%s\n%s\n' "$(field tree_size)" \
+    "$(field root)" "$(field time_us)" "$CTR" "$(field interval_s)" >"$TMP/msg"
+field signature | base64 -d >"$TMP/sig.der"
 openssl dgst -sha256 -verify "$TMP/audit.pem" -signature "$TMP/sig.der" \
     "$TMP/msg" | sed 's/^/   /'
 note "the TPM counter each checkpoint carries (a log put back from before is behind it):"
 "$B/warden" audit counter --tcti "$TCTI" | sed 's/^/   /'
-note "export of acme-health's records (others appear as stubs), verified alone:"
+note "record 3 is in the tree that checkpoint signs (an RFC 9162 inclusion proof):"
+"$B/warden" audit prove "$TMP/audit" 3 >"$TMP/proof.json"
+"$B/warden" audit verify-proof "$TMP/proof.json" --pubkey "$TMP/audit.pem" | sed 's/^/   /'
+note "export of acme-health's records (others appear as stubs), its manifest signed in the TPM, verified alone:"
 "$B/warden" audit export "$TMP/audit" --format jsonl --tenant acme-health \
-    --pubkey "$TMP/audit.pem" -o "$TMP/export.jsonl" 2>&1 | sed 's/^/   /'
-"$B/warden" audit verify-export "$TMP/export.jsonl" | sed 's/^/   /'
+    --secrets-store "$STORE" --tcti "$TCTI" --auth-file "$TMP/audit-key-auth" \
+    -o "$TMP/export.jsonl" 2>&1 | sed 's/^/   /'
+"$B/warden" audit verify-export "$TMP/export.jsonl" --pubkey "$TMP/audit.pem" | sed 's/^/   /'
+python3 audit/verify.py export "$TMP/export.jsonl" --pubkey "$TMP/audit.pem" | sed 's/^/   independent verifier (audit\/verify.py): /'
 note "and a record someone edits afterwards is caught:"
 sed -i 's/"status":403/"status":200/' "$TMP"/audit/audit-000001.jsonl
 "$B/warden" audit verify "$TMP/audit" --pubkey "$TMP/audit.pem" | sed 's/^/   /' || true
+say "13. Provider kinds over TLS: rules/cloud.yaml (Azure, Bedrock, Vertex, OpenAI, Anthropic)"
+note "tests/mock/mock_cloud stands in for the five services on 127.0.0.1:9443,"
+note "with a CA made here (the routes' ca_file), and checks each kind's"
+note "authentication the way the real service does: api-key, SigV4"
+note "recomputed with the secret, a service account's RS256 JWT at /token."
+CD=build/demo-cloud
+rm -rf "$CD"
+mkdir -p "$CD"
+(cd "$CD" &&
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem \
+        -days 1 -subj '/CN=warden demo CA' &&
+    openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr \
+        -subj '/CN=127.0.0.1' &&
+    printf 'subjectAltName=IP:127.0.0.1\n' >srv.ext &&
+    openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+        -out srv.pem -days 1 -extfile srv.ext &&
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.pem &&
+    openssl pkey -in sa.pem -pubout -out sa.pub) >/dev/null 2>&1
+cat >"$CD/keys" <<KEYS
+azure=az-demo-eu-dz-0008
+anthropic=sk-ant-demo-0009
+openai=sk-demo-eu-0001
+aws=AKIADEMOEXAMPLE0010:demoSecretKey/ExampleOnly+0010
+aws_region=eu-central-1
+sa_email=warden@acme.iam.gserviceaccount.com
+sa_pubkey=$CD/sa.pub
+token_url=https://127.0.0.1:9443/token
+KEYS
+"$B/mock_cloud" --port 9443 --cert "$CD/srv.pem" --key "$CD/srv.key" \
+    --keys "$CD/keys" --record "$TMP/cloud.jsonl" >/dev/null &
+PIDS="$PIDS $!"
+for spec in "azure-global az-demo-global-0011" "azure-eu-dz az-demo-eu-dz-0008" \
+    "aws-eu AKIADEMOEXAMPLE0010:demoSecretKey/ExampleOnly+0010" \
+    "anthropic sk-ant-demo-0009"; do
+	# shellcheck disable=SC2086
+	set -- $spec
+	printf '%s' "$2" | "$B/warden" secrets seal "$1" --store "$STORE" \
+	    --tcti "$TCTI" | sed 's/^/   /'
+done
+"$B/warden" secrets import-key vertex-eu --store "$STORE" --tcti "$TCTI" \
+    <"$CD/sa.pem" | sed 's/^/   /'
+note "(the service account's private key now signs inside the TPM only;"
+note " its PEM file is removed)"
+rm -f "$CD/sa.pem"
+"$B/warden" lint -c rules/cloud.yaml 2>&1 | sed 's/^/   /'
+"$B/warden" serve -c rules/cloud.yaml --listen 127.0.0.1:8081 \
+    --audit-dir "$TMP/audit-cloud" --tcti "$TCTI" --secrets-store "$STORE" \
+    --auth-file "$TMP/audit-key-auth" 2>"$TMP/warden-cloud.log" &
+CPID=$!
+PIDS="$PIDS $CPID"
+wait_port 8081 /healthz
+PORT=8081
+note "eu-clinic (EU health data) asks gpt-4o: Azure Global may process"
+note "anywhere, so the EU DataZone deployment answers (api-key checked):"
+chat wk-demo-eu-clinic \
+    '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
+note "Claude through Bedrock's eu. profile, the request SigV4-signed:"
+chat wk-demo-eu-clinic \
+    '{"model":"eu.anthropic.claude-3-7-sonnet-20250219-v1:0","messages":[{"role":"user","content":"hi"}]}'
+note "Gemini in europe-west4 with a token from the service account's JWT:"
+chat wk-demo-eu-clinic \
+    '{"model":"google/gemini-2.0-flash","messages":[{"role":"user","content":"hi"}]}'
+note "Anthropic's API is a global deployment: refused for EU health data:"
+chat wk-demo-eu-clinic \
+    '{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}'
+note "a rule on storage alone: the lab's data may not be stored in the US:"
+chat wk-demo-lab-storage \
+    '{"model":"google/gemini-2.0-flash","messages":[{"role":"user","content":"hi"}]}'
+note "what the mock verified (path, kind, verdict):"
+sed 's/^/   /' "$TMP/cloud.jsonl"
+kill -TERM $CPID
+wait $CPID 2>/dev/null || true
+PORT=8080
 say "Done. Next: make test runs every test; README.md explains the rest."

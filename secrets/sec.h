@@ -115,6 +115,7 @@ enum wd_err sec_unseal(struct sec_tpm *tpm, const char *store,
 enum sec_kind {
 	SEC_KIND_CREDENTIAL,		/* sealed data key + envelope */
 	SEC_KIND_SIGNING_KEY,		/* TPM-resident ECDSA P-256 key */
+	SEC_KIND_IMPORTED_KEY,		/* an external RSA key imported (import.c) */
 };
 
 /* What the store knows about a secret; never the value. */
@@ -238,6 +239,18 @@ enum wd_err sec_sign_digest(struct sec_tpm *tpm, const char *store,
 
 /* The signing key's public half as PEM (SubjectPublicKeyInfo); *pem is
  * malloc'd, the caller frees it.  Needs no TPM. */
+/*
+ * An external RSA-2048 private key (PEM bytes) imported into the TPM as
+ * NAME, kind imported-key (import.c); it can then only sign, RSASSA with
+ * SHA-256, inside this TPM.  The caller wipes pem.
+ */
+enum wd_err sec_key_import(struct sec_tpm *tpm, const char *store,
+    const char *name, const unsigned char *pem, size_t pemlen, char *err,
+    size_t errlen);
+/* RS256 signature (256 bytes) over a SHA-256 digest with imported NAME. */
+enum wd_err sec_key_sign_rs256(struct sec_tpm *tpm, const char *store,
+    const char *name, const unsigned char digest[32], unsigned char *sig,
+    size_t *siglen, char *err, size_t errlen);
 enum wd_err sec_sign_pubkey_pem(const char *store, char **pem,
     char *err, size_t errlen);
 

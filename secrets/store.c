@@ -204,7 +204,8 @@ out:
 static const char *
 kind_name(enum sec_kind k)
 {
-	return k == SEC_KIND_SIGNING_KEY ? "signing-key" : "credential";
+	return k == SEC_KIND_SIGNING_KEY ? "signing-key" :
+	    k == SEC_KIND_IMPORTED_KEY ? "imported-key" : "credential";
 }
 
 static enum wd_err
@@ -233,6 +234,8 @@ meta_parse(const unsigned char *buf, size_t len, const char *name,
 		m->kind = SEC_KIND_CREDENTIAL;
 	else if (s != NULL && strcmp(s, "signing-key") == 0)
 		m->kind = SEC_KIND_SIGNING_KEY;
+	else if (s != NULL && strcmp(s, "imported-key") == 0)
+		m->kind = SEC_KIND_IMPORTED_KEY;
 	else {
 		sec_errf(err, errlen, "%s: unknown kind", path);
 		goto out;

@@ -27,7 +27,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 2
 out=build/libfuzzer
 CC=${FUZZ_CC:-clang}
-PKGS="libevent libevent_pthreads libcurl openssl yaml-0.1 jansson tss2-esys tss2-tctildr tss2-mu tss2-rc hiredis"
+PKGS="libevent libevent_pthreads libcurl openssl yaml-0.1 jansson tss2-esys tss2-tctildr tss2-mu tss2-rc hiredis libhs"
 PKG_CFLAGS=$(pkg-config --cflags $PKGS) || exit 2
 PKG_LIBS=$(pkg-config --libs $PKGS) || exit 2
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
@@ -47,7 +47,7 @@ compile() {
 	obj=$out/${1%.c}.o
 	mkdir -p "$(dirname "$obj")"
 	if [ ! -f "$obj" ] || [ "$1" -nt "$obj" ] || \
-	    [ -n "$(find common gateway policy secrets audit -name '*.h' \
+	    [ -n "$(find common gateway policy secrets audit detect -name '*.h' \
 	    -newer "$obj" 2>/dev/null | head -n 1)" ]; then
 		$CC $CFLAGS -c -o "$obj" "$1" || return 1
 	fi
@@ -56,7 +56,7 @@ compile() {
 
 # The library: what the Makefile puts in libwarden.a.
 libobjs=
-for src in common/*.c policy/*.c secrets/*.c audit/*.c gateway/*.c; do
+for src in common/*.c policy/*.c secrets/*.c audit/*.c detect/*.c gateway/*.c; do
 	[ -f "$src" ] || continue
 	[ "$src" = gateway/main.c ] && continue
 	obj=$(compile "$src") || { echo "fuzz.sh: cannot compile $src" >&2; exit 1; }

@@ -1,11 +1,13 @@
 /*
  * fuzz_audit.c - the audit log's readers (audit/) on arbitrary files: the
  * line splitter on every line, the input as a segment (`warden audit
- * verify DIR`), and the input as an export (`warden audit verify-export
- * FILE`).  A log on disk or an export handed to an auditor is untrusted:
- * the verifiers must never crash or hang, answer 0 (valid) or 1 (invalid)
- * for a file they could read, and a log that verifies must export to a
- * file that verifies.
+ * verify DIR`), as an export (`warden audit verify-export FILE`), as a
+ * proof (`warden audit verify-proof`) and as a witness's file (`verify
+ * --witness`).  A log on disk or an export handed
+ * to an auditor is untrusted:
+ * the verifiers must never crash or hang, never answer 0 (verified)
+ * without a key, and a log that is consistent must export to a file that
+ * is consistent.
  *
  * The input goes to DIR/audit-000001.jsonl in one temp directory per
  * process (mode 0700, in /tmp), rewritten for every input and removed at
@@ -101,18 +103,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* As a segment. */
 	put(seg, data, size);
 	rc = aud_verify_dir(dir, &vo, devnull);
-	if (rc != 0 && rc != 1)
+	/* No key given: never "verified", at best consistent. */
+	if (rc != AUD_INVALID && rc != AUD_UNAUTHENTICATED)
 		abort();
-	if (rc == 0) {
-		/* What verifies exports, whole, to what verifies. */
+	if (rc == AUD_UNAUTHENTICATED) {
+		/* What is consistent exports, whole, to what is consistent. */
 		if (aud_export(dir, &eo, exported, devnull) != 0 ||
-		    aud_verify_export(exported, devnull) != 0)
+		    aud_verify_export(exported, &vo, devnull) != AUD_UNAUTHENTICATED)
 			abort();
 	}
 
 	/* As an export. */
-	rc = aud_verify_export(seg, devnull);
-	if (rc != 0 && rc != 1)
+	rc = aud_verify_export(seg, &vo, devnull);
+	if (rc == AUD_VERIFIED)
+		abort();
+	/* As a proof, and as what a witness kept (against the log it is). */
+	rc = aud_verify_proof(seg, &vo, devnull);
+	if (rc == AUD_VERIFIED)
+		abort();
+	rc = aud_verify_witness(dir, seg, &vo, devnull);
+	if (rc == AUD_VERIFIED)
 		abort();
 	return 0;
 }

@@ -35,8 +35,12 @@ check_snapshot(const struct pol_snapshot *s)
 	for (size_t i = 0; i < s->nproviders; i++) {
 		const struct pol_provider *p = &s->providers[i];
 
+		/* A route has a country or a residency record (a global one
+		 * may omit where it processes), and a kind with its auth. */
 		if (p->id == NULL || p->base_url == NULL || p->credential == NULL ||
-		    strlen(p->country) != 2)
+		    (strlen(p->country) != 2 && p->processing_text == NULL &&
+		    p->deployment != POL_DEPLOY_GLOBAL) || p->kind == NULL ||
+		    p->auth == NULL)
 			abort();
 		for (size_t m = 0; m < p->nmodels; m++)
 			if (!pol_provider_serves(p, p->models[m]))

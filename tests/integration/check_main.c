@@ -33,6 +33,8 @@ main(void)
 	srunner_add_suite(sr, suite_witness());
 	srunner_add_suite(sr, suite_payloads());
 	srunner_add_suite(sr, suite_replicas());
+	srunner_add_suite(sr, suite_detect());
+	srunner_add_suite(sr, suite_upstreams());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

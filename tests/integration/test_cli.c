@@ -135,6 +135,7 @@ START_TEST(usage_lists_every_command)
 		{ "policy", "review" }, { "audit", "verify" },
 		{ "audit", "export" }, { "audit", "verify-export" },
 		{ "audit", "purge" }, { "audit", "pubkey" },
+		{ "audit", "prove" }, { "audit", "verify-proof" },
 		{ "secrets", "seal" }, { "secrets", "rotate" }, { "secrets", "rm" },
 		{ "secrets", "list" }, { "secrets", "check" }, { "keys", "new" },
 		{ "version", "" }, { "help", "" },

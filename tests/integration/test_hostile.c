@@ -1630,7 +1630,9 @@ START_TEST(explicit_upstream_proxy_is_used_and_recorded)
 		char *text = it_read_file(it.config, NULL), *a, *b;
 
 		a = subst(text, "upstream:\n", proxy_line);
-		b = subst(a, us_url, "'http://p-us.invalid:8443/v1'");
+		/* Plain http off loopback: the route must say so. */
+		b = subst(a, us_url, "'http://p-us.invalid:8443/v1', "
+		    "insecure_http: true");
 		it_write_file(it.config, b, 0600);
 		free(text);
 		free(a);

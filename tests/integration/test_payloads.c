@@ -163,14 +163,17 @@ stop(pid_t w)
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-/* The chain verifies with the TPM's key. */
+/* The chain verifies with the TPM's key, in warden and in the
+ * independent verifier (purge, secret_* and inbox_rejected records). */
 static void
 verify(const char *adir)
 {
 	char *out;
 	int rc = run(&out, "%s audit pubkey --secrets-store %s >%s/pay.pem && "
-	    "%s audit verify %s --pubkey %s/pay.pem", getenv("WARDEN_BIN"), store,
-	    it_tmpdir(), getenv("WARDEN_BIN"), adir, it_tmpdir());
+	    "%s audit verify %s --pubkey %s/pay.pem && python3 audit/verify.py "
+	    "log %s --pubkey %s/pay.pem", getenv("WARDEN_BIN"), store,
+	    it_tmpdir(), getenv("WARDEN_BIN"), adir, it_tmpdir(), adir,
+	    it_tmpdir());
 
 	ck_assert_msg(rc == 0, "verify %s: %s", adir, out);
 	free(out);
@@ -327,6 +330,18 @@ START_TEST(secrets_changes_and_purges_are_recorded_with_or_without_a_gateway)
 	rc = run(&out, "ls -A %s/inbox | grep -v '^.rejected-' | wc -l", adir);
 	ck_assert_msg(rc == 0 && atoi(out) == 0, "inbox left: %s", out);
 	free(out);
+	/* The CLI cannot sign: the purge record is in the chain, not yet
+	 * covered by a checkpoint (format 2: exit 3), until the next start
+	 * of the gateway signs it in. */
+	rc = run(&out, "%s audit pubkey --secrets-store %s >%s/pay.pem && "
+	    "%s audit verify %s --pubkey %s/pay.pem", getenv("WARDEN_BIN"), store,
+	    it_tmpdir(), getenv("WARDEN_BIN"), adir, it_tmpdir());
+	ck_assert_msg(rc == 3 && strstr(out, "NOT AUTHENTICATED") != NULL,
+	    "%d %s", rc, out);
+	free(out);
+	port = it_free_port();
+	w = start(port, adir);
+	stop(w);
 	verify(adir);
 }
 END_TEST

@@ -25,6 +25,7 @@
 #define AUTH "it-audit-key-auth-5"
 
 static char tpmdir[256], store[256], authfile[256], tcti[128];
+static const char *ww_extra;	/* one more serve option, or NULL */
 
 static int
 sh(const char *fmt, ...)
@@ -119,6 +120,8 @@ ww_start(struct ww *w, const char *name, const char *witness_yaml,
 	}
 	if (dev_key)
 		argv[n++] = "--dev-unauthenticated-audit-key";
+	if (ww_extra != NULL)
+		argv[n++] = (char *)ww_extra;
 	argv[n] = NULL;
 	w->pid = it_spawn(argv, w->log);
 	return it_wait_port(w->port, 5000);
@@ -167,6 +170,24 @@ log_checkpoints(const char *dir, char **out, int max)
 	if (n > 0)
 		free(ents);
 	return k;
+}
+
+/* Until the log at w holds n checkpoints (signed on the writer thread,
+ * after the answers went out), at most 10 s. */
+static void
+wait_checkpoints(const struct ww *w, int n)
+{
+	char *cps[32];
+	int k = 0;
+
+	for (int i = 0; i < 500 && k < n; i++) {
+		k = log_checkpoints(w->dir, cps, 32);
+		for (int j = 0; j < k; j++)
+			free(cps[j]);
+		if (k < n)
+			usleep(20000);
+	}
+	ck_assert_msg(k >= n, "%d checkpoints in %s, wanted %d", k, w->dir, n);
 }
 
 static long long
@@ -250,6 +271,7 @@ START_TEST(checkpoints_reach_udp_and_http_witnesses_as_made)
 		}
 	}
 	chats(&w, 13);
+	wait_checkpoints(&w, 2);
 	ck_assert_int_eq(WEXITSTATUS(it_stop(w.pid, SIGTERM)), 0);
 	ncp = log_checkpoints(w.dir, cps, 32);
 	ck_assert_int_ge(ncp, 3);
@@ -324,7 +346,13 @@ START_TEST(tcp_witness_gets_octet_counted_frames)
 	    t.port);
 	ck_assert_msg(ww_start(&w, "tcp", yaml, store, true, false),
 	    "warden did not come up; see %s", w.log);
-	chats(&w, 21);
+	/* The writer thread signs by count off the request path (format 2):
+	 * a checkpoint covers every record so far, so the next one waits for
+	 * ten more after it. */
+	chats(&w, 11);
+	wait_checkpoints(&w, 1);
+	chats(&w, 10);
+	wait_checkpoints(&w, 2);
 	ck_assert_int_eq(WEXITSTATUS(it_stop(w.pid, SIGTERM)), 0);
 	ncp = log_checkpoints(w.dir, cps, 32);
 	ck_assert_int_ge(ncp, 3);
@@ -391,6 +419,57 @@ START_TEST(signing_key_needs_the_auth_value)
 }
 END_TEST
 
+/*
+ * No silent rollback: a copy of the log put back from before a later run
+ * is behind the TPM counter; warden records it and refuses to start until
+ * the operator says --accept-rollback, which signs the record in.
+ */
+START_TEST(a_log_put_back_is_refused_unless_accepted)
+{
+	struct ww w;
+	char seg[300];
+	int st;
+
+	ck_assert_msg(ww_start(&w, "rb", "", store, true, false),
+	    "warden did not come up; see %s", w.log);
+	chats(&w, 3);
+	ck_assert_int_eq(WEXITSTATUS(it_stop(w.pid, SIGTERM)), 0);
+	ck_assert_int_eq(sh("cp -a %s %s.old", w.dir, w.dir), 0);
+	ck_assert_msg(ww_start(&w, "rb", "", store, true, false),
+	    "warden did not come up; see %s", w.log);
+	chats(&w, 2);
+	ck_assert_int_eq(WEXITSTATUS(it_stop(w.pid, SIGTERM)), 0);
+	ck_assert_int_eq(sh("rm -rf %s && mv %s.old %s", w.dir, w.dir, w.dir), 0);
+	/* Refused, saying why and what the operator may do: it exits by
+	 * itself (its port may have been bound before the log was read). */
+	ww_start(&w, "rb", "", store, true, false);
+	st = -1;
+	for (int i = 0; i < 500 && waitpid(w.pid, &st, WNOHANG) != w.pid; i++)
+		usleep(20000);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d; see %s",
+	    st, w.log);
+	ck_assert_msg(it_file_contains(w.log, "behind the TPM counter") &&
+	    it_file_contains(w.log, "--accept-rollback"), "see %s", w.log);
+	snprintf(seg, sizeof(seg), "%s/audit-000001.jsonl", w.dir);
+	ck_assert(it_file_contains(seg, "\"kind\":\"rollback_detected\""));
+	/* Accepted: it serves, and the record is signed into the log. */
+	ww_extra = "--accept-rollback";
+	ck_assert_msg(ww_start(&w, "rb", "", store, true, false),
+	    "warden did not come up; see %s", w.log);
+	ww_extra = NULL;
+	chats(&w, 1);
+	ck_assert_int_eq(WEXITSTATUS(it_stop(w.pid, SIGTERM)), 0);
+	ck_assert_int_eq(sh("%s audit pubkey --secrets-store %s >%s/rb.pem && "
+	    "%s audit verify %s --pubkey %s/rb.pem >/dev/null 2>&1",
+	    getenv("WARDEN_BIN"), store, it_tmpdir(), getenv("WARDEN_BIN"), w.dir,
+	    it_tmpdir()), 0);
+	/* And the next start is clean again. */
+	ck_assert_msg(ww_start(&w, "rb", "", store, true, false),
+	    "warden did not come up; see %s", w.log);
+	ck_assert_int_eq(WEXITSTATUS(it_stop(w.pid, SIGTERM)), 0);
+}
+END_TEST
+
 Suite *
 suite_witness(void)
 {
@@ -402,6 +481,7 @@ suite_witness(void)
 	tcase_add_test(tc, checkpoints_reach_udp_and_http_witnesses_as_made);
 	tcase_add_test(tc, tcp_witness_gets_octet_counted_frames);
 	tcase_add_test(tc, signing_key_needs_the_auth_value);
+	tcase_add_test(tc, a_log_put_back_is_refused_unless_accepted);
 	suite_add_tcase(s, tc);
 	return s;
 }

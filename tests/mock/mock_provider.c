@@ -16,6 +16,7 @@
  *   cc -std=c17 -O2 -Wall -Wextra -D_GNU_SOURCE -o mock_provider \
  *      mock_provider.c $(pkg-config --cflags --libs libevent jansson)
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -105,6 +106,8 @@ struct answer {
 	size_t raw_len;
 	long raw_status;
 	char *raw_type;		/* its Content-Type; NULL: none at all */
+	char **words;		/* words=: the answer's own words, or NULL */
+	size_t nwords;
 };
 
 /* What the directives in one request said, before it becomes an answer.
@@ -122,6 +125,8 @@ struct directives {
 	long raw_status;
 	const char *raw_type;
 	size_t raw_type_len;
+	const char *say;	/* words=a,b: one word per comma */
+	size_t say_len;
 };
 
 enum phase {
@@ -446,11 +451,17 @@ static void send_text(struct mock *m, struct evhttp_request *req, int status,
 /* ---------------------------------------------------------------------- */
 /* Answer content                                                         */
 
-/* Word k of the reply "hello from NAME lorem ipsum ...". */
-static void add_word(struct evbuffer *b, const struct mock *m, long k)
+/* Word k of the reply "hello from NAME lorem ipsum ...", or of words=. */
+static void add_word(struct evbuffer *b, const struct mock *m,
+    const struct answer *a, long k)
 {
 	const char *w;
 
+	if (a->words != NULL) {
+		w = a->words[(size_t)k % a->nwords];
+		evbuffer_add(b, w, strlen(w));
+		return;
+	}
 	if (k == 0) {
 		w = "hello";
 	} else if (k == 1) {
@@ -502,7 +513,7 @@ static void add_completion(struct evbuffer *b, const struct mock *m,
 		for (long k = 0; k < a->k.chunks; k++) {
 			if (k > 0)
 				evbuffer_add(b, " ", 1);
-			add_word(b, m, k);
+			add_word(b, m, a, k);
 		}
 		evbuffer_add_printf(b, "\"},\"finish_reason\":\"stop\"}],");
 	}
@@ -559,7 +570,7 @@ static void add_event(struct evbuffer *b, const struct pending *p, long idx)
 			evbuffer_add_printf(b, "%s: ", m->name_esc);
 		else
 			evbuffer_add(b, " ", 1);
-		add_word(b, m, k);
+		add_word(b, m, a, k);
 		evbuffer_add_printf(b, "\"},\"finish_reason\":null}]}\n\n");
 	} else if (idx == p->nbody + 1) {
 		evbuffer_add_printf(b, "\"choices\":[{\"index\":0,\"delta\":{},"
@@ -606,6 +617,11 @@ static void apply_directive(struct directives *d, const char *k, size_t kl,
 	if (key_is(k, kl, "raw_type")) {
 		d->raw_type = v;
 		d->raw_type_len = vl;
+		return;
+	}
+	if (key_is(k, kl, "words")) {
+		d->say = v;
+		d->say_len = vl;
 		return;
 	}
 	/* Everything else is numeric; a value that is not is ignored. */
@@ -769,8 +785,41 @@ static void split_tools(struct answer *a, const char *s, size_t n)
 	}
 }
 
+/* words=a,b_c: each item one word (one delta when streaming); '_' is a
+ * space; only letters, digits and "-.@+:" are kept (no escaping). */
+static void split_words(struct answer *a, const char *s, size_t n)
+{
+	const char *end = s + n;
+
+	a->words = xmalloc(sizeof *a->words * MAX_TOOLS);
+	while (s < end && a->nwords < MAX_TOOLS) {
+		const char *comma = memchr(s, ',', (size_t)(end - s));
+		const char *stop = comma ? comma : end;
+		char *w = xmalloc((size_t)(stop - s) + 1);
+		size_t o = 0;
+
+		for (const char *c = s; c < stop; c++)
+			if (*c == '_')
+				w[o++] = ' ';
+			else if (isalnum((unsigned char)*c) || strchr("-.@+:", *c))
+				w[o++] = *c;
+		w[o] = '\0';
+		a->words[a->nwords++] = w;
+		s = stop + 1;
+	}
+	if (a->nwords == 0) {
+		free(a->words);
+		a->words = NULL;
+	} else {
+		a->k.chunks = (long)a->nwords;
+	}
+}
+
 static void answer_free(struct answer *a)
 {
+	for (size_t i = 0; i < a->nwords; i++)
+		free(a->words[i]);
+	free(a->words);
 	free(a->model_esc);
 	for (size_t i = 0; i < a->ntools; i++)
 		free(a->tools[i]);
@@ -822,6 +871,8 @@ static void answer_build(struct mock *m, json_t *root, uint64_t seq,
 		memcpy(a->raw_type, d.raw_type, d.raw_type_len);
 		a->raw_type[d.raw_type_len] = '\0';
 	}
+	if (d.say != NULL)
+		split_words(a, d.say, d.say_len);
 }
 
 /* Answers that go out in one piece (once any delay has passed). */

@@ -17,7 +17,8 @@
 #      gets SIGHUP every RELOAD_EVERY seconds (default 0.5);
 #   then warden's VmRSS again, and warden is stopped with SIGTERM.
 # Checks: (a) warden alive and /healthz 200 after the run, and its SIGTERM
-# exit status 0; (b) `warden audit verify` exits 0; (c) every transfer
+# exit status 0; (b) `warden audit verify` finds the log consistent (exit 3:
+# the soak runs without a TPM, so nothing is signed); (c) every transfer
 # with COMPLETE 1 and a decision id has exactly one `request` record with
 # that decision_id; (d) final RSS <= warm-up RSS * 1.1 + 2 MB; (e) no
 # sanitizer report in warden's logs; (f) one `reload` record per SIGHUP.
@@ -129,13 +130,38 @@ wait_up() {
 	done
 }
 
-"$B/mock_provider" --listen "127.0.0.1:$PA" --name mock-a --quiet >"$TMP/mock-a.log" 2>&1 &
-MA=$!
-"$B/mock_provider" --listen "127.0.0.1:$PB" --name mock-b --quiet >"$TMP/mock-b.log" 2>&1 &
-MB=$!
-PIDS="$MA $MB"
-wait_up mock-a "$MA" "http://127.0.0.1:$PA/_mock/health" "$TMP/mock-a.log"
-wait_up mock-b "$MB" "http://127.0.0.1:$PB/_mock/health" "$TMP/mock-b.log"
+# start_mock NAME PORT: a mock provider; its pid in MPID and its port in
+# MPORT.  A port found free can be taken by another process before the
+# mock binds it: then the next free port is tried (at most 20).
+start_mock() {
+	MPORT=$2
+	t=0
+	while :; do
+		"$B/mock_provider" --listen "127.0.0.1:$MPORT" --name "$1" --quiet \
+		    >"$TMP/$1.log" 2>&1 &
+		MPID=$!
+		PIDS="$PIDS $MPID"
+		i=0
+		while ! curl -sf -o /dev/null --max-time 1 \
+		    "http://127.0.0.1:$MPORT/_mock/health" 2>/dev/null; do
+			alive "$MPID" || break
+			i=$((i + 1))
+			[ $i -le 200 ] || break
+			sleep 0.05
+		done
+		alive "$MPID" && return 0
+		t=$((t + 1))
+		if [ $t -ge 20 ] || ! grep -q "Address already in use" "$TMP/$1.log"; then
+			echo "soak: $1 did not come up; its log:" >&2
+			sed 's/^/  /' "$TMP/$1.log" >&2 || true
+			exit 2
+		fi
+		MPORT=$((MPORT + 7))
+		while ! port_free "$MPORT" || [ "$MPORT" = "$PW" ]; do MPORT=$((MPORT + 1)); done
+	done
+}
+start_mock mock-a "$PA"; PA=$MPORT
+start_mock mock-b "$PB"; PB=$MPORT
 
 hash() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
 KH=$(hash "$KEY")
@@ -288,8 +314,10 @@ wait "$WPID" || rc=$?
 WPID=""
 if [ "$rc" -eq 0 ]; then ok "(a) warden exited 0 on SIGTERM"; else bad "(a) warden exited $rc on SIGTERM"; fi
 
-# (b) the audit log verifies
-if "$B/warden" audit verify "$TMP/audit" >"$TMP/verify.out" 2>&1; then
+# (b) the audit log is consistent (no key: 3 is its best status)
+vrc=0
+"$B/warden" audit verify "$TMP/audit" >"$TMP/verify.out" 2>&1 || vrc=$?
+if [ "$vrc" -eq 3 ]; then
 	ok "(b) audit verify: $(tail -n 1 "$TMP/verify.out")"
 else
 	bad "(b) audit verify failed:"

@@ -26,6 +26,9 @@ main(void)
 	srunner_add_suite(sr, suite_sessions());
 	srunner_add_suite(sr, suite_limits());
 	srunner_add_suite(sr, suite_store());
+	srunner_add_suite(sr, suite_detect());
+	srunner_add_suite(sr, suite_residency());
+	srunner_add_suite(sr, suite_provider());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
