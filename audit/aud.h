@@ -316,6 +316,30 @@ struct aud_verify_opts {
 #define AUD_SLACK_S 60
 int aud_verify_dir(const char *dir, const struct aud_verify_opts *o,
     FILE *out);
+/*
+ * What aud_verify_dir found, as data for callers that act on it (the
+ * auditor's report): status is the AUD_* exit status; the records seq 1
+ * to covered are under the newest tree head the trusted key signed (the
+ * checkpoint record at signed_seq); why is the line verify prints.
+ */
+struct aud_verify_result {
+	int status;			/* AUD_VERIFIED ... AUD_UNAUTHENTICATED */
+	uint64_t records;		/* lines read (checkpoints included) */
+	uint64_t segments;
+	uint64_t last_seq;
+	uint64_t checkpoints;		/* consistent checkpoint records */
+	uint64_t signed_checkpoints;	/* of those, verified with the key */
+	uint64_t covered;		/* tree size of the newest signed head */
+	uint64_t signed_seq;		/* seq of that checkpoint record; 0 none */
+	uint64_t uncovered;		/* non-checkpoint records after it */
+	bool has_counter;
+	uint64_t counter;		/* the TPM counter it carries */
+	char fingerprint[AUD_HASH_HEX + 1];	/* the trusted key's; "" none */
+	char why[512];
+};
+/* aud_verify_dir, also filling *res (out may be NULL: nothing printed). */
+int aud_verify_dir_result(const char *dir, const struct aud_verify_opts *o,
+    FILE *out, struct aud_verify_result *res);
 /* `warden audit verify DIR --witness FILE`: every checkpoint line in
  * FILE (one per line, as struct aud_witness's send() gave them) signed by
  * the trusted key, standing in the log at its seq, and the log's tree of
@@ -360,5 +384,64 @@ int aud_prove_consistency(const char *dir, uint64_t a, uint64_t b,
  * trusted key (AUD_* statuses). */
 int aud_verify_proof(const char *path, const struct aud_verify_opts *o,
     FILE *out);
+
+/* ---- for auditors: stats, register, tail, report (issue 18) ---- */
+
+/*
+ * Read DIR's records in order, checking each line's hash and its link to
+ * the one before (not signatures: aud_verify_dir does that), and call fn
+ * with each (borrowed) up to max_seq (0: all); fn returning non-zero
+ * stops.  A line still being written is left for later.  Returns 0, 1
+ * (the chain is broken: why says where) or 2 (cannot read).
+ */
+int aud_read_records(const char *dir, uint64_t max_seq,
+    int (*fn)(void *arg, json_t *rec), void *arg, char *why, size_t whylen);
+
+struct aud_stats_opts {
+	int64_t since_us, until_us;	/* 0: open */
+	const char *tenant;		/* NULL: all */
+	uint64_t max_seq;		/* 0: all */
+};
+/* Count the request records of DIR (stats.c); *out gets a JSON object:
+ * requests, first, last, counts by verdict, rule, route, country, tenant,
+ * app, agent, data_class, code, denied_by_rule, tool_violations (agent ->
+ * rule), keep, by_hour, by_day (bucket -> verdict) and the register
+ * (array of {data_class, country, requests, routes, rules,
+ * legal_basis}).  Returns as aud_read_records. */
+int aud_stats(const char *dir, const struct aud_stats_opts *o, json_t **out,
+    char *why, size_t whylen);
+void aud_stats_print(json_t *st, FILE *out);
+void aud_register_print(json_t *st, const char *tenant, bool csv, FILE *out);
+
+struct aud_tail_opts {
+	bool follow;			/* -f: wait for more, across segments */
+	const char *tenant, *verdict;	/* NULL: all */
+	int poll_ms;			/* how often to look when following */
+	volatile int *stop;		/* set by a signal handler: return 0 */
+};
+/* `warden audit tail` (tail.c): one line per record; 0 at the end (or
+ * stop), 1 when the chain breaks (said loudly), 2 unreadable. */
+int aud_tail(const char *dir, const struct aud_tail_opts *o, FILE *out);
+
+/* HTML helpers shared by the report pages (html.c). */
+void aud_html_esc(FILE *f, const char *s);
+/* A bar chart as inline SVG: n bars of labels[i] with values[i]. */
+void aud_html_bars(FILE *f, const char *title, const char *const *labels,
+    const long long *values, size_t n);
+
+struct aud_report_opts {
+	const char *tenant;		/* NULL: all */
+	int64_t since_us, until_us;
+	const char *pubkey_pem_path;	/* the auditor's trusted key */
+	json_t *art30;			/* the rules' extract for tenant, or NULL */
+	const char *pin;		/* or: the key's SHA-256, as verify --pin */
+};
+/* `warden audit report` (report_html.c): verify DIR with the trusted
+ * key (aud_verify_dir_result), then write one self-contained HTML page to
+ * out counting only the records under the newest signed tree head.
+ * Returns the verification's exit status; for 1, 2 and 3 the page says
+ * NOT VERIFIED on top and shows no figures. */
+int aud_report_html(const char *dir, const struct aud_report_opts *o,
+    FILE *out, FILE *msgs);
 
 #endif /* AUD_H */

@@ -13,6 +13,7 @@
 #include "audit/aud_int.h"
 #include "audit/walk.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,25 +23,74 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+/* The message goes into res->why and, if out is given, is printed. */
+static void
+say(FILE *out, struct aud_verify_result *res, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+say(FILE *out, struct aud_verify_result *res, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(res->why, sizeof(res->why), fmt, ap);
+	va_end(ap);
+	if (out != NULL)
+		fputs(res->why, out);
+}
+
+/* The trusted key's fingerprint, as --pin takes it. */
+static void
+trusted_fingerprint(const struct aud_verify_opts *o,
+    const struct aud_walk *w, char out[AUD_HASH_HEX + 1])
+{
+	size_t len;
+	char *pem;
+
+	out[0] = '\0';
+	if (o == NULL)
+		return;
+	if (o->pubkey_pem_path != NULL) {
+		pem = wd_slurp(o->pubkey_pem_path, 1u << 20, &len);
+		if (pem == NULL || aud_key_fingerprint(pem, len, out) != WD_OK)
+			out[0] = '\0';
+		free(pem);
+	} else if (o->pin != NULL && w->pin[0] != '\0') {
+		memcpy(out, w->pin, AUD_HASH_HEX + 1);
+	}
+}
+
 int
 aud_verify_dir(const char *dir, const struct aud_verify_opts *o, FILE *out)
+{
+	struct aud_verify_result res;
+
+	return aud_verify_dir_result(dir, o, out, &res);
+}
+
+int
+aud_verify_dir_result(const char *dir, const struct aud_verify_opts *o,
+    FILE *out, struct aud_verify_result *res)
 {
 	struct aud_walk w;
 	size_t nsegs = 0;
 	char **segs = NULL, err[300];
 	bool tty = o->progress && isatty(2);
 	int64_t now = o->now_us ? o->now_us : (int64_t)wd_wall_us();
-	uint64_t unc;
+	uint64_t unc, signed_before;
 	int rc = AUD_VERIFIED;
 
+	memset(res, 0, sizeof(*res));
 	if (aud_walk_init(&w, o, err, sizeof(err)) != WD_OK) {
-		fprintf(out, "%s\n", err);
+		say(out, res, "%s\n", err);
 		rc = AUD_UNREADABLE;
 		goto done;
 	}
+	trusted_fingerprint(o, &w, res->fingerprint);
 	segs = aud_segments(dir, &nsegs);
+	res->segments = nsegs;
 	if (nsegs == 0) {
-		fprintf(out, "%s: no audit segments\n", dir);
+		say(out, res, "%s: no audit segments\n", dir);
 		rc = AUD_UNREADABLE;
 		goto done;
 	}
@@ -52,7 +102,7 @@ aud_verify_dir(const char *dir, const struct aud_verify_opts *o, FILE *out)
 		snprintf(path, sizeof(path), "%s/%s", dir, segs[s]);
 		text = wd_slurp(path, SIZE_MAX, &len);
 		if (text == NULL) {
-			fprintf(out, "%s: cannot read\n", path);
+			say(out, res, "%s: cannot read\n", path);
 			rc = AUD_UNREADABLE;
 			break;
 		}
@@ -62,16 +112,21 @@ aud_verify_dir(const char *dir, const struct aud_verify_opts *o, FILE *out)
 
 			lineno++;
 			if (nl == NULL) {
-				fprintf(out, "INVALID: %s:%zu: torn last line (no newline)"
-				    "\n", path, lineno);
+				say(out, res, "INVALID: %s:%zu: torn last line (no "
+				    "newline)\n", path, lineno);
 				rc = AUD_INVALID;
 				break;
 			}
+			signed_before = w.signed_cps;
 			if (!aud_walk_line(&w, text + off, ll, NULL)) {
-				fprintf(out, "INVALID: %s:%zu: %s\n", path, lineno, w.why);
+				say(out, res, "INVALID: %s:%zu: %s\n", path, lineno,
+				    w.why);
 				rc = AUD_INVALID;
 				break;
 			}
+			/* The checkpoint record whose tree head the key signed. */
+			if (w.signed_cps != signed_before)
+				res->signed_seq = w.seq;
 			if (tty && w.records % 65536 == 0)
 				fprintf(stderr, "\rverifying: %llu records",
 				    (unsigned long long)w.records);
@@ -81,47 +136,61 @@ aud_verify_dir(const char *dir, const struct aud_verify_opts *o, FILE *out)
 	}
 	if (tty)
 		fprintf(stderr, "\r\033[K");
+	res->records = w.records;
+	res->last_seq = w.seq;
+	res->checkpoints = w.checkpoints;
+	res->signed_checkpoints = w.signed_cps;
+	res->covered = w.covered;
+	res->has_counter = w.has_counter;
+	res->counter = w.counter;
 	if (rc != AUD_VERIFIED)
 		goto done;
 	unc = aud_walk_uncovered(&w);
+	res->uncovered = unc;
 	if (o->has_tpm_counter && (!w.has_counter || w.counter != o->tpm_counter)) {
-		fprintf(out, "INVALID: %s: the last checkpoint carries counter %s%llu "
-		    "but the TPM's is %llu: the log was rolled back (its newest "
-		    "records removed) or is not this TPM's\n", dir,
+		say(out, res, "INVALID: %s: the last checkpoint carries counter "
+		    "%s%llu but the TPM's is %llu: the log was rolled back (its "
+		    "newest records removed) or is not this TPM's\n", dir,
 		    w.has_counter ? "" : "none/", (unsigned long long)w.counter,
 		    (unsigned long long)o->tpm_counter);
 		rc = AUD_INVALID;
 		goto done;
 	}
 	if (w.trusted && aud_walk_stale(&w, now)) {
-		fprintf(out, "INVALID: %s: %llu record%s after seq %llu no checkpoint "
-		    "covers, the oldest from %s, longer ago than the checkpoint "
-		    "interval allows: checkpoints were removed\n", dir,
+		say(out, res, "INVALID: %s: %llu record%s after seq %llu no "
+		    "checkpoint covers, the oldest from %s, longer ago than the "
+		    "checkpoint interval allows: checkpoints were removed\n", dir,
 		    (unsigned long long)unc, unc == 1 ? "" : "s",
 		    (unsigned long long)w.covered, w.uncov_ts);
 		rc = AUD_INVALID;
 		goto done;
 	}
-	fprintf(out, "%s: %llu records in %zu segment%s, last seq %llu, "
-	    "%llu checkpoint%s", !w.trusted || unc > 0 ? "CONSISTENT" : "OK",
-	    (unsigned long long)w.records, nsegs, nsegs == 1 ? "" : "s",
-	    (unsigned long long)w.seq, (unsigned long long)w.checkpoints,
-	    w.checkpoints == 1 ? "" : "s");
-	if (!w.trusted) {
-		fprintf(out, "; NOT AUTHENTICATED: give the key you trust (--pubkey "
-		    "PEM or --pin SHA256)\n");
-		rc = AUD_UNAUTHENTICATED;
-	} else if (unc > 0) {
-		fprintf(out, " verified with the trusted key; NOT AUTHENTICATED: "
-		    "%llu record%s after the tree of %llu no checkpoint covers yet\n",
-		    (unsigned long long)unc, unc == 1 ? "" : "s",
-		    (unsigned long long)w.covered);
-		rc = AUD_UNAUTHENTICATED;
-	} else {
-		fprintf(out, " verified with the trusted key; every record is "
-		    "covered by a signed tree head\n");
+	{
+		char head[256];
+
+		snprintf(head, sizeof(head), "%s: %llu records in %zu segment%s, "
+		    "last seq %llu, %llu checkpoint%s",
+		    !w.trusted || unc > 0 ? "CONSISTENT" : "OK",
+		    (unsigned long long)w.records, nsegs, nsegs == 1 ? "" : "s",
+		    (unsigned long long)w.seq, (unsigned long long)w.checkpoints,
+		    w.checkpoints == 1 ? "" : "s");
+		if (!w.trusted) {
+			say(out, res, "%s; NOT AUTHENTICATED: give the key you "
+			    "trust (--pubkey PEM or --pin SHA256)\n", head);
+			rc = AUD_UNAUTHENTICATED;
+		} else if (unc > 0) {
+			say(out, res, "%s verified with the trusted key; NOT "
+			    "AUTHENTICATED: %llu record%s after the tree of %llu no "
+			    "checkpoint covers yet\n", head, (unsigned long long)unc,
+			    unc == 1 ? "" : "s", (unsigned long long)w.covered);
+			rc = AUD_UNAUTHENTICATED;
+		} else {
+			say(out, res, "%s verified with the trusted key; every "
+			    "record is covered by a signed tree head\n", head);
+		}
 	}
 done:
+	res->status = rc;
 	for (size_t i = 0; i < nsegs; i++)
 		free(segs[i]);
 	free(segs);

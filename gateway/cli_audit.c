@@ -448,6 +448,10 @@ gw_cmd_audit(int argc, char **argv)
 		return cmd_purge(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "payload") == 0)
 		return cmd_payload(argc, argv);
+	if (argc >= 2 && (strcmp(argv[1], "stats") == 0 ||
+	    strcmp(argv[1], "tail") == 0 || strcmp(argv[1], "register") == 0 ||
+	    strcmp(argv[1], "report") == 0))
+		return gw_cmd_audit_report(argc, argv);
 	if (argc < 3)
 		return usage();
 	what = argv[1];

@@ -61,6 +61,10 @@ static const struct cli_usage usages[] = {
 	{ "policy", "review", "-c FILE",
 	  "List, per agent, leaks (labelled data reaching an external sink),\n"
 	  "unreachable tools and tools without a call limit.  Exit 1 on a leak." },
+	{ "policy", "report", "-c FILE -o FILE.html",
+	  "Write one self-contained HTML page: every agent's tool graph (drawn\n"
+	  "by Graphviz's dot) with cut edges and leak paths marked, and each\n"
+	  "tenant's compliant routes per data class.  Exit 0, 2 on a failure." },
 	{ "audit", "verify",
 	  "DIR [--pubkey PEM | --pin SHA256] [--tpm-counter N]\n"
 	  "[--witness FILE]",
@@ -96,6 +100,32 @@ static const struct cli_usage usages[] = {
 	{ "audit", "payload", "show DECISION_ID [--dir DIR] (-c FILE | --tcti TCTI)",
 	  "Decrypt one kept payload (needs the TPM).  Exit 0 printed, 1 TPM\n"
 	  "failure, 2 usage, 3 its key was destroyed, 4 no such payload." },
+	{ "audit", "stats",
+	  "DIR [--since T] [--until T] [--tenant T]\n[--format text|json]",
+	  "Count the request records: by verdict, rule, route, destination\n"
+	  "country, tenant, app, agent, data class and error code; denials by\n"
+	  "rule; tool-policy violations by agent and rule.  Each line's hash\n"
+	  "and link are checked.  Exit 0, 1 if the chain is broken, 2 unreadable."
+	},
+	{ "audit", "tail", "DIR [-f] [--tenant T] [--verdict V]",
+	  "Print one line per record, checking each line's hash and link;\n"
+	  "-f follows the live log across segments until SIGINT.  A broken\n"
+	  "chain is printed loudly and exits 1." },
+	{ "audit", "register",
+	  "DIR --tenant T [--since T] [--until T] [--format csv|json]\n"
+	  "[--art30 -c RULES]",
+	  "The transfer register of a tenant: per data class and destination\n"
+	  "country, the requests sent, routes, rules and legal basis.  --art30\n"
+	  "adds the record of processing the rules declare (JSON)." },
+	{ "audit", "report",
+	  "DIR (--pubkey PEM | --pin SHA256) -o FILE.html [--tenant T]\n"
+	  "[--since T] [--until T] [-c RULES]",
+	  "Verify DIR with the trusted key, then write one self-contained HTML\n"
+	  "page: the result and the key's fingerprint, the register, verdicts\n"
+	  "and denials over time, retention, tool-policy violations, counting\n"
+	  "only records under the newest signed tree head.  A log that does\n"
+	  "not verify gets NOT VERIFIED on top and no figures (exit 1, 2 or 3\n"
+	  "as verify)." },
 	{ "audit", "pubkey", "(-c FILE | --secrets-store DIR)",
 	  "Print the public half of the TPM-held checkpoint signing key (PEM)." },
 	{ "audit", "counter", "(-c FILE | --tcti TCTI) [--index N] [--value]",

@@ -223,6 +223,8 @@ gw_cmd_policy(int argc, char **argv)
 	if (argc < 2)
 		goto usage;
 	what = argv[1];
+	if (strcmp(what, "report") == 0)
+		return gw_cmd_policy_report(argc, argv);
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "c:f:", longopts, NULL)) != -1) {
 		switch (ch) {

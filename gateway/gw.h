@@ -45,6 +45,9 @@ int gw_cmd_test(int argc, char **argv);
 int gw_cmd_policy(int argc, char **argv);
 int gw_cmd_reload(int argc, char **argv);
 int gw_cmd_audit(int argc, char **argv);
+/* audit stats | tail | register | report, policy report (cli_report.c) */
+int gw_cmd_audit_report(int argc, char **argv);
+int gw_cmd_policy_report(int argc, char **argv);
 
 /* `warden audit counter` (cli_counter.c): the TPM rollback counter.
  * Exit code: 0, 1 failed, 2 usage. */

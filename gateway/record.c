@@ -33,6 +33,11 @@ gw_record(const struct gw_outcome *o)
 	json_object_set_new(r, "route", str_or_null(o->route ? o->route->id : NULL));
 	json_object_set_new(r, "route_country", str_or_null(o->route ?
 	    o->route->country : NULL));
+	/* The transfer register (`warden audit register`) reads this: the
+	 * legal basis the rules name for the route used (an applied rule's,
+	 * else the route's). */
+	json_object_set_new(r, "legal_basis", str_or_null(pol_legal_basis(
+	    o->decided ? o->dec : NULL, o->route)));
 	/* A request that went out through an explicit proxy says which. */
 	if (o->route != NULL && o->snap->upstream.proxy != NULL)
 		json_object_set_new(r, "upstream_proxy",

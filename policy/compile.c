@@ -677,6 +677,10 @@ policy_version(struct pol_snapshot *s)
 		    p->token_url, "service_account", p->service_account,
 		    "ca_file", p->ca_file, "insecure_http",
 		    p->insecure_http));
+		/* Added only when named, so older rules keep their version. */
+		if (p->legal_basis != NULL)
+			json_object_set_new(pj, "legal_basis",
+			    json_string(p->legal_basis));
 		json_object_set_new(provs, p->id, pj);
 	}
 	for (size_t i = 0; i < s->ntenants; i++) {
@@ -708,6 +712,20 @@ policy_version(struct pol_snapshot *s)
 		    mask_json(s, t->may_omit), "subject_region",
 		    t->has_region ? cset_json(&t->region) : json_null(),
 		    "max_retention_days", t->max_retention_days));
+		/* The art. 30 declarations, only when given (versions stay). */
+		if (t->npurposes > 0 || t->ncategories > 0 || t->controller) {
+			json_t *tj = json_object_get(tens, t->id), *pa = json_array();
+			json_t *ca = json_array();
+
+			for (size_t k = 0; k < t->npurposes; k++)
+				json_array_append_new(pa, json_string(t->purposes[k]));
+			for (size_t k = 0; k < t->ncategories; k++)
+				json_array_append_new(ca, json_string(t->categories[k]));
+			json_object_set_new(tj, "purposes", pa);
+			json_object_set_new(tj, "categories", ca);
+			json_object_set_new(tj, "controller", t->controller ?
+			    json_string(t->controller) : json_null());
+		}
 	}
 	for (size_t i = 0; i < s->nrules; i++) {
 		const struct pol_rule *r = &s->rules[i];
@@ -715,7 +733,7 @@ policy_version(struct pol_snapshot *s)
 
 		for (size_t t = 0; t < r->nwhen_tenants; t++)
 			json_array_append_new(tn, json_string(r->when_tenants[t]->id));
-		json_array_append_new(rules, json_pack("{s:s,s:o,s:o,s:o,s:o,s:b,"
+		json_t *rj = json_pack("{s:s,s:o,s:o,s:o,s:o,s:b,"
 		    "s:i,s:s?,s:i}", "id", r->id, "when_classes",
 		    mask_json(s, r->when_classes), "when_region",
 		    r->has_when_region ? cset_json(&r->when_region) : json_null(),
@@ -723,17 +741,22 @@ policy_version(struct pol_snapshot *s)
 		    r->has_country ? cset_json(&r->country) : json_null(),
 		    "zdr", r->require_zdr, "max_days", r->max_days, "keep",
 		    r->has_keep ? pol_keep_name(r->keep) : NULL, "keep_ttl_days",
-		    r->keep_ttl_days));
+		    r->keep_ttl_days);
 		if (r->has_processing || r->has_storage || r->has_abuse ||
 		    r->require_dpf)
-			json_object_set_new(json_array_get(rules,
-			    json_array_size(rules) - 1), "residency", json_pack(
+			json_object_set_new(rj, "residency", json_pack(
 			    "{s:o,s:o,s:o,s:b}", "processing", r->has_processing ?
 			    cset_json(&r->processing) : json_null(), "storage",
 			    r->has_storage ? cset_json(&r->storage) : json_null(),
 			    "abuse_monitoring_storage", r->has_abuse ?
 			    cset_json(&r->abuse_storage) : json_null(), "dpf",
 			    r->require_dpf));
+
+		/* Only when named, so older rules keep their version. */
+		if (r->legal_basis != NULL)
+			json_object_set_new(rj, "legal_basis",
+			    json_string(r->legal_basis));
+		json_array_append_new(rules, rj);
 	}
 	json_object_set_new(root, "agents", agents_json(s));
 	if (s->detect.n > 0)

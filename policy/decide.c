@@ -664,3 +664,16 @@ pol_decision_json(const struct pol_snapshot *s, const struct pol_decision *d)
 	    pol_keep_name(d->keep), "ttl_days", d->keep_ttl_days));
 	return o;
 }
+
+const char *
+pol_legal_basis(const struct pol_decision *d, const struct pol_provider *route)
+{
+	for (size_t i = 0; d != NULL && route != NULL && i < d->nmatched; i++) {
+		const struct pol_rule *r = d->matched[i];
+
+		if (r->legal_basis != NULL && (!r->has_country ||
+		    pol_cset_has(&r->country, route->cidx)))
+			return r->legal_basis;
+	}
+	return route != NULL ? route->legal_basis : NULL;
+}

@@ -28,7 +28,7 @@ static const char *const provider_keys[] = {
 	"id", "api", "base_url", "country", "retention", "credential",
 	"models", "residency", "kind", "auth", "region", "service",
 	"bedrock_api", "azure_deployment", "api_version", "anthropic_version",
-	"token_url", "service_account", "ca_file", "insecure_http", NULL
+	"token_url", "service_account", "ca_file", "insecure_http", "legal_basis", NULL
 };
 static const char *const residency_keys[] = {
 	"processing", "storage", "abuse_monitoring_storage", "deployment",
@@ -46,21 +46,30 @@ static const struct {
 	{ "vertex", { "service_account" } },
 	{ "anthropic", { "x_api_key" } },
 };
+/* The legal basis of a transfer to a provider's country (GDPR ch. V):
+ * adequacy decision (art. 45), EU-US Data Privacy Framework, standard
+ * contractual clauses or binding corporate rules (art. 46), a derogation
+ * (art. 49), or none needed (the data stays where it is). */
+static const char *const legal_bases[] = { "adequacy", "dpf", "scc", "bcr",
+	"derogation", "not_required", NULL };
 static const char *const retention_keys[] = { "zdr", "days", NULL };
 static const char *const tenant_keys[] = {
 	"id", "keys", "apps", "routes", "data_classes", "may_omit", "subject_region",
-	"max_retention_days", NULL
+	"max_retention_days", "purposes", "categories", "controller", NULL
 };
 static const char *const rule_keys[] = {
-	"id", "when", "require", "keep", NULL
+	"id", "when", "require", "keep", "legal_basis", NULL
 };
 static const char *const when_keys[] = {
 	"data_class", "subject_region", "tenant", NULL
 };
 static const char *const require_keys[] = {
-	"provider_country", "retention.zdr", "retention.max_days",
+	"provider_country", "retention.zdr", "retention.max_days", "retention",
 	"processing", "storage", "abuse_monitoring_storage", "dpf", NULL
 };
+/* require: { retention: { zdr, max_days } }, as providers write it. */
+static const char *const require_retention_keys[] = { "zdr", "max_days",
+	NULL };
 static const char *const keep_keys[] = { "payloads", "ttl_days", NULL };
 static const char *const secrets_keys[] = { "store", "tcti", "auth_file",
 	"sign_pcrs", NULL };
@@ -544,6 +553,21 @@ load_residency(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p,
 }
 
 static void
+load_legal_basis(struct pol_walk *w, yaml_node_t *v, char **out)
+{
+	size_t i;
+
+	if (!pol_str(w, v, "legal_basis", out))
+		return;
+	for (i = 0; legal_bases[i] != NULL && strcmp(legal_bases[i], *out) != 0;
+	    i++)
+		;
+	if (legal_bases[i] == NULL)
+		pol_err(w, v, "legal_basis '%.40s' is not one of adequacy, dpf, "
+		    "scc, bcr, derogation, not_required", *out);
+}
+
+static void
 load_provider(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p,
     struct raw_provider *raw)
 {
@@ -595,6 +619,8 @@ load_provider(struct pol_walk *w, yaml_node_t *n, struct pol_provider *p,
 		    pol_int(w, v, "retention.days", 0, 36500, &days))
 			p->retention_days = (int)days;
 	}
+	if ((v = pol_get(w, n, "legal_basis")) != NULL)
+		load_legal_basis(w, v, &p->legal_basis);
 	if ((v = pol_get(w, n, "credential")) == NULL)
 		pol_err(w, n, "provider '%s' without 'credential'", id);
 	else
@@ -730,6 +756,13 @@ load_tenant(struct pol_walk *w, yaml_node_t *n, struct pol_tenant *t,
 	if ((v = pol_get(w, n, "max_retention_days")) != NULL &&
 	    pol_int(w, v, "max_retention_days", 0, 36500, &days))
 		t->max_retention_days = (int)days;
+	/* The record of processing (GDPR art. 30): as the operator says. */
+	if ((v = pol_get(w, n, "purposes")) != NULL)
+		pol_str_list(w, v, "purposes", &t->purposes, &t->npurposes);
+	if ((v = pol_get(w, n, "categories")) != NULL)
+		pol_str_list(w, v, "categories", &t->categories, &t->ncategories);
+	if ((v = pol_get(w, n, "controller")) != NULL)
+		pol_str(w, v, "controller", &t->controller);
 }
 
 void
@@ -815,6 +848,26 @@ load_require(struct pol_walk *w, yaml_node_t *n, struct pol_rule *r,
 		r->max_days = (int)days;
 		r->kinds |= POL_RULE_RETENTION;
 	}
+	/* The nested spelling compiles to the same rule (same version). */
+	if ((v = pol_get(w, n, "retention")) != NULL &&
+	    pol_is_map(w, v, "retention")) {
+		yaml_node_t *x;
+
+		pol_check_keys(w, v, require_retention_keys, "require.retention");
+		if (pol_get(w, n, "retention.zdr") != NULL ||
+		    pol_get(w, n, "retention.max_days") != NULL)
+			pol_err(w, v, "give 'retention' either nested or dotted "
+			    "(retention.zdr), not both");
+		if ((x = pol_get(w, v, "zdr")) != NULL &&
+		    pol_bool(w, x, "retention.zdr", &r->require_zdr) &&
+		    r->require_zdr)
+			r->kinds |= POL_RULE_RETENTION;
+		if ((x = pol_get(w, v, "max_days")) != NULL &&
+		    pol_int(w, x, "retention.max_days", 0, 36500, &days)) {
+			r->max_days = (int)days;
+			r->kinds |= POL_RULE_RETENTION;
+		}
+	}
 }
 
 static void
@@ -854,6 +907,9 @@ load_rule(struct pol_walk *w, yaml_node_t *n, struct pol_rule *r,
 		load_require(w, v, r, raw);
 	if ((v = pol_get(w, n, "keep")) != NULL)
 		load_keep(w, v, r);
+	/* The basis of the transfers it allows; names no requirement. */
+	if ((v = pol_get(w, n, "legal_basis")) != NULL)
+		load_legal_basis(w, v, &r->legal_basis);
 	if (r->kinds == 0)
 		pol_err(w, n, "rule '%s' requires nothing and keeps nothing "
 		    "(give 'require' or 'keep')", r->id ? r->id : "?");

@@ -116,6 +116,7 @@ struct pol_rule {
 	bool has_keep;
 	enum pol_keep keep;
 	int keep_ttl_days;		/* -1: unset */
+	char *legal_basis;		/* of the transfers it allows; NULL: none */
 	size_t line;			/* where it was written, for messages */
 };
 /* What a route's deployment promises about where it processes. */
@@ -135,6 +136,7 @@ struct pol_provider {
 	char country[3];		/* ISO 3166-1 alpha-2 */
 	bool zdr;			/* zero data retention contract */
 	int retention_days;		/* -1: unknown */
+	char *legal_basis;		/* of a transfer there; NULL: not named */
 	char *credential;		/* name of a sealed secret */
 	char **models;
 	size_t nmodels;
@@ -186,6 +188,12 @@ struct pol_tenant {
 	int max_retention_days;		/* -1: no cap */
 	struct pol_app *apps;
 	size_t napps;
+	/* Art. 30 record of processing, as declared (NULL/0: not given). */
+	char **purposes;
+	size_t npurposes;
+	char **categories;		/* of data subjects */
+	size_t ncategories;
+	char *controller;
 };
 
 /* audit.counter_nv_index by default (secrets/ SEC_COUNTER_NV_INDEX). */
@@ -589,6 +597,11 @@ enum wd_err pol_decide(const struct pol_snapshot *snap,
 json_t *pol_decision_json(const struct pol_snapshot *snap,
     const struct pol_decision *d);
 const char *pol_verdict_name(enum pol_verdict v);
+/* The legal basis of a transfer to route under decision d: the first
+ * applied rule that names one and whose countries (if any) hold the
+ * route's, else the route's own; NULL if none is named. */
+const char *pol_legal_basis(const struct pol_decision *d,
+    const struct pol_provider *route);
 
 /*
  * `warden test`: run the policy tests in path against snap, printing each

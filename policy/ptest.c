@@ -16,6 +16,24 @@
  *         code: residency             # deny only
  *         rules: [gdpr-transfer]      # exactly these rules applied
  *         keep: hash                  # what warden may keep
+ *
+ * A case may name an agent (its tenant is the agent's) or an app of the
+ * tenant, and a sequence of tool calls, each with the verdict expected at
+ * that step and, when it is refused, the rule that refuses it.  The steps
+ * run in order in one session (one pol_tstate), as the gateway would:
+ *
+ *     - name: support-bot may not mail a customer record out
+ *       agent: support-bot
+ *       tools:
+ *         - { history: read_customer, expect: allow }  # a call made before
+ *         - { offered: send_email, expect: deny, rule: no-personal-data-out }
+ *         - { answer: create_ticket, expect: allow }   # the model's call
+ *
+ * `history` and `answer` calls move the session on when allowed;
+ * `offered` tools are only checked.  A refused offered tool or answer
+ * call is `strip` for an agent with on_violation: strip, else `deny`; a
+ * refused history call is always `deny`.  `request` and `expect` are
+ * optional in a case with `tools`.
  */
 #include "policy/pol_int.h"
 
@@ -24,7 +42,23 @@
 #include <strings.h>
 
 static const char *const case_keys[] = {
-	"name", "tenant", "key", "headers", "request", "expect", NULL
+	"name", "tenant", "key", "headers", "request", "expect", "agent", "app",
+	"tools", NULL
+};
+static const char *const step_keys[] = {
+	"history", "offered", "answer", "expect", "rule", NULL
+};
+
+#define PTEST_MAX_STEPS 256
+
+enum step_kind { STEP_HISTORY, STEP_OFFERED, STEP_ANSWER };
+
+struct tstep {
+	enum step_kind kind;
+	char *tool;
+	char *expect;			/* allow | deny | strip */
+	char *rule;			/* NULL: not checked */
+	size_t line;
 };
 static const char *const expect_keys[] = {
 	"verdict", "route", "routes", "status", "code", "rules", "keep", NULL
@@ -41,6 +75,11 @@ struct tcase {
 	size_t nroutes, nrules;
 	bool has_routes, has_rules;
 	long long status;
+	const struct pol_agent *agent;	/* tool steps run as this agent */
+	char *app;
+	struct tstep *steps;
+	size_t nsteps;
+	bool has_request;
 };
 
 static void
@@ -60,6 +99,13 @@ tcase_free(struct tcase *c)
 	for (size_t i = 0; i < c->nrules; i++)
 		free(c->rules[i]);
 	free(c->rules);
+	free(c->app);
+	for (size_t i = 0; i < c->nsteps; i++) {
+		free(c->steps[i].tool);
+		free(c->steps[i].expect);
+		free(c->steps[i].rule);
+	}
+	free(c->steps);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -116,6 +162,58 @@ read_expect(struct pol_walk *w, yaml_node_t *n, struct tcase *c)
 		    pol_str_list(w, v, "rules", &c->rules, &c->nrules));
 }
 
+static void
+read_steps(struct pol_walk *w, yaml_node_t *n, struct tcase *c)
+{
+	static const char *const kinds[] = { "history", "offered", "answer" };
+
+	if (!pol_is_seq(w, n, "tools"))
+		return;
+	for (yaml_node_item_t *it = n->data.sequence.items.start;
+	    it < n->data.sequence.items.top; it++) {
+		yaml_node_t *e = pol_node(w, *it), *v;
+		struct tstep *st;
+		int given = 0;
+
+		if (e == NULL || !pol_is_map(w, e, "tool step"))
+			return;
+		if (c->nsteps == PTEST_MAX_STEPS) {
+			pol_err(w, e, "more than %d tool steps", PTEST_MAX_STEPS);
+			return;
+		}
+		if (!pol_grow(&c->steps, &c->nsteps, sizeof(*c->steps))) {
+			pol_err(w, e, "out of memory");
+			return;
+		}
+		st = &c->steps[c->nsteps - 1];
+		st->line = e->start_mark.line + 1;
+		pol_check_keys(w, e, step_keys, "tool step");
+		for (int k = 0; k < 3; k++)
+			if ((v = pol_get(w, e, kinds[k])) != NULL) {
+				given++;
+				st->kind = (enum step_kind)k;
+				free(st->tool);
+				st->tool = NULL;
+				pol_str(w, v, kinds[k], &st->tool);
+			}
+		if (given != 1)
+			pol_err(w, e, "a tool step names one of history, offered, "
+			    "answer");
+		if ((v = pol_get(w, e, "expect")) == NULL)
+			pol_err(w, e, "tool step without 'expect'");
+		else if (pol_str(w, v, "expect", &st->expect) &&
+		    strcmp(st->expect, "allow") != 0 &&
+		    strcmp(st->expect, "deny") != 0 &&
+		    strcmp(st->expect, "strip") != 0)
+			pol_err(w, v, "expect must be allow, deny or strip");
+		if ((v = pol_get(w, e, "rule")) != NULL &&
+		    pol_str(w, v, "rule", &st->rule) && st->expect != NULL &&
+		    strcmp(st->expect, "allow") == 0)
+			pol_err(w, v, "'rule' names what refuses a call: not with "
+			    "expect: allow");
+	}
+}
+
 static bool
 read_case(struct pol_walk *w, const struct pol_snapshot *s, yaml_node_t *n,
     struct tcase *c)
@@ -143,12 +241,42 @@ read_case(struct pol_walk *w, const struct pol_snapshot *s, yaml_node_t *n,
 		c->tenant = pol_find_key(s, d);
 		if (c->tenant == NULL)
 			pol_err(w, v, "no tenant has this key");
-	} else {
-		pol_err(w, n, "test case needs 'tenant' or 'key'");
+	} else if ((v = pol_get(w, n, "agent")) == NULL) {
+		pol_err(w, n, "test case needs 'tenant', 'key' or 'agent'");
+	}
+	if ((v = pol_get(w, n, "agent")) != NULL && pol_is_scalar(w, v, "agent")) {
+		for (size_t i = 0; i < s->nagents; i++)
+			if (strcmp(s->agents[i].id, pol_scalar(v)) == 0)
+				c->agent = &s->agents[i];
+		if (c->agent == NULL)
+			pol_err(w, v, "unknown agent '%s'", pol_scalar(v));
+		else if (c->tenant != NULL && c->tenant != c->agent->tenant)
+			pol_err(w, v, "agent '%s' is tenant '%s''s, not '%s''s",
+			    c->agent->id, c->agent->tenant->id, c->tenant->id);
+		else
+			c->tenant = c->agent->tenant;
+	}
+	if ((v = pol_get(w, n, "app")) != NULL && pol_str(w, v, "app", &c->app)) {
+		bool found = false;
+
+		for (size_t i = 0; c->tenant != NULL && i < c->tenant->napps; i++)
+			found |= strcmp(c->tenant->apps[i].id, c->app) == 0;
+		if (!found)
+			pol_err(w, v, "tenant '%s' has no app '%s'", c->tenant ?
+			    c->tenant->id : "?", c->app);
+	}
+	if ((v = pol_get(w, n, "tools")) != NULL) {
+		if (c->agent == NULL)
+			pol_err(w, v, "'tools' needs 'agent'");
+		read_steps(w, v, c);
 	}
 	if ((v = pol_get(w, n, "headers")) != NULL)
 		read_headers(w, v, c);
-	if ((r = pol_get(w, n, "request")) == NULL || !pol_is_map(w, r, "request"))
+	r = pol_get(w, n, "request");
+	c->has_request = r != NULL;
+	if (r == NULL && c->nsteps > 0 && pol_get(w, n, "expect") == NULL)
+		;			/* tool steps only */
+	else if (r == NULL || !pol_is_map(w, r, "request"))
 		pol_err(w, n, "test case needs 'request: { model: ... }'");
 	else {
 		if ((v = pol_get(w, r, "model")) == NULL)
@@ -158,10 +286,12 @@ read_case(struct pol_walk *w, const struct pol_snapshot *s, yaml_node_t *n,
 		if ((v = pol_get(w, r, "stream")) != NULL)
 			pol_bool(w, v, "stream", &c->stream);
 	}
-	if ((v = pol_get(w, n, "expect")) == NULL)
-		pol_err(w, n, "test case without 'expect'");
-	else
+	if ((v = pol_get(w, n, "expect")) == NULL) {
+		if (c->has_request)
+			pol_err(w, n, "test case without 'expect'");
+	} else {
 		read_expect(w, v, c);
+	}
 	return w->nerrors == before;
 }
 
@@ -243,6 +373,40 @@ check_case(const struct tcase *c, const struct pol_decision *d, FILE *out)
 	return ok;
 }
 
+/* The tool steps in one session; print each step that differs. */
+static bool
+check_steps(const struct tcase *c, FILE *out, bool ok)
+{
+	struct pol_tstate st;
+	const struct pol_agent *a = c->agent;
+
+	pol_tstate_init(&st);
+	for (size_t i = 0; i < c->nsteps; i++) {
+		const struct tstep *sp = &c->steps[i];
+		struct pol_tool_why why = { 0 };
+		bool allowed = pol_tool_step(a, &st, sp->tool, sp->kind !=
+		    STEP_OFFERED, &why);
+		const char *got = allowed ? "allow" : sp->kind != STEP_HISTORY &&
+		    a->on_violation == POL_VIOLATION_STRIP ? "strip" : "deny";
+		static const char *const kinds[] = { "history", "offered",
+			"answer" };
+
+		if (strcmp(got, sp->expect) == 0 && (allowed || sp->rule == NULL ||
+		    strcmp(sp->rule, why.rule) == 0))
+			continue;
+		if (ok)
+			fprintf(out, "FAIL %s\n", c->name);
+		ok = false;
+		fprintf(out, "    step %zu (line %zu), %s %s: expected %s%s%s, got "
+		    "%s%s%s\n", i + 1, sp->line, kinds[sp->kind], sp->tool,
+		    sp->expect, sp->rule ? " by " : "", sp->rule ? sp->rule : "",
+		    got, allowed ? "" : " by ", allowed ? "" : why.rule);
+		if (!allowed)
+			fprintf(out, "      %s\n", why.message);
+	}
+	return ok;
+}
+
 int
 pol_test_run(const struct pol_snapshot *s, const char *path, FILE *out)
 {
@@ -285,6 +449,7 @@ pol_test_run(const struct pol_snapshot *s, const char *path, FILE *out)
 		struct pol_facts facts = { 0 };
 		struct pol_decision d;
 		struct tcase c = { 0 };
+		bool ok;
 
 		if (n == NULL)
 			break;
@@ -293,11 +458,14 @@ pol_test_run(const struct pol_snapshot *s, const char *path, FILE *out)
 			continue;
 		}
 		facts.tenant = c.tenant;
+		facts.app = c.app;
 		facts.model = c.model;
 		facts.stream = c.stream;
 		facts.hdr_classes = c.hdr_classes;
 		facts.hdr_region = c.hdr_region;
-		if (pol_decide(s, &facts, &d) == WD_OK && check_case(&c, &d, out))
+		ok = c.verdict == NULL || (pol_decide(s, &facts, &d) == WD_OK &&
+		    check_case(&c, &d, out));
+		if (check_steps(&c, out, ok))
 			passed++;
 		else
 			failed++;

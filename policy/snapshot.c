@@ -35,6 +35,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		free(p->api);
 		free(p->base_url);
 		free(p->credential);
+		free(p->legal_basis);
 		free_strv(p->models, p->nmodels);
 		free(p->processing_text);
 		free(p->storage_text);
@@ -63,6 +64,9 @@ pol_snapshot_unref(struct pol_snapshot *s)
 			free(s->tenants[i].apps[a].keys);
 		}
 		free(s->tenants[i].apps);
+		free_strv(s->tenants[i].purposes, s->tenants[i].npurposes);
+		free_strv(s->tenants[i].categories, s->tenants[i].ncategories);
+		free(s->tenants[i].controller);
 	}
 	free(s->tenants);
 	for (size_t i = 0; i < s->ndevcreds; i++) {
@@ -87,6 +91,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 		free(r->storage_text);
 		free(r->abuse_text);
 		free(r->when_tenants);
+		free(r->legal_basis);
 	}
 	free(s->rules);
 	for (size_t i = 0; i < s->nagents; i++) {

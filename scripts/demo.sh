@@ -253,6 +253,7 @@ note "export of acme-health's records (others appear as stubs), its manifest sig
 "$B/warden" audit verify-export "$TMP/export.jsonl" --pubkey "$TMP/audit.pem" | sed 's/^/   /'
 python3 audit/verify.py export "$TMP/export.jsonl" --pubkey "$TMP/audit.pem" | sed 's/^/   independent verifier (audit\/verify.py): /'
 note "and a record someone edits afterwards is caught:"
+cp "$TMP"/audit/audit-000001.jsonl "$TMP/segment.orig"
 sed -i 's/"status":403/"status":200/' "$TMP"/audit/audit-000001.jsonl
 "$B/warden" audit verify "$TMP/audit" --pubkey "$TMP/audit.pem" | sed 's/^/   /' || true
 say "13. Provider kinds over TLS: rules/cloud.yaml (Azure, Bedrock, Vertex, OpenAI, Anthropic)"
@@ -328,4 +329,24 @@ sed 's/^/   /' "$TMP/cloud.jsonl"
 kill -TERM $CPID
 wait $CPID 2>/dev/null || true
 PORT=8080
+
+note "(the auditor's copy is put back for what follows)"
+cp "$TMP/segment.orig" "$TMP"/audit/audit-000001.jsonl
+
+say "14. For the auditor and the policy reviewer: stats, register, report pages"
+note "warden audit stats, for acme-health:"
+"$B/warden" audit stats "$TMP/audit" --tenant acme-health | sed -n '1,12p' |
+    sed 's/^/   /'
+note "its transfer register (per data class and destination country):"
+"$B/warden" audit register "$TMP/audit" --tenant acme-health | sed 's/^/   /'
+note "the last records, as warden audit tail shows them (hashes checked):"
+"$B/warden" audit tail "$TMP/audit" | tail -3 | cut -c1-150 | sed 's/^/   /'
+"$B/warden" audit report "$TMP/audit" --tenant acme-health \
+    --pubkey "$TMP/audit.pem" -c "$RULES" -o "$B/report.html" 2>&1 |
+    tail -1 | sed 's/^/   /'
+"$B/warden" policy report -c "$RULES" -o "$B/policy-report.html" 2>&1 |
+    sed 's/^/   /'
+note "Open them in a browser (self-contained, nothing is fetched):"
+note "  the auditor's report: $(cd "$B" && pwd)/report.html"
+note "  the policy report:    $(cd "$B" && pwd)/policy-report.html"
 say "Done. Next: make test runs every test; README.md explains the rest."

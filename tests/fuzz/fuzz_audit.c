@@ -8,6 +8,9 @@
  * the verifiers must never crash or hang, never answer 0 (verified)
  * without a key, and a log that is consistent must export to a file that
  * is consistent.
+ * The auditor's readers (issue 18: `audit stats`, `register`, `tail`)
+ * read the same segment: a log that is consistent must read to the end
+ * with them, and nothing may crash them.
  *
  * The input goes to DIR/audit-000001.jsonl in one temp directory per
  * process (mode 0700, in /tmp), rewritten for every input and removed at
@@ -110,6 +113,32 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* What is consistent exports, whole, to what is consistent. */
 		if (aud_export(dir, &eo, exported, devnull) != 0 ||
 		    aud_verify_export(exported, &vo, devnull) != AUD_UNAUTHENTICATED)
+			abort();
+	}
+
+	/* As the auditor's commands read it. */
+	{
+		struct aud_stats_opts so = { 0 };
+		struct aud_tail_opts to = { .poll_ms = 1 };
+		json_t *st = NULL;
+		char why[256];
+		int src = aud_stats(dir, &so, &st, why, sizeof(why));
+
+		if (src != 0 && src != 1)
+			abort();
+		/* What verify found consistent reads to the end. */
+		if (rc == AUD_UNAUTHENTICATED && src != 0)
+			abort();
+		if (st != NULL) {
+			aud_stats_print(st, devnull);
+			aud_register_print(st, "t", true, devnull);
+			aud_register_print(st, "t", false, devnull);
+			json_decref(st);
+		}
+		src = aud_tail(dir, &to, devnull);
+		if (src != 0 && src != 1)
+			abort();
+		if (rc == AUD_UNAUTHENTICATED && src != 0)
 			abort();
 	}
 

@@ -35,6 +35,7 @@ main(void)
 	srunner_add_suite(sr, suite_replicas());
 	srunner_add_suite(sr, suite_detect());
 	srunner_add_suite(sr, suite_upstreams());
+	srunner_add_suite(sr, suite_reports());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -19,5 +19,6 @@ Suite *suite_payloads(void);
 Suite *suite_replicas(void);	/* test_replicas.c: limits, budgets, sessions over Redis */
 Suite *suite_detect(void);
 Suite *suite_upstreams(void);	/* test_upstreams.c: provider kinds over TLS */
+Suite *suite_reports(void);
 
 #endif

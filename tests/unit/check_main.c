@@ -29,6 +29,7 @@ main(void)
 	srunner_add_suite(sr, suite_detect());
 	srunner_add_suite(sr, suite_residency());
 	srunner_add_suite(sr, suite_provider());
+	srunner_add_suite(sr, suite_reports());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

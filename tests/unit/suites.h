@@ -41,6 +41,7 @@ void ut_redis_cmd(int port, const char *cmd);
 Suite *suite_detect(void);	/* test_detect.c: content detectors */
 Suite *suite_residency(void);	/* test_residency.c: route residency records */
 Suite *suite_provider(void);	/* test_provider.c: provider kinds, SigV4, event-stream */
+Suite *suite_reports(void);	/* test_reports.c: stats and the auditor's page */
 
 /* Rules-file helpers shared by the suites (ut_rules.c). */
 
