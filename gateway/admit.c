@@ -123,9 +123,8 @@ gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
 		 * cap bounds). */
 		a->max_body = GW_SMALL_BODY;
 		if (req->content_length > (int64_t)GW_SMALL_BODY) {
-			*deny = (struct gw_admit_deny){ 413,
-				"invalid_request_error", "body_not_expected",
-				"this endpoint takes no request body" };
+			*deny = (struct gw_admit_deny){
+				WD_CODE_BODY_NOT_EXPECTED, NULL };
 			return GW_ADMIT_REFUSED;
 		}
 		return GW_ADMIT_OK;
@@ -136,14 +135,14 @@ gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
 		return GW_ADMIT_NO_BODY;
 	}
 	if (w->inflight >= cfg->max_inflight) {
-		*deny = (struct gw_admit_deny){ 503, "server_error",
-			"server_busy", "too many requests in flight on this "
+		*deny = (struct gw_admit_deny){ WD_CODE_SERVER_BUSY,
+			"too many requests in flight on this "
 			"server (server.max_inflight); retry later" };
 		return GW_ADMIT_REFUSED;
 	}
 	if (!key_take(digest, cfg->max_inflight_per_key)) {
-		*deny = (struct gw_admit_deny){ 429, "rate_limit_exceeded",
-			"too_many_requests_in_flight", "too many requests in "
+		*deny = (struct gw_admit_deny){ WD_CODE_TOO_MANY_IN_FLIGHT,
+			"too many requests in "
 			"flight for this key (server.max_inflight_per_key); "
 			"retry when one has ended" };
 		return GW_ADMIT_REFUSED;
@@ -210,10 +209,8 @@ gw_admit_body(struct gw_admit *a, struct evbuffer *body,
 	while (evbuffer_peek(body, -1, &pos, &v, 1) == 1 && v.iov_len > 0) {
 		if (gw_json_count_values(&st, v.iov_base, v.iov_len) >
 		    a->max_values) {
-			*deny = (struct gw_admit_deny){ 413,
-				"invalid_request_error", "too_many_json_values",
-				"request body has too many JSON values "
-				"(server.max_json_values)" };
+			*deny = (struct gw_admit_deny){
+				WD_CODE_TOO_MANY_JSON_VALUES, NULL };
 			return false;
 		}
 		if (evbuffer_ptr_set(body, &pos, v.iov_len, EVBUFFER_PTR_ADD) != 0)

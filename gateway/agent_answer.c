@@ -4,7 +4,7 @@
  * tool policy, and written out as warden's own serialization of what was
  * checked.  Nothing of the provider's bytes reaches the client unparsed.
  *
- * proxy.c calls it for requests of agents (other requests keep their byte
+ * The transaction (txn_upstream.c, txn_answer.c) calls it for requests of agents (other requests keep their byte
  * pass-through); tests/fuzz/fuzz_answer.c calls the same functions and
  * holds what comes out against a reference client's reading.
  */
@@ -16,17 +16,18 @@
 #include <string.h>
 
 static void
-refuse(struct gw_tools_deny *d, int status, const char *code, const char *fmt,
-    ...) __attribute__((format(printf, 4, 5)));
+refuse(struct gw_tools_deny *d, enum wd_code code, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
 
 static void
-refuse(struct gw_tools_deny *d, int status, const char *code, const char *fmt,
+refuse(struct gw_tools_deny *d, enum wd_code code, const char *fmt,
     ...)
 {
 	va_list ap;
 
-	d->status = status;
-	d->code = code;
+	d->status = wd_errdef(code)->status;
+	d->code = wd_errdef(code)->code;
+	d->id = code;
 	va_start(ap, fmt);
 	vsnprintf(d->message, sizeof(d->message), fmt, ap);
 	va_end(ap);
@@ -72,7 +73,7 @@ gw_agent_stream_feed(struct gw_agent_stream *as, struct gw_tools *tl,
 		    sizeof(why));
 		as->seen = true;
 		if (rc != WD_OK) {
-			refuse(d, 502, "bad_upstream_response", "the provider sent a "
+			refuse(d, WD_CODE_BAD_UPSTREAM_RESPONSE, "the provider sent a "
 			    "malformed stream: %s", rc == WD_ENOMEM ? "out of memory" :
 			    why);
 			*go_on = false;
@@ -83,19 +84,19 @@ gw_agent_stream_feed(struct gw_agent_stream *as, struct gw_tools *tl,
 		} else if (data != NULL) {
 			rc = as->fmt->read_chunk(data, dlen, &ans, why, sizeof(why));
 			if (rc != WD_OK) {
-				refuse(d, 502, "bad_upstream_response", "the provider "
+				refuse(d, WD_CODE_BAD_UPSTREAM_RESPONSE, "the provider "
 				    "sent a malformed chunk: %s", rc == WD_ENOMEM ?
 				    "out of memory" : why);
 				ok = false;
 			} else if (ans.nev > 0 && ans.ev[0].kind == GW_ANS_ERROR) {
-				refuse(d, 502, "upstream_error", "the provider reported "
+				refuse(d, WD_CODE_UPSTREAM_ERROR, "the provider reported "
 				    "an error in the stream: %.120s", ans.ev[0].text ?
 				    ans.ev[0].text : "");
 				ok = false;
 			} else if (gw_tools_answer(tl, &ans, d) != GW_TOOLS_OK) {
 				ok = false;
 			} else if (as->fmt->write(&ans, out) != WD_OK) {
-				refuse(d, 500, "out_of_memory", "out of memory");
+				refuse(d, WD_CODE_OUT_OF_MEMORY, "out of memory");
 				ok = false;
 			}
 			gw_answer_clear(&ans);
@@ -128,7 +129,7 @@ gw_agent_stream_end(struct gw_agent_stream *as, struct evbuffer *acc,
 	free(data);
 	evbuffer_drain(acc, len);
 	if (!as->done) {
-		refuse(d, 502, "upstream_error", "the provider's stream ended "
+		refuse(d, WD_CODE_UPSTREAM_ERROR, "the provider's stream ended "
 		    "without data: [DONE]");
 		return false;
 	}
@@ -154,7 +155,7 @@ gw_agent_answer(const struct gw_format *fmt, struct gw_tools *tl, int status,
 
 		json_decref(err);
 		if (s == NULL) {
-			refuse(d, 502, "upstream_error", "the provider answered "
+			refuse(d, WD_CODE_UPSTREAM_ERROR, "the provider answered "
 			    "status %d", status);
 			return false;
 		}
@@ -164,14 +165,14 @@ gw_agent_answer(const struct gw_format *fmt, struct gw_tools *tl, int status,
 	}
 	rc = fmt->read_answer(text, len, &ans, why, sizeof(why));
 	if (rc != WD_OK) {
-		refuse(d, 502, "bad_upstream_response", "the provider sent a "
+		refuse(d, WD_CODE_BAD_UPSTREAM_RESPONSE, "the provider sent a "
 		    "malformed answer: %s", rc == WD_ENOMEM ? "out of memory" : why);
 		goto out;
 	}
 	if (gw_tools_answer(tl, &ans, d) == GW_TOOLS_DENY)
 		goto out;
 	if (fmt->write(&ans, out) != WD_OK) {
-		refuse(d, 500, "out_of_memory", "out of memory");
+		refuse(d, WD_CODE_OUT_OF_MEMORY, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < ans.nev; i++)

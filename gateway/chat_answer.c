@@ -17,7 +17,7 @@
  * refused.  What the client then gets is write(): this file's own
  * serialization of the very object that was checked.
  *
- * Called by proxy.c; tools.c consumes the events.  Later formats
+ * Called by the transaction (txn_answer.c, agent_answer.c); tools.c consumes the events.  Later formats
  * (Responses, Anthropic) add a table like gw_format_chat beside it.
  */
 #include "gateway/gw_int.h"
@@ -583,6 +583,7 @@ out:
 
 const struct gw_format gw_format_chat = {
 	.name = "chat",
+	.read_request = gw_chat_parse,
 	.read_answer = chat_read_answer,
 	.read_chunk = chat_read_chunk,
 	.drop_call = chat_drop_call,

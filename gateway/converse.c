@@ -7,7 +7,7 @@
  *                        eventstream.c) -> chat.completion.chunk SSE text
  *
  * The chunks this writes go through the same strict SSE reader and tool
- * policy as any OpenAI stream (proxy.c feeds them to gw_sse_feed and
+ * policy as any OpenAI stream (txn_upstream.c feeds them to gw_sse_feed and
  * gw_tools_event): what the client gets is what was checked.  What cannot
  * be translated faithfully (content parts other than text, an event of a
  * type not known here, an exception frame, a frame over the limit) is an

@@ -5,7 +5,8 @@
  * through one scanner before the policy decides, and redacts what the
  * decision says to redact; it scans a streamed answer event by event.
  *
- * Called by proxy.c (requests, answers) and cli_policy.c (warden check).
+ * Called by the transaction (txn.c: requests; txn_upstream.c: answers)
+ * and cli_policy.c (warden check).
  * A scanner that cannot run is an error the caller answers with 503
  * detector_unavailable: nothing goes out unscanned.
  */

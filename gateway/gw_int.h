@@ -11,6 +11,7 @@
 #define GW_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@
 #include <event2/listener.h>
 
 #include "audit/aud.h"
+#include "common/errors.h"
 #include "common/wd.h"
 #include "gateway/gw.h"
 #include "gateway/http.h"
@@ -37,6 +39,19 @@ struct gw_creds;
 struct gw_witness;
 struct gw_paykeys;
 
+/*
+ * The HTTP layer's limits as the server publishes them (at start and on
+ * each reload): gen counts the changes, so a worker copies them once per
+ * change and reads its copy with one atomic load per read event, never a
+ * lock (http_conn.c).
+ */
+struct gw_http_pub {
+	pthread_mutex_t lock;
+	struct gw_http_limits lim;
+	_Atomic unsigned gen;
+};
+void gw_http_publish(struct gw_http_pub *p, const struct gw_http_limits *lim);
+
 struct gw_server {
 	const struct gw_serve_opts *opts;
 	struct aud_log *audit;		/* the decision log */
@@ -50,6 +65,7 @@ struct gw_server {
 	uint32_t counter_index;		/* 0: no counter */
 	char counter_name[72];		/* its TPM name at start, hex */
 	pthread_mutex_t snap_lock;	/* guards snap: swap vs. ref */
+	struct gw_http_pub http;	/* the HTTP layer's limits */
 	pthread_mutex_t reload_lock;	/* one reload at a time */
 	struct pol_snapshot *snap;
 	struct gw_worker *workers;
@@ -71,14 +87,19 @@ struct gw_worker {
 	struct gw_conn *conns;		/* all open connections */
 	size_t nconns;
 	size_t inflight;		/* admitted chat requests (admit.c) */
-	struct event *trim_ev;		/* malloc_trim after large requests */
+	struct event *trim_ev;		/* malloc_trim after large requests
+					 * (http_conn.c makes it) */
 	bool stopping;
+	const struct gw_http_handler *handler;	/* what requests go to */
+	struct gw_http_pub *http;	/* the server's limits, published */
+	struct gw_http_limits lim;	/* this worker's copy of them */
+	unsigned lim_gen;		/* the copy's generation */
 };
+
+
 
 /* Allocator settings for bursts of large bodies; before threads start. */
 void gw_memory_tune(int nworkers);
-/* Schedule a malloc_trim on this worker's loop (large request ended). */
-void gw_worker_trim_soon(struct gw_worker *w);
 
 /* The current snapshot, with a reference the caller must drop. */
 struct pol_snapshot *gw_server_snapshot(struct gw_server *srv);
@@ -176,11 +197,12 @@ void gw_conn_abort_all(struct gw_worker *w);
 void gw_conn_set_hooks(struct gw_conn *c, const struct gw_conn_hooks *h);
 const char *gw_conn_request_id(const struct gw_conn *c);
 /*
- * Every later answer on this request carries X-Warden-Decision: id and
- * X-Warden-Policy-Version: policy (which must outlive the answer's head).
+ * Every later answer on this request carries these headers too (at most
+ * GW_CONN_MAX_STICKY; borrowed: they must outlive the answer's head).
  */
-void gw_conn_set_decision(struct gw_conn *c, const char *id,
-    const char *policy);
+#define GW_CONN_MAX_STICKY 10
+void gw_conn_set_answer_headers(struct gw_conn *c,
+    const struct gw_out_hdr *hdrs, size_t nhdrs);
 struct gw_worker *gw_conn_worker(const struct gw_conn *c);
 size_t gw_conn_pending(const struct gw_conn *c);
 
@@ -218,10 +240,8 @@ struct gw_admit {
 };
 
 struct gw_admit_deny {
-	int status;
-	const char *type;
-	const char *code;
-	const char *message;
+	enum wd_code code;		/* status and type: the catalogue's */
+	const char *message;		/* NULL: the catalogue's */
 };
 
 struct gw_json_count {
@@ -241,27 +261,60 @@ void gw_admit_done(struct gw_admit *a);
 /* Feed JSON text; returns an upper bound of the values seen so far. */
 size_t gw_json_count_values(struct gw_json_count *st, const char *p, size_t n);
 
+/*
+ * What the HTTP layer (http_conn.c) is given by the server when a worker
+ * starts: whom to hand requests and their errors to.  It names no
+ * endpoint, policy or header of warden's own (routes.c defines warden's).
+ */
+struct gw_http_handler {
+	/* A head is in: GW_ADMIT_OK reads the body (at most a->max_body),
+	 * NO_BODY dispatches at once and closes, REFUSED answers *deny. */
+	enum gw_admit_rc (*head)(struct gw_conn *c, const struct gw_http_req *req,
+	    struct gw_admit *a, struct gw_admit_deny *deny);
+	/* The body is in: false (and *deny) to refuse it. */
+	bool (*body)(struct gw_admit *a, struct evbuffer *body,
+	    struct gw_admit_deny *deny);
+	/* The request is over: give back what head took (idempotent). */
+	void (*done)(struct gw_admit *a);
+	/* Handle the request; body ownership moves to the callee. */
+	void (*dispatch)(struct gw_conn *c, struct gw_http_req *req,
+	    struct evbuffer *body);
+	/* Answer a refusal (from head, body, or too many connections). */
+	void (*refuse)(struct gw_conn *c, const struct gw_admit_deny *d);
+	/* Answer a malformed request: status and a static why. */
+	void (*malformed)(struct gw_conn *c, int status, const char *why);
+};
+
+extern const struct gw_http_handler gw_warden_handler;	/* routes.c */
+
 /* ---- dispatch and endpoints (routes.c) ---- */
 
-/* Handle one request; body ownership moves to the callee. */
-void gw_dispatch(struct gw_conn *c, struct gw_http_req *req,
-    struct evbuffer *body);
 
 /* ---- OpenAI wire format (openai.c) ---- */
 
-void gw_send_error(struct gw_conn *c, int status, const char *type,
-    const char *code, const char *fmt, ...)
+/*
+ * Answer with the catalogue's error (common/errors.h): its status, type
+ * and code; fmt NULL: its default message.  hdrs are extra headers.
+ */
+void gw_reply_error(struct gw_conn *c, enum wd_code code,
+    const struct gw_out_hdr *hdrs, size_t nhdrs, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-void gw_send_error_hdr(struct gw_conn *c, int status,
-    const struct gw_out_hdr *hdrs, size_t nhdrs, const char *type,
-    const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
+/* The same for a code of a family (WD_CODE_DETECTED): the wire names
+ * the member name (NULL, or a code of no family: the catalogue's). */
+void gw_reply_error_named(struct gw_conn *c, enum wd_code code,
+    const char *name, const struct gw_out_hdr *hdrs, size_t nhdrs,
+    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* A malformed request (WD_CODE_HTTP) with the parser's status. */
+void gw_reply_http_error(struct gw_conn *c, int status, const char *why);
 /* A 400 invalid_request_error naming the offending field (may be NULL). */
 void gw_send_invalid(struct gw_conn *c, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* The same error as JSON text in out (for SSE error events). */
-void gw_error_json(struct evbuffer *out, const char *type, const char *code,
+/* The same error as JSON text in out (for SSE error events); message
+ * NULL: the catalogue's. */
+void gw_error_json(struct evbuffer *out, enum wd_code code,
     const char *message);
+void gw_error_json_named(struct evbuffer *out, enum wd_code code,
+    const char *name, const char *message);
 
 /* Fields of a chat request that the gateway acts on. */
 struct gw_chat {
@@ -309,8 +362,9 @@ struct gw_tools {
 };
 
 struct gw_tools_deny {
-	int status;
-	const char *code;
+	enum wd_code id;		/* the catalogue's (common/errors.h) */
+	int status;			/* its status */
+	const char *code;		/* its name */
 	char message[256];
 	int retry_after_s;		/* > 0: send Retry-After */
 };
@@ -424,10 +478,15 @@ enum wd_err gw_up_start(struct gw_upstream *up, const struct gw_up_req *r,
 void gw_up_abort(struct gw_up_xfer *x);
 void gw_up_resume(struct gw_up_xfer *x);
 
-/* ---- the chat completions transaction (proxy.c) ---- */
+/* ---- the transaction: one request on the path (txn.c, txn.h) ---- */
 
-void gw_proxy_chat(struct gw_conn *c, struct gw_http_req *req,
-    struct evbuffer *body);
+struct gw_format;
+/*
+ * Carry one request of format fmt through the request path (read,
+ * policy, upstream, answer) to its one end; body ownership moves here.
+ */
+void gw_txn_start(struct gw_conn *c, struct gw_http_req *req,
+    struct evbuffer *body, const struct gw_format *fmt);
 
 /* ---- the audit record of one transaction (record.c) ---- */
 
@@ -509,6 +568,10 @@ struct gw_answer {
 
 struct gw_format {
 	const char *name;
+	/* Read and validate a request body; on failure *why is a message
+	 * for the client and *param names the offending field. */
+	enum wd_err (*read_request)(const char *body, size_t len,
+	    struct gw_chat *out, char *why, size_t whylen, const char **param);
 	/* Read a whole answer, or one stream event's data.  WD_EPARSE
 	 * (why says what) when it is not a well-formed answer. */
 	enum wd_err (*read_answer)(const char *buf, size_t len,

@@ -39,10 +39,15 @@ enum gw_method {
 	GW_M_PATCH,
 };
 
+/* What the server gives the HTTP layer (server.* of the rules). */
 struct gw_http_limits {
 	size_t max_header_bytes;
 	size_t max_headers;
 	size_t max_body_bytes;
+	int header_timeout_ms;
+	int body_timeout_ms;
+	int idle_timeout_ms;
+	size_t max_connections;		/* per worker */
 };
 
 /* A parsed request head.  All strings point into head, which it owns. */

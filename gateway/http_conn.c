@@ -1,7 +1,7 @@
 /*
  * http_conn.c - one client connection: read a request head, then its body,
- * hand it to gw_dispatch(), write the answer, and go round again for
- * keep-alive.
+ * hand it to the handler's dispatch, write the answer, and go round again
+ * for keep-alive.
  *
  * States:
  *   HEAD    waiting for a complete head (header deadline armed)
@@ -17,8 +17,12 @@
  * answers wait to go out, no further pipelined request is parsed until
  * the client has read them.
  *
- * Chat requests pass admit.c before their body is read (key, in-flight
- * caps) and after (JSON value count).
+ * The server gives this layer a handler and its limits (struct
+ * gw_http_handler, the worker's gw_http_limits): a head is offered to
+ * handler->head before its body is read (warden's: key, in-flight caps)
+ * and the body to handler->body after; errors are answered by the
+ * handler, in its shape.  This file names no endpoint, policy or header
+ * of warden's, and takes no lock: the limits are the worker's copy.
  *
  * The connection owns the request head, the per-request id and, until it
  * hands it over, the body buffer.  A handler that owns a request can
@@ -29,6 +33,7 @@
 #include "gateway/gw_int.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,9 +75,10 @@ struct gw_conn {
 	bool keep_alive;
 	struct gw_conn_hooks hooks;
 	char reqid[MAX_REQUEST_ID + 1];
-	char decision[33];		/* X-Warden-Decision, if any */
-	const char *policy;		/* X-Warden-Policy-Version: borrowed
-					 * from the handler's snapshot */
+	/* Headers the handler asked every answer of this request to carry
+	 * (borrowed from it). */
+	struct gw_out_hdr sticky[GW_CONN_MAX_STICKY];
+	size_t nsticky;
 	bool loopback;			/* peer is on this host */
 	uint64_t started_us;
 	size_t lingered;		/* bytes discarded while closing */
@@ -82,17 +88,57 @@ struct gw_conn {
 	struct gw_admit admit;		/* places this request holds */
 };
 
+void
+gw_http_publish(struct gw_http_pub *p, const struct gw_http_limits *lim)
+{
+	pthread_mutex_lock(&p->lock);
+	p->lim = *lim;
+	atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* The worker's limits, brought up to date after a reload (one atomic
+ * load; the lock only when they changed). */
+static const struct gw_http_limits *
+limits(struct gw_worker *w)
+{
+	struct gw_http_pub *p = w->http;
+
+	if (atomic_load_explicit(&p->gen, memory_order_acquire) != w->lim_gen) {
+		pthread_mutex_lock(&p->lock);
+		w->lim = p->lim;
+		w->lim_gen = atomic_load_explicit(&p->gen, memory_order_relaxed);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return &w->lim;
+}
+
+static void
+trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	malloc_trim(0);
+}
+
+/* Give freed memory back to the system after a large request, at most
+ * five times a second per worker: malloc_trim walks the heap. */
+static void
+trim_soon(struct gw_worker *w)
+{
+	struct timeval tv = { 0, 200 * 1000 };
+
+	if (w->trim_ev == NULL)
+		w->trim_ev = evtimer_new(w->base, trim_cb, w);
+	if (w->trim_ev != NULL && !evtimer_pending(w->trim_ev, NULL))
+		evtimer_add(w->trim_ev, &tv);
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_process(struct gw_conn *c);
-
-static const struct pol_server *
-server_cfg(struct gw_conn *c, struct pol_snapshot **snap)
-{
-	*snap = gw_server_snapshot(c->w->srv);
-	return &(*snap)->server;
-}
 
 static void
 conn_free(struct gw_conn *c)
@@ -115,10 +161,10 @@ conn_free(struct gw_conn *c)
 		c->next->prev = c->prev;
 	w->nconns--;
 	gw_metrics_conn(-1);
-	gw_admit_done(&c->admit);
+	c->w->handler->done(&c->admit);
 	if (c->big || (c->body != NULL &&
 	    evbuffer_get_length(c->body) >= BIG_BODY))
-		gw_worker_trim_soon(w);
+		trim_soon(w);
 	if (c->next_ev != NULL)
 		event_free(c->next_ev);
 	if (c->have_req)
@@ -154,11 +200,9 @@ write_head(struct gw_conn *c, int status, const char *ctype,
 		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
 	if (c->reqid[0] != '\0')
 		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->reqid);
-	if (c->decision[0] != '\0')
-		evbuffer_add_printf(out, "X-Warden-Decision: %s\r\n", c->decision);
-	if (c->policy != NULL)
-		evbuffer_add_printf(out, "X-Warden-Policy-Version: %s\r\n",
-		    c->policy);
+	for (size_t i = 0; i < c->nsticky; i++)
+		evbuffer_add_printf(out, "%s: %s\r\n", c->sticky[i].name,
+		    c->sticky[i].value);
 	for (size_t i = 0; i < nhdrs; i++)
 		evbuffer_add_printf(out, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
 	if (len >= 0)
@@ -191,10 +235,10 @@ finish_request(struct gw_conn *c)
 {
 	memset(&c->hooks, 0, sizeof(c->hooks));
 	c->responding = false;
-	gw_admit_done(&c->admit);
+	c->w->handler->done(&c->admit);
 	if (c->big) {
 		c->big = false;
-		gw_worker_trim_soon(c->w);
+		trim_soon(c->w);
 	}
 	if (c->have_req) {
 		gw_http_req_clear(&c->req);
@@ -213,8 +257,7 @@ finish_request(struct gw_conn *c)
 	c->state = C_HEAD;
 	c->started_us = 0;
 	c->reqid[0] = '\0';
-	c->decision[0] = '\0';
-	c->policy = NULL;
+	c->nsticky = 0;
 	/* Reading may have been paused while too much was pipelined. */
 	bufferevent_enable(c->bev, EV_READ);
 	/* Pipelined bytes may already be waiting: look from the loop, not
@@ -284,10 +327,11 @@ gw_conn_set_hooks(struct gw_conn *c, const struct gw_conn_hooks *h)
 }
 
 void
-gw_conn_set_decision(struct gw_conn *c, const char *id, const char *policy)
+gw_conn_set_answer_headers(struct gw_conn *c, const struct gw_out_hdr *hdrs,
+    size_t nhdrs)
 {
-	snprintf(c->decision, sizeof(c->decision), "%s", id);
-	c->policy = policy;
+	c->nsticky = nhdrs < GW_CONN_MAX_STICKY ? nhdrs : GW_CONN_MAX_STICKY;
+	memcpy(c->sticky, hdrs, c->nsticky * sizeof(*hdrs));
 }
 
 const char *
@@ -320,22 +364,17 @@ protocol_error(struct gw_conn *c, int status, const char *why)
 		wd_random(r, sizeof(r));
 		wd_hex(r, sizeof(r), c->reqid);
 	}
-	gw_metrics_request("", status);
-	gw_send_error(c, status, "invalid_request_error", NULL, "%s", why);
+	c->w->handler->malformed(c, status, why);
 }
 
 /* Refuse a request before its body is read: answer and close. */
 static void
 refuse(struct gw_conn *c, const struct gw_admit_deny *d)
 {
-	struct gw_out_hdr retry = { "Retry-After", "1" };
-
 	c->keep_alive = false;
 	c->state = C_BUSY;
 	event_del(c->deadline);
-	gw_metrics_request("", d->status);
-	gw_send_error_hdr(c, d->status, &retry, d->status == 413 ? 0 : 1,
-	    d->type, d->code, "%s", d->message);
+	c->w->handler->refuse(c, d);
 }
 
 static void
@@ -364,17 +403,16 @@ dispatch(struct gw_conn *c)
 	if (evbuffer_get_length(body) > 0) {
 		struct gw_admit_deny d;
 
-		if (!gw_admit_body(&c->admit, body, &d)) {
+		if (!c->w->handler->body(&c->admit, body, &d)) {
 			/* The body was read whole: framing holds. */
-			gw_metrics_request("", d.status);
-			gw_send_error(c, d.status, d.type, d.code, "%s", d.message);
+			c->w->handler->refuse(c, &d);
 			return;
 		}
 		c->big |= c->admit.values >= BIG_VALUES;
 	}
 	c->body = NULL;
 	/* Keep reading: EOF is how we learn the client left. */
-	gw_dispatch(c, &c->req, body);
+	c->w->handler->dispatch(c, &c->req, body);
 }
 
 static void
@@ -414,15 +452,10 @@ read_body(struct gw_conn *c, struct evbuffer *in)
 }
 
 static void
-read_head(struct gw_conn *c, struct evbuffer *in, struct pol_snapshot *snap)
+read_head(struct gw_conn *c, struct evbuffer *in,
+    const struct gw_http_limits *cfg)
 {
-	const struct pol_server *cfg = &snap->server;
 	struct gw_admit_deny deny;
-	struct gw_http_limits lim = {
-		.max_header_bytes = cfg->max_header_bytes,
-		.max_headers = cfg->max_headers,
-		.max_body_bytes = cfg->max_body_bytes,
-	};
 	struct evbuffer_ptr end;
 	const char *why;
 	unsigned char *p;
@@ -456,7 +489,7 @@ read_head(struct gw_conn *c, struct evbuffer *in, struct pol_snapshot *snap)
 		protocol_error(c, 500, "out of memory");
 		return;
 	}
-	if (gw_http_parse_head((const char *)p, len, &lim, &c->req, &status,
+	if (gw_http_parse_head((const char *)p, len, cfg, &c->req, &status,
 	    &why) != WD_OK) {
 		evbuffer_drain(in, len);
 		protocol_error(c, status, why);
@@ -472,7 +505,7 @@ read_head(struct gw_conn *c, struct evbuffer *in, struct pol_snapshot *snap)
 		return;
 	}
 	memset(&c->chunked, 0, sizeof(c->chunked));
-	switch (gw_admit_head(c->w, snap, &c->req, &c->admit, &deny)) {
+	switch (c->w->handler->head(c, &c->req, &c->admit, &deny)) {
 	case GW_ADMIT_OK:
 		break;
 	case GW_ADMIT_NO_BODY:
@@ -500,15 +533,13 @@ static void
 conn_process(struct gw_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct pol_snapshot *snap;
-	const struct pol_server *cfg = server_cfg(c, &snap);
+	const struct gw_http_limits *cfg = limits(c->w);
 
 	if (c->state == C_HEAD) {
 		if (evbuffer_get_length(in) == 0) {
 			/* Idle between requests. */
 			arm_deadline(c, cfg->idle_timeout_ms);
 			if (c->w->stopping) {
-				pol_snapshot_unref(snap);
 				conn_free(c);
 				return;
 			}
@@ -522,7 +553,7 @@ conn_process(struct gw_conn *c)
 			    cfg->max_body_bytes)
 				bufferevent_disable(c->bev, EV_READ);
 		} else {
-			read_head(c, in, snap);
+			read_head(c, in, cfg);
 		}
 	} else if (c->state == C_BODY) {
 		read_body(c, in);
@@ -532,7 +563,6 @@ conn_process(struct gw_conn *c)
 		evbuffer_drain(in, n);
 		c->lingered += n;
 		if (c->lingered > LINGER_MAX_BYTES) {
-			pol_snapshot_unref(snap);
 			conn_free(c);
 			return;
 		}
@@ -541,7 +571,6 @@ conn_process(struct gw_conn *c)
 		if (evbuffer_get_length(in) > cfg->max_header_bytes + cfg->max_body_bytes)
 			bufferevent_disable(c->bev, EV_READ);
 	}
-	pol_snapshot_unref(snap);
 }
 
 static void
@@ -657,15 +686,12 @@ void
 gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
     const struct sockaddr *sa)
 {
+	const struct gw_http_limits *lim = limits(w);
 	struct gw_conn *c;
-	struct pol_snapshot *snap;
 	struct timeval wt;
-	size_t max_conns;
+	size_t max_conns = lim->max_connections;
 	unsigned char r[12];
 
-	snap = gw_server_snapshot(w->srv);
-	max_conns = snap->server.max_connections;
-	pol_snapshot_unref(snap);
 	/* Far over the cap (the refused ones linger a moment each): close
 	 * at once, without an answer or any memory spent on it. */
 	if (w->nconns >= max_conns + max_conns / 4 + 16) {
@@ -702,13 +728,11 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 	w->conns = c;
 	w->nconns++;
 	gw_metrics_conn(1);
-	snap = gw_server_snapshot(w->srv);
 	/* A client that stops reading our answer is dropped eventually. */
-	wt.tv_sec = snap->server.idle_timeout_ms / 1000;
-	wt.tv_usec = (snap->server.idle_timeout_ms % 1000) * 1000;
+	wt.tv_sec = lim->idle_timeout_ms / 1000;
+	wt.tv_usec = (lim->idle_timeout_ms % 1000) * 1000;
 	bufferevent_set_timeouts(c->bev, NULL, &wt);
-	arm_deadline(c, snap->server.idle_timeout_ms);
-	pol_snapshot_unref(snap);
+	arm_deadline(c, lim->idle_timeout_ms);
 	evbuffer_add_cb(bufferevent_get_input(c->bev), count_cb, (void *)1);
 	evbuffer_add_cb(bufferevent_get_output(c->bev), count_cb, NULL);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
@@ -716,7 +740,7 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (w->nconns > max_conns) {
 		/* Over server.max_connections: say so and close. */
-		struct gw_admit_deny d = { 503, "server_error", "server_busy",
+		struct gw_admit_deny d = { WD_CODE_SERVER_BUSY,
 			"too many connections to this server "
 			"(server.max_connections); retry later" };
 

@@ -33,29 +33,53 @@ error_json(struct evbuffer *out, const char *type, const char *code,
 	json_decref(o);
 }
 
-void
-gw_error_json(struct evbuffer *out, const char *type, const char *code,
-    const char *message)
+/* The wire's code: a family's member by name, else the catalogue's. */
+static const char *
+wire_code(enum wd_code code, const char *name)
 {
-	error_json(out, type, code, NULL, message);
+	return name != NULL && wd_errdef(code)->family ? name :
+	    wd_code_wire(code);
 }
 
+void
+gw_error_json_named(struct evbuffer *out, enum wd_code code,
+    const char *name, const char *message)
+{
+	const struct wd_errdef *e = wd_errdef(code);
+
+	error_json(out, e->type, wire_code(code, name), NULL,
+	    message != NULL ? message : e->message);
+}
+
+void
+gw_error_json(struct evbuffer *out, enum wd_code code, const char *message)
+{
+	gw_error_json_named(out, code, NULL, message);
+}
+
+/* status 0: the catalogue's. */
 static void
 send_error(struct gw_conn *c, int status, const struct gw_out_hdr *extra,
-    size_t nextra, const char *type, const char *code, const char *param,
+    size_t nextra, enum wd_code code, const char *name, const char *param,
     const char *fmt, va_list ap)
 {
+	const struct wd_errdef *e = wd_errdef(code);
 	struct evbuffer *buf = evbuffer_new();
 	struct gw_out_hdr hdr[4];
 	size_t nhdr = 0;
 	char msg[512];
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (status == 0)
+		status = e->status;
+	if (fmt != NULL)
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+	else
+		snprintf(msg, sizeof(msg), "%s", e->message);
 	if (buf == NULL) {
 		gw_respond(c, 500, "application/json", NULL, 0, "{}", 2);
 		return;
 	}
-	error_json(buf, type, code, param, msg);
+	error_json(buf, e->type, wire_code(code, name), param, msg);
 	if (status == 401)
 		hdr[nhdr++] = (struct gw_out_hdr){ "WWW-Authenticate", "Bearer" };
 	for (size_t i = 0; i < nextra && nhdr < 4; i++)
@@ -66,25 +90,42 @@ send_error(struct gw_conn *c, int status, const struct gw_out_hdr *extra,
 }
 
 void
-gw_send_error(struct gw_conn *c, int status, const char *type,
-    const char *code, const char *fmt, ...)
+gw_reply_error(struct gw_conn *c, enum wd_code code,
+    const struct gw_out_hdr *hdrs, size_t nhdrs, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	send_error(c, status, NULL, 0, type, code, NULL, fmt, ap);
+	send_error(c, 0, hdrs, nhdrs, code, NULL, NULL, fmt, ap);
 	va_end(ap);
 }
 
 void
-gw_send_error_hdr(struct gw_conn *c, int status, const struct gw_out_hdr *hdrs,
-    size_t nhdrs, const char *type, const char *code, const char *fmt, ...)
+gw_reply_error_named(struct gw_conn *c, enum wd_code code, const char *name,
+    const struct gw_out_hdr *hdrs, size_t nhdrs, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	send_error(c, status, hdrs, nhdrs, type, code, NULL, fmt, ap);
+	send_error(c, 0, hdrs, nhdrs, code, name, NULL, fmt, ap);
 	va_end(ap);
+}
+
+static void
+send_status(struct gw_conn *c, int status, enum wd_code code,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	send_error(c, status, NULL, 0, code, NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+gw_reply_http_error(struct gw_conn *c, int status, const char *why)
+{
+	send_status(c, status, WD_CODE_HTTP, "%s", why);
 }
 
 void
@@ -93,7 +134,7 @@ gw_send_invalid(struct gw_conn *c, const char *param, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	send_error(c, 400, NULL, 0, "invalid_request_error", NULL, param, fmt, ap);
+	send_error(c, 0, NULL, 0, WD_CODE_INVALID_REQUEST, NULL, param, fmt, ap);
 	va_end(ap);
 }
 

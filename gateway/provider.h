@@ -4,7 +4,7 @@
  *
  * A kind is a row of a small table (provider.c): its name (the route's
  * `kind:`), and one function that fills a struct gw_prov_req.  Adding a
- * kind adds one file and one row; the request path (proxy.c try_next)
+ * kind adds one file and one row; the request path (the ATTEMPT step, txn_upstream.c)
  * calls gw_provider_prepare() and does not know which kind it used.
  *
  * Credentials pass through here for the length of one call: header

@@ -1,6 +1,7 @@
 /*
  * routes.c - which handler a request goes to, and the small endpoints:
- * /v1/models, /healthz, /metrics.  /v1/chat/completions lives in proxy.c.
+ * /v1/models, /healthz, /metrics.  /v1/chat/completions is a transaction
+ * (txn.c).  gw_warden_handler is what the HTTP layer is given.
  */
 #include "gateway/gw_int.h"
 #include "audit/aud.h"
@@ -19,7 +20,7 @@ respond_json(struct gw_conn *c, int status, json_t *j)
 
 	json_decref(j);
 	if (text == NULL) {
-		gw_send_error(c, 500, "server_error", NULL, "out of memory");
+		gw_reply_error(c, WD_CODE_INTERNAL, NULL, 0, "out of memory");
 		return;
 	}
 	gw_metrics_request("", status);
@@ -38,9 +39,7 @@ models(struct gw_conn *c, struct gw_http_req *req)
 	if (t == NULL) {
 		pol_snapshot_unref(snap);
 		gw_metrics_request("", 401);
-		gw_send_error(c, 401, "invalid_request_error", "invalid_api_key",
-		    "missing or unknown API key: send 'Authorization: Bearer "
-		    "<virtual key>'");
+		gw_reply_error(c, WD_CODE_INVALID_API_KEY, NULL, 0, NULL);
 		return;
 	}
 	data = json_array();
@@ -124,18 +123,13 @@ metrics(struct gw_conn *c, struct gw_http_req *req)
 
 	if (!metrics_allowed(c, req, &status)) {
 		gw_metrics_request("", status);
-		if (status == 401)
-			gw_send_error(c, 401, "invalid_request_error",
-			    "metrics_key_required", "/metrics answers loopback "
-			    "callers, or 'Authorization: Bearer <metrics key>'");
-		else
-			gw_send_error(c, 403, "permission_error",
-			    "metrics_forbidden", "this key may not read /metrics");
+		gw_reply_error(c, status == 401 ? WD_CODE_METRICS_KEY_REQUIRED :
+		    WD_CODE_METRICS_FORBIDDEN, NULL, 0, NULL);
 		return;
 	}
 	out = evbuffer_new();
 	if (out == NULL) {
-		gw_send_error(c, 500, "server_error", NULL, "out of memory");
+		gw_reply_error(c, WD_CODE_INTERNAL, NULL, 0, "out of memory");
 		return;
 	}
 	gw_metrics_render(out);
@@ -159,20 +153,18 @@ admin_reload(struct gw_conn *c)
 
 	if (!gw_conn_is_loopback(c)) {
 		gw_metrics_request("", 403);
-		gw_send_error(c, 403, "permission_error", "admin_loopback_only",
-		    "admin endpoints answer only on loopback");
+		gw_reply_error(c, WD_CODE_ADMIN_LOOPBACK_ONLY, NULL, 0, NULL);
 		return;
 	}
 	f = open_memstream(&errs, &len);
 	if (f == NULL) {
-		gw_send_error(c, 500, "server_error", NULL, "out of memory");
+		gw_reply_error(c, WD_CODE_INTERNAL, NULL, 0, "out of memory");
 		return;
 	}
 	if (gw_server_reload(srv, f) != WD_OK) {
 		fclose(f);
 		gw_metrics_request("", 422);
-		gw_send_error(c, 422, "invalid_request_error", "reload_failed",
-		    "%s", errs && *errs ? errs : "reload failed");
+		gw_reply_error(c, WD_CODE_RELOAD_FAILED, NULL, 0, "%s", errs && *errs ? errs : "reload failed");
 		free(errs);
 		return;
 	}
@@ -196,8 +188,8 @@ static const struct {
 	{ "/admin/reload", GW_M_POST, "POST" },
 };
 
-void
-gw_dispatch(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
+static void
+dispatch(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 {
 	size_t i, n = sizeof(table) / sizeof(table[0]);
 	enum gw_method m = req->method;
@@ -208,8 +200,7 @@ gw_dispatch(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 	if (i == n) {
 		evbuffer_free(body);
 		gw_metrics_request("", 404);
-		gw_send_error(c, 404, "invalid_request_error", "unknown_url",
-		    "unknown path: %.200s", req->path);
+		gw_reply_error(c, WD_CODE_UNKNOWN_URL, NULL, 0, "unknown path: %.200s", req->path);
 		return;
 	}
 	if (m == GW_M_HEAD && table[i].method == GW_M_GET)
@@ -219,14 +210,14 @@ gw_dispatch(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 
 		evbuffer_free(body);
 		gw_metrics_request("", 405);
-		gw_send_error_hdr(c, 405, &allow, 1, "invalid_request_error",
-		    "method_not_allowed", "method %s is not allowed on %s",
+		gw_reply_error(c, WD_CODE_METHOD_NOT_ALLOWED, &allow, 1,
+		    "method %s is not allowed on %s",
 		    req->method_name, table[i].path);
 		return;
 	}
 	switch (i) {
 	case 0:
-		gw_proxy_chat(c, req, body);
+		gw_txn_start(c, req, body, &gw_format_chat);
 		return;
 	case 1:
 		evbuffer_free(body);
@@ -246,3 +237,45 @@ gw_dispatch(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		return;
 	}
 }
+
+/* The snapshot is taken once per request head, never per read event. */
+static enum gw_admit_rc
+head(struct gw_conn *c, const struct gw_http_req *req, struct gw_admit *a,
+    struct gw_admit_deny *deny)
+{
+	struct gw_worker *w = gw_conn_worker(c);
+	struct pol_snapshot *snap = gw_server_snapshot(w->srv);
+	enum gw_admit_rc rc = gw_admit_head(w, snap, req, a, deny);
+
+	pol_snapshot_unref(snap);
+	return rc;
+}
+
+/* Refused before the body was read, or for its JSON values: a request
+ * that may succeed later says when (Retry-After: 1). */
+static void
+refuse(struct gw_conn *c, const struct gw_admit_deny *d)
+{
+	static const struct gw_out_hdr retry = { "Retry-After", "1" };
+	int status = wd_errdef(d->code)->status;
+
+	gw_metrics_request("", status);
+	gw_reply_error(c, d->code, &retry, status == 413 ? 0 : 1,
+	    d->message != NULL ? "%s" : NULL, d->message);
+}
+
+static void
+malformed(struct gw_conn *c, int status, const char *why)
+{
+	gw_metrics_request("", status);
+	gw_reply_http_error(c, status, why);
+}
+
+const struct gw_http_handler gw_warden_handler = {
+	.head = head,
+	.body = gw_admit_body,
+	.done = gw_admit_done,
+	.dispatch = dispatch,
+	.refuse = refuse,
+	.malformed = malformed,
+};

@@ -55,11 +55,29 @@ gw_server_acquire(struct gw_server *srv, struct pol_snapshot **snap,
 	pthread_mutex_unlock(&srv->snap_lock);
 }
 
+/* The HTTP layer's limits out of the rules' server section. */
+static void
+http_limits(const struct pol_snapshot *snap, struct gw_http_limits *out)
+{
+	const struct pol_server *cfg = &snap->server;
+
+	*out = (struct gw_http_limits){
+		.max_header_bytes = cfg->max_header_bytes,
+		.max_headers = cfg->max_headers,
+		.max_body_bytes = cfg->max_body_bytes,
+		.header_timeout_ms = cfg->header_timeout_ms,
+		.body_timeout_ms = cfg->body_timeout_ms,
+		.idle_timeout_ms = cfg->idle_timeout_ms,
+		.max_connections = cfg->max_connections,
+	};
+}
+
 enum wd_err
 gw_server_reload(struct gw_server *srv, FILE *errs)
 {
 	struct pol_snapshot *next, *old;
 	struct gw_creds *ncreds = NULL, *ocreds;
+	struct gw_http_limits lim;
 	enum wd_err rc;
 
 	/* One reload at a time; requests keep using whatever they hold.
@@ -77,6 +95,8 @@ gw_server_reload(struct gw_server *srv, FILE *errs)
 		srv->snap = next;
 		srv->creds = ncreds;
 		pthread_mutex_unlock(&srv->snap_lock);
+		http_limits(next, &lim);
+		gw_http_publish(&srv->http, &lim);
 		/* Which credentials were sealed or rotated since: by name. */
 		rotated = gw_creds_changed(ocreds, old, ncreds, next);
 		gw_creds_unref(ocreds);
@@ -123,27 +143,6 @@ gw_memory_tune(int nworkers)
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 	mallopt(M_ARENA_MAX, nworkers + 2);
-}
-
-/* Give freed memory back to the system after large requests. */
-static void
-trim_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	malloc_trim(0);
-}
-
-void
-gw_worker_trim_soon(struct gw_worker *w)
-{
-	struct timeval tv = { 0, 200 * 1000 };
-
-	/* At most five trims a second per worker: malloc_trim walks the
-	 * heap. */
-	if (w->trim_ev != NULL && !evtimer_pending(w->trim_ev, NULL))
-		evtimer_add(w->trim_ev, &tv);
 }
 
 static void
@@ -262,6 +261,8 @@ worker_init(struct gw_server *srv, struct gw_worker *w, int idx, int fd)
 {
 	w->srv = srv;
 	w->idx = idx;
+	w->handler = &gw_warden_handler;
+	w->http = &srv->http;
 	w->listen_fd = fd;
 	w->base = event_base_new();
 	if (w->base == NULL)
@@ -270,10 +271,9 @@ worker_init(struct gw_server *srv, struct gw_worker *w, int idx, int fd)
 	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
 	w->grace_ev = evtimer_new(w->base, grace_cb, w);
-	w->trim_ev = evtimer_new(w->base, trim_cb, w);
 	w->up = gw_upstream_new(w->base);
 	if (w->listener == NULL || w->stop_ev == NULL || w->grace_ev == NULL ||
-	    w->trim_ev == NULL || w->up == NULL)
+	    w->up == NULL)
 		return WD_ENOMEM;
 	w->listen_fd = -1;		/* the listener owns it now */
 	return WD_OK;
@@ -416,6 +416,7 @@ int
 gw_serve(const struct gw_serve_opts *opts)
 {
 	struct gw_server srv;
+	struct gw_http_limits lim;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	const char *listen_spec;
@@ -455,6 +456,9 @@ gw_serve(const struct gw_serve_opts *opts)
 		}
 		gw_store_use(&gw_store_redis);
 	}
+	pthread_mutex_init(&srv.http.lock, NULL);
+	http_limits(srv.snap, &lim);
+	gw_http_publish(&srv.http, &lim);
 	listen_spec = opts->listen ? opts->listen : srv.snap->server.listen;
 	if (listen_spec == NULL)
 		listen_spec = "127.0.0.1:8080";
@@ -594,6 +598,7 @@ out:
 	free((char *)srv.signer.pubkey_pem);
 	gw_paykeys_free(srv.paykeys);
 	pthread_mutex_destroy(&srv.snap_lock);
+	pthread_mutex_destroy(&srv.http.lock);
 	pthread_mutex_destroy(&srv.reload_lock);
 	pthread_mutex_destroy(&srv.tpm_lock);
 	return exitcode;

@@ -24,16 +24,17 @@ call_name(json_t *call)
 }
 
 static enum gw_tools_rc
-deny(struct gw_tools_deny *d, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+deny(struct gw_tools_deny *d, enum wd_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static enum gw_tools_rc
-deny(struct gw_tools_deny *d, int status, const char *code, const char *fmt, ...)
+deny(struct gw_tools_deny *d, enum wd_code code, const char *fmt, ...)
 {
 	va_list ap;
 
-	d->status = status;
-	d->code = code;
+	d->status = wd_errdef(code)->status;
+	d->code = wd_errdef(code)->code;
+	d->id = code;
 	d->retry_after_s = 0;
 	va_start(ap, fmt);
 	vsnprintf(d->message, sizeof(d->message), fmt, ap);
@@ -53,14 +54,14 @@ which_agent(struct gw_tools *tl, const struct pol_snapshot *snap,
 		return GW_TOOLS_OK;
 	if (key_agent != NULL) {
 		if (strcmp(hdr, key_agent->id) != 0)
-			return deny(d, 403, "agent_mismatch", "this key belongs to "
+			return deny(d, WD_CODE_AGENT_MISMATCH, "this key belongs to "
 			    "agent '%s'; it may not act as '%.64s'", key_agent->id,
 			    hdr);
 		return GW_TOOLS_OK;
 	}
 	tl->agent = pol_find_agent(snap, tenant, hdr);
 	if (tl->agent == NULL)
-		return deny(d, 400, "unknown_agent", "X-Warden-Agent: tenant '%s' "
+		return deny(d, WD_CODE_UNKNOWN_AGENT, "X-Warden-Agent: tenant '%s' "
 		    "has no agent '%.64s'", tenant->id, hdr);
 	return GW_TOOLS_OK;
 }
@@ -98,17 +99,17 @@ check_message(json_t *msgs, size_t i, json_t *m, struct gw_tools_deny *d)
 	const char *id;
 
 	if (calls != NULL && !json_is_array(calls))
-		return deny(d, 400, "invalid_tool_call", "messages[%zu].tool_calls "
+		return deny(d, WD_CODE_INVALID_TOOL_CALL, "messages[%zu].tool_calls "
 		    "must be an array", i);
 	if (role != NULL && strcmp(role, "function") == 0)
-		return deny(d, 403, "tool_policy", "messages[%zu] has role "
+		return deny(d, WD_CODE_TOOL_POLICY, "messages[%zu] has role "
 		    "'function'; agents must use 'tool' messages that answer a "
 		    "call in 'tool_calls'", i);
 	if (role == NULL || strcmp(role, "tool") != 0)
 		return GW_TOOLS_OK;
 	id = json_string_value(json_object_get(m, "tool_call_id"));
 	if (id == NULL || !call_id_seen(msgs, i, id))
-		return deny(d, 403, "tool_policy", "messages[%zu].tool_call_id "
+		return deny(d, WD_CODE_TOOL_POLICY, "messages[%zu].tool_call_id "
 		    "'%.64s' answers no call in an earlier message's 'tool_calls'",
 		    i, id ? id : "");
 	return GW_TOOLS_OK;
@@ -138,14 +139,14 @@ replay_history(struct gw_tools *tl, json_t *root, const char **names,
 			struct pol_tool_why why;
 
 			if (name == NULL)
-				return deny(d, 400, "invalid_tool_call", "messages[%zu]."
+				return deny(d, WD_CODE_INVALID_TOOL_CALL, "messages[%zu]."
 				    "tool_calls[%zu] has no function name", i, j);
 			json_array_append_new(hist, json_string(name));
 			if (!pol_tool_step(tl->agent, &tl->st, name, true, &why)) {
 				json_object_set_new(tl->log, "violation", json_pack(
 				    "{s:s,s:s,s:s}", "where", "history", "rule",
 				    why.rule, "message", why.message));
-				return deny(d, 403, "tool_policy", "the conversation's "
+				return deny(d, WD_CODE_TOOL_POLICY, "the conversation's "
 				    "tool calls break the policy: %s (rule '%s')",
 				    why.message, why.rule);
 			}
@@ -182,7 +183,7 @@ check_offered(struct gw_tools *tl, json_t *root, struct gw_tools_deny *d)
 			continue;
 		}
 		if (tl->agent->on_violation == POL_VIOLATION_DENY)
-			return deny(d, 403, "tool_policy", "tool '%.64s' may not be "
+			return deny(d, WD_CODE_TOOL_POLICY, "tool '%.64s' may not be "
 			    "offered now: %s (rule '%s')", name ? name : "?",
 			    name ? why.message : "no function name",
 			    name ? why.rule : "undeclared_tool");
@@ -198,7 +199,7 @@ check_offered(struct gw_tools *tl, json_t *root, struct gw_tools_deny *d)
 			if (strcmp(call_name(json_array_get(tools, i)), forced) == 0)
 				break;
 		if (i == json_array_size(tools))
-			return deny(d, 403, "tool_policy", "tool_choice names '%.64s', "
+			return deny(d, WD_CODE_TOOL_POLICY, "tool_choice names '%.64s', "
 			    "which the agent may not call now", forced);
 	}
 	if (modified && json_array_size(tools) == 0) {
@@ -227,26 +228,26 @@ check_session(struct gw_tools *tl, const char *const *names, size_t nnames,
 	case GW_STORE_OK:
 		return GW_TOOLS_OK;
 	case GW_STORE_CONTRADICTS:
-		return deny(d, 403, "tool_policy", "the conversation's tool calls "
+		return deny(d, WD_CODE_TOOL_POLICY, "the conversation's tool calls "
 		    "contradict session '%s' as warden recorded it (%zu calls "
 		    "recorded, %zu in the request)", tl->session, recorded, nnames);
 	case GW_STORE_TOO_LONG:
-		return deny(d, 403, "tool_policy", "session '%s' holds at most %d "
+		return deny(d, WD_CODE_TOOL_POLICY, "session '%s' holds at most %d "
 		    "tool calls; start a new session", tl->session,
 		    GW_SESSION_MAX_CALLS);
 	case GW_STORE_FULL:
-		deny(d, 429, "session_limit", "agent '%s' has %zu live "
+		deny(d, WD_CODE_SESSION_LIMIT, "agent '%s' has %zu live "
 		    "sessions, its limit (sessions.max); a new one can begin "
 		    "when the oldest expires", tl->agent->id,
 		    tl->agent->max_sessions);
 		d->retry_after_s = retry_s > 0 ? retry_s : 1;
 		return GW_TOOLS_DENY;
 	case GW_STORE_UNAVAILABLE:
-		return deny(d, 503, "state_store_unavailable", "the shared state "
+		return deny(d, WD_CODE_STATE_STORE_UNAVAILABLE, "the shared state "
 		    "store (Redis) cannot be reached: agent sessions fail closed, "
 		    "the request is refused");
 	default:
-		return deny(d, 503, "session_store", "the session store cannot "
+		return deny(d, WD_CODE_SESSION_STORE, "the session store cannot "
 		    "answer; the request is refused");
 	}
 }
@@ -262,7 +263,7 @@ load_window(struct gw_tools *tl, struct gw_tools_deny *d)
 	if (a->limits.window_s == 0)
 		return GW_TOOLS_OK;
 	if (tl->key == NULL)
-		return deny(d, 503, "session_store", "no key to count calls by");
+		return deny(d, WD_CODE_SESSION_STORE, "no key to count calls by");
 	for (size_t i = 0; i < a->ntools; i++)
 		names[i] = a->tools[i].name;
 	switch (gw_store()->window_read(&r, names, a->ntools, &tl->st.wtotal,
@@ -270,11 +271,11 @@ load_window(struct gw_tools *tl, struct gw_tools_deny *d)
 	case GW_STORE_OK:
 		break;
 	case GW_STORE_UNAVAILABLE:
-		return deny(d, 503, "state_store_unavailable", "the shared state "
+		return deny(d, WD_CODE_STATE_STORE_UNAVAILABLE, "the shared state "
 		    "store (Redis) cannot be reached: agent limits fail closed, "
 		    "the request is refused");
 	default:
-		return deny(d, 503, "session_store", "the session store cannot "
+		return deny(d, WD_CODE_SESSION_STORE, "the session store cannot "
 		    "answer; the request is refused");
 	}
 	tl->st.window = true;
@@ -302,11 +303,11 @@ gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
 	tl->log = json_pack("{s:s}", "agent", tl->agent->id);
 	sess = gw_http_header(req, "x-warden-session");
 	if (sess == NULL && tl->agent->session_required)
-		return deny(d, 400, "session_required", "agent '%s' requires "
+		return deny(d, WD_CODE_SESSION_REQUIRED, "agent '%s' requires "
 		    "sessions: send X-Warden-Session", tl->agent->id);
 	if (sess != NULL) {
 		if (!wd_token_sane(sess, 128))
-			return deny(d, 400, "invalid_session", "X-Warden-Session must "
+			return deny(d, WD_CODE_INVALID_SESSION, "X-Warden-Session must "
 			    "be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
 		snprintf(tl->session, sizeof(tl->session), "%s", sess);
 		json_object_set_new(tl->log, "session", json_string(sess));
@@ -315,7 +316,7 @@ gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
 	 * agents must use tools. */
 	if (json_object_get(root, "functions") != NULL ||
 	    json_object_get(root, "function_call") != NULL)
-		return deny(d, 403, "tool_policy", "agent '%s': "
+		return deny(d, WD_CODE_TOOL_POLICY, "agent '%s': "
 		    "'functions' and 'function_call' are not accepted; use 'tools' "
 		    "and 'tool_choice'", tl->agent->id);
 	{
@@ -324,7 +325,7 @@ gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
 
 		json_array_foreach(json_object_get(root, "messages"), i, m)
 			if (json_object_get(m, "function_call") != NULL)
-				return deny(d, 403, "tool_policy",
+				return deny(d, WD_CODE_TOOL_POLICY,
 				    "messages[%zu] holds a 'function_call'; agents must "
 				    "use 'tool_calls'", i);
 	}
@@ -372,7 +373,7 @@ forbidden(struct gw_tools *tl, size_t choice, const char *name,
     const struct pol_tool_why *why, struct gw_tools_deny *d)
 {
 	log_answer(tl, choice, name, false, why);
-	return deny(d, 403, "tool_policy", "the model asked for a tool call "
+	return deny(d, WD_CODE_TOOL_POLICY, "the model asked for a tool call "
 	    "the policy forbids: %s (rule '%s')", why->message, why->rule);
 }
 
@@ -387,7 +388,7 @@ check_whole(struct gw_tools *tl, struct gw_answer *ans, struct gw_tools_deny *d)
 	bool modified = false, *drop = calloc(ans->nev + 1, sizeof(*drop));
 
 	if (drop == NULL)
-		return deny(d, 500, "out_of_memory", "out of memory");
+		return deny(d, WD_CODE_OUT_OF_MEMORY, "out of memory");
 	for (size_t c = 0; c < GW_TOOLS_MAX_CHOICES; c++)
 		st[c] = tl->st;
 	for (size_t i = 0; i < ans->nev; i++) {
@@ -450,23 +451,23 @@ check_chunk(struct gw_tools *tl, struct gw_answer *ans, struct gw_tools_deny *d)
 			continue;
 		had = k == GW_ANS_FN_CALL ? fn_named[c] : (named[c] >> k) & 1;
 		if (e->name == NULL && !had)
-			return deny(d, 502, "bad_upstream_response", "choice %zu: "
+			return deny(d, WD_CODE_BAD_UPSTREAM_RESPONSE, "choice %zu: "
 			    "arguments of a tool call that has no name yet", c);
 		if (e->name == NULL)
 			continue;
 		if (had)
-			return deny(d, 502, "bad_upstream_response", "choice %zu: a "
+			return deny(d, WD_CODE_BAD_UPSTREAM_RESPONSE, "choice %zu: a "
 			    "second name for one tool call", c);
 		/* Both kinds in one choice: which one a client runs is its own
 		 * choice (openai-node's final message keeps function_call). */
 		if (k == GW_ANS_FN_CALL ? ncalls[c] > 0 : fn_named[c])
-			return deny(d, 502, "bad_upstream_response", "choice %zu: "
+			return deny(d, WD_CODE_BAD_UPSTREAM_RESPONSE, "choice %zu: "
 			    "both function_call and tool_calls", c);
 		if (k == GW_ANS_FN_CALL) {
 			fn_named[c] = true;
 		} else {
 			if (k != ncalls[c])
-				return deny(d, 502, "bad_upstream_response", "choice "
+				return deny(d, WD_CODE_BAD_UPSTREAM_RESPONSE, "choice "
 				    "%zu: tool call index %zu out of order", c, k);
 			named[c] |= 1ull << k;
 			ncalls[c]++;

@@ -1,6 +1,26 @@
 /*
- * txn.h - private to the chat transaction (proxy.c, txn_record.c): the
- * state of one request from dispatch to its one end.
+ * txn.h - private to the transaction (txn.c, txn_upstream.c,
+ * txn_answer.c, txn_end.c, txn_record.c): one request from dispatch to
+ * its one end.
+ *
+ * A transaction is one struct with one state, moved by one function,
+ * gw_txn_run() (curl: multi_runsingle), through the request path:
+ *
+ *   ADMIT     audit health, the caller's key                  txn.c
+ *   READ      format.read_request: the body's facts           txn.c
+ *   DECIDE    policy, then the agent's tool policy            txn.c
+ *   ATTEMPT   provider.sign + upstream: the next route        txn_upstream.c
+ *   UPSTREAM  the transfer runs; nothing went out yet         txn_upstream.c
+ *   STREAMING the transfer runs; a stream is going out        txn_upstream.c
+ *   ANSWER    the transfer ended: the answer, or fall back    txn_answer.c
+ *   END       gw_txn_finish(): record, metrics, settle, detach,
+ *             answer, free -- exactly once                    txn_end.c
+ *
+ * A step returns the next state.  Whatever ends a transaction (an error,
+ * an answer, a stream's end, the client leaving) fills t->end and moves
+ * to END; nothing else answers, records or frees (relayd: relay_close).
+ * Steps do not call the machine: what happens later (a transfer's end,
+ * the client leaving) comes back to txn.c, which moves it on.
  *
  * struct txn owns everything of the request: the snapshot and credential
  * references, the body, the upstream transfer, the answer buffers, the
@@ -10,74 +30,185 @@
 #define GW_TXN_H
 
 #include "audit/aud.h"
+#include "common/errors.h"
 #include "gateway/gw_int.h"
-#include "gateway/limits.h"
 #include "gateway/gw_detect.h"
 #include "gateway/provider.h"
+#include "gateway/provider.h"
+#include "gateway/limits.h"
 
-struct txn {
-	struct gw_conn *conn;		/* NULL once the client left */
-	struct aud_log *audit;		/* where the record goes */
-	char reqid[65];
-	struct pol_snapshot *snap;	/* our reference */
-	struct gw_creds *creds;		/* ours too: the snapshot's credentials */
+enum txn_state {
+	TXN_ADMIT,
+	TXN_READ,
+	TXN_DECIDE,
+	TXN_ATTEMPT,
+	TXN_UPSTREAM,
+	TXN_STREAMING,
+	TXN_ANSWER,
+	TXN_END,
+};
+
+/* How the transaction ends: what gw_txn_finish() sends. */
+enum txn_reason {
+	TXN_END_ERROR,		/* an error answer: end.code, end.msg */
+	TXN_END_WHOLE,		/* a whole answer: ans.buf, end.status */
+	TXN_END_STREAM,		/* the stream ended as it should */
+	TXN_END_STREAM_ERROR,	/* the stream broke: an error event, close */
+	TXN_END_GONE,		/* the client left: nothing to send */
+};
+
+/* Why the transfer was stopped or its answer is not read (on_head and
+ * on_data set it; txn_answer.c answers it). */
+enum txn_cut {
+	TXN_CUT_NONE,
+	TXN_CUT_NOT_SSE,	/* an agent's stream answered as not SSE */
+	TXN_CUT_TOO_BIG,	/* answer or event over a limit */
+	TXN_CUT_NO_RECORD,	/* the stream's record could not be written */
+	TXN_CUT_AUDIT,		/* the log failed mid-stream */
+	TXN_CUT_TOOLS,		/* the tool policy refused mid-stream */
+};
+
+/* What the client sent, as the format read it. */
+struct txn_req {
+	const struct gw_format *fmt;
+	struct gw_http_req *http;	/* the conn's; valid until the first wait */
+	struct evbuffer *body;		/* the body (maybe rewritten) */
+	struct gw_chat chat;
 	const struct pol_tenant *tenant;
 	struct pol_caller caller;	/* who the key is */
-	struct gw_tools tools;		/* agent tool policy, if any */
-	struct gw_tools_deny tool_deny;	/* why a stream was cut */
-	bool tool_violation;
-	struct evbuffer *body;		/* the request body (maybe rewritten) */
-	struct gw_chat chat;
+	struct gw_detect det;		/* what the request's text held */
+};
+
+/* What policy said, and what it was said with. */
+struct txn_policy {
+	struct pol_snapshot *snap;	/* our reference */
+	struct gw_creds *creds;		/* ours too: the snapshot's */
 	struct pol_decision dec;
+	bool decided;
+	struct gw_tools tools;		/* the agent's tool policy, if any */
+	struct gw_tools_deny deny;	/* why a stream was cut */
+	struct gw_out_hdr hdrs[2];	/* X-Warden-Decision, -Policy-Version */
+};
+
+/* The current attempt at a route, and the routes left. */
+struct txn_attempt {
 	const struct pol_provider **cand;	/* dec.routes */
 	size_t ncand;
 	size_t next;			/* index of the next route to try */
-	int attempts;
+	int count;
 	const struct pol_provider *route;	/* current attempt */
 	struct gw_up_xfer *xfer;
-	int up_status;
-	uint64_t attempt_us;
-	bool streaming;			/* answer headers went to the client */
-	bool too_big;			/* answer or event over a limit */
-	struct evbuffer *resp;		/* buffered answer, or SSE remainder */
-	struct gw_sse sse;
-	char up_ctype[128];
-	struct gw_agent_stream astream;	/* an agent's stream, as read */
-	bool bad_ctype;			/* a stream answered as not SSE */
-	/* For the audit record. */
+	int status;			/* the provider's */
+	char ctype[128];
 	uint64_t started_us;
-	int final_status;
-	const char *final_code;
-	bool decided;
-	json_t *attempt_log;		/* [{route, status|error}] */
+	enum txn_cut cut;
+	/* A Bedrock Converse route (converse.c): this attempt's request
+	 * body, translated; NULL: the client's body goes as it is. */
+	char *body;
+	size_t body_len;
+	enum wd_err err;		/* how the transfer ended */
+	char detail[256];
+	char reqid_hdr[96];
+};
+
+/* The answer as it is read and sent. */
+struct txn_answer {
+	struct evbuffer *buf;		/* buffered answer, or SSE remainder */
+	struct gw_sse sse;
+	struct gw_agent_stream astream;	/* an agent's stream, as read */
+	bool streamed;			/* its head went to the client */
+	struct evbuffer *copy;		/* what a stream sent, for keep: full */
 	json_t *usage;
+	struct aud_hmac *hmac;		/* its digest */
+	struct gw_detect_answer det;	/* detectors watching answers */
+	struct gw_converse_stream *conv;	/* a Converse stream, translated */
+};
+
+/* What the audit record needs, and how far it got. */
+struct txn_audit {
+	struct aud_log *log;		/* where the record goes */
+	char reqid[65];
+	uint64_t started_us;
+	json_t *attempts;		/* [{route, status|error}] */
 	char req_hmac[AUD_HASH_HEX + 1];
-	bool recorded;			/* record() ran */
+	bool recorded;			/* the record (or a stream's first) */
 	/* A stream's record was written before its first byte (issue 11);
 	 * its end is a `stream_end` record that names the decision. */
 	bool stream_opened;
 	bool stream_closed;		/* stream_end written (or queued) */
-	bool open_failed;		/* the record could not be written */
-	bool audit_failed;		/* the log failed mid-stream */
-	struct evbuffer *stream_copy;	/* what a stream sent, for keep: full */
 	bool refused_late;		/* tool policy refused after allow */
-	struct aud_hmac *resp_hmac;
-	char reqid_hdr[96];
-	struct gw_detect det;		/* what the request's text held */
-	struct gw_detect_answer det_ans;	/* detectors watching answers */
-	/* Bedrock Converse routes (converse.c): the translated request body
-	 * of the current attempt, and the stream translator. */
-	char *up_body;
-	size_t up_body_len;
-	struct gw_converse_stream *conv;
-	/* Limits and budgets (issue 16): what the request reserved, and the
-	 * x-ratelimit-* headers its answers carry. */
-	struct gw_limits lim;
-	bool strip_usage;		/* usage asked for; the client did not */
-	struct gw_out_hdr lim_hdrs[7];
-	char lim_buf[7][32];
-	size_t nlim_hdrs;
 };
+
+/* The end: filled by whoever ends the transaction, read by gw_txn_finish. */
+struct txn_end {
+	enum txn_reason reason;
+	int status;			/* sent (a stream's: 200; gone: 499) */
+	enum wd_code code;		/* WD_CODE_NONE for an answer */
+	const char *name;		/* the code's wire name when it is one of a
+					 * family's (a detector's detected_<id>);
+					 * NULL: the catalogue's */
+	const char *param;		/* WD_CODE_INVALID_REQUEST: the field */
+	int retry_after_s;		/* > 0: Retry-After */
+	char msg[512];
+};
+
+struct txn {
+	enum txn_state state;
+	struct gw_conn *conn;		/* NULL once the client left */
+	struct txn_req req;
+	struct txn_policy pol;
+	struct txn_attempt up;
+	struct txn_answer ans;
+	struct txn_audit audit;
+	struct txn_end end;
+	/* Limits and budgets (issue 16): what the request reserved, and the
+	 * answer's headers that say where its limits stand. */
+	struct txn_limits {
+		struct gw_limits l;
+		bool strip_usage;	/* usage asked for; the client did not */
+		struct gw_out_hdr hdrs[GW_CONN_MAX_STICKY];
+		char buf[7][32];
+	} lim;
+};
+
+/* Move t on until it waits for the provider or has ended (then t is
+ * gone). */
+void gw_txn_run(struct txn *t);
+
+/* ---- the end (txn_end.c) ---- */
+
+/* END: record, metrics, settle, detach, answer, free; t is gone. */
+void gw_txn_finish(struct txn *t);
+/* End with the catalogue's error code (fmt NULL: its message); returns
+ * TXN_END for a step to return. */
+enum txn_state gw_txn_error(struct txn *t, enum wd_code code,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* End with a tool-policy refusal (its status, code, Retry-After). */
+enum txn_state gw_txn_refuse(struct txn *t, const struct gw_tools_deny *d);
+/* End a stream that broke after it began with an error event. */
+enum txn_state gw_txn_stream_error(struct txn *t, enum wd_code code,
+    const char *msg);
+
+/* ---- the steps after the decision (txn_upstream.c, txn_answer.c) ---- */
+
+/* ATTEMPT: start the next route (on_done is called when its transfer
+ * ends), or end with end's error. */
+enum txn_state gw_txn_attempt(struct txn *t, void (*on_done)(void *arg,
+    enum wd_err err, const char *detail));
+/* The transfer ended: note how, for ANSWER and the record. */
+void gw_txn_transfer_ended(struct txn *t, enum wd_err err,
+    const char *detail);
+/* The client's output drained: a paused transfer goes on. */
+void gw_txn_drained(struct txn *t);
+/* ANSWER: the transfer ended; read and send, or fall back (txn_answer.c). */
+enum txn_state gw_txn_answer(struct txn *t);
+/* The content detectors that watch answers, on one event (or the whole
+ * answer): false when one fired (or cannot run); t->pol.deny says why,
+ * never what was found. */
+bool gw_txn_answer_clean(struct txn *t, const char *ev, size_t n,
+    bool whole);
+/* What a stream sends: into the answer's digest, copy and usage. */
+void gw_txn_note_stream(struct txn *t, struct evbuffer *out);
 
 /*
  * The transaction's one audit record (at most once; later calls do

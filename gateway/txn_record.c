@@ -14,35 +14,46 @@
 /*
  * keep: redacted or full: the request and the answer go to the payload
  * store (outside the chain; the record holds their digests).  The answer
- * is t->resp for a whole answer, the stream's copy for a stream.
+ * is t->ans.buf for a whole answer, the stream's copy for a stream.
  */
+/* The end's code as records name it (NULL: none). */
+static const char *
+record_code(const struct txn *t)
+{
+	if (t->end.code == WD_CODE_NONE)
+		return NULL;
+	if (t->end.name != NULL && wd_errdef(t->end.code)->family)
+		return t->end.name;	/* detected_<id> */
+	return wd_errdef(t->end.code)->code;
+}
+
 static bool
 keep_payload(struct txn *t)
 {
 	const char *req, *resp = NULL;
 	size_t reqlen, resplen = 0;
-	bool full = t->dec.keep == POL_KEEP_FULL, ok;
+	bool full = t->pol.dec.keep == POL_KEEP_FULL, ok;
 	json_t *p;
 
-	if (!t->decided || t->dec.keep < POL_KEEP_REDACTED || t->audit == NULL ||
-	    t->tenant == NULL)
+	if (!t->pol.decided || t->pol.dec.keep < POL_KEEP_REDACTED || t->audit.log == NULL ||
+	    t->req.tenant == NULL)
 		return false;
-	req = (const char *)evbuffer_pullup(t->body, -1);
-	reqlen = evbuffer_get_length(t->body);
-	if (t->streaming && t->stream_copy != NULL) {
-		resp = (const char *)evbuffer_pullup(t->stream_copy, -1);
-		resplen = evbuffer_get_length(t->stream_copy);
-	} else if (!t->streaming && t->resp != NULL) {
-		resp = (const char *)evbuffer_pullup(t->resp, -1);
-		resplen = evbuffer_get_length(t->resp);
+	req = (const char *)evbuffer_pullup(t->req.body, -1);
+	reqlen = evbuffer_get_length(t->req.body);
+	if (t->ans.streamed && t->ans.copy != NULL) {
+		resp = (const char *)evbuffer_pullup(t->ans.copy, -1);
+		resplen = evbuffer_get_length(t->ans.copy);
+	} else if (!t->ans.streamed && t->ans.buf != NULL) {
+		resp = (const char *)evbuffer_pullup(t->ans.buf, -1);
+		resplen = evbuffer_get_length(t->ans.buf);
 	}
-	p = json_pack("{s:s,s:s,s:s,s:i}", "decision_id", t->dec.id, "tenant",
-	    t->tenant->id, "mode", pol_keep_name(t->dec.keep), "status",
-	    t->final_status);
+	p = json_pack("{s:s,s:s,s:s,s:i}", "decision_id", t->pol.dec.id, "tenant",
+	    t->req.tenant->id, "mode", pol_keep_name(t->pol.dec.keep), "status",
+	    t->end.status);
 	if (full) {
 		json_t *rj = json_loadb(req, reqlen, JSON_ALLOW_NUL, NULL);
 
-		json_t *sj = resp == NULL ? json_null() : t->streaming ?
+		json_t *sj = resp == NULL ? json_null() : t->ans.streamed ?
 		    json_stringn(resp, resplen) :
 		    json_loadb(resp, resplen, JSON_ALLOW_NUL, NULL);
 
@@ -57,11 +68,11 @@ keep_payload(struct txn *t)
 		snprintf(note, sizeof(note), "[stream: %zu bytes redacted]",
 		    resplen);
 		json_object_set_new(p, "response", resp == NULL ? json_null() :
-		    t->streaming ? json_string(note) :
+		    t->ans.streamed ? json_string(note) :
 		    aud_redact(resp, resplen, false));
 	}
-	ok = aud_payload_store(t->audit, t->tenant->id, t->dec.id,
-	    t->dec.keep_ttl_days, p) == WD_OK;
+	ok = aud_payload_store(t->audit.log, t->req.tenant->id, t->pol.dec.id,
+	    t->pol.dec.keep_ttl_days, p) == WD_OK;
 	json_decref(p);
 	return ok;
 }
@@ -73,15 +84,16 @@ static enum wd_err
 append(struct txn *t, json_t *rec)
 {
 	json_t *back;
-	enum wd_err rc = aud_try_append(t->audit, rec, &back);
+	enum wd_err rc = aud_try_append(t->audit.log, rec, &back);
 
 	if (rc == WD_OK || back == NULL)
 		return rc;
-	if (t->final_status < 400) {
+	if (t->end.status < 400) {
 		json_object_set_new(back, "status", json_integer(503));
-		json_object_set_new(back, "code", json_string("audit_unavailable"));
+		json_object_set_new(back, "code", json_string(
+		    wd_errdef(WD_CODE_AUDIT_UNAVAILABLE)->code));
 	}
-	aud_append(t->audit, back);
+	aud_append(t->audit.log, back);
 	return rc;
 }
 
@@ -89,44 +101,29 @@ static json_t *
 build_record(struct txn *t, const char *resp)
 {
 	struct gw_outcome o = {
-		.request_id = t->reqid,
-		.snap = t->snap,
-		.dec = &t->dec,
-		.decided = t->decided,
-		.tenant = t->tenant ? t->tenant->id : NULL,
-		.model = t->chat.model,
-		.stream = t->chat.stream,
-		.route = t->route,
-		.status = t->final_status,
-		.code = t->final_code,
-		.upstream_status = t->up_status,
-		.attempts = t->attempt_log,
-		.tools = t->tools.log,
-		.usage = t->usage,
-		.limits = gw_limits_json(&t->lim),
-		.latency_us = wd_mono_us() - t->started_us,
-		.req_hmac = t->req_hmac,
+		.request_id = t->audit.reqid,
+		.snap = t->pol.snap,
+		.dec = &t->pol.dec,
+		.decided = t->pol.decided,
+		.tenant = t->req.tenant ? t->req.tenant->id : NULL,
+		.model = t->req.chat.model,
+		.stream = t->req.chat.stream,
+		.route = t->up.route,
+		.status = t->end.status,
+		.code = record_code(t),
+		.upstream_status = t->up.status,
+		.attempts = t->audit.attempts,
+		.tools = t->pol.tools.log,
+		.usage = t->ans.usage,
+		.limits = gw_limits_json(&t->lim.l),
+		.latency_us = wd_mono_us() - t->audit.started_us,
+		.req_hmac = t->audit.req_hmac,
 		.resp_hmac = resp,
 	};
 	json_t *rec = gw_record(&o);
 
 	json_decref(o.limits);
 	return rec;
-}
-
-/*
- * Limits: a request that was answered (a 2xx, or a stream that began)
- * settles its reservation with the provider's usage; one that failed
- * gives it back.  Once, before the record that says which.
- */
-static void
-settle_limits(struct txn *t)
-{
-	if ((t->final_status >= 200 && t->final_status < 300 &&
-	    t->up_status >= 200 && t->up_status < 300) || t->streaming)
-		gw_limits_settle(&t->lim, t->usage);
-	else
-		gw_limits_release(&t->lim);
 }
 
 /*
@@ -141,41 +138,41 @@ record_stream_end(struct txn *t)
 	json_t *rec, *payload;
 	bool stored;
 
-	if (t->stream_closed)
+	if (t->audit.stream_closed)
 		return WD_OK;
-	t->stream_closed = true;
-	if (t->resp_hmac != NULL) {
-		aud_hmac_final(t->resp_hmac, resp);
-		t->resp_hmac = NULL;
+	t->audit.stream_closed = true;
+	if (t->ans.hmac != NULL) {
+		aud_hmac_final(t->ans.hmac, resp);
+		t->ans.hmac = NULL;
 	}
 	stored = keep_payload(t);
 	rec = json_pack("{s:s,s:s,s:s,s:o,s:i,s:o,s:I,s:O,s:O,s:s}",
-	    "kind", "stream_end", "request_id", t->reqid,
-	    "decision_id", t->dec.id,
-	    "tenant", t->tenant ? json_string(t->tenant->id) : json_null(),
-	    "status", t->final_status,
-	    "code", t->final_code ? json_string(t->final_code) : json_null(),
-	    "latency_ms", (json_int_t)((wd_mono_us() - t->started_us) / 1000),
-	    "attempts", t->attempt_log,
-	    "usage", t->usage ? t->usage : json_null(),
-	    "verdict", t->refused_late ? "deny" : pol_verdict_name(t->dec.verdict));
+	    "kind", "stream_end", "request_id", t->audit.reqid,
+	    "decision_id", t->pol.dec.id,
+	    "tenant", t->req.tenant ? json_string(t->req.tenant->id) : json_null(),
+	    "status", t->end.status,
+	    "code", record_code(t) ? json_string(record_code(t)) : json_null(),
+	    "latency_ms", (json_int_t)((wd_mono_us() - t->audit.started_us) / 1000),
+	    "attempts", t->audit.attempts,
+	    "usage", t->ans.usage ? t->ans.usage : json_null(),
+	    "verdict", t->audit.refused_late ? "deny" : pol_verdict_name(t->pol.dec.verdict));
 	if (rec == NULL)
 		return WD_ENOMEM;
-	payload = json_pack("{s:s,s:o}", "mode", pol_keep_name(t->dec.keep),
+	payload = json_pack("{s:s,s:o}", "mode", pol_keep_name(t->pol.dec.keep),
 	    "response_hmac", resp[0] ? json_string(resp) : json_null());
 	if (payload != NULL && stored)
 		json_object_set_new(payload, "stored", json_true());
 	json_object_set_new(rec, "payload", payload ? payload : json_null());
-	if (t->tools.log != NULL)
-		json_object_set(rec, "tools", t->tools.log);
+	if (t->pol.tools.log != NULL)
+		json_object_set(rec, "tools", t->pol.tools.log);
 	/* What the stream spent against its limits (settled by now). */
 	{
-		json_t *lj = gw_limits_json(&t->lim);
+		json_t *lj = gw_limits_json(&t->lim.l);
 
 		if (lj != NULL)
 			json_object_set_new(rec, "limits", lj);
 	}
-	if (t->audit == NULL) {
+	if (t->audit.log == NULL) {
 		json_decref(rec);
 		return WD_OK;
 	}
@@ -188,20 +185,20 @@ gw_txn_record_stream(struct txn *t)
 	json_t *rec;
 	enum wd_err rc;
 
-	if (t->recorded)
+	if (t->audit.recorded)
 		return WD_OK;
-	t->recorded = true;
+	t->audit.recorded = true;
 	/* What is known before the first byte: decision, route, status.
 	 * The answer's digest, usage and end come in stream_end. */
 	rec = build_record(t, "");
-	if (t->audit == NULL) {
+	if (t->audit.log == NULL) {
 		json_decref(rec);
-		t->stream_opened = true;
+		t->audit.stream_opened = true;
 		return WD_OK;
 	}
 	rc = append(t, rec);
 	if (rc == WD_OK)
-		t->stream_opened = true;
+		t->audit.stream_opened = true;
 	return rc;
 }
 
@@ -217,27 +214,24 @@ gw_txn_record(struct txn *t)
 	json_t *rec;
 	bool stored;
 
-	if (t->stream_opened) {
-		settle_limits(t);
+	if (t->audit.stream_opened)
 		return record_stream_end(t);
+	if (t->ans.hmac != NULL) {
+		aud_hmac_final(t->ans.hmac, resp);
+		t->ans.hmac = NULL;
 	}
-	if (t->resp_hmac != NULL) {
-		aud_hmac_final(t->resp_hmac, resp);
-		t->resp_hmac = NULL;
-	}
-	if (t->recorded)
+	if (t->audit.recorded)
 		return WD_OK;
-	t->recorded = true;
-	settle_limits(t);
+	t->audit.recorded = true;
 	stored = keep_payload(t);
 	rec = build_record(t, resp);
 	if (stored)
 		json_object_set_new(json_object_get(rec, "payload"), "stored",
 		    json_true());
 	/* A later check (tool policy) may refuse what the decision allowed. */
-	if (t->refused_late)
+	if (t->audit.refused_late)
 		json_object_set_new(rec, "verdict", json_string("deny"));
-	if (t->audit == NULL) {
+	if (t->audit.log == NULL) {
 		json_decref(rec);
 		return WD_OK;
 	}

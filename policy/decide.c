@@ -32,17 +32,18 @@
 #include <strings.h>
 
 static void
-deny(struct pol_decision *d, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+deny(struct pol_decision *d, enum wd_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
-deny(struct pol_decision *d, int status, const char *code, const char *fmt, ...)
+deny(struct pol_decision *d, enum wd_code code, const char *fmt, ...)
 {
 	va_list ap;
 
 	d->verdict = POL_DENY;
-	d->status = status;
-	d->code = code;
+	d->status = wd_errdef(code)->status;
+	d->code = wd_errdef(code)->code;
+	d->ecode = code;
 	va_start(ap, fmt);
 	vsnprintf(d->message, sizeof(d->message), fmt, ap);
 	va_end(ap);
@@ -117,12 +118,12 @@ header_classes(const struct pol_snapshot *s, const char *v, uint64_t *mask,
 		/* "" or "a,,b" is no declaration: refuse rather than read
 		 * it as "no data classes". */
 		if (n == 0) {
-			deny(d, 400, "invalid_data_class", "X-Warden-Data-Class: "
+			deny(d, WD_CODE_INVALID_DATA_CLASS, "X-Warden-Data-Class: "
 			    "empty class name");
 			return false;
 		}
 		if (n >= sizeof(name)) {
-			deny(d, 400, "invalid_data_class", "X-Warden-Data-Class: "
+			deny(d, WD_CODE_INVALID_DATA_CLASS, "X-Warden-Data-Class: "
 			    "class name too long");
 			return false;
 		}
@@ -130,7 +131,7 @@ header_classes(const struct pol_snapshot *s, const char *v, uint64_t *mask,
 		name[n] = '\0';
 		bit = pol_class_bit(s, name);
 		if (bit < 0) {
-			deny(d, 400, "invalid_data_class", "X-Warden-Data-Class: "
+			deny(d, WD_CODE_INVALID_DATA_CLASS, "X-Warden-Data-Class: "
 			    "unknown data class '%s'", name);
 			return false;
 		}
@@ -159,7 +160,7 @@ effective_facts(const struct pol_snapshot *s, const struct pol_facts *f,
 		if (dropped != 0) {
 			int b = __builtin_ctzll(dropped);
 
-			deny(d, 400, "data_class_not_omittable", "X-Warden-Data-Class "
+			deny(d, WD_CODE_DATA_CLASS_NOT_OMITTABLE, "X-Warden-Data-Class "
 			    "may not leave out '%s': tenant '%s' does not list it "
 			    "in may_omit", s->classes[b], t->id);
 			return false;
@@ -175,13 +176,13 @@ effective_facts(const struct pol_snapshot *s, const struct pol_facts *f,
 		struct pol_cset hs;
 
 		if (!region_set(s, f->hdr_region, &hs)) {
-			deny(d, 400, "invalid_subject_region", "X-Warden-Subject-Region: "
+			deny(d, WD_CODE_INVALID_SUBJECT_REGION, "X-Warden-Subject-Region: "
 			    "'%.60s' is neither an ISO 3166-1 country code nor a "
 			    "jurisdiction", f->hdr_region);
 			return false;
 		}
 		if (t->has_region && !cset_subset(&hs, &t->region)) {
-			deny(d, 400, "subject_region_widening", "X-Warden-Subject-"
+			deny(d, WD_CODE_SUBJECT_REGION_WIDENING, "X-Warden-Subject-"
 			    "Region '%.60s' is outside tenant '%s''s region '%s'",
 			    f->hdr_region, t->id, t->region_text);
 			return false;
@@ -220,8 +221,9 @@ detections(const struct pol_snapshot *s, const struct pol_facts *f,
 			block = det;
 	}
 	if (block != NULL) {
-		deny(d, 403, block->code, "the request contains what detector '%s' "
-		    "looks for; it was not sent", block->id);
+		deny(d, WD_CODE_DETECTED, "the request contains what detector "
+		    "'%s' looks for; it was not sent", block->id);
+		d->code = block->code;	/* the family's member: detected_<id> */
 		return false;
 	}
 	return true;
@@ -438,7 +440,7 @@ deny_no_route(struct pol_decision *d, bool residency)
 			len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%s",
 			    len ? ", " : "", id);
 	}
-	deny(d, 403, residency ? "residency" : "retention", "no compliant route "
+	deny(d, residency ? WD_CODE_RESIDENCY : WD_CODE_RETENTION, "no compliant route "
 	    "for model '%.100s': excluded by %s", d->model, ids);
 }
 
@@ -491,7 +493,7 @@ pol_decide(const struct pol_snapshot *s, const struct pol_facts *f,
 		d->routes[d->nroutes++] = p;
 	}
 	if (nserve == 0) {
-		deny(d, 404, "model_not_found", "the model '%.200s' does not exist "
+		deny(d, WD_CODE_MODEL_NOT_FOUND, "the model '%.200s' does not exist "
 		    "or this key may not use it", f->model);
 		return WD_OK;
 	}

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "common/errors.h"
 #include "common/wd.h"
 
 /* Gateway settings: the `server:` section. */
@@ -557,6 +558,7 @@ struct pol_decision {
 	enum pol_verdict verdict;
 	int status;			/* HTTP status for a deny */
 	const char *code;		/* error code for a deny */
+	enum wd_code ecode;		/* the same, in the catalogue */
 	char message[512];		/* for a deny */
 	char id[33];			/* decision id: X-Warden-Decision */
 	const char *policy_version;	/* borrowed from the snapshot */

@@ -1,6 +1,6 @@
 /*
  * fuzz_answer.c - provider answers for an agent's request, through the
- * very path proxy.c takes (gateway/agent_answer.c: SSE framing, the strict
+ * very path the transaction takes (gateway/agent_answer.c: SSE framing, the strict
  * chat reader, the tool policy, warden's own serialization), and then a
  * DIFFERENTIAL check: an independent reference client, written here to
  * read as the openai npm client does, parses what warden would send, and

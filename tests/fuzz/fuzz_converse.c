@@ -3,7 +3,7 @@
  * provider bytes: the input, cut into pieces of fuzzer-chosen sizes, is
  * fed to the converse-stream translator as event-stream bytes, and
  * whole to the answer translator as a Converse JSON answer.  Whatever
- * the translators write must be what proxy.c can take: SSE events of
+ * the translators write must be what the transaction can take: SSE events of
  * JSON chunks (or [DONE]), each "data: ...\n\n"; a chat completion
  * object.
  *

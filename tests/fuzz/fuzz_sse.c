@@ -1,7 +1,7 @@
 /*
  * fuzz_sse.c - SSE event framing (gateway/sse.c) on a provider stream cut
  * into pieces of fuzzer-chosen sizes, forwarding complete events the way
- * proxy.c does.
+ * txn_upstream.c does.
  *
  * Input: the first 8 bytes are piece sizes (1..64, used in a cycle); the
  * rest is the stream.
@@ -55,7 +55,7 @@ run(const char *s, size_t len, const uint8_t *sizes, size_t nsizes)
 		if (complete > 0 && s[forwarded + complete - 1] != '\n' &&
 		    s[forwarded + complete - 1] != '\r')
 			abort();
-		/* proxy.c cuts it into events for the tool checks: each one
+		/* txn_upstream.c cuts it into events for the tool checks: each one
 		 * non-empty, together exactly the piece. */
 		for (size_t at = 0, ev; at < complete; at += ev) {
 			ev = gw_sse_event_len(s + forwarded + at, complete - at);

@@ -27,64 +27,24 @@ key_line(const char *key, char out[72])
 	snprintf(out, 72, "sha256:%s", hex);
 }
 
+/* The rules: tests/fixtures/env.yaml, filled in. */
 static void
 write_config(const char *extra_server)
 {
-	char k1[72], k2[72], k3[72], *text;
+	char k1[72], k2[72], k3[72], port[16], mock[3][16], *text;
 
 	key_line(IT_KEY_T1, k1);
 	key_line(IT_KEY_T2, k2);
 	key_line(IT_KEY_T3, k3);
-	if (asprintf(&text,
-	    "version: 1\n"
-	    "server:\n"
-	    "  listen: 127.0.0.1:%d\n"
-	    "  workers: 2\n"
-	    "  max_body_bytes: 65536\n"
-	    "  max_header_bytes: 8192\n"
-	    "  header_timeout_ms: 1000\n"
-	    "  body_timeout_ms: 1000\n"
-	    "  shutdown_grace_ms: 3000\n"
-	    "%s"
-	    "audit:\n"
-	    "  dir: %s/audit\n"
-	    "  checkpoint_every: 10\n"
-	    "upstream:\n"
-	    "  connect_timeout_ms: 1000\n"
-	    "  first_byte_timeout_ms: 1500\n"
-	    "  idle_timeout_ms: 1500\n"
-	    "  max_attempts: 3\n"
-	    "  max_sse_event_bytes: 65536\n"
-	    "data_classes: [public, personal, health]\n"
-	    "jurisdictions:\n"
-	    "  EU: [IE, DE, FR]\n"
-	    "providers:\n"
-	    "  - { id: p-eu, base_url: 'http://127.0.0.1:%d/v1', country: IE,"
-	    " retention: { zdr: true },"
-	    " credential: c-eu, models: [gpt-4o, gpt-4o-mini] }\n"
-	    "  - { id: p-de, base_url: 'http://127.0.0.1:%d/v1', country: DE,"
-	    " retention: { zdr: true },"
-	    " credential: c-de, models: [gpt-4o, gpt-4o-mini] }\n"
-	    "  - { id: p-us, base_url: 'http://127.0.0.1:%d/v1', country: US,"
-	    " retention: { days: 30 },"
-	    " credential: c-us, models: [gpt-4o, gpt-4o-mini, o3] }\n"
-	    "tenants:\n"
-	    "  - { id: t1, keys: ['%s'], routes: [p-eu, p-de] }\n"
-	    "  - { id: t2, keys: ['%s'], routes: [p-us] }\n"
-	    "  - { id: t3, keys: ['%s'], data_classes: [personal, health],"
-	    " may_omit: [health], subject_region: EU,"
-	    " routes: [p-us, p-eu, p-de] }\n"
-	    "rules:\n"
-	    "  - { id: eu-personal, when: { data_class: [personal],"
-	    " subject_region: EU }, require: { provider_country: EU } }\n"
-	    "  - { id: health-zdr, when: { data_class: [health] },"
-	    " require: { retention.zdr: true } }\n"
-	    "dev_credentials:\n"
-	    "  c-eu: %s\n  c-de: %s\n  c-us: %s\n",
-	    it.port, extra_server ? extra_server : "", it_tmpdir(), it.mock_port[0],
-	    it.mock_port[1], it.mock_port[2], k1, k2, k3, IT_SECRET_EU,
-	    IT_SECRET_DE, IT_SECRET_US) < 0)
-		abort();
+	snprintf(port, sizeof(port), "%d", it.port);
+	for (int i = 0; i < 3; i++)
+		snprintf(mock[i], sizeof(mock[i]), "%d", it.mock_port[i]);
+	text = it_fixture("env.yaml", (const char *const[]){
+		"PORT", port, "EXTRA_SERVER", extra_server ? extra_server : "",
+		"TMPDIR", it_tmpdir(), "MOCK_EU", mock[0], "MOCK_DE", mock[1],
+		"MOCK_US", mock[2], "KEY_T1", k1, "KEY_T2", k2, "KEY_T3", k3,
+		"SECRET_EU", IT_SECRET_EU, "SECRET_DE", IT_SECRET_DE,
+		"SECRET_US", IT_SECRET_US, NULL });
 	it_write_file(it.config, text, 0600);
 	free(text);
 }
@@ -169,12 +129,7 @@ it_url(const char *path)
 void
 it_chat(const char *key, const char *body, struct it_resp *out)
 {
-	char auth[128];
-	const char *hdrs[] = { auth, "Content-Type: application/json", NULL };
-
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-	it_http("POST", it_url("/v1/chat/completions"), key ? hdrs : hdrs + 1,
-	    body, 10000, out);
+	it_chat_at(it_url("/v1/chat/completions"), key, NULL, body, 10000, out);
 }
 
 void

@@ -20,7 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <check.h>
 #include <curl/curl.h>
+#include <jansson.h>
 
 extern char **environ;
 
@@ -297,5 +299,179 @@ it_chat_body(const char *model, const char *content, bool stream)
 	    "[{\"role\":\"user\",\"content\":\"%s\"}]}", model,
 	    stream ? "true" : "false", content) < 0)
 		abort();
+	return out;
+}
+
+int
+it_run(const char *cmd, char **out, char **err)
+{
+	static int seq;
+	char opath[256], epath[256], *full;
+	int st;
+
+	snprintf(opath, sizeof(opath), "%s/run-%d-%d.out", it_tmpdir(),
+	    (int)getpid(), seq);
+	snprintf(epath, sizeof(epath), "%s/run-%d-%d.err", it_tmpdir(),
+	    (int)getpid(), seq++);
+	if (err != NULL) {
+		if (asprintf(&full, "( %s ) </dev/null >%s 2>%s", cmd, opath,
+		    epath) < 0)
+			abort();
+	} else if (asprintf(&full, "( %s ) </dev/null >%s 2>&1", cmd,
+	    opath) < 0) {
+		abort();
+	}
+	st = system(full);
+	free(full);
+	if (out != NULL)
+		*out = it_read_file(opath, NULL);
+	if (err != NULL)
+		*err = it_read_file(epath, NULL);
+	unlink(opath);
+	unlink(epath);
+	ck_assert(out == NULL || *out != NULL);
+	ck_assert(err == NULL || *err != NULL);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* s in single quotes for sh. */
+static void
+sh_quote(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	for (; *s != '\0'; s++)
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*s, f);
+	fputc('\'', f);
+}
+
+int
+it_run_warden(const char *const *args, char **out, char **err)
+{
+	char *cmd = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&cmd, &len);
+	int rc;
+
+	ck_assert_ptr_nonnull(f);
+	sh_quote(f, getenv("WARDEN_BIN"));
+	for (; *args != NULL; args++) {
+		fputc(' ', f);
+		sh_quote(f, *args);
+	}
+	fclose(f);
+	rc = it_run(cmd, out, err);
+	free(cmd);
+	return rc;
+}
+
+void
+it_chat_at(const char *url, const char *key, const char *const *extra,
+    const char *body, long timeout_ms, struct it_resp *out)
+{
+	char auth[160];
+	const char *h[16];
+	size_t n = 0;
+
+	if (key != NULL) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+		h[n++] = auth;
+	}
+	h[n++] = "Content-Type: application/json";
+	for (; extra != NULL && *extra != NULL && n < 15; extra++)
+		h[n++] = *extra;
+	h[n] = NULL;
+	it_http("POST", url, h, body, timeout_ms, out);
+}
+
+void
+it_assert_error_json(const char *text, size_t len, const char *type,
+    const char *code)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb(text, len, 0, &jerr), *e, *c;
+
+	ck_assert_msg(j != NULL, "error body is not JSON: %.*s", (int)len, text);
+	e = json_object_get(j, "error");
+	ck_assert_msg(json_is_object(e), "no error object: %.*s", (int)len, text);
+	ck_assert(json_is_string(json_object_get(e, "message")));
+	ck_assert(json_is_string(json_object_get(e, "type")));
+	ck_assert(json_object_get(e, "param") != NULL);
+	c = json_object_get(e, "code");
+	ck_assert(c != NULL);
+	if (type != NULL)
+		ck_assert_str_eq(json_string_value(json_object_get(e, "type")),
+		    type);
+	if (code != NULL && strcmp(code, "null") == 0)
+		ck_assert_msg(json_is_null(c), "code is not null: %.*s",
+		    (int)len, text);
+	else if (code != NULL)
+		ck_assert_msg(json_is_string(c) &&
+		    strcmp(json_string_value(c), code) == 0,
+		    "want code %s: %.*s", code, (int)len, text);
+	json_decref(j);
+}
+
+void
+it_assert_error(const struct it_resp *r, long status, const char *type,
+    const char *code, const char *const *fragments)
+{
+	json_t *j;
+	const char *msg;
+
+	ck_assert_msg(r->status == status, "status %ld, want %ld: %s",
+	    r->status, status, r->body);
+	it_assert_error_json(r->body, r->len, type, code);
+	j = json_loadb(r->body, r->len, 0, NULL);
+	msg = json_string_value(json_object_get(json_object_get(j, "error"),
+	    "message"));
+	for (size_t i = 0; fragments != NULL && fragments[i] != NULL; i++)
+		ck_assert_msg(strstr(msg, fragments[i]) != NULL,
+		    "message '%s' lacks '%s'", msg, fragments[i]);
+	json_decref(j);
+}
+
+char *
+it_fixture(const char *name, const char *const *vars)
+{
+	const char *dir = getenv("WARDEN_SRC");
+	char path[512], *text, *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/tests/fixtures/%s", dir ? dir : ".",
+	    name);
+	text = it_read_file(path, NULL);
+	if (text == NULL) {
+		fprintf(stderr, "fixture %s: cannot read\n", path);
+		abort();
+	}
+	f = open_memstream(&out, &len);
+	if (f == NULL)
+		abort();
+	for (const char *p = text; *p != '\0'; ) {
+		const char *end;
+		size_t i;
+
+		if (p[0] != '$' || p[1] != '{' || (end = strchr(p, '}')) == NULL) {
+			fputc(*p++, f);
+			continue;
+		}
+		for (i = 0; vars[i] != NULL; i += 2)
+			if (strlen(vars[i]) == (size_t)(end - p - 2) &&
+			    strncmp(vars[i], p + 2, (size_t)(end - p - 2)) == 0)
+				break;
+		if (vars[i] == NULL) {
+			fprintf(stderr, "fixture %s: no value for %.*s\n", path,
+			    (int)(end - p + 1), p);
+			abort();
+		}
+		fputs(vars[i + 1], f);
+		p = end + 1;
+	}
+	fclose(f);
+	free(text);
 	return out;
 }

@@ -53,4 +53,39 @@ const char *it_tmpdir(void);
 /* Body of a chat request with one user message. */
 char *it_chat_body(const char *model, const char *content, bool stream);
 
+/*
+ * The one way the suites do each of the three things they all do.
+ */
+
+/* Run a shell command line, stdin from /dev/null.  *out gets stdout (and
+ * stderr too when err is NULL); *err stderr; either may be NULL (then
+ * not kept).  Returns the exit code, or -1 if it did not exit. */
+int it_run(const char *cmd, char **out, char **err);
+/* Run warden (WARDEN_BIN) with args (NULL-terminated, shell-quoted
+ * here), as it_run. */
+int it_run_warden(const char *const *args, char **out, char **err);
+
+/* POST a chat body to url as key (NULL: no Authorization), with extra
+ * "Name: value" headers (NULL-terminated, or NULL). */
+void it_chat_at(const char *url, const char *key, const char *const *extra,
+    const char *body, long timeout_ms, struct it_resp *out);
+
+/* An OpenAI-shaped error (message and type strings, param and code
+ * present) in a JSON text; with this type and code unless NULL (code
+ * "null": the code must be null). */
+void it_assert_error_json(const char *text, size_t len, const char *type,
+    const char *code);
+/* The same for an answer, which must have this status; and its message
+ * contains each of fragments (NULL-terminated, or NULL). */
+void it_assert_error(const struct it_resp *r, long status, const char *type,
+    const char *code, const char *const *fragments);
+
+/*
+ * A rules fixture: tests/fixtures/NAME (under WARDEN_SRC, default the
+ * current directory) with each ${VAR} replaced by its value from vars
+ * ({"VAR", "value", ..., NULL}).  A placeholder without a value aborts.
+ * Returns the text (malloc'd).
+ */
+char *it_fixture(const char *name, const char *const *vars);
+
 #endif /* IT_HARNESS_H */

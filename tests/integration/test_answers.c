@@ -28,24 +28,6 @@
 #define CASES "tests/mock/hostile_answers.json"
 #define MAX_CASES 64
 
-static const char agents_fmt[] =
-    "agents:\n"
-    "  - id: support-bot\n"
-    "    tenant: t1\n"
-    "    keys: ['%s']\n"
-    "    on_violation: deny\n"
-    "    tools:\n"
-    "      search_kb: {}\n"
-    "      read_customer: { labels: [personal] }\n"
-    "      send_email: { sink: external }\n"
-    "    graph:\n"
-    "      start: [search_kb, read_customer]\n"
-    "      search_kb: [search_kb, read_customer, send_email]\n"
-    "      read_customer: [search_kb, send_email]\n"
-    "    flows:\n"
-    "      - id: no-personal-data-out\n"
-    "        deny: { from_label: personal, to_sink: external }\n";
-
 static void
 setup(void)
 {
@@ -59,8 +41,9 @@ setup(void)
 	wd_hex(d, 32, hex);
 	snprintf(digest, sizeof(digest), "sha256:%s", hex);
 	base = it_read_file(it.config, NULL);
-	if (base == NULL || asprintf(&agents, agents_fmt, digest) < 0 ||
-	    asprintf(&text, "%s%s", base, agents) < 0)
+	agents = it_fixture("agents-answers.yaml", (const char *const[]){
+		"KEY_AGENT", digest, NULL });
+	if (base == NULL || asprintf(&text, "%s%s", base, agents) < 0)
 		abort();
 	free(agents);
 	it_write_file(it.config, text, 0600);
@@ -128,15 +111,6 @@ case_body(json_t *c, const char *token)
 	return text;
 }
 
-static void
-post(const char *url, const char *key, const char *body, struct it_resp *r)
-{
-	char auth[128];
-	const char *hdrs[] = { auth, "Content-Type: application/json", NULL };
-
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-	it_http("POST", url, hdrs, body, 10000, r);
-}
 
 static size_t
 count(const char *s, const char *needle)
@@ -187,12 +161,13 @@ START_TEST(hostile_answer)
 	 * would get them. */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
 	    it.mock_port[0]);
-	post(url, "none", body, &direct);
+	it_chat_at(url, "none", NULL, body, 10000, &direct);
 	ck_assert_msg(direct.len == json_string_length(json_object_get(c, "raw")),
 	    "%s: the mock sent %zu bytes", name, direct.len);
 	it_resp_free(&direct);
 
-	post(it_url("/v1/chat/completions"), KEY_AGENT, body, &via);
+	it_chat_at(it_url("/v1/chat/completions"), KEY_AGENT, NULL, body, 10000,
+	    &via);
 	ck_assert_msg(via.status == json_integer_value(json_object_get(expect,
 	    "status")), "%s: status %ld: %s", name, via.status, via.body);
 	{
@@ -254,8 +229,8 @@ START_TEST(openai_node_client_never_gets_the_forbidden_call)
 	snprintf(cmd, sizeof(cmd), "WARDEN_BASE_URL=%s/v1 WARDEN_AGENT_KEY=%s "
 	    "node --test tests/openai-node/hostile_provider.mjs "
 	    ">%s/openai-hostile.log 2>&1", it.base, KEY_AGENT, it_tmpdir());
-	st = system(cmd);
-	if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+	st = it_run(cmd, NULL, NULL);
+	if (st != 0) {
 		char path[256], fails[3000] = "", *log, *line, *save = NULL;
 		size_t n = 0;
 

@@ -77,11 +77,9 @@ static void
 chat(const struct aw *w, const char *key, const char *extra, const char *body,
     struct it_resp *r)
 {
-	char auth[128];
-	const char *h[] = { auth, "Content-Type: application/json", extra, NULL };
+	const char *h[] = { extra, NULL };
 
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-	it_http("POST", w->chat_url, key ? h : h + 1, body, 10000, r);
+	it_chat_at(w->chat_url, key, h, body, 10000, r);
 }
 
 static char *
@@ -221,21 +219,6 @@ jint(json_t *j, const char *key)
 	return (long long)json_integer_value(json_object_get(j, key));
 }
 
-/* Run a command line; its exit code, and what it printed in *out. */
-static int
-run(const char *cmd, char **out)
-{
-	char path[256], *full;
-	int st;
-
-	snprintf(path, sizeof(path), "%s/audit-cmd.out", it_tmpdir());
-	ck_assert(asprintf(&full, "%s >%s 2>&1", cmd, path) >= 0);
-	st = system(full);
-	free(full);
-	if (out != NULL)
-		*out = it_read_file(path, NULL);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int
 warden_audit(const char *args, char **out)
@@ -244,7 +227,7 @@ warden_audit(const char *args, char **out)
 	int rc;
 
 	ck_assert(asprintf(&cmd, "%s audit %s", getenv("WARDEN_BIN"), args) >= 0);
-	rc = run(cmd, out);
+	rc = it_run(cmd, out, NULL);
 	free(cmd);
 	return rc;
 }
@@ -699,7 +682,7 @@ prlimit_fsize(pid_t pid, const char *limit)
 
 	snprintf(cmd, sizeof(cmd), "prlimit --pid %d --fsize=%s", (int)pid,
 	    limit);
-	return run(cmd, NULL);
+	return it_run(cmd, NULL, NULL);
 }
 
 static long

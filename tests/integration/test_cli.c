@@ -34,32 +34,7 @@ struct cli_cmd {
 static void
 run(struct cli_run *r, const char *const *args)
 {
-	char out[512], err[512];
-	const char *argv[16];
-	int n = 0, st;
-	pid_t pid;
-
-	snprintf(out, sizeof(out), "%s/cli.out", it_tmpdir());
-	snprintf(err, sizeof(err), "%s/cli.err", it_tmpdir());
-	argv[n++] = getenv("WARDEN_BIN");
-	for (; *args != NULL && n < 15; args++)
-		argv[n++] = *args;
-	argv[n] = NULL;
-	pid = fork();
-	ck_assert(pid >= 0);
-	if (pid == 0) {
-		if (freopen("/dev/null", "r", stdin) == NULL ||
-		    freopen(out, "w", stdout) == NULL ||
-		    freopen(err, "w", stderr) == NULL)
-			_exit(127);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	ck_assert(waitpid(pid, &st, 0) == pid);
-	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	r->out = it_read_file(out, NULL);
-	r->err = it_read_file(err, NULL);
-	ck_assert(r->out != NULL && r->err != NULL);
+	r->status = it_run_warden(args, &r->out, &r->err);
 }
 
 static void

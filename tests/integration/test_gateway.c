@@ -28,24 +28,6 @@ teardown(void)
 	it_env_stop();
 }
 
-/* The error object of an OpenAI-shaped error body, checked for shape. */
-static json_t *
-error_of(const struct it_resp *r)
-{
-	json_t *j = json_loads(r->body, 0, NULL), *e;
-
-	ck_assert_msg(j != NULL, "error body is not JSON: %s", r->body);
-	e = json_object_get(j, "error");
-	ck_assert_msg(json_is_object(e), "no error object: %s", r->body);
-	ck_assert(json_is_string(json_object_get(e, "message")));
-	ck_assert(json_is_string(json_object_get(e, "type")));
-	ck_assert(json_object_get(e, "param") != NULL);
-	ck_assert(json_object_get(e, "code") != NULL);
-	json_incref(e);
-	json_decref(j);
-	return e;
-}
-
 /* A provider's own error, passed through: OpenAI's shape, maybe without
  * every field. */
 static void
@@ -63,14 +45,7 @@ assert_provider_error(const struct it_resp *r, long status)
 static void
 assert_error(const struct it_resp *r, long status, const char *code)
 {
-	json_t *e;
-
-	ck_assert_msg(r->status == status, "status %ld, want %ld: %s",
-	    r->status, status, r->body);
-	e = error_of(r);
-	if (code != NULL)
-		ck_assert_str_eq(json_string_value(json_object_get(e, "code")), code);
-	json_decref(e);
+	it_assert_error(r, status, NULL, code, NULL);
 }
 
 START_TEST(chat_is_proxied_with_route_credential)
@@ -476,8 +451,8 @@ START_TEST(openai_node_client_works)
 	snprintf(cmd, sizeof(cmd), "WARDEN_BASE_URL=%s/v1 WARDEN_KEY=%s "
 	    "node --test tests/openai-node/ >%s/openai-node.log 2>&1",
 	    it.base, IT_KEY_T1, it_tmpdir());
-	st = system(cmd);
-	if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+	st = it_run(cmd, NULL, NULL);
+	if (st != 0) {
 		char path[256], *log;
 
 		snprintf(path, sizeof(path), "%s/openai-node.log", it_tmpdir());

@@ -26,20 +26,6 @@ teardown(void)
 	it_env_stop();
 }
 
-/* Run a shell command, capture its output; returns the exit code. */
-static int
-run(const char *cmd, char **out)
-{
-	char path[256], full[1024];
-	int st;
-
-	snprintf(path, sizeof(path), "%s/cmd.out", it_tmpdir());
-	snprintf(full, sizeof(full), "%s >%s 2>&1", cmd, path);
-	st = system(full);
-	*out = it_read_file(path, NULL);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 START_TEST(sigterm_lets_requests_in_flight_finish)
 {
 	int port = it_free_port(), fds[2], st;
@@ -86,7 +72,7 @@ START_TEST(keys_new_makes_a_working_key)
 	const char *h[] = { auth, NULL };
 
 	snprintf(cmd, sizeof(cmd), "%s keys new", getenv("WARDEN_BIN"));
-	rc = run(cmd, &out);
+	rc = it_run(cmd, &out, NULL);
 	ck_assert_int_eq(rc, 0);
 	ck_assert(sscanf(out, "key:  %127s\nrule: %127s", key, rule) == 2);
 	ck_assert(strncmp(key, "wk-", 3) == 0);
@@ -121,7 +107,7 @@ START_TEST(bad_rules_stop_the_start)
 	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
 	    "--dev-credentials --listen 127.0.0.1:%d",
 	    getenv("WARDEN_BIN"), path, it_tmpdir(), it_free_port());
-	rc = run(cmd, &out);
+	rc = it_run(cmd, &out, NULL);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_msg(strstr(out, "bad.yaml:2:1: unknown key 'provders' in the "
 	    "rules file (did you mean 'providers'?)") != NULL, "%s", out);
@@ -129,17 +115,17 @@ START_TEST(bad_rules_stop_the_start)
 	    "route 'nope'") != NULL, "%s", out);
 	free(out);
 	snprintf(cmd, sizeof(cmd), "%s lint -c %s", getenv("WARDEN_BIN"), path);
-	ck_assert_int_eq(run(cmd, &out), 2);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 2);
 	free(out);
 	snprintf(cmd, sizeof(cmd), "%s lint -c %s", getenv("WARDEN_BIN"), it.config);
-	ck_assert_int_eq(run(cmd, &out), 0);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 0);
 	ck_assert(strstr(out, "configuration OK") != NULL);
 	free(out);
 	/* Rules others may write are refused. */
 	chmod(path, 0666);
 	it_write_file(path, "version: 1\n", 0666);
 	snprintf(cmd, sizeof(cmd), "%s lint -c %s", getenv("WARDEN_BIN"), path);
-	ck_assert_int_eq(run(cmd, &out), 2);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 2);
 	ck_assert(strstr(out, "writable by group or others") != NULL);
 	free(out);
 }
@@ -159,7 +145,7 @@ START_TEST(missing_credential_stops_the_start)
 	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
 	    "--dev-credentials --listen 127.0.0.1:%d",
 	    getenv("WARDEN_BIN"), path, it_tmpdir(), it_free_port());
-	ck_assert_int_ne(run(cmd, &out), 0);
+	ck_assert_int_ne(it_run(cmd, &out, NULL), 0);
 	ck_assert_msg(strstr(out, "route 'p-us': credential 'c-us' is not "
 	    "available") != NULL, "%s", out);
 	ck_assert(strstr(out, IT_SECRET_EU) == NULL);
@@ -174,7 +160,7 @@ START_TEST(dev_credentials_need_the_flag)
 	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
 	    "--listen 127.0.0.1:%d", getenv("WARDEN_BIN"), it.config,
 	    it_tmpdir(), it_free_port());
-	ck_assert_int_eq(run(cmd, &out), 1);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 1);
 	ck_assert_msg(strstr(out, "dev_credentials holds plain-text credentials")
 	    != NULL, "%s", out);
 	ck_assert(strstr(out, IT_SECRET_EU) == NULL);
@@ -220,7 +206,7 @@ START_TEST(strict_durability_serves_and_records)
 	it_resp_free(&r);
 	it_stop(w, SIGTERM);
 	snprintf(cmd, sizeof(cmd), "%s audit verify %s", getenv("WARDEN_BIN"), adir);
-	ck_assert_int_eq(run(cmd, &out), 3);	/* consistent; no key given */
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 3);	/* consistent; no key given */
 	ck_assert_msg(strstr(out, "CONSISTENT: 3 records") != NULL, "%s", out);
 	free(out);
 	free(strict);
@@ -280,14 +266,14 @@ START_TEST(without_a_tpm_no_payload_is_kept)
 	it_resp_free(&r);
 	it_stop(w, SIGTERM);
 	snprintf(cmd, sizeof(cmd), "grep -rl tok-keep-secret-words %s", adir);
-	ck_assert_int_eq(run(cmd, &out), 1);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 1);
 	free(out);
 	snprintf(cmd, sizeof(cmd), "%s/audit-000001.jsonl", adir);
 	ck_assert(!it_file_contains(cmd, "\"stored\":true"));
 	ck_assert(it_file_contains(cmd, "\"request_hmac\":\""));
 	ck_assert(it_file_contains(it.warden_log, "no payload is kept"));
 	snprintf(cmd, sizeof(cmd), "%s audit verify %s", getenv("WARDEN_BIN"), adir);
-	ck_assert_int_eq(run(cmd, &out), 3);	/* consistent; no key given */
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 3);	/* consistent; no key given */
 	free(out);
 	free(body);
 }
@@ -302,7 +288,7 @@ START_TEST(root_is_refused_unless_allowed)
 	    getenv("WARDEN_BIN"), it.config, it_tmpdir(), it_free_port());
 	if (geteuid() != 0)
 		return;		/* nothing to refuse */
-	ck_assert_int_eq(run(cmd, &out), 1);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 1);
 	ck_assert_msg(strstr(out, "refusing to run as root") != NULL, "%s", out);
 	free(out);
 }
@@ -360,7 +346,7 @@ START_TEST(port_in_use_is_reported)
 	snprintf(cmd, sizeof(cmd), "%s serve -c %s --audit-dir %s/audit-cmd "
 	    "--dev-credentials --listen 127.0.0.1:%d",
 	    getenv("WARDEN_BIN"), it.config, it_tmpdir(), it.mock_port[0]);
-	ck_assert_int_ne(run(cmd, &out), 0);
+	ck_assert_int_ne(it_run(cmd, &out, NULL), 0);
 	ck_assert_msg(strstr(out, "cannot listen on") != NULL, "%s", out);
 	free(out);
 }

@@ -41,20 +41,13 @@ static char tpmdir[256], store[256], cfg[256], tcti[128], wlog[256],
 static int
 run(char **out, const char *fmt, ...)
 {
-	char cmd[2048], full[2400], path[256];
+	char cmd[2048];
 	va_list ap;
-	int st;
 
 	va_start(ap, fmt);
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	snprintf(path, sizeof(path), "%s/pay-cmd.out", it_tmpdir());
-	snprintf(full, sizeof(full), "%s >%s 2>&1", cmd, path);
-	st = system(full);
-	*out = it_read_file(path, NULL);
-	if (*out == NULL)
-		*out = strdup("");
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return it_run(cmd, out, NULL);
 }
 
 static void
@@ -111,7 +104,7 @@ teardown(void)
 
 	snprintf(cmd, sizeof(cmd), "sh scripts/swtpm.sh stop %s >/dev/null 2>&1",
 	    tpmdir);
-	(void)system(cmd);
+	(void)it_run(cmd, NULL, NULL);
 	it_env_stop();
 }
 
@@ -504,7 +497,7 @@ START_TEST(without_the_tpm_payload_show_says_why)
 	stop(w);
 	snprintf(cmd, sizeof(cmd), "sh scripts/swtpm.sh stop %s >/dev/null 2>&1",
 	    tpmdir);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
 	rc = show(&out, adir, d1);
 	ck_assert_int_eq(rc, 1);
 	ck_assert_msg(strstr(out, "TPM: tcti:IO failure (0xa000a)") != NULL &&

@@ -31,11 +31,9 @@ static void
 chat_h(const char *key, const char *extra, const char *body,
     struct it_resp *r)
 {
-	char auth[128];
-	const char *h[] = { auth, extra, NULL };
+	const char *h[] = { extra, NULL };
 
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-	it_http("POST", it_url("/v1/chat/completions"), h, body, 10000, r);
+	it_chat_at(it_url("/v1/chat/completions"), key, h, body, 10000, r);
 }
 
 START_TEST(compliant_fallback_never_touches_noncompliant_route)
@@ -270,9 +268,9 @@ START_TEST(reload_command_reports_the_outcome)
 	snprintf(path, sizeof(path), "%s/reload.out", it_tmpdir());
 	snprintf(cmd, sizeof(cmd), "%s reload -c %s >%s 2>&1",
 	    getenv("WARDEN_BIN"), it.config, path);
-	st = system(cmd);
+	st = it_run(cmd, NULL, NULL);
 	out = it_read_file(path, NULL);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+	ck_assert_msg(st == 0, "%s", out);
 	ck_assert(strstr(out, "\"status\":\"reloaded\"") != NULL);
 	free(out);
 	text = it_read_file(it.config, NULL);
@@ -281,9 +279,9 @@ START_TEST(reload_command_reports_the_outcome)
 	it_write_file(it.config, broken, 0600);
 	snprintf(cmd, sizeof(cmd), "%s reload --url %s >%s 2>&1",
 	    getenv("WARDEN_BIN"), it_url("/admin/reload"), path);
-	st = system(cmd);
+	st = it_run(cmd, NULL, NULL);
 	out = it_read_file(path, NULL);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s", out);
+	ck_assert_msg(st == 1, "%s", out);
 	ck_assert(strstr(out, "unknown key 'bogus_key'") != NULL);
 	free(out);
 	it_write_file(it.config, text, 0600);

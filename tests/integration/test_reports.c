@@ -32,13 +32,11 @@ sh(const char *fmt, ...)
 {
 	char cmd[4096];
 	va_list ap;
-	int st;
 
 	va_start(ap, fmt);
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return it_run(cmd, NULL, NULL);
 }
 
 static void
@@ -130,16 +128,15 @@ static void
 send(const struct rw *w, const char *key, const char *model,
     const char *classes, long want)
 {
-	char auth[128], cls[128];
-	const char *h[] = { auth, cls, NULL };
+	char cls[128];
+	const char *h[] = { cls, NULL };
 	char *body = it_chat_body(model, "tok-report", false);
 	struct it_resp r;
 
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
 	snprintf(cls, sizeof(cls), "X-Warden-Data-Class: %s", classes);
 	if (classes == NULL)
-		h[1] = NULL;
-	it_http("POST", w->url, h, body, 10000, &r);
+		h[0] = NULL;
+	it_chat_at(w->url, key, h, body, 10000, &r);
 	ck_assert_msg(r.status == want, "want %ld, got %ld: %s", want, r.status,
 	    r.body);
 	it_resp_free(&r);

@@ -23,13 +23,6 @@
 static char tpmdir[256], store[256], sealed_cfg[256], tcti[128], wlog[256];
 static char authfile[256];
 
-static int
-sh(const char *cmd)
-{
-	int st = system(cmd);
-
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void
 seal_opt(const char *name, const char *value, const char *verb,
@@ -40,7 +33,7 @@ seal_opt(const char *name, const char *value, const char *verb,
 	snprintf(cmd, sizeof(cmd), "printf '%%s' '%s' | %s secrets %s %s "
 	    "--store %s --tcti '%s' %s >>%s 2>&1", value, getenv("WARDEN_BIN"),
 	    verb, name, store, tcti, extra, wlog);
-	if (sh(cmd) != 0) {
+	if (it_run(cmd, NULL, NULL) != 0) {
 		fprintf(stderr, "test_sealed: %s %s failed\n", verb, name);
 		abort();
 	}
@@ -100,7 +93,7 @@ teardown(void)
 
 	snprintf(cmd, sizeof(cmd), "sh scripts/swtpm.sh stop %s >/dev/null 2>&1",
 	    tpmdir);
-	sh(cmd);
+	it_run(cmd, NULL, NULL);
 	it_env_stop();
 }
 
@@ -123,10 +116,9 @@ static void
 chat_on(int port, const char *token, struct it_resp *r)
 {
 	char url[128], *body = it_chat_body("gpt-4o", token, false);
-	const char *h[] = { "Authorization: Bearer " IT_KEY_T2, NULL };
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", port);
-	it_http("POST", url, h, body, 5000, r);
+	it_chat_at(url, IT_KEY_T2, NULL, body, 5000, r);
 	free(body);
 }
 
@@ -197,7 +189,7 @@ START_TEST(sealed_credentials_reach_the_provider_and_rotate_on_reload)
 	 * credentials stay. */
 	snprintf(cmd, sizeof(cmd), "%s secrets rm c-us --store %s >>%s 2>&1",
 	    getenv("WARDEN_BIN"), store, wlog);
-	ck_assert_int_eq(sh(cmd), 0);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
 	kill(w, SIGHUP);
 	usleep(500000);
 	chat_on(port, "tok-sealed-3", &r);
@@ -222,7 +214,7 @@ START_TEST(sealed_credentials_reach_the_provider_and_rotate_on_reload)
 	    ">%s/audit.pem && %s audit verify %s --pubkey %s/audit.pem "
 	    ">%s/verify.out 2>&1", getenv("WARDEN_BIN"), store, it_tmpdir(),
 	    getenv("WARDEN_BIN"), adir, it_tmpdir(), it_tmpdir());
-	ck_assert_int_eq(sh(cmd), 0);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
 	snprintf(cmd, sizeof(cmd), "%s/verify.out", it_tmpdir());
 	out = it_read_file(cmd, NULL);
 	ck_assert_msg(strstr(out, "OK: ") == out && strstr(out, "verified with "
@@ -232,7 +224,7 @@ START_TEST(sealed_credentials_reach_the_provider_and_rotate_on_reload)
 	/* Without the key: consistent, not authenticated (exit 3). */
 	snprintf(cmd, sizeof(cmd), "%s audit verify %s >/dev/null 2>&1",
 	    getenv("WARDEN_BIN"), adir);
-	ck_assert_int_eq(sh(cmd), 3);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 3);
 	/* An export whose manifest the TPM signs, checked with the auditor's
 	 * key by warden and by the independent verifier (audit/verify.py);
 	 * an inclusion proof of a record and a consistency proof. */
@@ -249,7 +241,7 @@ START_TEST(sealed_credentials_reach_the_provider_and_rotate_on_reload)
 	    it_tmpdir(), it_tmpdir(), wlog, adir, it_tmpdir(), wlog,
 	    getenv("WARDEN_BIN"), adir, it_tmpdir(), wlog, getenv("WARDEN_BIN"),
 	    it_tmpdir(), it_tmpdir(), wlog, it_tmpdir(), it_tmpdir(), wlog);
-	ck_assert_msg(sh(cmd) == 0, "export, proof or their checks failed: see "
+	ck_assert_msg(it_run(cmd, NULL, NULL) == 0, "export, proof or their checks failed: see "
 	    "%s", wlog);
 	/* The export checked with another key: invalid. */
 	snprintf(cmd, sizeof(cmd), "openssl ecparam -name prime256v1 -genkey "
@@ -258,7 +250,7 @@ START_TEST(sealed_credentials_reach_the_provider_and_rotate_on_reload)
 	    "%s/e.csv --pubkey %s/other.pem >/dev/null 2>&1", it_tmpdir(),
 	    it_tmpdir(), it_tmpdir(), getenv("WARDEN_BIN"), it_tmpdir(),
 	    it_tmpdir());
-	ck_assert_int_eq(sh(cmd), 1);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 1);
 
 	/* Nothing sealed ever came out in a log. */
 	ck_assert(!it_file_contains(wlog, SEALED_US));
@@ -275,7 +267,7 @@ START_TEST(auth_values_come_from_a_private_file_only)
 	/* Without the auth file: refused, saying why. */
 	snprintf(cmd, sizeof(cmd), "%s secrets check --store %s --tcti '%s' "
 	    ">%s 2>&1", getenv("WARDEN_BIN"), store, tcti, path);
-	ck_assert_int_eq(sh(cmd), 1);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 1);
 	out = it_read_file(path, NULL);
 	ck_assert_msg(strstr(out, "FAIL c-de: sealed with an auth value") != NULL,
 	    "%s", out);
@@ -285,10 +277,10 @@ START_TEST(auth_values_come_from_a_private_file_only)
 	snprintf(cmd, sizeof(cmd), "%s secrets check --store %s --tcti '%s' "
 	    "--auth-file %s >%s 2>&1", getenv("WARDEN_BIN"), store, tcti,
 	    authfile, path);
-	ck_assert_int_eq(sh(cmd), 0);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
 	/* An auth file others can read is refused before the TPM sees it. */
 	chmod(authfile, 0644);
-	ck_assert_int_eq(sh(cmd), 1);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 1);
 	out = it_read_file(path, NULL);
 	ck_assert_msg(strstr(out, "no one else can read") != NULL, "%s", out);
 	ck_assert(strstr(out, "it-auth-value-9") == NULL);
@@ -327,7 +319,7 @@ START_TEST(long_credentials_reach_the_provider_intact)
 		snprintf(cmd, sizeof(cmd), "%s secrets rotate c-us --store %s "
 		    "--tcti '%s' <%s >>%s 2>&1", getenv("WARDEN_BIN"), store, tcti,
 		    path, wlog);
-		ck_assert_int_eq(sh(cmd), 0);
+		ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
 		snprintf(adir, sizeof(adir), "%s/audit-long-%zu", it_tmpdir(),
 		    sizes[i]);
 		w = start_sealed(port, adir);
@@ -357,12 +349,12 @@ START_TEST(without_the_tpm_warden_refuses_to_start)
 
 	snprintf(cmd, sizeof(cmd), "sh scripts/swtpm.sh stop %s >/dev/null 2>&1",
 	    tpmdir);
-	ck_assert_int_eq(sh(cmd), 0);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
 	snprintf(path, sizeof(path), "%s/notpm.out", it_tmpdir());
 	snprintf(cmd, sizeof(cmd), "%s serve -c %s --listen 127.0.0.1:%d "
 	    "--audit-dir %s/audit-notpm >%s 2>&1", getenv("WARDEN_BIN"),
 	    sealed_cfg, it_free_port(), it_tmpdir(), path);
-	rc = sh(cmd);
+	rc = it_run(cmd, NULL, NULL);
 	out = it_read_file(path, NULL);
 	ck_assert_msg(rc != 0, "warden started without its TPM: %s", out);
 	ck_assert_msg(strstr(out, "cannot open the TPM") != NULL ||

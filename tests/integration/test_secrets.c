@@ -85,7 +85,7 @@ suite_teardown(void)
 
 	snprintf(cmd, sizeof(cmd), "sh %s stop %s; rm -rf %s", script(), tpmdir,
 	    dir);
-	if (system(cmd) != 0)
+	if (it_run(cmd, NULL, NULL) != 0)
 		fprintf(stderr, "test_secrets: cleanup failed\n");
 }
 
@@ -107,13 +107,13 @@ warden(const char *input, char **out, const char *fmt, ...)
 	snprintf(path, sizeof(path), "%s/out", dir);
 	snprintf(cmd, sizeof(cmd), "%s secrets %s <%s >%s 2>&1",
 	    getenv("WARDEN_BIN"), args, input ? input : "/dev/null", path);
-	st = system(cmd);
+	st = it_run(cmd, NULL, NULL);
 	*out = it_read_file(path, NULL);
 	ck_assert(*out != NULL);
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
 		ck_assert_msg(strstr(*out, values[i]) == NULL,
 		    "`warden secrets %s` printed a secret value:\n%s", args, *out);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return st;
 }
 
 /* A file holding text, for standard input. */
@@ -365,7 +365,7 @@ START_TEST(pcr_binding_via_cli)
 	}
 	snprintf(cmd, sizeof(cmd), "TPM2TOOLS_TCTI='%s' TSS2_LOG=all+none "
 	    "tpm2_pcrextend 23:sha256=%064d >/dev/null", tcti, 7);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
 	rc = warden(NULL, &out, "check --store %s --tcti '%s'", store, tcti);
 	ck_assert_msg(rc == 1 && strstr(out, "FAIL pcr-x: TPM: ") &&
 	    strstr(out, "(0x99d)"), "%s", out);

@@ -44,52 +44,6 @@ digest_line(const char *key, char out[72])
 	snprintf(out, 72, "sha256:%s", hex);
 }
 
-/*
- * Both t1 agents have the same tools: search (neutral), read (personal
- * data), ticket (internal sink), email (external sink).  After read no
- * email (flow no-pii-out).  other-bot belongs to t2.
- */
-static const char agents_fmt[] =
-    "agents:\n"
-    "  - id: deny-bot\n"
-    "    tenant: t1\n"
-    "    keys: ['%s']\n"
-    "    on_violation: deny\n"
-    "%s"
-    "  - id: strip-bot\n"
-    "    tenant: t1\n"
-    "    keys: ['%s']\n"
-    "    on_violation: strip\n"
-    "%s"
-    "  - id: other-bot\n"
-    "    tenant: t2\n"
-    "%s"
-    "  - id: lim-bot\n"
-    "    tenant: t1\n"
-    "    keys: ['%s', '%s']\n"
-    "    limits: { window_s: 3600, max_calls: 2 }\n"
-    "%s"
-    "  - id: req-bot\n"
-    "    tenant: t1\n"
-    "    keys: ['%s']\n"
-    "    session: required\n"
-    "%s";
-
-static const char agent_body[] =
-    "    tools:\n"
-    "      search: {}\n"
-    "      read: { labels: [personal] }\n"
-    "      ticket: { sink: internal }\n"
-    "      email: { sink: external }\n"
-    "    graph:\n"
-    "      start: [search, read]\n"
-    "      search: [search, read, ticket, email]\n"
-    "      read: [search, ticket, email]\n"
-    "      ticket: [email]\n"
-    "    flows:\n"
-    "      - id: no-pii-out\n"
-    "        deny: { from_label: personal, to_sink: external }\n";
-
 static void
 setup(void)
 {
@@ -105,9 +59,10 @@ setup(void)
 	digest_line(KEY_LIM2, kl2);
 	digest_line(KEY_REQ, kr);
 	base = it_read_file(it.config, NULL);
-	if (base == NULL || asprintf(&agents, agents_fmt, kd, agent_body, ks,
-	    agent_body, agent_body, kl, kl2, agent_body, kr, agent_body) < 0 ||
-	    asprintf(&text, "%s%s", base, agents) < 0)
+	agents = it_fixture("agents-tools.yaml", (const char *const[]){
+		"KEY_DENY", kd, "KEY_STRIP", ks, "KEY_LIM", kl, "KEY_LIM2", kl2,
+		"KEY_REQ", kr, NULL });
+	if (base == NULL || asprintf(&text, "%s%s", base, agents) < 0)
 		abort();
 	it_write_file(it.config, text, 0600);
 	free(base);
@@ -188,47 +143,25 @@ body_of(const struct req *q)
 	return text;
 }
 
-/* POST q to warden as key, with up to two extra header lines. */
-static void
-send_req(const char *key, const char *h1, const char *h2, const struct req *q,
-    struct it_resp *r)
-{
-	char auth[128], *body = body_of(q);
-	const char *hdrs[5];
-	size_t n = 0;
-
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-	hdrs[n++] = auth;
-	hdrs[n++] = "Content-Type: application/json";
-	if (h1 != NULL)
-		hdrs[n++] = h1;
-	if (h2 != NULL)
-		hdrs[n++] = h2;
-	hdrs[n] = NULL;
-	it_http("POST", it_url("/v1/chat/completions"), hdrs, body, 10000, r);
-	free(body);
-}
 
 /* send_req with a timeout of its own (a client that gives up). */
 static void
 send_req_timeout(const char *key, const char *h1, const char *h2,
     const struct req *q, long timeout_ms, struct it_resp *r)
 {
-	char auth[128], *body = body_of(q);
-	const char *hdrs[5];
-	size_t n = 0;
+	char *body = body_of(q);
+	const char *h[] = { h1 != NULL ? h1 : h2, h1 != NULL ? h2 : NULL, NULL };
 
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-	hdrs[n++] = auth;
-	hdrs[n++] = "Content-Type: application/json";
-	if (h1 != NULL)
-		hdrs[n++] = h1;
-	if (h2 != NULL)
-		hdrs[n++] = h2;
-	hdrs[n] = NULL;
-	it_http("POST", it_url("/v1/chat/completions"), hdrs, body, timeout_ms,
-	    r);
+	it_chat_at(it_url("/v1/chat/completions"), key, h, body, timeout_ms, r);
 	free(body);
+}
+
+/* POST q to warden as key, with up to two extra header lines. */
+static void
+send_req(const char *key, const char *h1, const char *h2, const struct req *q,
+    struct it_resp *r)
+{
+	send_req_timeout(key, h1, h2, q, 10000, r);
 }
 
 /* The same request straight to mock 0, as warden would forward it. */
@@ -236,35 +169,13 @@ static void
 send_direct(const struct req *q, struct it_resp *r)
 {
 	char url[128], *body = body_of(q);
-	const char *hdrs[] = { "Content-Type: application/json", NULL };
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
 	    it.mock_port[0]);
-	it_http("POST", url, hdrs, body, 10000, r);
+	it_chat_at(url, NULL, NULL, body, 10000, r);
 	free(body);
 }
 
-/* An OpenAI error with exactly this status, type and code, whose message
- * contains each of the given fragments. */
-static void
-assert_error(const struct it_resp *r, long status, const char *type,
-    const char *code, const char *const *fragments)
-{
-	json_t *j = json_loads(r->body, 0, NULL), *e = json_object_get(j, "error");
-	const char *msg;
-
-	ck_assert_msg(r->status == status, "status %ld, want %ld: %s", r->status,
-	    status, r->body);
-	ck_assert_msg(json_is_object(e), "no error object: %s", r->body);
-	ck_assert_str_eq(json_string_value(json_object_get(e, "type")), type);
-	ck_assert_str_eq(json_string_value(json_object_get(e, "code")), code);
-	msg = json_string_value(json_object_get(e, "message"));
-	ck_assert_ptr_nonnull(msg);
-	for (size_t i = 0; fragments != NULL && fragments[i] != NULL; i++)
-		ck_assert_msg(strstr(msg, fragments[i]) != NULL,
-		    "message '%s' lacks '%s'", msg, fragments[i]);
-	json_decref(j);
-}
 
 /* Neither route of t1 received a request with token. */
 static void
@@ -379,7 +290,7 @@ START_TEST(history_breaking_the_graph_is_refused)
 
 	/* ticket may not come first. */
 	send_req(KEY_DENY, NULL, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("rule 'graph'", "may not call 'ticket' after 'start'"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -388,7 +299,7 @@ START_TEST(history_breaking_the_graph_is_refused)
 	q.token = "tok-tools-hist-2";
 	q.history = L("read", "email");
 	send_req(KEY_DENY, NULL, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("rule 'no-pii-out'", "'email'"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -398,7 +309,7 @@ START_TEST(history_breaking_the_graph_is_refused)
 	q.token = "tok-tools-hist-3";
 	q.stream = true;
 	send_req(KEY_STRIP, NULL, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("rule 'no-pii-out'"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -408,7 +319,7 @@ START_TEST(history_breaking_the_graph_is_refused)
 	q.stream = false;
 	q.history = L("search", "rm_rf");
 	send_req(KEY_DENY, NULL, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("rule 'undeclared_tool'", "'rm_rf'"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -432,7 +343,7 @@ START_TEST(deny_agent_offered_tool_not_allowed_next)
 	char names[256];
 
 	send_req(KEY_DENY, NULL, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("'email'", "rule 'graph'"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -452,7 +363,7 @@ START_TEST(deny_agent_offered_tool_not_allowed_next)
 	q.token = "tok-tools-offer-3";
 	q.history = L("read");
 	send_req(KEY_DENY, NULL, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("'email'", "rule 'no-pii-out'"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -482,7 +393,7 @@ START_TEST(strip_agent_offered_tools_are_removed)
 	q.token = "tok-tools-strip-2";
 	q.tool_choice = "email";
 	send_req(KEY_STRIP, NULL, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("tool_choice names 'email'"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -525,7 +436,7 @@ START_TEST(answer_with_forbidden_call_deny)
 
 	/* The mock answers with ticket, which may not come first. */
 	send_req(KEY_DENY, NULL, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("rule 'graph'", "'ticket'"));
 	ck_assert(strstr(r.body, "call_") == NULL);
 	it_resp_free(&r);
@@ -535,7 +446,7 @@ START_TEST(answer_with_forbidden_call_deny)
 	q.token = "tok-tools-ans-2";
 	q.answer = "read,email";
 	send_req(KEY_DENY, NULL, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("rule 'no-pii-out'"));
 	it_resp_free(&r);
 }
@@ -737,7 +648,7 @@ START_TEST(session_remembers_allowed_calls)
 	q.token = "tok-tools-sess-2";
 	q.answer = NULL;
 	send_req(KEY_DENY, s1, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("contradict session 'it-sess-one'"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -746,7 +657,7 @@ START_TEST(session_remembers_allowed_calls)
 	q.token = "tok-tools-sess-3";
 	q.history = L("read");
 	send_req(KEY_DENY, s1, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("contradict session 'it-sess-one'"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -765,7 +676,7 @@ START_TEST(session_remembers_allowed_calls)
 	q.token = "tok-tools-sess-6";
 	q.history = L("search");
 	send_req(KEY_DENY, s1, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("contradict session 'it-sess-one'"));
 	it_resp_free(&r);
 
@@ -802,7 +713,7 @@ START_TEST(session_records_streamed_calls)
 	q.stream = false;
 	q.answer = NULL;
 	send_req(KEY_DENY, s, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("contradict session 'it-sess-stream'"));
 	it_resp_free(&r);
 	q.token = "tok-tools-sess-12";
@@ -826,7 +737,7 @@ START_TEST(session_from_history_alone)
 	q.token = "tok-tools-sess-14";
 	q.history = NULL;
 	send_req(KEY_DENY, s, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("contradict session 'it-sess-hist'"));
 	it_resp_free(&r);
 }
@@ -839,13 +750,13 @@ START_TEST(invalid_session_token)
 	char big[200];
 
 	send_req(KEY_DENY, "X-Warden-Session: no spaces/allowed", NULL, &q, &r);
-	assert_error(&r, 400, "invalid_request_error", "invalid_session", NULL);
+	it_assert_error(&r, 400, "invalid_request_error", "invalid_session", NULL);
 	it_resp_free(&r);
 	memset(big, 'a', sizeof(big));
 	memcpy(big, "X-Warden-Session: ", 18);
 	big[18 + 129] = '\0';		/* 129 characters: one too many */
 	send_req(KEY_DENY, big, NULL, &q, &r);
-	assert_error(&r, 400, "invalid_request_error", "invalid_session", NULL);
+	it_assert_error(&r, 400, "invalid_request_error", "invalid_session", NULL);
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
 	big[18 + 128] = '\0';		/* 128: fine */
@@ -866,7 +777,7 @@ START_TEST(agent_identity)
 
 	/* An agent's key may not act as another agent ... */
 	send_req(KEY_DENY, "X-Warden-Agent: strip-bot", NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "agent_mismatch",
+	it_assert_error(&r, 403, "policy_violation", "agent_mismatch",
 	    L("deny-bot", "strip-bot"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -879,11 +790,11 @@ START_TEST(agent_identity)
 	/* A tenant key names agents of its own tenant only. */
 	q.token = "tok-tools-id-3";
 	send_req(IT_KEY_T1, "X-Warden-Agent: no-such-bot", NULL, &q, &r);
-	assert_error(&r, 400, "invalid_request_error", "unknown_agent",
+	it_assert_error(&r, 400, "invalid_request_error", "unknown_agent",
 	    L("no-such-bot"));
 	it_resp_free(&r);
 	send_req(IT_KEY_T1, "X-Warden-Agent: other-bot", NULL, &q, &r);
-	assert_error(&r, 400, "invalid_request_error", "unknown_agent",
+	it_assert_error(&r, 400, "invalid_request_error", "unknown_agent",
 	    L("other-bot"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -901,14 +812,14 @@ START_TEST(agent_identity)
 	/* ... or deny-bot's. */
 	q.token = "tok-tools-id-5";
 	send_req(IT_KEY_T1, "X-Warden-Agent: deny-bot", NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy", L("'email'"));
+	it_assert_error(&r, 403, "policy_violation", "tool_policy", L("'email'"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
 	q.token = "tok-tools-id-6";
 	q.tools = NULL;
 	q.answer = "ticket";
 	send_req(IT_KEY_T1, "X-Warden-Agent: deny-bot", NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy", L("'ticket'"));
+	it_assert_error(&r, 403, "policy_violation", "tool_policy", L("'ticket'"));
 	it_resp_free(&r);
 }
 END_TEST
@@ -965,7 +876,7 @@ START_TEST(legacy_functions_offered_are_checked)
 	/* email may not come first; whether warden checks the legacy fields
 	 * or refuses them, nothing goes upstream. */
 	it_http("POST", it_url("/v1/chat/completions"), h, body, 10000, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy", L("function"));
+	it_assert_error(&r, 403, "policy_violation", "tool_policy", L("function"));
 	it_resp_free(&r);
 	assert_not_forwarded("tok-tools-legacy-1");
 }
@@ -988,7 +899,7 @@ START_TEST(legacy_function_call_history_is_checked)
 
 	/* read, then email: the flow rule is broken, whatever the API. */
 	it_http("POST", it_url("/v1/chat/completions"), h, body, 10000, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("function"));
 	it_resp_free(&r);
 	assert_not_forwarded("tok-tools-legacy-2");
@@ -1019,7 +930,7 @@ START_TEST(dropped_stream_call_is_committed)
 	ck_assert(it_record_aborted(0, q.token, 3000));
 	q = (struct req){ .token = "tok-tools-drop-2" };
 	send_req(KEY_DENY, s, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("contradict session 'it-sess-drop'", "1 calls recorded"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -1128,7 +1039,7 @@ START_TEST(other_tenant_cannot_evict_sessions)
 	/* deny-bot's session still knows its call. */
 	q = (struct req){ .token = "tok-tools-evict-3" };
 	send_req(KEY_DENY, s, NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("contradict session 'it-sess-live'"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -1141,7 +1052,7 @@ START_TEST(other_tenant_cannot_evict_sessions)
 	q = (struct req){ .token = "tok-tools-evict-2" };
 	send_req(IT_KEY_T2, "X-Warden-Agent: other-bot",
 	    "X-Warden-Session: flood-new", &q, &r);
-	assert_error(&r, 429, "rate_limit_exceeded", "session_limit",
+	it_assert_error(&r, 429, "rate_limit_exceeded", "session_limit",
 	    L("agent 'other-bot'", "sessions.max"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -1170,7 +1081,7 @@ START_TEST(fresh_session_does_not_reset_key_limit)
 	it_resp_free(&r);
 	q.token = "tok-tools-lim-3";
 	send_req(KEY_LIM, "X-Warden-Session: lim-b", NULL, &q, &r);
-	assert_error(&r, 403, "policy_violation", "tool_policy",
+	it_assert_error(&r, 403, "policy_violation", "tool_policy",
 	    L("at most 2 tool calls in 3600 s per key", "limits.max_calls"));
 	it_resp_free(&r);
 	/* Streamed: the call never reaches the client. */
@@ -1196,7 +1107,7 @@ START_TEST(session_required_agent)
 	struct req q = { .token = "tok-tools-req-1" };
 
 	send_req(KEY_REQ, NULL, NULL, &q, &r);
-	assert_error(&r, 400, "invalid_request_error", "session_required",
+	it_assert_error(&r, 400, "invalid_request_error", "session_required",
 	    L("agent 'req-bot' requires sessions", "X-Warden-Session"));
 	it_resp_free(&r);
 	assert_not_forwarded(q.token);
@@ -1221,7 +1132,7 @@ raw_refused(const char *msgs, const char *token, long status,
 	    "{\"role\":\"user\",\"content\":\"%s\"}]}", msgs, token) < 0)
 		abort();
 	it_http("POST", it_url("/v1/chat/completions"), h, body, 10000, &r);
-	assert_error(&r, status, type, code, L(fragment));
+	it_assert_error(&r, status, type, code, L(fragment));
 	it_resp_free(&r);
 	free(body);
 	assert_not_forwarded(token);
@@ -1264,31 +1175,12 @@ END_TEST
 static int
 run_warden(char **out, const char *const *args)
 {
-	static int seq;
-	char *argv[16], path[256], errpath[256];
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int status, i = 0;
+	char *err;
+	int rc = it_run_warden(args, out, &err);
 
-	snprintf(path, sizeof(path), "%s/policy-out-%d.txt", it_tmpdir(), seq);
-	snprintf(errpath, sizeof(errpath), "%s/policy-err-%d.txt", it_tmpdir(),
-	    seq++);
-	argv[i++] = getenv("WARDEN_BIN");
-	for (size_t k = 0; args[k] != NULL && i < 15; k++)
-		argv[i++] = (char *)args[k];
-	argv[i] = NULL;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, path,
-	    O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	posix_spawn_file_actions_addopen(&fa, 2, errpath,
-	    O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ck_assert_int_eq(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFEXITED(status));
-	*out = it_read_file(path, NULL);
-	ck_assert_ptr_nonnull(*out);
-	return WEXITSTATUS(status);
+	free(err);
+	ck_assert_int_ge(rc, 0);
+	return rc;
 }
 
 START_TEST(policy_review_command)

@@ -49,14 +49,6 @@ static pid_t warden, mock;
 
 static void teardown(void);
 
-static int
-sh(const char *cmd)
-{
-	int st = system(cmd);
-
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void
 shf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -69,7 +61,7 @@ shf(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	if (sh(cmd) != 0) {
+	if (it_run(cmd, NULL, NULL) != 0) {
 		fprintf(stderr, "test_upstreams: failed: %s\n", cmd);
 		teardown();	/* leave no mock or swtpm behind */
 		abort();
@@ -302,12 +294,10 @@ static void
 chat(const char *model, bool stream, struct it_resp *r)
 {
 	char url[128], *body = it_chat_body(model, "hello upstream", stream);
-	const char *h[] = { "Authorization: Bearer " KEY_T,
-		"Content-Type: application/json", NULL };
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
 	    wport);
-	it_http("POST", url, h, body, 10000, r);
+	it_chat_at(url, KEY_T, NULL, body, 10000, r);
 	free(body);
 }
 
@@ -488,40 +478,38 @@ START_TEST(no_credential_in_any_output)
 	for (size_t i = 0; secrets[i] != NULL; i++) {
 		snprintf(cmd, sizeof(cmd), "grep -rqF -- '%s' %s/audit %s",
 		    secrets[i], dir, wlog);
-		ck_assert_msg(sh(cmd) == 1, "secret %zu found in warden's output",
+		ck_assert_msg(it_run(cmd, NULL, NULL) == 1, "secret %zu found in warden's output",
 		    i);
 	}
 	expect_verified("m-vertex", "vertex");
 	/* No access token, no piece of the service account's key. */
 	snprintf(cmd, sizeof(cmd), "grep -rqF -- 'ya29.mock-' %s/audit %s", dir,
 	    wlog);
-	ck_assert_msg(sh(cmd) == 1, "an access token in warden's output");
+	ck_assert_msg(it_run(cmd, NULL, NULL) == 1, "an access token in warden's output");
 	snprintf(cmd, sizeof(cmd), "grep -rqF -- '%s' %s/audit %s", sa_line, dir,
 	    wlog);
-	ck_assert_msg(sh(cmd) == 1, "the service account key in warden's output");
+	ck_assert_msg(it_run(cmd, NULL, NULL) == 1, "the service account key in warden's output");
 	/* The store holds TPM blobs only: no piece of the imported PEM. */
 	snprintf(cmd, sizeof(cmd), "grep -rqF -- '%s' %s", sa_line, store);
-	ck_assert_msg(sh(cmd) == 1, "the service account key in the store");
+	ck_assert_msg(it_run(cmd, NULL, NULL) == 1, "the service account key in the store");
 	snprintf(cmd, sizeof(cmd), "grep -q imported-key %s/c-vertex/meta.json",
 	    store);
-	ck_assert_int_eq(sh(cmd), 0);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
 	/* The AWS secret is not in the mock's record either (it only
 	 * ever saw the signature). */
 	snprintf(cmd, sizeof(cmd), "grep -qF -- '%s' %s", S_AWS_SECRET, mrec);
-	ck_assert_int_eq(sh(cmd), 1);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 1);
 }
 END_TEST
 
 static void
 post(const char *key, const char *body, struct it_resp *r)
 {
-	char url[128], auth[128];
-	const char *h[] = { auth, "Content-Type: application/json", NULL };
+	char url[128];
 
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
 	    wport);
-	it_http("POST", url, h, body, 10000, r);
+	it_chat_at(url, key, NULL, body, 10000, r);
 }
 
 /* Converse, answered whole: SigV4 over the translated body, the answer
@@ -661,14 +649,14 @@ START_TEST(insecure_http_shows_in_records_and_lint)
 	it_resp_free(&r);
 	snprintf(cmd, sizeof(cmd), "sleep 0.3; grep -h '\"route\":\"plain\"' "
 	    "%s/audit/*.jsonl | grep -q '\"route_insecure_http\":true'", dir);
-	ck_assert_int_eq(sh(cmd), 0);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
 	/* Only that route's records. */
 	snprintf(cmd, sizeof(cmd), "grep -h '\"route_insecure_http\"' "
 	    "%s/audit/*.jsonl | grep -vq '\"route\":\"plain\"'", dir);
-	ck_assert_int_eq(sh(cmd), 1);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 1);
 	snprintf(cmd, sizeof(cmd), "%s lint -c %s 2>&1 | grep -q \"warning: "
 	    "route 'plain': insecure_http\"", getenv("WARDEN_BIN"), cfg);
-	ck_assert_int_eq(sh(cmd), 0);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
 }
 END_TEST
 

@@ -32,13 +32,11 @@ sh(const char *fmt, ...)
 {
 	char cmd[4096];
 	va_list ap;
-	int st;
 
 	va_start(ap, fmt);
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return it_run(cmd, NULL, NULL);
 }
 
 static void
@@ -131,14 +129,13 @@ static void
 chats(const struct ww *w, int n)
 {
 	char url[128], *body = it_chat_body("gpt-4o", "tok-wit", false);
-	const char *h[] = { "Authorization: Bearer " IT_KEY_T1, NULL };
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
 	    w->port);
 	for (int i = 0; i < n; i++) {
 		struct it_resp r;
 
-		it_http("POST", url, h, body, 5000, &r);
+		it_chat_at(url, IT_KEY_T1, NULL, body, 5000, &r);
 		ck_assert_msg(r.status == 200, "%ld: %s", r.status, r.body);
 		it_resp_free(&r);
 	}

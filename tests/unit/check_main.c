@@ -26,6 +26,7 @@ main(void)
 	srunner_add_suite(sr, suite_sessions());
 	srunner_add_suite(sr, suite_limits());
 	srunner_add_suite(sr, suite_store());
+	srunner_add_suite(sr, suite_errors());
 	srunner_add_suite(sr, suite_detect());
 	srunner_add_suite(sr, suite_residency());
 	srunner_add_suite(sr, suite_provider());

@@ -38,6 +38,7 @@ void ut_redis_stop(struct ut_redis *r);
 bool ut_redis_ping(int port);
 /* One command to it (e.g. "SCRIPT FLUSH"); aborts the test on error. */
 void ut_redis_cmd(int port, const char *cmd);
+Suite *suite_errors(void);	/* test_errors.c: the error catalogue, README */
 Suite *suite_detect(void);	/* test_detect.c: content detectors */
 Suite *suite_residency(void);	/* test_residency.c: route residency records */
 Suite *suite_provider(void);	/* test_provider.c: provider kinds, SigV4, event-stream */

@@ -289,7 +289,7 @@ END_TEST
 /* ---- error bodies ---- */
 
 static json_t *
-error_json(const char *type, const char *code, const char *message)
+error_json(enum wd_code code, const char *message)
 {
 	struct evbuffer *buf = evbuffer_new();
 	json_error_t jerr;
@@ -297,7 +297,7 @@ error_json(const char *type, const char *code, const char *message)
 	size_t len;
 
 	ck_assert_ptr_nonnull(buf);
-	gw_error_json(buf, type, code, message);
+	gw_error_json(buf, code, message);
 	len = evbuffer_get_length(buf);
 	ck_assert_uint_gt(len, 0);
 	root = json_loadb((const char *)evbuffer_pullup(buf, -1), len,
@@ -309,8 +309,7 @@ error_json(const char *type, const char *code, const char *message)
 
 START_TEST(error_json_shape)
 {
-	json_t *root = error_json("invalid_request_error", "model_not_found",
-	    "the model \"x\"\nis unknown");
+	json_t *root = error_json(WD_CODE_MODEL_NOT_FOUND, "the model \"x\"\nis unknown");
 	json_t *err = json_object_get(root, "error");
 
 	ck_assert(json_is_object(err));
@@ -325,7 +324,7 @@ START_TEST(error_json_shape)
 	ck_assert(json_is_null(json_object_get(err, "param")));
 	json_decref(root);
 
-	root = error_json("server_error", NULL, "boom");
+	root = error_json(WD_CODE_INTERNAL, "boom");
 	err = json_object_get(root, "error");
 	ck_assert_str_eq(json_string_value(json_object_get(err, "message")),
 	    "boom");

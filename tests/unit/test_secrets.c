@@ -859,7 +859,7 @@ xs_done(void *arg, enum wd_err err, const char *detail)
 }
 
 /*
- * One provider request as proxy.c makes it: the Authorization header
+ * One provider request as txn_upstream.c makes it: the Authorization header
  * built in a buffer of ours from the cache's value, handed to curl, and
  * wiped at once (curl copied it).
  */

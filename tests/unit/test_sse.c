@@ -284,7 +284,7 @@ START_TEST(unfinished_event_over_limit)
 }
 END_TEST
 
-/* Splitting forwarded bytes into events for the tool checks (proxy.c). */
+/* Splitting forwarded bytes into events for the tool checks (txn_upstream.c). */
 START_TEST(event_len)
 {
 	static const struct {

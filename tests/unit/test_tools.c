@@ -1411,7 +1411,7 @@ START_TEST(session_commit_with_several_choices)
 END_TEST
 
 /*
- * One streamed event as proxy.c reads it (SSE fields, the chat reader,
+ * One streamed event as txn_upstream.c reads it (SSE fields, the chat reader,
  * the tool check), on tl.  An event the readers refuse is a DENY with
  * status 502, as the proxy makes it.
  */
