@@ -110,6 +110,14 @@ static const struct wd_errdef table[WD_CODE_COUNT] = {
 		"a content detector found what it looks for", false, true },
 	[WD_CODE_UNSUPPORTED_FOR_ROUTE] = { "unsupported_for_route", 400, IRE,
 		"the route cannot express this request faithfully", false },
+	[WD_CODE_LIMIT_EXCEEDED] = { "limit_exceeded", 429, RL,
+		"a limit of the rules is reached", false },
+	[WD_CODE_STATE_STORE_UNAVAILABLE] = { "state_store_unavailable", 503,
+		SE, "the shared state store (Redis) cannot be reached; limits and "
+		"sessions fail closed", false },
+	[WD_CODE_NO_PRICE] = { "no_price_for_model", 403, PV,
+		"a cost limit applies and the model has no price in the rules",
+		false },
 };
 
 const struct wd_errdef *

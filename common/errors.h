@@ -70,6 +70,10 @@ enum wd_code {
 	WD_CODE_DETECTED,		/* a family: detected_<detector> */
 	/* Provider kinds (issue 14). */
 	WD_CODE_UNSUPPORTED_FOR_ROUTE,
+	/* Limits and budgets (issue 16). */
+	WD_CODE_LIMIT_EXCEEDED,
+	WD_CODE_STATE_STORE_UNAVAILABLE,
+	WD_CODE_NO_PRICE,
 	WD_CODE_COUNT			/* not a code: the table's length */
 };
 

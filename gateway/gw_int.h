@@ -219,7 +219,7 @@ const char *gw_conn_request_id(const struct gw_conn *c);
  * Every later answer on this request carries these headers too (at most
  * GW_CONN_MAX_STICKY; borrowed: they must outlive the answer's head).
  */
-#define GW_CONN_MAX_STICKY 4
+#define GW_CONN_MAX_STICKY 10
 void gw_conn_set_answer_headers(struct gw_conn *c,
     const struct gw_out_hdr *hdrs, size_t nhdrs);
 struct gw_worker *gw_conn_worker(const struct gw_conn *c);
@@ -535,6 +535,7 @@ struct gw_outcome {
 	json_t *attempts;		/* borrowed: [{route, status|error}] */
 	json_t *tools;			/* borrowed: the tool policy's log */
 	json_t *usage;			/* borrowed: the answer's usage */
+	json_t *limits;			/* borrowed: gw_limits_json, or NULL */
 	uint64_t latency_us;
 	const char *req_hmac;		/* "" when payloads are not hashed */
 	const char *resp_hmac;
@@ -653,5 +654,17 @@ bool gw_agent_stream_end(struct gw_agent_stream *as, struct evbuffer *acc,
 bool gw_agent_answer(const struct gw_format *fmt, struct gw_tools *tl,
     int status, const char *text, size_t len, struct evbuffer *out,
     json_t **usage, struct gw_tools_deny *d);
+
+/* ---- audit logs of several replicas (cli_export_replicas.c) ---- */
+
+/* `warden audit export DIR DIR... -o FILE`: each log verified, one
+ * export ordered by time.  0, 1 (a log invalid), 2 (cannot). */
+int gw_audit_export_replicas(char **dirs, size_t n,
+    const struct aud_export_opts *o, const struct aud_verify_opts *vo,
+    const char *outpath, FILE *msgs);
+bool gw_export_is_replicas(const char *path);
+/* verify-export of such a file: each replica's rows as its own export. */
+int gw_verify_export_replicas(const char *path,
+    const struct aud_verify_opts *vo, FILE *out);
 
 #endif /* GW_INT_H */
