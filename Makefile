@@ -6,7 +6,7 @@ BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
 PKGS    := libevent libevent_pthreads libcurl openssl yaml-0.1 jansson \
-           tss2-esys tss2-tctildr tss2-mu tss2-rc libhs
+           tss2-esys tss2-tctildr tss2-mu tss2-rc hiredis libhs
 
 # pkg-config is asked when a recipe first needs its answer, never while
 # the Makefile is read: on a fresh machine the packages it describes are
@@ -162,6 +162,7 @@ run: deps
 bench: deps
 	@$(MAKE) all $(BUILD)/bench_decide $(BUILD)/bench_audit $(BUILD)/bench_detect
 	@sh tests/bench/bench.sh $(BUILD)
+	@sh tests/bench/limits.sh $(BUILD)
 	@$(BUILD)/bench_decide
 	@$(BUILD)/bench_audit
 	@$(BUILD)/bench_detect

@@ -117,6 +117,14 @@ static const struct wd_errdef table[WD_CODE_COUNT] = {
 	[WD_CODE_RESPONSE_ROUTE] = { "response_route", 403, PV,
 		"the route that holds previous_response_id is not compliant "
 		"for this request", false },
+	[WD_CODE_LIMIT_EXCEEDED] = { "limit_exceeded", 429, RL,
+		"a limit of the rules is reached", false },
+	[WD_CODE_STATE_STORE_UNAVAILABLE] = { "state_store_unavailable", 503,
+		SE, "the shared state store (Redis) cannot be reached; limits and "
+		"sessions fail closed", false },
+	[WD_CODE_NO_PRICE] = { "no_price_for_model", 403, PV,
+		"a cost limit applies and the model has no price in the rules",
+		false },
 };
 
 const struct wd_errdef *

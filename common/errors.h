@@ -74,6 +74,10 @@ enum wd_code {
 	WD_CODE_API_NOT_SERVED,		/* no route speaks the format */
 	WD_CODE_UNKNOWN_RESPONSE,	/* previous_response_id not known */
 	WD_CODE_RESPONSE_ROUTE,		/* its route is not compliant now */
+	/* Limits and budgets (issue 16). */
+	WD_CODE_LIMIT_EXCEEDED,
+	WD_CODE_STATE_STORE_UNAVAILABLE,
+	WD_CODE_NO_PRICE,
 	WD_CODE_COUNT			/* not a code: the table's length */
 };
 

@@ -32,7 +32,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: warden audit verify DIR [--pubkey PEM | --pin SHA256] "
 	    "[--tpm-counter N] [--witness FILE]\n"
-	    "       warden audit export DIR --format jsonl|csv [--since T] "
+	    "       warden audit export DIR [DIR...] --format jsonl|csv [--since T] "
 	    "[--until T]\n"
 	    "                 [--tenant T] [--verdict V] -o FILE\n"
 	    "                 [-c FILE | --secrets-store DIR --tcti TCTI "
@@ -370,7 +370,8 @@ cli_sign(void *ctx, const unsigned char *msg, size_t len, unsigned char *sig,
 }
 
 static int
-cmd_export(const char *dir, struct aud_export_opts *eo, const char *output,
+cmd_export(char **dirs, size_t ndirs, struct aud_export_opts *eo,
+    const struct aud_verify_opts *vo, const char *output,
     const char *config, const char *store, const char *tcti,
     const char *auth_file)
 {
@@ -409,7 +410,11 @@ cmd_export(const char *dir, struct aud_export_opts *eo, const char *output,
 		    "and --tcti): the export's manifest is not signed and an "
 		    "auditor cannot authenticate it\n");
 	}
-	rc = aud_export(dir, eo, output, stderr);
+	/* Several replicas' logs: each verified, one export by time. */
+	if (ndirs > 1)
+		rc = gw_audit_export_replicas(dirs, ndirs, eo, vo, output, stderr);
+	else
+		rc = aud_export(dirs[0], eo, output, stderr);
 out:
 	if (cs.tpm != NULL)
 		sec_tpm_close(cs.tpm);
@@ -558,8 +563,14 @@ gw_cmd_audit(int argc, char **argv)
 			return usage();
 		return aud_prove_inclusion(argv[optind], a, cpseq, stdout, stderr);
 	}
+	if (strcmp(what, "export") == 0 && nargs > 1 && output != NULL)
+		return cmd_export(argv + optind, (size_t)nargs, &eo, &vo, output,
+		    config, store, tcti, auth_file);
 	if (nargs != 1)
 		return usage();
+	if (strcmp(what, "verify-export") == 0 &&
+	    gw_export_is_replicas(argv[optind]))
+		return gw_verify_export_replicas(argv[optind], &vo, stdout);
 	if (strcmp(what, "verify") == 0) {
 		int a = aud_verify_dir(argv[optind], &vo, stdout), b;
 
@@ -578,6 +589,6 @@ gw_cmd_audit(int argc, char **argv)
 		return aud_verify_proof(argv[optind], &vo, stdout);
 	if (strcmp(what, "export") != 0 || output == NULL)
 		return usage();
-	return cmd_export(argv[optind], &eo, output, config, store, tcti,
-	    auth_file);
+	return cmd_export(argv + optind, 1, &eo, &vo, output, config, store,
+	    tcti, auth_file);
 }

@@ -76,12 +76,14 @@ static const struct cli_usage usages[] = {
 	  "verified with the key, 1 invalid (naming the first bad record), 2\n"
 	  "unreadable, 3 consistent but not authenticated." },
 	{ "audit", "export",
-	  "DIR --format jsonl|csv [--since T] [--until T]\n"
+	  "DIR [DIR...] --format jsonl|csv [--since T] [--until T]\n"
 	  "[--tenant T] [--verdict V] -o FILE\n"
 	  "[-c FILE | --secrets-store DIR --tcti TCTI [--auth-file F]]",
 	  "Export the records of a time range (T in RFC 3339 UTC): matching\n"
 	  "records in full, the others as stubs, under a manifest the TPM key\n"
-	  "signs (with -c or --secrets-store and --tcti)." },
+	  "signs (with -c or --secrets-store and --tcti).  Several DIRs (one\n"
+	  "per replica): each log verified, one export ordered by time\n"
+	  "(jsonl) in which each replica's export verifies." },
 	{ "audit", "verify-export", "FILE [--pubkey PEM | --pin SHA256]",
 	  "Verify an export on its own against the auditor's key: manifest,\n"
 	  "rows, CSV columns, chain, roots.  Exit statuses as for verify." },

@@ -219,7 +219,7 @@ const char *gw_conn_request_id(const struct gw_conn *c);
  * Every later answer on this request carries these headers too (at most
  * GW_CONN_MAX_STICKY; borrowed: they must outlive the answer's head).
  */
-#define GW_CONN_MAX_STICKY 4
+#define GW_CONN_MAX_STICKY 10
 void gw_conn_set_answer_headers(struct gw_conn *c,
     const struct gw_out_hdr *hdrs, size_t nhdrs);
 struct gw_worker *gw_conn_worker(const struct gw_conn *c);
@@ -546,6 +546,7 @@ struct gw_outcome {
 	json_t *attempts;		/* borrowed: [{route, status|error}] */
 	json_t *tools;			/* borrowed: the tool policy's log */
 	json_t *usage;			/* borrowed: the answer's usage */
+	json_t *limits;			/* borrowed: gw_limits_json, or NULL */
 	uint64_t latency_us;
 	const char *req_hmac;		/* "" when payloads are not hashed */
 	const char *resp_hmac;
@@ -786,5 +787,17 @@ enum wd_err gw_embeddings_read_request(const char *body, size_t len,
     struct gw_chat *out, char *why, size_t whylen, const char **param);
 /* A gw_req over a chat-shaped request of another format (borrowed). */
 void gw_req_of_chat(const struct gw_chat *c, struct gw_req *out);
+
+/* ---- audit logs of several replicas (cli_export_replicas.c) ---- */
+
+/* `warden audit export DIR DIR... -o FILE`: each log verified, one
+ * export ordered by time.  0, 1 (a log invalid), 2 (cannot). */
+int gw_audit_export_replicas(char **dirs, size_t n,
+    const struct aud_export_opts *o, const struct aud_verify_opts *vo,
+    const char *outpath, FILE *msgs);
+bool gw_export_is_replicas(const char *path);
+/* verify-export of such a file: each replica's rows as its own export. */
+int gw_verify_export_replicas(const char *path,
+    const struct aud_verify_opts *vo, FILE *out);
 
 #endif /* GW_INT_H */

@@ -8,6 +8,7 @@
  * reload that renames routes keeps the old series until restart.
  */
 #include "gateway/gw_int.h"
+#include "gateway/limits.h"
 #include "gateway/gw_detect.h"
 
 #include <stdatomic.h>
@@ -285,5 +286,6 @@ gw_metrics_render(struct evbuffer *o)
 	    (unsigned long long)atomic_load(&witness[GW_WITNESS_SENT]),
 	    (unsigned long long)atomic_load(&witness[GW_WITNESS_FAILED]),
 	    (unsigned long long)atomic_load(&witness[GW_WITNESS_DROPPED]));
+	gw_limits_metrics(o);
 	free(sum);
 }

@@ -61,6 +61,8 @@ gw_record(const struct gw_outcome *o)
 	    (o->latency_us / 1000)));
 	json_object_set_new(r, "attempts", o->attempts ? json_incref(o->attempts)
 	    : json_array());
+	if (o->limits != NULL)
+		json_object_set(r, "limits", o->limits);
 	json_object_set_new(r, "usage", o->usage ? json_incref(o->usage) :
 	    json_null());
 	if (d != NULL) {

@@ -7,6 +7,7 @@
  * on accept.  The main thread only waits for signals.
  */
 #include "gateway/gw_int.h"
+#include "gateway/store.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -442,6 +443,19 @@ gw_serve(const struct gw_serve_opts *opts)
 	pthread_mutex_init(&srv.tpm_lock, NULL);
 	if (pol_load(opts->config, stderr, &srv.snap) != WD_OK)
 		return 2;
+	/* Limits and agent sessions in Redis (issue 16); a process
+	 * setting: a reload keeps the store it started with. */
+	if (srv.snap->state.redis_url != NULL) {
+		char err[160];
+
+		if (gw_store_redis_init(&srv.snap->state, err, sizeof(err)) !=
+		    WD_OK) {
+			wd_error("state.redis: %s", err);
+			pol_snapshot_unref(srv.snap);
+			return 2;
+		}
+		gw_store_use(&gw_store_redis);
+	}
 	pthread_mutex_init(&srv.http.lock, NULL);
 	http_limits(srv.snap, &lim);
 	gw_http_publish(&srv.http, &lim);

@@ -21,6 +21,7 @@
 #include "gateway/gw_int.h"
 #include "gateway/store.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -362,7 +363,7 @@ mem_session_append_at(const struct gw_sess_ref *r, size_t at,
     const char *const *calls, size_t n)
 {
 	struct agent_sess *a;
-	struct sess *e;
+	struct sess *e = NULL;
 	enum gw_store_rc rc = GW_STORE_NOMEM;
 	int retry_s;
 
@@ -375,6 +376,8 @@ mem_session_append_at(const struct gw_sess_ref *r, size_t at,
 			else if ((rc = sess_add(e, calls, n)) != GW_STORE_OK)
 				e->lost = rc;
 		}
+	} else if (a != NULL && rc == GW_STORE_OK) {
+		rc = GW_STORE_CONTRADICTS;	/* gone since it was read */
 	}
 	pthread_mutex_unlock(&lock);
 	return rc;
@@ -530,12 +533,38 @@ const struct gw_store_ops gw_store_memory = {
 	.window_take = mem_window_take,
 	.response_put = gw_resp_route_put,
 	.response_route = gw_resp_route_get,
+	.limit_reserve = gw_mem_limit_reserve,
+	.limit_settle = gw_mem_limit_settle,
 };
+
+static const struct gw_store_ops *_Atomic store_in_use = &gw_store_memory;
 
 const struct gw_store_ops *
 gw_store(void)
 {
-	return &gw_store_memory;
+	return atomic_load_explicit(&store_in_use, memory_order_acquire);
+}
+
+void
+gw_store_use(const struct gw_store_ops *ops)
+{
+	atomic_store_explicit(&store_in_use, ops, memory_order_release);
+}
+
+const char *
+gw_store_rc_name(enum gw_store_rc rc)
+{
+	switch (rc) {
+	case GW_STORE_OK: return "ok";
+	case GW_STORE_CONTRADICTS: return "contradicts";
+	case GW_STORE_TOO_LONG: return "too_long";
+	case GW_STORE_FULL: return "full";
+	case GW_STORE_LIMIT: return "limit";
+	case GW_STORE_NOMEM: return "nomem";
+	case GW_STORE_UNKNOWN: return "unknown";
+	case GW_STORE_UNAVAILABLE: return "unavailable";
+	}
+	return "?";
 }
 
 void
@@ -566,4 +595,5 @@ gw_store_memory_reset(void)
 	nwindows = 0;
 	pthread_mutex_unlock(&lock);
 	gw_resp_routes_reset();
+	gw_mem_limits_reset();
 }

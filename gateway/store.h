@@ -55,12 +55,46 @@ enum gw_store_rc {
 	GW_STORE_LIMIT,			/* the window's limit is reached */
 	GW_STORE_NOMEM,			/* cannot tell: fail closed */
 	GW_STORE_UNKNOWN,		/* no such response id (resp_routes.c) */
+	GW_STORE_UNAVAILABLE,		/* the shared store (Redis) cannot be
+					 * reached: fail closed unless told */
 };
 
 /* previous_response_id: the route that made a Responses answer. */
 #define GW_RESP_ID_MAX 128
 #define GW_RESP_ROUTE_MAX 64
 #define GW_RESP_PER_TENANT 4096
+
+/*
+ * One counter a request's limits touch (issue 16; built by limits.c from
+ * the rules, so the store knows nothing of tenants or prices).  A
+ * reservation takes amount from every counter of a request, or from
+ * none: the store checks them all, then takes them, atomically.
+ */
+enum gw_ctr_type {
+	GW_CTR_WINDOW = 'w',		/* rolling window of window_s */
+	GW_CTR_PERIOD = 'p',		/* until period_end (day, month) */
+	GW_CTR_INFLIGHT = 'c',		/* leases, each until it expires */
+};
+
+#define GW_CTR_KEY_MAX 200
+
+struct gw_ctr {
+	enum gw_ctr_type type;
+	char key[GW_CTR_KEY_MAX];	/* the counter's name in the store */
+	long long max;
+	long long amount;		/* what this request reserves */
+	int window_s;			/* GW_CTR_WINDOW */
+	long long period_end;		/* GW_CTR_PERIOD: unix seconds */
+	int lease_s;			/* GW_CTR_INFLIGHT: a lease's life if
+					 * its holder never returns it */
+	/* Out of limit_reserve: */
+	long long used;			/* counted with it (or now, refused) */
+	long long bucket;		/* where the reservation went */
+	int retry_s;			/* refused: when room may come */
+};
+
+/* Most counters one request touches. */
+#define GW_MAX_CTRS 32
 
 struct gw_store_ops {
 	const char *name;
@@ -106,6 +140,21 @@ struct gw_store_ops {
 	    const char *route);
 	enum gw_store_rc (*response_route)(const char *tenant, const char *id,
 	    char *route, size_t len);
+	/*
+	 * Reserve c[i].amount on every counter, or on none: LIMIT when one
+	 * would pass its max (*which: its index; its retry_s says when room
+	 * may come).  Every c[i].used is filled either way.  lease names
+	 * the request's in-flight leases (GW_CTR_INFLIGHT).
+	 */
+	enum gw_store_rc (*limit_reserve)(struct gw_ctr *c, size_t n,
+	    const char *lease, size_t *which);
+	/*
+	 * Settle a reservation: add delta[i] (spent minus reserved; may be
+	 * negative) to the bucket c[i] reserved in, and return the
+	 * request's in-flight leases.
+	 */
+	enum gw_store_rc (*limit_settle)(const struct gw_ctr *c, size_t n,
+	    const char *lease, const long long *delta);
 };
 
 enum gw_store_rc gw_resp_route_put(const char *tenant, const char *id,
@@ -116,10 +165,32 @@ void gw_resp_routes_reset(void);
 
 /* The store in use. */
 const struct gw_store_ops *gw_store(void);
+/* Use ops from now on (serve, when state.redis is set; tests). */
+void gw_store_use(const struct gw_store_ops *ops);
+const char *gw_store_rc_name(enum gw_store_rc rc);
 
 /* In this process (sessions.c). */
 extern const struct gw_store_ops gw_store_memory;
 /* Forget every session and window (tests). */
 void gw_store_memory_reset(void);
+/* The in-process limit counters (limits_mem.c). */
+enum gw_store_rc gw_mem_limit_reserve(struct gw_ctr *c, size_t n,
+    const char *lease, size_t *which);
+enum gw_store_rc gw_mem_limit_settle(const struct gw_ctr *c, size_t n,
+    const char *lease, const long long *delta);
+void gw_mem_limits_reset(void);
+
+/*
+ * In Redis (store_redis.c): every operation one Lua script (EVALSHA,
+ * EVAL when Redis forgot it), so several wardens agree.  Each worker
+ * thread has its own synchronous connection with tight timeouts; see
+ * store_redis.c for why.  gw_store_redis_init checks the URL and that
+ * Redis answers (a warning, not an error, when it does not: warden
+ * starts and refuses what needs the store until it does).
+ */
+struct pol_state;
+enum wd_err gw_store_redis_init(const struct pol_state *st, char *err,
+    size_t errlen);
+extern const struct gw_store_ops gw_store_redis;
 
 #endif /* GW_STORE_H */

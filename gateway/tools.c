@@ -242,6 +242,10 @@ check_session(struct gw_tools *tl, const char *const *names, size_t nnames,
 		    tl->agent->max_sessions);
 		d->retry_after_s = retry_s > 0 ? retry_s : 1;
 		return GW_TOOLS_DENY;
+	case GW_STORE_UNAVAILABLE:
+		return deny(d, WD_CODE_STATE_STORE_UNAVAILABLE, "the shared state "
+		    "store (Redis) cannot be reached: agent sessions fail closed, "
+		    "the request is refused");
 	default:
 		return deny(d, WD_CODE_SESSION_STORE, "the session store cannot "
 		    "answer; the request is refused");
@@ -262,10 +266,18 @@ load_window(struct gw_tools *tl, struct gw_tools_deny *d)
 		return deny(d, WD_CODE_SESSION_STORE, "no key to count calls by");
 	for (size_t i = 0; i < a->ntools; i++)
 		names[i] = a->tools[i].name;
-	if (gw_store()->window_read(&r, names, a->ntools, &tl->st.wtotal,
-	    tl->st.wcounts) != GW_STORE_OK)
+	switch (gw_store()->window_read(&r, names, a->ntools, &tl->st.wtotal,
+	    tl->st.wcounts)) {
+	case GW_STORE_OK:
+		break;
+	case GW_STORE_UNAVAILABLE:
+		return deny(d, WD_CODE_STATE_STORE_UNAVAILABLE, "the shared state "
+		    "store (Redis) cannot be reached: agent limits fail closed, "
+		    "the request is refused");
+	default:
 		return deny(d, WD_CODE_SESSION_STORE, "the session store cannot "
 		    "answer; the request is refused");
+	}
 	tl->st.window = true;
 	return GW_TOOLS_OK;
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* ADMIT: nothing goes out that cannot be recorded; then who is asking. */
 static enum txn_state
@@ -184,6 +185,75 @@ decide_tools(struct txn *t, struct gw_http_req *req)
 	return TXN_ATTEMPT;
 }
 
+/* Every answer carries the decision's headers and, under a requests or
+ * tokens per minute limit, the x-ratelimit-* ones (Retry-After comes
+ * with the 429 itself). */
+static void
+limit_headers(struct txn *t)
+{
+	struct txn_limits *L = &t->lim;
+	const char *names[7], *values[7];
+	size_t n = gw_limits_headers(&L->l, names, values, L->buf), k = 2;
+
+	L->hdrs[0] = t->pol.hdrs[0];
+	L->hdrs[1] = t->pol.hdrs[1];
+	for (size_t i = 0; i < n && k < GW_CONN_MAX_STICKY; i++)
+		if (strcmp(names[i], "Retry-After") != 0)
+			L->hdrs[k++] = (struct gw_out_hdr){ names[i], values[i] };
+	if (t->conn != NULL && k > 2)
+		gw_conn_set_answer_headers(t->conn, L->hdrs, k);
+}
+
+/*
+ * LIMITS, the end of DECIDE: reserve what the request may cost on every
+ * limit that applies, or refuse it (429, naming the limit; 503 when the
+ * store cannot answer and a limit does not say fail_open).  A stream
+ * under a token or cost limit asks the provider for its usage.
+ */
+static enum txn_state
+reserve_limits(struct txn *t)
+{
+	struct txn_limits *L = &t->lim;
+	struct pol_caller who = t->req.caller;
+	char msg[400];
+	bool asked;
+
+	/* An agent named by X-Warden-Agent counts as that agent.  The
+	 * in-flight lease is named by the decision id: random, where a
+	 * request id may be the client's. */
+	if (who.agent == NULL && t->pol.tools.agent != NULL)
+		who.agent = t->pol.tools.agent;
+	gw_limits_plan(&L->l, t->pol.snap, &who, t->req.chat.model,
+	    evbuffer_get_length(t->req.body),
+	    gw_limits_max_tokens(t->req.chat.root), t->pol.dec.id, time(NULL));
+	if (L->l.n == 0)
+		return TXN_ATTEMPT;
+	/* Only chat has stream_options; the other formats' streams carry
+	 * their usage in their own events. */
+	if (t->req.fmt == &gw_format_chat && t->req.chat.stream &&
+	    gw_limits_need_usage(&L->l) &&
+	    gw_limits_ask_usage(t->req.chat.root, &asked)) {
+		if (!rewrite_body(t->req.body, t->req.chat.root))
+			return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
+		L->strip_usage = true;
+	}
+	switch (gw_limits_reserve(&L->l, msg, sizeof(msg))) {
+	case GW_LIM_OK:
+		limit_headers(t);
+		return TXN_ATTEMPT;
+	case GW_LIM_OVER:
+		limit_headers(t);
+		gw_txn_error(t, WD_CODE_LIMIT_EXCEEDED, "%s", msg);
+		t->end.retry_after_s = L->l.retry_s;
+		return TXN_END;
+	case GW_LIM_NO_PRICE:
+		return gw_txn_error(t, WD_CODE_NO_PRICE, "%s", msg);
+	case GW_LIM_UNAVAILABLE:
+		break;
+	}
+	return gw_txn_error(t, WD_CODE_STATE_STORE_UNAVAILABLE, "%s", msg);
+}
+
 /* DECIDE: the policy's decision, then the agent's tool policy. */
 static enum txn_state
 step_decide(struct txn *t)
@@ -256,22 +326,23 @@ step_decide(struct txn *t)
 	if (t->req.fmt != &gw_format_chat) {
 		if ((s = decide_tools(t, req)) != TXN_ATTEMPT)
 			return s;
-		/* What ends the transaction if no route is left to try. */
-		gw_txn_error(t, WD_CODE_UPSTREAM_ERROR, "no route");
-		return TXN_ATTEMPT;
+	} else {
+		switch (gw_tools_request(&p->tools, p->snap, t->req.tenant,
+		    &t->req.caller, req, t->req.chat.root, &d)) {
+		case GW_TOOLS_DENY:
+			return gw_txn_refuse(t, &d);
+		case GW_TOOLS_MODIFIED:
+			if (!rewrite_body(t->req.body, t->req.chat.root))
+				return gw_txn_error(t, WD_CODE_INTERNAL,
+				    "out of memory");
+			p->dec.verdict = POL_MODIFY;
+			break;
+		case GW_TOOLS_OK:
+			break;
+		}
 	}
-	switch (gw_tools_request(&p->tools, p->snap, t->req.tenant,
-	    &t->req.caller, req, t->req.chat.root, &d)) {
-	case GW_TOOLS_DENY:
-		return gw_txn_refuse(t, &d);
-	case GW_TOOLS_MODIFIED:
-		if (!rewrite_body(t->req.body, t->req.chat.root))
-			return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
-		p->dec.verdict = POL_MODIFY;
-		break;
-	case GW_TOOLS_OK:
-		break;
-	}
+	if (reserve_limits(t) == TXN_END)
+		return TXN_END;
 	/* What ends the transaction if no route is left to try. */
 	gw_txn_error(t, WD_CODE_UPSTREAM_ERROR, "no route");
 	return TXN_ATTEMPT;

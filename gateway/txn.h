@@ -34,6 +34,7 @@
 #include "gateway/gw_int.h"
 #include "gateway/gw_detect.h"
 #include "gateway/provider.h"
+#include "gateway/limits.h"
 
 enum txn_state {
 	TXN_ADMIT,
@@ -163,6 +164,14 @@ struct txn {
 	struct txn_answer ans;
 	struct txn_audit audit;
 	struct txn_end end;
+	/* Limits and budgets (issue 16): what the request reserved, and the
+	 * answer's headers that say where its limits stand. */
+	struct txn_limits {
+		struct gw_limits l;
+		bool strip_usage;	/* usage asked for; the client did not */
+		struct gw_out_hdr hdrs[GW_CONN_MAX_STICKY];
+		char buf[7][32];
+	} lim;
 };
 
 /* Move t on until it waits for the provider or has ended (then t is

@@ -211,6 +211,15 @@ gw_txn_finish(struct txn *t)
 	if (t->end.reason == TXN_END_WHOLE && t->audit.log != NULL &&
 	    !aud_healthy(t->audit.log))
 		gw_txn_error(t, WD_CODE_AUDIT_UNAVAILABLE, NULL);
+	/* Limits: what a request that was answered spent (the provider's
+	 * usage) replaces its reservation; one that failed gives it back.
+	 * Before the record, which says which. */
+	if ((t->end.reason == TXN_END_WHOLE && t->end.status >= 200 &&
+	    t->end.status < 300) || t->end.reason == TXN_END_STREAM ||
+	    t->ans.streamed)
+		gw_limits_settle(&t->lim.l, t->ans.usage);
+	else
+		gw_limits_release(&t->lim.l);
 	if (gw_txn_record(t) != WD_OK)
 		withhold(t);
 	gw_metrics_request(route_id(t), metric_status(t));

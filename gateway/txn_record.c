@@ -116,12 +116,15 @@ build_record(struct txn *t, const char *resp)
 		.attempts = t->audit.attempts,
 		.tools = t->pol.tools.log,
 		.usage = t->ans.usage,
+		.limits = gw_limits_json(&t->lim.l),
 		.latency_us = wd_mono_us() - t->audit.started_us,
 		.req_hmac = t->audit.req_hmac,
 		.resp_hmac = resp,
 	};
+	json_t *rec = gw_record(&o);
 
-	return gw_record(&o);
+	json_decref(o.limits);
+	return rec;
 }
 
 /*
@@ -163,6 +166,13 @@ record_stream_end(struct txn *t)
 	json_object_set_new(rec, "payload", payload ? payload : json_null());
 	if (t->pol.tools.log != NULL)
 		json_object_set(rec, "tools", t->pol.tools.log);
+	/* What the stream spent against its limits (settled by now). */
+	{
+		json_t *lj = gw_limits_json(&t->lim.l);
+
+		if (lj != NULL)
+			json_object_set_new(rec, "limits", lj);
+	}
 	if (t->audit.log == NULL) {
 		json_decref(rec);
 		return WD_OK;

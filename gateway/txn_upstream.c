@@ -108,6 +108,13 @@ gw_txn_note_stream(struct txn *t, struct evbuffer *out)
 	const char *p = (const char *)evbuffer_pullup(out, -1), *u;
 	struct txn_answer *a = &t->ans;
 
+	/* The usage chunk the client did not ask for (limits asked for it)
+	 * is taken out before anything counts what goes out. */
+	if (t->lim.strip_usage && len > 0) {
+		gw_limits_stream_usage(out, true, &a->usage);
+		len = evbuffer_get_length(out);
+		p = (const char *)evbuffer_pullup(out, -1);
+	}
 	if (len == 0)
 		return;
 	if (a->hmac != NULL)

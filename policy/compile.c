@@ -772,6 +772,9 @@ policy_version(struct pol_snapshot *s)
 	if (s->upstream.proxy != NULL)
 		json_object_set_new(root, "upstream_proxy",
 		    json_string(s->upstream.proxy));
+	/* Limits and prices (issue 16); absent, the JSON is as before. */
+	if (s->nlimits > 0 || s->nprices > 0)
+		json_object_set_new(root, "limits", pol_limits_json(s));
 	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(root);
 	if (text == NULL)

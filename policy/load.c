@@ -20,12 +20,13 @@ static const char *const top_keys[] = {
 	"version", "include", "server", "upstream", "secrets", "audit",
 	"jurisdictions",
 	"data_classes", "providers", "tenants", "rules", "agents",
-	"dev_credentials", "detect", "mcp_servers", "mcp_pins_dir", NULL
+	"dev_credentials", "limits", "prices", "state", "detect", "mcp_servers",
+	"mcp_pins_dir", NULL
 };
 /* Included files hold policy, not process settings. */
 static const char *const include_keys[] = {
 	"include", "jurisdictions", "data_classes", "providers", "tenants",
-	"rules", "agents", NULL
+	"rules", "agents", "limits", "prices", NULL
 };
 
 static void
@@ -236,6 +237,8 @@ load_sections(struct pol_loader *l, yaml_node_t *root, bool main_file)
 			pol_load_secrets(w, v, &l->s->secrets);
 		if ((v = pol_get(w, root, "dev_credentials")) != NULL)
 			pol_load_devcreds(l, v);
+		if ((v = pol_get(w, root, "state")) != NULL)
+			pol_load_state(w, v, &l->s->state);
 		if ((v = pol_get(w, root, "detect")) != NULL)
 			pol_load_detect(l, v);
 		if ((v = pol_get(w, root, "mcp_servers")) != NULL)
@@ -255,6 +258,10 @@ load_sections(struct pol_loader *l, yaml_node_t *root, bool main_file)
 		pol_load_rules(l, v);
 	if ((v = pol_get(w, root, "agents")) != NULL)
 		pol_load_agents(l, v);
+	if ((v = pol_get(w, root, "limits")) != NULL)
+		pol_load_limits(l, v);
+	if ((v = pol_get(w, root, "prices")) != NULL)
+		pol_load_prices(l, v);
 	if ((v = pol_get(w, root, "include")) != NULL)
 		load_includes(l, v);
 }
@@ -345,6 +352,7 @@ pol_load(const char *path, FILE *errs, struct pol_snapshot **out)
 	 * the same run. */
 	if (rc == WD_OK)
 		rc = pol_compile(&l);
+	pol_check_limits(&l);
 	if (rc == WD_OK && l.w.nerrors > 0)
 		rc = WD_ECONFIG;
 	if (l.w.nerrors > 0)

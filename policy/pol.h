@@ -250,6 +250,66 @@ struct pol_secrets {
 
 struct pol_snapshot;
 
+/* ---- limits and budgets (issue 16; load_limits.c) ---- */
+
+/* Whose requests one limit counts together. */
+enum pol_limit_scope {
+	POL_SCOPE_TENANT = 0,		/* every request of the tenant */
+	POL_SCOPE_APP,			/* each app's requests */
+	POL_SCOPE_AGENT,		/* each agent's requests */
+	POL_SCOPE_KEY,			/* each virtual key's requests */
+};
+const char *pol_scope_name(enum pol_limit_scope s);
+
+/* What is counted; budgets are per UTC day and calendar month. */
+enum pol_limit_kind {
+	POL_LIM_RPM = 0,		/* requests per minute (rolling) */
+	POL_LIM_TPM,			/* tokens per minute (rolling) */
+	POL_LIM_CONCURRENT,		/* requests in flight */
+	POL_LIM_TOKENS_DAY,
+	POL_LIM_TOKENS_MONTH,
+	POL_LIM_COST_DAY,		/* micro-USD */
+	POL_LIM_COST_MONTH,		/* micro-USD */
+	POL_LIM_NKINDS
+};
+const char *pol_limit_kind_name(enum pol_limit_kind k);
+
+#define POL_MAX_LIMITS 256
+#define POL_DEFAULT_COMPLETION_CEILING 4096
+
+struct pol_limit {
+	char *id;
+	enum pol_limit_scope scope;
+	/* Which requests it counts: NULL matches any. */
+	char *tenant, *app, *agent;
+	long long max[POL_LIM_NKINDS];	/* -1: no such limit */
+	/* Completion tokens reserved when a request names no max_tokens
+	 * (and the cap on one it names). */
+	long long completion_ceiling;
+	/* When the shared store cannot answer: let requests through
+	 * (opt-in) rather than refuse them. */
+	bool fail_open;
+	size_t line;
+};
+
+/* Prices per model, micro-USD per million tokens. */
+struct pol_price {
+	char *model;
+	long long in_per_mtok, out_per_mtok;
+};
+
+/* Where limits and sessions live: `state.redis` (process setting). */
+struct pol_state {
+	char *redis_url;		/* redis://HOST:PORT[/DB]; NULL: here */
+	int connect_timeout_ms;
+	int command_timeout_ms;
+	char *key_prefix;
+};
+
+/* The price of a model, or NULL. */
+const struct pol_price *pol_price_find(const struct pol_snapshot *snap,
+    const char *model);
+
 #define POL_MAX_TOOLS 64	/* per agent: graph rows are uint64_t */
 #define POL_START (-1)		/* "before any call" in the graph */
 
@@ -453,6 +513,12 @@ struct pol_snapshot {
 		struct pol_app *app;		/* an app's key */
 	} *keyidx;
 	size_t keyidx_cap;		/* power of two */
+	/* Limits and budgets (issue 16): `limits:`, `prices:`, `state:`. */
+	struct pol_limit *limits;
+	size_t nlimits;
+	struct pol_price *prices;
+	size_t nprices;
+	struct pol_state state;
 };
 
 /*

@@ -98,6 +98,8 @@ struct pol_loader {
 	bool have_audit;
 	/* Canonical text of every file, in load order, for the version. */
 	unsigned char digest_chain[32];
+	/* Each limit's tenant, app and agent as written (issue 16). */
+	struct pol_ref (*rlimits)[3];
 	struct raw_provider *rp;	/* parallel to s->providers */
 };
 
@@ -141,6 +143,15 @@ void pol_load_jurisdictions(struct pol_loader *l, yaml_node_t *n);
 void pol_load_classes(struct pol_loader *l, yaml_node_t *n);
 void pol_load_devcreds(struct pol_loader *l, yaml_node_t *n);
 void pol_load_agents(struct pol_loader *l, yaml_node_t *n);
+/* limits:, prices:, state: (load_limits.c); names resolved after the
+ * rest by pol_check_limits, which also frees the raw names. */
+void pol_load_limits(struct pol_loader *l, yaml_node_t *n);
+void pol_load_prices(struct pol_loader *l, yaml_node_t *n);
+void pol_load_state(struct pol_walk *w, yaml_node_t *n, struct pol_state *st);
+void pol_check_limits(struct pol_loader *l);
+void pol_limits_free(struct pol_snapshot *s);
+/* Limits and prices in canonical form, for the policy version. */
+json_t *pol_limits_json(const struct pol_snapshot *s);
 /* detect: read, then resolve classes and compile (load_detect.c). */
 void pol_load_detect(struct pol_loader *l, yaml_node_t *n);
 void pol_compile_detect(struct pol_loader *l);

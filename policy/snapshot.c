@@ -68,6 +68,7 @@ pol_snapshot_unref(struct pol_snapshot *s)
 	}
 	free(s->mcp_servers);
 	free(s->mcp_pins_dir);
+	pol_limits_free(s);
 	for (size_t i = 0; i < s->ntenants; i++) {
 		free(s->tenants[i].id);
 		free(s->tenants[i].keys);

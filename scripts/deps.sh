@@ -8,12 +8,15 @@ set -eu
 # and decrypt a recovered envelope with it); man-db and groff-base: the
 # install test renders the man pages; libhyperscan-dev: content detection
 # (detect/) compiles its detectors into one Hyperscan streaming database;
+# redis-server and libhiredis-dev: limits and agent sessions shared by
+# several wardens (state.redis), and the tests that run a real Redis;
 # graphviz: `warden policy report` draws tool graphs with dot; chromium:
 # the tests render both report pages headless and take screenshots.
 PKGS="build-essential pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
 libtss2-dev libyaml-dev libjansson-dev check swtpm swtpm-tools tpm2-tools
 curl wrk nginx-light clang libclang-rt-14-dev valgrind nodejs npm openssl
-man-db groff-base libhyperscan-dev graphviz chromium"
+man-db groff-base libhyperscan-dev graphviz chromium redis-server
+libhiredis-dev"
 
 missing=""
 for p in $PKGS; do

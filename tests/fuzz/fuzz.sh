@@ -27,7 +27,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 2
 out=build/libfuzzer
 CC=${FUZZ_CC:-clang}
-PKGS="libevent libevent_pthreads libcurl openssl yaml-0.1 jansson tss2-esys tss2-tctildr tss2-mu tss2-rc libhs"
+PKGS="libevent libevent_pthreads libcurl openssl yaml-0.1 jansson tss2-esys tss2-tctildr tss2-mu tss2-rc hiredis libhs"
 PKG_CFLAGS=$(pkg-config --cflags $PKGS) || exit 2
 PKG_LIBS=$(pkg-config --libs $PKGS) || exit 2
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"

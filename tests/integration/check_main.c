@@ -33,6 +33,7 @@ main(void)
 	srunner_add_suite(sr, suite_witness());
 	srunner_add_suite(sr, suite_payloads());
 	srunner_add_suite(sr, suite_formats());
+	srunner_add_suite(sr, suite_replicas());
 	srunner_add_suite(sr, suite_detect());
 	srunner_add_suite(sr, suite_upstreams());
 	srunner_add_suite(sr, suite_reports());

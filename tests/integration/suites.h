@@ -17,6 +17,7 @@ Suite *suite_answers(void);
 Suite *suite_witness(void);
 Suite *suite_payloads(void);
 Suite *suite_formats(void);
+Suite *suite_replicas(void);	/* test_replicas.c: limits, budgets, sessions over Redis */
 Suite *suite_detect(void);
 Suite *suite_upstreams(void);	/* test_upstreams.c: provider kinds over TLS */
 Suite *suite_reports(void);

@@ -463,7 +463,16 @@ START_TEST(route_without_private_ca_fails_tls)
 	    "%ld %s", r.status, r.body);
 	it_resp_free(&r);
 	rec = it_read_file(mrec, NULL);
-	ck_assert_uint_eq(strlen(rec), before);	/* the mock saw nothing */
+	/* The mock saw nothing of it: what it recorded since are the Vertex
+	 * keeper's token refreshes at most (they run on their own clock). */
+	ck_assert_uint_ge(strlen(rec), before);
+	for (char *l = rec + before, *nl; *l != '\0'; l = nl + 1) {
+		nl = strchr(l, '\n');
+		ck_assert_msg(nl != NULL, "torn mock record: %s", l);
+		*nl = '\0';
+		ck_assert_msg(strstr(l, "\"path\":\"/token\"") != NULL,
+		    "the mock saw a request of the route without its CA: %s", l);
+	}
 	free(rec);
 }
 END_TEST

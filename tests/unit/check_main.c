@@ -24,6 +24,8 @@ main(void)
 	srunner_add_suite(sr, suite_audit());
 	srunner_add_suite(sr, suite_witness());
 	srunner_add_suite(sr, suite_sessions());
+	srunner_add_suite(sr, suite_limits());
+	srunner_add_suite(sr, suite_store());
 	srunner_add_suite(sr, suite_errors());
 	srunner_add_suite(sr, suite_detect());
 	srunner_add_suite(sr, suite_residency());

@@ -22,6 +22,22 @@ Suite *suite_witness(void);	/* test_witness.c: checkpoints off the host */
 Suite *suite_secrets(void);	/* test_secrets.c: sealing against swtpm */
 Suite *suite_audit(void);	/* test_audit.c: the hash-chained audit log */
 Suite *suite_sessions(void);	/* test_sessions.c: sessions, limits per key */
+Suite *suite_limits(void);	/* test_limits.c: limits, budgets, prices */
+Suite *suite_store(void);	/* test_store.c: memory and Redis stores */
+
+/* A redis-server child for one test (ut_redis.c). */
+#include <stdbool.h>
+#include <sys/types.h>
+struct ut_redis {
+	pid_t pid;
+	int port;
+};
+/* Start one on port (0: a free one) and wait until it answers. */
+void ut_redis_start(struct ut_redis *r, int port);
+void ut_redis_stop(struct ut_redis *r);
+bool ut_redis_ping(int port);
+/* One command to it (e.g. "SCRIPT FLUSH"); aborts the test on error. */
+void ut_redis_cmd(int port, const char *cmd);
 Suite *suite_errors(void);	/* test_errors.c: the error catalogue, README */
 Suite *suite_detect(void);	/* test_detect.c: content detectors */
 Suite *suite_residency(void);	/* test_residency.c: route residency records */
