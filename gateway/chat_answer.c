@@ -27,12 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static enum wd_err
-bad(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum wd_err
-bad(char *why, size_t whylen, const char *fmt, ...)
+enum wd_err
+gw_ans_bad(char *why, size_t whylen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -67,10 +63,19 @@ gw_answer_clear(struct gw_answer *a)
 }
 
 /* Absent or JSON null: the openai clients treat both as "not given". */
-static bool
-absent(json_t *v)
+bool
+gw_ans_absent(json_t *v)
 {
 	return v == NULL || json_is_null(v);
+}
+
+/* A string member (need: present), or (not need) absent or null. */
+bool
+gw_ans_is_str(json_t *obj, const char *key, bool need)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return json_is_string(v) || (!need && gw_ans_absent(v));
 }
 
 /* A plain JSON integer in [0, max): not "1", not 1.0, not -1. */
@@ -135,7 +140,7 @@ opt_string(json_t *obj, const char *key, const char **out)
 	json_t *v = json_object_get(obj, key);
 
 	*out = NULL;
-	if (absent(v))
+	if (gw_ans_absent(v))
 		return true;
 	if (!json_is_string(v))
 		return false;
@@ -151,13 +156,13 @@ load(const char *buf, size_t len, char *why, size_t whylen)
 
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
-		bad(why, whylen, "not strict JSON (%.80s at byte %d)", jerr.text,
+		gw_ans_bad(why, whylen, "not strict JSON (%.80s at byte %d)", jerr.text,
 		    jerr.position);
 		return NULL;
 	}
 	if (!json_is_object(root)) {
 		json_decref(root);
-		bad(why, whylen, "not a JSON object");
+		gw_ans_bad(why, whylen, "not a JSON object");
 		return NULL;
 	}
 	return root;
@@ -172,17 +177,17 @@ read_top(struct gw_answer *a, char *why, size_t whylen)
 	const char *k;
 
 	if ((k = misplaced_call_key(a->root, none)) != NULL)
-		return bad(why, whylen, "'%s' outside a choice", k);
+		return gw_ans_bad(why, whylen, "'%s' outside a choice", k);
 	if (!json_is_array(json_object_get(a->root, "choices")))
-		return bad(why, whylen, "no 'choices' array");
+		return gw_ans_bad(why, whylen, "no 'choices' array");
 	if (json_array_size(json_object_get(a->root, "choices")) >
 	    GW_ANS_MAX_CHOICES * 4)
-		return bad(why, whylen, "too many choices");
-	if (!absent(usage)) {
+		return gw_ans_bad(why, whylen, "too many choices");
+	if (!gw_ans_absent(usage)) {
 		struct gw_ans_event e = { .kind = GW_ANS_USAGE, .node = usage };
 
 		if (!json_is_object(usage))
-			return bad(why, whylen, "'usage' is not an object");
+			return gw_ans_bad(why, whylen, "'usage' is not an object");
 		return add_event(a, &e);
 	}
 	return WD_OK;
@@ -201,15 +206,15 @@ read_function(json_t *fn, bool need_name, const char *where, const char **name,
 	const char *args, *k;
 
 	if (!json_is_object(fn))
-		return bad(why, whylen, "%s is not an object", where);
+		return gw_ans_bad(why, whylen, "%s is not an object", where);
 	if ((k = stray_key(fn, keys)) != NULL)
-		return bad(why, whylen, "%s has an unknown key '%.40s'", where, k);
+		return gw_ans_bad(why, whylen, "%s has an unknown key '%.40s'", where, k);
 	if (!opt_string(fn, "name", name) || (*name != NULL && **name == '\0'))
-		return bad(why, whylen, "%s.name is not a non-empty string", where);
+		return gw_ans_bad(why, whylen, "%s.name is not a non-empty string", where);
 	if (need_name && *name == NULL)
-		return bad(why, whylen, "%s has no name", where);
+		return gw_ans_bad(why, whylen, "%s has no name", where);
 	if (!opt_string(fn, "arguments", &args))
-		return bad(why, whylen, "%s.arguments is not a string", where);
+		return gw_ans_bad(why, whylen, "%s.arguments is not a string", where);
 	return WD_OK;
 }
 
@@ -224,13 +229,13 @@ read_text(struct gw_answer *a, json_t *obj, size_t choice, json_t *ch,
 		struct gw_ans_event e = { .kind = GW_ANS_TEXT, .choice = choice,
 			.choice_obj = ch };
 
-		if (absent(v))
+		if (gw_ans_absent(v))
 			continue;
 		/* A whole answer's content may be an array of parts. */
 		if (json_is_array(v) && !a->chunk && i == 0)
 			continue;
 		if (!json_is_string(v))
-			return bad(why, whylen, "'%s' is not a string", fields[i]);
+			return gw_ans_bad(why, whylen, "'%s' is not a string", fields[i]);
 		e.text = json_string_value(v);
 		if (add_event(a, &e) != WD_OK)
 			return WD_ENOMEM;
@@ -246,7 +251,7 @@ read_finish(struct gw_answer *a, json_t *ch, size_t choice, char *why,
 		.choice_obj = ch };
 
 	if (!opt_string(ch, "finish_reason", &e.text))
-		return bad(why, whylen, "finish_reason is not a string");
+		return gw_ans_bad(why, whylen, "finish_reason is not a string");
 	return e.text != NULL ? add_event(a, &e) : WD_OK;
 }
 
@@ -264,11 +269,11 @@ read_message_calls(struct gw_answer *a, json_t *msg, size_t c, json_t *ch,
 	size_t j;
 	enum wd_err rc;
 
-	if (!absent(calls) && !json_is_array(calls))
-		return bad(why, whylen, "choices[%zu].message.tool_calls is not an "
+	if (!gw_ans_absent(calls) && !json_is_array(calls))
+		return gw_ans_bad(why, whylen, "choices[%zu].message.tool_calls is not an "
 		    "array", c);
 	if (json_array_size(calls) > GW_ANS_MAX_CALLS)
-		return bad(why, whylen, "choices[%zu] has more than %d tool calls",
+		return gw_ans_bad(why, whylen, "choices[%zu] has more than %d tool calls",
 		    c, GW_ANS_MAX_CALLS);
 	json_array_foreach(calls, j, call) {
 		struct gw_ans_event e = { .kind = GW_ANS_CALL, .choice = c,
@@ -279,31 +284,31 @@ read_message_calls(struct gw_answer *a, json_t *msg, size_t c, json_t *ch,
 
 		snprintf(where, sizeof(where), "choices[%zu].tool_calls[%zu]", c, j);
 		if (!json_is_object(call))
-			return bad(why, whylen, "%s is not an object", where);
+			return gw_ans_bad(why, whylen, "%s is not an object", where);
 		if ((k = stray_key(call, call_keys)) != NULL)
-			return bad(why, whylen, "%s has an unknown key '%.40s'",
+			return gw_ans_bad(why, whylen, "%s has an unknown key '%.40s'",
 			    where, k);
 		if (!opt_string(call, "type", &type) || !opt_string(call, "id",
 		    &id))
-			return bad(why, whylen, "%s: type or id is not a string",
+			return gw_ans_bad(why, whylen, "%s: type or id is not a string",
 			    where);
 		fn = json_object_get(call, "function");
 		custom = json_object_get(call, "custom");
-		if (!absent(fn) && !absent(custom))
-			return bad(why, whylen, "%s is both a function and a custom "
+		if (!gw_ans_absent(fn) && !gw_ans_absent(custom))
+			return gw_ans_bad(why, whylen, "%s is both a function and a custom "
 			    "call", where);
-		if (!absent(custom)) {
+		if (!gw_ans_absent(custom)) {
 			if (type == NULL || strcmp(type, "custom") != 0)
-				return bad(why, whylen, "%s: a custom call of type "
+				return gw_ans_bad(why, whylen, "%s: a custom call of type "
 				    "'%.20s'", where, type ? type : "(none)");
 			if (!json_is_object(custom) ||
 			    (k = stray_key(custom, custom_keys)) != NULL ||
 			    !opt_string(custom, "name", &e.name) || e.name == NULL ||
 			    *e.name == '\0' || !opt_string(custom, "input", &k))
-				return bad(why, whylen, "%s.custom is malformed", where);
+				return gw_ans_bad(why, whylen, "%s.custom is malformed", where);
 		} else {
 			if (type != NULL && strcmp(type, "function") != 0)
-				return bad(why, whylen, "%s has type '%.20s'", where,
+				return gw_ans_bad(why, whylen, "%s has type '%.20s'", where,
 				    type);
 			if ((rc = read_function(fn, true, where, &e.name, why,
 			    whylen)) != WD_OK)
@@ -312,10 +317,10 @@ read_message_calls(struct gw_answer *a, json_t *msg, size_t c, json_t *ch,
 		if ((rc = add_event(a, &e)) != WD_OK)
 			return rc;
 	}
-	if (!absent(fc) && json_array_size(calls) > 0)
-		return bad(why, whylen, "choices[%zu] has both function_call and "
+	if (!gw_ans_absent(fc) && json_array_size(calls) > 0)
+		return gw_ans_bad(why, whylen, "choices[%zu] has both function_call and "
 		    "tool_calls", c);
-	if (!absent(fc)) {
+	if (!gw_ans_absent(fc)) {
 		struct gw_ans_event e = { .kind = GW_ANS_CALL, .choice = c,
 			.call = GW_ANS_FN_CALL, .node = fc, .parent = msg,
 			.choice_obj = ch };
@@ -347,33 +352,33 @@ chat_read_answer(const char *buf, size_t len, struct gw_answer *a, char *why,
 	a->fmt = &gw_format_chat;
 	if ((a->root = load(buf, len, why, whylen)) == NULL)
 		return WD_EPARSE;
-	if (!absent(json_object_get(a->root, "error")))
-		return bad(why, whylen, "a successful answer carries 'error'");
+	if (!gw_ans_absent(json_object_get(a->root, "error")))
+		return gw_ans_bad(why, whylen, "a successful answer carries 'error'");
 	if ((rc = read_top(a, why, whylen)) != WD_OK)
 		return rc;
 	choices = json_object_get(a->root, "choices");
 	if (json_array_size(choices) > GW_ANS_MAX_CHOICES)
-		return bad(why, whylen, "more than %d choices", GW_ANS_MAX_CHOICES);
+		return gw_ans_bad(why, whylen, "more than %d choices", GW_ANS_MAX_CHOICES);
 	json_array_foreach(choices, i, ch) {
 		json_t *msg;
 		const char *k;
 		size_t idx;
 
 		if (!json_is_object(ch))
-			return bad(why, whylen, "choices[%zu] is not an object", i);
+			return gw_ans_bad(why, whylen, "choices[%zu] is not an object", i);
 		/* The index is where the client puts the choice: it must be
 		 * where it is. */
 		if (!index_ok(json_object_get(ch, "index"), GW_ANS_MAX_CHOICES,
 		    &idx) || idx != i)
-			return bad(why, whylen, "choices[%zu].index is not %zu", i, i);
+			return gw_ans_bad(why, whylen, "choices[%zu].index is not %zu", i, i);
 		if ((k = misplaced_call_key(ch, choice_ok)) != NULL)
-			return bad(why, whylen, "choices[%zu] has '%s'", i, k);
+			return gw_ans_bad(why, whylen, "choices[%zu] has '%s'", i, k);
 		msg = json_object_get(ch, "message");
 		if (!json_is_object(msg))
-			return bad(why, whylen, "choices[%zu].message is not an object",
+			return gw_ans_bad(why, whylen, "choices[%zu].message is not an object",
 			    i);
 		if ((k = misplaced_call_key(msg, msg_ok)) != NULL)
-			return bad(why, whylen, "choices[%zu].message has '%s'", i, k);
+			return gw_ans_bad(why, whylen, "choices[%zu].message has '%s'", i, k);
 		if ((rc = read_text(a, msg, i, ch, why, whylen)) != WD_OK ||
 		    (rc = read_message_calls(a, msg, i, ch, why, whylen)) != WD_OK ||
 		    (rc = read_finish(a, ch, i, why, whylen)) != WD_OK)
@@ -395,10 +400,10 @@ read_delta_calls(struct gw_answer *a, json_t *delta, size_t c, json_t *ch,
 	size_t j;
 	enum wd_err rc;
 
-	if (!absent(calls) && !json_is_array(calls))
-		return bad(why, whylen, "delta.tool_calls is not an array");
+	if (!gw_ans_absent(calls) && !json_is_array(calls))
+		return gw_ans_bad(why, whylen, "delta.tool_calls is not an array");
 	if (json_array_size(calls) > GW_ANS_MAX_CALLS)
-		return bad(why, whylen, "too many tool call deltas");
+		return gw_ans_bad(why, whylen, "too many tool call deltas");
 	json_array_foreach(calls, j, call) {
 		struct gw_ans_event e = { .kind = GW_ANS_CALL, .choice = c,
 			.node = call, .parent = calls, .choice_obj = ch };
@@ -406,29 +411,29 @@ read_delta_calls(struct gw_answer *a, json_t *delta, size_t c, json_t *ch,
 		json_t *fn;
 
 		if (!json_is_object(call))
-			return bad(why, whylen, "a tool call delta is not an object");
+			return gw_ans_bad(why, whylen, "a tool call delta is not an object");
 		if ((k = stray_key(call, call_keys)) != NULL)
-			return bad(why, whylen, "a tool call delta has an unknown key "
+			return gw_ans_bad(why, whylen, "a tool call delta has an unknown key "
 			    "'%.40s'", k);
 		if (!index_ok(json_object_get(call, "index"), GW_ANS_MAX_CALLS,
 		    &e.call))
-			return bad(why, whylen, "a tool call delta's index is not an "
+			return gw_ans_bad(why, whylen, "a tool call delta's index is not an "
 			    "integer from 0 to %d", GW_ANS_MAX_CALLS - 1);
 		if (!opt_string(call, "type", &type) || !opt_string(call, "id", &id))
-			return bad(why, whylen, "tool call %zu: type or id is not a "
+			return gw_ans_bad(why, whylen, "tool call %zu: type or id is not a "
 			    "string", e.call);
 		/* The openai-node accumulator knows no other type in a stream. */
 		if (type != NULL && strcmp(type, "function") != 0)
-			return bad(why, whylen, "tool call %zu has type '%.20s'",
+			return gw_ans_bad(why, whylen, "tool call %zu has type '%.20s'",
 			    e.call, type);
 		fn = json_object_get(call, "function");
-		if (!absent(fn) && (rc = read_function(fn, false, "a tool call "
+		if (!gw_ans_absent(fn) && (rc = read_function(fn, false, "a tool call "
 		    "delta's function", &e.name, why, whylen)) != WD_OK)
 			return rc;
 		if ((rc = add_event(a, &e)) != WD_OK)
 			return rc;
 	}
-	if (!absent(fc)) {
+	if (!gw_ans_absent(fc)) {
 		struct gw_ans_event e = { .kind = GW_ANS_CALL, .choice = c,
 			.call = GW_ANS_FN_CALL, .node = fc, .parent = delta,
 			.choice_obj = ch };
@@ -460,11 +465,11 @@ chat_read_chunk(const char *buf, size_t len, struct gw_answer *a, char *why,
 		return WD_EPARSE;
 	/* The openai clients throw on a chunk whose "error" is set. */
 	err = json_object_get(a->root, "error");
-	if (!absent(err)) {
+	if (!gw_ans_absent(err)) {
 		struct gw_ans_event e = { .kind = GW_ANS_ERROR, .node = err };
 
 		if (!json_is_object(err))
-			return bad(why, whylen, "'error' is not an object");
+			return gw_ans_bad(why, whylen, "'error' is not an object");
 		opt_string(err, "message", &e.text);
 		return add_event(a, &e);
 	}
@@ -477,22 +482,22 @@ chat_read_chunk(const char *buf, size_t len, struct gw_answer *a, char *why,
 		size_t c;
 
 		if (!json_is_object(ch))
-			return bad(why, whylen, "choices[%zu] is not an object", i);
+			return gw_ans_bad(why, whylen, "choices[%zu] is not an object", i);
 		if (!index_ok(json_object_get(ch, "index"), GW_ANS_MAX_CHOICES, &c))
-			return bad(why, whylen, "choices[%zu].index is not an integer "
+			return gw_ans_bad(why, whylen, "choices[%zu].index is not an integer "
 			    "from 0 to %d", i, GW_ANS_MAX_CHOICES - 1);
 		/* The accumulator assigns a choice's other keys onto its
 		 * snapshot: a "message" there would replace the message. */
 		if ((k = misplaced_call_key(ch, choice_ok)) != NULL)
-			return bad(why, whylen, "a chunk's choice has '%s'", k);
+			return gw_ans_bad(why, whylen, "a chunk's choice has '%s'", k);
 		delta = json_object_get(ch, "delta");
 		if (!json_is_object(delta))
-			return bad(why, whylen, "choices[%zu].delta is not an object",
+			return gw_ans_bad(why, whylen, "choices[%zu].delta is not an object",
 			    i);
 		if ((k = misplaced_call_key(delta, delta_ok)) != NULL)
-			return bad(why, whylen, "a delta has '%s'", k);
+			return gw_ans_bad(why, whylen, "a delta has '%s'", k);
 		if (!opt_string(delta, "role", &role))
-			return bad(why, whylen, "delta.role is not a string");
+			return gw_ans_bad(why, whylen, "delta.role is not a string");
 		if ((rc = read_text(a, delta, c, ch, why, whylen)) != WD_OK ||
 		    (rc = read_delta_calls(a, delta, c, ch, why, whylen)) != WD_OK ||
 		    (rc = read_finish(a, ch, c, why, whylen)) != WD_OK)
@@ -521,10 +526,10 @@ chat_drop_call(struct gw_answer *a, const struct gw_ans_event *ev)
 	}
 	/* Nothing left to call: an ordinary, finished message. */
 	if (json_array_size(json_object_get(msg, "tool_calls")) == 0 &&
-	    absent(json_object_get(msg, "function_call"))) {
+	    gw_ans_absent(json_object_get(msg, "function_call"))) {
 		json_object_del(msg, "tool_calls");
 		json_object_del(msg, "function_call");
-		if (absent(json_object_get(msg, "content")))
+		if (gw_ans_absent(json_object_get(msg, "content")))
 			json_object_set_new(msg, "content", json_string(""));
 		json_object_set_new(ev->choice_obj, "finish_reason",
 		    json_string("stop"));

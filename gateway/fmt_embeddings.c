@@ -15,21 +15,6 @@
 #define GW_EMB_MAX_ITEMS 2048
 
 static enum wd_err
-bad(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum wd_err
-bad(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return WD_EPARSE;
-}
-
-static enum wd_err
 emb_read_answer(const char *buf, size_t len, struct gw_answer *a, char *why,
     size_t whylen)
 {
@@ -46,15 +31,15 @@ emb_read_answer(const char *buf, size_t len, struct gw_answer *a, char *why,
 	if ((a->root = gw_ans_load(buf, len, why, whylen)) == NULL)
 		return WD_EPARSE;
 	if ((k = gw_ans_stray_key(a->root, keys)) != NULL)
-		return bad(why, whylen, "an embeddings answer has '%.40s'", k);
+		return gw_ans_bad(why, whylen, "an embeddings answer has '%.40s'", k);
 	if (!gw_ans_opt_string(a->root, "object", &obj) || obj == NULL ||
 	    strcmp(obj, "list") != 0)
-		return bad(why, whylen, "object is not 'list'");
+		return gw_ans_bad(why, whylen, "object is not 'list'");
 	if (!gw_ans_opt_string(a->root, "model", &k))
-		return bad(why, whylen, "model is not a string");
+		return gw_ans_bad(why, whylen, "model is not a string");
 	data = json_object_get(a->root, "data");
 	if (!json_is_array(data) || json_array_size(data) > GW_EMB_MAX_ITEMS)
-		return bad(why, whylen, "data is not an array of at most %d",
+		return gw_ans_bad(why, whylen, "data is not an array of at most %d",
 		    GW_EMB_MAX_ITEMS);
 	json_array_foreach(data, i, it) {
 		json_t *v = json_object_get(it, "embedding"), *x;
@@ -63,19 +48,19 @@ emb_read_answer(const char *buf, size_t len, struct gw_answer *a, char *why,
 		if (!json_is_object(it) || gw_ans_stray_key(it, item_keys) !=
 		    NULL || !gw_ans_opt_string(it, "object", &obj) ||
 		    obj == NULL || strcmp(obj, "embedding") != 0)
-			return bad(why, whylen, "data[%zu] is not an embedding", i);
+			return gw_ans_bad(why, whylen, "data[%zu] is not an embedding", i);
 		if (!gw_ans_index_ok(json_object_get(it, "index"),
 		    GW_EMB_MAX_ITEMS, &idx) || idx != i)
-			return bad(why, whylen, "data[%zu].index is not %zu", i, i);
+			return gw_ans_bad(why, whylen, "data[%zu].index is not %zu", i, i);
 		/* A vector of numbers, or base64 text (encoding_format). */
 		if (json_is_string(v))
 			continue;
 		if (!json_is_array(v))
-			return bad(why, whylen, "data[%zu].embedding is neither "
+			return gw_ans_bad(why, whylen, "data[%zu].embedding is neither "
 			    "numbers nor base64", i);
 		json_array_foreach(v, j, x)
 			if (!json_is_number(x))
-				return bad(why, whylen, "data[%zu].embedding[%zu] is "
+				return gw_ans_bad(why, whylen, "data[%zu].embedding[%zu] is "
 				    "not a number", i, j);
 	}
 	u = json_object_get(a->root, "usage");
@@ -83,7 +68,7 @@ emb_read_answer(const char *buf, size_t len, struct gw_answer *a, char *why,
 		struct gw_ans_event e = { .kind = GW_ANS_USAGE, .node = u };
 
 		if (!json_is_object(u))
-			return bad(why, whylen, "usage is not an object");
+			return gw_ans_bad(why, whylen, "usage is not an object");
 		return gw_ans_add(a, &e);
 	}
 	return WD_OK;
@@ -97,7 +82,7 @@ emb_read_chunk(const char *buf, size_t len, struct gw_answer *a, char *why,
 	(void)len;
 	memset(a, 0, sizeof(*a));
 	a->fmt = &gw_format_embeddings;
-	return bad(why, whylen, "embeddings do not stream");
+	return gw_ans_bad(why, whylen, "embeddings do not stream");
 }
 
 static void

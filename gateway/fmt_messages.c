@@ -24,35 +24,6 @@
 
 enum { MB_TEXT = 1, MB_CALL, MB_THINKING, MB_OTHER };
 
-static enum wd_err
-bad(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum wd_err
-bad(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return WD_EPARSE;
-}
-
-static bool
-absent(json_t *v)
-{
-	return v == NULL || json_is_null(v);
-}
-
-static bool
-is_str(json_t *obj, const char *key, bool need)
-{
-	json_t *v = json_object_get(obj, key);
-
-	return json_is_string(v) || (!need && absent(v));
-}
-
 /* Types of provider-side tool results: data, never a call. */
 static bool
 is_result_type(const char *t)
@@ -88,16 +59,16 @@ read_block(struct gw_answer *a, json_t *b, size_t pos, json_t *parent,
 
 	if (!json_is_object(b) || !gw_ans_opt_string(b, "type", &type) ||
 	    type == NULL)
-		return bad(why, whylen, "content[%zu] has no type", pos);
+		return gw_ans_bad(why, whylen, "content[%zu] has no type", pos);
 	if (strcmp(type, "text") == 0) {
 		*kind = MB_TEXT;
 		if ((k = gw_ans_stray_key(b, text_keys)) != NULL)
-			return bad(why, whylen, "text block has '%.40s'", k);
-		if (!is_str(b, "text", true))
-			return bad(why, whylen, "text block without text");
-		if (!absent(json_object_get(b, "citations")) &&
+			return gw_ans_bad(why, whylen, "text block has '%.40s'", k);
+		if (!gw_ans_is_str(b, "text", true))
+			return gw_ans_bad(why, whylen, "text block without text");
+		if (!gw_ans_absent(json_object_get(b, "citations")) &&
 		    !json_is_array(json_object_get(b, "citations")))
-			return bad(why, whylen, "citations is not an array");
+			return gw_ans_bad(why, whylen, "citations is not an array");
 		e.kind = GW_ANS_TEXT;
 		e.text = json_string_value(json_object_get(b, "text"));
 		return gw_ans_add(a, &e);
@@ -108,13 +79,13 @@ read_block(struct gw_answer *a, json_t *b, size_t pos, json_t *parent,
 
 		*kind = MB_CALL;
 		if ((k = gw_ans_stray_key(b, mcp ? mcp_keys : call_keys)) != NULL)
-			return bad(why, whylen, "%s block has '%.40s'", type, k);
-		if (!is_str(b, "id", true) || !is_str(b, "name", true) ||
+			return gw_ans_bad(why, whylen, "%s block has '%.40s'", type, k);
+		if (!gw_ans_is_str(b, "id", true) || !gw_ans_is_str(b, "name", true) ||
 		    *json_string_value(json_object_get(b, "name")) == '\0' ||
 		    strlen(json_string_value(json_object_get(b, "name"))) > 64 ||
 		    !json_is_object(json_object_get(b, "input")) ||
-		    (mcp && !is_str(b, "server_name", true)))
-			return bad(why, whylen, "%s block needs id, a name of 1 to "
+		    (mcp && !gw_ans_is_str(b, "server_name", true)))
+			return gw_ans_bad(why, whylen, "%s block needs id, a name of 1 to "
 			    "64 bytes and an input object", type);
 		e.kind = GW_ANS_CALL;
 		/* A remote MCP server is one provider-side tool: "mcp". */
@@ -128,19 +99,19 @@ read_block(struct gw_answer *a, json_t *b, size_t pos, json_t *parent,
 
 		*kind = MB_THINKING;
 		if ((k = gw_ans_stray_key(b, red ? redacted_keys : think_keys)) !=
-		    NULL || !is_str(b, red ? "data" : "thinking", true) ||
-		    !is_str(b, "signature", false))
-			return bad(why, whylen, "malformed %s block", type);
+		    NULL || !gw_ans_is_str(b, red ? "data" : "thinking", true) ||
+		    !gw_ans_is_str(b, "signature", false))
+			return gw_ans_bad(why, whylen, "malformed %s block", type);
 		return WD_OK;
 	}
 	if (is_result_type(type)) {
 		*kind = MB_OTHER;
 		if ((k = gw_ans_stray_key(b, result_keys)) != NULL ||
-		    !is_str(b, "tool_use_id", true))
-			return bad(why, whylen, "malformed %.40s block", type);
+		    !gw_ans_is_str(b, "tool_use_id", true))
+			return gw_ans_bad(why, whylen, "malformed %.40s block", type);
 		return WD_OK;
 	}
-	return bad(why, whylen, "unknown content block type '%.40s'", type);
+	return gw_ans_bad(why, whylen, "unknown content block type '%.40s'", type);
 }
 
 static enum wd_err
@@ -149,10 +120,10 @@ read_usage(struct gw_answer *a, json_t *obj, char *why, size_t whylen)
 	json_t *u = json_object_get(obj, "usage");
 	struct gw_ans_event e = { .kind = GW_ANS_USAGE, .node = u };
 
-	if (absent(u))
+	if (gw_ans_absent(u))
 		return WD_OK;
 	if (!json_is_object(u))
-		return bad(why, whylen, "usage is not an object");
+		return gw_ans_bad(why, whylen, "usage is not an object");
 	return gw_ans_add(a, &e);
 }
 
@@ -162,8 +133,8 @@ read_stop(struct gw_answer *a, json_t *obj, char *why, size_t whylen)
 	struct gw_ans_event e = { .kind = GW_ANS_FINISH, .choice_obj = obj };
 
 	if (!gw_ans_opt_string(obj, "stop_reason", &e.text) ||
-	    !is_str(obj, "stop_sequence", false))
-		return bad(why, whylen, "stop_reason is not a string");
+	    !gw_ans_is_str(obj, "stop_sequence", false))
+		return gw_ans_bad(why, whylen, "stop_reason is not a string");
 	return e.text != NULL ? gw_ans_add(a, &e) : WD_OK;
 }
 
@@ -181,22 +152,22 @@ read_message(struct gw_answer *a, json_t *m, bool start, char *why,
 	enum wd_err rc;
 
 	if (!json_is_object(m))
-		return bad(why, whylen, "the message is not an object");
+		return gw_ans_bad(why, whylen, "the message is not an object");
 	if ((k = gw_ans_stray_key(m, keys)) != NULL)
-		return bad(why, whylen, "the message has '%.40s'", k);
+		return gw_ans_bad(why, whylen, "the message has '%.40s'", k);
 	if (!gw_ans_opt_string(m, "type", &type) || type == NULL ||
 	    strcmp(type, "message") != 0 || !gw_ans_opt_string(m, "role",
 	    &role) || role == NULL || strcmp(role, "assistant") != 0 ||
-	    !is_str(m, "id", true) || !is_str(m, "model", false))
-		return bad(why, whylen, "not an assistant message");
+	    !gw_ans_is_str(m, "id", true) || !gw_ans_is_str(m, "model", false))
+		return gw_ans_bad(why, whylen, "not an assistant message");
 	if (!json_is_array(content))
-		return bad(why, whylen, "content is not an array");
+		return gw_ans_bad(why, whylen, "content is not an array");
 	if (json_array_size(content) > GW_FMT_MAX_BLOCKS)
-		return bad(why, whylen, "more than %d content blocks",
+		return gw_ans_bad(why, whylen, "more than %d content blocks",
 		    GW_FMT_MAX_BLOCKS);
 	if (start && (json_array_size(content) > 0 ||
-	    !absent(json_object_get(m, "stop_reason"))))
-		return bad(why, whylen, "message_start with content or a stop");
+	    !gw_ans_absent(json_object_get(m, "stop_reason"))))
+		return gw_ans_bad(why, whylen, "message_start with content or a stop");
 	json_array_foreach(content, i, b) {
 		int kind;
 
@@ -238,15 +209,15 @@ read_delta(struct gw_answer *a, json_t *d, size_t idx, char *why,
 
 	if (!json_is_object(d) || !gw_ans_opt_string(d, "type", &type) ||
 	    type == NULL)
-		return bad(why, whylen, "a delta without a type");
+		return gw_ans_bad(why, whylen, "a delta without a type");
 	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		if (strcmp(type, kinds[i].type) == 0)
 			break;
 	if (i == sizeof(kinds) / sizeof(kinds[0]))
-		return bad(why, whylen, "unknown delta type '%.40s'", type);
+		return gw_ans_bad(why, whylen, "unknown delta type '%.40s'", type);
 	if (json_object_size(d) != 2 || json_object_get(d, kinds[i].field) ==
-	    NULL || (i != 4 && !is_str(d, kinds[i].field, true)))
-		return bad(why, whylen, "malformed %s", type);
+	    NULL || (i != 4 && !gw_ans_is_str(d, kinds[i].field, true)))
+		return gw_ans_bad(why, whylen, "malformed %s", type);
 	if (i == 0) {
 		struct gw_ans_event e = { .kind = GW_ANS_TEXT, .call = idx,
 			.text = json_string_value(json_object_get(d, "text")) };
@@ -277,23 +248,23 @@ msg_read_chunk(const char *buf, size_t len, struct gw_answer *a, char *why,
 	if ((r = a->root = gw_ans_load(buf, len, why, whylen)) == NULL)
 		return WD_EPARSE;
 	if (!gw_ans_opt_string(r, "type", &a->type) || a->type == NULL)
-		return bad(why, whylen, "an event without a type");
+		return gw_ans_bad(why, whylen, "an event without a type");
 	t = a->type;
 	if (strcmp(t, "ping") == 0 || strcmp(t, "message_stop") == 0)
 		return json_object_size(r) == 1 ? WD_OK :
-		    bad(why, whylen, "%s with other keys", t);
+		    gw_ans_bad(why, whylen, "%s with other keys", t);
 	if (strcmp(t, "error") == 0) {
 		struct gw_ans_event e = { .kind = GW_ANS_ERROR,
 			.node = json_object_get(r, "error") };
 
 		if (!json_is_object(e.node))
-			return bad(why, whylen, "an error event without error");
+			return gw_ans_bad(why, whylen, "an error event without error");
 		gw_ans_opt_string(e.node, "message", &e.text);
 		return gw_ans_add(a, &e);
 	}
 	if (strcmp(t, "message_start") == 0) {
 		if (json_object_size(r) != 2)
-			return bad(why, whylen, "message_start with other keys");
+			return gw_ans_bad(why, whylen, "message_start with other keys");
 		return read_message(a, json_object_get(r, "message"), true, why,
 		    whylen);
 	}
@@ -307,31 +278,31 @@ msg_read_chunk(const char *buf, size_t len, struct gw_answer *a, char *why,
 
 		if (gw_ans_stray_key(r, keys) != NULL || !json_is_object(d) ||
 		    gw_ans_stray_key(d, dkeys) != NULL)
-			return bad(why, whylen, "malformed message_delta");
+			return gw_ans_bad(why, whylen, "malformed message_delta");
 		if ((rc = read_stop(a, d, why, whylen)) != WD_OK)
 			return rc;
 		return read_usage(a, r, why, whylen);
 	}
 	if (!gw_ans_index_ok(json_object_get(r, "index"), GW_FMT_MAX_BLOCKS,
 	    &idx))
-		return bad(why, whylen, "%.40s: index is not an integer from 0 to "
+		return gw_ans_bad(why, whylen, "%.40s: index is not an integer from 0 to "
 		    "%d", t, GW_FMT_MAX_BLOCKS - 1);
 	if (strcmp(t, "content_block_start") == 0) {
 		if (json_object_size(r) != 3)
-			return bad(why, whylen, "content_block_start with other keys");
+			return gw_ans_bad(why, whylen, "content_block_start with other keys");
 		return read_block(a, json_object_get(r, "content_block"), idx, r,
 		    &kind, why, whylen);
 	}
 	if (strcmp(t, "content_block_delta") == 0) {
 		if (json_object_size(r) != 3)
-			return bad(why, whylen, "content_block_delta with other keys");
+			return gw_ans_bad(why, whylen, "content_block_delta with other keys");
 		return read_delta(a, json_object_get(r, "delta"), idx, why,
 		    whylen);
 	}
 	if (strcmp(t, "content_block_stop") == 0)
 		return json_object_size(r) == 2 ? WD_OK :
-		    bad(why, whylen, "content_block_stop with other keys");
-	return bad(why, whylen, "unknown event type '%.40s'", t);
+		    gw_ans_bad(why, whylen, "content_block_stop with other keys");
+	return gw_ans_bad(why, whylen, "unknown event type '%.40s'", t);
 }
 
 /*
@@ -351,17 +322,17 @@ msg_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		return WD_OK;
 	if (!st->started) {
 		if (strcmp(t, "message_start") != 0)
-			return bad(why, whylen, "the stream does not begin with "
+			return gw_ans_bad(why, whylen, "the stream does not begin with "
 			    "message_start");
 		st->started = true;
 		return WD_OK;
 	}
 	if (strcmp(t, "message_start") == 0)
-		return bad(why, whylen, "a second message_start");
+		return gw_ans_bad(why, whylen, "a second message_start");
 	if (strcmp(t, "message_stop") == 0) {
 		for (unsigned i = 0; i < st->nblocks; i++)
 			if (st->open[i])
-				return bad(why, whylen, "message_stop with block %u "
+				return gw_ans_bad(why, whylen, "message_stop with block %u "
 				    "open", i);
 		st->ended = true;
 		return WD_OK;
@@ -371,7 +342,7 @@ msg_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		return WD_OK;
 	}
 	if (st->finished)
-		return bad(why, whylen, "%s after message_delta", t);
+		return gw_ans_bad(why, whylen, "%s after message_delta", t);
 	gw_ans_index_ok(json_object_get(a->root, "index"), GW_FMT_MAX_BLOCKS,
 	    &idx);
 	if (strcmp(t, "content_block_start") == 0) {
@@ -379,7 +350,7 @@ msg_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		const char *bt = json_string_value(json_object_get(b, "type"));
 
 		if (idx != st->nblocks)
-			return bad(why, whylen, "block %zu starts where block %u "
+			return gw_ans_bad(why, whylen, "block %zu starts where block %u "
 			    "must", idx, st->nblocks);
 		st->kind[idx] = strcmp(bt, "text") == 0 ? MB_TEXT :
 		    strstr(bt, "tool_use") != NULL && !is_result_type(bt) ?
@@ -390,7 +361,7 @@ msg_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		for (size_t i = 0; i < a->nev; i++)
 			if (a->ev[i].kind == GW_ANS_CALL) {
 				if (st->ncalls >= GW_ANS_MAX_CALLS)
-					return bad(why, whylen, "too many calls");
+					return gw_ans_bad(why, whylen, "too many calls");
 				st->callno[idx] = (unsigned char)st->ncalls;
 				snprintf(st->name[idx], sizeof(st->name[idx]), "%s",
 				    a->ev[i].name);
@@ -399,7 +370,7 @@ msg_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		return WD_OK;
 	}
 	if (idx >= st->nblocks || !st->open[idx])
-		return bad(why, whylen, "%s for block %zu, which is not open", t,
+		return gw_ans_bad(why, whylen, "%s for block %zu, which is not open", t,
 		    idx);
 	if (strcmp(t, "content_block_stop") == 0) {
 		st->open[idx] = 0;
@@ -414,7 +385,7 @@ msg_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		    strcmp(dt, "input_json_delta") == 0 ? MB_CALL : MB_THINKING;
 
 		if (st->kind[idx] != want)
-			return bad(why, whylen, "%s to a block of another kind",
+			return gw_ans_bad(why, whylen, "%s to a block of another kind",
 			    dt);
 		for (size_t i = 0; i < a->nev; i++)
 			if (a->ev[i].kind == GW_ANS_CALL)
@@ -583,7 +554,7 @@ count_read_answer(const char *buf, size_t len, struct gw_answer *a,
 	n = json_object_get(a->root, "input_tokens");
 	if (gw_ans_stray_key(a->root, keys) != NULL || !json_is_integer(n) ||
 	    json_integer_value(n) < 0)
-		return bad(why, whylen, "not a token count");
+		return gw_ans_bad(why, whylen, "not a token count");
 	return WD_OK;
 }
 
@@ -595,7 +566,7 @@ count_read_chunk(const char *buf, size_t len, struct gw_answer *a,
 	(void)len;
 	memset(a, 0, sizeof(*a));
 	a->fmt = &gw_format_count_tokens;
-	return bad(why, whylen, "count_tokens does not stream");
+	return gw_ans_bad(why, whylen, "count_tokens does not stream");
 }
 
 static void

@@ -42,12 +42,6 @@ bad(char *why, size_t whylen, const char **param, const char *p,
 	return WD_EPARSE;
 }
 
-static bool
-absent(json_t *v)
-{
-	return v == NULL || json_is_null(v);
-}
-
 void
 gw_req_clear(struct gw_req *r)
 {
@@ -106,7 +100,7 @@ check_tools(struct gw_req *r, char *why, size_t whylen, const char **param)
 	json_t *tools = json_object_get(r->root, "tools"), *t;
 	size_t i;
 
-	if (absent(tools))
+	if (gw_ans_absent(tools))
 		return WD_OK;
 	if (!json_is_array(tools) || json_array_size(tools) > 256)
 		return bad(why, whylen, param, "tools", "'tools' must be an array "
@@ -134,7 +128,7 @@ check_model_stream(struct gw_req *r, char *why, size_t whylen,
 		return bad(why, whylen, param, "model", "'model' is required and "
 		    "must be a non-empty string");
 	r->model = json_string_value(model);
-	if (!absent(stream) && !json_is_boolean(stream))
+	if (!gw_ans_absent(stream) && !json_is_boolean(stream))
 		return bad(why, whylen, param, "stream", "'stream' must be a "
 		    "boolean");
 	r->stream = json_is_true(stream);
@@ -189,7 +183,7 @@ parse_responses(struct gw_req *r, char *why, size_t whylen,
 	json_t *prev = json_object_get(r->root, "previous_response_id");
 	size_t i;
 
-	if (!absent(prev)) {
+	if (!gw_ans_absent(prev)) {
 		if (!json_is_string(prev) || json_string_length(prev) == 0 ||
 		    json_string_length(prev) > 128)
 			return bad(why, whylen, param, "previous_response_id",

@@ -25,35 +25,6 @@
 
 enum { RI_MESSAGE = 1, RI_FUNCTION, RI_REASONING, RI_PROVIDER, RI_OTHER };
 
-static enum wd_err
-bad(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum wd_err
-bad(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return WD_EPARSE;
-}
-
-static bool
-absent(json_t *v)
-{
-	return v == NULL || json_is_null(v);
-}
-
-static bool
-is_str(json_t *obj, const char *key, bool need)
-{
-	json_t *v = json_object_get(obj, key);
-
-	return json_is_string(v) || (!need && absent(v));
-}
-
 static const struct {
 	const char *type, *tool;	/* tool NULL: named by its "name" */
 	int kind;
@@ -97,26 +68,26 @@ read_parts(struct gw_answer *a, json_t *content, size_t pos, char *why,
 	size_t i;
 
 	if (!json_is_array(content) || json_array_size(content) > 64)
-		return bad(why, whylen, "output[%zu].content is not an array", pos);
+		return gw_ans_bad(why, whylen, "output[%zu].content is not an array", pos);
 	json_array_foreach(content, i, p) {
 		const char *t;
 		struct gw_ans_event e = { .kind = GW_ANS_TEXT, .call = pos };
 
 		if (!json_is_object(p) || !gw_ans_opt_string(p, "type", &t) ||
 		    t == NULL)
-			return bad(why, whylen, "a content part without a type");
+			return gw_ans_bad(why, whylen, "a content part without a type");
 		if (strcmp(t, "output_text") == 0) {
 			if (gw_ans_stray_key(p, text_keys) != NULL ||
-			    !is_str(p, "text", true))
-				return bad(why, whylen, "malformed output_text");
+			    !gw_ans_is_str(p, "text", true))
+				return gw_ans_bad(why, whylen, "malformed output_text");
 			e.text = json_string_value(json_object_get(p, "text"));
 		} else if (strcmp(t, "refusal") == 0) {
 			if (gw_ans_stray_key(p, ref_keys) != NULL ||
-			    !is_str(p, "refusal", true))
-				return bad(why, whylen, "malformed refusal");
+			    !gw_ans_is_str(p, "refusal", true))
+				return gw_ans_bad(why, whylen, "malformed refusal");
 			e.text = json_string_value(json_object_get(p, "refusal"));
 		} else {
-			return bad(why, whylen, "unknown content part '%.40s'", t);
+			return gw_ans_bad(why, whylen, "unknown content part '%.40s'", t);
 		}
 		if (gw_ans_add(a, &e) != WD_OK)
 			return WD_ENOMEM;
@@ -140,20 +111,20 @@ read_item(struct gw_answer *a, json_t *it, size_t pos, json_t *parent,
 
 	if (!json_is_object(it) || !gw_ans_opt_string(it, "type", &t) ||
 	    t == NULL)
-		return bad(why, whylen, "output[%zu] has no type", pos);
+		return gw_ans_bad(why, whylen, "output[%zu] has no type", pos);
 	for (i = 0; i < sizeof(item_types) / sizeof(item_types[0]); i++)
 		if (strcmp(t, item_types[i].type) == 0)
 			break;
 	if (i == sizeof(item_types) / sizeof(item_types[0]))
-		return bad(why, whylen, "unknown output item type '%.40s'", t);
+		return gw_ans_bad(why, whylen, "unknown output item type '%.40s'", t);
 	*kind = item_types[i].kind;
 	switch (*kind) {
 	case RI_MESSAGE:
 		if ((k = gw_ans_stray_key(it, msg_keys)) != NULL)
-			return bad(why, whylen, "a message item has '%.40s'", k);
-		if (!is_str(it, "role", true) || strcmp(json_string_value(
+			return gw_ans_bad(why, whylen, "a message item has '%.40s'", k);
+		if (!gw_ans_is_str(it, "role", true) || strcmp(json_string_value(
 		    json_object_get(it, "role")), "assistant") != 0)
-			return bad(why, whylen, "a message item not of the "
+			return gw_ans_bad(why, whylen, "a message item not of the "
 			    "assistant");
 		return read_parts(a, json_object_get(it, "content"), pos, why,
 		    whylen);
@@ -162,34 +133,34 @@ read_item(struct gw_answer *a, json_t *it, size_t pos, json_t *parent,
 
 		if ((k = gw_ans_stray_key(it, fn_keys)) != NULL ||
 		    json_object_get(it, custom ? "arguments" : "input") != NULL)
-			return bad(why, whylen, "a %s item has a stray key", t);
-		if (!is_str(it, "name", true) || !is_str(it, "call_id", false) ||
-		    !is_str(it, "id", false) || !is_str(it, "status", false) ||
-		    !is_str(it, custom ? "input" : "arguments", true))
-			return bad(why, whylen, "a %s item needs a name and %s "
+			return gw_ans_bad(why, whylen, "a %s item has a stray key", t);
+		if (!gw_ans_is_str(it, "name", true) || !gw_ans_is_str(it, "call_id", false) ||
+		    !gw_ans_is_str(it, "id", false) || !gw_ans_is_str(it, "status", false) ||
+		    !gw_ans_is_str(it, custom ? "input" : "arguments", true))
+			return gw_ans_bad(why, whylen, "a %s item needs a name and %s "
 			    "strings", t, custom ? "input" : "arguments");
 		e.name = json_string_value(json_object_get(it, "name"));
 		if (*e.name == '\0' || strlen(e.name) > 64)
-			return bad(why, whylen, "a %s item's name is empty or long",
+			return gw_ans_bad(why, whylen, "a %s item's name is empty or long",
 			    t);
 		return gw_ans_add(a, &e);
 	}
 	case RI_REASONING:
 		if (callish_key(it) != NULL)
-			return bad(why, whylen, "a reasoning item has '%s'",
+			return gw_ans_bad(why, whylen, "a reasoning item has '%s'",
 			    callish_key(it));
 		return WD_OK;
 	case RI_PROVIDER:
 		/* Their fields differ by tool and version; none holds a call
 		 * the client runs, but the item itself is one. */
 		if (callish_key(it) != NULL)
-			return bad(why, whylen, "a %s item has '%s'", t,
+			return gw_ans_bad(why, whylen, "a %s item has '%s'", t,
 			    callish_key(it));
 		e.name = item_types[i].tool;
 		return gw_ans_add(a, &e);
 	default:
 		if (callish_key(it) != NULL)
-			return bad(why, whylen, "a %s item has '%s'", t,
+			return gw_ans_bad(why, whylen, "a %s item has '%s'", t,
 			    callish_key(it));
 		return WD_OK;
 	}
@@ -206,24 +177,24 @@ read_response(struct gw_answer *a, json_t *r, bool start, char *why,
 	enum wd_err rc;
 
 	if (!json_is_object(r))
-		return bad(why, whylen, "the response is not an object");
+		return gw_ans_bad(why, whylen, "the response is not an object");
 	if (!gw_ans_opt_string(r, "object", &obj) || obj == NULL ||
-	    strcmp(obj, "response") != 0 || !is_str(r, "id", true))
-		return bad(why, whylen, "not a response object");
+	    strcmp(obj, "response") != 0 || !gw_ans_is_str(r, "id", true))
+		return gw_ans_bad(why, whylen, "not a response object");
 	if (!gw_ans_opt_string(r, "status", &status))
-		return bad(why, whylen, "status is not a string");
+		return gw_ans_bad(why, whylen, "status is not a string");
 	/* The SDK computes output_text from output: given, it would be one
 	 * more reading of the answer. */
 	if (json_object_get(r, "output_text") != NULL ||
 	    json_object_get(r, "choices") != NULL)
-		return bad(why, whylen, "a response with output_text or choices");
+		return gw_ans_bad(why, whylen, "a response with output_text or choices");
 	if (!json_is_array(out))
-		return bad(why, whylen, "output is not an array");
+		return gw_ans_bad(why, whylen, "output is not an array");
 	if (json_array_size(out) > GW_FMT_MAX_BLOCKS)
-		return bad(why, whylen, "more than %d output items",
+		return gw_ans_bad(why, whylen, "more than %d output items",
 		    GW_FMT_MAX_BLOCKS);
 	if (start && json_array_size(out) > 0)
-		return bad(why, whylen, "a stream's first response has output");
+		return gw_ans_bad(why, whylen, "a stream's first response has output");
 	json_array_foreach(out, i, it) {
 		int kind;
 
@@ -231,11 +202,11 @@ read_response(struct gw_answer *a, json_t *r, bool start, char *why,
 			return rc;
 	}
 	u = json_object_get(r, "usage");
-	if (!absent(u)) {
+	if (!gw_ans_absent(u)) {
 		struct gw_ans_event e = { .kind = GW_ANS_USAGE, .node = u };
 
 		if (!json_is_object(u))
-			return bad(why, whylen, "usage is not an object");
+			return gw_ans_bad(why, whylen, "usage is not an object");
 		if ((rc = gw_ans_add(a, &e)) != WD_OK)
 			return rc;
 	}
@@ -256,8 +227,8 @@ rsp_read_answer(const char *buf, size_t len, struct gw_answer *a, char *why,
 	a->fmt = &gw_format_responses;
 	if ((a->root = gw_ans_load(buf, len, why, whylen)) == NULL)
 		return WD_EPARSE;
-	if (!absent(json_object_get(a->root, "error")))
-		return bad(why, whylen, "a successful answer carries 'error'");
+	if (!gw_ans_absent(json_object_get(a->root, "error")))
+		return gw_ans_bad(why, whylen, "a successful answer carries 'error'");
 	return read_response(a, a->root, false, why, whylen);
 }
 
@@ -348,7 +319,7 @@ rsp_read_chunk(const char *buf, size_t len, struct gw_answer *a, char *why,
 	if ((r = a->root = gw_ans_load(buf, len, why, whylen)) == NULL)
 		return WD_EPARSE;
 	if (!gw_ans_opt_string(r, "type", &a->type) || a->type == NULL)
-		return bad(why, whylen, "an event without a type");
+		return gw_ans_bad(why, whylen, "an event without a type");
 	t = a->type;
 	if (strcmp(t, "error") == 0) {
 		struct gw_ans_event e = { .kind = GW_ANS_ERROR, .node = r };
@@ -357,23 +328,23 @@ rsp_read_chunk(const char *buf, size_t len, struct gw_answer *a, char *why,
 		return gw_ans_add(a, &e);
 	}
 	/* The openai clients throw at any event whose "error" is set. */
-	if (!absent(json_object_get(r, "error")))
-		return bad(why, whylen, "%.60s carries 'error'", t);
+	if (!gw_ans_absent(json_object_get(r, "error")))
+		return gw_ans_bad(why, whylen, "%.60s carries 'error'", t);
 	if (!json_is_integer(json_object_get(r, "sequence_number")) ||
 	    json_integer_value(json_object_get(r, "sequence_number")) < 0)
-		return bad(why, whylen, "%.60s has no sequence_number", t);
+		return gw_ans_bad(why, whylen, "%.60s has no sequence_number", t);
 	if (is_response_event(t, &start)) {
 		static const char *const keys[] = { "type", "sequence_number",
 			"response", NULL };
 
 		if (gw_ans_stray_key(r, keys) != NULL)
-			return bad(why, whylen, "%.60s has other keys", t);
+			return gw_ans_bad(why, whylen, "%.60s has other keys", t);
 		return read_response(a, json_object_get(r, "response"), start,
 		    why, whylen);
 	}
 	if (!gw_ans_index_ok(json_object_get(r, "output_index"),
 	    GW_FMT_MAX_BLOCKS, &idx))
-		return bad(why, whylen, "%.60s: output_index is not an integer "
+		return gw_ans_bad(why, whylen, "%.60s: output_index is not an integer "
 		    "from 0 to %d", t, GW_FMT_MAX_BLOCKS - 1);
 	if (strcmp(t, "response.output_item.added") == 0 ||
 	    strcmp(t, "response.output_item.done") == 0) {
@@ -381,31 +352,31 @@ rsp_read_chunk(const char *buf, size_t len, struct gw_answer *a, char *why,
 			"output_index", "item", NULL };
 
 		if (gw_ans_stray_key(r, keys) != NULL)
-			return bad(why, whylen, "%.60s has other keys", t);
+			return gw_ans_bad(why, whylen, "%.60s has other keys", t);
 		return read_item(a, json_object_get(r, "item"), idx, r, &kind,
 		    why, whylen);
 	}
 	if ((ie = item_event(t)) < 0)
-		return bad(why, whylen, "unknown event type '%.60s'", t);
+		return gw_ans_bad(why, whylen, "unknown event type '%.60s'", t);
 	if ((k = callish_key(r)) != NULL)
-		return bad(why, whylen, "%.60s has '%s'", t, k);
+		return gw_ans_bad(why, whylen, "%.60s has '%s'", t, k);
 	if (json_object_get(r, "content_index") != NULL &&
 	    !gw_ans_index_ok(json_object_get(r, "content_index"), 64, &ci))
-		return bad(why, whylen, "%.60s: a bad content_index", t);
+		return gw_ans_bad(why, whylen, "%.60s: a bad content_index", t);
 	switch (item_events[ie].what) {
 	case EV_TEXT_DELTA: {
 		struct gw_ans_event e = { .kind = GW_ANS_TEXT, .call = idx };
 
 		if (!gw_ans_opt_string(r, "delta", &e.text) || e.text == NULL)
-			return bad(why, whylen, "%.60s without a delta string", t);
+			return gw_ans_bad(why, whylen, "%.60s without a delta string", t);
 		return gw_ans_add(a, &e);
 	}
 	case EV_ARGS_DELTA: {
 		struct gw_ans_event e = { .kind = GW_ANS_CALL, .call = idx,
 			.node = r };
 
-		if (!is_str(r, "delta", true))
-			return bad(why, whylen, "%.60s without a delta string", t);
+		if (!gw_ans_is_str(r, "delta", true))
+			return gw_ans_bad(why, whylen, "%.60s without a delta string", t);
 		return gw_ans_add(a, &e);
 	}
 	case EV_ARGS_DONE: {
@@ -414,7 +385,7 @@ rsp_read_chunk(const char *buf, size_t len, struct gw_answer *a, char *why,
 			.node = r };
 
 		if (!gw_ans_opt_string(r, "name", &e.name))
-			return bad(why, whylen, "%.60s: name is not a string", t);
+			return gw_ans_bad(why, whylen, "%.60s: name is not a string", t);
 		return e.name != NULL ? gw_ans_add(a, &e) : WD_OK;
 	}
 	case EV_PART: {
@@ -424,7 +395,7 @@ rsp_read_chunk(const char *buf, size_t len, struct gw_answer *a, char *why,
 		if (!json_is_object(p) || pt == NULL || (strcmp(pt,
 		    "output_text") != 0 && strcmp(pt, "refusal") != 0 &&
 		    strcmp(pt, "reasoning_text") != 0))
-			return bad(why, whylen, "%.60s: a bad part", t);
+			return gw_ans_bad(why, whylen, "%.60s: a bad part", t);
 		if (strcmp(pt, "reasoning_text") != 0) {
 			/* The texts point into p, which root holds. */
 			json_t *arr = json_pack("[O]", p);
@@ -472,7 +443,7 @@ match_seen(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		if (p >= st->nblocks || (st->kind[p] != RI_FUNCTION &&
 		    st->kind[p] != RI_PROVIDER) || strcmp(st->name[p],
 		    e->name) != 0)
-			return bad(why, whylen, "output %zu names '%.64s', not the "
+			return gw_ans_bad(why, whylen, "output %zu names '%.64s', not the "
 			    "call the stream started there", p, e->name);
 		e->kind = GW_ANS_SEEN;
 		e->call = st->callno[p];
@@ -493,13 +464,13 @@ rsp_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 	if (strcmp(t, "error") == 0)
 		return WD_OK;
 	if (json_integer_value(seqv) <= st->seq && st->started)
-		return bad(why, whylen, "sequence_number does not increase");
+		return gw_ans_bad(why, whylen, "sequence_number does not increase");
 	st->seq = json_integer_value(seqv);
 	if (!st->started) {
 		const char *id;
 
 		if (strcmp(t, "response.created") != 0)
-			return bad(why, whylen, "the stream does not begin with "
+			return gw_ans_bad(why, whylen, "the stream does not begin with "
 			    "response.created");
 		st->started = true;
 		/* The id a follow-up's previous_response_id will name. */
@@ -512,7 +483,7 @@ rsp_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		json_t *out;
 
 		if (strcmp(t, "response.created") == 0)
-			return bad(why, whylen, "a second response.created");
+			return gw_ans_bad(why, whylen, "a second response.created");
 		if (start)
 			return WD_OK;
 		/* The final response is what finalResponse() gives: the
@@ -520,12 +491,12 @@ rsp_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		out = json_object_get(json_object_get(a->root, "response"),
 		    "output");
 		if (json_array_size(out) != st->nblocks)
-			return bad(why, whylen, "the final response has %zu items, "
+			return gw_ans_bad(why, whylen, "the final response has %zu items, "
 			    "the stream started %u", json_array_size(out),
 			    st->nblocks);
 		for (size_t i = 0; i < st->nblocks; i++)
 			if (kind_of(json_array_get(out, i)) != st->kind[i])
-				return bad(why, whylen, "the final output %zu is "
+				return gw_ans_bad(why, whylen, "the final output %zu is "
 				    "not the item the stream started", i);
 		st->ended = true;
 		return match_seen(st, a, why, whylen);
@@ -536,7 +507,7 @@ rsp_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		int kind = kind_of(json_object_get(a->root, "item"));
 
 		if (idx != st->nblocks)
-			return bad(why, whylen, "item %zu starts where item %u "
+			return gw_ans_bad(why, whylen, "item %zu starts where item %u "
 			    "must", idx, st->nblocks);
 		st->kind[idx] = (unsigned char)kind;
 		st->open[idx] = 1;
@@ -544,7 +515,7 @@ rsp_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		for (size_t i = 0; i < a->nev; i++)
 			if (a->ev[i].kind == GW_ANS_CALL) {
 				if (st->ncalls >= GW_ANS_MAX_CALLS)
-					return bad(why, whylen, "too many calls");
+					return gw_ans_bad(why, whylen, "too many calls");
 				st->callno[idx] = (unsigned char)st->ncalls;
 				snprintf(st->name[idx], sizeof(st->name[idx]), "%s",
 				    a->ev[i].name);
@@ -553,11 +524,11 @@ rsp_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 		return WD_OK;
 	}
 	if (idx >= st->nblocks || !st->open[idx])
-		return bad(why, whylen, "%.60s for item %zu, which is not open", t,
+		return gw_ans_bad(why, whylen, "%.60s for item %zu, which is not open", t,
 		    idx);
 	if (strcmp(t, "response.output_item.done") == 0) {
 		if (kind_of(json_object_get(a->root, "item")) != st->kind[idx])
-			return bad(why, whylen, "item %zu is done as another kind",
+			return gw_ans_bad(why, whylen, "item %zu is done as another kind",
 			    idx);
 		st->open[idx] = 0;
 		return match_seen(st, a, why, whylen);
@@ -565,10 +536,10 @@ rsp_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 	ie = item_event(t);
 	if (ie >= 0 && item_events[ie].kind != 0 &&
 	    item_events[ie].kind != st->kind[idx])
-		return bad(why, whylen, "%.60s for an item of another kind", t);
+		return gw_ans_bad(why, whylen, "%.60s for an item of another kind", t);
 	if (ie >= 0 && item_events[ie].what == EV_PART &&
 	    st->kind[idx] != RI_MESSAGE && st->kind[idx] != RI_REASONING)
-		return bad(why, whylen, "%.60s for an item without parts", t);
+		return gw_ans_bad(why, whylen, "%.60s for an item without parts", t);
 	for (size_t i = 0; i < a->nev; i++)
 		if (a->ev[i].kind == GW_ANS_CALL && a->ev[i].name == NULL)
 			a->ev[i].call = st->callno[idx];

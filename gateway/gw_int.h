@@ -684,6 +684,13 @@ extern const struct gw_format gw_format_embeddings;	/* fmt_embeddings.c */
 extern const struct gw_format gw_format_count_tokens;	/* fmt_messages.c */
 
 /* Helpers the readers share (chat_answer.c). */
+/* Say why (into why) and return WD_EPARSE. */
+enum wd_err gw_ans_bad(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Absent or JSON null: clients treat both as "not given". */
+bool gw_ans_absent(json_t *v);
+/* obj's member key is a string (need), or a string, absent or null. */
+bool gw_ans_is_str(json_t *obj, const char *key, bool need);
 enum wd_err gw_ans_add(struct gw_answer *a, const struct gw_ans_event *e);
 /* Strict JSON object: duplicates refused; NULL and *why on failure. */
 json_t *gw_ans_load(const char *buf, size_t len, char *why, size_t whylen);
