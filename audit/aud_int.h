@@ -83,6 +83,7 @@ struct aud_log {
 	bool stop;
 	atomic_bool healthy;
 	atomic_bool dirty;		/* appended, not yet fsynced */
+	atomic_bool wfail;		/* a write failed; cleared by one that works */
 	char lasterr[256];
 	/* Written under wlock, read by the writer thread's wait too. */
 	atomic_uint since_cp;		/* records since the last checkpoint */

@@ -330,6 +330,7 @@ aud_open(const struct aud_opts *o, struct aud_log **out, char *errs,
 	l->prev[AUD_HASH_HEX] = '\0';
 	atomic_init(&l->healthy, true);
 	atomic_init(&l->dirty, false);
+	atomic_init(&l->wfail, false);
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_mutex_init(&l->wlock, NULL);
 	pthread_cond_init(&l->cv, NULL);

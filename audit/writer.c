@@ -300,6 +300,9 @@ checkpoint(struct aud_log *l, bool closing)
 		l->cp_size = th.size;
 		l->cp_force = false;
 		atomic_store(&l->dirty, true);
+	} else {
+		/* Records that follow fail on their own; this one waits. */
+		l->cp_retry_us = wd_mono_us() + 1000000u;
 	}
 	pthread_mutex_unlock(&l->wlock);
 	finish_items(it, WD_OK);
@@ -369,6 +372,17 @@ maybe_rotate(struct aud_log *l)
  * dirty again and the next window covers them).  False if fsync failed:
  * the log is then unhealthy until a later fsync succeeds.
  */
+static void
+fail_closed(struct aud_log *l, bool write)
+{
+	if (write)
+		atomic_store(&l->wfail, true);
+	if (atomic_load(&l->healthy))
+		wd_error("audit: %s; failing closed until it works again",
+		    l->lasterr);
+	atomic_store(&l->healthy, false);
+}
+
 static bool
 sync_now(struct aud_log *l)
 {
@@ -391,10 +405,7 @@ sync_now(struct aud_log *l)
 	if (!ok) {
 		atomic_store(&l->dirty, true);
 		set_error(l, "fsync failed: %s", strerror(errno));
-		if (atomic_load(&l->healthy))
-			wd_error("audit: %s; failing closed until it works again",
-			    l->lasterr);
-		atomic_store(&l->healthy, false);
+		fail_closed(l, false);
 	}
 	return ok;
 }
@@ -449,11 +460,16 @@ writer_main(void *arg)
 		pthread_mutex_lock(&l->wlock);
 		maybe_rotate(l);
 		rc = batch != NULL ? write_batch(l, batch) : WD_OK;
+		if (rc == WD_OK && batch != NULL)
+			atomic_store(&l->wfail, false);
 		pthread_mutex_unlock(&l->wlock);
 		synced = rc == WD_OK && sync_now(l);
 		if (rc == WD_OK) {
-			/* Healthy again only once what was written is durable. */
-			if (synced && !atomic_load(&l->healthy)) {
+			/* Healthy again only once a write worked after the one
+			 * that failed (a sync of older records does not say so)
+			 * and what was written is durable. */
+			if (synced && !atomic_load(&l->wfail) &&
+			    !atomic_load(&l->healthy)) {
 				wd_info("audit: writing works again (%s)", l->dir);
 				atomic_store(&l->healthy, true);
 			}
@@ -474,10 +490,7 @@ writer_main(void *arg)
 			pthread_mutex_lock(&l->mu);
 			continue;
 		}
-		if (atomic_load(&l->healthy))
-			wd_error("audit: %s; failing closed until it works again",
-			    l->lasterr);
-		atomic_store(&l->healthy, false);
+		fail_closed(l, true);
 		/* Waiters learn now; the records stay queued for the retry. */
 		for (struct aud_item *it = batch; it != NULL; it = it->next) {
 			if (it->done != NULL)
@@ -597,10 +610,7 @@ aud_try_append(struct aud_log *l, json_t *rec, json_t **rec_back)
 		return WD_OK;
 	}
 	free(it.pre.text);
-	if (atomic_load(&l->healthy))
-		wd_error("audit: %s; failing closed until it works again",
-		    l->lasterr);
-	atomic_store(&l->healthy, false);
+	fail_closed(l, true);
 	pthread_mutex_unlock(&l->wlock);
 	json_object_del(rec, "seq");
 	*rec_back = rec;
