@@ -21,6 +21,7 @@
  * (Responses, Anthropic) add a table like gw_format_chat beside it.
  */
 #include "gateway/gw_int.h"
+#include "gateway/gw_detect.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -625,6 +626,7 @@ const struct gw_format gw_format_chat = {
 	.error_event = chat_error_event,
 	.auth_prefix = "Authorization: Bearer ",
 	.api = POL_API_CHAT,
+	.answer_text = gw_detect_text_chat,
 };
 
 /* ---- shared with the other formats' readers (fmt_*.c) ---- */

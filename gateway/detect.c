@@ -1,8 +1,10 @@
 /*
- * detect.c - content detection on the chat format: which text of a
- * request is scanned (every message's content, string or text parts;
- * tool call arguments; tool results), the redaction of what was found,
- * and the scan of an answer's text as its events pass.
+ * detect.c - content detection on requests: which text of a request of
+ * any format is scanned (chat messages' content and tool call arguments;
+ * Messages' system and content blocks, tool_use input and tool results;
+ * Responses' instructions and input items; Embeddings' input; an MCP
+ * tools/call's arguments), and the redaction of what was found.  Answers
+ * are detect_answer.c's.
  *
  * Each string value is one text for the scanner: a match never spans two
  * values, and a value's offsets are the offsets the redaction uses.
@@ -37,9 +39,74 @@ add_text(struct gw_detect *d, json_t *v)
 	return WD_OK;
 }
 
-/* content: a string, or parts of which the text ones are read. */
+/* Nesting followed into content blocks and tool arguments: deeper than
+ * any format nests text (jansson itself stops at 2048). */
+#define MAX_DEPTH 64
+
+/* Every string value inside v, at any depth (object keys are names, not
+ * data): tool arguments, MCP arguments. */
 static enum wd_err
-add_content(struct gw_detect *d, json_t *c)
+add_all(struct gw_detect *d, json_t *v, int depth)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+	enum wd_err rc;
+
+	if (depth > MAX_DEPTH)
+		return WD_ELIMIT;
+	if (json_is_string(v))
+		return add_text(d, v);
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			if ((rc = add_all(d, e, depth + 1)) != WD_OK)
+				return rc;
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, k, e)
+			if ((rc = add_all(d, e, depth + 1)) != WD_OK)
+				return rc;
+	}
+	return WD_OK;
+}
+
+static enum wd_err add_blocks(struct gw_detect *d, json_t *c, int depth);
+
+/*
+ * One content block or part of any format: its text (chat and Responses
+ * parts, Messages text blocks), thinking, a tool_use's input (every
+ * string of it), a tool_result's content, a document's text source.
+ * Ids, names, types and media data are not text.
+ */
+static enum wd_err
+add_block(struct gw_detect *d, json_t *b, int depth)
+{
+	const char *type = json_string_value(json_object_get(b, "type"));
+	json_t *src = json_object_get(b, "source");
+	enum wd_err rc;
+
+	if (depth > MAX_DEPTH)
+		return WD_ELIMIT;
+	if ((rc = add_text(d, json_object_get(b, "text"))) != WD_OK ||
+	    (rc = add_text(d, json_object_get(b, "thinking"))) != WD_OK ||
+	    (rc = add_blocks(d, json_object_get(b, "content"), depth + 1)) !=
+	    WD_OK)
+		return rc;
+	if (type != NULL && (strcmp(type, "tool_use") == 0 ||
+	    strcmp(type, "server_tool_use") == 0) &&
+	    (rc = add_all(d, json_object_get(b, "input"), depth + 1)) != WD_OK)
+		return rc;
+	if (json_is_object(src) && json_is_string(json_object_get(src, "type")) &&
+	    strcmp(json_string_value(json_object_get(src, "type")), "text") == 0 &&
+	    (rc = add_text(d, json_object_get(src, "data"))) != WD_OK)
+		return rc;
+	if (json_is_object(src))
+		return add_blocks(d, json_object_get(src, "content"), depth + 1);
+	return WD_OK;
+}
+
+/* content: a string, or blocks (parts) read by add_block. */
+static enum wd_err
+add_blocks(struct gw_detect *d, json_t *c, int depth)
 {
 	size_t i;
 	json_t *part;
@@ -48,41 +115,41 @@ add_content(struct gw_detect *d, json_t *c)
 	if (json_is_string(c))
 		return add_text(d, c);
 	json_array_foreach(c, i, part) {
-		if ((rc = add_text(d, json_object_get(part, "text"))) != WD_OK)
+		if ((rc = add_block(d, part, depth)) != WD_OK)
 			return rc;
 	}
 	return WD_OK;
 }
 
 /*
- * The other formats' text (issue 13): Messages' system and tool_result
- * blocks, Responses' instructions and input (a string, or items with
- * content, arguments and outputs), Embeddings' input strings.  One
+ * The other formats' text (issue 13): Messages' system and content
+ * blocks, Responses' instructions and input (a string, or items: message
+ * content, function_call arguments, outputs (a string or parts), custom
+ * tool input, reasoning summaries), Embeddings' input strings.  One
  * policy for all: what chat's messages would be scanned for is scanned
- * wherever the format puts it.
+ * wherever the format puts it.  No value is added twice (redaction
+ * rewrites each once).
  */
 static enum wd_err
 collect_formats(struct gw_detect *d, json_t *root)
 {
-	json_t *in = json_object_get(root, "input"), *it, *m, *b;
-	size_t i, j;
+	json_t *in = json_object_get(root, "input"), *it;
+	size_t i;
 	enum wd_err rc;
 
-	if ((rc = add_content(d, json_object_get(root, "system"))) != WD_OK ||
+	if ((rc = add_blocks(d, json_object_get(root, "system"), 0)) != WD_OK ||
 	    (rc = add_text(d, json_object_get(root, "instructions"))) != WD_OK)
 		return rc;
-	json_array_foreach(json_object_get(root, "messages"), i, m)
-		json_array_foreach(json_object_get(m, "content"), j, b)
-			if ((rc = add_content(d, json_object_get(b, "content"))) !=
-			    WD_OK)
-				return rc;
 	if (json_is_string(in))
 		return add_text(d, in);
 	json_array_foreach(in, i, it) {
 		if ((rc = add_text(d, it)) != WD_OK ||
-		    (rc = add_content(d, json_object_get(it, "content"))) != WD_OK ||
+		    (rc = add_blocks(d, json_object_get(it, "content"), 0)) !=
+		    WD_OK ||
 		    (rc = add_text(d, json_object_get(it, "arguments"))) != WD_OK ||
-		    (rc = add_text(d, json_object_get(it, "output"))) != WD_OK)
+		    (rc = add_blocks(d, json_object_get(it, "output"), 0)) != WD_OK ||
+		    (rc = add_text(d, json_object_get(it, "input"))) != WD_OK ||
+		    (rc = add_blocks(d, json_object_get(it, "summary"), 0)) != WD_OK)
 			return rc;
 	}
 	return WD_OK;
@@ -99,7 +166,7 @@ collect(struct gw_detect *d, json_t *root)
 		return rc;
 
 	json_array_foreach(json_object_get(root, "messages"), i, m) {
-		if ((rc = add_content(d, json_object_get(m, "content"))) != WD_OK)
+		if ((rc = add_blocks(d, json_object_get(m, "content"), 0)) != WD_OK)
 			return rc;
 		json_array_foreach(json_object_get(m, "tool_calls"), j, tc) {
 			rc = add_text(d, json_object_get(json_object_get(tc,
@@ -115,18 +182,13 @@ collect(struct gw_detect *d, json_t *root)
 	return WD_OK;
 }
 
-enum wd_err
-gw_detect_request(struct gw_detect *d, const struct pol_snapshot *snap,
-    json_t *root, const uint32_t **counts)
+/* The texts collected go through one scanner; counts to metrics. */
+static enum wd_err
+scan_texts(struct gw_detect *d, const struct pol_snapshot *snap,
+    const char *where, const uint32_t **counts)
 {
 	enum wd_err rc;
 
-	if (counts != NULL)
-		*counts = NULL;
-	if (snap->detect.db == NULL)
-		return WD_OK;
-	if ((rc = collect(d, root)) != WD_OK)
-		return rc;
 	if ((rc = det_scan_open(snap->detect.db, &d->scan)) != WD_OK)
 		return rc;
 	for (size_t i = 0; i < d->ntexts; i++) {
@@ -140,11 +202,40 @@ gw_detect_request(struct gw_detect *d, const struct pol_snapshot *snap,
 	memcpy(d->counts, det_scan_counts(d->scan), sizeof(d->counts));
 	for (size_t i = 0; i < snap->detect.n; i++)
 		if (d->counts[i] > 0)
-			gw_metrics_detect(snap->detect.d[i].id, "request",
-			    d->counts[i]);
+			gw_metrics_detect(snap->detect.d[i].id, where, d->counts[i]);
 	if (counts != NULL)
 		*counts = d->counts;
 	return WD_OK;
+}
+
+enum wd_err
+gw_detect_request(struct gw_detect *d, const struct pol_snapshot *snap,
+    json_t *root, const uint32_t **counts)
+{
+	enum wd_err rc;
+
+	if (counts != NULL)
+		*counts = NULL;
+	if (snap->detect.db == NULL)
+		return WD_OK;
+	if ((rc = collect(d, root)) != WD_OK)
+		return rc;
+	return scan_texts(d, snap, "request", counts);
+}
+
+enum wd_err
+gw_detect_mcp_args(struct gw_detect *d, const struct pol_snapshot *snap,
+    json_t *args, const uint32_t **counts)
+{
+	enum wd_err rc;
+
+	if (counts != NULL)
+		*counts = NULL;
+	if (snap->detect.db == NULL)
+		return WD_OK;
+	if ((rc = add_all(d, args, 0)) != WD_OK)
+		return rc;
+	return scan_texts(d, snap, "mcp", counts);
 }
 
 static int
@@ -244,112 +335,4 @@ gw_detect_clear(struct gw_detect *d)
 	det_scan_close(d->scan);
 	free(d->texts);
 	memset(d, 0, sizeof(*d));
-}
-
-enum wd_err
-gw_detect_answer_open(struct gw_detect_answer *a,
-    const struct pol_snapshot *snap)
-{
-	memset(a, 0, sizeof(*a));
-	if (snap->detect.db == NULL || snap->detect.answers == 0)
-		return WD_OK;
-	a->mask = snap->detect.answers;
-	return det_scan_open(snap->detect.db, &a->scan);
-}
-
-static enum wd_err
-feed(struct gw_detect_answer *a, json_t *v)
-{
-	if (!json_is_string(v))
-		return WD_OK;
-	return det_scan_feed(a->scan, json_string_value(v),
-	    json_string_length(v));
-}
-
-/* The text of one chunk (delta) or whole answer (message). */
-static enum wd_err
-feed_choices(struct gw_detect_answer *a, json_t *root, const char *key)
-{
-	json_t *c, *m, *tc;
-	size_t i, j;
-	enum wd_err rc;
-
-	json_array_foreach(json_object_get(root, "choices"), i, c) {
-		m = json_object_get(c, key);
-		if ((rc = feed(a, json_object_get(m, "content"))) != WD_OK)
-			return rc;
-		json_array_foreach(json_object_get(m, "tool_calls"), j, tc) {
-			rc = feed(a, json_object_get(json_object_get(tc, "function"),
-			    "arguments"));
-			if (rc != WD_OK)
-				return rc;
-		}
-	}
-	return WD_OK;
-}
-
-enum wd_err
-gw_detect_answer_piece(struct gw_detect_answer *a, const char *ev, size_t n,
-    bool whole, int *fired)
-{
-	const uint32_t *counts;
-	uint64_t hit;
-	enum wd_err rc = WD_OK;
-
-	*fired = -1;
-	if (a->scan == NULL)
-		return WD_OK;
-	if (whole) {
-		json_t *j = json_loadb(ev, n, 0, NULL);
-
-		rc = j != NULL ? feed_choices(a, j, "message") :
-		    det_scan_feed(a->scan, ev, n);
-		json_decref(j);
-		if (rc == WD_OK)
-			rc = det_scan_next_text(a->scan);
-	} else {
-		/* The event's data lines; what is not JSON is scanned as it
-		 * is (the tool policy judges its form). */
-		for (size_t off = 0; off < n && rc == WD_OK;) {
-			const char *line = ev + off, *nl = memchr(line, '\n', n - off);
-			size_t len = nl ? (size_t)(nl - line) : n - off;
-
-			off += len + 1;
-			if (len > 0 && line[len - 1] == '\r')
-				len--;
-			if (len < 5 || memcmp(line, "data:", 5) != 0)
-				continue;
-			line += 5;
-			len -= 5;
-			if (len > 0 && *line == ' ')
-				line++, len--;
-			if (len == 6 && memcmp(line, "[DONE]", 6) == 0)
-				continue;
-			json_t *j = json_loadb(line, len, 0, NULL);
-
-			rc = j != NULL ? feed_choices(a, j, "delta") :
-			    det_scan_feed(a->scan, line, len);
-			json_decref(j);
-		}
-	}
-	if (rc != WD_OK)
-		return rc;
-	counts = det_scan_counts(a->scan);
-	/* A match that ends where the text so far ends counts too: the
-	 * next piece may not continue it, and this one must not go out. */
-	hit = det_scan_pending(a->scan) & a->mask;
-	for (size_t i = 0; i < POL_MAX_DETECTORS; i++)
-		if (counts[i] > a->seen[i] && (a->mask & (1ull << i)))
-			hit |= 1ull << i;
-	memcpy(a->seen, counts, sizeof(a->seen));
-	if (hit != 0)
-		*fired = __builtin_ctzll(hit);
-	return WD_OK;
-}
-
-void
-gw_detect_answer_clear(struct gw_detect_answer *a)
-{
-	det_scan_close(a->scan);
-	memset(a, 0, sizeof(*a));
 }

@@ -6,6 +6,7 @@
  * Embeddings do not stream: read_chunk refuses every chunk.
  */
 #include "gateway/gw_int.h"
+#include "gateway/gw_detect.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -135,4 +136,5 @@ const struct gw_format gw_format_embeddings = {
 	.error_event = emb_error_event,
 	.auth_prefix = "Authorization: Bearer ",
 	.api = POL_API_EMBEDDINGS,
+	.answer_text = gw_detect_text_none,
 };

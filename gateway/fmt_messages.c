@@ -16,6 +16,7 @@
  * open block of their kind (step() below).
  */
 #include "gateway/gw_int.h"
+#include "gateway/gw_detect.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -535,6 +536,7 @@ const struct gw_format gw_format_messages = {
 	.auth_prefix = "x-api-key: ",
 	.forward = msg_forward,
 	.api = POL_API_MESSAGES,
+	.answer_text = gw_detect_text_messages,
 };
 
 /* ---- count_tokens: {"input_tokens": N}, never streamed ---- */
@@ -591,4 +593,5 @@ const struct gw_format gw_format_count_tokens = {
 	.auth_prefix = "x-api-key: ",
 	.forward = msg_forward,
 	.api = POL_API_MESSAGES,
+	.answer_text = gw_detect_text_none,
 };

@@ -17,6 +17,7 @@
  * response must hold exactly the calls the stream named (step() below).
  */
 #include "gateway/gw_int.h"
+#include "gateway/gw_detect.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -597,4 +598,5 @@ const struct gw_format gw_format_responses = {
 	.error_event = rsp_error_event,
 	.auth_prefix = "Authorization: Bearer ",
 	.api = POL_API_RESPONSES,
+	.answer_text = gw_detect_text_responses,
 };

@@ -635,6 +635,8 @@ struct gw_fmt_stream {
 	int64_t seq;			/* Responses: last sequence_number */
 };
 
+struct gw_detect_answer;
+
 struct gw_format {
 	const char *name;
 	/* Read and validate a request body; on failure *why is a message
@@ -675,6 +677,11 @@ struct gw_format {
 	const char *const *forward;
 	/* The POL_API_* bit: routes must speak it. */
 	unsigned api;
+	/* Content detection: feed the text of a whole answer (whole) or of
+	 * one stream event's data to a's scanner, in order, nothing else
+	 * between a stream's pieces (detect_answer.c). */
+	enum wd_err (*answer_text)(struct gw_detect_answer *a, json_t *data,
+	    bool whole);
 };
 
 extern const struct gw_format gw_format_chat;

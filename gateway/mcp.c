@@ -23,6 +23,7 @@
  * one audit record (kind mcp_call).
  */
 #include "gateway/gw_int.h"
+#include "gateway/gw_detect.h"
 #include "gateway/mcp.h"
 #include "gateway/store.h"
 
@@ -66,6 +67,13 @@ struct mcp_txn {
 	char result_hmac[AUD_HASH_HEX + 1];
 	bool is_list;
 	json_t *log;			/* hidden tools, refused requests */
+	/* Content detection (issue 20): the arguments before the decision,
+	 * the result on its way back. */
+	struct gw_detect det;
+	uint64_t det_classes;		/* classes the arguments carry */
+	struct gw_detect_answer res;
+	const char *res_code;		/* the result was withheld: why */
+	char res_msg[160];
 };
 
 static void txn_free(struct mcp_txn *t);
@@ -106,6 +114,29 @@ rpc_error(struct gw_conn *c, int status, json_t *id, int code,
 
 /* ---- the audit record of a tools/call ---- */
 
+/* Which detectors fired on the arguments (and the result), how often:
+ * never what they found. */
+static void
+detections_json(const struct mcp_txn *t, json_t *rec)
+{
+	json_t *o = json_object(), *r = json_object();
+
+	for (size_t i = 0; i < t->snap->detect.n && i < POL_MAX_DETECTORS; i++) {
+		if (t->det.scan != NULL && t->det.counts[i] > 0)
+			json_object_set_new(o, t->snap->detect.d[i].id,
+			    json_integer(t->det.counts[i]));
+		if (t->res.scan != NULL && t->res.seen[i] > 0)
+			json_object_set_new(r, t->snap->detect.d[i].id,
+			    json_integer(t->res.seen[i]));
+	}
+	if (json_object_size(o) > 0)
+		json_object_set(rec, "detections", o);
+	if (json_object_size(r) > 0)
+		json_object_set(rec, "result_detections", r);
+	json_decref(o);
+	json_decref(r);
+}
+
 static void
 record_call(struct mcp_txn *t, const char *verdict, const char *rule,
     const char *why)
@@ -114,6 +145,13 @@ record_call(struct mcp_txn *t, const char *verdict, const char *rule,
 
 	if (t->srv->audit == NULL)
 		return;
+	/* A result the answer detectors withheld: the client got an error,
+	 * not what the server answered. */
+	if (t->res_code != NULL && strcmp(verdict, "allow") == 0) {
+		verdict = "deny";
+		rule = t->res_code;
+		why = t->res_msg;
+	}
 	rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:s,s:s,s:s?,"
 	    "s:s?,s:s?,s:s?,s:i}",
 	    "kind", "mcp_call", "format", "mcp", "request_id", t->reqid,
@@ -131,6 +169,7 @@ record_call(struct mcp_txn *t, const char *verdict, const char *rule,
 	    json_string(t->result_hmac) : json_null());
 	if (t->log != NULL)
 		json_object_set(rec, "mcp", t->log);
+	detections_json(t, rec);
 	(void)aud_append(t->srv->audit, rec);
 }
 
@@ -168,6 +207,37 @@ reachable(const struct pol_agent *a)
 		seen |= next;
 	}
 	return seen;
+}
+
+/*
+ * The classes content detection found in the arguments go where the
+ * tool's sink is: a flow rule keeping them from that sink refuses the
+ * call, whatever the session read before (detections add, never remove).
+ */
+static bool
+detected_flows_ok(const struct mcp_txn *t, const char **rule, char *msg,
+    size_t msglen)
+{
+	int idx = pol_tool_index(t->agent, t->agent_tool);
+	const struct pol_tool *tool;
+
+	if (t->det_classes == 0 || idx < 0)
+		return true;
+	tool = &t->agent->tools[idx];
+	for (size_t f = 0; f < t->agent->nflows; f++) {
+		const struct pol_flow *fl = &t->agent->flows[f];
+
+		if (tool->sink == fl->to_sink && (t->det_classes &
+		    fl->from_labels)) {
+			*rule = fl->id;
+			snprintf(msg, msglen, "flow rule '%s': the arguments of '%s' "
+			    "carry data the rule keeps from a %s sink (found by "
+			    "content detection)", fl->id, tool->name,
+			    pol_sink_name(tool->sink));
+			return false;
+		}
+	}
+	return true;
 }
 
 /*
@@ -222,6 +292,8 @@ decide_call(struct mcp_txn *t, const char **rule, char *msg, size_t msglen)
 		snprintf(msg, msglen, "the tool pin file cannot be read");
 		return false;
 	}
+	if (!detected_flows_ok(t, rule, msg, msglen))
+		return false;
 	memset(&tl, 0, sizeof(tl));
 	tl.agent = t->agent;
 	tl.key = t->key;
@@ -442,6 +514,43 @@ refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
 }
 
 /*
+ * A tools/call result, scanned by the detectors that watch answers: a
+ * detection (or a scanner that cannot run) turns the message into a
+ * JSON-RPC error naming the detector; the result goes nowhere.
+ */
+static void
+withhold_result(struct mcp_txn *t, struct gw_rpc *sm)
+{
+	const struct pol_detector *det;
+	const char *code;
+	int fired = -1;
+
+	if (t->res.scan == NULL)
+		return;
+	if (gw_detect_mcp_result(&t->res, sm->result, &fired) != WD_OK) {
+		code = wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->code;
+		snprintf(t->res_msg, sizeof(t->res_msg), "content detection "
+		    "cannot run on the tool's result; it was withheld");
+	} else if (fired >= 0) {
+		det = &t->snap->detect.d[fired];
+		gw_metrics_detect(det->id, "mcp_result", 1);
+		code = det->code;
+		snprintf(t->res_msg, sizeof(t->res_msg), "the tool's result "
+		    "contains what detector '%s' looks for; it was withheld",
+		    det->id);
+	} else {
+		return;
+	}
+	t->res_code = code;
+	json_object_del(sm->root, "result");
+	sm->result = NULL;
+	json_object_set_new(sm->root, "error", json_pack("{s:i,s:s,s:{s:s}}",
+	    "code", GW_RPC_POLICY, "message", t->res_msg, "data", "warden",
+	    code));
+	sm->error = json_object_get(sm->root, "error");
+}
+
+/*
  * One message from the server: checked, maybe changed; false when it
  * must not reach the client (a refused server request).  *bad when it
  * cannot be read strictly.
@@ -466,6 +575,8 @@ server_message(struct mcp_txn *t, struct gw_rpc *sm)
 		filter_list(t, sm->result);
 	if (t->is_call)
 		digest_of(t, sm->result ? sm->result : sm->error, t->result_hmac);
+	if (t->is_call && sm->result != NULL)
+		withhold_result(t, sm);
 	return true;
 }
 
@@ -749,6 +860,8 @@ txn_free(struct mcp_txn *t)
 	if (t->acc != NULL)
 		evbuffer_free(t->acc);
 	json_decref(t->log);
+	gw_detect_clear(&t->det);
+	gw_detect_answer_clear(&t->res);
 	gw_creds_unref(t->creds);
 	pol_snapshot_unref(t->snap);
 	free(t);
@@ -953,6 +1066,100 @@ identify(struct mcp_txn *t, struct gw_conn *c, const struct gw_http_req *req)
 	return true;
 }
 
+/* A tools/call refused before the decision: recorded, answered. */
+static void
+refuse_call(struct mcp_txn *t, struct gw_conn *c, int status,
+    enum wd_code code, const char *rule, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void
+refuse_call(struct mcp_txn *t, struct gw_conn *c, int status,
+    enum wd_code code, const char *rule, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	t->agent_tool = pol_mcp_agent_tool(t->m, t->tool);
+	t->status = status;
+	record_call(t, "deny", rule, msg);
+	rpc_error(c, status, t->msg.id, GW_RPC_POLICY, rule != NULL ? rule :
+	    wd_errdef(code)->code, "warden refused the call: %s", msg);
+}
+
+/*
+ * The content detectors on params.arguments, before the decision: their
+ * classes join the decision (flow rules for the tool's sink), a blocking
+ * detector refuses the call naming itself (never what it found), and a
+ * detector that cannot run refuses it (fail closed).  False: answered.
+ */
+static bool
+scan_args(struct mcp_txn *t, struct gw_conn *c)
+{
+	const struct pol_detect *pd = &t->snap->detect;
+	const uint32_t *counts;
+	enum wd_err rc;
+
+	rc = gw_detect_mcp_args(&t->det, t->snap, json_object_get(t->msg.params,
+	    "arguments"), &counts);
+	if (rc == WD_ELIMIT) {
+		refuse_call(t, c, 200, WD_CODE_TOO_MANY_TEXTS,
+		    wd_errdef(WD_CODE_TOO_MANY_TEXTS)->code, "%s",
+		    wd_errdef(WD_CODE_TOO_MANY_TEXTS)->message);
+		return false;
+	}
+	if (rc != WD_OK || gw_detect_answer_open(&t->res, t->snap, NULL) !=
+	    WD_OK) {
+		refuse_call(t, c, 503, WD_CODE_DETECTOR_UNAVAILABLE,
+		    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->code, "%s",
+		    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->message);
+		return false;
+	}
+	for (size_t i = 0; counts != NULL && i < pd->n; i++) {
+		if (counts[i] == 0)
+			continue;
+		t->det_classes |= pd->d[i].classes;
+		if (pd->d[i].action == POL_DET_BLOCK) {
+			refuse_call(t, c, 200, WD_CODE_DETECTED, pd->d[i].code,
+			    "the arguments contain what detector '%s' looks "
+			    "for; they were not sent", pd->d[i].id);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* An allowed call's arguments, redacted where the detectors say so:
+ * what the server gets (and what the record digests).  False: answered. */
+static bool
+redact_args(struct mcp_txn *t, struct gw_conn *c)
+{
+	const struct pol_detect *pd = &t->snap->detect;
+	bool any = false;
+	char *text;
+
+	for (size_t i = 0; t->det.scan != NULL && i < pd->n; i++)
+		if (t->det.counts[i] > 0 && pd->d[i].action == POL_DET_REDACT)
+			any = true;
+	if (!any)
+		return true;
+	if (gw_detect_redact(&t->det, t->snap) != WD_OK ||
+	    (text = json_dumps(t->msg.root, JSON_COMPACT)) == NULL) {
+		refuse_call(t, c, 200, WD_CODE_REDACTION_FAILED,
+		    wd_errdef(WD_CODE_REDACTION_FAILED)->code, "%s",
+		    wd_errdef(WD_CODE_REDACTION_FAILED)->message);
+		return false;
+	}
+	wd_wipe(t->out_body, t->out_len);
+	free(t->out_body);
+	t->out_body = text;
+	t->out_len = strlen(text);
+	digest_of(t, json_object_get(t->msg.params, "arguments"), t->args_hmac);
+	return true;
+}
+
 void
 gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 {
@@ -1073,6 +1280,8 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		}
 		t->is_call = true;
 		snprintf(t->tool, sizeof(t->tool), "%s", name);
+		if (!scan_args(t, c))
+			goto drop;
 		digest_of(t, json_object_get(t->msg.params, "arguments"),
 		    t->args_hmac);
 		if (!decide_call(t, &rule, msg, sizeof(msg))) {
@@ -1082,6 +1291,8 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 			    "warden refused the call: %s (rule '%s')", msg, rule);
 			goto drop;
 		}
+		if (!redact_args(t, c))
+			goto drop;
 	}
 	forward(t, c, req, false);
 	return;

@@ -305,7 +305,7 @@ step_decide(struct txn *t)
 		p->dec.verdict = POL_MODIFY;
 	}
 	if (p->dec.verdict != POL_DENY &&
-	    gw_detect_answer_open(&t->ans.det, p->snap) != WD_OK)
+	    gw_detect_answer_open(&t->ans.det, p->snap, t->req.fmt) != WD_OK)
 		return gw_txn_error(t, WD_CODE_DETECTOR_UNAVAILABLE, NULL);
 	if (p->dec.keep >= POL_KEEP_HASH && t->audit.log != NULL) {
 		aud_payload_digest(t->audit.log, evbuffer_pullup(t->req.body, -1),
