@@ -38,7 +38,7 @@ struct lat_series {
 /* Content detections by detector and where (request, answer). */
 struct det_series {
 	char detector[65];
-	char where[8];
+	char where[16];
 	uint64_t count;
 };
 
@@ -259,7 +259,8 @@ gw_metrics_render(struct evbuffer *o)
 		    (unsigned long long)lats[i].count);
 	}
 	evbuffer_add_printf(o, "# HELP warden_detections_total Content "
-	    "detections, by detector and where (request, answer); never what "
+	    "detections, by detector and where (request, answer, mcp: tools/call "
+	    "arguments, mcp_result); never what "
 	    "was found.\n# TYPE warden_detections_total counter\n");
 	for (size_t i = 0; i < sum->ndets; i++)
 		evbuffer_add_printf(o, "warden_detections_total{detector=\"%s\","

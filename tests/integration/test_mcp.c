@@ -66,12 +66,20 @@ static const char agent_fmt[] =
     "      confirm: *all\n"
     "    flows:\n"
     "      - id: no-pii-out\n"
-    "        deny: { from_label: personal, to_sink: external }\n";
+    "        deny: { from_label: personal, to_sink: external }\n"
+    "      - id: no-fin-out\n"
+    "        deny: { from_label: financial, to_sink: external }\n"
+    "detect:\n"
+    "  iban: financial\n"
+    "  secret: { action: block }\n"
+    "  card: { class: financial, action: redact }\n"
+    "  patterns:\n"
+    "    - { id: ticket, regex: 'TKT-[0-9]{6}', answers: true }\n";
 
 static void
 setup(void)
 {
-	char kd[72], dir[256], *base, *extra, *text, portarg[16];
+	char kd[72], dir[256], *base, *extra, *text, portarg[16], *p, *fixed;
 	unsigned char d[32];
 	char hex[65];
 	char *argv[] = { "/usr/bin/env", "node", "tests/mcp-node/server.mjs",
@@ -94,6 +102,14 @@ setup(void)
 	snprintf(dir, sizeof(dir), "%s/pins", it_tmpdir());
 	mkdir(dir, 0700);
 	base = it_read_file(it.config, NULL);
+	/* Content detection (detect.test.mjs) adds a financial class. */
+	if (base != NULL && (p = strstr(base, "data_classes: [public, personal, "
+	    "health]\n")) != NULL && asprintf(&fixed, "%.*sdata_classes: "
+	    "[public, personal, health, financial]\n%s", (int)(p - base), base,
+	    p + strlen("data_classes: [public, personal, health]\n")) >= 0) {
+		free(base);
+		base = fixed;
+	}
 	if (base == NULL || asprintf(&extra, agent_fmt, it_tmpdir(), mcp_port,
 	    tools_map, mcp_port, tools_map, kd) < 0 ||
 	    asprintf(&text, "%s%s", base, extra) < 0)
@@ -155,6 +171,28 @@ START_TEST(mcp_sdk_client_through_warden)
 	    "\"tool\":\"read_customer\""));
 	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"rule\":\"header_mismatch\"",
 	    "\"server\":\"crm-stateless\""));
+	/* Content detection (detect.test.mjs): the records name the
+	 * detectors and their counts, never what they found; /metrics
+	 * counts them as where="mcp" (arguments) and "mcp_result". */
+	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"rule\":\"detected_secret\"",
+	    "\"detections\":{\"secret\":1}"));
+	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"rule\":\"no-fin-out\"",
+	    "\"detections\":{\"iban\":1}"));
+	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"rule\":\"detected_ticket\"",
+	    "\"result_detections\":{\"ticket\":1}"));
+	snprintf(cmd, sizeof(cmd), "grep -rqF Zq8vT3kLm2Xw9Rb7 %s/audit %s",
+	    it_tmpdir(), it.warden_log);
+	ck_assert(system(cmd) != 0);
+	{
+		struct it_resp r;
+
+		it_http("GET", it_url("/metrics"), NULL, NULL, 5000, &r);
+		ck_assert_msg(strstr(r.body, "warden_detections_total{detector="
+		    "\"secret\",where=\"mcp\"} 1") != NULL, "%s", r.body);
+		ck_assert_ptr_nonnull(strstr(r.body, "warden_detections_total{"
+		    "detector=\"ticket\",where=\"mcp_result\"} 1"));
+		it_resp_free(&r);
+	}
 	/* Neither the server's credential nor the client's key in logs. */
 	ck_assert(!it_file_contains(it.warden_log, MCP_TOKEN));
 	ck_assert(!it_file_contains(path, "wk-it-tenant"));
