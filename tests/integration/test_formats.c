@@ -378,6 +378,22 @@ START_TEST(official_clients)
 }
 END_TEST
 
+/* Content detection on answers, judged by the official clients
+ * (tests/openai-node/formats/detect.mjs). */
+START_TEST(answer_detection_in_each_format)
+{
+	char cmd[1024], *out = NULL;
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "WARDEN_URL=%s WARDEN_KEY=%s node --test "
+	    "tests/openai-node/formats/detect.mjs 2>&1", it.base, KEY_EU);
+	rc = it_run(cmd, &out, NULL);
+	ck_assert_msg(rc == 0, "the official clients failed:\n%.3000s",
+	    out ? out : "");
+	free(out);
+}
+END_TEST
+
 Suite *
 suite_formats(void)
 {
@@ -396,6 +412,7 @@ suite_formats(void)
 	tcase_add_test(tc, models_in_the_callers_format);
 	tcase_add_test(tc, one_record_per_transaction);
 	tcase_add_test(tc, official_clients);
+	tcase_add_test(tc, answer_detection_in_each_format);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1363,14 +1363,74 @@ static void fmt_event(struct evbuffer *b, json_t *o)
 	json_decref(o);
 }
 
+/* A Messages or Responses stream paced by chunk_delay_ms: one event per
+ * tick, each its own HTTP chunk (so a gateway reads them one by one). */
+struct fmt_paced {
+	struct evhttp_request *req;
+	struct evhttp_connection *conn;
+	struct event *timer;
+	struct evbuffer *rest;		/* the events not sent yet */
+	long ms;
+};
+
+static void fmt_paced_free(struct fmt_paced *f)
+{
+	evhttp_connection_set_closecb(f->conn, NULL, NULL);
+	event_free(f->timer);
+	evbuffer_free(f->rest);
+	free(f);
+}
+
+static void fmt_paced_gone(struct evhttp_connection *c, void *arg)
+{
+	(void)c;
+	fmt_paced_free(arg);
+}
+
+static void fmt_paced_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct fmt_paced *f = arg;
+	struct evbuffer_ptr end = evbuffer_search(f->rest, "\n\n", 2, NULL);
+	struct evbuffer *one;
+	struct timeval tv = ms_tv(f->ms);
+
+	(void)fd;
+	(void)what;
+	if (end.pos < 0) {
+		evhttp_send_reply_end(f->req);
+		fmt_paced_free(f);
+		return;
+	}
+	one = evbuffer_new();
+	evbuffer_remove_buffer(f->rest, one, (size_t)end.pos + 2);
+	evhttp_send_reply_chunk(f->req, one);
+	evbuffer_free(one);
+	evtimer_add(f->timer, &tv);
+}
+
 static void fmt_send_stream(struct mock *m, struct evhttp_request *req,
-    struct evbuffer *b)
+    struct evbuffer *b, long delay_ms)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct fmt_paced *f;
 
 	evhttp_add_header(h, "Content-Type", "text/event-stream");
 	evhttp_add_header(h, "X-Mock-Provider", m->name);
-	evhttp_send_reply(req, 200, NULL, b);
+	if (delay_ms <= 0) {
+		evhttp_send_reply(req, 200, NULL, b);
+		return;
+	}
+	f = xmalloc(sizeof(*f));
+	f->req = req;
+	f->conn = evhttp_request_get_connection(req);
+	f->rest = evbuffer_new();
+	f->ms = delay_ms;
+	evbuffer_add_buffer(f->rest, b);
+	f->timer = evtimer_new(evhttp_connection_get_base(f->conn),
+	    fmt_paced_tick, f);
+	evhttp_connection_set_closecb(f->conn, fmt_paced_gone, f);
+	evhttp_send_reply_start(req, 200, NULL);
+	fmt_paced_tick(-1, 0, f);
 }
 
 static const char *anthropic_type(long status)
@@ -1463,7 +1523,7 @@ static void fmt_messages(struct mock *m, struct evhttp_request *req,
 	    (json_int_t)out_tokens));
 	fmt_event(b, json_pack("{s:s}", "type", "message_stop"));
 	json_decref(usage);
-	fmt_send_stream(m, req, b);
+	fmt_send_stream(m, req, b, a->k.chunk_delay_ms);
 	evbuffer_free(b);
 }
 
@@ -1589,7 +1649,7 @@ static void fmt_responses(struct mock *m, struct evhttp_request *req,
 	}
 	rsp_ev(b, &seq, json_pack("{s:s,s:o}", "type", "response.completed",
 	    "response", rsp_response(m, a, "completed", true)));
-	fmt_send_stream(m, req, b);
+	fmt_send_stream(m, req, b, a->k.chunk_delay_ms);
 	evbuffer_free(b);
 }
 
