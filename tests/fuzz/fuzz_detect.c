@@ -8,7 +8,10 @@
  * the pieces find what one piece finds (same count per validated
  * detector: the look-back window holds every match they read back); the
  * redacted body is still JSON and holds none of the redacted spans'
- * bytes where a placeholder now stands.
+ * bytes where a placeholder now stands.  A text that is JSON is also
+ * read as a request body of any format, as MCP arguments and result,
+ * and as a whole answer and a stream event of each format (the walkers
+ * of detect.c and detect_answer.c): they must not fail or crash.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +23,7 @@
 
 #include "detect/det.h"
 #include "gateway/gw_detect.h"
+#include "gateway/gw_int.h"
 #include "policy/pol.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -44,7 +48,7 @@ init(void)
 	for (int i = 0; i < DET_NBUILTIN; i++)
 		fprintf(f, "  %s: { class: personal%s }\n", det_builtin_name(i),
 		    i == DET_CARD || i == DET_IBAN || i == DET_EMAIL ?
-		    ", action: redact" : "");
+		    ", action: redact, answers: true" : "");
 	fprintf(f, "  patterns:\n    - { id: emp, regex: 'EMP-[0-9]{4,8}', "
 	    "class: personal, action: redact }\n");
 	fclose(f);
@@ -83,6 +87,56 @@ scan(const char *t, size_t len, const uint8_t *sizes, size_t nsizes,
 	det_scan_close(s);
 }
 
+/* The text as JSON: every format's walkers. */
+static void
+walk_json(const char *t, size_t len)
+{
+	static const struct gw_format *const fmts[] = { &gw_format_chat,
+		&gw_format_messages, &gw_format_responses, &gw_format_embeddings };
+	json_t *root = json_loadb(t, len, 0, NULL);
+	struct gw_detect d = { 0 };
+	struct gw_detect_answer a;
+	const uint32_t *c;
+	char *ev;
+	int fired;
+	enum wd_err rc;
+
+	if (root == NULL)
+		return;
+	rc = gw_detect_request(&d, snap, root, &c);
+	if (rc != WD_OK && rc != WD_ELIMIT)
+		abort();
+	rc = gw_detect_redact(&d, snap);
+	if (rc != WD_OK && rc != WD_EINVAL && rc != WD_ELIMIT)
+		abort();
+	gw_detect_clear(&d);
+	rc = gw_detect_mcp_args(&d, snap, root, &c);
+	if (rc != WD_OK && rc != WD_ELIMIT)
+		abort();
+	gw_detect_clear(&d);
+	if (gw_detect_answer_open(&a, snap, NULL) != WD_OK)
+		abort();
+	rc = gw_detect_mcp_result(&a, root, &fired);
+	if (rc != WD_OK && rc != WD_ELIMIT)
+		abort();
+	gw_detect_answer_clear(&a);
+	json_decref(root);
+	if (asprintf(&ev, "event: x\ndata: %.*s\n\n", (int)len, t) < 0)
+		abort();
+	for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+		if (gw_detect_answer_open(&a, snap, fmts[i]) != WD_OK)
+			abort();
+		rc = gw_detect_answer_piece(&a, t, len, true, &fired);
+		if (rc != WD_OK && rc != WD_ELIMIT)
+			abort();
+		rc = gw_detect_answer_piece(&a, ev, strlen(ev), false, &fired);
+		if (rc != WD_OK && rc != WD_ELIMIT)
+			abort();
+		gw_detect_answer_clear(&a);
+	}
+	free(ev);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -98,6 +152,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	t = (const char *)data + 8;
 	len = size - 8;
+	walk_json(t, len);
 	scan(t, len, NULL, 0, whole, &fw);
 	scan(t, len, data, 8, pieces, &fp);
 	if (fw != fp)

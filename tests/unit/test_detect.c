@@ -8,6 +8,7 @@
 #include "tests/bench/det_gen.h"
 #include "detect/det.h"
 #include "gateway/gw_detect.h"
+#include "gateway/gw_int.h"
 #include "policy/pol.h"
 
 #include <stdlib.h>
@@ -401,6 +402,149 @@ START_TEST(chat_text_and_redaction)
 }
 END_TEST
 
+/* The other formats' request text: a Messages assistant's tool_use input
+ * (every string, nested), a document's text source, thinking; Responses
+ * output parts and reasoning summaries.  Redaction rewrites them. */
+START_TEST(formats_request_text_and_redaction)
+{
+	struct ut_ld l;
+	struct gw_detect d = { 0 };
+	const uint32_t *c;
+	json_t *root;
+	char *out;
+
+	ut_load_text(&l, DET_BASE "detect:\n  iban: financial\n  card: { "
+	    "class: financial, action: redact }\n", 0600);
+	ck_assert_int_eq(l.rc, WD_OK);
+	root = json_loads("{\"model\":\"m\",\"max_tokens\":9,\"messages\":["
+	    "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":"
+	    "\"t\",\"name\":\"pay\",\"input\":{\"to\":{\"cards\":["
+	    "\"5555555555554444\"]}}},{\"type\":\"thinking\",\"thinking\":"
+	    "\"4111 1111 1111 1111\",\"signature\":\"s\"}]},"
+	    "{\"role\":\"user\",\"content\":[{\"type\":\"document\",\"source\":"
+	    "{\"type\":\"text\",\"media_type\":\"text/plain\",\"data\":"
+	    "\"DE89 3704 0044 0532 0130 00\"}}]}]}", 0, NULL);
+	ck_assert_ptr_nonnull(root);
+	ck_assert_int_eq(gw_detect_request(&d, l.snap, root, &c), WD_OK);
+	ck_assert_uint_eq(c[0], 1);
+	ck_assert_uint_eq(c[1], 2);
+	ck_assert_int_eq(gw_detect_redact(&d, l.snap), WD_OK);
+	out = json_dumps(root, JSON_COMPACT);
+	ck_assert_ptr_nonnull(strstr(out, "{\"cards\":[\"[REDACTED:card]\"]}"));
+	ck_assert_ptr_null(strstr(out, "4444"));
+	free(out);
+	gw_detect_clear(&d);
+	json_decref(root);
+	root = json_loads("{\"model\":\"m\",\"input\":[{\"type\":"
+	    "\"function_call_output\",\"call_id\":\"c\",\"output\":[{\"type\":"
+	    "\"input_text\",\"text\":\"4111 1111 1111 1111\"}]},{\"type\":"
+	    "\"reasoning\",\"id\":\"r\",\"summary\":[{\"type\":\"summary_text\","
+	    "\"text\":\"DE89 3704 0044 0532 0130 00\"}]}]}", 0, NULL);
+	ck_assert_int_eq(gw_detect_request(&d, l.snap, root, &c), WD_OK);
+	ck_assert_uint_eq(c[0], 1);
+	ck_assert_uint_eq(c[1], 1);
+	gw_detect_clear(&d);
+	json_decref(root);
+	ut_ld_done(&l);
+}
+END_TEST
+
+/* Feed one stream event's data line; the detector that fired, or -1. */
+static int
+event(struct gw_detect_answer *a, const char *data)
+{
+	char buf[1024];
+	int fired;
+
+	snprintf(buf, sizeof(buf), "event: x\ndata: %s\n\n", data);
+	ck_assert_int_eq(gw_detect_answer_piece(a, buf, strlen(buf), false,
+	    &fired), WD_OK);
+	return fired;
+}
+
+/* Answers of every format: a card split across two deltas is caught
+ * (what comes between, ids and pings, is not fed); a split across two
+ * blocks is no card; whole answers' tool input and arguments are read. */
+START_TEST(answers_of_every_format)
+{
+	struct ut_ld l;
+	struct gw_detect_answer a;
+	int fired;
+	static const char whole_m[] = "{\"content\":[{\"type\":\"text\",\"text\":"
+	    "\"ok\"},{\"type\":\"tool_use\",\"id\":\"4111 1111\",\"name\":\"f\","
+	    "\"input\":{\"x\":[\"4111 1111 1111 1111\"]}}]}";
+	static const char whole_r[] = "{\"output\":[{\"type\":\"function_call\","
+	    "\"name\":\"f\",\"call_id\":\"c\",\"arguments\":\"{\\\"n\\\":"
+	    "\\\"4111111111111111\\\"}\"}]}";
+
+	ut_load_text(&l, DET_BASE "detect:\n  card: { class: financial, "
+	    "answers: true }\n", 0600);
+	ck_assert_int_eq(l.rc, WD_OK);
+
+	ck_assert_int_eq(gw_detect_answer_open(&a, l.snap, &gw_format_messages),
+	    WD_OK);
+	ck_assert_int_eq(event(&a, "{\"type\":\"message_start\",\"message\":{"
+	    "\"id\":\"msg_1\",\"content\":[]}}"), -1);
+	ck_assert_int_eq(event(&a, "{\"type\":\"content_block_start\",\"index\":0,"
+	    "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}"), -1);
+	ck_assert_int_eq(event(&a, "{\"type\":\"content_block_delta\",\"index\":0,"
+	    "\"delta\":{\"type\":\"text_delta\",\"text\":\"Card 4111 1111\"}}"), -1);
+	ck_assert_int_eq(event(&a, "{\"type\":\"ping\"}"), -1);
+	ck_assert_int_eq(event(&a, "{\"type\":\"content_block_delta\",\"index\":0,"
+	    "\"delta\":{\"type\":\"text_delta\",\"text\":\" 1111 1111\"}}"), 0);
+	gw_detect_answer_clear(&a);
+
+	/* Messages: two blocks are two texts. */
+	ck_assert_int_eq(gw_detect_answer_open(&a, l.snap, &gw_format_messages),
+	    WD_OK);
+	ck_assert_int_eq(event(&a, "{\"type\":\"content_block_delta\",\"index\":0,"
+	    "\"delta\":{\"type\":\"text_delta\",\"text\":\"4111 1111\"}}"), -1);
+	ck_assert_int_eq(event(&a, "{\"type\":\"content_block_start\",\"index\":1,"
+	    "\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\","
+	    "\"input\":{}}}"), -1);
+	ck_assert_int_eq(event(&a, "{\"type\":\"content_block_delta\",\"index\":1,"
+	    "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\" 1111 "
+	    "1111\"}}"), -1);
+	ck_assert_int_eq(event(&a, "{\"type\":\"content_block_delta\",\"index\":1,"
+	    "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\", "
+	    "then 4111 1111 1111 1111\"}}"), 0);
+	ck_assert_int_eq(gw_detect_answer_piece(&a, whole_m, strlen(whole_m),
+	    true, &fired), WD_OK);
+	gw_detect_answer_clear(&a);
+	ck_assert_int_eq(gw_detect_answer_open(&a, l.snap, &gw_format_messages),
+	    WD_OK);
+	ck_assert_int_eq(gw_detect_answer_piece(&a, whole_m, strlen(whole_m),
+	    true, &fired), WD_OK);
+	ck_assert_int_eq(fired, 0);
+	gw_detect_answer_clear(&a);
+
+	/* Responses: deltas of one part join; the .done repeat does not
+	 * join them; another output item is another text. */
+	ck_assert_int_eq(gw_detect_answer_open(&a, l.snap,
+	    &gw_format_responses), WD_OK);
+	ck_assert_int_eq(event(&a, "{\"type\":\"response.output_text.delta\","
+	    "\"item_id\":\"m\",\"output_index\":0,\"content_index\":0,\"delta\":"
+	    "\"4111 1111\",\"sequence_number\":4}"), -1);
+	ck_assert_int_eq(event(&a, "{\"type\":\"response.output_text.delta\","
+	    "\"item_id\":\"m2\",\"output_index\":1,\"content_index\":0,\"delta\":"
+	    "\" 1111 1111\",\"sequence_number\":5}"), -1);
+	ck_assert_int_eq(event(&a, "{\"type\":\"response.output_text.delta\","
+	    "\"item_id\":\"m2\",\"output_index\":1,\"content_index\":0,\"delta\":"
+	    "\" then 4111 1111 \",\"sequence_number\":6}"), -1);
+	ck_assert_int_eq(event(&a, "{\"type\":\"response.output_text.delta\","
+	    "\"item_id\":\"m2\",\"output_index\":1,\"content_index\":0,\"delta\":"
+	    "\"1111 1111\",\"sequence_number\":7}"), 0);
+	gw_detect_answer_clear(&a);
+	ck_assert_int_eq(gw_detect_answer_open(&a, l.snap,
+	    &gw_format_responses), WD_OK);
+	ck_assert_int_eq(gw_detect_answer_piece(&a, whole_r, strlen(whole_r),
+	    true, &fired), WD_OK);
+	ck_assert_int_eq(fired, 0);
+	gw_detect_answer_clear(&a);
+	ut_ld_done(&l);
+}
+END_TEST
+
 /* A rules pattern is found across pieces and redacted where it stands. */
 START_TEST(rules_pattern)
 {
@@ -448,6 +592,8 @@ suite_detect(void)
 	tcase_add_test(ld, loader_errors);
 	tcase_add_test(ld, version_covers_detect);
 	tcase_add_test(ld, chat_text_and_redaction);
+	tcase_add_test(ld, formats_request_text_and_redaction);
+	tcase_add_test(ld, answers_of_every_format);
 	tcase_add_test(ld, rules_pattern);
 	tcase_set_timeout(ld, 30);
 	suite_add_tcase(s, v);
