@@ -241,6 +241,9 @@ grep -h '"kind":"mcp_call"' "$TMP"/audit/audit-*.jsonl | grep '"verdict":"deny"'
     tail -1 | tr ',' '\n' | grep -E '"(agent|session|server|tool|verdict|rule|arguments_hmac)"' |
     tr '\n' ' ' | cut -c1-300 | sed 's/^/   /'
 echo
+note "A provider key in a tool's arguments: content detection (detect:) refuses"
+note "the call before the server sees it, naming the detector, never the value:"
+mcp demo-mcp-det '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"search_docs","arguments":{"q":"why does sk-proj-Zq8vT3kLm2Xw9Rb7Yc4Nd6Pf1Hs5Jg0a fail"}}}' search_docs | cut -c1-220 | sed 's/^/   /'
 note "The pinned definitions (warden mcp list):"
 "$B/warden" mcp list -c "$RULES" --audit-dir "$TMP/audit" | sed 's/^/   /'
 
