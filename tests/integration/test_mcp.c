@@ -244,6 +244,44 @@ START_TEST(mcp_refuses_what_it_cannot_read)
 }
 END_TEST
 
+/* A content detector that cannot run (its memory budget is smaller than
+ * one scanner) refuses a tools/call before the server sees it. */
+START_TEST(mcp_detector_that_cannot_run_refuses)
+{
+	static const char last[] = "answers: true }\n";
+	char url[128], auth[128], *rules, *at, *broken;
+	const char *h[] = { auth, "Content-Type: application/json",
+		"Accept: application/json, text/event-stream",
+		"MCP-Protocol-Version: 2026-07-28", "Mcp-Method: tools/call",
+		"Mcp-Name: search_docs", NULL };
+	struct it_resp r;
+	int port = it_free_port();
+	pid_t w;
+
+	rules = it_read_file(it.config, NULL);
+	ck_assert_ptr_nonnull(rules);
+	at = strstr(rules, last);
+	ck_assert_ptr_nonnull(at);
+	ck_assert_int_ge(asprintf(&broken, "%.*s  max_memory: 1\n%s",
+	    (int)(at + strlen(last) - rules), rules, at + strlen(last)), 0);
+	it_write_file(it.config, broken, 0600);
+	w = it_warden_start(port);
+	it_write_file(it.config, rules, 0600);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/mcp/crm-stateless", port);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", KEY_CRM);
+	it_http("POST", url, h, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":"
+	    "\"tools/call\",\"params\":{\"name\":\"search_docs\",\"arguments\":"
+	    "{\"q\":\"det-fail-mcp\"}}}", 5000, &r);
+	it_stop(w, SIGTERM);
+	ck_assert_msg(r.status == 503, "%ld %s", r.status, r.body);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"detector_unavailable\""));
+	ck_assert_ptr_nonnull(strstr(r.body, "\"id\":7"));
+	it_resp_free(&r);
+	free(rules);
+	free(broken);
+}
+END_TEST
+
 /* The loader says where each mistake in mcp_servers: is. */
 START_TEST(mcp_rules_errors_say_where)
 {
@@ -306,6 +344,7 @@ suite_mcp(void)
 	tcase_add_test(tc, mcp_rules_errors_say_where);
 	tcase_add_test(tc, mcp_refuses_what_it_cannot_read);
 	tcase_add_test(tc, mcp_sdk_client_through_warden);
+	tcase_add_test(tc, mcp_detector_that_cannot_run_refuses);
 	suite_add_tcase(s, tc);
 	return s;
 }
