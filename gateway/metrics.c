@@ -35,7 +35,8 @@ struct lat_series {
 	uint64_t sum_us;
 };
 
-/* Content detections by detector and where (request, answer). */
+/* Content detections by detector and where (request, answer, mcp,
+ * mcp_result). */
 struct det_series {
 	char detector[65];
 	char where[16];
