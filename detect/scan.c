@@ -190,19 +190,57 @@ group_before(const char *buf, size_t i, size_t *start, size_t *len)
 }
 
 /*
+ * Is position i of buf inside an IBAN's spaced groups ("FR76 3000 4111
+ * 1111 1111 1111 ...")?  Only a run that starts like an IBAN (two
+ * capitals, two digits) hides a card: a quantity or a reference before
+ * one ("2x 4111 1111 1111 1111") must not.
+ */
+static bool
+iban_run_before(const char *buf, size_t i, bool at_start)
+{
+	size_t start0 = i, k0, l0;
+
+	/* Back over the four-character groups before i (an IBAN has at
+	 * most eight before its last).  Where the window does not reach
+	 * back far enough to say, spaced groups count as an IBAN's, as
+	 * they do for the other detectors. */
+	for (int g = 0; g < 9 && i >= 2; g++) {
+		size_t k;
+
+		if (buf[i - 1] != ' ' && buf[i - 1] != '-' && buf[i - 1] != '.')
+			return false;
+		for (k = i - 1; k > 0 && det_body_byte(DET_IBAN,
+		    (unsigned char)buf[k - 1]); k--)
+			;
+		if (k == 0 && !at_start)	/* what came before is not here */
+			return group_before(buf, start0, &k0, &l0);
+		if (i - 1 - k != 4)
+			return false;
+		if (buf[k] >= 'A' && buf[k] <= 'Z' && buf[k + 1] >= 'A' &&
+		    buf[k + 1] <= 'Z' && buf[k + 2] >= '0' && buf[k + 2] <= '9' &&
+		    buf[k + 3] >= '0' && buf[k + 3] <= '9')
+			return true;
+		i = k;
+	}
+	return false;
+}
+
+/*
  * Is position i of buf the middle of a run of spaced groups ("FR40 2364
  * 2905 ...", "GB79 ADUO 0373 ...")?  Then what starts there is a piece
  * of something longer (an IBAN's groups are no card, a card's no phone
  * number).
  */
 static bool
-inside_groups(int b, const char *buf, size_t i)
+inside_groups(int b, const char *buf, size_t i, bool at_start)
 {
 	size_t start, len, s2, l2;
 
 	if (b != DET_CARD && b != DET_PHONE && b != DET_DE_TAXID &&
 	    b != DET_FR_NIR && b != DET_UK_NINO)
 		return false;
+	if (b == DET_CARD)
+		return iban_run_before(buf, i, at_start);
 	if (group_before(buf, i, &start, &len))
 		return true;
 	/* An all-capitals group of four after one with digits. */
@@ -222,7 +260,10 @@ find_start(const struct det_scan *s, int b, uint64_t to)
 	size_t max = det_max_len(b), n;
 	bool at_start;
 
-	n = copy_back(s, to, max + 1, buf, &at_start);
+	/* A card reads back an IBAN's length further: its groups may be
+	 * an IBAN's (inside_groups). */
+	n = copy_back(s, to, max + 1 + (b == DET_CARD ?
+	    det_max_len(DET_IBAN) : 0), buf, &at_start);
 	/* Leftmost first: a token starts after a byte that is no part of
 	 * it (or at the text's start), and its checksum must hold. */
 	for (size_t i = 0; i < n; i++) {
@@ -230,7 +271,7 @@ find_start(const struct det_scan *s, int b, uint64_t to)
 		    at_start;
 
 		if (!bound || !det_body_byte(b, (unsigned char)buf[i]) ||
-		    n - i > max || inside_groups(b, buf, i))
+		    n - i > max || inside_groups(b, buf, i, at_start))
 			continue;
 		if (det_validate(b, buf + i, n - i))
 			return (int64_t)(to - (n - i));

@@ -160,6 +160,12 @@ START_TEST(every_builtin_found)
 		{ "Ruf an: +49 30 1234567.", DET_PHONE },
 		{ "Überweisung an DE89 3704 0044 0532 0130 00 bitte", DET_IBAN },
 		{ "カード番号は4111111111111111です", DET_CARD },
+		/* A token with a digit before it hides no card (only an
+		 * IBAN's groups do). */
+		{ "qty 2x 4111 1111 1111 1111 ok", DET_CARD },
+		{ "item 11x 5500-0000-0000-0004 shipped", DET_CARD },
+		{ "ref 9 4111 1111 1111 1111", DET_CARD },
+		{ "2x 4111 1111 1111 1111", DET_CARD },
 		{ "server 10.20.30.40 is down", DET_IPV4 },
 		{ "route via 2001:db8::8a2e:370:7334 now", DET_IPV6 },
 		{ "SSN 536-22-1234 on file", DET_US_SSN },
@@ -189,11 +195,12 @@ START_TEST(split_anywhere)
 		"pay 4111 1111 1111 1111 today",
 		"to DE89370400440532013000",
 		"mail anna@example.org",
+		"qty 2x 4111 1111 1111 1111",
 	};
-	static const int dets[] = { DET_CARD, DET_IBAN, DET_EMAIL };
+	static const int dets[] = { DET_CARD, DET_IBAN, DET_EMAIL, DET_CARD };
 	uint32_t c[DET_MAX];
 
-	for (size_t t = 0; t < 3; t++)
+	for (size_t t = 0; t < 4; t++)
 		for (size_t step = 1; step < strlen(texts[t]); step++) {
 			scan_pieces(texts[t], step, c);
 			ck_assert_msg(c[dets[t]] == 1, "step %zu: %u", step, c[dets[t]]);
