@@ -23,7 +23,7 @@ pkg_once = $(eval $(1) := $(call pkg_ok,$(call pkg_ask,$(2)),$(2)))$($(1))
 PKG_CFLAGS = $(call pkg_once,PKG_CFLAGS,--cflags $(PKGS))
 PKG_LIBS   = $(call pkg_once,PKG_LIBS,--libs $(PKGS))
 CHECK_LIBS = $(call pkg_once,CHECK_LIBS,--libs check)
-MOCK_LIBS  = $(call pkg_once,MOCK_LIBS,--libs libevent jansson)
+MOCK_LIBS  = $(call pkg_once,MOCK_LIBS,--libs libevent libevent_pthreads jansson) -lpthread
 SOAK_LIBS  = $(call pkg_once,SOAK_LIBS,--libs libcurl)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
