@@ -467,9 +467,11 @@ while [ $r -le "$ROUNDS" ]; do
 		echo "$rps $((c1 - c0)) $n" >>"$TMP/c64-$t"
 	done
 	# RSS after each target's heaviest run, the highest of the rounds.
+	# (In a subshell: rss_kb's variables would clobber r.)
 	for t in $TARGETS; do
 		# shellcheck disable=SC2046
-		rss_kb $(pids_of "$t") >>"$TMP/rss-$t"
+		v=$(rss_kb $(pids_of "$t"))
+		echo "$v" >>"$TMP/rss-$t"
 	done
 	r=$((r + 1))
 done
