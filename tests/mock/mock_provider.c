@@ -10,10 +10,13 @@
  * POST /_mock/config, or with command-line defaults; see README.md beside
  * this file for the whole list.
  *
- * One thread per core (--threads), each with its own event_base, evhttp and
- * SO_REUSEPORT listener on the same port, so that the kernel spreads the
- * connections and the mock does not cap what the benchmark measures in
- * front of it.  A connection stays on its thread; what threads share (the
+ * One thread per core (--threads), each with its own event_base and evhttp
+ * accepting on the one listening socket, one connection per turn of its
+ * loop (so that a burst of new connections is shared, not drained by the
+ * first thread to wake), so that the mock does not cap what the benchmark
+ * measures in front of it.  Not SO_REUSEPORT: another process could then
+ * bind the mock's port too (a test relies on warden failing to).  A
+ * connection stays on its thread; what threads share (the
  * knobs of /_mock/config, fail_next, the request counter and the record
  * file) sits behind one mutex, taken once per request.  libevent's evhttp
  * for HTTP and jansson only to parse requests and to write the record file.
@@ -26,6 +29,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -46,6 +50,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -104,6 +109,8 @@ struct mock {
 	int listen_fd;
 	struct event_base *base;
 	struct evhttp *http;
+	struct evconnlistener *listener;
+	struct event *relisten;	/* enables listener again after an accept */
 	const char *name;
 	char *name_esc;		/* name, JSON-escaped, without quotes */
 	size_t name_esc_len;
@@ -1943,8 +1950,7 @@ static char *build_models(const struct mock *m)
 	return s;
 }
 
-/* A listening socket on HOST:PORT that other threads can bind too
- * (SO_REUSEPORT); the kernel spreads new connections over them. */
+/* The listening socket on HOST:PORT; *bound_port gets its port. */
 static int listen_socket(const char *host, long port, long *bound_port)
 {
 	struct addrinfo hints = {
@@ -1965,7 +1971,6 @@ static int listen_socket(const char *host, long port, long *bound_port)
 	if (fd < 0)
 		goto out;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
 		int e = errno;
@@ -1985,10 +1990,35 @@ out:
 	return fd;
 }
 
+static void on_relisten(evutil_socket_t fd, short what, void *arg)
+{
+	struct mock *m = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(m->listener);
+}
+
+/*
+ * evhttp asks for each accepted connection's bufferevent here, in the
+ * accepting thread.  libevent's listener accepts until the backlog is
+ * empty unless it is disabled meanwhile: it is, until this thread's loop
+ * comes round again, and the other threads take their share.
+ */
+static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
+{
+	struct mock *m = arg;
+
+	evconnlistener_disable(m->listener);
+	event_active(m->relisten, EV_TIMEOUT, 0);
+	return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
 /* Give thread m its event_base and evhttp on m->listen_fd. */
 static bool mock_thread_init(struct mock *m)
 {
 	struct timeval watch = ms_tv(WATCH_MS);
+	struct evhttp_bound_socket *bound;
 
 	m->base = event_base_new();
 	if (m->base == NULL)
@@ -2006,7 +2036,13 @@ static bool mock_thread_init(struct mock *m)
 	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
 	/* evhttp owns the socket from here and closes it when freed. */
-	return evhttp_accept_socket_with_handle(m->http, m->listen_fd) != NULL;
+	bound = evhttp_accept_socket_with_handle(m->http, m->listen_fd);
+	m->relisten = event_new(m->base, -1, 0, on_relisten, m);
+	if (bound == NULL || m->relisten == NULL)
+		return false;
+	m->listener = evhttp_bound_socket_get_listener(bound);
+	evhttp_set_bevcb(m->http, on_new_conn, m);
+	return true;
 }
 
 /* Free what mock_thread_init made, once the thread's loop has ended.
@@ -2015,6 +2051,7 @@ static bool mock_thread_init(struct mock *m)
 static void mock_thread_free(struct mock *m)
 {
 	m->stopping = true;
+	event_free(m->relisten);
 	evhttp_free(m->http);
 	while (m->live != NULL)
 		pending_free(m->live);
@@ -2050,6 +2087,7 @@ int main(int argc, char **argv)
 	const char *listen_arg = NULL, *record_path = NULL;
 	char host[256];
 	long port, nthreads = sysconf(_SC_NPROCESSORS_ONLN);
+	int lfd;
 	struct event *sigterm, *sigint;
 	sigset_t block, old;
 
@@ -2125,20 +2163,21 @@ int main(int argc, char **argv)
 		}
 	}
 
+	lfd = listen_socket(host, port, &port);
+	if (lfd < 0) {
+		fprintf(stderr, "mock_provider: cannot listen on %s: %s\n",
+		    listen_arg, strerror(errno));
+		return 2;
+	}
 	sh.nthreads = (int)nthreads;
 	sh.threads = xmalloc(sizeof *sh.threads * (size_t)nthreads);
 	for (int i = 0; i < sh.nthreads; i++) {
 		struct mock *t = &sh.threads[i];
 
 		*t = m;
-		/* Port 0 picks a port on the first bind; the rest join it. */
-		t->listen_fd = listen_socket(host, port, &port);
-		if (t->listen_fd < 0) {
-			fprintf(stderr, "mock_provider: cannot listen on %s: %s\n",
-			    listen_arg, strerror(errno));
-			return 2;
-		}
-		if (!mock_thread_init(t)) {
+		/* Each evhttp closes its own descriptor of the one socket. */
+		t->listen_fd = i == 0 ? lfd : fcntl(lfd, F_DUPFD_CLOEXEC, 0);
+		if (t->listen_fd < 0 || !mock_thread_init(t)) {
 			fputs("mock_provider: cannot set up libevent\n", stderr);
 			return 1;
 		}
