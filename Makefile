@@ -23,7 +23,7 @@ pkg_once = $(eval $(1) := $(call pkg_ok,$(call pkg_ask,$(2)),$(2)))$($(1))
 PKG_CFLAGS = $(call pkg_once,PKG_CFLAGS,--cflags $(PKGS))
 PKG_LIBS   = $(call pkg_once,PKG_LIBS,--libs $(PKGS))
 CHECK_LIBS = $(call pkg_once,CHECK_LIBS,--libs check)
-MOCK_LIBS  = $(call pkg_once,MOCK_LIBS,--libs libevent jansson)
+MOCK_LIBS  = $(call pkg_once,MOCK_LIBS,--libs libevent libevent_pthreads jansson) -lpthread
 SOAK_LIBS  = $(call pkg_once,SOAK_LIBS,--libs libcurl)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -103,6 +103,17 @@ $(BUILD)/bench_decide: $(BUILD)/tests/bench/bench_decide.o $(BUILD)/libwarden.a
 $(BUILD)/bench_detect: $(BUILD)/tests/bench/bench_detect.o $(BUILD)/libwarden.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bench_ttfb: tests/bench/bench_ttfb.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+# Portkey's gateway, the peer row of the benchmark, pinned in its lock
+# file; without the registry the row says "not installed".
+tests/bench/portkey/node_modules: tests/bench/portkey/package-lock.json
+	@cd tests/bench/portkey && timeout 300 npm ci --ignore-scripts \
+	    --no-audit --no-fund --loglevel=error || \
+	    { rm -rf node_modules; echo "bench: npm ci of Portkey's gateway failed; its row says not installed" >&2; }
+
 $(BUILD)/soak: tests/soak/soak.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SOAK_LIBS)
@@ -160,7 +171,8 @@ run: deps
 	@sh scripts/demo.sh $(BUILD)
 
 bench: deps
-	@$(MAKE) all $(BUILD)/bench_decide $(BUILD)/bench_audit $(BUILD)/bench_detect
+	@$(MAKE) all $(BUILD)/bench_decide $(BUILD)/bench_audit $(BUILD)/bench_detect \
+	    $(BUILD)/bench_ttfb tests/bench/portkey/node_modules
 	@sh tests/bench/bench.sh $(BUILD)
 	@sh tests/bench/limits.sh $(BUILD)
 	@$(BUILD)/bench_decide

@@ -1,7 +1,9 @@
 -- post.lua - wrk script for tests/bench/bench.sh: POST the same chat
 -- completion to every target and count the answers that are not a 2xx
 -- chat.completion, so a broken target cannot produce a nice table.
--- Environment: BENCH_BODY (file with the JSON body), BENCH_KEY (bearer key).
+-- Environment: BENCH_BODY (file with the JSON body), BENCH_KEY (bearer key),
+-- BENCH_HEADERS (optional: more headers, "Name: value" separated by "|",
+-- e.g. X-Warden-Agent for the agent row, x-portkey-* for Portkey's).
 
 local f = assert(io.open(assert(os.getenv("BENCH_BODY"), "BENCH_BODY unset"), "rb"))
 wrk.method = "POST"
@@ -9,6 +11,11 @@ wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. assert(os.getenv("BENCH_KEY"), "BENCH_KEY unset")
+for h in string.gmatch(os.getenv("BENCH_HEADERS") or "", "[^|]+") do
+	local name, value = string.match(h, "^%s*([^:]+):%s*(.-)%s*$")
+	assert(name, "BENCH_HEADERS: '" .. h .. "' is not 'Name: value'")
+	wrk.headers[name] = value
+end
 
 local threads = {}
 

@@ -10,9 +10,18 @@
  * POST /_mock/config, or with command-line defaults; see README.md beside
  * this file for the whole list.
  *
- * One thread, one event_base, libevent's evhttp for HTTP and jansson only to
- * parse requests and to write the record file.  Answers are printed straight
- * into evbuffers because they are small and fixed in shape.
+ * One thread per core (--threads), each with its own event_base and evhttp
+ * accepting on the one listening socket, one connection per turn of its
+ * loop (so that a burst of new connections is shared, not drained by the
+ * first thread to wake), so that the mock does not cap what the benchmark
+ * measures in front of it.  Not SO_REUSEPORT: another process could then
+ * bind the mock's port too (a test relies on warden failing to).  A
+ * connection stays on its thread; what threads share (the
+ * knobs of /_mock/config, fail_next, the request counter and the record
+ * file) sits behind one mutex, taken once per request.  libevent's evhttp
+ * for HTTP and jansson only to parse requests and to write the record file.
+ * Answers are printed straight into evbuffers because they are small and
+ * fixed in shape.
  *
  * Build:
  *   cc -std=c17 -O2 -Wall -Wextra -D_GNU_SOURCE -o mock_provider \
@@ -20,10 +29,13 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,6 +50,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
@@ -56,6 +70,10 @@
 #define RESET_MAX_WAITS		200
 /* Idle keep-alive connections and stalled streams live this long. */
 #define HTTP_TIMEOUT_S		3600
+/* --threads: at most this many; the default is one per online core. */
+#define MAX_THREADS		64
+/* A chat body up to this size is kept with its parse (see chat_parse). */
+#define PARSE_CACHE_BYTES	(64 * 1024)
 
 /* The knobs that can be set on the command line, by /_mock/config, or per
  * request.  -1 in reset_after / stall_after means "never". */
@@ -69,23 +87,41 @@ struct knobs {
 };
 
 struct pending;
+struct mock;
 
-struct mock {
-	struct event_base *base;
-	struct evhttp *http;
-	const char *name;
-	char *name_esc;		/* name, JSON-escaped, without quotes */
-	size_t name_esc_len;
-	char *models_json;	/* the fixed GET /v1/models answer */
-	FILE *record;
-	struct knobs cli;	/* defaults from the command line */
+/* What all threads share; every field below lock is read and written only
+ * with lock held. */
+struct shared {
+	struct mock *threads;	/* nthreads of them; [0] runs in main() */
+	int nthreads;
+	pthread_mutex_t lock;
+	FILE *record;		/* one line per request, in seq order */
 	struct knobs cur;	/* defaults now; /_mock/config changes them */
 	long fail_next;		/* chat requests still to fail */
 	long fail_status;	/* ... with this status */
 	uint64_t seq;
+};
+
+/* One serving thread; the const fields are the same in all of them. */
+struct mock {
+	struct shared *sh;
+	pthread_t thread;
+	int listen_fd;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evconnlistener *listener;
+	struct event *relisten;	/* enables listener again after an accept */
+	const char *name;
+	char *name_esc;		/* name, JSON-escaped, without quotes */
+	size_t name_esc_len;
+	char *models_json;	/* the fixed GET /v1/models answer */
+	struct knobs cli;	/* defaults from the command line */
 	const struct timeval *watch_tv;
 	struct evbuffer *scratch;	/* reused for immediate answers */
 	struct pending *live;	/* answers still in progress */
+	char *last_body;	/* the last chat body parsed on this thread */
+	size_t last_len;
+	json_t *last_root;	/* ... and its parse, never changed */
 	bool stopping;
 	bool quiet;
 };
@@ -281,6 +317,7 @@ static void knob_set(struct knobs *k, const char *key, long v)
 /* ---------------------------------------------------------------------- */
 /* Recording                                                              */
 
+/* Called with m->sh->lock held. */
 static void record_json(struct mock *m, json_t *obj)
 {
 	char *s;
@@ -289,10 +326,10 @@ static void record_json(struct mock *m, json_t *obj)
 		return;
 	s = json_dumps(obj, JSON_COMPACT);
 	if (s != NULL) {
-		fputs(s, m->record);
-		fputc('\n', m->record);
+		fputs(s, m->sh->record);
+		fputc('\n', m->sh->record);
 		/* Tests read the file while we run; never leave a half line. */
-		fflush(m->record);
+		fflush(m->sh->record);
 		free(s);
 	}
 	json_decref(obj);
@@ -384,14 +421,16 @@ static void record_abort(struct pending *p)
 {
 	json_t *obj;
 
-	if (p->m->record == NULL)
+	if (p->m->sh->record == NULL)
 		return;
 	obj = json_object();
 	json_object_set_new(obj, "seq", json_integer((json_int_t)p->a.seq));
 	json_object_set_new(obj, "provider", json_string(p->m->name));
 	json_object_set_new(obj, "event", json_string("client_aborted"));
 	json_object_set_new(obj, "events_sent", json_integer(p->events_sent));
+	pthread_mutex_lock(&p->m->sh->lock);
 	record_json(p->m, obj);
+	pthread_mutex_unlock(&p->m->sh->lock);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -838,10 +877,17 @@ static void answer_build(struct mock *m, json_t *root, uint64_t seq,
 	json_t *model = json_object_get(root, "model");
 	json_t *opts = json_object_get(root, "stream_options");
 	struct directives d = {
-		.k = m->cur,
 		.sse_line_bytes = -1,
 	};
+	long fail_status = 0;
 
+	pthread_mutex_lock(&m->sh->lock);
+	d.k = m->sh->cur;
+	if (m->sh->fail_next > 0) {
+		m->sh->fail_next--;
+		fail_status = m->sh->fail_status;
+	}
+	pthread_mutex_unlock(&m->sh->lock);
 	scan_messages(json_object_get(root, "messages"), &d);
 
 	memset(a, 0, sizeof *a);
@@ -851,11 +897,8 @@ static void answer_build(struct mock *m, json_t *root, uint64_t seq,
 	    json_string_length(model));
 	a->stream = json_is_true(json_object_get(root, "stream"));
 	a->include_usage = json_is_true(json_object_get(opts, "include_usage"));
-	if (m->fail_next > 0) {
-		m->fail_next--;
-		if (!d.status_set)
-			d.k.status = m->fail_status;
-	}
+	if (fail_status != 0 && !d.status_set)
+		d.k.status = fail_status;
 	a->k = d.k;
 	a->body_notjson = d.body_notjson;
 	a->sse_line_bytes = d.sse_line_bytes;
@@ -1205,10 +1248,38 @@ static void pending_new(struct mock *m, struct evhttp_request *req,
 /* ---------------------------------------------------------------------- */
 /* Endpoints                                                              */
 
+/*
+ * The chat body's parse.  A benchmark sends one body over and over, and
+ * parsing it (jansson, a few tens of microseconds for 1.4 KB) was most of
+ * the mock's CPU time per request: each thread keeps the last body it
+ * parsed with its tree, and the same bytes again get the same tree (only
+ * read: answer_build copies what it keeps).
+ */
+static json_t *chat_parse(struct mock *m, const char *body, size_t len)
+{
+	json_error_t jerr;
+	json_t *root;
+	char *copy;
+
+	if (m->last_root != NULL && len == m->last_len &&
+	    memcmp(body, m->last_body, len) == 0)
+		return json_incref(m->last_root);
+	root = len > 0 ? json_loadb(body, len, 0, &jerr) : NULL;
+	if (root == NULL || len > PARSE_CACHE_BYTES)
+		return root;
+	copy = xmalloc(len);
+	memcpy(copy, body, len);
+	free(m->last_body);
+	json_decref(m->last_root);
+	m->last_body = copy;
+	m->last_len = len;
+	m->last_root = json_incref(root);
+	return root;
+}
+
 static void handle_chat(struct mock *m, struct evhttp_request *req,
     uint64_t seq, const char *body, size_t len)
 {
-	json_error_t jerr;
 	json_t *root, *model, *messages;
 	struct answer a;
 
@@ -1216,7 +1287,7 @@ static void handle_chat(struct mock *m, struct evhttp_request *req,
 		send_error(m, req, 405, "use POST", "invalid_request_error", NULL);
 		return;
 	}
-	root = len > 0 ? json_loadb(body, len, 0, &jerr) : NULL;
+	root = chat_parse(m, body, len);
 	model = json_object_get(root, "model");
 	messages = json_object_get(root, "messages");
 	if (!json_is_object(root)) {
@@ -1268,7 +1339,7 @@ static void handle_config(struct mock *m, struct evhttp_request *req,
 	};
 	json_error_t jerr;
 	json_t *root = len > 0 ? json_loadb(body, len, 0, &jerr) : NULL;
-	struct knobs k = m->cur;
+	struct knobs k;
 	bool bad = false, has_status, has_fail;
 	long status = 500, fail = 0, v;
 
@@ -1278,6 +1349,10 @@ static void handle_config(struct mock *m, struct evhttp_request *req,
 		    "invalid_request_error", NULL);
 		return;
 	}
+	/* Held from reading the knobs to writing them back: two configs
+	 * on two threads do not lose each other's changes. */
+	pthread_mutex_lock(&m->sh->lock);
+	k = m->sh->cur;
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (config_get(root, keys[i], &v, &bad))
 			knob_set(&k, keys[i], v);
@@ -1285,6 +1360,7 @@ static void handle_config(struct mock *m, struct evhttp_request *req,
 	has_fail = config_get(root, "fail_next", &fail, &bad);
 	json_decref(root);
 	if (bad || (has_status && !valid_status(status)) || fail < 0) {
+		pthread_mutex_unlock(&m->sh->lock);
 		send_error(m, req, 400, "config values must be integers in range",
 		    "invalid_request_error", NULL);
 		return;
@@ -1292,12 +1368,13 @@ static void handle_config(struct mock *m, struct evhttp_request *req,
 	/* With fail_next, status says how those requests fail; alone, it
 	 * is the new default for every request. */
 	if (has_fail) {
-		m->fail_next = fail;
-		m->fail_status = has_status ? status : 500;
+		m->sh->fail_next = fail;
+		m->sh->fail_status = has_status ? status : 500;
 	} else if (has_status) {
 		k.status = status;
 	}
-	m->cur = k;
+	m->sh->cur = k;
+	pthread_mutex_unlock(&m->sh->lock);
 	send_text(m, req, 200, "application/json", "{}");
 }
 
@@ -1789,9 +1866,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 	/* Record what reaches the provider API, not the tests' control
 	 * requests. */
 	if (strncmp(path, "/_mock/", 7) != 0) {
-		seq = ++m->seq;
-		if (m->record != NULL)
+		/* One critical section: the record file stays in seq order. */
+		pthread_mutex_lock(&m->sh->lock);
+		seq = ++m->sh->seq;
+		if (m->sh->record != NULL)
 			record_request(m, req, seq, path, body, len);
+		pthread_mutex_unlock(&m->sh->lock);
 	}
 
 	if (strcmp(path, "/v1/chat/completions") == 0 ||
@@ -1818,8 +1898,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/_mock/config") == 0 && cmd == EVHTTP_REQ_POST) {
 		handle_config(m, req, body, len);
 	} else if (strcmp(path, "/_mock/reset") == 0 && cmd == EVHTTP_REQ_POST) {
-		m->cur = m->cli;
-		m->fail_next = 0;
+		pthread_mutex_lock(&m->sh->lock);
+		m->sh->cur = m->cli;
+		m->sh->fail_next = 0;
+		pthread_mutex_unlock(&m->sh->lock);
 		send_text(m, req, 200, "application/json", "{}");
 	} else {
 		send_error(m, req, 404, "no such endpoint", "invalid_request_error",
@@ -1830,13 +1912,15 @@ static void on_request(struct evhttp_request *req, void *arg)
 /* ---------------------------------------------------------------------- */
 /* Start-up                                                               */
 
+/* Only thread 0 sees the signals; it stops every thread. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-	struct mock *m = arg;
+	struct shared *sh = arg;
 
 	(void)sig;
 	(void)what;
-	event_base_loopexit(m->base, NULL);
+	for (int i = 0; i < sh->nthreads; i++)
+		event_base_loopexit(sh->threads[i].base, NULL);
 }
 
 static void usage(FILE *f)
@@ -1844,7 +1928,8 @@ static void usage(FILE *f)
 	fputs("usage: mock_provider --listen HOST:PORT [--name NAME] "
 	    "[--record FILE]\n"
 	    "         [--latency-ms N] [--status N] [--chunks N] "
-	    "[--chunk-delay-ms N] [--quiet]\n", f);
+	    "[--chunk-delay-ms N]\n"
+	    "         [--threads N] [--quiet]\n", f);
 }
 
 static void die_usage(const char *fmt, const char *arg)
@@ -1925,6 +2010,127 @@ static char *build_models(const struct mock *m)
 	return s;
 }
 
+/* The listening socket on HOST:PORT; *bound_port gets its port. */
+static int listen_socket(const char *host, long port, long *bound_port)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE,
+	};
+	struct addrinfo *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
+	char portstr[16];
+	int fd = -1, one = 1;
+
+	snprintf(portstr, sizeof portstr, "%ld", port);
+	if (getaddrinfo(host, portstr, &hints, &ai) != 0 || ai == NULL)
+		goto out;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto out;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+		int e = errno;
+
+		close(fd);
+		fd = -1;
+		errno = e;
+		goto out;
+	}
+	if (ss.ss_family == AF_INET)
+		*bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	else if (ss.ss_family == AF_INET6)
+		*bound_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+out:
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	return fd;
+}
+
+static void on_relisten(evutil_socket_t fd, short what, void *arg)
+{
+	struct mock *m = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(m->listener);
+}
+
+/*
+ * evhttp asks for each accepted connection's bufferevent here, in the
+ * accepting thread.  libevent's listener accepts until the backlog is
+ * empty unless it is disabled meanwhile: it is, until this thread's loop
+ * comes round again, and the other threads take their share.
+ */
+static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
+{
+	struct mock *m = arg;
+
+	evconnlistener_disable(m->listener);
+	event_active(m->relisten, EV_TIMEOUT, 0);
+	return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* Give thread m its event_base and evhttp on m->listen_fd. */
+static bool mock_thread_init(struct mock *m)
+{
+	struct timeval watch = ms_tv(WATCH_MS);
+	struct evhttp_bound_socket *bound;
+
+	m->base = event_base_new();
+	if (m->base == NULL)
+		return false;
+	/* All watch timers share one duration: libevent keeps them in a
+	 * queue instead of its heap. */
+	m->watch_tv = event_base_init_common_timeout(m->base, &watch);
+	m->scratch = evbuffer_new();
+	m->http = evhttp_new(m->base);
+	if (m->http == NULL || m->scratch == NULL)
+		return false;
+	evhttp_set_gencb(m->http, on_request, m);
+	evhttp_set_timeout(m->http, HTTP_TIMEOUT_S);
+	evhttp_set_max_body_size(m->http, MAX_BODY_BYTES);
+	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
+	/* evhttp owns the socket from here and closes it when freed. */
+	bound = evhttp_accept_socket_with_handle(m->http, m->listen_fd);
+	m->relisten = event_new(m->base, -1, 0, on_relisten, m);
+	if (bound == NULL || m->relisten == NULL)
+		return false;
+	m->listener = evhttp_bound_socket_get_listener(bound);
+	evhttp_set_bevcb(m->http, on_new_conn, m);
+	return true;
+}
+
+/* Free what mock_thread_init made, once the thread's loop has ended.
+ * evhttp_free() frees every connection; their close callbacks free the
+ * answers still in progress, without recording them as aborts. */
+static void mock_thread_free(struct mock *m)
+{
+	m->stopping = true;
+	event_free(m->relisten);
+	evhttp_free(m->http);
+	while (m->live != NULL)
+		pending_free(m->live);
+	evbuffer_free(m->scratch);
+	event_base_free(m->base);
+	json_decref(m->last_root);
+	free(m->last_body);
+}
+
+/* Threads 1..n-1: serve until on_signal stops the loop. */
+static void *mock_thread_run(void *arg)
+{
+	struct mock *m = arg;
+
+	event_base_dispatch(m->base);
+	mock_thread_free(m);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct mock m = {
@@ -1933,16 +2139,17 @@ int main(int argc, char **argv)
 			.status = 200, .delay_ms = 0, .chunks = 5,
 			.chunk_delay_ms = 0, .reset_after = -1, .stall_after = -1,
 		},
+	};
+	struct shared sh = {
 		.fail_status = 500,
+		.lock = PTHREAD_MUTEX_INITIALIZER,
 	};
 	const char *listen_arg = NULL, *record_path = NULL;
 	char host[256];
-	long port;
-	struct evhttp_bound_socket *bound;
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof ss;
+	long port, nthreads = sysconf(_SC_NPROCESSORS_ONLN);
+	int lfd;
 	struct event *sigterm, *sigint;
-	struct timeval watch = ms_tv(WATCH_MS);
+	sigset_t block, old;
 
 	for (int i = 1; i < argc; i++) {
 		const char *opt = argv[i];
@@ -1984,67 +2191,75 @@ int main(int argc, char **argv)
 			m.cli.chunks = arg_number(opt, val, 1, MAX_CHUNKS);
 		else if (strcmp(opt, "--chunk-delay-ms") == 0)
 			m.cli.chunk_delay_ms = arg_number(opt, val, 0, MAX_DELAY_MS);
+		else if (strcmp(opt, "--threads") == 0)
+			nthreads = arg_number(opt, val, 1, MAX_THREADS);
 		else
 			die_usage("unknown option '%s'", opt);
 	}
 	if (listen_arg == NULL)
 		die_usage("%s", "--listen HOST:PORT is required");
 	parse_listen(listen_arg, host, sizeof host, &port);
-	m.cur = m.cli;
+	nthreads = clamp(nthreads, 1, MAX_THREADS);
+	sh.cur = m.cli;
 
 	/* A client that leaves mid-write must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
+	/* on_signal stops the other threads' loops from thread 0. */
+	if (evthread_use_pthreads() != 0) {
+		fputs("mock_provider: evthread_use_pthreads failed\n", stderr);
+		return 1;
+	}
 	memset(x_block, 'x', sizeof x_block);
 	m.name_esc = json_escape_dup(m.name, strlen(m.name));
 	m.name_esc_len = strlen(m.name_esc);
 	m.models_json = build_models(&m);
-
-	m.base = event_base_new();
-	if (m.base == NULL) {
-		fputs("mock_provider: event_base_new failed\n", stderr);
-		return 1;
-	}
-	/* All watch timers share one duration: libevent keeps them in a
-	 * queue instead of its heap. */
-	m.watch_tv = event_base_init_common_timeout(m.base, &watch);
-	m.scratch = evbuffer_new();
-	m.http = evhttp_new(m.base);
-	if (m.http == NULL || m.scratch == NULL) {
-		fputs("mock_provider: evhttp_new failed\n", stderr);
-		return 1;
-	}
-	evhttp_set_gencb(m.http, on_request, &m);
-	evhttp_set_timeout(m.http, HTTP_TIMEOUT_S);
-	evhttp_set_max_body_size(m.http, MAX_BODY_BYTES);
-	evhttp_set_allowed_methods(m.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
-
-	bound = evhttp_bind_socket_with_handle(m.http, host, (ev_uint16_t)port);
-	if (bound == NULL) {
-		fprintf(stderr, "mock_provider: cannot listen on %s: %s\n",
-		    listen_arg, strerror(errno));
-		return 2;
-	}
-	if (getsockname(evhttp_bound_socket_get_fd(bound),
-	    (struct sockaddr *)&ss, &sslen) == 0) {
-		if (ss.ss_family == AF_INET)
-			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		else if (ss.ss_family == AF_INET6)
-			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
+	m.sh = &sh;
 	if (record_path != NULL) {
-		m.record = fopen(record_path, "a");
-		if (m.record == NULL) {
+		sh.record = fopen(record_path, "a");
+		if (sh.record == NULL) {
 			fprintf(stderr, "mock_provider: cannot open %s: %s\n",
 			    record_path, strerror(errno));
 			return 2;
 		}
 	}
 
-	sigterm = evsignal_new(m.base, SIGTERM, on_signal, &m);
-	sigint = evsignal_new(m.base, SIGINT, on_signal, &m);
+	lfd = listen_socket(host, port, &port);
+	if (lfd < 0) {
+		fprintf(stderr, "mock_provider: cannot listen on %s: %s\n",
+		    listen_arg, strerror(errno));
+		return 2;
+	}
+	sh.nthreads = (int)nthreads;
+	sh.threads = xmalloc(sizeof *sh.threads * (size_t)nthreads);
+	for (int i = 0; i < sh.nthreads; i++) {
+		struct mock *t = &sh.threads[i];
+
+		*t = m;
+		/* Each evhttp closes its own descriptor of the one socket. */
+		t->listen_fd = i == 0 ? lfd : fcntl(lfd, F_DUPFD_CLOEXEC, 0);
+		if (t->listen_fd < 0 || !mock_thread_init(t)) {
+			fputs("mock_provider: cannot set up libevent\n", stderr);
+			return 1;
+		}
+	}
+
+	sigterm = evsignal_new(sh.threads[0].base, SIGTERM, on_signal, &sh);
+	sigint = evsignal_new(sh.threads[0].base, SIGINT, on_signal, &sh);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
+	/* The other threads start with the signals blocked: thread 0 alone
+	 * takes them. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	for (int i = 1; i < sh.nthreads; i++)
+		if (pthread_create(&sh.threads[i].thread, NULL, mock_thread_run,
+		    &sh.threads[i]) != 0) {
+			fputs("mock_provider: pthread_create failed\n", stderr);
+			return 1;
+		}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	if (!m.quiet) {
 		printf(strchr(host, ':') ? "mock_provider %s listening on [%s]:%ld\n"
@@ -2052,21 +2267,16 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 
-	event_base_dispatch(m.base);
-
-	/* evhttp_free() frees every connection; their close callbacks free
-	 * the answers still in progress, without recording them as aborts. */
-	m.stopping = true;
-	evhttp_free(m.http);
-	while (m.live != NULL)
-		pending_free(m.live);
+	event_base_dispatch(sh.threads[0].base);
 	event_free(sigterm);
 	event_free(sigint);
-	evbuffer_free(m.scratch);
-	event_base_free(m.base);
+	mock_thread_free(&sh.threads[0]);
+	for (int i = 1; i < sh.nthreads; i++)
+		pthread_join(sh.threads[i].thread, NULL);
 	libevent_global_shutdown();
-	if (m.record != NULL)
-		fclose(m.record);
+	if (sh.record != NULL)
+		fclose(sh.record);
+	free(sh.threads);
 	free(m.models_json);
 	free(m.name_esc);
 	return 0;
