@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,10 +158,57 @@ wd_unhex(const char *in, unsigned char *out, size_t len)
 	return in[2 * len] == '\0' ? WD_OK : WD_EPARSE;
 }
 
+/*
+ * SHA256() fetches the algorithm from OpenSSL's provider on every call
+ * (EVP_Q_digest): that fetch, not the hash, was most of the three key
+ * digests each request makes.  The algorithm is fetched once and each
+ * thread keeps one context; after each digest the context is set back to
+ * SHA-256's initial state, so nothing of what was hashed stays in it.
+ */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static pthread_key_t sha256_key;
+static __thread EVP_MD_CTX *sha256_ctx;
+
+static void
+sha256_ctx_free(void *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
+
+static void
+sha256_fetch(void)
+{
+	if (pthread_key_create(&sha256_key, sha256_ctx_free) == 0)
+		sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void
 wd_sha256(const void *data, size_t len, unsigned char out[32])
 {
-	SHA256(data, len, out);
+	EVP_MD_CTX *c;
+
+	(void)pthread_once(&sha256_once, sha256_fetch);
+	if (sha256_md != NULL && sha256_ctx == NULL &&
+	    (sha256_ctx = EVP_MD_CTX_new()) != NULL) {
+		if (EVP_DigestInit_ex(sha256_ctx, sha256_md, NULL) != 1 ||
+		    pthread_setspecific(sha256_key, sha256_ctx) != 0) {
+			EVP_MD_CTX_free(sha256_ctx);
+			sha256_ctx = NULL;
+		}
+	}
+	c = sha256_ctx;
+	if (c == NULL || EVP_DigestUpdate(c, data, len) != 1 ||
+	    EVP_DigestFinal_ex(c, out, NULL) != 1 ||
+	    EVP_DigestInit_ex(c, sha256_md, NULL) != 1) {
+		/* The context is in an unknown state: not used again. */
+		if (c != NULL) {
+			(void)pthread_setspecific(sha256_key, NULL);
+			EVP_MD_CTX_free(c);
+			sha256_ctx = NULL;
+		}
+		SHA256(data, len, out);
+	}
 }
 
 /* explicit_bzero: a plain memset the compiler may not drop, as
