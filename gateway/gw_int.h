@@ -828,4 +828,10 @@ struct gw_json_top {
  * "error" are (the last of duplicates, as jansson). */
 bool gw_json_scan_answer(const char *buf, size_t len, struct gw_json_top *top);
 
+/* json_loadb(buf, len, flags, err), faster: the tree of what the
+ * scanner accepts, built in one pass (flags 0 or JSON_REJECT_DUPLICATES);
+ * whatever it refuses goes to jansson, for the same answer and error. */
+json_t *gw_json_load(const char *buf, size_t len, size_t flags,
+    json_error_t *err);
+
 #endif /* GW_INT_H */

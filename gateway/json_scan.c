@@ -332,3 +332,262 @@ gw_json_scan_answer(const char *buf, size_t len, struct gw_json_top *top)
 	ws(&s);
 	return s.p == s.end;
 }
+
+/* ---- a request's tree, built from what the scanner accepts ---- */
+
+/* The text of the string whose quotes are at q and s->p - 1, escapes
+ * decoded (the scanner checked them): into buf, or a malloc'd copy when
+ * it does not fit; *n its length.  NULL when out of memory. */
+static char *
+unescape(const unsigned char *q, const unsigned char *end, char *buf,
+    size_t cap, size_t *n)
+{
+	size_t len = (size_t)(end - q - 1);
+	const unsigned char *p = q + 1, *e = end - 1;
+	char *out = len < cap ? buf : malloc(len + 1), *o;
+
+	if (out == NULL)
+		return NULL;
+	o = out;
+	while (p < e) {
+		unsigned cp;
+
+		if (*p != '\\') {
+			*o++ = (char)*p++;
+			continue;
+		}
+		switch (p[1]) {
+		case 'b': *o++ = '\b'; p += 2; continue;
+		case 'f': *o++ = '\f'; p += 2; continue;
+		case 'n': *o++ = '\n'; p += 2; continue;
+		case 'r': *o++ = '\r'; p += 2; continue;
+		case 't': *o++ = '\t'; p += 2; continue;
+		case 'u': break;
+		default: *o++ = (char)p[1]; p += 2; continue;	/* " \ / */
+		}
+		cp = (unsigned)hex4(p + 2);
+		p += 6;
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			cp = 0x10000 + ((cp - 0xd800) << 10) +
+			    ((unsigned)hex4(p + 2) - 0xdc00);
+			p += 6;
+		}
+		if (cp < 0x80) {
+			*o++ = (char)cp;
+		} else if (cp < 0x800) {
+			*o++ = (char)(0xc0 | cp >> 6);
+			*o++ = (char)(0x80 | (cp & 0x3f));
+		} else if (cp < 0x10000) {
+			*o++ = (char)(0xe0 | cp >> 12);
+			*o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+			*o++ = (char)(0x80 | (cp & 0x3f));
+		} else {
+			*o++ = (char)(0xf0 | cp >> 18);
+			*o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+			*o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+			*o++ = (char)(0x80 | (cp & 0x3f));
+		}
+	}
+	*n = (size_t)(o - out);
+	return out;
+}
+
+/* A string's text: the input itself when it has no escape. */
+static const char *
+str_text(const unsigned char *q, const unsigned char *end, char *buf,
+    size_t cap, size_t *n, char **heap)
+{
+	*heap = NULL;
+	if (memchr(q + 1, '\\', (size_t)(end - q - 2)) == NULL) {
+		*n = (size_t)(end - q - 2);
+		return (const char *)q + 1;
+	}
+	{
+		char *t = unescape(q, end, buf, cap, n);
+
+		if (t != buf)
+			*heap = t;
+		return t;
+	}
+}
+
+static json_t *
+build_number(struct scan *s)
+{
+	const unsigned char *start = s->p;
+	char buf[64], *text = buf;
+	json_t *j = NULL;
+	size_t n;
+	bool real;
+
+	if (!number(s))
+		return NULL;
+	n = (size_t)(s->p - start);
+	real = memchr(start, '.', n) != NULL || memchr(start, 'e', n) != NULL ||
+	    memchr(start, 'E', n) != NULL;
+	if (n >= sizeof(buf) && (text = malloc(n + 1)) == NULL)
+		return NULL;
+	memcpy(text, start, n);
+	text[n] = '\0';
+	/* number() refused what overflows. */
+	j = real ? json_real(strtod(text, NULL)) :
+	    json_integer(strtoll(text, NULL, 10));
+	if (text != buf)
+		free(text);
+	return j;
+}
+
+static json_t *build(struct scan *s, bool nodup);
+
+static json_t *
+build_object(struct scan *s, bool nodup)
+{
+	json_t *o = json_object();
+
+	s->p++;
+	ws(s);
+	if (s->p < s->end && *s->p == '}') {
+		s->p++;
+		return o;
+	}
+	while (o != NULL) {
+		const unsigned char *k = s->p;
+		const char *key;
+		char kbuf[128], *heap;
+		size_t klen;
+		json_t *v;
+
+		if (s->p >= s->end || *s->p != '"' || !string(s))
+			break;
+		if ((key = str_text(k, s->p, kbuf, sizeof(kbuf), &klen,
+		    &heap)) == NULL)
+			break;
+		if (nodup && json_object_getn(o, key, klen) != NULL) {
+			free(heap);
+			break;
+		}
+		ws(s);
+		if (s->p >= s->end || *s->p != ':') {
+			free(heap);
+			break;
+		}
+		s->p++;
+		ws(s);
+		v = build(s, nodup);
+		if (v == NULL || json_object_setn_new_nocheck(o, key, klen,
+		    v) != 0) {
+			free(heap);
+			break;
+		}
+		free(heap);
+		ws(s);
+		if (s->p >= s->end)
+			break;
+		if (*s->p == '}') {
+			s->p++;
+			return o;
+		}
+		if (*s->p != ',')
+			break;
+		s->p++;
+		ws(s);
+	}
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *
+build_array(struct scan *s, bool nodup)
+{
+	json_t *a = json_array();
+
+	s->p++;
+	ws(s);
+	if (s->p < s->end && *s->p == ']') {
+		s->p++;
+		return a;
+	}
+	while (a != NULL) {
+		json_t *v = build(s, nodup);
+
+		if (v == NULL || json_array_append_new(a, v) != 0)
+			break;
+		ws(s);
+		if (s->p >= s->end)
+			break;
+		if (*s->p == ']') {
+			s->p++;
+			return a;
+		}
+		if (*s->p != ',')
+			break;
+		s->p++;
+		ws(s);
+	}
+	json_decref(a);
+	return NULL;
+}
+
+static json_t *
+build(struct scan *s, bool nodup)
+{
+	const unsigned char *q;
+	json_t *j;
+
+	if (s->p >= s->end)
+		return NULL;
+	switch (*s->p) {
+	case '{':
+	case '[':
+		if (++s->depth > SCAN_MAX_DEPTH)
+			return NULL;
+		j = *s->p == '{' ? build_object(s, nodup) :
+		    build_array(s, nodup);
+		s->depth--;
+		return j;
+	case '"': {
+		char buf[256], *heap;
+		const char *t;
+		size_t n;
+
+		q = s->p;
+		if (!string(s) || (t = str_text(q, s->p, buf, sizeof(buf), &n,
+		    &heap)) == NULL)
+			return NULL;
+		j = json_stringn_nocheck(t, n);
+		free(heap);
+		return j;
+	}
+	case 't':
+		return literal(s, "true", 4) ? json_true() : NULL;
+	case 'f':
+		return literal(s, "false", 5) ? json_false() : NULL;
+	case 'n':
+		return literal(s, "null", 4) ? json_null() : NULL;
+	default:
+		if (*s->p != '-' && (*s->p < '0' || *s->p > '9'))
+			return NULL;
+		return build_number(s);
+	}
+}
+
+json_t *
+gw_json_load(const char *buf, size_t len, size_t flags, json_error_t *err)
+{
+	struct scan s = { (const unsigned char *)buf,
+		(const unsigned char *)buf + len, 0 };
+	json_t *j = NULL;
+
+	if ((flags & ~(size_t)JSON_REJECT_DUPLICATES) == 0) {
+		ws(&s);
+		if (s.p < s.end && (*s.p == '{' || *s.p == '['))
+			j = build(&s, (flags & JSON_REJECT_DUPLICATES) != 0);
+		ws(&s);
+		if (j != NULL && s.p == s.end)
+			return j;
+		json_decref(j);
+	}
+	/* Refused (or flags it does not know): jansson says why, in its
+	 * words, and decides the NUL it would skip. */
+	return json_loadb(buf, len, flags, err);
+}
