@@ -187,31 +187,90 @@ arm_deadline(struct gw_conn *c, int ms)
 	event_add(c->deadline, &tv);
 }
 
+/* An answer's head, gathered in one buffer and added to the output once
+ * (it was a printf into the evbuffer per header line). */
+struct head_buf {
+	struct evbuffer *out;
+	size_t n;
+	char b[1024];
+};
+
+static void
+hb_put(struct head_buf *h, const char *s, size_t len)
+{
+	if (h->n + len > sizeof(h->b)) {
+		evbuffer_add(h->out, h->b, h->n);
+		h->n = 0;
+		if (len > sizeof(h->b)) {
+			evbuffer_add(h->out, s, len);
+			return;
+		}
+	}
+	memcpy(h->b + h->n, s, len);
+	h->n += len;
+}
+
+static void
+hb_str(struct head_buf *h, const char *s)
+{
+	hb_put(h, s, strlen(s));
+}
+
+static void
+hb_num(struct head_buf *h, unsigned long long v)
+{
+	char d[24];
+	size_t i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	hb_put(h, d + i, sizeof(d) - i);
+}
+
+static void
+hb_field(struct head_buf *h, const char *name, const char *value)
+{
+	hb_str(h, name);
+	hb_put(h, ": ", 2);
+	hb_str(h, value);
+	hb_put(h, "\r\n", 2);
+}
+
 /* Write a complete answer's status line and headers. */
 static void
 write_head(struct gw_conn *c, int status, const char *ctype,
     const struct gw_out_hdr *hdrs, size_t nhdrs, int64_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct head_buf h;
 
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: warden\r\n",
-	    status, gw_http_reason(status));
+	h.out = bufferevent_get_output(c->bev);
+	h.n = 0;
+	hb_put(&h, "HTTP/1.1 ", 9);
+	hb_num(&h, status < 0 ? 0 : (unsigned long long)status);
+	hb_put(&h, " ", 1);
+	hb_str(&h, gw_http_reason(status));
+	hb_put(&h, "\r\nServer: warden\r\n", 18);
 	if (ctype != NULL)
-		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+		hb_field(&h, "Content-Type", ctype);
 	if (c->reqid[0] != '\0')
-		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->reqid);
+		hb_field(&h, "X-Request-Id", c->reqid);
 	for (size_t i = 0; i < c->nsticky; i++)
-		evbuffer_add_printf(out, "%s: %s\r\n", c->sticky[i].name,
-		    c->sticky[i].value);
+		hb_field(&h, c->sticky[i].name, c->sticky[i].value);
 	for (size_t i = 0; i < nhdrs; i++)
-		evbuffer_add_printf(out, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
-	if (len >= 0)
-		evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)len);
-	else
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		hb_field(&h, hdrs[i].name, hdrs[i].value);
+	if (len >= 0) {
+		hb_put(&h, "Content-Length: ", 16);
+		hb_num(&h, (unsigned long long)len);
+		hb_put(&h, "\r\n", 2);
+	} else {
+		hb_put(&h, "Transfer-Encoding: chunked\r\n", 28);
+	}
 	if (!c->keep_alive)
-		evbuffer_add(out, "Connection: close\r\n", 19);
-	evbuffer_add(out, "\r\n", 2);
+		hb_put(&h, "Connection: close\r\n", 19);
+	hb_put(&h, "\r\n", 2);
+	evbuffer_add(h.out, h.b, h.n);
 }
 
 static void
