@@ -118,6 +118,55 @@ wd_random(void *buf, size_t len)
 	return WD_OK;
 }
 
+/*
+ * Random identifiers (request and decision ids): not secrets, but not to
+ * be guessed either.  Taken from a per-thread block of getrandom() bytes,
+ * one system call per 512 bytes instead of two per request; the bytes
+ * handed out are cleared from the block, and a forked child starts with
+ * an empty block, so no two processes share ids.
+ */
+#define WD_ID_POOL 512
+static __thread unsigned char id_pool[WD_ID_POOL];
+static __thread size_t id_left;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+
+static void
+id_child(void)
+{
+	explicit_bzero(id_pool, sizeof(id_pool));
+	id_left = 0;
+}
+
+static void
+id_atfork(void)
+{
+	(void)pthread_atfork(NULL, NULL, id_child);
+}
+
+enum wd_err
+wd_random_id(void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	(void)pthread_once(&id_once, id_atfork);
+	while (len > 0) {
+		size_t n;
+
+		if (id_left == 0) {
+			if (wd_random(id_pool, sizeof(id_pool)) != WD_OK)
+				return WD_EIO;
+			id_left = sizeof(id_pool);
+		}
+		n = len < id_left ? len : id_left;
+		memcpy(p, id_pool + sizeof(id_pool) - id_left, n);
+		explicit_bzero(id_pool + sizeof(id_pool) - id_left, n);
+		id_left -= n;
+		p += n;
+		len -= n;
+	}
+	return WD_OK;
+}
+
 void
 wd_hex(const unsigned char *in, size_t len, char *out)
 {

@@ -446,7 +446,7 @@ set_request_id(struct gw_conn *c)
 		memcpy(c->reqid, v, strlen(v) + 1);
 		return;
 	}
-	wd_random(r, sizeof(r));
+	wd_random_id(r, sizeof(r));
 	wd_hex(r, sizeof(r), c->reqid);
 }
 
