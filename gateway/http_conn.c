@@ -344,7 +344,9 @@ finish_request(struct gw_conn *c)
  * in one writev() from here: handed to the bufferevent, they would cost
  * adding the write event, a turn of the loop for it and removing it
  * again (two epoll_ctl calls and a wakeup per answer).  What the socket
- * does not take goes to the bufferevent as before, in order.
+ * does not take goes to the bufferevent as before, in order.  (The
+ * bufferevent is a plain socket one: warden serves no TLS itself; a
+ * filtering bufferevent would need this path off.)
  */
 void
 gw_respond(struct gw_conn *c, int status, const char *ctype,
