@@ -215,7 +215,8 @@ hb_put(struct head_buf *h, const char *s, size_t len)
 static void
 hb_str(struct head_buf *h, const char *s)
 {
-	hb_put(h, s, strlen(s));
+	if (s != NULL)		/* printf wrote "(null)"; nothing is no worse */
+		hb_put(h, s, strlen(s));
 }
 
 static void
