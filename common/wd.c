@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +118,55 @@ wd_random(void *buf, size_t len)
 	return WD_OK;
 }
 
+/*
+ * Random identifiers (request and decision ids): not secrets, but not to
+ * be guessed either.  Taken from a per-thread block of getrandom() bytes,
+ * one system call per 512 bytes instead of two per request; the bytes
+ * handed out are cleared from the block, and a forked child starts with
+ * an empty block, so no two processes share ids.
+ */
+#define WD_ID_POOL 512
+static __thread unsigned char id_pool[WD_ID_POOL];
+static __thread size_t id_left;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+
+static void
+id_child(void)
+{
+	explicit_bzero(id_pool, sizeof(id_pool));
+	id_left = 0;
+}
+
+static void
+id_atfork(void)
+{
+	(void)pthread_atfork(NULL, NULL, id_child);
+}
+
+enum wd_err
+wd_random_id(void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	(void)pthread_once(&id_once, id_atfork);
+	while (len > 0) {
+		size_t n;
+
+		if (id_left == 0) {
+			if (wd_random(id_pool, sizeof(id_pool)) != WD_OK)
+				return WD_EIO;
+			id_left = sizeof(id_pool);
+		}
+		n = len < id_left ? len : id_left;
+		memcpy(p, id_pool + sizeof(id_pool) - id_left, n);
+		explicit_bzero(id_pool + sizeof(id_pool) - id_left, n);
+		id_left -= n;
+		p += n;
+		len -= n;
+	}
+	return WD_OK;
+}
+
 void
 wd_hex(const unsigned char *in, size_t len, char *out)
 {
@@ -156,17 +207,67 @@ wd_unhex(const char *in, unsigned char *out, size_t len)
 	return in[2 * len] == '\0' ? WD_OK : WD_EPARSE;
 }
 
+/*
+ * SHA256() fetches the algorithm from OpenSSL's provider on every call
+ * (EVP_Q_digest): that fetch, not the hash, was most of the three key
+ * digests each request makes.  The algorithm is fetched once and each
+ * thread keeps one context; after each digest the context is set back to
+ * SHA-256's initial state, so nothing of what was hashed stays in it.
+ */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static pthread_key_t sha256_key;
+static __thread EVP_MD_CTX *sha256_ctx;
+
+static void
+sha256_ctx_free(void *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
+
+static void
+sha256_fetch(void)
+{
+	if (pthread_key_create(&sha256_key, sha256_ctx_free) == 0)
+		sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void
 wd_sha256(const void *data, size_t len, unsigned char out[32])
 {
-	SHA256(data, len, out);
+	EVP_MD_CTX *c;
+
+	(void)pthread_once(&sha256_once, sha256_fetch);
+	if (sha256_md != NULL && sha256_ctx == NULL &&
+	    (sha256_ctx = EVP_MD_CTX_new()) != NULL) {
+		if (EVP_DigestInit_ex(sha256_ctx, sha256_md, NULL) != 1 ||
+		    pthread_setspecific(sha256_key, sha256_ctx) != 0) {
+			EVP_MD_CTX_free(sha256_ctx);
+			sha256_ctx = NULL;
+		}
+	}
+	c = sha256_ctx;
+	if (c == NULL || EVP_DigestUpdate(c, data, len) != 1 ||
+	    EVP_DigestFinal_ex(c, out, NULL) != 1 ||
+	    EVP_DigestInit_ex(c, sha256_md, NULL) != 1) {
+		/* The context is in an unknown state: not used again. */
+		if (c != NULL) {
+			(void)pthread_setspecific(sha256_key, NULL);
+			EVP_MD_CTX_free(c);
+			sha256_ctx = NULL;
+		}
+		SHA256(data, len, out);
+	}
 }
 
+/* explicit_bzero: a plain memset the compiler may not drop, as
+ * OPENSSL_cleanse, but without its byte loop (curl's and jansson's every
+ * free goes through here: about 1 % of warden's CPU). */
 void
 wd_wipe(void *p, size_t len)
 {
 	if (p != NULL)
-		OPENSSL_cleanse(p, len);
+		explicit_bzero(p, len);
 }
 
 bool

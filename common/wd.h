@@ -64,6 +64,8 @@ bool wd_ct_equal(const void *a, const void *b, size_t len);
 
 /* Fill buf with len bytes from the kernel's CSPRNG. */
 enum wd_err wd_random(void *buf, size_t len);
+/* Random bytes for identifiers (not keys): from a per-thread block. */
+enum wd_err wd_random_id(void *buf, size_t len);
 
 /* Lower-case hex of len bytes into out, which holds 2*len+1 bytes. */
 void wd_hex(const unsigned char *in, size_t len, char *out);

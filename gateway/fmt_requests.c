@@ -241,7 +241,7 @@ gw_req_parse(unsigned api, bool count_tokens, const char *body, size_t len,
 	*param = NULL;
 	if (len == 0)
 		return bad(why, whylen, param, NULL, "request body is empty");
-	out->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	out->root = gw_json_load(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (out->root == NULL) {
 		snprintf(why, whylen, "request body is not valid JSON: %s (at byte "
 		    "%d)", jerr.text, jerr.position);

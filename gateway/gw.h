@@ -75,4 +75,8 @@ int gw_keys_new(void);
 void gw_cli_usage(FILE *f, const char *cmd, const char *sub);
 int gw_cli_help(int argc, char **argv);
 
+/* jansson's blocks kept per thread and wiped when freed (json_mem.c);
+ * once, first thing in main(). */
+void gw_json_mem_init(void);
+
 #endif /* GW_H */

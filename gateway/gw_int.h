@@ -814,4 +814,31 @@ bool gw_export_is_replicas(const char *path);
 int gw_verify_export_replicas(const char *path,
     const struct aud_verify_opts *vo, FILE *out);
 
+/* ---- a whole answer read without a tree (json_scan.c) ---- */
+
+/* A member of the answer's outermost object: its text and its kind (the
+ * first byte: '{', '[', '"', 't', 'f', 'n', or '0' for a number); p NULL
+ * when absent. */
+struct gw_json_span {
+	const char *p;
+	size_t len;
+	char kind;
+};
+
+struct gw_json_top {
+	bool object;			/* the outermost value is an object */
+	struct gw_json_span usage, error;
+};
+
+/* True when buf is what json_loadb(buf, len, 0) accepts (an object or an
+ * array, strict UTF-8, ...); top says which, and where "usage" and
+ * "error" are (the last of duplicates, as jansson). */
+bool gw_json_scan_answer(const char *buf, size_t len, struct gw_json_top *top);
+
+/* json_loadb(buf, len, flags, err), faster: the tree of what the
+ * scanner accepts, built in one pass (flags 0 or JSON_REJECT_DUPLICATES);
+ * whatever it refuses goes to jansson, for the same answer and error. */
+json_t *gw_json_load(const char *buf, size_t len, size_t flags,
+    json_error_t *err);
+
 #endif /* GW_INT_H */

@@ -99,6 +99,7 @@ main(int argc, char **argv)
 {
 	int rc;
 
+	gw_json_mem_init();
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

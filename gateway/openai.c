@@ -166,7 +166,7 @@ gw_chat_parse(const char *body, size_t len, struct gw_chat *out, char *why,
 	*param = NULL;
 	if (len == 0)
 		return bad(why, whylen, param, NULL, "request body is empty");
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = gw_json_load(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		snprintf(why, whylen, "request body is not valid JSON: %s "
 		    "(at byte %d)", jerr.text, jerr.position);

@@ -449,7 +449,7 @@ gw_txn_start(struct gw_conn *c, struct gw_http_req *req,
 	gw_conn_set_hooks(c, &hooks);
 	/* Every answer names its decision, so a caller can find the audit
 	 * record, however the request ends. */
-	wd_random(rnd, sizeof(rnd));
+	wd_random_id(rnd, sizeof(rnd));
 	wd_hex(rnd, sizeof(rnd), t->pol.dec.id);
 	t->pol.hdrs[0] = (struct gw_out_hdr){ "X-Warden-Decision", t->pol.dec.id };
 	t->pol.hdrs[1] = (struct gw_out_hdr){ "X-Warden-Policy-Version",

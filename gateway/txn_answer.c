@@ -161,39 +161,39 @@ agent_whole(struct txn *t)
 	return whole(t, a->status);
 }
 
-/* A whole answer for a caller without tool policy: a JSON object, or
- * an error the provider explained. */
+/*
+ * A whole answer for a caller without tool policy: a JSON object, or
+ * an error the provider explained.  It goes out as the provider sent it,
+ * so it is scanned, not parsed: only its usage becomes a tree.
+ */
 static enum txn_state
 plain_whole(struct txn *t)
 {
 	const char *text = (const char *)evbuffer_pullup(t->ans.buf, -1);
 	size_t len = evbuffer_get_length(t->ans.buf);
 	const struct txn_attempt *a = &t->up;
-	json_t *j = len > 0 ? json_loadb(text, len, 0, NULL) : NULL;
+	struct gw_json_top top;
+	bool obj = len > 0 && gw_json_scan_answer(text, len, &top) &&
+	    top.object;
 
 	if (a->status >= 200 && a->status < 300) {
-		if (!json_is_object(j)) {
-			json_decref(j);
+		if (!obj)
 			return gw_txn_error(t, WD_CODE_BAD_UPSTREAM_RESPONSE,
 			    "provider '%s' answered with something that is not "
 			    "a JSON object", a->route->id);
-		}
 	} else if (a->status == 401 || a->status == 403) {
 		/* The provider refused *our* credential: the caller's key is
 		 * fine, so this is a gateway-side failure. */
-		json_decref(j);
 		return gw_txn_error(t, WD_CODE_UPSTREAM_AUTH, "provider '%s' "
 		    "refused warden's credential (status %d)", a->route->id,
 		    a->status);
-	} else if (!json_is_object(j) ||
-	    !json_is_object(json_object_get(j, "error"))) {
-		json_decref(j);
+	} else if (!obj || top.error.kind != '{') {
 		return gw_txn_error(t, WD_CODE_UPSTREAM_ERROR, "provider '%s' "
 		    "answered status %d", a->route->id, a->status);
 	}
-	if (json_is_object(json_object_get(j, "usage")))
-		t->ans.usage = json_incref(json_object_get(j, "usage"));
-	json_decref(j);
+	if (top.usage.kind == '{' && (t->ans.usage = json_loadb(top.usage.p,
+	    top.usage.len, 0, NULL)) == NULL)
+		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
 	return whole(t, a->status);
 }
 

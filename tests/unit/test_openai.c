@@ -432,6 +432,77 @@ START_TEST(auth_bearer)
 }
 END_TEST
 
+/* A plain whole answer scanned without a tree: its usage found (the last
+ * of duplicates, as jansson), an error member's kind, what is refused. */
+START_TEST(scan_answer_usage)
+{
+	static const char ok[] = " {\"id\":\"c\",\"usage\":7,\"choices\":[{\"m\":"
+	    "\"caf\xc3\xa9 \\ud83d\\ude00\"}],\"usage\":{\"prompt_tokens\":3,"
+	    "\"total_tokens\":5}}\n";
+	static const char err[] = "{\"error\":{\"message\":\"no\"}}";
+	static const char nul[] = "{\"a\":1\0}";
+	struct gw_json_top top;
+	json_t *u;
+
+	ck_assert(gw_json_scan_answer(ok, sizeof(ok) - 1, &top));
+	ck_assert(top.object);
+	ck_assert_int_eq(top.usage.kind, '{');
+	ck_assert_ptr_null(top.error.p);
+	u = json_loadb(top.usage.p, top.usage.len, 0, NULL);
+	ck_assert_int_eq(json_integer_value(json_object_get(u,
+	    "total_tokens")), 5);
+	json_decref(u);
+	ck_assert(gw_json_scan_answer(err, sizeof(err) - 1, &top));
+	ck_assert_int_eq(top.error.kind, '{');
+	ck_assert(gw_json_scan_answer("[1]", 3, &top));
+	ck_assert(!top.object);
+	ck_assert(!gw_json_scan_answer("\"s\"", 3, &top));
+	ck_assert(!gw_json_scan_answer("{\"a\":01}", 8, &top));
+	ck_assert(!gw_json_scan_answer("{\"a\":\"\\ud800\"}", 14, &top));
+	ck_assert(!gw_json_scan_answer("{\"a\":\"\xc0\xaf\"}", 10, &top));
+	ck_assert(!gw_json_scan_answer("{\"a\":1e999}", 11, &top));
+	ck_assert(!gw_json_scan_answer("{} x", 4, &top));
+	/* jansson lets a NUL after a number through; the scanner does not. */
+	u = json_loadb(nul, sizeof(nul) - 1, 0, NULL);
+	ck_assert_ptr_nonnull(u);
+	json_decref(u);
+	ck_assert(!gw_json_scan_answer(nul, sizeof(nul) - 1, &top));
+}
+END_TEST
+
+/* A request's tree in one pass: jansson's tree, in jansson's key order;
+ * a refusal in jansson's words. */
+START_TEST(json_load_as_jansson)
+{
+	static const char req[] = "{\"model\":\"m\",\"messages\":[{\"role\":"
+	    "\"user\",\"content\":\"a\\n\\u00e9\"}],\"n\":-12,\"t\":1.5e2,"
+	    "\"k\":[true,false,null,{}]}";
+	json_error_t e1, e2;
+	json_t *a, *b;
+	char *ta, *tb;
+
+	a = gw_json_load(req, sizeof(req) - 1, JSON_REJECT_DUPLICATES, &e1);
+	b = json_loadb(req, sizeof(req) - 1, JSON_REJECT_DUPLICATES, &e2);
+	ck_assert_ptr_nonnull(a);
+	ck_assert(json_equal(a, b));
+	ta = json_dumps(a, JSON_COMPACT);
+	tb = json_dumps(b, JSON_COMPACT);
+	ck_assert_str_eq(ta, tb);
+	free(ta);
+	free(tb);
+	json_decref(a);
+	json_decref(b);
+	a = gw_json_load("{\"a\":1,\"a\":2}", 13, JSON_REJECT_DUPLICATES, &e1);
+	b = json_loadb("{\"a\":1,\"a\":2}", 13, JSON_REJECT_DUPLICATES, &e2);
+	ck_assert_ptr_null(a);
+	ck_assert_ptr_null(b);
+	ck_assert_str_eq(e1.text, e2.text);
+	a = gw_json_load("{\"a\":1,\"a\":2}", 13, 0, &e1);
+	ck_assert_int_eq(json_integer_value(json_object_get(a, "a")), 2);
+	json_decref(a);
+}
+END_TEST
+
 Suite *
 suite_openai(void)
 {
@@ -450,6 +521,8 @@ suite_openai(void)
 	tcase_add_test(chat, chat_nul_escape);
 	tcase_add_test(chat, chat_deep_nesting);
 	tcase_add_test(chat, chat_tools_checks);
+	tcase_add_test(chat, scan_answer_usage);
+	tcase_add_test(chat, json_load_as_jansson);
 	suite_add_tcase(s, chat);
 
 	tcase_add_test(misc, error_json_shape);

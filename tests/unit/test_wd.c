@@ -218,6 +218,25 @@ START_TEST(random_fills)
 }
 END_TEST
 
+/* Identifiers from the per-thread block: distinct across its refills,
+ * and a request longer than the block is filled whole. */
+START_TEST(random_id_distinct)
+{
+	unsigned char ids[40][16], big[1000], zero[16] = { 0 };
+
+	for (size_t i = 0; i < 40; i++) {
+		ck_assert_int_eq(wd_random_id(ids[i], 16), WD_OK);
+		ck_assert(memcmp(ids[i], zero, 16) != 0);
+		for (size_t j = 0; j < i; j++)
+			ck_assert(memcmp(ids[i], ids[j], 16) != 0);
+	}
+	memset(big, 0, sizeof(big));
+	ck_assert_int_eq(wd_random_id(big, sizeof(big)), WD_OK);
+	ck_assert(memcmp(big + sizeof(big) - 16, zero, 16) != 0);
+	ck_assert(memcmp(big, zero, 16) != 0);
+}
+END_TEST
+
 Suite *
 suite_wd(void)
 {
@@ -236,6 +255,7 @@ suite_wd(void)
 	tcase_add_test(tc, sha256_vector);
 	tcase_add_test(tc, strndup_stops_at_n);
 	tcase_add_test(tc, random_fills);
+	tcase_add_test(tc, random_id_distinct);
 	suite_add_tcase(s, tc);
 	return s;
 }

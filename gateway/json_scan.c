@@ -1,0 +1,593 @@
+/*
+ * json_scan.c - a provider's whole answer read without building a tree
+ * (gw_json_scan_answer), for answers no policy reads: a request that is
+ * not an agent's needs to know only that the answer is a JSON object (it
+ * goes out as the provider sent it), and its `usage` (the record, token
+ * limits) or, for an error status, that `error` is an object.
+ *
+ * It accepts exactly what json_loadb(buf, len, 0, ...) of jansson 2.14
+ * accepts (fuzz_jsonscan checks that against jansson): an object or an
+ * array, then only whitespace; strict UTF-8 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF); no control characters and no
+ * \u0000 in strings; surrogate escapes only in pairs; integers within
+ * long long, reals within double; nesting to jansson's 2048 levels.
+ * Duplicate keys are allowed, the last one counts (as json_object_set).
+ * Stricter in one point: jansson skips a NUL byte that follows a number
+ * or a literal (its reader takes a NUL in its one-byte push-back for
+ * "empty"); here every NUL outside strings is refused, as inside them.
+ */
+#include "gateway/gw_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SCAN_MAX_DEPTH 2048	/* jansson's JSON_PARSER_MAX_DEPTH */
+
+struct scan {
+	const unsigned char *p, *end;
+	unsigned depth;
+};
+
+static void
+ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' ||
+	    *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static int
+hex4(const unsigned char *p)
+{
+	int v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		int c = p[i], d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/* One UTF-8 sequence of two or more bytes at s->p (its lead >= 0x80). */
+static bool
+utf8_seq(struct scan *s)
+{
+	const unsigned char *p = s->p;
+	unsigned c = p[0], n, cp;
+
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 1;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 2;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 3;
+		cp = c & 0x07;
+	} else {
+		return false;	/* continuation, overlong 0xc0/0xc1, > 0xf4 */
+	}
+	if ((size_t)(s->end - p) <= n)
+		return false;
+	for (unsigned i = 1; i <= n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return false;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return false;
+	s->p += n + 1;
+	return true;
+}
+
+/* A string, s->p at its opening quote. */
+static bool
+string(struct scan *s)
+{
+	s->p++;
+	for (;;) {
+		const unsigned char *p = s->p;
+		int u;
+
+		/* The plain run: most of an answer's bytes. */
+		while (p < s->end && *p >= 0x20 && *p != '"' && *p != '\\' &&
+		    *p < 0x80)
+			p++;
+		s->p = p;
+		if (p >= s->end)
+			return false;
+		if (*p == '"') {
+			s->p++;
+			return true;
+		}
+		if (*p < 0x20)
+			return false;
+		if (*p >= 0x80) {
+			if (!utf8_seq(s))
+				return false;
+			continue;
+		}
+		/* A backslash. */
+		if (s->end - p < 2)
+			return false;
+		switch (p[1]) {
+		case '"': case '\\': case '/': case 'b': case 'f': case 'n':
+		case 'r': case 't':
+			s->p += 2;
+			continue;
+		case 'u':
+			break;
+		default:
+			return false;
+		}
+		if (s->end - p < 6 || (u = hex4(p + 2)) < 0 || u == 0)
+			return false;
+		s->p += 6;
+		if (u >= 0xdc00 && u <= 0xdfff)
+			return false;	/* a low surrogate alone */
+		if (u >= 0xd800 && u <= 0xdbff) {
+			int l;
+
+			if (s->end - s->p < 6 || s->p[0] != '\\' ||
+			    s->p[1] != 'u' || (l = hex4(s->p + 2)) < 0 ||
+			    l < 0xdc00 || l > 0xdfff)
+				return false;
+			s->p += 6;
+		}
+	}
+}
+
+static bool
+digits(struct scan *s)
+{
+	const unsigned char *p = s->p;
+
+	while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+		s->p++;
+	return s->p > p;
+}
+
+/* A number; as jansson, an integer must fit long long and a real must
+ * not overflow a double. */
+static bool
+number(struct scan *s)
+{
+	const unsigned char *start = s->p;
+	bool real = false;
+	char buf[64], *end, *heap = NULL;
+	size_t n;
+	bool ok;
+
+	if (*s->p == '-')
+		s->p++;
+	if (s->p < s->end && *s->p == '0') {
+		s->p++;
+		if (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+			return false;
+	} else if (!digits(s)) {
+		return false;
+	}
+	if (s->p < s->end && *s->p == '.') {
+		s->p++;
+		if (!digits(s))
+			return false;
+		real = true;
+	}
+	if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+		s->p++;
+		if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+			s->p++;
+		if (!digits(s))
+			return false;
+		real = true;
+	}
+	n = (size_t)(s->p - start);
+	/* Short integers cannot overflow: no conversion needed. */
+	if (!real && n <= 18)
+		return true;
+	end = buf;
+	if (n >= sizeof(buf) && (end = heap = malloc(n + 1)) == NULL)
+		return false;
+	memcpy(end, start, n);
+	end[n] = '\0';
+	errno = 0;
+	if (real) {
+		double d = strtod(end, NULL);
+
+		ok = !((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE);
+	} else {
+		(void)strtoll(end, NULL, 10);
+		ok = errno != ERANGE;
+	}
+	free(heap);
+	return ok;
+}
+
+static bool
+literal(struct scan *s, const char *word, size_t n)
+{
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+		return false;
+	s->p += n;
+	return true;
+}
+
+static bool value(struct scan *s, char *kind);
+
+/* An object or array, s->p at its bracket.  For the outermost object,
+ * top != NULL: the spans of its members "usage" and "error". */
+static bool
+container(struct scan *s, struct gw_json_top *top)
+{
+	bool obj = *s->p == '{';
+	unsigned char close = obj ? '}' : ']';
+
+	if (++s->depth > SCAN_MAX_DEPTH)
+		return false;
+	s->p++;
+	ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		s->depth--;
+		return true;
+	}
+	for (;;) {
+		struct gw_json_span *want = NULL;
+		const unsigned char *v;
+		char kind;
+
+		if (obj) {
+			const unsigned char *k;
+
+			if (s->p >= s->end || *s->p != '"')
+				return false;
+			k = s->p;
+			if (!string(s))
+				return false;
+			if (top != NULL && s->p - k == 7 &&
+			    memcmp(k, "\"usage\"", 7) == 0)
+				want = &top->usage;
+			else if (top != NULL && s->p - k == 7 &&
+			    memcmp(k, "\"error\"", 7) == 0)
+				want = &top->error;
+			ws(s);
+			if (s->p >= s->end || *s->p != ':')
+				return false;
+			s->p++;
+			ws(s);
+		}
+		v = s->p;
+		if (!value(s, &kind))
+			return false;
+		if (want != NULL) {
+			want->p = (const char *)v;
+			want->len = (size_t)(s->p - v);
+			want->kind = kind;
+		}
+		ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == close) {
+			s->p++;
+			s->depth--;
+			return true;
+		}
+		if (*s->p != ',')
+			return false;
+		s->p++;
+		ws(s);
+	}
+}
+
+static bool
+value(struct scan *s, char *kind)
+{
+	if (s->p >= s->end)
+		return false;
+	*kind = (char)*s->p;
+	switch (*s->p) {
+	case '{':
+	case '[':
+		return container(s, NULL);
+	case '"':
+		return string(s);
+	case 't':
+		return literal(s, "true", 4);
+	case 'f':
+		return literal(s, "false", 5);
+	case 'n':
+		return literal(s, "null", 4);
+	default:
+		*kind = '0';
+		return (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) &&
+		    number(s);
+	}
+}
+
+bool
+gw_json_scan_answer(const char *buf, size_t len, struct gw_json_top *top)
+{
+	struct scan s = { (const unsigned char *)buf,
+		(const unsigned char *)buf + len, 0 };
+
+	memset(top, 0, sizeof(*top));
+	ws(&s);
+	if (s.p >= s.end || (*s.p != '{' && *s.p != '['))
+		return false;
+	top->object = *s.p == '{';
+	if (!container(&s, top->object ? top : NULL))
+		return false;
+	ws(&s);
+	return s.p == s.end;
+}
+
+/* ---- a request's tree, built from what the scanner accepts ---- */
+
+/* The text of the string whose quotes are at q and s->p - 1, escapes
+ * decoded (the scanner checked them): into buf, or a malloc'd copy when
+ * it does not fit; *n its length.  NULL when out of memory. */
+static char *
+unescape(const unsigned char *q, const unsigned char *end, char *buf,
+    size_t cap, size_t *n)
+{
+	size_t len = (size_t)(end - q - 1);
+	const unsigned char *p = q + 1, *e = end - 1;
+	char *out = len < cap ? buf : malloc(len + 1), *o;
+
+	if (out == NULL)
+		return NULL;
+	o = out;
+	while (p < e) {
+		unsigned cp;
+
+		if (*p != '\\') {
+			*o++ = (char)*p++;
+			continue;
+		}
+		switch (p[1]) {
+		case 'b': *o++ = '\b'; p += 2; continue;
+		case 'f': *o++ = '\f'; p += 2; continue;
+		case 'n': *o++ = '\n'; p += 2; continue;
+		case 'r': *o++ = '\r'; p += 2; continue;
+		case 't': *o++ = '\t'; p += 2; continue;
+		case 'u': break;
+		default: *o++ = (char)p[1]; p += 2; continue;	/* " \ / */
+		}
+		cp = (unsigned)hex4(p + 2);
+		p += 6;
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			cp = 0x10000 + ((cp - 0xd800) << 10) +
+			    ((unsigned)hex4(p + 2) - 0xdc00);
+			p += 6;
+		}
+		if (cp < 0x80) {
+			*o++ = (char)cp;
+		} else if (cp < 0x800) {
+			*o++ = (char)(0xc0 | cp >> 6);
+			*o++ = (char)(0x80 | (cp & 0x3f));
+		} else if (cp < 0x10000) {
+			*o++ = (char)(0xe0 | cp >> 12);
+			*o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+			*o++ = (char)(0x80 | (cp & 0x3f));
+		} else {
+			*o++ = (char)(0xf0 | cp >> 18);
+			*o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+			*o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+			*o++ = (char)(0x80 | (cp & 0x3f));
+		}
+	}
+	*n = (size_t)(o - out);
+	return out;
+}
+
+/* A string's text: the input itself when it has no escape. */
+static const char *
+str_text(const unsigned char *q, const unsigned char *end, char *buf,
+    size_t cap, size_t *n, char **heap)
+{
+	*heap = NULL;
+	if (memchr(q + 1, '\\', (size_t)(end - q - 2)) == NULL) {
+		*n = (size_t)(end - q - 2);
+		return (const char *)q + 1;
+	}
+	{
+		char *t = unescape(q, end, buf, cap, n);
+
+		if (t != buf)
+			*heap = t;
+		return t;
+	}
+}
+
+static json_t *
+build_number(struct scan *s)
+{
+	const unsigned char *start = s->p;
+	char buf[64], *text = buf;
+	json_t *j = NULL;
+	size_t n;
+	bool real;
+
+	if (!number(s))
+		return NULL;
+	n = (size_t)(s->p - start);
+	real = memchr(start, '.', n) != NULL || memchr(start, 'e', n) != NULL ||
+	    memchr(start, 'E', n) != NULL;
+	if (n >= sizeof(buf) && (text = malloc(n + 1)) == NULL)
+		return NULL;
+	memcpy(text, start, n);
+	text[n] = '\0';
+	/* number() refused what overflows. */
+	j = real ? json_real(strtod(text, NULL)) :
+	    json_integer(strtoll(text, NULL, 10));
+	if (text != buf)
+		free(text);
+	return j;
+}
+
+static json_t *build(struct scan *s, bool nodup);
+
+static json_t *
+build_object(struct scan *s, bool nodup)
+{
+	json_t *o = json_object();
+
+	s->p++;
+	ws(s);
+	if (s->p < s->end && *s->p == '}') {
+		s->p++;
+		return o;
+	}
+	while (o != NULL) {
+		const unsigned char *k = s->p;
+		const char *key;
+		char kbuf[128], *heap;
+		size_t klen;
+		json_t *v;
+
+		if (s->p >= s->end || *s->p != '"' || !string(s))
+			break;
+		if ((key = str_text(k, s->p, kbuf, sizeof(kbuf), &klen,
+		    &heap)) == NULL)
+			break;
+		if (nodup && json_object_getn(o, key, klen) != NULL) {
+			free(heap);
+			break;
+		}
+		ws(s);
+		if (s->p >= s->end || *s->p != ':') {
+			free(heap);
+			break;
+		}
+		s->p++;
+		ws(s);
+		v = build(s, nodup);
+		if (v == NULL || json_object_setn_new_nocheck(o, key, klen,
+		    v) != 0) {
+			free(heap);
+			break;
+		}
+		free(heap);
+		ws(s);
+		if (s->p >= s->end)
+			break;
+		if (*s->p == '}') {
+			s->p++;
+			return o;
+		}
+		if (*s->p != ',')
+			break;
+		s->p++;
+		ws(s);
+	}
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *
+build_array(struct scan *s, bool nodup)
+{
+	json_t *a = json_array();
+
+	s->p++;
+	ws(s);
+	if (s->p < s->end && *s->p == ']') {
+		s->p++;
+		return a;
+	}
+	while (a != NULL) {
+		json_t *v = build(s, nodup);
+
+		if (v == NULL || json_array_append_new(a, v) != 0)
+			break;
+		ws(s);
+		if (s->p >= s->end)
+			break;
+		if (*s->p == ']') {
+			s->p++;
+			return a;
+		}
+		if (*s->p != ',')
+			break;
+		s->p++;
+		ws(s);
+	}
+	json_decref(a);
+	return NULL;
+}
+
+static json_t *
+build(struct scan *s, bool nodup)
+{
+	const unsigned char *q;
+	json_t *j;
+
+	if (s->p >= s->end)
+		return NULL;
+	switch (*s->p) {
+	case '{':
+	case '[':
+		if (++s->depth > SCAN_MAX_DEPTH)
+			return NULL;
+		j = *s->p == '{' ? build_object(s, nodup) :
+		    build_array(s, nodup);
+		s->depth--;
+		return j;
+	case '"': {
+		char buf[256], *heap;
+		const char *t;
+		size_t n;
+
+		q = s->p;
+		if (!string(s) || (t = str_text(q, s->p, buf, sizeof(buf), &n,
+		    &heap)) == NULL)
+			return NULL;
+		j = json_stringn_nocheck(t, n);
+		free(heap);
+		return j;
+	}
+	case 't':
+		return literal(s, "true", 4) ? json_true() : NULL;
+	case 'f':
+		return literal(s, "false", 5) ? json_false() : NULL;
+	case 'n':
+		return literal(s, "null", 4) ? json_null() : NULL;
+	default:
+		if (*s->p != '-' && (*s->p < '0' || *s->p > '9'))
+			return NULL;
+		return build_number(s);
+	}
+}
+
+json_t *
+gw_json_load(const char *buf, size_t len, size_t flags, json_error_t *err)
+{
+	struct scan s = { (const unsigned char *)buf,
+		(const unsigned char *)buf + len, 0 };
+	json_t *j = NULL;
+
+	if ((flags & ~(size_t)JSON_REJECT_DUPLICATES) == 0) {
+		ws(&s);
+		if (s.p < s.end && (*s.p == '{' || *s.p == '['))
+			j = build(&s, (flags & JSON_REJECT_DUPLICATES) != 0);
+		ws(&s);
+		if (j != NULL && s.p == s.end)
+			return j;
+		json_decref(j);
+	}
+	/* Refused (or flags it does not know): jansson says why, in its
+	 * words, and decides the NUL it would skip. */
+	return json_loadb(buf, len, flags, err);
+}
