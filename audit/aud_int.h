@@ -138,6 +138,12 @@ char *aud_line_splice(const struct aud_pre *pre, uint64_t seq,
     const char *prev, char hash[AUD_HASH_HEX + 1], unsigned char leaf[32],
     size_t *len, EVP_MD_CTX *ctx);
 
+/* Finish c into pre (the splice's input); false (c freed) if the record
+ * failed. */
+bool aud_canon_end(struct aud_canon *c, struct aud_pre *pre);
+/* Now as a record's ts: RFC 3339, UTC, microseconds. */
+void aud_ts_now(char *buf, size_t len);
+
 /* aud_check_line that also gives the leaf. */
 bool aud_check_line_leaf(const char *canon, size_t clen, const char *prev,
     const char *hash, unsigned char leaf[32]);

@@ -550,10 +550,17 @@ struct gw_outcome {
 	uint64_t latency_us;
 	const char *req_hmac;		/* "" when payloads are not hashed */
 	const char *resp_hmac;
+	bool stored;			/* payload.stored: the store kept it */
+	bool refused_late;		/* the tool policy refused: deny */
 };
 
 /* The record's fields; audit/ adds seq, ts, prev and hash. */
 json_t *gw_record(const struct gw_outcome *o);
+/* The same record written directly as its canonical text into c (begun
+ * with aud_canon_begin): byte for byte what gw_record and the audit
+ * log's serialisation give, without the tree.  False: c failed (the
+ * caller uses gw_record). */
+bool gw_record_canon(const struct gw_outcome *o, struct aud_canon *c);
 
 /* ---- metrics (metrics.c) ---- */
 

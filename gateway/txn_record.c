@@ -97,8 +97,8 @@ append(struct txn *t, json_t *rec)
 	return rc;
 }
 
-static json_t *
-build_record(struct txn *t, const char *resp)
+static void
+outcome(struct txn *t, const char *resp, struct gw_outcome *out)
 {
 	struct gw_outcome o = {
 		.request_id = t->audit.reqid,
@@ -121,10 +121,52 @@ build_record(struct txn *t, const char *resp)
 		.req_hmac = t->audit.req_hmac,
 		.resp_hmac = resp,
 	};
-	json_t *rec = gw_record(&o);
 
+	*out = o;
+}
+
+/* stored: payload.stored; late: a later check (the tool policy) refused
+ * what the decision allowed, the verdict is deny. */
+static json_t *
+build_record(struct txn *t, const char *resp, bool stored, bool late)
+{
+	struct gw_outcome o;
+	json_t *rec;
+
+	outcome(t, resp, &o);
+	o.stored = stored;
+	o.refused_late = late;
+	rec = gw_record(&o);
 	json_decref(o.limits);
 	return rec;
+}
+
+/*
+ * The record written directly as its canonical text (no jansson tree):
+ * the path of every request.  WD_OK: written.  Otherwise nothing was
+ * written or queued and the caller takes the jansson path, which knows
+ * what to do when the log is failing.
+ */
+static enum wd_err
+append_direct(struct txn *t, const char *resp, bool stored, bool late)
+{
+	struct aud_canon c;
+	struct gw_outcome o;
+	enum wd_err rc;
+
+	outcome(t, resp, &o);
+	o.stored = stored;
+	o.refused_late = late;
+	aud_canon_begin(&c, t->audit.log);
+	if (!gw_record_canon(&o, &c)) {
+		aud_canon_free(&c);
+		json_decref(o.limits);
+		return WD_EINVAL;
+	}
+	json_decref(o.limits);
+	rc = aud_try_append_canon(t->audit.log, &c);
+	aud_canon_free(&c);
+	return rc;
 }
 
 /*
@@ -191,12 +233,15 @@ gw_txn_record_stream(struct txn *t)
 	t->audit.recorded = true;
 	/* What is known before the first byte: decision, route, status.
 	 * The answer's digest, usage and end come in stream_end. */
-	rec = build_record(t, "");
 	if (t->audit.log == NULL) {
-		json_decref(rec);
 		t->audit.stream_opened = true;
 		return WD_OK;
 	}
+	if (append_direct(t, "", false, false) == WD_OK) {
+		t->audit.stream_opened = true;
+		return WD_OK;
+	}
+	rec = build_record(t, "", false, false);
 	rc = append(t, rec);
 	if (rc == WD_OK)
 		t->audit.stream_opened = true;
@@ -225,16 +270,12 @@ gw_txn_record(struct txn *t)
 		return WD_OK;
 	t->audit.recorded = true;
 	stored = keep_payload(t);
-	rec = build_record(t, resp);
-	if (stored)
-		json_object_set_new(json_object_get(rec, "payload"), "stored",
-		    json_true());
-	/* A later check (tool policy) may refuse what the decision allowed. */
-	if (t->audit.refused_late)
-		json_object_set_new(rec, "verdict", json_string("deny"));
-	if (t->audit.log == NULL) {
-		json_decref(rec);
+	if (t->audit.log == NULL)
 		return WD_OK;
-	}
+	if (append_direct(t, resp, stored, t->audit.refused_late) == WD_OK)
+		return WD_OK;
+	/* Rare: the log is failing (the record is amended and queued), or
+	 * the direct writer could not write it. */
+	rec = build_record(t, resp, stored, t->audit.refused_late);
 	return append(t, rec);
 }
