@@ -2743,6 +2743,126 @@ START_TEST(canon_writer_refuses_what_it_cannot_write)
 }
 END_TEST
 
+/* A segment big enough to be walked on two threads (verify.c reads and
+ * hashes every other 2 MB chunk on a second thread): tampering in either
+ * kind of chunk, at a chunk's first line, a deleted line and two lines
+ * swapped are caught, with the line and the reason the walk on one
+ * thread names. */
+START_TEST(tamper_in_a_big_segment_is_caught_on_either_thread)
+{
+	char *dir = tmpdir(), *seg = path2(dir, "audit-000001.jsonl"), *out, *pub;
+	char pad[301], want[160];
+	struct soft_key k;
+	struct aud_opts o = opts(dir);
+	struct aud_log *log;
+	struct lines l;
+	size_t at = 0, b_first = 0, in_b = 0, in_b2 = 0, in_a2 = 0;
+
+	soft_key_init(&k);
+	o.signer = &k.signer;
+	o.checkpoint_every = 1000;
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	log = open_ok(&o);
+	for (int i = 1; i <= 30000; i++) {
+		char tok[32];
+		json_t *r;
+
+		snprintf(tok, sizeof(tok), "tok-%d", i);
+		r = req_rec(i % 2 ? "a" : "b", tok);
+		json_object_set_new(r, "pad", json_string(pad));
+		ck_assert_int_eq(aud_append(log, r), WD_OK);
+	}
+	aud_close(log);
+	pub = write_pem(dir, "pub.pem", k.pem);
+	ck_assert_int_eq(verify(dir, pub, &out), 0);
+	free(out);
+	l = file_lines(seg);
+	/* Lines by byte offset: the first line of the first second-thread
+	 * chunk (past the first newline at 2 MB), one inside it, one in the
+	 * second such chunk (6-8 MB), one in the third first-thread chunk. */
+	for (size_t i = 0; i < l.n; i++) {
+		size_t end = at + strlen(l.v[i]) + 1;
+
+		if (b_first == 0 && at >= ((size_t)2 << 20))
+			b_first = i;
+		if (in_b == 0 && at >= ((size_t)3 << 20) &&
+		    strstr(l.v[i], "\"kind\":\"request\"") != NULL)
+			in_b = i;
+		if (in_a2 == 0 && at >= ((size_t)5 << 20) &&
+		    strstr(l.v[i], "\"kind\":\"request\"") != NULL)
+			in_a2 = i;
+		if (in_b2 == 0 && at >= ((size_t)7 << 20) &&
+		    strstr(l.v[i], "\"kind\":\"request\"") != NULL)
+			in_b2 = i;
+		at = end;
+	}
+	ck_assert_msg(at > ((size_t)8 << 20) && b_first > 0 && in_b > b_first &&
+	    in_a2 > in_b && in_b2 > in_a2, "the log is %zu bytes", at);
+
+	/* A changed byte, in a line of either kind of chunk. */
+	for (int pass = 0; pass < 3; pass++) {
+		size_t i = pass == 0 ? in_b : pass == 1 ? in_a2 : in_b2;
+		char *p = strstr(l.v[i], "\"tenant\":\"");
+
+		ck_assert_ptr_nonnull(p);
+		p[10] = p[10] == 'a' ? 'c' : 'd';
+		lines_write(seg, &l);
+		ck_assert_int_eq(verify(dir, pub, &out), 1);
+		snprintf(want, sizeof(want), "audit-000001.jsonl:%zu: seq %zu: hash "
+		    "does not match", i + 1, i + 1);
+		ck_assert_msg(strstr(out, want) != NULL, "%s (want %s)", out, want);
+		free(out);
+		p[10] = p[10] == 'c' ? 'a' : 'b';
+	}
+	/* The first line of a second-thread chunk: its prev changed is
+	 * caught as a broken link (the link to the line before the chunk). */
+	{
+		char *p = strstr(l.v[b_first], "\"prev\":\""), was;
+
+		ck_assert_ptr_nonnull(p);
+		was = p[8];
+		p[8] = was == '0' ? '1' : '0';
+		lines_write(seg, &l);
+		ck_assert_int_eq(verify(dir, pub, &out), 1);
+		snprintf(want, sizeof(want), "audit-000001.jsonl:%zu: seq %zu: prev "
+		    "does not match", b_first + 1, b_first + 1);
+		ck_assert_msg(strstr(out, want) != NULL, "%s (want %s)", out, want);
+		free(out);
+		p[8] = was;
+	}
+	/* Two lines swapped, then a line deleted, inside such a chunk. */
+	{
+		char *t = l.v[in_b2];
+
+		l.v[in_b2] = l.v[in_b2 + 1];
+		l.v[in_b2 + 1] = t;
+		lines_write(seg, &l);
+		ck_assert_int_eq(verify(dir, pub, &out), 1);
+		snprintf(want, sizeof(want), "audit-000001.jsonl:%zu: seq %zu "
+		    "follows seq %zu", in_b2 + 1, in_b2 + 2, in_b2);
+		ck_assert_msg(strstr(out, want) != NULL, "%s (want %s)", out, want);
+		free(out);
+		l.v[in_b2 + 1] = l.v[in_b2];
+		l.v[in_b2] = t;
+		free(l.v[in_b]);
+		l.v[in_b] = NULL;
+		lines_write(seg, &l);
+		ck_assert_int_eq(verify(dir, pub, &out), 1);
+		snprintf(want, sizeof(want), "audit-000001.jsonl:%zu: seq %zu "
+		    "follows seq %zu", in_b + 1, in_b + 2, in_b);
+		ck_assert_msg(strstr(out, want) != NULL, "%s (want %s)", out, want);
+		free(out);
+	}
+	lines_free(&l);
+	soft_key_free(&k);
+	free(pub);
+	free(seg);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(merkle_proofs_hold_for_every_size)
 {
 	enum { N = 70 };
@@ -3607,6 +3727,7 @@ suite_audit(void)
 	tcase_add_test(tamper, tamper_deleted_line_is_missing);
 	tcase_add_test(tamper, tamper_swapped_lines_are_reordered);
 	tcase_add_test(tamper, tamper_appended_and_truncated);
+	tcase_add_test(tamper, tamper_in_a_big_segment_is_caught_on_either_thread);
 	suite_add_tcase(s, tamper);
 
 	tcase_add_test(sign, checkpoints_every_n_and_at_close);
