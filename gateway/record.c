@@ -307,3 +307,87 @@ gw_record_canon(const struct gw_outcome *o, struct aud_canon *c)
 	    pol_verdict_name(d->verdict));
 	return !c->fail;
 }
+
+json_t *
+gw_stream_end_record(const struct gw_stream_end *e)
+{
+	json_t *rec, *payload;
+
+	rec = json_pack("{s:s,s:s,s:s,s:o,s:i,s:o,s:I,s:O,s:O,s:s}",
+	    "kind", "stream_end", "request_id", e->request_id,
+	    "decision_id", e->decision_id,
+	    "tenant", e->tenant ? json_string(e->tenant) : json_null(),
+	    "status", e->status,
+	    "code", e->code ? json_string(e->code) : json_null(),
+	    "latency_ms", (json_int_t)e->latency_ms,
+	    "attempts", e->attempts,
+	    "usage", e->usage ? e->usage : json_null(),
+	    "verdict", e->verdict);
+	if (rec == NULL)
+		return NULL;
+	payload = json_pack("{s:s,s:o}", "mode", e->keep,
+	    "response_hmac", e->resp_hmac[0] ? json_string(e->resp_hmac) :
+	    json_null());
+	if (payload != NULL && e->stored)
+		json_object_set_new(payload, "stored", json_true());
+	json_object_set_new(rec, "payload", payload ? payload : json_null());
+	if (e->tools != NULL)
+		json_object_set(rec, "tools", e->tools);
+	/* What the stream spent against its limits (settled by now). */
+	if (e->limits != NULL)
+		json_object_set(rec, "limits", e->limits);
+	return rec;
+}
+
+/* The same, written directly; false where the jansson path would not
+ * make the record as written here (it decides then). */
+bool
+gw_stream_end_canon(const struct gw_stream_end *e, struct aud_canon *c)
+{
+	if (e->request_id == NULL || e->decision_id == NULL ||
+	    e->attempts == NULL || e->verdict == NULL || e->keep == NULL)
+		return false;
+	aud_canon_key(c, "attempts");
+	aud_canon_json(c, e->attempts);
+	aud_canon_key(c, "code");
+	aud_canon_str(c, e->code);
+	aud_canon_key(c, "decision_id");
+	aud_canon_str(c, e->decision_id);
+	aud_canon_key(c, "kind");
+	aud_canon_str(c, "stream_end");
+	aud_canon_key(c, "latency_ms");
+	aud_canon_int(c, e->latency_ms);
+	if (e->limits != NULL) {
+		aud_canon_key(c, "limits");
+		aud_canon_json(c, e->limits);
+	}
+	aud_canon_key(c, "payload");
+	aud_canon_obj(c);
+	aud_canon_key(c, "mode");
+	aud_canon_str(c, e->keep);
+	aud_canon_key(c, "response_hmac");
+	aud_canon_str(c, e->resp_hmac[0] ? e->resp_hmac : NULL);
+	if (e->stored) {
+		aud_canon_key(c, "stored");
+		aud_canon_bool(c, true);
+	}
+	aud_canon_close(c);
+	aud_canon_key(c, "request_id");
+	aud_canon_str(c, e->request_id);
+	aud_canon_key(c, "status");
+	aud_canon_int(c, e->status);
+	aud_canon_key(c, "tenant");
+	aud_canon_str(c, e->tenant);
+	if (e->tools != NULL) {
+		aud_canon_key(c, "tools");
+		aud_canon_json(c, e->tools);
+	}
+	aud_canon_key(c, "usage");
+	if (e->usage != NULL)
+		aud_canon_json(c, e->usage);
+	else
+		aud_canon_null(c);
+	aud_canon_key(c, "verdict");
+	aud_canon_str(c, e->verdict);
+	return !c->fail;
+}

@@ -178,8 +178,10 @@ static enum wd_err
 record_stream_end(struct txn *t)
 {
 	char resp[AUD_HASH_HEX + 1] = "";
-	json_t *rec, *payload;
-	bool stored;
+	struct gw_stream_end e;
+	struct aud_canon c;
+	json_t *rec;
+	enum wd_err rc;
 
 	if (t->audit.stream_closed)
 		return WD_OK;
@@ -188,37 +190,41 @@ record_stream_end(struct txn *t)
 		aud_hmac_final(t->ans.hmac, resp);
 		t->ans.hmac = NULL;
 	}
-	stored = keep_payload(t);
-	rec = json_pack("{s:s,s:s,s:s,s:o,s:i,s:o,s:I,s:O,s:O,s:s}",
-	    "kind", "stream_end", "request_id", t->audit.reqid,
-	    "decision_id", t->pol.dec.id,
-	    "tenant", t->req.tenant ? json_string(t->req.tenant->id) : json_null(),
-	    "status", t->end.status,
-	    "code", record_code(t) ? json_string(record_code(t)) : json_null(),
-	    "latency_ms", (json_int_t)((wd_mono_us() - t->audit.started_us) / 1000),
-	    "attempts", t->audit.attempts,
-	    "usage", t->ans.usage ? t->ans.usage : json_null(),
-	    "verdict", t->audit.refused_late ? "deny" : pol_verdict_name(t->pol.dec.verdict));
-	if (rec == NULL)
-		return WD_ENOMEM;
-	payload = json_pack("{s:s,s:o}", "mode", pol_keep_name(t->pol.dec.keep),
-	    "response_hmac", resp[0] ? json_string(resp) : json_null());
-	if (payload != NULL && stored)
-		json_object_set_new(payload, "stored", json_true());
-	json_object_set_new(rec, "payload", payload ? payload : json_null());
-	if (t->pol.tools.log != NULL)
-		json_object_set(rec, "tools", t->pol.tools.log);
+	e = (struct gw_stream_end){
+		.request_id = t->audit.reqid,
+		.decision_id = t->pol.dec.id,
+		.tenant = t->req.tenant ? t->req.tenant->id : NULL,
+		.code = record_code(t),
+		.verdict = t->audit.refused_late ? "deny" :
+		    pol_verdict_name(t->pol.dec.verdict),
+		.keep = pol_keep_name(t->pol.dec.keep),
+		.resp_hmac = resp,
+		.status = t->end.status,
+		.latency_ms = (long long)((wd_mono_us() - t->audit.started_us) /
+		    1000),
+		.attempts = t->audit.attempts,
+		.usage = t->ans.usage,
+		.tools = t->pol.tools.log,
+	};
+	e.stored = keep_payload(t);
+	if (t->audit.log == NULL)
+		return WD_OK;
 	/* What the stream spent against its limits (settled by now). */
-	{
-		json_t *lj = gw_limits_json(&t->lim.l);
-
-		if (lj != NULL)
-			json_object_set_new(rec, "limits", lj);
-	}
-	if (t->audit.log == NULL) {
-		json_decref(rec);
+	e.limits = gw_limits_json(&t->lim.l);
+	/* Written directly (no tree); the jansson record if the log is
+	 * failing (amended and queued) or the direct writer cannot. */
+	aud_canon_begin(&c, t->audit.log);
+	rc = gw_stream_end_canon(&e, &c) ?
+	    aud_try_append_canon(t->audit.log, &c) : WD_EINVAL;
+	aud_canon_free(&c);
+	if (rc == WD_OK) {
+		json_decref(e.limits);
 		return WD_OK;
 	}
+	rec = gw_stream_end_record(&e);
+	json_decref(e.limits);
+	if (rec == NULL)
+		return WD_ENOMEM;
 	return append(t, rec);
 }
 

@@ -947,6 +947,61 @@ START_TEST(record_canon_matches_jansson_record)
 }
 END_TEST
 
+/* stream_end written directly is byte for byte the jansson record. */
+START_TEST(stream_end_canon_matches_jansson_record)
+{
+	static const char *const strs[] = { "", "a", "t\xc3\xa9nant\"\\/\n\x1f",
+	    "\xf0\x9f\x98\x80", "deny" };
+	size_t n = 0;
+
+	for (unsigned v = 0; v < 512; v++) {
+		json_t *attempts = json_pack("[{s:s,s:i}]", "route",
+		    strs[v % 5], "status", 200);
+		json_t *usage = v & 1 ? json_pack("{s:I,s:f}", "total_tokens",
+		    (json_int_t)INT64_MIN, "cost", 1e-7) : NULL;
+		json_t *tools = v & 2 ? json_pack("{s:s,s:[]}", "agent", strs[(v /
+		    4) % 5], "answer") : NULL;
+		json_t *limits = v & 4 ? json_pack("{s:i}", "tokens", 7) : NULL;
+		struct gw_stream_end e = {
+			.request_id = strs[(v / 8) % 5], .decision_id = "0123abcd",
+			.tenant = v & 8 ? NULL : strs[(v / 2) % 5],
+			.code = v & 16 ? NULL : strs[(v / 16) % 5],
+			.verdict = v & 32 ? "deny" : "allow",
+			.keep = v & 64 ? "full" : "none",
+			.resp_hmac = v & 128 ? "" : "beef",
+			.status = v & 256 ? 499 : 200,
+			.latency_ms = (long long)v * 1000003,
+			.attempts = attempts, .usage = usage, .tools = tools,
+			.limits = limits, .stored = (v % 3) == 0,
+		};
+		json_t *rec = gw_stream_end_record(&e);
+		struct aud_canon c;
+		struct aud_pre a, b;
+
+		ck_assert_ptr_nonnull(rec);
+		json_object_set_new(rec, "instance", json_string("i"));
+		json_object_set_new(rec, "ts", json_string("2026-11-30T00:00:00Z"));
+		ck_assert(aud_line_prepare(rec, &a));
+		aud_canon_begin_as(&c, "i", "2026-11-30T00:00:00Z");
+		ck_assert(gw_stream_end_canon(&e, &c));
+		ck_assert(aud_canon_end(&c, &b));
+		ck_assert_msg(a.len == b.len && memcmp(a.text, b.text, a.len) == 0,
+		    "jansson:\n%s\ndirect:\n%s", a.text, b.text);
+		ck_assert_uint_eq(a.at_prev, b.at_prev);
+		ck_assert_uint_eq(a.at_seq, b.at_seq);
+		n++;
+		free(a.text);
+		free(b.text);
+		json_decref(rec);
+		json_decref(attempts);
+		json_decref(usage);
+		json_decref(tools);
+		json_decref(limits);
+	}
+	ck_assert_uint_eq(n, 512);
+}
+END_TEST
+
 Suite *
 suite_formats(void)
 {
@@ -970,6 +1025,7 @@ suite_formats(void)
 	tcase_add_test(tc, response_routes);
 	tcase_add_test(tc, keys_from_either_header);
 	tcase_add_test(tc, record_canon_matches_jansson_record);
+	tcase_add_test(tc, stream_end_canon_matches_jansson_record);
 	suite_add_tcase(s, tc);
 	return s;
 }
