@@ -93,6 +93,7 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 	struct evbuffer_lite {
 		char *p;
 		size_t len, cap;
+		bool borrowed;		/* l->linebuf: not freed here */
 	} buf = { 0 };
 	char prev[AUD_HASH_HEX + 1];
 	uint64_t seq = l->seq, cpseq = 0;
@@ -116,10 +117,14 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 		size_t len;
 		char *line;
 
+		bool owned = it->pre.text == NULL;
+
 		++seq;
-		if (it->pre.text != NULL) {
-			line = aud_line_splice(&it->pre, seq, prev, hash, leaves[n++],
-			    &len, l->mdctx);
+		/* A prepared line is spliced into the log's own buffer: no
+		 * allocation per record under the lock. */
+		if (!owned) {
+			line = aud_line_splice_into(&it->pre, seq, prev, hash,
+			    leaves[n++], &len, l->mdctx, &l->linebuf, &l->linecap);
 		} else {
 			json_object_set_new(it->rec, "seq", json_integer((json_int_t)seq));
 			line = aud_line_leaf(it->rec, prev, hash, leaves[n++], &len);
@@ -134,6 +139,7 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 			/* Alone: written as it is, not copied. */
 			buf.p = line;
 			buf.len = buf.cap = len;
+			buf.borrowed = !owned;
 			memcpy(prev, hash, sizeof(prev));
 			break;
 		}
@@ -142,7 +148,8 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 			char *np = realloc(buf.p, cap);
 
 			if (np == NULL) {
-				free(line);
+				if (owned)
+					free(line);
 				free(buf.p);
 				if (leaves != one)
 					free(leaves);
@@ -158,7 +165,8 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 		}
 		memcpy(buf.p + buf.len, line, len);
 		buf.len += len;
-		free(line);
+		if (owned)
+			free(line);
 		memcpy(prev, hash, sizeof(prev));
 	}
 	for (size_t off = 0; off < buf.len; ) {
@@ -179,7 +187,8 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 		rc = WD_EIO;
 	}
 	if (rc != WD_OK) {
-		free(buf.p);
+		if (!buf.borrowed)
+			free(buf.p);
 		if (leaves != one)
 			free(leaves);
 		/* Nothing of a failed batch may stay half on disk. */
@@ -203,7 +212,8 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 		l->cpline = keep;
 		l->cplen = keep != NULL ? cplen : 0;
 	}
-	free(buf.p);
+	if (!buf.borrowed)
+		free(buf.p);
 	l->segbytes += buf.len;
 	l->seq = seq;
 	memcpy(l->prev, prev, sizeof(prev));
@@ -764,6 +774,7 @@ aud_close(struct aud_log *l)
 	aud_tree_flush(&l->tree);
 	aud_tree_free(&l->tree);
 	EVP_MD_CTX_free(l->mdctx);
+	free(l->linebuf);
 	free(l->cpline);
 	free(l->tailcps);
 	finish_items(l->head, WD_EIO);
