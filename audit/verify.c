@@ -143,6 +143,7 @@ pre_main(void *arg)
 			j->v = nv;
 			j->cap = cap;
 		}
+		j->v[j->n].len = ll;
 		aud_walk_pre(j->text + off, ll, &j->v[j->n++], &j->buf, &j->buflen);
 		off += ll + 1;
 	}
@@ -158,9 +159,20 @@ walk_range(struct aud_walk *w, const char *text, size_t from, size_t to,
 	size_t i = 0;
 
 	for (size_t off = from; off < to; i++) {
-		const char *nl = memchr(text + off, '\n', to - off);
-		size_t ll = nl ? (size_t)(nl - text) - off : to - off;
+		const struct aud_walk_pre *p = job != NULL && i < job->n ?
+		    &job->v[i] : NULL;
+		const char *nl;
+		size_t ll;
 		uint64_t signed_before;
+
+		/* The second thread found this line's end already. */
+		if (p != NULL && p->len < to - off && text[off + p->len] == '\n')
+			nl = text + off + p->len;
+		else
+			nl = memchr(text + off, '\n', to - off);
+		ll = nl ? (size_t)(nl - text) - off : to - off;
+		if (p != NULL && p->len != ll)
+			p = NULL;	/* not the line it read: walk it here */
 
 		++*lineno;
 		if (nl == NULL) {
@@ -169,8 +181,7 @@ walk_range(struct aud_walk *w, const char *text, size_t from, size_t to,
 			return AUD_INVALID;
 		}
 		signed_before = w->signed_cps;
-		if (!aud_walk_line_pre(w, text + off, ll, job != NULL &&
-		    i < job->n ? &job->v[i] : NULL)) {
+		if (!aud_walk_line_pre(w, text + off, ll, p)) {
 			say(out, res, "INVALID: %s:%zu: %s\n", path, *lineno, w->why);
 			return AUD_INVALID;
 		}

@@ -59,6 +59,7 @@ bool aud_walk_line(struct aud_walk *w, const char *line, size_t len,
  * against the record before, the hash's verdict) stay for
  * aud_walk_line_pre, in order. */
 struct aud_walk_pre {
+	size_t len;			/* the line's length (its caller's) */
 	bool fast;			/* false: the line takes the slow path */
 	bool hash_ok;			/* SHA-256(prev || C) = its hash */
 	uint64_t seq;
