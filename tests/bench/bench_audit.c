@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -97,6 +98,17 @@ make_canon(struct aud_log *log, struct aud_canon *c)
 
 static bool use_canon;
 
+/* The process's CPU time, all threads (the log's writer thread too). */
+static uint64_t
+proc_cpu_us(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+	    (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 /* This thread's CPU time: building runs 4 threads on 2 cores. */
 static uint64_t
 thread_cpu_us(void)
@@ -158,12 +170,13 @@ rm_tree(const char *dir)
 /* 4 threads append THREADS * PER_THREAD records to a new log in dir;
  * appends per second (-1: failed), *build_us the building per record. */
 static double
-run_appends(char *dir, struct aud_opts *o, bool canon, double *build)
+run_appends(char *dir, struct aud_opts *o, bool canon, double *build,
+    double *cpu)
 {
 	pthread_t th[THREADS];
 	struct aud_log *log;
 	char err[512];
-	uint64_t t0, t1 = 0, bsum = 0;
+	uint64_t t0, t1 = 0, bsum = 0, c0, c1 = 0;
 
 	o->dir = dir;
 	if (aud_open(o, &log, err, sizeof(err)) != WD_OK) {
@@ -181,8 +194,10 @@ run_appends(char *dir, struct aud_opts *o, bool canon, double *build)
 	for (int r = 0; r < PER_THREAD / ROUND; r++) {
 		pthread_barrier_wait(&go);
 		t0 = wd_mono_us();
+		c0 = proc_cpu_us();
 		pthread_barrier_wait(&done);
 		t1 += wd_mono_us() - t0;
+		c1 += proc_cpu_us() - c0;
 	}
 	for (int i = 0; i < THREADS; i++) {
 		pthread_join(th[i], NULL);
@@ -192,6 +207,7 @@ run_appends(char *dir, struct aud_opts *o, bool canon, double *build)
 	pthread_barrier_destroy(&go);
 	pthread_barrier_destroy(&done);
 	*build = (double)bsum / (THREADS * PER_THREAD);
+	*cpu = (double)c1 / (THREADS * PER_THREAD);
 	return (double)THREADS * PER_THREAD / ((double)t1 / 1e6);
 }
 
@@ -210,6 +226,7 @@ main(void)
 	char dir_json[] = "/tmp/warden-bench-audit-XXXXXX";
 	uint64_t t0, t1;
 	double appends, appends_json, verifies, build_json, build_canon;
+	double cpu_json = 0, cpu_canon, vcpu;
 	FILE *f, *devnull = fopen("/dev/null", "w");
 	BIO *b = BIO_new(BIO_s_mem());
 	char *pem;
@@ -231,18 +248,20 @@ main(void)
 	if (getenv("BENCH_AUDIT_NO_JSON") != NULL)
 		appends_json = build_json = 0;	/* profiling the other */
 	else if ((appends_json = run_appends(dir_json, &o, false,
-	    &build_json)) < 0)
+	    &build_json, &cpu_json)) < 0)
 		return 1;
-	if ((appends = run_appends(dir, &o, true, &build_canon)) < 0)
+	if ((appends = run_appends(dir, &o, true, &build_canon, &cpu_canon)) < 0)
 		return 1;
 	rm_tree(dir_json);
 
 	t0 = wd_mono_us();
+	vcpu = (double)proc_cpu_us();
 	if (aud_verify_dir(dir, &vo, devnull) != AUD_VERIFIED) {
 		fprintf(stderr, "bench_audit: the log does not verify\n");
 		return 1;
 	}
 	t1 = wd_mono_us();
+	vcpu = ((double)proc_cpu_us() - vcpu) / 1e6;
 	verifies = (double)THREADS * PER_THREAD / ((double)(t1 - t0) / 1e6);
 	printf("audit: group commit %.0f appends/s (%d threads, %d records); "
 	    "verify %.0f records/s with the key\n", appends, THREADS,
@@ -251,6 +270,9 @@ main(void)
 	    "(serialised with sorted keys in the append); building a record: "
 	    "%.2f us direct, %.2f us as a jansson tree\n", appends_json,
 	    build_canon, build_json);
+	printf("audit: CPU (all threads): %.2f us per append direct, %.2f us "
+	    "per jansson append; verify %.0f records per CPU-second\n",
+	    cpu_canon, cpu_json, (double)THREADS * PER_THREAD / vcpu);
 	if (getenv("BENCH_AUDIT_KEEP") != NULL)
 		printf("kept %s\n", dir);
 	else
