@@ -140,6 +140,53 @@ enum wd_err aud_try_append(struct aud_log *log, json_t *rec,
 void aud_submit(struct aud_log *log, json_t *rec,
     void (*done)(void *arg, enum wd_err rc), void *arg);
 
+/*
+ * A record's canonical text written directly (canon.c), for records made
+ * on every request: no jansson tree, no sort.  Members are given in
+ * bytewise key order (aud_canon_key, then one value); objects and arrays
+ * nest (aud_canon_obj/arr ... aud_canon_close).  instance and ts are the
+ * log's (added here); prev, seq and hash are added at append.  Any misuse
+ * (a key out of order, a string not UTF-8, too big) fails the record, not
+ * the process: aud_try_append_canon then says WD_EINVAL and the caller
+ * builds the record as a jansson object instead.
+ */
+#define AUD_CANON_DEPTH 8
+#define AUD_CANON_MAX ((size_t)16 << 20)
+struct aud_canon {
+	char *p;
+	size_t len, cap;
+	size_t at_prev, at_seq;
+	unsigned depth;
+	bool arr[AUD_CANON_DEPTH];
+	size_t n[AUD_CANON_DEPTH];
+	const char *last[AUD_CANON_DEPTH];
+	bool value_next, fail;
+	unsigned done_reserved;
+	const char *instance;
+	char ts[40];
+};
+void aud_canon_begin(struct aud_canon *c, const struct aud_log *log);
+/* The same with a given instance and ts (NULL: now): tests. */
+void aud_canon_begin_as(struct aud_canon *c, const char *instance,
+    const char *ts);
+void aud_canon_key(struct aud_canon *c, const char *key);
+void aud_canon_str(struct aud_canon *c, const char *s);	/* NULL: null */
+void aud_canon_null(struct aud_canon *c);
+void aud_canon_bool(struct aud_canon *c, bool b);
+void aud_canon_int(struct aud_canon *c, long long v);
+/* A jansson value as jansson serialises it (sorted keys, compact). */
+void aud_canon_json(struct aud_canon *c, const json_t *v);
+void aud_canon_obj(struct aud_canon *c);
+void aud_canon_arr(struct aud_canon *c);
+void aud_canon_close(struct aud_canon *c);
+void aud_canon_free(struct aud_canon *c);
+/* Append c's record (c is spent either way): WD_OK written as
+ * aud_try_append writes; WD_EINVAL the record could not be written
+ * directly; WD_EIO the log is failing.  On either failure nothing was
+ * queued: the caller builds the record as a jansson object and uses
+ * aud_try_append / aud_append. */
+enum wd_err aud_try_append_canon(struct aud_log *log, struct aud_canon *c);
+
 /* Ask the writer thread for a checkpoint of everything appended so far
  * and wait up to timeout_ms for it (reloads, tests). */
 enum wd_err aud_checkpoint_sync(struct aud_log *log, int timeout_ms);

@@ -95,6 +95,8 @@ struct aud_log {
 	uint64_t last_inbox_us;		/* inbox.c: events of other processes */
 	struct aud_tree tree;		/* under wlock */
 	EVP_MD_CTX *mdctx;		/* under wlock: the lines' digests */
+	char *linebuf;			/* under wlock: a line being written */
+	size_t linecap;
 	unsigned char last_leaf[32];	/* recovery: the last record's leaf */
 	struct aud_cp_entry *tailcps;	/* recovery: checkpoints in the */
 	size_t ntailcps;		/* last segment */
@@ -137,6 +139,16 @@ bool aud_line_prepare(json_t *rec, struct aud_pre *pre);
 char *aud_line_splice(const struct aud_pre *pre, uint64_t seq,
     const char *prev, char hash[AUD_HASH_HEX + 1], unsigned char leaf[32],
     size_t *len, EVP_MD_CTX *ctx);
+/* The same into *buf (*cap bytes, grown as needed; the caller's). */
+char *aud_line_splice_into(const struct aud_pre *pre, uint64_t seq,
+    const char *prev, char hash[AUD_HASH_HEX + 1], unsigned char leaf[32],
+    size_t *len, EVP_MD_CTX *ctx, char **buf, size_t *cap);
+
+/* Finish c into pre (the splice's input); false (c freed) if the record
+ * failed. */
+bool aud_canon_end(struct aud_canon *c, struct aud_pre *pre);
+/* Now as a record's ts: RFC 3339, UTC, microseconds. */
+void aud_ts_now(char *buf, size_t len);
 
 /* aud_check_line that also gives the leaf. */
 bool aud_check_line_leaf(const char *canon, size_t clen, const char *prev,

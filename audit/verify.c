@@ -15,6 +15,7 @@
 
 #include <stdarg.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -92,6 +93,109 @@ map_segment(const char *path, size_t *len)
 	return p;
 }
 
+/* Segments at least this big are walked on two threads, in chunks of
+ * PAR_CHUNK bytes (the lines' results of one chunk: at most ~8 MB). */
+#define PAR_MIN ((size_t)1 << 20)
+#define PAR_CHUNK ((size_t)2 << 20)
+
+/* What the second thread found in the lines of [from, to). */
+struct pre_job {
+	pthread_t th;
+	const char *text;
+	size_t from, to;
+	struct aud_walk_pre *v;		/* one per line, in order */
+	size_t n, cap;
+	char *buf;
+	size_t buflen;
+};
+
+/* The end of the chunk from off: past the first newline PAR_CHUNK bytes
+ * on, or len. */
+static size_t
+chunk_end(const char *text, size_t len, size_t off)
+{
+	const char *nl;
+
+	if (len - off <= PAR_CHUNK)
+		return len;
+	nl = memchr(text + off + PAR_CHUNK, '\n', len - off - PAR_CHUNK);
+	return nl != NULL ? (size_t)(nl - text) + 1 : len;
+}
+
+static void *
+pre_main(void *arg)
+{
+	struct pre_job *j = arg;
+
+	for (size_t off = j->from; off < j->to; ) {
+		const char *nl = memchr(j->text + off, '\n', j->to - off);
+		size_t ll;
+
+		if (nl == NULL)
+			break;		/* torn: the walker says so */
+		ll = (size_t)(nl - j->text) - off;
+		if (j->n == j->cap) {
+			size_t cap = j->cap ? j->cap * 2 : 4096;
+			struct aud_walk_pre *nv = realloc(j->v, cap * sizeof(*nv));
+
+			if (nv == NULL)
+				break;	/* the walker does the rest itself */
+			j->v = nv;
+			j->cap = cap;
+		}
+		j->v[j->n].len = ll;
+		aud_walk_pre(j->text + off, ll, &j->v[j->n++], &j->buf, &j->buflen);
+		off += ll + 1;
+	}
+	return NULL;
+}
+
+/* Walk the lines of [from, to) (job: what was found in them already). */
+static int
+walk_range(struct aud_walk *w, const char *text, size_t from, size_t to,
+    const struct pre_job *job, const char *path, size_t *lineno, FILE *out,
+    struct aud_verify_result *res, bool tty)
+{
+	size_t i = 0;
+
+	for (size_t off = from; off < to; i++) {
+		const struct aud_walk_pre *p = job != NULL && i < job->n ?
+		    &job->v[i] : NULL;
+		const char *nl;
+		size_t ll;
+		uint64_t signed_before;
+
+		/* The second thread found this line's end already. */
+		if (p != NULL && p->len < to - off && text[off + p->len] == '\n')
+			nl = text + off + p->len;
+		else
+			nl = memchr(text + off, '\n', to - off);
+		ll = nl ? (size_t)(nl - text) - off : to - off;
+		if (p != NULL && p->len != ll)
+			p = NULL;	/* not the line it read: walk it here */
+
+		++*lineno;
+		if (nl == NULL) {
+			say(out, res, "INVALID: %s:%zu: torn last line (no "
+			    "newline)\n", path, *lineno);
+			return AUD_INVALID;
+		}
+		signed_before = w->signed_cps;
+		if (!aud_walk_line_pre(w, text + off, ll, p)) {
+			say(out, res, "INVALID: %s:%zu: %s\n", path, *lineno, w->why);
+			return AUD_INVALID;
+		}
+		/* The checkpoint record whose tree head the key signed. */
+		if (w->signed_cps != signed_before)
+			res->signed_seq = w->seq;
+		if (tty && w->records % 65536 == 0)
+			fprintf(stderr, "\rverifying: %llu records",
+			    (unsigned long long)w->records);
+		off += ll + 1;
+	}
+	return AUD_VERIFIED;
+}
+
 int
 aud_verify_dir(const char *dir, const struct aud_verify_opts *o, FILE *out)
 {
@@ -109,7 +213,7 @@ aud_verify_dir_result(const char *dir, const struct aud_verify_opts *o,
 	char **segs = NULL, err[300];
 	bool tty = o->progress && isatty(2);
 	int64_t now = o->now_us ? o->now_us : (int64_t)wd_wall_us();
-	uint64_t unc, signed_before;
+	uint64_t unc;
 
 	/* Segments are mapped, not read: no copy of tens of megabytes per
 	 * segment, and the kernel reads ahead (MADV_SEQUENTIAL). */
@@ -140,31 +244,33 @@ aud_verify_dir_result(const char *dir, const struct aud_verify_opts *o,
 			rc = AUD_UNREADABLE;
 			break;
 		}
-		for (size_t off = 0; off < len; ) {
-			char *nl = memchr(text + off, '\n', len - off);
-			size_t ll = nl ? (size_t)(nl - text) - off : len - off;
+		/* Chunk by chunk; while this thread walks one, a second thread
+		 * reads and hashes the next one's lines (aud_walk_pre), and
+		 * this thread then runs the walker's checks on what it found,
+		 * in order: every check of every line still happens, the
+		 * state (seq, prev, tree, checkpoints) on this thread. */
+		for (size_t off = 0; off < len && rc == AUD_VERIFIED; ) {
+			size_t a_end = chunk_end(text, len, off), b_end = a_end;
+			struct pre_job job = { .text = text };
+			bool par = len >= PAR_MIN && a_end < len;
 
-			lineno++;
-			if (nl == NULL) {
-				say(out, res, "INVALID: %s:%zu: torn last line (no "
-				    "newline)\n", path, lineno);
-				rc = AUD_INVALID;
-				break;
+			if (par) {
+				b_end = chunk_end(text, len, a_end);
+				job.from = a_end;
+				job.to = b_end;
+				par = pthread_create(&job.th, NULL, pre_main, &job) == 0;
 			}
-			signed_before = w.signed_cps;
-			if (!aud_walk_line(&w, text + off, ll, NULL)) {
-				say(out, res, "INVALID: %s:%zu: %s\n", path, lineno,
-				    w.why);
-				rc = AUD_INVALID;
-				break;
+			rc = walk_range(&w, text, off, a_end, NULL, path, &lineno, out,
+			    res, tty);
+			if (par) {
+				pthread_join(job.th, NULL);
+				if (rc == AUD_VERIFIED)
+					rc = walk_range(&w, text, a_end, b_end, &job, path,
+					    &lineno, out, res, tty);
+				free(job.v);
+				free(job.buf);
 			}
-			/* The checkpoint record whose tree head the key signed. */
-			if (w.signed_cps != signed_before)
-				res->signed_seq = w.seq;
-			if (tty && w.records % 65536 == 0)
-				fprintf(stderr, "\rverifying: %llu records",
-				    (unsigned long long)w.records);
-			off += ll + 1;
+			off = par ? b_end : a_end;
 		}
 		if (len > 0)
 			munmap(text, len);

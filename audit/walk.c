@@ -635,64 +635,95 @@ scan_top(const char *c, size_t len, struct top *t)
 	return s.p == s.end;
 }
 
+/*
+ * What walk_fast can learn of a line alone, without the walker's state:
+ * its text read (no jansson), its hash recomputed and its leaf.  False:
+ * not for the fast path (the slow path decides).  buf/buflen: the
+ * thread's buffer for the canonical text.
+ */
+bool
+aud_walk_pre(const char *line, size_t len, struct aud_walk_pre *p,
+    char **buf, size_t *buflen)
+{
+	char hash[AUD_HASH_HEX + 1], prev[AUD_HASH_HEX + 1];
+	size_t clen;
+	char *canon;
+	struct top t;
+
+	p->fast = false;
+	if (len < AUD_SUFFIX_LEN + 2 || len - AUD_SUFFIX_LEN + 2 > *buflen) {
+		size_t want = len + 64;
+		char *nb = realloc(*buf, want);
+
+		if (nb == NULL)
+			return false;
+		*buf = nb;
+		*buflen = want;
+	}
+	canon = aud_split_line_into(line, len, hash, &clen, *buf, *buflen);
+	if (canon == NULL || !scan_top(canon, clen, &t) || !t.has_seq ||
+	    t.prev == NULL || t.prevlen != AUD_HASH_HEX ||
+	    (t.kind != NULL && t.kindlen == 10 &&
+	    memcmp(t.kind, "checkpoint", 10) == 0) || t.tslen >= sizeof(p->ts))
+		return false;
+	memcpy(prev, t.prev, AUD_HASH_HEX);
+	prev[AUD_HASH_HEX] = '\0';
+	memcpy(p->prev, prev, sizeof(p->prev));
+	memcpy(p->hash, hash, sizeof(p->hash));
+	if (t.ts != NULL)
+		memcpy(p->ts, t.ts, t.tslen);
+	p->ts[t.ts != NULL ? t.tslen : 0] = '\0';
+	p->seq = t.seq;
+	p->hash_ok = aud_check_line_leaf(canon, clen, prev, hash, p->leaf);
+	p->fast = true;
+	return true;
+}
+
+/*
+ * The rest of walk_fast, in order: the checks against the walker's
+ * state (seq, prev), the hash, then the leaf into the tree.  True with
+ * w->fast_failed set: the line is invalid (w->why says why).
+ */
+static bool
+walk_apply(struct aud_walk *w, const struct aud_walk_pre *p)
+{
+	if (p->seq != w->seq + 1) {
+		snprintf(w->why, sizeof(w->why), "seq %llu follows seq %llu: "
+		    "records are missing or reordered", (unsigned long long)p->seq,
+		    (unsigned long long)w->seq);
+		w->fast_failed = true;
+		return true;
+	}
+	if (strcmp(p->prev, w->prev) != 0) {
+		snprintf(w->why, sizeof(w->why), "seq %llu: prev does not match "
+		    "the hash of the record before it", (unsigned long long)p->seq);
+		w->fast_failed = true;
+		return true;
+	}
+	if (!p->hash_ok) {
+		snprintf(w->why, sizeof(w->why), "seq %llu: hash does not match "
+		    "the record: it was altered", (unsigned long long)p->seq);
+		w->fast_failed = true;
+		return true;
+	}
+	push_leaf(w, p->leaf, false, p->ts);
+	memcpy(w->prev, p->hash, sizeof(w->prev));
+	w->seq = p->seq;
+	w->first = false;
+	w->records++;
+	return true;
+}
+
 /* A record that is not a checkpoint, without jansson; false: take the
  * slow path (which decides). */
 static bool
 walk_fast(struct aud_walk *w, const char *line, size_t len)
 {
-	char hash[AUD_HASH_HEX + 1], prev[AUD_HASH_HEX + 1], ts[40];
-	size_t clen;
-	char *canon;
-	struct top t;
-	unsigned char leaf[32];
-	bool ok;
+	struct aud_walk_pre p;
 
-	if (len < AUD_SUFFIX_LEN + 2 || len - AUD_SUFFIX_LEN + 2 > w->buflen) {
-		size_t want = len + 64;
-		char *nb = realloc(w->buf, want);
-
-		if (nb == NULL)
-			return false;
-		w->buf = nb;
-		w->buflen = want;
-	}
-	canon = aud_split_line_into(line, len, hash, &clen, w->buf, w->buflen);
-	if (canon == NULL || !scan_top(canon, clen, &t) || !t.has_seq ||
-	    t.prev == NULL || t.prevlen != AUD_HASH_HEX ||
-	    (t.kind != NULL && t.kindlen == 10 &&
-	    memcmp(t.kind, "checkpoint", 10) == 0) || t.tslen >= sizeof(ts))
+	if (!aud_walk_pre(line, len, &p, &w->buf, &w->buflen))
 		return false;
-	memcpy(prev, t.prev, AUD_HASH_HEX);
-	prev[AUD_HASH_HEX] = '\0';
-	if (t.ts != NULL)
-		memcpy(ts, t.ts, t.tslen);
-	ts[t.ts != NULL ? t.tslen : 0] = '\0';
-	if (t.seq != w->seq + 1) {
-		snprintf(w->why, sizeof(w->why), "seq %llu follows seq %llu: "
-		    "records are missing or reordered", (unsigned long long)t.seq,
-		    (unsigned long long)w->seq);
-		w->fast_failed = true;
-		return true;
-	}
-	ok = strcmp(prev, w->prev) == 0;
-	if (!ok) {
-		snprintf(w->why, sizeof(w->why), "seq %llu: prev does not match "
-		    "the hash of the record before it", (unsigned long long)t.seq);
-		w->fast_failed = true;
-		return true;
-	}
-	if (!aud_check_line_leaf(canon, clen, prev, hash, leaf)) {
-		snprintf(w->why, sizeof(w->why), "seq %llu: hash does not match "
-		    "the record: it was altered", (unsigned long long)t.seq);
-		w->fast_failed = true;
-		return true;
-	}
-	push_leaf(w, leaf, false, ts);
-	memcpy(w->prev, hash, sizeof(w->prev));
-	w->seq = t.seq;
-	w->first = false;
-	w->records++;
-	return true;
+	return walk_apply(w, &p);
 }
 
 static bool
@@ -760,6 +791,17 @@ aud_walk_line(struct aud_walk *w, const char *line, size_t len, json_t **recp)
 			return !w->fast_failed;
 	}
 	return walk_slow(w, line, len, recp);
+}
+
+bool
+aud_walk_line_pre(struct aud_walk *w, const char *line, size_t len,
+    const struct aud_walk_pre *p)
+{
+	if (p == NULL || !p->fast)
+		return aud_walk_line(w, line, len, NULL);
+	w->fast_failed = false;
+	walk_apply(w, p);
+	return !w->fast_failed;
 }
 
 bool

@@ -54,6 +54,26 @@ bool aud_walk_sig(EVP_PKEY *key, const void *msg, size_t len, const char *b64);
 /* One full record line; false with w->why.  *recp: the record, parsed. */
 bool aud_walk_line(struct aud_walk *w, const char *line, size_t len,
     json_t **recp);
+/* A line's own part of the fast path, computed alone (on another
+ * thread): read, hash recomputed, leaf.  The walker's checks (seq, prev
+ * against the record before, the hash's verdict) stay for
+ * aud_walk_line_pre, in order. */
+struct aud_walk_pre {
+	size_t len;			/* the line's length (its caller's) */
+	bool fast;			/* false: the line takes the slow path */
+	bool hash_ok;			/* SHA-256(prev || C) = its hash */
+	uint64_t seq;
+	char prev[AUD_HASH_HEX + 1];
+	char hash[AUD_HASH_HEX + 1];
+	char ts[40];
+	unsigned char leaf[32];
+};
+bool aud_walk_pre(const char *line, size_t len, struct aud_walk_pre *p,
+    char **buf, size_t *buflen);
+/* aud_walk_line (no record back) with p computed for this line already
+ * (NULL, or not fast: as aud_walk_line). */
+bool aud_walk_line_pre(struct aud_walk *w, const char *line, size_t len,
+    const struct aud_walk_pre *p);
 bool aud_walk_stub(struct aud_walk *w, uint64_t seq, const char *prev,
     const char *leafhex, const char *hash);
 uint64_t aud_walk_uncovered(const struct aud_walk *w);

@@ -38,8 +38,8 @@ set_error(struct aud_log *l, const char *fmt, const char *detail)
 	snprintf(l->lasterr, sizeof(l->lasterr), fmt, detail);
 }
 
-static void
-ts_now(char *buf, size_t len)
+void
+aud_ts_now(char *buf, size_t len)
 {
 	struct timespec ts;
 	struct tm tm;
@@ -93,6 +93,7 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 	struct evbuffer_lite {
 		char *p;
 		size_t len, cap;
+		bool borrowed;		/* l->linebuf: not freed here */
 	} buf = { 0 };
 	char prev[AUD_HASH_HEX + 1];
 	uint64_t seq = l->seq, cpseq = 0;
@@ -116,10 +117,14 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 		size_t len;
 		char *line;
 
+		bool owned = it->pre.text == NULL;
+
 		++seq;
-		if (it->pre.text != NULL) {
-			line = aud_line_splice(&it->pre, seq, prev, hash, leaves[n++],
-			    &len, l->mdctx);
+		/* A prepared line is spliced into the log's own buffer: no
+		 * allocation per record under the lock. */
+		if (!owned) {
+			line = aud_line_splice_into(&it->pre, seq, prev, hash,
+			    leaves[n++], &len, l->mdctx, &l->linebuf, &l->linecap);
 		} else {
 			json_object_set_new(it->rec, "seq", json_integer((json_int_t)seq));
 			line = aud_line_leaf(it->rec, prev, hash, leaves[n++], &len);
@@ -134,6 +139,7 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 			/* Alone: written as it is, not copied. */
 			buf.p = line;
 			buf.len = buf.cap = len;
+			buf.borrowed = !owned;
 			memcpy(prev, hash, sizeof(prev));
 			break;
 		}
@@ -142,7 +148,8 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 			char *np = realloc(buf.p, cap);
 
 			if (np == NULL) {
-				free(line);
+				if (owned)
+					free(line);
 				free(buf.p);
 				if (leaves != one)
 					free(leaves);
@@ -158,7 +165,8 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 		}
 		memcpy(buf.p + buf.len, line, len);
 		buf.len += len;
-		free(line);
+		if (owned)
+			free(line);
 		memcpy(prev, hash, sizeof(prev));
 	}
 	for (size_t off = 0; off < buf.len; ) {
@@ -179,7 +187,8 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 		rc = WD_EIO;
 	}
 	if (rc != WD_OK) {
-		free(buf.p);
+		if (!buf.borrowed)
+			free(buf.p);
 		if (leaves != one)
 			free(leaves);
 		/* Nothing of a failed batch may stay half on disk. */
@@ -203,7 +212,8 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 		l->cpline = keep;
 		l->cplen = keep != NULL ? cplen : 0;
 	}
-	free(buf.p);
+	if (!buf.borrowed)
+		free(buf.p);
 	l->segbytes += buf.len;
 	l->seq = seq;
 	memcpy(l->prev, prev, sizeof(prev));
@@ -283,7 +293,7 @@ checkpoint(struct aud_log *l, bool closing)
 	    keyid);
 	json_object_set_new(it->rec, "pubkey",
 	    json_string(l->o.signer->pubkey_pem));
-	ts_now(msg, sizeof(msg));
+	aud_ts_now(msg, sizeof(msg));
 	json_object_set_new(it->rec, "ts", json_string(msg));
 	pthread_mutex_lock(&l->wlock);
 	seq_at = l->seq;
@@ -530,7 +540,7 @@ stamp(struct aud_log *l, json_t *rec)
 	char ts[40];
 
 	if (json_object_get(rec, "ts") == NULL) {
-		ts_now(ts, sizeof(ts));
+		aud_ts_now(ts, sizeof(ts));
 		json_object_set_new(rec, "ts", json_string(ts));
 	}
 	if (json_object_get(rec, "kind") == NULL)
@@ -558,6 +568,50 @@ enqueue(struct aud_log *l, struct aud_item *it)
 }
 
 /*
+ * Write the prepared item now, under the write lock.  WD_EIO: the log is
+ * failing, or records wait for a retry before it (they go first); nothing
+ * of it was written and it is still the caller's.
+ */
+static enum wd_err
+append_now(struct aud_log *l, struct aud_item *it)
+{
+	enum wd_err rc;
+
+	pthread_mutex_lock(&l->wlock);
+	pthread_mutex_lock(&l->mu);
+	if (l->head != NULL || !atomic_load(&l->healthy)) {
+		pthread_mutex_unlock(&l->mu);
+		pthread_mutex_unlock(&l->wlock);
+		return WD_EIO;
+	}
+	pthread_mutex_unlock(&l->mu);
+	maybe_rotate(l);
+	/* strict: durable before the caller answers (one fdatasync per
+	 * record, in the caller's thread); group: the writer syncs soon. */
+	rc = write_lines(l, it, l->o.strict);
+	if (rc == WD_OK) {
+		bool was_dirty = l->o.strict ? true :
+		    atomic_exchange(&l->dirty, true);
+
+		l->since_cp++;
+		pthread_mutex_unlock(&l->wlock);
+		/* Wake the writer only for the first record of a window: it
+		 * syncs everything appended by then (no wake-up per request),
+		 * and when a checkpoint is due by count. */
+		if (!was_dirty || (l->o.checkpoint_every > 0 &&
+		    l->since_cp == l->o.checkpoint_every)) {
+			pthread_mutex_lock(&l->mu);
+			pthread_cond_signal(&l->cv);
+			pthread_mutex_unlock(&l->mu);
+		}
+		return WD_OK;
+	}
+	fail_closed(l, true);
+	pthread_mutex_unlock(&l->wlock);
+	return rc;
+}
+
+/*
  * Write rec now.  On WD_OK the log took rec.  On failure (the log is
  * failing, or records wait for a retry before it) *rec_back is rec again,
  * still the caller's: it may say so in rec and aud_append() it to wait in
@@ -576,44 +630,27 @@ aud_try_append(struct aud_log *l, json_t *rec, json_t **rec_back)
 	/* Serialised here, in the caller's thread: only the splice of seq and
 	 * prev, the hashes and the write() run under the lock. */
 	aud_line_prepare(rec, &it.pre);
-	pthread_mutex_lock(&l->wlock);
-	pthread_mutex_lock(&l->mu);
-	if (l->head != NULL || !atomic_load(&l->healthy)) {
-		pthread_mutex_unlock(&l->mu);
-		pthread_mutex_unlock(&l->wlock);
-		free(it.pre.text);
-		*rec_back = rec;
-		return WD_EIO;
-	}
-	pthread_mutex_unlock(&l->mu);
-	maybe_rotate(l);
-	/* strict: durable before the caller answers (one fdatasync per
-	 * record, in the caller's thread); group: the writer syncs soon. */
-	rc = write_lines(l, &it, l->o.strict);
+	rc = append_now(l, &it);
+	free(it.pre.text);
 	if (rc == WD_OK) {
-		bool was_dirty = l->o.strict ? true :
-		    atomic_exchange(&l->dirty, true);
-
-		l->since_cp++;
-		pthread_mutex_unlock(&l->wlock);
-		/* Wake the writer only for the first record of a window: it
-		 * syncs everything appended by then (no wake-up per request),
-		 * and when a checkpoint is due by count. */
-		if (!was_dirty || (l->o.checkpoint_every > 0 &&
-		    l->since_cp == l->o.checkpoint_every)) {
-			pthread_mutex_lock(&l->mu);
-			pthread_cond_signal(&l->cv);
-			pthread_mutex_unlock(&l->mu);
-		}
 		json_decref(rec);
-		free(it.pre.text);
 		return WD_OK;
 	}
-	free(it.pre.text);
-	fail_closed(l, true);
-	pthread_mutex_unlock(&l->wlock);
 	json_object_del(rec, "seq");
 	*rec_back = rec;
+	return rc;
+}
+
+enum wd_err
+aud_try_append_canon(struct aud_log *l, struct aud_canon *c)
+{
+	struct aud_item it = { 0 };
+	enum wd_err rc;
+
+	if (!aud_canon_end(c, &it.pre))
+		return WD_EINVAL;
+	rc = append_now(l, &it);
+	free(it.pre.text);
 	return rc;
 }
 
@@ -737,6 +774,7 @@ aud_close(struct aud_log *l)
 	aud_tree_flush(&l->tree);
 	aud_tree_free(&l->tree);
 	EVP_MD_CTX_free(l->mdctx);
+	free(l->linebuf);
 	free(l->cpline);
 	free(l->tailcps);
 	finish_items(l->head, WD_EIO);

@@ -550,10 +550,35 @@ struct gw_outcome {
 	uint64_t latency_us;
 	const char *req_hmac;		/* "" when payloads are not hashed */
 	const char *resp_hmac;
+	bool stored;			/* payload.stored: the store kept it */
+	bool refused_late;		/* the tool policy refused: deny */
 };
 
 /* The record's fields; audit/ adds seq, ts, prev and hash. */
 json_t *gw_record(const struct gw_outcome *o);
+/* The same record written directly as its canonical text into c (begun
+ * with aud_canon_begin): byte for byte what gw_record and the audit
+ * log's serialisation give, without the tree.  False: c failed (the
+ * caller uses gw_record). */
+bool gw_record_canon(const struct gw_outcome *o, struct aud_canon *c);
+
+/* How a stream whose record went out first ended: its stream_end
+ * record (FORMAT.md), as a jansson object or written directly. */
+struct gw_stream_end {
+	const char *request_id, *decision_id;
+	const char *tenant;		/* NULL: null */
+	const char *code;		/* NULL: null */
+	const char *verdict;
+	const char *keep;		/* payload.mode */
+	const char *resp_hmac;		/* "" : null */
+	int status;
+	long long latency_ms;
+	json_t *attempts, *usage;	/* borrowed; usage NULL: null */
+	json_t *tools, *limits;		/* borrowed; NULL: absent */
+	bool stored;
+};
+json_t *gw_stream_end_record(const struct gw_stream_end *e);
+bool gw_stream_end_canon(const struct gw_stream_end *e, struct aud_canon *c);
 
 /* ---- metrics (metrics.c) ---- */
 

@@ -97,8 +97,8 @@ append(struct txn *t, json_t *rec)
 	return rc;
 }
 
-static json_t *
-build_record(struct txn *t, const char *resp)
+static void
+outcome(struct txn *t, const char *resp, struct gw_outcome *out)
 {
 	struct gw_outcome o = {
 		.request_id = t->audit.reqid,
@@ -121,10 +121,52 @@ build_record(struct txn *t, const char *resp)
 		.req_hmac = t->audit.req_hmac,
 		.resp_hmac = resp,
 	};
-	json_t *rec = gw_record(&o);
 
+	*out = o;
+}
+
+/* stored: payload.stored; late: a later check (the tool policy) refused
+ * what the decision allowed, the verdict is deny. */
+static json_t *
+build_record(struct txn *t, const char *resp, bool stored, bool late)
+{
+	struct gw_outcome o;
+	json_t *rec;
+
+	outcome(t, resp, &o);
+	o.stored = stored;
+	o.refused_late = late;
+	rec = gw_record(&o);
 	json_decref(o.limits);
 	return rec;
+}
+
+/*
+ * The record written directly as its canonical text (no jansson tree):
+ * the path of every request.  WD_OK: written.  Otherwise nothing was
+ * written or queued and the caller takes the jansson path, which knows
+ * what to do when the log is failing.
+ */
+static enum wd_err
+append_direct(struct txn *t, const char *resp, bool stored, bool late)
+{
+	struct aud_canon c;
+	struct gw_outcome o;
+	enum wd_err rc;
+
+	outcome(t, resp, &o);
+	o.stored = stored;
+	o.refused_late = late;
+	aud_canon_begin(&c, t->audit.log);
+	if (!gw_record_canon(&o, &c)) {
+		aud_canon_free(&c);
+		json_decref(o.limits);
+		return WD_EINVAL;
+	}
+	json_decref(o.limits);
+	rc = aud_try_append_canon(t->audit.log, &c);
+	aud_canon_free(&c);
+	return rc;
 }
 
 /*
@@ -136,8 +178,10 @@ static enum wd_err
 record_stream_end(struct txn *t)
 {
 	char resp[AUD_HASH_HEX + 1] = "";
-	json_t *rec, *payload;
-	bool stored;
+	struct gw_stream_end e;
+	struct aud_canon c;
+	json_t *rec;
+	enum wd_err rc;
 
 	if (t->audit.stream_closed)
 		return WD_OK;
@@ -146,37 +190,41 @@ record_stream_end(struct txn *t)
 		aud_hmac_final(t->ans.hmac, resp);
 		t->ans.hmac = NULL;
 	}
-	stored = keep_payload(t);
-	rec = json_pack("{s:s,s:s,s:s,s:o,s:i,s:o,s:I,s:O,s:O,s:s}",
-	    "kind", "stream_end", "request_id", t->audit.reqid,
-	    "decision_id", t->pol.dec.id,
-	    "tenant", t->req.tenant ? json_string(t->req.tenant->id) : json_null(),
-	    "status", t->end.status,
-	    "code", record_code(t) ? json_string(record_code(t)) : json_null(),
-	    "latency_ms", (json_int_t)((wd_mono_us() - t->audit.started_us) / 1000),
-	    "attempts", t->audit.attempts,
-	    "usage", t->ans.usage ? t->ans.usage : json_null(),
-	    "verdict", t->audit.refused_late ? "deny" : pol_verdict_name(t->pol.dec.verdict));
-	if (rec == NULL)
-		return WD_ENOMEM;
-	payload = json_pack("{s:s,s:o}", "mode", pol_keep_name(t->pol.dec.keep),
-	    "response_hmac", resp[0] ? json_string(resp) : json_null());
-	if (payload != NULL && stored)
-		json_object_set_new(payload, "stored", json_true());
-	json_object_set_new(rec, "payload", payload ? payload : json_null());
-	if (t->pol.tools.log != NULL)
-		json_object_set(rec, "tools", t->pol.tools.log);
+	e = (struct gw_stream_end){
+		.request_id = t->audit.reqid,
+		.decision_id = t->pol.dec.id,
+		.tenant = t->req.tenant ? t->req.tenant->id : NULL,
+		.code = record_code(t),
+		.verdict = t->audit.refused_late ? "deny" :
+		    pol_verdict_name(t->pol.dec.verdict),
+		.keep = pol_keep_name(t->pol.dec.keep),
+		.resp_hmac = resp,
+		.status = t->end.status,
+		.latency_ms = (long long)((wd_mono_us() - t->audit.started_us) /
+		    1000),
+		.attempts = t->audit.attempts,
+		.usage = t->ans.usage,
+		.tools = t->pol.tools.log,
+	};
+	e.stored = keep_payload(t);
+	if (t->audit.log == NULL)
+		return WD_OK;
 	/* What the stream spent against its limits (settled by now). */
-	{
-		json_t *lj = gw_limits_json(&t->lim.l);
-
-		if (lj != NULL)
-			json_object_set_new(rec, "limits", lj);
-	}
-	if (t->audit.log == NULL) {
-		json_decref(rec);
+	e.limits = gw_limits_json(&t->lim.l);
+	/* Written directly (no tree); the jansson record if the log is
+	 * failing (amended and queued) or the direct writer cannot. */
+	aud_canon_begin(&c, t->audit.log);
+	rc = gw_stream_end_canon(&e, &c) ?
+	    aud_try_append_canon(t->audit.log, &c) : WD_EINVAL;
+	aud_canon_free(&c);
+	if (rc == WD_OK) {
+		json_decref(e.limits);
 		return WD_OK;
 	}
+	rec = gw_stream_end_record(&e);
+	json_decref(e.limits);
+	if (rec == NULL)
+		return WD_ENOMEM;
 	return append(t, rec);
 }
 
@@ -191,12 +239,15 @@ gw_txn_record_stream(struct txn *t)
 	t->audit.recorded = true;
 	/* What is known before the first byte: decision, route, status.
 	 * The answer's digest, usage and end come in stream_end. */
-	rec = build_record(t, "");
 	if (t->audit.log == NULL) {
-		json_decref(rec);
 		t->audit.stream_opened = true;
 		return WD_OK;
 	}
+	if (append_direct(t, "", false, false) == WD_OK) {
+		t->audit.stream_opened = true;
+		return WD_OK;
+	}
+	rec = build_record(t, "", false, false);
 	rc = append(t, rec);
 	if (rc == WD_OK)
 		t->audit.stream_opened = true;
@@ -225,16 +276,12 @@ gw_txn_record(struct txn *t)
 		return WD_OK;
 	t->audit.recorded = true;
 	stored = keep_payload(t);
-	rec = build_record(t, resp);
-	if (stored)
-		json_object_set_new(json_object_get(rec, "payload"), "stored",
-		    json_true());
-	/* A later check (tool policy) may refuse what the decision allowed. */
-	if (t->audit.refused_late)
-		json_object_set_new(rec, "verdict", json_string("deny"));
-	if (t->audit.log == NULL) {
-		json_decref(rec);
+	if (t->audit.log == NULL)
 		return WD_OK;
-	}
+	if (append_direct(t, resp, stored, t->audit.refused_late) == WD_OK)
+		return WD_OK;
+	/* Rare: the log is failing (the record is amended and queued), or
+	 * the direct writer could not write it. */
+	rec = build_record(t, resp, stored, t->audit.refused_late);
 	return append(t, rec);
 }

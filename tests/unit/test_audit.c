@@ -2490,6 +2490,380 @@ START_TEST(spliced_lines_are_canonical)
 }
 END_TEST
 
+/* ---- the direct canonical writer (canon.c) against jansson ---- */
+
+static uint64_t canon_rng = 0x9E3779B97F4A7C15ull;
+
+static uint64_t
+canon_next(void)
+{
+	canon_rng ^= canon_rng << 13;
+	canon_rng ^= canon_rng >> 7;
+	canon_rng ^= canon_rng << 17;
+	return canon_rng;
+}
+
+/* A random string of what needs care: escapes, control characters,
+ * DEL, '/', 2-, 3- and 4-byte UTF-8, U+2028, long runs of plain text. */
+static void
+canon_rand_str(char *buf, size_t cap)
+{
+	static const char *const parts[] = {
+		"a", "Z", " ", "0", "\"", "\\", "/", "\b", "\f", "\n", "\r", "\t",
+		"\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+		"\xe2\x80\xa8", "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf", "\xc2\x80",
+		"plain text of some length, ", "}", "{", ",", ":", "u0000",
+	};
+	size_t n = canon_next() % 24, o = 0;
+
+	if (canon_next() % 8 == 0)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *p = parts[canon_next() % (sizeof(parts) / sizeof(*parts))];
+		size_t pl = strlen(p);
+
+		if (o + pl + 1 > cap)
+			break;
+		memcpy(buf + o, p, pl);
+		o += pl;
+	}
+	buf[o] = '\0';
+}
+
+static int
+canon_keycmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static json_t *canon_gen(struct aud_canon *c, int depth);
+
+/* Keys from a pool around the log's own (instance, prev, seq, ts), with
+ * non-ASCII and escaped ones; in bytewise order, each once. */
+static json_t *
+canon_gen_obj(struct aud_canon *c, int depth, bool top)
+{
+	static const char *const pool[] = {
+		"", "a", "agent", "api", "attempts", "code", "hash2", "i", "ins",
+		"instancf", "instance0", "insta", "kind", "latency_ms", "p", "pre",
+		"prev0", "prevz", "prew", "q", "se", "seq_", "seqa", "sep", "t",
+		"tenant", "ts0", "tr", "tt", "u", "usage", "verdict", "z", "zz",
+		"\xc3\xa9t\xc3\xa9", "\xe2\x82\xac", "A", "Z_", "_", "a\"q", "b\\s",
+		"n\nl", "~",
+	};
+	const char *keys[sizeof(pool) / sizeof(*pool)];
+	size_t n = 0, want = canon_next() % (top ? 20 : 6);
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < want; i++) {
+		const char *k = pool[canon_next() % (sizeof(pool) / sizeof(*pool))];
+		bool dup = false;
+
+		for (size_t j = 0; j < n; j++)
+			dup |= strcmp(keys[j], k) == 0;
+		if (!dup)
+			keys[n++] = k;
+	}
+	qsort(keys, n, sizeof(*keys), canon_keycmp);
+	if (c != NULL && !top)
+		aud_canon_obj(c);
+	for (size_t i = 0; i < n; i++) {
+		if (c != NULL)
+			aud_canon_key(c, keys[i]);
+		json_object_set_new(o, keys[i], canon_gen(c, depth + 1));
+	}
+	if (c != NULL && !top)
+		aud_canon_close(c);
+	return o;
+}
+
+/* A random value, written to c too (unless c is NULL). */
+static json_t *
+canon_gen(struct aud_canon *c, int depth)
+{
+	unsigned kind = (unsigned)(canon_next() % (depth < 4 ? 9 : 6));
+	char s[256];
+
+	/* Now and then a whole jansson value handed over as one. */
+	if (c != NULL && canon_next() % 10 == 0) {
+		json_t *v = canon_gen(NULL, depth);
+
+		aud_canon_json(c, v);
+		return v;
+	}
+	switch (kind) {
+	case 0:
+		if (c != NULL)
+			aud_canon_null(c);
+		return json_null();
+	case 1: {
+		bool b = canon_next() & 1;
+
+		if (c != NULL)
+			aud_canon_bool(c, b);
+		return json_boolean(b);
+	}
+	case 2: {
+		static const long long edge[] = { 0, 1, -1, 9007199254740993LL,
+		    INT64_MAX, INT64_MIN, 499, 200 };
+		long long v = canon_next() % 2 ? edge[canon_next() % 8] :
+		    (long long)canon_next();
+
+		if (c != NULL)
+			aud_canon_int(c, v);
+		return json_integer((json_int_t)v);
+	}
+	case 3: case 4: case 5:
+		canon_rand_str(s, sizeof(s));
+		if (c != NULL)
+			aud_canon_str(c, s);
+		return json_string(s);
+	case 6: case 7:
+		return canon_gen_obj(c, depth, false);
+	default: {
+		json_t *a = json_array();
+		size_t n = canon_next() % 5;
+
+		if (c != NULL)
+			aud_canon_arr(c);
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(a, canon_gen(c, depth + 1));
+		if (c != NULL)
+			aud_canon_close(c);
+		return a;
+	}
+	}
+}
+
+/* The direct writer gives jansson's bytes (aud_line_prepare's text and
+ * the places of prev and seq), so the lines and hashes are the same. */
+START_TEST(canon_writer_matches_jansson_bytes)
+{
+	char prev[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+	for (int i = 0; i < 20000; i++) {
+		struct aud_canon c;
+		struct aud_pre a, b;
+		char inst[64], ts[40], h1[AUD_HASH_HEX + 1], h2[AUD_HASH_HEX + 1];
+		unsigned char l1[32], l2[32];
+		size_t n1, n2;
+		char *x, *y;
+		json_t *rec;
+
+		canon_rand_str(inst, sizeof(inst));
+		snprintf(ts, sizeof(ts), "2026-11-30T01:%02d:%02d.%06dZ", i % 60,
+		    (i / 60) % 60, i);
+		aud_canon_begin_as(&c, inst, ts);
+		rec = canon_gen_obj(&c, 0, true);
+		json_object_set_new(rec, "instance", json_string(inst));
+		json_object_set_new(rec, "ts", json_string(ts));
+		ck_assert(aud_line_prepare(rec, &a) || a.text == NULL);
+		if (a.text == NULL) {
+			/* A key jansson escapes: the splice path does not take it
+			 * (aud_line does); compare the plain serialisation. */
+			char *j = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+
+			ck_assert(aud_canon_end(&c, &b));
+			ck_assert_msg(strlen(j) == b.len && memcmp(j, b.text, b.len) == 0,
+			    "%s\nvs\n%.*s", j, (int)b.len, b.text);
+			free(j);
+			free(b.text);
+			json_decref(rec);
+			continue;
+		}
+		ck_assert(aud_canon_end(&c, &b));
+		ck_assert_msg(a.len == b.len && memcmp(a.text, b.text, a.len) == 0,
+		    "record %d:\n%s\nvs\n%.*s", i, a.text, (int)b.len, b.text);
+		ck_assert_uint_eq(a.at_prev, b.at_prev);
+		ck_assert_uint_eq(a.at_seq, b.at_seq);
+		x = aud_line_splice(&a, (uint64_t)i + 1, prev, h1, l1, &n1, NULL);
+		y = aud_line_splice(&b, (uint64_t)i + 1, prev, h2, l2, &n2, NULL);
+		ck_assert(n1 == n2 && memcmp(x, y, n1) == 0);
+		ck_assert(memcmp(l1, l2, 32) == 0);
+		free(x);
+		free(y);
+		free(a.text);
+		free(b.text);
+		json_decref(rec);
+	}
+}
+END_TEST
+
+/* What the writer cannot write as jansson would fails the record (the
+ * caller falls back to jansson), never writes different bytes. */
+START_TEST(canon_writer_refuses_what_it_cannot_write)
+{
+	static const char *const bad_utf8[] = {
+		"\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+		"\xf5\x80\x80\x80", "\x80", "ab\xc3", "\xe2\x82", "\xff",
+	};
+	struct aud_canon c;
+	struct aud_pre p;
+
+	for (size_t i = 0; i < sizeof(bad_utf8) / sizeof(*bad_utf8); i++) {
+		aud_canon_begin_as(&c, "i", "t");
+		aud_canon_key(&c, "a");
+		aud_canon_str(&c, bad_utf8[i]);
+		ck_assert_msg(!aud_canon_end(&c, &p), "accepted %zu", i);
+		ck_assert_ptr_null(json_string(bad_utf8[i]));
+	}
+	/* Keys out of order, twice, or the log's own. */
+	aud_canon_begin_as(&c, "i", "t");
+	aud_canon_key(&c, "b");
+	aud_canon_int(&c, 1);
+	aud_canon_key(&c, "a");
+	aud_canon_int(&c, 2);
+	ck_assert(!aud_canon_end(&c, &p));
+	aud_canon_begin_as(&c, "i", "t");
+	aud_canon_key(&c, "a");
+	aud_canon_int(&c, 1);
+	aud_canon_key(&c, "a");
+	aud_canon_int(&c, 2);
+	ck_assert(!aud_canon_end(&c, &p));
+	aud_canon_begin_as(&c, "i", "t");
+	aud_canon_key(&c, "seq");
+	aud_canon_int(&c, 1);
+	ck_assert(!aud_canon_end(&c, &p));
+	/* A key without a value, a container left open, a stray value. */
+	aud_canon_begin_as(&c, "i", "t");
+	aud_canon_key(&c, "a");
+	ck_assert(!aud_canon_end(&c, &p));
+	aud_canon_begin_as(&c, "i", "t");
+	aud_canon_key(&c, "a");
+	aud_canon_arr(&c);
+	ck_assert(!aud_canon_end(&c, &p));
+	aud_canon_begin_as(&c, "i", "t");
+	aud_canon_int(&c, 3);
+	ck_assert(!aud_canon_end(&c, &p));
+	/* An empty record still gets the log's members. */
+	aud_canon_begin_as(&c, "i", "t");
+	ck_assert(aud_canon_end(&c, &p));
+	ck_assert_str_eq(p.text, "{\"instance\":\"i\",\"ts\":\"t\"}");
+	free(p.text);
+}
+END_TEST
+
+/* A segment big enough to be walked on two threads (verify.c reads and
+ * hashes every other 2 MB chunk on a second thread): tampering in either
+ * kind of chunk, at a chunk's first line, a deleted line and two lines
+ * swapped are caught, with the line and the reason the walk on one
+ * thread names. */
+START_TEST(tamper_in_a_big_segment_is_caught_on_either_thread)
+{
+	char *dir = tmpdir(), *seg = path2(dir, "audit-000001.jsonl"), *out, *pub;
+	char pad[3001], want[160];
+	struct soft_key k;
+	struct aud_opts o = opts(dir);
+	struct aud_log *log;
+	struct lines l;
+	size_t at = 0, b_first = 0, in_b = 0, in_b2 = 0, in_a2 = 0;
+
+	soft_key_init(&k);
+	o.signer = &k.signer;
+	o.checkpoint_every = 100;
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	log = open_ok(&o);
+	/* Few long records: the sanitizer build runs this too. */
+	for (int i = 1; i <= 3000; i++) {
+		char tok[32];
+		json_t *r;
+
+		snprintf(tok, sizeof(tok), "tok-%d", i);
+		r = req_rec(i % 2 ? "a" : "b", tok);
+		json_object_set_new(r, "pad", json_string(pad));
+		ck_assert_int_eq(aud_append(log, r), WD_OK);
+	}
+	aud_close(log);
+	pub = write_pem(dir, "pub.pem", k.pem);
+	ck_assert_int_eq(verify(dir, pub, &out), 0);
+	free(out);
+	l = file_lines(seg);
+	/* Lines by byte offset: the first line of the first second-thread
+	 * chunk (past the first newline at 2 MB), one inside it, one in the
+	 * second such chunk (6-8 MB), one in the third first-thread chunk. */
+	for (size_t i = 0; i < l.n; i++) {
+		size_t end = at + strlen(l.v[i]) + 1;
+
+		if (b_first == 0 && at >= ((size_t)2 << 20))
+			b_first = i;
+		if (in_b == 0 && at >= ((size_t)3 << 20) &&
+		    strstr(l.v[i], "\"kind\":\"request\"") != NULL)
+			in_b = i;
+		if (in_a2 == 0 && at >= ((size_t)5 << 20) &&
+		    strstr(l.v[i], "\"kind\":\"request\"") != NULL)
+			in_a2 = i;
+		if (in_b2 == 0 && at >= ((size_t)7 << 20) &&
+		    strstr(l.v[i], "\"kind\":\"request\"") != NULL)
+			in_b2 = i;
+		at = end;
+	}
+	ck_assert_msg(at > ((size_t)8 << 20) && b_first > 0 && in_b > b_first &&
+	    in_a2 > in_b && in_b2 > in_a2, "the log is %zu bytes", at);
+
+	/* A changed byte, in a line of either kind of chunk. */
+	for (int pass = 0; pass < 3; pass++) {
+		size_t i = pass == 0 ? in_b : pass == 1 ? in_a2 : in_b2;
+		char *p = strstr(l.v[i], "\"tenant\":\"");
+
+		ck_assert_ptr_nonnull(p);
+		p[10] = p[10] == 'a' ? 'c' : 'd';
+		lines_write(seg, &l);
+		ck_assert_int_eq(verify(dir, pub, &out), 1);
+		snprintf(want, sizeof(want), "audit-000001.jsonl:%zu: seq %zu: hash "
+		    "does not match", i + 1, i + 1);
+		ck_assert_msg(strstr(out, want) != NULL, "%s (want %s)", out, want);
+		free(out);
+		p[10] = p[10] == 'c' ? 'a' : 'b';
+	}
+	/* The first line of a second-thread chunk: its prev changed is
+	 * caught as a broken link (the link to the line before the chunk). */
+	{
+		char *p = strstr(l.v[b_first], "\"prev\":\""), was;
+
+		ck_assert_ptr_nonnull(p);
+		was = p[8];
+		p[8] = was == '0' ? '1' : '0';
+		lines_write(seg, &l);
+		ck_assert_int_eq(verify(dir, pub, &out), 1);
+		snprintf(want, sizeof(want), "audit-000001.jsonl:%zu: seq %zu: prev "
+		    "does not match", b_first + 1, b_first + 1);
+		ck_assert_msg(strstr(out, want) != NULL, "%s (want %s)", out, want);
+		free(out);
+		p[8] = was;
+	}
+	/* Two lines swapped, then a line deleted, inside such a chunk. */
+	{
+		char *t = l.v[in_b2];
+
+		l.v[in_b2] = l.v[in_b2 + 1];
+		l.v[in_b2 + 1] = t;
+		lines_write(seg, &l);
+		ck_assert_int_eq(verify(dir, pub, &out), 1);
+		snprintf(want, sizeof(want), "audit-000001.jsonl:%zu: seq %zu "
+		    "follows seq %zu", in_b2 + 1, in_b2 + 2, in_b2);
+		ck_assert_msg(strstr(out, want) != NULL, "%s (want %s)", out, want);
+		free(out);
+		l.v[in_b2 + 1] = l.v[in_b2];
+		l.v[in_b2] = t;
+		free(l.v[in_b]);
+		l.v[in_b] = NULL;
+		lines_write(seg, &l);
+		ck_assert_int_eq(verify(dir, pub, &out), 1);
+		snprintf(want, sizeof(want), "audit-000001.jsonl:%zu: seq %zu "
+		    "follows seq %zu", in_b + 1, in_b + 2, in_b);
+		ck_assert_msg(strstr(out, want) != NULL, "%s (want %s)", out, want);
+		free(out);
+	}
+	lines_free(&l);
+	soft_key_free(&k);
+	free(pub);
+	free(seg);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(merkle_proofs_hold_for_every_size)
 {
 	enum { N = 70 };
@@ -3354,6 +3728,8 @@ suite_audit(void)
 	tcase_add_test(tamper, tamper_deleted_line_is_missing);
 	tcase_add_test(tamper, tamper_swapped_lines_are_reordered);
 	tcase_add_test(tamper, tamper_appended_and_truncated);
+	tcase_add_test(tamper, tamper_in_a_big_segment_is_caught_on_either_thread);
+	tcase_set_timeout(tamper, 60);	/* the big segment, sanitized */
 	suite_add_tcase(s, tamper);
 
 	tcase_add_test(sign, checkpoints_every_n_and_at_close);
@@ -3382,6 +3758,8 @@ suite_audit(void)
 	TCase *v2 = tcase_create("format2");
 	tcase_set_timeout(v2, 60);
 	tcase_add_test(v2, spliced_lines_are_canonical);
+	tcase_add_test(v2, canon_writer_matches_jansson_bytes);
+	tcase_add_test(v2, canon_writer_refuses_what_it_cannot_write);
 	tcase_add_test(v2, merkle_proofs_hold_for_every_size);
 	tcase_add_test(v2, proofs_of_a_log_verify_alone);
 	tcase_add_test(v2, tree_files_are_checked_and_rebuilt);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/aud_int.h"
 #include "gateway/gw_int.h"
 #include "gateway/store.h"
 #include "policy/pol_int.h"
@@ -847,6 +848,160 @@ START_TEST(keys_from_either_header)
 }
 END_TEST
 
+/* The gateway's record written directly (gw_record_canon) is byte for
+ * byte the jansson record (gw_record, stamped and serialised as the
+ * audit log does), over decisions of the example rules and outcomes with
+ * every optional member, unicode and escapes in the values, big ints. */
+START_TEST(record_canon_matches_jansson_record)
+{
+	static const char *const models[] = { "gpt-4o", "claude-3-5-sonnet",
+	    "mistral-large", "no-such-model", "m\xc3\xa9t\xc3\xa9o\"\\/\x01" };
+	static const char *const classes[] = { NULL, "health", "financial",
+	    "personal,health", "bogus" };
+	static const char *const regions[] = { NULL, "EU", "JP", "US" };
+	struct ut_ld l = { .path = (char *)"rules/example.yaml" };
+	size_t n = 0, direct = 0;
+
+	ut_load_path(&l);
+	ck_assert_msg(l.rc == WD_OK, "%s", l.errs ? l.errs : "");
+	for (size_t ti = 0; ti < l.snap->ntenants; ti++)
+	for (size_t mi = 0; mi < sizeof(models) / sizeof(*models); mi++)
+	for (size_t ci = 0; ci < sizeof(classes) / sizeof(*classes); ci++)
+	for (size_t ri = 0; ri < sizeof(regions) / sizeof(*regions); ri++) {
+		struct pol_facts f = { .tenant = &l.snap->tenants[ti],
+		    .model = models[mi], .hdr_classes = classes[ci],
+		    .hdr_region = regions[ri], .stream = (ri & 1) != 0,
+		    .app = ci & 1 ? "support-bot" : NULL };
+		struct pol_decision *d = calloc(1, sizeof(*d));
+		uint32_t counts[POL_MAX_DETECTORS] = { 0 };
+
+		ck_assert_ptr_nonnull(d);
+		if (l.snap->detect.n > 0 && (mi & 1))
+			counts[(ti + mi) % l.snap->detect.n] = 3;
+		f.det_counts = counts;
+		if (pol_decide(l.snap, &f, d) != WD_OK)
+			d->verdict = POL_DENY;	/* as the gateway has it */
+		for (unsigned v = 0; v < 8; v++) {
+			json_t *tools = v & 1 ? json_pack("{s:s,s:s,s:[{s:s,s:b}]}",
+			    "agent", "crm", "session", "s-\xe2\x82\xac\n1", "answer",
+			    "tool", "lookup", "allowed", 1) : NULL;
+			json_t *usage = v & 2 ? json_pack("{s:I,s:I,s:{s:f}}",
+			    "prompt_tokens", (json_int_t)INT64_MAX, "completion_tokens",
+			    (json_int_t)-1, "details", "x", 0.5) : NULL;
+			json_t *attempts = v & 4 ? json_pack("[{s:s,s:i}]", "route",
+			    "openai-eu", "status", 502) : NULL;
+			json_t *limits = v == 6 ? json_pack("{s:{s:i}}", "key",
+			    "tokens", 12) : NULL;
+			const struct pol_provider *rt = v == 0 ? NULL : d->nroutes > 0 &&
+			    (v & 1) ? d->routes[0] : &l.snap->providers[(ti + v) %
+			    l.snap->nproviders];
+			struct gw_outcome o = {
+				.request_id = v == 3 ? NULL : "r-0123456789",
+				.snap = l.snap, .dec = d, .decided = v != 5,
+				.tenant = v == 7 ? NULL : l.snap->tenants[ti].id,
+				.api = v & 2 ? "openai-chat" : "",
+				.model = models[mi], .stream = v & 1, .route = rt,
+				.status = v == 4 ? 499 : 200,
+				.code = v == 4 ? "client_closed" : NULL,
+				.upstream_status = v & 4 ? 200 : 0,
+				.attempts = attempts, .tools = tools, .usage = usage,
+				.limits = limits,
+				.latency_us = (uint64_t)v * 1234567u,
+				.req_hmac = v & 1 ? "ab12" : "",
+				.resp_hmac = v & 2 ? "cd34" : NULL,
+				.stored = v == 2 || v == 7, .refused_late = v == 3,
+			};
+			struct aud_canon c;
+			struct aud_pre a, b;
+			json_t *rec = gw_record(&o);
+
+			json_object_set_new(rec, "instance", json_string("inst-\xc3\xa9"));
+			json_object_set_new(rec, "ts",
+			    json_string("2026-11-30T01:02:03.456789Z"));
+			ck_assert(aud_line_prepare(rec, &a));
+			aud_canon_begin_as(&c, "inst-\xc3\xa9",
+			    "2026-11-30T01:02:03.456789Z");
+			ck_assert_msg(gw_record_canon(&o, &c), "the direct writer "
+			    "failed on %s", a.text);
+			ck_assert(aud_canon_end(&c, &b));
+			ck_assert_msg(a.len == b.len && memcmp(a.text, b.text,
+			    a.len) == 0, "jansson:\n%s\ndirect:\n%s", a.text, b.text);
+			ck_assert_uint_eq(a.at_prev, b.at_prev);
+			ck_assert_uint_eq(a.at_seq, b.at_seq);
+			direct++;
+			n++;
+			free(a.text);
+			free(b.text);
+			json_decref(rec);
+			json_decref(tools);
+			json_decref(usage);
+			json_decref(attempts);
+			json_decref(limits);
+		}
+		free(d);
+	}
+	ck_assert_uint_gt(n, 1000);
+	ck_assert_uint_eq(direct, n);
+	free(l.errs);
+	pol_snapshot_unref(l.snap);
+}
+END_TEST
+
+/* stream_end written directly is byte for byte the jansson record. */
+START_TEST(stream_end_canon_matches_jansson_record)
+{
+	static const char *const strs[] = { "", "a", "t\xc3\xa9nant\"\\/\n\x1f",
+	    "\xf0\x9f\x98\x80", "deny" };
+	size_t n = 0;
+
+	for (unsigned v = 0; v < 512; v++) {
+		json_t *attempts = json_pack("[{s:s,s:i}]", "route",
+		    strs[v % 5], "status", 200);
+		json_t *usage = v & 1 ? json_pack("{s:I,s:f}", "total_tokens",
+		    (json_int_t)INT64_MIN, "cost", 1e-7) : NULL;
+		json_t *tools = v & 2 ? json_pack("{s:s,s:[]}", "agent", strs[(v /
+		    4) % 5], "answer") : NULL;
+		json_t *limits = v & 4 ? json_pack("{s:i}", "tokens", 7) : NULL;
+		struct gw_stream_end e = {
+			.request_id = strs[(v / 8) % 5], .decision_id = "0123abcd",
+			.tenant = v & 8 ? NULL : strs[(v / 2) % 5],
+			.code = v & 16 ? NULL : strs[(v / 16) % 5],
+			.verdict = v & 32 ? "deny" : "allow",
+			.keep = v & 64 ? "full" : "none",
+			.resp_hmac = v & 128 ? "" : "beef",
+			.status = v & 256 ? 499 : 200,
+			.latency_ms = (long long)v * 1000003,
+			.attempts = attempts, .usage = usage, .tools = tools,
+			.limits = limits, .stored = (v % 3) == 0,
+		};
+		json_t *rec = gw_stream_end_record(&e);
+		struct aud_canon c;
+		struct aud_pre a, b;
+
+		ck_assert_ptr_nonnull(rec);
+		json_object_set_new(rec, "instance", json_string("i"));
+		json_object_set_new(rec, "ts", json_string("2026-11-30T00:00:00Z"));
+		ck_assert(aud_line_prepare(rec, &a));
+		aud_canon_begin_as(&c, "i", "2026-11-30T00:00:00Z");
+		ck_assert(gw_stream_end_canon(&e, &c));
+		ck_assert(aud_canon_end(&c, &b));
+		ck_assert_msg(a.len == b.len && memcmp(a.text, b.text, a.len) == 0,
+		    "jansson:\n%s\ndirect:\n%s", a.text, b.text);
+		ck_assert_uint_eq(a.at_prev, b.at_prev);
+		ck_assert_uint_eq(a.at_seq, b.at_seq);
+		n++;
+		free(a.text);
+		free(b.text);
+		json_decref(rec);
+		json_decref(attempts);
+		json_decref(usage);
+		json_decref(tools);
+		json_decref(limits);
+	}
+	ck_assert_uint_eq(n, 512);
+}
+END_TEST
+
 Suite *
 suite_formats(void)
 {
@@ -869,6 +1024,8 @@ suite_formats(void)
 	tcase_add_test(tc, request_tools_view);
 	tcase_add_test(tc, response_routes);
 	tcase_add_test(tc, keys_from_either_header);
+	tcase_add_test(tc, record_canon_matches_jansson_record);
+	tcase_add_test(tc, stream_end_canon_matches_jansson_record);
 	suite_add_tcase(s, tc);
 	return s;
 }
