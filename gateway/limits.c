@@ -322,7 +322,7 @@ gw_limits_settle(struct gw_limits *L, const json_t *usage)
 {
 	long long delta[GW_MAX_CTRS], p = -1, c = -1;
 
-	if (!L->reserved || L->done)
+	if (L == NULL || !L->reserved || L->done)
 		return;
 	L->done = true;
 	if (json_is_object(usage)) {
@@ -356,7 +356,7 @@ gw_limits_release(struct gw_limits *L)
 {
 	long long delta[GW_MAX_CTRS];
 
-	if (!L->reserved || L->done)
+	if (L == NULL || !L->reserved || L->done)
 		return;
 	L->done = true;
 	gw_limits_deltas(L, 0, 0, delta);
@@ -432,7 +432,7 @@ gw_limits_json(const struct gw_limits *L)
 {
 	json_t *o, *ids;
 
-	if (L->n == 0)
+	if (L == NULL || L->n == 0)
 		return NULL;
 	o = json_object();
 	ids = json_array();

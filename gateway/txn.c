@@ -154,10 +154,10 @@ decide_tools(struct txn *t, struct gw_http_req *req)
 	view = gw_req_tools_view(&r, NULL, refused, sizeof(refused));
 	if (view == NULL)
 		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
-	rc = gw_tools_request(&p->tools, p->snap, t->req.tenant,
+	rc = gw_tools_request(p->tools, p->snap, t->req.tenant,
 	    &t->req.caller, req, view, &d);
-	if (rc != GW_TOOLS_DENY && p->tools.agent != NULL) {
-		json_t *check = gw_req_tools_view(&r, p->tools.agent, refused,
+	if (rc != GW_TOOLS_DENY && p->tools->agent != NULL) {
+		json_t *check = gw_req_tools_view(&r, p->tools->agent, refused,
 		    sizeof(refused));
 
 		json_decref(check);
@@ -165,7 +165,7 @@ decide_tools(struct txn *t, struct gw_http_req *req)
 			json_decref(view);
 			return gw_txn_error(t, WD_CODE_TOOL_POLICY, "agent '%s' "
 			    "does not list the provider-side tool '%s'; a request "
-			    "that offers it is refused", p->tools.agent->id,
+			    "that offers it is refused", p->tools->agent->id,
 			    refused);
 		}
 	}
@@ -193,7 +193,7 @@ limit_headers(struct txn *t)
 {
 	struct txn_limits *L = &t->lim;
 	const char *names[7], *values[7];
-	size_t n = gw_limits_headers(&L->l, names, values, L->buf), k = 2;
+	size_t n = gw_limits_headers(L->l, names, values, L->buf), k = 2;
 
 	L->hdrs[0] = t->pol.hdrs[0];
 	L->hdrs[1] = t->pol.hdrs[1];
@@ -221,30 +221,38 @@ reserve_limits(struct txn *t)
 	/* An agent named by X-Warden-Agent counts as that agent.  The
 	 * in-flight lease is named by the decision id: random, where a
 	 * request id may be the client's. */
-	if (who.agent == NULL && t->pol.tools.agent != NULL)
-		who.agent = t->pol.tools.agent;
-	gw_limits_plan(&L->l, t->pol.snap, &who, t->req.chat.model,
+	if (who.agent == NULL && t->pol.tools != NULL &&
+	    t->pol.tools->agent != NULL)
+		who.agent = t->pol.tools->agent;
+	/* Planned on the heap and kept only when a limit applies: most
+	 * requests have none, and a stream holds its txn for long. */
+	if ((L->l = malloc(sizeof(*L->l))) == NULL)
+		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
+	gw_limits_plan(L->l, t->pol.snap, &who, t->req.chat.model,
 	    evbuffer_get_length(t->req.body),
 	    gw_limits_max_tokens(t->req.chat.root), t->pol.dec.id, time(NULL));
-	if (L->l.n == 0)
+	if (L->l->n == 0) {
+		free(L->l);
+		L->l = NULL;
 		return TXN_ATTEMPT;
+	}
 	/* Only chat has stream_options; the other formats' streams carry
 	 * their usage in their own events. */
 	if (t->req.fmt == &gw_format_chat && t->req.chat.stream &&
-	    gw_limits_need_usage(&L->l) &&
+	    gw_limits_need_usage(L->l) &&
 	    gw_limits_ask_usage(t->req.chat.root, &asked)) {
 		if (!rewrite_body(t->req.body, t->req.chat.root))
 			return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
 		L->strip_usage = true;
 	}
-	switch (gw_limits_reserve(&L->l, msg, sizeof(msg))) {
+	switch (gw_limits_reserve(L->l, msg, sizeof(msg))) {
 	case GW_LIM_OK:
 		limit_headers(t);
 		return TXN_ATTEMPT;
 	case GW_LIM_OVER:
 		limit_headers(t);
 		gw_txn_error(t, WD_CODE_LIMIT_EXCEEDED, "%s", msg);
-		t->end.retry_after_s = L->l.retry_s;
+		t->end.retry_after_s = L->l->retry_s;
 		return TXN_END;
 	case GW_LIM_NO_PRICE:
 		return gw_txn_error(t, WD_CODE_NO_PRICE, "%s", msg);
@@ -323,11 +331,13 @@ step_decide(struct txn *t)
 	if (t->req.chat.previous_response_id != NULL &&
 	    (s = previous_route(t)) != TXN_DECIDE)
 		return s;
+	if ((p->tools = calloc(1, sizeof(*p->tools))) == NULL)
+		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
 	if (t->req.fmt != &gw_format_chat) {
 		if ((s = decide_tools(t, req)) != TXN_ATTEMPT)
 			return s;
 	} else {
-		switch (gw_tools_request(&p->tools, p->snap, t->req.tenant,
+		switch (gw_tools_request(p->tools, p->snap, t->req.tenant,
 		    &t->req.caller, req, t->req.chat.root, &d)) {
 		case GW_TOOLS_DENY:
 			return gw_txn_refuse(t, &d);
@@ -340,6 +350,12 @@ step_decide(struct txn *t)
 		case GW_TOOLS_OK:
 			break;
 		}
+	}
+	if (!txn_checked(t)) {
+		/* No agent, no strict reading: nothing of it is needed. */
+		gw_tools_clear(p->tools);
+		free(p->tools);
+		p->tools = NULL;
 	}
 	if (reserve_limits(t) == TXN_END)
 		return TXN_END;

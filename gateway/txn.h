@@ -88,7 +88,9 @@ struct txn_policy {
 	struct gw_creds *creds;		/* ours too: the snapshot's */
 	struct pol_decision dec;
 	bool decided;
-	struct gw_tools tools;		/* the agent's tool policy, if any */
+	/* The agent's tool policy: kept for an agent's request and every
+	 * format read strictly (txn_checked); NULL for a plain chat one. */
+	struct gw_tools *tools;
 	struct gw_tools_deny deny;	/* why a stream was cut */
 	struct gw_out_hdr hdrs[2];	/* X-Warden-Decision, -Policy-Version */
 };
@@ -118,7 +120,8 @@ struct txn_attempt {
 struct txn_answer {
 	struct evbuffer *buf;		/* buffered answer, or SSE remainder */
 	struct gw_sse sse;
-	struct gw_agent_stream astream;	/* an agent's stream, as read */
+	struct gw_agent_stream *astream;	/* a checked stream, as read;
+					 * NULL unless txn_checked() */
 	bool streamed;			/* its head went to the client */
 	struct evbuffer *copy;		/* what a stream sent, for keep: full */
 	json_t *usage;
@@ -167,7 +170,7 @@ struct txn {
 	/* Limits and budgets (issue 16): what the request reserved, and the
 	 * answer's headers that say where its limits stand. */
 	struct txn_limits {
-		struct gw_limits l;
+		struct gw_limits *l;	/* NULL: no limit applies */
 		bool strip_usage;	/* usage asked for; the client did not */
 		struct gw_out_hdr hdrs[GW_CONN_MAX_STICKY];
 		char buf[7][32];
@@ -236,7 +239,8 @@ enum wd_err gw_txn_record_stream(struct txn *t);
 static inline bool
 txn_checked(const struct txn *t)
 {
-	return t->pol.tools.agent != NULL || t->req.fmt != &gw_format_chat;
+	return (t->pol.tools != NULL && t->pol.tools->agent != NULL) ||
+	    t->req.fmt != &gw_format_chat;
 }
 
 #endif /* GW_TXN_H */

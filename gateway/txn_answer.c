@@ -46,7 +46,7 @@ stream_done(struct txn *t)
 
 	if (txn_checked(t)) {
 		out = evbuffer_new();
-		ok = out != NULL && gw_agent_stream_end(&t->ans.astream,
+		ok = out != NULL && gw_agent_stream_end(t->ans.astream,
 		    t->ans.buf, out, &t->pol.deny);
 		if (out != NULL)
 			evbuffer_add_buffer(t->ans.buf, out);
@@ -106,7 +106,8 @@ stream_broke(struct txn *t)
 		    "before its last event");
 	}
 	/* An agent's stream is complete at [DONE], whatever came after. */
-	if (t->ans.astream.done || a->err == WD_OK)
+	if ((t->ans.astream != NULL && t->ans.astream->done) ||
+	    a->err == WD_OK)
 		return stream_done(t);
 	snprintf(msg, sizeof(msg), "the stream from provider '%s' broke off: %s",
 	    a->route->id, a->cut == TXN_CUT_TOO_BIG ?
@@ -145,7 +146,7 @@ agent_whole(struct txn *t)
 	}
 	if ((out = evbuffer_new()) == NULL)
 		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
-	if (!gw_agent_answer(t->req.fmt, &t->pol.tools, a->status, text, len,
+	if (!gw_agent_answer(t->req.fmt, t->pol.tools, a->status, text, len,
 	    out, &t->ans.usage, &d)) {
 		evbuffer_free(out);
 		if (d.status == 403)

@@ -105,7 +105,9 @@ remember_response(struct txn *t)
 	    t->req.tenant == NULL)
 		return;
 	if (t->end.reason == TXN_END_STREAM) {
-		id = t->ans.astream.fs.resp_id;
+		if (t->ans.astream == NULL)
+			return;
+		id = t->ans.astream->fs.resp_id;
 	} else {
 		j = json_loadb((const char *)evbuffer_pullup(t->ans.buf, -1),
 		    evbuffer_get_length(t->ans.buf), 0, NULL);
@@ -217,15 +219,17 @@ gw_txn_finish(struct txn *t)
 	if ((t->end.reason == TXN_END_WHOLE && t->end.status >= 200 &&
 	    t->end.status < 300) || t->end.reason == TXN_END_STREAM ||
 	    t->ans.streamed)
-		gw_limits_settle(&t->lim.l, t->ans.usage);
+		gw_limits_settle(t->lim.l, t->ans.usage);
 	else
-		gw_limits_release(&t->lim.l);
+		gw_limits_release(t->lim.l);
 	if (gw_txn_record(t) != WD_OK)
 		withhold(t);
 	gw_metrics_request(route_id(t), metric_status(t));
 	if ((t->end.reason == TXN_END_WHOLE && t->end.status >= 200 &&
 	    t->end.status < 300) || t->end.reason == TXN_END_STREAM) {
-		gw_tools_commit(&t->pol.tools, t->end.reason == TXN_END_STREAM);
+		if (t->pol.tools != NULL)
+			gw_tools_commit(t->pol.tools,
+			    t->end.reason == TXN_END_STREAM);
 		remember_response(t);
 	}
 	if (t->up.xfer != NULL)
@@ -235,7 +239,11 @@ gw_txn_finish(struct txn *t)
 		gw_conn_set_hooks(c, NULL);
 		send_end(t, c);
 	}
-	gw_tools_clear(&t->pol.tools);
+	if (t->pol.tools != NULL)
+		gw_tools_clear(t->pol.tools);
+	free(t->pol.tools);
+	free(t->ans.astream);
+	free(t->lim.l);
 	gw_detect_clear(&t->req.det);
 	gw_detect_answer_clear(&t->ans.det);
 	gw_chat_clear(&t->req.chat);

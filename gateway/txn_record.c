@@ -114,9 +114,9 @@ outcome(struct txn *t, const char *resp, struct gw_outcome *out)
 		.code = record_code(t),
 		.upstream_status = t->up.status,
 		.attempts = t->audit.attempts,
-		.tools = t->pol.tools.log,
+		.tools = (t->pol.tools != NULL ? t->pol.tools->log : NULL),
 		.usage = t->ans.usage,
-		.limits = gw_limits_json(&t->lim.l),
+		.limits = gw_limits_json(t->lim.l),
 		.latency_us = wd_mono_us() - t->audit.started_us,
 		.req_hmac = t->audit.req_hmac,
 		.resp_hmac = resp,
@@ -204,13 +204,13 @@ record_stream_end(struct txn *t)
 		    1000),
 		.attempts = t->audit.attempts,
 		.usage = t->ans.usage,
-		.tools = t->pol.tools.log,
+		.tools = (t->pol.tools != NULL ? t->pol.tools->log : NULL),
 	};
 	e.stored = keep_payload(t);
 	if (t->audit.log == NULL)
 		return WD_OK;
 	/* What the stream spent against its limits (settled by now). */
-	e.limits = gw_limits_json(&t->lim.l);
+	e.limits = gw_limits_json(t->lim.l);
 	/* Written directly (no tree); the jansson record if the log is
 	 * failing (amended and queued) or the direct writer cannot. */
 	aud_canon_begin(&c, t->audit.log);

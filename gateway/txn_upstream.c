@@ -184,7 +184,7 @@ relay(struct txn *t, const char *data, size_t len)
 	size_t complete;
 	bool go_on = true;
 
-	if (t->ans.astream.done)
+	if (t->ans.astream != NULL && t->ans.astream->done)
 		return 0;		/* bytes after [DONE]: the end, now */
 	if (gw_conn_pending(t->conn) > OUT_HIGH_MARK)
 		return GW_UP_PAUSE;
@@ -211,9 +211,9 @@ relay(struct txn *t, const char *data, size_t len)
 		evbuffer_remove_buffer(t->ans.buf, out, complete);
 	} else {
 		/* [DONE] is held the same way: the end sends it. */
-		complete = gw_agent_stream_feed(&t->ans.astream, &t->pol.tools,
+		complete = gw_agent_stream_feed(t->ans.astream, t->pol.tools,
 		    t->ans.buf, complete, out, &go_on, &t->pol.deny);
-		if (!go_on && !t->ans.astream.done)
+		if (!go_on && !t->ans.astream->done)
 			t->up.cut = TXN_CUT_TOOLS;
 	}
 	gw_sse_consumed(&t->ans.sse, complete);
@@ -419,9 +419,15 @@ gw_txn_attempt(struct txn *t, void (*on_done)(void *, enum wd_err,
 	a->cut = TXN_CUT_NONE;
 	evbuffer_drain(t->ans.buf, evbuffer_get_length(t->ans.buf));
 	gw_sse_init(&t->ans.sse);
-	gw_agent_stream_init(&t->ans.astream, t->req.fmt);
+	rc = WD_OK;
+	if (txn_checked(t) && t->ans.astream == NULL &&
+	    (t->ans.astream = malloc(sizeof(*t->ans.astream))) == NULL)
+		rc = WD_ENOMEM;
+	if (t->ans.astream != NULL)
+		gw_agent_stream_init(t->ans.astream, t->req.fmt);
 	a->started_us = wd_mono_us();
-	rc = gw_up_start(gw_conn_worker(t->conn)->up, &r, &a->xfer);
+	if (rc == WD_OK)
+		rc = gw_up_start(gw_conn_worker(t->conn)->up, &r, &a->xfer);
 	/* curl copied the header strings; ours can go. */
 	gw_prov_req_wipe(&pr);
 	if (rc != WD_OK)
