@@ -270,6 +270,13 @@ struct eval {
 	int max_days;			/* least retention.max_days; -1 none */
 };
 
+static inline void
+cset_and(struct pol_cset *a, const struct pol_cset *b)
+{
+	for (size_t w = 0; w < POL_CSET_WORDS; w++)
+		a->w[w] &= b->w[w];
+}
+
 static void
 add_matched(struct pol_decision *d, struct eval *e, const struct pol_rule *r)
 {
@@ -281,16 +288,13 @@ add_matched(struct pol_decision *d, struct eval *e, const struct pol_rule *r)
 	if (d->nmatched < POL_MAX_REASONS)
 		d->matched[d->nmatched++] = r;
 	if (r->has_country)
-		for (size_t w = 0; w < POL_CSET_WORDS; w++)
-			e->countries.w[w] &= r->country.w[w];
-	for (size_t w = 0; w < POL_CSET_WORDS; w++) {
-		if (r->has_processing)
-			e->processing.w[w] &= r->processing.w[w];
-		if (r->has_storage)
-			e->storage.w[w] &= r->storage.w[w];
-		if (r->has_abuse)
-			e->abuse.w[w] &= r->abuse_storage.w[w];
-	}
+		cset_and(&e->countries, &r->country);
+	if (r->has_processing)
+		cset_and(&e->processing, &r->processing);
+	if (r->has_storage)
+		cset_and(&e->storage, &r->storage);
+	if (r->has_abuse)
+		cset_and(&e->abuse, &r->abuse_storage);
 	e->residency |= r->has_country || r->has_processing || r->has_storage ||
 	    r->has_abuse;
 	e->dpf |= r->require_dpf;
@@ -320,10 +324,18 @@ within(const struct pol_cset *place, const struct pol_cset *allowed)
 	return true;
 }
 
+/* Which of the folded constraints a route fails (route_ok): a check it
+ * passes for the intersection it passes for every rule, so excludes()
+ * skips it. */
+#define F_COUNTRY	0x01u
+#define F_PROCESSING	0x02u
+#define F_STORAGE	0x04u
+#define F_ABUSE		0x08u
+
 /* Does rule r exclude route p?  Records why. */
 static bool
 excludes(const struct pol_rule *r, const struct pol_provider *p,
-    struct pol_decision *d, bool *by_residency)
+    unsigned fail, struct pol_decision *d, bool *by_residency)
 {
 	bool out = false;
 
@@ -335,22 +347,26 @@ excludes(const struct pol_rule *r, const struct pol_provider *p,
 		*by_residency = true;
 		out = true;
 	} else {
-		if (r->has_country && !within(&p->processing, &r->country)) {
+		if (r->has_country && (fail & F_COUNTRY) &&
+		    !within(&p->processing, &r->country)) {
 			reason(d, r, p, POL_WHY_COUNTRY);
 			*by_residency = true;
 			out = true;
 		}
-		if (r->has_processing && !within(&p->processing, &r->processing)) {
+		if (r->has_processing && (fail & F_PROCESSING) &&
+		    !within(&p->processing, &r->processing)) {
 			reason(d, r, p, POL_WHY_PROCESSING);
 			*by_residency = true;
 			out = true;
 		}
-		if (r->has_storage && !within(&p->storage, &r->storage)) {
+		if (r->has_storage && (fail & F_STORAGE) &&
+		    !within(&p->storage, &r->storage)) {
 			reason(d, r, p, POL_WHY_STORAGE);
 			*by_residency = true;
 			out = true;
 		}
-		if (r->has_abuse && !within(&p->abuse_storage, &r->abuse_storage)) {
+		if (r->has_abuse && (fail & F_ABUSE) &&
+		    !within(&p->abuse_storage, &r->abuse_storage)) {
 			reason(d, r, p, POL_WHY_ABUSE);
 			*by_residency = true;
 			out = true;
@@ -398,23 +414,42 @@ route_ok(const struct pol_snapshot *s, const struct eval *e,
 {
 	bool ok = true;
 
-	if (within(&p->processing, &e->countries) &&
-	    within(&p->processing, &e->processing) &&
-	    within(&p->storage, &e->storage) &&
-	    within(&p->abuse_storage, &e->abuse) &&
+	unsigned fail = (within(&p->processing, &e->countries) ? 0 : F_COUNTRY) |
+	    (within(&p->processing, &e->processing) ? 0 : F_PROCESSING) |
+	    (within(&p->storage, &e->storage) ? 0 : F_STORAGE) |
+	    (within(&p->abuse_storage, &e->abuse) ? 0 : F_ABUSE);
+	bool res_ok = fail == 0 &&
 	    (!e->residency || p->deployment != POL_DEPLOY_GLOBAL) &&
-	    (!e->dpf || p->dpf == 1) && (!e->zdr || p->zdr) &&
+	    (!e->dpf || p->dpf == 1);
+
+	if (res_ok && (!e->zdr || p->zdr) &&
 	    (e->max_days < 0 || retention_ok(p, e->max_days)))
 		goto tenant;
-	if (!e->overflow) {
-		for (size_t i = 0; i < e->nrules; i++)
-			if (excludes(e->rules[i], p, d, by_residency))
-				ok = false;
-	} else {
-		FOREACH_APPLICABLE(s, d, t, has_region, region, r, {
-			if (excludes(r, p, d, by_residency))
-				ok = false;
-		});
+	/* Out: the fold says so, and whether by residency (a place, a
+	 * global deployment or DPF) or by retention, exactly as the
+	 * per-rule scan would (a set lies within every rule's iff within
+	 * their intersection).  The scan only finds the rules to name, up
+	 * to POL_ROUTE_REASONS for a route. */
+	ok = false;
+	*by_residency |= !res_ok;
+	if (d->nreasons < POL_MAX_REASONS) {
+		size_t before = d->nreasons;
+		bool ignored = false;
+
+		if (!e->overflow) {
+			for (size_t i = 0; i < e->nrules; i++)
+				if (excludes(e->rules[i], p, fail, d, &ignored) &&
+				    (d->nreasons - before >= POL_ROUTE_REASONS ||
+				    d->nreasons >= POL_MAX_REASONS))
+					goto tenant;
+		} else {
+			FOREACH_APPLICABLE(s, d, t, has_region, region, r, {
+				if (excludes(r, p, fail, d, &ignored) &&
+				    (d->nreasons - before >= POL_ROUTE_REASONS ||
+				    d->nreasons >= POL_MAX_REASONS))
+					goto tenant;
+			});
+		}
 	}
 tenant:
 	if (t->max_retention_days >= 0 && !retention_ok(p, t->max_retention_days)) {

@@ -607,6 +607,7 @@ void pol_reason_text(const struct pol_reason *r, const struct pol_tenant *t,
 
 #define POL_MAX_ROUTES 32		/* per tenant */
 #define POL_MAX_REASONS 64		/* recorded; all are enforced */
+#define POL_ROUTE_REASONS 4		/* recorded for one excluded route */
 
 struct pol_decision {
 	enum pol_verdict verdict;
