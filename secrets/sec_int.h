@@ -17,7 +17,8 @@
 #define SEC_AUTH_MAX 32			/* sha256 nameAlg: auth <= digest */
 
 struct sec_tpm {
-	TSS2_TCTI_CONTEXT *tcti;
+	TSS2_TCTI_CONTEXT *ldr;		/* the TCTI the loader opened */
+	TSS2_TCTI_CONTEXT *tcti;	/* ESAPI's: ldr, retried when busy */
 	ESYS_CONTEXT *esys;
 	ESYS_TR primary;		/* ESYS_TR_NONE until first needed */
 	/* A salted HMAC session reused for every Create and Unseal of this
@@ -27,6 +28,7 @@ struct sec_tpm {
 	/* One locked page for what must not sit in swappable memory on its
 	 * way into or out of the TPM: data keys, TPM2B_SENSITIVE_CREATE. */
 	struct sec_buf scratch;
+	bool locked;			/* holds the process's TPM lock */
 };
 
 /* The locked page of a context, laid out: sensitive bytes pass through
@@ -68,6 +70,24 @@ void sec_errf(char *err, size_t errlen, const char *fmt, ...)
 /* "TPM: <decoded> (0x<rc>) in <what>[; hint]"; returns WD_ETPM. */
 enum wd_err sec_tpm_err(char *err, size_t errlen, const char *what,
     TSS2_RC rc);
+
+/* ---- a busy TPM (tpm_busy.c) ---- */
+
+/* How long warden keeps resending a command the TPM answers as busy
+ * (slots full, RETRY, YIELDED, TESTING) before it gives up: waits of
+ * 5, 10, 20 ... 200 ms, 2 s in all per run of busy answers. */
+#define SEC_TPM_BUSY_MS 2000
+
+/* Is rc one of the TPM's "busy, try again" warnings? */
+bool sec_tpm_rc_busy(TSS2_RC rc);
+/* A TCTI that forwards to inner and resends busy-answered commands;
+ * inner stays the caller's.  Free with sec_tpm_busy_free. */
+enum wd_err sec_tpm_busy_wrap(TSS2_TCTI_CONTEXT *inner,
+    TSS2_TCTI_CONTEXT **out, char *err, size_t errlen);
+void sec_tpm_busy_free(TSS2_TCTI_CONTEXT *c);
+/* Resends so far on t, and the last busy code seen (0: none). */
+unsigned long sec_tpm_busy_retries(const struct sec_tpm *t);
+TSS2_RC sec_tpm_busy_last(const struct sec_tpm *t);
 
 /* ---- TPM operations (tpm.c); every object they load they flush ---- */
 

@@ -80,10 +80,16 @@ rc_hint(TSS2_RC rc)
 	}
 	if (layer != TSS2_TPM_RC_LAYER)
 		return NULL;
-	if (rc == TPM2_RC_OBJECT_MEMORY || rc == TPM2_RC_SESSION_MEMORY)
-		return "the TPM's slots are full: another process shares this TPM "
-		    "without a resource manager or left objects loaded; use "
-		    "device:/dev/tpmrm0, or restart swtpm";
+	if (rc == TPM2_RC_OBJECT_MEMORY || rc == TPM2_RC_SESSION_MEMORY ||
+	    rc == TPM2_RC_MEMORY || rc == TPM2_RC_OBJECT_HANDLES ||
+	    rc == TPM2_RC_SESSION_HANDLES)
+		return "the TPM's slots were still full after warden retried for "
+		    "2 s: another process holds objects or sessions in this TPM "
+		    "(without a resource manager) or left them loaded when it "
+		    "died; use device:/dev/tpmrm0, flush them (tpm2_flushcontext "
+		    "-t; -l for sessions), or restart swtpm";
+	if (rc == TPM2_RC_RETRY || rc == TPM2_RC_YIELDED || rc == TPM2_RC_TESTING)
+		return "the TPM was still busy after warden retried for 2 s";
 	if (rc == TPM2_RC_LOCKOUT)
 		return "the TPM is in dictionary-attack lockout after wrong auth "
 		    "values; wait or reset it with the lockout authorization";
@@ -131,6 +137,30 @@ quiet_tss(void)
 	setenv("TSS2_LOG", "all+none", 1);
 }
 
+/*
+ * One open context per process at a time; other threads wait in
+ * sec_tpm_open until it is closed.  Each context holds up to two objects
+ * (the primary and one loaded key) and two sessions while it works, and
+ * the TPM has three slots of each for every process together: two
+ * contexts of one process would leave a CLI beside it nothing, and three
+ * would fill the TPM by themselves.  Recursive, so a thread that opens a
+ * second context while it holds one (none does today) goes on rather than
+ * waiting for itself.
+ */
+static pthread_mutex_t ctx_lock;
+static pthread_once_t ctx_lock_once = PTHREAD_ONCE_INIT;
+
+static void
+ctx_lock_init(void)
+{
+	pthread_mutexattr_t a;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&ctx_lock, &a);
+	pthread_mutexattr_destroy(&a);
+}
+
 enum wd_err
 sec_tpm_open(const char *tcti, struct sec_tpm **out, char *err, size_t errlen)
 {
@@ -147,21 +177,28 @@ sec_tpm_open(const char *tcti, struct sec_tpm **out, char *err, size_t errlen)
 		return WD_EINVAL;
 	}
 	pthread_once(&quiet_once, quiet_tss);
+	pthread_once(&ctx_lock_once, ctx_lock_init);
 	if ((t = calloc(1, sizeof(*t))) == NULL) {
 		sec_errf(err, errlen, "out of memory");
 		return WD_ENOMEM;
 	}
+	pthread_mutex_lock(&ctx_lock);
+	t->locked = true;
 	t->primary = t->hmac = ESYS_TR_NONE;
 	if ((e = sec_buf_alloc(&t->scratch, sizeof(struct sec_scratch), err,
 	    errlen)) != WD_OK)
 		goto out;
 	snprintf(what, sizeof(what), "connecting to '%s'", tcti);
-	rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
+	rc = Tss2_TctiLdr_Initialize(tcti, &t->ldr);
 	if (rc != TSS2_RC_SUCCESS) {
-		t->tcti = NULL;
+		t->ldr = NULL;
 		e = sec_tpm_err(err, errlen, what, rc);
 		goto out;
 	}
+	/* ESAPI talks through the busy wrapper (tpm_busy.c): slots another
+	 * process holds for a moment are waited for, not an error. */
+	if ((e = sec_tpm_busy_wrap(t->ldr, &t->tcti, err, errlen)) != WD_OK)
+		goto out;
 	rc = Esys_Initialize(&t->esys, t->tcti, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
 		t->esys = NULL;
@@ -186,9 +223,12 @@ sec_tpm_close(struct sec_tpm *t)
 		sec_tpm_flush(t, &t->primary);
 		Esys_Finalize(&t->esys);
 	}
-	if (t->tcti != NULL)
-		Tss2_TctiLdr_Finalize(&t->tcti);
+	sec_tpm_busy_free(t->tcti);
+	if (t->ldr != NULL)
+		Tss2_TctiLdr_Finalize(&t->ldr);
 	sec_buf_free(&t->scratch);
+	if (t->locked)
+		pthread_mutex_unlock(&ctx_lock);
 	free(t);
 }
 

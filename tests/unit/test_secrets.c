@@ -9,6 +9,7 @@
  */
 #include <check.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1603,6 +1604,144 @@ START_TEST(events_reach_the_hook)
 }
 END_TEST
 
+/* ---- a busy TPM (tpm_busy.c, the process's TPM lock) ---- */
+
+/* Fill the TPM's three object slots from other processes: tpm2-tools
+ * leave what they create loaded (there is no resource manager). */
+static void
+fill_object_slots(void)
+{
+	char out[64];
+
+	ck_assert_int_eq(sh("cd '%s' && export TPM2TOOLS_TCTI='%s' && "
+	    "for i in 1 2 3; do tpm2_createprimary -Q -C o -G ecc -c full$i.ctx "
+	    "|| exit 1; done", dir, tcti), 0);
+	ck_assert_int_eq(sh_line(out, sizeof(out), "TPM2TOOLS_TCTI='%s' "
+	    "tpm2_getcap handles-transient | wc -l", tcti), 0);
+	ck_assert_str_eq(out, "3");
+}
+
+START_TEST(slots_held_by_another_process_are_waited_for)
+{
+	struct sec_tpm *t = open_tpm();
+	uint64_t t0, us;
+
+	seal(t, "busy", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	sec_tpm_close(t);
+	fill_object_slots();
+	/* Another process flushes them 300 ms from now. */
+	ck_assert_int_eq(sh("(sleep 0.3; TPM2TOOLS_TCTI='%s' tpm2_flushcontext "
+	    "-t) >/dev/null 2>&1 &", tcti), 0);
+	t = open_tpm();
+	t0 = wd_mono_us();
+	unseal_eq(t, "busy", VALUE, strlen(VALUE));
+	us = wd_mono_us() - t0;
+	ck_assert_uint_gt(sec_tpm_busy_retries(t), 0);
+	ck_assert_uint_eq(sec_tpm_busy_last(t), TPM2_RC_OBJECT_MEMORY);
+	ck_assert_msg(us >= 250000, "unsealed after %llu us: the slots were "
+	    "free?", (unsigned long long)us);
+	sec_tpm_close(t);
+}
+END_TEST
+
+START_TEST(a_full_tpm_is_a_clear_error_and_nothing_is_unsealed)
+{
+	struct sec_tpm *t = open_tpm();
+	struct sec_cache *c = new_cache(256);
+	char err[512];
+	uint64_t t0, us;
+	enum wd_err e;
+
+	seal(t, "full", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	sec_tpm_close(t);
+	fill_object_slots();
+	t = open_tpm();
+	t0 = wd_mono_us();
+	e = sec_unseal(t, store, "full", NULL, 0, c, err, sizeof(err));
+	us = wd_mono_us() - t0;
+	sec_tpm_close(t);
+	ck_assert_msg(e == WD_ETPM, "got %s: %s", wd_strerror(e), err);
+	ck_assert_uint_eq(sec_cache_count(c), 0);	/* fail closed */
+	ck_assert_msg(strstr(err, "0x902") != NULL &&
+	    strstr(err, "still full after warden retried for 2 s") != NULL &&
+	    strstr(err, "tpm2_flushcontext") != NULL, "%s", err);
+	/* Bounded: the 2 s of retries, not a hang. */
+	ck_assert_msg(us >= 1900000 && us < 8000000, "gave up after %llu us",
+	    (unsigned long long)us);
+	/* Once someone flushes them, the same call works. */
+	ck_assert_int_eq(sh("TPM2TOOLS_TCTI='%s' tpm2_flushcontext -t", tcti), 0);
+	t = open_tpm();
+	unseal_eq(t, "full", VALUE, strlen(VALUE));
+	sec_tpm_close(t);
+	sec_cache_free(c);
+}
+END_TEST
+
+/* Workers unsealing while the audit writer signs, each with its own
+ * context, as a gateway's threads and paykeys could. */
+struct tpm_user {
+	bool signer;
+	int fails;
+	char err[512];
+};
+
+static void *
+tpm_user_run(void *arg)
+{
+	static const unsigned char auth[] = "busy-test-auth";
+	struct tpm_user *u = arg;
+	unsigned char digest[32] = { 1 }, sig[SEC_SIG_MAX];
+
+	for (int i = 0; i < 12; i++) {
+		struct sec_cache *c = NULL;
+		struct sec_tpm *t = NULL;
+		size_t siglen = sizeof(sig);
+		enum wd_err e;
+
+		e = sec_tpm_open(tcti, &t, u->err, sizeof(u->err));
+		if (e == WD_OK && u->signer)
+			e = sec_sign_digest(t, store, auth, sizeof(auth) - 1, digest,
+			    sig, &siglen, u->err, sizeof(u->err));
+		else if (e == WD_OK &&
+		    (e = sec_cache_new(256, &c, u->err, sizeof(u->err))) == WD_OK)
+			e = sec_unseal(t, store, "shared", NULL, 0, c, u->err,
+			    sizeof(u->err));
+		sec_cache_free(c);
+		sec_tpm_close(t);
+		if (e != WD_OK)
+			u->fails++;
+	}
+	return NULL;
+}
+
+START_TEST(threads_of_one_process_share_the_tpm)
+{
+	static const unsigned char auth[] = "busy-test-auth";
+	struct tpm_user u[4] = { { .signer = true } };
+	pthread_t th[4];
+	struct sec_tpm *t = open_tpm();
+	char err[512], out[256];
+	bool created;
+
+	seal(t, "shared", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	ck_assert_msg(sec_sign_key_ensure(t, store, auth, sizeof(auth) - 1, NULL,
+	    &created, err, sizeof(err)) == WD_OK, "%s", err);
+	sec_tpm_close(t);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, tpm_user_run, &u[i]),
+		    0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++)
+		ck_assert_msg(u[i].fails == 0, "%s %d: %d failed: %s",
+		    u[i].signer ? "signer" : "unsealer", i, u[i].fails, u[i].err);
+	ck_assert_int_eq(sh_line(out, sizeof(out), "TPM2TOOLS_TCTI='%s' "
+	    "tpm2_getcap handles-transient; TPM2TOOLS_TCTI='%s' "
+	    "tpm2_getcap handles-loaded-session", tcti, tcti), 0);
+	ck_assert_msg(out[0] == '\0', "left in the TPM: %s", out);
+}
+END_TEST
+
 Suite *
 suite_secrets(void)
 {
@@ -1639,6 +1778,9 @@ suite_secrets(void)
 	tcase_add_test(tpm, events_reach_the_hook);
 	tcase_add_test(tpm, data_key_destroyed_for_every_copy);
 	tcase_add_test(tpm, expired_months_keys_are_destroyed_and_recorded);
+	tcase_add_test(tpm, slots_held_by_another_process_are_waited_for);
+	tcase_add_test(tpm, a_full_tpm_is_a_clear_error_and_nothing_is_unsealed);
+	tcase_add_test(tpm, threads_of_one_process_share_the_tpm);
 	suite_add_tcase(s, tpm);
 
 	tcase_add_test(plain, pcr_spec_parsing);
