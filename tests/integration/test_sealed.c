@@ -342,6 +342,71 @@ START_TEST(long_credentials_reach_the_provider_intact)
 }
 END_TEST
 
+/* Hold the swtpm's three object slots from other processes: tpm2-tools
+ * leave what they create loaded (no resource manager).  flush_after_ms
+ * >= 0: a background process flushes them that much later. */
+static void
+fill_tpm(int flush_after_ms)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "cd %s && export TPM2TOOLS_TCTI='%s' && "
+	    "for i in 1 2 3; do tpm2_createprimary -Q -C o -G ecc -c full$i.ctx "
+	    "|| exit 1; done && test $(tpm2_getcap handles-transient | wc -l) "
+	    "-eq 3", it_tmpdir(), tcti);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
+	if (flush_after_ms >= 0) {
+		snprintf(cmd, sizeof(cmd), "(sleep %d.%03d; TPM2TOOLS_TCTI='%s' "
+		    "tpm2_flushcontext -t) >/dev/null 2>&1 &", flush_after_ms / 1000,
+		    flush_after_ms % 1000, tcti);
+		ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
+	}
+}
+
+START_TEST(a_busy_tpm_is_waited_for_and_a_full_one_refused)
+{
+	int port = it_free_port();
+	char adir[256], cmd[1024], path[256], *out;
+	struct it_resp r;
+	pid_t w;
+	int rc;
+
+	/* Slots another process holds for a moment: warden waits for them
+	 * at start (unsealing, the audit key's first signature). */
+	snprintf(adir, sizeof(adir), "%s/audit-busy", it_tmpdir());
+	fill_tpm(300);
+	w = start_sealed(port, adir);
+	chat_on(port, "tok-busy-tpm", &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(us_got("tok-busy-tpm", "Bearer sk-it-tpm-us-"));
+	it_resp_free(&r);
+	it_stop(w, SIGTERM);
+	/* Slots that stay full: every credential fails with the TPM's
+	 * reason, after the retries, and the gateway does not start. */
+	fill_tpm(-1);
+	snprintf(cmd, sizeof(cmd), "%s secrets check -c %s 2>&1",
+	    getenv("WARDEN_BIN"), sealed_cfg);
+	rc = it_run(cmd, &out, NULL);
+	ck_assert_msg(rc == 1 && strstr(out, "FAIL c-us") != NULL &&
+	    strstr(out, "0x902") != NULL &&
+	    strstr(out, "still full after warden retried") != NULL, "%s", out);
+	free(out);
+	snprintf(path, sizeof(path), "%s/fulltpm.out", it_tmpdir());
+	snprintf(cmd, sizeof(cmd), "%s serve -c %s --listen 127.0.0.1:%d "
+	    "--audit-dir %s/audit-fulltpm >%s 2>&1", getenv("WARDEN_BIN"),
+	    sealed_cfg, it_free_port(), it_tmpdir(), path);
+	rc = it_run(cmd, NULL, NULL);
+	out = it_read_file(path, NULL);
+	ck_assert_msg(rc != 0, "warden started on a full TPM: %s", out);
+	ck_assert_msg(strstr(out, "credential 'c-") != NULL &&
+	    strstr(out, "0x902") != NULL, "%s", out);
+	free(out);
+	snprintf(cmd, sizeof(cmd), "TPM2TOOLS_TCTI='%s' tpm2_flushcontext -t",
+	    tcti);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
+}
+END_TEST
+
 START_TEST(without_the_tpm_warden_refuses_to_start)
 {
 	char cmd[1024], path[256], *out;
@@ -375,6 +440,7 @@ suite_sealed(void)
 	tcase_add_test(tc, sealed_credentials_reach_the_provider_and_rotate_on_reload);
 	tcase_add_test(tc, auth_values_come_from_a_private_file_only);
 	tcase_add_test(tc, long_credentials_reach_the_provider_intact);
+	tcase_add_test(tc, a_busy_tpm_is_waited_for_and_a_full_one_refused);
 	tcase_add_test(tc, without_the_tpm_warden_refuses_to_start);
 	suite_add_tcase(s, tc);
 	return s;
