@@ -63,6 +63,8 @@ sec_errf(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+_Static_assert(SEC_TPM_BUSY_MS == 2000, "rc_hint says 2 s");
+
 /* What a TPM error usually means for a sealed secret, or NULL. */
 static const char *
 rc_hint(TSS2_RC rc)
