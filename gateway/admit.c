@@ -48,32 +48,6 @@ is_chat(const struct gw_http_req *req)
 	return false;
 }
 
-/* The digest of the bearer token, as gw_auth() reads it. */
-static bool
-key_digest(const struct gw_http_req *req, unsigned char digest[32])
-{
-	const char *a = gw_http_header(req, "authorization");
-	const char *x = gw_http_header(req, "x-api-key");
-
-	/* Anthropic clients send the key in x-api-key (gw_auth_request
-	 * holds both to one key). */
-	if (x != NULL) {
-		if (*x == '\0' || strlen(x) > 512)
-			return false;
-		wd_sha256(x, strlen(x), digest);
-		return true;
-	}
-	if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
-		return false;
-	a += 7;
-	while (*a == ' ')
-		a++;
-	if (*a == '\0' || strlen(a) > 512)
-		return false;
-	wd_sha256(a, strlen(a), digest);
-	return true;
-}
-
 /* Take one of the key's places; false when it has none left. */
 static bool
 key_take(const unsigned char digest[32], size_t max)
@@ -147,8 +121,10 @@ gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
 		}
 		return GW_ADMIT_OK;
 	}
-	if (!key_digest(req, digest) || gw_auth_request(snap, req,
-	    NULL) == NULL) {
+	/* The key is hashed here, once per request; the transaction
+	 * takes the digest from the connection (gw_conn_key_digest). */
+	if (!gw_auth_key_digest(req, digest) ||
+	    gw_auth_digest(snap, digest, NULL) == NULL) {
 		wd_wipe(digest, sizeof(digest));
 		return GW_ADMIT_NO_BODY;
 	}
@@ -168,6 +144,7 @@ gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
 	w->inflight++;
 	a->w = w;
 	a->counted = true;
+	a->keyed = true;
 	memcpy(a->digest, digest, sizeof(a->digest));
 	a->max_values = cfg->max_json_values;
 	return GW_ADMIT_OK;
@@ -181,6 +158,8 @@ gw_admit_done(struct gw_admit *a)
 	a->counted = false;
 	a->w->inflight--;
 	key_give(a->digest);
+	a->keyed = false;
+	wd_wipe(a->digest, sizeof(a->digest));
 }
 
 size_t

@@ -223,6 +223,8 @@ const char *gw_conn_request_id(const struct gw_conn *c);
 void gw_conn_set_answer_headers(struct gw_conn *c,
     const struct gw_out_hdr *hdrs, size_t nhdrs);
 struct gw_worker *gw_conn_worker(const struct gw_conn *c);
+/* The current request's key digest taken at admission; NULL if none. */
+const unsigned char *gw_conn_key_digest(const struct gw_conn *c);
 size_t gw_conn_pending(const struct gw_conn *c);
 
 /*
@@ -252,6 +254,7 @@ enum gw_admit_rc {
 struct gw_admit {
 	struct gw_worker *w;
 	bool counted;			/* holds a place: give it back */
+	bool keyed;			/* digest holds the request's key */
 	unsigned char digest[32];	/* the key's */
 	size_t max_values;		/* server.max_json_values */
 	size_t max_body;		/* this request's body limit */
@@ -782,6 +785,14 @@ bool gw_agent_answer(const struct gw_format *fmt, struct gw_tools *tl,
  * unknown. */
 const struct pol_tenant *gw_auth_request(const struct pol_snapshot *snap,
     const struct gw_http_req *req, struct pol_caller *caller);
+/* The SHA-256 digest of that key, with the same checks; false when the
+ * request names none.  A request's key is hashed once, at admission
+ * (gw_admit_head), and the digest passed along (gw_conn_key_digest). */
+bool gw_auth_key_digest(const struct gw_http_req *req,
+    unsigned char digest[32]);
+/* The tenant (and caller) of a key's digest; NULL when unknown. */
+const struct pol_tenant *gw_auth_digest(const struct pol_snapshot *snap,
+    const unsigned char digest[32], struct pol_caller *caller);
 /* GET /v1/models for Anthropic callers (x-api-key, anthropic-version). */
 json_t *gw_models_anthropic(const char *const *ids, size_t n);
 

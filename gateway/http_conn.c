@@ -446,6 +446,12 @@ gw_conn_request_id(const struct gw_conn *c)
 	return c->reqid;
 }
 
+const unsigned char *
+gw_conn_key_digest(const struct gw_conn *c)
+{
+	return c->admit.keyed ? c->admit.digest : NULL;
+}
+
 struct gw_worker *
 gw_conn_worker(const struct gw_conn *c)
 {
