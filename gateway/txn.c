@@ -459,7 +459,7 @@ gw_txn_start(struct gw_conn *c, struct gw_http_req *req,
 	t->req.fmt = fmt;
 	t->req.http = req;
 	t->req.body = body;
-	gw_server_acquire(gw_conn_worker(c)->srv, &t->pol.snap, &t->pol.creds);
+	gw_worker_acquire(gw_conn_worker(c), &t->pol.snap, &t->pol.creds);
 	t->audit.log = gw_conn_worker(c)->srv->audit;
 	t->audit.started_us = wd_mono_us();
 	t->audit.attempts = json_array();
