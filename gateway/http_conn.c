@@ -879,6 +879,20 @@ count_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *in)
 		gw_metrics_bytes(0, info->n_deleted);
 }
 
+/* The output's bytes that crossed the socket, for /metrics; and the
+ * first bytes ever added to it enable writing (gw_conn_accept). */
+static void
+out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	(void)buf;
+	if (info->n_deleted > 0)
+		gw_metrics_bytes(0, info->n_deleted);
+	if (info->n_added > 0 && !(bufferevent_get_enabled(c->bev) & EV_WRITE))
+		bufferevent_enable(c->bev, EV_WRITE);
+}
+
 bool
 gw_conn_is_loopback(const struct gw_conn *c)
 {
@@ -949,10 +963,13 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 	bufferevent_set_timeouts(c->bev, NULL, &wt);
 	arm_deadline(c, lim->idle_timeout_ms);
 	evbuffer_add_cb(bufferevent_get_input(c->bev), count_cb, (void *)1);
-	evbuffer_add_cb(bufferevent_get_output(c->bev), count_cb, NULL);
+	evbuffer_add_cb(bufferevent_get_output(c->bev), out_cb, c);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW_MARK, 0);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	/* Writing is enabled by the first byte of output (out_cb): enabled
+	 * here it would add the write event, wake once for nothing and take
+	 * it off again, two epoll_ctl calls for every connection. */
+	bufferevent_enable(c->bev, EV_READ);
 	if (w->nconns > max_conns) {
 		/* Over server.max_connections: say so and close. */
 		struct gw_admit_deny d = { WD_CODE_SERVER_BUSY,
