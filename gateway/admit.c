@@ -20,16 +20,35 @@
 #include <string.h>
 #include <strings.h>
 
-/* Requests in flight per virtual key digest, for every worker.  Entries
- * exist only while a count is above zero, so the table holds at most as
- * many as there are requests in flight. */
+/* Requests in flight per virtual key digest, for every worker
+ * (server.max_inflight_per_key counts per process).
+ *
+ * The hot path takes no lock: a key's slot in an open-addressed table is
+ * found by its digest and its count moved with atomics.  A slot, once
+ * given a digest, keeps it for the life of the process (a key's count
+ * falls back to zero, its slot stays), so a slot found stays the key's
+ * while a request holds it and lookups need no lock; only giving a new
+ * digest a slot takes keys_lock (once per key and process).  The table
+ * holds KEY_SLOTS keys (only keys the policy knows are counted): keys
+ * beyond it are counted in a list under keys_lock, as all were before. */
+#define KEY_SLOTS 1024u			/* a power of two */
+
+enum { SLOT_EMPTY, SLOT_READY };
+
+struct key_slot {
+	_Atomic int state;		/* SLOT_*: READY after digest is set */
+	_Atomic size_t n;		/* requests in flight */
+	unsigned char digest[32];
+};
+
 struct key_count {
 	unsigned char digest[32];
 	size_t n;
 };
 
+static struct key_slot slots[KEY_SLOTS];
 static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct key_count *keys;
+static struct key_count *keys;		/* the overflow, under keys_lock */
 static size_t nkeys, keys_cap;
 
 /* The endpoints of transactions: chat and the other formats. */
@@ -48,72 +67,103 @@ is_chat(const struct gw_http_req *req)
 	return false;
 }
 
-/* The digest of the bearer token, as gw_auth() reads it. */
-static bool
-key_digest(const struct gw_http_req *req, unsigned char digest[32])
+/* The digest's slot; with add, a new one when it has none (NULL: the
+ * table is full).  Lookups stop at the first empty slot: slots are only
+ * ever filled, in probe order, so a digest is never past one. */
+static struct key_slot *
+slot_find(const unsigned char digest[32], bool add)
 {
-	const char *a = gw_http_header(req, "authorization");
-	const char *x = gw_http_header(req, "x-api-key");
-
-	/* Anthropic clients send the key in x-api-key (gw_auth_request
-	 * holds both to one key). */
-	if (x != NULL) {
-		if (*x == '\0' || strlen(x) > 512)
-			return false;
-		wd_sha256(x, strlen(x), digest);
-		return true;
-	}
-	if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
-		return false;
-	a += 7;
-	while (*a == ' ')
-		a++;
-	if (*a == '\0' || strlen(a) > 512)
-		return false;
-	wd_sha256(a, strlen(a), digest);
-	return true;
-}
-
-/* Take one of the key's places; false when it has none left. */
-static bool
-key_take(const unsigned char digest[32], size_t max)
-{
-	bool ok = true;
+	uint64_t h;
 	size_t i;
 
-	pthread_mutex_lock(&keys_lock);
+	memcpy(&h, digest, sizeof(h));	/* a SHA-256: uniform already */
+	for (size_t k = 0; k < KEY_SLOTS; k++) {
+		struct key_slot *s;
+
+		i = (size_t)(h + k) & (KEY_SLOTS - 1);
+		s = &slots[i];
+		if (atomic_load_explicit(&s->state, memory_order_acquire) ==
+		    SLOT_EMPTY) {
+			if (!add)
+				return NULL;
+			/* Only here, under keys_lock: no two add at once. */
+			memcpy(s->digest, digest, 32);
+			atomic_store_explicit(&s->state, SLOT_READY,
+			    memory_order_release);
+			return s;
+		}
+		if (memcmp(s->digest, digest, 32) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+/* Take one of the key's places in the overflow list; under keys_lock. */
+static bool
+list_take(const unsigned char digest[32], size_t max)
+{
+	size_t i;
+
 	for (i = 0; i < nkeys; i++)
 		if (memcmp(keys[i].digest, digest, 32) == 0)
 			break;
 	if (i < nkeys) {
 		if (keys[i].n >= max)
-			ok = false;
-		else
-			keys[i].n++;
-	} else {
-		if (nkeys == keys_cap) {
-			size_t cap = keys_cap ? keys_cap * 2 : 64;
-			struct key_count *k = realloc(keys, cap * sizeof(*k));
-
-			if (k == NULL) {
-				ok = false;
-				goto out;
-			}
-			keys = k;
-			keys_cap = cap;
-		}
-		memcpy(keys[nkeys].digest, digest, 32);
-		keys[nkeys].n = 1;
-		nkeys++;
+			return false;
+		keys[i].n++;
+		return true;
 	}
-out:
-	pthread_mutex_unlock(&keys_lock);
-	return ok;
+	if (nkeys == keys_cap) {
+		size_t cap = keys_cap ? keys_cap * 2 : 64;
+		struct key_count *k = realloc(keys, cap * sizeof(*k));
+
+		if (k == NULL)
+			return false;
+		keys = k;
+		keys_cap = cap;
+	}
+	memcpy(keys[nkeys].digest, digest, 32);
+	keys[nkeys].n = 1;
+	nkeys++;
+	return true;
+}
+
+/* Take one of the key's places; false when it has none left.  *slot is
+ * where to give it back (NULL: the overflow list). */
+static bool
+key_take(const unsigned char digest[32], size_t max, struct key_slot **slot)
+{
+	struct key_slot *s = slot_find(digest, false);
+	bool ok;
+
+	if (s == NULL) {
+		pthread_mutex_lock(&keys_lock);
+		s = slot_find(digest, true);
+		if (s == NULL) {
+			ok = list_take(digest, max);
+			pthread_mutex_unlock(&keys_lock);
+			*slot = NULL;
+			return ok;
+		}
+		pthread_mutex_unlock(&keys_lock);
+	}
+	*slot = s;
+	for (size_t n = atomic_load_explicit(&s->n, memory_order_relaxed);;) {
+		if (n >= max)
+			return false;
+		if (atomic_compare_exchange_weak_explicit(&s->n, &n, n + 1,
+		    memory_order_acq_rel, memory_order_relaxed))
+			return true;
+	}
 }
 
 static void
-key_give(const unsigned char digest[32])
+key_give(const unsigned char digest[32], struct key_slot *slot)
 {
+	if (slot != NULL) {
+		atomic_fetch_sub_explicit(&slot->n, 1, memory_order_acq_rel);
+		return;
+	}
 	pthread_mutex_lock(&keys_lock);
 	for (size_t i = 0; i < nkeys; i++) {
 		if (memcmp(keys[i].digest, digest, 32) != 0)
@@ -132,6 +182,7 @@ gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
 {
 	const struct pol_server *cfg = &snap->server;
 	unsigned char digest[32];
+	struct key_slot *slot;
 
 	memset(a, 0, sizeof(*a));
 	a->max_body = cfg->max_body_bytes;
@@ -147,8 +198,10 @@ gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
 		}
 		return GW_ADMIT_OK;
 	}
-	if (!key_digest(req, digest) || gw_auth_request(snap, req,
-	    NULL) == NULL) {
+	/* The key is hashed here, once per request; the transaction
+	 * takes the digest from the connection (gw_conn_key_digest). */
+	if (!gw_auth_key_digest(req, digest) ||
+	    gw_auth_digest(snap, digest, NULL) == NULL) {
 		wd_wipe(digest, sizeof(digest));
 		return GW_ADMIT_NO_BODY;
 	}
@@ -158,7 +211,7 @@ gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
 			"server (server.max_inflight); retry later" };
 		return GW_ADMIT_REFUSED;
 	}
-	if (!key_take(digest, cfg->max_inflight_per_key)) {
+	if (!key_take(digest, cfg->max_inflight_per_key, &slot)) {
 		*deny = (struct gw_admit_deny){ WD_CODE_TOO_MANY_IN_FLIGHT,
 			"too many requests in "
 			"flight for this key (server.max_inflight_per_key); "
@@ -168,6 +221,8 @@ gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
 	w->inflight++;
 	a->w = w;
 	a->counted = true;
+	a->keyed = true;
+	a->slot = slot;
 	memcpy(a->digest, digest, sizeof(a->digest));
 	a->max_values = cfg->max_json_values;
 	return GW_ADMIT_OK;
@@ -180,7 +235,9 @@ gw_admit_done(struct gw_admit *a)
 		return;
 	a->counted = false;
 	a->w->inflight--;
-	key_give(a->digest);
+	key_give(a->digest, a->slot);
+	a->keyed = false;
+	wd_wipe(a->digest, sizeof(a->digest));
 }
 
 size_t

@@ -21,24 +21,65 @@ count_header(const struct gw_http_req *req, const char *name)
 	return n;
 }
 
-const struct pol_tenant *
-gw_auth_request(const struct pol_snapshot *snap, const struct gw_http_req *req,
-    struct pol_caller *caller)
+bool
+gw_auth_key_digest(const struct gw_http_req *req, unsigned char digest[32])
 {
 	const char *bearer = gw_http_header(req, "authorization");
 	const char *xkey = gw_http_header(req, "x-api-key");
+	const char *key;
 	char buf[512];
 
 	if (count_header(req, "authorization") > 1 ||
 	    count_header(req, "x-api-key") > 1)
+		return false;
+	if (xkey != NULL) {
+		if ((size_t)snprintf(buf, sizeof(buf), "Bearer %s", xkey) >=
+		    sizeof(buf))
+			return false;
+		if (bearer != NULL && strcmp(bearer, buf) != 0)
+			return false;
+		bearer = buf;
+	}
+	if (bearer == NULL || strncasecmp(bearer, "Bearer ", 7) != 0)
+		return false;
+	key = bearer + 7;
+	while (*key == ' ')
+		key++;
+	if (*key == '\0' || strlen(key) > 512)
+		return false;
+	wd_sha256(key, strlen(key), digest);
+	return true;
+}
+
+const struct pol_tenant *
+gw_auth_digest(const struct pol_snapshot *snap, const unsigned char digest[32],
+    struct pol_caller *caller)
+{
+	struct pol_caller scratch;
+
+	if (caller == NULL)
+		caller = &scratch;
+	memset(caller, 0, sizeof(*caller));
+	/* Only digests are stored; the lookup compares digests in constant
+	 * time, so timing says nothing about the key itself. */
+	pol_find_caller(snap, digest, caller);
+	return caller->tenant;
+}
+
+const struct pol_tenant *
+gw_auth_request(const struct pol_snapshot *snap, const struct gw_http_req *req,
+    struct pol_caller *caller)
+{
+	unsigned char digest[32];
+	const struct pol_tenant *t;
+
+	if (caller != NULL)
+		memset(caller, 0, sizeof(*caller));
+	if (!gw_auth_key_digest(req, digest))
 		return NULL;
-	if (xkey == NULL)
-		return gw_auth(snap, bearer, caller);
-	if ((size_t)snprintf(buf, sizeof(buf), "Bearer %s", xkey) >= sizeof(buf))
-		return NULL;
-	if (bearer != NULL && strcmp(bearer, buf) != 0)
-		return NULL;
-	return gw_auth(snap, buf, caller);
+	t = gw_auth_digest(snap, digest, caller);
+	wd_wipe(digest, sizeof(digest));
+	return t;
 }
 
 /* Anthropic's model list: {data:[{type,id,display_name,created_at}],

@@ -68,6 +68,7 @@ struct gw_server {
 	struct gw_http_pub http;	/* the HTTP layer's limits */
 	pthread_mutex_t reload_lock;	/* one reload at a time */
 	struct pol_snapshot *snap;
+	_Atomic unsigned snap_gen;	/* bumped with each swap of snap */
 	struct gw_worker *workers;
 	int nworkers;
 	char instance[17];		/* random id of this process */
@@ -94,6 +95,15 @@ struct gw_worker {
 	struct gw_http_pub *http;	/* the server's limits, published */
 	struct gw_http_limits lim;	/* this worker's copy of them */
 	unsigned lim_gen;		/* the copy's generation */
+	/* The server's snapshot and credentials as this worker last took
+	 * them, one reference each: a request takes its own references
+	 * from here with an atomic increment, not under snap_lock.  A
+	 * reload bumps srv->snap_gen and activates snap_ev, so the copy is
+	 * renewed before the next request and the old one let go at once. */
+	struct pol_snapshot *snap;
+	struct gw_creds *creds;
+	unsigned snap_gen;
+	struct event *snap_ev;
 };
 
 
@@ -105,6 +115,11 @@ void gw_memory_tune(int nworkers);
 struct pol_snapshot *gw_server_snapshot(struct gw_server *srv);
 /* The snapshot and its credentials, together, each with a reference. */
 void gw_server_acquire(struct gw_server *srv, struct pol_snapshot **snap,
+    struct gw_creds **creds);
+/* The same, on a worker's thread, from the worker's copy: no lock
+ * unless a reload made the copy old. */
+struct pol_snapshot *gw_worker_snapshot(struct gw_worker *w);
+void gw_worker_acquire(struct gw_worker *w, struct pol_snapshot **snap,
     struct gw_creds **creds);
 
 /* ---- credentials (creds.c) ---- */
@@ -223,6 +238,8 @@ const char *gw_conn_request_id(const struct gw_conn *c);
 void gw_conn_set_answer_headers(struct gw_conn *c,
     const struct gw_out_hdr *hdrs, size_t nhdrs);
 struct gw_worker *gw_conn_worker(const struct gw_conn *c);
+/* The current request's key digest taken at admission; NULL if none. */
+const unsigned char *gw_conn_key_digest(const struct gw_conn *c);
 size_t gw_conn_pending(const struct gw_conn *c);
 
 /*
@@ -252,6 +269,8 @@ enum gw_admit_rc {
 struct gw_admit {
 	struct gw_worker *w;
 	bool counted;			/* holds a place: give it back */
+	bool keyed;			/* digest holds the request's key */
+	struct key_slot *slot;		/* its count (admit.c); NULL: listed */
 	unsigned char digest[32];	/* the key's */
 	size_t max_values;		/* server.max_json_values */
 	size_t max_body;		/* this request's body limit */
@@ -782,6 +801,14 @@ bool gw_agent_answer(const struct gw_format *fmt, struct gw_tools *tl,
  * unknown. */
 const struct pol_tenant *gw_auth_request(const struct pol_snapshot *snap,
     const struct gw_http_req *req, struct pol_caller *caller);
+/* The SHA-256 digest of that key, with the same checks; false when the
+ * request names none.  A request's key is hashed once, at admission
+ * (gw_admit_head), and the digest passed along (gw_conn_key_digest). */
+bool gw_auth_key_digest(const struct gw_http_req *req,
+    unsigned char digest[32]);
+/* The tenant (and caller) of a key's digest; NULL when unknown. */
+const struct pol_tenant *gw_auth_digest(const struct pol_snapshot *snap,
+    const unsigned char digest[32], struct pol_caller *caller);
 /* GET /v1/models for Anthropic callers (x-api-key, anthropic-version). */
 json_t *gw_models_anthropic(const char *const *ids, size_t n);
 

@@ -88,6 +88,13 @@ struct gw_conn {
 	bool wait_drain;		/* answers pile up: parse no more */
 	bool big;			/* this request's body was large */
 	struct gw_admit admit;		/* places this request holds */
+	/* A streamed answer's bytes wait here, not in the bufferevent, and
+	 * go out by a direct write (stage_flush): the head with the first
+	 * event at once, later events once per turn of the loop (flush_ev),
+	 * so events that arrive together go out together. */
+	struct evbuffer *stage;
+	struct event *flush_ev;
+	bool stage_first;		/* head staged, no event yet */
 };
 
 void
@@ -169,6 +176,10 @@ conn_free(struct gw_conn *c)
 		trim_soon(w);
 	if (c->next_ev != NULL)
 		event_free(c->next_ev);
+	if (c->flush_ev != NULL)
+		event_free(c->flush_ev);
+	if (c->stage != NULL)
+		evbuffer_free(c->stage);
 	if (c->have_req)
 		gw_http_req_clear(&c->req);
 	if (c->body != NULL)
@@ -244,13 +255,13 @@ hb_field(struct head_buf *h, const char *name, const char *value)
 /* A complete answer's status line and headers, into h (what does not
  * fit goes to the output first). */
 static void
-head_build(struct gw_conn *c, struct head_buf *hp, int status,
-    const char *ctype, const struct gw_out_hdr *hdrs, size_t nhdrs,
-    int64_t len)
+head_build(struct gw_conn *c, struct evbuffer *out, struct head_buf *hp,
+    int status, const char *ctype, const struct gw_out_hdr *hdrs,
+    size_t nhdrs, int64_t len)
 {
 	struct head_buf h;
 
-	h.out = bufferevent_get_output(c->bev);
+	h.out = out;
 	h.n = 0;
 	hb_put(&h, "HTTP/1.1 ", 9);
 	hb_num(&h, status < 0 ? 0 : (unsigned long long)status);
@@ -285,7 +296,8 @@ write_head(struct gw_conn *c, int status, const char *ctype,
 {
 	struct head_buf h;
 
-	head_build(c, &h, status, ctype, hdrs, nhdrs, len);
+	head_build(c, bufferevent_get_output(c->bev), &h, status, ctype, hdrs,
+	    nhdrs, len);
 	evbuffer_add(h.out, h.b, h.n);
 }
 
@@ -359,7 +371,8 @@ gw_respond(struct gw_conn *c, int status, const char *ctype,
 	size_t blen = !c->head_only ? len : 0, sent = 0;
 	ssize_t n;
 
-	head_build(c, &h, status, ctype, hdrs, nhdrs, (int64_t)len);
+	head_build(c, bufferevent_get_output(c->bev), &h, status, ctype, hdrs,
+	    nhdrs, (int64_t)len);
 	if (evbuffer_get_length(h.out) == 0 && fd >= 0) {
 		iov[0] = (struct iovec){ h.b, h.n };
 		iov[1] = (struct iovec){ (void *)(uintptr_t)body, blen };
@@ -381,30 +394,107 @@ gw_respond(struct gw_conn *c, int status, const char *ctype,
 	finish_request(c);
 }
 
+/*
+ * What is staged goes out: by a direct write when nothing waits in the
+ * bufferevent (as gw_respond does, and for the same reason: no write
+ * event added, waited for and removed, here before every first byte of
+ * a stream); what the socket does not take goes to the bufferevent, in
+ * order, with its watermarks and timeouts as before.
+ */
+static void
+stage_flush(struct gw_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	int n;
+
+	if (c->stage == NULL || evbuffer_get_length(c->stage) == 0)
+		return;
+	if (evbuffer_get_length(out) == 0 && fd >= 0)
+		while (evbuffer_get_length(c->stage) > 0 &&
+		    (n = evbuffer_write(c->stage, fd)) > 0)
+			gw_metrics_bytes(0, (size_t)n);
+	/* An error (EAGAIN, a reset) is the bufferevent's to meet. */
+	if (evbuffer_get_length(c->stage) > 0)
+		evbuffer_add_buffer(out, c->stage);
+}
+
+/* A turn of the loop after events were staged: send them, and when all
+ * went out directly, tell the owner, who may have paused its source
+ * (the bufferevent's write callback, which would say so, never runs
+ * for bytes it never held). */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	stage_flush(c);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+	    c->hooks.drained != NULL)
+		c->hooks.drained(c->hooks.arg);	/* may free c */
+}
+
+static void
+stage_soon(struct gw_conn *c)
+{
+	if (c->stage_first) {
+		c->stage_first = false;
+		stage_flush(c);
+	} else if (!event_pending(c->flush_ev, EV_TIMEOUT, NULL)) {
+		event_active(c->flush_ev, EV_TIMEOUT, 0);
+	}
+}
+
 void
 gw_respond_start(struct gw_conn *c, int status, const char *ctype,
     const struct gw_out_hdr *hdrs, size_t nhdrs)
 {
+	struct head_buf h;
+
+	if (c->stage == NULL && (c->stage = evbuffer_new()) == NULL)
+		goto plain;
+	if (c->flush_ev == NULL &&
+	    (c->flush_ev = event_new(c->w->base, -1, 0, flush_cb, c)) == NULL)
+		goto plain;
+	head_build(c, c->stage, &h, status, ctype, hdrs, nhdrs, -1);
+	evbuffer_add(c->stage, h.b, h.n);
+	c->stage_first = true;
+	c->responding = true;
+	return;
+plain:
+	/* Out of memory for the stage: the bufferevent carries it all. */
 	write_head(c, status, ctype, hdrs, nhdrs, -1);
 	c->responding = true;
+}
+
+/* The stream's bytes go to the stage when there is one. */
+static struct evbuffer *
+stream_out(struct gw_conn *c)
+{
+	return c->stage != NULL && c->flush_ev != NULL ? c->stage :
+	    bufferevent_get_output(c->bev);
 }
 
 void
 gw_respond_chunk(struct gw_conn *c, const void *data, size_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = stream_out(c);
 
 	if (len == 0)
 		return;
 	evbuffer_add_printf(out, "%zx\r\n", len);
 	evbuffer_add(out, data, len);
 	evbuffer_add(out, "\r\n", 2);
+	if (out == c->stage)
+		stage_soon(c);
 }
 
 void
 gw_respond_chunk_buf(struct gw_conn *c, struct evbuffer *buf)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = stream_out(c);
 	size_t len = evbuffer_get_length(buf);
 
 	if (len == 0)
@@ -412,12 +502,22 @@ gw_respond_chunk_buf(struct gw_conn *c, struct evbuffer *buf)
 	evbuffer_add_printf(out, "%zx\r\n", len);
 	evbuffer_add_buffer(out, buf);
 	evbuffer_add(out, "\r\n", 2);
+	if (out == c->stage)
+		stage_soon(c);
 }
 
 void
 gw_respond_end(struct gw_conn *c, bool close_after)
 {
-	evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+	struct evbuffer *out = stream_out(c);
+
+	evbuffer_add(out, "0\r\n\r\n", 5);
+	if (out == c->stage) {
+		c->stage_first = false;
+		if (c->flush_ev != NULL)
+			event_del(c->flush_ev);
+		stage_flush(c);
+	}
 	if (close_after)
 		c->keep_alive = false;
 	finish_request(c);
@@ -446,6 +546,12 @@ gw_conn_request_id(const struct gw_conn *c)
 	return c->reqid;
 }
 
+const unsigned char *
+gw_conn_key_digest(const struct gw_conn *c)
+{
+	return c->admit.keyed ? c->admit.digest : NULL;
+}
+
 struct gw_worker *
 gw_conn_worker(const struct gw_conn *c)
 {
@@ -455,6 +561,9 @@ gw_conn_worker(const struct gw_conn *c)
 size_t
 gw_conn_pending(const struct gw_conn *c)
 {
+	if (c->stage != NULL)
+		return evbuffer_get_length(bufferevent_get_output(c->bev)) +
+		    evbuffer_get_length(c->stage);
 	return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
@@ -770,6 +879,20 @@ count_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *in)
 		gw_metrics_bytes(0, info->n_deleted);
 }
 
+/* The output's bytes that crossed the socket, for /metrics; and the
+ * first bytes ever added to it enable writing (gw_conn_accept). */
+static void
+out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	(void)buf;
+	if (info->n_deleted > 0)
+		gw_metrics_bytes(0, info->n_deleted);
+	if (info->n_added > 0 && !(bufferevent_get_enabled(c->bev) & EV_WRITE))
+		bufferevent_enable(c->bev, EV_WRITE);
+}
+
 bool
 gw_conn_is_loopback(const struct gw_conn *c)
 {
@@ -840,10 +963,13 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 	bufferevent_set_timeouts(c->bev, NULL, &wt);
 	arm_deadline(c, lim->idle_timeout_ms);
 	evbuffer_add_cb(bufferevent_get_input(c->bev), count_cb, (void *)1);
-	evbuffer_add_cb(bufferevent_get_output(c->bev), count_cb, NULL);
+	evbuffer_add_cb(bufferevent_get_output(c->bev), out_cb, c);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW_MARK, 0);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	/* Writing is enabled by the first byte of output (out_cb): enabled
+	 * here it would add the write event, wake once for nothing and take
+	 * it off again, two epoll_ctl calls for every connection. */
+	bufferevent_enable(c->bev, EV_READ);
 	if (w->nconns > max_conns) {
 		/* Over server.max_connections: say so and close. */
 		struct gw_admit_deny d = { WD_CODE_SERVER_BUSY,

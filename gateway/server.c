@@ -55,6 +55,55 @@ gw_server_acquire(struct gw_server *srv, struct pol_snapshot **snap,
 	pthread_mutex_unlock(&srv->snap_lock);
 }
 
+/* Renew the worker's copy when a reload swapped the snapshot; the old
+ * references are dropped outside the lock (the last one frees). */
+static void
+worker_refresh(struct gw_worker *w)
+{
+	struct gw_server *srv = w->srv;
+	struct pol_snapshot *osnap;
+	struct gw_creds *ocreds;
+
+	if (w->snap != NULL && atomic_load_explicit(&srv->snap_gen,
+	    memory_order_acquire) == w->snap_gen)
+		return;
+	osnap = w->snap;
+	ocreds = w->creds;
+	pthread_mutex_lock(&srv->snap_lock);
+	w->snap = pol_snapshot_ref(srv->snap);
+	w->creds = gw_creds_ref(srv->creds);
+	w->snap_gen = atomic_load_explicit(&srv->snap_gen,
+	    memory_order_relaxed);
+	pthread_mutex_unlock(&srv->snap_lock);
+	if (osnap != NULL)
+		pol_snapshot_unref(osnap);
+	gw_creds_unref(ocreds);
+}
+
+struct pol_snapshot *
+gw_worker_snapshot(struct gw_worker *w)
+{
+	worker_refresh(w);
+	return pol_snapshot_ref(w->snap);
+}
+
+void
+gw_worker_acquire(struct gw_worker *w, struct pol_snapshot **snap,
+    struct gw_creds **creds)
+{
+	worker_refresh(w);
+	*snap = pol_snapshot_ref(w->snap);
+	*creds = gw_creds_ref(w->creds);
+}
+
+static void
+snap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	worker_refresh(arg);
+}
+
 /* The HTTP layer's limits out of the rules' server section. */
 static void
 http_limits(const struct pol_snapshot *snap, struct gw_http_limits *out)
@@ -94,7 +143,14 @@ gw_server_reload(struct gw_server *srv, FILE *errs)
 		ocreds = srv->creds;
 		srv->snap = next;
 		srv->creds = ncreds;
+		atomic_fetch_add_explicit(&srv->snap_gen, 1,
+		    memory_order_release);
 		pthread_mutex_unlock(&srv->snap_lock);
+		/* Each worker renews its copy now, idle or not, so the old
+		 * snapshot and credentials go when their requests end. */
+		for (int i = 0; i < srv->nworkers; i++)
+			if (srv->workers[i].snap_ev != NULL)
+				event_active(srv->workers[i].snap_ev, EV_READ, 0);
 		http_limits(next, &lim);
 		gw_http_publish(&srv->http, &lim);
 		/* Which credentials were sealed or rotated since: by name. */
@@ -271,10 +327,12 @@ worker_init(struct gw_server *srv, struct gw_worker *w, int idx, int fd)
 	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
 	w->grace_ev = evtimer_new(w->base, grace_cb, w);
+	w->snap_ev = event_new(w->base, -1, 0, snap_cb, w);
 	w->up = gw_upstream_new(w->base);
 	if (w->listener == NULL || w->stop_ev == NULL || w->grace_ev == NULL ||
-	    w->up == NULL)
+	    w->snap_ev == NULL || w->up == NULL)
 		return WD_ENOMEM;
+	worker_refresh(w);
 	w->listen_fd = -1;		/* the listener owns it now */
 	return WD_OK;
 }
@@ -294,6 +352,13 @@ worker_free(struct gw_worker *w)
 		event_free(w->grace_ev);
 	if (w->trim_ev != NULL)
 		event_free(w->trim_ev);
+	if (w->snap_ev != NULL)
+		event_free(w->snap_ev);
+	if (w->snap != NULL)
+		pol_snapshot_unref(w->snap);
+	gw_creds_unref(w->creds);
+	w->snap = NULL;
+	w->creds = NULL;
 	if (w->base != NULL)
 		event_base_free(w->base);
 }

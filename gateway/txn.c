@@ -22,10 +22,14 @@
 static enum txn_state
 step_admit(struct txn *t)
 {
+	const unsigned char *digest = gw_conn_key_digest(t->conn);
+
 	if (t->audit.log != NULL && !aud_healthy(t->audit.log))
 		return gw_txn_error(t, WD_CODE_AUDIT_UNAVAILABLE, NULL);
-	/* Authorization: Bearer, or x-api-key (Anthropic clients). */
-	t->req.tenant = gw_auth_request(t->pol.snap, t->req.http,
+	/* Authorization: Bearer, or x-api-key (Anthropic clients): hashed
+	 * once, at admission, when the connection admitted it. */
+	t->req.tenant = digest != NULL ? gw_auth_digest(t->pol.snap, digest,
+	    &t->req.caller) : gw_auth_request(t->pol.snap, t->req.http,
 	    &t->req.caller);
 	if (t->req.tenant == NULL)
 		return gw_txn_error(t, WD_CODE_INVALID_API_KEY, NULL);
@@ -455,7 +459,7 @@ gw_txn_start(struct gw_conn *c, struct gw_http_req *req,
 	t->req.fmt = fmt;
 	t->req.http = req;
 	t->req.body = body;
-	gw_server_acquire(gw_conn_worker(c)->srv, &t->pol.snap, &t->pol.creds);
+	gw_worker_acquire(gw_conn_worker(c), &t->pol.snap, &t->pol.creds);
 	t->audit.log = gw_conn_worker(c)->srv->audit;
 	t->audit.started_us = wd_mono_us();
 	t->audit.attempts = json_array();

@@ -1276,6 +1276,50 @@ assert_error_code(const struct it_resp *r, long status, const char *code)
 	it_assert_error(r, status, NULL, code, NULL);
 }
 
+/* The same caps on two workers: max_inflight_per_key counts per process,
+ * so six requests of one key, spread by the kernel over both workers'
+ * listeners (SO_REUSEPORT), get two answers and four 429s, not two per
+ * worker. */
+static void
+caps2_setup(void)
+{
+	it_env_start("  max_connections: 8\n  max_inflight: 3\n"
+	    "  max_inflight_per_key: 2\n  max_json_values: 1000\n");
+}
+
+START_TEST(inflight_per_key_cap_counts_across_workers)
+{
+	int fds[6], ok = 0, busy = 0;
+
+	for (int i = 0; i < 6; i++) {
+		char content[64];
+
+		snprintf(content, sizeof(content),
+		    "tok-cap2-%d [[mock delay_ms=1200]]", i);
+		fds[i] = start_chat(IT_KEY_T2, content);
+	}
+	for (int i = 0; i < 6; i++) {
+		char *out = NULL;
+		size_t len = 0;
+
+		read_some(fds[i], &out, &len, 5000);
+		ck_assert_msg(out != NULL, "request %d: no answer", i);
+		if (strncmp(out, "HTTP/1.1 200", 12) == 0)
+			ok++;
+		else if (strncmp(out, "HTTP/1.1 429", 12) == 0 &&
+		    strstr(out, "too_many_requests_in_flight") != NULL)
+			busy++;
+		else
+			ck_abort_msg("request %d: %.200s", i, out);
+		free(out);
+		close(fds[i]);
+	}
+	ck_assert_msg(ok == 2 && busy == 4, "%d answered, %d refused", ok,
+	    busy);
+	assert_alive();
+}
+END_TEST
+
 /* max_inflight_per_key: the third request of a key that has two in
  * flight gets 429; another key is served meanwhile. */
 START_TEST(inflight_per_key_cap_gives_429)
@@ -1766,6 +1810,13 @@ suite_hostile(void)
 	tcase_add_test(tc, json_value_cap_gives_413);
 	tcase_add_test(tc, unknown_key_refused_before_the_body);
 	tcase_add_test(tc, small_endpoints_refuse_large_bodies);
+	suite_add_tcase(s, tc);
+
+	/* The per-key cap on two workers. */
+	tc = tcase_create("hostile-caps2");
+	tcase_add_unchecked_fixture(tc, caps2_setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, inflight_per_key_cap_counts_across_workers);
 	suite_add_tcase(s, tc);
 
 	/* Outbound: proxies; /metrics access. Each rewrites the rules. */
