@@ -22,33 +22,40 @@ count_header(const struct gw_http_req *req, const char *name)
 }
 
 bool
-gw_auth_key_digest(const struct gw_http_req *req, unsigned char digest[32])
+gw_auth_bearer_digest(const char *authorization, unsigned char digest[32])
 {
-	const char *bearer = gw_http_header(req, "authorization");
-	const char *xkey = gw_http_header(req, "x-api-key");
 	const char *key;
-	char buf[512];
 
-	if (count_header(req, "authorization") > 1 ||
-	    count_header(req, "x-api-key") > 1)
+	if (authorization == NULL ||
+	    strncasecmp(authorization, "Bearer ", 7) != 0)
 		return false;
-	if (xkey != NULL) {
-		if ((size_t)snprintf(buf, sizeof(buf), "Bearer %s", xkey) >=
-		    sizeof(buf))
-			return false;
-		if (bearer != NULL && strcmp(bearer, buf) != 0)
-			return false;
-		bearer = buf;
-	}
-	if (bearer == NULL || strncasecmp(bearer, "Bearer ", 7) != 0)
-		return false;
-	key = bearer + 7;
+	key = authorization + 7;
 	while (*key == ' ')
 		key++;
 	if (*key == '\0' || strlen(key) > 512)
 		return false;
 	wd_sha256(key, strlen(key), digest);
 	return true;
+}
+
+bool
+gw_auth_key_digest(const struct gw_http_req *req, unsigned char digest[32])
+{
+	const char *bearer = gw_http_header(req, "authorization");
+	const char *xkey = gw_http_header(req, "x-api-key");
+	char buf[512];
+	bool ok;
+
+	if (count_header(req, "authorization") > 1 ||
+	    count_header(req, "x-api-key") > 1)
+		return false;
+	if (xkey == NULL)
+		return gw_auth_bearer_digest(bearer, digest);
+	ok = (size_t)snprintf(buf, sizeof(buf), "Bearer %s", xkey) <
+	    sizeof(buf) && (bearer == NULL || strcmp(bearer, buf) == 0) &&
+	    gw_auth_bearer_digest(buf, digest);
+	wd_wipe(buf, sizeof(buf));	/* the key, in clear */
+	return ok;
 }
 
 const struct pol_tenant *

@@ -804,6 +804,10 @@ const struct pol_tenant *gw_auth_request(const struct pol_snapshot *snap,
 /* The SHA-256 digest of that key, with the same checks; false when the
  * request names none.  A request's key is hashed once, at admission
  * (gw_admit_head), and the digest passed along (gw_conn_key_digest). */
+/* "Bearer KEY" (case-insensitive scheme, spaces after it, KEY of 1 to
+ * 512 bytes) hashed into digest; false when it is no such header. */
+bool gw_auth_bearer_digest(const char *authorization,
+    unsigned char digest[32]);
 bool gw_auth_key_digest(const struct gw_http_req *req,
     unsigned char digest[32]);
 /* The tenant (and caller) of a key's digest; NULL when unknown. */

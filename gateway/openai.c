@@ -212,26 +212,14 @@ const struct pol_tenant *
 gw_auth(const struct pol_snapshot *snap, const char *authorization,
     struct pol_caller *caller)
 {
-	struct pol_caller scratch;
 	unsigned char digest[32];
-	const char *key;
 	const struct pol_tenant *t;
 
-	if (caller == NULL)
-		caller = &scratch;
-	memset(caller, 0, sizeof(*caller));
-	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+	if (caller != NULL)
+		memset(caller, 0, sizeof(*caller));
+	if (!gw_auth_bearer_digest(authorization, digest))
 		return NULL;
-	key = authorization + 7;
-	while (*key == ' ')
-		key++;
-	if (*key == '\0' || strlen(key) > 512)
-		return NULL;
-	/* Only digests are stored; the lookup compares digests in constant
-	 * time, so timing says nothing about the key itself. */
-	wd_sha256(key, strlen(key), digest);
-	pol_find_caller(snap, digest, caller);
-	t = caller->tenant;
+	t = gw_auth_digest(snap, digest, caller);
 	wd_wipe(digest, sizeof(digest));
 	return t;
 }
