@@ -39,6 +39,39 @@ gw_ans_bad(char *why, size_t whylen, const char *fmt, ...)
 	return WD_EPARSE;
 }
 
+enum wd_err
+gw_ans_open_block(struct gw_fmt_stream *st, struct gw_answer *a, size_t idx,
+    unsigned char kind, const char *what, char *why, size_t whylen)
+{
+	if (idx != st->nblocks)
+		return gw_ans_bad(why, whylen, "%s %zu starts where %s %u must",
+		    what, idx, what, st->nblocks);
+	st->kind[idx] = kind;
+	st->open[idx] = 1;
+	st->nblocks++;
+	for (size_t i = 0; i < a->nev; i++)
+		if (a->ev[i].kind == GW_ANS_CALL) {
+			if (st->ncalls >= GW_ANS_MAX_CALLS)
+				return gw_ans_bad(why, whylen, "too many calls");
+			st->callno[idx] = (unsigned char)st->ncalls;
+			snprintf(st->name[idx], sizeof(st->name[idx]), "%s",
+			    a->ev[i].name);
+			a->ev[i].call = st->ncalls++;
+		}
+	return WD_OK;
+}
+
+void
+gw_ans_error_event(struct evbuffer *out, json_t *e)
+{
+	char *s = e != NULL ? json_dumps(e, JSON_COMPACT) : NULL;
+
+	if (s != NULL)
+		evbuffer_add_printf(out, "event: error\ndata: %s\n\n", s);
+	free(s);
+	json_decref(e);
+}
+
 static enum wd_err
 add_event(struct gw_answer *a, const struct gw_ans_event *e)
 {
@@ -601,15 +634,9 @@ static void
 chat_error_event(struct evbuffer *out, const char *type, const char *code,
     const char *message)
 {
-	json_t *e = gw_openai_error_body(0, type, code, message);
-	char *s = e != NULL ? json_dumps(e, JSON_COMPACT) : NULL;
-
 	/* The transaction writes chat's own (txn_end.c); this is the
 	 * table's, for callers holding only a format. */
-	if (s != NULL)
-		evbuffer_add_printf(out, "event: error\ndata: %s\n\n", s);
-	free(s);
-	json_decref(e);
+	gw_ans_error_event(out, gw_openai_error_body(0, type, code, message));
 }
 
 const struct gw_format gw_format_chat = {

@@ -349,26 +349,12 @@ msg_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 	if (strcmp(t, "content_block_start") == 0) {
 		json_t *b = json_object_get(a->root, "content_block");
 		const char *bt = json_string_value(json_object_get(b, "type"));
-
-		if (idx != st->nblocks)
-			return gw_ans_bad(why, whylen, "block %zu starts where block %u "
-			    "must", idx, st->nblocks);
-		st->kind[idx] = strcmp(bt, "text") == 0 ? MB_TEXT :
+		unsigned char k = strcmp(bt, "text") == 0 ? MB_TEXT :
 		    strstr(bt, "tool_use") != NULL && !is_result_type(bt) ?
 		    MB_CALL : strstr(bt, "thinking") != NULL ? MB_THINKING :
 		    MB_OTHER;
-		st->open[idx] = 1;
-		st->nblocks++;
-		for (size_t i = 0; i < a->nev; i++)
-			if (a->ev[i].kind == GW_ANS_CALL) {
-				if (st->ncalls >= GW_ANS_MAX_CALLS)
-					return gw_ans_bad(why, whylen, "too many calls");
-				st->callno[idx] = (unsigned char)st->ncalls;
-				snprintf(st->name[idx], sizeof(st->name[idx]), "%s",
-				    a->ev[i].name);
-				a->ev[i].call = st->ncalls++;
-			}
-		return WD_OK;
+
+		return gw_ans_open_block(st, a, idx, k, "block", why, whylen);
 	}
 	if (idx >= st->nblocks || !st->open[idx])
 		return gw_ans_bad(why, whylen, "%s for block %zu, which is not open", t,
@@ -507,13 +493,7 @@ static void
 msg_error_event(struct evbuffer *out, const char *type, const char *code,
     const char *message)
 {
-	json_t *e = gw_messages_error_body(0, type, code, message);
-	char *s = e != NULL ? json_dumps(e, JSON_COMPACT) : NULL;
-
-	if (s != NULL)
-		evbuffer_add_printf(out, "event: error\ndata: %s\n\n", s);
-	free(s);
-	json_decref(e);
+	gw_ans_error_event(out, gw_messages_error_body(0, type, code, message));
 }
 
 /* Claude Code's gateway contract: these reach the provider unchanged. */

@@ -507,22 +507,8 @@ rsp_step(struct gw_fmt_stream *st, struct gw_answer *a, char *why,
 	if (strcmp(t, "response.output_item.added") == 0) {
 		int kind = kind_of(json_object_get(a->root, "item"));
 
-		if (idx != st->nblocks)
-			return gw_ans_bad(why, whylen, "item %zu starts where item %u "
-			    "must", idx, st->nblocks);
-		st->kind[idx] = (unsigned char)kind;
-		st->open[idx] = 1;
-		st->nblocks++;
-		for (size_t i = 0; i < a->nev; i++)
-			if (a->ev[i].kind == GW_ANS_CALL) {
-				if (st->ncalls >= GW_ANS_MAX_CALLS)
-					return gw_ans_bad(why, whylen, "too many calls");
-				st->callno[idx] = (unsigned char)st->ncalls;
-				snprintf(st->name[idx], sizeof(st->name[idx]), "%s",
-				    a->ev[i].name);
-				a->ev[i].call = st->ncalls++;
-			}
-		return WD_OK;
+		return gw_ans_open_block(st, a, idx, (unsigned char)kind, "item",
+		    why, whylen);
 	}
 	if (idx >= st->nblocks || !st->open[idx])
 		return gw_ans_bad(why, whylen, "%.60s for item %zu, which is not open", t,
@@ -572,15 +558,9 @@ static void
 rsp_error_event(struct evbuffer *out, const char *type, const char *code,
     const char *message)
 {
-	json_t *e = json_pack("{s:s,s:s,s:s,s:n}", "type", "error", "code",
-	    code ? code : (type ? type : "error"), "message",
-	    message ? message : "", "param");
-	char *s = e != NULL ? json_dumps(e, JSON_COMPACT) : NULL;
-
-	if (s != NULL)
-		evbuffer_add_printf(out, "event: error\ndata: %s\n\n", s);
-	free(s);
-	json_decref(e);
+	gw_ans_error_event(out, json_pack("{s:s,s:s,s:s,s:n}", "type", "error",
+	    "code", code ? code : (type ? type : "error"), "message",
+	    message ? message : "", "param"));
 }
 
 const struct gw_format gw_format_responses = {

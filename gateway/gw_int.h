@@ -748,6 +748,13 @@ json_t *gw_ans_load(const char *buf, size_t len, char *why, size_t whylen);
 bool gw_ans_index_ok(json_t *v, size_t max, size_t *out);
 const char *gw_ans_stray_key(json_t *obj, const char *const *keys);
 bool gw_ans_opt_string(json_t *obj, const char *key, const char **out);
+/* Open block idx (it must be st's next) of kind; number the calls a
+ * holds in the stream's order.  What names it (block, item) is for why. */
+enum wd_err gw_ans_open_block(struct gw_fmt_stream *st, struct gw_answer *a,
+    size_t idx, unsigned char kind, const char *what, char *why,
+    size_t whylen);
+/* "event: error" with e as its data (e is consumed; NULL: nothing). */
+void gw_ans_error_event(struct evbuffer *out, json_t *e);
 /* write() of named-event formats: "event: type" + data, or the body. */
 enum wd_err gw_ans_write_named(const struct gw_answer *a,
     struct evbuffer *out);
