@@ -26,6 +26,7 @@
 #include <event2/buffer.h>
 
 #include "gateway/gw_int.h"
+#include "tests/fuzz/load_rules.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -62,18 +63,7 @@ static const struct pol_agent *ff_agent;
 static void
 ff_init(void)
 {
-	char path[] = "/tmp/warden-fuzz-fmt-XXXXXX";
-	int fd = mkstemp(path);
-	FILE *devnull = fopen("/dev/null", "w");
-
-	if (fd < 0 || write(fd, ff_rules, sizeof(ff_rules) - 1) !=
-	    (ssize_t)(sizeof(ff_rules) - 1) || devnull == NULL)
-		abort();
-	close(fd);
-	if (pol_load(path, devnull, &ff_snap) != WD_OK)
-		abort();
-	unlink(path);
-	fclose(devnull);
+	ff_snap = fuzz_load_rules(ff_rules);
 	ff_agent = pol_find_agent(ff_snap, &ff_snap->tenants[0], "bot");
 	if (ff_agent == NULL)
 		abort();

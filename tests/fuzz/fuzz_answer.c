@@ -35,6 +35,7 @@
 #include <event2/buffer.h>
 
 #include "gateway/gw_int.h"
+#include "tests/fuzz/load_rules.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -75,18 +76,7 @@ static const struct pol_agent *agent;
 static void
 init(void)
 {
-	char path[] = "/tmp/warden-fuzz-answer-XXXXXX";
-	int fd = mkstemp(path);
-	FILE *devnull = fopen("/dev/null", "w");
-
-	if (fd < 0 || write(fd, rules, sizeof(rules) - 1) !=
-	    (ssize_t)(sizeof(rules) - 1) || devnull == NULL)
-		abort();
-	close(fd);
-	if (pol_load(path, devnull, &snap) != WD_OK)
-		abort();
-	unlink(path);
-	fclose(devnull);
+	snap = fuzz_load_rules(rules);
 	agent = pol_find_agent(snap, &snap->tenants[0], "bot");
 	if (agent == NULL)
 		abort();
