@@ -264,19 +264,6 @@ asked_by(void)
 	return by;
 }
 
-static void
-now_ts(char *buf, size_t len)
-{
-	struct timespec ts;
-	struct tm tm;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	    tm.tm_sec, ts.tv_nsec / 1000);
-}
-
 /* Write rec atomically as DIR/inbox/NAME; *name gets NAME. */
 static enum wd_err
 drop_file(const char *dir, json_t *rec, const char *id, char *name,
@@ -382,7 +369,7 @@ aud_post_event_direct(const char *dir, json_t *rec, int wait_ms,
 	}
 	wd_random(rnd, sizeof(rnd));
 	wd_hex(rnd, sizeof(rnd), id);
-	now_ts(ts, sizeof(ts));
+	aud_ts_now(ts, sizeof(ts));
 	json_object_set_new(rec, "event_id", json_string(id));
 	json_object_set_new(rec, "ts", json_string(ts));
 	json_object_set_new(rec, "by", asked_by());
