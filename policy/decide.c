@@ -332,10 +332,11 @@ within(const struct pol_cset *place, const struct pol_cset *allowed)
 #define F_STORAGE	0x04u
 #define F_ABUSE		0x08u
 
-/* Does rule r exclude route p?  Records why. */
+/* Does rule r exclude route p?  Records why (whether by residency the
+ * caller knows from the fold). */
 static bool
 excludes(const struct pol_rule *r, const struct pol_provider *p,
-    unsigned fail, struct pol_decision *d, bool *by_residency)
+    unsigned fail, struct pol_decision *d)
 {
 	bool out = false;
 
@@ -344,37 +345,31 @@ excludes(const struct pol_rule *r, const struct pol_provider *p,
 		/* A global deployment may process anywhere: it meets no
 		 * residency requirement, whatever else it declares. */
 		reason(d, r, p, POL_WHY_GLOBAL);
-		*by_residency = true;
 		out = true;
 	} else {
 		if (r->has_country && (fail & F_COUNTRY) &&
 		    !within(&p->processing, &r->country)) {
 			reason(d, r, p, POL_WHY_COUNTRY);
-			*by_residency = true;
 			out = true;
 		}
 		if (r->has_processing && (fail & F_PROCESSING) &&
 		    !within(&p->processing, &r->processing)) {
 			reason(d, r, p, POL_WHY_PROCESSING);
-			*by_residency = true;
 			out = true;
 		}
 		if (r->has_storage && (fail & F_STORAGE) &&
 		    !within(&p->storage, &r->storage)) {
 			reason(d, r, p, POL_WHY_STORAGE);
-			*by_residency = true;
 			out = true;
 		}
 		if (r->has_abuse && (fail & F_ABUSE) &&
 		    !within(&p->abuse_storage, &r->abuse_storage)) {
 			reason(d, r, p, POL_WHY_ABUSE);
-			*by_residency = true;
 			out = true;
 		}
 	}
 	if (r->require_dpf && p->dpf != 1) {
 		reason(d, r, p, POL_WHY_DPF);
-		*by_residency = true;
 		out = true;
 	}
 	if (r->require_zdr && !p->zdr) {
@@ -413,7 +408,6 @@ route_ok(const struct pol_snapshot *s, const struct eval *e,
     bool *by_residency)
 {
 	bool ok = true;
-
 	unsigned fail = (within(&p->processing, &e->countries) ? 0 : F_COUNTRY) |
 	    (within(&p->processing, &e->processing) ? 0 : F_PROCESSING) |
 	    (within(&p->storage, &e->storage) ? 0 : F_STORAGE) |
@@ -434,17 +428,16 @@ route_ok(const struct pol_snapshot *s, const struct eval *e,
 	*by_residency |= !res_ok;
 	if (d->nreasons < POL_MAX_REASONS) {
 		size_t before = d->nreasons;
-		bool ignored = false;
 
 		if (!e->overflow) {
 			for (size_t i = 0; i < e->nrules; i++)
-				if (excludes(e->rules[i], p, fail, d, &ignored) &&
+				if (excludes(e->rules[i], p, fail, d) &&
 				    (d->nreasons - before >= POL_ROUTE_REASONS ||
 				    d->nreasons >= POL_MAX_REASONS))
 					goto tenant;
 		} else {
 			FOREACH_APPLICABLE(s, d, t, has_region, region, r, {
-				if (excludes(r, p, fail, d, &ignored) &&
+				if (excludes(r, p, fail, d) &&
 				    (d->nreasons - before >= POL_ROUTE_REASONS ||
 				    d->nreasons >= POL_MAX_REASONS))
 					goto tenant;
