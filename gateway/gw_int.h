@@ -521,6 +521,7 @@ struct gw_up_req {
 	 * with its CRLF), before on_head; and a method other than POST. */
 	void (*on_header)(void *arg, const char *line, size_t len);
 	const char *method;
+	bool curl_only;		/* upstream.http_client: curl */
 };
 
 /*

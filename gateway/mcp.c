@@ -492,6 +492,7 @@ refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
 	up->headers = (const char *const *)r->hdrs;
 	up->nheaders = r->nhdrs;
 	up->proxy = t->snap->upstream.proxy;
+	up->curl_only = t->snap->upstream.curl_only;
 	up->body = r->body;
 	up->body_len = strlen(r->body);
 	up->connect_ms = t->snap->upstream.connect_timeout_ms;
@@ -991,6 +992,7 @@ forward(struct mcp_txn *t, struct gw_conn *c, const struct gw_http_req *req,
 	up.headers = (const char *const *)t->hdrs;
 	up.nheaders = t->nhdrs;
 	up.proxy = t->snap->upstream.proxy;
+	up.curl_only = t->snap->upstream.curl_only;
 	up.body = t->out_body ? t->out_body : "";
 	up.body_len = t->out_len;
 	up.method = is_delete ? "DELETE" : NULL;

@@ -402,6 +402,7 @@ gw_txn_attempt(struct txn *t, void (*on_done)(void *, enum wd_err,
 	memset(&r, 0, sizeof(r));
 	r.url = pr.url;
 	r.proxy = u->proxy;
+	r.curl_only = u->curl_only;
 	r.ca_file = p->ca_file;
 	r.headers = hdrs;
 	r.nheaders = 5 + pr.nhdrs + extra;

@@ -3,12 +3,16 @@
  * driven by the worker's own event loop (CURLMOPT_SOCKETFUNCTION and
  * CURLMOPT_TIMERFUNCTION).  No thread per request, no blocking call on the
  * loop; the multi handle keeps provider connections alive across requests.
+ * Plain http:// at a literal address without a proxy goes to warden's own
+ * HTTP/1.1 client instead (upstream_h1.c, which says why), behind the
+ * same calls.
  *
  * One struct gw_upstream per worker.  A transfer reports through three
  * callbacks (head, data, done) and ends exactly once: on_done, or an abort
  * by its owner, after which nothing is called.
  */
 #include "gateway/gw_int.h"
+#include "gateway/h1.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +29,11 @@ struct gw_upstream {
 	 * proxied request's JSON. */
 	CURL *pool[EASY_POOL];
 	int npool;
+	struct h1_pool *h1;	/* plain http at a literal address */
 };
 
-struct gw_up_xfer {
+struct curl_xfer {
+	struct gw_up_xfer base;
 	struct gw_upstream *up;
 	CURL *easy;
 	struct curl_slist *headers;
@@ -47,7 +53,7 @@ struct up_sock {
 static void check_done(struct gw_upstream *up);
 
 static void
-xfer_free(struct gw_up_xfer *x)
+xfer_free(struct curl_xfer *x)
 {
 	curl_multi_remove_handle(x->up->multi, x->easy);
 	if (x->up->npool < EASY_POOL)
@@ -64,7 +70,7 @@ xfer_free(struct gw_up_xfer *x)
 }
 
 static void
-finish(struct gw_up_xfer *x, enum wd_err err, const char *detail)
+finish(struct curl_xfer *x, enum wd_err err, const char *detail)
 {
 	struct gw_up_req r = x->r;
 	char copy[CURL_ERROR_SIZE];
@@ -75,7 +81,7 @@ finish(struct gw_up_xfer *x, enum wd_err err, const char *detail)
 }
 
 static void
-arm_watchdog(struct gw_up_xfer *x, int ms)
+arm_watchdog(struct curl_xfer *x, int ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
@@ -85,7 +91,7 @@ arm_watchdog(struct gw_up_xfer *x, int ms)
 static void
 watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct gw_up_xfer *x = arg;
+	struct curl_xfer *x = arg;
 
 	(void)fd;
 	(void)what;
@@ -182,7 +188,7 @@ check_done(struct gw_upstream *up)
 	int left;
 
 	while ((msg = curl_multi_info_read(up->multi, &left)) != NULL) {
-		struct gw_up_xfer *x;
+		struct curl_xfer *x;
 		CURLcode res;
 
 		if (msg->msg != CURLMSG_DONE)
@@ -203,7 +209,7 @@ check_done(struct gw_upstream *up)
 static size_t
 header_cb(char *data, size_t size, size_t n, void *arg)
 {
-	struct gw_up_xfer *x = arg;
+	struct curl_xfer *x = arg;
 	size_t len = size * n;
 	long status = 0;
 	char *ctype = NULL;
@@ -227,7 +233,7 @@ header_cb(char *data, size_t size, size_t n, void *arg)
 static size_t
 write_cb(char *data, size_t size, size_t n, void *arg)
 {
-	struct gw_up_xfer *x = arg;
+	struct curl_xfer *x = arg;
 	size_t len = size * n, rc;
 
 	arm_watchdog(x, x->r.idle_ms);
@@ -249,7 +255,8 @@ gw_upstream_new(struct event_base *base)
 	up->base = base;
 	up->multi = curl_multi_init();
 	up->timer = evtimer_new(base, timer_event, up);
-	if (up->multi == NULL || up->timer == NULL) {
+	up->h1 = h1_pool_new(base);
+	if (up->multi == NULL || up->timer == NULL || up->h1 == NULL) {
 		gw_upstream_free(up);
 		return NULL;
 	}
@@ -273,6 +280,7 @@ gw_upstream_free(struct gw_upstream *up)
 		curl_multi_cleanup(up->multi);
 	if (up->timer != NULL)
 		event_free(up->timer);
+	h1_pool_free(up->h1);
 	free(up);
 }
 
@@ -280,10 +288,13 @@ enum wd_err
 gw_up_start(struct gw_upstream *up, const struct gw_up_req *r,
     struct gw_up_xfer **out)
 {
-	struct gw_up_xfer *x;
+	struct curl_xfer *x;
+	enum wd_err rc;
 	CURL *e;
 
 	*out = NULL;
+	if ((rc = h1_start(up->h1, r, out)) != WD_ENOTFOUND)
+		return rc;
 	x = calloc(1, sizeof(*x));
 	if (x == NULL)
 		return WD_ENOMEM;
@@ -337,7 +348,7 @@ gw_up_start(struct gw_upstream *up, const struct gw_up_req *r,
 	if (curl_multi_add_handle(up->multi, e) != CURLM_OK)
 		goto nomem;
 	arm_watchdog(x, r->first_byte_ms);
-	*out = x;
+	*out = &x->base;
 	return WD_OK;
 nomem:
 	if (x->easy != NULL)
@@ -350,14 +361,25 @@ nomem:
 }
 
 void
-gw_up_abort(struct gw_up_xfer *x)
+gw_up_abort(struct gw_up_xfer *bx)
 {
-	xfer_free(x);
+	struct curl_xfer *x = (struct curl_xfer *)bx;
+
+	if (bx->h1)
+		h1_abort(bx);
+	else
+		xfer_free(x);
 }
 
 void
-gw_up_resume(struct gw_up_xfer *x)
+gw_up_resume(struct gw_up_xfer *bx)
 {
+	struct curl_xfer *x = (struct curl_xfer *)bx;
+
+	if (bx->h1) {
+		h1_resume(bx);
+		return;
+	}
 	if (!x->paused)
 		return;
 	x->paused = false;

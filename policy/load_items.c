@@ -22,7 +22,7 @@ static const char *const server_keys[] = {
 static const char *const upstream_keys[] = {
 	"connect_timeout_ms", "first_byte_timeout_ms", "idle_timeout_ms",
 	"total_timeout_ms", "max_attempts", "max_response_bytes",
-	"max_sse_event_bytes", "proxy", NULL
+	"max_sse_event_bytes", "proxy", "http_client", NULL
 };
 static const char *const provider_keys[] = {
 	"id", "api", "base_url", "country", "retention", "credential",
@@ -182,6 +182,18 @@ pol_load_upstream(struct pol_walk *w, yaml_node_t *n, struct pol_upstream *u)
 		free(u->proxy);
 		u->proxy = NULL;
 		load_proxy(w, v, &u->proxy);
+	}
+	/* http_client: who speaks plain http:// at a literal address:
+	 * warden's own client (the default) or libcurl, as for the rest. */
+	if ((v = pol_get(w, n, "http_client")) != NULL &&
+	    pol_is_scalar(w, v, "upstream.http_client")) {
+		if (strcmp(pol_scalar(v), "warden") == 0)
+			u->curl_only = false;
+		else if (strcmp(pol_scalar(v), "curl") == 0)
+			u->curl_only = true;
+		else
+			pol_err(w, v, "upstream.http_client must be warden or "
+			    "curl, not '%s'", pol_scalar(v));
 	}
 }
 

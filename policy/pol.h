@@ -55,6 +55,7 @@ struct pol_upstream {
 	char *proxy;			/* explicit HTTP proxy URL, or NULL:
 					 * none (the environment's is never
 					 * used) */
+	bool curl_only;			/* http_client: curl */
 };
 
 /*
