@@ -37,8 +37,12 @@ is_vchar(unsigned char c)
 enum wd_err
 h1_head_end(const char *p, size_t n, size_t *from, size_t *end)
 {
-	size_t at = *from;
+	size_t at = *from, have = n;
 
+	/* Only the first H1_MAX_HEAD bytes are looked at: the answer is
+	 * judged the same however its bytes arrive. */
+	if (n > H1_MAX_HEAD)
+		n = H1_MAX_HEAD;
 	*end = 0;
 	while (at < n) {
 		const char *lf = memchr(p + at, '\n', n - at);
@@ -52,12 +56,12 @@ h1_head_end(const char *p, size_t n, size_t *from, size_t *end)
 		if (i == at + 1 && at > 0) {
 			*end = i + 1;		/* the empty line */
 			*from = at;
-			return *end > H1_MAX_HEAD ? WD_ELIMIT : WD_OK;
+			return WD_OK;
 		}
 		at = i + 1;
 	}
 	*from = at;
-	return n >= H1_MAX_HEAD ? WD_ELIMIT : WD_OK;
+	return have >= H1_MAX_HEAD ? WD_ELIMIT : WD_OK;
 }
 
 static bool
@@ -160,6 +164,8 @@ h1_head_parse(const char *p, size_t n, struct h1_head *h,
 		BAD("the answer's head is not complete");
 	end -= 2;
 	eol = memchr(p, '\r', (size_t)(end - p));
+	if (eol[1] != '\n')
+		BAD("the answer has a bare CR in its status line");
 	if ((rc = status_line(p, (size_t)(eol - p), h, why, whylen)) != WD_OK)
 		return rc;
 	for (at = eol + 2; at < end; at = eol + 2) {

@@ -45,6 +45,7 @@ Suite *suite_provider(void);	/* test_provider.c: provider kinds, SigV4, event-st
 Suite *suite_formats(void);	/* test_formats.c: Messages, Responses, Embeddings */
 Suite *suite_reports(void);	/* test_reports.c: stats and the auditor's page */
 Suite *suite_mcp(void);		/* test_mcp.c: JSON-RPC, MCP in sessions, pins */
+Suite *suite_h1(void);		/* test_h1.c: warden's HTTP/1.1 answer reader */
 
 /* Rules-file helpers shared by the suites (ut_rules.c). */
 
