@@ -70,8 +70,9 @@ struct h1_xfer {
 	struct gw_up_req r;
 	struct event watchdog;
 	uint64_t total_until, connect_until;	/* µs, 0: none */
-	/* The request: its head holds the credential, wiped when freed;
-	 * kept until the first byte of the answer for one retry. */
+	/* The request: its head holds the credential.  Wiped once it is
+	 * sent, unless the connection was a reused one: then it is kept
+	 * for one retry until the first byte of the answer. */
 	char *head;
 	size_t head_len, sent;
 	bool reused, retried;
@@ -226,14 +227,23 @@ conn_release(struct h1_conn *c, bool reuse)
 
 /* ---- the transfer's end ---- */
 
+/* The request's head holds the credential: wiped and freed as soon as
+ * it cannot be needed again. */
+static void
+head_wipe(struct h1_xfer *x)
+{
+	if (x->head == NULL)
+		return;
+	wd_wipe(x->head, x->head_len);
+	free(x->head);
+	x->head = NULL;
+}
+
 static void
 xfer_free(struct h1_xfer *x)
 {
 	event_del(&x->watchdog);
-	if (x->head != NULL) {
-		wd_wipe(x->head, x->head_len);
-		free(x->head);
-	}
+	head_wipe(x);
 	free(x->in);
 	free(x);
 }
@@ -510,6 +520,8 @@ xfer_send(struct h1_xfer *x)
 		x->sent += (size_t)w;
 	}
 	conn_want_write(x->c, false);
+	if (x->got_any || !x->reused || x->retried)
+		head_wipe(x);
 }
 
 static void
@@ -765,6 +777,8 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	x->got_any = true;
+	if (x->sent == x->head_len + x->r.body_len)
+		head_wipe(x);		/* no retry from here on */
 	if (!take(x, c->pool->rbuf, (size_t)n))
 		return;
 	arm(x);
