@@ -452,6 +452,7 @@ START_TEST(caps_and_proxy_are_read)
 	ck_assert_uint_eq(l.snap->server.max_json_values, 50000);
 	ck_assert_uint_eq(l.snap->server.nmetrics_keys, 0);
 	ck_assert_ptr_null(l.snap->upstream.proxy);
+	ck_assert(!l.snap->upstream.curl_only);
 	memcpy(v0, l.snap->version, sizeof(v0));
 	ut_ld_done(&l);
 	ut_load_text(&l, PROVIDER
@@ -483,6 +484,18 @@ START_TEST(caps_and_proxy_are_read)
 	    "upstream:\n"
 	    "  proxy: socks5://proxy.example:1080\n", WD_ECONFIG,
 	    "@:9:10: upstream.proxy must be an http:// or https:// URL\n"
+	    "@: 1 error\n");
+	/* Who speaks plain http: warden's own client unless told. */
+	ut_load_text(&l, PROVIDER
+	    "upstream:\n"
+	    "  http_client: curl\n", 0600);
+	ck_assert_msg(l.rc == WD_OK, "rc %d; errors:\n%s", l.rc, l.errs);
+	ck_assert(l.snap->upstream.curl_only);
+	ut_ld_done(&l);
+	expect_errors(PROVIDER
+	    "upstream:\n"
+	    "  http_client: wget\n", WD_ECONFIG,
+	    "@:9:16: upstream.http_client must be warden or curl, not 'wget'\n"
 	    "@: 1 error\n");
 }
 END_TEST
