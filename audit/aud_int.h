@@ -39,6 +39,9 @@ struct aud_tree {
 	struct aud_frontier fr;
 	int fd[AUD_MAX_LEVELS];
 	struct aud_pend pend[AUD_MAX_LEVELS];
+	/* Taken from pend under the lock, written without it (the writer
+	 * thread's sync: appenders do not wait on the tree's writes). */
+	struct aud_pend out[AUD_MAX_LEVELS];
 	int cpfd;
 	bool broken;			/* a write failed: rebuilt at next open */
 };
@@ -174,6 +177,10 @@ enum wd_err aud_tree_open(struct aud_tree *t, const char *dir, uint64_t size,
     size_t ntail, bool *rebuilt);
 void aud_tree_add(struct aud_tree *t, const unsigned char leaf[32]);
 void aud_tree_flush(struct aud_tree *t);
+/* aud_tree_flush in two steps: take the pending nodes (under the lock),
+ * then write them (without it; one thread at a time). */
+void aud_tree_take(struct aud_tree *t);
+void aud_tree_write_taken(struct aud_tree *t);
 void aud_tree_note_checkpoint(struct aud_tree *t, uint64_t seq,
     uint64_t segno, uint64_t offset);
 void aud_tree_free(struct aud_tree *t);

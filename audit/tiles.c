@@ -71,11 +71,11 @@ aud_tree_add(struct aud_tree *t, const unsigned char leaf[32])
 	aud_frontier_push(&t->fr, leaf, pend_node, t);
 }
 
-void
-aud_tree_flush(struct aud_tree *t)
+static void
+write_pend(struct aud_tree *t, struct aud_pend *pend)
 {
 	for (unsigned k = 0; k < AUD_MAX_LEVELS; k++) {
-		struct aud_pend *p = &t->pend[k];
+		struct aud_pend *p = &pend[k];
 		int fd;
 
 		if (p->len == 0)
@@ -85,6 +85,33 @@ aud_tree_flush(struct aud_tree *t)
 			t->broken = true;
 		p->len = 0;
 	}
+}
+
+void
+aud_tree_take(struct aud_tree *t)
+{
+	/* What was taken before is written first: the levels stay in
+	 * index order. */
+	write_pend(t, t->out);
+	for (unsigned k = 0; k < AUD_MAX_LEVELS; k++) {
+		struct aud_pend p = t->out[k];
+
+		t->out[k] = t->pend[k];
+		t->pend[k] = p;
+	}
+}
+
+void
+aud_tree_write_taken(struct aud_tree *t)
+{
+	write_pend(t, t->out);
+}
+
+void
+aud_tree_flush(struct aud_tree *t)
+{
+	write_pend(t, t->out);
+	write_pend(t, t->pend);
 }
 
 void
@@ -116,6 +143,8 @@ aud_tree_free(struct aud_tree *t)
 		t->fd[k] = -1;
 		free(t->pend[k].p);
 		memset(&t->pend[k], 0, sizeof(t->pend[k]));
+		free(t->out[k].p);
+		memset(&t->out[k], 0, sizeof(t->out[k]));
 	}
 	if (t->cpfd >= 0)
 		close(t->cpfd);
@@ -304,6 +333,7 @@ rebuild(struct aud_tree *t, uint64_t *leaves)
 		level_path(path, sizeof(path), t->logdir, k);
 		unlink(path);
 		t->pend[k].len = 0;
+		t->out[k].len = 0;
 	}
 	if (t->cpfd >= 0)
 		close(t->cpfd);

@@ -28,6 +28,8 @@
 #include <openssl/evp.h>
 
 #define MAX_QUEUED 100000
+/* How long an appender tries for the write lock before it sleeps on it. */
+#define AUD_WLOCK_SPIN_US 20
 
 static void finish_items(struct aud_item *batch, enum wd_err rc);
 static bool sync_now(struct aud_log *l);
@@ -406,9 +408,11 @@ sync_now(struct aud_log *l)
 	}
 	fd = dup(l->fd);
 	atomic_store(&l->dirty, false);
-	/* The tree's nodes follow their records (derived, not synced). */
-	aud_tree_flush(&l->tree);
+	/* The tree's nodes follow their records (derived, not synced),
+	 * written after the lock is let go: appenders do not wait on them. */
+	aud_tree_take(&l->tree);
 	pthread_mutex_unlock(&l->wlock);
+	aud_tree_write_taken(&l->tree);
 	ok = fd >= 0 && fdatasync(fd) == 0;
 	if (fd >= 0)
 		close(fd);
@@ -568,6 +572,37 @@ enqueue(struct aud_log *l, struct aud_item *it)
 }
 
 /*
+ * The write lock, as an appender takes it.  Another appender holds it for
+ * a few microseconds (a line's hash and its write()), so trying again for
+ * a little while is cheaper than sleeping on it: a futex wait, a wake-up
+ * and two context switches, on a machine whose cores the workers, the
+ * writer and the provider's connections share.
+ */
+static void
+wlock_take(struct aud_log *l)
+{
+	uint64_t until = 0;
+
+	while (pthread_mutex_trylock(&l->wlock) != 0) {
+		uint64_t now = wd_mono_us();
+
+		if (until == 0) {
+			until = now + AUD_WLOCK_SPIN_US;
+		} else if (now >= until) {
+			pthread_mutex_lock(&l->wlock);
+			return;
+		}
+		for (int i = 0; i < 16; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#else
+			__asm__ __volatile__("" ::: "memory");
+#endif
+		}
+	}
+}
+
+/*
  * Write the prepared item now, under the write lock.  WD_EIO: the log is
  * failing, or records wait for a retry before it (they go first); nothing
  * of it was written and it is still the caller's.
@@ -577,7 +612,7 @@ append_now(struct aud_log *l, struct aud_item *it)
 {
 	enum wd_err rc;
 
-	pthread_mutex_lock(&l->wlock);
+	wlock_take(l);
 	pthread_mutex_lock(&l->mu);
 	if (l->head != NULL || !atomic_load(&l->healthy)) {
 		pthread_mutex_unlock(&l->mu);
