@@ -152,6 +152,8 @@ void aud_submit(struct aud_log *log, json_t *rec,
  */
 #define AUD_CANON_DEPTH 8
 #define AUD_CANON_MAX ((size_t)16 << 20)
+/* Nesting of a jansson value written whole: as deep as jansson reads. */
+#define AUD_CANON_JSON_DEPTH 2048
 struct aud_canon {
 	char *p;
 	size_t len, cap;

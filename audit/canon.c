@@ -35,7 +35,8 @@ grow(struct aud_canon *c, size_t more)
 		return false;
 	if (c->len + more <= c->cap)
 		return true;
-	cap = c->cap != 0 ? c->cap : 512;
+	/* A request record is about 1.1 KB: one allocation. */
+	cap = c->cap != 0 ? c->cap : 2048;
 	while (cap < c->len + more)
 		cap *= 2;
 	if (cap > AUD_CANON_MAX || (np = realloc(c->p, cap)) == NULL) {
@@ -270,16 +271,27 @@ aud_canon_bool(struct aud_canon *c, bool b)
 		put(c, b ? "true" : "false", b ? 4 : 5);
 }
 
+/* An integer as jansson prints it ("%lld"), without printf. */
+static void
+put_int(struct aud_canon *c, long long v)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v :
+	    (unsigned long long)v;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
+	put(c, p, (size_t)(buf + sizeof(buf) - p));
+}
+
 void
 aud_canon_int(struct aud_canon *c, long long v)
 {
-	char buf[24];
-	int n;
-
-	if (!value(c))
-		return;
-	n = snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, (json_int_t)v);
-	put(c, buf, (size_t)n);
+	if (value(c))
+		put_int(c, v);
 }
 
 static int
@@ -291,6 +303,97 @@ dump_cb(const char *buf, size_t size, void *data)
 	return c->fail ? -1 : 0;
 }
 
+struct canon_member {
+	const char *key;
+	size_t len;
+	const json_t *v;
+};
+
+/* jansson's JSON_SORT_KEYS order: bytewise, a prefix first. */
+static int
+member_cmp(const void *a, const void *b)
+{
+	const struct canon_member *x = a, *y = b;
+	int r = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+
+	return r != 0 ? r : (x->len > y->len) - (x->len < y->len);
+}
+
+/*
+ * A jansson value's canonical text, as json_dump_callback(v, JSON_COMPACT
+ * | JSON_SORT_KEYS | JSON_ENCODE_ANY) writes it, without its key array,
+ * sort and printf per value (the attempts and usage of every request
+ * record); a real goes to jansson itself, for its exact digits.
+ */
+static void
+put_json(struct aud_canon *c, const json_t *v, unsigned depth)
+{
+	struct canon_member few[8], *m = few;
+	size_t n = 0, i;
+	json_t *e;
+	void *it;
+
+	if (depth > AUD_CANON_JSON_DEPTH) {
+		c->fail = true;
+		return;
+	}
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		if (json_object_size(v) > sizeof(few) / sizeof(few[0]) &&
+		    (m = malloc(json_object_size(v) * sizeof(*m))) == NULL) {
+			c->fail = true;
+			return;
+		}
+		for (it = json_object_iter((json_t *)v); it != NULL;
+		    it = json_object_iter_next((json_t *)v, it)) {
+			m[n].key = json_object_iter_key(it);
+			m[n].len = json_object_iter_key_len(it);
+			m[n++].v = json_object_iter_value(it);
+		}
+		qsort(m, n, sizeof(*m), member_cmp);
+		putc1(c, '{');
+		for (i = 0; i < n && !c->fail; i++) {
+			if (i > 0)
+				putc1(c, ',');
+			put_string(c, m[i].key, m[i].len);
+			putc1(c, ':');
+			put_json(c, m[i].v, depth + 1);
+		}
+		putc1(c, '}');
+		if (m != few)
+			free(m);
+		break;
+	case JSON_ARRAY:
+		putc1(c, '[');
+		json_array_foreach(v, i, e) {
+			if (i > 0)
+				putc1(c, ',');
+			put_json(c, e, depth + 1);
+		}
+		putc1(c, ']');
+		break;
+	case JSON_STRING:
+		put_string(c, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		put_int(c, (long long)json_integer_value(v));
+		break;
+	case JSON_TRUE:
+		put(c, "true", 4);
+		break;
+	case JSON_FALSE:
+		put(c, "false", 5);
+		break;
+	case JSON_NULL:
+		put(c, "null", 4);
+		break;
+	default:
+		if (json_dump_callback(v, dump_cb, c, JSON_COMPACT |
+		    JSON_ENCODE_ANY) != 0)
+			c->fail = true;
+	}
+}
+
 void
 aud_canon_json(struct aud_canon *c, const json_t *v)
 {
@@ -298,9 +401,8 @@ aud_canon_json(struct aud_canon *c, const json_t *v)
 		c->fail = true;		/* the caller says what it means */
 		return;
 	}
-	if (value(c) && json_dump_callback(v, dump_cb, c, JSON_COMPACT |
-	    JSON_SORT_KEYS | JSON_ENCODE_ANY) != 0)
-		c->fail = true;
+	if (value(c))
+		put_json(c, v, 0);
 }
 
 static void

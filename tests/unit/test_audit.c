@@ -2584,6 +2584,16 @@ canon_gen(struct aud_canon *c, int depth)
 	unsigned kind = (unsigned)(canon_next() % (depth < 4 ? 9 : 6));
 	char s[256];
 
+	/* In a value handed over whole: now and then a real (jansson's own
+	 * digits) or a key that sorts only by its length. */
+	if (c == NULL && canon_next() % 12 == 0) {
+		static const double reals[] = { 0.5, -0.0, 1e300, 3.141592653589793,
+		    -2.5e-7, 100.0, 1.0 / 3.0 };
+
+		if (canon_next() % 2 == 0)
+			return json_real(reals[canon_next() % 7]);
+		return json_pack("{s:i,s:i,s:i}", "ab", 1, "a", 2, "abc", 3);
+	}
 	/* Now and then a whole jansson value handed over as one. */
 	if (c != NULL && canon_next() % 10 == 0) {
 		json_t *v = canon_gen(NULL, depth);
