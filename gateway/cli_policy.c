@@ -185,7 +185,7 @@ gw_cmd_check(int argc, char **argv)
 	/* The content detectors, as the gateway runs them (on the request
 	 * of whichever format). */
 	if (gw_detect_request(&det, snap, api != POL_API_CHAT ? other.root :
-	    chat.root, &facts.det_counts) != WD_OK) {
+	    gw_chat_tree(&chat), &facts.det_counts) != WD_OK) {
 		fprintf(stderr, "warden: content detection cannot run on %s\n",
 		    argv[optind]);
 		goto out;

@@ -356,12 +356,19 @@ void gw_error_json_named(struct evbuffer *out, enum wd_code code,
 
 /* Fields of a chat request that the gateway acts on. */
 struct gw_chat {
-	json_t *root;			/* owned */
-	const char *model;		/* borrowed from root */
+	/* Owned; for chat NULL until gw_chat_tree (most requests are
+	 * decided on the facts alone). */
+	json_t *root;
+	const char *model;		/* borrowed from root, or model_buf */
 	bool stream;
 	/* The other formats' readers (fmt_requests.c) fill these too. */
 	unsigned api;			/* POL_API_*; 0: chat */
 	const char *previous_response_id;	/* Responses; borrowed */
+	/* The body gw_chat_tree reads (borrowed: it must not change
+	 * before), and the model read without a tree. */
+	const char *text;
+	size_t text_len;
+	char model_buf[257];
 };
 
 /*
@@ -371,6 +378,8 @@ struct gw_chat {
 enum wd_err gw_chat_parse(const char *body, size_t len, struct gw_chat *out,
     char *why, size_t whylen, const char **param);
 void gw_chat_clear(struct gw_chat *chat);
+/* The request's tree, built now if it was not (NULL: out of memory). */
+json_t *gw_chat_tree(struct gw_chat *chat);
 
 /* Authenticate "Bearer <key>"; NULL when the key is unknown. */
 const struct pol_tenant *gw_auth(const struct pol_snapshot *snap,
@@ -416,13 +425,15 @@ enum gw_tools_rc { GW_TOOLS_OK, GW_TOOLS_MODIFIED, GW_TOOLS_DENY };
  * Check a chat request against its agent's tool policy: who the agent is
  * (the key's own, or X-Warden-Agent), the tool-call history in messages
  * (and the session warden recorded), and the tools offered.  Offered tools
- * not allowed next are removed from root (MODIFIED) or the request is
- * denied, as the agent's on_violation says.
+ * not allowed next are removed from the request's tree (MODIFIED) or the
+ * request is denied, as the agent's on_violation says.  The tree is read
+ * (gw_chat_tree) only when an agent applies.
  */
+struct gw_chat;
 enum gw_tools_rc gw_tools_request(struct gw_tools *tl,
     const struct pol_snapshot *snap, const struct pol_tenant *tenant,
     const struct pol_caller *caller, const struct gw_http_req *req,
-    json_t *root, struct gw_tools_deny *deny);
+    struct gw_chat *chat, struct gw_tools_deny *deny);
 /*
  * Check the calls of a provider answer, read strictly by a format's
  * reader (normalized events only): a whole answer (may strip calls:
@@ -904,5 +915,26 @@ bool gw_json_scan_answer(const char *buf, size_t len, struct gw_json_top *top);
  * whatever it refuses goes to jansson, for the same answer and error. */
 json_t *gw_json_load(const char *buf, size_t len, size_t flags,
     json_error_t *err);
+
+/* What gw_chat_parse reads of a chat request. */
+struct gw_chat_facts {
+	const char *model;		/* into the body, without escapes */
+	size_t model_len;		/* 1..256 */
+	bool stream;
+	bool messages;			/* a non-empty array of objects, each
+					 * with a string "role" */
+};
+
+/*
+ * A chat request read without a tree: true when buf is what
+ * gw_json_load(JSON_REJECT_DUPLICATES) accepts and gw_chat_parse would
+ * take (model a string of 1 to 256 bytes, messages as above, stream a
+ * boolean or null, tools an array or null).  false says only "not
+ * sure": the tree's way decides, and gives the error (unusual requests,
+ * such as keys with escapes or objects of more than 32 keys, go that way
+ * too).  fuzz_chat checks that every request taken here is taken there
+ * with the same facts.
+ */
+bool gw_json_scan_chat(const char *buf, size_t len, struct gw_chat_facts *f);
 
 #endif /* GW_INT_H */

@@ -591,3 +591,167 @@ gw_json_load(const char *buf, size_t len, size_t flags, json_error_t *err)
 	 * words, and decides the NUL it would skip. */
 	return json_loadb(buf, len, flags, err);
 }
+
+/* ---- a chat request's facts, read without a tree ---- */
+
+#define CHAT_KEYS_PER_OBJECT 32
+#define CHAT_KEYS_LIVE 256
+
+enum { C_ANY, C_TOP, C_MSGS, C_MSG };
+
+struct chat_scan {
+	struct scan s;
+	struct gw_chat_facts *f;
+	struct {
+		const unsigned char *p;
+		size_t n;
+	} keys[CHAT_KEYS_LIVE];		/* of the objects open now */
+	unsigned nkeys;
+};
+
+static bool ccontainer(struct chat_scan *c, int mode);
+
+/* A value; a container in the mode given (which says what it must be). */
+static bool
+cvalue(struct chat_scan *c, char *kind, int mode)
+{
+	struct scan *s = &c->s;
+
+	if (s->p >= s->end)
+		return false;
+	if ((mode == C_MSGS && *s->p != '[') || (mode == C_MSG && *s->p != '{'))
+		return false;
+	if (*s->p == '{' || *s->p == '[') {
+		*kind = (char)*s->p;
+		return ccontainer(c, mode);
+	}
+	return value(s, kind);
+}
+
+/* A top-level member's facts (only the members gw_chat_parse reads, of
+ * the kinds it takes: anything else goes the tree's way, which says
+ * what is wrong). */
+static bool
+top_member(struct chat_scan *c, const unsigned char *k, size_t kl,
+    const unsigned char *v, char kind)
+{
+	struct gw_chat_facts *f = c->f;
+
+	if (kl == 5 && memcmp(k, "model", 5) == 0) {
+		size_t n = (size_t)(c->s.p - v) - 2;
+
+		if (kind != '"' || n == 0 || n > 256 ||
+		    memchr(v + 1, '\\', n) != NULL)
+			return false;
+		f->model = (const char *)v + 1;
+		f->model_len = n;
+	} else if (kl == 6 && memcmp(k, "stream", 6) == 0) {
+		if (kind != 't' && kind != 'f' && kind != 'n')
+			return false;
+		f->stream = kind == 't';
+	} else if (kl == 5 && memcmp(k, "tools", 5) == 0) {
+		if (kind != '[' && kind != 'n')
+			return false;
+	} else if (kl == 8 && memcmp(k, "messages", 8) == 0) {
+		f->messages = true;
+	}
+	return true;
+}
+
+/*
+ * An object or array of a chat request.  Refuses (false: the tree's way
+ * decides) besides what the answer scanner refuses: a key with an escape,
+ * a key twice in one object, more than CHAT_KEYS_PER_OBJECT keys in one
+ * object (the check is pairwise), a message that is not an object with a
+ * string "role".
+ */
+static bool
+ccontainer(struct chat_scan *c, int mode)
+{
+	struct scan *s = &c->s;
+	bool obj = *s->p == '{', role = false;
+	unsigned char close = obj ? '}' : ']';
+	unsigned base = c->nkeys, n = 0;
+
+	if (++s->depth > SCAN_MAX_DEPTH)
+		return false;
+	s->p++;
+	ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		s->depth--;
+		return mode == C_ANY;	/* an empty request, messages, message */
+	}
+	for (;;) {
+		const unsigned char *k = NULL, *v;
+		size_t kl = 0;
+		int sub = obj ? C_ANY : mode == C_MSGS ? C_MSG : C_ANY;
+		char kind;
+
+		if (obj) {
+			if (s->p >= s->end || *s->p != '"')
+				return false;
+			k = s->p + 1;
+			if (!string(s))
+				return false;
+			kl = (size_t)(s->p - k) - 1;
+			if (memchr(k, '\\', kl) != NULL || ++n >
+			    CHAT_KEYS_PER_OBJECT || c->nkeys >= CHAT_KEYS_LIVE)
+				return false;
+			for (unsigned i = base; i < c->nkeys; i++)
+				if (c->keys[i].n == kl &&
+				    memcmp(c->keys[i].p, k, kl) == 0)
+					return false;
+			c->keys[c->nkeys].p = k;
+			c->keys[c->nkeys++].n = kl;
+			ws(s);
+			if (s->p >= s->end || *s->p != ':')
+				return false;
+			s->p++;
+			ws(s);
+			if (mode == C_TOP && kl == 8 && memcmp(k, "messages", 8) == 0)
+				sub = C_MSGS;
+		}
+		v = s->p;
+		if (!cvalue(c, &kind, sub))
+			return false;
+		if (mode == C_TOP && !top_member(c, k, kl, v, kind))
+			return false;
+		if (mode == C_MSG && kl == 4 && memcmp(k, "role", 4) == 0)
+			role = kind == '"';
+		ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == close) {
+			s->p++;
+			s->depth--;
+			c->nkeys = base;
+			return mode != C_MSG || role;
+		}
+		if (*s->p != ',')
+			return false;
+		s->p++;
+		ws(s);
+	}
+}
+
+bool
+gw_json_scan_chat(const char *buf, size_t len, struct gw_chat_facts *f)
+{
+	/* The key stack is 4 KB: not on a worker's stack per request. */
+	static _Thread_local struct chat_scan scan;
+	struct chat_scan *c = &scan;
+	bool ok;
+
+	memset(f, 0, sizeof(*f));
+	c->s = (struct scan){ (const unsigned char *)buf,
+		(const unsigned char *)buf + len, 0 };
+	c->f = f;
+	c->nkeys = 0;
+	ws(&c->s);
+	if (c->s.p >= c->s.end || *c->s.p != '{')
+		return false;
+	ok = ccontainer(c, C_TOP);
+	ws(&c->s);
+	return ok && c->s.p == c->s.end && f->model != NULL && f->messages;
+}

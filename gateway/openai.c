@@ -154,10 +154,23 @@ bad(char *why, size_t whylen, const char **param, const char *p,
 	return WD_EPARSE;
 }
 
+json_t *
+gw_chat_tree(struct gw_chat *chat)
+{
+	json_error_t jerr;
+
+	/* gw_json_scan_chat took the body: the same bytes build. */
+	if (chat->root == NULL && chat->text != NULL)
+		chat->root = gw_json_load(chat->text, chat->text_len,
+		    JSON_REJECT_DUPLICATES, &jerr);
+	return chat->root;
+}
+
 enum wd_err
 gw_chat_parse(const char *body, size_t len, struct gw_chat *out, char *why,
     size_t whylen, const char **param)
 {
+	struct gw_chat_facts f;
 	json_error_t jerr;
 	json_t *root, *model, *msgs, *stream, *m, *tools;
 	size_t i;
@@ -166,6 +179,17 @@ gw_chat_parse(const char *body, size_t len, struct gw_chat *out, char *why,
 	*param = NULL;
 	if (len == 0)
 		return bad(why, whylen, param, NULL, "request body is empty");
+	/* The common request: its facts without a tree; the tree comes
+	 * when a policy reads more (gw_chat_tree). */
+	if (gw_json_scan_chat(body, len, &f)) {
+		memcpy(out->model_buf, f.model, f.model_len);
+		out->model_buf[f.model_len] = '\0';
+		out->model = out->model_buf;
+		out->stream = f.stream;
+		out->text = body;
+		out->text_len = len;
+		return WD_OK;
+	}
 	root = gw_json_load(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		snprintf(why, whylen, "request body is not valid JSON: %s "

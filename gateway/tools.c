@@ -357,11 +357,13 @@ merge_mcp(struct gw_tools *tl, struct gw_tools_deny *d)
 enum gw_tools_rc
 gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
     const struct pol_tenant *tenant, const struct pol_caller *caller,
-    const struct gw_http_req *req, json_t *root, struct gw_tools_deny *d)
+    const struct gw_http_req *req, struct gw_chat *chat,
+    struct gw_tools_deny *d)
 {
 	const char *names[GW_SESSION_MAX_CALLS], *sess;
 	size_t nnames = 0;
 	enum gw_tools_rc rc;
+	json_t *root;
 
 	memset(tl, 0, sizeof(*tl));
 	d->retry_after_s = 0;
@@ -372,6 +374,8 @@ gw_tools_request(struct gw_tools *tl, const struct pol_snapshot *snap,
 		return rc;
 	if (tl->agent == NULL)
 		return GW_TOOLS_OK;
+	if ((root = gw_chat_tree(chat)) == NULL)
+		return deny(d, WD_CODE_INTERNAL, "out of memory");
 	tl->log = json_pack("{s:s}", "agent", tl->agent->id);
 	sess = gw_http_header(req, "x-warden-session");
 	if (sess == NULL && tl->agent->session_required)

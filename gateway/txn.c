@@ -147,6 +147,7 @@ decide_tools(struct txn *t, struct gw_http_req *req)
 	struct txn_policy *p = &t->pol;
 	struct gw_tools_deny d;
 	struct gw_req r;
+	struct gw_chat as_chat;
 	char refused[64];
 	json_t *view;
 	enum gw_tools_rc rc;
@@ -158,8 +159,10 @@ decide_tools(struct txn *t, struct gw_http_req *req)
 	view = gw_req_tools_view(&r, NULL, refused, sizeof(refused));
 	if (view == NULL)
 		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
+	memset(&as_chat, 0, sizeof(as_chat));
+	as_chat.root = view;
 	rc = gw_tools_request(p->tools, p->snap, t->req.tenant,
-	    &t->req.caller, req, view, &d);
+	    &t->req.caller, req, &as_chat, &d);
 	if (rc != GW_TOOLS_DENY && p->tools->agent != NULL) {
 		json_t *check = gw_req_tools_view(&r, p->tools->agent, refused,
 		    sizeof(refused));
@@ -233,8 +236,9 @@ reserve_limits(struct txn *t)
 	if ((L->l = malloc(sizeof(*L->l))) == NULL)
 		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
 	gw_limits_plan(L->l, t->pol.snap, &who, t->req.chat.model,
-	    evbuffer_get_length(t->req.body),
-	    gw_limits_max_tokens(t->req.chat.root), t->pol.dec.id, time(NULL));
+	    evbuffer_get_length(t->req.body), t->pol.snap->nlimits > 0 ?
+	    gw_limits_max_tokens(gw_chat_tree(&t->req.chat)) : -1,
+	    t->pol.dec.id, time(NULL));
 	if (L->l->n == 0) {
 		free(L->l);
 		L->l = NULL;
@@ -244,7 +248,7 @@ reserve_limits(struct txn *t)
 	 * their usage in their own events. */
 	if (t->req.fmt == &gw_format_chat && t->req.chat.stream &&
 	    gw_limits_need_usage(L->l) &&
-	    gw_limits_ask_usage(t->req.chat.root, &asked)) {
+	    gw_limits_ask_usage(gw_chat_tree(&t->req.chat), &asked)) {
 		if (!rewrite_body(t->req.body, t->req.chat.root))
 			return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
 		L->strip_usage = true;
@@ -285,6 +289,7 @@ step_decide(struct txn *t)
 	char id[sizeof(p->dec.id)], msg[96];
 	struct gw_tools_deny d;
 	enum txn_state s;
+	json_t *root = NULL;
 	enum wd_err rc;
 
 	if (!policy_headers_once(req, msg, sizeof(msg)))
@@ -293,8 +298,10 @@ step_decide(struct txn *t)
 	/* The content detectors, before the policy decides: what they find
 	 * joins the facts.  A detector that cannot run refuses the request
 	 * (fail closed): nothing leaves unscanned. */
-	rc = gw_detect_request(&t->req.det, p->snap, t->req.chat.root,
-	    &f.det_counts);
+	if (p->snap->detect.db != NULL &&
+	    (root = gw_chat_tree(&t->req.chat)) == NULL)
+		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
+	rc = gw_detect_request(&t->req.det, p->snap, root, &f.det_counts);
 	if (rc == WD_ELIMIT)
 		return gw_txn_error(t, WD_CODE_TOO_MANY_TEXTS, NULL);
 	if (rc != WD_OK)
@@ -342,7 +349,7 @@ step_decide(struct txn *t)
 			return s;
 	} else {
 		switch (gw_tools_request(p->tools, p->snap, t->req.tenant,
-		    &t->req.caller, req, t->req.chat.root, &d)) {
+		    &t->req.caller, req, &t->req.chat, &d)) {
 		case GW_TOOLS_DENY:
 			return gw_txn_refuse(t, &d);
 		case GW_TOOLS_MODIFIED:

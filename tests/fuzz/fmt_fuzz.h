@@ -159,7 +159,7 @@ ff_setup(struct gw_tools *tl)
 	caller.agent = ff_agent;
 	caller.key = fuzz_key;
 	if (root == NULL || gw_tools_request(tl, ff_snap, &ff_snap->tenants[0],
-	    &caller, &req, root, &d) != GW_TOOLS_OK)
+	    &caller, &req, &(struct gw_chat){ .root = root }, &d) != GW_TOOLS_OK)
 		abort();
 	json_decref(root);
 }

@@ -783,7 +783,7 @@ setup_tools(struct gw_tools *tl, bool read_first)
 	caller.app = NULL;
 	caller.key = fuzz_key;
 	if (root == NULL || gw_tools_request(tl, snap, &snap->tenants[0],
-	    &caller, &req, root, &d) != GW_TOOLS_OK)
+	    &caller, &req, &(struct gw_chat){ .root = root }, &d) != GW_TOOLS_OK)
 		abort();
 	json_decref(root);
 }

@@ -82,7 +82,7 @@ setup_tools(struct gw_tools *tl, const char *viol)
 	req.nhdrs = 0;
 	memset(tl, 0, sizeof(*tl));
 	ck_assert_int_eq(gw_tools_request(tl, ld.snap, &ld.snap->tenants[0],
-	    &caller, &req, root, &d), GW_TOOLS_OK);
+	    &caller, &req, &(struct gw_chat){ .root = root }, &d), GW_TOOLS_OK);
 	json_decref(root);
 }
 
@@ -704,7 +704,7 @@ view_check(struct gw_tools *tl, const char *viol, unsigned api,
 
 	gw_tools_clear(tl);
 	rc = gw_tools_request(tl, ld.snap, &ld.snap->tenants[0], &caller, &req,
-	    view, d);
+	    &(struct gw_chat){ .root = view }, d);
 	if (rc == GW_TOOLS_MODIFIED)
 		gw_req_tools_apply(&r, view);
 	*sent = json_dumps(r.root, JSON_COMPACT);

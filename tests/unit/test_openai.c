@@ -32,7 +32,7 @@ chat_parse_len(struct parsed *p, const char *body, size_t len)
 	p->rc = gw_chat_parse(body, len, &p->chat, p->why, sizeof(p->why),
 	    &p->param);
 	if (p->rc == WD_OK) {
-		ck_assert_ptr_nonnull(p->chat.root);
+		ck_assert_ptr_nonnull(gw_chat_tree(&p->chat));
 		ck_assert_ptr_null(p->param);
 	} else {
 		ck_assert_msg(strcmp(p->why, "unset") != 0 && p->why[0] != '\0',
@@ -78,11 +78,47 @@ START_TEST(chat_valid)
 	ck_assert_str_eq(p.chat.model, "gpt-4o");
 	ck_assert(!p.chat.stream);
 	ck_assert(json_is_object(p.chat.root));
-	ck_assert_ptr_eq(json_string_value(json_object_get(p.chat.root, "model")),
+	ck_assert_str_eq(json_string_value(json_object_get(p.chat.root, "model")),
 	    p.chat.model);
 	gw_chat_clear(&p.chat);
 	ck_assert_ptr_null(p.chat.root);
 	ck_assert_ptr_null(p.chat.model);
+}
+END_TEST
+
+/* The common request is read without a tree, which comes only when asked
+ * for; an unusual one (an escaped key, a key twice, a model with an
+ * escape) is read by the tree, which gives the same facts or the error. */
+START_TEST(chat_facts_without_tree)
+{
+	static const char plain[] = "{\"model\":\"gpt-4o\",\"stream\":true,"
+	    "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+	static const char escaped[] = "{\"mod\\u0065l\":\"gpt-\\u0034o\","
+	    "\"messages\":[{\"role\":\"user\"}]}";
+	struct gw_chat chat;
+	const char *param;
+	char why[256];
+
+	ck_assert_int_eq(gw_chat_parse(plain, strlen(plain), &chat, why,
+	    sizeof(why), &param), WD_OK);
+	ck_assert_ptr_null(chat.root);
+	ck_assert_str_eq(chat.model, "gpt-4o");
+	ck_assert(chat.stream);
+	ck_assert(json_is_true(json_object_get(gw_chat_tree(&chat), "stream")));
+	ck_assert_ptr_eq(gw_chat_tree(&chat), chat.root);
+	gw_chat_clear(&chat);
+	ck_assert_int_eq(gw_chat_parse(escaped, strlen(escaped), &chat, why,
+	    sizeof(why), &param), WD_OK);
+	ck_assert_ptr_nonnull(chat.root);
+	ck_assert_str_eq(chat.model, "gpt-4o");
+	gw_chat_clear(&chat);
+	/* Duplicates, at any depth, are refused either way. */
+	expect_bad("{\"model\":\"a\",\"model\":\"b\",\"messages\":"
+	    "[{\"role\":\"user\"}]}", NULL, "duplicate");
+	expect_bad("{\"model\":\"a\",\"messages\":[{\"role\":\"user\","
+	    "\"x\":{\"k\":1,\"k\":2}}]}", NULL, "duplicate");
+	expect_bad("{\"model\":\"a\",\"messages\":[{\"role\":\"user\","
+	    "\"role\":\"system\"}]}", NULL, "duplicate");
 }
 END_TEST
 
@@ -511,6 +547,7 @@ suite_openai(void)
 	TCase *misc = tcase_create("errors_and_auth");
 
 	tcase_add_test(chat, chat_valid);
+	tcase_add_test(chat, chat_facts_without_tree);
 	tcase_add_test(chat, chat_stream_flag);
 	tcase_add_test(chat, chat_not_json);
 	tcase_add_test(chat, chat_empty_body);

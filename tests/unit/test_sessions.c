@@ -347,7 +347,7 @@ request_as(struct ut_ld *l, struct gw_tools *tl, int key, const char *session,
 	req.nhdrs = session != NULL ? 1 : 0;
 	memset(d, 0, sizeof(*d));
 	rc = gw_tools_request(tl, l->snap, &l->snap->tenants[0], &caller, &req,
-	    root, d);
+	    &(struct gw_chat){ .root = root }, d);
 	json_decref(root);
 	return rc;
 }

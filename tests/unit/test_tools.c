@@ -1349,7 +1349,7 @@ wire_request(struct ut_ld *l, struct gw_tools *tl, const char *session,
 	req.hdrs = h;
 	req.nhdrs = session != NULL ? 1 : 0;
 	rc = gw_tools_request(tl, l->snap, &l->snap->tenants[0], &caller, &req,
-	    root, d);
+	    &(struct gw_chat){ .root = root }, d);
 	json_decref(root);
 	return rc;
 }
