@@ -188,7 +188,8 @@ load(const char *buf, size_t len, char *why, size_t whylen)
 	json_error_t jerr;
 	json_t *root;
 
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* One pass (json_scan.c); what it refuses, jansson explains. */
+	root = gw_json_load(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		gw_ans_bad(why, whylen, "not strict JSON (%.80s at byte %d)", jerr.text,
 		    jerr.position);

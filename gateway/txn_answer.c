@@ -192,7 +192,7 @@ plain_whole(struct txn *t)
 		return gw_txn_error(t, WD_CODE_UPSTREAM_ERROR, "provider '%s' "
 		    "answered status %d", a->route->id, a->status);
 	}
-	if (top.usage.kind == '{' && (t->ans.usage = json_loadb(top.usage.p,
+	if (top.usage.kind == '{' && (t->ans.usage = gw_json_load(top.usage.p,
 	    top.usage.len, 0, NULL)) == NULL)
 		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
 	return whole(t, a->status);
