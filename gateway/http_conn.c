@@ -45,9 +45,8 @@
 
 #include <event2/bufferevent.h>
 
-/* What the first read after an accept takes at most (the rest comes with
- * the read event). */
-#define FIRST_READ_BYTES 16384
+/* What one read of a client's bytes takes at most. */
+#define READ_BYTES 16384
 
 #define OUT_LOW_MARK (64u << 10)
 #define PIPE_OUT_HIGH (256u << 10)
@@ -68,7 +67,11 @@ enum conn_state { C_HEAD, C_BODY, C_BUSY, C_CLOSING };
 
 struct gw_conn {
 	struct gw_worker *w;
+	/* The bufferevent writes; reading is ours (rev, conn_read): one
+	 * recv per read event, where the bufferevent's asks FIONREAD first. */
 	struct bufferevent *bev;
+	struct event *rev;
+	bool reading;
 	struct gw_conn *next, *prev;	/* in w->conns */
 	enum conn_state state;
 	struct event *deadline;
@@ -151,6 +154,7 @@ trim_soon(struct gw_worker *w)
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_reading(struct gw_conn *c, bool on);
 static void conn_process(struct gw_conn *c);
 
 static void
@@ -190,6 +194,8 @@ conn_free(struct gw_conn *c)
 		evbuffer_free(c->body);
 	if (c->deadline != NULL)
 		event_free(c->deadline);
+	if (c->rev != NULL)
+		event_free(c->rev);
 	bufferevent_free(c->bev);
 	free(c);
 	if (w->stopping && w->nconns == 0)
@@ -316,7 +322,7 @@ start_linger(struct gw_conn *c)
 	}
 	evbuffer_drain(bufferevent_get_input(c->bev),
 	    evbuffer_get_length(bufferevent_get_input(c->bev)));
-	bufferevent_enable(c->bev, EV_READ);
+	conn_reading(c, true);
 	arm_deadline(c, LINGER_MS);
 }
 
@@ -350,7 +356,7 @@ finish_request(struct gw_conn *c)
 	c->reqid[0] = '\0';
 	c->nsticky = 0;
 	/* Reading may have been paused while too much was pipelined. */
-	bufferevent_enable(c->bev, EV_READ);
+	conn_reading(c, true);
 	/* Pipelined bytes may already be waiting: look from the loop, not
 	 * from here, deep inside the handler that just answered. */
 	event_active(c->next_ev, EV_TIMEOUT, 0);
@@ -770,7 +776,7 @@ conn_process(struct gw_conn *c)
 			c->wait_drain = true;
 			if (evbuffer_get_length(in) > cfg->max_header_bytes +
 			    cfg->max_body_bytes)
-				bufferevent_disable(c->bev, EV_READ);
+				conn_reading(c, false);
 		} else {
 			read_head(c, in, cfg);
 		}
@@ -788,7 +794,7 @@ conn_process(struct gw_conn *c)
 	} else if (c->state == C_BUSY) {
 		/* Pipelined bytes: leave them, but do not buffer without end. */
 		if (evbuffer_get_length(in) > cfg->max_header_bytes + cfg->max_body_bytes)
-			bufferevent_disable(c->bev, EV_READ);
+			conn_reading(c, false);
 	}
 }
 
@@ -816,7 +822,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (c->state == C_HEAD && c->wait_drain) {
 		c->wait_drain = false;
-		bufferevent_enable(bev, EV_READ);
+		conn_reading(c, true);
 		conn_process(c);	/* may free c: nothing after it */
 		return;
 	}
@@ -840,7 +846,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (c->state == C_CLOSING && (what & BEV_EVENT_EOF) &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
 		/* Half-closed by the client: still flush the answer. */
-		bufferevent_disable(bev, EV_READ);
+		conn_reading(c, false);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
@@ -916,33 +922,57 @@ sa_loopback(const struct sockaddr *sa)
 }
 
 /*
- * A client that connects writes its request at once: what is there by
- * the time of the accept is read now, with one recv (the bufferevent's
- * own read asks FIONREAD first), and handled without a turn through
- * epoll.  When nothing is there yet the read event brings it, as always.
+ * Read what the client sent: one recv into the input buffer, then the
+ * state machine.  The end of the stream and errors go where the
+ * bufferevent would have sent them (conn_event_cb).
  */
 static void
-first_read(struct gw_conn *c, evutil_socket_t fd)
+conn_read(struct gw_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer_iovec v;
-	ssize_t n = 0;
+	ssize_t n = -1;
+	int err = 0;
 
 	/* The bufferevent keeps its input's end frozen but while it reads
 	 * itself (libevent's own bufferevent_readcb does the same). */
 	evbuffer_unfreeze(in, 0);
-	if (evbuffer_reserve_space(in, FIRST_READ_BYTES, &v, 1) == 1) {
+	if (evbuffer_reserve_space(in, READ_BYTES, &v, 1) == 1) {
 		do
-			n = recv(fd, v.iov_base, v.iov_len, 0);
+			n = recv(bufferevent_getfd(c->bev), v.iov_base,
+			    v.iov_len, 0);
 		while (n < 0 && errno == EINTR);
-		/* Nothing yet, or the client already left: the read event
-		 * says which. */
+		err = n < 0 ? errno : 0;
 		v.iov_len = n > 0 ? (size_t)n : 0;
 		evbuffer_commit_space(in, &v, 1);
 	}
 	evbuffer_freeze(in, 0);
 	if (n > 0)
 		conn_process(c);	/* may free c: nothing after it */
+	else if (n == 0)
+		conn_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);
+	else if (err != EAGAIN && err != EWOULDBLOCK)
+		conn_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+}
+
+static void
+rev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_read(arg);
+}
+
+static void
+conn_reading(struct gw_conn *c, bool on)
+{
+	if (on == c->reading)
+		return;
+	c->reading = on;
+	if (on)
+		event_add(c->rev, NULL);
+	else
+		event_del(c->rev);
 }
 
 void
@@ -971,9 +1001,11 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 	c->loopback = sa_loopback(sa);
 	c->req.content_length = -1;
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, rev_cb, c);
 	c->deadline = evtimer_new(w->base, deadline_cb, c);
 	c->next_ev = event_new(w->base, -1, 0, next_cb, c);
-	if (c->bev == NULL || c->deadline == NULL || c->next_ev == NULL) {
+	if (c->bev == NULL || c->rev == NULL || c->deadline == NULL ||
+	    c->next_ev == NULL) {
 		if (c->bev != NULL)
 			bufferevent_free(c->bev);
 		else
@@ -982,6 +1014,8 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 			event_free(c->deadline);
 		if (c->next_ev != NULL)
 			event_free(c->next_ev);
+		if (c->rev != NULL)
+			event_free(c->rev);
 		free(c);
 		return;
 	}
@@ -1003,7 +1037,7 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 	/* Writing is enabled by the first byte of output (out_cb): enabled
 	 * here it would add the write event, wake once for nothing and take
 	 * it off again, two epoll_ctl calls for every connection. */
-	bufferevent_enable(c->bev, EV_READ);
+	conn_reading(c, true);
 	if (w->nconns > max_conns) {
 		/* Over server.max_connections: say so and close. */
 		struct gw_admit_deny d = { WD_CODE_SERVER_BUSY,
@@ -1015,7 +1049,10 @@ gw_conn_accept(struct gw_worker *w, evutil_socket_t fd,
 		refuse(c, &d);
 		return;
 	}
-	first_read(c, fd);
+	/* A client that connects writes its request at once: what is
+	 * there by now is read and handled without a turn through epoll
+	 * (when nothing is, the read event brings it). */
+	conn_read(c);
 }
 
 void
