@@ -648,8 +648,12 @@ run(struct h1_xfer *x, const char *p, size_t n, size_t *used)
 			continue;
 		}
 		if (x->b.done) {
-			/* Reused only if nothing came after the end. */
-			xfer_finish(x, WD_OK, NULL, x->h.keep_alive && at == n);
+			/* Reused only if nothing came after the end, and the
+			 * whole request went out: a provider that answered
+			 * early still has the rest of the body coming, which
+			 * the next request would land in. */
+			xfer_finish(x, WD_OK, NULL, x->h.keep_alive && at == n &&
+			    x->sent == x->head_len + x->r.body_len);
 			return false;
 		}
 		if (at == n)
