@@ -150,7 +150,7 @@ START_TEST(head_refuses_nul_and_long_type)
 {
 	static const char with_nul[] = "HTTP/1.1 200 OK\r\nX-A: b\0c\r\n\r\n";
 	char why[160], *t = malloc(600);
-	size_t from = 0, end = 0;
+	size_t from = 0, end = 0, n;
 	struct h1_head h;
 
 	ck_assert_int_eq(h1_head_end(with_nul, sizeof(with_nul) - 1, &from,
@@ -158,8 +158,9 @@ START_TEST(head_refuses_nul_and_long_type)
 	ck_assert_int_eq(h1_head_parse(with_nul, end, &h, NULL, NULL, why,
 	    sizeof(why)), WD_EPARSE);
 	strcpy(t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain;a=");
-	memset(t + strlen(t), 'x', H1_MAX_CTYPE);
-	strcpy(t + strlen(t), "\r\n\r\n");
+	n = strlen(t);
+	memset(t + n, 'x', H1_MAX_CTYPE);
+	strcpy(t + n + H1_MAX_CTYPE, "\r\n\r\n");
 	ck_assert_int_eq(head(t, &h), WD_EPARSE);
 	free(t);
 }
