@@ -179,8 +179,8 @@ wd_hex(const unsigned char *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-static int
-hexval(char c)
+int
+wd_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -195,11 +195,11 @@ enum wd_err
 wd_unhex(const char *in, unsigned char *out, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
-		int hi = hexval(in[2 * i]), lo;
+		int hi = wd_hexval(in[2 * i]), lo;
 
 		if (hi < 0)
 			return WD_EPARSE;
-		lo = hexval(in[2 * i + 1]);
+		lo = wd_hexval(in[2 * i + 1]);
 		if (lo < 0)
 			return WD_EPARSE;
 		out[i] = (unsigned char)(hi << 4 | lo);

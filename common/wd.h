@@ -70,6 +70,8 @@ enum wd_err wd_random_id(void *buf, size_t len);
 /* Lower-case hex of len bytes into out, which holds 2*len+1 bytes. */
 void wd_hex(const unsigned char *in, size_t len, char *out);
 
+/* The value of one hex digit, -1 if c is not one. */
+int wd_hexval(int c);
 /* Parse exactly 2*len hex digits into out.  Returns WD_EPARSE if not. */
 enum wd_err wd_unhex(const char *in, unsigned char *out, size_t len);
 

@@ -6,6 +6,7 @@
  * transfer (upstream_h1.c) owns the buffers.
  */
 #include "gateway/h1.h"
+#include "gateway/http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,22 +18,6 @@
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
     CH_TRAILER, CH_TRAILER_LF };
 
-static bool
-is_tchar(unsigned char c)
-{
-	/* token = 1*tchar (RFC 9110, 5.6.2) */
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	    (c >= 'A' && c <= 'Z'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* field-vchar, SP or HTAB: no control byte but HTAB. */
-static bool
-is_vchar(unsigned char c)
-{
-	return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
 
 enum wd_err
 h1_head_end(const char *p, size_t n, size_t *from, size_t *end)
@@ -117,7 +102,7 @@ status_line(const char *p, size_t n, struct h1_head *h, char *why,
 	if (n > 12 && p[12] != ' ')
 		BAD("the answer's status line is malformed");
 	for (size_t i = 13; i < n; i++)
-		if (!is_vchar((unsigned char)p[i]))
+		if (!gw_http_vchar((unsigned char)p[i]))
 			BAD("the answer's reason phrase has a control byte");
 	return WD_OK;
 }
@@ -131,13 +116,13 @@ header_line(const char *p, size_t n, size_t *nl, const char **v, size_t *vl,
 
 	if (n > 0 && (p[0] == ' ' || p[0] == '\t'))
 		BAD("the answer folds a header line (obsolete, refused)");
-	while (i < n && is_tchar((unsigned char)p[i]))
+	while (i < n && gw_http_tchar((unsigned char)p[i]))
 		i++;
 	if (i == 0 || i >= n || p[i] != ':')
 		BAD("the answer has a malformed header line");
 	*nl = i++;
 	for (size_t k = i; k < n; k++)
-		if (!is_vchar((unsigned char)p[k]))
+		if (!gw_http_vchar((unsigned char)p[k]))
 			BAD("the answer's header '%.*s' has a control byte",
 			    (int)(*nl > 64 ? 64 : *nl), p);
 	while (i < n && (p[i] == ' ' || p[i] == '\t'))
@@ -250,18 +235,6 @@ h1_body_init(struct h1_body *b, const struct h1_head *h)
 	    (h->framing == H1_LENGTH && h->length == 0);
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* chunked: the framing bytes up to the next data, or the end. */
 static enum wd_err
 chunk_step(struct h1_body *b, const char *in, size_t n, size_t *used,
@@ -287,7 +260,7 @@ chunk_step(struct h1_body *b, const char *in, size_t n, size_t *used,
 		i++;
 		switch (b->st) {
 		case CH_SIZE:
-			if ((d = hexval(c)) >= 0) {
+			if ((d = wd_hexval(c)) >= 0) {
 				/* 15 digits: 60 bits, no overflow. */
 				if (b->line >= 15)
 					BAD("a chunk size is too long");
@@ -310,7 +283,7 @@ chunk_step(struct h1_body *b, const char *in, size_t n, size_t *used,
 				BAD("a chunk's extensions are too long");
 			if (c == '\r')
 				b->st = CH_SIZE_LF;
-			else if (!is_vchar(c))
+			else if (!gw_http_vchar(c))
 				BAD("a chunk's extensions have a control byte");
 			break;
 		case CH_SIZE_LF:

@@ -100,4 +100,9 @@ enum wd_err gw_chunked_decode(struct gw_chunked *st, const char *in,
 
 const char *gw_http_reason(int status);
 
+/* RFC 9110: a token's byte (tchar); a field value's byte (field-vchar,
+ * SP, HTAB, obs-text: no control byte but HTAB). */
+bool gw_http_tchar(unsigned char c);
+bool gw_http_vchar(unsigned char c);
+
 #endif /* GW_HTTP_H */

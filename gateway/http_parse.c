@@ -22,9 +22,10 @@ static const struct {
 	{ "OPTIONS", GW_M_OPTIONS }, { "PATCH", GW_M_PATCH },
 };
 
-/* RFC 9110 tchar. */
-static bool
-is_tchar(unsigned char c)
+/* RFC 9110 tchar (both HTTP readers: the server's and the provider
+ * client's, h1_parse.c). */
+bool
+gw_http_tchar(unsigned char c)
 {
 	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	    (c >= '0' && c <= '9'))
@@ -33,8 +34,8 @@ is_tchar(unsigned char c)
 }
 
 /* field-vchar or SP/HTAB; obs-text allowed, controls not. */
-static bool
-is_value_char(unsigned char c)
+bool
+gw_http_vchar(unsigned char c)
 {
 	return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
@@ -102,7 +103,7 @@ parse_request_line(char *line, struct gw_http_req *r, int *status,
 		return fail(400, "malformed request line", status, why);
 	*sp1 = '\0';
 	for (char *c = line; c < sp1; c++)
-		if (!is_tchar((unsigned char)*c))
+		if (!gw_http_tchar((unsigned char)*c))
 			return fail(400, "malformed method", status, why);
 	r->method_name = line;
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
@@ -145,7 +146,7 @@ parse_header_line(char *line, struct gw_http_req *r, int *status,
 	if (colon == NULL || colon == line)
 		return fail(400, "malformed header line", status, why);
 	for (char *c = line; c < colon; c++)
-		if (!is_tchar((unsigned char)*c))
+		if (!gw_http_tchar((unsigned char)*c))
 			return fail(400, "invalid character in header name",
 			    status, why);
 	*colon = '\0';
@@ -154,7 +155,7 @@ parse_header_line(char *line, struct gw_http_req *r, int *status,
 		v++;
 	end = v + strlen(v);
 	for (char *c = v; c < end; c++)
-		if (!is_value_char((unsigned char)*c))
+		if (!gw_http_vchar((unsigned char)*c))
 			return fail(400, "invalid character in header value",
 			    status, why);
 	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))

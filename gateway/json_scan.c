@@ -226,12 +226,33 @@ literal(struct scan *s, const char *word, size_t n)
 
 static bool value(struct scan *s, char *kind);
 
+/* After a member or element: the container's close (*closed) or a comma
+ * and what follows it. */
+static bool
+after_value(struct scan *s, unsigned char close, bool *closed)
+{
+	ws(s);
+	if (s->p >= s->end)
+		return false;
+	*closed = *s->p == close;
+	if (*closed) {
+		s->p++;
+		s->depth--;
+		return true;
+	}
+	if (*s->p != ',')
+		return false;
+	s->p++;
+	ws(s);
+	return true;
+}
+
 /* An object or array, s->p at its bracket.  For the outermost object,
  * top != NULL: the spans of its members "usage" and "error". */
 static bool
 container(struct scan *s, struct gw_json_top *top)
 {
-	bool obj = *s->p == '{';
+	bool obj = *s->p == '{', closed;
 	unsigned char close = obj ? '}' : ']';
 
 	if (++s->depth > SCAN_MAX_DEPTH)
@@ -276,18 +297,10 @@ container(struct scan *s, struct gw_json_top *top)
 			want->len = (size_t)(s->p - v);
 			want->kind = kind;
 		}
-		ws(s);
-		if (s->p >= s->end)
+		if (!after_value(s, close, &closed))
 			return false;
-		if (*s->p == close) {
-			s->p++;
-			s->depth--;
+		if (closed)
 			return true;
-		}
-		if (*s->p != ',')
-			return false;
-		s->p++;
-		ws(s);
 	}
 }
 
@@ -669,7 +682,7 @@ static bool
 ccontainer(struct chat_scan *c, int mode)
 {
 	struct scan *s = &c->s;
-	bool obj = *s->p == '{', role = false;
+	bool obj = *s->p == '{', role = false, closed;
 	unsigned char close = obj ? '}' : ']';
 	unsigned base = c->nkeys, n = 0;
 
@@ -719,19 +732,12 @@ ccontainer(struct chat_scan *c, int mode)
 			return false;
 		if (mode == C_MSG && kl == 4 && memcmp(k, "role", 4) == 0)
 			role = kind == '"';
-		ws(s);
-		if (s->p >= s->end)
+		if (!after_value(s, close, &closed))
 			return false;
-		if (*s->p == close) {
-			s->p++;
-			s->depth--;
+		if (closed) {
 			c->nkeys = base;
 			return mode != C_MSG || role;
 		}
-		if (*s->p != ',')
-			return false;
-		s->p++;
-		ws(s);
 	}
 }
 

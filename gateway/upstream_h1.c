@@ -134,18 +134,36 @@ static struct h1_conn *
 conn_idle_take(struct h1_pool *p, const struct sockaddr_storage *sa,
     unsigned salen)
 {
-	for (struct h1_conn **pp = &p->idle; *pp != NULL; pp = &(*pp)->next) {
-		struct h1_conn *c = *pp;
+	struct h1_conn **pp = &p->idle;
 
-		if (c->salen == salen && memcmp(&c->sa, sa, salen) == 0) {
-			*pp = c->next;
-			p->nidle--;
-			c->next = NULL;
-			/* Its idle deadline stays armed (taking it off would
-			 * cost a system call); conn_read_cb ignores it while
-			 * the connection is busy. */
-			return c;
+	while (*pp != NULL) {
+		struct h1_conn *c = *pp;
+		ssize_t n;
+		char b;
+
+		if (c->salen != salen || memcmp(&c->sa, sa, salen) != 0) {
+			pp = &c->next;
+			continue;
 		}
+		*pp = c->next;
+		p->nidle--;
+		c->next = NULL;
+		/*
+		 * Anything the provider sent while the connection was idle
+		 * (or its close) may not have reached conn_read_cb yet: it
+		 * would be read as the next request's answer.  One look
+		 * without taking anything; a connection with bytes waiting
+		 * is not used.
+		 */
+		n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+			conn_close(c);
+			continue;
+		}
+		/* Its idle deadline stays armed (taking it off would cost a
+		 * system call); conn_read_cb ignores it while the connection
+		 * is busy. */
+		return c;
 	}
 	return NULL;
 }
