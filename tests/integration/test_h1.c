@@ -864,7 +864,7 @@ START_TEST(smuggled_answer_is_never_delivered)
 	{
 		const struct ans a[] = {
 			{ .bytes = with_length("", b1), .after = A_LATE_BYTES,
-			    .after_ms = 100, .late = smuggled },
+			    .after_ms = 50, .late = smuggled },
 			{ .bytes = with_length("", b2) },
 		};
 
@@ -872,7 +872,7 @@ START_TEST(smuggled_answer_is_never_delivered)
 		chat(L_SMUGGLE_LATE, "h1-smuggle-late-1", false, &r);
 		assert_answer(&r, b1, "the answer before the late bytes");
 		it_resp_free(&r);
-		usleep(500000);		/* the unasked bytes come meanwhile */
+		usleep(1000000);	/* the unasked bytes come meanwhile */
 		chat(L_SMUGGLE_LATE, "h1-smuggle-late-2", false, &r);
 		ck_assert_msg(strstr(r.body, MARK) == NULL, "the unasked answer "
 		    "was delivered: %s", r.body);
