@@ -48,13 +48,14 @@ enum lst {
 	L_GOOD, L_BYTES, L_SSE, L_KEEP, L_CLOSE, L_SMUGGLE, L_SMUGGLE_LATE,
 	L_IDLE_CLOSE, L_REUSED_CLOSE, L_FRESH_CLOSE, L_REFUSED, L_MIDSTREAM,
 	L_INTERIM, L_SLOW_READER, L_SILENT, L_MIDBODY, L_DRIP, L_PAUSED,
-	L_CURL, L_EARLY, L_NLST
+	L_CURL, L_EARLY, L_V6, L_NOLISTEN, L_NLST
 };
 
 /* One warden and its listeners (a tcase's fixture). */
 static struct {
 	int lfd[L_NLST], lport[L_NLST];
 	int port;
+	bool v6;		/* L_V6 listens on [::1] */
 	pid_t pid;
 	char dir[256], cfg[300], log[300], audit[300];
 } w;
@@ -70,10 +71,36 @@ now_s(void)
 
 /* ---- warden ---- */
 
+/* L_V6 on [::1] if this host has it (else on 127.0.0.1, and its test
+ * says it was skipped). */
+static bool
+listen_v6(void)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6,
+		.sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return false;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    listen(fd, 64) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+		close(fd);
+		return false;
+	}
+	w.lfd[L_V6] = fd;
+	w.lport[L_V6] = ntohs(sa.sin6_port);
+	return true;
+}
+
 static void
 listeners_open(void)
 {
+	w.v6 = listen_v6();
 	for (int i = 0; i < L_NLST; i++) {
+		if (i == L_V6 && w.v6)
+			continue;
 		struct sockaddr_in sa = { .sin_family = AF_INET };
 		socklen_t sl = sizeof(sa);
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
@@ -89,6 +116,18 @@ listeners_open(void)
 		w.lfd[i] = fd;
 		w.lport[i] = ntohs(sa.sin_port);
 	}
+	/* The early answer's provider takes the body slowly: a small
+	 * receive window (set before accept, so it holds) keeps most of a
+	 * large body in warden when the answer comes. */
+	{
+		int rcv = 65536;
+
+		setsockopt(w.lfd[L_EARLY], SOL_SOCKET, SO_RCVBUF, &rcv,
+		    sizeof(rcv));
+	}
+	/* Nothing listens there: connections are refused. */
+	close(w.lfd[L_NOLISTEN]);
+	w.lfd[L_NOLISTEN] = -1;
 }
 
 /* Rules: one route per listener; upstream_extra goes into `upstream:`. */
@@ -127,9 +166,9 @@ h1_start(const char *name, int first_byte_ms, int idle_ms,
 	    "providers:\n", w.port, w.audit, first_byte_ms, idle_ms,
 	    upstream_extra);
 	for (int i = 0; i < L_NLST; i++)
-		fprintf(f, "  - { id: p%d, base_url: 'http://127.0.0.1:%d/v1',"
+		fprintf(f, "  - { id: p%d, base_url: 'http://%s:%d/v1',"
 		    " country: DE, credential: c-h1, models: [m%d] }\n", i,
-		    w.lport[i], i);
+		    i == L_V6 && w.v6 ? "[::1]" : "127.0.0.1", w.lport[i], i);
 	fprintf(f, "tenants:\n  - { id: t, keys: ['sha256:%s'], routes: [",
 	    hex);
 	for (int i = 0; i < L_NLST; i++)
@@ -163,6 +202,7 @@ h1_stop(void)
 	for (int i = 0; i < L_NLST; i++)
 		if (w.lfd[i] > 0)
 			close(w.lfd[i]);
+	memset(w.lfd, 0, sizeof(w.lfd));
 }
 
 static void
@@ -309,6 +349,9 @@ answer(struct srv *s, struct sconn *c, const struct ans *a, bool *closed)
 	default:
 		break;
 	}
+	/* An early answer: the body is read only after_ms later. */
+	if (a->early && a->after_ms > 0)
+		usleep((useconds_t)a->after_ms * 1000);
 	(void)s;
 }
 
@@ -731,22 +774,29 @@ gen_small_chunks(int fd)
 
 START_TEST(streamed_answer_in_small_chunks_arrives_intact)
 {
-	const struct ans a[] = { { .gen = gen_small_chunks } };
+	const struct ans a[] = { { .gen = gen_small_chunks },
+		{ .gen = gen_small_chunks } };
 	struct it_resp r;
 	struct srv s;
 	size_t len;
 	char *want = sse_text(40, 10, &len), ct[128];
 
-	srv_run(&s, L_SSE, a, 1);
-	chat(L_SSE, "h1-sse", true, &r);
-	srv_stop(&s, 0);
-	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
-	ck_assert(it_resp_header(&r, "Content-Type", ct, sizeof(ct)) != NULL);
-	ck_assert_msg(strncmp(ct, "text/event-stream", 17) == 0, "%s", ct);
-	ck_assert_msg(r.len == len && memcmp(r.body, want, len) == 0,
-	    "the stream changed (%zu bytes, want %zu):\n%s", r.len, len, r.body);
+	srv_run(&s, L_SSE, a, 2);
+	for (int i = 0; i < 2; i++) {
+		chat(L_SSE, i == 0 ? "h1-sse-1" : "h1-sse-2", true, &r);
+		ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+		ck_assert(it_resp_header(&r, "Content-Type", ct, sizeof(ct)) !=
+		    NULL);
+		ck_assert_msg(strncmp(ct, "text/event-stream", 17) == 0, "%s", ct);
+		ck_assert_msg(r.len == len && memcmp(r.body, want, len) == 0,
+		    "the stream changed (%zu bytes, want %zu):\n%s", r.len, len,
+		    r.body);
+		it_resp_free(&r);
+	}
+	srv_stop(&s, 200);
+	/* A stream framed to its end leaves the connection for the next. */
+	ck_assert_int_eq(s.accepts, 1);
 	free(want);
-	it_resp_free(&r);
 }
 END_TEST
 
@@ -969,7 +1019,7 @@ END_TEST
 /*
  * The provider answers as soon as the request's head is in (as a server
  * that refuses a body early does) and keeps the connection, reading the
- * rest of the body after its answer.  A body of 7 MiB is far from sent
+ * rest of the body after its answer (700 ms later).  A body of 7 MiB is far from sent
  * then: the connection may carry the next request only after the whole
  * body went out, or not at all; the next request must not end up inside
  * the last one's body.
@@ -994,7 +1044,7 @@ START_TEST(early_answer_before_the_body_is_sent_does_not_desync)
 	{
 		const struct ans a[] = {
 			{ .bytes = with_length("", b1), .early = true,
-			    .pre_ms = 300 },
+			    .pre_ms = 300, .after_ms = 700 },
 			{ .bytes = with_length("", b2) },
 		};
 
@@ -1014,6 +1064,59 @@ START_TEST(early_answer_before_the_body_is_sent_does_not_desync)
 	}
 	ck_assert_int_eq(s.nreq, 2);
 	free(content);
+}
+END_TEST
+
+/* A route at an IPv6 literal is warden's client's too: Host names it in
+ * brackets, and the strict reader refuses what it refuses elsewhere. */
+START_TEST(ipv6_literal_route)
+{
+	char *b = completion("over IPv6"), *bare, host[64];
+	struct it_resp r;
+	struct srv s;
+
+	if (!w.v6) {
+		fprintf(stderr, "h1: no [::1] here; ipv6_literal_route skipped\n");
+		return;
+	}
+	ck_assert(asprintf(&bare, "HTTP/1.1 200 OK\nContent-Type: "
+	    "application/json\nContent-Length: %zu\n\n%s", strlen(b), b) >= 0);
+	{
+		const struct ans a[] = {
+			{ .bytes = with_length("", b) },
+			{ .bytes = with_length("", b) },
+			{ .bytes = bare },
+		};
+
+		srv_run(&s, L_V6, a, 3);
+		chat(L_V6, "h1-v6-1", false, &r);
+		assert_answer(&r, b, "IPv6");
+		it_resp_free(&r);
+		chat(L_V6, "h1-v6-2", false, &r);
+		assert_answer(&r, b, "IPv6, again");
+		it_resp_free(&r);
+		chat(L_V6, "h1-v6-3", false, &r);
+		assert_failed(&r, 502, "upstream_error", "without CR", "IPv6, "
+		    "bare LF");
+		it_resp_free(&r);
+		srv_stop(&s, 0);
+	}
+	snprintf(host, sizeof(host), "\r\nHost: [::1]:%d\r\n", w.lport[L_V6]);
+	ck_assert_msg(strstr(s.head0, host) != NULL, "%s", s.head0);
+	ck_assert_int_eq(s.accepts, 1);
+}
+END_TEST
+
+/* Nothing listens: a 502 at once, not a hang. */
+START_TEST(refused_connection_is_502)
+{
+	struct it_resp r;
+	double t0 = now_s();
+
+	chat(L_NOLISTEN, "h1-nolisten", false, &r);
+	ck_assert_msg(now_s() - t0 < 5.0, "took %.1f s", now_s() - t0);
+	assert_failed(&r, 502, "upstream_error", "refused", "nothing listens");
+	it_resp_free(&r);
 }
 END_TEST
 
@@ -1608,6 +1711,8 @@ suite_h1(void)
 	tcase_add_test(tc, reused_connection_closed_before_answer_is_retried_once);
 	tcase_add_test(tc, fresh_connection_closed_without_answer_is_502);
 	tcase_add_test(tc, early_answer_before_the_body_is_sent_does_not_desync);
+	tcase_add_test(tc, ipv6_literal_route);
+	tcase_add_test(tc, refused_connection_is_502);
 	tcase_add_test(tc, refused_framings_are_502_and_pass_nothing_on);
 	tcase_add_test(tc, stream_with_broken_framing_ends_with_error_event);
 	tcase_add_test(tc, interim_answers_are_skipped);
