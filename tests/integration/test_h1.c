@@ -23,6 +23,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,7 +246,8 @@ struct ans {
 	int after_ms;
 	const char *late;
 	bool early;		/* answer once the head is in; the body is
-				 * read (and dropped) after the answer */
+				 * read (and dropped) after the answer and
+				 * after_ms more */
 };
 
 #define MAXC 32
@@ -470,17 +472,54 @@ srv_stop(struct srv *s, int settle_ms)
 
 /* ---- answers ---- */
 
+/* What a test allocates for its answers, freed after it (a checked
+ * teardown): the suite runs under LeakSanitizer too. */
+static char *owned[512];
+static int nowned;
+
+static char *
+own(char *p)
+{
+	ck_assert(p != NULL && nowned < (int)(sizeof(owned) / sizeof(*owned)));
+	owned[nowned++] = p;
+	return p;
+}
+
+static void
+owned_free(void)
+{
+	while (nowned > 0)
+		free(owned[--nowned]);
+}
+
+static char *
+fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+
+static char *
+fmt(const char *f, ...)
+{
+	va_list ap;
+	char *out;
+	int n;
+
+	va_start(ap, f);
+	n = vasprintf(&out, f, ap);
+	va_end(ap);
+	ck_assert(n >= 0);
+	return own(out);
+}
+
 /* A chat completion whose content is text. */
 static char *
 completion(const char *text)
 {
 	char *out;
 
-	ck_assert(asprintf(&out, "{\"id\":\"chatcmpl-h1\",\"object\":"
+	out = fmt("{\"id\":\"chatcmpl-h1\",\"object\":"
 	    "\"chat.completion\",\"created\":1,\"model\":\"m\",\"choices\":"
 	    "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
 	    "\"%s\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":"
-	    "1,\"completion_tokens\":2,\"total_tokens\":3}}", text) >= 0);
+	    "1,\"completion_tokens\":2,\"total_tokens\":3}}", text);
 	return out;
 }
 
@@ -491,9 +530,9 @@ with_length(const char *headers, const char *body)
 {
 	char *out;
 
-	ck_assert(asprintf(&out, "HTTP/1.1 200 OK\r\nContent-Type: "
+	out = fmt("HTTP/1.1 200 OK\r\nContent-Type: "
 	    "application/json\r\n%sContent-Length: %zu\r\n\r\n%s", headers,
-	    strlen(body), body) >= 0);
+	    strlen(body), body);
 	return out;
 }
 
@@ -502,7 +541,7 @@ cat(const char *a, const char *b)
 {
 	char *out;
 
-	ck_assert(asprintf(&out, "%s%s", a, b) >= 0);
+	out = fmt("%s%s", a, b);
 	return out;
 }
 
@@ -634,9 +673,10 @@ START_TEST(good_answers_in_every_framing)
 	fprintf(f, "%zx\r\n%s\r\n", strlen(b + 36), b + 36);
 	fprintf(f, "0;last\r\nX-Trailer-One: 1\r\nX-Trailer-Two: two\r\n\r\n");
 	fclose(f);
+	own(chunked);
 	/* No length: until the server closes. */
-	ck_assert(asprintf(&eof, "HTTP/1.1 200 OK\r\nContent-Type: "
-	    "application/json\r\n\r\n%s", b) >= 0);
+	eof = fmt("HTTP/1.1 200 OK\r\nContent-Type: "
+	    "application/json\r\n\r\n%s", b);
 	/* A head just under 64 KiB is read (the limit is not lower). */
 	memset(pad, 'p', 1024);
 	pad[1024] = '\0';
@@ -656,9 +696,9 @@ START_TEST(good_answers_in_every_framing)
 		    64u << 10);
 	}
 	/* HTTP/1.0, a length with leading zeros. */
-	ck_assert(asprintf(&h10, "HTTP/1.0 200 OK\r\nContent-Type: "
+	h10 = fmt("HTTP/1.0 200 OK\r\nContent-Type: "
 	    "application/json\r\nContent-Length: 000%zu\r\n\r\n%s",
-	    strlen(b), b) >= 0);
+	    strlen(b), b);
 	{
 		const struct ans a[] = {
 			{ .bytes = with_length("", b) },
@@ -702,9 +742,9 @@ START_TEST(answers_fed_byte_by_byte)
 	struct it_resp r;
 	struct srv s;
 
-	ck_assert(asprintf(&chunked, "HTTP/1.1 200 OK\r\nContent-Type: "
+	chunked = fmt("HTTP/1.1 200 OK\r\nContent-Type: "
 	    "application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-	    "%zx;e=1\r\n%s\r\n0\r\nX-T: 1\r\n\r\n", strlen(b), b) >= 0);
+	    "%zx;e=1\r\n%s\r\n0\r\nX-T: 1\r\n\r\n", strlen(b), b);
 	{
 		const struct ans a[] = {
 			{ .bytes = with_length("", b), .piece = 1, .piece_us = 300 },
@@ -809,9 +849,9 @@ START_TEST(keep_alive_reuses_one_connection)
 	struct it_resp r;
 	struct srv s;
 
-	ck_assert(asprintf(&ch, "HTTP/1.1 200 OK\r\nContent-Type: "
+	ch = fmt("HTTP/1.1 200 OK\r\nContent-Type: "
 	    "application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-	    "%zx\r\n%s\r\n0\r\nX-Trailer: t\r\n\r\n", strlen(b2), b2) >= 0);
+	    "%zx\r\n%s\r\n0\r\nX-Trailer: t\r\n\r\n", strlen(b2), b2);
 	{
 		const struct ans a[] = {
 			{ .bytes = with_length("", b1) },
@@ -846,9 +886,9 @@ START_TEST(connection_close_is_honoured)
 	struct it_resp r;
 	struct srv s;
 
-	ck_assert(asprintf(&h10, "HTTP/1.0 200 OK\r\nContent-Type: "
+	h10 = fmt("HTTP/1.0 200 OK\r\nContent-Type: "
 	    "application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(b2),
-	    b2) >= 0);
+	    b2);
 	{
 		const struct ans a[] = {
 			{ .bytes = with_length("Connection: Keep-Alive, close\r\n",
@@ -1079,8 +1119,8 @@ START_TEST(ipv6_literal_route)
 		fprintf(stderr, "h1: no [::1] here; ipv6_literal_route skipped\n");
 		return;
 	}
-	ck_assert(asprintf(&bare, "HTTP/1.1 200 OK\nContent-Type: "
-	    "application/json\nContent-Length: %zu\n\n%s", strlen(b), b) >= 0);
+	bare = fmt("HTTP/1.1 200 OK\nContent-Type: "
+	    "application/json\nContent-Length: %zu\n\n%s", strlen(b), b);
 	{
 		const struct ans a[] = {
 			{ .bytes = with_length("", b) },
@@ -1141,7 +1181,7 @@ refusals(struct refusal *out, int *n)
 
 #define R(nm, fr, af, ...) do { \
 	out[k].name = nm; out[k].frag = fr; out[k].after = af; \
-	ck_assert(asprintf(&out[k].bytes, __VA_ARGS__) >= 0); \
+	out[k].bytes = fmt(__VA_ARGS__); \
 	out[k].len = strlen(out[k].bytes); k++; } while (0)
 
 	R("bare LF line ends", "without CR", A_KEEP,
@@ -1223,7 +1263,7 @@ refusals(struct refusal *out, int *n)
 	    "\r\n\r\n", bl, b);
 #undef R
 	/* A NUL in a header value (asprintf would stop at it). */
-	line = with_length("X-Note: a#z\r\n", b);
+	line = with_length("X-Note: a#z\r\n", b);	/* owned */
 	len = strlen(line);
 	*strchr(line, '#') = '\0';
 	out[k++] = (struct refusal){ "a NUL in a header value", line, len,
@@ -1233,8 +1273,8 @@ refusals(struct refusal *out, int *n)
 	memset(ctype, 'a', sizeof(ctype) - 1);
 	ctype[sizeof(ctype) - 1] = '\0';
 	memcpy(ctype, "application/json; x=", 20);
-	ck_assert(asprintf(&out[k].bytes, "HTTP/1.1 200 OK\r\nContent-Type: "
-	    "%s\r\nContent-Length: %zu\r\n\r\n%s", ctype, bl, b) >= 0);
+	out[k].bytes = fmt("HTTP/1.1 200 OK\r\nContent-Type: "
+	    "%s\r\nContent-Length: %zu\r\n\r\n%s", ctype, bl, b);
 	out[k].len = strlen(out[k].bytes);
 	out[k].name = "a Content-Type over 255 bytes";
 	out[k].frag = "Content-Type is too long";
@@ -1250,6 +1290,7 @@ refusals(struct refusal *out, int *n)
 	}
 	fprintf(f, "Content-Length: %zu\r\n\r\n%s", bl, b);
 	fclose(f);
+	own(big);
 	out[k++] = (struct refusal){ "a head over 64 KiB", big, len,
 	    "longer than 65536", A_KEEP };
 	*n = k;
@@ -1300,10 +1341,10 @@ START_TEST(stream_with_broken_framing_ends_with_error_event)
 	struct srv s;
 
 	/* Three events and [DONE] would follow; the break is before them. */
-	ck_assert(asprintf(&bytes, "HTTP/1.1 200 OK\r\nContent-Type: "
+	bytes = fmt("HTTP/1.1 200 OK\r\nContent-Type: "
 	    "text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 	    "%zx\r\n%.*s\r\nzz\r\n%s\r\n0\r\n\r\n", len - 14, (int)(len - 14),
-	    text, tail) >= 0);
+	    text, tail);
 	{
 		const struct ans a[] = { { .bytes = bytes } };
 
@@ -1582,9 +1623,9 @@ START_TEST(provider_silent_mid_body_is_cut_after_idle_timeout)
 	struct srv s;
 	double t0, took;
 
-	ck_assert(asprintf(&part, "HTTP/1.1 200 OK\r\nContent-Type: "
+	part = fmt("HTTP/1.1 200 OK\r\nContent-Type: "
 	    "application/json\r\nContent-Length: %zu\r\n\r\n%.20s",
-	    strlen(b), b) >= 0);
+	    strlen(b), b);
 	{
 		/* The head comes after 500 ms (under the first-byte deadline):
 		 * the silence after it is measured from it, so the cut comes
@@ -1612,9 +1653,9 @@ START_TEST(slow_but_steady_provider_is_not_cut)
 	struct it_resp r;
 	struct srv s;
 
-	ck_assert(asprintf(&ans, "HTTP/1.1 200 OK\r\nContent-Type: "
+	ans = fmt("HTTP/1.1 200 OK\r\nContent-Type: "
 	    "application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(b),
-	    b) >= 0);
+	    b);
 	{
 		/* 8 pieces, the first right away. */
 		size_t piece = strlen(ans) / 8 + 1;
@@ -1658,11 +1699,11 @@ START_TEST(curl_client_still_answers)
 	struct it_resp r;
 	struct srv s;
 
-	ck_assert(asprintf(&chunked, "HTTP/1.1 200 OK\r\nContent-Type: "
+	chunked = fmt("HTTP/1.1 200 OK\r\nContent-Type: "
 	    "application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-	    "%zx\r\n%s\r\n0\r\n\r\n", strlen(b), b) >= 0);
-	ck_assert(asprintf(&bare_lf, "HTTP/1.1 200 OK\nContent-Type: "
-	    "application/json\nContent-Length: %zu\n\n%s", strlen(b), b) >= 0);
+	    "%zx\r\n%s\r\n0\r\n\r\n", strlen(b), b);
+	bare_lf = fmt("HTTP/1.1 200 OK\nContent-Type: "
+	    "application/json\nContent-Length: %zu\n\n%s", strlen(b), b);
 	{
 		const struct ans a[] = {
 			{ .bytes = with_length("", b) },
@@ -1700,6 +1741,7 @@ suite_h1(void)
 	TCase *tc = tcase_create("h1");
 
 	tcase_add_unchecked_fixture(tc, setup_main, h1_stop);
+	tcase_add_checked_fixture(tc, NULL, owned_free);
 	tcase_set_timeout(tc, 40);
 	tcase_add_test(tc, good_answers_in_every_framing);
 	tcase_add_test(tc, answers_fed_byte_by_byte);
@@ -1723,6 +1765,7 @@ suite_h1(void)
 	/* Small deadlines: first byte and idle 700 ms. */
 	tc = tcase_create("h1-timeouts");
 	tcase_add_unchecked_fixture(tc, setup_timeouts, h1_stop);
+	tcase_add_checked_fixture(tc, NULL, owned_free);
 	tcase_set_timeout(tc, 40);
 	tcase_add_test(tc, silent_provider_gets_504_after_first_byte_timeout);
 	tcase_add_test(tc, provider_silent_mid_body_is_cut_after_idle_timeout);
@@ -1734,6 +1777,7 @@ suite_h1(void)
 	/* upstream.http_client: curl. */
 	tc = tcase_create("h1-curl");
 	tcase_add_unchecked_fixture(tc, setup_curl, h1_stop);
+	tcase_add_checked_fixture(tc, NULL, owned_free);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, curl_client_still_answers);
 	suite_add_tcase(s, tc);
