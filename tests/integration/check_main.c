@@ -38,6 +38,7 @@ main(void)
 	srunner_add_suite(sr, suite_upstreams());
 	srunner_add_suite(sr, suite_reports());
 	srunner_add_suite(sr, suite_mcp());
+	srunner_add_suite(sr, suite_h1());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -22,5 +22,6 @@ Suite *suite_detect(void);
 Suite *suite_upstreams(void);	/* test_upstreams.c: provider kinds over TLS */
 Suite *suite_reports(void);
 Suite *suite_mcp(void);
+Suite *suite_h1(void);		/* test_h1.c: warden's HTTP/1.1 client vs a raw provider */
 
 #endif
