@@ -1064,11 +1064,11 @@ END_TEST
  * body went out, or not at all; the next request must not end up inside
  * the last one's body.
  *
- * FAILS on upstream_h1.c as of 42ba048 (reported to the coordinator, not
- * fixed here): run() releases the connection for reuse when the answer
- * is framed to its end even though x->sent < head_len + body_len, so the
- * next request goes out in the middle of the last body and the provider
- * never sees it (504 after first_byte_timeout_ms).  libcurl passes.
+ * Failed on upstream_h1.c as of 42ba048: run() released the connection
+ * for reuse when the answer was framed to its end even though x->sent <
+ * head_len + body_len, so the next request went out in the middle of the
+ * last body and the provider never saw it (504 after
+ * first_byte_timeout_ms).  Fixed: such a connection is closed.
  */
 START_TEST(early_answer_before_the_body_is_sent_does_not_desync)
 {
