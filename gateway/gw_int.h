@@ -369,6 +369,8 @@ struct gw_chat {
 	const char *text;
 	size_t text_len;
 	char model_buf[257];
+	long long max_tokens;		/* read without a tree: as
+					 * gw_limits_max_tokens */
 };
 
 /*
@@ -923,6 +925,9 @@ struct gw_chat_facts {
 	bool stream;
 	bool messages;			/* a non-empty array of objects, each
 					 * with a string "role" */
+	/* max_completion_tokens, max_tokens: a non-negative integer's
+	 * value, -1 when absent or not one (as gw_limits_max_tokens). */
+	long long max_completion_tokens, max_tokens;
 };
 
 /*

@@ -667,6 +667,27 @@ top_member(struct chat_scan *c, const unsigned char *k, size_t kl,
 			return false;
 	} else if (kl == 8 && memcmp(k, "messages", 8) == 0) {
 		f->messages = true;
+	} else if ((kl == 10 && memcmp(k, "max_tokens", 10) == 0) ||
+	    (kl == 21 && memcmp(k, "max_completion_tokens", 21) == 0)) {
+		long long n = -1;
+		size_t len = (size_t)(c->s.p - v), i = 0;
+
+		/* Only what jansson makes an integer >= 0 counts: digits
+		 * only (a sign, a fraction or an exponent is not that). */
+		while (kind == '0' && i < len && v[i] >= '0' && v[i] <= '9')
+			i++;
+		if (kind == '0' && i == len) {
+			if (len > 18)
+				return false;	/* a long one: the tree's way */
+			for (n = 0, i = 0; i < len; i++)
+				n = n * 10 + (v[i] - '0');
+		} else if (kind == '0' && len == 2 && v[0] == '-' && v[1] == '0') {
+			n = 0;		/* jansson's integer 0 */
+		}
+		if (kl == 10)
+			f->max_tokens = n;
+		else
+			f->max_completion_tokens = n;
 	}
 	return true;
 }
@@ -750,6 +771,7 @@ gw_json_scan_chat(const char *buf, size_t len, struct gw_chat_facts *f)
 	bool ok;
 
 	memset(f, 0, sizeof(*f));
+	f->max_tokens = f->max_completion_tokens = -1;
 	c->s = (struct scan){ (const unsigned char *)buf,
 		(const unsigned char *)buf + len, 0 };
 	c->f = f;

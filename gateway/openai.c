@@ -188,6 +188,10 @@ gw_chat_parse(const char *body, size_t len, struct gw_chat *out, char *why,
 		out->stream = f.stream;
 		out->text = body;
 		out->text_len = len;
+		out->max_tokens = f.max_completion_tokens >= 0 ?
+		    f.max_completion_tokens : f.max_tokens;
+		if (out->max_tokens > (1LL << 40))
+			out->max_tokens = 1LL << 40;
 		return WD_OK;
 	}
 	root = gw_json_load(body, len, JSON_REJECT_DUPLICATES, &jerr);

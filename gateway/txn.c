@@ -235,10 +235,11 @@ reserve_limits(struct txn *t)
 	 * requests have none, and a stream holds its txn for long. */
 	if ((L->l = malloc(sizeof(*L->l))) == NULL)
 		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
+	/* max_tokens from the facts when the request has no tree yet. */
 	gw_limits_plan(L->l, t->pol.snap, &who, t->req.chat.model,
-	    evbuffer_get_length(t->req.body), t->pol.snap->nlimits > 0 ?
-	    gw_limits_max_tokens(gw_chat_tree(&t->req.chat)) : -1,
-	    t->pol.dec.id, time(NULL));
+	    evbuffer_get_length(t->req.body), t->req.chat.root == NULL &&
+	    t->req.chat.text != NULL ? t->req.chat.max_tokens :
+	    gw_limits_max_tokens(t->req.chat.root), t->pol.dec.id, time(NULL));
 	if (L->l->n == 0) {
 		free(L->l);
 		L->l = NULL;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gateway/gw_int.h"
+#include "gateway/limits.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,6 +48,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_array_foreach(msgs, i, m)
 			if (!json_is_string(json_object_get(m, "role")))
 				abort();
+		/* The limits' max_tokens, as gw_limits_max_tokens reads it. */
+		{
+			long long want = gw_limits_max_tokens(tree), got =
+			    f.max_completion_tokens >= 0 ?
+			    f.max_completion_tokens : f.max_tokens;
+
+			if (got > (1LL << 40))
+				got = 1LL << 40;
+			if (got != want)
+				abort();
+		}
 		json_decref(tree);
 	}
 	rc = gw_chat_parse((const char *)data, size, &chat, why, sizeof(why),

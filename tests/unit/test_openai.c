@@ -104,9 +104,33 @@ START_TEST(chat_facts_without_tree)
 	ck_assert_ptr_null(chat.root);
 	ck_assert_str_eq(chat.model, "gpt-4o");
 	ck_assert(chat.stream);
+	ck_assert_int_eq(chat.max_tokens, -1);
 	ck_assert(json_is_true(json_object_get(gw_chat_tree(&chat), "stream")));
 	ck_assert_ptr_eq(gw_chat_tree(&chat), chat.root);
 	gw_chat_clear(&chat);
+	/* The limits' max_tokens without a tree: max_completion_tokens
+	 * first, an integer >= 0 only (-0 is jansson's 0). */
+	{
+		static const char *const b[] = {
+			"{\"model\":\"m\",\"max_tokens\":7,"
+			    "\"messages\":[{\"role\":\"user\"}]}",
+			"{\"model\":\"m\",\"max_tokens\":7,\"max_completion_"
+			    "tokens\":9,\"messages\":[{\"role\":\"user\"}]}",
+			"{\"model\":\"m\",\"max_tokens\":-0,\"max_completion_"
+			    "tokens\":1.5,\"messages\":[{\"role\":\"user\"}]}",
+			"{\"model\":\"m\",\"max_tokens\":-3,"
+			    "\"messages\":[{\"role\":\"user\"}]}",
+		};
+		static const long long want[] = { 7, 9, 0, -1 };
+
+		for (size_t i = 0; i < 4; i++) {
+			ck_assert_int_eq(gw_chat_parse(b[i], strlen(b[i]), &chat,
+			    why, sizeof(why), &param), WD_OK);
+			ck_assert_ptr_null(chat.root);
+			ck_assert_int_eq(chat.max_tokens, want[i]);
+			gw_chat_clear(&chat);
+		}
+	}
 	ck_assert_int_eq(gw_chat_parse(escaped, strlen(escaped), &chat, why,
 	    sizeof(why), &param), WD_OK);
 	ck_assert_ptr_nonnull(chat.root);
