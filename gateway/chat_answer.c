@@ -577,20 +577,70 @@ chat_drop_call(struct gw_answer *a, const struct gw_ans_event *ev)
  * duplicates were refused on reading, so JSON.parse (last key wins) and a
  * first-wins reader get the same object.
  */
+/* A per-thread buffer for gw_ans_write_json: no allocation per answer or
+ * event (a big one's buffer is let go after it). */
+struct ans_text {
+	char *p;
+	size_t len, cap;
+	bool fail;
+};
+
+#define ANS_TEXT_KEEP (256u << 10)
+
+static int
+ans_text_add(const char *buf, size_t size, void *arg)
+{
+	struct ans_text *t = arg;
+
+	if (t->len + size > t->cap) {
+		size_t cap = t->cap != 0 ? t->cap : 4096;
+		char *np;
+
+		while (cap < t->len + size)
+			cap *= 2;
+		if ((np = realloc(t->p, cap)) == NULL) {
+			t->fail = true;
+			return -1;
+		}
+		t->p = np;
+		t->cap = cap;
+	}
+	memcpy(t->p + t->len, buf, size);
+	t->len += size;
+	return 0;
+}
+
+enum wd_err
+gw_ans_write_json(const json_t *root, const char *event, bool chunk,
+    struct evbuffer *out)
+{
+	static _Thread_local struct ans_text t;
+	enum wd_err rc = WD_ENOMEM;
+
+	t.len = 0;
+	t.fail = false;
+	if (chunk && event != NULL) {
+		ans_text_add("event: ", 7, &t);
+		ans_text_add(event, strlen(event), &t);
+		ans_text_add("\n", 1, &t);
+	}
+	if (chunk)
+		ans_text_add("data: ", 6, &t);
+	if (json_dump_callback(root, ans_text_add, &t, JSON_COMPACT) == 0 &&
+	    (!chunk || ans_text_add("\n\n", 2, &t) == 0) && !t.fail &&
+	    evbuffer_add(out, t.p, t.len) == 0)
+		rc = WD_OK;
+	if (t.cap > ANS_TEXT_KEEP) {
+		free(t.p);
+		memset(&t, 0, sizeof(t));
+	}
+	return rc;
+}
+
 static enum wd_err
 chat_write(const struct gw_answer *a, struct evbuffer *out)
 {
-	char *text = json_dumps(a->root, JSON_COMPACT);
-	int rc;
-
-	if (text == NULL)
-		return WD_ENOMEM;
-	if (a->chunk)
-		rc = evbuffer_add_printf(out, "data: %s\n\n", text) < 0 ? -1 : 0;
-	else
-		rc = evbuffer_add(out, text, strlen(text));
-	free(text);
-	return rc == 0 ? WD_OK : WD_ENOMEM;
+	return gw_ans_write_json(a->root, NULL, a->chunk, out);
 }
 
 /* {"error":{message,type,param,code}}: the error object's known fields,

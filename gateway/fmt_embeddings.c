@@ -96,14 +96,7 @@ emb_drop_call(struct gw_answer *a, const struct gw_ans_event *ev)
 static enum wd_err
 emb_write(const struct gw_answer *a, struct evbuffer *out)
 {
-	char *text = json_dumps(a->root, JSON_COMPACT);
-	int rc;
-
-	if (text == NULL)
-		return WD_ENOMEM;
-	rc = evbuffer_add(out, text, strlen(text));
-	free(text);
-	return rc == 0 ? WD_OK : WD_ENOMEM;
+	return gw_ans_write_json(a->root, NULL, false, out);
 }
 
 static json_t *

@@ -412,18 +412,7 @@ msg_drop_call(struct gw_answer *a, const struct gw_ans_event *ev)
 enum wd_err
 gw_ans_write_named(const struct gw_answer *a, struct evbuffer *out)
 {
-	char *text = json_dumps(a->root, JSON_COMPACT);
-	int rc;
-
-	if (text == NULL)
-		return WD_ENOMEM;
-	if (a->chunk)
-		rc = evbuffer_add_printf(out, "event: %s\ndata: %s\n\n", a->type,
-		    text) < 0 ? -1 : 0;
-	else
-		rc = evbuffer_add(out, text, strlen(text));
-	free(text);
-	return rc == 0 ? WD_OK : WD_ENOMEM;
+	return gw_ans_write_json(a->root, a->type, a->chunk, out);
 }
 
 /* {"type":"error","error":{"type","message"}}: those two, nothing else. */

@@ -772,6 +772,11 @@ void gw_ans_error_event(struct evbuffer *out, json_t *e);
 /* write() of named-event formats: "event: type" + data, or the body. */
 enum wd_err gw_ans_write_named(const struct gw_answer *a,
     struct evbuffer *out);
+/* root as compact JSON into out, whole or not at all: as an SSE event
+ * ("event: " event, when not NULL, then "data: ") when chunk, else as it
+ * is.  Every format's write() comes here. */
+enum wd_err gw_ans_write_json(const json_t *root, const char *event,
+    bool chunk, struct evbuffer *out);
 /* Anthropic's {"type":"error","error":{type,message}} (fmt_messages.c). */
 json_t *gw_messages_error_body(int status, const char *type,
     const char *code, const char *message);
