@@ -577,15 +577,14 @@ chat_drop_call(struct gw_answer *a, const struct gw_ans_event *ev)
  * duplicates were refused on reading, so JSON.parse (last key wins) and a
  * first-wins reader get the same object.
  */
-/* A per-thread buffer for gw_ans_write_json: no allocation per answer or
- * event (a big one's buffer is let go after it). */
+/* gw_ans_write_json's text: on the stack while it fits (most answers and
+ * every usual event), on the heap beyond. */
 struct ans_text {
 	char *p;
 	size_t len, cap;
 	bool fail;
+	char small[4096];
 };
-
-#define ANS_TEXT_KEEP (256u << 10)
 
 static int
 ans_text_add(const char *buf, size_t size, void *arg)
@@ -593,15 +592,18 @@ ans_text_add(const char *buf, size_t size, void *arg)
 	struct ans_text *t = arg;
 
 	if (t->len + size > t->cap) {
-		size_t cap = t->cap != 0 ? t->cap : 4096;
+		size_t cap = t->cap * 2;
 		char *np;
 
 		while (cap < t->len + size)
 			cap *= 2;
-		if ((np = realloc(t->p, cap)) == NULL) {
+		np = t->p == t->small ? malloc(cap) : realloc(t->p, cap);
+		if (np == NULL) {
 			t->fail = true;
 			return -1;
 		}
+		if (t->p == t->small)
+			memcpy(np, t->small, t->len);
 		t->p = np;
 		t->cap = cap;
 	}
@@ -614,10 +616,12 @@ enum wd_err
 gw_ans_write_json(const json_t *root, const char *event, bool chunk,
     struct evbuffer *out)
 {
-	static _Thread_local struct ans_text t;
+	struct ans_text t;
 	enum wd_err rc = WD_ENOMEM;
 
+	t.p = t.small;
 	t.len = 0;
+	t.cap = sizeof(t.small);
 	t.fail = false;
 	if (chunk && event != NULL) {
 		ans_text_add("event: ", 7, &t);
@@ -630,10 +634,8 @@ gw_ans_write_json(const json_t *root, const char *event, bool chunk,
 	    (!chunk || ans_text_add("\n\n", 2, &t) == 0) && !t.fail &&
 	    evbuffer_add(out, t.p, t.len) == 0)
 		rc = WD_OK;
-	if (t.cap > ANS_TEXT_KEEP) {
+	if (t.p != t.small)
 		free(t.p);
-		memset(&t, 0, sizeof(t));
-	}
 	return rc;
 }
 

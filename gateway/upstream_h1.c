@@ -274,7 +274,8 @@ xfer_finish(struct h1_xfer *x, enum wd_err err, const char *detail, bool reuse)
 
 	if (x->starting) {
 		x->late_err = err != WD_OK ? err : WD_EUPSTREAM;
-		snprintf(x->late_why, sizeof(x->late_why), "%s", detail);
+		snprintf(x->late_why, sizeof(x->late_why), "%s",
+		    detail != NULL ? detail : "");
 		if (x->c != NULL)
 			conn_close(x->c);
 		x->c = NULL;
