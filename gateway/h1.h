@@ -24,6 +24,7 @@
 #define H1_MAX_CTYPE	255		/* a longer Content-Type is refused */
 #define H1_MAX_CHUNK_LINE 1024		/* size, extensions, CRLF */
 #define H1_MAX_TRAILER	(16u << 10)
+#define H1_MAX_INTERIM	8		/* 1xx answers before the real one */
 
 enum h1_framing {
 	H1_NONE,		/* no body: 204, 304 */

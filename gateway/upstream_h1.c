@@ -86,6 +86,7 @@ struct h1_xfer {
 	 * body bytes already framed, due to on_data before anything else. */
 	char *in;
 	size_t inlen, incap, held, head_from;
+	int interim;			/* 1xx answers skipped so far */
 	bool got_any, got_head, paused, in_cb, aborted;
 	struct h1_head h;
 	struct h1_body b;
@@ -620,8 +621,16 @@ take_head(struct h1_xfer *x, const char *p, size_t end)
 		xfer_fail(x, WD_EUPSTREAM, "the provider switched protocols");
 		return false;
 	}
-	if (x->h.status < 200)
-		return true;		/* interim; the real one follows */
+	if (x->h.status < 200) {
+		/* Interim; the real one follows.  Not without end: a provider
+		 * that only ever sends 1xx would hold the transfer open. */
+		if (++x->interim > H1_MAX_INTERIM) {
+			xfer_fail(x, WD_EUPSTREAM, "the provider sent more than "
+			    "%d interim answers", H1_MAX_INTERIM);
+			return false;
+		}
+		return true;
+	}
 	x->got_head = true;
 	h1_body_init(&x->b, &x->h);
 	x->in_cb = true;

@@ -1247,6 +1247,14 @@ refusals(struct refusal *out, int *n)
 	R("chunked answer cut mid-chunk", "mid-answer", A_CLOSE,
 	    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
 	    "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s", bl + 50, b);
+	R("interim answers without end", "interim answers", A_KEEP,
+	    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+	    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+	    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+	    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+	    "HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	    bl, b);
 	R("status 101 then an answer", "switched protocols", A_KEEP,
 	    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n"
 	    "Connection: Upgrade\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: "
