@@ -69,10 +69,15 @@ done
 	    echo "warden $cmd${sub:+ $sub}"
 done >"$D/undocumented"
 [ -s "$D/undocumented" ] && fail "warden(1) lacks: $(tr '\n' ',' <"$D/undocumented")"
-# warden-rules(5) documents every key of the README's reference table.
-sed -n 's/^| `\([a-z_.\[\]]*\)` |.*/\1/p' README.md | while read -r key; do
+# warden-rules(5) documents every key of the README's reference table
+# (the keys of its "Rules file reference"; there must be some).
+sed -n '/^## Rules file reference/,/^## /p' README.md |
+    sed -n 's/^| `\([^`]*\)` |.*/\1/p' >"$D/keys"
+[ "$(wc -l <"$D/keys")" -gt 100 ] ||
+    fail "no rules keys read from README.md's reference table"
+while read -r key; do
 	grep -qF -- "$key" "$D/warden-rules.5.txt" || echo "$key"
-done >"$D/nokey"
+done <"$D/keys" >"$D/nokey"
 [ -s "$D/nokey" ] && fail "warden-rules(5) lacks: $(tr '\n' ' ' <"$D/nokey")"
 sed -n '/^EXAMPLE/,/^FILES/p' "$D/warden-rules.5.txt" | sed -n '/version: 1/,/require:/p' \
     >"$D/example.yaml"
