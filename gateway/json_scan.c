@@ -226,6 +226,23 @@ literal(struct scan *s, const char *word, size_t n)
 
 static bool value(struct scan *s, char *kind);
 
+/* Into a container at s->p's bracket: false when too deep; *empty when
+ * it closes at once (then it is already left). */
+static bool
+enter(struct scan *s, unsigned char close, bool *empty)
+{
+	if (++s->depth > SCAN_MAX_DEPTH)
+		return false;
+	s->p++;
+	ws(s);
+	*empty = s->p < s->end && *s->p == close;
+	if (*empty) {
+		s->p++;
+		s->depth--;
+	}
+	return true;
+}
+
 /* After a member or element: the container's close (*closed) or a comma
  * and what follows it. */
 static bool
@@ -255,15 +272,10 @@ container(struct scan *s, struct gw_json_top *top)
 	bool obj = *s->p == '{', closed;
 	unsigned char close = obj ? '}' : ']';
 
-	if (++s->depth > SCAN_MAX_DEPTH)
+	if (!enter(s, close, &closed))
 		return false;
-	s->p++;
-	ws(s);
-	if (s->p < s->end && *s->p == close) {
-		s->p++;
-		s->depth--;
+	if (closed)
 		return true;
-	}
 	for (;;) {
 		struct gw_json_span *want = NULL;
 		const unsigned char *v;
@@ -707,15 +719,10 @@ ccontainer(struct chat_scan *c, int mode)
 	unsigned char close = obj ? '}' : ']';
 	unsigned base = c->nkeys, n = 0;
 
-	if (++s->depth > SCAN_MAX_DEPTH)
+	if (!enter(s, close, &closed))
 		return false;
-	s->p++;
-	ws(s);
-	if (s->p < s->end && *s->p == close) {
-		s->p++;
-		s->depth--;
+	if (closed)
 		return mode == C_ANY;	/* an empty request, messages, message */
-	}
 	for (;;) {
 		const unsigned char *k = NULL, *v;
 		size_t kl = 0;

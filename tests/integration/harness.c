@@ -26,6 +26,15 @@
 
 extern char **environ;
 
+double
+it_now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 int
 it_free_port(void)
 {

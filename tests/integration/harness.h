@@ -22,6 +22,8 @@ struct it_resp {
 };
 
 int it_free_port(void);
+/* Seconds on the monotonic clock (for deadlines and timings). */
+double it_now_s(void);
 /* Spawn argv with stdout and stderr appended to log; returns the pid. */
 pid_t it_spawn(char *const argv[], const char *log);
 /* Wait until something accepts on 127.0.0.1:port. */

@@ -61,15 +61,6 @@ static struct {
 	char dir[256], cfg[300], log[300], audit[300];
 } w;
 
-static double
-now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* ---- warden ---- */
 
 /* L_V6 on [::1] if this host has it (else on 127.0.0.1, and its test
@@ -1042,11 +1033,11 @@ START_TEST(fresh_connection_closed_without_answer_is_502)
 	const struct ans a[] = { { .after = A_HANGUP } };
 	struct it_resp r;
 	struct srv s;
-	double t0 = now_s();
+	double t0 = it_now_s();
 
 	srv_run(&s, L_FRESH_CLOSE, a, 1);
 	chat(L_FRESH_CLOSE, "h1-fresh-close", false, &r);
-	ck_assert_msg(now_s() - t0 < 5.0, "took %.1f s", now_s() - t0);
+	ck_assert_msg(it_now_s() - t0 < 5.0, "took %.1f s", it_now_s() - t0);
 	assert_failed(&r, 502, "upstream_error", "closed the connection",
 	    "fresh connection closed");
 	it_resp_free(&r);
@@ -1151,10 +1142,10 @@ END_TEST
 START_TEST(refused_connection_is_502)
 {
 	struct it_resp r;
-	double t0 = now_s();
+	double t0 = it_now_s();
 
 	chat(L_NOLISTEN, "h1-nolisten", false, &r);
-	ck_assert_msg(now_s() - t0 < 5.0, "took %.1f s", now_s() - t0);
+	ck_assert_msg(it_now_s() - t0 < 5.0, "took %.1f s", it_now_s() - t0);
 	assert_failed(&r, 502, "upstream_error", "refused", "nothing listens");
 	it_resp_free(&r);
 }
@@ -1480,7 +1471,7 @@ slow_stream(enum lst l, const char *content, int stall_ms, size_t *blen)
 	char *body = NULL, *req, *raw = NULL, model[16];
 	size_t rlen = 0, got = 0;
 	bool stalled = false;
-	double end = now_s() + 30;
+	double end = it_now_s() + 30;
 
 	snprintf(model, sizeof(model), "m%d", (int)l);
 	{
@@ -1497,7 +1488,7 @@ slow_stream(enum lst l, const char *content, int stall_ms, size_t *blen)
 	ck_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
 	send_all(fd, req, strlen(req));
 	usleep((useconds_t)stall_ms * 1000);
-	while (now_s() < end) {
+	while (it_now_s() < end) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		char buf[8192];
 		ssize_t k;
@@ -1609,11 +1600,11 @@ START_TEST(silent_provider_gets_504_after_first_byte_timeout)
 	const struct ans a[] = { { .after = A_SILENT } };
 	struct it_resp r;
 	struct srv s;
-	double t0 = now_s(), took;
+	double t0 = it_now_s(), took;
 
 	srv_run(&s, L_SILENT, a, 1);
 	chat(L_SILENT, "h1-silent", false, &r);
-	took = now_s() - t0;
+	took = it_now_s() - t0;
 	srv_stop(&s, 0);
 	ck_assert_msg(took >= 0.65 && took < 4.0, "took %.2f s", took);
 	assert_failed(&r, 504, "upstream_timeout", "no answer", "silent");
@@ -1641,9 +1632,9 @@ START_TEST(provider_silent_mid_body_is_cut_after_idle_timeout)
 		const struct ans a[] = { { .bytes = part, .pre_ms = 500 } };
 
 		srv_run(&s, L_MIDBODY, a, 1);
-		t0 = now_s();
+		t0 = it_now_s();
 		chat(L_MIDBODY, "h1-midbody", false, &r);
-		took = now_s() - t0;
+		took = it_now_s() - t0;
 		srv_stop(&s, 0);
 	}
 	ck_assert_msg(took >= 1.1 && took < 5.0, "took %.2f s", took);

@@ -44,15 +44,6 @@ teardown(void)
 	it_env_stop();
 }
 
-static double
-now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* IT_VERBOSE=1 prints what the timing and memory checks measured. */
 static void
 note(const char *fmt, ...)
@@ -130,11 +121,11 @@ raw_connect(void)
 static void
 read_some(int fd, char **out, size_t *len, int timeout_ms)
 {
-	double end = now_s() + timeout_ms / 1000.0;
+	double end = it_now_s() + timeout_ms / 1000.0;
 
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int left = (int)((end - now_s()) * 1000);
+		int left = (int)((end - it_now_s()) * 1000);
 		char buf[16384];
 		ssize_t n;
 
@@ -166,7 +157,7 @@ static void
 xchg(const char *data, size_t len, int timeout_ms, struct xchg *x)
 {
 	int fd = raw_connect();
-	double t0 = now_s(), end = t0 + timeout_ms / 1000.0;
+	double t0 = it_now_s(), end = t0 + timeout_ms / 1000.0;
 	bool can_send = true;
 
 	memset(x, 0, sizeof(*x));
@@ -174,7 +165,7 @@ xchg(const char *data, size_t len, int timeout_ms, struct xchg *x)
 	x->first = -1;
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int left = (int)((end - now_s()) * 1000);
+		int left = (int)((end - it_now_s()) * 1000);
 
 		if (can_send && x->sent < len)
 			p.events |= POLLOUT;
@@ -187,7 +178,7 @@ xchg(const char *data, size_t len, int timeout_ms, struct xchg *x)
 			if (n <= 0)
 				break;
 			if (x->first < 0)
-				x->first = now_s() - t0;
+				x->first = it_now_s() - t0;
 			x->out = realloc(x->out, x->outlen + (size_t)n + 1);
 			memcpy(x->out + x->outlen, buf, (size_t)n);
 			x->outlen += (size_t)n;
@@ -220,7 +211,7 @@ START_TEST(slowloris_gets_408_and_others_are_served)
 	    false);
 	size_t outlen = 0, i = 0;
 	int fd = raw_connect();
-	double t0 = now_s(), took;
+	double t0 = it_now_s(), took;
 	bool served = false;
 
 	for (; i < sizeof(head) - 1; i++) {
@@ -230,23 +221,23 @@ START_TEST(slowloris_gets_408_and_others_are_served)
 			break;
 		if (i == 1 && !served) {
 			struct it_resp r;
-			double s0 = now_s();
+			double s0 = it_now_s();
 
 			/* Another client, while the slow one is under way. */
 			it_chat(IT_KEY_T2, body, &r);
 			ck_assert_msg(r.status == 200, "status %ld: %s", r.status,
 			    r.body);
-			ck_assert_msg(now_s() - s0 < 0.5, "served in %.3f s",
-			    now_s() - s0);
+			ck_assert_msg(it_now_s() - s0 < 0.5, "served in %.3f s",
+			    it_now_s() - s0);
 			it_resp_free(&r);
 			served = true;
 		}
 		if (poll(&p, 1, 200) > 0)
 			break;
-		ck_assert_msg(now_s() - t0 < 5, "no answer to the slow head");
+		ck_assert_msg(it_now_s() - t0 < 5, "no answer to the slow head");
 	}
 	read_some(fd, &out, &outlen, 3000);
-	took = now_s() - t0;
+	took = it_now_s() - t0;
 	close(fd);
 	note("slowloris: 408 after %.3f s, %zu bytes trickled", took, i);
 	ck_assert(served);
@@ -273,9 +264,9 @@ START_TEST(body_that_never_ends_gets_408)
 	    "%s", "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
 	    "\"content\":\"and then it goes on and on and on and on and on ");
 	ck_assert(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n);
-	t0 = now_s();
+	t0 = it_now_s();
 	read_some(fd, &out, &outlen, 4000);
-	took = now_s() - t0;
+	took = it_now_s() - t0;
 	close(fd);
 	note("endless body: 408 after %.3f s", took);
 	assert_raw_error(out, 408, "endless body");
@@ -597,12 +588,12 @@ START_TEST(sse_line_of_100mb_ends_with_error_event)
 
 	before = vmrss_kb(it.warden);
 	ck_assert(before > 0);
-	t0 = now_s();
+	t0 = it_now_s();
 	it_chat(IT_KEY_T2, body, &r);
 	ck_assert_msg(r.status == 200, "status %ld: %.300s", r.status, r.body);
 	ck_assert_msg(r.curl_code == CURLE_OK, "curl %d: the answer did not end "
 	    "cleanly", r.curl_code);
-	ck_assert_msg(now_s() - t0 < 5, "took %.3f s", now_s() - t0);
+	ck_assert_msg(it_now_s() - t0 < 5, "took %.3f s", it_now_s() - t0);
 	ev = strstr(r.body, "event: error\ndata: ");
 	ck_assert_msg(ev != NULL, "no error event: %.500s", r.body);
 	ck_assert(strstr(ev, "\"upstream_error\"") != NULL);
@@ -794,10 +785,10 @@ START_TEST(many_slow_connections_do_not_starve_others)
 		fds[i] = raw_connect();
 		ck_assert(send(fds[i], "GET /heal", 9, MSG_NOSIGNAL) == 9);
 	}
-	t0 = now_s();
+	t0 = it_now_s();
 	it_chat(IT_KEY_T2, body, &r);
 	ck_assert_msg(r.status == 200, "status %ld: %s", r.status, r.body);
-	ck_assert_msg(now_s() - t0 < 0.5, "served in %.3f s", now_s() - t0);
+	ck_assert_msg(it_now_s() - t0 < 0.5, "served in %.3f s", it_now_s() - t0);
 	it_resp_free(&r);
 	for (int i = 0; i < N; i++) {
 		char *out = calloc(1, 1);
@@ -1046,7 +1037,7 @@ burst(const char *req, size_t len, int n, int *statuses, int timeout_ms)
 	size_t *sent = calloc((size_t)n, sizeof(*sent));
 	char **out = calloc((size_t)n, sizeof(*out));
 	size_t *olen = calloc((size_t)n, sizeof(*olen));
-	double end = now_s() + timeout_ms / 1000.0, next_sample = 0;
+	double end = it_now_s() + timeout_ms / 1000.0, next_sample = 0;
 	long peak = 0;
 	int open = n;
 
@@ -1054,12 +1045,12 @@ burst(const char *req, size_t len, int n, int *statuses, int timeout_ms)
 		pf[i].fd = raw_connect();
 		out[i] = calloc(1, 1);
 	}
-	while (open > 0 && now_s() < end) {
-		if (now_s() >= next_sample) {
+	while (open > 0 && it_now_s() < end) {
+		if (it_now_s() >= next_sample) {
 			long kb = vmrss_kb(it.warden);
 
 			peak = kb > peak ? kb : peak;
-			next_sample = now_s() + 0.01;
+			next_sample = it_now_s() + 0.01;
 		}
 		for (int i = 0; i < n; i++)
 			pf[i].events = pf[i].fd < 0 ? 0 : POLLIN |
@@ -1464,14 +1455,14 @@ START_TEST(unknown_key_refused_before_the_body)
 	int fd = raw_connect();
 	char *out = NULL;
 	size_t len = 0;
-	double t0 = now_s();
+	double t0 = it_now_s();
 
 	ck_assert(send(fd, head, sizeof(head) - 1, MSG_NOSIGNAL) ==
 	    (ssize_t)sizeof(head) - 1);
 	read_some(fd, &out, &len, 3000);
 	ck_assert_msg(out != NULL, "no answer without the body");
 	/* Before body_timeout_ms (1 s) could have given a 408. */
-	ck_assert_msg(now_s() - t0 < 0.8, "took %.3f s", now_s() - t0);
+	ck_assert_msg(it_now_s() - t0 < 0.8, "took %.3f s", it_now_s() - t0);
 	assert_raw_error(out, 401, "unknown key, body not sent");
 	ck_assert(strstr(out, "invalid_api_key") != NULL);
 	free(out);
