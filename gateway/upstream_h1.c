@@ -601,7 +601,8 @@ on_line(void *arg, const char *l, size_t len)
 {
 	struct h1_xfer *x = arg;
 
-	if (!x->aborted)
+	/* The head is read by now: only the final answer's lines. */
+	if (!x->aborted && x->h.status >= 200)
 		x->r.on_header(x->r.arg, l, len);
 }
 
@@ -611,9 +612,16 @@ static bool
 take_head(struct h1_xfer *x, const char *p, size_t end)
 {
 	char why[160];
+	enum wd_err rc;
 
-	if (h1_head_parse(p, end, &x->h, NULL, NULL, why, sizeof(why)) !=
-	    WD_OK) {
+	/* One reading: the caller's on_header sees the lines of a head
+	 * found good, and of the final answer only (on_line). */
+	x->in_cb = true;
+	rc = h1_head_parse(p, end, &x->h, x->r.on_header != NULL ? on_line :
+	    NULL, x, why, sizeof(why));
+	if (gone_after_cb(x))
+		return false;
+	if (rc != WD_OK) {
 		xfer_fail(x, WD_EUPSTREAM, "%s", why);
 		return false;
 	}
@@ -634,11 +642,8 @@ take_head(struct h1_xfer *x, const char *p, size_t end)
 	x->got_head = true;
 	h1_body_init(&x->b, &x->h);
 	x->in_cb = true;
-	if (x->r.on_header != NULL)
-		h1_head_parse(p, end, &x->h, on_line, x, why, sizeof(why));
-	if (!x->aborted)
-		x->r.on_head(x->r.arg, x->h.status, x->h.has_ctype ?
-		    x->h.ctype : NULL);
+	x->r.on_head(x->r.arg, x->h.status, x->h.has_ctype ? x->h.ctype :
+	    NULL);
 	return !gone_after_cb(x);
 }
 
