@@ -577,65 +577,40 @@ chat_drop_call(struct gw_answer *a, const struct gw_ans_event *ev)
  * duplicates were refused on reading, so JSON.parse (last key wins) and a
  * first-wins reader get the same object.
  */
-/* gw_ans_write_json's text: on the stack while it fits (most answers and
- * every usual event), on the heap beyond. */
-struct ans_text {
-	char *p;
-	size_t len, cap;
-	bool fail;
-	char small[4096];
-};
-
-static int
-ans_text_add(const char *buf, size_t size, void *arg)
-{
-	struct ans_text *t = arg;
-
-	if (t->len + size > t->cap) {
-		size_t cap = t->cap * 2;
-		char *np;
-
-		while (cap < t->len + size)
-			cap *= 2;
-		np = t->p == t->small ? malloc(cap) : realloc(t->p, cap);
-		if (np == NULL) {
-			t->fail = true;
-			return -1;
-		}
-		if (t->p == t->small)
-			memcpy(np, t->small, t->len);
-		t->p = np;
-		t->cap = cap;
-	}
-	memcpy(t->p + t->len, buf, size);
-	t->len += size;
-	return 0;
-}
-
 enum wd_err
 gw_ans_write_json(const json_t *root, const char *event, bool chunk,
     struct evbuffer *out)
 {
-	struct ans_text t;
+	char small[4096], *text = small;
+	size_t n, pre = 0;
 	enum wd_err rc = WD_ENOMEM;
 
-	t.p = t.small;
-	t.len = 0;
-	t.cap = sizeof(t.small);
-	t.fail = false;
+	/* On the stack while it fits (most answers, every usual event);
+	 * json_dumpb says how much a bigger one needs. */
+	if ((n = json_dumpb(root, small, sizeof(small), JSON_COMPACT)) == 0)
+		return WD_ENOMEM;
+	if (n > sizeof(small) && ((text = malloc(n)) == NULL ||
+	    json_dumpb(root, text, n, JSON_COMPACT) != n))
+		goto out;
+	if (chunk)
+		pre = (event != NULL ? 8 + strlen(event) : 0) + 6;
+	/* Room for all of it first: the adds below cannot fail half-way. */
+	if (evbuffer_expand(out, pre + n + (chunk ? 2 : 0)) != 0)
+		goto out;
 	if (chunk && event != NULL) {
-		ans_text_add("event: ", 7, &t);
-		ans_text_add(event, strlen(event), &t);
-		ans_text_add("\n", 1, &t);
+		evbuffer_add(out, "event: ", 7);
+		evbuffer_add(out, event, strlen(event));
+		evbuffer_add(out, "\n", 1);
 	}
 	if (chunk)
-		ans_text_add("data: ", 6, &t);
-	if (json_dump_callback(root, ans_text_add, &t, JSON_COMPACT) == 0 &&
-	    (!chunk || ans_text_add("\n\n", 2, &t) == 0) && !t.fail &&
-	    evbuffer_add(out, t.p, t.len) == 0)
-		rc = WD_OK;
-	if (t.p != t.small)
-		free(t.p);
+		evbuffer_add(out, "data: ", 6);
+	evbuffer_add(out, text, n);
+	if (chunk)
+		evbuffer_add(out, "\n\n", 2);
+	rc = WD_OK;
+out:
+	if (text != small)
+		free(text);
 	return rc;
 }
 
