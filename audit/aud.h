@@ -163,7 +163,7 @@ struct aud_canon {
 	size_t n[AUD_CANON_DEPTH];
 	const char *last[AUD_CANON_DEPTH];
 	bool value_next, fail;
-	unsigned done_reserved;
+	unsigned nreserved;	/* how many of the log's members are placed */
 	const char *instance;
 	char ts[40];
 };

@@ -107,7 +107,7 @@ put_string(struct aud_canon *c, const char *str, size_t n)
 		size_t el = 2;
 
 		if (b >= 0x20 && b != '"' && b != '\\' && b < 0x80) {
-			i++;
+			i = (size_t)(wd_json_plain_end(s + i + 1, s + n) - s);
 			continue;
 		}
 		if (b >= 0x80) {
@@ -166,7 +166,7 @@ member_raw(struct aud_canon *c, const char *key)
 static void
 put_reserved(struct aud_canon *c, unsigned i)
 {
-	c->done_reserved |= 1u << i;
+	c->nreserved = i + 1;
 	if (i == 0) {
 		member_raw(c, "instance");
 		put_string(c, c->instance, strlen(c->instance));
@@ -194,17 +194,19 @@ aud_canon_key(struct aud_canon *c, const char *key)
 		return;
 	}
 	c->last[d - 1] = key;
-	if (d == 1)
-		for (unsigned i = 0; i < 4; i++) {
-			int cmp = strcmp(reserved[i], key);
+	/* The log's members not placed yet that sort before key go first
+	 * (both lists are sorted: one look at the next one mostly). */
+	while (d == 1 && c->nreserved < 4) {
+		int cmp = strcmp(reserved[c->nreserved], key);
 
-			if (cmp == 0) {
-				c->fail = true;	/* the log's own */
-				return;
-			}
-			if (cmp < 0 && !(c->done_reserved & (1u << i)))
-				put_reserved(c, i);
+		if (cmp == 0) {
+			c->fail = true;	/* the log's own */
+			return;
 		}
+		if (cmp > 0)
+			break;
+		put_reserved(c, c->nreserved);
+	}
 	member_raw(c, key);
 	c->value_next = true;
 }
@@ -452,9 +454,8 @@ aud_canon_end(struct aud_canon *c, struct aud_pre *pre)
 	memset(pre, 0, sizeof(*pre));
 	if (!c->fail && (c->depth != 1 || c->value_next))
 		c->fail = true;
-	for (unsigned i = 0; i < 4 && !c->fail; i++)
-		if (!(c->done_reserved & (1u << i)))
-			put_reserved(c, i);
+	while (c->nreserved < 4 && !c->fail)
+		put_reserved(c, c->nreserved);
 	putc1(c, '}');
 	putc1(c, '\0');	/* a C string too, as json_dumps gives */
 	c->len--;

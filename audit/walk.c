@@ -408,20 +408,8 @@ scan_string(struct scan *s, const char **start, size_t *len, bool *escaped)
 	for (;;) {
 		unsigned char ch;
 
-		/* Eight plain bytes at a time (none below 0x20 or above 0x7f,
-		 * no quote, no backslash); a word with any other byte, or a
-		 * false alarm, goes on byte by byte below. */
-		while (s->end - s->p >= 8) {
-			const uint64_t ones = 0x0101010101010101ull,
-			    high = 0x8080808080808080ull;
-			uint64_t x;
-
-			memcpy(&x, s->p, 8);
-			if (((x - ones * 0x20) | x | ((x ^ (ones * '"')) - ones) |
-			    ((x ^ (ones * '\\')) - ones)) & high)
-				break;
-			s->p += 8;
-		}
+		s->p = (const char *)wd_json_plain_end(
+		    (const unsigned char *)s->p, (const unsigned char *)s->end);
 		if (s->p >= s->end || *s->p == '"')
 			break;
 		ch = (unsigned char)*s->p;

@@ -246,35 +246,26 @@ gw_json_count_values(struct gw_json_count *st, const char *p, size_t n)
 	/* Outside strings, every value but a container's first follows a
 	 * comma, and every container opens with a bracket: 1 + commas +
 	 * brackets is at least the number of values (object members count
-	 * once, with their key).  Strings are skipped with memchr, not byte
-	 * by byte: they are most of a body. */
-	size_t count = st->count ? st->count : 1, i = 0, qend = 0;
-	bool in_string = st->in_string, escape = st->escape, qknown = false;
+	 * once, with their key).  Strings are skipped to their next quote or
+	 * backslash 16 bytes at a time: they are most of a body. */
+	size_t count = st->count ? st->count : 1, i = 0;
+	bool in_string = st->in_string, escape = st->escape;
 
 	while (i < n) {
 		if (escape) {
 			escape = false;
 			i++;
 		} else if (in_string) {
-			const char *b;
+			const unsigned char *u = (const unsigned char *)p,
+			    *e = wd_json_quote_end(u + i, u + n);
 
-			/* Where the string may end is looked for once, not
-			 * after each escape in it: linear, however many. */
-			if (!qknown || qend < i) {
-				const char *q = memchr(p + i, '"', n - i);
-
-				qend = q != NULL ? (size_t)(q - p) : n;
-				qknown = true;
-			}
-			b = memchr(p + i, '\\', qend - i);
-			if (b != NULL) {
-				escape = true;
-				i = (size_t)(b - p) + 1;
-			} else if (qend < n) {
-				in_string = false;
-				i = qend + 1;
-			} else {
-				i = n;
+			i = (size_t)(e - u);
+			if (i < n) {
+				if (*e == '"')
+					in_string = false;
+				else
+					escape = true;
+				i++;
 			}
 		} else {
 			char ch = p[i++];

@@ -101,10 +101,8 @@ string(struct scan *s)
 		const unsigned char *p = s->p;
 		int u;
 
-		/* The plain run: most of an answer's bytes. */
-		while (p < s->end && *p >= 0x20 && *p != '"' && *p != '\\' &&
-		    *p < 0x80)
-			p++;
+		/* The plain run: most of a body's bytes. */
+		p = wd_json_plain_end(p, s->end);
 		s->p = p;
 		if (p >= s->end)
 			return false;

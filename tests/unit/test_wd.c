@@ -97,6 +97,34 @@ START_TEST(unhex_rejects_bad_input)
 }
 END_TEST
 
+/* The 16-byte scans stop exactly where the byte loop they stand for would:
+ * every byte value at every place of a 40-byte run, from every start. */
+START_TEST(json_runs_stop_where_a_byte_loop_would)
+{
+	unsigned char buf[40];
+
+	for (unsigned v = 0; v < 256; v++)
+		for (size_t at = 0; at < sizeof(buf); at++) {
+			memset(buf, 'a', sizeof(buf));
+			buf[at] = (unsigned char)v;
+			for (size_t from = 0; from <= sizeof(buf); from++) {
+				const unsigned char *p = buf + from,
+				    *end = buf + sizeof(buf), *want = p, *wq = p;
+
+				while (want < end && *want >= 0x20 &&
+				    *want < 0x80 && *want != '"' && *want != '\\')
+					want++;
+				while (wq < end && *wq != '"' && *wq != '\\')
+					wq++;
+				ck_assert_ptr_eq(wd_json_plain_end(p, end), want);
+				ck_assert_ptr_eq(wd_json_quote_end(p, end), wq);
+				/* Nothing past end is looked at as a stop. */
+				ck_assert_ptr_eq(wd_json_plain_end(p, p), p);
+			}
+		}
+}
+END_TEST
+
 START_TEST(edit_distance_samples)
 {
 	char a64[65], b65[66];
@@ -250,6 +278,7 @@ suite_wd(void)
 	tcase_add_test(tc, unhex_accepts_upper_case);
 	tcase_add_test(tc, unhex_rejects_bad_input);
 	tcase_add_test(tc, edit_distance_samples);
+	tcase_add_test(tc, json_runs_stop_where_a_byte_loop_would);
 	tcase_add_test(tc, ct_equal);
 	tcase_add_test(tc, slurp_reads_whole_file_within_cap);
 	tcase_add_test(tc, sha256_vector);
