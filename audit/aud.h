@@ -188,6 +188,16 @@ void aud_canon_free(struct aud_canon *c);
  * queued: the caller builds the record as a jansson object and uses
  * aud_try_append / aud_append. */
 enum wd_err aud_try_append_canon(struct aud_log *log, struct aud_canon *c);
+/*
+ * The same for n records at once, in order, with one turn of the write
+ * lock and one write(): the records a worker finished in one turn of its
+ * event loop.  written[i] says which were written (all of them, or none
+ * when the log is failing; a record that could not be made is left out).
+ * Every cs[i] is spent.  At most AUD_APPEND_MAX.
+ */
+#define AUD_APPEND_MAX 64
+enum wd_err aud_try_append_canons(struct aud_log *log, struct aud_canon *cs,
+    size_t n, bool *written);
 
 /* Ask the writer thread for a checkpoint of everything appended so far
  * and wait up to timeout_ms for it (reloads, tests). */

@@ -100,6 +100,8 @@ struct aud_log {
 	EVP_MD_CTX *mdctx;		/* under wlock: the lines' digests */
 	char *linebuf;			/* under wlock: a line being written */
 	size_t linecap;
+	char *batchbuf;			/* under wlock: a batch's lines */
+	size_t batchcap;
 	unsigned char last_leaf[32];	/* recovery: the last record's leaf */
 	struct aud_cp_entry *tailcps;	/* recovery: checkpoints in the */
 	size_t ntailcps;		/* last segment */

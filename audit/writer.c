@@ -122,21 +122,27 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 	struct evbuffer_lite {
 		char *p;
 		size_t len, cap;
-		bool borrowed;		/* l->linebuf: not freed here */
+		bool borrowed;		/* the log's own buffer: not freed */
 	} buf = { 0 };
 	char prev[AUD_HASH_HEX + 1];
 	uint64_t seq = l->seq, cpseq = 0;
 	off_t start = (off_t)l->segbytes;
 	size_t n = 0, cpoff = 0, cplen = 0;
-	unsigned char (*leaves)[32], one[1][32];
+	unsigned char (*leaves)[32], few[AUD_APPEND_MAX][32];
 	enum wd_err rc = WD_OK;
 
 	for (struct aud_item *it = batch; it != NULL; it = it->next)
 		n++;
-	/* One record (the append path): no allocation but its line. */
-	leaves = n == 1 ? one : malloc(n * sizeof(*leaves));
+	/* The append paths (up to AUD_APPEND_MAX records): no allocation
+	 * but the log's own buffers, kept from one batch to the next. */
+	leaves = n <= AUD_APPEND_MAX ? few : malloc(n * sizeof(*leaves));
 	if (leaves == NULL)
 		return WD_ENOMEM;
+	if (n > 1 && n <= AUD_APPEND_MAX) {
+		buf.p = l->batchbuf;
+		buf.cap = l->batchcap;
+		buf.borrowed = true;
+	}
 	if (l->mdctx == NULL)
 		l->mdctx = EVP_MD_CTX_new();
 	n = 0;
@@ -159,9 +165,10 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 			line = aud_line_leaf(it->rec, prev, hash, leaves[n++], &len);
 		}
 		if (line == NULL) {
-			if (leaves != one)
+			if (leaves != few)
 				free(leaves);
-			free(buf.p);
+			if (!buf.borrowed)
+				free(buf.p);
 			return WD_ENOMEM;
 		}
 		if (batch->next == NULL && !it->cp) {
@@ -179,13 +186,18 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 			if (np == NULL) {
 				if (owned)
 					free(line);
-				free(buf.p);
-				if (leaves != one)
+				if (!buf.borrowed)
+					free(buf.p);
+				if (leaves != few)
 					free(leaves);
 				return WD_ENOMEM;
 			}
 			buf.p = np;
 			buf.cap = cap;
+			if (buf.borrowed) {
+				l->batchbuf = np;
+				l->batchcap = cap;
+			}
 		}
 		if (it->cp) {
 			cpseq = seq;
@@ -218,7 +230,7 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 	if (rc != WD_OK) {
 		if (!buf.borrowed)
 			free(buf.p);
-		if (leaves != one)
+		if (leaves != few)
 			free(leaves);
 		/* Nothing of a failed batch may stay half on disk. */
 		if (ftruncate(l->fd, start) != 0)
@@ -228,7 +240,7 @@ write_lines(struct aud_log *l, struct aud_item *batch, bool sync)
 	}
 	for (size_t i = 0; i < n; i++)
 		aud_tree_add(&l->tree, leaves[i]);
-	if (leaves != one)
+	if (leaves != few)
 		free(leaves);
 	if (cpseq != 0) {
 		char *keep = malloc(cplen);
@@ -635,7 +647,7 @@ wlock_take(struct aud_log *l)
  * of it was written and it is still the caller's.
  */
 static enum wd_err
-append_now(struct aud_log *l, struct aud_item *it)
+append_now(struct aud_log *l, struct aud_item *it, unsigned n)
 {
 	enum wd_err rc;
 
@@ -653,15 +665,17 @@ append_now(struct aud_log *l, struct aud_item *it)
 	rc = write_lines(l, it, l->o.strict);
 	if (rc == WD_OK) {
 		bool was_dirty = l->o.strict ? true :
-		    atomic_exchange(&l->dirty, true);
+		    atomic_exchange(&l->dirty, true), due;
 
-		l->since_cp++;
+		due = l->o.checkpoint_every > 0 &&
+		    l->since_cp < l->o.checkpoint_every &&
+		    l->since_cp + n >= l->o.checkpoint_every;
+		l->since_cp += n;
 		pthread_mutex_unlock(&l->wlock);
 		/* Wake the writer only for the first record of a window: it
 		 * syncs everything appended by then (no wake-up per request),
 		 * and when a checkpoint is due by count. */
-		if (!was_dirty || (l->o.checkpoint_every > 0 &&
-		    l->since_cp == l->o.checkpoint_every)) {
+		if (!was_dirty || due) {
 			pthread_mutex_lock(&l->mu);
 			pthread_cond_signal(&l->cv);
 			pthread_mutex_unlock(&l->mu);
@@ -692,7 +706,7 @@ aud_try_append(struct aud_log *l, json_t *rec, json_t **rec_back)
 	/* Serialised here, in the caller's thread: only the splice of seq and
 	 * prev, the hashes and the write() run under the lock. */
 	aud_line_prepare(rec, &it.pre);
-	rc = append_now(l, &it);
+	rc = append_now(l, &it, 1);
 	free(it.pre.text);
 	if (rc == WD_OK) {
 		json_decref(rec);
@@ -711,8 +725,45 @@ aud_try_append_canon(struct aud_log *l, struct aud_canon *c)
 
 	if (!aud_canon_end(c, &it.pre))
 		return WD_EINVAL;
-	rc = append_now(l, &it);
+	rc = append_now(l, &it, 1);
 	free(it.pre.text);
+	return rc;
+}
+
+enum wd_err
+aud_try_append_canons(struct aud_log *l, struct aud_canon *cs, size_t n,
+    bool *written)
+{
+	struct aud_item items[AUD_APPEND_MAX], *head = NULL, **tail = &head;
+	unsigned k = 0;
+	enum wd_err rc = WD_OK;
+
+	for (size_t i = 0; i < n; i++) {
+		written[i] = false;
+		if (i >= AUD_APPEND_MAX) {
+			aud_canon_free(&cs[i]);
+			rc = WD_EINVAL;
+			continue;
+		}
+		items[i] = (struct aud_item){ 0 };
+		if (!aud_canon_end(&cs[i], &items[i].pre)) {
+			rc = WD_EINVAL;
+			continue;
+		}
+		*tail = &items[i];
+		tail = &items[i].next;
+		k++;
+	}
+	if (k > 0) {
+		enum wd_err wrc = append_now(l, head, k);
+
+		for (struct aud_item *it = head; it != NULL; it = it->next) {
+			written[it - items] = wrc == WD_OK;
+			free(it->pre.text);
+		}
+		if (wrc != WD_OK)
+			rc = wrc;
+	}
 	return rc;
 }
 
@@ -837,6 +888,7 @@ aud_close(struct aud_log *l)
 	aud_tree_free(&l->tree);
 	EVP_MD_CTX_free(l->mdctx);
 	free(l->linebuf);
+	free(l->batchbuf);
 	free(l->cpline);
 	free(l->tailcps);
 	finish_items(l->head, WD_EIO);

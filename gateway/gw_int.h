@@ -75,6 +75,8 @@ struct gw_server {
 	struct gw_paykeys *paykeys;	/* kept payloads' keys; NULL: no TPM */
 };
 
+struct txn;
+
 struct gw_worker {
 	struct gw_server *srv;
 	int idx;
@@ -104,6 +106,11 @@ struct gw_worker {
 	struct gw_creds *creds;
 	unsigned snap_gen;
 	struct event *snap_ev;
+	/* Transactions that ended in this turn of the loop: their records go
+	 * to the log together at the turn's end (txn_end.c).  turns: the
+	 * loop runs turn by turn (worker_main), so they are flushed. */
+	struct txn *ended, **ended_tail;
+	bool turns;
 };
 
 
@@ -560,6 +567,12 @@ struct gw_format;
  */
 void gw_txn_start(struct gw_conn *c, struct gw_http_req *req,
     struct evbuffer *body, const struct gw_format *fmt);
+/*
+ * The transactions that ended in the turn of w's loop just run: their
+ * records written together (one write() for all of them), then their
+ * answers sent.  worker_main calls it after every turn.
+ */
+void gw_txn_flush_ended(struct gw_worker *w);
 
 /* ---- the audit record of one transaction (record.c) ---- */
 

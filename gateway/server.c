@@ -258,7 +258,19 @@ worker_main(void *arg)
 {
 	struct gw_worker *w = arg;
 
-	event_base_dispatch(w->base);
+	/* Turn by turn: after each, the records of the transactions that
+	 * ended in it are written together, then their answers sent. */
+	w->turns = true;
+	for (;;) {
+		int rc = event_base_loop(w->base, EVLOOP_ONCE);
+
+		gw_txn_flush_ended(w);
+		if (rc != 0 || event_base_got_exit(w->base) ||
+		    event_base_got_break(w->base))
+			break;
+	}
+	w->turns = false;
+	gw_txn_flush_ended(w);
 	return NULL;
 }
 

@@ -428,6 +428,10 @@ client_gone(void *arg)
 	struct txn *t = arg;
 
 	t->conn = NULL;
+	/* Ended already, its record waiting for the turn's end: it is
+	 * written as it stands; the answer has nobody to go to. */
+	if (t->end.queued)
+		return;
 	/* The attempt in flight ends here: it belongs in the record. */
 	if (t->up.xfer != NULL && t->up.route != NULL)
 		json_array_append_new(t->audit.attempts, t->up.status ?

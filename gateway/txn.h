@@ -156,6 +156,10 @@ struct txn_end {
 	const char *param;		/* WD_CODE_INVALID_REQUEST: the field */
 	int retry_after_s;		/* > 0: Retry-After */
 	char msg[512];
+	/* Ended in this turn of the worker's loop; its record and answer
+	 * wait for the turn's end (gw_txn_flush_ended). */
+	bool queued;
+	struct txn *next;		/* the worker's list of those */
 };
 
 struct txn {
@@ -183,7 +187,8 @@ void gw_txn_run(struct txn *t);
 
 /* ---- the end (txn_end.c) ---- */
 
-/* END: record, metrics, settle, detach, answer, free; t is gone. */
+/* END: settle, record, metrics, detach, answer, free; t is gone (or,
+ * inside a turn of its worker's loop, queued until the turn's end). */
 void gw_txn_finish(struct txn *t);
 /* End with the catalogue's error code (fmt NULL: its message); returns
  * TXN_END for a step to return. */
@@ -228,6 +233,10 @@ void gw_txn_note_stream(struct txn *t, struct evbuffer *out);
  * stream ended (status, code, usage, the answer's digest, tool log).
  */
 enum wd_err gw_txn_record(struct txn *t);
+/* The records of n (at most AUD_APPEND_MAX) transactions that ended in one
+ * turn of their worker's loop, written together; rcs[i] is what
+ * gw_txn_record(ts[i]) would return. */
+void gw_txn_record_many(struct txn **ts, size_t n, enum wd_err *rcs);
 /* The `request` record of a stream about to begin; on WD_OK the stream
  * may go out.  Otherwise the record (amended: 503, audit_unavailable)
  * waits for the writer's retry and the client gets a 503. */

@@ -203,13 +203,11 @@ send_end(struct txn *t, struct gw_conn *c)
 	}
 }
 
-/* Every end comes here, once (from gw_txn_run's END). */
-void
-gw_txn_finish(struct txn *t)
+/* What comes before the record: the log's health, the limits settled,
+ * the transfer let go. */
+static void
+finish_before_record(struct txn *t)
 {
-	struct gw_conn *c = t->conn;
-	char scratch[AUD_HASH_HEX + 1];
-
 	if (t->end.reason == TXN_END_WHOLE && t->audit.log != NULL &&
 	    !aud_healthy(t->audit.log))
 		gw_txn_error(t, WD_CODE_AUDIT_UNAVAILABLE, NULL);
@@ -222,7 +220,70 @@ gw_txn_finish(struct txn *t)
 		gw_limits_settle(t->lim.l, t->ans.usage);
 	else
 		gw_limits_release(t->lim.l);
-	if (gw_txn_record(t) != WD_OK)
+	if (t->up.xfer != NULL) {
+		gw_up_abort(t->up.xfer);
+		t->up.xfer = NULL;
+	}
+}
+
+static void finish_after_record(struct txn *t, enum wd_err rc);
+
+/*
+ * Every end comes here, once (from gw_txn_run's END).  Inside a turn of
+ * the worker's loop a transaction that is not a stream waits for the
+ * turn's end, where the records of all that ended in it are written with
+ * one write() (gw_txn_flush_ended); its answer still goes only after its
+ * record.
+ */
+void
+gw_txn_finish(struct txn *t)
+{
+	struct gw_worker *w = t->conn != NULL ? gw_conn_worker(t->conn) : NULL;
+
+	finish_before_record(t);
+	if (w != NULL && w->turns && !t->audit.stream_opened) {
+		t->end.queued = true;
+		t->end.next = NULL;
+		if (w->ended == NULL)
+			w->ended = t;
+		else
+			*w->ended_tail = t;
+		w->ended_tail = &t->end.next;
+		return;
+	}
+	finish_after_record(t, gw_txn_record(t));
+}
+
+void
+gw_txn_flush_ended(struct gw_worker *w)
+{
+	/* Answers sent here may start more work that ends at once (an
+	 * error answer to a pipelined request): it joins the list. */
+	while (w->ended != NULL) {
+		struct txn *ts[AUD_APPEND_MAX];
+		enum wd_err rcs[AUD_APPEND_MAX];
+		size_t n = 0;
+
+		while (w->ended != NULL && n < AUD_APPEND_MAX) {
+			ts[n] = w->ended;
+			w->ended = ts[n]->end.next;
+			ts[n]->end.next = NULL;
+			ts[n++]->end.queued = false;
+		}
+		gw_txn_record_many(ts, n, rcs);
+		for (size_t i = 0; i < n; i++)
+			finish_after_record(ts[i], rcs[i]);
+	}
+}
+
+/* The rest: metrics, tools, the answer, and t freed. */
+static void
+finish_after_record(struct txn *t, enum wd_err rc)
+{
+	struct gw_conn *c = t->conn;
+	char scratch[AUD_HASH_HEX + 1];
+
+	if (rc != WD_OK)
 		withhold(t);
 	gw_metrics_request(route_id(t), metric_status(t));
 	if ((t->end.reason == TXN_END_WHOLE && t->end.status >= 200 &&
@@ -232,8 +293,6 @@ gw_txn_finish(struct txn *t)
 			    t->end.reason == TXN_END_STREAM);
 		remember_response(t);
 	}
-	if (t->up.xfer != NULL)
-		gw_up_abort(t->up.xfer);
 	t->conn = NULL;
 	if (c != NULL) {
 		gw_conn_set_hooks(c, NULL);

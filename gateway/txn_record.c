@@ -147,23 +147,32 @@ build_record(struct txn *t, const char *resp, bool stored, bool late)
  * written or queued and the caller takes the jansson path, which knows
  * what to do when the log is failing.
  */
-static enum wd_err
-append_direct(struct txn *t, const char *resp, bool stored, bool late)
+static bool
+canon_direct(struct txn *t, const char *resp, bool stored, bool late,
+    struct aud_canon *c)
 {
-	struct aud_canon c;
 	struct gw_outcome o;
-	enum wd_err rc;
+	bool ok;
 
 	outcome(t, resp, &o);
 	o.stored = stored;
 	o.refused_late = late;
-	aud_canon_begin(&c, t->audit.log);
-	if (!gw_record_canon(&o, &c)) {
-		aud_canon_free(&c);
-		json_decref(o.limits);
-		return WD_EINVAL;
-	}
+	aud_canon_begin(c, t->audit.log);
+	ok = gw_record_canon(&o, c);
 	json_decref(o.limits);
+	if (!ok)
+		aud_canon_free(c);
+	return ok;
+}
+
+static enum wd_err
+append_direct(struct txn *t, const char *resp, bool stored, bool late)
+{
+	struct aud_canon c;
+	enum wd_err rc;
+
+	if (!canon_direct(t, resp, stored, late, &c))
+		return WD_EINVAL;
 	rc = aud_try_append_canon(t->audit.log, &c);
 	aud_canon_free(&c);
 	return rc;
@@ -255,6 +264,33 @@ gw_txn_record_stream(struct txn *t)
 }
 
 /*
+ * Before a transaction's one record: the answer's digest into resp, and
+ * whether the payload store keeps it.  false: there is nothing to write
+ * (written already, or no log).
+ */
+static bool
+record_begin(struct txn *t, char resp[AUD_HASH_HEX + 1], bool *stored)
+{
+	if (t->ans.hmac != NULL) {
+		aud_hmac_final(t->ans.hmac, resp);
+		t->ans.hmac = NULL;
+	}
+	if (t->audit.recorded)
+		return false;
+	t->audit.recorded = true;
+	*stored = keep_payload(t);
+	return t->audit.log != NULL;
+}
+
+/* Rare: the log is failing (the record is amended and queued), or the
+ * direct writer could not write it. */
+static enum wd_err
+record_jansson(struct txn *t, const char *resp, bool stored)
+{
+	return append(t, build_record(t, resp, stored, t->audit.refused_late));
+}
+
+/*
  * The transaction's one audit record, written before the caller gets the
  * answer it describes (so a crash cannot lose an acknowledged record).
  * WD_EIO: the log is failing; the record waits in memory for the retry.
@@ -263,25 +299,59 @@ enum wd_err
 gw_txn_record(struct txn *t)
 {
 	char resp[AUD_HASH_HEX + 1] = "";
-	json_t *rec;
-	bool stored;
+	bool stored = false;
 
 	if (t->audit.stream_opened)
 		return record_stream_end(t);
-	if (t->ans.hmac != NULL) {
-		aud_hmac_final(t->ans.hmac, resp);
-		t->ans.hmac = NULL;
-	}
-	if (t->audit.recorded)
-		return WD_OK;
-	t->audit.recorded = true;
-	stored = keep_payload(t);
-	if (t->audit.log == NULL)
+	if (!record_begin(t, resp, &stored))
 		return WD_OK;
 	if (append_direct(t, resp, stored, t->audit.refused_late) == WD_OK)
 		return WD_OK;
-	/* Rare: the log is failing (the record is amended and queued), or
-	 * the direct writer could not write it. */
-	rec = build_record(t, resp, stored, t->audit.refused_late);
-	return append(t, rec);
+	return record_jansson(t, resp, stored);
+}
+
+/*
+ * The records of transactions that ended in one turn of a worker's loop,
+ * written together: one turn of the log's lock and one write() for all
+ * (aud_try_append_canons), in the order they ended.  rcs[i] is what
+ * gw_txn_record(ts[i]) would say.  A record the direct writer cannot
+ * make, and all of them when the log refuses the batch, go the single
+ * way, each.
+ */
+void
+gw_txn_record_many(struct txn **ts, size_t n, enum wd_err *rcs)
+{
+	struct aud_canon cs[AUD_APPEND_MAX];
+	char resp[AUD_APPEND_MAX][AUD_HASH_HEX + 1];
+	bool stored[AUD_APPEND_MAX], written[AUD_APPEND_MAX];
+	size_t at[AUD_APPEND_MAX], k = 0;
+	struct aud_log *log = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		struct txn *t = ts[i];
+
+		if (t->audit.stream_opened || k == AUD_APPEND_MAX ||
+		    (log != NULL && t->audit.log != log)) {
+			rcs[i] = gw_txn_record(t);
+			continue;
+		}
+		rcs[i] = WD_OK;
+		resp[k][0] = '\0';
+		stored[k] = false;
+		if (!record_begin(t, resp[k], &stored[k]))
+			continue;
+		if (!canon_direct(t, resp[k], stored[k], t->audit.refused_late,
+		    &cs[k])) {
+			rcs[i] = record_jansson(t, resp[k], stored[k]);
+			continue;
+		}
+		log = t->audit.log;
+		at[k++] = i;
+	}
+	if (k == 0)
+		return;
+	aud_try_append_canons(log, cs, k, written);
+	for (size_t j = 0; j < k; j++)
+		if (!written[j])
+			rcs[at[j]] = record_jansson(ts[at[j]], resp[j], stored[j]);
 }

@@ -2379,6 +2379,118 @@ START_TEST(concurrent_appends_make_one_chain)
 }
 END_TEST
 
+/* Records appended a batch at a time (a worker's turn: one lock, one
+ * write()), from two threads at once, with rotation and checkpoints on the
+ * way: one chain, every record once, each thread's in its order; a record
+ * that cannot be made is left out of its batch and the rest are written. */
+struct batcher {
+	struct aud_log *log;
+	int who;
+	int made, fails;
+};
+
+enum { BATCHERS = 2, PER_BATCHER = 600 };
+
+static void *
+batcher_main(void *arg)
+{
+	struct batcher *b = arg;
+	unsigned seed = (unsigned)b->who * 7919u + 1;
+
+	for (int i = 0; i < PER_BATCHER; ) {
+		struct aud_canon cs[AUD_APPEND_MAX];
+		bool written[AUD_APPEND_MAX];
+		size_t n = 1 + (size_t)(rand_r(&seed) % AUD_APPEND_MAX), bad;
+
+		if (n > (size_t)(PER_BATCHER - i))
+			n = (size_t)(PER_BATCHER - i);
+		bad = rand_r(&seed) % 5 == 0 ? rand_r(&seed) % n : n;
+		for (size_t j = 0; j < n; j++) {
+			char tok[32];
+
+			snprintf(tok, sizeof(tok), "tok-%d-%d", b->who,
+			    i + (int)j);
+			aud_canon_begin(&cs[j], b->log);
+			aud_canon_key(&cs[j], "decision_id");
+			aud_canon_str(&cs[j], tok);
+			/* Keys out of order: this record cannot be made. */
+			aud_canon_key(&cs[j], j == bad ? "a" : "kind");
+			aud_canon_str(&cs[j], "request");
+		}
+		if (aud_try_append_canons(b->log, cs, n, written) !=
+		    (bad < n ? WD_EINVAL : WD_OK))
+			b->fails++;
+		for (size_t j = 0; j < n; j++) {
+			if (written[j] != (j != bad))
+				b->fails++;
+			b->made += written[j];
+		}
+		i += (int)n;
+	}
+	return NULL;
+}
+
+START_TEST(batched_appends_make_one_chain)
+{
+	char *dir = tmpdir(), *pub, *out;
+	struct aud_opts o = opts(dir);
+	struct soft_key k;
+	struct aud_log *log;
+	pthread_t th[BATCHERS];
+	struct batcher b[BATCHERS];
+	struct lines l;
+	int last[BATCHERS], made = 0;
+	size_t cps = 0;
+
+	soft_key_init(&k);
+	o.signer = &k.signer;
+	o.checkpoint_every = 50;
+	o.segment_max_bytes = 16384;
+	log = open_ok(&o);
+	for (int i = 0; i < BATCHERS; i++) {
+		b[i] = (struct batcher){ .log = log, .who = i };
+		last[i] = -1;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, batcher_main,
+		    &b[i]), 0);
+	}
+	for (int i = 0; i < BATCHERS; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(b[i].fails, 0);
+		made += b[i].made;
+	}
+	aud_close(log);
+	pub = write_pem(dir, "pub.pem", k.pem);
+	ck_assert_msg(verify(dir, pub, &out) == 0, "%s", out);
+	ck_assert_msg(strstr(out, "verified with the trusted key; every record "
+	    "is covered") != NULL, "%s", out);
+	free(out);
+	l = log_lines(dir);
+	for (size_t i = 0; i < l.n; i++) {
+		json_t *j = line_json(l.v[i]);
+		int who, n;
+
+		if (strcmp(jstr(j, "kind"), "checkpoint") == 0) {
+			cps++;
+		} else if (strcmp(jstr(j, "kind"), "request") == 0) {
+			ck_assert(sscanf(jstr(j, "decision_id"), "tok-%d-%d",
+			    &who, &n) == 2);
+			ck_assert_msg(n > last[who], "%s after tok-%d-%d",
+			    jstr(j, "decision_id"), who, last[who]);
+			last[who] = n;
+			made--;
+		}
+		json_decref(j);
+	}
+	ck_assert_int_eq(made, 0);
+	ck_assert_uint_ge(cps, 2);
+	lines_free(&l);
+	free(pub);
+	soft_key_free(&k);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
 /* One writer per log: a second open of a live log must not fork the
  * chain. */
 START_TEST(second_writer_cannot_break_the_chain)
@@ -3732,6 +3844,7 @@ suite_audit(void)
 	tcase_add_test(write, chain_runs_across_rotated_segments);
 	tcase_add_test(write, done_fires_after_the_record_is_on_disk);
 	tcase_add_test(write, concurrent_appends_make_one_chain);
+	tcase_add_test(write, batched_appends_make_one_chain);
 	suite_add_tcase(s, write);
 
 	tcase_add_test(tamper, tamper_changed_byte_is_altered);
