@@ -101,8 +101,23 @@ enum wd_err gw_chunked_decode(struct gw_chunked *st, const char *in,
 const char *gw_http_reason(int status);
 
 /* RFC 9110: a token's byte (tchar); a field value's byte (field-vchar,
- * SP, HTAB, obs-text: no control byte but HTAB). */
-bool gw_http_tchar(unsigned char c);
-bool gw_http_vchar(unsigned char c);
+ * SP, HTAB, obs-text: no control byte but HTAB).  Both HTTP readers use
+ * them: the server's (http_parse.c) and the provider client's
+ * (h1_parse.c). */
+static inline bool
+gw_http_tchar(unsigned char c)
+{
+	/* A bit per byte: ALPHA DIGIT and !#$%&'*+-.^_`|~ */
+	static const uint64_t map[4] = { 0x03ff6cfa00000000ull,
+		0x57ffffffc7fffffeull, 0, 0 };
+
+	return (map[c >> 6] >> (c & 63)) & 1;
+}
+
+static inline bool
+gw_http_vchar(unsigned char c)
+{
+	return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
 
 #endif /* GW_HTTP_H */

@@ -22,30 +22,10 @@ static const struct {
 	{ "OPTIONS", GW_M_OPTIONS }, { "PATCH", GW_M_PATCH },
 };
 
-/* RFC 9110 tchar (both HTTP readers: the server's and the provider
- * client's, h1_parse.c). */
-bool
-gw_http_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* field-vchar or SP/HTAB; obs-text allowed, controls not. */
-bool
-gw_http_vchar(unsigned char c)
-{
-	return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
 void
 gw_http_req_clear(struct gw_http_req *req)
 {
-	free(req->head);
-	free(req->hdrs);
-	free((char *)req->path);
+	free(req->hdrs);		/* the block: head and path too */
 	memset(req, 0, sizeof(*req));
 	req->content_length = -1;
 }
@@ -53,8 +33,12 @@ gw_http_req_clear(struct gw_http_req *req)
 const char *
 gw_http_header(const struct gw_http_req *req, const char *name)
 {
+	/* The first letter first (any case): most names differ there. */
+	unsigned char c = (unsigned char)name[0] | 0x20;
+
 	for (size_t i = 0; i < req->nhdrs; i++)
-		if (strcasecmp(req->hdrs[i].name, name) == 0)
+		if (((unsigned char)req->hdrs[i].name[0] | 0x20) == c &&
+		    strcasecmp(req->hdrs[i].name, name) == 0)
 			return req->hdrs[i].value;
 	return NULL;
 }
@@ -93,10 +77,11 @@ fail(int code, const char *text, int *status, const char **why)
 }
 
 static enum wd_err
-parse_request_line(char *line, struct gw_http_req *r, int *status,
-    const char **why)
+parse_request_line(char *line, struct gw_http_req *r, char *pathbuf,
+    int *status, const char **why)
 {
 	char *sp1, *sp2, *q;
+	size_t n;
 
 	sp1 = strchr(line, ' ');
 	if (sp1 == NULL || sp1 == line || sp1 - line > 16)
@@ -127,10 +112,10 @@ parse_request_line(char *line, struct gw_http_req *r, int *status,
 		return fail(505, "only HTTP/1.x is supported", status, why);
 	r->minor = sp2[8] - '0';
 	q = strchr(r->target, '?');
-	r->path = q ? wd_strndup(r->target, (size_t)(q - r->target))
-		    : strdup(r->target);
-	if (r->path == NULL)
-		return WD_ENOMEM;
+	n = q != NULL ? (size_t)(q - r->target) : strlen(r->target);
+	memcpy(pathbuf, r->target, n);
+	pathbuf[n] = '\0';
+	r->path = pathbuf;
 	return WD_OK;
 }
 
@@ -176,7 +161,11 @@ check_framing(struct gw_http_req *r, const struct gw_http_limits *lim,
 
 	for (size_t i = 0; i < r->nhdrs; i++) {
 		const char *n = r->hdrs[i].name, *v = r->hdrs[i].value;
+		char f = (char)(n[0] | 0x20);
 
+		/* The first letter first: most names are none of these. */
+		if (f != 'c' && f != 't' && f != 'h' && f != 'e')
+			continue;
 		if (strcasecmp(n, "content-length") == 0) {
 			if (cl != NULL)
 				return fail(400, "more than one Content-Length",
@@ -244,7 +233,7 @@ gw_http_parse_head(const char *buf, size_t len,
     const char **why)
 {
 	struct gw_http_req r;
-	char *line, *eol, *end;
+	char *line, *eol, *end, *pathbuf;
 	size_t maxh;
 	enum wd_err rc;
 
@@ -264,33 +253,44 @@ gw_http_parse_head(const char *buf, size_t len,
 		rc = fail(400, "NUL byte in request head", status, why);
 		goto out;
 	}
-	r.head = wd_strndup(buf, len);
-	/* No more headers than lines: bound the array before parsing. */
-	maxh = lim->max_headers + 1;
-	r.hdrs = calloc(maxh, sizeof(*r.hdrs));
-	if (r.head == NULL || r.hdrs == NULL) {
+	/*
+	 * One block: the header array (no more headers than lines, and a
+	 * line takes 4 bytes at least), the head's copy, split in place,
+	 * and room for the path (the target without its query).
+	 */
+	maxh = len / 4 + 1;
+	if (maxh > lim->max_headers + 1)
+		maxh = lim->max_headers + 1;
+	r.hdrs = malloc(maxh * sizeof(*r.hdrs) + 2 * (len + 1));
+	if (r.hdrs == NULL) {
 		rc = WD_ENOMEM;
 		goto out;
 	}
+	r.head = (char *)(r.hdrs + maxh);
+	memcpy(r.head, buf, len);
+	r.head[len] = '\0';
+	pathbuf = r.head + len + 1;
 	end = r.head + len - 2;		/* at the final, empty line's CRLF */
 	line = r.head;
 	for (bool first = true; line < end; first = false) {
-		eol = strstr(line, "\r\n");	/* exists: the head ends in one */
-		*eol = '\0';
-		if (memchr(line, '\r', (size_t)(eol - line)) != NULL ||
-		    memchr(line, '\n', (size_t)(eol - line)) != NULL) {
+		/* Every line ends in CRLF (the head does): a LF alone or a CR
+		 * inside a line is refused. */
+		eol = memchr(line, '\n', (size_t)(r.head + len - line));
+		if (eol == line || eol[-1] != '\r' ||
+		    memchr(line, '\r', (size_t)(eol - 1 - line)) != NULL) {
 			rc = fail(400, "bare CR or LF in request head", status, why);
 			goto out;
 		}
+		eol[-1] = '\0';
 		if (first)
-			rc = parse_request_line(line, &r, status, why);
-		else if (r.nhdrs >= lim->max_headers)
+			rc = parse_request_line(line, &r, pathbuf, status, why);
+		else if (r.nhdrs >= lim->max_headers || r.nhdrs + 1 >= maxh)
 			rc = fail(431, "too many header fields", status, why);
 		else
 			rc = parse_header_line(line, &r, status, why);
 		if (rc != WD_OK)
 			goto out;
-		line = eol + 2;
+		line = eol + 1;
 	}
 	if (r.target == NULL) {
 		rc = fail(400, "empty request", status, why);

@@ -706,6 +706,22 @@ START_TEST(chunked_stops_after_trailers_when_pipelined)
 }
 END_TEST
 
+/* RFC 9110's tchar and field-vchar, byte by byte. */
+START_TEST(token_and_value_bytes)
+{
+	for (int c = 0; c < 256; c++) {
+		bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || (c != 0 &&
+		    strchr("!#$%&'*+-.^_`|~", c) != NULL);
+
+		ck_assert_msg(gw_http_tchar((unsigned char)c) == tchar,
+		    "tchar 0x%02x", c);
+		ck_assert_msg(gw_http_vchar((unsigned char)c) ==
+		    (c == '\t' || (c >= 0x20 && c != 0x7f)), "vchar 0x%02x", c);
+	}
+}
+END_TEST
+
 START_TEST(reason_phrases)
 {
 	ck_assert_str_eq(gw_http_reason(400), "Bad Request");
@@ -765,6 +781,7 @@ suite_http(void)
 	    (int)(sizeof(rejects) / sizeof(rejects[0])));
 	tcase_add_test(head, head_header_count_at_limit);
 	tcase_add_test(head, reason_phrases);
+	tcase_add_test(head, token_and_value_bytes);
 	suite_add_tcase(s, head);
 
 	tcase_add_test(chunked, chunked_simple);
