@@ -15,6 +15,7 @@
 
 #include "audit/aud_int.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -27,7 +28,41 @@ struct aud_mac {
 struct aud_hmac {
 	struct aud_mac m;		/* inner absorbs the data */
 	bool secure;
+	struct aud_hmac *next;		/* in its thread's spares */
 };
+
+/*
+ * Each thread keeps a few finished digests' blocks, wiped, for its next
+ * ones: the secure heap's allocator takes a process-wide lock, and every
+ * request makes two digests.  A thread's spares go back to the heap when
+ * it ends.
+ */
+#define SPARES_MAX 4
+
+static pthread_key_t spares_key;
+static pthread_once_t spares_once = PTHREAD_ONCE_INIT;
+static bool spares_ok;
+
+static void mac_free(void *p, size_t len, bool secure);
+
+static void
+spares_free(void *arg)
+{
+	struct aud_hmac *h = arg;
+
+	while (h != NULL) {
+		struct aud_hmac *next = h->next;
+
+		mac_free(h, sizeof(*h), h->secure);
+		h = next;
+	}
+}
+
+static void
+spares_init(void)
+{
+	spares_ok = pthread_key_create(&spares_key, spares_free) == 0;
+}
 
 static void *
 mac_alloc(size_t len, bool *secure)
@@ -92,14 +127,43 @@ aud_mac_free(struct aud_log *l)
 struct aud_hmac *
 aud_hmac_new(const struct aud_log *l)
 {
-	struct aud_hmac *h;
+	struct aud_hmac *h = NULL;
 	bool secure;
 
-	if (l->mac == NULL || (h = mac_alloc(sizeof(*h), &secure)) == NULL)
+	if (l->mac == NULL)
 		return NULL;
+	pthread_once(&spares_once, spares_init);
+	if (spares_ok && (h = pthread_getspecific(spares_key)) != NULL) {
+		pthread_setspecific(spares_key, h->next);
+		secure = h->secure;
+	} else if ((h = mac_alloc(sizeof(*h), &secure)) == NULL) {
+		return NULL;
+	}
 	h->m = *l->mac;
 	h->secure = secure;
+	h->next = NULL;
 	return h;
+}
+
+/* A finished digest's block: wiped, kept for the thread's next one. */
+static void
+hmac_done(struct aud_hmac *h)
+{
+	struct aud_hmac *top;
+	size_t n = 0;
+
+	OPENSSL_cleanse(&h->m, sizeof(h->m));
+	if (spares_ok) {
+		top = pthread_getspecific(spares_key);
+		for (struct aud_hmac *s = top; s != NULL; s = s->next)
+			n++;
+		if (n < SPARES_MAX) {
+			h->next = top;
+			if (pthread_setspecific(spares_key, h) == 0)
+				return;
+		}
+	}
+	mac_free(h, sizeof(*h), h->secure);
 }
 
 void
@@ -122,7 +186,8 @@ aud_hmac_final(struct aud_hmac *h, char out[AUD_HASH_HEX + 1])
 	SHA256_Update(&h->m.outer, d, sizeof(d));
 	SHA256_Final(d, &h->m.outer);
 	wd_hex(d, sizeof(d), out);
-	mac_free(h, sizeof(*h), h->secure);
+	OPENSSL_cleanse(d, sizeof(d));
+	hmac_done(h);
 }
 
 void

@@ -2482,7 +2482,9 @@ START_TEST(batched_appends_make_one_chain)
 		json_decref(j);
 	}
 	ck_assert_int_eq(made, 0);
-	ck_assert_uint_ge(cps, 2);
+	/* At least the one at close (the writer signs as often as it gets
+	 * to; the batches may all be in before it does). */
+	ck_assert_uint_ge(cps, 1);
 	lines_free(&l);
 	free(pub);
 	soft_key_free(&k);
