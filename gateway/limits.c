@@ -139,15 +139,60 @@ static const char *const kind_tag[POL_LIM_NKINDS] = {
 	"rpm", "tpm", "conc", "tday", "tmon", "cday", "cmon"
 };
 
+bool
+gw_limits_any(const struct pol_snapshot *snap, const struct pol_caller *caller)
+{
+	atomic_store_explicit(&m_limits, (long long)snap->nlimits,
+	    memory_order_relaxed);
+	for (size_t i = 0; i < snap->nlimits; i++)
+		if (applies(&snap->limits[i], caller))
+			return true;
+	return false;
+}
+
+/* The calendar day and month of now (UTC) and when they end, worked out
+ * once a second per thread. */
+struct calendar {
+	time_t at;
+	char day[16], mon[16];
+	long long day_end, mon_end;
+};
+
+static const struct calendar *
+calendar(time_t now)
+{
+	static _Thread_local struct calendar cal = { .at = (time_t)-1 };
+	struct tm tm;
+
+	if (cal.at == now)
+		return &cal;
+	gmtime_r(&now, &tm);
+	strftime(cal.day, sizeof(cal.day), "%Y%m%d", &tm);
+	strftime(cal.mon, sizeof(cal.mon), "%Y%m", &tm);
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	tm.tm_mday++;
+	cal.day_end = (long long)timegm(&tm);	/* normalises tm: again */
+	gmtime_r(&now, &tm);
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	tm.tm_mday = 1;
+	tm.tm_mon++;
+	cal.mon_end = (long long)timegm(&tm);
+	cal.at = now;
+	return &cal;
+}
+
 void
 gw_limits_plan(struct gw_limits *L, const struct pol_snapshot *snap,
     const struct pol_caller *caller, const char *model, size_t body_len,
     long long max_tokens, const char *reqid, time_t now)
 {
-	struct tm tm;
+	const struct calendar *cal = calendar(now);
 	char day[16], mon[16], subj[160];
-	long long day_end, mon_end, ceiling = 0;
+	long long day_end = cal->day_end, mon_end = cal->mon_end, ceiling = 0;
 	int lease_s = snap->upstream.total_timeout_ms / 1000 + 60;
+
+	memcpy(day, cal->day, sizeof(day));
+	memcpy(mon, cal->mon, sizeof(mon));
 
 	memset(L, 0, sizeof(*L));
 	atomic_store_explicit(&m_limits, (long long)snap->nlimits,
@@ -155,17 +200,6 @@ gw_limits_plan(struct gw_limits *L, const struct pol_snapshot *snap,
 	snprintf(L->lease, sizeof(L->lease), "%s", reqid ? reqid : "");
 	L->model = model;
 	L->price = pol_price_find(snap, model);
-	gmtime_r(&now, &tm);
-	strftime(day, sizeof(day), "%Y%m%d", &tm);
-	strftime(mon, sizeof(mon), "%Y%m", &tm);
-	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-	tm.tm_mday++;
-	day_end = (long long)timegm(&tm);	/* normalises tm: start again */
-	gmtime_r(&now, &tm);
-	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-	tm.tm_mday = 1;
-	tm.tm_mon++;
-	mon_end = (long long)timegm(&tm);
 	for (size_t i = 0; i < snap->nlimits; i++)
 		if (applies(&snap->limits[i], caller) &&
 		    snap->limits[i].completion_ceiling > ceiling)

@@ -64,6 +64,11 @@ struct gw_limits {
 long long gw_limits_cost(const struct pol_price *p, long long prompt,
     long long completion);
 
+/* Does any of the snapshot's limits apply to caller?  (Most requests
+ * have none: then nothing is planned.) */
+bool gw_limits_any(const struct pol_snapshot *snap,
+    const struct pol_caller *caller);
+
 /*
  * The counters the request touches and what it reserves.  Pure: reads
  * snap and the arguments, writes only L.  body_len: the request body's

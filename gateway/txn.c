@@ -233,6 +233,8 @@ reserve_limits(struct txn *t)
 		who.agent = t->pol.tools->agent;
 	/* Planned on the heap and kept only when a limit applies: most
 	 * requests have none, and a stream holds its txn for long. */
+	if (!gw_limits_any(t->pol.snap, &who))
+		return TXN_ATTEMPT;
 	if ((L->l = malloc(sizeof(*L->l))) == NULL)
 		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
 	/* max_tokens from the facts when the request has no tree yet. */
