@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "common/wd.h"
+#include "common/wd_json.h"
 
 #define AUD_HASH_HEX 64
 #define AUD_SUFFIX_LEN 75	/* ,"hash":"<64 hex>"} */
@@ -152,17 +153,14 @@ void aud_submit(struct aud_log *log, json_t *rec,
  */
 #define AUD_CANON_DEPTH 8
 #define AUD_CANON_MAX ((size_t)16 << 20)
-/* Nesting of a jansson value written whole: as deep as jansson reads. */
-#define AUD_CANON_JSON_DEPTH 2048
 struct aud_canon {
-	char *p;
-	size_t len, cap;
+	struct wd_jbuf b;		/* the text; b.fail: the record failed */
 	size_t at_prev, at_seq;
 	unsigned depth;
 	bool arr[AUD_CANON_DEPTH];
 	size_t n[AUD_CANON_DEPTH];
 	const char *last[AUD_CANON_DEPTH];
-	bool value_next, fail;
+	bool value_next;
 	unsigned nreserved;	/* how many of the log's members are placed */
 	const char *instance;
 	char ts[40];

@@ -20,6 +20,7 @@
  * Called by the transaction (txn_answer.c, agent_answer.c); tools.c consumes the events.  Later formats
  * (Responses, Anthropic) add a table like gw_format_chat beside it.
  */
+#include "common/wd_json.h"
 #include "gateway/gw_int.h"
 #include "gateway/gw_detect.h"
 
@@ -572,8 +573,9 @@ chat_drop_call(struct gw_answer *a, const struct gw_ans_event *ev)
 }
 
 /*
- * Compact JSON of what was checked.  jansson writes no raw control
- * characters and no line ends, so a chunk is exactly one data line; and
+ * Compact JSON of what was checked, as jansson would write it
+ * (wd_json_put_value): no raw control characters and no line ends, so a
+ * chunk is exactly one data line; and
  * duplicates were refused on reading, so JSON.parse (last key wins) and a
  * first-wins reader get the same object.
  */
@@ -581,21 +583,19 @@ enum wd_err
 gw_ans_write_json(const json_t *root, const char *event, bool chunk,
     struct evbuffer *out)
 {
-	char small[4096], *text = small;
-	size_t n, pre = 0;
+	char small[4096];
+	struct wd_jbuf b = { .p = small, .cap = sizeof(small) };
+	size_t pre = 0;
 	enum wd_err rc = WD_ENOMEM;
 
-	/* On the stack while it fits (most answers, every usual event);
-	 * json_dumpb says how much a bigger one needs. */
-	if ((n = json_dumpb(root, small, sizeof(small), JSON_COMPACT)) == 0)
-		return WD_ENOMEM;
-	if (n > sizeof(small) && ((text = malloc(n)) == NULL ||
-	    json_dumpb(root, text, n, JSON_COMPACT) != n))
+	/* On the stack while it fits (most answers, every usual event). */
+	wd_json_put_value(&b, root, false);
+	if (b.fail)
 		goto out;
 	if (chunk)
 		pre = (event != NULL ? 8 + strlen(event) : 0) + 6;
 	/* Room for all of it first: the adds below cannot fail half-way. */
-	if (evbuffer_expand(out, pre + n + (chunk ? 2 : 0)) != 0)
+	if (evbuffer_expand(out, pre + b.len + (chunk ? 2 : 0)) != 0)
 		goto out;
 	if (chunk && event != NULL) {
 		evbuffer_add(out, "event: ", 7);
@@ -604,13 +604,12 @@ gw_ans_write_json(const json_t *root, const char *event, bool chunk,
 	}
 	if (chunk)
 		evbuffer_add(out, "data: ", 6);
-	evbuffer_add(out, text, n);
+	evbuffer_add(out, b.p, b.len);
 	if (chunk)
 		evbuffer_add(out, "\n\n", 2);
 	rc = WD_OK;
 out:
-	if (text != small)
-		free(text);
+	wd_jbuf_free(&b);
 	return rc;
 }
 

@@ -305,7 +305,7 @@ gw_record_canon(const struct gw_outcome *o, struct aud_canon *c)
 	aud_canon_key(c, "verdict");
 	aud_canon_str(c, o->refused_late || d == NULL ? "deny" :
 	    pol_verdict_name(d->verdict));
-	return !c->fail;
+	return !c->b.fail;
 }
 
 json_t *
@@ -389,5 +389,5 @@ gw_stream_end_canon(const struct gw_stream_end *e, struct aud_canon *c)
 		aud_canon_null(c);
 	aud_canon_key(c, "verdict");
 	aud_canon_str(c, e->verdict);
-	return !c->fail;
+	return !c->b.fail;
 }

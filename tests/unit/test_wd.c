@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/wd.h"
+#include "common/wd_json.h"
 #include "tests/unit/suites.h"
 
 START_TEST(strerror_covers_every_code)
@@ -122,6 +123,89 @@ START_TEST(json_runs_stop_where_a_byte_loop_would)
 				ck_assert_ptr_eq(wd_json_plain_end(p, p), p);
 			}
 		}
+}
+END_TEST
+
+/* A random jansson value for the writer's comparison with jansson. */
+static json_t *
+random_value(unsigned *seed, int depth)
+{
+	static const char *const strs[] = { "", "plain", "quote \" in",
+		"back\\slash", "tab\tnl\ncr\r", "ctl \x01\x1f\x7f", "/slash/",
+		"caf\xc3\xa9", "\xe2\x80\xa8 line sep", "\xf0\x9f\x98\x80 emoji",
+		"a fairly long plain string well past sixteen bytes of text" };
+	int k = (int)(rand_r(seed) % (depth > 4 ? 6 : 8));
+	json_t *v;
+
+	switch (k) {
+	case 0: return json_null();
+	case 1: return json_boolean(rand_r(seed) & 1);
+	case 2: return json_integer((json_int_t)rand_r(seed) *
+		    (rand_r(seed) & 1 ? -1 : 1) * (rand_r(seed) & 1 ? 1 : 1000003));
+	case 3: return json_real((double)rand_r(seed) / 7.0 - 1000.0);
+	case 4: case 5:
+		return json_string(strs[rand_r(seed) % (sizeof(strs) /
+		    sizeof(strs[0]))]);
+	case 6:
+		v = json_array();
+		for (int i = (int)(rand_r(seed) % 5); i > 0; i--)
+			json_array_append_new(v, random_value(seed, depth + 1));
+		return v;
+	default:
+		v = json_object();
+		for (int i = (int)(rand_r(seed) % 6); i > 0; i--) {
+			char key[16];
+
+			/* Keys that sort differently from their order. */
+			snprintf(key, sizeof(key), "%c%d", 'z' - (int)(rand_r(seed)
+			    % 26), i);
+			json_object_set_new(v, key, random_value(seed, depth + 1));
+		}
+		return v;
+	}
+}
+
+/* The direct writer gives jansson's bytes, in the members' order and
+ * sorted. */
+START_TEST(json_writer_matches_jansson)
+{
+	unsigned seed = 17;
+
+	for (int n = 0; n < 3000; n++) {
+		json_t *v = random_value(&seed, 0);
+
+		for (int sorted = 0; sorted < 2; sorted++) {
+			char small[64];
+			struct wd_jbuf b = { .p = small, .cap = sizeof(small) };
+			char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
+			    (sorted ? JSON_SORT_KEYS : 0));
+
+			wd_json_put_value(&b, v, sorted);
+			ck_assert(!b.fail);
+			ck_assert_ptr_nonnull(want);
+			ck_assert_msg(b.len == strlen(want) &&
+			    memcmp(b.p, want, b.len) == 0, "%.*s\n%s",
+			    (int)b.len, b.p, want);
+			free(want);
+			wd_jbuf_free(&b);
+		}
+		json_decref(v);
+	}
+}
+END_TEST
+
+/* Past its limit a text fails, and so does a string that is not UTF-8. */
+START_TEST(json_writer_fails_closed)
+{
+	struct wd_jbuf b = { .max = 16 };
+
+	wd_json_put_string(&b, "0123456789abcdefghij", 20);
+	ck_assert(b.fail);
+	wd_jbuf_free(&b);
+	b = (struct wd_jbuf){ 0 };
+	wd_json_put_string(&b, "bad \xc3", 5);
+	ck_assert(b.fail);
+	wd_jbuf_free(&b);
 }
 END_TEST
 
@@ -279,6 +363,8 @@ suite_wd(void)
 	tcase_add_test(tc, unhex_rejects_bad_input);
 	tcase_add_test(tc, edit_distance_samples);
 	tcase_add_test(tc, json_runs_stop_where_a_byte_loop_would);
+	tcase_add_test(tc, json_writer_matches_jansson);
+	tcase_add_test(tc, json_writer_fails_closed);
 	tcase_add_test(tc, ct_equal);
 	tcase_add_test(tc, slurp_reads_whole_file_within_cap);
 	tcase_add_test(tc, sha256_vector);
