@@ -240,40 +240,94 @@ gw_admit_done(struct gw_admit *a)
 	wd_wipe(a->digest, sizeof(a->digest));
 }
 
+#ifdef __SSE2__
+/* Which of the 64 bytes at p are c, a bit each. */
+static inline uint64_t
+bytes_are(const unsigned char *p, char c)
+{
+	const __m128i k = _mm_set1_epi8(c);
+	uint64_t m = 0;
+
+	for (int i = 0; i < 4; i++)
+		m |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
+		    _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i)),
+		    k)) << (16 * i);
+	return m;
+}
+#endif
+
 size_t
 gw_json_count_values(struct gw_json_count *st, const char *p, size_t n)
 {
 	/* Outside strings, every value but a container's first follows a
 	 * comma, and every container opens with a bracket: 1 + commas +
 	 * brackets is at least the number of values (object members count
-	 * once, with their key).  Strings are skipped to their next quote or
-	 * backslash 16 bytes at a time: they are most of a body. */
+	 * once, with their key). */
 	size_t count = st->count ? st->count : 1, i = 0;
 	bool in_string = st->in_string, escape = st->escape;
 
 	while (i < n) {
-		if (escape) {
-			escape = false;
-			i++;
-		} else if (in_string) {
-			const unsigned char *u = (const unsigned char *)p,
-			    *e = wd_json_quote_end(u + i, u + n);
+		size_t stop = n;
 
-			i = (size_t)(e - u);
-			if (i < n) {
-				if (*e == '"')
-					in_string = false;
-				else
-					escape = true;
-				i++;
+#ifdef __SSE2__
+		/*
+		 * 64 bytes at a time while no backslash is in them (nor an
+		 * escape open before them): each quote goes into or out of a
+		 * string, so a byte is inside one where the quotes before it
+		 * (a prefix XOR of their bits) are odd; commas and brackets
+		 * outside are counted.  A block with a backslash goes byte
+		 * by byte, below.
+		 */
+		if (!escape && n - i >= 64) {
+			const unsigned char *u = (const unsigned char *)p + i;
+
+			if (bytes_are(u, '\\') == 0) {
+				uint64_t in = bytes_are(u, '"');
+
+				in ^= in << 1;
+				in ^= in << 2;
+				in ^= in << 4;
+				in ^= in << 8;
+				in ^= in << 16;
+				in ^= in << 32;
+				if (in_string)
+					in = ~in;
+				count += (size_t)__builtin_popcountll((bytes_are(u,
+				    ',') | bytes_are(u, '[') | bytes_are(u, '{')) &
+				    ~in);
+				in_string = (in >> 63) & 1;
+				i += 64;
+				continue;
 			}
-		} else {
-			char ch = p[i++];
+			stop = i + 64;
+		}
+#endif
+		while (i < stop) {
+			if (escape) {
+				escape = false;
+				i++;
+			} else if (in_string) {
+				/* Skipped to the next quote or backslash 16
+				 * bytes at a time: strings are most of a body. */
+				const unsigned char *u = (const unsigned char *)p,
+				    *e = wd_json_quote_end(u + i, u + n);
 
-			if (ch == '"')
-				in_string = true;
-			else if (ch == ',' || ch == '[' || ch == '{')
-				count++;
+				i = (size_t)(e - u);
+				if (i < n) {
+					if (*e == '"')
+						in_string = false;
+					else
+						escape = true;
+					i++;
+				}
+			} else {
+				char ch = p[i++];
+
+				if (ch == '"')
+					in_string = true;
+				else if (ch == ',' || ch == '[' || ch == '{')
+					count++;
+			}
 		}
 	}
 	st->count = count;

@@ -707,6 +707,57 @@ START_TEST(chunked_stops_after_trailers_when_pipelined)
 END_TEST
 
 /* RFC 9110's tchar and field-vchar, byte by byte. */
+/* The same on long texts, where 64 bytes are counted at a time: random
+ * runs of quotes, backslashes, commas and brackets (at every place of a
+ * block, across blocks and across cuts) against a byte-by-byte count. */
+START_TEST(json_values_counted_in_blocks_as_byte_by_byte)
+{
+	static const char alphabet[] = "\"\\,[{}]:ab ";
+	unsigned seed = 5;
+	char text[700];
+
+	for (int round = 0; round < 4000; round++) {
+		size_t len = 64 + (size_t)(rand_r(&seed) % (sizeof(text) - 64));
+		int heavy = rand_r(&seed) % 4;
+		size_t want = 1, got;
+		bool in = false, esc = false;
+		struct gw_json_count st = { 0 };
+		size_t cut = (size_t)rand_r(&seed) % (len + 1);
+
+		for (size_t i = 0; i < len; i++) {
+			/* Mostly plain text, some rounds with few backslashes. */
+			int r = rand_r(&seed) % 16;
+
+			text[i] = r < 9 ? 'a' : alphabet[(size_t)rand_r(&seed) %
+			    (sizeof(alphabet) - 1)];
+			if (text[i] == '\\' && heavy != 0 && rand_r(&seed) % 8)
+				text[i] = ',';
+		}
+		for (size_t i = 0; i < len; i++) {
+			char ch = text[i];
+
+			if (in) {
+				if (esc)
+					esc = false;
+				else if (ch == '\\')
+					esc = true;
+				else if (ch == '"')
+					in = false;
+			} else if (ch == '"') {
+				in = true;
+			} else if (ch == ',' || ch == '[' || ch == '{') {
+				want++;
+			}
+		}
+		gw_json_count_values(&st, text, cut);
+		got = gw_json_count_values(&st, text + cut, len - cut);
+		ck_assert_msg(got == want, "round %d (len %zu, cut %zu): %zu, "
+		    "want %zu", round, len, cut, got, want);
+		ck_assert(st.in_string == in && st.escape == esc);
+	}
+}
+END_TEST
+
 START_TEST(token_and_value_bytes)
 {
 	for (int c = 0; c < 256; c++) {
@@ -782,6 +833,7 @@ suite_http(void)
 	tcase_add_test(head, head_header_count_at_limit);
 	tcase_add_test(head, reason_phrases);
 	tcase_add_test(head, token_and_value_bytes);
+	tcase_add_test(head, json_values_counted_in_blocks_as_byte_by_byte);
 	suite_add_tcase(s, head);
 
 	tcase_add_test(chunked, chunked_simple);
