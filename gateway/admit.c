@@ -241,6 +241,16 @@ gw_admit_done(struct gw_admit *a)
 }
 
 #ifdef __SSE2__
+/* Bits set in x (without POPCNT, which x86-64 does not promise). */
+static inline unsigned
+bits_set(uint64_t x)
+{
+	x -= (x >> 1) & 0x5555555555555555ull;
+	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (unsigned)((x * 0x0101010101010101ull) >> 56);
+}
+
 /* Which of the 64 bytes at p are c, a bit each. */
 static inline uint64_t
 bytes_are(const unsigned char *p, char c)
@@ -292,9 +302,8 @@ gw_json_count_values(struct gw_json_count *st, const char *p, size_t n)
 				in ^= in << 32;
 				if (in_string)
 					in = ~in;
-				count += (size_t)__builtin_popcountll((bytes_are(u,
-				    ',') | bytes_are(u, '[') | bytes_are(u, '{')) &
-				    ~in);
+				count += bits_set((bytes_are(u, ',') |
+				    bytes_are(u, '[') | bytes_are(u, '{')) & ~in);
 				in_string = (in >> 63) & 1;
 				i += 64;
 				continue;
