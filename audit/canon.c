@@ -88,8 +88,12 @@ aud_canon_key(struct aud_canon *c, const char *key)
 
 	if (c->b.fail)
 		return;
+	/* In order: most keys differ from the one before at their first
+	 * byte. */
 	if (d == 0 || d > AUD_CANON_DEPTH || c->arr[d - 1] ||
-	    (c->last[d - 1] != NULL && strcmp(c->last[d - 1], key) >= 0)) {
+	    (c->last[d - 1] != NULL &&
+	    (unsigned char)c->last[d - 1][0] >= (unsigned char)key[0] &&
+	    strcmp(c->last[d - 1], key) >= 0)) {
 		c->b.fail = true;		/* out of order, or not in an object */
 		return;
 	}
@@ -97,7 +101,9 @@ aud_canon_key(struct aud_canon *c, const char *key)
 	/* The log's members not placed yet that sort before key go first
 	 * (both lists are sorted: one look at the next one mostly). */
 	while (d == 1 && c->nreserved < 4) {
-		int cmp = strcmp(reserved[c->nreserved], key);
+		const char *r = reserved[c->nreserved];
+		int cmp = r[0] != key[0] ? (unsigned char)r[0] -
+		    (unsigned char)key[0] : strcmp(r, key);
 
 		if (cmp == 0) {
 			c->b.fail = true;	/* the log's own */
