@@ -252,6 +252,7 @@ reserve_limits(struct txn *t)
 	if (t->req.fmt == &gw_format_chat && t->req.chat.stream &&
 	    gw_limits_need_usage(L->l) &&
 	    gw_limits_ask_usage(gw_chat_tree(&t->req.chat), &asked)) {
+		gw_txn_digest_request(t);
 		if (!rewrite_body(t->req.body, t->req.chat.root))
 			return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
 		L->strip_usage = true;
@@ -330,8 +331,9 @@ step_decide(struct txn *t)
 	    gw_detect_answer_open(&t->ans.det, p->snap, t->req.fmt) != WD_OK)
 		return gw_txn_error(t, WD_CODE_DETECTOR_UNAVAILABLE, NULL);
 	if (p->dec.keep >= POL_KEEP_HASH && t->audit.log != NULL) {
-		aud_payload_digest(t->audit.log, evbuffer_pullup(t->req.body, -1),
-		    evbuffer_get_length(t->req.body), t->audit.req_hmac);
+		/* Of the body as it stands now; made later, off the way to
+		 * the provider, unless the body changes first. */
+		t->audit.req_hmac_due = true;
 		t->ans.hmac = aud_hmac_new(t->audit.log);
 	}
 	if (p->dec.verdict == POL_DENY) {
@@ -356,6 +358,7 @@ step_decide(struct txn *t)
 		case GW_TOOLS_DENY:
 			return gw_txn_refuse(t, &d);
 		case GW_TOOLS_MODIFIED:
+			gw_txn_digest_request(t);
 			if (!rewrite_body(t->req.body, t->req.chat.root))
 				return gw_txn_error(t, WD_CODE_INTERNAL,
 				    "out of memory");

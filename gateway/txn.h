@@ -143,6 +143,10 @@ struct txn_audit {
 	bool stream_opened;
 	bool stream_closed;		/* stream_end written (or queued) */
 	bool refused_late;		/* tool policy refused after allow */
+	/* req_hmac is owed: made once the request went upstream (off the
+	 * path to the provider), before its body is rewritten, or at the
+	 * record, whichever comes first (gw_txn_digest_request). */
+	bool req_hmac_due;
 };
 
 /* The end: filled by whoever ends the transaction, read by gw_txn_finish. */
@@ -233,6 +237,8 @@ void gw_txn_note_stream(struct txn *t, struct evbuffer *out);
  * stream ended (status, code, usage, the answer's digest, tool log).
  */
 enum wd_err gw_txn_record(struct txn *t);
+/* The request's payload digest, if owed, from the body as it is now. */
+void gw_txn_digest_request(struct txn *t);
 /* The records of n (at most AUD_APPEND_MAX) transactions that ended in one
  * turn of their worker's loop, written together; rcs[i] is what
  * gw_txn_record(ts[i]) would return. */

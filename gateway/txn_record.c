@@ -97,6 +97,16 @@ append(struct txn *t, json_t *rec)
 	return rc;
 }
 
+void
+gw_txn_digest_request(struct txn *t)
+{
+	if (!t->audit.req_hmac_due)
+		return;
+	t->audit.req_hmac_due = false;
+	aud_payload_digest(t->audit.log, evbuffer_pullup(t->req.body, -1),
+	    evbuffer_get_length(t->req.body), t->audit.req_hmac);
+}
+
 static void
 outcome(struct txn *t, const char *resp, struct gw_outcome *out)
 {
@@ -118,10 +128,11 @@ outcome(struct txn *t, const char *resp, struct gw_outcome *out)
 		.usage = t->ans.usage,
 		.limits = gw_limits_json(t->lim.l),
 		.latency_us = wd_mono_us() - t->audit.started_us,
-		.req_hmac = t->audit.req_hmac,
+		.req_hmac = t->audit.req_hmac,	/* owed: made just below */
 		.resp_hmac = resp,
 	};
 
+	gw_txn_digest_request(t);
 	*out = o;
 }
 

@@ -434,5 +434,7 @@ gw_txn_attempt(struct txn *t, void (*on_done)(void *, enum wd_err,
 	if (rc != WD_OK)
 		return gw_txn_error(t, WD_CODE_INTERNAL,
 		    "cannot start upstream request");
+	/* While the provider works on it. */
+	gw_txn_digest_request(t);
 	return TXN_UPSTREAM;
 }
