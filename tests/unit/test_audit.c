@@ -2286,6 +2286,22 @@ START_TEST(write_failure_fails_closed_and_loses_nothing)
 }
 END_TEST
 
+/* Close a signed log and check that every record is covered by a
+ * checkpoint that verifies with the key. */
+static void
+close_verified(struct aud_log *log, const char *dir, const struct soft_key *k)
+{
+	char *pub, *out;
+
+	aud_close(log);
+	pub = write_pem(dir, "pub.pem", k->pem);
+	ck_assert_msg(verify(dir, pub, &out) == 0, "%s", out);
+	ck_assert_msg(strstr(out, "verified with the trusted key; every record "
+	    "is covered") != NULL, "%s", out);
+	free(out);
+	free(pub);
+}
+
 /* Many threads appending at once (as the gateway's workers do), with
  * rotation and checkpoints on the way: one chain, every record once. */
 struct appender {
@@ -2317,7 +2333,7 @@ appender_main(void *arg)
 
 START_TEST(concurrent_appends_make_one_chain)
 {
-	char *dir = tmpdir(), *pub, *out;
+	char *dir = tmpdir();
 	struct aud_opts o = opts(dir);
 	struct soft_key k;
 	struct aud_log *log;
@@ -2341,12 +2357,7 @@ START_TEST(concurrent_appends_make_one_chain)
 		pthread_join(th[i], NULL);
 		ck_assert_int_eq(a[i].fails, 0);
 	}
-	aud_close(log);
-	pub = write_pem(dir, "pub.pem", k.pem);
-	ck_assert_msg(verify(dir, pub, &out) == 0, "%s", out);
-	ck_assert_msg(strstr(out, "verified with the trusted key; every record "
-	    "is covered") != NULL, "%s", out);
-	free(out);
+	close_verified(log, dir, &k);
 	l = log_lines(dir);
 	seen = calloc(APPENDERS * PER_APPENDER, 1);
 	for (size_t i = 0; i < l.n; i++) {
@@ -2372,7 +2383,6 @@ START_TEST(concurrent_appends_make_one_chain)
 	ck_assert_uint_le(cps, APPENDERS * PER_APPENDER / 7 + 1);
 	free(seen);
 	lines_free(&l);
-	free(pub);
 	soft_key_free(&k);
 	rm_rf(dir);
 	free(dir);
@@ -2432,7 +2442,7 @@ batcher_main(void *arg)
 
 START_TEST(batched_appends_make_one_chain)
 {
-	char *dir = tmpdir(), *pub, *out;
+	char *dir = tmpdir();
 	struct aud_opts o = opts(dir);
 	struct soft_key k;
 	struct aud_log *log;
@@ -2458,12 +2468,7 @@ START_TEST(batched_appends_make_one_chain)
 		ck_assert_int_eq(b[i].fails, 0);
 		made += b[i].made;
 	}
-	aud_close(log);
-	pub = write_pem(dir, "pub.pem", k.pem);
-	ck_assert_msg(verify(dir, pub, &out) == 0, "%s", out);
-	ck_assert_msg(strstr(out, "verified with the trusted key; every record "
-	    "is covered") != NULL, "%s", out);
-	free(out);
+	close_verified(log, dir, &k);
 	l = log_lines(dir);
 	for (size_t i = 0; i < l.n; i++) {
 		json_t *j = line_json(l.v[i]);
@@ -2486,7 +2491,6 @@ START_TEST(batched_appends_make_one_chain)
 	 * to; the batches may all be in before it does). */
 	ck_assert_uint_ge(cps, 1);
 	lines_free(&l);
-	free(pub);
 	soft_key_free(&k);
 	rm_rf(dir);
 	free(dir);
