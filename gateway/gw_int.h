@@ -108,7 +108,8 @@ struct gw_worker {
 	struct event *snap_ev;
 	/* Transactions that ended in this turn of the loop: their records go
 	 * to the log together at the turn's end (txn_end.c).  turns: the
-	 * loop runs turn by turn (worker_main), so they are flushed. */
+	 * loop runs turn by turn (worker_main) and calls the handler's
+	 * turn_end after each, so they are flushed. */
 	struct txn *ended, **ended_tail;
 	bool turns;
 };
@@ -328,6 +329,9 @@ struct gw_http_handler {
 	void (*refuse)(struct gw_conn *c, const struct gw_admit_deny *d);
 	/* Answer a malformed request: status and a static why. */
 	void (*malformed)(struct gw_conn *c, int status, const char *why);
+	/* A turn of the worker's loop is over (worker_main): what waited for
+	 * the turn's end goes now.  NULL: nothing waits. */
+	void (*turn_end)(struct gw_worker *w);
 };
 
 extern const struct gw_http_handler gw_warden_handler;	/* routes.c */
@@ -570,7 +574,7 @@ void gw_txn_start(struct gw_conn *c, struct gw_http_req *req,
 /*
  * The transactions that ended in the turn of w's loop just run: their
  * records written together (one write() for all of them), then their
- * answers sent.  worker_main calls it after every turn.
+ * answers sent.  The warden handler's turn_end.
  */
 void gw_txn_flush_ended(struct gw_worker *w);
 

@@ -309,4 +309,5 @@ const struct gw_http_handler gw_warden_handler = {
 	.dispatch = dispatch,
 	.refuse = refuse,
 	.malformed = malformed,
+	.turn_end = gw_txn_flush_ended,
 };

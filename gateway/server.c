@@ -258,19 +258,22 @@ worker_main(void *arg)
 {
 	struct gw_worker *w = arg;
 
-	/* Turn by turn: after each, the records of the transactions that
-	 * ended in it are written together, then their answers sent. */
-	w->turns = true;
+	/* Turn by turn: after each, what waited for the turn's end goes
+	 * (warden's handler: the records of the transactions that ended in
+	 * it, written together, then their answers). */
+	w->turns = w->handler->turn_end != NULL;
 	for (;;) {
 		int rc = event_base_loop(w->base, EVLOOP_ONCE);
 
-		gw_txn_flush_ended(w);
+		if (w->handler->turn_end != NULL)
+			w->handler->turn_end(w);
 		if (rc != 0 || event_base_got_exit(w->base) ||
 		    event_base_got_break(w->base))
 			break;
 	}
 	w->turns = false;
-	gw_txn_flush_ended(w);
+	if (w->handler->turn_end != NULL)
+		w->handler->turn_end(w);
 	return NULL;
 }
 
