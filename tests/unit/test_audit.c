@@ -2235,6 +2235,109 @@ fsize_child(const char *dir)
 	return 0;
 }
 
+/*
+ * A batch the disk cannot take (RLIMIT_FSIZE leaves room for part of it)
+ * is written not at all: every record of it comes back unwritten, the
+ * file is cut back to where it was, the log turns unhealthy and takes no
+ * batch until it is healthy again.  In a child: the limit is the
+ * process's.
+ */
+static int
+batch_fsize_child(const char *dir)
+{
+	struct aud_opts o = opts(dir);
+	struct aud_log *log = NULL;
+	struct aud_canon cs[5];
+	bool written[5];
+	struct rlimit rl;
+	char err[256], *seg = path2(dir, "audit-000001.jsonl");
+	struct stat st;
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (aud_open(&o, &log, err, sizeof(err)) != WD_OK)
+		return 10;
+	if (stat(seg, &st) != 0)
+		return 11;
+	/* Room for about two of the five. */
+	rl.rlim_cur = (rlim_t)st.st_size + 700;
+	rl.rlim_max = RLIM_INFINITY;
+	if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+		return 12;
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 5; i++) {
+			char tok[32];
+
+			snprintf(tok, sizeof(tok), "tok-batch-%d-%d", round, i);
+			aud_canon_begin(&cs[i], log);
+			aud_canon_key(&cs[i], "decision_id");
+			aud_canon_str(&cs[i], tok);
+			aud_canon_key(&cs[i], "kind");
+			aud_canon_str(&cs[i], "request");
+			aud_canon_key(&cs[i], "pad");
+			aud_canon_str(&cs[i], "0123456789012345678901234567890123"
+			    "45678901234567890123456789012345678901234567890123");
+		}
+		if (aud_try_append_canons(log, cs, 5, written) != WD_EIO)
+			return 13;
+		for (int i = 0; i < 5; i++)
+			if (written[i])
+				return 14;
+		if (aud_healthy(log))
+			return 15;
+		/* Nothing of the batch stayed in the file. */
+		if (stat(seg, &st) != 0 ||
+		    st.st_size + 700 != (off_t)rl.rlim_cur)
+			return 16;
+	}
+	rl.rlim_cur = RLIM_INFINITY;
+	if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+		return 17;
+	aud_close(log);
+	free(seg);
+	return 0;
+}
+
+START_TEST(failed_batch_leaves_nothing_behind)
+{
+	char *dir = tmpdir(), *out;
+	pid_t pid;
+	int st;
+	static const char *const why[] = {
+		[10] = "aud_open failed", [11] = "no segment",
+		[12] = "setrlimit", [13] = "the batch did not fail with WD_EIO",
+		[14] = "a record of the failed batch says written",
+		[15] = "still healthy", [16] = "part of the batch stayed in "
+		"the file", [17] = "setrlimit (raise)",
+	};
+
+	make_log(dir, 4, 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(batch_fsize_child(dir));
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st), "child died of signal %d",
+	    WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	ck_assert_msg(WEXITSTATUS(st) == 0, "child: %s (%d)",
+	    WEXITSTATUS(st) < 18 && why[WEXITSTATUS(st)] ? why[WEXITSTATUS(st)] :
+	    "?", WEXITSTATUS(st));
+	/* The log holds what it held before, and verifies. */
+	ck_assert_int_eq(verify(dir, NULL, &out), AUD_UNAUTHENTICATED);
+	ck_assert_msg(strstr(out, "tok-batch") == NULL, "%s", out);
+	free(out);
+	{
+		struct lines l = log_lines(dir);
+
+		for (size_t i = 0; i < l.n; i++)
+			ck_assert_msg(strstr(l.v[i], "tok-batch") == NULL,
+			    "a failed batch's record is in the log: %s", l.v[i]);
+		lines_free(&l);
+	}
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(write_failure_fails_closed_and_loses_nothing)
 {
 	char *dir = tmpdir(), *out;
@@ -3881,6 +3984,7 @@ suite_audit(void)
 
 	tcase_set_timeout(fail, 30);
 	tcase_add_test(fail, write_failure_fails_closed_and_loses_nothing);
+	tcase_add_test(fail, failed_batch_leaves_nothing_behind);
 	tcase_add_test(fail, second_writer_cannot_break_the_chain);
 	suite_add_tcase(s, fail);
 
