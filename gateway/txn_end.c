@@ -267,12 +267,15 @@ gw_txn_flush_ended(struct gw_worker *w)
 		while (w->ended != NULL && n < AUD_APPEND_MAX) {
 			ts[n] = w->ended;
 			w->ended = ts[n]->end.next;
-			ts[n]->end.next = NULL;
-			ts[n++]->end.queued = false;
+			ts[n++]->end.next = NULL;
 		}
 		gw_txn_record_many(ts, n, rcs);
-		for (size_t i = 0; i < n; i++)
+		/* Each stays queued (a client that leaves only lets go of
+		 * it) until its own end runs. */
+		for (size_t i = 0; i < n; i++) {
+			ts[i]->end.queued = false;
 			finish_after_record(ts[i], rcs[i]);
+		}
 	}
 }
 
