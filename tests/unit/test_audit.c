@@ -2265,7 +2265,7 @@ batch_fsize_child(const char *dir)
 		return 12;
 	for (int round = 0; round < 2; round++) {
 		for (int i = 0; i < 5; i++) {
-			char tok[32];
+			char tok[48];
 
 			snprintf(tok, sizeof(tok), "tok-batch-%d-%d", round, i);
 			aud_canon_begin(&cs[i], log);
