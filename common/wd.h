@@ -74,6 +74,11 @@ enum wd_err wd_random_id(void *buf, size_t len);
 /* Lower-case hex of len bytes into out, which holds 2*len+1 bytes. */
 void wd_hex(const unsigned char *in, size_t len, char *out);
 
+/* Length of the UTF-8 sequence at s (n bytes left, n > 0) as jansson
+ * accepts it (no overlong forms, no surrogates, nothing past U+10FFFF),
+ * 0 if it is not one. */
+size_t wd_utf8_len(const unsigned char *s, size_t n);
+
 /* The value of one hex digit, -1 if c is not one. */
 int wd_hexval(int c);
 /*

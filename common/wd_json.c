@@ -54,35 +54,6 @@ wd_jbuf_free(struct wd_jbuf *b)
 	b->own = false;
 }
 
-/* Length of the UTF-8 sequence at s (n bytes left) as jansson accepts it
- * (no overlong forms, no surrogates, nothing past U+10FFFF), 0 if
- * invalid. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c0 = s[0];
-	uint32_t cp;
-	size_t len;
-
-	if (c0 < 0x80)
-		return 1;
-	if (c0 < 0xC2 || c0 > 0xF4)
-		return 0;
-	len = c0 < 0xE0 ? 2 : c0 < 0xF0 ? 3 : 4;
-	if (n < len)
-		return 0;
-	cp = c0 & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-		return 0;
-	return len;
-}
-
 void
 wd_json_put_string(struct wd_jbuf *b, const char *str, size_t n)
 {
@@ -101,7 +72,7 @@ wd_json_put_string(struct wd_jbuf *b, const char *str, size_t n)
 			continue;
 		}
 		if (c >= 0x80) {
-			size_t ul = utf8_len(s + i, n - i);
+			size_t ul = wd_utf8_len(s + i, n - i);
 
 			if (ul == 0) {
 				b->fail = true;

@@ -63,32 +63,11 @@ hex4(const unsigned char *p)
 static bool
 utf8_seq(struct scan *s)
 {
-	const unsigned char *p = s->p;
-	unsigned c = p[0], n, cp;
+	size_t n = wd_utf8_len(s->p, (size_t)(s->end - s->p));
 
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 1;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 2;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 3;
-		cp = c & 0x07;
-	} else {
-		return false;	/* continuation, overlong 0xc0/0xc1, > 0xf4 */
-	}
-	if ((size_t)(s->end - p) <= n)
-		return false;
-	for (unsigned i = 1; i <= n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return false;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return false;
-	s->p += n + 1;
+	if (n < 2)
+		return false;	/* not a sequence of more than one byte */
+	s->p += n;
 	return true;
 }
 
