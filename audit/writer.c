@@ -720,14 +720,9 @@ aud_try_append(struct aud_log *l, json_t *rec, json_t **rec_back)
 enum wd_err
 aud_try_append_canon(struct aud_log *l, struct aud_canon *c)
 {
-	struct aud_item it = { 0 };
-	enum wd_err rc;
+	bool written;
 
-	if (!aud_canon_end(c, &it.pre))
-		return WD_EINVAL;
-	rc = append_now(l, &it, 1);
-	free(it.pre.text);
-	return rc;
+	return aud_try_append_canons(l, c, 1, &written);
 }
 
 enum wd_err
