@@ -309,16 +309,10 @@ record_jansson(struct txn *t, const char *resp, bool stored)
 enum wd_err
 gw_txn_record(struct txn *t)
 {
-	char resp[AUD_HASH_HEX + 1] = "";
-	bool stored = false;
+	enum wd_err rc;
 
-	if (t->audit.stream_opened)
-		return record_stream_end(t);
-	if (!record_begin(t, resp, &stored))
-		return WD_OK;
-	if (append_direct(t, resp, stored, t->audit.refused_late) == WD_OK)
-		return WD_OK;
-	return record_jansson(t, resp, stored);
+	gw_txn_record_many(&t, 1, &rc);
+	return rc;
 }
 
 /*
@@ -341,9 +335,12 @@ gw_txn_record_many(struct txn **ts, size_t n, enum wd_err *rcs)
 	for (size_t i = 0; i < n; i++) {
 		struct txn *t = ts[i];
 
-		if (t->audit.stream_opened || k == AUD_APPEND_MAX ||
-		    (log != NULL && t->audit.log != log)) {
-			rcs[i] = gw_txn_record(t);
+		if (t->audit.stream_opened) {
+			rcs[i] = record_stream_end(t);
+			continue;
+		}
+		if (k == AUD_APPEND_MAX || (log != NULL && t->audit.log != log)) {
+			rcs[i] = gw_txn_record(t);	/* a batch of its own */
 			continue;
 		}
 		rcs[i] = WD_OK;
