@@ -142,6 +142,7 @@ static const char *const kind_tag[POL_LIM_NKINDS] = {
 bool
 gw_limits_any(const struct pol_snapshot *snap, const struct pol_caller *caller)
 {
+	/* The metrics' count of configured limits: asked once per request. */
 	atomic_store_explicit(&m_limits, (long long)snap->nlimits,
 	    memory_order_relaxed);
 	for (size_t i = 0; i < snap->nlimits; i++)
@@ -195,8 +196,6 @@ gw_limits_plan(struct gw_limits *L, const struct pol_snapshot *snap,
 	memcpy(mon, cal->mon, sizeof(mon));
 
 	memset(L, 0, sizeof(*L));
-	atomic_store_explicit(&m_limits, (long long)snap->nlimits,
-	    memory_order_relaxed);
 	snprintf(L->lease, sizeof(L->lease), "%s", reqid ? reqid : "");
 	L->model = model;
 	L->price = pol_price_find(snap, model);
