@@ -307,8 +307,7 @@ chunk_step(struct h1_body *b, const char *in, size_t n, size_t *used,
 				BAD("the answer's trailers are too long");
 			if (c == '\r')
 				b->st = CH_TRAILER_LF;
-			else if (c == '\n' || (c != '\t' && (c < 0x20 ||
-			    c == 0x7f)))
+			else if (c == '\n' || !gw_http_vchar(c))
 				BAD("the answer's trailers are malformed");
 			else
 				b->line++;
