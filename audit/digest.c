@@ -32,16 +32,19 @@ struct aud_hmac {
 };
 
 /*
- * Each thread keeps a few finished digests' blocks, wiped, for its next
- * ones: the secure heap's allocator takes a process-wide lock, and every
- * request makes two digests.  A thread's spares go back to the heap when
- * it ends.
+ * Each thread keeps finished digests' blocks, wiped, for its next ones:
+ * the secure heap's allocator takes a process-wide lock, and every
+ * request makes two digests, one of which (the answer's) lives as long as
+ * the request.  So a worker with many requests in flight needs as many
+ * blocks: up to SPARES_MAX (about 16 KB of the secure heap) are kept.  A
+ * thread's spares go back to the heap when it ends.
  */
-#define SPARES_MAX 4
+#define SPARES_MAX 64
 
 static pthread_key_t spares_key;
 static pthread_once_t spares_once = PTHREAD_ONCE_INIT;
 static bool spares_ok;
+static _Thread_local unsigned nspares;	/* this thread's, on its list */
 
 static void mac_free(void *p, size_t len, bool secure);
 
@@ -135,6 +138,7 @@ aud_hmac_new(const struct aud_log *l)
 	pthread_once(&spares_once, spares_init);
 	if (spares_ok && (h = pthread_getspecific(spares_key)) != NULL) {
 		pthread_setspecific(spares_key, h->next);
+		nspares--;
 		secure = h->secure;
 	} else if ((h = mac_alloc(sizeof(*h), &secure)) == NULL) {
 		return NULL;
@@ -149,18 +153,12 @@ aud_hmac_new(const struct aud_log *l)
 static void
 hmac_done(struct aud_hmac *h)
 {
-	struct aud_hmac *top;
-	size_t n = 0;
-
 	OPENSSL_cleanse(&h->m, sizeof(h->m));
-	if (spares_ok) {
-		top = pthread_getspecific(spares_key);
-		for (struct aud_hmac *s = top; s != NULL; s = s->next)
-			n++;
-		if (n < SPARES_MAX) {
-			h->next = top;
-			if (pthread_setspecific(spares_key, h) == 0)
-				return;
+	if (spares_ok && nspares < SPARES_MAX) {
+		h->next = pthread_getspecific(spares_key);
+		if (pthread_setspecific(spares_key, h) == 0) {
+			nspares++;
+			return;
 		}
 	}
 	mac_free(h, sizeof(*h), h->secure);
