@@ -580,6 +580,19 @@ void gw_txn_flush_ended(struct gw_worker *w);
 
 /* ---- the audit record of one transaction (record.c) ---- */
 
+/*
+ * One try at a route, as the record's `attempts` has it: {route, status},
+ * {route, error}, or both when the client left after the status came.
+ */
+struct gw_attempt {
+	const char *route;		/* the snapshot's route id */
+	int status;			/* 0: none */
+	char *error;			/* NULL: none */
+};
+/* Every attempt the rules allow, and one more for the client leaving
+ * while the last is in flight. */
+#define GW_ATTEMPTS_MAX (POL_MAX_ATTEMPTS + 1)
+
 struct gw_outcome {
 	const char *request_id;
 	const struct pol_snapshot *snap;
@@ -593,7 +606,8 @@ struct gw_outcome {
 	int status;			/* sent to the client; 499: it left */
 	const char *code;		/* error code, if any */
 	int upstream_status;
-	json_t *attempts;		/* borrowed: [{route, status|error}] */
+	const struct gw_attempt *attempts;	/* borrowed */
+	size_t nattempts;
 	json_t *tools;			/* borrowed: the tool policy's log */
 	json_t *usage;			/* borrowed: the answer's usage */
 	json_t *limits;			/* borrowed: gw_limits_json, or NULL */
@@ -623,7 +637,9 @@ struct gw_stream_end {
 	const char *resp_hmac;		/* "" : null */
 	int status;
 	long long latency_ms;
-	json_t *attempts, *usage;	/* borrowed; usage NULL: null */
+	const struct gw_attempt *attempts;	/* borrowed */
+	size_t nattempts;
+	json_t *usage;			/* borrowed; NULL: null */
 	json_t *tools, *limits;		/* borrowed; NULL: absent */
 	bool stored;
 };

@@ -14,6 +14,24 @@ str_or_null(const char *s)
 	return s != NULL && *s != '\0' ? json_string(s) : json_null();
 }
 
+static json_t *
+attempts_json(const struct gw_attempt *a, size_t n)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "route", json_string(a[i].route));
+		if (a[i].status != 0)
+			json_object_set_new(o, "status", json_integer(a[i].status));
+		if (a[i].error != NULL)
+			json_object_set_new(o, "error", json_string(a[i].error));
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
 json_t *
 gw_record(const struct gw_outcome *o)
 {
@@ -59,8 +77,8 @@ gw_record(const struct gw_outcome *o)
 	    json_integer(o->upstream_status) : json_null());
 	json_object_set_new(r, "latency_ms", json_integer((json_int_t)
 	    (o->latency_us / 1000)));
-	json_object_set_new(r, "attempts", o->attempts ? json_incref(o->attempts)
-	    : json_array());
+	json_object_set_new(r, "attempts", attempts_json(o->attempts,
+	    o->nattempts));
 	if (o->limits != NULL)
 		json_object_set(r, "limits", o->limits);
 	json_object_set_new(r, "usage", o->usage ? json_incref(o->usage) :
@@ -115,6 +133,28 @@ gw_record(const struct gw_outcome *o)
 /* ---- the same record, written directly (once per request) ---- */
 
 static void
+canon_attempts(struct aud_canon *c, const struct gw_attempt *a, size_t n)
+{
+	aud_canon_key(c, "attempts");
+	aud_canon_arr(c);
+	for (size_t i = 0; i < n; i++) {
+		aud_canon_obj(c);
+		if (a[i].error != NULL) {
+			aud_canon_key(c, "error");
+			aud_canon_str(c, a[i].error);
+		}
+		aud_canon_key(c, "route");
+		aud_canon_str(c, a[i].route);
+		if (a[i].status != 0) {
+			aud_canon_key(c, "status");
+			aud_canon_int(c, a[i].status);
+		}
+		aud_canon_close(c);
+	}
+	aud_canon_close(c);
+}
+
+static void
 canon_str_or_null(struct aud_canon *c, const char *key, const char *s)
 {
 	aud_canon_key(c, key);
@@ -155,13 +195,7 @@ gw_record_canon(const struct gw_outcome *o, struct aud_canon *c)
 		aud_canon_key(c, "app");
 		aud_canon_str(c, d->app);
 	}
-	aud_canon_key(c, "attempts");
-	if (o->attempts != NULL)
-		aud_canon_json(c, o->attempts);
-	else {
-		aud_canon_arr(c);
-		aud_canon_close(c);
-	}
+	canon_attempts(c, o->attempts, o->nattempts);
 	canon_str_or_null(c, "code", o->code);
 	if (d != NULL) {
 		aud_canon_key(c, "data_classes");
@@ -313,14 +347,14 @@ gw_stream_end_record(const struct gw_stream_end *e)
 {
 	json_t *rec, *payload;
 
-	rec = json_pack("{s:s,s:s,s:s,s:o,s:i,s:o,s:I,s:O,s:O,s:s}",
+	rec = json_pack("{s:s,s:s,s:s,s:o,s:i,s:o,s:I,s:o,s:O,s:s}",
 	    "kind", "stream_end", "request_id", e->request_id,
 	    "decision_id", e->decision_id,
 	    "tenant", e->tenant ? json_string(e->tenant) : json_null(),
 	    "status", e->status,
 	    "code", e->code ? json_string(e->code) : json_null(),
 	    "latency_ms", (json_int_t)e->latency_ms,
-	    "attempts", e->attempts,
+	    "attempts", attempts_json(e->attempts, e->nattempts),
 	    "usage", e->usage ? e->usage : json_null(),
 	    "verdict", e->verdict);
 	if (rec == NULL)
@@ -345,10 +379,9 @@ bool
 gw_stream_end_canon(const struct gw_stream_end *e, struct aud_canon *c)
 {
 	if (e->request_id == NULL || e->decision_id == NULL ||
-	    e->attempts == NULL || e->verdict == NULL || e->keep == NULL)
+	    e->verdict == NULL || e->keep == NULL)
 		return false;
-	aud_canon_key(c, "attempts");
-	aud_canon_json(c, e->attempts);
+	canon_attempts(c, e->attempts, e->nattempts);
 	aud_canon_key(c, "code");
 	aud_canon_str(c, e->code);
 	aud_canon_key(c, "decision_id");

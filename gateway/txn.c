@@ -439,10 +439,7 @@ client_gone(void *arg)
 		return;
 	/* The attempt in flight ends here: it belongs in the record. */
 	if (t->up.xfer != NULL && t->up.route != NULL)
-		json_array_append_new(t->audit.attempts, t->up.status ?
-		    json_pack("{s:s,s:i,s:s}", "route", t->up.route->id, "status",
-		    t->up.status, "error", "client_gone") : json_pack("{s:s,s:s}",
-		    "route", t->up.route->id, "error", "client_gone"));
+		gw_txn_note_attempt(t, t->up.status, "client_gone");
 	t->end.reason = TXN_END_GONE;
 	t->end.status = wd_errdef(WD_CODE_CLIENT_GONE)->status;
 	t->end.code = WD_CODE_CLIENT_GONE;
@@ -479,7 +476,6 @@ gw_txn_start(struct gw_conn *c, struct gw_http_req *req,
 	gw_worker_acquire(gw_conn_worker(c), &t->pol.snap, &t->pol.creds);
 	t->audit.log = gw_conn_worker(c)->srv->audit;
 	t->audit.started_us = wd_mono_us();
-	t->audit.attempts = json_array();
 	snprintf(t->audit.reqid, sizeof(t->audit.reqid), "%s",
 	    gw_conn_request_id(c));
 	hooks.arg = t;

@@ -135,7 +135,8 @@ struct txn_audit {
 	struct aud_log *log;		/* where the record goes */
 	char reqid[65];
 	uint64_t started_us;
-	json_t *attempts;		/* [{route, status|error}] */
+	struct gw_attempt attempts[GW_ATTEMPTS_MAX];	/* errors owned */
+	size_t nattempts;
 	char req_hmac[AUD_HASH_HEX + 1];
 	bool recorded;			/* the record (or a stream's first) */
 	/* A stream's record was written before its first byte (issue 11);
@@ -213,6 +214,11 @@ enum txn_state gw_txn_attempt(struct txn *t, void (*on_done)(void *arg,
 /* The transfer ended: note how, for ANSWER and the record. */
 void gw_txn_transfer_ended(struct txn *t, enum wd_err err,
     const char *detail);
+/* An attempt at t->up.route for the record: status 0 for none, error
+ * (copied) NULL for none.  An error that could not be copied is
+ * gw_attempt_oom, which is not freed. */
+void gw_txn_note_attempt(struct txn *t, int status, const char *error);
+extern const char gw_attempt_oom[];
 /* The client's output drained: a paused transfer goes on. */
 void gw_txn_drained(struct txn *t);
 /* ANSWER: the transfer ended; read and send, or fall back (txn_answer.c). */

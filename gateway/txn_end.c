@@ -322,7 +322,9 @@ finish_after_record(struct txn *t, enum wd_err rc)
 		gw_converse_stream_clear(t->ans.conv);
 		free(t->ans.conv);
 	}
-	json_decref(t->audit.attempts);
+	for (size_t i = 0; i < t->audit.nattempts; i++)
+		if (t->audit.attempts[i].error != gw_attempt_oom)
+			free(t->audit.attempts[i].error);
 	json_decref(t->ans.usage);
 	gw_creds_unref(t->pol.creds);
 	pol_snapshot_unref(t->pol.snap);

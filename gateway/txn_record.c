@@ -124,6 +124,7 @@ outcome(struct txn *t, const char *resp, struct gw_outcome *out)
 		.code = record_code(t),
 		.upstream_status = t->up.status,
 		.attempts = t->audit.attempts,
+		.nattempts = t->audit.nattempts,
 		.tools = (t->pol.tools != NULL ? t->pol.tools->log : NULL),
 		.usage = t->ans.usage,
 		.limits = gw_limits_json(t->lim.l),
@@ -223,6 +224,7 @@ record_stream_end(struct txn *t)
 		.latency_ms = (long long)((wd_mono_us() - t->audit.started_us) /
 		    1000),
 		.attempts = t->audit.attempts,
+		.nattempts = t->audit.nattempts,
 		.usage = t->ans.usage,
 		.tools = (t->pol.tools != NULL ? t->pol.tools->log : NULL),
 	};

@@ -258,10 +258,26 @@ gw_txn_transfer_ended(struct txn *t, enum wd_err err, const char *detail)
 	t->up.xfer = NULL;
 	t->up.err = err;
 	snprintf(t->up.detail, sizeof(t->up.detail), "%s", detail ? detail : "");
-	json_array_append_new(t->audit.attempts, err == WD_OK ?
-	    json_pack("{s:s,s:i}", "route", t->up.route->id, "status",
-	    t->up.status) : json_pack("{s:s,s:s}", "route", t->up.route->id,
-	    "error", t->up.detail));
+	gw_txn_note_attempt(t, err == WD_OK ? t->up.status : 0,
+	    err == WD_OK ? NULL : t->up.detail);
+}
+
+const char gw_attempt_oom[] = "out of memory";
+
+void
+gw_txn_note_attempt(struct txn *t, int status, const char *error)
+{
+	struct gw_attempt *a;
+
+	if (t->audit.nattempts >= GW_ATTEMPTS_MAX)
+		return;		/* more than the rules allow: cannot be */
+	a = &t->audit.attempts[t->audit.nattempts++];
+	a->route = t->up.route->id;
+	a->status = status;
+	/* An error the copy of which failed still says there was one. */
+	a->error = error == NULL ? NULL : strdup(error);
+	if (error != NULL && a->error == NULL)
+		a->error = (char *)gw_attempt_oom;
 }
 
 /*

@@ -175,7 +175,7 @@ pol_load_upstream(struct pol_walk *w, yaml_node_t *n, struct pol_upstream *u)
 	opt_int(w, n, "first_byte_timeout_ms", 10, 3600000, &u->first_byte_timeout_ms);
 	opt_int(w, n, "idle_timeout_ms", 10, 3600000, &u->idle_timeout_ms);
 	opt_int(w, n, "total_timeout_ms", 10, 86400000, &u->total_timeout_ms);
-	opt_int(w, n, "max_attempts", 1, 16, &u->max_attempts);
+	opt_int(w, n, "max_attempts", 1, POL_MAX_ATTEMPTS, &u->max_attempts);
 	opt_size(w, n, "max_response_bytes", 1024, 1LL << 30, &u->max_response_bytes);
 	opt_size(w, n, "max_sse_event_bytes", 1024, 64LL << 20, &u->max_sse_event_bytes);
 	if ((v = pol_get(w, n, "proxy")) != NULL) {

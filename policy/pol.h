@@ -44,12 +44,14 @@ struct pol_server {
 };
 
 /* Upstream settings: the `upstream:` section. */
+#define POL_MAX_ATTEMPTS 16
 struct pol_upstream {
 	int connect_timeout_ms;
 	int first_byte_timeout_ms;	/* until the answer's status line */
 	int idle_timeout_ms;		/* max silence inside an answer */
 	int total_timeout_ms;		/* whole transfer */
-	int max_attempts;		/* routes tried per request */
+	int max_attempts;		/* routes tried per request, up to
+					 * POL_MAX_ATTEMPTS */
 	size_t max_response_bytes;	/* non-streaming answer limit */
 	size_t max_sse_event_bytes;	/* one SSE event in a stream */
 	char *proxy;			/* explicit HTTP proxy URL, or NULL:

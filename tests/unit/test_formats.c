@@ -888,8 +888,11 @@ START_TEST(record_canon_matches_jansson_record)
 			json_t *usage = v & 2 ? json_pack("{s:I,s:I,s:{s:f}}",
 			    "prompt_tokens", (json_int_t)INT64_MAX, "completion_tokens",
 			    (json_int_t)-1, "details", "x", 0.5) : NULL;
-			json_t *attempts = v & 4 ? json_pack("[{s:s,s:i}]", "route",
-			    "openai-eu", "status", 502) : NULL;
+			char gone[] = "client_gone", err[] = "timed out \"x\"\n\xc3\xa9";
+			struct gw_attempt attempts[] = {
+				{ "openai-eu", 502, NULL }, { "openai-us", 0, err },
+				{ "openai-eu", 200, gone },
+			};
 			json_t *limits = v == 6 ? json_pack("{s:{s:i}}", "key",
 			    "tokens", 12) : NULL;
 			const struct pol_provider *rt = v == 0 ? NULL : d->nroutes > 0 &&
@@ -904,7 +907,9 @@ START_TEST(record_canon_matches_jansson_record)
 				.status = v == 4 ? 499 : 200,
 				.code = v == 4 ? "client_closed" : NULL,
 				.upstream_status = v & 4 ? 200 : 0,
-				.attempts = attempts, .tools = tools, .usage = usage,
+				.attempts = v & 4 ? attempts : NULL,
+				.nattempts = v & 4 ? 1 + v % 3 : 0,
+				.tools = tools, .usage = usage,
 				.limits = limits,
 				.latency_us = (uint64_t)v * 1234567u,
 				.req_hmac = v & 1 ? "ab12" : "",
@@ -935,7 +940,6 @@ START_TEST(record_canon_matches_jansson_record)
 			json_decref(rec);
 			json_decref(tools);
 			json_decref(usage);
-			json_decref(attempts);
 			json_decref(limits);
 		}
 		free(d);
@@ -955,8 +959,11 @@ START_TEST(stream_end_canon_matches_jansson_record)
 	size_t n = 0;
 
 	for (unsigned v = 0; v < 512; v++) {
-		json_t *attempts = json_pack("[{s:s,s:i}]", "route",
-		    strs[v % 5], "status", 200);
+		char err[] = "connect \"refused\"\t\xe2\x82\xac";
+		struct gw_attempt attempts[] = {
+			{ strs[v % 5], v & 1 ? 0 : 503, v & 1 ? err : NULL },
+			{ strs[(v + 1) % 5], 200, v & 2 ? err : NULL },
+		};
 		json_t *usage = v & 1 ? json_pack("{s:I,s:f}", "total_tokens",
 		    (json_int_t)INT64_MIN, "cost", 1e-7) : NULL;
 		json_t *tools = v & 2 ? json_pack("{s:s,s:[]}", "agent", strs[(v /
@@ -971,7 +978,8 @@ START_TEST(stream_end_canon_matches_jansson_record)
 			.resp_hmac = v & 128 ? "" : "beef",
 			.status = v & 256 ? 499 : 200,
 			.latency_ms = (long long)v * 1000003,
-			.attempts = attempts, .usage = usage, .tools = tools,
+			.attempts = attempts, .nattempts = 1 + (v / 3) % 2,
+			.usage = usage, .tools = tools,
 			.limits = limits, .stored = (v % 3) == 0,
 		};
 		json_t *rec = gw_stream_end_record(&e);
@@ -993,7 +1001,6 @@ START_TEST(stream_end_canon_matches_jansson_record)
 		free(a.text);
 		free(b.text);
 		json_decref(rec);
-		json_decref(attempts);
 		json_decref(usage);
 		json_decref(tools);
 		json_decref(limits);
