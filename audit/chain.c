@@ -308,22 +308,6 @@ aud_line_prepare(json_t *rec, struct aud_pre *pre)
 	return true;
 }
 
-/* Decimal digits of v into out (at least 21 bytes); their count. */
-static size_t
-u64_dec(uint64_t v, char *out)
-{
-	char tmp[24];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
-}
-
 char *
 aud_line_splice(const struct aud_pre *pre, uint64_t seq, const char *prev,
     char hash[AUD_HASH_HEX + 1], unsigned char leaf[32], size_t *len,
@@ -361,7 +345,7 @@ aud_line_splice_into(const struct aud_pre *pre, uint64_t seq,
 		sq[sl++] = ',';
 	memcpy(sq + sl, "\"seq\":", 6);
 	sl += 6;
-	sl += u64_dec(seq, sq + sl);
+	sl += wd_u64_dec(seq, sq + sl);
 	if (pre->at_seq < pre->len - 1)
 		sq[sl++] = ',';
 	clen = pre->len + pl + sl;

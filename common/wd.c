@@ -179,6 +179,34 @@ wd_hex(const unsigned char *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
+size_t
+wd_u64_dec(uint64_t v, char *out)
+{
+	char tmp[20], *p = tmp + sizeof(tmp);
+	size_t n;
+
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	n = (size_t)(tmp + sizeof(tmp) - p);
+	memcpy(out, p, n);
+	return n;
+}
+
+size_t
+wd_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t len = strlen(src);
+
+	if (size > 0) {
+		size_t n = len < size ? len : size - 1;
+
+		memcpy(dst, src, n);
+		dst[n] = '\0';
+	}
+	return len;
+}
+
 /* Length of the UTF-8 sequence at s (n bytes left) as jansson accepts it
  * (no overlong forms, no surrogates, nothing past U+10FFFF), 0 if
  * invalid. */

@@ -73,6 +73,14 @@ enum wd_err wd_random_id(void *buf, size_t len);
 
 /* Lower-case hex of len bytes into out, which holds 2*len+1 bytes. */
 void wd_hex(const unsigned char *in, size_t len, char *out);
+/* The decimal digits of v into out (20 bytes are enough), not
+ * terminated; how many. */
+size_t wd_u64_dec(uint64_t v, char *out);
+/* src into dst of size bytes, cut to fit and always terminated (size >
+ * 0), as OpenBSD's strlcpy: strlen(src), so a result >= size says it was
+ * cut.  For the request path, where snprintf("%s") costs a format
+ * parse per copy. */
+size_t wd_strlcpy(char *dst, const char *src, size_t size);
 
 /* Length of the UTF-8 sequence at s (n bytes left, n > 0) as jansson
  * accepts it (no overlong forms, no surrogates, nothing past U+10FFFF),

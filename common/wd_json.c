@@ -108,16 +108,14 @@ wd_json_put_string(struct wd_jbuf *b, const char *str, size_t n)
 void
 wd_json_put_int(struct wd_jbuf *b, long long v)
 {
-	char buf[24], *p = buf + sizeof(buf);
-	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v :
-	    (unsigned long long)v;
+	char buf[24];
+	size_t n = 0;
 
-	do
-		*--p = (char)('0' + u % 10);
-	while ((u /= 10) != 0);
 	if (v < 0)
-		*--p = '-';
-	wd_jbuf_put(b, p, (size_t)(buf + sizeof(buf) - p));
+		buf[n++] = '-';
+	n += wd_u64_dec(v < 0 ? 0ull - (unsigned long long)v :
+	    (unsigned long long)v, buf + n);
+	wd_jbuf_put(b, buf, n);
 }
 
 static int

@@ -368,6 +368,7 @@ h1_url_literal(const char *url, struct sockaddr_storage *sa, unsigned *salen,
     char *host, size_t hostlen, const char **target)
 {
 	const char *a, *ae, *hs, *he, *ps = NULL;
+	size_t hl;
 	char lit[INET6_ADDRSTRLEN];
 	unsigned long port = 80;
 
@@ -431,9 +432,11 @@ h1_url_literal(const char *url, struct sockaddr_storage *sa, unsigned *salen,
 		    *q == '#')
 			return false;
 	/* Host: the authority as curl sends it (no port when it is 80). */
-	if (snprintf(host, hostlen, "%.*s", (int)(port == 80 && ps != NULL ?
-	    (ps - 1) - a : ae - a), a) >= (int)hostlen)
+	hl = (size_t)(port == 80 && ps != NULL ? (ps - 1) - a : ae - a);
+	if (hl >= hostlen)
 		return false;
+	memcpy(host, a, hl);
+	host[hl] = '\0';
 	*target = *ae != '\0' ? ae : "/";
 	return true;
 }

@@ -41,9 +41,11 @@ gw_prov_header(struct gw_prov_req *r, const char *name, const void *value,
 bool
 gw_prov_url(struct gw_prov_req *r, const char *base, const char *suffix)
 {
-	int n = snprintf(r->url, sizeof(r->url), "%s%s", base, suffix);
+	size_t n = wd_strlcpy(r->url, base, sizeof(r->url));
 
-	return n >= 0 && (size_t)n < sizeof(r->url);
+	return n < sizeof(r->url) &&
+	    wd_strlcpy(r->url + n, suffix, sizeof(r->url) - n) <
+	    sizeof(r->url) - n;
 }
 
 enum wd_err

@@ -476,8 +476,8 @@ gw_txn_start(struct gw_conn *c, struct gw_http_req *req,
 	gw_worker_acquire(gw_conn_worker(c), &t->pol.snap, &t->pol.creds);
 	t->audit.log = gw_conn_worker(c)->srv->audit;
 	t->audit.started_us = wd_mono_us();
-	snprintf(t->audit.reqid, sizeof(t->audit.reqid), "%s",
-	    gw_conn_request_id(c));
+	wd_strlcpy(t->audit.reqid, gw_conn_request_id(c),
+	    sizeof(t->audit.reqid));
 	hooks.arg = t;
 	gw_conn_set_hooks(c, &hooks);
 	/* Every answer names its decision, so a caller can find the audit

@@ -47,8 +47,8 @@ on_head(void *arg, int status, const char *ctype)
 	};
 
 	t->up.status = status;
-	snprintf(t->up.ctype, sizeof(t->up.ctype), "%s",
-	    ctype ? ctype : "application/json");
+	wd_strlcpy(t->up.ctype, ctype ? ctype : "application/json",
+	    sizeof(t->up.ctype));
 	gw_metrics_upstream(t->up.route->id, wd_mono_us() - t->up.started_us);
 	if (!t->req.chat.stream || status != 200)
 		return;
@@ -257,7 +257,7 @@ gw_txn_transfer_ended(struct txn *t, enum wd_err err, const char *detail)
 {
 	t->up.xfer = NULL;
 	t->up.err = err;
-	snprintf(t->up.detail, sizeof(t->up.detail), "%s", detail ? detail : "");
+	wd_strlcpy(t->up.detail, detail ? detail : "", sizeof(t->up.detail));
 	gw_txn_note_attempt(t, err == WD_OK ? t->up.status : 0,
 	    err == WD_OK ? NULL : t->up.detail);
 }
@@ -393,8 +393,9 @@ gw_txn_attempt(struct txn *t, void (*on_done)(void *, enum wd_err,
 		return gw_txn_error(t, rc == WD_ELIMIT ? WD_CODE_BAD_ROUTE :
 		    WD_CODE_CREDENTIAL_UNAVAILABLE, "%s", why_not);
 	}
-	snprintf(a->reqid_hdr, sizeof(a->reqid_hdr), "X-Request-Id: %s",
-	    gw_conn_request_id(t->conn));
+	memcpy(a->reqid_hdr, "X-Request-Id: ", 14);
+	wd_strlcpy(a->reqid_hdr + 14, gw_conn_request_id(t->conn),
+	    sizeof(a->reqid_hdr) - 14);
 	hdrs[0] = "Content-Type: application/json";
 	hdrs[1] = t->req.chat.stream ? "Accept: text/event-stream"
 				     : "Accept: application/json";

@@ -275,15 +275,15 @@ xfer_finish(struct h1_xfer *x, enum wd_err err, const char *detail, bool reuse)
 
 	if (x->starting) {
 		x->late_err = err != WD_OK ? err : WD_EUPSTREAM;
-		snprintf(x->late_why, sizeof(x->late_why), "%s",
-		    detail != NULL ? detail : "");
+		wd_strlcpy(x->late_why, detail != NULL ? detail : "",
+		    sizeof(x->late_why));
 		if (x->c != NULL)
 			conn_close(x->c);
 		x->c = NULL;
 		event_active(&x->watchdog, EV_TIMEOUT, 1);
 		return;
 	}
-	snprintf(copy, sizeof(copy), "%s", detail != NULL ? detail : "");
+	wd_strlcpy(copy, detail != NULL ? detail : "", sizeof(copy));
 	if (x->c != NULL)
 		conn_release(x->c, reuse && err == WD_OK);
 	xfer_free(x);
@@ -419,8 +419,10 @@ build_head(struct h1_xfer *x, const char *host, const char *target)
 	size_t len;
 	int cl;
 
-	cl = snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n\r\n",
-	    r->body_len);
+	memcpy(clen, "Content-Length: ", 16);
+	cl = 16 + (int)wd_u64_dec(r->body_len, clen + 16);
+	memcpy(clen + cl, "\r\n\r\n", 5);
+	cl += 4;
 	len = strlen(method) + 1 + strlen(target) + 11 + (size_t)cl;
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const char *h = r->headers[i];

@@ -271,6 +271,53 @@ START_TEST(sha256_vector)
 }
 END_TEST
 
+/* The decimal writer against printf, at the edges and in between. */
+START_TEST(u64_dec_matches_printf)
+{
+	uint64_t vals[] = { 0, 1, 9, 10, 99, 100, 4294967295u, 4294967296u,
+	    999999999999999999u, 1000000000000000000u, UINT64_MAX - 1,
+	    UINT64_MAX };
+
+	for (size_t i = 0; i < sizeof(vals) / sizeof(*vals) + 1000; i++) {
+		uint64_t v = i < sizeof(vals) / sizeof(*vals) ? vals[i] :
+		    (uint64_t)random() << 33 ^ (uint64_t)random() << 11 ^
+		    (uint64_t)random();
+		char want[32], got[32];
+		size_t n;
+
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
+		memset(got, 'x', sizeof(got));
+		n = wd_u64_dec(v, got);
+		ck_assert_uint_eq(n, strlen(want));
+		ck_assert_int_eq(got[n], 'x');	/* nothing written past */
+		got[n] = '\0';
+		ck_assert_str_eq(got, want);
+	}
+}
+END_TEST
+
+/* Cut to fit, always terminated, the whole length returned. */
+START_TEST(strlcpy_cuts_and_terminates)
+{
+	char buf[8];
+
+	memset(buf, 'x', sizeof(buf));
+	ck_assert_uint_eq(wd_strlcpy(buf, "abc", sizeof(buf)), 3);
+	ck_assert_str_eq(buf, "abc");
+	ck_assert_uint_eq(wd_strlcpy(buf, "1234567", sizeof(buf)), 7);
+	ck_assert_str_eq(buf, "1234567");
+	ck_assert_uint_eq(wd_strlcpy(buf, "12345678", sizeof(buf)), 8);
+	ck_assert_str_eq(buf, "1234567");
+	ck_assert_uint_eq(wd_strlcpy(buf, "", sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "");
+	ck_assert_uint_eq(wd_strlcpy(buf, "abc", 1), 3);
+	ck_assert_str_eq(buf, "");
+	buf[0] = 'q';
+	ck_assert_uint_eq(wd_strlcpy(buf, "abc", 0), 3);
+	ck_assert_int_eq(buf[0], 'q');	/* size 0: nothing touched */
+}
+END_TEST
+
 START_TEST(strndup_stops_at_n)
 {
 	char *s = wd_strndup("abcdef", 3);
@@ -369,6 +416,8 @@ suite_wd(void)
 	tcase_add_test(tc, slurp_reads_whole_file_within_cap);
 	tcase_add_test(tc, sha256_vector);
 	tcase_add_test(tc, strndup_stops_at_n);
+	tcase_add_test(tc, u64_dec_matches_printf);
+	tcase_add_test(tc, strlcpy_cuts_and_terminates);
 	tcase_add_test(tc, random_fills);
 	tcase_add_test(tc, random_id_distinct);
 	suite_add_tcase(s, tc);
