@@ -59,8 +59,18 @@ wd_json_put_string(struct wd_jbuf *b, const char *str, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0, run = 0;
+	size_t i = (size_t)(wd_json_plain_end(s, s + n) - s), run = 0;
 
+	/* Most strings need no escape: quote, copy and quote in one go. */
+	if (i == n) {
+		if (b->len + n + 2 <= b->cap || wd_jbuf_grow(b, n + 2)) {
+			b->p[b->len] = '"';
+			memcpy(b->p + b->len + 1, s, n);
+			b->p[b->len + 1 + n] = '"';
+			b->len += n + 2;
+		}
+		return;
+	}
 	wd_jbuf_putc(b, '"');
 	while (i < n) {
 		unsigned char c = s[i];
