@@ -177,7 +177,7 @@ key_give(const unsigned char digest[32], struct key_slot *slot)
 
 enum gw_admit_rc
 gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
-    const struct gw_http_req *req, struct gw_admit *a,
+    const struct gw_http_req *req, struct gw_keymemo *memo, struct gw_admit *a,
     struct gw_admit_deny *deny)
 {
 	const struct pol_server *cfg = &snap->server;
@@ -200,7 +200,7 @@ gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
 	}
 	/* The key is hashed here, once per request; the transaction
 	 * takes the digest from the connection (gw_conn_key_digest). */
-	if (!gw_auth_key_digest(req, digest) ||
+	if (!gw_auth_key_digest(req, digest, memo) ||
 	    gw_auth_digest(snap, digest, NULL) == NULL) {
 		wd_wipe(digest, sizeof(digest));
 		return GW_ADMIT_NO_BODY;

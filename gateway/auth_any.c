@@ -8,6 +8,7 @@
 #include "gateway/gw_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -38,8 +39,44 @@ gw_auth_bearer_digest(const char *authorization, unsigned char digest[32])
 	return true;
 }
 
+void
+gw_keymemo_clear(struct gw_keymemo *m)
+{
+	if (m->key != NULL) {
+		wd_wipe(m->key, m->len);
+		free(m->key);
+	}
+	wd_wipe(m, sizeof(*m));
+}
+
+/* gw_auth_bearer_digest, unless memo holds this very header value. */
+static bool
+bearer_digest_memo(const char *authorization, unsigned char digest[32],
+    struct gw_keymemo *memo)
+{
+	size_t n = authorization != NULL ? strlen(authorization) : 0;
+
+	if (memo != NULL && memo->key != NULL && memo->len == n &&
+	    wd_ct_equal(memo->key, authorization, n)) {
+		memcpy(digest, memo->digest, sizeof(memo->digest));
+		return true;
+	}
+	if (!gw_auth_bearer_digest(authorization, digest))
+		return false;
+	if (memo != NULL) {
+		gw_keymemo_clear(memo);
+		if ((memo->key = malloc(n)) != NULL) {
+			memcpy(memo->key, authorization, n);
+			memo->len = n;
+			memcpy(memo->digest, digest, sizeof(memo->digest));
+		}
+	}
+	return true;
+}
+
 bool
-gw_auth_key_digest(const struct gw_http_req *req, unsigned char digest[32])
+gw_auth_key_digest(const struct gw_http_req *req, unsigned char digest[32],
+    struct gw_keymemo *memo)
 {
 	const char *bearer = gw_http_header(req, "authorization");
 	const char *xkey = gw_http_header(req, "x-api-key");
@@ -50,10 +87,10 @@ gw_auth_key_digest(const struct gw_http_req *req, unsigned char digest[32])
 	    count_header(req, "x-api-key") > 1)
 		return false;
 	if (xkey == NULL)
-		return gw_auth_bearer_digest(bearer, digest);
+		return bearer_digest_memo(bearer, digest, memo);
 	ok = (size_t)snprintf(buf, sizeof(buf), "Bearer %s", xkey) <
 	    sizeof(buf) && (bearer == NULL || strcmp(bearer, buf) == 0) &&
-	    gw_auth_bearer_digest(buf, digest);
+	    bearer_digest_memo(buf, digest, memo);
 	wd_wipe(buf, sizeof(buf));	/* the key, in clear */
 	return ok;
 }
@@ -82,7 +119,7 @@ gw_auth_request(const struct pol_snapshot *snap, const struct gw_http_req *req,
 
 	if (caller != NULL)
 		memset(caller, 0, sizeof(*caller));
-	if (!gw_auth_key_digest(req, digest))
+	if (!gw_auth_key_digest(req, digest, NULL))
 		return NULL;
 	t = gw_auth_digest(snap, digest, caller);
 	wd_wipe(digest, sizeof(digest));

@@ -248,6 +248,8 @@ void gw_conn_set_answer_headers(struct gw_conn *c,
 struct gw_worker *gw_conn_worker(const struct gw_conn *c);
 /* The current request's key digest taken at admission; NULL if none. */
 const unsigned char *gw_conn_key_digest(const struct gw_conn *c);
+/* The connection's last key and digest (gw_auth_key_digest). */
+struct gw_keymemo *gw_conn_keymemo(struct gw_conn *c);
 size_t gw_conn_pending(const struct gw_conn *c);
 
 /*
@@ -298,7 +300,7 @@ struct gw_json_count {
 /* Check a chat request's head: key, worker and key in-flight caps. */
 enum gw_admit_rc gw_admit_head(struct gw_worker *w,
     const struct pol_snapshot *snap, const struct gw_http_req *req,
-    struct gw_admit *a, struct gw_admit_deny *deny);
+    struct gw_keymemo *memo, struct gw_admit *a, struct gw_admit_deny *deny);
 /* False (and deny filled) when the body has too many JSON values. */
 bool gw_admit_body(struct gw_admit *a, struct evbuffer *body,
     struct gw_admit_deny *deny);
@@ -867,8 +869,21 @@ const struct pol_tenant *gw_auth_request(const struct pol_snapshot *snap,
  * 512 bytes) hashed into digest; false when it is no such header. */
 bool gw_auth_bearer_digest(const char *authorization,
     unsigned char digest[32]);
+/*
+ * The key a connection's last request named (as "Bearer KEY") and its
+ * digest: a keep-alive client names the same key on every request, which
+ * is then compared (in constant time), not hashed again.  Heap memory,
+ * wiped when the key changes and when the connection closes.
+ */
+struct gw_keymemo {
+	char *key;
+	size_t len;
+	unsigned char digest[32];
+};
+void gw_keymemo_clear(struct gw_keymemo *m);
+/* memo: the connection's, or NULL. */
 bool gw_auth_key_digest(const struct gw_http_req *req,
-    unsigned char digest[32]);
+    unsigned char digest[32], struct gw_keymemo *memo);
 /* The tenant (and caller) of a key's digest; NULL when unknown. */
 const struct pol_tenant *gw_auth_digest(const struct pol_snapshot *snap,
     const unsigned char digest[32], struct pol_caller *caller);

@@ -102,6 +102,7 @@ struct gw_conn {
 	struct evbuffer *stage;
 	struct event *flush_ev;
 	bool stage_first;		/* head staged, no event yet */
+	struct gw_keymemo keymemo;	/* the last request's key */
 };
 
 void
@@ -196,6 +197,7 @@ conn_free(struct gw_conn *c)
 		event_free(c->deadline);
 	if (c->rev != NULL)
 		event_free(c->rev);
+	gw_keymemo_clear(&c->keymemo);
 	bufferevent_free(c->bev);
 	free(c);
 	if (w->stopping && w->nconns == 0)
@@ -560,6 +562,12 @@ const unsigned char *
 gw_conn_key_digest(const struct gw_conn *c)
 {
 	return c->admit.keyed ? c->admit.digest : NULL;
+}
+
+struct gw_keymemo *
+gw_conn_keymemo(struct gw_conn *c)
+{
+	return &c->keymemo;
 }
 
 struct gw_worker *

@@ -848,6 +848,47 @@ START_TEST(keys_from_either_header)
 }
 END_TEST
 
+/*
+ * One connection's requests with one memo: every digest is the key's own
+ * (never the last request's), keys of one length included, and what is
+ * no key stays no key after a good one.
+ */
+START_TEST(key_memo_gives_each_request_its_own_digest)
+{
+	static const struct { const char *name, *value, *key; } seq[] = {
+		{ "Authorization", "Bearer wk-aaaa", "wk-aaaa" },
+		{ "Authorization", "Bearer wk-aaaa", "wk-aaaa" },
+		{ "Authorization", "Bearer wk-aaab", "wk-aaab" },
+		{ "x-api-key", "wk-aaaa", "wk-aaaa" },
+		{ "x-api-key", "wk-aaab", "wk-aaab" },
+		{ "Authorization", "Bearer  wk-aaab", "wk-aaab" },
+		{ "Authorization", "Bearer ", NULL },
+		{ "Authorization", "Basic wk-aaab", NULL },
+		{ "Authorization", "Bearer wk-aaab", "wk-aaab" },
+		{ "x-other", "wk-aaab", NULL },
+		{ "Authorization", "bearer wk-ZZZZ", "wk-ZZZZ" },
+	};
+	struct gw_keymemo memo = { 0 };
+
+	for (int round = 0; round < 2; round++)
+	for (size_t i = 0; i < sizeof(seq) / sizeof(*seq); i++) {
+		struct gw_header h = { seq[i].name, seq[i].value };
+		struct gw_http_req req = { .hdrs = &h, .nhdrs = 1 };
+		unsigned char got[32], want[32];
+		bool ok = gw_auth_key_digest(&req, got, &memo);
+
+		ck_assert_msg(ok == (seq[i].key != NULL), "request %zu", i);
+		if (!ok)
+			continue;
+		wd_sha256(seq[i].key, strlen(seq[i].key), want);
+		ck_assert_msg(memcmp(got, want, 32) == 0, "request %zu: %s",
+		    i, seq[i].value);
+	}
+	gw_keymemo_clear(&memo);
+	ck_assert_ptr_null(memo.key);
+}
+END_TEST
+
 /* The gateway's record written directly (gw_record_canon) is byte for
  * byte the jansson record (gw_record, stamped and serialised as the
  * audit log does), over decisions of the example rules and outcomes with
@@ -1031,6 +1072,7 @@ suite_formats(void)
 	tcase_add_test(tc, request_tools_view);
 	tcase_add_test(tc, response_routes);
 	tcase_add_test(tc, keys_from_either_header);
+	tcase_add_test(tc, key_memo_gives_each_request_its_own_digest);
 	tcase_add_test(tc, record_canon_matches_jansson_record);
 	tcase_add_test(tc, stream_end_canon_matches_jansson_record);
 	suite_add_tcase(s, tc);
