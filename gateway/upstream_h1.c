@@ -386,25 +386,41 @@ put(char **w, const char *s, size_t n)
 	*w += n;
 }
 
-/* Is header h (a "Name: value" string) named name? */
-static bool
-hdr_is(const char *h, const char *name)
-{
-	size_t n = strlen(name);
+/* What build_head needs to know of one header, from one look at it. */
+struct hdr_seen {
+	size_t len;
+	bool skip;			/* not sent as given */
+	bool host, accept;
+};
 
-	return strncasecmp(h, name, n) == 0 && h[n] == ':';
+static bool
+name_is(const char *h, size_t nl, const char *name, size_t n)
+{
+	return nl == n && strncasecmp(h, name, n) == 0;
 }
 
-/* A header libcurl would not send as given: "Name:" with no value is its
- * way to say "leave this header out"; the length is ours to say. */
+/*
+ * Header h, a "Name: value" string.  Left out (skip): a length header
+ * (the length is ours to say), and "Name:" with no value, which is
+ * libcurl's way to say "leave this header out".  False: no colon, or a
+ * CR or LF that would split the head.
+ */
 static bool
-hdr_skip(const char *h)
+hdr_look(const char *h, struct hdr_seen *s)
 {
-	const char *colon = strchr(h, ':');
+	size_t n = strcspn(h, "\r\n"), nl;
+	const char *colon;
 
-	if (hdr_is(h, "Content-Length") || hdr_is(h, "Transfer-Encoding"))
-		return true;
-	return colon != NULL && colon[1 + strspn(colon + 1, " \t")] == '\0';
+	if (h[n] != '\0' || (colon = memchr(h, ':', n)) == NULL)
+		return false;
+	nl = (size_t)(colon - h);
+	s->len = n;
+	s->host = name_is(h, nl, "Host", 4);
+	s->accept = name_is(h, nl, "Accept", 6);
+	s->skip = name_is(h, nl, "Content-Length", 14) ||
+	    name_is(h, nl, "Transfer-Encoding", 17) ||
+	    colon[1 + strspn(colon + 1, " \t")] == '\0';
+	return true;
 }
 
 /* The request's head: method, target, Host, the caller's headers, the
@@ -415,6 +431,7 @@ build_head(struct h1_xfer *x, const char *host, const char *target)
 	const struct gw_up_req *r = &x->r;
 	const char *method = r->method != NULL ? r->method : "POST";
 	bool has_host = false, has_accept = false;
+	struct hdr_seen few[16], *seen = few;
 	char clen[48], *w;
 	size_t len;
 	int cl;
@@ -424,23 +441,30 @@ build_head(struct h1_xfer *x, const char *host, const char *target)
 	memcpy(clen + cl, "\r\n\r\n", 5);
 	cl += 4;
 	len = strlen(method) + 1 + strlen(target) + 11 + (size_t)cl;
+	if (r->nheaders > sizeof(few) / sizeof(*few) &&
+	    (seen = malloc(r->nheaders * sizeof(*seen))) == NULL)
+		return WD_ENOMEM;
 	for (size_t i = 0; i < r->nheaders; i++) {
-		const char *h = r->headers[i];
-
-		if (strpbrk(h, "\r\n") != NULL || strchr(h, ':') == NULL)
+		if (!hdr_look(r->headers[i], &seen[i])) {
+			if (seen != few)
+				free(seen);
 			return WD_EINVAL;
-		if (hdr_skip(h))
+		}
+		if (seen[i].skip)
 			continue;
-		has_host |= hdr_is(h, "Host");
-		has_accept |= hdr_is(h, "Accept");
-		len += strlen(h) + 2;
+		has_host |= seen[i].host;
+		has_accept |= seen[i].accept;
+		len += seen[i].len + 2;
 	}
 	if (!has_host)
 		len += 6 + strlen(host) + 2;
 	if (!has_accept)
 		len += 13;
-	if ((x->head = w = malloc(len)) == NULL)
+	if ((x->head = w = malloc(len)) == NULL) {
+		if (seen != few)
+			free(seen);
 		return WD_ENOMEM;
+	}
 	put(&w, method, strlen(method));
 	put(&w, " ", 1);
 	put(&w, target, strlen(target));
@@ -451,11 +475,13 @@ build_head(struct h1_xfer *x, const char *host, const char *target)
 		put(&w, "\r\n", 2);
 	}
 	for (size_t i = 0; i < r->nheaders; i++) {
-		if (hdr_skip(r->headers[i]))
+		if (seen[i].skip)
 			continue;
-		put(&w, r->headers[i], strlen(r->headers[i]));
+		put(&w, r->headers[i], seen[i].len);
 		put(&w, "\r\n", 2);
 	}
+	if (seen != few)
+		free(seen);
 	if (!has_accept)
 		put(&w, "Accept: */*\r\n", 13);
 	put(&w, clen, (size_t)cl);
