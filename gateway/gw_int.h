@@ -77,6 +77,7 @@ struct gw_server {
 
 struct txn;
 
+#define GW_SPARE_BUFS 32
 struct gw_worker {
 	struct gw_server *srv;
 	int idx;
@@ -112,6 +113,11 @@ struct gw_worker {
 	 * turn_end after each, so they are flushed. */
 	struct txn *ended, **ended_tail;
 	bool turns;
+	/* Emptied buffers for the next requests' bodies and answers
+	 * (gw_worker_buf): two made and freed per request cost more than
+	 * the request's policy decision. */
+	struct evbuffer *spare[GW_SPARE_BUFS];
+	unsigned nspare;
 };
 
 
@@ -129,6 +135,10 @@ void gw_server_acquire(struct gw_server *srv, struct pol_snapshot **snap,
 struct pol_snapshot *gw_worker_snapshot(struct gw_worker *w);
 void gw_worker_acquire(struct gw_worker *w, struct pol_snapshot **snap,
     struct gw_creds **creds);
+/* An empty buffer, from the worker's spares or new; NULL: out of memory. */
+struct evbuffer *gw_worker_buf(struct gw_worker *w);
+/* b (NULL: nothing) emptied and kept for the worker's next, or freed. */
+void gw_worker_buf_done(struct gw_worker *w, struct evbuffer *b);
 
 /* ---- credentials (creds.c) ---- */
 

@@ -733,7 +733,7 @@ read_head(struct gw_conn *c, struct evbuffer *in,
 	c->keep_alive = c->req.keep_alive;
 	c->head_only = c->req.method == GW_M_HEAD;
 	set_request_id(c);
-	if (c->body == NULL && (c->body = evbuffer_new()) == NULL) {
+	if (c->body == NULL && (c->body = gw_worker_buf(c->w)) == NULL) {
 		protocol_error(c, 500, "out of memory");
 		return;
 	}

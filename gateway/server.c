@@ -96,6 +96,28 @@ gw_worker_acquire(struct gw_worker *w, struct pol_snapshot **snap,
 	*creds = gw_creds_ref(w->creds);
 }
 
+struct evbuffer *
+gw_worker_buf(struct gw_worker *w)
+{
+	return w->nspare > 0 ? w->spare[--w->nspare] : evbuffer_new();
+}
+
+void
+gw_worker_buf_done(struct gw_worker *w, struct evbuffer *b)
+{
+	if (b == NULL)
+		return;
+	/* Its chains go back to the heap, as evbuffer_free would give
+	 * them; only the empty buffer is kept. */
+	if (w->nspare < GW_SPARE_BUFS &&
+	    evbuffer_drain(b, evbuffer_get_length(b)) == 0 &&
+	    evbuffer_get_length(b) == 0) {
+		w->spare[w->nspare++] = b;
+		return;
+	}
+	evbuffer_free(b);
+}
+
 static void
 snap_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -374,6 +396,8 @@ worker_free(struct gw_worker *w)
 	gw_creds_unref(w->creds);
 	w->snap = NULL;
 	w->creds = NULL;
+	while (w->nspare > 0)
+		evbuffer_free(w->spare[--w->nspare]);
 	if (w->base != NULL)
 		event_base_free(w->base);
 }

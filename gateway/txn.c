@@ -462,14 +462,16 @@ gw_txn_start(struct gw_conn *c, struct gw_http_req *req,
 	struct txn *t;
 
 	t = calloc(1, sizeof(*t));
-	if (t == NULL || (t->ans.buf = evbuffer_new()) == NULL) {
+	if (t == NULL || (t->ans.buf = gw_worker_buf(gw_conn_worker(c))) ==
+	    NULL) {
 		free(t);
-		evbuffer_free(body);
+		gw_worker_buf_done(gw_conn_worker(c), body);
 		gw_reply_error(c, WD_CODE_INTERNAL, NULL, 0, "out of memory");
 		return;
 	}
 	t->state = TXN_ADMIT;
 	t->conn = c;
+	t->w = gw_conn_worker(c);
 	t->req.fmt = fmt;
 	t->req.http = req;
 	t->req.body = body;

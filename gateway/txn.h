@@ -170,6 +170,7 @@ struct txn_end {
 struct txn {
 	enum txn_state state;
 	struct gw_conn *conn;		/* NULL once the client left */
+	struct gw_worker *w;		/* whose loop it runs in */
 	struct txn_req req;
 	struct txn_policy pol;
 	struct txn_attempt up;

@@ -309,10 +309,8 @@ finish_after_record(struct txn *t, enum wd_err rc)
 	gw_detect_clear(&t->req.det);
 	gw_detect_answer_clear(&t->ans.det);
 	gw_chat_clear(&t->req.chat);
-	if (t->req.body != NULL)
-		evbuffer_free(t->req.body);
-	if (t->ans.buf != NULL)
-		evbuffer_free(t->ans.buf);
+	gw_worker_buf_done(t->w, t->req.body);
+	gw_worker_buf_done(t->w, t->ans.buf);
 	if (t->ans.copy != NULL)
 		evbuffer_free(t->ans.copy);
 	if (t->ans.hmac != NULL)
