@@ -85,7 +85,15 @@ struct gw_worker {
 	int listen_fd;
 	struct event_base *base;
 	struct evconnlistener *listener;
-	struct event *stop_ev;		/* activated by the main thread */
+	/*
+	 * The event base takes no locks (EVENT_BASE_FLAG_NOLOCK): only this
+	 * worker's thread touches it.  Another thread that needs the worker
+	 * (a reload, the stop) sets what it wants and rings its bell
+	 * (gw_worker_ring), an eventfd the worker reads in its loop.
+	 */
+	int bell_fd;
+	struct event *bell_ev;
+	atomic_bool stop_asked;
 	struct event *grace_ev;		/* shutdown deadline */
 	struct gw_upstream *up;
 	struct gw_conn *conns;		/* all open connections */
@@ -101,12 +109,11 @@ struct gw_worker {
 	/* The server's snapshot and credentials as this worker last took
 	 * them, one reference each: a request takes its own references
 	 * from here with an atomic increment, not under snap_lock.  A
-	 * reload bumps srv->snap_gen and activates snap_ev, so the copy is
+	 * reload bumps srv->snap_gen and rings the bell, so the copy is
 	 * renewed before the next request and the old one let go at once. */
 	struct pol_snapshot *snap;
 	struct gw_creds *creds;
 	unsigned snap_gen;
-	struct event *snap_ev;
 	/* Transactions that ended in this turn of the loop: their records go
 	 * to the log together at the turn's end (txn_end.c).  turns: the
 	 * loop runs turn by turn (worker_main) and calls the handler's
@@ -135,6 +142,9 @@ void gw_server_acquire(struct gw_server *srv, struct pol_snapshot **snap,
 struct pol_snapshot *gw_worker_snapshot(struct gw_worker *w);
 void gw_worker_acquire(struct gw_worker *w, struct pol_snapshot **snap,
     struct gw_creds **creds);
+/* Wake the worker from another thread: it renews its snapshot, and
+ * stops if stop_asked is set. */
+void gw_worker_ring(struct gw_worker *w);
 /* An empty buffer, from the worker's spares or new; NULL: out of memory. */
 struct evbuffer *gw_worker_buf(struct gw_worker *w);
 /* b (NULL: nothing) emptied and kept for the worker's next, or freed. */

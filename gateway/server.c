@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -118,12 +119,15 @@ gw_worker_buf_done(struct gw_worker *w, struct evbuffer *b)
 	evbuffer_free(b);
 }
 
-static void
-snap_cb(evutil_socket_t fd, short what, void *arg)
+void
+gw_worker_ring(struct gw_worker *w)
 {
-	(void)fd;
-	(void)what;
-	worker_refresh(arg);
+	uint64_t one = 1;
+
+	if (w->bell_fd >= 0 && write(w->bell_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is full of rings the worker has yet
+		 * to read; it reads them all at once. */
+	}
 }
 
 /* The HTTP layer's limits out of the rules' server section. */
@@ -171,8 +175,7 @@ gw_server_reload(struct gw_server *srv, FILE *errs)
 		/* Each worker renews its copy now, idle or not, so the old
 		 * snapshot and credentials go when their requests end. */
 		for (int i = 0; i < srv->nworkers; i++)
-			if (srv->workers[i].snap_ev != NULL)
-				event_active(srv->workers[i].snap_ev, EV_READ, 0);
+			gw_worker_ring(&srv->workers[i]);
 		http_limits(next, &lim);
 		gw_http_publish(&srv->http, &lim);
 		/* Which credentials were sealed or rotated since: by name. */
@@ -252,15 +255,12 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Main thread asked us to stop: no new connections, let requests end. */
 static void
-stop_cb(evutil_socket_t fd, short what, void *arg)
+stop(struct gw_worker *w)
 {
-	struct gw_worker *w = arg;
 	struct pol_snapshot *snap = gw_server_snapshot(w->srv);
 	int ms = snap->server.shutdown_grace_ms;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
-	(void)fd;
-	(void)what;
 	pol_snapshot_unref(snap);
 	w->stopping = true;
 	if (w->listener != NULL) {
@@ -273,6 +273,23 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	evtimer_add(w->grace_ev, &tv);
+}
+
+/* The bell rang: a reload (the snapshot's generation moved on) or the
+ * stop, or both. */
+static void
+bell_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		wd_warn("worker %d: cannot read its bell: %s", w->idx,
+		    strerror(errno));
+	worker_refresh(w);
+	if (atomic_load(&w->stop_asked) && !w->stopping)
+		stop(w);
 }
 
 static void *
@@ -352,22 +369,33 @@ open_listener(const struct sockaddr_storage *ss, socklen_t len)
 static enum wd_err
 worker_init(struct gw_server *srv, struct gw_worker *w, int idx, int fd)
 {
+	struct event_config *cfg;
+
 	w->srv = srv;
 	w->idx = idx;
 	w->handler = &gw_warden_handler;
 	w->http = &srv->http;
 	w->listen_fd = fd;
-	w->base = event_base_new();
+	/* Only this worker's thread uses its base: no lock around every
+	 * event_add and callback. */
+	if ((cfg = event_config_new()) == NULL)
+		return WD_ENOMEM;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+	w->base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
 	if (w->base == NULL)
 		return WD_ENOMEM;
+	w->bell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->bell_fd < 0)
+		return WD_ENOMEM;
+	w->bell_ev = event_new(w->base, w->bell_fd, EV_READ | EV_PERSIST,
+	    bell_cb, w);
 	w->listener = evconnlistener_new(w->base, accept_cb, w,
 	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
 	w->grace_ev = evtimer_new(w->base, grace_cb, w);
-	w->snap_ev = event_new(w->base, -1, 0, snap_cb, w);
 	w->up = gw_upstream_new(w->base);
-	if (w->listener == NULL || w->stop_ev == NULL || w->grace_ev == NULL ||
-	    w->snap_ev == NULL || w->up == NULL)
+	if (w->listener == NULL || w->bell_ev == NULL || w->grace_ev == NULL ||
+	    w->up == NULL || event_add(w->bell_ev, NULL) != 0)
 		return WD_ENOMEM;
 	worker_refresh(w);
 	w->listen_fd = -1;		/* the listener owns it now */
@@ -383,14 +411,15 @@ worker_free(struct gw_worker *w)
 		close(w->listen_fd);
 	gw_conn_abort_all(w);
 	gw_upstream_free(w->up);
-	if (w->stop_ev != NULL)
-		event_free(w->stop_ev);
+	if (w->bell_ev != NULL)
+		event_free(w->bell_ev);
+	if (w->bell_fd >= 0)
+		close(w->bell_fd);
+	w->bell_fd = -1;
 	if (w->grace_ev != NULL)
 		event_free(w->grace_ev);
 	if (w->trim_ev != NULL)
 		event_free(w->trim_ev);
-	if (w->snap_ev != NULL)
-		event_free(w->snap_ev);
 	if (w->snap != NULL)
 		pol_snapshot_unref(w->snap);
 	gw_creds_unref(w->creds);
@@ -579,8 +608,10 @@ gw_serve(const struct gw_serve_opts *opts)
 		goto out;
 	/* Bind first (a port under 1024 may need root), then give root up
 	 * before touching credentials, the TPM or the audit log. */
-	for (int i = 0; i < srv.nworkers; i++)
+	for (int i = 0; i < srv.nworkers; i++) {
 		srv.workers[i].listen_fd = -1;
+		srv.workers[i].bell_fd = -1;
+	}
 	for (int i = 0; i < srv.nworkers; i++) {
 		srv.workers[i].listen_fd = open_listener(&ss, sslen);
 		if (srv.workers[i].listen_fd < 0) {
@@ -665,8 +696,10 @@ gw_serve(const struct gw_serve_opts *opts)
 		break;
 	}
 stop:
-	for (int i = 0; i < started; i++)
-		event_active(srv.workers[i].stop_ev, EV_READ, 0);
+	for (int i = 0; i < started; i++) {
+		atomic_store(&srv.workers[i].stop_asked, true);
+		gw_worker_ring(&srv.workers[i]);
+	}
 	for (int i = 0; i < started; i++)
 		pthread_join(srv.workers[i].thread, NULL);
 	for (int i = 0; i < srv.nworkers; i++)
