@@ -77,6 +77,21 @@ struct gw_server {
 
 struct txn;
 
+/*
+ * A worker's snapshot and credentials as its requests hold them: one
+ * reference each, taken by the worker, and a count of the requests using
+ * them, which only the worker's thread touches (no atomic increment on a
+ * line the other workers share, twice per request).  A reload retires
+ * the lease; the last request to let go of a retired lease drops its
+ * references.
+ */
+struct gw_lease {
+	struct pol_snapshot *snap;
+	struct gw_creds *creds;
+	unsigned users;
+	bool retired;
+};
+
 #define GW_SPARE_BUFS 32
 struct gw_worker {
 	struct gw_server *srv;
@@ -107,12 +122,10 @@ struct gw_worker {
 	struct gw_http_limits lim;	/* this worker's copy of them */
 	unsigned lim_gen;		/* the copy's generation */
 	/* The server's snapshot and credentials as this worker last took
-	 * them, one reference each: a request takes its own references
-	 * from here with an atomic increment, not under snap_lock.  A
-	 * reload bumps srv->snap_gen and rings the bell, so the copy is
-	 * renewed before the next request and the old one let go at once. */
-	struct pol_snapshot *snap;
-	struct gw_creds *creds;
+	 * them (gw_lease).  A reload bumps srv->snap_gen and rings the bell,
+	 * so the lease is renewed before the next request and the old one
+	 * let go when its last request ends. */
+	struct gw_lease *lease;
 	unsigned snap_gen;
 	/* Transactions that ended in this turn of the loop: their records go
 	 * to the log together at the turn's end (txn_end.c).  turns: the
@@ -137,11 +150,13 @@ struct pol_snapshot *gw_server_snapshot(struct gw_server *srv);
 /* The snapshot and its credentials, together, each with a reference. */
 void gw_server_acquire(struct gw_server *srv, struct pol_snapshot **snap,
     struct gw_creds **creds);
-/* The same, on a worker's thread, from the worker's copy: no lock
- * unless a reload made the copy old. */
-struct pol_snapshot *gw_worker_snapshot(struct gw_worker *w);
-void gw_worker_acquire(struct gw_worker *w, struct pol_snapshot **snap,
-    struct gw_creds **creds);
+/* The worker's current snapshot, on its thread, for use before the
+ * loop turns again (no reference: the worker keeps it). */
+const struct pol_snapshot *gw_worker_snapshot(struct gw_worker *w);
+/* The worker's current lease, for a request: held until gw_lease_done,
+ * on the worker's thread. */
+struct gw_lease *gw_worker_lease(struct gw_worker *w);
+void gw_lease_done(struct gw_lease *l);
 /* Wake the worker from another thread: it renews its snapshot, and
  * stops if stop_asked is set. */
 void gw_worker_ring(struct gw_worker *w);

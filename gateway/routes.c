@@ -275,12 +275,9 @@ head(struct gw_conn *c, const struct gw_http_req *req, struct gw_admit *a,
     struct gw_admit_deny *deny)
 {
 	struct gw_worker *w = gw_conn_worker(c);
-	struct pol_snapshot *snap = gw_worker_snapshot(w);
-	enum gw_admit_rc rc = gw_admit_head(w, snap, req, gw_conn_keymemo(c),
-	    a, deny);
 
-	pol_snapshot_unref(snap);
-	return rc;
+	return gw_admit_head(w, gw_worker_snapshot(w), req,
+	    gw_conn_keymemo(c), a, deny);
 }
 
 /* Refused before the body was read, or for its JSON values: a request

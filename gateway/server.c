@@ -59,42 +59,66 @@ gw_server_acquire(struct gw_server *srv, struct pol_snapshot **snap,
 /* Renew the worker's copy when a reload swapped the snapshot; the old
  * references are dropped outside the lock (the last one frees). */
 static void
-worker_refresh(struct gw_worker *w)
+lease_free(struct gw_lease *l)
 {
-	struct gw_server *srv = w->srv;
-	struct pol_snapshot *osnap;
-	struct gw_creds *ocreds;
-
-	if (w->snap != NULL && atomic_load_explicit(&srv->snap_gen,
-	    memory_order_acquire) == w->snap_gen)
-		return;
-	osnap = w->snap;
-	ocreds = w->creds;
-	pthread_mutex_lock(&srv->snap_lock);
-	w->snap = pol_snapshot_ref(srv->snap);
-	w->creds = gw_creds_ref(srv->creds);
-	w->snap_gen = atomic_load_explicit(&srv->snap_gen,
-	    memory_order_relaxed);
-	pthread_mutex_unlock(&srv->snap_lock);
-	if (osnap != NULL)
-		pol_snapshot_unref(osnap);
-	gw_creds_unref(ocreds);
-}
-
-struct pol_snapshot *
-gw_worker_snapshot(struct gw_worker *w)
-{
-	worker_refresh(w);
-	return pol_snapshot_ref(w->snap);
+	pol_snapshot_unref(l->snap);
+	gw_creds_unref(l->creds);
+	free(l);
 }
 
 void
-gw_worker_acquire(struct gw_worker *w, struct pol_snapshot **snap,
-    struct gw_creds **creds)
+gw_lease_done(struct gw_lease *l)
+{
+	if (l != NULL && --l->users == 0 && l->retired)
+		lease_free(l);
+}
+
+/* The worker's lease let go of: freed now, or by its last request. */
+static void
+lease_retire(struct gw_lease *l)
+{
+	l->retired = true;
+	if (l->users == 0)
+		lease_free(l);
+}
+
+static void
+worker_refresh(struct gw_worker *w)
+{
+	struct gw_server *srv = w->srv;
+	struct gw_lease *nl, *old = w->lease;
+
+	if (old != NULL && atomic_load_explicit(&srv->snap_gen,
+	    memory_order_acquire) == w->snap_gen)
+		return;
+	/* Out of memory: the old lease serves on, and the next request
+	 * tries again (the first one is made in worker_init). */
+	if ((nl = calloc(1, sizeof(*nl))) == NULL)
+		return;
+	pthread_mutex_lock(&srv->snap_lock);
+	nl->snap = pol_snapshot_ref(srv->snap);
+	nl->creds = gw_creds_ref(srv->creds);
+	w->snap_gen = atomic_load_explicit(&srv->snap_gen,
+	    memory_order_relaxed);
+	pthread_mutex_unlock(&srv->snap_lock);
+	w->lease = nl;
+	if (old != NULL)
+		lease_retire(old);
+}
+
+const struct pol_snapshot *
+gw_worker_snapshot(struct gw_worker *w)
 {
 	worker_refresh(w);
-	*snap = pol_snapshot_ref(w->snap);
-	*creds = gw_creds_ref(w->creds);
+	return w->lease->snap;
+}
+
+struct gw_lease *
+gw_worker_lease(struct gw_worker *w)
+{
+	worker_refresh(w);
+	w->lease->users++;
+	return w->lease;
 }
 
 struct evbuffer *
@@ -398,6 +422,8 @@ worker_init(struct gw_server *srv, struct gw_worker *w, int idx, int fd)
 	    w->up == NULL || event_add(w->bell_ev, NULL) != 0)
 		return WD_ENOMEM;
 	worker_refresh(w);
+	if (w->lease == NULL)
+		return WD_ENOMEM;
 	w->listen_fd = -1;		/* the listener owns it now */
 	return WD_OK;
 }
@@ -420,11 +446,9 @@ worker_free(struct gw_worker *w)
 		event_free(w->grace_ev);
 	if (w->trim_ev != NULL)
 		event_free(w->trim_ev);
-	if (w->snap != NULL)
-		pol_snapshot_unref(w->snap);
-	gw_creds_unref(w->creds);
-	w->snap = NULL;
-	w->creds = NULL;
+	if (w->lease != NULL)
+		lease_retire(w->lease);
+	w->lease = NULL;
 	while (w->nspare > 0)
 		evbuffer_free(w->spare[--w->nspare]);
 	if (w->base != NULL)

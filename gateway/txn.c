@@ -475,7 +475,9 @@ gw_txn_start(struct gw_conn *c, struct gw_http_req *req,
 	t->req.fmt = fmt;
 	t->req.http = req;
 	t->req.body = body;
-	gw_worker_acquire(gw_conn_worker(c), &t->pol.snap, &t->pol.creds);
+	t->pol.lease = gw_worker_lease(t->w);
+	t->pol.snap = t->pol.lease->snap;
+	t->pol.creds = t->pol.lease->creds;
 	t->audit.log = gw_conn_worker(c)->srv->audit;
 	t->audit.started_us = wd_mono_us();
 	wd_strlcpy(t->audit.reqid, gw_conn_request_id(c),

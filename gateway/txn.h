@@ -84,8 +84,9 @@ struct txn_req {
 
 /* What policy said, and what it was said with. */
 struct txn_policy {
-	struct pol_snapshot *snap;	/* our reference */
-	struct gw_creds *creds;		/* ours too: the snapshot's */
+	struct gw_lease *lease;		/* held: the two below */
+	struct pol_snapshot *snap;
+	struct gw_creds *creds;		/* the snapshot's */
 	struct pol_decision dec;
 	bool decided;
 	/* The agent's tool policy: kept for an agent's request and every

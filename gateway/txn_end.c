@@ -324,7 +324,6 @@ finish_after_record(struct txn *t, enum wd_err rc)
 		if (t->audit.attempts[i].error != gw_attempt_oom)
 			free(t->audit.attempts[i].error);
 	json_decref(t->ans.usage);
-	gw_creds_unref(t->pol.creds);
-	pol_snapshot_unref(t->pol.snap);
+	gw_lease_done(t->pol.lease);
 	free(t);
 }
