@@ -176,6 +176,13 @@ void aud_canon_bool(struct aud_canon *c, bool b);
 void aud_canon_int(struct aud_canon *c, long long v);
 /* A jansson value as jansson serialises it (sorted keys, compact). */
 void aud_canon_json(struct aud_canon *c, const json_t *v);
+/* A value given as JSON text, written as aud_canon_json would write its
+ * tree, for the shapes a provider's usage takes: objects (keys without
+ * escapes, each once), arrays, integers, strings without escapes, true,
+ * false, null.  False for anything else (a real, an escape, a duplicate
+ * key, deeper than 6): then nothing was written, and the caller writes
+ * the tree. */
+bool aud_canon_raw(struct aud_canon *c, const char *text, size_t len);
 void aud_canon_obj(struct aud_canon *c);
 void aud_canon_arr(struct aud_canon *c);
 void aud_canon_close(struct aud_canon *c);

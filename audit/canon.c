@@ -269,6 +269,232 @@ aud_canon_end(struct aud_canon *c, struct aud_pre *pre)
 	return true;
 }
 
+/* ---- a value given as its JSON text (aud_canon_raw) ---- */
+
+#define RAW_DEPTH 6
+#define RAW_MEMBERS 32
+
+struct raw {
+	const unsigned char *p, *end;
+};
+
+static void
+raw_ws(struct raw *r)
+{
+	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' ||
+	    *r->p == '\n' || *r->p == '\r'))
+		r->p++;
+}
+
+/* A string without escapes (UTF-8, no control character): written as it
+ * is, it is what jansson writes. */
+static bool
+raw_string(struct raw *r)
+{
+	const unsigned char *p;
+
+	if (r->p >= r->end || *r->p != '"')
+		return false;
+	p = r->p + 1;
+	for (;;) {
+		size_t n;
+
+		p = wd_json_plain_end(p, r->end);
+		if (p >= r->end || *p == '\\' || *p < 0x20)
+			return false;
+		if (*p == '"')
+			break;
+		if ((n = wd_utf8_len(p, (size_t)(r->end - p))) < 2)
+			return false;
+		p += n;
+	}
+	r->p = p + 1;
+	return true;
+}
+
+/* An integer as jansson prints it: no sign but '-', no leading zero, no
+ * "-0", no fraction or exponent, within 18 digits. */
+static bool
+raw_int(struct raw *r)
+{
+	const unsigned char *p = r->p + (r->p < r->end && *r->p == '-');
+
+	if (p < r->end && *p == '0' && p == r->p) {
+		p++;
+	} else {
+		if (p >= r->end || *p < '1' || *p > '9')
+			return false;
+		while (p < r->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p - r->p > 18 || (p < r->end && (*p == '.' || *p == 'e' ||
+	    *p == 'E')))
+		return false;
+	r->p = p;
+	return true;
+}
+
+static bool
+raw_word(struct raw *r, const char *w, size_t n)
+{
+	if ((size_t)(r->end - r->p) < n || memcmp(r->p, w, n) != 0)
+		return false;
+	r->p += n;
+	return true;
+}
+
+/* Keys as JSON_SORT_KEYS orders them (bytes, then the shorter first),
+ * quotes included. */
+static int
+raw_keycmp(const unsigned char *a, size_t an, const unsigned char *b,
+    size_t bn)
+{
+	size_t n = (an < bn ? an : bn) - 2;
+	int d = memcmp(a + 1, b + 1, n);
+
+	return d != 0 ? d : (an > bn) - (an < bn);
+}
+
+/* One value at r->p, written into b (NULL: only read past). */
+static bool
+raw_value(struct wd_jbuf *b, struct raw *r, unsigned depth)
+{
+	const unsigned char *v = r->p;
+
+	if (r->p >= r->end || depth > RAW_DEPTH)
+		return false;
+	if (*r->p == '[') {
+		bool first = true;
+
+		if (b != NULL)
+			wd_jbuf_putc(b, '[');
+		r->p++;
+		raw_ws(r);
+		while (r->p < r->end && *r->p != ']') {
+			if (!first) {
+				if (*r->p != ',')
+					return false;
+				r->p++;
+				raw_ws(r);
+				if (b != NULL)
+					wd_jbuf_putc(b, ',');
+			}
+			first = false;
+			if (!raw_value(b, r, depth + 1))
+				return false;
+			raw_ws(r);
+		}
+		if (r->p >= r->end)
+			return false;
+		r->p++;
+		if (b != NULL)
+			wd_jbuf_putc(b, ']');
+		return true;
+	}
+	if (*r->p == '{') {
+		struct {
+			const unsigned char *k, *v;
+			size_t kn, vn;
+		} m[RAW_MEMBERS], t;
+		size_t n = 0;
+
+		r->p++;
+		raw_ws(r);
+		while (r->p < r->end && *r->p != '}') {
+			if (n > 0) {
+				if (*r->p != ',')
+					return false;
+				r->p++;
+				raw_ws(r);
+			}
+			if (n == RAW_MEMBERS)
+				return false;
+			m[n].k = r->p;
+			if (!raw_string(r))
+				return false;
+			m[n].kn = (size_t)(r->p - m[n].k);
+			raw_ws(r);
+			if (r->p >= r->end || *r->p != ':')
+				return false;
+			r->p++;
+			raw_ws(r);
+			m[n].v = r->p;
+			if (!raw_value(NULL, r, depth + 1))
+				return false;
+			m[n].vn = (size_t)(r->p - m[n].v);
+			n++;
+			raw_ws(r);
+		}
+		if (r->p >= r->end)
+			return false;
+		r->p++;
+		if (b == NULL)
+			return true;
+		/* Sorted; a key twice is jansson's to settle (last wins). */
+		for (size_t i = 1; i < n; i++) {
+			size_t j = i;
+
+			t = m[i];
+			while (j > 0 && raw_keycmp(m[j - 1].k, m[j - 1].kn, t.k,
+			    t.kn) > 0) {
+				m[j] = m[j - 1];
+				j--;
+			}
+			m[j] = t;
+		}
+		for (size_t i = 1; i < n; i++)
+			if (raw_keycmp(m[i - 1].k, m[i - 1].kn, m[i].k,
+			    m[i].kn) == 0)
+				return false;
+		wd_jbuf_putc(b, '{');
+		for (size_t i = 0; i < n; i++) {
+			struct raw sub = { m[i].v, m[i].v + m[i].vn };
+
+			if (i > 0)
+				wd_jbuf_putc(b, ',');
+			wd_jbuf_put(b, m[i].k, m[i].kn);
+			wd_jbuf_putc(b, ':');
+			if (!raw_value(b, &sub, depth + 1))
+				return false;
+		}
+		wd_jbuf_putc(b, '}');
+		return true;
+	}
+	if (!(*r->p == '"' ? raw_string(r) : *r->p == 't' ?
+	    raw_word(r, "true", 4) : *r->p == 'f' ? raw_word(r, "false", 5) :
+	    *r->p == 'n' ? raw_word(r, "null", 4) : raw_int(r)))
+		return false;
+	if (b != NULL)
+		wd_jbuf_put(b, v, (size_t)(r->p - v));
+	return true;
+}
+
+bool
+aud_canon_raw(struct aud_canon *c, const char *text, size_t len)
+{
+	struct raw r = { (const unsigned char *)text,
+		(const unsigned char *)text + len };
+	size_t at = c->b.len, n = c->depth > 0 ? c->n[c->depth - 1] : 0;
+	bool next = c->value_next;
+
+	if (!value(c))
+		return false;
+	raw_ws(&r);
+	if (raw_value(&c->b, &r, 0)) {
+		raw_ws(&r);
+		if (r.p == r.end)
+			return !c->b.fail;
+	}
+	/* Not one of its shapes: as if it had not been called. */
+	if (!c->b.fail) {
+		c->b.len = at;
+		c->value_next = next;
+		if (c->depth > 0)
+			c->n[c->depth - 1] = n;
+	}
+	return false;
+}
+
 void
 aud_canon_free(struct aud_canon *c)
 {

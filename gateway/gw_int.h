@@ -629,6 +629,9 @@ struct gw_attempt {
 /* Every attempt the rules allow, and one more for the client leaving
  * while the last is in flight. */
 #define GW_ATTEMPTS_MAX (POL_MAX_ATTEMPTS + 1)
+/* A whole answer's usage kept as text up to this many bytes (an OpenAI
+ * usage with its details is under 300). */
+#define GW_USAGE_TEXT_MAX 384
 
 struct gw_outcome {
 	const char *request_id;
@@ -647,6 +650,8 @@ struct gw_outcome {
 	size_t nattempts;
 	json_t *tools;			/* borrowed: the tool policy's log */
 	json_t *usage;			/* borrowed: the answer's usage */
+	const char *usage_text;		/* or its text, when usage is NULL */
+	size_t usage_len;		/* 0: no text */
 	json_t *limits;			/* borrowed: gw_limits_json, or NULL */
 	uint64_t latency_us;
 	const char *req_hmac;		/* "" when payloads are not hashed */

@@ -14,6 +14,15 @@ str_or_null(const char *s)
 	return s != NULL && *s != '\0' ? json_string(s) : json_null();
 }
 
+/* The usage given as text, as a tree (null if it cannot be made). */
+static json_t *
+usage_tree(const struct gw_outcome *o)
+{
+	json_t *u = gw_json_load(o->usage_text, o->usage_len, 0, NULL);
+
+	return u != NULL ? u : json_null();
+}
+
 static json_t *
 attempts_json(const struct gw_attempt *a, size_t n)
 {
@@ -82,7 +91,7 @@ gw_record(const struct gw_outcome *o)
 	if (o->limits != NULL)
 		json_object_set(r, "limits", o->limits);
 	json_object_set_new(r, "usage", o->usage ? json_incref(o->usage) :
-	    json_null());
+	    o->usage_len > 0 ? usage_tree(o) : json_null());
 	if (d != NULL) {
 		json_t *dj = pol_decision_json(o->snap, d);
 
@@ -332,10 +341,16 @@ gw_record_canon(const struct gw_outcome *o, struct aud_canon *c)
 	else
 		aud_canon_null(c);
 	aud_canon_key(c, "usage");
-	if (o->usage != NULL)
+	if (o->usage != NULL) {
 		aud_canon_json(c, o->usage);
-	else
+	} else if (o->usage_len == 0) {
 		aud_canon_null(c);
+	} else if (!aud_canon_raw(c, o->usage_text, o->usage_len)) {
+		json_t *u = usage_tree(o);
+
+		aud_canon_json(c, u);
+		json_decref(u);
+	}
 	aud_canon_key(c, "verdict");
 	aud_canon_str(c, o->refused_late || d == NULL ? "deny" :
 	    pol_verdict_name(d->verdict));

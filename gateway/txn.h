@@ -125,7 +125,12 @@ struct txn_answer {
 					 * NULL unless txn_checked() */
 	bool streamed;			/* its head went to the client */
 	struct evbuffer *copy;		/* what a stream sent, for keep: full */
+	/* The answer's usage: a tree, or (a whole answer's, when it is
+	 * short) its text, made a tree only where one is needed (limits;
+	 * gw_txn_usage), else written into the record as it is. */
 	json_t *usage;
+	char usage_text[GW_USAGE_TEXT_MAX];
+	size_t usage_len;
 	struct aud_hmac *hmac;		/* its digest */
 	struct gw_detect_answer det;	/* detectors watching answers */
 	struct gw_converse_stream *conv;	/* a Converse stream, translated */
@@ -225,6 +230,9 @@ extern const char gw_attempt_oom[];
 void gw_txn_drained(struct txn *t);
 /* ANSWER: the transfer ended; read and send, or fall back (txn_answer.c). */
 enum txn_state gw_txn_answer(struct txn *t);
+/* The answer's usage as a tree (made from its text on first use), or
+ * NULL: none, or out of memory. */
+json_t *gw_txn_usage(struct txn *t);
 /* The content detectors that watch answers, on one event (or the whole
  * answer): false when one fired (or cannot run); t->pol.deny says why,
  * never what was found. */

@@ -192,10 +192,25 @@ plain_whole(struct txn *t)
 		return gw_txn_error(t, WD_CODE_UPSTREAM_ERROR, "provider '%s' "
 		    "answered status %d", a->route->id, a->status);
 	}
-	if (top.usage.kind == '{' && (t->ans.usage = gw_json_load(top.usage.p,
-	    top.usage.len, 0, NULL)) == NULL)
+	/* Its usage: kept as text when short (the scan read it strictly),
+	 * a tree otherwise. */
+	if (top.usage.kind == '{' && top.usage.len <= sizeof(t->ans.usage_text)) {
+		memcpy(t->ans.usage_text, top.usage.p, top.usage.len);
+		t->ans.usage_len = top.usage.len;
+	} else if (top.usage.kind == '{' && (t->ans.usage = gw_json_load(
+	    top.usage.p, top.usage.len, 0, NULL)) == NULL) {
 		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
+	}
 	return whole(t, a->status);
+}
+
+json_t *
+gw_txn_usage(struct txn *t)
+{
+	if (t->ans.usage == NULL && t->ans.usage_len > 0)
+		t->ans.usage = gw_json_load(t->ans.usage_text, t->ans.usage_len,
+		    0, NULL);
+	return t->ans.usage;
 }
 
 /* A Converse answer, as the chat completion the client asked for; what

@@ -217,7 +217,8 @@ finish_before_record(struct txn *t)
 	if ((t->end.reason == TXN_END_WHOLE && t->end.status >= 200 &&
 	    t->end.status < 300) || t->end.reason == TXN_END_STREAM ||
 	    t->ans.streamed)
-		gw_limits_settle(t->lim.l, t->ans.usage);
+		gw_limits_settle(t->lim.l, t->lim.l != NULL ? gw_txn_usage(t) :
+		    NULL);
 	else
 		gw_limits_release(t->lim.l);
 	if (t->up.xfer != NULL) {

@@ -127,6 +127,8 @@ outcome(struct txn *t, const char *resp, struct gw_outcome *out)
 		.nattempts = t->audit.nattempts,
 		.tools = (t->pol.tools != NULL ? t->pol.tools->log : NULL),
 		.usage = t->ans.usage,
+		.usage_text = t->ans.usage_text,
+		.usage_len = t->ans.usage != NULL ? 0 : t->ans.usage_len,
 		.limits = gw_limits_json(t->lim.l),
 		.latency_us = wd_mono_us() - t->audit.started_us,
 		.req_hmac = t->audit.req_hmac,	/* owed: made just below */
@@ -225,7 +227,7 @@ record_stream_end(struct txn *t)
 		    1000),
 		.attempts = t->audit.attempts,
 		.nattempts = t->audit.nattempts,
-		.usage = t->ans.usage,
+		.usage = gw_txn_usage(t),
 		.tools = (t->pol.tools != NULL ? t->pol.tools->log : NULL),
 	};
 	e.stored = keep_payload(t);

@@ -2920,6 +2920,138 @@ START_TEST(canon_writer_matches_jansson_bytes)
 }
 END_TEST
 
+/* A random JSON value's text, mostly of the shapes aud_canon_raw takes
+ * (usage objects), sometimes of others (reals, escapes, duplicate keys,
+ * deep nesting, bad text). */
+static void
+raw_gen(char *o, size_t *n, size_t cap, unsigned depth)
+{
+	static const char *const keys[] = { "prompt_tokens",
+	    "completion_tokens", "total_tokens", "prompt_tokens_details",
+	    "cached_tokens", "a", "ab", "b", "\xc3\xa9t\xc3\xa9", "A", "" };
+	static const char *const atoms[] = { "0", "7", "-3", "123456789012345678",
+	    "1234567890123456789", "-0", "1.5", "2e3", "true", "false", "null",
+	    "\"x\"", "\"\"", "\"caf\xc3\xa9\"", "\"a\\nb\"", "\"\\u00e9\"",
+	    "\"/\"", "01", "\"\xff\"" };
+	int r = rand() % 10;
+
+#define PUT(s) do { size_t l_ = strlen(s); if (*n + l_ < cap) { \
+	memcpy(o + *n, s, l_); *n += l_; } } while (0)
+	if (depth < 7 && r < 5) {
+		int m = rand() % 5;
+
+		PUT(rand() % 8 == 0 ? " { " : "{");
+		for (int i = 0; i < m; i++) {
+			if (i > 0)
+				PUT(rand() % 8 == 0 ? " ,\n" : ",");
+			PUT("\"");
+			PUT(keys[rand() % (sizeof(keys) / sizeof(*keys))]);
+			PUT(rand() % 6 == 0 ? "\" : " : "\":");
+			raw_gen(o, n, cap, depth + 1);
+		}
+		PUT("}");
+	} else if (depth < 7 && r < 6) {
+		int m = rand() % 4;
+
+		PUT("[");
+		for (int i = 0; i < m; i++) {
+			if (i > 0)
+				PUT(",");
+			raw_gen(o, n, cap, depth + 1);
+		}
+		PUT("]");
+	} else {
+		PUT(atoms[rand() % (sizeof(atoms) / sizeof(*atoms))]);
+	}
+#undef PUT
+	o[*n] = '\0';
+}
+
+/* One record with a value under "a", as a member and as an array's
+ * second element: written from the text where aud_canon_raw can,
+ * else from the tree, its bytes are those of the tree alone. */
+static bool
+raw_record(const char *text, json_t *tree, bool use_raw, struct aud_pre *out)
+{
+	struct aud_canon c;
+	bool took = false;
+
+	aud_canon_begin_as(&c, "i", "2026-11-30T00:00:00Z");
+	for (int pass = 0; pass < 2; pass++) {
+		aud_canon_key(&c, pass == 0 ? "a" : "b");
+		if (pass == 1) {
+			aud_canon_arr(&c);
+			aud_canon_int(&c, 1);
+		}
+		if (use_raw && aud_canon_raw(&c, text, strlen(text)))
+			took = true;
+		else
+			aud_canon_json(&c, tree);
+		if (pass == 1)
+			aud_canon_close(&c);
+	}
+	ck_assert(aud_canon_end(&c, out));
+	return took;
+}
+
+START_TEST(canon_raw_text_is_written_as_its_tree)
+{
+	size_t took = 0, tried = 0;
+
+	srand(20261130);
+	for (int i = 0; i < 20000; i++) {
+		char text[2048];
+		size_t n = 0;
+		json_t *tree;
+		struct aud_pre a, b;
+		struct aud_canon c;
+
+		raw_gen(text, &n, sizeof(text), 0);
+		tree = json_loads(text, JSON_DECODE_ANY, NULL);
+		if (tree == NULL) {
+			/* Not JSON: refused, and nothing written. */
+			aud_canon_begin_as(&c, "i", "2026-11-30T00:00:00Z");
+			aud_canon_key(&c, "a");
+			n = c.b.len;
+			ck_assert_msg(!aud_canon_raw(&c, text, strlen(text)),
+			    "took %s", text);
+			ck_assert_uint_eq(c.b.len, n);
+			ck_assert(c.value_next);
+			aud_canon_free(&c);
+			continue;
+		}
+		tried++;
+		if (raw_record(text, tree, true, &a))
+			took++;
+		raw_record(text, tree, false, &b);
+		ck_assert_msg(a.len == b.len && memcmp(a.text, b.text, a.len) == 0,
+		    "text %s\nraw:  %s\ntree: %s", text, a.text, b.text);
+		free(a.text);
+		free(b.text);
+		json_decref(tree);
+	}
+	/* The usual shapes were written from their text. */
+	ck_assert_uint_gt(tried, 5000);
+	ck_assert_uint_gt(took, tried / 4);
+	/* An OpenAI usage, as it comes. */
+	{
+		const char *u = "{\"prompt_tokens\":19,\"completion_tokens\":10,"
+		    "\"total_tokens\":29,\"prompt_tokens_details\":{\"cached_tokens\""
+		    ":0,\"audio_tokens\":0},\"completion_tokens_details\":{"
+		    "\"reasoning_tokens\":0,\"audio_tokens\":0}}";
+		json_t *tree = json_loads(u, 0, NULL);
+		struct aud_pre a, b;
+
+		ck_assert(raw_record(u, tree, true, &a));
+		raw_record(u, tree, false, &b);
+		ck_assert_str_eq(a.text, b.text);
+		free(a.text);
+		free(b.text);
+		json_decref(tree);
+	}
+}
+END_TEST
+
 /* What the writer cannot write as jansson would fails the record (the
  * caller falls back to jansson), never writes different bytes. */
 START_TEST(canon_writer_refuses_what_it_cannot_write)
@@ -3993,6 +4125,7 @@ suite_audit(void)
 	tcase_add_test(v2, spliced_lines_are_canonical);
 	tcase_add_test(v2, canon_writer_matches_jansson_bytes);
 	tcase_add_test(v2, canon_writer_refuses_what_it_cannot_write);
+	tcase_add_test(v2, canon_raw_text_is_written_as_its_tree);
 	tcase_add_test(v2, merkle_proofs_hold_for_every_size);
 	tcase_add_test(v2, proofs_of_a_log_verify_alone);
 	tcase_add_test(v2, tree_files_are_checked_and_rebuilt);

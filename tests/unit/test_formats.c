@@ -930,6 +930,12 @@ START_TEST(record_canon_matches_jansson_record)
 			    "prompt_tokens", (json_int_t)INT64_MAX, "completion_tokens",
 			    (json_int_t)-1, "details", "x", 0.5) : NULL;
 			char gone[] = "client_gone", err[] = "timed out \"x\"\n\xc3\xa9";
+			/* A usage as text (no tree): one written as it is, one
+			 * (a real) that goes the tree's way. */
+			const char *utext = v == 5 ? "{\"prompt_tokens\":19, "
+			    "\"completion_tokens\":10,\"total_tokens\":29,"
+			    "\"prompt_tokens_details\":{\"cached_tokens\":0}}" :
+			    v == 1 ? "{\"cost\":1.5e-3,\"total_tokens\":3}" : NULL;
 			struct gw_attempt attempts[] = {
 				{ "openai-eu", 502, NULL }, { "openai-us", 0, err },
 				{ "openai-eu", 200, gone },
@@ -951,6 +957,8 @@ START_TEST(record_canon_matches_jansson_record)
 				.attempts = v & 4 ? attempts : NULL,
 				.nattempts = v & 4 ? 1 + v % 3 : 0,
 				.tools = tools, .usage = usage,
+				.usage_text = utext,
+				.usage_len = utext != NULL ? strlen(utext) : 0,
 				.limits = limits,
 				.latency_us = (uint64_t)v * 1234567u,
 				.req_hmac = v & 1 ? "ab12" : "",
@@ -974,6 +982,11 @@ START_TEST(record_canon_matches_jansson_record)
 			    a.len) == 0, "jansson:\n%s\ndirect:\n%s", a.text, b.text);
 			ck_assert_uint_eq(a.at_prev, b.at_prev);
 			ck_assert_uint_eq(a.at_seq, b.at_seq);
+			if (v == 5)
+				ck_assert_ptr_nonnull(strstr(b.text, "\"usage\":{"
+				    "\"completion_tokens\":10,\"prompt_tokens\":19,"
+				    "\"prompt_tokens_details\":{\"cached_tokens\":0},"
+				    "\"total_tokens\":29}"));
 			direct++;
 			n++;
 			free(a.text);
