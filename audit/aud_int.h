@@ -53,7 +53,11 @@ struct aud_tree_reader {
 struct aud_pre {
 	char *text;
 	size_t len, at_prev, at_seq;
+	size_t cap;			/* of text, from aud_canon_end (else 0) */
 };
+/* A written record's text (from aud_canon_end) let go: kept for the
+ * thread's next record, or freed. */
+void aud_canon_text_done(struct aud_pre *pre);
 
 struct aud_item {
 	json_t *rec;

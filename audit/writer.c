@@ -754,7 +754,7 @@ aud_try_append_canons(struct aud_log *l, struct aud_canon *cs, size_t n,
 
 		for (struct aud_item *it = head; it != NULL; it = it->next) {
 			written[it - items] = wrc == WD_OK;
-			free(it->pre.text);
+			aud_canon_text_done(&it->pre);
 		}
 		if (wrc != WD_OK)
 			rc = wrc;

@@ -2935,8 +2935,8 @@ raw_gen(char *o, size_t *n, size_t cap, unsigned depth)
 	    "\"/\"", "01", "\"\xff\"" };
 	int r = rand() % 10;
 
-#define PUT(s) do { size_t l_ = strlen(s); if (*n + l_ < cap) { \
-	memcpy(o + *n, s, l_); *n += l_; } } while (0)
+#define PUT(s) do { const char *s_ = (s); size_t l_ = strlen(s_); \
+	if (*n + l_ < cap) { memcpy(o + *n, s_, l_); *n += l_; } } while (0)
 	if (depth < 7 && r < 5) {
 		int m = rand() % 5;
 
