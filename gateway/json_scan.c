@@ -136,6 +136,42 @@ digits(struct scan *s)
 	return s->p > p;
 }
 
+/*
+ * Can the real at p (n bytes, valid JSON) not overflow a double, without
+ * converting it?  Only a magnitude past DBL_MAX (about 1.8e308) is
+ * refused; one whose decimal exponent is below 300 cannot be that.
+ * False: strtod decides.
+ */
+static bool
+real_small(const unsigned char *p, size_t n)
+{
+	const unsigned char *e = p + n;
+	long ex = 0, intd = 0;
+	bool neg = false;
+	unsigned ed = 0;
+
+	if (p < e && *p == '-')
+		p++;
+	if (p < e && *p != '0')
+		while (p < e && *p >= '0' && *p <= '9') {
+			intd++;
+			p++;
+		}
+	while (p < e && *p != 'e' && *p != 'E')
+		p++;
+	if (p == e)
+		return intd < 300;
+	p++;
+	if (*p == '+' || *p == '-')
+		neg = *p++ == '-';
+	for (; p < e; p++, ed++) {
+		if (ed == 4)
+			return false;
+		ex = ex * 10 + (*p - '0');
+	}
+	return intd + (neg ? -ex : ex) < 300;
+}
+
 /* A number; as jansson, an integer must fit long long and a real must
  * not overflow a double. */
 static bool
@@ -171,8 +207,8 @@ number(struct scan *s)
 		real = true;
 	}
 	n = (size_t)(s->p - start);
-	/* Short integers cannot overflow: no conversion needed. */
-	if (!real && n <= 18)
+	/* Short integers and most reals cannot overflow: no conversion. */
+	if ((!real && n <= 18) || (real && real_small(start, n)))
 		return true;
 	end = buf;
 	if (n >= sizeof(buf) && (end = heap = malloc(n + 1)) == NULL)

@@ -10,6 +10,11 @@
  * accepts is an object exactly when jansson's root is one; the "usage"
  * and "error" it points at are what jansson's object holds under those
  * keys (equal trees, and the same kind).
+ *
+ * The same bytes as a value written into a record from its text
+ * (audit/canon.c: aud_canon_raw, how an answer's usage goes into the
+ * record): taken only if jansson reads them too, and then written byte
+ * for byte as jansson's tree is.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +22,7 @@
 
 #include <jansson.h>
 
+#include "audit/aud_int.h"
 #include "gateway/gw_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -53,6 +59,50 @@ same_member(const json_t *root, const char *key, const struct gw_json_span *s)
 	json_decref(got);
 }
 
+/* A record holding the value under "u": from the text if aud_canon_raw
+ * takes it (*took), else from tree (which must then exist). */
+static char *
+record_of(const char *text, size_t len, const json_t *tree, bool *took)
+{
+	struct aud_canon c;
+	struct aud_pre pre;
+
+	aud_canon_begin_as(&c, "i", "2026-11-30T00:00:00Z");
+	aud_canon_key(&c, "u");
+	*took = text != NULL && aud_canon_raw(&c, text, len);
+	if (!*took) {
+		if (tree == NULL) {
+			aud_canon_free(&c);
+			return NULL;
+		}
+		aud_canon_json(&c, tree);
+	}
+	if (!aud_canon_end(&c, &pre))
+		abort();
+	return pre.text;
+}
+
+static void
+raw_is_tree(const uint8_t *data, size_t size)
+{
+	json_t *tree = json_loadb((const char *)data, size, JSON_DECODE_ANY,
+	    NULL);
+	char *a, *b;
+	bool took, took_b;
+
+	a = record_of((const char *)data, size, tree, &took);
+	if (took && tree == NULL)
+		abort();		/* took what jansson refuses */
+	if (tree != NULL) {
+		b = record_of(NULL, 0, tree, &took_b);
+		if (a == NULL || b == NULL || strcmp(a, b) != 0)
+			abort();
+		free(b);
+	}
+	free(a);
+	json_decref(tree);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -77,5 +127,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	json_decref(j);
+	if (size <= 4096)
+		raw_is_tree(data, size);
 	return 0;
 }
