@@ -169,7 +169,10 @@ void aud_canon_begin(struct aud_canon *c, const struct aud_log *log);
 /* The same with a given instance and ts (NULL: now): tests. */
 void aud_canon_begin_as(struct aud_canon *c, const char *instance,
     const char *ts);
-void aud_canon_key(struct aud_canon *c, const char *key);
+void aud_canon_keyn(struct aud_canon *c, const char *key, size_t n);
+/* key: a C string (its length is worked out at compile time for a
+ * literal). */
+#define aud_canon_key(c, key) aud_canon_keyn((c), (key), strlen(key))
 void aud_canon_str(struct aud_canon *c, const char *s);	/* NULL: null */
 void aud_canon_null(struct aud_canon *c);
 void aud_canon_bool(struct aud_canon *c, bool b);
