@@ -26,11 +26,12 @@
 /*
  * Each thread keeps a few record buffers for its next records: a record
  * is about a kilobyte, above what glibc keeps per thread, so a malloc and
- * a free of one per request went to the arena's slower paths.  A thread's
- * spares are freed when it ends.
+ * a free of one per request went to the arena's slower paths.  A buffer
+ * is the size wd_jbuf_grow starts with; one that grew is freed.  A
+ * thread's spares are freed when it ends.
  */
-#define TEXT_SPARES 8
-#define TEXT_CAP 4096
+#define TEXT_SPARES 16
+#define TEXT_CAP 2048
 
 struct text_spares {
 	char *p[TEXT_SPARES];
@@ -215,9 +216,6 @@ aud_canon_begin_as(struct aud_canon *c, const char *instance, const char *ts)
 	c->b.max = AUD_CANON_MAX;
 	if (spares.n > 0) {
 		c->b.p = spares.p[--spares.n];
-		c->b.cap = TEXT_CAP;
-		c->b.own = true;
-	} else if ((c->b.p = malloc(TEXT_CAP)) != NULL) {
 		c->b.cap = TEXT_CAP;
 		c->b.own = true;
 	}
