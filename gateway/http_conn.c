@@ -564,6 +564,28 @@ gw_conn_key_digest(const struct gw_conn *c)
 	return c->admit.keyed ? c->admit.digest : NULL;
 }
 
+struct evbuffer *
+gw_worker_buf(struct gw_worker *w)
+{
+	return w->nspare > 0 ? w->spare[--w->nspare] : evbuffer_new();
+}
+
+void
+gw_worker_buf_done(struct gw_worker *w, struct evbuffer *b)
+{
+	if (b == NULL)
+		return;
+	/* Its chains go back to the heap, as evbuffer_free would give
+	 * them; only the empty buffer is kept. */
+	if (w->nspare < GW_SPARE_BUFS &&
+	    evbuffer_drain(b, evbuffer_get_length(b)) == 0 &&
+	    evbuffer_get_length(b) == 0) {
+		w->spare[w->nspare++] = b;
+		return;
+	}
+	evbuffer_free(b);
+}
+
 struct gw_keymemo *
 gw_conn_keymemo(struct gw_conn *c)
 {

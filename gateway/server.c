@@ -121,28 +121,6 @@ gw_worker_lease(struct gw_worker *w)
 	return w->lease;
 }
 
-struct evbuffer *
-gw_worker_buf(struct gw_worker *w)
-{
-	return w->nspare > 0 ? w->spare[--w->nspare] : evbuffer_new();
-}
-
-void
-gw_worker_buf_done(struct gw_worker *w, struct evbuffer *b)
-{
-	if (b == NULL)
-		return;
-	/* Its chains go back to the heap, as evbuffer_free would give
-	 * them; only the empty buffer is kept. */
-	if (w->nspare < GW_SPARE_BUFS &&
-	    evbuffer_drain(b, evbuffer_get_length(b)) == 0 &&
-	    evbuffer_get_length(b) == 0) {
-		w->spare[w->nspare++] = b;
-		return;
-	}
-	evbuffer_free(b);
-}
-
 void
 gw_worker_ring(struct gw_worker *w)
 {

@@ -221,18 +221,11 @@ enum txn_state gw_txn_attempt(struct txn *t, void (*on_done)(void *arg,
 /* The transfer ended: note how, for ANSWER and the record. */
 void gw_txn_transfer_ended(struct txn *t, enum wd_err err,
     const char *detail);
-/* An attempt at t->up.route for the record: status 0 for none, error
- * (copied) NULL for none.  An error that could not be copied is
- * gw_attempt_oom, which is not freed. */
-void gw_txn_note_attempt(struct txn *t, int status, const char *error);
-extern const char gw_attempt_oom[];
 /* The client's output drained: a paused transfer goes on. */
 void gw_txn_drained(struct txn *t);
 /* ANSWER: the transfer ended; read and send, or fall back (txn_answer.c). */
 enum txn_state gw_txn_answer(struct txn *t);
-/* The answer's usage as a tree (made from its text on first use), or
- * NULL: none, or out of memory. */
-json_t *gw_txn_usage(struct txn *t);
+
 /* The content detectors that watch answers, on one event (or the whole
  * answer): false when one fired (or cannot run); t->pol.deny says why,
  * never what was found. */
@@ -263,6 +256,13 @@ void gw_txn_record_many(struct txn **ts, size_t n, enum wd_err *rcs);
  * may go out.  Otherwise the record (amended: 503, audit_unavailable)
  * waits for the writer's retry and the client gets a 503. */
 enum wd_err gw_txn_record_stream(struct txn *t);
+/* An attempt at t->up.route, for the record: status 0 for none, error
+ * (copied) NULL for none. */
+void gw_txn_note_attempt(struct txn *t, int status, const char *error);
+void gw_txn_attempts_clear(struct txn *t);
+/* The answer's usage as a tree (made from its text on first use), or
+ * NULL: none, or out of memory. */
+json_t *gw_txn_usage(struct txn *t);
 
 /* Is the answer read strictly and re-serialized?  An agent's always;
  * every request of the formats other than chat too (their answers carry

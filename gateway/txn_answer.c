@@ -204,15 +204,6 @@ plain_whole(struct txn *t)
 	return whole(t, a->status);
 }
 
-json_t *
-gw_txn_usage(struct txn *t)
-{
-	if (t->ans.usage == NULL && t->ans.usage_len > 0)
-		t->ans.usage = gw_json_load(t->ans.usage_text, t->ans.usage_len,
-		    0, NULL);
-	return t->ans.usage;
-}
-
 /* A Converse answer, as the chat completion the client asked for; what
  * cannot be read that way is refused (an empty answer is not JSON). */
 static void

@@ -321,9 +321,7 @@ finish_after_record(struct txn *t, enum wd_err rc)
 		gw_converse_stream_clear(t->ans.conv);
 		free(t->ans.conv);
 	}
-	for (size_t i = 0; i < t->audit.nattempts; i++)
-		if (t->audit.attempts[i].error != gw_attempt_oom)
-			free(t->audit.attempts[i].error);
+	gw_txn_attempts_clear(t);
 	json_decref(t->ans.usage);
 	gw_lease_done(t->pol.lease);
 	free(t);

@@ -367,3 +367,39 @@ gw_txn_record_many(struct txn **ts, size_t n, enum wd_err *rcs)
 		if (!written[j])
 			rcs[at[j]] = record_jansson(ts[at[j]], resp[j], stored[j]);
 }
+
+json_t *
+gw_txn_usage(struct txn *t)
+{
+	if (t->ans.usage == NULL && t->ans.usage_len > 0)
+		t->ans.usage = gw_json_load(t->ans.usage_text, t->ans.usage_len,
+		    0, NULL);
+	return t->ans.usage;
+}
+
+/* An error whose copy failed: it still says there was one. */
+static char attempt_oom[] = "out of memory";
+
+void
+gw_txn_note_attempt(struct txn *t, int status, const char *error)
+{
+	struct gw_attempt *a;
+
+	if (t->audit.nattempts >= GW_ATTEMPTS_MAX)
+		return;		/* more than the rules allow: cannot be */
+	a = &t->audit.attempts[t->audit.nattempts++];
+	a->route = t->up.route->id;
+	a->status = status;
+	a->error = error == NULL ? NULL : strdup(error);
+	if (error != NULL && a->error == NULL)
+		a->error = attempt_oom;
+}
+
+void
+gw_txn_attempts_clear(struct txn *t)
+{
+	for (size_t i = 0; i < t->audit.nattempts; i++)
+		if (t->audit.attempts[i].error != attempt_oom)
+			free(t->audit.attempts[i].error);
+	t->audit.nattempts = 0;
+}

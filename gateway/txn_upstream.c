@@ -262,24 +262,6 @@ gw_txn_transfer_ended(struct txn *t, enum wd_err err, const char *detail)
 	    err == WD_OK ? NULL : t->up.detail);
 }
 
-const char gw_attempt_oom[] = "out of memory";
-
-void
-gw_txn_note_attempt(struct txn *t, int status, const char *error)
-{
-	struct gw_attempt *a;
-
-	if (t->audit.nattempts >= GW_ATTEMPTS_MAX)
-		return;		/* more than the rules allow: cannot be */
-	a = &t->audit.attempts[t->audit.nattempts++];
-	a->route = t->up.route->id;
-	a->status = status;
-	/* An error the copy of which failed still says there was one. */
-	a->error = error == NULL ? NULL : strdup(error);
-	if (error != NULL && a->error == NULL)
-		a->error = (char *)gw_attempt_oom;
-}
-
 /*
  * A Bedrock converse-stream: its event-stream frames become chat chunks
  * (converse.c), which then take the same path as any OpenAI stream:
