@@ -385,7 +385,13 @@ struct aud_verify_opts {
 	bool has_tpm_counter;		/* compare the last checkpoint with: */
 	uint64_t tpm_counter;
 	int64_t now_us;			/* 0: the clock (tests set it) */
+	/* Tests: bytes read at a time (0: AUD_VERIFY_WINDOW), and a call
+	 * after each window of a segment was walked. */
+	size_t window;
+	void (*after_window)(void *arg, const char *path);
+	void *hook_arg;
 };
+#define AUD_VERIFY_WINDOW ((size_t)16 << 20)
 
 /*
  * `warden audit verify DIR`: AUD_VERIFIED only if a trusted key was given

@@ -13,12 +13,12 @@
 #include "audit/aud_int.h"
 #include "audit/walk.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,35 +62,6 @@ trusted_fingerprint(const struct aud_verify_opts *o,
 	} else if (o->pin != NULL && w->pin[0] != '\0') {
 		memcpy(out, w->pin, AUD_HASH_HEX + 1);
 	}
-}
-
-/* A segment, mapped read-only (an empty one: ""); NULL if unreadable. */
-static char *
-map_segment(const char *path, size_t *len)
-{
-	static char empty[1];
-	struct stat st;
-	void *p;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	*len = 0;
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return NULL;
-	}
-	if (st.st_size == 0) {
-		close(fd);
-		return empty;
-	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED)
-		return NULL;
-	(void)madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
-	*len = (size_t)st.st_size;
-	return p;
 }
 
 /* Segments at least this big are walked on two threads, in chunks of
@@ -196,6 +167,132 @@ walk_range(struct aud_walk *w, const char *text, size_t from, size_t to,
 	return AUD_VERIFIED;
 }
 
+/*
+ * The lines of text[0, len) (whole lines, but for a segment's end), chunk
+ * by chunk; while this thread walks one, a second thread reads and hashes
+ * the next one's lines (aud_walk_pre), and this thread then runs the
+ * walker's checks on what it found, in order: every check of every line
+ * still happens, the state (seq, prev, tree, checkpoints) on this thread.
+ */
+static int
+verify_window(struct aud_walk *w, const char *text, size_t len,
+    const char *path, size_t *lineno, FILE *out,
+    struct aud_verify_result *res, bool tty)
+{
+	int rc = AUD_VERIFIED;
+
+	for (size_t off = 0; off < len && rc == AUD_VERIFIED; ) {
+		size_t a_end = chunk_end(text, len, off), b_end = a_end;
+		struct pre_job job = { .text = text };
+		bool par = len >= PAR_MIN && a_end < len;
+
+		if (par) {
+			b_end = chunk_end(text, len, a_end);
+			job.from = a_end;
+			job.to = b_end;
+			par = pthread_create(&job.th, NULL, pre_main, &job) == 0;
+		}
+		rc = walk_range(w, text, off, a_end, NULL, path, lineno, out,
+		    res, tty);
+		if (par) {
+			pthread_join(job.th, NULL);
+			if (rc == AUD_VERIFIED)
+				rc = walk_range(w, text, a_end, b_end, &job, path,
+				    lineno, out, res, tty);
+			free(job.v);
+			free(job.buf);
+		}
+		off = par ? b_end : a_end;
+	}
+	return rc;
+}
+
+/* A line may be as long as a record may be, and its hash suffix. */
+#define WINDOW_MAX (AUD_CANON_MAX + 4096)
+
+/*
+ * One segment, read a window at a time (AUD_VERIFY_WINDOW), whole lines
+ * walked, the rest carried to the next window; a line longer than the
+ * window grows it.  Read, not mapped: a segment cut short while it is
+ * read (the gateway cuts back a write that failed; someone truncates
+ * it) ends where it now ends and is judged as it stands, where a mapping
+ * would kill the process with SIGBUS.
+ */
+static int
+verify_segment(struct aud_walk *w, const struct aud_verify_opts *o,
+    const char *path, size_t *lineno, FILE *out,
+    struct aud_verify_result *res, bool tty)
+{
+	size_t cap = o != NULL && o->window > 0 ? o->window : AUD_VERIFY_WINDOW;
+	size_t have = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = AUD_VERIFIED;
+	bool eof = false;
+	struct stat st;
+	char *win;
+
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (win = malloc(cap)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		say(out, res, "%s: cannot read\n", path);
+		return AUD_UNREADABLE;
+	}
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	while (rc == AUD_VERIFIED) {
+		size_t done;
+		const char *nl;
+
+		while (!eof && have < cap) {
+			ssize_t n = read(fd, win + have, cap - have);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				say(out, res, "%s: cannot read: %s\n", path,
+				    strerror(errno));
+				rc = AUD_UNREADABLE;
+				goto out;
+			}
+			if (n == 0)
+				eof = true;
+			have += (size_t)n;
+		}
+		if (have == 0)
+			break;
+		if (eof) {
+			done = have;		/* a torn last line: walked, refused */
+		} else if ((nl = memrchr(win, '\n', have)) != NULL) {
+			done = (size_t)(nl - win) + 1;
+		} else {
+			char *nw;
+
+			if (cap >= WINDOW_MAX) {
+				say(out, res, "INVALID: %s:%zu: a line longer than "
+				    "a record can be\n", path, *lineno + 1);
+				rc = AUD_INVALID;
+				break;
+			}
+			cap = cap * 2 < WINDOW_MAX ? cap * 2 : WINDOW_MAX;
+			if ((nw = realloc(win, cap)) == NULL) {
+				say(out, res, "%s: out of memory\n", path);
+				rc = AUD_UNREADABLE;
+				break;
+			}
+			win = nw;
+			continue;
+		}
+		rc = verify_window(w, win, done, path, lineno, out, res, tty);
+		memmove(win, win + done, have - done);
+		have -= done;
+		if (o != NULL && o->after_window != NULL)
+			o->after_window(o->hook_arg, path);
+	}
+out:
+	free(win);
+	close(fd);
+	return rc;
+}
+
 int
 aud_verify_dir(const char *dir, const struct aud_verify_opts *o, FILE *out)
 {
@@ -215,8 +312,6 @@ aud_verify_dir_result(const char *dir, const struct aud_verify_opts *o,
 	int64_t now = o->now_us ? o->now_us : (int64_t)wd_wall_us();
 	uint64_t unc;
 
-	/* Segments are mapped, not read: no copy of tens of megabytes per
-	 * segment, and the kernel reads ahead (MADV_SEQUENTIAL). */
 	int rc = AUD_VERIFIED;
 
 	memset(res, 0, sizeof(*res));
@@ -235,45 +330,10 @@ aud_verify_dir_result(const char *dir, const struct aud_verify_opts *o,
 	}
 	for (size_t s = 0; s < nsegs && rc == AUD_VERIFIED; s++) {
 		char path[1024];
-		size_t len = 0, lineno = 0;
-		char *text;
+		size_t lineno = 0;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, segs[s]);
-		if ((text = map_segment(path, &len)) == NULL) {
-			say(out, res, "%s: cannot read\n", path);
-			rc = AUD_UNREADABLE;
-			break;
-		}
-		/* Chunk by chunk; while this thread walks one, a second thread
-		 * reads and hashes the next one's lines (aud_walk_pre), and
-		 * this thread then runs the walker's checks on what it found,
-		 * in order: every check of every line still happens, the
-		 * state (seq, prev, tree, checkpoints) on this thread. */
-		for (size_t off = 0; off < len && rc == AUD_VERIFIED; ) {
-			size_t a_end = chunk_end(text, len, off), b_end = a_end;
-			struct pre_job job = { .text = text };
-			bool par = len >= PAR_MIN && a_end < len;
-
-			if (par) {
-				b_end = chunk_end(text, len, a_end);
-				job.from = a_end;
-				job.to = b_end;
-				par = pthread_create(&job.th, NULL, pre_main, &job) == 0;
-			}
-			rc = walk_range(&w, text, off, a_end, NULL, path, &lineno, out,
-			    res, tty);
-			if (par) {
-				pthread_join(job.th, NULL);
-				if (rc == AUD_VERIFIED)
-					rc = walk_range(&w, text, a_end, b_end, &job, path,
-					    &lineno, out, res, tty);
-				free(job.v);
-				free(job.buf);
-			}
-			off = par ? b_end : a_end;
-		}
-		if (len > 0)
-			munmap(text, len);
+		rc = verify_segment(&w, o, path, &lineno, out, res, tty);
 	}
 	if (tty)
 		fprintf(stderr, "\r\033[K");
