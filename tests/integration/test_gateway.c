@@ -437,7 +437,17 @@ START_TEST(metrics_count_requests)
 	ck_assert(strstr(r.body, "warden_upstream_latency_seconds_bucket"
 	    "{route=\"p-us\",le=\"+Inf\"}") != NULL);
 	ck_assert(strstr(r.body, "warden_open_connections ") != NULL);
-	ck_assert(strstr(r.body, "warden_bytes_received_total ") != NULL);
+	/* The bytes of every worker's shard, added up: at least this
+	 * request's body in, its answer out. */
+	{
+		const char *in = strstr(r.body, "\nwarden_bytes_received_total ");
+		const char *out = strstr(r.body, "\nwarden_bytes_sent_total ");
+
+		ck_assert_ptr_nonnull(in);
+		ck_assert_ptr_nonnull(out);
+		ck_assert_uint_ge(strtoull(in + 29, NULL, 10), strlen(body));
+		ck_assert_uint_gt(strtoull(out + 25, NULL, 10), 0);
+	}
 	it_resp_free(&r);
 	free(body);
 }
