@@ -418,6 +418,7 @@ gw_txn_attempt(struct txn *t, void (*on_done)(void *, enum wd_err,
 	a->status = 0;
 	a->cut = TXN_CUT_NONE;
 	evbuffer_drain(t->ans.buf, evbuffer_get_length(t->ans.buf));
+	t->ans.usage_len = 0;		/* a usage is the answer's that ends it */
 	gw_sse_init(&t->ans.sse);
 	rc = WD_OK;
 	if (txn_checked(t) && t->ans.astream == NULL &&
