@@ -355,9 +355,7 @@ struct raw {
 static void
 raw_ws(struct raw *r)
 {
-	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' ||
-	    *r->p == '\n' || *r->p == '\r'))
-		r->p++;
+	r->p = wd_json_ws(r->p, r->end);
 }
 
 /* A string without escapes (UTF-8, no control character): written as it
@@ -411,9 +409,11 @@ raw_int(struct raw *r)
 static bool
 raw_word(struct raw *r, const char *w, size_t n)
 {
-	if ((size_t)(r->end - r->p) < n || memcmp(r->p, w, n) != 0)
+	const unsigned char *q = wd_json_word(r->p, r->end, w, n);
+
+	if (q == NULL)
 		return false;
-	r->p += n;
+	r->p = q;
 	return true;
 }
 

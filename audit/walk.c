@@ -390,9 +390,21 @@ struct top {
 static void
 ws(struct scan *s)
 {
-	while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' ||
-	    *s->p == '\r' || *s->p == '\t'))
-		s->p++;
+	s->p = (const char *)wd_json_ws((const unsigned char *)s->p,
+	    (const unsigned char *)s->end);
+}
+
+/* Past the literal w (n bytes) at s->p. */
+static bool
+word(struct scan *s, const char *w, size_t n)
+{
+	const unsigned char *q = wd_json_word((const unsigned char *)s->p,
+	    (const unsigned char *)s->end, w, n);
+
+	if (q == NULL)
+		return false;
+	s->p = (const char *)q;
+	return true;
 }
 
 /* A string; start and len: its raw contents (escapes left in). */
@@ -519,20 +531,11 @@ scan_value(struct scan *s)
 	case '[':
 		return scan_container(s, ']');
 	case 't':
-		if (s->end - s->p < 4 || memcmp(s->p, "true", 4) != 0)
-			return false;
-		s->p += 4;
-		return true;
+		return word(s, "true", 4);
 	case 'f':
-		if (s->end - s->p < 5 || memcmp(s->p, "false", 5) != 0)
-			return false;
-		s->p += 5;
-		return true;
+		return word(s, "false", 5);
 	case 'n':
-		if (s->end - s->p < 4 || memcmp(s->p, "null", 4) != 0)
-			return false;
-		s->p += 4;
-		return true;
+		return word(s, "null", 4);
 	default:
 		return scan_number(s);
 	}

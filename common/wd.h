@@ -157,6 +157,26 @@ wd_json_quote_end(const unsigned char *p, const unsigned char *end)
 	return p;
 }
 
+/* Past the JSON whitespace (space, tab, LF, CR) from p.  The JSON
+ * readers' (gateway/json_scan.c, audit/walk.c, audit/canon.c). */
+static inline const unsigned char *
+wd_json_ws(const unsigned char *p, const unsigned char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' ||
+	    *p == '\r'))
+		p++;
+	return p;
+}
+
+/* Past the literal w of n bytes (true, false, null) at p, or NULL when it
+ * is not there. */
+static inline const unsigned char *
+wd_json_word(const unsigned char *p, const unsigned char *end, const char *w,
+    size_t n)
+{
+	return (size_t)(end - p) >= n && memcmp(p, w, n) == 0 ? p + n : NULL;
+}
+
 /* Parse exactly 2*len hex digits into out.  Returns WD_EPARSE if not. */
 enum wd_err wd_unhex(const char *in, unsigned char *out, size_t len);
 

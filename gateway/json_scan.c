@@ -33,9 +33,7 @@ struct scan {
 static void
 ws(struct scan *s)
 {
-	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' ||
-	    *s->p == '\n' || *s->p == '\r'))
-		s->p++;
+	s->p = wd_json_ws(s->p, s->end);
 }
 
 static int
@@ -231,9 +229,11 @@ number(struct scan *s)
 static bool
 literal(struct scan *s, const char *word, size_t n)
 {
-	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+	const unsigned char *q = wd_json_word(s->p, s->end, word, n);
+
+	if (q == NULL)
 		return false;
-	s->p += n;
+	s->p = q;
 	return true;
 }
 
