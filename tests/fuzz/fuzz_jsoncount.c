@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "gateway/gw_int.h"
+#include "tests/json_count_ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,32 +35,6 @@ values(json_t *j)
 	return n;
 }
 
-/* The byte-by-byte count: the reference. */
-static size_t
-reference(const char *p, size_t n)
-{
-	size_t count = 1;
-	bool in_string = false, escape = false;
-
-	for (size_t i = 0; i < n; i++) {
-		char ch = p[i];
-
-		if (in_string) {
-			if (escape)
-				escape = false;
-			else if (ch == '\\')
-				escape = true;
-			else if (ch == '"')
-				in_string = false;
-		} else if (ch == '"') {
-			in_string = true;
-		} else if (ch == ',' || ch == '[' || ch == '{') {
-			count++;
-		}
-	}
-	return count;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -72,7 +47,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	gw_json_count_values(&two, s, cut);
 	if (gw_json_count_values(&two, s + cut, size - cut) != all)
 		abort();
-	if (all != reference(s, size))
+	if (all != json_count_ref(s, size, NULL, NULL))
 		abort();
 	j = json_loadb(s, size, JSON_DECODE_ANY, NULL);
 	if (j != NULL) {
