@@ -371,6 +371,47 @@ wd_edit_distance(const char *a, const char *b)
 	return row[lb];
 }
 
+void *
+wd_spare_get(struct wd_spares *s)
+{
+	void *p = s->head;
+
+	if (p == NULL)
+		return calloc(1, s->size);
+	memcpy(&s->head, p, sizeof(s->head));
+	s->n--;
+	memset(p, 0, s->size);
+	return p;
+}
+
+void
+wd_spare_put(struct wd_spares *s, void *p)
+{
+	if (p == NULL)
+		return;
+#if !defined(__SANITIZE_ADDRESS__)
+	if (s->n < s->max) {
+		memcpy(p, &s->head, sizeof(s->head));
+		s->head = p;
+		s->n++;
+		return;
+	}
+#endif
+	free(p);
+}
+
+void
+wd_spares_clear(struct wd_spares *s)
+{
+	while (s->head != NULL) {
+		void *p = s->head;
+
+		memcpy(&s->head, p, sizeof(s->head));
+		free(p);
+	}
+	s->n = 0;
+}
+
 char *
 wd_strndup(const char *s, size_t n)
 {

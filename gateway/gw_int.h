@@ -138,6 +138,9 @@ struct gw_worker {
 	 * the request's policy decision. */
 	struct evbuffer *spare[GW_SPARE_BUFS];
 	unsigned nspare;
+	/* Emptied transactions and tool checks (txn.c sizes them at the
+	 * first request). */
+	struct wd_spares spare_txns, spare_tools;
 };
 
 

@@ -429,6 +429,8 @@ worker_free(struct gw_worker *w)
 	w->lease = NULL;
 	while (w->nspare > 0)
 		evbuffer_free(w->spare[--w->nspare]);
+	wd_spares_clear(&w->spare_txns);
+	wd_spares_clear(&w->spare_tools);
 	if (w->base != NULL)
 		event_base_free(w->base);
 }

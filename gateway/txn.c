@@ -347,7 +347,7 @@ step_decide(struct txn *t)
 	if (t->req.chat.previous_response_id != NULL &&
 	    (s = previous_route(t)) != TXN_DECIDE)
 		return s;
-	if ((p->tools = calloc(1, sizeof(*p->tools))) == NULL)
+	if ((p->tools = wd_spare_get(&t->w->spare_tools)) == NULL)
 		return gw_txn_error(t, WD_CODE_INTERNAL, "out of memory");
 	if (t->req.fmt != &gw_format_chat) {
 		if ((s = decide_tools(t, req)) != TXN_ATTEMPT)
@@ -371,7 +371,7 @@ step_decide(struct txn *t)
 	if (!txn_checked(t)) {
 		/* No agent, no strict reading: nothing of it is needed. */
 		gw_tools_clear(p->tools);
-		free(p->tools);
+		wd_spare_put(&t->w->spare_tools, p->tools);
 		p->tools = NULL;
 	}
 	if (reserve_limits(t) == TXN_END)
@@ -458,27 +458,33 @@ gw_txn_start(struct gw_conn *c, struct gw_http_req *req,
     struct evbuffer *body, const struct gw_format *fmt)
 {
 	struct gw_conn_hooks hooks = { client_gone, client_drained, NULL };
+	struct gw_worker *w = gw_conn_worker(c);
 	unsigned char rnd[16];
 	struct txn *t;
 
-	t = calloc(1, sizeof(*t));
-	if (t == NULL || (t->ans.buf = gw_worker_buf(gw_conn_worker(c))) ==
-	    NULL) {
-		free(t);
-		gw_worker_buf_done(gw_conn_worker(c), body);
+	if (w->spare_txns.size == 0) {
+		w->spare_txns = (struct wd_spares){ .size = sizeof(struct txn),
+		    .max = TXN_SPARES };
+		w->spare_tools = (struct wd_spares){
+		    .size = sizeof(struct gw_tools), .max = TXN_SPARES };
+	}
+	t = wd_spare_get(&w->spare_txns);
+	if (t == NULL || (t->ans.buf = gw_worker_buf(w)) == NULL) {
+		wd_spare_put(&w->spare_txns, t);
+		gw_worker_buf_done(w, body);
 		gw_reply_error(c, WD_CODE_INTERNAL, NULL, 0, "out of memory");
 		return;
 	}
 	t->state = TXN_ADMIT;
 	t->conn = c;
-	t->w = gw_conn_worker(c);
+	t->w = w;
 	t->req.fmt = fmt;
 	t->req.http = req;
 	t->req.body = body;
 	t->pol.lease = gw_worker_lease(t->w);
 	t->pol.snap = t->pol.lease->snap;
 	t->pol.creds = t->pol.lease->creds;
-	t->audit.log = gw_conn_worker(c)->srv->audit;
+	t->audit.log = w->srv->audit;
 	t->audit.started_us = wd_mono_us();
 	wd_strlcpy(t->audit.reqid, gw_conn_request_id(c),
 	    sizeof(t->audit.reqid));

@@ -36,6 +36,10 @@
 #include "gateway/provider.h"
 #include "gateway/limits.h"
 
+/* Emptied transactions (and tool checks) a worker keeps for the next
+ * requests (wd_spares). */
+#define TXN_SPARES 32
+
 enum txn_state {
 	TXN_ADMIT,
 	TXN_READ,

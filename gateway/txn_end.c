@@ -304,7 +304,7 @@ finish_after_record(struct txn *t, enum wd_err rc)
 	}
 	if (t->pol.tools != NULL)
 		gw_tools_clear(t->pol.tools);
-	free(t->pol.tools);
+	wd_spare_put(&t->w->spare_tools, t->pol.tools);
 	free(t->ans.astream);
 	free(t->lim.l);
 	gw_detect_clear(&t->req.det);
@@ -324,5 +324,5 @@ finish_after_record(struct txn *t, enum wd_err rc)
 	gw_txn_attempts_clear(t);
 	json_decref(t->ans.usage);
 	gw_lease_done(t->pol.lease);
-	free(t);
+	wd_spare_put(&t->w->spare_txns, t);
 }

@@ -42,6 +42,7 @@
 #define IDLE_MAX	256	/* kept-alive connections per worker */
 #define IDLE_SECONDS	60	/* an idle connection is closed after */
 #define READ_BYTES	16384
+#define SPARE_XFERS	32	/* kept per worker for the next transfers */
 
 struct h1_conn {
 	struct h1_pool *pool;
@@ -60,6 +61,7 @@ struct h1_pool {
 	struct event_base *base;
 	struct h1_conn *idle;		/* most recently used first */
 	int nidle;
+	struct wd_spares xfers;		/* emptied h1_xfer blocks */
 	char rbuf[READ_BYTES];
 };
 
@@ -100,8 +102,11 @@ h1_pool_new(struct event_base *base)
 {
 	struct h1_pool *p = calloc(1, sizeof(*p));
 
-	if (p != NULL)
+	if (p != NULL) {
 		p->base = base;
+		p->xfers = (struct wd_spares){ .size = sizeof(struct h1_xfer),
+		    .max = SPARE_XFERS };
+	}
 	return p;
 }
 
@@ -126,6 +131,7 @@ h1_pool_free(struct h1_pool *p)
 		p->idle = c->next;
 		conn_close(c);
 	}
+	wd_spares_clear(&p->xfers);
 	free(p);
 }
 
@@ -264,7 +270,7 @@ xfer_free(struct h1_xfer *x)
 	event_del(&x->watchdog);
 	head_wipe(x);
 	free(x->in);
-	free(x);
+	wd_spare_put(&x->pool->xfers, x);
 }
 
 static void
@@ -867,7 +873,7 @@ h1_start(struct h1_pool *p, const struct gw_up_req *r,
 	if (p == NULL || r->curl_only || (r->proxy != NULL && r->proxy[0] != '\0') ||
 	    !h1_url_literal(r->url, &sa, &salen, host, sizeof(host), &target))
 		return WD_ENOTFOUND;
-	if ((x = calloc(1, sizeof(*x))) == NULL)
+	if ((x = wd_spare_get(&p->xfers)) == NULL)
 		return WD_ENOMEM;
 	x->base.h1 = true;
 	x->pool = p;

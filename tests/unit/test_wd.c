@@ -318,6 +318,39 @@ START_TEST(strlcpy_cuts_and_terminates)
 }
 END_TEST
 
+/* A kept block comes back zeroed, as calloc's; no more than max are
+ * kept (under ASan none: wd.h). */
+START_TEST(spares_come_back_zeroed_and_bounded)
+{
+	struct wd_spares sp = { .size = 4096, .max = 2 };
+	unsigned char *b[3];
+
+	for (int i = 0; i < 3; i++) {
+		b[i] = wd_spare_get(&sp);
+		ck_assert_ptr_nonnull(b[i]);
+		for (size_t k = 0; k < sp.size; k++)
+			ck_assert_int_eq(b[i][k], 0);
+		memset(b[i], 0xa5, sp.size);
+	}
+	for (int i = 0; i < 3; i++)
+		wd_spare_put(&sp, b[i]);
+	wd_spare_put(&sp, NULL);
+	ck_assert_uint_le(sp.n, sp.max);
+	for (int i = 0; i < 3; i++) {
+		b[i] = wd_spare_get(&sp);
+		ck_assert_ptr_nonnull(b[i]);
+		for (size_t k = 0; k < sp.size; k++)
+			ck_assert_int_eq(b[i][k], 0);
+	}
+	ck_assert_uint_eq(sp.n, 0);
+	for (int i = 0; i < 3; i++)
+		wd_spare_put(&sp, b[i]);
+	wd_spares_clear(&sp);
+	ck_assert_uint_eq(sp.n, 0);
+	ck_assert_ptr_null(sp.head);
+}
+END_TEST
+
 START_TEST(strndup_stops_at_n)
 {
 	char *s = wd_strndup("abcdef", 3);
@@ -418,6 +451,7 @@ suite_wd(void)
 	tcase_add_test(tc, strndup_stops_at_n);
 	tcase_add_test(tc, u64_dec_matches_printf);
 	tcase_add_test(tc, strlcpy_cuts_and_terminates);
+	tcase_add_test(tc, spares_come_back_zeroed_and_bounded);
 	tcase_add_test(tc, random_fills);
 	tcase_add_test(tc, random_id_distinct);
 	suite_add_tcase(s, tc);
