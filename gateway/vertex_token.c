@@ -14,8 +14,18 @@
  * expires_in.  A failed fetch is retried with backoff; an expired token
  * is dropped, so requests fail closed rather than send it.
  *
- * Tokens are wiped when replaced or dropped; they never reach a log
- * (messages name the route and the HTTP status only).
+ * A token, like the credentials it comes from, exists in clear in locked
+ * memory only (sec_buf: mlocked, out of core dumps and forks): each
+ * route's in a page of its own, and the fetch's working copies (the
+ * signed assertion, which buys a token for an hour, the request form,
+ * the endpoint's answer, the token taken from it) in the keeper's own
+ * pages.  Memory that cannot be locked leaves Vertex routes without a
+ * token (refused, and the log says why), never with one in pageable
+ * memory.  Tokens are wiped when replaced or dropped; they never reach a
+ * log (messages name the route and the HTTP status only).  What is left
+ * outside: jansson's copy while the answer is read (wiped at once), and,
+ * as for every credential, the request heads that carry it (README,
+ * "Limits").
  */
 #include "gateway/gw_int.h"
 #include "gateway/provider.h"
@@ -30,11 +40,28 @@
 #define ANSWER_MAX (16u << 10)
 #define SCOPE "https://www.googleapis.com/auth/cloud-platform"
 
+#define JWT_MAX 4096
+#define FORM_MAX (JWT_MAX + 128)
+
 struct slot {
 	char route[72];
-	char token[TOKEN_MAX];		/* "" when none */
+	struct sec_buf tok;		/* TOKEN_MAX locked bytes: "" when none */
 	time_t expires, refresh_at, retry_at;
 	int backoff_s;
+};
+
+struct answer {
+	char buf[ANSWER_MAX];
+	size_t len;
+	bool too_big;
+};
+
+/* The keeper thread's working copies, in one locked region. */
+struct scratch {
+	char token[TOKEN_MAX];
+	char jwt[JWT_MAX];
+	char form[FORM_MAX];
+	struct answer a;
 };
 
 static struct {
@@ -45,13 +72,9 @@ static struct {
 	struct gw_server *srv;
 	struct slot slots[MAX_ROUTES];
 	size_t nslots;
+	struct sec_buf scratch;		/* struct scratch; the keeper's only */
+	bool lock_warned;
 } k = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
-
-struct answer {
-	char buf[ANSWER_MAX];
-	size_t len;
-	bool too_big;
-};
 
 static size_t
 write_cb(char *p, size_t size, size_t n, void *arg)
@@ -93,41 +116,42 @@ tpm_sign(void *arg, const unsigned char digest[32], unsigned char *sig,
  * success token/expires_in set. */
 static bool
 fetch(const struct pol_provider *p, const struct pol_snapshot *snap,
-    const unsigned char *pem, size_t pemlen, char *token, size_t toklen,
+    const unsigned char *pem, size_t pemlen, struct scratch *sc,
     long *expires_in)
 {
 	struct tpm_key tk = { k.srv, snap, p->credential };
-	static _Thread_local struct answer a;
-	char jwt[4096], *form = NULL;
+	struct answer *a = &sc->a;
+	char *jwt = sc->jwt, *form = sc->form, *token = sc->token;
+	size_t toklen = sizeof(sc->token);
 	CURL *e = NULL;
 	long status = 0;
 	json_t *j = NULL;
 	bool ok = false;
 	const char *t;
 	enum wd_err rc;
+	int n;
 
 	rc = pem != NULL ? gw_jwt_rs256(pem, pemlen, p->service_account,
-	    p->token_url, SCOPE, time(NULL), 3600, jwt, sizeof(jwt)) :
+	    p->token_url, SCOPE, time(NULL), 3600, jwt, JWT_MAX) :
 	    gw_jwt_rs256_with(tpm_sign, &tk, p->service_account, p->token_url,
-	    SCOPE, time(NULL), 3600, jwt, sizeof(jwt));
+	    SCOPE, time(NULL), 3600, jwt, JWT_MAX);
 	if (rc != WD_OK) {
 		wd_warn("vertex route '%s': cannot sign the token request (%s)",
 		    p->id, wd_strerror(rc));
 		goto out;
 	}
-	if (asprintf(&form, "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3A"
-	    "grant-type%%3Ajwt-bearer&assertion=%s", jwt) < 0) {
-		form = NULL;
+	n = snprintf(form, FORM_MAX, "grant_type=urn%%3Aietf%%3Aparams%%3A"
+	    "oauth%%3Agrant-type%%3Ajwt-bearer&assertion=%s", jwt);
+	if (n < 0 || (size_t)n >= FORM_MAX)
 		goto out;
-	}
-	a.len = 0;
-	a.too_big = false;
+	a->len = 0;
+	a->too_big = false;
 	if ((e = curl_easy_init()) == NULL)
 		goto out;
 	curl_easy_setopt(e, CURLOPT_URL, p->token_url);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, form);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &a);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -136,7 +160,7 @@ fetch(const struct pol_provider *p, const struct pol_snapshot *snap,
 		curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
 	if (curl_easy_perform(e) != CURLE_OK) {
 		wd_warn("vertex route '%s': token endpoint unreachable%s", p->id,
-		    a.too_big ? " (answer too large)" : "");
+		    a->too_big ? " (answer too large)" : "");
 		goto out;
 	}
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
@@ -145,7 +169,7 @@ fetch(const struct pol_provider *p, const struct pol_snapshot *snap,
 		    p->id, status);
 		goto out;
 	}
-	j = json_loadb(a.buf, a.len, 0, NULL);
+	j = json_loadb(a->buf, a->len, 0, NULL);
 	t = json_string_value(json_object_get(j, "access_token"));
 	*expires_in = (long)json_integer_value(json_object_get(j, "expires_in"));
 	if (t == NULL || strlen(t) == 0 || strlen(t) >= toklen ||
@@ -167,26 +191,68 @@ out:
 			wd_wipe((char *)jt, strlen(jt));
 		json_decref(j);
 	}
-	wd_wipe(a.buf, a.len);
-	wd_wipe(jwt, sizeof(jwt));
-	if (form != NULL) {
-		wd_wipe(form, strlen(form));
-		free(form);
-	}
+	wd_wipe(a->buf, a->len);
+	wd_wipe(jwt, JWT_MAX);
+	wd_wipe(form, FORM_MAX);
 	curl_easy_cleanup(e);
 	return ok;
 }
 
+/* Memory that could not be locked: said once, as the cause of the
+ * refusals that follow. */
+static void
+lock_failed(const char *route, const char *err)
+{
+	if (k.lock_warned)
+		return;
+	k.lock_warned = true;
+	wd_warn("vertex route '%s': no access token will be fetched: %s",
+	    route, err);
+}
+
+/* The route's slot, with its locked page; NULL when there is no room or
+ * no locked memory.  k.lock held. */
 static struct slot *
 slot_for(const char *route)
 {
+	char err[256];
+	struct slot *s;
+
 	for (size_t i = 0; i < k.nslots; i++)
 		if (strcmp(k.slots[i].route, route) == 0)
 			return &k.slots[i];
 	if (k.nslots == MAX_ROUTES)
 		return NULL;
-	snprintf(k.slots[k.nslots].route, sizeof(k.slots[0].route), "%s", route);
-	return &k.slots[k.nslots++];
+	s = &k.slots[k.nslots];
+	*s = (struct slot){ 0 };
+	if (sec_buf_alloc(&s->tok, TOKEN_MAX, err, sizeof(err)) != WD_OK) {
+		lock_failed(route, err);
+		return NULL;
+	}
+	snprintf(s->route, sizeof(s->route), "%s", route);
+	k.nslots++;
+	return s;
+}
+
+static char *
+token_of(struct slot *s)
+{
+	return (char *)s->tok.p;
+}
+
+/* The keeper's locked working copies, made at the first Vertex route. */
+static struct scratch *
+scratch(const char *route)
+{
+	char err[256];
+
+	if (k.scratch.p == NULL &&
+	    sec_buf_alloc(&k.scratch, sizeof(struct scratch), err,
+	    sizeof(err)) != WD_OK) {
+		lock_failed(route, err);
+		return NULL;
+	}
+	return (struct scratch *)(void *)k.scratch.p;
 }
 
 /* One pass over the Vertex routes of the current policy. */
@@ -200,7 +266,7 @@ round_once(void)
 	gw_server_acquire(k.srv, &snap, &creds);
 	for (size_t i = 0; i < snap->nproviders; i++) {
 		const struct pol_provider *p = &snap->providers[i];
-		char token[TOKEN_MAX];
+		struct scratch *sc;
 		const unsigned char *pem;
 		size_t pemlen = 0;
 		long expires_in = 0;
@@ -211,24 +277,21 @@ round_once(void)
 			continue;
 		pthread_mutex_lock(&k.lock);
 		s = slot_for(p->id);
-		if (s != NULL && s->token[0] && now >= s->expires) {
-			wd_wipe(s->token, sizeof(s->token));	/* fail closed */
-			s->token[0] = '\0';
-		}
-		due = s != NULL && (s->token[0] == '\0' || now >= s->refresh_at) &&
-		    now >= s->retry_at;
+		if (s != NULL && token_of(s)[0] && now >= s->expires)
+			wd_wipe(token_of(s), TOKEN_MAX);	/* fail closed */
+		due = s != NULL && (token_of(s)[0] == '\0' ||
+		    now >= s->refresh_at) && now >= s->retry_at;
 		pthread_mutex_unlock(&k.lock);
-		if (!due)
+		if (!due || (sc = scratch(p->id)) == NULL)
 			continue;
 		/* Not in the cache: a key imported into the TPM, or nothing
 		 * (then signing says so). */
 		pem = gw_creds_get(creds, snap, p->credential, &pemlen);
-		ok = fetch(p, snap, pem, pemlen, token, sizeof(token),
-		    &expires_in);
+		ok = fetch(p, snap, pem, pemlen, sc, &expires_in);
 		pthread_mutex_lock(&k.lock);
 		if (ok) {
-			wd_wipe(s->token, sizeof(s->token));
-			strcpy(s->token, token);
+			wd_wipe(token_of(s), TOKEN_MAX);
+			strcpy(token_of(s), sc->token);
 			s->expires = now + expires_in;
 			/* Refresh in the last third, at most 5 min early. */
 			s->refresh_at = s->expires - (expires_in / 3 < 300 ?
@@ -241,7 +304,7 @@ round_once(void)
 			s->retry_at = now + s->backoff_s;
 		}
 		pthread_mutex_unlock(&k.lock);
-		wd_wipe(token, sizeof(token));
+		wd_wipe(sc->token, sizeof(sc->token));
 	}
 	gw_creds_unref(creds);
 	pol_snapshot_unref(snap);
@@ -314,8 +377,9 @@ gw_tokens_stop(void)
 	pthread_join(k.thread, NULL);
 	k.running = false;
 	for (size_t i = 0; i < k.nslots; i++)
-		wd_wipe(k.slots[i].token, sizeof(k.slots[i].token));
+		sec_buf_free(&k.slots[i].tok);	/* wipes */
 	k.nslots = 0;
+	sec_buf_free(&k.scratch);
 }
 
 bool
@@ -327,9 +391,10 @@ gw_tokens_get(const char *route_id, char *out, size_t outlen)
 	pthread_mutex_lock(&k.lock);
 	for (size_t i = 0; i < k.nslots; i++)
 		if (strcmp(k.slots[i].route, route_id) == 0 &&
-		    k.slots[i].token[0] != '\0' && now < k.slots[i].expires &&
-		    strlen(k.slots[i].token) < outlen) {
-			strcpy(out, k.slots[i].token);
+		    token_of(&k.slots[i])[0] != '\0' &&
+		    now < k.slots[i].expires &&
+		    strlen(token_of(&k.slots[i])) < outlen) {
+			strcpy(out, token_of(&k.slots[i]));
 			ok = true;
 		}
 	pthread_mutex_unlock(&k.lock);

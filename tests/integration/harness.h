@@ -48,6 +48,14 @@ char *it_read_file(const char *path, size_t *len);
 void it_write_file(const char *path, const char *text, int mode);
 /* Does the file (or the NUL-terminated text) contain needle? */
 bool it_file_contains(const char *path, const char *needle);
+/*
+ * Does process pid hold h1 followed by h2 (half bytes each; the caller
+ * keeps the halves apart so that its own memory does not match) in
+ * writable memory that is not locked?  Read through /proc/PID/mem.
+ * Meaningless under ASan, which makes mlock a no-op.
+ */
+bool it_unlocked_holds(pid_t pid, const unsigned char *h1,
+    const unsigned char *h2, size_t half);
 
 /* A scratch directory for this run, created on first use. */
 const char *it_tmpdir(void);

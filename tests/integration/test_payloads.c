@@ -418,63 +418,6 @@ END_TEST
 /* (ASan makes mlock a no-op: locked and unlocked look alike there.) */
 
 /*
- * Does process pid hold needle (two halves kept apart) in writable memory
- * that is not locked?  Read through /proc/PID/mem (root may, although
- * warden is not dumpable).
- */
-static bool
-pid_unlocked_holds(pid_t pid, const unsigned char *h1,
-    const unsigned char *h2, size_t half)
-{
-	static struct { unsigned long lo, hi; bool use; } maps[8192];
-	char path[64], line[512];
-	size_t n = 0;
-	bool found = false;
-	FILE *f;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
-	ck_assert((f = fopen(path, "r")) != NULL);
-	while (fgets(line, sizeof(line), f) != NULL) {
-		unsigned long lo, hi;
-		char perms[5];
-
-		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 &&
-		    strchr(line, ' ') != NULL && n < sizeof(maps) / sizeof(maps[0]) &&
-		    line[strcspn(line, "-")] == '-' && strchr(line, ':') != NULL &&
-		    perms[0] != '\0' && (perms[0] == 'r' || perms[0] == '-')) {
-			maps[n].lo = lo;
-			maps[n].hi = hi;
-			maps[n].use = perms[0] == 'r' && perms[1] == 'w' &&
-			    hi - lo <= (256ul << 20) && strstr(line, "[v") == NULL;
-			n++;
-		} else if (strncmp(line, "VmFlags:", 8) == 0 && n > 0 &&
-		    strstr(line, " lo") != NULL) {
-			maps[n - 1].use = false;
-		}
-	}
-	fclose(f);
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
-	ck_assert_msg((fd = open(path, O_RDONLY)) >= 0, "cannot read %s", path);
-	for (size_t i = 0; i < n && !found; i++) {
-		size_t len = maps[i].hi - maps[i].lo;
-		unsigned char *buf;
-
-		if (!maps[i].use || (buf = malloc(len)) == NULL)
-			continue;
-		if (pread(fd, buf, len, (off_t)maps[i].lo) == (ssize_t)len)
-			for (size_t off = 0; off + 2 * half <= len && !found; off++)
-				found = buf[off] == h1[0] &&
-				    memcmp(buf + off, h1, half) == 0 &&
-				    memcmp(buf + off + half, h2, half) == 0;
-		memset(buf, 0, len);
-		free(buf);
-	}
-	close(fd);
-	return found;
-}
-
-/*
  * The running gateway, after keeping payloads: its copies of the tenant's
  * data key and of the payload HMAC key are in locked memory only.
  */
@@ -511,9 +454,9 @@ START_TEST(the_gateway_keeps_its_keys_in_locked_memory_only)
 	memcpy(hk.a, key.p, 16);
 	memcpy(hk.b, key.p + 16, 16);
 	sec_buf_free(&key);
-	ck_assert_msg(!pid_unlocked_holds(w, dk.a, dk.b, 16),
+	ck_assert_msg(!it_unlocked_holds(w, dk.a, dk.b, 16),
 	    "the gateway holds the data key in unlocked memory");
-	ck_assert_msg(!pid_unlocked_holds(w, hk.a, hk.b, 16),
+	ck_assert_msg(!it_unlocked_holds(w, hk.a, hk.b, 16),
 	    "the gateway holds the payload HMAC key in unlocked memory");
 	stop(w);
 }

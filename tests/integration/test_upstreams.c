@@ -361,6 +361,25 @@ START_TEST(vertex_token_refreshed_before_expiry)
 }
 END_TEST
 
+#ifndef __SANITIZE_ADDRESS__
+/*
+ * A Vertex access token exists in clear in locked memory only: after
+ * requests that used one, no copy is left in warden's other writable
+ * memory.  (The mock's tokens begin "ya29.mock-", which nothing else
+ * holds; ASan makes mlock a no-op, hence not there.)
+ */
+START_TEST(vertex_token_only_in_locked_memory)
+{
+	static const unsigned char a[] = "ya29.", b[] = "mock-";
+
+	expect_verified("m-vertex", "vertex");
+	expect_verified("m-vertex", "vertex");
+	ck_assert_msg(!it_unlocked_holds(warden, a, b, 5), "warden holds a "
+	    "Vertex access token in memory that is not locked");
+}
+END_TEST
+#endif
+
 /* A JWT signed with a key that is not the service account's: the token
  * endpoint refuses it, the route has no token, warden refuses to send. */
 START_TEST(vertex_wrong_key_gets_no_token)
@@ -684,6 +703,9 @@ suite_upstreams(void)
 	tcase_add_test(tc, route_without_private_ca_fails_tls);
 	tcase_add_test(tc, vertex_token_refreshed_before_expiry);
 	tcase_add_test(tc, vertex_wrong_key_gets_no_token);
+#ifndef __SANITIZE_ADDRESS__
+	tcase_add_test(tc, vertex_token_only_in_locked_memory);
+#endif
 	tcase_add_test(tc, converse_answer_as_chat_completion);
 	tcase_add_test(tc, converse_stream_relayed_as_sse);
 	tcase_add_test(tc, converse_stream_tool_policy);
