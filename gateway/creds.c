@@ -62,6 +62,25 @@ gw_tcti(const struct gw_server *srv, const struct pol_snapshot *snap)
 	return srv->opts->tcti ? srv->opts->tcti : snap->secrets.tcti;
 }
 
+void
+gw_tpm_reclaim(struct gw_server *srv, const struct pol_snapshot *snap)
+{
+	const char *tcti = gw_tcti(srv, snap);
+	unsigned nobj = 0, nsess = 0;
+	char err[512];
+
+	/* Not reachable: the operations that follow say so, each for
+	 * what it needed the TPM for. */
+	if (tcti == NULL ||
+	    sec_tpm_reclaim(tcti, &nobj, &nsess, err, sizeof(err)) != WD_OK)
+		return;
+	if (nobj > 0 || nsess > 0)
+		wd_warn("TPM: flushed %u object(s) and %u session(s) that stayed "
+		    "loaded: left by a process that ended while it used the "
+		    "TPM (a warden killed mid-operation?); without a resource "
+		    "manager they would fill its slots", nobj, nsess);
+}
+
 const char *
 gw_secrets_store(const struct gw_server *srv, const struct pol_snapshot *snap)
 {

@@ -184,6 +184,9 @@ json_t *gw_creds_changed(const struct gw_creds *old,
     const struct pol_snapshot *ns);
 const char *gw_tcti(const struct gw_server *srv,
     const struct pol_snapshot *snap);
+/* Before the first TPM operation: flush what dead processes left loaded
+ * in a TPM without a resource manager (sec_tpm_reclaim), and say so. */
+void gw_tpm_reclaim(struct gw_server *srv, const struct pol_snapshot *snap);
 const char *gw_secrets_store(const struct gw_server *srv,
     const struct pol_snapshot *snap);
 /* The TPM-backed signer for audit checkpoints (none without a TPM). */

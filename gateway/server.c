@@ -640,6 +640,9 @@ gw_serve(const struct gw_serve_opts *opts)
 			wd_warn("OpenSSL's secure heap could not be locked; the "
 			    "payload HMAC key may be swapped out");
 	}
+	/* What a warden killed while it used the TPM left loaded there goes
+	 * before anything of ours is loaded. */
+	gw_tpm_reclaim(&srv, srv.snap);
 	if (gw_creds_load(&srv, srv.snap, &srv.creds, stderr) != WD_OK)
 		goto out;
 	wd_random(rnd, sizeof(rnd));

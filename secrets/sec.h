@@ -75,6 +75,16 @@ enum wd_err sec_tpm_open(const char *tcti, struct sec_tpm **out,
 /* Flush every transient object and session, wipe, disconnect.  NULL ok. */
 void sec_tpm_close(struct sec_tpm *tpm);
 
+/*
+ * Flush what processes that are gone left loaded in a TPM without a
+ * resource manager (sec_tpm_reclaim in tpm.c says why and how): objects
+ * and sessions that stay loaded through a wait of SEC_TPM_BUSY_MS.  For a
+ * gateway before its first TPM operation.  *objects, *sessions: how many
+ * were flushed.
+ */
+enum wd_err sec_tpm_reclaim(const char *tcti, unsigned *objects,
+    unsigned *sessions, char *err, size_t errlen);
+
 /* ---- sealed credentials ---- */
 
 struct sec_seal_opts {

@@ -10,10 +10,12 @@
  */
 #include "secrets/sec_int.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
@@ -213,6 +215,121 @@ sec_tpm_open(const char *tcti, struct sec_tpm **out, char *err, size_t errlen)
 out:
 	sec_tpm_close(t);
 	return e;
+}
+
+/* ---- what dead processes left loaded ---- */
+
+#define RECLAIM_MAX 64		/* handles looked at per kind */
+#define RECLAIM_STEP_MS 50
+
+struct handles {
+	TPM2_HANDLE h[RECLAIM_MAX];
+	unsigned n;
+};
+
+/* The loaded handles of one kind (transient objects, loaded sessions). */
+static bool
+list_handles(struct sec_tpm *t, TPM2_HANDLE first, struct handles *out)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	TPMI_YES_NO more = TPM2_NO;
+	TSS2_RC rc;
+
+	out->n = 0;
+	rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE,
+	    ESYS_TR_NONE, TPM2_CAP_HANDLES, first, RECLAIM_MAX, &more, &cap);
+	if (rc != TSS2_RC_SUCCESS || cap == NULL)
+		return false;
+	for (UINT32 i = 0; i < cap->data.handles.count && out->n < RECLAIM_MAX;
+	    i++)
+		if ((cap->data.handles.handle[i] >> TPM2_HR_SHIFT) ==
+		    (first >> TPM2_HR_SHIFT) ||
+		    first == TPM2_LOADED_SESSION_FIRST)
+			out->h[out->n++] = cap->data.handles.handle[i];
+	Esys_Free(cap);
+	return true;
+}
+
+/* Keep in *keep only the handles also in now. */
+static void
+keep_common(struct handles *keep, const struct handles *now)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < keep->n; i++)
+		for (unsigned j = 0; j < now->n; j++)
+			if (keep->h[i] == now->h[j]) {
+				keep->h[n++] = keep->h[i];
+				break;
+			}
+	keep->n = n;
+}
+
+static unsigned
+flush_handles(struct sec_tpm *t, const struct handles *hs)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < hs->n; i++) {
+		ESYS_TR obj = ESYS_TR_NONE;
+
+		if (Esys_TR_FromTPMPublic(t->esys, hs->h[i], ESYS_TR_NONE,
+		    ESYS_TR_NONE, ESYS_TR_NONE, &obj) != TSS2_RC_SUCCESS)
+			continue;
+		if (Esys_FlushContext(t->esys, obj) == TSS2_RC_SUCCESS)
+			n++;
+		else
+			(void)Esys_TR_Close(t->esys, &obj);
+	}
+	return n;
+}
+
+/*
+ * A TPM without a resource manager (swtpm's socket, /dev/tpm0) keeps what
+ * a process loaded until someone flushes it, and swtpm has three object
+ * slots.  A warden killed (kill -9) while it signed a checkpoint or
+ * unsealed a credential leaves its primary and key there; after two such
+ * deaths no operation could load what it needs, and the gateway would not
+ * start again until swtpm did.  So a gateway, before its first TPM
+ * operation, looks at what is loaded.  Nothing of this process is (no
+ * context of ours is open: ctx_lock), and an operation of another warden
+ * (a CLI command) holds its objects for milliseconds: what stays loaded
+ * through SEC_TPM_BUSY_MS of looking was left by a process that is gone,
+ * and is flushed.  An operation that gets caught anyway fails with a TPM
+ * error and can be run again.  Behind a resource manager (/dev/tpmrm0)
+ * other connections' objects are not visible and go with their
+ * connection: nothing is found.
+ */
+enum wd_err
+sec_tpm_reclaim(const char *tcti, unsigned *objects, unsigned *sessions,
+    char *err, size_t errlen)
+{
+	static const TPM2_HANDLE kinds[2] = { TPM2_TRANSIENT_FIRST,
+		TPM2_LOADED_SESSION_FIRST };
+	struct handles stale[2], now;
+	struct sec_tpm *t = NULL;
+	enum wd_err e;
+
+	*objects = *sessions = 0;
+	if ((e = sec_tpm_open(tcti, &t, err, errlen)) != WD_OK)
+		return e;
+	for (int k = 0; k < 2; k++)
+		if (!list_handles(t, kinds[k], &stale[k]))
+			stale[k].n = 0;
+	for (long waited = 0; (stale[0].n > 0 || stale[1].n > 0) &&
+	    waited < SEC_TPM_BUSY_MS; waited += RECLAIM_STEP_MS) {
+		struct timespec ts = { 0, RECLAIM_STEP_MS * 1000000L };
+
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		for (int k = 0; k < 2; k++)
+			if (stale[k].n > 0 && list_handles(t, kinds[k], &now))
+				keep_common(&stale[k], &now);
+	}
+	*objects = flush_handles(t, &stale[0]);
+	*sessions = flush_handles(t, &stale[1]);
+	sec_tpm_close(t);
+	return WD_OK;
 }
 
 void

@@ -10,6 +10,7 @@
 #include <check.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1685,6 +1686,81 @@ START_TEST(a_full_tpm_is_a_clear_error_and_nothing_is_unsealed)
 }
 END_TEST
 
+/* A process killed while it used the TPM: its primary and a session
+ * stay loaded (no resource manager flushes them). */
+static void
+die_holding_a_session(void)
+{
+	pid_t pid = fork();
+	int st;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct sec_tpm *t = NULL;
+		ESYS_TR s = ESYS_TR_NONE;
+		char err[512];
+
+		if (sec_tpm_open(tcti, &t, err, sizeof(err)) == WD_OK &&
+		    sec_tpm_session(t, TPM2_SE_HMAC, 0, &s, err,
+		    sizeof(err)) == WD_OK)
+			raise(SIGKILL);
+		_exit(1);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+	    "the child could not make its session");
+}
+
+/*
+ * What dead processes left loaded (three objects from tpm2-tools, a
+ * primary and a session from a process killed mid-operation) is flushed
+ * by sec_tpm_reclaim, after which an unseal needs no waiting at all.
+ */
+START_TEST(what_dead_processes_left_is_reclaimed)
+{
+	struct sec_tpm *t = open_tpm();
+	unsigned objs = 0, sess = 0;
+	char err[512], out[256];
+
+	seal(t, "stale", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	sec_tpm_close(t);
+	die_holding_a_session();
+	ck_assert_int_eq(sh("cd '%s' && export TPM2TOOLS_TCTI='%s' && "
+	    "for i in 1 2; do tpm2_createprimary -Q -C o -G ecc -c st$i.ctx "
+	    "|| exit 1; done", dir, tcti), 0);
+	ck_assert_msg(sec_tpm_reclaim(tcti, &objs, &sess, err,
+	    sizeof(err)) == WD_OK, "%s", err);
+	ck_assert_uint_eq(objs, 3);
+	ck_assert_uint_eq(sess, 1);
+	ck_assert_int_eq(sh_line(out, sizeof(out), "TPM2TOOLS_TCTI='%s' "
+	    "tpm2_getcap handles-transient; TPM2TOOLS_TCTI='%s' "
+	    "tpm2_getcap handles-loaded-session", tcti, tcti), 0);
+	ck_assert_msg(out[0] == '\0', "left in the TPM: %s", out);
+	t = open_tpm();
+	unseal_eq(t, "stale", VALUE, strlen(VALUE));
+	ck_assert_uint_eq(sec_tpm_busy_retries(t), 0);
+	sec_tpm_close(t);
+}
+END_TEST
+
+/* An object another process flushes within the wait is its own: it is
+ * not counted, and reclaiming does not touch it. */
+START_TEST(an_object_in_use_is_not_reclaimed)
+{
+	unsigned objs = 9, sess = 9;
+	char err[512];
+
+	ck_assert_int_eq(sh("cd '%s' && TPM2TOOLS_TCTI='%s' tpm2_createprimary "
+	    "-Q -C o -G ecc -c busy.ctx", dir, tcti), 0);
+	ck_assert_int_eq(sh("(sleep 0.5; TPM2TOOLS_TCTI='%s' tpm2_flushcontext "
+	    "-t) >/dev/null 2>&1 &", tcti), 0);
+	ck_assert_msg(sec_tpm_reclaim(tcti, &objs, &sess, err,
+	    sizeof(err)) == WD_OK, "%s", err);
+	ck_assert_uint_eq(objs, 0);
+	ck_assert_uint_eq(sess, 0);
+}
+END_TEST
+
 /* Workers unsealing while the audit writer signs, each with its own
  * context, as a gateway's threads and paykeys could. */
 struct tpm_user {
@@ -1788,6 +1864,8 @@ suite_secrets(void)
 	tcase_add_test(tpm, expired_months_keys_are_destroyed_and_recorded);
 	tcase_add_test(tpm, slots_held_by_another_process_are_waited_for);
 	tcase_add_test(tpm, a_full_tpm_is_a_clear_error_and_nothing_is_unsealed);
+	tcase_add_test(tpm, what_dead_processes_left_is_reclaimed);
+	tcase_add_test(tpm, an_object_in_use_is_not_reclaimed);
 	tcase_add_test(tpm, threads_of_one_process_share_the_tpm);
 	suite_add_tcase(s, tpm);
 
