@@ -363,24 +363,34 @@ fill_tpm(int flush_after_ms)
 	}
 }
 
-START_TEST(a_busy_tpm_is_waited_for_and_dead_processes_objects_flushed)
+/* A gateway on the sealed credentials starts, sends one request with its
+ * credential, and stops. */
+static void
+serve_one(const char *audit, const char *token)
 {
 	int port = it_free_port();
-	char adir[256], cmd[1024], path[256], *out;
+	char adir[256];
 	struct it_resp r;
 	pid_t w;
+
+	snprintf(adir, sizeof(adir), "%s/%s", it_tmpdir(), audit);
+	w = start_sealed(port, adir);
+	chat_on(port, token, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(us_got(token, "Bearer sk-it-tpm-us-"));
+	it_resp_free(&r);
+	it_stop(w, SIGTERM);
+}
+
+START_TEST(a_busy_tpm_is_waited_for_and_dead_processes_objects_flushed)
+{
+	char cmd[1024], *out;
 	int rc;
 
 	/* Slots another process holds for a moment: warden waits for them
 	 * at start (unsealing, the audit key's first signature). */
-	snprintf(adir, sizeof(adir), "%s/audit-busy", it_tmpdir());
 	fill_tpm(300);
-	w = start_sealed(port, adir);
-	chat_on(port, "tok-busy-tpm", &r);
-	ck_assert_int_eq(r.status, 200);
-	ck_assert(us_got("tok-busy-tpm", "Bearer sk-it-tpm-us-"));
-	it_resp_free(&r);
-	it_stop(w, SIGTERM);
+	serve_one("audit-busy", "tok-busy-tpm");
 	/* Slots that stay full, held by processes that are gone: a command
 	 * fails with the TPM's reason after the retries ... */
 	fill_tpm(-1);
@@ -394,14 +404,7 @@ START_TEST(a_busy_tpm_is_waited_for_and_dead_processes_objects_flushed)
 	/* ... and a gateway that starts flushes them first (what a warden
 	 * killed mid-operation leaves would otherwise keep the next one
 	 * from starting), says so, and serves. */
-	snprintf(path, sizeof(path), "%s/audit-fulltpm", it_tmpdir());
-	port = it_free_port();
-	w = start_sealed(port, path);
-	chat_on(port, "tok-full-tpm", &r);
-	ck_assert_int_eq(r.status, 200);
-	ck_assert(us_got("tok-full-tpm", "Bearer sk-it-tpm-us-"));
-	it_resp_free(&r);
-	it_stop(w, SIGTERM);
+	serve_one("audit-fulltpm", "tok-full-tpm");
 	ck_assert_msg(it_file_contains(wlog, "TPM: flushed 3 object(s) and 0 "
 	    "session(s) that stayed loaded"), "no word of the flush in %s", wlog);
 	snprintf(cmd, sizeof(cmd), "TPM2TOOLS_TCTI='%s' tpm2_getcap "
