@@ -389,7 +389,9 @@ wd_spare_put(struct wd_spares *s, void *p)
 {
 	if (p == NULL)
 		return;
-#if !defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__)
+	(void)s;
+#else
 	if (s->n < s->max) {
 		memcpy(p, &s->head, sizeof(s->head));
 		s->head = p;
