@@ -62,6 +62,16 @@ gw_tcti(const struct gw_server *srv, const struct pol_snapshot *snap)
 	return srv->opts->tcti ? srv->opts->tcti : snap->secrets.tcti;
 }
 
+static void
+say_flushed(unsigned nobj, unsigned nsess)
+{
+	if (nobj > 0 || nsess > 0)
+		wd_warn("TPM: flushed %u object(s) and %u session(s) that stayed "
+		    "loaded: left by a process that ended while it used the "
+		    "TPM (a warden killed mid-operation?); without a resource "
+		    "manager they would fill its slots", nobj, nsess);
+}
+
 void
 gw_tpm_reclaim(struct gw_server *srv, const struct pol_snapshot *snap)
 {
@@ -74,11 +84,16 @@ gw_tpm_reclaim(struct gw_server *srv, const struct pol_snapshot *snap)
 	if (tcti == NULL ||
 	    sec_tpm_reclaim(tcti, &nobj, &nsess, err, sizeof(err)) != WD_OK)
 		return;
-	if (nobj > 0 || nsess > 0)
-		wd_warn("TPM: flushed %u object(s) and %u session(s) that stayed "
-		    "loaded: left by a process that ended while it used the "
-		    "TPM (a warden killed mid-operation?); without a resource "
-		    "manager they would fill its slots", nobj, nsess);
+	say_flushed(nobj, nsess);
+}
+
+void
+gw_tpm_close(struct sec_tpm *tpm)
+{
+	unsigned nobj = 0, nsess = 0;
+
+	sec_tpm_close_reclaim(tpm, &nobj, &nsess);
+	say_flushed(nobj, nsess);
 }
 
 const char *
@@ -98,7 +113,7 @@ static void
 tpm_release(struct gw_server *srv)
 {
 	if (srv->tpm != NULL) {
-		sec_tpm_close(srv->tpm);
+		gw_tpm_close(srv->tpm);
 		srv->tpm = NULL;
 	}
 }

@@ -29,6 +29,7 @@ struct sec_tpm {
 	 * way into or out of the TPM: data keys, TPM2B_SENSITIVE_CREATE. */
 	struct sec_buf scratch;
 	bool locked;			/* holds the process's TPM lock */
+	char *tcti_name;		/* as opened: sec_tpm_close_reclaim */
 };
 
 /* The locked page of a context, laid out: sensitive bytes pass through
@@ -88,6 +89,9 @@ void sec_tpm_busy_free(TSS2_TCTI_CONTEXT *c);
 /* Resends so far on t, and the last busy code seen (0: none). */
 unsigned long sec_tpm_busy_retries(const struct sec_tpm *t);
 TSS2_RC sec_tpm_busy_last(const struct sec_tpm *t);
+/* Did a command of t give up on object or session slots that stayed
+ * full? */
+bool sec_tpm_busy_gave_up_full(const struct sec_tpm *t);
 
 /* ---- TPM operations (tpm.c); every object they load they flush ---- */
 

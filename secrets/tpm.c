@@ -192,6 +192,11 @@ sec_tpm_open(const char *tcti, struct sec_tpm **out, char *err, size_t errlen)
 	if ((e = sec_buf_alloc(&t->scratch, sizeof(struct sec_scratch), err,
 	    errlen)) != WD_OK)
 		goto out;
+	if ((t->tcti_name = strdup(tcti)) == NULL) {
+		sec_errf(err, errlen, "out of memory");
+		e = WD_ENOMEM;
+		goto out;
+	}
 	snprintf(what, sizeof(what), "connecting to '%s'", tcti);
 	rc = Tss2_TctiLdr_Initialize(tcti, &t->ldr);
 	if (rc != TSS2_RC_SUCCESS) {
@@ -348,7 +353,24 @@ sec_tpm_close(struct sec_tpm *t)
 	sec_buf_free(&t->scratch);
 	if (t->locked)
 		pthread_mutex_unlock(&ctx_lock);
+	free(t->tcti_name);
 	free(t);
+}
+
+void
+sec_tpm_close_reclaim(struct sec_tpm *t, unsigned *objects,
+    unsigned *sessions)
+{
+	char *tcti = NULL, err[256];
+
+	*objects = *sessions = 0;
+	if (t != NULL && sec_tpm_busy_gave_up_full(t))
+		tcti = t->tcti_name != NULL ? strdup(t->tcti_name) : NULL;
+	sec_tpm_close(t);		/* lets go of ctx_lock first */
+	if (tcti != NULL &&
+	    sec_tpm_reclaim(tcti, objects, sessions, err, sizeof(err)) != WD_OK)
+		*objects = *sessions = 0;
+	free(tcti);
 }
 
 void

@@ -54,6 +54,7 @@ struct busy_tcti {
 	long busy_ms;
 	unsigned long retries;		/* resends in this context's life */
 	TSS2_RC last_busy;		/* the last busy code seen, or 0 */
+	bool gave_up_full;		/* gave up on slots that stayed full */
 };
 
 static struct busy_tcti *
@@ -150,8 +151,12 @@ fetch(struct busy_tcti *b, int32_t timeout)
 			return TSS2_RC_SUCCESS;
 		}
 		b->last_busy = trc;
-		if (b->busy_ms >= SEC_TPM_BUSY_MS)
-			return TSS2_RC_SUCCESS;	/* given up: ESAPI sees it */
+		if (b->busy_ms >= SEC_TPM_BUSY_MS) {
+			/* Given up: ESAPI sees it. */
+			b->gave_up_full |= trc != TPM2_RC_RETRY &&
+			    trc != TPM2_RC_YIELDED && trc != TPM2_RC_TESTING;
+			return TSS2_RC_SUCCESS;
+		}
 		if (step > SEC_TPM_BUSY_MS - b->busy_ms)
 			step = SEC_TPM_BUSY_MS - b->busy_ms;
 		sleep_ms(step);
@@ -278,4 +283,10 @@ TSS2_RC
 sec_tpm_busy_last(const struct sec_tpm *t)
 {
 	return t != NULL && t->tcti != NULL ? busy(t->tcti)->last_busy : 0;
+}
+
+bool
+sec_tpm_busy_gave_up_full(const struct sec_tpm *t)
+{
+	return t != NULL && t->tcti != NULL && busy(t->tcti)->gave_up_full;
 }

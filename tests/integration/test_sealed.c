@@ -415,6 +415,62 @@ START_TEST(a_busy_tpm_is_waited_for_and_dead_processes_objects_flushed)
 }
 END_TEST
 
+/* How many lines of the log say that the gateway flushed n objects. */
+static int
+flushes_logged(int n)
+{
+	char cmd[512], *out = NULL;
+	int count;
+
+	snprintf(cmd, sizeof(cmd), "grep -c 'TPM: flushed %d object(s)' %s",
+	    n, wlog);
+	it_run(cmd, &out, NULL);
+	count = out != NULL ? atoi(out) : 0;
+	free(out);
+	return count;
+}
+
+/*
+ * While the gateway runs, a command killed mid-operation leaves the
+ * slots full: the next TPM operation (here a reload's unseal) waits its
+ * 2 s and fails, the running credentials stay, and what was left is
+ * flushed then, so that the operations after it work.
+ */
+START_TEST(a_running_gateway_flushes_what_a_dead_command_left)
+{
+	int port = it_free_port(), before;
+	char adir[256], cmd[512], *out;
+	struct it_resp r;
+	pid_t w;
+
+	snprintf(adir, sizeof(adir), "%s/audit-runfull", it_tmpdir());
+	w = start_sealed(port, adir);
+	before = flushes_logged(3);
+	/* Once the start's own TPM work (its checkpoint) is done. */
+	snprintf(cmd, sizeof(cmd), "for i in $(seq 50); do [ $(TPM2TOOLS_TCTI="
+	    "'%s' tpm2_getcap handles-transient | wc -l) -eq 0 ] && exit 0; "
+	    "sleep 0.1; done; exit 1", tcti);
+	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
+	usleep(300000);
+	fill_tpm(-1);
+	kill(w, SIGHUP);
+	for (int i = 0; i < 100 && flushes_logged(3) == before; i++)
+		usleep(100000);
+	ck_assert_msg(flushes_logged(3) == before + 1, "no word of the flush "
+	    "in %s", wlog);
+	snprintf(cmd, sizeof(cmd), "TPM2TOOLS_TCTI='%s' tpm2_getcap "
+	    "handles-transient | wc -l", tcti);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 0);
+	ck_assert_msg(atoi(out) == 0, "left in the TPM: %s", out);
+	free(out);
+	chat_on(port, "tok-run-full", &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(us_got("tok-run-full", "Bearer sk-it-tpm-us-"));
+	it_resp_free(&r);
+	it_stop(w, SIGTERM);
+}
+END_TEST
+
 START_TEST(without_the_tpm_warden_refuses_to_start)
 {
 	char cmd[1024], path[256], *out;
@@ -449,6 +505,7 @@ suite_sealed(void)
 	tcase_add_test(tc, auth_values_come_from_a_private_file_only);
 	tcase_add_test(tc, long_credentials_reach_the_provider_intact);
 	tcase_add_test(tc, a_busy_tpm_is_waited_for_and_dead_processes_objects_flushed);
+	tcase_add_test(tc, a_running_gateway_flushes_what_a_dead_command_left);
 	tcase_add_test(tc, without_the_tpm_warden_refuses_to_start);
 	suite_add_tcase(s, tc);
 	return s;

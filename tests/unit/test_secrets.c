@@ -1743,6 +1743,38 @@ START_TEST(what_dead_processes_left_is_reclaimed)
 }
 END_TEST
 
+/* A command that gave up on slots that stayed full: its close flushes
+ * what dead processes left, so the next operation works; a close after
+ * commands that did not give up leaves the TPM as it is. */
+START_TEST(a_close_after_full_slots_reclaims)
+{
+	struct sec_tpm *t = open_tpm();
+	struct sec_cache *c = new_cache(256);
+	unsigned objs = 9, sess = 9;
+	char err[512], out[64];
+
+	seal(t, "full", VALUE, strlen(VALUE), NULL, SEC_CREATE);
+	sec_tpm_close_reclaim(t, &objs, &sess);
+	ck_assert_uint_eq(objs, 0);	/* nothing gave up */
+	ck_assert_uint_eq(sess, 0);
+	fill_object_slots();
+	t = open_tpm();
+	ck_assert_int_eq(sec_unseal(t, store, "full", NULL, 0, c, err,
+	    sizeof(err)), WD_ETPM);
+	ck_assert_msg(strstr(err, "0x902") != NULL, "%s", err);
+	sec_tpm_close_reclaim(t, &objs, &sess);
+	ck_assert_uint_eq(objs, 3);
+	ck_assert_uint_eq(sess, 0);
+	ck_assert_int_eq(sh_line(out, sizeof(out), "TPM2TOOLS_TCTI='%s' "
+	    "tpm2_getcap handles-transient | wc -l", tcti), 0);
+	ck_assert_str_eq(out, "0");
+	t = open_tpm();
+	unseal_eq(t, "full", VALUE, strlen(VALUE));
+	sec_tpm_close(t);
+	sec_cache_free(c);
+}
+END_TEST
+
 /* An object another process flushes within the wait is its own: it is
  * not counted, and reclaiming does not touch it. */
 START_TEST(an_object_in_use_is_not_reclaimed)
@@ -1866,6 +1898,7 @@ suite_secrets(void)
 	tcase_add_test(tpm, a_full_tpm_is_a_clear_error_and_nothing_is_unsealed);
 	tcase_add_test(tpm, what_dead_processes_left_is_reclaimed);
 	tcase_add_test(tpm, an_object_in_use_is_not_reclaimed);
+	tcase_add_test(tpm, a_close_after_full_slots_reclaims);
 	tcase_add_test(tpm, threads_of_one_process_share_the_tpm);
 	suite_add_tcase(s, tpm);
 
