@@ -296,11 +296,12 @@ flush_handles(struct sec_tpm *t, const struct handles *hs)
  * unsealed a credential leaves its primary and key there; after two such
  * deaths no operation could load what it needs, and the gateway would not
  * start again until swtpm did.  So a gateway, before its first TPM
- * operation, looks at what is loaded.  Nothing of this process is (no
- * context of ours is open: ctx_lock), and an operation of another warden
- * (a CLI command) holds its objects for milliseconds: what stays loaded
- * through SEC_TPM_BUSY_MS of looking was left by a process that is gone,
- * and is flushed.  An operation that gets caught anyway fails with a TPM
+ * operation and after one that gave up on full slots
+ * (sec_tpm_close_reclaim), looks at what is loaded.  Nothing of this
+ * process is (no context of ours is open: ctx_lock), and an operation of
+ * another warden (a CLI command) holds its objects for milliseconds: what
+ * stays loaded through SEC_TPM_BUSY_MS of looking was left by a process
+ * that is gone, and is flushed.  An operation that gets caught anyway fails with a TPM
  * error and can be run again.  Behind a resource manager (/dev/tpmrm0)
  * other connections' objects are not visible and go with their
  * connection: nothing is found.
