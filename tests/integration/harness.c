@@ -106,6 +106,19 @@ it_stop(pid_t pid, int sig)
 	return status;
 }
 
+int
+it_wait_exit(pid_t pid, int timeout_ms)
+{
+	int status = -1;
+
+	for (int waited = 0; waited < timeout_ms; waited += 20) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return status;
+		usleep(20000);
+	}
+	return -1;
+}
+
 struct grow {
 	char *p;
 	size_t len;

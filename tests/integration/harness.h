@@ -30,6 +30,9 @@ pid_t it_spawn(char *const argv[], const char *log);
 bool it_wait_port(int port, int timeout_ms);
 /* SIGTERM (or sig), wait up to 5 s, then SIGKILL; returns exit status. */
 int it_stop(pid_t pid, int sig);
+/* Wait up to timeout_ms for pid to exit on its own: its wait status, or
+ * -1 if it still runs (it is left running). */
+int it_wait_exit(pid_t pid, int timeout_ms);
 
 /* A POST (body != NULL) or GET with extra "Name: value" headers. */
 void it_http(const char *method, const char *url, const char *const *hdrs,
