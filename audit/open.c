@@ -234,9 +234,10 @@ recover_tail(struct aud_log *l, const char *name, json_t **recovery,
 
 /*
  * No silent rollback: the log's last checkpoint must carry the counter's
- * value (it is bumped only for a checkpoint that carries it).  A log
- * behind it lost its tail (cut after a checkpoint, segments deleted, an
- * old copy put back).  *rec gets the rollback_detected record.
+ * value (it is bumped only after a checkpoint that carries the bumped
+ * value is on disk).  A log behind it lost its tail (cut after a
+ * checkpoint, segments deleted, an old copy put back).  *rec gets the
+ * rollback_detected record.
  */
 static enum wd_err
 check_counter(struct aud_log *l, json_t **rec, char *errs, size_t errlen)
@@ -261,6 +262,28 @@ check_counter(struct aud_log *l, json_t **rec, char *errs, size_t errlen)
 	c = json_object_get(cp, "counter");
 	if (json_is_integer(c) && (uint64_t)json_integer_value(c) == tpm) {
 		json_decref(cp);
+		return WD_OK;
+	}
+	/* One ahead: the checkpoint reached the disk and the bump that was
+	 * to follow it did not (a crash between them; writer.c writes the
+	 * checkpoint first).  A rollback leaves the log behind, never
+	 * ahead: the bump is made now. */
+	if (json_is_integer(c) && (uint64_t)json_integer_value(c) == tpm + 1) {
+		uint64_t now = 0;
+
+		json_decref(cp);
+		if ((rc = l->o.counter->next(l->o.counter->ctx, true,
+		    &now)) != WD_OK || now != tpm + 1) {
+			snprintf(errs, errlen, "the log's last checkpoint carries "
+			    "the TPM counter's next value %llu, and the counter "
+			    "cannot be moved to it (it reads %llu)",
+			    (unsigned long long)(tpm + 1),
+			    (unsigned long long)now);
+			return rc != WD_OK ? rc : WD_ETPM;
+		}
+		wd_warn("audit: %s: the TPM counter was one behind the log's "
+		    "last checkpoint (a stop between the checkpoint and its "
+		    "bump); moved to %llu", l->dir, (unsigned long long)now);
 		return WD_OK;
 	}
 	if (!json_is_integer(c)) {

@@ -348,7 +348,11 @@ aud_verify_dir_result(const char *dir, const struct aud_verify_opts *o,
 		goto done;
 	unc = aud_walk_uncovered(&w);
 	res->uncovered = unc;
-	if (o->has_tpm_counter && (!w.has_counter || w.counter != o->tpm_counter)) {
+	/* One ahead is a checkpoint whose bump did not follow it (a stop
+	 * between the two: the checkpoint is written first); the next start
+	 * moves the counter.  Behind is a rollback. */
+	if (o->has_tpm_counter && (!w.has_counter ||
+	    (w.counter != o->tpm_counter && w.counter != o->tpm_counter + 1))) {
 		say(out, res, "INVALID: %s: the last checkpoint carries counter "
 		    "%s%llu but the TPM's is %llu: the log was rolled back (its "
 		    "newest records removed) or is not this TPM's\n", dir,

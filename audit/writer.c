@@ -272,10 +272,34 @@ write_batch(struct aud_log *l, struct aud_item *batch)
 }
 
 /*
- * A version 2 checkpoint: the counter (bumped at open, at close, at most
- * once a minute otherwise), the tree head taken under wlock, the
- * signature made without it (a TPM takes ~100 ms; appends go on), then
- * the record, durable, then the witnesses.  Writer thread (or aud_close).
+ * Move the TPM counter to want, the value the checkpoint just made
+ * durable carries.  If it does not get there (a TPM that limits NV writes
+ * right now), the next checkpoint bumps again: it carries the counter's
+ * value plus one as this one did.
+ */
+static void
+counter_bump(struct aud_log *l, uint64_t want)
+{
+	uint64_t got = 0;
+
+	if (l->o.counter->next(l->o.counter->ctx, true, &got) != WD_OK ||
+	    got != want) {
+		wd_warn("audit: the TPM counter did not move to %llu after the "
+		    "checkpoint that carries it (it reads %llu); the next "
+		    "checkpoint tries again", (unsigned long long)want,
+		    (unsigned long long)got);
+		return;
+	}
+	l->bumped_once = true;
+	l->last_bump_us = wd_mono_us();
+}
+
+/*
+ * A version 2 checkpoint: the counter's value (one more for a bump: at
+ * open, at close, at most once a minute otherwise), the tree head taken
+ * under wlock, the signature made without it (a TPM takes ~100 ms;
+ * appends go on), then the record, durable, then the bump, then the
+ * witnesses.  Writer thread (or aud_close).
  */
 static void
 checkpoint(struct aud_log *l, bool closing)
@@ -287,13 +311,20 @@ checkpoint(struct aud_log *l, bool closing)
 	uint64_t seq_at;
 	struct aud_item *it;
 	enum wd_err rc;
+	bool bump = false;
 
+	/*
+	 * A bump: the checkpoint carries the value the counter will have, and
+	 * is on disk before the counter moves (counter_bump, below).  A crash
+	 * between the two leaves the log one ahead of the TPM, which the next
+	 * open finishes (check_counter); the other order left it one behind,
+	 * which reads as a rollback and kept warden from starting.
+	 */
 	if (l->o.counter != NULL) {
-		bool bump = closing || !l->bumped_once ||
+		bump = closing || !l->bumped_once ||
 		    wd_mono_us() - l->last_bump_us >=
 		    (uint64_t)AUD_BUMP_EVERY_S * 1000000u;
-
-		if (l->o.counter->next(l->o.counter->ctx, bump, &th.counter) !=
+		if (l->o.counter->next(l->o.counter->ctx, false, &th.counter) !=
 		    WD_OK) {
 			wd_warn("audit: cannot read the TPM counter; checkpoint "
 			    "postponed");
@@ -301,10 +332,8 @@ checkpoint(struct aud_log *l, bool closing)
 			return;
 		}
 		th.has_counter = true;
-		if (bump) {
-			l->bumped_once = true;
-			l->last_bump_us = wd_mono_us();
-		}
+		if (bump)
+			th.counter++;
 	}
 	pthread_mutex_lock(&l->wlock);
 	th.size = l->tree.fr.size;
@@ -360,8 +389,13 @@ checkpoint(struct aud_log *l, bool closing)
 	pthread_mutex_lock(&l->mu);
 	pthread_cond_broadcast(&l->cpcv);
 	pthread_mutex_unlock(&l->mu);
-	/* Off the host only once it is durable here. */
-	if (rc == WD_OK && sync_now(l) && l->o.witness != NULL) {
+	/* Durable here first; then the counter moves, and the checkpoint
+	 * goes off the host. */
+	if (rc != WD_OK || !sync_now(l))
+		return;
+	if (bump)
+		counter_bump(l, th.counter);
+	if (l->o.witness != NULL) {
 		char *line = NULL;
 		size_t len = 0;
 

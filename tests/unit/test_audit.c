@@ -3737,6 +3737,41 @@ START_TEST(rollback_is_detected_with_the_counter)
 	log = open_ok(&o);
 	aud_close(log);
 	ck_assert_int_ge(fc.bumps, 3);
+	/* A stop between the last checkpoint and its bump (the checkpoint is
+	 * written first): the counter one behind the log is no rollback;
+	 * verify takes it, and the next open makes the bump. */
+	{
+		char v[32];
+		int was = fc.bumps;
+		struct aud_verify_opts vo = { .pubkey_pem_path = pub,
+			.has_tpm_counter = true };
+		FILE *dn = fopen("/dev/null", "w");
+
+		snprintf(v, sizeof(v), "%d", was - 1);
+		spit(fc.path, v, strlen(v));
+		fc.bumps = was - 1;	/* the counter's value, as before */
+		vo.tpm_counter = (uint64_t)was - 1;
+		ck_assert_int_eq(aud_verify_dir(dir, &vo, dn), AUD_VERIFIED);
+		vo.tpm_counter = (uint64_t)was - 2;
+		ck_assert_int_eq(aud_verify_dir(dir, &vo, dn), AUD_INVALID);
+		fclose(dn);
+		log = open_ok(&o);
+		aud_close(log);
+		/* Moved at open, then the closing checkpoint's bump. */
+		ck_assert_int_eq(fc.bumps, was + 1);
+		lines_free(&l);
+		l = log_lines(dir);
+		{
+			json_t *last = line_json(l.v[l.n - 1]);
+
+			ck_assert_str_eq(jstr(last, "kind"), "checkpoint");
+			ck_assert_int_eq(jint(last, "counter"), was + 1);
+			json_decref(last);
+		}
+		for (size_t i = 0; i < l.n; i++)
+			ck_assert_msg(strstr(l.v[i], "rollback_detected") == NULL,
+			    "%s", l.v[i]);
+	}
 	lines_free(&l);
 	l = log_lines(dir);
 	/* Cut right after the first checkpoint (line 4). */
