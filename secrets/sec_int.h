@@ -92,6 +92,8 @@ TSS2_RC sec_tpm_busy_last(const struct sec_tpm *t);
 /* Did a command of t give up on object or session slots that stayed
  * full? */
 bool sec_tpm_busy_gave_up_full(const struct sec_tpm *t);
+/* Sleep ms milliseconds, through signals (the waits for a busy TPM). */
+void sec_sleep_ms(long ms);
 
 /* ---- TPM operations (tpm.c); every object they load they flush ---- */
 

@@ -10,12 +10,10 @@
  */
 #include "secrets/sec_int.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
@@ -301,10 +299,10 @@ flush_handles(struct sec_tpm *t, const struct handles *hs)
  * process is (no context of ours is open: ctx_lock), and an operation of
  * another warden (a CLI command) holds its objects for milliseconds: what
  * stays loaded through SEC_TPM_BUSY_MS of looking was left by a process
- * that is gone, and is flushed.  An operation that gets caught anyway fails with a TPM
- * error and can be run again.  Behind a resource manager (/dev/tpmrm0)
- * other connections' objects are not visible and go with their
- * connection: nothing is found.
+ * that is gone, and is flushed.  An operation that gets caught anyway
+ * fails with a TPM error and can be run again.  Behind a resource manager
+ * (/dev/tpmrm0) other connections' objects are not visible and go with
+ * their connection: nothing is found.
  */
 enum wd_err
 sec_tpm_reclaim(const char *tcti, unsigned *objects, unsigned *sessions,
@@ -324,10 +322,7 @@ sec_tpm_reclaim(const char *tcti, unsigned *objects, unsigned *sessions,
 			stale[k].n = 0;
 	for (long waited = 0; (stale[0].n > 0 || stale[1].n > 0) &&
 	    waited < SEC_TPM_BUSY_MS; waited += RECLAIM_STEP_MS) {
-		struct timespec ts = { 0, RECLAIM_STEP_MS * 1000000L };
-
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-			;
+		sec_sleep_ms(RECLAIM_STEP_MS);
 		for (int k = 0; k < 2; k++)
 			if (stale[k].n > 0 && list_handles(t, kinds[k], &now))
 				keep_common(&stale[k], &now);
@@ -365,8 +360,10 @@ sec_tpm_close_reclaim(struct sec_tpm *t, unsigned *objects,
 	char *tcti = NULL, err[256];
 
 	*objects = *sessions = 0;
-	if (t != NULL && sec_tpm_busy_gave_up_full(t))
-		tcti = t->tcti_name != NULL ? strdup(t->tcti_name) : NULL;
+	if (t != NULL && sec_tpm_busy_gave_up_full(t)) {
+		tcti = t->tcti_name;	/* taken: the close does not free it */
+		t->tcti_name = NULL;
+	}
 	sec_tpm_close(t);		/* lets go of ctx_lock first */
 	if (tcti != NULL &&
 	    sec_tpm_reclaim(tcti, objects, sessions, err, sizeof(err)) != WD_OK)

@@ -80,8 +80,8 @@ sec_tpm_rc_busy(TSS2_RC rc)
 	return false;
 }
 
-static void
-sleep_ms(long ms)
+void
+sec_sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
@@ -159,7 +159,7 @@ fetch(struct busy_tcti *b, int32_t timeout)
 		}
 		if (step > SEC_TPM_BUSY_MS - b->busy_ms)
 			step = SEC_TPM_BUSY_MS - b->busy_ms;
-		sleep_ms(step);
+		sec_sleep_ms(step);
 		b->busy_ms += step;
 		step = step * 2 > BUSY_STEP_MAX_MS ? BUSY_STEP_MAX_MS : step * 2;
 		b->retries++;
