@@ -363,6 +363,34 @@ fill_tpm(int flush_after_ms)
 	}
 }
 
+/* A request through the gateway on port reaches the US mock with the
+ * sealed credential. */
+static void
+chat_ok(int port, const char *token)
+{
+	struct it_resp r;
+
+	chat_on(port, token, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(us_got(token, "Bearer sk-it-tpm-us-"));
+	it_resp_free(&r);
+}
+
+/* How many transient objects the swtpm holds now. */
+static int
+loaded_objects(void)
+{
+	char cmd[512], *out = NULL;
+	int n;
+
+	snprintf(cmd, sizeof(cmd), "TPM2TOOLS_TCTI='%s' tpm2_getcap "
+	    "handles-transient | wc -l", tcti);
+	ck_assert_int_eq(it_run(cmd, &out, NULL), 0);
+	n = atoi(out);
+	free(out);
+	return n;
+}
+
 /* A gateway on the sealed credentials starts, sends one request with its
  * credential, and stops. */
 static void
@@ -370,15 +398,11 @@ serve_one(const char *audit, const char *token)
 {
 	int port = it_free_port();
 	char adir[256];
-	struct it_resp r;
 	pid_t w;
 
 	snprintf(adir, sizeof(adir), "%s/%s", it_tmpdir(), audit);
 	w = start_sealed(port, adir);
-	chat_on(port, token, &r);
-	ck_assert_int_eq(r.status, 200);
-	ck_assert(us_got(token, "Bearer sk-it-tpm-us-"));
-	it_resp_free(&r);
+	chat_ok(port, token);
 	it_stop(w, SIGTERM);
 }
 
@@ -407,11 +431,7 @@ START_TEST(a_busy_tpm_is_waited_for_and_dead_processes_objects_flushed)
 	serve_one("audit-fulltpm", "tok-full-tpm");
 	ck_assert_msg(it_file_contains(wlog, "TPM: flushed 3 object(s) and 0 "
 	    "session(s) that stayed loaded"), "no word of the flush in %s", wlog);
-	snprintf(cmd, sizeof(cmd), "TPM2TOOLS_TCTI='%s' tpm2_getcap "
-	    "handles-transient | wc -l", tcti);
-	ck_assert_int_eq(it_run(cmd, &out, NULL), 0);
-	ck_assert_msg(atoi(out) == 0, "left in the TPM: %s", out);
-	free(out);
+	ck_assert_int_eq(loaded_objects(), 0);
 }
 END_TEST
 
@@ -438,35 +458,26 @@ flushes_logged(int n)
  */
 START_TEST(a_running_gateway_flushes_what_a_dead_command_left)
 {
-	int port = it_free_port(), before;
-	char adir[256], cmd[512], *out;
-	struct it_resp r;
+	int port = it_free_port(), before, i;
+	char adir[256];
 	pid_t w;
 
 	snprintf(adir, sizeof(adir), "%s/audit-runfull", it_tmpdir());
 	w = start_sealed(port, adir);
 	before = flushes_logged(3);
 	/* Once the start's own TPM work (its checkpoint) is done. */
-	snprintf(cmd, sizeof(cmd), "for i in $(seq 50); do [ $(TPM2TOOLS_TCTI="
-	    "'%s' tpm2_getcap handles-transient | wc -l) -eq 0 ] && exit 0; "
-	    "sleep 0.1; done; exit 1", tcti);
-	ck_assert_int_eq(it_run(cmd, NULL, NULL), 0);
+	for (i = 0; i < 50 && loaded_objects() != 0; i++)
+		usleep(100000);
+	ck_assert_int_lt(i, 50);
 	usleep(300000);
 	fill_tpm(-1);
 	kill(w, SIGHUP);
-	for (int i = 0; i < 100 && flushes_logged(3) == before; i++)
+	for (i = 0; i < 100 && flushes_logged(3) == before; i++)
 		usleep(100000);
 	ck_assert_msg(flushes_logged(3) == before + 1, "no word of the flush "
 	    "in %s", wlog);
-	snprintf(cmd, sizeof(cmd), "TPM2TOOLS_TCTI='%s' tpm2_getcap "
-	    "handles-transient | wc -l", tcti);
-	ck_assert_int_eq(it_run(cmd, &out, NULL), 0);
-	ck_assert_msg(atoi(out) == 0, "left in the TPM: %s", out);
-	free(out);
-	chat_on(port, "tok-run-full", &r);
-	ck_assert_int_eq(r.status, 200);
-	ck_assert(us_got("tok-run-full", "Bearer sk-it-tpm-us-"));
-	it_resp_free(&r);
+	ck_assert_int_eq(loaded_objects(), 0);
+	chat_ok(port, "tok-run-full");
 	it_stop(w, SIGTERM);
 }
 END_TEST
