@@ -100,6 +100,39 @@ swtpm_stop(const char *d)
 	sh("sh %s stop '%s'", script(), d);
 }
 
+/* Nothing is loaded in the test's swtpm: no object, no session. */
+static void
+assert_tpm_empty(void)
+{
+	char out[256];
+
+	ck_assert_int_eq(sh_line(out, sizeof(out), "TPM2TOOLS_TCTI='%s' "
+	    "tpm2_getcap handles-transient; TPM2TOOLS_TCTI='%s' "
+	    "tpm2_getcap handles-loaded-session", tcti, tcti), 0);
+	ck_assert_msg(out[0] == '\0', "left in the TPM: %s", out);
+}
+
+/* How many transient objects the test's swtpm holds. */
+static int
+loaded_objects(void)
+{
+	char out[64];
+
+	ck_assert_int_eq(sh_line(out, sizeof(out), "TPM2TOOLS_TCTI='%s' "
+	    "tpm2_getcap handles-transient | wc -l", tcti), 0);
+	return atoi(out);
+}
+
+/* n objects loaded by other processes that exit: tpm2-tools leave what
+ * they create loaded (there is no resource manager). */
+static void
+leave_objects(int n)
+{
+	ck_assert_int_eq(sh("cd '%s' && export TPM2TOOLS_TCTI='%s' && i=0 && "
+	    "while [ $i -lt %d ]; do i=$((i + 1)); tpm2_createprimary -Q -C o "
+	    "-G ecc -c left$i.ctx || exit 1; done", dir, tcti, n), 0);
+}
+
 static void
 suite_setup(void)
 {
@@ -1101,7 +1134,7 @@ START_TEST(objects_are_flushed)
 {
 	struct sec_tpm *t = open_tpm();
 	struct sec_cache *c = new_cache(50 * 32);
-	char name[32], val[32], err[512], out[256];
+	char name[32], val[32], err[512];
 	uint64_t t0, t1, t2;
 
 	t0 = wd_mono_us();
@@ -1126,10 +1159,7 @@ START_TEST(objects_are_flushed)
 	    (double)(t1 - t0) / 1e3, (double)(t1 - t0) / 50e3,
 	    (double)(t2 - t1) / 1e3, (double)(t2 - t1) / 50e3);
 	/* Nothing stays loaded in the TPM once the context is closed. */
-	ck_assert_int_eq(sh_line(out, sizeof(out), "TPM2TOOLS_TCTI='%s' "
-	    "tpm2_getcap handles-transient; TPM2TOOLS_TCTI='%s' "
-	    "tpm2_getcap handles-loaded-session", tcti, tcti), 0);
-	ck_assert_msg(out[0] == '\0', "left in the TPM: %s", out);
+	assert_tpm_empty();
 	sec_cache_free(c);
 }
 END_TEST
@@ -1611,19 +1641,12 @@ END_TEST
 
 /* ---- a busy TPM (tpm_busy.c, the process's TPM lock) ---- */
 
-/* Fill the TPM's three object slots from other processes: tpm2-tools
- * leave what they create loaded (there is no resource manager). */
+/* Fill the TPM's three object slots from other processes. */
 static void
 fill_object_slots(void)
 {
-	char out[64];
-
-	ck_assert_int_eq(sh("cd '%s' && export TPM2TOOLS_TCTI='%s' && "
-	    "for i in 1 2 3; do tpm2_createprimary -Q -C o -G ecc -c full$i.ctx "
-	    "|| exit 1; done", dir, tcti), 0);
-	ck_assert_int_eq(sh_line(out, sizeof(out), "TPM2TOOLS_TCTI='%s' "
-	    "tpm2_getcap handles-transient | wc -l", tcti), 0);
-	ck_assert_str_eq(out, "3");
+	leave_objects(3);
+	ck_assert_int_eq(loaded_objects(), 3);
 }
 
 START_TEST(slots_held_by_another_process_are_waited_for)
@@ -1712,30 +1735,25 @@ die_holding_a_session(void)
 }
 
 /*
- * What dead processes left loaded (three objects from tpm2-tools, a
- * primary and a session from a process killed mid-operation) is flushed
- * by sec_tpm_reclaim, after which an unseal needs no waiting at all.
+ * What dead processes left loaded (two objects from tpm2-tools, a primary
+ * and a session from a process killed mid-operation) is flushed by
+ * sec_tpm_reclaim, after which an unseal needs no waiting at all.
  */
 START_TEST(what_dead_processes_left_is_reclaimed)
 {
 	struct sec_tpm *t = open_tpm();
 	unsigned objs = 0, sess = 0;
-	char err[512], out[256];
+	char err[512];
 
 	seal(t, "stale", VALUE, strlen(VALUE), NULL, SEC_CREATE);
 	sec_tpm_close(t);
 	die_holding_a_session();
-	ck_assert_int_eq(sh("cd '%s' && export TPM2TOOLS_TCTI='%s' && "
-	    "for i in 1 2; do tpm2_createprimary -Q -C o -G ecc -c st$i.ctx "
-	    "|| exit 1; done", dir, tcti), 0);
+	leave_objects(2);
 	ck_assert_msg(sec_tpm_reclaim(tcti, &objs, &sess, err,
 	    sizeof(err)) == WD_OK, "%s", err);
 	ck_assert_uint_eq(objs, 3);
 	ck_assert_uint_eq(sess, 1);
-	ck_assert_int_eq(sh_line(out, sizeof(out), "TPM2TOOLS_TCTI='%s' "
-	    "tpm2_getcap handles-transient; TPM2TOOLS_TCTI='%s' "
-	    "tpm2_getcap handles-loaded-session", tcti, tcti), 0);
-	ck_assert_msg(out[0] == '\0', "left in the TPM: %s", out);
+	assert_tpm_empty();
 	t = open_tpm();
 	unseal_eq(t, "stale", VALUE, strlen(VALUE));
 	ck_assert_uint_eq(sec_tpm_busy_retries(t), 0);
@@ -1751,7 +1769,7 @@ START_TEST(a_close_after_full_slots_reclaims)
 	struct sec_tpm *t = open_tpm();
 	struct sec_cache *c = new_cache(256);
 	unsigned objs = 9, sess = 9;
-	char err[512], out[64];
+	char err[512];
 
 	seal(t, "full", VALUE, strlen(VALUE), NULL, SEC_CREATE);
 	sec_tpm_close_reclaim(t, &objs, &sess);
@@ -1765,9 +1783,7 @@ START_TEST(a_close_after_full_slots_reclaims)
 	sec_tpm_close_reclaim(t, &objs, &sess);
 	ck_assert_uint_eq(objs, 3);
 	ck_assert_uint_eq(sess, 0);
-	ck_assert_int_eq(sh_line(out, sizeof(out), "TPM2TOOLS_TCTI='%s' "
-	    "tpm2_getcap handles-transient | wc -l", tcti), 0);
-	ck_assert_str_eq(out, "0");
+	ck_assert_int_eq(loaded_objects(), 0);
 	t = open_tpm();
 	unseal_eq(t, "full", VALUE, strlen(VALUE));
 	sec_tpm_close(t);
@@ -1782,8 +1798,7 @@ START_TEST(an_object_in_use_is_not_reclaimed)
 	unsigned objs = 9, sess = 9;
 	char err[512];
 
-	ck_assert_int_eq(sh("cd '%s' && TPM2TOOLS_TCTI='%s' tpm2_createprimary "
-	    "-Q -C o -G ecc -c busy.ctx", dir, tcti), 0);
+	leave_objects(1);
 	ck_assert_int_eq(sh("(sleep 0.5; TPM2TOOLS_TCTI='%s' tpm2_flushcontext "
 	    "-t) >/dev/null 2>&1 &", tcti), 0);
 	ck_assert_msg(sec_tpm_reclaim(tcti, &objs, &sess, err,
@@ -1836,7 +1851,7 @@ START_TEST(threads_of_one_process_share_the_tpm)
 	struct tpm_user u[4] = { { .signer = true } };
 	pthread_t th[4];
 	struct sec_tpm *t = open_tpm();
-	char err[512], out[256];
+	char err[512];
 	bool created;
 
 	seal(t, "shared", VALUE, strlen(VALUE), NULL, SEC_CREATE);
@@ -1851,10 +1866,7 @@ START_TEST(threads_of_one_process_share_the_tpm)
 	for (int i = 0; i < 4; i++)
 		ck_assert_msg(u[i].fails == 0, "%s %d: %d failed: %s",
 		    u[i].signer ? "signer" : "unsealer", i, u[i].fails, u[i].err);
-	ck_assert_int_eq(sh_line(out, sizeof(out), "TPM2TOOLS_TCTI='%s' "
-	    "tpm2_getcap handles-transient; TPM2TOOLS_TCTI='%s' "
-	    "tpm2_getcap handles-loaded-session", tcti, tcti), 0);
-	ck_assert_msg(out[0] == '\0', "left in the TPM: %s", out);
+	assert_tpm_empty();
 }
 END_TEST
 
