@@ -607,6 +607,10 @@ enum wd_err gw_up_start(struct gw_upstream *up, const struct gw_up_req *r,
     struct gw_up_xfer **out);
 /* Stop a transfer; on_done is not called. */
 void gw_up_abort(struct gw_up_xfer *x);
+/* The worker's loop runs turn by turn (server.c): requests to plain-http
+ * providers started in a turn go together at its end (upstream_h1.c). */
+void gw_up_turns(struct gw_upstream *up, bool on);
+void gw_up_turn_end(struct gw_upstream *up);
 void gw_up_resume(struct gw_up_xfer *x);
 
 /* ---- the transaction: one request on the path (txn.c, txn.h) ---- */

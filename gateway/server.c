@@ -303,6 +303,7 @@ worker_main(void *arg)
 	 * (warden's handler: the records of the transactions that ended in
 	 * it, written together, then their answers). */
 	w->turns = w->handler->turn_end != NULL;
+	gw_up_turns(w->up, w->turns);
 	for (;;) {
 		int rc = event_base_loop(w->base, EVLOOP_ONCE);
 
@@ -313,6 +314,7 @@ worker_main(void *arg)
 			break;
 	}
 	w->turns = false;
+	gw_up_turns(w->up, false);
 	if (w->handler->turn_end != NULL)
 		w->handler->turn_end(w);
 	return NULL;

@@ -258,13 +258,18 @@ gw_txn_finish(struct txn *t)
 void
 gw_txn_flush_ended(struct gw_worker *w)
 {
-	/* Answers sent here may start more work that ends at once (an
-	 * error answer to a pipelined request): it joins the list. */
-	while (w->ended != NULL) {
+	/* First the provider requests the turn started (together: the
+	 * provider finds them queued); then the records and answers.
+	 * Answers sent here may start more work (a pipelined request): its
+	 * request goes, or its end joins the list, on the next round. */
+	for (;;) {
 		struct txn *ts[AUD_APPEND_MAX];
 		enum wd_err rcs[AUD_APPEND_MAX];
 		size_t n = 0;
 
+		gw_up_turn_end(w->up);
+		if (w->ended == NULL)
+			break;
 		while (w->ended != NULL && n < AUD_APPEND_MAX) {
 			ts[n] = w->ended;
 			w->ended = ts[n]->end.next;

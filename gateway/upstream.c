@@ -361,6 +361,20 @@ nomem:
 }
 
 void
+gw_up_turns(struct gw_upstream *up, bool on)
+{
+	if (up != NULL)
+		h1_pool_turns(up->h1, on);
+}
+
+void
+gw_up_turn_end(struct gw_upstream *up)
+{
+	if (up != NULL)
+		h1_pool_turn_end(up->h1);
+}
+
+void
 gw_up_abort(struct gw_up_xfer *bx)
 {
 	struct curl_xfer *x = (struct curl_xfer *)bx;

@@ -8,12 +8,15 @@
  * interface costs two poll() calls (its check of a reused connection and
  * a look for the answer right after sending), an epoll_ctl() for every
  * change of interest, and the parse of the URL and every option again;
- * libcurl 7.88 has no option that drops them.  This client sends the
- * request from gw_up_start itself, learns of a connection the provider
- * closed while it was idle from the event loop (so it needs no check
- * before reuse), and keeps one read interest per connection for its
- * whole life.  Everything else (TLS, names to resolve, proxies) stays
- * with libcurl (upstream.c), behind the same four calls.
+ * libcurl 7.88 has no option that drops them.  This client keeps one
+ * read interest per connection for its whole life, learns of most
+ * connections the provider closed while idle from the event loop (and
+ * of the rest with one MSG_PEEK before reuse), and sends the requests a
+ * turn of the worker's loop started together at the turn's end
+ * (h1_pool_turn_end, from gw_txn_flush_ended): the provider finds them
+ * queued instead of being woken for each.  Everything else (TLS, names
+ * to resolve, proxies) stays with libcurl (upstream.c), behind the same
+ * calls.
  *
  * The answer is read by h1_parse.c, strictly.  A connection is reused
  * only after an answer framed exactly to its end with nothing after it;
@@ -62,6 +65,10 @@ struct h1_pool {
 	struct h1_conn *idle;		/* most recently used first */
 	int nidle;
 	struct wd_spares xfers;		/* emptied h1_xfer blocks */
+	/* Requests started in this turn of the loop, sent at its end
+	 * (h1_pool_turn_end), together. */
+	struct h1_xfer *due, **due_tail;
+	bool turns;
 	char rbuf[READ_BYTES];
 };
 
@@ -78,6 +85,8 @@ struct h1_xfer {
 	char *head;
 	size_t head_len, sent;
 	bool reused, retried;
+	struct h1_xfer *due_next;	/* on the pool's due list */
+	bool due;
 	/* A failure while h1_start runs is told from the loop, later: the
 	 * caller does not have the transfer yet. */
 	bool starting;
@@ -95,6 +104,7 @@ struct h1_xfer {
 };
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
+static void due_drop(struct h1_xfer *x);
 static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
 
 struct h1_pool *
@@ -267,6 +277,8 @@ head_wipe(struct h1_xfer *x)
 static void
 xfer_free(struct h1_xfer *x)
 {
+	if (x->due)
+		due_drop(x);
 	event_del(&x->watchdog);
 	head_wipe(x);
 	free(x->in);
@@ -501,6 +513,8 @@ static void xfer_send(struct h1_xfer *x);
 static void
 xfer_go(struct h1_xfer *x)
 {
+	if (x->due)
+		due_drop(x);
 	if (x->c->connecting)
 		conn_want_write(x->c, true);
 	else
@@ -896,6 +910,15 @@ h1_start(struct h1_pool *p, const struct gw_up_req *r,
 		x->c = conn_new(p, &sa, salen, why, sizeof(why));
 	if (x->c == NULL) {
 		xfer_fail(x, WD_EUPSTREAM, "%s", why);
+	} else if (p->turns && !x->c->connecting) {
+		x->c->x = x;
+		x->due = true;
+		x->due_next = NULL;
+		if (p->due == NULL)
+			p->due = x;
+		else
+			*p->due_tail = x;
+		p->due_tail = &x->due_next;
 	} else {
 		x->c->x = x;
 		xfer_go(x);
@@ -906,10 +929,51 @@ h1_start(struct h1_pool *p, const struct gw_up_req *r,
 	return WD_OK;
 }
 
+static void
+due_drop(struct h1_xfer *x)
+{
+	struct h1_pool *p = x->pool;
+	struct h1_xfer **pp = &p->due, *prev = NULL;
+
+	for (; *pp != NULL; prev = *pp, pp = &(*pp)->due_next) {
+		if (*pp != x)
+			continue;
+		*pp = x->due_next;
+		if (p->due_tail == &x->due_next)
+			p->due_tail = prev != NULL ? &prev->due_next : &p->due;
+		break;
+	}
+	x->due = false;
+}
+
+void
+h1_pool_turns(struct h1_pool *p, bool on)
+{
+	if (p != NULL)
+		p->turns = on;
+}
+
+void
+h1_pool_turn_end(struct h1_pool *p)
+{
+	if (p == NULL)
+		return;
+	while (p->due != NULL) {
+		struct h1_xfer *x = p->due;
+
+		p->due = x->due_next;
+		x->due = false;
+		xfer_send(x);
+	}
+}
+
 void
 h1_abort(struct gw_up_xfer *bx)
 {
 	struct h1_xfer *x = (struct h1_xfer *)bx;
+
+	if (x->due)
+		due_drop(x);
 
 	if (x->in_cb) {
 		x->aborted = true;	/* gone once the callback returns */

@@ -6,10 +6,16 @@
 #include <check.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <event2/event.h>
+
+#include "gateway/gw_int.h"
 #include "gateway/h1.h"
 #include "tests/unit/suites.h"
 
@@ -383,6 +389,158 @@ START_TEST(url_literal_addresses_only)
 }
 END_TEST
 
+/* ---- warden's client on a loop that runs in turns ---- */
+
+struct turn_xfer {
+	struct event_base *evb;
+	int status;
+	enum wd_err err;
+	bool done;
+};
+
+static void
+tx_head(void *arg, int status, const char *ctype)
+{
+	(void)ctype;
+	((struct turn_xfer *)arg)->status = status;
+}
+
+static size_t
+tx_data(void *arg, const char *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	return len;
+}
+
+static void
+tx_done(void *arg, enum wd_err err, const char *detail)
+{
+	struct turn_xfer *x = arg;
+
+	(void)detail;
+	x->err = err;
+	x->done = true;
+}
+
+static struct gw_up_xfer *
+tx_start(struct gw_upstream *up, int port, const char *body,
+    struct turn_xfer *xs)
+{
+	static char url[64];
+	static const char *hdrs[1] = { "Content-Type: application/json" };
+	struct gw_up_req r = { 0 };
+	struct gw_up_xfer *x = NULL;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
+	    port);
+	r.url = url;
+	r.headers = hdrs;
+	r.nheaders = 1;
+	r.body = body;
+	r.body_len = strlen(body);
+	r.connect_ms = r.first_byte_ms = r.idle_ms = r.total_ms = 5000;
+	r.on_head = tx_head;
+	r.on_data = tx_data;
+	r.on_done = tx_done;
+	r.arg = xs;
+	ck_assert_int_eq(gw_up_start(up, &r, &x), WD_OK);
+	ck_assert_ptr_nonnull(x);
+	return x;
+}
+
+/* What the provider's end of the connection has after ms: bytes (>0),
+ * the connection closed (0), nothing yet (-1). */
+static ssize_t
+provider_reads(int fd, char *buf, size_t cap, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	if (poll(&pfd, 1, ms) != 1)
+		return -1;
+	return recv(fd, buf, cap, 0);
+}
+
+/* Read one whole request (its body ends with `tail`) and answer it. */
+static void
+provider_answers(struct event_base *evb, int fd, const char *tail,
+    struct turn_xfer *xs)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "application/json\r\nContent-Length: 2\r\n\r\n{}";
+	char buf[4096];
+	size_t got = 0;
+
+	while (got < strlen(tail) || memcmp(buf + got - strlen(tail), tail,
+	    strlen(tail)) != 0) {
+		ssize_t n;
+
+		event_base_loop(evb, EVLOOP_NONBLOCK);
+		n = provider_reads(fd, buf + got, sizeof(buf) - 1 - got, 10);
+		ck_assert_int_ne(n, 0);
+		if (n > 0)
+			got += (size_t)n;
+		ck_assert_uint_lt(got, sizeof(buf) - 1);
+	}
+	ck_assert_int_eq(send(fd, ok, sizeof(ok) - 1, 0), sizeof(ok) - 1);
+	while (!xs->done)
+		event_base_loop(evb, EVLOOP_ONCE);
+	ck_assert_int_eq(xs->err, WD_OK);
+	ck_assert_int_eq(xs->status, 200);
+}
+
+/*
+ * While the worker's loop runs in turns, a request on a kept-alive
+ * connection is not sent when it starts but at the turn's end, with the
+ * turn's others; one aborted before then is never sent, and its
+ * connection is closed, not kept for another request.
+ */
+START_TEST(turn_requests_go_at_the_turns_end)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	struct turn_xfer a = { 0 }, b = { 0 }, c = { 0 };
+	struct event_base *evb = event_base_new();
+	struct gw_upstream *up;
+	struct gw_up_xfer *xc;
+	char buf[4096];
+	int lfd, fd;
+
+	ck_assert_ptr_nonnull(evb);
+	ck_assert_ptr_nonnull(up = gw_upstream_new(evb));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert((lfd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	ck_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	ck_assert(listen(lfd, 4) == 0);
+	ck_assert(getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
+
+	/* A new connection: the request goes once it is made. */
+	tx_start(up, ntohs(sa.sin_port), "{\"n\":\"first\"}", &a);
+	ck_assert((fd = accept(lfd, NULL, NULL)) >= 0);
+	provider_answers(evb, fd, "first\"}", &a);
+
+	/* Kept alive: in a turn, the next waits for the turn's end. */
+	gw_up_turns(up, true);
+	tx_start(up, ntohs(sa.sin_port), "{\"n\":\"second\"}", &b);
+	ck_assert_int_eq(provider_reads(fd, buf, sizeof(buf), 100), -1);
+	gw_up_turn_end(up);
+	provider_answers(evb, fd, "second\"}", &b);
+
+	/* Aborted before the turn's end: nothing sent, connection closed. */
+	xc = tx_start(up, ntohs(sa.sin_port), "{\"n\":\"third\"}", &c);
+	gw_up_abort(xc);
+	gw_up_turn_end(up);
+	ck_assert_int_eq(provider_reads(fd, buf, sizeof(buf), 2000), 0);
+	ck_assert(!c.done);
+
+	gw_up_turns(up, false);
+	close(fd);
+	close(lfd);
+	gw_upstream_free(up);
+	event_base_free(evb);
+}
+END_TEST
+
 Suite *
 suite_h1(void)
 {
@@ -400,6 +558,7 @@ suite_h1(void)
 	tcase_add_test(tc, chunked_limits_extensions_and_trailers);
 	tcase_add_test(tc, length_and_eof_framing);
 	tcase_add_test(tc, url_literal_addresses_only);
+	tcase_add_test(tc, turn_requests_go_at_the_turns_end);
 	suite_add_tcase(s, tc);
 	return s;
 }
