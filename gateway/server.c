@@ -34,6 +34,7 @@
 
 /* OpenSSL's secure heap (locked): keys in OpenSSL's own contexts. */
 #define GW_SECURE_HEAP (1u << 20)
+#define LISTEN_BACKLOG 1024	/* connections the kernel queues per worker */
 
 struct pol_snapshot *
 gw_server_snapshot(struct gw_server *srv)
@@ -349,8 +350,12 @@ parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
 	return WD_OK;
 }
 
+/* The listening socket, bound but not yet listening: bound before root is
+ * given up (a port under 1024 needs it), listening only once the start
+ * has passed every check (worker_init), so that a start that is refused
+ * never accepts a connection. */
 static int
-open_listener(const struct sockaddr_storage *ss, socklen_t len)
+open_bound(const struct sockaddr_storage *ss, socklen_t len)
 {
 	int fd, one = 1;
 
@@ -359,8 +364,7 @@ open_listener(const struct sockaddr_storage *ss, socklen_t len)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-	    bind(fd, (const struct sockaddr *)ss, len) != 0 ||
-	    listen(fd, 1024) != 0) {
+	    bind(fd, (const struct sockaddr *)ss, len) != 0) {
 		int e = errno;
 
 		close(fd);
@@ -394,11 +398,16 @@ worker_init(struct gw_server *srv, struct gw_worker *w, int idx, int fd)
 		return WD_ENOMEM;
 	w->bell_ev = event_new(w->base, w->bell_fd, EV_READ | EV_PERSIST,
 	    bell_cb, w);
+	/* libevent calls listen(fd, LISTEN_BACKLOG) here. */
 	w->listener = evconnlistener_new(w->base, accept_cb, w,
-	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	    LEV_OPT_CLOSE_ON_FREE, LISTEN_BACKLOG, fd);
 	w->grace_ev = evtimer_new(w->base, grace_cb, w);
 	w->up = gw_upstream_new(w->base);
-	if (w->listener == NULL || w->bell_ev == NULL || w->grace_ev == NULL ||
+	if (w->listener == NULL) {
+		wd_error("cannot listen: %s", strerror(errno));
+		return WD_EIO;
+	}
+	if (w->bell_ev == NULL || w->grace_ev == NULL ||
 	    w->up == NULL || event_add(w->bell_ev, NULL) != 0)
 		return WD_ENOMEM;
 	worker_refresh(w);
@@ -613,13 +622,14 @@ gw_serve(const struct gw_serve_opts *opts)
 	if (srv.workers == NULL)
 		goto out;
 	/* Bind first (a port under 1024 may need root), then give root up
-	 * before touching credentials, the TPM or the audit log. */
+	 * before touching credentials, the TPM or the audit log; listen
+	 * only after all of them (worker_init). */
 	for (int i = 0; i < srv.nworkers; i++) {
 		srv.workers[i].listen_fd = -1;
 		srv.workers[i].bell_fd = -1;
 	}
 	for (int i = 0; i < srv.nworkers; i++) {
-		srv.workers[i].listen_fd = open_listener(&ss, sslen);
+		srv.workers[i].listen_fd = open_bound(&ss, sslen);
 		if (srv.workers[i].listen_fd < 0) {
 			wd_error("cannot listen on %s: %s", listen_spec,
 			    strerror(errno));

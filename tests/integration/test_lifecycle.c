@@ -3,10 +3,13 @@
  * the `keys` and `lint` commands against the real binary.
  */
 #include <check.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -150,6 +153,63 @@ START_TEST(missing_credential_stops_the_start)
 	    "available") != NULL, "%s", out);
 	ck_assert(strstr(out, IT_SECRET_EU) == NULL);
 	free(out);
+}
+END_TEST
+
+/*
+ * A start that is refused after binding its port (here: a route's
+ * credential is missing) never accepts a connection: warden listens only
+ * once every check has passed.  Connections are tried back to back for
+ * as long as the refused process lives, five starts over.
+ */
+START_TEST(a_refused_start_never_accepts)
+{
+	char path[256], log[300], portarg[32], *cfg, *p;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int accepted = 0, tries = 0;
+
+	cfg = it_read_file(it.config, NULL);
+	ck_assert_ptr_nonnull(p = strstr(cfg, "  c-us: "));
+	*p = '\0';			/* drop c-us from dev_credentials */
+	snprintf(path, sizeof(path), "%s/refused.yaml", it_tmpdir());
+	it_write_file(path, cfg, 0600);
+	free(cfg);
+	snprintf(log, sizeof(log), "%s/refused.log", it_tmpdir());
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int round = 0; round < 5; round++) {
+		int port = it_free_port(), st;
+		char dir[300];
+		pid_t w;
+
+		snprintf(portarg, sizeof(portarg), "127.0.0.1:%d", port);
+		snprintf(dir, sizeof(dir), "%s/audit-refused", it_tmpdir());
+		{
+			char *const argv[] = { getenv("WARDEN_BIN"), "serve",
+				"-c", path, "--audit-dir", dir,
+				"--dev-credentials", "--listen", portarg, NULL };
+
+			w = it_spawn(argv, log);
+		}
+		sa.sin_port = htons((uint16_t)port);
+		for (double until = it_now_s() + 10;; tries++) {
+			int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+			ck_assert(fd >= 0);
+			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+				accepted++;
+			close(fd);
+			if (waitpid(w, &st, WNOHANG) == w)
+				break;
+			ck_assert_msg(it_now_s() < until, "the refused start "
+			    "did not end; see %s", log);
+		}
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0, "see %s",
+		    log);
+	}
+	ck_assert_msg(it_file_contains(log, "credential 'c-us' is not "
+	    "available"), "see %s", log);
+	ck_assert_msg(accepted == 0, "%d of %d connections were accepted by "
+	    "a start that was refused", accepted, tries);
 }
 END_TEST
 
@@ -364,6 +424,7 @@ suite_lifecycle(void)
 	tcase_add_test(tc, bad_rules_stop_the_start);
 	tcase_add_test(tc, missing_credential_stops_the_start);
 	tcase_add_test(tc, port_in_use_is_reported);
+	tcase_add_test(tc, a_refused_start_never_accepts);
 	tcase_add_test(tc, dev_credentials_need_the_flag);
 	tcase_add_test(tc, strict_durability_serves_and_records);
 	tcase_add_test(tc, root_is_refused_unless_allowed);

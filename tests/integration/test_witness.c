@@ -371,8 +371,8 @@ START_TEST(signing_key_needs_the_auth_value)
 	char dev_store[300];
 	int st;
 
-	/* No auth file: refused (warden exits by itself; its port, bound
-	 * first, may have answered for a moment), and it says what to set. */
+	/* No auth file: refused (warden exits by itself), and it says what
+	 * to set. */
 	(void)ww_start(&w, "noauth", "", store, false, false);
 	st = it_wait_exit(w.pid, 10000);
 	if (st == -1)
