@@ -115,9 +115,10 @@ void h1_pool_free(struct h1_pool *p);
 enum wd_err h1_start(struct h1_pool *p, const struct gw_up_req *r,
     struct gw_up_xfer **out);
 void h1_abort(struct gw_up_xfer *x);
-/* on: requests started while the worker's loop runs a turn wait for its
- * end, h1_pool_turn_end, which sends them all (a request on a connection
- * still connecting goes when it is made, as before). */
+/* on: a request started while other events wait in the same turn of the
+ * worker's loop waits for the turn's end, h1_pool_turn_end, which sends
+ * all that waited (one on a connection still connecting goes when it is
+ * made, as before). */
 void h1_pool_turns(struct h1_pool *p, bool on);
 void h1_pool_turn_end(struct h1_pool *p);
 void h1_resume(struct gw_up_xfer *x);

@@ -11,10 +11,13 @@
  * libcurl 7.88 has no option that drops them.  This client keeps one
  * read interest per connection for its whole life, learns of most
  * connections the provider closed while idle from the event loop (and
- * of the rest with one MSG_PEEK before reuse), and sends the requests a
- * turn of the worker's loop started together at the turn's end
- * (h1_pool_turn_end, from gw_txn_flush_ended): the provider finds them
- * queued instead of being woken for each.  Everything else (TLS, names
+ * of the rest with one MSG_PEEK before reuse), and, while more events
+ * wait in the same turn of the worker's loop, holds the requests it
+ * started until the turn's end (h1_pool_turn_end, from
+ * gw_txn_flush_ended), which sends them together: the provider finds them
+ * queued instead of being woken for each.  The turn's last one goes at
+ * once: what its transaction does next (the request's digest) then runs
+ * while the provider works.  Everything else (TLS, names
  * to resolve, proxies) stays with libcurl (upstream.c), behind the same
  * calls.
  *
@@ -910,7 +913,8 @@ h1_start(struct h1_pool *p, const struct gw_up_req *r,
 		x->c = conn_new(p, &sa, salen, why, sizeof(why));
 	if (x->c == NULL) {
 		xfer_fail(x, WD_EUPSTREAM, "%s", why);
-	} else if (p->turns && !x->c->connecting) {
+	} else if (p->turns && !x->c->connecting &&
+	    event_base_get_num_events(p->base, EVENT_BASE_COUNT_ACTIVE) > 0) {
 		x->c->x = x;
 		x->due = true;
 		x->due_next = NULL;

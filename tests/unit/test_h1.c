@@ -489,18 +489,28 @@ provider_answers(struct event_base *evb, int fd, const char *tail,
 	ck_assert_int_eq(xs->status, 200);
 }
 
+static void
+nothing_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
 /*
  * While the worker's loop runs in turns, a request on a kept-alive
- * connection is not sent when it starts but at the turn's end, with the
- * turn's others; one aborted before then is never sent, and its
- * connection is closed, not kept for another request.
+ * connection started while other events wait in the turn is not sent at
+ * once but at the turn's end, with the turn's others; one aborted before
+ * then is never sent, and its connection is closed, not kept for another
+ * request.  The turn's last one (nothing else waits) goes at once.
  */
 START_TEST(turn_requests_go_at_the_turns_end)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t sl = sizeof(sa);
-	struct turn_xfer a = { 0 }, b = { 0 }, c = { 0 };
+	struct turn_xfer a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 };
 	struct event_base *evb = event_base_new();
+	struct event *other;
 	struct gw_upstream *up;
 	struct gw_up_xfer *xc;
 	char buf[4096];
@@ -508,6 +518,7 @@ START_TEST(turn_requests_go_at_the_turns_end)
 
 	ck_assert_ptr_nonnull(evb);
 	ck_assert_ptr_nonnull(up = gw_upstream_new(evb));
+	ck_assert_ptr_nonnull(other = event_new(evb, -1, 0, nothing_cb, NULL));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert((lfd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
 	ck_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
@@ -519,14 +530,22 @@ START_TEST(turn_requests_go_at_the_turns_end)
 	ck_assert((fd = accept(lfd, NULL, NULL)) >= 0);
 	provider_answers(evb, fd, "first\"}", &a);
 
-	/* Kept alive: in a turn, the next waits for the turn's end. */
+	/* Kept alive: in a turn, with another event waiting, the next
+	 * waits for the turn's end. */
 	gw_up_turns(up, true);
+	event_active(other, EV_TIMEOUT, 1);
 	tx_start(up, ntohs(sa.sin_port), "{\"n\":\"second\"}", &b);
 	ck_assert_int_eq(provider_reads(fd, buf, sizeof(buf), 100), -1);
 	gw_up_turn_end(up);
 	provider_answers(evb, fd, "second\"}", &b);
 
+	/* Nothing else waits in the turn: it goes at once. */
+	tx_start(up, ntohs(sa.sin_port), "{\"n\":\"now\"}", &d);
+	ck_assert_int_gt(provider_reads(fd, buf, 1, 2000), 0);
+	provider_answers(evb, fd, "now\"}", &d);
+
 	/* Aborted before the turn's end: nothing sent, connection closed. */
+	event_active(other, EV_TIMEOUT, 1);
 	xc = tx_start(up, ntohs(sa.sin_port), "{\"n\":\"third\"}", &c);
 	gw_up_abort(xc);
 	gw_up_turn_end(up);
@@ -534,6 +553,7 @@ START_TEST(turn_requests_go_at_the_turns_end)
 	ck_assert(!c.done);
 
 	gw_up_turns(up, false);
+	event_free(other);
 	close(fd);
 	close(lfd);
 	gw_upstream_free(up);
