@@ -4,6 +4,7 @@
 `openssl` command for ECDSA signatures.  It shares no code with warden.
 
     verify.py log DIR [--pubkey PEM | --pin SHA256] [--witness FILE]
+                      [--tpm-counter N]
     verify.py export FILE [--pubkey PEM | --pin SHA256]
     verify.py proof FILE [--pubkey PEM | --pin SHA256]
 
@@ -12,6 +13,9 @@
 used only if it has that fingerprint.  --witness: the checkpoint lines a
 witness kept; each must be signed by the trusted key, stand in the log at
 its seq byte for byte, and have the root of the log's tree of its size.
+--tpm-counter: the value of the TPM counter the log's `start` record
+names (`tpm2_nvread`); the last checkpoint must carry it, or one more (a
+stop between a checkpoint and its bump).  Behind it is a rollback.
 
 Exit status: 0 verified with the given key, 1 invalid, 2 unreadable,
 3 consistent but not authenticated (no key, or records no signed tree
@@ -151,6 +155,7 @@ class Walk:
         self.ts = {}  # leaf index -> the record's ts
         self.interval = None  # of the last checkpoint verified
         self.last_cp_size = 0
+        self.counter = None  # the TPM counter the last checkpoint carries
         self.records = self.checkpoints = 0
 
     def full(self, line):
@@ -164,6 +169,9 @@ class Walk:
         cp = rec.get("kind") == "checkpoint"
         if cp and "tree_size" in rec:
             n = rec["tree_size"]
+            ctr = rec.get("counter", False)
+            if ctr is not None and (type(ctr) is not int or ctr < 0):
+                raise Invalid("seq %d: malformed checkpoint" % rec["seq"])
             if n not in self.tree.roots or n >= rec["seq"]:
                 raise Invalid("seq %d: checkpoint tree size" % rec["seq"])
             if self.tree.roots[n].hex() != rec["root"]:
@@ -172,11 +180,16 @@ class Walk:
             if n < self.last_cp_size:
                 raise Invalid("seq %d: checkpoint goes back" % rec["seq"])
             self.last_cp_size = n
+            if None not in (ctr, self.counter) and ctr < self.counter:
+                raise Invalid("seq %d: checkpoint counter %d goes back from "
+                              "%d" % (rec["seq"], ctr, self.counter))
             self.checkpoints += 1
             ok = verify_sig(trusted(self.pem, rec), tree_head_msg(rec),
                             rec.get("signature"))
             if ok is False:
                 raise Invalid("seq %d: checkpoint signature" % rec["seq"])
+            if ctr is not None:
+                self.counter = ctr
             if ok:
                 self.covered = max(self.covered, n)
                 self.interval = rec["interval_s"]
@@ -260,7 +273,7 @@ def check_witness(path, w, cps, pem):
     return n
 
 
-def verify_log(d, pem, witness=None):
+def verify_log(d, pem, witness=None, tpm_counter=None):
     w = Walk(pem)
     cps = {}  # seq -> checkpoint line, for --witness
     segs = sorted(glob.glob(os.path.join(d, "audit-[0-9]*.jsonl")))
@@ -277,6 +290,13 @@ def verify_log(d, pem, witness=None):
                 cps[w.seq] = line
     if witness is not None:
         check_witness(witness, w, cps, pem)
+    if tpm_counter is not None and w.counter not in (tpm_counter,
+                                                     tpm_counter + 1):
+        raise Invalid("the last checkpoint carries counter %s but the TPM's "
+                      "is %d: the log was rolled back (its newest records "
+                      "removed) or is not this TPM's"
+                      % ("none" if w.counter is None else w.counter,
+                         tpm_counter))
     if pem is None:
         return 3, "CONSISTENT: %d records, not authenticated" % w.records
     if w.stale(time.time()):
@@ -453,13 +473,17 @@ def main(argv):
     fn = {"log": verify_log, "export": verify_export, "proof": verify_proof}
     opts = {}
     rest = argv[3:]
-    while len(rest) >= 2 and rest[0] in ("--pubkey", "--pin", "--witness") \
+    while len(rest) >= 2 and rest[0] in ("--pubkey", "--pin", "--witness",
+                                         "--tpm-counter") \
             and rest[0] not in opts:
         opts[rest[0]] = rest[1]
         rest = rest[2:]
     if len(argv) < 3 or argv[1] not in fn or rest or \
             ("--pubkey" in opts and "--pin" in opts) or \
-            ("--witness" in opts and argv[1] != "log"):
+            (("--witness" in opts or "--tpm-counter" in opts) and
+             argv[1] != "log") or \
+            not opts.get("--tpm-counter", "0") or \
+            any(ch not in "0123456789" for ch in opts.get("--tpm-counter", "")):
         print(__doc__, file=sys.stderr)
         return 2
     try:
@@ -469,8 +493,10 @@ def main(argv):
         print("%s" % e, file=sys.stderr)
         return 2
     try:
-        if "--witness" in opts:
-            rc, msg = verify_log(argv[2], pem, opts["--witness"])
+        if argv[1] == "log":
+            ctr = opts.get("--tpm-counter")
+            rc, msg = verify_log(argv[2], pem, opts.get("--witness"),
+                                 None if ctr is None else int(ctr))
         else:
             rc, msg = fn[argv[1]](argv[2], pem)
     except Invalid as e:

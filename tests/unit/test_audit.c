@@ -3732,6 +3732,14 @@ START_TEST(rollback_is_detected_with_the_counter)
 
 		ck_assert_int_eq(aud_verify_dir(dir, &vo, dn), AUD_VERIFIED);
 		fclose(dn);
+		/* The independent verifier agrees, and wants a number. */
+		ck_assert_int_eq(pyv("log %s --pubkey %s --tpm-counter 2", dir,
+		    pub), 0);
+		ck_assert_int_eq(pyv("log %s --pubkey %s --tpm-counter 3", dir,
+		    pub), 1);
+		ck_assert_int_eq(pyv("log %s --pubkey %s --tpm-counter x", dir,
+		    pub), 2);
+		ck_assert_int_eq(pyv("export %s --tpm-counter 2", dir), 2);
 	}
 	/* Reopened as is: no alarm (and new checkpoints, bumped). */
 	log = open_ok(&o);
@@ -3755,6 +3763,10 @@ START_TEST(rollback_is_detected_with_the_counter)
 		vo.tpm_counter = (uint64_t)was - 2;
 		ck_assert_int_eq(aud_verify_dir(dir, &vo, dn), AUD_INVALID);
 		fclose(dn);
+		ck_assert_int_eq(pyv("log %s --pubkey %s --tpm-counter %d", dir,
+		    pub, was - 1), 0);
+		ck_assert_int_eq(pyv("log %s --pubkey %s --tpm-counter %d", dir,
+		    pub, was - 2), 1);
 		log = open_ok(&o);
 		aud_close(log);
 		/* Moved at open, then the closing checkpoint's bump. */
@@ -3793,6 +3805,9 @@ START_TEST(rollback_is_detected_with_the_counter)
 		fclose(m);
 		ck_assert_msg(strstr(buf, "rolled back") != NULL, "%s", buf);
 		free(buf);
+		ck_assert_int_eq(pyv("log %s --pubkey %s", dir, pub), 0);
+		ck_assert_int_eq(pyv("log %s --pubkey %s --tpm-counter %d", dir,
+		    pub, fc.bumps), 1);
 	}
 	ck_assert_int_eq(open_with(&o, &log, err, sizeof(err)), WD_EROLLBACK);
 	snprintf(ctr, sizeof(ctr), "has 1, the TPM %d)", fc.bumps);
