@@ -849,6 +849,84 @@ START_TEST(chunk_extension_and_trailer_floods_are_refused)
 END_TEST
 
 /* A valid request, then a hostile one on the same connection. */
+/* The record lines of the audit log that name request id. */
+static int
+records_of(const char *id, char **lines)
+{
+	char cmd[512];
+	int n = 0;
+
+	snprintf(cmd, sizeof(cmd), "cat %s/audit/audit-*.jsonl | grep -F "
+	    "'\"request_id\":\"%s\"'", it_tmpdir(), id);
+	*lines = NULL;
+	it_run(cmd, lines, NULL);
+	for (const char *l = *lines; l != NULL && *l != '\0'; l++)
+		n += *l == '\n';
+	return n;
+}
+
+/*
+ * A client that leaves in the same turn of warden's loop in which its
+ * answer came: warden is stopped (SIGSTOP) while the provider answers and
+ * the client hangs up, so that both wait for it in one turn when it goes
+ * on.  The transaction has ended and waits for the turn's end when its
+ * client goes: its record is still written, once, and warden goes on.
+ */
+START_TEST(client_leaving_in_the_turn_its_answer_came_is_recorded)
+{
+	static const char token[] = "left-in-the-turn-5e1f";
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	char *body, *req, *line, *lines = NULL, id[64] = "";
+	json_t *j, *idv;
+	int fd, n = 0;
+
+	body = it_chat_body("gpt-4o", "[[mock delay_ms=300]] left-in-the-turn-"
+	    "5e1f", false);
+	ck_assert(asprintf(&req, "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: x\r\nAuthorization: Bearer " IT_KEY_T2 "\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	    strlen(body), body) > 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)it.port);
+	ck_assert((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	ck_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	ck_assert(send(fd, req, strlen(req), 0) == (ssize_t)strlen(req));
+	/* Sent on: the provider has it (and answers 300 ms later). */
+	for (int waited = 0; !it_record_has(2, token); waited += 10) {
+		ck_assert_msg(waited < 5000, "the request did not reach the "
+		    "provider");
+		usleep(10000);
+	}
+	ck_assert(kill(it.warden, SIGSTOP) == 0);
+	usleep(600000);			/* the answer waits in the socket */
+	close(fd);			/* and so does the client's end */
+	usleep(100000);
+	ck_assert(kill(it.warden, SIGCONT) == 0);
+
+	line = it_record_find(2, token);
+	ck_assert_ptr_nonnull(line);
+	j = json_loads(line, 0, NULL);
+	idv = json_object_get(json_object_get(j, "headers"), "x-request-id");
+	ck_assert_msg(json_is_string(idv), "%s", line);
+	snprintf(id, sizeof(id), "%s", json_string_value(idv));
+	json_decref(j);
+	free(line);
+	for (int waited = 0; waited < 3000 && n == 0; waited += 50) {
+		free(lines);
+		if ((n = records_of(id, &lines)) == 0)
+			usleep(50000);
+	}
+	ck_assert_msg(n == 1, "%d records of request %s:\n%s", n, id,
+	    lines ? lines : "");
+	ck_assert_msg(strstr(lines, "\"kind\":\"request\"") != NULL, "%s",
+	    lines);
+	free(lines);
+	free(body);
+	free(req);
+	assert_alive();
+}
+END_TEST
+
 START_TEST(hostile_request_after_a_good_one)
 {
 	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -1763,6 +1841,7 @@ suite_hostile(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, slowloris_gets_408_and_others_are_served);
+	tcase_add_test(tc, client_leaving_in_the_turn_its_answer_came_is_recorded);
 	tcase_add_test(tc, body_that_never_ends_gets_408);
 	tcase_add_test(tc, ten_mb_body_with_length_gets_413_fast);
 	tcase_add_test(tc, ten_mb_chunked_body_gets_413);
