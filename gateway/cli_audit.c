@@ -417,7 +417,7 @@ cmd_export(char **dirs, size_t ndirs, struct aud_export_opts *eo,
 		rc = aud_export(dirs[0], eo, output, stderr);
 out:
 	if (cs.tpm != NULL)
-		sec_tpm_close(cs.tpm);
+		gw_tpm_close(cs.tpm);
 	sec_buf_free(&cs.auth);
 	free(pem);
 	pol_snapshot_unref(snap);

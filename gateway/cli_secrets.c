@@ -404,12 +404,12 @@ cmd_seal(int argc, char **argv, enum sec_mode mode)
 	    sizeof(err)) != WD_OK) {
 		fprintf(stderr, "warden secrets: %s %s: %s\n",
 		    mode == SEC_CREATE ? "seal" : "rotate", o.name, err);
-		sec_tpm_close(tpm);	/* the record's checkpoint opens it */
+		gw_tpm_close(tpm);	/* the record's checkpoint opens it */
 		tpm = NULL;
 		(void)record_change(&o, &change, NULL);
 		goto out;
 	}
-	sec_tpm_close(tpm);
+	gw_tpm_close(tpm);
 	tpm = NULL;
 	if (!record_change(&o, &change, json_pack("{s:s,s:b}", "pcrs",
 	    so.pcrs != NULL && *so.pcrs != '\0' ? so.pcrs : "none", "auth",
@@ -421,7 +421,7 @@ cmd_seal(int argc, char **argv, enum sec_mode mode)
 out:
 	sec_buf_free(&value);
 	sec_buf_free(&auth);
-	sec_tpm_close(tpm);
+	gw_tpm_close(tpm);
 	pol_snapshot_unref(o.snap);
 	return rc;
 }
@@ -463,7 +463,7 @@ cmd_import_key(int argc, char **argv)
 	rc = 0;
 out:
 	sec_buf_free(&value);		/* wipes the PEM */
-	sec_tpm_close(tpm);
+	gw_tpm_close(tpm);
 	pol_snapshot_unref(o.snap);
 	return rc;
 }
@@ -698,7 +698,7 @@ out:
 		free(ns.v[i]);
 	free(ns.v);
 	sec_cache_free(cache);
-	sec_tpm_close(tpm);
+	gw_tpm_close(tpm);
 	pol_snapshot_unref(o.snap);
 	return rc;
 }

@@ -187,9 +187,10 @@ const char *gw_tcti(const struct gw_server *srv,
 /* Before the first TPM operation: flush what dead processes left loaded
  * in a TPM without a resource manager (sec_tpm_reclaim), and say so. */
 void gw_tpm_reclaim(struct gw_server *srv, const struct pol_snapshot *snap);
-/* The gateway's close of a TPM context: when one of its commands gave up
- * on slots that stayed full, what dead processes left there is flushed
- * (sec_tpm_close_reclaim), so the next operation works. */
+/* The close of a TPM context, the gateway's and the CLI's: when one of
+ * its commands gave up on slots that stayed full, what dead processes
+ * left there is flushed (sec_tpm_close_reclaim) and said, so the next
+ * operation works. */
 void gw_tpm_close(struct sec_tpm *tpm);
 const char *gw_secrets_store(const struct gw_server *srv,
     const struct pol_snapshot *snap);

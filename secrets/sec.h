@@ -87,8 +87,8 @@ enum wd_err sec_tpm_reclaim(const char *tcti, unsigned *objects,
 /*
  * sec_tpm_close; and when one of tpm's commands gave up on slots that
  * stayed full, sec_tpm_reclaim on the same TPM, so that what a process
- * that died left there (a command killed mid-operation, while the
- * gateway runs) does not fail every operation after this one.
+ * that died left there (a warden or a command killed mid-operation) does
+ * not fail every operation after this one.
  * *objects, *sessions: how many were flushed (0 when nothing was done).
  */
 void sec_tpm_close_reclaim(struct sec_tpm *tpm, unsigned *objects,

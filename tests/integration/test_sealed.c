@@ -416,18 +416,26 @@ START_TEST(a_busy_tpm_is_waited_for_and_dead_processes_objects_flushed)
 	fill_tpm(300);
 	serve_one("audit-busy", "tok-busy-tpm");
 	/* Slots that stay full, held by processes that are gone: a command
-	 * fails with the TPM's reason after the retries ... */
+	 * fails with the TPM's reason after the retries, flushes them as it
+	 * ends and says so, and the same command then works ... */
 	fill_tpm(-1);
 	snprintf(cmd, sizeof(cmd), "%s secrets check -c %s 2>&1",
 	    getenv("WARDEN_BIN"), sealed_cfg);
 	rc = it_run(cmd, &out, NULL);
 	ck_assert_msg(rc == 1 && strstr(out, "FAIL c-us") != NULL &&
 	    strstr(out, "0x902") != NULL &&
-	    strstr(out, "still full after warden retried") != NULL, "%s", out);
+	    strstr(out, "still full after warden retried") != NULL &&
+	    strstr(out, "TPM: flushed 3 object(s) and 0 session(s) that "
+	    "stayed loaded") != NULL, "%s", out);
+	free(out);
+	ck_assert_int_eq(loaded_objects(), 0);
+	rc = it_run(cmd, &out, NULL);
+	ck_assert_msg(rc == 0 && strstr(out, "FAIL") == NULL, "%s", out);
 	free(out);
 	/* ... and a gateway that starts flushes them first (what a warden
 	 * killed mid-operation leaves would otherwise keep the next one
 	 * from starting), says so, and serves. */
+	fill_tpm(-1);
 	serve_one("audit-fulltpm", "tok-full-tpm");
 	ck_assert_msg(it_file_contains(wlog, "TPM: flushed 3 object(s) and 0 "
 	    "session(s) that stayed loaded"), "no word of the flush in %s", wlog);
