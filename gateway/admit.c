@@ -6,8 +6,10 @@
  * the request goes to its handler with an empty body, which answers 401
  * and records it, and the connection closes), room under the worker's
  * in-flight cap (503 server_busy) and under the key's, counted across
- * workers (429 too_many_requests_in_flight).  Other endpoints take at
- * most GW_SMALL_BODY of body (413 body_not_expected).  A request is in flight from
+ * workers (429 too_many_requests_in_flight).  MCP's POSTs are counted
+ * the same way (a call's answer, a stream or up to 1 MiB of JSON, holds
+ * memory while the tool runs), with at most GW_SMALL_BODY of body, as
+ * every other endpoint (413 body_not_expected).  A request is in flight from
  * its head to the end of its answer, body reading included: that is what
  * holds memory.  From the body: one cheap pass counts its JSON values
  * before jansson builds a tree of them (413 too_many_json_values).
@@ -65,6 +67,14 @@ is_chat(const struct gw_http_req *req)
 		if (strcmp(req->path, paths[i]) == 0)
 			return true;
 	return false;
+}
+
+/* A message to an MCP server (gw_mcp); DELETE ends a session and holds
+ * nothing. */
+static bool
+is_mcp_call(const struct gw_http_req *req)
+{
+	return req->method == GW_M_POST && strncmp(req->path, "/mcp/", 5) == 0;
 }
 
 /* The digest's slot; with add, a new one when it has none (NULL: the
@@ -187,16 +197,15 @@ gw_admit_head(struct gw_worker *w, const struct pol_snapshot *snap,
 	memset(a, 0, sizeof(*a));
 	a->max_body = cfg->max_body_bytes;
 	if (!is_chat(req)) {
-		/* No other endpoint reads a body: do not hold one (they are
-		 * not counted in flight, so a large body would be memory no
-		 * cap bounds). */
+		/* No other endpoint reads a large body: do not hold one. */
 		a->max_body = GW_SMALL_BODY;
 		if (req->content_length > (int64_t)GW_SMALL_BODY) {
 			*deny = (struct gw_admit_deny){
 				WD_CODE_BODY_NOT_EXPECTED, NULL };
 			return GW_ADMIT_REFUSED;
 		}
-		return GW_ADMIT_OK;
+		if (!is_mcp_call(req))
+			return GW_ADMIT_OK;
 	}
 	/* The key is hashed here, once per request; the transaction
 	 * takes the digest from the connection (gw_conn_key_digest). */

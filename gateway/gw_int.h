@@ -113,7 +113,7 @@ struct gw_worker {
 	struct gw_upstream *up;
 	struct gw_conn *conns;		/* all open connections */
 	size_t nconns;
-	size_t inflight;		/* admitted chat requests (admit.c) */
+	size_t inflight;		/* admitted chat and MCP requests (admit.c) */
 	struct event *trim_ev;		/* malloc_trim after large requests
 					 * (http_conn.c makes it) */
 	bool stopping;

@@ -7,10 +7,13 @@
  * audit records the calls left.
  */
 #include <check.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -333,6 +336,76 @@ START_TEST(mcp_rules_errors_say_where)
 }
 END_TEST
 
+/* An MCP initialize to warden on port, as KEY_CRM: its HTTP status. */
+static long
+mcp_initialize(int port)
+{
+	static const char body[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
+	    "\"initialize\",\"params\":{\"protocolVersion\":\"2025-06-18\","
+	    "\"capabilities\":{},\"clientInfo\":{\"name\":\"it\",\"version\":"
+	    "\"1\"}}}";
+	const char *h[] = { "Authorization: Bearer " KEY_CRM,
+		"Content-Type: application/json",
+		"Accept: application/json, text/event-stream", NULL };
+	struct it_resp r;
+	char url[128];
+	long status;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/mcp/crm", port);
+	it_http("POST", url, h, body, 5000, &r);
+	status = r.status;
+	it_resp_free(&r);
+	return status;
+}
+
+/*
+ * MCP calls count in flight like chat requests (a call's answer holds
+ * memory while the tool runs): with server.max_inflight_per_key at 1,
+ * while one POST of the agent's key is in flight (its body still
+ * coming), the next gets 429; once the first is gone, it passes.
+ */
+START_TEST(mcp_calls_count_in_flight)
+{
+	static const char head[] = "POST /mcp/crm HTTP/1.1\r\nHost: x\r\n"
+	    "Authorization: Bearer " KEY_CRM "\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Accept: application/json, text/event-stream\r\n"
+	    "Content-Length: 200\r\n\r\n{\"jsonrpc\":";
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	char cfg[256], saved[sizeof(it.config)], *text, *fixed, *p;
+	int port = it_free_port(), fd;
+	pid_t w;
+
+	text = it_read_file(it.config, NULL);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(p = strstr(text, "\nserver:\n"));
+	ck_assert(asprintf(&fixed, "%.*s\nserver:\n  max_inflight_per_key: 1\n%s",
+	    (int)(p - text), text, p + 9) > 0);
+	snprintf(cfg, sizeof(cfg), "%s/mcp-inflight.yaml", it_tmpdir());
+	it_write_file(cfg, fixed, 0600);
+	free(fixed);
+	free(text);
+	memcpy(saved, it.config, sizeof(saved));
+	snprintf(it.config, sizeof(it.config), "%s", cfg);
+	w = it_warden_start(port);
+	memcpy(it.config, saved, sizeof(saved));
+
+	ck_assert_int_eq(mcp_initialize(port), 200);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)port);
+	ck_assert((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	ck_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	ck_assert(send(fd, head, sizeof(head) - 1, 0) ==
+	    (ssize_t)(sizeof(head) - 1));
+	usleep(100000);			/* in flight: its body is being read */
+	ck_assert_int_eq(mcp_initialize(port), 429);
+	close(fd);
+	usleep(200000);
+	ck_assert_int_eq(mcp_initialize(port), 200);
+	ck_assert_int_eq(WEXITSTATUS(it_stop(w, SIGTERM)), 0);
+}
+END_TEST
+
 Suite *
 suite_mcp(void)
 {
@@ -345,6 +418,7 @@ suite_mcp(void)
 	tcase_add_test(tc, mcp_refuses_what_it_cannot_read);
 	tcase_add_test(tc, mcp_sdk_client_through_warden);
 	tcase_add_test(tc, mcp_detector_that_cannot_run_refuses);
+	tcase_add_test(tc, mcp_calls_count_in_flight);
 	suite_add_tcase(s, tc);
 	return s;
 }
