@@ -73,4 +73,18 @@ void ut_ld_done(struct ut_ld *l);
 /* tmpl with each '@' replaced by path; caller frees. */
 char *ut_expand(const char *tmpl, const char *path);
 
+/* A provider transfer's end as its callbacks saw it (ut_xfer.c): pass
+ * ut_xfer_head, ut_xfer_data and ut_xfer_done with arg a struct ut_xfer;
+ * the end breaks evb's loop. */
+struct event_base;
+struct ut_xfer {
+	struct event_base *evb;
+	int status;
+	enum wd_err err;
+	bool done;
+};
+void ut_xfer_head(void *arg, int status, const char *ctype);
+size_t ut_xfer_data(void *arg, const char *data, size_t len);
+void ut_xfer_done(void *arg, enum wd_err err, const char *detail);
+
 #endif /* UT_SUITES_H */

@@ -391,41 +391,9 @@ END_TEST
 
 /* ---- warden's client on a loop that runs in turns ---- */
 
-struct turn_xfer {
-	struct event_base *evb;
-	int status;
-	enum wd_err err;
-	bool done;
-};
-
-static void
-tx_head(void *arg, int status, const char *ctype)
-{
-	(void)ctype;
-	((struct turn_xfer *)arg)->status = status;
-}
-
-static size_t
-tx_data(void *arg, const char *data, size_t len)
-{
-	(void)arg;
-	(void)data;
-	return len;
-}
-
-static void
-tx_done(void *arg, enum wd_err err, const char *detail)
-{
-	struct turn_xfer *x = arg;
-
-	(void)detail;
-	x->err = err;
-	x->done = true;
-}
-
 static struct gw_up_xfer *
 tx_start(struct gw_upstream *up, int port, const char *body,
-    struct turn_xfer *xs)
+    struct ut_xfer *xs)
 {
 	static char url[64];
 	static const char *hdrs[1] = { "Content-Type: application/json" };
@@ -440,9 +408,9 @@ tx_start(struct gw_upstream *up, int port, const char *body,
 	r.body = body;
 	r.body_len = strlen(body);
 	r.connect_ms = r.first_byte_ms = r.idle_ms = r.total_ms = 5000;
-	r.on_head = tx_head;
-	r.on_data = tx_data;
-	r.on_done = tx_done;
+	r.on_head = ut_xfer_head;
+	r.on_data = ut_xfer_data;
+	r.on_done = ut_xfer_done;
 	r.arg = xs;
 	ck_assert_int_eq(gw_up_start(up, &r, &x), WD_OK);
 	ck_assert_ptr_nonnull(x);
@@ -464,7 +432,7 @@ provider_reads(int fd, char *buf, size_t cap, int ms)
 /* Read one whole request (its body ends with `tail`) and answer it. */
 static void
 provider_answers(struct event_base *evb, int fd, const char *tail,
-    struct turn_xfer *xs)
+    struct ut_xfer *xs)
 {
 	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: "
 	    "application/json\r\nContent-Length: 2\r\n\r\n{}";
@@ -508,8 +476,8 @@ START_TEST(turn_requests_go_at_the_turns_end)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t sl = sizeof(sa);
-	struct turn_xfer a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 };
 	struct event_base *evb = event_base_new();
+	struct ut_xfer a = { .evb = evb }, b = a, c = a, d = a;
 	struct event *other;
 	struct gw_upstream *up;
 	struct gw_up_xfer *xc;

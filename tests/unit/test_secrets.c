@@ -860,39 +860,6 @@ tiny_start(struct tiny_srv *s, struct event_base *evb)
 	event_add(s->ev, NULL);
 }
 
-struct xfer_state {
-	struct event_base *evb;
-	int status;
-	enum wd_err err;
-	bool done;
-};
-
-static void
-xs_head(void *arg, int status, const char *ctype)
-{
-	(void)ctype;
-	((struct xfer_state *)arg)->status = status;
-}
-
-static size_t
-xs_data(void *arg, const char *data, size_t len)
-{
-	(void)arg;
-	(void)data;
-	return len;
-}
-
-static void
-xs_done(void *arg, enum wd_err err, const char *detail)
-{
-	struct xfer_state *x = arg;
-
-	(void)detail;
-	x->err = err;
-	x->done = true;
-	event_base_loopbreak(x->evb);
-}
-
 /*
  * One provider request as txn_upstream.c makes it: the Authorization header
  * built in a buffer of ours from the cache's value, handed to the client
@@ -907,7 +874,7 @@ transfer_with(struct gw_upstream *up, struct event_base *evb, int port,
 	char url[64], *auth = calloc(1, sizeof(pre) + credlen);
 	const char *hdrs[3] = { "Content-Type: application/json", auth,
 		"Expect:" };
-	struct xfer_state xs = { .evb = evb };
+	struct ut_xfer xs = { .evb = evb };
 	struct gw_up_req r = { 0 };
 	struct gw_up_xfer *x;
 
@@ -923,9 +890,9 @@ transfer_with(struct gw_upstream *up, struct event_base *evb, int port,
 	r.body_len = 2;
 	r.connect_ms = r.first_byte_ms = r.idle_ms = r.total_ms = 5000;
 	r.curl_only = curl_only;
-	r.on_head = xs_head;
-	r.on_data = xs_data;
-	r.on_done = xs_done;
+	r.on_head = ut_xfer_head;
+	r.on_data = ut_xfer_data;
+	r.on_done = ut_xfer_done;
 	r.arg = &xs;
 	ck_assert_int_eq(gw_up_start(up, &r, &x), WD_OK);
 	wd_wipe(auth, sizeof(pre) + credlen);
