@@ -9,8 +9,11 @@
  * The pins live in one small JSON file, DIR/mcp-pins.json (DIR: the
  * rules' mcp_pins_dir, else audit.dir), mode 0600, replaced by rename so
  * that a reader never sees half of it.  Every process reads it afresh
- * for each check, under a lock (one gateway's workers; the CLI writes
- * with rename), so an approval counts on the next tools/list or call.
+ * for each check, so an approval counts on the next tools/list or call.
+ * A change (a first pin, a pending definition, an approval) is read,
+ * made and written under flock(2) on DIR, so that processes at the same
+ * moment (gateways, `warden mcp approve`) lose none of each other's: a
+ * lost pin would be taken again from whatever the server says next.
  * A file that cannot be read or written refuses the tools: fail closed.
  */
 #include "gateway/gw_int.h"
@@ -86,6 +89,36 @@ pins_load(const char *path)
 	return j;
 }
 
+/* flock(2) on the pin file's directory: -1 when it cannot be had. */
+static int
+pins_lock(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path) +
+	    (slash == path), path) >= (int)sizeof(dir))
+		return -1;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	while (flock(fd, LOCK_EX) != 0) {
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+static void
+pins_unlock(int fd)
+{
+	close(fd);			/* and the lock with it */
+}
+
 static bool
 pins_save(const char *path, json_t *j)
 {
@@ -107,39 +140,64 @@ pins_save(const char *path, json_t *j)
 	return true;
 }
 
-enum gw_pin_state
-gw_pin_check(const char *path, const char *server, const char *tool,
-    const char *fp)
+/* The tool's state in all for a definition of fingerprint fp, changing
+ * all (*dirty) where fp is new: a first pin, or a pending definition. */
+static enum gw_pin_state
+pin_in(json_t *all, const char *server, const char *tool, const char *fp,
+    bool *dirty)
 {
-	enum gw_pin_state rc = GW_PIN_ERROR;
-	json_t *all, *srv, *t;
+	json_t *srv, *t;
 	const char *pinned, *pending;
 
-	pthread_mutex_lock(&pin_lock);
-	if ((all = pins_load(path)) == NULL)
-		goto out;
+	*dirty = false;
 	if ((srv = json_object_get(all, server)) == NULL) {
 		srv = json_object();
 		json_object_set_new(all, server, srv);
 	}
 	t = json_object_get(srv, tool);
 	pinned = json_string_value(json_object_get(t, "pinned"));
-	if (pinned != NULL && strcmp(pinned, fp) == 0) {
-		rc = GW_PIN_OK;
-		goto out;
-	}
+	if (pinned != NULL && strcmp(pinned, fp) == 0)
+		return GW_PIN_OK;
 	if (pinned == NULL) {
 		json_object_set_new(srv, tool, json_pack("{s:s}", "pinned", fp));
-		rc = pins_save(path, all) ? GW_PIN_OK : GW_PIN_ERROR;
-		goto out;
+		*dirty = true;
+		return GW_PIN_OK;
 	}
 	pending = json_string_value(json_object_get(t, "pending"));
-	rc = GW_PIN_CHANGED;
 	if (pending == NULL || strcmp(pending, fp) != 0) {
 		json_object_set_new(t, "pending", json_string(fp));
-		if (!pins_save(path, all))
+		*dirty = true;
+	}
+	return GW_PIN_CHANGED;
+}
+
+enum gw_pin_state
+gw_pin_check(const char *path, const char *server, const char *tool,
+    const char *fp)
+{
+	enum gw_pin_state rc = GW_PIN_ERROR;
+	json_t *all;
+	bool dirty;
+	int lfd;
+
+	pthread_mutex_lock(&pin_lock);
+	if ((all = pins_load(path)) == NULL)
+		goto out;
+	rc = pin_in(all, server, tool, fp, &dirty);
+	if (!dirty)
+		goto out;
+	/* A change: read again, decide and write under the lock. */
+	json_decref(all);
+	all = NULL;
+	rc = GW_PIN_ERROR;
+	if ((lfd = pins_lock(path)) < 0)
+		goto out;
+	if ((all = pins_load(path)) != NULL) {
+		rc = pin_in(all, server, tool, fp, &dirty);
+		if (dirty && !pins_save(path, all))
 			rc = GW_PIN_ERROR;
 	}
+	pins_unlock(lfd);
 out:
 	json_decref(all);
 	pthread_mutex_unlock(&pin_lock);
@@ -199,11 +257,16 @@ int
 gw_pin_approve(const char *path, const char *server, const char *tool,
     FILE *out)
 {
-	json_t *all, *t;
+	json_t *all = NULL, *t;
 	const char *pend;
-	int rc = 1;
+	int rc = 1, lfd;
 
 	pthread_mutex_lock(&pin_lock);
+	if ((lfd = pins_lock(path)) < 0) {
+		fprintf(stderr, "warden mcp: cannot lock the directory of %s: "
+		    "%s\n", path, strerror(errno));
+		goto out;
+	}
 	if ((all = pins_load(path)) == NULL) {
 		fprintf(stderr, "warden mcp: cannot read %s\n", path);
 		goto out;
@@ -227,6 +290,8 @@ gw_pin_approve(const char *path, const char *server, const char *tool,
 	rc = 0;
 out:
 	json_decref(all);
+	if (lfd >= 0)
+		pins_unlock(lfd);
 	pthread_mutex_unlock(&pin_lock);
 	return rc;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gateway/gw_int.h"
@@ -230,6 +231,53 @@ START_TEST(pins_first_seen_then_changed_until_approved)
 }
 END_TEST
 
+/*
+ * Processes that pin at the same moment (gateways, `warden mcp approve`)
+ * lose none of each other's pins: each one's read, change and write of
+ * the file is one step.  Six processes pin 25 tools each, all at once.
+ */
+START_TEST(pins_of_processes_at_once_are_all_kept)
+{
+	char dir[] = "/tmp/ut-pins.XXXXXX", path[256], fp[65];
+	pid_t kids[6];
+	size_t nk = sizeof(kids) / sizeof(kids[0]), per = 25;
+
+	ck_assert(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/mcp-pins.json", dir);
+	memset(fp, 'a', 64);
+	fp[64] = '\0';
+	for (size_t k = 0; k < nk; k++) {
+		if ((kids[k] = fork()) == 0) {
+			char tool[32];
+			int bad = 0;
+
+			for (size_t i = 0; i < per; i++) {
+				snprintf(tool, sizeof(tool), "t%zu-%zu", k, i);
+				bad += gw_pin_check(path, "s", tool, fp) != GW_PIN_OK;
+			}
+			_exit(bad == 0 ? 0 : 1);
+		}
+		ck_assert_int_gt(kids[k], 0);
+	}
+	for (size_t k = 0; k < nk; k++) {
+		int st;
+
+		ck_assert_int_eq(waitpid(kids[k], &st, 0), kids[k]);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	for (size_t k = 0; k < nk; k++)
+		for (size_t i = 0; i < per; i++) {
+			char tool[32];
+
+			snprintf(tool, sizeof(tool), "t%zu-%zu", k, i);
+			ck_assert_msg(gw_pin_status(path, "s", tool) == GW_PIN_OK,
+			    "the pin of %s was lost", tool);
+		}
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(path), 0);
+}
+END_TEST
+
 Suite *
 suite_mcp(void)
 {
@@ -241,6 +289,7 @@ suite_mcp(void)
 	tcase_add_test(tc, rpc_bounds_size_and_values);
 	tcase_add_test(tc, mcp_calls_share_the_session_with_chat);
 	tcase_add_test(tc, pins_first_seen_then_changed_until_approved);
+	tcase_add_test(tc, pins_of_processes_at_once_are_all_kept);
 	suite_add_tcase(s, tc);
 	return s;
 }
