@@ -401,12 +401,12 @@ worker_init(struct gw_server *srv, struct gw_worker *w, int idx, int fd)
 	/* libevent calls listen(fd, LISTEN_BACKLOG) here. */
 	w->listener = evconnlistener_new(w->base, accept_cb, w,
 	    LEV_OPT_CLOSE_ON_FREE, LISTEN_BACKLOG, fd);
-	w->grace_ev = evtimer_new(w->base, grace_cb, w);
-	w->up = gw_upstream_new(w->base);
 	if (w->listener == NULL) {
 		wd_error("cannot listen: %s", strerror(errno));
 		return WD_EIO;
 	}
+	w->grace_ev = evtimer_new(w->base, grace_cb, w);
+	w->up = gw_upstream_new(w->base);
 	if (w->bell_ev == NULL || w->grace_ev == NULL ||
 	    w->up == NULL || event_add(w->bell_ev, NULL) != 0)
 		return WD_ENOMEM;

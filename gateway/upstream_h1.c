@@ -17,9 +17,8 @@
  * gw_txn_flush_ended), which sends them together: the provider finds them
  * queued instead of being woken for each.  The turn's last one goes at
  * once: what its transaction does next (the request's digest) then runs
- * while the provider works.  Everything else (TLS, names
- * to resolve, proxies) stays with libcurl (upstream.c), behind the same
- * calls.
+ * while the provider works.  Everything else (TLS, names to resolve,
+ * proxies) stays with libcurl (upstream.c), behind the same calls.
  *
  * The answer is read by h1_parse.c, strictly.  A connection is reused
  * only after an answer framed exactly to its end with nothing after it;
@@ -107,8 +106,8 @@ struct h1_xfer {
 };
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
-static void due_drop(struct h1_xfer *x);
 static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
+static void due_drop(struct h1_xfer *x);
 
 struct h1_pool *
 h1_pool_new(struct event_base *base)
@@ -975,9 +974,6 @@ void
 h1_abort(struct gw_up_xfer *bx)
 {
 	struct h1_xfer *x = (struct h1_xfer *)bx;
-
-	if (x->due)
-		due_drop(x);
 
 	if (x->in_cb) {
 		x->aborted = true;	/* gone once the callback returns */
