@@ -309,6 +309,18 @@ openssl dgst -sha256 -verify "$TMP/audit.pem" -signature "$TMP/sig.der" \
     "$TMP/msg" | sed 's/^/   /'
 note "the TPM counter each checkpoint carries (a log put back from before is behind it):"
 "$B/warden" audit counter --tcti "$TCTI" | sed 's/^/   /'
+CTRV=$("$B/warden" audit counter --tcti "$TCTI" --value)
+"$B/warden" audit verify "$TMP/audit" --pubkey "$TMP/audit.pem" \
+    --tpm-counter "$CTRV" | sed 's/^/   with --tpm-counter '"$CTRV"': /'
+python3 audit/verify.py log "$TMP/audit" --pubkey "$TMP/audit.pem" \
+    --tpm-counter "$CTRV" | sed 's/^/   audit\/verify.py --tpm-counter '"$CTRV"': /'
+note "a copy of the log cut back to its first checkpoint (its newest records gone) verifies alone, but not against the counter:"
+mkdir -p "$TMP/rolled-back"
+FIRST=$(grep -n '"kind":"checkpoint"' "$TMP/audit/audit-000001.jsonl" | head -1 | cut -d: -f1)
+head -n "$FIRST" "$TMP/audit/audit-000001.jsonl" >"$TMP/rolled-back/audit-000001.jsonl"
+python3 audit/verify.py log "$TMP/rolled-back" | sed 's/^/   alone: /'
+python3 audit/verify.py log "$TMP/rolled-back" --pubkey "$TMP/audit.pem" \
+    --tpm-counter "$CTRV" | sed 's/^/   against the counter: /' || true
 note "record 3 is in the tree that checkpoint signs (an RFC 9162 inclusion proof):"
 "$B/warden" audit prove "$TMP/audit" 3 >"$TMP/proof.json"
 "$B/warden" audit verify-proof "$TMP/proof.json" --pubkey "$TMP/audit.pem" | sed 's/^/   /'
