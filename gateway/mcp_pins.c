@@ -8,8 +8,11 @@
  *
  * The pins live in one small JSON file, DIR/mcp-pins.json (DIR: the
  * rules' mcp_pins_dir, else audit.dir), mode 0600, replaced by rename so
- * that a reader never sees half of it.  Every process reads it afresh
- * for each check, so an approval counts on the next tools/list or call.
+ * that a reader never sees half of it.  A check looks at the file's
+ * identity (device, inode, size, times: every writer's rename, or an
+ * edit, changes it) and reads it again when it changed, so an approval
+ * counts on the next tools/list or call; else it reads the copy kept
+ * from last time, one stat(2) instead of a read and parse per call.
  * A change (a first pin, a pending definition, an approval) is read,
  * made and written under flock(2) on DIR, so that processes at the same
  * moment (gateways, `warden mcp approve`) lose none of each other's: a
@@ -31,6 +34,17 @@
 #define PIN_FILE_MAX (4u << 20)
 
 static pthread_mutex_t pin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The file as read last, under pin_lock; its tree is only read: a change
+ * is made on a tree read afresh under the flock. */
+static struct {
+	char path[4096];
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim, ctim;
+	json_t *j;
+} kept;
 
 void
 gw_pin_fingerprint(json_t *tool, char out[65])
@@ -67,25 +81,98 @@ gw_pin_path(const struct pol_snapshot *snap, const char *audit_dir,
 	    snap->mcp_pins_dir : audit_dir ? audit_dir : snap->audit.dir);
 }
 
-/* The file's pins, or a new empty object when it does not exist yet. */
+/* Refuse a pin file others may write: they could approve tools. */
+static bool
+pins_file_ok(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && (st->st_mode & 022) == 0 &&
+	    st->st_size <= PIN_FILE_MAX;
+}
+
+static bool
+same_file(const struct stat *st, const char *path)
+{
+	return kept.j != NULL && strcmp(kept.path, path) == 0 &&
+	    kept.dev == st->st_dev && kept.ino == st->st_ino &&
+	    kept.size == st->st_size &&
+	    kept.mtim.tv_sec == st->st_mtim.tv_sec &&
+	    kept.mtim.tv_nsec == st->st_mtim.tv_nsec &&
+	    kept.ctim.tv_sec == st->st_ctim.tv_sec &&
+	    kept.ctim.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+static void
+kept_drop(void)
+{
+	json_decref(kept.j);
+	kept.j = NULL;
+}
+
+/*
+ * The file's pins, read now (the caller's to change), or a new empty
+ * object when it does not exist yet; *st: what was read (st_ino 0: no
+ * file).  The checks are made on the file opened, not on the path.
+ */
 static json_t *
-pins_load(const char *path)
+pins_load_st(const char *path, struct stat *st)
 {
 	json_error_t je;
-	struct stat st;
 	json_t *j;
+	int fd;
 
-	if (stat(path, &st) != 0)
+	memset(st, 0, sizeof(*st));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		return errno == ENOENT ? json_object() : NULL;
-	/* Refuse a pin file others may write: they could approve tools. */
-	if (!S_ISREG(st.st_mode) || (st.st_mode & 022) != 0 ||
-	    st.st_size > PIN_FILE_MAX)
+	if (fstat(fd, st) != 0 || !pins_file_ok(st)) {
+		close(fd);
 		return NULL;
-	j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	}
+	j = json_loadfd(fd, JSON_REJECT_DUPLICATES, &je);
+	close(fd);
 	if (j != NULL && !json_is_object(j)) {
 		json_decref(j);
 		return NULL;
 	}
+	return j;
+}
+
+static json_t *
+pins_load(const char *path)
+{
+	struct stat st;
+
+	return pins_load_st(path, &st);
+}
+
+/* The pins to look at (a reference, not to be changed): the kept tree
+ * while the file is the one read last.  Under pin_lock. */
+static json_t *
+pins_look(const char *path)
+{
+	struct stat st;
+	json_t *j;
+
+	if (stat(path, &st) != 0) {
+		if (errno != ENOENT)
+			return NULL;
+		kept_drop();
+		return json_object();
+	}
+	if (!pins_file_ok(&st))
+		return NULL;
+	if (same_file(&st, path))
+		return json_incref(kept.j);
+	kept_drop();
+	if ((j = pins_load_st(path, &st)) == NULL || st.st_ino == 0 ||
+	    strlen(path) >= sizeof(kept.path))
+		return j;
+	snprintf(kept.path, sizeof(kept.path), "%s", path);
+	kept.dev = st.st_dev;
+	kept.ino = st.st_ino;
+	kept.size = st.st_size;
+	kept.mtim = st.st_mtim;
+	kept.ctim = st.st_ctim;
+	kept.j = json_incref(j);
 	return j;
 }
 
@@ -133,6 +220,7 @@ pins_save(const char *path, json_t *j)
 	ok = json_dumpfd(j, fd, JSON_INDENT(1) | JSON_SORT_KEYS) == 0 &&
 	    fsync(fd) == 0;
 	ok = close(fd) == 0 && ok;
+	kept_drop();
 	if (!ok || rename(tmp, path) != 0) {
 		unlink(tmp);
 		return false;
@@ -140,35 +228,35 @@ pins_save(const char *path, json_t *j)
 	return true;
 }
 
-/* The tool's state in all for a definition of fingerprint fp, changing
- * all (*dirty) where fp is new: a first pin, or a pending definition. */
+/* The tool's state in all for a definition of fingerprint fp; *change:
+ * fp is news to be written (a first pin, or a pending definition), which
+ * pin_write makes in all when it is not read-only. */
 static enum gw_pin_state
 pin_in(json_t *all, const char *server, const char *tool, const char *fp,
-    bool *dirty)
+    bool *change, bool write)
 {
-	json_t *srv, *t;
+	json_t *srv = json_object_get(all, server), *t;
 	const char *pinned, *pending;
 
-	*dirty = false;
-	if ((srv = json_object_get(all, server)) == NULL) {
-		srv = json_object();
-		json_object_set_new(all, server, srv);
-	}
+	*change = false;
 	t = json_object_get(srv, tool);
 	pinned = json_string_value(json_object_get(t, "pinned"));
 	if (pinned != NULL && strcmp(pinned, fp) == 0)
 		return GW_PIN_OK;
-	if (pinned == NULL) {
-		json_object_set_new(srv, tool, json_pack("{s:s}", "pinned", fp));
-		*dirty = true;
-		return GW_PIN_OK;
-	}
 	pending = json_string_value(json_object_get(t, "pending"));
-	if (pending == NULL || strcmp(pending, fp) != 0) {
-		json_object_set_new(t, "pending", json_string(fp));
-		*dirty = true;
+	*change = pinned == NULL || pending == NULL || strcmp(pending, fp) != 0;
+	if (*change && write) {
+		if (srv == NULL) {
+			srv = json_object();
+			json_object_set_new(all, server, srv);
+		}
+		if (pinned == NULL)
+			json_object_set_new(srv, tool, json_pack("{s:s}",
+			    "pinned", fp));
+		else
+			json_object_set_new(t, "pending", json_string(fp));
 	}
-	return GW_PIN_CHANGED;
+	return pinned == NULL ? GW_PIN_OK : GW_PIN_CHANGED;
 }
 
 enum gw_pin_state
@@ -181,9 +269,9 @@ gw_pin_check(const char *path, const char *server, const char *tool,
 	int lfd;
 
 	pthread_mutex_lock(&pin_lock);
-	if ((all = pins_load(path)) == NULL)
+	if ((all = pins_look(path)) == NULL)
 		goto out;
-	rc = pin_in(all, server, tool, fp, &dirty);
+	rc = pin_in(all, server, tool, fp, &dirty, false);
 	if (!dirty)
 		goto out;
 	/* A change: read again, decide and write under the lock. */
@@ -193,7 +281,7 @@ gw_pin_check(const char *path, const char *server, const char *tool,
 	if ((lfd = pins_lock(path)) < 0)
 		goto out;
 	if ((all = pins_load(path)) != NULL) {
-		rc = pin_in(all, server, tool, fp, &dirty);
+		rc = pin_in(all, server, tool, fp, &dirty, true);
 		if (dirty && !pins_save(path, all))
 			rc = GW_PIN_ERROR;
 	}
@@ -211,7 +299,7 @@ gw_pin_status(const char *path, const char *server, const char *tool)
 	json_t *all, *t;
 
 	pthread_mutex_lock(&pin_lock);
-	if ((all = pins_load(path)) != NULL) {
+	if ((all = pins_look(path)) != NULL) {
 		t = json_object_get(json_object_get(all, server), tool);
 		if (json_object_get(t, "pending") != NULL)
 			rc = GW_PIN_CHANGED;

@@ -220,6 +220,21 @@ START_TEST(pins_first_seen_then_changed_until_approved)
 	ck_assert_int_eq(gw_pin_approve(path, "s", "t", devnull), 0);
 	ck_assert_int_eq(gw_pin_check(path, "s", "t", fp2), GW_PIN_OK);
 	ck_assert_int_eq(gw_pin_status(path, "s", "t"), GW_PIN_OK);
+	/* The file edited in place (same inode): the next check reads it. */
+	{
+		char text[256];
+		FILE *f;
+
+		snprintf(text, sizeof(text), "{\"s\": {\"t\": {\"pinned\": "
+		    "\"%s\"}}}\n", fp1);
+		ck_assert_ptr_nonnull(f = fopen(path, "r+"));
+		ck_assert_int_eq(ftruncate(fileno(f), 0), 0);
+		ck_assert_int_eq(fputs(text, f) >= 0, 1);
+		ck_assert_int_eq(fclose(f), 0);
+		ck_assert_int_eq(gw_pin_check(path, "s", "t", fp2),
+		    GW_PIN_CHANGED);
+		ck_assert_int_eq(gw_pin_check(path, "s", "t", fp1), GW_PIN_OK);
+	}
 	/* A pin file others may write refuses everything. */
 	chmod(path, 0666);
 	ck_assert_int_eq(gw_pin_status(path, "s", "t"), GW_PIN_ERROR);
