@@ -121,7 +121,7 @@ pins_load_st(const char *path, struct stat *st)
 	int fd;
 
 	memset(st, 0, sizeof(*st));
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? json_object() : NULL;
 	if (fstat(fd, st) != 0 || !pins_file_ok(st)) {
 		close(fd);
