@@ -105,17 +105,6 @@ open_tpm(struct gw_paykeys *pk, struct sec_tpm **tpm, char *err,
 	return WD_OK;
 }
 
-/* The gateway's (it gave its TPM lock) flushes what dead processes left
- * when a command gave up on full slots (gw_tpm_close); a command's not. */
-static void
-close_tpm(const struct gw_paykeys *pk, struct sec_tpm *tpm)
-{
-	if (pk->tpm_lock != &pk->own_tpm_lock)
-		gw_tpm_close(tpm);
-	else
-		sec_tpm_close(tpm);
-}
-
 static void
 tenant_store(const struct gw_paykeys *pk, const char *tenant, char *out,
     size_t len)
@@ -181,7 +170,7 @@ ring_get(struct gw_paykeys *pk, const char *tenant, const char *month,
 				    "in the TPM", tenant, month);
 		}
 	}
-	close_tpm(pk, tpm);
+	gw_tpm_close(tpm);
 	pthread_mutex_unlock(pk->tpm_lock);
 	if (e == WD_OK)
 		e = sec_cache_put(pk->ring, id, slot, SEC_DKEY_LEN);
@@ -348,7 +337,7 @@ destroy(void *ctx, const char *tenant, const char *before, json_t *ids,
 			e = destroy_tenant(pk, tpm, names[i], before, ids, err,
 			    errlen);
 out:
-	close_tpm(pk, tpm);
+	gw_tpm_close(tpm);
 	pthread_mutex_unlock(pk->tpm_lock);
 	pthread_mutex_unlock(&pk->mu);
 	free(names);
@@ -450,7 +439,7 @@ hmac_key(void *ctx, const char *dir, unsigned char *key, char *err,
 out:
 	sec_cache_free(one);
 	sec_buf_free(&value);
-	close_tpm(pk, tpm);
+	gw_tpm_close(tpm);
 	pthread_mutex_unlock(pk->tpm_lock);
 	return e;
 }
