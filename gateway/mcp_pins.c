@@ -39,10 +39,7 @@ static pthread_mutex_t pin_lock = PTHREAD_MUTEX_INITIALIZER;
  * is made on a tree read afresh under the flock. */
 static struct {
 	char path[4096];
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtim, ctim;
+	struct stat st;			/* its identity, as read */
 	json_t *j;
 } kept;
 
@@ -93,12 +90,12 @@ static bool
 same_file(const struct stat *st, const char *path)
 {
 	return kept.j != NULL && strcmp(kept.path, path) == 0 &&
-	    kept.dev == st->st_dev && kept.ino == st->st_ino &&
-	    kept.size == st->st_size &&
-	    kept.mtim.tv_sec == st->st_mtim.tv_sec &&
-	    kept.mtim.tv_nsec == st->st_mtim.tv_nsec &&
-	    kept.ctim.tv_sec == st->st_ctim.tv_sec &&
-	    kept.ctim.tv_nsec == st->st_ctim.tv_nsec;
+	    kept.st.st_dev == st->st_dev && kept.st.st_ino == st->st_ino &&
+	    kept.st.st_size == st->st_size &&
+	    kept.st.st_mtim.tv_sec == st->st_mtim.tv_sec &&
+	    kept.st.st_mtim.tv_nsec == st->st_mtim.tv_nsec &&
+	    kept.st.st_ctim.tv_sec == st->st_ctim.tv_sec &&
+	    kept.st.st_ctim.tv_nsec == st->st_ctim.tv_nsec;
 }
 
 static void
@@ -167,11 +164,7 @@ pins_look(const char *path)
 	    strlen(path) >= sizeof(kept.path))
 		return j;
 	snprintf(kept.path, sizeof(kept.path), "%s", path);
-	kept.dev = st.st_dev;
-	kept.ino = st.st_ino;
-	kept.size = st.st_size;
-	kept.mtim = st.st_mtim;
-	kept.ctim = st.st_ctim;
+	kept.st = st;
 	kept.j = json_incref(j);
 	return j;
 }
@@ -229,8 +222,9 @@ pins_save(const char *path, json_t *j)
 }
 
 /* The tool's state in all for a definition of fingerprint fp; *change:
- * fp is news to be written (a first pin, or a pending definition), which
- * pin_write makes in all when it is not read-only. */
+ * fp is news to be written (a first pin, or a pending definition), made
+ * in all when write is true (all is then the caller's, read under the
+ * flock). */
 static enum gw_pin_state
 pin_in(json_t *all, const char *server, const char *tool, const char *fp,
     bool *change, bool write)

@@ -318,8 +318,7 @@ sec_tpm_reclaim(const char *tcti, unsigned *objects, unsigned *sessions,
 	if ((e = sec_tpm_open(tcti, &t, err, errlen)) != WD_OK)
 		return e;
 	for (int k = 0; k < 2; k++)
-		if (!list_handles(t, kinds[k], &stale[k]))
-			stale[k].n = 0;
+		(void)list_handles(t, kinds[k], &stale[k]);	/* none on error */
 	for (long waited = 0; (stale[0].n > 0 || stale[1].n > 0) &&
 	    waited < SEC_TPM_BUSY_MS; waited += RECLAIM_STEP_MS) {
 		sec_sleep_ms(RECLAIM_STEP_MS);
