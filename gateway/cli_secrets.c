@@ -331,6 +331,28 @@ unseal_one(struct sec_tpm *tpm, struct sopts *o, const char *name,
 	return e;
 }
 
+/*
+ * What seal, rotate and import-key check before they touch the TPM: the
+ * name is not one of warden's own, and the process cannot be traced or
+ * dumped while the value is in its memory.  0, or the exit status.
+ */
+static int
+may_write(const struct sopts *o)
+{
+	char err[512];
+
+	if (o->name[0] == '.') {
+		fprintf(stderr, "warden secrets: names beginning with '.' are "
+		    "reserved for warden's own keys\n");
+		return 1;
+	}
+	if (sec_harden_process(err, sizeof(err)) != WD_OK) {
+		fprintf(stderr, "warden secrets: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
 static int
 cmd_seal(int argc, char **argv, enum sec_mode mode)
 {
@@ -347,18 +369,9 @@ cmd_seal(int argc, char **argv, enum sec_mode mode)
 
 	if ((rc = parse(argc, argv, true, true, &o)) != 0)
 		return rc;
-	if ((rc = resolve(&o, true)) != 0)
+	if ((rc = resolve(&o, true)) != 0 || (rc = may_write(&o)) != 0)
 		goto out;
 	rc = 1;
-	if (o.name[0] == '.') {
-		fprintf(stderr, "warden secrets: names beginning with '.' are "
-		    "reserved for warden's own keys\n");
-		goto out;
-	}
-	if (sec_harden_process(err, sizeof(err)) != WD_OK) {
-		fprintf(stderr, "warden secrets: %s\n", err);
-		goto out;
-	}
 	/* Refuse before asking for a value that could not be stored. */
 	switch (sec_stat(o.store, o.name, &old, err, sizeof(err))) {
 	case WD_OK:
@@ -430,6 +443,7 @@ out:
 static int
 cmd_import_key(int argc, char **argv)
 {
+	struct change change = { 0 };
 	struct sec_buf value = { 0 };
 	struct sec_tpm *tpm = NULL;
 	struct sopts o;
@@ -439,25 +453,26 @@ cmd_import_key(int argc, char **argv)
 
 	if ((rc = parse(argc, argv, true, false, &o)) != 0)
 		return rc;
-	if ((rc = resolve(&o, true)) != 0)
+	if ((rc = resolve(&o, true)) != 0 || (rc = may_write(&o)) != 0)
 		goto out;
 	rc = 1;
-	if (o.name[0] == '.') {
-		fprintf(stderr, "warden secrets: names beginning with '.' are "
-		    "reserved for warden's own keys\n");
-		goto out;
-	}
-	if (sec_harden_process(err, sizeof(err)) != WD_OK) {
-		fprintf(stderr, "warden secrets: %s\n", err);
-		goto out;
-	}
+	sec_set_event_hook(on_event, &change);
 	if (sec_tpm_open(o.tcti, &tpm, err, sizeof(err)) != WD_OK ||
 	    read_value(o.name, &value, &len, err, sizeof(err)) != WD_OK ||
 	    sec_key_import(tpm, o.store, o.name, value.p, len, err,
 	    sizeof(err)) != WD_OK) {
 		fprintf(stderr, "warden secrets: import-key %s: %s\n", o.name, err);
+		sec_buf_free(&value);	/* wipes the PEM */
+		gw_tpm_close(tpm);	/* the record's checkpoint opens it */
+		tpm = NULL;
+		(void)record_change(&o, &change, NULL);
 		goto out;
 	}
+	sec_buf_free(&value);
+	gw_tpm_close(tpm);
+	tpm = NULL;
+	if (!record_change(&o, &change, json_pack("{s:s}", "key", "RSA-2048")))
+		goto out;
 	printf("imported %s (RSA-2048, signs RS256 inside the TPM only; wipe "
 	    "the PEM file)\n", o.name);
 	rc = 0;

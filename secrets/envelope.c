@@ -50,6 +50,8 @@ sec_event_name(enum sec_event_kind kind)
 		return "secret_remove";
 	case SEC_EV_UNSEAL:
 		return "secret_unseal";
+	case SEC_EV_IMPORT:
+		return "secret_import";
 	}
 	return "secret_unknown";
 }

@@ -13,6 +13,9 @@
  * object is not fixedTPM/fixedParent (an imported object cannot be,
  * TPM-NOTES); nothing but this TPM can load the stored blob.
  *
+ * Each import, done or refused, is handed to the event hook (the CLI
+ * records it as `secret_import`).
+ *
  * The duplicate crosses to the TPM without an outer wrapper, once, at
  * import; a bus sniffer at that moment would see it.  Import on the
  * host itself (not over a network TCTI).
@@ -59,7 +62,7 @@ sec_key_import(struct sec_tpm *t, const char *store, const char *name,
 
 	if (sec_stat(store, name, &m, err, errlen) == WD_OK) {
 		sec_errf(err, errlen, "'%s' exists already", name);
-		return WD_EINVAL;
+		goto out;
 	}
 	if (pemlen > 65536 || (bio = BIO_new_mem_buf(pem, (int)pemlen)) == NULL ||
 	    (key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL ||
@@ -124,6 +127,8 @@ out:
 	BN_free(e);
 	EVP_PKEY_free(key);
 	BIO_free(bio);
+	/* Tried or done, the change goes to the audit log (cli_secrets.c). */
+	sec_event_emit(SEC_EV_IMPORT, name, rc, err);
 	return rc;
 }
 

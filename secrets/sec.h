@@ -370,6 +370,7 @@ enum sec_event_kind {
 	SEC_EV_ROTATE,
 	SEC_EV_REMOVE,
 	SEC_EV_UNSEAL,
+	SEC_EV_IMPORT,			/* sec_key_import */
 };
 
 struct sec_event {
@@ -380,10 +381,10 @@ struct sec_event {
 };
 
 /*
- * Hand every seal, rotate, rm and unseal to fn.  `warden secrets`
- * (gateway/cli_secrets.c) installs it and records seal, rotate and rm in
- * the audit log (through its inbox); the gateway does not, as its own
- * unseals are not changes.  Set once, before use; fn runs on the calling
+ * Hand every seal, rotate, rm, import and unseal to fn.  `warden
+ * secrets` (gateway/cli_secrets.c) installs it and records seal, rotate,
+ * rm and import-key in the audit log (through its inbox); the gateway
+ * does not, as its own unseals are not changes.  Set once, before use; fn runs on the calling
  * thread.
  */
 void sec_set_event_hook(void (*fn)(const struct sec_event *ev, void *arg),

@@ -293,6 +293,41 @@ START_TEST(secrets_changes_and_purges_are_recorded_with_or_without_a_gateway)
 	ck_assert_msg(rc == 0, "%s", out);
 	free(out);
 	ck_assert(it_file_contains(seg, "\"kind\":\"secret_remove\""));
+	/* An RSA key imported into the TPM is a change as well: recorded,
+	 * and so is an import refused because the name exists.  Neither
+	 * record holds any of the PEM. */
+	rc = run(&out, "cd %s && openssl genpkey -algorithm RSA -pkeyopt "
+	    "rsa_keygen_bits:2048 -out rec-sa.pem 2>&1", it_tmpdir());
+	ck_assert_msg(rc == 0, "%s", out);
+	free(out);
+	for (int i = 0; i < 2; i++) {
+		rc = run(&out, "%s secrets import-key c-rec-sa --store %s --tcti "
+		    "'%s' --audit-dir %s < %s/rec-sa.pem", getenv("WARDEN_BIN"),
+		    store, tcti, adir, it_tmpdir());
+		ck_assert_msg(i == 0 ? rc == 0 : rc != 0, "%d: %s", i, out);
+		ck_assert_msg(strstr(out, "queued") == NULL, "%s", out);
+		free(out);
+	}
+	ck_assert(it_file_contains(seg, "\"key\":\"RSA-2048\",\"kind\":"
+	    "\"secret_import\",\"name\":\"c-rec-sa\""));
+	ck_assert(it_file_contains(seg, "\"error\":\"'c-rec-sa' exists "
+	    "already\""));
+	{
+		char pem[8192], line[128];
+		FILE *f;
+
+		snprintf(pem, sizeof(pem), "%s/rec-sa.pem", it_tmpdir());
+		ck_assert((f = fopen(pem, "r")) != NULL);
+		/* Each base64 line of the key, none of them in the log. */
+		while (fgets(line, sizeof(line), f) != NULL) {
+			line[strcspn(line, "\n")] = '\0';
+			if (line[0] != '-' && strlen(line) > 16)
+				ck_assert_msg(!it_file_contains(seg, line),
+				    "PEM line in the log: %s", line);
+		}
+		fclose(f);
+		unlink(pem);
+	}
 	/* What is not a valid event is set aside, and the chain says so. */
 	{
 		char bad[400];
