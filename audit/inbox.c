@@ -35,7 +35,7 @@
 /* The kinds another process may put into the chain. */
 static const char *const kinds[] = {
 	"purge", "secret_seal", "secret_rotate", "secret_remove",
-	"secret_import",
+	"secret_import", "mcp_pin_approved",
 };
 
 /* Members only the writer sets: an event must not bring its own. */

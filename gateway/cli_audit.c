@@ -182,23 +182,14 @@ cmd_purge(int argc, char **argv)
 		    "payloads", (json_int_t)files);
 		if (k.tenant != NULL)
 			json_object_set_new(rec, "tenant", json_string(k.tenant));
-		struct gw_cli_signer *cs = NULL;
-		char serr[512] = "";
-		bool appended = false;
-
 		/* No gateway holding the log: appended and signed here, as the
 		 * gateway would (the payload keys closed their TPM use). */
-		if (gw_cli_signer_new(k.tcti, k.store, k.auth_file, k.snap, &cs,
-		    serr, sizeof(serr)) != WD_OK)
-			cs = NULL;
-		if (aud_post_event_direct(dir, rec, 5000, gw_cli_signer_direct(cs),
-		    &in_chain, &appended, err, sizeof(err)) != WD_OK) {
+		if (gw_cli_record(dir, rec, k.tcti, k.store, k.auth_file, k.snap,
+		    "warden audit purge", &in_chain, err, sizeof(err)) != WD_OK) {
 			fprintf(stderr, "warden audit purge: done, but not recorded: "
 			    "%s\n", err);
 			e = e == WD_OK ? WD_EIO : e;
-		} else if (appended)
-			gw_cli_signer_report(cs, serr, "warden audit purge");
-		gw_cli_signer_free(cs);
+		}
 	}
 	for (size_t i = 0; i < json_array_size(ids); i++) {
 		json_t *id = json_array_get(ids, i);

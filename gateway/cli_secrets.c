@@ -274,28 +274,12 @@ record_change(const struct sopts *o, const struct change *c, json_t *extra)
 	json_decref(extra);
 	/* With no gateway holding the log, this command appends and signs
 	 * the record itself (the TPM is closed by now). */
-	{
-		struct gw_cli_signer *cs = NULL;
-		const char *af = o->auth_file ? o->auth_file :
-		    o->snap ? o->snap->secrets.auth_file : NULL;
-		char serr[512] = "";
-		bool appended = false;
-		enum wd_err e;
-
-		if (gw_cli_signer_new(o->tcti, o->store, af, o->snap, &cs, serr,
-		    sizeof(serr)) != WD_OK)
-			cs = NULL;
-		e = aud_post_event_direct(o->audit_dir, rec, 5000,
-		    gw_cli_signer_direct(cs), &in_chain, &appended, err,
-		    sizeof(err));
-		if (e == WD_OK && appended)
-			gw_cli_signer_report(cs, serr, "warden secrets");
-		gw_cli_signer_free(cs);
-		if (e != WD_OK) {
-			fprintf(stderr, "warden secrets: NOT recorded in the audit "
-			    "log: %s\n", err);
-			return false;
-		}
+	if (gw_cli_record(o->audit_dir, rec, o->tcti, o->store, o->auth_file ?
+	    o->auth_file : o->snap ? o->snap->secrets.auth_file : NULL, o->snap,
+	    "warden secrets", &in_chain, err, sizeof(err)) != WD_OK) {
+		fprintf(stderr, "warden secrets: NOT recorded in the audit log: "
+		    "%s\n", err);
+		return false;
 	}
 	if (!in_chain)
 		fprintf(stderr, "warden secrets: record queued in %s/inbox (taken "

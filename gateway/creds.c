@@ -530,9 +530,9 @@ gw_counter_init(struct gw_server *srv, const struct pol_snapshot *snap,
 /* ---- the CLI as the log's writer for a moment (issue 11) ---- */
 
 /*
- * `warden secrets seal|rotate|rm` and `warden audit purge` append their
- * record themselves when no gateway holds the log (audit/inbox.c).  They
- * then sign the closing checkpoint as the gateway would: the same TPM
+ * `warden secrets seal|rotate|rm|import-key`, `warden audit purge` and
+ * `warden mcp approve` append their record themselves when no gateway
+ * holds the log (gw_cli_record, audit/inbox.c).  They then sign the closing checkpoint as the gateway would: the same TPM
  * key, its auth value, and the TPM counter bumped and carried, so the
  * next start of the gateway finds the log level with the counter.  The
  * TPM is opened for each use, after the command closed its own.
@@ -616,8 +616,10 @@ cli_counter_next(void *ctx, bool bump, uint64_t *value)
 	return WD_OK;
 }
 
-enum wd_err
-gw_cli_signer_new(const char *tcti, const char *store, const char *auth_file,
+static void signer_free(struct gw_cli_signer *s);
+
+static enum wd_err
+signer_new(const char *tcti, const char *store, const char *auth_file,
     const struct pol_snapshot *snap, struct gw_cli_signer **out, char *err,
     size_t errlen)
 {
@@ -650,7 +652,7 @@ gw_cli_signer_new(const char *tcti, const char *store, const char *auth_file,
 	    (s->store = strdup(store)) == NULL ||
 	    (s->auth_file = strdup(auth_file)) == NULL) {
 		free(pem);
-		gw_cli_signer_free(s);
+		signer_free(s);
 		return WD_ENOMEM;
 	}
 	s->signer = (struct aud_signer){ .sign = cli_sign, .ctx = s,
@@ -669,21 +671,8 @@ gw_cli_signer_new(const char *tcti, const char *store, const char *auth_file,
 	return WD_OK;
 }
 
-const struct aud_direct *
-gw_cli_signer_direct(const struct gw_cli_signer *s)
-{
-	return s != NULL ? &s->direct : NULL;
-}
-
-bool
-gw_cli_signer_signed(const struct gw_cli_signer *s, const char **why)
-{
-	*why = s != NULL && s->err[0] != '\0' ? s->err : "not signed";
-	return s != NULL && s->signed_ok;
-}
-
-void
-gw_cli_signer_free(struct gw_cli_signer *s)
+static void
+signer_free(struct gw_cli_signer *s)
 {
 	if (s == NULL)
 		return;
@@ -694,13 +683,15 @@ gw_cli_signer_free(struct gw_cli_signer *s)
 	free(s);
 }
 
-void
-gw_cli_signer_report(const struct gw_cli_signer *s, const char *setup_err,
+/* After a direct append: say on stderr when no checkpoint signs it, why
+ * (setup_err when s is NULL), and what follows for verification. */
+static void
+signer_report(const struct gw_cli_signer *s, const char *setup_err,
     const char *prog)
 {
-	const char *why;
+	const char *why = s != NULL && s->err[0] != '\0' ? s->err : "not signed";
 
-	if (gw_cli_signer_signed(s, &why))
+	if (s != NULL && s->signed_ok)
 		return;
 	/* Appended, yet unsigned: the log is legitimate but cannot prove it
 	 * until a gateway signs it in; the operator must know. */
@@ -713,4 +704,27 @@ gw_cli_signer_report(const struct gw_cli_signer *s, const char *setup_err,
 	    "signing key's auth value (-c FILE, or --tcti, --store and "
 	    "--auth-file)\n", prog, s == NULL && setup_err != NULL ? setup_err :
 	    why);
+}
+
+enum wd_err
+gw_cli_record(const char *dir, json_t *rec, const char *tcti,
+    const char *store, const char *auth_file,
+    const struct pol_snapshot *snap, const char *prog, bool *in_chain,
+    char *err, size_t errlen)
+{
+	struct gw_cli_signer *s = NULL;
+	char serr[512] = "";
+	bool appended = false;
+	enum wd_err e;
+
+	*in_chain = false;
+	if (signer_new(tcti, store, auth_file, snap, &s, serr, sizeof(serr)) !=
+	    WD_OK)
+		s = NULL;
+	e = aud_post_event_direct(dir, rec, 5000, s != NULL ? &s->direct : NULL,
+	    in_chain, &appended, err, errlen);
+	if (e == WD_OK && appended)
+		signer_report(s, serr, prog);
+	signer_free(s);
+	return e;
 }

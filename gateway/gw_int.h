@@ -210,24 +210,20 @@ const char *gw_auth_file(const struct gw_server *srv,
 enum wd_err gw_counter_init(struct gw_server *srv,
     const struct pol_snapshot *snap, struct aud_counter *out, json_t **start);
 /*
- * The CLI's signer when it appends to a log no gateway holds (creds.c):
- * the gateway's TPM key with its auth value, and the TPM counter.  Fails
- * (err says why) without a TPM, a store with the key, or the auth value.
+ * A command's event (rec: ownership moves here) into the chain of the
+ * log in dir (audit/inbox.c): through the inbox when a gateway holds the
+ * log, else appended here and signed as the gateway would, with its TPM
+ * key, the key's auth value and the TPM counter (creds.c).  Without a
+ * TPM, a store with the key or the auth value it is appended unsigned,
+ * and prog says so on stderr, with what follows for verification.
  * snap may be NULL (then the default counter index, and the interval of
- * the log's last checkpoint).
+ * the log's last checkpoint).  WD_OK: recorded; *in_chain false: queued
+ * in the inbox for the gateway to take.
  */
-struct gw_cli_signer;
-enum wd_err gw_cli_signer_new(const char *tcti, const char *store,
-    const char *auth_file, const struct pol_snapshot *snap,
-    struct gw_cli_signer **out, char *err, size_t errlen);
-const struct aud_direct *gw_cli_signer_direct(const struct gw_cli_signer *s);
-/* Whether a checkpoint was signed; *why: the last failure otherwise. */
-bool gw_cli_signer_signed(const struct gw_cli_signer *s, const char **why);
-void gw_cli_signer_free(struct gw_cli_signer *s);
-/* After a direct append: say on stderr when no checkpoint signs it, why
- * (setup_err when s is NULL), and what follows for verification. */
-void gw_cli_signer_report(const struct gw_cli_signer *s,
-    const char *setup_err, const char *prog);
+enum wd_err gw_cli_record(const char *dir, json_t *rec, const char *tcti,
+    const char *store, const char *auth_file,
+    const struct pol_snapshot *snap, const char *prog, bool *in_chain,
+    char *err, size_t errlen);
 
 /* ---- witnesses (witness.c) ---- */
 

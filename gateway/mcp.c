@@ -20,7 +20,8 @@
  * record (chat and MCP calls in order), and committed to the session
  * when it is forwarded: the labels of its tool are in the session from
  * then on, for later chat and MCP calls alike.  Each tools/call leaves
- * one audit record (kind mcp_call).
+ * one audit record (kind mcp_call), each tools/list one (mcp_list: the
+ * tools it hid and why, the definitions it pinned or set pending).
  */
 #include "gateway/gw_int.h"
 #include "gateway/gw_detect.h"
@@ -33,6 +34,9 @@
 #include <strings.h>
 
 #define MCP_MAX_SSE_EVENT GW_MCP_MAX_BODY
+/* A tools/list record names at most this many hidden tools (and counts
+ * the rest): a server may list thousands. */
+#define MCP_LOG_HIDDEN_MAX 64
 
 struct mcp_txn {
 	struct gw_conn *conn;		/* NULL once the client left */
@@ -66,7 +70,8 @@ struct mcp_txn {
 	char args_hmac[AUD_HASH_HEX + 1];
 	char result_hmac[AUD_HASH_HEX + 1];
 	bool is_list;
-	json_t *log;			/* hidden tools, refused requests */
+	bool recorded;			/* its one record is written */
+	json_t *log;			/* hidden tools, pins, refused requests */
 	/* Content detection (issue 20): the arguments before the decision,
 	 * the result on its way back. */
 	struct gw_detect det;
@@ -112,7 +117,7 @@ rpc_error(struct gw_conn *c, int status, json_t *id, int code,
 	free(text);
 }
 
-/* ---- the audit record of a tools/call ---- */
+/* ---- the audit record of a tools/call or tools/list ---- */
 
 /* Which detectors fired on the arguments (and the result), how often:
  * never what they found. */
@@ -138,13 +143,14 @@ detections_json(const struct mcp_txn *t, json_t *rec)
 }
 
 static void
-record_call(struct mcp_txn *t, const char *verdict, const char *rule,
+record_mcp(struct mcp_txn *t, const char *verdict, const char *rule,
     const char *why)
 {
 	json_t *rec;
 
-	if (t->srv->audit == NULL)
+	if (t->recorded || t->srv->audit == NULL)
 		return;
+	t->recorded = true;
 	/* A result the answer detectors withheld: the client got an error,
 	 * not what the server answered. */
 	if (t->res_code != NULL && strcmp(verdict, "allow") == 0) {
@@ -152,25 +158,45 @@ record_call(struct mcp_txn *t, const char *verdict, const char *rule,
 		rule = t->res_code;
 		why = t->res_msg;
 	}
-	rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:s,s:s,s:s?,"
+	/* A listing that lost tools on its way to the client. */
+	if (t->is_list && strcmp(verdict, "allow") == 0 && t->log != NULL &&
+	    json_array_size(json_object_get(t->log, "hidden_tools")) > 0)
+		verdict = "modify";
+	rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:s,s:s?,s:s?,"
 	    "s:s?,s:s?,s:s?,s:i}",
-	    "kind", "mcp_call", "format", "mcp", "request_id", t->reqid,
+	    "kind", t->is_list ? "mcp_list" : "mcp_call", "format", "mcp",
+	    "request_id", t->reqid,
 	    "policy_version", t->snap->version, "tenant", t->tenant->id,
 	    "agent", t->agent->id, "session", t->session[0] ? t->session : NULL,
 	    "server", t->m->id, "server_country", t->m->country,
-	    "tool", t->tool, "agent_tool", t->agent_tool,
+	    "tool", t->is_list ? NULL : t->tool, "agent_tool", t->agent_tool,
 	    "verdict", verdict, "rule", rule, "message", why,
 	    "status", t->status);
 	if (rec == NULL)
 		return;
-	json_object_set_new(rec, "arguments_hmac", t->args_hmac[0] ?
-	    json_string(t->args_hmac) : json_null());
-	json_object_set_new(rec, "result_hmac", t->result_hmac[0] ?
-	    json_string(t->result_hmac) : json_null());
+	if (!t->is_list) {
+		json_object_set_new(rec, "arguments_hmac", t->args_hmac[0] ?
+		    json_string(t->args_hmac) : json_null());
+		json_object_set_new(rec, "result_hmac", t->result_hmac[0] ?
+		    json_string(t->result_hmac) : json_null());
+	}
 	if (t->log != NULL)
 		json_object_set(rec, "mcp", t->log);
 	detections_json(t, rec);
 	(void)aud_append(t->srv->audit, rec);
+}
+
+/*
+ * The record of a call or a listing that was forwarded, written before
+ * the client gets the answer it describes (the server's response, an
+ * error in its place), as for chat: a kill -9 cannot leave an answered
+ * call without its record.  Once only; why: what went wrong, or NULL.
+ */
+static void
+record_answer(struct mcp_txn *t, const char *why)
+{
+	if (t->is_call || t->is_list)
+		record_mcp(t, "allow", NULL, why);
 }
 
 static void
@@ -353,29 +379,37 @@ decide_call(struct mcp_txn *t, const char **rule, char *msg, size_t msglen)
 	return false;
 }
 
-/* tools/list result: keep the tools the agent may call, as pinned. */
+/*
+ * tools/list result: keep the tools the agent may call, as pinned.  Its
+ * record says which it hid and why, and which definitions this listing
+ * pinned (first seen) or set pending (changed): the log, not only the
+ * pin file, tells which definition was trusted from when.
+ */
 static void
 filter_list(struct mcp_txn *t, json_t *result)
 {
-	json_t *tools = json_object_get(result, "tools"), *hidden;
+	json_t *tools = json_object_get(result, "tools"), *hidden, *pins;
 	uint64_t ever = reachable(t->agent);
+	size_t more = 0;
 
 	if (!json_is_array(tools))
 		return;
 	hidden = json_array();
+	pins = json_array();
 	for (size_t i = 0; i < json_array_size(tools); ) {
 		json_t *tool = json_array_get(tools, i);
 		const char *name = json_string_value(json_object_get(tool, "name"));
 		const char *at = name ? pol_mcp_agent_tool(t->m, name) : NULL;
 		int idx = at ? pol_tool_index(t->agent, at) : -1;
 		const char *why = NULL;
+		bool wrote = false;
 		char fp[65];
 
 		if (idx < 0 || !(ever & (1ull << idx)))
 			why = "not a tool the agent may call";
 		else {
 			gw_pin_fingerprint(tool, fp);
-			switch (gw_pin_check(t->pins, t->m->id, name, fp)) {
+			switch (gw_pin_check(t->pins, t->m->id, name, fp, &wrote)) {
 			case GW_PIN_OK:
 				break;
 			case GW_PIN_CHANGED:
@@ -385,17 +419,29 @@ filter_list(struct mcp_txn *t, json_t *result)
 				why = "the pin file cannot be written";
 			}
 		}
+		if (wrote)
+			json_array_append_new(pins, json_pack("{s:s,s:s,s:s}",
+			    "tool", name, "state", why == NULL ? "pinned" :
+			    "pending", "fingerprint", fp));
 		if (why == NULL) {
 			i++;
 			continue;
 		}
-		json_array_append_new(hidden, json_pack("{s:s,s:s}", "tool",
-		    name ? name : "?", "why", why));
+		if (json_array_size(hidden) < MCP_LOG_HIDDEN_MAX)
+			json_array_append_new(hidden, json_pack("{s:s,s:s}",
+			    "tool", name == NULL ? "?" : strlen(name) > 128 ?
+			    "(a name longer than 128 bytes)" : name, "why", why));
+		else
+			more++;
 		json_array_remove(tools, i);
 	}
 	if (t->log == NULL)
 		t->log = json_object();
 	json_object_set_new(t->log, "hidden_tools", hidden);
+	if (more > 0)
+		json_object_set_new(t->log, "hidden_more",
+		    json_integer((json_int_t)more));
+	json_object_set_new(t->log, "pins", pins);
 }
 
 /* Answer a refused server request on the server's side. */
@@ -578,6 +624,7 @@ server_message(struct mcp_txn *t, struct gw_rpc *sm)
 		digest_of(t, sm->result ? sm->result : sm->error, t->result_hmac);
 	if (t->is_call && sm->result != NULL)
 		withhold_result(t, sm);
+	record_answer(t, NULL);
 	return true;
 }
 
@@ -753,6 +800,7 @@ finish_json(struct mcp_txn *t)
 
 	if (len == 0 && t->status >= 200 && t->status < 300) {
 		/* 202 Accepted for notifications and responses. */
+		record_answer(t, NULL);
 		gw_metrics_request("mcp", t->status);
 		gw_respond(t->conn, t->status, "application/json",
 		    t->sess_id[0] ? &h : NULL, t->sess_id[0] ? 1 : 0, "", 0);
@@ -761,19 +809,24 @@ finish_json(struct mcp_txn *t)
 	if (gw_rpc_read(body, len, &sm, &code, why, sizeof(why)) != WD_OK) {
 		/* Not a message: a plain HTTP error (404 for an unknown
 		 * session) keeps its status, without the server's bytes. */
-		if (t->status >= 400 && t->status < 500)
+		if (t->status >= 400 && t->status < 500) {
+			record_answer(t, "the MCP server answered with an error");
 			rpc_error(t->conn, t->status, t->msg.id, GW_RPC_INVALID,
 			    "mcp_server_error", "the MCP server answered %d",
 			    t->status);
-		else
+		} else {
+			t->status = 502;
+			record_answer(t, "the MCP server's answer cannot be read");
 			rpc_error(t->conn, 502, t->msg.id, GW_RPC_INVALID,
 			    "bad_upstream_response", "the MCP server's answer is not "
 			    "one JSON-RPC message: %s", why);
-		t->status = 502;
+		}
 		return;
 	}
 	if (!server_message(t, &sm)) {
 		gw_rpc_clear(&sm);
+		t->status = 502;
+		record_answer(t, "the MCP server answered with a refused request");
 		rpc_error(t->conn, 502, t->msg.id, GW_RPC_POLICY, "mcp_refused",
 		    "the MCP server answered with a request the agent's rules "
 		    "refuse");
@@ -799,8 +852,7 @@ on_done(void *arg, enum wd_err err, const char *detail)
 
 	t->x = NULL;
 	if (c == NULL) {
-		if (t->is_call)
-			record_call(t, "allow", NULL, "the client left");
+		record_answer(t, "the client left");
 		txn_free(t);
 		return;
 	}
@@ -810,20 +862,19 @@ on_done(void *arg, enum wd_err err, const char *detail)
 			wd_warn("mcp %s: stream from server '%s' ended badly: %s",
 			    t->reqid, t->m->id, t->failed ? "unreadable event" :
 			    detail ? detail : "cut");
-		if (t->is_call)
-			record_call(t, "allow", NULL, NULL);
+		/* Written already if the response came; else how it ended. */
+		record_answer(t, err != WD_OK || t->failed ? "the MCP server's "
+		    "stream broke off" : NULL);
 		gw_respond_end(c, err != WD_OK || t->failed);
 	} else if (err != WD_OK) {
 		t->status = 502;
-		if (t->is_call)
-			record_call(t, "allow", NULL, "the MCP server failed");
+		record_answer(t, "the MCP server failed");
 		rpc_error(c, 502, t->msg.id, GW_RPC_INVALID, "mcp_upstream_error",
 		    "MCP server '%s' cannot be reached: %s", t->m->id,
 		    detail ? detail : wd_strerror(err));
 	} else {
-		finish_json(t);
-		if (t->is_call)
-			record_call(t, "allow", NULL, NULL);
+		finish_json(t);		/* records before it answers */
+		record_answer(t, NULL);	/* (out of memory there) */
 	}
 	txn_free(t);
 }
@@ -837,10 +888,8 @@ client_gone(void *arg)
 	if (t->x != NULL) {
 		gw_up_abort(t->x);
 		t->x = NULL;
-		if (t->is_call) {
-			t->status = 499;
-			record_call(t, "allow", NULL, "the client left");
-		}
+		t->status = 499;
+		record_answer(t, "the client left");
 		txn_free(t);
 	}
 }
@@ -1086,7 +1135,7 @@ refuse_call(struct mcp_txn *t, struct gw_conn *c, int status,
 	va_end(ap);
 	t->agent_tool = pol_mcp_agent_tool(t->m, t->tool);
 	t->status = status;
-	record_call(t, "deny", rule, msg);
+	record_mcp(t, "deny", rule, msg);
 	rpc_error(c, status, t->msg.id, GW_RPC_POLICY, rule != NULL ? rule :
 	    wd_errdef(code)->code, "warden refused the call: %s", msg);
 }
@@ -1256,12 +1305,13 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		/* Every tools/call leaves a record, the unreadable ones too. */
 		if (t->msg.method != NULL && strcmp(t->msg.method,
 		    "tools/call") == 0) {
+			t->is_call = true;
 			snprintf(t->tool, sizeof(t->tool), "%s", name ? name : "");
 			t->agent_tool = name ? pol_mcp_agent_tool(t->m, name) : NULL;
 			t->status = 400;
 			digest_of(t, json_object_get(t->msg.params, "arguments"),
 			    t->args_hmac);
-			record_call(t, "deny", "header_mismatch", why);
+			record_mcp(t, "deny", "header_mismatch", why);
 		}
 		rpc_error(c, 400, t->msg.id, GW_RPC_HEADER_MISMATCH,
 		    "header_mismatch", "%s", why);
@@ -1288,7 +1338,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		    t->args_hmac);
 		if (!decide_call(t, &rule, msg, sizeof(msg))) {
 			t->status = 200;
-			record_call(t, "deny", rule, msg);
+			record_mcp(t, "deny", rule, msg);
 			rpc_error(c, 200, t->msg.id, GW_RPC_POLICY, "tool_policy",
 			    "warden refused the call: %s (rule '%s')", msg, rule);
 			goto drop;

@@ -68,17 +68,19 @@ void gw_pin_fingerprint(json_t *tool, char out[65]);
  * directory (audit_dir, serve's --audit-dir, if not NULL; else audit.dir). */
 void gw_pin_path(const struct pol_snapshot *snap, const char *audit_dir,
     char *out, size_t len);
-/* Check (and on first sight pin) a definition; records a pending one. */
+/* Check (and on first sight pin) a definition; records a pending one.
+ * *wrote (if not NULL): this call pinned it, or made it pending. */
 enum gw_pin_state gw_pin_check(const char *path, const char *server,
-    const char *tool, const char *fp);
+    const char *tool, const char *fp, bool *wrote);
 /* tools/call carries no definition: OK when the tool is pinned and no
  * changed definition waits for approval. */
 enum gw_pin_state gw_pin_status(const char *path, const char *server,
     const char *tool);
-/* `warden mcp list` / `warden mcp approve SERVER TOOL`. */
+/* `warden mcp list` / `warden mcp approve SERVER TOOL`.  An approval
+ * that worked gives the fingerprints it replaced and pinned. */
 int gw_pin_list(const char *path, FILE *out);
 int gw_pin_approve(const char *path, const char *server, const char *tool,
-    FILE *out);
+    char from[65], char to[65], FILE *out);
 
 /* ---- the endpoint (mcp.c) ---- */
 

@@ -255,13 +255,16 @@ pin_in(json_t *all, const char *server, const char *tool, const char *fp,
 
 enum gw_pin_state
 gw_pin_check(const char *path, const char *server, const char *tool,
-    const char *fp)
+    const char *fp, bool *wrote)
 {
 	enum gw_pin_state rc = GW_PIN_ERROR;
 	json_t *all;
-	bool dirty;
+	bool dirty, unused;
 	int lfd;
 
+	if (wrote == NULL)
+		wrote = &unused;
+	*wrote = false;
 	pthread_mutex_lock(&pin_lock);
 	if ((all = pins_look(path)) == NULL)
 		goto out;
@@ -278,6 +281,8 @@ gw_pin_check(const char *path, const char *server, const char *tool,
 		rc = pin_in(all, server, tool, fp, &dirty, true);
 		if (dirty && !pins_save(path, all))
 			rc = GW_PIN_ERROR;
+		else
+			*wrote = dirty;
 	}
 	pins_unlock(lfd);
 out:
@@ -337,12 +342,13 @@ gw_pin_list(const char *path, FILE *out)
 
 int
 gw_pin_approve(const char *path, const char *server, const char *tool,
-    FILE *out)
+    char from[65], char to[65], FILE *out)
 {
 	json_t *all = NULL, *t;
-	const char *pend;
+	const char *pend, *pinned;
 	int rc = 1, lfd;
 
+	from[0] = to[0] = '\0';
 	pthread_mutex_lock(&pin_lock);
 	if ((lfd = pins_lock(path)) < 0) {
 		fprintf(stderr, "warden mcp: cannot lock the directory of %s: "
@@ -360,9 +366,14 @@ gw_pin_approve(const char *path, const char *server, const char *tool,
 		    "definition\n", server, tool);
 		goto out;
 	}
-	json_object_set_new(t, "pinned", json_string(pend));
+	/* Copied first: pend goes with the member it is in. */
+	pinned = json_string_value(json_object_get(t, "pinned"));
+	snprintf(from, 65, "%s", pinned != NULL ? pinned : "");
+	snprintf(to, 65, "%s", pend);
+	json_object_set_new(t, "pinned", json_string(to));
 	json_object_del(t, "pending");
 	if (!pins_save(path, all)) {
+		from[0] = to[0] = '\0';
 		fprintf(stderr, "warden mcp: cannot write %s: %s\n", path,
 		    strerror(errno));
 		goto out;

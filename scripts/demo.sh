@@ -229,6 +229,12 @@ mcp demo-mcp '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' |
 echo
 note "(server tools admin_shell, summarize, confirm: hidden, as is any tool whose"
 note "definition changes until 'warden mcp approve crm TOOL')"
+note "The listing's audit record (kind mcp_list), written before its answer: the"
+note "definitions it pinned and the tools it hid (an approval is recorded too):"
+grep -h '"kind":"mcp_list"' "$TMP"/audit/audit-*.jsonl | tail -1 |
+    grep -oE '"fingerprint":"[0-9a-f]{12}[0-9a-f]*","state":"pinned","tool":"[a-z_]*"|"tool":"[a-z_]*","why":"[^"]*"' |
+    sed -E -e 's/"fingerprint":"([0-9a-f]{12})[0-9a-f]*","state":"pinned","tool":"([a-z_]*)"/pinned \2 (sha256 \1...)/' \
+        -e 's/"tool":"([a-z_]*)","why":"([^"]*)"/hidden \1 (\2)/' | sed 's/^/   /'
 note "It reads a customer record through MCP (personal data enters the session):"
 mcp demo-mcp '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_customer","arguments":{"id":"88"}}}' read_customer | cut -c1-220 | sed 's/^/   /'
 note "then tries the external sink through MCP: refused before the server sees"

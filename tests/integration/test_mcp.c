@@ -152,10 +152,10 @@ START_TEST(mcp_sdk_client_through_warden)
 	snprintf(path, sizeof(path), "%s/mcp-node.log", it_tmpdir());
 	snprintf(cmd, sizeof(cmd), "WARDEN_URL=%s MCP_KEY=%s "
 	    "MCP_SERVER_URL=http://127.0.0.1:%d MCP_SERVER_TOKEN=%s "
-	    "WARDEN_BIN=%s WARDEN_CONFIG=%s "
+	    "WARDEN_BIN=%s WARDEN_CONFIG=%s WARDEN_AUDIT_DIR=%s/audit "
 	    "node --test --test-concurrency=1 tests/mcp-node/ >%s 2>&1",
 	    it.base, KEY_CRM, mcp_port, MCP_TOKEN, getenv("WARDEN_BIN"),
-	    it.config, path);
+	    it.config, it_tmpdir(), path);
 	st = system(cmd);
 	if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
 		char *log = it_read_file(path, NULL), *nok;
@@ -180,6 +180,43 @@ START_TEST(mcp_sdk_client_through_warden)
 	    "\"tool\":\"read_customer\""));
 	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"rule\":\"header_mismatch\"",
 	    "\"server\":\"crm-stateless\""));
+	/* Every tools/list left one too: the tools it hid and why, and the
+	 * definitions it pinned at first sight or set pending when they
+	 * changed; the operator's approval is in the chain as well, with
+	 * the fingerprints it replaced and pinned. */
+	ck_assert(audit_has("\"kind\":\"mcp_list\"", "{\"tool\":\"admin_shell\","
+	    "\"why\":\"not a tool the agent may call\"}", "\"verdict\":\"modify\""));
+	ck_assert(audit_has("\"kind\":\"mcp_list\"", "\"state\":\"pinned\","
+	    "\"tool\":\"send_email\"", "\"server\":\"crm\""));
+	ck_assert(audit_has("\"kind\":\"mcp_list\"", "\"state\":\"pending\","
+	    "\"tool\":\"send_email\"", "{\"tool\":\"send_email\",\"why\":"
+	    "\"definition changed: pending approval\"}"));
+	ck_assert(audit_has("\"kind\":\"mcp_pin_approved\"", "\"server\":\"crm\"",
+	    "\"tool\":\"send_email\""));
+	{
+		/* The approval names the pending fingerprint the listing
+		 * recorded, and the one pinned before it. */
+		char *pend = NULL, *first = NULL, from[96];
+
+		snprintf(cmd, sizeof(cmd), "grep -rhoE '\"fingerprint\":\"[0-9a-f]{64}\","
+		    "\"state\":\"pending\",\"tool\":\"send_email\"' %s/audit | "
+		    "head -n 1 | cut -c16-79", it_tmpdir());
+		ck_assert_int_eq(it_run(cmd, &pend, NULL), 0);
+		snprintf(cmd, sizeof(cmd), "grep -rhoE '\"fingerprint\":\"[0-9a-f]{64}\","
+		    "\"state\":\"pinned\",\"tool\":\"send_email\"' %s/audit | "
+		    "head -n 1 | cut -c16-79", it_tmpdir());
+		ck_assert_int_eq(it_run(cmd, &first, NULL), 0);
+		ck_assert_int_eq(strlen(pend), 65);
+		ck_assert_int_eq(strlen(first), 65);
+		pend[64] = first[64] = '\0';
+		ck_assert_str_ne(pend, first);
+		snprintf(from, sizeof(from), "\"from\":\"%s\"", first);
+		ck_assert(audit_has("\"kind\":\"mcp_pin_approved\"", from,
+		    "\"to\":\"") && audit_has("\"kind\":\"mcp_pin_approved\"",
+		    "\"to\":\"", pend));
+		free(pend);
+		free(first);
+	}
 	/* Content detection (detect.test.mjs): the records name the
 	 * detectors and their counts, never what they found; /metrics
 	 * counts them as where="mcp" (arguments) and "mcp_result". */

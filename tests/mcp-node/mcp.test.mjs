@@ -5,9 +5,11 @@
 //   MCP_KEY           the virtual key of agent crm-bot
 //   MCP_SERVER_URL    server.mjs itself (for its /_control hooks)
 //   WARDEN_BIN, WARDEN_CONFIG   for `warden mcp approve`
+//   WARDEN_AUDIT_DIR  the gateway's audit log
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -197,6 +199,29 @@ test('the client\'s key never reaches the server; its credential does',
     for (const a of seen.auth)
       assert.equal(a, `Bearer ${process.env.MCP_SERVER_TOKEN}`);
     assert.ok(!seen.calls.includes('admin_shell'));
+  });
+
+test('a call is in the audit log before its result reaches the client',
+  async () => {
+    // The server sends the result, then holds its stream open 4 s: the
+    // record must not wait for the stream's end.
+    await fetch(`${process.env.MCP_SERVER_URL}/_control/linger?ms=4000`,
+      { method: 'POST' });
+    try {
+      const c = await connect('recorded-first');
+      const t0 = Date.now();
+      assert.match(textOf(await c.callTool({ name: 'search_docs',
+        arguments: { q: 'audit before answer' } })), /3 results/);
+      assert.ok(Date.now() - t0 < 3000, 'the result waited for the end');
+      const dir = process.env.WARDEN_AUDIT_DIR;
+      const log = readdirSync(dir).filter((f) => f.endsWith('.jsonl'))
+        .map((f) => readFileSync(`${dir}/${f}`, 'utf8')).join('');
+      assert.match(log, /"kind":"mcp_call"[^\n]*"session":"recorded-first"[^\n]*"tool":"search_docs"[^\n]*"verdict":"allow"/);
+      c.close();
+    } finally {
+      await fetch(`${process.env.MCP_SERVER_URL}/_control/linger?ms=0`,
+        { method: 'POST' });
+    }
   });
 
 // Last: it changes the server.

@@ -10,7 +10,9 @@
 //             then lets the SDK's stateless mode answer the message.
 // /_control   test hooks: change a tool's definition, read what the
 //             server saw (the Authorization headers, the calls made,
-//             the arguments of search_docs and send_email).
+//             the arguments of search_docs and send_email), hold the
+//             end of each tools/call answer back (linger?ms=N: the
+//             result goes out, the stream stays open N ms longer).
 //
 // Every MCP request must carry MCP_SERVER_TOKEN as its bearer token (the
 // credential warden attaches); anything else is 401.
@@ -24,6 +26,7 @@ import { CreateMessageResultSchema, ElicitResultSchema } from '@modelcontextprot
 const port = Number(process.argv[2]);
 const token = process.env.MCP_SERVER_TOKEN;
 let variant = 0;
+let lingerMs = 0;
 const seen = { auth: [], calls: [], sampling: [], args: [] };
 
 function build() {
@@ -122,11 +125,20 @@ const server = http.createServer(async (req, res) => {
   }
   if (url.pathname === '/_control/seen')
     return reply(res, 200, seen);
+  if (url.pathname === '/_control/linger') {
+    lingerMs = Number(url.searchParams.get('ms') ?? 0);
+    return reply(res, 200, { lingerMs });
+  }
+
   seen.auth.push(req.headers.authorization ?? null);
   if (req.headers.authorization !== `Bearer ${token}`)
     return reply(res, 401, { error: 'bad credential' });
   const text = req.method === 'POST' ? await readBody(req) : '';
   const body = text ? JSON.parse(text) : undefined;
+  if (lingerMs > 0 && body?.method === 'tools/call') {
+    const end = res.end.bind(res);
+    res.end = (...a) => { setTimeout(() => end(...a), lingerMs); return res; };
+  }
 
   if (url.pathname === '/stateless') {
     if (req.headers['mcp-protocol-version'] !== '2026-07-28' ||

@@ -200,6 +200,8 @@ END_TEST
 START_TEST(pins_first_seen_then_changed_until_approved)
 {
 	char dir[] = "/tmp/ut-pins.XXXXXX", path[256], fp1[65], fp2[65];
+	char from[65], to[65];
+	bool wrote;
 	json_t *tool = json_pack("{s:s,s:s,s:{s:s}}", "name", "t", "description",
 	    "d", "inputSchema", "type", "object");
 	FILE *devnull = fopen("/dev/null", "w");
@@ -208,17 +210,31 @@ START_TEST(pins_first_seen_then_changed_until_approved)
 	snprintf(path, sizeof(path), "%s/mcp-pins.json", dir);
 	gw_pin_fingerprint(tool, fp1);
 	ck_assert_int_eq(gw_pin_status(path, "s", "t"), GW_PIN_UNSEEN);
-	ck_assert_int_eq(gw_pin_check(path, "s", "t", fp1), GW_PIN_OK);
+	/* The first sight pins it (and says so, for the record); the
+	 * next one changes nothing. */
+	ck_assert_int_eq(gw_pin_check(path, "s", "t", fp1, &wrote), GW_PIN_OK);
+	ck_assert(wrote);
+	ck_assert_int_eq(gw_pin_check(path, "s", "t", fp1, &wrote), GW_PIN_OK);
+	ck_assert(!wrote);
 	ck_assert_int_eq(gw_pin_status(path, "s", "t"), GW_PIN_OK);
 	/* Key order does not matter; any word of the description does. */
 	json_object_set_new(tool, "description", json_string("d2"));
 	gw_pin_fingerprint(tool, fp2);
 	ck_assert_str_ne(fp1, fp2);
-	ck_assert_int_eq(gw_pin_check(path, "s", "t", fp2), GW_PIN_CHANGED);
+	ck_assert_int_eq(gw_pin_check(path, "s", "t", fp2, &wrote),
+	    GW_PIN_CHANGED);
+	ck_assert(wrote);		/* set pending */
+	ck_assert_int_eq(gw_pin_check(path, "s", "t", fp2, &wrote),
+	    GW_PIN_CHANGED);
+	ck_assert(!wrote);		/* pending already */
 	ck_assert_int_eq(gw_pin_status(path, "s", "t"), GW_PIN_CHANGED);
-	ck_assert_int_eq(gw_pin_approve(path, "s", "nope", devnull), 1);
-	ck_assert_int_eq(gw_pin_approve(path, "s", "t", devnull), 0);
-	ck_assert_int_eq(gw_pin_check(path, "s", "t", fp2), GW_PIN_OK);
+	ck_assert_int_eq(gw_pin_approve(path, "s", "nope", from, to, devnull),
+	    1);
+	ck_assert_str_eq(to, "");
+	ck_assert_int_eq(gw_pin_approve(path, "s", "t", from, to, devnull), 0);
+	ck_assert_str_eq(from, fp1);
+	ck_assert_str_eq(to, fp2);
+	ck_assert_int_eq(gw_pin_check(path, "s", "t", fp2, NULL), GW_PIN_OK);
 	ck_assert_int_eq(gw_pin_status(path, "s", "t"), GW_PIN_OK);
 	/* The file edited in place (same inode): the next check reads it. */
 	{
@@ -231,14 +247,14 @@ START_TEST(pins_first_seen_then_changed_until_approved)
 		ck_assert_int_eq(ftruncate(fileno(f), 0), 0);
 		ck_assert_int_eq(fputs(text, f) >= 0, 1);
 		ck_assert_int_eq(fclose(f), 0);
-		ck_assert_int_eq(gw_pin_check(path, "s", "t", fp2),
+		ck_assert_int_eq(gw_pin_check(path, "s", "t", fp2, NULL),
 		    GW_PIN_CHANGED);
-		ck_assert_int_eq(gw_pin_check(path, "s", "t", fp1), GW_PIN_OK);
+		ck_assert_int_eq(gw_pin_check(path, "s", "t", fp1, NULL), GW_PIN_OK);
 	}
 	/* A pin file others may write refuses everything. */
 	chmod(path, 0666);
 	ck_assert_int_eq(gw_pin_status(path, "s", "t"), GW_PIN_ERROR);
-	ck_assert_int_eq(gw_pin_check(path, "s", "t", fp2), GW_PIN_ERROR);
+	ck_assert_int_eq(gw_pin_check(path, "s", "t", fp2, NULL), GW_PIN_ERROR);
 	unlink(path);
 	rmdir(dir);
 	fclose(devnull);
@@ -268,7 +284,8 @@ START_TEST(pins_of_processes_at_once_are_all_kept)
 
 			for (size_t i = 0; i < per; i++) {
 				snprintf(tool, sizeof(tool), "t%zu-%zu", k, i);
-				bad += gw_pin_check(path, "s", tool, fp) != GW_PIN_OK;
+				bad += gw_pin_check(path, "s", tool, fp, NULL) !=
+				    GW_PIN_OK;
 			}
 			_exit(bad == 0 ? 0 : 1);
 		}
