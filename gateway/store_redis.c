@@ -28,7 +28,9 @@
  * Keys (one Redis, not a cluster: the session script names keys it
  * derives): PREFIX l:COUNTER (limits), PREFIX s:TENANT/AGENT (a sorted set
  * of the agent's sessions by last use) and ...|s|TOKEN (a session's calls)
- * and ...|s|TOKEN|lost, PREFIX w:AGENT/KEYHEX (a window's buckets).
+ * and ...|s|TOKEN|lost, PREFIX w:AGENT/KEYHEX (a window's buckets),
+ * PREFIX r:TENANT (which route made each Responses id) and ...|order
+ * (those ids, oldest first).
  */
 #include "gateway/gw_int.h"
 #include "gateway/store.h"
@@ -40,9 +42,12 @@
 #include <string.h>
 
 #define RETRY_MS 500
+/* How long a tenant's response routes stay after its last new one: as
+ * long as providers keep a stored response (OpenAI: 30 days). */
+#define RESP_TTL_MS "2592000000"
 #define MAX_ARGS (8 + 7 * GW_MAX_CTRS + GW_SESSION_MAX_CALLS + POL_MAX_TOOLS)
 
-enum script { S_RESERVE, S_SETTLE, S_SESSION, S_WINDOW, S_COUNT };
+enum script { S_RESERVE, S_SETTLE, S_SESSION, S_WINDOW, S_RESP, S_COUNT };
 
 static const char *const scripts[S_COUNT] = {
 /* S_RESERVE: KEYS counters; ARGV[1] lease, then per counter: type, max,
@@ -225,6 +230,25 @@ static const char *const scripts[S_COUNT] = {
 "redis.call('HINCRBY', k, cur .. '|' .. tool, 1)\n"
 "redis.call('PEXPIRE', k, ws * 2000 + 1000)\n"
 "return {0}\n",
+/* S_RESP: KEYS[1] the tenant's routes (id -> route), KEYS[2] its ids,
+ * oldest first; ARGV mode ('put' | 'get'), id, then route, cap, ttl_ms
+ * (put).  As resp_routes.c: each tenant keeps its last cap ids.  Returns
+ * {0} (put), {0, route} or {6} (get: unknown, GW_STORE_UNKNOWN). */
+"local h, l = KEYS[1], KEYS[2]\n"
+"if ARGV[1] == 'get' then\n"
+"  local r = redis.call('HGET', h, ARGV[2])\n"
+"  if r then return {0, r} end\n"
+"  return {6}\n"
+"end\n"
+"if redis.call('HSET', h, ARGV[2], ARGV[3]) == 1 then\n"
+"  redis.call('RPUSH', l, ARGV[2])\n"
+"end\n"
+"while redis.call('LLEN', l) > tonumber(ARGV[4]) do\n"
+"  redis.call('HDEL', h, redis.call('LPOP', l))\n"
+"end\n"
+"redis.call('PEXPIRE', h, ARGV[5])\n"
+"redis.call('PEXPIRE', l, ARGV[5])\n"
+"return {0}\n",
 };
 
 /* Set once by gw_store_redis_init, before the workers start. */
@@ -370,11 +394,12 @@ run(enum script s, const char **keys, size_t nkeys, const char **args,
 		freeReplyObject(rep);
 		return NULL;
 	}
-	/* Numbers only; the session script's 'read' then lists the calls. */
+	/* Numbers only; the session script's 'read' then lists the calls,
+	 * the response script's 'get' names the route. */
 	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
 	    i++)
 		if (rep->element[i]->type != REDIS_REPLY_INTEGER &&
-		    !(s == S_SESSION && i >= 3 &&
+		    !(((s == S_SESSION && i >= 3) || (s == S_RESP && i == 1)) &&
 		    rep->element[i]->type == REDIS_REPLY_STRING)) {
 			freeReplyObject(rep);
 			return NULL;
@@ -697,6 +722,60 @@ r_window_take(const struct gw_win_ref *r, const char *tool, int max_total,
 	    GW_STORE_UNAVAILABLE;
 }
 
+/* ---- previous_response_id routes ---- */
+
+static void
+resp_keys(const char *tenant, char h[GW_CTR_KEY_MAX + 96],
+    char l[GW_CTR_KEY_MAX + 96])
+{
+	snprintf(h, GW_CTR_KEY_MAX + 96, "%sr:%s", cfg.prefix, tenant);
+	snprintf(l, GW_CTR_KEY_MAX + 96, "%sr:%s|order", cfg.prefix, tenant);
+}
+
+static enum gw_store_rc
+r_response_put(const char *tenant, const char *id, const char *route)
+{
+	char h[GW_CTR_KEY_MAX + 96], l[GW_CTR_KEY_MAX + 96], cap[16];
+	const char *kp[2] = { h, l };
+	const char *args[5] = { "put", id, route, cap, RESP_TTL_MS };
+	redisReply *rep;
+
+	if (strlen(id) > GW_RESP_ID_MAX || strlen(route) > GW_RESP_ROUTE_MAX)
+		return GW_STORE_TOO_LONG;
+	resp_keys(tenant, h, l);
+	snprintf(cap, sizeof(cap), "%d", GW_RESP_PER_TENANT);
+	if ((rep = run(S_RESP, kp, 2, args, NULL, 5)) == NULL)
+		return GW_STORE_UNAVAILABLE;
+	freeReplyObject(rep);
+	return GW_STORE_OK;
+}
+
+static enum gw_store_rc
+r_response_route(const char *tenant, const char *id, char *route,
+    size_t len)
+{
+	char h[GW_CTR_KEY_MAX + 96], l[GW_CTR_KEY_MAX + 96];
+	const char *kp[2] = { h, l }, *args[2] = { "get", id };
+	enum gw_store_rc rc = GW_STORE_UNAVAILABLE;
+	redisReply *rep;
+
+	if (strlen(id) > GW_RESP_ID_MAX)
+		return GW_STORE_UNKNOWN;
+	resp_keys(tenant, h, l);
+	if ((rep = run(S_RESP, kp, 2, args, NULL, 2)) == NULL)
+		return GW_STORE_UNAVAILABLE;
+	if (rint_at(rep, 0) == GW_STORE_UNKNOWN)
+		rc = GW_STORE_UNKNOWN;
+	else if (rint_at(rep, 0) == 0 && rep->elements == 2 &&
+	    rep->element[1]->len < len) {
+		memcpy(route, rep->element[1]->str, rep->element[1]->len);
+		route[rep->element[1]->len] = '\0';
+		rc = GW_STORE_OK;
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
 const struct gw_store_ops gw_store_redis = {
 	.name = "redis",
 	.session_check = r_session_check,
@@ -707,11 +786,8 @@ const struct gw_store_ops gw_store_redis = {
 	.window_take = r_window_take,
 	.limit_reserve = r_limit_reserve,
 	.limit_settle = r_limit_settle,
-	/* previous_response_id routes stay in this process for now (issue
-	 * 13 predates the shared store): a follow-up that reaches another
-	 * replica is refused as unknown_response, never sent elsewhere. */
-	.response_put = gw_resp_route_put,
-	.response_route = gw_resp_route_get,
+	.response_put = r_response_put,
+	.response_route = r_response_route,
 };
 
 enum wd_err
@@ -778,8 +854,9 @@ gw_store_redis_init(const struct pol_state *st, char *err, size_t errlen)
 		    "limits and sessions fail closed until it can", cfg.host,
 		    cfg.port, c ? c->errstr : "no memory");
 	else
-		wd_info("state store: redis %s:%d (limits and agent sessions "
-		    "shared with every warden that uses it)", cfg.host, cfg.port);
+		wd_info("state store: redis %s:%d (limits, agent sessions and "
+		    "Responses routes shared with every warden that uses it)",
+		    cfg.host, cfg.port);
 	if (c != NULL)
 		redisFree(c);
 	return WD_OK;

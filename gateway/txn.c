@@ -120,10 +120,16 @@ previous_route(struct txn *t)
 	char route[GW_RESP_ROUTE_MAX + 1];
 	struct txn_policy *p = &t->pol;
 
-	if (gw_store()->response_route(t->req.tenant->id,
-	    t->req.chat.previous_response_id, route, sizeof(route)) !=
-	    GW_STORE_OK)
+	switch (gw_store()->response_route(t->req.tenant->id,
+	    t->req.chat.previous_response_id, route, sizeof(route))) {
+	case GW_STORE_OK:
+		break;
+	case GW_STORE_UNAVAILABLE:
+		return gw_txn_error(t, WD_CODE_STATE_STORE_UNAVAILABLE, "the shared "
+		    "state store cannot say which route holds previous_response_id");
+	default:
 		return gw_txn_error(t, WD_CODE_UNKNOWN_RESPONSE, NULL);
+	}
 	for (size_t i = 0; i < p->dec.nroutes; i++)
 		if (strcmp(p->dec.routes[i]->id, route) == 0) {
 			t->up.cand = &p->dec.routes[i];

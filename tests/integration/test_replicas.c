@@ -9,7 +9,8 @@
  *
  * The same cases run on both: a key of 10 requests a minute gets exactly
  * 10 through; a token budget is not overspent under 64 concurrent
- * clients; an agent's session is enforced whichever replica answers next.
+ * clients; an agent's session is enforced whichever replica answers next;
+ * a Responses follow-up finds its route whichever replica made it.
  * Then, replicas only: Redis killed, budgets and sessions fail closed
  * with an error that says so; Redis back, service resumes.
  */
@@ -99,7 +100,8 @@ write_rules(void)
 	    "  max_attempts: 1\n"
 	    "providers:\n"
 	    "  - { id: p1, base_url: 'http://127.0.0.1:%d/v1', country: IE,"
-	    " retention: { zdr: true }, credential: c1, models: [gpt-4o] }\n"
+	    " retention: { zdr: true }, credential: c1, models: [gpt-4o],"
+	    " api: [openai-chat, openai-responses] }\n"
 	    "tenants:\n"
 	    "  - id: t1\n"
 	    "    routes: [p1]\n"
@@ -269,10 +271,10 @@ stop_all(void)
 
 /* POST a chat body to base (or a replica's port) as key. */
 static void
-post(int port, const char *key, const char *session, const char *body,
-    struct it_resp *r)
+post_to(const char *path, int port, const char *key, const char *session,
+    const char *body, struct it_resp *r)
 {
-	char auth[96], sess[96], url[128];
+	char auth[96], sess[96], url[160];
 	const char *hdrs[4] = { auth, "Content-Type: application/json", NULL,
 		NULL };
 
@@ -282,11 +284,28 @@ post(int port, const char *key, const char *session, const char *body,
 		hdrs[2] = sess;
 	}
 	if (port > 0)
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions",
-		    port);
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
 	else
-		snprintf(url, sizeof(url), "%s/v1/chat/completions", rep.base);
+		snprintf(url, sizeof(url), "%s%s", rep.base, path);
 	it_http("POST", url, hdrs, body, 15000, r);
+}
+
+static void
+post(int port, const char *key, const char *session, const char *body,
+    struct it_resp *r)
+{
+	post_to("/v1/chat/completions", port, key, session, body, r);
+}
+
+/* A Responses follow-up of id to a replica's port (or base). */
+static void
+follow_up(int port, const char *id, struct it_resp *r)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body), "{\"model\":\"gpt-4o\",\"input\":\"and "
+	    "then?\",\"previous_response_id\":\"%s\"}", id);
+	post_to("/v1/responses", port, KEY_FREE, NULL, body, r);
 }
 
 static const char small_body[] =
@@ -496,6 +515,41 @@ START_TEST(session_across_replicas)
 END_TEST
 
 /*
+ * A Responses follow-up names state kept at the provider that made the
+ * response: it goes to that route whichever replica made the response
+ * and whichever gets the follow-up (the routes are in Redis); an id no
+ * replica made is refused on every one.
+ */
+START_TEST(responses_follow_up_across_replicas)
+{
+	struct it_resp r;
+	json_t *j;
+	char id[160];
+
+	post_to("/v1/responses", rep.port[0], KEY_FREE, NULL,
+	    "{\"model\":\"gpt-4o\",\"input\":\"hello\"}", &r);
+	ck_assert_msg(r.status == 200, "status %ld: %s", r.status, r.body);
+	j = json_loads(r.body, 0, NULL);
+	ck_assert_ptr_nonnull(json_string_value(json_object_get(j, "id")));
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(j,
+	    "id")));
+	json_decref(j);
+	it_resp_free(&r);
+	for (int i = 0; i < NREPLICAS; i++) {
+		follow_up(rep.shared ? rep.port[i] : rep.port[0], id, &r);
+		ck_assert_msg(r.status == 200, "replica %d: status %ld: %s", i,
+		    r.status, r.body);
+		it_resp_free(&r);
+	}
+	follow_up(rep.shared ? rep.port[2] : rep.port[0], "resp_no_replica_made",
+	    &r);
+	ck_assert_msg(r.status == 404 && strstr(r.body, "unknown_response") !=
+	    NULL, "status %ld: %s", r.status, r.body);
+	it_resp_free(&r);
+}
+END_TEST
+
+/*
  * A stream under a token limit: warden asks the provider for usage; the
  * client that did not ask gets no usage chunk, the one that did gets it;
  * either way the record holds what was spent.
@@ -560,6 +614,11 @@ START_TEST(redis_gone_and_back)
 	json_decref(j);
 	it_resp_free(&r);
 	post(rep.port[1], KEY_AGENT, "sess-down", b, &r);
+	ck_assert_msg(r.status == 503, "status %ld: %s", r.status, r.body);
+	ck_assert_ptr_nonnull(strstr(r.body, "state_store_unavailable"));
+	it_resp_free(&r);
+	/* Which route holds a response cannot be told: not guessed. */
+	follow_up(rep.port[2], "resp_while_down", &r);
 	ck_assert_msg(r.status == 503, "status %ld: %s", r.status, r.body);
 	ck_assert_ptr_nonnull(strstr(r.body, "state_store_unavailable"));
 	it_resp_free(&r);
@@ -642,6 +701,7 @@ suite_replicas(void)
 	tcase_add_test(single, budget_under_64_clients);
 	tcase_add_test(single, session_across_replicas);
 	tcase_add_test(single, stream_usage);
+	tcase_add_test(single, responses_follow_up_across_replicas);
 	suite_add_tcase(s, single);
 	tcase_add_unchecked_fixture(shared, start_shared, stop_all);
 	tcase_set_timeout(shared, 120);
@@ -649,6 +709,7 @@ suite_replicas(void)
 	tcase_add_test(shared, budget_under_64_clients);
 	tcase_add_test(shared, session_across_replicas);
 	tcase_add_test(shared, stream_usage);
+	tcase_add_test(shared, responses_follow_up_across_replicas);
 	tcase_add_test(shared, redis_gone_and_back);
 	tcase_add_test(shared, audit_export_of_replicas);
 	suite_add_tcase(s, shared);

@@ -777,34 +777,6 @@ START_TEST(request_tools_view)
 }
 END_TEST
 
-/* previous_response_id: each tenant's own bounded ring; one tenant's
- * flood does not push out another's ids. */
-START_TEST(response_routes)
-{
-	const struct gw_store_ops *st = gw_store();
-	char route[GW_RESP_ROUTE_MAX + 1], id[32];
-
-	gw_store_memory_reset();
-	ck_assert_int_eq(st->response_put("t1", "resp_a", "eu"), GW_STORE_OK);
-	ck_assert_int_eq(st->response_route("t1", "resp_a", route,
-	    sizeof(route)), GW_STORE_OK);
-	ck_assert_str_eq(route, "eu");
-	ck_assert_int_eq(st->response_route("t2", "resp_a", route,
-	    sizeof(route)), GW_STORE_UNKNOWN);
-	for (int i = 0; i < GW_RESP_PER_TENANT + 10; i++) {
-		snprintf(id, sizeof(id), "resp_%d", i);
-		ck_assert_int_eq(st->response_put("t2", id, "us"), GW_STORE_OK);
-	}
-	ck_assert_int_eq(st->response_route("t1", "resp_a", route,
-	    sizeof(route)), GW_STORE_OK);
-	ck_assert_int_eq(st->response_route("t2", "resp_0", route,
-	    sizeof(route)), GW_STORE_UNKNOWN);
-	ck_assert_int_eq(st->response_route("t2", "resp_4105", route,
-	    sizeof(route)), GW_STORE_OK);
-	gw_store_memory_reset();
-}
-END_TEST
-
 /* Keys where each client sends them; one request, one key. */
 START_TEST(keys_from_either_header)
 {
@@ -1083,7 +1055,6 @@ suite_formats(void)
 	tcase_add_test(tc, api_in_policy_version);
 	tcase_add_test(tc, requests_read_strictly);
 	tcase_add_test(tc, request_tools_view);
-	tcase_add_test(tc, response_routes);
 	tcase_add_test(tc, keys_from_either_header);
 	tcase_add_test(tc, key_memo_gives_each_request_its_own_digest);
 	tcase_add_test(tc, record_canon_matches_jansson_record);

@@ -296,6 +296,47 @@ START_TEST(windows_same)
 }
 END_TEST
 
+/* previous_response_id: each tenant's own bounded ring; one tenant's
+ * flood does not push out another's ids.  In Redis the routes are shared
+ * by every warden (a follow-up may reach another replica). */
+START_TEST(response_routes_same)
+{
+	const struct gw_store_ops *st;
+	char route[GW_RESP_ROUTE_MAX + 1], id[32];
+
+	use_store(_i);
+	gw_resp_routes_reset();
+	st = gw_store();
+	ck_assert_int_eq(st->response_put("t1", "resp_a", "eu"), GW_STORE_OK);
+	ck_assert_int_eq(st->response_route("t1", "resp_a", route,
+	    sizeof(route)), GW_STORE_OK);
+	ck_assert_str_eq(route, "eu");
+	ck_assert_int_eq(st->response_route("t2", "resp_a", route,
+	    sizeof(route)), GW_STORE_UNKNOWN);
+	for (int i = 0; i < GW_RESP_PER_TENANT + 10; i++) {
+		snprintf(id, sizeof(id), "resp_%d", i);
+		ck_assert_int_eq(st->response_put("t2", id, "us"), GW_STORE_OK);
+	}
+	ck_assert_int_eq(st->response_route("t1", "resp_a", route,
+	    sizeof(route)), GW_STORE_OK);
+	ck_assert_int_eq(st->response_route("t2", "resp_0", route,
+	    sizeof(route)), GW_STORE_UNKNOWN);
+	ck_assert_int_eq(st->response_route("t2", "resp_4105", route,
+	    sizeof(route)), GW_STORE_OK);
+	ck_assert_str_eq(route, "us");
+	/* Not in this process: another warden finds it in Redis. */
+	if (_i == 1) {
+		gw_resp_routes_reset();
+		ck_assert_int_eq(gw_resp_route_get("t1", "resp_a", route,
+		    sizeof(route)), GW_STORE_UNKNOWN);
+		ck_assert_int_eq(st->response_route("t1", "resp_a", route,
+		    sizeof(route)), GW_STORE_OK);
+	}
+	gw_resp_routes_reset();
+	done_store();
+}
+END_TEST
+
 /*
  * Redis goes away: every operation says UNAVAILABLE, within the command
  * timeout, and (during the back-off) at once; it comes back on the same
@@ -305,6 +346,7 @@ END_TEST
 START_TEST(redis_down_and_back)
 {
 	struct gw_sess_ref r = { "t1", "a1", "s1", 2, 3600 };
+	char route[GW_RESP_ROUTE_MAX + 1];
 	struct gw_ctr c;
 	size_t which, recorded;
 	int retry, port;
@@ -321,6 +363,8 @@ START_TEST(redis_down_and_back)
 	    GW_STORE_UNAVAILABLE);
 	ck_assert_int_eq(gw_store()->session_check(&r, NULL, 0, &recorded,
 	    &retry), GW_STORE_UNAVAILABLE);
+	ck_assert_int_eq(gw_store()->response_route("t1", "resp_a", route,
+	    sizeof(route)), GW_STORE_UNAVAILABLE);
 	ck_assert_msg(wd_mono_us() - t0 < 1000000, "a dead Redis took %llu us",
 	    (unsigned long long)(wd_mono_us() - t0));
 	ut_redis_start(&redis, port);
@@ -367,6 +411,7 @@ suite_store(void)
 	tcase_add_loop_test(tc, sessions_same, 0, 2);
 	tcase_add_loop_test(tc, windows_same, 0, 2);
 	tcase_add_loop_test(tc, session_read_and_append_at_same, 0, 2);
+	tcase_add_loop_test(tc, response_routes_same, 0, 2);
 	tcase_add_test(tc, redis_down_and_back);
 	tcase_add_test(tc, redis_noscript_fallback);
 	suite_add_tcase(s, tc);
