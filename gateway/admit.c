@@ -69,12 +69,14 @@ is_chat(const struct gw_http_req *req)
 	return false;
 }
 
-/* A message to an MCP server (gw_mcp); DELETE ends a session and holds
- * nothing. */
+/* A message to an MCP server, or its own stream (gw_mcp: a GET holds
+ * its connection and the server's for as long as it lasts); DELETE ends
+ * a session and holds nothing. */
 static bool
 is_mcp_call(const struct gw_http_req *req)
 {
-	return req->method == GW_M_POST && strncmp(req->path, "/mcp/", 5) == 0;
+	return (req->method == GW_M_POST || req->method == GW_M_GET) &&
+	    strncmp(req->path, "/mcp/", 5) == 0;
 }
 
 /* The digest's slot; with add, a new one when it has none (NULL: the

@@ -586,7 +586,8 @@ struct gw_up_req {
 	void *arg;
 	const char *ca_file;		/* CA bundle for TLS; NULL: the system's */
 	/* Optional: each header line of the final answer ("Name: value"
-	 * with its CRLF), before on_head; and a method other than POST. */
+	 * with its CRLF), before on_head; and a method other than POST
+	 * ("GET": sent without a body, so body_len must be 0). */
 	void (*on_header)(void *arg, const char *line, size_t len);
 	const char *method;
 	bool curl_only;		/* upstream.http_client: curl */

@@ -16,6 +16,12 @@
  * agent's `mcp:` rules allow them (refused ones are answered to the
  * server with an error, never shown to the client).
  *
+ * A GET is the server's standalone stream (2025-11-25): forwarded and
+ * checked event by event like a POST's stream, its notifications pass,
+ * its requests are gated as above (each refusal one `mcp_stream`
+ * record), and a response on it (which only a resumed stream may carry,
+ * and warden does not resume: Last-Event-ID is not passed on) is dropped.
+ *
  * A tools/call is decided BEFORE it reaches the server, on the session's
  * record (chat and MCP calls in order), and committed to the session
  * when it is forwarded: the labels of its tool are in the session from
@@ -70,6 +76,7 @@ struct mcp_txn {
 	char args_hmac[AUD_HASH_HEX + 1];
 	char result_hmac[AUD_HASH_HEX + 1];
 	bool is_list;
+	bool standalone;		/* a GET: the server's own stream */
 	bool recorded;			/* its one record is written */
 	json_t *log;			/* hidden tools, pins, refused requests */
 	/* Content detection (issue 20): the arguments before the decision,
@@ -148,7 +155,7 @@ record_mcp(struct mcp_txn *t, const char *verdict, const char *rule,
 {
 	json_t *rec;
 
-	if (t->recorded || t->srv->audit == NULL)
+	if ((t->recorded && !t->standalone) || t->srv->audit == NULL)
 		return;
 	t->recorded = true;
 	/* A result the answer detectors withheld: the client got an error,
@@ -164,17 +171,18 @@ record_mcp(struct mcp_txn *t, const char *verdict, const char *rule,
 		verdict = "modify";
 	rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:s,s:s?,s:s?,"
 	    "s:s?,s:s?,s:s?,s:i}",
-	    "kind", t->is_list ? "mcp_list" : "mcp_call", "format", "mcp",
+	    "kind", t->standalone ? "mcp_stream" : t->is_list ? "mcp_list" :
+	    "mcp_call", "format", "mcp",
 	    "request_id", t->reqid,
 	    "policy_version", t->snap->version, "tenant", t->tenant->id,
 	    "agent", t->agent->id, "session", t->session[0] ? t->session : NULL,
 	    "server", t->m->id, "server_country", t->m->country,
-	    "tool", t->is_list ? NULL : t->tool, "agent_tool", t->agent_tool,
+	    "tool", t->is_call ? t->tool : NULL, "agent_tool", t->agent_tool,
 	    "verdict", verdict, "rule", rule, "message", why,
 	    "status", t->status);
 	if (rec == NULL)
 		return;
-	if (!t->is_list) {
+	if (t->is_call) {
 		json_object_set_new(rec, "arguments_hmac", t->args_hmac[0] ?
 		    json_string(t->args_hmac) : json_null());
 		json_object_set_new(rec, "result_hmac", t->result_hmac[0] ?
@@ -524,9 +532,15 @@ refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
 	    "the agent's rules do not allow this request");
 	r->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
+	/* A POST of its own (the stream it came on may be a GET's): the
+	 * session, the revision and the server's credential go with it. */
+	r->hdrs[r->nhdrs++] = strdup("Content-Type: application/json");
+	r->hdrs[r->nhdrs++] = strdup("Accept: application/json, "
+	    "text/event-stream");
 	for (size_t i = 0; i < t->nhdrs && r->nhdrs < 6; i++)
-		if (strncasecmp(t->hdrs[i], "Mcp-Method:", 11) != 0 &&
-		    strncasecmp(t->hdrs[i], "Mcp-Name:", 9) != 0)
+		if (strncasecmp(t->hdrs[i], "MCP-Protocol-Version:", 21) == 0 ||
+		    strncasecmp(t->hdrs[i], "Mcp-Session-Id:", 15) == 0 ||
+		    strncasecmp(t->hdrs[i], "Authorization:", 14) == 0)
 			r->hdrs[r->nhdrs++] = strdup(t->hdrs[i]);
 	if (r->body == NULL) {
 		reply_free(r);
@@ -558,6 +572,11 @@ refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
 		t->log = json_object();
 	json_object_set_new(t->log, "refused_server_request",
 	    json_string(method));
+	/* On a call's stream the call's record says so; on the server's
+	 * own stream each refusal is a record. */
+	if (t->standalone)
+		record_mcp(t, "deny", "mcp_server_request", "the agent's rules "
+		    "do not allow this server request");
 }
 
 /*
@@ -615,6 +634,13 @@ server_message(struct mcp_txn *t, struct gw_rpc *sm)
 		if (!ok)
 			refuse_server_request(t, sm->id, sm->method);
 		return ok;
+	}
+	if (sm->kind == GW_RPC_RESPONSE && t->standalone) {
+		/* Only a resumed stream may carry one; warden resumes none:
+		 * it would be a result no check has seen. */
+		wd_warn("mcp %s: server '%s' sent a response on its own stream: "
+		    "dropped", t->reqid, t->m->id);
+		return false;
 	}
 	if (sm->kind != GW_RPC_RESPONSE || !json_equal(sm->id, t->msg.id))
 		return true;
@@ -798,6 +824,18 @@ finish_json(struct mcp_txn *t)
 	int code;
 	char *text;
 
+	if (t->standalone) {
+		/* The server has no stream for us (405, an unknown session):
+		 * its status, never its bytes (a response would go unread). */
+		int said = t->status;
+
+		if (said < 400 || said > 499)
+			t->status = 502;
+		rpc_error(t->conn, t->status, NULL, GW_RPC_INVALID,
+		    "mcp_server_error", "MCP server '%s' opened no stream (it "
+		    "answered %d)", t->m->id, said);
+		return;
+	}
 	if (len == 0 && t->status >= 200 && t->status < 300) {
 		/* 202 Accepted for notifications and responses. */
 		record_answer(t, NULL);
@@ -858,7 +896,11 @@ on_done(void *arg, enum wd_err err, const char *detail)
 	}
 	gw_conn_set_hooks(c, NULL);
 	if (t->started) {
-		if (err != WD_OK || t->failed || evbuffer_get_length(t->acc) > 0)
+		if (t->standalone && !t->failed)
+			wd_info("mcp %s: server '%s' stream ended: %s", t->reqid,
+			    t->m->id, err != WD_OK && detail ? detail : "closed");
+		else if (err != WD_OK || t->failed ||
+		    evbuffer_get_length(t->acc) > 0)
 			wd_warn("mcp %s: stream from server '%s' ended badly: %s",
 			    t->reqid, t->m->id, t->failed ? "unreadable event" :
 			    detail ? detail : "cut");
@@ -999,9 +1041,11 @@ origin_allowed(const struct pol_mcp_server *m, const char *origin)
 	return false;
 }
 
+/* To the server: method NULL (POST), "DELETE" or "GET" (its own stream:
+ * no body, and no Last-Event-ID, see the top). */
 static void
 forward(struct mcp_txn *t, struct gw_conn *c, const struct gw_http_req *req,
-    bool is_delete)
+    const char *method)
 {
 	const unsigned char *cred;
 	size_t clen;
@@ -1009,8 +1053,10 @@ forward(struct mcp_txn *t, struct gw_conn *c, const struct gw_http_req *req,
 	struct gw_conn_hooks hooks = { client_gone, NULL, t };
 	char *auth = NULL;
 
-	if (!add_hdr(t, "Content-Type", "application/json") ||
-	    !add_hdr(t, "Accept", "application/json, text/event-stream") ||
+	if (!add_hdr(t, "Content-Type", t->standalone ? NULL :
+	    "application/json") ||
+	    !add_hdr(t, "Accept", t->standalone ? "text/event-stream" :
+	    "application/json, text/event-stream") ||
 	    !add_hdr(t, "MCP-Protocol-Version",
 	    gw_http_header(req, "mcp-protocol-version")) ||
 	    !add_hdr(t, "Mcp-Session-Id", gw_http_header(req, "mcp-session-id")) ||
@@ -1044,10 +1090,13 @@ forward(struct mcp_txn *t, struct gw_conn *c, const struct gw_http_req *req,
 	up.curl_only = t->snap->upstream.curl_only;
 	up.body = t->out_body ? t->out_body : "";
 	up.body_len = t->out_len;
-	up.method = is_delete ? "DELETE" : NULL;
+	up.method = method;
 	up.connect_ms = t->snap->upstream.connect_timeout_ms;
 	up.first_byte_ms = t->snap->upstream.first_byte_timeout_ms;
-	up.idle_ms = t->snap->upstream.idle_timeout_ms;
+	/* The server's own stream is silent until it has something to say:
+	 * only the whole transfer's deadline ends it (the client opens
+	 * another). */
+	up.idle_ms = t->standalone ? 0 : t->snap->upstream.idle_timeout_ms;
 	up.total_ms = t->snap->upstream.total_timeout_ms;
 	up.on_head = on_head;
 	up.on_data = on_data;
@@ -1269,18 +1318,27 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 			    "to end");
 			goto drop;
 		}
-		forward(t, c, req, true);
+		forward(t, c, req, "DELETE");
+		return;
+	}
+	if (req->method == GW_M_GET && !stateless) {
+		evbuffer_free(body);
+		t->standalone = true;
+		forward(t, c, req, "GET");
 		return;
 	}
 	if (req->method != GW_M_POST) {
-		/* No standalone server stream (GET): the spec's 405. */
-		struct gw_out_hdr allow = { "Allow", "POST, DELETE" };
+		/* 2026-07-28 has no server stream of its own: the spec's 405. */
+		struct gw_out_hdr allow = { "Allow", stateless ? "POST" :
+			"GET, POST, DELETE" };
 
 		evbuffer_free(body);
 		gw_metrics_request("mcp", 405);
-		gw_reply_error(c, WD_CODE_METHOD_NOT_ALLOWED, &allow, 1, "method %s is not allowed on %s (POST "
-		    "messages; DELETE ends a session)", req->method_name,
-		    req->path);
+		gw_reply_error(c, WD_CODE_METHOD_NOT_ALLOWED, &allow, 1,
+		    "method %s is not allowed on %s (%s)", req->method_name,
+		    req->path, stateless ? "MCP 2026-07-28 takes POST only" :
+		    "POST messages; GET the server's stream; DELETE ends a "
+		    "session");
 		goto drop;
 	}
 	t->out_len = evbuffer_get_length(body);
@@ -1346,7 +1404,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		if (!redact_args(t, c))
 			goto drop;
 	}
-	forward(t, c, req, false);
+	forward(t, c, req, NULL);
 	return;
 drop:
 	txn_free(t);

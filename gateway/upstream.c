@@ -85,6 +85,11 @@ arm_watchdog(struct curl_xfer *x, int ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
+	/* 0: no such deadline (the total one is curl's own). */
+	if (ms <= 0) {
+		evtimer_del(x->watchdog);
+		return;
+	}
 	evtimer_add(x->watchdog, &tv);
 }
 
@@ -319,11 +324,16 @@ gw_up_start(struct gw_upstream *up, const struct gw_up_req *r,
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
 	if (r->ca_file != NULL)		/* a route's private CA */
 		curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-	if (r->method != NULL)
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+	if (r->method != NULL && strcmp(r->method, "GET") == 0) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);	/* no body */
+	} else {
+		curl_easy_setopt(e, CURLOPT_POST, 1L);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)r->body_len);
+		if (r->method != NULL)
+			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+	}
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);

@@ -193,6 +193,10 @@ START_TEST(mcp_sdk_client_through_warden)
 	    "\"definition changed: pending approval\"}"));
 	ck_assert(audit_has("\"kind\":\"mcp_pin_approved\"", "\"server\":\"crm\"",
 	    "\"tool\":\"send_email\""));
+	/* A sampling request on the server's own stream, refused: one
+	 * record of its own. */
+	ck_assert(audit_has("\"kind\":\"mcp_stream\"", "\"refused_server_request\":"
+	    "\"sampling/createMessage\"", "\"verdict\":\"deny\""));
 	{
 		/* The approval names the pending fingerprint the listing
 		 * recorded, and the one pinned before it. */
@@ -267,9 +271,24 @@ START_TEST(mcp_refuses_what_it_cannot_read)
 	it_http("POST", it_url("/mcp/nope"), h, "{}", 5000, &r);
 	ck_assert_int_eq(r.status, 404);
 	it_resp_free(&r);
+	/* A GET is the server's own stream; without a session the server
+	 * has none to give: its status, not its bytes.  2026-07-28 has no
+	 * such stream at all: 405. */
 	it_http("GET", it_url("/mcp/crm"), h, NULL, 5000, &r);
-	ck_assert_int_eq(r.status, 405);
+	ck_assert_msg(r.status == 400 && strstr(r.body, "opened no stream") !=
+	    NULL, "%ld %s", r.status, r.body);
 	it_resp_free(&r);
+	{
+		const char *hs[] = { h[0], "MCP-Protocol-Version: 2026-07-28",
+			NULL };
+		char allow[64];
+
+		it_http("GET", it_url("/mcp/crm-stateless"), hs, NULL, 5000, &r);
+		ck_assert_int_eq(r.status, 405);
+		ck_assert_str_eq(it_resp_header(&r, "Allow", allow,
+		    sizeof(allow)), "POST");
+		it_resp_free(&r);
+	}
 	/* No key: 401; a tenant key without an agent: 403. */
 	it_http("POST", it_url("/mcp/crm"), h + 1, "{\"jsonrpc\":\"2.0\","
 	    "\"id\":1,\"method\":\"ping\"}", 5000, &r);

@@ -12,7 +12,8 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema,
+  ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const base = process.env.WARDEN_URL;
 const key = process.env.MCP_KEY;
@@ -141,6 +142,43 @@ test('sampling requests of the server are refused by the agent\'s rules',
     assert.equal(sampled, false);
     await c.close();
   });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const serverSaw = async () => (await fetch(
+  `${process.env.MCP_SERVER_URL}/_control/seen`)).json();
+
+test('the server\'s own stream (GET): notifications pass, a refused ' +
+  'request never reaches the client, Last-Event-ID is not passed on',
+async () => {
+  const before = (await serverSaw()).gets;
+  const c = await connect('standalone-1');
+  let changed = 0;
+  c.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+    changed++;
+  });
+  // The SDK opens the stream once the session is initialized.
+  for (let i = 0; i < 50 && (await serverSaw()).gets === before; i++)
+    await sleep(100);
+  assert.ok((await serverSaw()).gets > before, 'no GET reached the server');
+  await sleep(200);
+  const r = await (await fetch(`${process.env.MCP_SERVER_URL}` +
+    `/_control/standalone?session=${c.transport.sessionId}`,
+  { method: 'POST' })).json();
+  assert.deepEqual(r.sessions.length, 1);
+  assert.match(r.sessions[0], /refused: .*refused by warden/);
+  for (let i = 0; i < 50 && changed === 0; i++)
+    await sleep(100);
+  assert.equal(changed, 1);
+  assert.equal(sampled, false);
+  // A client asking to resume: the server is not asked to replay.
+  const g = await fetch(`${base}/mcp/crm`, { headers: {
+    Authorization: `Bearer ${key}`, 'X-Warden-Session': 'standalone-1',
+    Accept: 'text/event-stream', 'Mcp-Session-Id': c.transport.sessionId,
+    'MCP-Protocol-Version': '2025-11-25', 'Last-Event-ID': 'ev-41' } });
+  await g.body?.cancel();
+  assert.deepEqual((await serverSaw()).lastEventIds, []);
+  await c.close();
+});
 
 test('elicitation requests pass where the agent\'s rules allow them',
   async () => {

@@ -12,7 +12,10 @@
 //             server saw (the Authorization headers, the calls made,
 //             the arguments of search_docs and send_email), hold the
 //             end of each tools/call answer back (linger?ms=N: the
-//             result goes out, the stream stays open N ms longer).
+//             result goes out, the stream stays open N ms longer), and
+//             speak on a session's own stream (standalone?session=ID:
+//             a tools/list_changed notification, then a sampling
+//             request not tied to any call; answers what became of it).
 //
 // Every MCP request must carry MCP_SERVER_TOKEN as its bearer token (the
 // credential warden attaches); anything else is 401.
@@ -27,7 +30,8 @@ const port = Number(process.argv[2]);
 const token = process.env.MCP_SERVER_TOKEN;
 let variant = 0;
 let lingerMs = 0;
-const seen = { auth: [], calls: [], sampling: [], args: [] };
+const seen = { auth: [], calls: [], sampling: [], args: [], gets: 0,
+  lastEventIds: [] };
 
 function build() {
   const s = new McpServer({ name: 'crm', version: '1.0.0' });
@@ -125,12 +129,33 @@ const server = http.createServer(async (req, res) => {
   }
   if (url.pathname === '/_control/seen')
     return reply(res, 200, seen);
+  if (url.pathname === '/_control/standalone') {
+    const out = [];
+    const t = sessions.get(url.searchParams.get('session'));
+    if (t) {
+      await t.mcp.server.sendToolListChanged();
+      try {
+        await t.mcp.server.createMessage({ messages: [{ role: 'user',
+          content: { type: 'text', text: 'unasked' } }], maxTokens: 5 },
+        { timeout: 5000 });
+        out.push('answered');
+      } catch (e) {
+        out.push(`refused: ${e.message}`);
+      }
+    }
+    return reply(res, 200, { sessions: out });
+  }
   if (url.pathname === '/_control/linger') {
     lingerMs = Number(url.searchParams.get('ms') ?? 0);
     return reply(res, 200, { lingerMs });
   }
 
   seen.auth.push(req.headers.authorization ?? null);
+  if (req.method === 'GET') {
+    seen.gets++;
+    if (req.headers['last-event-id'] !== undefined)
+      seen.lastEventIds.push(req.headers['last-event-id']);
+  }
   if (req.headers.authorization !== `Bearer ${token}`)
     return reply(res, 401, { error: 'bad credential' });
   const text = req.method === 'POST' ? await readBody(req) : '';
@@ -170,7 +195,8 @@ const server = http.createServer(async (req, res) => {
       onsessioninitialized: (id) => sessions.set(id, t),
     });
     t.onclose = () => { if (t.sessionId) sessions.delete(t.sessionId); };
-    await build().connect(t);
+    t.mcp = build();
+    await t.mcp.connect(t);
   }
   return t.handleRequest(req, res, body);
 });
