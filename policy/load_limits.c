@@ -299,11 +299,13 @@ pol_load_state(struct pol_walk *w, yaml_node_t *n, struct pol_state *st)
 		st->key_prefix = strdup("warden:");
 }
 
+/* Does tenant t declare app id?  (An item whose id was missing is
+ * kept, with the error said, and has none to match.) */
 static bool
 app_of(const struct pol_tenant *t, const char *id)
 {
 	for (size_t i = 0; i < t->napps; i++)
-		if (strcmp(t->apps[i].id, id) == 0)
+		if (t->apps[i].id != NULL && strcmp(t->apps[i].id, id) == 0)
 			return true;
 	return false;
 }
@@ -321,7 +323,8 @@ pol_check_limits(struct pol_loader *l)
 
 		if (lim->tenant != NULL) {
 			for (size_t k = 0; k < s->ntenants; k++)
-				if (strcmp(s->tenants[k].id, lim->tenant) == 0)
+				if (s->tenants[k].id != NULL &&
+				    strcmp(s->tenants[k].id, lim->tenant) == 0)
 					t = &s->tenants[k];
 			if (t == NULL)
 				pol_err_ref(&l->w, &r[0], "limit '%s': no tenant '%.64s'",
@@ -332,7 +335,8 @@ pol_check_limits(struct pol_loader *l)
 			    "app '%.64s'", lim->id ? lim->id : "?", t->id, lim->app);
 		for (size_t k = 0; t != NULL && lim->agent != NULL &&
 		    k < s->nagents; k++)
-			if (strcmp(s->agents[k].id, lim->agent) == 0 &&
+			if (s->agents[k].id != NULL &&
+			    strcmp(s->agents[k].id, lim->agent) == 0 &&
 			    s->agents[k].tenant == t)
 				agent_ok = true;
 		if (t != NULL && lim->agent != NULL && !agent_ok)
