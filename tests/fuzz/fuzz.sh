@@ -1,6 +1,7 @@
 #!/bin/sh
 # fuzz.sh [SECONDS] - run every fuzz target under libFuzzer for SECONDS
-# (default 60) each.  `make fuzz` calls it with FUZZ_SECONDS.
+# (default 60) each.  `make fuzz` calls it with FUZZ_SECONDS; FUZZ_TARGETS
+# (names, e.g. "rules jsonrpc") runs only those.
 #
 # Each target is built with clang -fsanitize=fuzzer,address,undefined from
 # the library sources themselves (build/libwarden.a is gcc-built, without
@@ -68,6 +69,10 @@ crashed=0
 for src in tests/fuzz/fuzz_*.c; do
 	target=$(basename "$src" .c)
 	name=${target#fuzz_}
+	case " ${FUZZ_TARGETS:-$name} " in
+	*" $name "*) ;;
+	*) continue ;;
+	esac
 	bin=$out/$target
 	corpus=$out/corpus/$name
 	arts=$out/artifacts/$name
