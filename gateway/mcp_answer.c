@@ -1,0 +1,587 @@
+/*
+ * mcp_answer.c - the server's side of an MCP transaction (mcp_int.h):
+ * every message the server sends on its way to the client, read
+ * strictly and checked.  tools/list results lose the tools the agent may
+ * never call and those whose definition changed since it was pinned
+ * (mcp_pins.c); the server's requests for sampling or elicitation pass
+ * only where the agent's `mcp:` rules allow them (refused ones are
+ * answered to the server by warden, never shown to the client); a
+ * tools/call result that an answer detector watches is withheld.  A
+ * JSON answer is read whole, an SSE answer event by event, re-framed
+ * (only data: and id: are kept).  The transaction's record is written
+ * before the answer it describes goes out.
+ */
+#include "gateway/mcp_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- the messages ---- */
+
+/* Tools the agent can reach from the start of a session: "ever". */
+static uint64_t
+reachable(const struct pol_agent *a)
+{
+	uint64_t seen = a->start, front = a->start;
+
+	while (front != 0) {
+		uint64_t next = 0;
+
+		for (size_t i = 0; i < a->ntools; i++)
+			if (front & (1ull << i))
+				next |= a->next[i];
+		front = next & ~seen;
+		seen |= next;
+	}
+	return seen;
+}
+
+/*
+ * tools/list result: keep the tools the agent may call, as pinned.  Its
+ * record says which it hid and why, and which definitions this listing
+ * pinned (first seen) or set pending (changed): the log, not only the
+ * pin file, tells which definition was trusted from when.
+ */
+static void
+filter_list(struct mcp_txn *t, json_t *result)
+{
+	json_t *tools = json_object_get(result, "tools"), *hidden, *pins;
+	uint64_t ever = reachable(t->agent);
+	size_t more = 0;
+
+	if (!json_is_array(tools))
+		return;
+	hidden = json_array();
+	pins = json_array();
+	for (size_t i = 0; i < json_array_size(tools); ) {
+		json_t *tool = json_array_get(tools, i);
+		const char *name = json_string_value(json_object_get(tool, "name"));
+		const char *at = name ? pol_mcp_agent_tool(t->m, name) : NULL;
+		int idx = at ? pol_tool_index(t->agent, at) : -1;
+		const char *why = NULL;
+		bool wrote = false;
+		char fp[65];
+
+		if (idx < 0 || !(ever & (1ull << idx)))
+			why = "not a tool the agent may call";
+		else {
+			gw_pin_fingerprint(tool, fp);
+			switch (gw_pin_check(t->pins, t->m->id, name, fp, &wrote)) {
+			case GW_PIN_OK:
+				break;
+			case GW_PIN_CHANGED:
+				why = "definition changed: pending approval";
+				break;
+			default:
+				why = "the pin file cannot be written";
+			}
+		}
+		if (wrote)
+			json_array_append_new(pins, json_pack("{s:s,s:s,s:s}",
+			    "tool", name, "state", why == NULL ? "pinned" :
+			    "pending", "fingerprint", fp));
+		if (why == NULL) {
+			i++;
+			continue;
+		}
+		if (json_array_size(hidden) < MCP_LOG_HIDDEN_MAX)
+			json_array_append_new(hidden, json_pack("{s:s,s:s}",
+			    "tool", name == NULL ? "?" : strlen(name) > 128 ?
+			    "(a name longer than 128 bytes)" : name, "why", why));
+		else
+			more++;
+		json_array_remove(tools, i);
+	}
+	if (t->log == NULL)
+		t->log = json_object();
+	json_object_set_new(t->log, "hidden_tools", hidden);
+	if (more > 0)
+		json_object_set_new(t->log, "hidden_more",
+		    json_integer((json_int_t)more));
+	json_object_set_new(t->log, "pins", pins);
+}
+
+/* Answer a refused server request on the server's side. */
+static void
+reply_done(void *arg, enum wd_err err, const char *detail)
+{
+	(void)err;
+	(void)detail;
+	free(arg);
+}
+
+static size_t
+reply_data(void *arg, const char *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	return len;
+}
+
+static void
+reply_head(void *arg, int status, const char *ctype)
+{
+	(void)arg;
+	(void)status;
+	(void)ctype;
+}
+
+struct mcp_reply {
+	char *body;
+	char *hdrs[6];
+	size_t nhdrs;
+	struct gw_upstream *up;
+	struct gw_up_req req;
+};
+
+static void
+reply_free(void *arg)
+{
+	struct mcp_reply *r = arg;
+
+	free(r->body);
+	for (size_t i = 0; i < r->nhdrs; i++) {
+		wd_wipe(r->hdrs[i], strlen(r->hdrs[i]));
+		free(r->hdrs[i]);
+	}
+	free(r);
+}
+
+static void
+reply_done_free(void *arg, enum wd_err err, const char *detail)
+{
+	reply_done(NULL, err, detail);
+	reply_free(arg);
+}
+
+static void
+reply_start(evutil_socket_t fd, short what, void *arg)
+{
+	struct mcp_reply *r = arg;
+	struct gw_up_xfer *x;
+
+	(void)fd;
+	(void)what;
+	if (gw_up_start(r->up, &r->req, &x) != WD_OK)
+		reply_free(r);
+}
+
+static void
+refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
+{
+	struct mcp_reply *r = calloc(1, sizeof(*r));
+	static const struct timeval now = { 0, 0 };
+	struct gw_up_req *up;
+	json_t *j;
+
+	if (r == NULL)
+		return;
+	j = json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", id,
+	    "error", "code", GW_RPC_POLICY, "message", "refused by warden: "
+	    "the agent's rules do not allow this request");
+	r->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	/* A POST of its own (the stream it came on may be a GET's): the
+	 * session, the revision and the server's credential go with it. */
+	r->hdrs[r->nhdrs++] = strdup("Content-Type: application/json");
+	r->hdrs[r->nhdrs++] = strdup("Accept: application/json, "
+	    "text/event-stream");
+	for (size_t i = 0; i < t->nhdrs && r->nhdrs < 6; i++)
+		if (strncasecmp(t->hdrs[i], "MCP-Protocol-Version:", 21) == 0 ||
+		    strncasecmp(t->hdrs[i], "Mcp-Session-Id:", 15) == 0 ||
+		    strncasecmp(t->hdrs[i], "Authorization:", 14) == 0)
+			r->hdrs[r->nhdrs++] = strdup(t->hdrs[i]);
+	if (r->body == NULL) {
+		reply_free(r);
+		return;
+	}
+	memset(&r->req, 0, sizeof(r->req));
+	up = &r->req;
+	up->url = t->m->url;
+	up->headers = (const char *const *)r->hdrs;
+	up->nheaders = r->nhdrs;
+	up->proxy = t->snap->upstream.proxy;
+	up->curl_only = t->snap->upstream.curl_only;
+	up->body = r->body;
+	up->body_len = strlen(r->body);
+	up->connect_ms = t->snap->upstream.connect_timeout_ms;
+	up->first_byte_ms = t->snap->upstream.first_byte_timeout_ms;
+	up->idle_ms = t->snap->upstream.idle_timeout_ms;
+	up->total_ms = t->snap->upstream.total_timeout_ms;
+	up->on_head = reply_head;
+	up->on_data = reply_data;
+	up->on_done = reply_done_free;
+	up->arg = r;
+	r->up = gw_conn_worker(t->conn)->up;
+	/* We are inside curl's write callback: start it from the loop. */
+	if (event_base_once(gw_conn_worker(t->conn)->base, -1, EV_TIMEOUT,
+	    reply_start, r, &now) != 0)
+		reply_free(r);
+	if (t->log == NULL)
+		t->log = json_object();
+	json_object_set_new(t->log, "refused_server_request",
+	    json_string(method));
+	/* On a call's stream the call's record says so; on the server's
+	 * own stream each refusal is a record. */
+	if (t->standalone)
+		mcp_record(t, "deny", "mcp_server_request", "the agent's rules "
+		    "do not allow this server request");
+}
+
+/*
+ * A tools/call result, scanned by the detectors that watch answers: a
+ * detection (or a scanner that cannot run) turns the message into a
+ * JSON-RPC error naming the detector; the result goes nowhere.
+ */
+static void
+withhold_result(struct mcp_txn *t, struct gw_rpc *sm)
+{
+	const struct pol_detector *det;
+	const char *code;
+	int fired = -1;
+
+	if (t->res.scan == NULL)
+		return;
+	if (gw_detect_mcp_result(&t->res, sm->result, &fired) != WD_OK) {
+		code = wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->code;
+		snprintf(t->res_msg, sizeof(t->res_msg), "content detection "
+		    "cannot run on the tool's result; it was withheld");
+	} else if (fired >= 0) {
+		det = &t->snap->detect.d[fired];
+		gw_metrics_detect(det->id, "mcp_result", 1);
+		code = det->code;
+		snprintf(t->res_msg, sizeof(t->res_msg), "the tool's result "
+		    "contains what detector '%s' looks for; it was withheld",
+		    det->id);
+	} else {
+		return;
+	}
+	t->res_code = code;
+	json_object_del(sm->root, "result");
+	sm->result = NULL;
+	json_object_set_new(sm->root, "error", json_pack("{s:i,s:s,s:{s:s}}",
+	    "code", GW_RPC_POLICY, "message", t->res_msg, "data", "warden",
+	    code));
+	sm->error = json_object_get(sm->root, "error");
+}
+
+/*
+ * One message from the server: checked, maybe changed; false when it
+ * must not reach the client (a refused server request).  *bad when it
+ * cannot be read strictly.
+ */
+static bool
+server_message(struct mcp_txn *t, struct gw_rpc *sm)
+{
+	if (sm->kind == GW_RPC_REQUEST) {
+		bool ok = true;
+
+		if (strcmp(sm->method, "sampling/createMessage") == 0)
+			ok = t->agent->mcp_sampling;
+		else if (strcmp(sm->method, "elicitation/create") == 0)
+			ok = t->agent->mcp_elicitation;
+		if (!ok)
+			refuse_server_request(t, sm->id, sm->method);
+		return ok;
+	}
+	if (sm->kind == GW_RPC_RESPONSE && t->standalone) {
+		/* Only a resumed stream may carry one; warden resumes none:
+		 * it would be a result no check has seen. */
+		wd_warn("mcp %s: server '%s' sent a response on its own stream: "
+		    "dropped", t->reqid, t->m->id);
+		return false;
+	}
+	if (sm->kind != GW_RPC_RESPONSE || !json_equal(sm->id, t->msg.id))
+		return true;
+	if (t->is_list && sm->result != NULL)
+		filter_list(t, sm->result);
+	if (t->is_call)
+		mcp_digest(t, sm->result ? sm->result : sm->error, t->result_hmac);
+	if (t->is_call && sm->result != NULL)
+		withhold_result(t, sm);
+	mcp_record_answer(t, NULL);
+	return true;
+}
+
+/* ---- the transfer's callbacks ---- */
+
+void
+mcp_on_header(void *arg, const char *line, size_t len)
+{
+	struct mcp_txn *t = arg;
+	size_t n = 15;
+
+	if (len > n && strncasecmp(line, "mcp-session-id:", n) == 0) {
+		const char *v = line + n;
+		size_t vl = len - n;
+
+		while (vl > 0 && (*v == ' ' || *v == '\t'))
+			v++, vl--;
+		while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' ||
+		    v[vl - 1] == ' '))
+			vl--;
+		/* Visible ASCII only (the spec's rule); else dropped. */
+		if (vl >= sizeof(t->sess_id))
+			return;
+		for (size_t i = 0; i < vl; i++)
+			if (v[i] < 0x21 || v[i] > 0x7e)
+				return;
+		memcpy(t->sess_id, v, vl);
+		t->sess_id[vl] = '\0';
+	}
+}
+
+static void
+start_stream(struct mcp_txn *t)
+{
+	struct gw_out_hdr h[2] = { { "Mcp-Session-Id", t->sess_id },
+		{ "Cache-Control", "no-cache" } };
+
+	if (t->started || t->conn == NULL)
+		return;
+	t->started = true;
+	gw_metrics_request("mcp", t->status);
+	if (t->sess_id[0] != '\0')
+		gw_respond_start(t->conn, t->status, "text/event-stream", h, 2);
+	else
+		gw_respond_start(t->conn, t->status, "text/event-stream", h + 1,
+		    1);
+}
+
+void
+mcp_on_head(void *arg, int status, const char *ctype)
+{
+	struct mcp_txn *t = arg;
+
+	t->status = status;
+	t->sse = ctype != NULL && strncasecmp(ctype, "text/event-stream",
+	    17) == 0;
+	if (t->sse && status == 200)
+		start_stream(t);
+}
+
+/* One whole SSE event from the server: its data is one message. */
+static bool
+sse_event(struct mcp_txn *t, const char *ev, size_t len, struct evbuffer *out)
+{
+	const char *p = ev, *end = ev + len;
+	struct evbuffer *data = evbuffer_new();
+	char id[256] = "", why[160];
+	struct gw_rpc sm;
+	bool ok = false, any = false;
+	int code;
+	char *text;
+
+	if (data == NULL)
+		return false;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		const char *v;
+
+		if (ll > 0 && p[ll - 1] == '\r')
+			ll--;
+		if (ll > 5 && strncmp(p, "data:", 5) == 0) {
+			v = p + 5 + (p[5] == ' ');
+			if (any)
+				evbuffer_add(data, "\n", 1);
+			evbuffer_add(data, v, ll - (size_t)(v - p));
+			any = true;
+		} else if (ll > 3 && strncmp(p, "id:", 3) == 0) {
+			v = p + 3 + (p[3] == ' ');
+			snprintf(id, sizeof(id), "%.*s", (int)(ll - (size_t)(v - p)), v);
+		}
+		p = nl ? nl + 1 : end;
+	}
+	if (!any) {		/* a comment, a keep-alive, a retry: nothing */
+		evbuffer_free(data);
+		return true;
+	}
+	if (gw_rpc_read((const char *)evbuffer_pullup(data, -1),
+	    evbuffer_get_length(data), &sm, &code, why, sizeof(why)) != WD_OK)
+		goto out;
+	if (server_message(t, &sm)) {
+		text = json_dumps(sm.root, JSON_COMPACT);
+		if (text == NULL)
+			goto out;
+		evbuffer_add_printf(out, "event: message\n");
+		for (size_t i = 0; id[0] && i < strlen(id); i++)
+			if (id[i] == '\r' || id[i] == '\n')
+				id[0] = '\0';
+		if (id[0] != '\0')
+			evbuffer_add_printf(out, "id: %s\n", id);
+		evbuffer_add_printf(out, "data: %s\n\n", text);
+		free(text);
+	}
+	ok = true;
+out:
+	gw_rpc_clear(&sm);
+	evbuffer_free(data);
+	return ok;
+}
+
+size_t
+mcp_on_data(void *arg, const char *data, size_t len)
+{
+	struct mcp_txn *t = arg;
+	struct evbuffer *out;
+	size_t complete = 0;
+
+	if (t->conn == NULL)
+		return 0;
+	if (!t->sse || t->status != 200) {
+		if (evbuffer_get_length(t->acc) + len > GW_MCP_MAX_BODY)
+			return 0;
+		evbuffer_add(t->acc, data, len);
+		return len;
+	}
+	if (gw_sse_feed(&t->sse_st, t->acc, data, len, MCP_MAX_SSE_EVENT,
+	    &complete) != WD_OK)
+		return 0;
+	out = evbuffer_new();
+	if (out == NULL)
+		return 0;
+	while (complete > 0) {
+		const char *buf = (const char *)evbuffer_pullup(t->acc, complete);
+		size_t n = gw_sse_event_len(buf, complete);
+
+		if (n == 0 || n > complete)
+			break;
+		if (!sse_event(t, buf, n, out)) {
+			t->failed = true;
+			evbuffer_free(out);
+			return 0;
+		}
+		evbuffer_drain(t->acc, n);
+		gw_sse_consumed(&t->sse_st, n);
+		complete -= n;
+	}
+	if (evbuffer_get_length(out) > 0)
+		gw_respond_chunk_buf(t->conn, out);
+	evbuffer_free(out);
+	return len;
+}
+
+static void
+finish_json(struct mcp_txn *t)
+{
+	size_t len = evbuffer_get_length(t->acc);
+	const char *body = (const char *)evbuffer_pullup(t->acc, -1);
+	struct gw_out_hdr h = { "Mcp-Session-Id", t->sess_id };
+	struct gw_rpc sm;
+	char why[160];
+	int code;
+	char *text;
+
+	if (t->standalone) {
+		/* The server has no stream for us (405, an unknown session):
+		 * its status, never its bytes (a response would go unread). */
+		int said = t->status;
+
+		if (said < 400 || said > 499)
+			t->status = 502;
+		mcp_rpc_error(t->conn, t->status, NULL, GW_RPC_INVALID,
+		    "mcp_server_error", "MCP server '%s' opened no stream (it "
+		    "answered %d)", t->m->id, said);
+		return;
+	}
+	if (len == 0 && t->status >= 200 && t->status < 300) {
+		/* 202 Accepted for notifications and responses. */
+		mcp_record_answer(t, NULL);
+		gw_metrics_request("mcp", t->status);
+		gw_respond(t->conn, t->status, "application/json",
+		    t->sess_id[0] ? &h : NULL, t->sess_id[0] ? 1 : 0, "", 0);
+		return;
+	}
+	if (gw_rpc_read(body, len, &sm, &code, why, sizeof(why)) != WD_OK) {
+		/* Not a message: a plain HTTP error (404 for an unknown
+		 * session) keeps its status, without the server's bytes. */
+		if (t->status >= 400 && t->status < 500) {
+			mcp_record_answer(t, "the MCP server answered with an error");
+			mcp_rpc_error(t->conn, t->status, t->msg.id, GW_RPC_INVALID,
+			    "mcp_server_error", "the MCP server answered %d",
+			    t->status);
+		} else {
+			t->status = 502;
+			mcp_record_answer(t, "the MCP server's answer cannot be read");
+			mcp_rpc_error(t->conn, 502, t->msg.id, GW_RPC_INVALID,
+			    "bad_upstream_response", "the MCP server's answer is not "
+			    "one JSON-RPC message: %s", why);
+		}
+		return;
+	}
+	if (!server_message(t, &sm)) {
+		gw_rpc_clear(&sm);
+		t->status = 502;
+		mcp_record_answer(t, "the MCP server answered with a refused request");
+		mcp_rpc_error(t->conn, 502, t->msg.id, GW_RPC_POLICY, "mcp_refused",
+		    "the MCP server answered with a request the agent's rules "
+		    "refuse");
+		return;
+	}
+	text = json_dumps(sm.root, JSON_COMPACT);
+	gw_rpc_clear(&sm);
+	if (text == NULL) {
+		gw_reply_error(t->conn, WD_CODE_OUT_OF_MEMORY, NULL, 0, NULL);
+		return;
+	}
+	gw_metrics_request("mcp", t->status);
+	gw_respond(t->conn, t->status, "application/json",
+	    t->sess_id[0] ? &h : NULL, t->sess_id[0] ? 1 : 0, text, strlen(text));
+	free(text);
+}
+
+void
+mcp_on_done(void *arg, enum wd_err err, const char *detail)
+{
+	struct mcp_txn *t = arg;
+	struct gw_conn *c = t->conn;
+
+	t->x = NULL;
+	if (c == NULL) {
+		mcp_record_answer(t, "the client left");
+		mcp_txn_free(t);
+		return;
+	}
+	gw_conn_set_hooks(c, NULL);
+	if (t->started) {
+		if (t->standalone && !t->failed)
+			wd_info("mcp %s: server '%s' stream ended: %s", t->reqid,
+			    t->m->id, err != WD_OK && detail ? detail : "closed");
+		else if (err != WD_OK || t->failed ||
+		    evbuffer_get_length(t->acc) > 0)
+			wd_warn("mcp %s: stream from server '%s' ended badly: %s",
+			    t->reqid, t->m->id, t->failed ? "unreadable event" :
+			    detail ? detail : "cut");
+		/* Written already if the response came; else how it ended. */
+		mcp_record_answer(t, err != WD_OK || t->failed ? "the MCP server's "
+		    "stream broke off" : NULL);
+		gw_respond_end(c, err != WD_OK || t->failed);
+	} else if (err != WD_OK) {
+		t->status = 502;
+		mcp_record_answer(t, "the MCP server failed");
+		mcp_rpc_error(c, 502, t->msg.id, GW_RPC_INVALID, "mcp_upstream_error",
+		    "MCP server '%s' cannot be reached: %s", t->m->id,
+		    detail ? detail : wd_strerror(err));
+	} else {
+		finish_json(t);		/* records before it answers */
+		mcp_record_answer(t, NULL);	/* (out of memory there) */
+	}
+	mcp_txn_free(t);
+}
+
+void
+mcp_client_gone(void *arg)
+{
+	struct mcp_txn *t = arg;
+
+	t->conn = NULL;
+	if (t->x != NULL) {
+		gw_up_abort(t->x);
+		t->x = NULL;
+		t->status = 499;
+		mcp_record_answer(t, "the client left");
+		mcp_txn_free(t);
+	}
+}
