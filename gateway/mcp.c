@@ -23,7 +23,8 @@
  * when it is forwarded: the labels of its tool are in the session from
  * then on, for later chat and MCP calls alike.  Each tools/call leaves
  * one audit record (kind mcp_call), each tools/list one (mcp_list: the
- * tools it hid and why, the definitions it pinned or set pending).
+ * tools it hid and why, the definitions it pinned or set pending), any
+ * other request one (mcp_request: its method and what it named).
  */
 #include "gateway/mcp_int.h"
 #include "gateway/store.h"
@@ -114,7 +115,7 @@ mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
 	rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:s,s:s?,s:s?,"
 	    "s:s?,s:s?,s:s?,s:i}",
 	    "kind", t->standalone ? "mcp_stream" : t->is_list ? "mcp_list" :
-	    "mcp_call", "format", "mcp",
+	    t->is_call ? "mcp_call" : "mcp_request", "format", "mcp",
 	    "request_id", t->reqid,
 	    "policy_version", t->snap->version, "tenant", t->tenant->id,
 	    "agent", t->agent->id, "session", t->session[0] ? t->session : NULL,
@@ -124,11 +125,23 @@ mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
 	    "status", t->status);
 	if (rec == NULL)
 		return;
-	if (t->is_call) {
+	if (t->is_call)
 		json_object_set_new(rec, "arguments_hmac", t->args_hmac[0] ?
 		    json_string(t->args_hmac) : json_null());
+	if (t->is_req && !t->is_list)
 		json_object_set_new(rec, "result_hmac", t->result_hmac[0] ?
 		    json_string(t->result_hmac) : json_null());
+	/* Any other request: what it asked for (resources name a uri,
+	 * prompts a name), never its arguments. */
+	if (t->is_req && !t->is_call && !t->is_list) {
+		json_t *p = t->msg.params;
+		const char *name = json_string_value(json_object_get(p, "uri"));
+
+		if (name == NULL)
+			name = json_string_value(json_object_get(p, "name"));
+		json_object_set_new(rec, "method", json_string(t->msg.method));
+		json_object_set_new(rec, "name", name != NULL && strlen(name) <=
+		    512 ? json_string(name) : json_null());
 	}
 	if (t->log != NULL)
 		json_object_set(rec, "mcp", t->log);
@@ -137,7 +150,7 @@ mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
 }
 
 /*
- * The record of a call or a listing that was forwarded, written before
+ * The record of a request that was forwarded, written before
  * the client gets the answer it describes (the server's response, an
  * error in its place), as for chat: a kill -9 cannot leave an answered
  * call without its record.  Once only; why: what went wrong, or NULL.
@@ -145,7 +158,7 @@ mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
 void
 mcp_record_answer(struct mcp_txn *t, const char *why)
 {
-	if (t->is_call || t->is_list)
+	if (t->is_req)
 		mcp_record(t, "allow", NULL, why);
 }
 
@@ -738,7 +751,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		/* Every tools/call leaves a record, the unreadable ones too. */
 		if (t->msg.method != NULL && strcmp(t->msg.method,
 		    "tools/call") == 0) {
-			t->is_call = true;
+			t->is_req = t->is_call = true;
 			snprintf(t->tool, sizeof(t->tool), "%s", name ? name : "");
 			t->agent_tool = name ? pol_mcp_agent_tool(t->m, name) : NULL;
 			t->status = 400;
@@ -750,8 +763,8 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		    "header_mismatch", "%s", why);
 		goto drop;
 	}
-	if (t->msg.kind == GW_RPC_REQUEST &&
-	    strcmp(t->msg.method, "tools/list") == 0)
+	t->is_req = t->msg.kind == GW_RPC_REQUEST;
+	if (t->is_req && strcmp(t->msg.method, "tools/list") == 0)
 		t->is_list = true;
 	if (t->msg.kind == GW_RPC_REQUEST &&
 	    strcmp(t->msg.method, "tools/call") == 0) {

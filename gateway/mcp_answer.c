@@ -296,7 +296,7 @@ server_message(struct mcp_txn *t, struct gw_rpc *sm)
 		return true;
 	if (t->is_list && sm->result != NULL)
 		filter_list(t, sm->result);
-	if (t->is_call)
+	if (!t->is_list)
 		mcp_digest(t, sm->result ? sm->result : sm->error, t->result_hmac);
 	if (t->is_call && sm->result != NULL)
 		withhold_result(t, sm);

@@ -42,7 +42,9 @@ struct mcp_txn {
 	char sess_id[256];		/* Mcp-Session-Id from the server */
 	struct evbuffer *acc;		/* JSON body, or SSE bytes not yet whole */
 	struct gw_sse sse_st;
-	/* tools/call: for its record. */
+	/* For its record: a request (every one forwarded has one); a
+	 * tools/call names its tool, any request's result has a digest. */
+	bool is_req;
 	bool is_call;
 	char tool[129];			/* the server's tool name */
 	const char *agent_tool;		/* borrowed from snap */

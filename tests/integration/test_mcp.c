@@ -193,6 +193,17 @@ START_TEST(mcp_sdk_client_through_warden)
 	    "\"definition changed: pending approval\"}"));
 	ck_assert(audit_has("\"kind\":\"mcp_pin_approved\"", "\"server\":\"crm\"",
 	    "\"tool\":\"send_email\""));
+	/* Requests other than tools: what they asked for and a digest of
+	 * the answer, never the arguments (the prompt's "Ada"). */
+	ck_assert(audit_has("\"kind\":\"mcp_request\"", "\"method\":\"resources/read\"",
+	    "\"name\":\"crm://policies/standard\""));
+	ck_assert(audit_has("\"kind\":\"mcp_request\"", "\"method\":\"prompts/get\"",
+	    "\"name\":\"greet\",\"policy_version\""));
+	ck_assert(audit_has("\"kind\":\"mcp_request\"", "\"method\":\"prompts/get\"",
+	    "\"result_hmac\":\""));
+	snprintf(cmd, sizeof(cmd), "grep -rh '\"kind\":\"mcp_request\"' %s/audit | "
+	    "grep -q Ada", it_tmpdir());
+	ck_assert(system(cmd) != 0);
 	/* A sampling request on the server's own stream, refused: one
 	 * record of its own. */
 	ck_assert(audit_has("\"kind\":\"mcp_stream\"", "\"refused_server_request\":"

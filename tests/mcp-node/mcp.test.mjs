@@ -133,6 +133,16 @@ test('personal data read over MCP: chat may no longer offer the sink',
     assert.match(chat.body.error.message, /no-pii-out/);
   });
 
+test('resources and prompts pass, and each request leaves a record',
+  async () => {
+    const c = await connect('res-1');
+    const r = await c.readResource({ uri: 'crm://policies/standard' });
+    assert.match(r.contents[0].text, /physiotherapy covered/);
+    const p = await c.getPrompt({ name: 'greet', arguments: { who: 'Ada' } });
+    assert.match(p.messages[0].content.text, /Greet Ada/);
+    await c.close();
+  });
+
 test('sampling requests of the server are refused by the agent\'s rules',
   async () => {
     const c = await connect('sampling-1');

@@ -86,6 +86,14 @@ function build() {
       return text(`sampling refused: ${e.message}`);
     }
   });
+  s.registerResource('standard-policy', 'crm://policies/standard',
+    { description: 'The standard insurance policy', mimeType: 'text/plain' },
+    async (uri) => ({ contents: [{ uri: uri.href,
+      text: 'standard policy: physiotherapy covered after surgery' }] }));
+  s.registerPrompt('greet', { description: 'Greet a customer',
+    argsSchema: { who: z.string() } },
+  ({ who }) => ({ messages: [{ role: 'user',
+    content: { type: 'text', text: `Greet ${who} warmly` } }] }));
   s.registerTool('confirm', {
     description: 'Ask the user to confirm (elicitation)',
     inputSchema: { what: z.string() },
