@@ -8,14 +8,183 @@
  * answered to the server by warden, never shown to the client); a
  * tools/call result that an answer detector watches is withheld.  A
  * JSON answer is read whole, an SSE answer event by event, re-framed
- * (only data: and id: are kept).  The transaction's record is written
- * before the answer it describes goes out.
+ * (only data: and id: are kept).  Here too what goes back to the client
+ * as warden's own (JSON-RPC errors) and the transaction's record, which
+ * is written before the answer it describes goes out.
  */
 #include "gateway/mcp_int.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* ---- answers to the client ---- */
+
+void
+mcp_rpc_error(struct gw_conn *c, int status, json_t *id, int code,
+    const char *wcode, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+void
+mcp_rpc_error(struct gw_conn *c, int status, json_t *id, int code,
+    const char *wcode, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	json_t *j;
+	char *text;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	j = json_pack("{s:s,s:O?,s:{s:i,s:s,s:{s:s}}}", "jsonrpc", "2.0", "id",
+	    id ? id : json_null(), "error", "code", code, "message", msg, "data",
+	    "warden", wcode);
+	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	gw_metrics_request("mcp", status);
+	if (text == NULL) {
+		gw_reply_error(c, WD_CODE_OUT_OF_MEMORY, NULL, 0, NULL);
+		return;
+	}
+	gw_respond(c, status, "application/json", NULL, 0, text, strlen(text));
+	free(text);
+}
+
+/* ---- the audit record of a tools/call or tools/list ---- */
+
+/* Which detectors fired on the arguments (and the result), how often:
+ * never what they found. */
+static void
+detections_json(const struct mcp_txn *t, json_t *rec)
+{
+	json_t *o = json_object(), *r = json_object();
+
+	for (size_t i = 0; i < t->snap->detect.n && i < POL_MAX_DETECTORS; i++) {
+		if (t->det.scan != NULL && t->det.counts[i] > 0)
+			json_object_set_new(o, t->snap->detect.d[i].id,
+			    json_integer(t->det.counts[i]));
+		if (t->res.scan != NULL && t->res.seen[i] > 0)
+			json_object_set_new(r, t->snap->detect.d[i].id,
+			    json_integer(t->res.seen[i]));
+	}
+	if (json_object_size(o) > 0)
+		json_object_set(rec, "detections", o);
+	if (json_object_size(r) > 0)
+		json_object_set(rec, "result_detections", r);
+	json_decref(o);
+	json_decref(r);
+}
+
+void
+mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
+    const char *why)
+{
+	json_t *rec;
+
+	if ((t->recorded && !t->standalone) || t->srv->audit == NULL)
+		return;
+	t->recorded = true;
+	/* A result the answer detectors withheld: the client got an error,
+	 * not what the server answered. */
+	if (t->res_code != NULL && strcmp(verdict, "allow") == 0) {
+		verdict = "deny";
+		rule = t->res_code;
+		why = t->res_msg;
+	}
+	/* A listing that lost tools on its way to the client. */
+	if (t->is_list && strcmp(verdict, "allow") == 0 && t->log != NULL &&
+	    json_array_size(json_object_get(t->log, "hidden_tools")) > 0)
+		verdict = "modify";
+	rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:s,s:s?,s:s?,"
+	    "s:s?,s:s?,s:s?,s:i}",
+	    "kind", t->standalone ? "mcp_stream" : t->is_list ? "mcp_list" :
+	    t->is_call ? "mcp_call" : "mcp_request", "format", "mcp",
+	    "request_id", t->reqid,
+	    "policy_version", t->snap->version, "tenant", t->tenant->id,
+	    "agent", t->agent->id, "session", t->session[0] ? t->session : NULL,
+	    "server", t->m->id, "server_country", t->m->country,
+	    "tool", t->is_call ? t->tool : NULL, "agent_tool", t->agent_tool,
+	    "verdict", verdict, "rule", rule, "message", why,
+	    "status", t->status);
+	if (rec == NULL)
+		return;
+	if (t->is_call)
+		json_object_set_new(rec, "arguments_hmac", t->args_hmac[0] ?
+		    json_string(t->args_hmac) : json_null());
+	if (t->is_req && !t->is_list)
+		json_object_set_new(rec, "result_hmac", t->result_hmac[0] ?
+		    json_string(t->result_hmac) : json_null());
+	/* Any other request: what it asked for (resources name a uri,
+	 * prompts a name), never its arguments. */
+	if (t->is_req && !t->is_call && !t->is_list) {
+		json_t *p = t->msg.params;
+		const char *name = json_string_value(json_object_get(p, "uri"));
+
+		if (name == NULL)
+			name = json_string_value(json_object_get(p, "name"));
+		json_object_set_new(rec, "method", json_string(t->msg.method));
+		json_object_set_new(rec, "name", name != NULL && strlen(name) <=
+		    512 ? json_string(name) : json_null());
+	}
+	if (t->log != NULL)
+		json_object_set(rec, "mcp", t->log);
+	detections_json(t, rec);
+	(void)aud_append(t->srv->audit, rec);
+}
+
+/*
+ * The record of a request that was forwarded, written before
+ * the client gets the answer it describes (the server's response, an
+ * error in its place), as for chat: a kill -9 cannot leave an answered
+ * call without its record.  Once only; why: what went wrong, or NULL.
+ */
+void
+mcp_record_answer(struct mcp_txn *t, const char *why)
+{
+	if (t->is_req)
+		mcp_record(t, "allow", NULL, why);
+}
+
+void
+mcp_digest(struct mcp_txn *t, json_t *j, char out[AUD_HASH_HEX + 1])
+{
+	char *text;
+
+	out[0] = '\0';
+	/* keep: none leaves no trace of payloads, digests included. */
+	if (t->srv->audit == NULL || t->snap->keep == POL_KEEP_NONE || j == NULL)
+		return;
+	text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	if (text == NULL)
+		return;
+	aud_payload_digest(t->srv->audit, text, strlen(text), out);
+	free(text);
+}
+
+/* ---- the transaction's end ---- */
+
+void
+mcp_txn_free(struct mcp_txn *t)
+{
+	if (t == NULL)
+		return;
+	gw_rpc_clear(&t->msg);
+	free(t->out_body);
+	for (size_t i = 0; i < t->nhdrs; i++) {
+		wd_wipe(t->hdrs[i], strlen(t->hdrs[i]));
+		free(t->hdrs[i]);
+	}
+	if (t->acc != NULL)
+		evbuffer_free(t->acc);
+	json_decref(t->log);
+	gw_detect_clear(&t->det);
+	gw_detect_answer_clear(&t->res);
+	gw_creds_unref(t->creds);
+	pol_snapshot_unref(t->snap);
+	free(t);
+}
 
 /* ---- the messages ---- */
 

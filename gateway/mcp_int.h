@@ -1,9 +1,9 @@
 /*
- * mcp_int.h - what the two halves of the MCP endpoint share: the
- * transaction (struct mcp_txn), the record and the errors (mcp.c: the
- * client's side, from the request to the server) and the callbacks of
- * the transfer (mcp_answer.c: the server's side, every message it sends
- * read and checked on its way to the client).  Private to those files.
+ * mcp_int.h - the two halves of the MCP endpoint: mcp.c, the client's
+ * side (from the request to the server), calls into mcp_answer.c, the
+ * server's side (every message it sends read and checked on its way to
+ * the client, warden's own errors, the transaction's record and its
+ * end), never the other way.  Private to those files.
  */
 #ifndef GW_MCP_INT_H
 #define GW_MCP_INT_H
@@ -63,24 +63,23 @@ struct mcp_txn {
 	char res_msg[160];
 };
 
-/* ---- mcp.c ---- */
+/* ---- mcp_answer.c ---- */
 
 /* A JSON-RPC error as the whole answer, with HTTP status. */
 void mcp_rpc_error(struct gw_conn *c, int status, json_t *id, int code,
     const char *wcode, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
-/* The transaction's record (mcp_call, mcp_list; mcp_stream for each
- * refusal on the server's own stream), once. */
+/* The transaction's record (mcp_call, mcp_list, mcp_request; an
+ * mcp_stream for each refusal on the server's own stream), once. */
 void mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
     const char *why);
-/* The record of a forwarded call or listing, before its answer goes. */
+/* The record of a forwarded request, before its answer goes. */
 void mcp_record_answer(struct mcp_txn *t, const char *why);
 /* HMAC of j's canonical JSON with the payload key ("" without one). */
 void mcp_digest(struct mcp_txn *t, json_t *j, char out[AUD_HASH_HEX + 1]);
 void mcp_txn_free(struct mcp_txn *t);
 
-/* ---- mcp_answer.c: the transfer's callbacks (struct gw_up_req) ---- */
-
+/* The transfer's callbacks (struct gw_up_req). */
 void mcp_on_header(void *arg, const char *line, size_t len);
 void mcp_on_head(void *arg, int status, const char *ctype);
 size_t mcp_on_data(void *arg, const char *data, size_t len);
