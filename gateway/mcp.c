@@ -290,6 +290,9 @@ forward(struct mcp_txn *t, struct gw_conn *c, const struct gw_http_req *req,
 	if (t->m->credential != NULL) {
 		cred = gw_creds_get(t->creds, t->snap, t->m->credential, &clen);
 		if (cred == NULL) {
+			t->status = 503;
+			mcp_record_answer(t, "the MCP server's credential is not "
+			    "available");
 			mcp_rpc_error(c, 503, t->msg.id, GW_RPC_INVALID,
 			    "credential_unavailable", "the credential of MCP server "
 			    "'%s' is not available", t->m->id);
@@ -330,12 +333,17 @@ forward(struct mcp_txn *t, struct gw_conn *c, const struct gw_http_req *req,
 	gw_conn_set_hooks(c, &hooks);
 	if (gw_up_start(gw_conn_worker(c)->up, &up, &t->x) != WD_OK) {
 		gw_conn_set_hooks(c, NULL);
+		t->status = 502;
+		mcp_record_answer(t, "the transfer to the MCP server could not "
+		    "start");
 		mcp_rpc_error(c, 502, t->msg.id, GW_RPC_INVALID, "mcp_upstream_error",
 		    "cannot start the transfer to MCP server '%s'", t->m->id);
 		mcp_txn_free(t);
 	}
 	return;
 nomem:
+	t->status = 500;
+	mcp_record_answer(t, "out of memory");
 	gw_reply_error(c, WD_CODE_OUT_OF_MEMORY, NULL, 0, NULL);
 	mcp_txn_free(t);
 }
