@@ -196,9 +196,9 @@ add_hdr(struct mcp_txn *t, const char *name, const char *value)
 	return true;
 }
 
-/* Header values the client sends on: printable ASCII, bounded. */
+/* Header values the client sends on: printable ASCII, at most max. */
 static bool
-hdr_sane(const char *v)
+hdr_sane(const char *v, size_t max)
 {
 	size_t n = 0;
 
@@ -206,8 +206,32 @@ hdr_sane(const char *v)
 		return true;
 	for (; *v != '\0'; v++, n++)
 		if ((unsigned char)*v < 0x20 || (unsigned char)*v > 0x7e ||
-		    n > 255)
+		    n >= max)
 			return false;
+	return true;
+}
+
+/*
+ * The client's Mcp-Session-Id: the server's id and the tag only this
+ * caller gets for it (mcp_session_tag).  True, with the server's id in
+ * fwd_sid, when it is this caller's; a session another caller opened,
+ * or one that was never opened through warden, is nobody's here.
+ */
+static bool
+session_open(struct mcp_txn *t, const char *csid)
+{
+	const char *dot = strrchr(csid, '.');
+	char want[MCP_SID_TAG + 1];
+	size_t len;
+
+	if (dot == NULL || strlen(dot + 1) != MCP_SID_TAG)
+		return false;
+	len = (size_t)(dot - csid);
+	if (!mcp_session_tag(t, csid, len, want) ||
+	    !wd_ct_equal(want, dot + 1, MCP_SID_TAG))
+		return false;
+	memcpy(t->fwd_sid, csid, len);
+	t->fwd_sid[len] = '\0';
 	return true;
 }
 
@@ -282,7 +306,7 @@ forward(struct mcp_txn *t, struct gw_conn *c, const struct gw_http_req *req,
 	    "application/json, text/event-stream") ||
 	    !add_hdr(t, "MCP-Protocol-Version",
 	    gw_http_header(req, "mcp-protocol-version")) ||
-	    !add_hdr(t, "Mcp-Session-Id", gw_http_header(req, "mcp-session-id")) ||
+	    !add_hdr(t, "Mcp-Session-Id", t->fwd_sid[0] ? t->fwd_sid : NULL) ||
 	    !add_hdr(t, "Mcp-Method", gw_http_header(req, "mcp-method")) ||
 	    !add_hdr(t, "Mcp-Name", gw_http_header(req, "mcp-name")))
 		goto nomem;
@@ -496,7 +520,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 {
 	struct gw_server *srv = gw_conn_worker(c)->srv;
 	struct mcp_txn *t = calloc(1, sizeof(*t));
-	const char *id = req->path + 5, *pv;
+	const char *id = req->path + 5, *pv, *csid;
 	const char *rule = NULL;
 	char why[256], msg[256];
 	int code;
@@ -531,12 +555,24 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 	}
 	pv = gw_http_header(req, "mcp-protocol-version");
 	stateless = pv != NULL && strcmp(pv, "2026-07-28") == 0;
-	if (!hdr_sane(pv) || !hdr_sane(gw_http_header(req, "mcp-session-id")) ||
-	    !hdr_sane(gw_http_header(req, "mcp-method")) ||
-	    !hdr_sane(gw_http_header(req, "mcp-name"))) {
+	csid = gw_http_header(req, "mcp-session-id");
+	if (!hdr_sane(pv, 256) || !hdr_sane(csid, sizeof(t->client_sid)) ||
+	    !hdr_sane(gw_http_header(req, "mcp-method"), 256) ||
+	    !hdr_sane(gw_http_header(req, "mcp-name"), 256)) {
 		evbuffer_free(body);
 		mcp_rpc_error(c, 400, NULL, GW_RPC_INVALID, "invalid_header", "MCP "
-		    "headers hold printable ASCII, at most 256 characters");
+		    "headers hold printable ASCII, at most 256 characters (a "
+		    "session id as warden gave it)");
+		goto drop;
+	}
+	/* As a server answers a session it does not know: the client
+	 * starts a new one. */
+	if (csid != NULL && !session_open(t, csid)) {
+		evbuffer_free(body);
+		gw_metrics_request("mcp", 404);
+		mcp_rpc_error(c, 404, NULL, GW_RPC_INVALID, "unknown_session",
+		    "Mcp-Session-Id names no session of this caller at MCP "
+		    "server '%s'", t->m->id);
 		goto drop;
 	}
 	if (req->method == GW_M_DELETE) {

@@ -14,10 +14,14 @@
  */
 #include "gateway/mcp_int.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 /* ---- answers to the client ---- */
 
@@ -161,6 +165,81 @@ mcp_digest(struct mcp_txn *t, json_t *j, char out[AUD_HASH_HEX + 1])
 		return;
 	aud_payload_digest(t->srv->audit, text, strlen(text), out);
 	free(text);
+}
+
+/* ---- the session binding ---- */
+
+/* For servers without a credential: this process's own key. */
+static unsigned char proc_key[32];
+static bool proc_key_ok;
+static pthread_once_t proc_key_once = PTHREAD_ONCE_INIT;
+
+static void
+proc_key_init(void)
+{
+	proc_key_ok = RAND_bytes(proc_key, sizeof(proc_key)) == 1;
+}
+
+/*
+ * The tag's key: from the server's credential where it has one (every
+ * replica holds the same, so a session survives a restart and another
+ * replica), else this process's random key (then a session is this
+ * process's only; a client told 404 starts a new one, as MCP says).
+ */
+static bool
+session_key(const struct mcp_txn *t, unsigned char key[32])
+{
+	static const char label[] = "warden mcp session v1";
+	const unsigned char *cred = NULL;
+	size_t clen = 0;
+	EVP_MD_CTX *ctx;
+	bool ok;
+
+	if (t->m->credential != NULL &&
+	    (cred = gw_creds_get(t->creds, t->snap, t->m->credential,
+	    &clen)) == NULL)
+		return false;
+	if (cred == NULL) {
+		pthread_once(&proc_key_once, proc_key_init);
+		if (!proc_key_ok)
+			return false;
+		cred = proc_key;
+		clen = sizeof(proc_key);
+	}
+	ctx = EVP_MD_CTX_new();
+	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+	    EVP_DigestUpdate(ctx, label, sizeof(label)) &&
+	    EVP_DigestUpdate(ctx, t->m->id, strlen(t->m->id) + 1) &&
+	    EVP_DigestUpdate(ctx, cred, clen) &&
+	    EVP_DigestFinal_ex(ctx, key, NULL);
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
+bool
+mcp_session_tag(const struct mcp_txn *t, const char *sid, size_t len,
+    char out[MCP_SID_TAG + 1])
+{
+	unsigned char key[32], mac[EVP_MAX_MD_SIZE], msg[128 + 32 + 256];
+	size_t alen = strlen(t->agent->id), mlen;
+	unsigned int maclen = 0;
+	bool ok;
+
+	out[0] = '\0';
+	if (len >= sizeof(t->sess_id) || alen >= 128 || t->key == NULL ||
+	    !session_key(t, key))
+		return false;
+	/* The caller (its agent, NUL, its key's digest), then the session. */
+	memcpy(msg, t->agent->id, alen + 1);
+	memcpy(msg + alen + 1, t->key, 32);
+	memcpy(msg + alen + 1 + 32, sid, len);
+	mlen = alen + 1 + 32 + len;
+	ok = HMAC(EVP_sha256(), key, (int)sizeof(key), msg, mlen, mac,
+	    &maclen) != NULL && maclen >= MCP_SID_TAG / 2;
+	wd_wipe(key, sizeof(key));
+	if (ok)
+		wd_hex(mac, MCP_SID_TAG / 2, out);
+	return ok;
 }
 
 /* ---- the transaction's end ---- */
@@ -479,6 +558,7 @@ void
 mcp_on_header(void *arg, const char *line, size_t len)
 {
 	struct mcp_txn *t = arg;
+	char tag[MCP_SID_TAG + 1];
 	size_t n = 15;
 
 	if (len > n && strncasecmp(line, "mcp-session-id:", n) == 0) {
@@ -498,20 +578,26 @@ mcp_on_header(void *arg, const char *line, size_t len)
 				return;
 		memcpy(t->sess_id, v, vl);
 		t->sess_id[vl] = '\0';
+		/* The client's copy is bound to this caller (see below). */
+		if (mcp_session_tag(t, t->sess_id, vl, tag))
+			snprintf(t->client_sid, sizeof(t->client_sid), "%s.%s",
+			    t->sess_id, tag);
+		else
+			t->sess_id[0] = t->client_sid[0] = '\0';
 	}
 }
 
 static void
 start_stream(struct mcp_txn *t)
 {
-	struct gw_out_hdr h[2] = { { "Mcp-Session-Id", t->sess_id },
+	struct gw_out_hdr h[2] = { { "Mcp-Session-Id", t->client_sid },
 		{ "Cache-Control", "no-cache" } };
 
 	if (t->started || t->conn == NULL)
 		return;
 	t->started = true;
 	gw_metrics_request("mcp", t->status);
-	if (t->sess_id[0] != '\0')
+	if (t->client_sid[0] != '\0')
 		gw_respond_start(t->conn, t->status, "text/event-stream", h, 2);
 	else
 		gw_respond_start(t->conn, t->status, "text/event-stream", h + 1,
@@ -637,7 +723,7 @@ finish_json(struct mcp_txn *t)
 {
 	size_t len = evbuffer_get_length(t->acc);
 	const char *body = (const char *)evbuffer_pullup(t->acc, -1);
-	struct gw_out_hdr h = { "Mcp-Session-Id", t->sess_id };
+	struct gw_out_hdr h = { "Mcp-Session-Id", t->client_sid };
 	struct gw_rpc sm;
 	char why[160];
 	int code;
@@ -660,7 +746,8 @@ finish_json(struct mcp_txn *t)
 		mcp_record_answer(t, NULL);
 		gw_metrics_request("mcp", t->status);
 		gw_respond(t->conn, t->status, "application/json",
-		    t->sess_id[0] ? &h : NULL, t->sess_id[0] ? 1 : 0, "", 0);
+		    t->client_sid[0] ? &h : NULL, t->client_sid[0] ? 1 : 0, "",
+		    0);
 		return;
 	}
 	if (gw_rpc_read(body, len, &sm, &code, why, sizeof(why)) != WD_OK) {
@@ -697,7 +784,8 @@ finish_json(struct mcp_txn *t)
 	}
 	gw_metrics_request("mcp", t->status);
 	gw_respond(t->conn, t->status, "application/json",
-	    t->sess_id[0] ? &h : NULL, t->sess_id[0] ? 1 : 0, text, strlen(text));
+	    t->client_sid[0] ? &h : NULL, t->client_sid[0] ? 1 : 0, text,
+	    strlen(text));
 	free(text);
 }
 

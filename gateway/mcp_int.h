@@ -16,6 +16,8 @@
 /* A tools/list record names at most this many hidden tools (and counts
  * the rest): a server may list thousands. */
 #define MCP_LOG_HIDDEN_MAX 64
+/* The hex tag after the server's session id in the client's copy. */
+#define MCP_SID_TAG 32
 
 struct mcp_txn {
 	struct gw_conn *conn;		/* NULL once the client left */
@@ -40,6 +42,8 @@ struct mcp_txn {
 	int status;
 	bool sse, started, failed;
 	char sess_id[256];		/* Mcp-Session-Id from the server */
+	char client_sid[256 + 1 + MCP_SID_TAG];	/* as the client gets it */
+	char fwd_sid[256];		/* the client's, checked: to the server */
 	struct evbuffer *acc;		/* JSON body, or SSE bytes not yet whole */
 	struct gw_sse sse_st;
 	/* For its record: a request (every one forwarded has one); a
@@ -78,6 +82,14 @@ void mcp_record_answer(struct mcp_txn *t, const char *why);
 /* HMAC of j's canonical JSON with the payload key ("" without one). */
 void mcp_digest(struct mcp_txn *t, json_t *j, char out[AUD_HASH_HEX + 1]);
 void mcp_txn_free(struct mcp_txn *t);
+/*
+ * Mcp-Session-Id binding: the client gets "SID.TAG", TAG an HMAC of the
+ * server's SID with the caller (agent, key) and the server; a request
+ * naming a session must carry the TAG its own caller would get.  False
+ * (and out "") when sid is too long or no key can be had.
+ */
+bool mcp_session_tag(const struct mcp_txn *t, const char *sid, size_t len,
+    char out[MCP_SID_TAG + 1]);
 
 /* The transfer's callbacks (struct gw_up_req). */
 void mcp_on_header(void *arg, const char *line, size_t len);

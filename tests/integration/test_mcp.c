@@ -153,9 +153,10 @@ START_TEST(mcp_sdk_client_through_warden)
 	snprintf(cmd, sizeof(cmd), "WARDEN_URL=%s MCP_KEY=%s "
 	    "MCP_SERVER_URL=http://127.0.0.1:%d MCP_SERVER_TOKEN=%s "
 	    "WARDEN_BIN=%s WARDEN_CONFIG=%s WARDEN_AUDIT_DIR=%s/audit "
+	    "MCP_TENANT_KEY=%s "
 	    "node --test --test-concurrency=1 tests/mcp-node/ >%s 2>&1",
 	    it.base, KEY_CRM, mcp_port, MCP_TOKEN, getenv("WARDEN_BIN"),
-	    it.config, it_tmpdir(), path);
+	    it.config, it_tmpdir(), IT_KEY_T1, path);
 	st = system(cmd);
 	if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
 		char *log = it_read_file(path, NULL), *nok;

@@ -6,6 +6,7 @@
 //   MCP_SERVER_URL    server.mjs itself (for its /_control hooks)
 //   WARDEN_BIN, WARDEN_CONFIG   for `warden mcp approve`
 //   WARDEN_AUDIT_DIR  the gateway's audit log
+//   MCP_TENANT_KEY    a key of crm-bot's tenant (not the agent's own)
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -171,9 +172,11 @@ async () => {
     await sleep(100);
   assert.ok((await serverSaw()).gets > before, 'no GET reached the server');
   await sleep(200);
+  // The client holds the server's session id with warden's tag on it.
+  const sid = c.transport.sessionId.replace(/\.[0-9a-f]{32}$/, '');
+  assert.notEqual(sid, c.transport.sessionId);
   const r = await (await fetch(`${process.env.MCP_SERVER_URL}` +
-    `/_control/standalone?session=${c.transport.sessionId}`,
-  { method: 'POST' })).json();
+    `/_control/standalone?session=${sid}`, { method: 'POST' })).json();
   assert.deepEqual(r.sessions.length, 1);
   assert.match(r.sessions[0], /refused: .*refused by warden/);
   for (let i = 0; i < 50 && changed === 0; i++)
@@ -187,6 +190,33 @@ async () => {
     'MCP-Protocol-Version': '2025-11-25', 'Last-Event-ID': 'ev-41' } });
   await g.body?.cancel();
   assert.deepEqual((await serverSaw()).lastEventIds, []);
+  await c.close();
+});
+
+test('a session is its caller\'s: another key, or the bare server id, ' +
+  'gets 404 and the server never hears of it', async () => {
+  const c = await connect('bound-1');
+  const mine = c.transport.sessionId;
+  const bare = mine.replace(/\.[0-9a-f]{32}$/, '');
+  const before = (await serverSaw()).auth.length;
+  const ping = (k, agent, sid) => fetch(`${base}/mcp/crm`, { method: 'POST',
+    headers: { Authorization: `Bearer ${k}`, 'Content-Type': 'application/json',
+      Accept: 'application/json, text/event-stream',
+      'MCP-Protocol-Version': '2025-11-25', 'Mcp-Session-Id': sid,
+      ...(agent ? { 'X-Warden-Agent': agent } : {}) },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }) });
+  // The tenant's own key acting as the same agent: not its session.
+  let r = await ping(process.env.MCP_TENANT_KEY, 'crm-bot', mine);
+  assert.equal(r.status, 404);
+  assert.match((await r.json()).error.message, /no session of this caller/);
+  for (const sid of [bare, `${bare}.${'0'.repeat(32)}`, `${mine}x`]) {
+    r = await ping(key, null, sid);
+    assert.equal(r.status, 404, sid);
+  }
+  assert.equal((await serverSaw()).auth.length, before);
+  // Its own caller, with the id it was given: the server answers.
+  r = await ping(key, null, mine);
+  assert.equal(r.status, 200);
   await c.close();
 });
 
