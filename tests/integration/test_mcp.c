@@ -144,6 +144,47 @@ audit_has(const char *a, const char *b, const char *c)
 	return system(cmd) == 0;
 }
 
+/*
+ * The records, each a line holding all three:
+ * - every tools/call, allowed and refused, with the refusing rule;
+ * - every tools/list: the tools it hid and why, the definitions it
+ *   pinned at first sight or set pending when they changed; the
+ *   operator's approval;
+ * - other requests: what they asked for and a digest of the answer;
+ * - a sampling request refused on the server's own stream.
+ */
+static const char *const records_wanted[][3] = {
+	{ "\"kind\":\"mcp_call\"", "\"tool\":\"search_docs\"",
+	  "\"verdict\":\"allow\"" },
+	{ "\"kind\":\"mcp_call\"", "\"tool\":\"send_email\"",
+	  "\"rule\":\"no-pii-out\"" },
+	{ "\"kind\":\"mcp_call\"", "\"session\":\"flow-chat\"",
+	  "\"verdict\":\"deny\"" },
+	{ "\"kind\":\"mcp_call\"", "\"rule\":\"mcp_pin\"",
+	  "\"server\":\"crm\"" },
+	{ "\"kind\":\"mcp_call\"", "\"arguments_hmac\":\"",
+	  "\"tool\":\"read_customer\"" },
+	{ "\"kind\":\"mcp_call\"", "\"rule\":\"header_mismatch\"",
+	  "\"server\":\"crm-stateless\"" },
+	{ "\"kind\":\"mcp_list\"", "{\"tool\":\"admin_shell\",\"why\":"
+	  "\"not a tool the agent may call\"}", "\"verdict\":\"modify\"" },
+	{ "\"kind\":\"mcp_list\"", "\"state\":\"pinned\",\"tool\":"
+	  "\"send_email\"", "\"server\":\"crm\"" },
+	{ "\"kind\":\"mcp_list\"", "\"state\":\"pending\",\"tool\":"
+	  "\"send_email\"", "{\"tool\":\"send_email\",\"why\":"
+	  "\"definition changed: pending approval\"}" },
+	{ "\"kind\":\"mcp_pin_approved\"", "\"server\":\"crm\"",
+	  "\"tool\":\"send_email\"" },
+	{ "\"kind\":\"mcp_request\"", "\"method\":\"resources/read\"",
+	  "\"name\":\"crm://policies/standard\"" },
+	{ "\"kind\":\"mcp_request\"", "\"method\":\"prompts/get\"",
+	  "\"name\":\"greet\",\"policy_version\"" },
+	{ "\"kind\":\"mcp_request\"", "\"method\":\"prompts/get\"",
+	  "\"result_hmac\":\"" },
+	{ "\"kind\":\"mcp_stream\"", "\"refused_server_request\":"
+	  "\"sampling/createMessage\"", "\"verdict\":\"deny\"" },
+};
+
 START_TEST(mcp_sdk_client_through_warden)
 {
 	char cmd[1024], path[256];
@@ -166,49 +207,18 @@ START_TEST(mcp_sdk_client_through_warden)
 		ck_abort_msg("MCP SDK tests failed:\n%.3000s", nok ? nok :
 		    log ? log : "");
 	}
-	/* Every tools/call left a record: allowed ones and the refusals,
-	 * with the rule that refused them. */
 	sleep(1);
-	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"tool\":\"search_docs\"",
-	    "\"verdict\":\"allow\""));
-	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"tool\":\"send_email\"",
-	    "\"rule\":\"no-pii-out\""));
-	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"session\":\"flow-chat\"",
-	    "\"verdict\":\"deny\""));
-	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"rule\":\"mcp_pin\"",
-	    "\"server\":\"crm\""));
-	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"arguments_hmac\":\"",
-	    "\"tool\":\"read_customer\""));
-	ck_assert(audit_has("\"kind\":\"mcp_call\"", "\"rule\":\"header_mismatch\"",
-	    "\"server\":\"crm-stateless\""));
-	/* Every tools/list left one too: the tools it hid and why, and the
-	 * definitions it pinned at first sight or set pending when they
-	 * changed; the operator's approval is in the chain as well, with
-	 * the fingerprints it replaced and pinned. */
-	ck_assert(audit_has("\"kind\":\"mcp_list\"", "{\"tool\":\"admin_shell\","
-	    "\"why\":\"not a tool the agent may call\"}", "\"verdict\":\"modify\""));
-	ck_assert(audit_has("\"kind\":\"mcp_list\"", "\"state\":\"pinned\","
-	    "\"tool\":\"send_email\"", "\"server\":\"crm\""));
-	ck_assert(audit_has("\"kind\":\"mcp_list\"", "\"state\":\"pending\","
-	    "\"tool\":\"send_email\"", "{\"tool\":\"send_email\",\"why\":"
-	    "\"definition changed: pending approval\"}"));
-	ck_assert(audit_has("\"kind\":\"mcp_pin_approved\"", "\"server\":\"crm\"",
-	    "\"tool\":\"send_email\""));
-	/* Requests other than tools: what they asked for and a digest of
-	 * the answer, never the arguments (the prompt's "Ada"). */
-	ck_assert(audit_has("\"kind\":\"mcp_request\"", "\"method\":\"resources/read\"",
-	    "\"name\":\"crm://policies/standard\""));
-	ck_assert(audit_has("\"kind\":\"mcp_request\"", "\"method\":\"prompts/get\"",
-	    "\"name\":\"greet\",\"policy_version\""));
-	ck_assert(audit_has("\"kind\":\"mcp_request\"", "\"method\":\"prompts/get\"",
-	    "\"result_hmac\":\""));
+	for (size_t i = 0; i < sizeof(records_wanted) / sizeof(*records_wanted);
+	    i++) {
+		const char *const *w = records_wanted[i];
+
+		ck_assert_msg(audit_has(w[0], w[1], w[2]), "no record with %s %s "
+		    "%s", w[0], w[1], w[2]);
+	}
+	/* Never a request's arguments (the prompt's "Ada"). */
 	snprintf(cmd, sizeof(cmd), "grep -rh '\"kind\":\"mcp_request\"' %s/audit | "
 	    "grep -q Ada", it_tmpdir());
 	ck_assert(system(cmd) != 0);
-	/* A sampling request on the server's own stream, refused: one
-	 * record of its own. */
-	ck_assert(audit_has("\"kind\":\"mcp_stream\"", "\"refused_server_request\":"
-	    "\"sampling/createMessage\"", "\"verdict\":\"deny\""));
 	{
 		/* The approval names the pending fingerprint the listing
 		 * recorded, and the one pinned before it. */
