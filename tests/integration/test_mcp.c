@@ -195,7 +195,8 @@ START_TEST(mcp_sdk_client_through_warden)
 	    "MCP_SERVER_URL=http://127.0.0.1:%d MCP_SERVER_TOKEN=%s "
 	    "WARDEN_BIN=%s WARDEN_CONFIG=%s WARDEN_AUDIT_DIR=%s/audit "
 	    "MCP_TENANT_KEY=%s "
-	    "node --test --test-concurrency=1 tests/mcp-node/ >%s 2>&1",
+	    "node --test --test-concurrency=1 --test-force-exit "
+	    "tests/mcp-node/ >%s 2>&1",
 	    it.base, KEY_CRM, mcp_port, MCP_TOKEN, getenv("WARDEN_BIN"),
 	    it.config, it_tmpdir(), IT_KEY_T1, path);
 	st = system(cmd);

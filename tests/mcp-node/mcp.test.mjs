@@ -212,11 +212,13 @@ test('a session is its caller\'s: another key, or the bare server id, ' +
   for (const sid of [bare, `${bare}.${'0'.repeat(32)}`, `${mine}x`]) {
     r = await ping(key, null, sid);
     assert.equal(r.status, 404, sid);
+    await r.body?.cancel();
   }
   assert.equal((await serverSaw()).auth.length, before);
   // Its own caller, with the id it was given: the server answers.
   r = await ping(key, null, mine);
   assert.equal(r.status, 200);
+  await r.body?.cancel();
   await c.close();
 });
 
