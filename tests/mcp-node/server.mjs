@@ -30,8 +30,8 @@ const port = Number(process.argv[2]);
 const token = process.env.MCP_SERVER_TOKEN;
 let variant = 0;
 let lingerMs = 0;
-const seen = { auth: [], calls: [], sampling: [], args: [], gets: 0,
-  lastEventIds: [] };
+const seen = { auth: [], calls: [], sampling: [], args: [], gets: [],
+  lastEventIds: [], pings: 0 };
 
 function build() {
   const s = new McpServer({ name: 'crm', version: '1.0.0' });
@@ -160,7 +160,7 @@ const server = http.createServer(async (req, res) => {
 
   seen.auth.push(req.headers.authorization ?? null);
   if (req.method === 'GET') {
-    seen.gets++;
+    seen.gets.push(req.headers['mcp-session-id'] ?? null);
     if (req.headers['last-event-id'] !== undefined)
       seen.lastEventIds.push(req.headers['last-event-id']);
   }
@@ -168,6 +168,8 @@ const server = http.createServer(async (req, res) => {
     return reply(res, 401, { error: 'bad credential' });
   const text = req.method === 'POST' ? await readBody(req) : '';
   const body = text ? JSON.parse(text) : undefined;
+  if (body?.method === 'ping')
+    seen.pings++;
   if (lingerMs > 0 && body?.method === 'tools/call') {
     const end = res.end.bind(res);
     res.end = (...a) => { setTimeout(() => end(...a), lingerMs); return res; };
