@@ -28,11 +28,6 @@
 void
 mcp_rpc_error(struct gw_conn *c, int status, json_t *id, int code,
     const char *wcode, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-
-void
-mcp_rpc_error(struct gw_conn *c, int status, json_t *id, int code,
-    const char *wcode, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -56,7 +51,7 @@ mcp_rpc_error(struct gw_conn *c, int status, json_t *id, int code,
 	free(text);
 }
 
-/* ---- the audit record of a tools/call or tools/list ---- */
+/* ---- the records (mcp_call, mcp_list, mcp_request, mcp_stream) ---- */
 
 /* Which detectors fired on the arguments (and the result), how often:
  * never what they found. */
@@ -516,8 +511,9 @@ withhold_result(struct mcp_txn *t, struct gw_rpc *sm)
 
 /*
  * One message from the server: checked, maybe changed; false when it
- * must not reach the client (a refused server request).  *bad when it
- * cannot be read strictly.
+ * must not reach the client (a refused server request, a response on
+ * the server's own stream).  The answer to the client's request is
+ * recorded here, before it goes on.
  */
 static bool
 server_message(struct mcp_txn *t, struct gw_rpc *sm)
@@ -776,6 +772,9 @@ finish_json(struct mcp_txn *t)
 		    "refuse");
 		return;
 	}
+	/* Written already if the message was the response; not if the
+	 * server answered with some other message. */
+	mcp_record_answer(t, NULL);
 	text = json_dumps(sm.root, JSON_COMPACT);
 	gw_rpc_clear(&sm);
 	if (text == NULL) {
@@ -823,7 +822,6 @@ mcp_on_done(void *arg, enum wd_err err, const char *detail)
 		    detail ? detail : wd_strerror(err));
 	} else {
 		finish_json(t);		/* records before it answers */
-		mcp_record_answer(t, NULL);	/* (out of memory there) */
 	}
 	mcp_txn_free(t);
 }
