@@ -532,10 +532,11 @@ gw_counter_init(struct gw_server *srv, const struct pol_snapshot *snap,
 /*
  * `warden secrets seal|rotate|rm|import-key`, `warden audit purge` and
  * `warden mcp approve` append their record themselves when no gateway
- * holds the log (gw_cli_record, audit/inbox.c).  They then sign the closing checkpoint as the gateway would: the same TPM
- * key, its auth value, and the TPM counter bumped and carried, so the
- * next start of the gateway finds the log level with the counter.  The
- * TPM is opened for each use, after the command closed its own.
+ * holds the log (gw_cli_record, audit/inbox.c).  They then sign the
+ * closing checkpoint as the gateway would: the same TPM key, its auth
+ * value, and the TPM counter bumped and carried, so the next start of
+ * the gateway finds the log level with the counter.  The TPM is opened
+ * for each use, after the command closed its own.
  */
 struct gw_cli_signer {
 	char *tcti, *store, *auth_file;
