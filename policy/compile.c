@@ -278,7 +278,7 @@ static struct pol_provider *
 find_provider(struct pol_snapshot *s, const char *id)
 {
 	for (size_t i = 0; i < s->nproviders; i++)
-		if (s->providers[i].id != NULL && strcmp(s->providers[i].id, id) == 0)
+		if (pol_id_eq(s->providers[i].id, id))
 			return &s->providers[i];
 	return NULL;
 }
@@ -383,8 +383,7 @@ compile_rule(struct pol_loader *l, struct pol_rule *r, struct raw_rule *raw)
 			const struct pol_tenant *found = NULL;
 
 			for (size_t t = 0; t < s->ntenants; t++)
-				if (s->tenants[t].id &&
-				    strcmp(s->tenants[t].id, raw->tenants[i].name) == 0)
+				if (pol_id_eq(s->tenants[t].id, raw->tenants[i].name))
 					found = &s->tenants[t];
 			if (found == NULL)
 				unknown(l, &raw->tenants[i], "tenant",
@@ -403,14 +402,12 @@ check_unique_ids(struct pol_loader *l)
 
 	for (size_t i = 0; i < s->ntenants; i++)
 		for (size_t j = 0; j < i; j++)
-			if (s->tenants[i].id && s->tenants[j].id &&
-			    strcmp(s->tenants[i].id, s->tenants[j].id) == 0)
+			if (pol_id_eq(s->tenants[i].id, s->tenants[j].id))
 				pol_err_ref(&l->w, &l->rt[i].at, "tenant id '%s' is "
 				    "used twice", s->tenants[i].id);
 	for (size_t i = 0; i < s->nrules; i++)
 		for (size_t j = 0; j < i; j++)
-			if (s->rules[i].id && s->rules[j].id &&
-			    strcmp(s->rules[i].id, s->rules[j].id) == 0)
+			if (pol_id_eq(s->rules[i].id, s->rules[j].id))
 				pol_err_ref(&l->w, &l->rr[i].at, "rule id '%s' is used "
 				    "twice", s->rules[i].id);
 }

@@ -426,13 +426,12 @@ pol_compile_agents(struct pol_loader *l)
 		struct raw_agent *raw = &l->ra[i];
 
 		for (size_t j = 0; j < i; j++)
-			if (a->id && s->agents[j].id && strcmp(a->id, s->agents[j].id) == 0)
+			if (pol_id_eq(a->id, s->agents[j].id))
 				pol_err_ref(&l->w, &raw->at, "agent id '%s' is used twice",
 				    a->id);
 		if (raw->tenant.name != NULL) {
 			for (size_t t = 0; t < s->ntenants; t++)
-				if (s->tenants[t].id &&
-				    strcmp(s->tenants[t].id, raw->tenant.name) == 0)
+				if (pol_id_eq(s->tenants[t].id, raw->tenant.name))
 					a->tenant = &s->tenants[t];
 			if (a->tenant == NULL)
 				pol_err_ref(&l->w, &raw->tenant, "agent '%s' names "

@@ -803,9 +803,8 @@ load_apps(struct pol_walk *w, yaml_node_t *v, struct pol_tenant *t)
 			continue;
 		pol_check_keys(w, a, app_keys, "an app");
 		pol_load_id(w, a, "app", &app->id);
-		for (size_t j = 0; app->id != NULL && j < t->napps; j++)
-			if (t->apps[j].id != NULL &&
-			    strcmp(t->apps[j].id, app->id) == 0)
+		for (size_t j = 0; j < t->napps; j++)
+			if (pol_id_eq(t->apps[j].id, app->id))
 				pol_err(w, a, "app '%s' is declared twice", app->id);
 		if ((x = pol_get(w, a, "keys")) != NULL)
 			pol_load_keys(w, x, &app->keys, &app->nkeys);

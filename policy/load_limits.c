@@ -191,8 +191,7 @@ pol_load_limits(struct pol_loader *l, yaml_node_t *n)
 		load_limit(l, item, &s->limits[s->nlimits - 1],
 		    l->rlimits[s->nlimits - 1]);
 		for (size_t i = 0; i + 1 < s->nlimits; i++)
-			if (s->limits[i].id && s->limits[s->nlimits - 1].id &&
-			    strcmp(s->limits[i].id, s->limits[s->nlimits - 1].id) == 0)
+			if (pol_id_eq(s->limits[i].id, s->limits[s->nlimits - 1].id))
 				pol_err(&l->w, item, "limit '%s' defined twice (first "
 				    "at line %zu)", s->limits[i].id, s->limits[i].line);
 	}
@@ -299,13 +298,12 @@ pol_load_state(struct pol_walk *w, yaml_node_t *n, struct pol_state *st)
 		st->key_prefix = strdup("warden:");
 }
 
-/* Does tenant t declare app id?  (An item whose id was missing is
- * kept, with the error said, and has none to match.) */
+/* Does tenant t declare app id? */
 static bool
 app_of(const struct pol_tenant *t, const char *id)
 {
 	for (size_t i = 0; i < t->napps; i++)
-		if (t->apps[i].id != NULL && strcmp(t->apps[i].id, id) == 0)
+		if (pol_id_eq(t->apps[i].id, id))
 			return true;
 	return false;
 }
@@ -323,8 +321,7 @@ pol_check_limits(struct pol_loader *l)
 
 		if (lim->tenant != NULL) {
 			for (size_t k = 0; k < s->ntenants; k++)
-				if (s->tenants[k].id != NULL &&
-				    strcmp(s->tenants[k].id, lim->tenant) == 0)
+				if (pol_id_eq(s->tenants[k].id, lim->tenant))
 					t = &s->tenants[k];
 			if (t == NULL)
 				pol_err_ref(&l->w, &r[0], "limit '%s': no tenant '%.64s'",
@@ -335,8 +332,7 @@ pol_check_limits(struct pol_loader *l)
 			    "app '%.64s'", lim->id ? lim->id : "?", t->id, lim->app);
 		for (size_t k = 0; t != NULL && lim->agent != NULL &&
 		    k < s->nagents; k++)
-			if (s->agents[k].id != NULL &&
-			    strcmp(s->agents[k].id, lim->agent) == 0 &&
+			if (pol_id_eq(s->agents[k].id, lim->agent) &&
 			    s->agents[k].tenant == t)
 				agent_ok = true;
 		if (t != NULL && lim->agent != NULL && !agent_ok)

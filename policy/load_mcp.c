@@ -128,8 +128,7 @@ pol_load_mcp_servers(struct pol_loader *l, yaml_node_t *n)
 		m = &l->s->mcp_servers[l->s->nmcp_servers - 1];
 		load_server(&l->w, e, m);
 		for (size_t i = 0; i + 1 < l->s->nmcp_servers; i++)
-			if (m->id != NULL && l->s->mcp_servers[i].id != NULL &&
-			    strcmp(m->id, l->s->mcp_servers[i].id) == 0) {
+			if (pol_id_eq(m->id, l->s->mcp_servers[i].id)) {
 				pol_err(&l->w, e, "mcp server id '%s' is used twice",
 				    m->id);
 				break;
@@ -141,8 +140,7 @@ const struct pol_mcp_server *
 pol_mcp_find(const struct pol_snapshot *snap, const char *id)
 {
 	for (size_t i = 0; i < snap->nmcp_servers; i++)
-		if (snap->mcp_servers[i].id != NULL &&
-		    strcmp(snap->mcp_servers[i].id, id) == 0)
+		if (pol_id_eq(snap->mcp_servers[i].id, id))
 			return &snap->mcp_servers[i];
 	return NULL;
 }

@@ -10,6 +10,7 @@
 #ifndef POL_INT_H
 #define POL_INT_H
 
+#include <string.h>
 #include <yaml.h>
 
 #include "policy/pol.h"
@@ -105,6 +106,16 @@ struct pol_loader {
 
 /* Append one element to a growing array; false when out of memory. */
 bool pol_grow(void *arrp, size_t *count, size_t elem);
+/*
+ * The one way the loader compares ids: an item whose id was missing is
+ * kept (its error already said) and matches nothing, so that every
+ * cross-reference and duplicate check goes on to report the rest.
+ */
+static inline bool
+pol_id_eq(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
 
 void pol_err_ref(struct pol_walk *w, const struct pol_ref *r,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
