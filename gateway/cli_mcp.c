@@ -40,9 +40,6 @@ record_approval(const struct pol_snapshot *snap, const char *audit_dir,
 		    "audit log: %s\n", rec == NULL ? "out of memory" : err);
 		return 1;
 	}
-	if (!in_chain)
-		fprintf(stderr, "warden mcp: record queued in %s/inbox (taken into "
-		    "the chain when warden next opens the log)\n", dir);
 	return 0;
 }
 

@@ -281,10 +281,6 @@ record_change(const struct sopts *o, const struct change *c, json_t *extra)
 		    "%s\n", err);
 		return false;
 	}
-	if (!in_chain)
-		fprintf(stderr, "warden secrets: record queued in %s/inbox (taken "
-		    "into the chain when warden next opens the log)\n",
-		    o->audit_dir);
 	return true;
 }
 

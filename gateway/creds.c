@@ -726,6 +726,9 @@ gw_cli_record(const char *dir, json_t *rec, const char *tcti,
 	    in_chain, &appended, err, errlen);
 	if (e == WD_OK && appended)
 		signer_report(s, serr, prog);
+	if (e == WD_OK && !*in_chain)
+		fprintf(stderr, "%s: record queued in %s/inbox (taken into the "
+		    "chain when warden next opens the log)\n", prog, dir);
 	signer_free(s);
 	return e;
 }

@@ -218,7 +218,7 @@ enum wd_err gw_counter_init(struct gw_server *srv,
  * and prog says so on stderr, with what follows for verification.
  * snap may be NULL (then the default counter index, and the interval of
  * the log's last checkpoint).  WD_OK: recorded; *in_chain false: queued
- * in the inbox for the gateway to take.
+ * in the inbox for the gateway to take (prog says so on stderr).
  */
 enum wd_err gw_cli_record(const char *dir, json_t *rec, const char *tcti,
     const char *store, const char *auth_file,

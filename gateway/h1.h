@@ -19,11 +19,11 @@
 #include <stdint.h>
 
 #include "common/wd.h"
+#include "gateway/http.h"
 
 #define H1_MAX_HEAD	(64u << 10)	/* status line and headers */
 #define H1_MAX_CTYPE	255		/* a longer Content-Type is refused */
 #define H1_MAX_CHUNK_LINE 1024		/* size, extensions, CRLF */
-#define H1_MAX_TRAILER	(16u << 10)
 #define H1_MAX_INTERIM	8		/* 1xx answers before the real one */
 
 enum h1_framing {
@@ -66,10 +66,8 @@ enum wd_err h1_head_parse(const char *p, size_t n, struct h1_head *h,
 /* The body's framing, fed in pieces. */
 struct h1_body {
 	enum h1_framing framing;
-	int st;			/* chunked: where in the chunk we are */
-	uint64_t left;		/* bytes of this length or chunk still due */
-	size_t line;		/* bytes of the current size or trailer line */
-	size_t trailer;		/* bytes of trailers so far */
+	struct gw_chunk_rd ck;	/* H1_CHUNKED */
+	uint64_t left;		/* H1_LENGTH: bytes still due */
 	bool done;
 };
 

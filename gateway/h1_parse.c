@@ -15,9 +15,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
-    CH_TRAILER, CH_TRAILER_LF };
-
 
 enum wd_err
 h1_head_end(const char *p, size_t n, size_t *from, size_t *end)
@@ -229,101 +226,9 @@ h1_body_init(struct h1_body *b, const struct h1_head *h)
 {
 	memset(b, 0, sizeof(*b));
 	b->framing = h->framing;
-	b->st = CH_SIZE;
 	b->left = h->framing == H1_LENGTH ? h->length : 0;
 	b->done = h->framing == H1_NONE ||
 	    (h->framing == H1_LENGTH && h->length == 0);
-}
-
-/* chunked: the framing bytes up to the next data, or the end. */
-static enum wd_err
-chunk_step(struct h1_body *b, const char *in, size_t n, size_t *used,
-    const char **data, size_t *dlen, char *why, size_t whylen)
-{
-	size_t i = 0;
-
-	while (i < n && !b->done) {
-		unsigned char c = (unsigned char)in[i];
-		int d;
-
-		if (b->st == CH_DATA) {
-			size_t span = b->left < n - i ? (size_t)b->left : n - i;
-
-			*data = in + i;
-			*dlen = span;
-			b->left -= span;
-			if (b->left == 0)
-				b->st = CH_DATA_CR;
-			i += span;
-			break;
-		}
-		i++;
-		switch (b->st) {
-		case CH_SIZE:
-			if ((d = wd_hexval(c)) >= 0) {
-				/* 15 digits: 60 bits, no overflow. */
-				if (b->line >= 15)
-					BAD("a chunk size is too long");
-				b->left = b->left * 16 + (uint64_t)d;
-				b->line++;
-				break;
-			}
-			if (b->line == 0)
-				BAD("a chunk has no size");
-			if (c == '\r')
-				b->st = CH_SIZE_LF;
-			else if (c == ';' || c == ' ' || c == '\t')
-				b->st = CH_EXT;
-			else
-				BAD("a chunk size is malformed");
-			b->line++;
-			break;
-		case CH_EXT:
-			if (++b->line > H1_MAX_CHUNK_LINE)
-				BAD("a chunk's extensions are too long");
-			if (c == '\r')
-				b->st = CH_SIZE_LF;
-			else if (!gw_http_vchar(c))
-				BAD("a chunk's extensions have a control byte");
-			break;
-		case CH_SIZE_LF:
-			if (c != '\n')
-				BAD("a chunk size line does not end in CRLF");
-			b->line = 0;
-			b->st = b->left > 0 ? CH_DATA : CH_TRAILER;
-			break;
-		case CH_DATA_CR:
-			if (c != '\r')
-				BAD("a chunk is longer than its size");
-			b->st = CH_DATA_LF;
-			break;
-		case CH_DATA_LF:
-			if (c != '\n')
-				BAD("a chunk does not end in CRLF");
-			b->st = CH_SIZE;
-			break;
-		case CH_TRAILER:
-			if (++b->trailer > H1_MAX_TRAILER)
-				BAD("the answer's trailers are too long");
-			if (c == '\r')
-				b->st = CH_TRAILER_LF;
-			else if (c == '\n' || !gw_http_vchar(c))
-				BAD("the answer's trailers are malformed");
-			else
-				b->line++;
-			break;
-		case CH_TRAILER_LF:
-			if (c != '\n')
-				BAD("the answer's trailers are malformed");
-			if (b->line == 0)
-				b->done = true;		/* the empty line */
-			b->line = 0;
-			b->st = CH_TRAILER;
-			break;
-		}
-	}
-	*used = i;
-	return WD_OK;
 }
 
 enum wd_err
@@ -338,8 +243,13 @@ h1_body_step(struct h1_body *b, const char *in, size_t n, size_t *used,
 	if (b->done || n == 0)
 		return WD_OK;
 	switch (b->framing) {
-	case H1_CHUNKED:
-		return chunk_step(b, in, n, used, data, dlen, why, whylen);
+	case H1_CHUNKED: {
+		enum wd_err rc = gw_chunk_step(&b->ck, in, n, H1_MAX_CHUNK_LINE,
+		    used, data, dlen, why, whylen);
+
+		b->done = b->ck.done;
+		return rc;
+	}
 	case H1_LENGTH:
 		span = b->left < n ? (size_t)b->left : n;
 		b->left -= span;

@@ -80,19 +80,47 @@ void gw_http_req_clear(struct gw_http_req *req);
 /* First header with this name (case-insensitive), or NULL. */
 const char *gw_http_header(const struct gw_http_req *req, const char *name);
 
-/* Chunked transfer decoding, fed as bytes arrive. */
+/*
+ * Chunked transfer coding (RFC 9112, 7.1), read as bytes arrive, by both
+ * HTTP readers: a client's request body (gw_chunked_decode) and a
+ * provider's answer (h1_body_step).  A zeroed reader is at its start.
+ */
+#define GW_CHUNK_MAX_TRAILER	(16u << 10)	/* the whole trailer section */
+
+struct gw_chunk_rd {
+	int st;
+	uint64_t left;			/* bytes of this chunk still due */
+	size_t line;			/* bytes of the current size or trailer line */
+	size_t trailer;			/* trailer bytes so far */
+	bool done;			/* the empty line after the last chunk */
+};
+
+/*
+ * Read from in[0..n): *used is how many bytes were taken; *data, *dlen
+ * the chunk data among them (one span into in; *dlen 0 when the bytes
+ * taken were framing).  A call also stops after a chunk's size line, so
+ * that the caller sees r->left before the chunk's data.  max_line bounds
+ * a size line with its extensions.  WD_EPARSE, with why: the framing is
+ * broken (a bare LF, no or too many size digits, a control byte, a chunk
+ * longer than its size, trailers too long).
+ */
+enum wd_err gw_chunk_step(struct gw_chunk_rd *r, const char *in, size_t n,
+    size_t max_line, size_t *used, const char **data, size_t *dlen,
+    char *why, size_t whylen);
+
+/* A client's chunked request body, decoded into an evbuffer. */
 struct gw_chunked {
-	int state;
-	uint64_t left;			/* bytes left in the current chunk */
+	struct gw_chunk_rd rd;
 	size_t total;			/* decoded body bytes so far */
-	size_t linelen;			/* bytes of the current size/trailer line */
 	bool done;
+	char why[96];			/* what was wrong, after WD_EPARSE */
 };
 
 /*
  * Decode from in (len bytes) into out, stopping at the end of the body.
  * *used says how much of in was consumed.  WD_ELIMIT when the body would
- * pass max_body; WD_EPARSE on bad framing.
+ * pass max_body (before any of the chunk that would pass it is taken);
+ * WD_EPARSE on bad framing (st->why says which).
  */
 enum wd_err gw_chunked_decode(struct gw_chunked *st, const char *in,
     size_t len, size_t *used, struct evbuffer *out, size_t max_body,

@@ -697,8 +697,16 @@ read_body(struct gw_conn *c, struct evbuffer *in)
 			protocol_error(c, 413, "request body too large");
 			return;
 		}
+		if (rc == WD_ENOMEM) {
+			protocol_error(c, 500, "out of memory");
+			return;
+		}
 		if (rc != WD_OK) {
-			protocol_error(c, 400, "malformed chunked request body");
+			char why[160];
+
+			snprintf(why, sizeof(why), "malformed chunked request "
+			    "body: %s", c->chunked.why);
+			protocol_error(c, 400, why);
 			return;
 		}
 	}

@@ -9,6 +9,7 @@
  */
 #include "gateway/http.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -310,137 +311,147 @@ out:
 	return WD_OK;
 }
 
-/* Chunked decoder states. */
+/* Where a chunked reader is. */
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
-    CH_TRAILER, CH_TRAILER_LF, CH_DONE };
+    CH_TRAILER, CH_TRAILER_LF };
 
-static int
-hexdigit(char c)
+#define CHUNK_BAD(...) do {						\
+	snprintf(why, whylen, __VA_ARGS__);				\
+	*used = i;							\
+	return WD_EPARSE;						\
+} while (0)
+
+enum wd_err
+gw_chunk_step(struct gw_chunk_rd *r, const char *in, size_t n,
+    size_t max_line, size_t *used, const char **data, size_t *dlen,
+    char *why, size_t whylen)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	size_t i = 0;
+
+	*data = in;
+	*dlen = 0;
+	while (i < n && !r->done) {
+		unsigned char c = (unsigned char)in[i];
+		int d;
+
+		if (r->st == CH_DATA) {
+			size_t span = r->left < n - i ? (size_t)r->left : n - i;
+
+			*data = in + i;
+			*dlen = span;
+			r->left -= span;
+			if (r->left == 0)
+				r->st = CH_DATA_CR;
+			i += span;
+			break;
+		}
+		i++;
+		switch (r->st) {
+		case CH_SIZE:
+			if ((d = wd_hexval(c)) >= 0) {
+				/* 16 digits: 64 bits, no overflow. */
+				if (r->line >= 16)
+					CHUNK_BAD("a chunk size is too long");
+				r->left = r->left << 4 | (uint64_t)d;
+				r->line++;
+				break;
+			}
+			if (r->line == 0)
+				CHUNK_BAD("a chunk has no size");
+			if (c == '\r')
+				r->st = CH_SIZE_LF;
+			else if (c == ';' || c == ' ' || c == '\t')
+				r->st = CH_EXT;
+			else
+				CHUNK_BAD("a chunk size is malformed");
+			r->line++;
+			break;
+		case CH_EXT:
+			/* Extensions carry nothing warden uses; bounded. */
+			if (++r->line > max_line)
+				CHUNK_BAD("a chunk's extensions are too long");
+			if (c == '\r')
+				r->st = CH_SIZE_LF;
+			else if (!gw_http_vchar(c))
+				CHUNK_BAD("a chunk's extensions have a control "
+				    "byte");
+			break;
+		case CH_SIZE_LF:
+			if (c != '\n')
+				CHUNK_BAD("a chunk size line does not end in CRLF");
+			r->line = 0;
+			if (r->left == 0) {
+				r->st = CH_TRAILER;
+				break;
+			}
+			r->st = CH_DATA;
+			goto out;	/* the caller sees the size first */
+		case CH_DATA_CR:
+			if (c != '\r')
+				CHUNK_BAD("a chunk is longer than its size");
+			r->st = CH_DATA_LF;
+			break;
+		case CH_DATA_LF:
+			if (c != '\n')
+				CHUNK_BAD("a chunk does not end in CRLF");
+			r->st = CH_SIZE;
+			break;
+		case CH_TRAILER:
+			if (++r->trailer > GW_CHUNK_MAX_TRAILER)
+				CHUNK_BAD("the trailers are too long");
+			if (c == '\r')
+				r->st = CH_TRAILER_LF;
+			else if (c == '\n' || !gw_http_vchar(c))
+				CHUNK_BAD("the trailers are malformed");
+			else
+				r->line++;
+			break;
+		case CH_TRAILER_LF:
+			if (c != '\n')
+				CHUNK_BAD("the trailers are malformed");
+			if (r->line == 0)
+				r->done = true;		/* the empty line */
+			r->line = 0;
+			r->st = CH_TRAILER;
+			break;
+		}
+	}
+out:
+	*used = i;
+	return WD_OK;
 }
 
 enum wd_err
 gw_chunked_decode(struct gw_chunked *st, const char *in, size_t len,
     size_t *used, struct evbuffer *out, size_t max_body, size_t max_line)
 {
-	size_t i = 0;
+	size_t at = 0;
 
-	while (i < len && st->state != CH_DONE) {
-		char c = in[i];
+	while (at < len && !st->rd.done) {
+		const char *d;
+		size_t u, dl;
 
-		switch (st->state) {
-		case CH_SIZE: {
-			int d = hexdigit(c);
-
-			if (d >= 0) {
-				if (++st->linelen > 16)
-					goto bad;
-				st->left = st->left << 4 | (uint64_t)d;
-				i++;
-				break;
-			}
-			if (st->linelen == 0)
-				goto bad;
-			if (c == ';' || c == ' ' || c == '\t')
-				st->state = CH_EXT;
-			else if (c == '\r')
-				st->state = CH_SIZE_LF;
-			else
-				goto bad;
-			i++;
-			break;
+		if (gw_chunk_step(&st->rd, in + at, len - at, max_line, &u, &d,
+		    &dl, st->why, sizeof(st->why)) != WD_OK) {
+			*used = at + u;
+			return WD_EPARSE;
 		}
-		case CH_EXT:
-			/* Chunk extensions carry nothing we use; bound them. */
-			if (++st->linelen > max_line)
-				goto bad;
-			if (c == '\r')
-				st->state = CH_SIZE_LF;
-			else if (c == '\n')
-				goto bad;
-			i++;
-			break;
-		case CH_SIZE_LF:
-			if (c != '\n')
-				goto bad;
-			i++;
-			st->linelen = 0;
-			if (st->left == 0) {
-				st->state = CH_TRAILER;
-				break;
-			}
-			if (st->left > max_body - st->total || st->total > max_body) {
-				*used = i;
-				return WD_ELIMIT;
-			}
-			st->state = CH_DATA;
-			break;
-		case CH_DATA: {
-			size_t n = len - i;
-
-			if (n > st->left)
-				n = (size_t)st->left;
-			if (evbuffer_add(out, in + i, n) != 0) {
-				*used = i;
-				return WD_ENOMEM;
-			}
-			st->left -= n;
-			st->total += n;
-			i += n;
-			if (st->left == 0)
-				st->state = CH_DATA_CR;
-			break;
+		at += u;
+		if (dl > 0 && evbuffer_add(out, d, dl) != 0) {
+			*used = at - dl;
+			return WD_ENOMEM;
 		}
-		case CH_DATA_CR:
-			if (c != '\r')
-				goto bad;
-			st->state = CH_DATA_LF;
-			i++;
-			break;
-		case CH_DATA_LF:
-			if (c != '\n')
-				goto bad;
-			st->state = CH_SIZE;
-			st->linelen = 0;
-			i++;
-			break;
-		case CH_TRAILER:
-			/* Trailer fields are read and dropped; an empty line ends. */
-			if (c == '\r') {
-				st->state = CH_TRAILER_LF;
-			} else if (c == '\n') {
-				goto bad;
-			} else if (++st->linelen > max_line) {
-				goto bad;
-			}
-			i++;
-			break;
-		case CH_TRAILER_LF:
-			if (c != '\n')
-				goto bad;
-			i++;
-			if (st->linelen == 0) {
-				st->state = CH_DONE;
-				st->done = true;
-			} else {
-				st->linelen = 0;
-				st->state = CH_TRAILER;
-			}
-			break;
+		st->total += dl;
+		/* A size line just read: refused before its data if the
+		 * chunk would pass the limit. */
+		if (st->rd.st == CH_DATA && st->rd.left > max_body - st->total) {
+			*used = at;
+			return WD_ELIMIT;
 		}
 	}
-	*used = i;
+	st->done = st->rd.done;
+	*used = at;
 	return WD_OK;
-bad:
-	*used = i;
-	return WD_EPARSE;
 }
 
 const char *

@@ -410,6 +410,17 @@ reply_start(evutil_socket_t fd, short what, void *arg)
 		reply_free(r);
 }
 
+/* A header of the refusal's POST; false when out of memory or room. */
+static bool
+reply_header(struct mcp_reply *r, const char *h)
+{
+	if (r->nhdrs == sizeof(r->hdrs) / sizeof(r->hdrs[0]) ||
+	    (r->hdrs[r->nhdrs] = strdup(h)) == NULL)
+		return false;
+	r->nhdrs++;
+	return true;
+}
+
 static void
 refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
 {
@@ -417,6 +428,7 @@ refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
 	static const struct timeval now = { 0, 0 };
 	struct gw_up_req *up;
 	json_t *j;
+	bool ok;
 
 	if (r == NULL)
 		return;
@@ -427,17 +439,19 @@ refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
 	json_decref(j);
 	/* A POST of its own (the stream it came on may be a GET's): the
 	 * session, the revision and the server's credential go with it. */
-	r->hdrs[r->nhdrs++] = strdup("Content-Type: application/json");
-	r->hdrs[r->nhdrs++] = strdup("Accept: application/json, "
-	    "text/event-stream");
-	for (size_t i = 0; i < t->nhdrs && r->nhdrs < 6; i++)
+	ok = r->body != NULL &&
+	    reply_header(r, "Content-Type: application/json") &&
+	    reply_header(r, "Accept: application/json, text/event-stream");
+	for (size_t i = 0; ok && i < t->nhdrs; i++)
 		if (strncasecmp(t->hdrs[i], "MCP-Protocol-Version:", 21) == 0 ||
 		    strncasecmp(t->hdrs[i], "Mcp-Session-Id:", 15) == 0 ||
 		    strncasecmp(t->hdrs[i], "Authorization:", 14) == 0)
-			r->hdrs[r->nhdrs++] = strdup(t->hdrs[i]);
-	if (r->body == NULL) {
+			ok = reply_header(r, t->hdrs[i]);
+	if (!ok) {
+		/* The server waits for an answer in vain; the refusal
+		 * itself stands and is recorded. */
 		reply_free(r);
-		return;
+		goto out;
 	}
 	memset(&r->req, 0, sizeof(r->req));
 	up = &r->req;
@@ -461,6 +475,7 @@ refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
 	if (event_base_once(gw_conn_worker(t->conn)->base, -1, EV_TIMEOUT,
 	    reply_start, r, &now) != 0)
 		reply_free(r);
+out:
 	if (t->log == NULL)
 		t->log = json_object();
 	json_object_set_new(t->log, "refused_server_request",

@@ -276,7 +276,7 @@ START_TEST(chunked_refuses_broken_framing)
 		"5\r\nhello\n0\r\n\r\n",		/* bare LF after data */
 		"5\nhello\r\n0\r\n\r\n",		/* bare LF after size */
 		"5 x\x01\r\nhello\r\n0\r\n\r\n",	/* control in extension */
-		"1000000000000000\r\n",			/* 16 hex digits */
+		"10000000000000000\r\n",		/* 17 hex digits */
 		"0\r\nX: a\nb\r\n\r\n",			/* bare LF in trailer */
 		"-5\r\nhello\r\n0\r\n\r\n",
 	};
@@ -291,7 +291,7 @@ END_TEST
 
 START_TEST(chunked_limits_extensions_and_trailers)
 {
-	size_t n = H1_MAX_TRAILER + 64, outlen, taken;
+	size_t n = GW_CHUNK_MAX_TRAILER + 64, outlen, taken;
 	char *in = malloc(n), out[8];
 
 	memcpy(in, "1;", 2);

@@ -527,6 +527,36 @@ START_TEST(chunked_extension_too_long)
 }
 END_TEST
 
+/* The same strict reader as a provider's answers (h1_parse.c): no
+ * control byte in an extension, a bounded trailer section, and a reason. */
+START_TEST(chunked_control_byte_and_long_trailers)
+{
+	static const char ctl[] = "5;a=\x01\r\nhello\r\n0\r\n\r\n";
+	size_t n = 3 + 8 * (GW_CHUNK_MAX_TRAILER / 4);
+	char *in = malloc(n);
+	struct gw_chunked st;
+	struct evbuffer *out = evbuffer_new();
+	size_t used = 0;
+
+	ck_assert_ptr_nonnull(in);
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(gw_chunked_decode(&st, ctl, sizeof(ctl) - 1, &used,
+	    out, 1024, 1024), WD_EPARSE);
+	ck_assert_ptr_nonnull(strstr(st.why, "control byte"));
+	/* Many short trailer lines, each under the line limit. */
+	memcpy(in, "0\r\n", 3);
+	for (size_t i = 3; i + 8 <= n; i += 8)
+		memcpy(in + i, "X: 123\r\n", 8);
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(gw_chunked_decode(&st, in, n, &used, out, 1024, 64),
+	    WD_EPARSE);
+	ck_assert_msg(strstr(st.why, "trailers are too long") != NULL, "%s", st.why);
+	ck_assert(!st.done);
+	free(in);
+	evbuffer_free(out);
+}
+END_TEST
+
 START_TEST(chunked_trailers)
 {
 	static const char in[] = "5\r\nhello\r\n0\r\n"
@@ -828,6 +858,7 @@ suite_http(void)
 	tcase_add_test(chunked, chunked_extensions);
 	tcase_add_test(chunked, chunked_extension_too_long);
 	tcase_add_test(chunked, chunked_trailers);
+	tcase_add_test(chunked, chunked_control_byte_and_long_trailers);
 	tcase_add_test(chunked, chunked_trailer_incomplete);
 	tcase_add_test(chunked, chunked_upper_case_hex);
 	tcase_add_test(chunked, chunked_sixteen_hex_digits);
