@@ -253,6 +253,59 @@ mcp demo-mcp-det '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name"
 note "The pinned definitions (warden mcp list):"
 "$B/warden" mcp list -c "$RULES" --audit-dir "$TMP/audit" | sed 's/^/   /'
 
+say "7e. The MCP server speaks on its own: sessions and their stream (/mcp/crm-live)"
+live() {
+	# live SESSION JSON [KEY]: one message to /mcp/crm-live as support-bot
+	# (with KEY: the tenant's key naming the agent); the head in $TMP/head.
+	curl -s -D "$TMP/head" -H "Authorization: Bearer ${3:-wk-demo-support-bot}" \
+	    ${3:+-H 'X-Warden-Agent: support-bot'} -H 'X-Warden-Session: demo-live' \
+	    -H 'Content-Type: application/json' \
+	    -H 'Accept: application/json, text/event-stream' \
+	    -H 'MCP-Protocol-Version: 2025-11-25' ${1:+-H "Mcp-Session-Id: $1"} \
+	    -d "$2" "http://127.0.0.1:$PORT/mcp/crm-live" |
+	    sed 's/^data: //' | grep -v '^event:\|^$' || true
+}
+live "" '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{}},"clientInfo":{"name":"demo","version":"1"}}}' >/dev/null
+SID=$(grep -i '^mcp-session-id:' "$TMP/head" | cut -d' ' -f2 | tr -d '\r')
+note "initialize: the session id warden hands out is the server's with a tag"
+note "that binds it to this agent and key: $SID"
+live "$SID" '{"jsonrpc":"2.0","method":"notifications/initialized"}' >/dev/null
+curl -s -N -H 'Authorization: Bearer wk-demo-support-bot' \
+    -H 'X-Warden-Session: demo-live' -H 'Accept: text/event-stream' \
+    -H 'MCP-Protocol-Version: 2025-11-25' -H "Mcp-Session-Id: $SID" \
+    "http://127.0.0.1:$PORT/mcp/crm-live" >"$TMP/live-stream" 2>/dev/null &
+LIVE=$!
+PIDS="$PIDS $LIVE"
+i=0
+until curl -s http://127.0.0.1:9108/_control/seen | grep -q "\"gets\":\[[^]]*${SID%%.*}"; do
+	i=$((i + 1))
+	[ $i -gt 100 ] && { echo "the session's stream did not open" >&2; exit 1; }
+	sleep 0.05
+done
+note "The client holds the session's stream open (GET).  The server, on its own,"
+note "says its tool list changed, then asks the client's model for a completion"
+note "(sampling), tied to no call; support-bot's rules say sampling: deny."
+note "What the server was told: $(curl -s "http://127.0.0.1:9108/_control/standalone?session=${SID%%.*}")"
+i=0
+until grep -q list_changed "$TMP/live-stream"; do
+	i=$((i + 1))
+	[ $i -gt 40 ] && break
+	sleep 0.05
+done
+note "What reached the client on the stream: the notification, not the request:"
+sed 's/^data: //' "$TMP/live-stream" | grep -v '^event:\|^$' | cut -c1-200 | sed 's/^/   /'
+kill $LIVE 2>/dev/null || true
+note "The refusal's audit record (kind mcp_stream):"
+grep -h '"kind":"mcp_stream"' "$TMP"/audit/audit-*.jsonl | tail -1 | tr ',' '\n' |
+    grep -E '"(agent|session|server|mcp|verdict|rule)"' | tr '\n' ' ' |
+    cut -c1-300 | sed 's/^/   /'
+echo
+note "The same session id with the tenant's key naming the same agent: not this"
+note "caller's session, and never sent on to the server:"
+live "$SID" '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' wk-demo-acme-health |
+    cut -c1-200 | sed 's/^/   /'
+note "HTTP $(head -1 "$TMP/head" | cut -d' ' -f2)"
+
 say "8. Reviewing the agents' tool policies: warden policy review"
 "$B/warden" policy review -c "$RULES" | sed 's/^/   /' || true
 note "and the shortest path from customer data to an external sink:"
