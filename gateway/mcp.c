@@ -24,7 +24,10 @@
  * then on, for later chat and MCP calls alike.  Each tools/call leaves
  * one audit record (kind mcp_call), each tools/list one (mcp_list: the
  * tools it hid and why, the definitions it pinned or set pending), any
- * other request one (mcp_request: its method and what it named).
+ * other request one (mcp_request: its method and what it named), a
+ * notification or a response the client sends one (mcp_message).  What
+ * any message carries to the server is read by the content detectors
+ * first (scan_sent).
  */
 #include "gateway/mcp_int.h"
 #include "gateway/store.h"
@@ -437,36 +440,57 @@ refuse_call(struct mcp_txn *t, struct gw_conn *c, int status,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	t->agent_tool = pol_mcp_agent_tool(t->m, t->tool);
+	/* A notification or a response has no id to answer with a
+	 * JSON-RPC error: its POST is refused instead. */
+	if (!t->is_req && status == 200)
+		status = 403;
+	t->agent_tool = t->is_call ? pol_mcp_agent_tool(t->m, t->tool) : NULL;
 	t->status = status;
 	mcp_record(t, "deny", rule, msg);
-	mcp_rpc_error(c, status, t->msg.id, GW_RPC_POLICY, rule != NULL ? rule :
-	    wd_errdef(code)->code, "warden refused the call: %s", msg);
+	mcp_rpc_error(c, status, t->is_req ? t->msg.id : NULL, GW_RPC_POLICY,
+	    rule != NULL ? rule : wd_errdef(code)->code,
+	    "warden refused the %s: %s", t->is_call ? "call" : "message", msg);
 }
 
 /*
- * The content detectors on params.arguments, before the decision: their
- * classes join the decision (flow rules for the tool's sink), a blocking
- * detector refuses the call naming itself (never what it found), and a
- * detector that cannot run refuses it (fail closed).  False: answered.
+ * What a client's message carries to the server: a call's arguments; any
+ * other request's or notification's params (a prompt's arguments, a
+ * completion's value); a response's result or error (a sampling or an
+ * elicitation answer).
+ */
+static json_t *
+sent_payload(const struct mcp_txn *t)
+{
+	if (t->is_call)
+		return json_object_get(t->msg.params, "arguments");
+	if (t->msg.kind == GW_RPC_RESPONSE)
+		return t->msg.result != NULL ? t->msg.result : t->msg.error;
+	return t->msg.params;
+}
+
+/*
+ * The content detectors on what the message carries (sent_payload),
+ * whatever the message: a call's classes join its decision (flow rules
+ * for the tool's sink), a blocking detector refuses the message naming
+ * itself (never what it found), and a detector that cannot run refuses
+ * it (fail closed).  False: answered.
  */
 static bool
-scan_args(struct mcp_txn *t, struct gw_conn *c)
+scan_sent(struct mcp_txn *t, struct gw_conn *c)
 {
 	const struct pol_detect *pd = &t->snap->detect;
 	const uint32_t *counts;
 	enum wd_err rc;
 
-	rc = gw_detect_mcp_args(&t->det, t->snap, json_object_get(t->msg.params,
-	    "arguments"), &counts);
+	rc = gw_detect_mcp_args(&t->det, t->snap, sent_payload(t), &counts);
 	if (rc == WD_ELIMIT) {
 		refuse_call(t, c, 200, WD_CODE_TOO_MANY_TEXTS,
 		    wd_errdef(WD_CODE_TOO_MANY_TEXTS)->code, "%s",
 		    wd_errdef(WD_CODE_TOO_MANY_TEXTS)->message);
 		return false;
 	}
-	if (rc != WD_OK || gw_detect_answer_open(&t->res, t->snap, NULL) !=
-	    WD_OK) {
+	if (rc != WD_OK || (t->is_call && gw_detect_answer_open(&t->res,
+	    t->snap, NULL) != WD_OK)) {
 		refuse_call(t, c, 503, WD_CODE_DETECTOR_UNAVAILABLE,
 		    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->code, "%s",
 		    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->message);
@@ -478,18 +502,20 @@ scan_args(struct mcp_txn *t, struct gw_conn *c)
 		t->det_classes |= pd->d[i].classes;
 		if (pd->d[i].action == POL_DET_BLOCK) {
 			refuse_call(t, c, 200, WD_CODE_DETECTED, pd->d[i].code,
-			    "the arguments contain what detector '%s' looks "
-			    "for; they were not sent", pd->d[i].id);
+			    "the %s what detector '%s' looks for; %s not "
+			    "sent", t->is_call ? "arguments contain" :
+			    "message contains", pd->d[i].id, t->is_call ?
+			    "they were" : "it was");
 			return false;
 		}
 	}
 	return true;
 }
 
-/* An allowed call's arguments, redacted where the detectors say so:
+/* An allowed message's payload, redacted where the detectors say so:
  * what the server gets (and what the record digests).  False: answered. */
 static bool
-redact_args(struct mcp_txn *t, struct gw_conn *c)
+redact_sent(struct mcp_txn *t, struct gw_conn *c)
 {
 	const struct pol_detect *pd = &t->snap->detect;
 	bool any = false;
@@ -511,7 +537,7 @@ redact_args(struct mcp_txn *t, struct gw_conn *c)
 	free(t->out_body);
 	t->out_body = text;
 	t->out_len = strlen(text);
-	mcp_digest(t, json_object_get(t->msg.params, "arguments"), t->args_hmac);
+	mcp_digest(t, sent_payload(t), t->args_hmac);
 	return true;
 }
 
@@ -657,20 +683,19 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		}
 		t->is_call = true;
 		snprintf(t->tool, sizeof(t->tool), "%s", name);
-		if (!scan_args(t, c))
-			goto drop;
-		mcp_digest(t, json_object_get(t->msg.params, "arguments"),
-		    t->args_hmac);
-		if (!decide_call(t, &rule, msg, sizeof(msg))) {
-			t->status = 200;
-			mcp_record(t, "deny", rule, msg);
-			mcp_rpc_error(c, 200, t->msg.id, GW_RPC_POLICY, "tool_policy",
-			    "warden refused the call: %s (rule '%s')", msg, rule);
-			goto drop;
-		}
-		if (!redact_args(t, c))
-			goto drop;
 	}
+	if (!scan_sent(t, c))
+		goto drop;
+	mcp_digest(t, sent_payload(t), t->args_hmac);
+	if (t->is_call && !decide_call(t, &rule, msg, sizeof(msg))) {
+		t->status = 200;
+		mcp_record(t, "deny", rule, msg);
+		mcp_rpc_error(c, 200, t->msg.id, GW_RPC_POLICY, "tool_policy",
+		    "warden refused the call: %s (rule '%s')", msg, rule);
+		goto drop;
+	}
+	if (!redact_sent(t, c))
+		goto drop;
 	forward(t, c, req, NULL);
 	return;
 drop:

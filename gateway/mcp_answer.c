@@ -99,7 +99,8 @@ mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
 	rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:s,s:s?,s:s?,"
 	    "s:s?,s:s?,s:s?,s:i}",
 	    "kind", t->standalone ? "mcp_stream" : t->is_list ? "mcp_list" :
-	    t->is_call ? "mcp_call" : "mcp_request", "format", "mcp",
+	    t->is_call ? "mcp_call" : t->is_req ? "mcp_request" :
+	    "mcp_message", "format", "mcp",
 	    "request_id", t->reqid,
 	    "policy_version", t->snap->version, "tenant", t->tenant->id,
 	    "agent", t->agent->id, "session", t->session[0] ? t->session : NULL,
@@ -127,6 +128,18 @@ mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
 		json_object_set_new(rec, "name", name != NULL && strlen(name) <=
 		    512 ? json_string(name) : json_null());
 	}
+	/* A client's notification or response (a sampling or an elicitation
+	 * answer): what it was, and a digest of what it carried. */
+	if (!t->is_req && !t->standalone && t->msg.root != NULL) {
+		json_object_set_new(rec, "rpc", json_string(t->msg.kind ==
+		    GW_RPC_NOTIFICATION ? "notification" : t->msg.error != NULL ?
+		    "error" : "response"));
+		json_object_set_new(rec, "method", t->msg.method != NULL ?
+		    json_string(t->msg.method) : json_null());
+	}
+	if (!t->is_call && !t->is_list && !t->standalone && t->msg.root != NULL)
+		json_object_set_new(rec, "sent_hmac", t->args_hmac[0] ?
+		    json_string(t->args_hmac) : json_null());
 	if (t->log != NULL)
 		json_object_set(rec, "mcp", t->log);
 	detections_json(t, rec);
@@ -142,7 +155,9 @@ mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
 void
 mcp_record_answer(struct mcp_txn *t, const char *why)
 {
-	if (t->is_req)
+	/* Every message a client POSTed; a GET's stream records what it
+	 * refused, a DELETE nothing. */
+	if (t->is_req || (t->msg.root != NULL && !t->standalone))
 		mcp_record(t, "allow", NULL, why);
 }
 

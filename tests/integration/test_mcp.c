@@ -364,6 +364,85 @@ START_TEST(mcp_detector_that_cannot_run_refuses)
 }
 END_TEST
 
+/* How many requests the MCP server has seen (one Authorization each). */
+static int
+server_seen(void)
+{
+	char url[128];
+	struct it_resp r;
+	int n = 0;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_control/seen", mcp_port);
+	it_http("GET", url, NULL, NULL, 5000, &r);
+	ck_assert_int_eq(r.status, 200);
+	for (const char *p = r.body; (p = strstr(p, "Bearer ")) != NULL; p++)
+		n++;
+	it_resp_free(&r);
+	return n;
+}
+
+/*
+ * Whatever a client sends a server is read by the detectors, not only a
+ * call's arguments: a notification's params, a response (a sampling or
+ * an elicitation answer), a prompt's arguments.  What a blocking
+ * detector finds is refused before the server sees it, and every message
+ * leaves a record.
+ */
+START_TEST(mcp_client_messages_are_scanned_and_recorded)
+{
+	static const char key[] = "sk-proj-Zq8vT3kLm2Xw9Rb7Yc4Nd6Pf1Hs5Jg0a";
+	char auth[128], body[512], cmd[512];
+	const char *h[] = { auth, "Content-Type: application/json",
+		"Accept: application/json, text/event-stream", NULL };
+	struct it_resp r;
+	int seen;
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", KEY_CRM);
+	seen = server_seen();
+	/* A notification carrying a key: its POST refused, no id to answer. */
+	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"method\":"
+	    "\"notifications/progress\",\"params\":{\"progressToken\":1,"
+	    "\"progress\":1,\"message\":\"%s\"}}", key);
+	it_http("POST", it_url("/mcp/crm"), h, body, 5000, &r);
+	ck_assert_msg(r.status == 403 && strstr(r.body, "detected_secret") &&
+	    strstr(r.body, "\"id\":null"), "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	/* A response (as to a sampling request) carrying it. */
+	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":\"s-1\","
+	    "\"result\":{\"role\":\"assistant\",\"model\":\"m\",\"content\":"
+	    "{\"type\":\"text\",\"text\":\"the key is %s\"}}}", key);
+	it_http("POST", it_url("/mcp/crm"), h, body, 5000, &r);
+	ck_assert_msg(r.status == 403 && strstr(r.body, "detected_secret"),
+	    "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	/* A prompt's arguments: a request, so a JSON-RPC error for its id. */
+	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":"
+	    "\"prompts/get\",\"params\":{\"name\":\"greet\",\"arguments\":"
+	    "{\"name\":\"%s\"}}}", key);
+	it_http("POST", it_url("/mcp/crm"), h, body, 5000, &r);
+	ck_assert_msg(r.status == 200 && strstr(r.body, "detected_secret") &&
+	    strstr(r.body, "\"id\":7"), "%ld %s", r.status, r.body);
+	it_resp_free(&r);
+	ck_assert_int_eq(server_seen(), seen);
+	/* A clean notification goes on, and is recorded too. */
+	it_http("POST", it_url("/mcp/crm"), h, "{\"jsonrpc\":\"2.0\",\"method\":"
+	    "\"notifications/roots/list_changed\"}", 5000, &r);
+	it_resp_free(&r);
+	ck_assert_int_eq(server_seen(), seen + 1);
+	ck_assert(audit_has("\"kind\":\"mcp_message\"", "\"rpc\":\"notification\"",
+	    "\"rule\":\"detected_secret\""));
+	ck_assert(audit_has("\"kind\":\"mcp_message\"", "\"rpc\":\"response\"",
+	    "\"detections\":{\"secret\":1}"));
+	ck_assert(audit_has("\"kind\":\"mcp_request\"", "\"method\":\"prompts/get\"",
+	    "\"rule\":\"detected_secret\""));
+	ck_assert(audit_has("\"method\":\"notifications/roots/list_changed\"",
+	    "\"rpc\":\"notification\"", "\"verdict\":\"allow\""));
+	/* Never the value itself. */
+	snprintf(cmd, sizeof(cmd), "grep -rqF '%s' %s/audit", key, it_tmpdir());
+	ck_assert_int_ne(system(cmd), 0);
+}
+END_TEST
+
 /* The loader says where each mistake in mcp_servers: is. */
 START_TEST(mcp_rules_errors_say_where)
 {
@@ -506,6 +585,7 @@ suite_mcp(void)
 	tcase_add_test(tc, mcp_refuses_what_it_cannot_read);
 	tcase_add_test(tc, mcp_sdk_client_through_warden);
 	tcase_add_test(tc, mcp_detector_that_cannot_run_refuses);
+	tcase_add_test(tc, mcp_client_messages_are_scanned_and_recorded);
 	tcase_add_test(tc, mcp_calls_count_in_flight);
 	suite_add_tcase(s, tc);
 	return s;
