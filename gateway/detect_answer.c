@@ -382,7 +382,8 @@ gw_detect_answer_piece(struct gw_detect_answer *a, const char *ev, size_t n,
 }
 
 enum wd_err
-gw_detect_mcp_result(struct gw_detect_answer *a, json_t *result, int *fired)
+gw_detect_mcp_result(struct gw_detect_answer *a, json_t *result, bool call,
+    int *fired)
 {
 	json_t *b;
 	size_t i;
@@ -391,6 +392,15 @@ gw_detect_mcp_result(struct gw_detect_answer *a, json_t *result, int *fired)
 	*fired = -1;
 	if (a->scan == NULL)
 		return WD_OK;
+	/* Any other result (a resource's contents, a prompt's messages, a
+	 * completion's values): every string value, each a text. */
+	if (!call) {
+		if ((rc = gw_detect_feed_all(a, result)) != WD_OK ||
+		    (rc = text_end(a)) != WD_OK)
+			return rc;
+		hits(a, fired);
+		return WD_OK;
+	}
 	/* content[]: text blocks, embedded resources' text; and the
 	 * structured result's strings.  Each value is a text of its own. */
 	json_array_foreach(json_object_get(result, "content"), i, b) {

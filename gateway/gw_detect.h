@@ -72,10 +72,11 @@ enum wd_err gw_detect_answer_open(struct gw_detect_answer *a,
  */
 enum wd_err gw_detect_answer_piece(struct gw_detect_answer *a,
     const char *ev, size_t n, bool whole, int *fired);
-/* An MCP tools/call result: content[] text, embedded resources' text,
- * structuredContent's strings. */
+/* An MCP result: a tools/call's (call) content[] text, embedded
+ * resources' text, structuredContent's strings; any other request's
+ * every string value. */
 enum wd_err gw_detect_mcp_result(struct gw_detect_answer *a, json_t *result,
-    int *fired);
+    bool call, int *fired);
 void gw_detect_answer_clear(struct gw_detect_answer *a);
 
 /*

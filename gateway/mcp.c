@@ -489,8 +489,9 @@ scan_sent(struct mcp_txn *t, struct gw_conn *c)
 		    wd_errdef(WD_CODE_TOO_MANY_TEXTS)->message);
 		return false;
 	}
-	if (rc != WD_OK || (t->is_call && gw_detect_answer_open(&t->res,
-	    t->snap, NULL) != WD_OK)) {
+	/* The answer's detectors too, for what the server gives back. */
+	if (rc != WD_OK || (t->is_req && !t->is_list &&
+	    gw_detect_answer_open(&t->res, t->snap, NULL) != WD_OK)) {
 		refuse_call(t, c, 503, WD_CODE_DETECTOR_UNAVAILABLE,
 		    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->code, "%s",
 		    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->message);

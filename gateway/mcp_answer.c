@@ -503,9 +503,10 @@ out:
 }
 
 /*
- * A tools/call result, scanned by the detectors that watch answers: a
- * detection (or a scanner that cannot run) turns the message into a
- * JSON-RPC error naming the detector; the result goes nowhere.
+ * A result (a tool's, a resource's, a prompt's: any but a listing's),
+ * scanned by the detectors that watch answers: a detection (or a scanner
+ * that cannot run) turns the message into a JSON-RPC error naming the
+ * detector; the result goes nowhere.
  */
 static void
 withhold_result(struct mcp_txn *t, struct gw_rpc *sm)
@@ -516,17 +517,19 @@ withhold_result(struct mcp_txn *t, struct gw_rpc *sm)
 
 	if (t->res.scan == NULL)
 		return;
-	if (gw_detect_mcp_result(&t->res, sm->result, &fired) != WD_OK) {
+	if (gw_detect_mcp_result(&t->res, sm->result, t->is_call, &fired) !=
+	    WD_OK) {
 		code = wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->code;
 		snprintf(t->res_msg, sizeof(t->res_msg), "content detection "
-		    "cannot run on the tool's result; it was withheld");
+		    "cannot run on the %s result; it was withheld", t->is_call ?
+		    "tool's" : "server's");
 	} else if (fired >= 0) {
 		det = &t->snap->detect.d[fired];
 		gw_metrics_detect(det->id, "mcp_result", 1);
 		code = det->code;
-		snprintf(t->res_msg, sizeof(t->res_msg), "the tool's result "
+		snprintf(t->res_msg, sizeof(t->res_msg), "the %s result "
 		    "contains what detector '%s' looks for; it was withheld",
-		    det->id);
+		    t->is_call ? "tool's" : "server's", det->id);
 	} else {
 		return;
 	}
@@ -572,7 +575,8 @@ server_message(struct mcp_txn *t, struct gw_rpc *sm)
 		filter_list(t, sm->result);
 	if (!t->is_list)
 		mcp_digest(t, sm->result ? sm->result : sm->error, t->result_hmac);
-	if (t->is_call && sm->result != NULL)
+	/* A listing's definitions are pinned and filtered, not scanned. */
+	if (!t->is_list && sm->result != NULL)
 		withhold_result(t, sm);
 	mcp_record_answer(t, NULL);
 	return true;

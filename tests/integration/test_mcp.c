@@ -440,6 +440,27 @@ START_TEST(mcp_client_messages_are_scanned_and_recorded)
 	/* Never the value itself. */
 	snprintf(cmd, sizeof(cmd), "grep -rqF '%s' %s/audit", key, it_tmpdir());
 	ck_assert_int_ne(system(cmd), 0);
+	/* And what a server gives back for any request, not only a tool's
+	 * result, is read by the answer detectors: a prompt that repeats a
+	 * ticket number (answers: true) is withheld. */
+	{
+		const char *hs[] = { auth, "Content-Type: application/json",
+			"Accept: application/json, text/event-stream",
+			"MCP-Protocol-Version: 2026-07-28",
+			"Mcp-Method: prompts/get", "Mcp-Name: greet", NULL };
+
+		it_http("POST", it_url("/mcp/crm-stateless"), hs, "{\"jsonrpc\":"
+		    "\"2.0\",\"id\":8,\"method\":\"prompts/get\",\"params\":"
+		    "{\"name\":\"greet\",\"arguments\":{\"who\":"
+		    "\"TKT-123456\"}}}", 5000, &r);
+		ck_assert_msg(r.status == 200 && strstr(r.body,
+		    "detected_ticket") && strstr(r.body, "\"id\":8") &&
+		    !strstr(r.body, "warmly"), "%ld %s", r.status, r.body);
+		it_resp_free(&r);
+		ck_assert(audit_has("\"kind\":\"mcp_request\"",
+		    "\"rule\":\"detected_ticket\"",
+		    "\"result_detections\":{\"ticket\":1}"));
+	}
 }
 END_TEST
 
