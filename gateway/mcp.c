@@ -490,8 +490,8 @@ scan_sent(struct mcp_txn *t, struct gw_conn *c)
 		return false;
 	}
 	/* The answer's detectors too, for what the server gives back. */
-	if (rc != WD_OK || (t->is_req && !t->is_list &&
-	    gw_detect_answer_open(&t->res, t->snap, NULL) != WD_OK)) {
+	if (rc != WD_OK || (t->is_req && gw_detect_answer_open(&t->res,
+	    t->snap, NULL) != WD_OK)) {
 		refuse_call(t, c, 503, WD_CODE_DETECTOR_UNAVAILABLE,
 		    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->code, "%s",
 		    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->message);
@@ -618,6 +618,13 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 	if (req->method == GW_M_GET && !stateless) {
 		evbuffer_free(body);
 		t->standalone = true;
+		/* What the server says on it is read as answers are. */
+		if (gw_detect_answer_open(&t->res, t->snap, NULL) != WD_OK) {
+			mcp_rpc_error(c, 503, NULL, GW_RPC_POLICY,
+			    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->code, "%s",
+			    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->message);
+			goto drop;
+		}
 		forward(t, c, req, "GET");
 		return;
 	}

@@ -437,7 +437,8 @@ reply_header(struct mcp_reply *r, const char *h)
 }
 
 static void
-refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
+refuse_server_request(struct mcp_txn *t, json_t *id, const char *method,
+    const char *rule, const char *why)
 {
 	struct mcp_reply *r = calloc(1, sizeof(*r));
 	static const struct timeval now = { 0, 0 };
@@ -446,10 +447,10 @@ refuse_server_request(struct mcp_txn *t, json_t *id, const char *method)
 	bool ok;
 
 	if (r == NULL)
-		return;
-	j = json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", id,
-	    "error", "code", GW_RPC_POLICY, "message", "refused by warden: "
-	    "the agent's rules do not allow this request");
+		goto out;
+	j = json_pack("{s:s,s:O,s:{s:i,s:s+}}", "jsonrpc", "2.0", "id", id,
+	    "error", "code", GW_RPC_POLICY, "message", "refused by warden: ",
+	    why);
 	r->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	/* A POST of its own (the stream it came on may be a GET's): the
@@ -498,8 +499,53 @@ out:
 	/* On a call's stream the call's record says so; on the server's
 	 * own stream each refusal is a record. */
 	if (t->standalone)
-		mcp_record(t, "deny", "mcp_server_request", "the agent's rules "
-		    "do not allow this server request");
+		mcp_record(t, "deny", rule, why);
+}
+
+/*
+ * What the server says on its own (a notification, a request of its
+ * own), read by the detectors that watch answers, as its results are:
+ * true if it may reach the client.  False: it is withheld, noted in the
+ * call's record (on the server's own stream, a record of its own).  A
+ * server request is answered with an error (refuse_server_request).
+ */
+static bool
+server_said_clean(struct mcp_txn *t, struct gw_rpc *sm)
+{
+	const char *code;
+	char why[160];
+	int fired = -1;
+	json_t *w;
+
+	if (t->res.scan == NULL)
+		return true;
+	if (gw_detect_mcp_result(&t->res, sm->params, false, &fired) != WD_OK) {
+		code = wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->code;
+		snprintf(why, sizeof(why), "content detection cannot run on the "
+		    "server's %s; it was withheld", sm->method);
+	} else if (fired >= 0) {
+		gw_metrics_detect(t->snap->detect.d[fired].id, "mcp_result", 1);
+		code = t->snap->detect.d[fired].code;
+		snprintf(why, sizeof(why), "the server's %s holds what detector "
+		    "'%s' looks for; it was withheld", sm->method,
+		    t->snap->detect.d[fired].id);
+	} else {
+		return true;
+	}
+	if (sm->kind == GW_RPC_REQUEST) {
+		refuse_server_request(t, sm->id, sm->method, code, why);
+		return false;
+	}
+	if (t->log == NULL)
+		t->log = json_object();
+	if ((w = json_object_get(t->log, "withheld_notifications")) == NULL)
+		json_object_set_new(t->log, "withheld_notifications",
+		    w = json_array());
+	if (json_array_size(w) < 64)
+		json_array_append_new(w, json_string(sm->method));
+	if (t->standalone)
+		mcp_record(t, "deny", code, why);
+	return false;
 }
 
 /*
@@ -558,10 +604,16 @@ server_message(struct mcp_txn *t, struct gw_rpc *sm)
 			ok = t->agent->mcp_sampling;
 		else if (strcmp(sm->method, "elicitation/create") == 0)
 			ok = t->agent->mcp_elicitation;
-		if (!ok)
-			refuse_server_request(t, sm->id, sm->method);
-		return ok;
+		if (!ok) {
+			refuse_server_request(t, sm->id, sm->method,
+			    "mcp_server_request", "the agent's rules do not allow "
+			    "this server request");
+			return false;
+		}
+		return server_said_clean(t, sm);
 	}
+	if (sm->kind == GW_RPC_NOTIFICATION)
+		return server_said_clean(t, sm);
 	if (sm->kind == GW_RPC_RESPONSE && t->standalone) {
 		/* Only a resumed stream may carry one; warden resumes none:
 		 * it would be a result no check has seen. */

@@ -14,7 +14,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema,
-  ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+  LoggingMessageNotificationSchema, ToolListChangedNotificationSchema }
+  from '@modelcontextprotocol/sdk/types.js';
 
 const base = process.env.WARDEN_URL;
 const key = process.env.MCP_KEY;
@@ -224,6 +225,21 @@ test('a session is its caller\'s: another key, or the bare server id, ' +
   assert.equal((await serverSaw()).pings, before + 1);
   await c.close();
 });
+
+test('what the server says on its own is read as its answers are: a log ' +
+  'message holding a ticket number is withheld', async () => {
+    const c = await connect('notify-1');
+    const logs = [];
+    c.setNotificationHandler(LoggingMessageNotificationSchema,
+      (n) => { logs.push(n.params.data); });
+    assert.match(textOf(await c.callTool({ name: 'search_docs',
+      arguments: { q: 'notify-ticket' } })), /3 results for notify-ticket/);
+    assert.match(textOf(await c.callTool({ name: 'search_docs',
+      arguments: { q: 'notify-clean' } })), /3 results for notify-clean/);
+    // Notifications come before their call's result on its stream.
+    assert.deepEqual(logs, ['all good']);
+    await c.close();
+  });
 
 test('elicitation requests pass where the agent\'s rules allow them',
   async () => {

@@ -34,7 +34,8 @@ const seen = { auth: [], calls: [], sampling: [], args: [], gets: [],
   lastEventIds: [], pings: 0 };
 
 function build() {
-  const s = new McpServer({ name: 'crm', version: '1.0.0' });
+  const s = new McpServer({ name: 'crm', version: '1.0.0' },
+    { capabilities: { logging: {} } });
   const text = (t) => ({ content: [{ type: 'text', text: t }] });
   s.registerTool('read_customer', {
     description: 'Read a customer record (name, email, address)',
@@ -55,9 +56,15 @@ function build() {
   s.registerTool('search_docs', {
     description: 'Search the public documentation',
     inputSchema: { q: z.string() },
-  }, async ({ q }) => {
+  }, async ({ q }, extra) => {
     seen.calls.push('search_docs');
     seen.args.push({ q });
+    // notify-ticket / notify-clean: a log message on the call's stream
+    // first, one with a ticket number (an answer detector's), one without.
+    if (q === 'notify-ticket' || q === 'notify-clean')
+      await extra.sendNotification({ method: 'notifications/message',
+        params: { level: 'info', data: q === 'notify-ticket'
+          ? 'opened TKT-654321 for it' : 'all good' } });
     return text(`3 results for ${q}`);
   });
   s.registerTool('admin_shell', {
