@@ -620,6 +620,10 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		t->standalone = true;
 		/* What the server says on it is read as answers are. */
 		if (gw_detect_answer_open(&t->res, t->snap, NULL) != WD_OK) {
+			t->status = 503;
+			mcp_record(t, "deny", wd_errdef(
+			    WD_CODE_DETECTOR_UNAVAILABLE)->code, "the server's "
+			    "stream was not opened: content detection cannot run");
 			mcp_rpc_error(c, 503, NULL, GW_RPC_POLICY,
 			    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->code, "%s",
 			    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->message);
