@@ -492,6 +492,11 @@ refuse_server_request(struct mcp_txn *t, json_t *id, const char *method,
 	    reply_start, r, &now) != 0)
 		reply_free(r);
 out:
+	/* On the server's own stream each record tells of its own event. */
+	if (t->standalone) {
+		json_decref(t->log);
+		t->log = NULL;
+	}
 	if (t->log == NULL)
 		t->log = json_object();
 	json_object_set_new(t->log, "refused_server_request",
@@ -535,6 +540,10 @@ server_said_clean(struct mcp_txn *t, struct gw_rpc *sm)
 	if (sm->kind == GW_RPC_REQUEST) {
 		refuse_server_request(t, sm->id, sm->method, code, why);
 		return false;
+	}
+	if (t->standalone) {
+		json_decref(t->log);
+		t->log = NULL;
 	}
 	if (t->log == NULL)
 		t->log = json_object();
