@@ -283,8 +283,10 @@ until curl -s http://127.0.0.1:9108/_control/seen | grep -q "\"gets\":\[[^]]*${S
 	sleep 0.05
 done
 note "The client holds the session's stream open (GET).  The server, on its own,"
-note "says its tool list changed, then asks the client's model for a completion"
-note "(sampling), tied to no call; support-bot's rules say sampling: deny."
+note "logs two messages (one holds a card number, and the card detector has"
+note "answers: true), says its tool list changed, then asks the client's model"
+note "for a completion (sampling), tied to no call; support-bot's rules say"
+note "sampling: deny."
 note "What the server was told: $(curl -s "http://127.0.0.1:9108/_control/standalone?session=${SID%%.*}")"
 i=0
 until grep -q list_changed "$TMP/live-stream"; do
@@ -292,14 +294,18 @@ until grep -q list_changed "$TMP/live-stream"; do
 	[ $i -gt 40 ] && break
 	sleep 0.05
 done
-note "What reached the client on the stream: the notification, not the request:"
+note "What reached the client on the stream: the clean notifications, not the"
+note "card number, not the request:"
 sed 's/^data: //' "$TMP/live-stream" | grep -v '^event:\|^$' | cut -c1-200 | sed 's/^/   /'
 kill $LIVE 2>/dev/null || true
-note "The refusal's audit record (kind mcp_stream):"
-grep -h '"kind":"mcp_stream"' "$TMP"/audit/audit-*.jsonl | tail -1 | tr ',' '\n' |
-    grep -E '"(agent|session|server|mcp|verdict|rule)"' | tr '\n' ' ' |
-    cut -c1-300 | sed 's/^/   /'
-echo
+note "Each withheld message is an audit record of its own (kind mcp_stream):"
+grep -h '"kind":"mcp_stream"' "$TMP"/audit/audit-*.jsonl | tail -2 |
+    while read -r rec; do
+	printf '%s\n' "$rec" | tr ',' '\n' |
+	    grep -E '"(agent|session|server|mcp|verdict|rule)"' | tr '\n' ' ' |
+	    cut -c1-300 | sed 's/^/   /'
+	echo
+    done
 note "The same session id with the tenant's key naming the same agent: not this"
 note "caller's session, and never sent on to the server:"
 live "$SID" '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' wk-demo-acme-health |

@@ -164,9 +164,12 @@ test('the server\'s own stream (GET): notifications pass, a refused ' +
 async () => {
   const c = await connect('standalone-1');
   let changed = 0;
+  const logs = [];
   c.setNotificationHandler(ToolListChangedNotificationSchema, () => {
     changed++;
   });
+  c.setNotificationHandler(LoggingMessageNotificationSchema,
+    (n) => { logs.push(n.params.data); });
   // The client holds the server's session id with warden's tag on it.
   const sid = c.transport.sessionId.replace(/\.[0-9a-f]{32}$/, '');
   assert.notEqual(sid, c.transport.sessionId);
@@ -184,6 +187,8 @@ async () => {
     await sleep(100);
   assert.equal(changed, 1);
   assert.equal(sampled, false);
+  // The log message with a ticket number was withheld (it came first).
+  assert.deepEqual(logs, ['all quiet']);
   // A client asking to resume: the server is not asked to replay.
   const g = await fetch(`${base}/mcp/crm`, { headers: {
     Authorization: `Bearer ${key}`, 'X-Warden-Session': 'standalone-1',

@@ -14,8 +14,9 @@
 //             end of each tools/call answer back (linger?ms=N: the
 //             result goes out, the stream stays open N ms longer), and
 //             speak on a session's own stream (standalone?session=ID:
-//             a tools/list_changed notification, then a sampling
-//             request not tied to any call; answers what became of it).
+//             two log messages, a tools/list_changed notification, then
+//             a sampling request not tied to any call; answers what
+//             became of it).
 //
 // Every MCP request must carry MCP_SERVER_TOKEN as its bearer token (the
 // credential warden attaches); anything else is 401.
@@ -148,6 +149,13 @@ const server = http.createServer(async (req, res) => {
     const out = [];
     const t = sessions.get(url.searchParams.get('session'));
     if (t) {
+      // Two log messages first: one with a ticket and a card number
+      // (what the tests' and the demo's answer detectors look for:
+      // withheld by warden), one without.
+      await t.mcp.server.sendLoggingMessage({ level: 'info',
+        data: 'opened TKT-111111 for card 4111 1111 1111 1111' });
+      await t.mcp.server.sendLoggingMessage({ level: 'info',
+        data: 'all quiet' });
       await t.mcp.server.sendToolListChanged();
       try {
         await t.mcp.server.createMessage({ messages: [{ role: 'user',
