@@ -362,11 +362,22 @@ START_TEST(mcp_detector_that_cannot_run_refuses)
 	it_http("POST", url, h, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":"
 	    "\"tools/call\",\"params\":{\"name\":\"search_docs\",\"arguments\":"
 	    "{\"q\":\"det-fail-mcp\"}}}", 5000, &r);
-	it_stop(w, SIGTERM);
 	ck_assert_msg(r.status == 503, "%ld %s", r.status, r.body);
 	ck_assert_ptr_nonnull(strstr(r.body, "\"detector_unavailable\""));
 	ck_assert_ptr_nonnull(strstr(r.body, "\"id\":7"));
 	it_resp_free(&r);
+	/* Nor is the server's own stream opened unread. */
+	{
+		const char *hg[] = { auth, "Accept: text/event-stream",
+			"MCP-Protocol-Version: 2025-11-25", NULL };
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/mcp/crm", port);
+		it_http("GET", url, hg, NULL, 5000, &r);
+		ck_assert_msg(r.status == 503 && strstr(r.body,
+		    "\"detector_unavailable\""), "%ld %s", r.status, r.body);
+		it_resp_free(&r);
+	}
+	it_stop(w, SIGTERM);
 	free(rules);
 	free(broken);
 }
