@@ -424,7 +424,8 @@ identify(struct mcp_txn *t, struct gw_conn *c, const struct gw_http_req *req)
 	return true;
 }
 
-/* A tools/call refused before the decision: recorded, answered. */
+/* A message refused before it is sent (a tools/call before its
+ * decision): recorded, answered. */
 static void
 refuse_call(struct mcp_txn *t, struct gw_conn *c, int status,
     enum wd_code code, const char *rule, const char *fmt, ...)
@@ -450,6 +451,15 @@ refuse_call(struct mcp_txn *t, struct gw_conn *c, int status,
 	mcp_rpc_error(c, status, t->is_req ? t->msg.id : NULL, GW_RPC_POLICY,
 	    rule != NULL ? rule : wd_errdef(code)->code,
 	    "warden refused the %s: %s", t->is_call ? "call" : "message", msg);
+}
+
+/* refuse_call with the code's own name and message. */
+static void
+refuse_code(struct mcp_txn *t, struct gw_conn *c, int status,
+    enum wd_code code)
+{
+	refuse_call(t, c, status, code, wd_errdef(code)->code, "%s",
+	    wd_errdef(code)->message);
 }
 
 /*
@@ -484,17 +494,13 @@ scan_sent(struct mcp_txn *t, struct gw_conn *c)
 
 	rc = gw_detect_mcp_args(&t->det, t->snap, sent_payload(t), &counts);
 	if (rc == WD_ELIMIT) {
-		refuse_call(t, c, 200, WD_CODE_TOO_MANY_TEXTS,
-		    wd_errdef(WD_CODE_TOO_MANY_TEXTS)->code, "%s",
-		    wd_errdef(WD_CODE_TOO_MANY_TEXTS)->message);
+		refuse_code(t, c, 200, WD_CODE_TOO_MANY_TEXTS);
 		return false;
 	}
 	/* The answer's detectors too, for what the server gives back. */
 	if (rc != WD_OK || (t->is_req && gw_detect_answer_open(&t->res,
 	    t->snap, NULL) != WD_OK)) {
-		refuse_call(t, c, 503, WD_CODE_DETECTOR_UNAVAILABLE,
-		    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->code, "%s",
-		    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->message);
+		refuse_code(t, c, 503, WD_CODE_DETECTOR_UNAVAILABLE);
 		return false;
 	}
 	for (size_t i = 0; counts != NULL && i < pd->n; i++) {
@@ -529,16 +535,14 @@ redact_sent(struct mcp_txn *t, struct gw_conn *c)
 		return true;
 	if (gw_detect_redact(&t->det, t->snap) != WD_OK ||
 	    (text = json_dumps(t->msg.root, JSON_COMPACT)) == NULL) {
-		refuse_call(t, c, 200, WD_CODE_REDACTION_FAILED,
-		    wd_errdef(WD_CODE_REDACTION_FAILED)->code, "%s",
-		    wd_errdef(WD_CODE_REDACTION_FAILED)->message);
+		refuse_code(t, c, 200, WD_CODE_REDACTION_FAILED);
 		return false;
 	}
 	wd_wipe(t->out_body, t->out_len);
 	free(t->out_body);
 	t->out_body = text;
 	t->out_len = strlen(text);
-	mcp_digest(t, sent_payload(t), t->args_hmac);
+	mcp_digest(t, sent_payload(t), t->sent_hmac);
 	return true;
 }
 
@@ -620,13 +624,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 		t->standalone = true;
 		/* What the server says on it is read as answers are. */
 		if (gw_detect_answer_open(&t->res, t->snap, NULL) != WD_OK) {
-			t->status = 503;
-			mcp_record(t, "deny", wd_errdef(
-			    WD_CODE_DETECTOR_UNAVAILABLE)->code, "the server's "
-			    "stream was not opened: content detection cannot run");
-			mcp_rpc_error(c, 503, NULL, GW_RPC_POLICY,
-			    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->code, "%s",
-			    wd_errdef(WD_CODE_DETECTOR_UNAVAILABLE)->message);
+			refuse_code(t, c, 503, WD_CODE_DETECTOR_UNAVAILABLE);
 			goto drop;
 		}
 		forward(t, c, req, "GET");
@@ -672,8 +670,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 			snprintf(t->tool, sizeof(t->tool), "%s", name ? name : "");
 			t->agent_tool = name ? pol_mcp_agent_tool(t->m, name) : NULL;
 			t->status = 400;
-			mcp_digest(t, json_object_get(t->msg.params, "arguments"),
-			    t->args_hmac);
+			mcp_digest(t, sent_payload(t), t->sent_hmac);
 			mcp_record(t, "deny", "header_mismatch", why);
 		}
 		mcp_rpc_error(c, 400, t->msg.id, GW_RPC_HEADER_MISMATCH,
@@ -683,8 +680,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 	t->is_req = t->msg.kind == GW_RPC_REQUEST;
 	if (t->is_req && strcmp(t->msg.method, "tools/list") == 0)
 		t->is_list = true;
-	if (t->msg.kind == GW_RPC_REQUEST &&
-	    strcmp(t->msg.method, "tools/call") == 0) {
+	if (t->is_req && strcmp(t->msg.method, "tools/call") == 0) {
 		const char *name = json_string_value(json_object_get(t->msg.params,
 		    "name"));
 
@@ -698,7 +694,7 @@ gw_mcp(struct gw_conn *c, struct gw_http_req *req, struct evbuffer *body)
 	}
 	if (!scan_sent(t, c))
 		goto drop;
-	mcp_digest(t, sent_payload(t), t->args_hmac);
+	mcp_digest(t, sent_payload(t), t->sent_hmac);
 	if (t->is_call && !decide_call(t, &rule, msg, sizeof(msg))) {
 		t->status = 200;
 		mcp_record(t, "deny", rule, msg);

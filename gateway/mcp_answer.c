@@ -6,7 +6,8 @@
  * (mcp_pins.c); the server's requests for sampling or elicitation pass
  * only where the agent's `mcp:` rules allow them (refused ones are
  * answered to the server by warden, never shown to the client); a
- * tools/call result that an answer detector watches is withheld.  A
+ * result, a notification or a server request in which an answer
+ * detector finds what it watches for is withheld.  A
  * JSON answer is read whole, an SSE answer event by event, re-framed
  * (only data: and id: are kept).  Here too what goes back to the client
  * as warden's own (JSON-RPC errors) and the transaction's record, which
@@ -51,10 +52,11 @@ mcp_rpc_error(struct gw_conn *c, int status, json_t *id, int code,
 	free(text);
 }
 
-/* ---- the records (mcp_call, mcp_list, mcp_request, mcp_stream) ---- */
+/* ---- the records (mcp_call, mcp_list, mcp_request, mcp_message,
+ * mcp_stream) ---- */
 
-/* Which detectors fired on the arguments (and the result), how often:
- * never what they found. */
+/* Which detectors fired on what the client sent (and on what the server
+ * said), how often: never what they found. */
 static void
 detections_json(const struct mcp_txn *t, json_t *rec)
 {
@@ -110,9 +112,12 @@ mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
 	    "status", t->status);
 	if (rec == NULL)
 		return;
-	if (t->is_call)
-		json_object_set_new(rec, "arguments_hmac", t->args_hmac[0] ?
-		    json_string(t->args_hmac) : json_null());
+	/* A digest of what the client's message carried (a call's
+	 * arguments: the format's own name for it). */
+	if (!t->is_list && !t->standalone && t->msg.root != NULL)
+		json_object_set_new(rec, t->is_call ? "arguments_hmac" :
+		    "sent_hmac", t->sent_hmac[0] ? json_string(t->sent_hmac) :
+		    json_null());
 	if (t->is_req && !t->is_list)
 		json_object_set_new(rec, "result_hmac", t->result_hmac[0] ?
 		    json_string(t->result_hmac) : json_null());
@@ -129,7 +134,7 @@ mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
 		    512 ? json_string(name) : json_null());
 	}
 	/* A client's notification or response (a sampling or an elicitation
-	 * answer): what it was, and a digest of what it carried. */
+	 * answer): what it was. */
 	if (!t->is_req && !t->standalone && t->msg.root != NULL) {
 		json_object_set_new(rec, "rpc", json_string(t->msg.kind ==
 		    GW_RPC_NOTIFICATION ? "notification" : t->msg.error != NULL ?
@@ -137,9 +142,6 @@ mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
 		json_object_set_new(rec, "method", t->msg.method != NULL ?
 		    json_string(t->msg.method) : json_null());
 	}
-	if (!t->is_call && !t->is_list && !t->standalone && t->msg.root != NULL)
-		json_object_set_new(rec, "sent_hmac", t->args_hmac[0] ?
-		    json_string(t->args_hmac) : json_null());
 	if (t->log != NULL)
 		json_object_set(rec, "mcp", t->log);
 	detections_json(t, rec);
@@ -360,15 +362,8 @@ filter_list(struct mcp_txn *t, json_t *result)
 	json_object_set_new(t->log, "pins", pins);
 }
 
-/* Answer a refused server request on the server's side. */
-static void
-reply_done(void *arg, enum wd_err err, const char *detail)
-{
-	(void)err;
-	(void)detail;
-	free(arg);
-}
-
+/* Answer a refused server request on the server's side: what the
+ * server says back is of no interest. */
 static size_t
 reply_data(void *arg, const char *data, size_t len)
 {
@@ -409,7 +404,8 @@ reply_free(void *arg)
 static void
 reply_done_free(void *arg, enum wd_err err, const char *detail)
 {
-	reply_done(NULL, err, detail);
+	(void)err;
+	(void)detail;
 	reply_free(arg);
 }
 
@@ -752,10 +748,7 @@ sse_event(struct mcp_txn *t, const char *ev, size_t len, struct evbuffer *out)
 		if (text == NULL)
 			goto out;
 		evbuffer_add_printf(out, "event: message\n");
-		for (size_t i = 0; id[0] && i < strlen(id); i++)
-			if (id[i] == '\r' || id[i] == '\n')
-				id[0] = '\0';
-		if (id[0] != '\0')
+		if (id[0] != '\0' && id[strcspn(id, "\r\n")] == '\0')
 			evbuffer_add_printf(out, "id: %s\n", id);
 		evbuffer_add_printf(out, "data: %s\n\n", text);
 		free(text);
@@ -861,10 +854,12 @@ finish_json(struct mcp_txn *t)
 	if (!server_message(t, &sm)) {
 		gw_rpc_clear(&sm);
 		t->status = 502;
-		mcp_record_answer(t, "the MCP server answered with a refused request");
+		mcp_record_answer(t, "the MCP server answered with a message "
+		    "warden withheld");
 		mcp_rpc_error(t->conn, 502, t->msg.id, GW_RPC_POLICY, "mcp_refused",
-		    "the MCP server answered with a request the agent's rules "
-		    "refuse");
+		    "the MCP server answered with a message warden does not pass "
+		    "on (a request the agent's rules refuse, or what an answer "
+		    "detector watches for)");
 		return;
 	}
 	/* Written already if the message was the response; not if the

@@ -46,22 +46,24 @@ struct mcp_txn {
 	char fwd_sid[256];		/* the client's, checked: to the server */
 	struct evbuffer *acc;		/* JSON body, or SSE bytes not yet whole */
 	struct gw_sse sse_st;
-	/* For its record: a request (every one forwarded has one); a
-	 * tools/call names its tool, any request's result has a digest. */
+	/* For its record (every message forwarded has one): a tools/call
+	 * names its tool; what the message carried (sent_payload: a call's
+	 * arguments) and any request's result have a digest. */
 	bool is_req;
 	bool is_call;
 	char tool[129];			/* the server's tool name */
 	const char *agent_tool;		/* borrowed from snap */
-	char args_hmac[AUD_HASH_HEX + 1];
+	char sent_hmac[AUD_HASH_HEX + 1];
 	char result_hmac[AUD_HASH_HEX + 1];
 	bool is_list;
 	bool standalone;		/* a GET: the server's own stream */
 	bool recorded;			/* its one record is written */
-	json_t *log;			/* hidden tools, pins, refused requests */
-	/* Content detection (issue 20): the arguments before the decision,
-	 * the result on its way back. */
+	json_t *log;			/* hidden tools, pins, refused requests,
+					 * withheld notifications */
+	/* Content detection (issue 20): what the client sends, before the
+	 * decision; what the server says, on its way back. */
 	struct gw_detect det;
-	uint64_t det_classes;		/* classes the arguments carry */
+	uint64_t det_classes;		/* classes what it sends carries */
 	struct gw_detect_answer res;
 	const char *res_code;		/* the result was withheld: why */
 	char res_msg[160];
@@ -73,11 +75,12 @@ struct mcp_txn {
 void mcp_rpc_error(struct gw_conn *c, int status, json_t *id, int code,
     const char *wcode, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
-/* The transaction's record (mcp_call, mcp_list, mcp_request; an
- * mcp_stream for each refusal on the server's own stream), once. */
+/* The transaction's record (mcp_call, mcp_list, mcp_request,
+ * mcp_message; an mcp_stream for each refusal on the server's own
+ * stream), once. */
 void mcp_record(struct mcp_txn *t, const char *verdict, const char *rule,
     const char *why);
-/* The record of a forwarded request, before its answer goes. */
+/* The record of a forwarded message, before its answer goes. */
 void mcp_record_answer(struct mcp_txn *t, const char *why);
 /* HMAC of j's canonical JSON with the payload key ("" without one). */
 void mcp_digest(struct mcp_txn *t, json_t *j, char out[AUD_HASH_HEX + 1]);
