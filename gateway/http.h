@@ -110,9 +110,8 @@ enum wd_err gw_chunk_step(struct gw_chunk_rd *r, const char *in, size_t n,
 
 /* A client's chunked request body, decoded into an evbuffer. */
 struct gw_chunked {
-	struct gw_chunk_rd rd;
+	struct gw_chunk_rd rd;		/* rd.done: the body is whole */
 	size_t total;			/* decoded body bytes so far */
-	bool done;
 	char why[96];			/* what was wrong, after WD_EPARSE */
 };
 

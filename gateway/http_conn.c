@@ -683,7 +683,7 @@ read_body(struct gw_conn *c, struct evbuffer *in)
 			dispatch(c);
 		return;
 	}
-	while (evbuffer_get_length(in) > 0 && !c->chunked.done) {
+	while (evbuffer_get_length(in) > 0 && !c->chunked.rd.done) {
 		struct evbuffer_iovec v;
 		size_t used = 0;
 		enum wd_err rc;
@@ -710,7 +710,7 @@ read_body(struct gw_conn *c, struct evbuffer *in)
 			return;
 		}
 	}
-	if (c->chunked.done)
+	if (c->chunked.rd.done)
 		dispatch(c);
 }
 

@@ -449,7 +449,6 @@ gw_chunked_decode(struct gw_chunked *st, const char *in, size_t len,
 			return WD_ELIMIT;
 		}
 	}
-	st->done = st->rd.done;
 	*used = at;
 	return WD_OK;
 }

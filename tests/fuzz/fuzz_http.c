@@ -78,7 +78,7 @@ decode(struct run *r, const char *buf, size_t size, size_t split)
 	if (used > split)
 		abort();
 	r->used = used;
-	if (r->rc == WD_OK && !st.done) {
+	if (r->rc == WD_OK && !st.rd.done) {
 		/* A part that did not finish the body is consumed whole. */
 		if (used != split)
 			abort();
@@ -88,7 +88,7 @@ decode(struct run *r, const char *buf, size_t size, size_t split)
 			abort();
 		r->used += used;
 	}
-	r->done = st.done;
+	r->done = st.rd.done;
 	r->total = st.total;
 	if (st.total != evbuffer_get_length(r->out) || st.total > 4096)
 		abort();

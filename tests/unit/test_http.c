@@ -432,7 +432,7 @@ START_TEST(chunked_simple)
 	decode(&d, in, sizeof(in) - 1, 1024);
 	ck_assert_int_eq(d.rc, WD_OK);
 	ck_assert_str_eq(d.body, "hello world");
-	ck_assert(d.st.done);
+	ck_assert(d.st.rd.done);
 	ck_assert_uint_eq(d.used, sizeof(in) - 1);
 	ck_assert_uint_eq(d.st.total, 11);
 }
@@ -457,7 +457,7 @@ START_TEST(chunked_byte_at_a_time)
 		ck_assert_uint_eq(used, 1);
 		total_used += used;
 		/* Done exactly at the last byte, not before. */
-		ck_assert_msg(st.done == (i == len - 1), "done at byte %zu", i);
+		ck_assert_msg(st.rd.done == (i == len - 1), "done at byte %zu", i);
 	}
 	ck_assert_uint_eq(total_used, len);
 	ck_assert_uint_eq(evbuffer_get_length(out), 31);
@@ -487,7 +487,7 @@ START_TEST(chunked_any_split)
 		ck_assert_int_eq(gw_chunked_decode(&st, in + k, len - k, &u2, out,
 		    64, 64), WD_OK);
 		ck_assert_uint_eq(u1 + u2, len);
-		ck_assert(st.done);
+		ck_assert(st.rd.done);
 		ck_assert_uint_eq(evbuffer_get_length(out), 7);
 		evbuffer_remove(out, body, 7);
 		body[7] = '\0';
@@ -506,7 +506,7 @@ START_TEST(chunked_extensions)
 	decode(&d, in, sizeof(in) - 1, 1024);
 	ck_assert_int_eq(d.rc, WD_OK);
 	ck_assert_str_eq(d.body, "hello!!");
-	ck_assert(d.st.done);
+	ck_assert(d.st.rd.done);
 	ck_assert_uint_eq(d.used, sizeof(in) - 1);
 }
 END_TEST
@@ -551,7 +551,7 @@ START_TEST(chunked_control_byte_and_long_trailers)
 	ck_assert_int_eq(gw_chunked_decode(&st, in, n, &used, out, 1024, 64),
 	    WD_EPARSE);
 	ck_assert_msg(strstr(st.why, "trailers are too long") != NULL, "%s", st.why);
-	ck_assert(!st.done);
+	ck_assert(!st.rd.done);
 	free(in);
 	evbuffer_free(out);
 }
@@ -566,7 +566,7 @@ START_TEST(chunked_trailers)
 	decode(&d, in, sizeof(in) - 1, 1024);
 	ck_assert_int_eq(d.rc, WD_OK);
 	ck_assert_str_eq(d.body, "hello");
-	ck_assert(d.st.done);
+	ck_assert(d.st.rd.done);
 	ck_assert_uint_eq(d.used, sizeof(in) - 1);
 }
 END_TEST
@@ -578,7 +578,7 @@ START_TEST(chunked_trailer_incomplete)
 
 	decode(&d, in, sizeof(in) - 1, 1024);
 	ck_assert_int_eq(d.rc, WD_OK);
-	ck_assert(!d.st.done);
+	ck_assert(!d.st.rd.done);
 	ck_assert_uint_eq(d.used, sizeof(in) - 1);
 }
 END_TEST
@@ -600,7 +600,7 @@ START_TEST(chunked_upper_case_hex)
 	expect[212] = '\0';
 	decode(&d, in, n, 1024);
 	ck_assert_int_eq(d.rc, WD_OK);
-	ck_assert(d.st.done);
+	ck_assert(d.st.rd.done);
 	ck_assert_uint_eq(d.used, n);
 	ck_assert_uint_eq(d.blen, 10 + 31 + 171);
 	ck_assert_str_eq(d.body, expect);
@@ -616,7 +616,7 @@ START_TEST(chunked_sixteen_hex_digits)
 	decode(&d, in, sizeof(in) - 1, 1024);
 	ck_assert_int_eq(d.rc, WD_OK);
 	ck_assert_str_eq(d.body, "abc");
-	ck_assert(d.st.done);
+	ck_assert(d.st.rd.done);
 }
 END_TEST
 
@@ -629,7 +629,7 @@ START_TEST(chunked_seventeen_hex_digits)
 	decode(&d, in, sizeof(in) - 1, 1024);
 	ck_assert_int_eq(d.rc, WD_EPARSE);
 	ck_assert_uint_eq(d.blen, 0);
-	ck_assert(!d.st.done);
+	ck_assert(!d.st.rd.done);
 	decode(&d, big, sizeof(big) - 1, 1024);
 	ck_assert_int_eq(d.rc, WD_EPARSE);
 }
@@ -649,7 +649,7 @@ START_TEST(chunked_missing_crlf_after_data)
 
 		decode(&d, bad[i], strlen(bad[i]), 1024);
 		ck_assert_msg(d.rc == WD_EPARSE, "case %zu: rc %d", i, d.rc);
-		ck_assert(!d.st.done);
+		ck_assert(!d.st.rd.done);
 	}
 }
 END_TEST
@@ -673,7 +673,7 @@ START_TEST(chunked_bad_framing)
 
 		decode(&d, bad[i], strlen(bad[i]), 1024);
 		ck_assert_msg(d.rc == WD_EPARSE, "case %zu: rc %d", i, d.rc);
-		ck_assert(!d.st.done);
+		ck_assert(!d.st.rd.done);
 	}
 }
 END_TEST
@@ -689,11 +689,11 @@ START_TEST(chunked_body_over_max)
 	ck_assert_int_eq(d.rc, WD_ELIMIT);
 	/* Nothing past the limit was decoded. */
 	ck_assert_str_eq(d.body, "hello");
-	ck_assert(!d.st.done);
+	ck_assert(!d.st.rd.done);
 	decode(&d, at, sizeof(at) - 1, 8);
 	ck_assert_int_eq(d.rc, WD_OK);
 	ck_assert_str_eq(d.body, "helloabc");
-	ck_assert(d.st.done);
+	ck_assert(d.st.rd.done);
 	decode(&d, huge, sizeof(huge) - 1, 1 << 20);
 	ck_assert_int_eq(d.rc, WD_ELIMIT);
 	ck_assert_uint_eq(d.blen, 0);
@@ -712,7 +712,7 @@ START_TEST(chunked_stops_at_end_of_body)
 	memset(&st, 0, sizeof(st));
 	ck_assert_int_eq(gw_chunked_decode(&st, in, sizeof(in) - 1, &used, out,
 	    1024, 1024), WD_OK);
-	ck_assert(st.done);
+	ck_assert(st.rd.done);
 	ck_assert_uint_eq(used, body_len);
 	ck_assert_uint_eq(evbuffer_get_length(out), 4);
 	/* Once done, the decoder takes nothing more. */
@@ -731,7 +731,7 @@ START_TEST(chunked_stops_after_trailers_when_pipelined)
 
 	decode(&d, in, sizeof(in) - 1, 1024);
 	ck_assert_int_eq(d.rc, WD_OK);
-	ck_assert(d.st.done);
+	ck_assert(d.st.rd.done);
 	ck_assert_uint_eq(d.used, sizeof(in) - 1 - 4);
 	ck_assert_str_eq(d.body, "x");
 }
