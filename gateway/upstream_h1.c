@@ -456,14 +456,15 @@ build_head(struct h1_xfer *x, const char *host, const char *target)
 	size_t len;
 	int cl;
 
-	memcpy(clen, "Content-Length: ", 16);
-	cl = 16 + (int)wd_u64_dec(r->body_len, clen + 16);
-	memcpy(clen + cl, "\r\n\r\n", 5);
-	cl += 4;
 	/* A GET has no body, so no length either (RFC 9110, 8.6). */
 	if (strcmp(method, "GET") == 0 && r->body_len == 0) {
 		memcpy(clen, "\r\n", 3);
 		cl = 2;
+	} else {
+		memcpy(clen, "Content-Length: ", 16);
+		cl = 16 + (int)wd_u64_dec(r->body_len, clen + 16);
+		memcpy(clen + cl, "\r\n\r\n", 5);
+		cl += 4;
 	}
 	len = strlen(method) + 1 + strlen(target) + 11 + (size_t)cl;
 	if (r->nheaders > sizeof(few) / sizeof(*few) &&
